@@ -1,0 +1,64 @@
+/**
+ * The A/B slot backend interface: everything the agent asks of a bootloader and its two slots.
+ * Implementations: `file` (image files and a simulated bootloader; tests and the simulator), `uboot`,
+ * `rauc`, `tryboot` (Raspberry Pi). One conformance suite runs against all of them.
+ *
+ * Semantics every backend keeps (the same as Raspberry Pi tryboot and U-Boot bootcount):
+ * - The booted slot is never written. `writeInactive` writes the other slot and reads it back; it leaves
+ *   the boot configuration untouched, so a power loss during the write boots the old slot.
+ * - `armTrial` makes only the next boot (or a bounded number of attempts) run the inactive slot. If that
+ *   boot is not committed with `markGood` — crash, power loss, health check failure — the bootloader
+ *   returns to the primary slot by itself.
+ * - Rollback after a commit is the same path in reverse: arm a trial of the other slot (it still holds
+ *   the previous firmware), reboot, run the health checks, commit.
+ */
+import type { SlotName } from '../../protocol/update-state.js';
+import { FleetError } from '../../protocol/errors.js';
+
+export type SlotBackendKind = 'file' | 'memory' | 'uboot' | 'rauc' | 'tryboot';
+
+/** What the bootloader reports about the boot we are running in. */
+export interface BootState {
+  /** Slot the running system booted from. */
+  booted: SlotName;
+  /** Slot the bootloader boots by default: the last committed one. */
+  primary: SlotName;
+  /** This boot is an uncommitted trial of `booted` (booted !== primary until committed). */
+  trial: boolean;
+  /** Boots since the last commit, where the bootloader counts them. */
+  bootCount?: number;
+}
+
+/** An image already downloaded and verified against the signed manifest. */
+export interface VerifiedImage {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+export interface SlotBackend {
+  readonly kind: SlotBackendKind;
+  /** Reads the bootloader's view of the current boot. */
+  bootState(): Promise<BootState>;
+  /**
+   * Writes the image into the inactive slot, then reads it back and compares sha256. Throws a
+   * SlotError `write-failed` or `readback-failed`; the slot is then never armed.
+   */
+  writeInactive(image: VerifiedImage): Promise<void>;
+  /** Arms a one-shot trial boot of the inactive slot for the next reboot. */
+  armTrial(): Promise<void>;
+  /** Commits the booted trial slot as primary. Idempotent; a no-op outside a trial. */
+  markGood(): Promise<void>;
+  /** Marks the booted trial slot bad, so the next boot returns to the primary. Idempotent. */
+  markBad(): Promise<void>;
+  /** Restarts the device (or, in tests and the simulator, hands control to the injected reboot). */
+  reboot(): Promise<void>;
+}
+
+export type SlotErrorCode = 'write-failed' | 'readback-failed' | 'bootloader-error' | 'not-supported';
+
+export class SlotError extends FleetError {
+  constructor(code: SlotErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}

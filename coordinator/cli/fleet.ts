@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+/**
+ * The `fleet` executable: the one composition root. Each domain registers its own subcommands; heavy
+ * modules (broker, database) are imported inside command actions, so `fleet agent start` on a device
+ * loads only what the agent needs.
+ */
+import { Command } from 'commander';
+import { FleetError } from '../../protocol/errors.js';
+import { registerFirmwareCommands } from '../../firmware/cli.js';
+
+const program = new Command('fleet')
+  .description('safe, signed, wave-based firmware rollouts for IoT fleets')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)');
+
+registerFirmwareCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof FleetError) {
+    console.error(`error [${err.code}]: ${err.message}`);
+    process.exitCode = 2;
+  } else {
+    throw err;
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * Every MQTT message, as zod schemas with a protocol version `v`. Types are inferred from them. Pure.
+ *
+ * Messages are JSON. Each carries `v` (protocol version) and `kind`; `DeviceMessageSchema` and
+ * `CoordinatorMessageSchema` are discriminated unions over `kind` for each direction.
+ */
+import { z } from 'zod';
+import {
+  DeploymentIdSchema,
+  DeviceIdSchema,
+  HardwareModelSchema,
+  SemverSchema,
+  TagSchema,
+} from './ids.js';
+import { UpdateReasonSchema } from './reasons.js';
+import { SlotNameSchema, UpdateStateSchema } from './update-state.js';
+import { EnvelopeSchema, PROTOCOL_VERSION } from './signed.js';
+
+const V = z.literal(PROTOCOL_VERSION);
+const EpochMsSchema = z.number().int().nonnegative();
+
+/** Birth message, sent on every (re)connect. */
+export const HelloMessageSchema = z.object({
+  v: V,
+  kind: z.literal('hello'),
+  deviceId: DeviceIdSchema,
+  hardwareModel: HardwareModelSchema,
+  firmwareVersion: SemverSchema,
+  activeSlot: SlotNameSchema,
+  agentVersion: z.string().min(1).max(64),
+  bucket: z.number().int().min(0).max(1023),
+  tags: z.array(TagSchema).max(32).default([]),
+  /** Anti-rollback floor the device enforces. */
+  securityFloor: z.number().int().min(0).default(0),
+  /** The update the device is working on or last finished, so a restarted coordinator can catch up. */
+  update: z
+    .object({
+      deploymentId: DeploymentIdSchema,
+      state: UpdateStateSchema,
+      toVersion: SemverSchema.optional(),
+    })
+    .optional(),
+  bootCount: z.number().int().nonnegative().optional(),
+  at: EpochMsSchema,
+});
+export type HelloMessage = z.infer<typeof HelloMessageSchema>;
+
+/** One transition of the device's update state machine. */
+export const StatusMessageSchema = z.object({
+  v: V,
+  kind: z.literal('status'),
+  deviceId: DeviceIdSchema,
+  deploymentId: DeploymentIdSchema,
+  state: UpdateStateSchema,
+  fromVersion: SemverSchema,
+  toVersion: SemverSchema,
+  /** Bytes downloaded so far and the total, while downloading. */
+  progress: z.object({ bytes: z.number().int().nonnegative(), total: z.number().int().positive() }).optional(),
+  reason: UpdateReasonSchema.optional(),
+  /** Human detail for the reason (bounded). */
+  detail: z.string().max(512).optional(),
+  /** Per-device sequence number; lets the coordinator ignore duplicates and reordering. */
+  seq: z.number().int().nonnegative(),
+  at: EpochMsSchema,
+});
+export type StatusMessage = z.infer<typeof StatusMessageSchema>;
+
+/**
+ * Metric values. A metric the device cannot measure is left out, never sent as zero.
+ * Counters are cumulative since the agent's data directory was created (monotonic across reboots), so
+ * a lost QoS 0 message loses no events: the coordinator takes differences.
+ */
+export const TelemetryMessageSchema = z.object({
+  v: V,
+  kind: z.literal('telemetry'),
+  deviceId: DeviceIdSchema,
+  firmwareVersion: SemverSchema,
+  slot: SlotNameSchema,
+  uptimeS: z.number().nonnegative(),
+  bootCount: z.number().int().nonnegative(),
+  metrics: z
+    .object({
+      cpuPct: z.number().min(0).max(100),
+      memUsedMb: z.number().nonnegative(),
+      memTotalMb: z.number().nonnegative(),
+      temperatureC: z.number().min(-80).max(200),
+      batteryPct: z.number().min(0).max(100),
+      powerW: z.number().nonnegative(),
+      bootTimeS: z.number().nonnegative(),
+    })
+    .partial(),
+  counters: z.object({
+    crashes: z.number().int().nonnegative(),
+    agentRestarts: z.number().int().nonnegative(),
+    errors: z.number().int().nonnegative(),
+    reboots: z.number().int().nonnegative(),
+  }),
+  /** Custom numeric metrics from the device's metrics script. */
+  custom: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), z.number()).default({}),
+  /** New error log lines since the last message: untrusted, bounded, truncated by the agent. */
+  logs: z.array(z.string().max(512)).max(20).default([]),
+  seq: z.number().int().nonnegative(),
+  at: EpochMsSchema,
+});
+export type TelemetryMessage = z.infer<typeof TelemetryMessageSchema>;
+
+/** Last will (offline) and explicit presence. */
+export const PresenceMessageSchema = z.object({
+  v: V,
+  kind: z.literal('presence'),
+  deviceId: DeviceIdSchema,
+  state: z.enum(['online', 'offline']),
+  at: EpochMsSchema.optional(),
+});
+export type PresenceMessage = z.infer<typeof PresenceMessageSchema>;
+
+/** A wave's signed manifest, published retained on each of the wave's bucket topics. */
+export const RolloutMessageSchema = z.object({
+  v: V,
+  kind: z.literal('rollout'),
+  deploymentId: DeploymentIdSchema,
+  /** 0-based wave index that added this bucket. */
+  wave: z.number().int().nonnegative(),
+  /** Signed manifest envelope; verified by the agent before anything else. */
+  manifest: EnvelopeSchema,
+});
+export type RolloutMessage = z.infer<typeof RolloutMessageSchema>;
+
+/** A signed command to one device. */
+export const CommandMessageSchema = z.object({
+  v: V,
+  kind: z.literal('command'),
+  command: EnvelopeSchema,
+});
+export type CommandMessage = z.infer<typeof CommandMessageSchema>;
+
+/** Device-side feature flags, evaluated by the coordinator per device-independent rules. */
+export const FlagValueSchema = z.object({
+  enabled: z.boolean(),
+  /** Percentage of devices (by Unleash-style bucketing on the device id) that see it enabled. */
+  rollout: z.number().min(0).max(100).default(100),
+  variants: z.array(z.object({ name: z.string().min(1).max(64), weight: z.number().int().min(0) })).default([]),
+});
+export type FlagValue = z.infer<typeof FlagValueSchema>;
+
+export const FlagsMessageSchema = z.object({
+  v: V,
+  kind: z.literal('flags'),
+  /** Monotonic snapshot version; agents ignore older snapshots. */
+  version: z.number().int().nonnegative(),
+  flags: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), FlagValueSchema),
+  at: EpochMsSchema,
+});
+export type FlagsMessage = z.infer<typeof FlagsMessageSchema>;
+
+export const DeviceMessageSchema = z.discriminatedUnion('kind', [
+  HelloMessageSchema,
+  StatusMessageSchema,
+  TelemetryMessageSchema,
+  PresenceMessageSchema,
+]);
+export type DeviceMessage = z.infer<typeof DeviceMessageSchema>;
+
+export const CoordinatorMessageSchema = z.discriminatedUnion('kind', [
+  RolloutMessageSchema,
+  CommandMessageSchema,
+  FlagsMessageSchema,
+]);
+export type CoordinatorMessage = z.infer<typeof CoordinatorMessageSchema>;
+
+export { TagSchema };

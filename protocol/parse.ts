@@ -1,0 +1,45 @@
+/**
+ * Parsing at the edge: bytes in, a typed message or a precise error out. Never throws. Pure.
+ */
+import type { z } from 'zod';
+import type { FleetError} from './errors.js';
+import { UnsupportedVersionError, ValidationError } from './errors.js';
+import { PROTOCOL_VERSION } from './signed.js';
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: FleetError };
+
+/** Formats zod issues as `path: message` strings an operator can act on. */
+export function formatIssues(error: z.ZodError): string[] {
+  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+}
+
+/** Parses an already-decoded value with a schema; unknown protocol versions get their own error. */
+export function parseValue<S extends z.ZodType>(schema: S, value: unknown, what: string): ParseResult<z.infer<S>> {
+  if (typeof value === 'object' && value !== null && 'v' in value) {
+    const v = (value).v;
+    if (v !== PROTOCOL_VERSION) return { ok: false, error: new UnsupportedVersionError(what, v) };
+  }
+  const result = schema.safeParse(value);
+  if (result.success) return { ok: true, value: result.data };
+  return { ok: false, error: new ValidationError(what, formatIssues(result.error)) };
+}
+
+/** Parses a JSON payload (Buffer or string) with a schema. */
+export function parsePayload<S extends z.ZodType>(
+  schema: S,
+  payload: Uint8Array | string,
+  what: string,
+): ParseResult<z.infer<S>> {
+  let value: unknown;
+  try {
+    value = JSON.parse(typeof payload === 'string' ? payload : Buffer.from(payload).toString('utf8'));
+  } catch (err) {
+    return { ok: false, error: new ValidationError(what, [`not JSON: ${(err as Error).message}`]) };
+  }
+  return parseValue(schema, value, what);
+}
+
+/** Serialises a message for the wire. */
+export function encodeMessage(message: unknown): Buffer {
+  return Buffer.from(JSON.stringify(message), 'utf8');
+}

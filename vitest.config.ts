@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Network tests bind 127.0.0.1 port 0 and use unique ids, so files may run in parallel.
+    pool: 'forks',
+  },
+});
