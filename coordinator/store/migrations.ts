@@ -1,0 +1,82 @@
+/**
+ * Versioned schema migrations. Each module that owns tables exports its migrations; they are listed in
+ * one place (migration-list.ts) in version order. Applying is idempotent: each pending migration runs
+ * in its own transaction and is recorded in `schema_migrations`, so a crash mid-way leaves the database
+ * at the last complete version.
+ */
+import type Database from 'better-sqlite3';
+import { FleetError } from '../../protocol/errors.js';
+
+export interface Migration {
+  /** Strictly increasing across the whole list; never reuse or renumber a shipped version. */
+  version: number;
+  /** Short name, e.g. `devices`, recorded with the version. */
+  name: string;
+  up(db: Database.Database): void;
+}
+
+export class MigrationError extends FleetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('migration', message, options);
+  }
+}
+
+/** Checks that versions are unique and ascending; throws naming the offending pair. */
+export function validateMigrations(list: readonly Migration[]): void {
+  for (let i = 1; i < list.length; i++) {
+    const prev = list[i - 1]!;
+    const cur = list[i]!;
+    if (cur.version <= prev.version) {
+      throw new MigrationError(
+        `migration ${cur.version} (${cur.name}) must have a higher version than ${prev.version} (${prev.name}); fix the order in coordinator/store/migration-list.ts`,
+      );
+    }
+  }
+}
+
+/** The highest applied version, 0 for a fresh database. */
+export function currentSchemaVersion(db: Database.Database): number {
+  ensureTable(db);
+  const row = db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null };
+  return row.v ?? 0;
+}
+
+function ensureTable(db: Database.Database): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+  )`);
+}
+
+/** Applies every migration above the database's version, in order. Returns the versions applied. */
+export function applyMigrations(db: Database.Database, list: readonly Migration[], now: () => number = Date.now): number[] {
+  validateMigrations(list);
+  ensureTable(db);
+  const applied = new Set(
+    (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version),
+  );
+  const known = new Set(list.map((m) => m.version));
+  const unknown = [...applied].filter((v) => !known.has(v));
+  if (unknown.length) {
+    throw new MigrationError(
+      `database has schema version(s) ${unknown.join(', ')} this build does not know; it was written by a newer fleet — upgrade this coordinator`,
+    );
+  }
+  const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+  const done: number[] = [];
+  for (const m of list) {
+    if (applied.has(m.version)) continue;
+    const run = db.transaction(() => {
+      m.up(db);
+      record.run(m.version, m.name, new Date(now()).toISOString());
+    });
+    try {
+      run();
+    } catch (err) {
+      throw new MigrationError(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, { cause: err });
+    }
+    done.push(m.version);
+  }
+  return done;
+}

@@ -1,0 +1,120 @@
+/**
+ * The store's own tables (versions 1–99): devices and their credentials, artifacts, telemetry
+ * (raw samples with bounded retention, per-device rollups, last cumulative counters) and the audit log.
+ * Engine, flag and canary tables are contributed by those modules (see migration-list.ts).
+ */
+import type { Migration } from './migrations.js';
+
+export const STORE_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'devices',
+    up(db) {
+      db.exec(`
+        CREATE TABLE devices (
+          device_id TEXT PRIMARY KEY,
+          hardware_model TEXT,
+          firmware_version TEXT,
+          active_slot TEXT,
+          agent_version TEXT,
+          bucket INTEGER NOT NULL,
+          tags TEXT NOT NULL DEFAULT '[]',
+          security_floor INTEGER NOT NULL DEFAULT 0,
+          online INTEGER NOT NULL DEFAULT 0,
+          first_seen INTEGER,
+          last_seen INTEGER,
+          last_hello INTEGER,
+          boot_count INTEGER,
+          provisioned_at INTEGER,
+          update_json TEXT
+        );
+        CREATE INDEX devices_model_version ON devices (hardware_model, firmware_version);
+        CREATE TABLE device_credentials (
+          device_id TEXT PRIMARY KEY,
+          -- scrypt$N$r$p$salt(b64)$hash(b64); the password itself is never stored
+          secret_hash TEXT NOT NULL,
+          created_at INTEGER NOT NULL,
+          revoked INTEGER NOT NULL DEFAULT 0
+        );
+      `);
+    },
+  },
+  {
+    version: 2,
+    name: 'artifacts',
+    up(db) {
+      db.exec(`
+        CREATE TABLE artifacts (
+          sha256 TEXT NOT NULL,
+          firmware_version TEXT NOT NULL,
+          hardware TEXT NOT NULL,
+          size INTEGER NOT NULL,
+          file_name TEXT NOT NULL,
+          manifest_json TEXT NOT NULL,
+          offline_signed INTEGER NOT NULL DEFAULT 0,
+          uploaded_at INTEGER NOT NULL,
+          PRIMARY KEY (firmware_version)
+        );
+        CREATE INDEX artifacts_sha ON artifacts (sha256);
+      `);
+    },
+  },
+  {
+    version: 3,
+    name: 'telemetry',
+    up(db) {
+      db.exec(`
+        CREATE TABLE telemetry_raw (
+          device_id TEXT NOT NULL,
+          at INTEGER NOT NULL,
+          firmware_version TEXT NOT NULL,
+          cpu REAL, mem REAL, temp REAL, battery REAL, power REAL, boot_time REAL
+        );
+        CREATE INDEX telemetry_raw_device_at ON telemetry_raw (device_id, at);
+        CREATE INDEX telemetry_raw_at ON telemetry_raw (at);
+        CREATE TABLE telemetry_rollup (
+          device_id TEXT NOT NULL,
+          slot_start INTEGER NOT NULL,
+          firmware_version TEXT NOT NULL,
+          samples INTEGER NOT NULL,
+          first_at INTEGER NOT NULL,
+          last_at INTEGER NOT NULL,
+          exposure_ms INTEGER NOT NULL,
+          crashes INTEGER NOT NULL, errors INTEGER NOT NULL, reboots INTEGER NOT NULL, agent_restarts INTEGER NOT NULL,
+          -- per metric: n, sum, sumsq, max, st, stt, sty (t in hours from slot_start)
+          metrics_json TEXT NOT NULL,
+          error_lines TEXT NOT NULL DEFAULT '[]',
+          PRIMARY KEY (device_id, slot_start, firmware_version)
+        );
+        CREATE INDEX telemetry_rollup_slot ON telemetry_rollup (slot_start);
+        CREATE TABLE device_counters (
+          device_id TEXT PRIMARY KEY,
+          at INTEGER NOT NULL,
+          seq INTEGER NOT NULL,
+          crashes INTEGER NOT NULL, errors INTEGER NOT NULL, reboots INTEGER NOT NULL, agent_restarts INTEGER NOT NULL
+        );
+      `);
+    },
+  },
+  {
+    version: 4,
+    name: 'audit',
+    up(db) {
+      db.exec(`
+        CREATE TABLE audit_log (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          at INTEGER NOT NULL,
+          actor TEXT NOT NULL,
+          action TEXT NOT NULL,
+          subject TEXT,
+          detail_json TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX audit_log_at ON audit_log (at);
+        CREATE TABLE counters (
+          name TEXT PRIMARY KEY,
+          value INTEGER NOT NULL
+        );
+      `);
+    },
+  },
+];
