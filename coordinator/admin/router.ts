@@ -75,7 +75,7 @@ interface Route {
   method: HttpMethod;
   parts: string[];
   spec: RouteSpec<z.ZodType | undefined, z.ZodType | undefined>;
-  handler: (ctx: RequestContext<unknown, unknown>) => Promise<HandlerResult> | HandlerResult;
+  handler: (ctx: RequestContext<unknown, unknown>) => unknown;
 }
 
 export interface RouterOptions {
@@ -112,12 +112,12 @@ export class Router {
     method: HttpMethod,
     pattern: string,
     spec: RouteSpec<B, Q>,
-    handler: (ctx: RequestContext<Infer<B>, Infer<Q>>) => Promise<HandlerResult> | HandlerResult,
+    handler: (ctx: RequestContext<Infer<B>, Infer<Q>>) => unknown,
   ): void {
     this.routes.push({
       method,
       parts: pattern.split('/').filter(Boolean),
-      spec: spec as RouteSpec<z.ZodType | undefined, z.ZodType | undefined>,
+      spec,
       handler: handler as Route['handler'],
     });
   }
@@ -125,7 +125,7 @@ export class Router {
   get<Q extends z.ZodType | undefined = undefined>(
     pattern: string,
     spec: RouteSpec<undefined, Q>,
-    handler: (ctx: RequestContext<undefined, Infer<Q>>) => Promise<HandlerResult> | HandlerResult,
+    handler: (ctx: RequestContext<undefined, Infer<Q>>) => unknown,
   ): void {
     this.add('GET', pattern, spec, handler);
   }
@@ -133,7 +133,7 @@ export class Router {
   post<B extends z.ZodType | undefined = undefined>(
     pattern: string,
     spec: RouteSpec<B, undefined>,
-    handler: (ctx: RequestContext<Infer<B>, undefined>) => Promise<HandlerResult> | HandlerResult,
+    handler: (ctx: RequestContext<Infer<B>, undefined>) => unknown,
   ): void {
     this.add('POST', pattern, spec, handler);
   }
@@ -141,7 +141,7 @@ export class Router {
   put<B extends z.ZodType | undefined = undefined>(
     pattern: string,
     spec: RouteSpec<B, undefined>,
-    handler: (ctx: RequestContext<Infer<B>, undefined>) => Promise<HandlerResult> | HandlerResult,
+    handler: (ctx: RequestContext<Infer<B>, undefined>) => unknown,
   ): void {
     this.add('PUT', pattern, spec, handler);
   }
@@ -149,7 +149,7 @@ export class Router {
   delete(
     pattern: string,
     spec: RouteSpec<undefined, undefined>,
-    handler: (ctx: RequestContext<undefined, undefined>) => Promise<HandlerResult> | HandlerResult,
+    handler: (ctx: RequestContext<undefined, undefined>) => unknown,
   ): void {
     this.add('DELETE', pattern, spec, handler);
   }
