@@ -1,0 +1,105 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  CommandMessageSchema,
+  CoordinatorMessageSchema,
+  DeviceMessageSchema,
+  FlagsMessageSchema,
+  HelloMessageSchema,
+  PresenceMessageSchema,
+  RolloutMessageSchema,
+  StatusMessageSchema,
+  TelemetryMessageSchema,
+} from '../../protocol/messages.js';
+import { encodeMessage, parsePayload, parseValue } from '../../protocol/parse.js';
+import { UnsupportedVersionError, ValidationError } from '../../protocol/errors.js';
+
+const dir = join(import.meta.dirname, '../fixtures/messages/v1');
+const fixture = (name: string): Record<string, unknown> =>
+  JSON.parse(readFileSync(join(dir, name), 'utf8')) as Record<string, unknown>;
+
+const schemaByKind = {
+  hello: HelloMessageSchema,
+  status: StatusMessageSchema,
+  telemetry: TelemetryMessageSchema,
+  presence: PresenceMessageSchema,
+  rollout: RolloutMessageSchema,
+  command: CommandMessageSchema,
+  flags: FlagsMessageSchema,
+} as const;
+
+describe('golden v1 fixtures (old agents must keep parsing)', () => {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+  it('covers every message kind', () => {
+    const kinds = new Set(files.map((f) => fixture(f)['kind']));
+    expect([...kinds].sort()).toEqual(Object.keys(schemaByKind).sort());
+  });
+
+  it.each(files)('%s parses with its schema and its direction union', (file) => {
+    const raw = readFileSync(join(dir, file));
+    const kind = fixture(file)['kind'] as keyof typeof schemaByKind;
+    const own = parsePayload(schemaByKind[kind], raw, file);
+    expect(own.ok).toBe(true);
+    const union = ['rollout', 'command', 'flags'].includes(kind) ? CoordinatorMessageSchema : DeviceMessageSchema;
+    const parsed = parsePayload(union, raw, file);
+    expect(parsed.ok && parsed.value.kind).toBe(kind);
+  });
+
+  it('round-trips through encodeMessage', () => {
+    const hello = fixture('hello.json');
+    const parsed = parsePayload(HelloMessageSchema, encodeMessage(hello), 'hello');
+    expect(parsed.ok && parsed.value).toEqual(hello);
+  });
+
+  it('fills defaults for optional collections an older agent leaves out', () => {
+    const minimal = { ...fixture('telemetry.json') };
+    delete minimal['custom'];
+    delete minimal['logs'];
+    const parsed = parseValue(TelemetryMessageSchema, minimal, 'telemetry');
+    expect(parsed.ok && parsed.value.custom).toEqual({});
+    expect(parsed.ok && parsed.value.logs).toEqual([]);
+  });
+});
+
+describe('bad inputs get precise errors, never throws', () => {
+  it('refuses a payload that is not JSON', () => {
+    const r = parsePayload(StatusMessageSchema, Buffer.from('{"v":1,'), 'status');
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.error).toBeInstanceOf(ValidationError);
+    expect(!r.ok && r.error.message).toMatch(/not JSON/);
+  });
+
+  it('refuses an unknown protocol version with its own error', () => {
+    const r = parseValue(StatusMessageSchema, { ...fixture('status.json'), v: 2 }, 'status');
+    expect(!r.ok && r.error).toBeInstanceOf(UnsupportedVersionError);
+    expect(!r.ok && r.error.code).toBe('unsupported-version');
+  });
+
+  it.each([
+    ['status.json', { state: 'exploded' }, 'state'],
+    ['status.json', { deviceId: 'a/b' }, 'deviceId'],
+    ['status.json', { seq: -1 }, 'seq'],
+    ['status.json', { toVersion: 'v1' }, 'toVersion'],
+    ['status.json', { reason: 'because' }, 'reason'],
+    ['hello.json', { bucket: 1024 }, 'bucket'],
+    ['hello.json', { activeSlot: 'C' }, 'activeSlot'],
+    ['telemetry.json', { metrics: { cpuPct: 140 } }, 'metrics.cpuPct'],
+    ['telemetry.json', { logs: new Array(21).fill('x') }, 'logs'],
+    ['telemetry.json', { logs: ['x'.repeat(513)] }, 'logs.0'],
+    ['telemetry.json', { custom: { 'bad key!': 1 } }, 'custom'],
+    ['presence.json', { state: 'asleep' }, 'state'],
+    ['rollout.json', { manifest: { signed: {}, signatures: [] } }, 'manifest.signatures'],
+    ['flags.json', { version: 1.5 }, 'version'],
+  ] as const)('%s with %j names %s', (file, patch, path) => {
+    const kind = fixture(file)['kind'] as keyof typeof schemaByKind;
+    const r = parseValue(schemaByKind[kind], { ...fixture(file), ...patch }, kind);
+    expect(r.ok).toBe(false);
+    expect(!r.ok && (r.error as ValidationError).issues.some((i) => i.startsWith(path))).toBe(true);
+  });
+
+  it('refuses a message of another kind in a union', () => {
+    const r = parseValue(DeviceMessageSchema, fixture('rollout.json'), 'device message');
+    expect(r.ok).toBe(false);
+  });
+});
