@@ -1,0 +1,106 @@
+/**
+ * Exact tests for rare counts: the conditional binomial test on two Poisson rates, Fisher's exact test
+ * on a 2×2 table, and the beta-binomial mixture e-value for anytime-valid early abort. Pure.
+ *
+ * Under "no change", canary events k_e over exposure E_e and control events k_c over E_c satisfy
+ * k_e | (k_e + k_c) ~ Binomial(k_e + k_c, p0) with p0 = E_e / (E_e + E_c) — the conditional test for
+ * comparing two Poisson rates, exact at any count (see ../../../shared reference canary-judging.md).
+ */
+import { lbeta, lchoose, logSumExp } from './special.js';
+
+/** ln P(X = k) for X ~ Binomial(n, p). */
+export function binomLogPmf(k: number, n: number, p: number): number {
+  if (k < 0 || k > n) return -Infinity;
+  if (p === 0) return k === 0 ? 0 : -Infinity;
+  if (p === 1) return k === n ? 0 : -Infinity;
+  return lchoose(n, k) + k * Math.log(p) + (n - k) * Math.log1p(-p);
+}
+
+/** P(X ≥ k) for X ~ Binomial(n, p): R's `binom.test(k, n, p, alternative = "greater")$p.value`. */
+export function binomUpperTail(k: number, n: number, p: number): number {
+  if (k <= 0) return 1;
+  if (k > n) return 0;
+  const terms: number[] = [];
+  for (let i = k; i <= n; i++) terms.push(binomLogPmf(i, n, p));
+  return Math.min(1, Math.exp(logSumExp(terms)));
+}
+
+export interface RateComparison {
+  /** Canary and control events and exposures (device-hours). */
+  kE: number;
+  eE: number;
+  kC: number;
+  eC: number;
+  /** Canary share of exposure: the binomial success probability under no change. */
+  p0: number;
+  /** Rate ratio (k_e/E_e)/(k_c/E_c); Infinity when the control had no events but the canary did. */
+  rateRatio: number;
+  /** One-sided exact conditional p-value P(Bin(k_e + k_c, p0) ≥ k_e). */
+  pValue: number;
+  /** Canary events expected at the control's rate: k_c · E_e / E_c. */
+  expectedE: number;
+}
+
+/** The exact conditional binomial comparison of two event rates (canary worse = small p). */
+export function compareRates(kE: number, eE: number, kC: number, eC: number): RateComparison {
+  const p0 = eE / (eE + eC);
+  const rateE = eE > 0 ? kE / eE : 0;
+  const rateC = eC > 0 ? kC / eC : 0;
+  const rateRatio = rateC > 0 ? rateE / rateC : rateE > 0 ? Infinity : 1;
+  const pValue = eE > 0 && eC > 0 ? binomUpperTail(kE, kE + kC, p0) : 1;
+  const expectedE = eC > 0 ? (kC * eE) / eC : 0;
+  return { kE, eE, kC, eC, p0, rateRatio, pValue, expectedE };
+}
+
+/** ln of the beta-binomial mixture e-value for "canary share of events exceeds p0". */
+export function logEValue(kE: number, kC: number, p0: number, concentration = 2): number {
+  if (!(p0 > 0 && p0 < 1)) return 0;
+  const a = concentration * p0;
+  const b = concentration * (1 - p0);
+  return lbeta(a + kE, b + kC) - lbeta(a, b) - kE * Math.log(p0) - kC * Math.log1p(-p0);
+}
+
+/**
+ * Anytime-valid early abort (after Lindon et al.): the e-value of the counts so far reaches 1/α and
+ * the canary's share of events exceeds its share of exposure. Valid however often it is checked,
+ * provided cohorts stay fixed within the wave.
+ */
+export function sequentialAbort(kE: number, kC: number, p0: number, alpha: number, concentration = 2): { eValue: number; abort: boolean } {
+  const logE = logEValue(kE, kC, p0, concentration);
+  const n = kE + kC;
+  const abort = n > 0 && kE / n > p0 && logE >= Math.log(1 / alpha);
+  return { eValue: Math.exp(Math.min(logE, 700)), abort };
+}
+
+export interface FisherResult {
+  /** One-sided: P(canary has at least this many affected devices) — R's `alternative = "greater"`. */
+  pGreater: number;
+  /** Two-sided as R computes it (sum of table probabilities not above the observed one). */
+  pTwoSided: number;
+  /** Sample odds ratio (a·d)/(b·c); Infinity when b·c = 0 and a·d > 0, NaN when both are 0. */
+  oddsRatio: number;
+}
+
+/** Fisher's exact test on [[a, b], [c, d]] (rows: canary, control; columns: affected, not). */
+export function fisherExact(a: number, b: number, c: number, d: number): FisherResult {
+  const r1 = a + b;
+  const c1 = a + c;
+  const n = a + b + c + d;
+  const lo = Math.max(0, r1 - (n - c1));
+  const hi = Math.min(r1, c1);
+  const logDen = lchoose(n, r1);
+  const logP = (x: number) => lchoose(c1, x) + lchoose(n - c1, r1 - x) - logDen;
+  const all: number[] = [];
+  for (let x = lo; x <= hi; x++) all.push(logP(x));
+  const obs = logP(a);
+  const greater = all.slice(a - lo);
+  // R: relErr = 1 + 1e-7; sum d[d <= d[x] * relErr]
+  const twoSided = all.filter((lp) => lp <= obs + Math.log1p(1e-7));
+  const ad = a * d;
+  const bc = b * c;
+  return {
+    pGreater: Math.min(1, Math.exp(logSumExp(greater))),
+    pTwoSided: Math.min(1, Math.exp(logSumExp(twoSided))),
+    oddsRatio: bc > 0 ? ad / bc : ad > 0 ? Infinity : NaN,
+  };
+}
