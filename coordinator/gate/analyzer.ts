@@ -43,5 +43,11 @@ export type AnalyzerOutcome =
 export interface GateAnalyzer {
   /** Stable name recorded with each decision, e.g. `hard-gates`, `stat`, `ai`. */
   readonly name: string;
+  /**
+   * How the combination treats its verdict: `hard` and `statistical` verdicts count in full (most
+   * cautious wins); an `advisory` (AI) verdict may escalate to Monitor, and to Abort only where the
+   * policy's `aiMayAbort` allows. Default: `advisory` for an analyzer named `ai`, else `statistical`.
+   */
+  readonly role?: 'hard' | 'statistical' | 'advisory';
   analyze(snapshot: CanarySnapshot, ctx: AnalyzerContext): Promise<AnalyzerOutcome>;
 }

@@ -1,0 +1,454 @@
+/**
+ * The rollout engine's vocabulary: deployment specs (zod, persisted and accepted by the admin API),
+ * the deployment/wave/device state the pure engine steps, the events it consumes, the effects it
+ * emits, operator actions, and the seams the engine runner needs injected (EffectSink,
+ * DeploymentRepository, WaveDirectory). Pure: types and schemas only.
+ */
+import { z } from 'zod';
+import { DeploymentIdSchema, DeviceIdSchema, HardwareModelSchema, SemverSchema, TagSchema } from '../../protocol/ids.js';
+import { EnvelopeSchema } from '../../protocol/signed.js';
+import type { HelloMessage, RolloutMessage, StatusMessage } from '../../protocol/messages.js';
+import { UpdateReasonSchema, type UpdateReason } from '../../protocol/reasons.js';
+import { UpdateStateSchema } from '../../protocol/update-state.js';
+import { GatePolicySchema } from '../gate/policy.js';
+import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';
+
+// ---------------------------------------------------------------------------------------------
+// Spec (what an operator asks for). Durations are milliseconds; the CLI parses `30m` etc.
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+/** Default cumulative wave percentages: 1 % → 5 % → 25 % → 100 %. */
+export const DEFAULT_WAVE_PERCENTS = [1, 5, 25, 100] as const;
+/** Default soak after a wave completes: 30 minutes. */
+export const DEFAULT_SOAK_MS = 30 * MINUTE;
+/** Default time from a wave's start until silent devices count as failed: 2 hours. */
+export const DEFAULT_WAVE_DEADLINE_MS = 2 * HOUR;
+/** Default minimum of devices that must report before a wave counts as complete (capped by wave size). */
+export const DEFAULT_MIN_DEVICES_REPORTING = 20;
+/** Default time to wait for exposed devices to report their old version after a rollback: 24 hours. */
+export const DEFAULT_ROLLBACK_DEADLINE_MS = 24 * HOUR;
+
+export const WaveSpecSchema = z.object({
+  /** Cumulative share of the targeted fleet (by bucket) once this wave has started, 0 < p ≤ 100. */
+  percent: z.number().gt(0).max(100),
+  /** Soak after the wave's devices finished, before the gate. */
+  soakMs: z.number().int().nonnegative().default(DEFAULT_SOAK_MS),
+  /** Devices that must have reported before the wave may complete early (capped by its size). */
+  minDevicesReporting: z.number().int().nonnegative().default(DEFAULT_MIN_DEVICES_REPORTING),
+  /** From the wave's start: devices not finished by then count as failed (timed out). */
+  deadlineMs: z.number().int().positive().default(DEFAULT_WAVE_DEADLINE_MS),
+  /** An operator must `approve` this wave before it starts. */
+  requiresApproval: z.boolean().default(false),
+});
+export type WaveSpec = z.infer<typeof WaveSpecSchema>;
+export type WaveSpecInput = z.input<typeof WaveSpecSchema>;
+
+export const TargetSpecSchema = z.object({
+  hardwareModels: z.array(HardwareModelSchema).min(1),
+  /** semver range of current device versions, e.g. `>=1.0.0 <2.0.0`; `*` for any. */
+  versionRange: z.string().min(1).max(256).default('*'),
+  /** Devices must carry all of these tags. */
+  tags: z.array(TagSchema).max(32).default([]),
+});
+export type TargetSpec = z.infer<typeof TargetSpecSchema>;
+
+/**
+ * A window in which waves may START (a started wave runs on after it closes). `cron` is a 5-field
+ * (minute hour day-of-month month day-of-week) or 6-field (with leading seconds) expression giving the
+ * window's start times, evaluated in UTC; the window lasts `durationMs` from each start.
+ */
+export const MaintenanceWindowSchema = z.object({
+  cron: z.string().min(9).max(200),
+  durationMs: z.number().int().positive(),
+  /** Free text for operators, e.g. `weeknights`. */
+  name: z.string().max(64).optional(),
+});
+export type MaintenanceWindow = z.infer<typeof MaintenanceWindowSchema>;
+
+export const MonitorPolicySchema = z.object({
+  /** How long a Monitor verdict extends the soak; default: the wave's own soak (at least 1 minute). */
+  extensionMs: z.number().int().positive().optional(),
+  /** Monitor verdicts per wave before the limit. Default 3. */
+  maxExtensions: z.number().int().nonnegative().default(3),
+  /** At the limit: hold for an operator (`pause`, default) or abort. */
+  onLimit: z.enum(['pause', 'abort']).default('pause'),
+});
+export type MonitorPolicy = z.infer<typeof MonitorPolicySchema>;
+
+export const RollbackPolicySchema = z.object({
+  /** Roll back exposed devices automatically when the gate aborts. Default true. */
+  auto: z.boolean().default(true),
+  /** After this, devices that have not reported their old version are marked unreachable. */
+  deadlineMs: z.number().int().positive().default(DEFAULT_ROLLBACK_DEADLINE_MS),
+  /** Rollback commands sent to one device at most (re-sent when it reconnects still on the new version). */
+  maxCommandAttempts: z.number().int().min(1).max(20).default(5),
+});
+export type RollbackPolicy = z.infer<typeof RollbackPolicySchema>;
+
+/**
+ * What the admin API accepts to create a deployment (`fleet deploy create`). The shell turns it into a
+ * DeploymentSpec by assigning the id and bucket offset and signing the manifest.
+ */
+export const DeploymentRequestSchema = z.object({
+  /** Optional explicit id; the shell generates one otherwise. */
+  id: DeploymentIdSchema.optional(),
+  firmwareVersion: SemverSchema,
+  target: TargetSpecSchema,
+  waves: z.array(WaveSpecSchema).min(1).max(20).optional(),
+  gatePolicy: GatePolicySchema.optional(),
+  monitor: MonitorPolicySchema.optional(),
+  rollback: RollbackPolicySchema.optional(),
+  maintenanceWindows: z.array(MaintenanceWindowSchema).max(16).default([]),
+  /** Epoch ms; the deployment waits in `scheduled` until then. */
+  startAt: z.number().int().nonnegative().optional(),
+  /** Create as a draft that needs an explicit `start`. Default false: starts right away (or at startAt). */
+  draft: z.boolean().default(false),
+  /** Fixed bucket offset (0..1023); the shell picks a random one otherwise. */
+  bucketOffset: z.number().int().min(0).max(1023).optional(),
+  description: z.string().max(500).optional(),
+});
+export type DeploymentRequest = z.infer<typeof DeploymentRequestSchema>;
+export type DeploymentRequestInput = z.input<typeof DeploymentRequestSchema>;
+
+export const ArtifactSummarySchema = z.object({
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  size: z.number().int().positive(),
+  url: z.string().optional(),
+});
+
+/** A deployment as persisted: everything the engine needs, immutable once created. */
+export const DeploymentSpecSchema = z
+  .object({
+    id: DeploymentIdSchema,
+    firmwareVersion: SemverSchema,
+    artifact: ArtifactSummarySchema,
+    /** The signed manifest envelope published retained on each wave bucket's topic. */
+    manifest: EnvelopeSchema,
+    target: TargetSpecSchema,
+    waves: z.array(WaveSpecSchema).min(1).max(20),
+    bucketOffset: z.number().int().min(0).max(1023),
+    gatePolicy: GatePolicySchema,
+    monitor: MonitorPolicySchema,
+    rollback: RollbackPolicySchema,
+    maintenanceWindows: z.array(MaintenanceWindowSchema).max(16).default([]),
+    startAt: z.number().int().nonnegative().optional(),
+    draft: z.boolean().default(false),
+    description: z.string().max(500).optional(),
+    createdAt: z.number().int().nonnegative(),
+    createdBy: z.string().max(128).optional(),
+  })
+  .superRefine((spec, ctx) => {
+    for (let i = 1; i < spec.waves.length; i++) {
+      if (spec.waves[i]!.percent <= spec.waves[i - 1]!.percent) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['waves', i, 'percent'],
+          message: 'wave percentages are cumulative and must strictly increase',
+        });
+      }
+    }
+  });
+export type DeploymentSpec = z.infer<typeof DeploymentSpecSchema>;
+export type DeploymentSpecInput = z.input<typeof DeploymentSpecSchema>;
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+export const DEPLOYMENT_PHASES = [
+  'draft', // created, waits for `start`
+  'scheduled', // waits for spec.startAt
+  'pending', // wave `current` waits for approval and/or a maintenance window
+  'rolling', // wave `current`'s manifest is published; devices are updating
+  'soaking', // wave `current` finished; soaking before its gate
+  'gating', // the gate is running for wave `current`
+  'completed', // every wave passed its gate (late devices are still tracked)
+  'aborted', // stopped without a rollback (nothing exposed, or the operator chose so)
+  'rolling-back', // rollback commands sent; waiting for exposed devices to report their old version
+  'rolled-back', // every exposed device reported its old version back or was marked unreachable
+] as const;
+export const DeploymentPhaseSchema = z.enum(DEPLOYMENT_PHASES);
+export type DeploymentPhase = z.infer<typeof DeploymentPhaseSchema>;
+
+/** Phases in which a deployment holds its hardware models (one active deployment per model). */
+export const ACTIVE_PHASES: readonly DeploymentPhase[] = ['draft', 'scheduled', 'pending', 'rolling', 'soaking', 'gating', 'rolling-back'];
+/** Phases in which nothing more happens to the deployment. */
+export const FINAL_PHASES: readonly DeploymentPhase[] = ['aborted', 'rolled-back'];
+
+export const WaveStatusSchema = z.enum(['pending', 'rolling', 'soaking', 'gating', 'passed', 'aborted', 'skipped']);
+export type WaveStatus = z.infer<typeof WaveStatusSchema>;
+
+/** Per-wave device counts, kept incrementally by the engine (devices count toward their bucket's wave). */
+export const WaveCountsSchema = z.object({
+  /** Known to be in the wave (membership at start, late arrivals, reporters). */
+  tracked: z.number().int().nonnegative(),
+  /** Tracked devices that were offline and never came online: not expected to report. */
+  offline: z.number().int().nonnegative(),
+  /** Online, expected, not reported yet. */
+  waiting: z.number().int().nonnegative(),
+  /** Reported, still working (downloading … trial). */
+  inProgress: z.number().int().nonnegative(),
+  committed: z.number().int().nonnegative(),
+  /** Failed or rolled back by themselves (install failures, trial failures, refused signatures). */
+  failed: z.number().int().nonnegative(),
+  /** Of `failed`: trial boot failures and fall-backs. */
+  trialFailures: z.number().int().nonnegative(),
+  /** Silent past the wave deadline: count as failed for the gate. */
+  timedOut: z.number().int().nonnegative(),
+  /** Not eligible (wrong version/hardware/tags) or already on the version: neither success nor failure. */
+  ineligible: z.number().int().nonnegative(),
+  /** Devices that sent at least one status for this deployment. */
+  reporting: z.number().int().nonnegative(),
+});
+export type WaveCounts = z.infer<typeof WaveCountsSchema>;
+
+export const WaveStateSchema = z.object({
+  index: z.number().int().nonnegative(),
+  status: WaveStatusSchema,
+  approvedBy: z.string().max(128).optional(),
+  startedAt: z.number().int().optional(),
+  /** startedAt + deadlineMs, shifted by pauses. */
+  deadlineAt: z.number().int().optional(),
+  /** When every expected device finished (or the deadline passed). */
+  completedAt: z.number().int().optional(),
+  soakEndsAt: z.number().int().optional(),
+  /** The wave's membership has been delivered by the directory (`wave-members`). */
+  membersKnown: z.boolean().default(false),
+  /** Gate runs requested for this wave; a gate result for another attempt is stale and ignored. */
+  gateAttempt: z.number().int().nonnegative().default(0),
+  /** Monitor verdicts so far in this wave. */
+  monitorCount: z.number().int().nonnegative().default(0),
+  verdict: z.enum(['Proceed', 'Monitor', 'Abort']).optional(),
+  decisionId: z.string().optional(),
+  counts: WaveCountsSchema,
+});
+export type WaveState = z.infer<typeof WaveStateSchema>;
+
+export const PauseSchema = z.object({
+  at: z.number().int(),
+  by: z.string().max(128),
+  /** `operator`, or `monitor-limit` when the gate kept saying Monitor. */
+  cause: z.enum(['operator', 'monitor-limit']),
+  reason: z.string().max(500).optional(),
+});
+export type Pause = z.infer<typeof PauseSchema>;
+
+export const RollbackStateSchema = z.object({
+  startedAt: z.number().int(),
+  deadlineAt: z.number().int(),
+  by: z.string().max(128),
+  reason: z.string().max(500),
+  /** Exposed devices that must report their old version. */
+  exposed: z.number().int().nonnegative(),
+  confirmed: z.number().int().nonnegative(),
+  unreachable: z.number().int().nonnegative(),
+  completedAt: z.number().int().optional(),
+});
+export type RollbackState = z.infer<typeof RollbackStateSchema>;
+
+/** The deployment's own state, without its devices (one row; small). */
+export const DeploymentCoreSchema = z.object({
+  spec: DeploymentSpecSchema,
+  phase: DeploymentPhaseSchema,
+  /** Index of the wave the phase refers to (pending/rolling/soaking/gating), or the last one reached. */
+  current: z.number().int().nonnegative(),
+  waves: z.array(WaveStateSchema),
+  pause: PauseSchema.optional(),
+  /** What the pending wave is waiting for (derived on each step; shown to operators). */
+  waitingFor: z.array(z.enum(['approval', 'window', 'start-time', 'operator'])).default([]),
+  /** Wave indices approved ahead of time. */
+  approvals: z.array(z.number().int().nonnegative()).default([]),
+  rollback: RollbackStateSchema.optional(),
+  abortReason: z.string().max(500).optional(),
+  updatedAt: z.number().int(),
+  /** Bumped on every persisted change (optimistic concurrency in the repository). */
+  revision: z.number().int().nonnegative(),
+});
+export type DeploymentCore = z.infer<typeof DeploymentCoreSchema>;
+
+/** `waiting` device states the engine adds to the wire's UpdateState. */
+export const DeviceTrackStateSchema = z.union([UpdateStateSchema, z.enum(['pending'])]);
+export type DeviceTrackState = z.infer<typeof DeviceTrackStateSchema>;
+
+export const DeviceRollbackSchema = z.object({
+  status: z.enum(['sent', 'confirmed', 'unreachable']),
+  attempts: z.number().int().nonnegative(),
+  commandId: z.string(),
+  sentAt: z.number().int(),
+  confirmedAt: z.number().int().optional(),
+});
+export type DeviceRollback = z.infer<typeof DeviceRollbackSchema>;
+
+/** One device's progress in one deployment. */
+export const DeviceProgressSchema = z.object({
+  deviceId: DeviceIdSchema,
+  bucket: z.number().int().min(0).max(1023),
+  /** The wave its bucket belongs to. */
+  wave: z.number().int().nonnegative(),
+  hardwareModel: HardwareModelSchema.optional(),
+  state: DeviceTrackStateSchema,
+  reason: UpdateReasonSchema.optional(),
+  detail: z.string().max(512).optional(),
+  /** The version it ran before the update (from status `fromVersion` or the hello at membership). */
+  fromVersion: SemverSchema.optional(),
+  /** The device's last known running version. */
+  runningVersion: SemverSchema.optional(),
+  online: z.boolean(),
+  /** Joined after its wave started (late arrival), e.g. came online later. */
+  late: z.boolean().default(false),
+  /** Was silent past its wave's deadline; stays set for the record. */
+  timedOut: z.boolean().default(false),
+  /** The state it was last seen in when it went silent. */
+  lastSeq: z.number().int().optional(),
+  lastStatusAt: z.number().int().optional(),
+  firstSeenAt: z.number().int(),
+  lastSeenAt: z.number().int(),
+  rollback: DeviceRollbackSchema.optional(),
+});
+export type DeviceProgress = z.infer<typeof DeviceProgressSchema>;
+
+/**
+ * The full state the pure engine steps. Devices are sharded by bucket so that a change to one device
+ * copies one small shard and the shard index, never every device (fleets of 10,000+).
+ */
+export interface DeploymentState {
+  readonly core: DeploymentCore;
+  /** bucket → deviceId → progress. Treat as immutable. */
+  readonly devices: Readonly<Record<number, Readonly<Record<string, DeviceProgress>>>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operator actions (admin API → engine)
+
+export const OperatorActionSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('start') }),
+  z.object({ type: z.literal('pause'), reason: z.string().max(500).optional() }),
+  z.object({ type: z.literal('resume') }),
+  /** Stop the rollout; exposed devices are rolled back unless `rollback: false`. */
+  z.object({ type: z.literal('abort'), reason: z.string().max(500).optional(), rollback: z.boolean().default(true) }),
+  /** Roll back every exposed device (also after completion or an abort without rollback). */
+  z.object({ type: z.literal('rollback'), reason: z.string().max(500).optional() }),
+  /** Skip what the current wave waits for (stragglers, the rest of the soak, a window, a Monitor hold). */
+  z.object({ type: z.literal('promote') }),
+  /** Approve a wave that requires approval; default: the next wave that needs it. */
+  z.object({ type: z.literal('approve'), wave: z.number().int().nonnegative().optional() }),
+]);
+export type OperatorAction = z.infer<typeof OperatorActionSchema>;
+export type OperatorActionInput = z.input<typeof OperatorActionSchema>;
+export type OperatorActionType = OperatorAction['type'];
+
+// ---------------------------------------------------------------------------------------------
+// Events (inputs to step)
+
+/** A device the directory says belongs to a wave's buckets and matches the target. */
+export interface WaveMember {
+  deviceId: string;
+  bucket: number;
+  hardwareModel: string;
+  firmwareVersion: string;
+  online: boolean;
+}
+
+export type EngineEvent =
+  /** Timer fired (or any periodic nudge): the engine checks its deadlines against `now`. */
+  | { type: 'tick' }
+  | { type: 'device-status'; status: StatusMessage }
+  | { type: 'device-hello'; hello: HelloMessage }
+  | { type: 'device-presence'; deviceId: string; online: boolean }
+  /** Answer to a `request-members` effect. */
+  | { type: 'wave-members'; wave: number; members: readonly WaveMember[] }
+  /** Answer to a `run-gate` effect: the combined decision. */
+  | { type: 'gate-result'; wave: number; attempt: number; decision: DecisionRecord }
+  | { type: 'operator'; action: OperatorAction; actor: string };
+
+// ---------------------------------------------------------------------------------------------
+// Effects (outputs of step; data the shell carries out, in order, after persisting)
+
+export type EngineEffect =
+  /** Publish the retained rollout message on `fleet/v1/rollout/{model}/{bucket}` for each bucket. */
+  | { type: 'publish-rollout'; hardwareModel: string; buckets: number[]; message: RolloutMessage }
+  /** Clear (empty retained payload) those topics. */
+  | { type: 'clear-rollout'; hardwareModel: string; buckets: number[] }
+  /** Sign and send a command to one device (the sink signs; the id makes re-sends idempotent). */
+  | { type: 'send-command'; command: CommandRequest }
+  /** Ask the directory for a wave's members; answer with a `wave-members` event. */
+  | { type: 'request-members'; wave: number; buckets: number[] }
+  /** Run the gate's analyzers for this wave; answer with a `gate-result` event. */
+  | { type: 'run-gate'; wave: number; attempt: number }
+  /** Persist the decision (in the same transaction as the state). */
+  | { type: 'record-decision'; decision: DecisionRecord }
+  /** Wake the engine with a `tick` at this time (the runner keeps one timer per deployment). */
+  | { type: 'schedule-wake'; at: number }
+  /** An audit-log entry / structured log line. */
+  | { type: 'audit'; entry: AuditEntry };
+
+export type EngineEffectType = EngineEffect['type'];
+
+export interface CommandRequest {
+  /** Deterministic per (deployment, device, attempt): a re-send after a crash is the same command. */
+  commandId: string;
+  deviceId: string;
+  action: 'rollback';
+  deploymentId: string;
+}
+
+export interface AuditEntry {
+  at: number;
+  /** `operator:<name>`, `gate`, `engine`. */
+  actor: string;
+  /** e.g. `deployment.wave-started`, `deployment.paused`. */
+  action: string;
+  deploymentId: string;
+  wave?: number;
+  deviceId?: string;
+  detail: Record<string, unknown>;
+}
+
+export interface StepResult {
+  state: DeploymentState;
+  effects: EngineEffect[];
+  /** Devices whose progress changed (persist them with the core). */
+  changedDevices: DeviceProgress[];
+  /** Set when an operator action is not allowed in this state; state is unchanged. */
+  rejected?: { code: string; message: string };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seams the runner needs injected (implemented by the shell)
+
+/** Carries out the outward effects. Each call may be retried after a crash: keep them idempotent. */
+export interface EffectSink {
+  /** Publish `message` retained, QoS 1, on the rollout topic of `hardwareModel` for each bucket. */
+  publishRollout(hardwareModel: string, buckets: readonly number[], message: RolloutMessage): Promise<void>;
+  /** Publish an empty retained payload on those topics (clears the retained manifest). */
+  clearRollout(hardwareModel: string, buckets: readonly number[]): Promise<void>;
+  /** Build, sign (coordinator key) and publish a command on the device's command topic, QoS 1. */
+  sendCommand(command: CommandRequest): Promise<void>;
+  /** Append to the audit log and log it (pino, child `engine`). */
+  audit(entry: AuditEntry): void;
+}
+
+/** Where deployments live. Synchronous (SQLite); `save` is one transaction. */
+export interface DeploymentRepository {
+  /** Persist the core, changed devices and decisions atomically; throws on a revision conflict. */
+  save(change: { core: DeploymentCore; devices: readonly DeviceProgress[]; decisions: readonly DecisionRecord[] }): void;
+  /** One deployment with its devices, or undefined. */
+  load(deploymentId: string): DeploymentState | undefined;
+  /** Every deployment not in a final phase (completed ones included: they still track late devices). */
+  loadLive(): DeploymentState[];
+  /** Summaries, newest first. */
+  list(options?: { phases?: readonly DeploymentPhase[]; limit?: number }): DeploymentCore[];
+  /** Decisions of one deployment, oldest first. */
+  decisions(deploymentId: string): DecisionRecord[];
+  /** Device progress of one deployment, optionally one wave. */
+  devices(deploymentId: string, wave?: number): DeviceProgress[];
+}
+
+/** The registry's answer to "who is in these buckets and matches this target". */
+export interface WaveDirectory {
+  members(spec: DeploymentSpec, buckets: readonly number[]): readonly WaveMember[] | Promise<readonly WaveMember[]>;
+}
+
+export { DecisionRecordSchema };
+export type { DecisionRecord, UpdateReason };
