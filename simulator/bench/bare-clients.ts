@@ -1,0 +1,39 @@
+/**
+ * The baseline for "devices per simulator process": plain mqtt.js clients, one connection each, no
+ * agent, connected with the same concurrency bound as the simulator uses. I/O shell.
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+import { boundedEach, settledMemory } from './measure.js';
+
+export interface ConnectResult {
+  n: number;
+  ms: number;
+  /** Client-side memory per connection (RSS delta after GC), bytes. */
+  bytesPerConnection: number;
+  heapPerConnection: number;
+}
+
+/** Connects `n` bare clients to `url`, measures, and returns them for the caller to close. */
+export async function connectBare(url: string, n: number, width: number, prefix: string): Promise<{ result: ConnectResult; clients: MqttClient[] }> {
+  const before = await settledMemory();
+  const clients: MqttClient[] = new Array<MqttClient>(n);
+  const t0 = performance.now();
+  await boundedEach(n, width, (i) =>
+    new Promise<void>((resolve, reject) => {
+      const c = mqtt.connect(url, { clientId: `${prefix}-${i}`, reconnectPeriod: 0, keepalive: 600, clean: true });
+      clients[i] = c;
+      c.once('connect', () => resolve());
+      c.once('error', reject);
+    }),
+  );
+  const ms = performance.now() - t0;
+  const after = await settledMemory();
+  return {
+    result: { n, ms, bytesPerConnection: (after.rss - before.rss) / n, heapPerConnection: (after.heapUsed - before.heapUsed) / n },
+    clients,
+  };
+}
+
+export async function closeAll(clients: readonly MqttClient[]): Promise<void> {
+  await Promise.all(clients.map((c) => new Promise<void>((resolve) => c.end(true, {}, () => resolve()))));
+}

@@ -1,0 +1,243 @@
+/**
+ * The simulation report: per release and per wave, what the coordinator decided and why, and what
+ * really happened on the devices — exposure to bad firmware, time to detect, time to full rollback,
+ * bricked devices (by the firmware model versus by the system), false aborts. Pure: it combines the
+ * coordinator's records with the simulator's ground truth.
+ */
+import type { Behaviour, Release } from './scenario.js';
+
+/** What the simulator knows for certain about one device (from its simulated hardware). */
+export interface DeviceTruth {
+  deviceId: string;
+  hardwareModel: string;
+  offlineAtStart: boolean;
+  /** Online (agent running and connected at some point) at the end of the run. */
+  onlineAtEnd: boolean;
+  /** Version → first simulated time it booted that version. */
+  ranAt: Record<string, number>;
+  /** Deployment id → first simulated time the device reported `downloading`. */
+  updateStartedAt: Record<string, number>;
+  /** Version → simulated times it came back to another version after running this one. */
+  leftAt: Record<string, number>;
+  /** The version running at the end; null if the device is dead. */
+  finalVersion: string | null;
+  /** Killed by its firmware (a `brick` behaviour): the scenario's doing. */
+  brickedByFirmware: { version: string; at: number } | null;
+  /** Left without a bootable slot: the system's doing. Must never happen. */
+  brickedBySystem: { at: number; reason: string } | null;
+}
+
+/** The coordinator's record of one wave (from its deployment state). */
+export interface WaveRecord {
+  index: number;
+  percent: number;
+  status: string;
+  startedAt?: number;
+  completedAt?: number;
+  verdict?: string;
+  counts: { tracked: number; committed: number; failed: number; trialFailures: number; timedOut: number; inProgress: number; offline: number; ineligible: number };
+}
+
+/** One decision the coordinator recorded. */
+export interface DecisionView {
+  wave: number;
+  at: number;
+  source: string;
+  recommendation: string;
+  riskLevel: string;
+  rule: string;
+  issues: string[];
+  analyzers: { name: string; ok: boolean; recommendation?: string; rule?: string; error?: string }[];
+}
+
+/** One device's progress as the coordinator tracked it. */
+export interface ProgressView {
+  deviceId: string;
+  wave: number;
+  state: string;
+  rollback?: { status: string };
+  timedOut: boolean;
+}
+
+/** Everything the report needs about one release's deployment. */
+export interface ReleaseRun {
+  release: Release;
+  /** The version devices ran before (the base or the previous release). */
+  previousVersion: string;
+  deploymentId: string;
+  startedAt: number;
+  endedAt: number;
+  phase: string;
+  abortReason?: string;
+  waves: WaveRecord[];
+  decisions: DecisionView[];
+  progress: ProgressView[];
+  rollback?: { startedAt: number; completedAt?: number; exposed: number; confirmed: number; unreachable: number };
+}
+
+export interface WaveReport {
+  index: number;
+  percent: number;
+  status: string;
+  targeted: number;
+  installed: number;
+  committed: number;
+  fellBack: number;
+  rolledBack: number;
+  silent: number;
+  verdict: string | null;
+  decision: { recommendation: string; rule: string; issues: string[] } | null;
+}
+
+export interface ReleaseReport {
+  version: string;
+  previousVersion: string;
+  behaviour: Behaviour;
+  expect: 'complete' | 'abort';
+  deploymentId: string;
+  outcome: string;
+  /** Did the system do the right thing with this release? */
+  ok: boolean;
+  problems: string[];
+  waves: WaveReport[];
+  decisions: DecisionView[];
+  /** Devices that booted the release. */
+  exposure: number;
+  /** For aborted releases: first wave + devices already updating when the gate fired. */
+  exposureBound: number | null;
+  timeToDetectMs: number | null;
+  timeToFullRollbackMs: number | null;
+  bricked: { byFirmware: number; bySystem: number };
+  /** Exposed devices (not killed by the firmware) that did not end on their previous version. */
+  notBack: string[];
+  falseAbort: boolean;
+  /** Online devices at the end, and how many of them run this release. */
+  reach: { online: number; onVersion: number };
+  durationMs: number;
+}
+
+export interface SimulationReport {
+  v: 1;
+  kind: 'simulation-report';
+  scenario: string;
+  description: string;
+  seed: string | number;
+  devices: number;
+  fleet: { models: Record<string, number>; offline: number; slowLinks: number };
+  timeScale: number;
+  broker: string;
+  startedAt: string;
+  wallMs: number;
+  /** Simulated ms covered. */
+  simulatedMs: number;
+  faults: Record<string, number>;
+  releases: ReleaseReport[];
+  ok: boolean;
+}
+
+const ABORT_PHASES = new Set(['aborted', 'rolling-back', 'rolled-back']);
+
+/** Builds one release's report from the coordinator's records and the devices' ground truth. */
+export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): ReleaseReport {
+  const { release } = run;
+  const version = release.version;
+  const byWave = new Map<number, ProgressView[]>();
+  for (const p of run.progress) {
+    const list = byWave.get(p.wave) ?? [];
+    list.push(p);
+    byWave.set(p.wave, list);
+  }
+  const truthById = new Map(truth.map((t) => [t.deviceId, t] as const));
+  const ran = (id: string): boolean => truthById.get(id)?.ranAt[version] !== undefined;
+
+  const waves: WaveReport[] = run.waves.map((w) => {
+    const members = byWave.get(w.index) ?? [];
+    const decision = [...run.decisions].reverse().find((d) => d.wave === w.index) ?? null;
+    return {
+      index: w.index,
+      percent: w.percent,
+      status: w.status,
+      targeted: w.counts.tracked,
+      installed: members.filter((m) => ran(m.deviceId)).length,
+      committed: w.counts.committed,
+      fellBack: w.counts.trialFailures,
+      rolledBack: members.filter((m) => m.rollback?.status === 'confirmed' || m.state === 'rolled-back').length,
+      silent: w.counts.timedOut,
+      verdict: w.verdict ?? null,
+      decision: decision ? { recommendation: decision.recommendation, rule: decision.rule, issues: decision.issues.slice(0, 5) } : null,
+    };
+  });
+
+  const exposed = truth.filter((t) => t.ranAt[version] !== undefined);
+  const abortDecision = run.decisions.find((d) => d.recommendation === 'Abort') ?? null;
+  const aborted = ABORT_PHASES.has(run.phase);
+  let exposureBound: number | null = null;
+  if (abortDecision) {
+    const firstWave = new Set((byWave.get(0) ?? []).map((p) => p.deviceId));
+    const started = truth.filter((t) => {
+      const at = t.updateStartedAt[run.deploymentId];
+      return !firstWave.has(t.deviceId) && at !== undefined && at <= abortDecision.at;
+    }).length;
+    exposureBound = firstWave.size + started;
+  }
+  const notBack = exposed
+    .filter((t) => !t.brickedByFirmware && t.finalVersion !== run.previousVersion)
+    .map((t) => t.deviceId);
+  let timeToFullRollbackMs: number | null = null;
+  if (abortDecision && exposed.length) {
+    let latest = abortDecision.at;
+    for (const t of exposed) {
+      if (t.brickedByFirmware) continue;
+      const left = t.leftAt[version];
+      if (left === undefined) {
+        latest = Number.POSITIVE_INFINITY;
+        break;
+      }
+      latest = Math.max(latest, left);
+    }
+    timeToFullRollbackMs = Number.isFinite(latest) ? latest - abortDecision.at : null;
+  } else if (abortDecision) {
+    timeToFullRollbackMs = 0;
+  }
+  const bricked = {
+    byFirmware: truth.filter((t) => t.brickedByFirmware?.version === version).length,
+    bySystem: truth.filter((t) => t.brickedBySystem && t.brickedBySystem.at >= run.startedAt && t.brickedBySystem.at <= run.endedAt).length,
+  };
+  const online = truth.filter((t) => t.onlineAtEnd);
+  const reach = { online: online.length, onVersion: online.filter((t) => t.finalVersion === version).length };
+
+  const problems: string[] = [];
+  if (bricked.bySystem > 0) problems.push(`${bricked.bySystem} device(s) left without a bootable slot by the system`);
+  if (release.expect === 'complete') {
+    if (aborted) problems.push(`false abort: ${run.abortReason ?? abortDecision?.rule ?? 'aborted'}`);
+    else if (run.phase !== 'completed') problems.push(`rollout did not complete (phase ${run.phase})`);
+    if (reach.onVersion < reach.online) problems.push(`${reach.online - reach.onVersion} online device(s) not on ${version}`);
+  } else {
+    if (!aborted) problems.push(`bad release not aborted (phase ${run.phase})`);
+    if (exposureBound !== null && exposed.length > exposureBound) {
+      problems.push(`exposure ${exposed.length} exceeds the bound ${exposureBound} (first wave + devices updating when the gate fired)`);
+    }
+    if (notBack.length) problems.push(`${notBack.length} exposed device(s) not back on ${run.previousVersion}`);
+  }
+  return {
+    version,
+    previousVersion: run.previousVersion,
+    behaviour: release.behaviour,
+    expect: release.expect,
+    deploymentId: run.deploymentId,
+    outcome: run.phase,
+    ok: problems.length === 0,
+    problems,
+    waves,
+    decisions: run.decisions,
+    exposure: exposed.length,
+    exposureBound,
+    timeToDetectMs: abortDecision ? abortDecision.at - run.startedAt : null,
+    timeToFullRollbackMs,
+    bricked,
+    notBack,
+    falseAbort: release.expect === 'complete' && aborted,
+    reach,
+    durationMs: run.endedAt - run.startedAt,
+  };
+}

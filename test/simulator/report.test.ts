@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { releaseReport, type DeviceTruth, type ReleaseRun } from '../../simulator/report.js';
+import { formatRelease, humanDuration } from '../../simulator/report-format.js';
+import { ReleaseSchema } from '../../simulator/scenario.js';
+
+const truth = (id: string, over: Partial<DeviceTruth> = {}): DeviceTruth => ({
+  deviceId: id,
+  hardwareModel: 'rpi4',
+  offlineAtStart: false,
+  onlineAtEnd: true,
+  ranAt: { '1.0.0': 0 },
+  updateStartedAt: {},
+  leftAt: {},
+  finalVersion: '1.0.0',
+  brickedByFirmware: null,
+  brickedBySystem: null,
+  ...over,
+});
+
+const counts = { tracked: 0, committed: 0, failed: 0, trialFailures: 0, timedOut: 0, inProgress: 0, offline: 0, ineligible: 0 };
+
+function badRun(): { run: ReleaseRun; devices: DeviceTruth[] } {
+  // wave 0 has d1, d2; d3 in wave 1 had started downloading before the abort at t=1000.
+  const devices = [
+    truth('d1', { ranAt: { '1.0.0': 0, '1.1.0': 500 }, leftAt: { '1.1.0': 1500 }, updateStartedAt: { dep: 100 } }),
+    truth('d2', { ranAt: { '1.0.0': 0, '1.1.0': 600 }, leftAt: { '1.1.0': 2500 }, updateStartedAt: { dep: 100 } }),
+    truth('d3', { ranAt: { '1.0.0': 0, '1.1.0': 1100 }, leftAt: { '1.1.0': 3000 }, updateStartedAt: { dep: 900 } }),
+    truth('d4'),
+  ];
+  const run: ReleaseRun = {
+    release: ReleaseSchema.parse({ version: '1.1.0', expect: 'abort', behaviour: { kind: 'boot-loop', share: 1 } }),
+    previousVersion: '1.0.0',
+    deploymentId: 'dep',
+    startedAt: 0,
+    endedAt: 5000,
+    phase: 'rolled-back',
+    waves: [
+      { index: 0, percent: 1, status: 'aborted', verdict: 'Abort', counts: { ...counts, tracked: 2, failed: 2, trialFailures: 2 } },
+      { index: 1, percent: 5, status: 'pending', counts: { ...counts, tracked: 1 } },
+    ],
+    decisions: [{ wave: 0, at: 1000, source: 'early-hard-limit', recommendation: 'Abort', riskLevel: 'Critical', rule: 'hard-limit:trial-failures', issues: ['2 trial failures'], analyzers: [] }],
+    progress: [
+      { deviceId: 'd1', wave: 0, state: 'rolled-back', timedOut: false },
+      { deviceId: 'd2', wave: 0, state: 'rolled-back', timedOut: false },
+      { deviceId: 'd3', wave: 1, state: 'rolled-back', rollback: { status: 'confirmed' }, timedOut: false },
+    ],
+  };
+  return { run, devices };
+}
+
+describe('simulation report', () => {
+  it('computes exposure, its bound, detection and rollback times for an aborted release', () => {
+    const { run, devices } = badRun();
+    const r = releaseReport(run, devices);
+    expect(r.exposure).toBe(3);
+    expect(r.exposureBound).toBe(3);
+    expect(r.timeToDetectMs).toBe(1000);
+    expect(r.timeToFullRollbackMs).toBe(2000);
+    expect(r.notBack).toEqual([]);
+    expect(r.ok).toBe(true);
+    expect(r.waves[0]).toMatchObject({ targeted: 2, installed: 2, fellBack: 2, rolledBack: 2, verdict: 'Abort' });
+    expect(r.waves[1]).toMatchObject({ installed: 1, rolledBack: 1 });
+    expect(formatRelease(r)).toMatch(/exposure: 3 device\(s\).*bound: 3/s);
+  });
+
+  it('flags exposure past the bound, devices not back, and system bricks', () => {
+    const { run, devices } = badRun();
+    devices[3] = truth('d4', { ranAt: { '1.0.0': 0, '1.1.0': 2000 }, finalVersion: '1.1.0', updateStartedAt: { dep: 1500 } });
+    devices[0] = { ...devices[0]!, brickedBySystem: { at: 1200, reason: 'no-bootable-slot' }, finalVersion: null };
+    const r = releaseReport(run, devices);
+    expect(r.ok).toBe(false);
+    expect(r.problems.join('\n')).toMatch(/exposure 4 exceeds the bound 3/);
+    expect(r.problems.join('\n')).toMatch(/not back on 1\.0\.0/);
+    expect(r.problems.join('\n')).toMatch(/without a bootable slot/);
+    expect(r.notBack).toEqual(['d1', 'd4']);
+    expect(r.timeToFullRollbackMs).toBeNull();
+  });
+
+  it('tells a firmware brick from a system failure', () => {
+    const { run, devices } = badRun();
+    devices[1] = { ...devices[1]!, brickedByFirmware: { version: '1.1.0', at: 700 }, finalVersion: null, onlineAtEnd: false, leftAt: {} };
+    const r = releaseReport({ ...run, release: ReleaseSchema.parse({ version: '1.1.0', expect: 'abort', behaviour: { kind: 'brick', share: 0.5 } }) }, devices);
+    expect(r.bricked).toEqual({ byFirmware: 1, bySystem: 0 });
+    expect(r.notBack).toEqual([]);
+    expect(r.ok).toBe(true);
+  });
+
+  it('counts a false abort of a good release and incomplete reach', () => {
+    const { run, devices } = badRun();
+    const r = releaseReport({ ...run, release: ReleaseSchema.parse({ version: '1.1.0', expect: 'complete' }) }, devices);
+    expect(r.falseAbort).toBe(true);
+    expect(r.ok).toBe(false);
+    expect(r.reach).toEqual({ online: 4, onVersion: 0 });
+  });
+
+  it('formats durations for people', () => {
+    expect(humanDuration(null)).toBe('—');
+    expect(humanDuration(45_000)).toBe('45s');
+    expect(humanDuration(270_000)).toBe('4m 30s');
+    expect(humanDuration(4_320_000)).toBe('1h 12m');
+  });
+});
