@@ -49,6 +49,8 @@ export class MemorySlotBackend implements SlotBackend {
   booted: SlotName = 'A';
   trial = false;
   bootCount = 0;
+  /** Power-ons so far; names each boot (`bootId`). */
+  powerOns = 0;
   /** The slot armed for a one-shot trial at the next boot. */
   armed: SlotName | null = null;
   /** A write is in progress (a power loss now leaves that slot corrupt). */
@@ -62,7 +64,13 @@ export class MemorySlotBackend implements SlotBackend {
   }
 
   bootState(): Promise<BootState> {
-    return Promise.resolve({ booted: this.booted, primary: this.primary, trial: this.trial, bootCount: this.bootCount });
+    return Promise.resolve({
+      booted: this.booted,
+      primary: this.primary,
+      trial: this.trial,
+      bootCount: this.bootCount,
+      bootId: `power-on-${this.powerOns}`,
+    });
   }
 
   async writeInactive(image: VerifiedImage): Promise<void> {
@@ -142,6 +150,7 @@ export class MemorySlotBackend implements SlotBackend {
   /** The bootloader at power-on: a one-shot armed trial, else the primary; a broken trial slot falls back. */
   boot(): BootResult {
     this.bootCount++;
+    this.powerOns++;
     const armed = this.armed;
     this.armed = null;
     if (armed !== null && armed !== this.primary) {

@@ -23,7 +23,7 @@ function backend(opts: { onWrite?: () => Promise<void> } = {}) {
 describe('memory slot backend', () => {
   it('installs, trial-boots once, commits', async () => {
     const { b, reboots } = backend();
-    expect(await b.bootState()).toEqual({ booted: 'A', primary: 'A', trial: false, bootCount: 0 });
+    expect(await b.bootState()).toMatchObject({ booted: 'A', primary: 'A', trial: false, bootCount: 0 });
     await b.writeInactive(next.ref);
     expect(b.slots.B).toEqual({ sha256: next.ref.sha256, size: next.ref.size, intact: true });
     expect(b.slots.A!.sha256).toBe(factory.ref.sha256);
