@@ -97,6 +97,7 @@ export class UbootSlotBackend implements SlotBackend {
             partitionVariable: config.bootcount.partitionVariable,
             partitionHexVariable: config.bootcount.partitionHexVariable,
             bootlimit: config.bootcount.bootlimit,
+            bootedFromCmdline: config.slots.A.cmdline !== undefined && config.slots.B.cmdline !== undefined,
           })
         : bootOrderScheme({
             bootnames: { A: config.slots.A.bootname ?? 'A', B: config.slots.B.bootname ?? 'B' },

@@ -27,6 +27,12 @@ export interface BootState {
   trial: boolean;
   /** Boots since the last commit, where the bootloader counts them. */
   bootCount?: number;
+  /**
+   * Identifies this boot (changes on every power-on). Lets the agent tell "killed before the reboot"
+   * from "rebooted and the bootloader fell back". Optional: the agent falls back to
+   * /proc/sys/kernel/random/boot_id on real backends.
+   */
+  bootId?: string;
 }
 
 /** An image already downloaded and verified against the signed manifest. */

@@ -27,6 +27,12 @@ export interface BootcountSchemeOptions {
   partitionHexVariable: string | null;
   /** Boots a trial may take before U-Boot switches back. Default 1 (Mender). */
   bootlimit: number;
+  /**
+   * The booted slot comes from the kernel command line. Without it the environment must keep naming the
+   * booted slot, so marking a running trial bad spends its boots (bootcount = bootlimit; U-Boot's
+   * altbootcmd switches back on the next boot) instead of rewriting the partition variable.
+   */
+  bootedFromCmdline: boolean;
 }
 
 export interface BootOrderSchemeOptions {
@@ -102,6 +108,7 @@ export function bootcountScheme(o: BootcountSchemeOptions): UbootScheme {
     },
     revert(env, state) {
       if (!state.trial && env.upgrade_available !== '1') return {};
+      if (state.trial && !o.bootedFromCmdline) return { upgrade_available: '1', bootcount: String(Math.max(o.bootlimit, int(env.bootcount))) };
       return { ...part(state.primary), upgrade_available: '0', bootcount: '0' };
     },
   };
@@ -122,8 +129,9 @@ export function bootOrderScheme(o: BootOrderSchemeOptions): UbootScheme {
       if (trialName !== '') {
         primary = otherSlot(slotFor(o.bootnames, trialName, o.trialVariable));
       } else {
-        // What U-Boot boots by default: the first slot in BOOT_ORDER that still has attempts.
-        primary = ordered.find((s) => int(env[left(s)]) > 0) ?? ordered[0] ?? booted;
+        // What U-Boot boots by default: the first slot in BOOT_ORDER that still has attempts (the booted
+        // one counts even on its last attempt: the next markGood gives them back).
+        primary = ordered.find((s) => s === booted || int(env[left(s)]) > 0) ?? booted;
       }
       const state: BootState = { booted, primary, trial: booted !== primary };
       if (trialName !== '' && booted !== primary) state.bootCount = o.trialAttempts - int(env[left(booted)]);

@@ -1,0 +1,209 @@
+/**
+ * The `file` slot backend: slots are image files in a directory, and a small simulated bootloader
+ * keeps its state in `bootloader.json` beside them. I/O adapter (tests, demos and the simulator).
+ *
+ * The bootloader has the semantics of Raspberry Pi tryboot (trialBoots = 1) and U-Boot bootcount
+ * (trialBoots = bootlimit): an armed trial boots the inactive slot at most `trialBoots` times; a boot
+ * after that without a commit (crash, power loss, mark-bad, an agent that never came up) boots the
+ * primary slot again. `markGood` makes the booted slot primary.
+ *
+ * A "reboot" here does not restart anything by itself: `reboot()` records that the system went down
+ * and calls `onReboot`. The harness (SimulatedDevice, a test, the simulator) stops the agent, calls
+ * `powerOn()` — the bootloader picking a slot — and starts a new agent on the same data directory.
+ */
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, open, readFile, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { SlotNameSchema, otherSlot, type SlotName } from '../../protocol/update-state.js';
+import { Sha256HexSchema } from '../../protocol/ids.js';
+import { parsePayload } from '../../protocol/parse.js';
+import { writeFileAtomic } from '../state-store.js';
+import { SlotError, type BootState, type SlotBackend, type VerifiedImage } from './slot-backend.js';
+
+const SlotContentSchema = z.object({ size: z.number().int().nonnegative(), sha256: Sha256HexSchema }).nullable();
+
+export const BootloaderStateSchema = z.object({
+  primary: SlotNameSchema,
+  booted: SlotNameSchema,
+  /** Armed trial: the slot and the boots it has left. */
+  trial: z.object({ slot: SlotNameSchema, bootsLeft: z.number().int().nonnegative() }).nullable(),
+  /** Boots since the last commit. */
+  bootCount: z.number().int().nonnegative(),
+  /** Every power-on, ever; the boot id. */
+  powerOns: z.number().int().nonnegative(),
+  /** What each slot holds (null while being written or never written). */
+  slots: z.object({ A: SlotContentSchema, B: SlotContentSchema }),
+  /** The system went down via reboot() and has not been powered on since. */
+  down: z.boolean(),
+});
+export type BootloaderState = z.infer<typeof BootloaderStateSchema>;
+
+export interface FileSlotBackendOptions {
+  dir: string;
+  /** Trial boots before falling back (default 1, like tryboot). */
+  trialBoots?: number;
+  /** Called after `reboot()` recorded the shutdown; the harness powers the device on again. */
+  onReboot?: () => void | Promise<void>;
+}
+
+async function sha256File(path: string): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(path)) {
+    size += (chunk as Buffer).length;
+    hash.update(chunk as Buffer);
+  }
+  return { size, sha256: hash.digest('hex') };
+}
+
+export class FileSlotBackend implements SlotBackend {
+  readonly kind = 'file' as const;
+  /** Settable after construction, so a harness can wire the reboot flow to the backend it was given. */
+  onReboot: (() => void | Promise<void>) | undefined;
+  private readonly trialBoots: number;
+
+  private constructor(
+    private readonly dir: string,
+    options: FileSlotBackendOptions,
+  ) {
+    this.trialBoots = options.trialBoots ?? 1;
+    this.onReboot = options.onReboot;
+  }
+
+  /**
+   * Opens (or, on first use, creates) a slot directory. A new directory starts with slot A booted and
+   * primary; `factoryImage` is copied into slot A if given.
+   */
+  static async create(options: FileSlotBackendOptions & { factoryImage?: string }): Promise<FileSlotBackend> {
+    const backend = new FileSlotBackend(options.dir, options);
+    await mkdir(options.dir, { recursive: true });
+    const existing = await backend.readStateOrNull();
+    if (!existing) {
+      let content: { size: number; sha256: string } | null = null;
+      if (options.factoryImage !== undefined) {
+        await copyFile(options.factoryImage, backend.slotPath('A'));
+        content = await sha256File(backend.slotPath('A'));
+      }
+      await backend.writeState({
+        primary: 'A',
+        booted: 'A',
+        trial: null,
+        bootCount: 0,
+        powerOns: 1,
+        slots: { A: content, B: null },
+        down: false,
+      });
+    }
+    return backend;
+  }
+
+  slotPath(slot: SlotName): string {
+    return join(this.dir, `slot-${slot}.img`);
+  }
+
+  private get statePath(): string {
+    return join(this.dir, 'bootloader.json');
+  }
+
+  private async readStateOrNull(): Promise<BootloaderState | null> {
+    let raw: Buffer;
+    try {
+      raw = await readFile(this.statePath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new SlotError('bootloader-error', `cannot read ${this.statePath}: ${(err as Error).message}`, { cause: err });
+    }
+    const parsed = parsePayload(BootloaderStateSchema, raw, this.statePath);
+    if (!parsed.ok) throw new SlotError('bootloader-error', parsed.error.message);
+    return parsed.value;
+  }
+
+  /** The simulated bootloader's full state (for tests and the harness). */
+  async state(): Promise<BootloaderState> {
+    const s = await this.readStateOrNull();
+    if (!s) throw new SlotError('bootloader-error', `${this.statePath} is missing; create the backend first`);
+    return s;
+  }
+
+  private async writeState(state: BootloaderState): Promise<void> {
+    await writeFileAtomic(this.statePath, JSON.stringify(state));
+  }
+
+  async bootState(): Promise<BootState> {
+    const s = await this.state();
+    return { booted: s.booted, primary: s.primary, trial: s.booted !== s.primary, bootCount: s.bootCount, bootId: `boot-${s.powerOns}` };
+  }
+
+  async writeInactive(image: VerifiedImage): Promise<void> {
+    const s = await this.state();
+    const target = otherSlot(s.booted);
+    // The slot is unbootable from the first byte written: disarm it and forget its content first.
+    await this.writeState({ ...s, trial: s.trial?.slot === target ? null : s.trial, slots: { ...s.slots, [target]: null } });
+    const path = this.slotPath(target);
+    try {
+      await rm(path, { force: true });
+      await copyFile(image.path, path);
+      const fh = await open(path, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      throw new SlotError('write-failed', `writing slot ${target} (${path}) failed: ${(err as Error).message}`, { cause: err });
+    }
+    const back = await sha256File(path);
+    if (back.size !== image.size || back.sha256 !== image.sha256) {
+      throw new SlotError('readback-failed', `slot ${target} read back ${back.size} bytes with sha256 ${back.sha256}, expected ${image.size} with ${image.sha256}`);
+    }
+    const after = await this.state();
+    await this.writeState({ ...after, slots: { ...after.slots, [target]: back } });
+  }
+
+  async armTrial(): Promise<void> {
+    const s = await this.state();
+    const target = otherSlot(s.booted);
+    if (!s.slots[target]) throw new SlotError('bootloader-error', `slot ${target} holds no complete image; refusing to arm it`);
+    await this.writeState({ ...s, trial: { slot: target, bootsLeft: this.trialBoots } });
+  }
+
+  async markGood(): Promise<void> {
+    const s = await this.state();
+    if (s.booted === s.primary) return;
+    await this.writeState({ ...s, primary: s.booted, trial: null, bootCount: 0 });
+  }
+
+  async markBad(): Promise<void> {
+    const s = await this.state();
+    if (s.booted === s.primary) return;
+    await this.writeState({ ...s, trial: null });
+  }
+
+  async reboot(): Promise<void> {
+    const s = await this.state();
+    await this.writeState({ ...s, down: true });
+    await this.onReboot?.();
+  }
+
+  // ---- the simulated hardware (not part of SlotBackend) ----
+
+  /**
+   * Power-on: the bootloader picks a slot. An armed trial with boots left boots the trial slot and
+   * uses one boot; otherwise (no trial, or none left) the primary boots and the trial is dropped.
+   */
+  async powerOn(): Promise<BootState> {
+    const s = await this.state();
+    const next: BootloaderState = { ...s, powerOns: s.powerOns + 1, down: false, bootCount: s.bootCount + 1 };
+    if (s.trial && s.trial.bootsLeft > 0 && s.slots[s.trial.slot] && s.trial.slot !== s.primary) {
+      next.booted = s.trial.slot;
+      next.trial = { slot: s.trial.slot, bootsLeft: s.trial.bootsLeft - 1 };
+    } else {
+      next.booted = s.primary;
+      next.trial = null;
+    }
+    await this.writeState(next);
+    return this.bootState();
+  }
+}
