@@ -1,0 +1,151 @@
+/**
+ * Coordinator configuration per environment (APP_ENV = development | staging | production), validated
+ * with zod. Sources, later wins: defaults → environment variables → explicit options (CLI flags,
+ * embedding code). Production refuses anonymous devices, a missing signing key, or the development
+ * key. Pure apart from reading `env`.
+ */
+import { join } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '../protocol/errors.js';
+import { formatIssues } from '../protocol/parse.js';
+
+export const AppEnvSchema = z.enum(['development', 'staging', 'production']);
+export type AppEnv = z.infer<typeof AppEnvSchema>;
+
+const PortSchema = z.coerce.number().int().min(0).max(65535);
+
+export const CoordinatorConfigSchema = z.object({
+  env: AppEnvSchema.default('development'),
+  dataDir: z.string().min(1),
+  mqtt: z
+    .object({
+      /** 0 picks an ephemeral port. Default 1883. */
+      port: PortSchema.default(1883),
+      host: z.string().default('127.0.0.1'),
+      /** PEM files; when both are set the embedded broker speaks MQTT over TLS. */
+      tlsCert: z.string().optional(),
+      tlsKey: z.string().optional(),
+      /** `mqtt://…` or `mqtts://…`: use an existing broker instead of the embedded one. */
+      brokerUrl: z.string().regex(/^mqtts?:\/\//, 'must start with mqtt:// or mqtts://').optional(),
+      brokerUsername: z.string().optional(),
+      brokerPassword: z.string().optional(),
+    })
+    .default({ port: 1883, host: '127.0.0.1' }),
+  http: z
+    .object({
+      /** Admin API and artifact downloads. 0 picks an ephemeral port. Default 8080. */
+      port: PortSchema.default(8080),
+      host: z.string().default('127.0.0.1'),
+      /** Base URL devices download artifacts from; default http://{host}:{port}. */
+      publicUrl: z.url().optional(),
+      /** Concurrent artifact downloads served; the rest get 503 + Retry-After. Default 64. */
+      maxConcurrentDownloads: z.number().int().positive().default(64),
+    })
+    .default({ port: 8080, host: '127.0.0.1', maxConcurrentDownloads: 64 }),
+  /** Accept devices without credentials (identity = client id). Development only. */
+  allowAnonymousDevices: z.boolean().optional(),
+  /** Ed25519 private key (PEM). In development a key is generated in the data dir when absent. */
+  signingKeyPath: z.string().optional(),
+  /** Operator bearer token for the admin API. Generated in development when absent. */
+  adminToken: z.string().min(16, 'admin token must be at least 16 characters').optional(),
+  /** log2 of scrypt N for device secrets. Production requires >= 14. */
+  credentialCost: z.number().int().min(4).max(20).default(14),
+  telemetry: z
+    .object({
+      flushIntervalMs: z.number().int().positive().default(200),
+      maxBatch: z.number().int().positive().default(2000),
+      rollupSlotMs: z.number().int().positive().default(60_000),
+      rawRetentionMs: z.number().int().positive().default(48 * 3600_000),
+      /** A canary that sends nothing for this long (clock time) after installing counts as silent. */
+      silentAfterMs: z.number().int().positive().default(5 * 60_000),
+    })
+    .default({ flushIntervalMs: 200, maxBatch: 2000, rollupSlotMs: 60_000, rawRetentionMs: 48 * 3600_000, silentAfterMs: 5 * 60_000 }),
+});
+export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
+export type CoordinatorConfigInput = z.input<typeof CoordinatorConfigSchema>;
+
+/** Where the development signing key is generated; production refuses a key from this path. */
+export function devSigningKeyPath(dataDir: string): string {
+  return join(dataDir, 'keys', 'dev-signing.key');
+}
+
+/** File a development coordinator writes `{url, token}` to, for CLIs on the same machine. */
+export function adminFilePath(dataDir: string): string {
+  return join(dataDir, 'admin.json');
+}
+
+export const DEFAULT_DATA_DIR = '.fleet';
+
+/** Reads FLEET_* variables into a partial config. */
+export function configFromEnv(env: Record<string, string | undefined>): Partial<CoordinatorConfigInput> {
+  const out: Record<string, unknown> = {};
+  if (env['APP_ENV']) out['env'] = env['APP_ENV'];
+  if (env['FLEET_DATA_DIR']) out['dataDir'] = env['FLEET_DATA_DIR'];
+  const mqtt: Record<string, unknown> = {};
+  if (env['FLEET_MQTT_PORT']) mqtt['port'] = env['FLEET_MQTT_PORT'];
+  if (env['FLEET_MQTT_HOST']) mqtt['host'] = env['FLEET_MQTT_HOST'];
+  if (env['FLEET_TLS_CERT']) mqtt['tlsCert'] = env['FLEET_TLS_CERT'];
+  if (env['FLEET_TLS_KEY']) mqtt['tlsKey'] = env['FLEET_TLS_KEY'];
+  if (env['FLEET_BROKER_URL']) mqtt['brokerUrl'] = env['FLEET_BROKER_URL'];
+  if (env['FLEET_BROKER_USERNAME']) mqtt['brokerUsername'] = env['FLEET_BROKER_USERNAME'];
+  if (env['FLEET_BROKER_PASSWORD']) mqtt['brokerPassword'] = env['FLEET_BROKER_PASSWORD'];
+  if (Object.keys(mqtt).length) out['mqtt'] = mqtt;
+  const http: Record<string, unknown> = {};
+  if (env['FLEET_HTTP_PORT']) http['port'] = env['FLEET_HTTP_PORT'];
+  if (env['FLEET_HTTP_HOST']) http['host'] = env['FLEET_HTTP_HOST'];
+  if (env['FLEET_PUBLIC_URL']) http['publicUrl'] = env['FLEET_PUBLIC_URL'];
+  if (Object.keys(http).length) out['http'] = http;
+  if (env['FLEET_SIGNING_KEY']) out['signingKeyPath'] = env['FLEET_SIGNING_KEY'];
+  if (env['FLEET_ADMIN_TOKEN']) out['adminToken'] = env['FLEET_ADMIN_TOKEN'];
+  if (env['FLEET_ALLOW_ANONYMOUS']) out['allowAnonymousDevices'] = env['FLEET_ALLOW_ANONYMOUS'] === 'true' || env['FLEET_ALLOW_ANONYMOUS'] === '1';
+  return out;
+}
+
+function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (v === undefined) continue;
+    const prev = out[k];
+    out[k] = typeof v === 'object' && v !== null && !Array.isArray(v) && typeof prev === 'object' && prev !== null
+      ? merge(prev as Record<string, unknown>, v as Record<string, unknown>)
+      : v;
+  }
+  return out;
+}
+
+/**
+ * Builds and validates the configuration, then applies the per-environment rules. Throws ConfigError
+ * naming the field and what to do.
+ */
+export function loadConfig(options: Partial<CoordinatorConfigInput>, env: Record<string, string | undefined> = {}): CoordinatorConfig {
+  const merged = merge(merge({ dataDir: DEFAULT_DATA_DIR }, configFromEnv(env)), options);
+  const parsed = CoordinatorConfigSchema.safeParse(merged);
+  if (!parsed.success) throw new ConfigError(`coordinator configuration is invalid: ${formatIssues(parsed.error).join('; ')}`);
+  const config = parsed.data;
+  checkEnvironmentRules(config);
+  return config;
+}
+
+/** The rules that make staging and production safe by default. */
+export function checkEnvironmentRules(config: CoordinatorConfig): void {
+  const { env } = config;
+  if ((config.mqtt.tlsCert === undefined) !== (config.mqtt.tlsKey === undefined)) {
+    throw new ConfigError('set both FLEET_TLS_CERT and FLEET_TLS_KEY (or neither) for MQTT over TLS');
+  }
+  if (env === 'development') return;
+  if (config.allowAnonymousDevices) {
+    throw new ConfigError(`${env} refuses anonymous devices: unset FLEET_ALLOW_ANONYMOUS and provision each device with \`fleet devices provision <id>\``);
+  }
+  if (!config.signingKeyPath) {
+    throw new ConfigError(`${env} needs a signing key: create one with \`fleet firmware keygen --out <dir>\` and set FLEET_SIGNING_KEY`);
+  }
+  if (config.signingKeyPath === devSigningKeyPath(config.dataDir) || /dev-signing\.key$/.test(config.signingKeyPath)) {
+    throw new ConfigError(`${env} refuses the development signing key ${config.signingKeyPath}; use a key made with \`fleet firmware keygen\``);
+  }
+  if (!config.adminToken) {
+    throw new ConfigError(`${env} needs an operator token: set FLEET_ADMIN_TOKEN to a random string of 16+ characters`);
+  }
+  if (env === 'production' && config.credentialCost < 14) {
+    throw new ConfigError('production needs credentialCost >= 14 (scrypt N = 16384) for device secrets');
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * The edge for everything devices publish: topic → channel, payload parsed with the protocol/ schema
+ * for that channel, the device id in the payload checked against the topic's, then handed to the
+ * handlers. A bad message is counted, logged (rate-limited) and dropped; it never throws into the
+ * broker. I/O shell (logging only).
+ */
+import type { Logger } from 'pino';
+import { parsePayload } from '../../protocol/parse.js';
+import { parseTopic } from '../../protocol/topics.js';
+import {
+  HelloMessageSchema,
+  PresenceMessageSchema,
+  StatusMessageSchema,
+  TelemetryMessageSchema,
+  type HelloMessage,
+  type PresenceMessage,
+  type StatusMessage,
+  type TelemetryMessage,
+} from '../../protocol/messages.js';
+import type { Counters } from '../metrics.js';
+import type { InboundMessage } from '../broker/transport.js';
+
+export interface IngestHandlers {
+  hello(msg: HelloMessage): void;
+  /** Resolves once the status is durably recorded; the device's PUBACK waits for it. */
+  status(msg: StatusMessage): Promise<void> | void;
+  telemetry(msg: TelemetryMessage): void;
+  presence(msg: PresenceMessage): void;
+}
+
+const SCHEMAS = {
+  hello: HelloMessageSchema,
+  status: StatusMessageSchema,
+  telemetry: TelemetryMessageSchema,
+  presence: PresenceMessageSchema,
+} as const;
+
+/** Logs the first bad messages in full, then one in every 1,000, so a broken fleet cannot flood logs. */
+const LOG_FIRST = 100;
+
+export class DeviceIngest {
+  private badLogged = 0;
+
+  constructor(
+    private readonly handlers: IngestHandlers,
+    private readonly counters: Counters,
+    private readonly logger: Logger,
+  ) {}
+
+  readonly handle = (m: InboundMessage): void => {
+    const topic = parseTopic(m.topic);
+    if (!topic || topic.kind !== 'device' || topic.channel === 'commands') {
+      // The coordinator's own command publishes echo here on an external broker; ignore quietly.
+      if (!(topic?.kind === 'device' && topic.channel === 'commands')) this.bad('topic', m.topic, undefined, 'not a device topic');
+      m.ack();
+      return;
+    }
+    const { deviceId, channel } = topic;
+    if (m.clientDeviceId !== undefined && m.clientDeviceId !== deviceId) {
+      this.bad(channel, m.topic, deviceId, `published by ${m.clientDeviceId}`);
+      m.ack();
+      return;
+    }
+    if (m.payload.length === 0) {
+      m.ack();
+      return;
+    }
+    const parsed = parsePayload(SCHEMAS[channel], m.payload, `${channel} message`);
+    if (!parsed.ok) {
+      this.bad(channel, m.topic, deviceId, parsed.error.message);
+      m.ack();
+      return;
+    }
+    const msg = parsed.value;
+    if (msg.deviceId !== deviceId) {
+      this.bad(channel, m.topic, deviceId, `payload deviceId ${msg.deviceId} differs from the topic's`);
+      m.ack();
+      return;
+    }
+    this.counters.inc(`ingest.${channel}`);
+    try {
+      switch (msg.kind) {
+        case 'hello':
+          this.handlers.hello(msg);
+          break;
+        case 'telemetry':
+          this.handlers.telemetry(msg);
+          break;
+        case 'presence':
+          this.handlers.presence(msg);
+          break;
+        case 'status': {
+          const done = this.handlers.status(msg);
+          if (done) {
+            done.then(
+              () => m.ack(),
+              (err: unknown) => {
+                this.counters.inc('ingest.handler.errors');
+                this.logger.error({ err, deviceId, channel }, 'status handler failed');
+                m.ack(err instanceof Error ? err : new Error(String(err)));
+              },
+            );
+            return;
+          }
+          break;
+        }
+      }
+    } catch (err) {
+      this.counters.inc('ingest.handler.errors');
+      this.logger.error({ err, deviceId, channel }, 'device message handler failed');
+    }
+    m.ack();
+  };
+
+  private bad(channel: string, topic: string, deviceId: string | undefined, reason: string): void {
+    this.counters.inc(`ingest.bad.${channel}`);
+    this.counters.inc('ingest.bad');
+    const n = this.badLogged++;
+    if (n < LOG_FIRST || n % 1000 === 0) this.logger.warn({ deviceId, topic, reason, dropped: n + 1 }, 'bad device message dropped');
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * The fleet registry: every device the coordinator knows, from provisioning and hello messages, with
+ * hardware model, firmware version, active slot, agent version, bucket, tags, online/offline (from
+ * connections, last wills and last seen). Kept in memory (10,000 devices is a few MiB) and written
+ * through to SQLite; `last seen` updates are batched and flushed with the telemetry writer.
+ * I/O shell (SQLite).
+ */
+import semver from 'semver';
+import { bucketOf } from '../../protocol/bucket.js';
+import type { HelloMessage } from '../../protocol/messages.js';
+import type { SlotName, UpdateState } from '../../protocol/update-state.js';
+import type { Db } from '../store/db.js';
+
+export interface DeviceRecord {
+  deviceId: string;
+  hardwareModel: string | undefined;
+  firmwareVersion: string | undefined;
+  activeSlot: SlotName | undefined;
+  agentVersion: string | undefined;
+  bucket: number;
+  tags: string[];
+  securityFloor: number;
+  online: boolean;
+  firstSeen: number | undefined;
+  lastSeen: number | undefined;
+  lastHello: number | undefined;
+  bootCount: number | undefined;
+  provisionedAt: number | undefined;
+  /** What the device last said about its update (from hello), for catch-up after a restart. */
+  update: { deploymentId: string; state: UpdateState; toVersion?: string } | undefined;
+}
+
+export interface DeviceFilter {
+  hardwareModel?: string;
+  firmwareVersion?: string;
+  online?: boolean;
+  tag?: string;
+}
+
+/** Which devices a deployment may touch: models, a semver range of current versions, required tags. */
+export interface DeviceTarget {
+  hardware: readonly string[];
+  /** semver range; default `*`. */
+  versionRange?: string;
+  tags?: readonly string[];
+}
+
+interface Row {
+  device_id: string;
+  hardware_model: string | null;
+  firmware_version: string | null;
+  active_slot: string | null;
+  agent_version: string | null;
+  bucket: number;
+  tags: string;
+  security_floor: number;
+  online: number;
+  first_seen: number | null;
+  last_seen: number | null;
+  last_hello: number | null;
+  boot_count: number | null;
+  provisioned_at: number | null;
+  update_json: string | null;
+}
+
+const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
+
+function fromRow(r: Row): DeviceRecord {
+  return {
+    deviceId: r.device_id,
+    hardwareModel: opt(r.hardware_model),
+    firmwareVersion: opt(r.firmware_version),
+    activeSlot: opt(r.active_slot) as SlotName | undefined,
+    agentVersion: opt(r.agent_version),
+    bucket: r.bucket,
+    tags: JSON.parse(r.tags) as string[],
+    securityFloor: r.security_floor,
+    online: r.online === 1,
+    firstSeen: opt(r.first_seen),
+    lastSeen: opt(r.last_seen),
+    lastHello: opt(r.last_hello),
+    bootCount: opt(r.boot_count),
+    provisionedAt: opt(r.provisioned_at),
+    update: r.update_json ? (JSON.parse(r.update_json) as DeviceRecord['update']) : undefined,
+  };
+}
+
+export type RegistryListener = (device: DeviceRecord, change: 'hello' | 'online' | 'offline' | 'provisioned') => void;
+
+export class DeviceRegistry {
+  private readonly devices = new Map<string, DeviceRecord>();
+  private readonly dirtySeen = new Set<string>();
+  private readonly listeners = new Set<RegistryListener>();
+  private readonly upsert;
+  private readonly updateSeen;
+  private readonly updateOnline;
+
+  private constructor(private readonly db: Db) {
+    this.upsert = db.prepare(`INSERT INTO devices (device_id, hardware_model, firmware_version, active_slot, agent_version, bucket, tags,
+        security_floor, online, first_seen, last_seen, last_hello, boot_count, provisioned_at, update_json)
+      VALUES (@device_id, @hardware_model, @firmware_version, @active_slot, @agent_version, @bucket, @tags, @security_floor, @online,
+        @first_seen, @last_seen, @last_hello, @boot_count, @provisioned_at, @update_json)
+      ON CONFLICT(device_id) DO UPDATE SET hardware_model = excluded.hardware_model, firmware_version = excluded.firmware_version,
+        active_slot = excluded.active_slot, agent_version = excluded.agent_version, tags = excluded.tags,
+        security_floor = excluded.security_floor, online = excluded.online, first_seen = excluded.first_seen,
+        last_seen = excluded.last_seen, last_hello = excluded.last_hello, boot_count = excluded.boot_count,
+        provisioned_at = excluded.provisioned_at, update_json = excluded.update_json`);
+    this.updateSeen = db.prepare('UPDATE devices SET last_seen = ? WHERE device_id = ?');
+    this.updateOnline = db.prepare('UPDATE devices SET online = ?, last_seen = ? WHERE device_id = ?');
+  }
+
+  /** Loads every device. Devices are marked offline: connections did not survive the restart. */
+  static load(db: Db): DeviceRegistry {
+    const reg = new DeviceRegistry(db);
+    db.prepare('UPDATE devices SET online = 0').run();
+    for (const row of db.prepare('SELECT * FROM devices').all() as Row[]) reg.devices.set(row.device_id, fromRow(row));
+    return reg;
+  }
+
+  subscribe(listener: RegistryListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(device: DeviceRecord, change: Parameters<RegistryListener>[1]): void {
+    for (const l of this.listeners) l(device, change);
+  }
+
+  private save(d: DeviceRecord): void {
+    this.upsert.run({
+      device_id: d.deviceId,
+      hardware_model: d.hardwareModel ?? null,
+      firmware_version: d.firmwareVersion ?? null,
+      active_slot: d.activeSlot ?? null,
+      agent_version: d.agentVersion ?? null,
+      bucket: d.bucket,
+      tags: JSON.stringify(d.tags),
+      security_floor: d.securityFloor,
+      online: d.online ? 1 : 0,
+      first_seen: d.firstSeen ?? null,
+      last_seen: d.lastSeen ?? null,
+      last_hello: d.lastHello ?? null,
+      boot_count: d.bootCount ?? null,
+      provisioned_at: d.provisionedAt ?? null,
+      update_json: d.update ? JSON.stringify(d.update) : null,
+    });
+  }
+
+  private blank(deviceId: string): DeviceRecord {
+    return {
+      deviceId,
+      hardwareModel: undefined,
+      firmwareVersion: undefined,
+      activeSlot: undefined,
+      agentVersion: undefined,
+      bucket: bucketOf(deviceId),
+      tags: [],
+      securityFloor: 0,
+      online: false,
+      firstSeen: undefined,
+      lastSeen: undefined,
+      lastHello: undefined,
+      bootCount: undefined,
+      provisionedAt: undefined,
+      update: undefined,
+    };
+  }
+
+  /** Records a provisioned device (before it ever connects). */
+  provisioned(deviceId: string, now: number, info: { hardwareModel?: string; tags?: string[] } = {}): DeviceRecord {
+    const d = this.devices.get(deviceId) ?? this.blank(deviceId);
+    d.provisionedAt = now;
+    if (info.hardwareModel !== undefined) d.hardwareModel = info.hardwareModel;
+    if (info.tags !== undefined) d.tags = info.tags;
+    this.devices.set(deviceId, d);
+    this.save(d);
+    this.emit(d, 'provisioned');
+    return d;
+  }
+
+  /** Applies a hello (the device's birth message): identity, version, slot, tags, online. */
+  applyHello(hello: HelloMessage, now: number): DeviceRecord {
+    const d = this.devices.get(hello.deviceId) ?? this.blank(hello.deviceId);
+    d.hardwareModel = hello.hardwareModel;
+    d.firmwareVersion = hello.firmwareVersion;
+    d.activeSlot = hello.activeSlot;
+    d.agentVersion = hello.agentVersion;
+    // The bucket is a function of the id; a device claiming another is ignored on that point.
+    d.bucket = bucketOf(hello.deviceId);
+    d.tags = [...hello.tags];
+    d.securityFloor = hello.securityFloor;
+    d.online = true;
+    d.firstSeen ??= now;
+    d.lastSeen = now;
+    d.lastHello = now;
+    if (hello.bootCount !== undefined) d.bootCount = hello.bootCount;
+    d.update = hello.update
+      ? { deploymentId: hello.update.deploymentId, state: hello.update.state, ...(hello.update.toVersion ? { toVersion: hello.update.toVersion } : {}) }
+      : undefined;
+    this.devices.set(d.deviceId, d);
+    this.save(d);
+    this.emit(d, 'hello');
+    return d;
+  }
+
+  /** A message arrived from the device (batched write). */
+  seen(deviceId: string, now: number): void {
+    const d = this.devices.get(deviceId);
+    if (!d) return;
+    d.lastSeen = now;
+    this.dirtySeen.add(deviceId);
+    if (!d.online) this.setOnline(deviceId, true, now);
+  }
+
+  /** Records a firmware version reported outside hello (telemetry, status). */
+  noteVersion(deviceId: string, version: string, slot?: SlotName): void {
+    const d = this.devices.get(deviceId);
+    if (!d || (d.firmwareVersion === version && (slot === undefined || d.activeSlot === slot))) return;
+    d.firmwareVersion = version;
+    if (slot !== undefined) d.activeSlot = slot;
+    this.save(d);
+  }
+
+  setOnline(deviceId: string, online: boolean, now: number): void {
+    const d = this.devices.get(deviceId);
+    if (!d || d.online === online) return;
+    d.online = online;
+    d.lastSeen = now;
+    this.updateOnline.run(online ? 1 : 0, now, deviceId);
+    this.emit(d, online ? 'online' : 'offline');
+  }
+
+  /** Writes batched last-seen times; call inside the telemetry writer's transaction. */
+  flushSeen(): void {
+    for (const id of this.dirtySeen) {
+      const d = this.devices.get(id);
+      if (d?.lastSeen !== undefined) this.updateSeen.run(d.lastSeen, id);
+    }
+    this.dirtySeen.clear();
+  }
+
+  get(deviceId: string): DeviceRecord | undefined {
+    return this.devices.get(deviceId);
+  }
+
+  hardwareModelOf(deviceId: string): string | undefined {
+    return this.devices.get(deviceId)?.hardwareModel;
+  }
+
+  get size(): number {
+    return this.devices.size;
+  }
+
+  all(): IterableIterator<DeviceRecord> {
+    return this.devices.values();
+  }
+
+  list(filter: DeviceFilter = {}): DeviceRecord[] {
+    const out: DeviceRecord[] = [];
+    for (const d of this.devices.values()) {
+      if (filter.hardwareModel !== undefined && d.hardwareModel !== filter.hardwareModel) continue;
+      if (filter.firmwareVersion !== undefined && d.firmwareVersion !== filter.firmwareVersion) continue;
+      if (filter.online !== undefined && d.online !== filter.online) continue;
+      if (filter.tag !== undefined && !d.tags.includes(filter.tag)) continue;
+      out.push(d);
+    }
+    return out.sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
+  }
+
+  /** Devices a deployment with this target may update (known model and version, all tags). */
+  matching(target: DeviceTarget): DeviceRecord[] {
+    const range = target.versionRange ?? '*';
+    return this.list().filter((d) => matchesTarget(d, target, range));
+  }
+}
+
+export function matchesTarget(d: DeviceRecord, target: DeviceTarget, range = target.versionRange ?? '*'): boolean {
+  if (d.hardwareModel === undefined || d.firmwareVersion === undefined) return false;
+  if (!target.hardware.includes(d.hardwareModel)) return false;
+  if (!semver.satisfies(d.firmwareVersion, range, { includePrerelease: true })) return false;
+  return (target.tags ?? []).every((t) => d.tags.includes(t));
+}

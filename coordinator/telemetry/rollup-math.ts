@@ -1,0 +1,107 @@
+/**
+ * Per-device telemetry arithmetic: counter deltas from cumulative counters (with resets), running
+ * metric sums for mean and least-squares slope, percentiles, error signatures. Pure.
+ */
+import { CONTINUOUS_METRICS, EVENT_COUNTERS, type ContinuousMetric, type EventCounter, type MetricSummary } from '../../protocol/canary.js';
+
+export type CounterValues = Record<EventCounter, number>;
+
+export const ZERO_COUNTERS: CounterValues = { crashes: 0, errors: 0, reboots: 0, agentRestarts: 0 };
+
+/**
+ * Events since the previous cumulative reading. A counter that went down was reset (the agent's data
+ * directory was wiped): everything it now shows is new. With no previous reading nothing is counted,
+ * because we cannot tell when those events happened.
+ */
+export function counterDeltas(prev: CounterValues | undefined, cur: CounterValues): CounterValues {
+  if (!prev) return { ...ZERO_COUNTERS };
+  const out = { ...ZERO_COUNTERS };
+  for (const k of EVENT_COUNTERS) out[k] = cur[k] >= prev[k] ? cur[k] - prev[k] : cur[k];
+  return out;
+}
+
+/** Sums for one metric over a span; t in hours from the span's reference time. */
+export interface MetricSums {
+  n: number;
+  sum: number;
+  sumsq: number;
+  max: number;
+  st: number;
+  stt: number;
+  sty: number;
+}
+
+export function emptySums(): MetricSums {
+  return { n: 0, sum: 0, sumsq: 0, max: Number.NEGATIVE_INFINITY, st: 0, stt: 0, sty: 0 };
+}
+
+export function addSample(s: MetricSums, tH: number, y: number): void {
+  s.n++;
+  s.sum += y;
+  s.sumsq += y * y;
+  if (y > s.max) s.max = y;
+  s.st += tH;
+  s.stt += tH * tH;
+  s.sty += tH * y;
+}
+
+/** Adds `b` (whose t is measured from a reference `shiftH` hours after a's) into `a`. */
+export function mergeSums(a: MetricSums, b: MetricSums, shiftH: number): void {
+  a.n += b.n;
+  a.sum += b.sum;
+  a.sumsq += b.sumsq;
+  if (b.max > a.max) a.max = b.max;
+  a.stt += b.stt + 2 * shiftH * b.st + b.n * shiftH * shiftH;
+  a.sty += b.sty + shiftH * b.sum;
+  a.st += b.st + b.n * shiftH;
+}
+
+/** Least-squares slope per hour; undefined with fewer than 3 samples or no spread in time. */
+export function slopePerHour(s: MetricSums): number | undefined {
+  if (s.n < 3) return undefined;
+  const den = s.n * s.stt - s.st * s.st;
+  if (!(Math.abs(den) > 1e-12)) return undefined;
+  return (s.n * s.sty - s.st * s.sum) / den;
+}
+
+/** Nearest-rank percentile of unsorted values. */
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
+  return sorted[rank - 1]!;
+}
+
+/** Summary for the snapshot; p99 from raw samples when given, else the maximum. */
+export function summarize(s: MetricSums, raw: number[] | undefined): MetricSummary | undefined {
+  if (s.n === 0) return undefined;
+  const slope = slopePerHour(s);
+  return {
+    n: s.n,
+    mean: s.sum / s.n,
+    p99: raw && raw.length > 0 ? percentile(raw, 99) : s.max,
+    ...(slope !== undefined ? { slopePerH: slope } : {}),
+  };
+}
+
+/** Error lines with numbers and hex stripped, so the same fault on many devices reads the same. */
+export function errorSignature(line: string): string {
+  return line
+    .replace(/0x[0-9a-fA-F]+/g, '<hex>')
+    .replace(/\b[0-9a-fA-F]{8,}\b/g, '<hex>')
+    .replace(/\d+(\.\d+)?/g, '<n>')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 256);
+}
+
+export const METRIC_COLUMNS: Record<ContinuousMetric, string> = {
+  cpuPct: 'cpu',
+  memUsedMb: 'mem',
+  temperatureC: 'temp',
+  batteryPct: 'battery',
+  powerW: 'power',
+  bootTimeS: 'boot_time',
+};
+
+export { CONTINUOUS_METRICS };
