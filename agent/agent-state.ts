@@ -62,6 +62,8 @@ export const JobSchema = z.object({
   detail: z.string().max(512).optional(),
   /** Boot id when the reboot into the trial was requested: tells "not rebooted yet" from "fell back". */
   bootId: z.string().max(128).optional(),
+  /** Times the agent restarted on the same boot and re-issued the reboot (bounded: no reboot loop). */
+  rebootRetries: z.number().int().nonnegative().default(0),
   trialStartedAt: z.number().int().nonnegative().optional(),
   /** A rollback or abort asked for while the reboot into the trial was already under way. */
   revertRequested: UpdateReasonSchema.optional(),

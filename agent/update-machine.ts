@@ -91,6 +91,9 @@ export interface StepResult {
   effects: UpdateEffect[];
 }
 
+/** Restarts on the same boot in the `rebooting` stage before the agent gives the trial up. */
+export const MAX_REBOOT_RETRIES = 3;
+
 const none = (state: AgentState): StepResult => ({ state, effects: [] });
 const log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): UpdateEffect =>
   fields ? { type: 'log', level, msg, fields } : { type: 'log', level, msg };
@@ -317,7 +320,10 @@ function onBoot(prev: AgentState, boot: BootInfo, now: number, cfg: MachineConfi
       if (boot.booted === job.toSlot) return onCommitted(state, job, now);
       if (job.stage === 'rebooting' && !fellBack(job)) {
         // Killed between recording the stage and the reboot itself: arm again (idempotent) and reboot.
-        return { state, effects: [{ type: 'arm-trial' }, { type: 'reboot' }] };
+        // Bounded, so a backend whose reboot never happens cannot trap the device in a loop.
+        if (job.rebootRetries >= MAX_REBOOT_RETRIES) return trialBootFailed(state, job, now);
+        const next: Job = { ...job, rebootRetries: job.rebootRetries + 1, updatedAt: now };
+        return { state: { ...state, job: next }, effects: [{ type: 'arm-trial' }, { type: 'reboot' }] };
       }
       return trialBootFailed(state, job, now);
     case 'committing':
@@ -372,6 +378,7 @@ function onRollout(state: AgentState, ev: Extract<UpdateEvent, { type: 'rollout'
     attempts: 0,
     bytes: 0,
     reportedTenths: 0,
+    rebootRetries: 0,
     updatedAt: now,
   };
   if (!ev.verified.ok) {
@@ -468,6 +475,7 @@ function onRollbackCommand(state: AgentState, command: Command, now: number): St
     attempts: 0,
     bytes: 0,
     reportedTenths: 0,
+    rebootRetries: 0,
     commandId: command.commandId,
     detail,
     updatedAt: now,

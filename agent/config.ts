@@ -1,0 +1,188 @@
+/**
+ * The agent's configuration file (agent.json): a zod schema with defaults, and a loader that names
+ * every bad field. Pure apart from `loadAgentConfig`, which reads the file.
+ *
+ * Durations accept milliseconds (number) or strings such as "30s", "10m", "2h".
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '../protocol/errors.js';
+import { DeviceIdSchema, HardwareModelSchema, SemverSchema, TagSchema } from '../protocol/ids.js';
+import { formatIssues } from '../protocol/parse.js';
+import { parseDuration } from '../firmware/duration.js';
+
+/** A duration: milliseconds, or a string such as "30s", "10m", "2h". */
+export const DurationSchema = z.union([z.number().int().nonnegative(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value;
+  try {
+    return parseDuration(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(value)} is not a duration like 500ms, 30s, 10m or 2h` });
+    return z.NEVER;
+  }
+});
+
+const BrokerSchema = z.object({
+  /** mqtt://host:1883 or mqtts://host:8883 (ws/wss also accepted by mqtt.js). */
+  url: z.string().regex(/^(mqtts?|wss?):\/\/[^\s]+$/, { message: 'must be an mqtt://, mqtts://, ws:// or wss:// URL' }),
+  username: z.string().min(1).optional(),
+  /** Password, or better `passwordFile` (kept out of the config, mode 0600). */
+  password: z.string().optional(),
+  passwordFile: z.string().min(1).optional(),
+  /** CA certificate (PEM) for mqtts://; defaults to the system store. */
+  caFile: z.string().min(1).optional(),
+  /** Client certificate and key (PEM) for mutual TLS. */
+  certFile: z.string().min(1).optional(),
+  keyFile: z.string().min(1).optional(),
+  keepalive: DurationSchema.default(30_000),
+  /** Reconnect backoff: full jitter between 0 and min(max, min · 2^n), so a fleet never stampedes. */
+  reconnectMin: DurationSchema.default(1_000),
+  reconnectMax: DurationSchema.default(60_000),
+  connectTimeout: DurationSchema.default(30_000),
+});
+
+/** Slot backend settings: `file` is built in; the others are parsed by their own backend module. */
+const SlotsSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('file'),
+    /** Directory holding slot-A.img, slot-B.img and the simulated bootloader's state. */
+    dir: z.string().min(1),
+    /** Trial boots the simulated bootloader allows before it falls back (1 = tryboot semantics). */
+    trialBoots: z.number().int().min(1).max(10).default(1),
+  }),
+  z.looseObject({ kind: z.literal('uboot') }),
+  z.looseObject({ kind: z.literal('rauc') }),
+  z.looseObject({ kind: z.literal('tryboot') }),
+]);
+
+const HealthCheckSchema = z.object({
+  name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { message: 'must be 1-64 letters, digits, . _ -' }),
+  /** argv (no shell) or a string run by /bin/sh -c. Exit 0 = pass. */
+  command: z.union([z.array(z.string().min(1)).min(1), z.string().min(1)]),
+  timeout: DurationSchema.default(30_000),
+});
+
+export const AgentConfigSchema = z.object({
+  deviceId: DeviceIdSchema,
+  hardwareModel: HardwareModelSchema,
+  tags: z.array(TagSchema).max(32).default([]),
+  /** Version of the firmware the device was flashed with; used only until the agent has state. */
+  firmwareVersion: SemverSchema,
+  /** Anti-rollback floor the device starts with (it only ever rises). */
+  securityFloor: z.number().int().min(0).default(0),
+  broker: BrokerSchema,
+  /** Directory of trusted *.pub keys (and optional trust.json with a threshold). */
+  trustStoreDir: z.string().min(1),
+  /** State, partial downloads and logs; must survive reboots. */
+  dataDir: z.string().min(1),
+  slots: SlotsSchema,
+  telemetry: z
+    .object({
+      interval: DurationSchema.default(60_000),
+      /** Script printing JSON {"name": number} or `name value` lines; custom metrics. */
+      metricsScript: z.string().min(1).optional(),
+      metricsTimeout: DurationSchema.default(10_000),
+      /** Error log excerpts: a file to follow, or a systemd unit read with journalctl. */
+      logFile: z.string().min(1).optional(),
+      journalUnit: z.string().min(1).optional(),
+      /** Only lines matching this (case-insensitive) regular expression are sent. */
+      logPattern: z.string().default('error|fatal|panic|crit|oops|segfault'),
+      maxLogLines: z.number().int().min(0).max(20).default(20),
+    })
+    .prefault({}),
+  health: z
+    .object({
+      /** The agent on the trial slot must reach the broker within this. */
+      brokerDeadline: DurationSchema.default(120_000),
+      /** The whole trial (boot to commit) must finish within this, else the device goes back. */
+      trialWindow: DurationSchema.default(600_000),
+      checks: z.array(HealthCheckSchema).max(32).default([]),
+    })
+    .prefault({}),
+  download: z
+    .object({
+      maxAttempts: z.number().int().min(1).max(100).default(6),
+      retryBase: DurationSchema.default(5_000),
+      retryMax: DurationSchema.default(600_000),
+      /** A connection with no data for this long is dropped (and resumed). */
+      idleTimeout: DurationSchema.default(60_000),
+      /** Largest image accepted, whatever the manifest says. */
+      maxBytes: z.number().int().positive().default(4 * 1024 ** 3),
+      /** CA certificate for https artifact servers. */
+      caFile: z.string().min(1).optional(),
+    })
+    .prefault({}),
+  /** Messages kept while offline and sent on reconnect (oldest telemetry dropped first). */
+  offlineQueueLimit: z.number().int().min(1).max(10_000).default(200),
+  /** How far the device clock may be off when checking manifest and command times. */
+  clockSkew: DurationSchema.default(5 * 60_000),
+  /** pino level for the daemon. */
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+});
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
+
+/** Validates a config value; throws ConfigError listing every bad field as `path: problem`. */
+export function parseAgentConfig(value: unknown, source = 'agent config'): AgentConfig {
+  const result = AgentConfigSchema.safeParse(value);
+  if (!result.success) {
+    throw new ConfigError(`${source} is invalid:\n  ${formatIssues(result.error).join('\n  ')}`);
+  }
+  const cfg = result.data;
+  if (cfg.broker.password !== undefined && cfg.broker.passwordFile !== undefined) {
+    throw new ConfigError(`${source} is invalid:\n  broker: set password or passwordFile, not both`);
+  }
+  if ((cfg.broker.certFile === undefined) !== (cfg.broker.keyFile === undefined)) {
+    throw new ConfigError(`${source} is invalid:\n  broker: certFile and keyFile go together`);
+  }
+  try {
+    new RegExp(cfg.telemetry.logPattern, 'i');
+  } catch (err) {
+    throw new ConfigError(`${source} is invalid:\n  telemetry.logPattern: ${(err as Error).message}`);
+  }
+  return cfg;
+}
+
+const PATH_FIELDS: ReadonlyArray<readonly string[]> = [
+  ['trustStoreDir'],
+  ['dataDir'],
+  ['slots', 'dir'],
+  ['broker', 'passwordFile'],
+  ['broker', 'caFile'],
+  ['broker', 'certFile'],
+  ['broker', 'keyFile'],
+  ['telemetry', 'metricsScript'],
+  ['telemetry', 'logFile'],
+  ['download', 'caFile'],
+];
+
+/** Relative paths in a config file are relative to the file, not to the working directory. */
+function resolvePaths(cfg: AgentConfig, base: string): AgentConfig {
+  const out = structuredClone(cfg) as unknown as Record<string, Record<string, unknown>>;
+  for (const path of PATH_FIELDS) {
+    let holder: Record<string, unknown> = out;
+    for (const key of path.slice(0, -1)) holder = (holder[key] as Record<string, unknown>) ?? {};
+    const last = path[path.length - 1]!;
+    const value = holder[last];
+    if (typeof value === 'string') holder[last] = resolve(base, value);
+  }
+  return out as unknown as AgentConfig;
+}
+
+/** Reads and validates agent.json. */
+export async function loadAgentConfig(path: string): Promise<AgentConfig> {
+  let raw: string;
+  try {
+    raw = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read agent config ${path}: ${(err as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (err) {
+    throw new ConfigError(`agent config ${path} is not JSON: ${(err as Error).message}`);
+  }
+  return resolvePaths(parseAgentConfig(value, `agent config ${path}`), dirname(resolve(path)));
+}
