@@ -6,7 +6,7 @@
  * k_e | (k_e + k_c) ~ Binomial(k_e + k_c, p0) with p0 = E_e / (E_e + E_c) — the conditional test for
  * comparing two Poisson rates, exact at any count (see ../../../shared reference canary-judging.md).
  */
-import { lbeta, lchoose, logSumExp } from './special.js';
+import { lbeta, lchoose, lgamma, logSumExp } from './special.js';
 
 /** ln P(X = k) for X ~ Binomial(n, p). */
 export function binomLogPmf(k: number, n: number, p: number): number {
@@ -50,6 +50,21 @@ export function compareRates(kE: number, eE: number, kC: number, eC: number): Ra
   const pValue = eE > 0 && eC > 0 ? binomUpperTail(kE, kE + kC, p0) : 1;
   const expectedE = eC > 0 ? (kC * eE) / eC : 0;
   return { kE, eE, kC, eC, p0, rateRatio, pValue, expectedE };
+}
+
+/** P(X ≥ k) for X ~ Poisson(lambda): R's `poisson.test(k, T, r, alternative = "greater")$p.value` with lambda = r·T. */
+export function poissonUpperTail(k: number, lambda: number): number {
+  if (k <= 0) return 1;
+  if (!(lambda > 0)) return 0;
+  const terms: number[] = [];
+  const logL = Math.log(lambda);
+  // Terms fall off quickly past max(k, lambda); stop once they are negligible.
+  for (let i = k; i < k + 10_000; i++) {
+    const t = i * logL - lambda - lgamma(i + 1);
+    terms.push(t);
+    if (i > lambda && t < terms[0]! - 40) break;
+  }
+  return Math.min(1, Math.exp(logSumExp(terms)));
 }
 
 /** ln of the beta-binomial mixture e-value for "canary share of events exceeds p0". */

@@ -1,0 +1,93 @@
+/**
+ * Thresholds of the statistical judge: which continuous metrics are compared and how (direction of
+ * harm, effect measure, allowed and critical bounds), how rare counts are tested, scoring groups and
+ * verdict bands. Pure data with defaults from the canary-judging reference (Kayenta's confidence 0.98
+ * and tolerance 0.25; rate ratio 1.5 High, 2 Critical at alpha 0.01; score ≥ 95 Proceed, ≥ 75 Monitor).
+ */
+import type { ContinuousMetric, EventCounter } from '../../protocol/canary.js';
+
+/** Which per-device summary a check compares. `drain` is the negated slope (battery). */
+export type MetricStat = 'mean' | 'p99' | 'slope' | 'drain';
+
+export interface MetricCheck {
+  metric: ContinuousMetric;
+  stat: MetricStat;
+  /** Scoring group (weights in `groupWeights`). */
+  group: string;
+  /** Harm is an increase of the compared value (after `drain` negation, more drain is an increase). */
+  direction: 'increase' | 'decrease';
+  /** `ratio`: mean(canary)/mean(control) of the per-device values; `difference`: Hodges-Lehmann shift. */
+  effect: 'ratio' | 'difference';
+  /** Harm needs the effect at or beyond this bound (e.g. 1.10 for +10 %, or 0.083 MB/h). */
+  allowed: number;
+  /** An effect at or beyond this bound is Critical (aborts). Absent: never critical. */
+  critical?: number;
+  /** A critical metric that is not Pass scores the whole run 0 (Kayenta). Default false. */
+  criticalMetric?: boolean;
+}
+
+export interface CounterCheck {
+  counter: EventCounter;
+  /** Rate ratio at which a significant increase is High, and Critical. */
+  highRatio: number;
+  criticalRatio: number;
+  /** Control rate per device-hour above which the fleet itself breaches its SLO (fleet-wide incident). */
+  controlSloPerH?: number;
+}
+
+export interface JudgeConfig {
+  /** Significance for counts, device-level and silence tests, and the e-value threshold 1/alpha. */
+  alpha: number;
+  /** Kayenta's Mann-Whitney confidence and tolerance. */
+  confidence: number;
+  tolerance: number;
+  /** Beta-binomial mixture prior concentration c (a = c·p0, b = c·(1 − p0)). */
+  eValueConcentration: number;
+  /** Top-device share of canary events above which a non-significant device-level test flags instead. */
+  topDeviceShare: number;
+  /** Expected canary events (at the control's rate, all counters) below which evidence is thin. */
+  minExpectedEvents: number;
+  /** Devices per cohort a metric needs to be compared (fewer: NoData). */
+  minDevicesPerMetric: number;
+  /** Canary devices a new error signature must appear on (never in control) to hold the wave. */
+  newSignatureDevices: number;
+  /** Score bands. */
+  passScore: number;
+  marginalScore: number;
+  counters: CounterCheck[];
+  metrics: MetricCheck[];
+  groupWeights: Record<string, number>;
+}
+
+const MB_PER_DAY = 1 / 24;
+
+export const DEFAULT_JUDGE_CONFIG: JudgeConfig = {
+  alpha: 0.01,
+  confidence: 0.98,
+  tolerance: 0.25,
+  eValueConcentration: 2,
+  topDeviceShare: 0.5,
+  minExpectedEvents: 5,
+  minDevicesPerMetric: 3,
+  newSignatureDevices: 2,
+  passScore: 95,
+  marginalScore: 75,
+  counters: [
+    { counter: 'crashes', highRatio: 1.5, criticalRatio: 2, controlSloPerH: 0.02 },
+    { counter: 'reboots', highRatio: 1.5, criticalRatio: 2, controlSloPerH: 0.02 },
+    { counter: 'agentRestarts', highRatio: 1.5, criticalRatio: 2, controlSloPerH: 0.05 },
+    { counter: 'errors', highRatio: 1.5, criticalRatio: 2 },
+  ],
+  metrics: [
+    { metric: 'cpuPct', stat: 'mean', group: 'cpu', direction: 'increase', effect: 'ratio', allowed: 1.1, critical: 1.5 },
+    { metric: 'cpuPct', stat: 'p99', group: 'cpu', direction: 'increase', effect: 'ratio', allowed: 1.25, critical: 1.5 },
+    { metric: 'memUsedMb', stat: 'mean', group: 'memory', direction: 'increase', effect: 'ratio', allowed: 1.1, critical: 1.5 },
+    // A leak: growth beyond 2 MB/day is High, beyond 10 MB/day Critical.
+    { metric: 'memUsedMb', stat: 'slope', group: 'memory', direction: 'increase', effect: 'difference', allowed: 2 * MB_PER_DAY, critical: 10 * MB_PER_DAY },
+    { metric: 'powerW', stat: 'mean', group: 'power', direction: 'increase', effect: 'ratio', allowed: 1.05, critical: 1.2 },
+    { metric: 'batteryPct', stat: 'drain', group: 'power', direction: 'increase', effect: 'ratio', allowed: 1.05, critical: 1.2 },
+    { metric: 'temperatureC', stat: 'mean', group: 'thermal', direction: 'increase', effect: 'difference', allowed: 3, critical: 10 },
+    { metric: 'bootTimeS', stat: 'mean', group: 'boot', direction: 'increase', effect: 'ratio', allowed: 1.2, critical: 2 },
+  ],
+  groupWeights: { events: 35, cpu: 15, memory: 15, power: 15, thermal: 10, boot: 10 },
+};

@@ -1,0 +1,194 @@
+/**
+ * The statistical judge: the default wave-gate analyzer, deterministic and offline. Pure core
+ * (`judgeSnapshot`) plus a GateAnalyzer wrapper (`createStatAnalyzer`).
+ *
+ * Layers (see shared reference canary-judging.md): 1 hard limits, final → Abort; 2 sufficiency → at most
+ * Monitor on thin evidence; 3 rare counts as rates; 4 continuous metrics per device with Kayenta's
+ * classifier; 5 a Kayenta-style score (≥ passScore Proceed, ≥ marginalScore Monitor, else Abort; any
+ * Critical check aborts) and modifiers that may only make the verdict more cautious: thin data, a
+ * flagged pathological device, the control itself breaching an SLO (a fleet-wide incident holds the
+ * wave instead of rolling the canary back), a new error signature on several canary devices only.
+ */
+import type { CanarySnapshot, Evidence, Recommendation, RiskLevel, Verdict } from '../../protocol/canary.js';
+import type { AnalyzerContext, AnalyzerOutcome, GateAnalyzer, GatePolicy } from '../gate/analyzer.js';
+import { DEFAULT_JUDGE_CONFIG, type JudgeConfig } from './judge-config.js';
+import { hardLimitsLayer } from './layer-hard-limits.js';
+import { countsLayer, type CounterResult } from './layer-counts.js';
+import { continuousLayer, type MetricResult } from './layer-continuous.js';
+
+interface Modifier {
+  rule: string;
+  issue: string;
+}
+
+function sufficiency(snapshot: CanarySnapshot, policy: GatePolicy, counts: readonly CounterResult[], cfg: JudgeConfig): { evidence: Evidence; modifiers: Modifier[] } {
+  const canary = snapshot.devices.filter((d) => d.cohort === 'canary');
+  const control = snapshot.devices.filter((d) => d.cohort === 'control');
+  const reporting = canary.filter((d) => d.samples > 0 && !d.silent).length;
+  const required = Math.min(policy.minReportingDevices, canary.length);
+  const expected = counts.reduce((s, c) => s + c.expectedE, 0);
+  const exposure = canary.reduce((s, d) => s + d.exposureH, 0);
+  const modifiers: Modifier[] = [];
+  if (canary.length === 0 || reporting < required || reporting === 0) {
+    modifiers.push({ rule: 'sufficiency:reporting-devices', issue: `only ${reporting} canary devices reporting (need ${required}); extend the soak` });
+  }
+  if (control.length === 0) {
+    modifiers.push({ rule: 'sufficiency:no-control', issue: 'no control devices to compare against; the canary cannot be judged relative to the fleet' });
+  } else if (expected < cfg.minExpectedEvents) {
+    modifiers.push({ rule: 'sufficiency:exposure', issue: `too little canary exposure (${exposure.toFixed(1)} device-hours): only ${expected.toFixed(1)} events expected at the control's rates (need ${cfg.minExpectedEvents})` });
+  }
+  return {
+    evidence: {
+      check: 'sufficiency',
+      result: modifiers.length ? 'flag' : 'pass',
+      values: { reportingCanary: reporting, requiredReporting: required, canaryDevices: canary.length, controlDevices: control.length, canaryExposureH: Number(exposure.toFixed(3)), expectedCanaryEvents: Number(expected.toFixed(3)), minExpectedEvents: cfg.minExpectedEvents },
+    },
+    modifiers,
+  };
+}
+
+function newSignatures(snapshot: CanarySnapshot, cfg: JudgeConfig): { evidence: Evidence; modifier?: Modifier } {
+  const controlSigs = new Set(snapshot.devices.filter((d) => d.cohort === 'control').flatMap((d) => d.errorSignatures));
+  const seen = new Map<string, number>();
+  for (const d of snapshot.devices) {
+    if (d.cohort !== 'canary') continue;
+    for (const s of new Set(d.errorSignatures)) if (!controlSigs.has(s)) seen.set(s, (seen.get(s) ?? 0) + 1);
+  }
+  const found = [...seen].filter(([, n]) => n >= cfg.newSignatureDevices).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const evidence: Evidence = {
+    check: 'new-error-signatures',
+    result: found.length ? 'flag' : 'pass',
+    values: { signatures: found.length, minDevices: cfg.newSignatureDevices, ...Object.fromEntries(found.slice(0, 5).map(([s, n], i) => [`sig${i + 1}`, `${n} devices: ${s.slice(0, 120)}`])) },
+  };
+  if (!found.length) return { evidence };
+  const [sig, n] = found[0]!;
+  return { evidence, modifier: { rule: 'new-error-signature', issue: `new error signature on ${n} canary devices, never seen in control: "${sig.slice(0, 120)}"${found.length > 1 ? ` (+${found.length - 1} more)` : ''}` } };
+}
+
+/** Kayenta-style weighted score over groups; undefined when nothing could be scored. */
+function score(counts: readonly CounterResult[], metrics: readonly MetricResult[], cfg: JudgeConfig): { score?: number; groups: Record<string, number> } {
+  const tally = new Map<string, { pass: number; fail: number }>();
+  const add = (group: string, pass: boolean) => {
+    const t = tally.get(group) ?? { pass: 0, fail: 0 };
+    if (pass) t.pass++;
+    else t.fail++;
+    tally.set(group, t);
+  };
+  for (const c of counts) if (c.outcome !== 'nodata') add('events', c.outcome === 'pass' || c.outcome === 'flag');
+  let criticalMetricFailed = false;
+  for (const m of metrics) {
+    if (m.result === 'nodata') continue;
+    add(m.check.group, m.result === 'pass');
+    if (m.check.criticalMetric && m.result !== 'pass') criticalMetricFailed = true;
+  }
+  const groups: Record<string, number> = {};
+  let num = 0;
+  let den = 0;
+  for (const [g, t] of tally) {
+    const s = (100 * t.pass) / (t.pass + t.fail);
+    groups[g] = Number(s.toFixed(2));
+    const w = cfg.groupWeights[g] ?? 1;
+    num += w * s;
+    den += w;
+  }
+  if (den === 0) return { groups };
+  return { score: criticalMetricFailed ? 0 : Number((num / den).toFixed(2)), groups };
+}
+
+/** Judges a canary snapshot. Pure and deterministic. */
+export function judgeSnapshot(snapshot: CanarySnapshot, policy: GatePolicy, cfg: JudgeConfig = DEFAULT_JUDGE_CONFIG): Verdict {
+  const hard = hardLimitsLayer(snapshot, policy, cfg.alpha);
+  const counts = countsLayer(snapshot, cfg);
+  const suff = sufficiency(snapshot, policy, counts, cfg);
+  const metrics = continuousLayer(snapshot, cfg);
+  const sigs = newSignatures(snapshot, cfg);
+  const sc = score(counts, metrics, cfg);
+
+  const criticals = [...counts.filter((c) => c.outcome === 'critical').map((c) => ({ name: c.counter, issue: c.issue })), ...metrics.filter((m) => m.result === 'critical').map((m) => ({ name: m.name, issue: m.issue }))];
+  const highs = [...counts.filter((c) => c.outcome === 'high').map((c) => c.issue), ...metrics.filter((m) => m.result === 'high' || m.result === 'low').map((m) => m.issue)];
+
+  const modifiers: Modifier[] = [...suff.modifiers];
+  const applicable = metrics.filter((m) => m.applicable);
+  const nodata = applicable.filter((m) => m.result === 'nodata').length;
+  if (applicable.length > 0 && nodata * 2 >= applicable.length) {
+    modifiers.push({ rule: 'sufficiency:metrics-nodata', issue: `${nodata} of ${applicable.length} metric checks have no data on enough devices` });
+  }
+  for (const c of counts) if (c.outcome === 'flag' && c.issue) modifiers.push({ rule: `device-flag:${c.counter}`, issue: c.issue });
+  const breaches = counts.filter((c) => c.controlBreach);
+  if (breaches.length) {
+    modifiers.push({ rule: 'control-slo', issue: `fleet-wide: control devices also breach the SLO for ${breaches.map((b) => b.counter).join(', ')}; holding the wave rather than blaming the canary` });
+  }
+  if (sigs.modifier) modifiers.push(sigs.modifier);
+
+  let recommendation: Recommendation;
+  let riskLevel: RiskLevel;
+  let rule: string;
+  const issues: string[] = [];
+  if (hard.rule) {
+    recommendation = 'Abort';
+    riskLevel = 'Critical';
+    rule = hard.rule;
+    issues.push(...hard.issues);
+  } else if (criticals.length) {
+    recommendation = 'Abort';
+    riskLevel = 'Critical';
+    rule = `critical:${criticals[0]!.name}`;
+  } else if (sc.score !== undefined && sc.score < cfg.marginalScore) {
+    recommendation = 'Abort';
+    riskLevel = 'High';
+    rule = 'score';
+  } else if (sc.score !== undefined && sc.score < cfg.passScore) {
+    recommendation = 'Monitor';
+    riskLevel = 'Medium';
+    rule = 'score';
+  } else if (modifiers.length || sc.score === undefined) {
+    recommendation = 'Monitor';
+    riskLevel = 'Medium';
+    rule = modifiers[0]?.rule ?? 'sufficiency:nothing-scored';
+  } else {
+    recommendation = 'Proceed';
+    riskLevel = 'Low';
+    rule = 'score';
+  }
+  if (!hard.rule) issues.push(...criticals.flatMap((c) => (c.issue ? [c.issue] : [])));
+  issues.push(...highs.flatMap((h) => (h ? [h] : [])));
+  issues.push(...modifiers.map((m) => m.issue));
+
+  const scoreEvidence: Evidence = {
+    check: 'score',
+    result: recommendation === 'Proceed' ? 'pass' : recommendation === 'Monitor' ? 'flag' : 'critical',
+    values: { score: sc.score ?? null, passScore: cfg.passScore, marginalScore: cfg.marginalScore, ...Object.fromEntries(Object.entries(sc.groups).map(([g, s]) => [`group.${g}`, s])) },
+  };
+  return {
+    recommendation,
+    riskLevel,
+    ...(sc.score !== undefined ? { score: hard.rule || criticals.length ? 0 : sc.score } : {}),
+    issues: [...new Set(issues)],
+    rule,
+    evidence: [...hard.evidence, suff.evidence, ...counts.map((c) => c.evidence), ...metrics.map((m) => m.evidence), sigs.evidence, scoreEvidence],
+  };
+}
+
+export interface StatAnalyzerOptions {
+  config?: JudgeConfig;
+  /** Monotonic milliseconds for latency; default performance.now. */
+  monotonicMs?: () => number;
+}
+
+/** The statistical judge as a wave-gate analyzer named `stat`. */
+export function createStatAnalyzer(options: StatAnalyzerOptions = {}): GateAnalyzer {
+  const cfg = options.config ?? DEFAULT_JUDGE_CONFIG;
+  const mono = options.monotonicMs ?? (() => performance.now());
+  return {
+    name: 'stat',
+    analyze(snapshot: CanarySnapshot, ctx: AnalyzerContext): Promise<AnalyzerOutcome> {
+      const t0 = mono();
+      try {
+        const verdict = judgeSnapshot(snapshot, ctx.policy, cfg);
+        return Promise.resolve({ ok: true, verdict, latencyMs: mono() - t0 });
+      } catch (err) {
+        return Promise.resolve({ ok: false, error: { code: 'stat-internal', message: (err as Error).message }, latencyMs: mono() - t0 });
+      }
+    },
+  };
+}
