@@ -6,7 +6,6 @@
  * differ from each other far more than samples differ within a device), Poisson event counts by
  * exposure, and one labelled fault. The label is the verdict the statistical judge must give.
  */
-/* eslint-env node */
 import process from 'node:process';
 import console from 'node:console';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
