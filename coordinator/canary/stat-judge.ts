@@ -12,7 +12,7 @@
 import type { CanarySnapshot, Evidence, Recommendation, RiskLevel, Verdict } from '../../protocol/canary.js';
 import type { AnalyzerContext, AnalyzerOutcome, GateAnalyzer, GatePolicy } from '../gate/analyzer.js';
 import { DEFAULT_JUDGE_CONFIG, type JudgeConfig } from './judge-config.js';
-import { hardLimitsLayer } from './layer-hard-limits.js';
+import { hardLimitsLayer, reportingSufficiency } from './layer-hard-limits.js';
 import { countsLayer, type CounterResult } from './layer-counts.js';
 import { continuousLayer, type MetricResult } from './layer-continuous.js';
 
@@ -24,12 +24,13 @@ interface Modifier {
 function sufficiency(snapshot: CanarySnapshot, policy: GatePolicy, counts: readonly CounterResult[], cfg: JudgeConfig): { evidence: Evidence; modifiers: Modifier[] } {
   const canary = snapshot.devices.filter((d) => d.cohort === 'canary');
   const control = snapshot.devices.filter((d) => d.cohort === 'control');
-  const reporting = canary.filter((d) => d.samples > 0 && !d.silent).length;
-  const required = Math.min(policy.minReportingDevices, canary.length);
+  const gate = reportingSufficiency(snapshot, policy);
+  const reporting = Number(gate.values.reporting ?? 0);
+  const required = Number(gate.values.needed ?? 0);
   const expected = counts.reduce((s, c) => s + c.expectedE, 0);
   const exposure = canary.reduce((s, d) => s + d.exposureH, 0);
   const modifiers: Modifier[] = [];
-  if (canary.length === 0 || reporting < required || reporting === 0) {
+  if (gate.result !== 'pass' || reporting === 0) {
     modifiers.push({ rule: 'sufficiency:reporting-devices', issue: `only ${reporting} canary devices reporting (need ${required}); extend the soak` });
   }
   if (control.length === 0) {
@@ -97,7 +98,7 @@ function score(counts: readonly CounterResult[], metrics: readonly MetricResult[
 
 /** Judges a canary snapshot. Pure and deterministic. */
 export function judgeSnapshot(snapshot: CanarySnapshot, policy: GatePolicy, cfg: JudgeConfig = DEFAULT_JUDGE_CONFIG): Verdict {
-  const hard = hardLimitsLayer(snapshot, policy, cfg.alpha);
+  const hard = hardLimitsLayer(snapshot, policy);
   const counts = countsLayer(snapshot, cfg);
   const suff = sufficiency(snapshot, policy, counts, cfg);
   const metrics = continuousLayer(snapshot, cfg);
@@ -181,6 +182,7 @@ export function createStatAnalyzer(options: StatAnalyzerOptions = {}): GateAnaly
   const mono = options.monotonicMs ?? (() => performance.now());
   return {
     name: 'stat',
+    role: 'statistical',
     analyze(snapshot: CanarySnapshot, ctx: AnalyzerContext): Promise<AnalyzerOutcome> {
       const t0 = mono();
       try {
