@@ -20,6 +20,8 @@ export interface SlotContent {
   sha256: string;
   size: number;
   intact: boolean;
+  /** The bytes themselves, only with `keepBytes` (conformance tests); a fleet keeps hashes only. */
+  bytes?: Buffer;
 }
 
 /** The result of a (simulated) power-on. */
@@ -40,6 +42,9 @@ export interface MemorySlotBackendOptions {
    * it "writes" and compares it on read-back, as a real backend does.
    */
   readImage?: (image: VerifiedImage) => Promise<Buffer>;
+  /** Keep slot bytes (with `factoryBytes`), so tests can read a slot as the bootloader would. Default false. */
+  keepBytes?: boolean;
+  factoryBytes?: Buffer;
 }
 
 export class MemorySlotBackend implements SlotBackend {
@@ -59,7 +64,8 @@ export class MemorySlotBackend implements SlotBackend {
   readonly calls = { writes: 0, arms: 0, commits: 0, markBads: 0, reboots: 0, bootedBrokenSlot: 0 };
 
   constructor(private readonly options: MemorySlotBackendOptions) {
-    const factory = { ...options.factoryImage, intact: true };
+    const factory: SlotContent = { ...options.factoryImage, intact: true };
+    if (options.keepBytes && options.factoryBytes) factory.bytes = options.factoryBytes;
     this.slots = { A: factory, B: { ...factory } };
   }
 
@@ -98,7 +104,7 @@ export class MemorySlotBackend implements SlotBackend {
     if (bytes.length !== image.size || sha256 !== image.sha256) {
       throw new SlotError('readback-failed', `slot ${target} read back ${bytes.length} bytes with sha256 ${sha256}, expected ${image.size} bytes with ${image.sha256}`);
     }
-    this.slots[target] = { sha256, size: bytes.length, intact: true };
+    this.slots[target] = { sha256, size: bytes.length, intact: true, ...(this.options.keepBytes ? { bytes } : {}) };
   }
 
   armTrial(): Promise<void> {
