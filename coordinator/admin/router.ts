@@ -41,6 +41,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   'invalid-topic': 400,
   'not-found': 404,
   conflict: 409,
+  'artifact-exists': 409,
+  'credentials-exist': 409,
   'invalid-transition': 409,
   unauthorized: 401,
   forbidden: 403,

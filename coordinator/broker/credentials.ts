@@ -7,7 +7,7 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../store/db.js';
 import { DeviceIdSchema } from '../../protocol/ids.js';
-import { ValidationError } from '../../protocol/errors.js';
+import { FleetError, ValidationError } from '../../protocol/errors.js';
 
 /** log2 of scrypt's N. 14 (16,384) is the production floor; tests and the simulator may go lower. */
 export const DEFAULT_SCRYPT_LOG_N = 14;
@@ -57,9 +57,9 @@ export class CredentialStore {
 
   /**
    * Creates (or replaces, with `rotate`) a device's credentials. Returns the secret; it cannot be
-   * recovered later. Registers the device in the registry with its bucket if it is new.
+   * recovered later.
    */
-  async provision(deviceId: string, options: { rotate?: boolean; hardwareModel?: string; tags?: string[] } = {}): Promise<ProvisionedDevice> {
+  async provision(deviceId: string, options: { rotate?: boolean } = {}): Promise<ProvisionedDevice> {
     const id = DeviceIdSchema.safeParse(deviceId);
     if (!id.success) throw new ValidationError('device id', [id.error.issues[0]?.message ?? 'invalid']);
     const existing = this.db.prepare('SELECT revoked FROM device_credentials WHERE device_id = ?').get(deviceId) as { revoked: number } | undefined;
@@ -78,6 +78,8 @@ export class CredentialStore {
 
   /** Provisions many devices; hashing runs on libuv's thread pool, a few at a time. */
   async provisionMany(deviceIds: readonly string[], options: { rotate?: boolean } = {}): Promise<ProvisionedDevice[]> {
+    // Refuse before creating any, so that no secret is issued and then lost with the error.
+    if (!options.rotate) for (const id of deviceIds) if (this.has(id)) throw new CredentialExistsError(id);
     const out: ProvisionedDevice[] = [];
     const width = 8;
     for (let i = 0; i < deviceIds.length; i += width) {
@@ -108,8 +110,8 @@ export class CredentialStore {
   }
 }
 
-export class CredentialExistsError extends ValidationError {
+export class CredentialExistsError extends FleetError {
   constructor(deviceId: string) {
-    super('device', [`${deviceId} already has credentials; pass --rotate to issue new ones (the old secret stops working)`]);
+    super('credentials-exist', `${deviceId} already has credentials; pass --rotate to issue new ones (the old secret stops working)`);
   }
 }

@@ -89,8 +89,8 @@ export class EmbeddedBroker implements Transport {
         const decision = deviceId
           ? authorizeDevicePublish({ deviceId, hardwareModel: this.options.hardwareModelOf(deviceId) }, packet.topic)
           : { ok: false as const, reason: 'not authenticated' };
-        if (decision.ok && !packet.retain) return done(null);
-        const reason = decision.ok ? 'devices may not publish retained messages' : decision.reason;
+        if (decision.ok) return done(null);
+        const reason = decision.reason;
         counters.inc('mqtt.acl.publish.refused');
         log.warn({ deviceId, topic: packet.topic, reason }, 'device publish refused');
         done(new Error(`publish refused: ${reason}`));

@@ -117,4 +117,20 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 5,
+    name: 'retained-messages',
+    up(db) {
+      // What the coordinator has published retained (rollout manifests, flags): the embedded broker
+      // keeps retained messages in memory, so they are re-published from here after a restart.
+      db.exec(`
+        CREATE TABLE retained_messages (
+          topic TEXT PRIMARY KEY,
+          payload BLOB NOT NULL,
+          qos INTEGER NOT NULL,
+          updated_at INTEGER NOT NULL
+        );
+      `);
+    },
+  },
 ];

@@ -1,0 +1,95 @@
+/** Admin API: the device registry and device credentials. */
+import { z } from 'zod';
+import { DeviceIdSchema, HardwareModelSchema, TagSchema } from '../../protocol/ids.js';
+import type { CredentialStore } from '../broker/credentials.js';
+import type { DeviceRecord, DeviceRegistry } from '../registry/device-registry.js';
+import { NotFoundError, reply, type Router } from './router.js';
+
+export interface DeviceRouteDeps {
+  registry: DeviceRegistry;
+  credentials: CredentialStore;
+  now: () => number;
+  audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => void;
+  /** Per-deployment progress of one device, newest first (from the engine's repository). */
+  deviceDeployments?: (deviceId: string) => unknown[];
+}
+
+const ListQuery = z.object({
+  model: HardwareModelSchema.optional(),
+  version: z.string().optional(),
+  online: z.enum(['true', 'false']).optional(),
+  tag: TagSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(500),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+
+const ProvisionBody = z.object({
+  deviceIds: z.array(DeviceIdSchema).min(1).max(100_000),
+  hardwareModel: HardwareModelSchema.optional(),
+  tags: z.array(TagSchema).max(32).optional(),
+  /** Issue new secrets for devices that already have credentials. */
+  rotate: z.boolean().default(false),
+});
+
+export function deviceView(d: DeviceRecord, credentials?: CredentialStore): Record<string, unknown> {
+  return {
+    deviceId: d.deviceId,
+    hardwareModel: d.hardwareModel ?? null,
+    firmwareVersion: d.firmwareVersion ?? null,
+    activeSlot: d.activeSlot ?? null,
+    agentVersion: d.agentVersion ?? null,
+    bucket: d.bucket,
+    tags: d.tags,
+    online: d.online,
+    lastSeen: d.lastSeen ?? null,
+    firstSeen: d.firstSeen ?? null,
+    provisionedAt: d.provisionedAt ?? null,
+    update: d.update ?? null,
+    ...(credentials ? { hasCredentials: credentials.has(d.deviceId) } : {}),
+  };
+}
+
+export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): void {
+  router.get('/v1/devices', { query: ListQuery }, ({ query }) => {
+    const all = deps.registry.list({
+      ...(query.model !== undefined ? { hardwareModel: query.model } : {}),
+      ...(query.version !== undefined ? { firmwareVersion: query.version } : {}),
+      ...(query.online !== undefined ? { online: query.online === 'true' } : {}),
+      ...(query.tag !== undefined ? { tag: query.tag } : {}),
+    });
+    return {
+      total: all.length,
+      online: all.filter((d) => d.online).length,
+      devices: all.slice(query.offset, query.offset + query.limit).map((d) => deviceView(d)),
+    };
+  });
+
+  router.get('/v1/devices/:id', {}, ({ params }) => {
+    const d = deps.registry.get(params['id']!);
+    if (!d) throw new NotFoundError(`no device ${params['id']}; list devices with \`fleet devices list\``);
+    return { ...deviceView(d, deps.credentials), deployments: deps.deviceDeployments?.(d.deviceId) ?? [] };
+  });
+
+  router.post('/v1/devices/provision', { body: ProvisionBody }, async ({ body, actor }) => {
+    const provisioned = await deps.credentials.provisionMany(body.deviceIds, { rotate: body.rotate });
+    const now = deps.now();
+    for (const p of provisioned) {
+      deps.registry.provisioned(p.deviceId, now, {
+        ...(body.hardwareModel !== undefined ? { hardwareModel: body.hardwareModel } : {}),
+        ...(body.tags !== undefined ? { tags: body.tags } : {}),
+      });
+    }
+    deps.audit(actor, 'devices.provisioned', body.deviceIds.length === 1 ? body.deviceIds[0]! : `${body.deviceIds.length} devices`, {
+      count: body.deviceIds.length,
+      rotate: body.rotate,
+    });
+    return reply(201, { devices: provisioned });
+  });
+
+  router.delete('/v1/devices/:id/credentials', {}, ({ params, actor }) => {
+    const id = params['id']!;
+    if (!deps.credentials.revoke(id)) throw new NotFoundError(`device ${id} has no credentials`);
+    deps.audit(actor, 'devices.revoked', id);
+    return { deviceId: id, revoked: true };
+  });
+}

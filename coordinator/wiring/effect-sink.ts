@@ -1,0 +1,69 @@
+/**
+ * Carries out the rollout engine's outward effects: retained manifests on bucket topics, clearing
+ * them, signed commands to devices, audit entries. Each call is idempotent (same topics, same command
+ * id), so the runner may retry after a crash. I/O shell.
+ */
+import type { Logger } from 'pino';
+import { encodeMessage } from '../../protocol/parse.js';
+import { PROTOCOL_VERSION, type Envelope } from '../../protocol/signed.js';
+import type { RolloutMessage } from '../../protocol/messages.js';
+import { deviceTopic, rolloutTopic } from '../../protocol/topics.js';
+import { buildCommand, signCommand } from '../../firmware/manifest.js';
+import type { SigningKey } from '../../firmware/keys.js';
+import type { AuditEntry, CommandRequest, EffectSink } from '../engine/types.js';
+import type { AuditLog } from '../store/audit-log.js';
+import type { Counters } from '../metrics.js';
+import type { Publisher } from './publisher.js';
+
+export interface CoordinatorEffectSinkOptions {
+  publisher: Publisher;
+  key: SigningKey;
+  auditLog: AuditLog;
+  logger: Logger;
+  counters: Counters;
+  now: () => number;
+  /** Lifetime of a signed command. Default 7 days. */
+  commandTtlMs?: number;
+  /** Called after each audit entry (the coordinator's event stream). */
+  onAudit?: (entry: AuditEntry) => void;
+}
+
+export class CoordinatorEffectSink implements EffectSink {
+  constructor(private readonly o: CoordinatorEffectSinkOptions) {}
+
+  async publishRollout(hardwareModel: string, buckets: readonly number[], message: RolloutMessage): Promise<void> {
+    const payload = encodeMessage(message);
+    for (const b of buckets) await this.o.publisher.retain(rolloutTopic(hardwareModel, b), payload);
+    this.o.counters.inc('rollout.topics.published', buckets.length);
+  }
+
+  async clearRollout(hardwareModel: string, buckets: readonly number[]): Promise<void> {
+    for (const b of buckets) await this.o.publisher.clear(rolloutTopic(hardwareModel, b));
+    this.o.counters.inc('rollout.topics.cleared', buckets.length);
+  }
+
+  async sendCommand(command: CommandRequest): Promise<void> {
+    const signed = signCommand(
+      buildCommand({
+        commandId: command.commandId,
+        deviceId: command.deviceId,
+        action: command.action,
+        deploymentId: command.deploymentId,
+        issuedAt: this.o.now(),
+        ttlMs: this.o.commandTtlMs ?? 7 * 24 * 3600_000,
+      }),
+      [this.o.key],
+    );
+    const message = { v: PROTOCOL_VERSION, kind: 'command' as const, command: signed as unknown as Envelope };
+    await this.o.publisher.send(deviceTopic(command.deviceId, 'commands'), encodeMessage(message), 1);
+    this.o.counters.inc(`commands.${command.action}`);
+    this.o.logger.info({ deviceId: command.deviceId, deploymentId: command.deploymentId, commandId: command.commandId, action: command.action }, 'command sent');
+  }
+
+  audit(entry: AuditEntry): void {
+    const { at, actor, action, deploymentId, wave, deviceId, detail } = entry;
+    this.o.auditLog.append(at, actor, action, deploymentId, { ...detail, ...(wave !== undefined ? { wave } : {}), ...(deviceId !== undefined ? { deviceId } : {}) });
+    this.o.logger.info({ deploymentId, wave, deviceId, actor, action, ...detail }, action);
+    this.o.onAudit?.(entry);
+  }
+}

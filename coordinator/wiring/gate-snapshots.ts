@@ -1,0 +1,92 @@
+/**
+ * Assembles a wave gate's canary snapshot: the canary cohort is every device of the deployment's
+ * started waves (up to this one) that is expected to report — with its update state and reason, and
+ * silent when it went quiet after installing or timed out — and the control cohort is eligible devices
+ * in waves not yet started, on their current version, over the same window. I/O shell (reads).
+ */
+import { createHash } from 'node:crypto';
+import type { CanarySnapshot } from '../../protocol/canary.js';
+import type { DeploymentState, DeviceProgress } from '../engine/types.js';
+import { matchesTarget, type DeviceRegistry } from '../registry/device-registry.js';
+import type { CanaryDeviceInput, ControlDeviceInput, SnapshotBuilder } from '../telemetry/snapshot-builder.js';
+import { waveOfBucket } from '../../protocol/bucket.js';
+
+export interface GateSnapshotOptions {
+  registry: DeviceRegistry;
+  builder: SnapshotBuilder;
+  silentAfterMs: number;
+  /** Largest control cohort (a deterministic sample of the eligible fleet). Default 1,000. */
+  maxControl?: number;
+}
+
+/** Devices whose first and every status says the image is (or was) on the device. */
+const INSTALLED: ReadonlySet<string> = new Set(['rebooting', 'trial', 'committed', 'rolling-back', 'rolled-back']);
+
+const sampleKey = (deploymentId: string, deviceId: string): string =>
+  createHash('sha256').update(`${deploymentId}/${deviceId}`).digest('hex');
+
+export class GateSnapshots {
+  constructor(private readonly o: GateSnapshotOptions) {}
+
+  build(state: DeploymentState, wave: number, now: number, devices: readonly DeviceProgress[]): CanarySnapshot {
+    const core = state.core;
+    const spec = core.spec;
+    const started = core.waves[wave]?.startedAt ?? core.waves[0]?.startedAt ?? now;
+    const window = { from: Math.min(started, now), to: now };
+    const canary: (CanaryDeviceInput & { forceSilent?: boolean })[] = [];
+    const fromVersions = new Set<string>();
+    for (const d of devices) {
+      if (d.wave > wave) continue;
+      const reg = this.o.registry.get(d.deviceId);
+      const model = d.hardwareModel ?? reg?.hardwareModel ?? spec.target.hardwareModels[0]!;
+      if (d.fromVersion) fromVersions.add(d.fromVersion);
+      if (d.state === 'pending') {
+        // Never reported: counts only when it timed out (silent past the deadline is failure).
+        if (!d.timedOut) continue;
+        canary.push({ deviceId: d.deviceId, hardwareModel: model, state: 'idle', forceSilent: true, ...(reg?.lastSeen !== undefined ? { lastSeen: reg.lastSeen } : {}) });
+        continue;
+      }
+      const state = d.state;
+      canary.push({
+        deviceId: d.deviceId,
+        hardwareModel: model,
+        state,
+        ...(d.reason !== undefined ? { reason: d.reason } : {}),
+        ...(INSTALLED.has(state) && d.lastStatusAt !== undefined ? { installedAt: d.lastStatusAt } : {}),
+        lastSeen: Math.max(reg?.lastSeen ?? 0, d.lastSeenAt),
+        ...(d.timedOut ? { forceSilent: true } : {}),
+      });
+    }
+    const percents = spec.waves.map((w) => w.percent);
+    const target = { hardware: spec.target.hardwareModels, versionRange: spec.target.versionRange, tags: spec.target.tags };
+    const control: ControlDeviceInput[] = [];
+    const inDeployment = new Set(devices.map((d) => d.deviceId));
+    for (const d of this.o.registry.all()) {
+      if (inDeployment.has(d.deviceId) || !matchesTarget(d, target) || d.firmwareVersion === spec.firmwareVersion) continue;
+      const w = waveOfBucket(d.bucket, spec.bucketOffset, percents);
+      if (w >= 0 && w <= core.current) continue;
+      control.push({ deviceId: d.deviceId, hardwareModel: d.hardwareModel!, firmwareVersion: d.firmwareVersion!, ...(d.lastSeen !== undefined ? { lastSeen: d.lastSeen } : {}) });
+      fromVersions.add(d.firmwareVersion!);
+    }
+    const max = this.o.maxControl ?? 1000;
+    const sampled = control.length > max
+      ? control.map((c) => ({ c, k: sampleKey(spec.id, c.deviceId) })).sort((a, b) => (a.k < b.k ? -1 : 1)).slice(0, max).map((x) => x.c)
+      : control;
+    const snapshot = this.o.builder.build({
+      deploymentId: spec.id,
+      wave,
+      fromVersions: [...fromVersions].sort(),
+      toVersion: spec.firmwareVersion,
+      window,
+      takenAt: now,
+      canary,
+      control: sampled,
+      silentAfterMs: this.o.silentAfterMs,
+    });
+    const forced = new Set(canary.filter((c) => c.forceSilent).map((c) => c.deviceId));
+    for (const d of snapshot.devices) if (d.cohort === 'canary' && forced.has(d.deviceId)) d.silent = true;
+    // A timed-out device never reported: it carries no update state (the gate reads that as no report).
+    for (const d of snapshot.devices) if (forced.has(d.deviceId) && d.update?.state === 'idle') delete d.update;
+    return snapshot;
+  }
+}
