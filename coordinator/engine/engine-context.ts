@@ -1,0 +1,48 @@
+/**
+ * The working context of one engine step: the draft state, the time, the effects collected so far, and
+ * small helpers shared by the transition modules. Pure.
+ */
+import { createHash } from 'node:crypto';
+import type { Draft } from './device-progress.js';
+import type { AuditEntry, EngineEffect, WaveSpec, WaveState } from './types.js';
+
+export interface Ctx {
+  readonly d: Draft;
+  readonly now: number;
+  readonly effects: EngineEffect[];
+  rejected?: { code: string; message: string };
+}
+
+export function audit(ctx: Ctx, actor: string, action: string, detail: Record<string, unknown> = {}, extra: Partial<Pick<AuditEntry, 'wave' | 'deviceId'>> = {}): void {
+  ctx.effects.push({
+    type: 'audit',
+    entry: { at: ctx.now, actor, action, deploymentId: ctx.d.core.spec.id, ...extra, detail },
+  });
+}
+
+export function reject(ctx: Ctx, code: string, message: string): void {
+  ctx.rejected = { code, message };
+}
+
+export function waveSpec(ctx: Ctx, index: number): WaveSpec {
+  return ctx.d.core.spec.waves[index]!;
+}
+
+export function waveState(ctx: Ctx, index: number): WaveState {
+  return ctx.d.core.waves[index]!;
+}
+
+export function currentWave(ctx: Ctx): WaveState {
+  return ctx.d.core.waves[ctx.d.core.current]!;
+}
+
+/** A command id that is the same for the same (deployment, device, attempt): re-sends are idempotent. */
+export function rollbackCommandId(deploymentId: string, deviceId: string, attempt: number): string {
+  const h = createHash('sha256').update(`${deploymentId}/${deviceId}`, 'utf8').digest('hex').slice(0, 24);
+  return `rb-${h}-${attempt}`;
+}
+
+/** A decision id made by the engine itself (early abort, Monitor limit, operator override). */
+export function engineDecisionId(ctx: Ctx, wave: number, source: string): string {
+  return `${ctx.d.core.spec.id}.w${wave}.${source}.r${ctx.d.core.revision + 1}`;
+}

@@ -1,0 +1,181 @@
+/**
+ * How device traffic moves the pure engine: status transitions, hellos (reconnects, late arrivals,
+ * catch-up after a coordinator restart), presence, and wave membership from the directory. Pure.
+ */
+import type { HelloMessage, StatusMessage } from '../../protocol/messages.js';
+import { bucketOf } from '../../protocol/bucket.js';
+import { isTerminalUpdateState, type UpdateState } from '../../protocol/update-state.js';
+import { needsRollback } from './device-progress.js';
+import { audit, type Ctx } from './engine-context.js';
+import { checkEarlyHardLimits, checkRollbackDone, checkWaveComplete, confirmRollback, sendRollback } from './engine-waves.js';
+import { matchesTarget, waveOfBucketIn, waveOfDevice } from './wave-plan.js';
+import type { DeviceProgress, WaveMember } from './types.js';
+
+/** Phases in which new devices are still taken on (the wave's manifest is out there). */
+const TRACKING_PHASES = ['pending', 'rolling', 'soaking', 'gating', 'completed'] as const;
+
+function newDevice(ctx: Ctx, deviceId: string, bucket: number, wave: number, late: boolean): DeviceProgress {
+  return { deviceId, bucket, wave, state: 'pending', online: true, late, timedOut: false, firstSeenAt: ctx.now, lastSeenAt: ctx.now };
+}
+
+function isLate(ctx: Ctx, wave: number): boolean {
+  return ctx.d.core.waves[wave]?.membersKnown ?? false;
+}
+
+/** After any device change: rollback bookkeeping, early hard limits, wave completion. */
+function afterDeviceChange(ctx: Ctx, dev: DeviceProgress): void {
+  const core = ctx.d.core;
+  if (core.phase === 'rolling-back' || core.phase === 'rolled-back') {
+    if (dev.rollback) {
+      if (dev.rollback.status !== 'confirmed' && isBackOnOldVersion(ctx, dev)) confirmRollback(ctx, dev);
+    } else if (needsRollback(dev) && core.rollback) {
+      // Exposed after the rollback began (it held the manifest before the topics were cleared).
+      if (core.phase === 'rolled-back') {
+        core.phase = 'rolling-back';
+        delete core.rollback.completedAt;
+        core.rollback.deadlineAt = Math.max(core.rollback.deadlineAt, ctx.now + core.spec.rollback.deadlineMs);
+      }
+      sendRollback(ctx, dev, 'engine');
+    }
+    checkRollbackDone(ctx);
+    return;
+  }
+  checkEarlyHardLimits(ctx);
+  checkWaveComplete(ctx);
+}
+
+/** A rolled-back, failed or refused update leaves (or puts) the device on its old version. */
+function isBackOnOldVersion(ctx: Ctx, dev: DeviceProgress): boolean {
+  if (dev.state === 'rolled-back' || dev.state === 'failed' || dev.state === 'rejected' || dev.state === 'idle') return true;
+  return dev.runningVersion !== undefined && dev.runningVersion !== ctx.d.core.spec.firmwareVersion && dev.state !== 'pending' && isTerminalUpdateState(dev.state);
+}
+
+function runningAfter(state: UpdateState, s: { fromVersion: string; toVersion: string }, prev: string | undefined): string | undefined {
+  switch (state) {
+    case 'trial':
+    case 'committed':
+    case 'already-installed':
+      return s.toVersion;
+    case 'rolled-back':
+    case 'failed':
+    case 'rejected':
+    case 'downloading':
+    case 'verifying':
+    case 'installing':
+      return s.fromVersion;
+    case 'idle':
+    case 'rebooting':
+    case 'rolling-back':
+      return prev;
+  }
+}
+
+export function onStatus(ctx: Ctx, status: StatusMessage): void {
+  const spec = ctx.d.core.spec;
+  if (status.deploymentId !== spec.id) return;
+  const { bucket, wave } = waveOfDevice(spec, status.deviceId);
+  if (wave < 0) {
+    audit(ctx, 'engine', 'device.outside-deployment', { state: status.state }, { deviceId: status.deviceId });
+    return;
+  }
+  const prev = ctx.d.get(status.deviceId, bucket);
+  // Duplicates and reordering: an older sequence number is ignored unless the device's clock moved on
+  // (its data directory was wiped and the sequence restarted).
+  if (prev?.lastSeq !== undefined && status.seq <= prev.lastSeq && status.at <= (prev.lastStatusAt ?? 0)) return;
+  const base = prev ?? newDevice(ctx, status.deviceId, bucket, wave, isLate(ctx, wave));
+  const next: DeviceProgress = {
+    ...base,
+    state: status.state,
+    fromVersion: status.fromVersion,
+    online: true,
+    lastSeq: status.seq,
+    lastStatusAt: status.at,
+    lastSeenAt: ctx.now,
+  };
+  const running = runningAfter(status.state, status, base.runningVersion);
+  if (running !== undefined) next.runningVersion = running;
+  if (status.reason !== undefined) next.reason = status.reason;
+  else delete next.reason;
+  if (status.detail !== undefined) next.detail = status.detail;
+  else delete next.detail;
+  ctx.d.put(next);
+  afterDeviceChange(ctx, next);
+}
+
+export function onHello(ctx: Ctx, hello: HelloMessage): void {
+  const core = ctx.d.core;
+  const spec = core.spec;
+  const { bucket, wave } = waveOfDevice(spec, hello.deviceId);
+  const prev = ctx.d.get(hello.deviceId, bucket);
+  const mine = hello.update?.deploymentId === spec.id ? hello.update : undefined;
+  if (!prev) {
+    if (wave < 0) return;
+    const w = core.waves[wave]!;
+    const tracking = (TRACKING_PHASES as readonly string[]).includes(core.phase) && w.startedAt !== undefined;
+    const exposedLate = mine !== undefined && (core.phase === 'rolling-back' || core.phase === 'rolled-back' || core.phase === 'aborted');
+    if (!(mine !== undefined && (tracking || exposedLate)) && !(tracking && w.membersKnown && matchesTarget(spec, hello))) return;
+  }
+  const base = prev ?? newDevice(ctx, hello.deviceId, bucket, wave, isLate(ctx, wave));
+  const next: DeviceProgress = {
+    ...base,
+    hardwareModel: hello.hardwareModel,
+    runningVersion: hello.firmwareVersion,
+    online: true,
+    lastSeenAt: ctx.now,
+  };
+  // The hello names the update the device is on: a restarted coordinator catches up from it.
+  if (mine && mine.state !== next.state) {
+    next.state = mine.state;
+    delete next.reason;
+  }
+  if (next.fromVersion === undefined && !mine) next.fromVersion = hello.firmwareVersion;
+  ctx.d.put(next);
+  const rb = next.rollback;
+  if ((core.phase === 'rolling-back' || core.phase === 'rolled-back') && rb && rb.status !== 'confirmed') {
+    const onNew = hello.firmwareVersion === spec.firmwareVersion;
+    const settled = !mine || isTerminalUpdateState(mine.state) || mine.state === 'idle';
+    if (!onNew && settled) {
+      confirmRollback(ctx, next);
+      checkRollbackDone(ctx);
+      return;
+    }
+    if (onNew && rb.attempts < spec.rollback.maxCommandAttempts) {
+      // Reconnected still on the new image: the command may have been lost; send it again.
+      sendRollback(ctx, next, 'engine');
+      checkRollbackDone(ctx);
+      return;
+    }
+  }
+  afterDeviceChange(ctx, next);
+}
+
+export function onPresence(ctx: Ctx, deviceId: string, online: boolean): void {
+  const bucket = bucketOf(deviceId);
+  const prev = ctx.d.get(deviceId, bucket);
+  if (!prev || prev.online === online) return;
+  ctx.d.put({ ...prev, online, ...(online ? { lastSeenAt: ctx.now } : {}) });
+  checkWaveComplete(ctx);
+}
+
+export function onMembers(ctx: Ctx, wave: number, members: readonly WaveMember[]): void {
+  const core = ctx.d.core;
+  const w = core.waves[wave];
+  if (!w || w.startedAt === undefined || w.membersKnown) return;
+  let added = 0;
+  for (const m of members) {
+    if (waveOfBucketIn(core.spec, m.bucket) !== wave || bucketOf(m.deviceId) !== m.bucket) continue;
+    if (!core.spec.target.hardwareModels.includes(m.hardwareModel)) continue;
+    if (ctx.d.get(m.deviceId, m.bucket)) continue;
+    ctx.d.put({
+      ...newDevice(ctx, m.deviceId, m.bucket, wave, false),
+      hardwareModel: m.hardwareModel,
+      fromVersion: m.firmwareVersion,
+      runningVersion: m.firmwareVersion,
+      online: m.online,
+    });
+    added++;
+  }
+  w.membersKnown = true;
+  audit(ctx, 'engine', 'deployment.wave-members', { members: added }, { wave });
+  checkWaveComplete(ctx);
+}
