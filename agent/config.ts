@@ -51,6 +51,8 @@ const SlotsSchema = z.discriminatedUnion('kind', [
     /** Trial boots the simulated bootloader allows before it falls back (1 = tryboot semantics). */
     trialBoots: z.number().int().min(1).max(10).default(1),
   }),
+  /** The host injects the backend (the simulator's in-memory slots). */
+  z.looseObject({ kind: z.literal('memory') }),
   z.looseObject({ kind: z.literal('uboot') }),
   z.looseObject({ kind: z.literal('rauc') }),
   z.looseObject({ kind: z.literal('tryboot') }),

@@ -21,6 +21,8 @@ export interface CommandOptions {
   env?: Record<string, string>;
   /** Kill the process after this long. Default 60 000 ms. */
   timeoutMs?: number;
+  /** Sees stdout as it arrives (progress lines of `rauc install`). */
+  onOutput?: (chunk: string) => void;
 }
 
 /** Runs `file` with `args` (no shell) and resolves when it exits; never rejects for a non-zero exit. */
@@ -52,6 +54,7 @@ export const spawnRunner: CommandRunner = (file, args, options = {}) =>
     }, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       if (stdout.length < MAX_OUTPUT) stdout += chunk;
+      options.onOutput?.(chunk);
     });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       if (stderr.length < MAX_OUTPUT) stderr += chunk;

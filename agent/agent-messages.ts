@@ -1,0 +1,106 @@
+/**
+ * Builds the messages the agent publishes (hello, status, telemetry, presence). Pure.
+ */
+import { bucketOf } from '../protocol/bucket.js';
+import { PROTOCOL_VERSION } from '../protocol/signed.js';
+import type { HelloMessage, PresenceMessage, StatusMessage, TelemetryMessage } from '../protocol/messages.js';
+import { currentVersion, reportedState, type AgentState } from './agent-state.js';
+import type { UpdateEffect } from './update-machine.js';
+import type { TelemetrySample } from './telemetry/collector.js';
+import { boundLines } from './telemetry/log-excerpt.js';
+
+export interface DeviceIdentity {
+  deviceId: string;
+  hardwareModel: string;
+  tags: readonly string[];
+  agentVersion: string;
+}
+
+export function helloMessage(id: DeviceIdentity, state: AgentState, at: number, bootCount?: number): HelloMessage {
+  const job = state.job;
+  return {
+    v: PROTOCOL_VERSION,
+    kind: 'hello',
+    deviceId: id.deviceId,
+    hardwareModel: id.hardwareModel,
+    firmwareVersion: currentVersion(state) ?? '0.0.0',
+    activeSlot: state.booted,
+    agentVersion: id.agentVersion,
+    bucket: bucketOf(id.deviceId),
+    tags: [...id.tags],
+    securityFloor: state.securityFloor,
+    ...(job ? { update: { deploymentId: job.deploymentId, state: reportedState(job), toVersion: job.toVersion } } : {}),
+    ...(bootCount !== undefined ? { bootCount } : {}),
+    at,
+  };
+}
+
+export function statusMessage(deviceId: string, e: Extract<UpdateEffect, { type: 'report' }>, at: number): StatusMessage {
+  return {
+    v: PROTOCOL_VERSION,
+    kind: 'status',
+    deviceId,
+    deploymentId: e.deploymentId,
+    state: e.state,
+    fromVersion: e.fromVersion,
+    toVersion: e.toVersion,
+    ...(e.progress ? { progress: e.progress } : {}),
+    ...(e.reason !== undefined ? { reason: e.reason } : {}),
+    ...(e.detail !== undefined ? { detail: e.detail.slice(0, 512) } : {}),
+    seq: e.seq,
+    at,
+  };
+}
+
+export function presenceMessage(deviceId: string, online: boolean, at?: number): PresenceMessage {
+  return { v: PROTOCOL_VERSION, kind: 'presence', deviceId, state: online ? 'online' : 'offline', ...(at !== undefined ? { at } : {}) };
+}
+
+const RANGES: Record<string, [number, number]> = {
+  cpuPct: [0, 100],
+  memUsedMb: [0, Infinity],
+  memTotalMb: [0, Infinity],
+  temperatureC: [-80, 200],
+  batteryPct: [0, 100],
+  powerW: [0, Infinity],
+  bootTimeS: [0, Infinity],
+};
+
+/** Keeps only finite, in-range metrics, so a collector bug never produces an invalid message. */
+export function sanitizeMetrics(metrics: TelemetrySample['metrics']): TelemetryMessage['metrics'] {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(metrics)) {
+    const range = RANGES[k];
+    if (range && typeof v === 'number' && Number.isFinite(v) && v >= range[0] && v <= range[1]) out[k] = v;
+  }
+  return out as TelemetryMessage['metrics'];
+}
+
+export function telemetryMessage(
+  deviceId: string,
+  state: AgentState,
+  sample: TelemetrySample,
+  uptimeS: number,
+  bootCount: number,
+  seq: number,
+  maxLogLines: number,
+  at: number,
+): TelemetryMessage {
+  const custom: Record<string, number> = {};
+  for (const [k, v] of Object.entries(sample.custom ?? {})) if (/^[A-Za-z0-9_.-]{1,64}$/.test(k) && Number.isFinite(v)) custom[k] = v;
+  return {
+    v: PROTOCOL_VERSION,
+    kind: 'telemetry',
+    deviceId,
+    firmwareVersion: currentVersion(state) ?? '0.0.0',
+    slot: state.booted,
+    uptimeS: Math.max(0, uptimeS),
+    bootCount,
+    metrics: sanitizeMetrics(sample.metrics),
+    counters: { ...state.counters },
+    custom,
+    logs: boundLines(sample.logs ?? [], Math.min(20, maxLogLines)),
+    seq,
+    at,
+  };
+}

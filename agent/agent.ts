@@ -1,0 +1,636 @@
+/**
+ * The agent: wires the pure update machine to MQTT, the downloader, the slot backend, health checks
+ * and telemetry. I/O shell.
+ *
+ * Every event goes through one serial queue: `step()` decides, the new state is saved atomically, and
+ * only then are the effects carried out. Long effects (download, verify, slot write, health checks)
+ * run in the background and come back as events, so an abort or a command is handled while they run.
+ *
+ * Reboots: the `reboot` effect calls `slots.reboot()` and then `options.onReboot`. On a device the
+ * system goes down. In tests and the simulator the harness stops this Agent, lets the simulated
+ * bootloader power on, and creates a new Agent on the same state store (see simulated-device.ts);
+ * the new agent's `boot` event resumes from the recorded stage.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import type { IClientOptions } from 'mqtt';
+import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
+import { deviceSubscriptions, deviceTopic, FLAGS_TOPIC, rolloutTopic } from '../protocol/topics.js';
+import { bucketOf } from '../protocol/bucket.js';
+import { CommandMessageSchema, FlagsMessageSchema, RolloutMessageSchema, type FlagsMessage, type RolloutMessage } from '../protocol/messages.js';
+import { encodeMessage, parsePayload } from '../protocol/parse.js';
+import { verifyCommand, verifyManifest } from '../firmware/manifest.js';
+import { loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
+import { SlotError, type SlotBackend } from './slots/slot-backend.js';
+import { createSlotBackend } from './slots/create-slot-backend.js';
+import type { AgentConfig } from './config.js';
+import { currentVersion, initialAgentState, isBusy, type AgentState, type Artifact } from './agent-state.js';
+import { step, type MachineConfig, type UpdateEffect, type UpdateEvent } from './update-machine.js';
+import { FileStateStore, type StateStore } from './state-store.js';
+import { HttpDownloader, type Downloader } from './downloader.js';
+import { CommandHealthCheckRunner, type HealthCheckRunner } from './health-checks.js';
+import { MqttSession, type MqttConnect } from './mqtt-session.js';
+import { combineCollectors, type TelemetryCollector } from './telemetry/collector.js';
+import { LinuxCollector } from './telemetry/linux-collector.js';
+import { LogExcerptCollector } from './telemetry/log-excerpt.js';
+import { ScriptMetricsCollector } from './telemetry/custom-metrics.js';
+import { helloMessage, presenceMessage, statusMessage, telemetryMessage, type DeviceIdentity } from './agent-messages.js';
+
+export const AGENT_VERSION = '0.1.0';
+/** Telemetry sequence numbers reserved per state write (so seq stays monotonic across restarts). */
+const TELEMETRY_SEQ_BLOCK = 10_000;
+
+export interface AgentOptions {
+  config: AgentConfig;
+  /** Default: systemClock. */
+  clock?: Clock;
+  /** Default: pino at config.logLevel on stdout. */
+  logger?: Logger;
+  /** Default: mqtt.connect. */
+  connect?: MqttConnect;
+  /** Default: Linux /proc and /sys collectors, plus the configured script and log excerpt. */
+  telemetry?: TelemetryCollector;
+  /** Default: HttpDownloader (resumable HTTP/HTTPS). */
+  downloader?: Downloader;
+  /** Default: FileStateStore at <dataDir>/state.json. */
+  store?: StateStore;
+  /** Default: built from config.slots. */
+  slots?: SlotBackend;
+  /** Default: CommandHealthCheckRunner (config.health.checks). */
+  healthChecks?: HealthCheckRunner;
+  /** Default: loaded from config.trustStoreDir. */
+  trust?: TrustStore;
+  /** Default: Math.random (reconnect and retry jitter). */
+  random?: () => number;
+  /** Identifies the current boot. Default: the backend's bootId, else /proc/sys/kernel/random/boot_id. */
+  bootId?: () => Promise<string>;
+  /** Called after slots.reboot() returns (tests/simulator: stop this agent, power on, start a new one). */
+  onReboot?: () => void | Promise<void>;
+  /** Called after every state change (tests and the simulator observe progress here). */
+  onStateChange?: (state: AgentState) => void;
+  /** Default: true. The simulator may turn the periodic telemetry timer off and call sendTelemetry(). */
+  telemetryTimer?: boolean;
+}
+
+type ShellEvent = UpdateEvent | { type: 'rollout-message'; message: RolloutMessage };
+
+async function procBootId(): Promise<string | undefined> {
+  try {
+    return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function tlsOptions(cfg: AgentConfig): Promise<Partial<IClientOptions>> {
+  const b = cfg.broker;
+  const read = (p: string | undefined) => (p === undefined ? Promise.resolve(undefined) : readFile(p));
+  return Promise.all([read(b.caFile), read(b.certFile), read(b.keyFile), read(b.passwordFile)]).then(([ca, cert, key, pw]) => ({
+    ...(b.username !== undefined ? { username: b.username } : {}),
+    ...(b.password !== undefined ? { password: b.password } : {}),
+    ...(pw !== undefined ? { password: pw.toString('utf8').trim() } : {}),
+    ...(ca !== undefined ? { ca } : {}),
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {}),
+    keepalive: Math.max(1, Math.round(b.keepalive / 1000)),
+    connectTimeout: b.connectTimeout,
+  }));
+}
+
+export class Agent {
+  private readonly cfg: AgentConfig;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly random: () => number;
+  private readonly machine: MachineConfig;
+  private readonly identity: DeviceIdentity;
+  private st: AgentState;
+  private session: MqttSession | null = null;
+  private queue: Promise<void> = Promise.resolve();
+  private started = false;
+  private stopped = false;
+  /** After the reboot effect: the system is going down; nothing more is done. */
+  private halted = false;
+  private download: { deploymentId: string; controller: AbortController } | null = null;
+  private retryTimer: TimerHandle | null = null;
+  private trialTimer: TimerHandle | null = null;
+  private trialAbort: AbortController | null = null;
+  private telemetryTimer: TimerHandle | null = null;
+  private lastRollout: RolloutMessage | null = null;
+  private telemetrySeq: number;
+  private flagsSnapshot: FlagsMessage | null = null;
+  private readonly startedAt: number;
+  /** Inputs from outside that failed to parse or verify (for tests and logs). */
+  readonly counts = { badMessages: 0, rejectedCommands: 0 };
+
+  private constructor(
+    private readonly options: AgentOptions,
+    private readonly store: StateStore,
+    private readonly slots: SlotBackend,
+    private readonly trust: TrustStore,
+    private readonly downloader: Downloader,
+    private readonly health: HealthCheckRunner,
+    private readonly telemetry: TelemetryCollector,
+    logger: Logger,
+    state: AgentState,
+    private readonly bootCount: number,
+  ) {
+    this.cfg = options.config;
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
+    this.log = logger;
+    this.st = state;
+    this.telemetrySeq = state.telemetrySeqReserved - TELEMETRY_SEQ_BLOCK;
+    this.startedAt = this.clock.now();
+    this.identity = { deviceId: this.cfg.deviceId, hardwareModel: this.cfg.hardwareModel, tags: this.cfg.tags, agentVersion: AGENT_VERSION };
+    this.machine = {
+      maxDownloadAttempts: this.cfg.download.maxAttempts,
+      retryBaseMs: this.cfg.download.retryBase,
+      retryMaxMs: this.cfg.download.retryMax,
+      trialWindowMs: this.cfg.health.trialWindow,
+    };
+  }
+
+  /**
+   * Loads (or initialises) the state, opens the slot backend and reads the boot, counts restarts and
+   * crashes, and saves. Does not connect; call start().
+   */
+  static async create(options: AgentOptions): Promise<Agent> {
+    const cfg = options.config;
+    const root = options.logger ?? pino({ level: cfg.logLevel });
+    const logger = root.child({ module: 'agent', deviceId: cfg.deviceId });
+    const store = options.store ?? new FileStateStore(join(cfg.dataDir, 'state.json'));
+    const slots = options.slots ?? (await createSlotBackend(cfg.slots, root));
+    const trust = options.trust ?? (await loadTrustStore(cfg.trustStoreDir));
+    const boot = await slots.bootState();
+    const bootId = (await options.bootId?.()) ?? boot.bootId ?? (cfg.slots.kind === 'file' || cfg.slots.kind === 'memory' ? undefined : await procBootId()) ?? randomUUID();
+    const loaded = await store.load();
+    const state = loaded ?? initialAgentState(cfg.firmwareVersion, boot.booted, cfg.securityFloor);
+    const counters = { ...state.counters };
+    if (loaded) {
+      if (state.lastBootId !== undefined && state.lastBootId !== bootId) counters.reboots++;
+      else counters.agentRestarts++;
+      if (state.running) counters.crashes++;
+    }
+    const prepared: AgentState = {
+      ...state,
+      counters,
+      running: true,
+      telemetrySeqReserved: state.telemetrySeqReserved + TELEMETRY_SEQ_BLOCK,
+    };
+    // Resolve the boot before anything else sees the state: the machine re-derives the stage's effects.
+    const r = step(prepared, { type: 'boot', boot: { booted: boot.booted, primary: boot.primary, trial: boot.trial, bootId } }, (options.clock ?? systemClock).now(), {
+      maxDownloadAttempts: cfg.download.maxAttempts,
+      retryBaseMs: cfg.download.retryBase,
+      retryMaxMs: cfg.download.retryMax,
+      trialWindowMs: cfg.health.trialWindow,
+    });
+    await store.save(r.state);
+    const telemetry =
+      options.telemetry ??
+      combineCollectors(
+        [
+          new LinuxCollector(),
+          ...(cfg.telemetry.metricsScript !== undefined ? [new ScriptMetricsCollector(cfg.telemetry.metricsScript, cfg.telemetry.metricsTimeout)] : []),
+          ...(cfg.telemetry.logFile !== undefined || cfg.telemetry.journalUnit !== undefined
+            ? [
+                new LogExcerptCollector({
+                  ...(cfg.telemetry.logFile !== undefined ? { file: cfg.telemetry.logFile } : {}),
+                  ...(cfg.telemetry.journalUnit !== undefined ? { journalUnit: cfg.telemetry.journalUnit } : {}),
+                  pattern: cfg.telemetry.logPattern,
+                  maxLines: cfg.telemetry.maxLogLines,
+                  now: () => (options.clock ?? systemClock).now(),
+                }),
+              ]
+            : []),
+        ],
+        (err) => logger.warn({ err: (err as Error).message }, 'telemetry collector failed'),
+      );
+    const downloader =
+      options.downloader ??
+      new HttpDownloader({
+        idleTimeoutMs: cfg.download.idleTimeout,
+        maxBytes: cfg.download.maxBytes,
+        ...(cfg.download.caFile !== undefined ? { ca: await readFile(cfg.download.caFile) } : {}),
+      });
+    const agent = new Agent(options, store, slots, trust, downloader, options.healthChecks ?? new CommandHealthCheckRunner(), telemetry, logger, r.state, boot.bootCount ?? counters.reboots);
+    agent.pendingBootEffects = r.effects;
+    return agent;
+  }
+
+  private pendingBootEffects: UpdateEffect[] = [];
+
+  /** The current persisted state (a snapshot; do not mutate). */
+  get state(): AgentState {
+    return this.st;
+  }
+
+  get connected(): boolean {
+    return this.session?.connected ?? false;
+  }
+
+  /** The latest feature flag snapshot from the coordinator, if any. */
+  get flags(): FlagsMessage | null {
+    return this.flagsSnapshot;
+  }
+
+  get deviceId(): string {
+    return this.cfg.deviceId;
+  }
+
+  /** Connects to the broker and carries out the effects of the boot. */
+  async start(): Promise<void> {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    const cfg = this.cfg;
+    const bucket = bucketOf(cfg.deviceId);
+    this.session = new MqttSession({
+      url: cfg.broker.url,
+      clientId: cfg.deviceId,
+      clientOptions: await tlsOptions(cfg),
+      will: { topic: deviceTopic(cfg.deviceId, 'presence'), payload: encodeMessage(presenceMessage(cfg.deviceId, false)) },
+      subscriptions: deviceSubscriptions(cfg.deviceId, cfg.hardwareModel, bucket),
+      reconnectMinMs: cfg.broker.reconnectMin,
+      reconnectMaxMs: cfg.broker.reconnectMax,
+      queueLimit: cfg.offlineQueueLimit,
+      clock: this.clock,
+      random: this.random,
+      logger: this.log.child({ module: 'mqtt' }),
+      ...(this.options.connect ? { connect: this.options.connect } : {}),
+      onConnect: () => this.onConnect(),
+      onMessage: (topic, payload) => this.onMessage(topic, payload),
+    });
+    this.session.start();
+    const effects = this.pendingBootEffects;
+    this.pendingBootEffects = [];
+    this.enqueue(() => this.runEffects(effects));
+    if (this.options.telemetryTimer !== false) this.scheduleTelemetry();
+  }
+
+  /** Stops cleanly: timers, downloads and health checks cancelled, presence offline sent. Safe twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.clearTimers();
+    await this.queue.catch(() => undefined);
+    const session = this.session;
+    this.session = null;
+    await session?.stop({
+      topic: deviceTopic(this.cfg.deviceId, 'presence'),
+      payload: encodeMessage(presenceMessage(this.cfg.deviceId, false, this.clock.now())),
+      options: { qos: 1, retain: true },
+    });
+    if (!this.halted) {
+      this.st = { ...this.st, running: false };
+      try {
+        await this.store.save(this.st);
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'cannot save state on stop');
+      }
+    }
+  }
+
+  /** Power cut: no clean disconnect (the broker sends the last will), no state write. Safe twice. */
+  async kill(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.halted = true;
+    this.clearTimers();
+    const session = this.session;
+    this.session = null;
+    await session?.kill();
+  }
+
+  private clearTimers(): void {
+    for (const t of [this.retryTimer, this.trialTimer, this.telemetryTimer]) if (t) this.clock.clearTimeout(t);
+    this.retryTimer = this.trialTimer = this.telemetryTimer = null;
+    this.download?.controller.abort();
+    this.download = null;
+    this.trialAbort?.abort();
+    this.trialAbort = null;
+  }
+
+  /** Resolves when every event queued so far has been handled (tests). */
+  idle(): Promise<void> {
+    return this.queue;
+  }
+
+  private enqueue(fn: () => Promise<void>): void {
+    this.queue = this.queue.then(fn).catch((err: unknown) => {
+      this.st = { ...this.st, counters: { ...this.st.counters, errors: this.st.counters.errors + 1 } };
+      this.log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'agent event handling failed');
+    });
+  }
+
+  /** Queues an event for the update machine. */
+  dispatch(event: ShellEvent): void {
+    this.enqueue(() => this.handle(event));
+  }
+
+  private async handle(event: ShellEvent): Promise<void> {
+    if (this.halted || this.stopped) return;
+    const now = this.clock.now();
+    let ev: UpdateEvent;
+    if (event.type === 'rollout-message') {
+      const m = event.message;
+      if (this.st.handled.includes(m.deploymentId) || this.st.job?.deploymentId === m.deploymentId) return;
+      if (isBusy(this.st) && this.st.job && !['downloading', 'verifying', 'installing'].includes(this.st.job.stage)) return;
+      const verified = verifyManifest(m.manifest, this.trust, {
+        now,
+        hardwareModel: this.cfg.hardwareModel,
+        currentVersion: currentVersion(this.st) ?? '0.0.0',
+        securityFloor: this.st.securityFloor,
+        tags: this.cfg.tags,
+        clockSkewMs: this.cfg.clockSkew,
+      });
+      ev = { type: 'rollout', deploymentId: m.deploymentId, wave: m.wave, verified };
+    } else {
+      ev = event;
+    }
+    const r = step(this.st, ev, now, this.machine);
+    if (r.state !== this.st) {
+      await this.store.save(r.state);
+      this.st = r.state;
+      this.options.onStateChange?.(r.state);
+    }
+    await this.runEffects(r.effects);
+    // A rollout that arrived while an update was past its reboot gets its turn now.
+    const pending = this.lastRollout;
+    if (pending && !isBusy(this.st) && !this.st.handled.includes(pending.deploymentId) && this.st.job?.deploymentId !== pending.deploymentId) {
+      this.dispatch({ type: 'rollout-message', message: pending });
+    }
+  }
+
+  private async runEffects(effects: readonly UpdateEffect[]): Promise<void> {
+    for (const e of effects) {
+      if (this.halted || this.stopped) return;
+      try {
+        await this.runEffect(e);
+      } catch (err) {
+        // A failed boot-path effect (arm, mark) must not be followed by the rest (e.g. the reboot).
+        this.bumpErrors();
+        this.log.error({ err: (err as Error).message, effect: e.type }, 'effect failed');
+        const job = this.st.job;
+        if (job && (e.type === 'arm-trial' || e.type === 'mark-good')) {
+          this.dispatch({ type: 'slot-failed', deploymentId: job.deploymentId, reason: 'internal-error', detail: `${e.type}: ${(err as Error).message}` });
+        }
+        return;
+      }
+    }
+  }
+
+  private bumpErrors(): void {
+    this.st = { ...this.st, counters: { ...this.st.counters, errors: this.st.counters.errors + 1 } };
+  }
+
+  private downloadPath(deploymentId: string): string {
+    return join(this.cfg.dataDir, 'downloads', `${deploymentId}.img`);
+  }
+
+  private async runEffect(e: UpdateEffect): Promise<void> {
+    switch (e.type) {
+      case 'report':
+        this.publish('status', encodeMessage(statusMessage(this.cfg.deviceId, e, this.clock.now())), 1);
+        this.log.info({ deploymentId: e.deploymentId, state: e.state, reason: e.reason, seq: e.seq }, 'update status');
+        return;
+      case 'download':
+        this.startDownload(e.deploymentId, e.artifact);
+        return;
+      case 'cancel-download':
+        if (this.download?.deploymentId === e.deploymentId) {
+          this.download.controller.abort();
+          this.download = null;
+        }
+        if (this.retryTimer) this.clock.clearTimeout(this.retryTimer);
+        this.retryTimer = null;
+        return;
+      case 'schedule-retry': {
+        if (this.retryTimer) this.clock.clearTimeout(this.retryTimer);
+        const delay = Math.max(0, e.at - this.clock.now());
+        // Up to +25% jitter so devices that failed together do not retry together.
+        const jittered = Math.round(delay * (1 + 0.25 * this.random()));
+        this.retryTimer = this.clock.setTimeout(() => {
+          this.retryTimer = null;
+          this.dispatch({ type: 'retry-due', deploymentId: e.deploymentId });
+        }, jittered);
+        return;
+      }
+      case 'verify':
+        this.background(async () => {
+          const d = await this.downloader.digest(this.downloadPath(e.deploymentId));
+          const ok = d.size === e.artifact.size && d.sha256 === e.artifact.sha256;
+          this.dispatch({ type: 'verify-done', deploymentId: e.deploymentId, ok, ...(ok ? {} : { detail: `file on disk has ${d.size} bytes, sha256 ${d.sha256}; the manifest says ${e.artifact.size}, ${e.artifact.sha256}` }) });
+        }, (err) => this.dispatch({ type: 'verify-done', deploymentId: e.deploymentId, ok: false, detail: `cannot read the download: ${(err as Error).message}` }));
+        return;
+      case 'discard-download':
+        await this.downloader.discard(this.downloadPath(e.deploymentId)).catch(() => undefined);
+        return;
+      case 'write-slot':
+        this.background(async () => {
+          await this.slots.writeInactive({ path: this.downloadPath(e.deploymentId), size: e.artifact.size, sha256: e.artifact.sha256 });
+          this.dispatch({ type: 'slot-written', deploymentId: e.deploymentId });
+        }, (err) => {
+          const reason = err instanceof SlotError && (err.code === 'write-failed' || err.code === 'readback-failed') ? err.code : 'write-failed';
+          this.dispatch({ type: 'slot-failed', deploymentId: e.deploymentId, reason, detail: (err as Error).message.slice(0, 500) });
+        });
+        return;
+      case 'arm-trial':
+        await this.slots.armTrial();
+        return;
+      case 'reboot':
+        await this.reboot();
+        return;
+      case 'start-trial':
+        this.startTrial(e.deploymentId, e.deadlineAt);
+        return;
+      case 'stop-trial':
+        if (this.trialTimer) this.clock.clearTimeout(this.trialTimer);
+        this.trialTimer = null;
+        this.trialAbort?.abort();
+        this.trialAbort = null;
+        return;
+      case 'mark-good':
+        await this.slots.markGood();
+        this.dispatch({ type: 'marked-good', deploymentId: e.deploymentId });
+        return;
+      case 'mark-bad':
+        await this.slots.markBad();
+        return;
+      case 'report-now':
+        this.sendHello();
+        await this.sendTelemetry();
+        return;
+      case 'log':
+        this.log[e.level](e.fields ?? {}, e.msg);
+        return;
+    }
+  }
+
+  private background(fn: () => Promise<void>, onError: (err: unknown) => void): void {
+    fn().catch((err: unknown) => {
+      if (this.stopped || this.halted) return;
+      onError(err);
+    });
+  }
+
+  private startDownload(deploymentId: string, artifact: Artifact): void {
+    this.download?.controller.abort();
+    const controller = new AbortController();
+    this.download = { deploymentId, controller };
+    let lastTenth = -1;
+    this.background(async () => {
+      const outcome = await this.downloader.download(
+        { url: artifact.url, size: artifact.size, sha256: artifact.sha256, dest: this.downloadPath(deploymentId) },
+        {
+          signal: controller.signal,
+          onProgress: (bytes) => {
+            const tenth = Math.floor((bytes * 10) / artifact.size);
+            if (tenth === lastTenth) return;
+            lastTenth = tenth;
+            this.dispatch({ type: 'download-progress', deploymentId, bytes });
+          },
+        },
+      );
+      if (this.download?.controller === controller) this.download = null;
+      if (controller.signal.aborted) return;
+      if (outcome.ok) this.dispatch({ type: 'download-finished', deploymentId });
+      else this.dispatch({ type: 'download-failed', deploymentId, reason: outcome.reason, detail: outcome.detail, retryable: outcome.retryable });
+    }, (err) => this.dispatch({ type: 'download-failed', deploymentId, reason: 'download-failed', detail: (err as Error).message, retryable: true }));
+  }
+
+  private startTrial(deploymentId: string, deadlineAt: number): void {
+    if (this.trialTimer) this.clock.clearTimeout(this.trialTimer);
+    this.trialAbort?.abort();
+    const abort = new AbortController();
+    this.trialAbort = abort;
+    this.trialTimer = this.clock.setTimeout(() => {
+      this.trialTimer = null;
+      this.dispatch({ type: 'trial-timeout', deploymentId });
+    }, Math.max(0, deadlineAt - this.clock.now()));
+    const brokerWait = Math.min(this.cfg.health.brokerDeadline, Math.max(0, deadlineAt - this.clock.now()));
+    this.background(async () => {
+      const reached = (await this.session?.waitConnected(brokerWait)) ?? false;
+      if (abort.signal.aborted) return;
+      if (!reached) {
+        this.dispatch({ type: 'health-failed', deploymentId, reason: 'broker-unreachable', detail: `no broker connection within ${brokerWait} ms of the trial boot` });
+        return;
+      }
+      const checks = this.cfg.health.checks.map((c) => ({ name: c.name, command: c.command, timeoutMs: c.timeout }));
+      const result = await this.health.run(checks, abort.signal);
+      if (abort.signal.aborted) return;
+      if (result.ok) this.dispatch({ type: 'health-passed', deploymentId });
+      else this.dispatch({ type: 'health-failed', deploymentId, reason: 'health-check-failed', detail: result.detail });
+    }, (err) => this.dispatch({ type: 'health-failed', deploymentId, reason: 'health-check-failed', detail: `health check runner failed: ${(err as Error).message}` }));
+  }
+
+  private async reboot(): Promise<void> {
+    this.halted = true;
+    this.clearTimers();
+    this.log.info({ deploymentId: this.st.job?.deploymentId }, 'rebooting');
+    // A reboot is a clean shutdown of the agent: the next start must not count it as a crash.
+    this.st = { ...this.st, running: false };
+    await this.store.save(this.st);
+    await this.session?.stop({
+      topic: deviceTopic(this.cfg.deviceId, 'presence'),
+      payload: encodeMessage(presenceMessage(this.cfg.deviceId, false, this.clock.now())),
+      options: { qos: 1, retain: true },
+    });
+    this.session = null;
+    await this.slots.reboot();
+    await this.options.onReboot?.();
+  }
+
+  private publish(channel: 'hello' | 'status' | 'telemetry' | 'presence', payload: Buffer, qos: 0 | 1, retain = false): void {
+    this.session?.publish(deviceTopic(this.cfg.deviceId, channel), payload, { qos, retain, droppable: channel === 'telemetry' });
+  }
+
+  private sendHello(): void {
+    this.publish('hello', encodeMessage(helloMessage(this.identity, this.st, this.clock.now(), this.bootCount)), 1);
+  }
+
+  private onConnect(): void {
+    this.publish('presence', encodeMessage(presenceMessage(this.cfg.deviceId, true, this.clock.now())), 1, true);
+    this.sendHello();
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    if (this.stopped || this.halted) return;
+    const cfg = this.cfg;
+    if (topic === rolloutTopic(cfg.hardwareModel, bucketOf(cfg.deviceId))) {
+      if (payload.length === 0) {
+        // The coordinator cleared the wave: abort whatever has not reached the trial.
+        this.lastRollout = null;
+        this.dispatch({ type: 'rollout-cleared' });
+        return;
+      }
+      const parsed = parsePayload(RolloutMessageSchema, payload, 'rollout message');
+      if (!parsed.ok) return this.badMessage(topic, parsed.error.message);
+      this.lastRollout = parsed.value;
+      this.dispatch({ type: 'rollout-message', message: parsed.value });
+      return;
+    }
+    if (topic === deviceTopic(cfg.deviceId, 'commands')) {
+      const parsed = parsePayload(CommandMessageSchema, payload, 'command message');
+      if (!parsed.ok) return this.badMessage(topic, parsed.error.message);
+      this.enqueue(async () => {
+        const verified = verifyCommand(parsed.value.command, this.trust, {
+          now: this.clock.now(),
+          deviceId: cfg.deviceId,
+          seen: (id) => this.st.seenCommands.includes(id),
+          clockSkewMs: cfg.clockSkew,
+        });
+        if (!verified.ok) {
+          this.counts.rejectedCommands++;
+          this.bumpErrors();
+          this.log.warn({ reason: verified.reason, detail: verified.detail }, 'command refused');
+          return;
+        }
+        this.log.info({ commandId: verified.value.commandId, action: verified.value.action }, 'command accepted');
+        await this.handle({ type: 'command', command: verified.value });
+      });
+      return;
+    }
+    if (topic === FLAGS_TOPIC) {
+      const parsed = parsePayload(FlagsMessageSchema, payload, 'flags message');
+      if (!parsed.ok) return this.badMessage(topic, parsed.error.message);
+      if (!this.flagsSnapshot || parsed.value.version > this.flagsSnapshot.version) this.flagsSnapshot = parsed.value;
+    }
+  }
+
+  private badMessage(topic: string, error: string): void {
+    this.counts.badMessages++;
+    this.bumpErrors();
+    this.log.warn({ topic, err: error }, 'ignored a malformed message');
+  }
+
+  private scheduleTelemetry(): void {
+    if (this.stopped || this.halted) return;
+    this.telemetryTimer = this.clock.setTimeout(() => {
+      this.telemetryTimer = null;
+      this.sendTelemetry()
+        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'telemetry failed'))
+        .finally(() => this.scheduleTelemetry());
+    }, this.cfg.telemetry.interval);
+  }
+
+  /** Collects and publishes one telemetry message now (QoS 0; queued while offline). */
+  async sendTelemetry(): Promise<void> {
+    if (this.stopped || this.halted) return;
+    const sample = await this.telemetry.collect();
+    if (this.stopped || this.halted) return;
+    if (sample.events && ((sample.events.crashes ?? 0) > 0 || (sample.events.errors ?? 0) > 0)) {
+      const c = this.st.counters;
+      this.st = { ...this.st, counters: { ...c, crashes: c.crashes + (sample.events.crashes ?? 0), errors: c.errors + (sample.events.errors ?? 0) } };
+    }
+    this.telemetrySeq++;
+    if (this.telemetrySeq >= this.st.telemetrySeqReserved) {
+      this.st = { ...this.st, telemetrySeqReserved: this.st.telemetrySeqReserved + TELEMETRY_SEQ_BLOCK };
+      await this.store.save(this.st);
+    }
+    const uptimeS = sample.uptimeS ?? (this.clock.now() - this.startedAt) / 1000;
+    const msg = telemetryMessage(this.cfg.deviceId, this.st, sample, uptimeS, this.bootCount, this.telemetrySeq, this.cfg.telemetry.maxLogLines, this.clock.now());
+    this.publish('telemetry', encodeMessage(msg), 0);
+  }
+}

@@ -1,0 +1,194 @@
+/**
+ * The agent's MQTT session (mqtt.js 5). I/O adapter.
+ *
+ * - Persistent session (clean: false, client id = device id), QoS 1 for everything but telemetry.
+ * - A last will that marks the device offline (retained presence).
+ * - Our own reconnect loop with exponential backoff and full jitter (mqtt.js's fixed reconnectPeriod
+ *   would make a whole fleet reconnect in lock-step after a broker restart).
+ * - A bounded queue for messages published while offline, flushed on reconnect; when it is full the
+ *   oldest droppable message (telemetry) goes first, then the oldest of any kind.
+ * - Subscribes on every connect (cheap, and correct even if the broker lost the session).
+ */
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import type { Clock, TimerHandle } from '../protocol/clock.js';
+
+/** The MQTT connect seam: tests and the simulator may pass their own. Default: mqtt.connect. */
+export type MqttConnect = (url: string, options: IClientOptions) => MqttClient;
+
+export interface PublishOptions {
+  qos: 0 | 1;
+  retain?: boolean;
+  /** May be dropped first when the offline queue is full (telemetry). */
+  droppable?: boolean;
+}
+
+export interface MqttSessionOptions {
+  url: string;
+  clientId: string;
+  clientOptions: Partial<IClientOptions>;
+  will: { topic: string; payload: Buffer };
+  subscriptions: readonly string[];
+  reconnectMinMs: number;
+  reconnectMaxMs: number;
+  queueLimit: number;
+  clock: Clock;
+  random: () => number;
+  logger: Logger;
+  connect?: MqttConnect;
+  onConnect: () => void;
+  onMessage: (topic: string, payload: Buffer) => void;
+}
+
+interface Queued {
+  topic: string;
+  payload: Buffer;
+  options: PublishOptions;
+}
+
+/** Full-jitter backoff: uniform in [0, min(max, min · 2^attempt)]. Pure. */
+export function reconnectDelay(attempt: number, minMs: number, maxMs: number, random: number): number {
+  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
+  return Math.max(minMs / 2, Math.floor(random * ceiling));
+}
+
+export class MqttSession {
+  private client: MqttClient | null = null;
+  private readonly queue: Queued[] = [];
+  private attempt = 0;
+  private timer: TimerHandle | null = null;
+  private stopped = false;
+  private connectWaiters: Array<() => void> = [];
+  /** Messages dropped from the full offline queue. */
+  dropped = 0;
+
+  constructor(private readonly options: MqttSessionOptions) {}
+
+  get connected(): boolean {
+    return this.client?.connected === true;
+  }
+
+  start(): void {
+    const o = this.options;
+    const connect = o.connect ?? mqtt.connect;
+    const client = connect(o.url, {
+      ...o.clientOptions,
+      clientId: o.clientId,
+      clean: false,
+      reconnectPeriod: 0,
+      protocolVersion: 4,
+      will: { topic: o.will.topic, payload: o.will.payload, qos: 1, retain: true },
+    });
+    this.client = client;
+    client.on('connect', () => {
+      this.attempt = 0;
+      if (o.subscriptions.length) {
+        client.subscribe([...o.subscriptions], { qos: 1 }, (err) => {
+          if (err) o.logger.warn({ err: err.message }, 'subscribe failed');
+        });
+      }
+      o.onConnect();
+      this.flush();
+      const waiters = this.connectWaiters;
+      this.connectWaiters = [];
+      for (const w of waiters) w();
+    });
+    client.on('message', (topic, payload) => o.onMessage(topic, payload));
+    client.on('error', (err) => o.logger.warn({ err: err.message }, 'mqtt error'));
+    client.on('close', () => this.scheduleReconnect());
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.timer) return;
+    const delay = reconnectDelay(this.attempt++, this.options.reconnectMinMs, this.options.reconnectMaxMs, this.options.random());
+    this.options.logger.debug({ delayMs: delay, attempt: this.attempt }, 'mqtt reconnect scheduled');
+    this.timer = this.options.clock.setTimeout(() => {
+      this.timer = null;
+      if (!this.stopped && this.client && !this.client.connected) this.client.reconnect();
+    }, delay);
+  }
+
+  /** Publishes now if connected, else queues (bounded). Never throws. */
+  publish(topic: string, payload: Buffer, options: PublishOptions): void {
+    if (this.client?.connected) {
+      this.send({ topic, payload, options });
+      return;
+    }
+    if (this.queue.length >= this.options.queueLimit) {
+      const i = this.queue.findIndex((q) => q.options.droppable);
+      this.queue.splice(i >= 0 ? i : 0, 1);
+      this.dropped++;
+    }
+    this.queue.push({ topic, payload, options });
+  }
+
+  private send(q: Queued): void {
+    this.client?.publish(q.topic, q.payload, { qos: q.options.qos, retain: q.options.retain ?? false }, (err) => {
+      if (err) this.options.logger.debug({ err: err.message, topic: q.topic }, 'publish failed');
+    });
+  }
+
+  private flush(): void {
+    while (this.queue.length && this.client?.connected) this.send(this.queue.shift()!);
+  }
+
+  /** Resolves true once connected, false after `timeoutMs` of clock time (or on stop). */
+  waitConnected(timeoutMs: number): Promise<boolean> {
+    if (this.connected) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let done = false;
+      const waiter = () => {
+        if (done) return;
+        done = true;
+        this.options.clock.clearTimeout(timer);
+        resolve(this.connected);
+      };
+      const timer = this.options.clock.setTimeout(() => {
+        if (done) return;
+        done = true;
+        this.connectWaiters = this.connectWaiters.filter((w) => w !== waiter);
+        resolve(false);
+      }, timeoutMs);
+      this.connectWaiters.push(waiter);
+    });
+  }
+
+  /** Ends the session; `final` messages (presence offline) are sent first if connected. Safe twice. */
+  async stop(final?: Queued): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) this.options.clock.clearTimeout(this.timer);
+    this.timer = null;
+    const waiters = this.connectWaiters;
+    this.connectWaiters = [];
+    for (const w of waiters) w();
+    const client = this.client;
+    this.client = null;
+    if (!client) return;
+    if (final && client.connected) {
+      await new Promise<void>((resolve) => client.publish(final.topic, final.payload, { qos: final.options.qos, retain: final.options.retain ?? false }, () => resolve()));
+    }
+    client.removeAllListeners('connect');
+    client.removeAllListeners('message');
+    client.removeAllListeners('close');
+    client.on('error', () => undefined);
+    await client.endAsync(!client.connected);
+  }
+
+  /** Drops the connection as a power cut would: no DISCONNECT, so the broker sends the last will. */
+  async kill(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) this.options.clock.clearTimeout(this.timer);
+    this.timer = null;
+    const client = this.client;
+    this.client = null;
+    if (!client) return;
+    client.removeAllListeners('connect');
+    client.removeAllListeners('message');
+    client.removeAllListeners('close');
+    client.on('error', () => undefined);
+    client.stream?.destroy();
+    await client.endAsync(true);
+  }
+}

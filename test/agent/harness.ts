@@ -1,0 +1,231 @@
+/**
+ * Test harness for agent integration tests: a real Aedes broker and a real HTTP artifact server on
+ * 127.0.0.1 port 0, a fresh temp dir, a signing key and trust store, and helpers to publish signed
+ * rollouts and commands and to wait for a device's status messages.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import http from 'node:http';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Aedes } from 'aedes';
+import mqtt, { type MqttClient } from 'mqtt';
+import pino from 'pino';
+import { generateSigningKey, publicKeyPem, type SigningKey } from '../../firmware/keys.js';
+import { buildCommand, buildManifest, signCommand, signManifest, type BuildManifestInput } from '../../firmware/manifest.js';
+import { parseAgentConfig, type AgentConfig, type AgentConfigInput } from '../../agent/config.js';
+import { bucketOf } from '../../protocol/bucket.js';
+import { deviceTopic, rolloutTopic } from '../../protocol/topics.js';
+import { encodeMessage } from '../../protocol/parse.js';
+import type { StatusMessage } from '../../protocol/messages.js';
+import type { CommandAction } from '../../protocol/signed.js';
+
+export const silent = pino({ level: 'silent' });
+
+export interface ArtifactServer {
+  url(name: string): string;
+  put(name: string, body: Buffer): void;
+  /** Every request: path, Range header, status. */
+  requests: { path: string; range: string | undefined; status: number }[];
+  /** Cut the next response for `name` after this many bytes. */
+  cutAfter: Map<string, number>;
+  close(): Promise<void>;
+}
+
+export async function startArtifactServer(): Promise<ArtifactServer> {
+  const files = new Map<string, Buffer>();
+  const requests: ArtifactServer['requests'] = [];
+  const cutAfter = new Map<string, number>();
+  const server = http.createServer((req, res) => {
+    const name = (req.url ?? '/').slice(1);
+    const body = files.get(name);
+    const range = req.headers.range;
+    const record = (status: number) => requests.push({ path: name, range, status });
+    if (!body) {
+      record(404);
+      res.writeHead(404).end();
+      return;
+    }
+    let start = 0;
+    if (range) {
+      const m = /^bytes=(\d+)-$/.exec(range);
+      start = m ? Number(m[1]) : 0;
+      if (start >= body.length) {
+        record(416);
+        res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
+        return;
+      }
+      record(206);
+      res.writeHead(206, { 'content-range': `bytes ${start}-${body.length - 1}/${body.length}`, 'content-length': body.length - start });
+    } else {
+      record(200);
+      res.writeHead(200, { 'content-length': body.length });
+    }
+    const cut = cutAfter.get(name);
+    if (cut !== undefined) {
+      cutAfter.delete(name);
+      res.write(body.subarray(start, start + cut), () => res.destroy());
+      return;
+    }
+    res.end(body.subarray(start));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: (name) => `http://127.0.0.1:${port}/${name}`,
+    put: (name, body) => files.set(name, body),
+    requests,
+    cutAfter,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export interface TestBroker {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startBroker(): Promise<TestBroker> {
+  const broker = await Aedes.createBroker();
+  const server: Server = createServer(broker.handle);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    close: async () => {
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** An observer client: collects everything devices publish. */
+export class Observer {
+  readonly messages: { topic: string; payload: Buffer }[] = [];
+  private constructor(readonly client: MqttClient) {}
+
+  static async connect(url: string): Promise<Observer> {
+    const client = await mqtt.connectAsync(url, { clientId: `obs-${randomUUID()}`, reconnectPeriod: 100 });
+    const obs = new Observer(client);
+    client.on('message', (topic, payload) => obs.messages.push({ topic, payload }));
+    await client.subscribeAsync('fleet/v1/devices/+/+', { qos: 1 });
+    return obs;
+  }
+
+  statuses(deviceId: string): StatusMessage[] {
+    return this.messages
+      .filter((m) => m.topic === deviceTopic(deviceId, 'status'))
+      .map((m) => JSON.parse(m.payload.toString('utf8')) as StatusMessage);
+  }
+
+  of(deviceId: string, channel: 'hello' | 'telemetry' | 'presence'): Record<string, unknown>[] {
+    return this.messages.filter((m) => m.topic === deviceTopic(deviceId, channel)).map((m) => JSON.parse(m.payload.toString('utf8')) as Record<string, unknown>);
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync(true);
+  }
+}
+
+/** Polls `cond` every 10 ms; fails after `timeoutMs` with `what`. */
+export async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export interface Fixture {
+  dir: string;
+  key: SigningKey;
+  trustDir: string;
+  broker: TestBroker;
+  artifacts: ArtifactServer;
+  observer: Observer;
+  publisher: MqttClient;
+  close(): Promise<void>;
+}
+
+export async function startFixture(): Promise<Fixture> {
+  const dir = await mkdtemp(join(tmpdir(), 'fleet-agent-'));
+  const key = generateSigningKey();
+  const trustDir = join(dir, 'trust');
+  await mkdir(trustDir, { recursive: true });
+  await writeFile(join(trustDir, 'release.pub'), publicKeyPem(key));
+  const broker = await startBroker();
+  const artifacts = await startArtifactServer();
+  const observer = await Observer.connect(broker.url);
+  const publisher = await mqtt.connectAsync(broker.url, { clientId: `coord-${randomUUID()}` });
+  return {
+    dir,
+    key,
+    trustDir,
+    broker,
+    artifacts,
+    observer,
+    publisher,
+    close: async () => {
+      await publisher.endAsync(true);
+      await observer.close();
+      await artifacts.close();
+      await broker.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+let counter = 0;
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${process.pid}-${++counter}-${randomUUID().slice(0, 8)}`;
+}
+
+export function agentConfig(f: Fixture, deviceId: string, overrides: Partial<AgentConfigInput> = {}): AgentConfig {
+  const base = join(f.dir, deviceId);
+  return parseAgentConfig({
+    deviceId,
+    hardwareModel: 'rpi4',
+    firmwareVersion: '1.0.0',
+    broker: { url: f.broker.url, reconnectMin: 50, reconnectMax: 500 },
+    trustStoreDir: f.trustDir,
+    dataDir: join(base, 'data'),
+    slots: { kind: 'file', dir: join(base, 'slots') },
+    telemetry: { interval: 3_600_000 },
+    health: { brokerDeadline: 5_000, trialWindow: 20_000 },
+    download: { retryBase: 20, retryMax: 200, maxAttempts: 4, idleTimeout: 5_000 },
+    ...overrides,
+  });
+}
+
+export function image(content: string, size = 64 * 1024): { body: Buffer; sha256: string } {
+  const body = Buffer.alloc(size, content);
+  return { body, sha256: createHash('sha256').update(body).digest('hex') };
+}
+
+/** Publishes a signed manifest retained on the device's wave topic, as the coordinator does. */
+export async function publishRollout(
+  f: Fixture,
+  deviceId: string,
+  deploymentId: string,
+  manifest: Partial<BuildManifestInput> & { artifact: BuildManifestInput['artifact'] },
+  key: SigningKey = f.key,
+): Promise<void> {
+  const m = buildManifest({ firmwareVersion: '1.1.0', hardware: ['rpi4'], issuedAt: Date.now(), deploymentId, ...manifest });
+  const envelope = signManifest(m, [key]);
+  const topic = rolloutTopic('rpi4', bucketOf(deviceId));
+  await f.publisher.publishAsync(topic, encodeMessage({ v: 1, kind: 'rollout', deploymentId, wave: 0, manifest: envelope }), { qos: 1, retain: true });
+}
+
+export async function clearRollout(f: Fixture, deviceId: string): Promise<void> {
+  await f.publisher.publishAsync(rolloutTopic('rpi4', bucketOf(deviceId)), Buffer.alloc(0), { qos: 1, retain: true });
+}
+
+export async function sendCommand(f: Fixture, deviceId: string, action: CommandAction, deploymentId?: string, commandId = uniqueId('cmd')): Promise<void> {
+  const c = buildCommand({ commandId, deviceId, action, issuedAt: Date.now(), ...(deploymentId !== undefined ? { deploymentId } : {}) });
+  await f.publisher.publishAsync(deviceTopic(deviceId, 'commands'), encodeMessage({ v: 1, kind: 'command', command: signCommand(c, [f.key]) }), { qos: 1 });
+}
