@@ -88,6 +88,15 @@ export function slotBackendConformance(harness: SlotHarness): void {
       expect(await state()).toMatchObject({ booted, primary, trial });
     };
     const bootedContent = async (): Promise<Buffer> => device.readSlot((await state()).booted, v1.length);
+    /**
+     * A boot the agent survives: outside a trial it confirms its health with markGood() (RAUC and the
+     * BOOT_ORDER scheme spend an attempt on every boot, and markGood gives them back).
+     */
+    const healthyBoot = async (): Promise<void> => {
+      await device.boot();
+      const b = await device.backend();
+      if (!(await b.bootState()).trial) await b.markGood();
+    };
     /** The agent's install: write, arm, reboot; then the device boots. */
     const installAndReboot = async (): Promise<void> => {
       const b = await device.backend();
@@ -152,9 +161,11 @@ export function slotBackendConformance(harness: SlotHarness): void {
       await expectState('A', 'A', false);
       expect(sha256(await bootedContent())).toBe(sha256(v1));
       // and it stays there
-      await (await device.backend()).reboot();
-      await device.boot();
-      await expectState('A', 'A', false);
+      for (let i = 0; i < 4; i++) {
+        await (await device.backend()).reboot();
+        await healthyBoot();
+        await expectState('A', 'A', false);
+      }
     });
 
     it('a trial that is never committed (crash loop) returns to the old slot within its bound', async () => {
@@ -167,8 +178,8 @@ export function slotBackendConformance(harness: SlotHarness): void {
       }
       await expectState('A', 'A', false);
       expect(boots).toBeGreaterThan(0);
-      for (let i = 0; i < 2; i++) {
-        await device.boot();
+      for (let i = 0; i < 4; i++) {
+        await healthyBoot();
         await expectState('A', 'A', false);
       }
     });
@@ -236,8 +247,10 @@ export function slotBackendConformance(harness: SlotHarness): void {
       await b.reboot();
       await device.boot();
       await expectState('A', 'A', false);
-      await device.boot();
-      await expectState('A', 'A', false);
+      for (let i = 0; i < 4; i++) {
+        await healthyBoot();
+        await expectState('A', 'A', false);
+      }
       expect(sha256(await bootedContent())).toBe(sha256(v1));
     });
   });
