@@ -7,6 +7,7 @@
 import { Command } from 'commander';
 import { FleetError } from '../../protocol/errors.js';
 import { registerFirmwareCommands } from '../../firmware/cli.js';
+import { registerAgentCommands } from '../../agent/cli.js';
 
 const program = new Command('fleet')
   .description('safe, signed, wave-based firmware rollouts for IoT fleets')
@@ -14,6 +15,7 @@ const program = new Command('fleet')
   .showHelpAfterError('(run with --help for usage)');
 
 registerFirmwareCommands(program);
+registerAgentCommands(program);
 
 try {
   await program.parseAsync(process.argv);
