@@ -10,8 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { BootState, SlotBackend, VerifiedImage } from '../agent/slots/slot-backend.js';
-import { SlotError } from '../agent/slots/slot-backend.js';
+import { SlotError, type BootState, type SlotBackend, type VerifiedImage } from '../agent/index.js';
 import type { SlotName } from '../protocol/update-state.js';
 import { otherSlot } from '../protocol/update-state.js';
 
@@ -151,6 +150,19 @@ export class MemorySlotBackend implements SlotBackend {
       if (slot) slot.intact = false;
       this.writing = null;
     }
+  }
+
+  /** The last power-on's result (the simulator reads it to tell a system brick from a firmware one). */
+  lastBoot: BootResult | null = null;
+
+  /**
+   * Power-on as the agent's SimulatedDevice harness calls it: whatever was in flight is cut (a torn
+   * write stays torn), then the bootloader runs.
+   */
+  powerOn(): BootResult {
+    this.powerLoss();
+    this.lastBoot = this.boot();
+    return this.lastBoot;
   }
 
   /** The bootloader at power-on: a one-shot armed trial, else the primary; a broken trial slot falls back. */

@@ -1,0 +1,88 @@
+/**
+ * Benchmark child process: N device-like mqtt.js publishers (hello, then telemetry at an offered rate),
+ * in their own process so that the broker side's rate is what is measured. Messages are valid v1
+ * telemetry (~300 bytes), the same the agents send.
+ *
+ * IPC: {cmd:'connect', url, n, prefix, credentials?} → {type:'connected', ms};
+ *      {cmd:'blast', rate, seconds} → {type:'blasted', sent, ms}; {cmd:'stop'} exits.
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+import { bucketOf } from '../../protocol/bucket.js';
+import { deviceTopic } from '../../protocol/topics.js';
+import { boundedEach } from './measure.js';
+
+let clients: MqttClient[] = [];
+let ids: string[] = [];
+const seqs: number[] = [];
+
+function telemetry(i: number): Buffer {
+  const seq = (seqs[i] = (seqs[i] ?? 0) + 1);
+  return Buffer.from(JSON.stringify({
+    v: 1, kind: 'telemetry', deviceId: ids[i], firmwareVersion: '1.0.0', slot: 'A', uptimeS: 100 + seq, bootCount: 1,
+    metrics: { cpuPct: 20 + (seq % 7), memUsedMb: 310.5, memTotalMb: 4096, temperatureC: 51.2, powerW: 3.41, bootTimeS: 24 },
+    counters: { crashes: 0, agentRestarts: 0, errors: seq % 3, reboots: 0 }, custom: {}, logs: [], seq, at: Date.now(),
+  }));
+}
+
+async function connect(url: string, n: number, prefix: string, secrets: Record<string, string> | undefined): Promise<void> {
+  ids = Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(5, '0')}`);
+  clients = new Array<MqttClient>(n);
+  await boundedEach(n, 100, (i) =>
+    new Promise<void>((resolve, reject) => {
+      const id = ids[i]!;
+      const secret = secrets?.[id];
+      const c = mqtt.connect(url, { clientId: id, reconnectPeriod: 0, keepalive: 600, ...(secret ? { username: id, password: secret } : {}) });
+      clients[i] = c;
+      c.once('connect', () => {
+        const hello = {
+          v: 1, kind: 'hello', deviceId: id, hardwareModel: 'bench', firmwareVersion: '1.0.0', activeSlot: 'A', agentVersion: 'bench',
+          bucket: bucketOf(id), tags: [], securityFloor: 0, at: Date.now(),
+        };
+        c.publish(deviceTopic(id, 'hello'), JSON.stringify(hello), { qos: 1 }, (err) => (err ? reject(err) : resolve()));
+      });
+      c.once('error', reject);
+    }),
+  );
+}
+
+async function blast(rate: number, seconds: number): Promise<{ sent: number; ms: number }> {
+  const tickMs = 10;
+  const perTick = rate * (tickMs / 1000);
+  let sent = 0;
+  let owed = 0;
+  let next = 0;
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  while (performance.now() < end) {
+    const tickStart = performance.now();
+    owed += perTick;
+    while (owed >= 1) {
+      const i = next++ % clients.length;
+      clients[i]!.publish(deviceTopic(ids[i]!, 'telemetry'), telemetry(i), { qos: 0 });
+      sent++;
+      owed--;
+    }
+    const wait = tickMs - (performance.now() - tickStart);
+    await new Promise((r) => setTimeout(r, Math.max(0, wait)));
+  }
+  return { sent, ms: performance.now() - t0 };
+}
+
+process.on('message', (msg: { cmd: string; url?: string; n?: number; prefix?: string; rate?: number; seconds?: number; secrets?: Record<string, string> }) => {
+  void (async () => {
+    if (msg.cmd === 'connect') {
+      const t0 = performance.now();
+      await connect(msg.url!, msg.n!, msg.prefix!, msg.secrets);
+      process.send?.({ type: 'connected', ms: performance.now() - t0 });
+    } else if (msg.cmd === 'blast') {
+      process.send?.({ type: 'blasted', ...(await blast(msg.rate!, msg.seconds!)) });
+    } else if (msg.cmd === 'stop') {
+      await Promise.all(clients.map((c) => new Promise<void>((r) => c.end(true, {}, () => r()))));
+      process.exit(0);
+    }
+  })().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+});
+process.send?.({ type: 'ready' });

@@ -1,0 +1,46 @@
+/**
+ * What the simulator needs from a coordinator, whichever way it runs (embedded in this process, or a
+ * separate one reached over its admin API). Pure interface.
+ */
+import type { TrustStore } from '../firmware/trust-store.js';
+import type { DecisionView, ProgressView, WaveRecord } from './report.js';
+
+export interface DeploymentView {
+  id: string;
+  phase: string;
+  current: number;
+  abortReason?: string;
+  waves: WaveRecord[];
+  rollback?: { startedAt: number; completedAt?: number; exposed: number; confirmed: number; unreachable: number };
+}
+
+export interface CreateDeploymentInput {
+  firmwareVersion: string;
+  hardwareModels: string[];
+  waves: { percent: number; soakMs: number; deadlineMs: number; minDevicesReporting: number }[];
+  bucketOffset: number;
+  description: string;
+}
+
+export interface CoordinatorHandle {
+  /** Where devices connect. */
+  readonly brokerUrl: string;
+  /** A short description for the report, e.g. `embedded` or the URL. */
+  readonly description: string;
+  /** Trust store holding the coordinator's manifest/command signing key. */
+  trust(): Promise<TrustStore>;
+  /** Credentials for each device (secrets returned once). */
+  provision(deviceIds: readonly string[], hardwareModelOf: (id: string) => string): Promise<Map<string, string>>;
+  /** Stores an image and returns its digest; the coordinator signs manifests for it. */
+  uploadFirmware(version: string, bytes: Buffer, hardware: string[]): Promise<{ sha256: string; size: number }>;
+  createDeployment(input: CreateDeploymentInput): Promise<string>;
+  deployment(id: string): Promise<DeploymentView>;
+  decisions(id: string): Promise<DecisionView[]>;
+  progress(id: string): Promise<ProgressView[]>;
+  /** Devices the registry knows as online. */
+  onlineDevices(): Promise<number>;
+  /** Fault injection; may throw `not-supported` for an external coordinator. */
+  restartBroker(): Promise<void>;
+  restartCoordinator(): Promise<void>;
+  stop(): Promise<void>;
+}

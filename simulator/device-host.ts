@@ -1,0 +1,275 @@
+/**
+ * One simulated device: the real agent (re-created at every boot by the agent's SimulatedDevice
+ * harness) on the in-memory slot backend, a behaviour-model telemetry collector, its own MQTT
+ * connection and credentials, and the fault hooks (connection drops, power loss at a chosen update
+ * stage, faulty downloads). It also keeps the ground truth the report needs: which firmware really
+ * booted when, and whether a dead device was killed by its firmware or by the system. I/O shell.
+ */
+import type { Logger } from 'pino';
+import mqtt, { type MqttClient } from 'mqtt';
+import type { Clock } from '../protocol/clock.js';
+import type { TrustStore } from '../firmware/trust-store.js';
+import {
+  AgentConfigSchema,
+  HttpDownloader,
+  SimulatedDevice,
+  type AgentState,
+  type Downloader,
+  type HealthCheckRunner,
+  type TelemetryCollector,
+} from '../agent/index.js';
+import { MemorySlotBackend } from './memory-slot-backend.js';
+import { bootOutcome, DeviceBehaviourModel, type BehaviourTable } from './behaviour.js';
+import type { SimDeviceSpec } from './fleet-composition.js';
+import type { DeviceTruth } from './report.js';
+import type { DownloadFault, DownloadFaultProxy } from './download-faults.js';
+import type { FaultSpec } from './scenario.js';
+import { Rng } from './rng.js';
+
+/** Update stages at which a power loss may be injected. */
+const POWER_LOSS_STAGES = ['downloading', 'verifying', 'installing', 'rebooting', 'trial', 'committing'] as const;
+
+export interface FirmwareImage {
+  version: string;
+  sha256: string;
+  size: number;
+}
+
+export interface DeviceHostOptions {
+  spec: SimDeviceSpec;
+  clock: Clock;
+  logger: Logger;
+  brokerUrl: string;
+  /** The device's own credentials (null: anonymous, client id = device id). */
+  secret: string | null;
+  trust: TrustStore;
+  /** Where this device keeps downloads. */
+  dataDir: string;
+  baseImage: FirmwareImage;
+  /** sha256 → image, for every firmware of the run: how the simulator knows what a slot runs. */
+  images: ReadonlyMap<string, FirmwareImage>;
+  behaviours: BehaviourTable;
+  sampleNoise: number;
+  faults: FaultSpec;
+  proxy: DownloadFaultProxy | null;
+  telemetryIntervalMs: number;
+  /** Counts of injected faults, shared by the fleet. */
+  faultCounts: Record<string, number>;
+}
+
+/** A health-check runner with no checks to run: the firmware model decides at boot whether the trial comes up. */
+const PASSING_HEALTH: HealthCheckRunner = { run: () => Promise.resolve({ ok: true }) };
+
+export class DeviceHost {
+  readonly truth: DeviceTruth;
+  readonly slots: MemorySlotBackend;
+  private device: SimulatedDevice | null = null;
+  private client: MqttClient | null = null;
+  private readonly rng: Rng;
+  private readonly model: DeviceBehaviourModel;
+  private runningVersion: string | null;
+  private bootedAt = 0;
+  private dead = false;
+  private powerLossStage: string | null;
+  private downloadAttempts = new Map<string, number>();
+  private started = false;
+  private stopped = false;
+
+  constructor(private readonly o: DeviceHostOptions) {
+    const spec = o.spec;
+    this.rng = new Rng(spec.seed);
+    this.model = new DeviceBehaviourModel(spec.baseline, o.behaviours, this.rng.fork('telemetry'), o.sampleNoise);
+    this.slots = new MemorySlotBackend({ factoryImage: { sha256: o.baseImage.sha256, size: o.baseImage.size }, onReboot: () => undefined });
+    this.runningVersion = o.baseImage.version;
+    const faults = this.rng.fork('faults');
+    this.powerLossStage = faults.chance(o.faults.powerLossShare) ? POWER_LOSS_STAGES[faults.int(0, POWER_LOSS_STAGES.length - 1)]! : null;
+    this.truth = {
+      deviceId: spec.deviceId,
+      hardwareModel: spec.hardwareModel,
+      offlineAtStart: spec.offline !== null,
+      onlineAtEnd: false,
+      ranAt: { [o.baseImage.version]: 0 },
+      updateStartedAt: {},
+      leftAt: {},
+      finalVersion: o.baseImage.version,
+      brickedByFirmware: null,
+      brickedBySystem: null,
+    };
+  }
+
+  get deviceId(): string {
+    return this.o.spec.deviceId;
+  }
+
+  /** Running, with an agent that is connected to the broker. */
+  get connected(): boolean {
+    return this.device?.agent?.connected ?? false;
+  }
+
+  get alive(): boolean {
+    return this.started && !this.dead && !this.stopped;
+  }
+
+  /** Powers the device on for the first time (factory state: slot A, committed). */
+  async start(): Promise<void> {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    const o = this.o;
+    const spec = o.spec;
+    const config = AgentConfigSchema.parse({
+      deviceId: spec.deviceId,
+      hardwareModel: spec.hardwareModel,
+      firmwareVersion: o.baseImage.version,
+      broker: {
+        url: o.brokerUrl,
+        ...(o.secret !== null ? { username: spec.deviceId, password: o.secret } : {}),
+        keepalive: 60_000,
+        // Reconnect backoff in simulated time: a fleet after a broker restart spreads over seconds, not minutes.
+        reconnectMin: 2_000,
+        reconnectMax: 60_000,
+        connectTimeout: 30_000,
+      },
+      trustStoreDir: '/nonexistent/the-simulator-injects-the-trust-store',
+      dataDir: o.dataDir,
+      slots: { kind: 'memory' },
+      telemetry: { interval: o.telemetryIntervalMs },
+      download: { retryBase: 10_000, retryMax: 120_000, maxAttempts: 8 },
+      logLevel: 'error',
+    });
+    const collector: TelemetryCollector = {
+      collect: () => {
+        const version = this.runningVersion ?? o.baseImage.version;
+        const s = this.model.sample(version, o.clock.now() - this.bootedAt, o.telemetryIntervalMs);
+        return Promise.resolve({ metrics: s.metrics, events: s.events, logs: s.logs, uptimeS: (o.clock.now() - this.bootedAt) / 1000 });
+      },
+    };
+    const http = new HttpDownloader({ idleTimeoutMs: 30_000 });
+    const downloader: Downloader = {
+      download: (req, opts) => http.download({ ...req, url: this.downloadUrl(req.url) }, opts),
+      digest: (path) => http.digest(path),
+      discard: (path) => http.discard(path),
+    };
+    const random = this.rng.fork('agent');
+    this.device = new SimulatedDevice({
+      config,
+      clock: o.clock,
+      logger: o.logger,
+      connect: (url, options) => {
+        const c = mqtt.connect(url, options);
+        this.client = c;
+        return c;
+      },
+      telemetry: collector,
+      downloader,
+      slots: this.slots,
+      trust: o.trust,
+      healthChecks: PASSING_HEALTH,
+      random: () => random.next(),
+      telemetryTimer: false,
+      bootOutcome: () => this.onBoot(),
+      maxResets: 4,
+      onStateChange: (state) => this.onState(state),
+    });
+    this.bootedAt = o.clock.now();
+    await this.device.start();
+  }
+
+  /** What the bootloader booted, as the simulated firmware would behave. */
+  private onBoot(): 'up' | 'reset' {
+    const now = this.o.clock.now();
+    if (this.dead) return 'reset';
+    const result = this.slots.lastBoot;
+    if (result && !result.ok) {
+      this.dead = true;
+      this.truth.brickedBySystem = { at: now, reason: result.reason };
+      this.setRunning(null, now);
+      return 'reset';
+    }
+    const content = this.slots.running();
+    const image = content ? this.o.images.get(content.sha256) : undefined;
+    const version = image?.version ?? null;
+    this.setRunning(version, now);
+    this.bootedAt = now;
+    if (version === null) {
+      // An intact slot with an image this run never built cannot happen: treat as a system failure.
+      this.dead = true;
+      this.truth.brickedBySystem = { at: now, reason: 'unknown image in the booted slot' };
+      return 'reset';
+    }
+    const outcome = bootOutcome(this.model.behaviourOf(version), this.rng, version);
+    if (outcome === 'brick') {
+      this.dead = true;
+      this.truth.brickedByFirmware = { version, at: now };
+      this.setRunning(null, now);
+      return 'reset';
+    }
+    if (outcome === 'boot-loop' && this.slots.trial) return 'reset';
+    return 'up';
+  }
+
+  private setRunning(version: string | null, now: number): void {
+    const previous = this.runningVersion;
+    if (previous !== null && previous !== version) this.truth.leftAt[previous] = now;
+    if (version !== null && this.truth.ranAt[version] === undefined) this.truth.ranAt[version] = now;
+    this.runningVersion = version;
+    this.truth.finalVersion = version;
+  }
+
+  private onState(state: AgentState): void {
+    const job = state.job;
+    if (!job) return;
+    if (job.kind === 'install' && job.stage === 'downloading' && this.truth.updateStartedAt[job.deploymentId] === undefined) {
+      this.truth.updateStartedAt[job.deploymentId] = this.o.clock.now();
+    }
+    if (this.powerLossStage !== null && job.stage === this.powerLossStage && job.kind === 'install') {
+      this.powerLossStage = null;
+      this.o.faultCounts['power-losses'] = (this.o.faultCounts['power-losses'] ?? 0) + 1;
+      // Cut the power a moment later, from outside the agent's own event queue.
+      const delay = this.rng.fork(`power-loss-delay`).uniform(0, 2_000);
+      this.o.clock.setTimeout(() => void this.device?.powerLoss(), delay);
+    }
+  }
+
+  /** The artifact URL this attempt should use: direct, or through the fault proxy. */
+  private downloadUrl(url: string): string {
+    const proxy = this.o.proxy;
+    if (!proxy) return url;
+    const attempt = (this.downloadAttempts.get(url) ?? 0) + 1;
+    this.downloadAttempts.set(url, attempt);
+    const r = this.rng.fork(`download/${url}/${attempt}`);
+    const f = this.o.faults;
+    let fault: DownloadFault = { kind: 'pass' };
+    if (attempt === 1 && r.chance(f.corruptedDownloadShare)) fault = { kind: 'corrupt' };
+    else if (attempt === 1 && r.chance(f.interruptedDownloadShare)) fault = { kind: 'cut', afterBytes: r.int(1, 48 * 1024) };
+    else if (this.o.spec.slowLinkKiBps !== null) fault = { kind: 'throttle', kibps: this.o.spec.slowLinkKiBps };
+    if (fault.kind !== 'pass') this.o.faultCounts[`download-${fault.kind}`] = (this.o.faultCounts[`download-${fault.kind}`] ?? 0) + 1;
+    return proxy.urlFor(url, fault);
+  }
+
+  /** Drops the MQTT connection without warning (the agent reconnects by itself). */
+  dropConnection(): void {
+    const c = this.client;
+    if (!c || !this.alive) return;
+    this.o.faultCounts['connection-drops'] = (this.o.faultCounts['connection-drops'] ?? 0) + 1;
+    c.stream?.destroy();
+  }
+
+  /** One telemetry message now, if the agent is up. */
+  async sendTelemetry(): Promise<void> {
+    const agent = this.device?.agent;
+    if (!agent || !this.alive) return;
+    await agent.sendTelemetry();
+  }
+
+  /** Waits for a power cycle in progress to finish. */
+  async settled(): Promise<void> {
+    await this.device?.settled();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.truth.onlineAtEnd = this.started && !this.dead;
+    this.stopped = true;
+    await this.device?.stop();
+  }
+}
