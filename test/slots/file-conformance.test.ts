@@ -30,7 +30,7 @@ slotBackendConformance({
         await h.close();
       },
       trialBoots: 1,
-      dispose: async () => undefined,
+      dispose: () => Promise.resolve(),
     };
   },
 });

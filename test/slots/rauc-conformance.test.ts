@@ -8,12 +8,13 @@ import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { slotBackendConformance } from './conformance.js';
 import type { RaucPki } from './rauc-harness.js';
-import { createRaucDevice, makeBundle, makePki, raucSkipReason } from './rauc-harness.js';
+import { createRaucDevice, killAllStarted, makeBundle, makePki, raucSkipReason } from './rauc-harness.js';
 
 const skipReason = raucSkipReason();
 let pki: Promise<RaucPki> | undefined;
 const getPki = (): Promise<RaucPki> => (pki ??= mkdtemp(join(tmpdir(), 'fleet-rauc-pki-')).then((d) => makePki(d)));
 afterAll(async () => {
+  await killAllStarted();
   if (pki) await rm((await pki).dir, { recursive: true, force: true });
 });
 

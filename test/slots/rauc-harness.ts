@@ -10,7 +10,6 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { spawnRunner } from '../../agent/slots/command-runner.js';
@@ -89,6 +88,20 @@ export interface RaucTestDevice extends SlotDevice {
   boots: SlotName[];
 }
 
+/** Every process the harness started and has not seen exit; killed by killAllStarted(). */
+const started = new Set<ChildProcess>();
+
+function track(child: ChildProcess): ChildProcess {
+  started.add(child);
+  child.once('exit', () => started.delete(child));
+  return child;
+}
+
+/** For afterAll: kills whatever a failed or timed-out test left running. */
+export async function killAllStarted(): Promise<void> {
+  await Promise.all([...started].map((c) => stop(c)));
+}
+
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (let i = 0; i < 400; i++) {
@@ -126,7 +139,7 @@ export async function createRaucDevice(pki: RaucPki, dir: string, initial: Buffe
   const socket = join(dir, 'bus');
   const busAddress = `unix:path=${socket}`;
   const env = { ...process.env, DBUS_SESSION_BUS_ADDRESS: busAddress, DBUS_STARTER_BUS_TYPE: 'session', DBUS_STARTER_ADDRESS: busAddress };
-  const dbusDaemon = spawn('dbus-daemon', ['--session', `--address=${busAddress}`, '--nofork', '--nopidfile'], { stdio: 'ignore' });
+  const dbusDaemon = track(spawn('dbus-daemon', ['--session', `--address=${busAddress}`, '--nofork', '--nopidfile'], { stdio: 'ignore' }));
   let service: ChildProcess | undefined;
   const boots: SlotName[] = [];
   const dispose = async (): Promise<void> => {
@@ -165,11 +178,11 @@ export async function createRaucDevice(pki: RaucPki, dir: string, initial: Buffe
     await stop(service);
     const slot = await pickSlot();
     boots.push(slot);
-    service = spawn('rauc', ['-c', systemConf, 'service', `--override-boot-slot=${slot}`], { env, stdio: 'ignore' });
+    service = track(spawn('rauc', ['-c', systemConf, 'service', `--override-boot-slot=${slot}`], { env, stdio: 'ignore' }));
     await waitFor('rauc service on the private bus', raucStatusOk);
   };
   try {
-    await waitFor('dbus-daemon socket', async () => existsSync(socket));
+    await waitFor('dbus-daemon socket', () => Promise.resolve(existsSync(socket)));
     await boot();
   } catch (err) {
     await dispose();

@@ -93,6 +93,6 @@ export async function createTrybootDevice(dir: string, initial: Buffer): Promise
       await h.close();
     },
     trialBoots: 1,
-    dispose: async () => undefined,
+    dispose: () => Promise.resolve(),
   };
 }

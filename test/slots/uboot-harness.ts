@@ -74,7 +74,7 @@ export async function createUbootDevice(dir: string, initial: Buffer, variant: U
       await h.close();
     },
     trialBoots: variant.scheme === 'bootcount' ? (variant.bootlimit ?? 1) + 1 : 2,
-    dispose: async () => undefined,
+    dispose: () => Promise.resolve(),
   };
 }
 
