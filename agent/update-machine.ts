@@ -288,8 +288,32 @@ function startTrial(state: AgentState, job: Job, now: number, cfg: MachineConfig
   return r;
 }
 
-/** Resumes the recorded stage against what the bootloader says about this boot. */
+/** The report of the job's current state again, with its seq unchanged (the coordinator dedups by seq). */
+function reReport(state: AgentState, job: Job): UpdateEffect {
+  return {
+    type: 'report',
+    deploymentId: job.deploymentId,
+    state: reportedState(job),
+    fromVersion: job.fromVersion,
+    toVersion: job.toVersion,
+    seq: state.seq,
+    ...(job.reason !== undefined ? { reason: job.reason } : {}),
+    ...(job.detail !== undefined ? { detail: job.detail } : {}),
+  };
+}
+
+/**
+ * Resumes the recorded stage against what the bootloader says about this boot. A report lost to the
+ * crash (state saved, message not yet sent) is sent again: status delivery is at least once.
+ */
 function onBoot(prev: AgentState, boot: BootInfo, now: number, cfg: MachineConfig): StepResult {
+  const r = resumeStage(prev, boot, now, cfg);
+  const job = prev.job;
+  if (job && !r.effects.some((e) => e.type === 'report')) r.effects.unshift(reReport(prev, job));
+  return r;
+}
+
+function resumeStage(prev: AgentState, boot: BootInfo, now: number, cfg: MachineConfig): StepResult {
   const state: AgentState = { ...prev, booted: boot.booted, lastBootId: boot.bootId };
   const job = state.job;
   const fellBack = (j: Job) => boot.booted === j.fromSlot && (!j.bootId || j.bootId !== boot.bootId);
