@@ -74,6 +74,9 @@ export class DeviceHost {
   private downloadAttempts = new Map<string, number>();
   private started = false;
   private stopped = false;
+  /** This device was sent a corrupted image and its agent refused it (hash mismatch): correct and final. */
+  corruptedRefused = false;
+  private corruptedSent = false;
 
   constructor(private readonly o: DeviceHostOptions) {
     const spec = o.spec;
@@ -94,6 +97,7 @@ export class DeviceHost {
       finalVersion: o.baseImage.version,
       brickedByFirmware: null,
       brickedBySystem: null,
+      refusedCorruptImage: false,
     };
   }
 
@@ -218,6 +222,10 @@ export class DeviceHost {
   private onState(state: AgentState): void {
     const job = state.job;
     if (!job) return;
+    if (this.corruptedSent && job.stage === 'done' && job.result === 'failed' && job.reason === 'hash-mismatch') {
+      this.corruptedRefused = true;
+      this.truth.refusedCorruptImage = true;
+    }
     if (job.kind === 'install' && job.stage === 'downloading' && this.truth.updateStartedAt[job.deploymentId] === undefined) {
       this.truth.updateStartedAt[job.deploymentId] = this.o.clock.now();
     }
@@ -242,6 +250,7 @@ export class DeviceHost {
     if (attempt === 1 && r.chance(f.corruptedDownloadShare)) fault = { kind: 'corrupt' };
     else if (attempt === 1 && r.chance(f.interruptedDownloadShare)) fault = { kind: 'cut', afterBytes: r.int(1, 48 * 1024) };
     else if (this.o.spec.slowLinkKiBps !== null) fault = { kind: 'throttle', kibps: this.o.spec.slowLinkKiBps };
+    if (fault.kind === 'corrupt') this.corruptedSent = true;
     if (fault.kind !== 'pass') this.o.faultCounts[`download-${fault.kind}`] = (this.o.faultCounts[`download-${fault.kind}`] ?? 0) + 1;
     return proxy.urlFor(url, fault);
   }

@@ -25,6 +25,8 @@ export interface DeviceTruth {
   brickedByFirmware: { version: string; at: number } | null;
   /** Left without a bootable slot: the system's doing. Must never happen. */
   brickedBySystem: { at: number; reason: string } | null;
+  /** Was sent a corrupted image and refused it (hash mismatch): it keeps its version, as it must. */
+  refusedCorruptImage: boolean;
 }
 
 /** The coordinator's record of one wave (from its deployment state). */
@@ -112,7 +114,7 @@ export interface ReleaseReport {
   notBack: string[];
   falseAbort: boolean;
   /** Online devices at the end, and how many of them run this release. */
-  reach: { online: number; onVersion: number };
+  reach: { online: number; onVersion: number; refusedCorrupt: number };
   durationMs: number;
 }
 
@@ -189,7 +191,7 @@ export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): R
     for (const t of exposed) {
       if (t.brickedByFirmware) continue;
       const left = t.leftAt[version];
-      if (left === undefined) {
+      if (left === undefined || t.finalVersion === version) {
         latest = Number.POSITIVE_INFINITY;
         break;
       }
@@ -203,8 +205,13 @@ export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): R
     byFirmware: truth.filter((t) => t.brickedByFirmware?.version === version).length,
     bySystem: truth.filter((t) => t.brickedBySystem && t.brickedBySystem.at >= run.startedAt && t.brickedBySystem.at <= run.endedAt).length,
   };
-  const online = truth.filter((t) => t.onlineAtEnd);
-  const reach = { online: online.length, onVersion: online.filter((t) => t.finalVersion === version).length };
+  // A device that refused a corrupted image did the right thing; it is not expected on the version.
+  const online = truth.filter((t) => t.onlineAtEnd && !t.refusedCorruptImage);
+  const reach = {
+    online: online.length,
+    onVersion: online.filter((t) => t.finalVersion === version).length,
+    refusedCorrupt: truth.filter((t) => t.refusedCorruptImage).length,
+  };
 
   const problems: string[] = [];
   if (bricked.bySystem > 0) problems.push(`${bricked.bySystem} device(s) left without a bootable slot by the system`);

@@ -14,6 +14,7 @@ const truth = (id: string, over: Partial<DeviceTruth> = {}): DeviceTruth => ({
   finalVersion: '1.0.0',
   brickedByFirmware: null,
   brickedBySystem: null,
+  refusedCorruptImage: false,
   ...over,
 });
 
@@ -90,7 +91,7 @@ describe('simulation report', () => {
     const r = releaseReport({ ...run, release: ReleaseSchema.parse({ version: '1.1.0', expect: 'complete' }) }, devices);
     expect(r.falseAbort).toBe(true);
     expect(r.ok).toBe(false);
-    expect(r.reach).toEqual({ online: 4, onVersion: 0 });
+    expect(r.reach).toEqual({ online: 4, onVersion: 0, refusedCorrupt: 0 });
   });
 
   it('formats durations for people', () => {
