@@ -20,6 +20,8 @@ import { deviceTopic, rolloutTopic } from '../../protocol/topics.js';
 import { encodeMessage } from '../../protocol/parse.js';
 import type { StatusMessage } from '../../protocol/messages.js';
 import type { CommandAction } from '../../protocol/signed.js';
+import { FileSlotBackend } from '../../agent/slots/slot-backend-file.js';
+import { SimulatedDevice, type SimulatedDeviceOptions } from '../../agent/simulated-device.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -228,4 +230,28 @@ export async function clearRollout(f: Fixture, deviceId: string): Promise<void> 
 export async function sendCommand(f: Fixture, deviceId: string, action: CommandAction, deploymentId?: string, commandId = uniqueId('cmd')): Promise<void> {
   const c = buildCommand({ commandId, deviceId, action, issuedAt: Date.now(), ...(deploymentId !== undefined ? { deploymentId } : {}) });
   await f.publisher.publishAsync(deviceTopic(deviceId, 'commands'), encodeMessage({ v: 1, kind: 'command', command: signCommand(c, [f.key]) }), { qos: 1 });
+}
+
+/** A device on the file backend, booted from a factory image of version 1.0.0, its agent started. */
+export async function startDevice(
+  f: Fixture,
+  deviceId: string,
+  overrides: Partial<AgentConfigInput> = {},
+  extra: Partial<Omit<SimulatedDeviceOptions, 'config' | 'slots'>> = {},
+): Promise<{ dev: SimulatedDevice; slots: FileSlotBackend; config: AgentConfig }> {
+  const config = agentConfig(f, deviceId, overrides);
+  const factory = join(f.dir, `${deviceId}-factory.img`);
+  await writeFile(factory, image('factory').body);
+  const slots = await FileSlotBackend.create({ dir: join(f.dir, deviceId, 'slots'), factoryImage: factory });
+  const dev = new SimulatedDevice({ config, slots, logger: silent, ...extra });
+  await dev.start();
+  await waitFor(() => dev.agent?.connected === true, 'agent connected');
+  return { dev, slots, config };
+}
+
+/** Serves an image and returns the artifact reference for a manifest. */
+export function serveImage(f: Fixture, name: string, content: string, size = 64 * 1024): { url: string; size: number; sha256: string } {
+  const img = image(content, size);
+  f.artifacts.put(name, img.body);
+  return { url: f.artifacts.url(name), size: img.body.length, sha256: img.sha256 };
 }

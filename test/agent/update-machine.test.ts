@@ -87,7 +87,7 @@ const rows: Row[] = [
   {
     name: 'manifest signed for another deployment → rejected malformed',
     state: base(),
-    event: { ...ok, deploymentId: 'other' } as UpdateEvent,
+    event: { ...ok, deploymentId: 'other' },
     stage: 'done',
     result: 'rejected',
     reason: 'malformed',

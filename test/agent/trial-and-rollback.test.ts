@@ -1,0 +1,104 @@
+/**
+ * The trial and the way back: a failing health check falls back to the old slot, a firmware that
+ * does not boot is reported honestly, and a signed rollback command returns to the previous slot.
+ * Real Aedes and HTTP on 127.0.0.1, the file backend's simulated bootloader, reboots by the harness.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { SimulatedDevice } from '../../agent/simulated-device.js';
+import { publishRollout, sendCommand, serveImage, startDevice, startFixture, uniqueId, waitFor, type Fixture } from './harness.js';
+
+let f: Fixture;
+const devices: SimulatedDevice[] = [];
+
+beforeEach(async () => {
+  f = await startFixture();
+});
+afterEach(async () => {
+  for (const d of devices.splice(0)) await d.stop();
+  await f.close();
+});
+
+const last = (id: string) => f.observer.statuses(id).at(-1);
+const has = (id: string, state: string) => f.observer.statuses(id).some((s) => s.state === state);
+
+describe('trial', () => {
+  it('a failing health check marks the trial bad and falls back to the old slot', async () => {
+    const id = uniqueId('dev');
+    const { dev, slots } = await startDevice(f, id, {
+      health: { brokerDeadline: 5_000, trialWindow: 20_000, checks: [{ name: 'app', command: ['/bin/sh', '-c', 'echo app down >&2; exit 3'], timeout: 5_000 }] },
+    });
+    devices.push(dev);
+    const dep = uniqueId('dep');
+    await publishRollout(f, id, dep, { artifact: serveImage(f, `${id}.img`, 'bad-app'), securityVersion: 4 });
+    await waitFor(() => has(id, 'rolled-back'), 'rolled-back status');
+    await dev.settled();
+    expect(last(id)).toMatchObject({ state: 'rolled-back', reason: 'health-check-failed', fromVersion: '1.1.0', toVersion: '1.0.0', deploymentId: dep });
+    expect(last(id)!.detail).toContain('app down');
+    const states = f.observer.statuses(id).map((s) => s.state);
+    expect(states).toEqual(expect.arrayContaining(['trial', 'rolling-back', 'rolled-back']));
+    expect(states).not.toContain('committed');
+    const boot = await slots.state();
+    expect(boot).toMatchObject({ primary: 'A', booted: 'A', trial: null });
+    expect(dev.agent!.state.securityFloor).toBe(0);
+    expect(dev.agent!.state.handled).toContain(dep);
+  });
+
+  it('a firmware that never comes up: the bootloader falls back and the device says so', async () => {
+    const id = uniqueId('dev');
+    const { dev } = await startDevice(f, id, {}, {
+      // Slot B's image hangs at boot: the watchdog resets and the one-shot trial is spent.
+      bootOutcome: (boot) => (boot.booted === 'B' ? 'reset' : 'up'),
+    });
+    devices.push(dev);
+    const dep = uniqueId('dep');
+    await publishRollout(f, id, dep, { artifact: serveImage(f, `${id}.img`, 'brick') });
+    await waitFor(() => has(id, 'rolled-back'), 'rolled-back status');
+    expect(last(id)).toMatchObject({ state: 'rolled-back', reason: 'trial-boot-failed', toVersion: '1.0.0' });
+    expect(has(id, 'committed')).toBe(false);
+    expect(dev.bricked).toBe(false);
+    await dev.settled();
+    // The hello after the fallback tells a restarted coordinator the same.
+    await waitFor(() => f.observer.of(id, 'hello').some((h) => (h['update'] as { state?: string } | undefined)?.state === 'rolled-back'), 'hello with the outcome');
+  });
+});
+
+describe('rollback command', () => {
+  it('returns a committed device to the previous slot and reports the restored version', async () => {
+    const id = uniqueId('dev');
+    const { dev, slots } = await startDevice(f, id);
+    devices.push(dev);
+    const dep = uniqueId('dep');
+    await publishRollout(f, id, dep, { artifact: serveImage(f, `${id}.img`, 'v110') });
+    await waitFor(() => has(id, 'committed'), 'committed');
+    await dev.settled();
+    await waitFor(() => dev.agent?.connected === true, 'reconnected');
+    expect((await slots.state()).primary).toBe('B');
+    const downloadsBefore = f.artifacts.requests.length;
+
+    await sendCommand(f, id, 'rollback', dep);
+    await waitFor(() => has(id, 'rolled-back'), 'rolled-back');
+    await dev.settled();
+    expect(last(id)).toMatchObject({ state: 'rolled-back', reason: 'rollback-command', fromVersion: '1.1.0', toVersion: '1.0.0', deploymentId: dep });
+    expect(await slots.state()).toMatchObject({ primary: 'A', booted: 'A' });
+    // Instant: the other slot still held the previous firmware, nothing was downloaded.
+    expect(f.artifacts.requests.length).toBe(downloadsBefore);
+    expect(dev.agent!.state.slotVersions).toEqual({ A: '1.0.0', B: '1.1.0' });
+    // The retained rollout comes back on every reconnect; the device does not reinstall it.
+    await waitFor(() => dev.agent?.connected === true, 'reconnected');
+    await dev.agent!.idle();
+    expect(f.observer.statuses(id).filter((s) => s.state === 'downloading' && s.seq > last(id)!.seq)).toHaveLength(0);
+  });
+
+  it('refuses a replayed command', async () => {
+    const id = uniqueId('dev');
+    const { dev } = await startDevice(f, id);
+    devices.push(dev);
+    const helloCount = () => f.observer.of(id, 'hello').length;
+    const before = helloCount();
+    await sendCommand(f, id, 'report-now', undefined, 'cmd-once');
+    await waitFor(() => helloCount() === before + 1, 'report-now hello');
+    await sendCommand(f, id, 'report-now', undefined, 'cmd-once');
+    await waitFor(() => dev.agent!.counts.rejectedCommands === 1, 'replay refused');
+    expect(helloCount()).toBe(before + 1);
+  });
+});
