@@ -7,5 +7,6 @@
  */
 import type { Migration } from './migrations.js';
 import { STORE_MIGRATIONS } from './schema.js';
+import { ENGINE_MIGRATIONS } from '../engine/engine-migrations.js';
 
-export const ALL_MIGRATIONS: readonly Migration[] = [...STORE_MIGRATIONS].sort((a, b) => a.version - b.version);
+export const ALL_MIGRATIONS: readonly Migration[] = [...STORE_MIGRATIONS, ...ENGINE_MIGRATIONS].sort((a, b) => a.version - b.version);

@@ -1,0 +1,198 @@
+/**
+ * The SQLite DeploymentRepository (better-sqlite3, synchronous): deployments (the engine's core state
+ * as JSON plus queryable columns), their waves, per-device progress and gate decisions. `save` writes a
+ * step's changes in one transaction, guarded by the core's revision. I/O adapter.
+ *
+ * Its tables come from engine-migrations.ts (versions 100–199, listed in coordinator/store/migration-list.ts).
+ */
+import type Database from 'better-sqlite3';
+import { FleetError } from '../../protocol/errors.js';
+import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';
+export { ENGINE_MIGRATIONS } from './engine-migrations.js';
+import { shardDevices } from './device-progress.js';
+import {
+  DeploymentCoreSchema,
+  DeviceProgressSchema,
+  FINAL_PHASES,
+  type DeploymentCore,
+  type DeploymentPhase,
+  type DeploymentRepository,
+  type DeploymentState,
+  type DeviceProgress,
+} from './types.js';
+
+/** Someone else saved this deployment in between (two coordinators on one database, or a bug). */
+export class RevisionConflictError extends FleetError {
+  constructor(id: string, expected: number, found: number) {
+    super(
+      'revision-conflict',
+      `deployment ${id} is at revision ${found} in the store, expected ${expected}; another coordinator may be using this data directory — stop it and restart this one`,
+    );
+  }
+}
+
+/** A stored row failed its schema: the database was edited by hand or written by an incompatible build. */
+export class CorruptRecordError extends FleetError {
+  constructor(what: string, detail: string) {
+    super('corrupt-record', `${what} in the database is unreadable (${detail}); restore the data directory from a backup`);
+  }
+}
+
+const NON_LIVE: readonly DeploymentPhase[] = FINAL_PHASES;
+
+export class SqliteDeploymentRepository implements DeploymentRepository {
+  private readonly stmts;
+
+  constructor(private readonly db: Database.Database) {
+    this.stmts = {
+      revision: db.prepare<[string], { revision: number }>('SELECT revision FROM deployments WHERE id = ?'),
+      upsertDeployment: db.prepare(
+        `INSERT INTO deployments (id, phase, firmware_version, hardware_models, current_wave, revision, created_at, updated_at, core_json)
+         VALUES (@id, @phase, @firmware_version, @hardware_models, @current_wave, @revision, @created_at, @updated_at, @core_json)
+         ON CONFLICT (id) DO UPDATE SET phase = excluded.phase, current_wave = excluded.current_wave, revision = excluded.revision,
+           updated_at = excluded.updated_at, core_json = excluded.core_json`,
+      ),
+      upsertWave: db.prepare(
+        `INSERT INTO deployment_waves (deployment_id, wave_index, percent, status, started_at, completed_at, verdict, counts_json)
+         VALUES (@deployment_id, @wave_index, @percent, @status, @started_at, @completed_at, @verdict, @counts_json)
+         ON CONFLICT (deployment_id, wave_index) DO UPDATE SET status = excluded.status, started_at = excluded.started_at,
+           completed_at = excluded.completed_at, verdict = excluded.verdict, counts_json = excluded.counts_json`,
+      ),
+      upsertDevice: db.prepare(
+        `INSERT INTO deployment_devices (deployment_id, device_id, bucket, wave, state, reason, timed_out, rollback_status, updated_at, progress_json)
+         VALUES (@deployment_id, @device_id, @bucket, @wave, @state, @reason, @timed_out, @rollback_status, @updated_at, @progress_json)
+         ON CONFLICT (deployment_id, device_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, timed_out = excluded.timed_out,
+           rollback_status = excluded.rollback_status, updated_at = excluded.updated_at, progress_json = excluded.progress_json`,
+      ),
+      upsertDecision: db.prepare(
+        `INSERT OR REPLACE INTO decisions (id, deployment_id, wave, attempt, at, source, recommendation, rule, inputs_digest, record_json)
+         VALUES (@id, @deployment_id, @wave, @attempt, @at, @source, @recommendation, @rule, @inputs_digest, @record_json)`,
+      ),
+      core: db.prepare<[string], { core_json: string }>('SELECT core_json FROM deployments WHERE id = ?'),
+      devices: db.prepare<[string], { progress_json: string }>('SELECT progress_json FROM deployment_devices WHERE deployment_id = ?'),
+      devicesOfWave: db.prepare<[string, number], { progress_json: string }>(
+        'SELECT progress_json FROM deployment_devices WHERE deployment_id = ? AND wave = ? ORDER BY device_id',
+      ),
+      live: db.prepare<unknown[], { id: string }>(
+        `SELECT id FROM deployments WHERE phase NOT IN (${NON_LIVE.map(() => '?').join(', ')}) ORDER BY created_at`,
+      ),
+      decisions: db.prepare<[string], { record_json: string }>('SELECT record_json FROM decisions WHERE deployment_id = ? ORDER BY at, rowid'),
+    };
+    this.saveTx = db.transaction((change: Parameters<DeploymentRepository['save']>[0]) => this.saveInner(change));
+  }
+
+  private readonly saveTx: (change: Parameters<DeploymentRepository['save']>[0]) => void;
+
+  save(change: { core: DeploymentCore; devices: readonly DeviceProgress[]; decisions: readonly DecisionRecord[] }): void {
+    this.saveTx(change);
+  }
+
+  private saveInner({ core, devices, decisions }: { core: DeploymentCore; devices: readonly DeviceProgress[]; decisions: readonly DecisionRecord[] }): void {
+    const id = core.spec.id;
+    const row = this.stmts.revision.get(id);
+    if (row && row.revision >= core.revision) throw new RevisionConflictError(id, core.revision - 1, row.revision);
+    this.stmts.upsertDeployment.run({
+      id,
+      phase: core.phase,
+      firmware_version: core.spec.firmwareVersion,
+      hardware_models: JSON.stringify(core.spec.target.hardwareModels),
+      current_wave: core.current,
+      revision: core.revision,
+      created_at: core.spec.createdAt,
+      updated_at: core.updatedAt,
+      core_json: JSON.stringify(core),
+    });
+    for (const w of core.waves) {
+      this.stmts.upsertWave.run({
+        deployment_id: id,
+        wave_index: w.index,
+        percent: core.spec.waves[w.index]!.percent,
+        status: w.status,
+        started_at: w.startedAt ?? null,
+        completed_at: w.completedAt ?? null,
+        verdict: w.verdict ?? null,
+        counts_json: JSON.stringify(w.counts),
+      });
+    }
+    for (const d of devices) {
+      this.stmts.upsertDevice.run({
+        deployment_id: id,
+        device_id: d.deviceId,
+        bucket: d.bucket,
+        wave: d.wave,
+        state: d.state,
+        reason: d.reason ?? null,
+        timed_out: d.timedOut ? 1 : 0,
+        rollback_status: d.rollback?.status ?? null,
+        updated_at: core.updatedAt,
+        progress_json: JSON.stringify(d),
+      });
+    }
+    for (const r of decisions) {
+      this.stmts.upsertDecision.run({
+        id: r.id,
+        deployment_id: r.deploymentId,
+        wave: r.wave,
+        attempt: r.attempt,
+        at: r.at,
+        source: r.source,
+        recommendation: r.final.recommendation,
+        rule: r.final.rule,
+        inputs_digest: r.inputsDigest,
+        record_json: JSON.stringify(r),
+      });
+    }
+  }
+
+  private parseCore(json: string, id: string): DeploymentCore {
+    const parsed = DeploymentCoreSchema.safeParse(JSON.parse(json));
+    if (!parsed.success) throw new CorruptRecordError(`deployment ${id}`, parsed.error.issues[0]?.message ?? 'schema mismatch');
+    return parsed.data;
+  }
+
+  private parseDevices(rows: readonly { progress_json: string }[], id: string): DeviceProgress[] {
+    return rows.map((r) => {
+      const parsed = DeviceProgressSchema.safeParse(JSON.parse(r.progress_json));
+      if (!parsed.success) throw new CorruptRecordError(`a device of deployment ${id}`, parsed.error.issues[0]?.message ?? 'schema mismatch');
+      return parsed.data;
+    });
+  }
+
+  load(deploymentId: string): DeploymentState | undefined {
+    const row = this.stmts.core.get(deploymentId);
+    if (!row) return undefined;
+    const core = this.parseCore(row.core_json, deploymentId);
+    return { core, devices: shardDevices(this.parseDevices(this.stmts.devices.all(deploymentId), deploymentId)) };
+  }
+
+  loadLive(): DeploymentState[] {
+    return this.stmts.live.all(...NON_LIVE).flatMap((r) => {
+      const s = this.load(r.id);
+      return s ? [s] : [];
+    });
+  }
+
+  list(options: { phases?: readonly DeploymentPhase[]; limit?: number } = {}): DeploymentCore[] {
+    const phases = options.phases ?? [];
+    const where = phases.length ? `WHERE phase IN (${phases.map(() => '?').join(', ')})` : '';
+    const limit = Math.max(1, Math.min(options.limit ?? 100, 10_000));
+    const rows = this.db
+      .prepare<unknown[], { id: string; core_json: string }>(`SELECT id, core_json FROM deployments ${where} ORDER BY created_at DESC, id LIMIT ${limit}`)
+      .all(...phases);
+    return rows.map((r) => this.parseCore(r.core_json, r.id));
+  }
+
+  decisions(deploymentId: string): DecisionRecord[] {
+    return this.stmts.decisions.all(deploymentId).map((r) => {
+      const parsed = DecisionRecordSchema.safeParse(JSON.parse(r.record_json));
+      if (!parsed.success) throw new CorruptRecordError(`a decision of deployment ${deploymentId}`, parsed.error.issues[0]?.message ?? 'schema mismatch');
+      return parsed.data;
+    });
+  }
+
+  devices(deploymentId: string, wave?: number): DeviceProgress[] {
+    const rows = wave === undefined ? this.stmts.devices.all(deploymentId) : this.stmts.devicesOfWave.all(deploymentId, wave);
+    const out = this.parseDevices(rows, deploymentId);
+    return wave === undefined ? out.sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0)) : out;
+  }
+}
