@@ -111,8 +111,8 @@ export class RaucClient {
       await this.cli(['status', `mark-${state}`, slot]);
       return;
     }
-    await this.withInstaller(async (installer) => {
-      await (installer.Mark as (s: string, t: string) => Promise<unknown>)(state, slot);
+    await this.withInstaller(async (installer, _props, guard) => {
+      await guard((installer.Mark as (s: string, t: string) => Promise<unknown>)(state, slot), this.o.commandTimeoutMs, `Mark(${state}, ${slot})`);
     });
   }
 
@@ -133,7 +133,7 @@ export class RaucClient {
       });
       return;
     }
-    await this.withInstaller(async (installer, props) => {
+    await this.withInstaller(async (installer, props, guard) => {
       const onChanged = (iface: string, changed: Record<string, dbus.Variant>): void => {
         const progress = changed.Progress?.value as [number, string, number] | undefined;
         if (iface === 'de.pengutronix.rauc.Installer' && progress) onProgress({ percent: progress[0], message: progress[1] });
@@ -149,13 +149,13 @@ export class RaucClient {
         timer.handle = this.o.clock.setTimeout(() => resolve('timeout'), this.o.installTimeoutMs);
       });
       try {
-        await (installer.InstallBundle as (s: string, a: Record<string, dbus.Variant>) => Promise<void>)(bundle, {});
-        const code = await Promise.race([completed, timeout]);
+        await guard((installer.InstallBundle as (s: string, a: Record<string, dbus.Variant>) => Promise<void>)(bundle, {}), this.o.commandTimeoutMs, 'InstallBundle');
+        const code = await guard(Promise.race([completed, timeout]), this.o.installTimeoutMs + 1_000, 'Completed');
         if (code === 'timeout') {
           throw new SlotError('write-failed', `RAUC did not finish installing ${bundle} within ${this.o.installTimeoutMs} ms; check \`rauc status\` and the journal of rauc.service`);
         }
         if (code !== 0) {
-          const lastError = (await (props.Get as (i: string, p: string) => Promise<dbus.Variant>)('de.pengutronix.rauc.Installer', 'LastError')).value as string;
+          const lastError = (await guard((props.Get as (i: string, p: string) => Promise<dbus.Variant>)('de.pengutronix.rauc.Installer', 'LastError'), this.o.commandTimeoutMs, 'LastError')).value as string;
           throw new SlotError('write-failed', `RAUC install of ${bundle} failed (${code}): ${lastError}`);
         }
       } catch (err) {
@@ -169,22 +169,39 @@ export class RaucClient {
     });
   }
 
-  /** One connection per call: the agent calls RAUC a handful of times per update. */
-  private async withInstaller<T>(fn: (installer: dbus.ClientInterface, props: dbus.ClientInterface) => Promise<T>): Promise<T> {
+  /**
+   * One connection per call: the agent calls RAUC a handful of times per update. Every D-Bus wait is
+   * bounded: dbus-next reports a dead socket only as an 'error' event and would otherwise wait forever.
+   */
+  private async withInstaller<T>(fn: (installer: dbus.ClientInterface, props: dbus.ClientInterface, guard: Guard) => Promise<T>): Promise<T> {
     const bus = this.o.bus === 'system' ? dbus.systemBus() : dbus.sessionBus(this.o.busAddress ? { busAddress: this.o.busAddress } : {});
-    // dbus-next reports a lost connection as an 'error' event; without a listener it would crash the agent.
-    let busError: unknown;
-    bus.on('error', (err) => {
-      busError = err;
+    const timers: ReturnType<Clock['setTimeout']>[] = [];
+    let failBus: (err: unknown) => void = () => undefined;
+    const busFailed = new Promise<never>((_, reject) => {
+      failBus = reject;
     });
+    busFailed.catch(() => undefined); // observed through guard(); never an unhandled rejection
+    bus.on('error', (err) => failBus(err));
+    const guard: Guard = (promise, ms, what) =>
+      Promise.race([
+        promise,
+        busFailed,
+        new Promise<never>((_, reject) => {
+          timers.push(this.o.clock.setTimeout(() => reject(new Error(`no answer to ${what} within ${ms} ms`)), ms));
+        }),
+      ]);
     try {
-      const obj = await bus.getProxyObject('de.pengutronix.rauc', '/');
-      return await fn(obj.getInterface('de.pengutronix.rauc.Installer'), obj.getInterface('org.freedesktop.DBus.Properties'));
+      const obj = await guard(bus.getProxyObject('de.pengutronix.rauc', '/'), this.o.commandTimeoutMs, 'connecting to de.pengutronix.rauc');
+      return await fn(obj.getInterface('de.pengutronix.rauc.Installer'), obj.getInterface('org.freedesktop.DBus.Properties'), guard);
     } catch (err) {
       if (err instanceof SlotError) throw err;
-      throw new SlotError('bootloader-error', `RAUC's D-Bus service is unreachable (${(err as Error).message ?? String(busError)}); is rauc.service running?`, { cause: err });
+      throw new SlotError('bootloader-error', `RAUC's D-Bus service is unreachable (${(err as Error).message}); is rauc.service running?`, { cause: err });
     } finally {
+      for (const t of timers) this.o.clock.clearTimeout(t);
       bus.disconnect();
     }
   }
 }
+
+/** Races a D-Bus call against a lost connection and a deadline. */
+type Guard = <T>(promise: Promise<T>, ms: number, what: string) => Promise<T>;

@@ -13,7 +13,7 @@ import { chmod, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/pr
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { spawnRunner } from '../../agent/slots/command-runner.js';
-import type { RaucBackendConfigSchema } from '../../agent/slots/slot-backend-rauc.js';
+import type { RaucSlotBackend, RaucBackendConfigSchema } from '../../agent/slots/slot-backend-rauc.js';
 import { createRaucBackend } from '../../agent/slots/slot-backend-rauc.js';
 import type { VerifiedImage } from '../../agent/slots/slot-backend.js';
 import type { SlotName } from '../../protocol/update-state.js';
@@ -80,6 +80,7 @@ esac
 `;
 
 export interface RaucTestDevice extends SlotDevice {
+  backend(): RaucSlotBackend;
   config: z.input<typeof RaucBackendConfigSchema>;
   recorder: RecordingRunner;
   busAddress: string;
@@ -121,7 +122,15 @@ async function stop(child: ChildProcess | undefined): Promise<void> {
   clearTimeout(timer);
 }
 
-export async function createRaucDevice(pki: RaucPki, dir: string, initial: Buffer, transport: 'dbus' | 'cli' = 'dbus'): Promise<RaucTestDevice> {
+export interface RaucDeviceOptions {
+  /** Default dbus. */
+  transport?: 'dbus' | 'cli';
+  /** system.conf activate-installed; default false (what the backend needs). */
+  activateInstalled?: boolean;
+}
+
+export async function createRaucDevice(pki: RaucPki, dir: string, initial: Buffer, options: RaucDeviceOptions = {}): Promise<RaucTestDevice> {
+  const transport = options.transport ?? 'dbus';
   const devices = await makeSlotFiles(dir, initial);
   const handler = join(dir, 'bootloader.sh');
   const bootstatePath = join(dir, 'bootstate');
@@ -132,7 +141,7 @@ export async function createRaucDevice(pki: RaucPki, dir: string, initial: Buffe
   const systemConf = join(dir, 'system.conf');
   await writeFile(
     systemConf,
-    `[system]\ncompatible=fleet-test\nbootloader=custom\ndata-directory=${join(dir, 'rauc-data')}\nactivate-installed=false\n` +
+    `[system]\ncompatible=fleet-test\nbootloader=custom\ndata-directory=${join(dir, 'rauc-data')}\nactivate-installed=${options.activateInstalled ? 'true' : 'false'}\n` +
       `[keyring]\npath=${pki.cert}\n[handlers]\nbootloader-custom-backend=${handler}\n` +
       `[slot.rootfs.0]\ndevice=${devices.A}\ntype=raw\nbootname=A\n[slot.rootfs.1]\ndevice=${devices.B}\ntype=raw\nbootname=B\n`,
   );

@@ -7,7 +7,7 @@ import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { createTrybootBackend } from '../../agent/slots/slot-backend-tryboot.js';
-import type { TrybootBackendConfigSchema } from '../../agent/slots/slot-backend-tryboot.js';
+import type { TrybootSlotBackend, TrybootBackendConfigSchema } from '../../agent/slots/slot-backend-tryboot.js';
 import type { SlotDevice } from './conformance.js';
 import type { RecordingRunner } from './helpers.js';
 import { TEST_REBOOT, makeSlotFiles, recordingRunner } from './helpers.js';
@@ -15,6 +15,7 @@ import { TEST_REBOOT, makeSlotFiles, recordingRunner } from './helpers.js';
 export const INITIAL_AUTOBOOT = '[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n';
 
 export interface TrybootTestDevice extends SlotDevice {
+  backend(): TrybootSlotBackend;
   config: z.input<typeof TrybootBackendConfigSchema>;
   recorder: RecordingRunner;
   autobootPath: string;

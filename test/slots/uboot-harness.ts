@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { createUbootBackend } from '../../agent/slots/slot-backend-uboot.js';
 import type { UbootBackendConfig } from '../../agent/slots/slot-backend-uboot.js';
 import type { z } from 'zod';
-import type { UbootBackendConfigSchema } from '../../agent/slots/slot-backend-uboot.js';
+import type { UbootSlotBackend, UbootBackendConfigSchema } from '../../agent/slots/slot-backend-uboot.js';
 import type { SlotName } from '../../protocol/update-state.js';
 import type { SlotDevice, SlotHarness } from './conformance.js';
 import type { RecordingRunner } from './helpers.js';
@@ -23,6 +23,7 @@ export interface UbootVariant {
 }
 
 export interface UbootTestDevice extends SlotDevice {
+  backend(): UbootSlotBackend;
   config: z.input<typeof UbootBackendConfigSchema>;
   recorder: RecordingRunner;
   sim: UbootBootloaderSim;
