@@ -73,7 +73,7 @@ export function sanitizeMetrics(metrics: TelemetrySample['metrics']): TelemetryM
     const range = RANGES[k];
     if (range && typeof v === 'number' && Number.isFinite(v) && v >= range[0] && v <= range[1]) out[k] = v;
   }
-  return out as TelemetryMessage['metrics'];
+  return out;
 }
 
 export function telemetryMessage(

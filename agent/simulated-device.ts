@@ -15,7 +15,7 @@ import { Agent, type AgentOptions } from './agent.js';
 
 /** A slot backend whose bootloader can be powered on by the harness (the file backend, the simulator's). */
 export interface PowerableSlotBackend extends SlotBackend {
-  powerOn(): Promise<unknown> | unknown;
+  powerOn(): unknown;
 }
 
 /** `up`: the firmware boots and the agent starts; `reset`: it dies during boot (watchdog reset). */

@@ -15,6 +15,7 @@ import { dirname } from 'node:path';
 import { z } from 'zod';
 import type { Clock } from '../../protocol/clock.js';
 import { systemClock } from '../../protocol/clock.js';
+import { ConfigError } from '../../protocol/errors.js';
 import { parsePayload, parseValue } from '../../protocol/parse.js';
 import type { SlotName } from '../../protocol/update-state.js';
 import { SlotNameSchema, otherSlot } from '../../protocol/update-state.js';
@@ -71,6 +72,8 @@ async function sha256File(path: string): Promise<string> {
 export class RaucSlotBackend implements SlotBackend {
   readonly kind = 'rauc' as const;
   private readonly client: RaucClient;
+  /** The committed slot's boot was confirmed to RAUC in this process. */
+  private confirmed = false;
 
   constructor(
     private readonly config: RaucBackendConfig,
@@ -163,6 +166,15 @@ export class RaucSlotBackend implements SlotBackend {
     const spent = bootedSlot?.boot_status === 'bad';
     const primary = pending ? trialState.committed : spent ? booted : (raucPrimary ?? booted);
     const state: BootState = { booted, primary, trial: booted !== primary };
+    if (!this.confirmed && !state.trial) {
+      // The agent runs, so this boot of the committed slot reached userspace: `mark-good booted` once per
+      // boot gives back the attempt RAUC's boot script spent (rauc-mark-good.service does the same; do
+      // not enable that service, it would also commit trials without our health checks).
+      this.confirmed = true;
+      await this.client.mark('good', 'booted').catch((err: unknown) => {
+        this.deps.logger?.warn({ err }, 'could not mark the committed slot good after boot');
+      });
+    }
     return { state, armed: pending && !state.trial && raucPrimary === otherSlot(booted) };
   }
 
@@ -234,6 +246,6 @@ export class RaucSlotBackend implements SlotBackend {
 /** Parses the config and builds the backend. */
 export function createRaucBackend(config: z.input<typeof RaucBackendConfigSchema>, deps: RaucBackendDeps = {}): RaucSlotBackend {
   const parsed = parseValue(RaucBackendConfigSchema, config, 'rauc slot backend config');
-  if (!parsed.ok) throw parsed.error;
+  if (!parsed.ok) throw new ConfigError(`slots: ${parsed.error.message}`);
   return new RaucSlotBackend(parsed.value, deps);
 }

@@ -7,6 +7,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import { ConfigError } from '../../protocol/errors.js';
 import { parseValue } from '../../protocol/parse.js';
 import type { SlotName } from '../../protocol/update-state.js';
 import { otherSlot } from '../../protocol/update-state.js';
@@ -143,6 +144,6 @@ export class TrybootSlotBackend implements SlotBackend {
 /** Parses the config and builds the backend. */
 export function createTrybootBackend(config: z.input<typeof TrybootBackendConfigSchema>, deps: SlotBackendDeps = {}): TrybootSlotBackend {
   const parsed = parseValue(TrybootBackendConfigSchema, config, 'tryboot slot backend config');
-  if (!parsed.ok) throw parsed.error;
+  if (!parsed.ok) throw new ConfigError(`slots: ${parsed.error.message}`);
   return new TrybootSlotBackend(parsed.value, deps);
 }

@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { ConfigError } from '../../protocol/errors.js';
 import { parseValue } from '../../protocol/parse.js';
 import type { SlotName } from '../../protocol/update-state.js';
 import { otherSlot } from '../../protocol/update-state.js';
@@ -77,6 +78,8 @@ export class UbootSlotBackend implements SlotBackend {
   private readonly runner: CommandRunner;
   /** The booted slot cannot change without a reboot (and a new process), so it is read once. */
   private booted: SlotName | undefined;
+  /** The committed slot's boot was confirmed (boot-order scheme) in this process. */
+  private confirmed = false;
 
   constructor(
     private readonly config: UbootBackendConfig,
@@ -149,10 +152,20 @@ export class UbootSlotBackend implements SlotBackend {
   }
 
   private async read(): Promise<{ env: UbootVars; state: BootState }> {
-    const env = await this.env.read();
+    let env = await this.env.read();
     this.booted ??= await this.bootedFromCmdline();
     const state = this.scheme.bootState(env, this.booted);
     this.booted = state.booted;
+    if (!this.confirmed && !state.trial) {
+      // The agent runs, so this boot of the committed slot reached userspace: give it back the attempt
+      // the BOOT_ORDER script spent (what rauc-mark-good.service does), once per boot. Without it the
+      // committed slot would run out after `attempts` boots and U-Boot would switch slots by itself.
+      // Nothing to do in the bootcount scheme, which counts only trials.
+      this.confirmed = true;
+      const batch = this.scheme.commit(env, state);
+      await this.apply(env, batch, 'confirm-boot');
+      env = { ...env, ...batch };
+    }
     return { env, state };
   }
 
@@ -184,6 +197,6 @@ export class UbootSlotBackend implements SlotBackend {
 /** Parses the config and builds the backend. */
 export function createUbootBackend(config: z.input<typeof UbootBackendConfigSchema>, deps: SlotBackendDeps = {}): UbootSlotBackend {
   const parsed = parseValue(UbootBackendConfigSchema, config, 'uboot slot backend config');
-  if (!parsed.ok) throw parsed.error;
+  if (!parsed.ok) throw new ConfigError(`slots: ${parsed.error.message}`);
   return new UbootSlotBackend(parsed.value, deps);
 }

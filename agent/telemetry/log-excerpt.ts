@@ -28,7 +28,9 @@ export interface LogExcerptOptions {
 /** Keeps at most `max` lines, truncated, with a marker for the rest. */
 export function boundLines(lines: readonly string[], max: number): string[] {
   if (max <= 0) return [];
-  const clean = lines.map((l) => l.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, '').slice(0, LOG_LINE_LIMIT));
+  // Control characters (terminal escapes) are stripped: the lines end up on an operator's screen.
+  const strip = (l: string) => [...l].filter((ch) => { const c = ch.charCodeAt(0); return c === 9 || (c >= 32 && c !== 127); }).join('');
+  const clean = lines.map((l) => strip(l).slice(0, LOG_LINE_LIMIT));
   if (clean.length <= max) return clean;
   return [...clean.slice(0, max - 1), `(+${clean.length - max + 1} more matching lines)`];
 }

@@ -32,6 +32,8 @@ export interface ArtifactServer {
   requests: { path: string; range: string | undefined; status: number }[];
   /** Cut the next response for `name` after this many bytes. */
   cutAfter: Map<string, number>;
+  /** Send this many bytes of the next response for `name`, then stall (never finish). */
+  stallAfter: Map<string, number>;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,7 @@ export async function startArtifactServer(): Promise<ArtifactServer> {
   const files = new Map<string, Buffer>();
   const requests: ArtifactServer['requests'] = [];
   const cutAfter = new Map<string, number>();
+  const stallAfter = new Map<string, number>();
   const server = http.createServer((req, res) => {
     const name = (req.url ?? '/').slice(1);
     const body = files.get(name);
@@ -64,6 +67,12 @@ export async function startArtifactServer(): Promise<ArtifactServer> {
       record(200);
       res.writeHead(200, { 'content-length': body.length });
     }
+    const stall = stallAfter.get(name);
+    if (stall !== undefined) {
+      stallAfter.delete(name);
+      res.write(body.subarray(start, start + stall));
+      return;
+    }
     const cut = cutAfter.get(name);
     if (cut !== undefined) {
       cutAfter.delete(name);
@@ -79,6 +88,7 @@ export async function startArtifactServer(): Promise<ArtifactServer> {
     put: (name, body) => files.set(name, body),
     requests,
     cutAfter,
+    stallAfter,
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();
