@@ -8,6 +8,7 @@ import { Command } from 'commander';
 import { FleetError } from '../../protocol/errors.js';
 import { registerFirmwareCommands } from '../../firmware/cli.js';
 import { registerAgentCommands } from '../../agent/cli.js';
+import { registerCoordinatorCommands } from './coordinator-cli.js';
 
 const program = new Command('fleet')
   .description('safe, signed, wave-based firmware rollouts for IoT fleets')
@@ -15,6 +16,7 @@ const program = new Command('fleet')
   .showHelpAfterError('(run with --help for usage)');
 
 registerFirmwareCommands(program);
+registerCoordinatorCommands(program);
 registerAgentCommands(program);
 
 try {

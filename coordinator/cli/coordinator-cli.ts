@@ -1,0 +1,18 @@
+/**
+ * Registers the coordinator's operator commands: `fleet coordinator`, `fleet deploy`, `fleet devices`,
+ * and `upload`/`list` inside the existing `fleet firmware` group (created by firmware/cli.ts, so call
+ * this after registerFirmwareCommands). Heavy modules load inside actions only.
+ */
+import type { Command } from 'commander';
+import { registerCoordinatorServiceCommands } from './coordinator-commands.js';
+import { registerDeployCommands } from './deploy-commands.js';
+import { registerDeviceCommands } from './device-commands.js';
+import { addFirmwareAdminCommands } from './firmware-commands.js';
+
+export function registerCoordinatorCommands(program: Command): void {
+  registerCoordinatorServiceCommands(program);
+  registerDeployCommands(program);
+  registerDeviceCommands(program);
+  const firmware = program.commands.find((c) => c.name() === 'firmware') ?? program.command('firmware').description('firmware artifacts');
+  addFirmwareAdminCommands(firmware);
+}

@@ -1,0 +1,55 @@
+/** `fleet coordinator start`: runs the coordinator in the foreground until SIGINT/SIGTERM. */
+import type { Command } from 'commander';
+import type { CoordinatorConfigInput } from '../config.js';
+
+export function registerCoordinatorServiceCommands(program: Command): void {
+  const coordinator = program.command('coordinator').description('the fleet coordinator service (broker, store, artifacts, admin API)');
+
+  coordinator
+    .command('start')
+    .description('run the coordinator (embedded MQTT broker, SQLite store, HTTP admin API and artifact server)')
+    .option('--data-dir <dir>', 'data directory (default: FLEET_DATA_DIR or .fleet)')
+    .option('--mqtt-port <n>', 'MQTT port; 0 = any free port (default 1883)')
+    .option('--http-port <n>', 'admin API and artifact port; 0 = any free port (default 8080)')
+    .option('--host <addr>', 'address to listen on (default 127.0.0.1; 0.0.0.0 for devices on the network)')
+    .option('--broker <url>', 'use an existing broker (mqtt://… or mqtts://…) instead of the embedded one')
+    .option('--public-url <url>', 'base URL devices download artifacts from')
+    .option('--signing-key <file>', 'Ed25519 signing key (PEM); generated in development when absent')
+    .option('--log-level <level>', 'pino log level', 'info')
+    .action(async (opts: {
+      dataDir?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; publicUrl?: string; signingKey?: string; logLevel: string;
+    }) => {
+      const { Coordinator } = await import('../coordinator.js');
+      const { pino } = await import('pino');
+      const logger = pino({ level: opts.logLevel });
+      const config: Partial<CoordinatorConfigInput> = {
+        ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+        ...(opts.signingKey ? { signingKeyPath: opts.signingKey } : {}),
+      };
+      const mqtt: Record<string, unknown> = {};
+      if (opts.mqttPort !== undefined) mqtt['port'] = Number(opts.mqttPort);
+      if (opts.host !== undefined) mqtt['host'] = opts.host;
+      if (opts.broker !== undefined) mqtt['brokerUrl'] = opts.broker;
+      const http: Record<string, unknown> = {};
+      if (opts.httpPort !== undefined) http['port'] = Number(opts.httpPort);
+      if (opts.host !== undefined) http['host'] = opts.host;
+      if (opts.publicUrl !== undefined) http['publicUrl'] = opts.publicUrl;
+      if (Object.keys(mqtt).length) (config as Record<string, unknown>)['mqtt'] = mqtt;
+      if (Object.keys(http).length) (config as Record<string, unknown>)['http'] = http;
+      const c = await Coordinator.create({ config, env: process.env, logger });
+      console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
+      if (c.config.env === 'development') {
+        console.error(`operator token written to ${c.config.dataDir}/admin.json; \`fleet … --data-dir ${c.config.dataDir}\` finds it`);
+      }
+      await new Promise<void>((resolve) => {
+        const onSignal = (): void => {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+          resolve();
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
+      await c.stop();
+    });
+}
