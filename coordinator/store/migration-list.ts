@@ -1,12 +1,15 @@
 /**
  * The one ordered list of every schema migration. Modules export their migrations; add them here.
  * Version ranges by owner (keep them apart so parallel work never collides):
- *   1–99     coordinator/store (devices, credentials, artifacts, telemetry, audit)
+ *   1–99     coordinator/store (devices, credentials, artifacts, telemetry, audit, retained messages)
  *   100–199  coordinator/engine (deployments, waves, device progress, decisions)
  *   200–299  coordinator/flags and coordinator/canary
  */
 import type { Migration } from './migrations.js';
 import { STORE_MIGRATIONS } from './schema.js';
 import { ENGINE_MIGRATIONS } from '../engine/engine-migrations.js';
+import { FLAG_MIGRATIONS } from '../flags/flag-migrations.js';
 
-export const ALL_MIGRATIONS: readonly Migration[] = [...STORE_MIGRATIONS, ...ENGINE_MIGRATIONS].sort((a, b) => a.version - b.version);
+export const ALL_MIGRATIONS: readonly Migration[] = [...STORE_MIGRATIONS, ...ENGINE_MIGRATIONS, ...FLAG_MIGRATIONS].sort(
+  (a, b) => a.version - b.version,
+);
