@@ -13,6 +13,7 @@ import { shardDevices } from './device-progress.js';
 import {
   DeploymentCoreSchema,
   DeviceProgressSchema,
+  ACTIVE_PHASES,
   FINAL_PHASES,
   type DeploymentCore,
   type DeploymentPhase,
@@ -73,8 +74,11 @@ export class SqliteDeploymentRepository implements DeploymentRepository {
       devicesOfWave: db.prepare<[string, number], { progress_json: string }>(
         'SELECT progress_json FROM deployment_devices WHERE deployment_id = ? AND wave = ? ORDER BY device_id',
       ),
-      live: db.prepare<unknown[], { id: string }>(
-        `SELECT id FROM deployments WHERE phase NOT IN (${NON_LIVE.map(() => '?').join(', ')}) ORDER BY created_at`,
+      live: db.prepare<unknown[], { id: string; core_json: string }>(
+        `SELECT id, core_json FROM deployments WHERE phase NOT IN (${NON_LIVE.map(() => '?').join(', ')}) ORDER BY created_at`,
+      ),
+      rolledBackUnreachable: db.prepare<[], { id: string; core_json: string }>(
+        `SELECT id, core_json FROM deployments WHERE phase = 'rolled-back' AND json_extract(core_json, '$.rollback.unreachable') > 0`,
       ),
       decisions: db.prepare<[string], { record_json: string }>('SELECT record_json FROM decisions WHERE deployment_id = ? ORDER BY at, rowid'),
     };
@@ -165,11 +169,21 @@ export class SqliteDeploymentRepository implements DeploymentRepository {
     return { core, devices: shardDevices(this.parseDevices(this.stmts.devices.all(deploymentId), deploymentId)) };
   }
 
+  /**
+   * Active deployments, plus for each hardware model the newest finished one that still has work: a
+   * completed one (late devices take its retained manifest) or a rolled-back one with unreachable
+   * devices (they get the rollback command when they reconnect).
+   */
   loadLive(): DeploymentState[] {
-    return this.stmts.live.all(...NON_LIVE).flatMap((r) => {
-      const s = this.load(r.id);
-      return s ? [s] : [];
-    });
+    const cores = this.stmts.live.all(...NON_LIVE).map((r) => this.parseCore(r.core_json, r.id));
+    const rolledBack = this.stmts.rolledBackUnreachable.all().map((r) => this.parseCore(r.core_json, r.id));
+    const all = [...cores, ...rolledBack].sort((a, b) => a.spec.createdAt - b.spec.createdAt);
+    const newest = new Map<string, number>();
+    for (const c of all) for (const m of c.spec.target.hardwareModels) newest.set(m, Math.max(newest.get(m) ?? 0, c.spec.createdAt));
+    const keep = all.filter(
+      (c) => ACTIVE_PHASES.includes(c.phase) || c.spec.target.hardwareModels.some((m) => newest.get(m) === c.spec.createdAt),
+    );
+    return keep.map((core) => ({ core, devices: shardDevices(this.parseDevices(this.stmts.devices.all(core.spec.id), core.spec.id)) }));
   }
 
   list(options: { phases?: readonly DeploymentPhase[]; limit?: number } = {}): DeploymentCore[] {

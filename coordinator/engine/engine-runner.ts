@@ -1,0 +1,414 @@
+/**
+ * The engine runner: the thin shell around the pure engine. It holds the live deployments, feeds them
+ * events (device status/hello/presence, timers from the injected Clock, operator actions, gate
+ * results), persists every new state through the repository BEFORE carrying out its effects, runs the
+ * gate's analyzers and records their decisions. On start it loads every live deployment from the
+ * repository and reconciles the outside world with it, so a restart resumes each where it stood.
+ *
+ * Events for one deployment are processed strictly in order (one queue per deployment).
+ */
+import type { Logger } from 'pino';
+import type { CanarySnapshot } from '../../protocol/canary.js';
+import type { Clock, TimerHandle } from '../../protocol/clock.js';
+import { FleetError } from '../../protocol/errors.js';
+import type { DeviceMessage, HelloMessage, StatusMessage } from '../../protocol/messages.js';
+import type { GateAnalyzer } from '../gate/analyzer.js';
+import { combineOutcomes } from '../gate/combine.js';
+import type { DecisionRecord } from '../gate/decision.js';
+import { hardGatesAnalyzer } from '../gate/hard-gates.js';
+import { inputsDigest, runGate } from '../gate/run-gate.js';
+import { createDeployment, gatePolicyFor, reconcile, step } from './engine.js';
+import { snapshotFromProgress } from './snapshot.js';
+import {
+  ACTIVE_PHASES,
+  type DeploymentCore,
+  type DeploymentRepository,
+  type DeploymentSpec,
+  type DeploymentState,
+  type EffectSink,
+  type EngineEffect,
+  type EngineEvent,
+  type OperatorAction,
+  type StepResult,
+  type WaveDirectory,
+} from './types.js';
+
+/** Longest single timer: far wake-ups (next week's window) are re-armed in steps of a day. */
+const MAX_TIMER_MS = 24 * 3600_000;
+/** After an effect failed (broker down), the deployment is reconciled again after this long. */
+export const EFFECT_RETRY_MS = 5_000;
+
+export class DeploymentNotFoundError extends FleetError {
+  constructor(id: string) {
+    super('not-found', `no deployment ${JSON.stringify(id)}; list them with \`fleet deploy list\``);
+  }
+}
+
+/** An operator action that does not apply in the deployment's state; `code` says why. */
+export class DeploymentActionError extends FleetError {}
+
+/** A second active deployment for the same hardware model (they would share rollout topics). */
+export class DeploymentConflictError extends FleetError {
+  constructor(message: string) {
+    super('conflict', message);
+  }
+}
+
+export interface EngineRunnerOptions {
+  repo: DeploymentRepository;
+  sink: EffectSink;
+  clock: Clock;
+  directory: WaveDirectory;
+  /** Analyzers for a wave's gate; default: the hard gates alone. */
+  analyzersFor?: (spec: DeploymentSpec, wave: number) => readonly GateAnalyzer[];
+  /** The canary snapshot for a gate (telemetry, control cohort); default: snapshotFromProgress. */
+  snapshotFor?: (state: DeploymentState, wave: number, now: number) => CanarySnapshot | Promise<CanarySnapshot>;
+  logger?: Logger;
+  /** Per-analyzer time limit (default 60 s). */
+  analyzerTimeoutMs?: number;
+}
+
+type Counter = 'statusUnknownDeployment' | 'effectFailures' | 'gateRuns' | 'steps';
+
+export class EngineRunner {
+  private readonly live = new Map<string, DeploymentState>();
+  private readonly queues = new Map<string, Promise<void>>();
+  private readonly timers = new Map<string, { at: number; handle: TimerHandle }>();
+  private readonly retryTimers = new Map<string, TimerHandle>();
+  private readonly inflight = new Set<Promise<unknown>>();
+  private stopped = false;
+  private started = false;
+  readonly counters: Record<Counter, number> = { statusUnknownDeployment: 0, effectFailures: 0, gateRuns: 0, steps: 0 };
+
+  constructor(private readonly o: EngineRunnerOptions) {}
+
+  /** Creates and starts a runner (loads and reconciles every live deployment). */
+  static async create(options: EngineRunnerOptions): Promise<EngineRunner> {
+    const runner = new EngineRunner(options);
+    await runner.start();
+    return runner;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const now = this.o.clock.now();
+    for (const state of this.o.repo.loadLive()) this.live.set(state.core.spec.id, state);
+    this.retireSuperseded();
+    for (const [id, state] of this.live) {
+      this.log('info', { deploymentId: id, phase: state.core.phase, wave: state.core.current }, 'resuming deployment');
+      const effects = reconcile(state, now);
+      void this.enqueue(id, async () => {
+        await this.carryOut(id, effects);
+        // Deadlines that passed while the coordinator was down are acted on now.
+        await this.apply(id, { type: 'tick' });
+      });
+    }
+    await this.idle();
+  }
+
+  /** Stops timers and waits for queued work; safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers.values()) this.o.clock.clearTimeout(t.handle);
+    for (const t of this.retryTimers.values()) this.o.clock.clearTimeout(t);
+    this.timers.clear();
+    this.retryTimers.clear();
+    await Promise.allSettled([...this.queues.values(), ...this.inflight]);
+  }
+
+  /** Resolves when every queued event and running gate has finished (tests, shutdown). */
+  async idle(): Promise<void> {
+    for (let i = 0; i < 1000; i++) {
+      const pending = [...this.queues.values(), ...this.inflight];
+      if (pending.length === 0) return;
+      await Promise.allSettled(pending);
+    }
+  }
+
+  // ----- queries ---------------------------------------------------------------------------
+
+  get(deploymentId: string): DeploymentState | undefined {
+    return this.live.get(deploymentId) ?? this.o.repo.load(deploymentId);
+  }
+
+  /** Deployments held in memory (active, and the newest completed one per model). */
+  liveDeployments(): DeploymentCore[] {
+    return [...this.live.values()].map((s) => s.core);
+  }
+
+  // ----- commands --------------------------------------------------------------------------
+
+  /**
+   * Creates a deployment from a validated spec. Refuses a second active deployment for a hardware
+   * model (they would share the model's rollout topics) and a duplicate id.
+   */
+  async create(spec: DeploymentSpec, actor: string): Promise<DeploymentCore> {
+    if (this.stopped) throw new FleetError('stopped', 'the coordinator is shutting down; retry when it is back');
+    if (this.live.has(spec.id) || this.o.repo.load(spec.id)) {
+      throw new DeploymentConflictError(`a deployment with id ${spec.id} already exists; choose another id`);
+    }
+    for (const s of this.live.values()) {
+      if (!ACTIVE_PHASES.includes(s.core.phase)) continue;
+      const shared = s.core.spec.target.hardwareModels.filter((m) => spec.target.hardwareModels.includes(m));
+      if (shared.length) {
+        throw new DeploymentConflictError(
+          `deployment ${s.core.spec.id} is still ${s.core.phase} for ${shared.join(', ')}; wait for it to finish, or abort it first`,
+        );
+      }
+    }
+    const id = spec.id;
+    let out: DeploymentCore | undefined;
+    await this.enqueue(id, async () => {
+      const result = createDeployment(spec, this.o.clock.now(), actor);
+      await this.commit(id, undefined, result);
+      out = result.state.core;
+    });
+    this.retireSuperseded();
+    return out!;
+  }
+
+  /** Applies an operator action; throws DeploymentActionError (with the engine's code) when refused. */
+  async act(deploymentId: string, action: OperatorAction, actor: string): Promise<DeploymentCore> {
+    if (!this.live.has(deploymentId)) {
+      const stored = this.o.repo.load(deploymentId);
+      if (!stored) throw new DeploymentNotFoundError(deploymentId);
+      // A finished deployment (e.g. rolled back with unreachable devices) may still take a rollback.
+      this.live.set(deploymentId, stored);
+    }
+    let rejected: { code: string; message: string } | undefined;
+    await this.enqueue(deploymentId, async () => {
+      rejected = await this.apply(deploymentId, { type: 'operator', action, actor });
+    });
+    if (rejected) throw new DeploymentActionError(rejected.code, rejected.message);
+    return this.live.get(deploymentId)?.core ?? this.o.repo.load(deploymentId)!.core;
+  }
+
+  // ----- device traffic (called by the ingest path after parsing) ---------------------------
+
+  /** Routes a parsed device message; returns the number of deployments it was fed to. */
+  handleDeviceMessage(message: DeviceMessage): number {
+    switch (message.kind) {
+      case 'status':
+        return this.onStatus(message);
+      case 'hello':
+        return this.onHello(message);
+      case 'presence':
+        return this.onPresence(message.deviceId, message.state === 'online');
+      case 'telemetry':
+        return 0;
+    }
+  }
+
+  onStatus(status: StatusMessage): number {
+    if (!this.live.has(status.deploymentId)) {
+      const stored = this.o.repo.load(status.deploymentId);
+      if (!stored) {
+        this.counters.statusUnknownDeployment++;
+        this.log('warn', { deviceId: status.deviceId, deploymentId: status.deploymentId }, 'status for an unknown deployment dropped');
+        return 0;
+      }
+      // A late report for a finished deployment (e.g. an unreachable device coming back) is recorded.
+      this.live.set(status.deploymentId, stored);
+    }
+    this.feed(status.deploymentId, { type: 'device-status', status });
+    return 1;
+  }
+
+  onHello(hello: HelloMessage): number {
+    let n = 0;
+    for (const s of this.live.values()) {
+      const mine = hello.update?.deploymentId === s.core.spec.id;
+      if (mine || s.core.spec.target.hardwareModels.includes(hello.hardwareModel)) {
+        this.feed(s.core.spec.id, { type: 'device-hello', hello });
+        n++;
+      }
+    }
+    return n;
+  }
+
+  onPresence(deviceId: string, online: boolean): number {
+    for (const id of this.live.keys()) this.feed(id, { type: 'device-presence', deviceId, online });
+    return this.live.size;
+  }
+
+  // ----- internals -------------------------------------------------------------------------
+
+  private feed(id: string, event: EngineEvent): void {
+    void this.enqueue(id, async () => {
+      await this.apply(id, event);
+    });
+  }
+
+  private enqueue(id: string, job: () => Promise<void>): Promise<void> {
+    const prev = this.queues.get(id) ?? Promise.resolve();
+    const next = prev.then(job).catch((err: unknown) => {
+      this.log('error', { deploymentId: id, err }, 'deployment event failed');
+    });
+    this.queues.set(id, next);
+    void next.finally(() => {
+      if (this.queues.get(id) === next) this.queues.delete(id);
+    });
+    return next;
+  }
+
+  /** Steps one event, persists, carries out the effects. Returns the rejection of an operator action. */
+  private async apply(id: string, event: EngineEvent): Promise<{ code: string; message: string } | undefined> {
+    const state = this.live.get(id);
+    if (!state) return { code: 'not-found', message: `no live deployment ${id}` };
+    const result = step(state, event, this.o.clock.now());
+    this.counters.steps++;
+    if (result.rejected) return result.rejected;
+    if (result.state === state) return undefined;
+    await this.commit(id, state, result);
+    return undefined;
+  }
+
+  private async commit(id: string, before: DeploymentState | undefined, result: StepResult): Promise<void> {
+    const decisions = result.effects.flatMap((e) => (e.type === 'record-decision' ? [e.decision] : []));
+    // Persist first: if we crash after this, reconcile() on restart redoes the effects.
+    this.o.repo.save({ core: result.state.core, devices: result.changedDevices, decisions });
+    this.live.set(id, result.state);
+    if (before && before.core.phase !== result.state.core.phase) {
+      this.log('info', { deploymentId: id, wave: result.state.core.current, from: before.core.phase, to: result.state.core.phase }, 'deployment phase changed');
+    }
+    await this.carryOut(id, result.effects);
+  }
+
+  private async carryOut(id: string, effects: readonly EngineEffect[]): Promise<void> {
+    let failed = false;
+    for (const e of effects) {
+      try {
+        await this.effect(id, e);
+      } catch (err) {
+        failed = true;
+        this.counters.effectFailures++;
+        this.log('error', { deploymentId: id, effect: e.type, err }, 'effect failed; will reconcile');
+      }
+    }
+    if (failed) this.retryLater(id);
+  }
+
+  private async effect(id: string, e: EngineEffect): Promise<void> {
+    switch (e.type) {
+      case 'publish-rollout':
+        return this.o.sink.publishRollout(e.hardwareModel, e.buckets, e.message);
+      case 'clear-rollout':
+        return this.o.sink.clearRollout(e.hardwareModel, e.buckets);
+      case 'send-command':
+        return this.o.sink.sendCommand(e.command);
+      case 'audit':
+        this.o.sink.audit(e.entry);
+        return;
+      case 'record-decision':
+        return; // persisted with the state
+      case 'schedule-wake':
+        this.arm(id, e.at);
+        return;
+      case 'request-members': {
+        const state = this.live.get(id);
+        if (!state) return;
+        const members = await this.o.directory.members(state.core.spec, e.buckets);
+        this.feed(id, { type: 'wave-members', wave: e.wave, members });
+        return;
+      }
+      case 'run-gate':
+        this.track(this.gate(id, e.wave, e.attempt));
+        return;
+    }
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
+  }
+
+  private async gate(id: string, wave: number, attempt: number): Promise<void> {
+    const state = this.live.get(id);
+    if (!state || this.stopped) return;
+    this.counters.gateRuns++;
+    const spec = state.core.spec;
+    const policy = gatePolicyFor(spec, wave);
+    const decisionId = `${id}.w${wave}.gate.a${attempt}`;
+    let decision: DecisionRecord;
+    try {
+      const snapshot = await (this.o.snapshotFor ?? snapshotFromProgress)(state, wave, this.o.clock.now());
+      const analyzers = this.o.analyzersFor?.(spec, wave) ?? [hardGatesAnalyzer];
+      decision = await runGate({
+        snapshot,
+        analyzers,
+        policy,
+        clock: this.o.clock,
+        id: decisionId,
+        attempt,
+        ...(this.o.analyzerTimeoutMs !== undefined ? { timeoutMs: this.o.analyzerTimeoutMs } : {}),
+      });
+    } catch (err) {
+      // No snapshot, no judgement: recorded as an error, and the gate holds at Monitor.
+      const error = { code: err instanceof FleetError ? err.code : 'snapshot-failed', message: (err as Error).message };
+      const { records, final } = combineOutcomes([{ name: 'snapshot', role: 'hard', outcome: { ok: false, error, latencyMs: 0 } }], policy);
+      decision = {
+        id: decisionId,
+        deploymentId: id,
+        wave,
+        attempt,
+        at: this.o.clock.now(),
+        source: 'gate',
+        inputsDigest: inputsDigest({ error }),
+        policy: { ...policy },
+        analyzers: records,
+        final,
+      };
+    }
+    if (this.stopped) return;
+    this.log('info', { deploymentId: id, wave, attempt, verdict: decision.final.recommendation, rule: decision.final.rule }, 'gate decided');
+    this.feed(id, { type: 'gate-result', wave, attempt, decision });
+  }
+
+  /** One timer per deployment, at the engine's next wake-up. */
+  private arm(id: string, at: number): void {
+    if (this.stopped) return;
+    const existing = this.timers.get(id);
+    if (existing?.at === at) return;
+    if (existing) this.o.clock.clearTimeout(existing.handle);
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, at - this.o.clock.now()));
+    const handle = this.o.clock.setTimeout(() => {
+      this.timers.delete(id);
+      this.feed(id, { type: 'tick' });
+    }, delay);
+    this.timers.set(id, { at, handle });
+  }
+
+  private retryLater(id: string): void {
+    if (this.stopped || this.retryTimers.has(id)) return;
+    const handle = this.o.clock.setTimeout(() => {
+      this.retryTimers.delete(id);
+      const state = this.live.get(id);
+      if (!state) return;
+      void this.enqueue(id, () => this.carryOut(id, reconcile(this.live.get(id) ?? state, this.o.clock.now())));
+    }, EFFECT_RETRY_MS);
+    this.retryTimers.set(id, handle);
+  }
+
+  /** Keeps only the newest completed deployment per model in memory; finished ones leave. */
+  private retireSuperseded(): void {
+    const newest = new Map<string, number>();
+    for (const s of this.live.values()) {
+      for (const m of s.core.spec.target.hardwareModels) newest.set(m, Math.max(newest.get(m) ?? 0, s.core.spec.createdAt));
+    }
+    for (const [id, s] of this.live) {
+      const finished = s.core.phase === 'completed' || s.core.phase === 'aborted' || s.core.phase === 'rolled-back';
+      if (finished && s.core.spec.target.hardwareModels.every((m) => (newest.get(m) ?? 0) > s.core.spec.createdAt)) {
+        this.live.delete(id);
+        const t = this.timers.get(id);
+        if (t) this.o.clock.clearTimeout(t.handle);
+        this.timers.delete(id);
+      }
+    }
+  }
+
+  private log(level: 'info' | 'warn' | 'error', fields: Record<string, unknown>, msg: string): void {
+    this.o.logger?.[level](fields, msg);
+  }
+}
