@@ -12,6 +12,7 @@ import type { TrustStore } from '../firmware/trust-store.js';
 import {
   AgentConfigSchema,
   HttpDownloader,
+  MemoryStateStore,
   SimulatedDevice,
   type AgentState,
   type Downloader,
@@ -66,6 +67,7 @@ export class DeviceHost {
   private device: SimulatedDevice | null = null;
   private client: MqttClient | null = null;
   private readonly rng: Rng;
+  private readonly store = new MemoryStateStore();
   private readonly model: DeviceBehaviourModel;
   private runningVersion: string | null;
   private bootedAt = 0;
@@ -165,6 +167,8 @@ export class DeviceHost {
       },
       telemetry: collector,
       downloader,
+      // The device's "disk": survives every simulated reboot and power loss of this device.
+      store: this.store,
       slots: this.slots,
       trust: o.trust,
       healthChecks: PASSING_HEALTH,
@@ -253,6 +257,24 @@ export class DeviceHost {
     if (fault.kind === 'corrupt') this.corruptedSent = true;
     if (fault.kind !== 'pass') this.o.faultCounts[`download-${fault.kind}`] = (this.o.faultCounts[`download-${fault.kind}`] ?? 0) + 1;
     return proxy.urlFor(url, fault);
+  }
+
+  /** Resolves once the agent's MQTT connection is up (false after `timeoutMs` real milliseconds). */
+  whenConnected(timeoutMs: number): Promise<boolean> {
+    if (this.connected) return Promise.resolve(true);
+    const c = this.client;
+    if (!c) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        c.off('connect', onConnect);
+        resolve(this.connected);
+      }, timeoutMs);
+      const onConnect = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      c.once('connect', onConnect);
+    });
   }
 
   /** Drops the MQTT connection without warning (the agent reconnects by itself). */

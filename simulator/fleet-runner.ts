@@ -20,7 +20,7 @@ import { TelemetryPacer } from './telemetry-pacer.js';
 import { FaultInjector } from './fault-injector.js';
 import { releaseReport, type DecisionView, type ReleaseReport, type SimulationReport } from './report.js';
 import type { CoordinatorHandle, DeploymentView } from './coordinator-handle.js';
-import { boundedEach } from './bench/measure.js';
+import { boundedEach } from './concurrency.js';
 
 /** Progress events, for the CLI's live output. */
 export type SimEvent =

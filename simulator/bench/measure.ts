@@ -4,18 +4,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 
-/** Runs `task(i)` for i in [0, n) with at most `width` in flight. */
-export async function boundedEach(n: number, width: number, task: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(width, n) }, async () => {
-    for (;;) {
-      const i = next++;
-      if (i >= n) return;
-      await task(i);
-    }
-  });
-  await Promise.all(workers);
-}
+export { boundedEach } from '../concurrency.js';
 
 /** RSS and heap after a full GC (run node with --expose-gc), settled for a moment. */
 export async function settledMemory(): Promise<{ rss: number; heapUsed: number }> {
