@@ -9,6 +9,7 @@ import { FleetError } from '../../protocol/errors.js';
 import { registerFirmwareCommands } from '../../firmware/cli.js';
 import { registerAgentCommands } from '../../agent/cli.js';
 import { registerCoordinatorCommands } from './coordinator-cli.js';
+import { registerCanaryCommands, registerDecisionCommands, registerFlagCommands } from '../canary/register-cli.js';
 
 const program = new Command('fleet')
   .description('safe, signed, wave-based firmware rollouts for IoT fleets')
@@ -18,6 +19,11 @@ const program = new Command('fleet')
 registerFirmwareCommands(program);
 registerCoordinatorCommands(program);
 registerAgentCommands(program);
+registerCanaryCommands(program);
+registerFlagCommands(program);
+
+// Last: adds `decisions` to the `deploy` group registered above (or creates the group).
+registerDecisionCommands(program);
 
 try {
   await program.parseAsync(process.argv);

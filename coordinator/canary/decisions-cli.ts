@@ -1,0 +1,70 @@
+/**
+ * `fleet deploy decisions <id>`: every gate decision of a deployment, read through the admin API
+ * (`GET /v1/deployments/:id/decisions`), with each analyzer's verdict or error, latency, the final
+ * verdict, the rule that produced it and the inputs digest. Adds itself to the `deploy` command group
+ * (creating the group if no other module has yet).
+ */
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { ValidationError } from '../../protocol/errors.js';
+import { formatIssues } from '../../protocol/parse.js';
+import { AdminClient, type ConnectionOptions } from '../cli/admin-client.js';
+import { addConnectionOptions } from '../cli/device-commands.js';
+import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';
+
+const DecisionsResponseSchema = z.union([
+  z.object({ decisions: z.array(DecisionRecordSchema) }).transform((r) => r.decisions),
+  z.array(DecisionRecordSchema),
+]);
+
+/** Human rendering of decision records, oldest first. Pure. */
+export function formatDecisions(decisions: readonly DecisionRecord[], opts: { evidence?: boolean } = {}): string {
+  const out: string[] = [];
+  for (const d of decisions) {
+    out.push(`${new Date(d.at).toISOString()}  wave ${d.wave}${d.attempt ? ` attempt ${d.attempt}` : ''}  [${d.source}]  ${d.final.recommendation} (risk ${d.final.riskLevel})`);
+    out.push(`  rule: ${d.final.rule}`);
+    for (const i of d.final.issues.slice(0, 10)) out.push(`  - ${i}`);
+    for (const a of d.analyzers) {
+      const head = `  ${a.name} (${a.role}, ${Math.round(a.latencyMs)} ms)`;
+      if (a.verdict) {
+        const applied = a.applied && a.applied !== a.verdict.recommendation ? `, applied as ${a.applied}` : '';
+        out.push(`${head}: ${a.verdict.recommendation}${applied}${a.verdict.score !== undefined ? `, score ${a.verdict.score}` : ''} — ${a.verdict.rule}`);
+        if (opts.evidence) {
+          for (const e of a.verdict.evidence) {
+            if (e.result === 'pass') continue;
+            out.push(`      ${e.check}: ${e.result} ${JSON.stringify(e.values)}${e.note ? ` (${e.note})` : ''}`);
+          }
+        }
+      } else {
+        out.push(`${head}: ERROR ${a.error?.code ?? '?'} — ${a.error?.message ?? ''} (not a verdict)`);
+      }
+      const m = a.meta ?? {};
+      const s = (k: string, dflt = '-'): string => (typeof m[k] === 'string' ? m[k] : dflt);
+      if (m['promptId'] !== undefined) {
+        out.push(`      model ${s('model')}, prompt ${s('promptId')} ${s('promptHash', '').slice(0, 12)}, variant ${s('flagVariant')}, input ${s('inputDigest', '').slice(0, 12)}`);
+      }
+    }
+    out.push(`  inputs sha256 ${d.inputsDigest}${d.actor ? `, by ${d.actor}` : ''}`);
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+export function registerDecisionCommands(program: Command): Command {
+  const deploy = program.commands.find((c) => c.name() === 'deploy') ?? program.command('deploy').description('deployments: create, watch, pause, resume, abort');
+  addConnectionOptions(
+    deploy
+      .command('decisions <id>')
+      .description('every gate decision of a deployment: analyzers, verdicts, rules and evidence')
+      .option('--evidence', 'also show every non-passing check with its numbers')
+      .option('--json', 'machine-readable output'),
+  ).action(async (id: string, opts: ConnectionOptions & { evidence?: boolean; json?: boolean }) => {
+    const raw = await AdminClient.resolve(opts).get<unknown>(`/v1/deployments/${encodeURIComponent(id)}/decisions`);
+    const parsed = DecisionsResponseSchema.safeParse(raw);
+    if (!parsed.success) throw new ValidationError('decision records from the coordinator', formatIssues(parsed.error));
+    if (opts.json) return console.log(JSON.stringify(parsed.data, null, 2));
+    if (!parsed.data.length) return console.log(`no decisions yet for ${id}`);
+    console.log(formatDecisions(parsed.data, opts.evidence ? { evidence: true } : {}));
+  });
+  return deploy;
+}
