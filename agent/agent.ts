@@ -143,6 +143,8 @@ export class Agent {
     this.log = logger;
     this.st = state;
     this.telemetrySeq = state.telemetrySeqReserved - TELEMETRY_SEQ_BLOCK;
+    this.savedCounters = state.counters;
+    this.savedSeqReserved = state.telemetrySeqReserved;
     this.startedAt = this.clock.now();
     this.identity = { deviceId: this.cfg.deviceId, hardwareModel: this.cfg.hardwareModel, tags: this.cfg.tags, agentVersion: AGENT_VERSION };
     this.machine = {
@@ -285,7 +287,7 @@ export class Agent {
     if (!this.halted) {
       this.st = { ...this.st, running: false };
       try {
-        await this.store.save(this.st);
+        await this.save(this.st);
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'cannot save state on stop');
       }
@@ -351,7 +353,7 @@ export class Agent {
     }
     const r = step(this.st, ev, now, this.machine);
     if (r.state !== this.st) {
-      await this.store.save(r.state);
+      await this.save(r.state);
       this.st = r.state;
       this.options.onStateChange?.(r.state);
     }
@@ -379,6 +381,29 @@ export class Agent {
         return;
       }
     }
+  }
+
+  private savedCounters: AgentState['counters'] | null = null;
+  private savedSeqReserved = -1;
+
+  /** Saves a state durably and remembers what was saved. */
+  private async save(state: AgentState): Promise<void> {
+    await this.store.save(state);
+    this.savedCounters = state.counters;
+    this.savedSeqReserved = state.telemetrySeqReserved;
+  }
+
+  /** Runs fn in the event queue (so it never interleaves with a state transition) and waits for it. */
+  private enqueueAndWait(fn: () => Promise<void>): Promise<void> {
+    return new Promise((resolve) => {
+      this.enqueue(async () => {
+        try {
+          await fn();
+        } finally {
+          resolve();
+        }
+      });
+    });
   }
 
   private bumpErrors(): void {
@@ -531,7 +556,7 @@ export class Agent {
     this.log.info({ deploymentId: this.st.job?.deploymentId }, 'rebooting');
     // A reboot is a clean shutdown of the agent: the next start must not count it as a crash.
     this.st = { ...this.st, running: false };
-    await this.store.save(this.st);
+    await this.save(this.st);
     await this.session?.stop({
       topic: deviceTopic(this.cfg.deviceId, 'presence'),
       payload: encodeMessage(presenceMessage(this.cfg.deviceId, false, this.clock.now())),
@@ -627,7 +652,11 @@ export class Agent {
     this.telemetrySeq++;
     if (this.telemetrySeq >= this.st.telemetrySeqReserved) {
       this.st = { ...this.st, telemetrySeqReserved: this.st.telemetrySeqReserved + TELEMETRY_SEQ_BLOCK };
-      await this.store.save(this.st);
+    }
+    // Counters are cumulative on the wire: make them durable before they are reported, so a crash
+    // never makes one go backwards.
+    if (this.st.counters !== this.savedCounters || this.st.telemetrySeqReserved !== this.savedSeqReserved) {
+      await this.enqueueAndWait(() => (this.stopped || this.halted ? Promise.resolve() : this.save(this.st)));
     }
     const uptimeS = sample.uptimeS ?? (this.clock.now() - this.startedAt) / 1000;
     const msg = telemetryMessage(this.cfg.deviceId, this.st, sample, uptimeS, this.bootCount, this.telemetrySeq, this.cfg.telemetry.maxLogLines, this.clock.now());

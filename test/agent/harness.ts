@@ -99,16 +99,26 @@ export async function startArtifactServer(): Promise<ArtifactServer> {
 
 export interface TestBroker {
   url: string;
+  port: number;
+  /** Topics each client subscribed to. */
+  subscriptions: Map<string, string[]>;
   close(): Promise<void>;
 }
 
-export async function startBroker(): Promise<TestBroker> {
+export async function startBroker(port = 0): Promise<TestBroker> {
   const broker = await Aedes.createBroker();
+  const subscriptions = new Map<string, string[]>();
+  broker.on('subscribe', (subs, client) => {
+    if (!client) return;
+    subscriptions.set(client.id, [...(subscriptions.get(client.id) ?? []), ...subs.map((s) => s.topic)]);
+  });
   const server: Server = createServer(broker.handle);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const bound = (server.address() as AddressInfo).port;
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `mqtt://127.0.0.1:${bound}`,
+    port: bound,
+    subscriptions,
     close: async () => {
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       await new Promise<void>((resolve) => server.close(() => resolve()));

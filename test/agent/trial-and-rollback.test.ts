@@ -102,3 +102,37 @@ describe('rollback command', () => {
     expect(helloCount()).toBe(before + 1);
   });
 });
+
+describe('trial deadlines', () => {
+  it('a trial agent that cannot reach the broker in time goes back and reports broker-unreachable', async () => {
+    const id = uniqueId('dev');
+    let agents = 0;
+    const { default: mqtt } = await import('mqtt');
+    const { dev } = await startDevice(
+      f,
+      id,
+      { health: { brokerDeadline: 300, trialWindow: 20_000 } },
+      {
+        // The second agent (the one on the trial slot) has a broken network stack.
+        connect: (url, opts) => mqtt.connect(++agents === 2 ? 'mqtt://127.0.0.1:1' : url, opts),
+      },
+    );
+    devices.push(dev);
+    await publishRollout(f, id, uniqueId('dep'), { artifact: serveImage(f, `${id}.img`, 'no-net') });
+    await waitFor(() => has(id, 'rolled-back'), 'rolled-back');
+    expect(last(id)).toMatchObject({ state: 'rolled-back', reason: 'broker-unreachable', toVersion: '1.0.0' });
+    await dev.settled();
+    expect(dev.agent!.state.booted).toBe('A');
+  });
+
+  it('a trial not committed within its window goes back with trial-timeout', async () => {
+    const id = uniqueId('dev');
+    const { dev } = await startDevice(f, id, {
+      health: { brokerDeadline: 5_000, trialWindow: 400, checks: [{ name: 'slow', command: ['sleep', '5'], timeout: 30_000 }] },
+    });
+    devices.push(dev);
+    await publishRollout(f, id, uniqueId('dep'), { artifact: serveImage(f, `${id}.img`, 'slow') });
+    await waitFor(() => has(id, 'rolled-back'), 'rolled-back');
+    expect(last(id)).toMatchObject({ state: 'rolled-back', reason: 'trial-timeout' });
+  });
+});
