@@ -485,7 +485,8 @@ export class Agent {
         return;
       case 'report-now':
         this.sendHello();
-        await this.sendTelemetry();
+        // Not awaited: sendTelemetry itself waits for this queue to persist its counters.
+        this.sendTelemetry().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'telemetry failed'));
         return;
       case 'log':
         this.log[e.level](e.fields ?? {}, e.msg);

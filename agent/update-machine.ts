@@ -342,6 +342,11 @@ function resumeStage(prev: AgentState, boot: BootInfo, now: number, cfg: Machine
         return startTrial(state, job, now, cfg);
       }
       if (boot.booted === job.toSlot) return onCommitted(state, job, now);
+      if (job.stage === 'rebooting' && !fellBack(job) && job.revertRequested) {
+        // Asked to stop before the reboot happened: do not reboot into the update. The armed one-shot
+        // trial, if any, is reverted by the unexpected-trial rule should the device reboot later.
+        return finish(state, job, 'failed', now, job.revertRequested, job.detail);
+      }
       if (job.stage === 'rebooting' && !fellBack(job)) {
         // Killed between recording the stage and the reboot itself: arm again (idempotent) and reboot.
         // Bounded, so a backend whose reboot never happens cannot trap the device in a loop.
@@ -431,8 +436,15 @@ function onRollout(state: AgentState, ev: Extract<UpdateEvent, { type: 'rollout'
 function onAbort(state: AgentState, now: number): StepResult {
   const job = state.job;
   if (!job || job.kind !== 'install' || job.stage === 'done') return none(state);
+  if (job.stage === 'rebooting') {
+    // Armed and about to reboot: the trial boot (if it happens) goes straight back to the old slot.
+    return {
+      state: { ...state, job: { ...job, revertRequested: 'aborted', detail: 'the coordinator cleared the wave during the reboot', updatedAt: now } },
+      effects: [log('warn', 'wave cleared during the reboot into the update; the trial will be reverted at once', { deploymentId: job.deploymentId })],
+    };
+  }
   if (!isPreReboot(job)) {
-    return { state, effects: [log('warn', 'wave cleared after the reboot into the update began; the trial runs its course', { deploymentId: job.deploymentId })] };
+    return { state, effects: [log('warn', 'wave cleared after the trial began; the trial runs its course', { deploymentId: job.deploymentId })] };
   }
   const r = finish(state, job, 'failed', now, 'aborted', 'the coordinator cleared the wave before the trial');
   r.effects.unshift({ type: 'cancel-download', deploymentId: job.deploymentId });

@@ -3,8 +3,9 @@
  * reads it back, for the uboot and tryboot backends. I/O; the booted partition is never passed here.
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import type { CommandRunner } from './command-runner.js';
 import type { VerifiedImage } from './slot-backend.js';
 import { SlotError } from './slot-backend.js';
 
@@ -14,9 +15,10 @@ const CHUNK = 1024 * 1024;
  * Copies `image` onto `device` from offset 0, fsyncs, then reads `image.size` bytes back and compares
  * their sha256 with `image.sha256` (the digest from the signed manifest, not one computed while
  * copying, so a source file changed after verification is caught too).
+ * With a `runner`, a block device's cached pages are dropped before the read-back.
  * @throws SlotError `write-failed` (cannot open, short or failed write) or `readback-failed` (mismatch).
  */
-export async function writeAndVerify(device: string, image: VerifiedImage): Promise<void> {
+export async function writeAndVerify(device: string, image: VerifiedImage, runner?: CommandRunner): Promise<void> {
   let target: FileHandle | undefined;
   let source: FileHandle | undefined;
   try {
@@ -49,6 +51,14 @@ export async function writeAndVerify(device: string, image: VerifiedImage): Prom
   } finally {
     await source?.close();
     await target?.close();
+  }
+  // On a block device the read-back would otherwise come from the page cache we just filled, not from
+  // the flash: drop the device's buffers first (`blockdev --flushbufs`, util-linux).
+  if (runner && (await stat(device).then((st) => st.isBlockDevice(), () => false))) {
+    const flushed = await runner('blockdev', ['--flushbufs', device], { timeoutMs: 60_000 });
+    if (flushed.code !== 0) {
+      throw new SlotError('readback-failed', `cannot drop the cached pages of ${device} before reading it back (blockdev --flushbufs exited ${flushed.code}); install util-linux`);
+    }
   }
   const actual = await sha256Prefix(device, image.size).catch((err: unknown) => {
     throw new SlotError('readback-failed', `reading ${device} back failed (${(err as Error).message})`, { cause: err });

@@ -88,7 +88,7 @@ export class TrybootSlotBackend implements SlotBackend {
     await rm(this.config.armedMarker, { force: true });
     const target = otherSlot(state.booted);
     this.deps.logger?.info({ slot: target, device: this.config.slots[target].device, size: image.size }, 'writing inactive slot');
-    await writeAndVerify(this.config.slots[target].device, image);
+    await writeAndVerify(this.config.slots[target].device, image, this.runner);
   }
 
   async armTrial(): Promise<void> {

@@ -124,7 +124,7 @@ export class UbootSlotBackend implements SlotBackend {
     if (this.scheme.armed(env, state)) await this.apply(env, this.scheme.revert(env, state), 'disarm');
     const target = otherSlot(state.booted);
     this.deps.logger?.info({ slot: target, device: this.config.slots[target].device, size: image.size }, 'writing inactive slot');
-    await writeAndVerify(this.config.slots[target].device, image);
+    await writeAndVerify(this.config.slots[target].device, image, this.runner);
   }
 
   async armTrial(): Promise<void> {
