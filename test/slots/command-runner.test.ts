@@ -49,6 +49,32 @@ describe('writeAndVerify', () => {
     }
   });
 
+  it('writes a real block device (a loop device) and reads it back past the page cache', async (ctx) => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-pw-'));
+    const backing = join(dir, 'disk');
+    await writeFile(backing, Buffer.alloc(1024 * 1024));
+    const attach = process.getuid?.() === 0 ? await spawnRunner('losetup', ['-f', '--show', backing]) : undefined;
+    if (!attach || attach.code !== 0) {
+      await rm(dir, { recursive: true, force: true });
+      ctx.skip(`no loop device for this test (${attach ? attach.stderr.trim() : 'needs root'})`);
+      return;
+    }
+    const loop = attach.stdout.trim();
+    try {
+      const calls: string[][] = [];
+      const image = await plainImage(dir, 'img', firmware('x', 300_000));
+      await writeAndVerify(loop, image, async (file, args, options) => {
+        calls.push([file, ...args]);
+        return spawnRunner(file, args, options);
+      });
+      expect(calls).toEqual([['blockdev', '--flushbufs', loop]]);
+      expect(await sha256Prefix(backing, image.size)).toBe(image.sha256);
+    } finally {
+      await spawnRunner('losetup', ['-d', loop]);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('fails an image shorter than its manifest size as write-failed', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fleet-pw-'));
     try {
