@@ -15,6 +15,7 @@ import { GatePolicySchema } from '../gate/policy.js';
 import { aiConfigFromEnv, createAiAnalyzer } from './ai-scorer.js';
 import { PROMPTS } from './ai-prompts.js';
 import { createStatAnalyzer } from './stat-judge.js';
+import { loadLabelledCases, runRegression } from './ai-regression.js';
 
 interface JudgeOptions {
   input: string;
@@ -82,6 +83,34 @@ export function registerCanaryCommands(program: Command): Command {
       if (opts.analyzer === 'ai' && records.every((r) => !r.ok)) {
         throw new FleetError('ai-failed', `the AI analyzer gave no verdict (${records[0]?.error?.code ?? 'error'}); the statistical verdict is authoritative — rerun with --analyzer stat`);
       }
+    });
+
+  canary
+    .command('eval')
+    .description('score an analyzer against a directory of labelled snapshots (labels.json + <name>.json), e.g. test/golden/snapshots')
+    .requiredOption('--dir <dir>', 'directory of labelled snapshots')
+    .option('--analyzer <which>', 'stat or ai', 'ai')
+    .option('--prompt <id>', 'AI prompt id')
+    .option('--model <name>', 'AI model (default FLEET_AI_MODEL)')
+    .option('--min-score <fraction>', 'fail below this share of exact agreements', '0.75')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { dir: string; analyzer: string; prompt?: string; model?: string; minScore: string; json?: boolean }) => {
+      const threshold = Number(opts.minScore);
+      if (!(threshold >= 0 && threshold <= 1)) throw new ConfigError('--min-score must be a fraction from 0 to 1');
+      let analyzer: GateAnalyzer;
+      if (opts.analyzer === 'stat') analyzer = createStatAnalyzer();
+      else if (opts.analyzer === 'ai') {
+        const env = aiConfigFromEnv({ ...process.env, ...(opts.model ? { FLEET_AI_MODEL: opts.model } : {}) });
+        if (!env) throw new ConfigError('set FLEET_AI_BASE_URL and FLEET_AI_MODEL to evaluate the AI analyzer');
+        analyzer = createAiAnalyzer({ config: { ...env, ...(opts.prompt ? { promptId: opts.prompt } : {}) } });
+      } else throw new ConfigError(`--analyzer must be stat or ai, not ${opts.analyzer}`);
+      const report = await runRegression(analyzer, await loadLabelledCases(opts.dir), DEFAULT_GATE_POLICY, threshold);
+      if (opts.json) console.log(JSON.stringify(report, null, 2));
+      else {
+        for (const c of report.cases) console.log(`${c.got === c.label ? 'ok  ' : 'MISS'} ${c.name}: label ${c.label}, got ${c.got ?? `error ${c.error?.code ?? '?'}`} (${Math.round(c.latencyMs)} ms)`);
+        console.log(`${report.analyzer}: ${report.agreed}/${report.cases.length} agree (score ${report.score.toFixed(2)}, threshold ${threshold}); ${report.errors} errors, ${report.unsafe} unsafe Proceed`);
+      }
+      if (!report.passed) throw new FleetError('eval-failed', `score ${report.score.toFixed(2)} is below ${threshold}`);
     });
 
   canary
