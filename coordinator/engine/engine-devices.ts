@@ -30,11 +30,6 @@ function afterDeviceChange(ctx: Ctx, dev: DeviceProgress): void {
       if (dev.rollback.status !== 'confirmed' && isBackOnOldVersion(ctx, dev)) confirmRollback(ctx, dev);
     } else if (needsRollback(dev) && core.rollback) {
       // Exposed after the rollback began (it held the manifest before the topics were cleared).
-      if (core.phase === 'rolled-back') {
-        core.phase = 'rolling-back';
-        delete core.rollback.completedAt;
-        core.rollback.deadlineAt = Math.max(core.rollback.deadlineAt, ctx.now + core.spec.rollback.deadlineMs);
-      }
       sendRollback(ctx, dev, 'engine');
     }
     checkRollbackDone(ctx);

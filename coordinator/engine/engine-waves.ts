@@ -92,12 +92,6 @@ export function startWave(ctx: Ctx, index: number, actor: string): void {
   audit(ctx, actor, 'deployment.wave-started', { percent: spec.percent, buckets: buckets.length, deadlineAt: w.deadlineAt }, { wave: index });
 }
 
-/** Expected devices of a wave: tracked and not offline-since-start, not ineligible. */
-function expected(ctx: Ctx, index: number): number {
-  const c = ctx.d.core.waves[index]!.counts;
-  return c.tracked - c.offline - c.ineligible;
-}
-
 /** Completes the rolling wave when every expected device has finished (membership known). */
 export function checkWaveComplete(ctx: Ctx): void {
   const core = ctx.d.core;
@@ -106,7 +100,9 @@ export function checkWaveComplete(ctx: Ctx): void {
   if (!w.membersKnown) return;
   const c = w.counts;
   if (c.waiting > 0 || c.inProgress > 0) return;
-  const needed = Math.min(waveSpec(ctx, w.index).minDevicesReporting, expected(ctx, w.index));
+  // Offline members count toward the minimum: a wave whose devices are all offline waits for its
+  // deadline instead of passing at once with no evidence.
+  const needed = Math.min(waveSpec(ctx, w.index).minDevicesReporting, c.tracked - c.ineligible);
   if (c.reporting < needed) return;
   completeWave(ctx, 'finished', 'engine');
 }
@@ -208,7 +204,9 @@ export function abortDeployment(ctx: Ctx, actor: string, reason: string, rollbac
   core.abortReason = reason;
   clearPublished(ctx);
   audit(ctx, actor, 'deployment.aborted', { reason, rollback });
-  if (rollback) startRollback(ctx, actor, reason, false);
+  // Nothing was ever published: nothing to roll back.
+  const anyStarted = core.waves.some((w) => w.startedAt !== undefined);
+  if (rollback && anyStarted) startRollback(ctx, actor, reason, false);
   else core.phase = 'aborted';
 }
 
@@ -241,6 +239,12 @@ export function sendRollback(ctx: Ctx, dev: DeviceProgress, actor: string): Devi
   const attempts = (dev.rollback?.attempts ?? 0) + 1;
   const commandId = rollbackCommandId(core.spec.id, dev.deviceId, attempts);
   const first = dev.rollback === undefined;
+  if (core.phase === 'rolled-back' && core.rollback) {
+    // A device still on the new image turned up after the rollback finished: the rollback reopens.
+    core.phase = 'rolling-back';
+    delete core.rollback.completedAt;
+    core.rollback.deadlineAt = Math.max(core.rollback.deadlineAt, ctx.now + core.spec.rollback.deadlineMs);
+  }
   const next: DeviceProgress = { ...dev, rollback: { status: 'sent', attempts, commandId, sentAt: ctx.now } };
   if (core.rollback) {
     if (first) core.rollback.exposed += 1;

@@ -184,6 +184,9 @@ function onOperator(ctx: Ctx, action: OperatorAction, actor: string): void {
       return abortDeployment(ctx, who, action.reason ?? 'aborted by operator', action.rollback);
     case 'rollback':
       if (phase === 'rolling-back' || phase === 'rolled-back') return reject(ctx, 'invalid-action', `deployment ${core.spec.id} is already ${phase}`);
+      if (core.waves.every((w) => w.startedAt === undefined)) {
+        return reject(ctx, 'nothing-to-roll-back', `deployment ${core.spec.id} never published a wave; use abort to stop it`);
+      }
       if (phase === 'aborted') return startRollback(ctx, who, action.reason ?? 'rollback ordered by operator', true);
       return abortDeployment(ctx, who, action.reason ?? 'rollback ordered by operator', true);
     case 'promote':

@@ -7,9 +7,12 @@ import { CanarySnapshotSchema, type CanarySnapshot, type DeviceSummary } from '.
 import { allDevices } from './device-progress.js';
 import type { DeploymentState, DeviceProgress } from './types.js';
 
-/** Canary devices of a gate: every tracked device in waves 0..wave (cumulative), not offline-unseen. */
+/**
+ * Canary devices of a gate: every tracked device in waves 0..wave (cumulative). Members that never
+ * reported are included (they count toward the minimum of reporting devices, not toward failures).
+ */
 export function canaryDevices(state: DeploymentState, wave: number): DeviceProgress[] {
-  return allDevices(state).filter((d) => d.wave <= wave && !(d.state === 'pending' && !d.online && !d.timedOut));
+  return allDevices(state).filter((d) => d.wave <= wave);
 }
 
 export function deviceSummary(state: DeploymentState, d: DeviceProgress): DeviceSummary {

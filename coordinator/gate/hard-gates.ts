@@ -69,6 +69,11 @@ export interface HardGateCounts {
   canary: number;
   /** Canary devices that reported (a status, or telemetry in the window). */
   reporting: number;
+  /**
+   * Canary devices with an outcome to judge (reported, or silent): the denominator of the install
+   * failure share. Default `canary`. Members that never reported do not dilute the share.
+   */
+  judged?: number;
   /** Failed installs, refused signatures, and silent devices (silence past the deadline is failure). */
   installFailures: number;
   trialFailures: number;
@@ -84,7 +89,7 @@ function isReporting(d: DeviceSummary): boolean {
 
 /** Derives the counts from a canary snapshot. */
 export function countSnapshot(snapshot: CanarySnapshot): HardGateCounts {
-  const c: HardGateCounts = { canary: 0, reporting: 0, installFailures: 0, trialFailures: 0, silentCanary: 0, control: 0, silentControl: 0 };
+  const c: HardGateCounts = { canary: 0, reporting: 0, judged: 0, installFailures: 0, trialFailures: 0, silentCanary: 0, control: 0, silentControl: 0 };
   for (const d of snapshot.devices) {
     if (d.cohort === 'control') {
       c.control++;
@@ -95,6 +100,7 @@ export function countSnapshot(snapshot: CanarySnapshot): HardGateCounts {
     if (outcome === 'ineligible') continue;
     c.canary++;
     if (isReporting(d)) c.reporting++;
+    if (isReporting(d) || d.silent) c.judged = (c.judged ?? 0) + 1;
     if (outcome === 'trial-failure') {
       c.trialFailures++;
       c.installFailures++;
@@ -124,13 +130,14 @@ export function checkTrialFailures(c: HardGateCounts, policy: GatePolicy): Evide
 
 /** Install failures (including silence past the deadline) above the allowed share abort. */
 export function checkInstallFailures(c: HardGateCounts, policy: GatePolicy): Evidence {
-  const s = share(c.installFailures, c.canary);
+  const judged = c.judged ?? c.canary;
+  const s = share(c.installFailures, judged);
   const breach = c.installFailures > 0 && s > policy.maxInstallFailureShare;
   return {
     check: 'install-failures',
     result: breach ? 'critical' : 'pass',
-    values: { installFailures: c.installFailures, canary: c.canary, share: s, maxShare: policy.maxInstallFailureShare },
-    ...(breach ? { note: `${c.installFailures} of ${c.canary} devices failed to install (${(s * 100).toFixed(1)}%)` } : {}),
+    values: { installFailures: c.installFailures, judged, canary: c.canary, share: s, maxShare: policy.maxInstallFailureShare },
+    ...(breach ? { note: `${c.installFailures} of ${judged} devices failed to install (${(s * 100).toFixed(1)}%)` } : {}),
   };
 }
 

@@ -1,0 +1,478 @@
+import { describe, expect, it } from 'vitest';
+import { bucketsOfWave } from '../../coordinator/engine/wave-plan.js';
+import { createDeployment, nextWakeAt, reconcile, step } from '../../coordinator/engine/engine.js';
+import { recount } from '../../coordinator/engine/device-progress.js';
+import { allDevices } from '../../coordinator/engine/device-progress.js';
+import { devicesInWave, hello, HOUR, makeSpec, members, MIN, ofType, status, T0 } from './engine-fixtures.js';
+import { decision, Drive, gating, held, opEvent, PHASE_BUILDERS, rolling, rollingBack, soaking, W0 } from './engine-phases.js';
+import type { OperatorAction } from '../../coordinator/engine/types.js';
+
+function countsConsistent(d: Drive): void {
+  expect(recount(d.state.core, allDevices(d.state))).toEqual(d.state.core.waves.map((w) => w.counts));
+}
+
+describe('engine: creation and wave start', () => {
+  it('starts wave 0 at once: publishes the manifest retained on its buckets, asks for members, wakes at the deadline', () => {
+    const spec = makeSpec();
+    const r = createDeployment(spec, T0, 'alice');
+    expect(r.state.core.phase).toBe('rolling');
+    const pubs = ofType(r.effects, 'publish-rollout');
+    expect(pubs).toHaveLength(1);
+    expect(pubs[0]!.buckets).toEqual(bucketsOfWave(spec, 0));
+    expect(pubs[0]!.buckets).toHaveLength(Math.ceil(0.1 * 1024));
+    expect(pubs[0]!.message).toMatchObject({ kind: 'rollout', deploymentId: 'dep-1', wave: 0, manifest: spec.manifest });
+    expect(ofType(r.effects, 'request-members')).toEqual([{ type: 'request-members', wave: 0, buckets: bucketsOfWave(spec, 0) }]);
+    expect(ofType(r.effects, 'schedule-wake')).toEqual([{ type: 'schedule-wake', at: T0 + HOUR }]);
+  });
+
+  it('waves are nested and disjoint: each adds new buckets', () => {
+    const spec = makeSpec();
+    const all = [0, 1, 2].flatMap((w) => bucketsOfWave(spec, w));
+    expect(new Set(all).size).toBe(1024);
+  });
+
+  it('a draft waits for start; a scheduled deployment waits for its start time', () => {
+    const draft = Drive.create(makeSpec({ draft: true }));
+    expect(draft.phase).toBe('draft');
+    expect(draft.last.effects.some((e) => e.type === 'publish-rollout')).toBe(false);
+    expect(draft.op({ type: 'start' }).state.core.phase).toBe('rolling');
+
+    const sched = Drive.create(makeSpec({ startAt: T0 + HOUR }));
+    expect(sched.phase).toBe('scheduled');
+    expect(nextWakeAt(sched.state, T0)).toBe(T0 + HOUR);
+    expect(sched.at(T0 + HOUR - 1).ev({ type: 'tick' }).state.core.phase).toBe('scheduled');
+    expect(sched.at(T0 + HOUR).ev({ type: 'tick' }).state.core.phase).toBe('rolling');
+  });
+
+  it('a wave that requires approval waits for it, and approval can be given ahead of time', () => {
+    const spec = makeSpec({ waves: [{ percent: 10, minDevicesReporting: 0 }, { percent: 100, requiresApproval: true, minDevicesReporting: 0 }] });
+    const d = Drive.create(spec);
+    d.ev({ type: 'wave-members', wave: 0, members: [] });
+    expect(d.phase).toBe('gating'); // empty wave: no soak
+    d.op({ type: 'approve' }); // approves wave 1 ahead of time
+    expect(d.state.core.approvals).toEqual([1]);
+    d.ev({ type: 'gate-result', wave: 0, attempt: 1, decision: decision(spec, 0, 1, 'Proceed') });
+    expect(d.phase).toBe('rolling');
+    expect(d.state.core.current).toBe(1);
+
+    const e = Drive.create(spec);
+    e.ev({ type: 'wave-members', wave: 0, members: [] });
+    e.ev({ type: 'gate-result', wave: 0, attempt: 1, decision: decision(spec, 0, 1, 'Proceed') });
+    expect(e.phase).toBe('pending');
+    expect(e.state.core.waitingFor).toEqual(['approval']);
+    expect(e.op({ type: 'promote' }).rejected?.code).toBe('needs-approval');
+    e.op({ type: 'approve', wave: 1 });
+    expect(e.phase).toBe('rolling');
+    expect(e.state.core.waves[1]!.approvedBy).toBe('operator:alice');
+  });
+
+  it('waves start only inside a maintenance window; the engine wakes when the next one opens', () => {
+    // Nightly 02:00 UTC for 2 hours; T0 is noon.
+    const spec = makeSpec({ maintenanceWindows: [{ cron: '0 2 * * *', durationMs: 2 * HOUR }] });
+    const d = Drive.create(spec);
+    expect(d.phase).toBe('pending');
+    expect(d.state.core.waitingFor).toEqual(['window']);
+    const open = Date.UTC(2026, 0, 6, 2, 0, 0);
+    expect(ofType(d.last.effects, 'schedule-wake')).toEqual([{ type: 'schedule-wake', at: open }]);
+    expect(d.at(open - 1000).ev({ type: 'tick' }).state.core.phase).toBe('pending');
+    expect(d.at(open + 5 * MIN).ev({ type: 'tick' }).state.core.phase).toBe('rolling');
+    // A started wave runs on after the window closes.
+    expect(d.at(open + 3 * HOUR).ev({ type: 'tick' }).state.core.phase).not.toBe('pending');
+  });
+
+  it('promote starts a wave outside its window (an operator override, audited)', () => {
+    const d = Drive.create(makeSpec({ maintenanceWindows: [{ cron: '0 2 * * *', durationMs: HOUR }] }));
+    const r = d.op({ type: 'promote' });
+    expect(r.state.core.phase).toBe('rolling');
+    expect(ofType(r.effects, 'audit').map((a) => a.entry.action)).toContain('deployment.promoted');
+  });
+});
+
+describe('engine: device progress and wave completion', () => {
+  it('completes a wave when every member finished, soaks, then asks the gate', () => {
+    const d = rolling();
+    const ids = W0(d.spec);
+    expect(d.state.core.waves[0]!.counts).toMatchObject({ tracked: 3, waiting: 3 });
+    d.at(T0 + MIN).statuses(ids, 'downloading');
+    expect(d.state.core.waves[0]!.counts).toMatchObject({ inProgress: 3, reporting: 3, waiting: 0 });
+    d.statuses(ids.slice(0, 2), 'committed');
+    expect(d.phase).toBe('rolling');
+    d.statuses(ids.slice(2), 'committed');
+    expect(d.phase).toBe('soaking');
+    expect(d.state.core.waves[0]!.soakEndsAt).toBe(T0 + MIN + 30 * MIN);
+    countsConsistent(d);
+    expect(d.at(T0 + 30 * MIN).ev({ type: 'tick' }).state.core.phase).toBe('soaking');
+    const r = d.at(T0 + 31 * MIN).ev({ type: 'tick' });
+    expect(r.state.core.phase).toBe('gating');
+    expect(ofType(r.effects, 'run-gate')).toEqual([{ type: 'run-gate', wave: 0, attempt: 1 }]);
+  });
+
+  it('silent devices past the wave deadline time out and count as failed; the wave never stays in progress', () => {
+    const d = rolling();
+    const ids = W0(d.spec);
+    d.at(T0 + MIN).statuses(ids.slice(0, 1), 'committed');
+    d.statuses(ids.slice(1, 2), 'installing');
+    expect(d.phase).toBe('rolling');
+    const r = d.at(T0 + HOUR).ev({ type: 'tick' });
+    expect(r.state.core.phase).toBe('soaking');
+    expect(r.state.core.waves[0]!.counts).toMatchObject({ committed: 1, timedOut: 2, inProgress: 0, waiting: 0 });
+    expect(r.changedDevices.filter((x) => x.timedOut)).toHaveLength(2);
+    countsConsistent(d);
+  });
+
+  it('needs membership before a wave can complete, and offline members are not waited for', () => {
+    const d = Drive.create();
+    const ids = W0(d.spec);
+    d.at(T0 + MIN).statuses(ids.slice(0, 1), 'committed');
+    expect(d.phase).toBe('rolling'); // membership not known yet
+    d.ev({ type: 'wave-members', wave: 0, members: [...members(ids.slice(0, 2)), ...members(ids.slice(2), false)] });
+    expect(d.state.core.waves[0]!.counts).toMatchObject({ tracked: 3, committed: 1, waiting: 1, offline: 1 });
+    d.statuses(ids.slice(1, 2), 'committed');
+    expect(d.phase).toBe('soaking');
+  });
+
+  it('an offline member that comes online is waited for', () => {
+    const d = Drive.create();
+    const ids = W0(d.spec);
+    d.ev({ type: 'wave-members', wave: 0, members: members(ids, false) });
+    d.ev({ type: 'device-presence', deviceId: ids[0]!, online: true });
+    expect(d.state.core.waves[0]!.counts).toMatchObject({ waiting: 1, offline: 2 });
+    d.statuses(ids.slice(0, 1), 'committed');
+    expect(d.phase).toBe('soaking');
+  });
+
+  it('tracks late devices: a hello from a matching device after the wave started, and an unknown reporter', () => {
+    const d = rolling();
+    const extra = devicesInWave(d.spec, 0, 5).slice(3);
+    d.ev({ type: 'device-hello', hello: hello(extra[0]!, '1.5.0') });
+    const late = d.state.devices[allDevices(d.state).find((x) => x.deviceId === extra[0])!.bucket]![extra[0]!]!;
+    expect(late).toMatchObject({ late: true, state: 'pending', online: true, runningVersion: '1.5.0' });
+    // A device outside the version range is not tracked.
+    const other = devicesInWave(d.spec, 0, 6)[5]!;
+    d.ev({ type: 'device-hello', hello: hello(other, '3.0.0') });
+    expect(allDevices(d.state).some((x) => x.deviceId === other)).toBe(false);
+    // A status from a device nobody announced is tracked too.
+    d.statuses([extra[1]!], 'downloading');
+    expect(d.state.core.waves[0]!.counts.tracked).toBe(5);
+    countsConsistent(d);
+  });
+
+  it('ignores duplicate and reordered statuses by sequence number', () => {
+    const d = rolling();
+    const id = W0(d.spec)[0]!;
+    d.ev({ type: 'device-status', status: status(id, 'installing', { seq: 10, at: T0 + 10 }) });
+    const r = d.ev({ type: 'device-status', status: status(id, 'downloading', { seq: 9, at: T0 + 5 }) });
+    expect(r.state).toBe(d.state);
+    expect(allDevices(d.state).find((x) => x.deviceId === id)!.state).toBe('installing');
+  });
+
+  it('ineligible devices (wrong version) neither pass nor fail', () => {
+    const d = rolling();
+    const ids = W0(d.spec);
+    d.statuses(ids.slice(0, 1), 'rejected', 'version-not-installable');
+    d.statuses(ids.slice(1), 'committed');
+    expect(d.phase).toBe('soaking');
+    expect(d.state.core.waves[0]!.counts).toMatchObject({ ineligible: 1, failed: 0, committed: 2 });
+  });
+
+  it('an empty wave skips its soak and goes straight to the gate', () => {
+    const d = Drive.create();
+    const r = d.ev({ type: 'wave-members', wave: 0, members: [] });
+    expect(r.state.core.phase).toBe('gating');
+  });
+});
+
+describe('engine: gate decisions', () => {
+  it('Proceed moves to the next wave and finally completes', () => {
+    const d = gating();
+    d.ev({ type: 'gate-result', wave: 0, attempt: 1, decision: decision(d.spec, 0, 1, 'Proceed') });
+    expect(d.phase).toBe('rolling');
+    expect(d.state.core.current).toBe(1);
+    expect(ofType(d.last.effects, 'publish-rollout')[0]!.buckets).toEqual(bucketsOfWave(d.spec, 1));
+    expect(ofType(d.last.effects, 'record-decision')).toHaveLength(1);
+    expect(PHASE_BUILDERS.completed!().phase).toBe('completed');
+  });
+
+  it('Monitor extends the soak up to the limit, then holds for an operator', () => {
+    const d = held();
+    expect(d.phase).toBe('soaking');
+    expect(d.state.core.pause).toMatchObject({ cause: 'monitor-limit' });
+    expect(d.state.core.waves[0]!.monitorCount).toBe(d.spec.monitor.maxExtensions + 1);
+    expect(nextWakeAt(d.state, d.now)).toBeUndefined();
+    expect(d.ev({ type: 'tick' }).state.core.phase).toBe('soaking');
+    // promote = an operator Proceed, recorded as a decision
+    const r = d.op({ type: 'promote' });
+    expect(r.state.core.phase).toBe('rolling');
+    expect(ofType(r.effects, 'record-decision')[0]!.decision).toMatchObject({ source: 'operator', final: { recommendation: 'Proceed' } });
+  });
+
+  it('resume after a Monitor hold judges the wave again with fresh extensions', () => {
+    const d = held();
+    const r = d.op({ type: 'resume' });
+    expect(r.state.core.phase).toBe('gating');
+    expect(r.state.core.waves[0]!.monitorCount).toBe(0);
+  });
+
+  it('with onLimit abort the Monitor limit aborts and rolls back', () => {
+    const d = Drive.create(makeSpec({ monitor: { maxExtensions: 0, onLimit: 'abort' } }));
+    d.ev({ type: 'wave-members', wave: 0, members: members(W0(d.spec)) });
+    d.statuses(W0(d.spec), 'committed');
+    d.at(T0 + HOUR).ev({ type: 'tick' });
+    d.ev({ type: 'gate-result', wave: 0, attempt: 1, decision: decision(d.spec, 0, 1, 'Monitor') });
+    expect(d.phase).toBe('rolling-back');
+  });
+
+  it('a stale gate result (old attempt or wrong phase) is recorded but changes nothing', () => {
+    const d = gating();
+    const r = d.ev({ type: 'gate-result', wave: 0, attempt: 7, decision: decision(d.spec, 0, 7, 'Abort') });
+    expect(r.state.core.phase).toBe('gating');
+    expect(ofType(r.effects, 'record-decision')).toHaveLength(1);
+  });
+
+  it('Abort clears the retained topics and sends a rollback command to every exposed device', () => {
+    const d = gating();
+    const r = d.ev({ type: 'gate-result', wave: 0, attempt: 1, decision: decision(d.spec, 0, 1, 'Abort') });
+    expect(r.state.core.phase).toBe('rolling-back');
+    expect(ofType(r.effects, 'clear-rollout')[0]!.buckets).toEqual(bucketsOfWave(d.spec, 0));
+    const cmds = ofType(r.effects, 'send-command');
+    expect(cmds.map((c) => c.command.deviceId).sort()).toEqual([...W0(d.spec)].sort());
+    expect(new Set(cmds.map((c) => c.command.commandId)).size).toBe(3);
+    expect(r.state.core.rollback).toMatchObject({ exposed: 3, confirmed: 0 });
+    expect(r.state.core.waves[0]!.status).toBe('aborted');
+    expect(r.state.core.waves[1]!.status).toBe('skipped');
+  });
+});
+
+describe('engine: early hard limits', () => {
+  it('a trial-boot failure aborts at once, without waiting for the soak', () => {
+    const d = rolling();
+    const ids = W0(d.spec);
+    d.statuses(ids.slice(0, 2), 'trial');
+    const r = d.statuses(ids.slice(2), 'rolled-back', 'trial-boot-failed');
+    expect(r.state.core.phase).toBe('rolling-back');
+    const dec = ofType(r.effects, 'record-decision')[0]!.decision;
+    expect(dec).toMatchObject({ source: 'early-hard-limit', final: { recommendation: 'Abort', rule: 'hard-limit:trial-failures (early)' } });
+    // The two devices in trial are exposed; the one that fell back is not sent a command.
+    expect(ofType(r.effects, 'send-command').map((c) => c.command.deviceId).sort()).toEqual(ids.slice(0, 2).sort());
+  });
+
+  it('install failures above the share of the whole wave abort early', () => {
+    const spec = makeSpec({ gatePolicy: { maxInstallFailureShare: 0.5 } });
+    const d = Drive.create(spec);
+    const ids = devicesInWave(spec, 0, 4);
+    d.ev({ type: 'wave-members', wave: 0, members: members(ids) });
+    d.statuses(ids.slice(0, 2), 'failed', 'hash-mismatch');
+    expect(d.phase).toBe('rolling'); // 2 of 4 = 50 %, not above
+    d.statuses(ids.slice(2, 3), 'failed', 'download-failed');
+    // Nobody has the image on a slot: the rollback has nothing to track and ends at once.
+    expect(d.phase).toBe('rolled-back');
+    expect(d.state.core.rollback).toMatchObject({ exposed: 0 });
+    expect(ofType(d.last.effects, 'clear-rollout')).toHaveLength(1);
+  });
+});
+
+describe('engine: rollback tracking', () => {
+  it('tracks each exposed device until it reports its old version', () => {
+    const d = rollingBack();
+    const ids = W0(d.spec);
+    d.statuses(ids.slice(0, 1), 'rolling-back', 'rollback-command');
+    expect(d.state.core.rollback).toMatchObject({ confirmed: 0 });
+    d.statuses(ids.slice(0, 1), 'rolled-back', 'rollback-command');
+    expect(d.state.core.rollback).toMatchObject({ confirmed: 1 });
+    d.ev({ type: 'device-hello', hello: hello(ids[1]!, '1.0.0') });
+    expect(d.state.core.rollback).toMatchObject({ confirmed: 2 });
+    expect(d.phase).toBe('rolling-back');
+    d.statuses(ids.slice(2), 'rolled-back', 'rollback-command');
+    expect(d.phase).toBe('rolled-back');
+    expect(d.state.core.rollback).toMatchObject({ exposed: 3, confirmed: 3, unreachable: 0 });
+  });
+
+  it('re-sends the command when a device reconnects still on the new version, with a new id, bounded', () => {
+    const d = rollingBack();
+    const id = W0(d.spec)[0]!;
+    const ids = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const r = d.ev({ type: 'device-hello', hello: hello(id, '2.0.0') });
+      for (const c of ofType(r.effects, 'send-command')) ids.add(c.command.commandId);
+    }
+    expect(ids.size).toBe(d.spec.rollback.maxCommandAttempts - 1);
+  });
+
+  it('marks devices unreachable after the rollback deadline; a late one still confirms', () => {
+    const d = rollingBack();
+    const ids = W0(d.spec);
+    d.statuses(ids.slice(0, 1), 'rolled-back', 'rollback-command');
+    const deadline = d.state.core.rollback!.deadlineAt;
+    expect(nextWakeAt(d.state, d.now)).toBe(deadline);
+    d.at(deadline).ev({ type: 'tick' });
+    expect(d.phase).toBe('rolled-back');
+    expect(d.state.core.rollback).toMatchObject({ exposed: 3, confirmed: 1, unreachable: 2 });
+    d.at(deadline + HOUR).ev({ type: 'device-hello', hello: hello(ids[1]!, '1.0.0') });
+    expect(d.state.core.rollback).toMatchObject({ confirmed: 2, unreachable: 1 });
+    // An unreachable device that reconnects on the new image gets the command again.
+    const r = d.ev({ type: 'device-hello', hello: hello(ids[2]!, '2.0.0') });
+    expect(ofType(r.effects, 'send-command')).toHaveLength(1);
+    expect(r.state.core.phase).toBe('rolling-back');
+  });
+
+  it('a device exposed after the rollback began (it held the manifest) is rolled back too', () => {
+    const d = rollingBack();
+    const extra = devicesInWave(d.spec, 0, 4)[3]!;
+    const r = d.statuses([extra], 'installing');
+    expect(ofType(r.effects, 'send-command').map((c) => c.command.deviceId)).toEqual([extra]);
+    expect(r.state.core.rollback!.exposed).toBe(4);
+  });
+});
+
+describe('engine: pause and resume', () => {
+  it('pause freezes the wave deadline and resume shifts it by the paused time', () => {
+    const d = rolling();
+    d.at(T0 + 10 * MIN).op({ type: 'pause', reason: 'looking' });
+    expect(nextWakeAt(d.state, d.now)).toBeUndefined();
+    expect(d.at(T0 + 2 * HOUR).ev({ type: 'tick' }).state.core.phase).toBe('rolling');
+    d.op({ type: 'resume' });
+    expect(d.state.core.waves[0]!.deadlineAt).toBe(T0 + HOUR + (2 * HOUR - 10 * MIN));
+    expect(d.phase).toBe('rolling');
+  });
+
+  it('pause holds the next wave from starting even after a Proceed', () => {
+    const d = gating();
+    d.op({ type: 'pause' });
+    d.ev({ type: 'gate-result', wave: 0, attempt: 1, decision: decision(d.spec, 0, 1, 'Proceed') });
+    expect(d.phase).toBe('pending');
+    expect(d.state.core.waitingFor).toContain('operator');
+    d.op({ type: 'resume' });
+    expect(d.phase).toBe('rolling');
+  });
+
+  it('a trial failure aborts even while paused (safety wins)', () => {
+    const d = rolling();
+    d.op({ type: 'pause' });
+    d.statuses(W0(d.spec).slice(0, 1), 'failed', 'trial-boot-failed');
+    expect(d.phase).toBe('rolled-back');
+    expect(d.state.core.pause).toBeUndefined();
+  });
+
+  it('promote during rolling skips stragglers and the soak; during soaking skips the rest of the soak', () => {
+    const d = rolling();
+    d.statuses(W0(d.spec).slice(0, 1), 'committed');
+    expect(d.op({ type: 'promote' }).state.core.phase).toBe('gating');
+    const s = soaking();
+    expect(s.op({ type: 'promote' }).state.core.phase).toBe('gating');
+  });
+});
+
+const ACTIONS: OperatorAction[] = [
+  { type: 'start' },
+  { type: 'pause' },
+  { type: 'resume' },
+  { type: 'abort', rollback: true },
+  { type: 'rollback' },
+  { type: 'promote' },
+  { type: 'approve' },
+];
+
+// Which operator actions each state accepts (✓) — every other combination is refused with a code.
+const ACCEPTS: Record<string, string[]> = {
+  draft: ['start', 'abort'],
+  scheduled: ['pause', 'abort', 'promote'],
+  'pending-approval': ['pause', 'abort', 'approve'],
+  rolling: ['pause', 'abort', 'rollback', 'promote'],
+  'rolling-paused': ['resume', 'abort', 'rollback'],
+  soaking: ['pause', 'abort', 'rollback', 'promote'],
+  held: ['resume', 'abort', 'rollback', 'promote'],
+  gating: ['pause', 'abort', 'rollback'],
+  completed: ['rollback'],
+  aborted: ['rollback'],
+  'rolling-back': [],
+  'rolled-back': [],
+};
+
+describe('engine: every state × every operator action', () => {
+  for (const [name, build] of Object.entries(PHASE_BUILDERS)) {
+    for (const action of ACTIONS) {
+      const accepted = ACCEPTS[name]!.includes(action.type);
+      it(`${name} × ${action.type} → ${accepted ? 'accepted' : 'refused'}`, () => {
+        const d = build();
+        const before = d.state;
+        const r = step(before, opEvent(action), d.now + 1000);
+        if (accepted) {
+          expect(r.rejected).toBeUndefined();
+          expect(r.state.core.revision).toBe(before.core.revision + 1);
+          expect(ofType(r.effects, 'audit').length).toBeGreaterThan(0);
+        } else {
+          expect(r.rejected?.code).toMatch(/^[a-z-]+$/);
+          expect(r.rejected?.message.length).toBeGreaterThan(10);
+          expect(r.state).toBe(before);
+          expect(r.effects).toEqual([]);
+        }
+      });
+    }
+  }
+
+  it('abort and rollback end in aborted or rolling-back/rolled-back from every state that accepts them', () => {
+    for (const [name, build] of Object.entries(PHASE_BUILDERS)) {
+      for (const type of ['abort', 'rollback'] as const) {
+        if (!ACCEPTS[name]!.includes(type)) continue;
+        const d = build();
+        const r = step(d.state, opEvent(type === 'abort' ? { type, rollback: true } : { type }), d.now);
+        expect(['aborted', 'rolling-back', 'rolled-back'], `${name} × ${type}`).toContain(r.state.core.phase);
+        if (d.state.core.waves.some((w) => w.startedAt !== undefined)) {
+          expect(ofType(r.effects, 'clear-rollout').length, `${name} × ${type} clears`).toBeGreaterThan(0);
+        }
+      }
+    }
+  });
+});
+
+describe('engine: reconcile (what a restart redoes)', () => {
+  it('re-publishes live waves, re-asks for members, re-runs a pending gate, re-sends unconfirmed commands', () => {
+    const r0 = Drive.create();
+    expect(reconcile(r0.state, T0).map((e) => e.type).sort()).toEqual(['publish-rollout', 'request-members', 'schedule-wake']);
+    const g = gating();
+    expect(ofType(reconcile(g.state, g.now), 'run-gate')).toEqual([{ type: 'run-gate', wave: 0, attempt: 1 }]);
+    const rb = rollingBack();
+    const effects = reconcile(rb.state, rb.now);
+    expect(ofType(effects, 'clear-rollout')).toHaveLength(1);
+    const sent = ofType(rb.last.effects, 'send-command').map((c) => c.command);
+    expect(ofType(effects, 'send-command').map((c) => c.command)).toEqual(expect.arrayContaining(sent));
+    const c = PHASE_BUILDERS.completed!();
+    expect(ofType(reconcile(c.state, c.now), 'publish-rollout')).toHaveLength(3);
+  });
+
+  it('reconcile never changes the state', () => {
+    for (const build of Object.values(PHASE_BUILDERS)) {
+      const d = build();
+      const copy = structuredClone(d.state);
+      reconcile(d.state, d.now);
+      expect(d.state).toEqual(copy);
+    }
+  });
+});
+
+describe('engine: purity', () => {
+  it('step never mutates its input state', () => {
+    const d = rolling();
+    const frozen = structuredClone(d.state);
+    step(d.state, { type: 'device-status', status: status(W0(d.spec)[0]!, 'committed') }, T0 + 5);
+    step(d.state, opEvent({ type: 'abort', rollback: true }), T0 + 5);
+    expect(d.state).toEqual(frozen);
+  });
+
+  it('device counts stay consistent through a long mixed sequence', () => {
+    const spec = makeSpec({ waves: [{ percent: 30, minDevicesReporting: 5, deadlineMs: HOUR }, { percent: 100 }] });
+    const d = Drive.create(spec);
+    const ids = devicesInWave(spec, 0, 40);
+    d.ev({ type: 'wave-members', wave: 0, members: members(ids.slice(0, 30)) });
+    const states = ['downloading', 'verifying', 'installing', 'rebooting', 'trial', 'committed'] as const;
+    for (let round = 0; round < states.length; round++) {
+      for (let i = 0; i < ids.length; i++) {
+        if ((i * 7 + round) % 3 === 0) d.ev({ type: 'device-presence', deviceId: ids[i]!, online: round % 2 === 0 });
+        if (i % 5 !== 4) d.ev({ type: 'device-status', status: status(ids[i]!, states[round]!) });
+      }
+      countsConsistent(d);
+    }
+    d.at(T0 + 2 * HOUR).ev({ type: 'tick' });
+    countsConsistent(d);
+  });
+});
