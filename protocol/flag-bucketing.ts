@@ -77,3 +77,18 @@ export function selectVariant<V extends { weight: number }>(variants: readonly V
   }
   return undefined;
 }
+
+/**
+ * Evaluates one device-side flag from the retained FlagsMessage for this device (what an agent does):
+ * off when killed (`enabled: false`) or outside the rollout, else on with its variant, if any. The
+ * bucketing group is the flag name, as in Unleash.
+ */
+export function evaluateDeviceFlag(
+  name: string,
+  value: { enabled: boolean; rollout: number; variants: readonly { name: string; weight: number }[] } | undefined,
+  deviceId: string,
+): { enabled: boolean; variant?: string } {
+  if (!value || !value.enabled || !inRollout(deviceId, name, value.rollout)) return { enabled: false };
+  const v = selectVariant(value.variants, deviceId, name);
+  return v ? { enabled: true, variant: v.name } : { enabled: true };
+}

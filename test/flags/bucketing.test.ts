@@ -49,3 +49,18 @@ describe('Unleash normalisation', () => {
     expect(selectVariant([{ name: 'x', weight: 0 }], 'd1', 'g')).toBeUndefined();
   });
 });
+
+describe('device-side evaluation', () => {
+  it('agrees with the coordinator-side evaluation of the same flag', async () => {
+    const { evaluateDeviceFlag } = await import('../../protocol/flag-bucketing.js');
+    const { evaluateFlag } = await import('../../coordinator/flags/flag-model.js');
+    const def = { name: 'agent.fast', description: '', scope: 'device' as const, enabled: true, rollout: 40, variants: [{ name: 'a', weight: 1, payload: {} }, { name: 'b', weight: 2, payload: {} }] };
+    for (let i = 0; i < 200; i++) {
+      const id = `dev-${i}`;
+      const coord = evaluateFlag(def, id);
+      expect(evaluateDeviceFlag(def.name, def, id)).toEqual(coord.enabled ? { enabled: true, variant: coord.variant!.name } : { enabled: false });
+    }
+    expect(evaluateDeviceFlag('x', { ...def, enabled: false }, 'dev-1')).toEqual({ enabled: false });
+    expect(evaluateDeviceFlag('x', undefined, 'dev-1')).toEqual({ enabled: false });
+  });
+});
