@@ -37,7 +37,7 @@ export function fisherGreater(a: number, b: number, c: number, d: number): numbe
   const maxA = Math.min(row1, col1);
   let p = 0;
   for (let x = a; x <= maxA; x++) {
-    p += Math.exp(logHypergeom(x, row1 - x, col1 - x, d - (x - a)));
+    p += Math.exp(logHypergeom(x, row1 - x, col1 - x, d + (x - a)));
   }
   return Math.min(1, p);
 }
