@@ -25,7 +25,7 @@ const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex
 const skipReason = raucSkipReason();
 if (skipReason) console.warn(`rauc tests skipped: ${skipReason}`);
 
-describe.skipIf(skipReason !== undefined)('rauc backend with a real RAUC', () => {
+describe.skipIf(skipReason !== undefined)(`rauc backend with a real RAUC${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   let pki: RaucPki;
   let dir: string;
   beforeAll(async () => {

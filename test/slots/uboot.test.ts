@@ -24,7 +24,7 @@ const rejection = async (p: Promise<unknown>): Promise<SlotError> => {
   return err as SlotError;
 };
 
-describe.skipIf(missing.length > 0)('uboot backend with real libubootenv tools', () => {
+describe.skipIf(missing.length > 0)(`uboot backend with real libubootenv tools${missing.length ? ` (skipped: missing ${missing.join(', ')})` : ''}`, () => {
   let dir: string;
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fleet-uboot-'));
