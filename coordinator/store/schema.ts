@@ -133,4 +133,22 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 6,
+    name: 'gate-snapshots',
+    up(db) {
+      // The canary snapshot each gate judged, keyed by the digest its decision records, so every
+      // decision can be replayed offline with its exact inputs (`fleet canary judge --input`).
+      db.exec(`
+        CREATE TABLE gate_snapshots (
+          digest TEXT PRIMARY KEY,
+          deployment_id TEXT NOT NULL,
+          wave INTEGER NOT NULL,
+          taken_at INTEGER NOT NULL,
+          snapshot_json TEXT NOT NULL
+        );
+        CREATE INDEX gate_snapshots_deployment ON gate_snapshots (deployment_id, wave);
+      `);
+    },
+  },
 ];

@@ -28,3 +28,47 @@ export async function waitFor<T>(check: () => T | Promise<T>, what: string, time
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+import { Coordinator, type CoordinatorOptions } from '../../coordinator/index.js';
+
+/** A development coordinator on 127.0.0.1 ephemeral ports in a fresh data dir (cheap scrypt). */
+export async function startCoordinator(
+  dataDir: string,
+  options: Omit<CoordinatorOptions, 'config'> & { config?: CoordinatorOptions['config'] } = {},
+): Promise<Coordinator> {
+  const { config, ...rest } = options;
+  return Coordinator.create({
+    logger: silentLogger,
+    ...rest,
+    config: {
+      env: 'development',
+      dataDir,
+      mqtt: { port: 0, host: '127.0.0.1' },
+      http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 64 },
+      allowAnonymousDevices: false,
+      credentialCost: 4,
+      telemetry: { flushIntervalMs: 20, maxBatch: 2000, rollupSlotMs: 60_000, rawRetentionMs: 48 * 3600_000, silentAfterMs: 5 * 60_000 },
+      ...config,
+    },
+  });
+}
+
+/** Calls the admin API with the coordinator's token (or another). */
+export async function api<T = unknown>(
+  c: { httpUrl: string; adminToken: string },
+  method: string,
+  path: string,
+  body?: unknown,
+  token: string | null = c.adminToken,
+): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${c.httpUrl}${path}`, {
+    method,
+    headers: {
+      ...(token !== null ? { authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+}

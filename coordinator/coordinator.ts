@@ -1,0 +1,445 @@
+/**
+ * The Coordinator: one service with an embedded MQTT broker (or a client of an external one), a SQLite
+ * store, the fleet registry, telemetry ingest, the artifact server, the admin API and the rollout
+ * engine runner. `Coordinator.create(options)` opens the data directory, resumes every deployment
+ * where it stood and starts listening; `stop()` is safe to call twice. Composition root of coordinator/.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { readFileSync, writeFileSync, mkdirSync, createReadStream } from 'node:fs';
+import { chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
+import { publicKeyPem, type SigningKey } from '../firmware/keys.js';
+import { loadTrustStore, createTrustStore, type TrustStore } from '../firmware/trust-store.js';
+import type { HelloMessage, PresenceMessage, StatusMessage, TelemetryMessage } from '../protocol/messages.js';
+import type { GateAnalyzer } from './gate/analyzer.js';
+import { adminFilePath, loadConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config.js';
+import { openDatabase, closeDatabase, type Db } from './store/db.js';
+import { AuditLog } from './store/audit-log.js';
+import { Counters } from './metrics.js';
+import { CredentialStore, type ProvisionedDevice } from './broker/credentials.js';
+import { EmbeddedBroker } from './broker/embedded-broker.js';
+import { ExternalBroker } from './broker/external-broker.js';
+import type { Transport } from './broker/transport.js';
+import { DeviceIngest } from './ingest/device-ingest.js';
+import { DeviceRegistry, type DeviceRecord } from './registry/device-registry.js';
+import { TelemetryStore } from './telemetry/telemetry-store.js';
+import { SnapshotBuilder } from './telemetry/snapshot-builder.js';
+import { ArtifactStore, type ArtifactRecord } from './artifacts/artifact-store.js';
+import { ArtifactServer } from './artifacts/artifact-server.js';
+import { FirmwareService } from './artifacts/firmware-service.js';
+import { Router } from './admin/router.js';
+import { HttpServer } from './admin/http-server.js';
+import { registerDeviceRoutes } from './admin/device-routes.js';
+import { registerFirmwareRoutes } from './admin/firmware-routes.js';
+import { registerSystemRoutes } from './admin/system-routes.js';
+import { loadCoordinatorKey } from './signing.js';
+import { Publisher } from './wiring/publisher.js';
+import { RolloutService } from './wiring/rollout-service.js';
+import { registerDeploymentRoutes } from './admin/deployment-routes.js';
+import { DeploymentRequestSchema, OperatorActionSchema, type AuditEntry, type DeploymentRequestInput, type OperatorActionInput } from './engine/types.js';
+import type { DeploymentView } from './wiring/rollout-service.js';
+import { ValidationError } from '../protocol/errors.js';
+import { formatIssues } from '../protocol/parse.js';
+
+export const COORDINATOR_VERSION = '0.1.0';
+
+export interface CoordinatorOptions {
+  /** Configuration (merged over FLEET_* variables from `env`); `dataDir` is required unless FLEET_DATA_DIR is set. */
+  config?: Partial<CoordinatorConfigInput>;
+  /** Environment variables to read (APP_ENV, FLEET_*). Default: none (embedding code passes what it wants). */
+  env?: Record<string, string | undefined>;
+  /** Time source for every timestamp, deadline and soak. Default: real time. The simulator passes a scaled clock. */
+  clock?: Clock;
+  /** Real-time timers for batching and housekeeping cadence. Default: real time. */
+  timers?: Clock;
+  /** pino logger; a child per module is made from it. Default: JSON to stderr at `info`. */
+  logger?: Logger;
+  /** Gate analyzers; default: the hard gates only. */
+  analyzers?: readonly GateAnalyzer[];
+  /** Randomness for bucket offsets. Default Math.random. */
+  random?: () => number;
+}
+
+/** What the coordinator announces (for the simulator, dashboards and tests). */
+export interface CoordinatorEvents {
+  audit: [AuditEntry];
+  device: [DeviceRecord, 'hello' | 'online' | 'offline' | 'provisioned'];
+}
+
+interface PortsFile {
+  mqtt?: number | undefined;
+  http?: number | undefined;
+}
+
+export class Coordinator {
+  readonly events = new EventEmitter<CoordinatorEvents>();
+  private stopped = false;
+  private flushTimer: TimerHandle | undefined;
+  private pruneTimer: TimerHandle | undefined;
+
+  private constructor(
+    readonly config: CoordinatorConfig,
+    readonly logger: Logger,
+    readonly clock: Clock,
+    private readonly timers: Clock,
+    readonly db: Db,
+    readonly counters: Counters,
+    readonly registry: DeviceRegistry,
+    readonly credentials: CredentialStore,
+    readonly telemetry: TelemetryStore,
+    readonly artifacts: ArtifactStore,
+    readonly firmware: FirmwareService,
+    readonly auditLog: AuditLog,
+    private readonly transport: Transport,
+    private readonly http: HttpServer,
+    readonly rollouts: RolloutService,
+    private readonly publisher: Publisher,
+    readonly signingKey: SigningKey,
+    /** Directory holding the coordinator's public key: a trust store for agents. */
+    readonly trustDir: string,
+    /** The operator bearer token for the admin API. */
+    readonly adminToken: string,
+  ) {}
+
+  /** Opens the data directory, resumes deployments and starts the broker and HTTP listeners. */
+  static async create(options: CoordinatorOptions = {}): Promise<Coordinator> {
+    const config = loadConfig(options.config ?? {}, options.env ?? {});
+    const clock = options.clock ?? systemClock;
+    const timers = options.timers ?? systemClock;
+    const logger = (options.logger ?? pino({ level: 'info' })).child({ module: 'coordinator' });
+    mkdirSync(config.dataDir, { recursive: true });
+    const { key, trustDir } = await loadCoordinatorKey(config);
+    const db = openDatabase(join(config.dataDir, 'fleet.db'));
+    const counters = new Counters();
+    const now = (): number => clock.now();
+    const registry = DeviceRegistry.load(db);
+    const credentials = new CredentialStore(db, config.credentialCost, now);
+    const auditLog = new AuditLog(db);
+    const telemetry = new TelemetryStore(db, {
+      rollupSlotMs: config.telemetry.rollupSlotMs,
+      rawRetentionMs: config.telemetry.rawRetentionMs,
+      maxExposureGapMs: config.telemetry.silentAfterMs,
+    });
+    const artifacts = new ArtifactStore(db, config.dataDir);
+
+    const previous = readPorts(config.dataDir);
+    const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
+    const router = new Router({ token: adminToken, onError: (err) => logger.error({ err }, 'admin API error') });
+    const artifactServer = new ArtifactServer(artifacts, counters, { maxConcurrent: config.http.maxConcurrentDownloads });
+    const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http));
+    const trust = await coordinatorTrust(key, trustDir);
+    const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now);
+
+    const transport: Transport = config.mqtt.brokerUrl
+      ? new ExternalBroker({
+          url: config.mqtt.brokerUrl,
+          clientId: `fleet-coordinator-${randomBytes(4).toString('hex')}`,
+          logger: logger.child({ module: 'broker' }),
+          ...(config.mqtt.brokerUsername !== undefined ? { username: config.mqtt.brokerUsername } : {}),
+          ...(config.mqtt.brokerPassword !== undefined ? { password: config.mqtt.brokerPassword } : {}),
+        })
+      : new EmbeddedBroker({
+          port: choosePort(config.mqtt.port, previous.mqtt),
+          host: config.mqtt.host,
+          ...(config.mqtt.tlsCert && config.mqtt.tlsKey ? { tls: { certPath: config.mqtt.tlsCert, keyPath: config.mqtt.tlsKey } } : {}),
+          credentials,
+          allowAnonymous: config.allowAnonymousDevices ?? config.env === 'development',
+          hardwareModelOf: (id) => registry.hardwareModelOf(id),
+          logger: logger.child({ module: 'broker' }),
+          counters,
+        });
+    const publisher = new Publisher(db, transport, now);
+    const snapshots = new SnapshotBuilder(db, config.telemetry.rollupSlotMs);
+
+    const events = new EventEmitter<CoordinatorEvents>();
+    const rollouts = await RolloutService.create({
+      db,
+      clock,
+      logger: logger.child({ module: 'engine' }),
+      registry,
+      publisher,
+      key,
+      auditLog,
+      counters,
+      firmware,
+      snapshots,
+      silentAfterMs: config.telemetry.silentAfterMs,
+      analyzers: options.analyzers,
+      random: options.random ?? Math.random,
+      onAudit: (e) => events.emit('audit', e),
+    });
+
+    const c = new Coordinator(config, logger, clock, timers, db, counters, registry, credentials, telemetry, artifacts, firmware,
+      auditLog, transport, http, rollouts, publisher, key, trustDir, adminToken);
+    (c as { events: EventEmitter<CoordinatorEvents> }).events = events;
+    const audit = (actor: string, action: string, subject: string, detail: Record<string, unknown> = {}): void => {
+      auditLog.append(clock.now(), actor, action, subject, detail);
+      logger.info({ actor, action, subject, ...detail }, action);
+    };
+    registerSystemRoutes(router, {
+      env: config.env,
+      version: COORDINATOR_VERSION,
+      startedAt: clock.now(),
+      now,
+      metrics: () => c.metrics(),
+      auditLog,
+      endpoints: () => ({ mqttUrl: transport.url, httpUrl: http.url }),
+    });
+    registerDeviceRoutes(router, { registry, credentials, now, audit, deviceDeployments: (id) => rollouts.deviceHistory(id) });
+    registerFirmwareRoutes(router, { store: artifacts, firmware, audit });
+    registerDeploymentRoutes(router, { rollouts });
+    registry.subscribe((d, change) => events.emit('device', d, change));
+
+    const ingest = new DeviceIngest(
+      {
+        hello: (m) => c.onHello(m),
+        status: (m) => c.onStatus(m),
+        telemetry: (m) => c.onTelemetry(m),
+        presence: (m) => c.onPresence(m),
+      },
+      counters,
+      logger.child({ module: 'ingest' }),
+    );
+    transport.onMessage(ingest.handle);
+    transport.onConnection({
+      onDisconnect: (id) => {
+        registry.setOnline(id, false, clock.now());
+        rollouts.presence(id, false);
+      },
+    });
+
+    await http.start();
+    await transport.start();
+    const restored = await publisher.restore();
+    writePorts(config.dataDir, { mqtt: portOf(transport.url), http: http.portNumber });
+    if (config.env === 'development') await writeAdminFile(config.dataDir, { url: http.url, token: adminToken, mqttUrl: transport.url });
+    await rollouts.start();
+    c.scheduleFlush();
+    c.schedulePrune();
+    logger.info({ env: config.env, mqttUrl: transport.url, httpUrl: http.url, dataDir: config.dataDir, restoredRetained: restored, keyId: key.keyid }, 'coordinator started');
+    return c;
+  }
+
+  /** Where devices connect. */
+  get mqttUrl(): string {
+    return this.transport.url;
+  }
+
+  /** Admin API and artifact base URL. */
+  get httpUrl(): string {
+    return this.http.url;
+  }
+
+  get publicKeyPem(): string {
+    return publicKeyPem(this.signingKey);
+  }
+
+  // ---- device messages -------------------------------------------------------------------------
+
+  private onHello(m: HelloMessage): void {
+    this.registry.applyHello(m, this.clock.now());
+    this.rollouts.hello(m);
+  }
+
+  private onStatus(m: StatusMessage): Promise<void> {
+    this.registry.seen(m.deviceId, this.clock.now());
+    if (m.state === 'committed' || m.state === 'rolled-back') this.registry.noteVersion(m.deviceId, m.state === 'committed' ? m.toVersion : m.fromVersion);
+    return this.rollouts.status(m);
+  }
+
+  private onTelemetry(m: TelemetryMessage): void {
+    const now = this.clock.now();
+    this.registry.seen(m.deviceId, now);
+    this.registry.noteVersion(m.deviceId, m.firmwareVersion, m.slot);
+    this.telemetry.enqueue(m, now);
+    if (this.telemetry.pending >= this.config.telemetry.maxBatch) this.flush();
+  }
+
+  private onPresence(m: PresenceMessage): void {
+    const online = m.state === 'online';
+    this.registry.setOnline(m.deviceId, online, this.clock.now());
+    this.rollouts.presence(m.deviceId, online);
+  }
+
+  // ---- housekeeping ----------------------------------------------------------------------------
+
+  /** Writes queued telemetry and last-seen times in one transaction. */
+  flush(): number {
+    if (this.stopped) return 0;
+    try {
+      return this.telemetry.flush(() => this.registry.flushSeen());
+    } catch (err) {
+      this.counters.inc('telemetry.flush.errors');
+      this.logger.error({ err }, 'telemetry flush failed');
+      return 0;
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.stopped) return;
+    this.flushTimer = this.timers.setTimeout(() => {
+      this.flush();
+      this.scheduleFlush();
+    }, this.config.telemetry.flushIntervalMs);
+  }
+
+  private schedulePrune(): void {
+    if (this.stopped) return;
+    this.pruneTimer = this.timers.setTimeout(() => {
+      try {
+        const n = this.telemetry.prune(this.clock.now());
+        if (n) this.logger.debug({ rows: n }, 'pruned raw telemetry');
+      } catch (err) {
+        this.logger.error({ err }, 'telemetry prune failed');
+      }
+      this.schedulePrune();
+    }, 60_000);
+  }
+
+  // ---- API for embedders (simulator, tests) -----------------------------------------------------
+
+  /** Provisions devices and returns their secrets (shown once). Fast with a low `credentialCost`. */
+  async provisionDevices(deviceIds: readonly string[], info: { hardwareModel?: string; tags?: string[]; rotate?: boolean } = {}): Promise<ProvisionedDevice[]> {
+    const out = await this.credentials.provisionMany(deviceIds, info.rotate ? { rotate: true } : {});
+    const now = this.clock.now();
+    for (const p of out) {
+      this.registry.provisioned(p.deviceId, now, {
+        ...(info.hardwareModel !== undefined ? { hardwareModel: info.hardwareModel } : {}),
+        ...(info.tags !== undefined ? { tags: info.tags } : {}),
+      });
+    }
+    this.auditLog.append(now, 'operator', 'devices.provisioned', `${deviceIds.length} devices`, { count: deviceIds.length });
+    return out;
+  }
+
+  /** Stores and signs a firmware image (a path or a stream). */
+  async uploadFirmware(input: {
+    image: string | Readable;
+    version: string;
+    hardware: string[];
+    installableOver?: string;
+    securityVersion?: number;
+    tags?: string[];
+    offlineManifest?: unknown;
+  }): Promise<ArtifactRecord> {
+    const { image, ...rest } = input;
+    const record = await this.firmware.upload({ source: typeof image === 'string' ? createReadStream(image) : image, ...rest });
+    this.auditLog.append(this.clock.now(), 'operator', 'firmware.uploaded', record.firmwareVersion, { sha256: record.sha256, size: record.size });
+    return record;
+  }
+
+  /** Creates a deployment (validated like the admin API's body). */
+  async createDeployment(request: DeploymentRequestInput, actor = 'operator'): Promise<DeploymentView> {
+    const parsed = DeploymentRequestSchema.safeParse(request);
+    if (!parsed.success) throw new ValidationError('deployment', formatIssues(parsed.error));
+    return this.rollouts.create(parsed.data, actor);
+  }
+
+  /** Applies an operator action (pause, resume, promote, abort, rollback, approve, start). */
+  async act(deploymentId: string, action: OperatorActionInput, actor = 'operator'): Promise<DeploymentView> {
+    const parsed = OperatorActionSchema.safeParse(action);
+    if (!parsed.success) throw new ValidationError('operator action', formatIssues(parsed.error));
+    return this.rollouts.act(deploymentId, parsed.data, actor);
+  }
+
+  /** A deployment with its decisions, or undefined. */
+  deployment(deploymentId: string): DeploymentView | undefined {
+    return this.rollouts.view(deploymentId);
+  }
+
+  /**
+   * Stops and restarts the MQTT side (fault injection for the simulator): every device is
+   * disconnected, must reconnect, and retained manifests are re-published from the store.
+   */
+  async restartBroker(): Promise<void> {
+    await this.transport.stop();
+    for (const d of this.registry.all()) if (d.online) this.registry.setOnline(d.deviceId, false, this.clock.now());
+    await this.transport.start();
+    await this.publisher.restore();
+  }
+
+  metrics(): Record<string, unknown> {
+    const connected = this.transport.connectedDevices();
+    return {
+      counters: this.counters.snapshot(),
+      devices: { known: this.registry.size, connected: connected?.size ?? null },
+      telemetry: { pending: this.telemetry.pending, written: this.telemetry.written },
+      deployments: this.rollouts.summary(),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.flushTimer) this.timers.clearTimeout(this.flushTimer);
+    if (this.pruneTimer) this.timers.clearTimeout(this.pruneTimer);
+    await this.rollouts.stop();
+    await this.http.stop();
+    await this.transport.stop();
+    try {
+      this.telemetry.flush(() => this.registry.flushSeen());
+    } catch (err) {
+      this.logger.error({ err }, 'final telemetry flush failed');
+    }
+    closeDatabase(this.db);
+    this.events.removeAllListeners();
+    this.logger.info('coordinator stopped');
+  }
+}
+
+/** A configured port, or for 0 the port the previous run used (devices and manifests point at it). */
+function choosePort(configured: number, previous: number | undefined): number {
+  return configured === 0 && previous !== undefined ? previous : configured;
+}
+
+function portOf(url: string): number | undefined {
+  const m = /:(\d+)$/.exec(url);
+  return m ? Number(m[1]) : undefined;
+}
+
+function readPorts(dataDir: string): PortsFile {
+  try {
+    return JSON.parse(readFileSync(join(dataDir, 'ports.json'), 'utf8')) as PortsFile;
+  } catch {
+    return {};
+  }
+}
+
+function writePorts(dataDir: string, ports: PortsFile): void {
+  writeFileSync(join(dataDir, 'ports.json'), JSON.stringify(ports) + '\n');
+}
+
+export interface AdminFile {
+  url: string;
+  token: string;
+  mqttUrl?: string;
+}
+
+export function readAdminFile(dataDir: string): AdminFile | undefined {
+  try {
+    return JSON.parse(readFileSync(adminFilePath(dataDir), 'utf8')) as AdminFile;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeAdminFile(dataDir: string, file: AdminFile): Promise<void> {
+  const path = adminFilePath(dataDir);
+  writeFileSync(path, JSON.stringify(file, null, 2) + '\n', { mode: 0o600 });
+  await chmod(path, 0o600);
+}
+
+/** The coordinator's own key plus any operator keys placed in the trust directory. */
+async function coordinatorTrust(key: SigningKey, trustDir: string): Promise<TrustStore> {
+  try {
+    const loaded = await loadTrustStore(trustDir);
+    if (loaded.keys.has(key.keyid)) return loaded;
+    return createTrustStore([...loaded.keys.values(), { keyid: key.keyid, publicKey: key.publicKey }], loaded.threshold);
+  } catch {
+    return createTrustStore([{ keyid: key.keyid, publicKey: key.publicKey }]);
+  }
+}

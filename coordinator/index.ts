@@ -1,0 +1,31 @@
+/**
+ * coordinator/: the public entry. The simulator and integration tests embed the coordinator through
+ * these exports only.
+ */
+export { Coordinator, COORDINATOR_VERSION, readAdminFile, type AdminFile, type CoordinatorEvents, type CoordinatorOptions } from './coordinator.js';
+export {
+  loadConfig,
+  CoordinatorConfigSchema,
+  AppEnvSchema,
+  type AppEnv,
+  type CoordinatorConfig,
+  type CoordinatorConfigInput,
+} from './config.js';
+export { deploymentView, type DeploymentView } from './wiring/rollout-service.js';
+export type { DeviceRecord } from './registry/device-registry.js';
+export type { ArtifactRecord } from './artifacts/artifact-store.js';
+export type { ProvisionedDevice } from './broker/credentials.js';
+export type {
+  AuditEntry,
+  DeploymentCore,
+  DeploymentPhase,
+  DeploymentRequest,
+  DeploymentRequestInput,
+  DeviceProgress,
+  OperatorAction,
+  OperatorActionInput,
+  WaveSpecInput,
+} from './engine/types.js';
+export type { DecisionRecord } from './gate/decision.js';
+export type { GateAnalyzer, GatePolicy } from './gate/analyzer.js';
+export { AdminClient, AdminApiError } from './cli/admin-client.js';

@@ -1,0 +1,277 @@
+/**
+ * The coordinator's rollout service: the engine runner wired to the shell — SQLite repository, the
+ * effect sink (retained manifests, signed commands, audit), the registry as wave directory, gate
+ * snapshots built from telemetry (each stored by the digest its decision records) — plus the views the
+ * admin API and embedders read. I/O shell.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../../protocol/clock.js';
+import type { CanarySnapshot } from '../../protocol/canary.js';
+import type { HelloMessage, StatusMessage } from '../../protocol/messages.js';
+import type { SigningKey } from '../../firmware/keys.js';
+import { EngineRunner } from '../engine/engine-runner.js';
+import { SqliteDeploymentRepository } from '../engine/deployment-repo-sqlite.js';
+import type { DecisionRecord } from '../gate/decision.js';
+import type { GateAnalyzer } from '../gate/analyzer.js';
+import { hardGatesAnalyzer } from '../gate/hard-gates.js';
+import { inputsDigest } from '../gate/run-gate.js';
+import { allDevices } from '../engine/device-progress.js';
+import type {
+  AuditEntry,
+  DeploymentCore,
+  DeploymentRequest,
+  DeploymentState,
+  DeviceProgress,
+  OperatorAction,
+} from '../engine/types.js';
+import type { Db } from '../store/db.js';
+import type { AuditLog } from '../store/audit-log.js';
+import type { Counters } from '../metrics.js';
+import type { DeviceRegistry } from '../registry/device-registry.js';
+import type { FirmwareService } from '../artifacts/firmware-service.js';
+import type { SnapshotBuilder } from '../telemetry/snapshot-builder.js';
+import { prepareDeployment } from '../deployments/deployment-factory.js';
+import { CoordinatorEffectSink } from './effect-sink.js';
+import { RegistryWaveDirectory } from './wave-directory.js';
+import { GateSnapshots } from './gate-snapshots.js';
+import type { Publisher } from './publisher.js';
+
+export interface RolloutServiceDeps {
+  db: Db;
+  clock: Clock;
+  logger: Logger;
+  registry: DeviceRegistry;
+  publisher: Publisher;
+  key: SigningKey;
+  auditLog: AuditLog;
+  counters: Counters;
+  firmware: FirmwareService;
+  snapshots: SnapshotBuilder;
+  silentAfterMs: number;
+  /** Gate analyzers; default: the hard gates. */
+  analyzers: readonly GateAnalyzer[] | undefined;
+  random: () => number;
+  onAudit?: (entry: AuditEntry) => void;
+}
+
+/** A deployment as the admin API shows it (the CLI's DeploymentView). */
+export interface DeploymentView {
+  id: string;
+  firmwareVersion: string;
+  description?: string;
+  phase: DeploymentCore['phase'];
+  current: number;
+  paused: boolean;
+  pause?: DeploymentCore['pause'];
+  waitingFor: DeploymentCore['waitingFor'];
+  target: DeploymentCore['spec']['target'];
+  artifact: DeploymentCore['spec']['artifact'];
+  bucketOffset: number;
+  waves: {
+    index: number;
+    percent: number;
+    status: string;
+    soakMs: number;
+    deadlineMs: number;
+    requiresApproval: boolean;
+    approved: boolean;
+    startedAt?: number;
+    deadlineAt?: number;
+    completedAt?: number;
+    soakEndsAt?: number;
+    verdict?: string;
+    decisionId?: string;
+    monitorCount: number;
+    counts: Record<string, number>;
+  }[];
+  rollback?: DeploymentCore['rollback'];
+  abortReason?: string;
+  createdAt: number;
+  createdBy?: string;
+  updatedAt: number;
+  revision: number;
+  decisions?: DecisionRecord[];
+}
+
+export function deploymentView(core: DeploymentCore, decisions?: DecisionRecord[]): DeploymentView {
+  const spec = core.spec;
+  return {
+    id: spec.id,
+    firmwareVersion: spec.firmwareVersion,
+    ...(spec.description !== undefined ? { description: spec.description } : {}),
+    phase: core.phase,
+    current: core.current,
+    paused: core.pause !== undefined,
+    ...(core.pause ? { pause: core.pause } : {}),
+    waitingFor: core.waitingFor,
+    target: spec.target,
+    artifact: spec.artifact,
+    bucketOffset: spec.bucketOffset,
+    waves: core.waves.map((w) => {
+      const ws = spec.waves[w.index]!;
+      return {
+        index: w.index,
+        percent: ws.percent,
+        status: w.status,
+        soakMs: ws.soakMs,
+        deadlineMs: ws.deadlineMs,
+        requiresApproval: ws.requiresApproval,
+        approved: w.approvedBy !== undefined || core.approvals.includes(w.index),
+        ...(w.startedAt !== undefined ? { startedAt: w.startedAt } : {}),
+        ...(w.deadlineAt !== undefined ? { deadlineAt: w.deadlineAt } : {}),
+        ...(w.completedAt !== undefined ? { completedAt: w.completedAt } : {}),
+        ...(w.soakEndsAt !== undefined ? { soakEndsAt: w.soakEndsAt } : {}),
+        ...(w.verdict !== undefined ? { verdict: w.verdict } : {}),
+        ...(w.decisionId !== undefined ? { decisionId: w.decisionId } : {}),
+        monitorCount: w.monitorCount,
+        counts: { ...w.counts },
+      };
+    }),
+    ...(core.rollback ? { rollback: core.rollback } : {}),
+    ...(core.abortReason !== undefined ? { abortReason: core.abortReason } : {}),
+    createdAt: spec.createdAt,
+    ...(spec.createdBy !== undefined ? { createdBy: spec.createdBy } : {}),
+    updatedAt: core.updatedAt,
+    revision: core.revision,
+    ...(decisions ? { decisions } : {}),
+  };
+}
+
+export class RolloutService {
+  private constructor(
+    private readonly deps: RolloutServiceDeps,
+    readonly repo: SqliteDeploymentRepository,
+    readonly runner: EngineRunner,
+  ) {}
+
+  static create(deps: RolloutServiceDeps): Promise<RolloutService> {
+    const repo = new SqliteDeploymentRepository(deps.db);
+    const sink = new CoordinatorEffectSink({
+      publisher: deps.publisher,
+      key: deps.key,
+      auditLog: deps.auditLog,
+      logger: deps.logger,
+      counters: deps.counters,
+      now: () => deps.clock.now(),
+      ...(deps.onAudit ? { onAudit: deps.onAudit } : {}),
+    });
+    const gateSnapshots = new GateSnapshots({ registry: deps.registry, builder: deps.snapshots, silentAfterMs: deps.silentAfterMs });
+    const saveSnapshot = deps.db.prepare(
+      'INSERT OR IGNORE INTO gate_snapshots (digest, deployment_id, wave, taken_at, snapshot_json) VALUES (?, ?, ?, ?, ?)',
+    );
+    const analyzers = deps.analyzers ?? [hardGatesAnalyzer];
+    const runner = new EngineRunner({
+      repo,
+      sink,
+      clock: deps.clock,
+      directory: new RegistryWaveDirectory(deps.registry),
+      logger: deps.logger,
+      analyzersFor: () => analyzers,
+      snapshotFor: (state: DeploymentState, wave: number, now: number): CanarySnapshot => {
+        const snapshot = gateSnapshots.build(state, wave, now, allDevices(state));
+        saveSnapshot.run(inputsDigest(snapshot), state.core.spec.id, wave, now, JSON.stringify(snapshot));
+        return snapshot;
+      },
+    });
+    return Promise.resolve(new RolloutService(deps, repo, runner));
+  }
+
+  /** Loads and resumes every live deployment. */
+  start(): Promise<void> {
+    return this.runner.start();
+  }
+
+  stop(): Promise<void> {
+    return this.runner.stop();
+  }
+
+  // ---- commands ---------------------------------------------------------------------------
+
+  async create(request: DeploymentRequest, actor: string): Promise<DeploymentView> {
+    const now = this.deps.clock.now();
+    const spec = prepareDeployment(
+      request,
+      {
+        firmware: this.deps.firmware,
+        now: () => now,
+        random: this.deps.random,
+        newId: (version) => `d-${new Date(now).toISOString().slice(0, 10).replace(/-/g, '')}-${version.replace(/[^A-Za-z0-9.-]/g, '')}-${Math.floor(this.deps.random() * 0xffffff).toString(16).padStart(6, '0')}`,
+      },
+      actor,
+    );
+    const core = await this.runner.create(spec, actor);
+    return deploymentView(core);
+  }
+
+  async act(deploymentId: string, action: OperatorAction, actor: string): Promise<DeploymentView> {
+    const core = await this.runner.act(deploymentId, action, actor);
+    return deploymentView(core);
+  }
+
+  // ---- device traffic -----------------------------------------------------------------------
+
+  hello(m: HelloMessage): void {
+    this.runner.onHello(m);
+  }
+
+  /**
+   * Feeds a status to the engine. The runner queues it per deployment and persists it before any
+   * effect; a status lost to a crash in between is recovered from the device's next hello.
+   */
+  status(m: StatusMessage): Promise<void> {
+    this.runner.onStatus(m);
+    return Promise.resolve();
+  }
+
+  presence(deviceId: string, online: boolean): void {
+    this.runner.onPresence(deviceId, online);
+  }
+
+  // ---- queries ------------------------------------------------------------------------------
+
+  view(deploymentId: string): DeploymentView | undefined {
+    const state = this.runner.get(deploymentId);
+    return state ? deploymentView(state.core, this.repo.decisions(deploymentId)) : undefined;
+  }
+
+  list(limit = 100): DeploymentView[] {
+    const live = new Map(this.runner.liveDeployments().map((c) => [c.spec.id, c]));
+    return this.repo.list({ limit }).map((c) => deploymentView(live.get(c.spec.id) ?? c));
+  }
+
+  decisions(deploymentId: string): DecisionRecord[] {
+    return this.repo.decisions(deploymentId);
+  }
+
+  devices(deploymentId: string, wave?: number): DeviceProgress[] {
+    const state = this.runner.get(deploymentId);
+    if (!state) return [];
+    const all = allDevices(state);
+    return wave === undefined ? all : all.filter((d) => d.wave === wave);
+  }
+
+  /** The canary snapshot a decision judged, by the decision's inputs digest. */
+  snapshot(digest: string): CanarySnapshot | undefined {
+    const row = this.deps.db.prepare('SELECT snapshot_json FROM gate_snapshots WHERE digest = ?').get(digest) as { snapshot_json: string } | undefined;
+    return row ? (JSON.parse(row.snapshot_json) as CanarySnapshot) : undefined;
+  }
+
+  /** One device's progress in every deployment that tracked it, newest first. */
+  deviceHistory(deviceId: string): (DeviceProgress & { deploymentId: string })[] {
+    const rows = this.deps.db
+      .prepare('SELECT deployment_id, progress_json FROM deployment_devices WHERE device_id = ? ORDER BY updated_at DESC LIMIT 50')
+      .all(deviceId) as { deployment_id: string; progress_json: string }[];
+    return rows.map((r) => ({ ...(JSON.parse(r.progress_json) as DeviceProgress), deploymentId: r.deployment_id }));
+  }
+
+  /** Resolves when every queued engine event and gate has been handled (tests, the simulator). */
+  idle(): Promise<void> {
+    return this.runner.idle();
+  }
+
+  summary(): Record<string, unknown> {
+    const byPhase: Record<string, number> = {};
+    for (const c of this.runner.liveDeployments()) byPhase[c.phase] = (byPhase[c.phase] ?? 0) + 1;
+    return { live: byPhase, runner: { ...this.runner.counters } };
+  }
+}
