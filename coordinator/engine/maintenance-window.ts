@@ -2,7 +2,7 @@
  * Maintenance windows: a small cron matcher (UTC) that answers "is `now` inside a window" and "when
  * does the next window open". Pure. node-cron schedules jobs but cannot answer either question, so the
  * engine carries its own matcher; the syntax is the one node-cron accepts (5 fields, or 6 with leading
- * seconds; `*`, lists, ranges, steps, month and weekday names, 7 = Sunday).
+ * seconds; `*`, lists, ranges (wrapping ones like `22-2` too), steps, month and weekday names, 7 = Sunday).
  *
  * Day-of-month and day-of-week follow Vixie cron: when both are restricted, either may match.
  */
@@ -49,12 +49,17 @@ function parseField(text: string, min: number, max: number, names?: readonly str
       const [a, b] = rangeText.split('-');
       lo = parseValue(a ?? '', min, max, names, nameBase);
       hi = parseValue(b ?? '', min, max, names, nameBase);
-      if (hi < lo) throw new Error(`range ${rangeText} runs backwards`);
     } else {
       lo = parseValue(rangeText, min, max, names, nameBase);
       hi = stepText === undefined ? lo : max;
     }
-    for (let v = lo; v <= hi; v += step) out.add(v);
+    if (hi < lo) {
+      // A range that wraps (e.g. hours 22-2): node-cron accepts it; it covers lo..max then min..hi.
+      const span = max - min + 1;
+      for (let k = 0; k <= hi - lo + span; k += step) out.add(((lo - min + k) % span) + min);
+    } else {
+      for (let v = lo; v <= hi; v += step) out.add(v);
+    }
   }
   return out;
 }
