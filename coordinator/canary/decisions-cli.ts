@@ -4,8 +4,10 @@
  * verdict, the rule that produced it and the inputs digest. Adds itself to the `deploy` command group
  * (creating the group if no other module has yet).
  */
+import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { CanarySnapshotSchema } from '../../protocol/canary.js';
 import { ValidationError } from '../../protocol/errors.js';
 import { formatIssues } from '../../protocol/parse.js';
 import { AdminClient, type ConnectionOptions } from '../cli/admin-client.js';
@@ -57,9 +59,20 @@ export function registerDecisionCommands(program: Command): Command {
       .command('decisions <id>')
       .description('every gate decision of a deployment: analyzers, verdicts, rules and evidence')
       .option('--evidence', 'also show every non-passing check with its numbers')
+      .option('--snapshot <decisionId>', 'save the canary snapshot that decision judged (re-judge it with `fleet canary judge --input`)')
+      .option('--out <file>', 'where --snapshot writes (default: <decisionId>.snapshot.json)')
       .option('--json', 'machine-readable output'),
-  ).action(async (id: string, opts: ConnectionOptions & { evidence?: boolean; json?: boolean }) => {
-    const raw = await AdminClient.resolve(opts).get<unknown>(`/v1/deployments/${encodeURIComponent(id)}/decisions`);
+  ).action(async (id: string, opts: ConnectionOptions & { evidence?: boolean; snapshot?: string; out?: string; json?: boolean }) => {
+    const client = AdminClient.resolve(opts);
+    if (opts.snapshot) {
+      const snap = await client.get<unknown>(`/v1/deployments/${encodeURIComponent(id)}/decisions/${encodeURIComponent(opts.snapshot)}/snapshot`);
+      const parsed = CanarySnapshotSchema.safeParse(snap);
+      if (!parsed.success) throw new ValidationError(`canary snapshot of decision ${opts.snapshot}`, formatIssues(parsed.error));
+      const out = opts.out ?? `${opts.snapshot}.snapshot.json`;
+      await writeFile(out, JSON.stringify(snap, null, 2) + '\n');
+      return console.log(`saved the snapshot of decision ${opts.snapshot} to ${out}; judge it with: fleet canary judge --input ${out}`);
+    }
+    const raw = await client.get<unknown>(`/v1/deployments/${encodeURIComponent(id)}/decisions`);
     const parsed = DecisionsResponseSchema.safeParse(raw);
     if (!parsed.success) throw new ValidationError('decision records from the coordinator', formatIssues(parsed.error));
     if (opts.json) return console.log(JSON.stringify(parsed.data, null, 2));

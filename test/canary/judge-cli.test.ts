@@ -1,6 +1,9 @@
 /** `fleet canary judge` on golden snapshots (stat, ai against the local fake server, both) and `fleet deploy decisions`. */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -87,7 +90,9 @@ describe('fleet deploy decisions', () => {
   let server: Server;
   beforeAll(async () => {
     server = createServer((req, res) => {
-      if (req.url === '/v1/deployments/dep-1/decisions' && req.headers.authorization === 'Bearer tok') {
+      if (req.url === '/v1/deployments/dep-1/decisions/d1/snapshot' && req.headers.authorization === 'Bearer tok') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(readFileSync(snap('crash-spike')));
+      } else if (req.url === '/v1/deployments/dep-1/decisions' && req.headers.authorization === 'Bearer tok') {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ decisions: [record] }));
       } else res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'not-found', message: 'no such deployment' } }));
     });
@@ -104,5 +109,13 @@ describe('fleet deploy decisions', () => {
     expect(text).toContain('crashes: critical {"rateRatio":4}');
     await expect(run(registerDecisionCommands, ['deploy', 'decisions', 'nope', '--url', url, '--token', 'tok'])).rejects.toThrow(/no such deployment/);
     expect(formatDecisions([])).toBe('');
+  });
+
+  it('saves a decision\'s snapshot for offline re-judging', async () => {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const out = join(mkdtempSync(join(tmpdir(), 'fleet-dec-')), 'snap.json');
+    await run(registerDecisionCommands, ['deploy', 'decisions', 'dep-1', '--url', url, '--token', 'tok', '--snapshot', 'd1', '--out', out]);
+    const judged = JSON.parse(await run(registerCanaryCommands, ['canary', 'judge', '--input', out, '--json'])) as { final: { recommendation: string } };
+    expect(judged.final.recommendation).toBe('Abort');
   });
 });
