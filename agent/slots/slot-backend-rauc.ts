@@ -126,6 +126,12 @@ export class RaucSlotBackend implements SlotBackend {
   async armTrial(): Promise<void> {
     const { state } = await this.read();
     if (state.trial) throw new SlotError('bootloader-error', `slot ${state.booted} is already on an uncommitted trial; commit or mark it bad before arming another`);
+    // RAUC records status=ok only after a complete install; a failed or interrupted one must not boot.
+    const target = this.config.bootnames[otherSlot(state.booted)];
+    const installed = (await this.client.status()).slots.flatMap((e) => Object.values(e)).find((s) => s.bootname === target)?.slot_status?.status;
+    if (installed !== undefined && installed !== 'ok') {
+      throw new SlotError('bootloader-error', `RAUC reports the last install into slot ${target} as ${JSON.stringify(installed)}; install the bundle again before arming it`);
+    }
     // The record first: a power loss before RAUC switches leaves "trial pending" while A still boots,
     // which reads as a trial that returned to the primary.
     await this.writeTrialState({ committed: state.booted, trial: otherSlot(state.booted) });

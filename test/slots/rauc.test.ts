@@ -94,6 +94,24 @@ describe.skipIf(skipReason !== undefined)(`rauc backend with a real RAUC${skipRe
     }
   });
 
+  it('refuses to arm a slot whose last install RAUC did not record as ok', async () => {
+    const d = await createRaucDevice(pki, dir, firmware('v1'));
+    try {
+      await d.backend().writeInactive(await makeBundle(pki, dir, 'v2', firmware('v2')));
+      const statusFile = join(dir, 'rauc-data', 'central.raucs');
+      const text = await readFile(statusFile, 'utf8');
+      expect(text).toMatch(/\[slot\.rootfs\.1\][^[]*status=ok/);
+      await writeFile(statusFile, text.replace(/(\[slot\.rootfs\.1\][^[]*)status=ok/, '$1status=failed'));
+      await d.boot(); // RAUC reads its status file again
+      const err = await rejection(d.backend().armTrial());
+      expect(err.message).toMatch(/"failed"; install the bundle again/);
+      await d.boot();
+      expect(d.boots.at(-1)).toBe('A');
+    } finally {
+      await d.dispose();
+    }
+  });
+
   it('puts the boot order back when RAUC was configured to activate installs', async () => {
     const d = await createRaucDevice(pki, dir, firmware('v1'), { activateInstalled: true });
     try {
