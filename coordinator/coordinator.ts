@@ -247,7 +247,8 @@ export class Coordinator {
 
   private onStatus(m: StatusMessage): Promise<void> {
     this.registry.seen(m.deviceId, this.clock.now());
-    if (m.state === 'committed' || m.state === 'rolled-back') this.registry.noteVersion(m.deviceId, m.state === 'committed' ? m.toVersion : m.fromVersion);
+    // Both terminal reports name the version now running in toVersion (a rollback goes "to" the old one).
+    if (m.state === 'committed' || m.state === 'rolled-back') this.registry.noteVersion(m.deviceId, m.toVersion);
     return this.rollouts.status(m);
   }
 

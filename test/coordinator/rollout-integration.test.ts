@@ -1,0 +1,87 @@
+/**
+ * End to end with real agents on 127.0.0.1: a 20-device fleet rolled to 100 %, an aborted wave
+ * rolled back, a bad image stopped at its first wave, and a coordinator killed mid-wave and restarted
+ * that finishes the rollout.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Coordinator } from '../../coordinator/index.js';
+import { startCoordinator, tempDir, waitFor } from './helpers.js';
+import { fastWaves, startFleet, uploadImage, type Fleet } from './fleet-harness.js';
+
+const stops: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  while (stops.length) await stops.pop()!();
+});
+
+async function setup(n: number, options: Parameters<typeof startFleet>[3] = {}): Promise<{ c: Coordinator; fleet: Fleet; dir: string }> {
+  const { dir, cleanup } = tempDir();
+  stops.push(cleanup);
+  const c = await startCoordinator(dir);
+  stops.push(() => c.stop());
+  const fleet = await startFleet(c, dir, n, options);
+  stops.push(() => fleet.stop());
+  return { c, fleet, dir };
+}
+
+const phaseOf = (c: Coordinator, id: string): string | undefined => c.deployment(id)?.phase;
+
+describe('rollouts with real agents', () => {
+  it('rolls a 20-device fleet to 100 % through every wave', async () => {
+    const { c, fleet } = await setup(20);
+    await uploadImage(c, '1.1.0');
+    const d = await c.createDeployment({
+      firmwareVersion: '1.1.0',
+      target: { hardwareModels: ['rpi4'] },
+      waves: fastWaves([10, 50, 100]),
+      gatePolicy: { minReportingDevices: 1 },
+    });
+    await waitFor(() => phaseOf(c, d.id) === 'completed', 'deployment completed', 60_000, 50);
+    const view = c.deployment(d.id)!;
+    expect(view.waves.map((w) => w.status)).toEqual(['passed', 'passed', 'passed']);
+    expect(view.waves.reduce((s, w) => s + (w.counts['committed'] ?? 0), 0)).toBe(20);
+    expect(view.decisions!.filter((x) => x.source === 'gate').map((x) => x.final.recommendation)).toEqual(['Proceed', 'Proceed', 'Proceed']);
+    await waitFor(() => c.registry.list().every((r) => r.firmwareVersion === '1.1.0'), 'registry shows 1.1.0 everywhere', 10_000);
+    for (const dev of fleet.devices) expect(dev.dev.bricked).toBe(false);
+  });
+
+  it('rolls back every exposed device when the operator aborts after the first wave', async () => {
+    const { c } = await setup(12);
+    await uploadImage(c, '1.2.0');
+    const d = await c.createDeployment({
+      firmwareVersion: '1.2.0',
+      target: { hardwareModels: ['rpi4'] },
+      waves: [...fastWaves([50], 300), { percent: 100, requiresApproval: true, soakMs: 300, deadlineMs: 30_000, minDevicesReporting: 1 }],
+      gatePolicy: { minReportingDevices: 1 },
+    });
+    // Wave 1 passes its gate, then wave 2 waits for approval: abort there.
+    await waitFor(() => c.deployment(d.id)?.waitingFor.includes('approval'), 'second wave waiting for approval', 60_000, 50);
+    const exposed = c.deployment(d.id)!.waves[0]!.counts['committed']!;
+    expect(exposed).toBeGreaterThan(0);
+    await c.act(d.id, { type: 'abort', reason: 'operator test' });
+    await waitFor(() => phaseOf(c, d.id) === 'rolled-back', 'rolled back', 60_000, 50);
+    const view = c.deployment(d.id)!;
+    expect(view.rollback).toMatchObject({ exposed, confirmed: exposed, unreachable: 0 });
+    await waitFor(() => c.registry.list().every((r) => r.firmwareVersion === '1.0.0'), 'every device back on 1.0.0', 20_000);
+    // The rollout topics are cleared: nothing retained for a late device to pick up.
+    expect(c.auditLog.list({ subject: d.id, limit: 500 }).map((e) => e.action)).toContain('deployment.rollback-started');
+  });
+
+  it('stops a bad image at its first wave: trial failures abort, the rest of the fleet is never touched', async () => {
+    const { c, fleet } = await setup(16, { bootOutcome: (_id, boot) => (boot.trial ? 'reset' : 'up') });
+    await uploadImage(c, '1.3.0');
+    const d = await c.createDeployment({
+      firmwareVersion: '1.3.0',
+      target: { hardwareModels: ['rpi4'] },
+      waves: fastWaves([25, 100]),
+      gatePolicy: { minReportingDevices: 1 },
+    });
+    await waitFor(() => ['rolled-back', 'aborted'].includes(phaseOf(c, d.id) ?? ''), 'aborted', 60_000, 50);
+    const view = c.deployment(d.id)!;
+    expect(view.waves[1]!.status).not.toBe('passed');
+    expect(view.waves[1]!.startedAt).toBeUndefined();
+    const abortDecision = view.decisions!.find((x) => x.final.recommendation === 'Abort');
+    expect(abortDecision).toBeDefined();
+    for (const dev of fleet.devices) expect(dev.dev.bricked).toBe(false);
+    await waitFor(() => c.registry.list().every((r) => r.firmwareVersion === '1.0.0'), 'every device on 1.0.0', 20_000);
+  });
+});
