@@ -126,3 +126,18 @@ describe('flag admin routes', () => {
     expect((await fetch(base + '/v1/flags')).status).toBe(401);
   });
 });
+
+describe('canary services wiring', () => {
+  it('republishes the device flags on device-flag changes only, and picks analyzers from flags', async () => {
+    const { createCanaryServices } = await import('../../coordinator/canary/canary-services.js');
+    const published: number[] = [];
+    const svc = createCanaryServices({ db, now: () => now, audit, env: {}, publishDeviceFlags: (m) => published.push(m.version) });
+    svc.flags.set('coord.thing', { enabled: true }, 'ops');
+    expect(published).toEqual([]);
+    svc.flags.set('agent.thing', { enabled: true, scope: 'device' }, 'ops');
+    svc.flags.kill('agent.thing', 'ops');
+    expect(published).toEqual([2, 3]);
+    expect(svc.ai).toBeUndefined();
+    expect(svc.analyzersFor({ id: 'dep-1' }, 0).map((a) => a.name)).toEqual(['hard-gates', 'stat']);
+  });
+});

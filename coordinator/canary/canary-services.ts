@@ -1,0 +1,58 @@
+/**
+ * One-call wiring of canary analysis and flags for the coordinator shell: the flag store (republishing
+ * the retained device-flags message whenever a device flag changes), the flag admin routes, and the
+ * flag-driven `analyzersFor(deployment, wave)` for the engine runner, with the AI endpoint from
+ * FLEET_AI_* variables. Shell-side (holds the store); everything it wires is tested on its own.
+ */
+import type { FlagsMessage } from '../../protocol/messages.js';
+import type { Router } from '../admin/router.js';
+import type { GateAnalyzer } from '../gate/analyzer.js';
+import type { AuditLog } from '../store/audit-log.js';
+import type { Db } from '../store/db.js';
+import { FlagStore } from '../flags/flag-store.js';
+import { registerFlagRoutes } from '../flags/flag-routes.js';
+import { createAnalyzersFor } from './analyzers-for.js';
+import { aiConfigFromEnv, type AiScorerConfig } from './ai-scorer.js';
+import type { JudgeConfig } from './judge-config.js';
+
+export interface CanaryServicesOptions {
+  db: Db;
+  /** The injected clock's now(). */
+  now: () => number;
+  audit?: AuditLog;
+  /** Environment for FLEET_AI_* (default: none, so the AI never runs). */
+  env?: Record<string, string | undefined>;
+  /** Publishes the retained `fleet/v1/flags` message (QoS 1); called on every device-flag change. */
+  publishDeviceFlags?: (message: FlagsMessage) => void;
+  judgeConfig?: JudgeConfig;
+}
+
+export interface CanaryServices {
+  flags: FlagStore;
+  /** The AI endpoint in use, if configured. */
+  ai: AiScorerConfig | undefined;
+  analyzersFor: (deployment: { id: string }, wave: number) => GateAnalyzer[];
+  registerRoutes(router: Router): void;
+  /** The current device-flags message (publish it retained at startup). */
+  deviceFlagsMessage(): FlagsMessage;
+}
+
+export function createCanaryServices(o: CanaryServicesOptions): CanaryServices {
+  const ai = aiConfigFromEnv(o.env ?? {});
+  // The store is created before the callback can run (changes only happen after construction).
+  const flags: FlagStore = new FlagStore({
+    db: o.db,
+    now: o.now,
+    ...(o.audit ? { audit: o.audit } : {}),
+    onChange: (change) => {
+      if (change.before?.scope === 'device' || change.after?.scope === 'device') o.publishDeviceFlags?.(flags.deviceFlagsMessage());
+    },
+  });
+  return {
+    flags,
+    ai,
+    analyzersFor: createAnalyzersFor({ flags, ai, ...(o.judgeConfig ? { judgeConfig: o.judgeConfig } : {}) }),
+    registerRoutes: (router) => registerFlagRoutes(router, { flags }),
+    deviceFlagsMessage: () => flags.deviceFlagsMessage(),
+  };
+}
