@@ -8,6 +8,7 @@ import { FleetError } from '../protocol/errors.js';
 import { loadAgentConfig } from './config.js';
 import { FileStateStore } from './state-store.js';
 import { reportedState } from './agent-state.js';
+import { registerAgentToolCommands } from './cli-tools.js';
 
 export function registerAgentCommands(program: Command): void {
   const agent = program.command('agent').description('the device daemon: verified A/B updates and telemetry');
@@ -61,6 +62,8 @@ export function registerAgentCommands(program: Command): void {
       if (opts.json) console.log(JSON.stringify({ ...config, broker: { ...config.broker, password: config.broker.password ? '***' : undefined } }, null, 2));
       else console.log(`${opts.config} is valid: device ${config.deviceId} (${config.hardwareModel}), broker ${config.broker.url}, slots ${config.slots.kind}`);
     });
+
+  registerAgentToolCommands(agent);
 
   agent
     .command('status')

@@ -12,7 +12,7 @@
  * `powerOn()` — the bootloader picking a slot — and starts a new agent on the same data directory.
  */
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, open, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -74,18 +74,18 @@ export class FileSlotBackend implements SlotBackend {
 
   /**
    * Opens (or, on first use, creates) a slot directory. A new directory starts with slot A booted and
-   * primary; `factoryImage` is copied into slot A if given.
+   * primary, holding `factoryImage` (or an empty placeholder image).
    */
   static async create(options: FileSlotBackendOptions & { factoryImage?: string }): Promise<FileSlotBackend> {
     const backend = new FileSlotBackend(options.dir, options);
     await mkdir(options.dir, { recursive: true });
     const existing = await backend.readStateOrNull();
     if (!existing) {
-      let content: { size: number; sha256: string } | null = null;
-      if (options.factoryImage !== undefined) {
-        await copyFile(options.factoryImage, backend.slotPath('A'));
-        content = await sha256File(backend.slotPath('A'));
-      }
+      // The booted slot is bootable by definition (we run on it): without a factory image it is an
+      // empty placeholder file, so a later rollback to it can be armed.
+      if (options.factoryImage !== undefined) await copyFile(options.factoryImage, backend.slotPath('A'));
+      else await writeFile(backend.slotPath('A'), '');
+      const content = await sha256File(backend.slotPath('A'));
       await backend.writeState({
         primary: 'A',
         booted: 'A',
