@@ -15,6 +15,7 @@ import { Draft, emptyCounts } from './device-progress.js';
 import { nextWindowStart } from './maintenance-window.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import { bucketsOfWave } from './wave-plan.js';
+import { bucketOf } from '../../protocol/bucket.js';
 import {
   FINAL_PHASES,
   type DeploymentCore,
@@ -65,6 +66,12 @@ function start(ctx: Ctx, actor: string): void {
 }
 
 export function step(state: DeploymentState, event: EngineEvent, now: number): StepResult {
+  // Fast path: presence of a device this deployment does not track (the runner fans presence out to
+  // every live deployment) changes nothing and should cost nothing.
+  if (event.type === 'device-presence') {
+    const prev = state.devices[bucketOf(event.deviceId)]?.[event.deviceId];
+    if (!prev || prev.online === event.online) return { state, effects: [], changedDevices: [] };
+  }
   const ctx: Ctx = { d: new Draft(state), now, effects: [] };
   switch (event.type) {
     case 'tick':
