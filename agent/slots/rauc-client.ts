@@ -3,7 +3,7 @@
  * through RAUC's D-Bus API (de.pengutronix.rauc.Installer, via dbus-next) or the CLI. Both clients follow
  * install progress and bound every wait. I/O adapter; the zod schemas parse everything RAUC prints.
  */
-import dbus from 'dbus-next';
+import type { ClientInterface, Variant } from 'dbus-next';
 import { z } from 'zod';
 import type { Clock } from '../../protocol/clock.js';
 import { parsePayload } from '../../protocol/parse.js';
@@ -134,7 +134,7 @@ export class RaucClient {
       return;
     }
     await this.withInstaller(async (installer, props, guard) => {
-      const onChanged = (iface: string, changed: Record<string, dbus.Variant>): void => {
+      const onChanged = (iface: string, changed: Record<string, Variant>): void => {
         const progress = changed.Progress?.value as [number, string, number] | undefined;
         if (iface === 'de.pengutronix.rauc.Installer' && progress) onProgress({ percent: progress[0], message: progress[1] });
       };
@@ -149,13 +149,13 @@ export class RaucClient {
         timer.handle = this.o.clock.setTimeout(() => resolve('timeout'), this.o.installTimeoutMs);
       });
       try {
-        await guard((installer.InstallBundle as (s: string, a: Record<string, dbus.Variant>) => Promise<void>)(bundle, {}), this.o.commandTimeoutMs, 'InstallBundle');
+        await guard((installer.InstallBundle as (s: string, a: Record<string, Variant>) => Promise<void>)(bundle, {}), this.o.commandTimeoutMs, 'InstallBundle');
         const code = await guard(Promise.race([completed, timeout]), this.o.installTimeoutMs + 1_000, 'Completed');
         if (code === 'timeout') {
           throw new SlotError('write-failed', `RAUC did not finish installing ${bundle} within ${this.o.installTimeoutMs} ms; check \`rauc status\` and the journal of rauc.service`);
         }
         if (code !== 0) {
-          const lastError = (await guard((props.Get as (i: string, p: string) => Promise<dbus.Variant>)('de.pengutronix.rauc.Installer', 'LastError'), this.o.commandTimeoutMs, 'LastError')).value as string;
+          const lastError = (await guard((props.Get as (i: string, p: string) => Promise<Variant>)('de.pengutronix.rauc.Installer', 'LastError'), this.o.commandTimeoutMs, 'LastError')).value as string;
           throw new SlotError('write-failed', `RAUC install of ${bundle} failed (${code}): ${lastError}`);
         }
       } catch (err) {
@@ -173,7 +173,9 @@ export class RaucClient {
    * One connection per call: the agent calls RAUC a handful of times per update. Every D-Bus wait is
    * bounded: dbus-next reports a dead socket only as an 'error' event and would otherwise wait forever.
    */
-  private async withInstaller<T>(fn: (installer: dbus.ClientInterface, props: dbus.ClientInterface, guard: Guard) => Promise<T>): Promise<T> {
+  private async withInstaller<T>(fn: (installer: ClientInterface, props: ClientInterface, guard: Guard) => Promise<T>): Promise<T> {
+    // Loaded on first use, so importing this backend (e.g. for its config schema) costs nothing.
+    const dbus = (await import('dbus-next')).default;
     const bus = this.o.bus === 'system' ? dbus.systemBus() : dbus.sessionBus(this.o.busAddress ? { busAddress: this.o.busAddress } : {});
     const timers: ReturnType<Clock['setTimeout']>[] = [];
     let failBus: (err: unknown) => void = () => undefined;
