@@ -68,13 +68,20 @@ export interface AgentOptions {
   bootId?: () => Promise<string>;
   /** Called after slots.reboot() returns (tests/simulator: stop this agent, power on, start a new one). */
   onReboot?: () => void | Promise<void>;
+  /**
+   * Called when slots.reboot() fails: the agent is shut down by then. The daemon exits non-zero so
+   * systemd restarts it; the restarted agent re-arms and reboots (a bounded number of times).
+   */
+  onRebootFailed?: (err: unknown) => void | Promise<void>;
   /** Called after every state change (tests and the simulator observe progress here). */
   onStateChange?: (state: AgentState) => void;
   /** Default: true. The simulator may turn the periodic telemetry timer off and call sendTelemetry(). */
   telemetryTimer?: boolean;
 }
 
-type ShellEvent = UpdateEvent | { type: 'rollout-message'; message: RolloutMessage };
+/** What `dispatch` accepts: an update machine event, or a rollout message still to be verified. */
+export type AgentEvent = UpdateEvent | { type: 'rollout-message'; message: RolloutMessage };
+type ShellEvent = AgentEvent;
 
 async function procBootId(): Promise<string | undefined> {
   try {
@@ -265,6 +272,7 @@ export class Agent {
       onMessage: (topic, payload) => this.onMessage(topic, payload),
     });
     this.session.start();
+    this.options.onStateChange?.(this.st);
     const effects = this.pendingBootEffects;
     this.pendingBootEffects = [];
     this.enqueue(() => this.runEffects(effects));
@@ -564,7 +572,14 @@ export class Agent {
       options: { qos: 1, retain: true },
     });
     this.session = null;
-    await this.slots.reboot();
+    try {
+      await this.slots.reboot();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'reboot failed; the agent stops so that its supervisor restarts it');
+      this.stopped = true;
+      await this.options.onRebootFailed?.(err);
+      return;
+    }
     await this.options.onReboot?.();
   }
 

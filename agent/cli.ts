@@ -32,7 +32,15 @@ export function registerAgentCommands(program: Command): void {
         stop = () => device.stop();
       } else {
         const { Agent } = await import('./agent.js');
-        const a = await Agent.create({ config, logger });
+        const a = await Agent.create({
+          config,
+          logger,
+          onRebootFailed: () => {
+            // systemd (Restart=always) starts us again; the new agent re-arms and retries the reboot.
+            process.exitCode = 1;
+            process.kill(process.pid, 'SIGTERM');
+          },
+        });
         await a.start();
         stop = () => a.stop();
       }

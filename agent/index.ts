@@ -2,7 +2,7 @@
  * agent/: the device daemon's public entry. The simulator and the coordinator's integration tests
  * build on these exports only.
  */
-export { Agent, AGENT_VERSION, type AgentOptions } from './agent.js';
+export { Agent, AGENT_VERSION, type AgentEvent, type AgentOptions } from './agent.js';
 export { AgentConfigSchema, DurationSchema, loadAgentConfig, parseAgentConfig, type AgentConfig, type AgentConfigInput } from './config.js';
 export {
   AgentStateSchema,

@@ -89,3 +89,22 @@ describe('agent config', () => {
     expect(c.health.checks).toHaveLength(2);
   });
 });
+
+describe('slot backend from config', () => {
+  it('builds the file backend, and refuses a hardware backend config with the bad field named', async () => {
+    const { createSlotBackend } = await import('../../agent/slots/create-slot-backend.js');
+    const pino = (await import('pino')).default;
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-agent-slots-'));
+    try {
+      const file = await createSlotBackend({ kind: 'file', dir, trialBoots: 1 }, pino({ level: 'silent' }));
+      expect(file.kind).toBe('file');
+      expect((await file.bootState()).booted).toBe('A');
+      const err = await createSlotBackend({ kind: 'tryboot' }, pino({ level: 'silent' })).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(/slots/);
+      await expect(createSlotBackend({ kind: 'memory' }, pino({ level: 'silent' }))).rejects.toThrow(/host injects the backend/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
