@@ -179,7 +179,8 @@ export function applyDecision(ctx: Ctx, decision: DecisionRecord): void {
       const ext = m.extensionMs ?? Math.max(60_000, waveSpec(ctx, w.index).soakMs);
       w.status = 'soaking';
       core.phase = 'soaking';
-      w.soakEndsAt = ctx.now + ext;
+      // While paused the extension counts from the pause: resume shifts it by the paused time.
+      w.soakEndsAt = (core.pause?.at ?? ctx.now) + ext;
       audit(ctx, 'gate', 'deployment.soak-extended', { monitorCount: w.monitorCount, soakEndsAt: w.soakEndsAt }, { wave: w.index });
       return;
     }

@@ -5,7 +5,7 @@ import { recount } from '../../coordinator/engine/device-progress.js';
 import { allDevices } from '../../coordinator/engine/device-progress.js';
 import { devicesInWave, hello, HOUR, makeSpec, members, MIN, ofType, status, T0 } from './engine-fixtures.js';
 import { decision, Drive, gating, held, opEvent, PHASE_BUILDERS, rolling, rollingBack, soaking, W0 } from './engine-phases.js';
-import type { OperatorAction } from '../../coordinator/engine/types.js';
+import type { EngineEvent, OperatorAction } from '../../coordinator/engine/types.js';
 
 function countsConsistent(d: Drive): void {
   expect(recount(d.state.core, allDevices(d.state))).toEqual(d.state.core.waves.map((w) => w.counts));
@@ -475,4 +475,53 @@ describe('engine: purity', () => {
     d.at(T0 + 2 * HOUR).ev({ type: 'tick' });
     countsConsistent(d);
   });
+});
+
+// Every state × every kind of event: the phase each lands in (reviewed by hand; see the README's
+// state diagram). Events arrive three hours later, past every wave deadline and soak.
+const EVENT_MATRIX: Record<string, Record<string, string>> = {
+  draft: { tick: 'draft', committed: 'draft', 'trial-failed': 'draft', 'hello-old': 'draft', offline: 'draft', members: 'draft', proceed: 'draft' },
+  scheduled: { tick: 'rolling', committed: 'scheduled', 'trial-failed': 'scheduled', 'hello-old': 'scheduled', offline: 'scheduled', members: 'scheduled', proceed: 'scheduled' },
+  'pending-approval': { tick: 'pending', committed: 'pending', 'trial-failed': 'pending', 'hello-old': 'pending', offline: 'pending', members: 'pending', proceed: 'pending' },
+  rolling: { tick: 'soaking', committed: 'rolling', 'trial-failed': 'rolled-back', 'hello-old': 'rolling', offline: 'rolling', members: 'rolling', proceed: 'rolling' },
+  'rolling-paused': { tick: 'rolling', committed: 'rolling', 'trial-failed': 'rolled-back', 'hello-old': 'rolling', offline: 'rolling', members: 'rolling', proceed: 'rolling' },
+  soaking: { tick: 'gating', committed: 'soaking', 'trial-failed': 'rolling-back', 'hello-old': 'soaking', offline: 'soaking', members: 'soaking', proceed: 'soaking' },
+  held: { tick: 'soaking', committed: 'soaking', 'trial-failed': 'rolling-back', 'hello-old': 'soaking', offline: 'soaking', members: 'soaking', proceed: 'soaking' },
+  gating: { tick: 'gating', committed: 'gating', 'trial-failed': 'rolling-back', 'hello-old': 'gating', offline: 'gating', members: 'gating', proceed: 'rolling' },
+  completed: { tick: 'completed', committed: 'completed', 'trial-failed': 'completed', 'hello-old': 'completed', offline: 'completed', members: 'completed', proceed: 'completed' },
+  aborted: { tick: 'aborted', committed: 'aborted', 'trial-failed': 'aborted', 'hello-old': 'aborted', offline: 'aborted', members: 'aborted', proceed: 'aborted' },
+  'rolling-back': { tick: 'rolling-back', committed: 'rolling-back', 'trial-failed': 'rolling-back', 'hello-old': 'rolling-back', offline: 'rolling-back', members: 'rolling-back', proceed: 'rolling-back' },
+  'rolled-back': { tick: 'rolled-back', committed: 'rolled-back', 'trial-failed': 'rolled-back', 'hello-old': 'rolled-back', offline: 'rolled-back', members: 'rolled-back', proceed: 'rolled-back' },
+};
+
+describe('engine: every state × every event', () => {
+  for (const [name, build] of Object.entries(PHASE_BUILDERS)) {
+    it(`${name}`, () => {
+      const d = build();
+      const id = W0(d.spec)[0]!;
+      const later = d.now + 3 * HOUR;
+      const cur = d.state.core.current;
+      const attempt = d.state.core.waves[cur]!.gateAttempt;
+      const events: Record<string, EngineEvent> = {
+        tick: { type: 'tick' },
+        committed: { type: 'device-status', status: status(id, 'committed', { seq: 10_000, at: later }) },
+        'trial-failed': { type: 'device-status', status: status(id, 'rolled-back', { reason: 'trial-boot-failed', seq: 10_000, at: later }) },
+        'hello-old': { type: 'device-hello', hello: hello(id, '1.0.0') },
+        offline: { type: 'device-presence', deviceId: id, online: false },
+        members: { type: 'wave-members', wave: 0, members: [] },
+        proceed: { type: 'gate-result', wave: cur, attempt, decision: decision(d.spec, cur, attempt, 'Proceed') },
+      };
+      for (const [ev, event] of Object.entries(events)) {
+        const r = step(d.state, event, later);
+        expect(r.state.core.phase, `${name} × ${ev}`).toBe(EVENT_MATRIX[name]![ev]);
+        expect(r.state.core.revision, `${name} × ${ev} revision`).toBeGreaterThanOrEqual(d.state.core.revision);
+        expect(recount(r.state.core, allDevices(r.state)), `${name} × ${ev} counts`).toEqual(r.state.core.waves.map((w) => w.counts));
+        // Whatever happened, the engine either waits for an event or has a wake-up scheduled.
+        const wake = ofType(r.effects, 'schedule-wake')[0]?.at ?? nextWakeAt(r.state, later);
+        if (['scheduled', 'rolling', 'soaking', 'rolling-back'].includes(r.state.core.phase) && !r.state.core.pause) {
+          expect(wake, `${name} × ${ev} wake`).toBeDefined();
+        }
+      }
+    });
+  }
 });
