@@ -9,6 +9,8 @@ export interface DeploymentView {
   id: string;
   phase: string;
   current: number;
+  /** Held for an operator (paused by one, or by the gate's Monitor limit). */
+  paused: { cause: string; reason?: string } | null;
   abortReason?: string;
   waves: WaveRecord[];
   rollback?: { startedAt: number; completedAt?: number; exposed: number; confirmed: number; unreachable: number };

@@ -238,7 +238,13 @@ function scheduleFleetFaults(
     injector.at(parseDuration(f.brokerRestartAfter), async () => {
       emit({ type: 'fault', kind: 'broker-restart' });
       bump('broker-restarts');
-      await coordinator.restartBroker();
+      try {
+        await coordinator.restartBroker();
+      } catch {
+        // The embedded broker cannot restart alone: every device connection drops at once instead,
+        // which is what devices see of a broker restart (the reconnect storm), without the lost state.
+        for (const h of hosts) h.dropConnection();
+      }
     });
   }
   if (f.coordinatorRestartAfter !== undefined) {
@@ -300,6 +306,8 @@ async function followDeployment(
       // restarting
     }
     if (FINAL.has(d.phase)) return d;
+    // Held for an operator: nobody will come in a simulation; report where it stopped.
+    if (d.paused) return { ...d, phase: `paused (${d.paused.cause}) in ${d.phase}` };
     if (d.phase === 'completed') {
       completedAt ??= clock.now();
       const everyone = hosts.filter((h) => h.alive).every((h) => h.truth.finalVersion === version);

@@ -10,6 +10,7 @@ import { registerFirmwareCommands } from '../../firmware/cli.js';
 import { registerAgentCommands } from '../../agent/cli.js';
 import { registerCoordinatorCommands } from './coordinator-cli.js';
 import { registerCanaryCommands, registerDecisionCommands, registerFlagCommands } from '../canary/register-cli.js';
+import { registerSimulatorCommands } from '../../simulator/cli.js';
 
 const program = new Command('fleet')
   .description('safe, signed, wave-based firmware rollouts for IoT fleets')
@@ -21,6 +22,7 @@ registerCoordinatorCommands(program);
 registerAgentCommands(program);
 registerCanaryCommands(program);
 registerFlagCommands(program);
+registerSimulatorCommands(program);
 
 // Last: adds `decisions` to the `deploy` group registered above (or creates the group).
 registerDecisionCommands(program);

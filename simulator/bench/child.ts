@@ -15,21 +15,26 @@ export async function startChild(modulePath: string, args: string[] = [], timeou
   const proc = fork(modulePath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc'] });
   const waitFor = <T>(type: string, ms: number): Promise<T> =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const done = (): void => {
+        clearTimeout(timer);
         proc.off('message', onMessage);
+        proc.off('exit', onExit);
+      };
+      const timer = setTimeout(() => {
+        done();
         reject(new Error(`child ${modulePath} sent no ${type} within ${ms} ms`));
       }, ms);
       const onMessage = (msg: { type?: string }): void => {
         if (msg.type !== type) return;
-        clearTimeout(timer);
-        proc.off('message', onMessage);
+        done();
         resolve(msg as T);
       };
+      const onExit = (code: number | null): void => {
+        done();
+        reject(new Error(`child ${modulePath} exited with ${String(code)} before ${type}`));
+      };
       proc.on('message', onMessage);
-      proc.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`child ${modulePath} exited with ${code} before ${type}`));
-      });
+      proc.on('exit', onExit);
     });
   const ready = await waitFor<Record<string, unknown>>('ready', timeoutMs);
   const child: Child = {

@@ -1,0 +1,249 @@
+/**
+ * The two ways the simulator reaches a coordinator: embedded in this process (the default: its own
+ * broker, SQLite store and artifact server in a fresh data directory, on the run's accelerated clock),
+ * or a running one over its admin API (`--broker` with `--url`/`--token`). I/O shell.
+ */
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Clock } from '../protocol/clock.js';
+import { FleetError } from '../protocol/errors.js';
+import { loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
+import { Coordinator, AdminClient, type DecisionRecord, type DeviceProgress } from '../coordinator/index.js';
+// Not in coordinator/index.ts yet: the coordinator's default gate runs the hard gates only, and the
+// simulator must judge with the statistical analyzer too (reported as a missing public export).
+import { hardGatesAnalyzer } from '../coordinator/gate/hard-gates.js';
+import { createStatAnalyzer } from '../coordinator/canary/stat-judge.js';
+import type { CoordinatorHandle, CreateDeploymentInput, DeploymentView } from './coordinator-handle.js';
+import type { DecisionView, ProgressView, WaveRecord } from './report.js';
+
+interface CoordinatorDeploymentView {
+  id: string;
+  phase: string;
+  current: number;
+  pause?: { cause: string; reason?: string | undefined } | undefined;
+  abortReason?: string | undefined;
+  waves: { index: number; percent: number; status: string; startedAt?: number | undefined; completedAt?: number | undefined; verdict?: string | undefined; counts: Record<string, number> }[];
+  rollback?: { startedAt: number; completedAt?: number | undefined; exposed: number; confirmed: number; unreachable: number } | undefined;
+}
+
+function toView(v: CoordinatorDeploymentView): DeploymentView {
+  const waves: WaveRecord[] = v.waves.map((w) => ({
+    index: w.index,
+    percent: w.percent,
+    status: w.status,
+    ...(w.startedAt !== undefined ? { startedAt: w.startedAt } : {}),
+    ...(w.completedAt !== undefined ? { completedAt: w.completedAt } : {}),
+    ...(w.verdict !== undefined ? { verdict: w.verdict } : {}),
+    counts: {
+      tracked: w.counts['tracked'] ?? 0,
+      committed: w.counts['committed'] ?? 0,
+      failed: w.counts['failed'] ?? 0,
+      trialFailures: w.counts['trialFailures'] ?? 0,
+      timedOut: w.counts['timedOut'] ?? 0,
+      inProgress: w.counts['inProgress'] ?? 0,
+      offline: w.counts['offline'] ?? 0,
+      ineligible: w.counts['ineligible'] ?? 0,
+    },
+  }));
+  return {
+    id: v.id,
+    phase: v.phase,
+    current: v.current,
+    paused: v.pause ? { cause: v.pause.cause, ...(v.pause.reason !== undefined ? { reason: v.pause.reason } : {}) } : null,
+    ...(v.abortReason !== undefined ? { abortReason: v.abortReason } : {}),
+    waves,
+    ...(v.rollback ? { rollback: { startedAt: v.rollback.startedAt, exposed: v.rollback.exposed, confirmed: v.rollback.confirmed, unreachable: v.rollback.unreachable, ...(v.rollback.completedAt !== undefined ? { completedAt: v.rollback.completedAt } : {}) } } : {}),
+  };
+}
+
+function toDecision(d: DecisionRecord): DecisionView {
+  return {
+    wave: d.wave,
+    at: d.at,
+    source: d.source,
+    recommendation: d.final.recommendation,
+    riskLevel: d.final.riskLevel,
+    rule: d.final.rule,
+    issues: d.final.issues,
+    analyzers: d.analyzers.map((a) => ({
+      name: a.name,
+      ok: a.ok,
+      ...(a.verdict ? { recommendation: a.verdict.recommendation, rule: a.verdict.rule } : {}),
+      ...(a.error ? { error: a.error.message } : {}),
+    })),
+  };
+}
+
+function toProgress(p: DeviceProgress): ProgressView {
+  return { deviceId: p.deviceId, wave: p.wave, state: p.state, timedOut: p.timedOut, ...(p.rollback ? { rollback: { status: p.rollback.status } } : {}) };
+}
+
+function deploymentRequest(input: CreateDeploymentInput) {
+  return {
+    firmwareVersion: input.firmwareVersion,
+    target: { hardwareModels: input.hardwareModels, versionRange: '*', tags: [] },
+    waves: input.waves.map((w) => ({ percent: w.percent, soakMs: w.soakMs, deadlineMs: w.deadlineMs, minDevicesReporting: w.minDevicesReporting, requiresApproval: false })),
+    bucketOffset: input.bucketOffset,
+    description: input.description,
+    maintenanceWindows: [],
+    draft: false,
+  };
+}
+
+export class NotSupportedError extends FleetError {
+  constructor(message: string) {
+    super('not-supported', message);
+  }
+}
+
+/** An embedded coordinator on the run's clock, in `dataDir`. Restartable on the same directory. */
+export async function embeddedCoordinator(ctx: { clock: Clock; dataDir: string; logger: Logger }): Promise<CoordinatorHandle> {
+  const make = (): Promise<Coordinator> =>
+    Coordinator.create({
+      config: {
+        env: 'development',
+        dataDir: ctx.dataDir,
+        // Port 0 picks free ports; a restart on the same data directory reuses them (devices reconnect).
+        mqtt: { port: 0, host: '127.0.0.1' },
+        http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 256 },
+        // Every device has its own credentials; a cheap scrypt keeps provisioning 10,000 of them quick.
+        allowAnonymousDevices: false,
+        credentialCost: 4,
+      },
+      clock: ctx.clock,
+      logger: ctx.logger,
+      analyzers: [hardGatesAnalyzer, createStatAnalyzer()],
+    });
+  let c = await make();
+  let restarting: Promise<void> | null = null;
+  const current = async (): Promise<Coordinator> => {
+    while (restarting) await restarting;
+    return c;
+  };
+  return {
+    brokerUrl: c.mqttUrl,
+    description: 'embedded',
+    trust: async () => loadTrustStore((await current()).trustDir),
+    async provision(ids, hardwareModelOf) {
+      const co = await current();
+      const byModel = new Map<string, string[]>();
+      for (const id of ids) byModel.set(hardwareModelOf(id), [...(byModel.get(hardwareModelOf(id)) ?? []), id]);
+      const out = new Map<string, string>();
+      for (const [model, list] of byModel) {
+        for (const p of await co.provisionDevices(list, { hardwareModel: model })) out.set(p.deviceId, p.secret);
+      }
+      return out;
+    },
+    async uploadFirmware(version, bytes, hardware) {
+      const r = await (await current()).uploadFirmware({ image: Readable.from([bytes]), version, hardware });
+      return { sha256: r.sha256, size: r.size };
+    },
+    async createDeployment(input) {
+      const v = await (await current()).rollouts.create(deploymentRequest(input), 'simulator');
+      return v.id;
+    },
+    async deployment(id) {
+      const v = (await current()).rollouts.view(id);
+      if (!v) throw new FleetError('not-found', `deployment ${id} is not known`);
+      return toView(v);
+    },
+    async decisions(id) {
+      return (await current()).rollouts.decisions(id).map(toDecision);
+    },
+    async progress(id) {
+      return (await current()).rollouts.devices(id).map(toProgress);
+    },
+    async onlineDevices() {
+      const co = await current();
+      let n = 0;
+      for (const d of co.registry.all()) if (d.online) n++;
+      return n;
+    },
+    restartBroker() {
+      return Promise.reject(new NotSupportedError('the embedded coordinator cannot restart its broker alone'));
+    },
+    async restartCoordinator() {
+      if (restarting) return restarting;
+      restarting = (async () => {
+        await c.stop();
+        c = await make();
+      })();
+      try {
+        await restarting;
+      } finally {
+        restarting = null;
+      }
+    },
+    async stop() {
+      await (await current()).stop();
+    },
+  };
+}
+
+/**
+ * A running coordinator: devices connect to `url`, everything else goes through the admin API. The
+ * devices' trust store is the directory of the coordinator's public key (`--trust`), as on real devices.
+ */
+export async function remoteCoordinator(opts: { url: string; adminUrl: string | undefined; token: string | undefined; trustDir: string | undefined }): Promise<CoordinatorHandle> {
+  if (!opts.adminUrl || !opts.token) {
+    throw new NotSupportedError('--broker needs the coordinator\'s admin API too: pass --url and --token (or set FLEET_URL and FLEET_TOKEN)');
+  }
+  if (!opts.trustDir) {
+    throw new NotSupportedError('--broker needs --trust <dir>: the directory holding the coordinator\'s public key (<data-dir>/keys), as on real devices');
+  }
+  const trust = await loadTrustStore(opts.trustDir);
+  const api = new AdminClient(opts.adminUrl.replace(/\/$/, ''), opts.token);
+  return remoteHandle(api, opts.url, opts.adminUrl, trust);
+}
+
+function remoteHandle(api: AdminClient, brokerUrl: string, adminUrl: string, trust: TrustStore): CoordinatorHandle {
+  const get = <T>(path: string): Promise<T> => api.request<T>('GET', path);
+  return {
+    brokerUrl,
+    description: `${brokerUrl} (admin ${adminUrl})`,
+    trust: () => Promise.resolve(trust),
+    async provision(ids, hardwareModelOf) {
+      const out = new Map<string, string>();
+      const byModel = new Map<string, string[]>();
+      for (const id of ids) byModel.set(hardwareModelOf(id), [...(byModel.get(hardwareModelOf(id)) ?? []), id]);
+      for (const [model, list] of byModel) {
+        for (let i = 0; i < list.length; i += 500) {
+          const r = await api.request<{ devices: { deviceId: string; secret: string }[] }>('POST', '/v1/devices/provision', {
+            deviceIds: list.slice(i, i + 500),
+            hardwareModel: model,
+            rotate: true,
+          });
+          for (const d of r.devices) out.set(d.deviceId, d.secret);
+        }
+      }
+      return out;
+    },
+    async uploadFirmware(version, bytes, hardware) {
+      const q = new URLSearchParams({ version, hardware: hardware.join(',') });
+      const r = await api.request<{ sha256: string; size: number }>('POST', `/v1/firmware?${q.toString()}`, undefined, {
+        raw: bytes,
+        headers: { 'content-type': 'application/octet-stream' },
+      });
+      return { sha256: r.sha256, size: r.size };
+    },
+    async createDeployment(input) {
+      return (await api.request<{ id: string }>('POST', '/v1/deployments', deploymentRequest(input))).id;
+    },
+    async deployment(id) {
+      return toView(await get<CoordinatorDeploymentView>(`/v1/deployments/${id}`));
+    },
+    async decisions(id) {
+      return (await get<{ decisions: DecisionRecord[] }>(`/v1/deployments/${id}/decisions`)).decisions.map(toDecision);
+    },
+    async progress(id) {
+      const r = await get<DeviceProgress[] | { devices: DeviceProgress[] }>(`/v1/deployments/${id}/devices`);
+      return (Array.isArray(r) ? r : r.devices).map(toProgress);
+    },
+    async onlineDevices() {
+      return (await get<{ online: number }>('/v1/devices?online=true&limit=1')).online;
+    },
+    restartBroker: () => Promise.reject(new NotSupportedError('cannot restart a remote broker')),
+    restartCoordinator: () => Promise.reject(new NotSupportedError('cannot restart a remote coordinator')),
+    stop: () => Promise.resolve(),
+  };
+}
