@@ -36,8 +36,18 @@ export interface CounterCheck {
 }
 
 export interface JudgeConfig {
-  /** Significance for counts, device-level and silence tests, and the e-value threshold 1/alpha. */
+  /**
+   * Family-wise significance for a count to be High (hold at Monitor), split over the counters
+   * (Bonferroni: alpha / counters each); also the device-level Fisher test's significance.
+   */
   alpha: number;
+  /**
+   * Family-wise significance for a count to be Critical (Abort), split over the counters; the
+   * anytime-valid e-value aborts at counters / abortAlpha. Stricter than `alpha` because a rollback of a
+   * healthy release is costly while a Monitor only extends the soak, during which a real regression
+   * keeps accumulating evidence.
+   */
+  abortAlpha: number;
   /** Kayenta's Mann-Whitney confidence and tolerance. */
   confidence: number;
   tolerance: number;
@@ -63,6 +73,7 @@ const MB_PER_DAY = 1 / 24;
 
 export const DEFAULT_JUDGE_CONFIG: JudgeConfig = {
   alpha: 0.01,
+  abortAlpha: 0.001,
   confidence: 0.98,
   tolerance: 0.25,
   eValueConcentration: 2,

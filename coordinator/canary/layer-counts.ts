@@ -2,8 +2,8 @@
  * Layer 3 of the statistical judge: rare counts (crashes, reboots, agent restarts, errors) as rates by
  * exposure. Pure.
  *
- * Per counter: the exact conditional binomial test and rate ratio (High at p < alpha and RR ≥ 1.5,
- * Critical at RR ≥ 2); Fisher's exact test on devices with at least one event plus the top device's
+ * Per counter: the exact conditional binomial test and rate ratio (High at p < alpha/counters and
+ * RR ≥ 1.5; Critical at p < abortAlpha/counters and RR ≥ 2); Fisher's exact test on devices with at least one event plus the top device's
  * share of canary events, so that one pathological device is flagged instead of aborting a good
  * release; and the beta-binomial mixture e-value, which aborts early and stays valid however often the
  * gate looks. A control rate above the counter's SLO marks a fleet-wide incident (Monitor, never Abort,
@@ -13,7 +13,7 @@ import type { CanarySnapshot, DeviceSummary, Evidence } from '../../protocol/can
 import type { CounterCheck, JudgeConfig } from './judge-config.js';
 import { compareRates, fisherExact, poissonUpperTail, sequentialAbort } from './stats/counts.js';
 
-export type CounterOutcome = 'pass' | 'high' | 'critical' | 'flag' | 'nodata';
+export type CounterOutcome = 'pass' | 'high' | 'critical' | 'flag' | 'suggestive' | 'nodata';
 
 export interface CounterResult {
   counter: string;
@@ -29,6 +29,10 @@ export interface CounterResult {
 const sig = (x: number): number | string => (Number.isFinite(x) ? Number(x.toPrecision(6)) : String(x));
 
 function judgeCounter(canary: readonly DeviceSummary[], control: readonly DeviceSummary[], check: CounterCheck, cfg: JudgeConfig): CounterResult {
+  // Bonferroni over the counters judged at this gate.
+  const m = Math.max(1, cfg.counters.length);
+  const alphaHigh = cfg.alpha / m;
+  const alphaAbort = cfg.abortAlpha / m;
   const c = check.counter;
   const kE = canary.reduce((s, d) => s + d.events[c], 0);
   const kC = control.reduce((s, d) => s + d.events[c], 0);
@@ -40,7 +44,7 @@ function judgeCounter(canary: readonly DeviceSummary[], control: readonly Device
   const fisher = fisherExact(affectedE.length, canary.length - affectedE.length, affectedC, control.length - affectedC);
   const top = affectedE.reduce<DeviceSummary | undefined>((best, d) => (!best || d.events[c] > best.events[c] ? d : best), undefined);
   const topShare = top && kE > 0 ? top.events[c] / kE : 0;
-  const seq = sequentialAbort(kE, kC, rates.p0, cfg.alpha, cfg.eValueConcentration);
+  const seq = sequentialAbort(kE, kC, rates.p0, alphaAbort, cfg.eValueConcentration);
   const controlRate = eC > 0 ? kC / eC : 0;
   // The control breaches its SLO only when its rate is significantly above it (exact Poisson test), so
   // a few unlucky control events on little exposure do not hold a healthy wave.
@@ -58,7 +62,10 @@ function judgeCounter(canary: readonly DeviceSummary[], control: readonly Device
     p0: sig(rates.p0),
     pValue: sig(rates.pValue),
     expectedCanaryEvents: sig(rates.expectedE),
+    alphaHigh: sig(alphaHigh),
+    alphaAbort: sig(alphaAbort),
     eValue: sig(seq.eValue),
+    eValueThreshold: sig(1 / alphaAbort),
     sequentialAbort: seq.abort,
     canaryDevicesAffected: affectedE.length,
     controlDevicesAffected: affectedC,
@@ -73,8 +80,20 @@ function judgeCounter(canary: readonly DeviceSummary[], control: readonly Device
   if (eE <= 0 || eC <= 0) {
     return { ...base, outcome: 'nodata', evidence: { check: c, result: 'nodata', values, note: 'no exposure in one cohort' } };
   }
-  const significant = rates.pValue < cfg.alpha && rates.rateRatio >= check.highRatio;
-  if (!significant && !seq.abort) return { ...base, outcome: 'pass', evidence: { check: c, result: 'pass', values } };
+  const significant = rates.pValue < alphaHigh && rates.rateRatio >= check.highRatio;
+  if (!significant && !seq.abort) {
+    // Suggestive (significant before the multiplicity correction): hold the wave a little longer
+    // rather than proceed on it; a real regression keeps accumulating evidence during the soak.
+    if (rates.pValue < cfg.alpha && rates.rateRatio >= check.highRatio) {
+      return {
+        ...base,
+        outcome: 'suggestive',
+        evidence: { check: c, result: 'flag', values, note: 'suggestive: significant only before the correction for several counters' },
+        issue: `canary ${c} rate is ${rates.rateRatio.toFixed(2)}× the control's (p = ${sig(rates.pValue)}, suggestive; not yet conclusive at ${sig(alphaHigh)}); extend the soak`,
+      };
+    }
+    return { ...base, outcome: 'pass', evidence: { check: c, result: 'pass', values } };
+  }
 
   // One device behind most of the excess, and no more devices affected than control would explain.
   if (fisher.pGreater >= cfg.alpha && topShare >= cfg.topDeviceShare && top) {
@@ -85,9 +104,9 @@ function judgeCounter(canary: readonly DeviceSummary[], control: readonly Device
       issue: `one canary device, ${top.deviceId}, produced ${top.events[c]} of ${kE} canary ${c} (${(topShare * 100).toFixed(0)}%); other devices look normal, so it is flagged for inspection rather than aborting`,
     };
   }
-  const critical = seq.abort || rates.rateRatio >= check.criticalRatio;
+  const critical = seq.abort || (rates.pValue < alphaAbort && rates.rateRatio >= check.criticalRatio);
   const rr = Number.isFinite(rates.rateRatio) ? `${rates.rateRatio.toFixed(2)}×` : 'new (control had none)';
-  const why = seq.abort && !significant ? `anytime-valid e-value ${sig(seq.eValue)} ≥ ${1 / cfg.alpha}` : `p = ${sig(rates.pValue)}`;
+  const why = seq.abort && !significant ? `anytime-valid e-value ${sig(seq.eValue)} ≥ ${sig(1 / alphaAbort)}` : `p = ${sig(rates.pValue)}`;
   return {
     ...base,
     outcome: critical ? 'critical' : 'high',

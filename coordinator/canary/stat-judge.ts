@@ -75,7 +75,7 @@ function score(counts: readonly CounterResult[], metrics: readonly MetricResult[
     else t.fail++;
     tally.set(group, t);
   };
-  for (const c of counts) if (c.outcome !== 'nodata') add('events', c.outcome === 'pass' || c.outcome === 'flag');
+  for (const c of counts) if (c.outcome !== 'nodata') add('events', c.outcome === 'pass' || c.outcome === 'flag' || c.outcome === 'suggestive');
   let criticalMetricFailed = false;
   for (const m of metrics) {
     if (m.result === 'nodata') continue;
@@ -115,6 +115,7 @@ export function judgeSnapshot(snapshot: CanarySnapshot, policy: GatePolicy, cfg:
     modifiers.push({ rule: 'sufficiency:metrics-nodata', issue: `${nodata} of ${applicable.length} metric checks have no data on enough devices` });
   }
   for (const c of counts) if (c.outcome === 'flag' && c.issue) modifiers.push({ rule: `device-flag:${c.counter}`, issue: c.issue });
+  for (const c of counts) if (c.outcome === 'suggestive' && c.issue) modifiers.push({ rule: `suggestive:${c.counter}`, issue: c.issue });
   const breaches = counts.filter((c) => c.controlBreach);
   if (breaches.length) {
     modifiers.push({ rule: 'control-slo', issue: `fleet-wide: control devices also breach the SLO for ${breaches.map((b) => b.counter).join(', ')}; holding the wave rather than blaming the canary` });

@@ -47,14 +47,23 @@ describe('statistical judge layers', () => {
     expect(v.evidence.map((e) => e.check)).toEqual(expect.arrayContaining(['trial-failures', 'install-failures', 'silent-after-install', 'sufficiency', 'crashes', 'errors', 'cpuPct.mean', 'cpuPct.p99', 'memUsedMb.slope', 'new-error-signatures', 'score']));
   });
 
-  it('records the exact binomial p-value it used', () => {
-    // Canary 12 crashes over 300 h vs control 10 over 1000 h.
-    const v = judgeSnapshot(snapshot(cohort(30, 'canary', (i) => ({ events: { crashes: i < 12 ? 1 : 0 } })), cohort(100, 'control', (i) => ({ events: { crashes: i < 10 ? 1 : 0 } }))), DEFAULT_GATE_POLICY);
-    const e = v.evidence.find((x) => x.check === 'crashes')!;
-    expect(e.values['pValue']).toBeCloseTo(binomUpperTail(12, 22, 300 / 1300), 5);
-    expect(e.values['rateRatio']).toBeCloseTo(4, 6);
+  it('records the exact binomial p-value it used; strong evidence aborts, suggestive evidence holds', () => {
+    // Canary 20 crashes over 300 h vs control 10 over 1000 h: RR 6.7, p far below 0.001 / 4.
+    const strong = judgeSnapshot(snapshot(cohort(30, 'canary', (i) => ({ events: { crashes: i < 20 ? 1 : 0 } })), cohort(100, 'control', (i) => ({ events: { crashes: i < 10 ? 1 : 0 } }))), DEFAULT_GATE_POLICY);
+    const e = strong.evidence.find((x) => x.check === 'crashes')!;
+    const p = binomUpperTail(20, 30, 300 / 1300);
+    expect(e.values['pValue']).toBeCloseTo(p, 8);
+    expect(p).toBeLessThan(0.001 / 4);
+    expect(e.values['rateRatio']).toBeCloseTo(20 / 3, 5);
     expect(e.result).toBe('critical');
-    expect(v).toMatchObject({ recommendation: 'Abort', riskLevel: 'Critical', rule: 'critical:crashes' });
+    expect(strong).toMatchObject({ recommendation: 'Abort', riskLevel: 'Critical', rule: 'critical:crashes' });
+    // Canary 12 over 300 h vs control 10 over 1000 h: RR 4 but p = 0.0014, between 0.001/4 and 0.01/4 → High, Monitor.
+    const weak = judgeSnapshot(snapshot(cohort(30, 'canary', (i) => ({ events: { crashes: i < 12 ? 1 : 0 } })), cohort(100, 'control', (i) => ({ events: { crashes: i < 10 ? 1 : 0 } }))), DEFAULT_GATE_POLICY);
+    const pw = binomUpperTail(12, 22, 300 / 1300);
+    expect(pw).toBeGreaterThan(0.001 / 4);
+    expect(pw).toBeLessThan(0.01 / 4);
+    expect(weak.evidence.find((x) => x.check === 'crashes')!.result).toBe('high');
+    expect(weak).toMatchObject({ recommendation: 'Monitor', rule: 'score' });
   });
 
   it('a fleet-wide incident holds at Monitor, but a canary much worse than an incident-hit control still aborts', () => {
