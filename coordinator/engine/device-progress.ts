@@ -55,6 +55,22 @@ function adjust(c: WaveCounts, d: DeviceProgress, sign: 1 | -1): void {
 }
 
 /**
+ * Copies everything the engine mutates; the spec is immutable once created and is shared (it holds
+ * the manifest, the largest part of the core, so a deep copy per device message would dominate).
+ */
+export function cloneCore(core: DeploymentCore): DeploymentCore {
+  const out: DeploymentCore = {
+    ...core,
+    waves: core.waves.map((w) => ({ ...w, counts: { ...w.counts } })),
+    waitingFor: [...core.waitingFor],
+    approvals: [...core.approvals],
+  };
+  if (core.pause) out.pause = { ...core.pause };
+  if (core.rollback) out.rollback = { ...core.rollback };
+  return out;
+}
+
+/**
  * A mutable working copy for one step: the core is cloned, device shards are copied on first write.
  * The input state is never modified.
  */
@@ -65,7 +81,7 @@ export class Draft {
   readonly changed = new Map<string, DeviceProgress>();
 
   constructor(state: DeploymentState) {
-    this.core = structuredClone(state.core);
+    this.core = cloneCore(state.core);
     this.shards = { ...state.devices };
   }
 

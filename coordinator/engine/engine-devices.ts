@@ -6,6 +6,7 @@ import type { HelloMessage, StatusMessage } from '../../protocol/messages.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { isTerminalUpdateState, type UpdateState } from '../../protocol/update-state.js';
 import { needsRollback } from './device-progress.js';
+import { classifyUpdate } from '../gate/hard-gates.js';
 import { audit, type Ctx } from './engine-context.js';
 import { checkEarlyHardLimits, checkRollbackDone, checkWaveComplete, confirmRollback, sendRollback } from './engine-waves.js';
 import { matchesTarget, waveOfBucketIn, waveOfDevice } from './wave-plan.js';
@@ -33,6 +34,14 @@ function afterDeviceChange(ctx: Ctx, dev: DeviceProgress): void {
       sendRollback(ctx, dev, 'engine');
     }
     checkRollbackDone(ctx);
+    return;
+  }
+  if (core.phase === 'completed' || core.phase === 'aborted') {
+    // Nothing to stop any more, but an operator must hear of a failure on a late device.
+    const outcome = classifyUpdate(dev.state === 'pending' ? undefined : dev.state, dev.reason);
+    if (outcome === 'trial-failure' || outcome === 'install-failure') {
+      audit(ctx, 'engine', 'device.failed-late', { state: dev.state, reason: dev.reason ?? null, phase: core.phase }, { deviceId: dev.deviceId, wave: dev.wave });
+    }
     return;
   }
   checkEarlyHardLimits(ctx);

@@ -103,7 +103,7 @@ export function step(state: DeploymentState, event: EngineEvent, now: number): S
 /** Bumps the revision when anything changed, and schedules the next wake-up. */
 function finish(ctx: Ctx, before: DeploymentState): StepResult {
   const core = ctx.d.core;
-  if (ctx.effects.length === 0 && ctx.d.changed.size === 0 && JSON.stringify(core) === JSON.stringify(before.core)) {
+  if (ctx.effects.length === 0 && ctx.d.changed.size === 0 && sameCore(core, before.core)) {
     return { state: before, effects: [], changedDevices: [] };
   }
   core.waitingFor = computeWaitingFor(core, ctx.now);
@@ -115,6 +115,12 @@ function finish(ctx: Ctx, before: DeploymentState): StepResult {
   const effects: EngineEffect[] = [...ctx.effects];
   if (wake !== undefined) effects.push({ type: 'schedule-wake', at: wake });
   return { state, effects, changedDevices: [...ctx.d.changed.values()] };
+}
+
+/** Equal apart from the (shared, immutable) spec. */
+function sameCore(a: DeploymentCore, b: DeploymentCore): boolean {
+  const strip = (c: DeploymentCore) => JSON.stringify({ ...c, spec: undefined });
+  return a.spec === b.spec && strip(a) === strip(b);
 }
 
 function onTick(ctx: Ctx): void {

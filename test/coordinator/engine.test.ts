@@ -315,6 +315,16 @@ describe('engine: rollback tracking', () => {
     expect(r.state.core.phase).toBe('rolling-back');
   });
 
+  it('a late device failing after completion is audited for the operator, and changes nothing else', () => {
+    const d = PHASE_BUILDERS.completed!();
+    const late = devicesInWave(d.spec, 2, 1)[0]!;
+    const r = d.statuses([late], 'rolled-back', 'trial-boot-failed');
+    expect(r.state.core.phase).toBe('completed');
+    const entries = ofType(r.effects, 'audit').map((a) => a.entry);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ action: 'device.failed-late', deviceId: late, detail: { reason: 'trial-boot-failed' } });
+  });
+
   it('a device exposed after the rollback began (it held the manifest) is rolled back too', () => {
     const d = rollingBack();
     const extra = devicesInWave(d.spec, 0, 4)[3]!;
