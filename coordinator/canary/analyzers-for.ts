@@ -8,7 +8,7 @@
  */
 import type { AnalyzerOutcome, GateAnalyzer } from '../gate/analyzer.js';
 import { hardGatesAnalyzer } from '../gate/hard-gates.js';
-import { CANARY_AI_FLAG, CANARY_STAT_FLAG, waveKey, type FlagEvaluation } from '../flags/flag-model.js';
+import { CANARY_AI_FLAG, CANARY_STAT_FLAG, DEFAULT_FLAGS, evaluateFlag, waveKey, type FlagEvaluation } from '../flags/flag-model.js';
 import { createAiAnalyzer, type AiScorerConfig } from './ai-scorer.js';
 import type { JudgeConfig } from './judge-config.js';
 import { createStatAnalyzer } from './stat-judge.js';
@@ -44,8 +44,18 @@ function aiUnavailable(code: string, message: string, meta: Record<string, unkno
 /** Selects the analyzers for one wave gate from the current flags. */
 export function selectAnalyzers(deps: AnalyzerSelectionDeps, deploymentId: string, wave: number): AnalyzerSelection {
   const key = waveKey(deploymentId, wave);
-  const stat = deps.flags.evaluate(CANARY_STAT_FLAG, key);
-  const ai = deps.flags.evaluate(CANARY_AI_FLAG, key);
+  // A flag store that cannot be read must not stop the gate: fall back to the safe defaults (the
+  // statistical judge on, the AI off).
+  const evaluate = (name: string): FlagEvaluation => {
+    try {
+      return deps.flags.evaluate(name, key);
+    } catch {
+      const d = DEFAULT_FLAGS.find((f) => f.name === name)!;
+      return { ...evaluateFlag(d, key), reason: 'default' };
+    }
+  };
+  const stat = evaluate(CANARY_STAT_FLAG);
+  const ai = evaluate(CANARY_AI_FLAG);
   const analyzers: GateAnalyzer[] = [];
   if (deps.includeHardGates ?? true) analyzers.push(hardGatesAnalyzer);
   if (stat.enabled) analyzers.push(createStatAnalyzer(deps.judgeConfig ? { config: deps.judgeConfig } : {}));

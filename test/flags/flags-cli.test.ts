@@ -102,6 +102,11 @@ describe('flag-driven analyzer selection', () => {
     for (let w = 0; w < 10; w++) expect(names(`dep-${w}`, 0)).not.toContain('ai');
   });
 
+  it('falls back to the safe defaults when the flag store cannot be read', () => {
+    const broken = { evaluate: () => { throw new Error('database is locked'); } };
+    expect(selectAnalyzers({ flags: broken, ai }, 'dep-1', 0).analyzers.map((a) => a.name)).toEqual(['hard-gates', 'stat']);
+  });
+
   it('records an error (never a verdict) when the AI is on but no endpoint is configured', async () => {
     store.set('canary.ai', { enabled: true }, 'ops');
     const sel = selectAnalyzers({ flags: store }, 'dep-1', 0);
