@@ -12,7 +12,7 @@
  * `powerOn()` — the bootloader picking a slot — and starts a new agent on the same data directory.
  */
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -63,6 +63,8 @@ export class FileSlotBackend implements SlotBackend {
   /** Settable after construction, so a harness can wire the reboot flow to the backend it was given. */
   onReboot: (() => void | Promise<void>) | undefined;
   private readonly trialBoots: number;
+  /** Power cycles seen by this instance: work started before one is abandoned (power loss). */
+  private epoch = 0;
 
   private constructor(
     private readonly dir: string,
@@ -137,20 +139,14 @@ export class FileSlotBackend implements SlotBackend {
   }
 
   async writeInactive(image: VerifiedImage): Promise<void> {
+    const epoch = this.epoch;
     const s = await this.state();
     const target = otherSlot(s.booted);
     // The slot is unbootable from the first byte written: disarm it and forget its content first.
-    await this.writeState({ ...s, trial: s.trial?.slot === target ? null : s.trial, slots: { ...s.slots, [target]: null } });
+    await this.writeStateIfPowered(epoch, { ...s, trial: s.trial?.slot === target ? null : s.trial, slots: { ...s.slots, [target]: null } });
     const path = this.slotPath(target);
     try {
-      await rm(path, { force: true });
-      await copyFile(image.path, path);
-      const fh = await open(path, 'r+');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      await this.copyUnlessPowerLost(image.path, path, epoch);
     } catch (err) {
       throw new SlotError('write-failed', `writing slot ${target} (${path}) failed: ${(err as Error).message}`, { cause: err });
     }
@@ -158,33 +154,64 @@ export class FileSlotBackend implements SlotBackend {
     if (back.size !== image.size || back.sha256 !== image.sha256) {
       throw new SlotError('readback-failed', `slot ${target} read back ${back.size} bytes with sha256 ${back.sha256}, expected ${image.size} with ${image.sha256}`);
     }
+    if (epoch !== this.epoch) throw new SlotError('write-failed', `power was lost while slot ${target} was written`);
     const after = await this.state();
-    await this.writeState({ ...after, slots: { ...after.slots, [target]: back } });
+    await this.writeStateIfPowered(epoch, { ...after, slots: { ...after.slots, [target]: back } });
+  }
+
+  /**
+   * Copies chunk by chunk and stops when the (simulated) power goes: a write from before a power
+   * cycle must not keep running into the next boot, as it cannot on real hardware.
+   */
+  private async copyUnlessPowerLost(from: string, to: string, epoch: number): Promise<void> {
+    const out = await open(to, 'w');
+    try {
+      let position = 0;
+      for await (const chunk of createReadStream(from, { highWaterMark: 256 * 1024 })) {
+        if (epoch !== this.epoch) throw new Error('power lost during the write');
+        const buf = chunk as Buffer;
+        await out.write(buf, 0, buf.length, position);
+        position += buf.length;
+      }
+      await out.sync();
+    } finally {
+      await out.close();
+    }
   }
 
   async armTrial(): Promise<void> {
+    const epoch = this.epoch;
     const s = await this.state();
     const target = otherSlot(s.booted);
     if (!s.slots[target]) throw new SlotError('bootloader-error', `slot ${target} holds no complete image; refusing to arm it`);
-    await this.writeState({ ...s, trial: { slot: target, bootsLeft: this.trialBoots } });
+    await this.writeStateIfPowered(epoch, { ...s, trial: { slot: target, bootsLeft: this.trialBoots } });
   }
 
   async markGood(): Promise<void> {
+    const epoch = this.epoch;
     const s = await this.state();
     if (s.booted === s.primary) return;
-    await this.writeState({ ...s, primary: s.booted, trial: null, bootCount: 0 });
+    await this.writeStateIfPowered(epoch, { ...s, primary: s.booted, trial: null, bootCount: 0 });
   }
 
   async markBad(): Promise<void> {
+    const epoch = this.epoch;
     const s = await this.state();
     if (s.booted === s.primary) return;
-    await this.writeState({ ...s, trial: null });
+    await this.writeStateIfPowered(epoch, { ...s, trial: null });
   }
 
   async reboot(): Promise<void> {
+    const epoch = this.epoch;
     const s = await this.state();
-    await this.writeState({ ...s, down: true });
+    await this.writeStateIfPowered(epoch, { ...s, down: true });
     await this.onReboot?.();
+  }
+
+  /** A bootloader update begun before a power cycle is lost with the power (read-modify-write race). */
+  private async writeStateIfPowered(epoch: number, state: BootloaderState): Promise<void> {
+    if (epoch !== this.epoch) throw new SlotError('bootloader-error', 'power was lost before the bootloader update was written');
+    await this.writeState(state);
   }
 
   // ---- the simulated hardware (not part of SlotBackend) ----
@@ -194,6 +221,7 @@ export class FileSlotBackend implements SlotBackend {
    * uses one boot; otherwise (no trial, or none left) the primary boots and the trial is dropped.
    */
   async powerOn(): Promise<BootState> {
+    this.epoch++;
     const s = await this.state();
     const next: BootloaderState = { ...s, powerOns: s.powerOns + 1, down: false, bootCount: s.bootCount + 1 };
     if (s.trial && s.trial.bootsLeft > 0 && s.slots[s.trial.slot] && s.trial.slot !== s.primary) {
