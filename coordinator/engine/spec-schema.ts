@@ -1,0 +1,149 @@
+/**
+ * What an operator asks for: the deployment request the admin API accepts and the immutable
+ * DeploymentSpec the engine runs (waves, target, gate/Monitor/rollback policies, maintenance windows),
+ * as zod schemas. Re-exported by types.ts. Pure.
+ */
+import { z } from 'zod';
+import { DeploymentIdSchema, HardwareModelSchema, SemverSchema, TagSchema } from '../../protocol/ids.js';
+import { EnvelopeSchema } from '../../protocol/signed.js';
+import { GatePolicySchema } from '../gate/policy.js';
+
+// Durations are milliseconds; the CLI parses `30m` etc.
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+/** Default cumulative wave percentages: 1 % → 5 % → 25 % → 100 %. */
+export const DEFAULT_WAVE_PERCENTS = [1, 5, 25, 100] as const;
+/** Default soak after a wave completes: 30 minutes. */
+export const DEFAULT_SOAK_MS = 30 * MINUTE;
+/** Default time from a wave's start until silent devices count as failed: 2 hours. */
+export const DEFAULT_WAVE_DEADLINE_MS = 2 * HOUR;
+/** Default minimum of devices that must report before a wave counts as complete (capped by wave size). */
+export const DEFAULT_MIN_DEVICES_REPORTING = 20;
+/** Default time to wait for exposed devices to report their old version after a rollback: 24 hours. */
+export const DEFAULT_ROLLBACK_DEADLINE_MS = 24 * HOUR;
+
+export const WaveSpecSchema = z.object({
+  /** Cumulative share of the targeted fleet (by bucket) once this wave has started, 0 < p ≤ 100. */
+  percent: z.number().gt(0).max(100),
+  /** Soak after the wave's devices finished, before the gate. */
+  soakMs: z.number().int().nonnegative().default(DEFAULT_SOAK_MS),
+  /** Devices that must have reported before the wave may complete early (capped by its size). */
+  minDevicesReporting: z.number().int().nonnegative().default(DEFAULT_MIN_DEVICES_REPORTING),
+  /** From the wave's start: devices not finished by then count as failed (timed out). */
+  deadlineMs: z.number().int().positive().default(DEFAULT_WAVE_DEADLINE_MS),
+  /** An operator must `approve` this wave before it starts. */
+  requiresApproval: z.boolean().default(false),
+});
+export type WaveSpec = z.infer<typeof WaveSpecSchema>;
+export type WaveSpecInput = z.input<typeof WaveSpecSchema>;
+
+export const TargetSpecSchema = z.object({
+  hardwareModels: z.array(HardwareModelSchema).min(1),
+  /** semver range of current device versions, e.g. `>=1.0.0 <2.0.0`; `*` for any. */
+  versionRange: z.string().min(1).max(256).default('*'),
+  /** Devices must carry all of these tags. */
+  tags: z.array(TagSchema).max(32).default([]),
+});
+export type TargetSpec = z.infer<typeof TargetSpecSchema>;
+
+/**
+ * A window in which waves may START (a started wave runs on after it closes). `cron` is a 5-field
+ * (minute hour day-of-month month day-of-week) or 6-field (with leading seconds) expression giving the
+ * window's start times, evaluated in UTC; the window lasts `durationMs` from each start.
+ */
+export const MaintenanceWindowSchema = z.object({
+  cron: z.string().min(9).max(200),
+  durationMs: z.number().int().positive(),
+  /** Free text for operators, e.g. `weeknights`. */
+  name: z.string().max(64).optional(),
+});
+export type MaintenanceWindow = z.infer<typeof MaintenanceWindowSchema>;
+
+export const MonitorPolicySchema = z.object({
+  /** How long a Monitor verdict extends the soak; default: the wave's own soak (at least 1 minute). */
+  extensionMs: z.number().int().positive().optional(),
+  /** Monitor verdicts per wave before the limit. Default 3. */
+  maxExtensions: z.number().int().nonnegative().default(3),
+  /** At the limit: hold for an operator (`pause`, default) or abort. */
+  onLimit: z.enum(['pause', 'abort']).default('pause'),
+});
+export type MonitorPolicy = z.infer<typeof MonitorPolicySchema>;
+
+export const RollbackPolicySchema = z.object({
+  /** Roll back exposed devices automatically when the gate aborts. Default true. */
+  auto: z.boolean().default(true),
+  /** After this, devices that have not reported their old version are marked unreachable. */
+  deadlineMs: z.number().int().positive().default(DEFAULT_ROLLBACK_DEADLINE_MS),
+  /** Rollback commands sent to one device at most (re-sent when it reconnects still on the new version). */
+  maxCommandAttempts: z.number().int().min(1).max(20).default(5),
+});
+export type RollbackPolicy = z.infer<typeof RollbackPolicySchema>;
+
+/**
+ * What the admin API accepts to create a deployment (`fleet deploy create`). The shell turns it into a
+ * DeploymentSpec by assigning the id and bucket offset and signing the manifest.
+ */
+export const DeploymentRequestSchema = z.object({
+  /** Optional explicit id; the shell generates one otherwise. */
+  id: DeploymentIdSchema.optional(),
+  firmwareVersion: SemverSchema,
+  target: TargetSpecSchema,
+  waves: z.array(WaveSpecSchema).min(1).max(20).optional(),
+  gatePolicy: GatePolicySchema.optional(),
+  monitor: MonitorPolicySchema.optional(),
+  rollback: RollbackPolicySchema.optional(),
+  maintenanceWindows: z.array(MaintenanceWindowSchema).max(16).default([]),
+  /** Epoch ms; the deployment waits in `scheduled` until then. */
+  startAt: z.number().int().nonnegative().optional(),
+  /** Create as a draft that needs an explicit `start`. Default false: starts right away (or at startAt). */
+  draft: z.boolean().default(false),
+  /** Fixed bucket offset (0..1023); the shell picks a random one otherwise. */
+  bucketOffset: z.number().int().min(0).max(1023).optional(),
+  description: z.string().max(500).optional(),
+});
+export type DeploymentRequest = z.infer<typeof DeploymentRequestSchema>;
+export type DeploymentRequestInput = z.input<typeof DeploymentRequestSchema>;
+
+export const ArtifactSummarySchema = z.object({
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  size: z.number().int().positive(),
+  url: z.string().optional(),
+});
+
+/** A deployment as persisted: everything the engine needs, immutable once created. */
+export const DeploymentSpecSchema = z
+  .object({
+    id: DeploymentIdSchema,
+    firmwareVersion: SemverSchema,
+    artifact: ArtifactSummarySchema,
+    /** The signed manifest envelope published retained on each wave bucket's topic. */
+    manifest: EnvelopeSchema,
+    target: TargetSpecSchema,
+    waves: z.array(WaveSpecSchema).min(1).max(20),
+    bucketOffset: z.number().int().min(0).max(1023),
+    gatePolicy: GatePolicySchema,
+    monitor: MonitorPolicySchema,
+    rollback: RollbackPolicySchema,
+    maintenanceWindows: z.array(MaintenanceWindowSchema).max(16).default([]),
+    startAt: z.number().int().nonnegative().optional(),
+    draft: z.boolean().default(false),
+    description: z.string().max(500).optional(),
+    createdAt: z.number().int().nonnegative(),
+    createdBy: z.string().max(128).optional(),
+  })
+  .superRefine((spec, ctx) => {
+    for (let i = 1; i < spec.waves.length; i++) {
+      if (spec.waves[i]!.percent <= spec.waves[i - 1]!.percent) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['waves', i, 'percent'],
+          message: 'wave percentages are cumulative and must strictly increase',
+        });
+      }
+    }
+  });
+export type DeploymentSpec = z.infer<typeof DeploymentSpecSchema>;
+export type DeploymentSpecInput = z.input<typeof DeploymentSpecSchema>;
+
