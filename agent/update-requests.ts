@@ -1,0 +1,151 @@
+/**
+ * What arrives from outside the device's own progress: a rollout (verified by the shell), the wave
+ * being cleared (abort), and signed commands (rollback, reboot, report-now). Pure.
+ */
+import type { Command } from '../protocol/signed.js';
+import { otherSlot } from '../protocol/update-state.js';
+import { SEEN_COMMANDS_LIMIT, currentVersion, isBusy, isPreReboot, remember, type AgentState, type Job } from './agent-state.js';
+import type { StepResult, UpdateEvent } from './update-types.js';
+import { finish, log, none, rolledBack, toRebooting, toReverting, transition } from './update-transitions.js';
+
+export function onRollout(state: AgentState, ev: Extract<UpdateEvent, { type: 'rollout' }>, now: number): StepResult {
+  if (state.handled.includes(ev.deploymentId)) return none(state);
+  const job = state.job;
+  if (job && job.deploymentId === ev.deploymentId) return none(state);
+  if (job && isBusy(state)) {
+    if (!isPreReboot(job)) {
+      return { state, effects: [log('info', 'rollout waits: another update is past its reboot', { deploymentId: ev.deploymentId, busyWith: job.deploymentId })] };
+    }
+    const superseded = finish(state, job, 'failed', now, 'superseded', `replaced by deployment ${ev.deploymentId}`);
+    const next = onRollout(superseded.state, ev, now);
+    return {
+      state: next.state,
+      effects: [
+        { type: 'cancel-download', deploymentId: job.deploymentId },
+        { type: 'discard-download', deploymentId: job.deploymentId },
+        ...superseded.effects,
+        ...next.effects,
+      ],
+    };
+  }
+  const from = currentVersion(state) ?? '0.0.0';
+  const base = {
+    deploymentId: ev.deploymentId,
+    wave: ev.wave,
+    fromSlot: state.booted,
+    toSlot: otherSlot(state.booted),
+    fromVersion: from,
+    attempts: 0,
+    bytes: 0,
+    reportedTenths: 0,
+    rebootRetries: 0,
+    updatedAt: now,
+  };
+  if (!ev.verified.ok) {
+    const rejected: Job = { ...base, kind: 'install', stage: 'done', toVersion: from };
+    return finish(state, rejected, 'rejected', now, ev.verified.reason, ev.verified.detail);
+  }
+  const m = ev.verified.value;
+  if (m.deploymentId !== undefined && m.deploymentId !== ev.deploymentId) {
+    const rejected: Job = { ...base, kind: 'install', stage: 'done', toVersion: m.firmwareVersion };
+    return finish(state, rejected, 'rejected', now, 'malformed', `manifest was signed for deployment ${m.deploymentId}`);
+  }
+  const newJob: Job = {
+    ...base,
+    kind: 'install',
+    stage: 'downloading',
+    toVersion: m.firmwareVersion,
+    artifact: { url: m.artifact.url, size: m.artifact.size, sha256: m.artifact.sha256 },
+    securityVersion: m.securityVersion,
+  };
+  if (m.firmwareVersion === from) return finish(state, newJob, 'already-installed', now);
+  const r = transition(state, newJob, now, {}, { bytes: 0, total: m.artifact.size });
+  r.effects.push({ type: 'download', deploymentId: ev.deploymentId, artifact: newJob.artifact! });
+  return r;
+}
+
+export function onAbort(state: AgentState, now: number): StepResult {
+  const job = state.job;
+  if (!job || job.kind !== 'install' || job.stage === 'done') return none(state);
+  if (job.stage === 'rebooting') {
+    // Armed and about to reboot: the trial boot (if it happens) goes straight back to the old slot.
+    return {
+      state: { ...state, job: { ...job, revertRequested: 'aborted', detail: 'the coordinator cleared the wave during the reboot', updatedAt: now } },
+      effects: [log('warn', 'wave cleared during the reboot into the update; the trial will be reverted at once', { deploymentId: job.deploymentId })],
+    };
+  }
+  if (!isPreReboot(job)) {
+    return { state, effects: [log('warn', 'wave cleared after the trial began; the trial runs its course', { deploymentId: job.deploymentId })] };
+  }
+  const r = finish(state, job, 'failed', now, 'aborted', 'the coordinator cleared the wave before the trial');
+  r.effects.unshift({ type: 'cancel-download', deploymentId: job.deploymentId });
+  r.effects.push({ type: 'discard-download', deploymentId: job.deploymentId });
+  return r;
+}
+
+export function onCommand(prev: AgentState, command: Command, now: number): StepResult {
+  // Recorded before the effect: a crash after a reboot command must not replay it.
+  const state: AgentState = { ...prev, seenCommands: remember(prev.seenCommands, command.commandId, SEEN_COMMANDS_LIMIT) };
+  switch (command.action) {
+    case 'report-now':
+      return { state, effects: [{ type: 'report-now' }] };
+    case 'reboot':
+      return { state, effects: [log('info', 'reboot command', { commandId: command.commandId }), { type: 'reboot' }] };
+    case 'rollback':
+      return onRollbackCommand(state, command, now);
+  }
+}
+
+function onRollbackCommand(state: AgentState, command: Command, now: number): StepResult {
+  const job = state.job;
+  const detail = `rollback command ${command.commandId}`;
+  const targets = (j: Job | null) => command.deploymentId === undefined || j?.deploymentId === command.deploymentId;
+  if (job && job.stage !== 'done' && targets(job)) {
+    if (isPreReboot(job)) {
+      const r = rolledBack(state, job, now, 'rollback-command', `${detail}: cancelled before the install finished`);
+      r.effects.unshift({ type: 'cancel-download', deploymentId: job.deploymentId });
+      r.effects.push({ type: 'discard-download', deploymentId: job.deploymentId });
+      return r;
+    }
+    if (job.stage === 'trial' || job.stage === 'committing') return toReverting(state, job, now, 'rollback-command', detail);
+    if (job.stage === 'rebooting') return none({ ...state, job: { ...job, revertRequested: 'rollback-command', detail } });
+    return { state, effects: [log('info', 'rollback command ignored: already reverting', { commandId: command.commandId })] };
+  }
+  if (job && job.stage !== 'done') {
+    return { state, effects: [log('warn', 'rollback command for another deployment ignored while busy', { commandId: command.commandId })] };
+  }
+  const current = currentVersion(state);
+  const other = otherSlot(state.booted);
+  const previous = state.slotVersions[other];
+  if (command.deploymentId !== undefined && job?.deploymentId !== command.deploymentId) {
+    // Undoing a deployment this device does not run now would revert some other release.
+    return { state, effects: [log('info', 'rollback command ignored: that deployment is not what this device runs', { commandId: command.commandId, deploymentId: command.deploymentId })] };
+  }
+  if (job && command.deploymentId !== undefined && !(job.kind === 'install' && job.result === 'committed')) {
+    // Nothing of this deployment runs here (failed, rejected or already rolled back): re-report its outcome.
+    const r = transition(state, { ...job, updatedAt: now }, now);
+    r.effects.unshift(log('info', 'rollback command: deployment is not installed here; re-reporting its outcome', { commandId: command.commandId }));
+    return r;
+  }
+  const deploymentId = command.deploymentId ?? job?.deploymentId;
+  if (previous === undefined || current === undefined || deploymentId === undefined) {
+    return { state, effects: [log('warn', 'rollback command: the other slot holds no known firmware; nothing to roll back to', { commandId: command.commandId })] };
+  }
+  const rollback: Job = {
+    kind: 'rollback',
+    deploymentId,
+    stage: 'rebooting',
+    fromVersion: current,
+    toVersion: previous,
+    fromSlot: state.booted,
+    toSlot: other,
+    attempts: 0,
+    bytes: 0,
+    reportedTenths: 0,
+    rebootRetries: 0,
+    commandId: command.commandId,
+    detail,
+    updatedAt: now,
+  };
+  return toRebooting(state, rollback, now);
+}

@@ -1,0 +1,121 @@
+/**
+ * The building blocks of the update machine's transitions: record a new job stage with its status
+ * report, finish a job, go to the reboot or back to the old slot, commit. Pure.
+ */
+import type { UpdateReason } from '../protocol/reasons.js';
+import type { UpdateState } from '../protocol/update-state.js';
+import { HANDLED_LIMIT, remember, reportedState, type AgentState, type Job } from './agent-state.js';
+import type { MachineConfig, StepResult, UpdateEffect } from './update-types.js';
+
+/** Restarts on the same boot in the `rebooting` stage before the agent gives the trial up. */
+export const MAX_REBOOT_RETRIES = 3;
+
+export const none = (state: AgentState): StepResult => ({ state, effects: [] });
+export const log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): UpdateEffect =>
+  fields ? { type: 'log', level, msg, fields } : { type: 'log', level, msg };
+
+/** Backoff before download attempt `attempts + 1`: base · 2^(attempts−1), capped. Jitter is the shell's. */
+export function retryDelay(attempts: number, cfg: MachineConfig): number {
+  return Math.min(cfg.retryMaxMs, cfg.retryBaseMs * 2 ** Math.max(0, attempts - 1));
+}
+
+/** Replaces the job, bumps seq and emits the status report for the job's (new) reported state. */
+export function transition(
+  state: AgentState,
+  job: Job,
+  now: number,
+  extra: Partial<Pick<AgentState, 'slotVersions' | 'securityFloor' | 'handled'>> = {},
+  progress?: { bytes: number; total: number },
+): StepResult {
+  const next: Job = { ...job, updatedAt: now };
+  let handled = extra.handled ?? state.handled;
+  if (next.stage === 'done') handled = remember(handled, next.deploymentId, HANDLED_LIMIT);
+  const seq = state.seq + 1;
+  const s: AgentState = { ...state, ...extra, handled, seq, job: next };
+  const report: UpdateEffect = {
+    type: 'report',
+    deploymentId: next.deploymentId,
+    state: reportedState(next),
+    fromVersion: next.fromVersion,
+    toVersion: next.toVersion,
+    seq,
+    ...(next.reason !== undefined ? { reason: next.reason } : {}),
+    ...(next.detail !== undefined ? { detail: next.detail } : {}),
+    ...(progress ? { progress } : {}),
+  };
+  return { state: s, effects: [report] };
+}
+
+export function finish(state: AgentState, job: Job, result: UpdateState, now: number, reason?: UpdateReason, detail?: string): StepResult {
+  const done: Job = { ...job, stage: 'done', result };
+  delete done.retryAt;
+  delete done.revertRequested;
+  if (reason !== undefined) done.reason = reason;
+  else delete done.reason;
+  if (detail !== undefined) done.detail = detail.slice(0, 512);
+  else delete done.detail;
+  return transition(state, done, now);
+}
+
+/** Versions for a `rolled-back` report: from the abandoned version to the one now running. */
+export function rolledBack(state: AgentState, job: Job, now: number, reason: UpdateReason, detail?: string): StepResult {
+  const swapped: Job = { ...job, fromVersion: job.toVersion, toVersion: job.fromVersion };
+  return finish(state, swapped, 'rolled-back', now, reason, detail);
+}
+
+export function ownsEvent(state: AgentState, deploymentId: string, ...stages: Job['stage'][]): Job | null {
+  const job = state.job;
+  if (!job || job.deploymentId !== deploymentId || !stages.includes(job.stage)) return null;
+  return job;
+}
+
+export function toRebooting(state: AgentState, job: Job, now: number, slotVersions = state.slotVersions): StepResult {
+  const r = transition(state, { ...job, stage: 'rebooting', bootId: state.lastBootId ?? '' }, now, { slotVersions });
+  r.effects.push({ type: 'arm-trial' }, { type: 'reboot' });
+  return r;
+}
+
+export function toReverting(state: AgentState, job: Job, now: number, reason: UpdateReason, detail?: string): StepResult {
+  const next: Job = { ...job, stage: 'reverting', reason, bootId: state.lastBootId ?? '' };
+  if (detail !== undefined) next.detail = detail.slice(0, 512);
+  const r = transition(state, next, now);
+  r.effects.unshift({ type: 'stop-trial' });
+  r.effects.push({ type: 'mark-bad' }, { type: 'reboot' });
+  return r;
+}
+
+export function onCommitted(state: AgentState, job: Job, now: number): StepResult {
+  if (job.kind === 'rollback') return finish(state, job, 'rolled-back', now, 'rollback-command', job.detail);
+  const securityFloor = Math.max(state.securityFloor, job.securityVersion ?? 0);
+  const r = finish({ ...state, securityFloor }, job, 'committed', now);
+  r.effects.push({ type: 'discard-download', deploymentId: job.deploymentId });
+  return r;
+}
+
+export function startTrial(state: AgentState, job: Job, now: number, cfg: MachineConfig): StepResult {
+  const trialStartedAt = job.trialStartedAt ?? now;
+  const next: Job = { ...job, stage: 'trial', trialStartedAt };
+  const r = job.stage === 'trial' ? { state: { ...state, job: next }, effects: [] as UpdateEffect[] } : transition(state, next, now);
+  r.effects.push({ type: 'start-trial', deploymentId: job.deploymentId, deadlineAt: trialStartedAt + cfg.trialWindowMs });
+  return r;
+}
+
+/** The report of the job's current state again, with its seq unchanged (the coordinator dedups by seq). */
+export function reReport(state: AgentState, job: Job): UpdateEffect {
+  return {
+    type: 'report',
+    deploymentId: job.deploymentId,
+    state: reportedState(job),
+    fromVersion: job.fromVersion,
+    toVersion: job.toVersion,
+    seq: state.seq,
+    ...(job.reason !== undefined ? { reason: job.reason } : {}),
+    ...(job.detail !== undefined ? { detail: job.detail } : {}),
+  };
+}
+
+export function trialBootFailed(state: AgentState, job: Job, now: number): StepResult {
+  const detail = `the bootloader fell back to slot ${job.fromSlot}: slot ${job.toSlot} did not come up and commit`;
+  if (job.kind === 'rollback') return finish(state, job, 'failed', now, 'trial-boot-failed', detail);
+  return rolledBack(state, job, now, 'trial-boot-failed', detail);
+}
