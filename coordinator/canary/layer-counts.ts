@@ -11,7 +11,7 @@
  */
 import type { CanarySnapshot, DeviceSummary, Evidence } from '../../protocol/canary.js';
 import type { CounterCheck, JudgeConfig } from './judge-config.js';
-import { compareRates, fisherExact, poissonUpperTail, sequentialAbort } from './stats/counts.js';
+import { compareRates, fisherExact, poissonUpperTail, rateRatioInterval, sequentialAbort } from './stats/counts.js';
 
 export type CounterOutcome = 'pass' | 'high' | 'critical' | 'flag' | 'suggestive' | 'nodata';
 
@@ -59,6 +59,10 @@ function judgeCounter(canary: readonly DeviceSummary[], control: readonly Device
     canaryRatePerH: eE > 0 ? sig(kE / eE) : null,
     controlRatePerH: eC > 0 ? sig(controlRate) : null,
     rateRatio: sig(rates.rateRatio),
+    ...(() => {
+      const ci = rateRatioInterval(kE, kC, eE, eC, 0.95);
+      return { rateRatioCi95Lower: sig(ci.lower), rateRatioCi95Upper: sig(ci.upper) };
+    })(),
     p0: sig(rates.p0),
     pValue: sig(rates.pValue),
     expectedCanaryEvents: sig(rates.expectedE),

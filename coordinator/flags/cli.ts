@@ -1,5 +1,5 @@
 /**
- * `fleet flags list|set|kill|history|delete` over the admin API. Every change is audited by the
+ * `fleet flags list|set|kill|evaluate|history|delete` over the admin API. Every change is audited by the
  * coordinator with the operator as actor.
  *
  *   fleet flags kill canary.ai                                  # AI off fleet-wide, at the next gate
@@ -11,7 +11,7 @@ import { ConfigError } from '../../protocol/errors.js';
 import { AdminClient, type ConnectionOptions } from '../cli/admin-client.js';
 import { addConnectionOptions } from '../cli/device-commands.js';
 import { ago, table } from '../cli/format.js';
-import type { FlagVariant, StoredFlag } from './flag-model.js';
+import type { FlagEvaluation, FlagVariant, StoredFlag } from './flag-model.js';
 import type { FlagChange } from './flag-store.js';
 
 type ListedFlag = StoredFlag & { stored: boolean };
@@ -100,6 +100,19 @@ export function registerFlagCommands(program: Command): Command {
         `${c.before ? c.before.rollout : '-'} → ${c.after ? c.after.rollout : '-'}`,
       ])));
     });
+
+  addConnectionOptions(
+    flags
+      .command('evaluate <name>')
+      .description('what a flag gives one key: a device id, or a wave as <deploymentId>:<wave> for the canary.* flags')
+      .requiredOption('--key <key>', 'stickiness key')
+      .option('--json', 'machine-readable output'),
+  ).action(async (name: string, opts: ConnectionOptions & { key: string; json?: boolean }) => {
+    const e = await client(opts).get<FlagEvaluation>(`/v1/flags/${encodeURIComponent(name)}/evaluate?key=${encodeURIComponent(opts.key)}`);
+    if (opts.json) return console.log(JSON.stringify(e, null, 2));
+    const payload = e.variant && Object.keys(e.variant.payload).length ? ` (${Object.entries(e.variant.payload).map(([k, v]) => `${k}=${v}`).join(', ')})` : '';
+    console.log(`${e.name} for ${opts.key}: ${e.enabled ? 'on' : 'off'} [${e.reason}]${e.variant ? `, variant ${e.variant.name}${payload}` : ''}`);
+  });
 
   addConnectionOptions(flags.command('delete <name>').description('delete a stored flag (a well-known flag returns to its default)'))
     .action(async (name: string, opts: ConnectionOptions) => {

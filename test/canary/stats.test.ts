@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { lgamma, pnorm, qnorm } from '../../coordinator/canary/stats/special.js';
-import { binomUpperTail, compareRates, fisherExact, logEValue, sequentialAbort } from '../../coordinator/canary/stats/counts.js';
+import { binomLowerTail, binomUpperTail, compareRates, fisherExact, logEValue, rateRatioInterval, sequentialAbort } from '../../coordinator/canary/stats/counts.js';
 import { mannWhitney } from '../../coordinator/canary/stats/mann-whitney.js';
 
 describe('special functions', () => {
@@ -54,6 +54,21 @@ describe('binomial and rate comparison', () => {
   it('reproduces the power table: RR 3 at equal exposure, 11 expected canary events detect at alpha 0.01 most of the time', () => {
     // k_e = 33 (11 x 3) vs k_c = 11 with equal exposure: P(Bin(44, .5) >= 33) is about 0.0005.
     expect(compareRates(33, 100, 11, 100).pValue).toBeLessThan(0.01);
+  });
+});
+
+describe('rate ratio interval', () => {
+  it('inverts the exact binomial tails (Clopper-Pearson) and contains the estimate', () => {
+    // binom.test(5, 10)$conf.int = 0.187086 .. 0.812914; equal exposure makes RR = π/(1 − π).
+    const r = rateRatioInterval(5, 5, 10, 10);
+    expect(r.lower).toBeCloseTo(0.187086 / (1 - 0.187086), 4);
+    expect(r.upper).toBeCloseTo(0.812914 / (1 - 0.812914), 3);
+    expect(binomUpperTail(5, 10, 0.187086)).toBeCloseTo(0.025, 5);
+    expect(binomLowerTail(5, 10, 0.812914)).toBeCloseTo(0.025, 5);
+    const w = rateRatioInterval(30, 20, 100, 1000);
+    expect(w.lower).toBeLessThan(15);
+    expect(w.upper).toBeGreaterThan(15);
+    expect(rateRatioInterval(0, 0, 1, 1)).toEqual({ lower: 0, upper: Infinity });
   });
 });
 

@@ -63,6 +63,7 @@ describe('fleet flags', () => {
     const set = await fleet('flags', 'set', 'canary.ai', '--on', '--rollout', '100', '--variant', 'stable:1:promptId=risk-stable-v1', '--variant', 'exp:1:promptId=risk-experimental-v2,model=m2');
     expect(set).toContain('canary.ai [coordinator] on, rollout 100%');
     expect(store.effective('canary.ai')?.variants).toHaveLength(2);
+    expect(await fleet('flags', 'evaluate', 'canary.ai', '--key', 'dep-1:0')).toMatch(/canary\.ai for dep-1:0: on \[enabled\], variant (stable|exp) \(promptId=risk-/);
     const killed = JSON.parse(await fleet('flags', 'kill', 'canary.ai', '--json')) as { enabled: boolean };
     expect(killed.enabled).toBe(false);
     expect(await fleet('flags', 'history', 'canary.ai')).toMatch(/kill[\s\S]*set/);

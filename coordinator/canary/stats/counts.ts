@@ -52,6 +52,36 @@ export function compareRates(kE: number, eE: number, kC: number, eC: number): Ra
   return { kE, eE, kC, eC, p0, rateRatio, pValue, expectedE };
 }
 
+/** P(X ≤ k) for X ~ Binomial(n, p). */
+export function binomLowerTail(k: number, n: number, p: number): number {
+  return k >= n ? 1 : 1 - binomUpperTail(k + 1, n, p);
+}
+
+/**
+ * Exact (Clopper-Pearson) confidence interval for the rate ratio, from the interval for the binomial
+ * share π = k_e/(k_e + k_c): RR = π/(1 − π) · (E_c/E_e). Bounds found by bisection on the exact tails.
+ */
+export function rateRatioInterval(kE: number, kC: number, eE: number, eC: number, confidence = 0.95): { lower: number; upper: number } {
+  const n = kE + kC;
+  if (n === 0 || !(eE > 0 && eC > 0)) return { lower: 0, upper: Infinity };
+  const a = (1 - confidence) / 2;
+  const solve = (f: (p: number) => number): number => {
+    let lo = 0;
+    let hi = 1;
+    for (let i = 0; i < 60; i++) {
+      const mid = (lo + hi) / 2;
+      if (f(mid) < 0) lo = mid;
+      else hi = mid;
+    }
+    return (lo + hi) / 2;
+  };
+  // P(X ≥ k_e | π_L) = a (increasing in π); P(X ≤ k_e | π_U) = a (decreasing in π).
+  const piL = kE === 0 ? 0 : solve((p) => binomUpperTail(kE, n, p) - a);
+  const piU = kE === n ? 1 : solve((p) => a - binomLowerTail(kE, n, p));
+  const toRR = (pi: number) => (pi >= 1 ? Infinity : (pi / (1 - pi)) * (eC / eE));
+  return { lower: toRR(piL), upper: toRR(piU) };
+}
+
 /** P(X ≥ k) for X ~ Poisson(lambda): R's `poisson.test(k, T, r, alternative = "greater")$p.value` with lambda = r·T. */
 export function poissonUpperTail(k: number, lambda: number): number {
   if (k <= 0) return 1;
