@@ -75,7 +75,15 @@ function toDecision(d: DecisionRecord): DecisionView {
 }
 
 function toProgress(p: DeviceProgress): ProgressView {
-  return { deviceId: p.deviceId, wave: p.wave, state: p.state, timedOut: p.timedOut, ...(p.rollback ? { rollback: { status: p.rollback.status } } : {}) };
+  return {
+    deviceId: p.deviceId,
+    wave: p.wave,
+    state: p.state,
+    timedOut: p.timedOut,
+    ...(p.reason !== undefined ? { reason: p.reason } : {}),
+    ...(p.detail !== undefined ? { detail: p.detail } : {}),
+    ...(p.rollback ? { rollback: { status: p.rollback.status } } : {}),
+  };
 }
 
 function deploymentRequest(input: CreateDeploymentInput) {

@@ -140,6 +140,9 @@ export class DeviceHost {
       slots: { kind: 'memory' },
       telemetry: { interval: o.telemetryIntervalMs },
       download: { retryBase: 10_000, retryMax: 120_000, maxAttempts: 8 },
+      // Deadlines that race real network latency are widened: at ×300 the default 2-minute broker
+      // deadline is 0.4 s of real time, shorter than a reconnect on a busy 2-core machine.
+      health: { brokerDeadline: 30 * 60_000, trialWindow: 60 * 60_000 },
       logLevel: 'error',
     });
     const collector: TelemetryCollector = {

@@ -57,6 +57,8 @@ export interface ProgressView {
   deviceId: string;
   wave: number;
   state: string;
+  reason?: string;
+  detail?: string;
   rollback?: { status: string };
   timedOut: boolean;
 }

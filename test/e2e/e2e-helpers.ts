@@ -1,0 +1,54 @@
+/**
+ * Shared plumbing for the end-to-end tests: a scenario run with the real coordinator (embedded, fresh
+ * data directory, unique device ids) and 1,000 simulated devices running the real agent, plus the
+ * assertions every rollout must satisfy.
+ */
+import { expect } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { simulate } from '../../simulator/fleet-runner.js';
+import { parseScenario, type ScenarioInput } from '../../simulator/scenario.js';
+import { embeddedCoordinator } from '../../simulator/coordinator-handles.js';
+import { formatReport } from '../../simulator/report-format.js';
+import type { ReleaseReport, SimulationReport } from '../../simulator/report.js';
+
+export const FLEET = 1000;
+
+export async function runScenario(input: ScenarioInput): Promise<SimulationReport> {
+  const scenario = parseScenario(input, `e2e scenario ${input.name}`);
+  const report = await simulate({
+    scenario,
+    devices: FLEET,
+    runId: `e${randomUUID().slice(0, 6)}`,
+    coordinator: (ctx) => embeddedCoordinator(ctx),
+  });
+  // The readable summary is the first thing to look at when an assertion below fails.
+  if (!report.ok) console.log(formatReport(report));
+  return report;
+}
+
+/** A good release reached every online device, with no false abort. */
+export function expectCompleted(r: ReleaseReport): void {
+  expect(r.falseAbort, `${r.version} falsely aborted: ${r.problems.join('; ')}`).toBe(false);
+  expect(r.outcome).toBe('completed');
+  expect(r.reach.online).toBeGreaterThan(FLEET * 0.9);
+  expect(r.reach.onVersion).toBe(r.reach.online);
+  expect(r.bricked.bySystem).toBe(0);
+}
+
+/**
+ * A bad release was aborted with exposure no larger than the first wave plus the devices already
+ * updating when the gate fired, and every exposed device (that the firmware itself did not kill) is
+ * back on its previous version. Nothing was bricked by the system.
+ */
+export function expectCaughtEarly(r: ReleaseReport): void {
+  expect(['rolled-back', 'aborted'], `${r.version} (${r.behaviour.kind}) outcome ${r.outcome}: ${r.problems.join('; ')}`).toContain(r.outcome);
+  const abort = r.decisions.find((d) => d.recommendation === 'Abort');
+  expect(abort, `${r.version} (${r.behaviour.kind}) has no Abort decision`).toBeDefined();
+  expect(r.exposureBound).not.toBeNull();
+  expect(r.exposure, `${r.version} (${r.behaviour.kind}) exposure`).toBeLessThanOrEqual(r.exposureBound!);
+  expect(r.exposure).toBeGreaterThan(0);
+  expect(r.notBack, `${r.version} (${r.behaviour.kind}) exposed devices not back on ${r.previousVersion}`).toEqual([]);
+  expect(r.bricked.bySystem).toBe(0);
+  expect(r.timeToDetectMs).not.toBeNull();
+  expect(r.timeToFullRollbackMs).not.toBeNull();
+}
