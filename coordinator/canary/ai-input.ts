@@ -9,6 +9,8 @@ import { createHash } from 'node:crypto';
 import { CONTINUOUS_METRICS, EVENT_COUNTERS, type CanarySnapshot, type DeviceSummary } from '../../protocol/canary.js';
 import { canonicalize } from '../../firmware/canonical-json.js';
 import { classifyUpdate } from '../gate/hard-gates.js';
+import { DEFAULT_JUDGE_CONFIG } from './judge-config.js';
+import { countedEvents } from './layer-counts.js';
 
 export interface AiInputLimits {
   /** Most log lines sent in total. Default 40. */
@@ -37,8 +39,10 @@ function cohortSummary(ds: readonly DeviceSummary[]) {
     outcomes[o] = (outcomes[o] ?? 0) + 1;
   }
   const events = Object.fromEntries(EVENT_COUNTERS.map((c) => {
-    const k = ds.reduce((s, d) => s + d.events[c], 0);
-    return [c, { count: k, perDeviceHour: exposure > 0 ? r(k / exposure) : null, devicesAffected: ds.filter((d) => d.events[c] > 0).length }];
+    // The update's own reboot is expected and left out, as the statistical judge does.
+    const ev = (d: DeviceSummary) => countedEvents(d, c, DEFAULT_JUDGE_CONFIG.updateRebootsPerInstall);
+    const k = ds.reduce((s, d) => s + ev(d), 0);
+    return [c, { count: k, perDeviceHour: exposure > 0 ? r(k / exposure) : null, devicesAffected: ds.filter((d) => ev(d) > 0).length }];
   }));
   const metrics = Object.fromEntries(CONTINUOUS_METRICS.flatMap((m) => {
     const with_ = ds.flatMap((d) => (d.metrics[m] ? [d.metrics[m]] : []));

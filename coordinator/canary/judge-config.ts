@@ -59,6 +59,12 @@ export interface JudgeConfig {
   minExpectedEvents: number;
   /** Devices per cohort a metric needs to be compared (fewer: NoData). */
   minDevicesPerMetric: number;
+  /**
+   * Reboots each installed canary device makes for the update itself (the A/B switch), discounted from
+   * its reboot count: the snapshot counts counter differences over the window, which include that
+   * expected reboot. Default 1; set 0 if the snapshot builder already leaves it out.
+   */
+  updateRebootsPerInstall: number;
   /** Canary devices a new error signature must appear on (never in control) to hold the wave. */
   newSignatureDevices: number;
   /** Score bands. */
@@ -80,6 +86,7 @@ export const DEFAULT_JUDGE_CONFIG: JudgeConfig = {
   topDeviceShare: 0.5,
   minExpectedEvents: 5,
   minDevicesPerMetric: 3,
+  updateRebootsPerInstall: 1,
   newSignatureDevices: 2,
   passScore: 95,
   marginalScore: 75,

@@ -9,7 +9,7 @@
  * gate looks. A control rate above the counter's SLO marks a fleet-wide incident (Monitor, never Abort,
  * unless the canary is significantly worse than that control).
  */
-import type { CanarySnapshot, DeviceSummary, Evidence } from '../../protocol/canary.js';
+import type { CanarySnapshot, DeviceSummary, EventCounter, Evidence } from '../../protocol/canary.js';
 import type { CounterCheck, JudgeConfig } from './judge-config.js';
 import { compareRates, fisherExact, poissonUpperTail, rateRatioInterval, sequentialAbort } from './stats/counts.js';
 
@@ -28,22 +28,36 @@ export interface CounterResult {
 
 const sig = (x: number): number | string => (Number.isFinite(x) ? Number(x.toPrecision(6)) : String(x));
 
+const INSTALLED: ReadonlySet<string> = new Set(['rebooting', 'trial', 'committed', 'rolling-back', 'rolled-back']);
+
+/**
+ * A device's count for a counter, less the reboot(s) its own update made (canary devices that
+ * installed): the update's A/B switch is expected, not a regression.
+ */
+export function countedEvents(d: DeviceSummary, counter: EventCounter, updateRebootsPerInstall: number): number {
+  const n = d.events[counter];
+  if (counter !== 'reboots' || updateRebootsPerInstall <= 0 || d.cohort !== 'canary' || !d.update || !INSTALLED.has(d.update.state)) return n;
+  return Math.max(0, n - updateRebootsPerInstall);
+}
+
 function judgeCounter(canary: readonly DeviceSummary[], control: readonly DeviceSummary[], check: CounterCheck, cfg: JudgeConfig): CounterResult {
   // Bonferroni over the counters judged at this gate.
   const m = Math.max(1, cfg.counters.length);
   const alphaHigh = cfg.alpha / m;
   const alphaAbort = cfg.abortAlpha / m;
   const c = check.counter;
-  const kE = canary.reduce((s, d) => s + d.events[c], 0);
-  const kC = control.reduce((s, d) => s + d.events[c], 0);
+  const ev = (d: DeviceSummary): number => countedEvents(d, c, cfg.updateRebootsPerInstall);
+  const rawE = canary.reduce((s, d) => s + d.events[c], 0);
+  const kE = canary.reduce((s, d) => s + ev(d), 0);
+  const kC = control.reduce((s, d) => s + ev(d), 0);
   const eE = canary.reduce((s, d) => s + d.exposureH, 0);
   const eC = control.reduce((s, d) => s + d.exposureH, 0);
   const rates = compareRates(kE, eE, kC, eC);
-  const affectedE = canary.filter((d) => d.events[c] > 0);
-  const affectedC = control.filter((d) => d.events[c] > 0).length;
+  const affectedE = canary.filter((d) => ev(d) > 0);
+  const affectedC = control.filter((d) => ev(d) > 0).length;
   const fisher = fisherExact(affectedE.length, canary.length - affectedE.length, affectedC, control.length - affectedC);
-  const top = affectedE.reduce<DeviceSummary | undefined>((best, d) => (!best || d.events[c] > best.events[c] ? d : best), undefined);
-  const topShare = top && kE > 0 ? top.events[c] / kE : 0;
+  const top = affectedE.reduce<DeviceSummary | undefined>((best, d) => (!best || ev(d) > ev(best) ? d : best), undefined);
+  const topShare = top && kE > 0 ? ev(top) / kE : 0;
   const seq = sequentialAbort(kE, kC, rates.p0, alphaAbort, cfg.eValueConcentration);
   const controlRate = eC > 0 ? kC / eC : 0;
   // The control breaches its SLO only when its rate is significantly above it (exact Poisson test), so
@@ -53,6 +67,7 @@ function judgeCounter(canary: readonly DeviceSummary[], control: readonly Device
 
   const values: Evidence['values'] = {
     canaryEvents: kE,
+    ...(rawE !== kE ? { updateRebootsDiscounted: rawE - kE } : {}),
     canaryExposureH: sig(eE),
     controlEvents: kC,
     controlExposureH: sig(eC),
@@ -105,7 +120,7 @@ function judgeCounter(canary: readonly DeviceSummary[], control: readonly Device
       ...base,
       outcome: 'flag',
       evidence: { check: c, result: 'flag', values, note: `device ${top.deviceId} holds ${(topShare * 100).toFixed(0)}% of canary ${c}` },
-      issue: `one canary device, ${top.deviceId}, produced ${top.events[c]} of ${kE} canary ${c} (${(topShare * 100).toFixed(0)}%); other devices look normal, so it is flagged for inspection rather than aborting`,
+      issue: `one canary device, ${top.deviceId}, produced ${ev(top)} of ${kE} canary ${c} (${(topShare * 100).toFixed(0)}%); other devices look normal, so it is flagged for inspection rather than aborting`,
     };
   }
   const critical = seq.abort || (rates.pValue < alphaAbort && rates.rateRatio >= check.criticalRatio);

@@ -88,6 +88,18 @@ describe('statistical judge layers', () => {
     expect(judgeSnapshot(snapshot(cohort(30, 'canary'), []), DEFAULT_GATE_POLICY)).toMatchObject({ recommendation: 'Monitor', rule: 'sufficiency:no-control' });
   });
 
+  it('discounts the update\'s own reboot on installed canaries (the snapshot counts counter differences)', () => {
+    const snap = snapshot(cohort(30, 'canary', () => ({ events: { reboots: 1 } })), cohort(100, 'control', (i) => ({ events: { reboots: i % 25 === 0 ? 1 : 0 } })));
+    const v = judgeSnapshot(snap, DEFAULT_GATE_POLICY);
+    expect(v.recommendation).toBe('Proceed');
+    expect(v.evidence.find((e) => e.check === 'reboots')!.values).toMatchObject({ canaryEvents: 0, updateRebootsDiscounted: 30 });
+    // Without the discount every deployment would look like a reboot storm.
+    expect(judgeSnapshot(snap, DEFAULT_GATE_POLICY, { ...DEFAULT_JUDGE_CONFIG, updateRebootsPerInstall: 0 })).toMatchObject({ recommendation: 'Abort', rule: 'critical:reboots' });
+    // Extra reboots beyond the update's own still count.
+    const storm = snapshot(cohort(30, 'canary', () => ({ events: { reboots: 3 } })), cohort(100, 'control', (i) => ({ events: { reboots: i % 25 === 0 ? 1 : 0 } })));
+    expect(judgeSnapshot(storm, DEFAULT_GATE_POLICY)).toMatchObject({ recommendation: 'Abort', rule: 'critical:reboots' });
+  });
+
   it('hard limits are final whatever the metrics say', () => {
     const v = judgeSnapshot(snapshot(cohort(30, 'canary', (i) => (i === 0 ? { update: { state: 'rolled-back', reason: 'trial-boot-failed' } } : {})), cohort(100, 'control')), DEFAULT_GATE_POLICY);
     expect(v).toMatchObject({ recommendation: 'Abort', riskLevel: 'Critical', rule: 'hard-limit:trial-failures' });
