@@ -12,15 +12,13 @@
  * the new agent's `boot` event resumes from the recorded stage.
  */
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import type { IClientOptions } from 'mqtt';
 import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
-import { deviceSubscriptions, deviceTopic, FLAGS_TOPIC, rolloutTopic } from '../protocol/topics.js';
+import { deviceSubscriptions, deviceTopic, rolloutTopic } from '../protocol/topics.js';
 import { bucketOf } from '../protocol/bucket.js';
-import { CommandMessageSchema, FlagsMessageSchema, RolloutMessageSchema, type FlagsMessage, type RolloutMessage } from '../protocol/messages.js';
-import { encodeMessage, parsePayload } from '../protocol/parse.js';
+import type { FlagsMessage, RolloutMessage } from '../protocol/messages.js';
+import { encodeMessage } from '../protocol/parse.js';
 import { verifyCommand, verifyManifest } from '../firmware/manifest.js';
 import { loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
 import { SlotError, type SlotBackend } from './slots/slot-backend.js';
@@ -29,13 +27,13 @@ import type { AgentConfig } from './config.js';
 import { currentVersion, initialAgentState, isBusy, type AgentState, type Artifact } from './agent-state.js';
 import { step, type MachineConfig, type UpdateEffect, type UpdateEvent } from './update-machine.js';
 import { FileStateStore, type StateStore } from './state-store.js';
-import { HttpDownloader, type Downloader } from './downloader.js';
+import type { Downloader } from './downloader.js';
 import { CommandHealthCheckRunner, type HealthCheckRunner } from './health-checks.js';
 import { MqttSession, type MqttConnect } from './mqtt-session.js';
-import { combineCollectors, type TelemetryCollector } from './telemetry/collector.js';
-import { LinuxCollector } from './telemetry/linux-collector.js';
-import { LogExcerptCollector } from './telemetry/log-excerpt.js';
-import { ScriptMetricsCollector } from './telemetry/custom-metrics.js';
+import type { TelemetryCollector } from './telemetry/collector.js';
+import { downloadTask, trialHealthTask } from './agent-tasks.js';
+import { classifyInbound } from './agent-inbox.js';
+import { brokerClientOptions, defaultDownloader, defaultTelemetry, systemBootId } from './agent-defaults.js';
 import { helloMessage, presenceMessage, statusMessage, telemetryMessage, type DeviceIdentity } from './agent-messages.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -82,29 +80,6 @@ export interface AgentOptions {
 /** What `dispatch` accepts: an update machine event, or a rollout message still to be verified. */
 export type AgentEvent = UpdateEvent | { type: 'rollout-message'; message: RolloutMessage };
 type ShellEvent = AgentEvent;
-
-async function procBootId(): Promise<string | undefined> {
-  try {
-    return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function tlsOptions(cfg: AgentConfig): Promise<Partial<IClientOptions>> {
-  const b = cfg.broker;
-  const read = (p: string | undefined) => (p === undefined ? Promise.resolve(undefined) : readFile(p));
-  return Promise.all([read(b.caFile), read(b.certFile), read(b.keyFile), read(b.passwordFile)]).then(([ca, cert, key, pw]) => ({
-    ...(b.username !== undefined ? { username: b.username } : {}),
-    ...(b.password !== undefined ? { password: b.password } : {}),
-    ...(pw !== undefined ? { password: pw.toString('utf8').trim() } : {}),
-    ...(ca !== undefined ? { ca } : {}),
-    ...(cert !== undefined ? { cert } : {}),
-    ...(key !== undefined ? { key } : {}),
-    keepalive: Math.max(1, Math.round(b.keepalive / 1000)),
-    connectTimeout: b.connectTimeout,
-  }));
-}
 
 export class Agent {
   private readonly cfg: AgentConfig;
@@ -174,7 +149,7 @@ export class Agent {
     const slots = options.slots ?? (await createSlotBackend(cfg.slots, root));
     const trust = options.trust ?? (await loadTrustStore(cfg.trustStoreDir));
     const boot = await slots.bootState();
-    const bootId = (await options.bootId?.()) ?? boot.bootId ?? (cfg.slots.kind === 'file' || cfg.slots.kind === 'memory' ? undefined : await procBootId()) ?? randomUUID();
+    const bootId = (await options.bootId?.()) ?? boot.bootId ?? (cfg.slots.kind === 'file' || cfg.slots.kind === 'memory' ? undefined : await systemBootId()) ?? randomUUID();
     const loaded = await store.load();
     const state = loaded ?? initialAgentState(cfg.firmwareVersion, boot.booted, cfg.securityFloor);
     const counters = { ...state.counters };
@@ -197,33 +172,8 @@ export class Agent {
       trialWindowMs: cfg.health.trialWindow,
     });
     await store.save(r.state);
-    const telemetry =
-      options.telemetry ??
-      combineCollectors(
-        [
-          new LinuxCollector(),
-          ...(cfg.telemetry.metricsScript !== undefined ? [new ScriptMetricsCollector(cfg.telemetry.metricsScript, cfg.telemetry.metricsTimeout)] : []),
-          ...(cfg.telemetry.logFile !== undefined || cfg.telemetry.journalUnit !== undefined
-            ? [
-                new LogExcerptCollector({
-                  ...(cfg.telemetry.logFile !== undefined ? { file: cfg.telemetry.logFile } : {}),
-                  ...(cfg.telemetry.journalUnit !== undefined ? { journalUnit: cfg.telemetry.journalUnit } : {}),
-                  pattern: cfg.telemetry.logPattern,
-                  maxLines: cfg.telemetry.maxLogLines,
-                  now: () => (options.clock ?? systemClock).now(),
-                }),
-              ]
-            : []),
-        ],
-        (err) => logger.warn({ err: (err as Error).message }, 'telemetry collector failed'),
-      );
-    const downloader =
-      options.downloader ??
-      new HttpDownloader({
-        idleTimeoutMs: cfg.download.idleTimeout,
-        maxBytes: cfg.download.maxBytes,
-        ...(cfg.download.caFile !== undefined ? { ca: await readFile(cfg.download.caFile) } : {}),
-      });
+    const telemetry = options.telemetry ?? defaultTelemetry(cfg, () => (options.clock ?? systemClock).now(), logger);
+    const downloader = options.downloader ?? (await defaultDownloader(cfg));
     const agent = new Agent(options, store, slots, trust, downloader, options.healthChecks ?? new CommandHealthCheckRunner(), telemetry, logger, r.state, boot.bootCount ?? counters.reboots);
     agent.pendingBootEffects = r.effects;
     return agent;
@@ -258,7 +208,7 @@ export class Agent {
     this.session = new MqttSession({
       url: cfg.broker.url,
       clientId: cfg.deviceId,
-      clientOptions: await tlsOptions(cfg),
+      clientOptions: await brokerClientOptions(cfg),
       will: { topic: deviceTopic(cfg.deviceId, 'presence'), payload: encodeMessage(presenceMessage(cfg.deviceId, false)) },
       subscriptions: deviceSubscriptions(cfg.deviceId, cfg.hardwareModel, bucket),
       reconnectMinMs: cfg.broker.reconnectMin,
@@ -513,25 +463,11 @@ export class Agent {
     this.download?.controller.abort();
     const controller = new AbortController();
     this.download = { deploymentId, controller };
-    let lastTenth = -1;
-    this.background(async () => {
-      const outcome = await this.downloader.download(
-        { url: artifact.url, size: artifact.size, sha256: artifact.sha256, dest: this.downloadPath(deploymentId) },
-        {
-          signal: controller.signal,
-          onProgress: (bytes) => {
-            const tenth = Math.floor((bytes * 10) / artifact.size);
-            if (tenth === lastTenth) return;
-            lastTenth = tenth;
-            this.dispatch({ type: 'download-progress', deploymentId, bytes });
-          },
-        },
-      );
+    const dest = this.downloadPath(deploymentId);
+    void downloadTask(this.downloader, deploymentId, artifact, dest, controller.signal, (e) => this.dispatch(e)).then((event) => {
       if (this.download?.controller === controller) this.download = null;
-      if (controller.signal.aborted) return;
-      if (outcome.ok) this.dispatch({ type: 'download-finished', deploymentId });
-      else this.dispatch({ type: 'download-failed', deploymentId, reason: outcome.reason, detail: outcome.detail, retryable: outcome.retryable });
-    }, (err) => this.dispatch({ type: 'download-failed', deploymentId, reason: 'download-failed', detail: (err as Error).message, retryable: true }));
+      if (event && !this.stopped && !this.halted) this.dispatch(event);
+    });
   }
 
   private startTrial(deploymentId: string, deadlineAt: number): void {
@@ -544,19 +480,11 @@ export class Agent {
       this.dispatch({ type: 'trial-timeout', deploymentId });
     }, Math.max(0, deadlineAt - this.clock.now()));
     const brokerWait = Math.min(this.cfg.health.brokerDeadline, Math.max(0, deadlineAt - this.clock.now()));
-    this.background(async () => {
-      const reached = (await this.session?.waitConnected(brokerWait)) ?? false;
-      if (abort.signal.aborted) return;
-      if (!reached) {
-        this.dispatch({ type: 'health-failed', deploymentId, reason: 'broker-unreachable', detail: `no broker connection within ${brokerWait} ms of the trial boot` });
-        return;
-      }
-      const checks = this.cfg.health.checks.map((c) => ({ name: c.name, command: c.command, timeoutMs: c.timeout }));
-      const result = await this.health.run(checks, abort.signal);
-      if (abort.signal.aborted) return;
-      if (result.ok) this.dispatch({ type: 'health-passed', deploymentId });
-      else this.dispatch({ type: 'health-failed', deploymentId, reason: 'health-check-failed', detail: result.detail });
-    }, (err) => this.dispatch({ type: 'health-failed', deploymentId, reason: 'health-check-failed', detail: `health check runner failed: ${(err as Error).message}` }));
+    const checks = this.cfg.health.checks.map((c) => ({ name: c.name, command: c.command, timeoutMs: c.timeout }));
+    const waitConnected = (ms: number) => this.session?.waitConnected(ms) ?? Promise.resolve(false);
+    void trialHealthTask(waitConnected, this.health, checks, brokerWait, deploymentId, abort.signal).then((event) => {
+      if (event && !this.stopped && !this.halted) this.dispatch(event);
+    });
   }
 
   private async reboot(): Promise<void> {
@@ -599,44 +527,45 @@ export class Agent {
   private onMessage(topic: string, payload: Buffer): void {
     if (this.stopped || this.halted) return;
     const cfg = this.cfg;
-    if (topic === rolloutTopic(cfg.hardwareModel, bucketOf(cfg.deviceId))) {
-      if (payload.length === 0) {
+    const inbound = classifyInbound(topic, payload, { rollout: rolloutTopic(cfg.hardwareModel, bucketOf(cfg.deviceId)), commands: deviceTopic(cfg.deviceId, 'commands') });
+    switch (inbound.kind) {
+      case 'cleared':
         // The coordinator cleared the wave: abort whatever has not reached the trial.
         this.lastRollout = null;
         this.dispatch({ type: 'rollout-cleared' });
         return;
-      }
-      const parsed = parsePayload(RolloutMessageSchema, payload, 'rollout message');
-      if (!parsed.ok) return this.badMessage(topic, parsed.error.message);
-      this.lastRollout = parsed.value;
-      this.dispatch({ type: 'rollout-message', message: parsed.value });
-      return;
-    }
-    if (topic === deviceTopic(cfg.deviceId, 'commands')) {
-      const parsed = parsePayload(CommandMessageSchema, payload, 'command message');
-      if (!parsed.ok) return this.badMessage(topic, parsed.error.message);
-      this.enqueue(async () => {
-        const verified = verifyCommand(parsed.value.command, this.trust, {
-          now: this.clock.now(),
-          deviceId: cfg.deviceId,
-          seen: (id) => this.st.seenCommands.includes(id),
-          clockSkewMs: cfg.clockSkew,
+      case 'rollout':
+        this.lastRollout = inbound.message;
+        this.dispatch({ type: 'rollout-message', message: inbound.message });
+        return;
+      case 'command': {
+        const envelope = inbound.message.command;
+        this.enqueue(async () => {
+          const verified = verifyCommand(envelope, this.trust, {
+            now: this.clock.now(),
+            deviceId: cfg.deviceId,
+            seen: (id) => this.st.seenCommands.includes(id),
+            clockSkewMs: cfg.clockSkew,
+          });
+          if (!verified.ok) {
+            this.counts.rejectedCommands++;
+            this.bumpErrors();
+            this.log.warn({ reason: verified.reason, detail: verified.detail }, 'command refused');
+            return;
+          }
+          this.log.info({ commandId: verified.value.commandId, action: verified.value.action }, 'command accepted');
+          await this.handle({ type: 'command', command: verified.value });
         });
-        if (!verified.ok) {
-          this.counts.rejectedCommands++;
-          this.bumpErrors();
-          this.log.warn({ reason: verified.reason, detail: verified.detail }, 'command refused');
-          return;
-        }
-        this.log.info({ commandId: verified.value.commandId, action: verified.value.action }, 'command accepted');
-        await this.handle({ type: 'command', command: verified.value });
-      });
-      return;
-    }
-    if (topic === FLAGS_TOPIC) {
-      const parsed = parsePayload(FlagsMessageSchema, payload, 'flags message');
-      if (!parsed.ok) return this.badMessage(topic, parsed.error.message);
-      if (!this.flagsSnapshot || parsed.value.version > this.flagsSnapshot.version) this.flagsSnapshot = parsed.value;
+        return;
+      }
+      case 'flags':
+        if (!this.flagsSnapshot || inbound.message.version > this.flagsSnapshot.version) this.flagsSnapshot = inbound.message;
+        return;
+      case 'bad':
+        this.badMessage(topic, inbound.error);
+        return;
+      case 'ignored':
+        return;
     }
   }
 

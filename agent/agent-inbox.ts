@@ -1,0 +1,39 @@
+/**
+ * Classifies what arrives on the device's three subscriptions, parsing every payload at the edge.
+ * Pure: a bad payload becomes a `bad` result (counted and logged by the shell), never a throw.
+ */
+import { CommandMessageSchema, FlagsMessageSchema, RolloutMessageSchema, type CommandMessage, type FlagsMessage, type RolloutMessage } from '../protocol/messages.js';
+import { parsePayload } from '../protocol/parse.js';
+import { FLAGS_TOPIC } from '../protocol/topics.js';
+
+export type Inbound =
+  /** Empty retained payload on the wave topic: the coordinator cleared the wave (abort). */
+  | { kind: 'cleared' }
+  | { kind: 'rollout'; message: RolloutMessage }
+  | { kind: 'command'; message: CommandMessage }
+  | { kind: 'flags'; message: FlagsMessage }
+  | { kind: 'bad'; error: string }
+  | { kind: 'ignored' };
+
+export interface InboxTopics {
+  rollout: string;
+  commands: string;
+}
+
+export function classifyInbound(topic: string, payload: Uint8Array, topics: InboxTopics): Inbound {
+  if (topic === topics.rollout) {
+    if (payload.length === 0) return { kind: 'cleared' };
+    const parsed = parsePayload(RolloutMessageSchema, payload, 'rollout message');
+    return parsed.ok ? { kind: 'rollout', message: parsed.value } : { kind: 'bad', error: parsed.error.message };
+  }
+  if (topic === topics.commands) {
+    const parsed = parsePayload(CommandMessageSchema, payload, 'command message');
+    return parsed.ok ? { kind: 'command', message: parsed.value } : { kind: 'bad', error: parsed.error.message };
+  }
+  if (topic === FLAGS_TOPIC) {
+    if (payload.length === 0) return { kind: 'ignored' };
+    const parsed = parsePayload(FlagsMessageSchema, payload, 'flags message');
+    return parsed.ok ? { kind: 'flags', message: parsed.value } : { kind: 'bad', error: parsed.error.message };
+  }
+  return { kind: 'ignored' };
+}

@@ -1,0 +1,72 @@
+/**
+ * The agent's long-running effects — a download attempt and the trial's health run — as functions
+ * that end in the update machine's next event (or null when cancelled). I/O through injected seams.
+ */
+import type { Artifact } from './agent-state.js';
+import type { Downloader } from './downloader.js';
+import type { HealthCheck, HealthCheckRunner } from './health-checks.js';
+import type { UpdateEvent } from './update-types.js';
+
+/**
+ * One download attempt. Progress goes to `onProgress` once per tenth of the image (the machine
+ * reports at most ~10 progress messages); the result is `download-finished` or `download-failed`.
+ */
+export async function downloadTask(
+  downloader: Downloader,
+  deploymentId: string,
+  artifact: Artifact,
+  dest: string,
+  signal: AbortSignal,
+  onProgress: (event: UpdateEvent) => void,
+): Promise<UpdateEvent | null> {
+  let lastTenth = -1;
+  let outcome;
+  try {
+    outcome = await downloader.download(
+      { url: artifact.url, size: artifact.size, sha256: artifact.sha256, dest },
+      {
+        signal,
+        onProgress: (bytes) => {
+          const tenth = Math.floor((bytes * 10) / artifact.size);
+          if (tenth === lastTenth) return;
+          lastTenth = tenth;
+          onProgress({ type: 'download-progress', deploymentId, bytes });
+        },
+      },
+    );
+  } catch (err) {
+    if (signal.aborted) return null;
+    return { type: 'download-failed', deploymentId, reason: 'download-failed', detail: (err as Error).message, retryable: true };
+  }
+  if (signal.aborted) return null;
+  if (outcome.ok) return { type: 'download-finished', deploymentId };
+  return { type: 'download-failed', deploymentId, reason: outcome.reason, detail: outcome.detail, retryable: outcome.retryable };
+}
+
+/**
+ * The trial's health run: the agent on the new slot must reach the broker within `brokerWaitMs`, then
+ * every configured check must pass. The trial window itself is the caller's timer.
+ */
+export async function trialHealthTask(
+  waitConnected: (timeoutMs: number) => Promise<boolean>,
+  runner: HealthCheckRunner,
+  checks: readonly HealthCheck[],
+  brokerWaitMs: number,
+  deploymentId: string,
+  signal: AbortSignal,
+): Promise<UpdateEvent | null> {
+  try {
+    const reached = await waitConnected(brokerWaitMs);
+    if (signal.aborted) return null;
+    if (!reached) {
+      return { type: 'health-failed', deploymentId, reason: 'broker-unreachable', detail: `no broker connection within ${brokerWaitMs} ms of the trial boot` };
+    }
+    const result = await runner.run(checks, signal);
+    if (signal.aborted) return null;
+    if (result.ok) return { type: 'health-passed', deploymentId };
+    return { type: 'health-failed', deploymentId, reason: 'health-check-failed', detail: result.detail };
+  } catch (err) {
+    if (signal.aborted) return null;
+    return { type: 'health-failed', deploymentId, reason: 'health-check-failed', detail: `health check runner failed: ${(err as Error).message}` };
+  }
+}
