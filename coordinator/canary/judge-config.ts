@@ -57,6 +57,11 @@ export interface JudgeConfig {
   topDeviceShare: number;
   /** Expected canary events (at the control's rate, all counters) below which evidence is thin. */
   minExpectedEvents: number;
+  /**
+   * Hours a device must have been observed for its slope (leak, drain) to count. A fresh boot into the
+   * new firmware ramps memory up as caches fill; over a short window that warm-up looks like a leak.
+   */
+  minSlopeHours: number;
   /** Devices per cohort a metric needs to be compared (fewer: NoData). */
   minDevicesPerMetric: number;
   /**
@@ -85,6 +90,7 @@ export const DEFAULT_JUDGE_CONFIG: JudgeConfig = {
   eValueConcentration: 2,
   topDeviceShare: 0.5,
   minExpectedEvents: 5,
+  minSlopeHours: 4,
   minDevicesPerMetric: 3,
   updateRebootsPerInstall: 1,
   newSignatureDevices: 2,

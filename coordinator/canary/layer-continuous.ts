@@ -32,8 +32,9 @@ function valueOf(d: DeviceSummary, check: MetricCheck): number | undefined {
   }
 }
 
-const collect = (ds: readonly DeviceSummary[], check: MetricCheck): number[] =>
+const collect = (ds: readonly DeviceSummary[], check: MetricCheck, minSlopeHours: number): number[] =>
   ds.flatMap((d) => {
+    if ((check.stat === 'slope' || check.stat === 'drain') && d.exposureH < minSlopeHours) return [];
     const v = valueOf(d, check);
     return v === undefined || !Number.isFinite(v) ? [] : [v];
   });
@@ -55,9 +56,9 @@ export function continuousLayer(snapshot: CanarySnapshot, cfg: JudgeConfig): Met
   const control = snapshot.devices.filter((d) => d.cohort === 'control' && !d.silent);
   return cfg.metrics.map((check) => {
     const name = checkName(check);
-    const a = collect(canary, check);
-    const b = collect(control, check);
-    const applicable = a.length > 0 || b.length > 0;
+    const a = collect(canary, check, cfg.minSlopeHours);
+    const b = collect(control, check, cfg.minSlopeHours);
+    const applicable = [...canary, ...control].some((d) => valueOf(d, check) !== undefined);
     const c = classifyMetric(a, b, check, { confidence: cfg.confidence, tolerance: cfg.tolerance, minDevices: cfg.minDevicesPerMetric });
     const evidence: Evidence = { check: name, result: c.result, values: c.values, ...(c.note ? { note: c.note } : {}) };
     const bad = c.result === 'high' || c.result === 'low' || c.result === 'critical';
