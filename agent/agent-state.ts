@@ -156,3 +156,18 @@ export function remember(list: readonly string[], id: string, limit: number): st
   next.push(id);
   return next.length > limit ? next.slice(next.length - limit) : next;
 }
+
+/**
+ * The state at the start of an agent run: counts a reboot (new boot id) or an agent restart (same
+ * boot), a crash when the previous run did not stop cleanly, marks the run as running, and reserves a
+ * block of telemetry sequence numbers so they stay monotonic across restarts.
+ */
+export function beginRun(state: AgentState, bootId: string, hadState: boolean, seqBlock: number): AgentState {
+  const counters = { ...state.counters };
+  if (hadState) {
+    if (state.lastBootId !== undefined && state.lastBootId !== bootId) counters.reboots++;
+    else counters.agentRestarts++;
+    if (state.running) counters.crashes++;
+  }
+  return { ...state, counters, running: true, telemetrySeqReserved: state.telemetrySeqReserved + seqBlock };
+}

@@ -3,6 +3,7 @@
  * that end in the update machine's next event (or null when cancelled). I/O through injected seams.
  */
 import type { Artifact } from './agent-state.js';
+import { SlotError, type SlotBackend } from './slots/slot-backend.js';
 import type { Downloader } from './downloader.js';
 import type { HealthCheck, HealthCheckRunner } from './health-checks.js';
 import type { UpdateEvent } from './update-types.js';
@@ -68,5 +69,28 @@ export async function trialHealthTask(
   } catch (err) {
     if (signal.aborted) return null;
     return { type: 'health-failed', deploymentId, reason: 'health-check-failed', detail: `health check runner failed: ${(err as Error).message}` };
+  }
+}
+
+/** The verifying stage: the file on disk must have exactly the signed size and sha256. */
+export async function verifyTask(downloader: Downloader, deploymentId: string, artifact: Artifact, path: string): Promise<UpdateEvent> {
+  try {
+    const d = await downloader.digest(path);
+    if (d.size === artifact.size && d.sha256 === artifact.sha256) return { type: 'verify-done', deploymentId, ok: true };
+    const detail = `file on disk has ${d.size} bytes, sha256 ${d.sha256}; the manifest says ${artifact.size}, ${artifact.sha256}`;
+    return { type: 'verify-done', deploymentId, ok: false, detail };
+  } catch (err) {
+    return { type: 'verify-done', deploymentId, ok: false, detail: `cannot read the download: ${(err as Error).message}` };
+  }
+}
+
+/** The installing stage: write the verified image to the inactive slot (the backend reads it back). */
+export async function writeSlotTask(slots: SlotBackend, deploymentId: string, artifact: Artifact, path: string): Promise<UpdateEvent> {
+  try {
+    await slots.writeInactive({ path, size: artifact.size, sha256: artifact.sha256 });
+    return { type: 'slot-written', deploymentId };
+  } catch (err) {
+    const reason = err instanceof SlotError && (err.code === 'write-failed' || err.code === 'readback-failed') ? err.code : 'write-failed';
+    return { type: 'slot-failed', deploymentId, reason, detail: (err as Error).message.slice(0, 500) };
   }
 }

@@ -21,17 +21,20 @@ import type { FlagsMessage, RolloutMessage } from '../protocol/messages.js';
 import { encodeMessage } from '../protocol/parse.js';
 import { verifyCommand, verifyManifest } from '../firmware/manifest.js';
 import { loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
-import { SlotError, type SlotBackend } from './slots/slot-backend.js';
+import type { SlotBackend } from './slots/slot-backend.js';
 import { createSlotBackend } from './slots/create-slot-backend.js';
 import type { AgentConfig } from './config.js';
-import { currentVersion, initialAgentState, isBusy, type AgentState, type Artifact } from './agent-state.js';
+import { beginRun, currentVersion, initialAgentState, isBusy, type AgentState, type Artifact } from './agent-state.js';
 import { step, type MachineConfig, type UpdateEffect, type UpdateEvent } from './update-machine.js';
+import { machineConfigOf, type AgentEvent, type AgentOptions } from './agent-options.js';
+
+export type { AgentEvent, AgentOptions } from './agent-options.js';
 import { FileStateStore, type StateStore } from './state-store.js';
 import type { Downloader } from './downloader.js';
 import { CommandHealthCheckRunner, type HealthCheckRunner } from './health-checks.js';
-import { MqttSession, type MqttConnect } from './mqtt-session.js';
+import { MqttSession } from './mqtt-session.js';
 import type { TelemetryCollector } from './telemetry/collector.js';
-import { downloadTask, trialHealthTask } from './agent-tasks.js';
+import { downloadTask, trialHealthTask, verifyTask, writeSlotTask } from './agent-tasks.js';
 import { classifyInbound } from './agent-inbox.js';
 import { brokerClientOptions, defaultDownloader, defaultTelemetry, systemBootId } from './agent-defaults.js';
 import { helloMessage, presenceMessage, statusMessage, telemetryMessage, type DeviceIdentity } from './agent-messages.js';
@@ -39,47 +42,6 @@ import { helloMessage, presenceMessage, statusMessage, telemetryMessage, type De
 export const AGENT_VERSION = '0.1.0';
 /** Telemetry sequence numbers reserved per state write (so seq stays monotonic across restarts). */
 const TELEMETRY_SEQ_BLOCK = 10_000;
-
-export interface AgentOptions {
-  config: AgentConfig;
-  /** Default: systemClock. */
-  clock?: Clock;
-  /** Default: pino at config.logLevel on stdout. */
-  logger?: Logger;
-  /** Default: mqtt.connect. */
-  connect?: MqttConnect;
-  /** Default: Linux /proc and /sys collectors, plus the configured script and log excerpt. */
-  telemetry?: TelemetryCollector;
-  /** Default: HttpDownloader (resumable HTTP/HTTPS). */
-  downloader?: Downloader;
-  /** Default: FileStateStore at <dataDir>/state.json. */
-  store?: StateStore;
-  /** Default: built from config.slots. */
-  slots?: SlotBackend;
-  /** Default: CommandHealthCheckRunner (config.health.checks). */
-  healthChecks?: HealthCheckRunner;
-  /** Default: loaded from config.trustStoreDir. */
-  trust?: TrustStore;
-  /** Default: Math.random (reconnect and retry jitter). */
-  random?: () => number;
-  /** Identifies the current boot. Default: the backend's bootId, else /proc/sys/kernel/random/boot_id. */
-  bootId?: () => Promise<string>;
-  /** Called after slots.reboot() returns (tests/simulator: stop this agent, power on, start a new one). */
-  onReboot?: () => void | Promise<void>;
-  /**
-   * Called when slots.reboot() fails: the agent is shut down by then. The daemon exits non-zero so
-   * systemd restarts it; the restarted agent re-arms and reboots (a bounded number of times).
-   */
-  onRebootFailed?: (err: unknown) => void | Promise<void>;
-  /** Called after every state change (tests and the simulator observe progress here). */
-  onStateChange?: (state: AgentState) => void;
-  /** Default: true. The simulator may turn the periodic telemetry timer off and call sendTelemetry(). */
-  telemetryTimer?: boolean;
-}
-
-/** What `dispatch` accepts: an update machine event, or a rollout message still to be verified. */
-export type AgentEvent = UpdateEvent | { type: 'rollout-message'; message: RolloutMessage };
-type ShellEvent = AgentEvent;
 
 export class Agent {
   private readonly cfg: AgentConfig;
@@ -118,6 +80,8 @@ export class Agent {
     logger: Logger,
     state: AgentState,
     private readonly bootCount: number,
+    /** Effects of the boot decision, carried out by start(). */
+    private pendingBootEffects: UpdateEffect[],
   ) {
     this.cfg = options.config;
     this.clock = options.clock ?? systemClock;
@@ -129,12 +93,7 @@ export class Agent {
     this.savedSeqReserved = state.telemetrySeqReserved;
     this.startedAt = this.clock.now();
     this.identity = { deviceId: this.cfg.deviceId, hardwareModel: this.cfg.hardwareModel, tags: this.cfg.tags, agentVersion: AGENT_VERSION };
-    this.machine = {
-      maxDownloadAttempts: this.cfg.download.maxAttempts,
-      retryBaseMs: this.cfg.download.retryBase,
-      retryMaxMs: this.cfg.download.retryMax,
-      trialWindowMs: this.cfg.health.trialWindow,
-    };
+    this.machine = machineConfigOf(this.cfg);
   }
 
   /**
@@ -152,34 +111,15 @@ export class Agent {
     const bootId = (await options.bootId?.()) ?? boot.bootId ?? (cfg.slots.kind === 'file' || cfg.slots.kind === 'memory' ? undefined : await systemBootId()) ?? randomUUID();
     const loaded = await store.load();
     const state = loaded ?? initialAgentState(cfg.firmwareVersion, boot.booted, cfg.securityFloor);
-    const counters = { ...state.counters };
-    if (loaded) {
-      if (state.lastBootId !== undefined && state.lastBootId !== bootId) counters.reboots++;
-      else counters.agentRestarts++;
-      if (state.running) counters.crashes++;
-    }
-    const prepared: AgentState = {
-      ...state,
-      counters,
-      running: true,
-      telemetrySeqReserved: state.telemetrySeqReserved + TELEMETRY_SEQ_BLOCK,
-    };
+    const prepared = beginRun(state, bootId, loaded !== null, TELEMETRY_SEQ_BLOCK);
     // Resolve the boot before anything else sees the state: the machine re-derives the stage's effects.
-    const r = step(prepared, { type: 'boot', boot: { booted: boot.booted, primary: boot.primary, trial: boot.trial, bootId } }, (options.clock ?? systemClock).now(), {
-      maxDownloadAttempts: cfg.download.maxAttempts,
-      retryBaseMs: cfg.download.retryBase,
-      retryMaxMs: cfg.download.retryMax,
-      trialWindowMs: cfg.health.trialWindow,
-    });
+    const r = step(prepared, { type: 'boot', boot: { booted: boot.booted, primary: boot.primary, trial: boot.trial, bootId } }, (options.clock ?? systemClock).now(), machineConfigOf(cfg));
     await store.save(r.state);
     const telemetry = options.telemetry ?? defaultTelemetry(cfg, () => (options.clock ?? systemClock).now(), logger);
     const downloader = options.downloader ?? (await defaultDownloader(cfg));
-    const agent = new Agent(options, store, slots, trust, downloader, options.healthChecks ?? new CommandHealthCheckRunner(), telemetry, logger, r.state, boot.bootCount ?? counters.reboots);
-    agent.pendingBootEffects = r.effects;
-    return agent;
+    const health = options.healthChecks ?? new CommandHealthCheckRunner();
+    return new Agent(options, store, slots, trust, downloader, health, telemetry, logger, r.state, boot.bootCount ?? prepared.counters.reboots, r.effects);
   }
-
-  private pendingBootEffects: UpdateEffect[] = [];
 
   /** The current persisted state (a snapshot; do not mutate). */
   get state(): AgentState {
@@ -285,11 +225,11 @@ export class Agent {
   }
 
   /** Queues an event for the update machine. */
-  dispatch(event: ShellEvent): void {
+  dispatch(event: AgentEvent): void {
     this.enqueue(() => this.handle(event));
   }
 
-  private async handle(event: ShellEvent): Promise<void> {
+  private async handle(event: AgentEvent): Promise<void> {
     if (this.halted || this.stopped) return;
     const now = this.clock.now();
     let ev: UpdateEvent;
@@ -401,23 +341,13 @@ export class Agent {
         return;
       }
       case 'verify':
-        this.background(async () => {
-          const d = await this.downloader.digest(this.downloadPath(e.deploymentId));
-          const ok = d.size === e.artifact.size && d.sha256 === e.artifact.sha256;
-          this.dispatch({ type: 'verify-done', deploymentId: e.deploymentId, ok, ...(ok ? {} : { detail: `file on disk has ${d.size} bytes, sha256 ${d.sha256}; the manifest says ${e.artifact.size}, ${e.artifact.sha256}` }) });
-        }, (err) => this.dispatch({ type: 'verify-done', deploymentId: e.deploymentId, ok: false, detail: `cannot read the download: ${(err as Error).message}` }));
+        this.later(verifyTask(this.downloader, e.deploymentId, e.artifact, this.downloadPath(e.deploymentId)));
         return;
       case 'discard-download':
         await this.downloader.discard(this.downloadPath(e.deploymentId)).catch(() => undefined);
         return;
       case 'write-slot':
-        this.background(async () => {
-          await this.slots.writeInactive({ path: this.downloadPath(e.deploymentId), size: e.artifact.size, sha256: e.artifact.sha256 });
-          this.dispatch({ type: 'slot-written', deploymentId: e.deploymentId });
-        }, (err) => {
-          const reason = err instanceof SlotError && (err.code === 'write-failed' || err.code === 'readback-failed') ? err.code : 'write-failed';
-          this.dispatch({ type: 'slot-failed', deploymentId: e.deploymentId, reason, detail: (err as Error).message.slice(0, 500) });
-        });
+        this.later(writeSlotTask(this.slots, e.deploymentId, e.artifact, this.downloadPath(e.deploymentId)));
         return;
       case 'arm-trial':
         await this.slots.armTrial();
@@ -452,10 +382,10 @@ export class Agent {
     }
   }
 
-  private background(fn: () => Promise<void>, onError: (err: unknown) => void): void {
-    fn().catch((err: unknown) => {
-      if (this.stopped || this.halted) return;
-      onError(err);
+  /** Dispatches the event a background task ends with, unless the agent stopped meanwhile. */
+  private later(task: Promise<UpdateEvent | null>): void {
+    void task.then((event) => {
+      if (event && !this.stopped && !this.halted) this.dispatch(event);
     });
   }
 
@@ -464,10 +394,11 @@ export class Agent {
     const controller = new AbortController();
     this.download = { deploymentId, controller };
     const dest = this.downloadPath(deploymentId);
-    void downloadTask(this.downloader, deploymentId, artifact, dest, controller.signal, (e) => this.dispatch(e)).then((event) => {
-      if (this.download?.controller === controller) this.download = null;
-      if (event && !this.stopped && !this.halted) this.dispatch(event);
-    });
+    this.later(
+      downloadTask(this.downloader, deploymentId, artifact, dest, controller.signal, (e) => this.dispatch(e)).finally(() => {
+        if (this.download?.controller === controller) this.download = null;
+      }),
+    );
   }
 
   private startTrial(deploymentId: string, deadlineAt: number): void {
@@ -482,9 +413,7 @@ export class Agent {
     const brokerWait = Math.min(this.cfg.health.brokerDeadline, Math.max(0, deadlineAt - this.clock.now()));
     const checks = this.cfg.health.checks.map((c) => ({ name: c.name, command: c.command, timeoutMs: c.timeout }));
     const waitConnected = (ms: number) => this.session?.waitConnected(ms) ?? Promise.resolve(false);
-    void trialHealthTask(waitConnected, this.health, checks, brokerWait, deploymentId, abort.signal).then((event) => {
-      if (event && !this.stopped && !this.halted) this.dispatch(event);
-    });
+    this.later(trialHealthTask(waitConnected, this.health, checks, brokerWait, deploymentId, abort.signal));
   }
 
   private async reboot(): Promise<void> {
