@@ -17,6 +17,7 @@ import pino, { type Logger } from 'pino';
 import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
 import { deviceSubscriptions, deviceTopic, rolloutTopic } from '../protocol/topics.js';
 import { bucketOf } from '../protocol/bucket.js';
+import { evaluateDeviceFlag } from '../protocol/flag-bucketing.js';
 import type { FlagsMessage, RolloutMessage } from '../protocol/messages.js';
 import { encodeMessage } from '../protocol/parse.js';
 import { verifyCommand, verifyManifest } from '../firmware/manifest.js';
@@ -133,6 +134,14 @@ export class Agent {
   /** The latest feature flag snapshot from the coordinator, if any. */
   get flags(): FlagsMessage | null {
     return this.flagsSnapshot;
+  }
+
+  /**
+   * A device-side feature flag from the latest retained snapshot, evaluated for this device exactly as
+   * the coordinator does (Unleash-style bucketing on the device id). Off when unknown.
+   */
+  flag(name: string): { enabled: boolean; variant?: string } {
+    return evaluateDeviceFlag(name, this.flagsSnapshot?.flags[name], this.cfg.deviceId);
   }
 
   get deviceId(): string {

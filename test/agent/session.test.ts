@@ -78,3 +78,41 @@ describe('mqtt session', () => {
     }
   });
 });
+
+describe('inbound messages', () => {
+  let f: Fixture;
+  const devices: SimulatedDevice[] = [];
+  beforeEach(async () => {
+    f = await startFixture();
+  });
+  afterEach(async () => {
+    for (const d of devices.splice(0)) await d.stop();
+    await f.close();
+  });
+
+  it('counts and ignores malformed payloads without crashing, then still works', async () => {
+    const { rolloutTopic, deviceTopic, FLAGS_TOPIC } = await import('../../protocol/topics.js');
+    const id = uniqueId('dev');
+    const { dev } = await startDevice(f, id);
+    devices.push(dev);
+    await f.publisher.publishAsync(deviceTopic(id, 'commands'), Buffer.from('not json'), { qos: 1 });
+    await f.publisher.publishAsync(rolloutTopic('rpi4', bucketOf(id)), Buffer.from(JSON.stringify({ v: 9, kind: 'rollout' })), { qos: 1 });
+    await f.publisher.publishAsync(FLAGS_TOPIC, Buffer.from(JSON.stringify({ v: 1, kind: 'flags', version: 'x' })), { qos: 1 });
+    await waitFor(() => dev.agent!.counts.badMessages === 3, 'three bad messages counted');
+    expect(dev.agent!.state.job).toBeNull();
+    // A good flags snapshot afterwards is taken, and older snapshots are ignored.
+    const snapshot = (version: number, enabled: boolean) =>
+      Buffer.from(JSON.stringify({ v: 1, kind: 'flags', version, flags: { 'new-ui': { enabled, rollout: 100, variants: [] } }, at: 1 }));
+    await f.publisher.publishAsync(FLAGS_TOPIC, snapshot(2, true), { qos: 1, retain: true });
+    await waitFor(() => dev.agent!.flag('new-ui').enabled, 'flag on');
+    // An older snapshot is ignored; a bad message after it (delivered in order) marks it processed.
+    await f.publisher.publishAsync(FLAGS_TOPIC, snapshot(1, false), { qos: 1 });
+    await f.publisher.publishAsync(FLAGS_TOPIC, Buffer.from('{}'), { qos: 1 });
+    await waitFor(() => dev.agent!.counts.badMessages === 4, 'marker processed');
+    expect(dev.agent!.flag('new-ui').enabled).toBe(true);
+    expect(dev.agent!.flags?.version).toBe(2);
+    await f.publisher.publishAsync(FLAGS_TOPIC, snapshot(3, false), { qos: 1 });
+    await waitFor(() => !dev.agent!.flag('new-ui').enabled, 'flag off at version 3');
+    await f.publisher.publishAsync(FLAGS_TOPIC, Buffer.alloc(0), { qos: 1, retain: true });
+  });
+});
