@@ -213,11 +213,14 @@ export class Coordinator {
     });
 
     await http.start();
+    // Restore retained manifests and resume deployments before devices can connect: they then see
+    // the state once, as retained messages, instead of a second live copy of a manifest they hold.
+    await transport.prepare();
+    const restored = config.mqtt.brokerUrl ? 0 : await publisher.restore();
+    await rollouts.start();
     await transport.start();
-    const restored = await publisher.restore();
     writePorts(config.dataDir, { mqtt: portOf(transport.url), http: http.portNumber });
     if (config.env === 'development') await writeAdminFile(config.dataDir, { url: http.url, token: adminToken, mqttUrl: transport.url });
-    await rollouts.start();
     c.scheduleFlush();
     c.schedulePrune();
     logger.info({ env: config.env, mqttUrl: transport.url, httpUrl: http.url, dataDir: config.dataDir, restoredRetained: restored, keyId: key.keyid }, 'coordinator started');
@@ -359,8 +362,9 @@ export class Coordinator {
   async restartBroker(): Promise<void> {
     await this.transport.stop();
     for (const d of this.registry.all()) if (d.online) this.registry.setOnline(d.deviceId, false, this.clock.now());
+    await this.transport.prepare();
+    if (!this.config.mqtt.brokerUrl) await this.publisher.restore();
     await this.transport.start();
-    await this.publisher.restore();
   }
 
   metrics(): Record<string, unknown> {

@@ -64,7 +64,7 @@ export class EmbeddedBroker implements Transport {
     return this.connected;
   }
 
-  async start(): Promise<void> {
+  async prepare(): Promise<void> {
     if (this.aedes) return;
     const { Aedes } = await import('aedes');
     const log = this.options.logger;
@@ -125,7 +125,13 @@ export class EmbeddedBroker implements Transport {
     });
     aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'mqtt client error'));
     this.aedes = aedes;
+  }
 
+  async start(): Promise<void> {
+    if (this.server) return;
+    await this.prepare();
+    const aedes = this.aedes!;
+    const log = this.options.logger;
     const tls = this.options.tls;
     const server = tls
       ? createTlsServer({ cert: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) }, aedes.handle)

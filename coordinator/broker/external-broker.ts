@@ -41,6 +41,11 @@ export class ExternalBroker implements Transport {
     return undefined;
   }
 
+  /** Connecting is all there is to prepare: an external broker keeps its own retained messages. */
+  prepare(): Promise<void> {
+    return this.start();
+  }
+
   async start(): Promise<void> {
     if (this.client) return;
     const { connectAsync } = await import('mqtt');

@@ -27,6 +27,12 @@ export interface DeviceConnectionEvents {
 export interface Transport {
   /** Where devices connect, e.g. mqtt://127.0.0.1:41883. */
   readonly url: string;
+  /**
+   * Makes `publish` work before devices can connect (the embedded broker exists but does not listen
+   * yet), so state restored after a restart reaches devices only as retained messages, never as a
+   * duplicate live delivery. Optional to call; `start` calls it.
+   */
+  prepare(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
   publish(topic: string, payload: Buffer, options: PublishOptions): Promise<void>;

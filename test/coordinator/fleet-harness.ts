@@ -33,15 +33,51 @@ export async function uploadImage(c: Coordinator, version: string, hardware = ['
   await c.uploadFirmware({ image: Readable.from([firmwareImage(version)]), version, hardware });
 }
 
+/** Where the fleet connects and how it gets credentials: an in-process coordinator or one over its API. */
+export interface FleetTarget {
+  mqttUrl: string;
+  trustDir: string;
+  provision(ids: string[]): Promise<{ deviceId: string; secret: string }[]>;
+  /** Devices the registry knows online with a version (from their hello). */
+  registered(): Promise<number>;
+}
+
+export function inProcess(c: Coordinator): FleetTarget {
+  return {
+    mqttUrl: c.mqttUrl,
+    trustDir: c.trustDir,
+    provision: (ids) => c.provisionDevices(ids, { hardwareModel: 'rpi4' }),
+    registered: () => Promise.resolve(c.registry.list({ online: true }).filter((d) => d.firmwareVersion !== undefined).length),
+  };
+}
+
+export function overApi(a: { mqttUrl: string; trustDir: string; httpUrl: string; token: string }): FleetTarget {
+  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${a.httpUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${a.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    return (await res.json()) as T;
+  };
+  return {
+    mqttUrl: a.mqttUrl,
+    trustDir: a.trustDir,
+    provision: async (ids) => (await call<{ devices: { deviceId: string; secret: string }[] }>('POST', '/v1/devices/provision', { deviceIds: ids, hardwareModel: 'rpi4' })).devices,
+    registered: async () => (await call<{ devices: { firmwareVersion: string | null }[] }>('GET', '/v1/devices?online=true')).devices.filter((d) => d.firmwareVersion !== null).length,
+  };
+}
+
 /** Starts `n` devices running 1.0.0; `bootOutcome` decides trial boots (default: every boot comes up). */
 export async function startFleet(
-  c: Coordinator,
+  c: Coordinator | FleetTarget,
   dir: string,
   n: number,
   options: { bootOutcome?: (id: string, boot: BootState) => BootOutcome; telemetryMs?: number } = {},
 ): Promise<Fleet> {
+  const target = 'provision' in c ? c : inProcess(c);
   const ids = Array.from({ length: n }, () => uniqueId('d'));
-  const creds = await c.provisionDevices(ids, { hardwareModel: 'rpi4' });
+  const creds = await target.provision(ids);
   const factory = join(dir, 'factory.img');
   await writeFile(factory, firmwareImage('1.0.0'));
   const devices: FleetDevice[] = [];
@@ -53,13 +89,14 @@ export async function startFleet(
         deviceId,
         hardwareModel: 'rpi4',
         firmwareVersion: '1.0.0',
-        broker: { url: c.mqttUrl, username: deviceId, password: secret, reconnectMin: 50, reconnectMax: 400 },
-        trustStoreDir: c.trustDir,
+        broker: { url: target.mqttUrl, username: deviceId, password: secret, reconnectMin: 50, reconnectMax: 400 },
+        trustStoreDir: target.trustDir,
         dataDir: join(base, 'data'),
         slots: { kind: 'file', dir: join(base, 'slots') },
         telemetry: { interval: options.telemetryMs ?? 3_600_000 },
         health: { brokerDeadline: 5_000, trialWindow: 20_000 },
-        download: { retryBase: 20, retryMax: 200, maxAttempts: 6, idleTimeout: 5_000 },
+        // Patient enough to ride out a coordinator restart, as real agents are.
+        download: { retryBase: 50, retryMax: 1_000, maxAttempts: 40, idleTimeout: 5_000 },
       });
       const slots = await FileSlotBackend.create({ dir: join(base, 'slots'), factoryImage: factory });
       const outcome = options.bootOutcome;
@@ -74,7 +111,7 @@ export async function startFleet(
     }),
   );
   await waitFor(() => devices.every((d) => d.dev.agent?.connected === true), 'every agent connected');
-  await waitFor(() => c.registry.list({ online: true }).length === n && c.registry.list().every((d) => d.firmwareVersion !== undefined), 'every hello registered');
+  await waitFor(async () => (await target.registered()) === n, 'every hello registered');
   return {
     devices,
     stop: async () => {

@@ -1,0 +1,25 @@
+/**
+ * A coordinator in its own process, for tests that kill it with SIGKILL. Argument: the data dir.
+ * Prints one JSON line {mqttUrl, httpUrl, token, trustDir} when it is up, then runs until killed.
+ */
+import { pino } from 'pino';
+import { Coordinator } from '../../coordinator/index.js';
+
+const dataDir = process.argv[2];
+if (!dataDir) throw new Error('usage: coordinator-child.ts <data-dir>');
+const c = await Coordinator.create({
+  logger: pino({ level: process.env['CHILD_LOG_LEVEL'] ?? 'silent' }, pino.destination(2)),
+  config: {
+    env: 'development',
+    dataDir,
+    mqtt: { port: 0, host: '127.0.0.1' },
+    http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 64 },
+    allowAnonymousDevices: false,
+    credentialCost: 4,
+    telemetry: { flushIntervalMs: 20, maxBatch: 2000, rollupSlotMs: 60_000, rawRetentionMs: 48 * 3600_000, silentAfterMs: 5 * 60_000 },
+  },
+});
+process.stdout.write(JSON.stringify({ mqttUrl: c.mqttUrl, httpUrl: c.httpUrl, token: c.adminToken, trustDir: c.trustDir }) + '\n');
+process.on('SIGTERM', () => {
+  void c.stop().then(() => process.exit(0));
+});

@@ -1,0 +1,38 @@
+// Test-only ESM loader: lets a child Node process run the TypeScript sources directly (the coordinator
+// killed with SIGKILL in the restart test). `.js` imports resolve to the `.ts` file beside them;
+// `.ts` files are transpiled with the project's TypeScript (types are not checked here), and the
+// output is cached by content hash so a restarted child starts quickly.
+import { createHash } from 'node:crypto';
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { URL, fileURLToPath } from 'node:url';
+
+const cacheDir = join(tmpdir(), 'fleet-ts-loader-cache');
+let ts;
+
+export async function resolve(specifier, context, next) {
+  if ((specifier.startsWith('.') || specifier.startsWith('/') || specifier.startsWith('file:')) && specifier.endsWith('.js') && context.parentURL) {
+    const url = new URL(specifier, context.parentURL);
+    const tsUrl = new URL(url.href.replace(/\.js$/, '.ts'));
+    if (!existsSync(fileURLToPath(url)) && existsSync(fileURLToPath(tsUrl))) return { url: tsUrl.href, shortCircuit: true };
+  }
+  return next(specifier, context);
+}
+
+export async function load(url, context, next) {
+  if (!url.endsWith('.ts')) return next(url, context);
+  const path = fileURLToPath(url);
+  const source = await readFile(path, 'utf8');
+  const key = join(cacheDir, createHash('sha256').update(path).update('\0').update(source).digest('hex') + '.js');
+  if (existsSync(key)) return { format: 'module', source: await readFile(key, 'utf8'), shortCircuit: true };
+  ts ??= (await import('typescript')).default;
+  const out = ts.transpileModule(source, {
+    fileName: path,
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true, sourceMap: false },
+  });
+  await mkdir(cacheDir, { recursive: true });
+  await writeFile(key, out.outputText);
+  return { format: 'module', source: out.outputText, shortCircuit: true };
+}
