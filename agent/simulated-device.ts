@@ -10,6 +10,7 @@
  * booted firmware comes up (a bricked or boot-looping image resets before the agent runs, and the
  * bootloader decides again), and a new Agent is created on the same store and started.
  */
+import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
 import type { BootState, SlotBackend } from './slots/slot-backend.js';
 import { Agent, type AgentOptions } from './agent.js';
 
@@ -29,12 +30,19 @@ export interface SimulatedDeviceOptions extends Omit<AgentOptions, 'slots' | 'on
   onAgent?: (agent: Agent) => void;
   /** Resets in a row before the harness gives up (a device with no bootable slot). Default 8. */
   maxResets?: number;
+  /**
+   * Hardware watchdog for trial boots: a trial still uncommitted this long after it booted (the agent
+   * hung, or never started its checks) is reset, and the bootloader falls back. Default: the config's
+   * trial window plus one minute. Measured on `clock`.
+   */
+  trialWatchdogMs?: number;
 }
 
 export class SimulatedDevice {
   private current: Agent | null = null;
   private cycling: Promise<void> | null = null;
   private stopped = false;
+  private watchdog: TimerHandle | null = null;
   /** Power-ons so far (including resets). */
   powerOns = 0;
   /** Set when no slot came up within maxResets: the device would be bricked. */
@@ -69,6 +77,7 @@ export class SimulatedDevice {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.disarmWatchdog();
     await this.settled();
     const agent = this.current;
     this.current = null;
@@ -81,6 +90,7 @@ export class SimulatedDevice {
   }
 
   private async doCycle(clean: boolean): Promise<void> {
+    this.disarmWatchdog();
     const agent = this.current;
     this.current = null;
     if (agent) await (clean ? agent.stop() : agent.kill());
@@ -112,5 +122,25 @@ export class SimulatedDevice {
     this.current = agent;
     await agent.start();
     this.options.onAgent?.(agent);
+    if ((await this.options.slots.bootState()).trial) this.armWatchdog();
+  }
+
+  private get clock(): Clock {
+    return this.options.clock ?? systemClock;
+  }
+
+  private armWatchdog(): void {
+    const ms = this.options.trialWatchdogMs ?? this.options.config.health.trialWindow + 60_000;
+    this.watchdog = this.clock.setTimeout(() => {
+      this.watchdog = null;
+      void this.options.slots.bootState().then((boot) => {
+        if (boot.trial && !this.stopped) void this.powerCycle({ clean: false });
+      });
+    }, ms);
+  }
+
+  private disarmWatchdog(): void {
+    if (this.watchdog) this.clock.clearTimeout(this.watchdog);
+    this.watchdog = null;
   }
 }

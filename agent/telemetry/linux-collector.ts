@@ -19,12 +19,20 @@ async function readText(path: string): Promise<string | null> {
 }
 
 const round = (v: number, digits = 1): number => Number(v.toFixed(digits));
+/** An agent started later than this after power-on was restarted: its start says nothing about boot time. */
+const BOOT_TIME_LIMIT_S = 600;
 
 export class LinuxCollector implements TelemetryCollector {
   private lastCpu: { busy: number; total: number } | null = null;
 
-  /** @param root filesystem root holding proc/ and sys/ (default "/"). */
-  constructor(private readonly root = '/') {}
+  /**
+   * @param root filesystem root holding proc/ and sys/ (default "/").
+   * @param processUptime seconds since the agent process started (default process.uptime).
+   */
+  constructor(
+    private readonly root = '/',
+    private readonly processUptime: () => number = () => process.uptime(),
+  ) {}
 
   async collect(): Promise<TelemetrySample> {
     const metrics: TelemetryMetrics = {};
@@ -48,7 +56,13 @@ export class LinuxCollector implements TelemetryCollector {
     }
     if (uptime) {
       const up = Number(uptime.split(/\s+/)[0]);
-      if (Number.isFinite(up)) sample.uptimeS = up;
+      if (Number.isFinite(up)) {
+        sample.uptimeS = up;
+        // Power-on to agent start approximates the boot time (a canary metric for boot regressions);
+        // only meaningful when the agent started with the system, not after a later restart.
+        const atStart = up - this.processUptime();
+        if (atStart >= 0 && atStart < BOOT_TIME_LIMIT_S) metrics.bootTimeS = round(atStart);
+      }
     }
     const temp = await readText(join(this.root, 'sys/class/thermal/thermal_zone0/temp'));
     if (temp !== null) {

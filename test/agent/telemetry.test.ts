@@ -34,8 +34,9 @@ describe('LinuxCollector', () => {
     await put('sys/class/power_supply/BAT0/type', 'Battery\n');
     await put('sys/class/power_supply/BAT0/capacity', '87\n');
     await put('sys/class/power_supply/BAT0/power_now', '2500000\n');
-    const c = new LinuxCollector(dir);
+    const c = new LinuxCollector(dir, () => 1200);
     const first = await c.collect();
+    expect(first.metrics.bootTimeS).toBe(34.6);
     expect(first.metrics.cpuPct).toBeUndefined();
     expect(first.metrics).toMatchObject({ memTotalMb: 4000, memUsedMb: 1000, temperatureC: 48.3, batteryPct: 87, powerW: 2.5 });
     expect(first.uptimeS).toBe(1234.56);
@@ -46,7 +47,7 @@ describe('LinuxCollector', () => {
 
   it('leaves out what the device does not have (never zero)', async () => {
     await put('proc/meminfo', 'MemTotal: 1024 kB\n');
-    const s = await new LinuxCollector(dir).collect();
+    const s = await new LinuxCollector(dir, () => 5).collect();
     expect(s.metrics).toEqual({ memTotalMb: 1 });
     expect('batteryPct' in s.metrics).toBe(false);
     expect('temperatureC' in s.metrics).toBe(false);

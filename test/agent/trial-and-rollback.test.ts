@@ -136,3 +136,34 @@ describe('trial deadlines', () => {
     expect(last(id)).toMatchObject({ state: 'rolled-back', reason: 'trial-timeout' });
   });
 });
+
+describe('watchdog and reboot command', () => {
+  it("the harness's hardware watchdog resets a trial that hangs, and the bootloader falls back", async () => {
+    const id = uniqueId('dev');
+    const { dev, slots } = await startDevice(f, id, {}, {
+      // The agent on the trial slot hangs in its health checks (never resolves).
+      healthChecks: { run: () => new Promise(() => undefined) },
+      trialWatchdogMs: 300,
+    });
+    devices.push(dev);
+    await publishRollout(f, id, uniqueId('dep'), { artifact: serveImage(f, `${id}.img`, 'hang') });
+    await waitFor(() => has(id, 'rolled-back'), 'rolled-back after the watchdog reset');
+    expect(last(id)).toMatchObject({ state: 'rolled-back', reason: 'trial-boot-failed' });
+    await dev.settled();
+    expect(await slots.state()).toMatchObject({ primary: 'A', booted: 'A' });
+  });
+
+  it('a signed reboot command reboots the device, which comes back on the same slot', async () => {
+    const id = uniqueId('dev');
+    const { dev, slots } = await startDevice(f, id);
+    devices.push(dev);
+    const before = (await slots.state()).powerOns;
+    await sendCommand(f, id, 'reboot');
+    await waitFor(() => dev.powerOns === 1, 'power cycle');
+    await dev.settled();
+    await waitFor(() => dev.agent?.connected === true, 'reconnected');
+    expect((await slots.state()).powerOns).toBe(before + 1);
+    expect(dev.agent!.state.counters).toMatchObject({ reboots: 1, crashes: 0 });
+    expect(dev.agent!.state.booted).toBe('A');
+  });
+});
