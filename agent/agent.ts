@@ -446,7 +446,10 @@ export class Agent {
       await this.options.onRebootFailed?.(err);
       return;
     }
-    await this.options.onReboot?.();
+    if (this.options.onReboot) await this.options.onReboot();
+    else if (this.slots.kind === 'file' || this.slots.kind === 'memory') {
+      this.log.warn('simulated slots and no onReboot: nothing powers the device on again; run it in a SimulatedDevice');
+    }
   }
 
   private publish(channel: 'hello' | 'status' | 'telemetry' | 'presence', payload: Buffer, qos: 0 | 1, retain = false): void {
