@@ -1,0 +1,148 @@
+/** Telemetry rollup arithmetic and the canary snapshot builder (SQLite in memory, fixed times). */
+import { describe, expect, it } from 'vitest';
+import { openDatabase } from '../../coordinator/store/db.js';
+import { TelemetryStore } from '../../coordinator/telemetry/telemetry-store.js';
+import { SnapshotBuilder } from '../../coordinator/telemetry/snapshot-builder.js';
+import {
+  addSample,
+  counterDeltas,
+  emptySums,
+  errorSignature,
+  mergeSums,
+  percentile,
+  slopePerHour,
+} from '../../coordinator/telemetry/rollup-math.js';
+import { CanarySnapshotSchema } from '../../protocol/canary.js';
+import type { TelemetryMessage } from '../../protocol/messages.js';
+
+const H = 3_600_000;
+const T0 = 1_800_000_000_000;
+
+describe('rollup math', () => {
+  it.each([
+    [undefined, { crashes: 5, errors: 1, reboots: 0, agentRestarts: 0 }, { crashes: 0, errors: 0, reboots: 0, agentRestarts: 0 }],
+    [{ crashes: 5, errors: 1, reboots: 0, agentRestarts: 0 }, { crashes: 7, errors: 1, reboots: 1, agentRestarts: 0 }, { crashes: 2, errors: 0, reboots: 1, agentRestarts: 0 }],
+    [{ crashes: 5, errors: 9, reboots: 3, agentRestarts: 1 }, { crashes: 1, errors: 9, reboots: 0, agentRestarts: 1 }, { crashes: 1, errors: 0, reboots: 0, agentRestarts: 0 }],
+  ])('counter deltas %#', (prev, cur, want) => {
+    expect(counterDeltas(prev, cur)).toEqual(want);
+  });
+
+  it('computes an exact least-squares slope, also when sums are merged across slots', () => {
+    const whole = emptySums();
+    const a = emptySums();
+    const b = emptySums();
+    // y = 50 + 2·t (t in hours) over 4 hours, sampled every 10 minutes.
+    for (let i = 0; i <= 24; i++) {
+      const t = i / 6;
+      const y = 50 + 2 * t;
+      addSample(whole, t, y);
+      if (t < 2) addSample(a, t, y);
+      else addSample(b, t - 2, y); // b measures t from its own slot start, 2 h later
+    }
+    expect(slopePerHour(whole)).toBeCloseTo(2, 9);
+    const merged = emptySums();
+    mergeSums(merged, a, 0);
+    mergeSums(merged, b, 2);
+    expect(slopePerHour(merged)).toBeCloseTo(2, 9);
+    expect(merged.n).toBe(25);
+    expect(merged.sum / merged.n).toBeCloseTo(whole.sum / whole.n, 9);
+  });
+
+  it('has no slope with fewer than 3 samples', () => {
+    const s = emptySums();
+    addSample(s, 0, 1);
+    addSample(s, 1, 2);
+    expect(slopePerHour(s)).toBeUndefined();
+  });
+
+  it('takes the nearest-rank 99th percentile', () => {
+    const values = Array.from({ length: 200 }, (_, i) => i + 1);
+    expect(percentile(values, 99)).toBe(198);
+    expect(percentile([7], 99)).toBe(7);
+  });
+
+  it('normalises error lines into signatures', () => {
+    expect(errorSignature('panic at 0xdeadbeef in task 42 after 3.5s')).toBe(errorSignature('panic at 0xcafe0000 in task 7 after 10.25s'));
+  });
+});
+
+function msg(deviceId: string, version: string, seq: number, cpu: number, counters: Partial<TelemetryMessage['counters']> = {}, logs: string[] = []): TelemetryMessage {
+  return {
+    v: 1,
+    kind: 'telemetry',
+    deviceId,
+    firmwareVersion: version,
+    slot: 'A',
+    uptimeS: seq * 60,
+    bootCount: 1,
+    metrics: { cpuPct: cpu, memUsedMb: 100 + seq },
+    counters: { crashes: 0, agentRestarts: 0, errors: 0, reboots: 0, ...counters },
+    custom: {},
+    logs,
+    seq,
+    at: T0 + seq * 60_000,
+  };
+}
+
+describe('telemetry store and snapshot builder', () => {
+  it('summarises canary and control devices over the same window', () => {
+    const db = openDatabase(':memory:');
+    const store = new TelemetryStore(db, { rollupSlotMs: 10 * 60_000, rawRetentionMs: 48 * H, maxExposureGapMs: 5 * 60_000 });
+    // One sample a minute for 2 hours; the canary crashes twice and leaks memory, the control is calm.
+    for (let i = 0; i <= 120; i++) {
+      const at = T0 + i * 60_000;
+      store.enqueue(msg('canary-1', '2.0.0', i, i === 120 ? 99 : 20, { crashes: i >= 60 ? (i >= 90 ? 2 : 1) : 0 }, i === 61 ? ['segfault at 0x1234 pid 77'] : []), at);
+      store.enqueue(msg('control-1', '1.0.0', i, 10), at);
+    }
+    expect(store.flush()).toBe(242);
+    const builder = new SnapshotBuilder(db, 10 * 60_000);
+    const snapshot = builder.build({
+      deploymentId: 'd-1',
+      wave: 0,
+      fromVersions: ['1.0.0'],
+      toVersion: '2.0.0',
+      window: { from: T0, to: T0 + 2 * H },
+      takenAt: T0 + 2 * H,
+      canary: [{ deviceId: 'canary-1', hardwareModel: 'rpi4', state: 'committed', installedAt: T0, lastSeen: T0 + 2 * H }],
+      control: [{ deviceId: 'control-1', hardwareModel: 'rpi4', firmwareVersion: '1.0.0', lastSeen: T0 + 2 * H }],
+      silentAfterMs: 5 * 60_000,
+    });
+    expect(CanarySnapshotSchema.safeParse(snapshot).success).toBe(true);
+    const canary = snapshot.devices.find((d) => d.deviceId === 'canary-1')!;
+    const control = snapshot.devices.find((d) => d.deviceId === 'control-1')!;
+    expect(canary.cohort).toBe('canary');
+    expect(canary.update).toEqual({ state: 'committed' });
+    expect(canary.samples).toBe(121);
+    expect(canary.events.crashes).toBe(2);
+    expect(canary.exposureH).toBeCloseTo(2, 6);
+    expect(canary.metrics.cpuPct!.p99).toBe(20); // one spike in 121 samples is above the 99th percentile rank
+    expect(canary.metrics.cpuPct!.mean).toBeCloseTo((20 * 120 + 99) / 121, 6);
+    expect(canary.metrics.memUsedMb!.slopePerH).toBeCloseTo(60, 3); // +1 MB a minute
+    expect(canary.errorSignatures).toEqual([errorSignature('segfault at 0x1234 pid 77')]);
+    expect(canary.silent).toBe(false);
+    expect(control.cohort).toBe('control');
+    expect(control.events.crashes).toBe(0);
+    expect(control.metrics.cpuPct!.mean).toBe(10);
+  });
+
+  it('marks a canary silent when it stopped reporting after installing, and prunes raw samples', () => {
+    const db = openDatabase(':memory:');
+    const store = new TelemetryStore(db, { rollupSlotMs: 60_000, rawRetentionMs: H, maxExposureGapMs: 5 * 60_000 });
+    for (let i = 0; i <= 10; i++) store.enqueue(msg('quiet-1', '2.0.0', i, 5), T0 + i * 60_000);
+    store.flush();
+    const snapshot = new SnapshotBuilder(db, 60_000).build({
+      deploymentId: 'd-2',
+      wave: 0,
+      fromVersions: ['1.0.0'],
+      toVersion: '2.0.0',
+      window: { from: T0, to: T0 + H },
+      takenAt: T0 + H,
+      canary: [{ deviceId: 'quiet-1', hardwareModel: 'rpi4', state: 'trial', installedAt: T0, lastSeen: T0 + 10 * 60_000 }],
+      control: [],
+      silentAfterMs: 5 * 60_000,
+    });
+    expect(snapshot.devices[0]!.silent).toBe(true);
+    // Retention 1 h at T0 + 65 min: the samples before T0 + 5 min (minutes 0..4) go.
+    expect(store.prune(T0 + H + 5 * 60_000)).toBe(5);
+  });
+});
