@@ -10,6 +10,9 @@ import { registerDeviceCommands } from './device-commands.js';
 import { addFirmwareAdminCommands } from './firmware-commands.js';
 
 export function registerCoordinatorCommands(program: Command): void {
+  // Without positional options the program's own `--version` swallows the subcommands' `--version
+  // <semver>` (`fleet firmware upload|sign --version 1.2.0` printed the CLI's version instead).
+  program.enablePositionalOptions();
   registerCoordinatorServiceCommands(program);
   registerDeployCommands(program);
   registerDeviceCommands(program);
