@@ -60,14 +60,20 @@ export class SimulatedDevice {
     await this.launch();
   }
 
-  /** Power cycle: stop (or kill) the agent, power on, start a new agent. */
+  /**
+   * Power cycle: stop (or kill) the agent, power on, start a new agent. A cycle requested while one
+   * is under way (a power cut during the boot) runs after it.
+   */
   powerCycle(options: { clean?: boolean } = {}): Promise<void> {
-    if (!this.cycling) {
-      this.cycling = this.doCycle(options.clean ?? true).finally(() => {
-        this.cycling = null;
+    const clean = options.clean ?? true;
+    const previous = this.cycling ?? Promise.resolve();
+    const next: Promise<void> = previous
+      .then(() => this.doCycle(clean))
+      .finally(() => {
+        if (this.cycling === next) this.cycling = null;
       });
-    }
-    return this.cycling;
+    this.cycling = next;
+    return next;
   }
 
   /** Resolves once a power cycle in progress (e.g. after the agent's reboot) has finished. */
