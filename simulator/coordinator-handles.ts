@@ -105,7 +105,10 @@ export class NotSupportedError extends FleetError {
 }
 
 /** An embedded coordinator on the run's clock, in `dataDir`. Restartable on the same directory. */
-export async function embeddedCoordinator(ctx: { clock: Clock; dataDir: string; logger: Logger }): Promise<CoordinatorHandle> {
+export async function embeddedCoordinator(
+  ctx: { clock: Clock; dataDir: string; logger: Logger },
+  options: { statJudge?: boolean } = {},
+): Promise<CoordinatorHandle> {
   const make = (): Promise<Coordinator> =>
     Coordinator.create({
       config: {
@@ -117,10 +120,13 @@ export async function embeddedCoordinator(ctx: { clock: Clock; dataDir: string; 
         // Every device has its own credentials; a cheap scrypt keeps provisioning 10,000 of them quick.
         allowAnonymousDevices: false,
         credentialCost: 4,
+        // Silence is judged on the run's clock, but reconnecting after a reboot takes real time: at
+        // ×300 the default 5 minutes would be one real second on a busy machine. 20 simulated minutes.
+        telemetry: { silentAfterMs: 20 * 60_000 },
       },
       clock: ctx.clock,
       logger: ctx.logger,
-      analyzers: [hardGatesAnalyzer, createStatAnalyzer()],
+      analyzers: options.statJudge === false ? [hardGatesAnalyzer] : [hardGatesAnalyzer, createStatAnalyzer()],
     });
   let c = await make();
   let restarting: Promise<void> | null = null;

@@ -2,7 +2,8 @@
  * Benchmark section: telemetry ingest. 1,000 publishers in their own process offer valid telemetry at
  * rising rates to (a) a bare Aedes with an in-process subscriber that only counts, and (b) the
  * coordinator's embedded broker with its full ingest (parse, aggregate, store). Each receiver runs in
- * its own process. The sustainable rate is the highest offered rate delivered at ≥ 97%. I/O shell.
+ * its own process. The sustainable rate is the highest offered rate handled as fast as it was offered
+ * (≥ 97%, nothing lost). I/O shell.
  */
 import { fileURLToPath } from 'node:url';
 import { startChild, type Child } from './child.js';
@@ -57,7 +58,9 @@ export async function sweep(
       log(`    offered ${Math.round(offered)} msg/s → handled ${Math.round(delivered)} msg/s (${((got / blasted.sent) * 100).toFixed(1)}%)`);
       if (got / blasted.sent < 0.5) break;
     }
-    const ok = points.filter((p) => p.share >= 0.97);
+    // Sustainable: handled as fast as offered (within 3%) and nothing lost; draining a backlog after
+    // the burst does not count as keeping up.
+    const ok = points.filter((p) => p.share >= 0.97 && p.delivered >= 0.97 * p.offered);
     return {
       points,
       sustainable: ok.length ? Math.max(...ok.map((p) => p.offered)) : 0,
@@ -80,4 +83,16 @@ export async function bareIngest(rates: readonly number[], seconds: number, publ
 
 async function received(child: Child): Promise<number> {
   return (await child.request<{ received: number }>({ cmd: 'stats' }, 'stats')).received;
+}
+
+/** The coordinator's full ingest (parse with zod, aggregate per device, batch into SQLite), in its own process. */
+export async function coordinatorIngest(rates: readonly number[], seconds: number, publishers: number, log: (s: string) => void): Promise<IngestResult & { written: number }> {
+  const { child, ready } = await startChild(here('./coordinator-child.js'));
+  try {
+    const stats = (): Promise<{ received: number; written: number }> => child.request<{ received: number; written: number }>({ cmd: 'stats' }, 'stats');
+    const result = await sweep(String(ready['mqttUrl']), async () => (await stats()).received, rates, seconds, publishers, 'ingc', log);
+    return { ...result, written: (await stats()).written };
+  } finally {
+    await child.stop();
+  }
 }

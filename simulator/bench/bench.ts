@@ -1,0 +1,129 @@
+/**
+ * `npm run bench`: the simulator's and the coordinator's figures, each against a bare baseline
+ * measured in the same run (the machine is shared and noisy; ratios hold, absolute numbers drift).
+ *
+ * 1. Devices per simulator process: connect N = 1,000 / 5,000 / 10,000 from one process to a broker
+ *    in another — bare mqtt.js CONNECT, mqtt.js doing a device's connect handshake, the simulator's
+ *    devices (real agents). Time and client memory per device.
+ * 2. Telemetry ingest: 1,000 publishers at rising offered rates into a bare Aedes with a counting
+ *    in-process subscriber, and into the coordinator (parse, aggregate, store). Sustainable rates.
+ * 3. Fan-out: a wave's manifest from the coordinator to 1,000 and 10,000 device subscriptions.
+ * 4. A full rollout of 1,000 simulated devices with zero soak, against the downloads alone.
+ *
+ * Writes bench-results.json (and prints a Markdown table for BENCHMARKS.md). Options: --quick (1,000
+ * devices only), --max N (largest connect size, default 10000), --out FILE.
+ */
+import { writeFile } from 'node:fs/promises';
+import { cpus, totalmem, type as osType, release } from 'node:os';
+import { measureConnect, type ConnectMeasurement } from './connect-bench.js';
+import { bareIngest, coordinatorIngest, type IngestResult } from './ingest-bench.js';
+import { fanoutBench, type FanoutResult } from './fanout-bench.js';
+import { rolloutBench, type RolloutResult } from './rollout-bench.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const maxIdx = args.indexOf('--max');
+const max = maxIdx >= 0 ? Number(args[maxIdx + 1]) : 10_000;
+const outIdx = args.indexOf('--out');
+const out = outIdx >= 0 ? args[outIdx + 1]! : 'bench-results.json';
+const log = (s: string): void => console.log(s);
+const kib = (b: number): string => (b / 1024).toFixed(1);
+const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '—');
+
+interface Results {
+  machine: Record<string, unknown>;
+  connect: ConnectMeasurement[];
+  ingest: { bare: IngestResult; coordinator: IngestResult & { written: number } } | null;
+  fanout: FanoutResult[];
+  rollout: RolloutResult | null;
+}
+
+async function main(): Promise<void> {
+  const results: Results = {
+    machine: {
+      cpus: cpus().length,
+      cpu: cpus()[0]?.model,
+      memGiB: Math.round(totalmem() / 1024 ** 3),
+      os: `${osType()} ${release()}`,
+      node: process.version,
+      at: new Date().toISOString(),
+    },
+    connect: [],
+    ingest: null,
+    fanout: [],
+    rollout: null,
+  };
+  log(`fleet benchmark on ${String(results.machine['cpus'])} × ${String(results.machine['cpu'])}, ${process.version}`);
+
+  log('\n1. devices per simulator process (connect from one process to a broker in another)');
+  const sizes = (quick ? [1000] : [1000, 5000, 10_000]).filter((n) => n <= max);
+  for (const n of sizes) {
+    for (const kind of ['bare', 'handshake', 'simulated'] as const) {
+      const m = await measureConnect(kind, n, 200);
+      results.connect.push(m);
+      log(`  ${kind.padEnd(9)} ${String(n).padStart(6)}: ${(m.ms / 1000).toFixed(2)} s, ${kib(m.bytesPerConnection)} KiB/device client RSS (${kib(m.heapPerConnection)} KiB heap)`);
+    }
+  }
+
+  log('\n2. telemetry ingest, 1,000 publishers in another process');
+  const rates = quick ? [5000, 10_000, 20_000] : [5000, 10_000, 15_000, 20_000, 30_000, 40_000];
+  log('  bare Aedes + counting subscriber:');
+  const bare = await bareIngest(rates, 3, 1000, log);
+  log('  coordinator (parse, aggregate, store):');
+  const coordinator = await coordinatorIngest(rates, 3, 1000, log);
+  results.ingest = { bare, coordinator };
+
+  log('\n3. fan-out of a wave manifest');
+  for (const n of (quick ? [1000] : [1000, 10_000]).filter((x) => x <= max)) {
+    const f = await fanoutBench(n);
+    results.fanout.push(f);
+    log(`  ${n}: ${f.received}/${n} devices had the manifest after ${f.ms} ms`);
+  }
+
+  log('\n4. full rollout of 1,000 devices, zero soak');
+  results.rollout = await rolloutBench(1000, 512);
+  log(`  rollout ${(results.rollout.rolloutMs / 1000).toFixed(1)} s (completed: ${results.rollout.completed}); downloads alone ${(results.rollout.downloadsMs / 1000).toFixed(1)} s`);
+
+  await writeFile(out, JSON.stringify(results, null, 2) + '\n');
+  log(`\nresults written to ${out}\n`);
+  log(markdown(results));
+}
+
+function markdown(r: Results): string {
+  const lines: string[] = [];
+  lines.push('| Devices | bare mqtt.js | device handshake (mqtt.js) | simulated devices | sim / bare | sim / handshake |');
+  lines.push('|---|---|---|---|---|---|');
+  const ns = [...new Set(r.connect.map((c) => c.n))];
+  for (const n of ns) {
+    const get = (k: string) => r.connect.find((c) => c.n === n && c.kind === k)!;
+    const b = get('bare');
+    const h = get('handshake');
+    const s = get('simulated');
+    lines.push(`| ${n.toLocaleString('en-US')} connect | ${(b.ms / 1000).toFixed(2)} s | ${(h.ms / 1000).toFixed(2)} s | ${(s.ms / 1000).toFixed(2)} s | ${ratio(s.ms, b.ms)}× | ${ratio(s.ms, h.ms)}× |`);
+    lines.push(`| ${n.toLocaleString('en-US')} memory/device | ${kib(b.bytesPerConnection)} KiB | ${kib(h.bytesPerConnection)} KiB | ${kib(s.bytesPerConnection)} KiB | ${ratio(s.bytesPerConnection, b.bytesPerConnection)}× | ${ratio(s.bytesPerConnection, h.bytesPerConnection)}× |`);
+  }
+  if (r.ingest) {
+    const { bare, coordinator } = r.ingest;
+    lines.push('');
+    lines.push('| Telemetry ingest | sustainable | peak handled | ratio to bare |');
+    lines.push('|---|---|---|---|');
+    lines.push(`| bare Aedes + counting subscriber | ${Math.round(bare.sustainable).toLocaleString('en-US')} msg/s | ${Math.round(bare.peak).toLocaleString('en-US')} msg/s | 1.00 |`);
+    lines.push(`| coordinator (parse, aggregate, SQLite) | ${Math.round(coordinator.sustainable).toLocaleString('en-US')} msg/s | ${Math.round(coordinator.peak).toLocaleString('en-US')} msg/s | ${ratio(coordinator.sustainable, bare.sustainable)} (peak ${ratio(coordinator.peak, bare.peak)}) |`);
+  }
+  if (r.fanout.length) {
+    lines.push('');
+    lines.push('| Fan-out (create deployment → manifest at the last device) | time |');
+    lines.push('|---|---|');
+    for (const f of r.fanout) lines.push(`| ${f.n.toLocaleString('en-US')} devices | ${f.ms} ms (${f.received}/${f.n}) |`);
+  }
+  if (r.rollout) {
+    lines.push('');
+    lines.push('| Full rollout, 1,000 devices, 4 waves, zero soak | time |');
+    lines.push('|---|---|');
+    lines.push(`| downloads alone (${r.rollout.imageKiB} KiB × ${r.rollout.n}, all at once) | ${(r.rollout.downloadsMs / 1000).toFixed(1)} s |`);
+    lines.push(`| full rollout (waves, installs, reboots, commits, gates) | ${(r.rollout.rolloutMs / 1000).toFixed(1)} s (${ratio(r.rollout.rolloutMs, r.rollout.downloadsMs)}×) |`);
+  }
+  return lines.join('\n');
+}
+
+await main();

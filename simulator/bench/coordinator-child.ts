@@ -1,0 +1,53 @@
+/**
+ * Benchmark child process: the real coordinator (embedded broker, SQLite, ingest) in a fresh data
+ * directory, anonymous devices allowed (development), so that publishers and subscribers in other
+ * processes measure its ingest and its wave fan-out.
+ *
+ * IPC: {type:'ready', mqttUrl}; {cmd:'stats'} → {type:'stats', received (telemetry parsed and
+ * queued for storage), written (rows stored), rss}; {cmd:'deploy', version, devices} uploads an image
+ * and starts a one-wave 100% deployment → {type:'deployed', at (epoch ms just before the create)};
+ * {cmd:'stop'}.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import pino from 'pino';
+import { Coordinator } from '../../coordinator/index.js';
+import { imageBytes } from '../firmware-images.js';
+
+const dir = await mkdtemp(join(tmpdir(), 'fleet-bench-coord-'));
+const c = await Coordinator.create({
+  config: { env: 'development', dataDir: dir, mqtt: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 64 }, allowAnonymousDevices: true, credentialCost: 4 },
+  logger: pino({ level: 'error' }),
+});
+process.send?.({ type: 'ready', mqttUrl: c.mqttUrl });
+
+process.on('message', (msg: { cmd: string; version?: string; models?: string[] }) => {
+  void (async () => {
+    if (msg.cmd === 'stats') {
+      const m = c.metrics() as { telemetry: { written: number } };
+      process.send?.({ type: 'stats', received: c.counters.get('ingest.telemetry'), written: m.telemetry.written, rss: process.memoryUsage().rss });
+    } else if (msg.cmd === 'deploy') {
+      const version = msg.version ?? '2.0.0';
+      const models = msg.models ?? ['bench'];
+      await c.uploadFirmware({ image: Readable.from([imageBytes(`bench/${version}`, 64)]), version, hardware: models });
+      const at = Date.now();
+      await c.rollouts.create({
+        firmwareVersion: version,
+        target: { hardwareModels: models, versionRange: '*', tags: [] },
+        waves: [{ percent: 100, soakMs: 0, deadlineMs: 3_600_000, minDevicesReporting: 0, requiresApproval: false }],
+        maintenanceWindows: [],
+        draft: false,
+      }, 'bench');
+      process.send?.({ type: 'deployed', at });
+    } else if (msg.cmd === 'stop') {
+      await c.stop();
+      await rm(dir, { recursive: true, force: true });
+      process.exit(0);
+    }
+  })().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+});
