@@ -50,6 +50,7 @@ export class TelemetryStore {
   private readonly counters = new Map<string, CounterState>();
   private readonly rollups = new Map<string, RollupAcc>();
   private readonly dirty = new Set<string>();
+  private readonly dirtyCounters = new Set<string>();
   private readonly stmts;
   /** Messages written since start. */
   written = 0;
@@ -90,10 +91,16 @@ export class TelemetryStore {
     const run = this.db.transaction(() => {
       for (const { msg, at } of batch) this.apply(msg, at);
       for (const key of this.dirty) this.writeRollup(this.rollups.get(key)!);
+      // One counters row per device per batch, not per message.
+      for (const id of this.dirtyCounters) {
+        const c = this.counters.get(id)!;
+        this.stmts.putCounters.run(id, c.at, c.seq, c.crashes, c.errors, c.reboots, c.agentRestarts);
+      }
       extra?.();
     });
     run();
     this.dirty.clear();
+    this.dirtyCounters.clear();
     this.evictOldRollups(batch.length ? batch[batch.length - 1]!.at : 0);
     this.written += batch.length;
     return batch.length;
@@ -166,7 +173,7 @@ export class TelemetryStore {
       acc.events.agentRestarts += deltas.agentRestarts;
       const next: CounterState = { ...msg.counters, at, seq: msg.seq, version: msg.firmwareVersion };
       this.counters.set(id, next);
-      this.stmts.putCounters.run(id, at, msg.seq, next.crashes, next.errors, next.reboots, next.agentRestarts);
+      this.dirtyCounters.add(id);
     }
     const tH = (at - slotStart) / 3_600_000;
     const m = msg.metrics;
