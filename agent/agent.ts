@@ -158,7 +158,7 @@ export class Agent {
       url: cfg.broker.url,
       clientId: cfg.deviceId,
       clientOptions: await brokerClientOptions(cfg),
-      will: { topic: deviceTopic(cfg.deviceId, 'presence'), payload: encodeMessage(presenceMessage(cfg.deviceId, false)) },
+      will: { topic: deviceTopic(cfg.deviceId, 'presence'), payload: encodeMessage(presenceMessage(cfg.deviceId, false)), retain: cfg.broker.retainPresence },
       subscriptions: deviceSubscriptions(cfg.deviceId, cfg.hardwareModel, bucket),
       reconnectMinMs: cfg.broker.reconnectMin,
       reconnectMaxMs: cfg.broker.reconnectMax,
@@ -189,7 +189,7 @@ export class Agent {
     await session?.stop({
       topic: deviceTopic(this.cfg.deviceId, 'presence'),
       payload: encodeMessage(presenceMessage(this.cfg.deviceId, false, this.clock.now())),
-      options: { qos: 1, retain: true },
+      options: { qos: 1, retain: this.cfg.broker.retainPresence },
     });
     if (!this.halted) {
       this.st = { ...this.st, running: false };
@@ -435,7 +435,7 @@ export class Agent {
     await this.session?.stop({
       topic: deviceTopic(this.cfg.deviceId, 'presence'),
       payload: encodeMessage(presenceMessage(this.cfg.deviceId, false, this.clock.now())),
-      options: { qos: 1, retain: true },
+      options: { qos: 1, retain: this.cfg.broker.retainPresence },
     });
     this.session = null;
     try {
@@ -461,7 +461,7 @@ export class Agent {
   }
 
   private onConnect(): void {
-    this.publish('presence', encodeMessage(presenceMessage(this.cfg.deviceId, true, this.clock.now())), 1, true);
+    this.publish('presence', encodeMessage(presenceMessage(this.cfg.deviceId, true, this.clock.now())), 1, this.cfg.broker.retainPresence);
     this.sendHello();
   }
 

@@ -40,6 +40,12 @@ const BrokerSchema = z.object({
   reconnectMin: DurationSchema.default(1_000),
   reconnectMax: DurationSchema.default(60_000),
   connectTimeout: DurationSchema.default(30_000),
+  /**
+   * Publish presence (online, and the offline last will) retained. Handy for dashboards on a plain
+   * broker, but Aedes scans every retained message on each subscribe, so with thousands of devices
+   * retained presence makes every connect O(fleet). The coordinator does not need it. Default false.
+   */
+  retainPresence: z.boolean().default(false),
 });
 
 /** Slot backend settings: `file` is built in; the others are parsed by their own backend module. */

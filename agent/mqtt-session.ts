@@ -2,7 +2,7 @@
  * The agent's MQTT session (mqtt.js 5). I/O adapter.
  *
  * - Persistent session (clean: false, client id = device id), QoS 1 for everything but telemetry.
- * - A last will that marks the device offline (retained presence).
+ * - A last will that marks the device offline (presence; retained only if configured).
  * - Our own reconnect loop with exponential backoff and full jitter (mqtt.js's fixed reconnectPeriod
  *   would make a whole fleet reconnect in lock-step after a broker restart).
  * - A bounded queue for messages published while offline, flushed on reconnect; when it is full the
@@ -27,7 +27,7 @@ export interface MqttSessionOptions {
   url: string;
   clientId: string;
   clientOptions: Partial<IClientOptions>;
-  will: { topic: string; payload: Buffer };
+  will: { topic: string; payload: Buffer; retain: boolean };
   subscriptions: readonly string[];
   reconnectMinMs: number;
   reconnectMaxMs: number;
@@ -77,7 +77,7 @@ export class MqttSession {
       clean: false,
       reconnectPeriod: 0,
       protocolVersion: 4,
-      will: { topic: o.will.topic, payload: o.will.payload, qos: 1, retain: true },
+      will: { topic: o.will.topic, payload: o.will.payload, qos: 1, retain: o.will.retain },
     });
     this.client = client;
     client.on('connect', () => {

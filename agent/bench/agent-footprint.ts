@@ -25,6 +25,9 @@ import { MemoryStateStore } from '../state-store.js';
 import type { BootState, SlotBackend } from '../slots/slot-backend.js';
 
 const N = Number(process.argv[2] ?? 2000);
+const phase = (name: string): void => {
+  process.stderr.write(`[agent-footprint] ${name} at ${Math.round(performance.now())} ms\n`);
+};
 const WIDTH = 200;
 
 class NullSlots implements SlotBackend {
@@ -81,6 +84,8 @@ server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }
 process.on('message', () => process.exit(0));`,
   );
   const child = fork(script, [], { stdio: 'inherit' });
+  // Never leave the broker behind, even when the benchmark is interrupted.
+  process.once('exit', () => child.kill());
   const port = await new Promise<number>((resolve) => child.once('message', (m: { port: number }) => resolve(m.port)));
   return {
     url: `mqtt://127.0.0.1:${port}`,
@@ -102,6 +107,7 @@ async function main(): Promise<void> {
       bare.push(await mqtt.connectAsync(broker.url, { clientId: `bare-${i}`, clean: false, reconnectPeriod: 0 }));
     });
     const bareConnectS = (performance.now() - t0) / 1000;
+    phase('bare clients connected');
     const m1 = await settledHeap();
     await Promise.all(bare.map((c) => c.endAsync(true)));
     bare.length = 0;
@@ -138,6 +144,7 @@ async function main(): Promise<void> {
     const deadline = Date.now() + 60_000;
     while (agents.some((a) => !a.connected) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const agentConnectS = (performance.now() - t1) / 1000;
+    phase(`agents connected: ${agents.filter((a) => a.connected).length}/${N}`);
     const m3 = await settledHeap();
 
     const c0 = process.cpuUsage();
@@ -156,7 +163,9 @@ async function main(): Promise<void> {
     const cpu1 = process.cpuUsage(c1);
     const rolloutUs = (cpu1.user + cpu1.system) / N;
 
+    phase('rollout decided');
     await Promise.all(agents.map((a) => a.stop()));
+    phase('agents stopped');
     console.log(
       JSON.stringify(
         {

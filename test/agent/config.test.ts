@@ -33,7 +33,7 @@ describe('agent config', () => {
     expect(c.telemetry.interval).toBe(60_000);
     expect(c.health).toMatchObject({ brokerDeadline: 120_000, trialWindow: 600_000, checks: [] });
     expect(c.download).toMatchObject({ maxAttempts: 6, retryBase: 5_000 });
-    expect(c.broker).toMatchObject({ keepalive: 30_000, reconnectMin: 1_000, reconnectMax: 60_000 });
+    expect(c.broker).toMatchObject({ keepalive: 30_000, reconnectMin: 1_000, reconnectMax: 60_000, retainPresence: false });
     expect(c.tags).toEqual([]);
   });
 
