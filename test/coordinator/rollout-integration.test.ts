@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
+import { bucketOf } from '../../protocol/bucket.js';
 import { startCoordinator, tempDir, waitFor } from './helpers.js';
 import { fastWaves, startFleet, uploadImage, type Fleet } from './fleet-harness.js';
 
@@ -69,9 +70,12 @@ describe('rollouts with real agents', () => {
   it('stops a bad image at its first wave: trial failures abort, the rest of the fleet is never touched', async () => {
     const { c, fleet } = await setup(16, { bootOutcome: (_id, boot) => (boot.trial ? 'reset' : 'up') });
     await uploadImage(c, '1.3.0');
+    // Anchor the first wave at a known device so it is never empty (the offset is random otherwise).
+    const first = fleet.devices[0]!.id;
     const d = await c.createDeployment({
       firmwareVersion: '1.3.0',
       target: { hardwareModels: ['rpi4'] },
+      bucketOffset: bucketOf(first),
       waves: fastWaves([25, 100]),
       gatePolicy: { minReportingDevices: 1 },
     });
@@ -81,7 +85,13 @@ describe('rollouts with real agents', () => {
     expect(view.waves[1]!.startedAt).toBeUndefined();
     const abortDecision = view.decisions!.find((x) => x.final.recommendation === 'Abort');
     expect(abortDecision).toBeDefined();
+    expect(view.waves[0]!.counts['trialFailures']).toBeGreaterThan(0);
     for (const dev of fleet.devices) expect(dev.dev.bricked).toBe(false);
     await waitFor(() => c.registry.list().every((r) => r.firmwareVersion === '1.0.0'), 'every device on 1.0.0', 20_000);
+    // Devices outside the first wave never saw the image: they never reported for this deployment.
+    const touched = new Set(c.rollouts.devices(d.id).filter((p) => p.state !== 'pending').map((p) => p.deviceId));
+    const untouched = fleet.devices.filter((x) => !touched.has(x.id));
+    expect(untouched.length).toBeGreaterThan(0);
+    expect(touched.has(first)).toBe(true);
   });
 });
