@@ -80,6 +80,8 @@ export const AgentStateSchema = z.object({
   telemetrySeqReserved: z.number().int().nonnegative().default(0),
   /** Firmware held by each slot; absent while a slot is being written or its content is unknown. */
   slotVersions: z.object({ A: SemverSchema.optional(), B: SemverSchema.optional() }),
+  /** The deployment that wrote each slot (absent: factory image or unknown). */
+  slotDeployments: z.object({ A: DeploymentIdSchema.optional(), B: DeploymentIdSchema.optional() }).default({}),
   /** Slot the running system booted from, as last reported by the bootloader. */
   booted: SlotNameSchema,
   securityFloor: z.number().int().min(0),
@@ -107,6 +109,7 @@ export function initialAgentState(firmwareVersion: string, booted: SlotName, sec
     seq: 0,
     telemetrySeqReserved: 0,
     slotVersions: { [booted]: firmwareVersion },
+    slotDeployments: {},
     booted,
     securityFloor,
     handled: [],

@@ -94,7 +94,9 @@ export function step(state: AgentState, event: UpdateEvent, now: number, cfg: Ma
       // The inactive slot stops holding its old firmware the moment we start writing it.
       const slotVersions = { ...state.slotVersions };
       delete slotVersions[job.toSlot];
-      const r = transition(state, { ...job, stage: 'installing' }, now, { slotVersions });
+      const slotDeployments = { ...state.slotDeployments };
+      delete slotDeployments[job.toSlot];
+      const r = transition({ ...state, slotDeployments }, { ...job, stage: 'installing' }, now, { slotVersions });
       r.effects.push({ type: 'write-slot', deploymentId: job.deploymentId, artifact: job.artifact });
       return r;
     }
@@ -102,7 +104,8 @@ export function step(state: AgentState, event: UpdateEvent, now: number, cfg: Ma
       const job = ownsEvent(state, event.deploymentId, 'installing');
       if (!job) return none(state);
       const slotVersions = { ...state.slotVersions, [job.toSlot]: job.toVersion };
-      return toRebooting(state, job, now, slotVersions);
+      const slotDeployments = { ...state.slotDeployments, [job.toSlot]: job.deploymentId };
+      return toRebooting({ ...state, slotDeployments }, job, now, slotVersions);
     }
     case 'slot-failed': {
       const job = ownsEvent(state, event.deploymentId, 'installing', 'rebooting', 'committing');

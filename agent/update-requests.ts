@@ -117,19 +117,20 @@ function onRollbackCommand(state: AgentState, command: Command, now: number): St
   const current = currentVersion(state);
   const other = otherSlot(state.booted);
   const previous = state.slotVersions[other];
-  if (command.deploymentId !== undefined && job?.deploymentId !== command.deploymentId) {
-    // Undoing a deployment this device does not run now would revert some other release.
+  // Which deployment wrote the running slot: a rollback undoes exactly that, never another release.
+  const runningFrom = state.slotDeployments[state.booted];
+  if (command.deploymentId !== undefined && runningFrom !== command.deploymentId) {
+    if (job?.deploymentId === command.deploymentId) {
+      // Nothing of it runs here (failed, rejected or already rolled back): re-report its outcome.
+      const r = transition(state, { ...job, updatedAt: now }, now);
+      r.effects.unshift(log('info', 'rollback command: deployment is not running here; re-reporting its outcome', { commandId: command.commandId }));
+      return r;
+    }
     return { state, effects: [log('info', 'rollback command ignored: that deployment is not what this device runs', { commandId: command.commandId, deploymentId: command.deploymentId })] };
   }
-  if (job && command.deploymentId !== undefined && !(job.kind === 'install' && job.result === 'committed')) {
-    // Nothing of this deployment runs here (failed, rejected or already rolled back): re-report its outcome.
-    const r = transition(state, { ...job, updatedAt: now }, now);
-    r.effects.unshift(log('info', 'rollback command: deployment is not installed here; re-reporting its outcome', { commandId: command.commandId }));
-    return r;
-  }
-  const deploymentId = command.deploymentId ?? job?.deploymentId;
+  const deploymentId = command.deploymentId ?? runningFrom;
   if (previous === undefined || current === undefined || deploymentId === undefined) {
-    return { state, effects: [log('warn', 'rollback command: the other slot holds no known firmware; nothing to roll back to', { commandId: command.commandId })] };
+    return { state, effects: [log('warn', 'rollback command: nothing to roll back to (no known firmware in the other slot)', { commandId: command.commandId })] };
   }
   const rollback: Job = {
     kind: 'rollback',

@@ -263,10 +263,36 @@ const rows: Row[] = [
   { name: 'reboot command', state: base(), event: { type: 'command', command: command('reboot') }, stage: null, effects: ['log', 'reboot'] },
   {
     name: 'rollback command after commit → rolling back to the other slot',
-    state: { ...withJob(job('done', { result: 'committed' })), booted: 'B', slotVersions: { A: '1.0.0', B: '1.1.0' } },
+    state: { ...withJob(job('done', { result: 'committed' })), booted: 'B', slotVersions: { A: '1.0.0', B: '1.1.0' }, slotDeployments: { B: 'd1' } },
     event: { type: 'command', command: command('rollback', 'd1') },
     stage: 'rebooting',
     effects: ['report', 'arm-trial', 'reboot'],
+  },
+  {
+    name: 'rollback command after a later manifest was rejected still undoes the running deployment',
+    state: {
+      ...withJob(job('done', { deploymentId: 'd2', result: 'rejected', reason: 'expired' })),
+      booted: 'B',
+      slotVersions: { A: '1.0.0', B: '1.1.0' },
+      slotDeployments: { B: 'd1' },
+    },
+    event: { type: 'command', command: command('rollback', 'd1') },
+    stage: 'rebooting',
+    effects: ['report', 'arm-trial', 'reboot'],
+  },
+  {
+    name: 'rollback command without a deployment undoes whatever runs',
+    state: { ...base(), booted: 'B', slotVersions: { A: '1.0.0', B: '1.1.0' }, slotDeployments: { B: 'd1' } },
+    event: { type: 'command', command: command('rollback') },
+    stage: 'rebooting',
+    effects: ['report', 'arm-trial', 'reboot'],
+  },
+  {
+    name: 'rollback command on a factory image → nothing to undo',
+    state: base(),
+    event: { type: 'command', command: command('rollback') },
+    stage: null,
+    effects: ['log'],
   },
   {
     name: 'rollback command during the trial → reverting',
@@ -328,10 +354,12 @@ describe('update machine transitions', () => {
   });
 
   it('marks the inactive slot unknown from the start of the write and known after it', () => {
-    const installing = step(withJob(job('verifying')), { type: 'verify-done', deploymentId: 'd1', ok: true }, 1, CFG).state;
+    const installing = step(withJob(job('verifying'), { slotDeployments: { B: 'd0' } }), { type: 'verify-done', deploymentId: 'd1', ok: true }, 1, CFG).state;
     expect(installing.slotVersions.B).toBeUndefined();
+    expect(installing.slotDeployments.B).toBeUndefined();
     const written = step(installing, { type: 'slot-written', deploymentId: 'd1' }, 2, CFG).state;
     expect(written.slotVersions.B).toBe('1.1.0');
+    expect(written.slotDeployments.B).toBe('d1');
   });
 
   it('raises the security floor only on commit', () => {
