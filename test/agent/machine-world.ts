@@ -67,6 +67,8 @@ export interface RunOptions {
   crashKind?: 'process' | 'power';
   /** Events injected right after the rollout is handled (e.g. an abort). */
   afterRollout?: UpdateEvent[];
+  /** Events injected once the rollout has settled (e.g. a rollback command). */
+  afterSettled?: UpdateEvent[];
   maxEvents?: number;
 }
 
@@ -93,7 +95,12 @@ export function run(w: World, opts: RunOptions): RunResult {
   let executed = 0;
   let crashed = false;
   const max = opts.maxEvents ?? 200;
-  for (let n = 0; queue.length && n < max; n++) {
+  let later = opts.afterSettled ? [...opts.afterSettled] : [];
+  for (let n = 0; (queue.length || later.length) && n < max; n++) {
+    if (!queue.length) {
+      queue.push(...later);
+      later = [];
+    }
     const ev = queue.shift()!;
     now += 10;
     const r = step(persisted, ev, now, CFG);

@@ -434,6 +434,35 @@ describe('crash points', () => {
     });
   }
 
+  const rollbackCommand: UpdateEvent = { type: 'command', command: command('rollback', 'd1') };
+  const committedThenRolledBack = run(newWorld(), { manifest, afterSettled: [rollbackCommand] });
+
+  it('a rollback command after the commit returns to slot A with the previous version', () => {
+    expect(committedThenRolledBack.state.job).toMatchObject({ kind: 'rollback', stage: 'done', result: 'rolled-back', toVersion: '1.0.0' });
+    expect(committedThenRolledBack.world).toMatchObject({ primary: 'A', booted: 'A' });
+  });
+
+  for (const kind of ['process', 'power'] as const) {
+    it(`a ${kind} crash anywhere in a rollback ends on a committed slot with an honest report`, () => {
+      const totalWithRollback = committedThenRolledBack.world.reports.length + 30;
+      for (let k = 0; k < totalWithRollback; k++) {
+        const r = run(newWorld(), { manifest, crashAfter: k, crashKind: kind, afterSettled: [rollbackCommand] });
+        const j = r.state.job!;
+        expect(j.stage, `crash after effect ${k}`).toBe('done');
+        expect(r.world.slots[r.world.booted]).not.toBeNull();
+        expect(r.world.booted, `crash after effect ${k}`).toBe(r.world.primary);
+        expect(r.state.slotVersions[r.state.booted]).toBe(r.world.slots[r.world.booted]);
+        expect(r.world.reports.at(-1)!.state).toBe(j.result);
+        if (j.kind === 'rollback' && j.result === 'rolled-back') expect(r.world.booted).toBe('A');
+        if (j.kind === 'rollback' && j.result === 'failed') {
+          // The power cut spent the rollback's one-shot trial: still on 1.1.0, and it says so.
+          expect(j.reason).toBe('trial-boot-failed');
+          expect(r.world.slots[r.world.booted]).toBe('1.1.0');
+        }
+      }
+    });
+  }
+
   it('a firmware that never boots is reported as trial-boot-failed, not success', () => {
     const r = run(newWorld({ boots: (v) => v !== '1.1.0' }), { manifest });
     expect(r.state.job).toMatchObject({ stage: 'done', result: 'rolled-back', reason: 'trial-boot-failed' });
