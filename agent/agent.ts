@@ -278,9 +278,11 @@ export class Agent {
       try {
         await this.runEffect(e);
       } catch (err) {
-        // A failed boot-path effect (arm, mark) must not be followed by the rest (e.g. the reboot).
         this.bumpErrors();
         this.log.error({ err: (err as Error).message, effect: e.type }, 'effect failed');
+        // mark-bad is belt and braces: an uncommitted trial falls back on the reboot by itself.
+        if (e.type === 'mark-bad') continue;
+        // Any other failed boot-path effect (arm, mark-good) must not be followed by the rest (the reboot).
         const job = this.st.job;
         if (job && (e.type === 'arm-trial' || e.type === 'mark-good')) {
           this.dispatch({ type: 'slot-failed', deploymentId: job.deploymentId, reason: 'internal-error', detail: `${e.type}: ${(err as Error).message}` });

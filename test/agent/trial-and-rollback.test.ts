@@ -167,3 +167,44 @@ describe('watchdog and reboot command', () => {
     expect(dev.agent!.state.booted).toBe('A');
   });
 });
+
+describe('bootloader errors', () => {
+  it('a failing mark-bad still reboots, and the one-shot trial falls back by itself', async () => {
+    const { FileSlotBackend } = await import('../../agent/slots/slot-backend-file.js');
+    const { SimulatedDevice } = await import('../../agent/simulated-device.js');
+    const { agentConfig, image, silent } = await import('./harness.js');
+    const { writeFile } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const id = uniqueId('dev');
+    const config = agentConfig(f, id, {
+      health: { brokerDeadline: 5_000, trialWindow: 20_000, checks: [{ name: 'fails', command: ['false'], timeout: 5_000 }] },
+    });
+    const factory = join(f.dir, `${id}-factory.img`);
+    await writeFile(factory, image('factory').body);
+    const inner = await FileSlotBackend.create({ dir: join(f.dir, id, 'slots'), factoryImage: factory });
+    let markBadCalls = 0;
+    // The bootloader environment cannot be written when the agent marks the trial bad.
+    const slots = {
+      kind: inner.kind,
+      bootState: () => inner.bootState(),
+      writeInactive: (i: Parameters<typeof inner.writeInactive>[0]) => inner.writeInactive(i),
+      armTrial: () => inner.armTrial(),
+      markGood: () => inner.markGood(),
+      markBad: () => {
+        markBadCalls++;
+        return Promise.reject(new Error('environment write failed'));
+      },
+      reboot: () => inner.reboot(),
+      powerOn: () => inner.powerOn(),
+    };
+    const dev = new SimulatedDevice({ config, slots, logger: silent });
+    devices.push(dev);
+    await dev.start();
+    await waitFor(() => dev.agent?.connected === true, 'connected');
+    await publishRollout(f, id, uniqueId('dep'), { artifact: serveImage(f, `${id}.img`, 'markbad') });
+    await waitFor(() => has(id, 'rolled-back'), 'rolled-back');
+    expect(markBadCalls).toBeGreaterThanOrEqual(1);
+    expect(last(id)).toMatchObject({ state: 'rolled-back', reason: 'health-check-failed' });
+    expect(await inner.state()).toMatchObject({ primary: 'A', booted: 'A' });
+  });
+});
