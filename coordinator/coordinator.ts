@@ -16,6 +16,9 @@ import { publicKeyPem, type SigningKey } from '../firmware/keys.js';
 import { loadTrustStore, createTrustStore, type TrustStore } from '../firmware/trust-store.js';
 import type { HelloMessage, PresenceMessage, StatusMessage, TelemetryMessage } from '../protocol/messages.js';
 import type { GateAnalyzer } from './gate/analyzer.js';
+import { createCanaryServices } from './canary/canary-services.js';
+import { FLAGS_TOPIC } from '../protocol/topics.js';
+import { encodeMessage } from '../protocol/parse.js';
 import { adminFilePath, loadConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config.js';
 import { openDatabase, closeDatabase, type Db } from './store/db.js';
 import { AuditLog } from './store/audit-log.js';
@@ -58,7 +61,10 @@ export interface CoordinatorOptions {
   timers?: Clock;
   /** pino logger; a child per module is made from it. Default: JSON to stderr at `info`. */
   logger?: Logger;
-  /** Gate analyzers; default: the hard gates only. */
+  /**
+   * Gate analyzers for every wave. Default: chosen per wave by the `canary.stat` / `canary.ai` flags
+   * (hard gates always; the statistical judge; the AI scorer when FLEET_AI_* is configured in `env`).
+   */
   analyzers?: readonly GateAnalyzer[];
   /** Randomness for bucket offsets. Default Math.random. */
   random?: () => number;
@@ -155,6 +161,18 @@ export class Coordinator {
     const publisher = new Publisher(db, transport, now);
     const snapshots = new SnapshotBuilder(db, config.telemetry.rollupSlotMs);
 
+    // Feature flags and flag-driven canary analysis; device flags go out retained on the flags topic.
+    const canary = createCanaryServices({
+      db,
+      now,
+      audit: auditLog,
+      env: options.env ?? {},
+      publishDeviceFlags: (message) => {
+        publisher.retain(FLAGS_TOPIC, encodeMessage(message)).catch((err: unknown) => logger.error({ err }, 'publishing device flags failed'));
+      },
+    });
+    const fixedAnalyzers = options.analyzers;
+
     const events = new EventEmitter<CoordinatorEvents>();
     const rollouts = await RolloutService.create({
       db,
@@ -168,7 +186,7 @@ export class Coordinator {
       firmware,
       snapshots,
       silentAfterMs: config.telemetry.silentAfterMs,
-      analyzers: options.analyzers,
+      analyzersFor: fixedAnalyzers ? () => fixedAnalyzers : (spec, wave) => canary.analyzersFor(spec, wave),
       random: options.random ?? Math.random,
       onAudit: (e) => events.emit('audit', e),
     });
@@ -192,6 +210,7 @@ export class Coordinator {
     registerDeviceRoutes(router, { registry, credentials, now, audit, deviceDeployments: (id) => rollouts.deviceHistory(id) });
     registerFirmwareRoutes(router, { store: artifacts, firmware, audit });
     registerDeploymentRoutes(router, { rollouts });
+    canary.registerRoutes(router);
     registry.subscribe((d, change) => events.emit('device', d, change));
 
     const ingest = new DeviceIngest(
@@ -217,6 +236,7 @@ export class Coordinator {
     // the state once, as retained messages, instead of a second live copy of a manifest they hold.
     await transport.prepare();
     const restored = config.mqtt.brokerUrl ? 0 : await publisher.restore();
+    await publisher.retain(FLAGS_TOPIC, encodeMessage(canary.deviceFlagsMessage()));
     await rollouts.start();
     await transport.start();
     writePorts(config.dataDir, { mqtt: portOf(transport.url), http: http.portNumber });

@@ -48,8 +48,8 @@ export interface RolloutServiceDeps {
   firmware: FirmwareService;
   snapshots: SnapshotBuilder;
   silentAfterMs: number;
-  /** Gate analyzers; default: the hard gates. */
-  analyzers: readonly GateAnalyzer[] | undefined;
+  /** Gate analyzers for one wave (flag-driven in the coordinator); default: the hard gates. */
+  analyzersFor: ((spec: { id: string }, wave: number) => readonly GateAnalyzer[]) | undefined;
   random: () => number;
   onAudit?: (entry: AuditEntry) => void;
 }
@@ -159,14 +159,14 @@ export class RolloutService {
     const saveSnapshot = deps.db.prepare(
       'INSERT OR IGNORE INTO gate_snapshots (digest, deployment_id, wave, taken_at, snapshot_json) VALUES (?, ?, ?, ?, ?)',
     );
-    const analyzers = deps.analyzers ?? [hardGatesAnalyzer];
+    const analyzersFor = deps.analyzersFor ?? ((): readonly GateAnalyzer[] => [hardGatesAnalyzer]);
     const runner = new EngineRunner({
       repo,
       sink,
       clock: deps.clock,
       directory: new RegistryWaveDirectory(deps.registry),
       logger: deps.logger,
-      analyzersFor: () => analyzers,
+      analyzersFor: (spec, wave) => analyzersFor(spec, wave),
       snapshotFor: (state: DeploymentState, wave: number, now: number): CanarySnapshot => {
         const snapshot = gateSnapshots.build(state, wave, now, allDevices(state));
         saveSnapshot.run(inputsDigest(snapshot), state.core.spec.id, wave, now, JSON.stringify(snapshot));

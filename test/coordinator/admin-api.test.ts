@@ -110,6 +110,14 @@ describe('admin API', () => {
     expect((await api(c, 'GET', '/v1/deployments/nope')).status).toBe(404);
   });
 
+  it('mounts the flag routes and publishes the device flags retained', async () => {
+    const flags = await api<{ flags: { name: string }[] }>(c, 'GET', '/v1/flags');
+    expect(flags.status).toBe(200);
+    expect(flags.body.flags.map((f) => f.name)).toEqual(expect.arrayContaining(['canary.stat', 'canary.ai']));
+    const msg = await api<{ kind: string }>(c, 'GET', '/v1/flags-message');
+    expect(msg.body.kind).toBe('flags');
+  });
+
   it('writes the admin file in development and keeps the token across a restart', async () => {
     const file = JSON.parse(readFileSync(join(dir, 'admin.json'), 'utf8')) as { url: string; token: string };
     expect(file).toMatchObject({ url: c.httpUrl, token: c.adminToken });

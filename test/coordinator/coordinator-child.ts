@@ -4,10 +4,13 @@
  */
 import { pino } from 'pino';
 import { Coordinator } from '../../coordinator/index.js';
+import { hardGatesAnalyzer } from '../../coordinator/gate/hard-gates.js';
 
 const dataDir = process.argv[2];
 if (!dataDir) throw new Error('usage: coordinator-child.ts <data-dir>');
 const c = await Coordinator.create({
+  // Hard gates only: the test's soaks are far too short for the statistical judge's exposure needs.
+  analyzers: [hardGatesAnalyzer],
   logger: pino({ level: process.env['CHILD_LOG_LEVEL'] ?? 'silent' }, pino.destination(2)),
   config: {
     env: 'development',

@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { Coordinator, type CoordinatorOptions } from '../../coordinator/index.js';
+import { hardGatesAnalyzer } from '../../coordinator/gate/hard-gates.js';
 
 export function tempDir(prefix = 'fleet-coord-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -29,9 +31,12 @@ export async function waitFor<T>(check: () => T | Promise<T>, what: string, time
   }
 }
 
-import { Coordinator, type CoordinatorOptions } from '../../coordinator/index.js';
 
-/** A development coordinator on 127.0.0.1 ephemeral ports in a fresh data dir (cheap scrypt). */
+/**
+ * A development coordinator on 127.0.0.1 ephemeral ports in a fresh data dir (cheap scrypt). Gates run
+ * the hard gates only: these tests soak for fractions of a second, far too little exposure for the
+ * statistical judge (which then rightly says Monitor).
+ */
 export async function startCoordinator(
   dataDir: string,
   options: Omit<CoordinatorOptions, 'config'> & { config?: CoordinatorOptions['config'] } = {},
@@ -39,6 +44,7 @@ export async function startCoordinator(
   const { config, ...rest } = options;
   return Coordinator.create({
     logger: silentLogger,
+    analyzers: [hardGatesAnalyzer],
     ...rest,
     config: {
       env: 'development',
