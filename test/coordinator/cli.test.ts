@@ -87,6 +87,10 @@ describe('fleet CLI', () => {
     const aborted = await fleet(['deploy', 'abort', dep.id, '--reason', 'done', ...dd]);
     expect(aborted.code).toBe(0);
     expect(aborted.stdout).toMatch(/phase (aborted|rolling-back|rolled-back)/);
+    // --watch (not a TTY here: plain redraws) returns once the deployment has settled.
+    const watched = await fleet(['deploy', 'status', dep.id, '--watch', '--interval', '100ms', ...dd]);
+    expect(watched.code).toBe(0);
+    expect(watched.stdout).toMatch(/phase (aborted|rolled-back)/);
   });
 
   it('says how to fix a missing coordinator, a wrong token and an unknown deployment', { timeout: 60_000 }, async () => {
