@@ -28,6 +28,7 @@ import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBroker } from './broker/external-broker.js';
 import type { Transport } from './broker/transport.js';
 import { DeviceIngest } from './ingest/device-ingest.js';
+import { StatusInbox } from './ingest/status-inbox.js';
 import { DeviceRegistry, type DeviceRecord } from './registry/device-registry.js';
 import { TelemetryStore } from './telemetry/telemetry-store.js';
 import { SnapshotBuilder } from './telemetry/snapshot-builder.js';
@@ -104,6 +105,7 @@ export class Coordinator {
     private readonly http: HttpServer,
     readonly rollouts: RolloutService,
     private readonly publisher: Publisher,
+    private readonly inbox: StatusInbox,
     readonly signingKey: SigningKey,
     /** Directory holding the coordinator's public key: a trust store for agents. */
     readonly trustDir: string,
@@ -160,6 +162,7 @@ export class Coordinator {
         });
     const publisher = new Publisher(db, transport, now);
     const snapshots = new SnapshotBuilder(db, config.telemetry.rollupSlotMs);
+    const inbox = new StatusInbox(db);
 
     // Feature flags and flag-driven canary analysis; device flags go out retained on the flags topic.
     const canary = createCanaryServices({
@@ -192,7 +195,7 @@ export class Coordinator {
     });
 
     const c = new Coordinator(config, logger, clock, timers, db, counters, registry, credentials, telemetry, artifacts, firmware,
-      auditLog, transport, http, rollouts, publisher, key, trustDir, adminToken);
+      auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken);
     (c as { events: EventEmitter<CoordinatorEvents> }).events = events;
     const audit = (actor: string, action: string, subject: string, detail: Record<string, unknown> = {}): void => {
       auditLog.append(clock.now(), actor, action, subject, detail);
@@ -238,12 +241,16 @@ export class Coordinator {
     const restored = config.mqtt.brokerUrl ? 0 : await publisher.restore();
     await publisher.retain(FLAGS_TOPIC, encodeMessage(canary.deviceFlagsMessage()));
     await rollouts.start();
+    // Statuses acknowledged just before a crash may not have reached the engine's store: replay them.
+    const replayed = inbox.pending();
+    for (const m of replayed) rollouts.replayStatus(m);
+    await rollouts.idle();
     await transport.start();
     writePorts(config.dataDir, { mqtt: portOf(transport.url), http: http.portNumber });
     if (config.env === 'development') await writeAdminFile(config.dataDir, { url: http.url, token: adminToken, mqttUrl: transport.url });
     c.scheduleFlush();
     c.schedulePrune();
-    logger.info({ env: config.env, mqttUrl: transport.url, httpUrl: http.url, dataDir: config.dataDir, restoredRetained: restored, keyId: key.keyid }, 'coordinator started');
+    logger.info({ env: config.env, mqttUrl: transport.url, httpUrl: http.url, dataDir: config.dataDir, restoredRetained: restored, replayedStatuses: replayed.length, keyId: key.keyid }, 'coordinator started');
     return c;
   }
 
@@ -269,7 +276,10 @@ export class Coordinator {
   }
 
   private onStatus(m: StatusMessage): Promise<void> {
-    this.registry.seen(m.deviceId, this.clock.now());
+    const now = this.clock.now();
+    // Stored before the PUBACK (which waits for this handler): an acknowledged status survives a crash.
+    this.inbox.record(m, now);
+    this.registry.seen(m.deviceId, now);
     // Both terminal reports name the version now running in toVersion (a rollback goes "to" the old one).
     if (m.state === 'committed' || m.state === 'rolled-back') this.registry.noteVersion(m.deviceId, m.toVersion);
     return this.rollouts.status(m);
@@ -316,6 +326,7 @@ export class Coordinator {
     this.pruneTimer = this.timers.setTimeout(() => {
       try {
         const n = this.telemetry.prune(this.clock.now());
+        this.inbox.prune(this.clock.now());
         if (n) this.logger.debug({ rows: n }, 'pruned raw telemetry');
       } catch (err) {
         this.logger.error({ err }, 'telemetry prune failed');

@@ -151,4 +151,24 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 7,
+    name: 'status-inbox',
+    up(db) {
+      // Every device status is written here before its PUBACK goes out, then fed to the engine. If the
+      // coordinator dies in between, the start-up replay feeds it again (the engine ignores duplicates
+      // by sequence number), so no acknowledged status is lost.
+      db.exec(`
+        CREATE TABLE status_inbox (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          device_id TEXT NOT NULL,
+          deployment_id TEXT NOT NULL,
+          seq INTEGER NOT NULL,
+          received_at INTEGER NOT NULL,
+          message_json TEXT NOT NULL
+        );
+        CREATE INDEX status_inbox_received ON status_inbox (received_at);
+      `);
+    },
+  },
 ];

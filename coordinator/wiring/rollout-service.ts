@@ -216,11 +216,16 @@ export class RolloutService {
 
   /**
    * Feeds a status to the engine. The runner queues it per deployment and persists it before any
-   * effect; a status lost to a crash in between is recovered from the device's next hello.
+   * effect; the coordinator has already stored it in the status inbox, which is replayed on start.
    */
   status(m: StatusMessage): Promise<void> {
     this.runner.onStatus(m);
     return Promise.resolve();
+  }
+
+  /** A status from the inbox after a restart; duplicates are ignored by the engine (sequence numbers). */
+  replayStatus(m: StatusMessage): void {
+    this.runner.onStatus(m);
   }
 
   presence(deviceId: string, online: boolean): void {

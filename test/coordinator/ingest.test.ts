@@ -3,6 +3,7 @@
  * bad payloads (not JSON, wrong schema, unknown protocol version, another device's id) are counted,
  * logged and dropped while the coordinator keeps running.
  */
+import { Readable } from 'node:stream';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
@@ -117,5 +118,32 @@ describe('device ingest', () => {
     };
     // First reading is the baseline; then +1 crash, +4 errors; then the reset adds 1 crash.
     expect(sums).toEqual({ s: 3, crashes: 2, errors: 4 });
+  });
+});
+
+describe('status inbox', () => {
+  it('replays an acknowledged status the engine had not stored when the coordinator died', async () => {
+    const { id, client } = await connectDevice();
+    await client.publishAsync(deviceTopic(id, 'hello'), JSON.stringify(hello(id)), { qos: 1 });
+    await waitFor(() => c.registry.get(id)?.firmwareVersion === '1.0.0', 'hello registered');
+    await c.uploadFirmware({ image: Readable.from([Buffer.alloc(1000, 1)]), version: '1.1.0', hardware: ['rpi4'] });
+    const d = await c.createDeployment({
+      firmwareVersion: '1.1.0',
+      target: { hardwareModels: ['rpi4'] },
+      waves: [{ percent: 100, soakMs: 60_000, deadlineMs: 600_000, minDevicesReporting: 1 }],
+    });
+    await waitFor(() => c.rollouts.devices(d.id).some((p) => p.deviceId === id), 'device is a member');
+    await client.endAsync(true);
+    clients.length = 0;
+    const dataDir = c.config.dataDir;
+    await c.stop();
+    // As if the PUBACK had gone out and the process died before the engine stored the status.
+    const { openDatabase } = await import('../../coordinator/store/db.js');
+    const db = openDatabase(`${dataDir}/fleet.db`);
+    const status = { v: 1, kind: 'status', deviceId: id, deploymentId: d.id, state: 'downloading', fromVersion: '1.0.0', toVersion: '1.1.0', seq: 1, at: Date.now() };
+    db.prepare('INSERT INTO status_inbox (device_id, deployment_id, seq, received_at, message_json) VALUES (?, ?, ?, ?, ?)').run(id, d.id, 1, Date.now(), JSON.stringify(status));
+    db.close();
+    c = await startCoordinator(dataDir);
+    expect(c.rollouts.devices(d.id).find((p) => p.deviceId === id)?.state).toBe('downloading');
   });
 });
