@@ -4,7 +4,7 @@
  * rollouts and commands and to wait for a device's status messages.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import http from 'node:http';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -113,6 +113,11 @@ export async function startBroker(port = 0): Promise<TestBroker> {
     subscriptions.set(client.id, [...(subscriptions.get(client.id) ?? []), ...subs.map((s) => s.topic)]);
   });
   const server: Server = createServer(broker.handle);
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   const bound = (server.address() as AddressInfo).port;
   return {
@@ -120,8 +125,12 @@ export async function startBroker(port = 0): Promise<TestBroker> {
     port: bound,
     subscriptions,
     close: async () => {
+      // Stop accepting first: agents reconnect within milliseconds and would otherwise land on a
+      // broker that is closing, keeping the server open forever.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await new Promise<void>((resolve) => broker.close(() => resolve()));
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await closed;
     },
   };
 }
