@@ -6,20 +6,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { readFileSync, writeFileSync, mkdirSync, createReadStream } from 'node:fs';
-import { chmod } from 'node:fs/promises';
+import { mkdirSync, createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
 import { publicKeyPem, type SigningKey } from '../firmware/keys.js';
-import { loadTrustStore, createTrustStore, type TrustStore } from '../firmware/trust-store.js';
 import type { HelloMessage, PresenceMessage, StatusMessage, TelemetryMessage } from '../protocol/messages.js';
 import type { GateAnalyzer } from './gate/analyzer.js';
 import { createCanaryServices } from './canary/canary-services.js';
 import { FLAGS_TOPIC } from '../protocol/topics.js';
 import { encodeMessage } from '../protocol/parse.js';
-import { adminFilePath, loadConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config.js';
+import { loadConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config.js';
+import { choosePort, coordinatorTrust, portOf, readAdminFile, readPorts, writeAdminFile, writePorts } from './data-dir.js';
 import { openDatabase, closeDatabase, type Db } from './store/db.js';
 import { AuditLog } from './store/audit-log.js';
 import { Counters } from './metrics.js';
@@ -75,11 +74,6 @@ export interface CoordinatorOptions {
 export interface CoordinatorEvents {
   audit: [AuditEntry];
   device: [DeviceRecord, 'hello' | 'online' | 'offline' | 'provisioned'];
-}
-
-interface PortsFile {
-  mqtt?: number | undefined;
-  http?: number | undefined;
 }
 
 export class Coordinator {
@@ -424,58 +418,5 @@ export class Coordinator {
     closeDatabase(this.db);
     this.events.removeAllListeners();
     this.logger.info('coordinator stopped');
-  }
-}
-
-/** A configured port, or for 0 the port the previous run used (devices and manifests point at it). */
-function choosePort(configured: number, previous: number | undefined): number {
-  return configured === 0 && previous !== undefined ? previous : configured;
-}
-
-function portOf(url: string): number | undefined {
-  const m = /:(\d+)$/.exec(url);
-  return m ? Number(m[1]) : undefined;
-}
-
-function readPorts(dataDir: string): PortsFile {
-  try {
-    return JSON.parse(readFileSync(join(dataDir, 'ports.json'), 'utf8')) as PortsFile;
-  } catch {
-    return {};
-  }
-}
-
-function writePorts(dataDir: string, ports: PortsFile): void {
-  writeFileSync(join(dataDir, 'ports.json'), JSON.stringify(ports) + '\n');
-}
-
-export interface AdminFile {
-  url: string;
-  token: string;
-  mqttUrl?: string;
-}
-
-export function readAdminFile(dataDir: string): AdminFile | undefined {
-  try {
-    return JSON.parse(readFileSync(adminFilePath(dataDir), 'utf8')) as AdminFile;
-  } catch {
-    return undefined;
-  }
-}
-
-async function writeAdminFile(dataDir: string, file: AdminFile): Promise<void> {
-  const path = adminFilePath(dataDir);
-  writeFileSync(path, JSON.stringify(file, null, 2) + '\n', { mode: 0o600 });
-  await chmod(path, 0o600);
-}
-
-/** The coordinator's own key plus any operator keys placed in the trust directory. */
-async function coordinatorTrust(key: SigningKey, trustDir: string): Promise<TrustStore> {
-  try {
-    const loaded = await loadTrustStore(trustDir);
-    if (loaded.keys.has(key.keyid)) return loaded;
-    return createTrustStore([...loaded.keys.values(), { keyid: key.keyid, publicKey: key.publicKey }], loaded.threshold);
-  } catch {
-    return createTrustStore([{ keyid: key.keyid, publicKey: key.publicKey }]);
   }
 }

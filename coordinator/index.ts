@@ -2,7 +2,8 @@
  * coordinator/: the public entry. The simulator and integration tests embed the coordinator through
  * these exports only.
  */
-export { Coordinator, COORDINATOR_VERSION, readAdminFile, type AdminFile, type CoordinatorEvents, type CoordinatorOptions } from './coordinator.js';
+export { Coordinator, COORDINATOR_VERSION, type CoordinatorEvents, type CoordinatorOptions } from './coordinator.js';
+export { readAdminFile, type AdminFile } from './data-dir.js';
 export {
   loadConfig,
   CoordinatorConfigSchema,
