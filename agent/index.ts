@@ -3,10 +3,12 @@
  * build on these exports only.
  */
 export { Agent, AGENT_VERSION, type AgentEvent, type AgentOptions } from './agent.js';
+export { machineConfigOf } from './agent-options.js';
 export { AgentConfigSchema, DurationSchema, loadAgentConfig, parseAgentConfig, type AgentConfig, type AgentConfigInput } from './config.js';
 export {
   AgentStateSchema,
   JobSchema,
+  beginRun,
   currentVersion,
   initialAgentState,
   isBusy,
