@@ -4,10 +4,10 @@
  * engine runner. `Coordinator.create(options)` opens the data directory, resumes every deployment
  * where it stood and starts listening; `stop()` is safe to call twice. Composition root of coordinator/.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdirSync, createReadStream } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
@@ -139,7 +139,8 @@ export class Coordinator {
     const transport: Transport = config.mqtt.brokerUrl
       ? new ExternalBroker({
           url: config.mqtt.brokerUrl,
-          clientId: `fleet-coordinator-${randomBytes(4).toString('hex')}`,
+          // Stable per data directory, so the persistent session (queued QoS 1 statuses) survives a restart.
+          clientId: `fleet-coordinator-${createHash('sha256').update(resolve(config.dataDir)).digest('hex').slice(0, 12)}`,
           logger: logger.child({ module: 'broker' }),
           ...(config.mqtt.brokerUsername !== undefined ? { username: config.mqtt.brokerUsername } : {}),
           ...(config.mqtt.brokerPassword !== undefined ? { password: config.mqtt.brokerPassword } : {}),
