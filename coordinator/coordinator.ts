@@ -229,20 +229,31 @@ export class Coordinator {
       },
     });
 
-    await http.start();
-    // Restore retained manifests and resume deployments before devices can connect: they then see
-    // the state once, as retained messages, instead of a second live copy of a manifest they hold.
-    await transport.prepare();
-    const restored = config.mqtt.brokerUrl ? 0 : await publisher.restore();
-    await publisher.retain(FLAGS_TOPIC, encodeMessage(canary.deviceFlagsMessage()));
-    await rollouts.start();
-    // Statuses acknowledged just before a crash may not have reached the engine's store: replay them.
-    const replayed = inbox.pending();
-    for (const m of replayed) rollouts.replayStatus(m);
-    await rollouts.idle();
-    await transport.start();
-    writePorts(config.dataDir, { mqtt: portOf(transport.url), http: http.portNumber });
-    if (config.env === 'development') await writeAdminFile(config.dataDir, { url: http.url, token: adminToken, mqttUrl: transport.url });
+    let restored: number;
+    let replayed: StatusMessage[];
+    try {
+      await http.start();
+      // Restore retained manifests and resume deployments before devices can connect: they then see
+      // the state once, as retained messages, instead of a second live copy of a manifest they hold.
+      await transport.prepare();
+      restored = config.mqtt.brokerUrl ? 0 : await publisher.restore();
+      await publisher.retain(FLAGS_TOPIC, encodeMessage(canary.deviceFlagsMessage()));
+      await rollouts.start();
+      // Statuses acknowledged just before a crash may not have reached the engine's store: replay them.
+      replayed = inbox.pending();
+      for (const m of replayed) rollouts.replayStatus(m);
+      await rollouts.idle();
+      await transport.start();
+      writePorts(config.dataDir, { mqtt: portOf(transport.url), http: http.portNumber });
+      if (config.env === 'development') await writeAdminFile(config.dataDir, { url: http.url, token: adminToken, mqttUrl: transport.url });
+    } catch (err) {
+      // A port in use, a broker unreachable: release what was opened so the caller can retry.
+      await rollouts.stop().catch(() => undefined);
+      await transport.stop().catch(() => undefined);
+      await http.stop().catch(() => undefined);
+      closeDatabase(db);
+      throw err;
+    }
     c.scheduleFlush();
     c.schedulePrune();
     logger.info({ env: config.env, mqttUrl: transport.url, httpUrl: http.url, dataDir: config.dataDir, restoredRetained: restored, replayedStatuses: replayed.length, keyId: key.keyid }, 'coordinator started');

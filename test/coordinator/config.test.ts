@@ -67,3 +67,21 @@ describe('coordinator config', () => {
     await prod.stop();
   });
 });
+
+describe('start-up failures', () => {
+  it('releases everything it opened when a port is taken, and the data dir stays usable', async () => {
+    const t = tempDir();
+    cleanups.push(t.cleanup);
+    const { createServer } = await import('node:net');
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    const dataDir = join(t.dir, 'data');
+    await expect(
+      Coordinator.create({ logger: silentLogger, config: { dataDir, mqtt: { port }, http: { port: 0 }, credentialCost: 4 } }),
+    ).rejects.toThrow(/choose another --mqtt-port/);
+    await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    const c = await Coordinator.create({ logger: silentLogger, config: { dataDir, mqtt: { port: 0 }, http: { port: 0 }, credentialCost: 4 } });
+    await c.stop();
+  });
+});
