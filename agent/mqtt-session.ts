@@ -40,6 +40,9 @@ export interface MqttSessionOptions {
   onMessage: (topic: string, payload: Buffer) => void;
 }
 
+/** Longest a clean stop waits for the broker (presence publish, then the disconnect). */
+const STOP_TIMEOUT_MS = 2_000;
+
 interface Queued {
   topic: string;
   payload: Buffer;
@@ -165,14 +168,17 @@ export class MqttSession {
     const client = this.client;
     this.client = null;
     if (!client) return;
+    // A broker that stops answering must not hold the agent up: every wait here is bounded.
+    const bounded = (p: Promise<unknown>) => Promise.race([p, this.options.clock.sleep(STOP_TIMEOUT_MS)]);
     if (final && client.connected) {
-      await new Promise<void>((resolve) => client.publish(final.topic, final.payload, { qos: final.options.qos, retain: final.options.retain ?? false }, () => resolve()));
+      await bounded(new Promise<void>((resolve) => client.publish(final.topic, final.payload, { qos: final.options.qos, retain: final.options.retain ?? false }, () => resolve())));
     }
     client.removeAllListeners('connect');
     client.removeAllListeners('message');
     client.removeAllListeners('close');
     client.on('error', () => undefined);
-    await client.endAsync(!client.connected);
+    await bounded(client.endAsync(!client.connected));
+    if (!client.disconnected) client.stream?.destroy();
   }
 
   /** Drops the connection as a power cut would: no DISCONNECT, so the broker sends the last will. */
