@@ -9,10 +9,10 @@ import type { Clock } from '../protocol/clock.js';
 import { FleetError } from '../protocol/errors.js';
 import { loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
 import { Coordinator, AdminClient, type DecisionRecord, type DeviceProgress } from '../coordinator/index.js';
-// Not in coordinator/index.ts yet: the coordinator's default gate runs the hard gates only, and the
-// simulator must judge with the statistical analyzer too (reported as a missing public export).
+// Not in coordinator/index.ts: the analyzers themselves, needed to pin the gate (see gateAnalyzers).
 import { hardGatesAnalyzer } from '../coordinator/gate/hard-gates.js';
 import { createStatAnalyzer } from '../coordinator/canary/stat-judge.js';
+import type { GateAnalyzer } from '../coordinator/index.js';
 import type { CoordinatorHandle, CreateDeploymentInput, DeploymentView } from './coordinator-handle.js';
 import type { DecisionView, ProgressView, WaveRecord } from './report.js';
 
@@ -98,6 +98,28 @@ function deploymentRequest(input: CreateDeploymentInput) {
   };
 }
 
+/**
+ * The gate the simulator runs: the hard gates and the statistical judge (the coordinator's defaults),
+ * except that the judge declines — an analyzer error, never a verdict — when a snapshot has no control
+ * cohort. The last wave (100 %) has none; the judge then says Monitor until the Monitor limit pauses
+ * the rollout, so no rollout could ever complete. The hard gates still judge that wave in full.
+ */
+export function gateAnalyzers(statJudge: boolean): GateAnalyzer[] {
+  if (!statJudge) return [hardGatesAnalyzer];
+  const stat = createStatAnalyzer();
+  const declining: GateAnalyzer = {
+    name: stat.name,
+    ...(stat.role !== undefined ? { role: stat.role } : {}),
+    analyze(snapshot, ctx) {
+      if (!snapshot.devices.some((d) => d.cohort === 'control')) {
+        return Promise.resolve({ ok: false, error: { code: 'no-control', message: 'no control devices (last wave): the statistical judge has nothing to compare against; the hard gates decide' }, latencyMs: 0 });
+      }
+      return stat.analyze(snapshot, ctx);
+    },
+  };
+  return [hardGatesAnalyzer, declining];
+}
+
 export class NotSupportedError extends FleetError {
   constructor(message: string) {
     super('not-supported', message);
@@ -126,7 +148,7 @@ export async function embeddedCoordinator(
       },
       clock: ctx.clock,
       logger: ctx.logger,
-      analyzers: options.statJudge === false ? [hardGatesAnalyzer] : [hardGatesAnalyzer, createStatAnalyzer()],
+      analyzers: gateAnalyzers(options.statJudge !== false),
     });
   let c = await make();
   let restarting: Promise<void> | null = null;

@@ -10,7 +10,7 @@
  * 3. Fan-out: a wave's manifest from the coordinator to 1,000 and 10,000 device subscriptions.
  * 4. A full rollout of 1,000 simulated devices with zero soak, against the downloads alone.
  *
- * Writes bench-results.json (and prints a Markdown table for BENCHMARKS.md). Options: --quick (1,000
+ * Writes simulator/bench/results.json (and prints a Markdown table for BENCHMARKS.md). Options: --quick (1,000
  * devices only), --max N (largest connect size, default 10000), --out FILE.
  */
 import { writeFile } from 'node:fs/promises';
@@ -25,7 +25,7 @@ const quick = args.includes('--quick');
 const maxIdx = args.indexOf('--max');
 const max = maxIdx >= 0 ? Number(args[maxIdx + 1]) : 10_000;
 const outIdx = args.indexOf('--out');
-const out = outIdx >= 0 ? args[outIdx + 1]! : 'bench-results.json';
+const out = outIdx >= 0 ? args[outIdx + 1]! : 'simulator/bench/results.json';
 const log = (s: string): void => console.log(s);
 const kib = (b: number): string => (b / 1024).toFixed(1);
 const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '—');
