@@ -52,7 +52,14 @@ export const StatusMessageSchema = z.object({
   deviceId: DeviceIdSchema,
   deploymentId: DeploymentIdSchema,
   state: UpdateStateSchema,
+  /**
+   * The version the device moves away from. For every state but `rolled-back` this is the version it
+   * ran before the update. A `rolled-back` report swaps the two: `fromVersion` is the abandoned (new)
+   * version and `toVersion` the old one it runs again, so `toVersion` always names the version running
+   * after a terminal report (`committed`, `rolled-back`).
+   */
   fromVersion: SemverSchema,
+  /** The version the device moves to; after `rolled-back`, the old version it runs again (see fromVersion). */
   toVersion: SemverSchema,
   /** Bytes downloaded so far and the total, while downloading. */
   progress: z.object({ bytes: z.number().int().nonnegative(), total: z.number().int().positive() }).optional(),

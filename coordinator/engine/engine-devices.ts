@@ -54,13 +54,18 @@ function isBackOnOldVersion(ctx: Ctx, dev: DeviceProgress): boolean {
   return dev.runningVersion !== undefined && dev.runningVersion !== ctx.d.core.spec.firmwareVersion && dev.state !== 'pending' && isTerminalUpdateState(dev.state);
 }
 
+/**
+ * The version a device runs after reporting `state`. A `rolled-back` report names the version now
+ * running in `toVersion` and the abandoned one in `fromVersion` (see StatusMessageSchema), so it counts
+ * like a commit of `toVersion`.
+ */
 function runningAfter(state: UpdateState, s: { fromVersion: string; toVersion: string }, prev: string | undefined): string | undefined {
   switch (state) {
     case 'trial':
     case 'committed':
     case 'already-installed':
-      return s.toVersion;
     case 'rolled-back':
+      return s.toVersion;
     case 'failed':
     case 'rejected':
     case 'downloading':
@@ -90,7 +95,8 @@ export function onStatus(ctx: Ctx, status: StatusMessage): void {
   const next: DeviceProgress = {
     ...base,
     state: status.state,
-    fromVersion: status.fromVersion,
+    // A rollback report swaps the versions: the one the device ran before the update is its toVersion.
+    fromVersion: status.state === 'rolled-back' ? status.toVersion : status.fromVersion,
     online: true,
     lastSeq: status.seq,
     lastStatusAt: status.at,

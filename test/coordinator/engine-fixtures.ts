@@ -53,8 +53,9 @@ export function status(deviceId: string, state: UpdateState, opts: { reason?: Up
     deviceId,
     deploymentId: opts.deploymentId ?? 'dep-1',
     state,
-    fromVersion: '1.0.0',
-    toVersion: '2.0.0',
+    // As the agent reports it: a rollback goes "to" the old version it now runs, "from" the abandoned one.
+    fromVersion: state === 'rolled-back' ? '2.0.0' : '1.0.0',
+    toVersion: state === 'rolled-back' ? '1.0.0' : '2.0.0',
     ...(opts.reason ? { reason: opts.reason } : {}),
     seq,
     at: opts.at ?? T0,

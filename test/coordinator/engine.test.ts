@@ -287,6 +287,16 @@ describe('engine: rollback tracking', () => {
     expect(d.state.core.rollback).toMatchObject({ exposed: 3, confirmed: 3, unreachable: 0 });
   });
 
+  it('a rolled-back report leaves the device on the version in its toVersion, the one it ran before', () => {
+    const d = rolling();
+    const [id] = W0(d.spec);
+    d.statuses([id!], 'trial');
+    expect(allDevices(d.state).find((x) => x.deviceId === id)).toMatchObject({ runningVersion: '2.0.0', fromVersion: '1.0.0' });
+    // The agent reports fromVersion 2.0.0 (abandoned) and toVersion 1.0.0 (running again).
+    d.statuses([id!], 'rolled-back', 'trial-boot-failed');
+    expect(allDevices(d.state).find((x) => x.deviceId === id)).toMatchObject({ state: 'rolled-back', runningVersion: '1.0.0', fromVersion: '1.0.0' });
+  });
+
   it('re-sends the command when a device reconnects still on the new version, with a new id, bounded', () => {
     const d = rollingBack();
     const id = W0(d.spec)[0]!;
