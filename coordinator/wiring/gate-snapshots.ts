@@ -1,7 +1,7 @@
 /**
  * Assembles a wave gate's canary snapshot: the canary cohort is every device of the deployment's
- * started waves (up to this one) that is expected to report — with its update state and reason, and
- * silent when it went quiet after installing or timed out — and the control cohort is eligible devices
+ * started waves (up to this one) — with its update state and reason, without one when it never
+ * reported, and silent when it went quiet after installing or timed out — and the control cohort is eligible devices
  * in waves not yet started, on their current version, over the same window. I/O shell (reads).
  */
 import { createHash } from 'node:crypto';
@@ -33,7 +33,7 @@ export class GateSnapshots {
     const spec = core.spec;
     const started = core.waves[wave]?.startedAt ?? core.waves[0]?.startedAt ?? now;
     const window = { from: Math.min(started, now), to: now };
-    const canary: (CanaryDeviceInput & { forceSilent?: boolean })[] = [];
+    const canary: (CanaryDeviceInput & { forceSilent?: boolean; neverReported?: boolean })[] = [];
     const fromVersions = new Set<string>();
     for (const d of devices) {
       if (d.wave > wave) continue;
@@ -41,9 +41,17 @@ export class GateSnapshots {
       const model = d.hardwareModel ?? reg?.hardwareModel ?? spec.target.hardwareModels[0]!;
       if (d.fromVersion) fromVersions.add(d.fromVersion);
       if (d.state === 'pending') {
-        // Never reported: counts only when it timed out (silent past the deadline is failure).
-        if (!d.timedOut) continue;
-        canary.push({ deviceId: d.deviceId, hardwareModel: model, state: 'idle', forceSilent: true, ...(reg?.lastSeen !== undefined ? { lastSeen: reg.lastSeen } : {}) });
+        // Never reported: still a canary (as in the engine's snapshotFromProgress), so a wave whose
+        // members stay quiet holds at the sufficiency check instead of passing with no evidence. Silent
+        // (failure for the gate) only once it timed out.
+        canary.push({
+          deviceId: d.deviceId,
+          hardwareModel: model,
+          state: 'idle',
+          neverReported: true,
+          ...(d.timedOut ? { forceSilent: true } : {}),
+          ...(reg?.lastSeen !== undefined ? { lastSeen: reg.lastSeen } : {}),
+        });
         continue;
       }
       const state = d.state;
@@ -85,8 +93,9 @@ export class GateSnapshots {
     });
     const forced = new Set(canary.filter((c) => c.forceSilent).map((c) => c.deviceId));
     for (const d of snapshot.devices) if (d.cohort === 'canary' && forced.has(d.deviceId)) d.silent = true;
-    // A timed-out device never reported: it carries no update state (the gate reads that as no report).
-    for (const d of snapshot.devices) if (forced.has(d.deviceId) && d.update?.state === 'idle') delete d.update;
+    // A member that never reported carries no update state (the gate reads that as no report).
+    const quiet = new Set(canary.filter((c) => c.neverReported).map((c) => c.deviceId));
+    for (const d of snapshot.devices) if (d.cohort === 'canary' && quiet.has(d.deviceId)) delete d.update;
     return snapshot;
   }
 }

@@ -1,0 +1,73 @@
+/** The gate snapshot the coordinator assembles from engine state, the registry and telemetry (SQLite in memory). */
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
+import type { Db } from '../../coordinator/store/db.js';
+import { DeviceRegistry } from '../../coordinator/registry/device-registry.js';
+import { SnapshotBuilder } from '../../coordinator/telemetry/snapshot-builder.js';
+import { GateSnapshots } from '../../coordinator/wiring/gate-snapshots.js';
+import { allDevices } from '../../coordinator/engine/device-progress.js';
+import { countSnapshot, hardGateVerdict } from '../../coordinator/gate/hard-gates.js';
+import { DEFAULT_GATE_POLICY } from '../../coordinator/gate/analyzer.js';
+import { hello, HOUR, MIN, T0 } from './engine-fixtures.js';
+import { rolling, W0, type Drive } from './engine-phases.js';
+
+const dbs: Db[] = [];
+afterEach(() => {
+  for (const db of dbs.splice(0)) closeDatabase(db);
+});
+
+function snapshots(): { gate: GateSnapshots; registry: DeviceRegistry } {
+  const db = openDatabase(':memory:');
+  dbs.push(db);
+  const registry = DeviceRegistry.load(db);
+  const gate = new GateSnapshots({ registry, builder: new SnapshotBuilder(db, 10 * MIN), silentAfterMs: 15 * MIN });
+  return { gate, registry };
+}
+
+function take(gate: GateSnapshots, d: Drive, now: number) {
+  const snapshot = gate.build(d.state, 0, now, allDevices(d.state));
+  return { snapshot, counts: countSnapshot(snapshot), verdict: hardGateVerdict(countSnapshot(snapshot), DEFAULT_GATE_POLICY) };
+}
+
+describe('gate snapshots: members that never reported', () => {
+  it('a wave whose members never report holds at Monitor on sufficiency, not Proceed with no evidence', () => {
+    const { gate, registry } = snapshots();
+    const d = rolling();
+    for (const id of W0(d.spec)) registry.applyHello(hello(id, '1.0.0'), T0);
+    const { snapshot, counts, verdict } = take(gate, d, T0 + 40 * MIN);
+    const canary = snapshot.devices.filter((x) => x.cohort === 'canary');
+    expect(canary.map((x) => x.deviceId).sort()).toEqual([...W0(d.spec)].sort());
+    for (const x of canary) {
+      expect(x.update).toBeUndefined(); // no report: no update state
+      expect(x.silent).toBe(false); // not yet past the deadline
+    }
+    expect(counts).toMatchObject({ canary: 3, reporting: 0, installFailures: 0 });
+    expect(verdict.recommendation).toBe('Monitor');
+    expect(verdict.rule).toBe('sufficiency:min-reporting-devices');
+  });
+
+  it('one report out of three still holds; a member past its deadline counts as silent', () => {
+    const { gate, registry } = snapshots();
+    const d = rolling();
+    const ids = W0(d.spec);
+    d.at(T0 + 2 * MIN).statuses(ids.slice(0, 1), 'committed');
+    registry.applyHello(hello(ids[0]!, '2.0.0'), T0 + 39 * MIN); // heard from recently: not silent
+    const early = take(gate, d, T0 + 40 * MIN);
+    expect(early.counts).toMatchObject({ canary: 3, reporting: 1 });
+    expect(early.verdict.recommendation).toBe('Monitor');
+    expect(early.snapshot.devices.find((x) => x.deviceId === ids[0])!.update).toEqual({ state: 'committed' });
+
+    // Past the wave's deadline the engine marks the quiet members timed out: silent, i.e. failures.
+    d.at(T0 + 2 * HOUR).ev({ type: 'tick' });
+    const quiet = allDevices(d.state).filter((x) => x.timedOut);
+    expect(quiet.map((x) => x.deviceId).sort()).toEqual(ids.slice(1).sort());
+    registry.seen(ids[0]!, T0 + 2 * HOUR - MIN);
+    const late = take(gate, d, T0 + 2 * HOUR);
+    for (const id of ids.slice(1)) {
+      const x = late.snapshot.devices.find((y) => y.deviceId === id)!;
+      expect(x).toMatchObject({ cohort: 'canary', silent: true });
+      expect(x.update).toBeUndefined();
+    }
+    expect(late.counts).toMatchObject({ canary: 3, reporting: 1, silentCanary: 2 });
+  });
+});
