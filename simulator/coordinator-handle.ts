@@ -39,6 +39,8 @@ export interface CoordinatorHandle {
   deployment(id: string): Promise<DeploymentView>;
   decisions(id: string): Promise<DecisionView[]>;
   progress(id: string): Promise<ProgressView[]>;
+  /** Operator abort (with rollback): the simulator ends a rollout that is held for an operator. */
+  abort(id: string, reason: string): Promise<void>;
   /** Devices the registry knows as online. */
   onlineDevices(): Promise<number>;
   /** Fault injection; may throw `not-supported` for an external coordinator. */

@@ -189,6 +189,9 @@ export async function embeddedCoordinator(
     async progress(id) {
       return (await current()).rollouts.devices(id).map(toProgress);
     },
+    async abort(id, reason) {
+      await (await current()).rollouts.act(id, { type: 'abort', reason, rollback: true }, 'simulator');
+    },
     async onlineDevices() {
       const co = await current();
       let n = 0;
@@ -274,6 +277,9 @@ function remoteHandle(api: AdminClient, brokerUrl: string, adminUrl: string, tru
     async progress(id) {
       const r = await get<DeviceProgress[] | { devices: DeviceProgress[] }>(`/v1/deployments/${id}/devices`);
       return (Array.isArray(r) ? r : r.devices).map(toProgress);
+    },
+    async abort(id, reason) {
+      await api.request('POST', `/v1/deployments/${id}/actions`, { type: 'abort', reason, rollback: true });
     },
     async onlineDevices() {
       return (await get<{ online: number }>('/v1/devices?online=true&limit=1')).online;

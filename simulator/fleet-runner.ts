@@ -306,8 +306,14 @@ async function followDeployment(
       // restarting
     }
     if (FINAL.has(d.phase)) return d;
-    // Held for an operator: nobody will come in a simulation; report where it stopped.
-    if (d.paused) return { ...d, phase: `paused (${d.paused.cause}) in ${d.phase}` };
+    // Held for an operator (or out of time): nobody will come in a simulation. Record where it
+    // stopped, then abort it as an operator would, so the next release can start.
+    const stuck = d.paused ? `paused (${d.paused.cause}) in ${d.phase}` : clock.now() - start > deadlineMs && d.phase !== 'completed' ? `deadline passed in ${d.phase}` : null;
+    if (stuck !== null) {
+      await coordinator.abort(id, `simulation: ${stuck}; no operator to decide`).catch(() => undefined);
+      await settleFinal(coordinator, id, clock, 30 * 60_000);
+      return { ...d, phase: stuck };
+    }
     if (d.phase === 'completed') {
       completedAt ??= clock.now();
       const everyone = hosts.filter((h) => h.alive).every((h) => h.truth.finalVersion === version);
@@ -315,5 +321,15 @@ async function followDeployment(
       if (everyone || clock.now() - completedAt > 30 * 60_000) return d;
     }
     if (clock.now() - start > deadlineMs) return d;
+  }
+}
+
+/** Waits (bounded, in simulated time) for an aborted deployment to reach a final phase. */
+async function settleFinal(coordinator: CoordinatorHandle, id: string, clock: Clock, maxMs: number): Promise<void> {
+  const end = clock.now() + maxMs;
+  while (clock.now() < end) {
+    const d = await coordinator.deployment(id).catch(() => null);
+    if (d && FINAL.has(d.phase)) return;
+    await sleepReal(100);
   }
 }

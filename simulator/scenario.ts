@@ -66,8 +66,9 @@ export const HardwareProfileSchema = z.object({
   /** Devices on battery report batteryPct; mains devices leave it out. */
   battery: z.boolean().default(false),
   bootTimeS: z.number().nonnegative().default(22),
-  crashesPerH: z.number().nonnegative().default(0.02),
-  errorsPerH: z.number().nonnegative().default(0.3),
+  /** Rare events: crashes, and error log lines (common on real devices; they give the rate tests data). */
+  crashesPerH: z.number().nonnegative().default(0.05),
+  errorsPerH: z.number().nonnegative().default(2),
 });
 export type HardwareProfile = z.infer<typeof HardwareProfileSchema>;
 
@@ -77,8 +78,8 @@ export const FleetSpecSchema = z.object({
   /** Firmware every device runs at the start. */
   baseVersion: SemverSchema.default('1.0.0'),
   hardware: z.array(HardwareProfileSchema).min(1).default([
-    { model: 'rpi4', share: 0.7, cpuPct: 20, memUsedMb: 310, memTotalMb: 4096, temperatureC: 52, powerW: 3.4, battery: false, bootTimeS: 24, crashesPerH: 0.02, errorsPerH: 0.3 },
-    { model: 'rpi-zero2', share: 0.3, cpuPct: 28, memUsedMb: 180, memTotalMb: 512, temperatureC: 45, powerW: 1.2, battery: true, bootTimeS: 31, crashesPerH: 0.02, errorsPerH: 0.3 },
+    { model: 'rpi4', share: 0.7, cpuPct: 20, memUsedMb: 310, memTotalMb: 4096, temperatureC: 52, powerW: 3.4, battery: false, bootTimeS: 24, crashesPerH: 0.05, errorsPerH: 2 },
+    { model: 'rpi-zero2', share: 0.3, cpuPct: 28, memUsedMb: 180, memTotalMb: 512, temperatureC: 45, powerW: 1.2, battery: true, bootTimeS: 31, crashesPerH: 0.05, errorsPerH: 2 },
   ]),
   /** Device-to-device spread of baselines (relative sd) and per-sample noise (relative sd). */
   deviceSpread: z.number().min(0).max(1).default(0.1),
