@@ -58,8 +58,13 @@ export const CoordinatorConfigSchema = z.object({
       rawRetentionMs: z.number().int().positive().default(48 * 3600_000),
       /** A canary that sends nothing for this long (clock time) after installing counts as silent. */
       silentAfterMs: z.number().int().positive().default(5 * 60_000),
+      /**
+       * Clock time after each canary device's commit whose continuous metrics (CPU, memory, …) the gate
+       * leaves out: boot-time spikes after the update's reboot. Event counters and silence still count.
+       */
+      warmUpMs: z.number().int().nonnegative().default(5 * 60_000),
     })
-    .default({ flushIntervalMs: 200, maxBatch: 2000, rollupSlotMs: 60_000, rawRetentionMs: 48 * 3600_000, silentAfterMs: 5 * 60_000 }),
+    .default({ flushIntervalMs: 200, maxBatch: 2000, rollupSlotMs: 60_000, rawRetentionMs: 48 * 3600_000, silentAfterMs: 5 * 60_000, warmUpMs: 5 * 60_000 }),
 });
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfigSchema>;

@@ -184,6 +184,7 @@ export class Coordinator {
       firmware,
       snapshots,
       silentAfterMs: config.telemetry.silentAfterMs,
+      warmUpMs: config.telemetry.warmUpMs,
       analyzersFor: fixedAnalyzers ? () => fixedAnalyzers : (spec, wave) => canary.analyzersFor(spec, wave),
       random: options.random ?? Math.random,
       onAudit: (e) => events.emit('audit', e),

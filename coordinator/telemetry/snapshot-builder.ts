@@ -15,7 +15,7 @@ import {
 import type { UpdateReason } from '../../protocol/reasons.js';
 import type { UpdateState } from '../../protocol/update-state.js';
 import type { Db } from '../store/db.js';
-import { CONTINUOUS_METRICS, METRIC_COLUMNS, emptySums, errorSignature, mergeSums, summarize, type MetricSums } from './rollup-math.js';
+import { CONTINUOUS_METRICS, METRIC_COLUMNS, addSample, emptySums, errorSignature, mergeSums, summarize, type MetricSums } from './rollup-math.js';
 import { rollupFromRow, type RollupRow } from './telemetry-store.js';
 
 export interface CanaryDeviceInput {
@@ -27,7 +27,15 @@ export interface CanaryDeviceInput {
   installedAt?: number;
   /** The last time the coordinator heard anything from it. */
   lastSeen?: number;
+  /**
+   * When the device reported running the new image (its commit, or its trial boot before that). The
+   * continuous metrics skip the request's warm-up after it; event counters and silence do not.
+   */
+  runningSince?: number;
 }
+
+/** Default warm-up skipped for continuous metrics after a canary's commit: boot-time spikes. */
+export const DEFAULT_WARM_UP_MS = 5 * 60_000;
 
 export interface ControlDeviceInput {
   deviceId: string;
@@ -47,6 +55,12 @@ export interface SnapshotRequest {
   control: readonly ControlDeviceInput[];
   /** A device unheard-of for this long before `to` is silent. */
   silentAfterMs: number;
+  /**
+   * Clock time after each canary's `runningSince` whose continuous metrics (CPU, memory, …) are left
+   * out, so the CPU and boot work right after the update's reboot does not land in the canary's p99.
+   * Default DEFAULT_WARM_UP_MS (5 minutes); 0 keeps every sample.
+   */
+  warmUpMs?: number;
 }
 
 /** States in which the new image is (or was) running on the device. */
@@ -61,15 +75,17 @@ export class SnapshotBuilder {
       'SELECT * FROM telemetry_rollup WHERE device_id = ? AND firmware_version = ? AND slot_start >= ? AND slot_start < ? ORDER BY slot_start',
     );
     this.rawStmt = db.prepare(
-      'SELECT cpu, mem, temp, battery, power, boot_time FROM telemetry_raw WHERE device_id = ? AND firmware_version = ? AND at >= ? AND at <= ?',
+      'SELECT at, cpu, mem, temp, battery, power, boot_time FROM telemetry_raw WHERE device_id = ? AND firmware_version = ? AND at >= ? AND at <= ?',
     );
   }
 
   build(req: SnapshotRequest): CanarySnapshot {
     const devices: DeviceSummary[] = [];
+    const warmUpMs = req.warmUpMs ?? DEFAULT_WARM_UP_MS;
     for (const c of req.canary) {
       const from = Math.max(req.window.from, c.installedAt ?? req.window.from);
-      const s = this.summarizeDevice(c.deviceId, req.toVersion, from, req.window.to);
+      const metricsFrom = c.runningSince !== undefined && warmUpMs > 0 ? Math.max(from, c.runningSince + warmUpMs) : from;
+      const s = this.summarizeDevice(c.deviceId, req.toVersion, from, req.window.to, metricsFrom);
       const installed = INSTALLED_STATES.has(c.state);
       const lastHeard = Math.max(c.lastSeen ?? 0, s.lastAt ?? 0);
       devices.push({
@@ -107,12 +123,17 @@ export class SnapshotBuilder {
     });
   }
 
-  /** One device over [from, to] on one firmware version. */
+  /**
+   * One device over [from, to] on one firmware version; continuous metrics over [metricsFrom, to]
+   * (default `from`). Rollup slots that end by `metricsFrom` are left out of the metrics; the slot it
+   * falls in is replaced by the raw samples from `metricsFrom` on (left out when those were pruned).
+   */
   summarizeDevice(
     deviceId: string,
     version: string,
     from: number,
     to: number,
+    metricsFrom = from,
   ): { summary: Pick<DeviceSummary, 'exposureH' | 'samples' | 'events' | 'metrics' | 'errorSignatures' | 'logSample'>; lastAt: number | undefined } {
     const slotFrom = Math.floor(from / this.rollupSlotMs) * this.rollupSlotMs;
     const rows = this.rollupStmt.all(deviceId, version, slotFrom, to + 1) as RollupRow[];
@@ -122,6 +143,8 @@ export class SnapshotBuilder {
     let exposureMs = 0;
     let lastAt: number | undefined;
     const lines: string[] = [];
+    const warm = metricsFrom > from;
+    const raw = this.rawStmt.all(deviceId, version, Math.min(from, metricsFrom), to) as Record<string, number | null>[];
     for (const row of rows) {
       const r = rollupFromRow(row);
       samples += r.samples;
@@ -132,19 +155,26 @@ export class SnapshotBuilder {
       events.agentRestarts += r.events.agentRestarts;
       lastAt = Math.max(lastAt ?? 0, r.lastAt);
       const shiftH = (r.slotStart - slotFrom) / 3_600_000;
-      for (const name of CONTINUOUS_METRICS) {
-        const s = r.metrics[name];
-        if (s) mergeSums((sums[name] ??= emptySums()), s, shiftH);
+      if (warm && r.slotStart < metricsFrom) {
+        // Warm-up: a slot that starts before the metrics do counts only through its later raw samples.
+        if (r.slotStart + this.rollupSlotMs > metricsFrom) this.addRaw(sums, raw, metricsFrom, r.slotStart + this.rollupSlotMs, slotFrom);
+      } else {
+        for (const name of CONTINUOUS_METRICS) {
+          const s = r.metrics[name];
+          if (s) mergeSums((sums[name] ??= emptySums()), s, shiftH);
+        }
       }
       lines.push(...r.errorLines);
     }
-    const raw = this.rawStmt.all(deviceId, version, from, to) as Record<string, number | null>[];
     const metrics: Partial<Record<ContinuousMetric, MetricSummary>> = {};
     for (const name of CONTINUOUS_METRICS) {
       const s = sums[name];
       if (!s) continue;
       const col = METRIC_COLUMNS[name];
-      const values = raw.map((r) => r[col]).filter((v): v is number => typeof v === 'number');
+      const values = raw
+        .filter((r) => (r.at ?? 0) >= metricsFrom)
+        .map((r) => r[col])
+        .filter((v): v is number => typeof v === 'number');
       const summary = summarize(s, values);
       if (summary) metrics[name] = summary;
     }
@@ -160,5 +190,17 @@ export class SnapshotBuilder {
       },
       lastAt,
     };
+  }
+
+  /** Adds raw samples taken in [from, until) to the metric sums (t in hours from `origin`). */
+  private addRaw(sums: Partial<Record<ContinuousMetric, MetricSums>>, raw: readonly Record<string, number | null>[], from: number, until: number, origin: number): void {
+    for (const r of raw) {
+      const at = r.at ?? 0;
+      if (at < from || at >= until) continue;
+      for (const name of CONTINUOUS_METRICS) {
+        const v = r[METRIC_COLUMNS[name]];
+        if (typeof v === 'number') addSample((sums[name] ??= emptySums()), (at - origin) / 3_600_000, v);
+      }
+    }
   }
 }

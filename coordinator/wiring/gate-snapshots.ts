@@ -17,7 +17,15 @@ export interface GateSnapshotOptions {
   silentAfterMs: number;
   /** Largest control cohort (a deterministic sample of the eligible fleet). Default 1,000. */
   maxControl?: number;
+  /**
+   * Clock time after each canary's commit (or trial boot) left out of its continuous metrics: the
+   * update's reboot spikes CPU. Default 5 minutes (the snapshot builder's DEFAULT_WARM_UP_MS).
+   */
+  warmUpMs?: number;
 }
+
+/** States whose last status is when the device began running the new image after its reboot. */
+const RUNNING_NEW: ReadonlySet<string> = new Set(['trial', 'committed']);
 
 /** Devices whose first and every status says the image is (or was) on the device. */
 const INSTALLED: ReadonlySet<string> = new Set(['rebooting', 'trial', 'committed', 'rolling-back', 'rolled-back']);
@@ -61,6 +69,7 @@ export class GateSnapshots {
         state,
         ...(d.reason !== undefined ? { reason: d.reason } : {}),
         ...(INSTALLED.has(state) && d.lastStatusAt !== undefined ? { installedAt: d.lastStatusAt } : {}),
+        ...(RUNNING_NEW.has(state) && d.lastStatusAt !== undefined ? { runningSince: d.lastStatusAt } : {}),
         lastSeen: Math.max(reg?.lastSeen ?? 0, d.lastSeenAt),
         ...(d.timedOut ? { forceSilent: true } : {}),
       });
@@ -90,6 +99,7 @@ export class GateSnapshots {
       canary,
       control: sampled,
       silentAfterMs: this.o.silentAfterMs,
+      ...(this.o.warmUpMs !== undefined ? { warmUpMs: this.o.warmUpMs } : {}),
     });
     const forced = new Set(canary.filter((c) => c.forceSilent).map((c) => c.deviceId));
     for (const d of snapshot.devices) if (d.cohort === 'canary' && forced.has(d.deviceId)) d.silent = true;

@@ -48,6 +48,8 @@ export interface RolloutServiceDeps {
   firmware: FirmwareService;
   snapshots: SnapshotBuilder;
   silentAfterMs: number;
+  /** Warm-up after each canary's commit left out of its continuous metrics (default 5 minutes). */
+  warmUpMs?: number;
   /** Gate analyzers for one wave (flag-driven in the coordinator); default: the hard gates. */
   analyzersFor: ((spec: { id: string }, wave: number) => readonly GateAnalyzer[]) | undefined;
   random: () => number;
@@ -155,7 +157,12 @@ export class RolloutService {
       now: () => deps.clock.now(),
       ...(deps.onAudit ? { onAudit: deps.onAudit } : {}),
     });
-    const gateSnapshots = new GateSnapshots({ registry: deps.registry, builder: deps.snapshots, silentAfterMs: deps.silentAfterMs });
+    const gateSnapshots = new GateSnapshots({
+      registry: deps.registry,
+      builder: deps.snapshots,
+      silentAfterMs: deps.silentAfterMs,
+      ...(deps.warmUpMs !== undefined ? { warmUpMs: deps.warmUpMs } : {}),
+    });
     const saveSnapshot = deps.db.prepare(
       'INSERT OR IGNORE INTO gate_snapshots (digest, deployment_id, wave, taken_at, snapshot_json) VALUES (?, ?, ?, ?, ?)',
     );

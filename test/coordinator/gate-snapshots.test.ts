@@ -10,18 +10,28 @@ import { countSnapshot, hardGateVerdict } from '../../coordinator/gate/hard-gate
 import { DEFAULT_GATE_POLICY } from '../../coordinator/gate/analyzer.js';
 import { hello, HOUR, MIN, T0 } from './engine-fixtures.js';
 import { rolling, W0, type Drive } from './engine-phases.js';
+import { TelemetryStore } from '../../coordinator/telemetry/telemetry-store.js';
+import type { TelemetryMessage } from '../../protocol/messages.js';
 
 const dbs: Db[] = [];
 afterEach(() => {
   for (const db of dbs.splice(0)) closeDatabase(db);
 });
 
-function snapshots(): { gate: GateSnapshots; registry: DeviceRegistry } {
+function snapshots(warmUpMs?: number): { gate: GateSnapshots; registry: DeviceRegistry; telemetry: TelemetryStore } {
   const db = openDatabase(':memory:');
   dbs.push(db);
   const registry = DeviceRegistry.load(db);
-  const gate = new GateSnapshots({ registry, builder: new SnapshotBuilder(db, 10 * MIN), silentAfterMs: 15 * MIN });
-  return { gate, registry };
+  const gate = new GateSnapshots({ registry, builder: new SnapshotBuilder(db, MIN), silentAfterMs: 15 * MIN, ...(warmUpMs !== undefined ? { warmUpMs } : {}) });
+  const telemetry = new TelemetryStore(db, { rollupSlotMs: MIN, rawRetentionMs: 48 * HOUR, maxExposureGapMs: 5 * MIN });
+  return { gate, registry, telemetry };
+}
+
+function cpu(deviceId: string, seq: number, at: number, cpuPct: number): TelemetryMessage {
+  return {
+    v: 1, kind: 'telemetry', deviceId, firmwareVersion: '2.0.0', slot: 'B', uptimeS: seq * 60, bootCount: 2,
+    metrics: { cpuPct }, counters: { crashes: 0, agentRestarts: 0, errors: 0, reboots: 0 }, custom: {}, logs: [], seq, at,
+  };
 }
 
 function take(gate: GateSnapshots, d: Drive, now: number) {
@@ -69,5 +79,25 @@ describe('gate snapshots: members that never reported', () => {
       expect(x.update).toBeUndefined();
     }
     expect(late.counts).toMatchObject({ canary: 3, reporting: 1, silentCanary: 2 });
+  });
+});
+
+describe('gate snapshots: warm-up after the commit', () => {
+  it.each([
+    [undefined, 25, 20], // default 5 minutes: minutes 15..39 after the commit at minute 10
+    [0, 30, 95], // no warm-up: the boot spike is the p99
+  ])('warm-up %s ms: the CPU summary has %i samples, p99 %i', (warmUpMs, n, p99) => {
+    const { gate, registry, telemetry } = snapshots(warmUpMs);
+    const d = rolling();
+    const [id] = W0(d.spec);
+    d.at(T0 + 2 * MIN).statuses([id!], 'downloading');
+    d.at(T0 + 10 * MIN).statuses([id!], 'committed');
+    // One sample a minute from the commit on; the first 3 minutes after the reboot at 95 % CPU.
+    for (let i = 0; i < 30; i++) telemetry.enqueue(cpu(id!, i, T0 + (10 + i) * MIN, i < 3 ? 95 : 20), T0 + (10 + i) * MIN);
+    telemetry.flush();
+    registry.applyHello(hello(id!, '2.0.0'), T0 + 39 * MIN);
+    const x = take(gate, d, T0 + 40 * MIN).snapshot.devices.find((y) => y.deviceId === id)!;
+    expect(x.metrics.cpuPct).toMatchObject({ n, p99 });
+    expect(x.samples).toBe(30); // exposure and counters are not warmed up
   });
 });

@@ -146,3 +146,53 @@ describe('telemetry store and snapshot builder', () => {
     expect(store.prune(T0 + H + 5 * 60_000)).toBe(5);
   });
 });
+
+describe('snapshot builder: warm-up after the commit', () => {
+  /** A canary that committed at T0 + 3 min: 90 % CPU (and a crash) for 4 minutes after it, then 20 %. */
+  function seed(rollupSlotMs: number): SnapshotBuilder {
+    const db = openDatabase(':memory:');
+    const store = new TelemetryStore(db, { rollupSlotMs, rawRetentionMs: 48 * H, maxExposureGapMs: 5 * 60_000 });
+    for (let i = 0; i <= 60; i++) {
+      const boot = i >= 3 && i < 7;
+      store.enqueue(msg('warm-1', '2.0.0', i, boot ? 90 : 20, { crashes: i >= 4 ? 1 : 0 }), T0 + i * 60_000);
+    }
+    store.flush();
+    return new SnapshotBuilder(db, rollupSlotMs);
+  }
+  const request = (warmUpMs?: number) => ({
+    deploymentId: 'd-3',
+    wave: 0,
+    fromVersions: ['1.0.0'],
+    toVersion: '2.0.0',
+    window: { from: T0, to: T0 + H },
+    takenAt: T0 + H,
+    canary: [{ deviceId: 'warm-1', hardwareModel: 'rpi4', state: 'committed' as const, installedAt: T0, runningSince: T0 + 3 * 60_000, lastSeen: T0 + H }],
+    control: [],
+    silentAfterMs: 5 * 60_000,
+    ...(warmUpMs !== undefined ? { warmUpMs } : {}),
+  });
+
+  it.each([
+    ['slots aligned with the warm-up', 60_000],
+    ['a slot straddling the end of the warm-up (raw samples fill it)', 10 * 60_000],
+  ])('leaves the boot spike out of the CPU by default: %s', (_name, slotMs) => {
+    const d = seed(slotMs).build(request()).devices[0]!;
+    // Warm-up ends at T0 + 8 min: samples at minutes 8..60 count, all at 20 %.
+    expect(d.metrics.cpuPct).toMatchObject({ n: 53, mean: 20, p99: 20 });
+    // Event counters are not warmed up: the crash during it counts, and so does the exposure.
+    expect(d.events.crashes).toBe(1);
+    expect(d.samples).toBe(61);
+    expect(d.silent).toBe(false);
+  });
+
+  it('a warm-up of 0 keeps every sample, spike included', () => {
+    const d = seed(60_000).build(request(0)).devices[0]!;
+    expect(d.metrics.cpuPct!.n).toBe(61);
+    expect(d.metrics.cpuPct!.p99).toBe(90);
+  });
+
+  it('a longer warm-up skips more', () => {
+    const d = seed(10 * 60_000).build(request(30 * 60_000)).devices[0]!;
+    expect(d.metrics.cpuPct).toMatchObject({ n: 28, mean: 20 }); // minutes 33..60
+  });
+});
