@@ -22,6 +22,8 @@ export interface CreateDeploymentInput {
   waves: { percent: number; soakMs: number; deadlineMs: number; minDevicesReporting: number }[];
   bucketOffset: number;
   description: string;
+  onMonitorLimit: 'abort' | 'pause';
+  rollbackDeadlineMs: number;
 }
 
 export interface CoordinatorHandle {

@@ -93,6 +93,8 @@ function deploymentRequest(input: CreateDeploymentInput) {
     waves: input.waves.map((w) => ({ percent: w.percent, soakMs: w.soakMs, deadlineMs: w.deadlineMs, minDevicesReporting: w.minDevicesReporting, requiresApproval: false })),
     bucketOffset: input.bucketOffset,
     description: input.description,
+    monitor: { maxExtensions: 3, onLimit: input.onMonitorLimit },
+    rollback: { auto: true, deadlineMs: input.rollbackDeadlineMs, maxCommandAttempts: 5 },
     maintenanceWindows: [],
     draft: false,
   };

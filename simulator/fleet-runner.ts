@@ -154,6 +154,8 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
         })),
         bucketOffset: rng.fork(`offset/${release.version}`).int(0, 1023),
         description: `simulation ${scenario.name}: ${release.version} (${release.behaviour.kind})`,
+        onMonitorLimit: scenario.rollout.onMonitorLimit,
+        rollbackDeadlineMs: parseDuration(scenario.rollout.rollbackDeadline),
       });
       emit({ type: 'release-start', version: release.version, behaviour: release.behaviour, deploymentId: id });
       const final = await followDeployment(coordinator, id, release.version, hosts, clock, parseDuration(scenario.rollout.deadline), emit, options.pollMs ?? 200);

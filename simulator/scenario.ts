@@ -67,7 +67,7 @@ export const HardwareProfileSchema = z.object({
   battery: z.boolean().default(false),
   bootTimeS: z.number().nonnegative().default(22),
   /** Rare events: crashes, and error log lines (common on real devices; they give the rate tests data). */
-  crashesPerH: z.number().nonnegative().default(0.05),
+  crashesPerH: z.number().nonnegative().default(0.01),
   errorsPerH: z.number().nonnegative().default(2),
 });
 export type HardwareProfile = z.infer<typeof HardwareProfileSchema>;
@@ -78,8 +78,8 @@ export const FleetSpecSchema = z.object({
   /** Firmware every device runs at the start. */
   baseVersion: SemverSchema.default('1.0.0'),
   hardware: z.array(HardwareProfileSchema).min(1).default([
-    { model: 'rpi4', share: 0.7, cpuPct: 20, memUsedMb: 310, memTotalMb: 4096, temperatureC: 52, powerW: 3.4, battery: false, bootTimeS: 24, crashesPerH: 0.05, errorsPerH: 2 },
-    { model: 'rpi-zero2', share: 0.3, cpuPct: 28, memUsedMb: 180, memTotalMb: 512, temperatureC: 45, powerW: 1.2, battery: true, bootTimeS: 31, crashesPerH: 0.05, errorsPerH: 2 },
+    { model: 'rpi4', share: 0.7, cpuPct: 20, memUsedMb: 310, memTotalMb: 4096, temperatureC: 52, powerW: 3.4, battery: false, bootTimeS: 24, crashesPerH: 0.01, errorsPerH: 2 },
+    { model: 'rpi-zero2', share: 0.3, cpuPct: 28, memUsedMb: 180, memTotalMb: 512, temperatureC: 45, powerW: 1.2, battery: true, bootTimeS: 31, crashesPerH: 0.01, errorsPerH: 2 },
   ]),
   /** Device-to-device spread of baselines (relative sd) and per-sample noise (relative sd). */
   deviceSpread: z.number().min(0).max(1).default(0.1),
@@ -113,6 +113,13 @@ export const RolloutSpecSchema = z.object({
   timeScale: z.number().positive().default(300),
   /** Give up on a release after this much simulated time. */
   deadline: DurationSchema.default('12h'),
+  /**
+   * What the gate does when it keeps saying Monitor: a simulation has no operator to ask, so by
+   * default it aborts (and rolls back) rather than pausing for one.
+   */
+  onMonitorLimit: z.enum(['abort', 'pause']).default('abort'),
+  /** Exposed devices not back by then are marked unreachable (a bricked device never comes back). */
+  rollbackDeadline: DurationSchema.default('2h'),
 });
 export type RolloutSpec = z.infer<typeof RolloutSpecSchema>;
 
