@@ -477,6 +477,11 @@ export class Agent {
         this.lastRollout = null;
         this.dispatch({ type: 'rollout-cleared' });
         return;
+      case 'cancel':
+        // The retained cancel replaced the manifest: abort only an update of that deployment.
+        this.lastRollout = null;
+        this.dispatch({ type: 'rollout-cleared', deploymentId: inbound.message.deploymentId });
+        return;
       case 'rollout':
         this.lastRollout = inbound.message;
         this.dispatch({ type: 'rollout-message', message: inbound.message });

@@ -42,7 +42,7 @@ export function step(state: AgentState, event: UpdateEvent, now: number, cfg: Ma
     case 'rollout':
       return onRollout(state, event, now);
     case 'rollout-cleared':
-      return onAbort(state, now);
+      return onAbort(state, now, event.deploymentId);
     case 'download-progress': {
       const job = ownsEvent(state, event.deploymentId, 'downloading');
       if (!job?.artifact) return none(state);

@@ -64,9 +64,15 @@ export function onRollout(state: AgentState, ev: Extract<UpdateEvent, { type: 'r
   return r;
 }
 
-export function onAbort(state: AgentState, now: number): StepResult {
+/**
+ * The coordinator stopped a wave: an empty retained payload (any deployment) or a retained
+ * rollout-cancel naming `deploymentId` (only that deployment's job). A job not yet in its trial is
+ * abandoned and never booted.
+ */
+export function onAbort(state: AgentState, now: number, deploymentId?: string): StepResult {
   const job = state.job;
   if (!job || job.kind !== 'install' || job.stage === 'done') return none(state);
+  if (deploymentId !== undefined && job.deploymentId !== deploymentId) return none(state);
   if (job.stage === 'rebooting') {
     // Armed and about to reboot: the trial boot (if it happens) goes straight back to the old slot.
     return {

@@ -26,7 +26,8 @@ export interface MachineConfig {
 export type UpdateEvent =
   | { type: 'boot'; boot: BootInfo }
   | { type: 'rollout'; deploymentId: string; wave: number; verified: Verified<Manifest> }
-  | { type: 'rollout-cleared' }
+  /** The wave topic was cleared (any deployment) or carries a cancel for `deploymentId`. */
+  | { type: 'rollout-cleared'; deploymentId?: string }
   | { type: 'download-progress'; deploymentId: string; bytes: number }
   | { type: 'download-finished'; deploymentId: string }
   | {

@@ -133,6 +133,27 @@ export const RolloutMessageSchema = z.object({
 });
 export type RolloutMessage = z.infer<typeof RolloutMessageSchema>;
 
+/**
+ * A deployment was aborted or rolled back: published retained on each of its waves' bucket topics in
+ * place of the manifest, so a device that was offline when the wave was stopped still hears of it on
+ * reconnect. An agent whose current update belongs to `deploymentId` and has not reached its trial
+ * abandons it (reports `failed` with reason `aborted`); any other agent ignores it. A later
+ * deployment's rollout message on the same topic simply replaces it. (An empty retained payload means
+ * the same to agents, for any deployment.) Unsigned like the empty payload: only the coordinator may
+ * publish on rollout topics (broker ACL), and a cancel can only stop an update, never start one.
+ */
+export const RolloutCancelMessageSchema = z.object({
+  v: V,
+  kind: z.literal('rollout-cancel'),
+  deploymentId: DeploymentIdSchema,
+  at: EpochMsSchema,
+});
+export type RolloutCancelMessage = z.infer<typeof RolloutCancelMessageSchema>;
+
+/** What a device may find on its rollout topic: a wave's manifest or a deployment's cancel. */
+export const RolloutTopicMessageSchema = z.discriminatedUnion('kind', [RolloutMessageSchema, RolloutCancelMessageSchema]);
+export type RolloutTopicMessage = z.infer<typeof RolloutTopicMessageSchema>;
+
 /** A signed command to one device. */
 export const CommandMessageSchema = z.object({
   v: V,
@@ -170,6 +191,7 @@ export type DeviceMessage = z.infer<typeof DeviceMessageSchema>;
 
 export const CoordinatorMessageSchema = z.discriminatedUnion('kind', [
   RolloutMessageSchema,
+  RolloutCancelMessageSchema,
   CommandMessageSchema,
   FlagsMessageSchema,
 ]);

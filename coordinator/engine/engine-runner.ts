@@ -295,7 +295,7 @@ export class EngineRunner {
       case 'publish-rollout':
         return this.o.sink.publishRollout(e.hardwareModel, e.buckets, e.message);
       case 'clear-rollout':
-        return this.o.sink.clearRollout(e.hardwareModel, e.buckets);
+        return this.o.sink.clearRollout(e.hardwareModel, e.buckets, id);
       case 'send-command':
         return this.o.sink.sendCommand(e.command);
       case 'audit':

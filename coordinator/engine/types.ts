@@ -282,8 +282,12 @@ export interface StepResult {
 export interface EffectSink {
   /** Publish `message` retained, QoS 1, on the rollout topic of `hardwareModel` for each bucket. */
   publishRollout(hardwareModel: string, buckets: readonly number[], message: RolloutMessage): Promise<void>;
-  /** Publish an empty retained payload on those topics (clears the retained manifest). */
-  clearRollout(hardwareModel: string, buckets: readonly number[]): Promise<void>;
+  /**
+   * Stop the deployment's waves on those topics: with `deploymentId` (as the runner passes it),
+   * replace the retained manifest with a retained rollout-cancel for that deployment, so devices offline
+   * now abort when they reconnect; without it, publish an empty retained payload.
+   */
+  clearRollout(hardwareModel: string, buckets: readonly number[], deploymentId?: string): Promise<void>;
   /** Build, sign (coordinator key) and publish a command on the device's command topic, QoS 1. */
   sendCommand(command: CommandRequest): Promise<void>;
   /** Append to the audit log and log it (pino, child `engine`). */

@@ -4,9 +4,9 @@
  * id), so the runner may retry after a crash. I/O shell.
  */
 import type { Logger } from 'pino';
-import { encodeMessage } from '../../protocol/parse.js';
+import { encodeMessage, parsePayload } from '../../protocol/parse.js';
 import { PROTOCOL_VERSION, type Envelope } from '../../protocol/signed.js';
-import type { RolloutMessage } from '../../protocol/messages.js';
+import { RolloutTopicMessageSchema, type RolloutCancelMessage, type RolloutMessage } from '../../protocol/messages.js';
 import { deviceTopic, rolloutTopic } from '../../protocol/topics.js';
 import { buildCommand, signCommand } from '../../firmware/manifest.js';
 import type { SigningKey } from '../../firmware/keys.js';
@@ -37,9 +37,39 @@ export class CoordinatorEffectSink implements EffectSink {
     this.o.counters.inc('rollout.topics.published', buckets.length);
   }
 
-  async clearRollout(hardwareModel: string, buckets: readonly number[]): Promise<void> {
-    for (const b of buckets) await this.o.publisher.clear(rolloutTopic(hardwareModel, b));
-    this.o.counters.inc('rollout.topics.cleared', buckets.length);
+  /**
+   * Stops a deployment's waves. With `deploymentId`, publishes a retained rollout-cancel in place of
+   * the manifest, so a device offline right now still aborts when it reconnects; a topic that already
+   * carries a later deployment's message is left alone. Without it, clears the topics (empty payload).
+   */
+  async clearRollout(hardwareModel: string, buckets: readonly number[], deploymentId?: string): Promise<void> {
+    if (deploymentId === undefined) {
+      for (const b of buckets) await this.o.publisher.clear(rolloutTopic(hardwareModel, b));
+      this.o.counters.inc('rollout.topics.cleared', buckets.length);
+      return;
+    }
+    const cancel: RolloutCancelMessage = { v: PROTOCOL_VERSION, kind: 'rollout-cancel', deploymentId, at: this.o.now() };
+    const payload = encodeMessage(cancel);
+    let published = 0;
+    for (const b of buckets) {
+      const topic = rolloutTopic(hardwareModel, b);
+      const owner = this.ownerOf(topic);
+      if (owner !== undefined && owner !== deploymentId) continue;
+      await this.o.publisher.retain(topic, payload);
+      published++;
+    }
+    this.o.counters.inc('rollout.topics.cancelled', published);
+    if (published < buckets.length) {
+      this.o.logger.info({ deploymentId, hardwareModel, skipped: buckets.length - published }, 'cancel left out on topics a later deployment owns');
+    }
+  }
+
+  /** The deployment whose manifest or cancel is retained on `topic`, if any. */
+  private ownerOf(topic: string): string | undefined {
+    const retained = this.o.publisher.retained(topic);
+    if (!retained || retained.length === 0) return undefined;
+    const parsed = parsePayload(RolloutTopicMessageSchema, retained, 'retained rollout message');
+    return parsed.ok ? parsed.value.deploymentId : undefined;
   }
 
   async sendCommand(command: CommandRequest): Promise<void> {

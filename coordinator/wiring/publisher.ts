@@ -9,6 +9,7 @@ import type { Transport } from '../broker/transport.js';
 export class Publisher {
   private readonly put;
   private readonly del;
+  private readonly get;
 
   constructor(
     private readonly db: Db,
@@ -18,6 +19,12 @@ export class Publisher {
     this.put = db.prepare(`INSERT INTO retained_messages (topic, payload, qos, updated_at) VALUES (?, ?, ?, ?)
       ON CONFLICT(topic) DO UPDATE SET payload = excluded.payload, qos = excluded.qos, updated_at = excluded.updated_at`);
     this.del = db.prepare('DELETE FROM retained_messages WHERE topic = ?');
+    this.get = db.prepare('SELECT payload FROM retained_messages WHERE topic = ?');
+  }
+
+  /** The payload last published retained on `topic` (as recorded), if any. */
+  retained(topic: string): Buffer | undefined {
+    return (this.get.get(topic) as { payload: Buffer } | undefined)?.payload;
   }
 
   /** Publishes retained (QoS 1) and remembers it. Recording first: a crash in between re-publishes. */

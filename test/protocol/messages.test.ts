@@ -8,7 +8,9 @@ import {
   FlagsMessageSchema,
   HelloMessageSchema,
   PresenceMessageSchema,
+  RolloutCancelMessageSchema,
   RolloutMessageSchema,
+  RolloutTopicMessageSchema,
   StatusMessageSchema,
   TelemetryMessageSchema,
 } from '../../protocol/messages.js';
@@ -25,6 +27,7 @@ const schemaByKind = {
   telemetry: TelemetryMessageSchema,
   presence: PresenceMessageSchema,
   rollout: RolloutMessageSchema,
+  'rollout-cancel': RolloutCancelMessageSchema,
   command: CommandMessageSchema,
   flags: FlagsMessageSchema,
 } as const;
@@ -41,9 +44,18 @@ describe('golden v1 fixtures (old agents must keep parsing)', () => {
     const kind = fixture(file)['kind'] as keyof typeof schemaByKind;
     const own = parsePayload(schemaByKind[kind], raw, file);
     expect(own.ok).toBe(true);
-    const union = ['rollout', 'command', 'flags'].includes(kind) ? CoordinatorMessageSchema : DeviceMessageSchema;
+    const union = ['rollout', 'rollout-cancel', 'command', 'flags'].includes(kind) ? CoordinatorMessageSchema : DeviceMessageSchema;
     const parsed = parsePayload(union, raw, file);
     expect(parsed.ok && parsed.value.kind).toBe(kind);
+  });
+
+  it('the rollout topic carries a manifest or a cancel, nothing else', () => {
+    for (const file of ['rollout.json', 'rollout-cancel.json']) {
+      const parsed = parsePayload(RolloutTopicMessageSchema, readFileSync(join(dir, file)), file);
+      expect(parsed.ok && parsed.value.kind).toBe(fixture(file)['kind']);
+    }
+    expect(parsePayload(RolloutTopicMessageSchema, readFileSync(join(dir, 'flags.json')), 'flags').ok).toBe(false);
+    expect(parseValue(RolloutCancelMessageSchema, { ...fixture('rollout-cancel.json'), deploymentId: '' }, 'cancel').ok).toBe(false);
   });
 
   it('round-trips through encodeMessage', () => {
