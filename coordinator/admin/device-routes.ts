@@ -40,6 +40,8 @@ export function deviceView(d: DeviceRecord, credentials?: CredentialStore): Reco
     agentVersion: d.agentVersion ?? null,
     bucket: d.bucket,
     tags: d.tags,
+    operatorTags: d.operatorTags,
+    reportedTags: d.reportedTags,
     online: d.online,
     lastSeen: d.lastSeen ?? null,
     firstSeen: d.firstSeen ?? null,

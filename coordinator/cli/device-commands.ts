@@ -12,6 +12,8 @@ interface DeviceView {
   agentVersion: string | null;
   bucket: number;
   tags: string[];
+  operatorTags?: string[];
+  reportedTags?: string[];
   online: boolean;
   lastSeen: number | null;
   provisionedAt: number | null;
@@ -78,6 +80,8 @@ export function registerDeviceCommands(program: Command): void {
         ['agent', d.agentVersion ?? '-'],
         ['bucket', String(d.bucket)],
         ['tags', d.tags.join(', ') || '-'],
+        ['  by operator', d.operatorTags?.join(', ') || '-'],
+        ['  reported', d.reportedTags?.join(', ') || '-'],
         ['state', d.online ? 'online' : 'offline'],
         ['last seen', ago(d.lastSeen)],
         ['credentials', d.hasCredentials ? 'provisioned' : 'none'],

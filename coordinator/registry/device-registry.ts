@@ -18,7 +18,15 @@ export interface DeviceRecord {
   activeSlot: SlotName | undefined;
   agentVersion: string | undefined;
   bucket: number;
+  /**
+   * Every tag of the device, for targeting and filters: the operator's (provisioning) and the device's
+   * own (hello), without duplicates. A hello never removes an operator tag.
+   */
   tags: string[];
+  /** Tags assigned by an operator at provisioning (`fleet devices provision --tags`). */
+  operatorTags: string[];
+  /** Tags the device reported in its last hello (its agent.json `tags`). */
+  reportedTags: string[];
   securityFloor: number;
   online: boolean;
   firstSeen: number | undefined;
@@ -53,6 +61,7 @@ interface Row {
   agent_version: string | null;
   bucket: number;
   tags: string;
+  operator_tags: string;
   security_floor: number;
   online: number;
   first_seen: number | null;
@@ -65,7 +74,14 @@ interface Row {
 
 const opt = <T>(v: T | null): T | undefined => (v === null ? undefined : v);
 
+/** Operator tags first, then the device's own, each once. */
+export function unionTags(operator: readonly string[], reported: readonly string[]): string[] {
+  return [...new Set([...operator, ...reported])];
+}
+
 function fromRow(r: Row): DeviceRecord {
+  const operatorTags = JSON.parse(r.operator_tags) as string[];
+  const reportedTags = JSON.parse(r.tags) as string[];
   return {
     deviceId: r.device_id,
     hardwareModel: opt(r.hardware_model),
@@ -73,7 +89,9 @@ function fromRow(r: Row): DeviceRecord {
     activeSlot: opt(r.active_slot) as SlotName | undefined,
     agentVersion: opt(r.agent_version),
     bucket: r.bucket,
-    tags: JSON.parse(r.tags) as string[],
+    tags: unionTags(operatorTags, reportedTags),
+    operatorTags,
+    reportedTags,
     securityFloor: r.security_floor,
     online: r.online === 1,
     firstSeen: opt(r.first_seen),
@@ -96,12 +114,13 @@ export class DeviceRegistry {
   private readonly updateOnline;
 
   private constructor(private readonly db: Db) {
+    // The `tags` column holds the device-reported tags; `operator_tags` the operator's (migration 8).
     this.upsert = db.prepare(`INSERT INTO devices (device_id, hardware_model, firmware_version, active_slot, agent_version, bucket, tags,
-        security_floor, online, first_seen, last_seen, last_hello, boot_count, provisioned_at, update_json)
-      VALUES (@device_id, @hardware_model, @firmware_version, @active_slot, @agent_version, @bucket, @tags, @security_floor, @online,
-        @first_seen, @last_seen, @last_hello, @boot_count, @provisioned_at, @update_json)
+        operator_tags, security_floor, online, first_seen, last_seen, last_hello, boot_count, provisioned_at, update_json)
+      VALUES (@device_id, @hardware_model, @firmware_version, @active_slot, @agent_version, @bucket, @tags, @operator_tags, @security_floor,
+        @online, @first_seen, @last_seen, @last_hello, @boot_count, @provisioned_at, @update_json)
       ON CONFLICT(device_id) DO UPDATE SET hardware_model = excluded.hardware_model, firmware_version = excluded.firmware_version,
-        active_slot = excluded.active_slot, agent_version = excluded.agent_version, tags = excluded.tags,
+        active_slot = excluded.active_slot, agent_version = excluded.agent_version, tags = excluded.tags, operator_tags = excluded.operator_tags,
         security_floor = excluded.security_floor, online = excluded.online, first_seen = excluded.first_seen,
         last_seen = excluded.last_seen, last_hello = excluded.last_hello, boot_count = excluded.boot_count,
         provisioned_at = excluded.provisioned_at, update_json = excluded.update_json`);
@@ -134,7 +153,8 @@ export class DeviceRegistry {
       active_slot: d.activeSlot ?? null,
       agent_version: d.agentVersion ?? null,
       bucket: d.bucket,
-      tags: JSON.stringify(d.tags),
+      tags: JSON.stringify(d.reportedTags),
+      operator_tags: JSON.stringify(d.operatorTags),
       security_floor: d.securityFloor,
       online: d.online ? 1 : 0,
       first_seen: d.firstSeen ?? null,
@@ -155,6 +175,8 @@ export class DeviceRegistry {
       agentVersion: undefined,
       bucket: bucketOf(deviceId),
       tags: [],
+      operatorTags: [],
+      reportedTags: [],
       securityFloor: 0,
       online: false,
       firstSeen: undefined,
@@ -166,12 +188,18 @@ export class DeviceRegistry {
     };
   }
 
-  /** Records a provisioned device (before it ever connects). */
+  /**
+   * Records a provisioned device (before it ever connects, or again to rotate its secret). `tags` are
+   * the operator's and replace earlier operator tags; left out, the operator tags stay as they were.
+   */
   provisioned(deviceId: string, now: number, info: { hardwareModel?: string; tags?: string[] } = {}): DeviceRecord {
     const d = this.devices.get(deviceId) ?? this.blank(deviceId);
     d.provisionedAt = now;
     if (info.hardwareModel !== undefined) d.hardwareModel = info.hardwareModel;
-    if (info.tags !== undefined) d.tags = info.tags;
+    if (info.tags !== undefined) {
+      d.operatorTags = [...new Set(info.tags)];
+      d.tags = unionTags(d.operatorTags, d.reportedTags);
+    }
     this.devices.set(deviceId, d);
     this.save(d);
     this.emit(d, 'provisioned');
@@ -187,7 +215,9 @@ export class DeviceRegistry {
     d.agentVersion = hello.agentVersion;
     // The bucket is a function of the id; a device claiming another is ignored on that point.
     d.bucket = bucketOf(hello.deviceId);
-    d.tags = [...hello.tags];
+    // The device's own tags replace what it said before; the operator's stay.
+    d.reportedTags = [...new Set(hello.tags)];
+    d.tags = unionTags(d.operatorTags, d.reportedTags);
     d.securityFloor = hello.securityFloor;
     d.online = true;
     d.firstSeen ??= now;

@@ -171,4 +171,17 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 8,
+    name: 'operator-tags',
+    up(db) {
+      // Operator tags (provisioning) kept apart from the device's own (hello), which used to overwrite
+      // them: `tags` now holds the reported tags only. A device that never said hello still carries
+      // its provisioning tags in `tags`: those move over.
+      db.exec(`
+        ALTER TABLE devices ADD COLUMN operator_tags TEXT NOT NULL DEFAULT '[]';
+        UPDATE devices SET operator_tags = tags, tags = '[]' WHERE last_hello IS NULL;
+      `);
+    },
+  },
 ];
