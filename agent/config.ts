@@ -11,6 +11,9 @@ import { ConfigError } from '../protocol/errors.js';
 import { DeviceIdSchema, HardwareModelSchema, SemverSchema, TagSchema } from '../protocol/ids.js';
 import { formatIssues } from '../protocol/parse.js';
 import { parseDuration } from '../firmware/duration.js';
+import { RaucBackendConfigSchema } from './slots/slot-backend-rauc.js';
+import { TrybootBackendConfigSchema } from './slots/slot-backend-tryboot.js';
+import { UbootBackendConfigSchema } from './slots/slot-backend-uboot.js';
 
 /** A duration: milliseconds, or a string such as "30s", "10m", "2h". */
 export const DurationSchema = z.union([z.number().int().nonnegative(), z.string()]).transform((value, ctx) => {
@@ -48,7 +51,10 @@ const BrokerSchema = z.object({
   retainPresence: z.boolean().default(false),
 });
 
-/** Slot backend settings: `file` is built in; the others are parsed by their own backend module. */
+/**
+ * Slot backend settings: `file` is built in; the hardware backends' settings are each backend module's
+ * own schema, so a bad setting is refused when agent.json loads, not at the first update.
+ */
 const SlotsSchema = z.discriminatedUnion('kind', [
   z.object({
     kind: z.literal('file'),
@@ -59,9 +65,9 @@ const SlotsSchema = z.discriminatedUnion('kind', [
   }),
   /** The host injects the backend (the simulator's in-memory slots). */
   z.looseObject({ kind: z.literal('memory') }),
-  z.looseObject({ kind: z.literal('uboot') }),
-  z.looseObject({ kind: z.literal('rauc') }),
-  z.looseObject({ kind: z.literal('tryboot') }),
+  UbootBackendConfigSchema,
+  RaucBackendConfigSchema,
+  TrybootBackendConfigSchema,
 ]);
 
 const HealthCheckSchema = z.object({
@@ -165,16 +171,43 @@ const PATH_FIELDS: ReadonlyArray<readonly string[]> = [
   ['download', 'caFile'],
 ];
 
+/**
+ * Path settings of each hardware slot backend (under `slots`). Left out on purpose: tryboot's
+ * `autobootFile`, which is relative to its `bootDir`, and argv settings such as `rebootCommand`.
+ */
+const SLOT_PATH_FIELDS: Readonly<Record<string, ReadonlyArray<readonly string[]>>> = {
+  uboot: [['fwEnvConfig'], ['procCmdline'], ['slots', 'A', 'device'], ['slots', 'B', 'device']],
+  rauc: [['systemConf'], ['stateFile']],
+  tryboot: [['bootDir'], ['deviceTreeRoot'], ['armedMarker'], ['slots', 'A', 'device'], ['slots', 'B', 'device']],
+};
+
+/**
+ * Programs a slot backend runs. A bare name is looked up on PATH, as a shell would; one with a slash
+ * is a path, relative to the config file.
+ */
+const SLOT_PROGRAM_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  uboot: ['fwPrintenv', 'fwSetenv'],
+  rauc: ['rauc'],
+};
+
+function resolveIn(root: Record<string, unknown>, path: readonly string[], base: string, onlyWithSlash = false): void {
+  let holder: Record<string, unknown> | undefined = root;
+  for (const key of path.slice(0, -1)) holder = holder?.[key] as Record<string, unknown> | undefined;
+  if (!holder) return;
+  const last = path[path.length - 1]!;
+  const value = holder[last];
+  if (typeof value !== 'string' || (onlyWithSlash && !value.includes('/'))) return;
+  holder[last] = resolve(base, value);
+}
+
 /** Relative paths in a config file are relative to the file, not to the working directory. */
 function resolvePaths(cfg: AgentConfig, base: string): AgentConfig {
-  const out = structuredClone(cfg) as unknown as Record<string, Record<string, unknown>>;
-  for (const path of PATH_FIELDS) {
-    let holder: Record<string, unknown> = out;
-    for (const key of path.slice(0, -1)) holder = (holder[key] as Record<string, unknown>) ?? {};
-    const last = path[path.length - 1]!;
-    const value = holder[last];
-    if (typeof value === 'string') holder[last] = resolve(base, value);
-  }
+  const out = structuredClone(cfg) as unknown as Record<string, unknown>;
+  for (const path of PATH_FIELDS) resolveIn(out, path, base);
+  const slots = out['slots'] as Record<string, unknown>;
+  const kind = String(slots['kind']);
+  for (const path of SLOT_PATH_FIELDS[kind] ?? []) resolveIn(slots, path, base);
+  for (const field of SLOT_PROGRAM_FIELDS[kind] ?? []) resolveIn(slots, [field], base, true);
   return out as unknown as AgentConfig;
 }
 

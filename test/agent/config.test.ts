@@ -99,10 +99,91 @@ describe('slot backend from config', () => {
       const file = await createSlotBackend({ kind: 'file', dir, trialBoots: 1 }, pino({ level: 'silent' }));
       expect(file.kind).toBe('file');
       expect((await file.bootState()).booted).toBe('A');
-      const err = await createSlotBackend({ kind: 'tryboot' }, pino({ level: 'silent' })).catch((e: unknown) => e);
+      // A settings object that skipped parseAgentConfig still gets its backend's own check.
+      const err = await createSlotBackend({ kind: 'tryboot' } as unknown as Parameters<typeof createSlotBackend>[0], pino({ level: 'silent' })).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as Error).message).toMatch(/slots/);
       await expect(createSlotBackend({ kind: 'memory' }, pino({ level: 'silent' }))).rejects.toThrow(/host injects the backend/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('hardware slot backend settings in agent.json', () => {
+  const example = (kind: string): Record<string, unknown> =>
+    JSON.parse(readFileSync(new URL(`../../agent/examples/agent-${kind}.json`, import.meta.url), 'utf8')) as Record<string, unknown>;
+
+  it.each(['uboot', 'rauc', 'tryboot'])('the shipped %s example is valid, with the backend defaults filled in', (kind) => {
+    const c = parseAgentConfig(example(kind));
+    expect(c.slots.kind).toBe(kind);
+    if (c.slots.kind === 'uboot') expect(c.slots).toMatchObject({ scheme: 'bootcount', fwPrintenv: 'fw_printenv', slots: { A: { device: '/dev/mmcblk0p2' } } });
+    if (c.slots.kind === 'rauc') expect(c.slots).toMatchObject({ transport: 'dbus', bus: 'system', rebootCommand: ['reboot'] });
+    if (c.slots.kind === 'tryboot') expect(c.slots).toMatchObject({ bootDir: '/boot/firmware', trybootRebootCommand: ['reboot', '0 tryboot'] });
+  });
+
+  it.each([
+    ['uboot', { scheme: 'grub' }, 'slots.scheme'],
+    ['uboot', { slots: { A: { device: '/dev/sda2' } } }, 'slots.slots.B'],
+    ['uboot', { slots: { A: { device: '/dev/sda2' }, B: { device: '/dev/sda2' } } }, 'slots.A.device and slots.B.device must differ'],
+    ['rauc', { transport: 'carrier-pigeon' }, 'slots.transport'],
+    ['rauc', { installTimeoutMs: -1 }, 'slots.installTimeoutMs'],
+    ['tryboot', { slots: { A: { device: '/dev/mmcblk0p2', partition: 2 }, B: { device: '/dev/mmcblk0p3', partition: 2 } } }, 'partition must differ'],
+    ['tryboot', { rebootCommand: [] }, 'slots.rebootCommand'],
+  ])('%s: a bad setting %j is refused at load, naming %s', (kind, patch, field) => {
+    const e = example(kind);
+    expect(errorOf({ ...e, slots: { ...(e['slots'] as object), ...patch } })).toContain(field);
+  });
+
+  it('a hardware backend with its required settings missing is refused at load', () => {
+    expect(errorOf({ ...minimal, slots: { kind: 'tryboot' } })).toMatch(/slots\.slots/);
+    expect(errorOf({ ...minimal, slots: { kind: 'uboot', scheme: 'bootcount' } })).toMatch(/slots\.slots/);
+  });
+
+  it('resolves relative backend paths against the config file; bare program names stay for PATH', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-agent-cfg-'));
+    try {
+      const write = async (name: string, slots: Record<string, unknown>): Promise<string> => {
+        const path = join(dir, name);
+        await writeFile(path, JSON.stringify({ ...minimal, slots }));
+        return path;
+      };
+      const uboot = await loadAgentConfig(
+        await write('uboot.json', {
+          kind: 'uboot',
+          fwEnvConfig: 'env/fw_env.config',
+          fwPrintenv: './bin/fw_printenv',
+          fwSetenv: 'fw_setenv',
+          procCmdline: '/proc/cmdline',
+          slots: { A: { device: 'img/a.img' }, B: { device: 'img/b.img' } },
+        }),
+      );
+      expect(uboot.slots).toMatchObject({
+        fwEnvConfig: join(dir, 'env/fw_env.config'),
+        fwPrintenv: join(dir, 'bin/fw_printenv'),
+        fwSetenv: 'fw_setenv',
+        procCmdline: '/proc/cmdline',
+        slots: { A: { device: join(dir, 'img/a.img') }, B: { device: join(dir, 'img/b.img') } },
+      });
+      const rauc = await loadAgentConfig(await write('rauc.json', { kind: 'rauc', rauc: 'rauc', systemConf: 'rauc/system.conf', stateFile: 'state/trial.json' }));
+      expect(rauc.slots).toMatchObject({ rauc: 'rauc', systemConf: join(dir, 'rauc/system.conf'), stateFile: join(dir, 'state/trial.json') });
+      const tryboot = await loadAgentConfig(
+        await write('tryboot.json', {
+          kind: 'tryboot',
+          bootDir: 'boot',
+          deviceTreeRoot: 'dt',
+          armedMarker: 'run/armed',
+          slots: { A: { device: 'p2.img' }, B: { device: 'p3.img' } },
+        }),
+      );
+      expect(tryboot.slots).toMatchObject({
+        bootDir: join(dir, 'boot'),
+        // Relative to bootDir, not to the config file.
+        autobootFile: 'autoboot.txt',
+        deviceTreeRoot: join(dir, 'dt'),
+        armedMarker: join(dir, 'run/armed'),
+        slots: { A: { device: join(dir, 'p2.img') }, B: { device: join(dir, 'p3.img') } },
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
