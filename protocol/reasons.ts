@@ -37,6 +37,6 @@ export const UpdateReasonSchema = z.enum([
   'superseded', // a newer deployment replaced this one
   'busy', // another update is in progress
   'internal-error', // a bug or unexpected condition; see the device log
-  'aborted', // the coordinator cleared the wave before this device reached its trial; nothing was booted
+  'aborted', // the coordinator stopped the wave (cleared it, or left a rollout-cancel) before this device reached its trial; nothing was booted
 ]);
 export type UpdateReason = z.infer<typeof UpdateReasonSchema>;

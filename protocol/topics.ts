@@ -8,7 +8,7 @@
  *   fleet/v1/devices/{id}/presence    last will: offline (QoS 1)
  * coordinator → devices:
  *   fleet/v1/devices/{id}/commands    signed commands to one device (QoS 1)
- *   fleet/v1/rollout/{model}/{bucket} signed manifest for a wave, retained (QoS 1)
+ *   fleet/v1/rollout/{model}/{bucket} signed manifest for a wave, or a rollout-cancel once the deployment stops, retained (QoS 1)
  *   fleet/v1/flags                    fleet-wide feature flag snapshot, retained (QoS 1)
  */
 import { BUCKET_COUNT } from './bucket.js';

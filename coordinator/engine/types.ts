@@ -229,7 +229,7 @@ export type EngineEvent =
 export type EngineEffect =
   /** Publish the retained rollout message on `fleet/v1/rollout/{model}/{bucket}` for each bucket. */
   | { type: 'publish-rollout'; hardwareModel: string; buckets: number[]; message: RolloutMessage }
-  /** Clear (empty retained payload) those topics. */
+  /** Stop the deployment on those topics: the runner has the sink leave a retained rollout-cancel for it. */
   | { type: 'clear-rollout'; hardwareModel: string; buckets: number[] }
   /** Sign and send a command to one device (the sink signs; the id makes re-sends idempotent). */
   | { type: 'send-command'; command: CommandRequest }

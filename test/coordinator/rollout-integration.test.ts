@@ -63,7 +63,7 @@ describe('rollouts with real agents', () => {
     const view = c.deployment(d.id)!;
     expect(view.rollback).toMatchObject({ exposed, confirmed: exposed, unreachable: 0 });
     await waitFor(() => c.registry.list().every((r) => r.firmwareVersion === '1.0.0'), 'every device back on 1.0.0', 20_000);
-    // The rollout topics are cleared: nothing retained for a late device to pick up.
+    // The rollout topics now carry a retained cancel: no manifest for a late device to pick up.
     expect(c.auditLog.list({ subject: d.id, limit: 500 }).map((e) => e.action)).toContain('deployment.rollback-started');
   });
 
