@@ -107,6 +107,8 @@ export interface ReleaseReport {
   decisions: DecisionView[];
   /** Devices that booted the release. */
   exposure: number;
+  /** What stopped the rollout: `gate` (an Abort decision), `monitor-limit`, or null. */
+  detectedBy: 'gate' | 'monitor-limit' | null;
   /** For aborted releases: first wave + devices already updating when the gate fired. */
   exposureBound: number | null;
   timeToDetectMs: number | null;
@@ -173,8 +175,12 @@ export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): R
   });
 
   const exposed = truth.filter((t) => t.ranAt[version] !== undefined);
-  const abortDecision = run.decisions.find((d) => d.recommendation === 'Abort') ?? null;
   const aborted = ABORT_PHASES.has(run.phase);
+  // The gate's Abort; or, when the engine aborted at its Monitor limit (it records no Abort decision
+  // of its own), the last Monitor decision, which is the one that triggered the abort.
+  const abortDecision =
+    run.decisions.find((d) => d.recommendation === 'Abort') ??
+    (aborted && /Monitor more than/.test(run.abortReason ?? '') ? (run.decisions.at(-1) ?? null) : null);
   let exposureBound: number | null = null;
   if (abortDecision) {
     const firstWave = new Set((byWave.get(0) ?? []).map((p) => p.deviceId));
@@ -240,6 +246,7 @@ export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): R
     waves,
     decisions: run.decisions,
     exposure: exposed.length,
+    detectedBy: abortDecision ? (abortDecision.recommendation === 'Abort' ? 'gate' : 'monitor-limit') : null,
     exposureBound,
     timeToDetectMs: abortDecision ? abortDecision.at - run.startedAt : null,
     timeToFullRollbackMs,
