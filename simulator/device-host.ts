@@ -300,10 +300,15 @@ export class DeviceHost {
     await this.device?.settled();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops the device. `powerOff` (the end of a run) cuts the agent like a power switch — no clean
+   * disconnect, nothing left to save — so that a thousand devices stop in a moment.
+   */
+  async stop(options: { powerOff?: boolean } = {}): Promise<void> {
     if (this.stopped) return;
     this.truth.onlineAtEnd = this.started && !this.dead;
     this.stopped = true;
+    if (options.powerOff) await this.device?.agent?.kill();
     await this.device?.stop();
   }
 }

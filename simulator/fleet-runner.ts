@@ -203,7 +203,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
   } finally {
     injector.stop();
     pacer?.stop();
-    await boundedEach(hosts.length, 200, (i) => hosts[i]!.stop().catch(() => undefined));
+    await boundedEach(hosts.length, 500, (i) => hosts[i]!.stop({ powerOff: true }).catch(() => undefined));
     await coordinator.stop().catch(() => undefined);
     await proxy?.stop();
     if (ownDir) await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
