@@ -27,9 +27,6 @@ import type { DownloadFault, DownloadFaultProxy } from './download-faults.js';
 import type { FaultSpec } from './scenario.js';
 import { Rng } from './rng.js';
 
-/** Update stages at which a power loss may be injected. */
-const POWER_LOSS_STAGES = ['downloading', 'verifying', 'installing', 'rebooting', 'trial', 'committing'] as const;
-
 export interface FirmwareImage {
   version: string;
   sha256: string;
@@ -87,7 +84,8 @@ export class DeviceHost {
     this.slots = new MemorySlotBackend({ factoryImage: { sha256: o.baseImage.sha256, size: o.baseImage.size }, onReboot: () => undefined });
     this.runningVersion = o.baseImage.version;
     const faults = this.rng.fork('faults');
-    this.powerLossStage = faults.chance(o.faults.powerLossShare) ? POWER_LOSS_STAGES[faults.int(0, POWER_LOSS_STAGES.length - 1)]! : null;
+    const stages = o.faults.powerLossStages;
+    this.powerLossStage = faults.chance(o.faults.powerLossShare) ? stages[faults.int(0, stages.length - 1)]! : null;
     this.truth = {
       deviceId: spec.deviceId,
       hardwareModel: spec.hardwareModel,

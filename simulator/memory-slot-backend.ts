@@ -59,6 +59,7 @@ export class MemorySlotBackend implements SlotBackend {
   armed: SlotName | null = null;
   /** A write is in progress (a power loss now leaves that slot corrupt). */
   writing: SlotName | null = null;
+  private writeGen = 0;
   /** Counts of what the agent asked for, for tests and the report. */
   readonly calls = { writes: 0, arms: 0, commits: 0, markBads: 0, reboots: 0, bootedBrokenSlot: 0 };
 
@@ -84,6 +85,9 @@ export class MemorySlotBackend implements SlotBackend {
     // The boot configuration is untouched: whatever was armed for the target is disarmed first, so a
     // power loss during the write boots the old slot.
     if (this.armed === target) this.armed = null;
+    // Each write has a generation: a power loss (or a newer write) supersedes it, and a superseded
+    // write — still running in a killed agent's promise — never touches the slot again.
+    const gen = ++this.writeGen;
     this.writing = target;
     this.slots[target] = { sha256: image.sha256, size: image.size, intact: false };
     let bytes: Buffer;
@@ -91,10 +95,10 @@ export class MemorySlotBackend implements SlotBackend {
       await this.options.onWrite?.(image);
       bytes = await (this.options.readImage ?? ((i: VerifiedImage) => readFile(i.path)))(image);
     } catch (err) {
-      if (this.writing === target) this.writing = null;
+      if (gen === this.writeGen) this.writing = null;
       throw new SlotError('write-failed', `writing slot ${target} failed: ${(err as Error).message}`, { cause: err });
     }
-    if (this.writing !== target) {
+    if (gen !== this.writeGen) {
       // Power was lost mid-write; the slot stays marked as not intact.
       throw new SlotError('write-failed', `write to slot ${target} was interrupted`);
     }
@@ -149,6 +153,7 @@ export class MemorySlotBackend implements SlotBackend {
       const slot = this.slots[this.writing];
       if (slot) slot.intact = false;
       this.writing = null;
+      this.writeGen++;
     }
   }
 

@@ -126,8 +126,16 @@ export type RolloutSpec = z.infer<typeof RolloutSpecSchema>;
 export const FaultSpecSchema = z.object({
   /** MQTT connection drops per device-hour (the agent reconnects by itself). */
   dropsPerDeviceH: z.number().nonnegative().default(0),
-  /** Share of updating devices that lose power once, at a random update state. */
+  /** Share of updating devices that lose power once, at a random one of `powerLossStages`. */
   powerLossShare: ShareSchema.default(0),
+  /**
+   * Update stages where power may be lost. A power loss during the trial makes the bootloader fall
+   * back, which the device reports as a failed trial — and any failed trial aborts the wave.
+   */
+  powerLossStages: z
+    .array(z.enum(['downloading', 'verifying', 'installing', 'rebooting', 'trial', 'committing']))
+    .min(1)
+    .default(['downloading', 'verifying', 'installing', 'rebooting', 'trial', 'committing']),
   /** Share of downloads cut off part-way (the agent resumes them). */
   interruptedDownloadShare: ShareSchema.default(0),
   /** Share of downloads that arrive corrupted once (the agent must refuse them before any slot write). */
