@@ -177,7 +177,17 @@ export interface StatAnalyzerOptions {
   monotonicMs?: () => number;
 }
 
-/** The statistical judge as a wave-gate analyzer named `stat`. */
+/** The error code of the statistical analyzer abstaining on a snapshot with no control devices. */
+export const NO_CONTROL_CODE = 'no-control';
+
+/**
+ * The statistical judge as a wave-gate analyzer named `stat`.
+ *
+ * With no control devices at all (the last wave, 100 %, leaves nobody on the old firmware) it abstains:
+ * an error record, never a verdict, so the gate's combination lets the hard gates decide. A Monitor
+ * there would repeat until the Monitor limit and no rollout could complete. A control that exists but
+ * is too thin still gives Monitor (`judgeSnapshot`'s sufficiency layer).
+ */
 export function createStatAnalyzer(options: StatAnalyzerOptions = {}): GateAnalyzer {
   const cfg = options.config ?? DEFAULT_JUDGE_CONFIG;
   const mono = options.monotonicMs ?? (() => performance.now());
@@ -186,6 +196,13 @@ export function createStatAnalyzer(options: StatAnalyzerOptions = {}): GateAnaly
     role: 'statistical',
     analyze(snapshot: CanarySnapshot, ctx: AnalyzerContext): Promise<AnalyzerOutcome> {
       const t0 = mono();
+      if (!snapshot.devices.some((d) => d.cohort === 'control')) {
+        return Promise.resolve({
+          ok: false,
+          error: { code: NO_CONTROL_CODE, message: 'no devices left on the old firmware to compare against; the hard limits decide this gate' },
+          latencyMs: mono() - t0,
+        });
+      }
       try {
         const verdict = judgeSnapshot(snapshot, ctx.policy, cfg);
         return Promise.resolve({ ok: true, verdict, latencyMs: mono() - t0 });

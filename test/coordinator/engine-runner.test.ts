@@ -14,7 +14,11 @@ import { defaultWaves } from '../../coordinator/engine/deployment-spec.js';
 import { bucketsOfWave } from '../../coordinator/engine/wave-plan.js';
 import { hardGatesAnalyzer } from '../../coordinator/gate/hard-gates.js';
 import type { GateAnalyzer } from '../../coordinator/gate/analyzer.js';
-import type { AuditEntry, CommandRequest, DeploymentPhase, DeploymentSpec, EffectSink, WaveDirectory, WaveMember } from '../../coordinator/engine/types.js';
+import { snapshotFromProgress } from '../../coordinator/engine/snapshot.js';
+import { createAnalyzersFor, type FlagEvaluator } from '../../coordinator/canary/analyzers-for.js';
+import { DEFAULT_FLAGS, evaluateFlag } from '../../coordinator/flags/flag-model.js';
+import type { CanarySnapshot, DeviceSummary } from '../../protocol/canary.js';
+import type { AuditEntry, CommandRequest, DeploymentPhase, DeploymentSpec, DeploymentState, EffectSink, WaveDirectory, WaveMember } from '../../coordinator/engine/types.js';
 import { hello, HOUR, makeSpec, MIN, T0 } from './engine-fixtures.js';
 
 /** Carries out effects in memory: retained topics, commands and audit entries (no broker here). */
@@ -269,6 +273,38 @@ describe('engine runner', () => {
       ['ai', 'advisory', 'Monitor'],
     ]);
     expect(decisions.slice(1).map((d) => d.final.recommendation)).toEqual(['Proceed', 'Proceed']);
+  });
+
+  it('with the default analyzers (hard gates + statistical judge) a healthy release completes: the last wave has no control, the judge abstains, the hard gates decide', async () => {
+    const fleet = new Fleet(100);
+    const defaults: FlagEvaluator = { evaluate: (name, key) => evaluateFlag(DEFAULT_FLAGS.find((f) => f.name === name)!, key) };
+    const analyzersFor = createAnalyzersFor({ flags: defaults });
+    // Telemetry as the shell's snapshot provider gives it: identical healthy devices; the control is
+    // every fleet device outside the waves started so far (none left at the last wave).
+    const healthy = (d: DeviceSummary, i: number): DeviceSummary => {
+      const cpu = 20 + ((i * 37) % 17) / 4;
+      return { ...d, exposureH: 10, samples: 100, events: { crashes: 0, errors: 1, reboots: 0, agentRestarts: 0 }, metrics: { cpuPct: { n: 100, mean: cpu, p99: cpu * 1.5 } } };
+    };
+    const snapshotFor = (state: DeploymentState, wave: number, now: number): CanarySnapshot => {
+      const base = snapshotFromProgress(state, wave, now);
+      const inWaves = new Set(base.devices.map((d) => d.deviceId));
+      const control = fleet.devices
+        .filter((d) => !inWaves.has(d.id))
+        .map((d): DeviceSummary => ({ deviceId: d.id, cohort: 'control', hardwareModel: 'm1', firmwareVersion: '1.0.0', exposureH: 0, samples: 0, events: { crashes: 0, errors: 0, reboots: 0, agentRestarts: 0 }, metrics: {}, silent: false, errorSignatures: [], logSample: [] }));
+      return { ...base, devices: [...base.devices, ...control].map(healthy) };
+    };
+    const runner = await newRunner(fleet, { analyzersFor, snapshotFor });
+    await runner.create(spec20('dep-1', { waves: defaultWaves([50, 100], 10 * MIN, { deadlineMs: HOUR }) }), 'alice');
+    expect(await run(runner, fleet, 'dep-1', ['completed', 'rolling-back', 'rolled-back', 'aborted'])).toBe('completed');
+    const decisions = new SqliteDeploymentRepository(db).decisions('dep-1');
+    expect(decisions.map((d) => [d.wave, d.final.recommendation])).toEqual([[0, 'Proceed'], [1, 'Proceed']]);
+    // Wave 0 had a control: the judge gave a verdict.
+    expect(decisions[0]!.analyzers.find((a) => a.name === 'stat')).toMatchObject({ ok: true, applied: 'Proceed' });
+    // The last wave had none: the judge's abstention is on the record, and the hard gates decided.
+    expect(decisions[1]!.analyzers.map((a) => [a.name, a.ok])).toEqual([['hard-gates', true], ['stat', false]]);
+    expect(decisions[1]!.analyzers[1]!.error).toMatchObject({ code: 'no-control' });
+    expect(decisions[1]!.final.rule).toContain('hard-gates=Proceed');
+    expect(fleet.devices.every((d) => d.version === '2.0.0')).toBe(true);
   });
 
   it('an effect that fails (broker down) is retried by reconciling after a delay', async () => {

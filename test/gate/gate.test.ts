@@ -17,6 +17,7 @@ import { inputsDigest, runGate } from '../../coordinator/gate/run-gate.js';
 import { fisherGreater, logFactorial } from '../../coordinator/gate/fisher.js';
 import { GatePolicySchema } from '../../coordinator/gate/policy.js';
 import { DecisionRecordSchema } from '../../coordinator/gate/decision.js';
+import { createStatAnalyzer } from '../../coordinator/canary/stat-judge.js';
 
 const policy = { ...DEFAULT_GATE_POLICY, minReportingDevices: 3 };
 
@@ -226,6 +227,21 @@ describe('runGate', () => {
     expect(d.analyzers.find((a) => a.name === 'stat')).toMatchObject({ ok: false, error: { message: 'boom' } });
     expect(d.analyzers.find((a) => a.name === 'ai')).toMatchObject({ ok: false, role: 'advisory', error: { code: 'timeout' } });
     expect(d.final.recommendation).toBe('Proceed');
+  });
+
+  it('the last wave (no control cohort): the judge abstains and the hard gates decide, both ways', async () => {
+    const clock = new ManualClock(0);
+    const analyzers = [hardGatesAnalyzer, createStatAnalyzer()];
+    const healthy = await runGate({ snapshot: snap([dev(1), dev(2), dev(3)]), analyzers, policy, clock, id: 'last', attempt: 1 });
+    expect(DecisionRecordSchema.parse(healthy)).toEqual(healthy);
+    expect(healthy.final.recommendation).toBe('Proceed');
+    expect(healthy.final.rule).toContain('hard-gates=Proceed');
+    expect(healthy.analyzers.find((a) => a.name === 'stat')).toMatchObject({ ok: false, role: 'statistical', error: { code: 'no-control' } });
+    expect(healthy.analyzers.find((a) => a.name === 'stat')!.verdict).toBeUndefined();
+    expect(healthy.final.issues).toContain('stat failed (no-control): no devices left on the old firmware to compare against; the hard limits decide this gate');
+    // A hard limit still aborts the last wave.
+    const bad = await runGate({ snapshot: snap([dev(1), dev(2), dev(3, { update: { state: 'rolled-back', reason: 'trial-boot-failed' } })]), analyzers, policy, clock, id: 'last-bad', attempt: 1 });
+    expect(bad.final.recommendation).toBe('Abort');
   });
 
   it('the policy schema fills the documented defaults', () => {
