@@ -28,5 +28,9 @@ export type {
   WaveSpecInput,
 } from './engine/types.js';
 export type { DecisionRecord } from './gate/decision.js';
-export type { GateAnalyzer, GatePolicy } from './gate/analyzer.js';
+export type { AnalyzerContext, AnalyzerOutcome, GateAnalyzer, GatePolicy } from './gate/analyzer.js';
+export { DEFAULT_GATE_POLICY } from './gate/analyzer.js';
+// The default wave-gate analyzers, for embedders that pin the gate (`CoordinatorOptions.analyzers`).
+export { hardGatesAnalyzer } from './gate/hard-gates.js';
+export { createStatAnalyzer, NO_CONTROL_CODE, type StatAnalyzerOptions } from './canary/stat-judge.js';
 export { AdminClient, AdminApiError } from './cli/admin-client.js';

@@ -8,11 +8,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../protocol/clock.js';
 import { FleetError } from '../protocol/errors.js';
 import { loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
-import { Coordinator, AdminClient, type DecisionRecord, type DeviceProgress } from '../coordinator/index.js';
-// Not in coordinator/index.ts: the analyzers themselves, needed to pin the gate (see gateAnalyzers).
-import { hardGatesAnalyzer } from '../coordinator/gate/hard-gates.js';
-import { createStatAnalyzer } from '../coordinator/canary/stat-judge.js';
-import type { GateAnalyzer } from '../coordinator/index.js';
+import { Coordinator, AdminClient, hardGatesAnalyzer, type DecisionRecord, type DeviceProgress, type GateAnalyzer } from '../coordinator/index.js';
 import type { CoordinatorHandle, CreateDeploymentInput, DeploymentView } from './coordinator-handle.js';
 import type { DecisionView, ProgressView, WaveRecord } from './report.js';
 
@@ -101,25 +97,13 @@ function deploymentRequest(input: CreateDeploymentInput) {
 }
 
 /**
- * The gate the simulator runs: the hard gates and the statistical judge (the coordinator's defaults),
- * except that the judge declines — an analyzer error, never a verdict — when a snapshot has no control
- * cohort. The last wave (100 %) has none; the judge then says Monitor until the Monitor limit pauses
- * the rollout, so no rollout could ever complete. The hard gates still judge that wave in full.
+ * The gate the simulator pins, if any. With the statistical judge (the default) none: the coordinator's
+ * own flag-driven analyzers run (hard gates + statistical judge, AI off), exactly as in production.
+ * Without it only the hard gates run: an honest choice for benchmarks of rollout mechanics, whose
+ * devices send no telemetry worth judging.
  */
-export function gateAnalyzers(statJudge: boolean): GateAnalyzer[] {
-  if (!statJudge) return [hardGatesAnalyzer];
-  const stat = createStatAnalyzer();
-  const declining: GateAnalyzer = {
-    name: stat.name,
-    ...(stat.role !== undefined ? { role: stat.role } : {}),
-    analyze(snapshot, ctx) {
-      if (!snapshot.devices.some((d) => d.cohort === 'control')) {
-        return Promise.resolve({ ok: false, error: { code: 'no-control', message: 'no control devices (last wave): the statistical judge has nothing to compare against; the hard gates decide' }, latencyMs: 0 });
-      }
-      return stat.analyze(snapshot, ctx);
-    },
-  };
-  return [hardGatesAnalyzer, declining];
+export function gateAnalyzers(statJudge: boolean): readonly GateAnalyzer[] | undefined {
+  return statJudge ? undefined : [hardGatesAnalyzer];
 }
 
 export class NotSupportedError extends FleetError {
@@ -133,6 +117,7 @@ export async function embeddedCoordinator(
   ctx: { clock: Clock; dataDir: string; logger: Logger },
   options: { statJudge?: boolean } = {},
 ): Promise<CoordinatorHandle> {
+  const pinned = gateAnalyzers(options.statJudge !== false);
   const make = (): Promise<Coordinator> =>
     Coordinator.create({
       config: {
@@ -150,7 +135,7 @@ export async function embeddedCoordinator(
       },
       clock: ctx.clock,
       logger: ctx.logger,
-      analyzers: gateAnalyzers(options.statJudge !== false),
+      ...(pinned ? { analyzers: pinned } : {}),
     });
   let c = await make();
   let restarting: Promise<void> | null = null;
