@@ -308,7 +308,9 @@ export class EngineRunner {
         return;
       case 'request-members': {
         const state = this.live.get(id);
-        if (!state) return;
+        // Stopping: no new work (an empty wave passes at once, so waves could chain on after stop());
+        // reconcile() asks again on the next start.
+        if (!state || this.stopped) return;
         const members = await this.o.directory.members(state.core.spec, e.buckets);
         this.feed(id, { type: 'wave-members', wave: e.wave, members });
         return;

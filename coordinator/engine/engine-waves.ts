@@ -122,6 +122,10 @@ export function completeWave(ctx: Ctx, how: 'finished' | 'deadline' | 'promoted'
     }
   }
   w.completedAt = ctx.now;
+  if (w.counts.tracked === 0) {
+    passEmptyWave(ctx, how, actor);
+    return;
+  }
   w.status = 'soaking';
   core.phase = 'soaking';
   const exposed = w.counts.tracked - w.counts.offline - w.counts.ineligible;
@@ -130,6 +134,34 @@ export function completeWave(ctx: Ctx, how: 'finished' | 'deadline' | 'promoted'
   w.soakEndsAt = ctx.now + soak;
   audit(ctx, actor, 'deployment.wave-completed', { how, timedOut, counts: w.counts, soakEndsAt: w.soakEndsAt }, { wave: w.index });
   if (soak === 0) beginGate(ctx);
+}
+
+/**
+ * A wave with no members at all (e.g. 1 % of a 100-device fleet) has nothing to soak or judge: the
+ * statistical judge would say Monitor on no evidence until the Monitor limit held the rollout. It
+ * passes at once with an engine decision (rule `empty-wave`) so the decision log says why. Devices that
+ * turn up later in its buckets are tracked in it as usual.
+ */
+function passEmptyWave(ctx: Ctx, how: 'finished' | 'deadline' | 'promoted', actor: string): void {
+  const core = ctx.d.core;
+  const w = currentWave(ctx);
+  const percent = waveSpec(ctx, w.index).percent;
+  audit(ctx, actor, 'deployment.wave-completed', { how, timedOut: 0, counts: w.counts, empty: true }, { wave: w.index });
+  const issue = `wave ${w.index + 1} (${percent}%) has no devices: nothing to soak or judge, so it passes without a gate`;
+  const decision: DecisionRecord = {
+    id: engineDecisionId(ctx, w.index, 'empty-wave'),
+    deploymentId: core.spec.id,
+    wave: w.index,
+    attempt: w.gateAttempt,
+    at: ctx.now,
+    source: 'empty-wave',
+    inputsDigest: inputsDigest(w.counts),
+    policy: { ...gatePolicyFor(core.spec, w.index) },
+    analyzers: [],
+    final: { recommendation: 'Proceed', riskLevel: 'Low', rule: 'empty-wave', issues: [issue] },
+  };
+  ctx.effects.push({ type: 'record-decision', decision });
+  applyDecision(ctx, decision);
 }
 
 export function beginGate(ctx: Ctx): void {
@@ -166,7 +198,30 @@ export function applyDecision(ctx: Ctx, decision: DecisionRecord): void {
       const m = core.spec.monitor;
       if (w.monitorCount > m.maxExtensions) {
         if (m.onLimit === 'abort') {
-          abortDeployment(ctx, 'gate', `the gate said Monitor more than ${m.maxExtensions} times`, core.spec.rollback.auto);
+          const reason = `the gate said Monitor more than ${m.maxExtensions} times`;
+          // The abort is a decision of its own (the Monitor that triggered it is already recorded), so
+          // the decision log shows what stopped the rollout.
+          const abort: DecisionRecord = {
+            id: engineDecisionId(ctx, w.index, 'monitor-limit'),
+            deploymentId: core.spec.id,
+            wave: w.index,
+            attempt: decision.attempt,
+            at: ctx.now,
+            source: 'monitor-limit',
+            inputsDigest: decision.inputsDigest,
+            policy: { ...decision.policy, monitorMaxExtensions: m.maxExtensions, monitorOnLimit: m.onLimit },
+            analyzers: [],
+            final: {
+              recommendation: 'Abort',
+              riskLevel: 'High',
+              rule: 'monitor-limit',
+              issues: [`${reason} (limit ${m.maxExtensions}, on limit: abort); last gate: ${decision.final.rule}`, ...decision.final.issues],
+            },
+          };
+          ctx.effects.push({ type: 'record-decision', decision: abort });
+          w.verdict = 'Abort';
+          w.decisionId = abort.id;
+          abortDeployment(ctx, 'gate', reason, core.spec.rollback.auto);
         } else {
           w.status = 'soaking';
           core.phase = 'soaking';

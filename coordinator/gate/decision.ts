@@ -23,7 +23,8 @@ export const AnalyzerRecordSchema = z.object({
 });
 export type AnalyzerRecord = z.infer<typeof AnalyzerRecordSchema>;
 
-export const DecisionSourceSchema = z.enum(['gate', 'early-hard-limit', 'operator', 'monitor-limit']);
+/** Who decided: a gate run, an early hard limit, an operator, the Monitor limit, or an empty wave (no gate). */
+export const DecisionSourceSchema = z.enum(['gate', 'early-hard-limit', 'operator', 'monitor-limit', 'empty-wave']);
 export type DecisionSource = z.infer<typeof DecisionSourceSchema>;
 
 export const DecisionRecordSchema = z.object({

@@ -6,6 +6,7 @@ import { allDevices } from '../../coordinator/engine/device-progress.js';
 import { devicesInWave, hello, HOUR, makeSpec, members, MIN, ofType, status, T0 } from './engine-fixtures.js';
 import { decision, Drive, gating, held, opEvent, PHASE_BUILDERS, rolling, rollingBack, soaking, W0 } from './engine-phases.js';
 import type { EngineEvent, OperatorAction } from '../../coordinator/engine/types.js';
+import { DecisionRecordSchema } from '../../coordinator/gate/decision.js';
 
 function countsConsistent(d: Drive): void {
   expect(recount(d.state.core, allDevices(d.state))).toEqual(d.state.core.waves.map((w) => w.counts));
@@ -47,17 +48,19 @@ describe('engine: creation and wave start', () => {
   it('a wave that requires approval waits for it, and approval can be given ahead of time', () => {
     const spec = makeSpec({ waves: [{ percent: 10, minDevicesReporting: 0 }, { percent: 100, requiresApproval: true, minDevicesReporting: 0 }] });
     const d = Drive.create(spec);
-    d.ev({ type: 'wave-members', wave: 0, members: [] });
-    expect(d.phase).toBe('gating'); // empty wave: no soak
+    d.ev({ type: 'wave-members', wave: 0, members: members(W0(spec)) });
     d.op({ type: 'approve' }); // approves wave 1 ahead of time
     expect(d.state.core.approvals).toEqual([1]);
+    d.statuses(W0(spec), 'committed');
+    d.op({ type: 'promote' }); // skips the soak
+    expect(d.phase).toBe('gating');
     d.ev({ type: 'gate-result', wave: 0, attempt: 1, decision: decision(spec, 0, 1, 'Proceed') });
     expect(d.phase).toBe('rolling');
     expect(d.state.core.current).toBe(1);
 
+    // An empty wave 0 passes at once; wave 1 then waits for its approval.
     const e = Drive.create(spec);
     e.ev({ type: 'wave-members', wave: 0, members: [] });
-    e.ev({ type: 'gate-result', wave: 0, attempt: 1, decision: decision(spec, 0, 1, 'Proceed') });
     expect(e.phase).toBe('pending');
     expect(e.state.core.waitingFor).toEqual(['approval']);
     expect(e.op({ type: 'promote' }).rejected?.code).toBe('needs-approval');
@@ -76,6 +79,7 @@ describe('engine: creation and wave start', () => {
     expect(ofType(d.last.effects, 'schedule-wake')).toEqual([{ type: 'schedule-wake', at: open }]);
     expect(d.at(open - 1000).ev({ type: 'tick' }).state.core.phase).toBe('pending');
     expect(d.at(open + 5 * MIN).ev({ type: 'tick' }).state.core.phase).toBe('rolling');
+    d.ev({ type: 'wave-members', wave: 0, members: members(W0(spec)) });
     // A started wave runs on after the window closes.
     expect(d.at(open + 3 * HOUR).ev({ type: 'tick' }).state.core.phase).not.toBe('pending');
   });
@@ -174,11 +178,96 @@ describe('engine: device progress and wave completion', () => {
     expect(d.phase).toBe('soaking');
     expect(d.state.core.waves[0]!.counts).toMatchObject({ ineligible: 1, failed: 0, committed: 2 });
   });
+});
 
-  it('an empty wave skips its soak and goes straight to the gate', () => {
-    const d = Drive.create();
-    const r = d.ev({ type: 'wave-members', wave: 0, members: [] });
-    expect(r.state.core.phase).toBe('gating');
+describe('engine: empty waves', () => {
+  const three = () => makeSpec({ waves: [1, 50, 100].map((percent) => ({ percent, minDevicesReporting: 1, deadlineMs: HOUR })) });
+  const emptyWaveDecisions = (r: { effects: readonly Parameters<typeof ofType>[0][number][] }) =>
+    ofType(r.effects, 'record-decision').map((e) => e.decision).filter((x) => x.source === 'empty-wave');
+
+  const cases: { name: string; drive: (d: Drive) => void; phase: string; current: number; passed: number[] }[] = [
+    {
+      name: 'members delivered and none: passes at once to the next wave',
+      drive: (d) => d.ev({ type: 'wave-members', wave: 0, members: [] }),
+      phase: 'rolling',
+      current: 1,
+      passed: [0],
+    },
+    {
+      name: 'membership never delivered: passes at its deadline',
+      drive: (d) => d.at(T0 + HOUR).ev({ type: 'tick' }),
+      phase: 'rolling',
+      current: 1,
+      passed: [0],
+    },
+    {
+      name: 'an operator promotes a rolling empty wave: it passes, no gate',
+      drive: (d) => d.op({ type: 'promote' }),
+      phase: 'rolling',
+      current: 1,
+      passed: [0],
+    },
+    {
+      name: 'every wave empty: the deployment completes',
+      drive: (d) => {
+        for (const w of [0, 1, 2]) d.ev({ type: 'wave-members', wave: w, members: [] });
+      },
+      phase: 'completed',
+      current: 2,
+      passed: [0, 1, 2],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const d = Drive.create(three());
+      const effects: Parameters<typeof ofType>[0][number][] = [];
+      const ev = d.ev.bind(d);
+      d.ev = (e) => {
+        const r = ev(e);
+        effects.push(...r.effects);
+        return r;
+      };
+      c.drive(d);
+      expect(d.phase).toBe(c.phase);
+      expect(d.state.core.current).toBe(c.current);
+      expect(d.state.core.waves.filter((w) => w.status === 'passed').map((w) => w.index)).toEqual(c.passed);
+      // No gate ran for an empty wave; each has its own decision saying why.
+      expect(ofType(effects, 'run-gate')).toEqual([]);
+      const recorded = emptyWaveDecisions({ effects });
+      expect(recorded.map((x) => x.wave)).toEqual(c.passed);
+      for (const x of recorded) {
+        expect(DecisionRecordSchema.parse(x)).toEqual(x);
+        expect(x).toMatchObject({ source: 'empty-wave', analyzers: [], final: { recommendation: 'Proceed', rule: 'empty-wave' } });
+        expect(x.final.issues[0]).toContain('has no devices');
+        expect(d.state.core.waves[x.wave]).toMatchObject({ verdict: 'Proceed', decisionId: x.id });
+      }
+      expect(new Set(recorded.map((x) => x.id)).size).toBe(recorded.length);
+    });
+  }
+
+  it('a wave whose members are all offline is not empty: it waits for its deadline and goes to the gate', () => {
+    const d = Drive.create(three());
+    d.ev({ type: 'wave-members', wave: 0, members: members(devicesInWave(d.spec, 0, 2), false) });
+    expect(d.phase).toBe('rolling');
+    const r = d.at(T0 + HOUR).ev({ type: 'tick' });
+    expect(d.phase).toBe('gating');
+    expect(ofType(r.effects, 'run-gate')).toHaveLength(1);
+    expect(ofType(r.effects, 'record-decision')).toEqual([]);
+  });
+
+  it('a device arriving late in an empty wave\'s buckets is still tracked in that wave', () => {
+    const d = Drive.create(three());
+    d.ev({ type: 'wave-members', wave: 0, members: [] });
+    expect(d.state.core.current).toBe(1);
+    const late = devicesInWave(d.spec, 0, 1)[0]!;
+    d.ev({ type: 'device-hello', hello: hello(late, '1.0.0') });
+    expect(allDevices(d.state).find((x) => x.deviceId === late)).toMatchObject({ wave: 0, late: true });
+    expect(d.state.core.waves[0]!.counts.tracked).toBe(1);
+    // Its status still counts, and the passed wave stays passed.
+    d.statuses([late], 'committed');
+    expect(d.state.core.waves[0]!.counts.committed).toBe(1);
+    expect(d.state.core.waves[0]!.status).toBe('passed');
+    countsConsistent(d);
   });
 });
 
@@ -213,13 +302,27 @@ describe('engine: gate decisions', () => {
     expect(r.state.core.waves[0]!.monitorCount).toBe(0);
   });
 
-  it('with onLimit abort the Monitor limit aborts and rolls back', () => {
+  it('with onLimit abort the Monitor limit aborts and rolls back, recording an Abort decision', () => {
     const d = Drive.create(makeSpec({ monitor: { maxExtensions: 0, onLimit: 'abort' } }));
     d.ev({ type: 'wave-members', wave: 0, members: members(W0(d.spec)) });
     d.statuses(W0(d.spec), 'committed');
     d.at(T0 + HOUR).ev({ type: 'tick' });
-    d.ev({ type: 'gate-result', wave: 0, attempt: 1, decision: decision(d.spec, 0, 1, 'Monitor') });
+    const monitor = decision(d.spec, 0, 1, 'Monitor');
+    const r = d.ev({ type: 'gate-result', wave: 0, attempt: 1, decision: monitor });
     expect(d.phase).toBe('rolling-back');
+    // Both are on the record: the gate's Monitor, then the engine's Abort at the limit.
+    const recorded = ofType(r.effects, 'record-decision').map((e) => e.decision);
+    expect(recorded.map((x) => [x.source, x.final.recommendation])).toEqual([['gate', 'Monitor'], ['monitor-limit', 'Abort']]);
+    const abort = recorded[1]!;
+    expect(DecisionRecordSchema.parse(abort)).toEqual(abort);
+    expect(abort).toMatchObject({ wave: 0, attempt: 1, at: T0 + HOUR, inputsDigest: monitor.inputsDigest, analyzers: [], final: { rule: 'monitor-limit', riskLevel: 'High' } });
+    expect(abort.final.issues[0]).toContain('Monitor more than 0 times');
+    expect(abort.id).not.toBe(monitor.id);
+    expect(d.state.core.waves[0]).toMatchObject({ verdict: 'Abort', decisionId: abort.id, status: 'aborted' });
+    expect(d.state.core.abortReason).toBe('the gate said Monitor more than 0 times');
+    // With onLimit pause nothing is recorded beyond the gate's own Monitor.
+    const h = held();
+    expect(ofType(h.last.effects, 'record-decision').map((e) => e.decision.source)).toEqual(['gate']);
   });
 
   it('a stale gate result (old attempt or wrong phase) is recorded but changes nothing', () => {
