@@ -65,9 +65,9 @@ export function formatRelease(r: ReleaseReport): string {
     lines.push(`  time to detect: ${humanDuration(r.timeToDetectMs)}   time to full rollback: ${humanDuration(r.timeToFullRollbackMs)}`);
   }
   lines.push(`  reach: ${r.reach.onVersion}/${r.reach.online} online devices on ${r.version}   bricked by the firmware model: ${r.bricked.byFirmware}   by the system: ${r.bricked.bySystem}`);
-  const abort = r.decisions.find((d) => d.recommendation === 'Abort') ?? (r.detectedBy === 'monitor-limit' ? r.decisions.at(-1) : undefined);
+  const abort = r.decisions.find((d) => d.recommendation === 'Abort');
   if (abort) {
-    const how = r.detectedBy === 'monitor-limit' ? 'the gate kept saying Monitor, so the rollout was aborted; last' : abort.source;
+    const how = abort.source === 'monitor-limit' ? 'the gate kept saying Monitor, so the rollout was aborted' : abort.source;
     lines.push(`  abort at wave ${abort.wave + 1} (${how}): ${abort.rule}`);
     for (const issue of abort.issues.slice(0, 4)) lines.push(`    - ${issue}`);
   }

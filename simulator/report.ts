@@ -176,11 +176,9 @@ export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): R
 
   const exposed = truth.filter((t) => t.ranAt[version] !== undefined);
   const aborted = ABORT_PHASES.has(run.phase);
-  // The gate's Abort; or, when the engine aborted at its Monitor limit (it records no Abort decision
-  // of its own), the last Monitor decision, which is the one that triggered the abort.
-  const abortDecision =
-    run.decisions.find((d) => d.recommendation === 'Abort') ??
-    (aborted && /Monitor more than/.test(run.abortReason ?? '') ? (run.decisions.at(-1) ?? null) : null);
+  // The decision that stopped the rollout: a gate's or an early hard limit's Abort, or the engine's own
+  // Abort at the Monitor limit (source `monitor-limit`).
+  const abortDecision = run.decisions.find((d) => d.recommendation === 'Abort') ?? null;
   let exposureBound: number | null = null;
   if (abortDecision) {
     const firstWave = new Set((byWave.get(0) ?? []).map((p) => p.deviceId));
@@ -246,7 +244,7 @@ export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): R
     waves,
     decisions: run.decisions,
     exposure: exposed.length,
-    detectedBy: abortDecision ? (abortDecision.recommendation === 'Abort' ? 'gate' : 'monitor-limit') : null,
+    detectedBy: abortDecision ? (abortDecision.source === 'monitor-limit' ? 'monitor-limit' : 'gate') : null,
     exposureBound,
     timeToDetectMs: abortDecision ? abortDecision.at - run.startedAt : null,
     timeToFullRollbackMs,

@@ -94,6 +94,22 @@ describe('simulation report', () => {
     expect(r.reach).toEqual({ online: 4, onVersion: 0, refusedCorrupt: 0 });
   });
 
+  it('an abort at the Monitor limit is found by its own Abort decision (source monitor-limit)', () => {
+    const { run, devices } = badRun();
+    const monitor = { wave: 0, at: 800, source: 'gate', recommendation: 'Monitor', riskLevel: 'Medium', rule: 'most-cautious: stat=Monitor (score)', issues: ['stat: score 60'], analyzers: [] };
+    const limit = { wave: 0, at: 1000, source: 'monitor-limit', recommendation: 'Abort', riskLevel: 'High', rule: 'monitor-limit', issues: ['the gate said Monitor more than 3 times (limit 3, on limit: abort); last gate: most-cautious: stat=Monitor (score)'], analyzers: [] };
+    const r = releaseReport({ ...run, decisions: [monitor, limit], abortReason: 'the gate said Monitor more than 3 times' }, devices);
+    expect(r.detectedBy).toBe('monitor-limit');
+    expect(r.timeToDetectMs).toBe(1000);
+    expect(r.exposureBound).toBe(3);
+    expect(r.ok).toBe(true);
+    const text = formatRelease(r);
+    expect(text).toContain('abort at wave 1 (the gate kept saying Monitor, so the rollout was aborted): monitor-limit');
+    expect(text).toContain('last gate: most-cautious: stat=Monitor (score)');
+    // A gate's own Abort is still told apart.
+    expect(releaseReport(run, devices).detectedBy).toBe('gate');
+  });
+
   it('formats durations for people', () => {
     expect(humanDuration(null)).toBe('—');
     expect(humanDuration(45_000)).toBe('45s');
