@@ -39,7 +39,7 @@ function cohortSummary(ds: readonly DeviceSummary[]) {
     outcomes[o] = (outcomes[o] ?? 0) + 1;
   }
   const events = Object.fromEntries(EVENT_COUNTERS.map((c) => {
-    // The update's own reboot is expected and left out, as the statistical judge does.
+    // Counted as the statistical judge counts (with its update-reboot discount, 0 by default).
     const ev = (d: DeviceSummary) => countedEvents(d, c, DEFAULT_JUDGE_CONFIG.updateRebootsPerInstall);
     const k = ds.reduce((s, d) => s + ev(d), 0);
     return [c, { count: k, perDeviceHour: exposure > 0 ? r(k / exposure) : null, devicesAffected: ds.filter((d) => ev(d) > 0).length }];

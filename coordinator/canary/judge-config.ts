@@ -66,8 +66,9 @@ export interface JudgeConfig {
   minDevicesPerMetric: number;
   /**
    * Reboots each installed canary device makes for the update itself (the A/B switch), discounted from
-   * its reboot count: the snapshot counts counter differences over the window, which include that
-   * expected reboot. Default 1; set 0 if the snapshot builder already leaves it out.
+   * its reboot count. Default 0: the telemetry store re-baselines counters at a firmware-version change,
+   * so the update's reboot (and anything else during download and install) is never in a canary's
+   * counts. Set 1 only for snapshots from a source whose counter differences span the install.
    */
   updateRebootsPerInstall: number;
   /** Canary devices a new error signature must appear on (never in control) to hold the wave. */
@@ -92,7 +93,7 @@ export const DEFAULT_JUDGE_CONFIG: JudgeConfig = {
   minExpectedEvents: 5,
   minSlopeHours: 4,
   minDevicesPerMetric: 3,
-  updateRebootsPerInstall: 1,
+  updateRebootsPerInstall: 0,
   newSignatureDevices: 2,
   passScore: 95,
   marginalScore: 75,

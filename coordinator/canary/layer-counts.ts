@@ -31,8 +31,9 @@ const sig = (x: number): number | string => (Number.isFinite(x) ? Number(x.toPre
 const INSTALLED: ReadonlySet<string> = new Set(['rebooting', 'trial', 'committed', 'rolling-back', 'rolled-back']);
 
 /**
- * A device's count for a counter, less the reboot(s) its own update made (canary devices that
- * installed): the update's A/B switch is expected, not a regression.
+ * A device's count for a counter, less `updateRebootsPerInstall` reboots on canary devices that
+ * installed. The telemetry store already leaves the install out (it re-baselines at the version
+ * change), so the default discount is 0; it remains for snapshots whose counts span the install.
  */
 export function countedEvents(d: DeviceSummary, counter: EventCounter, updateRebootsPerInstall: number): number {
   const n = d.events[counter];

@@ -2,6 +2,11 @@
  * Telemetry ingest into SQLite: messages are queued in memory and written in one transaction per batch
  * (raw samples for tails, per-device rollups per time slot, the last cumulative counters). Raw samples
  * are kept for a bounded time; rollups carry events, exposure and metric sums. I/O shell (SQLite).
+ *
+ * Counters are cumulative, so a sample's events are the difference from the previous sample. When the
+ * firmware version changed between the two, that difference spans the download, the install, the
+ * update's own reboot and any power loss on the way: it belongs to neither version, so it is counted as
+ * unattributed transition events and the new version starts from a fresh baseline.
  */
 import type { TelemetryMessage } from '../../protocol/messages.js';
 import type { ContinuousMetric } from '../../protocol/canary.js';
@@ -45,6 +50,14 @@ export interface RollupAcc {
 
 const MAX_ERROR_LINES_PER_SLOT = 20;
 
+/** Counter differences that spanned a firmware-version change (attributed to no version). */
+export interface TransitionStats {
+  /** Samples whose previous sample was on another firmware version. */
+  spans: number;
+  /** Events in those spans, summed over devices. */
+  events: CounterValues;
+}
+
 export class TelemetryStore {
   private queue: { msg: TelemetryMessage; at: number }[] = [];
   private readonly counters = new Map<string, CounterState>();
@@ -54,6 +67,8 @@ export class TelemetryStore {
   private readonly stmts;
   /** Messages written since start. */
   written = 0;
+  /** Version-change spans since start: their events are on neither cohort's side of a comparison. */
+  readonly transitions: TransitionStats = { spans: 0, events: { crashes: 0, errors: 0, reboots: 0, agentRestarts: 0 } };
 
   constructor(
     private readonly db: Db,
@@ -64,6 +79,8 @@ export class TelemetryStore {
         'INSERT INTO telemetry_raw (device_id, at, firmware_version, cpu, mem, temp, battery, power, boot_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       getCounters: db.prepare('SELECT * FROM device_counters WHERE device_id = ?'),
+      // device_counters has no version column: the version of the last stored sample is its latest rollup's.
+      lastVersion: db.prepare('SELECT firmware_version FROM telemetry_rollup WHERE device_id = ? ORDER BY slot_start DESC, last_at DESC LIMIT 1').pluck(),
       putCounters: db.prepare(`INSERT INTO device_counters (device_id, at, seq, crashes, errors, reboots, agent_restarts) VALUES (?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(device_id) DO UPDATE SET at = excluded.at, seq = excluded.seq, crashes = excluded.crashes, errors = excluded.errors,
         reboots = excluded.reboots, agent_restarts = excluded.agent_restarts`),
@@ -120,7 +137,8 @@ export class TelemetryStore {
       errors: row.errors,
       reboots: row.reboots,
       agentRestarts: row.agent_restarts,
-      version: '',
+      // '' (no rollup left) never equals a real version, so the next sample re-baselines.
+      version: (this.stmts.lastVersion.get(deviceId) as string | undefined) ?? '',
     };
     this.counters.set(deviceId, state);
     return state;
@@ -162,15 +180,21 @@ export class TelemetryStore {
     acc.samples++;
     if (at < acc.firstAt) acc.firstAt = at;
     if (at > acc.lastAt) acc.lastAt = at;
-    if (prev && prev.version === msg.firmwareVersion && at > prev.at) {
+    const sameVersion = prev !== undefined && prev.version === msg.firmwareVersion;
+    if (sameVersion && at > prev.at) {
       acc.exposureMs += Math.min(at - prev.at, this.options.maxExposureGapMs);
     }
     {
       const deltas = counterDeltas(prev, msg.counters);
-      acc.events.crashes += deltas.crashes;
-      acc.events.errors += deltas.errors;
-      acc.events.reboots += deltas.reboots;
-      acc.events.agentRestarts += deltas.agentRestarts;
+      // Across a version change the difference is install-time events (see the header): re-baseline.
+      const into = sameVersion ? acc.events : prev ? this.transitions.events : undefined;
+      if (prev && !sameVersion) this.transitions.spans++;
+      if (into) {
+        into.crashes += deltas.crashes;
+        into.errors += deltas.errors;
+        into.reboots += deltas.reboots;
+        into.agentRestarts += deltas.agentRestarts;
+      }
       const next: CounterState = { ...msg.counters, at, seq: msg.seq, version: msg.firmwareVersion };
       this.counters.set(id, next);
       this.dirtyCounters.add(id);

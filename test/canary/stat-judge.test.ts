@@ -88,16 +88,20 @@ describe('statistical judge layers', () => {
     expect(judgeSnapshot(snapshot(cohort(30, 'canary'), []), DEFAULT_GATE_POLICY)).toMatchObject({ recommendation: 'Monitor', rule: 'sufficiency:no-control' });
   });
 
-  it('discounts the update\'s own reboot on installed canaries (the snapshot counts counter differences)', () => {
+  it('counts every canary reboot by default; the update-reboot discount is opt-in for counts that span the install', () => {
+    // The telemetry store re-baselines at the version change, so a canary's snapshot reboots are its own.
     const snap = snapshot(cohort(30, 'canary', () => ({ events: { reboots: 1 } })), cohort(100, 'control', (i) => ({ events: { reboots: i % 25 === 0 ? 1 : 0 } })));
     const v = judgeSnapshot(snap, DEFAULT_GATE_POLICY);
-    expect(v.recommendation).toBe('Proceed');
-    expect(v.evidence.find((e) => e.check === 'reboots')!.values).toMatchObject({ canaryEvents: 0, updateRebootsDiscounted: 30 });
-    // Without the discount every deployment would look like a reboot storm.
-    expect(judgeSnapshot(snap, DEFAULT_GATE_POLICY, { ...DEFAULT_JUDGE_CONFIG, updateRebootsPerInstall: 0 })).toMatchObject({ recommendation: 'Abort', rule: 'critical:reboots' });
-    // Extra reboots beyond the update's own still count.
+    expect(v).toMatchObject({ recommendation: 'Abort', rule: 'critical:reboots' });
+    expect(v.evidence.find((e) => e.check === 'reboots')!.values).toMatchObject({ canaryEvents: 30 });
+    expect(v.evidence.find((e) => e.check === 'reboots')!.values).not.toHaveProperty('updateRebootsDiscounted');
+    // With a discount of 1 (counts that include the A/B switch) one reboot per installed canary is expected.
+    const discounted = judgeSnapshot(snap, DEFAULT_GATE_POLICY, { ...DEFAULT_JUDGE_CONFIG, updateRebootsPerInstall: 1 });
+    expect(discounted.recommendation).toBe('Proceed');
+    expect(discounted.evidence.find((e) => e.check === 'reboots')!.values).toMatchObject({ canaryEvents: 0, updateRebootsDiscounted: 30 });
+    // Extra reboots beyond the discounted one still count.
     const storm = snapshot(cohort(30, 'canary', () => ({ events: { reboots: 3 } })), cohort(100, 'control', (i) => ({ events: { reboots: i % 25 === 0 ? 1 : 0 } })));
-    expect(judgeSnapshot(storm, DEFAULT_GATE_POLICY)).toMatchObject({ recommendation: 'Abort', rule: 'critical:reboots' });
+    expect(judgeSnapshot(storm, DEFAULT_GATE_POLICY, { ...DEFAULT_JUDGE_CONFIG, updateRebootsPerInstall: 1 })).toMatchObject({ recommendation: 'Abort', rule: 'critical:reboots' });
   });
 
   it('hard limits are final whatever the metrics say', () => {

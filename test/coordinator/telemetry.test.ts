@@ -147,6 +147,85 @@ describe('telemetry store and snapshot builder', () => {
   });
 });
 
+describe('telemetry store: counters across a firmware-version change', () => {
+  const OPTS = { rollupSlotMs: 10 * 60_000, rawRetentionMs: 48 * H, maxExposureGapMs: 5 * 60_000 };
+  const canaryEvents = (db: ReturnType<typeof openDatabase>, deviceId: string) =>
+    new SnapshotBuilder(db, OPTS.rollupSlotMs).build({
+      deploymentId: 'd-x',
+      wave: 0,
+      fromVersions: ['1.0.0'],
+      toVersion: '2.0.0',
+      window: { from: T0, to: T0 + H },
+      takenAt: T0 + H,
+      canary: [{ deviceId, hardwareModel: 'rpi4', state: 'committed', installedAt: T0, lastSeen: T0 + H }],
+      control: [],
+      silentAfterMs: 5 * 60_000,
+    }).devices[0]!;
+
+  /**
+   * Minutes 0..9 on 1.0.0; a power loss during the install (a crash, an agent restart and a reboot) and
+   * the update's own reboot land between minute 9 (last 1.0.0 sample) and minute 12 (first 2.0.0
+   * sample); on 2.0.0 the device crashes once at minute 20 and once at minute 30.
+   */
+  function feed(store: TelemetryStore): void {
+    const install = { crashes: 1, agentRestarts: 1, reboots: 2 };
+    for (let i = 0; i <= 40; i++) {
+      if (i > 9 && i < 12) continue; // downloading/installing/rebooting: no samples
+      const after = i >= 12;
+      const crashes = (after ? install.crashes : 0) + (i >= 20 ? 1 : 0) + (i >= 30 ? 1 : 0);
+      store.enqueue(msg('flip-1', after ? '2.0.0' : '1.0.0', i, 20, {
+        crashes,
+        agentRestarts: after ? install.agentRestarts : 0,
+        reboots: after ? install.reboots : 0,
+      }), T0 + i * 60_000);
+    }
+    store.flush();
+  }
+
+  it('attributes the span over the install to neither version, and later events to the new one', () => {
+    const db = openDatabase(':memory:');
+    const store = new TelemetryStore(db, OPTS);
+    feed(store);
+    const d = canaryEvents(db, 'flip-1');
+    // The crash, agent restart and both reboots during the install are not the new version's.
+    expect(d.events).toEqual({ crashes: 2, errors: 0, reboots: 0, agentRestarts: 0 });
+    expect(store.transitions).toEqual({ spans: 1, events: { crashes: 1, errors: 0, reboots: 2, agentRestarts: 1 } });
+    // Nor the old version's: its rollups have no events.
+    const old = db.prepare('SELECT SUM(crashes) AS c, SUM(reboots) AS r FROM telemetry_rollup WHERE firmware_version = ?').get('1.0.0');
+    expect(old).toEqual({ c: 0, r: 0 });
+    // Exposure on 2.0.0 starts at its first sample: minutes 12..40.
+    expect(d.exposureH).toBeCloseTo(28 / 60, 6);
+  });
+
+  it('re-baselines the same way when the coordinator restarted in between (version from the stored rollups)', () => {
+    const db = openDatabase(':memory:');
+    const first = new TelemetryStore(db, OPTS);
+    // Minutes 0..9 through the first store, then a new store (a coordinator restart) takes over.
+    for (let i = 0; i <= 9; i++) first.enqueue(msg('flip-2', '1.0.0', i, 20), T0 + i * 60_000);
+    first.flush();
+    const second = new TelemetryStore(db, OPTS);
+    for (let i = 12; i <= 40; i++) {
+      second.enqueue(msg('flip-2', '2.0.0', i, 20, { crashes: 1 + (i >= 20 ? 1 : 0), reboots: 2, agentRestarts: 1 }), T0 + i * 60_000);
+    }
+    second.flush();
+    expect(canaryEvents(db, 'flip-2').events).toEqual({ crashes: 1, errors: 0, reboots: 0, agentRestarts: 0 });
+    expect(second.transitions.spans).toBe(1);
+    // Without a version change a restart keeps attributing: the crash at minute 20 counted above.
+  });
+
+  it('still counts a rollback\'s later events on the old version, not the span back', () => {
+    const db = openDatabase(':memory:');
+    const store = new TelemetryStore(db, OPTS);
+    store.enqueue(msg('back-1', '2.0.0', 0, 20), T0);
+    store.enqueue(msg('back-1', '2.0.0', 1, 20, { crashes: 3 }), T0 + 60_000);
+    store.enqueue(msg('back-1', '1.0.0', 2, 20, { crashes: 4, reboots: 1 }), T0 + 2 * 60_000);
+    store.enqueue(msg('back-1', '1.0.0', 3, 20, { crashes: 5, reboots: 1 }), T0 + 3 * 60_000);
+    store.flush();
+    const sum = db.prepare('SELECT firmware_version AS v, SUM(crashes) AS c, SUM(reboots) AS r FROM telemetry_rollup GROUP BY firmware_version ORDER BY v').all();
+    expect(sum).toEqual([{ v: '1.0.0', c: 1, r: 0 }, { v: '2.0.0', c: 3, r: 0 }]);
+  });
+});
+
 describe('snapshot builder: warm-up after the commit', () => {
   /** A canary that committed at T0 + 3 min: 90 % CPU (and a crash) for 4 minutes after it, then 20 %. */
   function seed(rollupSlotMs: number): SnapshotBuilder {

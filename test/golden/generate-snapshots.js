@@ -67,8 +67,8 @@ function device(g, i, cohort, hours, o) {
   const rates = { ...BASE_RATES, ...o.rates };
   const exposureH = r3(hours * (0.92 + 0.08 * g.next()));
   const events = Object.fromEntries(Object.entries(rates).map(([k, rate]) => [k, g.poisson(rate * exposureH * (o.eventScale ?? 1))]));
-  // A canary's counters include the reboot into the new slot: the snapshot counts counter differences.
-  if (cohort === 'canary') events.reboots += 1;
+  // No install reboot on canaries: the telemetry store re-baselines counters at the version change, so
+  // the snapshot's counts start after the update (and the judge's update-reboot discount is 0).
   const sigs = COMMON_SIGS.filter(() => g.next() < 0.4);
   return {
     deviceId: `${cohort === 'canary' ? 'cn' : 'ct'}-${String(i).padStart(4, '0')}`,
