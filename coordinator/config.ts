@@ -53,7 +53,17 @@ export const CoordinatorConfigSchema = z.object({
   telemetry: z
     .object({
       flushIntervalMs: z.number().int().positive().default(200),
-      maxBatch: z.number().int().positive().default(2000),
+      /**
+       * Queued telemetry messages that trigger a flush before the interval ends. The flush runs right
+       * after the current I/O round, never inside the broker's delivery hook. Bigger batches amortise
+       * the per-device rollup and counter rows, which is most of the storage cost under load.
+       */
+      maxBatch: z.number().int().positive().default(10_000),
+      /**
+       * Hard bound on queued telemetry (memory). Past it, messages are dropped and counted as
+       * `telemetry.dropped` until the next flush drains the queue. Statuses never go through this queue.
+       */
+      maxQueue: z.number().int().positive().default(50_000),
       rollupSlotMs: z.number().int().positive().default(60_000),
       rawRetentionMs: z.number().int().positive().default(48 * 3600_000),
       /** A canary that sends nothing for this long (clock time) after installing counts as silent. */
@@ -64,7 +74,7 @@ export const CoordinatorConfigSchema = z.object({
        */
       warmUpMs: z.number().int().nonnegative().default(5 * 60_000),
     })
-    .default({ flushIntervalMs: 200, maxBatch: 2000, rollupSlotMs: 60_000, rawRetentionMs: 48 * 3600_000, silentAfterMs: 5 * 60_000, warmUpMs: 5 * 60_000 }),
+    .default({ flushIntervalMs: 200, maxBatch: 10_000, maxQueue: 50_000, rollupSlotMs: 60_000, rawRetentionMs: 48 * 3600_000, silentAfterMs: 5 * 60_000, warmUpMs: 5 * 60_000 }),
 });
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfigSchema>;

@@ -80,6 +80,8 @@ export class Coordinator {
   readonly events = new EventEmitter<CoordinatorEvents>();
   private stopped = false;
   private flushTimer: TimerHandle | undefined;
+  /** An early flush (queue reached maxBatch), run after the current I/O round. Real scheduling, not clock time. */
+  private flushSoon: NodeJS.Immediate | undefined;
   private pruneTimer: TimerHandle | undefined;
 
   private constructor(
@@ -296,8 +298,20 @@ export class Coordinator {
     const now = this.clock.now();
     this.registry.seen(m.deviceId, now);
     this.registry.noteVersion(m.deviceId, m.firmwareVersion, m.slot);
+    // This runs inside the broker's delivery hook: only queue here. SQLite work happens in batches
+    // after the I/O round, so delivery to the next message never waits for a transaction.
+    const pending = this.telemetry.pending;
+    if (pending >= this.config.telemetry.maxQueue) {
+      this.counters.inc('telemetry.dropped');
+      return;
+    }
     this.telemetry.enqueue(m, now);
-    if (this.telemetry.pending >= this.config.telemetry.maxBatch) this.flush();
+    if (pending + 1 >= this.config.telemetry.maxBatch && !this.flushSoon) {
+      this.flushSoon = setImmediate(() => {
+        this.flushSoon = undefined;
+        this.flush();
+      });
+    }
   }
 
   private onPresence(m: PresenceMessage): void {
@@ -419,6 +433,8 @@ export class Coordinator {
     if (this.stopped) return;
     this.stopped = true;
     if (this.flushTimer) this.timers.clearTimeout(this.flushTimer);
+    if (this.flushSoon) clearImmediate(this.flushSoon);
+    this.flushSoon = undefined;
     if (this.pruneTimer) this.timers.clearTimeout(this.pruneTimer);
     await this.rollouts.stop();
     await this.http.stop();

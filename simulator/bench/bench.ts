@@ -11,7 +11,8 @@
  * 4. A full rollout of 1,000 simulated devices with zero soak, against the downloads alone.
  *
  * Writes simulator/bench/results.json (and prints a Markdown table for BENCHMARKS.md). Options: --quick (1,000
- * devices only), --max N (largest connect size, default 10000), --out FILE.
+ * devices only), --max N (largest connect size, default 10000), --out FILE, --only LIST (comma-separated
+ * sections to run: connect, ingest, fanout, rollout; e.g. `npm run bench -- --only ingest`).
  */
 import { writeFile } from 'node:fs/promises';
 import { cpus, totalmem, type as osType, release } from 'node:os';
@@ -26,6 +27,9 @@ const maxIdx = args.indexOf('--max');
 const max = maxIdx >= 0 ? Number(args[maxIdx + 1]) : 10_000;
 const outIdx = args.indexOf('--out');
 const out = outIdx >= 0 ? args[outIdx + 1]! : 'simulator/bench/results.json';
+const onlyIdx = args.indexOf('--only');
+const only = onlyIdx >= 0 ? new Set((args[onlyIdx + 1] ?? '').split(',')) : undefined;
+const runs = (section: string): boolean => !only || only.has(section);
 const log = (s: string): void => console.log(s);
 const kib = (b: number): string => (b / 1024).toFixed(1);
 const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '—');
@@ -55,8 +59,8 @@ async function main(): Promise<void> {
   };
   log(`fleet benchmark on ${String(results.machine['cpus'])} × ${String(results.machine['cpu'])}, ${process.version}`);
 
-  log('\n1. devices per simulator process (connect from one process to a broker in another)');
-  const sizes = (quick ? [1000] : [1000, 5000, 10_000]).filter((n) => n <= max);
+  if (runs('connect')) log('\n1. devices per simulator process (connect from one process to a broker in another)');
+  const sizes = runs('connect') ? (quick ? [1000] : [1000, 5000, 10_000]).filter((n) => n <= max) : [];
   for (const n of sizes) {
     for (const kind of ['bare', 'handshake', 'simulated'] as const) {
       const m = await measureConnect(kind, n, 200);
@@ -65,24 +69,28 @@ async function main(): Promise<void> {
     }
   }
 
-  log('\n2. telemetry ingest, 1,000 publishers in another process');
-  const rates = quick ? [5000, 10_000, 20_000] : [5000, 10_000, 15_000, 20_000, 30_000, 40_000];
-  log('  bare Aedes + counting subscriber:');
-  const bare = await bareIngest(rates, 3, 1000, log);
-  log('  coordinator (parse, aggregate, store):');
-  const coordinator = await coordinatorIngest(rates, 3, 1000, log);
-  results.ingest = { bare, coordinator };
+  if (runs('ingest')) {
+    log('\n2. telemetry ingest, 1,000 publishers in another process');
+    const rates = quick ? [5000, 10_000, 20_000] : [5000, 10_000, 15_000, 20_000, 30_000, 40_000];
+    log('  bare Aedes + counting subscriber:');
+    const bare = await bareIngest(rates, 3, 1000, log);
+    log('  coordinator (parse, aggregate, store):');
+    const coordinator = await coordinatorIngest(rates, 3, 1000, log);
+    results.ingest = { bare, coordinator };
+  }
 
-  log('\n3. fan-out of a wave manifest');
-  for (const n of (quick ? [1000] : [1000, 10_000]).filter((x) => x <= max)) {
+  if (runs('fanout')) log('\n3. fan-out of a wave manifest');
+  for (const n of (runs('fanout') ? (quick ? [1000] : [1000, 10_000]) : []).filter((x) => x <= max)) {
     const f = await fanoutBench(n);
     results.fanout.push(f);
     log(`  ${n}: ${f.received}/${n} devices had the manifest after ${f.ms} ms`);
   }
 
-  log('\n4. full rollout of 1,000 devices, zero soak');
-  results.rollout = await rolloutBench(1000, 512);
-  log(`  rollout ${(results.rollout.rolloutMs / 1000).toFixed(1)} s (completed: ${results.rollout.completed}); downloads alone ${(results.rollout.downloadsMs / 1000).toFixed(1)} s`);
+  if (runs('rollout')) {
+    log('\n4. full rollout of 1,000 devices, zero soak');
+    results.rollout = await rolloutBench(1000, 512);
+    log(`  rollout ${(results.rollout.rolloutMs / 1000).toFixed(1)} s (completed: ${results.rollout.completed}); downloads alone ${(results.rollout.downloadsMs / 1000).toFixed(1)} s`);
+  }
 
   await writeFile(out, JSON.stringify(results, null, 2) + '\n');
   log(`\nresults written to ${out}\n`);
