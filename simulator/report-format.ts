@@ -61,7 +61,7 @@ export function formatRelease(r: ReleaseReport): string {
   lines.push(`${mark} ${r.previousVersion} → ${r.version}  [${behaviourText(r)}; expected ${r.expect === 'abort' ? 'an early abort' : 'a complete rollout'}]  outcome: ${r.outcome}`);
   lines.push(waveTable(r));
   if (r.expect === 'abort' || r.outcome !== 'completed') {
-    lines.push(`  exposure: ${r.exposure} device(s) ran ${r.version}${r.exposureBound !== null ? ` (bound: ${r.exposureBound} = first wave + devices updating when the gate fired)` : ''}`);
+    lines.push(`  exposure: ${r.exposure} device(s) ran ${r.version}${r.exposureBound !== null ? ` (bound: ${r.exposureBound} = first wave + devices still installing when the abort fired)` : ''}`);
     lines.push(`  time to detect: ${humanDuration(r.timeToDetectMs)}   time to full rollback: ${humanDuration(r.timeToFullRollbackMs)}`);
   }
   lines.push(`  reach: ${r.reach.onVersion}/${r.reach.online} online devices on ${r.version}   bricked by the firmware model: ${r.bricked.byFirmware}   by the system: ${r.bricked.bySystem}`);

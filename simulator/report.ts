@@ -109,7 +109,7 @@ export interface ReleaseReport {
   exposure: number;
   /** What stopped the rollout: `gate` (an Abort decision), `monitor-limit`, or null. */
   detectedBy: 'gate' | 'monitor-limit' | null;
-  /** For aborted releases: first wave + devices already updating when the gate fired. */
+  /** For aborted releases: first non-empty wave + later-wave devices still installing when the abort fired. */
   exposureBound: number | null;
   timeToDetectMs: number | null;
   timeToFullRollbackMs: number | null;
@@ -181,12 +181,17 @@ export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): R
   const abortDecision = run.decisions.find((d) => d.recommendation === 'Abort') ?? null;
   let exposureBound: number | null = null;
   if (abortDecision) {
-    const firstWave = new Set((byWave.get(0) ?? []).map((p) => p.deviceId));
-    const started = truth.filter((t) => {
+    // The first wave that had members (a small fleet's 1% wave can be empty and pass at once), plus the
+    // devices of later waves that were still installing when the abort fired: started, but not yet
+    // running the new version. A later wave that had already booted the release is over the bound.
+    const firstIndex = [...byWave.keys()].filter((i) => (byWave.get(i) ?? []).length > 0).sort((a, b) => a - b)[0];
+    const firstWave = new Set((firstIndex === undefined ? [] : byWave.get(firstIndex) ?? []).map((p) => p.deviceId));
+    const stillInstalling = truth.filter((t) => {
       const at = t.updateStartedAt[run.deploymentId];
-      return !firstWave.has(t.deviceId) && at !== undefined && at <= abortDecision.at;
+      const ran = t.ranAt[version];
+      return !firstWave.has(t.deviceId) && at !== undefined && at <= abortDecision.at && (ran === undefined || ran > abortDecision.at);
     }).length;
-    exposureBound = firstWave.size + started;
+    exposureBound = firstWave.size + stillInstalling;
   }
   const notBack = exposed
     .filter((t) => !t.brickedByFirmware && t.finalVersion !== run.previousVersion)
@@ -228,7 +233,7 @@ export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): R
   } else {
     if (!aborted) problems.push(`bad release not aborted (phase ${run.phase})`);
     if (exposureBound !== null && exposed.length > exposureBound) {
-      problems.push(`exposure ${exposed.length} exceeds the bound ${exposureBound} (first wave + devices updating when the gate fired)`);
+      problems.push(`exposure ${exposed.length} exceeds the bound ${exposureBound} (first wave + devices still installing when the abort fired)`);
     }
     if (notBack.length) problems.push(`${notBack.length} exposed device(s) not back on ${run.previousVersion}`);
   }

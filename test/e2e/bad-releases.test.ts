@@ -1,7 +1,7 @@
 /**
  * End to end: every bad behaviour model, rolled out one after another to the same 1,000-device fleet
  * (real coordinator, real agents), is aborted early — exposure within the first wave plus the devices
- * already updating when the gate fired — and every exposed device comes back. Bricking comes last,
+ * still installing when the abort fired — and every exposed device comes back. Bricking comes last,
  * since it takes devices out of the fleet for good.
  */
 import { describe, expect, it } from 'vitest';
@@ -13,6 +13,9 @@ describe('bad releases, 1,000 devices', () => {
       name: 'e2e-bad',
       description: 'every bad behaviour model in turn',
       seed: 202,
+      // A 1% wave of 1,000 devices is about ten devices: enough for hard failures, too few to judge a
+      // battery or CPU shift. This policy opens with a 5% canary that soaks an hour.
+      rollout: { waves: [5, 25, 100], soak: '1h' },
       releases: [
         { version: '1.1.0', behaviour: { kind: 'battery-drain', percent: 35 }, expect: 'abort' },
         { version: '1.2.0', behaviour: { kind: 'cpu-regression', factor: 1.8 }, expect: 'abort' },

@@ -36,8 +36,8 @@ export function expectCompleted(r: ReleaseReport): void {
 }
 
 /**
- * A bad release was aborted with exposure no larger than the first wave plus the devices already
- * updating when the gate fired, and every exposed device (that the firmware itself did not kill) is
+ * A bad release was aborted with exposure no larger than the first wave plus the devices still
+ * installing (started, not yet running the release) when the abort fired, and every exposed device (that the firmware itself did not kill) is
  * back on its previous version. Nothing was bricked by the system.
  */
 export function expectCaughtEarly(r: ReleaseReport): void {
