@@ -38,7 +38,7 @@ export function registerSimulatorCommands(program: Command): void {
     .option('--broker <url>', 'use a running coordinator\'s broker (mqtt://…) instead of an embedded one; needs --url and --token or FLEET_URL/FLEET_TOKEN')
     .option('--url <url>', 'admin API of the running coordinator (with --broker)')
     .option('--token <token>', 'operator token of the running coordinator (with --broker)')
-    .option('--trust <dir>', 'trust store for the devices: the running coordinator\'s public key directory, <data-dir>/keys (with --broker)')
+    .option('--trust <dir>', 'trust store for the devices: the running coordinator\'s public key directory, <data-dir>/trust (with --broker)')
     .option('--seed <seed>', 'seed: the same seed gives the same fleet and the same faults')
     .option('--time-scale <k>', 'simulated seconds per real second (default: the scenario\'s, 300)')
     .option('--report <file>', 'write the JSON report here')
