@@ -41,6 +41,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   'invalid-topic': 400,
   'not-found': 404,
   conflict: 409,
+  'no-eligible-devices': 409,
   'artifact-exists': 409,
   'credentials-exist': 409,
   'invalid-action': 409,

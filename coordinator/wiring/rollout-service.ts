@@ -10,6 +10,8 @@ import type { CanarySnapshot } from '../../protocol/canary.js';
 import type { HelloMessage, StatusMessage } from '../../protocol/messages.js';
 import type { SigningKey } from '../../firmware/keys.js';
 import { EngineRunner } from '../engine/engine-runner.js';
+import { BUCKET_COUNT } from '../../protocol/bucket.js';
+import { FleetError } from '../../protocol/errors.js';
 import { SqliteDeploymentRepository } from '../engine/deployment-repo-sqlite.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';
@@ -20,6 +22,7 @@ import type {
   AuditEntry,
   DeploymentCore,
   DeploymentRequest,
+  DeploymentSpec,
   DeploymentState,
   DeviceProgress,
   OperatorAction,
@@ -35,6 +38,13 @@ import { CoordinatorEffectSink } from './effect-sink.js';
 import { RegistryWaveDirectory } from './wave-directory.js';
 import { GateSnapshots } from './gate-snapshots.js';
 import type { Publisher } from './publisher.js';
+
+/** A deployment whose target matches no known device. */
+export class NoEligibleDevicesError extends FleetError {
+  constructor(message: string) {
+    super('no-eligible-devices', message);
+  }
+}
 
 export interface RolloutServiceDeps {
   db: Db;
@@ -206,8 +216,28 @@ export class RolloutService {
       },
       actor,
     );
+    this.requireEligibleDevices(spec);
     const core = await this.runner.create(spec, actor);
     return deploymentView(core);
+  }
+
+  /**
+   * A deployment that matches no known device would pass every wave as empty and leave its manifest
+   * retained for whoever connects later, judged by no canary at all: refuse it. Provisioned devices of
+   * a target model that have not said hello yet count (their version is not known until they do).
+   */
+  private requireEligibleDevices(spec: DeploymentSpec): void {
+    const everyBucket = Array.from({ length: BUCKET_COUNT }, (_, b) => b);
+    if (new RegistryWaveDirectory(this.deps.registry).members(spec, everyBucket).length > 0) return;
+    const models = new Set(spec.target.hardwareModels);
+    for (const d of this.deps.registry.all()) {
+      if (d.firmwareVersion === undefined && d.hardwareModel !== undefined && models.has(d.hardwareModel)) return;
+    }
+    throw new NoEligibleDevicesError(
+      `no known device matches the target (models ${[...models].join(', ')}, versions ${spec.target.versionRange}` +
+        `${spec.target.tags.length ? `, tags ${spec.target.tags.join(', ')}` : ''}); provision the devices and let them connect ` +
+        '(`fleet devices list` shows who is known), then create the deployment',
+    );
   }
 
   async act(deploymentId: string, action: OperatorAction, actor: string): Promise<DeploymentView> {

@@ -85,6 +85,12 @@ describe('admin API', () => {
     const unknown = await api<{ error: { message: string } }>(c, 'POST', '/v1/deployments', { firmwareVersion: '9.9.9', target: { hardwareModels: ['rpi4'] } });
     expect(unknown.status).toBe(404);
     expect(unknown.body.error.message).toMatch(/fleet firmware upload/);
+    // No known device of the model: refused rather than completed at once through empty waves.
+    const empty = await api<{ error: { code: string; message: string } }>(c, 'POST', '/v1/deployments', { firmwareVersion: '2.0.0', target: { hardwareModels: ['rpi4'] } });
+    expect(empty.status).toBe(409);
+    expect(empty.body.error.code).toBe('no-eligible-devices');
+    expect(empty.body.error.message).toMatch(/provision the devices/);
+    await c.provisionDevices(['api-dev-1'], { hardwareModel: 'rpi4' });
     const created = await api<{ id: string; phase: string; waves: { percent: number }[] }>(c, 'POST', '/v1/deployments', {
       firmwareVersion: '2.0.0',
       target: { hardwareModels: ['rpi4'] },
