@@ -223,20 +223,16 @@ export class RolloutService {
 
   /**
    * A deployment that matches no known device would pass every wave as empty and leave its manifest
-   * retained for whoever connects later, judged by no canary at all: refuse it. Provisioned devices of
-   * a target model that have not said hello yet count (their version is not known until they do).
+   * retained for whoever connects later, judged by no canary at all: refuse it. A device is known once
+   * it has said hello (its version decides whether it is in the target).
    */
   private requireEligibleDevices(spec: DeploymentSpec): void {
     const everyBucket = Array.from({ length: BUCKET_COUNT }, (_, b) => b);
     if (new RegistryWaveDirectory(this.deps.registry).members(spec, everyBucket).length > 0) return;
-    const models = new Set(spec.target.hardwareModels);
-    for (const d of this.deps.registry.all()) {
-      if (d.firmwareVersion === undefined && d.hardwareModel !== undefined && models.has(d.hardwareModel)) return;
-    }
     throw new NoEligibleDevicesError(
-      `no known device matches the target (models ${[...models].join(', ')}, versions ${spec.target.versionRange}` +
-        `${spec.target.tags.length ? `, tags ${spec.target.tags.join(', ')}` : ''}); provision the devices and let them connect ` +
-        '(`fleet devices list` shows who is known), then create the deployment',
+      `no known device matches the target (models ${spec.target.hardwareModels.join(', ')}, versions ${spec.target.versionRange}` +
+        `${spec.target.tags.length ? `, tags ${spec.target.tags.join(', ')}` : ''}); devices become known when they connect and say hello: ` +
+        'provision them, start their agents (`fleet devices list` shows who is known), then create the deployment',
     );
   }
 

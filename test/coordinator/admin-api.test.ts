@@ -1,6 +1,7 @@
 /** The admin API against a real coordinator: auth, errors as JSON, devices, firmware, deployments. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { bucketOf } from '../../protocol/bucket.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
 import { api, startCoordinator, tempDir, uniqueId } from './helpers.js';
@@ -89,8 +90,9 @@ describe('admin API', () => {
     const empty = await api<{ error: { code: string; message: string } }>(c, 'POST', '/v1/deployments', { firmwareVersion: '2.0.0', target: { hardwareModels: ['rpi4'] } });
     expect(empty.status).toBe(409);
     expect(empty.body.error.code).toBe('no-eligible-devices');
-    expect(empty.body.error.message).toMatch(/provision the devices/);
-    await c.provisionDevices(['api-dev-1'], { hardwareModel: 'rpi4' });
+    expect(empty.body.error.message).toMatch(/say hello/);
+    // A device is known once it has said hello (as the broker's ingest would record it).
+    c.registry.applyHello({ v: 1, kind: 'hello', deviceId: 'api-dev-1', hardwareModel: 'rpi4', firmwareVersion: '1.0.0', activeSlot: 'A', agentVersion: 'test', bucket: bucketOf('api-dev-1'), tags: [], securityFloor: 0, at: Date.now() }, Date.now());
     const created = await api<{ id: string; phase: string; waves: { percent: number }[] }>(c, 'POST', '/v1/deployments', {
       firmwareVersion: '2.0.0',
       target: { hardwareModels: ['rpi4'] },
