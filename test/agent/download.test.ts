@@ -3,22 +3,12 @@
  * server that answers 404, and an abort (the coordinator clears the wave) that stops the download and
  * never reboots into the update. Real Aedes and HTTP on 127.0.0.1.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SimulatedDevice } from '../../agent/simulated-device.js';
-import { clearRollout, publishRollout, serveImage, startDevice, startFixture, uniqueId, waitFor, type Fixture } from './harness.js';
+import { clearRollout, publishRollout, serveImage, startDevice, uniqueId, useFixture, waitFor } from './harness.js';
 
-let f: Fixture;
-const devices: SimulatedDevice[] = [];
-
-beforeEach(async () => {
-  f = await startFixture();
-});
-afterEach(async () => {
-  for (const d of devices.splice(0)) await d.stop();
-  await f.close();
-});
+const f = useFixture();
 
 const has = (id: string, state: string) => f.observer.statuses(id).some((s) => s.state === state);
 
@@ -26,7 +16,7 @@ describe('download', () => {
   it('resumes a download cut off mid-way with a Range request instead of starting over', async () => {
     const id = uniqueId('dev');
     const { dev } = await startDevice(f, id);
-    devices.push(dev);
+    f.devices.push(dev);
     const name = `${id}.img`;
     const artifact = serveImage(f, name, 'resumable', 256 * 1024);
     f.artifacts.cutAfter.set(name, 100_000);
@@ -45,7 +35,7 @@ describe('download', () => {
   it('resumes with Range after a power loss in the middle of the download', async () => {
     const id = uniqueId('dev');
     const { dev, config } = await startDevice(f, id);
-    devices.push(dev);
+    f.devices.push(dev);
     const name = `${id}.img`;
     const artifact = serveImage(f, name, 'power-loss', 256 * 1024);
     f.artifacts.stallAfter.set(name, 65_536);
@@ -67,7 +57,7 @@ describe('download', () => {
   it('gives up after a bounded number of attempts on a 404, with backoff', async () => {
     const id = uniqueId('dev');
     const { dev } = await startDevice(f, id);
-    devices.push(dev);
+    f.devices.push(dev);
     const artifact = { url: f.artifacts.url('missing.img'), size: 1000, sha256: 'b'.repeat(64) };
     await publishRollout(f, id, uniqueId('dep'), { artifact });
     await waitFor(() => has(id, 'failed'), 'failed');
@@ -78,7 +68,7 @@ describe('download', () => {
   it('an abort while downloading stops the download, reports it, and never reboots into the update', async () => {
     const id = uniqueId('dev');
     const { dev, slots } = await startDevice(f, id);
-    devices.push(dev);
+    f.devices.push(dev);
     const name = `${id}.img`;
     const artifact = serveImage(f, name, 'aborted', 256 * 1024);
     f.artifacts.stallAfter.set(name, 10_000);

@@ -1,8 +1,10 @@
 /**
  * Test harness for agent integration tests: a real Aedes broker and a real HTTP artifact server on
  * 127.0.0.1 port 0, a fresh temp dir, a signing key and trust store, and helpers to publish signed
- * rollouts and commands and to wait for a device's status messages.
+ * rollouts and commands and to wait for a device's status messages. `useFixture()` gives a test file
+ * (or a describe block) a fresh fixture per test and stops its devices afterwards.
  */
+import { afterEach, beforeEach } from 'vitest';
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import http from 'node:http';
@@ -208,6 +210,68 @@ export async function startFixture(): Promise<Fixture> {
       await broker.close();
       await rm(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * The running test's fixture, as {@link useFixture} hands it out: one object for the whole file whose
+ * fields read the fixture of the test that is running, so helpers may close over it at module level.
+ */
+export interface FixtureContext extends Fixture {
+  /** Devices the test started; each is stopped after the test, in order, before the fixture closes. */
+  readonly devices: SimulatedDevice[];
+}
+
+/**
+ * Registers a `beforeEach` that starts a fresh fixture (broker, artifact server, temp dir, key) and an
+ * `afterEach` that stops every device in `devices` and then closes it. Call it at the top of a test
+ * file, or inside a `describe` to scope the fixture to that block. Reading a field outside a test or
+ * hook throws: there is no fixture then.
+ */
+export function useFixture(): FixtureContext {
+  let current: Fixture | undefined;
+  const devices: SimulatedDevice[] = [];
+  const now = (): Fixture => {
+    if (!current) throw new Error('useFixture: no fixture outside a test (read it inside it, beforeEach or afterEach)');
+    return current;
+  };
+  beforeEach(async () => {
+    current = await startFixture();
+  });
+  afterEach(async () => {
+    const f = current;
+    current = undefined;
+    try {
+      for (const d of devices.splice(0)) await d.stop();
+    } finally {
+      await f?.close();
+    }
+  });
+  return {
+    get dir() {
+      return now().dir;
+    },
+    get key() {
+      return now().key;
+    },
+    get trustDir() {
+      return now().trustDir;
+    },
+    get broker() {
+      return now().broker;
+    },
+    get artifacts() {
+      return now().artifacts;
+    },
+    get observer() {
+      return now().observer;
+    },
+    get publisher() {
+      return now().publisher;
+    },
+    devices,
+    // useFixture closes it after each test; a test has no reason to call this.
+    close: () => now().close(),
   };
 }
 

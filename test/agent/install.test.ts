@@ -2,23 +2,14 @@
  * Agent integration: real Aedes broker and real HTTP server on 127.0.0.1, the file slot backend with
  * its simulated bootloader, and the SimulatedDevice harness performing the reboots.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { FileSlotBackend } from '../../agent/slots/slot-backend-file.js';
 import { SimulatedDevice } from '../../agent/simulated-device.js';
-import { agentConfig, image, publishRollout, silent, startFixture, uniqueId, waitFor, type Fixture } from './harness.js';
+import { agentConfig, image, publishRollout, silent, uniqueId, useFixture, waitFor } from './harness.js';
 
-let f: Fixture;
-const devices: SimulatedDevice[] = [];
-
-beforeEach(async () => {
-  f = await startFixture();
-});
-afterEach(async () => {
-  for (const d of devices.splice(0)) await d.stop();
-  await f.close();
-});
+const f = useFixture();
 
 async function device(deviceId: string, overrides: Parameters<typeof agentConfig>[2] = {}) {
   const config = agentConfig(f, deviceId, overrides);
@@ -26,7 +17,7 @@ async function device(deviceId: string, overrides: Parameters<typeof agentConfig
   await writeFile(factory, image('factory').body);
   const slots = await FileSlotBackend.create({ dir: join(f.dir, deviceId, 'slots'), factoryImage: factory });
   const dev = new SimulatedDevice({ config, slots, logger: silent });
-  devices.push(dev);
+  f.devices.push(dev);
   await dev.start();
   return { dev, slots };
 }

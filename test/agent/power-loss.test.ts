@@ -4,20 +4,12 @@
  * committed — or, when the cut spends the one-shot trial, honestly rolled back to the old slot, which
  * is then retried by nobody (the deployment is handled). Never an unbootable device.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { JobStage } from '../../agent/agent-state.js';
 import type { SimulatedDevice } from '../../agent/simulated-device.js';
-import { publishRollout, serveImage, startDevice, startFixture, uniqueId, waitFor, type Fixture } from './harness.js';
+import { publishRollout, serveImage, startDevice, uniqueId, useFixture, waitFor } from './harness.js';
 
-let f: Fixture;
-const devices: SimulatedDevice[] = [];
-beforeEach(async () => {
-  f = await startFixture();
-});
-afterEach(async () => {
-  for (const d of devices.splice(0)) await d.stop();
-  await f.close();
-});
+const f = useFixture();
 
 const STAGES: JobStage[] = ['downloading', 'verifying', 'installing', 'rebooting', 'trial', 'committing'];
 
@@ -36,7 +28,7 @@ describe('power loss', () => {
       },
     });
     holder.device = dev;
-    devices.push(dev);
+    f.devices.push(dev);
     const dep = uniqueId('dep');
     await publishRollout(f, id, dep, { artifact: serveImage(f, `${id}.img`, `img-${stage}`, 512 * 1024) });
     const done = () => f.observer.statuses(id).find((s) => s.state === 'committed' || s.state === 'rolled-back' || s.state === 'failed');

@@ -2,27 +2,17 @@
  * Eligibility and integrity: manifests the device must refuse (and report as rejected, downloading
  * nothing), and a tampered image that must never reach a slot. Real Aedes and HTTP on 127.0.0.1.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { generateSigningKey } from '../../firmware/keys.js';
-import type { SimulatedDevice } from '../../agent/simulated-device.js';
-import { publishRollout, serveImage, startDevice, startFixture, uniqueId, waitFor, type Fixture } from './harness.js';
+import { publishRollout, serveImage, startDevice, uniqueId, useFixture, waitFor } from './harness.js';
 
-let f: Fixture;
-const devices: SimulatedDevice[] = [];
-
-beforeEach(async () => {
-  f = await startFixture();
-});
-afterEach(async () => {
-  for (const d of devices.splice(0)) await d.stop();
-  await f.close();
-});
+const f = useFixture();
 
 async function start(overrides: Parameters<typeof startDevice>[2] = {}) {
   const id = uniqueId('dev');
   const d = await startDevice(f, id, overrides);
-  devices.push(d.dev);
+  f.devices.push(d.dev);
   return { id, ...d };
 }
 

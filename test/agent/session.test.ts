@@ -2,12 +2,11 @@
  * The MQTT session against a real Aedes: subscriptions limited to the device's three topics, the last
  * will on a power cut, reconnect after a broker restart, and the bounded offline queue.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { reconnectDelay } from '../../agent/mqtt-session.js';
 import { deviceSubscriptions } from '../../protocol/topics.js';
 import { bucketOf } from '../../protocol/bucket.js';
-import type { SimulatedDevice } from '../../agent/simulated-device.js';
-import { startBroker, startDevice, startFixture, uniqueId, waitFor, type Fixture } from './harness.js';
+import { startBroker, startDevice, uniqueId, useFixture, waitFor } from './harness.js';
 
 describe('reconnect backoff', () => {
   it('grows exponentially up to the cap, with full jitter', () => {
@@ -21,20 +20,12 @@ describe('reconnect backoff', () => {
 });
 
 describe('mqtt session', () => {
-  let f: Fixture;
-  const devices: SimulatedDevice[] = [];
-  beforeEach(async () => {
-    f = await startFixture();
-  });
-  afterEach(async () => {
-    for (const d of devices.splice(0)) await d.stop();
-    await f.close();
-  });
+  const f = useFixture();
 
   it('subscribes to exactly its wave topic, its command topic and the flags', async () => {
     const id = uniqueId('dev');
     const { dev } = await startDevice(f, id);
-    devices.push(dev);
+    f.devices.push(dev);
     await waitFor(() => (f.broker.subscriptions.get(id)?.length ?? 0) >= 3, 'subscriptions');
     expect([...new Set(f.broker.subscriptions.get(id))].sort()).toEqual(deviceSubscriptions(id, 'rpi4', bucketOf(id)).sort());
   });
@@ -42,7 +33,7 @@ describe('mqtt session', () => {
   it('announces itself online with a hello, and the last will marks it offline on a power cut', async () => {
     const id = uniqueId('dev');
     const { dev } = await startDevice(f, id);
-    devices.push(dev);
+    f.devices.push(dev);
     await waitFor(() => f.observer.of(id, 'hello').length === 1, 'hello');
     expect(f.observer.of(id, 'presence').at(-1)).toMatchObject({ state: 'online' });
     await dev.agent!.kill();
@@ -53,7 +44,7 @@ describe('mqtt session', () => {
     const broker = await startBroker();
     const id = uniqueId('dev');
     const { dev } = await startDevice(f, id, { broker: { url: broker.url, reconnectMin: 20, reconnectMax: 100 }, offlineQueueLimit: 3 });
-    devices.push(dev);
+    f.devices.push(dev);
     const port = broker.port;
     await broker.close();
     await waitFor(() => dev.agent!.connected === false, 'disconnected');
@@ -80,21 +71,13 @@ describe('mqtt session', () => {
 });
 
 describe('inbound messages', () => {
-  let f: Fixture;
-  const devices: SimulatedDevice[] = [];
-  beforeEach(async () => {
-    f = await startFixture();
-  });
-  afterEach(async () => {
-    for (const d of devices.splice(0)) await d.stop();
-    await f.close();
-  });
+  const f = useFixture();
 
   it('counts and ignores malformed payloads without crashing, then still works', async () => {
     const { rolloutTopic, deviceTopic, FLAGS_TOPIC } = await import('../../protocol/topics.js');
     const id = uniqueId('dev');
     const { dev } = await startDevice(f, id);
-    devices.push(dev);
+    f.devices.push(dev);
     await f.publisher.publishAsync(deviceTopic(id, 'commands'), Buffer.from('not json'), { qos: 1 });
     await f.publisher.publishAsync(rolloutTopic('rpi4', bucketOf(id)), Buffer.from(JSON.stringify({ v: 9, kind: 'rollout' })), { qos: 1 });
     await f.publisher.publishAsync(FLAGS_TOPIC, Buffer.from(JSON.stringify({ v: 1, kind: 'flags', version: 'x' })), { qos: 1 });

@@ -3,20 +3,10 @@
  * does not boot is reported honestly, and a signed rollback command returns to the previous slot.
  * Real Aedes and HTTP on 127.0.0.1, the file backend's simulated bootloader, reboots by the harness.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { SimulatedDevice } from '../../agent/simulated-device.js';
-import { publishRollout, sendCommand, serveImage, startDevice, startFixture, uniqueId, waitFor, type Fixture } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { publishRollout, sendCommand, serveImage, startDevice, uniqueId, useFixture, waitFor } from './harness.js';
 
-let f: Fixture;
-const devices: SimulatedDevice[] = [];
-
-beforeEach(async () => {
-  f = await startFixture();
-});
-afterEach(async () => {
-  for (const d of devices.splice(0)) await d.stop();
-  await f.close();
-});
+const f = useFixture();
 
 const last = (id: string) => f.observer.statuses(id).at(-1);
 const has = (id: string, state: string) => f.observer.statuses(id).some((s) => s.state === state);
@@ -27,7 +17,7 @@ describe('trial', () => {
     const { dev, slots } = await startDevice(f, id, {
       health: { brokerDeadline: 5_000, trialWindow: 20_000, checks: [{ name: 'app', command: ['/bin/sh', '-c', 'echo app down >&2; exit 3'], timeout: 5_000 }] },
     });
-    devices.push(dev);
+    f.devices.push(dev);
     const dep = uniqueId('dep');
     await publishRollout(f, id, dep, { artifact: serveImage(f, `${id}.img`, 'bad-app'), securityVersion: 4 });
     await waitFor(() => has(id, 'rolled-back'), 'rolled-back status');
@@ -49,7 +39,7 @@ describe('trial', () => {
       // Slot B's image hangs at boot: the watchdog resets and the one-shot trial is spent.
       bootOutcome: (boot) => (boot.booted === 'B' ? 'reset' : 'up'),
     });
-    devices.push(dev);
+    f.devices.push(dev);
     const dep = uniqueId('dep');
     await publishRollout(f, id, dep, { artifact: serveImage(f, `${id}.img`, 'brick') });
     await waitFor(() => has(id, 'rolled-back'), 'rolled-back status');
@@ -66,7 +56,7 @@ describe('rollback command', () => {
   it('returns a committed device to the previous slot and reports the restored version', async () => {
     const id = uniqueId('dev');
     const { dev, slots } = await startDevice(f, id);
-    devices.push(dev);
+    f.devices.push(dev);
     const dep = uniqueId('dep');
     await publishRollout(f, id, dep, { artifact: serveImage(f, `${id}.img`, 'v110') });
     await waitFor(() => has(id, 'committed'), 'committed');
@@ -92,7 +82,7 @@ describe('rollback command', () => {
   it('refuses a replayed command', async () => {
     const id = uniqueId('dev');
     const { dev } = await startDevice(f, id);
-    devices.push(dev);
+    f.devices.push(dev);
     const helloCount = () => f.observer.of(id, 'hello').length;
     const before = helloCount();
     await sendCommand(f, id, 'report-now', undefined, 'cmd-once');
@@ -117,7 +107,7 @@ describe('trial deadlines', () => {
         connect: (url, opts) => mqtt.connect(++agents === 2 ? 'mqtt://127.0.0.1:1' : url, opts),
       },
     );
-    devices.push(dev);
+    f.devices.push(dev);
     await publishRollout(f, id, uniqueId('dep'), { artifact: serveImage(f, `${id}.img`, 'no-net') });
     await waitFor(() => has(id, 'rolled-back'), 'rolled-back');
     expect(last(id)).toMatchObject({ state: 'rolled-back', reason: 'broker-unreachable', toVersion: '1.0.0' });
@@ -130,7 +120,7 @@ describe('trial deadlines', () => {
     const { dev } = await startDevice(f, id, {
       health: { brokerDeadline: 5_000, trialWindow: 400, checks: [{ name: 'slow', command: ['sleep', '5'], timeout: 30_000 }] },
     });
-    devices.push(dev);
+    f.devices.push(dev);
     await publishRollout(f, id, uniqueId('dep'), { artifact: serveImage(f, `${id}.img`, 'slow') });
     await waitFor(() => has(id, 'rolled-back'), 'rolled-back');
     expect(last(id)).toMatchObject({ state: 'rolled-back', reason: 'trial-timeout' });
@@ -145,7 +135,7 @@ describe('watchdog and reboot command', () => {
       healthChecks: { run: () => new Promise(() => undefined) },
       trialWatchdogMs: 300,
     });
-    devices.push(dev);
+    f.devices.push(dev);
     await publishRollout(f, id, uniqueId('dep'), { artifact: serveImage(f, `${id}.img`, 'hang') });
     await waitFor(() => has(id, 'rolled-back'), 'rolled-back after the watchdog reset');
     expect(last(id)).toMatchObject({ state: 'rolled-back', reason: 'trial-boot-failed' });
@@ -156,7 +146,7 @@ describe('watchdog and reboot command', () => {
   it('a signed reboot command reboots the device, which comes back on the same slot', async () => {
     const id = uniqueId('dev');
     const { dev, slots } = await startDevice(f, id);
-    devices.push(dev);
+    f.devices.push(dev);
     const before = (await slots.state()).powerOns;
     await sendCommand(f, id, 'reboot');
     await waitFor(() => dev.powerOns === 1, 'power cycle');
@@ -198,7 +188,7 @@ describe('bootloader errors', () => {
       powerOn: () => inner.powerOn(),
     };
     const dev = new SimulatedDevice({ config, slots, logger: silent });
-    devices.push(dev);
+    f.devices.push(dev);
     await dev.start();
     await waitFor(() => dev.agent?.connected === true, 'connected');
     await publishRollout(f, id, uniqueId('dep'), { artifact: serveImage(f, `${id}.img`, 'markbad') });
