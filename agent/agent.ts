@@ -440,6 +440,9 @@ export class Agent {
       options: { qos: 1, retain: this.cfg.broker.retainPresence },
     });
     this.session = null;
+    // Killed (power cut) while shutting down: a dead device reboots nothing. In one process (the
+    // simulator) this continuation would otherwise reboot the device's *next* boot out of its trial.
+    if (this.stopped) return;
     try {
       await this.slots.reboot();
     } catch (err) {

@@ -120,8 +120,11 @@ export class SimulatedDevice {
     const agent = await Agent.create({
       ...this.options,
       slots: this.options.slots,
-      // Never awaited inside the agent's queue: the cycle waits for that queue to drain.
+      // Never awaited inside the agent's queue: the cycle waits for that queue to drain. Only the
+      // running agent may reboot the device: one killed by a power cut (whose shutdown was still in
+      // flight) must not cut the boot that replaced it, e.g. spend that boot's one-shot trial.
       onReboot: () => {
+        if (this.current !== agent) return;
         queueMicrotask(() => void this.powerCycle());
       },
     });
