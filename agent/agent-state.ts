@@ -64,6 +64,11 @@ export const JobSchema = z.object({
   bootId: z.string().max(128).optional(),
   /** Times the agent restarted on the same boot and re-issued the reboot (bounded: no reboot loop). */
   rebootRetries: z.number().int().nonnegative().default(0),
+  /**
+   * Trials of this job interrupted after the agent came up on the new slot (power cut, reset) and
+   * booted again; bounded by MAX_TRIAL_RETRIES. Absent: none (state files from older agents).
+   */
+  trialRetries: z.number().int().nonnegative().optional(),
   trialStartedAt: z.number().int().nonnegative().optional(),
   /** A rollback or abort asked for while the reboot into the trial was already under way. */
   revertRequested: UpdateReasonSchema.optional(),

@@ -11,6 +11,7 @@
  *   downloading → verifying → installing → rebooting → trial → committing → done(committed)
  *   any pre-reboot stage → done(failed | rejected) ; trial → reverting → done(rolled-back)
  *   rollback command: rebooting → trial → committing → done(rolled-back)   (reported as rolling-back)
+ *   trial/committing interrupted (power cut, reset; the bootloader fell back) → rebooting, once
  */
 import type { AgentState } from './agent-state.js';
 import type { MachineConfig, StepResult, UpdateEvent } from './update-types.js';
@@ -29,7 +30,7 @@ import { onBoot } from './update-resume.js';
 import { onAbort, onCommand, onRollout } from './update-requests.js';
 
 export type { BootInfo, MachineConfig, StepResult, UpdateEffect, UpdateEvent } from './update-types.js';
-export { MAX_REBOOT_RETRIES, retryDelay } from './update-transitions.js';
+export { MAX_REBOOT_RETRIES, MAX_TRIAL_RETRIES, retryDelay } from './update-transitions.js';
 
 /**
  * One decision of the update machine. Pure: the caller persists `state` before carrying out

@@ -11,6 +11,7 @@ import {
   none,
   onCommitted,
   reReport,
+  retryInterruptedTrial,
   rolledBack,
   startTrial,
   toReverting,
@@ -69,11 +70,12 @@ function resumeStage(prev: AgentState, boot: BootInfo, now: number, cfg: Machine
         const next: Job = { ...job, rebootRetries: job.rebootRetries + 1, updatedAt: now };
         return { state: { ...state, job: next }, effects: [{ type: 'arm-trial' }, { type: 'reboot' }] };
       }
-      return trialBootFailed(state, job, now);
+      return retryInterruptedTrial(state, job, boot.bootId, now) ?? trialBootFailed(state, job, now);
     case 'committing':
       if (boot.booted === job.toSlot && boot.trial) return { state, effects: [{ type: 'mark-good', deploymentId: job.deploymentId }] };
       if (boot.booted === job.toSlot) return onCommitted(state, job, now);
-      return trialBootFailed(state, job, now);
+      // Health passed and mark-good was in flight when the power went: retried like any interrupted trial.
+      return retryInterruptedTrial(state, job, boot.bootId, now) ?? trialBootFailed(state, job, now);
     case 'reverting':
       if (boot.booted === job.fromSlot) {
         const reason = job.reason ?? 'internal-error';

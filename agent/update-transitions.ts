@@ -10,6 +10,14 @@ import type { MachineConfig, StepResult, UpdateEffect } from './update-types.js'
 /** Restarts on the same boot in the `rebooting` stage before the agent gives the trial up. */
 export const MAX_REBOOT_RETRIES = 3;
 
+/**
+ * Trials retried after an interruption: the new slot came up and the agent ran its trial there, then
+ * the device lost power or reset before the trial decided, and the one-shot trial fell back. Like
+ * RAUC's boot attempts (BOOT_x_LEFT) or U-Boot's bootlimit above 1, one more attempt tells a power
+ * cut from an image that takes the device down: a second interrupted trial is a trial boot failure.
+ */
+export const MAX_TRIAL_RETRIES = 1;
+
 export const none = (state: AgentState): StepResult => ({ state, effects: [] });
 export const log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): UpdateEffect =>
   fields ? { type: 'log', level, msg, fields } : { type: 'log', level, msg };
@@ -115,7 +123,40 @@ export function reReport(state: AgentState, job: Job): UpdateEffect {
 }
 
 export function trialBootFailed(state: AgentState, job: Job, now: number): StepResult {
-  const detail = `the bootloader fell back to slot ${job.fromSlot}: slot ${job.toSlot} did not come up and commit`;
+  const retried = job.trialRetries ? ` (trial attempts: ${job.trialRetries + 1})` : '';
+  const detail = `the bootloader fell back to slot ${job.fromSlot}: slot ${job.toSlot} did not come up and commit${retried}`;
   if (job.kind === 'rollback') return finish(state, job, 'failed', now, 'trial-boot-failed', detail);
   return rolledBack(state, job, now, 'trial-boot-failed', detail);
+}
+
+/**
+ * The trial was interrupted after the agent came up on the new slot (it had recorded `trial` or
+ * `committing`) and the device booted the old slot again without a verdict. The agent cannot tell a
+ * power cut from a crash or a hang, so it arms the trial once more (reported as `rebooting` with
+ * reason `trial-interrupted`); only when the retries are spent is the fall-back a trial boot failure.
+ * A trial that never reached the agent (a boot loop, a brick) is not retried. Null: not retried.
+ */
+export function retryInterruptedTrial(state: AgentState, job: Job, bootId: string, now: number): StepResult | null {
+  if (job.stage !== 'trial' && job.stage !== 'committing') return null;
+  const retries = job.trialRetries ?? 0;
+  if (retries >= MAX_TRIAL_RETRIES || job.revertRequested) return null;
+  const next: Job = {
+    ...job,
+    stage: 'rebooting',
+    bootId,
+    rebootRetries: 0,
+    trialRetries: retries + 1,
+    // A rollback job keeps its rollback-command reason: its reports must still say who ordered it.
+    ...(job.kind === 'install' ? { reason: 'trial-interrupted' as const } : {}),
+    detail: `the trial of slot ${job.toSlot} was interrupted before it decided (power loss or reset); the bootloader fell back to slot ${job.fromSlot}; trying the trial again`,
+  };
+  // The retried trial gets a full window of its own.
+  delete next.trialStartedAt;
+  const r = transition(state, next, now);
+  r.effects.push(
+    log('warn', 'trial interrupted before it decided; retrying it', { deploymentId: job.deploymentId, trialRetries: retries + 1 }),
+    { type: 'arm-trial' },
+    { type: 'reboot' },
+  );
+  return r;
 }

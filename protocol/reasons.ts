@@ -38,5 +38,6 @@ export const UpdateReasonSchema = z.enum([
   'busy', // another update is in progress
   'internal-error', // a bug or unexpected condition; see the device log
   'aborted', // the coordinator stopped the wave (cleared it, or left a rollout-cancel) before this device reached its trial; nothing was booted
+  'trial-interrupted', // the new slot came up and the agent ran, then the device lost power or reset before the trial decided; the trial is retried (not evidence against the image by itself)
 ]);
 export type UpdateReason = z.infer<typeof UpdateReasonSchema>;

@@ -23,6 +23,14 @@ export const TRIAL_FAILURE_REASONS: readonly UpdateReason[] = [
   'broker-unreachable',
   'trial-timeout',
 ];
+/**
+ * Reasons that say a trial was cut short before it decided (a power loss or reset after the new
+ * slot came up): not evidence against the image, so never a trial failure (the any-one hard limit).
+ * The agent reports it with `rebooting` while it retries the trial (in progress); any other state
+ * carrying it counts as an install failure (the share limit). A second interruption of the same
+ * trial is reported as `trial-boot-failed`.
+ */
+export const INCONCLUSIVE_TRIAL_REASONS: readonly UpdateReason[] = ['trial-interrupted'];
 /** Reasons a device refuses a manifest because it is not meant for it: neither success nor failure. */
 export const INELIGIBLE_REASONS: readonly UpdateReason[] = [
   'wrong-hardware',

@@ -22,10 +22,14 @@ export interface World {
   healthy: (version: string) => boolean;
   /** Whether a version boots at all. */
   boots: (version: string) => boolean;
+  /** Whether a version's trial resets the device once the agent has started it (a crash, a hang). */
+  resetsInTrial: (version: string) => boolean;
   writes: number;
+  /** Trials armed so far. */
+  arms: number;
 }
 
-export function newWorld(opts: Partial<Pick<World, 'healthy' | 'boots'>> = {}): World {
+export function newWorld(opts: Partial<Pick<World, 'healthy' | 'boots' | 'resetsInTrial'>> = {}): World {
   return {
     primary: 'A',
     booted: 'A',
@@ -35,7 +39,9 @@ export function newWorld(opts: Partial<Pick<World, 'healthy' | 'boots'>> = {}): 
     reports: [],
     healthy: opts.healthy ?? (() => true),
     boots: opts.boots ?? (() => true),
+    resetsInTrial: opts.resetsInTrial ?? (() => false),
     writes: 0,
+    arms: 0,
   };
 }
 
@@ -149,6 +155,7 @@ function execute(w: World, e: UpdateEffect, m: Manifest): UpdateEvent[] | 'reboo
       const target = otherSlot(w.booted);
       if (!w.slots[target]) throw new Error('armed an empty slot');
       w.trial = target;
+      w.arms++;
       return [];
     }
     case 'reboot':
@@ -156,6 +163,10 @@ function execute(w: World, e: UpdateEffect, m: Manifest): UpdateEvent[] | 'reboo
       return 'rebooted';
     case 'start-trial': {
       const v = w.slots[w.booted]!;
+      if (w.resetsInTrial(v)) {
+        powerOn(w);
+        return 'rebooted';
+      }
       return w.healthy(v)
         ? [{ type: 'health-passed', deploymentId: e.deploymentId }]
         : [{ type: 'health-failed', deploymentId: e.deploymentId, reason: 'health-check-failed', detail: 'check failed' }];

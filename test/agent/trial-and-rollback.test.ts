@@ -139,6 +139,8 @@ describe('watchdog and reboot command', () => {
     await publishRollout(f, id, uniqueId('dep'), { artifact: serveImage(f, `${id}.img`, 'hang') });
     await waitFor(() => has(id, 'rolled-back'), 'rolled-back after the watchdog reset');
     expect(last(id)).toMatchObject({ state: 'rolled-back', reason: 'trial-boot-failed' });
+    // The first reset looks like any interrupted trial and is retried once; the second one counts.
+    expect(f.observer.statuses(id).filter((s) => s.state === 'rebooting' && s.reason === 'trial-interrupted')).toHaveLength(1);
     await dev.settled();
     expect(await slots.state()).toMatchObject({ primary: 'A', booted: 'A' });
   });

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildManifest } from '../../firmware/manifest.js';
 import { initialAgentState, type AgentState, type Job } from '../../agent/agent-state.js';
-import { step, MAX_REBOOT_RETRIES, type UpdateEvent } from '../../agent/update-machine.js';
+import { step, MAX_REBOOT_RETRIES, MAX_TRIAL_RETRIES, type UpdateEvent } from '../../agent/update-machine.js';
 import type { Command } from '../../protocol/signed.js';
 import { CFG, newWorld, run } from './machine-world.js';
 
@@ -172,6 +172,55 @@ const rows: Row[] = [
     result: 'rolled-back',
     reason: 'trial-boot-failed',
     effects: ['report'],
+  },
+  {
+    name: 'trial interrupted after the agent came up (power cut), bootloader fell back → retry the trial once',
+    state: withJob(job('trial', { bootId: 'b1', trialStartedAt: 5 }), { lastBootId: 'b2' }),
+    event: boot('A', 'A', 'b3'),
+    stage: 'rebooting',
+    reason: 'trial-interrupted',
+    effects: ['report', 'log', 'arm-trial', 'reboot'],
+  },
+  {
+    name: 'mark-good interrupted by a power cut, bootloader fell back → retry the trial once',
+    state: withJob(job('committing', { bootId: 'b1' })),
+    event: boot('A', 'A', 'b3'),
+    stage: 'rebooting',
+    reason: 'trial-interrupted',
+    effects: ['report', 'log', 'arm-trial', 'reboot'],
+  },
+  {
+    name: 'retried trial interrupted again → rolled-back trial-boot-failed',
+    state: withJob(job('trial', { bootId: 'b3', trialRetries: MAX_TRIAL_RETRIES })),
+    event: boot('A', 'A', 'b5'),
+    stage: 'done',
+    result: 'rolled-back',
+    reason: 'trial-boot-failed',
+    effects: ['report'],
+  },
+  {
+    name: 'retried trial never reached the agent (boot loop) → rolled-back trial-boot-failed',
+    state: withJob(job('rebooting', { bootId: 'b3', trialRetries: 1, reason: 'trial-interrupted' })),
+    event: boot('A', 'A', 'b4'),
+    stage: 'done',
+    result: 'rolled-back',
+    reason: 'trial-boot-failed',
+    effects: ['report'],
+  },
+  {
+    name: 'retried trial boots → trial with a fresh window',
+    state: withJob(job('rebooting', { bootId: 'b3', trialRetries: 1, reason: 'trial-interrupted' })),
+    event: boot('B', 'A', 'b4'),
+    stage: 'trial',
+    effects: ['report', 'start-trial'],
+  },
+  {
+    name: 'interrupted rollback trial → retried, still reported as ordered by the rollback command',
+    state: withJob(job('trial', { kind: 'rollback', bootId: 'b1', reason: 'rollback-command' })),
+    event: boot('A', 'A', 'b3'),
+    stage: 'rebooting',
+    reason: 'rollback-command',
+    effects: ['report', 'log', 'arm-trial', 'reboot'],
   },
   { name: 'health passed → committing: mark good', state: withJob(job('trial')), event: { type: 'health-passed', deploymentId: 'd1' }, stage: 'committing', effects: ['stop-trial', 'mark-good'] },
   {
@@ -380,6 +429,26 @@ describe('update machine transitions', () => {
     expect(written.slotDeployments.B).toBe('d1');
   });
 
+  it('an interrupted trial is re-armed from the fall-back boot, with its own full window', () => {
+    const interrupted = step(withJob(job('trial', { bootId: 'b1', trialStartedAt: 5 })), boot('A', 'A', 'b3'), 100, CFG);
+    expect(interrupted.state.job).toMatchObject({ stage: 'rebooting', bootId: 'b3', trialRetries: 1, rebootRetries: 0 });
+    expect(interrupted.state.job?.trialStartedAt).toBeUndefined();
+    expect(interrupted.effects[0]).toMatchObject({ type: 'report', state: 'rebooting', reason: 'trial-interrupted', fromVersion: '1.0.0', toVersion: '1.1.0' });
+    // Killed before the reboot happened (same boot): armed again, not counted as a fall-back.
+    const again = step(interrupted.state, boot('A', 'A', 'b3'), 200, CFG);
+    expect(again.state.job).toMatchObject({ stage: 'rebooting', rebootRetries: 1 });
+    const trial = step(interrupted.state, boot('B', 'A', 'b4'), 300, CFG);
+    expect(trial.effects.find((e) => e.type === 'start-trial')).toMatchObject({ deadlineAt: 300 + CFG.trialWindowMs });
+    const committed = step(step(trial.state, { type: 'health-passed', deploymentId: 'd1' }, 400, CFG).state, { type: 'marked-good', deploymentId: 'd1' }, 410, CFG);
+    expect(committed.state.job).toMatchObject({ stage: 'done', result: 'committed' });
+    expect(committed.state.job?.reason).toBeUndefined();
+  });
+
+  it('a trial interrupted twice names the attempts in its trial-boot-failed detail', () => {
+    const r = step(withJob(job('trial', { bootId: 'b3', trialRetries: 1 })), boot('A', 'A', 'b5'), 1, CFG);
+    expect(r.state.job?.detail).toContain('trial attempts: 2');
+  });
+
   it('raises the security floor only on commit', () => {
     const r = step(withJob(job('committing')), { type: 'marked-good', deploymentId: 'd1' }, 1, CFG);
     expect(r.state.securityFloor).toBe(2);
@@ -430,6 +499,9 @@ describe('crash points', () => {
         else {
           expect(j.reason).toBe('trial-boot-failed');
           expect(r.world.slots[r.world.booted]).toBe('1.0.0');
+          // Once the good image has come up in its trial, one power cut never rolls it back: only a
+          // cut before the agent ran on the new slot (indistinguishable from a boot loop) does.
+          if (kind === 'power') expect(r.world.reports.some((x) => x.state === 'trial'), `crash after effect ${k}`).toBe(false);
         }
         expect(r.world.slots[r.world.primary]).not.toBeNull();
         expect(r.state.slotVersions[r.state.booted]).toBe(r.world.slots[r.world.booted]);
@@ -485,6 +557,15 @@ describe('crash points', () => {
     const r = run(newWorld({ boots: (v) => v !== '1.1.0' }), { manifest });
     expect(r.state.job).toMatchObject({ stage: 'done', result: 'rolled-back', reason: 'trial-boot-failed' });
     expect(r.world.booted).toBe('A');
+    // A boot loop never reaches the agent: no second trial.
+    expect(r.world.arms).toBe(1);
+  });
+
+  it('a firmware that resets the device during every trial is caught after one retried trial', () => {
+    const r = run(newWorld({ resetsInTrial: (v) => v === '1.1.0' }), { manifest });
+    expect(r.state.job).toMatchObject({ stage: 'done', result: 'rolled-back', reason: 'trial-boot-failed', trialRetries: MAX_TRIAL_RETRIES });
+    expect(r.world).toMatchObject({ primary: 'A', booted: 'A', arms: 1 + MAX_TRIAL_RETRIES });
+    expect(r.world.reports.filter((x) => x.reason === 'trial-interrupted').map((x) => x.state)).toEqual(['rebooting', 'trial']);
   });
 
   it('an abort right after the rollout never reboots into the update', () => {

@@ -11,6 +11,8 @@ import {
   countSnapshot,
   hardGateVerdict,
   hardGatesAnalyzer,
+  INCONCLUSIVE_TRIAL_REASONS,
+  TRIAL_FAILURE_REASONS,
 } from '../../coordinator/gate/hard-gates.js';
 import { combineOutcomes, type NamedOutcome } from '../../coordinator/gate/combine.js';
 import { inputsDigest, runGate } from '../../coordinator/gate/run-gate.js';
@@ -61,6 +63,22 @@ describe('hard gates', () => {
       [[undefined, undefined], 'no-report'],
     ];
     for (const [args, want] of table) expect(classifyUpdate(...args), JSON.stringify(args)).toBe(want);
+  });
+
+  it('an interrupted trial (power loss after the new slot came up) is never a trial failure', () => {
+    expect(INCONCLUSIVE_TRIAL_REASONS.filter((r) => TRIAL_FAILURE_REASONS.includes(r))).toEqual([]);
+    // The agent retries the trial: reported as rebooting, then trial, with the reason.
+    expect(classifyUpdate('rebooting', 'trial-interrupted')).toBe('in-progress');
+    expect(classifyUpdate('trial', 'trial-interrupted')).toBe('in-progress');
+    // Ending on it would be odd; it then counts against the share limit, not the any-one limit.
+    expect(classifyUpdate('rolled-back', 'trial-interrupted')).toBe('install-failure');
+    const retrying = dev(3, { update: { state: 'rebooting', reason: 'trial-interrupted' } });
+    const c = countSnapshot(snap([dev(1), dev(2), retrying, dev(4)]));
+    expect(c).toMatchObject({ trialFailures: 0, installFailures: 0 });
+    expect(hardGateVerdict(c, policy).recommendation).toBe('Proceed');
+    // Its second interruption is reported as a trial boot failure, and that aborts as before.
+    const twice = countSnapshot(snap([dev(1), dev(2), dev(3, { update: { state: 'rolled-back', reason: 'trial-boot-failed' } }), dev(4)]));
+    expect(hardGateVerdict(twice, policy)).toMatchObject({ recommendation: 'Abort', rule: 'hard-limit:trial-failures' });
   });
 
   it('all committed and enough reporters → Proceed with passing evidence', () => {

@@ -155,3 +155,21 @@ describe('simulated device host', () => {
     expect(faultCounts['download-cut']).toBe(1);
   });
 });
+
+describe('simulated device host: power loss around the trial of a good release', () => {
+  it.each(['installing', 'rebooting', 'trial', 'committing'] as const)(
+    'a power cut soon after %s still ends committed on the new version (an interrupted trial is retried)',
+    async (stage) => {
+      const { host, publishRollout, faultCounts } = await world({ kind: 'healthy' }, { powerLossShare: 1, powerLossStages: [stage] });
+      await host.start();
+      await until(() => host.connected);
+      await publishRollout();
+      await until(() => host.slots.primary === 'B' && !host.slots.trial && host.connected, 20_000);
+      expect(faultCounts['power-losses']).toBe(1);
+      expect(host.truth.finalVersion).toBe('1.1.0');
+      expect(host.truth.brickedBySystem).toBeNull();
+      // At most one retried trial: the trial armed for the install, plus one after an interruption.
+      expect(host.slots.calls.arms).toBeLessThanOrEqual(2);
+    },
+  );
+});
