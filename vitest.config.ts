@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -7,5 +8,8 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Network tests bind 127.0.0.1 port 0 and use unique ids, so files may run in parallel.
     pool: 'forks',
+    // Worker threads (the coordinator's telemetry thread) load their entry with Node itself, not
+    // through vitest: this loader lets them run the TypeScript sources.
+    execArgv: ['--import', fileURLToPath(new URL('./test/support/register-ts.js', import.meta.url))],
   },
 });

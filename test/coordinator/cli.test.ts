@@ -13,7 +13,7 @@ import { bucketOf } from '../../protocol/bucket.js';
 import { startCoordinator, tempDir, uniqueId, waitFor } from './helpers.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const loader = fileURLToPath(new URL('./register-ts.js', import.meta.url));
+const loader = fileURLToPath(new URL('../support/register-ts.js', import.meta.url));
 const fleetTs = join(root, 'coordinator/cli/fleet.ts');
 
 function fleet(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {

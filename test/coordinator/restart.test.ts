@@ -28,7 +28,7 @@ afterEach(async () => {
 });
 
 async function spawnCoordinator(dataDir: string): Promise<{ child: ChildProcess; info: ChildInfo }> {
-  const child = spawn(process.execPath, ['--import', here('./register-ts.js'), here('./coordinator-child.ts'), dataDir], {
+  const child = spawn(process.execPath, ['--import', here('../support/register-ts.js'), here('./coordinator-child.ts'), dataDir], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.add(child);

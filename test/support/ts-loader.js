@@ -1,20 +1,23 @@
-// Test-only ESM loader: lets a child Node process run the TypeScript sources directly (the coordinator
-// killed with SIGKILL in the restart test). `.js` imports resolve to the `.ts` file beside them;
+// Test-only ESM loader: lets a child Node process or a worker thread run the TypeScript sources directly
+// (the coordinator killed with SIGKILL in the restart test, the telemetry thread). `.js` imports and
+// entry points resolve to the `.ts` file beside them when no `.js` file exists;
 // `.ts` files are transpiled with the project's TypeScript (types are not checked here), and the
 // output is cached by content hash so a restarted child starts quickly.
 import { createHash } from 'node:crypto';
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, writeFile, mkdir, rename } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import process from 'node:process';
 import { join } from 'node:path';
-import { URL, fileURLToPath } from 'node:url';
+import { URL, fileURLToPath, pathToFileURL } from 'node:url';
 
 const cacheDir = join(tmpdir(), 'fleet-ts-loader-cache');
 let ts;
 
 export async function resolve(specifier, context, next) {
-  if ((specifier.startsWith('.') || specifier.startsWith('/') || specifier.startsWith('file:')) && specifier.endsWith('.js') && context.parentURL) {
-    const url = new URL(specifier, context.parentURL);
+  if ((specifier.startsWith('.') || specifier.startsWith('/') || specifier.startsWith('file:')) && specifier.endsWith('.js')) {
+    // An entry point (a worker's) has no parent: it comes as an absolute path or file: URL.
+    const url = context.parentURL ? new URL(specifier, context.parentURL) : specifier.startsWith('file:') ? new URL(specifier) : pathToFileURL(specifier);
     const tsUrl = new URL(url.href.replace(/\.js$/, '.ts'));
     if (!existsSync(fileURLToPath(url)) && existsSync(fileURLToPath(tsUrl))) return { url: tsUrl.href, shortCircuit: true };
   }
@@ -33,6 +36,9 @@ export async function load(url, context, next) {
     compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true, sourceMap: false },
   });
   await mkdir(cacheDir, { recursive: true });
-  await writeFile(key, out.outputText);
+  // Written aside and renamed: test processes and their threads load the same files concurrently.
+  const tmp = `${key}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  await writeFile(tmp, out.outputText);
+  await rename(tmp, key);
   return { format: 'module', source: out.outputText, shortCircuit: true };
 }
