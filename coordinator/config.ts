@@ -52,16 +52,19 @@ export const CoordinatorConfigSchema = z.object({
   credentialCost: z.number().int().min(4).max(20).default(14),
   telemetry: z
     .object({
+      /**
+       * Telemetry is committed to telemetry.db at most this long (real time) after it arrived. Parsing
+       * and storing run on the telemetry thread, never on the broker's.
+       */
       flushIntervalMs: z.number().int().positive().default(200),
       /**
-       * Queued telemetry messages that trigger a flush before the interval ends. The flush runs right
-       * after the current I/O round, never inside the broker's delivery hook. Bigger batches amortise
-       * the per-device rollup and counter rows, which is most of the storage cost under load.
+       * Waiting telemetry messages that trigger a commit before the interval ends. Bigger commits
+       * amortise the per-device rollup, samples and counter rows, which are most of the storage cost.
        */
       maxBatch: z.number().int().positive().default(10_000),
       /**
-       * Hard bound on queued telemetry (memory). Past it, messages are dropped and counted as
-       * `telemetry.dropped` until the next flush drains the queue. Statuses never go through this queue.
+       * Hard bound on telemetry waiting or being stored (memory). Past it, messages are dropped and
+       * counted as `telemetry.dropped` until commits catch up. Statuses never go through this queue.
        */
       maxQueue: z.number().int().positive().default(50_000),
       rollupSlotMs: z.number().int().positive().default(60_000),

@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
 import { publicKeyPem, type SigningKey } from '../firmware/keys.js';
-import type { HelloMessage, PresenceMessage, StatusMessage, TelemetryMessage } from '../protocol/messages.js';
+import type { HelloMessage, PresenceMessage, StatusMessage } from '../protocol/messages.js';
 import type { GateAnalyzer } from './gate/analyzer.js';
 import { createCanaryServices } from './canary/canary-services.js';
 import { FLAGS_TOPIC } from '../protocol/topics.js';
@@ -29,7 +29,9 @@ import type { Transport } from './broker/transport.js';
 import { DeviceIngest } from './ingest/device-ingest.js';
 import { StatusInbox } from './ingest/status-inbox.js';
 import { DeviceRegistry, type DeviceRecord } from './registry/device-registry.js';
-import { TelemetryStore } from './telemetry/telemetry-store.js';
+import { TelemetryWriter } from './telemetry/telemetry-writer.js';
+import { openTelemetryDatabase } from './telemetry/telemetry-schema.js';
+import { importLegacyTelemetry } from './telemetry/legacy-import.js';
 import { SnapshotBuilder } from './telemetry/snapshot-builder.js';
 import { ArtifactStore, type ArtifactRecord } from './artifacts/artifact-store.js';
 import { ArtifactServer } from './artifacts/artifact-server.js';
@@ -49,6 +51,9 @@ import { ValidationError } from '../protocol/errors.js';
 import { formatIssues } from '../protocol/parse.js';
 
 export const COORDINATOR_VERSION = '0.1.0';
+
+/** How often devices' last-seen times are written to the store (real time). */
+const SEEN_FLUSH_MS = 5_000;
 
 export interface CoordinatorOptions {
   /** Configuration (merged over FLEET_* variables from `env`); `dataDir` is required unless FLEET_DATA_DIR is set. */
@@ -81,7 +86,6 @@ export class Coordinator {
   private stopped = false;
   private flushTimer: TimerHandle | undefined;
   /** An early flush (queue reached maxBatch), run after the current I/O round. Real scheduling, not clock time. */
-  private flushSoon: NodeJS.Immediate | undefined;
   private pruneTimer: TimerHandle | undefined;
 
   private constructor(
@@ -93,7 +97,9 @@ export class Coordinator {
     readonly counters: Counters,
     readonly registry: DeviceRegistry,
     readonly credentials: CredentialStore,
-    readonly telemetry: TelemetryStore,
+    readonly telemetry: TelemetryWriter,
+    /** A read connection to telemetry.db (rollups, samples); the telemetry thread writes it. */
+    readonly telemetryDb: Db,
     readonly artifacts: ArtifactStore,
     readonly firmware: FirmwareService,
     readonly auditLog: AuditLog,
@@ -117,17 +123,57 @@ export class Coordinator {
     const logger = (options.logger ?? pino({ level: 'info' })).child({ module: 'coordinator' });
     mkdirSync(config.dataDir, { recursive: true });
     const { key, trustDir } = await loadCoordinatorKey(config);
-    const db = openDatabase(join(config.dataDir, 'fleet.db'));
+    // telemetry.db first: telemetry an older coordinator kept in fleet.db moves there before fleet.db's
+    // migration 9 drops it. Opened (and migrated) here so the telemetry thread and this read connection agree.
+    const fleetPath = join(config.dataDir, 'fleet.db');
+    const telemetryPath = join(config.dataDir, 'telemetry.db');
+    const telemetryDb = openTelemetryDatabase(telemetryPath);
+    let db: Db;
+    try {
+      const moved = importLegacyTelemetry(telemetryDb, fleetPath);
+      if (moved.rollups + moved.samples + moved.counters > 0) logger.info(moved, 'moved telemetry from fleet.db to telemetry.db');
+      db = openDatabase(fleetPath);
+    } catch (err) {
+      closeDatabase(telemetryDb);
+      throw err;
+    }
     const counters = new Counters();
     const now = (): number => clock.now();
     const registry = DeviceRegistry.load(db);
     const credentials = new CredentialStore(db, config.credentialCost, now);
     const auditLog = new AuditLog(db);
-    const telemetry = new TelemetryStore(db, {
-      rollupSlotMs: config.telemetry.rollupSlotMs,
-      rawRetentionMs: config.telemetry.rawRetentionMs,
-      maxExposureGapMs: config.telemetry.silentAfterMs,
-    });
+    // Handlers call into the coordinator built below; devices cannot connect before it exists.
+    const ingest = new DeviceIngest(
+      {
+        hello: (m) => c.onHello(m),
+        status: (m) => c.onStatus(m),
+        telemetry: (deviceId, payload) => c.onTelemetry(deviceId, payload),
+        presence: (m) => c.onPresence(m),
+      },
+      counters,
+      logger.child({ module: 'ingest' }),
+    );
+    let telemetry: TelemetryWriter;
+    try {
+      telemetry = await TelemetryWriter.start({
+        path: telemetryPath,
+        store: { rollupSlotMs: config.telemetry.rollupSlotMs, rawRetentionMs: config.telemetry.rawRetentionMs, maxExposureGapMs: config.telemetry.silentAfterMs },
+        flushIntervalMs: config.telemetry.flushIntervalMs,
+        maxBatch: config.telemetry.maxBatch,
+        maxQueue: config.telemetry.maxQueue,
+        timers,
+        logger: logger.child({ module: 'telemetry' }),
+        counters,
+        onVersions: (notes) => {
+          for (const n of notes) registry.noteVersion(n.deviceId, n.firmwareVersion, n.slot);
+        },
+        onBad: (bad, count) => ingest.reportBad('telemetry', bad, count),
+      });
+    } catch (err) {
+      closeDatabase(telemetryDb);
+      closeDatabase(db);
+      throw err;
+    }
     const artifacts = new ArtifactStore(db, config.dataDir);
 
     const previous = readPorts(config.dataDir);
@@ -158,7 +204,7 @@ export class Coordinator {
           counters,
         });
     const publisher = new Publisher(db, transport, now);
-    const snapshots = new SnapshotBuilder(db, config.telemetry.rollupSlotMs);
+    const snapshots = new SnapshotBuilder(telemetryDb, config.telemetry.rollupSlotMs);
     const inbox = new StatusInbox(db);
 
     // Feature flags and flag-driven canary analysis; device flags go out retained on the flags topic.
@@ -192,7 +238,7 @@ export class Coordinator {
       onAudit: (e) => events.emit('audit', e),
     });
 
-    const c = new Coordinator(config, logger, clock, timers, db, counters, registry, credentials, telemetry, artifacts, firmware,
+    const c = new Coordinator(config, logger, clock, timers, db, counters, registry, credentials, telemetry, telemetryDb, artifacts, firmware,
       auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken);
     (c as { events: EventEmitter<CoordinatorEvents> }).events = events;
     const audit = (actor: string, action: string, subject: string, detail: Record<string, unknown> = {}): void => {
@@ -214,16 +260,6 @@ export class Coordinator {
     canary.registerRoutes(router);
     registry.subscribe((d, change) => events.emit('device', d, change));
 
-    const ingest = new DeviceIngest(
-      {
-        hello: (m) => c.onHello(m),
-        status: (m) => c.onStatus(m),
-        telemetry: (m) => c.onTelemetry(m),
-        presence: (m) => c.onPresence(m),
-      },
-      counters,
-      logger.child({ module: 'ingest' }),
-    );
     transport.onMessage(ingest.handle);
     transport.onConnection({
       onDisconnect: (id) => {
@@ -254,6 +290,8 @@ export class Coordinator {
       await rollouts.stop().catch(() => undefined);
       await transport.stop().catch(() => undefined);
       await http.stop().catch(() => undefined);
+      await telemetry.stop().catch(() => undefined);
+      closeDatabase(telemetryDb);
       closeDatabase(db);
       throw err;
     }
@@ -294,24 +332,12 @@ export class Coordinator {
     return this.rollouts.status(m);
   }
 
-  private onTelemetry(m: TelemetryMessage): void {
+  private onTelemetry(deviceId: string, payload: Buffer): void {
+    // Inside the broker's delivery hook: the transport vouched for the publisher, so the device is
+    // alive; the payload is parsed and stored on the telemetry thread (telemetry-writer.ts).
     const now = this.clock.now();
-    this.registry.seen(m.deviceId, now);
-    this.registry.noteVersion(m.deviceId, m.firmwareVersion, m.slot);
-    // This runs inside the broker's delivery hook: only queue here. SQLite work happens in batches
-    // after the I/O round, so delivery to the next message never waits for a transaction.
-    const pending = this.telemetry.pending;
-    if (pending >= this.config.telemetry.maxQueue) {
-      this.counters.inc('telemetry.dropped');
-      return;
-    }
-    this.telemetry.enqueue(m, now);
-    if (pending + 1 >= this.config.telemetry.maxBatch && !this.flushSoon) {
-      this.flushSoon = setImmediate(() => {
-        this.flushSoon = undefined;
-        this.flush();
-      });
-    }
+    this.registry.seen(deviceId, now);
+    this.telemetry.enqueue(deviceId, payload, now);
   }
 
   private onPresence(m: PresenceMessage): void {
@@ -322,36 +348,45 @@ export class Coordinator {
 
   // ---- housekeeping ----------------------------------------------------------------------------
 
-  /** Writes queued telemetry and last-seen times in one transaction. */
-  flush(): number {
+  /** Stores queued telemetry and devices' last-seen times; resolves with telemetry messages written. */
+  async flush(): Promise<number> {
     if (this.stopped) return 0;
+    this.flushSeen();
+    return this.telemetry.flush();
+  }
+
+  private flushSeen(): void {
     try {
-      return this.telemetry.flush(() => this.registry.flushSeen());
+      this.db.transaction(() => this.registry.flushSeen())();
     } catch (err) {
-      this.counters.inc('telemetry.flush.errors');
-      this.logger.error({ err }, 'telemetry flush failed');
-      return 0;
+      this.counters.inc('registry.flush.errors');
+      this.logger.error({ err }, 'storing last-seen times failed');
     }
   }
 
+  /** Last-seen times live in memory; the store gets them every few seconds, for a restart to start from. */
   private scheduleFlush(): void {
     if (this.stopped) return;
     this.flushTimer = this.timers.setTimeout(() => {
-      this.flush();
+      this.flushSeen();
       this.scheduleFlush();
-    }, this.config.telemetry.flushIntervalMs);
+    }, SEEN_FLUSH_MS);
   }
 
   private schedulePrune(): void {
     if (this.stopped) return;
     this.pruneTimer = this.timers.setTimeout(() => {
       try {
-        const n = this.telemetry.prune(this.clock.now());
         this.inbox.prune(this.clock.now());
-        if (n) this.logger.debug({ rows: n }, 'pruned raw telemetry');
       } catch (err) {
-        this.logger.error({ err }, 'telemetry prune failed');
+        this.logger.error({ err }, 'status inbox prune failed');
       }
+      this.telemetry.prune(this.clock.now()).then(
+        (n) => {
+          if (n) this.logger.debug({ chunks: n }, 'pruned raw telemetry');
+        },
+        (err: unknown) => this.logger.error({ err }, 'telemetry prune failed'),
+      );
       this.schedulePrune();
     }, 60_000);
   }
@@ -433,17 +468,13 @@ export class Coordinator {
     if (this.stopped) return;
     this.stopped = true;
     if (this.flushTimer) this.timers.clearTimeout(this.flushTimer);
-    if (this.flushSoon) clearImmediate(this.flushSoon);
-    this.flushSoon = undefined;
     if (this.pruneTimer) this.timers.clearTimeout(this.pruneTimer);
     await this.rollouts.stop();
     await this.http.stop();
     await this.transport.stop();
-    try {
-      this.telemetry.flush(() => this.registry.flushSeen());
-    } catch (err) {
-      this.logger.error({ err }, 'final telemetry flush failed');
-    }
+    this.flushSeen();
+    await this.telemetry.stop();
+    closeDatabase(this.telemetryDb);
     closeDatabase(this.db);
     this.events.removeAllListeners();
     this.logger.info('coordinator stopped');

@@ -32,7 +32,9 @@ export function parsePayload<S extends z.ZodType>(
 ): ParseResult<z.infer<S>> {
   let value: unknown;
   try {
-    value = JSON.parse(typeof payload === 'string' ? payload : Buffer.from(payload).toString('utf8'));
+    // A view, not Buffer.from(payload): that would copy every message's bytes first.
+    const text = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8');
+    value = JSON.parse(text);
   } catch (err) {
     return { ok: false, error: new ValidationError(what, [`not JSON: ${(err as Error).message}`]) };
   }

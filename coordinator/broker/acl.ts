@@ -15,7 +15,8 @@ export interface DeviceIdentity {
 
 export type AclDecision = { ok: true } | { ok: false; reason: string };
 
-export function authorizeDevicePublish(identity: DeviceIdentity, topic: string): AclDecision {
+/** Publishing depends on the device id alone (the hardware model matters only for subscriptions). */
+export function authorizeDevicePublish(identity: Pick<DeviceIdentity, 'deviceId'>, topic: string): AclDecision {
   const parsed = parseTopic(topic);
   if (!parsed || parsed.kind !== 'device') return { ok: false, reason: 'not a device topic' };
   if (parsed.deviceId !== identity.deviceId) return { ok: false, reason: `topic belongs to device ${parsed.deviceId}` };

@@ -87,7 +87,7 @@ export class EmbeddedBroker implements Transport {
         if (!client) return done(null); // the coordinator's own in-process publishes
         const deviceId = (client as FleetClient)[DEVICE_ID];
         const decision = deviceId
-          ? authorizeDevicePublish({ deviceId, hardwareModel: this.options.hardwareModelOf(deviceId) }, packet.topic)
+          ? authorizeDevicePublish({ deviceId }, packet.topic)
           : { ok: false as const, reason: 'not authenticated' };
         if (decision.ok) return done(null);
         const reason = decision.reason;

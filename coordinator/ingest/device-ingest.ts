@@ -1,21 +1,20 @@
 /**
  * The edge for everything devices publish: topic → channel, payload parsed with the protocol/ schema
  * for that channel, the device id in the payload checked against the topic's, then handed to the
- * handlers. A bad message is counted, logged (rate-limited) and dropped; it never throws into the
- * broker. I/O shell (logging only).
+ * handlers. Telemetry, the high-volume channel, is handed on unparsed: the telemetry thread parses it
+ * with the same schema and reports the bad ones back through `reportBad`. A bad message is counted,
+ * logged (rate-limited) and dropped; it never throws into the broker. I/O shell (logging only).
  */
 import type { Logger } from 'pino';
 import { parsePayload } from '../../protocol/parse.js';
-import { parseTopic } from '../../protocol/topics.js';
+import { deviceTopic, parseTopic } from '../../protocol/topics.js';
 import {
   HelloMessageSchema,
   PresenceMessageSchema,
   StatusMessageSchema,
-  TelemetryMessageSchema,
   type HelloMessage,
   type PresenceMessage,
   type StatusMessage,
-  type TelemetryMessage,
 } from '../../protocol/messages.js';
 import type { Counters } from '../metrics.js';
 import type { InboundMessage } from '../broker/transport.js';
@@ -24,14 +23,14 @@ export interface IngestHandlers {
   hello(msg: HelloMessage): void;
   /** Resolves once the status is durably recorded; the device's PUBACK waits for it. */
   status(msg: StatusMessage): Promise<void> | void;
-  telemetry(msg: TelemetryMessage): void;
+  /** Raw telemetry from `deviceId`'s own topic (the transport checked the publisher); parsed downstream. */
+  telemetry(deviceId: string, payload: Buffer): void;
   presence(msg: PresenceMessage): void;
 }
 
 const SCHEMAS = {
   hello: HelloMessageSchema,
   status: StatusMessageSchema,
-  telemetry: TelemetryMessageSchema,
   presence: PresenceMessageSchema,
 } as const;
 
@@ -65,6 +64,11 @@ export class DeviceIngest {
       m.ack();
       return;
     }
+    if (channel === 'telemetry') {
+      this.guard(deviceId, channel, () => this.handlers.telemetry(deviceId, m.payload));
+      m.ack();
+      return;
+    }
     const parsed = parsePayload(SCHEMAS[channel], m.payload, `${channel} message`);
     if (!parsed.ok) {
       this.bad(channel, m.topic, deviceId, parsed.error.message);
@@ -78,39 +82,53 @@ export class DeviceIngest {
       return;
     }
     this.counters.inc(`ingest.${channel}`);
-    try {
-      switch (msg.kind) {
-        case 'hello':
-          this.handlers.hello(msg);
-          break;
-        case 'telemetry':
-          this.handlers.telemetry(msg);
-          break;
-        case 'presence':
-          this.handlers.presence(msg);
-          break;
-        case 'status': {
-          const done = this.handlers.status(msg);
-          if (done) {
-            done.then(
-              () => m.ack(),
-              (err: unknown) => {
-                this.counters.inc('ingest.handler.errors');
-                this.logger.error({ err, deviceId, channel }, 'status handler failed');
-                m.ack(err instanceof Error ? err : new Error(String(err)));
-              },
-            );
-            return;
-          }
-          break;
-        }
+    if (msg.kind === 'status') {
+      let done: Promise<void> | void;
+      try {
+        done = this.handlers.status(msg);
+      } catch (err) {
+        this.handlerFailed(err, deviceId, channel);
+        return m.ack();
       }
-    } catch (err) {
-      this.counters.inc('ingest.handler.errors');
-      this.logger.error({ err, deviceId, channel }, 'device message handler failed');
+      if (!done) return m.ack();
+      done.then(
+        () => m.ack(),
+        (err: unknown) => {
+          this.counters.inc('ingest.handler.errors');
+          this.logger.error({ err, deviceId, channel }, 'status handler failed');
+          m.ack(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+      return;
     }
+    this.guard(deviceId, channel, () => (msg.kind === 'hello' ? this.handlers.hello(msg) : this.handlers.presence(msg)));
     m.ack();
   };
+
+  /** Counts telemetry that failed to parse downstream: `bad` described, `count` in all. */
+  reportBad(channel: 'telemetry', bad: readonly { deviceId: string; reason: string }[], count: number): void {
+    for (const b of bad) this.bad(channel, deviceTopic(b.deviceId, channel), b.deviceId, b.reason);
+    const undescribed = count - bad.length;
+    if (undescribed > 0) {
+      this.counters.inc(`ingest.bad.${channel}`, undescribed);
+      this.counters.inc('ingest.bad', undescribed);
+      this.badLogged += undescribed;
+    }
+  }
+
+  /** Runs a handler; a handler bug is counted and logged, never thrown into the broker. */
+  private guard(deviceId: string, channel: string, run: () => void): void {
+    try {
+      run();
+    } catch (err) {
+      this.handlerFailed(err, deviceId, channel);
+    }
+  }
+
+  private handlerFailed(err: unknown, deviceId: string, channel: string): void {
+    this.counters.inc('ingest.handler.errors');
+    this.logger.error({ err, deviceId, channel }, 'device message handler failed');
+  }
 
   private bad(channel: string, topic: string, deviceId: string | undefined, reason: string): void {
     this.counters.inc(`ingest.bad.${channel}`);

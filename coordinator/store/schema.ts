@@ -1,6 +1,7 @@
 /**
- * The store's own tables (versions 1–99): devices and their credentials, artifacts, telemetry
- * (raw samples with bounded retention, per-device rollups, last cumulative counters) and the audit log.
+ * The store's own tables (versions 1–99): devices and their credentials, artifacts, the audit log,
+ * retained messages, gate snapshots, the status inbox. Telemetry was here until version 9 moved it to
+ * telemetry.db.
  * Engine, flag and canary tables are contributed by those modules (see migration-list.ts).
  */
 import type { Migration } from './migrations.js';
@@ -181,6 +182,19 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       db.exec(`
         ALTER TABLE devices ADD COLUMN operator_tags TEXT NOT NULL DEFAULT '[]';
         UPDATE devices SET operator_tags = tags, tags = '[]' WHERE last_hello IS NULL;
+      `);
+    },
+  },
+  {
+    version: 9,
+    name: 'telemetry-moved',
+    up(db) {
+      // Telemetry lives in telemetry.db now (coordinator/telemetry/telemetry-schema.ts), written by its
+      // own thread; the coordinator copied these tables there (legacy-import.ts) before this ran.
+      db.exec(`
+        DROP TABLE IF EXISTS telemetry_raw;
+        DROP TABLE IF EXISTS telemetry_rollup;
+        DROP TABLE IF EXISTS device_counters;
       `);
     },
   },

@@ -2,7 +2,7 @@
  * Per-device telemetry arithmetic: counter deltas from cumulative counters (with resets), running
  * metric sums for mean and least-squares slope, percentiles, error signatures. Pure.
  */
-import { CONTINUOUS_METRICS, EVENT_COUNTERS, type ContinuousMetric, type EventCounter, type MetricSummary } from '../../protocol/canary.js';
+import { CONTINUOUS_METRICS, EVENT_COUNTERS, type EventCounter, type MetricSummary } from '../../protocol/canary.js';
 
 export type CounterValues = Record<EventCounter, number>;
 
@@ -18,6 +18,14 @@ export function counterDeltas(prev: CounterValues | undefined, cur: CounterValue
   const out = { ...ZERO_COUNTERS };
   for (const k of EVENT_COUNTERS) out[k] = cur[k] >= prev[k] ? cur[k] - prev[k] : cur[k];
   return out;
+}
+
+/** Adds the events since `prev` (counterDeltas) into `into`, allocating nothing: this runs per message. */
+export function addCounterDeltas(into: CounterValues, prev: CounterValues, cur: CounterValues): void {
+  into.crashes += cur.crashes >= prev.crashes ? cur.crashes - prev.crashes : cur.crashes;
+  into.errors += cur.errors >= prev.errors ? cur.errors - prev.errors : cur.errors;
+  into.reboots += cur.reboots >= prev.reboots ? cur.reboots - prev.reboots : cur.reboots;
+  into.agentRestarts += cur.agentRestarts >= prev.agentRestarts ? cur.agentRestarts - prev.agentRestarts : cur.agentRestarts;
 }
 
 /** Sums for one metric over a span; t in hours from the span's reference time. */
@@ -94,14 +102,5 @@ export function errorSignature(line: string): string {
     .trim()
     .slice(0, 256);
 }
-
-export const METRIC_COLUMNS: Record<ContinuousMetric, string> = {
-  cpuPct: 'cpu',
-  memUsedMb: 'mem',
-  temperatureC: 'temp',
-  batteryPct: 'battery',
-  powerW: 'power',
-  bootTimeS: 'boot_time',
-};
 
 export { CONTINUOUS_METRICS };

@@ -15,8 +15,9 @@ import {
 import type { UpdateReason } from '../../protocol/reasons.js';
 import type { UpdateState } from '../../protocol/update-state.js';
 import type { Db } from '../store/db.js';
-import { CONTINUOUS_METRICS, METRIC_COLUMNS, addSample, emptySums, errorSignature, mergeSums, summarize, type MetricSums } from './rollup-math.js';
+import { CONTINUOUS_METRICS, addSample, emptySums, errorSignature, mergeSums, summarize, type MetricSums } from './rollup-math.js';
 import { rollupFromRow, type RollupRow } from './telemetry-store.js';
+import { unpackSamples, type Sample } from './sample-chunks.js';
 
 export interface CanaryDeviceInput {
   deviceId: string;
@@ -75,8 +76,8 @@ export class SnapshotBuilder {
       'SELECT * FROM telemetry_rollup WHERE device_id = ? AND firmware_version = ? AND slot_start >= ? AND slot_start < ? ORDER BY slot_start',
     );
     this.rawStmt = db.prepare(
-      'SELECT at, cpu, mem, temp, battery, power, boot_time FROM telemetry_raw WHERE device_id = ? AND firmware_version = ? AND at >= ? AND at <= ?',
-    );
+      'SELECT data FROM telemetry_samples WHERE device_id = ? AND last_at >= ? AND first_at <= ? AND firmware_version = ? ORDER BY first_at',
+    ).pluck();
   }
 
   build(req: SnapshotRequest): CanarySnapshot {
@@ -144,7 +145,8 @@ export class SnapshotBuilder {
     let lastAt: number | undefined;
     const lines: string[] = [];
     const warm = metricsFrom > from;
-    const raw = this.rawStmt.all(deviceId, version, Math.min(from, metricsFrom), to) as Record<string, number | null>[];
+    const rawFrom = Math.min(from, metricsFrom);
+    const raw = (this.rawStmt.all(deviceId, rawFrom, to, version) as Buffer[]).flatMap((data) => unpackSamples(data, rawFrom, to));
     for (const row of rows) {
       const r = rollupFromRow(row);
       samples += r.samples;
@@ -170,11 +172,7 @@ export class SnapshotBuilder {
     for (const name of CONTINUOUS_METRICS) {
       const s = sums[name];
       if (!s) continue;
-      const col = METRIC_COLUMNS[name];
-      const values = raw
-        .filter((r) => (r.at ?? 0) >= metricsFrom)
-        .map((r) => r[col])
-        .filter((v): v is number => typeof v === 'number');
+      const values = raw.filter((r) => r.at >= metricsFrom).flatMap((r) => (r.values[name] !== undefined ? [r.values[name]] : []));
       const summary = summarize(s, values);
       if (summary) metrics[name] = summary;
     }
@@ -193,13 +191,13 @@ export class SnapshotBuilder {
   }
 
   /** Adds raw samples taken in [from, until) to the metric sums (t in hours from `origin`). */
-  private addRaw(sums: Partial<Record<ContinuousMetric, MetricSums>>, raw: readonly Record<string, number | null>[], from: number, until: number, origin: number): void {
+  private addRaw(sums: Partial<Record<ContinuousMetric, MetricSums>>, raw: readonly Sample[], from: number, until: number, origin: number): void {
     for (const r of raw) {
-      const at = r.at ?? 0;
+      const at = r.at;
       if (at < from || at >= until) continue;
       for (const name of CONTINUOUS_METRICS) {
-        const v = r[METRIC_COLUMNS[name]];
-        if (typeof v === 'number') addSample((sums[name] ??= emptySums()), (at - origin) / 3_600_000, v);
+        const v = r.values[name];
+        if (v !== undefined) addSample((sums[name] ??= emptySums()), (at - origin) / 3_600_000, v);
       }
     }
   }

@@ -1,7 +1,9 @@
 /**
- * Telemetry ingest into SQLite: messages are queued in memory and written in one transaction per batch
- * (raw samples for tails, per-device rollups per time slot, the last cumulative counters). Raw samples
- * are kept for a bounded time; rollups carry events, exposure and metric sums. I/O shell (SQLite).
+ * Telemetry into the telemetry database (telemetry-schema.ts): parsed messages are queued in memory and
+ * written in one transaction per batch — per-device rollups per time slot, the batch's raw samples
+ * packed per device (sample-chunks.ts), the last cumulative counters. Raw samples are kept for a
+ * bounded time; rollups carry events, exposure and metric sums. I/O shell (SQLite); in the coordinator
+ * it runs on the telemetry thread (telemetry-worker.ts).
  *
  * Counters are cumulative, so a sample's events are the difference from the previous sample. When the
  * firmware version changed between the two, that difference spans the download, the install, the
@@ -11,10 +13,11 @@
 import type { TelemetryMessage } from '../../protocol/messages.js';
 import type { ContinuousMetric } from '../../protocol/canary.js';
 import type { Db } from '../store/db.js';
+import { SampleChunk } from './sample-chunks.js';
 import {
   CONTINUOUS_METRICS,
+  addCounterDeltas,
   addSample,
-  counterDeltas,
   emptySums,
   type CounterValues,
   type MetricSums,
@@ -58,13 +61,34 @@ export interface TransitionStats {
   events: CounterValues;
 }
 
+/** A rollup being accumulated; `dirty` until the next commit writes it. */
+interface LiveRollup extends RollupAcc {
+  dirty: boolean;
+}
+
+/** What the store holds per device between messages: one map lookup per message finds it all. */
+interface DeviceState {
+  deviceId: string;
+  /** The last stored reading; undefined before the device's first sample. */
+  counters: CounterState | undefined;
+  /** The rollup of the device's latest slot and version. */
+  rollup: LiveRollup | undefined;
+  /** This batch's samples on the device's current version. */
+  chunk: SampleChunk | undefined;
+  /** Changed in this batch (counters row to write). */
+  dirty: boolean;
+}
+
 export class TelemetryStore {
   private queue: { msg: TelemetryMessage; at: number }[] = [];
-  private readonly counters = new Map<string, CounterState>();
-  private readonly rollups = new Map<string, RollupAcc>();
-  private readonly dirty = new Set<string>();
-  private readonly dirtyCounters = new Set<string>();
+  private readonly devices = new Map<string, DeviceState>();
+  /** Rollups by device|slot|version, for slots still open; looked up only when a device changes slot or version. */
+  private readonly rollups = new Map<string, LiveRollup>();
+  private dirtyRollups: LiveRollup[] = [];
+  private dirtyDevices: DeviceState[] = [];
+  private chunks: SampleChunk[] = [];
   private readonly stmts;
+  private lastEvictedHorizon: number | undefined;
   /** Messages written since start. */
   written = 0;
   /** Version-change spans since start: their events are on neither cohort's side of a comparison. */
@@ -75,19 +99,20 @@ export class TelemetryStore {
     private readonly options: TelemetryStoreOptions,
   ) {
     this.stmts = {
-      raw: db.prepare(
-        'INSERT INTO telemetry_raw (device_id, at, firmware_version, cpu, mem, temp, battery, power, boot_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
+      putSamples: db.prepare('INSERT INTO telemetry_samples (device_id, firmware_version, first_at, last_at, n, data) VALUES (?, ?, ?, ?, ?, ?)'),
       getCounters: db.prepare('SELECT * FROM device_counters WHERE device_id = ?'),
-      // device_counters has no version column: the version of the last stored sample is its latest rollup's.
-      lastVersion: db.prepare('SELECT firmware_version FROM telemetry_rollup WHERE device_id = ? ORDER BY slot_start DESC, last_at DESC LIMIT 1').pluck(),
-      putCounters: db.prepare(`INSERT INTO device_counters (device_id, at, seq, crashes, errors, reboots, agent_restarts) VALUES (?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT(device_id) DO UPDATE SET at = excluded.at, seq = excluded.seq, crashes = excluded.crashes, errors = excluded.errors,
-        reboots = excluded.reboots, agent_restarts = excluded.agent_restarts`),
+      putCounters: db.prepare(`INSERT INTO device_counters (device_id, at, seq, firmware_version, crashes, errors, reboots, agent_restarts)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(device_id) DO UPDATE SET at = excluded.at, seq = excluded.seq, firmware_version = excluded.firmware_version,
+        crashes = excluded.crashes, errors = excluded.errors, reboots = excluded.reboots, agent_restarts = excluded.agent_restarts`),
       getRollup: db.prepare('SELECT * FROM telemetry_rollup WHERE device_id = ? AND slot_start = ? AND firmware_version = ?'),
-      putRollup: db.prepare(`INSERT OR REPLACE INTO telemetry_rollup (device_id, slot_start, firmware_version, samples, first_at, last_at,
-        exposure_ms, crashes, errors, reboots, agent_restarts, metrics_json, error_lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      pruneRaw: db.prepare('DELETE FROM telemetry_raw WHERE at < ?'),
+      // An upsert updates the row in place; INSERT OR REPLACE would delete and re-insert it.
+      putRollup: db.prepare(`INSERT INTO telemetry_rollup (device_id, slot_start, firmware_version, samples, first_at, last_at,
+        exposure_ms, crashes, errors, reboots, agent_restarts, metrics_json, error_lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (device_id, slot_start, firmware_version) DO UPDATE SET samples = excluded.samples, first_at = excluded.first_at,
+        last_at = excluded.last_at, exposure_ms = excluded.exposure_ms, crashes = excluded.crashes, errors = excluded.errors,
+        reboots = excluded.reboots, agent_restarts = excluded.agent_restarts, metrics_json = excluded.metrics_json, error_lines = excluded.error_lines`),
+      pruneSamples: db.prepare('DELETE FROM telemetry_samples WHERE last_at < ?'),
     };
   }
 
@@ -100,57 +125,65 @@ export class TelemetryStore {
     return this.queue.length;
   }
 
-  /** Writes every queued message in one transaction. `extra` runs inside it (e.g. last-seen updates). */
-  flush(extra?: () => void): number {
+  /** Writes every queued message in one transaction. Returns the number of messages written. */
+  flush(): number {
     const batch = this.queue;
-    if (batch.length === 0 && !extra) return 0;
+    if (batch.length === 0) return 0;
     this.queue = [];
     const run = this.db.transaction(() => {
       for (const { msg, at } of batch) this.apply(msg, at);
-      for (const key of this.dirty) this.writeRollup(this.rollups.get(key)!);
-      // One counters row per device per batch, not per message.
-      for (const id of this.dirtyCounters) {
-        const c = this.counters.get(id)!;
-        this.stmts.putCounters.run(id, c.at, c.seq, c.crashes, c.errors, c.reboots, c.agentRestarts);
+      // One rollup row, one samples row and one counters row per device per batch, not per message.
+      for (const r of this.dirtyRollups) this.writeRollup(r);
+      for (const c of this.chunks) this.stmts.putSamples.run(c.deviceId, c.firmwareVersion, c.firstAt, c.lastAt, c.length, c.pack());
+      for (const d of this.dirtyDevices) {
+        const c = d.counters!;
+        this.stmts.putCounters.run(d.deviceId, c.at, c.seq, c.version, c.crashes, c.errors, c.reboots, c.agentRestarts);
       }
-      extra?.();
     });
-    run();
-    this.dirty.clear();
-    this.dirtyCounters.clear();
-    this.evictOldRollups(batch.length ? batch[batch.length - 1]!.at : 0);
+    try {
+      run();
+    } finally {
+      for (const r of this.dirtyRollups) r.dirty = false;
+      for (const d of this.dirtyDevices) {
+        d.dirty = false;
+        d.chunk = undefined;
+      }
+      this.dirtyRollups = [];
+      this.dirtyDevices = [];
+      this.chunks = [];
+    }
+    this.evictOldRollups(batch[batch.length - 1]!.at);
     this.written += batch.length;
     return batch.length;
   }
 
-  private loadCounters(deviceId: string): CounterState | undefined {
-    const cached = this.counters.get(deviceId);
-    if (cached) return cached;
+  private device(deviceId: string): DeviceState {
+    let d = this.devices.get(deviceId);
+    if (d) return d;
     const row = this.stmts.getCounters.get(deviceId) as
-      | { at: number; seq: number; crashes: number; errors: number; reboots: number; agent_restarts: number }
+      | { at: number; seq: number; firmware_version: string; crashes: number; errors: number; reboots: number; agent_restarts: number }
       | undefined;
-    if (!row) return undefined;
-    const state: CounterState = {
+    const counters: CounterState | undefined = row && {
       at: row.at,
       seq: row.seq,
       crashes: row.crashes,
       errors: row.errors,
       reboots: row.reboots,
       agentRestarts: row.agent_restarts,
-      // '' (no rollup left) never equals a real version, so the next sample re-baselines.
-      version: (this.stmts.lastVersion.get(deviceId) as string | undefined) ?? '',
+      version: row.firmware_version,
     };
-    this.counters.set(deviceId, state);
-    return state;
+    d = { deviceId, counters, rollup: undefined, chunk: undefined, dirty: false };
+    this.devices.set(deviceId, d);
+    return d;
   }
 
-  private rollupFor(deviceId: string, slotStart: number, version: string, at: number): RollupAcc {
+  private rollupFor(deviceId: string, slotStart: number, version: string, at: number): LiveRollup {
     const key = `${deviceId}|${slotStart}|${version}`;
     let acc = this.rollups.get(key);
     if (!acc) {
       const row = this.stmts.getRollup.get(deviceId, slotStart, version) as RollupRow | undefined;
       acc = row
-        ? rollupFromRow(row)
+        ? { ...rollupFromRow(row), dirty: false }
         : {
             deviceId,
             slotStart,
@@ -162,42 +195,52 @@ export class TelemetryStore {
             events: { crashes: 0, errors: 0, reboots: 0, agentRestarts: 0 },
             metrics: {},
             errorLines: [],
+            dirty: false,
           };
       this.rollups.set(key, acc);
     }
-    this.dirty.add(key);
     return acc;
   }
 
   private apply(msg: TelemetryMessage, at: number): void {
     const id = msg.deviceId;
-    const prev = this.loadCounters(id);
+    const version = msg.firmwareVersion;
+    const d = this.device(id);
+    const prev = d.counters;
     // MQTT keeps one connection's messages in order, so receive order is the order; the same seq
     // twice is a redelivery. (seq may restart with the agent, so it is not compared for order.)
     if (prev && msg.seq === prev.seq && at - prev.at < this.options.maxExposureGapMs) return;
     const slotStart = Math.floor(at / this.options.rollupSlotMs) * this.options.rollupSlotMs;
-    const acc = this.rollupFor(id, slotStart, msg.firmwareVersion, at);
+    let acc = d.rollup;
+    if (!acc || acc.slotStart !== slotStart || acc.firmwareVersion !== version) acc = d.rollup = this.rollupFor(id, slotStart, version, at);
+    if (!acc.dirty) {
+      acc.dirty = true;
+      this.dirtyRollups.push(acc);
+    }
     acc.samples++;
     if (at < acc.firstAt) acc.firstAt = at;
     if (at > acc.lastAt) acc.lastAt = at;
-    const sameVersion = prev !== undefined && prev.version === msg.firmwareVersion;
-    if (sameVersion && at > prev.at) {
-      acc.exposureMs += Math.min(at - prev.at, this.options.maxExposureGapMs);
-    }
-    {
-      const deltas = counterDeltas(prev, msg.counters);
+    const cur = msg.counters;
+    if (!prev) {
+      // The first reading is the baseline: nothing before it can be dated.
+      d.counters = { ...cur, at, seq: msg.seq, version };
+    } else {
+      const sameVersion = prev.version === version;
+      if (sameVersion && at > prev.at) acc.exposureMs += Math.min(at - prev.at, this.options.maxExposureGapMs);
       // Across a version change the difference is install-time events (see the header): re-baseline.
-      const into = sameVersion ? acc.events : prev ? this.transitions.events : undefined;
-      if (prev && !sameVersion) this.transitions.spans++;
-      if (into) {
-        into.crashes += deltas.crashes;
-        into.errors += deltas.errors;
-        into.reboots += deltas.reboots;
-        into.agentRestarts += deltas.agentRestarts;
-      }
-      const next: CounterState = { ...msg.counters, at, seq: msg.seq, version: msg.firmwareVersion };
-      this.counters.set(id, next);
-      this.dirtyCounters.add(id);
+      if (!sameVersion) this.transitions.spans++;
+      addCounterDeltas(sameVersion ? acc.events : this.transitions.events, prev, cur);
+      prev.crashes = cur.crashes;
+      prev.errors = cur.errors;
+      prev.reboots = cur.reboots;
+      prev.agentRestarts = cur.agentRestarts;
+      prev.at = at;
+      prev.seq = msg.seq;
+      prev.version = version;
+    }
+    if (!d.dirty) {
+      d.dirty = true;
+      this.dirtyDevices.push(d);
     }
     const tH = (at - slotStart) / 3_600_000;
     const m = msg.metrics;
@@ -210,8 +253,12 @@ export class TelemetryStore {
       if (acc.errorLines.length >= MAX_ERROR_LINES_PER_SLOT) break;
       acc.errorLines.push(line);
     }
-    this.stmts.raw.run(id, at, msg.firmwareVersion, m.cpuPct ?? null, m.memUsedMb ?? null, m.temperatureC ?? null,
-      m.batteryPct ?? null, m.powerW ?? null, m.bootTimeS ?? null);
+    let chunk = d.chunk;
+    if (!chunk || chunk.firmwareVersion !== version) {
+      chunk = d.chunk = new SampleChunk(id, version);
+      this.chunks.push(chunk);
+    }
+    chunk.add(at, m);
   }
 
   private writeRollup(a: RollupAcc): void {
@@ -219,15 +266,20 @@ export class TelemetryStore {
       a.events.crashes, a.events.errors, a.events.reboots, a.events.agentRestarts, JSON.stringify(a.metrics), JSON.stringify(a.errorLines));
   }
 
-  /** Drops in-memory rollups of slots that ended (they are in SQLite) so memory stays bounded. */
+  /**
+   * Drops in-memory rollups of slots that ended (they are in SQLite) so memory stays bounded. A
+   * device's own `rollup` may still point at its last one until its next message replaces it.
+   */
   private evictOldRollups(latestAt: number): void {
     const horizon = latestAt - 2 * this.options.rollupSlotMs;
+    if (this.lastEvictedHorizon !== undefined && horizon - this.lastEvictedHorizon < this.options.rollupSlotMs) return;
+    this.lastEvictedHorizon = horizon;
     for (const [key, acc] of this.rollups) if (acc.slotStart < horizon) this.rollups.delete(key);
   }
 
-  /** Deletes raw samples past retention. Returns rows deleted. */
+  /** Deletes raw sample chunks whose newest sample is past retention. Returns chunks deleted. */
   prune(now: number): number {
-    return this.stmts.pruneRaw.run(now - this.options.rawRetentionMs).changes;
+    return this.stmts.pruneSamples.run(now - this.options.rawRetentionMs).changes;
   }
 }
 

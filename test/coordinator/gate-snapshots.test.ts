@@ -4,6 +4,7 @@ import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
 import type { Db } from '../../coordinator/store/db.js';
 import { DeviceRegistry } from '../../coordinator/registry/device-registry.js';
 import { SnapshotBuilder } from '../../coordinator/telemetry/snapshot-builder.js';
+import { openTelemetryDatabase } from '../../coordinator/telemetry/telemetry-schema.js';
 import { GateSnapshots } from '../../coordinator/wiring/gate-snapshots.js';
 import { allDevices } from '../../coordinator/engine/device-progress.js';
 import { countSnapshot, hardGateVerdict } from '../../coordinator/gate/hard-gates.js';
@@ -20,10 +21,11 @@ afterEach(() => {
 
 function snapshots(warmUpMs?: number): { gate: GateSnapshots; registry: DeviceRegistry; telemetry: TelemetryStore } {
   const db = openDatabase(':memory:');
-  dbs.push(db);
+  const tdb = openTelemetryDatabase(':memory:');
+  dbs.push(db, tdb);
   const registry = DeviceRegistry.load(db);
-  const gate = new GateSnapshots({ registry, builder: new SnapshotBuilder(db, MIN), silentAfterMs: 15 * MIN, ...(warmUpMs !== undefined ? { warmUpMs } : {}) });
-  const telemetry = new TelemetryStore(db, { rollupSlotMs: MIN, rawRetentionMs: 48 * HOUR, maxExposureGapMs: 5 * MIN });
+  const gate = new GateSnapshots({ registry, builder: new SnapshotBuilder(tdb, MIN), silentAfterMs: 15 * MIN, ...(warmUpMs !== undefined ? { warmUpMs } : {}) });
+  const telemetry = new TelemetryStore(tdb, { rollupSlotMs: MIN, rawRetentionMs: 48 * HOUR, maxExposureGapMs: 5 * MIN });
   return { gate, registry, telemetry };
 }
 

@@ -1,7 +1,7 @@
 /**
- * The telemetry queue between the broker hook and SQLite: the hook only queues; a full batch is
- * flushed right after the I/O round (without waiting for the flush interval); past `maxQueue` messages
- * are dropped and counted, and the queue never grows beyond it.
+ * The telemetry queue between the broker hook and the telemetry thread: the hook only queues raw
+ * payloads; a full batch is committed without waiting for the flush interval; past `maxQueue` messages
+ * (waiting or being stored) are dropped and counted, and the queue never grows beyond it.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -56,30 +56,32 @@ const telemetry = (id: string, seq: number) =>
   });
 
 describe('telemetry queue', () => {
-  it('flushes a full batch soon after it fills, without waiting for the flush interval', async () => {
+  it('commits a full batch soon after it fills, without waiting for the flush interval', async () => {
     const co = await start(3, 100);
     const { id, client } = await device(co);
     for (let seq = 1; seq <= 3; seq++) await client.publishAsync(deviceTopic(id, 'telemetry'), telemetry(id, seq), { qos: 1 });
-    await waitFor(() => co.telemetry.written >= 3, 'batch flushed', 5_000);
+    await waitFor(() => co.telemetry.written >= 3, 'batch committed', 5_000);
     expect(co.telemetry.written).toBe(3);
     expect(co.telemetry.pending).toBe(0);
+    expect(co.counters.get('ingest.telemetry')).toBe(3);
     expect(co.counters.get('telemetry.dropped')).toBe(0);
   });
 
   it('drops and counts telemetry past maxQueue, keeps the queued rest and stores it on flush', async () => {
     const co = await start(1_000, 3);
     const { id, client } = await device(co);
-    // QoS 1: each PUBACK comes after the broker hook ran, so every message has been handled here.
+    // QoS 1: each PUBACK comes after the broker hook ran, so every message has been queued or dropped.
     for (let seq = 1; seq <= 5; seq++) await client.publishAsync(deviceTopic(id, 'telemetry'), telemetry(id, seq), { qos: 1 });
-    expect(co.counters.get('ingest.telemetry')).toBe(5);
     expect(co.counters.get('telemetry.dropped')).toBe(2);
     expect(co.telemetry.pending).toBe(3);
-    expect(co.flush()).toBe(3);
-    const raw = co.db.prepare('SELECT COUNT(*) AS n FROM telemetry_raw WHERE device_id = ?').get(id) as { n: number };
+    expect(await co.flush()).toBe(3);
+    expect(co.counters.get('ingest.telemetry')).toBe(3);
+    const raw = co.telemetryDb.prepare('SELECT SUM(n) AS n FROM telemetry_samples WHERE device_id = ?').get(id) as { n: number };
     expect(raw.n).toBe(3);
     // The queue drained: new telemetry is accepted again.
     await client.publishAsync(deviceTopic(id, 'telemetry'), telemetry(id, 6), { qos: 1 });
     expect(co.telemetry.pending).toBe(1);
     expect(co.counters.get('telemetry.dropped')).toBe(2);
+    expect(await co.flush()).toBe(1);
   });
 });

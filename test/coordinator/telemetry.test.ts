@@ -1,6 +1,6 @@
 /** Telemetry rollup arithmetic and the canary snapshot builder (SQLite in memory, fixed times). */
 import { describe, expect, it } from 'vitest';
-import { openDatabase } from '../../coordinator/store/db.js';
+import { openTelemetryDatabase } from '../../coordinator/telemetry/telemetry-schema.js';
 import { TelemetryStore } from '../../coordinator/telemetry/telemetry-store.js';
 import { SnapshotBuilder } from '../../coordinator/telemetry/snapshot-builder.js';
 import {
@@ -86,7 +86,7 @@ function msg(deviceId: string, version: string, seq: number, cpu: number, counte
 
 describe('telemetry store and snapshot builder', () => {
   it('summarises canary and control devices over the same window', () => {
-    const db = openDatabase(':memory:');
+    const db = openTelemetryDatabase(':memory:');
     const store = new TelemetryStore(db, { rollupSlotMs: 10 * 60_000, rawRetentionMs: 48 * H, maxExposureGapMs: 5 * 60_000 });
     // One sample a minute for 2 hours; the canary crashes twice and leaks memory, the control is calm.
     for (let i = 0; i <= 120; i++) {
@@ -126,10 +126,13 @@ describe('telemetry store and snapshot builder', () => {
   });
 
   it('marks a canary silent when it stopped reporting after installing, and prunes raw samples', () => {
-    const db = openDatabase(':memory:');
+    const db = openTelemetryDatabase(':memory:');
     const store = new TelemetryStore(db, { rollupSlotMs: 60_000, rawRetentionMs: H, maxExposureGapMs: 5 * 60_000 });
-    for (let i = 0; i <= 10; i++) store.enqueue(msg('quiet-1', '2.0.0', i, 5), T0 + i * 60_000);
-    store.flush();
+    // One commit per minute, as a quiet fleet's telemetry arrives: one sample chunk each.
+    for (let i = 0; i <= 10; i++) {
+      store.enqueue(msg('quiet-1', '2.0.0', i, 5), T0 + i * 60_000);
+      store.flush();
+    }
     const snapshot = new SnapshotBuilder(db, 60_000).build({
       deploymentId: 'd-2',
       wave: 0,
@@ -142,14 +145,25 @@ describe('telemetry store and snapshot builder', () => {
       silentAfterMs: 5 * 60_000,
     });
     expect(snapshot.devices[0]!.silent).toBe(true);
-    // Retention 1 h at T0 + 65 min: the samples before T0 + 5 min (minutes 0..4) go.
+    // Retention 1 h at T0 + 65 min: the chunks whose newest sample is before T0 + 5 min (minutes 0..4) go.
     expect(store.prune(T0 + H + 5 * 60_000)).toBe(5);
+    const left = db.prepare('SELECT SUM(n) AS n, MIN(first_at) AS first FROM telemetry_samples').get();
+    expect(left).toEqual({ n: 6, first: T0 + 5 * 60_000 });
+  });
+
+  it('keeps a chunk that straddles the retention cut until its newest sample is past it', () => {
+    const db = openTelemetryDatabase(':memory:');
+    const store = new TelemetryStore(db, { rollupSlotMs: 60_000, rawRetentionMs: H, maxExposureGapMs: 5 * 60_000 });
+    for (let i = 0; i <= 10; i++) store.enqueue(msg('busy-1', '2.0.0', i, 5), T0 + i * 60_000);
+    store.flush();
+    expect(store.prune(T0 + H + 5 * 60_000)).toBe(0);
+    expect(store.prune(T0 + H + 11 * 60_000)).toBe(1);
   });
 });
 
 describe('telemetry store: counters across a firmware-version change', () => {
   const OPTS = { rollupSlotMs: 10 * 60_000, rawRetentionMs: 48 * H, maxExposureGapMs: 5 * 60_000 };
-  const canaryEvents = (db: ReturnType<typeof openDatabase>, deviceId: string) =>
+  const canaryEvents = (db: ReturnType<typeof openTelemetryDatabase>, deviceId: string) =>
     new SnapshotBuilder(db, OPTS.rollupSlotMs).build({
       deploymentId: 'd-x',
       wave: 0,
@@ -183,7 +197,7 @@ describe('telemetry store: counters across a firmware-version change', () => {
   }
 
   it('attributes the span over the install to neither version, and later events to the new one', () => {
-    const db = openDatabase(':memory:');
+    const db = openTelemetryDatabase(':memory:');
     const store = new TelemetryStore(db, OPTS);
     feed(store);
     const d = canaryEvents(db, 'flip-1');
@@ -197,8 +211,8 @@ describe('telemetry store: counters across a firmware-version change', () => {
     expect(d.exposureH).toBeCloseTo(28 / 60, 6);
   });
 
-  it('re-baselines the same way when the coordinator restarted in between (version from the stored rollups)', () => {
-    const db = openDatabase(':memory:');
+  it('re-baselines the same way when the coordinator restarted in between (version from the stored counters)', () => {
+    const db = openTelemetryDatabase(':memory:');
     const first = new TelemetryStore(db, OPTS);
     // Minutes 0..9 through the first store, then a new store (a coordinator restart) takes over.
     for (let i = 0; i <= 9; i++) first.enqueue(msg('flip-2', '1.0.0', i, 20), T0 + i * 60_000);
@@ -214,7 +228,7 @@ describe('telemetry store: counters across a firmware-version change', () => {
   });
 
   it('still counts a rollback\'s later events on the old version, not the span back', () => {
-    const db = openDatabase(':memory:');
+    const db = openTelemetryDatabase(':memory:');
     const store = new TelemetryStore(db, OPTS);
     store.enqueue(msg('back-1', '2.0.0', 0, 20), T0);
     store.enqueue(msg('back-1', '2.0.0', 1, 20, { crashes: 3 }), T0 + 60_000);
@@ -229,7 +243,7 @@ describe('telemetry store: counters across a firmware-version change', () => {
 describe('snapshot builder: warm-up after the commit', () => {
   /** A canary that committed at T0 + 3 min: 90 % CPU (and a crash) for 4 minutes after it, then 20 %. */
   function seed(rollupSlotMs: number): SnapshotBuilder {
-    const db = openDatabase(':memory:');
+    const db = openTelemetryDatabase(':memory:');
     const store = new TelemetryStore(db, { rollupSlotMs, rawRetentionMs: 48 * H, maxExposureGapMs: 5 * 60_000 });
     for (let i = 0; i <= 60; i++) {
       const boot = i >= 3 && i < 7;

@@ -1,0 +1,56 @@
+/**
+ * The telemetry database (`telemetry.db`, beside `fleet.db`): per-device rollups, packed sample chunks
+ * and the last cumulative counters. It is a file of its own so that the ingest thread that owns it
+ * never holds a write lock the control plane (statuses, deployments) waits on. Its own migration list.
+ */
+import type { Migration } from '../store/migrations.js';
+import { openDatabase, type Db } from '../store/db.js';
+
+export const TELEMETRY_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'telemetry',
+    up(db) {
+      db.exec(`
+        CREATE TABLE telemetry_rollup (
+          device_id TEXT NOT NULL,
+          slot_start INTEGER NOT NULL,
+          firmware_version TEXT NOT NULL,
+          samples INTEGER NOT NULL,
+          first_at INTEGER NOT NULL,
+          last_at INTEGER NOT NULL,
+          exposure_ms INTEGER NOT NULL,
+          crashes INTEGER NOT NULL, errors INTEGER NOT NULL, reboots INTEGER NOT NULL, agent_restarts INTEGER NOT NULL,
+          -- per metric: n, sum, sumsq, max, st, stt, sty (t in hours from slot_start)
+          metrics_json TEXT NOT NULL,
+          error_lines TEXT NOT NULL DEFAULT '[]',
+          PRIMARY KEY (device_id, slot_start, firmware_version)
+        );
+        -- One row per device, firmware version and write batch: the batch's samples packed (sample-chunks.ts).
+        -- A row per message would cost one B-tree insert per index per message at fleet rates.
+        CREATE TABLE telemetry_samples (
+          device_id TEXT NOT NULL,
+          firmware_version TEXT NOT NULL,
+          first_at INTEGER NOT NULL,
+          last_at INTEGER NOT NULL,
+          n INTEGER NOT NULL,
+          data BLOB NOT NULL
+        );
+        CREATE INDEX telemetry_samples_device ON telemetry_samples (device_id, last_at);
+        CREATE INDEX telemetry_samples_last ON telemetry_samples (last_at);
+        CREATE TABLE device_counters (
+          device_id TEXT PRIMARY KEY,
+          at INTEGER NOT NULL,
+          seq INTEGER NOT NULL,
+          firmware_version TEXT NOT NULL,
+          crashes INTEGER NOT NULL, errors INTEGER NOT NULL, reboots INTEGER NOT NULL, agent_restarts INTEGER NOT NULL
+        );
+      `);
+    },
+  },
+];
+
+/** Opens (creating and migrating) a telemetry database; `:memory:` for tests. */
+export function openTelemetryDatabase(path: string, options: { readonly?: boolean } = {}): Db {
+  return openDatabase(path, { migrations: TELEMETRY_MIGRATIONS, ...(options.readonly ? { readonly: true } : {}) });
+}
