@@ -71,7 +71,7 @@ async function main(): Promise<void> {
 
   if (runs('ingest')) {
     log('\n2. telemetry ingest, 1,000 publishers in another process');
-    const rates = quick ? [5000, 10_000, 20_000] : [5000, 10_000, 15_000, 20_000, 30_000, 40_000];
+    const rates = quick ? [5000, 10_000, 20_000] : [5000, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000];
     log('  bare Aedes + counting subscriber:');
     const bare = await bareIngest(rates, 3, 1000, log);
     log('  coordinator (parse, aggregate, store):');

@@ -4,7 +4,8 @@
  * processes measure its ingest and its wave fan-out.
  *
  * IPC: {type:'ready', mqttUrl}; {cmd:'stats'} → {type:'stats', received (telemetry parsed and
- * queued for storage), written (rows stored), rss}; {cmd:'deploy', version, devices} uploads an image
+ * aggregated), written (messages stored), receivedAt / writtenAt (epoch ms of the last of each), cpuUs
+ * (all threads), rss}; {cmd:'deploy', version, devices} uploads an image
  * and starts a one-wave 100% deployment → {type:'deployed', at (epoch ms just before the create)};
  * {cmd:'stop'}.
  */
@@ -15,19 +16,29 @@ import { Readable } from 'node:stream';
 import pino from 'pino';
 import { Coordinator } from '../../coordinator/index.js';
 import { imageBytes } from '../firmware-images.js';
+import { cpuMicros, watchCount } from './count-watch.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'fleet-bench-coord-'));
 const c = await Coordinator.create({
   config: { env: 'development', dataDir: dir, mqtt: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 64 }, allowAnonymousDevices: true, credentialCost: 4 },
   logger: pino({ level: 'error' }),
 });
+const received = watchCount(() => c.counters.get('ingest.telemetry'));
+const written = watchCount(() => c.telemetry.written);
 process.send?.({ type: 'ready', mqttUrl: c.mqttUrl });
 
 process.on('message', (msg: { cmd: string; version?: string; models?: string[] }) => {
   void (async () => {
     if (msg.cmd === 'stats') {
-      const m = c.metrics() as { telemetry: { written: number } };
-      process.send?.({ type: 'stats', received: c.counters.get('ingest.telemetry'), written: m.telemetry.written, rss: process.memoryUsage().rss });
+      process.send?.({
+        type: 'stats',
+        received: c.counters.get('ingest.telemetry'),
+        written: c.telemetry.written,
+        receivedAt: received.lastChangeAt(),
+        writtenAt: written.lastChangeAt(),
+        cpuUs: cpuMicros(),
+        rss: process.memoryUsage().rss,
+      });
     } else if (msg.cmd === 'deploy') {
       const version = msg.version ?? '2.0.0';
       const models = msg.models ?? ['bench'];

@@ -3,15 +3,31 @@
  * rising rates to (a) a bare Aedes with an in-process subscriber that only counts, and (b) the
  * coordinator's embedded broker with its full ingest (parse, aggregate, store). Each receiver runs in
  * its own process. The sustainable rate is the highest offered rate handled as fast as it was offered
- * (≥ 97%, nothing lost). I/O shell.
+ * (≥ 97%, nothing lost) and, for the coordinator, stored within a second of the burst's end: a
+ * receiver that parses fast but lets its storage fall behind is not keeping up. I/O shell.
  */
 import { fileURLToPath } from 'node:url';
-import { startChild, type Child } from './child.js';
+import { startChild } from './child.js';
 
 export interface IngestPoint {
   offered: number;
   delivered: number;
   share: number;
+  /** Receiver CPU (all its threads) per message handled, µs. */
+  cpuUsPerMsg: number;
+  /** Publisher CPU per message sent, µs (it shares the machine with the receiver). */
+  publisherCpuUsPerMsg: number;
+  /** Coordinator only: ms after the burst's end until every handled message was stored. */
+  storeLagMs?: number;
+}
+
+/** A receiver's totals: messages handled, when the last was, its CPU; where storage is separate, stored. */
+export interface ReceiverCounts {
+  handled: number;
+  handledAt: number;
+  cpuUs: number;
+  stored?: number;
+  storedAt?: number;
 }
 
 export interface IngestResult {
@@ -20,12 +36,16 @@ export interface IngestResult {
   peak: number;
 }
 
-const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
+/** Storage must catch up within this after a burst for the rate to count as sustained. */
+const MAX_STORE_LAG_MS = 1_000;
 
-/** Runs the sweep against a receiver whose count of handled telemetry `count()` returns. */
+const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Runs the sweep against a receiver whose totals `counts()` returns. */
 export async function sweep(
   url: string,
-  count: () => Promise<number>,
+  counts: () => Promise<ReceiverCounts>,
   rates: readonly number[],
   seconds: number,
   publishers: number,
@@ -36,31 +56,44 @@ export async function sweep(
   const { child: pub } = await startChild(here('./publisher-child.js'));
   try {
     await pub.request({ cmd: 'connect', url, n: publishers, prefix, secrets }, 'connected', 300_000);
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     const points: IngestPoint[] = [];
     for (const rate of rates) {
-      const c0 = await count();
-      const t0 = performance.now();
-      const blasted = await pub.request<{ sent: number; ms: number }>({ cmd: 'blast', rate, seconds }, 'blasted', 120_000);
-      // Let queues drain; delivery is counted over the blast plus the drain.
-      let c1 = await count();
-      for (let i = 0; i < 20; i++) {
-        await new Promise((r) => setTimeout(r, 250));
-        const c = await count();
-        if (c === c1) break;
+      const c0 = await counts();
+      const blasted = await pub.request<{ sent: number; ms: number; startedAt: number; endedAt: number; cpuUs: number }>({ cmd: 'blast', rate, seconds }, 'blasted', 120_000);
+      // Let queues drain: wait until the count stops moving (bounded), then read when it last moved.
+      let c1 = await counts();
+      for (let i = 0; i < 40; i++) {
+        await sleep(250);
+        const c = await counts();
+        const settled = c.handled === c1.handled && (c.stored ?? 0) === (c1.stored ?? 0) && (c.stored === undefined || c.stored >= c.handled);
         c1 = c;
+        if (settled) break;
       }
-      const elapsed = Math.max(blasted.ms, performance.now() - t0 - 250);
-      const got = c1 - c0;
+      const got = c1.handled - c0.handled;
+      // Delivery is counted over the burst plus its drain, up to the last message handled.
+      const elapsed = Math.max(blasted.ms, c1.handledAt - blasted.startedAt);
       const offered = blasted.sent / (blasted.ms / 1000);
       const delivered = got / (elapsed / 1000);
-      points.push({ offered, delivered, share: got / blasted.sent });
-      log(`    offered ${Math.round(offered)} msg/s → handled ${Math.round(delivered)} msg/s (${((got / blasted.sent) * 100).toFixed(1)}%)`);
+      const point: IngestPoint = {
+        offered,
+        delivered,
+        share: got / blasted.sent,
+        cpuUsPerMsg: got ? (c1.cpuUs - c0.cpuUs) / got : 0,
+        publisherCpuUsPerMsg: blasted.cpuUs / blasted.sent,
+      };
+      let lag = '';
+      if (c1.stored !== undefined && c1.storedAt !== undefined) {
+        point.storeLagMs = c1.stored >= c1.handled ? Math.max(0, c1.storedAt - blasted.endedAt) : Number.POSITIVE_INFINITY;
+        lag = `, all stored ${point.storeLagMs} ms after the burst`;
+      }
+      points.push(point);
+      log(`    offered ${Math.round(offered)} msg/s → handled ${Math.round(delivered)} msg/s (${((got / blasted.sent) * 100).toFixed(1)}%)${lag}; CPU ${point.cpuUsPerMsg.toFixed(1)} µs/msg (publisher ${point.publisherCpuUsPerMsg.toFixed(1)})`);
       if (got / blasted.sent < 0.5) break;
     }
-    // Sustainable: handled as fast as offered (within 3%) and nothing lost; draining a backlog after
-    // the burst does not count as keeping up.
-    const ok = points.filter((p) => p.share >= 0.97 && p.delivered >= 0.97 * p.offered);
+    // Sustainable: handled as fast as offered (within 3%), nothing lost, storage caught up; draining
+    // a backlog after the burst does not count as keeping up.
+    const ok = points.filter((p) => p.share >= 0.97 && p.delivered >= 0.97 * p.offered && (p.storeLagMs ?? 0) <= MAX_STORE_LAG_MS);
     return {
       points,
       sustainable: ok.length ? Math.max(...ok.map((p) => p.offered)) : 0,
@@ -75,22 +108,31 @@ export async function sweep(
 export async function bareIngest(rates: readonly number[], seconds: number, publishers: number, log: (s: string) => void): Promise<IngestResult> {
   const { child, ready } = await startChild(here('./bare-broker-child.js'), ['--count-telemetry']);
   try {
-    return await sweep(`mqtt://127.0.0.1:${String(ready['port'])}`, () => received(child), rates, seconds, publishers, 'ingb', log);
+    const counts = async (): Promise<ReceiverCounts> => {
+      const s = await child.request<{ received: number; receivedAt: number; cpuUs: number }>({ cmd: 'stats' }, 'stats');
+      return { handled: s.received, handledAt: s.receivedAt, cpuUs: s.cpuUs };
+    };
+    return await sweep(`mqtt://127.0.0.1:${String(ready['port'])}`, counts, rates, seconds, publishers, 'ingb', log);
   } finally {
     await child.stop();
   }
 }
 
-async function received(child: Child): Promise<number> {
-  return (await child.request<{ received: number }>({ cmd: 'stats' }, 'stats')).received;
-}
 
-/** The coordinator's full ingest (parse with zod, aggregate per device, batch into SQLite), in its own process. */
+/**
+ * The coordinator's full ingest (parse with zod, aggregate per device, batch into SQLite on its
+ * telemetry thread), in its own process. Handled: parsed and aggregated; stored: committed.
+ */
 export async function coordinatorIngest(rates: readonly number[], seconds: number, publishers: number, log: (s: string) => void): Promise<IngestResult & { written: number }> {
   const { child, ready } = await startChild(here('./coordinator-child.js'));
   try {
-    const stats = (): Promise<{ received: number; written: number }> => child.request<{ received: number; written: number }>({ cmd: 'stats' }, 'stats');
-    const result = await sweep(String(ready['mqttUrl']), async () => (await stats()).received, rates, seconds, publishers, 'ingc', log);
+    type Stats = { received: number; written: number; receivedAt: number; writtenAt: number; cpuUs: number };
+    const stats = (): Promise<Stats> => child.request<Stats>({ cmd: 'stats' }, 'stats');
+    const counts = async (): Promise<ReceiverCounts> => {
+      const s = await stats();
+      return { handled: s.received, handledAt: s.receivedAt, cpuUs: s.cpuUs, stored: s.written, storedAt: s.writtenAt };
+    };
+    const result = await sweep(String(ready['mqttUrl']), counts, rates, seconds, publishers, 'ingc', log);
     return { ...result, written: (await stats()).written };
   } finally {
     await child.stop();

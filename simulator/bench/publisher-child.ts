@@ -4,12 +4,14 @@
  * telemetry (~300 bytes), the same the agents send.
  *
  * IPC: {cmd:'connect', url, n, prefix, credentials?} → {type:'connected', ms};
- *      {cmd:'blast', rate, seconds} → {type:'blasted', sent, ms}; {cmd:'stop'} exits.
+ *      {cmd:'blast', rate, seconds} → {type:'blasted', sent, ms, startedAt, endedAt (epoch ms), cpuUs};
+ *      {cmd:'stop'} exits.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic } from '../../protocol/topics.js';
 import { boundedEach } from './measure.js';
+import { cpuMicros } from './count-watch.js';
 
 let clients: MqttClient[] = [];
 let ids: string[] = [];
@@ -45,7 +47,9 @@ async function connect(url: string, n: number, prefix: string, secrets: Record<s
   );
 }
 
-async function blast(rate: number, seconds: number): Promise<{ sent: number; ms: number }> {
+async function blast(rate: number, seconds: number): Promise<{ sent: number; ms: number; startedAt: number; endedAt: number; cpuUs: number }> {
+  const cpu0 = cpuMicros();
+  const startedAt = Date.now();
   const tickMs = 10;
   const perTick = rate * (tickMs / 1000);
   let sent = 0;
@@ -65,7 +69,7 @@ async function blast(rate: number, seconds: number): Promise<{ sent: number; ms:
     const wait = tickMs - (performance.now() - tickStart);
     await new Promise((r) => setTimeout(r, Math.max(0, wait)));
   }
-  return { sent, ms: performance.now() - t0 };
+  return { sent, ms: performance.now() - t0, startedAt, endedAt: Date.now(), cpuUs: cpuMicros() - cpu0 };
 }
 
 process.on('message', (msg: { cmd: string; url?: string; n?: number; prefix?: string; rate?: number; seconds?: number; secrets?: Record<string, string> }) => {
