@@ -123,7 +123,11 @@ export class TelemetryWriter {
     if (this.restartTimer) this.options.timers.clearTimeout(this.restartTimer);
     this.post();
     const worker = this.worker;
-    if (!worker) return;
+    if (!worker) {
+      // Stopped while the thread was restarting: what waits here cannot be stored any more.
+      this.lose(this.builder.length + this.inFlightCount);
+      return;
+    }
     const done = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     worker.postMessage({ type: 'stop' } satisfies ToTelemetryThread);
     let timeout: NodeJS.Timeout | undefined;
