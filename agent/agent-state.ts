@@ -52,6 +52,8 @@ export const JobSchema = z.object({
   securityVersion: z.number().int().min(0).optional(),
   /** Download attempts made so far (bounded by config). */
   attempts: z.number().int().nonnegative().default(0),
+  /** Refusals by a busy server (503/429) so far: not attempts, bounded by MAX_BUSY_RETRIES. */
+  busyRetries: z.number().int().nonnegative().optional(),
   /** When the next download attempt is due (backoff after a failure). */
   retryAt: z.number().int().nonnegative().optional(),
   /** Bytes downloaded so far (last reported). */

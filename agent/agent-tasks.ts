@@ -41,7 +41,15 @@ export async function downloadTask(
   }
   if (signal.aborted) return null;
   if (outcome.ok) return { type: 'download-finished', deploymentId };
-  return { type: 'download-failed', deploymentId, reason: outcome.reason, detail: outcome.detail, retryable: outcome.retryable };
+  return {
+    type: 'download-failed',
+    deploymentId,
+    reason: outcome.reason,
+    detail: outcome.detail,
+    retryable: outcome.retryable,
+    ...(outcome.busy ? { busy: true } : {}),
+    ...(outcome.retryAfterMs !== undefined ? { retryAfterMs: outcome.retryAfterMs } : {}),
+  };
 }
 
 /**

@@ -26,7 +26,18 @@ export interface DownloadRequest {
 
 export type DownloadOutcome =
   | { ok: true; size: number; sha256: string; resumedFrom: number }
-  | { ok: false; reason: Extract<UpdateReason, 'download-failed' | 'size-mismatch' | 'hash-mismatch'>; detail: string; retryable: boolean };
+  | {
+      ok: false;
+      reason: Extract<UpdateReason, 'download-failed' | 'size-mismatch' | 'hash-mismatch'>;
+      detail: string;
+      retryable: boolean;
+      /**
+       * The server refused for load (503, 429): flow control, not a failed attempt. `retryAfterMs`
+       * from its Retry-After header (seconds; capped at 10 minutes), when given.
+       */
+      busy?: boolean;
+      retryAfterMs?: number;
+    };
 
 export interface DownloadOptions {
   signal: AbortSignal;
@@ -84,6 +95,15 @@ const fail = (reason: 'download-failed' | 'size-mismatch' | 'hash-mismatch', det
   detail: detail.slice(0, 500),
   retryable,
 });
+
+/** Longest Retry-After honoured: a server asking for more is asked again after this. */
+const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/** Retry-After in delta-seconds (the form servers use for load shedding); an HTTP date is ignored. */
+function retryAfterOf(header: string | undefined): number | undefined {
+  if (header === undefined || !/^\d+$/.test(header.trim())) return undefined;
+  return Math.min(MAX_RETRY_AFTER_MS, Number(header.trim()) * 1000);
+}
 
 export class HttpDownloader implements Downloader {
   private readonly idleTimeoutMs: number;
@@ -154,6 +174,19 @@ export class HttpDownloader implements Downloader {
           res.resume();
           // The partial file does not fit what the server has: start over next attempt.
           settle(rm(req.dest, { force: true }).then(() => fail('download-failed', 'server answered 416 to a resume; the partial download was discarded', true)));
+          return;
+        }
+        if (status === 503 || status === 429) {
+          res.resume();
+          const retryAfterMs = retryAfterOf(res.headers['retry-after']);
+          settle({
+            ok: false,
+            reason: 'download-failed',
+            detail: `server busy: HTTP ${status} for ${url.pathname}`,
+            retryable: true,
+            busy: true,
+            ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+          });
           return;
         }
         if (status !== 200 && status !== 206) {

@@ -16,6 +16,7 @@
 import type { AgentState } from './agent-state.js';
 import type { MachineConfig, StepResult, UpdateEvent } from './update-types.js';
 import {
+  MAX_BUSY_RETRIES,
   finish,
   none,
   onCommitted,
@@ -30,7 +31,7 @@ import { onBoot } from './update-resume.js';
 import { onAbort, onCommand, onRollout } from './update-requests.js';
 
 export type { BootInfo, MachineConfig, StepResult, UpdateEffect, UpdateEvent } from './update-types.js';
-export { MAX_REBOOT_RETRIES, MAX_TRIAL_RETRIES, retryDelay } from './update-transitions.js';
+export { MAX_BUSY_RETRIES, MAX_REBOOT_RETRIES, MAX_TRIAL_RETRIES, retryDelay } from './update-transitions.js';
 
 /**
  * One decision of the update machine. Pure: the caller persists `state` before carrying out
@@ -62,6 +63,18 @@ export function step(state: AgentState, event: UpdateEvent, now: number, cfg: Ma
     case 'download-failed': {
       const job = ownsEvent(state, event.deploymentId, 'downloading');
       if (!job) return none(state);
+      const busyRetries = (job.busyRetries ?? 0) + 1;
+      if (event.busy && event.retryable && busyRetries <= MAX_BUSY_RETRIES) {
+        // Flow control, not a failure: come back when the server says (or after the backoff, if longer).
+        const at = now + Math.max(event.retryAfterMs ?? 0, retryDelay(busyRetries, cfg));
+        return {
+          state: { ...state, job: { ...job, busyRetries, retryAt: at, updatedAt: now } },
+          effects: [
+            log('info', 'artifact server busy; retrying later without spending a download attempt', { busyRetries, detail: event.detail, retryAt: at }),
+            { type: 'schedule-retry', deploymentId: job.deploymentId, at },
+          ],
+        };
+      }
       const attempts = job.attempts + 1;
       if (event.retryable && attempts < cfg.maxDownloadAttempts) {
         const at = now + retryDelay(attempts, cfg);

@@ -11,6 +11,14 @@ import type { MachineConfig, StepResult, UpdateEffect } from './update-types.js'
 export const MAX_REBOOT_RETRIES = 3;
 
 /**
+ * Busy refusals (503/429, the artifact server shedding load) a download may meet before they count
+ * as failed attempts. A wave of thousands against a server that serves 64 at a time is refused many
+ * times over; that is flow control, and the bounded attempts are kept for real failures (404, cut
+ * connections). Still bounded, so a server that is never free does not keep devices asking forever.
+ */
+export const MAX_BUSY_RETRIES = 40;
+
+/**
  * Trials retried after an interruption: the new slot came up and the agent ran its trial there, then
  * the device lost power or reset before the trial decided, and the one-shot trial fell back. Like
  * RAUC's boot attempts (BOOT_x_LEFT) or U-Boot's bootlimit above 1, one more attempt tells a power

@@ -36,6 +36,10 @@ export type UpdateEvent =
       reason: Extract<UpdateReason, 'download-failed' | 'size-mismatch' | 'hash-mismatch'>;
       detail: string;
       retryable: boolean;
+      /** The server refused for load (503/429): retried without spending an attempt (bounded). */
+      busy?: boolean;
+      /** The server's Retry-After, in ms. */
+      retryAfterMs?: number;
     }
   | { type: 'retry-due'; deploymentId: string }
   | { type: 'verify-done'; deploymentId: string; ok: boolean; detail?: string }

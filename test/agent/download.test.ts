@@ -1,6 +1,6 @@
 /**
  * Downloads that survive interruptions: resumption with an HTTP Range request, bounded retries on a
- * server that answers 404, and an abort (the coordinator clears the wave) that stops the download and
+ * server that answers 404, a busy server (503) that does not spend those attempts, and an abort (the coordinator clears the wave) that stops the download and
  * never reboots into the update. Real Aedes and HTTP on 127.0.0.1.
  */
 import { describe, expect, it } from 'vitest';
@@ -63,6 +63,20 @@ describe('download', () => {
     await waitFor(() => has(id, 'failed'), 'failed');
     expect(f.observer.statuses(id).at(-1)).toMatchObject({ state: 'failed', reason: 'download-failed' });
     expect(f.artifacts.requests.filter((r) => r.path === 'missing.img')).toHaveLength(4); // config maxAttempts
+  });
+
+  it('a busy server (503) is flow control: refused more often than the attempt limit, the device still installs', async () => {
+    const id = uniqueId('dev');
+    const { dev } = await startDevice(f, id);
+    f.devices.push(dev);
+    const name = `${id}.img`;
+    const artifact = serveImage(f, name, 'busy-server');
+    f.artifacts.busyFor.set(name, 6); // config maxAttempts is 4
+    await publishRollout(f, id, uniqueId('dep'), { artifact });
+    await waitFor(() => has(id, 'committed'), 'committed after the server stopped refusing');
+    const reqs = f.artifacts.requests.filter((r) => r.path === name);
+    expect(reqs.map((r) => r.status)).toEqual([503, 503, 503, 503, 503, 503, 200]);
+    expect(has(id, 'failed')).toBe(false);
   });
 
   it('an abort while downloading stops the download, reports it, and never reboots into the update', async () => {

@@ -36,6 +36,8 @@ export interface ArtifactServer {
   cutAfter: Map<string, number>;
   /** Send this many bytes of the next response for `name`, then stall (never finish). */
   stallAfter: Map<string, number>;
+  /** Refuse the next this-many requests for `name` with 503 and `Retry-After: 0` (a busy server). */
+  busyFor: Map<string, number>;
   close(): Promise<void>;
 }
 
@@ -44,11 +46,19 @@ export async function startArtifactServer(): Promise<ArtifactServer> {
   const requests: ArtifactServer['requests'] = [];
   const cutAfter = new Map<string, number>();
   const stallAfter = new Map<string, number>();
+  const busyFor = new Map<string, number>();
   const server = http.createServer((req, res) => {
     const name = (req.url ?? '/').slice(1);
     const body = files.get(name);
     const range = req.headers.range;
     const record = (status: number) => requests.push({ path: name, range, status });
+    const busy = busyFor.get(name) ?? 0;
+    if (busy > 0) {
+      busyFor.set(name, busy - 1);
+      record(503);
+      res.writeHead(503, { 'retry-after': '0' }).end('busy');
+      return;
+    }
     if (!body) {
       record(404);
       res.writeHead(404).end();
@@ -91,6 +101,7 @@ export async function startArtifactServer(): Promise<ArtifactServer> {
     requests,
     cutAfter,
     stallAfter,
+    busyFor,
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();

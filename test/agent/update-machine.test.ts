@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildManifest } from '../../firmware/manifest.js';
 import { initialAgentState, type AgentState, type Job } from '../../agent/agent-state.js';
-import { step, MAX_REBOOT_RETRIES, MAX_TRIAL_RETRIES, type UpdateEvent } from '../../agent/update-machine.js';
+import { step, MAX_BUSY_RETRIES, MAX_REBOOT_RETRIES, MAX_TRIAL_RETRIES, type UpdateEvent } from '../../agent/update-machine.js';
 import type { Command } from '../../protocol/signed.js';
 import { CFG, newWorld, run } from './machine-world.js';
 
@@ -129,6 +129,22 @@ const rows: Row[] = [
     stage: 'done',
     result: 'failed',
     reason: 'hash-mismatch',
+    effects: ['report', 'discard-download'],
+  },
+  {
+    name: 'busy server (503) with the attempts nearly spent → retry later, no attempt spent',
+    state: withJob(job('downloading', { attempts: CFG.maxDownloadAttempts - 1 })),
+    event: { type: 'download-failed', deploymentId: 'd1', reason: 'download-failed', detail: '503', retryable: true, busy: true, retryAfterMs: 5000 },
+    stage: 'downloading',
+    effects: ['log', 'schedule-retry'],
+  },
+  {
+    name: 'busy refusals past their bound count as attempts → failed',
+    state: withJob(job('downloading', { attempts: CFG.maxDownloadAttempts - 1, busyRetries: MAX_BUSY_RETRIES })),
+    event: { type: 'download-failed', deploymentId: 'd1', reason: 'download-failed', detail: '503', retryable: true, busy: true },
+    stage: 'done',
+    result: 'failed',
+    reason: 'download-failed',
     effects: ['report', 'discard-download'],
   },
   { name: 'retry due → download again', state: withJob(job('downloading', { retryAt: 5 })), event: { type: 'retry-due', deploymentId: 'd1' }, stage: 'downloading', effects: ['download'] },
@@ -466,6 +482,26 @@ describe('update machine transitions', () => {
       s = r.state;
     }
     expect(delays).toEqual([1000, 2000]);
+  });
+
+  it('a busy refusal keeps the attempts, counts itself, and waits for Retry-After or the backoff, whichever is longer', () => {
+    const busy = (retryAfterMs?: number): UpdateEvent => ({
+      type: 'download-failed',
+      deploymentId: 'd1',
+      reason: 'download-failed',
+      detail: '503',
+      retryable: true,
+      busy: true,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    });
+    const first = step(withJob(job('downloading', { attempts: 1 })), busy(5000), 0, CFG);
+    expect(first.state.job).toMatchObject({ attempts: 1, busyRetries: 1, retryAt: 5000 });
+    // Backoff (base 1 s · 2^(n−1), capped at 8 s) beyond a short Retry-After.
+    const later = step(withJob(job('downloading', { busyRetries: 4 })), busy(100), 0, CFG);
+    expect(later.state.job).toMatchObject({ attempts: 0, busyRetries: 5, retryAt: 8000 });
+    // A real failure after busy refusals still spends an attempt.
+    const real = step(first.state, { type: 'download-failed', deploymentId: 'd1', reason: 'download-failed', detail: '404', retryable: true }, 10, CFG);
+    expect(real.state.job).toMatchObject({ attempts: 2, busyRetries: 1 });
   });
 
   it('reports rolled-back with the version now running as toVersion', () => {
