@@ -20,10 +20,14 @@ describe('scenario library', () => {
 
   it('fills defaults and keeps behaviour parameters', async () => {
     const s = await loadScenario('crash-rate');
-    expect(s.rollout.waves).toEqual([1, 5, 25, 100]);
+    // Its own rollout policy is kept; everything it leaves out takes the defaults.
+    expect(s.rollout.waves).toEqual([5, 25, 100]);
+    expect(s.rollout.soak).toBe('1h');
+    expect(s.rollout.telemetryInterval).toBe('2m');
     expect(s.fleet.devices).toBe(1000);
     expect(s.releases[0]!.behaviour).toEqual({ kind: 'crash-rate', factor: 20 });
     expect(s.releases[0]!.expect).toBe('abort');
+    expect((await loadScenario('good-release')).rollout.waves).toEqual([1, 5, 25, 100]);
   });
 
   it('loads a scenario file by path', async () => {
