@@ -84,8 +84,7 @@ export interface CoordinatorEvents {
 export class Coordinator {
   readonly events = new EventEmitter<CoordinatorEvents>();
   private stopped = false;
-  private flushTimer: TimerHandle | undefined;
-  /** An early flush (queue reached maxBatch), run after the current I/O round. Real scheduling, not clock time. */
+  private seenTimer: TimerHandle | undefined;
   private pruneTimer: TimerHandle | undefined;
 
   private constructor(
@@ -295,7 +294,7 @@ export class Coordinator {
       closeDatabase(db);
       throw err;
     }
-    c.scheduleFlush();
+    c.scheduleSeenFlush();
     c.schedulePrune();
     logger.info({ env: config.env, mqttUrl: transport.url, httpUrl: http.url, dataDir: config.dataDir, restoredRetained: restored, replayedStatuses: replayed.length, keyId: key.keyid }, 'coordinator started');
     return c;
@@ -365,11 +364,11 @@ export class Coordinator {
   }
 
   /** Last-seen times live in memory; the store gets them every few seconds, for a restart to start from. */
-  private scheduleFlush(): void {
+  private scheduleSeenFlush(): void {
     if (this.stopped) return;
-    this.flushTimer = this.timers.setTimeout(() => {
+    this.seenTimer = this.timers.setTimeout(() => {
       this.flushSeen();
-      this.scheduleFlush();
+      this.scheduleSeenFlush();
     }, SEEN_FLUSH_MS);
   }
 
@@ -467,7 +466,7 @@ export class Coordinator {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.flushTimer) this.timers.clearTimeout(this.flushTimer);
+    if (this.seenTimer) this.timers.clearTimeout(this.seenTimer);
     if (this.pruneTimer) this.timers.clearTimeout(this.pruneTimer);
     await this.rollouts.stop();
     await this.http.stop();
