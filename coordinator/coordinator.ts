@@ -7,10 +7,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdirSync, createReadStream } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pino, type Logger } from 'pino';
-import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
+import { systemClock, type Clock } from '../protocol/clock.js';
 import { publicKeyPem, type SigningKey } from '../firmware/keys.js';
 import type { HelloMessage, PresenceMessage, StatusMessage } from '../protocol/messages.js';
 import type { GateAnalyzer } from './gate/analyzer.js';
@@ -19,7 +19,7 @@ import { FLAGS_TOPIC } from '../protocol/topics.js';
 import { encodeMessage } from '../protocol/parse.js';
 import { loadConfig, type CoordinatorConfig, type CoordinatorConfigInput } from './config.js';
 import { choosePort, coordinatorTrust, portOf, readAdminFile, readPorts, writeAdminFile, writePorts } from './data-dir.js';
-import { openDatabase, closeDatabase, type Db } from './store/db.js';
+import { closeDatabase, type Db } from './store/db.js';
 import { AuditLog } from './store/audit-log.js';
 import { Counters } from './metrics.js';
 import { CredentialStore, type ProvisionedDevice } from './broker/credentials.js';
@@ -29,9 +29,9 @@ import type { Transport } from './broker/transport.js';
 import { DeviceIngest } from './ingest/device-ingest.js';
 import { StatusInbox } from './ingest/status-inbox.js';
 import { DeviceRegistry, type DeviceRecord } from './registry/device-registry.js';
-import { TelemetryWriter } from './telemetry/telemetry-writer.js';
-import { openTelemetryDatabase } from './telemetry/telemetry-schema.js';
-import { importLegacyTelemetry } from './telemetry/legacy-import.js';
+import type { TelemetryWriter } from './telemetry/telemetry-writer.js';
+import { openDataStores, startTelemetryWriter } from './data-stores.js';
+import { Housekeeping } from './housekeeping.js';
 import { SnapshotBuilder } from './telemetry/snapshot-builder.js';
 import { ArtifactStore, type ArtifactRecord } from './artifacts/artifact-store.js';
 import { ArtifactServer } from './artifacts/artifact-server.js';
@@ -51,9 +51,6 @@ import { ValidationError } from '../protocol/errors.js';
 import { formatIssues } from '../protocol/parse.js';
 
 export const COORDINATOR_VERSION = '0.1.0';
-
-/** How often devices' last-seen times are written to the store (real time). */
-const SEEN_FLUSH_MS = 5_000;
 
 export interface CoordinatorOptions {
   /** Configuration (merged over FLEET_* variables from `env`); `dataDir` is required unless FLEET_DATA_DIR is set. */
@@ -84,14 +81,13 @@ export interface CoordinatorEvents {
 export class Coordinator {
   readonly events = new EventEmitter<CoordinatorEvents>();
   private stopped = false;
-  private seenTimer: TimerHandle | undefined;
-  private pruneTimer: TimerHandle | undefined;
+  private readonly housekeeping: Housekeeping;
 
   private constructor(
     readonly config: CoordinatorConfig,
     readonly logger: Logger,
     readonly clock: Clock,
-    private readonly timers: Clock,
+    timers: Clock,
     readonly db: Db,
     readonly counters: Counters,
     readonly registry: DeviceRegistry,
@@ -112,7 +108,9 @@ export class Coordinator {
     readonly trustDir: string,
     /** The operator bearer token for the admin API. */
     readonly adminToken: string,
-  ) {}
+  ) {
+    this.housekeeping = new Housekeeping({ db, registry, inbox, telemetry, clock, timers, counters, logger });
+  }
 
   /** Opens the data directory, resumes deployments and starts the broker and HTTP listeners. */
   static async create(options: CoordinatorOptions = {}): Promise<Coordinator> {
@@ -122,20 +120,7 @@ export class Coordinator {
     const logger = (options.logger ?? pino({ level: 'info' })).child({ module: 'coordinator' });
     mkdirSync(config.dataDir, { recursive: true });
     const { key, trustDir } = await loadCoordinatorKey(config);
-    // telemetry.db first: telemetry an older coordinator kept in fleet.db moves there before fleet.db's
-    // migration 9 drops it. Opened (and migrated) here so the telemetry thread and this read connection agree.
-    const fleetPath = join(config.dataDir, 'fleet.db');
-    const telemetryPath = join(config.dataDir, 'telemetry.db');
-    const telemetryDb = openTelemetryDatabase(telemetryPath);
-    let db: Db;
-    try {
-      const moved = importLegacyTelemetry(telemetryDb, fleetPath);
-      if (moved.rollups + moved.samples + moved.counters > 0) logger.info(moved, 'moved telemetry from fleet.db to telemetry.db');
-      db = openDatabase(fleetPath);
-    } catch (err) {
-      closeDatabase(telemetryDb);
-      throw err;
-    }
+    const { db, telemetryDb } = openDataStores(config.dataDir, logger);
     const counters = new Counters();
     const now = (): number => clock.now();
     const registry = DeviceRegistry.load(db);
@@ -154,14 +139,9 @@ export class Coordinator {
     );
     let telemetry: TelemetryWriter;
     try {
-      telemetry = await TelemetryWriter.start({
-        path: telemetryPath,
-        store: { rollupSlotMs: config.telemetry.rollupSlotMs, rawRetentionMs: config.telemetry.rawRetentionMs, maxExposureGapMs: config.telemetry.silentAfterMs },
-        flushIntervalMs: config.telemetry.flushIntervalMs,
-        maxBatch: config.telemetry.maxBatch,
-        maxQueue: config.telemetry.maxQueue,
+      telemetry = await startTelemetryWriter(config, {
         timers,
-        logger: logger.child({ module: 'telemetry' }),
+        logger,
         counters,
         onVersions: (notes) => {
           for (const n of notes) registry.noteVersion(n.deviceId, n.firmwareVersion, n.slot);
@@ -294,8 +274,7 @@ export class Coordinator {
       closeDatabase(db);
       throw err;
     }
-    c.scheduleSeenFlush();
-    c.schedulePrune();
+    c.housekeeping.start();
     logger.info({ env: config.env, mqttUrl: transport.url, httpUrl: http.url, dataDir: config.dataDir, restoredRetained: restored, replayedStatuses: replayed.length, keyId: key.keyid }, 'coordinator started');
     return c;
   }
@@ -350,44 +329,8 @@ export class Coordinator {
   /** Stores queued telemetry and devices' last-seen times; resolves with telemetry messages written. */
   async flush(): Promise<number> {
     if (this.stopped) return 0;
-    this.flushSeen();
+    this.housekeeping.flushSeen();
     return this.telemetry.flush();
-  }
-
-  private flushSeen(): void {
-    try {
-      this.db.transaction(() => this.registry.flushSeen())();
-    } catch (err) {
-      this.counters.inc('registry.flush.errors');
-      this.logger.error({ err }, 'storing last-seen times failed');
-    }
-  }
-
-  /** Last-seen times live in memory; the store gets them every few seconds, for a restart to start from. */
-  private scheduleSeenFlush(): void {
-    if (this.stopped) return;
-    this.seenTimer = this.timers.setTimeout(() => {
-      this.flushSeen();
-      this.scheduleSeenFlush();
-    }, SEEN_FLUSH_MS);
-  }
-
-  private schedulePrune(): void {
-    if (this.stopped) return;
-    this.pruneTimer = this.timers.setTimeout(() => {
-      try {
-        this.inbox.prune(this.clock.now());
-      } catch (err) {
-        this.logger.error({ err }, 'status inbox prune failed');
-      }
-      this.telemetry.prune(this.clock.now()).then(
-        (n) => {
-          if (n) this.logger.debug({ chunks: n }, 'pruned raw telemetry');
-        },
-        (err: unknown) => this.logger.error({ err }, 'telemetry prune failed'),
-      );
-      this.schedulePrune();
-    }, 60_000);
   }
 
   // ---- API for embedders (simulator, tests) -----------------------------------------------------
@@ -466,12 +409,10 @@ export class Coordinator {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.seenTimer) this.timers.clearTimeout(this.seenTimer);
-    if (this.pruneTimer) this.timers.clearTimeout(this.pruneTimer);
     await this.rollouts.stop();
     await this.http.stop();
     await this.transport.stop();
-    this.flushSeen();
+    this.housekeeping.stop();
     await this.telemetry.stop();
     closeDatabase(this.telemetryDb);
     closeDatabase(this.db);

@@ -1,0 +1,51 @@
+/**
+ * Opening the coordinator's two databases in the data directory: telemetry.db (its read connection
+ * here; the telemetry thread writes it) and fleet.db (everything else). telemetry.db comes first, so
+ * telemetry an older coordinator kept in fleet.db moves there before fleet.db's migration 9 drops it.
+ * I/O shell (SQLite, worker thread).
+ */
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Clock } from '../protocol/clock.js';
+import type { CoordinatorConfig } from './config.js';
+import type { Counters } from './metrics.js';
+import { closeDatabase, openDatabase, type Db } from './store/db.js';
+import { importLegacyTelemetry } from './telemetry/legacy-import.js';
+import { openTelemetryDatabase } from './telemetry/telemetry-schema.js';
+import { TelemetryWriter, type TelemetryWriterOptions } from './telemetry/telemetry-writer.js';
+
+export interface DataStores {
+  db: Db;
+  telemetryDb: Db;
+}
+
+/** Opens both databases (migrated); on failure nothing stays open. */
+export function openDataStores(dataDir: string, logger: Logger): DataStores {
+  const fleetPath = join(dataDir, 'fleet.db');
+  const telemetryDb = openTelemetryDatabase(join(dataDir, 'telemetry.db'));
+  try {
+    const moved = importLegacyTelemetry(telemetryDb, fleetPath);
+    if (moved.rollups + moved.samples + moved.counters > 0) logger.info(moved, 'moved telemetry from fleet.db to telemetry.db');
+    return { db: openDatabase(fleetPath), telemetryDb };
+  } catch (err) {
+    closeDatabase(telemetryDb);
+    throw err;
+  }
+}
+
+/** Starts the telemetry thread on the data directory's telemetry.db with the configured bounds. */
+export function startTelemetryWriter(
+  config: CoordinatorConfig,
+  deps: { timers: Clock; logger: Logger; counters: Counters } & Pick<TelemetryWriterOptions, 'onVersions' | 'onBad'>,
+): Promise<TelemetryWriter> {
+  const t = config.telemetry;
+  return TelemetryWriter.start({
+    path: join(config.dataDir, 'telemetry.db'),
+    store: { rollupSlotMs: t.rollupSlotMs, rawRetentionMs: t.rawRetentionMs, maxExposureGapMs: t.silentAfterMs },
+    flushIntervalMs: t.flushIntervalMs,
+    maxBatch: t.maxBatch,
+    maxQueue: t.maxQueue,
+    ...deps,
+    logger: deps.logger.child({ module: 'telemetry' }),
+  });
+}

@@ -1,0 +1,86 @@
+/**
+ * The coordinator's periodic upkeep: devices' last-seen times (kept in memory, stored every few
+ * seconds so a restart starts from them) and pruning of the status inbox and of raw telemetry past
+ * retention. Real-time timers from the injected `timers`; `stop()` is safe twice. I/O shell.
+ */
+import type { Logger } from 'pino';
+import type { Clock, TimerHandle } from '../protocol/clock.js';
+import type { Counters } from './metrics.js';
+import type { Db } from './store/db.js';
+import type { DeviceRegistry } from './registry/device-registry.js';
+import type { StatusInbox } from './ingest/status-inbox.js';
+import type { TelemetryWriter } from './telemetry/telemetry-writer.js';
+
+/** How often devices' last-seen times are written to the store (real time). */
+const SEEN_FLUSH_MS = 5_000;
+const PRUNE_MS = 60_000;
+
+export interface HousekeepingDeps {
+  db: Db;
+  registry: DeviceRegistry;
+  inbox: StatusInbox;
+  telemetry: TelemetryWriter;
+  clock: Clock;
+  timers: Clock;
+  counters: Counters;
+  logger: Logger;
+}
+
+export class Housekeeping {
+  private seenTimer: TimerHandle | undefined;
+  private pruneTimer: TimerHandle | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: HousekeepingDeps) {}
+
+  start(): void {
+    this.scheduleSeenFlush();
+    this.schedulePrune();
+  }
+
+  /** Writes devices' last-seen times in one transaction; a failure is logged and counted. */
+  flushSeen(): void {
+    try {
+      this.deps.db.transaction(() => this.deps.registry.flushSeen())();
+    } catch (err) {
+      this.deps.counters.inc('registry.flush.errors');
+      this.deps.logger.error({ err }, 'storing last-seen times failed');
+    }
+  }
+
+  /** Stops the timers and stores the last-seen times once more. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.seenTimer) this.deps.timers.clearTimeout(this.seenTimer);
+    if (this.pruneTimer) this.deps.timers.clearTimeout(this.pruneTimer);
+    this.flushSeen();
+  }
+
+  private scheduleSeenFlush(): void {
+    if (this.stopped) return;
+    this.seenTimer = this.deps.timers.setTimeout(() => {
+      this.flushSeen();
+      this.scheduleSeenFlush();
+    }, SEEN_FLUSH_MS);
+  }
+
+  private schedulePrune(): void {
+    if (this.stopped) return;
+    this.pruneTimer = this.deps.timers.setTimeout(() => {
+      const { clock, inbox, telemetry, logger } = this.deps;
+      try {
+        inbox.prune(clock.now());
+      } catch (err) {
+        logger.error({ err }, 'status inbox prune failed');
+      }
+      telemetry.prune(clock.now()).then(
+        (n) => {
+          if (n) logger.debug({ chunks: n }, 'pruned raw telemetry');
+        },
+        (err: unknown) => logger.error({ err }, 'telemetry prune failed'),
+      );
+      this.schedulePrune();
+    }, PRUNE_MS);
+  }
+}
