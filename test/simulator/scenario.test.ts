@@ -10,6 +10,7 @@ describe('scenario library', () => {
     for (const wanted of [
       'good-release', 'battery-drain', 'cpu-regression', 'memory-regression', 'crash-rate', 'boot-loop',
       'brick', 'subtle', 'noisy-but-fine', 'flaky-network', 'offline-returning', 'coordinator-restart', 'demo',
+      'power-loss',
     ]) expect(names).toContain(wanted);
     for (const name of names) {
       const s = await loadScenario(name);
