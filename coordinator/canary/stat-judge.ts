@@ -111,7 +111,12 @@ export function judgeSnapshot(snapshot: CanarySnapshot, policy: GatePolicy, cfg:
   const modifiers: Modifier[] = [...suff.modifiers];
   const applicable = metrics.filter((m) => m.applicable);
   const nodata = applicable.filter((m) => m.result === 'nodata').length;
-  if (applicable.length > 0 && nodata * 2 >= applicable.length) {
+  // Metrics compare devices: a canary wave with fewer devices than that needs can never supply them,
+  // however long it soaks, so holding it would only run into the Monitor limit (and abort a good
+  // release). Counts (rates over exposure) and the hard limits still judge it; metric regressions are
+  // left to the next, larger wave. A thin control still holds: it grows with the soak or the fleet.
+  const canaryDevices = snapshot.devices.filter((d) => d.cohort === 'canary').length;
+  if (applicable.length > 0 && nodata * 2 >= applicable.length && canaryDevices >= cfg.minDevicesPerMetric) {
     modifiers.push({ rule: 'sufficiency:metrics-nodata', issue: `${nodata} of ${applicable.length} metric checks have no data on enough devices` });
   }
   for (const c of counts) if (c.outcome === 'flag' && c.issue) modifiers.push({ rule: `device-flag:${c.counter}`, issue: c.issue });

@@ -1,6 +1,7 @@
 /**
- * The statistical analyzer on a snapshot with no control cohort (the last wave): it abstains with an
- * error record so the hard gates decide, while a control that exists but is too thin still holds.
+ * The statistical analyzer on cohorts it cannot fully judge: with no control (the last wave) it
+ * abstains with an error record so the hard gates decide; a control that exists but is too thin still
+ * holds; a canary wave too small for metric comparisons is judged on its counts, not held forever.
  */
 import { describe, expect, it } from 'vitest';
 import { CanarySnapshotSchema, type CanarySnapshot, type DeviceSummary } from '../../protocol/canary.js';
@@ -56,5 +57,27 @@ describe('statistical analyzer without a control cohort', () => {
   it('a healthy canary against an ample control still gets a verdict (Proceed)', async () => {
     const out = await createStatAnalyzer().analyze(snapshot(30, 100), ctx);
     expect(out).toMatchObject({ ok: true, verdict: { recommendation: 'Proceed' } });
+  });
+});
+
+describe('statistical analyzer on a canary wave smaller than a metric comparison needs', () => {
+  it('judges a two-device canary on its counts instead of holding it until the Monitor limit', async () => {
+    // Exposure enough for the counts (8 events expected at the control's rate); two devices can never
+    // be enough for a metric comparison, and that alone no longer holds the wave.
+    const s = snapshot(2, 100);
+    const soaked = CanarySnapshotSchema.parse({ ...s, devices: s.devices.map((d) => (d.cohort === 'canary' ? { ...d, exposureH: 40 } : d)) });
+    const out = await createStatAnalyzer().analyze(soaked, ctx);
+    expect(out).toMatchObject({ ok: true, verdict: { recommendation: 'Proceed' } });
+    if (out.ok) expect(out.verdict.issues.join(' ')).not.toMatch(/metric checks have no data/);
+  });
+
+  it('still aborts a two-device canary whose crash rate is far above the control', async () => {
+    const s = snapshot(2, 100);
+    const crashing = CanarySnapshotSchema.parse({
+      ...s,
+      devices: s.devices.map((d) => (d.cohort === 'canary' ? { ...d, events: { ...d.events, crashes: 12 } } : { ...d, events: { ...d.events, crashes: d.deviceId.endsWith('-0') ? 1 : 0 } })),
+    });
+    const out = await createStatAnalyzer().analyze(crashing, ctx);
+    expect(out).toMatchObject({ ok: true, verdict: { recommendation: 'Abort', rule: 'critical:crashes' } });
   });
 });
