@@ -59,8 +59,25 @@ export type ParsedTopic =
   | { kind: 'rollout'; hardwareModel: string; bucket: number }
   | { kind: 'flags' };
 
-/** Parses a concrete topic (no wildcards); returns null for anything outside the scheme. */
-export function parseTopic(topic: string): ParsedTopic | null {
+/**
+ * Parsed topics by topic string. A fleet publishes on a few topics per device, over and over, and the
+ * broker's ACL and the coordinator's ingest both parse each message's topic: remembering them saves
+ * the split and the id check per message. Bounded: emptied when it reaches MAX_PARSED_TOPICS.
+ */
+const parsedTopics = new Map<string, Readonly<ParsedTopic> | null>();
+const MAX_PARSED_TOPICS = 250_000;
+
+/** Parses a concrete topic (no wildcards); returns null for anything outside the scheme. The result is frozen (shared). */
+export function parseTopic(topic: string): Readonly<ParsedTopic> | null {
+  const known = parsedTopics.get(topic);
+  if (known !== undefined) return known;
+  const parsed = parseTopicUncached(topic);
+  if (parsedTopics.size >= MAX_PARSED_TOPICS) parsedTopics.clear();
+  parsedTopics.set(topic, parsed && Object.freeze(parsed));
+  return parsed;
+}
+
+function parseTopicUncached(topic: string): ParsedTopic | null {
   const parts = topic.split('/');
   if (parts[0] !== 'fleet' || parts[1] !== 'v1') return null;
   if (parts.length === 3 && parts[2] === 'flags') return { kind: 'flags' };
