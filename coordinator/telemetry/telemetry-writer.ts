@@ -58,6 +58,7 @@ export class TelemetryWriter {
   private timer: TimerHandle | undefined;
   private restartTimer: TimerHandle | undefined;
   private stopping: Promise<void> | undefined;
+  private onStopped: (() => void) | undefined;
   /** Messages parsed and committed since start. */
   written = 0;
 
@@ -128,15 +129,18 @@ export class TelemetryWriter {
       this.lose(this.builder.length + this.inFlightCount);
       return;
     }
-    const done = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    // 'stopped' comes after the final commit's report on the same port, so everything stored is counted.
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    const done = Promise.race([exited, new Promise<void>((resolve) => (this.onStopped = resolve))]);
     worker.postMessage({ type: 'stop' } satisfies ToTelemetryThread);
     let timeout: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => (timeout = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS)));
     if ((await Promise.race([done, timedOut])) === 'timeout') {
       this.options.logger.error({ pending: this.pending }, 'telemetry thread did not stop in time; terminating it');
-      await worker.terminate();
     }
     clearTimeout(timeout);
+    // Everything is committed and reported by now; ending the thread cannot lose anything.
+    await worker.terminate();
     this.lose(this.inFlightCount);
     this.worker = undefined;
   }
@@ -221,8 +225,10 @@ export class TelemetryWriter {
         this.prunes.get(m.id)?.reject(new StoreError(`pruning raw telemetry failed: ${m.message}`));
         this.prunes.delete(m.id);
         break;
-      case 'ready':
       case 'stopped':
+        this.onStopped?.();
+        break;
+      case 'ready':
         break;
     }
   }
