@@ -27,6 +27,9 @@ import type { DownloadFault, DownloadFaultProxy } from './download-faults.js';
 import type { FaultSpec } from './scenario.js';
 import { Rng } from './rng.js';
 
+
+/** A sample covers at most this many telemetry intervals (the simulator's coordinator counts 20 minutes of exposure per gap at most). */
+const MAX_SAMPLE_SPAN_INTERVALS = 10;
 export interface FirmwareImage {
   version: string;
   sha256: string;
@@ -68,6 +71,7 @@ export class DeviceHost {
   private readonly model: DeviceBehaviourModel;
   private runningVersion: string | null;
   private bootedAt = 0;
+  private lastSampleAt = 0;
   private dead = false;
   private powerLossStage: string | null;
   private downloadAttempts = new Map<string, number>();
@@ -146,8 +150,15 @@ export class DeviceHost {
     const collector: TelemetryCollector = {
       collect: () => {
         const version = this.runningVersion ?? o.baseImage.version;
-        const s = this.model.sample(version, o.clock.now() - this.bootedAt, o.telemetryIntervalMs);
-        return Promise.resolve({ metrics: s.metrics, events: s.events, logs: s.logs, uptimeS: (o.clock.now() - this.bootedAt) / 1000 });
+        const now = o.clock.now();
+        // Events accrue over the simulated time this sample really covers (since the previous sample
+        // of this boot), not the nominal interval: on a starved machine samples come late, and a crash
+        // rate per sample would then shrink the crashes per simulated hour that the gate judges.
+        // Capped like the coordinator's exposure gap, so both sides of a rate count the same time.
+        const covered = Math.min(Math.max(0, now - Math.max(this.bootedAt, this.lastSampleAt)), MAX_SAMPLE_SPAN_INTERVALS * o.telemetryIntervalMs);
+        this.lastSampleAt = now;
+        const s = this.model.sample(version, now - this.bootedAt, covered);
+        return Promise.resolve({ metrics: s.metrics, events: s.events, logs: s.logs, uptimeS: (now - this.bootedAt) / 1000 });
       },
     };
     const http = new HttpDownloader({ idleTimeoutMs: 30_000 });
