@@ -2,25 +2,18 @@
  * Per-device telemetry arithmetic: counter deltas from cumulative counters (with resets), running
  * metric sums for mean and least-squares slope, percentiles, error signatures. Pure.
  */
-import { CONTINUOUS_METRICS, EVENT_COUNTERS, type EventCounter, type MetricSummary } from '../../protocol/canary.js';
+import { CONTINUOUS_METRICS, type EventCounter, type MetricSummary } from '../../protocol/canary.js';
 
 export type CounterValues = Record<EventCounter, number>;
 
 export const ZERO_COUNTERS: CounterValues = { crashes: 0, errors: 0, reboots: 0, agentRestarts: 0 };
 
 /**
- * Events since the previous cumulative reading. A counter that went down was reset (the agent's data
- * directory was wiped): everything it now shows is new. With no previous reading nothing is counted,
- * because we cannot tell when those events happened.
+ * Adds the events since the previous cumulative reading `prev` into `into`, allocating nothing (this
+ * runs per message). A counter that went down was reset (the agent's data directory was wiped):
+ * everything it now shows is new. With no previous reading the caller counts nothing, because it cannot
+ * tell when those events happened.
  */
-export function counterDeltas(prev: CounterValues | undefined, cur: CounterValues): CounterValues {
-  if (!prev) return { ...ZERO_COUNTERS };
-  const out = { ...ZERO_COUNTERS };
-  for (const k of EVENT_COUNTERS) out[k] = cur[k] >= prev[k] ? cur[k] - prev[k] : cur[k];
-  return out;
-}
-
-/** Adds the events since `prev` (counterDeltas) into `into`, allocating nothing: this runs per message. */
 export function addCounterDeltas(into: CounterValues, prev: CounterValues, cur: CounterValues): void {
   into.crashes += cur.crashes >= prev.crashes ? cur.crashes - prev.crashes : cur.crashes;
   into.errors += cur.errors >= prev.errors ? cur.errors - prev.errors : cur.errors;

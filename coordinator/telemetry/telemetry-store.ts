@@ -89,8 +89,6 @@ export class TelemetryStore {
   private chunks: SampleChunk[] = [];
   private readonly stmts;
   private lastEvictedHorizon: number | undefined;
-  /** Messages written since start. */
-  written = 0;
   /** Version-change spans since start: their events are on neither cohort's side of a comparison. */
   readonly transitions: TransitionStats = { spans: 0, events: { crashes: 0, errors: 0, reboots: 0, agentRestarts: 0 } };
 
@@ -153,7 +151,6 @@ export class TelemetryStore {
       this.chunks = [];
     }
     this.evictOldRollups(batch[batch.length - 1]!.at);
-    this.written += batch.length;
     return batch.length;
   }
 

@@ -5,7 +5,8 @@ import { TelemetryStore } from '../../coordinator/telemetry/telemetry-store.js';
 import { SnapshotBuilder } from '../../coordinator/telemetry/snapshot-builder.js';
 import {
   addSample,
-  counterDeltas,
+  addCounterDeltas,
+  ZERO_COUNTERS,
   emptySums,
   errorSignature,
   mergeSums,
@@ -20,11 +21,23 @@ const T0 = 1_800_000_000_000;
 
 describe('rollup math', () => {
   it.each([
-    [undefined, { crashes: 5, errors: 1, reboots: 0, agentRestarts: 0 }, { crashes: 0, errors: 0, reboots: 0, agentRestarts: 0 }],
     [{ crashes: 5, errors: 1, reboots: 0, agentRestarts: 0 }, { crashes: 7, errors: 1, reboots: 1, agentRestarts: 0 }, { crashes: 2, errors: 0, reboots: 1, agentRestarts: 0 }],
     [{ crashes: 5, errors: 9, reboots: 3, agentRestarts: 1 }, { crashes: 1, errors: 9, reboots: 0, agentRestarts: 1 }, { crashes: 1, errors: 0, reboots: 0, agentRestarts: 0 }],
   ])('counter deltas %#', (prev, cur, want) => {
-    expect(counterDeltas(prev, cur)).toEqual(want);
+    const into = { ...ZERO_COUNTERS };
+    addCounterDeltas(into, prev, cur);
+    expect(into).toEqual(want);
+    // Added, not assigned: a second span adds again.
+    addCounterDeltas(into, prev, cur);
+    expect(into.crashes).toBe(2 * want.crashes);
+  });
+
+  it("counts nothing before a device's first reading (its counters are the baseline)", () => {
+    const db = openTelemetryDatabase(':memory:');
+    const store = new TelemetryStore(db, { rollupSlotMs: 60_000, rawRetentionMs: H, maxExposureGapMs: 5 * 60_000 });
+    store.enqueue(msg('first-1', '1.0.0', 0, 5, { crashes: 5, errors: 1 }), T0);
+    store.flush();
+    expect(db.prepare('SELECT crashes, errors, reboots, agent_restarts FROM telemetry_rollup').get()).toEqual({ crashes: 0, errors: 0, reboots: 0, agent_restarts: 0 });
   });
 
   it('computes an exact least-squares slope, also when sums are merged across slots', () => {
