@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Coordinator, type CoordinatorOptions } from '../../coordinator/index.js';
 import { hardGatesAnalyzer } from '../../coordinator/gate/hard-gates.js';
+import type { TelemetryMessage } from '../../protocol/messages.js';
 
 export function tempDir(prefix = 'fleet-coord-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -77,4 +78,27 @@ export async function api<T = unknown>(
   });
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+/**
+ * A valid v1 telemetry payload, the `seq`-th a device publishes (optional fields left to the schema's
+ * defaults, as a minimal agent would). `over` replaces fields, e.g. counters or the firmware version.
+ */
+export function telemetryPayload(deviceId: string, seq: number, over: Partial<TelemetryMessage> = {}): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      v: 1,
+      kind: 'telemetry',
+      deviceId,
+      firmwareVersion: '1.0.0',
+      slot: 'A',
+      uptimeS: 10 * seq,
+      bootCount: 1,
+      metrics: { cpuPct: 10 + seq, memUsedMb: 100 },
+      counters: { crashes: 0, agentRestarts: 0, errors: 0, reboots: 0 },
+      seq,
+      at: Date.now(),
+      ...over,
+    }),
+  );
 }

@@ -7,7 +7,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
 import { deviceTopic } from '../../protocol/topics.js';
-import { startCoordinator, tempDir, uniqueId, waitFor } from './helpers.js';
+import { startCoordinator, telemetryPayload, tempDir, uniqueId, waitFor } from './helpers.js';
 
 let c: Coordinator | undefined;
 let cleanup: (() => void) | undefined;
@@ -40,26 +40,11 @@ async function device(co: Coordinator): Promise<{ id: string; client: MqttClient
   return { id, client };
 }
 
-const telemetry = (id: string, seq: number) =>
-  JSON.stringify({
-    v: 1,
-    kind: 'telemetry',
-    deviceId: id,
-    firmwareVersion: '1.0.0',
-    slot: 'A',
-    uptimeS: 10 * seq,
-    bootCount: 1,
-    metrics: { cpuPct: 10 + seq, memUsedMb: 100 },
-    counters: { crashes: 0, agentRestarts: 0, errors: 0, reboots: 0 },
-    seq,
-    at: Date.now(),
-  });
-
 describe('telemetry queue', () => {
   it('commits a full batch soon after it fills, without waiting for the flush interval', async () => {
     const co = await start(3, 100);
     const { id, client } = await device(co);
-    for (let seq = 1; seq <= 3; seq++) await client.publishAsync(deviceTopic(id, 'telemetry'), telemetry(id, seq), { qos: 1 });
+    for (let seq = 1; seq <= 3; seq++) await client.publishAsync(deviceTopic(id, 'telemetry'), telemetryPayload(id, seq), { qos: 1 });
     await waitFor(() => co.telemetry.written >= 3, 'batch committed', 5_000);
     expect(co.telemetry.written).toBe(3);
     expect(co.telemetry.pending).toBe(0);
@@ -71,7 +56,7 @@ describe('telemetry queue', () => {
     const co = await start(1_000, 3);
     const { id, client } = await device(co);
     // QoS 1: each PUBACK comes after the broker hook ran, so every message has been queued or dropped.
-    for (let seq = 1; seq <= 5; seq++) await client.publishAsync(deviceTopic(id, 'telemetry'), telemetry(id, seq), { qos: 1 });
+    for (let seq = 1; seq <= 5; seq++) await client.publishAsync(deviceTopic(id, 'telemetry'), telemetryPayload(id, seq), { qos: 1 });
     expect(co.counters.get('telemetry.dropped')).toBe(2);
     expect(co.telemetry.pending).toBe(3);
     expect(await co.flush()).toBe(3);
@@ -79,7 +64,7 @@ describe('telemetry queue', () => {
     const raw = co.telemetryDb.prepare('SELECT SUM(n) AS n FROM telemetry_samples WHERE device_id = ?').get(id) as { n: number };
     expect(raw.n).toBe(3);
     // The queue drained: new telemetry is accepted again.
-    await client.publishAsync(deviceTopic(id, 'telemetry'), telemetry(id, 6), { qos: 1 });
+    await client.publishAsync(deviceTopic(id, 'telemetry'), telemetryPayload(id, 6), { qos: 1 });
     expect(co.telemetry.pending).toBe(1);
     expect(co.counters.get('telemetry.dropped')).toBe(2);
     expect(await co.flush()).toBe(1);

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic } from '../../protocol/topics.js';
-import { startCoordinator, tempDir, uniqueId, waitFor } from './helpers.js';
+import { startCoordinator, telemetryPayload, tempDir, uniqueId, waitFor } from './helpers.js';
 
 let c: Coordinator;
 let cleanup: () => void;
@@ -47,20 +47,6 @@ const hello = (id: string, extra: Record<string, unknown> = {}) => ({
   tags: ['lab'],
   at: Date.now(),
   ...extra,
-});
-
-const telemetry = (id: string, seq: number, counters = { crashes: 0, agentRestarts: 0, errors: 0, reboots: 0 }) => ({
-  v: 1,
-  kind: 'telemetry',
-  deviceId: id,
-  firmwareVersion: '1.0.0',
-  slot: 'A',
-  uptimeS: 10 * seq,
-  bootCount: 1,
-  metrics: { cpuPct: 10 + seq, memUsedMb: 100 },
-  counters,
-  seq,
-  at: Date.now(),
 });
 
 describe('device ingest', () => {
@@ -104,10 +90,10 @@ describe('device ingest', () => {
   it('writes telemetry in batches: rollups with counter deltas and every raw sample', async () => {
     const { id, client } = await connectDevice();
     await client.publishAsync(deviceTopic(id, 'hello'), JSON.stringify(hello(id)), { qos: 1 });
-    await client.publishAsync(deviceTopic(id, 'telemetry'), JSON.stringify(telemetry(id, 1, { crashes: 2, agentRestarts: 0, errors: 5, reboots: 1 })), { qos: 1 });
-    await client.publishAsync(deviceTopic(id, 'telemetry'), JSON.stringify(telemetry(id, 2, { crashes: 3, agentRestarts: 0, errors: 9, reboots: 1 })), { qos: 1 });
+    await client.publishAsync(deviceTopic(id, 'telemetry'), telemetryPayload(id, 1, { counters: { crashes: 2, agentRestarts: 0, errors: 5, reboots: 1 } }), { qos: 1 });
+    await client.publishAsync(deviceTopic(id, 'telemetry'), telemetryPayload(id, 2, { counters: { crashes: 3, agentRestarts: 0, errors: 9, reboots: 1 } }), { qos: 1 });
     // A counter reset (wiped data dir): everything it shows now is new.
-    await client.publishAsync(deviceTopic(id, 'telemetry'), JSON.stringify(telemetry(id, 3, { crashes: 1, agentRestarts: 0, errors: 0, reboots: 0 })), { qos: 1 });
+    await client.publishAsync(deviceTopic(id, 'telemetry'), telemetryPayload(id, 3, { counters: { crashes: 1, agentRestarts: 0, errors: 0, reboots: 0 } }), { qos: 1 });
     await waitFor(() => c.telemetry.written >= 3, 'telemetry flushed');
     const raw = c.telemetryDb.prepare('SELECT SUM(n) AS n FROM telemetry_samples WHERE device_id = ?').get(id) as { n: number };
     expect(raw.n).toBe(3);

@@ -12,7 +12,7 @@ import { closeDatabase, type Db } from '../../coordinator/store/db.js';
 import { openTelemetryDatabase } from '../../coordinator/telemetry/telemetry-schema.js';
 import { TelemetryWriter, type TelemetryWriterOptions } from '../../coordinator/telemetry/telemetry-writer.js';
 import type { BadTelemetry, VersionNote } from '../../coordinator/telemetry/telemetry-batch.js';
-import { tempDir, waitFor } from './helpers.js';
+import { telemetryPayload, tempDir, waitFor } from './helpers.js';
 
 const T0 = 1_800_000_000_000;
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -55,11 +55,7 @@ async function rig(over: Partial<TelemetryWriterOptions> = {}): Promise<Rig> {
   return { writer, counters, notes, bad, db, path };
 }
 
-const payload = (deviceId: string, seq: number, version = '1.0.0'): Buffer =>
-  Buffer.from(JSON.stringify({
-    v: 1, kind: 'telemetry', deviceId, firmwareVersion: version, slot: 'A', uptimeS: seq, bootCount: 1,
-    metrics: { cpuPct: 10 + seq }, counters: { crashes: 0, agentRestarts: 0, errors: 0, reboots: 0 }, seq, at: T0,
-  }));
+const payload = (deviceId: string, seq: number, version = '1.0.0'): Buffer => telemetryPayload(deviceId, seq, { firmwareVersion: version, at: T0 });
 
 const samples = (db: Db): number => (db.prepare('SELECT COALESCE(SUM(n), 0) AS n FROM telemetry_samples').get() as { n: number }).n;
 
