@@ -17,7 +17,7 @@ import { combineOutcomes } from '../gate/combine.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import { hardGatesAnalyzer } from '../gate/hard-gates.js';
 import { inputsDigest, runGate } from '../gate/run-gate.js';
-import { createDeployment, gatePolicyFor, reconcile, step } from './engine.js';
+import { createDeployment, gatePolicyFor, nextWakeAt, reconcile, step } from './engine.js';
 import { snapshotFromProgress } from './snapshot.js';
 import {
   ACTIVE_PHASES,
@@ -254,10 +254,10 @@ export class EngineRunner {
   }
 
   /** Steps one event, persists, carries out the effects. Returns the rejection of an operator action. */
-  private async apply(id: string, event: EngineEvent): Promise<{ code: string; message: string } | undefined> {
+  private async apply(id: string, event: EngineEvent, now = this.o.clock.now()): Promise<{ code: string; message: string } | undefined> {
     const state = this.live.get(id);
     if (!state) return { code: 'not-found', message: `no live deployment ${id}` };
-    const result = step(state, event, this.o.clock.now());
+    const result = step(state, event, now);
     this.counters.steps++;
     if (result.rejected) return result.rejected;
     if (result.state === state) return undefined;
@@ -377,9 +377,33 @@ export class EngineRunner {
     const delay = Math.min(MAX_TIMER_MS, Math.max(0, at - this.o.clock.now()));
     const handle = this.o.clock.setTimeout(() => {
       this.timers.delete(id);
-      this.feed(id, { type: 'tick' });
+      void this.enqueue(id, async () => {
+        const now = this.o.clock.now();
+        await this.apply(id, { type: 'tick' }, now);
+        this.rearm(id, now);
+      });
     }, delay);
     this.timers.set(id, { at, handle });
+  }
+
+  /**
+   * A tick changes nothing when it comes before the engine's time (a capped far wake-up, or a timer
+   * that fired early: an event loop's cached time, a wall clock that moved, a scaled clock's rounding),
+   * so the engine schedules nothing new; the wake-up it still needs is armed again from its state.
+   */
+  private rearm(id: string, tickedAt: number): void {
+    const state = this.live.get(id);
+    if (!state || this.timers.has(id)) return;
+    const now = tickedAt;
+    const wake = nextWakeAt(state, now);
+    if (wake === undefined) return;
+    if (wake <= now) {
+      // A due wake-up the tick did not act on would spin; the engine's invariants say it cannot happen.
+      this.log('error', { deploymentId: id, phase: state.core.phase, wake }, 'engine wake-up is due but the tick changed nothing; retrying later');
+      this.arm(id, now + EFFECT_RETRY_MS);
+      return;
+    }
+    this.arm(id, wake);
   }
 
   private retryLater(id: string): void {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bucketOf } from '../../protocol/bucket.js';
-import { ManualClock } from '../../protocol/clock.js';
+import { ManualClock, type Clock } from '../../protocol/clock.js';
 import type { RolloutMessage, StatusMessage } from '../../protocol/messages.js';
 import type { UpdateReason } from '../../protocol/reasons.js';
 import type { UpdateState } from '../../protocol/update-state.js';
@@ -320,6 +320,34 @@ describe('engine runner', () => {
     clock.advance(EFFECT_RETRY_MS);
     await runner.idle();
     expect(wave0.every((b) => sink.retained.has(`m1/${b}`))).toBe(true);
+  });
+
+  it('a timer that fires before its time (a cached event-loop time, a wall clock that moved) is armed again, so a soak still ends', async () => {
+    // Every timer of this clock fires 2 minutes early; time moves a minute at a time, so the tick meant
+    // for the end of a soak sees it not yet over.
+    const early: Clock = {
+      now: () => clock.now(),
+      setTimeout: (fn, ms) => clock.setTimeout(fn, Math.max(0, ms - 2 * MIN)),
+      clearTimeout: (h) => clock.clearTimeout(h),
+      sleep: (ms) => clock.sleep(ms),
+    };
+    const fleet = new Fleet(20);
+    const runner = await newRunner(fleet, { clock: early });
+    await runner.create(spec20(), 'alice');
+    expect(await run(runner, fleet, 'dep-1', ['completed', 'rolled-back', 'aborted'], MIN)).toBe('completed');
+  });
+
+  it('a wake-up further off than the longest timer is reached in steps', async () => {
+    const fleet = new Fleet(5);
+    const runner = await newRunner(fleet);
+    await runner.create(spec20('dep-1', { startAt: T0 + 3 * 24 * HOUR }), 'alice');
+    await runner.idle();
+    expect(runner.get('dep-1')!.core.phase).toBe('scheduled');
+    for (let day = 0; day < 3; day++) {
+      clock.advance(24 * HOUR);
+      await runner.idle();
+    }
+    expect(runner.get('dep-1')!.core.phase).toBe('rolling');
   });
 
   it('stop is safe twice and clears its timers', async () => {
