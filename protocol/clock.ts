@@ -38,17 +38,31 @@ export const systemClock: Clock = {
 export function scaledClock(scale: number, start: number = Date.now()): Clock {
   if (!(scale > 0)) throw new RangeError(`time scale must be > 0, got ${scale}`);
   const realStart = Date.now();
+  const now = (): number => Math.round(start + (Date.now() - realStart) * scale);
+  // Node's timers run on the event loop's cached time, which lags Date.now after a busy turn: a timer
+  // fires up to a few real ms early, and the scale makes that seconds of this clock. A timer that wakes
+  // before it is due waits out the rest, so `now()` in fn is never before the due time.
+  const after = (fn: () => void, ms: number, unref: boolean): { _timer: NodeJS.Timeout | undefined } => {
+    const due = now() + ms;
+    const handle: { _timer: NodeJS.Timeout | undefined } = { _timer: undefined };
+    const wait = (left: number): void => {
+      handle._timer = setTimeout(() => {
+        const rest = due - now();
+        if (rest > 0) wait(rest);
+        else fn();
+      }, Math.max(0, left / scale));
+      if (unref) handle._timer.unref();
+    };
+    wait(ms);
+    return handle;
+  };
   return {
-    now: () => Math.round(start + (Date.now() - realStart) * scale),
-    setTimeout(fn, ms) {
-      const t = setTimeout(fn, Math.max(0, ms / scale));
-      t.unref();
-      return { _timer: t };
-    },
+    now,
+    setTimeout: (fn, ms) => after(fn, ms, true),
     clearTimeout(handle) {
       clearTimeout(handle._timer as NodeJS.Timeout);
     },
-    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms / scale))),
+    sleep: (ms) => new Promise((resolve) => after(resolve, ms, false)),
   };
 }
 

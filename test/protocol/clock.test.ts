@@ -36,6 +36,36 @@ describe('scaledClock', () => {
     expect(clock.now()).toBeGreaterThanOrEqual(19_000);
     expect(() => scaledClock(0)).toThrow(RangeError);
   });
+
+  it('never runs a timer before its due time, even after the event loop was busy', async () => {
+    const clock = scaledClock(5000, 0);
+    const late: number[] = [];
+    await new Promise<void>((resolve) => {
+      let left = 20;
+      for (let i = 0; i < 20; i++) {
+        // Busy turns make the event loop's cached time lag the wall clock the scaled clock reads.
+        const spin = Date.now() + 3;
+        while (Date.now() < spin);
+        const due = clock.now() + 10_000;
+        clock.setTimeout(() => {
+          late.push(clock.now() - due);
+          if (--left === 0) resolve();
+        }, 10_000);
+      }
+    });
+    expect(late).toHaveLength(20);
+    expect(Math.min(...late)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('a cleared timer does not run', async () => {
+    const clock = scaledClock(1000, 0);
+    let ran = false;
+    const h = clock.setTimeout(() => (ran = true), 5_000);
+    await clock.sleep(2_000);
+    clock.clearTimeout(h);
+    await clock.sleep(6_000);
+    expect(ran).toBe(false);
+  });
 });
 
 describe('durations', () => {
