@@ -85,22 +85,29 @@ export interface BadTelemetry {
 }
 
 export interface DecodedBatch {
-  messages: { msg: TelemetryMessage; at: number }[];
+  parsed: number;
   bad: BadTelemetry[];
   notes: VersionNote[];
 }
 
 /**
- * Parses a batch. `lastVersions` (device → its last note) is the caller's memory across batches, so a
- * version is reported once when it changes, not with every message.
+ * Parses a batch, handing each valid message to `onMessage` with its receive time (no wrapper object
+ * per message: this runs for every telemetry message). `lastVersions` (device → its last note) is the
+ * caller's memory across batches, so a version is reported once when it changes, not with every message.
  */
-export function decodeBatch(batch: TelemetryBatch, lastVersions: Map<string, VersionNote>): DecodedBatch {
-  const out: DecodedBatch = { messages: [], bad: [], notes: [] };
+export function decodeBatch(
+  batch: TelemetryBatch,
+  lastVersions: Map<string, VersionNote>,
+  onMessage: (msg: TelemetryMessage, at: number) => void,
+): DecodedBatch {
+  const out: DecodedBatch = { parsed: 0, bad: [], notes: [] };
   const buf = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.length);
+  const ends = batch.ends;
   for (let i = 0; i < batch.count; i++) {
-    const idEnd = batch.ends[2 * i]!;
-    const deviceId = buf.toString('utf8', i === 0 ? 0 : batch.ends[2 * i - 1], idEnd);
-    const parsed = parsePayload(TelemetryMessageSchema, buf.subarray(idEnd, batch.ends[2 * i + 1]), 'telemetry message');
+    const idEnd = ends[2 * i]!;
+    const deviceId = buf.toString('utf8', i === 0 ? 0 : ends[2 * i - 1], idEnd);
+    // Decoded straight from the batch's bytes: no Buffer view per message.
+    const parsed = parsePayload(TelemetryMessageSchema, buf.toString('utf8', idEnd, ends[2 * i + 1]), 'telemetry message');
     if (!parsed.ok) {
       out.bad.push({ deviceId, reason: parsed.error.message });
       continue;
@@ -116,7 +123,8 @@ export function decodeBatch(batch: TelemetryBatch, lastVersions: Map<string, Ver
       lastVersions.set(deviceId, note);
       out.notes.push(note);
     }
-    out.messages.push({ msg, at: batch.ats[i]! });
+    out.parsed++;
+    onMessage(msg, batch.ats[i]!);
   }
   return out;
 }

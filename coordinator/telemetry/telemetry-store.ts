@@ -32,10 +32,21 @@ export interface TelemetryStoreOptions {
   maxExposureGapMs: number;
 }
 
-interface CounterState extends CounterValues {
-  at: number;
-  seq: number;
-  version: string;
+/**
+ * A device's last reading. A class, so every device's reading has one shape from the start: object
+ * literals built by spreading the parsed message drifted apart in shape and made the per-message
+ * updates megamorphic.
+ */
+class CounterState implements CounterValues {
+  constructor(
+    public at: number,
+    public seq: number,
+    public version: string,
+    public crashes: number,
+    public errors: number,
+    public reboots: number,
+    public agentRestarts: number,
+  ) {}
 }
 
 export interface RollupAcc {
@@ -80,7 +91,9 @@ interface DeviceState {
 }
 
 export class TelemetryStore {
-  private queue: { msg: TelemetryMessage; at: number }[] = [];
+  /** Queued messages and their receive times, side by side (no wrapper object per message). */
+  private queue: TelemetryMessage[] = [];
+  private queueAts: number[] = [];
   private readonly devices = new Map<string, DeviceState>();
   /** Rollups by device|slot|version, for slots still open; looked up only when a device changes slot or version. */
   private readonly rollups = new Map<string, LiveRollup>();
@@ -116,7 +129,8 @@ export class TelemetryStore {
 
   /** Queues a parsed message; `at` is the coordinator's receive time (the device's clock may be off). */
   enqueue(msg: TelemetryMessage, at: number): void {
-    this.queue.push({ msg, at });
+    this.queue.push(msg);
+    this.queueAts.push(at);
   }
 
   get pending(): number {
@@ -126,10 +140,12 @@ export class TelemetryStore {
   /** Writes every queued message in one transaction. Returns the number of messages written. */
   flush(): number {
     const batch = this.queue;
+    const ats = this.queueAts;
     if (batch.length === 0) return 0;
     this.queue = [];
+    this.queueAts = [];
     const run = this.db.transaction(() => {
-      for (const { msg, at } of batch) this.apply(msg, at);
+      for (let i = 0; i < batch.length; i++) this.apply(batch[i]!, ats[i]!);
       // One rollup row, one samples row and one counters row per device per batch, not per message.
       for (const r of this.dirtyRollups) this.writeRollup(r);
       for (const c of this.chunks) this.stmts.putSamples.run(c.deviceId, c.firmwareVersion, c.firstAt, c.lastAt, c.length, c.pack());
@@ -150,7 +166,7 @@ export class TelemetryStore {
       this.dirtyDevices = [];
       this.chunks = [];
     }
-    this.evictOldRollups(batch[batch.length - 1]!.at);
+    this.evictOldRollups(ats[ats.length - 1]!);
     return batch.length;
   }
 
@@ -160,15 +176,7 @@ export class TelemetryStore {
     const row = this.stmts.getCounters.get(deviceId) as
       | { at: number; seq: number; firmware_version: string; crashes: number; errors: number; reboots: number; agent_restarts: number }
       | undefined;
-    const counters: CounterState | undefined = row && {
-      at: row.at,
-      seq: row.seq,
-      crashes: row.crashes,
-      errors: row.errors,
-      reboots: row.reboots,
-      agentRestarts: row.agent_restarts,
-      version: row.firmware_version,
-    };
+    const counters = row && new CounterState(row.at, row.seq, row.firmware_version, row.crashes, row.errors, row.reboots, row.agent_restarts);
     d = { deviceId, counters, rollup: undefined, chunk: undefined, dirty: false };
     this.devices.set(deviceId, d);
     return d;
@@ -220,7 +228,7 @@ export class TelemetryStore {
     const cur = msg.counters;
     if (!prev) {
       // The first reading is the baseline: nothing before it can be dated.
-      d.counters = { ...cur, at, seq: msg.seq, version };
+      d.counters = new CounterState(at, msg.seq, version, cur.crashes, cur.errors, cur.reboots, cur.agentRestarts);
     } else {
       const sameVersion = prev.version === version;
       if (sameVersion && at > prev.at) acc.exposureMs += Math.min(at - prev.at, this.options.maxExposureGapMs);

@@ -4,6 +4,7 @@
  * prune. The worker entry (telemetry-worker.ts) only wires this to its message port and a timer, so
  * every behaviour here runs in tests without a thread. I/O shell (SQLite through TelemetryStore).
  */
+import type { TelemetryMessage } from '../../protocol/messages.js';
 import type { Db } from '../store/db.js';
 import { decodeBatch, type BadTelemetry, type TelemetryBatch, type VersionNote } from './telemetry-batch.js';
 import { TelemetryStore, type TelemetryStoreOptions } from './telemetry-store.js';
@@ -53,6 +54,8 @@ export class TelemetryThread {
     this.store = new TelemetryStore(db, options);
   }
 
+  private readonly enqueue = (msg: TelemetryMessage, at: number): void => this.store.enqueue(msg, at);
+
   /** Parsed messages waiting for the next commit. */
   get queued(): number {
     return this.store.pending;
@@ -60,14 +63,13 @@ export class TelemetryThread {
 
   /** Parses and queues a batch; it is written by the next commit. */
   receive(id: number, batch: TelemetryBatch): ParsedReport {
-    const decoded = decodeBatch(batch, this.lastVersions);
-    for (const { msg, at } of decoded.messages) this.store.enqueue(msg, at);
+    const decoded = decodeBatch(batch, this.lastVersions, this.enqueue);
     this.lastId = id;
     return {
       type: 'parsed',
       id,
       received: batch.count,
-      parsed: decoded.messages.length,
+      parsed: decoded.parsed,
       badCount: decoded.bad.length,
       bad: decoded.bad.slice(0, MAX_BAD_REPORTED),
       notes: decoded.notes,

@@ -4,7 +4,7 @@
  * committed in one transaction, failures reported as lost; packed sample chunks round-trip.
  */
 import { describe, expect, it } from 'vitest';
-import { BatchBuilder, batchDeviceIds, decodeBatch, type VersionNote } from '../../coordinator/telemetry/telemetry-batch.js';
+import { BatchBuilder, batchDeviceIds, decodeBatch, type TelemetryBatch, type VersionNote } from '../../coordinator/telemetry/telemetry-batch.js';
 import { TelemetryThread } from '../../coordinator/telemetry/telemetry-thread.js';
 import { SampleChunk, unpackSamples } from '../../coordinator/telemetry/sample-chunks.js';
 import { openTelemetryDatabase } from '../../coordinator/telemetry/telemetry-schema.js';
@@ -22,6 +22,14 @@ function msg(deviceId: string, seq: number, over: Partial<TelemetryMessage> = {}
 }
 const bytes = (m: unknown): Buffer => Buffer.from(typeof m === 'string' ? m : JSON.stringify(m));
 
+/** Decodes a batch, collecting what it hands on. */
+function decode(batch: TelemetryBatch, seen = new Map<string, VersionNote>()) {
+  const messages: { msg: TelemetryMessage; at: number }[] = [];
+  const d = decodeBatch(batch, seen, (msg, at) => messages.push({ msg, at }));
+  expect(d.parsed).toBe(messages.length);
+  return { ...d, messages };
+}
+
 describe('telemetry batches', () => {
   it('carries every payload byte for byte, growing its buffer past the initial size', () => {
     const b = new BatchBuilder(64);
@@ -30,13 +38,13 @@ describe('telemetry batches', () => {
     const batch = b.take();
     expect(b.length).toBe(0);
     expect(batchDeviceIds(batch)).toEqual(sent.map((m) => m.deviceId));
-    const decoded = decodeBatch(batch, new Map());
+    const decoded = decode(batch);
     expect(decoded.bad).toEqual([]);
     expect(decoded.messages.map((x) => x.msg)).toEqual(sent);
     expect(decoded.messages.map((x) => x.at)).toEqual(sent.map((_, i) => T0 + i));
     // The builder is reusable after take().
     b.add('dev-x', bytes(msg('dev-x', 1)), T0);
-    expect(decodeBatch(b.take(), new Map()).messages).toHaveLength(1);
+    expect(decode(b.take()).messages).toHaveLength(1);
   });
 
   it('describes bad telemetry (not JSON, wrong shape, another device id) and keeps the good', () => {
@@ -45,7 +53,7 @@ describe('telemetry batches', () => {
     b.add('dev-1', bytes({ ...msg('dev-1', 1), metrics: { cpuPct: 'high' } }), T0);
     b.add('dev-1', bytes(msg('dev-2', 1)), T0);
     b.add('dev-1', bytes(msg('dev-1', 2)), T0);
-    const d = decodeBatch(b.take(), new Map());
+    const d = decode(b.take());
     expect(d.messages.map((x) => x.msg.seq)).toEqual([2]);
     expect(d.bad.map((x) => x.deviceId)).toEqual(['dev-1', 'dev-1', 'dev-1']);
     expect(d.bad[0]!.reason).toMatch(/JSON/i);
@@ -58,7 +66,7 @@ describe('telemetry batches', () => {
     const batch = (...ms: TelemetryMessage[]) => {
       const b = new BatchBuilder();
       for (const m of ms) b.add(m.deviceId, bytes(m), T0);
-      return decodeBatch(b.take(), seen).notes;
+      return decode(b.take(), seen).notes;
     };
     expect(batch(msg('a', 1), msg('a', 2), msg('b', 1))).toEqual([
       { deviceId: 'a', firmwareVersion: '1.0.0', slot: 'A' },
