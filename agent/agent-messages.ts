@@ -1,7 +1,6 @@
 /**
  * Builds the messages the agent publishes (hello, status, telemetry, presence). Pure.
  */
-import { bucketOf } from '../protocol/bucket.js';
 import { PROTOCOL_VERSION } from '../protocol/signed.js';
 import type { HelloMessage, PresenceMessage, StatusMessage, TelemetryMessage } from '../protocol/messages.js';
 import { currentVersion, reportedState, type AgentState } from './agent-state.js';
@@ -12,6 +11,8 @@ import { boundLines } from './telemetry/log-excerpt.js';
 export interface DeviceIdentity {
   deviceId: string;
   hardwareModel: string;
+  /** bucketOf(deviceId), computed once: it is a SHA-256. */
+  bucket: number;
   tags: readonly string[];
   agentVersion: string;
 }
@@ -26,7 +27,7 @@ export function helloMessage(id: DeviceIdentity, state: AgentState, at: number, 
     firmwareVersion: currentVersion(state) ?? '0.0.0',
     activeSlot: state.booted,
     agentVersion: id.agentVersion,
-    bucket: bucketOf(id.deviceId),
+    bucket: id.bucket,
     tags: [...id.tags],
     securityFloor: state.securityFloor,
     ...(job ? { update: { deploymentId: job.deploymentId, state: reportedState(job), toVersion: job.toVersion } } : {}),

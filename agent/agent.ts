@@ -93,7 +93,7 @@ export class Agent {
     this.savedCounters = state.counters;
     this.savedSeqReserved = state.telemetrySeqReserved;
     this.startedAt = this.clock.now();
-    this.identity = { deviceId: this.cfg.deviceId, hardwareModel: this.cfg.hardwareModel, tags: this.cfg.tags, agentVersion: AGENT_VERSION };
+    this.identity = { deviceId: this.cfg.deviceId, hardwareModel: this.cfg.hardwareModel, bucket: bucketOf(this.cfg.deviceId), tags: this.cfg.tags, agentVersion: AGENT_VERSION };
     this.machine = machineConfigOf(this.cfg);
   }
 
@@ -153,7 +153,7 @@ export class Agent {
     if (this.started || this.stopped) return;
     this.started = true;
     const cfg = this.cfg;
-    const bucket = bucketOf(cfg.deviceId);
+    const bucket = this.identity.bucket;
     this.session = new MqttSession({
       url: cfg.broker.url,
       clientId: cfg.deviceId,
@@ -473,7 +473,7 @@ export class Agent {
   private onMessage(topic: string, payload: Buffer): void {
     if (this.stopped || this.halted) return;
     const cfg = this.cfg;
-    const inbound = classifyInbound(topic, payload, { rollout: rolloutTopic(cfg.hardwareModel, bucketOf(cfg.deviceId)), commands: deviceTopic(cfg.deviceId, 'commands') });
+    const inbound = classifyInbound(topic, payload, { rollout: rolloutTopic(cfg.hardwareModel, this.identity.bucket), commands: deviceTopic(cfg.deviceId, 'commands') });
     switch (inbound.kind) {
       case 'cleared':
         // The coordinator cleared the wave: abort whatever has not reached the trial.
