@@ -85,6 +85,11 @@ export class MqttSession {
     this.client = client;
     client.on('connect', () => {
       this.attempt = 0;
+      // The subscription, presence, hello and queued messages leave in one write, not a write each:
+      // mqtt.js writes every packet on its own, and a fleet reconnecting at once pays per syscall.
+      const stream = client.stream as { cork?: () => void; uncork?: () => void } | undefined;
+      stream?.cork?.();
+      process.nextTick(() => stream?.uncork?.());
       if (o.subscriptions.length) {
         client.subscribe([...o.subscriptions], { qos: 1 }, (err) => {
           if (err) o.logger.warn({ err: err.message }, 'subscribe failed');
