@@ -11,6 +11,7 @@ import type { Clock } from '../protocol/clock.js';
 import type { TrustStore } from '../firmware/trust-store.js';
 import {
   AgentConfigSchema,
+  type AgentConfig,
   HttpDownloader,
   MemoryStateStore,
   SimulatedDevice,
@@ -60,6 +61,66 @@ export interface DeviceHostOptions {
 
 /** A health-check runner with no checks to run: the firmware model decides at boot whether the trial comes up. */
 const PASSING_HEALTH: HealthCheckRunner = { run: () => Promise.resolve({ ok: true }) };
+
+/**
+ * The agent configuration every device of a fleet shares, parsed with the agent's schema once per fleet
+ * setting (a zod parse per device was a tenth of a simulated device's start-up CPU). Keyed by the
+ * options' shared parts: hosts of one run pass the same values.
+ */
+const fleetConfigs = new Map<string, AgentConfig>();
+
+function fleetConfig(o: DeviceHostOptions): AgentConfig {
+  const key = `${o.brokerUrl}\n${o.baseImage.version}\n${o.telemetryIntervalMs}`;
+  let config = fleetConfigs.get(key);
+  if (!config) {
+    config = AgentConfigSchema.parse({
+      // Placeholders: deviceConfig() puts in each device's own (validated by the fleet's composition).
+      deviceId: 'device',
+      hardwareModel: 'model',
+      firmwareVersion: o.baseImage.version,
+      broker: {
+        url: o.brokerUrl,
+        keepalive: 60_000,
+        // Reconnect backoff in simulated time: a fleet after a broker restart spreads over seconds, not minutes.
+        reconnectMin: 2_000,
+        reconnectMax: 60_000,
+        connectTimeout: 30_000,
+      },
+      trustStoreDir: '/nonexistent/the-simulator-injects-the-trust-store',
+      dataDir: '/nonexistent/each-device-has-its-own',
+      slots: { kind: 'memory' },
+      telemetry: { interval: o.telemetryIntervalMs },
+      download: { retryBase: 10_000, retryMax: 120_000, maxAttempts: 8 },
+      // Deadlines that race real network latency are widened: at ×300 the default 2-minute broker
+      // deadline is 0.4 s of real time, shorter than a reconnect on a busy 2-core machine.
+      health: { brokerDeadline: 30 * 60_000, trialWindow: 60 * 60_000 },
+      logLevel: 'error',
+    });
+    // Shared by every device: frozen, so an agent that wrote to its configuration would fail loudly
+    // instead of changing its neighbours'.
+    deepFreeze(config);
+    if (fleetConfigs.size >= 16) fleetConfigs.clear();
+    fleetConfigs.set(key, config);
+  }
+  return config;
+}
+
+function deepFreeze(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const v of Object.values(value)) deepFreeze(v);
+}
+
+/** One device's configuration: the fleet's, with its identity, data directory and credentials. */
+function deviceConfig(fleet: AgentConfig, deviceId: string, hardwareModel: string, dataDir: string, secret: string | null): AgentConfig {
+  return {
+    ...fleet,
+    deviceId,
+    hardwareModel,
+    dataDir,
+    broker: { ...fleet.broker, ...(secret !== null ? { username: deviceId, password: secret } : {}) },
+  };
+}
 
 export class DeviceHost {
   readonly truth: DeviceTruth;
@@ -124,29 +185,7 @@ export class DeviceHost {
     this.started = true;
     const o = this.o;
     const spec = o.spec;
-    const config = AgentConfigSchema.parse({
-      deviceId: spec.deviceId,
-      hardwareModel: spec.hardwareModel,
-      firmwareVersion: o.baseImage.version,
-      broker: {
-        url: o.brokerUrl,
-        ...(o.secret !== null ? { username: spec.deviceId, password: o.secret } : {}),
-        keepalive: 60_000,
-        // Reconnect backoff in simulated time: a fleet after a broker restart spreads over seconds, not minutes.
-        reconnectMin: 2_000,
-        reconnectMax: 60_000,
-        connectTimeout: 30_000,
-      },
-      trustStoreDir: '/nonexistent/the-simulator-injects-the-trust-store',
-      dataDir: o.dataDir,
-      slots: { kind: 'memory' },
-      telemetry: { interval: o.telemetryIntervalMs },
-      download: { retryBase: 10_000, retryMax: 120_000, maxAttempts: 8 },
-      // Deadlines that race real network latency are widened: at ×300 the default 2-minute broker
-      // deadline is 0.4 s of real time, shorter than a reconnect on a busy 2-core machine.
-      health: { brokerDeadline: 30 * 60_000, trialWindow: 60 * 60_000 },
-      logLevel: 'error',
-    });
+    const config = deviceConfig(fleetConfig(o), spec.deviceId, spec.hardwareModel, o.dataDir, o.secret);
     const collector: TelemetryCollector = {
       collect: () => {
         const version = this.runningVersion ?? o.baseImage.version;
