@@ -466,7 +466,10 @@ export class Agent {
   }
 
   private onConnect(): void {
-    this.publish('presence', encodeMessage(presenceMessage(this.cfg.deviceId, true, this.clock.now())), 1, this.cfg.broker.retainPresence);
+    // The hello says the device is online. A retained presence is for observers of the topic: it
+    // replaces the retained "offline" of the last will. Unretained, it would be a second packet (and
+    // PUBACK) per connect saying what the hello says.
+    if (this.cfg.broker.retainPresence) this.publish('presence', encodeMessage(presenceMessage(this.cfg.deviceId, true, this.clock.now())), 1, true);
     this.sendHello();
   }
 

@@ -11,25 +11,37 @@ export interface ConnectResult {
   /** Client-side memory per connection (RSS delta after GC), bytes. */
   bytesPerConnection: number;
   heapPerConnection: number;
+  /** Client process CPU (user + system) spent while connecting, ms. */
+  cpuMs: number;
+}
+
+/** Runs `connect` and measures its wall time and this process's CPU time. */
+export async function timed(connect: () => Promise<void>): Promise<{ ms: number; cpuMs: number }> {
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await connect();
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
 /** Connects `n` bare clients to `url`, measures, and returns them for the caller to close. */
 export async function connectBare(url: string, n: number, width: number, prefix: string): Promise<{ result: ConnectResult; clients: MqttClient[] }> {
   const before = await settledMemory();
   const clients: MqttClient[] = new Array<MqttClient>(n);
-  const t0 = performance.now();
-  await boundedEach(n, width, (i) =>
-    new Promise<void>((resolve, reject) => {
-      const c = mqtt.connect(url, { clientId: `${prefix}-${i}`, reconnectPeriod: 0, keepalive: 600, clean: true });
-      clients[i] = c;
-      c.once('connect', () => resolve());
-      c.once('error', reject);
-    }),
+  const { ms, cpuMs } = await timed(() =>
+    boundedEach(n, width, (i) =>
+      new Promise<void>((resolve, reject) => {
+        const c = mqtt.connect(url, { clientId: `${prefix}-${i}`, reconnectPeriod: 0, keepalive: 600, clean: true });
+        clients[i] = c;
+        c.once('connect', () => resolve());
+        c.once('error', reject);
+      }),
+    ),
   );
-  const ms = performance.now() - t0;
   const after = await settledMemory();
   return {
-    result: { n, ms, bytesPerConnection: (after.rss - before.rss) / n, heapPerConnection: (after.heapUsed - before.heapUsed) / n },
+    result: { n, ms, cpuMs, bytesPerConnection: (after.rss - before.rss) / n, heapPerConnection: (after.heapUsed - before.heapUsed) / n },
     clients,
   };
 }

@@ -68,15 +68,15 @@ async function main(): Promise<void> {
     for (const kind of ['bare', 'handshake', 'simulated'] as const) {
       const m = await measureConnect(kind, n, 200);
       results.connect.push(m);
-      log(`  ${kind.padEnd(9)} ${String(n).padStart(6)}: ${(m.ms / 1000).toFixed(2)} s, ${kib(m.bytesPerConnection)} KiB/device client RSS (${kib(m.heapPerConnection)} KiB heap)`);
+      log(`  ${kind.padEnd(9)} ${String(n).padStart(6)}: ${connectLine(m)}`);
     }
   }
-  // Past 10,000 only bare and simulated: the handshake baseline already overloads Aedes at 10,000.
+  // Past 10,000 only bare and simulated: the two ends of the comparison.
   if (runs('connect') && push !== undefined) {
     for (const kind of ['bare', 'simulated'] as const) {
       const m = await measureConnect(kind, push, 200);
       results.connect.push(m);
-      log(`  ${kind.padEnd(9)} ${String(push).padStart(6)}: ${(m.ms / 1000).toFixed(2)} s, ${kib(m.bytesPerConnection)} KiB/device client RSS (${kib(m.heapPerConnection)} KiB heap)`);
+      log(`  ${kind.padEnd(9)} ${String(push).padStart(6)}: ${connectLine(m)}`);
     }
   }
 
@@ -108,6 +108,11 @@ async function main(): Promise<void> {
   log(markdown(results));
 }
 
+function connectLine(m: ConnectMeasurement): string {
+  const cpu = `CPU: client ${(m.cpuMs / 1000).toFixed(2)} s, broker ${(m.brokerCpuMs / 1000).toFixed(2)} s`;
+  return `${(m.ms / 1000).toFixed(2)} s, ${kib(m.bytesPerConnection)} KiB/device client RSS (${kib(m.heapPerConnection)} KiB heap); ${cpu}`;
+}
+
 function markdown(r: Results): string {
   const lines: string[] = [];
   lines.push('| Devices | bare mqtt.js | device handshake (mqtt.js) | simulated devices | sim / bare | sim / handshake |');
@@ -122,6 +127,9 @@ function markdown(r: Results): string {
     const hMs = h ? `${(h.ms / 1000).toFixed(2)} s` : '—';
     const hMem = h ? `${kib(h.bytesPerConnection)} KiB` : '—';
     lines.push(`| ${n.toLocaleString('en-US')} connect | ${(b.ms / 1000).toFixed(2)} s | ${hMs} | ${(s.ms / 1000).toFixed(2)} s | ${ratio(s.ms, b.ms)}× | ${h ? ratio(s.ms, h.ms) + '×' : '—'} |`);
+    const cpu = (m: ConnectMeasurement): number => m.cpuMs + m.brokerCpuMs;
+    const fmt = (m: ConnectMeasurement): string => `${(m.cpuMs / 1000).toFixed(1)} + ${(m.brokerCpuMs / 1000).toFixed(1)} s`;
+    lines.push(`| ${n.toLocaleString('en-US')} CPU client + broker | ${fmt(b)} | ${h ? fmt(h) : '—'} | ${fmt(s)} | ${ratio(cpu(s), cpu(b))}× | ${h ? ratio(cpu(s), cpu(h)) + '×' : '—'} |`);
     lines.push(`| ${n.toLocaleString('en-US')} memory/device | ${kib(b.bytesPerConnection)} KiB | ${hMem} | ${kib(s.bytesPerConnection)} KiB | ${ratio(s.bytesPerConnection, b.bytesPerConnection)}× | ${h ? ratio(s.bytesPerConnection, h.bytesPerConnection) + '×' : '—'} |`);
   }
   if (r.ingest) {

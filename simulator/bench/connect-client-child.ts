@@ -3,7 +3,7 @@
  * in a fresh process so that no earlier measurement's heap or freed sockets skew the figures.
  *
  * Kinds: `bare` (mqtt.js CONNECT only), `handshake` (mqtt.js doing a device's MQTT work on connect:
- * will, persistent session, three SUBSCRIBEs, a retained presence and a QoS 1 hello), `simulated` (the
+ * will, persistent session, one SUBSCRIBE of three topics and a QoS 1 hello), `simulated` (the
  * simulator's devices: the real agent, in-memory slots, behaviour model).
  *
  * argv: kind url n width runId. IPC: {type:'ready'} then {type:'result', ...ConnectResult}; waits for
@@ -13,7 +13,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceSubscriptions, deviceTopic } from '../../protocol/topics.js';
 import { boundedEach, settledMemory } from './measure.js';
-import { connectBare, closeAll, type ConnectResult } from './bare-clients.js';
+import { connectBare, closeAll, timed, type ConnectResult } from './bare-clients.js';
 import { connectSimulated } from './sim-devices.js';
 
 const [kind = 'bare', url = '', nText = '1000', widthText = '200', runId = 'c'] = process.argv.slice(2);
@@ -23,28 +23,25 @@ const width = Number(widthText);
 async function handshake(): Promise<{ result: ConnectResult; stop: () => Promise<void> }> {
   const before = await settledMemory();
   const clients = new Array<MqttClient>(n);
-  const t0 = performance.now();
-  await boundedEach(n, width, (i) =>
+  const { ms, cpuMs } = await timed(() => boundedEach(n, width, (i) =>
     new Promise<void>((resolve, reject) => {
       const id = `${runId}-${String(i).padStart(5, '0')}`;
       const c = mqtt.connect(url, {
         clientId: id, clean: false, reconnectPeriod: 0, keepalive: 60, protocolVersion: 4,
-        will: { topic: deviceTopic(id, 'presence'), payload: Buffer.from('{"v":1,"kind":"presence","state":"offline"}'), qos: 1, retain: true },
+        will: { topic: deviceTopic(id, 'presence'), payload: Buffer.from('{"v":1,"kind":"presence","state":"offline"}'), qos: 1, retain: false },
       });
       clients[i] = c;
       c.once('connect', () => {
         c.subscribe(deviceSubscriptions(id, 'rpi4', bucketOf(id)), { qos: 1 });
-        c.publish(deviceTopic(id, 'presence'), JSON.stringify({ v: 1, kind: 'presence', deviceId: id, state: 'online' }), { qos: 1, retain: true });
         c.publish(deviceTopic(id, 'hello'), JSON.stringify({ v: 1, kind: 'hello', deviceId: id, hardwareModel: 'rpi4', firmwareVersion: '1.0.0' }), { qos: 1 });
         resolve();
       });
       c.once('error', reject);
     }),
-  );
-  const ms = performance.now() - t0;
+  ));
   const after = await settledMemory();
   return {
-    result: { n, ms, bytesPerConnection: (after.rss - before.rss) / n, heapPerConnection: (after.heapUsed - before.heapUsed) / n },
+    result: { n, ms, cpuMs, bytesPerConnection: (after.rss - before.rss) / n, heapPerConnection: (after.heapUsed - before.heapUsed) / n },
     stop: () => closeAll(clients),
   };
 }

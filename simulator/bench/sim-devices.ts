@@ -15,7 +15,7 @@ import { composeFleet } from '../fleet-composition.js';
 import { FaultSpecSchema, FleetSpecSchema } from '../scenario.js';
 import { digest, imageBytes } from '../firmware-images.js';
 import { boundedEach, settledMemory } from './measure.js';
-import type { ConnectResult } from './bare-clients.js';
+import { timed, type ConnectResult } from './bare-clients.js';
 
 export async function connectSimulated(
   brokerUrl: string,
@@ -41,18 +41,18 @@ export async function connectSimulated(
         images, behaviours: new Map(), sampleNoise: 0.04, faults, proxy: null, telemetryIntervalMs: 60_000, faultCounts: {},
       }),
   );
-  const t0 = performance.now();
-  await boundedEach(n, width, async (i) => {
-    const h = hosts[i]!;
-    await h.start();
-    await h.whenConnected(60_000);
-  });
-  const ms = performance.now() - t0;
+  const { ms, cpuMs } = await timed(() =>
+    boundedEach(n, width, async (i) => {
+      const h = hosts[i]!;
+      await h.start();
+      await h.whenConnected(60_000);
+    }),
+  );
   const connected = hosts.filter((h) => h.connected).length;
   if (connected < n) throw new Error(`only ${connected} of ${n} simulated devices connected`);
   const after = await settledMemory();
   return {
-    result: { n, ms, bytesPerConnection: (after.rss - before.rss) / n, heapPerConnection: (after.heapUsed - before.heapUsed) / n },
+    result: { n, ms, cpuMs, bytesPerConnection: (after.rss - before.rss) / n, heapPerConnection: (after.heapUsed - before.heapUsed) / n },
     stop: async () => {
       await boundedEach(n, 500, (i) => hosts[i]!.stop());
       await rm(dir, { recursive: true, force: true });

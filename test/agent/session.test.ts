@@ -35,7 +35,18 @@ describe('mqtt session', () => {
     const { dev } = await startDevice(f, id);
     f.devices.push(dev);
     await waitFor(() => f.observer.of(id, 'hello').length === 1, 'hello');
-    expect(f.observer.of(id, 'presence').at(-1)).toMatchObject({ state: 'online' });
+    // Unretained presence: the hello is the online announcement, no second packet says it again.
+    expect(f.observer.of(id, 'presence')).toEqual([]);
+    await dev.agent!.kill();
+    await waitFor(() => f.observer.of(id, 'presence').at(-1)?.['state'] === 'offline', 'offline presence from the will');
+  });
+
+  it('with retained presence, replaces the will\'s retained offline with a retained online on every connect', async () => {
+    const id = uniqueId('dev');
+    const { dev } = await startDevice(f, id, { broker: { url: f.broker.url, reconnectMin: 50, reconnectMax: 500, retainPresence: true } });
+    f.devices.push(dev);
+    await waitFor(() => f.observer.of(id, 'hello').length === 1, 'hello');
+    await waitFor(() => f.observer.of(id, 'presence').at(-1)?.['state'] === 'online', 'online presence');
     await dev.agent!.kill();
     await waitFor(() => f.observer.of(id, 'presence').at(-1)?.['state'] === 'offline', 'offline presence from the will');
   });
