@@ -1,7 +1,7 @@
 /**
- * Telemetry into the telemetry database (telemetry-schema.ts): parsed messages are queued in memory and
- * written in one transaction per batch — per-device rollups per time slot, the batch's raw samples
- * packed per device (sample-chunks.ts), the last cumulative counters. Raw samples are kept for a
+ * Telemetry into the telemetry database (telemetry-schema.ts): parsed messages are aggregated in memory
+ * as they arrive and written in one transaction per batch — per-device rollups per time slot, the
+ * batch's raw samples packed per device (sample-chunks.ts), the last cumulative counters. Raw samples are kept for a
  * bounded time; rollups carry events, exposure and metric sums. I/O shell (SQLite); in the coordinator
  * it runs on the telemetry thread (telemetry-worker.ts).
  *
@@ -91,9 +91,9 @@ interface DeviceState {
 }
 
 export class TelemetryStore {
-  /** Queued messages and their receive times, side by side (no wrapper object per message). */
-  private queue: TelemetryMessage[] = [];
-  private queueAts: number[] = [];
+  /** Messages aggregated since the last commit, and the latest receive time among them. */
+  private queued = 0;
+  private latestAt = 0;
   private readonly devices = new Map<string, DeviceState>();
   /** Rollups by device|slot|version, for slots still open; looked up only when a device changes slot or version. */
   private readonly rollups = new Map<string, LiveRollup>();
@@ -127,25 +127,28 @@ export class TelemetryStore {
     };
   }
 
-  /** Queues a parsed message; `at` is the coordinator's receive time (the device's clock may be off). */
+  /**
+   * Aggregates a parsed message into the device's in-memory rollup, counters and sample chunk at once;
+   * the next flush writes them. `at` is the coordinator's receive time (the device's clock may be
+   * off). Aggregating on arrival rather than at the commit lets the parsed message die young: held
+   * until the commit, every message survived a scavenge or two and was copied with it.
+   */
   enqueue(msg: TelemetryMessage, at: number): void {
-    this.queue.push(msg);
-    this.queueAts.push(at);
+    this.apply(msg, at);
+    this.queued++;
+    if (at > this.latestAt) this.latestAt = at;
   }
 
   get pending(): number {
-    return this.queue.length;
+    return this.queued;
   }
 
-  /** Writes every queued message in one transaction. Returns the number of messages written. */
+  /** Writes what the messages since the last flush changed, in one transaction. Returns their number. */
   flush(): number {
-    const batch = this.queue;
-    const ats = this.queueAts;
-    if (batch.length === 0) return 0;
-    this.queue = [];
-    this.queueAts = [];
+    const count = this.queued;
+    if (count === 0) return 0;
+    this.queued = 0;
     const run = this.db.transaction(() => {
-      for (let i = 0; i < batch.length; i++) this.apply(batch[i]!, ats[i]!);
       // One rollup row, one samples row and one counters row per device per batch, not per message.
       for (const r of this.dirtyRollups) this.writeRollup(r);
       for (const c of this.chunks) this.stmts.putSamples.run(c.deviceId, c.firmwareVersion, c.firstAt, c.lastAt, c.length, c.pack());
@@ -166,8 +169,8 @@ export class TelemetryStore {
       this.dirtyDevices = [];
       this.chunks = [];
     }
-    this.evictOldRollups(ats[ats.length - 1]!);
-    return batch.length;
+    this.evictOldRollups(this.latestAt);
+    return count;
   }
 
   private device(deviceId: string): DeviceState {
