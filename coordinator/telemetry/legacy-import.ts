@@ -7,6 +7,8 @@
 import { existsSync } from 'node:fs';
 import type { Db } from '../store/db.js';
 import { SampleChunk } from './sample-chunks.js';
+import { packSums } from './rollup-math.js';
+import { sumsFromJson } from './telemetry-schema.js';
 
 const PAGE = 10_000;
 
@@ -23,6 +25,23 @@ interface LegacyRaw {
   boot_time: number | null;
 }
 
+interface LegacyRollup {
+  rowid: number;
+  device_id: string;
+  slot_start: number;
+  firmware_version: string;
+  samples: number;
+  first_at: number;
+  last_at: number;
+  exposure_ms: number;
+  crashes: number;
+  errors: number;
+  reboots: number;
+  agent_restarts: number;
+  metrics_json: string;
+  error_lines: string;
+}
+
 /**
  * Copies legacy telemetry from `fleetDbPath` into `telemetryDb` when telemetry.db is still empty and
  * fleet.db still has the old tables. Returns the rows copied per table (all zero when there was
@@ -37,10 +56,21 @@ export function importLegacyTelemetry(telemetryDb: Db, fleetDbPath: string): { r
   try {
     if (!has("SELECT 1 FROM legacy.sqlite_master WHERE type = 'table' AND name = 'telemetry_rollup'")) return none;
     return telemetryDb.transaction(() => {
-      const rollups = telemetryDb.prepare(`INSERT INTO telemetry_rollup (device_id, slot_start, firmware_version, samples, first_at, last_at,
-        exposure_ms, crashes, errors, reboots, agent_restarts, metrics_json, error_lines)
-        SELECT device_id, slot_start, firmware_version, samples, first_at, last_at, exposure_ms, crashes, errors, reboots, agent_restarts,
-        metrics_json, error_lines FROM legacy.telemetry_rollup`).run().changes;
+      // Rollups copied in pages: their metric sums were JSON in fleet.db and are packed here.
+      const rollupPage = telemetryDb.prepare('SELECT rowid, * FROM legacy.telemetry_rollup WHERE rowid > ? ORDER BY rowid LIMIT ?');
+      const putRollup = telemetryDb.prepare(`INSERT INTO telemetry_rollup (device_id, slot_start, firmware_version, samples, first_at, last_at,
+        exposure_ms, crashes, errors, reboots, agent_restarts, metrics, error_lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+      let rollups = 0;
+      for (let after = 0; ; ) {
+        const rows = rollupPage.all(after, PAGE) as LegacyRollup[];
+        if (rows.length === 0) break;
+        for (const r of rows) {
+          putRollup.run(r.device_id, r.slot_start, r.firmware_version, r.samples, r.first_at, r.last_at, r.exposure_ms,
+            r.crashes, r.errors, r.reboots, r.agent_restarts, packSums(sumsFromJson(r.metrics_json)), r.error_lines);
+        }
+        rollups += rows.length;
+        after = rows[rows.length - 1]!.rowid;
+      }
       // The old counters row had no version: it was the device's latest rollup's ('' when none, which re-baselines).
       const counters = telemetryDb.prepare(`INSERT INTO device_counters (device_id, at, seq, firmware_version, crashes, errors, reboots, agent_restarts)
         SELECT c.device_id, c.at, c.seq, COALESCE((SELECT r.firmware_version FROM legacy.telemetry_rollup r WHERE r.device_id = c.device_id

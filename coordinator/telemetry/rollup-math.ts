@@ -2,7 +2,7 @@
  * Per-device telemetry arithmetic: counter deltas from cumulative counters (with resets), running
  * metric sums for mean and least-squares slope, percentiles, error signatures. Pure.
  */
-import { CONTINUOUS_METRICS, type EventCounter, type MetricSummary } from '../../protocol/canary.js';
+import { CONTINUOUS_METRICS, type ContinuousMetric, type EventCounter, type MetricSummary } from '../../protocol/canary.js';
 
 export type CounterValues = Record<EventCounter, number>;
 
@@ -94,6 +94,45 @@ export function errorSignature(line: string): string {
     .replace(/\s+/g, ' ')
     .trim()
     .slice(0, 256);
+}
+
+/** Values per metric in a packed rollup: n, sum, sumsq, max, st, stt, sty. */
+const SUMS_WIDTH = 7;
+export const PACKED_SUMS_BYTES = CONTINUOUS_METRICS.length * SUMS_WIDTH * 8;
+
+/**
+ * A rollup's metric sums as stored: for each of CONTINUOUS_METRICS in order, its seven sums as
+ * little-endian float64 (n = 0 for a metric the slot never saw). Text would cost a shortest-digits
+ * conversion per double at every commit, several µs per rollup, and -Infinity has no JSON.
+ */
+export function packSums(metrics: Readonly<Partial<Record<ContinuousMetric, MetricSums>>>): Buffer {
+  const out = Buffer.alloc(PACKED_SUMS_BYTES);
+  CONTINUOUS_METRICS.forEach((name, m) => {
+    const s = metrics[name];
+    if (!s || s.n === 0) return;
+    const off = m * SUMS_WIDTH * 8;
+    out.writeDoubleLE(s.n, off);
+    out.writeDoubleLE(s.sum, off + 8);
+    out.writeDoubleLE(s.sumsq, off + 16);
+    out.writeDoubleLE(s.max, off + 24);
+    out.writeDoubleLE(s.st, off + 32);
+    out.writeDoubleLE(s.stt, off + 40);
+    out.writeDoubleLE(s.sty, off + 48);
+  });
+  return out;
+}
+
+/** The metric sums of a packed rollup; throws on a length that is not the packed size. */
+export function unpackSums(data: Uint8Array): Partial<Record<ContinuousMetric, MetricSums>> {
+  if (data.length !== PACKED_SUMS_BYTES) throw new RangeError(`packed rollup sums are ${data.length} bytes, expected ${PACKED_SUMS_BYTES}`);
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.length);
+  const out: Partial<Record<ContinuousMetric, MetricSums>> = {};
+  CONTINUOUS_METRICS.forEach((name, m) => {
+    const at = (k: number): number => buf.readDoubleLE((m * SUMS_WIDTH + k) * 8);
+    const n = at(0);
+    if (n > 0) out[name] = { n, sum: at(1), sumsq: at(2), max: at(3), st: at(4), stt: at(5), sty: at(6) };
+  });
+  return out;
 }
 
 export { CONTINUOUS_METRICS };

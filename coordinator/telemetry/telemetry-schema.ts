@@ -5,6 +5,8 @@
  */
 import type { Migration } from '../store/migrations.js';
 import { openDatabase, type Db } from '../store/db.js';
+import type { ContinuousMetric } from '../../protocol/canary.js';
+import { packSums, type MetricSums } from './rollup-math.js';
 
 export const TELEMETRY_MIGRATIONS: readonly Migration[] = [
   {
@@ -21,7 +23,7 @@ export const TELEMETRY_MIGRATIONS: readonly Migration[] = [
           last_at INTEGER NOT NULL,
           exposure_ms INTEGER NOT NULL,
           crashes INTEGER NOT NULL, errors INTEGER NOT NULL, reboots INTEGER NOT NULL, agent_restarts INTEGER NOT NULL,
-          -- per metric: n, sum, sumsq, max, st, stt, sty (t in hours from slot_start)
+          -- per metric: n, sum, sumsq, max, st, stt, sty (t in hours from slot_start); packed since version 2
           metrics_json TEXT NOT NULL,
           error_lines TEXT NOT NULL DEFAULT '[]',
           PRIMARY KEY (device_id, slot_start, firmware_version)
@@ -48,7 +50,29 @@ export const TELEMETRY_MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    name: 'rollup-sums-packed',
+    // Rollup metric sums as packed float64 (rollup-math.ts packSums) instead of JSON text, which cost a
+    // shortest-digits conversion per double at every commit.
+    up(db) {
+      db.exec(`ALTER TABLE telemetry_rollup ADD COLUMN metrics BLOB NOT NULL DEFAULT x''`);
+      const rows = db.prepare('SELECT rowid, metrics_json FROM telemetry_rollup').iterate() as IterableIterator<{ rowid: number; metrics_json: string }>;
+      const put = db.prepare('UPDATE telemetry_rollup SET metrics = ? WHERE rowid = ?');
+      const updates: [Buffer, number][] = [];
+      for (const r of rows) updates.push([packSums(sumsFromJson(r.metrics_json)), r.rowid]);
+      for (const [blob, rowid] of updates) put.run(blob, rowid);
+      db.exec('ALTER TABLE telemetry_rollup DROP COLUMN metrics_json');
+    },
+  },
 ];
+
+/** Metric sums as version 1 stored them (JSON; an empty max, -Infinity, came back as null). */
+export function sumsFromJson(text: string): Partial<Record<ContinuousMetric, MetricSums>> {
+  const metrics = JSON.parse(text) as Partial<Record<ContinuousMetric, MetricSums>>;
+  for (const s of Object.values(metrics)) if (s && typeof s.max !== 'number') s.max = Number.NEGATIVE_INFINITY;
+  return metrics;
+}
 
 /** Opens (creating and migrating) a telemetry database; `:memory:` for tests. */
 export function openTelemetryDatabase(path: string, options: { readonly?: boolean } = {}): Db {

@@ -19,6 +19,8 @@ import {
   addCounterDeltas,
   addSample,
   emptySums,
+  packSums,
+  unpackSums,
   type CounterValues,
   type MetricSums,
 } from './rollup-math.js';
@@ -119,10 +121,10 @@ export class TelemetryStore {
       getRollup: db.prepare('SELECT * FROM telemetry_rollup WHERE device_id = ? AND slot_start = ? AND firmware_version = ?'),
       // An upsert updates the row in place; INSERT OR REPLACE would delete and re-insert it.
       putRollup: db.prepare(`INSERT INTO telemetry_rollup (device_id, slot_start, firmware_version, samples, first_at, last_at,
-        exposure_ms, crashes, errors, reboots, agent_restarts, metrics_json, error_lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        exposure_ms, crashes, errors, reboots, agent_restarts, metrics, error_lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (device_id, slot_start, firmware_version) DO UPDATE SET samples = excluded.samples, first_at = excluded.first_at,
         last_at = excluded.last_at, exposure_ms = excluded.exposure_ms, crashes = excluded.crashes, errors = excluded.errors,
-        reboots = excluded.reboots, agent_restarts = excluded.agent_restarts, metrics_json = excluded.metrics_json, error_lines = excluded.error_lines`),
+        reboots = excluded.reboots, agent_restarts = excluded.agent_restarts, metrics = excluded.metrics, error_lines = excluded.error_lines`),
       pruneSamples: db.prepare('DELETE FROM telemetry_samples WHERE last_at < ?'),
     };
   }
@@ -271,7 +273,7 @@ export class TelemetryStore {
 
   private writeRollup(a: RollupAcc): void {
     this.stmts.putRollup.run(a.deviceId, a.slotStart, a.firmwareVersion, a.samples, a.firstAt, a.lastAt, Math.round(a.exposureMs),
-      a.events.crashes, a.events.errors, a.events.reboots, a.events.agentRestarts, JSON.stringify(a.metrics), JSON.stringify(a.errorLines));
+      a.events.crashes, a.events.errors, a.events.reboots, a.events.agentRestarts, packSums(a.metrics), JSON.stringify(a.errorLines));
   }
 
   /**
@@ -303,14 +305,13 @@ export interface RollupRow {
   errors: number;
   reboots: number;
   agent_restarts: number;
-  metrics_json: string;
+  /** Packed metric sums (rollup-math.ts packSums). */
+  metrics: Uint8Array;
   error_lines: string;
 }
 
 export function rollupFromRow(row: RollupRow): RollupAcc {
-  const metrics = JSON.parse(row.metrics_json) as Partial<Record<ContinuousMetric, MetricSums>>;
-  // JSON has no -Infinity: an empty max came back as null.
-  for (const s of Object.values(metrics)) if (s && typeof s.max !== 'number') s.max = Number.NEGATIVE_INFINITY;
+  const metrics = unpackSums(row.metrics);
   return {
     deviceId: row.device_id,
     slotStart: row.slot_start,

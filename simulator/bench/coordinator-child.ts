@@ -5,7 +5,7 @@
  *
  * IPC: {type:'ready', mqttUrl}; {cmd:'stats'} → {type:'stats', received (telemetry parsed and
  * aggregated), written (messages stored), receivedAt / writtenAt (epoch ms of the last of each), cpuUs
- * (all threads), rss}; {cmd:'deploy', version, devices} uploads an image
+ * (all threads), telemetryThreadUs (the telemetry thread's busy time), rss}; {cmd:'deploy', version, devices} uploads an image
  * and starts a one-wave 100% deployment → {type:'deployed', at (epoch ms just before the create)};
  * {cmd:'stop'}.
  */
@@ -37,6 +37,7 @@ process.on('message', (msg: { cmd: string; version?: string; models?: string[] }
         receivedAt: received.lastChangeAt(),
         writtenAt: written.lastChangeAt(),
         cpuUs: cpuMicros(),
+        telemetryThreadUs: c.telemetry.threadBusyMs * 1000,
         rss: process.memoryUsage().rss,
       });
     } else if (msg.cmd === 'deploy') {

@@ -19,6 +19,8 @@ export interface IngestPoint {
   publisherCpuUsPerMsg: number;
   /** Coordinator only: ms after the burst's end until every handled message was stored. */
   storeLagMs?: number;
+  /** Coordinator only: of cpuUsPerMsg, the telemetry thread's busy time per message, µs. */
+  threadUsPerMsg?: number;
 }
 
 /** A receiver's totals: messages handled, when the last was, its CPU; where storage is separate, stored. */
@@ -28,6 +30,8 @@ export interface ReceiverCounts {
   cpuUs: number;
   stored?: number;
   storedAt?: number;
+  /** Busy time of a separate storage thread, µs (included in cpuUs). */
+  threadUs?: number;
 }
 
 export interface IngestResult {
@@ -82,13 +86,14 @@ export async function sweep(
         cpuUsPerMsg: got ? (c1.cpuUs - c0.cpuUs) / got : 0,
         publisherCpuUsPerMsg: blasted.cpuUs / blasted.sent,
       };
+      if (c1.threadUs !== undefined && c0.threadUs !== undefined && got) point.threadUsPerMsg = (c1.threadUs - c0.threadUs) / got;
       let lag = '';
       if (c1.stored !== undefined && c1.storedAt !== undefined) {
         point.storeLagMs = c1.stored >= c1.handled ? Math.max(0, c1.storedAt - blasted.endedAt) : Number.POSITIVE_INFINITY;
         lag = `, all stored ${point.storeLagMs} ms after the burst`;
       }
       points.push(point);
-      log(`    offered ${Math.round(offered)} msg/s → handled ${Math.round(delivered)} msg/s (${((got / blasted.sent) * 100).toFixed(1)}%)${lag}; CPU ${point.cpuUsPerMsg.toFixed(1)} µs/msg (publisher ${point.publisherCpuUsPerMsg.toFixed(1)})`);
+      log(`    offered ${Math.round(offered)} msg/s → handled ${Math.round(delivered)} msg/s (${((got / blasted.sent) * 100).toFixed(1)}%)${lag}; CPU ${point.cpuUsPerMsg.toFixed(1)} µs/msg${point.threadUsPerMsg !== undefined ? ` (telemetry thread ${point.threadUsPerMsg.toFixed(1)})` : ''} (publisher ${point.publisherCpuUsPerMsg.toFixed(1)})`);
       if (got / blasted.sent < 0.5) break;
     }
     // Sustainable: handled as fast as offered (within 3%), nothing lost, storage caught up; draining
@@ -126,11 +131,11 @@ export async function bareIngest(rates: readonly number[], seconds: number, publ
 export async function coordinatorIngest(rates: readonly number[], seconds: number, publishers: number, log: (s: string) => void): Promise<IngestResult & { written: number }> {
   const { child, ready } = await startChild(here('./coordinator-child.js'));
   try {
-    type Stats = { received: number; written: number; receivedAt: number; writtenAt: number; cpuUs: number };
+    type Stats = { received: number; written: number; receivedAt: number; writtenAt: number; cpuUs: number; telemetryThreadUs: number };
     const stats = (): Promise<Stats> => child.request<Stats>({ cmd: 'stats' }, 'stats');
     const counts = async (): Promise<ReceiverCounts> => {
       const s = await stats();
-      return { handled: s.received, handledAt: s.receivedAt, cpuUs: s.cpuUs, stored: s.written, storedAt: s.writtenAt };
+      return { handled: s.received, handledAt: s.receivedAt, cpuUs: s.cpuUs, stored: s.written, storedAt: s.writtenAt, threadUs: s.telemetryThreadUs };
     };
     const result = await sweep(String(ready['mqttUrl']), counts, rates, seconds, publishers, 'ingc', log);
     return { ...result, written: (await stats()).written };

@@ -10,9 +10,16 @@ import {
   emptySums,
   errorSignature,
   mergeSums,
+  packSums,
   percentile,
   slopePerHour,
+  unpackSums,
+  PACKED_SUMS_BYTES,
 } from '../../coordinator/telemetry/rollup-math.js';
+import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
+import { applyMigrations } from '../../coordinator/store/migrations.js';
+import { TELEMETRY_MIGRATIONS } from '../../coordinator/telemetry/telemetry-schema.js';
+import { rollupFromRow, type RollupRow } from '../../coordinator/telemetry/telemetry-store.js';
 import { CanarySnapshotSchema } from '../../protocol/canary.js';
 import type { TelemetryMessage } from '../../protocol/messages.js';
 
@@ -96,6 +103,40 @@ function msg(deviceId: string, version: string, seq: number, cpu: number, counte
     at: T0 + seq * 60_000,
   };
 }
+
+describe('packed rollup sums', () => {
+  it('round-trip exactly, a metric never seen stays absent and an empty max stays -Infinity', () => {
+    const cpu = emptySums();
+    addSample(cpu, 0.1, 12.345678901234);
+    addSample(cpu, 0.2, 0.1 + 0.2);
+    const empty = { ...emptySums(), n: 0 };
+    const packed = packSums({ cpuPct: cpu, powerW: empty });
+    expect(packed.length).toBe(PACKED_SUMS_BYTES);
+    expect(unpackSums(packed)).toEqual({ cpuPct: cpu });
+    const onlyMax = { n: 1, sum: 0, sumsq: 0, max: Number.NEGATIVE_INFINITY, st: 0, stt: 0, sty: 0 };
+    expect(unpackSums(packSums({ temperatureC: onlyMax })).temperatureC!.max).toBe(Number.NEGATIVE_INFINITY);
+    expect(() => unpackSums(packed.subarray(8))).toThrow(/expected/);
+  });
+
+  it('a version-1 telemetry.db (sums as JSON) is converted by its migration, -Infinity included', () => {
+    const db = openDatabase(':memory:', { migrations: TELEMETRY_MIGRATIONS.filter((m) => m.version < 2) });
+    try {
+      const cpu = { n: 3, sum: 60.5, sumsq: 1300.25, max: 25.5, st: 0.1, stt: 0.01, sty: 2.05 };
+      const mem = { n: 1, sum: 0, sumsq: 0, max: Number.NEGATIVE_INFINITY, st: 0, stt: 0, sty: 0 };
+      db.prepare(`INSERT INTO telemetry_rollup (device_id, slot_start, firmware_version, samples, first_at, last_at, exposure_ms, crashes,
+        errors, reboots, agent_restarts, metrics_json, error_lines) VALUES ('d1', ?, '1.0.0', 3, ?, ?, 60000, 0, 1, 0, 0, ?, '["oops"]')`)
+        .run(T0, T0, T0 + 60_000, JSON.stringify({ cpuPct: cpu, memUsedMb: mem }));
+      expect(applyMigrations(db, TELEMETRY_MIGRATIONS)).toEqual([2]);
+      const row = db.prepare('SELECT * FROM telemetry_rollup').get() as RollupRow & { metrics_json?: string };
+      expect(row.metrics_json).toBeUndefined();
+      const r = rollupFromRow(row);
+      expect(r.metrics).toEqual({ cpuPct: cpu, memUsedMb: mem });
+      expect(r.errorLines).toEqual(['oops']);
+    } finally {
+      closeDatabase(db);
+    }
+  });
+});
 
 describe('telemetry store and snapshot builder', () => {
   it('summarises canary and control devices over the same window', () => {
