@@ -391,10 +391,9 @@ export class EngineRunner {
    * that fired early: an event loop's cached time, a wall clock that moved, a scaled clock's rounding),
    * so the engine schedules nothing new; the wake-up it still needs is armed again from its state.
    */
-  private rearm(id: string, tickedAt: number): void {
+  private rearm(id: string, now: number): void {
     const state = this.live.get(id);
     if (!state || this.timers.has(id)) return;
-    const now = tickedAt;
     const wake = nextWakeAt(state, now);
     if (wake === undefined) return;
     if (wake <= now) {
