@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Clock } from '../protocol/clock.js';
+import { DeviceIdSchema, HardwareModelSchema } from '../protocol/ids.js';
 import type { TrustStore } from '../firmware/trust-store.js';
 import {
   AgentConfigSchema,
@@ -74,7 +75,7 @@ function fleetConfig(o: DeviceHostOptions): AgentConfig {
   let config = fleetConfigs.get(key);
   if (!config) {
     config = AgentConfigSchema.parse({
-      // Placeholders: deviceConfig() puts in each device's own (validated by the fleet's composition).
+      // Placeholders: deviceConfig() puts in each device's own.
       deviceId: 'device',
       hardwareModel: 'model',
       firmwareVersion: o.baseImage.version,
@@ -111,12 +112,12 @@ function deepFreeze(value: unknown): void {
   for (const v of Object.values(value)) deepFreeze(v);
 }
 
-/** One device's configuration: the fleet's, with its identity, data directory and credentials. */
+/** One device's configuration: the fleet's, with its identity (checked like the schema would), data directory and credentials. */
 function deviceConfig(fleet: AgentConfig, deviceId: string, hardwareModel: string, dataDir: string, secret: string | null): AgentConfig {
   return {
     ...fleet,
-    deviceId,
-    hardwareModel,
+    deviceId: DeviceIdSchema.parse(deviceId),
+    hardwareModel: HardwareModelSchema.parse(hardwareModel),
     dataDir,
     broker: { ...fleet.broker, ...(secret !== null ? { username: deviceId, password: secret } : {}) },
   };
