@@ -30,7 +30,7 @@ export function helloMessage(id: DeviceIdentity, state: AgentState, at: number, 
     bucket: id.bucket,
     tags: [...id.tags],
     securityFloor: state.securityFloor,
-    ...(job ? { update: { deploymentId: job.deploymentId, state: reportedState(job), toVersion: job.toVersion } } : {}),
+    ...(job ? { update: { deploymentId: job.deploymentId, state: reportedState(job), toVersion: job.toVersion, ...(job.reason !== undefined ? { reason: job.reason } : {}) } } : {}),
     ...(bootCount !== undefined ? { bootCount } : {}),
     at,
   };

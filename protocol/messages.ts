@@ -38,6 +38,12 @@ export const HelloMessageSchema = z.object({
       deploymentId: DeploymentIdSchema,
       state: UpdateStateSchema,
       toVersion: SemverSchema.optional(),
+      /**
+       * Why the update is in that state, as its last status said. A hello can reach the coordinator
+       * before the status it summarises: without the reason, a trial that fell back ("rolled-back",
+       * trial-boot-failed) would read as a rollback someone ordered.
+       */
+      reason: UpdateReasonSchema.optional(),
     })
     .optional(),
   bootCount: z.number().int().nonnegative().optional(),

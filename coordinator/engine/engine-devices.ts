@@ -134,9 +134,10 @@ export function onHello(ctx: Ctx, hello: HelloMessage): void {
     lastSeenAt: ctx.now,
   };
   // The hello names the update the device is on: a restarted coordinator catches up from it.
-  if (mine && mine.state !== next.state) {
+  if (mine && (mine.state !== next.state || (mine.reason !== undefined && mine.reason !== next.reason))) {
     next.state = mine.state;
-    delete next.reason;
+    if (mine.reason !== undefined) next.reason = mine.reason;
+    else delete next.reason;
   }
   if (next.fromVersion === undefined && !mine) next.fromVersion = hello.firmwareVersion;
   ctx.d.put(next);

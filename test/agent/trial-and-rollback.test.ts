@@ -47,8 +47,11 @@ describe('trial', () => {
     expect(has(id, 'committed')).toBe(false);
     expect(dev.bricked).toBe(false);
     await dev.settled();
-    // The hello after the fallback tells a restarted coordinator the same.
+    // The hello after the fallback tells a restarted coordinator the same, reason included (it may
+    // arrive before the status, and a reasonless "rolled-back" would read as an ordered rollback).
     await waitFor(() => f.observer.of(id, 'hello').some((h) => (h['update'] as { state?: string } | undefined)?.state === 'rolled-back'), 'hello with the outcome');
+    const update = f.observer.of(id, 'hello').map((h) => h['update'] as { state?: string; reason?: string } | undefined).find((u) => u?.state === 'rolled-back');
+    expect(update?.reason).toBe('trial-boot-failed');
   });
 });
 

@@ -359,6 +359,16 @@ describe('engine: early hard limits', () => {
     expect(ofType(r.effects, 'send-command').map((c) => c.command.deviceId).sort()).toEqual(ids.slice(0, 2).sort());
   });
 
+  it('a hello that reports a fallen-back trial before its status arrives counts as a trial failure, not as ineligible', () => {
+    const d = rolling();
+    const ids = W0(d.spec);
+    d.statuses(ids, 'rebooting');
+    // After the fallback the agent reconnects: its hello (with the reason) comes before the queued status.
+    const r = d.ev({ type: 'device-hello', hello: hello(ids[0]!, '1.0.0', { deploymentId: d.spec.id, state: 'rolled-back', toVersion: '2.0.0', reason: 'trial-boot-failed' }) });
+    expect(r.state.core.phase).toBe('rolling-back');
+    expect(ofType(r.effects, 'record-decision')[0]!.decision).toMatchObject({ source: 'early-hard-limit', final: { rule: 'hard-limit:trial-failures (early)' } });
+  });
+
   it('install failures above the share of the whole wave abort early', () => {
     const spec = makeSpec({ gatePolicy: { maxInstallFailureShare: 0.5 } });
     const d = Drive.create(spec);
