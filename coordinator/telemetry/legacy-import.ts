@@ -9,6 +9,7 @@ import type { Db } from '../store/db.js';
 import { SampleChunk } from './sample-chunks.js';
 import { packSums } from './rollup-math.js';
 import { sumsFromJson } from './telemetry-schema.js';
+import type { RollupRow } from './telemetry-store.js';
 
 const PAGE = 10_000;
 
@@ -25,21 +26,10 @@ interface LegacyRaw {
   boot_time: number | null;
 }
 
-interface LegacyRollup {
+/** A rollup row as fleet.db kept it: the same columns, metric sums as JSON. */
+interface LegacyRollup extends Omit<RollupRow, 'metrics'> {
   rowid: number;
-  device_id: string;
-  slot_start: number;
-  firmware_version: string;
-  samples: number;
-  first_at: number;
-  last_at: number;
-  exposure_ms: number;
-  crashes: number;
-  errors: number;
-  reboots: number;
-  agent_restarts: number;
   metrics_json: string;
-  error_lines: string;
 }
 
 /**
