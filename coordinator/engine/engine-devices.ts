@@ -133,8 +133,12 @@ export function onHello(ctx: Ctx, hello: HelloMessage): void {
     online: true,
     lastSeenAt: ctx.now,
   };
-  // The hello names the update the device is on: a restarted coordinator catches up from it.
-  if (mine && (mine.state !== next.state || (mine.reason !== undefined && mine.reason !== next.reason))) {
+  // The hello names the update the device is on: a restarted coordinator catches up from it. A hello
+  // from an agent that sends no reason must not turn an update in progress into a reasonless outcome
+  // (a fallen-back trial would read as an ordered rollback): its status, which has the reason, follows.
+  const reasonless = mine !== undefined && mine.reason === undefined && (mine.state === 'rolled-back' || mine.state === 'failed')
+    && classifyUpdate(next.state === 'pending' ? undefined : next.state, next.reason) === 'in-progress';
+  if (mine && !reasonless && (mine.state !== next.state || (mine.reason !== undefined && mine.reason !== next.reason))) {
     next.state = mine.state;
     if (mine.reason !== undefined) next.reason = mine.reason;
     else delete next.reason;

@@ -369,6 +369,17 @@ describe('engine: early hard limits', () => {
     expect(ofType(r.effects, 'record-decision')[0]!.decision).toMatchObject({ source: 'early-hard-limit', final: { rule: 'hard-limit:trial-failures (early)' } });
   });
 
+  it('a reasonless hello (an older agent) does not turn an update in progress into an outcome; the status decides', () => {
+    const d = rolling();
+    const ids = W0(d.spec);
+    d.statuses(ids, 'rebooting');
+    const r = d.ev({ type: 'device-hello', hello: hello(ids[0]!, '1.0.0', { deploymentId: d.spec.id, state: 'rolled-back', toVersion: '2.0.0' }) });
+    expect(r.state.core.phase).toBe('rolling');
+    expect(r.state.core.waves[0]!.counts).toMatchObject({ inProgress: ids.length, ineligible: 0 });
+    const after = d.statuses(ids.slice(0, 1), 'rolled-back', 'trial-boot-failed');
+    expect(after.state.core.phase).toBe('rolling-back');
+  });
+
   it('install failures above the share of the whole wave abort early', () => {
     const spec = makeSpec({ gatePolicy: { maxInstallFailureShare: 0.5 } });
     const d = Drive.create(spec);
