@@ -1,9 +1,9 @@
 /**
  * Telemetry into the telemetry database (telemetry-schema.ts): parsed messages are aggregated in memory
  * as they arrive and written in one transaction per batch — per-device rollups per time slot, the
- * batch's raw samples packed per device (sample-chunks.ts), the last cumulative counters. Raw samples are kept for a
- * bounded time; rollups carry events, exposure and metric sums. I/O shell (SQLite); in the coordinator
- * it runs on the telemetry thread (telemetry-worker.ts).
+ * batch's raw samples packed per device (sample-chunks.ts), the last cumulative counters. Raw samples
+ * are kept for a bounded time; rollups carry events, exposure and metric sums. I/O shell (SQLite); in
+ * the coordinator it runs on the telemetry thread (telemetry-worker.ts).
  *
  * Counters are cumulative, so a sample's events are the difference from the previous sample. When the
  * firmware version changed between the two, that difference spans the download, the install, the
