@@ -42,7 +42,8 @@ export interface DeviceHostOptions {
   spec: SimDeviceSpec;
   clock: Clock;
   logger: Logger;
-  brokerUrl: string;
+  /** The agent configuration the fleet shares (fleetAgentConfig): broker, telemetry interval, timings. */
+  agentConfig: AgentConfig;
   /** The device's own credentials (null: anonymous, client id = device id). */
   secret: string | null;
   trust: TrustStore;
@@ -55,7 +56,6 @@ export interface DeviceHostOptions {
   sampleNoise: number;
   faults: FaultSpec;
   proxy: DownloadFaultProxy | null;
-  telemetryIntervalMs: number;
   /** Counts of injected faults, shared by the fleet. */
   faultCounts: Record<string, number>;
 }
@@ -64,45 +64,36 @@ export interface DeviceHostOptions {
 const PASSING_HEALTH: HealthCheckRunner = { run: () => Promise.resolve({ ok: true }) };
 
 /**
- * The agent configuration every device of a fleet shares, parsed with the agent's schema once per fleet
- * setting (a zod parse per device was a tenth of a simulated device's start-up CPU). Keyed by the
- * options' shared parts: hosts of one run pass the same values.
+ * The agent configuration every device of a fleet shares, parsed with the agent's schema once for the
+ * fleet (a zod parse per device was a tenth of a simulated device's start-up CPU); each device's own
+ * identity, data directory and credentials go on a copy (deviceConfig). Frozen, so an agent that wrote
+ * to its configuration would fail loudly instead of changing its neighbours'.
  */
-const fleetConfigs = new Map<string, AgentConfig>();
-
-function fleetConfig(o: DeviceHostOptions): AgentConfig {
-  const key = `${o.brokerUrl}\n${o.baseImage.version}\n${o.telemetryIntervalMs}`;
-  let config = fleetConfigs.get(key);
-  if (!config) {
-    config = AgentConfigSchema.parse({
-      // Placeholders: deviceConfig() puts in each device's own.
-      deviceId: 'device',
-      hardwareModel: 'model',
-      firmwareVersion: o.baseImage.version,
-      broker: {
-        url: o.brokerUrl,
-        keepalive: 60_000,
-        // Reconnect backoff in simulated time: a fleet after a broker restart spreads over seconds, not minutes.
-        reconnectMin: 2_000,
-        reconnectMax: 60_000,
-        connectTimeout: 30_000,
-      },
-      trustStoreDir: '/nonexistent/the-simulator-injects-the-trust-store',
-      dataDir: '/nonexistent/each-device-has-its-own',
-      slots: { kind: 'memory' },
-      telemetry: { interval: o.telemetryIntervalMs },
-      download: { retryBase: 10_000, retryMax: 120_000, maxAttempts: 8 },
-      // Deadlines that race real network latency are widened: at ×300 the default 2-minute broker
-      // deadline is 0.4 s of real time, shorter than a reconnect on a busy 2-core machine.
-      health: { brokerDeadline: 30 * 60_000, trialWindow: 60 * 60_000 },
-      logLevel: 'error',
-    });
-    // Shared by every device: frozen, so an agent that wrote to its configuration would fail loudly
-    // instead of changing its neighbours'.
-    deepFreeze(config);
-    if (fleetConfigs.size >= 16) fleetConfigs.clear();
-    fleetConfigs.set(key, config);
-  }
+export function fleetAgentConfig(brokerUrl: string, firmwareVersion: string, telemetryIntervalMs: number): AgentConfig {
+  const config = AgentConfigSchema.parse({
+    // Placeholders: deviceConfig() puts in each device's own.
+    deviceId: 'device',
+    hardwareModel: 'model',
+    firmwareVersion,
+    broker: {
+      url: brokerUrl,
+      keepalive: 60_000,
+      // Reconnect backoff in simulated time: a fleet after a broker restart spreads over seconds, not minutes.
+      reconnectMin: 2_000,
+      reconnectMax: 60_000,
+      connectTimeout: 30_000,
+    },
+    trustStoreDir: '/nonexistent/the-simulator-injects-the-trust-store',
+    dataDir: '/nonexistent/each-device-has-its-own',
+    slots: { kind: 'memory' },
+    telemetry: { interval: telemetryIntervalMs },
+    download: { retryBase: 10_000, retryMax: 120_000, maxAttempts: 8 },
+    // Deadlines that race real network latency are widened: at ×300 the default 2-minute broker
+    // deadline is 0.4 s of real time, shorter than a reconnect on a busy 2-core machine.
+    health: { brokerDeadline: 30 * 60_000, trialWindow: 60 * 60_000 },
+    logLevel: 'error',
+  });
+  deepFreeze(config);
   return config;
 }
 
@@ -186,7 +177,7 @@ export class DeviceHost {
     this.started = true;
     const o = this.o;
     const spec = o.spec;
-    const config = deviceConfig(fleetConfig(o), spec.deviceId, spec.hardwareModel, o.dataDir, o.secret);
+    const config = deviceConfig(o.agentConfig, spec.deviceId, spec.hardwareModel, o.dataDir, o.secret);
     const collector: TelemetryCollector = {
       collect: () => {
         const version = this.runningVersion ?? o.baseImage.version;
@@ -195,7 +186,7 @@ export class DeviceHost {
         // of this boot), not the nominal interval: on a starved machine samples come late, and a crash
         // rate per sample would then shrink the crashes per simulated hour that the gate judges.
         // Capped like the coordinator's exposure gap, so both sides of a rate count the same time.
-        const covered = Math.min(Math.max(0, now - Math.max(this.bootedAt, this.lastSampleAt)), MAX_SAMPLE_SPAN_INTERVALS * o.telemetryIntervalMs);
+        const covered = Math.min(Math.max(0, now - Math.max(this.bootedAt, this.lastSampleAt)), MAX_SAMPLE_SPAN_INTERVALS * o.agentConfig.telemetry.interval);
         this.lastSampleAt = now;
         const s = this.model.sample(version, now - this.bootedAt, covered);
         return Promise.resolve({ metrics: s.metrics, events: s.events, logs: s.logs, uptimeS: (now - this.bootedAt) / 1000 });

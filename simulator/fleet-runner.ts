@@ -13,7 +13,7 @@ import { parseDuration } from '../firmware/duration.js';
 import type { Behaviour, Scenario } from './scenario.js';
 import { Rng } from './rng.js';
 import { composeFleet, fleetSummary } from './fleet-composition.js';
-import { DeviceHost, type FirmwareImage } from './device-host.js';
+import { DeviceHost, fleetAgentConfig, type FirmwareImage } from './device-host.js';
 import { DownloadFaultProxy } from './download-faults.js';
 import { digest, imageBytes } from './firmware-images.js';
 import { TelemetryPacer } from './telemetry-pacer.js';
@@ -102,12 +102,13 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
     const intervalMs = parseDuration(scenario.rollout.telemetryInterval);
     const devicesDir = join(dataDir, 'devices');
     await mkdir(devicesDir, { recursive: true });
+    const agentConfig = fleetAgentConfig(coordinator.brokerUrl, base.version, intervalMs);
     for (const spec of specs) {
       hosts.push(new DeviceHost({
         spec,
         clock,
         logger,
-        brokerUrl: coordinator.brokerUrl,
+        agentConfig,
         secret: secrets.get(spec.deviceId) ?? null,
         trust,
         dataDir: join(devicesDir, spec.deviceId),
@@ -117,7 +118,6 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
         sampleNoise: scenario.fleet.sampleNoise,
         faults: scenario.faults,
         proxy,
-        telemetryIntervalMs: intervalMs,
         faultCounts,
       }));
     }

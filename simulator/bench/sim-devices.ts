@@ -10,7 +10,7 @@ import pino from 'pino';
 import { scaledClock } from '../../protocol/clock.js';
 import { generateSigningKey } from '../../firmware/keys.js';
 import { createTrustStore } from '../../firmware/trust-store.js';
-import { DeviceHost, type FirmwareImage } from '../device-host.js';
+import { DeviceHost, fleetAgentConfig, type FirmwareImage } from '../device-host.js';
 import { composeFleet } from '../fleet-composition.js';
 import { FaultSpecSchema, FleetSpecSchema } from '../scenario.js';
 import { digest, imageBytes } from '../firmware-images.js';
@@ -34,11 +34,12 @@ export async function connectSimulated(
   const specs = composeFleet(FleetSpecSchema.parse({}), n, 'bench', runId);
   const faults = FaultSpecSchema.parse({});
   const before = await settledMemory();
+  const agentConfig = fleetAgentConfig(brokerUrl, base.version, 60_000);
   const hosts = specs.map(
     (spec) =>
       new DeviceHost({
-        spec, clock, logger, brokerUrl, secret: secrets?.get(spec.deviceId) ?? null, trust, dataDir: join(dir, spec.deviceId), baseImage: base,
-        images, behaviours: new Map(), sampleNoise: 0.04, faults, proxy: null, telemetryIntervalMs: 60_000, faultCounts: {},
+        spec, clock, logger, agentConfig, secret: secrets?.get(spec.deviceId) ?? null, trust, dataDir: join(dir, spec.deviceId), baseImage: base,
+        images, behaviours: new Map(), sampleNoise: 0.04, faults, proxy: null, faultCounts: {},
       }),
   );
   const { ms, cpuMs } = await timed(() =>

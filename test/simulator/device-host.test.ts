@@ -18,7 +18,7 @@ import { rolloutTopic } from '../../protocol/topics.js';
 import { generateSigningKey } from '../../firmware/keys.js';
 import { createTrustStore } from '../../firmware/trust-store.js';
 import { buildManifest, signManifest } from '../../firmware/manifest.js';
-import { DeviceHost, type FirmwareImage } from '../../simulator/device-host.js';
+import { DeviceHost, fleetAgentConfig, type FirmwareImage } from '../../simulator/device-host.js';
 import { composeFleet } from '../../simulator/fleet-composition.js';
 import { FaultSpecSchema, FleetSpecSchema, type Behaviour } from '../../simulator/scenario.js';
 import { digest, imageBytes } from '../../simulator/firmware-images.js';
@@ -63,7 +63,7 @@ async function world(behaviour: Behaviour, faults: Partial<ReturnType<typeof Fau
     spec: spec!,
     clock,
     logger: pino({ level: 'silent' }),
-    brokerUrl,
+    agentConfig: fleetAgentConfig(brokerUrl, base.version, 60_000),
     secret: null,
     trust: createTrustStore([key]),
     dataDir: join(dir, 'device'),
@@ -73,7 +73,6 @@ async function world(behaviour: Behaviour, faults: Partial<ReturnType<typeof Fau
     sampleNoise: 0.04,
     faults: FaultSpecSchema.parse(faults),
     proxy,
-    telemetryIntervalMs: 60_000,
     faultCounts,
   });
   cleanups.push(() => host.stop());
