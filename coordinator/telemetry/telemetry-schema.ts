@@ -57,11 +57,10 @@ export const TELEMETRY_MIGRATIONS: readonly Migration[] = [
     // shortest-digits conversion per double at every commit.
     up(db) {
       db.exec(`ALTER TABLE telemetry_rollup ADD COLUMN metrics BLOB NOT NULL DEFAULT x''`);
-      const rows = db.prepare('SELECT rowid, metrics_json FROM telemetry_rollup').iterate() as IterableIterator<{ rowid: number; metrics_json: string }>;
+      // Read in full first: the connection cannot update a table while it iterates over it.
+      const rows = db.prepare('SELECT rowid, metrics_json FROM telemetry_rollup').all() as { rowid: number; metrics_json: string }[];
       const put = db.prepare('UPDATE telemetry_rollup SET metrics = ? WHERE rowid = ?');
-      const updates: [Buffer, number][] = [];
-      for (const r of rows) updates.push([packSums(sumsFromJson(r.metrics_json)), r.rowid]);
-      for (const [blob, rowid] of updates) put.run(blob, rowid);
+      for (const r of rows) put.run(packSums(sumsFromJson(r.metrics_json)), r.rowid);
       db.exec('ALTER TABLE telemetry_rollup DROP COLUMN metrics_json');
     },
   },
