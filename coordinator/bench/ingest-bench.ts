@@ -59,7 +59,7 @@ function run(name: string, body: (db: ReturnType<typeof openTelemetryDatabase>) 
 run('store', (db) => {
   const store = new TelemetryStore(db, OPTIONS);
   for (let i = 0; i < TOTAL; i++) {
-    store.enqueue(telemetry(i), T0 + i);
+    store.add(telemetry(i), T0 + i);
     if (store.pending >= BATCH) store.flush();
   }
   store.flush();

@@ -93,8 +93,8 @@ interface DeviceState {
 }
 
 export class TelemetryStore {
-  /** Messages aggregated since the last commit, and the latest receive time among them. */
-  private queued = 0;
+  /** Messages added since the last flush, and the latest receive time among them. */
+  private unwritten = 0;
   private latestAt = 0;
   private readonly devices = new Map<string, DeviceState>();
   /** Rollups by device|slot|version, for slots still open; looked up only when a device changes slot or version. */
@@ -135,21 +135,21 @@ export class TelemetryStore {
    * off). Aggregating on arrival rather than at the commit lets the parsed message die young: held
    * until the commit, every message survived a scavenge or two and was copied with it.
    */
-  enqueue(msg: TelemetryMessage, at: number): void {
+  add(msg: TelemetryMessage, at: number): void {
     this.apply(msg, at);
-    this.queued++;
+    this.unwritten++;
     if (at > this.latestAt) this.latestAt = at;
   }
 
   get pending(): number {
-    return this.queued;
+    return this.unwritten;
   }
 
   /** Writes what the messages since the last flush changed, in one transaction. Returns their number. */
   flush(): number {
-    const count = this.queued;
+    const count = this.unwritten;
     if (count === 0) return 0;
-    this.queued = 0;
+    this.unwritten = 0;
     const run = this.db.transaction(() => {
       // One rollup row, one samples row and one counters row per device per batch, not per message.
       for (const r of this.dirtyRollups) this.writeRollup(r);

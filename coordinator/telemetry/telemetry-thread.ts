@@ -54,7 +54,7 @@ export class TelemetryThread {
     this.store = new TelemetryStore(db, options);
   }
 
-  private readonly enqueue = (msg: TelemetryMessage, at: number): void => this.store.enqueue(msg, at);
+  private readonly add = (msg: TelemetryMessage, at: number): void => this.store.add(msg, at);
 
   /** Parsed messages waiting for the next commit. */
   get queued(): number {
@@ -63,7 +63,7 @@ export class TelemetryThread {
 
   /** Parses and queues a batch; it is written by the next commit. */
   receive(id: number, batch: TelemetryBatch): ParsedReport {
-    const decoded = decodeBatch(batch, this.lastVersions, this.enqueue);
+    const decoded = decodeBatch(batch, this.lastVersions, this.add);
     this.lastId = id;
     return {
       type: 'parsed',

@@ -95,7 +95,7 @@ describe('gate snapshots: warm-up after the commit', () => {
     d.at(T0 + 2 * MIN).statuses([id!], 'downloading');
     d.at(T0 + 10 * MIN).statuses([id!], 'committed');
     // One sample a minute from the commit on; the first 3 minutes after the reboot at 95 % CPU.
-    for (let i = 0; i < 30; i++) telemetry.enqueue(cpu(id!, i, T0 + (10 + i) * MIN, i < 3 ? 95 : 20), T0 + (10 + i) * MIN);
+    for (let i = 0; i < 30; i++) telemetry.add(cpu(id!, i, T0 + (10 + i) * MIN, i < 3 ? 95 : 20), T0 + (10 + i) * MIN);
     telemetry.flush();
     registry.applyHello(hello(id!, '2.0.0'), T0 + 39 * MIN);
     const x = take(gate, d, T0 + 40 * MIN).snapshot.devices.find((y) => y.deviceId === id)!;

@@ -42,7 +42,7 @@ describe('rollup math', () => {
   it("counts nothing before a device's first reading (its counters are the baseline)", () => {
     const db = openTelemetryDatabase(':memory:');
     const store = new TelemetryStore(db, { rollupSlotMs: 60_000, rawRetentionMs: H, maxExposureGapMs: 5 * 60_000 });
-    store.enqueue(msg('first-1', '1.0.0', 0, 5, { crashes: 5, errors: 1 }), T0);
+    store.add(msg('first-1', '1.0.0', 0, 5, { crashes: 5, errors: 1 }), T0);
     store.flush();
     expect(db.prepare('SELECT crashes, errors, reboots, agent_restarts FROM telemetry_rollup').get()).toEqual({ crashes: 0, errors: 0, reboots: 0, agent_restarts: 0 });
   });
@@ -145,8 +145,8 @@ describe('telemetry store and snapshot builder', () => {
     // One sample a minute for 2 hours; the canary crashes twice and leaks memory, the control is calm.
     for (let i = 0; i <= 120; i++) {
       const at = T0 + i * 60_000;
-      store.enqueue(msg('canary-1', '2.0.0', i, i === 120 ? 99 : 20, { crashes: i >= 60 ? (i >= 90 ? 2 : 1) : 0 }, i === 61 ? ['segfault at 0x1234 pid 77'] : []), at);
-      store.enqueue(msg('control-1', '1.0.0', i, 10), at);
+      store.add(msg('canary-1', '2.0.0', i, i === 120 ? 99 : 20, { crashes: i >= 60 ? (i >= 90 ? 2 : 1) : 0 }, i === 61 ? ['segfault at 0x1234 pid 77'] : []), at);
+      store.add(msg('control-1', '1.0.0', i, 10), at);
     }
     expect(store.flush()).toBe(242);
     const builder = new SnapshotBuilder(db, 10 * 60_000);
@@ -184,7 +184,7 @@ describe('telemetry store and snapshot builder', () => {
     const store = new TelemetryStore(db, { rollupSlotMs: 60_000, rawRetentionMs: H, maxExposureGapMs: 5 * 60_000 });
     // One commit per minute, as a quiet fleet's telemetry arrives: one sample chunk each.
     for (let i = 0; i <= 10; i++) {
-      store.enqueue(msg('quiet-1', '2.0.0', i, 5), T0 + i * 60_000);
+      store.add(msg('quiet-1', '2.0.0', i, 5), T0 + i * 60_000);
       store.flush();
     }
     const snapshot = new SnapshotBuilder(db, 60_000).build({
@@ -208,7 +208,7 @@ describe('telemetry store and snapshot builder', () => {
   it('keeps a chunk that straddles the retention cut until its newest sample is past it', () => {
     const db = openTelemetryDatabase(':memory:');
     const store = new TelemetryStore(db, { rollupSlotMs: 60_000, rawRetentionMs: H, maxExposureGapMs: 5 * 60_000 });
-    for (let i = 0; i <= 10; i++) store.enqueue(msg('busy-1', '2.0.0', i, 5), T0 + i * 60_000);
+    for (let i = 0; i <= 10; i++) store.add(msg('busy-1', '2.0.0', i, 5), T0 + i * 60_000);
     store.flush();
     expect(store.prune(T0 + H + 5 * 60_000)).toBe(0);
     expect(store.prune(T0 + H + 11 * 60_000)).toBe(1);
@@ -241,7 +241,7 @@ describe('telemetry store: counters across a firmware-version change', () => {
       if (i > 9 && i < 12) continue; // downloading/installing/rebooting: no samples
       const after = i >= 12;
       const crashes = (after ? install.crashes : 0) + (i >= 20 ? 1 : 0) + (i >= 30 ? 1 : 0);
-      store.enqueue(msg('flip-1', after ? '2.0.0' : '1.0.0', i, 20, {
+      store.add(msg('flip-1', after ? '2.0.0' : '1.0.0', i, 20, {
         crashes,
         agentRestarts: after ? install.agentRestarts : 0,
         reboots: after ? install.reboots : 0,
@@ -269,11 +269,11 @@ describe('telemetry store: counters across a firmware-version change', () => {
     const db = openTelemetryDatabase(':memory:');
     const first = new TelemetryStore(db, OPTS);
     // Minutes 0..9 through the first store, then a new store (a coordinator restart) takes over.
-    for (let i = 0; i <= 9; i++) first.enqueue(msg('flip-2', '1.0.0', i, 20), T0 + i * 60_000);
+    for (let i = 0; i <= 9; i++) first.add(msg('flip-2', '1.0.0', i, 20), T0 + i * 60_000);
     first.flush();
     const second = new TelemetryStore(db, OPTS);
     for (let i = 12; i <= 40; i++) {
-      second.enqueue(msg('flip-2', '2.0.0', i, 20, { crashes: 1 + (i >= 20 ? 1 : 0), reboots: 2, agentRestarts: 1 }), T0 + i * 60_000);
+      second.add(msg('flip-2', '2.0.0', i, 20, { crashes: 1 + (i >= 20 ? 1 : 0), reboots: 2, agentRestarts: 1 }), T0 + i * 60_000);
     }
     second.flush();
     expect(canaryEvents(db, 'flip-2').events).toEqual({ crashes: 1, errors: 0, reboots: 0, agentRestarts: 0 });
@@ -284,10 +284,10 @@ describe('telemetry store: counters across a firmware-version change', () => {
   it('still counts a rollback\'s later events on the old version, not the span back', () => {
     const db = openTelemetryDatabase(':memory:');
     const store = new TelemetryStore(db, OPTS);
-    store.enqueue(msg('back-1', '2.0.0', 0, 20), T0);
-    store.enqueue(msg('back-1', '2.0.0', 1, 20, { crashes: 3 }), T0 + 60_000);
-    store.enqueue(msg('back-1', '1.0.0', 2, 20, { crashes: 4, reboots: 1 }), T0 + 2 * 60_000);
-    store.enqueue(msg('back-1', '1.0.0', 3, 20, { crashes: 5, reboots: 1 }), T0 + 3 * 60_000);
+    store.add(msg('back-1', '2.0.0', 0, 20), T0);
+    store.add(msg('back-1', '2.0.0', 1, 20, { crashes: 3 }), T0 + 60_000);
+    store.add(msg('back-1', '1.0.0', 2, 20, { crashes: 4, reboots: 1 }), T0 + 2 * 60_000);
+    store.add(msg('back-1', '1.0.0', 3, 20, { crashes: 5, reboots: 1 }), T0 + 3 * 60_000);
     store.flush();
     const sum = db.prepare('SELECT firmware_version AS v, SUM(crashes) AS c, SUM(reboots) AS r FROM telemetry_rollup GROUP BY firmware_version ORDER BY v').all();
     expect(sum).toEqual([{ v: '1.0.0', c: 1, r: 0 }, { v: '2.0.0', c: 3, r: 0 }]);
@@ -301,7 +301,7 @@ describe('snapshot builder: warm-up after the commit', () => {
     const store = new TelemetryStore(db, { rollupSlotMs, rawRetentionMs: 48 * H, maxExposureGapMs: 5 * 60_000 });
     for (let i = 0; i <= 60; i++) {
       const boot = i >= 3 && i < 7;
-      store.enqueue(msg('warm-1', '2.0.0', i, boot ? 90 : 20, { crashes: i >= 4 ? 1 : 0 }), T0 + i * 60_000);
+      store.add(msg('warm-1', '2.0.0', i, boot ? 90 : 20, { crashes: i >= 4 ? 1 : 0 }), T0 + i * 60_000);
     }
     store.flush();
     return new SnapshotBuilder(db, rollupSlotMs);
