@@ -14,6 +14,9 @@ import { importLegacyTelemetry } from './telemetry/legacy-import.js';
 import { openTelemetryDatabase } from './telemetry/telemetry-schema.js';
 import { TelemetryWriter, type TelemetryWriterOptions } from './telemetry/telemetry-writer.js';
 
+/** telemetry.db in a data directory: opened here, written by the telemetry thread. */
+const telemetryDbPath = (dataDir: string): string => join(dataDir, 'telemetry.db');
+
 export interface DataStores {
   db: Db;
   telemetryDb: Db;
@@ -22,7 +25,7 @@ export interface DataStores {
 /** Opens both databases (migrated); on failure nothing stays open. */
 export function openDataStores(dataDir: string, logger: Logger): DataStores {
   const fleetPath = join(dataDir, 'fleet.db');
-  const telemetryDb = openTelemetryDatabase(join(dataDir, 'telemetry.db'));
+  const telemetryDb = openTelemetryDatabase(telemetryDbPath(dataDir));
   try {
     const moved = importLegacyTelemetry(telemetryDb, fleetPath);
     if (moved.rollups + moved.samples + moved.counters > 0) logger.info(moved, 'moved telemetry from fleet.db to telemetry.db');
@@ -40,7 +43,7 @@ export function startTelemetryWriter(
 ): Promise<TelemetryWriter> {
   const t = config.telemetry;
   return TelemetryWriter.start({
-    path: join(config.dataDir, 'telemetry.db'),
+    path: telemetryDbPath(config.dataDir),
     store: { rollupSlotMs: t.rollupSlotMs, rawRetentionMs: t.rawRetentionMs, maxExposureGapMs: t.silentAfterMs },
     flushIntervalMs: t.flushIntervalMs,
     maxBatch: t.maxBatch,
