@@ -21,20 +21,40 @@ export async function systemBootId(): Promise<string | undefined> {
   }
 }
 
-/** mqtt.js options from the broker config: credentials, TLS material, keepalive. */
-export function brokerClientOptions(cfg: AgentConfig): Promise<Partial<IClientOptions>> {
+/**
+ * The broker URL as mqtt.js connect options, parsed once per agent instead of by mqtt.js on every
+ * (re)connect. The fields and their forms are the ones mqtt.js derives from a URL string: protocol
+ * without its colon, a bare host name (IPv6 without brackets), the port when the URL has one, the
+ * path only for WebSockets, and user and password from the URL. Pure.
+ */
+export function brokerAddress(url: string): Partial<IClientOptions> {
+  const u = new URL(url);
+  const protocol = u.protocol.slice(0, -1) as NonNullable<IClientOptions['protocol']>;
+  const hostname = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  const o: Partial<IClientOptions> = { protocol, hostname, host: hostname };
+  if (u.port !== '') o.port = Number(u.port);
+  if (protocol.startsWith('ws')) o.path = u.pathname + u.search;
+  if (u.username !== '') o.username = decodeURIComponent(u.username);
+  if (u.password !== '') o.password = decodeURIComponent(u.password);
+  return o;
+}
+
+/**
+ * mqtt.js options from the broker config: address, credentials, TLS material, keepalive. The
+ * config's credentials win over any in the URL; a password file wins over a password.
+ */
+export async function brokerClientOptions(cfg: AgentConfig): Promise<Partial<IClientOptions>> {
   const b = cfg.broker;
-  const read = (p: string | undefined) => (p === undefined ? Promise.resolve(undefined) : readFile(p));
-  return Promise.all([read(b.caFile), read(b.certFile), read(b.keyFile), read(b.passwordFile)]).then(([ca, cert, key, pw]) => ({
-    ...(b.username !== undefined ? { username: b.username } : {}),
-    ...(b.password !== undefined ? { password: b.password } : {}),
-    ...(pw !== undefined ? { password: pw.toString('utf8').trim() } : {}),
-    ...(ca !== undefined ? { ca } : {}),
-    ...(cert !== undefined ? { cert } : {}),
-    ...(key !== undefined ? { key } : {}),
-    keepalive: Math.max(1, Math.round(b.keepalive / 1000)),
-    connectTimeout: b.connectTimeout,
-  }));
+  const o = brokerAddress(b.url);
+  o.keepalive = Math.max(1, Math.round(b.keepalive / 1000));
+  o.connectTimeout = b.connectTimeout;
+  if (b.username !== undefined) o.username = b.username;
+  if (b.password !== undefined) o.password = b.password;
+  if (b.passwordFile !== undefined) o.password = (await readFile(b.passwordFile, 'utf8')).trim();
+  if (b.caFile !== undefined) o.ca = await readFile(b.caFile);
+  if (b.certFile !== undefined) o.cert = await readFile(b.certFile);
+  if (b.keyFile !== undefined) o.key = await readFile(b.keyFile);
+  return o;
 }
 
 /** /proc and /sys metrics, plus the configured metrics script and error-log excerpt. */

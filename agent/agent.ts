@@ -155,7 +155,6 @@ export class Agent {
     const cfg = this.cfg;
     const bucket = this.identity.bucket;
     this.session = new MqttSession({
-      url: cfg.broker.url,
       clientId: cfg.deviceId,
       clientOptions: await brokerClientOptions(cfg),
       will: { topic: deviceTopic(cfg.deviceId, 'presence'), payload: encodeMessage(presenceMessage(cfg.deviceId, false)), retain: cfg.broker.retainPresence },

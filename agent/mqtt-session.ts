@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../protocol/clock.js';
 
 /** The MQTT connect seam: tests and the simulator may pass their own. Default: mqtt.connect. */
-export type MqttConnect = (url: string, options: IClientOptions) => MqttClient;
+export type MqttConnect = (options: IClientOptions) => MqttClient;
 
 export interface PublishOptions {
   qos: 0 | 1;
@@ -24,8 +24,8 @@ export interface PublishOptions {
 }
 
 export interface MqttSessionOptions {
-  url: string;
   clientId: string;
+  /** The broker's address (brokerAddress), credentials, TLS material and timers. */
   clientOptions: Partial<IClientOptions>;
   will: { topic: string; payload: Buffer; retain: boolean };
   subscriptions: readonly string[];
@@ -39,6 +39,13 @@ export interface MqttSessionOptions {
   onConnect: () => void;
   onMessage: (topic: string, payload: Buffer) => void;
 }
+
+/**
+ * mqtt.js's own debug output goes through the `debug` package: a logger per client and an argument
+ * array per packet, even when it prints nothing (a seventh of a simulated device's connect allocations).
+ * It stays on when DEBUG is set, so `DEBUG=mqttjs*` still shows the packets.
+ */
+const mqttDebugLog = process.env['DEBUG'] ? {} : { log: (): void => undefined };
 
 /** Longest a clean stop waits for the broker (presence publish, then the disconnect). */
 const STOP_TIMEOUT_MS = 2_000;
@@ -74,11 +81,14 @@ export class MqttSession {
   start(): void {
     const o = this.options;
     const connect = o.connect ?? mqtt.connect;
-    const client = connect(o.url, {
+    const client = connect({
       ...o.clientOptions,
+      ...mqttDebugLog,
       clientId: o.clientId,
       clean: false,
       reconnectPeriod: 0,
+      // We subscribe on every connect ourselves; mqtt.js would send the same SUBSCRIBE again.
+      resubscribe: false,
       protocolVersion: 4,
       will: { topic: o.will.topic, payload: o.will.payload, qos: 1, retain: o.will.retain },
     });

@@ -9,13 +9,13 @@
  * offset per deployment makes different devices the canaries each time. The coordinator's work to
  * publish a wave is proportional to buckets, never to devices.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export const BUCKET_COUNT = 1024;
 
 export function bucketOf(deviceId: string): number {
-  const digest = createHash('sha256').update(deviceId, 'utf8').digest();
-  return digest.readUInt32BE(0) % BUCKET_COUNT;
+  // The one-shot hash: no Hash object per call (every simulated device computes its bucket).
+  return hash('sha256', deviceId, 'buffer').readUInt32BE(0) % BUCKET_COUNT;
 }
 
 /** Rank of a bucket in a deployment with the given offset: 0 is the first canary bucket. */

@@ -203,8 +203,8 @@ export class DeviceHost {
       config,
       clock: o.clock,
       logger: o.logger,
-      connect: (url, options) => {
-        const c = mqtt.connect(url, options);
+      connect: (options) => {
+        const c = mqtt.connect(options);
         this.client = c;
         return c;
       },

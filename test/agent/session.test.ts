@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { reconnectDelay } from '../../agent/mqtt-session.js';
+import { brokerAddress } from '../../agent/agent-defaults.js';
 import { deviceSubscriptions } from '../../protocol/topics.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { startBroker, startDevice, uniqueId, useFixture, waitFor } from './harness.js';
@@ -16,6 +17,19 @@ describe('reconnect backoff', () => {
     expect(reconnectDelay(20, 1000, 60_000, 0.25)).toBe(15_000);
     // Never below half the minimum, so a fleet does not hammer a broker that just came back.
     expect(reconnectDelay(5, 1000, 60_000, 0)).toBe(500);
+  });
+});
+
+describe('broker address', () => {
+  it('parses the broker URL once into the options mqtt.js would derive from it', () => {
+    expect(brokerAddress('mqtt://127.0.0.1:1883')).toEqual({ protocol: 'mqtt', hostname: '127.0.0.1', host: '127.0.0.1', port: 1883 });
+    // No port: mqtt.js picks the protocol's default.
+    expect(brokerAddress('mqtts://broker.example')).toEqual({ protocol: 'mqtts', hostname: 'broker.example', host: 'broker.example' });
+    // The path (with its query) matters only to WebSockets.
+    expect(brokerAddress('wss://gw.example:8443/mqtt?x=1')).toMatchObject({ protocol: 'wss', port: 8443, path: '/mqtt?x=1' });
+    expect(brokerAddress('mqtt://gw.example/ignored')).not.toHaveProperty('path');
+    expect(brokerAddress('mqtt://[::1]:1883')).toMatchObject({ hostname: '::1', host: '::1' });
+    expect(brokerAddress('mqtt://dev%2D1:p%40ss@gw.example')).toMatchObject({ username: 'dev-1', password: 'p@ss' });
   });
 });
 

@@ -107,7 +107,7 @@ describe('trial deadlines', () => {
       { health: { brokerDeadline: 300, trialWindow: 20_000 } },
       {
         // The second agent (the one on the trial slot) has a broken network stack.
-        connect: (url, opts) => mqtt.connect(++agents === 2 ? 'mqtt://127.0.0.1:1' : url, opts),
+        connect: (opts) => mqtt.connect(++agents === 2 ? { ...opts, host: '127.0.0.1', hostname: '127.0.0.1', port: 1 } : opts),
       },
     );
     f.devices.push(dev);
