@@ -100,7 +100,7 @@ async function main(): Promise<void> {
 
   if (runs('ingest')) {
     log('\n2. telemetry ingest, 1,000 publishers in another process');
-    const rates = quick ? [5000, 10_000, 20_000] : [5000, 10_000, 20_000, 30_000, 40_000, 50_000, 60_000];
+    const rates = quick ? [5000, 10_000, 20_000] : [10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 120_000, 140_000];
     for (let r = 1; r <= repeat; r++) {
       log(`  bare Aedes + counting subscriber (run ${r}):`);
       const bare = await bareIngest(rates, 3, 1000, log);
