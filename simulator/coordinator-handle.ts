@@ -37,7 +37,8 @@ export interface CoordinatorHandle {
   provision(deviceIds: readonly string[], hardwareModelOf: (id: string) => string): Promise<Map<string, string>>;
   /** Stores an image and returns its digest; the coordinator signs manifests for it. */
   uploadFirmware(version: string, bytes: Buffer, hardware: string[]): Promise<{ sha256: string; size: number }>;
-  createDeployment(input: CreateDeploymentInput): Promise<string>;
+  /** Creates and starts a deployment; `warnings` are the coordinator's (canary waves too small to judge). */
+  createDeployment(input: CreateDeploymentInput): Promise<{ id: string; warnings: string[] }>;
   deployment(id: string): Promise<DeploymentView>;
   decisions(id: string): Promise<DecisionView[]>;
   progress(id: string): Promise<ProgressView[]>;

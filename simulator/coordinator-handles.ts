@@ -163,7 +163,7 @@ export async function embeddedCoordinator(
     },
     async createDeployment(input) {
       const v = await (await current()).rollouts.create(deploymentRequest(input), 'simulator');
-      return v.id;
+      return { id: v.id, warnings: v.warnings ?? [] };
     },
     async deployment(id) {
       const v = (await current()).rollouts.view(id);
@@ -253,7 +253,8 @@ function remoteHandle(api: AdminClient, brokerUrl: string, adminUrl: string, tru
       return { sha256: r.sha256, size: r.size };
     },
     async createDeployment(input) {
-      return (await api.request<{ id: string }>('POST', '/v1/deployments', deploymentRequest(input))).id;
+      const v = await api.request<{ id: string; warnings?: string[] }>('POST', '/v1/deployments', deploymentRequest(input));
+      return { id: v.id, warnings: v.warnings ?? [] };
     },
     async deployment(id) {
       return toView(await get<CoordinatorDeploymentView>(`/v1/deployments/${id}`));

@@ -26,7 +26,7 @@ import { boundedEach } from './concurrency.js';
 export type SimEvent =
   | { type: 'fleet-starting'; devices: number; offline: number }
   | { type: 'fleet-ready'; connected: number; ms: number }
-  | { type: 'release-start'; version: string; behaviour: Behaviour; deploymentId: string }
+  | { type: 'release-start'; version: string; behaviour: Behaviour; deploymentId: string; warnings: string[] }
   | { type: 'wave'; version: string; wave: number; percent: number; status: string; targeted: number; committed: number; failed: number }
   | { type: 'decision'; version: string; decision: DecisionView }
   | { type: 'release-end'; version: string; phase: string; simulatedMs: number }
@@ -143,7 +143,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
     let fleetVersion = scenario.fleet.baseVersion;
     for (const release of scenario.releases) {
       const startedAt = clock.now();
-      const id = await coordinator.createDeployment({
+      const { id, warnings } = await coordinator.createDeployment({
         firmwareVersion: release.version,
         hardwareModels: models,
         waves: scenario.rollout.waves.map((percent) => ({
@@ -157,7 +157,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
         onMonitorLimit: scenario.rollout.onMonitorLimit,
         rollbackDeadlineMs: parseDuration(scenario.rollout.rollbackDeadline),
       });
-      emit({ type: 'release-start', version: release.version, behaviour: release.behaviour, deploymentId: id });
+      emit({ type: 'release-start', version: release.version, behaviour: release.behaviour, deploymentId: id, warnings });
       const final = await followDeployment(coordinator, id, release.version, hosts, clock, parseDuration(scenario.rollout.deadline), emit, options.pollMs ?? 200);
       const endedAt = clock.now();
       emit({ type: 'release-end', version: release.version, phase: final.phase, simulatedMs: endedAt - startedAt });
@@ -167,6 +167,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
             release,
             previousVersion: fleetVersion,
             deploymentId: id,
+            warnings,
             startedAt,
             endedAt,
             phase: final.phase,

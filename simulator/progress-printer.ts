@@ -17,6 +17,7 @@ export function progressPrinter(write: (line: string) => void, wallStart = perfo
         break;
       case 'release-start':
         write(`${stamp()} rolling out ${e.version} (simulated behaviour: ${e.behaviour.kind}) as deployment ${e.deploymentId}`);
+        for (const w of e.warnings) write(`${stamp()}   coordinator warning: ${w}`);
         break;
       case 'wave':
         write(`${stamp()}   ${e.version} wave ${e.wave + 1} (${e.percent}%): ${e.status.padEnd(8)} ${String(e.committed).padStart(4)}/${e.targeted} committed${e.failed ? `, ${e.failed} failed` : ''}`);

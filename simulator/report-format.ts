@@ -60,6 +60,7 @@ export function formatRelease(r: ReleaseReport): string {
   const mark = r.ok ? 'OK ' : 'FAIL';
   lines.push(`${mark} ${r.previousVersion} → ${r.version}  [${behaviourText(r)}; expected ${r.expect === 'abort' ? 'an early abort' : 'a complete rollout'}]  outcome: ${r.outcome}`);
   lines.push(waveTable(r));
+  for (const w of r.warnings) lines.push(`  coordinator warning at creation: ${w}`);
   if (r.expect === 'abort' || r.outcome !== 'completed') {
     lines.push(`  exposure: ${r.exposure} device(s) ran ${r.version}${r.exposureBound !== null ? ` (bound: ${r.exposureBound} = first wave + devices still installing when the abort fired)` : ''}`);
     lines.push(`  time to detect: ${humanDuration(r.timeToDetectMs)}   time to full rollback: ${humanDuration(r.timeToFullRollbackMs)}`);

@@ -69,6 +69,8 @@ export interface ReleaseRun {
   /** The version devices ran before (the base or the previous release). */
   previousVersion: string;
   deploymentId: string;
+  /** The coordinator's warnings when the deployment was created (canary waves too small to judge). */
+  warnings: string[];
   startedAt: number;
   endedAt: number;
   phase: string;
@@ -99,6 +101,8 @@ export interface ReleaseReport {
   behaviour: Behaviour;
   expect: 'complete' | 'abort';
   deploymentId: string;
+  /** The coordinator's warnings at creation, e.g. a first wave too small to judge. */
+  warnings: string[];
   outcome: string;
   /** Did the system do the right thing with this release? */
   ok: boolean;
@@ -243,6 +247,7 @@ export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): R
     behaviour: release.behaviour,
     expect: release.expect,
     deploymentId: run.deploymentId,
+    warnings: run.warnings,
     outcome: run.phase,
     ok: problems.length === 0,
     problems,

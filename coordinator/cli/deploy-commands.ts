@@ -35,6 +35,8 @@ export interface DeploymentView {
   createdAt: number;
   updatedAt: number;
   decisions?: { id: string; wave: number; at: number; final: { recommendation: string; rule?: string; issues?: string[] } }[];
+  /** At creation: canary waves too small to judge. */
+  warnings?: string[];
 }
 
 const SETTLED = new Set(['completed', 'aborted', 'rolled-back']);
@@ -179,6 +181,7 @@ export function registerDeployCommands(program: Command): void {
     const d = await api.post<DeploymentView>('/v1/deployments', body);
     if (opts.json) return console.log(JSON.stringify(d, null, 2));
     console.log(renderStatus(d));
+    for (const w of d.warnings ?? []) console.log(`warning: ${w}`);
     console.log(`\nfollow it with \`fleet deploy status ${d.id} --watch\``);
   });
 

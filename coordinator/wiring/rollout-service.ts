@@ -18,6 +18,7 @@ import type { GateAnalyzer } from '../gate/analyzer.js';
 import { hardGatesAnalyzer } from '../gate/hard-gates.js';
 import { inputsDigest } from '../gate/run-gate.js';
 import { allDevices } from '../engine/device-progress.js';
+import { bucketsOfWave, smallWaveWarnings } from '../engine/wave-plan.js';
 import type {
   AuditEntry,
   DeploymentCore,
@@ -103,6 +104,8 @@ export interface DeploymentView {
   updatedAt: number;
   revision: number;
   decisions?: DecisionRecord[];
+  /** At creation only: canary waves too small to judge (wave-plan.ts smallWaveWarnings). */
+  warnings?: string[];
 }
 
 export function deploymentView(core: DeploymentCore, decisions?: DecisionRecord[]): DeploymentView {
@@ -216,19 +219,26 @@ export class RolloutService {
       },
       actor,
     );
-    this.requireEligibleDevices(spec);
+    const warnings = this.checkTargetDevices(spec);
     const core = await this.runner.create(spec, actor);
-    return deploymentView(core);
+    for (const warning of warnings) this.deps.logger.warn({ deploymentId: spec.id, warning }, 'deployment created with a small canary wave');
+    return { ...deploymentView(core), ...(warnings.length ? { warnings } : {}) };
   }
 
   /**
    * A deployment that matches no known device would pass every wave as empty and leave its manifest
    * retained for whoever connects later, judged by no canary at all: refuse it. A device is known once
-   * it has said hello (its version decides whether it is in the target).
+   * it has said hello (its version decides whether it is in the target). Canary waves too small to
+   * judge are warned about.
    */
-  private requireEligibleDevices(spec: DeploymentSpec): void {
+  private checkTargetDevices(spec: DeploymentSpec): string[] {
+    const directory = new RegistryWaveDirectory(this.deps.registry);
     const everyBucket = Array.from({ length: BUCKET_COUNT }, (_, b) => b);
-    if (new RegistryWaveDirectory(this.deps.registry).members(spec, everyBucket).length > 0) return;
+    const known = directory.members(spec, everyBucket).length;
+    if (known > 0) {
+      const sizes = spec.waves.slice(0, -1).map((_, i) => directory.members(spec, bucketsOfWave(spec, i)).length);
+      return smallWaveWarnings(spec, sizes, known);
+    }
     throw new NoEligibleDevicesError(
       `no known device matches the target (models ${spec.target.hardwareModels.join(', ')}, versions ${spec.target.versionRange}` +
         `${spec.target.tags.length ? `, tags ${spec.target.tags.join(', ')}` : ''}); devices become known when they connect and say hello: ` +

@@ -93,13 +93,15 @@ describe('admin API', () => {
     expect(empty.body.error.message).toMatch(/say hello/);
     // A device is known once it has said hello (as the broker's ingest would record it).
     c.registry.applyHello({ v: 1, kind: 'hello', deviceId: 'api-dev-1', hardwareModel: 'rpi4', firmwareVersion: '1.0.0', activeSlot: 'A', agentVersion: 'test', bucket: bucketOf('api-dev-1'), tags: [], securityFloor: 0, at: Date.now() }, Date.now());
-    const created = await api<{ id: string; phase: string; waves: { percent: number }[] }>(c, 'POST', '/v1/deployments', {
+    const created = await api<{ id: string; phase: string; waves: { percent: number }[]; warnings?: string[] }>(c, 'POST', '/v1/deployments', {
       firmwareVersion: '2.0.0',
       target: { hardwareModels: ['rpi4'] },
       waves: [{ percent: 10, soakMs: 1000 }, { percent: 100, soakMs: 1000, requiresApproval: true }],
     });
     expect(created.status).toBe(201);
     expect(created.body.waves.map((w) => w.percent)).toEqual([10, 100]);
+    // One known device cannot give the first wave the 20 devices it needs reporting by default.
+    expect(created.body.warnings).toEqual([expect.stringMatching(/^wave 1 \(10 %\) covers (none|1) of the 1 known devices in the target/)]);
     const again = await api(c, 'POST', '/v1/deployments', { firmwareVersion: '2.0.0', target: { hardwareModels: ['rpi4'] } });
     expect(again.status).toBe(409);
     const id = created.body.id;

@@ -75,8 +75,9 @@ describe('fleet CLI', () => {
     // The first wave needs approval, so the deployment waits.
     const created = await fleet(['deploy', 'create', '--firmware', '1.5.0', '--waves', '50,100', '--soak', '10m', '--approve', '1', '--json', ...dd]);
     expect(created.code).toBe(0);
-    const dep = JSON.parse(created.stdout) as { id: string; target: { hardwareModels: string[] }; waves: { percent: number; soakMs: number }[] };
+    const dep = JSON.parse(created.stdout) as { id: string; target: { hardwareModels: string[] }; waves: { percent: number; soakMs: number }[]; warnings?: string[] };
     expect(dep.target.hardwareModels).toEqual(['rpi4']); // defaulted from the firmware's hardware
+    expect(dep.warnings).toEqual([expect.stringMatching(/^wave 1 \(50 %\) covers (none|1) of the 1 known devices in the target/)]);
     expect(dep.waves.map((w) => [w.percent, w.soakMs])).toEqual([[50, 600_000], [100, 600_000]]);
 
     const status = await fleet(['deploy', 'status', dep.id, ...dd]);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { bucketsOfWave } from '../../coordinator/engine/wave-plan.js';
+import { bucketsOfWave, smallWaveWarnings } from '../../coordinator/engine/wave-plan.js';
+import { defaultWaves } from '../../coordinator/engine/deployment-spec.js';
 import { createDeployment, nextWakeAt, reconcile, step } from '../../coordinator/engine/engine.js';
 import { recount } from '../../coordinator/engine/device-progress.js';
 import { allDevices } from '../../coordinator/engine/device-progress.js';
@@ -11,6 +12,19 @@ import { DecisionRecordSchema } from '../../coordinator/gate/decision.js';
 function countsConsistent(d: Drive): void {
   expect(recount(d.state.core, allDevices(d.state))).toEqual(d.state.core.waves.map((w) => w.counts));
 }
+
+describe('deployment creation: canary waves too small to judge', () => {
+  it('warns about an empty canary wave and one with fewer devices than it needs reporting, never about the last wave', () => {
+    const spec = makeSpec({ waves: defaultWaves([1, 5, 100], 30 * MIN, { minDevicesReporting: 20, deadlineMs: HOUR }) });
+    const warnings = smallWaveWarnings(spec, [0, 12, 3], 300);
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toMatch(/^wave 1 \(1 %\) covers none of the 300 known devices in the target: it will pass empty and wave 2 will be the first canary/);
+    expect(warnings[1]).toMatch(/^wave 2 \(5 %\) covers 12 of the 300 known devices in the target, fewer than the 20 it needs reporting: its gate will judge on 12 devices/);
+    expect(smallWaveWarnings(spec, [20, 40], 300)).toEqual([]);
+    // A wave that needs no devices reporting is never too small.
+    expect(smallWaveWarnings(makeSpec({ waves: defaultWaves([1, 100], 0, { minDevicesReporting: 0, deadlineMs: HOUR }) }), [0], 5)).toEqual([]);
+  });
+});
 
 describe('engine: creation and wave start', () => {
   it('starts wave 0 at once: publishes the manifest retained on its buckets, asks for members, wakes at the deadline', () => {

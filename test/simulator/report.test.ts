@@ -32,6 +32,7 @@ function badRun(): { run: ReleaseRun; devices: DeviceTruth[] } {
     release: ReleaseSchema.parse({ version: '1.1.0', expect: 'abort', behaviour: { kind: 'boot-loop', share: 1 } }),
     previousVersion: '1.0.0',
     deploymentId: 'dep',
+    warnings: [],
     startedAt: 0,
     endedAt: 5000,
     phase: 'rolled-back',
@@ -62,6 +63,14 @@ describe('simulation report', () => {
     expect(r.waves[0]).toMatchObject({ targeted: 2, installed: 2, fellBack: 2, rolledBack: 2, verdict: 'Abort' });
     expect(r.waves[1]).toMatchObject({ installed: 1, rolledBack: 1 });
     expect(formatRelease(r)).toMatch(/exposure: 3 device\(s\).*bound: 3/s);
+  });
+
+  it("carries the coordinator's warnings at creation into the report and its summary", () => {
+    const { run, devices } = badRun();
+    const warning = 'wave 1 (1 %) covers 2 of the 4 known devices in the target, fewer than the 20 it needs reporting';
+    const r = releaseReport({ ...run, warnings: [warning] }, devices);
+    expect(r.warnings).toEqual([warning]);
+    expect(formatRelease(r)).toContain(`coordinator warning at creation: ${warning}`);
   });
 
   it('flags exposure past the bound, devices not back, and system bricks', () => {
