@@ -72,11 +72,6 @@ export class TelemetryWriter {
     return w;
   }
 
-  /** Time the telemetry thread has spent busy since it (re)started, ms (for benchmarks and metrics). */
-  get threadBusyMs(): number {
-    return this.worker?.performance.eventLoopUtilization().active ?? 0;
-  }
-
   /** Messages waiting for the next batch plus those the telemetry thread has not committed yet. */
   get pending(): number {
     return this.builder.length + this.inFlightCount;

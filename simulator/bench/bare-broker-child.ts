@@ -4,12 +4,12 @@
  * the baseline the simulator's devices and the coordinator's ingest are compared against.
  *
  * IPC: sends {type:'ready', port}; answers {cmd:'stats'} with {type:'stats', received, receivedAt (epoch
- * ms of the last one), cpuUs, rss, heapUsed};
+ * ms of the last one), cpuUs (all threads), mainCpuUs (the broker's thread; Linux), rss, heapUsed};
  * exits on {cmd:'stop'}.
  */
 import { createServer, type AddressInfo } from 'node:net';
 import { Aedes } from 'aedes';
-import { cpuMicros, watchCount } from './count-watch.js';
+import { cpuMicros, mainThreadCpuMicros, watchCount } from './count-watch.js';
 
 const aedes = await Aedes.createBroker();
 let received = 0;
@@ -27,7 +27,7 @@ process.send?.({ type: 'ready', port });
 process.on('message', (msg: { cmd: string }) => {
   if (msg.cmd === 'stats') {
     const m = process.memoryUsage();
-    process.send?.({ type: 'stats', received, receivedAt: watch.lastChangeAt(), cpuUs: cpuMicros(), rss: m.rss, heapUsed: m.heapUsed });
+    process.send?.({ type: 'stats', received, receivedAt: watch.lastChangeAt(), cpuUs: cpuMicros(), mainCpuUs: mainThreadCpuMicros(), rss: m.rss, heapUsed: m.heapUsed });
   } else if (msg.cmd === 'stop') {
     aedes.close(() => server.close(() => process.exit(0)));
   }

@@ -5,7 +5,7 @@
  *
  * IPC: {type:'ready', mqttUrl}; {cmd:'stats'} → {type:'stats', received (telemetry parsed and
  * aggregated), written (messages stored), receivedAt / writtenAt (epoch ms of the last of each), cpuUs
- * (all threads), telemetryThreadUs (the telemetry thread's busy time), rss}; {cmd:'deploy', version, devices} uploads an image
+ * (all threads), mainCpuUs (the broker's thread; Linux), rss}; {cmd:'deploy', version, devices} uploads an image
  * and starts a one-wave 100% deployment → {type:'deployed', at (epoch ms just before the create)};
  * {cmd:'stop'}.
  */
@@ -16,7 +16,7 @@ import { Readable } from 'node:stream';
 import pino from 'pino';
 import { Coordinator } from '../../coordinator/index.js';
 import { imageBytes } from '../firmware-images.js';
-import { cpuMicros, watchCount } from './count-watch.js';
+import { cpuMicros, mainThreadCpuMicros, watchCount } from './count-watch.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'fleet-bench-coord-'));
 const c = await Coordinator.create({
@@ -37,7 +37,7 @@ process.on('message', (msg: { cmd: string; version?: string; models?: string[] }
         receivedAt: received.lastChangeAt(),
         writtenAt: written.lastChangeAt(),
         cpuUs: cpuMicros(),
-        telemetryThreadUs: c.telemetry.threadBusyMs * 1000,
+        mainCpuUs: mainThreadCpuMicros(),
         rss: process.memoryUsage().rss,
       });
     } else if (msg.cmd === 'deploy') {
