@@ -87,7 +87,8 @@ export class MqttSession {
       clientId: o.clientId,
       clean: false,
       reconnectPeriod: 0,
-      // We subscribe on every connect ourselves; mqtt.js would send the same SUBSCRIBE again.
+      // We subscribe on every connect ourselves. mqtt.js's own resubscription belongs to its reconnect
+      // loop (reconnectPeriod 0: off), but with this on it still records every SUBSCRIBE's topics.
       resubscribe: false,
       protocolVersion: 4,
       will: { topic: o.will.topic, payload: o.will.payload, qos: 1, retain: o.will.retain },
