@@ -1,23 +1,16 @@
 /** The device registry keeps operator-assigned tags apart from the ones a device reports (SQLite file). */
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
 import { ALL_MIGRATIONS } from '../../coordinator/store/migration-list.js';
 import { DeviceRegistry, matchesTarget } from '../../coordinator/registry/device-registry.js';
 import type { HelloMessage } from '../../protocol/messages.js';
 import { bucketOf } from '../../protocol/bucket.js';
-import { tempDir, uniqueId } from './helpers.js';
+import { tempDbPath as dbPath, uniqueId } from './helpers.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   while (cleanups.length) cleanups.pop()!();
 });
-
-function dbPath(): string {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
-  return join(t.dir, 'fleet.db');
-}
 
 function hello(deviceId: string, tags: string[]): HelloMessage {
   return {

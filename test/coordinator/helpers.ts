@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { onTestFinished } from 'vitest';
 import { Coordinator, type CoordinatorOptions } from '../../coordinator/index.js';
 import { hardGatesAnalyzer } from '../../coordinator/gate/hard-gates.js';
 import type { TelemetryMessage } from '../../protocol/messages.js';
@@ -10,6 +11,13 @@ import type { TelemetryMessage } from '../../protocol/messages.js';
 export function tempDir(prefix = 'fleet-coord-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A `fleet.db` path in a fresh temporary directory, removed when the current test finishes. */
+export function tempDbPath(): string {
+  const t = tempDir();
+  onTestFinished(t.cleanup);
+  return join(t.dir, 'fleet.db');
 }
 
 export const silentLogger: Logger = pino({ level: 'silent' });

@@ -1,20 +1,9 @@
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
 import { applyMigrations, currentSchemaVersion, MigrationError, type Migration } from '../../coordinator/store/migrations.js';
 import { ALL_MIGRATIONS } from '../../coordinator/store/migration-list.js';
-import { tempDir } from './helpers.js';
+import { tempDbPath as dbPath } from './helpers.js';
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  while (cleanups.length) cleanups.pop()!();
-});
-
-function dbPath(): string {
-  const t = tempDir();
-  cleanups.push(t.cleanup);
-  return join(t.dir, 'fleet.db');
-}
 
 describe('store', () => {
   it('opens in WAL mode and applies every migration once, recording versions', () => {
