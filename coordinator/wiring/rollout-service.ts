@@ -18,7 +18,7 @@ import type { GateAnalyzer } from '../gate/analyzer.js';
 import { hardGatesAnalyzer } from '../gate/hard-gates.js';
 import { inputsDigest } from '../gate/run-gate.js';
 import { allDevices } from '../engine/device-progress.js';
-import { bucketsOfWave, smallWaveWarnings } from '../engine/wave-plan.js';
+import { smallWaveWarnings, waveOfBucketIn } from '../engine/wave-plan.js';
 import type {
   AuditEntry,
   DeploymentCore,
@@ -234,10 +234,15 @@ export class RolloutService {
   private checkTargetDevices(spec: DeploymentSpec): string[] {
     const directory = new RegistryWaveDirectory(this.deps.registry);
     const everyBucket = Array.from({ length: BUCKET_COUNT }, (_, b) => b);
-    const known = directory.members(spec, everyBucket).length;
-    if (known > 0) {
-      const sizes = spec.waves.slice(0, -1).map((_, i) => directory.members(spec, bucketsOfWave(spec, i)).length);
-      return smallWaveWarnings(spec, sizes, known);
+    const known = directory.members(spec, everyBucket);
+    if (known.length > 0) {
+      // Each known device counted in its own wave: one pass over the registry, not one per wave.
+      const sizes = spec.waves.map(() => 0);
+      for (const m of known) {
+        const wave = waveOfBucketIn(spec, m.bucket);
+        if (wave >= 0) sizes[wave]!++;
+      }
+      return smallWaveWarnings(spec, sizes, known.length);
     }
     throw new NoEligibleDevicesError(
       `no known device matches the target (models ${spec.target.hardwareModels.join(', ')}, versions ${spec.target.versionRange}` +
