@@ -1,5 +1,5 @@
 /**
- * What the telemetry thread does with what it is sent: parse batches (telemetry-batch.ts) and queue
+ * What the telemetry thread does with what it is sent: parse batches (telemetry-batch.ts) and aggregate
  * them in the TelemetryStore (reporting at once what was parsed), commit on its cadence or on request,
  * prune. The worker entry (telemetry-worker.ts) only wires this to its message port and a timer, so
  * every behaviour here runs in tests without a thread. I/O shell (SQLite through TelemetryStore).
@@ -19,7 +19,7 @@ export type ToTelemetryThread =
   | { type: 'prune'; id: number; now: number }
   | { type: 'stop' };
 
-/** A batch parsed and queued for the next commit. */
+/** A batch parsed and aggregated, for the next commit to write. */
 export interface ParsedReport {
   type: 'parsed';
   id: number;
@@ -61,7 +61,7 @@ export class TelemetryThread {
     return this.store.pending;
   }
 
-  /** Parses and queues a batch; it is written by the next commit. */
+  /** Parses a batch and aggregates its messages; the next commit writes them. */
   receive(id: number, batch: TelemetryBatch): ParsedReport {
     const decoded = decodeBatch(batch, this.lastVersions, this.add);
     this.lastId = id;
