@@ -85,7 +85,7 @@ function toProgress(p: DeviceProgress): ProgressView {
 function deploymentRequest(input: CreateDeploymentInput) {
   return {
     firmwareVersion: input.firmwareVersion,
-    target: { hardwareModels: input.hardwareModels, versionRange: '*', tags: [] },
+    target: { hardwareModels: input.hardwareModels, versionRange: '*', tags: input.tags },
     waves: input.waves.map((w) => ({ percent: w.percent, soakMs: w.soakMs, deadlineMs: w.deadlineMs, minDevicesReporting: w.minDevicesReporting, requiresApproval: false })),
     bucketOffset: input.bucketOffset,
     description: input.description,
@@ -179,11 +179,20 @@ export async function embeddedCoordinator(
     async abort(id, reason) {
       await (await current()).rollouts.act(id, { type: 'abort', reason, rollback: true }, 'simulator');
     },
-    async onlineDevices() {
+    async onlineDevices(ids) {
       const co = await current();
       let n = 0;
-      for (const d of co.registry.all()) if (d.online) n++;
+      for (const d of co.registry.all()) if (d.online && ids.has(d.deviceId)) n++;
       return n;
+    },
+    async hardwareModels(ids) {
+      const co = await current();
+      const out = new Map<string, string>();
+      for (const id of ids) {
+        const model = co.registry.get(id)?.hardwareModel;
+        if (model !== undefined) out.set(id, model);
+      }
+      return out;
     },
     restartBroker() {
       return Promise.reject(new NotSupportedError('the embedded coordinator cannot restart its broker alone'));
@@ -220,6 +229,20 @@ export async function remoteCoordinator(opts: { url: string; adminUrl: string | 
   const trust = await loadTrustStore(opts.trustDir);
   const api = new AdminClient(opts.adminUrl.replace(/\/$/, ''), opts.token);
   return remoteHandle(api, opts.url, opts.adminUrl, trust);
+}
+
+/** Every device the registry lists (paged), with an optional query such as `online=true`. */
+async function listDevices(api: AdminClient, query: string): Promise<{ deviceId: string; hardwareModel: string | null }[]> {
+  const out: { deviceId: string; hardwareModel: string | null }[] = [];
+  const limit = 10_000;
+  for (let offset = 0; ; offset += limit) {
+    const page = await api.request<{ total: number; devices: { deviceId: string; hardwareModel: string | null }[] }>(
+      'GET',
+      `/v1/devices?${query ? `${query}&` : ''}limit=${limit}&offset=${offset}`,
+    );
+    out.push(...page.devices);
+    if (page.devices.length < limit || offset + limit >= page.total) return out;
+  }
 }
 
 function remoteHandle(api: AdminClient, brokerUrl: string, adminUrl: string, trust: TrustStore): CoordinatorHandle {
@@ -269,8 +292,16 @@ function remoteHandle(api: AdminClient, brokerUrl: string, adminUrl: string, tru
     async abort(id, reason) {
       await api.request('POST', `/v1/deployments/${id}/actions`, { type: 'abort', reason, rollback: true });
     },
-    async onlineDevices() {
-      return (await get<{ online: number }>('/v1/devices?online=true&limit=1')).online;
+    async onlineDevices(ids) {
+      let n = 0;
+      for (const d of await listDevices(api, 'online=true')) if (ids.has(d.deviceId)) n++;
+      return n;
+    },
+    async hardwareModels(ids) {
+      const wanted = new Set(ids);
+      const out = new Map<string, string>();
+      for (const d of await listDevices(api, '')) if (wanted.has(d.deviceId) && d.hardwareModel) out.set(d.deviceId, d.hardwareModel);
+      return out;
     },
     restartBroker: () => Promise.reject(new NotSupportedError('cannot restart a remote broker')),
     restartCoordinator: () => Promise.reject(new NotSupportedError('cannot restart a remote coordinator')),

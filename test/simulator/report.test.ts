@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { releaseReport, type DeviceTruth, type ReleaseRun } from '../../simulator/report.js';
+import { failureReasons, releaseReport, type DeviceTruth, type ReleaseRun } from '../../simulator/report.js';
 import { formatRelease, humanDuration } from '../../simulator/report-format.js';
 import { ReleaseSchema } from '../../simulator/scenario.js';
 
@@ -124,5 +124,21 @@ describe('simulation report', () => {
     expect(humanDuration(45_000)).toBe('45s');
     expect(humanDuration(270_000)).toBe('4m 30s');
     expect(humanDuration(4_320_000)).toBe('1h 12m');
+  });
+});
+
+describe('failure reasons per wave', () => {
+  it('counts why members failed, leaving out refusals for ineligibility and ordered rollbacks', () => {
+    expect(
+      failureReasons([
+        { deviceId: 'a', wave: 0, state: 'failed', reason: 'download-failed', timedOut: false },
+        { deviceId: 'b', wave: 0, state: 'failed', reason: 'download-failed', timedOut: false },
+        { deviceId: 'c', wave: 0, state: 'downloading', timedOut: true },
+        { deviceId: 'd', wave: 0, state: 'rolled-back', reason: 'trial-boot-failed', timedOut: false },
+        { deviceId: 'e', wave: 0, state: 'rolled-back', reason: 'rollback-command', timedOut: false },
+        { deviceId: 'f', wave: 0, state: 'rejected', reason: 'wrong-hardware', timedOut: false },
+        { deviceId: 'g', wave: 0, state: 'committed', timedOut: false },
+      ]),
+    ).toEqual({ 'failed:download-failed': 2, 'timed-out in downloading': 1, 'rolled-back:trial-boot-failed': 1 });
   });
 });
