@@ -3,6 +3,7 @@
  * broker, SQLite store and artifact server in a fresh data directory, on the run's accelerated clock),
  * or a running one over its admin API (`--broker` with `--url`/`--token`). I/O shell.
  */
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Clock } from '../protocol/clock.js';
@@ -11,6 +12,7 @@ import { loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
 import { Coordinator, AdminClient, hardGatesAnalyzer, type DecisionRecord, type DeviceProgress, type GateAnalyzer } from '../coordinator/index.js';
 import type { CoordinatorHandle, CreateDeploymentInput, DeploymentView } from './coordinator-handle.js';
 import type { DecisionView, ProgressView, WaveRecord } from './report.js';
+import { SimulationError } from './errors.js';
 
 interface CoordinatorDeploymentView {
   id: string;
@@ -224,7 +226,7 @@ export async function remoteCoordinator(opts: { url: string; adminUrl: string | 
     throw new NotSupportedError('--broker needs the coordinator\'s admin API too: pass --url and --token (or set FLEET_URL and FLEET_TOKEN)');
   }
   if (!opts.trustDir) {
-    throw new NotSupportedError('--broker needs --trust <dir>: the directory holding the coordinator\'s public key (<data-dir>/keys), as on real devices');
+    throw new NotSupportedError('--broker needs --trust <dir>: the directory holding the coordinator\'s public key (<data-dir>/trust), as on real devices');
   }
   const trust = await loadTrustStore(opts.trustDir);
   const api = new AdminClient(opts.adminUrl.replace(/\/$/, ''), opts.token);
@@ -269,11 +271,23 @@ function remoteHandle(api: AdminClient, brokerUrl: string, adminUrl: string, tru
     },
     async uploadFirmware(version, bytes, hardware) {
       const q = new URLSearchParams({ version, hardware: hardware.join(',') });
-      const r = await api.request<{ sha256: string; size: number }>('POST', `/v1/firmware?${q.toString()}`, undefined, {
-        raw: bytes,
-        headers: { 'content-type': 'application/octet-stream' },
-      });
-      return { sha256: r.sha256, size: r.size };
+      try {
+        const r = await api.request<{ sha256: string; size: number }>('POST', `/v1/firmware?${q.toString()}`, undefined, {
+          raw: bytes,
+          headers: { 'content-type': 'application/octet-stream' },
+        });
+        return { sha256: r.sha256, size: r.size };
+      } catch (err) {
+        if (!(err instanceof FleetError) || err.code !== 'artifact-exists') throw err;
+        // Versions are immutable. An earlier run of the same scenario and seed built the same image
+        // (images are derived from both): use it. Anything else is not this scenario's release.
+        const existing = await get<{ sha256: string; size: number }>(`/v1/firmware/${encodeURIComponent(version)}`);
+        const ours = createHash('sha256').update(bytes).digest('hex');
+        if (existing.sha256 !== ours) {
+          throw new SimulationError('artifact-exists', `firmware ${version} is already on the coordinator with another image; the scenario's releases cannot reuse that version: run it with another --seed, or rename its versions`);
+        }
+        return { sha256: existing.sha256, size: existing.size };
+      }
     },
     async createDeployment(input) {
       const v = await api.request<{ id: string; warnings?: string[] }>('POST', '/v1/deployments', deploymentRequest(input));

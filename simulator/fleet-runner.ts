@@ -126,17 +126,12 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
     const specs = composeFleet(scenario.fleet, count, seed, runId, identities);
     const models = [...new Set(specs.map((s) => s.hardwareModel))].sort();
 
-    // Firmware: the factory image every device starts with, and one image per release.
+    // Firmware: the factory image every device starts with; the releases' images are added (and
+    // uploaded) once the fleet is online, so a run whose fleet never comes online changes nothing.
     const images = new Map<string, FirmwareImage>();
     const base: FirmwareImage = { version: scenario.fleet.baseVersion, ...digest(imageBytes(`${scenario.name}/${String(seed)}/${scenario.fleet.baseVersion}`, 64)) };
     images.set(base.sha256, base);
-    const behaviours = new Map<string, Behaviour>();
-    for (const release of scenario.releases) {
-      const bytes = imageBytes(`${scenario.name}/${String(seed)}/${release.version}`, release.imageKiB);
-      const d = await coordinator.uploadFirmware(release.version, bytes, models);
-      images.set(d.sha256, { version: release.version, ...d });
-      behaviours.set(release.version, release.behaviour);
-    }
+    const behaviours = new Map<string, Behaviour>(scenario.releases.map((r) => [r.version, r.behaviour]));
 
     const hardwareOf = new Map(specs.map((s) => [s.deviceId, s.hardwareModel] as const));
     const secrets = options.secrets ?? (await coordinator.provision(specs.map((s) => s.deviceId), (id) => hardwareOf.get(id)!));
@@ -173,6 +168,11 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
       await online[i]!.start();
     });
     await awaitOnline(coordinator, online, options.minOnlineShare ?? 1, options.onlineTimeoutMs ?? 120_000, emit, t0);
+    for (const release of scenario.releases) {
+      const bytes = imageBytes(`${scenario.name}/${String(seed)}/${release.version}`, release.imageKiB);
+      const d = await coordinator.uploadFirmware(release.version, bytes, models);
+      images.set(d.sha256, { version: release.version, ...d });
+    }
 
     pacer = new TelemetryPacer(hosts, clock, intervalMs);
     pacer.start();
