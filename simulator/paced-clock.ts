@@ -6,7 +6,7 @@
  *
  * - Simulated time is credited from real time at each wake-up of one driver timer, never more than
  *   the wake-up asked for plus a grace: a stalled event loop (a busy CPU, a long GC) costs no
- *   simulated time beyond the grace.
+ *   simulated time beyond the grace. (Unpaced, `pacing: false`, it is wall-clock time at the scale.)
  * - Each control window (100 ms real) feeds the pace controller (pace-controller.ts, pure) with the
  *   largest event-loop lag, the loop's utilisation and the age of the oldest real operation still in
  *   flight (`track`: downloads, connects, a coordinator restart).
@@ -27,8 +27,9 @@ export interface PacedClockOptions {
   /** Simulated time at the start (default Date.now()). */
   start?: number;
   /**
-   * How the pace follows the load (defaults: DEFAULT_PACE_TUNING). `false`: a fixed scale whatever
-   * the load — for real time (scale 1) against a coordinator that keeps real time itself.
+   * How the pace follows the load (defaults: DEFAULT_PACE_TUNING). `false`: wall-clock time at a
+   * fixed scale, stalls included — real time (scale 1) against a coordinator that keeps real time
+   * itself, whose clock the devices' must not drift from.
    */
   pacing?: Partial<PaceTuning> | false;
   /** Real ms between wake-ups when no timer is due sooner; also the stall grace. Default 20. */
@@ -229,7 +230,7 @@ export class PacedClock implements SimClock {
   /** Simulated time (exact) at real time `t`: never more than the current wake-up may credit. */
   private exactAt(t: number): number {
     if (!this.running) return this.base;
-    if (this.stopped) return this.base + (t - this.baseReal) * this.scale;
+    if (this.stopped || !this.tuning) return this.base + (t - this.baseReal) * this.scale;
     const cap = Math.max(0, this.wakeAt - this.lastTick) + this.tickMs;
     return this.base + Math.min(Math.max(0, t - this.baseReal), cap) * this.rate();
   }
@@ -299,8 +300,8 @@ export class PacedClock implements SimClock {
     const dt = Math.max(0, t - this.lastTick);
     const asked = Math.max(0, this.wakeAt - this.lastTick);
     const late = Math.max(0, t - this.wakeAt);
-    // A wake-up that came late credits what it asked for plus the grace, not the stall.
-    const credit = Math.min(dt, asked + this.tickMs);
+    // A wake-up that came late credits what it asked for plus the grace, not the stall (paced only).
+    const credit = this.tuning ? Math.min(dt, asked + this.tickMs) : dt;
     this.uncreditedMs += dt - credit;
     if (this.pace < 0.999) this.slowedMs += dt;
     this.base = Math.max(this.base + credit * this.rate(), this.lastReturned);

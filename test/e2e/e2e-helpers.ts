@@ -5,16 +5,22 @@
  */
 import { expect } from 'vitest';
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { simulate } from '../../simulator/fleet-runner.js';
-import { parseScenario, type ScenarioInput } from '../../simulator/scenario.js';
+import { loadScenario } from '../../simulator/scenario.js';
 import { embeddedCoordinator } from '../../simulator/coordinator-handles.js';
 import { formatReport } from '../../simulator/report-format.js';
 import type { ReleaseReport, SimulationReport } from '../../simulator/report.js';
 
 export const FLEET = 1000;
 
-export async function runScenario(input: ScenarioInput): Promise<SimulationReport> {
-  const scenario = parseScenario(input, `e2e scenario ${input.name}`);
+/** The e2e scenarios are files, so that `load-check` runs exactly what these tests run. */
+export function scenarioPath(name: string): string {
+  return fileURLToPath(new URL(`./scenarios/${name}.json`, import.meta.url));
+}
+
+export async function runScenario(name: string): Promise<SimulationReport> {
+  const scenario = await loadScenario(scenarioPath(name));
   const report = await simulate({
     scenario,
     devices: FLEET,

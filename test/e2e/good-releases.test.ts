@@ -7,16 +7,7 @@ import { expectCompleted, runScenario } from './e2e-helpers.js';
 
 describe('good releases, 1,000 devices', () => {
   it('reach every online device through every wave, and noise alone aborts nothing', async () => {
-    const report = await runScenario({
-      name: 'e2e-good',
-      description: 'a healthy release, then one with three times the metric noise',
-      seed: 101,
-      fleet: { offlineShare: 0.02 },
-      releases: [
-        { version: '1.1.0', behaviour: { kind: 'healthy' }, expect: 'complete' },
-        { version: '1.2.0', behaviour: { kind: 'noisy', factor: 3 }, expect: 'complete' },
-      ],
-    });
+    const report = await runScenario('good-releases');
     expect(report.releases).toHaveLength(2);
     for (const r of report.releases) {
       expectCompleted(r);
