@@ -12,7 +12,9 @@
 export interface PaceTuning {
   /**
    * Simulated time one event-loop lag may cost: the pace is at most
-   * `lagBudgetSimMs / (lag × scale)`. Default 15 s (at ×300: 50 ms of lag run at full pace).
+   * `lagBudgetSimMs / (lag × scale)`. Default 30 s (at ×300: 100 ms of lag run at full pace) —
+   * small against the shortest simulated deadline a device's real work races (20 minutes of
+   * silence), and on top of the clock's own cap on what one late wake-up may credit.
    */
   lagBudgetSimMs: number;
   /**
@@ -20,20 +22,24 @@ export interface PaceTuning {
    * is at most `workBudgetSimMs / (age × scale)`. Default 5 minutes (at ×300: one real second).
    */
   workBudgetSimMs: number;
-  /** Event-loop utilisation at which the loop has no headroom left: the pace falls by a fifth. Default 0.97. */
+  /**
+   * Event-loop utilisation at which the loop has no headroom left: once its lag has also reached
+   * half the lag budget, the pace falls by a fifth per window, before the lag breaches the budget.
+   * (A loop that is busy but still turns quickly keeps up: its lag says so.) Default 0.97.
+   */
   saturatedUtilization: number;
   /** Lowest effective scale (simulated ms per real ms) the pace may fall to. Default 1: real time. */
   minScale: number;
-  /** Pace regained per real second once the load is gone. Default 1: from the floor to full in a second. */
+  /** Pace regained per real second once the load is gone. Default 2: from the floor to full in half a second. */
   recoverPerS: number;
 }
 
 export const DEFAULT_PACE_TUNING: PaceTuning = {
-  lagBudgetSimMs: 15_000,
+  lagBudgetSimMs: 30_000,
   workBudgetSimMs: 5 * 60_000,
   saturatedUtilization: 0.97,
   minScale: 1,
-  recoverPerS: 1,
+  recoverPerS: 2,
 };
 
 /** What one control window measured, all in real milliseconds. */
@@ -53,21 +59,41 @@ export function floorPace(scale: number, tuning: PaceTuning): number {
   return Math.min(1, tuning.minScale / scale);
 }
 
-/** The pace the measurements allow, before smoothing: 1 when the process keeps up. */
+/** What held the pace below full: event-loop lag, a saturated loop, or real work in flight. */
+export type PaceCause = 'lag' | 'saturation' | 'work';
+
+/** The pace the measurements allow, before smoothing (1 when the process keeps up), and what bound it. */
+export function allowedPaceOf(current: number, s: PaceSample, scale: number, tuning: PaceTuning): { pace: number; cause: PaceCause | null } {
+  let pace = 1;
+  let cause: PaceCause | null = null;
+  const limit = (p: number, c: PaceCause): void => {
+    if (p < pace) {
+      pace = p;
+      cause = c;
+    }
+  };
+  if (s.lagMs > 0) limit(tuning.lagBudgetSimMs / (s.lagMs * scale), 'lag');
+  if (s.oldestWorkMs > 0) limit(tuning.workBudgetSimMs / (s.oldestWorkMs * scale), 'work');
+  const lagWarning = tuning.lagBudgetSimMs / (2 * scale);
+  if (s.utilization >= tuning.saturatedUtilization && s.lagMs >= lagWarning) limit(current * 0.8, 'saturation');
+  return { pace: Math.max(floorPace(scale, tuning), pace), cause };
+}
+
 export function allowedPace(current: number, s: PaceSample, scale: number, tuning: PaceTuning): number {
-  let target = 1;
-  if (s.lagMs > 0) target = Math.min(target, tuning.lagBudgetSimMs / (s.lagMs * scale));
-  if (s.oldestWorkMs > 0) target = Math.min(target, tuning.workBudgetSimMs / (s.oldestWorkMs * scale));
-  if (s.utilization >= tuning.saturatedUtilization) target = Math.min(target, current * 0.8);
-  return Math.max(floorPace(scale, tuning), target);
+  return allowedPaceOf(current, s, scale, tuning).pace;
 }
 
 /**
  * The next pace: down at once to what the window allows (a deadline must never outrun late work),
  * up gradually (`recoverPerS`), so that a load that only just cleared does not come straight back.
+ * `cause` is what held it down this window (null when nothing did).
  */
+export function nextPaceOf(current: number, s: PaceSample, scale: number, tuning: PaceTuning = DEFAULT_PACE_TUNING): { pace: number; cause: PaceCause | null } {
+  const allowed = allowedPaceOf(current, s, scale, tuning);
+  if (allowed.pace <= current) return allowed;
+  return { pace: Math.min(allowed.pace, current + (tuning.recoverPerS * s.realMs) / 1000), cause: allowed.cause };
+}
+
 export function nextPace(current: number, s: PaceSample, scale: number, tuning: PaceTuning = DEFAULT_PACE_TUNING): number {
-  const target = allowedPace(current, s, scale, tuning);
-  if (target <= current) return target;
-  return Math.min(target, current + (tuning.recoverPerS * s.realMs) / 1000);
+  return nextPaceOf(current, s, scale, tuning).pace;
 }

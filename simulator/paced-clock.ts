@@ -4,9 +4,10 @@
  * simulated deadline fires merely because the CPU was busy. One instance drives every agent and the
  * embedded coordinator of a run. See docs/simulated-time.md for the why.
  *
- * - Simulated time is credited from real time at each wake-up of one driver timer, never more than
- *   the wake-up asked for plus a grace: a stalled event loop (a busy CPU, a long GC) costs no
- *   simulated time beyond the grace. (Unpaced, `pacing: false`, it is wall-clock time at the scale.)
+ * - Simulated time is credited from real time at each wake-up of one driver timer: what the wake-up
+ *   asked for, plus its lateness up to the lag budget (30 simulated seconds): a stalled event loop
+ *   (a busy CPU, a long GC) costs no more simulated time than that. (Unpaced, `pacing: false`, it
+ *   is wall-clock time at the scale.)
  * - Each control window (100 ms real) feeds the pace controller (pace-controller.ts, pure) with the
  *   largest event-loop lag, the loop's utilisation and the age of the oldest real operation still in
  *   flight (`track`: downloads, connects, a coordinator restart).
@@ -19,7 +20,7 @@
  */
 import { createHistogram, performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Clock, TimerHandle } from '../protocol/clock.js';
-import { DEFAULT_PACE_TUNING, floorPace, nextPace, type PaceTuning } from './pace-controller.js';
+import { DEFAULT_PACE_TUNING, floorPace, nextPaceOf, type PaceCause, type PaceTuning } from './pace-controller.js';
 
 export interface PacedClockOptions {
   /** Target simulated milliseconds per real millisecond. */
@@ -32,7 +33,7 @@ export interface PacedClockOptions {
    * itself, whose clock the devices' must not drift from.
    */
   pacing?: Partial<PaceTuning> | false;
-  /** Real ms between wake-ups when no timer is due sooner; also the stall grace. Default 20. */
+  /** Real ms between wake-ups when no timer is due sooner. Default 20. */
   tickMs?: number;
   /** Real ms per control window. Default 100. */
   windowMs?: number;
@@ -56,7 +57,9 @@ export interface ClockStats {
   lowestScale: number;
   /** Share of real time run below full pace. */
   slowedShare: number;
-  /** Stalls beyond the grace, not credited to simulated time. */
+  /** Real ms of control windows in which each signal held the pace below full. */
+  slowedBy: Record<PaceCause, number>;
+  /** Stalls beyond the lag budget, not credited to simulated time. */
   uncreditedMs: number;
   /** Event-loop lag seen by the driver's wake-ups. */
   lagMs: { p50: number; p99: number; max: number };
@@ -113,6 +116,7 @@ export class PacedClock implements SimClock {
   private windowLag = 0;
   private elu: EventLoopUtilization | undefined;
   private slowedMs = 0;
+  private readonly slowedBy: Record<PaceCause, number> = { lag: 0, saturation: 0, work: 0 };
   private uncreditedMs = 0;
   private lowestScale: number;
   private readonly work = new Map<number, number>();
@@ -217,6 +221,7 @@ export class PacedClock implements SimClock {
       effectiveScale: realMs > 0 ? simulatedMs / realMs : this.scale,
       lowestScale: this.lowestScale,
       slowedShare: realMs > 0 ? Math.min(1, this.slowedMs / realMs) : 0,
+      slowedBy: { ...this.slowedBy },
       uncreditedMs: this.uncreditedMs,
       lagMs: { p50: pct(50), p99: pct(99), max: this.lag.count > 0 ? this.lag.max : 0 },
       work: { tracked: this.workTracked, longestMs: Math.max(this.workLongest, this.oldestWork(end)), stuck: this.workStuck.size },
@@ -231,8 +236,13 @@ export class PacedClock implements SimClock {
   private exactAt(t: number): number {
     if (!this.running) return this.base;
     if (this.stopped || !this.tuning) return this.base + (t - this.baseReal) * this.scale;
-    const cap = Math.max(0, this.wakeAt - this.lastTick) + this.tickMs;
+    const cap = Math.max(0, this.wakeAt - this.lastTick) + this.graceMs();
     return this.base + Math.min(Math.max(0, t - this.baseReal), cap) * this.rate();
+  }
+
+  /** Real lateness a wake-up may credit: one lag budget of simulated time at the current rate. */
+  private graceMs(): number {
+    return this.tuning ? this.tuning.lagBudgetSimMs / this.rate() : Number.POSITIVE_INFINITY;
   }
 
   private add(fn: () => void, ms: number, ref: boolean): Timer {
@@ -300,8 +310,8 @@ export class PacedClock implements SimClock {
     const dt = Math.max(0, t - this.lastTick);
     const asked = Math.max(0, this.wakeAt - this.lastTick);
     const late = Math.max(0, t - this.wakeAt);
-    // A wake-up that came late credits what it asked for plus the grace, not the stall (paced only).
-    const credit = this.tuning ? Math.min(dt, asked + this.tickMs) : dt;
+    // A wake-up that came late credits what it asked for plus at most one lag budget, not the stall.
+    const credit = Math.min(dt, asked + this.graceMs());
     this.uncreditedMs += dt - credit;
     if (this.pace < 0.999) this.slowedMs += dt;
     this.base = Math.max(this.base + credit * this.rate(), this.lastReturned);
@@ -318,8 +328,10 @@ export class PacedClock implements SimClock {
     const utilization = this.elu ? performance.eventLoopUtilization(mark, this.elu).utilization : 0;
     this.elu = mark;
     if (this.tuning) {
-      this.pace = nextPace(this.pace, { realMs: t - this.windowStart, lagMs: this.windowLag, utilization, oldestWorkMs: this.oldestWork(t) }, this.scale, this.tuning);
-      this.pace = Math.max(this.pace, floorPace(this.scale, this.tuning));
+      const realMs = t - this.windowStart;
+      const next = nextPaceOf(this.pace, { realMs, lagMs: this.windowLag, utilization, oldestWorkMs: this.oldestWork(t) }, this.scale, this.tuning);
+      this.pace = Math.max(next.pace, floorPace(this.scale, this.tuning));
+      if (next.cause !== null && this.pace < 1) this.slowedBy[next.cause] += realMs;
     }
     this.lowestScale = Math.min(this.lowestScale, this.rate());
     this.windowStart = t;

@@ -77,7 +77,7 @@ describe('PacedClock', () => {
       await clock.sleep(2_000);
       clock.clearTimeout(later);
     })();
-    // A busy turn: the next wake-up finds both due (it credits up to 40 ms, 40 simulated seconds).
+    // A busy turn: the next wake-up finds both due (it credits up to 50 ms, 50 simulated seconds).
     spin(60);
     await cleared;
     await clock.sleep(10_000);
@@ -90,8 +90,8 @@ describe('PacedClock', () => {
     const before = clock.now();
     spin(400);
     await clock.sleep(1);
-    // 400 ms of real time at ×1000 would be 400 s; one wake-up credits at most what it asked plus a
-    // 20 ms grace, so the stall costs tens of simulated seconds at most.
+    // 400 ms of real time at ×1000 would be 400 s; one wake-up credits at most what it asked for (up
+    // to 20 ms) plus one lag budget (30 s simulated), so the stall costs tens of simulated seconds.
     expect(clock.now() - before).toBeLessThan(200_000);
     const stats = clock.stats();
     expect(stats.uncreditedMs).toBeGreaterThan(300);
