@@ -114,7 +114,14 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
   const faultCounts: Record<string, number> = {};
   if (options.realTime) emit({ type: 'note', text: `the coordinator keeps real time, so this run does too (the scenario's ×${scenario.rollout.timeScale} does not apply)` });
 
-  const coordinator = await options.coordinator({ clock, dataDir: join(dataDir, 'coordinator'), logger });
+  let coordinator: CoordinatorHandle;
+  try {
+    coordinator = await options.coordinator({ clock, dataDir: join(dataDir, 'coordinator'), logger });
+  } catch (err) {
+    clock.stop();
+    if (ownDir) await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
+    throw err;
+  }
   const proxy = needsProxy(scenario) ? new DownloadFaultProxy(clock) : null;
   const injector = new FaultInjector(clock, rng.fork('fleet-faults'));
   let pacer: TelemetryPacer | null = null;

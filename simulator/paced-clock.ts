@@ -20,6 +20,7 @@
  */
 import { createHistogram, performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Clock, TimerHandle } from '../protocol/clock.js';
+import { TimerHeap, type HeapTimer } from './timer-heap.js';
 import { DEFAULT_PACE_TUNING, floorPace, nextPaceOf, type PaceCause, type PaceTuning } from './pace-controller.js';
 
 export interface PacedClockOptions {
@@ -75,15 +76,10 @@ export interface SimClock extends Clock {
   begin(): () => void;
 }
 
-interface Timer {
-  due: number;
-  seq: number;
+interface Timer extends HeapTimer {
   fn: () => void;
   ref: boolean;
-  state: 'pending' | 'done';
 }
-
-const before = (a: Timer, b: Timer): boolean => a.due < b.due || (a.due === b.due && a.seq < b.seq);
 
 export class PacedClock implements SimClock {
   private readonly scale: number;
@@ -106,8 +102,7 @@ export class PacedClock implements SimClock {
   private draining = false;
   private stopped = false;
   private stoppedAt: number | undefined;
-  private heap: Timer[] = [];
-  private cleared = 0;
+  private readonly heap = new TimerHeap<Timer>();
   private seq = 0;
   private refs = 0;
   // Measurements.
@@ -158,9 +153,7 @@ export class PacedClock implements SimClock {
     this.stoppedAt = t;
     if (this.driver) clearTimeout(this.driver);
     this.driver = undefined;
-    const pending = this.heap.filter((x) => x.state === 'pending');
-    this.heap = [];
-    for (const timer of pending) this.detach(timer);
+    for (const timer of this.heap.drain()) this.detach(timer);
   }
 
   now(): number {
@@ -178,8 +171,7 @@ export class PacedClock implements SimClock {
     if (!timer || timer.state !== 'pending') return;
     timer.state = 'done';
     if (timer.ref) this.unref();
-    this.cleared++;
-    if (this.cleared > 1024 && this.cleared > this.heap.length / 2) this.compact();
+    this.heap.noteCleared();
   }
 
   /** Unlike a timer, a pending sleep keeps the process alive. */
@@ -253,7 +245,7 @@ export class PacedClock implements SimClock {
       this.detach(timer);
       return timer;
     }
-    this.push(timer);
+    this.heap.push(timer);
     if (this.running) {
       // Wake sooner if this timer is due before the planned wake-up.
       const t = performance.now();
@@ -295,7 +287,7 @@ export class PacedClock implements SimClock {
   private schedule(t: number): void {
     if (this.driver) clearTimeout(this.driver);
     let delay = this.tickMs;
-    const next = this.peek();
+    const next = this.heap.peek();
     if (next) delay = Math.min(delay, Math.max(0, (next.due - this.exactAt(t)) / this.rate()));
     delay = Math.ceil(delay);
     this.wakeAt = t + delay;
@@ -356,64 +348,14 @@ export class PacedClock implements SimClock {
    */
   private fireDue(now = Math.floor(this.exactAt(performance.now())), limit = this.seq): void {
     const due = (x: Timer | undefined): x is Timer => x !== undefined && x.due <= now && x.seq < limit;
-    const top = this.peek();
+    const top = this.heap.peek();
     this.draining = false;
     if (this.stopped || !due(top)) return;
-    this.pop();
+    this.heap.pop();
     this.fire(top);
-    if (!this.stopped && due(this.peek())) {
+    if (!this.stopped && due(this.heap.peek())) {
       this.draining = true;
       setImmediate(() => this.fireDue(now, limit));
     }
-  }
-
-  // A binary min-heap on (due, seq); cleared timers leave lazily (or by compaction).
-
-  private peek(): Timer | undefined {
-    while (this.heap.length && this.heap[0]!.state !== 'pending') {
-      this.pop();
-      this.cleared = Math.max(0, this.cleared - 1);
-    }
-    return this.heap[0];
-  }
-
-  private push(timer: Timer): void {
-    const h = this.heap;
-    h.push(timer);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  private pop(): Timer | undefined {
-    const h = this.heap;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length && last) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && before(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-
-  private compact(): void {
-    const live = this.heap.filter((x) => x.state === 'pending');
-    this.heap = [];
-    this.cleared = 0;
-    for (const x of live) this.push(x);
   }
 }

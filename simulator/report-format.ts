@@ -86,7 +86,9 @@ export function formatRelease(r: ReleaseReport): string {
 export function clockLine(c: ClockStats): string {
   const scale = (k: number): string => `×${k >= 10 ? Math.round(k) : k.toFixed(1)}`;
   if (!c.paced) return `clock: fixed ${scale(c.scale)}; event-loop lag p99 ${Math.round(c.lagMs.p99)} ms, max ${Math.round(c.lagMs.max)} ms`;
-  const slowed = c.slowedShare > 0.005 ? `, slowed ${Math.round(c.slowedShare * 100)}% of the time (lowest ${scale(c.lowestScale)})` : '';
+  const causes = Object.entries(c.slowedBy).sort((a, b) => b[1] - a[1]);
+  const most = causes[0] && causes[0][1] > 0 ? `, mostly for ${causes[0][0] === 'work' ? 'real work in flight' : causes[0][0] === 'lag' ? 'event-loop lag' : 'a saturated event loop'}` : '';
+  const slowed = c.slowedShare > 0.005 ? `, slowed ${Math.round(c.slowedShare * 100)}% of the time (lowest ${scale(c.lowestScale)}${most})` : '';
   const stalls = c.uncreditedMs >= 1000 ? `; ${(c.uncreditedMs / 1000).toFixed(1)} s of stalls not counted` : '';
   return `clock: paced, ${scale(c.effectiveScale)} effective of ${scale(c.scale)}${slowed}; event-loop lag p99 ${Math.round(c.lagMs.p99)} ms, max ${Math.round(c.lagMs.max)} ms${stalls}`;
 }

@@ -5,7 +5,7 @@
  * since it takes devices out of the fleet for good.
  */
 import { describe, expect, it } from 'vitest';
-import { expectCaughtEarly, runScenario } from './e2e-helpers.js';
+import { E2E_TIMEOUT_MS, expectCaughtEarly, runScenario } from './e2e-helpers.js';
 
 describe('bad releases, 1,000 devices', () => {
   it('each behaviour is caught early and rolled back', async () => {
@@ -19,5 +19,5 @@ describe('bad releases, 1,000 devices', () => {
     expect(brick.bricked.byFirmware).toBeGreaterThan(0);
     expect(brick.bricked.bySystem).toBe(0);
     expect(report.ok).toBe(true);
-  }, 300_000);
+  }, E2E_TIMEOUT_MS * 2);
 });

@@ -4,7 +4,7 @@
  * reaches every online device.
  */
 import { describe, expect, it } from 'vitest';
-import { expectCaughtEarly, expectCompleted, runScenario } from './e2e-helpers.js';
+import { E2E_TIMEOUT_MS, expectCaughtEarly, expectCompleted, runScenario } from './e2e-helpers.js';
 
 describe('coordinator restart mid-rollout, 1,000 devices', () => {
   it('changes neither the abort and rollback of a bad release nor the completion of a good one', async () => {
@@ -13,5 +13,5 @@ describe('coordinator restart mid-rollout, 1,000 devices', () => {
     expectCaughtEarly(report.releases[0]!);
     expectCompleted(report.releases[1]!);
     expect(report.ok).toBe(true);
-  }, 240_000);
+  }, E2E_TIMEOUT_MS);
 });

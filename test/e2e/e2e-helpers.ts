@@ -14,6 +14,13 @@ import type { ReleaseReport, SimulationReport } from '../../simulator/report.js'
 
 export const FLEET = 1000;
 
+/**
+ * Real-time bound of one end-to-end run. On an idle machine a run takes one to three minutes; on a
+ * busy one the paced clock runs simulated time slower (docs/simulated-time.md), so the same soaks
+ * take longer in wall time: the bound allows for that instead of letting the load decide the result.
+ */
+export const E2E_TIMEOUT_MS = 420_000;
+
 /** The e2e scenarios are files, so that `load-check` runs exactly what these tests run. */
 export function scenarioPath(name: string): string {
   return fileURLToPath(new URL(`./scenarios/${name}.json`, import.meta.url));

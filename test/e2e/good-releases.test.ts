@@ -3,7 +3,7 @@
  * fleet (real coordinator, real agents), with no false abort and nothing bricked.
  */
 import { describe, expect, it } from 'vitest';
-import { expectCompleted, runScenario } from './e2e-helpers.js';
+import { E2E_TIMEOUT_MS, expectCompleted, runScenario } from './e2e-helpers.js';
 
 describe('good releases, 1,000 devices', () => {
   it('reach every online device through every wave, and noise alone aborts nothing', async () => {
@@ -14,5 +14,5 @@ describe('good releases, 1,000 devices', () => {
       expect(r.waves.every((w) => w.status === 'passed')).toBe(true);
     }
     expect(report.ok).toBe(true);
-  }, 240_000);
+  }, E2E_TIMEOUT_MS);
 });
