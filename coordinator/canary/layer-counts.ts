@@ -11,7 +11,7 @@
  */
 import type { CanarySnapshot, DeviceSummary, EventCounter, Evidence } from '../../protocol/canary.js';
 import type { CounterCheck, JudgeConfig } from './judge-config.js';
-import { compareRates, fisherExact, poissonUpperTail, rateRatioInterval, sequentialAbort } from './stats/counts.js';
+import { compareRates, fisherExact, poissonUpperTail, rateRatioInterval, sequentialAbort } from '../stats/counts.js';
 
 export type CounterOutcome = 'pass' | 'high' | 'critical' | 'flag' | 'suggestive' | 'nodata';
 

@@ -11,7 +11,7 @@ import type { CanarySnapshot, DeviceSummary, Evidence, Recommendation, Verdict }
 import type { UpdateReason } from '../../protocol/reasons.js';
 import type { UpdateState } from '../../protocol/update-state.js';
 import type { AnalyzerContext, AnalyzerOutcome, GateAnalyzer, GatePolicy } from './analyzer.js';
-import { fisherGreater } from './fisher.js';
+import { fisherGreater } from '../stats/counts.js';
 
 /** Significance for the silent-device comparison against control. */
 export const SILENT_ALPHA = 0.01;

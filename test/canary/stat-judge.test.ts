@@ -8,7 +8,7 @@ import { DEFAULT_GATE_POLICY } from '../../coordinator/gate/analyzer.js';
 import { judgeSnapshot, createStatAnalyzer } from '../../coordinator/canary/stat-judge.js';
 import { classifyMetric } from '../../coordinator/canary/kayenta-classifier.js';
 import { DEFAULT_JUDGE_CONFIG, type MetricCheck } from '../../coordinator/canary/judge-config.js';
-import { binomUpperTail } from '../../coordinator/canary/stats/counts.js';
+import { binomUpperTail } from '../../coordinator/stats/counts.js';
 
 type Dev = Partial<Omit<DeviceSummary, 'events'>> & { events?: Partial<DeviceSummary['events']> };
 
