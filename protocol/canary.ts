@@ -39,8 +39,9 @@ export type MetricSummary = z.infer<typeof MetricSummarySchema>;
 /** Most slots a snapshot's window is cut into. */
 export const MAX_SNAPSHOT_SLOTS = 96;
 
-/** The current snapshot format. */
+/** The current snapshot format, and every format still read. */
 export const CANARY_SNAPSHOT_VERSION = 2;
+export const CANARY_SNAPSHOT_VERSIONS: readonly number[] = [1, CANARY_SNAPSHOT_VERSION];
 
 const SlotValues = z.array(z.number().nonnegative()).max(MAX_SNAPSHOT_SLOTS);
 const SlotCounts = z.array(z.number().int().nonnegative()).max(MAX_SNAPSHOT_SLOTS);

@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { CanarySnapshotSchema, type Verdict } from '../../protocol/canary.js';
+import { CANARY_SNAPSHOT_VERSIONS, CanarySnapshotSchema, type Verdict } from '../../protocol/canary.js';
 import { ConfigError, FleetError } from '../../protocol/errors.js';
 import { parsePayload } from '../../protocol/parse.js';
 import { DEFAULT_GATE_POLICY, type GateAnalyzer, type GatePolicy } from '../gate/analyzer.js';
@@ -54,7 +54,7 @@ export function registerCanaryCommands(program: Command): Command {
     .option('--json', 'machine-readable output')
     .action(async (opts: JudgeOptions) => {
       if (!['stat', 'ai', 'both'].includes(opts.analyzer)) throw new ConfigError(`--analyzer must be stat, ai or both, not ${opts.analyzer}`);
-      const parsed = parsePayload(CanarySnapshotSchema, await readFile(opts.input, 'utf8'), `canary snapshot ${opts.input}`);
+      const parsed = parsePayload(CanarySnapshotSchema, await readFile(opts.input, 'utf8'), `canary snapshot ${opts.input}`, CANARY_SNAPSHOT_VERSIONS);
       if (!parsed.ok) throw parsed.error;
       const snapshot = parsed.value;
       const policy = await loadPolicy(opts.policy);

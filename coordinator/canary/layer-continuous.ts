@@ -108,7 +108,8 @@ const RANK: Record<CheckResult, number> = { nodata: 0, pass: 1, low: 3, high: 3,
 /** Classifies every configured metric check. */
 export function continuousLayer(snapshot: CanarySnapshot, cfg: JudgeConfig): MetricResult[] {
   const live = snapshot.devices.filter((d) => !d.silent);
-  const strata = strataOf(snapshot, cfg.strataByFromVersion, live);
+  // Resource use follows the hardware model; from-version strata would only split the canaries thinner.
+  const strata = strataOf(snapshot, false, live);
   const compared = strata.filter((s) => s.canary.length > 0 && s.control.length > 0).slice(0, cfg.maxStrata);
   const multi = compared.length >= 2;
   const segments = onsetSegments(snapshot, cfg.onsetFractions, cfg.minOnsetSlots);

@@ -5,8 +5,8 @@
  * Per counter, tests that each get a share of the counter's alpha (weighted Bonferroni, `testShares`):
  * - the whole window, stratified (exact conditional test of a common rate ratio over the strata, the
  *   exact Mantel-Haenszel test): each model's canaries against that model's control;
- * - each stratum on its own (a regression confined to one model of three is not diluted by the two
- *   healthy ones), and
+ * - each hardware model and each from-version on its own, stratified within (a regression confined to
+ *   one model of three is not diluted by the two healthy ones), and
  * - the window's last slots on their own (onset: a crash storm that began an hour ago, or a rate that
  *   rises during the soak, compared with the control over the same slots).
  * A test is High when the rate ratio's lower confidence bound at its share of `alpha` reaches
@@ -21,7 +21,7 @@ import type { CanarySnapshot, DeviceSummary, EventCounter, Evidence } from '../.
 import type { CounterCheck, JudgeConfig } from './judge-config.js';
 import { fisherExact, poissonUpperTail } from '../stats/counts.js';
 import { compareStratifiedRates, logStratifiedEValue, ratioBounds, ratioPValue, type RateStratum } from '../stats/stratified-rates.js';
-import { strataOf, type Stratum } from './strata.js';
+import { stratumGroups, strataOf, type Stratum } from './strata.js';
 import { onsetSegments, segmentEvents, segmentExposure, type Segment } from './series.js';
 
 export type CounterOutcome = 'pass' | 'high' | 'critical' | 'flag' | 'suggestive' | 'nodata';
@@ -175,16 +175,15 @@ function judgeCounter(snapshot: CanarySnapshot, strata: readonly Stratum[], chec
   const c = check.counter;
   const alphaHigh = cfg.alpha / Math.max(1, cfg.counters.length);
   const alphaAbort = cfg.abortAlpha / Math.max(1, cfg.counters.length);
-  const own = strata.filter((s) => s.canary.length > 0 && s.control.length > 0).slice(0, cfg.maxStrata);
-  const perStratum = own.length >= 2 ? own : [];
+  const perStratum = stratumGroups(strata).slice(0, cfg.maxStrata);
   const segments = onsetSegments(snapshot, cfg.onsetFractions, cfg.minOnsetSlots);
   const shares = cfg.testShares;
   const pooledShare = 1 - (perStratum.length ? shares.strata : 0) - (segments.length ? shares.onset : 0);
   const whole: View = { events: (d) => countedEvents(d, c, cfg.updateRebootsPerInstall), exposure: (d) => d.exposureH };
   const tests: TestSpec[] = [
     { name: c, strata, view: whole, alphaHigh: alphaHigh * pooledShare, alphaAbort: alphaAbort * pooledShare, sequential: true },
-    ...perStratum.map((s) => ({
-      name: `${c}[${s.key}]`, strata: [s], view: whole, stratum: s.key,
+    ...perStratum.map((g) => ({
+      name: `${c}[${g.key}]`, strata: g.strata, view: whole, stratum: g.key,
       alphaHigh: (alphaHigh * shares.strata) / perStratum.length, alphaAbort: (alphaAbort * shares.strata) / perStratum.length, sequential: false,
     })),
     ...segments.map((seg) => ({
@@ -208,13 +207,19 @@ function judgeCounter(snapshot: CanarySnapshot, strata: readonly Stratum[], chec
   for (const x of results.slice(1)) if (RANK[x.r.outcome] > RANK[decider.r.outcome]) decider = x;
   let outcome: CounterOutcome = decider.r.outcome;
   let issue = decider.r.issue;
-  // Suggestive: the whole-window test significant at the counter's full alpha but not past a bound.
-  // Hold the wave a little longer rather than proceed on it; a real regression keeps accumulating evidence.
-  if (outcome === 'pass' && main.pAtOne < alphaHigh && main.rates.rateRatio > 1) {
-    outcome = 'suggestive';
-    main.evidence.result = 'flag';
-    main.evidence.note = 'suggestive: significant, but the rate ratio is not yet bounded above the threshold';
-    issue = `canary ${c} rate is ${main.rates.rateRatio.toFixed(2)}× the control's (p = ${sig(main.pAtOne)}, suggestive; not yet conclusive); extend the soak`;
+  // Suggestive: a test significant at the counter's full alpha (not its share) without a bound past
+  // the threshold. Hold the wave a little longer rather than proceed on it; a real regression keeps
+  // accumulating evidence during the soak.
+  if (outcome === 'pass') {
+    const hint = results.find((x) => x.r.pAtOne < alphaHigh && x.r.rates.rateRatio > 1);
+    if (hint) {
+      outcome = 'suggestive';
+      decider = hint;
+      hint.r.evidence.result = 'flag';
+      hint.r.evidence.note = 'suggestive: significant, but the rate ratio is not yet bounded above the threshold';
+      const where = `${hint.t.stratum !== undefined ? ` on ${hint.t.stratum}` : ''}${hint.t.segment ? ` in the window's ${hint.t.segment.name}` : ''}`;
+      issue = `canary ${c} rate${where} is ${hint.r.rates.rateRatio.toFixed(2)}× the control's (p = ${sig(hint.r.pAtOne)}, suggestive; not yet conclusive); extend the soak`;
+    }
   }
   return {
     counter: c,

@@ -8,6 +8,9 @@ import type { CanarySnapshot, DeviceSummary } from '../../protocol/canary.js';
 export interface Stratum {
   /** `rpi4`, or `rpi4@1.2.0` when split by from-version. */
   key: string;
+  model: string;
+  /** The from-version when split by it. */
+  version?: string;
   canary: DeviceSummary[];
   control: DeviceSummary[];
 }
@@ -30,12 +33,40 @@ export function strataOf(snapshot: CanarySnapshot, byFromVersion: boolean, devic
     const split = byFromVersion && controlVersions.size > 1 && canaryFrom.length > 0 && canaryFrom.every((v) => v !== undefined && controlVersions.has(v));
     const groups = new Map<string, Stratum>();
     for (const d of ds) {
-      const key = split ? `${model}@${baseVersion(d) ?? '?'}` : model;
+      const version = split ? baseVersion(d) ?? '?' : undefined;
+      const key = version !== undefined ? `${model}@${version}` : model;
       let g = groups.get(key);
-      if (!g) groups.set(key, (g = { key, canary: [], control: [] }));
+      if (!g) groups.set(key, (g = { key, model, ...(version !== undefined ? { version } : {}), canary: [], control: [] }));
       (d.cohort === 'canary' ? g.canary : g.control).push(d);
     }
     out.push(...groups.values());
   }
   return out.sort((a, b) => b.canary.length - a.canary.length || (a.key < b.key ? -1 : 1));
+}
+
+/** A sub-population judged on its own: one hardware model, or one from-version across models. */
+export interface StratumGroup {
+  /** `gateway-x`, or `from 2.0.1`. */
+  key: string;
+  /** The strata it pools (each compared with its own control). */
+  strata: Stratum[];
+}
+
+/**
+ * The groups judged on their own: each hardware model (when there are several) and each from-version
+ * (when strata are split by it), each stratified within. Pooling a from-version across models keeps a
+ * regression that hits every model updated from one version from being split into many thin strata.
+ */
+export function stratumGroups(strata: readonly Stratum[]): StratumGroup[] {
+  const compared = strata.filter((s) => s.canary.length > 0 && s.control.length > 0);
+  const by = (key: (s: Stratum) => string | undefined): StratumGroup[] => {
+    const m = new Map<string, Stratum[]>();
+    for (const s of compared) {
+      const k = key(s);
+      if (k !== undefined) m.set(k, [...(m.get(k) ?? []), s]);
+    }
+    return m.size >= 2 ? [...m].map(([k, ss]) => ({ key: k, strata: ss })) : [];
+  };
+  const size = (g: StratumGroup): number => g.strata.reduce((a, s) => a + s.canary.length, 0);
+  return [...by((s) => s.model), ...by((s) => (s.version !== undefined ? `from ${s.version}` : undefined))].sort((a, b) => size(b) - size(a) || (a.key < b.key ? -1 : 1));
 }

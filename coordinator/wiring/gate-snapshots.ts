@@ -71,6 +71,7 @@ export class GateSnapshots {
         ...(INSTALLED.has(state) && d.lastStatusAt !== undefined ? { installedAt: d.lastStatusAt } : {}),
         ...(RUNNING_NEW.has(state) && d.lastStatusAt !== undefined ? { runningSince: d.lastStatusAt } : {}),
         lastSeen: Math.max(reg?.lastSeen ?? 0, d.lastSeenAt),
+        ...(d.fromVersion !== undefined ? { fromVersion: d.fromVersion } : {}),
         ...(d.timedOut ? { forceSilent: true } : {}),
       });
     }

@@ -12,7 +12,7 @@ import { formatDecisions, registerDecisionCommands } from '../../coordinator/can
 import type { DecisionRecord } from '../../coordinator/gate/decision.js';
 import { FakeOpenAiServer } from './fake-openai-server.js';
 
-const snap = (name: string) => fileURLToPath(new URL(`../golden/snapshots/${name}.json`, import.meta.url));
+const snap = (name: string) => fileURLToPath(new URL(`../golden/v1/${name}.json`, import.meta.url));
 
 async function run(register: (p: Command) => unknown, args: string[]): Promise<string> {
   const program = new Command('fleet').exitOverride();
