@@ -126,7 +126,7 @@ export const DEFAULT_JUDGE_CONFIG: JudgeConfig = {
   testShares: { pooled: 0.4, strata: 0.4, onset: 0.2 },
   strataByFromVersion: true,
   maxStrata: 6,
-  onsetFractions: [0.5, 0.25],
+  onsetFractions: [0.5, 0.25, 0.1],
   minOnsetSlots: 4,
   lostMetricControlShare: 0.5,
   passScore: 95,

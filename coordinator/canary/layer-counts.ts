@@ -205,6 +205,17 @@ function judgeCounter(snapshot: CanarySnapshot, strata: readonly Stratum[], chec
 
   let decider = results[0]!;
   for (const x of results.slice(1)) if (RANK[x.r.outcome] > RANK[decider.r.outcome]) decider = x;
+  // Name the sub-population when only some fail as badly as the whole window does: "crashes[m3]"
+  // tells the operator where to look; when every model fails alike, the whole window is the finding.
+  const top = RANK[decider.r.outcome];
+  if (decider === results[0] && top >= RANK.high) {
+    const groups = results.filter((x) => x.t.stratum !== undefined);
+    const failing = groups.filter((x) => RANK[x.r.outcome] === top);
+    const models = new Set(groups.map((x) => x.t.stratum));
+    if (failing.length > 0 && failing.length < models.size) {
+      decider = failing.reduce((a, b) => (b.r.rates.rateRatio > a.r.rates.rateRatio ? b : a));
+    }
+  }
   let outcome: CounterOutcome = decider.r.outcome;
   let issue = decider.r.issue;
   // Suggestive: a test significant at the counter's full alpha (not its share) without a bound past
