@@ -160,7 +160,7 @@ describe('per-deployment judge settings', () => {
 
   it('a lower exposure floor lets a short, quiet soak proceed', () => {
     const thin = (i: number): Dev => ({ exposureH: 0.5, events: { errors: 0 }, metrics: { cpuPct: { n: 30, mean: spread(i, 20, 6), p99: 30 } } });
-    const s = snapshot([...many(30, 'canary', thin), ...many(100, 'control', thin)].map((d) => ({ ...d, series: undefined })) as DeviceSummary[]);
+    const s = snapshot([...many(30, 'canary', thin), ...many(100, 'control', thin)].map((d) => ({ ...d, series: undefined })));
     expect(judgeSnapshot(s, DEFAULT_GATE_POLICY).rule).toBe('sufficiency:exposure');
     expect(judgeSnapshot(s, DEFAULT_GATE_POLICY, judgeConfigFor({ minExpectedEvents: 0 })).recommendation).toBe('Proceed');
   });
