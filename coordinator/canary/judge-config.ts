@@ -123,7 +123,7 @@ export const DEFAULT_JUDGE_CONFIG: JudgeConfig = {
   minDevicesPerMetric: 3,
   updateRebootsPerInstall: 0,
   newSignatureDevices: 2,
-  testShares: { pooled: 0.4, strata: 0.4, onset: 0.2 },
+  testShares: { pooled: 0.6, strata: 0.25, onset: 0.15 },
   strataByFromVersion: true,
   maxStrata: 6,
   onsetFractions: [0.5, 0.25, 0.1],
