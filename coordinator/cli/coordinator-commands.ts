@@ -48,11 +48,8 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (Object.keys(mqtt).length) (config as Record<string, unknown>)['mqtt'] = mqtt;
       if (Object.keys(http).length) (config as Record<string, unknown>)['http'] = http;
       const c = await Coordinator.create({ config, env: process.env, logger });
-      console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
-      if (c.config.env === 'development') {
-        console.error(`operator token written to ${c.config.dataDir}/admin.json; \`fleet … --data-dir ${c.config.dataDir}\` finds it`);
-      }
-      await new Promise<void>((resolve) => {
+      // Handlers before the banner: a supervisor that waits for the banner may signal at once.
+      const signalled = new Promise<void>((resolve) => {
         const onSignal = (): void => {
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
@@ -61,6 +58,11 @@ export function registerCoordinatorServiceCommands(program: Command): void {
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
       });
+      console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
+      if (c.config.env === 'development') {
+        console.error(`operator token written to ${c.config.dataDir}/admin.json; \`fleet … --data-dir ${c.config.dataDir}\` finds it`);
+      }
+      await signalled;
       await c.stop();
     });
 }
