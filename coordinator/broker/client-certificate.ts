@@ -7,7 +7,8 @@
  * replace provisioning. Reads files; otherwise pure.
  */
 import { readFileSync } from 'node:fs';
-import { TLSSocket, type TlsOptions } from 'node:tls';
+import type { Socket } from 'node:net';
+import { createServer, TLSSocket, type Server, type TlsOptions } from 'node:tls';
 import { FleetError } from '../../protocol/errors.js';
 
 /** PEM files for the MQTT listener. */
@@ -26,8 +27,18 @@ function readPem(path: string, what: string): Buffer {
   }
 }
 
+/** The TLS listener; unreadable or mismatched files are a FleetError that names them. */
+export function createBrokerTlsServer(files: BrokerTlsFiles, onConnection: (socket: Socket) => void): Server {
+  const options = brokerTlsOptions(files);
+  try {
+    return createServer(options, onConnection);
+  } catch (err) {
+    throw new FleetError('mqtt-tls', `MQTT TLS certificate ${files.certPath}, key ${files.keyPath}${files.clientCaPath !== undefined ? ` or client CA ${files.clientCaPath}` : ''} unusable: ${(err as Error).message}; they must be PEM and the key must belong to the certificate (docs/tls.md)`, { cause: err });
+  }
+}
+
 /** node:tls server options for the listener. */
-export function brokerTlsOptions(files: BrokerTlsFiles): TlsOptions {
+function brokerTlsOptions(files: BrokerTlsFiles): TlsOptions {
   const options: TlsOptions = { cert: readPem(files.certPath, 'certificate'), key: readPem(files.keyPath, 'key') };
   if (files.clientCaPath !== undefined) {
     options.ca = readPem(files.clientCaPath, 'client CA');

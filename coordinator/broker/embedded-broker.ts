@@ -4,13 +4,12 @@
  * the coordinator has handled (committed) the message. I/O shell.
  */
 import { createServer as createNetServer, type AddressInfo, type Server } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
 import { FleetError } from '../../protocol/errors.js';
 import { isValidId } from '../../protocol/ids.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe } from './acl.js';
-import { brokerTlsOptions, certificateMismatch, type BrokerTlsFiles } from './client-certificate.js';
+import { certificateMismatch, createBrokerTlsServer, type BrokerTlsFiles } from './client-certificate.js';
 import type { CredentialStore } from './credentials.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
@@ -135,7 +134,7 @@ export class EmbeddedBroker implements Transport {
     const log = this.options.logger;
     const tls = this.options.tls;
     const server = tls
-      ? createTlsServer(brokerTlsOptions(tls), aedes.handle)
+      ? createBrokerTlsServer(tls, aedes.handle)
       : createNetServer(aedes.handle);
     // A failed handshake (no or untrusted client certificate, plaintext on the TLS port) never reaches Aedes.
     server.on('tlsClientError', (err: Error) => {

@@ -3,7 +3,7 @@
  * process with APP_ENV=production (or staging) exits non-zero with one line that names the fix, and
  * opens nothing. Then the same command with the fixes applied starts, and SIGTERM ends it with 0.
  */
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -82,6 +82,26 @@ describe('fleet coordinator start with APP_ENV=production', () => {
 
   it('staging refuses the same way', async () => {
     expect(await refused([...secure(), '--host', '0.0.0.0'], { APP_ENV: 'staging', FLEET_ADMIN_TOKEN: strongToken })).toMatch(/^error \[config\]: staging refuses plaintext MQTT/);
+  });
+
+  it('names the file when a certificate or key is unusable, in one line', async () => {
+    const garbage = join(dir, 'not-a-cert.pem');
+    writeFileSync(garbage, 'not PEM\n');
+    const tls = (which: 'mqtt' | 'http', cert: string, key: string) => [`--${which}-tls-cert`, cert, `--${which}-tls-key`, key];
+    for (const [args, want] of [
+      [[...tls('mqtt', garbage, pki.serverKey), ...tls('http', pki.serverCert, pki.serverKey)], /^error \[mqtt-tls\]: MQTT TLS certificate .*not-a-cert\.pem.* unusable: .*docs\/tls\.md/],
+      [[...tls('mqtt', pki.serverCert, pki.serverKey), ...tls('http', pki.serverCert, pki.deviceCert('x').key)], /^error \[http-tls\]: HTTPS certificate .* are unusable: .*belong together/],
+      [[...tls('mqtt', pki.serverCert, pki.serverKey), ...tls('http', join(dir, 'missing.pem'), pki.serverKey)], /^error \[http-tls\]: cannot read the HTTPS certificate .*missing\.pem/],
+    ] as const) {
+      const p = spawnFleet(
+        ['coordinator', 'start', '--data-dir', join(dir, `data-${randomBytes(4).toString('hex')}`), '--mqtt-port', '0', '--http-port', '0', '--log-level', 'warn', ...secure(), ...args],
+        { env: { APP_ENV: 'production', FLEET_ADMIN_TOKEN: strongToken } },
+      );
+      const exit = await p.exited;
+      expect(exit.code, p.output()).not.toBe(0);
+      expect(p.lines.filter((l) => l.trim() !== ''), p.output()).toHaveLength(1);
+      expect(p.lines[0]).toMatch(want);
+    }
   });
 
   it('starts with the fixes applied, and SIGTERM ends it with 0', async () => {
