@@ -159,7 +159,8 @@ const lines: string[] = [
   '',
   `Crash rate ×R on every canary from the start of the soak, ${POWER_SEEDS} fleets per cell. Each cell: **rolled back**`,
   '(Abort) / at least held (Monitor or Abort), and in brackets the soak planner\'s predicted rollback probability for',
-  'the same cell (one stratum, no overdispersion: the best case).',
+  'the same cell (one stratum, no overdispersion: the best case). At a 1 h soak most holds are the exposure floor,',
+  'as on healthy releases above, not detections.',
   '',
   ...RATIOS.flatMap((r) => [
     `**crash ×${r}**`,
