@@ -15,9 +15,12 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .option('--broker <url>', 'use an existing broker (mqtt://… or mqtts://…) instead of the embedded one')
     .option('--public-url <url>', 'base URL devices download artifacts from')
     .option('--signing-key <file>', 'Ed25519 signing key (PEM); generated in development when absent')
+    .option('--allow-anonymous', 'development only, loopback only: accept devices without credentials (ghosts: never in a wave, no rollouts)')
+    .option('--max-packet-bytes <n>', 'largest MQTT packet a device may send (default 131072)')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (opts: {
       dataDir?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; publicUrl?: string; signingKey?: string; logLevel: string;
+      allowAnonymous?: boolean; maxPacketBytes?: string;
     }) => {
       const { Coordinator } = await import('../coordinator.js');
       const { pino } = await import('pino');
@@ -25,11 +28,13 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       const config: Partial<CoordinatorConfigInput> = {
         ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
         ...(opts.signingKey ? { signingKeyPath: opts.signingKey } : {}),
+        ...(opts.allowAnonymous ? { allowAnonymousDevices: true } : {}),
       };
       const mqtt: Record<string, unknown> = {};
       if (opts.mqttPort !== undefined) mqtt['port'] = Number(opts.mqttPort);
       if (opts.host !== undefined) mqtt['host'] = opts.host;
       if (opts.broker !== undefined) mqtt['brokerUrl'] = opts.broker;
+      if (opts.maxPacketBytes !== undefined) mqtt['maxPacketBytes'] = Number(opts.maxPacketBytes);
       const http: Record<string, unknown> = {};
       if (opts.httpPort !== undefined) http['port'] = Number(opts.httpPort);
       if (opts.host !== undefined) http['host'] = opts.host;
