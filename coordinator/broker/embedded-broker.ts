@@ -1,32 +1,63 @@
 /**
  * The embedded Aedes broker: TCP (or TLS) listener, per-device authentication, ACLs from acl.ts, and
- * in-process ingest through the `published` hook so that a device's QoS 1 PUBACK is sent only after
- * the coordinator has handled (committed) the message. I/O shell.
+ * in-process ingest through the `published` hook. What no client may do to it: send a packet larger
+ * than `maxPacketBytes` (refused from its header, before the body is buffered; before authentication
+ * the CONNECT limit applies), hold a socket open without a CONNECT past `connectTimeoutMs`, or turn a
+ * wrong-password loop into a queue of scrypt runs (failed logins are throttled per client id and per
+ * source address, and password checks run a few at a time, fairly per address). Devices without
+ * credentials are accepted only when allowed, from this machine, and never for a provisioned id.
+ * I/O shell.
  */
-import { createServer as createNetServer, type AddressInfo, type Server } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
 import { FleetError } from '../../protocol/errors.js';
 import { isValidId } from '../../protocol/ids.js';
+import { isLoopbackHost } from '../config.js';
+import { LogLimiter } from '../log-limiter.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe } from './acl.js';
 import type { CredentialStore } from './credentials.js';
+import { BusyError } from './fair-queue.js';
+import { LoginThrottle } from './login-throttle.js';
+import { CONNECT_PACKET_LIMIT, limitPacketSize } from './packet-limit.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
+
+/** What the broker reports about a device for operators to see (the registry's anomaly log). */
+export type BrokerAnomalyKind = 'oversized-packet' | 'login-throttled' | 'spoofed-identity';
 
 export interface EmbeddedBrokerOptions {
   port: number;
   host: string;
   tls?: { certPath: string; keyPath: string };
   credentials: CredentialStore;
-  /** Accept devices without credentials (development). Identity is then the client id. */
+  /**
+   * Accept devices without credentials (development, explicit opt-in): identity is then the client id,
+   * only from a loopback address, never a provisioned id, and such a device never receives rollouts.
+   */
   allowAnonymous: boolean;
   /** The model a device is known by (provisioning or hello), for the rollout-topic ACL. */
   hardwareModelOf: (deviceId: string) => string | undefined;
   logger: Logger;
   counters: Counters;
+  /** Largest packet an authenticated device may send, bytes. Default 128 KiB. */
+  maxPacketBytes?: number;
+  /** A socket that sends no complete CONNECT within this is closed. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Failed-login throttling; default LoginThrottle's defaults. */
+  loginThrottle?: LoginThrottle;
+  /** Time for throttling and log limits. Default Date.now. */
+  now?: () => number;
+  /** Something a device (by its id) did that operators should see. */
+  onAnomaly?: (deviceId: string, kind: BrokerAnomalyKind, detail: string) => void;
 }
+
+const DEFAULT_MAX_PACKET_BYTES = 128 * 1024;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** One log line per source address (refusals) or device (oversize) per this interval. */
+const LOG_INTERVAL_MS = 10_000;
 
 type AuthError = Error & { returnCode: number };
 
@@ -36,7 +67,15 @@ function authError(code: number, message: string): AuthError {
 
 /** The device id a client authenticated as; set in `authenticate`. */
 const DEVICE_ID = Symbol('fleetDeviceId');
-type FleetClient = Client & { [DEVICE_ID]?: string };
+/** Set when the device connected without credentials. */
+const ANONYMOUS = Symbol('fleetAnonymous');
+type FleetClient = Client & { [DEVICE_ID]?: string; [ANONYMOUS]?: boolean };
+
+/** The peer's address, IPv4-mapped addresses as plain IPv4. */
+function remoteAddressOf(client: Client): string {
+  const address = (client.conn as Partial<Socket>).remoteAddress ?? 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
 
 export class EmbeddedBroker implements Transport {
   private aedes: Aedes | undefined;
@@ -45,8 +84,15 @@ export class EmbeddedBroker implements Transport {
   private events: DeviceConnectionEvents = {};
   private readonly connected = new Set<string>();
   private boundUrl = '';
+  private readonly throttle: LoginThrottle;
+  private readonly now: () => number;
+  private readonly logLimit: LogLimiter;
 
-  constructor(private readonly options: EmbeddedBrokerOptions) {}
+  constructor(private readonly options: EmbeddedBrokerOptions) {
+    this.throttle = options.loginThrottle ?? new LoginThrottle();
+    this.now = options.now ?? Date.now;
+    this.logLimit = new LogLimiter(LOG_INTERVAL_MS, this.now);
+  }
 
   get url(): string {
     return this.boundUrl;
@@ -70,15 +116,20 @@ export class EmbeddedBroker implements Transport {
     const log = this.options.logger;
     const counters = this.options.counters;
     const aedes = await Aedes.createBroker({
+      connectTimeout: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       authenticate: (client, username, password, done) => {
         this.authenticate(client as FleetClient, username, password).then(
-          (deviceId) => {
+          ({ deviceId, anonymous }) => {
             (client as FleetClient)[DEVICE_ID] = deviceId;
+            if (anonymous) (client as FleetClient)[ANONYMOUS] = true;
             done(null, true);
           },
           (err: AuthError) => {
             counters.inc('mqtt.auth.refused');
-            log.warn({ clientId: client.id, username, reason: err.message }, 'device connection refused');
+            const address = remoteAddressOf(client);
+            // One line per source address per interval: a wrong-password loop must not flood the log.
+            const held = this.logLimit.admit(`refused:${address}`);
+            if (held !== undefined) log.warn({ clientId: client.id, username, address, reason: err.message, refusedSinceLastLine: held }, 'device connection refused');
             done(err, false);
           },
         );
@@ -98,7 +149,10 @@ export class EmbeddedBroker implements Transport {
       authorizeSubscribe: (client, sub, done) => {
         const deviceId = (client as FleetClient)[DEVICE_ID];
         const decision = deviceId
-          ? authorizeDeviceSubscribe({ deviceId, hardwareModel: this.options.hardwareModelOf(deviceId) }, sub.topic)
+          ? authorizeDeviceSubscribe(
+              { deviceId, hardwareModel: this.options.hardwareModelOf(deviceId), anonymous: (client as FleetClient)[ANONYMOUS] === true },
+              sub.topic,
+            )
           : { ok: false as const, reason: 'not authenticated' };
         if (decision.ok) return done(null, sub);
         counters.inc('mqtt.acl.subscribe.refused');
@@ -133,9 +187,10 @@ export class EmbeddedBroker implements Transport {
     const aedes = this.aedes!;
     const log = this.options.logger;
     const tls = this.options.tls;
+    const onConnection = (socket: Socket): void => this.accept(aedes, socket);
     const server = tls
-      ? createTlsServer({ cert: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) }, aedes.handle)
-      : createNetServer(aedes.handle);
+      ? createTlsServer({ cert: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) }, onConnection)
+      : createNetServer(onConnection);
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: Error) => reject(new FleetError('mqtt-listen', `cannot listen on ${this.options.host}:${this.options.port}: ${err.message}; choose another --mqtt-port`)));
       server.listen(this.options.port, this.options.host, () => resolve());
@@ -146,18 +201,74 @@ export class EmbeddedBroker implements Transport {
     log.info({ url: this.boundUrl }, 'embedded broker listening');
   }
 
-  private async authenticate(client: FleetClient, username: string | undefined, password: Buffer | undefined): Promise<string> {
+  /** Hands a new socket to Aedes with the packet-size limit on its parser. */
+  private accept(aedes: Aedes, socket: Socket): void {
+    const client = aedes.handle(socket) as FleetClient;
+    const max = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+    const beforeAuth = Math.min(CONNECT_PACKET_LIMIT, max);
+    limitPacketSize(client, {
+      limitFor: () => (client[DEVICE_ID] === undefined ? beforeAuth : max),
+      onOversize: (declared, limit, cmd) => {
+        const deviceId = client[DEVICE_ID];
+        const address = remoteAddressOf(client);
+        this.options.counters.inc('mqtt.packets.oversize');
+        const held = this.logLimit.admit(`oversize:${deviceId ?? address}`);
+        if (held !== undefined) {
+          this.options.logger.warn({ deviceId, clientId: client.id, address, cmd, declared, limit, refusedSinceLastLine: held }, 'oversized MQTT packet refused; connection closed');
+        }
+        if (deviceId !== undefined) this.options.onAnomaly?.(deviceId, 'oversized-packet', `${cmd ?? 'packet'} of ${declared} bytes (limit ${limit}) from ${address}`);
+      },
+    });
+  }
+
+  private async authenticate(client: FleetClient, username: string | undefined, password: Buffer | undefined): Promise<{ deviceId: string; anonymous: boolean }> {
     const clientId = client.id;
-    if (username === undefined || password === undefined) {
-      if (this.options.allowAnonymous && isValidId(clientId)) return clientId;
-      throw authError(4, 'credentials required: provision the device with `fleet devices provision <id>`');
-    }
+    const address = remoteAddressOf(client);
+    if (username === undefined || password === undefined) return this.authenticateAnonymous(clientId, address);
     if (!isValidId(username)) throw authError(4, 'user name is not a device id');
     // The client id must be the device id: otherwise one device could take over another's session.
     if (clientId !== username) throw authError(2, `client id ${clientId} must equal the device id ${username}`);
-    const ok = await this.options.credentials.verify(username, password.toString('utf8'));
-    if (!ok) throw authError(4, 'bad device credentials');
-    return username;
+    const secret = password.toString('utf8');
+    const credentials = this.options.credentials;
+    const verdict = this.throttle.check(clientId, address, this.now());
+    if (verdict.throttled) {
+      // A device that proved this very secret before costs no scrypt run: someone else's failures
+      // under its id or from its network never lock it out.
+      if (credentials.verifiedBefore(username, secret)) return { deviceId: username, anonymous: false };
+      this.options.counters.inc('mqtt.auth.throttled');
+      const retry = Math.ceil(verdict.retryInMs / 1000);
+      this.options.onAnomaly?.(username, 'login-throttled', `failed logins ${verdict.by === 'client' ? 'for this id' : `from ${address}`}; refused for ${retry} s`);
+      throw authError(3, `too many failed logins ${verdict.by === 'client' ? 'for this device id' : 'from this address'}; retry in ${retry} s`);
+    }
+    let ok: boolean;
+    try {
+      ok = await credentials.verify(username, secret, address);
+    } catch (err) {
+      if (!(err instanceof BusyError)) throw err;
+      this.options.counters.inc('mqtt.auth.busy');
+      throw authError(3, 'too many logins being checked from this address; retry later');
+    }
+    if (!ok) {
+      this.throttle.failed(clientId, address, this.now());
+      throw authError(4, 'bad device credentials');
+    }
+    this.throttle.succeeded(clientId);
+    return { deviceId: username, anonymous: false };
+  }
+
+  /** A device without credentials: only when allowed, from this machine, and never a provisioned id. */
+  private authenticateAnonymous(clientId: string, address: string): { deviceId: string; anonymous: true } {
+    if (!this.options.allowAnonymous) throw authError(4, 'credentials required: provision the device with `fleet devices provision <id>`');
+    if (!isValidId(clientId)) throw authError(2, 'client id is not a device id');
+    if (!isLoopbackHost(address)) throw authError(5, 'devices without credentials may connect from this machine only');
+    if (this.options.credentials.isProvisioned(clientId)) {
+      this.options.counters.inc('mqtt.anonymous.refused');
+      this.options.onAnomaly?.(clientId, 'spoofed-identity', `connect without credentials from ${address}`);
+      throw authError(5, `${clientId} is a provisioned device: connect with its credentials`);
+    }
+    this.options.counters.inc('mqtt.anonymous.connects');
+    this.options.logger.warn({ deviceId: clientId, address }, 'device connected without credentials (anonymous development mode): it is a ghost and never enters a wave');
+    return { deviceId: clientId, anonymous: true };
   }
 
   private deliver(packet: AedesPublishPacket, client: FleetClient, done: (err?: Error | null) => void): void {
