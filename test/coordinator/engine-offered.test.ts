@@ -49,7 +49,7 @@ describe('engine: statuses for updates never offered', () => {
       setup: () => {
         const spec = makeSpec({ waves: defaultWaves([10, 50], 30 * MIN, { minDevicesReporting: 1, deadlineMs: HOUR }) });
         const d = Drive.create(spec);
-        return { d, event: statusEvent(status(outsideEveryWave(spec), 'failed', { reason: 'install-failed', at: T0 + MIN }), 'm1') };
+        return { d, event: statusEvent(status(outsideEveryWave(spec), 'failed', { reason: 'write-failed', at: T0 + MIN }), 'm1') };
       },
       detail: /in no wave/,
     },
