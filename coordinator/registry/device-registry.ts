@@ -243,8 +243,7 @@ export class DeviceRegistry {
   checkHello(hello: HelloMessage): HelloRefusal | undefined {
     const d = this.devices.get(hello.deviceId);
     if (d?.hardwareModel === undefined || d.hardwareModel === hello.hardwareModel) return undefined;
-    const source = d.provisionedAt !== undefined ? 'provisioned as' : 'known as';
-    return { kind: 'wrong-model', detail: `said hello as ${hello.hardwareModel}; ${source} ${d.hardwareModel}` };
+    return { kind: 'wrong-model', detail: `said hello as ${hello.hardwareModel}; registered as ${d.hardwareModel}` };
   }
 
   /**
