@@ -50,6 +50,8 @@ export interface EmbeddedBrokerOptions {
   loginThrottle?: LoginThrottle;
   /** Time for throttling and log limits. Default Date.now. */
   now?: () => number;
+  /** Waits (real time) before a throttled login is answered. Default setTimeout. */
+  sleep?: (ms: number) => Promise<void>;
   /** Something a device (by its id) did that operators should see. */
   onAnomaly?: (deviceId: string, kind: BrokerAnomalyKind, detail: string) => void;
 }
@@ -58,6 +60,13 @@ const DEFAULT_MAX_PACKET_BYTES = 128 * 1024;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** One log line per source address (refusals) or device (oversize) per this interval. */
 const LOG_INTERVAL_MS = 10_000;
+/**
+ * A throttled login is answered after this long (or when its block ends, if sooner): a loop that waits
+ * for each answer then costs the broker a handful of connections a second instead of thousands. At
+ * most MAX_HELD such connections wait at once; past that they are refused at once.
+ */
+const TARPIT_MS = 1_000;
+const MAX_HELD = 1_000;
 
 type AuthError = Error & { returnCode: number };
 
@@ -87,11 +96,14 @@ export class EmbeddedBroker implements Transport {
   private readonly throttle: LoginThrottle;
   private readonly now: () => number;
   private readonly logLimit: LogLimiter;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private held = 0;
 
   constructor(private readonly options: EmbeddedBrokerOptions) {
     this.throttle = options.loginThrottle ?? new LoginThrottle();
     this.now = options.now ?? Date.now;
     this.logLimit = new LogLimiter(LOG_INTERVAL_MS, this.now);
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()));
   }
 
   get url(): string {
@@ -238,6 +250,7 @@ export class EmbeddedBroker implements Transport {
       this.options.counters.inc('mqtt.auth.throttled');
       const retry = Math.ceil(verdict.retryInMs / 1000);
       this.options.onAnomaly?.(username, 'login-throttled', `failed logins ${verdict.by === 'client' ? 'for this id' : `from ${address}`}; refused for ${retry} s`);
+      await this.holdBack(verdict.retryInMs);
       throw authError(3, `too many failed logins ${verdict.by === 'client' ? 'for this device id' : 'from this address'}; retry in ${retry} s`);
     }
     let ok: boolean;
@@ -246,6 +259,7 @@ export class EmbeddedBroker implements Transport {
     } catch (err) {
       if (!(err instanceof BusyError)) throw err;
       this.options.counters.inc('mqtt.auth.busy');
+      await this.holdBack(TARPIT_MS);
       throw authError(3, 'too many logins being checked from this address; retry later');
     }
     if (!ok) {
@@ -254,6 +268,17 @@ export class EmbeddedBroker implements Transport {
     }
     this.throttle.succeeded(clientId);
     return { deviceId: username, anonymous: false };
+  }
+
+  /** Delays a refusal (bounded in time and in connections held), so a login loop slows to our pace. */
+  private async holdBack(ms: number): Promise<void> {
+    if (this.held >= MAX_HELD) return;
+    this.held++;
+    try {
+      await this.sleep(Math.min(ms, TARPIT_MS));
+    } finally {
+      this.held--;
+    }
   }
 
   /** A device without credentials: only when allowed, from this machine, and never a provisioned id. */
