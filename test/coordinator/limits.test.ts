@@ -8,6 +8,12 @@ import { BackoffTable, LoginThrottle } from '../../coordinator/broker/login-thro
 import { BusyError, FairQueue } from '../../coordinator/broker/fair-queue.js';
 import { TokenBuckets } from '../../coordinator/ingest/token-buckets.js';
 import { LogLimiter } from '../../coordinator/log-limiter.js';
+import { DeviceIngest } from '../../coordinator/ingest/device-ingest.js';
+import { Counters } from '../../coordinator/metrics.js';
+import type { InboundMessage } from '../../coordinator/broker/transport.js';
+import { deviceTopic } from '../../protocol/topics.js';
+import { bucketOf } from '../../protocol/bucket.js';
+import { silentLogger, telemetryPayload } from './helpers.js';
 
 describe('login throttle', () => {
   const opts = { freeFailures: 3, baseMs: 1_000, maxMs: 8_000, forgetAfterMs: 60_000, maxEntries: 100 };
@@ -117,5 +123,42 @@ describe('rate-limited log lines', () => {
     expect([l.admit('a'), l.admit('a'), l.admit('b')]).toEqual([undefined, undefined, 0]);
     now = 10_000;
     expect(l.admit('a')).toBe(2);
+  });
+});
+
+describe('ingest: per-device buckets before parsing', () => {
+  it('sheds a device past its telemetry rate and, separately, past its looser control rate; others pass', () => {
+    let now = 0;
+    const counters = new Counters();
+    const shed: string[] = [];
+    const got = { telemetry: 0, hello: 0, status: 0 };
+    const ingest = new DeviceIngest(
+      {
+        hello: () => void got.hello++,
+        status: () => void got.status++,
+        telemetry: () => void got.telemetry++,
+        presence: () => undefined,
+      },
+      counters,
+      silentLogger,
+      { telemetry: { perSecond: 1, burst: 3 }, control: { perSecond: 1, burst: 5 }, now: () => now, onShed: (id, ch) => shed.push(`${id}:${ch}`) },
+    );
+    let acks = 0;
+    const msg = (deviceId: string, channel: 'telemetry' | 'hello' | 'status', payload: Buffer): InboundMessage => ({
+      topic: deviceTopic(deviceId, channel), payload, clientDeviceId: deviceId, ack: () => void acks++,
+    });
+    const hello = (id: string): Buffer => Buffer.from(JSON.stringify({ v: 1, kind: 'hello', deviceId: id, hardwareModel: 'rpi4', firmwareVersion: '1.0.0', activeSlot: 'A', agentVersion: 't', bucket: bucketOf(id), tags: [], securityFloor: 0, at: 1 }));
+    for (let i = 0; i < 10; i++) ingest.handle(msg('flood', 'telemetry', telemetryPayload('flood', i)));
+    for (let i = 0; i < 10; i++) ingest.handle(msg('flood', 'hello', hello('flood')));
+    for (let i = 0; i < 3; i++) ingest.handle(msg('calm', 'telemetry', telemetryPayload('calm', i)));
+    expect(got).toEqual({ telemetry: 3 + 3, hello: 5, status: 0 });
+    expect(counters.get('ingest.shed.telemetry')).toBe(7);
+    expect(counters.get('ingest.shed.control')).toBe(5);
+    expect(new Set(shed)).toEqual(new Set(['flood:telemetry', 'flood:control']));
+    // Every message is acknowledged, shed or not: a QoS 1 sender is never stuck.
+    expect(acks).toBe(23);
+    now = 2_000;
+    ingest.handle(msg('flood', 'telemetry', telemetryPayload('flood', 11)));
+    expect(got.telemetry).toBe(7);
   });
 });
