@@ -11,7 +11,7 @@ import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../store/db.js';
 import { DeviceIdSchema } from '../../protocol/ids.js';
 import { FleetError, ValidationError } from '../../protocol/errors.js';
-import { FairQueue, type FairQueueOptions } from './fair-queue.js';
+import { BusyError, FairQueue, type FairQueueOptions } from './fair-queue.js';
 
 /** log2 of scrypt's N. 14 (16,384) is the production floor; tests and the simulator may go lower. */
 export const DEFAULT_SCRYPT_LOG_N = 14;
@@ -45,10 +45,11 @@ export async function verifySecret(secret: string, stored: string): Promise<bool
 }
 
 /**
- * Two scrypt runs at once (libuv's pool has four threads, shared with file I/O); a source may have 4
- * checks waiting, all sources together 256; past that a login is refused as busy.
+ * Two scrypt runs at once (libuv's pool has four threads, shared with file I/O); a source address may
+ * have 1,000 checks waiting (a NAT'd fleet reconnecting after a restart), all sources together 10,000;
+ * past that a login is refused as busy.
  */
-export const DEFAULT_CHECK_QUEUE: FairQueueOptions = { concurrency: 2, maxPerLane: 4, maxQueued: 256 };
+export const DEFAULT_CHECK_QUEUE: FairQueueOptions = { concurrency: 2, maxPerLane: 1_000, maxQueued: 10_000 };
 
 /** The lane of provisioning's hashing: the operator's own work, never refused, taking turns with logins. */
 const PROVISIONING_LANE = 'operator:provisioning';
@@ -127,15 +128,20 @@ export class CredentialStore {
 
   /**
    * Checks a device's secret. `lane` is who asks (the source address): checks run a few at a time,
-   * lanes in turn. Rejects with BusyError when that lane already has its share waiting.
+   * lanes in turn. Rejects with BusyError when that lane already has its share waiting, or when
+   * `stillWanted` says no once the check's turn comes (its sender was throttled while it waited: a
+   * queue of a storm's attempts is dropped, not run).
    */
-  async verify(deviceId: string, secret: string, lane = 'local'): Promise<boolean> {
+  async verify(deviceId: string, secret: string, lane = 'local', stillWanted: () => boolean = () => true): Promise<boolean> {
     if (this.verifiedBefore(deviceId, secret)) return true;
     const row = this.db.prepare('SELECT secret_hash FROM device_credentials WHERE device_id = ? AND revoked = 0').get(deviceId) as
       | { secret_hash: string }
       | undefined;
     if (!row) return false;
-    const ok = await this.checks.run(lane, () => verifySecret(secret, row.secret_hash));
+    const ok = await this.checks.run(lane, () => {
+      if (!stillWanted()) return Promise.reject(new BusyError(`login from ${lane} throttled while it waited`));
+      return verifySecret(secret, row.secret_hash);
+    });
     if (ok) this.verified.set(deviceId, createHash('sha256').update(secret).digest('hex'));
     return ok;
   }

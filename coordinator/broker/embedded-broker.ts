@@ -255,10 +255,12 @@ export class EmbeddedBroker implements Transport {
     }
     let ok: boolean;
     try {
-      ok = await credentials.verify(username, secret, address);
+      // Re-checked when the check's turn comes: attempts queued before a block are dropped, not run.
+      ok = await credentials.verify(username, secret, address, () => !this.throttle.check(clientId, address, this.now()).throttled);
     } catch (err) {
       if (!(err instanceof BusyError)) throw err;
-      this.options.counters.inc('mqtt.auth.busy');
+      // Throttled while it waited in the queue, or the queue was full.
+      this.options.counters.inc(this.throttle.check(clientId, address, this.now()).throttled ? 'mqtt.auth.throttled' : 'mqtt.auth.busy');
       await this.holdBack(TARPIT_MS);
       throw authError(3, 'too many logins being checked from this address; retry later');
     }
