@@ -149,13 +149,20 @@ export class EmbeddedBroker implements Transport {
       authorizePublish: (client, packet, done) => {
         if (!client) return done(null); // the coordinator's own in-process publishes
         const deviceId = (client as FleetClient)[DEVICE_ID];
-        const decision = deviceId
+        let decision = deviceId
           ? authorizeDevicePublish({ deviceId }, packet.topic)
           : { ok: false as const, reason: 'not authenticated' };
+        // A session without credentials whose id has been provisioned since is an impostor now.
+        if (decision.ok && deviceId && (client as FleetClient)[ANONYMOUS] && this.options.credentials.isProvisioned(deviceId)) {
+          decision = { ok: false, reason: 'this id has been provisioned: reconnect with its credentials' };
+          this.options.onAnomaly?.(deviceId, 'spoofed-identity', `a session without credentials from ${remoteAddressOf(client)} kept publishing after the id was provisioned; disconnected`);
+        }
         if (decision.ok) return done(null);
         const reason = decision.reason;
         counters.inc('mqtt.acl.publish.refused');
-        log.warn({ deviceId, topic: packet.topic, reason }, 'device publish refused');
+        const held = this.logLimit.admit(`publish:${deviceId ?? remoteAddressOf(client)}`);
+        if (held !== undefined) log.warn({ deviceId, topic: packet.topic, reason, refusedSinceLastLine: held }, 'device publish refused');
+        // An error here closes the connection (Aedes).
         done(new Error(`publish refused: ${reason}`));
       },
       authorizeSubscribe: (client, sub, done) => {
@@ -168,7 +175,8 @@ export class EmbeddedBroker implements Transport {
           : { ok: false as const, reason: 'not authenticated' };
         if (decision.ok) return done(null, sub);
         counters.inc('mqtt.acl.subscribe.refused');
-        log.warn({ deviceId, topic: sub.topic, reason: decision.reason }, 'device subscription refused');
+        const held = this.logLimit.admit(`subscribe:${deviceId ?? remoteAddressOf(client)}`);
+        if (held !== undefined) log.warn({ deviceId, topic: sub.topic, reason: decision.reason, refusedSinceLastLine: held }, 'device subscription refused');
         // A null subscription makes Aedes answer SUBACK 0x80 (failure) for this topic.
         done(null, null);
       },

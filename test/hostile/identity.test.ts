@@ -103,6 +103,16 @@ describe('hostile: identities', () => {
     }
     const after = await device(c, 'pi-2');
     expect(registryFields(after)).toEqual(registryFields(before));
+
+    // An id provisioned while a session without credentials holds it: that session is cut off.
+    const squatter = await mqtt.default.connectAsync(c.mqttUrl, { clientId: 'late-1', reconnectPeriod: 0 });
+    const closed = new Promise<void>((resolve) => squatter.once('close', () => resolve()));
+    await c.provision(['late-1']);
+    squatter.publish(deviceTopic('late-1', 'hello'), helloPayload('late-1', 'rpi4', '6.6.6'), { qos: 0 });
+    await closed;
+    await waitUntil(async () => (await device(c, 'late-1')).anomalies.some((a) => a.kind === 'spoofed-identity'), 'spoofed-identity anomaly on late-1');
+    expect(await device(c, 'late-1')).toMatchObject({ ghost: false, firmwareVersion: null });
+    await squatter.endAsync(true);
     expect((await c.api('GET', '/v1/health')).status).toBe(200);
   });
 
