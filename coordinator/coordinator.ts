@@ -193,7 +193,7 @@ export class Coordinator {
           counters,
           maxPacketBytes: config.mqtt.maxPacketBytes,
           connectTimeoutMs: config.mqtt.connectTimeoutMs,
-          now: () => timers.now(),
+          timers,
           onAnomaly: (id, kind, detail) => anomalies.record(id, kind, detail),
         });
     const publisher = new Publisher(db, transport, now);

@@ -1,32 +1,29 @@
 /**
- * The embedded Aedes broker: TCP (or TLS) listener, per-device authentication, ACLs from acl.ts, and
- * in-process ingest through the `published` hook. What no client may do to it: send a packet larger
- * than `maxPacketBytes` (refused from its header, before the body is buffered; before authentication
- * the CONNECT limit applies), hold a socket open without a CONNECT past `connectTimeoutMs`, or turn a
- * wrong-password loop into a queue of scrypt runs (failed logins are throttled per client id and per
- * source address, and password checks run a few at a time, fairly per address). Devices without
- * credentials are accepted only when allowed, from this machine, and never for a provisioned id.
- * I/O shell.
+ * The embedded Aedes broker: TCP (or TLS) listener, per-device authentication (device-auth.ts), ACLs
+ * from acl.ts, and in-process ingest through the `published` hook. What no client may do to it: send
+ * a packet larger than `maxPacketBytes` (refused from its header, before the body is buffered; before
+ * authentication the CONNECT limit applies), hold a socket open without a CONNECT past
+ * `connectTimeoutMs`, turn a wrong-password loop into a queue of scrypt runs, or go on speaking for an
+ * id provisioned after it connected without credentials. Refusals are logged with the offender's id
+ * or address, at most once per interval each. I/O shell.
  */
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
+import { systemClock, type Clock } from '../../protocol/clock.js';
 import { FleetError } from '../../protocol/errors.js';
-import { isValidId } from '../../protocol/ids.js';
-import { isLoopbackHost } from '../config.js';
 import { LogLimiter } from '../log-limiter.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe } from './acl.js';
 import type { CredentialStore } from './credentials.js';
-import { BusyError } from './fair-queue.js';
-import { LoginThrottle } from './login-throttle.js';
+import { DeviceAuthenticator, type AuthRefusal, type BrokerAnomalyKind } from './device-auth.js';
+import type { LoginThrottle } from './login-throttle.js';
 import { CONNECT_PACKET_LIMIT, limitPacketSize } from './packet-limit.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
 
-/** What the broker reports about a device for operators to see (the registry's anomaly log). */
-export type BrokerAnomalyKind = 'oversized-packet' | 'login-throttled' | 'spoofed-identity';
+export type { BrokerAnomalyKind };
 
 export interface EmbeddedBrokerOptions {
   port: number;
@@ -48,10 +45,8 @@ export interface EmbeddedBrokerOptions {
   connectTimeoutMs?: number;
   /** Failed-login throttling; default LoginThrottle's defaults. */
   loginThrottle?: LoginThrottle;
-  /** Time for throttling and log limits. Default Date.now. */
-  now?: () => number;
-  /** Waits (real time) before a throttled login is answered. Default setTimeout. */
-  sleep?: (ms: number) => Promise<void>;
+  /** Real time for throttling, held-back refusals and log limits. Default: the system clock. */
+  timers?: Clock;
   /** Something a device (by its id) did that operators should see. */
   onAnomaly?: (deviceId: string, kind: BrokerAnomalyKind, detail: string) => void;
 }
@@ -60,19 +55,6 @@ const DEFAULT_MAX_PACKET_BYTES = 128 * 1024;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** One log line per source address (refusals) or device (oversize) per this interval. */
 const LOG_INTERVAL_MS = 10_000;
-/**
- * A throttled login is answered after this long (or when its block ends, if sooner): a loop that waits
- * for each answer then costs the broker a handful of connections a second instead of thousands. At
- * most MAX_HELD such connections wait at once; past that they are refused at once.
- */
-const TARPIT_MS = 1_000;
-const MAX_HELD = 1_000;
-
-type AuthError = Error & { returnCode: number };
-
-function authError(code: number, message: string): AuthError {
-  return Object.assign(new Error(message), { returnCode: code });
-}
 
 /** The device id a client authenticated as; set in `authenticate`. */
 const DEVICE_ID = Symbol('fleetDeviceId');
@@ -93,17 +75,21 @@ export class EmbeddedBroker implements Transport {
   private events: DeviceConnectionEvents = {};
   private readonly connected = new Set<string>();
   private boundUrl = '';
-  private readonly throttle: LoginThrottle;
-  private readonly now: () => number;
   private readonly logLimit: LogLimiter;
-  private readonly sleep: (ms: number) => Promise<void>;
-  private held = 0;
+  private readonly auth: DeviceAuthenticator;
 
   constructor(private readonly options: EmbeddedBrokerOptions) {
-    this.throttle = options.loginThrottle ?? new LoginThrottle();
-    this.now = options.now ?? Date.now;
-    this.logLimit = new LogLimiter(LOG_INTERVAL_MS, this.now);
-    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()));
+    const timers = options.timers ?? systemClock;
+    this.logLimit = new LogLimiter(LOG_INTERVAL_MS, () => timers.now());
+    this.auth = new DeviceAuthenticator({
+      credentials: options.credentials,
+      allowAnonymous: options.allowAnonymous,
+      logger: options.logger,
+      counters: options.counters,
+      timers,
+      ...(options.loginThrottle ? { throttle: options.loginThrottle } : {}),
+      ...(options.onAnomaly ? { onAnomaly: options.onAnomaly } : {}),
+    });
   }
 
   get url(): string {
@@ -130,13 +116,13 @@ export class EmbeddedBroker implements Transport {
     const aedes = await Aedes.createBroker({
       connectTimeout: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       authenticate: (client, username, password, done) => {
-        this.authenticate(client as FleetClient, username, password).then(
+        this.auth.authenticate(client.id, remoteAddressOf(client), username, password).then(
           ({ deviceId, anonymous }) => {
             (client as FleetClient)[DEVICE_ID] = deviceId;
             if (anonymous) (client as FleetClient)[ANONYMOUS] = true;
             done(null, true);
           },
-          (err: AuthError) => {
+          (err: AuthRefusal) => {
             counters.inc('mqtt.auth.refused');
             const address = remoteAddressOf(client);
             // One line per source address per interval: a wrong-password loop must not flood the log.
@@ -241,71 +227,6 @@ export class EmbeddedBroker implements Transport {
     });
   }
 
-  private async authenticate(client: FleetClient, username: string | undefined, password: Buffer | undefined): Promise<{ deviceId: string; anonymous: boolean }> {
-    const clientId = client.id;
-    const address = remoteAddressOf(client);
-    if (username === undefined || password === undefined) return this.authenticateAnonymous(clientId, address);
-    if (!isValidId(username)) throw authError(4, 'user name is not a device id');
-    // The client id must be the device id: otherwise one device could take over another's session.
-    if (clientId !== username) throw authError(2, `client id ${clientId} must equal the device id ${username}`);
-    const secret = password.toString('utf8');
-    const credentials = this.options.credentials;
-    const verdict = this.throttle.check(clientId, address, this.now());
-    if (verdict.throttled) {
-      // A device that proved this very secret before costs no scrypt run: someone else's failures
-      // under its id or from its network never lock it out.
-      if (credentials.verifiedBefore(username, secret)) return { deviceId: username, anonymous: false };
-      this.options.counters.inc('mqtt.auth.throttled');
-      const retry = Math.ceil(verdict.retryInMs / 1000);
-      this.options.onAnomaly?.(username, 'login-throttled', `failed logins ${verdict.by === 'client' ? 'for this id' : `from ${address}`}; refused for ${retry} s`);
-      await this.holdBack(verdict.retryInMs);
-      throw authError(3, `too many failed logins ${verdict.by === 'client' ? 'for this device id' : 'from this address'}; retry in ${retry} s`);
-    }
-    let ok: boolean;
-    try {
-      // Re-checked when the check's turn comes: attempts queued before a block are dropped, not run.
-      ok = await credentials.verify(username, secret, address, () => !this.throttle.check(clientId, address, this.now()).throttled);
-    } catch (err) {
-      if (!(err instanceof BusyError)) throw err;
-      // Throttled while it waited in the queue, or the queue was full.
-      this.options.counters.inc(this.throttle.check(clientId, address, this.now()).throttled ? 'mqtt.auth.throttled' : 'mqtt.auth.busy');
-      await this.holdBack(TARPIT_MS);
-      throw authError(3, 'too many logins being checked from this address; retry later');
-    }
-    if (!ok) {
-      this.throttle.failed(clientId, address, this.now());
-      throw authError(4, 'bad device credentials');
-    }
-    this.throttle.succeeded(clientId);
-    return { deviceId: username, anonymous: false };
-  }
-
-  /** Delays a refusal (bounded in time and in connections held), so a login loop slows to our pace. */
-  private async holdBack(ms: number): Promise<void> {
-    if (this.held >= MAX_HELD) return;
-    this.held++;
-    try {
-      await this.sleep(Math.min(ms, TARPIT_MS));
-    } finally {
-      this.held--;
-    }
-  }
-
-  /** A device without credentials: only when allowed, from this machine, and never a provisioned id. */
-  private authenticateAnonymous(clientId: string, address: string): { deviceId: string; anonymous: true } {
-    if (!this.options.allowAnonymous) throw authError(4, 'credentials required: provision the device with `fleet devices provision <id>`');
-    if (!isValidId(clientId)) throw authError(2, 'client id is not a device id');
-    if (!isLoopbackHost(address)) throw authError(5, 'devices without credentials may connect from this machine only');
-    if (this.options.credentials.isProvisioned(clientId)) {
-      this.options.counters.inc('mqtt.anonymous.refused');
-      this.options.onAnomaly?.(clientId, 'spoofed-identity', `connect without credentials from ${address}`);
-      throw authError(5, `${clientId} is a provisioned device: connect with its credentials`);
-    }
-    this.options.counters.inc('mqtt.anonymous.connects');
-    this.options.logger.warn({ deviceId: clientId, address }, 'device connected without credentials (anonymous development mode): it is a ghost and never enters a wave');
-    return { deviceId: clientId, anonymous: true };
-  }
-
   private deliver(packet: AedesPublishPacket, client: FleetClient, done: (err?: Error | null) => void): void {
     const handler = this.handler;
     if (!handler) return done(null);
@@ -341,6 +262,7 @@ export class EmbeddedBroker implements Transport {
     this.aedes = undefined;
     this.server = undefined;
     // Aedes first: it closes every client connection, which lets the listener's close complete.
+    this.auth.stop();
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     this.connected.clear();
