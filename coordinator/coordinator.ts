@@ -36,6 +36,7 @@ import { SnapshotBuilder } from './telemetry/snapshot-builder.js';
 import { ArtifactStore, type ArtifactRecord } from './artifacts/artifact-store.js';
 import { ArtifactServer } from './artifacts/artifact-server.js';
 import { FirmwareService } from './artifacts/firmware-service.js';
+import { FreshnessCounters } from './deployments/freshness-counters.js';
 import { Router } from './admin/router.js';
 import { HttpServer } from './admin/http-server.js';
 import { registerDeviceRoutes } from './admin/device-routes.js';
@@ -161,7 +162,8 @@ export class Coordinator {
     const artifactServer = new ArtifactServer(artifacts, counters, { maxConcurrent: config.http.maxConcurrentDownloads });
     const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http));
     const trust = await coordinatorTrust(key, trustDir);
-    const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now);
+    const freshness = new FreshnessCounters(db, now);
+    const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now, freshness);
 
     const transport: Transport = config.mqtt.brokerUrl
       ? new ExternalBroker({
@@ -214,6 +216,7 @@ export class Coordinator {
       warmUpMs: config.telemetry.warmUpMs,
       analyzersFor: fixedAnalyzers ? () => fixedAnalyzers : (spec, wave) => canary.analyzersFor(spec, wave),
       random: options.random ?? Math.random,
+      freshness,
       onAudit: (e) => events.emit('audit', e),
     });
 
