@@ -284,11 +284,14 @@ export class Agent {
       ev = event;
     }
     const r = step(this.st, ev, now, this.machine);
+    const floor = this.st.securityFloor;
     if (r.state !== this.st) {
       this.st = await this.save(r.state);
       this.options.onStateChange?.(this.st);
     }
     await this.runEffects(r.effects);
+    // The floor rose (a commit): the coordinator learns it from the hello, as it warns operators by it.
+    if (this.st.securityFloor !== floor && !this.halted && !this.stopped) this.sendHello();
     // A rollout that arrived while an update was past its reboot gets its turn now.
     const pending = this.lastRollout;
     if (pending && !isBusy(this.st) && !this.st.handled.includes(pending.deploymentId) && this.st.job?.deploymentId !== pending.deploymentId) {

@@ -290,8 +290,26 @@ export class RolloutService {
    * effect; the coordinator has already stored it in the status inbox, which is replayed on start.
    */
   status(m: StatusMessage): Promise<void> {
+    this.noteRefusal(m);
     this.runner.onStatus(m);
     return Promise.resolve();
+  }
+
+  /**
+   * A device refused a signed manifest or command as stale, replayed, unbound or below its floor:
+   * counted by reason (`device.refusals.<reason>` in GET /v1/metrics) and logged with the device and
+   * the deployment it came under. Under a deployment this coordinator never created, someone else
+   * offered it (a replay on the broker).
+   */
+  private noteRefusal(m: StatusMessage): void {
+    if (m.reason !== 'stale-manifest' && m.reason !== 'unbound-rollback' && m.reason !== 'below-security-floor' && m.reason !== 'replayed') return;
+    const known = this.runner.get(m.deploymentId) !== undefined;
+    this.deps.counters.inc(`device.refusals.${m.reason}`);
+    if (!known) this.deps.counters.inc('device.refusals.unknown-deployment');
+    this.deps.logger.warn(
+      { deviceId: m.deviceId, deploymentId: m.deploymentId, reason: m.reason, state: m.state, detail: m.detail, knownDeployment: known },
+      known ? 'a device refused what this deployment sent it' : 'a device refused a manifest under a deployment this coordinator never created (replayed on the broker?)',
+    );
   }
 
   /** A status from the inbox after a restart; duplicates are ignored by the engine (sequence numbers). */
