@@ -32,7 +32,7 @@ export interface PreparedDeployment {
 
 export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactoryDeps, createdBy: string): PreparedDeployment {
   // Check what can be checked before signing anything.
-  checkSpecSemantics({ maintenanceWindows: req.maintenanceWindows, target: req.target });
+  checkSpecSemantics({ maintenanceWindows: req.maintenanceWindows, target: req.target }, deps.now());
   // A manifest signed offline for one deployment (a rollback manifest must be) names it: the
   // deployment takes that id, or devices would refuse the manifest.
   const bound = deps.firmware.boundDeploymentId(req.firmwareVersion);
