@@ -37,6 +37,7 @@ import { SnapshotBuilder } from './telemetry/snapshot-builder.js';
 import { ArtifactStore, type ArtifactRecord } from './artifacts/artifact-store.js';
 import { ArtifactServer } from './artifacts/artifact-server.js';
 import { FirmwareService } from './artifacts/firmware-service.js';
+import { FreshnessCounters } from './deployments/freshness-counters.js';
 import { Router } from './admin/router.js';
 import { HttpServer } from './admin/http-server.js';
 import { registerDeviceRoutes } from './admin/device-routes.js';
@@ -169,9 +170,11 @@ export class Coordinator {
     const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
     const router = new Router({ token: adminToken, onError: (err) => logger.error({ err }, 'admin API error') });
     const artifactServer = new ArtifactServer(artifacts, counters, { maxConcurrent: config.http.maxConcurrentDownloads });
-    const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http));
+    const httpTls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
+    const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls);
     const trust = await coordinatorTrust(key, trustDir);
-    const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now);
+    const freshness = new FreshnessCounters(db, now);
+    const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now, freshness);
 
     const transport: Transport = config.mqtt.brokerUrl
       ? new ExternalBroker({
@@ -185,7 +188,9 @@ export class Coordinator {
       : new EmbeddedBroker({
           port: choosePort(config.mqtt.port, previous.mqtt),
           host: config.mqtt.host,
-          ...(config.mqtt.tlsCert && config.mqtt.tlsKey ? { tls: { certPath: config.mqtt.tlsCert, keyPath: config.mqtt.tlsKey } } : {}),
+          ...(config.mqtt.tlsCert && config.mqtt.tlsKey
+            ? { tls: { certPath: config.mqtt.tlsCert, keyPath: config.mqtt.tlsKey, ...(config.mqtt.tlsClientCa ? { clientCaPath: config.mqtt.tlsClientCa } : {}) } }
+            : {}),
           credentials,
           allowAnonymous: config.allowAnonymousDevices,
           hardwareModelOf: (id) => registry.hardwareModelOf(id),
@@ -228,6 +233,7 @@ export class Coordinator {
       warmUpMs: config.telemetry.warmUpMs,
       analyzersFor: fixedAnalyzers ? () => fixedAnalyzers : (spec, wave) => canary.analyzersFor(spec, wave),
       random: options.random ?? Math.random,
+      freshness,
       onAudit: (e) => events.emit('audit', e),
       anomalies,
     });

@@ -8,16 +8,15 @@
  * or address, at most once per interval each. I/O shell.
  */
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
 import { systemClock, type Clock } from '../../protocol/clock.js';
 import { FleetError } from '../../protocol/errors.js';
 import { LogLimiter } from '../log-limiter.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe } from './acl.js';
+import { certificateMismatch, createBrokerTlsServer, type BrokerTlsFiles } from './client-certificate.js';
 import type { CredentialStore } from './credentials.js';
-import { DeviceAuthenticator, type AuthRefusal, type BrokerAnomalyKind } from './device-auth.js';
+import { AuthRefusal, DeviceAuthenticator, type BrokerAnomalyKind } from './device-auth.js';
 import type { LoginThrottle } from './login-throttle.js';
 import { CONNECT_PACKET_LIMIT, limitPacketSize } from './packet-limit.js';
 import type { Counters } from '../metrics.js';
@@ -28,7 +27,8 @@ export type { BrokerAnomalyKind };
 export interface EmbeddedBrokerOptions {
   port: number;
   host: string;
-  tls?: { certPath: string; keyPath: string };
+  /** MQTT over TLS; with `clientCaPath`, devices need a certificate whose CN is their id (mTLS). */
+  tls?: BrokerTlsFiles;
   credentials: CredentialStore;
   /**
    * Accept devices without credentials (development, explicit opt-in): identity is then the client id,
@@ -116,7 +116,11 @@ export class EmbeddedBroker implements Transport {
     const aedes = await Aedes.createBroker({
       connectTimeout: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       authenticate: (client, username, password, done) => {
-        this.auth.authenticate(client.id, remoteAddressOf(client), username, password).then(
+        // With device certificates (mTLS), checked before the (deliberately slow) secret: the
+        // certificate must be the claimed device's.
+        const mismatch = this.options.tls?.clientCaPath !== undefined ? certificateMismatch(client.conn, username ?? client.id) : undefined;
+        const who = mismatch !== undefined ? Promise.reject(new AuthRefusal(5, mismatch)) : this.auth.authenticate(client.id, remoteAddressOf(client), username, password);
+        who.then(
           ({ deviceId, anonymous }) => {
             (client as FleetClient)[DEVICE_ID] = deviceId;
             if (anonymous) (client as FleetClient)[ANONYMOUS] = true;
@@ -195,8 +199,13 @@ export class EmbeddedBroker implements Transport {
     const tls = this.options.tls;
     const onConnection = (socket: Socket): void => this.accept(aedes, socket);
     const server = tls
-      ? createTlsServer({ cert: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) }, onConnection)
+      ? createBrokerTlsServer(tls, onConnection)
       : createNetServer(onConnection);
+    // A failed handshake (no or untrusted client certificate, plaintext on the TLS port) never reaches Aedes.
+    server.on('tlsClientError', (err: Error) => {
+      this.options.counters.inc('mqtt.tls.refused');
+      log.debug({ reason: err.message }, 'TLS handshake refused');
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: Error) => reject(new FleetError('mqtt-listen', `cannot listen on ${this.options.host}:${this.options.port}: ${err.message}; choose another --mqtt-port`)));
       server.listen(this.options.port, this.options.host, () => resolve());

@@ -1,12 +1,12 @@
 /**
- * The registry's tables beyond the store's `devices` (schema versions 300–399): per-device anomalies.
+ * The registry's tables beyond the store's `devices` (schema versions 400–499): per-device anomalies.
  * Listed in coordinator/store/migration-list.ts. Pure data (SQL run by the store).
  */
 import type { Migration } from '../store/migrations.js';
 
 export const REGISTRY_MIGRATIONS: readonly Migration[] = [
   {
-    version: 300,
+    version: 400,
     name: 'device-anomalies',
     up(db) {
       db.exec(`
