@@ -92,11 +92,14 @@ export class MqttSession {
   private connectWaiters: Array<() => void> = [];
   /** When the current connection was accepted (null while offline). */
   private connectedAt: number | null = null;
-  /** When the current outage began (null while connected). */
-  private offlineSince: number | null = null;
+  /**
+   * The current time without a connection (null while connected): since when, connect attempts that
+   * failed, whether the broker had closed the last connection cleanly soon after accepting it, and
+   * whether the offline queue overflowed.
+   */
+  private outage: { since: number; failures: number; closedCleanlyAfterMs?: number; dropped: boolean } | null = null;
   /** What ended the last connection or connect attempt, for the log line that follows it. */
   private lastError: Error | null = null;
-  private droppedThisOutage = false;
   /** Messages dropped from the full offline queue. */
   dropped = 0;
 
@@ -150,16 +153,24 @@ export class MqttSession {
   }
 
   private onConnected(): void {
-    const now = this.options.clock.now();
-    if (this.offlineSince !== null) {
-      this.options.logger.info({ attempts: this.attempt, offlineMs: now - this.offlineSince }, 'mqtt reconnected');
+    const o = this.options;
+    const now = o.clock.now();
+    const outage = this.outage;
+    if (!outage) {
+      o.logger.info({ clientId: o.clientId }, 'mqtt connected');
+    } else if (outage.closedCleanlyAfterMs !== undefined && outage.failures === 0) {
+      // The broker dropped a fresh connection without an error and took us back at once: it stayed
+      // up, so what closed us was most likely another client connecting with our client id.
+      o.logger.warn(
+        { attempt: this.attempt, offlineMs: now - outage.since, previousConnectedMs: outage.closedCleanlyAfterMs, clientId: o.clientId },
+        "mqtt reconnected; another client may have taken over this device's session (the broker closed it soon after accepting it, while staying up); backing off",
+      );
     } else {
-      this.options.logger.info({ clientId: this.options.clientId }, 'mqtt connected');
+      o.logger.info({ attempt: this.attempt, offlineMs: now - outage.since }, 'mqtt reconnected');
     }
     this.connectedAt = now;
-    this.offlineSince = null;
+    this.outage = null;
     this.lastError = null;
-    this.droppedThisOutage = false;
   }
 
   private scheduleReconnect(): void {
@@ -170,8 +181,10 @@ export class MqttSession {
     const err = this.lastError;
     this.connectedAt = null;
     this.lastError = null;
-    const outageBegins = this.offlineSince === null;
-    this.offlineSince ??= now;
+    const outageBegins = this.outage === null;
+    const outage = (this.outage ??= { since: now, failures: 0, dropped: false });
+    if (upMs === null) outage.failures++;
+    else if (upMs < o.reconnectMaxMs && !err) outage.closedCleanlyAfterMs = upMs;
     // Only a connection that held for a full backoff period starts the backoff over: one taken away
     // soon after it was accepted (another client with our id, a broker refusing us) keeps it growing.
     if (upMs !== null && upMs >= o.reconnectMaxMs) this.attempt = 0;
@@ -180,9 +193,7 @@ export class MqttSession {
     const delayMs = refused !== null ? refusedDelay(o.reconnectMaxMs, o.random()) : reconnectDelay(attempt - 1, o.reconnectMinMs, o.reconnectMaxMs, o.random());
     const fields = { attempt, delayMs, ...(err ? { err: err.message } : {}) };
     if (refused !== null) {
-      o.logger.error({ ...fields, code: refused, refusal: (ReasonCodes as Record<number, string>)[refused] }, 'the broker refused this client; check broker.username and the password, or the device\'s credentials on the broker; retrying with the long backoff');
-    } else if (upMs !== null && upMs < o.reconnectMaxMs && !err) {
-      o.logger.warn({ ...fields, connectedMs: upMs, clientId: o.clientId }, 'the broker closed the connection soon after accepting it; another client may have taken over this device\'s session; backing off');
+      o.logger.error({ ...fields, code: refused, refusal: (ReasonCodes as Record<number, string>)[refused] }, "the broker refused this client; check broker.username and the password, or the device's credentials on the broker; retrying with the long backoff");
     } else if (upMs !== null) {
       o.logger.warn({ ...fields, connectedMs: upMs }, 'mqtt connection lost; reconnecting');
     } else if (outageBegins) {
@@ -209,8 +220,8 @@ export class MqttSession {
       const i = this.queue.findIndex((q) => q.options.droppable);
       this.queue.splice(i >= 0 ? i : 0, 1);
       this.dropped++;
-      if (!this.droppedThisOutage) {
-        this.droppedThisOutage = true;
+      if (this.outage && !this.outage.dropped) {
+        this.outage.dropped = true;
         this.options.logger.warn({ queueLimit: this.options.queueLimit }, 'offline queue full; dropping the oldest messages, telemetry first');
       }
     }
