@@ -125,7 +125,12 @@ export class MqttSession {
       will: { topic: o.will.topic, payload: o.will.payload, qos: 1, retain: o.will.retain },
     });
     this.client = client;
+    // Our listeners go quiet once this client is no longer ours (stop, kill) rather than being removed:
+    // removeAllListeners would also strip mqtt.js's own, and its 'close' listener is what stops the
+    // client's keepalive timer (left running, it held a stopped agent's process open for ~90 s).
+    const ours = (): boolean => this.client === client;
     client.on('connect', () => {
+      if (!ours()) return;
       this.onConnected();
       // The subscription, presence, hello and queued messages leave in one write, not a write each:
       // mqtt.js writes every packet on its own, and a fleet reconnecting at once pays per syscall.
@@ -143,13 +148,18 @@ export class MqttSession {
       this.connectWaiters = [];
       for (const w of waiters) w();
     });
-    client.on('message', (topic, payload) => o.onMessage(topic, payload));
+    client.on('message', (topic, payload) => {
+      if (ours()) o.onMessage(topic, payload);
+    });
     client.on('error', (err) => {
       // Connection errors are reported with the reconnect they lead to; others as they come.
+      if (!ours()) return;
       this.lastError = err;
       if (client.connected) o.logger.warn({ err: err.message }, 'mqtt error');
     });
-    client.on('close', () => this.scheduleReconnect());
+    client.on('close', () => {
+      if (ours()) this.scheduleReconnect();
+    });
   }
 
   private onConnected(): void {
@@ -271,15 +281,17 @@ export class MqttSession {
     const client = this.client;
     this.client = null;
     if (!client) return;
-    // A broker that stops answering must not hold the agent up: every wait here is bounded.
-    const bounded = (p: Promise<unknown>) => Promise.race([p, this.options.clock.sleep(STOP_TIMEOUT_MS)]);
+    // A broker that stops answering must not hold the agent up: every wait here is bounded, and the
+    // bound is cleared when the broker does answer (a pending timer would delay the process's exit).
+    const clock = this.options.clock;
+    const bounded = (p: Promise<unknown>): Promise<unknown> => {
+      let timer: TimerHandle | undefined;
+      const timeout = new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, STOP_TIMEOUT_MS)));
+      return Promise.race([p, timeout]).finally(() => clock.clearTimeout(timer!));
+    };
     if (final && client.connected) {
       await bounded(new Promise<void>((resolve) => client.publish(final.topic, final.payload, { qos: final.options.qos, retain: final.options.retain ?? false }, () => resolve())));
     }
-    client.removeAllListeners('connect');
-    client.removeAllListeners('message');
-    client.removeAllListeners('close');
-    client.on('error', () => undefined);
     await bounded(client.endAsync(!client.connected));
     if (!client.disconnected) client.stream?.destroy();
   }
@@ -293,10 +305,6 @@ export class MqttSession {
     const client = this.client;
     this.client = null;
     if (!client) return;
-    client.removeAllListeners('connect');
-    client.removeAllListeners('message');
-    client.removeAllListeners('close');
-    client.on('error', () => undefined);
     client.stream?.destroy();
     await client.endAsync(true);
   }

@@ -7,7 +7,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort, spawnFleet, type RunningProcess } from '../support/processes.js';
-import { AgentDaemon, startWorld, uniqueDeviceId, writeAgentConfig, type World } from './daemon-harness.js';
+import { AgentDaemon, startSilentBroker, startWorld, uniqueDeviceId, writeAgentConfig, type World } from './daemon-harness.js';
 
 let world: World;
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -53,6 +53,20 @@ describe('fleet agent start ends', () => {
     await agent.waitForLog('agent started');
     expect(await agent.stop()).toEqual({ code: 0, signal: null });
     expect((await agent.state()).counters).toMatchObject({ agentRestarts: 2, crashes: 0 });
+  });
+
+  it('with 0 and nothing left running when the broker accepted it and then stopped answering', { timeout: 60_000 }, async () => {
+    const broker = await startSilentBroker();
+    cleanups.push(() => broker.close());
+    const files = await writeAgentConfig(world.dir, uniqueDeviceId(), { url: broker.url }, world.trustDir);
+    const agent = AgentDaemon.start(files);
+    cleanups.push(() => agent.stop('SIGKILL'));
+    await agent.waitForLog('mqtt connected');
+    // Its hello and subscription are never acknowledged: the stop's waits run out, and then the
+    // connection and every timer of it must be gone (the process ends by itself, not by the bound).
+    expect(await agent.stop()).toEqual({ code: 0, signal: null });
+    expect(agent.logged('stopped')).toHaveLength(1);
+    expect(agent.logged('handles still open')).toEqual([]);
   });
 
   it('with 2 and the bad field named when the config is wrong', { timeout: 30_000 }, async () => {

@@ -380,3 +380,27 @@ export class PlainAedes {
     return this.published.filter((p) => p.topic === deviceTopic(deviceId, 'hello')).length;
   }
 }
+
+/**
+ * A broker that accepts every connection (CONNACK) and then never answers again: no SUBACK, no
+ * PUBACK, no PINGRESP — what a client sees of a broker that hangs.
+ */
+export async function startSilentBroker(): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    socket.once('data', (chunk: Buffer) => {
+      if (chunk[0] === 0x10) socket.write(Buffer.from([0x20, 0x02, 0x00, 0x00])); // CONNACK, accepted
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
