@@ -159,7 +159,8 @@ export class Coordinator {
     const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
     const router = new Router({ token: adminToken, onError: (err) => logger.error({ err }, 'admin API error') });
     const artifactServer = new ArtifactServer(artifacts, counters, { maxConcurrent: config.http.maxConcurrentDownloads });
-    const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http));
+    const httpTls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
+    const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls);
     const trust = await coordinatorTrust(key, trustDir);
     const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now);
 
@@ -175,7 +176,9 @@ export class Coordinator {
       : new EmbeddedBroker({
           port: choosePort(config.mqtt.port, previous.mqtt),
           host: config.mqtt.host,
-          ...(config.mqtt.tlsCert && config.mqtt.tlsKey ? { tls: { certPath: config.mqtt.tlsCert, keyPath: config.mqtt.tlsKey } } : {}),
+          ...(config.mqtt.tlsCert && config.mqtt.tlsKey
+            ? { tls: { certPath: config.mqtt.tlsCert, keyPath: config.mqtt.tlsKey, ...(config.mqtt.tlsClientCa ? { clientCaPath: config.mqtt.tlsClientCa } : {}) } }
+            : {}),
           credentials,
           allowAnonymous: config.allowAnonymousDevices ?? config.env === 'development',
           hardwareModelOf: (id) => registry.hardwareModelOf(id),

@@ -15,9 +15,15 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .option('--broker <url>', 'use an existing broker (mqtt://… or mqtts://…) instead of the embedded one')
     .option('--public-url <url>', 'base URL devices download artifacts from')
     .option('--signing-key <file>', 'Ed25519 signing key (PEM); generated in development when absent')
+    .option('--mqtt-tls-cert <file>', 'PEM certificate (chain) for MQTT over TLS (FLEET_TLS_CERT)')
+    .option('--mqtt-tls-key <file>', 'PEM private key for MQTT over TLS (FLEET_TLS_KEY)')
+    .option('--mqtt-client-ca <file>', 'CA that signs device certificates: require one, CN = device id (FLEET_TLS_CLIENT_CA)')
+    .option('--http-tls-cert <file>', 'PEM certificate (chain) for HTTPS: admin API and artifacts (FLEET_HTTP_TLS_CERT)')
+    .option('--http-tls-key <file>', 'PEM private key for HTTPS (FLEET_HTTP_TLS_KEY)')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (opts: {
       dataDir?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; publicUrl?: string; signingKey?: string; logLevel: string;
+      mqttTlsCert?: string; mqttTlsKey?: string; mqttClientCa?: string; httpTlsCert?: string; httpTlsKey?: string;
     }) => {
       const { Coordinator } = await import('../coordinator.js');
       const { pino } = await import('pino');
@@ -30,13 +36,20 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (opts.mqttPort !== undefined) mqtt['port'] = Number(opts.mqttPort);
       if (opts.host !== undefined) mqtt['host'] = opts.host;
       if (opts.broker !== undefined) mqtt['brokerUrl'] = opts.broker;
+      if (opts.mqttTlsCert !== undefined) mqtt['tlsCert'] = opts.mqttTlsCert;
+      if (opts.mqttTlsKey !== undefined) mqtt['tlsKey'] = opts.mqttTlsKey;
+      if (opts.mqttClientCa !== undefined) mqtt['tlsClientCa'] = opts.mqttClientCa;
       const http: Record<string, unknown> = {};
       if (opts.httpPort !== undefined) http['port'] = Number(opts.httpPort);
       if (opts.host !== undefined) http['host'] = opts.host;
       if (opts.publicUrl !== undefined) http['publicUrl'] = opts.publicUrl;
+      if (opts.httpTlsCert !== undefined) http['tlsCert'] = opts.httpTlsCert;
+      if (opts.httpTlsKey !== undefined) http['tlsKey'] = opts.httpTlsKey;
       if (Object.keys(mqtt).length) (config as Record<string, unknown>)['mqtt'] = mqtt;
       if (Object.keys(http).length) (config as Record<string, unknown>)['http'] = http;
       const { runDaemon } = await import('../../protocol/daemon.js');
+      // The signal handlers are in place before start(), so before the banner: a supervisor that waits
+      // for the banner may signal at once (and a signal during the start stops it once it is up).
       await runDaemon({
         logger,
         start: async () => {
