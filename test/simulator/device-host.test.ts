@@ -183,10 +183,12 @@ describe('simulated device host: what its counters count', () => {
     const { host, publishRollout, published } = await world({ kind: 'healthy' });
     const of = (channel: string) => published.filter((p) => p.topic.endsWith(`/${host.deviceId}/${channel}`)).map((p) => JSON.parse(p.payload.toString('utf8')) as Record<string, unknown>);
     await host.start();
-    await until(() => of('hello').length === 1);
-    for (let i = 2; i <= 4; i++) {
+    await until(() => of('hello').length >= 1);
+    for (let i = 0; i < 3; i++) {
+      // A hello per connection (one not yet acknowledged when the connection dropped comes again: QoS 1).
+      const hellos = of('hello').length;
       host.dropConnection();
-      await until(() => of('hello').length === i);
+      await until(() => of('hello').length > hellos);
     }
     await publishRollout();
     await until(() => host.slots.primary === 'B' && !host.slots.trial && host.connected, 20_000);
