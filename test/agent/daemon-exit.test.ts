@@ -1,13 +1,17 @@
 /**
  * How `fleet agent start` ends, as a process: SIGTERM and SIGINT end it with 0 and its state saved,
- * even while it has no broker; a fatal local error (bad config, unreadable state, an unreadable
- * password file) ends it at once with one clear line and a non-zero code, never a stack trace.
+ * even while it has no broker or its broker stopped answering; a failed reboot into an update ends it
+ * with 1 for its supervisor to restart it; a fatal local error (bad config, unreadable state, an
+ * unreadable password file) ends it at once with its message and 2, never a stack trace.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort, spawnFleet, type RunningProcess } from '../support/processes.js';
-import { AgentDaemon, startSilentBroker, startWorld, uniqueDeviceId, writeAgentConfig, type World } from './daemon-harness.js';
+import { INITIAL_AUTOBOOT } from '../slots/tryboot-harness.js';
+import { makeSlotFiles } from '../slots/helpers.js';
+import { image } from './harness.js';
+import { AgentDaemon, PlainAedes, signedRollout, startHeldArtifacts, startSilentBroker, startWorld, uniqueDeviceId, writeAgentConfig, type World } from './daemon-harness.js';
 
 let world: World;
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -67,6 +71,42 @@ describe('fleet agent start ends', () => {
     expect(await agent.stop()).toEqual({ code: 0, signal: null });
     expect(agent.logged('stopped')).toHaveLength(1);
     expect(agent.logged('handles still open')).toEqual([]);
+  });
+
+  it('with 1 when the reboot into an update fails, so that its supervisor starts it again', { timeout: 60_000 }, async () => {
+    // A Raspberry Pi tryboot device in files (as test/slots does), whose reboot command fails.
+    const dev = join(world.dir, 'pi');
+    const dt = join(dev, 'device-tree', 'chosen', 'bootloader');
+    await mkdir(dt, { recursive: true });
+    await mkdir(join(dev, 'boot'), { recursive: true });
+    await writeFile(join(dev, 'boot', 'autoboot.txt'), INITIAL_AUTOBOOT);
+    await writeFile(join(dt, 'partition'), Buffer.from([0, 0, 0, 2]));
+    await writeFile(join(dt, 'tryboot'), Buffer.from([0, 0, 0, 0]));
+    const parts = await makeSlotFiles(dev, Buffer.alloc(0), 512 * 1024);
+    const broker = await PlainAedes.start();
+    cleanups.push(() => broker.close());
+    const artifacts = await startHeldArtifacts();
+    cleanups.push(() => artifacts.close());
+    const id = uniqueDeviceId();
+    const files = await writeAgentConfig(world.dir, id, { url: broker.url }, world.trustDir, {
+      slots: {
+        kind: 'tryboot',
+        bootDir: join(dev, 'boot'),
+        deviceTreeRoot: join(dev, 'device-tree'),
+        slots: { A: { device: parts.A, partition: 2 }, B: { device: parts.B, partition: 3 } },
+        trybootRebootCommand: ['false'],
+        rebootCommand: ['false'],
+        armedMarker: join(dev, 'run', 'tryboot-armed'),
+      },
+    });
+    const rollout = signedRollout(world.key, id, 'dep-reboot', artifacts.put('fw.img', image('new', 256 * 1024).body));
+    await broker.publishRetained(rollout.topic, rollout.payload);
+    const agent = AgentDaemon.start(files);
+    cleanups.push(() => agent.stop('SIGKILL'));
+    expect(await agent.process.exited).toEqual({ code: 1, signal: null });
+    expect(agent.logged('reboot failed')).toHaveLength(1);
+    expect(agent.logged('stopping')[0]).toMatchObject({ exitCode: 1, reason: expect.stringMatching(/^the reboot failed: /) as unknown });
+    expect((await agent.state()).job).toMatchObject({ deploymentId: 'dep-reboot', stage: 'rebooting' });
   });
 
   it('with 2 and the bad field named when the config is wrong', { timeout: 30_000 }, async () => {
