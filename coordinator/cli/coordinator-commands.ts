@@ -1,4 +1,4 @@
-/** `fleet coordinator start`: runs the coordinator in the foreground until SIGINT/SIGTERM. */
+/** `fleet coordinator start`: runs the coordinator in the foreground until SIGINT/SIGTERM (then exits 0). */
 import type { Command } from 'commander';
 import type { CoordinatorConfigInput } from '../config.js';
 
@@ -20,10 +20,13 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .option('--mqtt-client-ca <file>', 'CA that signs device certificates: require one, CN = device id (FLEET_TLS_CLIENT_CA)')
     .option('--http-tls-cert <file>', 'PEM certificate (chain) for HTTPS: admin API and artifacts (FLEET_HTTP_TLS_CERT)')
     .option('--http-tls-key <file>', 'PEM private key for HTTPS (FLEET_HTTP_TLS_KEY)')
+    .option('--allow-anonymous', 'development only, loopback only: accept devices without credentials (ghosts: never in a wave, no rollouts)')
+    .option('--max-packet-bytes <n>', 'largest MQTT packet a device may send (default 131072)')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (opts: {
       dataDir?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; publicUrl?: string; signingKey?: string; logLevel: string;
       mqttTlsCert?: string; mqttTlsKey?: string; mqttClientCa?: string; httpTlsCert?: string; httpTlsKey?: string;
+      allowAnonymous?: boolean; maxPacketBytes?: string;
     }) => {
       const { Coordinator } = await import('../coordinator.js');
       const { pino } = await import('pino');
@@ -31,6 +34,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       const config: Partial<CoordinatorConfigInput> = {
         ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
         ...(opts.signingKey ? { signingKeyPath: opts.signingKey } : {}),
+        ...(opts.allowAnonymous ? { allowAnonymousDevices: true } : {}),
       };
       const mqtt: Record<string, unknown> = {};
       if (opts.mqttPort !== undefined) mqtt['port'] = Number(opts.mqttPort);
@@ -39,6 +43,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (opts.mqttTlsCert !== undefined) mqtt['tlsCert'] = opts.mqttTlsCert;
       if (opts.mqttTlsKey !== undefined) mqtt['tlsKey'] = opts.mqttTlsKey;
       if (opts.mqttClientCa !== undefined) mqtt['tlsClientCa'] = opts.mqttClientCa;
+      if (opts.maxPacketBytes !== undefined) mqtt['maxPacketBytes'] = Number(opts.maxPacketBytes);
       const http: Record<string, unknown> = {};
       if (opts.httpPort !== undefined) http['port'] = Number(opts.httpPort);
       if (opts.host !== undefined) http['host'] = opts.host;
@@ -47,22 +52,19 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (opts.httpTlsKey !== undefined) http['tlsKey'] = opts.httpTlsKey;
       if (Object.keys(mqtt).length) (config as Record<string, unknown>)['mqtt'] = mqtt;
       if (Object.keys(http).length) (config as Record<string, unknown>)['http'] = http;
-      const c = await Coordinator.create({ config, env: process.env, logger });
-      // Handlers before the banner: a supervisor that waits for the banner may signal at once.
-      const signalled = new Promise<void>((resolve) => {
-        const onSignal = (): void => {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-          resolve();
-        };
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
+      const { runDaemon } = await import('../../protocol/daemon.js');
+      // The signal handlers are in place before start(), so before the banner: a supervisor that waits
+      // for the banner may signal at once (and a signal during the start stops it once it is up).
+      await runDaemon({
+        logger,
+        start: async () => {
+          const c = await Coordinator.create({ config, env: process.env, logger });
+          console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
+          if (c.config.env === 'development') {
+            console.error(`operator token written to ${c.config.dataDir}/admin.json; \`fleet … --data-dir ${c.config.dataDir}\` finds it`);
+          }
+          return () => c.stop();
+        },
       });
-      console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
-      if (c.config.env === 'development') {
-        console.error(`operator token written to ${c.config.dataDir}/admin.json; \`fleet … --data-dir ${c.config.dataDir}\` finds it`);
-      }
-      await signalled;
-      await c.stop();
     });
 }
