@@ -28,9 +28,10 @@ describe('deploy create with judge settings', () => {
     const c: Coordinator = await startCoordinator(join(dir, 'data'));
     stops.push(() => c.stop());
     const dd = ['--data-dir', c.config.dataDir];
-    // 300 known devices; the first wave (5 %) holds about 15 of them.
-    for (let i = 0; i < 300; i++) {
-      const id = uniqueId(`plan-${i}`);
+    // 300 known devices (provisioned, said hello); the first wave (5 %) holds about 15 of them.
+    const ids = Array.from({ length: 300 }, (_, i) => uniqueId(`plan-${i}`));
+    await c.provisionDevices(ids, { hardwareModel: 'rpi4' });
+    for (const id of ids) {
       c.registry.applyHello({ v: 1, kind: 'hello', deviceId: id, hardwareModel: 'rpi4', firmwareVersion: '1.0.0', activeSlot: 'A', agentVersion: 'test', bucket: bucketOf(id), tags: [], securityFloor: 0, at: Date.now() }, Date.now());
     }
     const img = join(dir, 'fw.img');
