@@ -50,8 +50,8 @@ export const GOLDEN: Record<string, GoldenCase> = {
   'trial-failures': { label: 'Abort', rubric: ['R3'], description: 'two canaries fail their trial boot and fall back', spec: { seed: 115, trialFailures: 2 } },
   'silent-after-install': { label: 'Abort', rubric: ['R3'], description: 'four canaries go silent 20 minutes after installing', spec: { seed: 116, silentAfterInstall: 4 } },
   'new-crash-signature': { label: 'Abort', rubric: ['R4', 'R13'], description: 'crash rate ×2.5 with a panic never seen in control', spec: { seed: 117, effect: { rates: { crashes: 2.5 }, crashLine: 'kernel: panic in ota_apply+0x<n>' } } },
-  'cpu-up-one-model': { label: 'Monitor', rubric: ['R6'], description: 'CPU ×1.3 on cam-mini canaries only', spec: { seed: 118, effect: { models: ['cam-mini'], cpu: 1.3 } } },
-  'small-battery-drain': { label: 'Monitor', rubric: ['R6'], description: 'battery drains 12 % faster on canaries', spec: { seed: 119, effect: { drain: 1.12 } } },
+  'cpu-up-one-model': { label: 'Monitor', rubric: ['R15'], description: 'CPU ×1.3 on cam-mini canaries only', spec: { seed: 118, effect: { models: ['cam-mini'], cpu: 1.3 } } },
+  'small-battery-drain': { label: 'Monitor', rubric: ['R15'], description: 'battery drains 12 % faster on canaries', spec: { seed: 119, effect: { drain: 1.12 } } },
   'too-short-soak': { label: 'Monitor', rubric: ['R14'], description: 'no change, but the soak lasted one hour', spec: { seed: 120, hours: 1, intervalMin: 2 } },
 };
 

@@ -58,7 +58,7 @@ describe('golden set (through the real telemetry pipeline)', () => {
 
   it('covers strata, onset, lost metrics, control outages, offline gaps, a pathological device, incidents and improvements', () => {
     const rules = new Set(Object.values(GOLDEN).flatMap((c) => c.rubric));
-    for (const r of ['R1', 'R2', 'R3', 'R4', 'R5', 'R6', 'R7', 'R8', 'R9', 'R10', 'R11', 'R12', 'R13', 'R14']) expect(rules).toContain(r);
+    for (const r of ['R1', 'R2', 'R3', 'R4', 'R5', 'R6', 'R7', 'R8', 'R9', 'R10', 'R11', 'R12', 'R13', 'R14', 'R15']) expect(rules).toContain(r);
     expect(new Set(Object.values(GOLDEN).map((c) => c.label))).toEqual(new Set(['Proceed', 'Monitor', 'Abort']));
   });
 });
