@@ -4,7 +4,7 @@
  * with 1 for its supervisor to restart it; a fatal local error (bad config, unreadable state, an
  * unreadable password file) ends it at once with its message and 2, never a stack trace.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort, spawnFleet, type RunningProcess } from '../support/processes.js';
@@ -132,5 +132,8 @@ describe('fleet agent start ends', () => {
     const p = await fails(files.config);
     expect(p.exit).toEqual({ code: 2, signal: null });
     expect(errorOnly(p)).toMatch(/^error \[config\]: broker\.passwordFile .*broker-password cannot be read/);
+    // Refused before the run was recorded: the next start counts neither a crash nor a restart.
+    const state = JSON.parse(await readFile(join(files.dataDir, 'state.json'), 'utf8').catch(() => '{}')) as { running?: boolean };
+    expect(state.running ?? false).toBe(false);
   });
 });
