@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { CanarySnapshotSchema } from '../../protocol/canary.js';
 import { buildEvidenceSummary, buildMessages } from '../../coordinator/canary/ai-input.js';
 
-const golden = (name: string) => CanarySnapshotSchema.parse(JSON.parse(readFileSync(new URL(`../golden/snapshots/${name}.json`, import.meta.url), 'utf8')));
+import { buildCase } from '../golden/golden-set.js';
+
+const golden = (name: string) => CanarySnapshotSchema.parse(JSON.parse(JSON.stringify(buildCase(name))));
 
 describe('AI input from a v2 snapshot', () => {
   it('has per-stratum rates, the last slots and the metrics canaries stopped reporting', () => {

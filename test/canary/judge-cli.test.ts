@@ -1,16 +1,17 @@
 /** `fleet canary judge` on golden snapshots (stat, ai against the local fake server, both) and `fleet deploy decisions`. */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { registerCanaryCommands } from '../../coordinator/canary/cli.js';
 import { formatDecisions, registerDecisionCommands } from '../../coordinator/canary/decisions-cli.js';
 import type { DecisionRecord } from '../../coordinator/gate/decision.js';
 import { FakeOpenAiServer } from './fake-openai-server.js';
+import { writeGoldenSet } from '../golden/generate.js';
 
 const snap = (name: string) => fileURLToPath(new URL(`../golden/v1/${name}.json`, import.meta.url));
 
@@ -87,7 +88,10 @@ describe('fleet canary judge', () => {
   });
 
   it('judges a v2 snapshot from the golden set with its strata and slots', async () => {
-    const input = fileURLToPath(new URL('../golden/snapshots/crash-x4-one-model.json', import.meta.url));
+    const goldenDir = mkdtempSync(join(tmpdir(), 'fleet-golden-'));
+    onTestFinished(() => rmSync(goldenDir, { recursive: true, force: true }));
+    writeGoldenSet(goldenDir, ['crash-x4-one-model']);
+    const input = join(goldenDir, 'crash-x4-one-model.json');
     const out = JSON.parse(await run(registerCanaryCommands, ['canary', 'judge', '--input', input, '--json'])) as { final: { recommendation: string }; analyzers: { verdict: { evidence: { check: string }[] } }[] };
     expect(out.final.recommendation).toBe('Abort');
     expect(out.analyzers[0]!.verdict.evidence.map((e) => e.check)).toEqual(expect.arrayContaining(['crashes[gateway-x]', 'crashes@last-50%', 'lost-metrics']));

@@ -3,7 +3,9 @@
  * knows the labels passes, one that errs or answers garbage fails, errors count as misses, and
  * `fleet canary eval` reports and enforces the threshold.
  */
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_GATE_POLICY } from '../../coordinator/gate/analyzer.js';
@@ -11,11 +13,18 @@ import { createAiAnalyzer } from '../../coordinator/canary/ai-scorer.js';
 import { loadLabelledCases, runRegression, scoreResults } from '../../coordinator/canary/ai-regression.js';
 import { registerCanaryCommands } from '../../coordinator/canary/cli.js';
 import { FakeOpenAiServer, type FakeBehaviour, type RecordedRequest } from '../canary/fake-openai-server.js';
+import { writeGoldenSet } from './generate.js';
 
-const dir = fileURLToPath(new URL('./snapshots', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'fleet-golden-ai-'));
 const server = new FakeOpenAiServer();
-beforeAll(() => server.start());
-afterAll(() => server.stop());
+beforeAll(async () => {
+  writeGoldenSet(dir);
+  await server.start();
+}, 120_000);
+afterAll(async () => {
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
 const saved = { ...process.env };
 afterEach(() => {
   process.env = { ...saved };

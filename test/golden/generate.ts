@@ -1,25 +1,25 @@
 /**
- * Writes the golden set: each case's snapshot (built through the real telemetry store and snapshot
- * builder, see golden-set.ts) to snapshots/<name>.json and every label to snapshots/labels.json.
+ * Writes the golden set to a directory for offline replay (`fleet canary judge --input`, `fleet canary
+ * eval --dir`): each case's snapshot, built through the real telemetry store and snapshot builder (see
+ * golden-set.ts), as <name>.json, and every label in labels.json. The snapshots are derived data (about
+ * 7 MB), so they are generated, not committed; the golden test builds them the same way in memory.
  *
- *   node --import ./test/support/register-ts.js test/golden/generate.ts          # rewrite
- *   node --import ./test/support/register-ts.js test/golden/generate.ts --check  # exit 1 if stale
- *
- * The golden test runs the same comparison, so CI fails when the committed files are not what the
- * pipeline makes.
+ *   node --import ./test/support/register-ts.js test/golden/generate.ts [--out dir]   # default test/golden/snapshots
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GOLDEN, buildCase } from './golden-set.js';
 
-export const SNAPSHOT_DIR = join(dirname(fileURLToPath(import.meta.url)), 'snapshots');
+export const DEFAULT_SNAPSHOT_DIR = join(dirname(fileURLToPath(import.meta.url)), 'snapshots');
 
-/** The files the golden set consists of, by name, as text. */
-export function goldenFiles(): Record<string, string> {
+/** The files of the golden set, by name, as text. */
+export function goldenFiles(names: readonly string[] = Object.keys(GOLDEN)): Record<string, string> {
   const files: Record<string, string> = {};
   const labels: Record<string, { label: string; rubric: string[]; description: string }> = {};
-  for (const [name, c] of Object.entries(GOLDEN)) {
+  for (const name of names) {
+    const c = GOLDEN[name];
+    if (!c) throw new Error(`no golden case ${name}`);
     files[`${name}.json`] = `${JSON.stringify(buildCase(name))}\n`;
     labels[name] = { label: c.label, rubric: c.rubric, description: c.description };
   }
@@ -27,26 +27,16 @@ export function goldenFiles(): Record<string, string> {
   return files;
 }
 
-/** Files whose committed text differs from the generator's. */
-export function staleFiles(files: Record<string, string>): string[] {
-  return Object.entries(files).flatMap(([file, text]) => {
-    const path = join(SNAPSHOT_DIR, file);
-    return existsSync(path) && readFileSync(path, 'utf8') === text ? [] : [file];
-  });
+/** Writes the golden set (or the named cases) into `dir`; returns the files written. */
+export function writeGoldenSet(dir: string, names?: readonly string[]): string[] {
+  const files = goldenFiles(names);
+  mkdirSync(dir, { recursive: true });
+  for (const [file, text] of Object.entries(files)) writeFileSync(join(dir, file), text);
+  return Object.keys(files);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const files = goldenFiles();
-  if (process.argv.includes('--check')) {
-    const stale = staleFiles(files);
-    if (stale.length) {
-      console.error(`stale golden snapshots (rerun test/golden/generate.ts): ${stale.join(', ')}`);
-      process.exit(1);
-    }
-    console.log(`checked ${Object.keys(files).length} files in ${SNAPSHOT_DIR}`);
-  } else {
-    mkdirSync(SNAPSHOT_DIR, { recursive: true });
-    for (const [file, text] of Object.entries(files)) writeFileSync(join(SNAPSHOT_DIR, file), text);
-    console.log(`wrote ${Object.keys(files).length} files in ${SNAPSHOT_DIR}`);
-  }
+  const at = process.argv.indexOf('--out');
+  const dir = at >= 0 && process.argv[at + 1] ? resolve(process.argv[at + 1]!) : DEFAULT_SNAPSHOT_DIR;
+  console.log(`wrote ${writeGoldenSet(dir).length} files in ${dir}`);
 }
