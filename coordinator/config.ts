@@ -14,13 +14,22 @@ export type AppEnv = z.infer<typeof AppEnvSchema>;
 
 const PortSchema = z.coerce.number().int().min(0).max(65535);
 
+/**
+ * A listening port: a number (0 = any free port, chosen afresh at every start), or `auto` = the port
+ * this data directory's previous run bound (recorded in `ports.json`), else a free one. `auto` is for
+ * coordinators restarted on ephemeral ports (tests, the simulator): devices and the artifact URLs in
+ * published manifests keep pointing at the port they know.
+ */
+export const ListenPortSchema = z.union([z.literal('auto'), PortSchema]);
+export type ListenPort = z.infer<typeof ListenPortSchema>;
+
 export const CoordinatorConfigSchema = z.object({
   env: AppEnvSchema.default('development'),
   dataDir: z.string().min(1),
   mqtt: z
     .object({
-      /** 0 picks an ephemeral port. Default 1883. */
-      port: PortSchema.default(1883),
+      /** 0 picks a free port; `auto` reuses the previous run's (see ListenPortSchema). Default 1883. */
+      port: ListenPortSchema.default(1883),
       host: z.string().default('127.0.0.1'),
       /** PEM files; when both are set the embedded broker speaks MQTT over TLS. */
       tlsCert: z.string().optional(),
@@ -33,15 +42,34 @@ export const CoordinatorConfigSchema = z.object({
     .default({ port: 1883, host: '127.0.0.1' }),
   http: z
     .object({
-      /** Admin API and artifact downloads. 0 picks an ephemeral port. Default 8080. */
-      port: PortSchema.default(8080),
+      /** Admin API and artifact downloads. 0 picks a free port; `auto` reuses the previous run's. Default 8080. */
+      port: ListenPortSchema.default(8080),
       host: z.string().default('127.0.0.1'),
       /** Base URL devices download artifacts from; default http://{host}:{port}. */
       publicUrl: z.url().optional(),
       /** Concurrent artifact downloads served; the rest get 503 + Retry-After. Default 64. */
       maxConcurrentDownloads: z.number().int().positive().default(64),
+      /** Concurrent downloads one authenticated device may hold; the rest get 429 + Retry-After. Default 2. */
+      maxDownloadsPerDevice: z.number().int().positive().default(2),
+      /** A download whose client accepts no bytes for this long is dropped and its slot freed. Default 30 s. */
+      downloadIdleTimeoutMs: z.number().int().positive().default(30_000),
+      /**
+       * Slowest transfer kept: a download moving fewer bytes per second than this, averaged over each
+       * `downloadRateWindowMs`, is dropped (the agent resumes with Range). 0 turns the check off.
+       * Default 1 KiB/s over 60 s windows.
+       */
+      downloadMinBytesPerSecond: z.number().int().nonnegative().default(1024),
+      downloadRateWindowMs: z.number().int().positive().default(60_000),
     })
-    .default({ port: 8080, host: '127.0.0.1', maxConcurrentDownloads: 64 }),
+    .default({
+      port: 8080,
+      host: '127.0.0.1',
+      maxConcurrentDownloads: 64,
+      maxDownloadsPerDevice: 2,
+      downloadIdleTimeoutMs: 30_000,
+      downloadMinBytesPerSecond: 1024,
+      downloadRateWindowMs: 60_000,
+    }),
   /** Accept devices without credentials (identity = client id). Development only. */
   allowAnonymousDevices: z.boolean().optional(),
   /** Ed25519 private key (PEM). In development a key is generated in the data dir when absent. */

@@ -15,8 +15,9 @@ const c = await Coordinator.create({
   config: {
     env: 'development',
     dataDir,
-    mqtt: { port: 0, host: '127.0.0.1' },
-    http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 64 },
+    // `auto`: a restart on the same data dir comes back on the same ports (agents and manifests know them).
+    mqtt: { port: 'auto', host: '127.0.0.1' },
+    http: { port: 'auto', host: '127.0.0.1', maxConcurrentDownloads: 64 },
     allowAnonymousDevices: false,
     credentialCost: 4,
     telemetry: { flushIntervalMs: 20, maxBatch: 2000, rollupSlotMs: 60_000, rawRetentionMs: 48 * 3600_000, silentAfterMs: 5 * 60_000 },
