@@ -2,7 +2,15 @@
  * Builds the messages the agent publishes (hello, status, telemetry, presence). Pure.
  */
 import { PROTOCOL_VERSION } from '../protocol/signed.js';
-import type { HelloMessage, PresenceMessage, StatusMessage, TelemetryMessage } from '../protocol/messages.js';
+import {
+  CUSTOM_METRIC_NAME,
+  MAX_CUSTOM_METRICS,
+  MAX_CUSTOM_METRIC_MAGNITUDE,
+  type HelloMessage,
+  type PresenceMessage,
+  type StatusMessage,
+  type TelemetryMessage,
+} from '../protocol/messages.js';
 import { currentVersion, reportedState, type AgentState } from './agent-state.js';
 import type { UpdateEffect } from './update-machine.js';
 import type { TelemetrySample } from './telemetry/collector.js';
@@ -88,7 +96,14 @@ export function telemetryMessage(
   at: number,
 ): TelemetryMessage {
   const custom: Record<string, number> = {};
-  for (const [k, v] of Object.entries(sample.custom ?? {})) if (/^[A-Za-z0-9_.-]{1,64}$/.test(k) && Number.isFinite(v)) custom[k] = v;
+  // Within the protocol's bounds, or the coordinator would refuse the whole message.
+  let kept = 0;
+  for (const [k, v] of Object.entries(sample.custom ?? {})) {
+    if (kept >= MAX_CUSTOM_METRICS) break;
+    if (!CUSTOM_METRIC_NAME.test(k) || !Number.isFinite(v) || Math.abs(v) > MAX_CUSTOM_METRIC_MAGNITUDE) continue;
+    custom[k] = v;
+    kept++;
+  }
   return {
     v: PROTOCOL_VERSION,
     kind: 'telemetry',

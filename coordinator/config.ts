@@ -1,13 +1,16 @@
 /**
  * Coordinator configuration per environment (APP_ENV = development | staging | production), validated
  * with zod. Sources, later wins: defaults → environment variables → explicit options (CLI flags,
- * embedding code). Production refuses anonymous devices, a missing signing key, or the development
- * key. Pure apart from reading `env`.
+ * embedding code). Staging and production refuse anonymous devices, a missing signing key, a weak
+ * operator token and plaintext listeners beyond loopback (the development key is refused by its
+ * fingerprint when it is loaded, signing.ts). Pure apart from reading `env`.
  */
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../protocol/errors.js';
 import { formatIssues } from '../protocol/parse.js';
+import { plaintextPaths } from './listener-security.js';
+import { MIN_TOKEN_LENGTH, TOKEN_ADVICE, weakTokenReason } from './token-strength.js';
 
 export const AppEnvSchema = z.enum(['development', 'staging', 'production']);
 export type AppEnv = z.infer<typeof AppEnvSchema>;
@@ -34,6 +37,11 @@ export const CoordinatorConfigSchema = z.object({
       /** PEM files; when both are set the embedded broker speaks MQTT over TLS. */
       tlsCert: z.string().optional(),
       tlsKey: z.string().optional(),
+      /**
+       * CA certificate(s) (PEM) that sign device client certificates. When set, the broker requires a
+       * certificate from every device, and its subject CN must be the device id it logs in as (mTLS).
+       */
+      tlsClientCa: z.string().optional(),
       /** `mqtt://…` or `mqtts://…`: use an existing broker instead of the embedded one. */
       brokerUrl: z.string().regex(/^mqtts?:\/\//, 'must start with mqtt:// or mqtts://').optional(),
       brokerUsername: z.string().optional(),
@@ -45,8 +53,11 @@ export const CoordinatorConfigSchema = z.object({
       /** Admin API and artifact downloads. 0 picks a free port; `auto` reuses the previous run's. Default 8080. */
       port: ListenPortSchema.default(8080),
       host: z.string().default('127.0.0.1'),
-      /** Base URL devices download artifacts from; default http://{host}:{port}. */
+      /** Base URL devices download artifacts from; default http(s)://{host}:{port}. */
       publicUrl: z.url().optional(),
+      /** PEM files; when both are set the admin API and artifact downloads are served over HTTPS. */
+      tlsCert: z.string().optional(),
+      tlsKey: z.string().optional(),
       /** Concurrent artifact downloads served; the rest get 503 + Retry-After. Default 64. */
       maxConcurrentDownloads: z.number().int().positive().default(64),
       /** Concurrent downloads one authenticated device may hold; the rest get 429 + Retry-After. Default 2. */
@@ -74,8 +85,11 @@ export const CoordinatorConfigSchema = z.object({
   allowAnonymousDevices: z.boolean().optional(),
   /** Ed25519 private key (PEM). In development a key is generated in the data dir when absent. */
   signingKeyPath: z.string().optional(),
-  /** Operator bearer token for the admin API. Generated in development when absent. */
-  adminToken: z.string().min(16, 'admin token must be at least 16 characters').optional(),
+  /**
+   * Operator bearer token for the admin API. Generated in development when absent; staging and
+   * production need 32+ characters and 128+ estimated bits (token-strength.ts).
+   */
+  adminToken: z.string().min(16, `admin token must be at least 16 characters (${MIN_TOKEN_LENGTH} in staging and production)`).optional(),
   /** log2 of scrypt N for device secrets. Production requires >= 14. */
   credentialCost: z.number().int().min(4).max(20).default(14),
   telemetry: z
@@ -110,7 +124,7 @@ export const CoordinatorConfigSchema = z.object({
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfigSchema>;
 
-/** Where the development signing key is generated; production refuses a key from this path. */
+/** Where the development signing key is generated (staging and production refuse it by fingerprint). */
 export function devSigningKeyPath(dataDir: string): string {
   return join(dataDir, 'keys', 'dev-signing.key');
 }
@@ -132,6 +146,7 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_MQTT_HOST']) mqtt['host'] = env['FLEET_MQTT_HOST'];
   if (env['FLEET_TLS_CERT']) mqtt['tlsCert'] = env['FLEET_TLS_CERT'];
   if (env['FLEET_TLS_KEY']) mqtt['tlsKey'] = env['FLEET_TLS_KEY'];
+  if (env['FLEET_TLS_CLIENT_CA']) mqtt['tlsClientCa'] = env['FLEET_TLS_CLIENT_CA'];
   if (env['FLEET_BROKER_URL']) mqtt['brokerUrl'] = env['FLEET_BROKER_URL'];
   if (env['FLEET_BROKER_USERNAME']) mqtt['brokerUsername'] = env['FLEET_BROKER_USERNAME'];
   if (env['FLEET_BROKER_PASSWORD']) mqtt['brokerPassword'] = env['FLEET_BROKER_PASSWORD'];
@@ -140,6 +155,8 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_HTTP_PORT']) http['port'] = env['FLEET_HTTP_PORT'];
   if (env['FLEET_HTTP_HOST']) http['host'] = env['FLEET_HTTP_HOST'];
   if (env['FLEET_PUBLIC_URL']) http['publicUrl'] = env['FLEET_PUBLIC_URL'];
+  if (env['FLEET_HTTP_TLS_CERT']) http['tlsCert'] = env['FLEET_HTTP_TLS_CERT'];
+  if (env['FLEET_HTTP_TLS_KEY']) http['tlsKey'] = env['FLEET_HTTP_TLS_KEY'];
   if (Object.keys(http).length) out['http'] = http;
   if (env['FLEET_SIGNING_KEY']) out['signingKeyPath'] = env['FLEET_SIGNING_KEY'];
   if (env['FLEET_ADMIN_TOKEN']) out['adminToken'] = env['FLEET_ADMIN_TOKEN'];
@@ -178,6 +195,12 @@ export function checkEnvironmentRules(config: CoordinatorConfig): void {
   if ((config.mqtt.tlsCert === undefined) !== (config.mqtt.tlsKey === undefined)) {
     throw new ConfigError('set both FLEET_TLS_CERT and FLEET_TLS_KEY (or neither) for MQTT over TLS');
   }
+  if ((config.http.tlsCert === undefined) !== (config.http.tlsKey === undefined)) {
+    throw new ConfigError('set both FLEET_HTTP_TLS_CERT and FLEET_HTTP_TLS_KEY (or neither) for HTTPS');
+  }
+  if (config.mqtt.tlsClientCa !== undefined && (config.mqtt.tlsCert === undefined || config.mqtt.brokerUrl !== undefined)) {
+    throw new ConfigError('FLEET_TLS_CLIENT_CA (device certificates) needs the embedded broker over TLS: set FLEET_TLS_CERT and FLEET_TLS_KEY, without FLEET_BROKER_URL');
+  }
   if (env === 'development') return;
   if (config.allowAnonymousDevices) {
     throw new ConfigError(`${env} refuses anonymous devices: unset FLEET_ALLOW_ANONYMOUS and provision each device with \`fleet devices provision <id>\``);
@@ -185,12 +208,13 @@ export function checkEnvironmentRules(config: CoordinatorConfig): void {
   if (!config.signingKeyPath) {
     throw new ConfigError(`${env} needs a signing key: create one with \`fleet firmware keygen --out <dir>\` and set FLEET_SIGNING_KEY`);
   }
-  if (config.signingKeyPath === devSigningKeyPath(config.dataDir) || /dev-signing\.key$/.test(config.signingKeyPath)) {
-    throw new ConfigError(`${env} refuses the development signing key ${config.signingKeyPath}; use a key made with \`fleet firmware keygen\``);
-  }
   if (!config.adminToken) {
-    throw new ConfigError(`${env} needs an operator token: set FLEET_ADMIN_TOKEN to a random string of 16+ characters`);
+    throw new ConfigError(`${env} needs an operator token: set FLEET_ADMIN_TOKEN to a random string of ${MIN_TOKEN_LENGTH}+ characters (${TOKEN_ADVICE})`);
   }
+  const weak = weakTokenReason(config.adminToken);
+  if (weak !== undefined) throw new ConfigError(`${env} refuses FLEET_ADMIN_TOKEN: ${weak}; ${TOKEN_ADVICE}`);
+  const [plaintext] = plaintextPaths(config);
+  if (plaintext !== undefined) throw new ConfigError(`${env} refuses ${plaintext}`);
   if (env === 'production' && config.credentialCost < 14) {
     throw new ConfigError('production needs credentialCost >= 14 (scrypt N = 16384) for device secrets');
   }

@@ -225,7 +225,8 @@ export class Coordinator {
         rateWindowMs: config.http.downloadRateWindowMs,
       },
     });
-    const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http));
+    const httpTls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
+    const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls);
     const trust = await coordinatorTrust(key, trustDir);
     const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now, integrity);
 
@@ -241,7 +242,9 @@ export class Coordinator {
       : new EmbeddedBroker({
           port: choosePort(config.mqtt.port, previous.mqtt),
           host: config.mqtt.host,
-          ...(config.mqtt.tlsCert && config.mqtt.tlsKey ? { tls: { certPath: config.mqtt.tlsCert, keyPath: config.mqtt.tlsKey } } : {}),
+          ...(config.mqtt.tlsCert && config.mqtt.tlsKey
+            ? { tls: { certPath: config.mqtt.tlsCert, keyPath: config.mqtt.tlsKey, ...(config.mqtt.tlsClientCa ? { clientCaPath: config.mqtt.tlsClientCa } : {}) } }
+            : {}),
           credentials,
           allowAnonymous,
           hardwareModelOf: (id) => registry.hardwareModelOf(id),

@@ -170,8 +170,8 @@ export class Router {
   };
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const segments = url.pathname.split('/').filter(Boolean).map((s) => decodeURIComponent(s));
+    const url = requestUrl(req);
+    const segments = url.pathname.split('/').filter(Boolean).map(decodeSegment);
     let pathMatched = false;
     for (const route of this.routes) {
       const params = matchParts(route.parts, segments);
@@ -226,6 +226,27 @@ export class Router {
       return;
     }
     sendJson(res, status, { error: { code, message } });
+  }
+}
+
+/** The request's URL; a request target that is not a URL path is the client's mistake (400). */
+export function requestUrl(req: IncomingMessage): URL {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost');
+  } catch {
+    throw new HttpError(400, 'bad-url', `request target ${JSON.stringify((req.url ?? '').slice(0, 200))} is not a valid URL path`);
+  }
+}
+
+/**
+ * A path segment with its percent-escapes decoded. A malformed escape (`%zz`, `%E0%A4`, a lone `%`)
+ * is the client's mistake: 400 naming the segment, never a 500.
+ */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, 'bad-url', `path segment ${JSON.stringify(segment.slice(0, 200))} has a malformed percent-escape; encode "%" as %25`);
   }
 }
 

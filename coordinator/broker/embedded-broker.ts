@@ -4,13 +4,12 @@
  * the coordinator has handled (committed) the message. I/O shell.
  */
 import { createServer as createNetServer, type AddressInfo, type Server } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Aedes, AedesPublishPacket, Client } from 'aedes';
 import { FleetError } from '../../protocol/errors.js';
 import { isValidId } from '../../protocol/ids.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe } from './acl.js';
+import { certificateMismatch, createBrokerTlsServer, type BrokerTlsFiles } from './client-certificate.js';
 import type { CredentialStore } from './credentials.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
@@ -18,7 +17,8 @@ import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport 
 export interface EmbeddedBrokerOptions {
   port: number;
   host: string;
-  tls?: { certPath: string; keyPath: string };
+  /** MQTT over TLS; with `clientCaPath`, devices need a certificate whose CN is their id (mTLS). */
+  tls?: BrokerTlsFiles;
   credentials: CredentialStore;
   /** Accept devices without credentials (development). Identity is then the client id. */
   allowAnonymous: boolean;
@@ -134,8 +134,13 @@ export class EmbeddedBroker implements Transport {
     const log = this.options.logger;
     const tls = this.options.tls;
     const server = tls
-      ? createTlsServer({ cert: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) }, aedes.handle)
+      ? createBrokerTlsServer(tls, aedes.handle)
       : createNetServer(aedes.handle);
+    // A failed handshake (no or untrusted client certificate, plaintext on the TLS port) never reaches Aedes.
+    server.on('tlsClientError', (err: Error) => {
+      this.options.counters.inc('mqtt.tls.refused');
+      log.debug({ reason: err.message }, 'TLS handshake refused');
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: Error) => reject(new FleetError('mqtt-listen', `cannot listen on ${this.options.host}:${this.options.port}: ${err.message}; choose another --mqtt-port`)));
       server.listen(this.options.port, this.options.host, () => resolve());
@@ -148,6 +153,11 @@ export class EmbeddedBroker implements Transport {
 
   private async authenticate(client: FleetClient, username: string | undefined, password: Buffer | undefined): Promise<string> {
     const clientId = client.id;
+    if (this.options.tls?.clientCaPath !== undefined) {
+      // Checked before the (deliberately slow) secret: the certificate must be the claimed device's.
+      const mismatch = certificateMismatch(client.conn, username ?? clientId);
+      if (mismatch !== undefined) throw authError(5, mismatch);
+    }
     if (username === undefined || password === undefined) {
       if (this.options.allowAnonymous && isValidId(clientId)) return clientId;
       throw authError(4, 'credentials required: provision the device with `fleet devices provision <id>`');

@@ -21,9 +21,15 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .option('--broker <url>', 'use an existing broker (mqtt://… or mqtts://…) instead of the embedded one')
     .option('--public-url <url>', 'base URL devices download artifacts from')
     .option('--signing-key <file>', 'Ed25519 signing key (PEM); generated in development when absent')
+    .option('--mqtt-tls-cert <file>', 'PEM certificate (chain) for MQTT over TLS (FLEET_TLS_CERT)')
+    .option('--mqtt-tls-key <file>', 'PEM private key for MQTT over TLS (FLEET_TLS_KEY)')
+    .option('--mqtt-client-ca <file>', 'CA that signs device certificates: require one, CN = device id (FLEET_TLS_CLIENT_CA)')
+    .option('--http-tls-cert <file>', 'PEM certificate (chain) for HTTPS: admin API and artifacts (FLEET_HTTP_TLS_CERT)')
+    .option('--http-tls-key <file>', 'PEM private key for HTTPS (FLEET_HTTP_TLS_KEY)')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (opts: {
       dataDir?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; publicUrl?: string; signingKey?: string; logLevel: string;
+      mqttTlsCert?: string; mqttTlsKey?: string; mqttClientCa?: string; httpTlsCert?: string; httpTlsKey?: string;
     }) => {
       const { Coordinator } = await import('../coordinator.js');
       const { pino } = await import('pino');
@@ -37,18 +43,20 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (opts.mqttPort !== undefined) mqtt['port'] = opts.mqttPort;
       if (opts.host !== undefined) mqtt['host'] = opts.host;
       if (opts.broker !== undefined) mqtt['brokerUrl'] = opts.broker;
+      if (opts.mqttTlsCert !== undefined) mqtt['tlsCert'] = opts.mqttTlsCert;
+      if (opts.mqttTlsKey !== undefined) mqtt['tlsKey'] = opts.mqttTlsKey;
+      if (opts.mqttClientCa !== undefined) mqtt['tlsClientCa'] = opts.mqttClientCa;
       const http: Record<string, unknown> = {};
       if (opts.httpPort !== undefined) http['port'] = opts.httpPort;
       if (opts.host !== undefined) http['host'] = opts.host;
       if (opts.publicUrl !== undefined) http['publicUrl'] = opts.publicUrl;
+      if (opts.httpTlsCert !== undefined) http['tlsCert'] = opts.httpTlsCert;
+      if (opts.httpTlsKey !== undefined) http['tlsKey'] = opts.httpTlsKey;
       if (Object.keys(mqtt).length) (config as Record<string, unknown>)['mqtt'] = mqtt;
       if (Object.keys(http).length) (config as Record<string, unknown>)['http'] = http;
       const c = await Coordinator.create({ config, env: process.env, logger });
-      console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
-      if (c.config.env === 'development') {
-        console.error(`operator token written to ${c.config.dataDir}/admin.json; \`fleet … --data-dir ${c.config.dataDir}\` finds it`);
-      }
-      await new Promise<void>((resolve) => {
+      // Handlers before the banner: a supervisor that waits for the banner may signal at once.
+      const signalled = new Promise<void>((resolve) => {
         const onSignal = (): void => {
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
@@ -57,6 +65,11 @@ export function registerCoordinatorServiceCommands(program: Command): void {
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
       });
+      console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
+      if (c.config.env === 'development') {
+        console.error(`operator token written to ${c.config.dataDir}/admin.json; \`fleet … --data-dir ${c.config.dataDir}\` finds it`);
+      }
+      await signalled;
       await c.stop();
     });
 

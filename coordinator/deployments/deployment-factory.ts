@@ -22,7 +22,7 @@ export interface DeploymentFactoryDeps {
 
 export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactoryDeps, createdBy: string): DeploymentSpec {
   // Check what can be checked before signing anything.
-  checkSpecSemantics({ maintenanceWindows: req.maintenanceWindows, target: req.target });
+  checkSpecSemantics({ maintenanceWindows: req.maintenanceWindows, target: req.target }, deps.now());
   const id = req.id ?? deps.newId(req.firmwareVersion);
   if (req.waves && req.waves.length === 0) throw new ValidationError('deployment', ['waves: give at least one wave']);
   const { envelope, artifact } = deps.firmware.deploymentManifest({

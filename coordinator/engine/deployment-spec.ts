@@ -6,7 +6,7 @@
 import { ValidationError } from '../../protocol/errors.js';
 import type { Envelope } from '../../protocol/signed.js';
 import { formatIssues } from '../../protocol/parse.js';
-import { parseCron } from './maintenance-window.js';
+import { parseCron, windowNeverOpens } from './maintenance-window.js';
 import { isValidVersionRange } from './wave-plan.js';
 import {
   DEFAULT_SOAK_MS,
@@ -34,12 +34,16 @@ export interface SpecContext {
   createdBy?: string;
 }
 
-/** Checks the parts of a spec zod cannot: cron syntax and the semver range. Throws ValidationError. */
-export function checkSpecSemantics(spec: Pick<DeploymentSpec, 'maintenanceWindows' | 'target'>): void {
+/**
+ * Checks the parts of a spec zod cannot: cron syntax, that each maintenance window can open (after
+ * `now`, when given), and the semver range. Throws ValidationError.
+ */
+export function checkSpecSemantics(spec: Pick<DeploymentSpec, 'maintenanceWindows' | 'target'>, now?: number): void {
   const issues: string[] = [];
   spec.maintenanceWindows.forEach((w, i) => {
     try {
-      parseCron(w.cron);
+      const never = windowNeverOpens(parseCron(w.cron), now);
+      if (never !== undefined) issues.push(`maintenanceWindows.${i}.cron: ${JSON.stringify(w.cron)} never opens: ${never}; choose start times that occur`);
     } catch (err) {
       issues.push(`maintenanceWindows.${i}.cron: ${(err as ValidationError).issues?.join('; ') ?? (err as Error).message}`);
     }
@@ -72,6 +76,6 @@ export function buildDeploymentSpec(request: DeploymentRequest, ctx: SpecContext
   };
   const parsed = DeploymentSpecSchema.safeParse(candidate);
   if (!parsed.success) throw new ValidationError('deployment', formatIssues(parsed.error));
-  checkSpecSemantics(parsed.data);
+  checkSpecSemantics(parsed.data, ctx.createdAt);
   return parsed.data;
 }

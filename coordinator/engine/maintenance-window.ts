@@ -165,6 +165,31 @@ export function nextCronTime(c: CronFields, from: number): number | undefined {
   return undefined;
 }
 
+/** Days in each month (February 29: leap years exist). */
+const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * Why a window with these start times can never open, or undefined when it can. Without `from`, only
+ * the calendar is checked (day 31 in February never comes); with it, also that the window opens
+ * within the search horizon after `from` (the engine looks no further, so such a deployment would wait
+ * for ever). Deployments are refused with this reason; stored ones are never re-checked.
+ */
+export function windowNeverOpens(c: CronFields, from?: number): string | undefined {
+  // Vixie cron: with both day fields restricted either may match, and every weekday comes round.
+  if (!(c.domRestricted && c.dowRestricted)) {
+    const months = [...c.months].sort((a, b) => a - b);
+    const days = [...c.daysOfMonth].sort((a, b) => a - b);
+    if (!months.some((m) => days.some((d) => d <= DAYS_IN_MONTH[m - 1]!))) {
+      const names = months.map((m) => MONTHS[m - 1]!.replace(/^./, (x) => x.toUpperCase()));
+      return `day of month ${days.join(',')} never falls in ${names.join(',')}`;
+    }
+  }
+  if (from !== undefined && nextCronTime(c, from) === undefined) {
+    return `it does not open within ${Math.round(HORIZON_MS / (365 * DAY))} years of ${new Date(from).toISOString()}`;
+  }
+  return undefined;
+}
+
 /** The window (and its open interval) that contains `now`, if any. */
 export function activeWindow(
   windows: readonly MaintenanceWindow[],

@@ -100,6 +100,11 @@ describe('bad inputs get precise errors, never throws', () => {
     ['telemetry.json', { logs: new Array(21).fill('x') }, 'logs'],
     ['telemetry.json', { logs: ['x'.repeat(513)] }, 'logs.0'],
     ['telemetry.json', { custom: { 'bad key!': 1 } }, 'custom'],
+    ['telemetry.json', { custom: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`m${i}`, i])) }, 'custom: at most 64 custom metrics'],
+    ['telemetry.json', { custom: { big: 1.5e15 } }, 'custom.big'],
+    ['telemetry.json', { custom: { small: -1.5e15 } }, 'custom.small'],
+    ['telemetry.json', { custom: { s: '1' } }, 'custom.s'],
+    ['telemetry.json', { custom: [1, 2] }, 'custom'],
     ['presence.json', { state: 'asleep' }, 'state'],
     ['rollout.json', { manifest: { signed: {}, signatures: [] } }, 'manifest.signatures'],
     ['flags.json', { version: 1.5 }, 'version'],
@@ -108,6 +113,12 @@ describe('bad inputs get precise errors, never throws', () => {
     const r = parseValue(schemaByKind[kind], { ...fixture(file), ...patch }, kind);
     expect(r.ok).toBe(false);
     expect(!r.ok && (r.error as ValidationError).issues.some((i) => i.startsWith(path))).toBe(true);
+  });
+
+  it('accepts custom metrics at their bounds: 64 of them, values of +-1e15', () => {
+    const custom = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`m.${i}`, i % 2 ? 1e15 : -1e15]));
+    const r = parseValue(TelemetryMessageSchema, { ...fixture('telemetry.json'), custom }, 'telemetry');
+    expect(r.ok && Object.keys(r.value.custom)).toHaveLength(64);
   });
 
   it('refuses a message of another kind in a union', () => {
