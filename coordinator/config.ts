@@ -59,18 +59,22 @@ export const CoordinatorConfigSchema = z.object({
       tlsCert: z.string().optional(),
       tlsKey: z.string().optional(),
       /** Concurrent artifact downloads served; the rest get 503 + Retry-After. Default 64. */
-      maxConcurrentDownloads: z.number().int().positive().default(64),
+      maxConcurrentDownloads: z.coerce.number().int().positive().default(64),
       /** Concurrent downloads one authenticated device may hold; the rest get 429 + Retry-After. Default 2. */
-      maxDownloadsPerDevice: z.number().int().positive().default(2),
-      /** A download whose client accepts no bytes for this long is dropped and its slot freed. Default 30 s. */
-      downloadIdleTimeoutMs: z.number().int().positive().default(30_000),
+      maxDownloadsPerDevice: z.coerce.number().int().positive().default(2),
+      /**
+       * A download whose client accepts no bytes for this long is dropped and its slot freed. The
+       * server sees progress as the kernel takes bytes, in steps of up to a third of the socket's send
+       * buffer: keep this above that step at the slowest link's rate. Default 30 s.
+       */
+      downloadIdleTimeoutMs: z.coerce.number().int().positive().default(30_000),
       /**
        * Slowest transfer kept: a download moving fewer bytes per second than this, averaged over each
        * `downloadRateWindowMs`, is dropped (the agent resumes with Range). 0 turns the check off.
        * Default 1 KiB/s over 60 s windows.
        */
-      downloadMinBytesPerSecond: z.number().int().nonnegative().default(1024),
-      downloadRateWindowMs: z.number().int().positive().default(60_000),
+      downloadMinBytesPerSecond: z.coerce.number().int().nonnegative().default(1024),
+      downloadRateWindowMs: z.coerce.number().int().positive().default(60_000),
     })
     .default({
       port: 8080,
@@ -157,6 +161,12 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_PUBLIC_URL']) http['publicUrl'] = env['FLEET_PUBLIC_URL'];
   if (env['FLEET_HTTP_TLS_CERT']) http['tlsCert'] = env['FLEET_HTTP_TLS_CERT'];
   if (env['FLEET_HTTP_TLS_KEY']) http['tlsKey'] = env['FLEET_HTTP_TLS_KEY'];
+  // Download bounds (artifact-server.ts).
+  if (env['FLEET_MAX_DOWNLOADS']) http['maxConcurrentDownloads'] = env['FLEET_MAX_DOWNLOADS'];
+  if (env['FLEET_MAX_DOWNLOADS_PER_DEVICE']) http['maxDownloadsPerDevice'] = env['FLEET_MAX_DOWNLOADS_PER_DEVICE'];
+  if (env['FLEET_DOWNLOAD_IDLE_TIMEOUT_MS']) http['downloadIdleTimeoutMs'] = env['FLEET_DOWNLOAD_IDLE_TIMEOUT_MS'];
+  if (env['FLEET_DOWNLOAD_MIN_BYTES_PER_S']) http['downloadMinBytesPerSecond'] = env['FLEET_DOWNLOAD_MIN_BYTES_PER_S'];
+  if (env['FLEET_DOWNLOAD_RATE_WINDOW_MS']) http['downloadRateWindowMs'] = env['FLEET_DOWNLOAD_RATE_WINDOW_MS'];
   if (Object.keys(http).length) out['http'] = http;
   if (env['FLEET_SIGNING_KEY']) out['signingKeyPath'] = env['FLEET_SIGNING_KEY'];
   if (env['FLEET_ADMIN_TOKEN']) out['adminToken'] = env['FLEET_ADMIN_TOKEN'];

@@ -9,6 +9,7 @@ import { ManualClock } from '../../protocol/clock.js';
 import { DownloadSlots } from '../../coordinator/artifacts/download-slots.js';
 import { TransferWatch, type DropReason } from '../../coordinator/artifacts/transfer-watch.js';
 import { DownloadAuth, parseBasic } from '../../coordinator/artifacts/download-auth.js';
+import { loadConfig } from '../../coordinator/config.js';
 
 const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
@@ -135,5 +136,34 @@ describe('download credentials', () => {
     const auth = new DownloadAuth({ allowAnonymous: true, now: () => 0, verify: () => Promise.resolve(false) });
     expect(await auth.authenticate(undefined)).toEqual({ ok: true, deviceId: undefined });
     expect(await auth.authenticate(basic('dev-1', 'x'))).toMatchObject({ ok: false, why: 'refused' });
+  });
+});
+
+describe('download limits in the configuration', () => {
+  it('come from FLEET_* variables, with defaults', () => {
+    expect(loadConfig({ dataDir: '/tmp/x' }).http).toMatchObject({
+      maxConcurrentDownloads: 64,
+      maxDownloadsPerDevice: 2,
+      downloadIdleTimeoutMs: 30_000,
+      downloadMinBytesPerSecond: 1024,
+      downloadRateWindowMs: 60_000,
+    });
+    const env = {
+      FLEET_MAX_DOWNLOADS: '10',
+      FLEET_MAX_DOWNLOADS_PER_DEVICE: '1',
+      FLEET_DOWNLOAD_IDLE_TIMEOUT_MS: '5000',
+      FLEET_DOWNLOAD_MIN_BYTES_PER_S: '0',
+      FLEET_DOWNLOAD_RATE_WINDOW_MS: '9000',
+      FLEET_HTTP_PORT: 'auto',
+    };
+    expect(loadConfig({ dataDir: '/tmp/x' }, env).http).toMatchObject({
+      port: 'auto',
+      maxConcurrentDownloads: 10,
+      maxDownloadsPerDevice: 1,
+      downloadIdleTimeoutMs: 5000,
+      downloadMinBytesPerSecond: 0,
+      downloadRateWindowMs: 9000,
+    });
+    expect(() => loadConfig({ dataDir: '/tmp/x' }, { FLEET_MAX_DOWNLOADS_PER_DEVICE: 'many' })).toThrow(/maxDownloadsPerDevice/);
   });
 });
