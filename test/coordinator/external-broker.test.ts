@@ -14,7 +14,8 @@ import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic, rolloutTopic } from '../../protocol/topics.js';
 import { hasMosquitto, Mosquitto } from '../support/mosquitto.js';
 import { spawnFleet, type RunningProcess } from '../support/processes.js';
-import { startCoordinator, tempDir, uniqueId, waitFor } from './helpers.js';
+import { ExternalBroker } from '../../coordinator/broker/external-broker.js';
+import { silentLogger, startCoordinator, tempDir, uniqueId, waitFor } from './helpers.js';
 
 const stops: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -57,6 +58,24 @@ describe.skipIf(!hasMosquitto)('external broker (Mosquitto)', () => {
     await c.createDeployment({ firmwareVersion: '1.1.0', target: { hardwareModels: ['rpi4'] }, waves: [{ percent: 100, soakMs: 60_000 }] });
     const manifest = JSON.parse(await got) as { kind: string; deploymentId: string };
     expect(manifest.kind).toBe('rollout');
+  });
+
+  it('a message the handler could not store gets no PUBACK and comes again after a reconnect', async () => {
+    const m = await broker();
+    const transport = new ExternalBroker({ url: m.url, clientId: uniqueId('coord'), logger: silentLogger });
+    const seen: string[] = [];
+    transport.onMessage((msg) => {
+      seen.push(msg.payload.toString('utf8'));
+      // The first delivery fails to be stored; the second is stored.
+      msg.ack(seen.length === 1 ? new Error('disk full') : undefined);
+    });
+    await transport.start();
+    stops.push(() => transport.stop());
+    const id = uniqueId('ext');
+    const d = await device(m.url, id);
+    await d.publishAsync(deviceTopic(id, 'hello'), hello(id), { qos: 1 });
+    await waitFor(() => seen.length >= 2, 'the message delivered again after the reconnect');
+    expect(seen[1]).toBe(seen[0]);
   });
 
   it('loses no acknowledged status when the coordinator is killed mid-wave and restarted', async () => {
