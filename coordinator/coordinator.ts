@@ -40,6 +40,7 @@ import { DownloadAuth } from './artifacts/download-auth.js';
 import { FirmwareService } from './artifacts/firmware-service.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { CounterTotals } from './counter-totals.js';
+import { FreshnessCounters } from './deployments/freshness-counters.js';
 import { Router } from './admin/router.js';
 import { HttpServer } from './admin/http-server.js';
 import { registerDeviceRoutes } from './admin/device-routes.js';
@@ -228,7 +229,8 @@ export class Coordinator {
     const httpTls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
     const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls);
     const trust = await coordinatorTrust(key, trustDir);
-    const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now, integrity);
+    const freshness = new FreshnessCounters(db, now);
+    const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
 
     const transport: Transport = config.mqtt.brokerUrl
       ? new ExternalBroker({
@@ -283,6 +285,7 @@ export class Coordinator {
       warmUpMs: config.telemetry.warmUpMs,
       analyzersFor: fixedAnalyzers ? () => fixedAnalyzers : (spec, wave) => canary.analyzersFor(spec, wave),
       random: options.random ?? Math.random,
+      freshness,
       onAudit: (e) => events.emit('audit', e),
     });
 

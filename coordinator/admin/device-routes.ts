@@ -37,6 +37,8 @@ export function deviceView(d: DeviceRecord, credentials?: CredentialStore): Reco
     hardwareModel: d.hardwareModel ?? null,
     firmwareVersion: d.firmwareVersion ?? null,
     activeSlot: d.activeSlot ?? null,
+    /** The device's anti-rollback floor (its hello): images below it are never booted there again. */
+    securityFloor: d.securityFloor,
     agentVersion: d.agentVersion ?? null,
     bucket: d.bucket,
     tags: d.tags,

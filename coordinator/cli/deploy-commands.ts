@@ -30,7 +30,7 @@ export interface DeploymentView {
     verdict?: string;
     counts: Record<string, number>;
   }[];
-  rollback?: { exposed: number; confirmed: number; unreachable: number; completedAt?: number };
+  rollback?: { exposed: number; confirmed: number; unreachable: number; refused?: number; completedAt?: number };
   abortReason?: string;
   createdAt: number;
   updatedAt: number;
@@ -75,7 +75,9 @@ export function renderStatus(d: DeploymentView, now = Date.now()): string {
     ),
   );
   if (d.rollback) {
-    lines.push(`rollback: ${d.rollback.confirmed}/${d.rollback.exposed} back on the old version, ${d.rollback.unreachable} unreachable ${bar(d.rollback.confirmed + d.rollback.unreachable, d.rollback.exposed, 16)}`);
+    const refused = d.rollback.refused ?? 0;
+    const floor = refused > 0 ? `, ${refused} refused (committed above their security floor; they stay)` : '';
+    lines.push(`rollback: ${d.rollback.confirmed}/${d.rollback.exposed} back on the old version, ${d.rollback.unreachable} unreachable${floor} ${bar(d.rollback.confirmed + d.rollback.unreachable + refused, d.rollback.exposed, 16)}`);
   }
   for (const dec of d.decisions?.slice(-5) ?? []) {
     lines.push(`decision ${dec.id} (wave ${dec.wave + 1}, ${ago(dec.at, now)}): ${dec.final.recommendation}${dec.final.rule ? ` by ${dec.final.rule}` : ''}${dec.final.issues?.length ? ` — ${dec.final.issues.slice(0, 2).join('; ')}` : ''}`);

@@ -9,6 +9,7 @@ interface DeviceView {
   hardwareModel: string | null;
   firmwareVersion: string | null;
   activeSlot: string | null;
+  securityFloor?: number;
   agentVersion: string | null;
   bucket: number;
   tags: string[];
@@ -77,6 +78,7 @@ export function registerDeviceCommands(program: Command): void {
         ['hardware model', d.hardwareModel ?? '-'],
         ['firmware', d.firmwareVersion ?? '-'],
         ['active slot', d.activeSlot ?? '-'],
+        ['security floor', d.securityFloor !== undefined ? String(d.securityFloor) : '-'],
         ['agent', d.agentVersion ?? '-'],
         ['bucket', String(d.bucket)],
         ['tags', d.tags.join(', ') || '-'],

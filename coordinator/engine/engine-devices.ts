@@ -8,7 +8,7 @@ import { isTerminalUpdateState, type UpdateState } from '../../protocol/update-s
 import { needsRollback } from './device-progress.js';
 import { classifyUpdate } from '../gate/hard-gates.js';
 import { audit, type Ctx } from './engine-context.js';
-import { checkEarlyHardLimits, checkRollbackDone, checkWaveComplete, confirmRollback, sendRollback } from './engine-waves.js';
+import { checkEarlyHardLimits, checkRollbackDone, checkWaveComplete, confirmRollback, isRollbackRefusal, refuseRollback, sendRollback } from './engine-waves.js';
 import { matchesTarget, waveOfBucketIn, waveOfDevice } from './wave-plan.js';
 import type { DeviceProgress, WaveMember } from './types.js';
 
@@ -29,6 +29,7 @@ function afterDeviceChange(ctx: Ctx, dev: DeviceProgress): void {
   if (core.phase === 'rolling-back' || core.phase === 'rolled-back') {
     if (dev.rollback) {
       if (dev.rollback.status !== 'confirmed' && isBackOnOldVersion(ctx, dev)) confirmRollback(ctx, dev);
+      else if (isRollbackRefusal(dev.state, dev.reason)) refuseRollback(ctx, dev);
     } else if (needsRollback(dev) && core.rollback) {
       // Exposed after the rollback began (it held the manifest before the topics were cleared).
       sendRollback(ctx, dev, 'engine');
@@ -146,7 +147,13 @@ export function onHello(ctx: Ctx, hello: HelloMessage): void {
   if (next.fromVersion === undefined && !mine) next.fromVersion = hello.firmwareVersion;
   ctx.d.put(next);
   const rb = next.rollback;
-  if ((core.phase === 'rolling-back' || core.phase === 'rolled-back') && rb && rb.status !== 'confirmed') {
+  if ((core.phase === 'rolling-back' || core.phase === 'rolled-back') && rb && rb.status !== 'confirmed' && rb.status !== 'refused') {
+    if (mine && isRollbackRefusal(mine.state, mine.reason)) {
+      // The device refused the rollback below its floor (its status may not have arrived): stop asking.
+      refuseRollback(ctx, next);
+      checkRollbackDone(ctx);
+      return;
+    }
     const onNew = hello.firmwareVersion === spec.firmwareVersion;
     const settled = !mine || isTerminalUpdateState(mine.state) || mine.state === 'idle';
     if (!onNew && settled) {

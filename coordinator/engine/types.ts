@@ -104,6 +104,11 @@ export const RollbackStateSchema = z.object({
   exposed: z.number().int().nonnegative(),
   confirmed: z.number().int().nonnegative(),
   unreachable: z.number().int().nonnegative(),
+  /**
+   * Devices that refused the rollback because it would cross their security floor: they committed an
+   * image that raised it, and stay on it (floor-warnings.ts). Absent in older records: none.
+   */
+  refused: z.number().int().nonnegative().default(0),
   completedAt: z.number().int().optional(),
 });
 export type RollbackState = z.infer<typeof RollbackStateSchema>;
@@ -133,7 +138,8 @@ export const DeviceTrackStateSchema = z.union([UpdateStateSchema, z.enum(['pendi
 export type DeviceTrackState = z.infer<typeof DeviceTrackStateSchema>;
 
 export const DeviceRollbackSchema = z.object({
-  status: z.enum(['sent', 'confirmed', 'unreachable']),
+  /** `refused`: the device reported the rollback below its security floor and stays on the new image. */
+  status: z.enum(['sent', 'confirmed', 'unreachable', 'refused']),
   attempts: z.number().int().nonnegative(),
   commandId: z.string(),
   sentAt: z.number().int(),

@@ -35,6 +35,9 @@ import type { DeviceRegistry } from '../registry/device-registry.js';
 import type { FirmwareService } from '../artifacts/firmware-service.js';
 import type { SnapshotBuilder } from '../telemetry/snapshot-builder.js';
 import { prepareDeployment } from '../deployments/deployment-factory.js';
+import { floorWarnings } from '../deployments/floor-warnings.js';
+import type { FreshnessCounters } from '../deployments/freshness-counters.js';
+import { matchesTarget } from '../registry/device-registry.js';
 import { CoordinatorEffectSink } from './effect-sink.js';
 import { RegistryWaveDirectory } from './wave-directory.js';
 import { GateSnapshots } from './gate-snapshots.js';
@@ -64,6 +67,8 @@ export interface RolloutServiceDeps {
   /** Gate analyzers for one wave (flag-driven in the coordinator); default: the hard gates. */
   analyzersFor: ((spec: { id: string }, wave: number) => readonly GateAnalyzer[]) | undefined;
   random: () => number;
+  /** Issues the seq of every signed command. */
+  freshness: FreshnessCounters;
   onAudit?: (entry: AuditEntry) => void;
 }
 
@@ -104,7 +109,11 @@ export interface DeploymentView {
   updatedAt: number;
   revision: number;
   decisions?: DecisionRecord[];
-  /** At creation only: canary waves too small to judge (wave-plan.ts smallWaveWarnings). */
+  /**
+   * At creation only: canary waves too small to judge (wave-plan.ts smallWaveWarnings), what the
+   * firmware does to the devices' security floors (floor-warnings.ts), an offline-signed manifest
+   * that devices may refuse as stale.
+   */
   warnings?: string[];
 }
 
@@ -168,6 +177,7 @@ export class RolloutService {
       logger: deps.logger,
       counters: deps.counters,
       now: () => deps.clock.now(),
+      commandSeq: () => deps.freshness.next('command'),
       ...(deps.onAudit ? { onAudit: deps.onAudit } : {}),
     });
     const gateSnapshots = new GateSnapshots({
@@ -211,7 +221,7 @@ export class RolloutService {
     // A damaged image (truncated or altered on disk) is never deployed: it would fail on every device.
     await this.deps.firmware.requireIntact(request.firmwareVersion);
     const now = this.deps.clock.now();
-    const spec = prepareDeployment(
+    const { spec, warnings: manifestWarnings } = prepareDeployment(
       request,
       {
         firmware: this.deps.firmware,
@@ -221,10 +231,23 @@ export class RolloutService {
       },
       actor,
     );
-    const warnings = this.checkTargetDevices(spec);
+    const small = this.checkTargetDevices(spec);
+    const other = [...manifestWarnings, ...this.floorWarnings(spec)];
     const core = await this.runner.create(spec, actor);
-    for (const warning of warnings) this.deps.logger.warn({ deploymentId: spec.id, warning }, 'deployment created with a small canary wave');
+    for (const warning of small) this.deps.logger.warn({ deploymentId: spec.id, warning }, 'deployment created with a small canary wave');
+    for (const warning of other) this.deps.logger.warn({ deploymentId: spec.id, warning }, 'deployment created: read this warning');
+    const warnings = [...small, ...other];
     return { ...deploymentView(core), ...(warnings.length ? { warnings } : {}) };
+  }
+
+  /** What the firmware does to the known target devices' security floors (floor-warnings.ts). */
+  private floorWarnings(spec: DeploymentSpec): string[] {
+    const securityVersion = spec.manifest.signed['securityVersion'];
+    if (typeof securityVersion !== 'number') return [];
+    const target = { hardware: spec.target.hardwareModels, versionRange: spec.target.versionRange, tags: spec.target.tags };
+    const floors: number[] = [];
+    for (const d of this.deps.registry.all()) if (matchesTarget(d, target)) floors.push(d.securityFloor);
+    return floorWarnings(spec.firmwareVersion, securityVersion, floors);
   }
 
   /**
@@ -269,8 +292,26 @@ export class RolloutService {
    * effect; the coordinator has already stored it in the status inbox, which is replayed on start.
    */
   status(m: StatusMessage): Promise<void> {
+    this.noteRefusal(m);
     this.runner.onStatus(m);
     return Promise.resolve();
+  }
+
+  /**
+   * A device refused a signed manifest or command as stale, replayed, unbound or below its floor:
+   * counted by reason (`device.refusals.<reason>` in GET /v1/metrics) and logged with the device and
+   * the deployment it came under. Under a deployment this coordinator never created, someone else
+   * offered it (a replay on the broker).
+   */
+  private noteRefusal(m: StatusMessage): void {
+    if (m.reason !== 'stale-manifest' && m.reason !== 'unbound-rollback' && m.reason !== 'below-security-floor' && m.reason !== 'replayed') return;
+    const known = this.runner.get(m.deploymentId) !== undefined;
+    this.deps.counters.inc(`device.refusals.${m.reason}`);
+    if (!known) this.deps.counters.inc('device.refusals.unknown-deployment');
+    this.deps.logger.warn(
+      { deviceId: m.deviceId, deploymentId: m.deploymentId, reason: m.reason, state: m.state, detail: m.detail, knownDeployment: known },
+      known ? 'a device refused what this deployment sent it' : 'a device refused a manifest under a deployment this coordinator never created (replayed on the broker?)',
+    );
   }
 
   /** A status from the inbox after a restart; duplicates are ignored by the engine (sequence numbers). */
