@@ -29,6 +29,7 @@ import type { Transport } from './broker/transport.js';
 import { DeviceIngest } from './ingest/device-ingest.js';
 import { StatusInbox } from './ingest/status-inbox.js';
 import { DeviceRegistry, type DeviceRecord } from './registry/device-registry.js';
+import { AnomalyLog } from './registry/anomaly-log.js';
 import type { TelemetryWriter } from './telemetry/telemetry-writer.js';
 import { openDataStores, startTelemetryWriter } from './data-stores.js';
 import { Housekeeping } from './housekeeping.js';
@@ -125,9 +126,11 @@ export class Coordinator {
     readonly trustDir: string,
     /** The operator bearer token for the admin API. */
     readonly adminToken: string,
+    /** What devices did that was refused or shed, per device (admin API, `fleet devices anomalies`). */
+    readonly anomalies: AnomalyLog,
     private readonly upkeep: Upkeep,
   ) {
-    this.housekeeping = new Housekeeping({ db, registry, inbox, telemetry, clock, timers, counters, counterTotals: upkeep.counterTotals, logger });
+    this.housekeeping = new Housekeeping({ db, registry, inbox, telemetry, clock, timers, counters, counterTotals: upkeep.counterTotals, logger, anomalies });
   }
 
   /**
@@ -162,7 +165,9 @@ export class Coordinator {
       logger.warn({ dataDir: config.dataDir }, 'the previous coordinator on this data directory did not stop cleanly (crash or kill): telemetry it had not stored yet is lost and not counted');
     }
     const now = (): number => clock.now();
-    const registry = DeviceRegistry.load(db);
+    // With the embedded broker every device has credentials: one never provisioned is a ghost.
+    const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined });
+    const anomalies = AnomalyLog.load({ db, now, counters, logger: logger.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
     const credentials = new CredentialStore(db, config.credentialCost, now);
     const auditLog = new AuditLog(db);
     // Handlers call into the coordinator built below; devices cannot connect before it exists.
@@ -175,6 +180,11 @@ export class Coordinator {
       },
       counters,
       logger.child({ module: 'ingest' }),
+      {
+        ...config.deviceLimits,
+        now,
+        onShed: (deviceId, channel) => anomalies.record(deviceId, 'rate-limited', `${channel} messages past ${config.deviceLimits[channel].perSecond}/s (burst ${config.deviceLimits[channel].burst}) shed`),
+      },
     );
     let telemetry: TelemetryWriter;
     try {
@@ -209,11 +219,11 @@ export class Coordinator {
       },
     });
     // Downloads authenticate like the broker does: anonymous exactly when anonymous devices are allowed.
-    const allowAnonymous = config.allowAnonymousDevices ?? config.env === 'development';
+    const allowAnonymous = config.allowAnonymousDevices;
     const artifactServer = new ArtifactServer({
       store: artifacts,
       integrity,
-      auth: new DownloadAuth({ allowAnonymous, verify: (id, secret) => credentials.verify(id, secret), now: () => timers.now() }),
+      auth: new DownloadAuth({ allowAnonymous, verify: (id, secret, lane) => credentials.verify(id, secret, lane), now: () => timers.now() }),
       hardwareModelOf: (id) => registry.hardwareModelOf(id),
       counters,
       logger: artifactLog,
@@ -252,6 +262,10 @@ export class Coordinator {
           hardwareModelOf: (id) => registry.hardwareModelOf(id),
           logger: logger.child({ module: 'broker' }),
           counters,
+          maxPacketBytes: config.mqtt.maxPacketBytes,
+          connectTimeoutMs: config.mqtt.connectTimeoutMs,
+          timers,
+          onAnomaly: (id, kind, detail) => anomalies.record(id, kind, detail),
         });
     const publisher = new Publisher(db, transport, now);
     const snapshots = new SnapshotBuilder(telemetryDb, config.telemetry.rollupSlotMs);
@@ -287,10 +301,11 @@ export class Coordinator {
       random: options.random ?? Math.random,
       freshness,
       onAudit: (e) => events.emit('audit', e),
+      anomalies,
     });
 
     const c = new Coordinator(config, logger, clock, timers, db, counters, registry, credentials, telemetry, telemetryDb, artifacts, firmware,
-      auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken,
+      auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken, anomalies,
       { lock, counterTotals, integrity, downloads: artifactServer, timers, startedAt: timers.now() });
     (c as { events: EventEmitter<CoordinatorEvents> }).events = events;
     const audit = (actor: string, action: string, subject: string, detail: Record<string, unknown> = {}): void => {
@@ -306,7 +321,7 @@ export class Coordinator {
       auditLog,
       endpoints: () => ({ mqttUrl: transport.url, httpUrl: http.url }),
     });
-    registerDeviceRoutes(router, { registry, credentials, now, audit, deviceDeployments: (id) => rollouts.deviceHistory(id) });
+    registerDeviceRoutes(router, { registry, credentials, now, audit, deviceDeployments: (id) => rollouts.deviceHistory(id), anomalies });
     registerFirmwareRoutes(router, { store: artifacts, firmware, audit });
     registerDeploymentRoutes(router, { rollouts });
     canary.registerRoutes(router);
@@ -350,6 +365,9 @@ export class Coordinator {
     }
     c.housekeeping.start();
     integrity.startScan();
+    if (config.allowAnonymousDevices) {
+      logger.warn({ mqttUrl: transport.url }, 'devices without credentials are accepted (development, loopback only): they are ghosts, in no wave; provision real devices');
+    }
     logger.info({ env: config.env, mqttUrl: transport.url, httpUrl: http.url, dataDir: config.dataDir, restoredRetained: restored, replayedStatuses: replayed.length, keyId: key.keyid }, 'coordinator started');
     return c;
   }
@@ -371,6 +389,14 @@ export class Coordinator {
   // ---- device messages -------------------------------------------------------------------------
 
   private onHello(m: HelloMessage): void {
+    // The operator's registry is authoritative: a hello contradicting it changes nothing (and no ACL).
+    const refusal = this.registry.checkHello(m);
+    if (refusal) {
+      this.counters.inc('ingest.hello.refused');
+      this.registry.seen(m.deviceId, this.clock.now());
+      this.anomalies.record(m.deviceId, refusal.kind, refusal.detail);
+      return;
+    }
     this.registry.applyHello(m, this.clock.now());
     this.rollouts.hello(m);
   }
@@ -485,7 +511,7 @@ export class Coordinator {
       totalsSince: since,
       totals,
       downloads: { active: this.upkeep.downloads.activeDownloads },
-      devices: { known: this.registry.size, connected: connected?.size ?? null },
+      devices: { known: this.registry.size, connected: connected?.size ?? null, withAnomalies: this.anomalies.devices },
       telemetry: { pending: this.telemetry.pending, written: this.telemetry.written },
       deployments: this.rollouts.summary(),
     };

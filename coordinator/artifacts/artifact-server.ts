@@ -105,7 +105,7 @@ export class ArtifactServer {
     if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'only GET and HEAD', { allow: 'GET, HEAD' });
     if (!/^[0-9a-f]{64}$/.test(id)) return text(res, 404, 'no such artifact');
 
-    const auth = await this.deps.auth.authenticate(req.headers.authorization);
+    const auth = await this.deps.auth.authenticate(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
     if (gone(res)) return;
     if (!auth.ok) {
       counters.inc(auth.why === 'busy' ? 'artifacts.auth.busy' : `artifacts.auth.${auth.why}`);

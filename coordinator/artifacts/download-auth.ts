@@ -21,8 +21,12 @@ export type AuthOutcome =
 export interface DownloadAuthOptions {
   /** Serve requests without credentials (the broker accepts anonymous devices). */
   allowAnonymous: boolean;
-  /** The device's secret checked against its stored hash (CredentialStore.verify). */
-  verify: (deviceId: string, secret: string) => Promise<boolean>;
+  /**
+   * The device's secret checked against its stored hash (CredentialStore.verify); `lane` is the
+   * client's address, so that checks from one address wait their turn behind others'. A rejection
+   * (the store is busy) is answered 503, never remembered as a refusal.
+   */
+  verify: (deviceId: string, secret: string, lane: string) => Promise<boolean>;
   /** Real time, for the refusal cache. */
   now: () => number;
   /** Uncached credential checks at once; more are answered 503. Default 16. */
@@ -49,7 +53,8 @@ export class DownloadAuth {
 
   constructor(private readonly options: DownloadAuthOptions) {}
 
-  async authenticate(header: string | undefined): Promise<AuthOutcome> {
+  /** `from`: the client's address. */
+  async authenticate(header: string | undefined, from: string): Promise<AuthOutcome> {
     if (header === undefined || header === '') {
       return this.options.allowAnonymous ? { ok: true, deviceId: undefined } : { ok: false, status: 401, why: 'missing' };
     }
@@ -69,9 +74,9 @@ export class DownloadAuth {
     this.pending++;
     let ok: boolean;
     try {
-      ok = await this.options.verify(deviceId, basic.password);
+      ok = await this.options.verify(deviceId, basic.password, from);
     } catch {
-      // The store failed, not the device: let it come back rather than remember a refusal.
+      // The store was busy or failed, not the device: let it come back rather than remember a refusal.
       return { ok: false, status: 503, why: 'busy', deviceId };
     } finally {
       this.pending--;

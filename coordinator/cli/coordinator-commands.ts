@@ -26,10 +26,13 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .option('--mqtt-client-ca <file>', 'CA that signs device certificates: require one, CN = device id (FLEET_TLS_CLIENT_CA)')
     .option('--http-tls-cert <file>', 'PEM certificate (chain) for HTTPS: admin API and artifacts (FLEET_HTTP_TLS_CERT)')
     .option('--http-tls-key <file>', 'PEM private key for HTTPS (FLEET_HTTP_TLS_KEY)')
+    .option('--allow-anonymous', 'development only, loopback only: accept devices without credentials (ghosts: never in a wave, no rollouts)')
+    .option('--max-packet-bytes <n>', 'largest MQTT packet a device may send (default 131072)')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (opts: {
       dataDir?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; publicUrl?: string; signingKey?: string; logLevel: string;
       mqttTlsCert?: string; mqttTlsKey?: string; mqttClientCa?: string; httpTlsCert?: string; httpTlsKey?: string;
+      allowAnonymous?: boolean; maxPacketBytes?: string;
     }) => {
       const { Coordinator } = await import('../coordinator.js');
       const { pino } = await import('pino');
@@ -37,6 +40,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       const config: Partial<CoordinatorConfigInput> = {
         ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
         ...(opts.signingKey ? { signingKeyPath: opts.signingKey } : {}),
+        ...(opts.allowAnonymous ? { allowAnonymousDevices: true } : {}),
       };
       const mqtt: Record<string, unknown> = {};
       // Passed as given: the config schema reads a number or `auto`.
@@ -46,6 +50,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (opts.mqttTlsCert !== undefined) mqtt['tlsCert'] = opts.mqttTlsCert;
       if (opts.mqttTlsKey !== undefined) mqtt['tlsKey'] = opts.mqttTlsKey;
       if (opts.mqttClientCa !== undefined) mqtt['tlsClientCa'] = opts.mqttClientCa;
+      if (opts.maxPacketBytes !== undefined) mqtt['maxPacketBytes'] = Number(opts.maxPacketBytes);
       const http: Record<string, unknown> = {};
       if (opts.httpPort !== undefined) http['port'] = opts.httpPort;
       if (opts.host !== undefined) http['host'] = opts.host;

@@ -220,7 +220,8 @@ export interface WaveMember {
 export type EngineEvent =
   /** Timer fired (or any periodic nudge): the engine checks its deadlines against `now`. */
   | { type: 'tick' }
-  | { type: 'device-status'; status: StatusMessage }
+  /** `hardwareModel`: what the registry knows the device as (its status does not say). */
+  | { type: 'device-status'; status: StatusMessage; hardwareModel?: string }
   | { type: 'device-hello'; hello: HelloMessage }
   | { type: 'device-presence'; deviceId: string; online: boolean }
   /** Answer to a `request-members` effect. */
@@ -248,7 +249,12 @@ export type EngineEffect =
   /** Wake the engine with a `tick` at this time (the runner keeps one timer per deployment). */
   | { type: 'schedule-wake'; at: number }
   /** An audit-log entry / structured log line. */
-  | { type: 'audit'; entry: AuditEntry };
+  | { type: 'audit'; entry: AuditEntry }
+  /**
+   * A device reported on an update it was never offered: recorded on the device for operators,
+   * never fed to a gate. Changes no state (a step with only these persists nothing).
+   */
+  | { type: 'device-anomaly'; deviceId: string; kind: 'unoffered-status'; detail: string };
 
 export type EngineEffectType = EngineEffect['type'];
 
@@ -298,6 +304,8 @@ export interface EffectSink {
   sendCommand(command: CommandRequest): Promise<void>;
   /** Append to the audit log and log it (pino, child `engine`). */
   audit(entry: AuditEntry): void;
+  /** Record a device anomaly (the registry's anomaly log); optional for sinks that keep none. */
+  anomaly?(deviceId: string, kind: 'unoffered-status', detail: string): void;
 }
 
 /** Where deployments live. Synchronous (SQLite); `save` is one transaction. */

@@ -14,6 +14,7 @@ import type { AuditEntry, CommandRequest, EffectSink } from '../engine/types.js'
 import type { AuditLog } from '../store/audit-log.js';
 import type { Counters } from '../metrics.js';
 import type { Publisher } from './publisher.js';
+import type { AnomalyLog } from '../registry/anomaly-log.js';
 
 export interface CoordinatorEffectSinkOptions {
   publisher: Publisher;
@@ -31,6 +32,8 @@ export interface CoordinatorEffectSinkOptions {
   commandTtlMs?: number;
   /** Called after each audit entry (the coordinator's event stream). */
   onAudit?: (entry: AuditEntry) => void;
+  /** Device anomalies the engine reports (statuses for updates never offered). */
+  anomalies?: Pick<AnomalyLog, 'record'>;
 }
 
 export class CoordinatorEffectSink implements EffectSink {
@@ -94,6 +97,10 @@ export class CoordinatorEffectSink implements EffectSink {
     await this.o.publisher.send(deviceTopic(command.deviceId, 'commands'), encodeMessage(message), 1);
     this.o.counters.inc(`commands.${command.action}`);
     this.o.logger.info({ deviceId: command.deviceId, deploymentId: command.deploymentId, commandId: command.commandId, action: command.action, seq: signed.signed.seq }, 'command sent');
+  }
+
+  anomaly(deviceId: string, kind: 'unoffered-status', detail: string): void {
+    this.o.anomalies?.record(deviceId, kind, detail);
   }
 
   audit(entry: AuditEntry): void {

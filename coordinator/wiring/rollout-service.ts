@@ -2,7 +2,8 @@
  * The coordinator's rollout service: the engine runner wired to the shell — SQLite repository, the
  * effect sink (retained manifests, signed commands, audit), the registry as wave directory, gate
  * snapshots built from telemetry (each stored by the digest its decision records) — plus the views the
- * admin API and embedders read. I/O shell.
+ * admin API and embedders read. Ghosts (devices never provisioned where provisioning is required)
+ * never reach the engine: their hellos are left out and their statuses recorded as anomalies. I/O shell.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../../protocol/clock.js';
@@ -42,6 +43,7 @@ import { CoordinatorEffectSink } from './effect-sink.js';
 import { RegistryWaveDirectory } from './wave-directory.js';
 import { GateSnapshots } from './gate-snapshots.js';
 import type { Publisher } from './publisher.js';
+import type { AnomalyLog } from '../registry/anomaly-log.js';
 
 /** A deployment whose target matches no known device. */
 export class NoEligibleDevicesError extends FleetError {
@@ -70,6 +72,8 @@ export interface RolloutServiceDeps {
   /** Issues the seq of every signed command. */
   freshness: FreshnessCounters;
   onAudit?: (entry: AuditEntry) => void;
+  /** Where statuses for updates a device was never offered are recorded. */
+  anomalies?: Pick<AnomalyLog, 'record'>;
 }
 
 /** A deployment as the admin API shows it (the CLI's DeploymentView). */
@@ -179,6 +183,7 @@ export class RolloutService {
       now: () => deps.clock.now(),
       commandSeq: () => deps.freshness.next('command'),
       ...(deps.onAudit ? { onAudit: deps.onAudit } : {}),
+      ...(deps.anomalies ? { anomalies: deps.anomalies } : {}),
     });
     const gateSnapshots = new GateSnapshots({
       registry: deps.registry,
@@ -271,8 +276,8 @@ export class RolloutService {
     }
     throw new NoEligibleDevicesError(
       `no known device matches the target (models ${spec.target.hardwareModels.join(', ')}, versions ${spec.target.versionRange}` +
-        `${spec.target.tags.length ? `, tags ${spec.target.tags.join(', ')}` : ''}); devices become known when they connect and say hello: ` +
-        'provision them, start their agents (`fleet devices list` shows who is known), then create the deployment',
+        `${spec.target.tags.length ? `, tags ${spec.target.tags.join(', ')}` : ''}); devices become known when they are provisioned, connect and say hello: ` +
+        'provision them, start their agents (`fleet devices list` shows who is known; ghosts, devices without credentials, never count), then create the deployment',
     );
   }
 
@@ -283,17 +288,21 @@ export class RolloutService {
 
   // ---- device traffic -----------------------------------------------------------------------
 
+  /** Feeds a hello to the engine (not a ghost's: it is in no wave). */
   hello(m: HelloMessage): void {
+    if (!this.deps.registry.isTracked(m.deviceId)) return;
     this.runner.onHello(m);
   }
 
   /**
-   * Feeds a status to the engine. The runner queues it per deployment and persists it before any
-   * effect; the coordinator has already stored it in the status inbox, which is replayed on start.
+   * Feeds a status to the engine with the model the registry knows the device as (the engine counts
+   * it only for an update the device was offered). The runner queues it per deployment and persists it
+   * before any effect; the coordinator has already stored it in the status inbox, which is replayed on
+   * start. A ghost's status is an anomaly, never an input.
    */
   status(m: StatusMessage): Promise<void> {
     this.noteRefusal(m);
-    this.runner.onStatus(m);
+    this.feedStatus(m);
     return Promise.resolve();
   }
 
@@ -316,7 +325,17 @@ export class RolloutService {
 
   /** A status from the inbox after a restart; duplicates are ignored by the engine (sequence numbers). */
   replayStatus(m: StatusMessage): void {
-    this.runner.onStatus(m);
+    this.feedStatus(m);
+  }
+
+  private feedStatus(m: StatusMessage): void {
+    const registry = this.deps.registry;
+    if (!registry.isTracked(m.deviceId)) {
+      const known = registry.get(m.deviceId) !== undefined;
+      this.deps.anomalies?.record(m.deviceId, 'unoffered-status', `status ${m.state} for ${m.deploymentId} ignored: ${known ? 'a ghost (never provisioned) is in no wave' : 'unknown device'}`);
+      return;
+    }
+    this.runner.onStatus(m, registry.hardwareModelOf(m.deviceId));
   }
 
   presence(deviceId: string, online: boolean): void {

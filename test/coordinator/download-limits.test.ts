@@ -114,28 +114,28 @@ describe('download credentials', () => {
         return id === 'dev-1' && secret === 'good';
       },
     });
-    expect(await auth.authenticate(undefined)).toEqual({ ok: false, status: 401, why: 'missing' });
-    expect(await auth.authenticate('Basic bm9jb2xvbg==')).toEqual({ ok: false, status: 401, why: 'malformed' });
-    expect(await auth.authenticate(basic('dev-1', 'good'))).toEqual({ ok: true, deviceId: 'dev-1' });
-    expect(await auth.authenticate(basic('dev-1', 'bad'))).toMatchObject({ ok: false, why: 'refused', deviceId: 'dev-1' });
+    expect(await auth.authenticate(undefined, 'a')).toEqual({ ok: false, status: 401, why: 'missing' });
+    expect(await auth.authenticate('Basic bm9jb2xvbg==', 'a')).toEqual({ ok: false, status: 401, why: 'malformed' });
+    expect(await auth.authenticate(basic('dev-1', 'good'), 'a')).toEqual({ ok: true, deviceId: 'dev-1' });
+    expect(await auth.authenticate(basic('dev-1', 'bad'), 'a')).toMatchObject({ ok: false, why: 'refused', deviceId: 'dev-1' });
     const before = calls;
-    expect(await auth.authenticate(basic('dev-1', 'bad'))).toMatchObject({ why: 'refused' });
+    expect(await auth.authenticate(basic('dev-1', 'bad'), 'a')).toMatchObject({ why: 'refused' });
     expect(calls).toBe(before); // remembered
     now += 61_000;
-    await auth.authenticate(basic('dev-1', 'bad'));
+    await auth.authenticate(basic('dev-1', 'bad'), 'a');
     expect(calls).toBe(before + 1); // forgotten after a minute
 
-    const slow = [auth.authenticate(basic('dev-2', 'slow')), auth.authenticate(basic('dev-3', 'slow'))];
-    expect(await auth.authenticate(basic('dev-1', 'good'))).toEqual({ ok: false, status: 503, why: 'busy', deviceId: 'dev-1' });
+    const slow = [auth.authenticate(basic('dev-2', 'slow'), 'a'), auth.authenticate(basic('dev-3', 'slow'), 'a')];
+    expect(await auth.authenticate(basic('dev-1', 'good'), 'a')).toEqual({ ok: false, status: 503, why: 'busy', deviceId: 'dev-1' });
     for (const w of waiting) w();
     await Promise.all(slow);
-    expect(await auth.authenticate(basic('dev-1', 'good'))).toEqual({ ok: true, deviceId: 'dev-1' });
+    expect(await auth.authenticate(basic('dev-1', 'good'), 'a')).toEqual({ ok: true, deviceId: 'dev-1' });
   });
 
   it('serves requests without credentials as anonymous when anonymous devices are allowed, still checking given ones', async () => {
     const auth = new DownloadAuth({ allowAnonymous: true, now: () => 0, verify: () => Promise.resolve(false) });
-    expect(await auth.authenticate(undefined)).toEqual({ ok: true, deviceId: undefined });
-    expect(await auth.authenticate(basic('dev-1', 'x'))).toMatchObject({ ok: false, why: 'refused' });
+    expect(await auth.authenticate(undefined, 'a')).toEqual({ ok: true, deviceId: undefined });
+    expect(await auth.authenticate(basic('dev-1', 'x'), 'a')).toMatchObject({ ok: false, why: 'refused' });
   });
 });
 

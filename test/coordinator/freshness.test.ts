@@ -72,8 +72,10 @@ describe('a coordinator signing fresh manifests', () => {
     return c;
   }
   const image = (label: string): Readable => Readable.from([Buffer.alloc(2048, label)]);
-  const known = (c: Coordinator, model: string, securityFloor = 0): string => {
+  /** A provisioned device that has said hello (a device never provisioned is a ghost, in no wave). */
+  const known = async (c: Coordinator, model: string, securityFloor = 0): Promise<string> => {
     const id = uniqueId('dev');
+    await c.provisionDevices([id], { hardwareModel: model });
     c.registry.applyHello(
       { v: 1, kind: 'hello', deviceId: id, hardwareModel: model, firmwareVersion: '1.0.0', activeSlot: 'A', agentVersion: 'test', bucket: bucketOf(id), tags: [], securityFloor, at: Date.now() },
       Date.now(),
@@ -86,9 +88,9 @@ describe('a coordinator signing fresh manifests', () => {
   it('gives each deployment manifest the next metadataVersion, and warns when a release raises the floor', async () => {
     const c = await coordinator();
     await c.uploadFirmware({ image: image('a'), version: '2.0.0', hardware: ['m1', 'm2'], securityVersion: 3 });
-    known(c, 'm1');
-    known(c, 'm1', 3);
-    known(c, 'm2');
+    await known(c, 'm1');
+    await known(c, 'm1', 3);
+    await known(c, 'm2');
     const first = await c.createDeployment({ firmwareVersion: '2.0.0', target: { hardwareModels: ['m1'] }, waves });
     const second = await c.createDeployment({ firmwareVersion: '2.0.0', target: { hardwareModels: ['m2'] }, waves });
     const a = manifestOf(c, first.id);
@@ -122,7 +124,7 @@ describe('a coordinator signing fresh manifests', () => {
     // A rollback manifest must be bound; one that is, binds its deployment's id.
     const dep = uniqueId('rb');
     await upload(offline({ rollback: true, deploymentId: dep, installableOver: '>1.0.1' }));
-    known(c, 'm1');
+    await known(c, 'm1');
     await expect(c.createDeployment({ id: uniqueId('other'), firmwareVersion: '1.0.1', target: { hardwareModels: ['m1'] }, waves })).rejects.toThrow(/signed for deployment/);
     const created = await c.createDeployment({ firmwareVersion: '1.0.1', target: { hardwareModels: ['m1'] }, waves });
     expect(created.id).toBe(dep);
@@ -130,7 +132,7 @@ describe('a coordinator signing fresh manifests', () => {
     // one refuse it, and the operator hears so at creation.
     const old = buildManifest({ firmwareVersion: '1.0.2', hardware: ['m3'], artifact: { url: 'http://127.0.0.1:1/fw.img', size, sha256 }, issuedAt: Date.now(), metadataVersion: 5 });
     await c.uploadFirmware({ image: Readable.from([bytes]), version: '1.0.2', hardware: ['m3'], offlineManifest: signManifest(old, [key]) });
-    known(c, 'm3');
+    await known(c, 'm3');
     const stale = await c.createDeployment({ firmwareVersion: '1.0.2', target: { hardwareModels: ['m3'] }, waves });
     expect(stale.warnings).toContainEqual(expect.stringMatching(/metadataVersion 5, not above \d+ .*refuse it \(stale-manifest\); sign it again/));
   });
