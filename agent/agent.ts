@@ -130,6 +130,9 @@ export class Agent {
         );
       }
     }
+    // Read the broker's files (password, CA, client certificate) before this run is recorded as
+    // running: an unreadable one is a configuration error, not a crash to count at the next start.
+    await brokerClientOptions(cfg);
     const prepared = beginRun(state, bootId, loaded !== null, TELEMETRY_SEQ_BLOCK);
     // Resolve the boot before anything else sees the state: the machine re-derives the stage's effects.
     const r = step(prepared, { type: 'boot', boot: { booted: boot.booted, primary: boot.primary, trial: boot.trial, bootId } }, (options.clock ?? systemClock).now(), machineConfigOf(cfg));

@@ -1,6 +1,7 @@
 /**
  * The embedded Aedes broker: TCP (or TLS) listener, per-device authentication (device-auth.ts), ACLs
- * from acl.ts, and in-process ingest through the `published` hook. What no client may do to it: send
+ * from acl.ts, and in-process ingest at authorization, before the PUBACK (see `authorizePublish`). What
+ * no client may do to it: send
  * a packet larger than `maxPacketBytes` (refused from its header, before the body is buffered; before
  * authentication the CONNECT limit applies), hold a socket open without a CONNECT past
  * `connectTimeoutMs`, turn a wrong-password loop into a queue of scrypt runs, or go on speaking for an
@@ -9,7 +10,7 @@
  */
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Aedes, AedesPublishPacket, Client } from 'aedes';
+import type { Aedes, Client } from 'aedes';
 import { systemClock, type Clock } from '../../protocol/clock.js';
 import { FleetError } from '../../protocol/errors.js';
 import { LogLimiter } from '../log-limiter.js';
@@ -147,7 +148,11 @@ export class EmbeddedBroker implements Transport {
           decision = { ok: false, reason: 'this id has been provisioned: reconnect with its credentials' };
           this.options.onAnomaly?.(deviceId, 'spoofed-identity', `a session without credentials from ${remoteAddressOf(client)} kept publishing after the id was provisioned; disconnected`);
         }
-        if (decision.ok) return done(null);
+        // Ingest happens here, not in the `published` hook: Aedes writes a QoS 1 PUBACK before it runs
+        // `published`, so a status handed over there could be acknowledged and then lost in a crash.
+        // Here the PUBACK waits for the handler (a status is stored first); a handler error closes the
+        // connection unacknowledged and the device sends the message again.
+        if (decision.ok) return this.deliver(packet, client, done);
         const reason = decision.reason;
         counters.inc('mqtt.acl.publish.refused');
         const held = this.logLimit.admit(`publish:${deviceId ?? remoteAddressOf(client)}`);
@@ -170,10 +175,8 @@ export class EmbeddedBroker implements Transport {
         // A null subscription makes Aedes answer SUBACK 0x80 (failure) for this topic.
         done(null, null);
       },
-      published: (packet, client, done) => {
-        if (!client) return done(null);
-        this.deliver(packet, client, done);
-      },
+      // Device messages were handed to ingest in authorizePublish; the broker only routes them on.
+      published: (_packet, _client, done) => done(null),
     });
     aedes.on('clientReady', (client) => {
       const id = (client as FleetClient)[DEVICE_ID];
@@ -236,7 +239,7 @@ export class EmbeddedBroker implements Transport {
     });
   }
 
-  private deliver(packet: AedesPublishPacket, client: FleetClient, done: (err?: Error | null) => void): void {
+  private deliver(packet: { topic: string; payload: Buffer | string }, client: FleetClient, done: (err?: Error | null) => void): void {
     const handler = this.handler;
     if (!handler) return done(null);
     let settled = false;

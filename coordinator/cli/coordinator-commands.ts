@@ -1,5 +1,5 @@
 /**
- * `fleet coordinator start`: runs the coordinator in the foreground until SIGINT/SIGTERM.
+ * `fleet coordinator start`: runs the coordinator in the foreground until SIGINT/SIGTERM (then exits 0).
  * `fleet coordinator metrics`: its counters, since this start and over every run (admin API).
  */
 import type { Command } from 'commander';
@@ -59,23 +59,20 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (opts.httpTlsKey !== undefined) http['tlsKey'] = opts.httpTlsKey;
       if (Object.keys(mqtt).length) (config as Record<string, unknown>)['mqtt'] = mqtt;
       if (Object.keys(http).length) (config as Record<string, unknown>)['http'] = http;
-      const c = await Coordinator.create({ config, env: process.env, logger });
-      // Handlers before the banner: a supervisor that waits for the banner may signal at once.
-      const signalled = new Promise<void>((resolve) => {
-        const onSignal = (): void => {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-          resolve();
-        };
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
+      const { runDaemon } = await import('../../protocol/daemon.js');
+      // The signal handlers are in place before start(), so before the banner: a supervisor that waits
+      // for the banner may signal at once (and a signal during the start stops it once it is up).
+      await runDaemon({
+        logger,
+        start: async () => {
+          const c = await Coordinator.create({ config, env: process.env, logger });
+          console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
+          if (c.config.env === 'development') {
+            console.error(`operator token written to ${c.config.dataDir}/admin.json; \`fleet … --data-dir ${c.config.dataDir}\` finds it`);
+          }
+          return () => c.stop();
+        },
       });
-      console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
-      if (c.config.env === 'development') {
-        console.error(`operator token written to ${c.config.dataDir}/admin.json; \`fleet … --data-dir ${c.config.dataDir}\` finds it`);
-      }
-      await signalled;
-      await c.stop();
     });
 
   addConnectionOptions(
