@@ -5,7 +5,6 @@
  * CONNACK, and each is stored before its PUBACK.
  */
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
@@ -30,19 +29,7 @@ async function broker(): Promise<Mosquitto> {
   // The coordinator's session may queue every status sent while it is down (default bound: 1,000).
   const m = await Mosquitto.start({ allowAnonymous: true, extra: ['max_queued_messages 100000'] });
   stops.push(() => m.close());
-  // Mosquitto logs "Opening ... listen socket" just before it listens: wait until it accepts.
-  await waitFor(() => accepts(m.port), 'Mosquitto accepting connections');
   return m;
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-  });
 }
 
 async function device(url: string, id: string): Promise<MqttClient> {
