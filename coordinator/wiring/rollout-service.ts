@@ -20,6 +20,7 @@ import { hardGatesAnalyzer } from '../gate/hard-gates.js';
 import { inputsDigest } from '../gate/run-gate.js';
 import { allDevices } from '../engine/device-progress.js';
 import { smallWaveWarnings, waveOfBucketIn } from '../engine/wave-plan.js';
+import { planWarnings } from '../canary/soak-planner.js';
 import type {
   AuditEntry,
   DeploymentCore,
@@ -272,7 +273,7 @@ export class RolloutService {
         const wave = waveOfBucketIn(spec, m.bucket);
         if (wave >= 0) sizes[wave]!++;
       }
-      return smallWaveWarnings(spec, sizes, known.length);
+      return [...smallWaveWarnings(spec, sizes, known.length), ...planWarnings(spec, sizes, known.length)];
     }
     throw new NoEligibleDevicesError(
       `no known device matches the target (models ${spec.target.hardwareModels.join(', ')}, versions ${spec.target.versionRange}` +

@@ -25,7 +25,7 @@ const RISK = { Proceed: 'Low', Monitor: 'Medium', Abort: 'High' } as const;
 /** An "oracle" model: reads the deployment id (golden-<name>) from the evidence and answers the label. */
 function oracle(labels: Record<string, string>, wrongFor: ReadonlySet<string> = new Set(), garbageFor: ReadonlySet<string> = new Set()) {
   return (req: RecordedRequest): FakeBehaviour => {
-    const name = /"deploymentId":"golden-([a-z-]+)"/.exec(req.body.messages[1]!.content)?.[1] ?? '';
+    const name = /"deploymentId":"golden-([a-z0-9-]+)"/.exec(req.body.messages[1]!.content)?.[1] ?? '';
     if (garbageFor.has(name)) return { kind: 'content', content: '{"riskLevel": "Low"' };
     let rec = labels[name] as 'Proceed' | 'Monitor' | 'Abort';
     if (wrongFor.has(name)) rec = rec === 'Proceed' ? 'Monitor' : 'Proceed';
@@ -44,13 +44,13 @@ describe('AI regression plumbing', () => {
     expect(good).toMatchObject({ score: 1, errors: 0, unsafe: 0, passed: true });
     expect(good.cases[0]!.meta).toMatchObject({ model: 'oracle', promptId: 'risk-stable-v1' });
 
-    server.behaviour = oracle(labels, new Set(['crash-spike', 'memory-leak', 'boot-loop']), new Set(['healthy', 'noisy-but-fine']));
+    server.behaviour = oracle(labels, new Set(['crash-x5', 'leak-onset-midway', 'trial-failures', 'cpu-improvement']), new Set(['healthy-mixed', 'noisy-mixed']));
     const bad = await runRegression(analyzer, cases, DEFAULT_GATE_POLICY, 0.75);
     expect(bad.errors).toBe(2);
     expect(bad.unsafe).toBe(3);
-    expect(bad.agreed).toBe(cases.length - 5);
+    expect(bad.agreed).toBe(cases.length - 6);
     expect(bad.passed).toBe(false);
-    expect(bad.cases.find((c) => c.name === 'healthy')?.error?.code).toBe('ai-invalid-json');
+    expect(bad.cases.find((c) => c.name === 'healthy-mixed')?.error?.code).toBe('ai-invalid-json');
   });
 
   it('an empty run never passes', () => {
@@ -59,7 +59,7 @@ describe('AI regression plumbing', () => {
 
   it('fleet canary eval reports and enforces the threshold', async () => {
     const cases = await loadLabelledCases(dir);
-    server.behaviour = oracle(Object.fromEntries(cases.map((c) => [c.name, c.label])), new Set(['healthy']));
+    server.behaviour = oracle(Object.fromEntries(cases.map((c) => [c.name, c.label])), new Set(['healthy-mixed']));
     process.env['FLEET_AI_BASE_URL'] = server.baseURL;
     process.env['FLEET_AI_MODEL'] = 'oracle';
     const run = async (...args: string[]) => {
@@ -75,9 +75,9 @@ describe('AI regression plumbing', () => {
       return lines.join('\n');
     };
     const text = await run('--min-score', '0.9');
-    expect(text).toContain('MISS healthy: label Proceed, got Monitor');
+    expect(text).toContain('MISS healthy-mixed: label Proceed, got Monitor');
     await expect(run('--min-score', '0.99')).rejects.toThrow(/below 0.99/);
-    // The statistical judge passes its own golden set completely.
-    expect(await run('--analyzer', 'stat', '--min-score', '1')).toMatch(/agree \(score 1\.00/);
+    // The statistical judge against the rubric's labels (the golden test lists its disagreements).
+    expect(await run('--analyzer', 'stat', '--min-score', '0.9')).toMatch(/agree \(score 0\.9\d/);
   });
 });
