@@ -224,6 +224,8 @@ export class RolloutService {
   // ---- commands ---------------------------------------------------------------------------
 
   async create(request: DeploymentRequest, actor: string): Promise<DeploymentView> {
+    // A damaged image (truncated or altered on disk) is never deployed: it would fail on every device.
+    await this.deps.firmware.requireIntact(request.firmwareVersion);
     const now = this.deps.clock.now();
     const { spec, warnings: manifestWarnings } = prepareDeployment(
       request,
