@@ -6,7 +6,7 @@
 export * from './types.js';
 export { createDeployment, initialState, nextWakeAt, reconcile, step, gatePolicyFor } from './engine.js';
 export { buildDeploymentSpec, checkSpecSemantics, defaultWaves, type SpecContext } from './deployment-spec.js';
-export { activeWindow, isInsideWindow, isValidCron, nextWindowStart, parseCron } from './maintenance-window.js';
+export { activeWindow, isInsideWindow, isValidCron, nextWindowStart, windowCron } from './maintenance-window.js';
 export { bucketsOfWave, matchesTarget, startedBuckets, waveOfDevice } from './wave-plan.js';
 export { allDevices, categoryOf, needsRollback, recount, shardDevices, type DeviceCategory } from './device-progress.js';
 export { canaryDevices, snapshotFromProgress } from './snapshot.js';

@@ -52,11 +52,17 @@ export type TargetSpec = z.infer<typeof TargetSpecSchema>;
 /**
  * A window in which waves may START (a started wave runs on after it closes). `cron` is a 5-field
  * (minute hour day-of-month month day-of-week) or 6-field (with leading seconds) expression giving the
- * window's start times, evaluated in UTC; the window lasts `durationMs` from each start.
+ * window's start times, read in `timeZone` (UTC by default); the window lasts `durationMs` of real time
+ * from each start.
  */
 export const MaintenanceWindowSchema = z.object({
-  cron: z.string().min(9).max(200),
+  cron: z.string().min(1).max(200),
   durationMs: z.number().int().positive(),
+  /**
+   * IANA time zone the cron is read in, e.g. `Europe/Berlin`; absent means UTC (and windows stored
+   * before the field existed stay UTC). Checked against the host's zone data when a deployment is created.
+   */
+  timeZone: z.string().min(1).max(64).regex(/^[A-Za-z0-9_+\-/]+$/, 'an IANA time zone name such as Europe/Berlin').optional(),
   /** Free text for operators, e.g. `weeknights`. */
   name: z.string().max(64).optional(),
 });
