@@ -32,7 +32,6 @@ export const DurableSlotSchema = z.object({
   securityVersion: z.number().int().min(0).optional(),
   deploymentId: DeploymentIdSchema.optional(),
 });
-export type DurableSlot = z.infer<typeof DurableSlotSchema>;
 
 export const DurableRecordSchema = z.object({
   v: z.literal(DURABLE_RECORD_VERSION),

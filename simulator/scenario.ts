@@ -51,7 +51,6 @@ export const BehaviourSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('noisy'), factor: z.number().min(1).default(3) }),
 ]);
 export type Behaviour = z.infer<typeof BehaviourSchema>;
-export type BehaviourKind = Behaviour['kind'];
 
 /** Baseline of a hardware model; each device draws its own around it. */
 export const HardwareProfileSchema = z.object({
@@ -121,7 +120,6 @@ export const RolloutSpecSchema = z.object({
   /** Exposed devices not back by then are marked unreachable (a bricked device never comes back). */
   rollbackDeadline: DurationSchema.default('2h'),
 });
-export type RolloutSpec = z.infer<typeof RolloutSpecSchema>;
 
 export const FaultSpecSchema = z.object({
   /** MQTT connection drops per device-hour (the agent reconnects by itself). */

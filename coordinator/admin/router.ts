@@ -28,12 +28,6 @@ export class NotFoundError extends HttpError {
   }
 }
 
-export class ConflictError extends HttpError {
-  constructor(message: string, code = 'conflict') {
-    super(409, code, message);
-  }
-}
-
 /** Maps FleetError codes that are not HttpErrors to statuses. */
 const STATUS_BY_CODE: Record<string, number> = {
   'invalid-input': 400,
@@ -79,13 +73,13 @@ type Infer<S> = S extends z.ZodType ? z.infer<S> : undefined;
  * What a handler returns: a JSON value (status 200), `{status, body}` for another status, or
  * `undefined` when the handler wrote the response itself (streams, long polls).
  */
-export type HandlerResult = unknown;
+type HandlerResult = unknown;
 
 interface Route {
   method: HttpMethod;
   parts: string[];
   spec: RouteSpec<z.ZodType | undefined, z.ZodType | undefined>;
-  handler: (ctx: RequestContext<unknown, unknown>) => unknown;
+  handler: (ctx: RequestContext<unknown, unknown>) => HandlerResult;
 }
 
 export interface RouterOptions {
@@ -159,7 +153,7 @@ export class Router {
   delete(
     pattern: string,
     spec: RouteSpec<undefined, undefined>,
-    handler: (ctx: RequestContext<undefined, undefined>) => unknown,
+    handler: (ctx: RequestContext<undefined, undefined>) => HandlerResult,
   ): void {
     this.add('DELETE', pattern, spec, handler);
   }

@@ -48,7 +48,6 @@ export const JudgeSettingsSchema = z
     }
   });
 export type JudgeSettings = z.infer<typeof JudgeSettingsSchema>;
-export type JudgeSettingsInput = z.input<typeof JudgeSettingsSchema>;
 
 /** The judge's configuration for a deployment: `base` with the deployment's settings applied. */
 export function judgeConfigFor(settings: JudgeSettings | undefined, base: JudgeConfig = DEFAULT_JUDGE_CONFIG): JudgeConfig {

@@ -47,7 +47,6 @@ export const TargetSpecSchema = z.object({
   /** Devices must carry all of these tags. */
   tags: z.array(TagSchema).max(32).default([]),
 });
-export type TargetSpec = z.infer<typeof TargetSpecSchema>;
 
 /**
  * A window in which waves may START (a started wave runs on after it closes). `cron` is a 5-field
@@ -76,7 +75,6 @@ export const MonitorPolicySchema = z.object({
   /** At the limit: hold for an operator (`pause`, default) or abort. */
   onLimit: z.enum(['pause', 'abort']).default('pause'),
 });
-export type MonitorPolicy = z.infer<typeof MonitorPolicySchema>;
 
 export const RollbackPolicySchema = z.object({
   /** Roll back exposed devices automatically when the gate aborts. Default true. */
@@ -86,7 +84,6 @@ export const RollbackPolicySchema = z.object({
   /** Rollback commands sent to one device at most (re-sent when it reconnects still on the new version). */
   maxCommandAttempts: z.number().int().min(1).max(20).default(5),
 });
-export type RollbackPolicy = z.infer<typeof RollbackPolicySchema>;
 
 /**
  * What the admin API accepts to create a deployment (`fleet deploy create`). The shell turns it into a
@@ -156,5 +153,4 @@ export const DeploymentSpecSchema = z
     }
   });
 export type DeploymentSpec = z.infer<typeof DeploymentSpecSchema>;
-export type DeploymentSpecInput = z.input<typeof DeploymentSpecSchema>;
 

@@ -24,7 +24,6 @@ export const FlagPatchSchema = z.object({
   groupId: z.string().min(1).max(128).optional(),
   variants: z.array(FlagVariantSchema).max(20).optional(),
 }).strict();
-export type FlagPatch = z.infer<typeof FlagPatchSchema>;
 
 export interface FlagRouteDeps {
   flags: FlagStore;
