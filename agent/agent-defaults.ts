@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { IClientOptions } from 'mqtt';
-import { ConfigError } from '../protocol/errors.js';
+import { ConfigError, errorMessage } from '../protocol/errors.js';
 import type { AgentConfig } from './config.js';
 import { HttpDownloader, type HttpDownloaderOptions } from './downloader.js';
 import { combineCollectors, type TelemetryCollector } from './telemetry/collector.js';
@@ -45,7 +45,7 @@ async function brokerFile(field: string, path: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (err) {
-    throw new ConfigError(`broker.${field} ${path} cannot be read: ${(err as Error).message}`);
+    throw new ConfigError(`broker.${field} ${path} cannot be read: ${errorMessage(err)}`);
   }
 }
 
@@ -83,7 +83,7 @@ export function defaultTelemetry(cfg: AgentConfig, now: () => number, logger: Lo
       }),
     );
   }
-  return combineCollectors(collectors, (err) => logger.warn({ err: (err as Error).message }, 'telemetry collector failed'));
+  return combineCollectors(collectors, (err) => logger.warn({ err: errorMessage(err) }, 'telemetry collector failed'));
 }
 
 /**

@@ -11,6 +11,7 @@ import { DeploymentIdSchema, SemverSchema } from '../protocol/ids.js';
 import { parseValue } from '../protocol/parse.js';
 import type { SlotName } from '../protocol/update-state.js';
 import { HANDLED_LIMIT, initialAgentState, remember, type AgentState } from './agent-state.js';
+import { errorMessage } from '../protocol/errors.js';
 
 export const DURABLE_RECORD_VERSION = 1;
 /**
@@ -89,7 +90,7 @@ export function decodeDurable(text: string | null, what: string): { record: Dura
   try {
     value = JSON.parse(text);
   } catch (err) {
-    return { record: null, problem: `${what} is not JSON: ${(err as Error).message}` };
+    return { record: null, problem: `${what} is not JSON: ${errorMessage(err)}` };
   }
   const parsed = parseValue(DurableRecordSchema, value, what);
   return parsed.ok ? { record: parsed.value } : { record: null, problem: parsed.error.message };

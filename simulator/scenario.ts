@@ -7,7 +7,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { FleetError } from '../protocol/errors.js';
+import { FleetError, errorMessage } from '../protocol/errors.js';
 import { HardwareModelSchema, SemverSchema } from '../protocol/ids.js';
 import { formatIssues } from '../protocol/parse.js';
 import { parseDuration } from '../firmware/duration.js';
@@ -205,7 +205,7 @@ export async function loadScenario(nameOrPath: string): Promise<Scenario> {
     try {
       value = JSON.parse(text);
     } catch (err) {
-      throw new ScenarioError(`${file} is not JSON: ${(err as Error).message}`, { cause: err });
+      throw new ScenarioError(`${file} is not JSON: ${errorMessage(err)}`, { cause: err });
     }
     return parseScenario(value, file);
   }

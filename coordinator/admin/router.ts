@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { z } from 'zod';
-import { FleetError, ValidationError } from '../../protocol/errors.js';
+import { FleetError, ValidationError, errorMessage } from '../../protocol/errors.js';
 import { formatIssues } from '../../protocol/parse.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -275,7 +275,7 @@ async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   } catch (err) {
-    throw new ValidationError('request body', [`not JSON: ${(err as Error).message}`]);
+    throw new ValidationError('request body', [`not JSON: ${errorMessage(err)}`]);
   }
 }
 

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 import type { Counters } from '../metrics.js';
 import type { ArtifactStore } from './artifact-store.js';
 
@@ -132,7 +132,7 @@ export class ArtifactIntegrity {
       }
     } catch (err) {
       if (this.abort.signal.aborted) return this.view(sha256);
-      return this.settle(sha256, { status: 'damaged', reason: `the image file cannot be read: ${(err as Error).message}` });
+      return this.settle(sha256, { status: 'damaged', reason: `the image file cannot be read: ${errorMessage(err)}` });
     }
     const actual = hash.digest('hex');
     if (bytes !== size) return this.settle(sha256, { status: 'damaged', reason: `the image file has ${bytes} bytes, not ${size}` }, file);

@@ -4,7 +4,7 @@
  * (`--data-dir`, FLEET_DATA_DIR, default `.fleet`). Errors say what to do. I/O shell (fetch).
  */
 import { readFileSync } from 'node:fs';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 import { adminFilePath, DEFAULT_DATA_DIR } from '../config.js';
 
 export interface ConnectionOptions {
@@ -68,7 +68,7 @@ export class AdminClient {
         ...(init.duplex ? { duplex: 'half' } : {}),
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? errorMessage(err);
       throw new FleetError('unreachable', `cannot reach the coordinator at ${this.baseUrl} (${cause}); is it running? start it with \`fleet coordinator start\` or check --url`);
     }
     const text = await res.text();

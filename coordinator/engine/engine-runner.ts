@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { CanarySnapshot } from '../../protocol/canary.js';
 import type { Clock, TimerHandle } from '../../protocol/clock.js';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 import type { DeviceMessage, HelloMessage, StatusMessage } from '../../protocol/messages.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';
 import { combineOutcomes } from '../gate/combine.js';
@@ -358,7 +358,7 @@ export class EngineRunner {
       });
     } catch (err) {
       // No snapshot, no judgement: recorded as an error, and the gate holds at Monitor.
-      const error = { code: err instanceof FleetError ? err.code : 'snapshot-failed', message: (err as Error).message };
+      const error = { code: err instanceof FleetError ? err.code : 'snapshot-failed', message: errorMessage(err) };
       const { records, final } = combineOutcomes([{ name: 'snapshot', role: 'hard', outcome: { ok: false, error, latencyMs: 0 } }], policy);
       decision = {
         id: decisionId,
