@@ -12,6 +12,7 @@ import { combineCollectors, type TelemetryCollector } from './telemetry/collecto
 import { LinuxCollector } from './telemetry/linux-collector.js';
 import { LogExcerptCollector } from './telemetry/log-excerpt.js';
 import { ScriptMetricsCollector } from './telemetry/custom-metrics.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 /** The kernel's id of this boot (changes on every boot). */
 export async function systemBootId(): Promise<string | undefined> {
@@ -75,8 +76,7 @@ export function defaultTelemetry(cfg: AgentConfig, now: () => number, logger: Lo
   if (t.logFile !== undefined || t.journalUnit !== undefined) {
     collectors.push(
       new LogExcerptCollector({
-        ...(t.logFile !== undefined ? { file: t.logFile } : {}),
-        ...(t.journalUnit !== undefined ? { journalUnit: t.journalUnit } : {}),
+        ...definedProps({ file: t.logFile, journalUnit: t.journalUnit }),
         pattern: t.logPattern,
         maxLines: t.maxLogLines,
         now,

@@ -8,6 +8,7 @@ import type { Downloader } from './downloader.js';
 import type { HealthCheck, HealthCheckRunner } from './health-checks.js';
 import type { UpdateEvent } from './update-types.js';
 import { errorMessage } from '../protocol/errors.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 /**
  * One download attempt. Progress goes to `onProgress` once per tenth of the image (the machine
@@ -49,7 +50,7 @@ export async function downloadTask(
     detail: outcome.detail,
     retryable: outcome.retryable,
     ...(outcome.busy ? { busy: true } : {}),
-    ...(outcome.retryAfterMs !== undefined ? { retryAfterMs: outcome.retryAfterMs } : {}),
+    ...definedProps({ retryAfterMs: outcome.retryAfterMs }),
   };
 }
 

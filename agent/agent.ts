@@ -42,6 +42,7 @@ import { classifyInbound } from './agent-inbox.js';
 import { brokerClientOptions, defaultDownloader, defaultTelemetry, systemBootId } from './agent-defaults.js';
 import { helloMessage, presenceMessage, statusMessage, telemetryMessage, type DeviceIdentity } from './agent-messages.js';
 import { errorMessage } from '../protocol/errors.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 export const AGENT_VERSION = '0.1.0';
 /** Telemetry sequence numbers reserved per state write (so seq stays monotonic across restarts). */
@@ -189,7 +190,7 @@ export class Agent {
       clock: this.clock,
       random: this.random,
       logger: this.log.child({ module: 'mqtt' }),
-      ...(this.options.connect ? { connect: this.options.connect } : {}),
+      ...definedProps({ connect: this.options.connect }),
       onConnect: () => this.onConnect(),
       onMessage: (topic, payload) => this.onMessage(topic, payload),
     });

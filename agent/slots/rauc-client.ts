@@ -11,6 +11,7 @@ import type { CommandRunner } from './command-runner.js';
 import { describeFailure } from './command-runner.js';
 import { SlotError } from './slot-backend.js';
 import { errorMessage } from '../../protocol/errors.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 const RaucSlotSchema = z.looseObject({
   class: z.string(),
@@ -83,7 +84,7 @@ export class RaucClient {
 
   private async cli(args: string[], timeoutMs = this.o.commandTimeoutMs, onOutput?: (chunk: string) => void): Promise<string> {
     const full = [...(this.o.systemConf ? ['-c', this.o.systemConf] : []), ...args];
-    const result = await this.o.runner(this.o.rauc, full, { env: this.env, timeoutMs, ...(onOutput ? { onOutput } : {}) });
+    const result = await this.o.runner(this.o.rauc, full, { env: this.env, timeoutMs, ...definedProps({ onOutput }) });
     if (result.code !== 0) throw new SlotError('bootloader-error', `RAUC failed: ${describeFailure(this.o.rauc, full, result)}`);
     return result.stdout;
   }

@@ -5,6 +5,7 @@ import type { CredentialStore } from '../broker/credentials.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/device-registry.js';
 import { AnomalyKindSchema, type AnomalyLog } from '../registry/anomaly-log.js';
 import { NotFoundError, reply, type Router } from './router.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface DeviceRouteDeps {
   registry: DeviceRegistry;
@@ -66,10 +67,9 @@ export function deviceView(d: DeviceRecord, credentials?: CredentialStore): Reco
 export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): void {
   router.get('/v1/devices', { query: ListQuery }, ({ query }) => {
     const all = deps.registry.list({
-      ...(query.model !== undefined ? { hardwareModel: query.model } : {}),
-      ...(query.version !== undefined ? { firmwareVersion: query.version } : {}),
+      ...definedProps({ hardwareModel: query.model, firmwareVersion: query.version }),
       ...(query.online !== undefined ? { online: query.online === 'true' } : {}),
-      ...(query.tag !== undefined ? { tag: query.tag } : {}),
+      ...definedProps({ tag: query.tag }),
     });
     return {
       total: all.length,
@@ -91,8 +91,7 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
   router.get('/v1/anomalies', { query: AnomalyQuery }, ({ query }) => {
     const anomalies = deps.anomalies?.list({
       limit: query.limit,
-      ...(query.kind !== undefined ? { kind: query.kind } : {}),
-      ...(query.device !== undefined ? { deviceId: query.device } : {}),
+      ...definedProps({ kind: query.kind, deviceId: query.device }),
     }) ?? [];
     return { anomalies };
   });
@@ -102,8 +101,7 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
     const now = deps.now();
     for (const p of provisioned) {
       deps.registry.provisioned(p.deviceId, now, {
-        ...(body.hardwareModel !== undefined ? { hardwareModel: body.hardwareModel } : {}),
-        ...(body.tags !== undefined ? { tags: body.tags } : {}),
+        ...definedProps({ hardwareModel: body.hardwareModel, tags: body.tags }),
       });
     }
     deps.audit(actor, 'devices.provisioned', body.deviceIds.length === 1 ? body.deviceIds[0]! : `${body.deviceIds.length} devices`, {

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { FleetError, errorMessage } from '../../protocol/errors.js';
 import type { Counters } from '../metrics.js';
 import type { ArtifactStore } from './artifact-store.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export type IntegrityStatus = 'unchecked' | 'verified' | 'damaged';
 
@@ -71,7 +72,7 @@ export class ArtifactIntegrity {
   view(sha256: string): IntegrityView {
     const e = this.entries.get(sha256);
     if (!e) return { status: 'unchecked' };
-    return { status: e.status, ...(e.reason !== undefined ? { reason: e.reason } : {}), ...(e.checkedAt !== undefined ? { checkedAt: e.checkedAt } : {}) };
+    return { status: e.status, ...definedProps({ reason: e.reason, checkedAt: e.checkedAt }) };
   }
 
   /**

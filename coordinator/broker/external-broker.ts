@@ -17,6 +17,7 @@ import type { IClientOptions, MqttClient } from 'mqtt';
 import { FleetError, errorMessage } from '../../protocol/errors.js';
 import { ALL_DEVICES_FILTER, parseTopic } from '../../protocol/topics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface ExternalBrokerOptions {
   url: string;
@@ -68,8 +69,7 @@ export class ExternalBroker implements Transport {
       reconnectPeriod: 1000,
       // The hook below must be in place before the first byte arrives.
       manualConnect: true,
-      ...(o.username !== undefined ? { username: o.username } : {}),
-      ...(o.password !== undefined ? { password: o.password } : {}),
+      ...definedProps({ username: o.username, password: o.password }),
     };
     const client = connect(o.url, clientOptions);
     (client as unknown as { handleMessage: HandleMessage }).handleMessage = (packet, done) => this.receive(client, packet, done);

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { FleetError, errorMessage } from '../../protocol/errors.js';
 import { adminFilePath, DEFAULT_DATA_DIR } from '../config.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface ConnectionOptions {
   url?: string;
@@ -64,7 +65,7 @@ export class AdminClient {
       res = await fetch(`${this.baseUrl}${path}`, {
         method,
         headers,
-        ...(payload !== undefined ? { body: payload } : {}),
+        ...definedProps({ body: payload }),
         ...(init.duplex ? { duplex: 'half' } : {}),
       });
     } catch (err) {

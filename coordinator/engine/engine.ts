@@ -26,6 +26,7 @@ import {
   type OperatorAction,
   type StepResult,
 } from './types.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export { gatePolicyFor };
 
@@ -187,7 +188,7 @@ function onOperator(ctx: Ctx, action: OperatorAction, actor: string): void {
     case 'pause':
       if (!inRun(phase)) return reject(ctx, 'invalid-action', `deployment ${core.spec.id} is ${phase}; only a running deployment can be paused`);
       if (core.pause) return reject(ctx, 'already-paused', `deployment ${core.spec.id} is already paused (${core.pause.cause}); resume, promote or abort it`);
-      core.pause = { at: ctx.now, by: who, cause: 'operator', ...(action.reason !== undefined ? { reason: action.reason } : {}) };
+      core.pause = { at: ctx.now, by: who, cause: 'operator', ...definedProps({ reason: action.reason }) };
       audit(ctx, who, 'deployment.paused', { reason: action.reason ?? null });
       return;
     case 'resume':

@@ -9,10 +9,11 @@ import {
 } from '../../coordinator/engine/maintenance-window.js';
 import { checkSpecSemantics } from '../../coordinator/engine/deployment-spec.js';
 import { MaintenanceWindowSchema } from '../../coordinator/engine/spec-schema.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 const utc = (y: number, mo: number, d: number, h = 0, mi = 0, s = 0) => Date.UTC(y, mo - 1, d, h, mi, s);
 const HOUR = 3600_000;
-const next = (cron: string, after: number, timeZone?: string) => nextWindowStart([{ cron, durationMs: HOUR, ...(timeZone ? { timeZone } : {}) }], after);
+const next = (cron: string, after: number, timeZone?: string) => nextWindowStart([{ cron, durationMs: HOUR, ...definedProps({ timeZone }) }], after);
 
 describe('maintenance windows: cron', () => {
   it.each([
