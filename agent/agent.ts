@@ -43,8 +43,10 @@ import { brokerClientOptions, defaultDownloader, defaultTelemetry, systemBootId 
 import { helloMessage, presenceMessage, statusMessage, telemetryMessage, type DeviceIdentity } from './agent-messages.js';
 import { errorMessage } from '../protocol/errors.js';
 import { definedProps } from '../firmware/defined-props.js';
+import { packageVersion } from '../firmware/package-version.js';
 
-export const AGENT_VERSION = '0.1.0';
+/** Sent in every hello as `agentVersion`: the version in package.json. */
+export const AGENT_VERSION = packageVersion(import.meta.url);
 /** Telemetry sequence numbers reserved per state write (so seq stays monotonic across restarts). */
 const TELEMETRY_SEQ_BLOCK = 10_000;
 

@@ -55,8 +55,10 @@ import { DeploymentRequestSchema, OperatorActionSchema, type AuditEntry, type De
 import type { DeploymentView } from './wiring/rollout-service.js';
 import { ValidationError } from '../protocol/errors.js';
 import { formatIssues } from '../protocol/parse.js';
+import { packageVersion } from '../firmware/package-version.js';
 
-export const COORDINATOR_VERSION = '0.1.0';
+/** Reported by /v1/health: the version in package.json. */
+export const COORDINATOR_VERSION = packageVersion(import.meta.url);
 
 export interface CoordinatorOptions {
   /** Configuration (merged over FLEET_* variables from `env`); `dataDir` is required unless FLEET_DATA_DIR is set. */
