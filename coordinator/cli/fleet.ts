@@ -5,10 +5,10 @@
  * loads only what the agent needs.
  */
 import { Command } from 'commander';
-import { FleetError } from '../../protocol/errors.js';
 import { registerFirmwareCommands } from '../../firmware/cli.js';
 import { registerAgentCommands } from '../../agent/cli.js';
 import { registerCoordinatorCommands } from './coordinator-cli.js';
+import { describeCliError, exitCodeOf } from './cli-errors.js';
 import { registerCanaryCommands, registerDecisionCommands, registerFlagCommands } from '../canary/register-cli.js';
 import { registerSimulatorCommands } from '../../simulator/cli.js';
 
@@ -30,10 +30,7 @@ registerDecisionCommands(program);
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof FleetError) {
-    console.error(`error [${err.code}]: ${err.message}`);
-    process.exitCode = 2;
-  } else {
-    throw err;
-  }
+  // One line an operator can act on, never a stack trace (FLEET_DEBUG=1 adds it).
+  console.error(describeCliError(err, Boolean(process.env['FLEET_DEBUG'])));
+  process.exitCode = exitCodeOf(err);
 }
