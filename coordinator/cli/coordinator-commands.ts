@@ -1,6 +1,15 @@
-/** `fleet coordinator start`: runs the coordinator in the foreground until SIGINT/SIGTERM. */
+/**
+ * `fleet coordinator start`: runs the coordinator in the foreground until SIGINT/SIGTERM.
+ * `fleet coordinator status`: asks a running one where it listens (and waits for it to come up).
+ */
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { CoordinatorConfigInput } from '../config.js';
+import { ConfigError, FleetError } from '../../protocol/errors.js';
+import { formatDuration, parseDuration } from '../../firmware/duration.js';
+import { DEFAULT_DATA_DIR, type CoordinatorConfigInput } from '../config.js';
+import type { ConnectionOptions } from './connection.js';
+import { addConnectionOptions, client } from './device-commands.js';
+import { cliLogger, type LogFormat } from './cli-logger.js';
 
 export function registerCoordinatorServiceCommands(program: Command): void {
   const coordinator = program.command('coordinator').description('the fleet coordinator service (broker, store, artifacts, admin API)');
@@ -21,13 +30,14 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .option('--http-tls-cert <file>', 'PEM certificate (chain) for HTTPS: admin API and artifacts (FLEET_HTTP_TLS_CERT)')
     .option('--http-tls-key <file>', 'PEM private key for HTTPS (FLEET_HTTP_TLS_KEY)')
     .option('--log-level <level>', 'pino log level', 'info')
+    .option('--log-format <format>', 'json, pretty, or auto: pretty on a terminal when pino-pretty is installed', 'auto')
     .action(async (opts: {
-      dataDir?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; publicUrl?: string; signingKey?: string; logLevel: string;
+      dataDir?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; publicUrl?: string; signingKey?: string; logLevel: string; logFormat: string;
       mqttTlsCert?: string; mqttTlsKey?: string; mqttClientCa?: string; httpTlsCert?: string; httpTlsKey?: string;
     }) => {
       const { Coordinator } = await import('../coordinator.js');
-      const { pino } = await import('pino');
-      const logger = pino({ level: opts.logLevel });
+      if (!['json', 'pretty', 'auto'].includes(opts.logFormat)) throw new ConfigError(`--log-format must be json, pretty or auto, not ${opts.logFormat}`);
+      const logger = await cliLogger(opts.logLevel, opts.logFormat as LogFormat);
       const config: Partial<CoordinatorConfigInput> = {
         ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
         ...(opts.signingKey ? { signingKeyPath: opts.signingKey } : {}),
@@ -60,9 +70,54 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       });
       console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
       if (c.config.env === 'development') {
-        console.error(`operator token written to ${c.config.dataDir}/admin.json; \`fleet … --data-dir ${c.config.dataDir}\` finds it`);
+        const dir = resolve(c.config.dataDir);
+        const found = dir === resolve(DEFAULT_DATA_DIR) ? 'from this directory, or' : 'with --data-dir, or from';
+        console.error(`operator token written to ${join(dir, 'admin.json')}; \`fleet\` commands find it ${found} anywhere after \`export FLEET_DATA_DIR=${dir}\``);
       }
       await signalled;
       await c.stop();
     });
+  registerCoordinatorStatusCommand(coordinator);
+}
+
+interface InfoView {
+  env: string;
+  version: string;
+  startedAt: number;
+  now: number;
+  mqttUrl: string;
+  httpUrl: string;
+}
+
+/** `fleet coordinator status [--wait 30s]`: is the coordinator up, and where; waits for it to come up. */
+function registerCoordinatorStatusCommand(coordinator: Command): void {
+  addConnectionOptions(
+    coordinator
+      .command('status')
+      .description('whether the coordinator answers, its endpoints and fleet size; --wait polls until it does')
+      .option('--wait <duration>', 'keep trying this long while it is starting (e.g. 30s)')
+      .option('--json', 'machine-readable output'),
+  ).action(async (opts: ConnectionOptions & { wait?: string; json?: boolean }) => {
+    const deadline = Date.now() + (opts.wait !== undefined ? parseDuration(opts.wait) : 0);
+    const [info, metrics] = await retryWhileStarting(deadline, async () => {
+      const api = client(opts);
+      return [await api.get<InfoView>('/v1/info'), await api.get<{ devices: { known: number; connected: number | null } }>('/v1/metrics')] as const;
+    });
+    if (opts.json) return console.log(JSON.stringify({ ...info, devices: metrics.devices }, null, 2));
+    console.log(`coordinator ${info.version} (${info.env}) up ${formatDuration(Math.max(0, Math.round((info.now - info.startedAt) / 1000)) * 1000)}: admin API ${info.httpUrl}, MQTT ${info.mqttUrl}`);
+    console.log(`devices: ${metrics.devices.known} known, ${metrics.devices.connected ?? '?'} connected`);
+  });
+}
+
+/** Runs `attempt` until it succeeds; while the coordinator is not up yet (no admin file, refused) retries until `deadline`. */
+export async function retryWhileStarting<T>(deadline: number, attempt: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const starting = err instanceof FleetError && (err.code === 'no-coordinator' || err.code === 'unreachable');
+      if (!starting || Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }

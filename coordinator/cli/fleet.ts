@@ -9,6 +9,7 @@ import { registerFirmwareCommands } from '../../firmware/cli.js';
 import { registerAgentCommands } from '../../agent/cli.js';
 import { registerCoordinatorCommands } from './coordinator-cli.js';
 import { describeCliError, exitCodeOf } from './cli-errors.js';
+import { devEnroller } from './dev-enroller.js';
 import { registerCanaryCommands, registerDecisionCommands, registerFlagCommands } from '../canary/register-cli.js';
 import { registerSimulatorCommands } from '../../simulator/cli.js';
 
@@ -19,7 +20,8 @@ const program = new Command('fleet')
 
 registerFirmwareCommands(program);
 registerCoordinatorCommands(program);
-registerAgentCommands(program);
+// `fleet agent dev` provisions through the coordinator's admin API: wired here, the one place that knows both.
+registerAgentCommands(program, { devEnroller });
 registerCanaryCommands(program);
 registerFlagCommands(program);
 registerSimulatorCommands(program);
