@@ -117,7 +117,9 @@ export class Coordinator {
     const config = loadConfig(options.config ?? {}, options.env ?? {});
     const clock = options.clock ?? systemClock;
     const timers = options.timers ?? systemClock;
-    const logger = (options.logger ?? pino({ level: 'info' })).child({ module: 'coordinator' });
+    // Every module's child comes from the root: a child of a child repeats the `module` key in JSON.
+    const root = options.logger ?? pino({ level: 'info' });
+    const logger = root.child({ module: 'coordinator' });
     mkdirSync(config.dataDir, { recursive: true });
     const { key, trustDir } = await loadCoordinatorKey(config);
     const { db, telemetryDb } = openDataStores(config.dataDir, logger);
@@ -135,13 +137,13 @@ export class Coordinator {
         presence: (m) => c.onPresence(m),
       },
       counters,
-      logger.child({ module: 'ingest' }),
+      root.child({ module: 'ingest' }),
     );
     let telemetry: TelemetryWriter;
     try {
       telemetry = await startTelemetryWriter(config, {
         timers,
-        logger,
+        logger: root,
         counters,
         onVersions: (notes) => {
           for (const n of notes) registry.noteVersion(n.deviceId, n.firmwareVersion, n.slot);
@@ -161,7 +163,7 @@ export class Coordinator {
     const artifactServer = new ArtifactServer(artifacts, counters, { maxConcurrent: config.http.maxConcurrentDownloads });
     const httpTls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
     const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls);
-    const trust = await coordinatorTrust(key, trustDir);
+    const trust = { dir: resolve(trustDir), load: () => coordinatorTrust(key, trustDir) };
     const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now);
 
     const transport: Transport = config.mqtt.brokerUrl
@@ -169,7 +171,7 @@ export class Coordinator {
           url: config.mqtt.brokerUrl,
           // Stable per data directory, so the persistent session (queued QoS 1 statuses) survives a restart.
           clientId: `fleet-coordinator-${createHash('sha256').update(resolve(config.dataDir)).digest('hex').slice(0, 12)}`,
-          logger: logger.child({ module: 'broker' }),
+          logger: root.child({ module: 'broker' }),
           ...(config.mqtt.brokerUsername !== undefined ? { username: config.mqtt.brokerUsername } : {}),
           ...(config.mqtt.brokerPassword !== undefined ? { password: config.mqtt.brokerPassword } : {}),
         })
@@ -182,7 +184,7 @@ export class Coordinator {
           credentials,
           allowAnonymous: config.allowAnonymousDevices ?? config.env === 'development',
           hardwareModelOf: (id) => registry.hardwareModelOf(id),
-          logger: logger.child({ module: 'broker' }),
+          logger: root.child({ module: 'broker' }),
           counters,
         });
     const publisher = new Publisher(db, transport, now);
@@ -205,7 +207,7 @@ export class Coordinator {
     const rollouts = await RolloutService.create({
       db,
       clock,
-      logger: logger.child({ module: 'engine' }),
+      logger: root.child({ module: 'engine' }),
       registry,
       publisher,
       key,
@@ -310,6 +312,7 @@ export class Coordinator {
     this.registry.seen(m.deviceId, now);
     // Both terminal reports name the version now running in toVersion (a rollback goes "to" the old one).
     if (m.state === 'committed' || m.state === 'rolled-back') this.registry.noteVersion(m.deviceId, m.toVersion);
+    this.registry.noteUpdate(m.deviceId, { deploymentId: m.deploymentId, state: m.state, toVersion: m.toVersion });
     return this.rollouts.status(m);
   }
 

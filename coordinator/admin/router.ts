@@ -155,10 +155,10 @@ export class Router {
     this.add('PUT', pattern, spec, handler);
   }
 
-  delete(
+  delete<Q extends z.ZodType | undefined = undefined>(
     pattern: string,
-    spec: RouteSpec<undefined, undefined>,
-    handler: (ctx: RequestContext<undefined, undefined>) => unknown,
+    spec: RouteSpec<undefined, Q>,
+    handler: (ctx: RequestContext<undefined, Infer<Q>>) => unknown,
   ): void {
     this.add('DELETE', pattern, spec, handler);
   }
