@@ -18,7 +18,7 @@ import type { GateAnalyzer } from '../gate/analyzer.js';
 import { hardGatesAnalyzer } from '../gate/hard-gates.js';
 import { inputsDigest } from '../gate/run-gate.js';
 import { allDevices } from '../engine/device-progress.js';
-import { smallWaveWarnings, waveOfBucketIn } from '../engine/wave-plan.js';
+import { explainNoMatch, smallWaveWarnings, waveOfBucketIn, type KnownDevice } from '../engine/wave-plan.js';
 import type {
   AuditEntry,
   DeploymentCore,
@@ -244,11 +244,11 @@ export class RolloutService {
       }
       return smallWaveWarnings(spec, sizes, known.length);
     }
-    throw new NoEligibleDevicesError(
-      `no known device matches the target (models ${spec.target.hardwareModels.join(', ')}, versions ${spec.target.versionRange}` +
-        `${spec.target.tags.length ? `, tags ${spec.target.tags.join(', ')}` : ''}); devices become known when they connect and say hello: ` +
-        'provision them, start their agents (`fleet devices list` shows who is known), then create the deployment',
-    );
+    const said: KnownDevice[] = [];
+    for (const d of this.deps.registry.all()) {
+      if (d.hardwareModel !== undefined && d.firmwareVersion !== undefined) said.push({ deviceId: d.deviceId, hardwareModel: d.hardwareModel, firmwareVersion: d.firmwareVersion, tags: d.tags });
+    }
+    throw new NoEligibleDevicesError(explainNoMatch(spec, said));
   }
 
   async act(deploymentId: string, action: OperatorAction, actor: string): Promise<DeploymentView> {
