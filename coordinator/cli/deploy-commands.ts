@@ -53,7 +53,6 @@ export function registerDeployCommands(program: Command): void {
       .option('--description <text>', 'free text for operators')
       .option('--json', 'machine-readable output'),
   ).action(async (opts: CreateOpts) => {
-    const api = client(opts);
     const percents = (opts.waves ?? '1,5,25,100').split(',').map((s) => Number(s.trim()));
     if (percents.some((p) => !(p > 0 && p <= 100))) throw new FleetError('invalid-input', `--waves ${opts.waves}: give cumulative percentages in (0, 100], e.g. 1,5,25,100`);
     if (percents[percents.length - 1] !== 100) {
@@ -66,6 +65,7 @@ export function registerDeployCommands(program: Command): void {
     const soakMs = parseDuration(opts.soak ?? '30m');
     const deadlineMs = parseDuration(opts.deadline ?? '2h');
     const minDevicesReporting = Number(opts.minDevices ?? '20');
+    const api = client(opts);
     let models = opts.target;
     if (!models?.length) models = (await api.get<{ hardware: string[] }>(`/v1/firmware/${encodeURIComponent(opts.firmware)}`)).hardware;
     const body = {
@@ -144,7 +144,10 @@ export function registerDeployCommands(program: Command): void {
     rollback: o['rollback'] !== false,
   }));
   action('rollback', 'roll back every exposed device (also after completion)');
-  action('approve', 'approve the next wave that requires approval', (c) => c.option('--wave <n>', 'wave number (1-based)'), (o) =>
-    typeof o['wave'] === 'string' ? { wave: Number(o['wave']) - 1 } : {},
-  );
+  action('approve', 'approve the next wave that requires approval', (c) => c.option('--wave <n>', 'wave number (1-based)'), (o) => {
+    if (typeof o['wave'] !== 'string') return {};
+    const wave = Number(o['wave']);
+    if (!Number.isInteger(wave) || wave < 1) throw new FleetError('invalid-input', `--wave ${o['wave']}: give a wave number from 1, as \`fleet deploy status\` shows them`);
+    return { wave: wave - 1 };
+  });
 }
