@@ -6,6 +6,8 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, FleetError } from '../protocol/errors.js';
+import { parseDuration } from '../firmware/duration.js';
+import { UpdateStateSchema } from '../protocol/update-state.js';
 import { loadAgentConfig } from './config.js';
 import { FileStateStore } from './state-store.js';
 import { reportedState } from './agent-state.js';
@@ -51,10 +53,26 @@ export function registerAgentCommands(program: Command, deps: AgentCommandDeps =
     .command('status')
     .description("show the agent's persisted update state")
     .requiredOption('-c, --config <file>', 'agent config (agent.json)')
+    .option('--wait <state>', 'first wait until the update reaches this state (e.g. committed, rolled-back)')
+    .option('--timeout <duration>', 'give up waiting after this long', '60s')
     .option('--json', 'print the raw state as JSON')
-    .action(async (opts: { config: string; json?: boolean }) => {
+    .action(async (opts: { config: string; wait?: string; timeout: string; json?: boolean }) => {
       const config = await loadAgentConfig(opts.config);
-      const state = await new FileStateStore(join(config.dataDir, 'state.json')).load();
+      const store = new FileStateStore(join(config.dataDir, 'state.json'));
+      let state = await store.load();
+      if (opts.wait !== undefined) {
+        if (!UpdateStateSchema.safeParse(opts.wait).success) throw new ConfigError(`--wait ${opts.wait}: give an update state, one of ${UpdateStateSchema.options.join(', ')}`);
+        // The daemon writes state.json atomically at every step: poll it until the update gets there.
+        const deadline = Date.now() + parseDuration(opts.timeout);
+        while (!(state?.job && reportedState(state.job) === opts.wait)) {
+          if (Date.now() >= deadline) {
+            const now = state?.job ? `${state.job.deploymentId}: ${reportedState(state.job)}` : 'no update';
+            throw new FleetError('timeout', `the agent's update is not ${opts.wait} after ${opts.timeout} (now ${now}); is the agent running? (\`fleet agent start -c ${opts.config}\`)`);
+          }
+          await new Promise((r) => setTimeout(r, 250));
+          state = await store.load();
+        }
+      }
       if (!state) throw new FleetError('no-state', `no agent state in ${config.dataDir}; the agent has not run on this device yet`);
       if (opts.json) {
         console.log(JSON.stringify(state, null, 2));
