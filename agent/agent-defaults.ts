@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { IClientOptions } from 'mqtt';
+import { ConfigError } from '../protocol/errors.js';
 import type { AgentConfig } from './config.js';
 import { HttpDownloader } from './downloader.js';
 import { combineCollectors, type TelemetryCollector } from './telemetry/collector.js';
@@ -39,6 +40,15 @@ export function brokerAddress(url: string): Partial<IClientOptions> {
   return o;
 }
 
+/** A file the broker config names; unreadable, it is a configuration error that names the field. */
+async function brokerFile(field: string, path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new ConfigError(`broker.${field} ${path} cannot be read: ${(err as Error).message}`);
+  }
+}
+
 /**
  * mqtt.js options from the broker config: address, credentials, TLS material, keepalive. The
  * config's credentials win over any in the URL; a password file wins over a password.
@@ -50,10 +60,10 @@ export async function brokerClientOptions(cfg: AgentConfig): Promise<Partial<ICl
   o.connectTimeout = b.connectTimeout;
   if (b.username !== undefined) o.username = b.username;
   if (b.password !== undefined) o.password = b.password;
-  if (b.passwordFile !== undefined) o.password = (await readFile(b.passwordFile, 'utf8')).trim();
-  if (b.caFile !== undefined) o.ca = await readFile(b.caFile);
-  if (b.certFile !== undefined) o.cert = await readFile(b.certFile);
-  if (b.keyFile !== undefined) o.key = await readFile(b.keyFile);
+  if (b.passwordFile !== undefined) o.password = (await brokerFile('passwordFile', b.passwordFile)).toString('utf8').trim();
+  if (b.caFile !== undefined) o.ca = await brokerFile('caFile', b.caFile);
+  if (b.certFile !== undefined) o.cert = await brokerFile('certFile', b.certFile);
+  if (b.keyFile !== undefined) o.key = await brokerFile('keyFile', b.keyFile);
   return o;
 }
 

@@ -14,6 +14,7 @@ import { reportedState } from './agent-state.js';
 import { registerAgentToolCommands } from './cli-tools.js';
 import { registerAgentDevCommand, type DevEnroller } from './dev-agent.js';
 import { checkAgentEnvironment } from './config-check.js';
+import { startAgent } from './agent-process.js';
 
 export interface AgentCommandDeps {
   /** Provisions devices for `fleet agent dev` (the coordinator side, wired by the `fleet` executable). */
@@ -96,42 +97,16 @@ export function registerAgentCommands(program: Command, deps: AgentCommandDeps =
 export async function runAgent(configPath: string): Promise<void> {
   const config = await loadAgentConfig(configPath);
   const { default: pino } = await import('pino');
+  const { runDaemon } = await import('../protocol/daemon.js');
   const logger = pino({ level: config.logLevel });
-  let stop: () => Promise<void>;
-  if (config.slots.kind === 'file') {
-    // The file backend has no real reboot: power-cycle the simulated device inside this process.
-    const { FileSlotBackend } = await import('./slots/slot-backend-file.js');
-    const { SimulatedDevice } = await import('./simulated-device.js');
-    const slots = await FileSlotBackend.create({ dir: config.slots.dir, trialBoots: config.slots.trialBoots });
-    const device = new SimulatedDevice({ config, slots, logger });
-    await device.start();
-    stop = () => device.stop();
-  } else {
-    const { Agent } = await import('./agent.js');
-    const a = await Agent.create({
-      config,
-      logger,
-      onRebootFailed: () => {
-        // systemd (Restart=always) starts us again; the new agent re-arms and retries the reboot.
-        process.exitCode = 1;
-        process.kill(process.pid, 'SIGTERM');
-      },
-    });
-    await a.start();
-    stop = () => a.stop();
-  }
-  logger.info({ deviceId: config.deviceId, broker: config.broker.url }, 'agent started');
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      logger.info({ signal }, 'stopping');
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      stop().then(resolve, (err: unknown) => {
-        logger.error({ err: (err as Error).message }, 'stop failed');
-        resolve();
-      });
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+  // Losing the broker is never fatal (the session reconnects by itself); only a signal, or a
+  // local failure the agent cannot get past, ends the process.
+  await runDaemon({
+    logger,
+    start: async (control) => {
+      const stop = await startAgent(config, logger, control);
+      logger.info({ deviceId: config.deviceId, broker: config.broker.url }, 'agent started');
+      return stop;
+    },
   });
 }

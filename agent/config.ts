@@ -173,11 +173,12 @@ const PATH_FIELDS: ReadonlyArray<readonly string[]> = [
 
 /**
  * Path settings of each hardware slot backend (under `slots`). Left out on purpose: tryboot's
- * `autobootFile`, which is relative to its `bootDir`, and argv settings such as `rebootCommand`.
+ * `autobootFile` and `durableFile`, which are relative to its `bootDir`, and argv settings such as
+ * `rebootCommand`.
  */
 const SLOT_PATH_FIELDS: Readonly<Record<string, ReadonlyArray<readonly string[]>>> = {
   uboot: [['fwEnvConfig'], ['procCmdline'], ['slots', 'A', 'device'], ['slots', 'B', 'device']],
-  rauc: [['systemConf'], ['stateFile']],
+  rauc: [['systemConf'], ['stateFile'], ['durableFile']],
   tryboot: [['bootDir'], ['deviceTreeRoot'], ['armedMarker'], ['slots', 'A', 'device'], ['slots', 'B', 'device']],
 };
 

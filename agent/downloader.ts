@@ -4,7 +4,9 @@
  * - Resumes a partial file with `Range: bytes=N-` (a 200 reply means the server ignored the range:
  *   start over); a 416 means the partial file is unusable: it is deleted and the attempt counts.
  * - Never accepts more bytes than the manifest's size; the hash of what was received is checked
- *   before the file is handed on, so a mismatching image never reaches a slot.
+ *   before the file is handed on, so a mismatching image never reaches a slot. A resumed download
+ *   that fails the hash is started again from zero, once: the bytes kept from an earlier attempt (a
+ *   write torn by a power loss, a file that changed on the server in between) may be what is wrong.
  * - Every failure comes back as an outcome (never a throw) saying whether a retry can help; the update
  *   machine bounds the retries and backs off, so a 404 or 416 never turns into a loop.
  */
@@ -134,15 +136,21 @@ export class HttpDownloader implements Downloader {
     }
     const hash = createHash('sha256');
     if (have > 0) have = await hashPrefix(req.dest, hash);
-    if (have === req.size) return this.finish(req, hash, have, have);
+    if (have === req.size) return this.finish(req, options, hash, have, have);
     if (options.signal.aborted) return fail('download-failed', 'aborted', false);
     return this.fetch(req, options, hash, have);
   }
 
-  private async finish(req: DownloadRequest, hash: Hash, size: number, resumedFrom: number): Promise<DownloadOutcome> {
+  private async finish(req: DownloadRequest, options: DownloadOptions, hash: Hash, size: number, resumedFrom: number): Promise<DownloadOutcome> {
     const sha256 = hash.digest('hex');
     if (sha256 !== req.sha256) {
       await rm(req.dest, { force: true });
+      if (resumedFrom > 0 && !options.signal.aborted) {
+        // Only the fresh download's own verdict counts: from zero, it cannot resume again here.
+        const again = await this.fetch(req, options, createHash('sha256'), 0);
+        if (again.ok || again.reason !== 'hash-mismatch') return again;
+        return fail('hash-mismatch', `${again.detail} (also after discarding the ${resumedFrom} bytes resumed from an earlier attempt and downloading it again from zero)`, false);
+      }
       return fail('hash-mismatch', `sha256 of the download is ${sha256}, the signed manifest says ${req.sha256}`, false);
     }
     await syncFile(req.dest);
@@ -240,7 +248,8 @@ export class HttpDownloader implements Downloader {
           out.end(() => {
             if (options.signal.aborted) return settle(fail('download-failed', 'aborted', false));
             if (bytes < req.size) return settle(fail('download-failed', `connection ended after ${bytes} of ${req.size} bytes`, true));
-            settle(this.finish(req, digest, bytes, from));
+            // `offset`: where this response's bytes began (0 when the server ignored the range).
+            settle(this.finish(req, options, digest, bytes, offset));
           });
         });
       });

@@ -28,6 +28,15 @@ export { LogExcerptCollector, boundLines } from './telemetry/log-excerpt.js';
 export { ScriptMetricsCollector, parseCustomMetrics } from './telemetry/custom-metrics.js';
 export { FileSlotBackend, BootloaderStateSchema, type BootloaderState, type FileSlotBackendOptions } from './slots/slot-backend-file.js';
 export { createSlotBackend } from './slots/create-slot-backend.js';
-export { SlotError, type BootState, type SlotBackend, type SlotBackendKind, type VerifiedImage } from './slots/slot-backend.js';
+export { SlotError, checkDurableRecord, DURABLE_MAX_BYTES, type BootState, type SlotBackend, type SlotBackendKind, type VerifiedImage } from './slots/slot-backend.js';
+export {
+  DurableRecordSchema,
+  decodeDurable,
+  durableOf,
+  encodeDurable,
+  mergeDurable,
+  rebuildState,
+  type DurableRecord,
+} from './durable-record.js';
 export { SimulatedDevice, type BootOutcome, type PowerableSlotBackend, type SimulatedDeviceOptions } from './simulated-device.js';
 export { helloMessage, statusMessage, telemetryMessage, presenceMessage } from './agent-messages.js';

@@ -36,6 +36,11 @@ export interface SimulatedDeviceOptions extends Omit<AgentOptions, 'slots' | 'on
    * trial window plus one minute. Measured on `clock`.
    */
   trialWatchdogMs?: number;
+  /**
+   * A power cycle that could not boot the agent (its state or the bootloader unreadable): the device
+   * is down until something powers it on again. Default: logged.
+   */
+  onBootFailed?: (err: unknown) => void;
 }
 
 export class SimulatedDevice {
@@ -125,7 +130,7 @@ export class SimulatedDevice {
       // flight) must not cut the boot that replaced it, e.g. spend that boot's one-shot trial.
       onReboot: () => {
         if (this.current !== agent) return;
-        queueMicrotask(() => void this.powerCycle());
+        queueMicrotask(() => void this.powerCycle().catch((err: unknown) => this.bootFailed(err)));
       },
     });
     this.current = agent;
@@ -142,10 +147,16 @@ export class SimulatedDevice {
     const ms = this.options.trialWatchdogMs ?? this.options.config.health.trialWindow + 60_000;
     this.watchdog = this.clock.setTimeout(() => {
       this.watchdog = null;
-      void this.options.slots.bootState().then((boot) => {
-        if (boot.trial && !this.stopped) void this.powerCycle({ clean: false });
-      });
+      this.options.slots
+        .bootState()
+        .then((boot) => (boot.trial && !this.stopped ? this.powerCycle({ clean: false }) : undefined))
+        .catch((err: unknown) => this.bootFailed(err));
     }, ms);
+  }
+
+  private bootFailed(err: unknown): void {
+    if (this.options.onBootFailed) this.options.onBootFailed(err);
+    else this.options.logger?.error({ err: err instanceof Error ? err.message : String(err) }, 'power cycle failed; the device stays down');
   }
 
   private disarmWatchdog(): void {

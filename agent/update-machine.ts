@@ -110,7 +110,9 @@ export function step(state: AgentState, event: UpdateEvent, now: number, cfg: Ma
       delete slotVersions[job.toSlot];
       const slotDeployments = { ...state.slotDeployments };
       delete slotDeployments[job.toSlot];
-      const r = transition({ ...state, slotDeployments }, { ...job, stage: 'installing' }, now, { slotVersions });
+      const slotSecurity = { ...state.slotSecurity };
+      delete slotSecurity[job.toSlot];
+      const r = transition({ ...state, slotDeployments, slotSecurity }, { ...job, stage: 'installing' }, now, { slotVersions });
       r.effects.push({ type: 'write-slot', deploymentId: job.deploymentId, artifact: job.artifact });
       return r;
     }
@@ -119,7 +121,8 @@ export function step(state: AgentState, event: UpdateEvent, now: number, cfg: Ma
       if (!job) return none(state);
       const slotVersions = { ...state.slotVersions, [job.toSlot]: job.toVersion };
       const slotDeployments = { ...state.slotDeployments, [job.toSlot]: job.deploymentId };
-      return toRebooting({ ...state, slotDeployments }, job, now, slotVersions);
+      const slotSecurity = { ...state.slotSecurity, [job.toSlot]: job.securityVersion ?? 0 };
+      return toRebooting({ ...state, slotDeployments, slotSecurity }, job, now, slotVersions);
     }
     case 'slot-failed': {
       const job = ownsEvent(state, event.deploymentId, 'installing', 'rebooting', 'committing');

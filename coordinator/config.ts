@@ -17,6 +17,10 @@ export type AppEnv = z.infer<typeof AppEnvSchema>;
 
 const PortSchema = z.coerce.number().int().min(0).max(65535);
 
+const DEFAULT_MAX_PACKET_BYTES = 128 * 1024;
+const DEFAULT_TELEMETRY_LIMIT = { perSecond: 5, burst: 100 };
+const DEFAULT_CONTROL_LIMIT = { perSecond: 20, burst: 200 };
+
 export const CoordinatorConfigSchema = z.object({
   env: AppEnvSchema.default('development'),
   dataDir: z.string().min(1),
@@ -37,8 +41,16 @@ export const CoordinatorConfigSchema = z.object({
       brokerUrl: z.string().regex(/^mqtts?:\/\//, 'must start with mqtt:// or mqtts://').optional(),
       brokerUsername: z.string().optional(),
       brokerPassword: z.string().optional(),
+      /**
+       * Largest MQTT packet a device may send, in bytes, checked from the packet's fixed header before
+       * its body is read (embedded broker). The largest device message, telemetry with 20 log lines of
+       * 512 characters, is under 64 KiB. Default 128 KiB.
+       */
+      maxPacketBytes: z.number().int().min(1024).max(268_435_455).default(DEFAULT_MAX_PACKET_BYTES),
+      /** A connection that has not sent a complete CONNECT within this time is closed. Default 10 s. */
+      connectTimeoutMs: z.number().int().positive().default(10_000),
     })
-    .default({ port: 1883, host: '127.0.0.1' }),
+    .default({ port: 1883, host: '127.0.0.1', maxPacketBytes: DEFAULT_MAX_PACKET_BYTES, connectTimeoutMs: 10_000 }),
   http: z
     .object({
       /** Admin API and artifact downloads. 0 picks an ephemeral port. Default 8080. */
@@ -53,8 +65,24 @@ export const CoordinatorConfigSchema = z.object({
       maxConcurrentDownloads: z.number().int().positive().default(64),
     })
     .default({ port: 8080, host: '127.0.0.1', maxConcurrentDownloads: 64 }),
-  /** Accept devices without credentials (identity = client id). Development only. */
-  allowAnonymousDevices: z.boolean().optional(),
+  /**
+   * Accept devices without credentials (identity = client id): an explicit opt-in, development only,
+   * on a loopback listener only, never for a provisioned id. Such "ghost" devices never enter a wave.
+   * Default false.
+   */
+  allowAnonymousDevices: z.boolean().default(false),
+  /**
+   * Per-device message rates the coordinator accepts (token buckets, in the coordinator's clock time);
+   * past them the device's messages are shed, counted and logged, and nobody else's are. An agent
+   * sends one telemetry message a minute and a few dozen statuses per update.
+   */
+  deviceLimits: z
+    .object({
+      telemetry: z.object({ perSecond: z.number().positive(), burst: z.number().int().positive() }).default(DEFAULT_TELEMETRY_LIMIT),
+      /** Hello, status and presence messages together. */
+      control: z.object({ perSecond: z.number().positive(), burst: z.number().int().positive() }).default(DEFAULT_CONTROL_LIMIT),
+    })
+    .default({ telemetry: DEFAULT_TELEMETRY_LIMIT, control: DEFAULT_CONTROL_LIMIT }),
   /** Ed25519 private key (PEM). In development a key is generated in the data dir when absent. */
   signingKeyPath: z.string().optional(),
   /**
@@ -122,6 +150,7 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_BROKER_URL']) mqtt['brokerUrl'] = env['FLEET_BROKER_URL'];
   if (env['FLEET_BROKER_USERNAME']) mqtt['brokerUsername'] = env['FLEET_BROKER_USERNAME'];
   if (env['FLEET_BROKER_PASSWORD']) mqtt['brokerPassword'] = env['FLEET_BROKER_PASSWORD'];
+  if (env['FLEET_MQTT_MAX_PACKET_BYTES']) mqtt['maxPacketBytes'] = Number(env['FLEET_MQTT_MAX_PACKET_BYTES']);
   if (Object.keys(mqtt).length) out['mqtt'] = mqtt;
   const http: Record<string, unknown> = {};
   if (env['FLEET_HTTP_PORT']) http['port'] = env['FLEET_HTTP_PORT'];
@@ -161,6 +190,12 @@ export function loadConfig(options: Partial<CoordinatorConfigInput>, env: Record
   return config;
 }
 
+/** True for an address that only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h);
+}
+
 /** The rules that make staging and production safe by default. */
 export function checkEnvironmentRules(config: CoordinatorConfig): void {
   const { env } = config;
@@ -172,6 +207,14 @@ export function checkEnvironmentRules(config: CoordinatorConfig): void {
   }
   if (config.mqtt.tlsClientCa !== undefined && (config.mqtt.tlsCert === undefined || config.mqtt.brokerUrl !== undefined)) {
     throw new ConfigError('FLEET_TLS_CLIENT_CA (device certificates) needs the embedded broker over TLS: set FLEET_TLS_CERT and FLEET_TLS_KEY, without FLEET_BROKER_URL');
+  }
+  if (config.allowAnonymousDevices) {
+    if (config.mqtt.brokerUrl !== undefined) {
+      throw new ConfigError('anonymous devices are an option of the embedded broker; an external broker (FLEET_BROKER_URL) decides who may connect itself');
+    }
+    if (!isLoopbackHost(config.mqtt.host)) {
+      throw new ConfigError(`anonymous devices are accepted on a loopback listener only, not on ${config.mqtt.host}: listen on 127.0.0.1, or provision each device with \`fleet devices provision <id>\``);
+    }
   }
   if (env === 'development') return;
   if (config.allowAnonymousDevices) {

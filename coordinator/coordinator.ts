@@ -29,6 +29,7 @@ import type { Transport } from './broker/transport.js';
 import { DeviceIngest } from './ingest/device-ingest.js';
 import { StatusInbox } from './ingest/status-inbox.js';
 import { DeviceRegistry, type DeviceRecord } from './registry/device-registry.js';
+import { AnomalyLog } from './registry/anomaly-log.js';
 import type { TelemetryWriter } from './telemetry/telemetry-writer.js';
 import { openDataStores, startTelemetryWriter } from './data-stores.js';
 import { Housekeeping } from './housekeeping.js';
@@ -36,6 +37,7 @@ import { SnapshotBuilder } from './telemetry/snapshot-builder.js';
 import { ArtifactStore, type ArtifactRecord } from './artifacts/artifact-store.js';
 import { ArtifactServer } from './artifacts/artifact-server.js';
 import { FirmwareService } from './artifacts/firmware-service.js';
+import { FreshnessCounters } from './deployments/freshness-counters.js';
 import { Router } from './admin/router.js';
 import { HttpServer } from './admin/http-server.js';
 import { registerDeviceRoutes } from './admin/device-routes.js';
@@ -108,8 +110,10 @@ export class Coordinator {
     readonly trustDir: string,
     /** The operator bearer token for the admin API. */
     readonly adminToken: string,
+    /** What devices did that was refused or shed, per device (admin API, `fleet devices anomalies`). */
+    readonly anomalies: AnomalyLog,
   ) {
-    this.housekeeping = new Housekeeping({ db, registry, inbox, telemetry, clock, timers, counters, logger });
+    this.housekeeping = new Housekeeping({ db, registry, inbox, telemetry, clock, timers, counters, logger, anomalies });
   }
 
   /** Opens the data directory, resumes deployments and starts the broker and HTTP listeners. */
@@ -125,7 +129,9 @@ export class Coordinator {
     const { db, telemetryDb } = openDataStores(config.dataDir, logger);
     const counters = new Counters();
     const now = (): number => clock.now();
-    const registry = DeviceRegistry.load(db);
+    // With the embedded broker every device has credentials: one never provisioned is a ghost.
+    const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined });
+    const anomalies = AnomalyLog.load({ db, now, counters, logger: root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
     const credentials = new CredentialStore(db, config.credentialCost, now);
     const auditLog = new AuditLog(db);
     // Handlers call into the coordinator built below; devices cannot connect before it exists.
@@ -138,6 +144,11 @@ export class Coordinator {
       },
       counters,
       root.child({ module: 'ingest' }),
+      {
+        ...config.deviceLimits,
+        now,
+        onShed: (deviceId, channel) => anomalies.record(deviceId, 'rate-limited', `${channel} messages past ${config.deviceLimits[channel].perSecond}/s (burst ${config.deviceLimits[channel].burst}) shed`),
+      },
     );
     let telemetry: TelemetryWriter;
     try {
@@ -164,7 +175,8 @@ export class Coordinator {
     const httpTls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
     const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls);
     const trust = { dir: resolve(trustDir), load: () => coordinatorTrust(key, trustDir) };
-    const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now);
+    const freshness = new FreshnessCounters(db, now);
+    const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now, freshness);
 
     const transport: Transport = config.mqtt.brokerUrl
       ? new ExternalBroker({
@@ -182,10 +194,14 @@ export class Coordinator {
             ? { tls: { certPath: config.mqtt.tlsCert, keyPath: config.mqtt.tlsKey, ...(config.mqtt.tlsClientCa ? { clientCaPath: config.mqtt.tlsClientCa } : {}) } }
             : {}),
           credentials,
-          allowAnonymous: config.allowAnonymousDevices ?? config.env === 'development',
+          allowAnonymous: config.allowAnonymousDevices,
           hardwareModelOf: (id) => registry.hardwareModelOf(id),
           logger: root.child({ module: 'broker' }),
           counters,
+          maxPacketBytes: config.mqtt.maxPacketBytes,
+          connectTimeoutMs: config.mqtt.connectTimeoutMs,
+          timers,
+          onAnomaly: (id, kind, detail) => anomalies.record(id, kind, detail),
         });
     const publisher = new Publisher(db, transport, now);
     const snapshots = new SnapshotBuilder(telemetryDb, config.telemetry.rollupSlotMs);
@@ -219,11 +235,13 @@ export class Coordinator {
       warmUpMs: config.telemetry.warmUpMs,
       analyzersFor: fixedAnalyzers ? () => fixedAnalyzers : (spec, wave) => canary.analyzersFor(spec, wave),
       random: options.random ?? Math.random,
+      freshness,
       onAudit: (e) => events.emit('audit', e),
+      anomalies,
     });
 
     const c = new Coordinator(config, logger, clock, timers, db, counters, registry, credentials, telemetry, telemetryDb, artifacts, firmware,
-      auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken);
+      auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken, anomalies);
     (c as { events: EventEmitter<CoordinatorEvents> }).events = events;
     const audit = (actor: string, action: string, subject: string, detail: Record<string, unknown> = {}): void => {
       auditLog.append(clock.now(), actor, action, subject, detail);
@@ -238,7 +256,7 @@ export class Coordinator {
       auditLog,
       endpoints: () => ({ mqttUrl: transport.url, httpUrl: http.url }),
     });
-    registerDeviceRoutes(router, { registry, credentials, now, audit, deviceDeployments: (id) => rollouts.deviceHistory(id) });
+    registerDeviceRoutes(router, { registry, credentials, now, audit, deviceDeployments: (id) => rollouts.deviceHistory(id), anomalies });
     registerFirmwareRoutes(router, { store: artifacts, firmware, audit });
     registerDeploymentRoutes(router, { rollouts });
     canary.registerRoutes(router);
@@ -280,6 +298,9 @@ export class Coordinator {
       throw err;
     }
     c.housekeeping.start();
+    if (config.allowAnonymousDevices) {
+      logger.warn({ mqttUrl: transport.url }, 'devices without credentials are accepted (development, loopback only): they are ghosts, in no wave; provision real devices');
+    }
     logger.info({ env: config.env, mqttUrl: transport.url, httpUrl: http.url, dataDir: config.dataDir, restoredRetained: restored, replayedStatuses: replayed.length, keyId: key.keyid }, 'coordinator started');
     return c;
   }
@@ -301,6 +322,14 @@ export class Coordinator {
   // ---- device messages -------------------------------------------------------------------------
 
   private onHello(m: HelloMessage): void {
+    // The operator's registry is authoritative: a hello contradicting it changes nothing (and no ACL).
+    const refusal = this.registry.checkHello(m);
+    if (refusal) {
+      this.counters.inc('ingest.hello.refused');
+      this.registry.seen(m.deviceId, this.clock.now());
+      this.anomalies.record(m.deviceId, refusal.kind, refusal.detail);
+      return;
+    }
     this.registry.applyHello(m, this.clock.now());
     this.rollouts.hello(m);
   }
@@ -406,7 +435,7 @@ export class Coordinator {
     const connected = this.transport.connectedDevices();
     return {
       counters: this.counters.snapshot(),
-      devices: { known: this.registry.size, connected: connected?.size ?? null },
+      devices: { known: this.registry.size, connected: connected?.size ?? null, withAnomalies: this.anomalies.devices },
       telemetry: { pending: this.telemetry.pending, written: this.telemetry.written },
       deployments: this.rollouts.summary(),
     };

@@ -10,6 +10,7 @@ import type { Db } from './store/db.js';
 import type { DeviceRegistry } from './registry/device-registry.js';
 import type { StatusInbox } from './ingest/status-inbox.js';
 import type { TelemetryWriter } from './telemetry/telemetry-writer.js';
+import type { AnomalyLog } from './registry/anomaly-log.js';
 
 /** How often devices' last-seen times are written to the store (real time). */
 const SEEN_FLUSH_MS = 5_000;
@@ -24,6 +25,8 @@ export interface HousekeepingDeps {
   timers: Clock;
   counters: Counters;
   logger: Logger;
+  /** Device anomalies, stored with the last-seen times. */
+  anomalies?: Pick<AnomalyLog, 'flush'>;
 }
 
 export class Housekeeping {
@@ -38,10 +41,13 @@ export class Housekeeping {
     this.schedulePrune();
   }
 
-  /** Writes devices' last-seen times in one transaction; a failure is logged and counted. */
+  /** Writes devices' last-seen times (and anomalies) in one transaction; a failure is logged and counted. */
   flushSeen(): void {
     try {
-      this.deps.db.transaction(() => this.deps.registry.flushSeen())();
+      this.deps.db.transaction(() => {
+        this.deps.registry.flushSeen();
+        this.deps.anomalies?.flush();
+      })();
     } catch (err) {
       this.deps.counters.inc('registry.flush.errors');
       this.deps.logger.error({ err }, 'storing last-seen times failed');

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { SlotError, type BootState, type SlotBackend, type VerifiedImage } from '../agent/index.js';
+import { SlotError, checkDurableRecord, type BootState, type SlotBackend, type VerifiedImage } from '../agent/index.js';
 import type { SlotName } from '../protocol/update-state.js';
 import { otherSlot } from '../protocol/update-state.js';
 
@@ -143,6 +143,20 @@ export class MemorySlotBackend implements SlotBackend {
     this.calls.reboots++;
     this.options.onReboot();
     return Promise.resolve();
+  }
+
+  /** The boot environment's durable record (survives power cycles, like the slots). */
+  durable: string | null = null;
+
+  readDurable(): Promise<string | null> {
+    return Promise.resolve(this.durable);
+  }
+
+  writeDurable(record: string): Promise<void> {
+    return Promise.resolve().then(() => {
+      checkDurableRecord(record);
+      this.durable = record;
+    });
   }
 
   // ---- the simulated hardware side (not part of SlotBackend) ----

@@ -50,6 +50,14 @@ class NullSlots implements SlotBackend {
   reboot(): Promise<void> {
     return Promise.resolve();
   }
+  private durable: string | null = null;
+  readDurable(): Promise<string | null> {
+    return Promise.resolve(this.durable);
+  }
+  writeDurable(record: string): Promise<void> {
+    this.durable = record;
+    return Promise.resolve();
+  }
 }
 
 async function settledHeap(): Promise<{ heap: number; rss: number }> {

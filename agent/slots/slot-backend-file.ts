@@ -20,7 +20,8 @@ import { SlotNameSchema, otherSlot, type SlotName } from '../../protocol/update-
 import { Sha256HexSchema } from '../../protocol/ids.js';
 import { parsePayload } from '../../protocol/parse.js';
 import { writeFileAtomic } from '../state-store.js';
-import { SlotError, type BootState, type SlotBackend, type VerifiedImage } from './slot-backend.js';
+import { SlotError, checkDurableRecord, type BootState, type SlotBackend, type VerifiedImage } from './slot-backend.js';
+import { DurableCopies } from './durable-copies.js';
 
 const SlotContentSchema = z.object({ size: z.number().int().nonnegative(), sha256: Sha256HexSchema }).nullable();
 
@@ -65,6 +66,8 @@ export class FileSlotBackend implements SlotBackend {
   private readonly trialBoots: number;
   /** Power cycles seen by this instance: work started before one is abandoned (power loss). */
   private epoch = 0;
+  /** The simulated boot environment's durable record (durable.0 / durable.1 beside the slots). */
+  private readonly durable: DurableCopies;
 
   private constructor(
     private readonly dir: string,
@@ -72,6 +75,7 @@ export class FileSlotBackend implements SlotBackend {
   ) {
     this.trialBoots = options.trialBoots ?? 1;
     this.onReboot = options.onReboot;
+    this.durable = new DurableCopies(join(dir, 'durable'));
   }
 
   /**
@@ -206,6 +210,15 @@ export class FileSlotBackend implements SlotBackend {
     const s = await this.state();
     await this.writeStateIfPowered(epoch, { ...s, down: true });
     await this.onReboot?.();
+  }
+
+  readDurable(): Promise<string | null> {
+    return this.durable.read();
+  }
+
+  async writeDurable(record: string): Promise<void> {
+    checkDurableRecord(record);
+    await this.durable.write(record);
   }
 
   /** A bootloader update begun before a power cycle is lost with the power (read-modify-write race). */

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import type { Clock } from '../../protocol/clock.js';
 import { systemClock } from '../../protocol/clock.js';
@@ -26,7 +26,8 @@ import { sha256Prefix } from './partition-writer.js';
 import type { RaucBundleInfo, RaucProgress, RaucSlot, RaucStatus } from './rauc-client.js';
 import { RaucClient } from './rauc-client.js';
 import type { BootState, SlotBackend, VerifiedImage } from './slot-backend.js';
-import { SlotError } from './slot-backend.js';
+import { SlotError, checkDurableRecord } from './slot-backend.js';
+import { DurableCopies } from './durable-copies.js';
 
 /** Agent config of the `rauc` backend. */
 export const RaucBackendConfigSchema = z.object({
@@ -45,6 +46,11 @@ export const RaucBackendConfigSchema = z.object({
   bootnames: z.object({ A: z.string().min(1).default('A'), B: z.string().min(1).default('B') }).prefault({}),
   /** Which slot is committed and which is on trial; keep it on persistent storage. */
   stateFile: z.string().min(1).default('/var/lib/fleet/rauc-trial.json'),
+  /**
+   * The agent's durable record (two copies, `<durableFile>.0` and `.1`). Default: fleet-durable beside
+   * stateFile. Keep it outside the agent's dataDir, e.g. on the boot partition.
+   */
+  durableFile: z.string().min(1).optional(),
   /** argv of a reboot. Default ["reboot"]. */
   rebootCommand: z.array(z.string().min(1)).min(1).default(['reboot']),
   /** Default 30 minutes. */
@@ -74,11 +80,13 @@ export class RaucSlotBackend implements SlotBackend {
   private readonly client: RaucClient;
   /** The committed slot's boot was confirmed to RAUC in this process. */
   private confirmed = false;
+  private readonly durable: DurableCopies;
 
   constructor(
     private readonly config: RaucBackendConfig,
     private readonly deps: RaucBackendDeps = {},
   ) {
+    this.durable = new DurableCopies(config.durableFile ?? join(dirname(config.stateFile), 'fleet-durable'));
     this.client = new RaucClient({
       runner: deps.runner ?? spawnRunner,
       clock: deps.clock ?? systemClock,
@@ -157,6 +165,15 @@ export class RaucSlotBackend implements SlotBackend {
     const [file, ...args] = this.config.rebootCommand as [string, ...string[]];
     const result = await (this.deps.runner ?? spawnRunner)(file, args, { timeoutMs: this.config.commandTimeoutMs });
     if (result.code !== 0) throw new SlotError('bootloader-error', `reboot failed: ${describeFailure(file, args, result)}`);
+  }
+
+  readDurable(): Promise<string | null> {
+    return this.durable.read();
+  }
+
+  async writeDurable(record: string): Promise<void> {
+    checkDurableRecord(record);
+    await this.durable.write(record);
   }
 
   private async read(): Promise<{ state: BootState; armed: boolean }> {

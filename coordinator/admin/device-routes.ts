@@ -1,8 +1,9 @@
-/** Admin API: the device registry and device credentials. */
+/** Admin API: the device registry, device credentials and device anomalies. */
 import { z } from 'zod';
 import { DeviceIdSchema, HardwareModelSchema, TagSchema } from '../../protocol/ids.js';
 import type { CredentialStore } from '../broker/credentials.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/device-registry.js';
+import { AnomalyKindSchema, type AnomalyLog } from '../registry/anomaly-log.js';
 import { NotFoundError, reply, type Router } from './router.js';
 
 export interface DeviceRouteDeps {
@@ -12,7 +13,15 @@ export interface DeviceRouteDeps {
   audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => void;
   /** Per-deployment progress of one device, newest first (from the engine's repository). */
   deviceDeployments?: (deviceId: string) => unknown[];
+  /** What devices did that was refused or shed. */
+  anomalies?: Pick<AnomalyLog, 'list' | 'forDevice'>;
 }
+
+const AnomalyQuery = z.object({
+  kind: AnomalyKindSchema.optional(),
+  device: DeviceIdSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(500),
+});
 
 const ListQuery = z.object({
   model: HardwareModelSchema.optional(),
@@ -41,6 +50,8 @@ export function deviceView(d: DeviceRecord, credentials?: CredentialStore): Reco
     hardwareModel: d.hardwareModel ?? null,
     firmwareVersion: d.firmwareVersion ?? null,
     activeSlot: d.activeSlot ?? null,
+    /** The device's anti-rollback floor (its hello): images below it are never booted there again. */
+    securityFloor: d.securityFloor,
     agentVersion: d.agentVersion ?? null,
     bucket: d.bucket,
     tags: d.tags,
@@ -50,6 +61,7 @@ export function deviceView(d: DeviceRecord, credentials?: CredentialStore): Reco
     lastSeen: d.lastSeen ?? null,
     firstSeen: d.firstSeen ?? null,
     provisionedAt: d.provisionedAt ?? null,
+    ghost: d.ghost,
     update: d.update ?? null,
     ...(credentials ? { hasCredentials: credentials.has(d.deviceId) } : {}),
   };
@@ -73,7 +85,20 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
   router.get('/v1/devices/:id', {}, ({ params }) => {
     const d = deps.registry.get(params['id']!);
     if (!d) throw new NotFoundError(`no device ${params['id']}; list devices with \`fleet devices list\``);
-    return { ...deviceView(d, deps.credentials), deployments: deps.deviceDeployments?.(d.deviceId) ?? [] };
+    return {
+      ...deviceView(d, deps.credentials),
+      deployments: deps.deviceDeployments?.(d.deviceId) ?? [],
+      anomalies: deps.anomalies?.forDevice(d.deviceId) ?? [],
+    };
+  });
+
+  router.get('/v1/anomalies', { query: AnomalyQuery }, ({ query }) => {
+    const anomalies = deps.anomalies?.list({
+      limit: query.limit,
+      ...(query.kind !== undefined ? { kind: query.kind } : {}),
+      ...(query.device !== undefined ? { deviceId: query.device } : {}),
+    }) ?? [];
+    return { anomalies };
   });
 
   router.post('/v1/devices/provision', { body: ProvisionBody }, async ({ body, actor }) => {

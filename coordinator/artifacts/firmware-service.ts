@@ -10,11 +10,12 @@ import { ValidationError } from '../../protocol/errors.js';
 import { formatIssues } from '../../protocol/parse.js';
 import { EnvelopeSchema, ManifestSchema, type Envelope, type Manifest } from '../../protocol/signed.js';
 import { checkSignatures } from '../../firmware/envelope.js';
-import { buildManifest, signManifest } from '../../firmware/manifest.js';
+import { buildManifest, rollbackBindingProblem, signManifest } from '../../firmware/manifest.js';
 import type { SigningKey } from '../../firmware/keys.js';
 import type { TrustStore } from '../../firmware/trust-store.js';
 import type { ArtifactRecord, ArtifactStore } from './artifact-store.js';
 import { ARTIFACT_PATH_PREFIX } from './artifact-server.js';
+import type { FreshnessCounters } from '../deployments/freshness-counters.js';
 
 export interface UploadRequest {
   source: Readable;
@@ -49,6 +50,7 @@ export class FirmwareService {
     private readonly trust: TrustSource,
     private readonly publicUrl: () => string,
     private readonly now: () => number,
+    private readonly freshness: FreshnessCounters,
   ) {}
 
   artifactUrl(sha256: string): string {
@@ -72,6 +74,7 @@ export class FirmwareService {
         securityVersion: req.securityVersion ?? 0,
         ...(req.tags ? { tags: req.tags } : {}),
         issuedAt: this.now(),
+        metadataVersion: this.freshness.next('manifest'),
       });
       const envelope = signManifest(manifest, [this.key]) as unknown as Envelope;
       return this.store.record({ manifest: envelope, signed: manifest, offlineSigned: false, uploadedAt: this.now() });
@@ -98,6 +101,10 @@ export class FirmwareService {
     if (manifest.artifact.sha256 !== sha256) problems.push(`artifact.sha256 ${manifest.artifact.sha256} is not the image's ${sha256}`);
     if (manifest.artifact.size !== size) problems.push(`artifact.size ${manifest.artifact.size} is not the image's ${size}`);
     if (manifest.firmwareVersion !== version) problems.push(`firmwareVersion ${manifest.firmwareVersion} differs from --version ${version}`);
+    // Devices refuse both (stale-manifest, unbound-rollback): say so now, not after a wave fails.
+    if (manifest.metadataVersion === undefined) problems.push('it carries no metadataVersion (signed by an older `fleet firmware sign`); sign it again');
+    const unbound = rollbackBindingProblem(manifest);
+    if (unbound !== null) problems.push(unbound);
     if (problems.length) throw new ValidationError('offline manifest', problems);
     return { envelope: env.data, manifest };
   }
@@ -106,10 +113,10 @@ export class FirmwareService {
    * The manifest a deployment publishes: an offline-signed one as is (its signer decided its scope),
    * otherwise a fresh one bound to the deployment and narrowed to its target.
    */
-  deploymentManifest(req: DeploymentManifestRequest): { envelope: Envelope; manifest: Manifest; artifact: ArtifactRecord } {
+  deploymentManifest(req: DeploymentManifestRequest): { envelope: Envelope; manifest: Manifest; artifact: ArtifactRecord; warnings: string[] } {
     const artifact = this.store.require(req.firmwareVersion);
     const base = ManifestSchema.parse(artifact.manifest.signed);
-    if (artifact.offlineSigned) return { envelope: artifact.manifest, manifest: base, artifact };
+    if (artifact.offlineSigned) return { envelope: artifact.manifest, manifest: base, artifact, warnings: this.offlineFreshness(base) };
     const hardware = req.hardwareModels.filter((h) => base.hardware.includes(h));
     if (hardware.length === 0) {
       throw new ValidationError('deployment', [
@@ -126,7 +133,36 @@ export class FirmwareService {
       deploymentId: req.deploymentId,
       issuedAt: this.now(),
       ttlMs: req.ttlMs,
+      metadataVersion: this.freshness.next('manifest'),
     });
-    return { envelope: signManifest(manifest, [this.key]), manifest, artifact };
+    return { envelope: signManifest(manifest, [this.key]), manifest, artifact, warnings: [] };
+  }
+
+  /**
+   * The deployment id an offline-signed manifest is bound to, if any: the deployment must take it
+   * (devices refuse a bound manifest offered under another id).
+   */
+  boundDeploymentId(firmwareVersion: string): string | undefined {
+    const artifact = this.store.require(firmwareVersion);
+    return artifact.offlineSigned ? ManifestSchema.parse(artifact.manifest.signed).deploymentId : undefined;
+  }
+
+  /**
+   * An offline-signed manifest is only as fresh as its metadataVersion: a device that accepted a
+   * newer one refuses it. Refused outright without one; warned about when this coordinator has
+   * issued a newer one since. Raises the counter past it, so later manifests stay above.
+   */
+  private offlineFreshness(m: Manifest): string[] {
+    if (m.metadataVersion === undefined) {
+      throw new ValidationError('deployment', [`the offline-signed manifest of ${m.firmwareVersion} carries no metadataVersion, so devices refuse it (stale-manifest); sign it again with a current \`fleet firmware sign\` and upload it`]);
+    }
+    const unbound = rollbackBindingProblem(m);
+    if (unbound !== null) throw new ValidationError('deployment', [unbound]);
+    const issued = this.freshness.current('manifest');
+    this.freshness.observe('manifest', m.metadataVersion);
+    if (m.metadataVersion > issued) return [];
+    return [
+      `the offline-signed manifest of ${m.firmwareVersion} has metadataVersion ${m.metadataVersion}, not above ${issued} that this coordinator has signed since: devices that accepted a newer manifest refuse it (stale-manifest); sign it again to reach them`,
+    ];
   }
 }

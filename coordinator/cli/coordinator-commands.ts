@@ -1,15 +1,16 @@
 /**
- * `fleet coordinator start`: runs the coordinator in the foreground until SIGINT/SIGTERM.
+ * `fleet coordinator start`: runs the coordinator in the foreground until SIGINT/SIGTERM (then exits 0).
  * `fleet coordinator status`: asks a running one where it listens (and waits for it to come up).
  */
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, FleetError } from '../../protocol/errors.js';
-import { formatDuration, parseDuration } from '../../firmware/duration.js';
+import { parseDuration } from '../../firmware/duration.js';
 import { DEFAULT_DATA_DIR, type CoordinatorConfigInput } from '../config.js';
 import type { ConnectionOptions } from './connection.js';
 import { addConnectionOptions, client } from './device-commands.js';
 import { cliLogger, type LogFormat } from './cli-logger.js';
+import { remaining } from './format.js';
 
 export function registerCoordinatorServiceCommands(program: Command): void {
   const coordinator = program.command('coordinator').description('the fleet coordinator service (broker, store, artifacts, admin API)');
@@ -29,11 +30,14 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .option('--mqtt-client-ca <file>', 'CA that signs device certificates: require one, CN = device id (FLEET_TLS_CLIENT_CA)')
     .option('--http-tls-cert <file>', 'PEM certificate (chain) for HTTPS: admin API and artifacts (FLEET_HTTP_TLS_CERT)')
     .option('--http-tls-key <file>', 'PEM private key for HTTPS (FLEET_HTTP_TLS_KEY)')
+    .option('--allow-anonymous', 'development only, loopback only: accept devices without credentials (ghosts: never in a wave, no rollouts)')
+    .option('--max-packet-bytes <n>', 'largest MQTT packet a device may send (default 131072)')
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--log-format <format>', 'json, pretty, or auto: pretty on a terminal when pino-pretty is installed', 'auto')
     .action(async (opts: {
       dataDir?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; publicUrl?: string; signingKey?: string; logLevel: string; logFormat: string;
       mqttTlsCert?: string; mqttTlsKey?: string; mqttClientCa?: string; httpTlsCert?: string; httpTlsKey?: string;
+      allowAnonymous?: boolean; maxPacketBytes?: string;
     }) => {
       const { Coordinator } = await import('../coordinator.js');
       if (!['json', 'pretty', 'auto'].includes(opts.logFormat)) throw new ConfigError(`--log-format must be json, pretty or auto, not ${opts.logFormat}`);
@@ -41,6 +45,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       const config: Partial<CoordinatorConfigInput> = {
         ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
         ...(opts.signingKey ? { signingKeyPath: opts.signingKey } : {}),
+        ...(opts.allowAnonymous ? { allowAnonymousDevices: true } : {}),
       };
       const mqtt: Record<string, unknown> = {};
       if (opts.mqttPort !== undefined) mqtt['port'] = Number(opts.mqttPort);
@@ -49,6 +54,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (opts.mqttTlsCert !== undefined) mqtt['tlsCert'] = opts.mqttTlsCert;
       if (opts.mqttTlsKey !== undefined) mqtt['tlsKey'] = opts.mqttTlsKey;
       if (opts.mqttClientCa !== undefined) mqtt['tlsClientCa'] = opts.mqttClientCa;
+      if (opts.maxPacketBytes !== undefined) mqtt['maxPacketBytes'] = Number(opts.maxPacketBytes);
       const http: Record<string, unknown> = {};
       if (opts.httpPort !== undefined) http['port'] = Number(opts.httpPort);
       if (opts.host !== undefined) http['host'] = opts.host;
@@ -57,25 +63,22 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (opts.httpTlsKey !== undefined) http['tlsKey'] = opts.httpTlsKey;
       if (Object.keys(mqtt).length) (config as Record<string, unknown>)['mqtt'] = mqtt;
       if (Object.keys(http).length) (config as Record<string, unknown>)['http'] = http;
-      const c = await Coordinator.create({ config, env: process.env, logger });
-      // Handlers before the banner: a supervisor that waits for the banner may signal at once.
-      const signalled = new Promise<void>((resolve) => {
-        const onSignal = (): void => {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-          resolve();
-        };
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
+      const { runDaemon } = await import('../../protocol/daemon.js');
+      // The signal handlers are in place before start(), so before the banner: a supervisor that waits
+      // for the banner may signal at once (and a signal during the start stops it once it is up).
+      await runDaemon({
+        logger,
+        start: async () => {
+          const c = await Coordinator.create({ config, env: process.env, logger });
+          console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
+          if (c.config.env === 'development') {
+            const dir = resolve(c.config.dataDir);
+            const found = dir === resolve(DEFAULT_DATA_DIR) ? 'from this directory, or' : 'with --data-dir, or from';
+            console.error(`operator token written to ${join(dir, 'admin.json')}; \`fleet\` commands find it ${found} anywhere after \`export FLEET_DATA_DIR=${dir}\``);
+          }
+          return () => c.stop();
+        },
       });
-      console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
-      if (c.config.env === 'development') {
-        const dir = resolve(c.config.dataDir);
-        const found = dir === resolve(DEFAULT_DATA_DIR) ? 'from this directory, or' : 'with --data-dir, or from';
-        console.error(`operator token written to ${join(dir, 'admin.json')}; \`fleet\` commands find it ${found} anywhere after \`export FLEET_DATA_DIR=${dir}\``);
-      }
-      await signalled;
-      await c.stop();
     });
   registerCoordinatorStatusCommand(coordinator);
 }
@@ -104,7 +107,7 @@ function registerCoordinatorStatusCommand(coordinator: Command): void {
       return [await api.get<InfoView>('/v1/info'), await api.get<{ devices: { known: number; connected: number | null } }>('/v1/metrics')] as const;
     });
     if (opts.json) return console.log(JSON.stringify({ ...info, devices: metrics.devices }, null, 2));
-    console.log(`coordinator ${info.version} (${info.env}) up ${formatDuration(Math.max(0, Math.round((info.now - info.startedAt) / 1000)) * 1000)}: admin API ${info.httpUrl}, MQTT ${info.mqttUrl}`);
+    console.log(`coordinator ${info.version} (${info.env}) up ${remaining(info.now - info.startedAt)}: admin API ${info.httpUrl}, MQTT ${info.mqttUrl}`);
     console.log(`devices: ${metrics.devices.known} known, ${metrics.devices.connected ?? '?'} connected`);
   });
 }

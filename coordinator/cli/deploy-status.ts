@@ -1,8 +1,9 @@
 /**
  * How `fleet deploy status` shows a deployment: a table of waves (numbered from 1) that fits a
- * 100-column terminal, the rollback's progress and the latest gate decisions; and `--watch`, which on a
- * terminal redraws progress bars and prints each gate decision as it is made, and elsewhere (a pipe, a
- * CI log) prints only what changed. Rendering is pure; `watch` polls the admin API.
+ * 100-column terminal (up to hundreds of devices per wave), the rollback's progress and the latest
+ * gate decisions; and `--watch`, which on a terminal redraws progress bars and prints each gate
+ * decision as it is made, and elsewhere (a pipe, a CI log) prints only what changed. Rendering is
+ * pure; `watch` polls the admin API.
  */
 import { ago, bar, fit, remaining, table } from './format.js';
 import type { AdminClient } from './admin-client.js';
@@ -28,7 +29,7 @@ export interface DeploymentView {
     verdict?: string;
     counts: Record<string, number>;
   }[];
-  rollback?: { exposed: number; confirmed: number; unreachable: number; completedAt?: number };
+  rollback?: { exposed: number; confirmed: number; unreachable: number; refused?: number; completedAt?: number };
   abortReason?: string;
   createdAt: number;
   updatedAt: number;
@@ -89,7 +90,9 @@ export function phaseLine(d: DeploymentView): string {
 }
 
 function rollbackLine(r: NonNullable<DeploymentView['rollback']>): string {
-  return `rollback: ${r.confirmed}/${r.exposed} back on the old version, ${r.unreachable} unreachable ${bar(r.confirmed + r.unreachable, r.exposed, 10)}`;
+  const refused = r.refused ?? 0;
+  const floor = refused > 0 ? `, ${refused} refused (committed above their security floor; they stay)` : '';
+  return `rollback: ${r.confirmed}/${r.exposed} back on the old version, ${r.unreachable} unreachable${floor} ${bar(r.confirmed + r.unreachable + refused, r.exposed, 10)}`;
 }
 
 export function renderStatus(d: DeploymentView, now = Date.now(), width = outputWidth()): string {
@@ -100,12 +103,11 @@ export function renderStatus(d: DeploymentView, now = Date.now(), width = output
   if (d.abortReason) lines.push(fit(`abort reason: ${d.abortReason}`, width));
   lines.push(
     table(
-      ['wave', 'size', 'status', 'progress', 'ok', 'failed', 'busy', 'waiting', 'verdict'],
+      ['wave', 'status', 'progress', 'ok', 'failed', 'busy', 'wait', 'verdict'],
       d.waves.map((w) => [
-        w.index + 1,
-        `${w.percent}%`,
+        `${w.index + 1} (${w.percent}%)`,
         waveStatus(w, now),
-        bar(finished(w.counts), expected(w.counts), 10),
+        bar(finished(w.counts), expected(w.counts), 8),
         w.counts['committed'] ?? 0,
         failedCell(w.counts),
         w.counts['inProgress'] ?? 0,
@@ -122,7 +124,7 @@ export function renderStatus(d: DeploymentView, now = Date.now(), width = output
 /** A one-line summary of a wave, for the change log of a piped `--watch`. */
 export function waveLine(w: Wave, now: number): string {
   const c = w.counts;
-  return `wave ${w.index + 1} (${w.percent}%): ${waveStatus(w, now).replace(/ \(\S+ left\)/, '')}, ${finished(c)}/${expected(c)} finished, ok ${c['committed'] ?? 0}, failed ${failedCell(c)}${w.verdict ? `, ${w.verdict}` : ''}`;
+  return `wave ${w.index + 1} (${w.percent}%): ${waveStatus(w, now).replace(/ \([^)]* left\)/, '')}, ${finished(c)}/${expected(c)} finished, ok ${c['committed'] ?? 0}, failed ${failedCell(c)}${w.verdict ? `, ${w.verdict}` : ''}`;
 }
 
 /**

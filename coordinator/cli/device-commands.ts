@@ -1,4 +1,4 @@
-/** `fleet devices list|show|provision|wait|revoke` over the admin API. */
+/** `fleet devices list|show|provision|wait|revoke|anomalies` over the admin API. */
 import { chmod, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { AdminApiError, AdminClient, type ConnectionOptions } from './admin-client.js';
@@ -11,6 +11,7 @@ interface DeviceView {
   hardwareModel: string | null;
   firmwareVersion: string | null;
   activeSlot: string | null;
+  securityFloor?: number;
   agentVersion: string | null;
   bucket: number;
   tags: string[];
@@ -19,9 +20,28 @@ interface DeviceView {
   online: boolean;
   lastSeen: number | null;
   provisionedAt: number | null;
+  /** Never provisioned: connected without credentials (development); in no wave. */
+  ghost?: boolean;
   hasCredentials?: boolean;
   update?: { deploymentId: string; state: string; toVersion?: string } | null;
   deployments?: unknown[];
+  anomalies?: AnomalyView[];
+}
+
+interface AnomalyView {
+  deviceId: string;
+  kind: string;
+  count: number;
+  firstAt: number;
+  lastAt: number;
+  detail: string;
+}
+
+function anomalyTable(rows: AnomalyView[], withDevice: boolean): string {
+  return table(
+    [...(withDevice ? ['device'] : []), 'anomaly', 'count', 'last', 'first', 'detail'],
+    rows.map((a) => [...(withDevice ? [a.deviceId] : []), a.kind, a.count, ago(a.lastAt), ago(a.firstAt), a.detail]),
+  );
 }
 
 export function addConnectionOptions(cmd: Command): Command {
@@ -63,7 +83,7 @@ export function registerDeviceCommands(program: Command): void {
         ['device', 'model', 'version', 'slot', 'agent', 'bucket', 'tags', 'state', 'last seen'],
         res.devices.map((d) => [
           d.deviceId, d.hardwareModel ?? '-', d.firmwareVersion ?? '-', d.activeSlot ?? '-', d.agentVersion ?? '-', d.bucket,
-          d.tags.join(',') || '-', d.online ? 'online' : 'offline', ago(d.lastSeen),
+          d.tags.join(',') || '-', `${d.online ? 'online' : 'offline'}${d.ghost ? ' (ghost)' : ''}`, ago(d.lastSeen),
         ]),
       ),
     );
@@ -79,6 +99,7 @@ export function registerDeviceCommands(program: Command): void {
         ['hardware model', d.hardwareModel ?? '-'],
         ['firmware', d.firmwareVersion ?? '-'],
         ['active slot', d.activeSlot ?? '-'],
+        ['security floor', d.securityFloor !== undefined ? String(d.securityFloor) : '-'],
         ['agent', d.agentVersion ?? '-'],
         ['bucket', String(d.bucket)],
         ['tags', d.tags.join(', ') || '-'],
@@ -86,14 +107,33 @@ export function registerDeviceCommands(program: Command): void {
         ['  reported', d.reportedTags?.join(', ') || '-'],
         ['state', d.online ? 'online' : 'offline'],
         ['last seen', ago(d.lastSeen)],
-        ['credentials', d.hasCredentials ? 'provisioned' : 'none'],
+        ['credentials', d.hasCredentials ? 'provisioned' : d.ghost ? 'none: a ghost (connected without credentials), in no wave' : 'none'],
         ['update', d.update ? `${d.update.deploymentId}: ${d.update.state}${d.update.toVersion ? ` (${d.update.toVersion})` : ''}` : '-'],
       ];
       console.log(table(['field', 'value'], rows));
       const deps = (d.deployments ?? []) as { deploymentId: string; wave: number; state: string; reason?: string }[];
       if (deps.length) console.log(table(['deployment', 'wave', 'state', 'reason'], deps.map((x) => [x.deploymentId, x.wave + 1, x.state, x.reason ?? '-'])));
+      if (d.anomalies?.length) console.log(anomalyTable(d.anomalies, false));
     },
   );
+
+  addConnectionOptions(
+    devices
+      .command('anomalies')
+      .description('what devices did that the coordinator refused or shed (wrong model, unoffered statuses, floods, oversized packets, throttled logins)')
+      .option('--kind <kind>', 'only this kind (wrong-model, unoffered-status, rate-limited, oversized-packet, login-throttled, spoofed-identity)')
+      .option('--device <id>', 'only this device')
+      .option('--limit <n>', 'at most this many rows', '500')
+      .option('--json', 'machine-readable output'),
+  ).action(async (opts: ConnectionOptions & { kind?: string; device?: string; limit: string; json?: boolean }) => {
+    const q = new URLSearchParams({ limit: opts.limit });
+    if (opts.kind) q.set('kind', opts.kind);
+    if (opts.device) q.set('device', opts.device);
+    const res = await client(opts).get<{ anomalies: AnomalyView[] }>(`/v1/anomalies?${q.toString()}`);
+    if (opts.json) return console.log(JSON.stringify(res, null, 2));
+    if (res.anomalies.length === 0) return console.log('no anomalies recorded');
+    console.log(anomalyTable(res.anomalies, true));
+  });
 
   addConnectionOptions(
     devices

@@ -5,6 +5,7 @@
  */
 import { ValidationError } from '../../protocol/errors.js';
 import { BUCKET_COUNT } from '../../protocol/bucket.js';
+import { DEFAULT_MANIFEST_TTL_MS } from '../../firmware/manifest.js';
 import type { DeploymentRequest, DeploymentSpec } from '../engine/types.js';
 import { buildDeploymentSpec, checkSpecSemantics } from '../engine/deployment-spec.js';
 import type { FirmwareService } from '../artifacts/firmware-service.js';
@@ -16,24 +17,39 @@ export interface DeploymentFactoryDeps {
   random: () => number;
   /** Unique id source. */
   newId: (firmwareVersion: string) => string;
-  /** Manifest lifetime; long enough for the slowest rollout. Default 30 days. */
+  /**
+   * Manifest lifetime. Default DEFAULT_MANIFEST_TTL_MS (7 days): a rollout with nightly windows and
+   * approvals fits; a device offline for longer than that never takes it (`expired`).
+   */
   manifestTtlMs?: number;
 }
 
-export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactoryDeps, createdBy: string): DeploymentSpec {
+/** The deployment's spec, and what the operator should hear about its manifest at creation. */
+export interface PreparedDeployment {
+  spec: DeploymentSpec;
+  warnings: string[];
+}
+
+export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactoryDeps, createdBy: string): PreparedDeployment {
   // Check what can be checked before signing anything.
   checkSpecSemantics({ maintenanceWindows: req.maintenanceWindows, target: req.target }, deps.now());
-  const id = req.id ?? deps.newId(req.firmwareVersion);
+  // A manifest signed offline for one deployment (a rollback manifest must be) names it: the
+  // deployment takes that id, or devices would refuse the manifest.
+  const bound = deps.firmware.boundDeploymentId(req.firmwareVersion);
+  if (bound !== undefined && req.id !== undefined && req.id !== bound) {
+    throw new ValidationError('deployment', [`the manifest of ${req.firmwareVersion} was signed for deployment ${bound}; create it with that id (or none), or sign a manifest for ${req.id}`]);
+  }
+  const id = req.id ?? bound ?? deps.newId(req.firmwareVersion);
   if (req.waves && req.waves.length === 0) throw new ValidationError('deployment', ['waves: give at least one wave']);
-  const { envelope, artifact } = deps.firmware.deploymentManifest({
+  const { envelope, artifact, warnings } = deps.firmware.deploymentManifest({
     deploymentId: id,
     firmwareVersion: req.firmwareVersion,
     hardwareModels: req.target.hardwareModels,
     versionRange: req.target.versionRange,
     tags: req.target.tags,
-    ttlMs: deps.manifestTtlMs ?? 30 * 24 * 3600_000,
+    ttlMs: deps.manifestTtlMs ?? DEFAULT_MANIFEST_TTL_MS,
   });
-  return buildDeploymentSpec(req, {
+  const spec = buildDeploymentSpec(req, {
     id,
     bucketOffset: Math.floor(deps.random() * BUCKET_COUNT) % BUCKET_COUNT,
     manifest: envelope,
@@ -41,4 +57,5 @@ export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactor
     createdAt: deps.now(),
     createdBy,
   });
+  return { spec, warnings };
 }

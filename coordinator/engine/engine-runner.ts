@@ -201,18 +201,21 @@ export class EngineRunner {
     }
   }
 
-  onStatus(status: StatusMessage): number {
+  /** `hardwareModel`: the model the registry knows the device as, for the engine's "offered" check. */
+  onStatus(status: StatusMessage, hardwareModel?: string): number {
     if (!this.live.has(status.deploymentId)) {
       const stored = this.o.repo.load(status.deploymentId);
       if (!stored) {
         this.counters.statusUnknownDeployment++;
-        this.log('warn', { deviceId: status.deviceId, deploymentId: status.deploymentId }, 'status for an unknown deployment dropped');
+        const detail = `status ${status.state} for unknown deployment ${status.deploymentId} ignored`;
+        if (this.o.sink.anomaly) this.o.sink.anomaly(status.deviceId, 'unoffered-status', detail);
+        else this.log('warn', { deviceId: status.deviceId, deploymentId: status.deploymentId }, 'status for an unknown deployment dropped');
         return 0;
       }
       // A late report for a finished deployment (e.g. an unreachable device coming back) is recorded.
       this.live.set(status.deploymentId, stored);
     }
-    this.feed(status.deploymentId, { type: 'device-status', status });
+    this.feed(status.deploymentId, { type: 'device-status', status, ...(hardwareModel !== undefined ? { hardwareModel } : {}) });
     return 1;
   }
 
@@ -260,7 +263,11 @@ export class EngineRunner {
     const result = step(state, event, now);
     this.counters.steps++;
     if (result.rejected) return result.rejected;
-    if (result.state === state) return undefined;
+    if (result.state === state) {
+      // Nothing changed; what is left to do is recording anomalies.
+      if (result.effects.length) await this.carryOut(id, result.effects);
+      return undefined;
+    }
     await this.commit(id, state, result);
     return undefined;
   }
@@ -300,6 +307,9 @@ export class EngineRunner {
         return this.o.sink.sendCommand(e.command);
       case 'audit':
         this.o.sink.audit(e.entry);
+        return;
+      case 'device-anomaly':
+        this.o.sink.anomaly?.(e.deviceId, e.kind, e.detail);
         return;
       case 'record-decision':
         return; // persisted with the state

@@ -78,7 +78,7 @@ export function step(state: DeploymentState, event: EngineEvent, now: number): S
       onTick(ctx);
       break;
     case 'device-status':
-      onStatus(ctx, event.status);
+      onStatus(ctx, event.status, event.hardwareModel);
       break;
     case 'device-hello':
       onHello(ctx, event.hello);
@@ -103,8 +103,10 @@ export function step(state: DeploymentState, event: EngineEvent, now: number): S
 /** Bumps the revision when anything changed, and schedules the next wake-up. */
 function finish(ctx: Ctx, before: DeploymentState): StepResult {
   const core = ctx.d.core;
-  if (ctx.effects.length === 0 && ctx.d.changed.size === 0 && sameCore(core, before.core)) {
-    return { state: before, effects: [], changedDevices: [] };
+  // Anomalies change nothing: the state (and its revision) stays, so a device repeating an unoffered
+  // status costs no write of the deployment.
+  if (ctx.effects.every((e) => e.type === 'device-anomaly') && ctx.d.changed.size === 0 && sameCore(core, before.core)) {
+    return { state: before, effects: [...ctx.effects], changedDevices: [] };
   }
   core.waitingFor = computeWaitingFor(core, ctx.now);
   if (core.pause && core.phase === 'pending' && !core.waitingFor.includes('operator')) core.waitingFor.push('operator');

@@ -104,6 +104,11 @@ export const RollbackStateSchema = z.object({
   exposed: z.number().int().nonnegative(),
   confirmed: z.number().int().nonnegative(),
   unreachable: z.number().int().nonnegative(),
+  /**
+   * Devices that refused the rollback because it would cross their security floor: they committed an
+   * image that raised it, and stay on it (floor-warnings.ts). Absent in older records: none.
+   */
+  refused: z.number().int().nonnegative().default(0),
   completedAt: z.number().int().optional(),
 });
 export type RollbackState = z.infer<typeof RollbackStateSchema>;
@@ -133,7 +138,8 @@ export const DeviceTrackStateSchema = z.union([UpdateStateSchema, z.enum(['pendi
 export type DeviceTrackState = z.infer<typeof DeviceTrackStateSchema>;
 
 export const DeviceRollbackSchema = z.object({
-  status: z.enum(['sent', 'confirmed', 'unreachable']),
+  /** `refused`: the device reported the rollback below its security floor and stays on the new image. */
+  status: z.enum(['sent', 'confirmed', 'unreachable', 'refused']),
   attempts: z.number().int().nonnegative(),
   commandId: z.string(),
   sentAt: z.number().int(),
@@ -217,7 +223,8 @@ export interface WaveMember {
 export type EngineEvent =
   /** Timer fired (or any periodic nudge): the engine checks its deadlines against `now`. */
   | { type: 'tick' }
-  | { type: 'device-status'; status: StatusMessage }
+  /** `hardwareModel`: what the registry knows the device as (its status does not say). */
+  | { type: 'device-status'; status: StatusMessage; hardwareModel?: string }
   | { type: 'device-hello'; hello: HelloMessage }
   | { type: 'device-presence'; deviceId: string; online: boolean }
   /** Answer to a `request-members` effect. */
@@ -245,7 +252,12 @@ export type EngineEffect =
   /** Wake the engine with a `tick` at this time (the runner keeps one timer per deployment). */
   | { type: 'schedule-wake'; at: number }
   /** An audit-log entry / structured log line. */
-  | { type: 'audit'; entry: AuditEntry };
+  | { type: 'audit'; entry: AuditEntry }
+  /**
+   * A device reported on an update it was never offered: recorded on the device for operators,
+   * never fed to a gate. Changes no state (a step with only these persists nothing).
+   */
+  | { type: 'device-anomaly'; deviceId: string; kind: 'unoffered-status'; detail: string };
 
 export type EngineEffectType = EngineEffect['type'];
 
@@ -295,6 +307,8 @@ export interface EffectSink {
   sendCommand(command: CommandRequest): Promise<void>;
   /** Append to the audit log and log it (pino, child `engine`). */
   audit(entry: AuditEntry): void;
+  /** Record a device anomaly (the registry's anomaly log); optional for sinks that keep none. */
+  anomaly?(deviceId: string, kind: 'unoffered-status', detail: string): void;
 }
 
 /** Where deployments live. Synchronous (SQLite); `save` is one transaction. */

@@ -97,8 +97,8 @@ export function explainNoMatch(spec: Pick<DeploymentSpec, 'firmwareVersion' | 't
   const t = spec.target;
   const target = `models ${t.hardwareModels.join(', ')}, versions ${t.versionRange}${t.tags.length ? `, tags ${t.tags.join(', ')}` : ''}`;
   if (known.length === 0) {
-    return `no device has connected yet, so none matches the target (${target}); devices become known when their agent connects and says hello: ` +
-      'provision them, start their agents (`fleet devices list` shows who is known), then create the deployment';
+    return `no device has connected yet, so none matches the target (${target}); devices become known when they are provisioned and their agent connects and says hello: ` +
+      'provision them, start their agents (`fleet devices list` shows who is known; ghosts, devices without credentials, never count), then create the deployment';
   }
   const counts = { model: 0, current: 0, range: 0, tags: 0 };
   for (const d of known) {

@@ -130,7 +130,8 @@ export async function bareIngest(rates: readonly number[], seconds: number, publ
 
 /**
  * The coordinator's full ingest (parse with zod, aggregate per device, batch into SQLite on its
- * telemetry thread), in its own process. Handled: parsed and aggregated; stored: committed.
+ * telemetry thread), in its own process, its publishers provisioned devices. Handled: parsed and
+ * aggregated; stored: committed.
  */
 export async function coordinatorIngest(rates: readonly number[], seconds: number, publishers: number, log: (s: string) => void): Promise<IngestResult & { written: number }> {
   const { child, ready } = await startChild(here('./coordinator-child.js'));
@@ -141,7 +142,9 @@ export async function coordinatorIngest(rates: readonly number[], seconds: numbe
       const s = await stats();
       return { handled: s.received, handledAt: s.receivedAt, cpuUs: s.cpuUs, stored: s.written, storedAt: s.writtenAt, ...(s.mainCpuUs !== undefined ? { mainCpuUs: s.mainCpuUs } : {}) };
     };
-    const result = await sweep(String(ready['mqttUrl']), counts, rates, seconds, publishers, 'ingc', log);
+    const ids = Array.from({ length: publishers }, (_, i) => `ingc-${String(i).padStart(5, '0')}`);
+    const { secrets } = await child.request<{ secrets: Record<string, string> }>({ cmd: 'provision', ids, model: 'bench' }, 'provisioned', 300_000);
+    const result = await sweep(String(ready['mqttUrl']), counts, rates, seconds, publishers, 'ingc', log, secrets);
     return { ...result, written: (await stats()).written };
   } finally {
     await child.stop();

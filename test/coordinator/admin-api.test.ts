@@ -91,8 +91,13 @@ describe('admin API', () => {
     expect(empty.status).toBe(409);
     expect(empty.body.error.code).toBe('no-eligible-devices');
     expect(empty.body.error.message).toMatch(/says hello/);
-    // A device is known once it has said hello (as the broker's ingest would record it).
-    c.registry.applyHello({ v: 1, kind: 'hello', deviceId: 'api-dev-1', hardwareModel: 'rpi4', firmwareVersion: '1.0.0', activeSlot: 'A', agentVersion: 'test', bucket: bucketOf('api-dev-1'), tags: [], securityFloor: 0, at: Date.now() }, Date.now());
+    // A ghost (never provisioned: connected without credentials) never counts.
+    const hello = (id: string) => ({ v: 1 as const, kind: 'hello' as const, deviceId: id, hardwareModel: 'rpi4', firmwareVersion: '1.0.0', activeSlot: 'A' as const, agentVersion: 'test', bucket: bucketOf(id), tags: [], securityFloor: 0, at: Date.now() });
+    c.registry.applyHello(hello('api-ghost-1'), Date.now());
+    expect((await api(c, 'POST', '/v1/deployments', { firmwareVersion: '2.0.0', target: { hardwareModels: ['rpi4'] } })).status).toBe(409);
+    // A device is known once it is provisioned and has said hello (as the broker's ingest would record it).
+    await c.provisionDevices(['api-dev-1'], { hardwareModel: 'rpi4' });
+    c.registry.applyHello(hello('api-dev-1'), Date.now());
     // Waves that stop short of 100 % would "complete" with most of the target never updated.
     const partial = await api<{ error: { code: string; message: string } }>(c, 'POST', '/v1/deployments', {
       firmwareVersion: '2.0.0',

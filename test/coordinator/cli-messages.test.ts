@@ -44,7 +44,9 @@ async function coordinator(): Promise<{ c: Coordinator; dir: string; dd: string[
   return { c, dir, dd: ['--data-dir', c.config.dataDir] };
 }
 
-function hello(c: Coordinator, deviceId: string, firmwareVersion = '1.0.0'): void {
+/** A provisioned device that has said hello, as the broker's ingest records it (a ghost would never count). */
+async function hello(c: Coordinator, deviceId: string, firmwareVersion = '1.0.0'): Promise<void> {
+  await c.provisionDevices([deviceId], { hardwareModel: 'rpi4' });
   c.registry.applyHello({ v: 1, kind: 'hello', deviceId, hardwareModel: 'rpi4', firmwareVersion, activeSlot: 'A', agentVersion: 'test', bucket: bucketOf(deviceId), tags: [], securityFloor: 0, at: Date.now() }, Date.now());
 }
 
@@ -87,7 +89,7 @@ describe('fleet CLI: deployments', () => {
   it('explains a --from that excludes every known device, and records --reason of every action', { timeout: 90_000 }, async () => {
     const { c, dir, dd } = await coordinator();
     const id = uniqueId('cli');
-    hello(c, id);
+    await hello(c, id);
     const img = join(dir, 'fw.img');
     writeFileSync(img, Buffer.alloc(10_000, 7));
     expect((await fleet(['firmware', 'upload', img, '--version', '1.1.0', '--hardware', 'rpi4', ...dd])).code).toBe(0);

@@ -500,6 +500,27 @@ describe('engine: rollback tracking', () => {
     expect(r.state.core.phase).toBe('rolling-back');
   });
 
+  it('a device that refuses its rollback below its security floor is counted refused, not awaited', () => {
+    const d = rollingBack();
+    const ids = W0(d.spec);
+    // Its status: still committed, with the reason (it committed an image that raised its floor).
+    let r = d.statuses(ids.slice(0, 1), 'committed', 'below-security-floor');
+    expect(d.state.core.rollback).toMatchObject({ exposed: 3, confirmed: 0, refused: 1 });
+    expect(ofType(r.effects, 'audit').map((a) => a.entry)).toContainEqual(
+      expect.objectContaining({ action: 'device.rollback-refused', deviceId: ids[0] }),
+    );
+    // Its hello (the status may be lost): no command re-sent, counted once.
+    r = d.ev({ type: 'device-hello', hello: hello(ids[1]!, '2.0.0', { deploymentId: 'dep-1', state: 'committed', toVersion: '2.0.0', reason: 'below-security-floor' }) });
+    expect(ofType(r.effects, 'send-command')).toHaveLength(0);
+    d.ev({ type: 'device-hello', hello: hello(ids[1]!, '2.0.0', { deploymentId: 'dep-1', state: 'committed', toVersion: '2.0.0', reason: 'below-security-floor' }) });
+    expect(d.state.core.rollback).toMatchObject({ refused: 2 });
+    expect(d.phase).toBe('rolling-back');
+    d.statuses(ids.slice(2), 'rolled-back', 'rollback-command');
+    expect(d.phase).toBe('rolled-back');
+    expect(d.state.core.rollback).toMatchObject({ exposed: 3, confirmed: 1, unreachable: 0, refused: 2 });
+    expect(allDevices(d.state).filter((x) => x.rollback?.status === 'refused').map((x) => x.deviceId).sort()).toEqual(ids.slice(0, 2).sort());
+  });
+
   it('a late device failing after completion is audited for the operator, and changes nothing else', () => {
     const d = PHASE_BUILDERS.completed!();
     const late = devicesInWave(d.spec, 2, 1)[0]!;

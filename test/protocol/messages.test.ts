@@ -15,6 +15,7 @@ import {
   TelemetryMessageSchema,
 } from '../../protocol/messages.js';
 import { encodeMessage, parsePayload, parseValue } from '../../protocol/parse.js';
+import { CommandSchema, ManifestSchema } from '../../protocol/signed.js';
 import { UnsupportedVersionError, ValidationError } from '../../protocol/errors.js';
 
 const dir = join(import.meta.dirname, '../fixtures/messages/v1');
@@ -71,6 +72,35 @@ describe('golden v1 fixtures (old agents must keep parsing)', () => {
     const parsed = parseValue(TelemetryMessageSchema, minimal, 'telemetry');
     expect(parsed.ok && parsed.value.custom).toEqual({});
     expect(parsed.ok && parsed.value.logs).toEqual([]);
+  });
+});
+
+describe('freshness fields (metadataVersion, command seq) keep older agents parsing', () => {
+  // The signed parts as an agent built before the fields knew them: zod drops unknown keys, and the
+  // signature covers the canonical JSON of the unparsed `signed`, so the fields travel untouched.
+  const OldManifestSchema = ManifestSchema.omit({ metadataVersion: true });
+  const OldCommandSchema = CommandSchema.omit({ seq: true });
+
+  it('an older agent parses a manifest with metadataVersion and a command with seq', () => {
+    const rollout = fixture('rollout-fresh.json') as { manifest: { signed: unknown } };
+    const command = fixture('command-sequenced.json') as { command: { signed: unknown } };
+    expect(OldManifestSchema.safeParse(rollout.manifest.signed).success).toBe(true);
+    expect(OldCommandSchema.safeParse(command.command.signed).success).toBe(true);
+  });
+
+  it('a current agent reads the fields, and still parses documents without them', () => {
+    const rollout = fixture('rollout-fresh.json') as { manifest: { signed: unknown } };
+    const command = fixture('command-sequenced.json') as { command: { signed: unknown } };
+    expect(ManifestSchema.parse(rollout.manifest.signed).metadataVersion).toBe(1795694400002);
+    expect(CommandSchema.parse(command.command.signed).seq).toBe(1795694400001);
+    const old = fixture('rollout.json') as { manifest: { signed: unknown } };
+    expect(ManifestSchema.parse(old.manifest.signed).metadataVersion).toBeUndefined();
+    expect(CommandSchema.parse((fixture('command.json') as { command: { signed: unknown } }).command.signed).seq).toBeUndefined();
+  });
+
+  it('statuses carry the new reasons (stale-manifest, a rollback refused below the floor)', () => {
+    expect(StatusMessageSchema.parse(fixture('status-stale-manifest.json')).reason).toBe('stale-manifest');
+    expect(StatusMessageSchema.parse(fixture('status-rollback-refused.json'))).toMatchObject({ state: 'committed', reason: 'below-security-floor' });
   });
 });
 
