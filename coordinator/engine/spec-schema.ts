@@ -102,16 +102,6 @@ export const DeploymentRequestSchema = z.object({
   /** Fixed bucket offset (0..1023); the shell picks a random one otherwise. */
   bucketOffset: z.number().int().min(0).max(1023).optional(),
   description: z.string().max(500).optional(),
-}).superRefine((request, ctx) => {
-  // A rollout that stops part-way would report `completed` with most of the target never updated.
-  const last = request.waves?.[request.waves.length - 1]?.percent;
-  if (last !== undefined && last !== 100) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['waves', request.waves!.length - 1, 'percent'],
-      message: `the last wave must reach 100 %, not ${last} %: waves are cumulative shares of the target, and a deployment is complete only when all of it is updated; to stop before a wave, require approval for it`,
-    });
-  }
 });
 export type DeploymentRequest = z.infer<typeof DeploymentRequestSchema>;
 export type DeploymentRequestInput = z.input<typeof DeploymentRequestSchema>;
