@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { IClientOptions } from 'mqtt';
 import { ConfigError } from '../protocol/errors.js';
 import type { AgentConfig } from './config.js';
-import { HttpDownloader } from './downloader.js';
+import { HttpDownloader, type HttpDownloaderOptions } from './downloader.js';
 import { combineCollectors, type TelemetryCollector } from './telemetry/collector.js';
 import { LinuxCollector } from './telemetry/linux-collector.js';
 import { LogExcerptCollector } from './telemetry/log-excerpt.js';
@@ -86,11 +86,25 @@ export function defaultTelemetry(cfg: AgentConfig, now: () => number, logger: Lo
   return combineCollectors(collectors, (err) => logger.warn({ err: (err as Error).message }, 'telemetry collector failed'));
 }
 
-/** Resumable HTTP/HTTPS downloads bounded by the config's limits. */
+/**
+ * The device's credentials for artifact servers that ask (the coordinator's does): its broker user
+ * name and secret, allowed over plain http only when the broker link is plain too.
+ */
+export async function downloadCredentials(cfg: AgentConfig): Promise<Pick<HttpDownloaderOptions, 'credentials' | 'plainHttpCredentials'>> {
+  const b = cfg.broker;
+  let password = b.password;
+  if (b.passwordFile !== undefined) password = (await readFile(b.passwordFile, 'utf8')).trim();
+  if (b.username === undefined || password === undefined) return {};
+  const protocol = new URL(b.url).protocol;
+  return { credentials: { username: b.username, password }, plainHttpCredentials: protocol === 'mqtt:' || protocol === 'ws:' };
+}
+
+/** Resumable HTTP/HTTPS downloads bounded by the config's limits, with the device's credentials. */
 export async function defaultDownloader(cfg: AgentConfig): Promise<HttpDownloader> {
   return new HttpDownloader({
     idleTimeoutMs: cfg.download.idleTimeout,
     maxBytes: cfg.download.maxBytes,
     ...(cfg.download.caFile !== undefined ? { ca: await readFile(cfg.download.caFile) } : {}),
+    ...(await downloadCredentials(cfg)),
   });
 }

@@ -9,6 +9,8 @@
  *   write torn by a power loss, a file that changed on the server in between) may be what is wrong.
  * - Every failure comes back as an outcome (never a throw) saying whether a retry can help; the update
  *   machine bounds the retries and backs off, so a 404 or 416 never turns into a loop.
+ * - A server that asks for credentials (401 with a Basic challenge, as the coordinator's artifact
+ *   server does) gets the device's own, and that origin gets them with every later request.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -63,6 +65,18 @@ export interface HttpDownloaderOptions {
   maxBytes?: number;
   /** Extra CA certificates (PEM) for https. */
   ca?: string | Buffer;
+  /**
+   * The device's credentials (its broker user name and secret), sent over HTTP Basic to an artifact
+   * server that asks for them with a 401 Basic challenge, then to that origin without asking. Never
+   * sent unasked, so a third-party server named in an offline-signed manifest sees them only if it
+   * asks; over plain http only with `plainHttpCredentials`.
+   */
+  credentials?: { username: string; password: string };
+  /**
+   * Allow credentials over plain http. Set when the broker link is not encrypted either (mqtt://,
+   * ws://), so the secret is exposed no more than it already is. Default false.
+   */
+  plainHttpCredentials?: boolean;
 }
 
 async function hashPrefix(path: string, hash: Hash): Promise<number> {
@@ -110,6 +124,8 @@ function retryAfterOf(header: string | undefined): number | undefined {
 export class HttpDownloader implements Downloader {
   private readonly idleTimeoutMs: number;
   private readonly maxBytes: number;
+  /** Origins that asked for credentials: they get them up front from then on. */
+  private readonly authOrigins = new Set<string>();
 
   constructor(private readonly options: HttpDownloaderOptions = {}) {
     this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
@@ -157,6 +173,14 @@ export class HttpDownloader implements Downloader {
     return { ok: true, size, sha256, resumedFrom };
   }
 
+  /** The Authorization header for `url`, when credentials may go there. */
+  private authorization(url: URL): string | undefined {
+    const c = this.options.credentials;
+    if (!c) return undefined;
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && this.options.plainHttpCredentials)) return undefined;
+    return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+  }
+
   private fetch(req: DownloadRequest, options: DownloadOptions, hash: Hash, from: number): Promise<DownloadOutcome> {
     return new Promise<DownloadOutcome>((resolve) => {
       let url: URL;
@@ -176,8 +200,27 @@ export class HttpDownloader implements Downloader {
       };
       const headers: Record<string, string> = { 'user-agent': 'fleet-agent' };
       if (from > 0) headers['range'] = `bytes=${from}-`;
+      const authorization = this.authOrigins.has(url.origin) ? this.authorization(url) : undefined;
+      if (authorization !== undefined) headers['authorization'] = authorization;
       const request = lib.get(url, { headers, ...(this.options.ca !== undefined ? { ca: this.options.ca } : {}) }, (res) => {
         const status = res.statusCode ?? 0;
+        if (status === 401) {
+          res.resume();
+          const challenged = /^\s*basic\b/i.test(res.headers['www-authenticate'] ?? '');
+          if (challenged && authorization === undefined && this.authorization(url) !== undefined) {
+            // Asked for credentials we may send: ask again with them (once; a second 401 is final).
+            this.authOrigins.add(url.origin);
+            settle(this.fetch(req, options, hash, from));
+            return;
+          }
+          const why = authorization !== undefined
+            ? "it refused this device's credentials"
+            : this.options.credentials
+              ? 'it needs credentials, which this device sends only over https (or over http when its broker link is plain too)'
+              : 'it needs credentials and this device has none (broker username and password)';
+          settle(fail('download-failed', `server answered HTTP 401 for ${url.pathname}: ${why}`, false));
+          return;
+        }
         if (status === 416) {
           res.resume();
           // The partial file does not fit what the server has: start over next attempt.

@@ -20,6 +20,7 @@ export {
 export { step, retryDelay, MAX_REBOOT_RETRIES, type BootInfo, type MachineConfig, type UpdateEffect, type UpdateEvent, type StepResult } from './update-machine.js';
 export { FileStateStore, MemoryStateStore, StateStoreError, writeFileAtomic, type StateStore } from './state-store.js';
 export { HttpDownloader, type Downloader, type DownloadOptions, type DownloadOutcome, type DownloadRequest, type HttpDownloaderOptions } from './downloader.js';
+export { downloadCredentials } from './agent-defaults.js';
 export { CommandHealthCheckRunner, type HealthCheck, type HealthCheckRunner, type HealthResult } from './health-checks.js';
 export { MqttSession, reconnectDelay, type MqttConnect } from './mqtt-session.js';
 export { combineCollectors, type TelemetryCollector, type TelemetryMetrics, type TelemetrySample } from './telemetry/collector.js';

@@ -17,6 +17,15 @@ export type AppEnv = z.infer<typeof AppEnvSchema>;
 
 const PortSchema = z.coerce.number().int().min(0).max(65535);
 
+/**
+ * A listening port: a number (0 = any free port, chosen afresh at every start), or `auto` = the port
+ * this data directory's previous run bound (recorded in `ports.json`), else a free one. `auto` is for
+ * coordinators restarted on ephemeral ports (tests, the simulator): devices and the artifact URLs in
+ * published manifests keep pointing at the port they know.
+ */
+export const ListenPortSchema = z.union([z.literal('auto'), PortSchema]);
+export type ListenPort = z.infer<typeof ListenPortSchema>;
+
 const DEFAULT_MAX_PACKET_BYTES = 128 * 1024;
 const DEFAULT_TELEMETRY_LIMIT = { perSecond: 5, burst: 100 };
 const DEFAULT_CONTROL_LIMIT = { perSecond: 20, burst: 200 };
@@ -26,8 +35,8 @@ export const CoordinatorConfigSchema = z.object({
   dataDir: z.string().min(1),
   mqtt: z
     .object({
-      /** 0 picks an ephemeral port. Default 1883. */
-      port: PortSchema.default(1883),
+      /** 0 picks a free port; `auto` reuses the previous run's (see ListenPortSchema). Default 1883. */
+      port: ListenPortSchema.default(1883),
       host: z.string().default('127.0.0.1'),
       /** PEM files; when both are set the embedded broker speaks MQTT over TLS. */
       tlsCert: z.string().optional(),
@@ -53,8 +62,8 @@ export const CoordinatorConfigSchema = z.object({
     .default({ port: 1883, host: '127.0.0.1', maxPacketBytes: DEFAULT_MAX_PACKET_BYTES, connectTimeoutMs: 10_000 }),
   http: z
     .object({
-      /** Admin API and artifact downloads. 0 picks an ephemeral port. Default 8080. */
-      port: PortSchema.default(8080),
+      /** Admin API and artifact downloads. 0 picks a free port; `auto` reuses the previous run's. Default 8080. */
+      port: ListenPortSchema.default(8080),
       host: z.string().default('127.0.0.1'),
       /** Base URL devices download artifacts from; default http(s)://{host}:{port}. */
       publicUrl: z.url().optional(),
@@ -62,9 +71,32 @@ export const CoordinatorConfigSchema = z.object({
       tlsCert: z.string().optional(),
       tlsKey: z.string().optional(),
       /** Concurrent artifact downloads served; the rest get 503 + Retry-After. Default 64. */
-      maxConcurrentDownloads: z.number().int().positive().default(64),
+      maxConcurrentDownloads: z.coerce.number().int().positive().default(64),
+      /** Concurrent downloads one authenticated device may hold; the rest get 429 + Retry-After. Default 2. */
+      maxDownloadsPerDevice: z.coerce.number().int().positive().default(2),
+      /**
+       * A download whose client accepts no bytes for this long is dropped and its slot freed. The
+       * server sees progress as the kernel takes bytes, in steps of up to a third of the socket's send
+       * buffer: keep this above that step at the slowest link's rate. Default 30 s.
+       */
+      downloadIdleTimeoutMs: z.coerce.number().int().positive().default(30_000),
+      /**
+       * Slowest transfer kept: a download moving fewer bytes per second than this, averaged over each
+       * `downloadRateWindowMs`, is dropped (the agent resumes with Range). 0 turns the check off.
+       * Default 1 KiB/s over 60 s windows.
+       */
+      downloadMinBytesPerSecond: z.coerce.number().int().nonnegative().default(1024),
+      downloadRateWindowMs: z.coerce.number().int().positive().default(60_000),
     })
-    .default({ port: 8080, host: '127.0.0.1', maxConcurrentDownloads: 64 }),
+    .default({
+      port: 8080,
+      host: '127.0.0.1',
+      maxConcurrentDownloads: 64,
+      maxDownloadsPerDevice: 2,
+      downloadIdleTimeoutMs: 30_000,
+      downloadMinBytesPerSecond: 1024,
+      downloadRateWindowMs: 60_000,
+    }),
   /**
    * Accept devices without credentials (identity = client id): an explicit opt-in, development only,
    * on a loopback listener only, never for a provisioned id. Such "ghost" devices never enter a wave.
@@ -158,6 +190,12 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_PUBLIC_URL']) http['publicUrl'] = env['FLEET_PUBLIC_URL'];
   if (env['FLEET_HTTP_TLS_CERT']) http['tlsCert'] = env['FLEET_HTTP_TLS_CERT'];
   if (env['FLEET_HTTP_TLS_KEY']) http['tlsKey'] = env['FLEET_HTTP_TLS_KEY'];
+  // Download bounds (artifact-server.ts).
+  if (env['FLEET_MAX_DOWNLOADS']) http['maxConcurrentDownloads'] = env['FLEET_MAX_DOWNLOADS'];
+  if (env['FLEET_MAX_DOWNLOADS_PER_DEVICE']) http['maxDownloadsPerDevice'] = env['FLEET_MAX_DOWNLOADS_PER_DEVICE'];
+  if (env['FLEET_DOWNLOAD_IDLE_TIMEOUT_MS']) http['downloadIdleTimeoutMs'] = env['FLEET_DOWNLOAD_IDLE_TIMEOUT_MS'];
+  if (env['FLEET_DOWNLOAD_MIN_BYTES_PER_S']) http['downloadMinBytesPerSecond'] = env['FLEET_DOWNLOAD_MIN_BYTES_PER_S'];
+  if (env['FLEET_DOWNLOAD_RATE_WINDOW_MS']) http['downloadRateWindowMs'] = env['FLEET_DOWNLOAD_RATE_WINDOW_MS'];
   if (Object.keys(http).length) out['http'] = http;
   if (env['FLEET_SIGNING_KEY']) out['signingKeyPath'] = env['FLEET_SIGNING_KEY'];
   if (env['FLEET_ADMIN_TOKEN']) out['adminToken'] = env['FLEET_ADMIN_TOKEN'];

@@ -36,7 +36,11 @@ import { Housekeeping } from './housekeeping.js';
 import { SnapshotBuilder } from './telemetry/snapshot-builder.js';
 import { ArtifactStore, type ArtifactRecord } from './artifacts/artifact-store.js';
 import { ArtifactServer } from './artifacts/artifact-server.js';
+import { ArtifactIntegrity } from './artifacts/artifact-integrity.js';
+import { DownloadAuth } from './artifacts/download-auth.js';
 import { FirmwareService } from './artifacts/firmware-service.js';
+import { DataDirLock } from './data-dir-lock.js';
+import { CounterTotals } from './counter-totals.js';
 import { FreshnessCounters } from './deployments/freshness-counters.js';
 import { Router } from './admin/router.js';
 import { HttpServer } from './admin/http-server.js';
@@ -72,6 +76,18 @@ export interface CoordinatorOptions {
   analyzers?: readonly GateAnalyzer[];
   /** Randomness for bucket offsets. Default Math.random. */
   random?: () => number;
+}
+
+/** What keeps the coordinator's data directory its own and its downloads and counters honest. */
+interface Upkeep {
+  lock: DataDirLock;
+  counterTotals: CounterTotals;
+  integrity: ArtifactIntegrity;
+  downloads: ArtifactServer;
+  /** Real-time timers and time (the clock may run faster in a simulation). */
+  timers: Clock;
+  /** Real time this process started. */
+  startedAt: number;
 }
 
 /** What the coordinator announces (for the simulator, dashboards and tests). */
@@ -112,22 +128,44 @@ export class Coordinator {
     readonly adminToken: string,
     /** What devices did that was refused or shed, per device (admin API, `fleet devices anomalies`). */
     readonly anomalies: AnomalyLog,
+    private readonly upkeep: Upkeep,
   ) {
-    this.housekeeping = new Housekeeping({ db, registry, inbox, telemetry, clock, timers, counters, logger, anomalies });
+    this.housekeeping = new Housekeeping({ db, registry, inbox, telemetry, clock, timers, counters, counterTotals: upkeep.counterTotals, logger, anomalies });
   }
 
-  /** Opens the data directory, resumes deployments and starts the broker and HTTP listeners. */
+  /**
+   * Opens the data directory, resumes deployments and starts the broker and HTTP listeners. Refuses
+   * (DataDirInUseError) when another coordinator runs on the same data directory.
+   */
   static async create(options: CoordinatorOptions = {}): Promise<Coordinator> {
     const config = loadConfig(options.config ?? {}, options.env ?? {});
     const clock = options.clock ?? systemClock;
     const timers = options.timers ?? systemClock;
-    // Every module's child comes from the root: a child of a child repeats the `module` key in JSON.
     const root = options.logger ?? pino({ level: 'info' });
-    const logger = root.child({ module: 'coordinator' });
     mkdirSync(config.dataDir, { recursive: true });
+    // Before anything in the directory is read or written: a second coordinator would resume the same
+    // deployments and overwrite admin.json.
+    const lock = DataDirLock.acquire(config.dataDir, timers.now());
+    try {
+      return await Coordinator.open(config, clock, timers, root, options, lock);
+    } catch (err) {
+      lock.release({ stoppedAt: timers.now() });
+      throw err;
+    }
+  }
+
+  private static async open(config: CoordinatorConfig, clock: Clock, timers: Clock, root: Logger, options: CoordinatorOptions, lock: DataDirLock): Promise<Coordinator> {
+    // Every module's child comes from the root: a child of a child repeats the `module` key in JSON.
+    const logger = root.child({ module: 'coordinator' });
     const { key, trustDir } = await loadCoordinatorKey(config);
     const { db, telemetryDb } = openDataStores(config.dataDir, logger);
     const counters = new Counters();
+    const counterTotals = new CounterTotals(db, counters, () => timers.now());
+    counters.inc('coordinator.starts');
+    if (lock.previousUnclean) {
+      counters.inc('coordinator.unclean-stops');
+      logger.warn({ dataDir: config.dataDir }, 'the previous coordinator on this data directory did not stop cleanly (crash or kill): telemetry it had not stored yet is lost and not counted');
+    }
     const now = (): number => clock.now();
     // With the embedded broker every device has credentials: one never provisioned is a ghost.
     const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined });
@@ -171,12 +209,40 @@ export class Coordinator {
     const previous = readPorts(config.dataDir);
     const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
     const router = new Router({ token: adminToken, onError: (err) => logger.error({ err }, 'admin API error') });
-    const artifactServer = new ArtifactServer(artifacts, counters, { maxConcurrent: config.http.maxConcurrentDownloads });
+    const artifactLog = root.child({ module: 'artifacts' });
+    const integrity = new ArtifactIntegrity({
+      store: artifacts,
+      counters,
+      logger: artifactLog,
+      now,
+      onChange: (sha256, v) => {
+        const versions = artifacts.list().filter((a) => a.sha256 === sha256).map((a) => a.firmwareVersion);
+        auditLog.append(clock.now(), 'coordinator', v.status === 'damaged' ? 'artifact.damaged' : 'artifact.repaired', sha256, { versions, ...(v.reason !== undefined ? { reason: v.reason } : {}) });
+      },
+    });
+    // Downloads authenticate like the broker does: anonymous exactly when anonymous devices are allowed.
+    const allowAnonymous = config.allowAnonymousDevices;
+    const artifactServer = new ArtifactServer({
+      store: artifacts,
+      integrity,
+      auth: new DownloadAuth({ allowAnonymous, verify: (id, secret, lane) => credentials.verify(id, secret, lane), now: () => timers.now() }),
+      hardwareModelOf: (id) => registry.hardwareModelOf(id),
+      counters,
+      logger: artifactLog,
+      timers,
+      options: {
+        maxConcurrent: config.http.maxConcurrentDownloads,
+        maxPerDevice: config.http.maxDownloadsPerDevice,
+        idleTimeoutMs: config.http.downloadIdleTimeoutMs,
+        minBytesPerSecond: config.http.downloadMinBytesPerSecond,
+        rateWindowMs: config.http.downloadRateWindowMs,
+      },
+    });
     const httpTls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
     const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls);
     const trust = { dir: resolve(trustDir), load: () => coordinatorTrust(key, trustDir) };
     const freshness = new FreshnessCounters(db, now);
-    const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now, freshness);
+    const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
 
     const transport: Transport = config.mqtt.brokerUrl
       ? new ExternalBroker({
@@ -194,7 +260,7 @@ export class Coordinator {
             ? { tls: { certPath: config.mqtt.tlsCert, keyPath: config.mqtt.tlsKey, ...(config.mqtt.tlsClientCa ? { clientCaPath: config.mqtt.tlsClientCa } : {}) } }
             : {}),
           credentials,
-          allowAnonymous: config.allowAnonymousDevices,
+          allowAnonymous,
           hardwareModelOf: (id) => registry.hardwareModelOf(id),
           logger: root.child({ module: 'broker' }),
           counters,
@@ -241,7 +307,8 @@ export class Coordinator {
     });
 
     const c = new Coordinator(config, logger, clock, timers, db, counters, registry, credentials, telemetry, telemetryDb, artifacts, firmware,
-      auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken, anomalies);
+      auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken, anomalies,
+      { lock, counterTotals, integrity, downloads: artifactServer, timers, startedAt: timers.now() });
     (c as { events: EventEmitter<CoordinatorEvents> }).events = events;
     const audit = (actor: string, action: string, subject: string, detail: Record<string, unknown> = {}): void => {
       auditLog.append(clock.now(), actor, action, subject, detail);
@@ -287,6 +354,7 @@ export class Coordinator {
       await transport.start();
       writePorts(config.dataDir, { mqtt: portOf(transport.url), http: http.portNumber });
       if (config.env === 'development') await writeAdminFile(config.dataDir, { url: http.url, token: adminToken, mqttUrl: transport.url });
+      lock.announce({ adminUrl: http.url, mqttUrl: transport.url });
     } catch (err) {
       // A port in use, a broker unreachable: release what was opened so the caller can retry.
       await rollouts.stop().catch(() => undefined);
@@ -298,6 +366,7 @@ export class Coordinator {
       throw err;
     }
     c.housekeeping.start();
+    integrity.startScan();
     if (config.allowAnonymousDevices) {
       logger.warn({ mqttUrl: transport.url }, 'devices without credentials are accepted (development, loopback only): they are ghosts, in no wave; provision real devices');
     }
@@ -431,10 +500,20 @@ export class Coordinator {
     await this.transport.start();
   }
 
+  /**
+   * `counters` count since this process started (`startedAt`); `totals` over every run on this data
+   * directory since `totalsSince` (stored every few seconds and at stop, so a crash loses at most the
+   * last few seconds of increments).
+   */
   metrics(): Record<string, unknown> {
     const connected = this.transport.connectedDevices();
+    const { totals, since } = this.upkeep.counterTotals.totals();
     return {
+      startedAt: this.upkeep.startedAt,
       counters: this.counters.snapshot(),
+      totalsSince: since,
+      totals,
+      downloads: { active: this.upkeep.downloads.activeDownloads },
       devices: { known: this.registry.size, connected: connected?.size ?? null, withAnomalies: this.anomalies.devices },
       telemetry: { pending: this.telemetry.pending, written: this.telemetry.written },
       deployments: this.rollouts.summary(),
@@ -446,11 +525,14 @@ export class Coordinator {
     this.stopped = true;
     await this.rollouts.stop();
     await this.http.stop();
+    await this.upkeep.integrity.stop();
     await this.transport.stop();
     this.housekeeping.stop();
     await this.telemetry.stop();
+    this.housekeeping.flushCounters();
     closeDatabase(this.telemetryDb);
     closeDatabase(this.db);
+    this.upkeep.lock.release({ stoppedAt: this.upkeep.timers.now() });
     this.events.removeAllListeners();
     this.logger.info('coordinator stopped');
   }

@@ -34,3 +34,9 @@ export { DEFAULT_GATE_POLICY } from './gate/analyzer.js';
 export { hardGatesAnalyzer } from './gate/hard-gates.js';
 export { createStatAnalyzer, NO_CONTROL_CODE, type StatAnalyzerOptions } from './canary/stat-judge.js';
 export { AdminClient, AdminApiError } from './cli/admin-client.js';
+// Canary analysis for the judge's calibration study: telemetry replayed through the real store and
+// snapshot builder, the statistical judge, and the soak planner.
+export { snapshotFromTelemetry, type ReplayRequest } from './canary/telemetry-replay.js';
+export { judgeSnapshot } from './canary/stat-judge.js';
+export { DEFAULT_JUDGE_CONFIG } from './canary/judge-config.js';
+export { planPower } from './canary/soak-planner.js';

@@ -19,8 +19,9 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 export interface ListenerSettings {
-  mqtt: { host: string; port: number; tlsCert?: string | undefined; brokerUrl?: string | undefined };
-  http: { host: string; port: number; tlsCert?: string | undefined; publicUrl?: string | undefined };
+  /** Ports as configured (`auto`: the previous run's), named in the messages only. */
+  mqtt: { host: string; port: number | 'auto'; tlsCert?: string | undefined; brokerUrl?: string | undefined };
+  http: { host: string; port: number | 'auto'; tlsCert?: string | undefined; publicUrl?: string | undefined };
 }
 
 /** Each plaintext path that leaves the machine, phrased as "<what>: <the fix>". Empty when none. */

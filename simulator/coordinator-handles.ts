@@ -123,9 +123,9 @@ export async function embeddedCoordinator(
       config: {
         env: 'development',
         dataDir: ctx.dataDir,
-        // Port 0 picks free ports; a restart on the same data directory reuses them (devices reconnect).
-        mqtt: { port: 0, host: '127.0.0.1' },
-        http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 256 },
+        // `auto` picks free ports, and a restart on the same data directory reuses them (devices reconnect).
+        mqtt: { port: 'auto', host: '127.0.0.1' },
+        http: { port: 'auto', host: '127.0.0.1', maxConcurrentDownloads: 256 },
         // Every device has its own credentials; a cheap scrypt keeps provisioning 10,000 of them quick.
         allowAnonymousDevices: false,
         credentialCost: 4,

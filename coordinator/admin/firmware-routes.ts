@@ -10,6 +10,7 @@ import { EnvelopeSchema, ManifestSchema } from '../../protocol/signed.js';
 import { headCheck, type ArtifactUrlCheck } from './artifact-url-check.js';
 import type { ArtifactRecord, ArtifactStore } from '../artifacts/artifact-store.js';
 import type { FirmwareService } from '../artifacts/firmware-service.js';
+import type { IntegrityView } from '../artifacts/artifact-integrity.js';
 import { NotFoundError, reply, type Router } from './router.js';
 
 export interface FirmwareRouteDeps {
@@ -48,7 +49,8 @@ function offlineArtifact(value: unknown): { url: string; size: number; sha256: s
   return m.success ? m.data.artifact : undefined;
 }
 
-export function artifactView(a: ArtifactRecord, url: string): Record<string, unknown> {
+/** An artifact as the API shows it, with what is known about its image on disk. */
+export function artifactView(a: ArtifactRecord, url: string, integrity: IntegrityView): Record<string, unknown> {
   return {
     firmwareVersion: a.firmwareVersion,
     hardware: a.hardware,
@@ -58,18 +60,21 @@ export function artifactView(a: ArtifactRecord, url: string): Record<string, unk
     offlineSigned: a.offlineSigned,
     uploadedAt: a.uploadedAt,
     keyIds: a.manifest.signatures.map((s) => s.keyid),
+    integrity,
   };
 }
 
 export function registerFirmwareRoutes(router: Router, deps: FirmwareRouteDeps): void {
+  const view = (a: ArtifactRecord): Record<string, unknown> => artifactView(a, deps.firmware.artifactUrl(a.sha256), deps.firmware.integrityOf(a.sha256));
+
   router.get('/v1/firmware', {}, () => ({
-    firmware: deps.store.list().map((a) => artifactView(a, deps.firmware.artifactUrl(a.sha256))),
+    firmware: deps.store.list().map(view),
   }));
 
   router.get('/v1/firmware/:version', {}, ({ params }) => {
     const a = deps.store.get(params['version']!);
     if (!a) throw new NotFoundError(`no firmware ${params['version']}; see \`fleet firmware list\``);
-    return { ...artifactView(a, deps.firmware.artifactUrl(a.sha256)), manifest: a.manifest };
+    return { ...view(a), manifest: a.manifest };
   });
 
   // The body is the image itself, so the router must not parse it: the query is parsed here.
@@ -110,6 +115,6 @@ export function registerFirmwareRoutes(router: Router, deps: FirmwareRouteDeps):
       ...(offlineManifest !== undefined ? { offlineManifest } : {}),
     });
     deps.audit(actor, 'firmware.uploaded', record.firmwareVersion, { sha256: record.sha256, size: record.size, offlineSigned: record.offlineSigned });
-    return reply(201, artifactView(record, deps.firmware.artifactUrl(record.sha256)));
+    return reply(201, view(record));
   });
 }

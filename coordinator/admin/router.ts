@@ -43,6 +43,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   conflict: 409,
   'no-eligible-devices': 409,
   'artifact-exists': 409,
+  'artifact-damaged': 409,
   'credentials-exist': 409,
   'invalid-action': 409,
   'already-paused': 409,

@@ -2,7 +2,8 @@
  * Firmware uploads and manifests: stores an image, computes size and sha256, and signs its manifest
  * with the coordinator's key — or accepts a manifest signed offline after checking that it matches
  * the image and verifies against the coordinator's trust store. Also signs each deployment's manifest
- * (bound to the deployment id and its target). I/O shell around pure firmware/ functions.
+ * (bound to the deployment id and its target) and refuses images found damaged on disk. I/O shell
+ * around pure firmware/ functions.
  */
 import type { Readable } from 'node:stream';
 import { rm } from 'node:fs/promises';
@@ -15,6 +16,7 @@ import type { SigningKey } from '../../firmware/keys.js';
 import type { TrustStore } from '../../firmware/trust-store.js';
 import type { ArtifactRecord, ArtifactStore } from './artifact-store.js';
 import { ARTIFACT_PATH_PREFIX } from './artifact-server.js';
+import { ArtifactDamagedError, type ArtifactIntegrity, type IntegrityView } from './artifact-integrity.js';
 import type { FreshnessCounters } from '../deployments/freshness-counters.js';
 
 export interface UploadRequest {
@@ -51,7 +53,21 @@ export class FirmwareService {
     private readonly publicUrl: () => string,
     private readonly now: () => number,
     private readonly freshness: FreshnessCounters,
+    private readonly integrity: ArtifactIntegrity,
   ) {}
+
+  /** What is known about a stored image's integrity (no disk access). */
+  integrityOf(sha256: string): IntegrityView {
+    return this.integrity.view(sha256);
+  }
+
+  /** Checks a version's image (size and sha256, unless unchanged since checked); throws when damaged. */
+  async requireIntact(firmwareVersion: string): Promise<ArtifactRecord> {
+    const artifact = this.store.require(firmwareVersion);
+    const v = await this.integrity.check(artifact.sha256, artifact.size);
+    if (v.status !== 'verified') throw new ArtifactDamagedError(firmwareVersion, v.reason ?? 'not checked');
+    return artifact;
+  }
 
   artifactUrl(sha256: string): string {
     return `${this.publicUrl().replace(/\/$/, '')}${ARTIFACT_PATH_PREFIX}${sha256}`;
@@ -59,6 +75,12 @@ export class FirmwareService {
 
   async upload(req: UploadRequest): Promise<ArtifactRecord> {
     const { size, sha256 } = await this.store.ingest(req.source);
+    const existing = this.store.get(req.version);
+    if (existing && existing.sha256 === sha256 && existing.size === size && this.integrity.view(sha256).status === 'damaged') {
+      // The same bytes again for a damaged image: the ingest has just put them back in place.
+      await this.integrity.check(sha256, size);
+      return existing;
+    }
     try {
       if (req.offlineManifest !== undefined) {
         // Read now, not at start: a public key just added to the trust directory counts without a restart.

@@ -3,7 +3,7 @@
  * (OpenAI, Ollama, vLLM, llama.cpp) for a structured risk assessment of a canary snapshot. I/O shell
  * around pure input building (ai-input.ts) and answer validation (ai-answer.ts).
  *
- * Guardrails (shared reference canary-judging.md): temperature 0, no tools, the JSON schema sent as the
+ * Guardrails (docs/canary-judge.md): temperature 0, no tools, the JSON schema sent as the
  * response format AND the answer re-validated with zod here (some servers ignore the schema and still
  * answer 200); a timeout, refusal, invalid JSON, schema violation or inconsistent answer is an error
  * record, never a verdict; the gate caps the AI at Monitor unless policy allows Abort. Every outcome

@@ -14,6 +14,7 @@ import { registerFlagRoutes } from '../flags/flag-routes.js';
 import { createAnalyzersFor } from './analyzers-for.js';
 import { aiConfigFromEnv, type AiScorerConfig } from './ai-scorer.js';
 import type { JudgeConfig } from './judge-config.js';
+import type { JudgeSettings } from './judge-settings.js';
 
 export interface CanaryServicesOptions {
   db: Db;
@@ -31,7 +32,8 @@ export interface CanaryServices {
   flags: FlagStore;
   /** The AI endpoint in use, if configured. */
   ai: AiScorerConfig | undefined;
-  analyzersFor: (deployment: { id: string }, wave: number) => GateAnalyzer[];
+  /** The deployment's judge settings, when it has any, shape its statistical judge. */
+  analyzersFor: (deployment: { id: string; judge?: JudgeSettings | undefined }, wave: number) => GateAnalyzer[];
   registerRoutes(router: Router): void;
   /** The current device-flags message (publish it retained at startup). */
   deviceFlagsMessage(): FlagsMessage;

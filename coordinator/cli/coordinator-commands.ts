@@ -1,6 +1,7 @@
 /**
  * `fleet coordinator start`: runs the coordinator in the foreground until SIGINT/SIGTERM (then exits 0).
  * `fleet coordinator status`: asks a running one where it listens (and waits for it to come up).
+ * `fleet coordinator metrics`: its counters, since this start and over every run (admin API).
  */
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -10,7 +11,7 @@ import { DEFAULT_DATA_DIR, type CoordinatorConfigInput } from '../config.js';
 import type { ConnectionOptions } from './connection.js';
 import { addConnectionOptions, client } from './device-commands.js';
 import { cliLogger, type LogFormat } from './cli-logger.js';
-import { remaining } from './format.js';
+import { ago, remaining, table } from './format.js';
 
 export function registerCoordinatorServiceCommands(program: Command): void {
   const coordinator = program.command('coordinator').description('the fleet coordinator service (broker, store, artifacts, admin API)');
@@ -19,8 +20,8 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .command('start')
     .description('run the coordinator (embedded MQTT broker, SQLite store, HTTP admin API and artifact server)')
     .option('--data-dir <dir>', 'data directory (default: FLEET_DATA_DIR or .fleet)')
-    .option('--mqtt-port <n>', 'MQTT port; 0 = any free port (default 1883)')
-    .option('--http-port <n>', 'admin API and artifact port; 0 = any free port (default 8080)')
+    .option('--mqtt-port <n>', 'MQTT port; 0 = any free port, auto = the port of the previous run in this data dir (default 1883)')
+    .option('--http-port <n>', 'admin API and artifact port; 0 = any free port, auto = the previous run\'s (default 8080)')
     .option('--host <addr>', 'address to listen on (default 127.0.0.1; 0.0.0.0 for devices on the network)')
     .option('--broker <url>', 'use an existing broker (mqtt://… or mqtts://…) instead of the embedded one')
     .option('--public-url <url>', 'base URL devices download artifacts from')
@@ -48,7 +49,8 @@ export function registerCoordinatorServiceCommands(program: Command): void {
         ...(opts.allowAnonymous ? { allowAnonymousDevices: true } : {}),
       };
       const mqtt: Record<string, unknown> = {};
-      if (opts.mqttPort !== undefined) mqtt['port'] = Number(opts.mqttPort);
+      // Passed as given: the config schema reads a number or `auto`.
+      if (opts.mqttPort !== undefined) mqtt['port'] = opts.mqttPort;
       if (opts.host !== undefined) mqtt['host'] = opts.host;
       if (opts.broker !== undefined) mqtt['brokerUrl'] = opts.broker;
       if (opts.mqttTlsCert !== undefined) mqtt['tlsCert'] = opts.mqttTlsCert;
@@ -56,7 +58,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (opts.mqttClientCa !== undefined) mqtt['tlsClientCa'] = opts.mqttClientCa;
       if (opts.maxPacketBytes !== undefined) mqtt['maxPacketBytes'] = Number(opts.maxPacketBytes);
       const http: Record<string, unknown> = {};
-      if (opts.httpPort !== undefined) http['port'] = Number(opts.httpPort);
+      if (opts.httpPort !== undefined) http['port'] = opts.httpPort;
       if (opts.host !== undefined) http['host'] = opts.host;
       if (opts.publicUrl !== undefined) http['publicUrl'] = opts.publicUrl;
       if (opts.httpTlsCert !== undefined) http['tlsCert'] = opts.httpTlsCert;
@@ -80,7 +82,28 @@ export function registerCoordinatorServiceCommands(program: Command): void {
         },
       });
     });
+
+  addConnectionOptions(
+    coordinator.command('metrics').description('counters since the coordinator started and over every run on its data directory').option('--json', 'machine-readable output'),
+  ).action(async (opts: ConnectionOptions & { json?: boolean }) => {
+    const m = await client(opts).get<MetricsView>('/v1/metrics');
+    if (opts.json) return console.log(JSON.stringify(m, null, 2));
+    const names = [...new Set([...Object.keys(m.totals ?? {}), ...Object.keys(m.counters)])].sort();
+    console.log(`since this start (${ago(m.startedAt ?? null)}) and in total over every run on this data directory${m.totalsSince ? ` (since ${new Date(m.totalsSince).toISOString().slice(0, 16).replace('T', ' ')})` : ''}`);
+    console.log(table(['counter', 'since start', 'total'], names.map((n) => [n, m.counters[n] ?? 0, m.totals?.[n] ?? m.counters[n] ?? 0])));
+    const unclean = m.totals?.['coordinator.unclean-stops'] ?? 0;
+    if (unclean > 0) console.log(`${unclean} earlier run(s) ended without a clean stop: telemetry they had not stored yet was lost without being counted`);
+    if (m.downloads) console.log(`downloads in progress: ${m.downloads.active}`);
+  });
   registerCoordinatorStatusCommand(coordinator);
+}
+
+interface MetricsView {
+  startedAt?: number;
+  counters: Record<string, number>;
+  totals?: Record<string, number>;
+  totalsSince?: number | null;
+  downloads?: { active: number };
 }
 
 interface InfoView {

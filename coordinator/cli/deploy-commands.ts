@@ -27,6 +27,10 @@ type CreateOpts = ConnectionOptions & {
   draft?: boolean;
   id?: string;
   description?: string;
+  detect?: string;
+  baseline?: string;
+  warmUp?: string;
+  minExpectedEvents?: string;
   json?: boolean;
 };
 
@@ -51,6 +55,10 @@ export function registerDeployCommands(program: Command): void {
       .option('--draft', 'create without starting; start with `fleet deploy start <id>`')
       .option('--id <id>', 'deployment id (default: generated)')
       .option('--description <text>', 'free text for operators')
+      .option('--detect <ratio>', 'warn about canary waves that cannot roll back this regression (rate ratio, e.g. 2x; with --baseline)')
+      .option('--baseline <rate>', 'baseline crashes per device-day for --detect', '0.24')
+      .option('--warm-up <duration>', "judge: time after each canary's update left out of its metrics (default the coordinator's, 5m)")
+      .option('--min-expected-events <n>', 'judge: canary events expected at control rates below which the gate holds (default 5)')
       .option('--json', 'machine-readable output'),
   ).action(async (opts: CreateOpts) => {
     const percents = (opts.waves ?? '1,5,25,100').split(',').map((s) => Number(s.trim()));
@@ -65,6 +73,11 @@ export function registerDeployCommands(program: Command): void {
     const soakMs = parseDuration(opts.soak ?? '30m');
     const deadlineMs = parseDuration(opts.deadline ?? '2h');
     const minDevicesReporting = Number(opts.minDevices ?? '20');
+    const judge = {
+      ...(opts.detect ? { plan: { ratio: Number(opts.detect.replace(/x$/i, '')), baselinePerDeviceDay: Number(opts.baseline ?? '0.24') } } : {}),
+      ...(opts.warmUp ? { warmUpMs: parseDuration(opts.warmUp) } : {}),
+      ...(opts.minExpectedEvents ? { minExpectedEvents: Number(opts.minExpectedEvents) } : {}),
+    };
     const api = client(opts);
     let models = opts.target;
     if (!models?.length) models = (await api.get<{ hardware: string[] }>(`/v1/firmware/${encodeURIComponent(opts.firmware)}`)).hardware;
@@ -76,6 +89,7 @@ export function registerDeployCommands(program: Command): void {
       draft: opts.draft ?? false,
       ...(opts.id ? { id: opts.id } : {}),
       ...(opts.description ? { description: opts.description } : {}),
+      ...(Object.keys(judge).length ? { judge } : {}),
     };
     const d = await api.post<DeploymentView>('/v1/deployments', body);
     if (opts.json) return console.log(JSON.stringify(d, null, 2));

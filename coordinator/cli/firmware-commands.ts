@@ -20,6 +20,7 @@ interface FirmwareView {
   offlineSigned: boolean;
   uploadedAt: number;
   keyIds: string[];
+  integrity?: { status: string; reason?: string };
 }
 
 export function addFirmwareAdminCommands(firmware: Command): void {
@@ -68,10 +69,18 @@ export function addFirmwareAdminCommands(firmware: Command): void {
       if (res.firmware.length === 0) return console.log('no firmware yet; upload an image with `fleet firmware upload <image> --version … --hardware …`');
       console.log(
         table(
-          ['version', 'hardware', 'size', 'sha256', 'signed', 'uploaded'],
-          res.firmware.map((f) => [f.firmwareVersion, f.hardware.join(','), bytes(f.size), f.sha256.slice(0, 16) + '…', f.offlineSigned ? 'offline' : 'coordinator', ago(f.uploadedAt)]),
+          ['version', 'hardware', 'size', 'sha256', 'signed', 'uploaded', 'image'],
+          res.firmware.map((f) => [
+            f.firmwareVersion, f.hardware.join(','), bytes(f.size), f.sha256.slice(0, 16) + '…', f.offlineSigned ? 'offline' : 'coordinator', ago(f.uploadedAt),
+            f.integrity?.status ?? '-',
+          ]),
         ),
       );
+      for (const f of res.firmware) {
+        if (f.integrity?.status === 'damaged') {
+          console.log(`${f.firmwareVersion} is damaged on the coordinator (${f.integrity.reason ?? 'unknown'}): not served or deployed; upload the same image again to repair it`);
+        }
+      }
     },
   );
 }

@@ -65,6 +65,7 @@ export function buildDeploymentSpec(request: DeploymentRequest, ctx: SpecContext
     waves: request.waves ?? defaultWaves(),
     bucketOffset: request.bucketOffset ?? ctx.bucketOffset,
     gatePolicy: request.gatePolicy ?? {},
+    ...(request.judge !== undefined ? { judge: request.judge } : {}),
     monitor: request.monitor ?? {},
     rollback: request.rollback ?? {},
     maintenanceWindows: request.maintenanceWindows,

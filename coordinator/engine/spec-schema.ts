@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { DeploymentIdSchema, HardwareModelSchema, SemverSchema, TagSchema } from '../../protocol/ids.js';
 import { EnvelopeSchema } from '../../protocol/signed.js';
 import { GatePolicySchema } from '../gate/policy.js';
+import { JudgeSettingsSchema } from '../canary/judge-settings.js';
 
 // Durations are milliseconds; the CLI parses `30m` etc.
 
@@ -92,6 +93,8 @@ export const DeploymentRequestSchema = z.object({
   target: TargetSpecSchema,
   waves: z.array(WaveSpecSchema).min(1).max(20).optional(),
   gatePolicy: GatePolicySchema.optional(),
+  /** Statistical judge settings for this deployment (warm-up, exposure floor, thresholds, plan). */
+  judge: JudgeSettingsSchema.optional(),
   monitor: MonitorPolicySchema.optional(),
   rollback: RollbackPolicySchema.optional(),
   maintenanceWindows: z.array(MaintenanceWindowSchema).max(16).default([]),
@@ -124,6 +127,8 @@ export const DeploymentSpecSchema = z
     waves: z.array(WaveSpecSchema).min(1).max(20),
     bucketOffset: z.number().int().min(0).max(1023),
     gatePolicy: GatePolicySchema,
+    /** Absent in deployments created before the setting existed: the judge's defaults. */
+    judge: JudgeSettingsSchema.optional(),
     monitor: MonitorPolicySchema,
     rollback: RollbackPolicySchema,
     maintenanceWindows: z.array(MaintenanceWindowSchema).max(16).default([]),

@@ -4,7 +4,7 @@
  * - `hard` and `statistical` verdicts count in full; the most cautious wins (Proceed < Monitor < Abort).
  * - An `advisory` (AI) verdict escalates but never relaxes: it is capped at Monitor unless the policy's
  *   `aiMayAbort` allows Abort — final = stat == Abort ? Abort : max(stat, min(ai, Monitor))
- *   (/work/shared/reference/canary-judging.md, "AI scorer guardrails").
+ *   (docs/canary-judge.md).
  * - An analyzer error is recorded, never a verdict. With no hard or statistical verdict at all the gate
  *   holds at Monitor: nothing may Proceed unjudged.
  */

@@ -114,8 +114,10 @@ export class DeviceIngest {
       try {
         done = this.handlers.status(msg);
       } catch (err) {
+        // Not stored (the inbox write is the handler's first step): no PUBACK, so the device sends it
+        // again, exactly as when the handler's promise rejects.
         this.handlerFailed(err, deviceId, channel);
-        return m.ack();
+        return m.ack(err instanceof Error ? err : new Error(String(err)));
       }
       if (!done) return m.ack();
       done.then(

@@ -20,6 +20,7 @@ import { hardGatesAnalyzer } from '../gate/hard-gates.js';
 import { inputsDigest } from '../gate/run-gate.js';
 import { allDevices } from '../engine/device-progress.js';
 import { explainNoMatch, smallWaveWarnings, waveOfBucketIn, type KnownDevice } from '../engine/wave-plan.js';
+import { planWarnings } from '../canary/soak-planner.js';
 import type {
   AuditEntry,
   DeploymentCore,
@@ -223,6 +224,8 @@ export class RolloutService {
   // ---- commands ---------------------------------------------------------------------------
 
   async create(request: DeploymentRequest, actor: string): Promise<DeploymentView> {
+    // A damaged image (truncated or altered on disk) is never deployed: it would fail on every device.
+    await this.deps.firmware.requireIntact(request.firmwareVersion);
     const now = this.deps.clock.now();
     const { spec, warnings: manifestWarnings } = prepareDeployment(
       request,
@@ -270,7 +273,7 @@ export class RolloutService {
         const wave = waveOfBucketIn(spec, m.bucket);
         if (wave >= 0) sizes[wave]!++;
       }
-      return smallWaveWarnings(spec, sizes, known.length);
+      return [...smallWaveWarnings(spec, sizes, known.length), ...planWarnings(spec, sizes, known.length)];
     }
     // Ghosts (connected without credentials) never take part in a rollout: they are not counted.
     const said: KnownDevice[] = [];

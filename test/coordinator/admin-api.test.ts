@@ -147,8 +147,8 @@ describe('admin API', () => {
     const token = c.adminToken;
     const url = c.httpUrl;
     await c.stop();
-    c = await startCoordinator(dir);
+    c = await startCoordinator(dir, { config: { http: { port: 'auto', host: '127.0.0.1' } } });
     expect(c.adminToken).toBe(token);
-    expect(c.httpUrl).toBe(url); // port 0 reuses the previous run's port: manifests point at it
+    expect(c.httpUrl).toBe(url); // `auto` reuses the previous run's port: manifests point at it
   });
 });

@@ -3,6 +3,7 @@
  * backoff per client id and address, the fair bounded queue for password checks, per-device token
  * buckets, rate-limited log lines.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BackoffTable, LoginThrottle } from '../../coordinator/broker/login-throttle.js';
 import { BusyError, FairQueue } from '../../coordinator/broker/fair-queue.js';
@@ -160,5 +161,22 @@ describe('ingest: per-device buckets before parsing', () => {
     now = 2_000;
     ingest.handle(msg('flood', 'telemetry', telemetryPayload('flood', 11)));
     expect(got.telemetry).toBe(7);
+  });
+});
+
+describe('ingest: a status the handler could not store', () => {
+  it('is acknowledged with the error (no PUBACK), whether the handler throws or rejects', async () => {
+    const payload = readFileSync(new URL('../fixtures/messages/v1/status-failed.json', import.meta.url));
+    const id = (JSON.parse(payload.toString()) as { deviceId: string }).deviceId;
+    const ackOf = (status: () => Promise<void> | void): Promise<Error | undefined> => {
+      const ingest = new DeviceIngest({ hello: () => undefined, status, telemetry: () => undefined, presence: () => undefined }, new Counters(), silentLogger);
+      return new Promise((resolve) => ingest.handle({ topic: deviceTopic(id, 'status'), payload, clientDeviceId: id, ack: resolve }));
+    };
+    const thrown = await ackOf(() => {
+      throw new Error('disk I/O error');
+    });
+    const rejected = await ackOf(() => Promise.reject(new Error('disk I/O error')));
+    const stored = await ackOf(() => undefined);
+    expect([thrown?.message, rejected?.message, stored]).toEqual(['disk I/O error', 'disk I/O error', undefined]);
   });
 });

@@ -127,8 +127,13 @@ describe.skipIf(!hasMosquitto)('hostile: replayed manifests and commands, and th
     attacker.on('message', (topic, payload) => captured.push({ topic, payload }));
     await attacker.subscribeAsync('fleet/#', { qos: 1 });
 
+    // Provisioned devices: downloads from the coordinator are authenticated with the device's secret
+    // (the broker here accepts anyone; the coordinator's artifact server does not).
+    const ids = [0, 1].map((i) => `hostile-${process.pid}-${i}`);
+    const { devices: secrets } = await api<{ devices: { deviceId: string; secret: string }[] }>('POST', '/v1/devices/provision', { deviceIds: ids, hardwareModel: MODEL });
     for (let i = 0; i < 2; i++) {
-      const id = `hostile-${process.pid}-${i}`;
+      const id = ids[i]!;
+      const secret = secrets.find((d) => d.deviceId === id)!.secret;
       const base = join(dir, id);
       const slotsDir = join(base, 'slots');
       const config = join(base, 'agent.json');
@@ -139,7 +144,7 @@ describe.skipIf(!hasMosquitto)('hostile: replayed manifests and commands, and th
           deviceId: id,
           hardwareModel: MODEL,
           firmwareVersion: '1.0.0',
-          broker: { url: broker.url, reconnectMin: 100, reconnectMax: 1000 },
+          broker: { url: broker.url, username: id, password: secret, reconnectMin: 100, reconnectMax: 1000 },
           trustStoreDir: join(dataDir, 'trust'),
           dataDir: join(base, 'data'),
           slots: { kind: 'file', dir: slotsDir },
