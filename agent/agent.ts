@@ -49,6 +49,8 @@ import { packageVersion } from '../firmware/package-version.js';
 export const AGENT_VERSION = packageVersion(import.meta.url);
 /** Telemetry sequence numbers reserved per state write (so seq stays monotonic across restarts). */
 const TELEMETRY_SEQ_BLOCK = 10_000;
+/** Download progress is logged at most this often (each is still reported to the coordinator). */
+const PROGRESS_LOG_INTERVAL_MS = 10_000;
 
 export class Agent {
   private readonly cfg: AgentConfig;
@@ -72,6 +74,7 @@ export class Agent {
   private lastRollout: RolloutMessage | null = null;
   private telemetrySeq: number;
   private flagsSnapshot: FlagsMessage | null = null;
+  private lastReportLog: { deploymentId: string; state: string; at: number } | null = null;
   private readonly startedAt: number;
   /** Inputs from outside that failed to parse or verify (for tests and logs). */
   readonly counts = { badMessages: 0, rejectedCommands: 0, rejectedManifests: 0 };
@@ -146,7 +149,7 @@ export class Agent {
     const telemetry = options.telemetry ?? defaultTelemetry(cfg, () => (options.clock ?? systemClock).now(), logger);
     const downloader = options.downloader ?? (await defaultDownloader(cfg));
     const health = options.healthChecks ?? new CommandHealthCheckRunner();
-    return new Agent(options, store, slots, trust, downloader, health, telemetry, logger, saved, boot.bootCount ?? prepared.counters.reboots, r.effects, durable);
+    return new Agent({ ...options, logger: root }, store, slots, trust, downloader, health, telemetry, logger, saved, boot.bootCount ?? prepared.counters.reboots, r.effects, durable);
   }
 
   /** The current persisted state (a snapshot; do not mutate). */
@@ -191,7 +194,8 @@ export class Agent {
       queueLimit: cfg.offlineQueueLimit,
       clock: this.clock,
       random: this.random,
-      logger: this.log.child({ module: 'mqtt' }),
+      // From the root logger: a child of `this.log` would repeat the `module` key.
+      logger: (this.options.logger ?? this.log).child({ module: 'mqtt', deviceId: cfg.deviceId }),
       ...definedProps({ connect: this.options.connect }),
       onConnect: () => this.onConnect(),
       onMessage: (topic, payload) => this.onMessage(topic, payload),
@@ -360,6 +364,19 @@ export class Agent {
     this.st = { ...this.st, counters: { ...this.st.counters, errors: this.st.counters.errors + 1 } };
   }
 
+  /**
+   * Logs a status report: every change of state, but a download's progress reports (about ten per
+   * image) at most once per PROGRESS_LOG_INTERVAL_MS, so a small image logs one line, not eleven.
+   */
+  private logReport(e: Extract<UpdateEffect, { type: 'report' }>): void {
+    const now = this.clock.now();
+    const last = this.lastReportLog;
+    const progressOnly = e.progress !== undefined && last?.deploymentId === e.deploymentId && last.state === e.state;
+    if (progressOnly && now - last.at < PROGRESS_LOG_INTERVAL_MS) return;
+    this.lastReportLog = { deploymentId: e.deploymentId, state: e.state, at: now };
+    this.log.info({ deploymentId: e.deploymentId, state: e.state, reason: e.reason, seq: e.seq, ...(e.progress ? { progress: e.progress } : {}) }, 'update status');
+  }
+
   private downloadPath(deploymentId: string): string {
     return join(this.cfg.dataDir, 'downloads', `${deploymentId}.img`);
   }
@@ -368,7 +385,7 @@ export class Agent {
     switch (e.type) {
       case 'report':
         this.publish('status', encodeMessage(statusMessage(this.cfg.deviceId, e, this.clock.now())), 1);
-        this.log.info({ deploymentId: e.deploymentId, state: e.state, reason: e.reason, seq: e.seq }, 'update status');
+        this.logReport(e);
         return;
       case 'download':
         this.startDownload(e.deploymentId, e.artifact);

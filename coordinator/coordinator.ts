@@ -143,20 +143,22 @@ export class Coordinator {
     const config = loadConfig(options.config ?? {}, options.env ?? {});
     const clock = options.clock ?? systemClock;
     const timers = options.timers ?? systemClock;
-    const logger = (options.logger ?? pino({ level: 'info' })).child({ module: 'coordinator' });
+    const root = options.logger ?? pino({ level: 'info' });
     mkdirSync(config.dataDir, { recursive: true });
     // Before anything in the directory is read or written: a second coordinator would resume the same
     // deployments and overwrite admin.json.
     const lock = DataDirLock.acquire(config.dataDir, timers.now());
     try {
-      return await Coordinator.open(config, clock, timers, logger, options, lock);
+      return await Coordinator.open(config, clock, timers, root, options, lock);
     } catch (err) {
       lock.release({ stoppedAt: timers.now() });
       throw err;
     }
   }
 
-  private static async open(config: CoordinatorConfig, clock: Clock, timers: Clock, logger: Logger, options: CoordinatorOptions, lock: DataDirLock): Promise<Coordinator> {
+  private static async open(config: CoordinatorConfig, clock: Clock, timers: Clock, root: Logger, options: CoordinatorOptions, lock: DataDirLock): Promise<Coordinator> {
+    // Every module's child comes from the root: a child of a child repeats the `module` key in JSON.
+    const logger = root.child({ module: 'coordinator' });
     const { key, trustDir } = await loadCoordinatorKey(config);
     const { db, telemetryDb } = openDataStores(config.dataDir, logger);
     const counters = new Counters();
@@ -169,7 +171,7 @@ export class Coordinator {
     const now = (): number => clock.now();
     // With the embedded broker every device has credentials: one never provisioned is a ghost.
     const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined });
-    const anomalies = AnomalyLog.load({ db, now, counters, logger: logger.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
+    const anomalies = AnomalyLog.load({ db, now, counters, logger: root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
     const credentials = new CredentialStore(db, config.credentialCost, now);
     const auditLog = new AuditLog(db);
     // Handlers call into the coordinator built below; devices cannot connect before it exists.
@@ -181,7 +183,7 @@ export class Coordinator {
         presence: (m) => c.onPresence(m),
       },
       counters,
-      logger.child({ module: 'ingest' }),
+      root.child({ module: 'ingest' }),
       {
         ...config.deviceLimits,
         now,
@@ -192,7 +194,7 @@ export class Coordinator {
     try {
       telemetry = await startTelemetryWriter(config, {
         timers,
-        logger,
+        logger: root,
         counters,
         onVersions: (notes) => {
           for (const n of notes) registry.noteVersion(n.deviceId, n.firmwareVersion, n.slot);
@@ -209,7 +211,7 @@ export class Coordinator {
     const previous = readPorts(config.dataDir);
     const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
     const router = new Router({ token: adminToken, onError: (err) => logger.error({ err }, 'admin API error') });
-    const artifactLog = logger.child({ module: 'artifacts' });
+    const artifactLog = root.child({ module: 'artifacts' });
     const integrity = new ArtifactIntegrity({
       store: artifacts,
       counters,
@@ -240,7 +242,7 @@ export class Coordinator {
     });
     const httpTls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
     const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls);
-    const trust = await coordinatorTrust(key, trustDir);
+    const trust = { dir: resolve(trustDir), load: () => coordinatorTrust(key, trustDir) };
     const freshness = new FreshnessCounters(db, now);
     const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
 
@@ -249,7 +251,7 @@ export class Coordinator {
           url: config.mqtt.brokerUrl,
           // Stable per data directory, so the persistent session (queued QoS 1 statuses) survives a restart.
           clientId: `fleet-coordinator-${createHash('sha256').update(resolve(config.dataDir)).digest('hex').slice(0, 12)}`,
-          logger: logger.child({ module: 'broker' }),
+          logger: root.child({ module: 'broker' }),
           ...(config.mqtt.brokerUsername !== undefined ? { username: config.mqtt.brokerUsername } : {}),
           ...(config.mqtt.brokerPassword !== undefined ? { password: config.mqtt.brokerPassword } : {}),
         })
@@ -262,7 +264,7 @@ export class Coordinator {
           credentials,
           allowAnonymous,
           hardwareModelOf: (id) => registry.hardwareModelOf(id),
-          logger: logger.child({ module: 'broker' }),
+          logger: root.child({ module: 'broker' }),
           counters,
           maxPacketBytes: config.mqtt.maxPacketBytes,
           connectTimeoutMs: config.mqtt.connectTimeoutMs,
@@ -289,7 +291,7 @@ export class Coordinator {
     const rollouts = await RolloutService.create({
       db,
       clock,
-      logger: logger.child({ module: 'engine' }),
+      logger: root.child({ module: 'engine' }),
       registry,
       publisher,
       key,
@@ -410,6 +412,7 @@ export class Coordinator {
     this.registry.seen(m.deviceId, now);
     // Both terminal reports name the version now running in toVersion (a rollback goes "to" the old one).
     if (m.state === 'committed' || m.state === 'rolled-back') this.registry.noteVersion(m.deviceId, m.toVersion);
+    this.registry.noteUpdate(m.deviceId, { deploymentId: m.deploymentId, state: m.state, toVersion: m.toVersion });
     return this.rollouts.status(m);
   }
 

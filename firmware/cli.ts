@@ -40,7 +40,7 @@ export function registerFirmwareCommands(program: Command): Command {
     .requiredOption('--version <semver>', 'firmware version of the image')
     .requiredOption('--hardware <models>', 'compatible hardware models (comma-separated or repeated)', list)
     .requiredOption('--key <file>', 'private signing key (repeat for threshold signing)', (v: string, p: string[] = []) => [...p, v])
-    .requiredOption('--url <url>', 'URL devices download the image from')
+    .requiredOption('--url <url>', 'URL devices download the image from; {sha256} in it becomes the image\'s digest (e.g. http://127.0.0.1:8080/artifacts/{sha256}, where a coordinator serves an uploaded image)')
     .option('--installable-over <range>', 'semver range of device versions it may replace', '*')
     .option('--security-version <n>', 'anti-rollback security version', (v) => Number.parseInt(v, 10), 0)
     .option('--tags <tags>', 'tags a device must carry', list)
@@ -59,7 +59,7 @@ export function registerFirmwareCommands(program: Command): Command {
       const manifest = buildManifest({
         firmwareVersion: opts.version,
         hardware: opts.hardware,
-        artifact: { url: opts.url, size, sha256 },
+        artifact: { url: opts.url.replaceAll('{sha256}', sha256), size, sha256 },
         installableOver: opts.installableOver,
         securityVersion: opts.securityVersion,
         ...(opts.tags ? { tags: opts.tags } : {}),

@@ -39,7 +39,11 @@ const ProvisionBody = z.object({
   tags: z.array(TagSchema).max(32).optional(),
   /** Issue new secrets for devices that already have credentials. */
   rotate: z.boolean().default(false),
+  /** Why (recorded in the audit log). */
+  reason: z.string().max(500).optional(),
 });
+
+const ReasonQuery = z.object({ reason: z.string().max(500).optional() });
 
 export function deviceView(d: DeviceRecord, credentials?: CredentialStore): Record<string, unknown> {
   return {
@@ -107,14 +111,15 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
     deps.audit(actor, 'devices.provisioned', body.deviceIds.length === 1 ? body.deviceIds[0]! : `${body.deviceIds.length} devices`, {
       count: body.deviceIds.length,
       rotate: body.rotate,
+      ...(body.reason !== undefined ? { reason: body.reason } : {}),
     });
     return reply(201, { devices: provisioned });
   });
 
-  router.delete('/v1/devices/:id/credentials', {}, ({ params, actor }) => {
+  router.delete('/v1/devices/:id/credentials', { query: ReasonQuery }, ({ params, query, actor }) => {
     const id = params['id']!;
     if (!deps.credentials.revoke(id)) throw new NotFoundError(`device ${id} has no credentials`);
-    deps.audit(actor, 'devices.revoked', id);
+    deps.audit(actor, 'devices.revoked', id, query.reason !== undefined ? { reason: query.reason } : {});
     return { deviceId: id, revoked: true };
   });
 }

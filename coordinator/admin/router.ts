@@ -150,10 +150,10 @@ export class Router {
     this.add('PUT', pattern, spec, handler);
   }
 
-  delete(
+  delete<Q extends z.ZodType | undefined = undefined>(
     pattern: string,
-    spec: RouteSpec<undefined, undefined>,
-    handler: (ctx: RequestContext<undefined, undefined>) => HandlerResult,
+    spec: RouteSpec<undefined, Q>,
+    handler: (ctx: RequestContext<undefined, Infer<Q>>) => HandlerResult,
   ): void {
     this.add('DELETE', pattern, spec, handler);
   }

@@ -49,7 +49,7 @@ export function initialState(spec: DeploymentSpec, now: number): DeploymentState
 export function createDeployment(spec: DeploymentSpec, now: number, actor: string): StepResult {
   const state = initialState(spec, now);
   const ctx: Ctx = { d: new Draft(state), now, effects: [] };
-  audit(ctx, actor, 'deployment.created', { firmwareVersion: spec.firmwareVersion, waves: spec.waves.map((w) => w.percent), draft: spec.draft });
+  audit(ctx, actor, 'deployment.created', { firmwareVersion: spec.firmwareVersion, waves: spec.waves.map((w) => w.percent), draft: spec.draft, ...(spec.description !== undefined ? { description: spec.description } : {}) });
   if (!spec.draft) start(ctx, actor);
   return finish(ctx, state);
 }
@@ -177,6 +177,16 @@ const ACTIVE_RUN = ['scheduled', 'pending', 'rolling', 'soaking', 'gating'] as c
 const inRun = (phase: string): boolean => (ACTIVE_RUN as readonly string[]).includes(phase);
 
 function onOperator(ctx: Ctx, action: OperatorAction, actor: string): void {
+  const first = ctx.effects.length;
+  applyOperator(ctx, action, actor);
+  // The operator's reason is recorded with every audit entry the action caused.
+  if (action.reason === undefined) return;
+  for (const e of ctx.effects.slice(first)) {
+    if (e.type === 'audit' && e.entry.detail['reason'] === undefined) e.entry.detail = { ...e.entry.detail, reason: action.reason };
+  }
+}
+
+function applyOperator(ctx: Ctx, action: OperatorAction, actor: string): void {
   const core = ctx.d.core;
   const phase = core.phase;
   const who = `operator:${actor}`;

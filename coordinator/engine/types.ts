@@ -183,18 +183,21 @@ export interface DeploymentState {
 // ---------------------------------------------------------------------------------------------
 // Operator actions (admin API → engine)
 
+/** Every operator action may say why; the reason goes into each audit entry the action causes. */
+const Reason = z.string().max(500).optional();
+
 export const OperatorActionSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('start') }),
-  z.object({ type: z.literal('pause'), reason: z.string().max(500).optional() }),
-  z.object({ type: z.literal('resume') }),
+  z.object({ type: z.literal('start'), reason: Reason }),
+  z.object({ type: z.literal('pause'), reason: Reason }),
+  z.object({ type: z.literal('resume'), reason: Reason }),
   /** Stop the rollout; exposed devices are rolled back unless `rollback: false`. */
-  z.object({ type: z.literal('abort'), reason: z.string().max(500).optional(), rollback: z.boolean().default(true) }),
+  z.object({ type: z.literal('abort'), reason: Reason, rollback: z.boolean().default(true) }),
   /** Roll back every exposed device (also after completion or an abort without rollback). */
-  z.object({ type: z.literal('rollback'), reason: z.string().max(500).optional() }),
+  z.object({ type: z.literal('rollback'), reason: Reason }),
   /** Skip what the current wave waits for (stragglers, the rest of the soak, a window, a Monitor hold). */
-  z.object({ type: z.literal('promote') }),
+  z.object({ type: z.literal('promote'), reason: Reason }),
   /** Approve a wave that requires approval; default: the next wave that needs it. */
-  z.object({ type: z.literal('approve'), wave: z.number().int().nonnegative().optional() }),
+  z.object({ type: z.literal('approve'), reason: Reason, wave: z.number().int().nonnegative().optional() }),
 ]);
 export type OperatorAction = z.infer<typeof OperatorActionSchema>;
 export type OperatorActionInput = z.input<typeof OperatorActionSchema>;

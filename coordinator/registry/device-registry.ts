@@ -294,6 +294,19 @@ export class DeviceRegistry {
     this.save(d);
   }
 
+  /**
+   * Records what a status says about the device's update, so the record shows its latest state (a
+   * committed or rolled-back update), not the one its last hello carried.
+   */
+  noteUpdate(deviceId: string, update: NonNullable<DeviceRecord['update']>): void {
+    const d = this.devices.get(deviceId);
+    if (!d) return;
+    const u = d.update;
+    if (u?.deploymentId === update.deploymentId && u.state === update.state && u.toVersion === update.toVersion) return;
+    d.update = { deploymentId: update.deploymentId, state: update.state, ...(update.toVersion !== undefined ? { toVersion: update.toVersion } : {}) };
+    this.save(d);
+  }
+
   setOnline(deviceId: string, online: boolean, now: number): void {
     const d = this.devices.get(deviceId);
     if (!d || d.online === online) return;

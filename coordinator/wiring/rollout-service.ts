@@ -19,7 +19,7 @@ import type { GateAnalyzer } from '../gate/analyzer.js';
 import { hardGatesAnalyzer } from '../gate/hard-gates.js';
 import { inputsDigest } from '../gate/run-gate.js';
 import { allDevices } from '../engine/device-progress.js';
-import { smallWaveWarnings, waveOfBucketIn } from '../engine/wave-plan.js';
+import { explainNoMatch, smallWaveWarnings, waveOfBucketIn, type KnownDevice } from '../engine/wave-plan.js';
 import { planWarnings } from '../canary/soak-planner.js';
 import type {
   AuditEntry,
@@ -275,11 +275,12 @@ export class RolloutService {
       }
       return [...smallWaveWarnings(spec, sizes, known.length), ...planWarnings(spec, sizes, known.length)];
     }
-    throw new NoEligibleDevicesError(
-      `no known device matches the target (models ${spec.target.hardwareModels.join(', ')}, versions ${spec.target.versionRange}` +
-        `${spec.target.tags.length ? `, tags ${spec.target.tags.join(', ')}` : ''}); devices become known when they are provisioned, connect and say hello: ` +
-        'provision them, start their agents (`fleet devices list` shows who is known; ghosts, devices without credentials, never count), then create the deployment',
-    );
+    // Ghosts (connected without credentials) never take part in a rollout: they are not counted.
+    const said: KnownDevice[] = [];
+    for (const d of this.deps.registry.all()) {
+      if (!d.ghost && d.hardwareModel !== undefined && d.firmwareVersion !== undefined) said.push({ deviceId: d.deviceId, hardwareModel: d.hardwareModel, firmwareVersion: d.firmwareVersion, tags: d.tags });
+    }
+    throw new NoEligibleDevicesError(explainNoMatch(spec, said));
   }
 
   async act(deploymentId: string, action: OperatorAction, actor: string): Promise<DeploymentView> {
