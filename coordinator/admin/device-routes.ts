@@ -111,7 +111,7 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
     deps.audit(actor, 'devices.provisioned', body.deviceIds.length === 1 ? body.deviceIds[0]! : `${body.deviceIds.length} devices`, {
       count: body.deviceIds.length,
       rotate: body.rotate,
-      ...(body.reason !== undefined ? { reason: body.reason } : {}),
+      ...definedProps({ reason: body.reason }),
     });
     return reply(201, { devices: provisioned });
   });

@@ -49,7 +49,7 @@ export function initialState(spec: DeploymentSpec, now: number): DeploymentState
 export function createDeployment(spec: DeploymentSpec, now: number, actor: string): StepResult {
   const state = initialState(spec, now);
   const ctx: Ctx = { d: new Draft(state), now, effects: [] };
-  audit(ctx, actor, 'deployment.created', { firmwareVersion: spec.firmwareVersion, waves: spec.waves.map((w) => w.percent), draft: spec.draft, ...(spec.description !== undefined ? { description: spec.description } : {}) });
+  audit(ctx, actor, 'deployment.created', { firmwareVersion: spec.firmwareVersion, waves: spec.waves.map((w) => w.percent), draft: spec.draft, ...definedProps({ description: spec.description }) });
   if (!spec.draft) start(ctx, actor);
   return finish(ctx, state);
 }
