@@ -9,7 +9,7 @@
  * the night the clocks go back closes at 05:00 by the new wall clock.
  */
 import { Cron, CronPattern } from 'croner';
-import { ValidationError } from '../../protocol/errors.js';
+import { ValidationError, errorMessage } from '../../protocol/errors.js';
 import type { MaintenanceWindow } from './types.js';
 
 /** When a window opens: a cron expression and the time zone it is read in. */
@@ -76,18 +76,35 @@ function unwrapRanges(expression: string): string {
     .join(' ');
 }
 
+/**
+ * Jobs by zone and expression. The engine asks about windows on every step of a pending wave, and
+ * building a job costs several times the question it answers (measured ~170 µs against ~20 µs for a
+ * UTC next start); the jobs are never started and never change, so sharing them keeps this module
+ * pure. Cleared when full: a coordinator has a handful of distinct windows.
+ */
+const jobs = new Map<string, Cron>();
+const MAX_JOBS = 256;
+
 /** The schedule as a croner job (never started); throws ValidationError saying what is wrong. */
 export function windowCron(w: WindowSchedule): Cron {
   const timeZone = w.timeZone ?? 'UTC';
+  const key = `${timeZone} ${w.cron}`;
+  const known = jobs.get(key);
+  if (known) return known;
   if (!isTimeZone(timeZone)) {
     throw new ValidationError('maintenance window', [`time zone ${JSON.stringify(timeZone)} is unknown; give an IANA name such as Europe/Berlin or America/New_York (default UTC)`]);
   }
+  let job: Cron;
   try {
-    return new Cron(unwrapRanges(w.cron), { ...CRON_OPTIONS, timezone: timeZone });
+    // UTC as a fixed offset: the same times, without a time zone conversion per step (~8× faster).
+    job = new Cron(unwrapRanges(w.cron), { ...CRON_OPTIONS, ...(timeZone === 'UTC' ? { utcOffset: 0 } : { timezone: timeZone }) });
   } catch (err) {
-    const why = err instanceof Error ? err.message.replace(/^CronPattern: /, '') : String(err);
+    const why = errorMessage(err).replace(/^CronPattern: /, '');
     throw new ValidationError('cron expression', [`${JSON.stringify(w.cron)}: ${why}; write minute hour day-of-month month day-of-week (or 6 fields with leading seconds), e.g. "0 2 * * *"`]);
   }
+  if (jobs.size >= MAX_JOBS) jobs.clear();
+  jobs.set(key, job);
+  return job;
 }
 
 /** True when the expression parses. */
