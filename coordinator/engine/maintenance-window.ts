@@ -117,9 +117,19 @@ export function isValidCron(expression: string): boolean {
   }
 }
 
-/** First start strictly after `after`, or undefined when there is none. */
-function nextStart(cron: Cron, after: number): number | undefined {
-  return cron.nextRun(new Date(after))?.getTime();
+/**
+ * First start of a stored window strictly after `after`, or undefined when there is none. A window
+ * this host cannot read (its zone unknown to this host's time zone data, say after a move) never
+ * opens rather than failing every step: the wave waits, visibly, until an operator promotes it.
+ */
+function nextStart(w: WindowSchedule, after: number): number | undefined {
+  let job: Cron;
+  try {
+    job = windowCron(w);
+  } catch {
+    return undefined;
+  }
+  return job.nextRun(new Date(after))?.getTime();
 }
 
 const DAY = 24 * 3600_000;
@@ -152,7 +162,7 @@ export function windowNeverOpens(w: WindowSchedule, from?: number): string | und
   const calendar = impossibleDays(w.cron);
   if (calendar !== undefined) return calendar;
   if (from === undefined) return undefined;
-  const next = nextStart(cron, from);
+  const next = cron.nextRun(new Date(from))?.getTime();
   if (next === undefined || next > from + HORIZON_MS) {
     return `it does not open within ${Math.round(HORIZON_MS / (365 * DAY))} years of ${new Date(from).toISOString()}`;
   }
@@ -166,7 +176,7 @@ export function activeWindow(
 ): { window: MaintenanceWindow; opensAt: number; closesAt: number } | undefined {
   for (const w of windows) {
     // The earliest start in (now − duration, now] proves that now is inside; it closes soonest.
-    const start = nextStart(windowCron(w), now - w.durationMs);
+    const start = nextStart(w, now - w.durationMs);
     if (start !== undefined && start <= now) return { window: w, opensAt: start, closesAt: start + w.durationMs };
   }
   return undefined;
@@ -181,7 +191,7 @@ export function isInsideWindow(windows: readonly MaintenanceWindow[], now: numbe
 export function nextWindowStart(windows: readonly MaintenanceWindow[], now: number): number | undefined {
   let best: number | undefined;
   for (const w of windows) {
-    const t = nextStart(windowCron(w), now);
+    const t = nextStart(w, now);
     if (t !== undefined && (best === undefined || t < best)) best = t;
   }
   return best;

@@ -132,6 +132,14 @@ describe('maintenance windows in a time zone', () => {
     expect(nextWindowStart([{ ...stored, timeZone: 'UTC' }], utc(2026, 7, 5, 12))).toBe(utc(2026, 7, 6, 2));
   });
 
+  it('a stored window this host cannot read never opens, instead of failing every step', () => {
+    const lost = [{ cron: '0 2 * * *', durationMs: HOUR, timeZone: 'Mars/Olympus' }];
+    expect(isInsideWindow(lost, utc(2026, 1, 6, 2, 30))).toBe(false);
+    expect(nextWindowStart(lost, utc(2026, 1, 5))).toBeUndefined();
+    // Another window of the same deployment still opens.
+    expect(nextWindowStart([...lost, { cron: '0 3 * * *', durationMs: HOUR }], utc(2026, 1, 5))).toBe(utc(2026, 1, 5, 3));
+  });
+
   it('knows IANA names and refuses others when a deployment is created', () => {
     expect(['UTC', 'Europe/Berlin', 'America/New_York', 'Asia/Kolkata'].every(isTimeZone)).toBe(true);
     expect(['Mars/Olympus', 'Europe/Atlantis'].some(isTimeZone)).toBe(false);
