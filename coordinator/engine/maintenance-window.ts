@@ -16,8 +16,9 @@ import type { MaintenanceWindow } from './types.js';
 export type WindowSchedule = Pick<MaintenanceWindow, 'cron' | 'timeZone'>;
 
 /**
- * Start times that exist on the night the clocks go forward are those that a list or a range names
- * (`0 2,14 * * *`), not only a single time: Vixie cron's rule, so that no night's window is skipped.
+ * A start time in the gap when the clocks go forward opens the window at the first time after it,
+ * whether one time or a list or range names it (`0 2,14 * * *`): Vixie cron's rule, so no night's
+ * window is skipped. Only wildcards and steps are intervals, whose times in the gap are skipped.
  */
 const CRON_OPTIONS = { paused: true, mode: '5-or-6-parts', fixedTimeRule: 'no-wildcard' } as const;
 
