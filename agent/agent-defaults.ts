@@ -5,12 +5,14 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { IClientOptions } from 'mqtt';
+import { ConfigError, errorMessage } from '../protocol/errors.js';
 import type { AgentConfig } from './config.js';
-import { HttpDownloader } from './downloader.js';
+import { HttpDownloader, type HttpDownloaderOptions } from './downloader.js';
 import { combineCollectors, type TelemetryCollector } from './telemetry/collector.js';
 import { LinuxCollector } from './telemetry/linux-collector.js';
 import { LogExcerptCollector } from './telemetry/log-excerpt.js';
 import { ScriptMetricsCollector } from './telemetry/custom-metrics.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 /** The kernel's id of this boot (changes on every boot). */
 export async function systemBootId(): Promise<string | undefined> {
@@ -39,6 +41,15 @@ export function brokerAddress(url: string): Partial<IClientOptions> {
   return o;
 }
 
+/** A file the broker config names; unreadable, it is a configuration error that names the field. */
+async function brokerFile(field: string, path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new ConfigError(`broker.${field} ${path} cannot be read: ${errorMessage(err)}`);
+  }
+}
+
 /**
  * mqtt.js options from the broker config: address, credentials, TLS material, keepalive. The
  * config's credentials win over any in the URL; a password file wins over a password.
@@ -50,10 +61,10 @@ export async function brokerClientOptions(cfg: AgentConfig): Promise<Partial<ICl
   o.connectTimeout = b.connectTimeout;
   if (b.username !== undefined) o.username = b.username;
   if (b.password !== undefined) o.password = b.password;
-  if (b.passwordFile !== undefined) o.password = (await readFile(b.passwordFile, 'utf8')).trim();
-  if (b.caFile !== undefined) o.ca = await readFile(b.caFile);
-  if (b.certFile !== undefined) o.cert = await readFile(b.certFile);
-  if (b.keyFile !== undefined) o.key = await readFile(b.keyFile);
+  if (b.passwordFile !== undefined) o.password = (await brokerFile('passwordFile', b.passwordFile)).toString('utf8').trim();
+  if (b.caFile !== undefined) o.ca = await brokerFile('caFile', b.caFile);
+  if (b.certFile !== undefined) o.cert = await brokerFile('certFile', b.certFile);
+  if (b.keyFile !== undefined) o.key = await brokerFile('keyFile', b.keyFile);
   return o;
 }
 
@@ -65,22 +76,35 @@ export function defaultTelemetry(cfg: AgentConfig, now: () => number, logger: Lo
   if (t.logFile !== undefined || t.journalUnit !== undefined) {
     collectors.push(
       new LogExcerptCollector({
-        ...(t.logFile !== undefined ? { file: t.logFile } : {}),
-        ...(t.journalUnit !== undefined ? { journalUnit: t.journalUnit } : {}),
+        ...definedProps({ file: t.logFile, journalUnit: t.journalUnit }),
         pattern: t.logPattern,
         maxLines: t.maxLogLines,
         now,
       }),
     );
   }
-  return combineCollectors(collectors, (err) => logger.warn({ err: (err as Error).message }, 'telemetry collector failed'));
+  return combineCollectors(collectors, (err) => logger.warn({ err: errorMessage(err) }, 'telemetry collector failed'));
 }
 
-/** Resumable HTTP/HTTPS downloads bounded by the config's limits. */
+/**
+ * The device's credentials for artifact servers that ask (the coordinator's does): its broker user
+ * name and secret, allowed over plain http only when the broker link is plain too.
+ */
+export async function downloadCredentials(cfg: AgentConfig): Promise<Pick<HttpDownloaderOptions, 'credentials' | 'plainHttpCredentials'>> {
+  const b = cfg.broker;
+  let password = b.password;
+  if (b.passwordFile !== undefined) password = (await readFile(b.passwordFile, 'utf8')).trim();
+  if (b.username === undefined || password === undefined) return {};
+  const protocol = new URL(b.url).protocol;
+  return { credentials: { username: b.username, password }, plainHttpCredentials: protocol === 'mqtt:' || protocol === 'ws:' };
+}
+
+/** Resumable HTTP/HTTPS downloads bounded by the config's limits, with the device's credentials. */
 export async function defaultDownloader(cfg: AgentConfig): Promise<HttpDownloader> {
   return new HttpDownloader({
     idleTimeoutMs: cfg.download.idleTimeout,
     maxBytes: cfg.download.maxBytes,
     ...(cfg.download.caFile !== undefined ? { ca: await readFile(cfg.download.caFile) } : {}),
+    ...(await downloadCredentials(cfg)),
   });
 }

@@ -2,11 +2,20 @@
  * Builds the messages the agent publishes (hello, status, telemetry, presence). Pure.
  */
 import { PROTOCOL_VERSION } from '../protocol/signed.js';
-import type { HelloMessage, PresenceMessage, StatusMessage, TelemetryMessage } from '../protocol/messages.js';
+import {
+  CUSTOM_METRIC_NAME,
+  MAX_CUSTOM_METRICS,
+  MAX_CUSTOM_METRIC_MAGNITUDE,
+  type HelloMessage,
+  type PresenceMessage,
+  type StatusMessage,
+  type TelemetryMessage,
+} from '../protocol/messages.js';
 import { currentVersion, reportedState, type AgentState } from './agent-state.js';
 import type { UpdateEffect } from './update-machine.js';
 import type { TelemetrySample } from './telemetry/collector.js';
 import { boundLines } from './telemetry/log-excerpt.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 export interface DeviceIdentity {
   deviceId: string;
@@ -30,8 +39,8 @@ export function helloMessage(id: DeviceIdentity, state: AgentState, at: number, 
     bucket: id.bucket,
     tags: [...id.tags],
     securityFloor: state.securityFloor,
-    ...(job ? { update: { deploymentId: job.deploymentId, state: reportedState(job), toVersion: job.toVersion, ...(job.reason !== undefined ? { reason: job.reason } : {}) } } : {}),
-    ...(bootCount !== undefined ? { bootCount } : {}),
+    ...(job ? { update: { deploymentId: job.deploymentId, state: reportedState(job), toVersion: job.toVersion, ...definedProps({ reason: job.reason }) } } : {}),
+    ...definedProps({ bootCount }),
     at,
   };
 }
@@ -46,7 +55,7 @@ export function statusMessage(deviceId: string, e: Extract<UpdateEffect, { type:
     fromVersion: e.fromVersion,
     toVersion: e.toVersion,
     ...(e.progress ? { progress: e.progress } : {}),
-    ...(e.reason !== undefined ? { reason: e.reason } : {}),
+    ...definedProps({ reason: e.reason }),
     ...(e.detail !== undefined ? { detail: e.detail.slice(0, 512) } : {}),
     seq: e.seq,
     at,
@@ -54,7 +63,7 @@ export function statusMessage(deviceId: string, e: Extract<UpdateEffect, { type:
 }
 
 export function presenceMessage(deviceId: string, online: boolean, at?: number): PresenceMessage {
-  return { v: PROTOCOL_VERSION, kind: 'presence', deviceId, state: online ? 'online' : 'offline', ...(at !== undefined ? { at } : {}) };
+  return { v: PROTOCOL_VERSION, kind: 'presence', deviceId, state: online ? 'online' : 'offline', ...definedProps({ at }) };
 }
 
 const RANGES: Record<string, [number, number]> = {
@@ -88,7 +97,14 @@ export function telemetryMessage(
   at: number,
 ): TelemetryMessage {
   const custom: Record<string, number> = {};
-  for (const [k, v] of Object.entries(sample.custom ?? {})) if (/^[A-Za-z0-9_.-]{1,64}$/.test(k) && Number.isFinite(v)) custom[k] = v;
+  // Within the protocol's bounds, or the coordinator would refuse the whole message.
+  let kept = 0;
+  for (const [k, v] of Object.entries(sample.custom ?? {})) {
+    if (kept >= MAX_CUSTOM_METRICS) break;
+    if (!CUSTOM_METRIC_NAME.test(k) || !Number.isFinite(v) || Math.abs(v) > MAX_CUSTOM_METRIC_MAGNITUDE) continue;
+    custom[k] = v;
+    kept++;
+  }
   return {
     v: PROTOCOL_VERSION,
     kind: 'telemetry',

@@ -14,8 +14,6 @@ import { SlotNameSchema, UpdateStateSchema, type SlotName, type UpdateState } fr
 export const AGENT_STATE_VERSION = 1;
 /** Deployments remembered as handled (retained rollouts are redelivered on every reconnect). */
 export const HANDLED_LIMIT = 64;
-/** Command ids remembered for replay protection; commands expire within days, so a window suffices. */
-export const SEEN_COMMANDS_LIMIT = 256;
 
 /**
  * Internal stage of a job. Finer than the reported UpdateState: `committing` (mark-good in flight)
@@ -83,19 +81,32 @@ export const AgentStateSchema = z.object({
   v: z.literal(AGENT_STATE_VERSION),
   /** Status message sequence number (per device, monotonic). */
   seq: z.number().int().nonnegative(),
+  /**
+   * Every status seq used so far is below this; it is kept in the durable record (durable-record.ts),
+   * so an agent that lost this file starts above any seq it ever sent. Raised a block at a time.
+   */
+  seqReserved: z.number().int().nonnegative().default(0),
   /** Telemetry sequence numbers up to this value are reserved for the running agent. */
   telemetrySeqReserved: z.number().int().nonnegative().default(0),
   /** Firmware held by each slot; absent while a slot is being written or its content is unknown. */
   slotVersions: z.object({ A: SemverSchema.optional(), B: SemverSchema.optional() }),
   /** The deployment that wrote each slot (absent: factory image or unknown). */
   slotDeployments: z.object({ A: DeploymentIdSchema.optional(), B: DeploymentIdSchema.optional() }).default({}),
+  /** The securityVersion of each slot's image, as its manifest said (absent: factory image or unknown). */
+  slotSecurity: z.object({ A: z.number().int().min(0).optional(), B: z.number().int().min(0).optional() }).default({}),
   /** Slot the running system booted from, as last reported by the bootloader. */
   booted: SlotNameSchema,
   securityFloor: z.number().int().min(0),
   /** Deployment ids already finished (any terminal state), newest last. */
   handled: z.array(DeploymentIdSchema).max(HANDLED_LIMIT),
-  /** Command ids already executed, newest last. */
-  seenCommands: z.array(z.string().max(64)).max(SEEN_COMMANDS_LIMIT),
+  /**
+   * The highest manifest metadataVersion accepted and the deployment it came under: a manifest below
+   * it (or equal under another deployment) is stale (firmware/manifest.ts freshnessProblem).
+   */
+  manifestVersion: z.number().int().nonnegative().default(0),
+  manifestDeployment: DeploymentIdSchema.optional(),
+  /** The highest command seq executed: a command not above it is a replay. */
+  commandSeq: z.number().int().nonnegative().default(0),
   counters: z.object({
     crashes: z.number().int().nonnegative(),
     agentRestarts: z.number().int().nonnegative(),
@@ -114,13 +125,16 @@ export function initialAgentState(firmwareVersion: string, booted: SlotName, sec
   return {
     v: AGENT_STATE_VERSION,
     seq: 0,
+    seqReserved: 0,
     telemetrySeqReserved: 0,
     slotVersions: { [booted]: firmwareVersion },
     slotDeployments: {},
+    slotSecurity: {},
     booted,
     securityFloor,
     handled: [],
-    seenCommands: [],
+    manifestVersion: 0,
+    commandSeq: 0,
     counters: { crashes: 0, agentRestarts: 0, errors: 0, reboots: 0 },
     running: false,
     job: null,

@@ -25,7 +25,9 @@ import { loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
 import type { SlotBackend } from './slots/slot-backend.js';
 import { createSlotBackend } from './slots/create-slot-backend.js';
 import type { AgentConfig } from './config.js';
-import { beginRun, currentVersion, initialAgentState, isBusy, type AgentState, type Artifact } from './agent-state.js';
+import { beginRun, currentVersion, isBusy, type AgentState, type Artifact } from './agent-state.js';
+import { raiseToDurable, rebuildState, reserveSeq } from './durable-record.js';
+import { DurableWriter } from './durable-writer.js';
 import { step, type MachineConfig, type UpdateEffect, type UpdateEvent } from './update-machine.js';
 import { machineConfigOf, type AgentEvent, type AgentOptions } from './agent-options.js';
 
@@ -39,10 +41,16 @@ import { downloadTask, trialHealthTask, verifyTask, writeSlotTask } from './agen
 import { classifyInbound } from './agent-inbox.js';
 import { brokerClientOptions, defaultDownloader, defaultTelemetry, systemBootId } from './agent-defaults.js';
 import { helloMessage, presenceMessage, statusMessage, telemetryMessage, type DeviceIdentity } from './agent-messages.js';
+import { errorMessage } from '../protocol/errors.js';
+import { definedProps } from '../firmware/defined-props.js';
+import { packageVersion } from '../firmware/package-version.js';
 
-export const AGENT_VERSION = '0.1.0';
+/** Sent in every hello as `agentVersion`: the version in package.json. */
+export const AGENT_VERSION = packageVersion(import.meta.url);
 /** Telemetry sequence numbers reserved per state write (so seq stays monotonic across restarts). */
 const TELEMETRY_SEQ_BLOCK = 10_000;
+/** Download progress is logged at most this often (each is still reported to the coordinator). */
+const PROGRESS_LOG_INTERVAL_MS = 10_000;
 
 export class Agent {
   private readonly cfg: AgentConfig;
@@ -66,9 +74,10 @@ export class Agent {
   private lastRollout: RolloutMessage | null = null;
   private telemetrySeq: number;
   private flagsSnapshot: FlagsMessage | null = null;
+  private lastReportLog: { deploymentId: string; state: string; at: number } | null = null;
   private readonly startedAt: number;
   /** Inputs from outside that failed to parse or verify (for tests and logs). */
-  readonly counts = { badMessages: 0, rejectedCommands: 0 };
+  readonly counts = { badMessages: 0, rejectedCommands: 0, rejectedManifests: 0 };
 
   private constructor(
     private readonly options: AgentOptions,
@@ -83,6 +92,7 @@ export class Agent {
     private readonly bootCount: number,
     /** Effects of the boot decision, carried out by start(). */
     private pendingBootEffects: UpdateEffect[],
+    private readonly durable: DurableWriter,
   ) {
     this.cfg = options.config;
     this.clock = options.clock ?? systemClock;
@@ -111,15 +121,35 @@ export class Agent {
     const boot = await slots.bootState();
     const bootId = (await options.bootId?.()) ?? boot.bootId ?? (cfg.slots.kind === 'file' || cfg.slots.kind === 'memory' ? undefined : await systemBootId()) ?? randomUUID();
     const loaded = await store.load();
-    const state = loaded ?? initialAgentState(cfg.firmwareVersion, boot.booted, cfg.securityFloor);
+    // What must never go backwards comes from the durable record's copies as well as the state file.
+    const durable = new DurableWriter(store, slots, logger);
+    const record = await durable.load();
+    let state: AgentState;
+    if (loaded) {
+      state = raiseToDurable(loaded, record);
+    } else {
+      const rebuilt = rebuildState({ firmwareVersion: cfg.firmwareVersion, securityFloor: cfg.securityFloor }, boot.booted, record);
+      state = rebuilt.state;
+      if (record) {
+        logger.warn(
+          { booted: boot.booted, slotVersions: state.slotVersions, securityFloor: state.securityFloor, seq: state.seq, manifestVersion: state.manifestVersion, notes: rebuilt.notes },
+          'no state file: rebuilt the state from the durable record and the bootloader',
+        );
+      }
+    }
+    // Read the broker's files (password, CA, client certificate) before this run is recorded as
+    // running: an unreadable one is a configuration error, not a crash to count at the next start.
+    await brokerClientOptions(cfg);
     const prepared = beginRun(state, bootId, loaded !== null, TELEMETRY_SEQ_BLOCK);
     // Resolve the boot before anything else sees the state: the machine re-derives the stage's effects.
     const r = step(prepared, { type: 'boot', boot: { booted: boot.booted, primary: boot.primary, trial: boot.trial, bootId } }, (options.clock ?? systemClock).now(), machineConfigOf(cfg));
-    await store.save(r.state);
+    const saved = reserveSeq(r.state);
+    await store.save(saved);
+    await durable.write(saved);
     const telemetry = options.telemetry ?? defaultTelemetry(cfg, () => (options.clock ?? systemClock).now(), logger);
     const downloader = options.downloader ?? (await defaultDownloader(cfg));
     const health = options.healthChecks ?? new CommandHealthCheckRunner();
-    return new Agent(options, store, slots, trust, downloader, health, telemetry, logger, r.state, boot.bootCount ?? prepared.counters.reboots, r.effects);
+    return new Agent({ ...options, logger: root }, store, slots, trust, downloader, health, telemetry, logger, saved, boot.bootCount ?? prepared.counters.reboots, r.effects, durable);
   }
 
   /** The current persisted state (a snapshot; do not mutate). */
@@ -164,8 +194,9 @@ export class Agent {
       queueLimit: cfg.offlineQueueLimit,
       clock: this.clock,
       random: this.random,
-      logger: this.log.child({ module: 'mqtt' }),
-      ...(this.options.connect ? { connect: this.options.connect } : {}),
+      // From the root logger: a child of `this.log` would repeat the `module` key.
+      logger: (this.options.logger ?? this.log).child({ module: 'mqtt', deviceId: cfg.deviceId }),
+      ...definedProps({ connect: this.options.connect }),
       onConnect: () => this.onConnect(),
       onMessage: (topic, payload) => this.onMessage(topic, payload),
     });
@@ -193,9 +224,9 @@ export class Agent {
     if (!this.halted) {
       this.st = { ...this.st, running: false };
       try {
-        await this.save(this.st);
+        this.st = await this.save(this.st);
       } catch (err) {
-        this.log.error({ err: (err as Error).message }, 'cannot save state on stop');
+        this.log.error({ err: errorMessage(err) }, 'cannot save state on stop');
       }
     }
   }
@@ -228,7 +259,7 @@ export class Agent {
   private enqueue(fn: () => Promise<void>): void {
     this.queue = this.queue.then(fn).catch((err: unknown) => {
       this.st = { ...this.st, counters: { ...this.st.counters, errors: this.st.counters.errors + 1 } };
-      this.log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'agent event handling failed');
+      this.log.error({ err: errorMessage(err), stack: err instanceof Error ? err.stack : undefined }, 'agent event handling failed');
     });
   }
 
@@ -252,18 +283,26 @@ export class Agent {
         securityFloor: this.st.securityFloor,
         tags: this.cfg.tags,
         clockSkewMs: this.cfg.clockSkew,
+        deploymentId: m.deploymentId,
+        freshness: { metadataVersion: this.st.manifestVersion, deploymentId: this.st.manifestDeployment },
       });
+      if (!verified.ok) {
+        this.counts.rejectedManifests++;
+        this.log.warn({ deploymentId: m.deploymentId, wave: m.wave, reason: verified.reason, detail: verified.detail, ...claimed(m.manifest.signed, ['metadataVersion', 'firmwareVersion', 'deploymentId']) }, 'manifest refused');
+      }
       ev = { type: 'rollout', deploymentId: m.deploymentId, wave: m.wave, verified };
     } else {
       ev = event;
     }
     const r = step(this.st, ev, now, this.machine);
+    const floor = this.st.securityFloor;
     if (r.state !== this.st) {
-      await this.save(r.state);
-      this.st = r.state;
-      this.options.onStateChange?.(r.state);
+      this.st = await this.save(r.state);
+      this.options.onStateChange?.(this.st);
     }
     await this.runEffects(r.effects);
+    // The floor rose (a commit): the coordinator learns it from the hello, as it warns operators by it.
+    if (this.st.securityFloor !== floor && !this.halted && !this.stopped) this.sendHello();
     // A rollout that arrived while an update was past its reboot gets its turn now.
     const pending = this.lastRollout;
     if (pending && !isBusy(this.st) && !this.st.handled.includes(pending.deploymentId) && this.st.job?.deploymentId !== pending.deploymentId) {
@@ -278,13 +317,13 @@ export class Agent {
         await this.runEffect(e);
       } catch (err) {
         this.bumpErrors();
-        this.log.error({ err: (err as Error).message, effect: e.type }, 'effect failed');
+        this.log.error({ err: errorMessage(err), effect: e.type }, 'effect failed');
         // mark-bad is belt and braces: an uncommitted trial falls back on the reboot by itself.
         if (e.type === 'mark-bad') continue;
         // Any other failed boot-path effect (arm, mark-good) must not be followed by the rest (the reboot).
         const job = this.st.job;
         if (job && (e.type === 'arm-trial' || e.type === 'mark-good')) {
-          this.dispatch({ type: 'slot-failed', deploymentId: job.deploymentId, reason: 'internal-error', detail: `${e.type}: ${(err as Error).message}` });
+          this.dispatch({ type: 'slot-failed', deploymentId: job.deploymentId, reason: 'internal-error', detail: `${e.type}: ${errorMessage(err)}` });
         }
         return;
       }
@@ -294,11 +333,18 @@ export class Agent {
   private savedCounters: AgentState['counters'] | null = null;
   private savedSeqReserved = -1;
 
-  /** Saves a state durably and remembers what was saved. */
-  private async save(state: AgentState): Promise<void> {
-    await this.store.save(state);
-    this.savedCounters = state.counters;
-    this.savedSeqReserved = state.telemetrySeqReserved;
+  /**
+   * Saves a state durably and remembers what was saved; returns it as saved (with the next block of
+   * status seqs reserved when the last one is used up). The durable record's copies follow whenever
+   * what they hold changed, still before any effect of the state.
+   */
+  private async save(state: AgentState): Promise<AgentState> {
+    const saved = reserveSeq(state);
+    await this.store.save(saved);
+    await this.durable.write(saved);
+    this.savedCounters = saved.counters;
+    this.savedSeqReserved = saved.telemetrySeqReserved;
+    return saved;
   }
 
   /** Runs fn in the event queue (so it never interleaves with a state transition) and waits for it. */
@@ -318,6 +364,19 @@ export class Agent {
     this.st = { ...this.st, counters: { ...this.st.counters, errors: this.st.counters.errors + 1 } };
   }
 
+  /**
+   * Logs a status report: every change of state, but a download's progress reports (about ten per
+   * image) at most once per PROGRESS_LOG_INTERVAL_MS, so a small image logs one line, not eleven.
+   */
+  private logReport(e: Extract<UpdateEffect, { type: 'report' }>): void {
+    const now = this.clock.now();
+    const last = this.lastReportLog;
+    const progressOnly = e.progress !== undefined && last?.deploymentId === e.deploymentId && last.state === e.state;
+    if (progressOnly && now - last.at < PROGRESS_LOG_INTERVAL_MS) return;
+    this.lastReportLog = { deploymentId: e.deploymentId, state: e.state, at: now };
+    this.log.info({ deploymentId: e.deploymentId, state: e.state, reason: e.reason, seq: e.seq, ...(e.progress ? { progress: e.progress } : {}) }, 'update status');
+  }
+
   private downloadPath(deploymentId: string): string {
     return join(this.cfg.dataDir, 'downloads', `${deploymentId}.img`);
   }
@@ -326,7 +385,7 @@ export class Agent {
     switch (e.type) {
       case 'report':
         this.publish('status', encodeMessage(statusMessage(this.cfg.deviceId, e, this.clock.now())), 1);
-        this.log.info({ deploymentId: e.deploymentId, state: e.state, reason: e.reason, seq: e.seq }, 'update status');
+        this.logReport(e);
         return;
       case 'download':
         this.startDownload(e.deploymentId, e.artifact);
@@ -384,7 +443,7 @@ export class Agent {
       case 'report-now':
         this.sendHello();
         // Not awaited: sendTelemetry itself waits for this queue to persist its counters.
-        this.sendTelemetry().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'telemetry failed'));
+        this.sendTelemetry().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'telemetry failed'));
         return;
       case 'log':
         this.log[e.level](e.fields ?? {}, e.msg);
@@ -431,8 +490,7 @@ export class Agent {
     this.clearTimers();
     this.log.info({ deploymentId: this.st.job?.deploymentId }, 'rebooting');
     // A reboot is a clean shutdown of the agent: the next start must not count it as a crash.
-    this.st = { ...this.st, running: false };
-    await this.save(this.st);
+    this.st = await this.save({ ...this.st, running: false });
     await this.session?.stop({
       topic: deviceTopic(this.cfg.deviceId, 'presence'),
       payload: encodeMessage(presenceMessage(this.cfg.deviceId, false, this.clock.now())),
@@ -445,7 +503,7 @@ export class Agent {
     try {
       await this.slots.reboot();
     } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'reboot failed; the agent stops so that its supervisor restarts it');
+      this.log.error({ err: errorMessage(err) }, 'reboot failed; the agent stops so that its supervisor restarts it');
       this.stopped = true;
       await this.options.onRebootFailed?.(err);
       return;
@@ -497,16 +555,16 @@ export class Agent {
           const verified = verifyCommand(envelope, this.trust, {
             now: this.clock.now(),
             deviceId: cfg.deviceId,
-            seen: (id) => this.st.seenCommands.includes(id),
+            lastSeq: this.st.commandSeq,
             clockSkewMs: cfg.clockSkew,
           });
           if (!verified.ok) {
             this.counts.rejectedCommands++;
             this.bumpErrors();
-            this.log.warn({ reason: verified.reason, detail: verified.detail }, 'command refused');
+            this.log.warn({ reason: verified.reason, detail: verified.detail, commandSeq: this.st.commandSeq, ...claimed(envelope.signed, ['commandId', 'action', 'deploymentId', 'seq']) }, 'command refused');
             return;
           }
-          this.log.info({ commandId: verified.value.commandId, action: verified.value.action }, 'command accepted');
+          this.log.info({ commandId: verified.value.commandId, action: verified.value.action, seq: verified.value.seq }, 'command accepted');
           await this.handle({ type: 'command', command: verified.value });
         });
         return;
@@ -533,7 +591,7 @@ export class Agent {
     this.telemetryTimer = this.clock.setTimeout(() => {
       this.telemetryTimer = null;
       this.sendTelemetry()
-        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'telemetry failed'))
+        .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'telemetry failed'))
         .finally(() => this.scheduleTelemetry());
     }, this.cfg.telemetry.interval);
   }
@@ -554,10 +612,26 @@ export class Agent {
     // Counters are cumulative on the wire: make them durable before they are reported, so a crash
     // never makes one go backwards.
     if (this.st.counters !== this.savedCounters || this.st.telemetrySeqReserved !== this.savedSeqReserved) {
-      await this.enqueueAndWait(() => (this.stopped || this.halted ? Promise.resolve() : this.save(this.st)));
+      await this.enqueueAndWait(async () => {
+        if (!this.stopped && !this.halted) this.st = await this.save(this.st);
+      });
     }
     const uptimeS = sample.uptimeS ?? (this.clock.now() - this.startedAt) / 1000;
     const msg = telemetryMessage(this.cfg.deviceId, this.st, sample, uptimeS, this.bootCount, this.telemetrySeq, this.cfg.telemetry.maxLogLines, this.clock.now());
     this.publish('telemetry', encodeMessage(msg), 0);
   }
+}
+
+/**
+ * Fields of a refused document, for the log: what it claims to be (unauthenticated when the
+ * signatures failed), bounded, so an operator can tell which manifest or command was replayed.
+ */
+function claimed(signed: Record<string, unknown>, keys: readonly string[]): { claimed: Record<string, unknown> } {
+  const out: Record<string, unknown> = {};
+  for (const k of keys) {
+    const v = signed[k];
+    if (typeof v === 'number' || typeof v === 'boolean') out[k] = v;
+    else if (typeof v === 'string') out[k] = v.slice(0, 80);
+  }
+  return { claimed: out };
 }

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../protocol/errors.js';
+import { ConfigError, errorMessage } from '../protocol/errors.js';
 import { DeviceIdSchema, HardwareModelSchema, SemverSchema, TagSchema } from '../protocol/ids.js';
 import { formatIssues } from '../protocol/parse.js';
 import { parseDuration } from '../firmware/duration.js';
@@ -153,7 +153,7 @@ export function parseAgentConfig(value: unknown, source = 'agent config'): Agent
   try {
     new RegExp(cfg.telemetry.logPattern, 'i');
   } catch (err) {
-    throw new ConfigError(`${source} is invalid:\n  telemetry.logPattern: ${(err as Error).message}`);
+    throw new ConfigError(`${source} is invalid:\n  telemetry.logPattern: ${errorMessage(err)}`);
   }
   return cfg;
 }
@@ -173,11 +173,12 @@ const PATH_FIELDS: ReadonlyArray<readonly string[]> = [
 
 /**
  * Path settings of each hardware slot backend (under `slots`). Left out on purpose: tryboot's
- * `autobootFile`, which is relative to its `bootDir`, and argv settings such as `rebootCommand`.
+ * `autobootFile` and `durableFile`, which are relative to its `bootDir`, and argv settings such as
+ * `rebootCommand`.
  */
 const SLOT_PATH_FIELDS: Readonly<Record<string, ReadonlyArray<readonly string[]>>> = {
   uboot: [['fwEnvConfig'], ['procCmdline'], ['slots', 'A', 'device'], ['slots', 'B', 'device']],
-  rauc: [['systemConf'], ['stateFile']],
+  rauc: [['systemConf'], ['stateFile'], ['durableFile']],
   tryboot: [['bootDir'], ['deviceTreeRoot'], ['armedMarker'], ['slots', 'A', 'device'], ['slots', 'B', 'device']],
 };
 
@@ -217,13 +218,13 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
   try {
     raw = await readFile(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read agent config ${path}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot read agent config ${path}: ${errorMessage(err)}`);
   }
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch (err) {
-    throw new ConfigError(`agent config ${path} is not JSON: ${(err as Error).message}`);
+    throw new ConfigError(`agent config ${path} is not JSON: ${errorMessage(err)}`);
   }
   return resolvePaths(parseAgentConfig(value, `agent config ${path}`), dirname(resolve(path)));
 }

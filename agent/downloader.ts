@@ -4,9 +4,13 @@
  * - Resumes a partial file with `Range: bytes=N-` (a 200 reply means the server ignored the range:
  *   start over); a 416 means the partial file is unusable: it is deleted and the attempt counts.
  * - Never accepts more bytes than the manifest's size; the hash of what was received is checked
- *   before the file is handed on, so a mismatching image never reaches a slot.
+ *   before the file is handed on, so a mismatching image never reaches a slot. A resumed download
+ *   that fails the hash is started again from zero, once: the bytes kept from an earlier attempt (a
+ *   write torn by a power loss, a file that changed on the server in between) may be what is wrong.
  * - Every failure comes back as an outcome (never a throw) saying whether a retry can help; the update
  *   machine bounds the retries and backs off, so a 404 or 416 never turns into a loop.
+ * - A server that asks for credentials (401 with a Basic challenge, as the coordinator's artifact
+ *   server does) gets the device's own, and that origin gets them with every later request.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -15,6 +19,7 @@ import { dirname } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import type { UpdateReason } from '../protocol/reasons.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 export interface DownloadRequest {
   url: string;
@@ -61,6 +66,18 @@ export interface HttpDownloaderOptions {
   maxBytes?: number;
   /** Extra CA certificates (PEM) for https. */
   ca?: string | Buffer;
+  /**
+   * The device's credentials (its broker user name and secret), sent over HTTP Basic to an artifact
+   * server that asks for them with a 401 Basic challenge, then to that origin without asking. Never
+   * sent unasked, so a third-party server named in an offline-signed manifest sees them only if it
+   * asks; over plain http only with `plainHttpCredentials`.
+   */
+  credentials?: { username: string; password: string };
+  /**
+   * Allow credentials over plain http. Set when the broker link is not encrypted either (mqtt://,
+   * ws://), so the secret is exposed no more than it already is. Default false.
+   */
+  plainHttpCredentials?: boolean;
 }
 
 async function hashPrefix(path: string, hash: Hash): Promise<number> {
@@ -108,6 +125,8 @@ function retryAfterOf(header: string | undefined): number | undefined {
 export class HttpDownloader implements Downloader {
   private readonly idleTimeoutMs: number;
   private readonly maxBytes: number;
+  /** Origins that asked for credentials: they get them up front from then on. */
+  private readonly authOrigins = new Set<string>();
 
   constructor(private readonly options: HttpDownloaderOptions = {}) {
     this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
@@ -134,19 +153,33 @@ export class HttpDownloader implements Downloader {
     }
     const hash = createHash('sha256');
     if (have > 0) have = await hashPrefix(req.dest, hash);
-    if (have === req.size) return this.finish(req, hash, have, have);
+    if (have === req.size) return this.finish(req, options, hash, have, have);
     if (options.signal.aborted) return fail('download-failed', 'aborted', false);
     return this.fetch(req, options, hash, have);
   }
 
-  private async finish(req: DownloadRequest, hash: Hash, size: number, resumedFrom: number): Promise<DownloadOutcome> {
+  private async finish(req: DownloadRequest, options: DownloadOptions, hash: Hash, size: number, resumedFrom: number): Promise<DownloadOutcome> {
     const sha256 = hash.digest('hex');
     if (sha256 !== req.sha256) {
       await rm(req.dest, { force: true });
+      if (resumedFrom > 0 && !options.signal.aborted) {
+        // Only the fresh download's own verdict counts: from zero, it cannot resume again here.
+        const again = await this.fetch(req, options, createHash('sha256'), 0);
+        if (again.ok || again.reason !== 'hash-mismatch') return again;
+        return fail('hash-mismatch', `${again.detail} (also after discarding the ${resumedFrom} bytes resumed from an earlier attempt and downloading it again from zero)`, false);
+      }
       return fail('hash-mismatch', `sha256 of the download is ${sha256}, the signed manifest says ${req.sha256}`, false);
     }
     await syncFile(req.dest);
     return { ok: true, size, sha256, resumedFrom };
+  }
+
+  /** The Authorization header for `url`, when credentials may go there. */
+  private authorization(url: URL): string | undefined {
+    const c = this.options.credentials;
+    if (!c) return undefined;
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && this.options.plainHttpCredentials)) return undefined;
+    return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
   }
 
   private fetch(req: DownloadRequest, options: DownloadOptions, hash: Hash, from: number): Promise<DownloadOutcome> {
@@ -168,8 +201,27 @@ export class HttpDownloader implements Downloader {
       };
       const headers: Record<string, string> = { 'user-agent': 'fleet-agent' };
       if (from > 0) headers['range'] = `bytes=${from}-`;
-      const request = lib.get(url, { headers, ...(this.options.ca !== undefined ? { ca: this.options.ca } : {}) }, (res) => {
+      const authorization = this.authOrigins.has(url.origin) ? this.authorization(url) : undefined;
+      if (authorization !== undefined) headers['authorization'] = authorization;
+      const request = lib.get(url, { headers, ...definedProps({ ca: this.options.ca }) }, (res) => {
         const status = res.statusCode ?? 0;
+        if (status === 401) {
+          res.resume();
+          const challenged = /^\s*basic\b/i.test(res.headers['www-authenticate'] ?? '');
+          if (challenged && authorization === undefined && this.authorization(url) !== undefined) {
+            // Asked for credentials we may send: ask again with them (once; a second 401 is final).
+            this.authOrigins.add(url.origin);
+            settle(this.fetch(req, options, hash, from));
+            return;
+          }
+          const why = authorization !== undefined
+            ? "it refused this device's credentials"
+            : this.options.credentials
+              ? 'it needs credentials, which this device sends only over https (or over http when its broker link is plain too)'
+              : 'it needs credentials and this device has none (broker username and password)';
+          settle(fail('download-failed', `server answered HTTP 401 for ${url.pathname}: ${why}`, false));
+          return;
+        }
         if (status === 416) {
           res.resume();
           // The partial file does not fit what the server has: start over next attempt.
@@ -185,7 +237,7 @@ export class HttpDownloader implements Downloader {
             detail: `server busy: HTTP ${status} for ${url.pathname}`,
             retryable: true,
             busy: true,
-            ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+            ...definedProps({ retryAfterMs }),
           });
           return;
         }
@@ -240,7 +292,8 @@ export class HttpDownloader implements Downloader {
           out.end(() => {
             if (options.signal.aborted) return settle(fail('download-failed', 'aborted', false));
             if (bytes < req.size) return settle(fail('download-failed', `connection ended after ${bytes} of ${req.size} bytes`, true));
-            settle(this.finish(req, digest, bytes, from));
+            // `offset`: where this response's bytes began (0 when the server ignored the range).
+            settle(this.finish(req, options, digest, bytes, offset));
           });
         });
       });

@@ -13,6 +13,7 @@
 import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
 import type { BootState, SlotBackend } from './slots/slot-backend.js';
 import { Agent, type AgentOptions } from './agent.js';
+import { errorMessage } from '../protocol/errors.js';
 
 /** A slot backend whose bootloader can be powered on by the harness (the file backend, the simulator's). */
 export interface PowerableSlotBackend extends SlotBackend {
@@ -36,6 +37,11 @@ export interface SimulatedDeviceOptions extends Omit<AgentOptions, 'slots' | 'on
    * trial window plus one minute. Measured on `clock`.
    */
   trialWatchdogMs?: number;
+  /**
+   * A power cycle that could not boot the agent (its state or the bootloader unreadable): the device
+   * is down until something powers it on again. Default: logged.
+   */
+  onBootFailed?: (err: unknown) => void;
 }
 
 export class SimulatedDevice {
@@ -125,7 +131,7 @@ export class SimulatedDevice {
       // flight) must not cut the boot that replaced it, e.g. spend that boot's one-shot trial.
       onReboot: () => {
         if (this.current !== agent) return;
-        queueMicrotask(() => void this.powerCycle());
+        queueMicrotask(() => void this.powerCycle().catch((err: unknown) => this.bootFailed(err)));
       },
     });
     this.current = agent;
@@ -142,10 +148,16 @@ export class SimulatedDevice {
     const ms = this.options.trialWatchdogMs ?? this.options.config.health.trialWindow + 60_000;
     this.watchdog = this.clock.setTimeout(() => {
       this.watchdog = null;
-      void this.options.slots.bootState().then((boot) => {
-        if (boot.trial && !this.stopped) void this.powerCycle({ clean: false });
-      });
+      this.options.slots
+        .bootState()
+        .then((boot) => (boot.trial && !this.stopped ? this.powerCycle({ clean: false }) : undefined))
+        .catch((err: unknown) => this.bootFailed(err));
     }, ms);
+  }
+
+  private bootFailed(err: unknown): void {
+    if (this.options.onBootFailed) this.options.onBootFailed(err);
+    else this.options.logger?.error({ err: errorMessage(err) }, 'power cycle failed; the device stays down');
   }
 
   private disarmWatchdog(): void {

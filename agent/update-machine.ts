@@ -30,8 +30,8 @@ import {
 import { onBoot } from './update-resume.js';
 import { onAbort, onCommand, onRollout } from './update-requests.js';
 
-export type { BootInfo, MachineConfig, StepResult, UpdateEffect, UpdateEvent } from './update-types.js';
-export { MAX_BUSY_RETRIES, MAX_REBOOT_RETRIES, MAX_TRIAL_RETRIES, retryDelay } from './update-transitions.js';
+export type { MachineConfig, StepResult, UpdateEffect, UpdateEvent } from './update-types.js';
+export { MAX_BUSY_RETRIES, MAX_REBOOT_RETRIES, MAX_TRIAL_RETRIES } from './update-transitions.js';
 
 /**
  * One decision of the update machine. Pure: the caller persists `state` before carrying out
@@ -110,7 +110,9 @@ export function step(state: AgentState, event: UpdateEvent, now: number, cfg: Ma
       delete slotVersions[job.toSlot];
       const slotDeployments = { ...state.slotDeployments };
       delete slotDeployments[job.toSlot];
-      const r = transition({ ...state, slotDeployments }, { ...job, stage: 'installing' }, now, { slotVersions });
+      const slotSecurity = { ...state.slotSecurity };
+      delete slotSecurity[job.toSlot];
+      const r = transition({ ...state, slotDeployments, slotSecurity }, { ...job, stage: 'installing' }, now, { slotVersions });
       r.effects.push({ type: 'write-slot', deploymentId: job.deploymentId, artifact: job.artifact });
       return r;
     }
@@ -119,7 +121,8 @@ export function step(state: AgentState, event: UpdateEvent, now: number, cfg: Ma
       if (!job) return none(state);
       const slotVersions = { ...state.slotVersions, [job.toSlot]: job.toVersion };
       const slotDeployments = { ...state.slotDeployments, [job.toSlot]: job.deploymentId };
-      return toRebooting({ ...state, slotDeployments }, job, now, slotVersions);
+      const slotSecurity = { ...state.slotSecurity, [job.toSlot]: job.securityVersion ?? 0 };
+      return toRebooting({ ...state, slotDeployments, slotSecurity }, job, now, slotVersions);
     }
     case 'slot-failed': {
       const job = ownsEvent(state, event.deploymentId, 'installing', 'rebooting', 'committing');

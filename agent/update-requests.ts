@@ -4,11 +4,13 @@
  */
 import type { Command } from '../protocol/signed.js';
 import { otherSlot } from '../protocol/update-state.js';
-import { SEEN_COMMANDS_LIMIT, currentVersion, isBusy, isPreReboot, remember, type AgentState, type Job } from './agent-state.js';
+import { freshnessProblem } from '../firmware/manifest.js';
+import { currentVersion, isBusy, isPreReboot, type AgentState, type Job } from './agent-state.js';
 import type { StepResult, UpdateEvent } from './update-types.js';
 import { finish, log, none, rolledBack, toRebooting, toReverting, transition } from './update-transitions.js';
 
-export function onRollout(state: AgentState, ev: Extract<UpdateEvent, { type: 'rollout' }>, now: number): StepResult {
+export function onRollout(prev: AgentState, ev: Extract<UpdateEvent, { type: 'rollout' }>, now: number): StepResult {
+  let state = prev;
   if (state.handled.includes(ev.deploymentId)) return none(state);
   const job = state.job;
   if (job && job.deploymentId === ev.deploymentId) return none(state);
@@ -50,6 +52,14 @@ export function onRollout(state: AgentState, ev: Extract<UpdateEvent, { type: 'r
     const rejected: Job = { ...base, kind: 'install', stage: 'done', toVersion: m.firmwareVersion };
     return finish(state, rejected, 'rejected', now, 'malformed', `manifest was signed for deployment ${m.deploymentId}`);
   }
+  // The shell verified freshness against this same state; checked again so the rule holds in the core.
+  const stale = freshnessProblem(m.metadataVersion, ev.deploymentId, { metadataVersion: state.manifestVersion, deploymentId: state.manifestDeployment });
+  if (stale !== null) {
+    const rejected: Job = { ...base, kind: 'install', stage: 'done', toVersion: m.firmwareVersion };
+    return finish(state, rejected, 'rejected', now, 'stale-manifest', stale);
+  }
+  // Accepted: from now on nothing older (nor this version under another deployment) is taken.
+  state = { ...state, manifestVersion: m.metadataVersion ?? state.manifestVersion, manifestDeployment: ev.deploymentId };
   const newJob: Job = {
     ...base,
     kind: 'install',
@@ -90,8 +100,12 @@ export function onAbort(state: AgentState, now: number, deploymentId?: string): 
 }
 
 export function onCommand(prev: AgentState, command: Command, now: number): StepResult {
-  // Recorded before the effect: a crash after a reboot command must not replay it.
-  const state: AgentState = { ...prev, seenCommands: remember(prev.seenCommands, command.commandId, SEEN_COMMANDS_LIMIT) };
+  // Recorded before the effect (and kept in the durable record): a crash after a reboot command, or a
+  // lost state file, must not let it run again.
+  if (command.seq === undefined || command.seq <= prev.commandSeq) {
+    return { state: prev, effects: [log('warn', 'command refused: not above the newest executed (replay)', { commandId: command.commandId, seq: command.seq ?? null, commandSeq: prev.commandSeq })] };
+  }
+  const state: AgentState = { ...prev, commandSeq: command.seq };
   switch (command.action) {
     case 'report-now':
       return { state, effects: [{ type: 'report-now' }] };
@@ -138,6 +152,32 @@ function onRollbackCommand(state: AgentState, command: Command, now: number): St
   if (previous === undefined || current === undefined || deploymentId === undefined) {
     return { state, effects: [log('warn', 'rollback command: nothing to roll back to (no known firmware in the other slot)', { commandId: command.commandId })] };
   }
+  const floorProblem = belowFloor(state, other);
+  if (floorProblem !== null) {
+    // Never below the floor: the device stays on the image it committed and says so, so the
+    // coordinator stops waiting for a rollback that cannot happen (reported as committed, with reason).
+    const refused: Job = {
+      kind: 'rollback',
+      deploymentId,
+      stage: 'done',
+      result: 'committed',
+      fromVersion: current,
+      toVersion: current,
+      fromSlot: state.booted,
+      toSlot: state.booted,
+      attempts: 0,
+      bytes: 0,
+      reportedTenths: 0,
+      rebootRetries: 0,
+      reason: 'below-security-floor',
+      detail: `${detail} refused: ${floorProblem}`.slice(0, 512),
+      commandId: command.commandId,
+      updatedAt: now,
+    };
+    const r = transition(state, refused, now);
+    r.effects.unshift(log('warn', 'rollback command refused: the other slot is below the security floor', { commandId: command.commandId, deploymentId, securityFloor: state.securityFloor }));
+    return r;
+  }
   const rollback: Job = {
     kind: 'rollback',
     deploymentId,
@@ -155,4 +195,17 @@ function onRollbackCommand(state: AgentState, command: Command, now: number): St
     updatedAt: now,
   };
   return toRebooting(state, rollback, now);
+}
+
+/**
+ * Why booting `slot` would cross the security floor (null when it would not). An image of unknown
+ * securityVersion (the factory image, or one whose record was lost) counts as 0: above a floor of 0
+ * nothing is assumed. Pure.
+ */
+export function belowFloor(state: AgentState, slot: Job['toSlot']): string | null {
+  if (state.securityFloor === 0) return null;
+  const security = state.slotSecurity[slot];
+  if (security !== undefined && security >= state.securityFloor) return null;
+  const what = security === undefined ? 'an unknown securityVersion' : `securityVersion ${security}`;
+  return `slot ${slot} (${state.slotVersions[slot] ?? 'unknown version'}) has ${what}, below this device's floor ${state.securityFloor}; no path may boot below the floor`;
 }

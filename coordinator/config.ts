@@ -1,53 +1,126 @@
 /**
  * Coordinator configuration per environment (APP_ENV = development | staging | production), validated
  * with zod. Sources, later wins: defaults → environment variables → explicit options (CLI flags,
- * embedding code). Production refuses anonymous devices, a missing signing key, or the development
- * key. Pure apart from reading `env`.
+ * embedding code). Staging and production refuse anonymous devices, a missing signing key, a weak
+ * operator token and plaintext listeners beyond loopback (the development key is refused by its
+ * fingerprint when it is loaded, signing.ts). Pure apart from reading `env`.
  */
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../protocol/errors.js';
 import { formatIssues } from '../protocol/parse.js';
+import { plaintextPaths } from './listener-security.js';
+import { MIN_TOKEN_LENGTH, TOKEN_ADVICE, weakTokenReason } from './token-strength.js';
 
 export const AppEnvSchema = z.enum(['development', 'staging', 'production']);
-export type AppEnv = z.infer<typeof AppEnvSchema>;
 
 const PortSchema = z.coerce.number().int().min(0).max(65535);
+
+/**
+ * A listening port: a number (0 = any free port, chosen afresh at every start), or `auto` = the port
+ * this data directory's previous run bound (recorded in `ports.json`), else a free one. `auto` is for
+ * coordinators restarted on ephemeral ports (tests, the simulator): devices and the artifact URLs in
+ * published manifests keep pointing at the port they know.
+ */
+export const ListenPortSchema = z.union([z.literal('auto'), PortSchema]);
+export type ListenPort = z.infer<typeof ListenPortSchema>;
+
+const DEFAULT_MAX_PACKET_BYTES = 128 * 1024;
+const DEFAULT_TELEMETRY_LIMIT = { perSecond: 5, burst: 100 };
+const DEFAULT_CONTROL_LIMIT = { perSecond: 20, burst: 200 };
 
 export const CoordinatorConfigSchema = z.object({
   env: AppEnvSchema.default('development'),
   dataDir: z.string().min(1),
   mqtt: z
     .object({
-      /** 0 picks an ephemeral port. Default 1883. */
-      port: PortSchema.default(1883),
+      /** 0 picks a free port; `auto` reuses the previous run's (see ListenPortSchema). Default 1883. */
+      port: ListenPortSchema.default(1883),
       host: z.string().default('127.0.0.1'),
       /** PEM files; when both are set the embedded broker speaks MQTT over TLS. */
       tlsCert: z.string().optional(),
       tlsKey: z.string().optional(),
+      /**
+       * CA certificate(s) (PEM) that sign device client certificates. When set, the broker requires a
+       * certificate from every device, and its subject CN must be the device id it logs in as (mTLS).
+       */
+      tlsClientCa: z.string().optional(),
       /** `mqtt://…` or `mqtts://…`: use an existing broker instead of the embedded one. */
       brokerUrl: z.string().regex(/^mqtts?:\/\//, 'must start with mqtt:// or mqtts://').optional(),
       brokerUsername: z.string().optional(),
       brokerPassword: z.string().optional(),
+      /**
+       * Largest MQTT packet a device may send, in bytes, checked from the packet's fixed header before
+       * its body is read (embedded broker). The largest device message, telemetry with 20 log lines of
+       * 512 characters, is under 64 KiB. Default 128 KiB.
+       */
+      maxPacketBytes: z.number().int().min(1024).max(268_435_455).default(DEFAULT_MAX_PACKET_BYTES),
+      /** A connection that has not sent a complete CONNECT within this time is closed. Default 10 s. */
+      connectTimeoutMs: z.number().int().positive().default(10_000),
     })
-    .default({ port: 1883, host: '127.0.0.1' }),
+    .default({ port: 1883, host: '127.0.0.1', maxPacketBytes: DEFAULT_MAX_PACKET_BYTES, connectTimeoutMs: 10_000 }),
   http: z
     .object({
-      /** Admin API and artifact downloads. 0 picks an ephemeral port. Default 8080. */
-      port: PortSchema.default(8080),
+      /** Admin API and artifact downloads. 0 picks a free port; `auto` reuses the previous run's. Default 8080. */
+      port: ListenPortSchema.default(8080),
       host: z.string().default('127.0.0.1'),
-      /** Base URL devices download artifacts from; default http://{host}:{port}. */
+      /** Base URL devices download artifacts from; default http(s)://{host}:{port}. */
       publicUrl: z.url().optional(),
+      /** PEM files; when both are set the admin API and artifact downloads are served over HTTPS. */
+      tlsCert: z.string().optional(),
+      tlsKey: z.string().optional(),
       /** Concurrent artifact downloads served; the rest get 503 + Retry-After. Default 64. */
-      maxConcurrentDownloads: z.number().int().positive().default(64),
+      maxConcurrentDownloads: z.coerce.number().int().positive().default(64),
+      /** Concurrent downloads one authenticated device may hold; the rest get 429 + Retry-After. Default 2. */
+      maxDownloadsPerDevice: z.coerce.number().int().positive().default(2),
+      /**
+       * A download whose client accepts no bytes for this long is dropped and its slot freed. The
+       * server sees progress as the kernel takes bytes, in steps of up to a third of the socket's send
+       * buffer: keep this above that step at the slowest link's rate. Default 30 s.
+       */
+      downloadIdleTimeoutMs: z.coerce.number().int().positive().default(30_000),
+      /**
+       * Slowest transfer kept: a download moving fewer bytes per second than this, averaged over each
+       * `downloadRateWindowMs`, is dropped (the agent resumes with Range). 0 turns the check off.
+       * Default 1 KiB/s over 60 s windows.
+       */
+      downloadMinBytesPerSecond: z.coerce.number().int().nonnegative().default(1024),
+      downloadRateWindowMs: z.coerce.number().int().positive().default(60_000),
     })
-    .default({ port: 8080, host: '127.0.0.1', maxConcurrentDownloads: 64 }),
-  /** Accept devices without credentials (identity = client id). Development only. */
-  allowAnonymousDevices: z.boolean().optional(),
+    .default({
+      port: 8080,
+      host: '127.0.0.1',
+      maxConcurrentDownloads: 64,
+      maxDownloadsPerDevice: 2,
+      downloadIdleTimeoutMs: 30_000,
+      downloadMinBytesPerSecond: 1024,
+      downloadRateWindowMs: 60_000,
+    }),
+  /**
+   * Accept devices without credentials (identity = client id): an explicit opt-in, development only,
+   * on a loopback listener only, never for a provisioned id. Such "ghost" devices never enter a wave.
+   * Default false.
+   */
+  allowAnonymousDevices: z.boolean().default(false),
+  /**
+   * Per-device message rates the coordinator accepts (token buckets, in the coordinator's clock time);
+   * past them the device's messages are shed, counted and logged, and nobody else's are. An agent
+   * sends one telemetry message a minute and a few dozen statuses per update.
+   */
+  deviceLimits: z
+    .object({
+      telemetry: z.object({ perSecond: z.number().positive(), burst: z.number().int().positive() }).default(DEFAULT_TELEMETRY_LIMIT),
+      /** Hello, status and presence messages together. */
+      control: z.object({ perSecond: z.number().positive(), burst: z.number().int().positive() }).default(DEFAULT_CONTROL_LIMIT),
+    })
+    .default({ telemetry: DEFAULT_TELEMETRY_LIMIT, control: DEFAULT_CONTROL_LIMIT }),
   /** Ed25519 private key (PEM). In development a key is generated in the data dir when absent. */
   signingKeyPath: z.string().optional(),
-  /** Operator bearer token for the admin API. Generated in development when absent. */
-  adminToken: z.string().min(16, 'admin token must be at least 16 characters').optional(),
+  /**
+   * Operator bearer token for the admin API. Generated in development when absent; staging and
+   * production need 32+ characters and 128+ estimated bits (token-strength.ts).
+   */
+  adminToken: z.string().min(16, `admin token must be at least 16 characters (${MIN_TOKEN_LENGTH} in staging and production)`).optional(),
   /** log2 of scrypt N for device secrets. Production requires >= 14. */
   credentialCost: z.number().int().min(4).max(20).default(14),
   telemetry: z
@@ -82,7 +155,7 @@ export const CoordinatorConfigSchema = z.object({
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfigSchema>;
 
-/** Where the development signing key is generated; production refuses a key from this path. */
+/** Where the development signing key is generated (staging and production refuse it by fingerprint). */
 export function devSigningKeyPath(dataDir: string): string {
   return join(dataDir, 'keys', 'dev-signing.key');
 }
@@ -104,14 +177,24 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_MQTT_HOST']) mqtt['host'] = env['FLEET_MQTT_HOST'];
   if (env['FLEET_TLS_CERT']) mqtt['tlsCert'] = env['FLEET_TLS_CERT'];
   if (env['FLEET_TLS_KEY']) mqtt['tlsKey'] = env['FLEET_TLS_KEY'];
+  if (env['FLEET_TLS_CLIENT_CA']) mqtt['tlsClientCa'] = env['FLEET_TLS_CLIENT_CA'];
   if (env['FLEET_BROKER_URL']) mqtt['brokerUrl'] = env['FLEET_BROKER_URL'];
   if (env['FLEET_BROKER_USERNAME']) mqtt['brokerUsername'] = env['FLEET_BROKER_USERNAME'];
   if (env['FLEET_BROKER_PASSWORD']) mqtt['brokerPassword'] = env['FLEET_BROKER_PASSWORD'];
+  if (env['FLEET_MQTT_MAX_PACKET_BYTES']) mqtt['maxPacketBytes'] = Number(env['FLEET_MQTT_MAX_PACKET_BYTES']);
   if (Object.keys(mqtt).length) out['mqtt'] = mqtt;
   const http: Record<string, unknown> = {};
   if (env['FLEET_HTTP_PORT']) http['port'] = env['FLEET_HTTP_PORT'];
   if (env['FLEET_HTTP_HOST']) http['host'] = env['FLEET_HTTP_HOST'];
   if (env['FLEET_PUBLIC_URL']) http['publicUrl'] = env['FLEET_PUBLIC_URL'];
+  if (env['FLEET_HTTP_TLS_CERT']) http['tlsCert'] = env['FLEET_HTTP_TLS_CERT'];
+  if (env['FLEET_HTTP_TLS_KEY']) http['tlsKey'] = env['FLEET_HTTP_TLS_KEY'];
+  // Download bounds (artifact-server.ts).
+  if (env['FLEET_MAX_DOWNLOADS']) http['maxConcurrentDownloads'] = env['FLEET_MAX_DOWNLOADS'];
+  if (env['FLEET_MAX_DOWNLOADS_PER_DEVICE']) http['maxDownloadsPerDevice'] = env['FLEET_MAX_DOWNLOADS_PER_DEVICE'];
+  if (env['FLEET_DOWNLOAD_IDLE_TIMEOUT_MS']) http['downloadIdleTimeoutMs'] = env['FLEET_DOWNLOAD_IDLE_TIMEOUT_MS'];
+  if (env['FLEET_DOWNLOAD_MIN_BYTES_PER_S']) http['downloadMinBytesPerSecond'] = env['FLEET_DOWNLOAD_MIN_BYTES_PER_S'];
+  if (env['FLEET_DOWNLOAD_RATE_WINDOW_MS']) http['downloadRateWindowMs'] = env['FLEET_DOWNLOAD_RATE_WINDOW_MS'];
   if (Object.keys(http).length) out['http'] = http;
   if (env['FLEET_SIGNING_KEY']) out['signingKeyPath'] = env['FLEET_SIGNING_KEY'];
   if (env['FLEET_ADMIN_TOKEN']) out['adminToken'] = env['FLEET_ADMIN_TOKEN'];
@@ -144,11 +227,31 @@ export function loadConfig(options: Partial<CoordinatorConfigInput>, env: Record
   return config;
 }
 
+/** True for an address that only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h);
+}
+
 /** The rules that make staging and production safe by default. */
 export function checkEnvironmentRules(config: CoordinatorConfig): void {
   const { env } = config;
   if ((config.mqtt.tlsCert === undefined) !== (config.mqtt.tlsKey === undefined)) {
     throw new ConfigError('set both FLEET_TLS_CERT and FLEET_TLS_KEY (or neither) for MQTT over TLS');
+  }
+  if ((config.http.tlsCert === undefined) !== (config.http.tlsKey === undefined)) {
+    throw new ConfigError('set both FLEET_HTTP_TLS_CERT and FLEET_HTTP_TLS_KEY (or neither) for HTTPS');
+  }
+  if (config.mqtt.tlsClientCa !== undefined && (config.mqtt.tlsCert === undefined || config.mqtt.brokerUrl !== undefined)) {
+    throw new ConfigError('FLEET_TLS_CLIENT_CA (device certificates) needs the embedded broker over TLS: set FLEET_TLS_CERT and FLEET_TLS_KEY, without FLEET_BROKER_URL');
+  }
+  if (config.allowAnonymousDevices) {
+    if (config.mqtt.brokerUrl !== undefined) {
+      throw new ConfigError('anonymous devices are an option of the embedded broker; an external broker (FLEET_BROKER_URL) decides who may connect itself');
+    }
+    if (!isLoopbackHost(config.mqtt.host)) {
+      throw new ConfigError(`anonymous devices are accepted on a loopback listener only, not on ${config.mqtt.host}: listen on 127.0.0.1, or provision each device with \`fleet devices provision <id>\``);
+    }
   }
   if (env === 'development') return;
   if (config.allowAnonymousDevices) {
@@ -157,12 +260,13 @@ export function checkEnvironmentRules(config: CoordinatorConfig): void {
   if (!config.signingKeyPath) {
     throw new ConfigError(`${env} needs a signing key: create one with \`fleet firmware keygen --out <dir>\` and set FLEET_SIGNING_KEY`);
   }
-  if (config.signingKeyPath === devSigningKeyPath(config.dataDir) || /dev-signing\.key$/.test(config.signingKeyPath)) {
-    throw new ConfigError(`${env} refuses the development signing key ${config.signingKeyPath}; use a key made with \`fleet firmware keygen\``);
-  }
   if (!config.adminToken) {
-    throw new ConfigError(`${env} needs an operator token: set FLEET_ADMIN_TOKEN to a random string of 16+ characters`);
+    throw new ConfigError(`${env} needs an operator token: set FLEET_ADMIN_TOKEN to a random string of ${MIN_TOKEN_LENGTH}+ characters (${TOKEN_ADVICE})`);
   }
+  const weak = weakTokenReason(config.adminToken);
+  if (weak !== undefined) throw new ConfigError(`${env} refuses FLEET_ADMIN_TOKEN: ${weak}; ${TOKEN_ADVICE}`);
+  const [plaintext] = plaintextPaths(config);
+  if (plaintext !== undefined) throw new ConfigError(`${env} refuses ${plaintext}`);
   if (env === 'production' && config.credentialCost < 14) {
     throw new ConfigError('production needs credentialCost >= 14 (scrypt N = 16384) for device secrets');
   }

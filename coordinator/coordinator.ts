@@ -29,13 +29,19 @@ import type { Transport } from './broker/transport.js';
 import { DeviceIngest } from './ingest/device-ingest.js';
 import { StatusInbox } from './ingest/status-inbox.js';
 import { DeviceRegistry, type DeviceRecord } from './registry/device-registry.js';
+import { AnomalyLog } from './registry/anomaly-log.js';
 import type { TelemetryWriter } from './telemetry/telemetry-writer.js';
 import { openDataStores, startTelemetryWriter } from './data-stores.js';
 import { Housekeeping } from './housekeeping.js';
 import { SnapshotBuilder } from './telemetry/snapshot-builder.js';
 import { ArtifactStore, type ArtifactRecord } from './artifacts/artifact-store.js';
 import { ArtifactServer } from './artifacts/artifact-server.js';
+import { ArtifactIntegrity } from './artifacts/artifact-integrity.js';
+import { DownloadAuth } from './artifacts/download-auth.js';
 import { FirmwareService } from './artifacts/firmware-service.js';
+import { DataDirLock } from './data-dir-lock.js';
+import { CounterTotals } from './counter-totals.js';
+import { FreshnessCounters } from './deployments/freshness-counters.js';
 import { Router } from './admin/router.js';
 import { HttpServer } from './admin/http-server.js';
 import { registerDeviceRoutes } from './admin/device-routes.js';
@@ -49,8 +55,10 @@ import { DeploymentRequestSchema, OperatorActionSchema, type AuditEntry, type De
 import type { DeploymentView } from './wiring/rollout-service.js';
 import { ValidationError } from '../protocol/errors.js';
 import { formatIssues } from '../protocol/parse.js';
+import { packageVersion } from '../firmware/package-version.js';
 
-export const COORDINATOR_VERSION = '0.1.0';
+/** Reported by /v1/health: the version in package.json. */
+export const COORDINATOR_VERSION = packageVersion(import.meta.url);
 
 export interface CoordinatorOptions {
   /** Configuration (merged over FLEET_* variables from `env`); `dataDir` is required unless FLEET_DATA_DIR is set. */
@@ -70,6 +78,18 @@ export interface CoordinatorOptions {
   analyzers?: readonly GateAnalyzer[];
   /** Randomness for bucket offsets. Default Math.random. */
   random?: () => number;
+}
+
+/** What keeps the coordinator's data directory its own and its downloads and counters honest. */
+interface Upkeep {
+  lock: DataDirLock;
+  counterTotals: CounterTotals;
+  integrity: ArtifactIntegrity;
+  downloads: ArtifactServer;
+  /** Real-time timers and time (the clock may run faster in a simulation). */
+  timers: Clock;
+  /** Real time this process started. */
+  startedAt: number;
 }
 
 /** What the coordinator announces (for the simulator, dashboards and tests). */
@@ -108,22 +128,50 @@ export class Coordinator {
     readonly trustDir: string,
     /** The operator bearer token for the admin API. */
     readonly adminToken: string,
+    /** What devices did that was refused or shed, per device (admin API, `fleet devices anomalies`). */
+    readonly anomalies: AnomalyLog,
+    private readonly upkeep: Upkeep,
   ) {
-    this.housekeeping = new Housekeeping({ db, registry, inbox, telemetry, clock, timers, counters, logger });
+    this.housekeeping = new Housekeeping({ db, registry, inbox, telemetry, clock, timers, counters, counterTotals: upkeep.counterTotals, logger, anomalies });
   }
 
-  /** Opens the data directory, resumes deployments and starts the broker and HTTP listeners. */
+  /**
+   * Opens the data directory, resumes deployments and starts the broker and HTTP listeners. Refuses
+   * (DataDirInUseError) when another coordinator runs on the same data directory.
+   */
   static async create(options: CoordinatorOptions = {}): Promise<Coordinator> {
     const config = loadConfig(options.config ?? {}, options.env ?? {});
     const clock = options.clock ?? systemClock;
     const timers = options.timers ?? systemClock;
-    const logger = (options.logger ?? pino({ level: 'info' })).child({ module: 'coordinator' });
+    const root = options.logger ?? pino({ level: 'info' });
     mkdirSync(config.dataDir, { recursive: true });
+    // Before anything in the directory is read or written: a second coordinator would resume the same
+    // deployments and overwrite admin.json.
+    const lock = DataDirLock.acquire(config.dataDir, timers.now());
+    try {
+      return await Coordinator.open(config, clock, timers, root, options, lock);
+    } catch (err) {
+      lock.release({ stoppedAt: timers.now() });
+      throw err;
+    }
+  }
+
+  private static async open(config: CoordinatorConfig, clock: Clock, timers: Clock, root: Logger, options: CoordinatorOptions, lock: DataDirLock): Promise<Coordinator> {
+    // Every module's child comes from the root: a child of a child repeats the `module` key in JSON.
+    const logger = root.child({ module: 'coordinator' });
     const { key, trustDir } = await loadCoordinatorKey(config);
     const { db, telemetryDb } = openDataStores(config.dataDir, logger);
     const counters = new Counters();
+    const counterTotals = new CounterTotals(db, counters, () => timers.now());
+    counters.inc('coordinator.starts');
+    if (lock.previousUnclean) {
+      counters.inc('coordinator.unclean-stops');
+      logger.warn({ dataDir: config.dataDir }, 'the previous coordinator on this data directory did not stop cleanly (crash or kill): telemetry it had not stored yet is lost and not counted');
+    }
     const now = (): number => clock.now();
-    const registry = DeviceRegistry.load(db);
+    // With the embedded broker every device has credentials: one never provisioned is a ghost.
+    const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined });
+    const anomalies = AnomalyLog.load({ db, now, counters, logger: root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
     const credentials = new CredentialStore(db, config.credentialCost, now);
     const auditLog = new AuditLog(db);
     // Handlers call into the coordinator built below; devices cannot connect before it exists.
@@ -135,13 +183,18 @@ export class Coordinator {
         presence: (m) => c.onPresence(m),
       },
       counters,
-      logger.child({ module: 'ingest' }),
+      root.child({ module: 'ingest' }),
+      {
+        ...config.deviceLimits,
+        now,
+        onShed: (deviceId, channel) => anomalies.record(deviceId, 'rate-limited', `${channel} messages past ${config.deviceLimits[channel].perSecond}/s (burst ${config.deviceLimits[channel].burst}) shed`),
+      },
     );
     let telemetry: TelemetryWriter;
     try {
       telemetry = await startTelemetryWriter(config, {
         timers,
-        logger,
+        logger: root,
         counters,
         onVersions: (notes) => {
           for (const n of notes) registry.noteVersion(n.deviceId, n.firmwareVersion, n.slot);
@@ -158,29 +211,65 @@ export class Coordinator {
     const previous = readPorts(config.dataDir);
     const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
     const router = new Router({ token: adminToken, onError: (err) => logger.error({ err }, 'admin API error') });
-    const artifactServer = new ArtifactServer(artifacts, counters, { maxConcurrent: config.http.maxConcurrentDownloads });
-    const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http));
-    const trust = await coordinatorTrust(key, trustDir);
-    const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now);
+    const artifactLog = root.child({ module: 'artifacts' });
+    const integrity = new ArtifactIntegrity({
+      store: artifacts,
+      counters,
+      logger: artifactLog,
+      now,
+      onChange: (sha256, v) => {
+        const versions = artifacts.list().filter((a) => a.sha256 === sha256).map((a) => a.firmwareVersion);
+        auditLog.append(clock.now(), 'coordinator', v.status === 'damaged' ? 'artifact.damaged' : 'artifact.repaired', sha256, { versions, ...(v.reason !== undefined ? { reason: v.reason } : {}) });
+      },
+    });
+    // Downloads authenticate like the broker does: anonymous exactly when anonymous devices are allowed.
+    const allowAnonymous = config.allowAnonymousDevices;
+    const artifactServer = new ArtifactServer({
+      store: artifacts,
+      integrity,
+      auth: new DownloadAuth({ allowAnonymous, verify: (id, secret, lane) => credentials.verify(id, secret, lane), now: () => timers.now() }),
+      hardwareModelOf: (id) => registry.hardwareModelOf(id),
+      counters,
+      logger: artifactLog,
+      timers,
+      options: {
+        maxConcurrent: config.http.maxConcurrentDownloads,
+        maxPerDevice: config.http.maxDownloadsPerDevice,
+        idleTimeoutMs: config.http.downloadIdleTimeoutMs,
+        minBytesPerSecond: config.http.downloadMinBytesPerSecond,
+        rateWindowMs: config.http.downloadRateWindowMs,
+      },
+    });
+    const httpTls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
+    const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls);
+    const trust = { dir: resolve(trustDir), load: () => coordinatorTrust(key, trustDir) };
+    const freshness = new FreshnessCounters(db, now);
+    const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
 
     const transport: Transport = config.mqtt.brokerUrl
       ? new ExternalBroker({
           url: config.mqtt.brokerUrl,
           // Stable per data directory, so the persistent session (queued QoS 1 statuses) survives a restart.
           clientId: `fleet-coordinator-${createHash('sha256').update(resolve(config.dataDir)).digest('hex').slice(0, 12)}`,
-          logger: logger.child({ module: 'broker' }),
+          logger: root.child({ module: 'broker' }),
           ...(config.mqtt.brokerUsername !== undefined ? { username: config.mqtt.brokerUsername } : {}),
           ...(config.mqtt.brokerPassword !== undefined ? { password: config.mqtt.brokerPassword } : {}),
         })
       : new EmbeddedBroker({
           port: choosePort(config.mqtt.port, previous.mqtt),
           host: config.mqtt.host,
-          ...(config.mqtt.tlsCert && config.mqtt.tlsKey ? { tls: { certPath: config.mqtt.tlsCert, keyPath: config.mqtt.tlsKey } } : {}),
+          ...(config.mqtt.tlsCert && config.mqtt.tlsKey
+            ? { tls: { certPath: config.mqtt.tlsCert, keyPath: config.mqtt.tlsKey, ...(config.mqtt.tlsClientCa ? { clientCaPath: config.mqtt.tlsClientCa } : {}) } }
+            : {}),
           credentials,
-          allowAnonymous: config.allowAnonymousDevices ?? config.env === 'development',
+          allowAnonymous,
           hardwareModelOf: (id) => registry.hardwareModelOf(id),
-          logger: logger.child({ module: 'broker' }),
+          logger: root.child({ module: 'broker' }),
           counters,
+          maxPacketBytes: config.mqtt.maxPacketBytes,
+          connectTimeoutMs: config.mqtt.connectTimeoutMs,
+          timers,
+          onAnomaly: (id, kind, detail) => anomalies.record(id, kind, detail),
         });
     const publisher = new Publisher(db, transport, now);
     const snapshots = new SnapshotBuilder(telemetryDb, config.telemetry.rollupSlotMs);
@@ -202,7 +291,7 @@ export class Coordinator {
     const rollouts = await RolloutService.create({
       db,
       clock,
-      logger: logger.child({ module: 'engine' }),
+      logger: root.child({ module: 'engine' }),
       registry,
       publisher,
       key,
@@ -214,11 +303,14 @@ export class Coordinator {
       warmUpMs: config.telemetry.warmUpMs,
       analyzersFor: fixedAnalyzers ? () => fixedAnalyzers : (spec, wave) => canary.analyzersFor(spec, wave),
       random: options.random ?? Math.random,
+      freshness,
       onAudit: (e) => events.emit('audit', e),
+      anomalies,
     });
 
     const c = new Coordinator(config, logger, clock, timers, db, counters, registry, credentials, telemetry, telemetryDb, artifacts, firmware,
-      auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken);
+      auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken, anomalies,
+      { lock, counterTotals, integrity, downloads: artifactServer, timers, startedAt: timers.now() });
     (c as { events: EventEmitter<CoordinatorEvents> }).events = events;
     const audit = (actor: string, action: string, subject: string, detail: Record<string, unknown> = {}): void => {
       auditLog.append(clock.now(), actor, action, subject, detail);
@@ -233,7 +325,7 @@ export class Coordinator {
       auditLog,
       endpoints: () => ({ mqttUrl: transport.url, httpUrl: http.url }),
     });
-    registerDeviceRoutes(router, { registry, credentials, now, audit, deviceDeployments: (id) => rollouts.deviceHistory(id) });
+    registerDeviceRoutes(router, { registry, credentials, now, audit, deviceDeployments: (id) => rollouts.deviceHistory(id), anomalies });
     registerFirmwareRoutes(router, { store: artifacts, firmware, audit });
     registerDeploymentRoutes(router, { rollouts });
     canary.registerRoutes(router);
@@ -264,6 +356,7 @@ export class Coordinator {
       await transport.start();
       writePorts(config.dataDir, { mqtt: portOf(transport.url), http: http.portNumber });
       if (config.env === 'development') await writeAdminFile(config.dataDir, { url: http.url, token: adminToken, mqttUrl: transport.url });
+      lock.announce({ adminUrl: http.url, mqttUrl: transport.url });
     } catch (err) {
       // A port in use, a broker unreachable: release what was opened so the caller can retry.
       await rollouts.stop().catch(() => undefined);
@@ -275,6 +368,10 @@ export class Coordinator {
       throw err;
     }
     c.housekeeping.start();
+    integrity.startScan();
+    if (config.allowAnonymousDevices) {
+      logger.warn({ mqttUrl: transport.url }, 'devices without credentials are accepted (development, loopback only): they are ghosts, in no wave; provision real devices');
+    }
     logger.info({ env: config.env, mqttUrl: transport.url, httpUrl: http.url, dataDir: config.dataDir, restoredRetained: restored, replayedStatuses: replayed.length, keyId: key.keyid }, 'coordinator started');
     return c;
   }
@@ -296,6 +393,14 @@ export class Coordinator {
   // ---- device messages -------------------------------------------------------------------------
 
   private onHello(m: HelloMessage): void {
+    // The operator's registry is authoritative: a hello contradicting it changes nothing (and no ACL).
+    const refusal = this.registry.checkHello(m);
+    if (refusal) {
+      this.counters.inc('ingest.hello.refused');
+      this.registry.seen(m.deviceId, this.clock.now());
+      this.anomalies.record(m.deviceId, refusal.kind, refusal.detail);
+      return;
+    }
     this.registry.applyHello(m, this.clock.now());
     this.rollouts.hello(m);
   }
@@ -307,6 +412,7 @@ export class Coordinator {
     this.registry.seen(m.deviceId, now);
     // Both terminal reports name the version now running in toVersion (a rollback goes "to" the old one).
     if (m.state === 'committed' || m.state === 'rolled-back') this.registry.noteVersion(m.deviceId, m.toVersion);
+    this.registry.noteUpdate(m.deviceId, { deploymentId: m.deploymentId, state: m.state, toVersion: m.toVersion });
     return this.rollouts.status(m);
   }
 
@@ -396,11 +502,21 @@ export class Coordinator {
     await this.transport.start();
   }
 
+  /**
+   * `counters` count since this process started (`startedAt`); `totals` over every run on this data
+   * directory since `totalsSince` (stored every few seconds and at stop, so a crash loses at most the
+   * last few seconds of increments).
+   */
   metrics(): Record<string, unknown> {
     const connected = this.transport.connectedDevices();
+    const { totals, since } = this.upkeep.counterTotals.totals();
     return {
+      startedAt: this.upkeep.startedAt,
       counters: this.counters.snapshot(),
-      devices: { known: this.registry.size, connected: connected?.size ?? null },
+      totalsSince: since,
+      totals,
+      downloads: { active: this.upkeep.downloads.activeDownloads },
+      devices: { known: this.registry.size, connected: connected?.size ?? null, withAnomalies: this.anomalies.devices },
       telemetry: { pending: this.telemetry.pending, written: this.telemetry.written },
       deployments: this.rollouts.summary(),
     };
@@ -411,11 +527,14 @@ export class Coordinator {
     this.stopped = true;
     await this.rollouts.stop();
     await this.http.stop();
+    await this.upkeep.integrity.stop();
     await this.transport.stop();
     this.housekeeping.stop();
     await this.telemetry.stop();
+    this.housekeeping.flushCounters();
     closeDatabase(this.telemetryDb);
     closeDatabase(this.db);
+    this.upkeep.lock.release({ stoppedAt: this.upkeep.timers.now() });
     this.events.removeAllListeners();
     this.logger.info('coordinator stopped');
   }

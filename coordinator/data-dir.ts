@@ -1,24 +1,31 @@
 /**
  * What the coordinator keeps in its data directory besides the database: the ports it last bound
- * (`ports.json`, so `--mqtt-port 0` restarts on the same port devices and manifests point at), the
+ * (`ports.json`, so `--mqtt-port auto` restarts on the same port devices and manifests point at), the
  * development admin file (`admin.json`: URL and operator token for a CLI on the same machine), and
- * the trust store it checks offline-signed manifests against. I/O shell (fs).
+ * the trust store it checks offline-signed manifests against. The lock is data-dir-lock.ts. I/O shell (fs).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import type { SigningKey } from '../firmware/keys.js';
 import { createTrustStore, loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
-import { adminFilePath } from './config.js';
+import { adminFilePath, type ListenPort } from './config.js';
 
+const PortNumberSchema = z.number().int().min(1).max(65535);
+const PortsFileSchema = z.object({ mqtt: PortNumberSchema.optional(), http: PortNumberSchema.optional() });
 export interface PortsFile {
   mqtt?: number | undefined;
   http?: number | undefined;
 }
 
-/** A configured port, or for 0 the port the previous run used (devices and manifests point at it). */
-export function choosePort(configured: number, previous: number | undefined): number {
-  return configured === 0 && previous !== undefined ? previous : configured;
+/**
+ * The port to listen on: a configured number as is (0 = any free port), or for `auto` the port the
+ * previous run bound (devices and manifests point at it), else any free port.
+ */
+export function choosePort(configured: ListenPort, previous: number | undefined): number {
+  if (configured !== 'auto') return configured;
+  return previous ?? 0;
 }
 
 export function portOf(url: string): number | undefined {
@@ -26,9 +33,11 @@ export function portOf(url: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** The ports the previous run bound; empty when the file is missing or not what we write. */
 export function readPorts(dataDir: string): PortsFile {
   try {
-    return JSON.parse(readFileSync(join(dataDir, 'ports.json'), 'utf8')) as PortsFile;
+    const parsed = PortsFileSchema.safeParse(JSON.parse(readFileSync(join(dataDir, 'ports.json'), 'utf8')));
+    return parsed.success ? parsed.data : {};
   } catch {
     return {};
   }

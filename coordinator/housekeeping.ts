@@ -1,15 +1,17 @@
 /**
- * The coordinator's periodic upkeep: devices' last-seen times (kept in memory, stored every few
- * seconds so a restart starts from them) and pruning of the status inbox and of raw telemetry past
+ * The coordinator's periodic upkeep: devices' last-seen times and counter totals (kept in memory,
+ * stored every few seconds so a restart starts from them) and pruning of the status inbox and of raw telemetry past
  * retention. Real-time timers from the injected `timers`; `stop()` is safe twice. I/O shell.
  */
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../protocol/clock.js';
 import type { Counters } from './metrics.js';
+import type { CounterTotals } from './counter-totals.js';
 import type { Db } from './store/db.js';
 import type { DeviceRegistry } from './registry/device-registry.js';
 import type { StatusInbox } from './ingest/status-inbox.js';
 import type { TelemetryWriter } from './telemetry/telemetry-writer.js';
+import type { AnomalyLog } from './registry/anomaly-log.js';
 
 /** How often devices' last-seen times are written to the store (real time). */
 const SEEN_FLUSH_MS = 5_000;
@@ -23,7 +25,10 @@ export interface HousekeepingDeps {
   clock: Clock;
   timers: Clock;
   counters: Counters;
+  counterTotals: CounterTotals;
   logger: Logger;
+  /** Device anomalies, stored with the last-seen times. */
+  anomalies?: Pick<AnomalyLog, 'flush'>;
 }
 
 export class Housekeeping {
@@ -38,17 +43,29 @@ export class Housekeeping {
     this.schedulePrune();
   }
 
-  /** Writes devices' last-seen times in one transaction; a failure is logged and counted. */
+  /** Writes devices' last-seen times (and anomalies) in one transaction; a failure is logged and counted. */
   flushSeen(): void {
     try {
-      this.deps.db.transaction(() => this.deps.registry.flushSeen())();
+      this.deps.db.transaction(() => {
+        this.deps.registry.flushSeen();
+        this.deps.anomalies?.flush();
+      })();
     } catch (err) {
       this.deps.counters.inc('registry.flush.errors');
       this.deps.logger.error({ err }, 'storing last-seen times failed');
     }
   }
 
-  /** Stops the timers and stores the last-seen times once more. */
+  /** Adds the counters' increments to their stored totals; a failure is logged and retried next time. */
+  flushCounters(): void {
+    try {
+      this.deps.counterTotals.flush();
+    } catch (err) {
+      this.deps.logger.error({ err }, 'storing counter totals failed');
+    }
+  }
+
+  /** Stops the timers and stores the last-seen times once more (counters: the owner's last step). */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
@@ -61,6 +78,7 @@ export class Housekeeping {
     if (this.stopped) return;
     this.seenTimer = this.deps.timers.setTimeout(() => {
       this.flushSeen();
+      this.flushCounters();
       this.scheduleSeenFlush();
     }, SEEN_FLUSH_MS);
   }

@@ -12,6 +12,7 @@ import { loadSigningKey, writeKeyPair } from './keys.js';
 import { buildManifest, signManifest, verifyManifest } from './manifest.js';
 import { loadTrustStore } from './trust-store.js';
 import { parseDuration } from './duration.js';
+import { definedProps } from './defined-props.js';
 
 const list = (value: string, previous: string[] = []): string[] => [
   ...previous,
@@ -39,38 +40,40 @@ export function registerFirmwareCommands(program: Command): Command {
     .requiredOption('--version <semver>', 'firmware version of the image')
     .requiredOption('--hardware <models>', 'compatible hardware models (comma-separated or repeated)', list)
     .requiredOption('--key <file>', 'private signing key (repeat for threshold signing)', (v: string, p: string[] = []) => [...p, v])
-    .requiredOption('--url <url>', 'URL devices download the image from')
+    .requiredOption('--url <url>', 'URL devices download the image from; {sha256} in it becomes the image\'s digest (e.g. http://127.0.0.1:8080/artifacts/{sha256}, where a coordinator serves an uploaded image)')
     .option('--installable-over <range>', 'semver range of device versions it may replace', '*')
     .option('--security-version <n>', 'anti-rollback security version', (v) => Number.parseInt(v, 10), 0)
     .option('--tags <tags>', 'tags a device must carry', list)
-    .option('--rollback', 'sign as an operator rollback (allows a lower version)')
+    .option('--rollback', 'sign as an operator rollback (allows a lower version); needs --deployment and an --installable-over naming the versions it undoes')
     .option('--deployment <id>', 'bind the manifest to one deployment')
-    .option('--ttl <duration>', 'validity, e.g. 30d, 12h', '30d')
+    .option('--ttl <duration>', 'validity, e.g. 7d, 12h (default 7d; 24h for a rollback)')
+    .option('--metadata-version <n>', 'freshness counter devices never accept below (default: the signing time in ms)', (v) => Number.parseInt(v, 10))
     .option('--out <file>', 'where to write the envelope (default: <image>.manifest.json)')
     .option('--json', 'print the envelope instead of a summary')
     .action(async (image: string, opts: {
       version: string; hardware: string[]; key: string[]; url: string; installableOver: string;
-      securityVersion: number; tags?: string[]; rollback?: boolean; deployment?: string; ttl: string; out?: string; json?: boolean;
+      securityVersion: number; tags?: string[]; rollback?: boolean; deployment?: string; ttl?: string; metadataVersion?: number; out?: string; json?: boolean;
     }) => {
       const keys = await Promise.all(opts.key.map((k) => loadSigningKey(k)));
       const { size, sha256 } = await digestFile(image);
       const manifest = buildManifest({
         firmwareVersion: opts.version,
         hardware: opts.hardware,
-        artifact: { url: opts.url, size, sha256 },
+        artifact: { url: opts.url.replaceAll('{sha256}', sha256), size, sha256 },
         installableOver: opts.installableOver,
         securityVersion: opts.securityVersion,
         ...(opts.tags ? { tags: opts.tags } : {}),
         ...(opts.rollback ? { rollback: true } : {}),
         ...(opts.deployment ? { deploymentId: opts.deployment } : {}),
         issuedAt: Date.now(),
-        ttlMs: parseDuration(opts.ttl),
+        ...(opts.ttl !== undefined ? { ttlMs: parseDuration(opts.ttl) } : {}),
+        ...definedProps({ metadataVersion: opts.metadataVersion }),
       });
       const envelope = signManifest(manifest, keys);
       const out = opts.out ?? `${image}.manifest.json`;
       await writeFile(out, JSON.stringify(envelope, null, 2) + '\n');
       if (opts.json) console.log(JSON.stringify(envelope));
-      else console.log(`signed ${basename(image)} ${manifest.firmwareVersion} (${size} bytes, sha256 ${sha256}) → ${out}`);
+      else console.log(`signed ${basename(image)} ${manifest.firmwareVersion} (${size} bytes, sha256 ${sha256}, metadataVersion ${manifest.metadataVersion}, expires ${manifest.expiresAt}) → ${out}`);
     });
 
   firmware
@@ -82,9 +85,11 @@ export function registerFirmwareCommands(program: Command): Command {
     .option('--current-version <semver>', 'check as a device running this version')
     .option('--security-floor <n>', 'check as a device with this anti-rollback floor', (v) => Number.parseInt(v, 10), 0)
     .option('--tags <tags>', 'device tags', list)
+    .option('--deployment <id>', 'check as offered under this deployment (a bound manifest must match)')
+    .option('--metadata-floor <n>', 'check as a device that accepted this metadataVersion (a replay is refused)', (v) => Number.parseInt(v, 10))
     .option('--json', 'machine-readable result')
     .action(async (file: string, opts: {
-      trust: string; image?: string; hardware?: string; currentVersion?: string; securityFloor: number; tags?: string[]; json?: boolean;
+      trust: string; image?: string; hardware?: string; currentVersion?: string; securityFloor: number; tags?: string[]; deployment?: string; metadataFloor?: number; json?: boolean;
     }) => {
       const parsed = parsePayload(EnvelopeSchema, await readFile(file), file);
       const report = (ok: boolean, reason: string, detail: string): void => {
@@ -103,6 +108,8 @@ export function registerFirmwareCommands(program: Command): Command {
         currentVersion: opts.currentVersion ?? '0.0.0',
         securityFloor: opts.securityFloor,
         tags: opts.tags ?? ((parsed.value.signed['tags'] as string[] | undefined) ?? []),
+        ...definedProps({ deploymentId: opts.deployment }),
+        ...(opts.metadataFloor !== undefined ? { freshness: { metadataVersion: opts.metadataFloor } } : {}),
       });
       if (!result.ok) return report(false, result.reason, result.detail);
       const m = result.value;

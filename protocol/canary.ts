@@ -5,12 +5,17 @@
  *
  * The device is the unit of analysis: each entry summarises one device over the gate's window. The
  * control cohort is the eligible fleet not yet updated, observed over the same window.
+ *
+ * Versions: `v: 1` has one summary per device for the whole window. `v: 2` (what the coordinator
+ * writes now) adds time: the window cut into `slots`, and per device a `series` of exposure, events
+ * and metric means per slot, so a leak that starts half-way or a storm in the last hour is not
+ * averaged away; and each canary's `fromVersion`, so strata can be built by model and from-version.
+ * Version 1 snapshots still parse and are judged without the time layer.
  */
 import { z } from 'zod';
 import { DeploymentIdSchema, DeviceIdSchema, HardwareModelSchema, SemverSchema } from './ids.js';
 import { UpdateReasonSchema } from './reasons.js';
 import { UpdateStateSchema } from './update-state.js';
-import { PROTOCOL_VERSION } from './signed.js';
 
 export const CONTINUOUS_METRICS = ['cpuPct', 'memUsedMb', 'temperatureC', 'batteryPct', 'powerW', 'bootTimeS'] as const;
 export const ContinuousMetricSchema = z.enum(CONTINUOUS_METRICS);
@@ -30,6 +35,36 @@ export const MetricSummarySchema = z.object({
   slopePerH: z.number().optional(),
 });
 export type MetricSummary = z.infer<typeof MetricSummarySchema>;
+
+/** Most slots a snapshot's window is cut into. */
+export const MAX_SNAPSHOT_SLOTS = 96;
+
+/** The current snapshot format, and every format still read. */
+export const CANARY_SNAPSHOT_VERSION = 2;
+export const CANARY_SNAPSHOT_VERSIONS: readonly number[] = [1, CANARY_SNAPSHOT_VERSION];
+
+const SlotValues = z.array(z.number().nonnegative()).max(MAX_SNAPSHOT_SLOTS);
+const SlotCounts = z.array(z.number().int().nonnegative()).max(MAX_SNAPSHOT_SLOTS);
+
+/**
+ * One device over the snapshot's slots (v2): index i is slot i of `CanarySnapshot.slots`. Counters
+ * and metrics the device never reported in the window are left out. A metric's `mean[i]` is 0 where
+ * `n[i]` is 0.
+ */
+export const DeviceSeriesSchema = z.object({
+  exposureH: SlotValues,
+  events: z.partialRecord(EventCounterSchema, SlotCounts).default({}),
+  metrics: z.partialRecord(ContinuousMetricSchema, z.object({ n: SlotCounts, mean: z.array(z.number()).max(MAX_SNAPSHOT_SLOTS) })).default({}),
+});
+export type DeviceSeries = z.infer<typeof DeviceSeriesSchema>;
+
+/** How a v2 snapshot's window is cut: `count` slots of `slotMs` from `from` (the last may run past `window.to`). */
+export const SnapshotSlotsSchema = z.object({
+  from: z.number().int().nonnegative(),
+  slotMs: z.number().int().positive(),
+  count: z.number().int().min(1).max(MAX_SNAPSHOT_SLOTS),
+});
+export type SnapshotSlots = z.infer<typeof SnapshotSlotsSchema>;
 
 export const CohortSchema = z.enum(['canary', 'control']);
 export type Cohort = z.infer<typeof CohortSchema>;
@@ -59,11 +94,16 @@ export const DeviceSummarySchema = z.object({
   errorSignatures: z.array(z.string().max(256)).max(50).default([]),
   /** A bounded sample of raw error lines: untrusted device text. */
   logSample: z.array(z.string().max(512)).max(20).default([]),
+  /** v2, canary devices: the version it updated from (control devices run theirs: `firmwareVersion`). */
+  fromVersion: SemverSchema.optional(),
+  /** v2: the device's window slot by slot. */
+  series: DeviceSeriesSchema.optional(),
 });
 export type DeviceSummary = z.infer<typeof DeviceSummarySchema>;
 
 export const CanarySnapshotSchema = z.object({
-  v: z.literal(PROTOCOL_VERSION),
+  /** 1: summaries only; 2: with slots and series (see the header). */
+  v: z.union([z.literal(1), z.literal(CANARY_SNAPSHOT_VERSION)]),
   kind: z.literal('canary-snapshot'),
   deploymentId: DeploymentIdSchema,
   /** 0-based index of the wave whose gate this is. */
@@ -72,7 +112,20 @@ export const CanarySnapshotSchema = z.object({
   toVersion: SemverSchema,
   window: z.object({ from: z.number().int().nonnegative(), to: z.number().int().nonnegative() }),
   takenAt: z.number().int().nonnegative(),
+  /** v2: the slots every device's series is cut into. */
+  slots: SnapshotSlotsSchema.optional(),
   devices: z.array(DeviceSummarySchema),
+}).superRefine((s, ctx) => {
+  const count = s.slots?.count;
+  s.devices.forEach((d, i) => {
+    if (!d.series) return;
+    if (s.v < 2 || count === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['devices', i, 'series'], message: 'a device series needs a version 2 snapshot with slots' });
+      return;
+    }
+    const lengths = [d.series.exposureH.length, ...Object.values(d.series.events).map((a) => a.length), ...Object.values(d.series.metrics).flatMap((m) => [m.n.length, m.mean.length])];
+    if (lengths.some((l) => l !== count)) ctx.addIssue({ code: 'custom', path: ['devices', i, 'series'], message: `every series needs ${count} slots` });
+  });
 });
 export type CanarySnapshot = z.infer<typeof CanarySnapshotSchema>;
 export type CanarySnapshotInput = z.input<typeof CanarySnapshotSchema>;
@@ -107,7 +160,3 @@ export const VerdictSchema = z.object({
   evidence: z.array(EvidenceSchema).default([]),
 });
 export type Verdict = z.infer<typeof VerdictSchema>;
-
-export function moreCautious(a: Recommendation, b: Recommendation): Recommendation {
-  return RECOMMENDATION_ORDER.indexOf(a) >= RECOMMENDATION_ORDER.indexOf(b) ? a : b;
-}

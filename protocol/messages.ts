@@ -78,6 +78,25 @@ export const StatusMessageSchema = z.object({
 });
 export type StatusMessage = z.infer<typeof StatusMessageSchema>;
 
+/** At most this many custom metrics per telemetry message; the agent keeps its first 64. */
+export const MAX_CUSTOM_METRICS = 64;
+/** A custom metric's name: letters, digits, `_`, `.` and `-`, 1 to 64 characters. */
+export const CUSTOM_METRIC_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+/** Custom metric values are finite and within ±1e15 (float64 still holds every whole number there). */
+export const MAX_CUSTOM_METRIC_MAGNITUDE = 1e15;
+
+/** Counts own keys, stopping past `limit`: a hostile object with 100,000 keys costs no more than 65. */
+function hasAtMostKeys(value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null) return true; // the record schema names the type error
+  let n = 0;
+  for (const key in value) if (Object.hasOwn(value, key) && ++n > limit) return false;
+  return true;
+}
+
+const CustomMetricsSchema = z
+  .custom<Record<string, unknown>>((v) => hasAtMostKeys(v, MAX_CUSTOM_METRICS), { message: `at most ${MAX_CUSTOM_METRICS} custom metrics` })
+  .pipe(z.record(z.string().regex(CUSTOM_METRIC_NAME), z.number().min(-MAX_CUSTOM_METRIC_MAGNITUDE).max(MAX_CUSTOM_METRIC_MAGNITUDE)));
+
 /**
  * Metric values. A metric the device cannot measure is left out, never sent as zero.
  * Counters are cumulative since the agent's data directory was created (monotonic across reboots), so
@@ -108,8 +127,8 @@ export const TelemetryMessageSchema = z.object({
     errors: z.number().int().nonnegative(),
     reboots: z.number().int().nonnegative(),
   }),
-  /** Custom numeric metrics from the device's metrics script. */
-  custom: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/), z.number()).default({}),
+  /** Custom numeric metrics from the device's metrics script; bounded in count, name and value. */
+  custom: CustomMetricsSchema.default({}),
   /** New error log lines since the last message: untrusted, bounded, truncated by the agent. */
   logs: z.array(z.string().max(512)).max(20).default([]),
   seq: z.number().int().nonnegative(),

@@ -17,7 +17,9 @@ export const VerifyReasonSchema = z.enum([
   'below-security-floor', // securityVersion lower than the device's anti-rollback floor
   'missing-tags', // the manifest targets tags this device does not carry
   'wrong-device', // a command addressed to another device
-  'replayed', // a command id this device has already executed
+  'replayed', // a command whose seq is not above the highest this device executed
+  'stale-manifest', // metadataVersion below the highest this device accepted (or equal, under another deployment), or none at all
+  'unbound-rollback', // a rollback manifest not bound to its deployment and to the versions it undoes
 ]);
 export type VerifyReason = z.infer<typeof VerifyReasonSchema>;
 

@@ -51,8 +51,21 @@ export const ManifestSchema = z.object({
   expiresAt: IsoTimeSchema,
   /** Anti-rollback floor: devices never install an image whose securityVersion is below theirs. */
   securityVersion: z.number().int().min(0),
-  /** An operator-signed rollback: allows installing a lower firmwareVersion (never below the floor). */
+  /**
+   * An operator-signed rollback: allows installing a lower firmwareVersion (never below the floor).
+   * Devices take one only when it is bound to its deployment (`deploymentId`) and to the versions it
+   * undoes (an `installableOver` range that excludes its own version).
+   */
   rollback: z.boolean().default(false),
+  /**
+   * Freshness, in the spirit of TUF's metadata versions: a counter the signer raises with every
+   * manifest it issues. A device stores the highest it accepted and refuses anything lower (and the
+   * same value under another deployment), so a replayed manifest never installs again. The
+   * coordinator assigns max(last + 1, now in ms); `fleet firmware sign` defaults to the signing time.
+   * Optional in the schema so that older manifests still parse; current agents refuse a manifest
+   * without it (`stale-manifest`).
+   */
+  metadataVersion: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 export type Manifest = z.infer<typeof ManifestSchema>;
 export type ManifestInput = z.input<typeof ManifestSchema>;
@@ -70,6 +83,14 @@ export const CommandSchema = z.object({
   deploymentId: DeploymentIdSchema.optional(),
   issuedAt: IsoTimeSchema,
   expiresAt: IsoTimeSchema,
+  /**
+   * Replay protection for the command's whole lifetime: a counter the signer raises with every
+   * command (the coordinator: max(last + 1, now in ms)). A device executes a command only when its
+   * seq is above the highest it executed, and keeps that number where a lost state file cannot reset
+   * it. Optional in the schema so that older commands still parse; current agents refuse a command
+   * without it.
+   */
+  seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 export type Command = z.infer<typeof CommandSchema>;
 

@@ -13,6 +13,7 @@ import { Coordinator, AdminClient, hardGatesAnalyzer, type DecisionRecord, type 
 import type { CoordinatorHandle, CreateDeploymentInput, DeploymentView } from './coordinator-handle.js';
 import type { DecisionView, ProgressView, WaveRecord } from './report.js';
 import { SimulationError } from './errors.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 interface CoordinatorDeploymentView {
   id: string;
@@ -29,9 +30,7 @@ function toView(v: CoordinatorDeploymentView): DeploymentView {
     index: w.index,
     percent: w.percent,
     status: w.status,
-    ...(w.startedAt !== undefined ? { startedAt: w.startedAt } : {}),
-    ...(w.completedAt !== undefined ? { completedAt: w.completedAt } : {}),
-    ...(w.verdict !== undefined ? { verdict: w.verdict } : {}),
+    ...definedProps({ startedAt: w.startedAt, completedAt: w.completedAt, verdict: w.verdict }),
     counts: {
       tracked: w.counts['tracked'] ?? 0,
       committed: w.counts['committed'] ?? 0,
@@ -47,10 +46,10 @@ function toView(v: CoordinatorDeploymentView): DeploymentView {
     id: v.id,
     phase: v.phase,
     current: v.current,
-    paused: v.pause ? { cause: v.pause.cause, ...(v.pause.reason !== undefined ? { reason: v.pause.reason } : {}) } : null,
-    ...(v.abortReason !== undefined ? { abortReason: v.abortReason } : {}),
+    paused: v.pause ? { cause: v.pause.cause, ...definedProps({ reason: v.pause.reason }) } : null,
+    ...definedProps({ abortReason: v.abortReason }),
     waves,
-    ...(v.rollback ? { rollback: { startedAt: v.rollback.startedAt, exposed: v.rollback.exposed, confirmed: v.rollback.confirmed, unreachable: v.rollback.unreachable, ...(v.rollback.completedAt !== undefined ? { completedAt: v.rollback.completedAt } : {}) } } : {}),
+    ...(v.rollback ? { rollback: { startedAt: v.rollback.startedAt, exposed: v.rollback.exposed, confirmed: v.rollback.confirmed, unreachable: v.rollback.unreachable, ...definedProps({ completedAt: v.rollback.completedAt }) } } : {}),
   };
 }
 
@@ -78,8 +77,7 @@ function toProgress(p: DeviceProgress): ProgressView {
     wave: p.wave,
     state: p.state,
     timedOut: p.timedOut,
-    ...(p.reason !== undefined ? { reason: p.reason } : {}),
-    ...(p.detail !== undefined ? { detail: p.detail } : {}),
+    ...definedProps({ reason: p.reason, detail: p.detail }),
     ...(p.rollback ? { rollback: { status: p.rollback.status } } : {}),
   };
 }
@@ -125,9 +123,9 @@ export async function embeddedCoordinator(
       config: {
         env: 'development',
         dataDir: ctx.dataDir,
-        // Port 0 picks free ports; a restart on the same data directory reuses them (devices reconnect).
-        mqtt: { port: 0, host: '127.0.0.1' },
-        http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 256 },
+        // `auto` picks free ports, and a restart on the same data directory reuses them (devices reconnect).
+        mqtt: { port: 'auto', host: '127.0.0.1' },
+        http: { port: 'auto', host: '127.0.0.1', maxConcurrentDownloads: 256 },
         // Every device has its own credentials; a cheap scrypt keeps provisioning 10,000 of them quick.
         allowAnonymousDevices: false,
         credentialCost: 4,

@@ -13,6 +13,7 @@ import {
   AgentConfigSchema,
   type AgentConfig,
   HttpDownloader,
+  downloadCredentials,
   MemoryStateStore,
   SimulatedDevice,
   type AgentState,
@@ -195,7 +196,8 @@ export class DeviceHost {
         return Promise.resolve({ metrics: s.metrics, events: s.events, logs: s.logs, uptimeS: (now - this.bootedAt) / 1000 });
       },
     };
-    const http = new HttpDownloader({ idleTimeoutMs: 30_000 });
+    // With the device's credentials: the coordinator authenticates every download.
+    const http = new HttpDownloader({ idleTimeoutMs: 30_000, ...(await downloadCredentials(config)) });
     const downloader: Downloader = {
       download: (req, opts) => {
         const { url, fault } = this.downloadFault(req.url);

@@ -78,6 +78,7 @@ export class DownloadFaultProxy {
     const headers: Record<string, string> = {};
     if (typeof req.headers.range === 'string') headers['range'] = req.headers.range;
     if (typeof req.headers['if-range'] === 'string') headers['if-range'] = req.headers['if-range'];
+    if (typeof req.headers.authorization === 'string') headers['authorization'] = req.headers.authorization;
     const upstream = http.get(target, { headers }, (up) => {
       const out: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(up.headers)) if (v !== undefined) out[k] = v;

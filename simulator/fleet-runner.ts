@@ -25,6 +25,7 @@ import { PacedClock } from './paced-clock.js';
 import { followDeployment, sleepReal } from './deployment-follower.js';
 import { scheduleFleetFaults } from './fleet-faults.js';
 import { SimulationError } from './errors.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 /** Progress events, for the CLI's live output. */
 export type SimEvent =
@@ -230,7 +231,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
             startedAt,
             endedAt,
             phase: final.phase,
-            ...(final.abortReason !== undefined ? { abortReason: final.abortReason } : {}),
+            ...definedProps({ abortReason: final.abortReason }),
             waves: final.waves,
             decisions: await coordinator.decisions(id),
             progress: await coordinator.progress(id),

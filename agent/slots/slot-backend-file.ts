@@ -20,7 +20,9 @@ import { SlotNameSchema, otherSlot, type SlotName } from '../../protocol/update-
 import { Sha256HexSchema } from '../../protocol/ids.js';
 import { parsePayload } from '../../protocol/parse.js';
 import { writeFileAtomic } from '../state-store.js';
-import { SlotError, type BootState, type SlotBackend, type VerifiedImage } from './slot-backend.js';
+import { SlotError, checkDurableRecord, type BootState, type SlotBackend, type VerifiedImage } from './slot-backend.js';
+import { DurableCopies } from './durable-copies.js';
+import { errorMessage } from '../../protocol/errors.js';
 
 const SlotContentSchema = z.object({ size: z.number().int().nonnegative(), sha256: Sha256HexSchema }).nullable();
 
@@ -65,6 +67,8 @@ export class FileSlotBackend implements SlotBackend {
   private readonly trialBoots: number;
   /** Power cycles seen by this instance: work started before one is abandoned (power loss). */
   private epoch = 0;
+  /** The simulated boot environment's durable record (durable.0 / durable.1 beside the slots). */
+  private readonly durable: DurableCopies;
 
   private constructor(
     private readonly dir: string,
@@ -72,6 +76,7 @@ export class FileSlotBackend implements SlotBackend {
   ) {
     this.trialBoots = options.trialBoots ?? 1;
     this.onReboot = options.onReboot;
+    this.durable = new DurableCopies(join(dir, 'durable'));
   }
 
   /**
@@ -115,7 +120,7 @@ export class FileSlotBackend implements SlotBackend {
       raw = await readFile(this.statePath);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new SlotError('bootloader-error', `cannot read ${this.statePath}: ${(err as Error).message}`, { cause: err });
+      throw new SlotError('bootloader-error', `cannot read ${this.statePath}: ${errorMessage(err)}`, { cause: err });
     }
     const parsed = parsePayload(BootloaderStateSchema, raw, this.statePath);
     if (!parsed.ok) throw new SlotError('bootloader-error', parsed.error.message);
@@ -148,7 +153,7 @@ export class FileSlotBackend implements SlotBackend {
     try {
       await this.copyUnlessPowerLost(image.path, path, epoch);
     } catch (err) {
-      throw new SlotError('write-failed', `writing slot ${target} (${path}) failed: ${(err as Error).message}`, { cause: err });
+      throw new SlotError('write-failed', `writing slot ${target} (${path}) failed: ${errorMessage(err)}`, { cause: err });
     }
     const back = await sha256File(path);
     if (back.size !== image.size || back.sha256 !== image.sha256) {
@@ -206,6 +211,15 @@ export class FileSlotBackend implements SlotBackend {
     const s = await this.state();
     await this.writeStateIfPowered(epoch, { ...s, down: true });
     await this.onReboot?.();
+  }
+
+  readDurable(): Promise<string | null> {
+    return this.durable.read();
+  }
+
+  async writeDurable(record: string): Promise<void> {
+    checkDurableRecord(record);
+    await this.durable.write(record);
   }
 
   /** A bootloader update begun before a power cycle is lost with the power (read-modify-write race). */

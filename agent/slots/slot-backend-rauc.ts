@@ -11,11 +11,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import type { Clock } from '../../protocol/clock.js';
 import { systemClock } from '../../protocol/clock.js';
-import { ConfigError } from '../../protocol/errors.js';
+import { ConfigError, errorMessage } from '../../protocol/errors.js';
 import { parsePayload, parseValue } from '../../protocol/parse.js';
 import type { SlotName } from '../../protocol/update-state.js';
 import { SlotNameSchema, otherSlot } from '../../protocol/update-state.js';
@@ -26,7 +26,8 @@ import { sha256Prefix } from './partition-writer.js';
 import type { RaucBundleInfo, RaucProgress, RaucSlot, RaucStatus } from './rauc-client.js';
 import { RaucClient } from './rauc-client.js';
 import type { BootState, SlotBackend, VerifiedImage } from './slot-backend.js';
-import { SlotError } from './slot-backend.js';
+import { SlotError, checkDurableRecord } from './slot-backend.js';
+import { DurableCopies } from './durable-copies.js';
 
 /** Agent config of the `rauc` backend. */
 export const RaucBackendConfigSchema = z.object({
@@ -45,6 +46,11 @@ export const RaucBackendConfigSchema = z.object({
   bootnames: z.object({ A: z.string().min(1).default('A'), B: z.string().min(1).default('B') }).prefault({}),
   /** Which slot is committed and which is on trial; keep it on persistent storage. */
   stateFile: z.string().min(1).default('/var/lib/fleet/rauc-trial.json'),
+  /**
+   * The agent's durable record (two copies, `<durableFile>.0` and `.1`). Default: fleet-durable beside
+   * stateFile. Keep it outside the agent's dataDir, e.g. on the boot partition.
+   */
+  durableFile: z.string().min(1).optional(),
   /** argv of a reboot. Default ["reboot"]. */
   rebootCommand: z.array(z.string().min(1)).min(1).default(['reboot']),
   /** Default 30 minutes. */
@@ -74,11 +80,13 @@ export class RaucSlotBackend implements SlotBackend {
   private readonly client: RaucClient;
   /** The committed slot's boot was confirmed to RAUC in this process. */
   private confirmed = false;
+  private readonly durable: DurableCopies;
 
   constructor(
     private readonly config: RaucBackendConfig,
     private readonly deps: RaucBackendDeps = {},
   ) {
+    this.durable = new DurableCopies(config.durableFile ?? join(dirname(config.stateFile), 'fleet-durable'));
     this.client = new RaucClient({
       runner: deps.runner ?? spawnRunner,
       clock: deps.clock ?? systemClock,
@@ -103,7 +111,7 @@ export class RaucSlotBackend implements SlotBackend {
     }
     if (armed) await this.disarm(state.booted);
     const actual = await sha256File(image.path).catch((err: unknown) => {
-      throw new SlotError('write-failed', `cannot read bundle ${image.path}: ${(err as Error).message}`, { cause: err });
+      throw new SlotError('write-failed', `cannot read bundle ${image.path}: ${errorMessage(err)}`, { cause: err });
     });
     if (actual !== image.sha256.toLowerCase()) {
       throw new SlotError('readback-failed', `bundle ${image.path} has sha256 ${actual}, but the signed manifest says ${image.sha256}; it changed after verification — download it again`);
@@ -157,6 +165,15 @@ export class RaucSlotBackend implements SlotBackend {
     const [file, ...args] = this.config.rebootCommand as [string, ...string[]];
     const result = await (this.deps.runner ?? spawnRunner)(file, args, { timeoutMs: this.config.commandTimeoutMs });
     if (result.code !== 0) throw new SlotError('bootloader-error', `reboot failed: ${describeFailure(file, args, result)}`);
+  }
+
+  readDurable(): Promise<string | null> {
+    return this.durable.read();
+  }
+
+  async writeDurable(record: string): Promise<void> {
+    checkDurableRecord(record);
+    await this.durable.write(record);
   }
 
   private async read(): Promise<{ state: BootState; armed: boolean }> {
@@ -222,7 +239,7 @@ export class RaucSlotBackend implements SlotBackend {
         }
         if (slot.type === 'raw') {
           const back = await sha256Prefix(slot.device, image.size).catch((err: unknown) => {
-            throw new SlotError('readback-failed', `reading ${slot.device} back failed: ${(err as Error).message}`, { cause: err });
+            throw new SlotError('readback-failed', `reading ${slot.device} back failed: ${errorMessage(err)}`, { cause: err });
           });
           if (back !== image.checksum) throw new SlotError('readback-failed', `${slot.device} reads back as ${back}, expected ${image.checksum}; the slot was not armed`);
         }
@@ -236,7 +253,7 @@ export class RaucSlotBackend implements SlotBackend {
       raw = await readFile(this.config.stateFile);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new SlotError('bootloader-error', `cannot read ${this.config.stateFile}: ${(err as Error).message}`);
+      throw new SlotError('bootloader-error', `cannot read ${this.config.stateFile}: ${errorMessage(err)}`);
     }
     const parsed = parsePayload(TrialStateSchema, raw, this.config.stateFile);
     if (!parsed.ok) throw new SlotError('bootloader-error', `${parsed.error.message}; delete the file only when no update is in flight`);

@@ -7,7 +7,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../../protocol/errors.js';
+import { ConfigError, errorMessage } from '../../protocol/errors.js';
 import { parseValue } from '../../protocol/parse.js';
 import type { SlotName } from '../../protocol/update-state.js';
 import { otherSlot } from '../../protocol/update-state.js';
@@ -16,7 +16,8 @@ import type { CommandRunner, SlotBackendDeps } from './command-runner.js';
 import { describeFailure, spawnRunner } from './command-runner.js';
 import { writeAndVerify } from './partition-writer.js';
 import type { BootState, SlotBackend, VerifiedImage } from './slot-backend.js';
-import { SlotError } from './slot-backend.js';
+import { SlotError, checkDurableRecord } from './slot-backend.js';
+import { DurableCopies } from './durable-copies.js';
 
 const TrybootSlotSchema = z.object({
   /** Partition device the image is written to, e.g. /dev/mmcblk0p2. */
@@ -32,6 +33,11 @@ export const TrybootBackendConfigSchema = z
     /** Where the FAT boot partition is mounted (read-write). Default /boot/firmware. */
     bootDir: z.string().min(1).default('/boot/firmware'),
     autobootFile: z.string().min(1).default('autoboot.txt'),
+    /**
+     * The agent's durable record on the boot partition, relative to bootDir: two copies written in
+     * turn (`<name>.0`, `<name>.1`), since FAT has no atomic rename. Default fleet-durable.
+     */
+    durableFile: z.string().min(1).default('fleet-durable'),
     /** Default /proc/device-tree. */
     deviceTreeRoot: z.string().min(1).default('/proc/device-tree'),
     slots: z.object({ A: TrybootSlotSchema, B: TrybootSlotSchema }),
@@ -55,6 +61,7 @@ export class TrybootSlotBackend implements SlotBackend {
   readonly kind = 'tryboot' as const;
   private readonly runner: CommandRunner;
   private readonly partitions: Record<SlotName, number>;
+  private readonly durable: DurableCopies;
 
   constructor(
     private readonly config: TrybootBackendConfig,
@@ -62,6 +69,7 @@ export class TrybootSlotBackend implements SlotBackend {
   ) {
     this.runner = deps.runner ?? spawnRunner;
     this.partitions = { A: config.slots.A.partition ?? 2, B: config.slots.B.partition ?? 3 };
+    this.durable = new DurableCopies(join(config.bootDir, config.durableFile));
   }
 
   private get autobootPath(): string {
@@ -127,9 +135,18 @@ export class TrybootSlotBackend implements SlotBackend {
     if (result.code !== 0) throw new SlotError('bootloader-error', `reboot failed: ${describeFailure(file, args, result)}`);
   }
 
+  readDurable(): Promise<string | null> {
+    return this.durable.read();
+  }
+
+  async writeDurable(record: string): Promise<void> {
+    checkDurableRecord(record);
+    await this.durable.write(record);
+  }
+
   private async readAutoboot(): Promise<ReturnType<typeof parseAutoboot>> {
     const text = await readFile(this.autobootPath, 'utf8').catch((err: unknown) => {
-      throw new SlotError('bootloader-error', `cannot read ${this.autobootPath} (${(err as Error).message}); mount the boot partition and create it (see agent/slots/README.md)`);
+      throw new SlotError('bootloader-error', `cannot read ${this.autobootPath} (${errorMessage(err)}); mount the boot partition and create it (see agent/slots/README.md)`);
     });
     return parseAutoboot(text);
   }

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { ConfigError } from '../../protocol/errors.js';
+import { ConfigError, errorMessage } from '../../protocol/errors.js';
 import { parseValue } from '../../protocol/parse.js';
 import type { SlotName } from '../../protocol/update-state.js';
 import { otherSlot } from '../../protocol/update-state.js';
@@ -13,7 +13,7 @@ import type { CommandRunner, SlotBackendDeps } from './command-runner.js';
 import { describeFailure, spawnRunner } from './command-runner.js';
 import { writeAndVerify } from './partition-writer.js';
 import type { BootState, SlotBackend, VerifiedImage } from './slot-backend.js';
-import { SlotError } from './slot-backend.js';
+import { SlotError, checkDurableRecord } from './slot-backend.js';
 import { UbootEnv } from './uboot-env.js';
 import type { UbootVars } from './uboot-env.js';
 import type { UbootScheme } from './uboot-schemes.js';
@@ -63,6 +63,8 @@ export const UbootBackendConfigSchema = z
       .prefault({}),
     /** Default /proc/cmdline. */
     procCmdline: z.string().min(1).default('/proc/cmdline'),
+    /** U-Boot variable holding the agent's durable record (floor, freshness counters, slot contents). */
+    durableVariable: z.string().regex(/^[A-Za-z0-9_]+$/).default('fleet_durable'),
     /** argv of a normal reboot. Default ["reboot"]. */
     rebootCommand: z.array(z.string().min(1)).min(1).default(['reboot']),
     commandTimeoutMs: z.number().int().positive().default(30_000),
@@ -151,6 +153,19 @@ export class UbootSlotBackend implements SlotBackend {
     if (result.code !== 0) throw new SlotError('bootloader-error', `reboot failed: ${describeFailure(file, args, result)}`);
   }
 
+  async readDurable(): Promise<string | null> {
+    const value = (await this.env.read())[this.config.durableVariable];
+    return value === undefined || value === '' ? null : value;
+  }
+
+  async writeDurable(record: string): Promise<void> {
+    checkDurableRecord(record);
+    // One variable in one fw_setenv batch: the environment's CRC (and its redundant copy) makes it
+    // all or nothing; UbootEnv.write reads it back.
+    const env = await this.env.read();
+    await this.apply(env, { [this.config.durableVariable]: record }, 'durable-record');
+  }
+
   private async read(): Promise<{ env: UbootVars; state: BootState }> {
     let env = await this.env.read();
     this.booted ??= await this.bootedFromCmdline();
@@ -183,7 +198,7 @@ export class UbootSlotBackend implements SlotBackend {
     };
     if (markers.A === undefined || markers.B === undefined) return undefined;
     const words = (await readFile(this.config.procCmdline, 'utf8').catch((err: unknown) => {
-      throw new SlotError('bootloader-error', `cannot read ${this.config.procCmdline} to learn the booted slot: ${(err as Error).message}`);
+      throw new SlotError('bootloader-error', `cannot read ${this.config.procCmdline} to learn the booted slot: ${errorMessage(err)}`);
     })).split(/\s+/);
     if (words.includes(markers.A)) return 'A';
     if (words.includes(markers.B)) return 'B';

@@ -11,6 +11,9 @@
  *   returns to the primary slot by itself.
  * - Rollback after a commit is the same path in reverse: arm a trial of the other slot (it still holds
  *   the previous firmware), reboot, run the health checks, commit.
+ * - `writeDurable` keeps one short line (the agent's durable record: security floor, freshness
+ *   counters, what each slot holds) in the boot environment, apart from the agent's data directory;
+ *   `readDurable` returns the last line written, whole, or null — never a torn mix.
  */
 import type { SlotName } from '../../protocol/update-state.js';
 import { FleetError } from '../../protocol/errors.js';
@@ -59,6 +62,27 @@ export interface SlotBackend {
   markBad(): Promise<void>;
   /** Restarts the device (or, in tests and the simulator, hands control to the injected reboot). */
   reboot(): Promise<void>;
+  /** The durable record last written to the boot environment, or null when none was. */
+  readDurable(): Promise<string | null>;
+  /**
+   * Replaces it (one line, at most DURABLE_MAX_BYTES); resolves once it survives a power loss. A
+   * power loss during the write leaves the previous record or the new one.
+   */
+  writeDurable(record: string): Promise<void>;
+}
+
+/**
+ * Longest durable record a backend must hold: a U-Boot variable set through `fw_setenv -s` (whose
+ * script lines libubootenv reads up to 1023 bytes, name included), a small file on a FAT partition.
+ */
+export const DURABLE_MAX_BYTES = 960;
+
+/** Refuses what no backend can store as one line. */
+export function checkDurableRecord(record: string): void {
+  if (/[\n\r]/.test(record)) throw new SlotError('bootloader-error', 'the durable record must be one line');
+  if (Buffer.byteLength(record) > DURABLE_MAX_BYTES) {
+    throw new SlotError('bootloader-error', `the durable record is ${Buffer.byteLength(record)} bytes; at most ${DURABLE_MAX_BYTES} fit the boot environment`);
+  }
 }
 
 export type SlotErrorCode = 'write-failed' | 'readback-failed' | 'bootloader-error' | 'not-supported';

@@ -1,9 +1,11 @@
-/** Admin API: the device registry and device credentials. */
+/** Admin API: the device registry, device credentials and device anomalies. */
 import { z } from 'zod';
 import { DeviceIdSchema, HardwareModelSchema, TagSchema } from '../../protocol/ids.js';
 import type { CredentialStore } from '../broker/credentials.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/device-registry.js';
+import { AnomalyKindSchema, type AnomalyLog } from '../registry/anomaly-log.js';
 import { NotFoundError, reply, type Router } from './router.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface DeviceRouteDeps {
   registry: DeviceRegistry;
@@ -12,7 +14,15 @@ export interface DeviceRouteDeps {
   audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => void;
   /** Per-deployment progress of one device, newest first (from the engine's repository). */
   deviceDeployments?: (deviceId: string) => unknown[];
+  /** What devices did that was refused or shed. */
+  anomalies?: Pick<AnomalyLog, 'list' | 'forDevice'>;
 }
+
+const AnomalyQuery = z.object({
+  kind: AnomalyKindSchema.optional(),
+  device: DeviceIdSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(500),
+});
 
 const ListQuery = z.object({
   model: HardwareModelSchema.optional(),
@@ -29,7 +39,11 @@ const ProvisionBody = z.object({
   tags: z.array(TagSchema).max(32).optional(),
   /** Issue new secrets for devices that already have credentials. */
   rotate: z.boolean().default(false),
+  /** Why (recorded in the audit log). */
+  reason: z.string().max(500).optional(),
 });
+
+const ReasonQuery = z.object({ reason: z.string().max(500).optional() });
 
 export function deviceView(d: DeviceRecord, credentials?: CredentialStore): Record<string, unknown> {
   return {
@@ -37,6 +51,8 @@ export function deviceView(d: DeviceRecord, credentials?: CredentialStore): Reco
     hardwareModel: d.hardwareModel ?? null,
     firmwareVersion: d.firmwareVersion ?? null,
     activeSlot: d.activeSlot ?? null,
+    /** The device's anti-rollback floor (its hello): images below it are never booted there again. */
+    securityFloor: d.securityFloor,
     agentVersion: d.agentVersion ?? null,
     bucket: d.bucket,
     tags: d.tags,
@@ -46,6 +62,7 @@ export function deviceView(d: DeviceRecord, credentials?: CredentialStore): Reco
     lastSeen: d.lastSeen ?? null,
     firstSeen: d.firstSeen ?? null,
     provisionedAt: d.provisionedAt ?? null,
+    ghost: d.ghost,
     update: d.update ?? null,
     ...(credentials ? { hasCredentials: credentials.has(d.deviceId) } : {}),
   };
@@ -54,10 +71,9 @@ export function deviceView(d: DeviceRecord, credentials?: CredentialStore): Reco
 export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): void {
   router.get('/v1/devices', { query: ListQuery }, ({ query }) => {
     const all = deps.registry.list({
-      ...(query.model !== undefined ? { hardwareModel: query.model } : {}),
-      ...(query.version !== undefined ? { firmwareVersion: query.version } : {}),
+      ...definedProps({ hardwareModel: query.model, firmwareVersion: query.version }),
       ...(query.online !== undefined ? { online: query.online === 'true' } : {}),
-      ...(query.tag !== undefined ? { tag: query.tag } : {}),
+      ...definedProps({ tag: query.tag }),
     });
     return {
       total: all.length,
@@ -69,7 +85,19 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
   router.get('/v1/devices/:id', {}, ({ params }) => {
     const d = deps.registry.get(params['id']!);
     if (!d) throw new NotFoundError(`no device ${params['id']}; list devices with \`fleet devices list\``);
-    return { ...deviceView(d, deps.credentials), deployments: deps.deviceDeployments?.(d.deviceId) ?? [] };
+    return {
+      ...deviceView(d, deps.credentials),
+      deployments: deps.deviceDeployments?.(d.deviceId) ?? [],
+      anomalies: deps.anomalies?.forDevice(d.deviceId) ?? [],
+    };
+  });
+
+  router.get('/v1/anomalies', { query: AnomalyQuery }, ({ query }) => {
+    const anomalies = deps.anomalies?.list({
+      limit: query.limit,
+      ...definedProps({ kind: query.kind, deviceId: query.device }),
+    }) ?? [];
+    return { anomalies };
   });
 
   router.post('/v1/devices/provision', { body: ProvisionBody }, async ({ body, actor }) => {
@@ -77,21 +105,21 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
     const now = deps.now();
     for (const p of provisioned) {
       deps.registry.provisioned(p.deviceId, now, {
-        ...(body.hardwareModel !== undefined ? { hardwareModel: body.hardwareModel } : {}),
-        ...(body.tags !== undefined ? { tags: body.tags } : {}),
+        ...definedProps({ hardwareModel: body.hardwareModel, tags: body.tags }),
       });
     }
     deps.audit(actor, 'devices.provisioned', body.deviceIds.length === 1 ? body.deviceIds[0]! : `${body.deviceIds.length} devices`, {
       count: body.deviceIds.length,
       rotate: body.rotate,
+      ...definedProps({ reason: body.reason }),
     });
     return reply(201, { devices: provisioned });
   });
 
-  router.delete('/v1/devices/:id/credentials', {}, ({ params, actor }) => {
+  router.delete('/v1/devices/:id/credentials', { query: ReasonQuery }, ({ params, query, actor }) => {
     const id = params['id']!;
     if (!deps.credentials.revoke(id)) throw new NotFoundError(`device ${id} has no credentials`);
-    deps.audit(actor, 'devices.revoked', id);
+    deps.audit(actor, 'devices.revoked', id, query.reason !== undefined ? { reason: query.reason } : {});
     return { deviceId: id, revoked: true };
   });
 }

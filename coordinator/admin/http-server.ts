@@ -1,12 +1,21 @@
 /**
  * The coordinator's one HTTP listener: artifact downloads under /artifacts/, the admin API under /v1/.
- * I/O shell (node:http).
+ * HTTPS when a certificate and key are given (both paths then travel encrypted: the operator token
+ * and the images). I/O shell (node:http, node:https).
  */
-import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 import type { ArtifactServer } from '../artifacts/artifact-server.js';
 import type { Router } from './router.js';
+
+/** PEM files for HTTPS. The certificate file may hold the chain (leaf first). */
+export interface HttpTlsFiles {
+  certPath: string;
+  keyPath: string;
+}
 
 export class HttpServer {
   private server: Server | undefined;
@@ -17,11 +26,12 @@ export class HttpServer {
     private readonly artifacts: ArtifactServer,
     private readonly host: string,
     private readonly port: number,
+    private readonly tls?: HttpTlsFiles,
   ) {}
 
   get url(): string {
     const host = this.host.includes(':') ? `[${this.host}]` : this.host;
-    return `http://${host}:${this.boundPort}`;
+    return `${this.tls ? 'https' : 'http'}://${host}:${this.boundPort}`;
   }
 
   get portNumber(): number {
@@ -30,9 +40,10 @@ export class HttpServer {
 
   async start(): Promise<void> {
     if (this.server) return;
-    const server = createServer((req, res) => {
+    const listener = (req: IncomingMessage, res: ServerResponse): void => {
       if (!this.artifacts.handle(req, res)) this.router.handle(req, res);
-    });
+    };
+    const server = this.tls ? this.createHttps(this.tls, listener) : createServer(listener);
     // Long downloads on slow links: no overall request timeout, but idle sockets are dropped.
     server.requestTimeout = 0;
     server.keepAliveTimeout = 5000;
@@ -44,6 +55,23 @@ export class HttpServer {
     });
     this.server = server;
     this.boundPort = (server.address() as AddressInfo).port;
+  }
+
+  private createHttps(tls: HttpTlsFiles, listener: (req: IncomingMessage, res: ServerResponse) => void): Server {
+    const read = (path: string, what: string): Buffer => {
+      try {
+        return readFileSync(path);
+      } catch (err) {
+        throw new FleetError('http-tls', `cannot read the HTTPS ${what} ${path}: ${errorMessage(err)}; check FLEET_HTTP_TLS_CERT and FLEET_HTTP_TLS_KEY`, { cause: err });
+      }
+    };
+    const cert = read(tls.certPath, 'certificate');
+    const key = read(tls.keyPath, 'key');
+    try {
+      return createHttpsServer({ cert, key }, listener);
+    } catch (err) {
+      throw new FleetError('http-tls', `HTTPS certificate ${tls.certPath} and key ${tls.keyPath} are unusable: ${errorMessage(err)}; they must be PEM and belong together (docs/tls.md)`, { cause: err });
+    }
   }
 
   async stop(): Promise<void> {

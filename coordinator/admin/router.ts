@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { z } from 'zod';
-import { FleetError, ValidationError } from '../../protocol/errors.js';
+import { FleetError, ValidationError, errorMessage } from '../../protocol/errors.js';
 import { formatIssues } from '../../protocol/parse.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -28,12 +28,6 @@ export class NotFoundError extends HttpError {
   }
 }
 
-export class ConflictError extends HttpError {
-  constructor(message: string, code = 'conflict') {
-    super(409, code, message);
-  }
-}
-
 /** Maps FleetError codes that are not HttpErrors to statuses. */
 const STATUS_BY_CODE: Record<string, number> = {
   'invalid-input': 400,
@@ -43,6 +37,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   conflict: 409,
   'no-eligible-devices': 409,
   'artifact-exists': 409,
+  'artifact-damaged': 409,
   'credentials-exist': 409,
   'invalid-action': 409,
   'already-paused': 409,
@@ -78,13 +73,13 @@ type Infer<S> = S extends z.ZodType ? z.infer<S> : undefined;
  * What a handler returns: a JSON value (status 200), `{status, body}` for another status, or
  * `undefined` when the handler wrote the response itself (streams, long polls).
  */
-export type HandlerResult = unknown;
+type HandlerResult = unknown;
 
 interface Route {
   method: HttpMethod;
   parts: string[];
   spec: RouteSpec<z.ZodType | undefined, z.ZodType | undefined>;
-  handler: (ctx: RequestContext<unknown, unknown>) => unknown;
+  handler: (ctx: RequestContext<unknown, unknown>) => HandlerResult;
 }
 
 export interface RouterOptions {
@@ -155,10 +150,10 @@ export class Router {
     this.add('PUT', pattern, spec, handler);
   }
 
-  delete(
+  delete<Q extends z.ZodType | undefined = undefined>(
     pattern: string,
-    spec: RouteSpec<undefined, undefined>,
-    handler: (ctx: RequestContext<undefined, undefined>) => unknown,
+    spec: RouteSpec<undefined, Q>,
+    handler: (ctx: RequestContext<undefined, Infer<Q>>) => HandlerResult,
   ): void {
     this.add('DELETE', pattern, spec, handler);
   }
@@ -169,8 +164,8 @@ export class Router {
   };
 
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const segments = url.pathname.split('/').filter(Boolean).map((s) => decodeURIComponent(s));
+    const url = requestUrl(req);
+    const segments = url.pathname.split('/').filter(Boolean).map(decodeSegment);
     let pathMatched = false;
     for (const route of this.routes) {
       const params = matchParts(route.parts, segments);
@@ -228,6 +223,27 @@ export class Router {
   }
 }
 
+/** The request's URL; a request target that is not a URL path is the client's mistake (400). */
+export function requestUrl(req: IncomingMessage): URL {
+  try {
+    return new URL(req.url ?? '/', 'http://localhost');
+  } catch {
+    throw new HttpError(400, 'bad-url', `request target ${JSON.stringify((req.url ?? '').slice(0, 200))} is not a valid URL path`);
+  }
+}
+
+/**
+ * A path segment with its percent-escapes decoded. A malformed escape (`%zz`, `%E0%A4`, a lone `%`)
+ * is the client's mistake: 400 naming the segment, never a 500.
+ */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, 'bad-url', `path segment ${JSON.stringify(segment.slice(0, 200))} has a malformed percent-escape; encode "%" as %25`);
+  }
+}
+
 function matchParts(pattern: readonly string[], segments: readonly string[]): Record<string, string> | null {
   if (pattern.length !== segments.length) return null;
   const params: Record<string, string> = {};
@@ -259,7 +275,7 @@ async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   } catch (err) {
-    throw new ValidationError('request body', [`not JSON: ${(err as Error).message}`]);
+    throw new ValidationError('request body', [`not JSON: ${errorMessage(err)}`]);
   }
 }
 

@@ -1,21 +1,50 @@
 /**
  * Serves artifact images over HTTP for device downloads: `GET|HEAD /artifacts/<sha256>` with single
  * Range requests (206, 416), a strong ETag (the sha256), If-None-Match and If-Range so an interrupted
- * download resumes only against the same bytes, and a bound on concurrent downloads (503 with
- * Retry-After beyond it, which agents treat as "retry later"). Downloads need no token: images are
- * public and devices verify them against the signed manifest. I/O shell (node:http, fs).
+ * download resumes only against the same bytes.
+ *
+ * Downloads are bounded so that the server never wedges: each device authenticates (download-auth.ts)
+ * and may hold `maxPerDevice` downloads (429 beyond), all devices together `maxConcurrent` (503 with
+ * Retry-After beyond, which agents treat as "retry later"); a client that stops reading for
+ * `idleTimeoutMs`, or reads slower than `minBytesPerSecond` over a window, is dropped (transfer-watch.ts).
+ * A slot is taken only after every asynchronous step (credentials, integrity check) and released on
+ * every way out — finished, failed, or a client gone at any point. Only whole images are served
+ * (artifact-integrity.ts). I/O shell (node:http, fs).
  */
 import { createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import type { Clock } from '../../protocol/clock.js';
 import type { Counters } from '../metrics.js';
 import type { ArtifactStore } from './artifact-store.js';
+import type { ArtifactIntegrity } from './artifact-integrity.js';
+import { DOWNLOAD_AUTH_CHALLENGE, type DownloadAuth } from './download-auth.js';
+import { DownloadSlots } from './download-slots.js';
+import { TransferWatch, type TransferLimits } from './transfer-watch.js';
 
 export const ARTIFACT_PATH_PREFIX = '/artifacts/';
 
-export interface ArtifactServerOptions {
+export interface ArtifactServerOptions extends TransferLimits {
+  /** Downloads served at once; the rest get 503 + Retry-After. */
   maxConcurrent: number;
+  /** Downloads one authenticated device may hold at once; the rest get 429 + Retry-After. */
+  maxPerDevice: number;
   /** Seconds a refused client should wait. Default 5. */
   retryAfterS?: number;
+}
+
+export interface ArtifactServerDeps {
+  store: ArtifactStore;
+  integrity: ArtifactIntegrity;
+  auth: DownloadAuth;
+  /** The model a device is known by; a device is refused images built for other models. */
+  hardwareModelOf: (deviceId: string) => string | undefined;
+  counters: Counters;
+  logger: Logger;
+  /** Real-time timers for the transfer watch. */
+  timers: Clock;
+  options: ArtifactServerOptions;
 }
 
 /** Parses a single `bytes=` range against a size; null when unsatisfiable, undefined when absent/ignored. */
@@ -40,42 +69,74 @@ export function parseRange(header: string | undefined, size: number): { start: n
   return { start, end };
 }
 
-export class ArtifactServer {
-  private active = 0;
+/** The client has gone: its connection closed while we were busy. */
+const gone = (res: ServerResponse): boolean => res.destroyed || !res.socket || res.socket.destroyed;
 
-  constructor(
-    private readonly store: ArtifactStore,
-    private readonly counters: Counters,
-    private readonly options: ArtifactServerOptions,
-  ) {}
+/** Logs the first refusals in full, then one in every 1,000, so a misbehaving fleet cannot flood logs. */
+const LOG_FIRST = 100;
+
+export class ArtifactServer {
+  private readonly slots: DownloadSlots;
+  private logged = 0;
+
+  constructor(private readonly deps: ArtifactServerDeps) {
+    this.slots = new DownloadSlots({ global: deps.options.maxConcurrent, perDevice: deps.options.maxPerDevice });
+  }
 
   get activeDownloads(): number {
-    return this.active;
+    return this.slots.activeCount;
   }
 
   /** Handles the request if it is for an artifact; returns false otherwise. */
   handle(req: IncomingMessage, res: ServerResponse): boolean {
     const path = (req.url ?? '').split('?')[0]!;
     if (!path.startsWith(ARTIFACT_PATH_PREFIX)) return false;
-    void this.serve(path.slice(ARTIFACT_PATH_PREFIX.length), req, res);
+    this.serve(path.slice(ARTIFACT_PATH_PREFIX.length), req, res).catch((err: unknown) => {
+      this.deps.counters.inc('artifacts.errors');
+      this.deps.logger.error({ err }, 'artifact request failed');
+      if (!res.headersSent && !gone(res)) text(res, 500, 'internal error');
+      else res.destroy();
+    });
     return true;
   }
 
   private async serve(id: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const text = (status: number, body: string, headers: Record<string, string> = {}): void => {
-      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers }).end(body + '\n');
-    };
-    if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, 'only GET and HEAD', { allow: 'GET, HEAD' });
-    if (!/^[0-9a-f]{64}$/.test(id)) return text(404, 'no such artifact');
-    const size = await this.store.fileSize(id);
-    if (size === undefined) return text(404, 'no such artifact');
+    const { counters, options } = this.deps;
+    if (req.method !== 'GET' && req.method !== 'HEAD') return text(res, 405, 'only GET and HEAD', { allow: 'GET, HEAD' });
+    if (!/^[0-9a-f]{64}$/.test(id)) return text(res, 404, 'no such artifact');
+
+    const auth = await this.deps.auth.authenticate(req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
+    if (gone(res)) return;
+    if (!auth.ok) {
+      counters.inc(auth.why === 'busy' ? 'artifacts.auth.busy' : `artifacts.auth.${auth.why}`);
+      this.refusal(req, auth.deviceId, id, `credentials ${auth.why}`);
+      if (auth.status === 503) return text(res, 503, 'too many credential checks in progress; retry later', { 'retry-after': String(options.retryAfterS ?? 5) });
+      return text(res, 401, "downloads need the device's credentials (HTTP Basic: device id and secret)", { 'www-authenticate': DOWNLOAD_AUTH_CHALLENGE });
+    }
+    const deviceId = auth.deviceId;
+    const record = this.deps.store.bySha(id);
+    if (!record) return text(res, 404, 'no such artifact');
+    const model = deviceId !== undefined ? this.deps.hardwareModelOf(deviceId) : undefined;
+    if (model !== undefined && !record.hardware.includes(model)) {
+      counters.inc('artifacts.auth.forbidden');
+      this.refusal(req, deviceId, id, `image is for ${record.hardware.join(', ')}, device is ${model}`);
+      return text(res, 403, `this image is not built for ${model}`);
+    }
+
+    const integrity = await this.deps.integrity.check(id, record.size);
+    if (gone(res)) return;
+    if (integrity.status !== 'verified') {
+      counters.inc('artifacts.refused-damaged');
+      return text(res, 500, 'the stored image is damaged; the operator must upload it again');
+    }
+    const size = record.size;
     const etag = `"${id}"`;
     const common = {
       etag,
       'accept-ranges': 'bytes',
       'content-type': 'application/octet-stream',
-      // Content-addressed: the bytes behind a name never change.
-      'cache-control': 'public, max-age=31536000, immutable',
+      // Content-addressed: the bytes behind a name never change. Private: each download is authenticated.
+      'cache-control': 'private, max-age=31536000, immutable',
     };
     const inm = req.headers['if-none-match'];
     if (inm && (inm === '*' || inm.split(',').some((t) => t.trim().replace(/^W\//, '') === etag))) {
@@ -94,28 +155,64 @@ export class ArtifactServer {
       res.writeHead(200, { ...common, 'content-length': size }).end();
       return;
     }
-    if (this.active >= this.options.maxConcurrent) {
-      this.counters.inc('artifacts.refused-busy');
-      return text(503, 'too many downloads in progress; retry later', { 'retry-after': String(this.options.retryAfterS ?? 5) });
+
+    const slot = this.slots.acquire(deviceId);
+    if (!slot.ok) {
+      const retryAfter = { 'retry-after': String(options.retryAfterS ?? 5) };
+      if (slot.scope === 'device') {
+        counters.inc('artifacts.refused-device-busy');
+        this.refusal(req, deviceId, id, `already holds ${options.maxPerDevice} downloads`);
+        return text(res, 429, `this device already has ${options.maxPerDevice} downloads in progress; retry later`, retryAfter);
+      }
+      counters.inc('artifacts.refused-busy');
+      return text(res, 503, 'too many downloads in progress; retry later', retryAfter);
     }
-    this.active++;
-    this.counters.inc('artifacts.downloads');
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      this.active--;
-    };
-    res.once('close', release);
-    const start = range?.start ?? 0;
-    const end = range?.end ?? size - 1;
-    res.writeHead(range ? 206 : 200, {
-      ...common,
-      'content-length': end - start + 1,
-      ...(range ? { 'content-range': `bytes ${start}-${end}/${size}` } : {}),
-    });
-    const stream = createReadStream(this.store.pathOf(id), { start, end });
-    stream.on('error', () => res.destroy());
-    stream.pipe(res);
+    // Attached before anything else can happen; a connection that closed already releases at once.
+    res.once('close', slot.release);
+    if (gone(res)) return slot.release();
+    counters.inc('artifacts.downloads');
+    await this.send(req, res, { id, deviceId, start: range?.start ?? 0, end: range?.end ?? size - 1, size, partial: range !== undefined, common });
   }
+
+  private async send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    t: { id: string; deviceId: string | undefined; start: number; end: number; size: number; partial: boolean; common: Record<string, string> },
+  ): Promise<void> {
+    const { counters, logger, timers, options } = this.deps;
+    res.writeHead(t.partial ? 206 : 200, {
+      ...t.common,
+      'content-length': t.end - t.start + 1,
+      ...(t.partial ? { 'content-range': `bytes ${t.start}-${t.end}/${t.size}` } : {}),
+    });
+    const pending = (): number => res.socket?.writableLength ?? 0;
+    const watch = new TransferWatch(timers, options, pending, (why) => {
+      counters.inc(`artifacts.dropped.${why}`);
+      this.refusal(req, t.deviceId, t.id, why === 'idle' ? `read nothing for ${options.idleTimeoutMs} ms` : `read slower than ${options.minBytesPerSecond} bytes/s`);
+      // Also when the file is read to its end and only the response's tail waits for the client.
+      res.destroy();
+    });
+    try {
+      await pipeline(createReadStream(this.deps.store.pathOf(t.id), { start: t.start, end: t.end }), watch, res);
+      counters.inc('artifacts.completed');
+    } catch (err) {
+      // The client went away, was dropped by the watch, or the file failed: the connection is closed
+      // either way (pipeline destroys the response), which releases the slot.
+      if (!watch.dropped) counters.inc(gone(res) ? 'artifacts.aborted' : 'artifacts.errors');
+      logger.debug({ err, deviceId: t.deviceId, sha256: t.id, bytes: watch.bytes }, 'download ended early');
+    } finally {
+      watch.stop();
+    }
+  }
+
+  private refusal(req: IncomingMessage, deviceId: string | undefined, sha256: string, reason: string): void {
+    const n = this.logged++;
+    if (n < LOG_FIRST || n % 1000 === 0) {
+      this.deps.logger.warn({ deviceId, remote: req.socket.remoteAddress, sha256, reason, refusals: n + 1 }, 'artifact download refused or dropped');
+    }
+  }
+}
+
+function text(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers }).end(body + '\n');
 }

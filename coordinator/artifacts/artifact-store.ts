@@ -1,11 +1,12 @@
 /**
  * Firmware artifacts: content-addressed image files (`artifacts/<sha256>` in the data dir) and their
  * signed manifests in SQLite. An upload is streamed to a temporary file while hashed, then renamed into
- * place, so a crash never leaves a half image under a valid name. I/O shell (fs, SQLite).
+ * place, so a crash never leaves a half image under a valid name; what happens to the file later is
+ * artifact-integrity.ts's concern. I/O shell (fs, SQLite).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
@@ -128,14 +129,5 @@ export class ArtifactStore {
 
   list(): ArtifactRecord[] {
     return (this.db.prepare('SELECT * FROM artifacts ORDER BY uploaded_at DESC').all() as Row[]).map(fromRow);
-  }
-
-  /** Size on disk, or undefined when the image file is missing. */
-  async fileSize(sha256: string): Promise<number | undefined> {
-    try {
-      return (await stat(this.pathOf(sha256))).size;
-    } catch {
-      return undefined;
-    }
   }
 }

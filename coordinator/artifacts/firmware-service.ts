@@ -2,7 +2,8 @@
  * Firmware uploads and manifests: stores an image, computes size and sha256, and signs its manifest
  * with the coordinator's key — or accepts a manifest signed offline after checking that it matches
  * the image and verifies against the coordinator's trust store. Also signs each deployment's manifest
- * (bound to the deployment id and its target). I/O shell around pure firmware/ functions.
+ * (bound to the deployment id and its target) and refuses images found damaged on disk. I/O shell
+ * around pure firmware/ functions.
  */
 import type { Readable } from 'node:stream';
 import { rm } from 'node:fs/promises';
@@ -10,11 +11,13 @@ import { ValidationError } from '../../protocol/errors.js';
 import { formatIssues } from '../../protocol/parse.js';
 import { EnvelopeSchema, ManifestSchema, type Envelope, type Manifest } from '../../protocol/signed.js';
 import { checkSignatures } from '../../firmware/envelope.js';
-import { buildManifest, signManifest } from '../../firmware/manifest.js';
+import { buildManifest, rollbackBindingProblem, signManifest } from '../../firmware/manifest.js';
 import type { SigningKey } from '../../firmware/keys.js';
 import type { TrustStore } from '../../firmware/trust-store.js';
 import type { ArtifactRecord, ArtifactStore } from './artifact-store.js';
 import { ARTIFACT_PATH_PREFIX } from './artifact-server.js';
+import { ArtifactDamagedError, type ArtifactIntegrity, type IntegrityView } from './artifact-integrity.js';
+import type { FreshnessCounters } from '../deployments/freshness-counters.js';
 
 export interface UploadRequest {
   source: Readable;
@@ -36,14 +39,35 @@ export interface DeploymentManifestRequest {
   ttlMs: number;
 }
 
+/** The keys offline-signed manifests must verify against: the trust directory, read at each upload. */
+export interface TrustSource {
+  dir: string;
+  load(): Promise<TrustStore>;
+}
+
 export class FirmwareService {
   constructor(
     private readonly store: ArtifactStore,
     private readonly key: SigningKey,
-    private readonly trust: TrustStore,
+    private readonly trust: TrustSource,
     private readonly publicUrl: () => string,
     private readonly now: () => number,
+    private readonly freshness: FreshnessCounters,
+    private readonly integrity: ArtifactIntegrity,
   ) {}
+
+  /** What is known about a stored image's integrity (no disk access). */
+  integrityOf(sha256: string): IntegrityView {
+    return this.integrity.view(sha256);
+  }
+
+  /** Checks a version's image (size and sha256, unless unchanged since checked); throws when damaged. */
+  async requireIntact(firmwareVersion: string): Promise<ArtifactRecord> {
+    const artifact = this.store.require(firmwareVersion);
+    const v = await this.integrity.check(artifact.sha256, artifact.size);
+    if (v.status !== 'verified') throw new ArtifactDamagedError(firmwareVersion, v.reason ?? 'not checked');
+    return artifact;
+  }
 
   artifactUrl(sha256: string): string {
     return `${this.publicUrl().replace(/\/$/, '')}${ARTIFACT_PATH_PREFIX}${sha256}`;
@@ -51,9 +75,17 @@ export class FirmwareService {
 
   async upload(req: UploadRequest): Promise<ArtifactRecord> {
     const { size, sha256 } = await this.store.ingest(req.source);
+    const existing = this.store.get(req.version);
+    if (existing && existing.sha256 === sha256 && existing.size === size && this.integrity.view(sha256).status === 'damaged') {
+      // The same bytes again for a damaged image: the ingest has just put them back in place.
+      await this.integrity.check(sha256, size);
+      return existing;
+    }
     try {
       if (req.offlineManifest !== undefined) {
-        const { envelope, manifest } = this.checkOffline(req.offlineManifest, size, sha256, req.version);
+        // Read now, not at start: a public key just added to the trust directory counts without a restart.
+        const trust = await this.trust.load();
+        const { envelope, manifest } = this.checkOffline(req.offlineManifest, size, sha256, req.version, trust);
         return this.store.record({ manifest: envelope, signed: manifest, offlineSigned: true, uploadedAt: this.now() });
       }
       const manifest = buildManifest({
@@ -64,6 +96,7 @@ export class FirmwareService {
         securityVersion: req.securityVersion ?? 0,
         ...(req.tags ? { tags: req.tags } : {}),
         issuedAt: this.now(),
+        metadataVersion: this.freshness.next('manifest'),
       });
       const envelope = signManifest(manifest, [this.key]) as unknown as Envelope;
       return this.store.record({ manifest: envelope, signed: manifest, offlineSigned: false, uploadedAt: this.now() });
@@ -74,15 +107,15 @@ export class FirmwareService {
     }
   }
 
-  private checkOffline(value: unknown, size: number, sha256: string, version: string): { envelope: Envelope; manifest: Manifest } {
+  private checkOffline(value: unknown, size: number, sha256: string, version: string, trust: TrustStore): { envelope: Envelope; manifest: Manifest } {
     const env = EnvelopeSchema.safeParse(value);
     if (!env.success) throw new ValidationError('offline manifest', formatIssues(env.error));
     const m = ManifestSchema.safeParse(env.data.signed);
     if (!m.success) throw new ValidationError('offline manifest', formatIssues(m.error));
-    const sigs = checkSignatures(env.data.signed, env.data.signatures, this.trust);
+    const sigs = checkSignatures(env.data.signed, env.data.signatures, trust);
     if (!sigs.ok) {
       throw new ValidationError('offline manifest', [
-        `${sigs.reason}: ${sigs.detail}; put the signer's public key in the coordinator's trust directory`,
+        `${sigs.reason}: ${sigs.detail}; copy the signer's public key (*.pub) into ${this.trust.dir} and upload again (it is read at each upload, no restart needed)`,
       ]);
     }
     const manifest = m.data;
@@ -90,6 +123,10 @@ export class FirmwareService {
     if (manifest.artifact.sha256 !== sha256) problems.push(`artifact.sha256 ${manifest.artifact.sha256} is not the image's ${sha256}`);
     if (manifest.artifact.size !== size) problems.push(`artifact.size ${manifest.artifact.size} is not the image's ${size}`);
     if (manifest.firmwareVersion !== version) problems.push(`firmwareVersion ${manifest.firmwareVersion} differs from --version ${version}`);
+    // Devices refuse both (stale-manifest, unbound-rollback): say so now, not after a wave fails.
+    if (manifest.metadataVersion === undefined) problems.push('it carries no metadataVersion (signed by an older `fleet firmware sign`); sign it again');
+    const unbound = rollbackBindingProblem(manifest);
+    if (unbound !== null) problems.push(unbound);
     if (problems.length) throw new ValidationError('offline manifest', problems);
     return { envelope: env.data, manifest };
   }
@@ -98,10 +135,10 @@ export class FirmwareService {
    * The manifest a deployment publishes: an offline-signed one as is (its signer decided its scope),
    * otherwise a fresh one bound to the deployment and narrowed to its target.
    */
-  deploymentManifest(req: DeploymentManifestRequest): { envelope: Envelope; manifest: Manifest; artifact: ArtifactRecord } {
+  deploymentManifest(req: DeploymentManifestRequest): { envelope: Envelope; manifest: Manifest; artifact: ArtifactRecord; warnings: string[] } {
     const artifact = this.store.require(req.firmwareVersion);
     const base = ManifestSchema.parse(artifact.manifest.signed);
-    if (artifact.offlineSigned) return { envelope: artifact.manifest, manifest: base, artifact };
+    if (artifact.offlineSigned) return { envelope: artifact.manifest, manifest: base, artifact, warnings: this.offlineFreshness(base) };
     const hardware = req.hardwareModels.filter((h) => base.hardware.includes(h));
     if (hardware.length === 0) {
       throw new ValidationError('deployment', [
@@ -118,7 +155,36 @@ export class FirmwareService {
       deploymentId: req.deploymentId,
       issuedAt: this.now(),
       ttlMs: req.ttlMs,
+      metadataVersion: this.freshness.next('manifest'),
     });
-    return { envelope: signManifest(manifest, [this.key]), manifest, artifact };
+    return { envelope: signManifest(manifest, [this.key]), manifest, artifact, warnings: [] };
+  }
+
+  /**
+   * The deployment id an offline-signed manifest is bound to, if any: the deployment must take it
+   * (devices refuse a bound manifest offered under another id).
+   */
+  boundDeploymentId(firmwareVersion: string): string | undefined {
+    const artifact = this.store.require(firmwareVersion);
+    return artifact.offlineSigned ? ManifestSchema.parse(artifact.manifest.signed).deploymentId : undefined;
+  }
+
+  /**
+   * An offline-signed manifest is only as fresh as its metadataVersion: a device that accepted a
+   * newer one refuses it. Refused outright without one; warned about when this coordinator has
+   * issued a newer one since. Raises the counter past it, so later manifests stay above.
+   */
+  private offlineFreshness(m: Manifest): string[] {
+    if (m.metadataVersion === undefined) {
+      throw new ValidationError('deployment', [`the offline-signed manifest of ${m.firmwareVersion} carries no metadataVersion, so devices refuse it (stale-manifest); sign it again with a current \`fleet firmware sign\` and upload it`]);
+    }
+    const unbound = rollbackBindingProblem(m);
+    if (unbound !== null) throw new ValidationError('deployment', [unbound]);
+    const issued = this.freshness.current('manifest');
+    this.freshness.observe('manifest', m.metadataVersion);
+    if (m.metadataVersion > issued) return [];
+    return [
+      `the offline-signed manifest of ${m.firmwareVersion} has metadataVersion ${m.metadataVersion}, not above ${issued} that this coordinator has signed since: devices that accepted a newer manifest refuse it (stale-manifest); sign it again to reach them`,
+    ];
   }
 }

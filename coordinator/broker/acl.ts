@@ -2,7 +2,9 @@
  * Who may publish and subscribe to what. Pure; follows protocol/topics.ts exactly:
  * a device publishes only its own `hello|status|telemetry|presence` and subscribes only to its
  * rollout topic (its hardware model, its bucket), its own command topic and the flags topic. No
- * wildcards, no `$SYS`, nothing else.
+ * wildcards, no `$SYS`, nothing else. A device that connected without credentials (a ghost, allowed
+ * only in development) never reads a rollout topic: it is in no wave, so nothing would track an
+ * install.
  */
 import { bucketOf } from '../../protocol/bucket.js';
 import { DEVICE_PUBLISH_CHANNELS, FLAGS_TOPIC, deviceTopic, parseTopic, rolloutTopic } from '../../protocol/topics.js';
@@ -11,6 +13,8 @@ export interface DeviceIdentity {
   deviceId: string;
   /** Known hardware model (provisioning or hello); undefined before the first hello. */
   hardwareModel: string | undefined;
+  /** Connected without credentials (a ghost). */
+  anonymous?: boolean;
 }
 
 export type AclDecision = { ok: true } | { ok: false; reason: string };
@@ -30,6 +34,7 @@ export function authorizeDeviceSubscribe(identity: DeviceIdentity, filter: strin
   if (filter === deviceTopic(identity.deviceId, 'commands')) return { ok: true };
   const parsed = parseTopic(filter);
   if (parsed?.kind === 'rollout') {
+    if (identity.anonymous) return { ok: false, reason: 'a device without credentials receives no rollouts; provision it' };
     if (parsed.bucket !== bucketOf(identity.deviceId)) return { ok: false, reason: `bucket ${parsed.bucket} is not this device's` };
     // Before the first hello the model is unknown; the bucket check still confines the device to its
     // own rollout topic per model (manifests are signed and not secret).

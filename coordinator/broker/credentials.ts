@@ -2,12 +2,16 @@
  * Per-device MQTT credentials. `provision` creates a random secret and stores only its scrypt hash;
  * `verify` checks a presented secret in constant time. Successful checks are remembered in memory by a
  * sha256 of the secret so that a reconnect storm (10,000 devices after a broker restart) does not cost
- * 10,000 scrypt runs. I/O shell (SQLite, node:crypto).
+ * 10,000 scrypt runs. Every scrypt run goes through one fair, bounded queue (fair-queue.ts): a few at
+ * a time, each source address in its own lane, so a storm of wrong passwords from one place neither
+ * starves libuv's thread pool nor delays a device connecting from elsewhere by more than a check or
+ * two. I/O shell (SQLite, node:crypto).
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../store/db.js';
 import { DeviceIdSchema } from '../../protocol/ids.js';
 import { FleetError, ValidationError } from '../../protocol/errors.js';
+import { BusyError, FairQueue, type FairQueueOptions } from './fair-queue.js';
 
 /** log2 of scrypt's N. 14 (16,384) is the production floor; tests and the simulator may go lower. */
 export const DEFAULT_SCRYPT_LOG_N = 14;
@@ -40,6 +44,16 @@ export async function verifySecret(secret: string, stored: string): Promise<bool
   return key.length === expected.length && timingSafeEqual(key, expected);
 }
 
+/**
+ * Two scrypt runs at once (libuv's pool has four threads, shared with file I/O); a source address may
+ * have 1,000 checks waiting (a NAT'd fleet reconnecting after a restart), all sources together 10,000;
+ * past that a login is refused as busy.
+ */
+export const DEFAULT_CHECK_QUEUE: FairQueueOptions = { concurrency: 2, maxPerLane: 1_000, maxQueued: 10_000 };
+
+/** The lane of provisioning's hashing: the operator's own work, never refused, taking turns with logins. */
+const PROVISIONING_LANE = 'operator:provisioning';
+
 export interface ProvisionedDevice {
   deviceId: string;
   /** Shown once; only its hash is stored. */
@@ -48,12 +62,16 @@ export interface ProvisionedDevice {
 
 export class CredentialStore {
   private readonly verified = new Map<string, string>();
+  private readonly checks: FairQueue;
 
   constructor(
     private readonly db: Db,
     private readonly logN: number = DEFAULT_SCRYPT_LOG_N,
     private readonly now: () => number = Date.now,
-  ) {}
+    checkQueue: FairQueueOptions = DEFAULT_CHECK_QUEUE,
+  ) {
+    this.checks = new FairQueue(checkQueue);
+  }
 
   /**
    * Creates (or replaces, with `rotate`) a device's credentials. Returns the secret; it cannot be
@@ -67,7 +85,7 @@ export class CredentialStore {
       throw new CredentialExistsError(deviceId);
     }
     const secret = randomBytes(24).toString('base64url');
-    const hash = await hashSecret(secret, this.logN);
+    const hash = await this.checks.run(PROVISIONING_LANE, () => hashSecret(secret, this.logN), false);
     this.db
       .prepare(`INSERT INTO device_credentials (device_id, secret_hash, created_at, revoked) VALUES (?, ?, ?, 0)
                 ON CONFLICT(device_id) DO UPDATE SET secret_hash = excluded.secret_hash, created_at = excluded.created_at, revoked = 0`)
@@ -97,16 +115,40 @@ export class CredentialStore {
     return this.db.prepare('SELECT 1 FROM device_credentials WHERE device_id = ? AND revoked = 0').get(deviceId) !== undefined;
   }
 
-  async verify(deviceId: string, secret: string): Promise<boolean> {
-    const digest = createHash('sha256').update(secret).digest('hex');
-    if (this.verified.get(deviceId) === digest) return true;
+  /** Ever provisioned, revoked or not: such an id is never a device without credentials. */
+  isProvisioned(deviceId: string): boolean {
+    return this.db.prepare('SELECT 1 FROM device_credentials WHERE device_id = ?').get(deviceId) !== undefined;
+  }
+
+  /** True when `secret` is the one last verified for the device (no scrypt run; never a refusal). */
+  verifiedBefore(deviceId: string, secret: string): boolean {
+    const known = this.verified.get(deviceId);
+    return known !== undefined && known === createHash('sha256').update(secret).digest('hex');
+  }
+
+  /**
+   * Checks a device's secret. `lane` is who asks (the source address): checks run a few at a time,
+   * lanes in turn. Rejects with BusyError when that lane already has its share waiting, or when
+   * `stillWanted` says no once the check's turn comes (its sender was throttled while it waited: a
+   * queue of a storm's attempts is dropped, not run).
+   */
+  async verify(deviceId: string, secret: string, lane = 'local', stillWanted: () => boolean = () => true): Promise<boolean> {
+    if (this.verifiedBefore(deviceId, secret)) return true;
     const row = this.db.prepare('SELECT secret_hash FROM device_credentials WHERE device_id = ? AND revoked = 0').get(deviceId) as
       | { secret_hash: string }
       | undefined;
     if (!row) return false;
-    const ok = await verifySecret(secret, row.secret_hash);
-    if (ok) this.verified.set(deviceId, digest);
+    const ok = await this.checks.run(lane, () => {
+      if (!stillWanted()) return Promise.reject(new BusyError(`login from ${lane} throttled while it waited`));
+      return verifySecret(secret, row.secret_hash);
+    });
+    if (ok) this.verified.set(deviceId, createHash('sha256').update(secret).digest('hex'));
     return ok;
+  }
+
+  /** Password checks waiting for a slot (metrics). */
+  get checksWaiting(): number {
+    return this.checks.waiting;
   }
 }
 

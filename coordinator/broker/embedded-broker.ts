@@ -1,42 +1,74 @@
 /**
- * The embedded Aedes broker: TCP (or TLS) listener, per-device authentication, ACLs from acl.ts, and
- * in-process ingest through the `published` hook so that a device's QoS 1 PUBACK is sent only after
- * the coordinator has handled (committed) the message. I/O shell.
+ * The embedded Aedes broker: TCP (or TLS) listener, per-device authentication (device-auth.ts), ACLs
+ * from acl.ts, and in-process ingest at authorization, before the PUBACK (see `authorizePublish`). What
+ * no client may do to it: send
+ * a packet larger than `maxPacketBytes` (refused from its header, before the body is buffered; before
+ * authentication the CONNECT limit applies), hold a socket open without a CONNECT past
+ * `connectTimeoutMs`, turn a wrong-password loop into a queue of scrypt runs, or go on speaking for an
+ * id provisioned after it connected without credentials. Refusals are logged with the offender's id
+ * or address, at most once per interval each. I/O shell.
  */
-import { createServer as createNetServer, type AddressInfo, type Server } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
-import { readFileSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Aedes, AedesPublishPacket, Client } from 'aedes';
+import type { Aedes, Client } from 'aedes';
+import { systemClock, type Clock } from '../../protocol/clock.js';
 import { FleetError } from '../../protocol/errors.js';
-import { isValidId } from '../../protocol/ids.js';
+import { LogLimiter } from '../log-limiter.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe } from './acl.js';
+import { certificateMismatch, createBrokerTlsServer, type BrokerTlsFiles } from './client-certificate.js';
 import type { CredentialStore } from './credentials.js';
+import { AuthRefusal, DeviceAuthenticator, type BrokerAnomalyKind } from './device-auth.js';
+import type { LoginThrottle } from './login-throttle.js';
+import { CONNECT_PACKET_LIMIT, limitPacketSize } from './packet-limit.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
+import { definedProps } from '../../firmware/defined-props.js';
+
+export type { BrokerAnomalyKind };
 
 export interface EmbeddedBrokerOptions {
   port: number;
   host: string;
-  tls?: { certPath: string; keyPath: string };
+  /** MQTT over TLS; with `clientCaPath`, devices need a certificate whose CN is their id (mTLS). */
+  tls?: BrokerTlsFiles;
   credentials: CredentialStore;
-  /** Accept devices without credentials (development). Identity is then the client id. */
+  /**
+   * Accept devices without credentials (development, explicit opt-in): identity is then the client id,
+   * only from a loopback address, never a provisioned id, and such a device never receives rollouts.
+   */
   allowAnonymous: boolean;
   /** The model a device is known by (provisioning or hello), for the rollout-topic ACL. */
   hardwareModelOf: (deviceId: string) => string | undefined;
   logger: Logger;
   counters: Counters;
+  /** Largest packet an authenticated device may send, bytes. Default 128 KiB. */
+  maxPacketBytes?: number;
+  /** A socket that sends no complete CONNECT within this is closed. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Failed-login throttling; default LoginThrottle's defaults. */
+  loginThrottle?: LoginThrottle;
+  /** Real time for throttling, held-back refusals and log limits. Default: the system clock. */
+  timers?: Clock;
+  /** Something a device (by its id) did that operators should see. */
+  onAnomaly?: (deviceId: string, kind: BrokerAnomalyKind, detail: string) => void;
 }
 
-type AuthError = Error & { returnCode: number };
-
-function authError(code: number, message: string): AuthError {
-  return Object.assign(new Error(message), { returnCode: code });
-}
+const DEFAULT_MAX_PACKET_BYTES = 128 * 1024;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/** One log line per source address (refusals) or device (oversize) per this interval. */
+const LOG_INTERVAL_MS = 10_000;
 
 /** The device id a client authenticated as; set in `authenticate`. */
 const DEVICE_ID = Symbol('fleetDeviceId');
-type FleetClient = Client & { [DEVICE_ID]?: string };
+/** Set when the device connected without credentials. */
+const ANONYMOUS = Symbol('fleetAnonymous');
+type FleetClient = Client & { [DEVICE_ID]?: string; [ANONYMOUS]?: boolean };
+
+/** The peer's address, IPv4-mapped addresses as plain IPv4. */
+function remoteAddressOf(client: Client): string {
+  const address = (client.conn as Partial<Socket>).remoteAddress ?? 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
 
 export class EmbeddedBroker implements Transport {
   private aedes: Aedes | undefined;
@@ -45,8 +77,21 @@ export class EmbeddedBroker implements Transport {
   private events: DeviceConnectionEvents = {};
   private readonly connected = new Set<string>();
   private boundUrl = '';
+  private readonly logLimit: LogLimiter;
+  private readonly auth: DeviceAuthenticator;
 
-  constructor(private readonly options: EmbeddedBrokerOptions) {}
+  constructor(private readonly options: EmbeddedBrokerOptions) {
+    const timers = options.timers ?? systemClock;
+    this.logLimit = new LogLimiter(LOG_INTERVAL_MS, () => timers.now());
+    this.auth = new DeviceAuthenticator({
+      credentials: options.credentials,
+      allowAnonymous: options.allowAnonymous,
+      logger: options.logger,
+      counters: options.counters,
+      timers,
+      ...definedProps({ throttle: options.loginThrottle, onAnomaly: options.onAnomaly }),
+    });
+  }
 
   get url(): string {
     return this.boundUrl;
@@ -70,15 +115,24 @@ export class EmbeddedBroker implements Transport {
     const log = this.options.logger;
     const counters = this.options.counters;
     const aedes = await Aedes.createBroker({
+      connectTimeout: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       authenticate: (client, username, password, done) => {
-        this.authenticate(client as FleetClient, username, password).then(
-          (deviceId) => {
+        // With device certificates (mTLS), checked before the (deliberately slow) secret: the
+        // certificate must be the claimed device's.
+        const mismatch = this.options.tls?.clientCaPath !== undefined ? certificateMismatch(client.conn, username ?? client.id) : undefined;
+        const who = mismatch !== undefined ? Promise.reject(new AuthRefusal(5, mismatch)) : this.auth.authenticate(client.id, remoteAddressOf(client), username, password);
+        who.then(
+          ({ deviceId, anonymous }) => {
             (client as FleetClient)[DEVICE_ID] = deviceId;
+            if (anonymous) (client as FleetClient)[ANONYMOUS] = true;
             done(null, true);
           },
-          (err: AuthError) => {
+          (err: AuthRefusal) => {
             counters.inc('mqtt.auth.refused');
-            log.warn({ clientId: client.id, username, reason: err.message }, 'device connection refused');
+            const address = remoteAddressOf(client);
+            // One line per source address per interval: a wrong-password loop must not flood the log.
+            const held = this.logLimit.admit(`refused:${address}`);
+            if (held !== undefined) log.warn({ clientId: client.id, username, address, reason: err.message, refusedSinceLastLine: held }, 'device connection refused');
             done(err, false);
           },
         );
@@ -86,30 +140,43 @@ export class EmbeddedBroker implements Transport {
       authorizePublish: (client, packet, done) => {
         if (!client) return done(null); // the coordinator's own in-process publishes
         const deviceId = (client as FleetClient)[DEVICE_ID];
-        const decision = deviceId
+        let decision = deviceId
           ? authorizeDevicePublish({ deviceId }, packet.topic)
           : { ok: false as const, reason: 'not authenticated' };
-        if (decision.ok) return done(null);
+        // A session without credentials whose id has been provisioned since is an impostor now.
+        if (decision.ok && deviceId && (client as FleetClient)[ANONYMOUS] && this.options.credentials.isProvisioned(deviceId)) {
+          decision = { ok: false, reason: 'this id has been provisioned: reconnect with its credentials' };
+          this.options.onAnomaly?.(deviceId, 'spoofed-identity', `a session without credentials from ${remoteAddressOf(client)} kept publishing after the id was provisioned; disconnected`);
+        }
+        // Ingest happens here, not in the `published` hook: Aedes writes a QoS 1 PUBACK before it runs
+        // `published`, so a status handed over there could be acknowledged and then lost in a crash.
+        // Here the PUBACK waits for the handler (a status is stored first); a handler error closes the
+        // connection unacknowledged and the device sends the message again.
+        if (decision.ok) return this.deliver(packet, client, done);
         const reason = decision.reason;
         counters.inc('mqtt.acl.publish.refused');
-        log.warn({ deviceId, topic: packet.topic, reason }, 'device publish refused');
+        const held = this.logLimit.admit(`publish:${deviceId ?? remoteAddressOf(client)}`);
+        if (held !== undefined) log.warn({ deviceId, topic: packet.topic, reason, refusedSinceLastLine: held }, 'device publish refused');
+        // An error here closes the connection (Aedes).
         done(new Error(`publish refused: ${reason}`));
       },
       authorizeSubscribe: (client, sub, done) => {
         const deviceId = (client as FleetClient)[DEVICE_ID];
         const decision = deviceId
-          ? authorizeDeviceSubscribe({ deviceId, hardwareModel: this.options.hardwareModelOf(deviceId) }, sub.topic)
+          ? authorizeDeviceSubscribe(
+              { deviceId, hardwareModel: this.options.hardwareModelOf(deviceId), anonymous: (client as FleetClient)[ANONYMOUS] === true },
+              sub.topic,
+            )
           : { ok: false as const, reason: 'not authenticated' };
         if (decision.ok) return done(null, sub);
         counters.inc('mqtt.acl.subscribe.refused');
-        log.warn({ deviceId, topic: sub.topic, reason: decision.reason }, 'device subscription refused');
+        const held = this.logLimit.admit(`subscribe:${deviceId ?? remoteAddressOf(client)}`);
+        if (held !== undefined) log.warn({ deviceId, topic: sub.topic, reason: decision.reason, refusedSinceLastLine: held }, 'device subscription refused');
         // A null subscription makes Aedes answer SUBACK 0x80 (failure) for this topic.
         done(null, null);
       },
-      published: (packet, client, done) => {
-        if (!client) return done(null);
-        this.deliver(packet, client, done);
-      },
+      // Device messages were handed to ingest in authorizePublish; the broker only routes them on.
+      published: (_packet, _client, done) => done(null),
     });
     aedes.on('clientReady', (client) => {
       const id = (client as FleetClient)[DEVICE_ID];
@@ -133,9 +200,15 @@ export class EmbeddedBroker implements Transport {
     const aedes = this.aedes!;
     const log = this.options.logger;
     const tls = this.options.tls;
+    const onConnection = (socket: Socket): void => this.accept(aedes, socket);
     const server = tls
-      ? createTlsServer({ cert: readFileSync(tls.certPath), key: readFileSync(tls.keyPath) }, aedes.handle)
-      : createNetServer(aedes.handle);
+      ? createBrokerTlsServer(tls, onConnection)
+      : createNetServer(onConnection);
+    // A failed handshake (no or untrusted client certificate, plaintext on the TLS port) never reaches Aedes.
+    server.on('tlsClientError', (err: Error) => {
+      this.options.counters.inc('mqtt.tls.refused');
+      log.debug({ reason: err.message }, 'TLS handshake refused');
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: Error) => reject(new FleetError('mqtt-listen', `cannot listen on ${this.options.host}:${this.options.port}: ${err.message}; choose another --mqtt-port`)));
       server.listen(this.options.port, this.options.host, () => resolve());
@@ -146,21 +219,27 @@ export class EmbeddedBroker implements Transport {
     log.info({ url: this.boundUrl }, 'embedded broker listening');
   }
 
-  private async authenticate(client: FleetClient, username: string | undefined, password: Buffer | undefined): Promise<string> {
-    const clientId = client.id;
-    if (username === undefined || password === undefined) {
-      if (this.options.allowAnonymous && isValidId(clientId)) return clientId;
-      throw authError(4, 'credentials required: provision the device with `fleet devices provision <id>`');
-    }
-    if (!isValidId(username)) throw authError(4, 'user name is not a device id');
-    // The client id must be the device id: otherwise one device could take over another's session.
-    if (clientId !== username) throw authError(2, `client id ${clientId} must equal the device id ${username}`);
-    const ok = await this.options.credentials.verify(username, password.toString('utf8'));
-    if (!ok) throw authError(4, 'bad device credentials');
-    return username;
+  /** Hands a new socket to Aedes with the packet-size limit on its parser. */
+  private accept(aedes: Aedes, socket: Socket): void {
+    const client = aedes.handle(socket) as FleetClient;
+    const max = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+    const beforeAuth = Math.min(CONNECT_PACKET_LIMIT, max);
+    limitPacketSize(client, {
+      limitFor: () => (client[DEVICE_ID] === undefined ? beforeAuth : max),
+      onOversize: (declared, limit, cmd) => {
+        const deviceId = client[DEVICE_ID];
+        const address = remoteAddressOf(client);
+        this.options.counters.inc('mqtt.packets.oversize');
+        const held = this.logLimit.admit(`oversize:${deviceId ?? address}`);
+        if (held !== undefined) {
+          this.options.logger.warn({ deviceId, clientId: client.id, address, cmd, declared, limit, refusedSinceLastLine: held }, 'oversized MQTT packet refused; connection closed');
+        }
+        if (deviceId !== undefined) this.options.onAnomaly?.(deviceId, 'oversized-packet', `${cmd ?? 'packet'} of ${declared} bytes (limit ${limit}) from ${address}`);
+      },
+    });
   }
 
-  private deliver(packet: AedesPublishPacket, client: FleetClient, done: (err?: Error | null) => void): void {
+  private deliver(packet: { topic: string; payload: Buffer | string }, client: FleetClient, done: (err?: Error | null) => void): void {
     const handler = this.handler;
     if (!handler) return done(null);
     let settled = false;
@@ -195,6 +274,7 @@ export class EmbeddedBroker implements Transport {
     this.aedes = undefined;
     this.server = undefined;
     // Aedes first: it closes every client connection, which lets the listener's close complete.
+    this.auth.stop();
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     this.connected.clear();

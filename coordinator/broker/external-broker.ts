@@ -3,12 +3,21 @@
  * fleets that outgrow one machine. It subscribes to every device topic and publishes manifests and
  * commands like the embedded broker does. Device authentication and ACLs are then the broker's job:
  * configure it with the same rules as acl.ts (see README). I/O shell (mqtt.js).
+ *
+ * No acknowledged status is lost: the session is persistent (`clean: false`), so the broker keeps
+ * QoS 1 statuses for the coordinator while it is down and sends them again when it reconnects. Every
+ * message goes through mqtt.js's `handleMessage` hook, installed before the connection is opened (the
+ * queued messages arrive right behind the CONNACK), and mqtt.js sends the PUBACK only when the hook's
+ * callback runs, which is when the handler acks the message: after the status is stored. mqtt.js
+ * handles one inbound packet at a time, so a handler must ack promptly and never wait for one of our
+ * own publishes (its PUBACK would queue behind the message being handled).
  */
 import type { Logger } from 'pino';
-import type { MqttClient } from 'mqtt';
-import { FleetError } from '../../protocol/errors.js';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 import { ALL_DEVICES_FILTER, parseTopic } from '../../protocol/topics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface ExternalBrokerOptions {
   url: string;
@@ -17,6 +26,9 @@ export interface ExternalBrokerOptions {
   clientId: string;
   logger: Logger;
 }
+
+/** mqtt.js's hook: called for every inbound PUBLISH; its PUBACK (QoS 1) waits for `done`. */
+type HandleMessage = (packet: { topic: string; payload: Buffer | string }, done: (err?: Error) => void) => void;
 
 export class ExternalBroker implements Transport {
   private client: MqttClient | undefined;
@@ -48,34 +60,71 @@ export class ExternalBroker implements Transport {
 
   async start(): Promise<void> {
     if (this.client) return;
-    const { connectAsync } = await import('mqtt');
+    const { connect } = await import('mqtt');
     const o = this.options;
-    let client: MqttClient;
-    try {
-      client = await connectAsync(o.url, {
-        clientId: o.clientId,
-        // A persistent session keeps QoS 1 device statuses queued while the coordinator restarts.
-        clean: false,
-        reconnectPeriod: 1000,
-        ...(o.username !== undefined ? { username: o.username } : {}),
-        ...(o.password !== undefined ? { password: o.password } : {}),
-      });
-    } catch (err) {
-      throw new FleetError('broker-unreachable', `cannot connect to ${o.url}: ${(err as Error).message}; check --broker and its credentials`);
-    }
-    client.on('message', (topic, payload) => {
-      const parsed = parseTopic(topic);
-      // Presence is the only signal of connection state an external broker gives us.
-      if (parsed?.kind === 'device' && parsed.channel === 'presence') {
-        const text = payload.toString('utf8');
-        if (text.includes('"offline"')) this.events.onDisconnect?.(parsed.deviceId);
-      }
-      this.handler?.({ topic, payload, clientDeviceId: undefined, ack: () => undefined });
-    });
+    const clientOptions: IClientOptions = {
+      clientId: o.clientId,
+      // A persistent session keeps QoS 1 device statuses queued while the coordinator restarts.
+      clean: false,
+      reconnectPeriod: 1000,
+      // The hook below must be in place before the first byte arrives.
+      manualConnect: true,
+      ...definedProps({ username: o.username, password: o.password }),
+    };
+    const client = connect(o.url, clientOptions);
+    (client as unknown as { handleMessage: HandleMessage }).handleMessage = (packet, done) => this.receive(client, packet, done);
     client.on('error', (err) => o.logger.warn({ err: err.message }, 'external broker error'));
-    await client.subscribeAsync(ALL_DEVICES_FILTER, { qos: 1 });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onConnect = (): void => {
+          client.off('error', onError);
+          resolve();
+        };
+        const onError = (err: Error): void => {
+          client.off('connect', onConnect);
+          reject(err);
+        };
+        client.once('connect', onConnect);
+        client.once('error', onError);
+        client.connect();
+      });
+      await client.subscribeAsync(ALL_DEVICES_FILTER, { qos: 1 });
+    } catch (err) {
+      await client.endAsync(true).catch(() => undefined);
+      throw new FleetError('broker-unreachable', `cannot connect to ${o.url}: ${errorMessage(err)}; check --broker and its credentials`);
+    }
     this.client = client;
     o.logger.info({ url: o.url }, 'connected to external broker');
+  }
+
+  private receive(client: MqttClient, packet: { topic: string; payload: Buffer | string }, done: (err?: Error) => void): void {
+    const topic = packet.topic;
+    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+    let settled = false;
+    const ack = (err?: Error): void => {
+      if (settled) return;
+      settled = true;
+      if (!err) return done();
+      // Not stored: no PUBACK. The broker sends it again after a reconnect, which we force so that
+      // it does not wait in the session until the next restart.
+      this.options.logger.error({ err: err.message, topic }, 'device message not handled; reconnecting to have it sent again');
+      done(err);
+      client.stream.destroy();
+    };
+    const parsed = parseTopic(topic);
+    // Presence is the only signal of connection state an external broker gives us.
+    if (parsed?.kind === 'device' && parsed.channel === 'presence' && payload.toString('utf8').includes('"offline"')) {
+      this.events.onDisconnect?.(parsed.deviceId);
+    }
+    const handler = this.handler;
+    if (!handler) return ack();
+    try {
+      handler({ topic, payload, clientDeviceId: undefined, ack });
+    } catch (err) {
+      // A handler bug never breaks the client; the message is acked (as the embedded broker does).
+      this.options.logger.error({ err, topic }, 'ingest handler threw');
+      ack();
+    }
   }
 
   async publish(topic: string, payload: Buffer, options: PublishOptions): Promise<void> {

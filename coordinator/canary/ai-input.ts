@@ -1,6 +1,8 @@
 /**
  * What the AI risk scorer is shown: a compact summary of the canary evidence (cohorts, update outcomes,
- * event rates, per-device metric medians, canary-only error signatures) and a bounded sample of raw
+ * event rates, per-device metric medians, canary-only error signatures; per hardware model and
+ * from-version, over the window's last slots, and the metrics canaries stopped reporting — the same
+ * evidence the statistical judge weighs) and a bounded sample of raw
  * canary error lines, which are untrusted device text: control characters stripped, each line
  * truncated, the sample capped, and the whole sample a JSON array between markers that carry a digest
  * of the sample (so a device cannot forge the closing marker). Pure.
@@ -11,6 +13,9 @@ import { canonicalize } from '../../firmware/canonical-json.js';
 import { classifyUpdate } from '../gate/hard-gates.js';
 import { DEFAULT_JUDGE_CONFIG } from './judge-config.js';
 import { countedEvents } from './layer-counts.js';
+import { findLostMetrics } from './layer-lost-metrics.js';
+import { onsetSegments, segmentEvents, segmentExposure } from './series.js';
+import { strataOf } from './strata.js';
 
 export interface AiInputLimits {
   /** Most log lines sent in total. Default 40. */
@@ -65,6 +70,36 @@ function cohortSummary(ds: readonly DeviceSummary[]) {
   };
 }
 
+/** Event rates per device-hour of canary and control in each stratum (model, and from-version where split). */
+function strataSummary(snapshot: CanarySnapshot) {
+  const cfg = DEFAULT_JUDGE_CONFIG;
+  const strata = strataOf(snapshot, cfg.strataByFromVersion);
+  if (strata.length < 2) return undefined;
+  const rates = (ds: readonly DeviceSummary[]) => {
+    const e = ds.reduce((a, d) => a + d.exposureH, 0);
+    return Object.fromEntries(EVENT_COUNTERS.map((c) => [c, e > 0 ? r(ds.reduce((a, d) => a + countedEvents(d, c, cfg.updateRebootsPerInstall), 0) / e) : null]));
+  };
+  return strata.slice(0, 8).map((s) => ({ stratum: s.key, canaryDevices: s.canary.length, controlDevices: s.control.length, canaryRatesPerH: rates(s.canary), controlRatesPerH: rates(s.control) }));
+}
+
+/** Event rates of canary and control over the window's last slots (v2 snapshots): where onsets show. */
+function onsetSummary(snapshot: CanarySnapshot) {
+  const segs = onsetSegments(snapshot, DEFAULT_JUDGE_CONFIG.onsetFractions, DEFAULT_JUDGE_CONFIG.minOnsetSlots);
+  if (!segs.length) return undefined;
+  const rate = (ds: readonly DeviceSummary[], c: (typeof EVENT_COUNTERS)[number], from: number) => {
+    const e = ds.reduce((a, d) => a + segmentExposure(d, from), 0);
+    return e > 0 ? r(ds.reduce((a, d) => a + segmentEvents(d, c, from), 0) / e) : null;
+  };
+  const canary = snapshot.devices.filter((d) => d.cohort === 'canary');
+  const control = snapshot.devices.filter((d) => d.cohort === 'control');
+  return segs.map((s) => ({
+    segment: s.name,
+    startsAtHour: r(s.startsAtH),
+    canaryRatesPerH: Object.fromEntries(EVENT_COUNTERS.map((c) => [c, rate(canary, c, s.from)])),
+    controlRatesPerH: Object.fromEntries(EVENT_COUNTERS.map((c) => [c, rate(control, c, s.from)])),
+  }));
+}
+
 /** The evidence summary the model sees (deterministic for a snapshot). */
 export function buildEvidenceSummary(snapshot: CanarySnapshot) {
   const canary = snapshot.devices.filter((d) => d.cohort === 'canary');
@@ -84,6 +119,12 @@ export function buildEvidenceSummary(snapshot: CanarySnapshot) {
       .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
       .slice(0, 10)
       .map(([signature, devices]) => ({ signature: sanitize(signature, 160), devices })),
+    ...(() => {
+      const strata = strataSummary(snapshot);
+      const onset = onsetSummary(snapshot);
+      const lost = findLostMetrics(snapshot, DEFAULT_JUDGE_CONFIG).map((l) => ({ metric: l.metric, stratum: l.stratum, canaryReporting: `${l.canaryWith}/${l.canaryReporting}`, controlReporting: `${l.controlWith}/${l.controlReporting}` }));
+      return { ...(strata ? { strata } : {}), ...(onset ? { lastSlots: onset } : {}), ...(lost.length ? { metricsCanariesStoppedReporting: lost } : {}) };
+    })(),
   };
 }
 

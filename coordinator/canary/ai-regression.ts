@@ -7,7 +7,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { CanarySnapshotSchema, RecommendationSchema, type CanarySnapshot, type Recommendation } from '../../protocol/canary.js';
+import { CANARY_SNAPSHOT_VERSIONS, CanarySnapshotSchema, RecommendationSchema, type CanarySnapshot, type Recommendation } from '../../protocol/canary.js';
 import { parsePayload } from '../../protocol/parse.js';
 import type { GateAnalyzer, GatePolicy } from '../gate/analyzer.js';
 
@@ -48,7 +48,7 @@ export async function loadLabelledCases(dir: string): Promise<LabelledCase[]> {
   const labels = LabelsSchema.parse(JSON.parse(await readFile(join(dir, 'labels.json'), 'utf8')));
   const out: LabelledCase[] = [];
   for (const [name, { label }] of Object.entries(labels)) {
-    const parsed = parsePayload(CanarySnapshotSchema, await readFile(join(dir, `${name}.json`), 'utf8'), `golden snapshot ${name}`);
+    const parsed = parsePayload(CanarySnapshotSchema, await readFile(join(dir, `${name}.json`), 'utf8'), `golden snapshot ${name}`, CANARY_SNAPSHOT_VERSIONS);
     if (!parsed.ok) throw parsed.error;
     out.push({ name, label, snapshot: parsed.value });
   }

@@ -11,6 +11,7 @@ import { hardGatesAnalyzer } from '../gate/hard-gates.js';
 import { CANARY_AI_FLAG, CANARY_STAT_FLAG, DEFAULT_FLAGS, evaluateFlag, waveKey, type FlagEvaluation } from '../flags/flag-model.js';
 import { createAiAnalyzer, type AiScorerConfig } from './ai-scorer.js';
 import type { JudgeConfig } from './judge-config.js';
+import { judgeConfigFor, type JudgeSettings } from './judge-settings.js';
 import { createStatAnalyzer } from './stat-judge.js';
 
 export interface FlagEvaluator {
@@ -33,7 +34,7 @@ export interface AnalyzerSelection {
 }
 
 /** An analyzer that records why the AI could not run: an error record, never a verdict. */
-function aiUnavailable(code: string, message: string, meta: Record<string, unknown>): GateAnalyzer {
+export function aiUnavailable(code: string, message: string, meta: Record<string, unknown>): GateAnalyzer {
   return {
     name: 'ai',
     role: 'advisory',
@@ -41,8 +42,8 @@ function aiUnavailable(code: string, message: string, meta: Record<string, unkno
   };
 }
 
-/** Selects the analyzers for one wave gate from the current flags. */
-export function selectAnalyzers(deps: AnalyzerSelectionDeps, deploymentId: string, wave: number): AnalyzerSelection {
+/** Selects the analyzers for one wave gate from the current flags (and the deployment's judge settings). */
+export function selectAnalyzers(deps: AnalyzerSelectionDeps, deploymentId: string, wave: number, judge?: JudgeSettings): AnalyzerSelection {
   const key = waveKey(deploymentId, wave);
   // A flag store that cannot be read must not stop the gate: fall back to the safe defaults (the
   // statistical judge on, the AI off).
@@ -58,7 +59,7 @@ export function selectAnalyzers(deps: AnalyzerSelectionDeps, deploymentId: strin
   const ai = evaluate(CANARY_AI_FLAG);
   const analyzers: GateAnalyzer[] = [];
   if (deps.includeHardGates ?? true) analyzers.push(hardGatesAnalyzer);
-  if (stat.enabled) analyzers.push(createStatAnalyzer(deps.judgeConfig ? { config: deps.judgeConfig } : {}));
+  if (stat.enabled) analyzers.push(createStatAnalyzer(deps.judgeConfig || judge ? { config: judgeConfigFor(judge, deps.judgeConfig) } : {}));
   if (ai.enabled) {
     const payload = ai.variant?.payload ?? {};
     const meta = { flagVariant: ai.variant?.name ?? null, flagVersion: ai.version };
@@ -77,6 +78,6 @@ export function selectAnalyzers(deps: AnalyzerSelectionDeps, deploymentId: strin
 }
 
 /** The `analyzersFor(deployment, wave)` function the engine's gate runner takes. */
-export function createAnalyzersFor(deps: AnalyzerSelectionDeps): (deployment: { id: string }, wave: number) => GateAnalyzer[] {
-  return (deployment, wave) => selectAnalyzers(deps, deployment.id, wave).analyzers;
+export function createAnalyzersFor(deps: AnalyzerSelectionDeps): (deployment: { id: string; judge?: JudgeSettings | undefined }, wave: number) => GateAnalyzer[] {
+  return (deployment, wave) => selectAnalyzers(deps, deployment.id, wave, deployment.judge).analyzers;
 }

@@ -14,6 +14,8 @@ import { registerFlagRoutes } from '../flags/flag-routes.js';
 import { createAnalyzersFor } from './analyzers-for.js';
 import { aiConfigFromEnv, type AiScorerConfig } from './ai-scorer.js';
 import type { JudgeConfig } from './judge-config.js';
+import type { JudgeSettings } from './judge-settings.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface CanaryServicesOptions {
   db: Db;
@@ -31,7 +33,8 @@ export interface CanaryServices {
   flags: FlagStore;
   /** The AI endpoint in use, if configured. */
   ai: AiScorerConfig | undefined;
-  analyzersFor: (deployment: { id: string }, wave: number) => GateAnalyzer[];
+  /** The deployment's judge settings, when it has any, shape its statistical judge. */
+  analyzersFor: (deployment: { id: string; judge?: JudgeSettings | undefined }, wave: number) => GateAnalyzer[];
   registerRoutes(router: Router): void;
   /** The current device-flags message (publish it retained at startup). */
   deviceFlagsMessage(): FlagsMessage;
@@ -43,7 +46,7 @@ export function createCanaryServices(o: CanaryServicesOptions): CanaryServices {
   const flags: FlagStore = new FlagStore({
     db: o.db,
     now: o.now,
-    ...(o.audit ? { audit: o.audit } : {}),
+    ...definedProps({ audit: o.audit }),
     onChange: (change) => {
       if (change.before?.scope === 'device' || change.after?.scope === 'device') o.publishDeviceFlags?.(flags.deviceFlagsMessage());
     },
@@ -51,7 +54,7 @@ export function createCanaryServices(o: CanaryServicesOptions): CanaryServices {
   return {
     flags,
     ai,
-    analyzersFor: createAnalyzersFor({ flags, ai, ...(o.judgeConfig ? { judgeConfig: o.judgeConfig } : {}) }),
+    analyzersFor: createAnalyzersFor({ flags, ai, ...definedProps({ judgeConfig: o.judgeConfig }) }),
     registerRoutes: (router) => registerFlagRoutes(router, { flags }),
     deviceFlagsMessage: () => flags.deviceFlagsMessage(),
   };

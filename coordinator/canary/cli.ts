@@ -1,18 +1,23 @@
 /**
  * `fleet canary judge --input snapshot.json [--analyzer stat|ai|both] [--json]`: judges a recorded
  * canary snapshot offline — the same snapshot format the coordinator records at each gate — with the
- * statistical judge, the AI risk scorer (FLEET_AI_* endpoint), or both combined by the gate's rule.
- * And `fleet canary prompts` lists the versioned AI prompts with their hashes.
+ * statistical judge, the AI risk scorer (FLEET_AI_* endpoint), or both combined by the gate's rule
+ * (like the gate, an AI that cannot run is an error record and the statistical verdict stands).
+ * `fleet canary plan` tells what a wave can detect before it starts (soak-planner.ts), and
+ * `fleet canary prompts` lists the versioned AI prompts with their hashes.
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { CanarySnapshotSchema, type Verdict } from '../../protocol/canary.js';
+import { CANARY_SNAPSHOT_VERSIONS, CanarySnapshotSchema, type Verdict } from '../../protocol/canary.js';
 import { ConfigError, FleetError } from '../../protocol/errors.js';
 import { parsePayload } from '../../protocol/parse.js';
 import { DEFAULT_GATE_POLICY, type GateAnalyzer, type GatePolicy } from '../gate/analyzer.js';
-import { combineOutcomes, defaultRole, type NamedOutcome } from '../gate/combine.js';
+import { abstained, combineOutcomes, defaultRole, type NamedOutcome } from '../gate/combine.js';
 import { GatePolicySchema } from '../gate/policy.js';
 import { aiConfigFromEnv, createAiAnalyzer } from './ai-scorer.js';
+import { aiUnavailable } from './analyzers-for.js';
+import { canariesNeeded, planPower, soakNeeded } from './soak-planner.js';
+import { parseDuration, formatDuration } from '../../firmware/duration.js';
 import { PROMPTS } from './ai-prompts.js';
 import { createStatAnalyzer } from './stat-judge.js';
 import { loadLabelledCases, runRegression } from './ai-regression.js';
@@ -54,7 +59,7 @@ export function registerCanaryCommands(program: Command): Command {
     .option('--json', 'machine-readable output')
     .action(async (opts: JudgeOptions) => {
       if (!['stat', 'ai', 'both'].includes(opts.analyzer)) throw new ConfigError(`--analyzer must be stat, ai or both, not ${opts.analyzer}`);
-      const parsed = parsePayload(CanarySnapshotSchema, await readFile(opts.input, 'utf8'), `canary snapshot ${opts.input}`);
+      const parsed = parsePayload(CanarySnapshotSchema, await readFile(opts.input, 'utf8'), `canary snapshot ${opts.input}`, CANARY_SNAPSHOT_VERSIONS);
       if (!parsed.ok) throw parsed.error;
       const snapshot = parsed.value;
       const policy = await loadPolicy(opts.policy);
@@ -62,8 +67,9 @@ export function registerCanaryCommands(program: Command): Command {
       if (opts.analyzer !== 'ai') analyzers.push(createStatAnalyzer());
       if (opts.analyzer !== 'stat') {
         const env = aiConfigFromEnv({ ...process.env, ...(opts.model ? { FLEET_AI_MODEL: opts.model } : {}) });
-        if (!env) throw new ConfigError('the AI analyzer needs an endpoint: set FLEET_AI_BASE_URL and FLEET_AI_MODEL (and FLEET_AI_API_KEY if the server wants one)');
-        analyzers.push(createAiAnalyzer({ config: { ...env, ...(opts.prompt ? { promptId: opts.prompt } : {}) } }));
+        // As at the gate: an AI that cannot run is an error record; with `both` the statistical verdict stands.
+        if (!env) analyzers.push(aiUnavailable('ai-not-configured', 'no AI endpoint is configured (set FLEET_AI_BASE_URL and FLEET_AI_MODEL, and FLEET_AI_API_KEY if the server wants one)', {}));
+        else analyzers.push(createAiAnalyzer({ config: { ...env, ...(opts.prompt ? { promptId: opts.prompt } : {}) } }));
       }
       const outcomes: NamedOutcome[] = [];
       for (const a of analyzers) outcomes.push({ name: a.name, role: defaultRole(a.name, a.role), outcome: await a.analyze(snapshot, { policy, now: Date.now() }) });
@@ -71,17 +77,17 @@ export function registerCanaryCommands(program: Command): Command {
       if (opts.json) {
         console.log(JSON.stringify({ deploymentId: snapshot.deploymentId, wave: snapshot.wave, final, analyzers: records }, null, 2));
       } else {
-        console.log(`snapshot ${snapshot.deploymentId} wave ${snapshot.wave}: ${snapshot.devices.filter((d) => d.cohort === 'canary').length} canary vs ${snapshot.devices.filter((d) => d.cohort === 'control').length} control devices`);
+        console.log(`snapshot ${snapshot.deploymentId} wave ${snapshot.wave + 1}: ${snapshot.devices.filter((d) => d.cohort === 'canary').length} canary vs ${snapshot.devices.filter((d) => d.cohort === 'control').length} control devices`);
         for (const r of records) {
           if (r.verdict) printVerdict(r.name, r.verdict);
-          else console.log(`${r.name}: error ${r.error?.code ?? '?'} — ${r.error?.message ?? ''} (no verdict)`);
+          else console.log(`${r.name}: ${abstained(r.error?.code ?? '') ? 'abstained' : 'error'} ${r.error?.code ?? '?'} — ${r.error?.message ?? ''} (no verdict)`);
           if (r.meta && r.name === 'ai') console.log(`  model ${String(r.meta['model'])}, prompt ${String(r.meta['promptId'])} (${String(r.meta['promptHash']).slice(0, 12)}), input ${String(r.meta['inputDigest']).slice(0, 12)}`);
         }
         console.log(`final: ${final.recommendation} (risk ${final.riskLevel}) — ${final.rule}`);
       }
       if (opts.exitCode) process.exitCode = final.recommendation === 'Proceed' ? 0 : final.recommendation === 'Monitor' ? 10 : 11;
       if (opts.analyzer === 'ai' && records.every((r) => !r.ok)) {
-        throw new FleetError('ai-failed', `the AI analyzer gave no verdict (${records[0]?.error?.code ?? 'error'}); the statistical verdict is authoritative — rerun with --analyzer stat`);
+        throw new FleetError('ai-failed', `the AI analyzer gave no verdict (${records[0]?.error?.code ?? 'error'}: ${records[0]?.error?.message ?? ''}); the statistical verdict is authoritative — rerun with --analyzer stat or both`);
       }
     });
 
@@ -111,6 +117,48 @@ export function registerCanaryCommands(program: Command): Command {
         console.log(`${report.analyzer}: ${report.agreed}/${report.cases.length} agree (score ${report.score.toFixed(2)}, threshold ${threshold}); ${report.errors} errors, ${report.unsafe} unsafe Proceed`);
       }
       if (!report.passed) throw new FleetError('eval-failed', `score ${report.score.toFixed(2)} is below ${threshold}`);
+    });
+
+  canary
+    .command('plan')
+    .description('what a canary wave can detect before it starts: the soak (or canary count) for a regression at a baseline rate')
+    .requiredOption('--baseline <rate>', 'baseline events per device-day (e.g. crashes: 0.24)')
+    .requiredOption('--detect <ratio>', 'regression to detect as a rate ratio, e.g. 2x or 1.5')
+    .option('--canaries <n>', 'canary devices in the wave')
+    .option('--soak <duration>', 'soak, e.g. 6h (with --canaries: the power at this soak)')
+    .option('--control <n>', 'control devices compared with (the gate samples at most 1,000)', '1000')
+    .option('--confidence <p>', 'wanted probability that the gate rolls the regression back', '0.8')
+    .option('--json', 'machine-readable output')
+    .action((opts: { baseline: string; detect: string; canaries?: string; soak?: string; control: string; confidence: string; json?: boolean }) => {
+      const num = (v: string, what: string, ok: (x: number) => boolean): number => {
+        const x = Number(v.replace(/x$/i, ''));
+        if (!Number.isFinite(x) || !ok(x)) throw new ConfigError(`${what}: ${JSON.stringify(v)} is out of range`);
+        return x;
+      };
+      const baseline = num(opts.baseline, '--baseline (events per device-day)', (x) => x > 0 && x <= 1000);
+      const ratio = num(opts.detect, '--detect (rate ratio, e.g. 2x)', (x) => x > 1 && x <= 100);
+      const control = num(opts.control, '--control', (x) => Number.isInteger(x) && x >= 1);
+      const power = num(opts.confidence, '--confidence (0.5 to 0.99)', (x) => x >= 0.5 && x <= 0.99);
+      if (opts.canaries === undefined && opts.soak === undefined) throw new ConfigError('give --canaries (to get the soak needed), --soak (to get the canaries needed), or both');
+      const canaries = opts.canaries === undefined ? undefined : num(opts.canaries, '--canaries', (x) => Number.isInteger(x) && x >= 1);
+      const soakH = opts.soak === undefined ? undefined : parseDuration(opts.soak) / 3_600_000;
+      const q = { control, baselinePerDeviceDay: baseline, ratio };
+      const neededSoakH = canaries !== undefined ? soakNeeded({ ...q, canaries }, power) : undefined;
+      const neededCanaries = soakH !== undefined ? canariesNeeded({ ...q, soakH }, power) : undefined;
+      const at = canaries !== undefined && soakH !== undefined ? planPower({ ...q, canaries, soakH }) : undefined;
+      const hours = (h: number) => formatDuration(Math.round(h * 60) * 60_000);
+      if (opts.json) {
+        console.log(JSON.stringify({ baselinePerDeviceDay: baseline, ratio, control, confidence: power, ...(canaries !== undefined ? { canaries, soakNeededH: neededSoakH ?? null } : {}), ...(soakH !== undefined ? { soakH, canariesNeeded: neededCanaries ?? null } : {}), ...(at ? { power: at } : {}) }, null, 2));
+        return;
+      }
+      console.log(`to roll back a ×${ratio} regression of a ${baseline}/device-day rate with ${Math.round(power * 100)} % probability (control ${control} devices):`);
+      if (canaries !== undefined) console.log(`  ${canaries} canaries need a soak of ${neededSoakH === undefined ? 'more than 30 days' : hours(neededSoakH)}`);
+      if (soakH !== undefined) console.log(`  a ${hours(soakH)} soak needs ${neededCanaries === undefined ? `more canaries than a ${control}-device control can be compared with` : `${neededCanaries} canaries`}`);
+      if (at) {
+        console.log(`  ${canaries} canaries over ${hours(soakH!)}: ${at.expectedBaseline.toFixed(1)} events expected at baseline, ${at.expectedRegressed.toFixed(1)} under the regression;`);
+        console.log(`  the gate rolls it back with probability ${(at.powerAbort * 100).toFixed(0)} % and at least holds it with ${(at.powerHold * 100).toFixed(0)} %`);
+      }
+      console.log('  (best case: one hardware model, devices reporting throughout, no device more crash-prone than another)');
     });
 
   canary

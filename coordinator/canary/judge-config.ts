@@ -1,8 +1,10 @@
 /**
  * Thresholds of the statistical judge: which continuous metrics are compared and how (direction of
- * harm, effect measure, allowed and critical bounds), how rare counts are tested, scoring groups and
- * verdict bands. Pure data with defaults from the canary-judging reference (Kayenta's confidence 0.98
- * and tolerance 0.25; rate ratio 1.5 High, 2 Critical at alpha 0.01; score ≥ 95 Proceed, ≥ 75 Monitor).
+ * harm, effect measure, allowed and critical bounds), how rare counts are tested, strata, time slots,
+ * scoring groups and verdict bands. Pure data with the defaults docs/canary-judge.md explains
+ * (Kayenta's confidence 0.98 and tolerance 0.25; alpha 0.01, abort alpha 0.001; score ≥ 95 Proceed,
+ * ≥ 75 Monitor). Rate thresholds are compared with the lower confidence bound of the rate ratio, not
+ * its point estimate, so a verdict does not turn on the third decimal of a noisy ratio.
  */
 import type { ContinuousMetric, EventCounter } from '../../protocol/canary.js';
 
@@ -28,7 +30,10 @@ export interface MetricCheck {
 
 export interface CounterCheck {
   counter: EventCounter;
-  /** Rate ratio at which a significant increase is High, and Critical. */
+  /**
+   * High when the rate ratio's lower confidence bound (at the test's share of `alpha`) is at least
+   * this; Critical when its bound at the share of `abortAlpha` is at least `criticalRatio`.
+   */
   highRatio: number;
   criticalRatio: number;
   /** Control rate per device-hour above which the fleet itself breaches its SLO (fleet-wide incident). */
@@ -38,7 +43,8 @@ export interface CounterCheck {
 export interface JudgeConfig {
   /**
    * Family-wise significance for a count to be High (hold at Monitor), split over the counters
-   * (Bonferroni: alpha / counters each); also the device-level Fisher test's significance.
+   * (Bonferroni: alpha / counters each) and within a counter over its tests (`testShares`); also the
+   * device-level Fisher test's significance.
    */
   alpha: number;
   /**
@@ -73,6 +79,28 @@ export interface JudgeConfig {
   updateRebootsPerInstall: number;
   /** Canary devices a new error signature must appear on (never in control) to hold the wave. */
   newSignatureDevices: number;
+  /**
+   * How a counter's alpha is shared (weighted Bonferroni): the stratified whole-window test, the
+   * per-stratum tests (split over the strata) and the onset tests on the window's last slots (split
+   * over the segments). Shares of a part that does not run go to the whole-window test.
+   */
+  testShares: { pooled: number; strata: number; onset: number };
+  /** Split strata by from-version too where a model's control runs several versions. Default true. */
+  strataByFromVersion: boolean;
+  /** Most strata judged on their own (the largest by canary devices); the rest count in the pooled test only. */
+  maxStrata: number;
+  /**
+   * Onset segments: the window's last fraction of slots compared on their own (canary against
+   * control over the same slots), so a regression that began mid-soak is not averaged away.
+   */
+  onsetFractions: number[];
+  /** Fewest slots a snapshot needs for the onset tests. */
+  minOnsetSlots: number;
+  /**
+   * A metric the control reports (on at least this share of its devices that report metrics) and
+   * canaries stopped reporting (on at most half that share, Fisher p < alpha) is lost: Monitor.
+   */
+  lostMetricControlShare: number;
   /** Score bands. */
   passScore: number;
   marginalScore: number;
@@ -95,13 +123,22 @@ export const DEFAULT_JUDGE_CONFIG: JudgeConfig = {
   minDevicesPerMetric: 3,
   updateRebootsPerInstall: 0,
   newSignatureDevices: 2,
+  testShares: { pooled: 0.6, strata: 0.25, onset: 0.15 },
+  strataByFromVersion: true,
+  maxStrata: 6,
+  onsetFractions: [0.5, 0.25, 0.1],
+  minOnsetSlots: 4,
+  lostMetricControlShare: 0.5,
   passScore: 95,
   marginalScore: 75,
+  // Lower confidence bounds: "at least 1.1× the control's rate" (at the test's share of alpha) holds
+  // the wave; "at least 1.25×" (at its share of abortAlpha) rolls it back. A true ×2 on enough exposure
+  // clears 1.25 with room instead of hovering at the threshold; a true ×1.2 can only hold.
   counters: [
-    { counter: 'crashes', highRatio: 1.5, criticalRatio: 2, controlSloPerH: 0.02 },
-    { counter: 'reboots', highRatio: 1.5, criticalRatio: 2, controlSloPerH: 0.02 },
-    { counter: 'agentRestarts', highRatio: 1.5, criticalRatio: 2, controlSloPerH: 0.05 },
-    { counter: 'errors', highRatio: 1.5, criticalRatio: 2 },
+    { counter: 'crashes', highRatio: 1.1, criticalRatio: 1.25, controlSloPerH: 0.02 },
+    { counter: 'reboots', highRatio: 1.1, criticalRatio: 1.25, controlSloPerH: 0.02 },
+    { counter: 'agentRestarts', highRatio: 1.1, criticalRatio: 1.25, controlSloPerH: 0.05 },
+    { counter: 'errors', highRatio: 1.1, criticalRatio: 1.25 },
   ],
   metrics: [
     { metric: 'cpuPct', stat: 'mean', group: 'cpu', direction: 'increase', effect: 'ratio', allowed: 1.1, critical: 1.5 },

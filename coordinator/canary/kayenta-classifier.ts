@@ -10,7 +10,7 @@
  */
 import type { Evidence } from '../../protocol/canary.js';
 import type { MetricCheck } from './judge-config.js';
-import { mannWhitney } from './stats/mann-whitney.js';
+import { mannWhitney } from '../stats/mann-whitney.js';
 
 export type CheckResult = 'pass' | 'high' | 'low' | 'critical' | 'nodata';
 

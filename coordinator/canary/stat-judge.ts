@@ -2,12 +2,15 @@
  * The statistical judge: the default wave-gate analyzer, deterministic and offline. Pure core
  * (`judgeSnapshot`) plus a GateAnalyzer wrapper (`createStatAnalyzer`).
  *
- * Layers (see shared reference canary-judging.md): 1 hard limits, final → Abort; 2 sufficiency → at most
- * Monitor on thin evidence; 3 rare counts as rates; 4 continuous metrics per device with Kayenta's
- * classifier; 5 a Kayenta-style score (≥ passScore Proceed, ≥ marginalScore Monitor, else Abort; any
- * Critical check aborts) and modifiers that may only make the verdict more cautious: thin data, a
- * flagged pathological device, the control itself breaching an SLO (a fleet-wide incident holds the
- * wave instead of rolling the canary back), a new error signature on several canary devices only.
+ * Layers (docs/canary-judge.md): 1 hard limits, final → Abort; 2 sufficiency → at most Monitor on thin
+ * evidence; 3 rare counts as rates, stratified by model and from-version, per stratum and over the
+ * window's last slots (onset), decided on confidence bounds; 4 continuous metrics per device with
+ * Kayenta's classifier, likewise per stratum and on the last slots; lost metrics (reported by control,
+ * no longer by canaries) hold the wave; 5 a Kayenta-style score (≥ passScore Proceed, ≥ marginalScore
+ * Monitor, else Abort; any Critical check aborts) and modifiers that may only make the verdict more
+ * cautious: thin data, a flagged pathological device, the control itself breaching an SLO (a fleet-wide
+ * incident holds the wave instead of rolling the canary back), a new error signature on several canary
+ * devices only — which escalates a significant crash excess on the same devices to Abort.
  */
 import type { CanarySnapshot, Evidence, Recommendation, RiskLevel, Verdict } from '../../protocol/canary.js';
 import type { AnalyzerContext, AnalyzerOutcome, GateAnalyzer, GatePolicy } from '../gate/analyzer.js';
@@ -15,6 +18,8 @@ import { DEFAULT_JUDGE_CONFIG, type JudgeConfig } from './judge-config.js';
 import { hardLimitsLayer, reportingSufficiency } from './layer-hard-limits.js';
 import { countsLayer, type CounterResult } from './layer-counts.js';
 import { continuousLayer, type MetricResult } from './layer-continuous.js';
+import { lostMetricsLayer } from './layer-lost-metrics.js';
+import { errorMessage } from '../../protocol/errors.js';
 
 interface Modifier {
   rule: string;
@@ -48,22 +53,43 @@ function sufficiency(snapshot: CanarySnapshot, policy: GatePolicy, counts: reado
   };
 }
 
-function newSignatures(snapshot: CanarySnapshot, cfg: JudgeConfig): { evidence: Evidence; modifier?: Modifier } {
+/** Error signatures seen on at least `newSignatureDevices` canaries and never in control, with the devices. */
+export function canaryOnlySignatures(snapshot: CanarySnapshot, cfg: JudgeConfig): [string, string[]][] {
   const controlSigs = new Set(snapshot.devices.filter((d) => d.cohort === 'control').flatMap((d) => d.errorSignatures));
-  const seen = new Map<string, number>();
+  const seen = new Map<string, string[]>();
   for (const d of snapshot.devices) {
     if (d.cohort !== 'canary') continue;
-    for (const s of new Set(d.errorSignatures)) if (!controlSigs.has(s)) seen.set(s, (seen.get(s) ?? 0) + 1);
+    for (const s of new Set(d.errorSignatures)) if (!controlSigs.has(s)) seen.set(s, [...(seen.get(s) ?? []), d.deviceId]);
   }
-  const found = [...seen].filter(([, n]) => n >= cfg.newSignatureDevices).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  return [...seen].filter(([, ds]) => ds.length >= cfg.newSignatureDevices).sort((a, b) => b[1].length - a[1].length || (a[0] < b[0] ? -1 : 1));
+}
+
+function newSignatures(snapshot: CanarySnapshot, cfg: JudgeConfig): { evidence: Evidence; modifier?: Modifier; found: [string, string[]][] } {
+  const found = canaryOnlySignatures(snapshot, cfg);
   const evidence: Evidence = {
     check: 'new-error-signatures',
     result: found.length ? 'flag' : 'pass',
-    values: { signatures: found.length, minDevices: cfg.newSignatureDevices, ...Object.fromEntries(found.slice(0, 5).map(([s, n], i) => [`sig${i + 1}`, `${n} devices: ${s.slice(0, 120)}`])) },
+    values: { signatures: found.length, minDevices: cfg.newSignatureDevices, ...Object.fromEntries(found.slice(0, 5).map(([s, ds], i) => [`sig${i + 1}`, `${ds.length} devices: ${s.slice(0, 120)}`])) },
   };
-  if (!found.length) return { evidence };
-  const [sig, n] = found[0]!;
-  return { evidence, modifier: { rule: 'new-error-signature', issue: `new error signature on ${n} canary devices, never seen in control: "${sig.slice(0, 120)}"${found.length > 1 ? ` (+${found.length - 1} more)` : ''}` } };
+  if (!found.length) return { evidence, found };
+  const [sig, ds] = found[0]!;
+  return { evidence, found, modifier: { rule: 'new-error-signature', issue: `new error signature on ${ds.length} canary devices, never seen in control: "${sig.slice(0, 120)}"${found.length > 1 ? ` (+${found.length - 1} more)` : ''}` } };
+}
+
+/**
+ * A crash excess that is significant (High or suggestive) together with a canary-only error signature
+ * on at least `newSignatureDevices` of the crashing canaries: the crashes have a new cause, so the wave
+ * is rolled back rather than held.
+ */
+function escalateCrashSignature(counts: CounterResult[], found: readonly [string, string[]][], cfg: JudgeConfig): Evidence | undefined {
+  const crashes = counts.find((c) => c.counter === 'crashes');
+  if (!crashes || !(crashes.outcome === 'high' || crashes.outcome === 'suggestive')) return undefined;
+  const crashing = new Set(crashes.affectedCanary);
+  const hit = found.map(([s, ds]) => [s, ds.filter((d) => crashing.has(d))] as const).find(([, ds]) => ds.length >= cfg.newSignatureDevices);
+  if (!hit) return undefined;
+  crashes.outcome = 'critical';
+  crashes.issue = `${crashes.issue ?? 'canary crash rate is above the control\'s'}; ${hit[1].length} of the crashing canaries show an error never seen in control: "${hit[0].slice(0, 120)}"`;
+  return { check: 'crash-signature', result: 'critical', values: { signature: hit[0].slice(0, 200), crashingDevicesWithIt: hit[1].length, devices: hit[1].slice(0, 10).join(', ') } };
 }
 
 /** Kayenta-style weighted score over groups; undefined when nothing could be scored. */
@@ -103,9 +129,15 @@ export function judgeSnapshot(snapshot: CanarySnapshot, policy: GatePolicy, cfg:
   const suff = sufficiency(snapshot, policy, counts, cfg);
   const metrics = continuousLayer(snapshot, cfg);
   const sigs = newSignatures(snapshot, cfg);
+  const escalated = escalateCrashSignature(counts, sigs.found, cfg);
+  const lost = lostMetricsLayer(snapshot, cfg);
   const sc = score(counts, metrics, cfg);
 
-  const criticals = [...counts.filter((c) => c.outcome === 'critical').map((c) => ({ name: c.counter, issue: c.issue })), ...metrics.filter((m) => m.result === 'critical').map((m) => ({ name: m.name, issue: m.issue }))];
+  const located = (base: string, x: { stratum?: string; segment?: string }): string => `${base}${x.stratum !== undefined ? `[${x.stratum}]` : ''}${x.segment ? `@${x.segment}` : ''}`;
+  const criticals = [
+    ...counts.filter((c) => c.outcome === 'critical').map((c) => ({ name: located(escalated && c.counter === 'crashes' ? 'crashes+signature' : c.counter, c), issue: c.issue })),
+    ...metrics.filter((m) => m.result === 'critical').map((m) => ({ name: located(m.name, m), issue: m.issue })),
+  ];
   const highs = [...counts.filter((c) => c.outcome === 'high').map((c) => c.issue), ...metrics.filter((m) => m.result === 'high' || m.result === 'low').map((m) => m.issue)];
 
   const modifiers: Modifier[] = [...suff.modifiers];
@@ -119,6 +151,7 @@ export function judgeSnapshot(snapshot: CanarySnapshot, policy: GatePolicy, cfg:
   if (applicable.length > 0 && nodata * 2 >= applicable.length && canaryDevices >= cfg.minDevicesPerMetric) {
     modifiers.push({ rule: 'sufficiency:metrics-nodata', issue: `${nodata} of ${applicable.length} metric checks have no data on enough devices` });
   }
+  modifiers.push(...lost.issues);
   for (const c of counts) if (c.outcome === 'flag' && c.issue) modifiers.push({ rule: `device-flag:${c.counter}`, issue: c.issue });
   for (const c of counts) if (c.outcome === 'suggestive' && c.issue) modifiers.push({ rule: `suggestive:${c.counter}`, issue: c.issue });
   const breaches = counts.filter((c) => c.controlBreach);
@@ -172,7 +205,7 @@ export function judgeSnapshot(snapshot: CanarySnapshot, policy: GatePolicy, cfg:
     ...(sc.score !== undefined ? { score: hard.rule || criticals.length ? 0 : sc.score } : {}),
     issues: [...new Set(issues)],
     rule,
-    evidence: [...hard.evidence, suff.evidence, ...counts.map((c) => c.evidence), ...metrics.map((m) => m.evidence), sigs.evidence, scoreEvidence],
+    evidence: [...hard.evidence, suff.evidence, ...counts.flatMap((c) => c.evidence), ...(escalated ? [escalated] : []), ...metrics.flatMap((m) => m.evidence), lost.evidence, sigs.evidence, scoreEvidence],
   };
 }
 
@@ -212,7 +245,7 @@ export function createStatAnalyzer(options: StatAnalyzerOptions = {}): GateAnaly
         const verdict = judgeSnapshot(snapshot, ctx.policy, cfg);
         return Promise.resolve({ ok: true, verdict, latencyMs: mono() - t0 });
       } catch (err) {
-        return Promise.resolve({ ok: false, error: { code: 'stat-internal', message: (err as Error).message }, latencyMs: mono() - t0 });
+        return Promise.resolve({ ok: false, error: { code: 'stat-internal', message: errorMessage(err) }, latencyMs: mono() - t0 });
       }
     },
   };

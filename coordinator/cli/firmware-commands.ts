@@ -20,6 +20,7 @@ interface FirmwareView {
   offlineSigned: boolean;
   uploadedAt: number;
   keyIds: string[];
+  integrity?: { status: string; reason?: string };
 }
 
 export function addFirmwareAdminCommands(firmware: Command): void {
@@ -33,9 +34,10 @@ export function addFirmwareAdminCommands(firmware: Command): void {
       .option('--security-version <n>', 'anti-rollback security version', '0')
       .option('--tags <tags>', 'tags a device must carry', list)
       .option('--manifest <file>', 'use this offline-signed manifest (`fleet firmware sign`) instead of signing on the coordinator')
+      .option('--allow-unreachable-url', "accept a --manifest whose artifact URL the coordinator cannot reach (only the devices can)")
       .option('--json', 'machine-readable output'),
   ).action(async (image: string, opts: ConnectionOptions & {
-    version: string; hardware: string[]; installableOver: string; securityVersion: string; tags?: string[]; manifest?: string; json?: boolean;
+    version: string; hardware: string[]; installableOver: string; securityVersion: string; tags?: string[]; manifest?: string; allowUnreachableUrl?: boolean; json?: boolean;
   }) => {
     let size: number;
     try {
@@ -50,6 +52,7 @@ export function addFirmwareAdminCommands(firmware: Command): void {
       securityVersion: opts.securityVersion,
     });
     if (opts.tags?.length) q.set('tags', opts.tags.join(','));
+    if (opts.allowUnreachableUrl) q.set('allowUnreachableUrl', 'true');
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'content-length': String(size) };
     if (opts.manifest) headers['x-fleet-manifest'] = (await readFile(opts.manifest)).toString('base64');
     const body = Readable.toWeb(createReadStream(image)) as unknown as NonNullable<RequestInit['body']>;
@@ -66,10 +69,18 @@ export function addFirmwareAdminCommands(firmware: Command): void {
       if (res.firmware.length === 0) return console.log('no firmware yet; upload an image with `fleet firmware upload <image> --version … --hardware …`');
       console.log(
         table(
-          ['version', 'hardware', 'size', 'sha256', 'signed', 'uploaded'],
-          res.firmware.map((f) => [f.firmwareVersion, f.hardware.join(','), bytes(f.size), f.sha256.slice(0, 16) + '…', f.offlineSigned ? 'offline' : 'coordinator', ago(f.uploadedAt)]),
+          ['version', 'hardware', 'size', 'sha256', 'signed', 'uploaded', 'image'],
+          res.firmware.map((f) => [
+            f.firmwareVersion, f.hardware.join(','), bytes(f.size), f.sha256.slice(0, 16) + '…', f.offlineSigned ? 'offline' : 'coordinator', ago(f.uploadedAt),
+            f.integrity?.status ?? '-',
+          ]),
         ),
       );
+      for (const f of res.firmware) {
+        if (f.integrity?.status === 'damaged') {
+          console.log(`${f.firmwareVersion} is damaged on the coordinator (${f.integrity.reason ?? 'unknown'}): not served or deployed; upload the same image again to repair it`);
+        }
+      }
     },
   );
 }

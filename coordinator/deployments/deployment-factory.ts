@@ -5,6 +5,7 @@
  */
 import { ValidationError } from '../../protocol/errors.js';
 import { BUCKET_COUNT } from '../../protocol/bucket.js';
+import { DEFAULT_MANIFEST_TTL_MS } from '../../firmware/manifest.js';
 import type { DeploymentRequest, DeploymentSpec } from '../engine/types.js';
 import { buildDeploymentSpec, checkSpecSemantics } from '../engine/deployment-spec.js';
 import type { FirmwareService } from '../artifacts/firmware-service.js';
@@ -16,24 +17,47 @@ export interface DeploymentFactoryDeps {
   random: () => number;
   /** Unique id source. */
   newId: (firmwareVersion: string) => string;
-  /** Manifest lifetime; long enough for the slowest rollout. Default 30 days. */
+  /**
+   * Manifest lifetime. Default DEFAULT_MANIFEST_TTL_MS (7 days): a rollout with nightly windows and
+   * approvals fits; a device offline for longer than that never takes it (`expired`).
+   */
   manifestTtlMs?: number;
 }
 
-export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactoryDeps, createdBy: string): DeploymentSpec {
+/** The deployment's spec, and what the operator should hear about its manifest at creation. */
+export interface PreparedDeployment {
+  spec: DeploymentSpec;
+  warnings: string[];
+}
+
+export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactoryDeps, createdBy: string): PreparedDeployment {
   // Check what can be checked before signing anything.
-  checkSpecSemantics({ maintenanceWindows: req.maintenanceWindows, target: req.target });
-  const id = req.id ?? deps.newId(req.firmwareVersion);
+  checkSpecSemantics({ maintenanceWindows: req.maintenanceWindows, target: req.target }, deps.now());
+  // A manifest signed offline for one deployment (a rollback manifest must be) names it: the
+  // deployment takes that id, or devices would refuse the manifest.
+  const bound = deps.firmware.boundDeploymentId(req.firmwareVersion);
+  if (bound !== undefined && req.id !== undefined && req.id !== bound) {
+    throw new ValidationError('deployment', [`the manifest of ${req.firmwareVersion} was signed for deployment ${bound}; create it with that id (or none), or sign a manifest for ${req.id}`]);
+  }
+  const id = req.id ?? bound ?? deps.newId(req.firmwareVersion);
   if (req.waves && req.waves.length === 0) throw new ValidationError('deployment', ['waves: give at least one wave']);
-  const { envelope, artifact } = deps.firmware.deploymentManifest({
+  // A rollout that stops part-way would report `completed` with most of the target never updated.
+  // (Checked here, for new deployments: the engine still runs a stored one whose waves stop short.)
+  const last = req.waves?.[req.waves.length - 1]?.percent;
+  if (last !== undefined && last !== 100) {
+    throw new ValidationError('deployment', [
+      `waves: the last wave must reach 100 %, not ${last} %: waves are cumulative shares of the target, and a deployment is complete only when all of it is updated; to stop before a wave, require approval for it`,
+    ]);
+  }
+  const { envelope, artifact, warnings } = deps.firmware.deploymentManifest({
     deploymentId: id,
     firmwareVersion: req.firmwareVersion,
     hardwareModels: req.target.hardwareModels,
     versionRange: req.target.versionRange,
     tags: req.target.tags,
-    ttlMs: deps.manifestTtlMs ?? 30 * 24 * 3600_000,
+    ttlMs: deps.manifestTtlMs ?? DEFAULT_MANIFEST_TTL_MS,
   });
-  return buildDeploymentSpec(req, {
+  const spec = buildDeploymentSpec(req, {
     id,
     bucketOffset: Math.floor(deps.random() * BUCKET_COUNT) % BUCKET_COUNT,
     manifest: envelope,
@@ -41,4 +65,5 @@ export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactor
     createdAt: deps.now(),
     createdBy,
   });
+  return { spec, warnings };
 }

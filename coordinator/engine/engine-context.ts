@@ -20,16 +20,17 @@ export function audit(ctx: Ctx, actor: string, action: string, detail: Record<st
   });
 }
 
+/** A device reported on an update it was never offered: recorded on the device, never counted. */
+export function unofferedStatus(ctx: Ctx, deviceId: string, detail: string): void {
+  ctx.effects.push({ type: 'device-anomaly', deviceId, kind: 'unoffered-status', detail });
+}
+
 export function reject(ctx: Ctx, code: string, message: string): void {
   ctx.rejected = { code, message };
 }
 
 export function waveSpec(ctx: Ctx, index: number): WaveSpec {
   return ctx.d.core.spec.waves[index]!;
-}
-
-export function waveState(ctx: Ctx, index: number): WaveState {
-  return ctx.d.core.waves[index]!;
 }
 
 export function currentWave(ctx: Ctx): WaveState {

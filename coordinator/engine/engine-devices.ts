@@ -1,14 +1,22 @@
 /**
  * How device traffic moves the pure engine: status transitions, hellos (reconnects, late arrivals,
  * catch-up after a coordinator restart), presence, and wave membership from the directory. Pure.
+ *
+ * A report counts only for an update the device was offered: its bucket's wave of this deployment was
+ * published (to a device of a targeted model), or it was sent a rollback command for it. Anything
+ * else — a status from a bucket whose wave has not started, from a model the deployment does not
+ * target, a hello naming an update it never got — becomes an `unoffered-status` anomaly on the device
+ * and changes nothing: one misbehaving device cannot abort a rollout it is not part of. Devices offline
+ * when their wave started still count (their bucket was published; the manifest waits retained), and
+ * so do devices whose wave started before a coordinator restart (the wave's start is in the state).
  */
 import type { HelloMessage, StatusMessage } from '../../protocol/messages.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { isTerminalUpdateState, type UpdateState } from '../../protocol/update-state.js';
 import { needsRollback } from './device-progress.js';
 import { classifyUpdate } from '../gate/hard-gates.js';
-import { audit, type Ctx } from './engine-context.js';
-import { checkEarlyHardLimits, checkRollbackDone, checkWaveComplete, confirmRollback, sendRollback } from './engine-waves.js';
+import { audit, unofferedStatus, type Ctx } from './engine-context.js';
+import { checkEarlyHardLimits, checkRollbackDone, checkWaveComplete, confirmRollback, isRollbackRefusal, refuseRollback, sendRollback } from './engine-waves.js';
 import { matchesTarget, waveOfBucketIn, waveOfDevice } from './wave-plan.js';
 import type { DeviceProgress, WaveMember } from './types.js';
 
@@ -29,6 +37,7 @@ function afterDeviceChange(ctx: Ctx, dev: DeviceProgress): void {
   if (core.phase === 'rolling-back' || core.phase === 'rolled-back') {
     if (dev.rollback) {
       if (dev.rollback.status !== 'confirmed' && isBackOnOldVersion(ctx, dev)) confirmRollback(ctx, dev);
+      else if (isRollbackRefusal(dev.state, dev.reason)) refuseRollback(ctx, dev);
     } else if (needsRollback(dev) && core.rollback) {
       // Exposed after the rollback began (it held the manifest before the topics were cleared).
       sendRollback(ctx, dev, 'engine');
@@ -79,15 +88,32 @@ function runningAfter(state: UpdateState, s: { fromVersion: string; toVersion: s
   }
 }
 
-export function onStatus(ctx: Ctx, status: StatusMessage): void {
+/**
+ * Why `deviceId` was never offered this deployment, or undefined when it was: tracked already (a
+ * member, or a report accepted earlier), or its bucket's wave has started and its model (as far as it
+ * is known) is targeted.
+ */
+function notOffered(ctx: Ctx, wave: number, prev: DeviceProgress | undefined, hardwareModel: string | undefined): string | undefined {
+  if (prev) return undefined;
+  const core = ctx.d.core;
+  if (wave < 0) return 'its bucket is in no wave of the deployment';
+  if (core.waves[wave]?.startedAt === undefined) return `its bucket's wave ${wave + 1} has not started`;
+  if (hardwareModel !== undefined && !core.spec.target.hardwareModels.includes(hardwareModel)) {
+    return `its hardware model ${hardwareModel} is not targeted (${core.spec.target.hardwareModels.join(', ')})`;
+  }
+  return undefined;
+}
+
+export function onStatus(ctx: Ctx, status: StatusMessage, hardwareModel?: string): void {
   const spec = ctx.d.core.spec;
   if (status.deploymentId !== spec.id) return;
   const { bucket, wave } = waveOfDevice(spec, status.deviceId);
-  if (wave < 0) {
-    audit(ctx, 'engine', 'device.outside-deployment', { state: status.state }, { deviceId: status.deviceId });
+  const prev = ctx.d.get(status.deviceId, bucket);
+  const refused = notOffered(ctx, wave, prev, hardwareModel);
+  if (refused !== undefined) {
+    unofferedStatus(ctx, status.deviceId, `status ${status.state}${status.reason ? ` (${status.reason})` : ''} for ${spec.id} ignored: ${refused}`);
     return;
   }
-  const prev = ctx.d.get(status.deviceId, bucket);
   // Duplicates and reordering: an older sequence number is ignored unless the device's clock moved on
   // (its data directory was wiped and the sequence restarted).
   if (prev?.lastSeq !== undefined && status.seq <= prev.lastSeq && status.at <= (prev.lastStatusAt ?? 0)) return;
@@ -119,9 +145,13 @@ export function onHello(ctx: Ctx, hello: HelloMessage): void {
   const prev = ctx.d.get(hello.deviceId, bucket);
   const mine = hello.update?.deploymentId === spec.id ? hello.update : undefined;
   if (!prev) {
-    if (wave < 0) return;
+    const refused = notOffered(ctx, wave, prev, hello.hardwareModel);
+    if (refused !== undefined) {
+      if (mine) unofferedStatus(ctx, hello.deviceId, `hello naming update ${spec.id} (${mine.state}) ignored: ${refused}`);
+      return;
+    }
     const w = core.waves[wave]!;
-    const tracking = (TRACKING_PHASES as readonly string[]).includes(core.phase) && w.startedAt !== undefined;
+    const tracking = (TRACKING_PHASES as readonly string[]).includes(core.phase);
     const exposedLate = mine !== undefined && (core.phase === 'rolling-back' || core.phase === 'rolled-back' || core.phase === 'aborted');
     if (!(mine !== undefined && (tracking || exposedLate)) && !(tracking && w.membersKnown && matchesTarget(spec, hello))) return;
   }
@@ -146,7 +176,13 @@ export function onHello(ctx: Ctx, hello: HelloMessage): void {
   if (next.fromVersion === undefined && !mine) next.fromVersion = hello.firmwareVersion;
   ctx.d.put(next);
   const rb = next.rollback;
-  if ((core.phase === 'rolling-back' || core.phase === 'rolled-back') && rb && rb.status !== 'confirmed') {
+  if ((core.phase === 'rolling-back' || core.phase === 'rolled-back') && rb && rb.status !== 'confirmed' && rb.status !== 'refused') {
+    if (mine && isRollbackRefusal(mine.state, mine.reason)) {
+      // The device refused the rollback below its floor (its status may not have arrived): stop asking.
+      refuseRollback(ctx, next);
+      checkRollbackDone(ctx);
+      return;
+    }
     const onNew = hello.firmwareVersion === spec.firmwareVersion;
     const settled = !mine || isTerminalUpdateState(mine.state) || mine.state === 'idle';
     if (!onNew && settled) {

@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { CanarySnapshot } from '../../protocol/canary.js';
 import type { Clock, TimerHandle } from '../../protocol/clock.js';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 import type { DeviceMessage, HelloMessage, StatusMessage } from '../../protocol/messages.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';
 import { combineOutcomes } from '../gate/combine.js';
@@ -32,6 +32,7 @@ import {
   type StepResult,
   type WaveDirectory,
 } from './types.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 /** Longest single timer: far wake-ups (next week's window) are re-armed in steps of a day. */
 const MAX_TIMER_MS = 24 * 3600_000;
@@ -201,18 +202,21 @@ export class EngineRunner {
     }
   }
 
-  onStatus(status: StatusMessage): number {
+  /** `hardwareModel`: the model the registry knows the device as, for the engine's "offered" check. */
+  onStatus(status: StatusMessage, hardwareModel?: string): number {
     if (!this.live.has(status.deploymentId)) {
       const stored = this.o.repo.load(status.deploymentId);
       if (!stored) {
         this.counters.statusUnknownDeployment++;
-        this.log('warn', { deviceId: status.deviceId, deploymentId: status.deploymentId }, 'status for an unknown deployment dropped');
+        const detail = `status ${status.state} for unknown deployment ${status.deploymentId} ignored`;
+        if (this.o.sink.anomaly) this.o.sink.anomaly(status.deviceId, 'unoffered-status', detail);
+        else this.log('warn', { deviceId: status.deviceId, deploymentId: status.deploymentId }, 'status for an unknown deployment dropped');
         return 0;
       }
       // A late report for a finished deployment (e.g. an unreachable device coming back) is recorded.
       this.live.set(status.deploymentId, stored);
     }
-    this.feed(status.deploymentId, { type: 'device-status', status });
+    this.feed(status.deploymentId, { type: 'device-status', status, ...definedProps({ hardwareModel }) });
     return 1;
   }
 
@@ -260,7 +264,11 @@ export class EngineRunner {
     const result = step(state, event, now);
     this.counters.steps++;
     if (result.rejected) return result.rejected;
-    if (result.state === state) return undefined;
+    if (result.state === state) {
+      // Nothing changed; what is left to do is recording anomalies.
+      if (result.effects.length) await this.carryOut(id, result.effects);
+      return undefined;
+    }
     await this.commit(id, state, result);
     return undefined;
   }
@@ -300,6 +308,9 @@ export class EngineRunner {
         return this.o.sink.sendCommand(e.command);
       case 'audit':
         this.o.sink.audit(e.entry);
+        return;
+      case 'device-anomaly':
+        this.o.sink.anomaly?.(e.deviceId, e.kind, e.detail);
         return;
       case 'record-decision':
         return; // persisted with the state
@@ -344,11 +355,11 @@ export class EngineRunner {
         clock: this.o.clock,
         id: decisionId,
         attempt,
-        ...(this.o.analyzerTimeoutMs !== undefined ? { timeoutMs: this.o.analyzerTimeoutMs } : {}),
+        ...definedProps({ timeoutMs: this.o.analyzerTimeoutMs }),
       });
     } catch (err) {
       // No snapshot, no judgement: recorded as an error, and the gate holds at Monitor.
-      const error = { code: err instanceof FleetError ? err.code : 'snapshot-failed', message: (err as Error).message };
+      const error = { code: err instanceof FleetError ? err.code : 'snapshot-failed', message: errorMessage(err) };
       const { records, final } = combineOutcomes([{ name: 'snapshot', role: 'hard', outcome: { ok: false, error, latencyMs: 0 } }], policy);
       decision = {
         id: decisionId,

@@ -280,6 +280,7 @@ export function startRollback(ctx: Ctx, actor: string, reason: string, clearTopi
     exposed: 0,
     confirmed: 0,
     unreachable: 0,
+    refused: 0,
   };
   core.phase = 'rolling-back';
   delete core.pause;
@@ -305,6 +306,7 @@ export function sendRollback(ctx: Ctx, dev: DeviceProgress, actor: string): Devi
   if (core.rollback) {
     if (first) core.rollback.exposed += 1;
     else if (dev.rollback?.status === 'unreachable') core.rollback.unreachable -= 1;
+    else if (dev.rollback?.status === 'refused') core.rollback.refused -= 1;
   }
   ctx.d.put(next);
   ctx.effects.push({ type: 'send-command', command: { commandId, deviceId: dev.deviceId, action: 'rollback', deploymentId: core.spec.id } });
@@ -319,20 +321,43 @@ export function confirmRollback(ctx: Ctx, dev: DeviceProgress): DeviceProgress {
   if (core.rollback) {
     core.rollback.confirmed += 1;
     if (dev.rollback.status === 'unreachable') core.rollback.unreachable -= 1;
+    if (dev.rollback.status === 'refused') core.rollback.refused -= 1;
   }
   const next: DeviceProgress = { ...dev, rollback: { ...dev.rollback, status: 'confirmed', confirmedAt: ctx.now } };
   ctx.d.put(next);
   return next;
 }
 
+/**
+ * A device refused its rollback: it committed an image that raised its security floor, and no path
+ * boots below the floor. It stays on the new image; the rollback stops waiting for it.
+ */
+export function refuseRollback(ctx: Ctx, dev: DeviceProgress): DeviceProgress {
+  const core = ctx.d.core;
+  if (!dev.rollback || dev.rollback.status === 'confirmed' || dev.rollback.status === 'refused') return dev;
+  if (core.rollback) {
+    core.rollback.refused += 1;
+    if (dev.rollback.status === 'unreachable') core.rollback.unreachable -= 1;
+  }
+  const next: DeviceProgress = { ...dev, rollback: { ...dev.rollback, status: 'refused' } };
+  ctx.d.put(next);
+  audit(ctx, 'engine', 'device.rollback-refused', { reason: 'below-security-floor', detail: dev.detail ?? null }, { deviceId: dev.deviceId, wave: dev.wave });
+  return next;
+}
+
+/** The device says it refused a rollback below its security floor (its status or its hello). */
+export function isRollbackRefusal(state: DeviceProgress['state'] | undefined, reason: DeviceProgress['reason']): boolean {
+  return state === 'committed' && reason === 'below-security-floor';
+}
+
 export function checkRollbackDone(ctx: Ctx): void {
   const core = ctx.d.core;
   const rb = core.rollback;
   if (core.phase !== 'rolling-back' || !rb) return;
-  if (rb.confirmed + rb.unreachable < rb.exposed) return;
+  if (rb.confirmed + rb.unreachable + rb.refused < rb.exposed) return;
   rb.completedAt = ctx.now;
   core.phase = 'rolled-back';
-  audit(ctx, 'engine', 'deployment.rolled-back', { exposed: rb.exposed, confirmed: rb.confirmed, unreachable: rb.unreachable });
+  audit(ctx, 'engine', 'deployment.rolled-back', { exposed: rb.exposed, confirmed: rb.confirmed, unreachable: rb.unreachable, refused: rb.refused });
 }
 
 /** The rollback deadline passed: devices that never confirmed are unreachable. */

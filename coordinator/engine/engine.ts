@@ -26,6 +26,7 @@ import {
   type OperatorAction,
   type StepResult,
 } from './types.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export { gatePolicyFor };
 
@@ -48,7 +49,7 @@ export function initialState(spec: DeploymentSpec, now: number): DeploymentState
 export function createDeployment(spec: DeploymentSpec, now: number, actor: string): StepResult {
   const state = initialState(spec, now);
   const ctx: Ctx = { d: new Draft(state), now, effects: [] };
-  audit(ctx, actor, 'deployment.created', { firmwareVersion: spec.firmwareVersion, waves: spec.waves.map((w) => w.percent), draft: spec.draft });
+  audit(ctx, actor, 'deployment.created', { firmwareVersion: spec.firmwareVersion, waves: spec.waves.map((w) => w.percent), draft: spec.draft, ...definedProps({ description: spec.description }) });
   if (!spec.draft) start(ctx, actor);
   return finish(ctx, state);
 }
@@ -78,7 +79,7 @@ export function step(state: DeploymentState, event: EngineEvent, now: number): S
       onTick(ctx);
       break;
     case 'device-status':
-      onStatus(ctx, event.status);
+      onStatus(ctx, event.status, event.hardwareModel);
       break;
     case 'device-hello':
       onHello(ctx, event.hello);
@@ -103,8 +104,10 @@ export function step(state: DeploymentState, event: EngineEvent, now: number): S
 /** Bumps the revision when anything changed, and schedules the next wake-up. */
 function finish(ctx: Ctx, before: DeploymentState): StepResult {
   const core = ctx.d.core;
-  if (ctx.effects.length === 0 && ctx.d.changed.size === 0 && sameCore(core, before.core)) {
-    return { state: before, effects: [], changedDevices: [] };
+  // Anomalies change nothing: the state (and its revision) stays, so a device repeating an unoffered
+  // status costs no write of the deployment.
+  if (ctx.effects.every((e) => e.type === 'device-anomaly') && ctx.d.changed.size === 0 && sameCore(core, before.core)) {
+    return { state: before, effects: [...ctx.effects], changedDevices: [] };
   }
   core.waitingFor = computeWaitingFor(core, ctx.now);
   if (core.pause && core.phase === 'pending' && !core.waitingFor.includes('operator')) core.waitingFor.push('operator');
@@ -174,6 +177,16 @@ const ACTIVE_RUN = ['scheduled', 'pending', 'rolling', 'soaking', 'gating'] as c
 const inRun = (phase: string): boolean => (ACTIVE_RUN as readonly string[]).includes(phase);
 
 function onOperator(ctx: Ctx, action: OperatorAction, actor: string): void {
+  const first = ctx.effects.length;
+  applyOperator(ctx, action, actor);
+  // The operator's reason is recorded with every audit entry the action caused.
+  if (action.reason === undefined) return;
+  for (const e of ctx.effects.slice(first)) {
+    if (e.type === 'audit' && e.entry.detail['reason'] === undefined) e.entry.detail = { ...e.entry.detail, reason: action.reason };
+  }
+}
+
+function applyOperator(ctx: Ctx, action: OperatorAction, actor: string): void {
   const core = ctx.d.core;
   const phase = core.phase;
   const who = `operator:${actor}`;
@@ -185,7 +198,7 @@ function onOperator(ctx: Ctx, action: OperatorAction, actor: string): void {
     case 'pause':
       if (!inRun(phase)) return reject(ctx, 'invalid-action', `deployment ${core.spec.id} is ${phase}; only a running deployment can be paused`);
       if (core.pause) return reject(ctx, 'already-paused', `deployment ${core.spec.id} is already paused (${core.pause.cause}); resume, promote or abort it`);
-      core.pause = { at: ctx.now, by: who, cause: 'operator', ...(action.reason !== undefined ? { reason: action.reason } : {}) };
+      core.pause = { at: ctx.now, by: who, cause: 'operator', ...definedProps({ reason: action.reason }) };
       audit(ctx, who, 'deployment.paused', { reason: action.reason ?? null });
       return;
     case 'resume':

@@ -5,13 +5,13 @@
  *
  * The checks are plain functions over counts so that the engine's early abort and the canary helper's
  * statistical judge (its layer 1) reuse exactly these rules. See
- * /work/shared/reference/canary-judging.md, "A judge that combines them", step 1 and 2.
+ * docs/canary-judge.md, layers 1 and 2.
  */
 import type { CanarySnapshot, DeviceSummary, Evidence, Recommendation, Verdict } from '../../protocol/canary.js';
 import type { UpdateReason } from '../../protocol/reasons.js';
 import type { UpdateState } from '../../protocol/update-state.js';
 import type { AnalyzerContext, AnalyzerOutcome, GateAnalyzer, GatePolicy } from './analyzer.js';
-import { fisherGreater } from './fisher.js';
+import { fisherGreater } from '../stats/counts.js';
 
 /** Significance for the silent-device comparison against control. */
 export const SILENT_ALPHA = 0.01;

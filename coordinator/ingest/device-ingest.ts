@@ -3,7 +3,12 @@
  * for that channel, the device id in the payload checked against the topic's, then handed to the
  * handlers. Telemetry, the high-volume channel, is handed on unparsed: the telemetry thread parses it
  * with the same schema and reports the bad ones back through `reportBad`. A bad message is counted,
- * logged (rate-limited) and dropped; it never throws into the broker. I/O shell (logging only).
+ * logged (rate-limited) and dropped; it never throws into the broker.
+ *
+ * Each device has its own token buckets, one for telemetry and a looser one for hello, status and
+ * presence together, taken before anything is parsed: a device flooding past its rate has its own
+ * messages shed (counted as `ingest.shed.<channel>` and reported per device through `onShed`), so the
+ * shared telemetry queue stays free for everyone else's. I/O shell (logging only).
  */
 import type { Logger } from 'pino';
 import { parsePayload } from '../../protocol/parse.js';
@@ -18,6 +23,7 @@ import {
 } from '../../protocol/messages.js';
 import type { Counters } from '../metrics.js';
 import type { InboundMessage } from '../broker/transport.js';
+import { TokenBuckets, type RateLimit } from './token-buckets.js';
 
 export interface IngestHandlers {
   hello(msg: HelloMessage): void;
@@ -37,14 +43,31 @@ const SCHEMAS = {
 /** Logs the first bad messages in full, then one in every 1,000, so a broken fleet cannot flood logs. */
 const LOG_FIRST = 100;
 
+export interface IngestLimits {
+  telemetry: RateLimit;
+  /** Hello, status and presence together. */
+  control: RateLimit;
+  /** Time for the buckets (the coordinator's clock). */
+  now: () => number;
+  /** A message of `deviceId` on `channel` was shed (past its rate). */
+  onShed?: (deviceId: string, channel: 'telemetry' | 'control') => void;
+}
+
 export class DeviceIngest {
   private badLogged = 0;
+  private readonly telemetryBuckets: TokenBuckets | undefined;
+  private readonly controlBuckets: TokenBuckets | undefined;
 
+  /** Without `limits`, nothing is shed. */
   constructor(
     private readonly handlers: IngestHandlers,
     private readonly counters: Counters,
     private readonly logger: Logger,
-  ) {}
+    private readonly limits?: IngestLimits,
+  ) {
+    this.telemetryBuckets = limits ? new TokenBuckets(limits.telemetry, limits.now) : undefined;
+    this.controlBuckets = limits ? new TokenBuckets(limits.control, limits.now) : undefined;
+  }
 
   readonly handle = (m: InboundMessage): void => {
     const topic = parseTopic(m.topic);
@@ -57,6 +80,10 @@ export class DeviceIngest {
     const { deviceId, channel } = topic;
     if (m.clientDeviceId !== undefined && m.clientDeviceId !== deviceId) {
       this.bad(channel, m.topic, deviceId, `published by ${m.clientDeviceId}`);
+      m.ack();
+      return;
+    }
+    if (!this.admit(deviceId, channel)) {
       m.ack();
       return;
     }
@@ -87,8 +114,10 @@ export class DeviceIngest {
       try {
         done = this.handlers.status(msg);
       } catch (err) {
+        // Not stored (the inbox write is the handler's first step): no PUBACK, so the device sends it
+        // again, exactly as when the handler's promise rejects.
         this.handlerFailed(err, deviceId, channel);
-        return m.ack();
+        return m.ack(err instanceof Error ? err : new Error(String(err)));
       }
       if (!done) return m.ack();
       done.then(
@@ -104,6 +133,16 @@ export class DeviceIngest {
     this.guard(deviceId, channel, () => (msg.kind === 'hello' ? this.handlers.hello(msg) : this.handlers.presence(msg)));
     m.ack();
   };
+
+  /** Takes a token from the device's bucket for this channel; false (counted, reported) when it is empty. */
+  private admit(deviceId: string, channel: 'hello' | 'status' | 'telemetry' | 'presence'): boolean {
+    const kind = channel === 'telemetry' ? 'telemetry' : 'control';
+    const buckets = kind === 'telemetry' ? this.telemetryBuckets : this.controlBuckets;
+    if (!buckets || buckets.take(deviceId)) return true;
+    this.counters.inc(`ingest.shed.${kind}`);
+    this.limits?.onShed?.(deviceId, kind);
+    return false;
+  }
 
   /** Counts telemetry that failed to parse downstream: `bad` described, `count` in all. */
   reportBad(channel: 'telemetry', bad: readonly { deviceId: string; reason: string }[], count: number): void {

@@ -3,13 +3,20 @@
  * hardware model, firmware version, active slot, agent version, bucket, tags, online/offline (from
  * connections, last wills and last seen). Kept in memory (10,000 devices is a few MiB) and written
  * through to SQLite; `last seen` updates are batched and flushed with the telemetry writer.
- * I/O shell (SQLite).
+ *
+ * The registry belongs to the operator. A device's hardware model, once known — from provisioning, or
+ * the first hello of a device provisioned without one — is authoritative: a hello claiming another is
+ * refused (`checkHello`) and never changes it, so it never changes the device's rollout-topic ACL. With
+ * `requireProvisioning` (the embedded broker, where every device has credentials) a device that was
+ * never provisioned — one that connected without credentials in development — is a ghost: recorded
+ * and shown, never a member of a wave. I/O shell (SQLite).
  */
 import semver from 'semver';
 import { bucketOf } from '../../protocol/bucket.js';
 import type { HelloMessage } from '../../protocol/messages.js';
 import type { SlotName, UpdateState } from '../../protocol/update-state.js';
 import type { Db } from '../store/db.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface DeviceRecord {
   deviceId: string;
@@ -36,6 +43,22 @@ export interface DeviceRecord {
   provisionedAt: number | undefined;
   /** What the device last said about its update (from hello), for catch-up after a restart. */
   update: { deploymentId: string; state: UpdateState; toVersion?: string } | undefined;
+  /** Never provisioned where provisioning is required: shown to operators, never in a wave. */
+  ghost: boolean;
+}
+
+/** Why a hello is refused: it contradicts what the operator's registry says about the device. */
+export interface HelloRefusal {
+  kind: 'wrong-model';
+  detail: string;
+}
+
+export interface RegistryOptions {
+  /**
+   * Devices must be provisioned to take part in rollouts (the embedded broker authenticates every
+   * device, so an unprovisioned one connected without credentials). Default false.
+   */
+  requireProvisioning?: boolean;
 }
 
 export interface DeviceFilter {
@@ -79,7 +102,7 @@ export function unionTags(operator: readonly string[], reported: readonly string
   return [...new Set([...operator, ...reported])];
 }
 
-function fromRow(r: Row): DeviceRecord {
+function fromRow(r: Row, requireProvisioning: boolean): DeviceRecord {
   const operatorTags = JSON.parse(r.operator_tags) as string[];
   const reportedTags = JSON.parse(r.tags) as string[];
   return {
@@ -100,6 +123,7 @@ function fromRow(r: Row): DeviceRecord {
     bootCount: opt(r.boot_count),
     provisionedAt: opt(r.provisioned_at),
     update: r.update_json ? (JSON.parse(r.update_json) as DeviceRecord['update']) : undefined,
+    ghost: requireProvisioning && r.provisioned_at === null,
   };
 }
 
@@ -113,7 +137,10 @@ export class DeviceRegistry {
   private readonly updateSeen;
   private readonly updateOnline;
 
-  private constructor(private readonly db: Db) {
+  private constructor(
+    private readonly db: Db,
+    private readonly requireProvisioning: boolean,
+  ) {
     // The `tags` column holds the device-reported tags; `operator_tags` the operator's (migration 8).
     this.upsert = db.prepare(`INSERT INTO devices (device_id, hardware_model, firmware_version, active_slot, agent_version, bucket, tags,
         operator_tags, security_floor, online, first_seen, last_seen, last_hello, boot_count, provisioned_at, update_json)
@@ -129,10 +156,11 @@ export class DeviceRegistry {
   }
 
   /** Loads every device. Devices are marked offline: connections did not survive the restart. */
-  static load(db: Db): DeviceRegistry {
-    const reg = new DeviceRegistry(db);
+  static load(db: Db, options: RegistryOptions = {}): DeviceRegistry {
+    const requireProvisioning = options.requireProvisioning ?? false;
+    const reg = new DeviceRegistry(db, requireProvisioning);
     db.prepare('UPDATE devices SET online = 0').run();
-    for (const row of db.prepare('SELECT * FROM devices').all() as Row[]) reg.devices.set(row.device_id, fromRow(row));
+    for (const row of db.prepare('SELECT * FROM devices').all() as Row[]) reg.devices.set(row.device_id, fromRow(row, requireProvisioning));
     return reg;
   }
 
@@ -185,6 +213,7 @@ export class DeviceRegistry {
       bootCount: undefined,
       provisionedAt: undefined,
       update: undefined,
+      ghost: this.requireProvisioning,
     };
   }
 
@@ -195,6 +224,8 @@ export class DeviceRegistry {
   provisioned(deviceId: string, now: number, info: { hardwareModel?: string; tags?: string[] } = {}): DeviceRecord {
     const d = this.devices.get(deviceId) ?? this.blank(deviceId);
     d.provisionedAt = now;
+    d.ghost = false;
+    // The operator says what the hardware is: this replaces any model known before.
     if (info.hardwareModel !== undefined) d.hardwareModel = info.hardwareModel;
     if (info.tags !== undefined) {
       d.operatorTags = [...new Set(info.tags)];
@@ -206,10 +237,23 @@ export class DeviceRegistry {
     return d;
   }
 
-  /** Applies a hello (the device's birth message): identity, version, slot, tags, online. */
+  /**
+   * Why this hello must be refused, or undefined: a device whose model is known (provisioned, or its
+   * first hello) claiming another. Check before `applyHello`.
+   */
+  checkHello(hello: HelloMessage): HelloRefusal | undefined {
+    const d = this.devices.get(hello.deviceId);
+    if (d?.hardwareModel === undefined || d.hardwareModel === hello.hardwareModel) return undefined;
+    return { kind: 'wrong-model', detail: `said hello as ${hello.hardwareModel}; registered as ${d.hardwareModel}` };
+  }
+
+  /**
+   * Applies a hello (the device's birth message): identity, version, slot, tags, online. A known
+   * hardware model is kept whatever the hello claims (`checkHello` refuses such a hello first).
+   */
   applyHello(hello: HelloMessage, now: number): DeviceRecord {
     const d = this.devices.get(hello.deviceId) ?? this.blank(hello.deviceId);
-    d.hardwareModel = hello.hardwareModel;
+    d.hardwareModel ??= hello.hardwareModel;
     d.firmwareVersion = hello.firmwareVersion;
     d.activeSlot = hello.activeSlot;
     d.agentVersion = hello.agentVersion;
@@ -251,6 +295,19 @@ export class DeviceRegistry {
     this.save(d);
   }
 
+  /**
+   * Records what a status says about the device's update, so the record shows its latest state (a
+   * committed or rolled-back update), not the one its last hello carried.
+   */
+  noteUpdate(deviceId: string, update: NonNullable<DeviceRecord['update']>): void {
+    const d = this.devices.get(deviceId);
+    if (!d) return;
+    const u = d.update;
+    if (u?.deploymentId === update.deploymentId && u.state === update.state && u.toVersion === update.toVersion) return;
+    d.update = { deploymentId: update.deploymentId, state: update.state, ...definedProps({ toVersion: update.toVersion }) };
+    this.save(d);
+  }
+
   setOnline(deviceId: string, online: boolean, now: number): void {
     const d = this.devices.get(deviceId);
     if (!d || d.online === online) return;
@@ -277,6 +334,12 @@ export class DeviceRegistry {
     return this.devices.get(deviceId)?.hardwareModel;
   }
 
+  /** A device that may take part in rollouts: known and not a ghost. */
+  isTracked(deviceId: string): boolean {
+    const d = this.devices.get(deviceId);
+    return d !== undefined && !d.ghost;
+  }
+
   get size(): number {
     return this.devices.size;
   }
@@ -297,7 +360,7 @@ export class DeviceRegistry {
     return out.sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
   }
 
-  /** Devices a deployment with this target may update (known model and version, all tags). */
+  /** Devices a deployment with this target may update (known model and version, all tags; no ghosts). */
   matching(target: DeviceTarget): DeviceRecord[] {
     const range = target.versionRange ?? '*';
     return this.list().filter((d) => matchesTarget(d, target, range));
@@ -305,7 +368,7 @@ export class DeviceRegistry {
 }
 
 export function matchesTarget(d: DeviceRecord, target: DeviceTarget, range = target.versionRange ?? '*'): boolean {
-  if (d.hardwareModel === undefined || d.firmwareVersion === undefined) return false;
+  if (d.ghost || d.hardwareModel === undefined || d.firmwareVersion === undefined) return false;
   if (!target.hardware.includes(d.hardwareModel)) return false;
   if (!semver.satisfies(d.firmwareVersion, range, { includePrerelease: true })) return false;
   return (target.tags ?? []).every((t) => d.tags.includes(t));

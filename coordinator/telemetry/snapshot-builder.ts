@@ -1,22 +1,25 @@
 /**
- * Builds the protocol/canary.ts `CanarySnapshot` for a wave gate from telemetry rollups and raw
- * samples: one summary per device over the window, canary devices on the new version with their update
- * state, control devices (eligible, not yet updated) on their current version over the same window.
- * Reads SQLite; no writes.
+ * Builds the protocol/canary.ts `CanarySnapshot` (version 2) for a wave gate from telemetry rollups and
+ * raw samples: one summary per device over the window and its series over the window's slots, canary
+ * devices on the new version with their update state and from-version, control devices (eligible, not
+ * yet updated) on their current version over the same window. Reads SQLite; no writes.
  */
-import { PROTOCOL_VERSION } from '../../protocol/signed.js';
 import {
+  CANARY_SNAPSHOT_VERSION,
   CanarySnapshotSchema,
+  EVENT_COUNTERS,
   type CanarySnapshot,
   type ContinuousMetric,
+  type DeviceSeries,
   type DeviceSummary,
   type MetricSummary,
+  type SnapshotSlots,
 } from '../../protocol/canary.js';
 import type { UpdateReason } from '../../protocol/reasons.js';
 import type { UpdateState } from '../../protocol/update-state.js';
 import type { Db } from '../store/db.js';
 import { CONTINUOUS_METRICS, addSample, emptySums, errorSignature, mergeSums, summarize, type MetricSums } from './rollup-math.js';
-import { rollupFromRow, type RollupRow } from './telemetry-store.js';
+import { rollupFromRow, type RollupAcc, type RollupRow } from './telemetry-store.js';
 import { unpackSamples, type Sample } from './sample-chunks.js';
 
 export interface CanaryDeviceInput {
@@ -33,7 +36,12 @@ export interface CanaryDeviceInput {
    * continuous metrics skip the request's warm-up after it; event counters and silence do not.
    */
   runningSince?: number;
+  /** The version it updated from, when known. */
+  fromVersion?: string;
 }
+
+/** Default number of slots a snapshot's window is cut into (each at least one rollup slot long). */
+export const DEFAULT_SNAPSHOT_SLOTS = 12;
 
 /** Default warm-up skipped for continuous metrics after a canary's commit: boot-time spikes. */
 export const DEFAULT_WARM_UP_MS = 5 * 60_000;
@@ -62,6 +70,8 @@ export interface SnapshotRequest {
    * Default DEFAULT_WARM_UP_MS (5 minutes); 0 keeps every sample.
    */
   warmUpMs?: number;
+  /** Slots the window is cut into for the devices' series. Default DEFAULT_SNAPSHOT_SLOTS. */
+  slots?: number;
 }
 
 /** States in which the new image is (or was) running on the device. */
@@ -80,13 +90,23 @@ export class SnapshotBuilder {
     ).pluck();
   }
 
+  /** The slots a window is cut into: whole rollup slots, from the rollup slot the window starts in. */
+  slotsFor(window: { from: number; to: number }, count = DEFAULT_SNAPSHOT_SLOTS): SnapshotSlots {
+    const r = this.rollupSlotMs;
+    const from = Math.floor(window.from / r) * r;
+    const span = Math.max(r, window.to - from);
+    const slotMs = Math.max(r, Math.ceil(span / Math.max(1, count) / r) * r);
+    return { from, slotMs, count: Math.max(1, Math.min(count, Math.ceil(span / slotMs))) };
+  }
+
   build(req: SnapshotRequest): CanarySnapshot {
     const devices: DeviceSummary[] = [];
     const warmUpMs = req.warmUpMs ?? DEFAULT_WARM_UP_MS;
+    const slots = this.slotsFor(req.window, req.slots);
     for (const c of req.canary) {
       const from = Math.max(req.window.from, c.installedAt ?? req.window.from);
       const metricsFrom = c.runningSince !== undefined && warmUpMs > 0 ? Math.max(from, c.runningSince + warmUpMs) : from;
-      const s = this.summarizeDevice(c.deviceId, req.toVersion, from, req.window.to, metricsFrom);
+      const s = this.summarizeDevice(c.deviceId, req.toVersion, from, req.window.to, metricsFrom, slots);
       const installed = INSTALLED_STATES.has(c.state);
       const lastHeard = Math.max(c.lastSeen ?? 0, s.lastAt ?? 0);
       devices.push({
@@ -94,13 +114,14 @@ export class SnapshotBuilder {
         cohort: 'canary',
         hardwareModel: c.hardwareModel,
         firmwareVersion: req.toVersion,
+        ...(c.fromVersion !== undefined ? { fromVersion: c.fromVersion } : {}),
         ...s.summary,
         update: { state: c.state, ...(c.reason !== undefined ? { reason: c.reason } : {}) },
         silent: installed && lastHeard < req.window.to - req.silentAfterMs,
       });
     }
     for (const c of req.control) {
-      const s = this.summarizeDevice(c.deviceId, c.firmwareVersion, req.window.from, req.window.to);
+      const s = this.summarizeDevice(c.deviceId, c.firmwareVersion, req.window.from, req.window.to, req.window.from, slots);
       const lastHeard = Math.max(c.lastSeen ?? 0, s.lastAt ?? 0);
       devices.push({
         deviceId: c.deviceId,
@@ -112,7 +133,7 @@ export class SnapshotBuilder {
       });
     }
     return CanarySnapshotSchema.parse({
-      v: PROTOCOL_VERSION,
+      v: CANARY_SNAPSHOT_VERSION,
       kind: 'canary-snapshot',
       deploymentId: req.deploymentId,
       wave: req.wave,
@@ -120,6 +141,7 @@ export class SnapshotBuilder {
       toVersion: req.toVersion,
       window: req.window,
       takenAt: req.takenAt,
+      slots,
       devices,
     });
   }
@@ -128,6 +150,8 @@ export class SnapshotBuilder {
    * One device over [from, to] on one firmware version; continuous metrics over [metricsFrom, to]
    * (default `from`). Rollup slots that end by `metricsFrom` are left out of the metrics; the slot it
    * falls in is replaced by the raw samples from `metricsFrom` on (left out when those were pruned).
+   * With `slots`, also its series: each rollup lands in the snapshot slot its start falls in (the
+   * warm-up's partial rollup slot stays out of the metric series).
    */
   summarizeDevice(
     deviceId: string,
@@ -135,7 +159,8 @@ export class SnapshotBuilder {
     from: number,
     to: number,
     metricsFrom = from,
-  ): { summary: Pick<DeviceSummary, 'exposureH' | 'samples' | 'events' | 'metrics' | 'errorSignatures' | 'logSample'>; lastAt: number | undefined } {
+    slots?: SnapshotSlots,
+  ): { summary: Pick<DeviceSummary, 'exposureH' | 'samples' | 'events' | 'metrics' | 'errorSignatures' | 'logSample' | 'series'>; lastAt: number | undefined } {
     const slotFrom = Math.floor(from / this.rollupSlotMs) * this.rollupSlotMs;
     const rows = this.rollupStmt.all(deviceId, version, slotFrom, to + 1) as RollupRow[];
     const events = { crashes: 0, errors: 0, reboots: 0, agentRestarts: 0 };
@@ -147,8 +172,10 @@ export class SnapshotBuilder {
     const warm = metricsFrom > from;
     const rawFrom = Math.min(from, metricsFrom);
     const raw = (this.rawStmt.all(deviceId, rawFrom, to, version) as Buffer[]).flatMap((data) => unpackSamples(data, rawFrom, to));
+    const series = slots ? new SeriesAcc(slots) : undefined;
     for (const row of rows) {
       const r = rollupFromRow(row);
+      series?.add(r, !(warm && r.slotStart < metricsFrom));
       samples += r.samples;
       exposureMs += r.exposureMs;
       events.crashes += r.events.crashes;
@@ -185,6 +212,7 @@ export class SnapshotBuilder {
         metrics,
         errorSignatures: signatures,
         logSample: lines.slice(-20).map((l) => l.slice(0, 512)),
+        ...(series ? { series: series.result() } : {}),
       },
       lastAt,
     };
@@ -200,5 +228,44 @@ export class SnapshotBuilder {
         if (v !== undefined) addSample((sums[name] ??= emptySums()), (at - origin) / 3_600_000, v);
       }
     }
+  }
+}
+
+const r4 = (x: number): number => (x === 0 ? 0 : Number(x.toPrecision(4)));
+
+/** One device's series over a snapshot's slots, built from its rollups. */
+class SeriesAcc {
+  private readonly exposureMs: number[];
+  private readonly events: Record<string, number[]> = {};
+  private readonly sums: Partial<Record<ContinuousMetric, { n: number[]; sum: number[] }>> = {};
+
+  constructor(private readonly slots: SnapshotSlots) {
+    this.exposureMs = new Array<number>(slots.count).fill(0);
+  }
+
+  add(r: RollupAcc, withMetrics: boolean): void {
+    const i = Math.min(this.slots.count - 1, Math.max(0, Math.floor((r.slotStart - this.slots.from) / this.slots.slotMs)));
+    this.exposureMs[i]! += r.exposureMs;
+    for (const c of EVENT_COUNTERS) {
+      const k = r.events[c];
+      if (k > 0) (this.events[c] ??= new Array<number>(this.slots.count).fill(0))[i]! += k;
+    }
+    if (!withMetrics) return;
+    for (const name of CONTINUOUS_METRICS) {
+      const m = r.metrics[name];
+      if (!m || m.n === 0) continue;
+      const acc = (this.sums[name] ??= { n: new Array<number>(this.slots.count).fill(0), sum: new Array<number>(this.slots.count).fill(0) });
+      acc.n[i]! += m.n;
+      acc.sum[i]! += m.sum;
+    }
+  }
+
+  result(): DeviceSeries {
+    const metrics: DeviceSeries['metrics'] = {};
+    for (const name of CONTINUOUS_METRICS) {
+      const m = this.sums[name];
+      if (m) metrics[name] = { n: m.n, mean: m.sum.map((s, i) => (m.n[i]! > 0 ? r4(s / m.n[i]!) : 0)) };
+    }
+    return { exposureH: this.exposureMs.map((ms) => r4(ms / 3_600_000)), events: this.events, metrics };
   }
 }

@@ -9,6 +9,13 @@
  * firmware version changed between the two, that difference spans the download, the install, the
  * update's own reboot and any power loss on the way: it belongs to neither version, so it is counted as
  * unattributed transition events and the new version starts from a fresh baseline.
+ *
+ * Exposure is the time between a device's samples, and a gap is charged with the time the device ran
+ * in it, because the events counted across it happened in that time: the device's own clock between
+ * the two samples (messages it queued while offline arrive together but carry their own times) when
+ * it did not boot in between, and its uptime plus `maxExposureGapMs` when it did (it was off for an
+ * unknown part of the rest). Charging a whole offline stretch's events to a capped few minutes made
+ * devices that were offline look many times as crash-prone as they are.
  */
 import type { TelemetryMessage } from '../../protocol/messages.js';
 import type { ContinuousMetric } from '../../protocol/canary.js';
@@ -30,7 +37,10 @@ export interface TelemetryStoreOptions {
   rollupSlotMs: number;
   /** Raw samples older than this are pruned. */
   rawRetentionMs: number;
-  /** Gaps between samples longer than this add no exposure (the device was off or silent). */
+  /**
+   * Gaps between received samples longer than this count only the time the device says it ran
+   * (its clock between samples without a boot in between, else its uptime plus this); see the header.
+   */
   maxExposureGapMs: number;
 }
 
@@ -48,7 +58,31 @@ class CounterState implements CounterValues {
     public errors: number,
     public reboots: number,
     public agentRestarts: number,
+    /** The device's own time and boot count at that reading (undefined when loaded from an older row). */
+    public deviceAt: number | undefined,
+    public bootCount: number | undefined,
   ) {}
+}
+
+/**
+ * Device-hours a sample adds (ms): the receive gap while the device reports steadily; across a longer
+ * gap, the time the device ran in it (see the header), never more than the receive gap plus
+ * `maxGapMs` (a device clock that jumps ahead does not invent exposure).
+ */
+export function exposureIncrementMs(
+  prev: { at: number; deviceAt: number | undefined; bootCount: number | undefined },
+  msg: { at: number; bootCount: number; uptimeS: number },
+  at: number,
+  maxGapMs: number,
+): number {
+  const received = Math.max(0, at - prev.at);
+  if (prev.deviceAt === undefined) return Math.min(received, maxGapMs);
+  const deviceGap = msg.at - prev.deviceAt;
+  // Reporting steadily. A burst of messages queued offline arrives at once: their own times count.
+  if (received <= maxGapMs && deviceGap <= maxGapMs) return Math.max(received, deviceGap);
+  const booted = msg.bootCount !== prev.bootCount || msg.uptimeS * 1000 < deviceGap;
+  const ran = booted ? Math.min(deviceGap, msg.uptimeS * 1000 + maxGapMs) : deviceGap;
+  return Math.max(0, Math.min(ran, received + maxGapMs));
 }
 
 export interface RollupAcc {
@@ -181,7 +215,7 @@ export class TelemetryStore {
     const row = this.stmts.getCounters.get(deviceId) as
       | { at: number; seq: number; firmware_version: string; crashes: number; errors: number; reboots: number; agent_restarts: number }
       | undefined;
-    const counters = row && new CounterState(row.at, row.seq, row.firmware_version, row.crashes, row.errors, row.reboots, row.agent_restarts);
+    const counters = row && new CounterState(row.at, row.seq, row.firmware_version, row.crashes, row.errors, row.reboots, row.agent_restarts, undefined, undefined);
     d = { deviceId, counters, rollup: undefined, chunk: undefined, dirty: false };
     this.devices.set(deviceId, d);
     return d;
@@ -233,10 +267,10 @@ export class TelemetryStore {
     const cur = msg.counters;
     if (!prev) {
       // The first reading is the baseline: nothing before it can be dated.
-      d.counters = new CounterState(at, msg.seq, version, cur.crashes, cur.errors, cur.reboots, cur.agentRestarts);
+      d.counters = new CounterState(at, msg.seq, version, cur.crashes, cur.errors, cur.reboots, cur.agentRestarts, msg.at, msg.bootCount);
     } else {
       const sameVersion = prev.version === version;
-      if (sameVersion && at > prev.at) acc.exposureMs += Math.min(at - prev.at, this.options.maxExposureGapMs);
+      if (sameVersion) acc.exposureMs += exposureIncrementMs(prev, msg, at, this.options.maxExposureGapMs);
       // Across a version change the difference is install-time events (see the header): re-baseline.
       if (!sameVersion) this.transitions.spans++;
       addCounterDeltas(sameVersion ? acc.events : this.transitions.events, prev, cur);
@@ -247,6 +281,8 @@ export class TelemetryStore {
       prev.at = at;
       prev.seq = msg.seq;
       prev.version = version;
+      prev.deviceAt = msg.at;
+      prev.bootCount = msg.bootCount;
     }
     if (!d.dirty) {
       d.dirty = true;

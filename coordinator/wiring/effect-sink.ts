@@ -8,12 +8,13 @@ import { encodeMessage, parsePayload } from '../../protocol/parse.js';
 import { PROTOCOL_VERSION, type Envelope } from '../../protocol/signed.js';
 import { RolloutTopicMessageSchema, type RolloutCancelMessage, type RolloutMessage } from '../../protocol/messages.js';
 import { deviceTopic, rolloutTopic } from '../../protocol/topics.js';
-import { buildCommand, signCommand } from '../../firmware/manifest.js';
+import { DEFAULT_COMMAND_TTL_MS, buildCommand, signCommand } from '../../firmware/manifest.js';
 import type { SigningKey } from '../../firmware/keys.js';
 import type { AuditEntry, CommandRequest, EffectSink } from '../engine/types.js';
 import type { AuditLog } from '../store/audit-log.js';
 import type { Counters } from '../metrics.js';
 import type { Publisher } from './publisher.js';
+import type { AnomalyLog } from '../registry/anomaly-log.js';
 
 export interface CoordinatorEffectSinkOptions {
   publisher: Publisher;
@@ -22,10 +23,17 @@ export interface CoordinatorEffectSinkOptions {
   logger: Logger;
   counters: Counters;
   now: () => number;
-  /** Lifetime of a signed command. Default 7 days. */
+  /**
+   * The next command seq (replay protection; FreshnessCounters in the coordinator). Each send signs
+   * a fresh command with a new seq, so a command re-sent on reconnect is never taken for a replay.
+   */
+  commandSeq: () => number;
+  /** Lifetime of a signed command. Default DEFAULT_COMMAND_TTL_MS (24 hours): every re-send is fresh. */
   commandTtlMs?: number;
   /** Called after each audit entry (the coordinator's event stream). */
   onAudit?: (entry: AuditEntry) => void;
+  /** Device anomalies the engine reports (statuses for updates never offered). */
+  anomalies?: Pick<AnomalyLog, 'record'>;
 }
 
 export class CoordinatorEffectSink implements EffectSink {
@@ -80,14 +88,19 @@ export class CoordinatorEffectSink implements EffectSink {
         action: command.action,
         deploymentId: command.deploymentId,
         issuedAt: this.o.now(),
-        ttlMs: this.o.commandTtlMs ?? 7 * 24 * 3600_000,
+        ttlMs: this.o.commandTtlMs ?? DEFAULT_COMMAND_TTL_MS,
+        seq: this.o.commandSeq(),
       }),
       [this.o.key],
     );
     const message = { v: PROTOCOL_VERSION, kind: 'command' as const, command: signed as unknown as Envelope };
     await this.o.publisher.send(deviceTopic(command.deviceId, 'commands'), encodeMessage(message), 1);
     this.o.counters.inc(`commands.${command.action}`);
-    this.o.logger.info({ deviceId: command.deviceId, deploymentId: command.deploymentId, commandId: command.commandId, action: command.action }, 'command sent');
+    this.o.logger.info({ deviceId: command.deviceId, deploymentId: command.deploymentId, commandId: command.commandId, action: command.action, seq: signed.signed.seq }, 'command sent');
+  }
+
+  anomaly(deviceId: string, kind: 'unoffered-status', detail: string): void {
+    this.o.anomalies?.record(deviceId, kind, detail);
   }
 
   audit(entry: AuditEntry): void {

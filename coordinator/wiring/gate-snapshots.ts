@@ -71,6 +71,7 @@ export class GateSnapshots {
         ...(INSTALLED.has(state) && d.lastStatusAt !== undefined ? { installedAt: d.lastStatusAt } : {}),
         ...(RUNNING_NEW.has(state) && d.lastStatusAt !== undefined ? { runningSince: d.lastStatusAt } : {}),
         lastSeen: Math.max(reg?.lastSeen ?? 0, d.lastSeenAt),
+        ...(d.fromVersion !== undefined ? { fromVersion: d.fromVersion } : {}),
         ...(d.timedOut ? { forceSilent: true } : {}),
       });
     }
@@ -99,7 +100,9 @@ export class GateSnapshots {
       canary,
       control: sampled,
       silentAfterMs: this.o.silentAfterMs,
-      ...(this.o.warmUpMs !== undefined ? { warmUpMs: this.o.warmUpMs } : {}),
+      // The deployment's judge settings first, then the coordinator's.
+      ...((spec.judge?.warmUpMs ?? this.o.warmUpMs) !== undefined ? { warmUpMs: spec.judge?.warmUpMs ?? this.o.warmUpMs } : {}),
+      ...(spec.judge?.slots !== undefined ? { slots: spec.judge.slots } : {}),
     });
     const forced = new Set(canary.filter((c) => c.forceSilent).map((c) => c.deviceId));
     for (const d of snapshot.devices) if (d.cohort === 'canary' && forced.has(d.deviceId)) d.silent = true;

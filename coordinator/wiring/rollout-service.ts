@@ -2,7 +2,8 @@
  * The coordinator's rollout service: the engine runner wired to the shell — SQLite repository, the
  * effect sink (retained manifests, signed commands, audit), the registry as wave directory, gate
  * snapshots built from telemetry (each stored by the digest its decision records) — plus the views the
- * admin API and embedders read. I/O shell.
+ * admin API and embedders read. Ghosts (devices never provisioned where provisioning is required)
+ * never reach the engine: their hellos are left out and their statuses recorded as anomalies. I/O shell.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../../protocol/clock.js';
@@ -18,7 +19,8 @@ import type { GateAnalyzer } from '../gate/analyzer.js';
 import { hardGatesAnalyzer } from '../gate/hard-gates.js';
 import { inputsDigest } from '../gate/run-gate.js';
 import { allDevices } from '../engine/device-progress.js';
-import { smallWaveWarnings, waveOfBucketIn } from '../engine/wave-plan.js';
+import { explainNoMatch, smallWaveWarnings, waveOfBucketIn, type KnownDevice } from '../engine/wave-plan.js';
+import { planWarnings } from '../canary/soak-planner.js';
 import type {
   AuditEntry,
   DeploymentCore,
@@ -35,10 +37,14 @@ import type { DeviceRegistry } from '../registry/device-registry.js';
 import type { FirmwareService } from '../artifacts/firmware-service.js';
 import type { SnapshotBuilder } from '../telemetry/snapshot-builder.js';
 import { prepareDeployment } from '../deployments/deployment-factory.js';
+import { floorWarnings } from '../deployments/floor-warnings.js';
+import type { FreshnessCounters } from '../deployments/freshness-counters.js';
+import { matchesTarget } from '../registry/device-registry.js';
 import { CoordinatorEffectSink } from './effect-sink.js';
 import { RegistryWaveDirectory } from './wave-directory.js';
 import { GateSnapshots } from './gate-snapshots.js';
 import type { Publisher } from './publisher.js';
+import type { AnomalyLog } from '../registry/anomaly-log.js';
 
 /** A deployment whose target matches no known device. */
 export class NoEligibleDevicesError extends FleetError {
@@ -64,7 +70,11 @@ export interface RolloutServiceDeps {
   /** Gate analyzers for one wave (flag-driven in the coordinator); default: the hard gates. */
   analyzersFor: ((spec: { id: string }, wave: number) => readonly GateAnalyzer[]) | undefined;
   random: () => number;
+  /** Issues the seq of every signed command. */
+  freshness: FreshnessCounters;
   onAudit?: (entry: AuditEntry) => void;
+  /** Where statuses for updates a device was never offered are recorded. */
+  anomalies?: Pick<AnomalyLog, 'record'>;
 }
 
 /** A deployment as the admin API shows it (the CLI's DeploymentView). */
@@ -104,7 +114,11 @@ export interface DeploymentView {
   updatedAt: number;
   revision: number;
   decisions?: DecisionRecord[];
-  /** At creation only: canary waves too small to judge (wave-plan.ts smallWaveWarnings). */
+  /**
+   * At creation only: canary waves too small to judge (wave-plan.ts smallWaveWarnings), what the
+   * firmware does to the devices' security floors (floor-warnings.ts), an offline-signed manifest
+   * that devices may refuse as stale.
+   */
   warnings?: string[];
 }
 
@@ -168,7 +182,9 @@ export class RolloutService {
       logger: deps.logger,
       counters: deps.counters,
       now: () => deps.clock.now(),
+      commandSeq: () => deps.freshness.next('command'),
       ...(deps.onAudit ? { onAudit: deps.onAudit } : {}),
+      ...(deps.anomalies ? { anomalies: deps.anomalies } : {}),
     });
     const gateSnapshots = new GateSnapshots({
       registry: deps.registry,
@@ -208,8 +224,10 @@ export class RolloutService {
   // ---- commands ---------------------------------------------------------------------------
 
   async create(request: DeploymentRequest, actor: string): Promise<DeploymentView> {
+    // A damaged image (truncated or altered on disk) is never deployed: it would fail on every device.
+    await this.deps.firmware.requireIntact(request.firmwareVersion);
     const now = this.deps.clock.now();
-    const spec = prepareDeployment(
+    const { spec, warnings: manifestWarnings } = prepareDeployment(
       request,
       {
         firmware: this.deps.firmware,
@@ -219,10 +237,23 @@ export class RolloutService {
       },
       actor,
     );
-    const warnings = this.checkTargetDevices(spec);
+    const small = this.checkTargetDevices(spec);
+    const other = [...manifestWarnings, ...this.floorWarnings(spec)];
     const core = await this.runner.create(spec, actor);
-    for (const warning of warnings) this.deps.logger.warn({ deploymentId: spec.id, warning }, 'deployment created with a small canary wave');
+    for (const warning of small) this.deps.logger.warn({ deploymentId: spec.id, warning }, 'deployment created with a small canary wave');
+    for (const warning of other) this.deps.logger.warn({ deploymentId: spec.id, warning }, 'deployment created: read this warning');
+    const warnings = [...small, ...other];
     return { ...deploymentView(core), ...(warnings.length ? { warnings } : {}) };
+  }
+
+  /** What the firmware does to the known target devices' security floors (floor-warnings.ts). */
+  private floorWarnings(spec: DeploymentSpec): string[] {
+    const securityVersion = spec.manifest.signed['securityVersion'];
+    if (typeof securityVersion !== 'number') return [];
+    const target = { hardware: spec.target.hardwareModels, versionRange: spec.target.versionRange, tags: spec.target.tags };
+    const floors: number[] = [];
+    for (const d of this.deps.registry.all()) if (matchesTarget(d, target)) floors.push(d.securityFloor);
+    return floorWarnings(spec.firmwareVersion, securityVersion, floors);
   }
 
   /**
@@ -242,13 +273,14 @@ export class RolloutService {
         const wave = waveOfBucketIn(spec, m.bucket);
         if (wave >= 0) sizes[wave]!++;
       }
-      return smallWaveWarnings(spec, sizes, known.length);
+      return [...smallWaveWarnings(spec, sizes, known.length), ...planWarnings(spec, sizes, known.length)];
     }
-    throw new NoEligibleDevicesError(
-      `no known device matches the target (models ${spec.target.hardwareModels.join(', ')}, versions ${spec.target.versionRange}` +
-        `${spec.target.tags.length ? `, tags ${spec.target.tags.join(', ')}` : ''}); devices become known when they connect and say hello: ` +
-        'provision them, start their agents (`fleet devices list` shows who is known), then create the deployment',
-    );
+    // Ghosts (connected without credentials) never take part in a rollout: they are not counted.
+    const said: KnownDevice[] = [];
+    for (const d of this.deps.registry.all()) {
+      if (!d.ghost && d.hardwareModel !== undefined && d.firmwareVersion !== undefined) said.push({ deviceId: d.deviceId, hardwareModel: d.hardwareModel, firmwareVersion: d.firmwareVersion, tags: d.tags });
+    }
+    throw new NoEligibleDevicesError(explainNoMatch(spec, said));
   }
 
   async act(deploymentId: string, action: OperatorAction, actor: string): Promise<DeploymentView> {
@@ -258,22 +290,54 @@ export class RolloutService {
 
   // ---- device traffic -----------------------------------------------------------------------
 
+  /** Feeds a hello to the engine (not a ghost's: it is in no wave). */
   hello(m: HelloMessage): void {
+    if (!this.deps.registry.isTracked(m.deviceId)) return;
     this.runner.onHello(m);
   }
 
   /**
-   * Feeds a status to the engine. The runner queues it per deployment and persists it before any
-   * effect; the coordinator has already stored it in the status inbox, which is replayed on start.
+   * Feeds a status to the engine with the model the registry knows the device as (the engine counts
+   * it only for an update the device was offered). The runner queues it per deployment and persists it
+   * before any effect; the coordinator has already stored it in the status inbox, which is replayed on
+   * start. A ghost's status is an anomaly, never an input.
    */
   status(m: StatusMessage): Promise<void> {
-    this.runner.onStatus(m);
+    this.noteRefusal(m);
+    this.feedStatus(m);
     return Promise.resolve();
+  }
+
+  /**
+   * A device refused a signed manifest or command as stale, replayed, unbound or below its floor:
+   * counted by reason (`device.refusals.<reason>` in GET /v1/metrics) and logged with the device and
+   * the deployment it came under. Under a deployment this coordinator never created, someone else
+   * offered it (a replay on the broker).
+   */
+  private noteRefusal(m: StatusMessage): void {
+    if (m.reason !== 'stale-manifest' && m.reason !== 'unbound-rollback' && m.reason !== 'below-security-floor' && m.reason !== 'replayed') return;
+    const known = this.runner.get(m.deploymentId) !== undefined;
+    this.deps.counters.inc(`device.refusals.${m.reason}`);
+    if (!known) this.deps.counters.inc('device.refusals.unknown-deployment');
+    this.deps.logger.warn(
+      { deviceId: m.deviceId, deploymentId: m.deploymentId, reason: m.reason, state: m.state, detail: m.detail, knownDeployment: known },
+      known ? 'a device refused what this deployment sent it' : 'a device refused a manifest under a deployment this coordinator never created (replayed on the broker?)',
+    );
   }
 
   /** A status from the inbox after a restart; duplicates are ignored by the engine (sequence numbers). */
   replayStatus(m: StatusMessage): void {
-    this.runner.onStatus(m);
+    this.feedStatus(m);
+  }
+
+  private feedStatus(m: StatusMessage): void {
+    const registry = this.deps.registry;
+    if (!registry.isTracked(m.deviceId)) {
+      const known = registry.get(m.deviceId) !== undefined;
+      this.deps.anomalies?.record(m.deviceId, 'unoffered-status', `status ${m.state} for ${m.deploymentId} ignored: ${known ? 'a ghost (never provisioned) is in no wave' : 'unknown device'}`);
+      return;
+    }
+    this.runner.onStatus(m, registry.hardwareModelOf(m.deviceId));
   }
 
   presence(deviceId: string, online: boolean): void {

@@ -19,7 +19,9 @@ export async function fanoutBench(n: number): Promise<FanoutResult> {
   try {
     const { child: subs } = await startChild(here('./fanout-child.js'));
     try {
-      await subs.request({ cmd: 'connect', url: ready['mqttUrl'], n, prefix: `fan${n}`, model: 'bench' }, 'connected', 300_000);
+      const ids = Array.from({ length: n }, (_, i) => `fan${n}-${String(i).padStart(5, '0')}`);
+      const { secrets } = await coord.request<{ secrets: Record<string, string> }>({ cmd: 'provision', ids, model: 'bench' }, 'provisioned', 300_000);
+      await subs.request({ cmd: 'connect', url: ready['mqttUrl'], n, prefix: `fan${n}`, model: 'bench', secrets }, 'connected', 300_000);
       await new Promise((r) => setTimeout(r, 1500)); // hellos processed, registry settled
       const { at } = await coord.request<{ at: number }>({ cmd: 'deploy', version: '2.0.0', models: ['bench'] }, 'deployed', 120_000);
       const r = await subs.request<{ count: number; lastAt: number }>({ cmd: 'wait', timeoutMs: 60_000 }, 'received', 120_000);

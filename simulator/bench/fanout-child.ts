@@ -2,7 +2,7 @@
  * Benchmark child process: N device-like mqtt.js clients, each subscribed (QoS 1) to its own bucket's
  * rollout topic exactly as an agent is, recording when the wave's manifest reaches it.
  *
- * IPC: {cmd:'connect', url, n, prefix, model} → {type:'connected'}; {cmd:'wait', timeoutMs} →
+ * IPC: {cmd:'connect', url, n, prefix, model, secrets?} → {type:'connected'}; {cmd:'wait', timeoutMs} →
  * {type:'received', count, lastAt (epoch ms of the last first-arrival)}; {cmd:'stop'}.
  */
 import mqtt, { type MqttClient } from 'mqtt';
@@ -15,12 +15,13 @@ let got = 0;
 let lastAt = 0;
 let waiters: Array<() => void> = [];
 
-async function connect(url: string, n: number, prefix: string, model: string): Promise<void> {
+async function connect(url: string, n: number, prefix: string, model: string, secrets: Record<string, string> | undefined): Promise<void> {
   clients = new Array<MqttClient>(n);
   await boundedEach(n, 100, (i) =>
     new Promise<void>((resolve, reject) => {
       const id = `${prefix}-${String(i).padStart(5, '0')}`;
-      const c = mqtt.connect(url, { clientId: id, reconnectPeriod: 0, keepalive: 600 });
+      const secret = secrets?.[id];
+      const c = mqtt.connect(url, { clientId: id, reconnectPeriod: 0, keepalive: 600, ...(secret ? { username: id, password: secret } : {}) });
       clients[i] = c;
       let seen = false;
       c.on('message', (_topic, payload) => {
@@ -40,10 +41,10 @@ async function connect(url: string, n: number, prefix: string, model: string): P
   );
 }
 
-process.on('message', (msg: { cmd: string; url?: string; n?: number; prefix?: string; model?: string; timeoutMs?: number }) => {
+process.on('message', (msg: { cmd: string; url?: string; n?: number; prefix?: string; model?: string; timeoutMs?: number; secrets?: Record<string, string> }) => {
   void (async () => {
     if (msg.cmd === 'connect') {
-      await connect(msg.url!, msg.n!, msg.prefix!, msg.model!);
+      await connect(msg.url!, msg.n!, msg.prefix!, msg.model!, msg.secrets);
       process.send?.({ type: 'connected' });
     } else if (msg.cmd === 'wait') {
       if (got < clients.length) {

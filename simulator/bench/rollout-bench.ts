@@ -34,10 +34,14 @@ async function downloadsAlone(n: number, imageKiB: number): Promise<number> {
     const bytes = imageBytes('bench/downloads', imageKiB);
     const rec = await c.uploadFirmware({ image: Readable.from([bytes]), version: '3.0.0', hardware: ['bench'] });
     const url = `${c.httpUrl.replace(/\/$/, '')}/artifacts/${rec.sha256}`;
-    const dl = new HttpDownloader({ idleTimeoutMs: 60_000 });
+    // Downloads are authenticated per device: each has its credentials, already verified once as
+    // its MQTT connect would have done in the rollout.
+    const devices = await c.provisionDevices(Array.from({ length: n }, (_, i) => `bench-dl-${i}`), { hardwareModel: 'bench' });
+    await Promise.all(devices.map((d) => c.credentials.verify(d.deviceId, d.secret)));
     const t0 = performance.now();
     await Promise.all(
-      Array.from({ length: n }, async (_, i) => {
+      devices.map(async ({ deviceId, secret }, i) => {
+        const dl = new HttpDownloader({ idleTimeoutMs: 60_000, credentials: { username: deviceId, password: secret }, plainHttpCredentials: true });
         const dest = join(dir, 'dl', `d${i}.img`);
         for (let attempt = 0; attempt < 20; attempt++) {
           const r = await dl.download({ url, size: rec.size, sha256: rec.sha256, dest }, { signal: new AbortController().signal });

@@ -1,10 +1,12 @@
 /**
- * Downloads that survive interruptions: resumption with an HTTP Range request, bounded retries on a
+ * Downloads that survive interruptions: resumption with an HTTP Range request (started again from zero,
+ * once, when the resumed bytes fail the hash), bounded retries on a
  * server that answers 404, a busy server (503) that does not spend those attempts, and an abort (the coordinator clears the wave) that stops the download and
  * never reboots into the update. Real Aedes and HTTP on 127.0.0.1.
  */
 import { describe, expect, it } from 'vitest';
 import { statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { clearRollout, publishRollout, serveImage, startDevice, uniqueId, useFixture, waitFor } from './harness.js';
 
@@ -52,6 +54,49 @@ describe('download', () => {
     const reqs = f.artifacts.requests.filter((r) => r.path === name);
     expect(reqs.at(-1)).toMatchObject({ range: 'bytes=65536-', status: 206 });
     expect(dev.agent!.state.counters.crashes).toBe(1);
+  });
+
+  it('a resumed download whose bytes fail the hash starts again from zero once, and installs', async () => {
+    const id = uniqueId('dev');
+    const { dev, config } = await startDevice(f, id);
+    f.devices.push(dev);
+    const name = `${id}.img`;
+    const artifact = serveImage(f, name, 'torn-partial', 256 * 1024);
+    f.artifacts.stallAfter.set(name, 65_536);
+    const dep = uniqueId('dep');
+    const partial = join(config.dataDir, 'downloads', `${dep}.img`);
+    await publishRollout(f, id, dep, { artifact });
+    await waitFor(() => sizeOf(partial) >= 65_536, 'partial file on disk');
+    // What a power loss can leave: the kept bytes are not what the server sent.
+    const fh = await open(partial, 'r+');
+    await fh.write(Buffer.alloc(4096, 'X'), 0, 4096, 0);
+    await fh.close();
+    await dev.powerLoss();
+    await waitFor(() => has(id, 'committed'), 'committed after starting over', 15_000);
+    const reqs = f.artifacts.requests.filter((r) => r.path === name);
+    expect(reqs.map((r) => [r.status, r.range])).toEqual([
+      [200, undefined],
+      [206, 'bytes=65536-'],
+      [200, undefined],
+    ]);
+    expect(has(id, 'failed')).toBe(false);
+  });
+
+  it('a resumed download that fails the hash again from zero fails the update with hash-mismatch', async () => {
+    const id = uniqueId('dev');
+    const { dev } = await startDevice(f, id);
+    f.devices.push(dev);
+    const name = `${id}.img`;
+    // The server holds other bytes than the signed manifest names.
+    const artifact = { ...serveImage(f, name, 'not-what-was-signed', 256 * 1024), sha256: 'c'.repeat(64) };
+    f.artifacts.cutAfter.set(name, 100_000);
+    await publishRollout(f, id, uniqueId('dep'), { artifact });
+    await waitFor(() => has(id, 'failed'), 'failed');
+    expect(f.observer.statuses(id).at(-1)).toMatchObject({ state: 'failed', reason: 'hash-mismatch' });
+    expect(f.observer.statuses(id).at(-1)!.detail).toMatch(/again from zero/);
+    const reqs = f.artifacts.requests.filter((r) => r.path === name);
+    expect(reqs.map((r) => r.status)).toEqual([200, 206, 200]);
+    expect(has(id, 'rebooting')).toBe(false);
   });
 
   it('gives up after a bounded number of attempts on a 404, with backoff', async () => {

@@ -21,9 +21,10 @@ import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic, rolloutTopic } from '../../protocol/topics.js';
 import { encodeMessage } from '../../protocol/parse.js';
 import type { StatusMessage } from '../../protocol/messages.js';
-import type { CommandAction } from '../../protocol/signed.js';
+import type { Command, CommandAction, SignedEnvelope } from '../../protocol/signed.js';
 import { FileSlotBackend } from '../../agent/slots/slot-backend-file.js';
 import { SimulatedDevice, type SimulatedDeviceOptions } from '../../agent/simulated-device.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -331,9 +332,17 @@ export async function clearRollout(f: Fixture, deviceId: string): Promise<void> 
   await f.publisher.publishAsync(rolloutTopic('rpi4', bucketOf(deviceId)), Buffer.alloc(0), { qos: 1, retain: true });
 }
 
-export async function sendCommand(f: Fixture, deviceId: string, action: CommandAction, deploymentId?: string, commandId = uniqueId('cmd')): Promise<void> {
-  const c = buildCommand({ commandId, deviceId, action, issuedAt: Date.now(), ...(deploymentId !== undefined ? { deploymentId } : {}) });
-  await f.publisher.publishAsync(deviceTopic(deviceId, 'commands'), encodeMessage({ v: 1, kind: 'command', command: signCommand(c, [f.key]) }), { qos: 1 });
+/** Signs and sends a command (its seq: the signing time in ms); returns the envelope, for replays. */
+export async function sendCommand(f: Fixture, deviceId: string, action: CommandAction, deploymentId?: string, commandId = uniqueId('cmd')): Promise<SignedEnvelope<Command>> {
+  const c = buildCommand({ commandId, deviceId, action, issuedAt: Date.now(), ...definedProps({ deploymentId }) });
+  const envelope = signCommand(c, [f.key]);
+  await publishCommand(f, deviceId, envelope);
+  return envelope;
+}
+
+/** Publishes an already signed command envelope (a replay, when it was sent before). */
+export async function publishCommand(f: Fixture, deviceId: string, envelope: SignedEnvelope<Command>): Promise<void> {
+  await f.publisher.publishAsync(deviceTopic(deviceId, 'commands'), encodeMessage({ v: 1, kind: 'command', command: envelope }), { qos: 1 });
 }
 
 /** A device on the file backend, booted from a factory image of version 1.0.0, its agent started. */

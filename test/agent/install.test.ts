@@ -44,8 +44,11 @@ describe('agent install', () => {
     expect(dev.agent!.state.slotVersions).toEqual({ A: '1.0.0', B: '1.1.0' });
     expect(dev.agent!.state.securityFloor).toBe(3);
     expect(dev.agent!.state.handled).toContain(dep);
+    // The hello after the trial boot tells a restarted coordinator where the device is; the one after
+    // the commit tells it the floor rose.
+    await waitFor(() => f.observer.of(id, 'hello').at(-1)?.['securityFloor'] === 3, 'hello with the new floor');
     const hellos = f.observer.of(id, 'hello');
-    // The hello after the trial boot tells a restarted coordinator where the device is.
-    expect(hellos.at(-1)).toMatchObject({ firmwareVersion: '1.1.0', activeSlot: 'B', update: { deploymentId: dep, state: 'trial', toVersion: '1.1.0' } });
+    expect(hellos.at(-2)).toMatchObject({ firmwareVersion: '1.1.0', activeSlot: 'B', securityFloor: 0, update: { deploymentId: dep, state: 'trial', toVersion: '1.1.0' } });
+    expect(hellos.at(-1)).toMatchObject({ firmwareVersion: '1.1.0', activeSlot: 'B', securityFloor: 3, update: { deploymentId: dep, state: 'committed', toVersion: '1.1.0' } });
   });
 });

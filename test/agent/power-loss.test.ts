@@ -95,6 +95,8 @@ describe('power loss while the agent shuts down for its reboot', () => {
       markGood: () => file.markGood(),
       markBad: () => file.markBad(),
       reboot: () => Promise.resolve(),
+      readDurable: () => file.readDurable(),
+      writeDurable: (r) => file.writeDurable(r),
       powerOn: () => file.powerOn(),
     };
     const dev = new SimulatedDevice({ config, slots, logger: silent });

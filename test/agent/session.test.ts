@@ -3,7 +3,7 @@
  * will on a power cut, reconnect after a broker restart, and the bounded offline queue.
  */
 import { describe, expect, it } from 'vitest';
-import { reconnectDelay } from '../../agent/mqtt-session.js';
+import { reconnectDelay, refusedDelay } from '../../agent/mqtt-session.js';
 import { brokerAddress } from '../../agent/agent-defaults.js';
 import { deviceSubscriptions } from '../../protocol/topics.js';
 import { bucketOf } from '../../protocol/bucket.js';
@@ -17,6 +17,12 @@ describe('reconnect backoff', () => {
     expect(reconnectDelay(20, 1000, 60_000, 0.25)).toBe(15_000);
     // Never below half the minimum, so a fleet does not hammer a broker that just came back.
     expect(reconnectDelay(5, 1000, 60_000, 0)).toBe(500);
+  });
+
+  it('retries a refused login at the long end of the backoff, still jittered', () => {
+    expect(refusedDelay(60_000, 0)).toBe(30_000);
+    expect(refusedDelay(60_000, 0.5)).toBe(45_000);
+    expect(refusedDelay(60_000, 1)).toBe(60_000);
   });
 });
 

@@ -4,7 +4,7 @@
  * Real Aedes and HTTP on 127.0.0.1, the file backend's simulated bootloader, reboots by the harness.
  */
 import { describe, expect, it } from 'vitest';
-import { publishRollout, sendCommand, serveImage, startDevice, uniqueId, useFixture, waitFor } from './harness.js';
+import { publishCommand, publishRollout, sendCommand, serveImage, startDevice, uniqueId, useFixture, waitFor } from './harness.js';
 
 const f = useFixture();
 
@@ -88,9 +88,9 @@ describe('rollback command', () => {
     f.devices.push(dev);
     const helloCount = () => f.observer.of(id, 'hello').length;
     const before = helloCount();
-    await sendCommand(f, id, 'report-now', undefined, 'cmd-once');
+    const sent = await sendCommand(f, id, 'report-now', undefined, 'cmd-once');
     await waitFor(() => helloCount() === before + 1, 'report-now hello');
-    await sendCommand(f, id, 'report-now', undefined, 'cmd-once');
+    await publishCommand(f, id, sent);
     await waitFor(() => dev.agent!.counts.rejectedCommands === 1, 'replay refused');
     expect(helloCount()).toBe(before + 1);
   });
@@ -190,6 +190,8 @@ describe('bootloader errors', () => {
         return Promise.reject(new Error('environment write failed'));
       },
       reboot: () => inner.reboot(),
+      readDurable: () => inner.readDurable(),
+      writeDurable: (r: string) => inner.writeDurable(r),
       powerOn: () => inner.powerOn(),
     };
     const dev = new SimulatedDevice({ config, slots, logger: silent });

@@ -8,6 +8,7 @@ import { initialAgentState, type AgentState, type Job } from '../../agent/agent-
 import { step, MAX_BUSY_RETRIES, MAX_REBOOT_RETRIES, MAX_TRIAL_RETRIES, type UpdateEvent } from '../../agent/update-machine.js';
 import type { Command } from '../../protocol/signed.js';
 import { CFG, newWorld, run } from './machine-world.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 const manifest = buildManifest({
   firmwareVersion: '1.1.0',
@@ -49,9 +50,10 @@ const command = (action: Command['action'], deploymentId?: string): Command => (
   commandId: `c-${action}`,
   deviceId: 'dev',
   action,
-  ...(deploymentId !== undefined ? { deploymentId } : {}),
+  ...definedProps({ deploymentId }),
   issuedAt: '2026-01-01T00:00:00Z',
   expiresAt: '2026-01-02T00:00:00Z',
+  seq: 100,
 });
 const ok: UpdateEvent = { type: 'rollout', deploymentId: 'd1', wave: 0, verified: { ok: true, value: manifest, keyIds: ['k'] } };
 
@@ -431,9 +433,14 @@ describe('update machine transitions', () => {
     expect(r.state.seq).toBe(7);
   });
 
-  it('records commands as seen before their effect (replay protection survives a crash)', () => {
+  it('records a command seq before its effect (replay protection survives a crash)', () => {
     const r = step(base(), { type: 'command', command: command('reboot') }, 1, CFG);
-    expect(r.state.seenCommands).toContain('c-reboot');
+    expect(r.state.commandSeq).toBe(command('reboot').seq);
+    expect(r.effects).toContainEqual({ type: 'reboot' });
+    // The same command again (the shell verifies the seq; the core refuses it too): nothing happens.
+    const again = step(r.state, { type: 'command', command: command('reboot') }, 2, CFG);
+    expect(again.state).toBe(r.state);
+    expect(again.effects.some((e) => e.type === 'reboot')).toBe(false);
   });
 
   it('marks the inactive slot unknown from the start of the write and known after it', () => {
@@ -492,7 +499,7 @@ describe('update machine transitions', () => {
       detail: '503',
       retryable: true,
       busy: true,
-      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      ...definedProps({ retryAfterMs }),
     });
     const first = step(withJob(job('downloading', { attempts: 1 })), busy(5000), 0, CFG);
     expect(first.state.job).toMatchObject({ attempts: 1, busyRetries: 1, retryAt: 5000 });
@@ -561,18 +568,35 @@ describe('crash points', () => {
   }
 
   const rollbackCommand: UpdateEvent = { type: 'command', command: command('rollback', 'd1') };
-  const committedThenRolledBack = run(newWorld(), { manifest, afterSettled: [rollbackCommand] });
+  // A release that keeps the security floor where it is (0): a rollback after its commit is allowed.
+  const sameFloor = { ...manifest, securityVersion: 0 };
+  const committedThenRolledBack = run(newWorld(), { manifest: sameFloor, afterSettled: [rollbackCommand] });
 
   it('a rollback command after the commit returns to slot A with the previous version', () => {
     expect(committedThenRolledBack.state.job).toMatchObject({ kind: 'rollback', stage: 'done', result: 'rolled-back', toVersion: '1.0.0' });
     expect(committedThenRolledBack.world).toMatchObject({ primary: 'A', booted: 'A' });
   });
 
+  it('a rollback command after the commit of a floor-raising release is refused: the device stays and says why', () => {
+    const r = run(newWorld(), { manifest, afterSettled: [rollbackCommand] });
+    expect(r.state.securityFloor).toBe(2);
+    expect(r.state.job).toMatchObject({ kind: 'rollback', stage: 'done', result: 'committed', reason: 'below-security-floor', toVersion: '1.1.0' });
+    expect(r.world).toMatchObject({ primary: 'B', booted: 'B' });
+    expect(r.world.reports.at(-1)).toMatchObject({ state: 'committed', reason: 'below-security-floor', fromVersion: '1.1.0', toVersion: '1.1.0' });
+  });
+
+  it('a failed trial of a floor-raising release falls back and leaves the floor where it was', () => {
+    const r = run(newWorld({ healthy: (v) => v !== '1.1.0' }), { manifest });
+    expect(r.state.job).toMatchObject({ result: 'rolled-back' });
+    expect(r.state.securityFloor).toBe(0);
+    expect(r.world).toMatchObject({ primary: 'A', booted: 'A' });
+  });
+
   for (const kind of ['process', 'power'] as const) {
     it(`a ${kind} crash anywhere in a rollback ends on a committed slot with an honest report`, () => {
       const totalWithRollback = committedThenRolledBack.world.reports.length + 30;
       for (let k = 0; k < totalWithRollback; k++) {
-        const r = run(newWorld(), { manifest, crashAfter: k, crashKind: kind, afterSettled: [rollbackCommand] });
+        const r = run(newWorld(), { manifest: sameFloor, crashAfter: k, crashKind: kind, afterSettled: [rollbackCommand] });
         const j = r.state.job!;
         expect(j.stage, `crash after effect ${k}`).toBe('done');
         expect(r.world.slots[r.world.booted]).not.toBeNull();

@@ -14,7 +14,7 @@ import { validateAnswer } from '../../coordinator/canary/ai-answer.js';
 import { FakeOpenAiServer } from './fake-openai-server.js';
 
 const load = (name: string): CanarySnapshot =>
-  CanarySnapshotSchema.parse(JSON.parse(readFileSync(new URL(`../golden/snapshots/${name}.json`, import.meta.url), 'utf8')));
+  CanarySnapshotSchema.parse(JSON.parse(readFileSync(new URL(`../golden/v1/${name}.json`, import.meta.url), 'utf8')));
 
 const server = new FakeOpenAiServer();
 beforeAll(() => server.start());

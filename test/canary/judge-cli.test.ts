@@ -1,18 +1,19 @@
 /** `fleet canary judge` on golden snapshots (stat, ai against the local fake server, both) and `fleet deploy decisions`. */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { registerCanaryCommands } from '../../coordinator/canary/cli.js';
 import { formatDecisions, registerDecisionCommands } from '../../coordinator/canary/decisions-cli.js';
 import type { DecisionRecord } from '../../coordinator/gate/decision.js';
 import { FakeOpenAiServer } from './fake-openai-server.js';
+import { writeGoldenSet } from '../golden/generate.js';
 
-const snap = (name: string) => fileURLToPath(new URL(`../golden/snapshots/${name}.json`, import.meta.url));
+const snap = (name: string) => fileURLToPath(new URL(`../golden/v1/${name}.json`, import.meta.url));
 
 async function run(register: (p: Command) => unknown, args: string[]): Promise<string> {
   const program = new Command('fleet').exitOverride();
@@ -73,8 +74,46 @@ describe('fleet canary judge', () => {
     expect(out.final.recommendation).toBe('Proceed');
   });
 
+  it('with --analyzer both and no AI endpoint, records the AI error and keeps the statistical verdict (as the gate does)', async () => {
+    delete process.env['FLEET_AI_BASE_URL'];
+    delete process.env['FLEET_AI_MODEL'];
+    const out = JSON.parse(await run(registerCanaryCommands, ['canary', 'judge', '--input', snap('crash-spike'), '--analyzer', 'both', '--json'])) as { final: { recommendation: string }; analyzers: { name: string; ok: boolean; error?: { code: string } }[] };
+    expect(out.final.recommendation).toBe('Abort');
+    expect(out.analyzers.find((a) => a.name === 'ai')).toMatchObject({ ok: false, error: { code: 'ai-not-configured' } });
+    const text = await run(registerCanaryCommands, ['canary', 'judge', '--input', snap('healthy'), '--analyzer', 'both']);
+    expect(text).toMatch(/ai: error ai-not-configured/);
+    expect(text).toMatch(/final: Proceed/);
+    // The AI alone gives no verdict: that is an error, with the way out named.
+    await expect(run(registerCanaryCommands, ['canary', 'judge', '--input', snap('healthy'), '--analyzer', 'ai'])).rejects.toThrow(/no verdict \(ai-not-configured.*--analyzer stat or both/);
+  });
+
+  it('judges a v2 snapshot from the golden set with its strata and slots', async () => {
+    const goldenDir = mkdtempSync(join(tmpdir(), 'fleet-golden-'));
+    onTestFinished(() => rmSync(goldenDir, { recursive: true, force: true }));
+    writeGoldenSet(goldenDir, ['crash-x4-one-model']);
+    const input = join(goldenDir, 'crash-x4-one-model.json');
+    const out = JSON.parse(await run(registerCanaryCommands, ['canary', 'judge', '--input', input, '--json'])) as { final: { recommendation: string }; analyzers: { verdict: { evidence: { check: string }[] } }[] };
+    expect(out.final.recommendation).toBe('Abort');
+    expect(out.analyzers[0]!.verdict.evidence.map((e) => e.check)).toEqual(expect.arrayContaining(['crashes[gateway-x]', 'crashes@last-50%', 'lost-metrics']));
+  });
+
+  it('plans a soak: the soak needed, the canaries needed, and the power of a given wave', async () => {
+    const soak = JSON.parse(await run(registerCanaryCommands, ['canary', 'plan', '--canaries', '200', '--baseline', '0.24', '--detect', '2x', '--json'])) as { soakNeededH: number };
+    expect(soak.soakNeededH).toBeGreaterThan(6);
+    expect(soak.soakNeededH).toBeLessThan(72);
+    const both = JSON.parse(await run(registerCanaryCommands, ['canary', 'plan', '--canaries', '200', '--soak', '24h', '--baseline', '0.24', '--detect', '3', '--json'])) as { canariesNeeded: number; power: { powerAbort: number; powerHold: number } };
+    expect(both.power.powerAbort).toBeGreaterThan(0.8);
+    expect(both.power.powerHold).toBeGreaterThanOrEqual(both.power.powerAbort);
+    expect(both.canariesNeeded).toBeLessThan(200);
+    const text = await run(registerCanaryCommands, ['canary', 'plan', '--canaries', '10', '--soak', '30m', '--baseline', '0.24', '--detect', '2x']);
+    expect(text).toMatch(/10 canaries need a soak of/);
+    expect(text).toMatch(/rolls it back with probability 0 %/);
+    await expect(run(registerCanaryCommands, ['canary', 'plan', '--baseline', '0.24', '--detect', '2x'])).rejects.toThrow(/--canaries/);
+    await expect(run(registerCanaryCommands, ['canary', 'plan', '--canaries', '10', '--baseline', '0.24', '--detect', '0.5'])).rejects.toThrow(/--detect/);
+  });
+
   it('refuses an invalid snapshot with a clear error', async () => {
-    await expect(run(registerCanaryCommands, ['canary', 'judge', '--input', fileURLToPath(new URL('../golden/snapshots/labels.json', import.meta.url))])).rejects.toThrow(/canary snapshot .* is invalid/);
+    await expect(run(registerCanaryCommands, ['canary', 'judge', '--input', fileURLToPath(new URL('../golden/v1/labels.json', import.meta.url))])).rejects.toThrow(/canary snapshot .* is invalid/);
   });
 });
 

@@ -3,9 +3,9 @@
  * results (binom.test, fisher.test, wilcox.test(exact = FALSE, conf.int = TRUE), pnorm, qnorm).
  */
 import { describe, expect, it } from 'vitest';
-import { lgamma, pnorm, qnorm } from '../../coordinator/canary/stats/special.js';
-import { binomLowerTail, binomUpperTail, compareRates, fisherExact, logEValue, rateRatioInterval, sequentialAbort } from '../../coordinator/canary/stats/counts.js';
-import { mannWhitney } from '../../coordinator/canary/stats/mann-whitney.js';
+import { lgamma, pnorm, qnorm } from '../../coordinator/stats/special.js';
+import { binomLowerTail, binomUpperTail, compareRates, fisherExact, logEValue, rateRatioInterval, sequentialAbort } from '../../coordinator/stats/counts.js';
+import { mannWhitney } from '../../coordinator/stats/mann-whitney.js';
 
 describe('special functions', () => {
   it('matches R pnorm/qnorm', () => {

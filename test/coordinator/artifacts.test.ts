@@ -1,26 +1,40 @@
-/** Artifact downloads: Range (206, 416), strong ETag, If-None-Match, If-Range, HEAD, bounded concurrency. */
+/**
+ * Artifact downloads: Range (206, 416), strong ETag, If-None-Match, If-Range, HEAD, bounded
+ * concurrency, per-device credentials, and stored images checked before they are served or deployed.
+ */
 import { Readable } from 'node:stream';
+import { truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
 import { parseRange } from '../../coordinator/artifacts/artifact-server.js';
 import { verifyManifest } from '../../firmware/manifest.js';
 import { loadTrustStore } from '../../firmware/trust-store.js';
-import { startCoordinator, tempDir } from './helpers.js';
+import { api, startCoordinator, tempDir, waitFor } from './helpers.js';
 
 let c: Coordinator;
+let dir: string;
 let cleanup: () => void;
 let url: string;
 let sha: string;
+/** A provisioned rpi4 device's HTTP Basic credentials. */
+let auth: Record<string, string>;
 const image = Buffer.from(Array.from({ length: 100_000 }, (_, i) => i % 251));
 
+const basic = (user: string, secret: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}` });
+/** fetch with the device's credentials. */
+const get = (u: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<Response> =>
+  fetch(u, { ...init, headers: { ...auth, ...(init.headers ?? {}) } });
+
 beforeEach(async () => {
-  let dir: string;
   ({ dir, cleanup } = tempDir());
   c = await startCoordinator(dir, { config: { http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 1 } } });
   const a = await c.uploadFirmware({ image: Readable.from([image]), version: '3.0.0', hardware: ['rpi4'] });
   sha = a.sha256;
   url = `${c.httpUrl}/artifacts/${sha}`;
+  const [dev] = await c.provisionDevices(['dl-dev-1'], { hardwareModel: 'rpi4' });
+  auth = basic(dev!.deviceId, dev!.secret);
 });
 
 afterEach(async () => {
@@ -39,29 +53,29 @@ describe('artifact server', () => {
   });
 
   it('serves the whole image with a strong ETag and answers If-None-Match with 304', async () => {
-    const res = await fetch(url);
+    const res = await get(url);
     expect(res.status).toBe(200);
     expect(res.headers.get('etag')).toBe(`"${sha}"`);
     expect(res.headers.get('accept-ranges')).toBe('bytes');
     expect(Buffer.from(await res.arrayBuffer()).equals(image)).toBe(true);
-    const again = await fetch(url, { headers: { 'if-none-match': `"${sha}"` } });
+    const again = await get(url, { headers: { 'if-none-match': `"${sha}"` } });
     expect(again.status).toBe(304);
-    const head = await fetch(url, { method: 'HEAD' });
+    const head = await get(url, { method: 'HEAD' });
     expect(head.headers.get('content-length')).toBe(String(image.length));
   });
 
   it('resumes with Range, and restarts from zero when If-Range names another version', async () => {
-    const part = await fetch(url, { headers: { range: 'bytes=1000-' } });
+    const part = await get(url, { headers: { range: 'bytes=1000-' } });
     expect(part.status).toBe(206);
     expect(part.headers.get('content-range')).toBe(`bytes 1000-${image.length - 1}/${image.length}`);
     expect(Buffer.from(await part.arrayBuffer()).equals(image.subarray(1000))).toBe(true);
-    const middle = await fetch(url, { headers: { range: 'bytes=10-19', 'if-range': `"${sha}"` } });
+    const middle = await get(url, { headers: { range: 'bytes=10-19', 'if-range': `"${sha}"` } });
     expect(middle.status).toBe(206);
     expect(Buffer.from(await middle.arrayBuffer()).equals(image.subarray(10, 20))).toBe(true);
-    const stale = await fetch(url, { headers: { range: 'bytes=10-19', 'if-range': '"something-else"' } });
+    const stale = await get(url, { headers: { range: 'bytes=10-19', 'if-range': '"something-else"' } });
     expect(stale.status).toBe(200);
     expect((await stale.arrayBuffer()).byteLength).toBe(image.length);
-    const beyond = await fetch(url, { headers: { range: `bytes=${image.length}-` } });
+    const beyond = await get(url, { headers: { range: `bytes=${image.length}-` } });
     expect(beyond.status).toBe(416);
     expect(beyond.headers.get('content-range')).toBe(`bytes */${image.length}`);
   });
@@ -71,8 +85,8 @@ describe('artifact server', () => {
     const big = Buffer.alloc(16 * 1024 * 1024, 7);
     const a = await c.uploadFirmware({ image: Readable.from([big]), version: '3.1.0', hardware: ['rpi4'] });
     const bigUrl = `${c.httpUrl}/artifacts/${a.sha256}`;
-    const first = await fetch(bigUrl); // headers received: the body is still being streamed
-    const second = await fetch(bigUrl);
+    const first = await get(bigUrl); // headers received: the body is still being streamed
+    const second = await get(bigUrl);
     expect(second.status).toBe(503);
     expect(second.headers.get('retry-after')).toBe('5');
     expect((await first.arrayBuffer()).byteLength).toBe(big.length);
@@ -80,9 +94,64 @@ describe('artifact server', () => {
     expect(c.counters.get('artifacts.refused-busy')).toBe(1);
   });
 
+  it('asks for credentials, refuses bad ones and images built for another model, counting each', async () => {
+    const none = await fetch(url);
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toMatch(/^Basic realm="fleet-artifacts"/);
+    const wrong = await fetch(url, { headers: basic('dl-dev-1', 'not-the-secret') });
+    expect(wrong.status).toBe(401);
+    const unknown = await fetch(url, { headers: basic('nobody', 'whatever') });
+    expect(unknown.status).toBe(401);
+    expect((await fetch(url, { headers: { authorization: 'Bearer x' } })).status).toBe(401);
+    const [cm4] = await c.provisionDevices(['dl-cm4-1'], { hardwareModel: 'cm4' });
+    const other = await fetch(url, { headers: basic(cm4!.deviceId, cm4!.secret) });
+    expect(other.status).toBe(403);
+    expect(c.counters.snapshot()).toMatchObject({
+      'artifacts.auth.missing': 1,
+      'artifacts.auth.refused': 2,
+      'artifacts.auth.malformed': 1,
+      'artifacts.auth.forbidden': 1,
+    });
+    expect(c.counters.get('artifacts.downloads')).toBe(0);
+  });
+
+  it('never serves or deploys a truncated or altered image, reports it, and takes it back when uploaded again', async () => {
+    const path = join(dir, 'artifacts', sha);
+    expect((await get(url)).status).toBe(200);
+    truncateSync(path, 50_000);
+    const truncated = await get(url);
+    expect(truncated.status).toBe(500);
+    expect(c.firmware.integrityOf(sha)).toMatchObject({ status: 'damaged', reason: 'the image file has 50000 bytes, not 100000' });
+    await expect(c.createDeployment({ firmwareVersion: '3.0.0', target: { hardwareModels: ['rpi4'] } })).rejects.toMatchObject({ code: 'artifact-damaged' });
+    const listed = await api<{ firmware: { integrity: { status: string } }[] }>(c, 'GET', '/v1/firmware');
+    expect(listed.body.firmware[0]!.integrity.status).toBe('damaged');
+    expect(c.auditLog.list({ subject: sha }).map((e) => e.action)).toContain('artifact.damaged');
+
+    // The same bytes again make it whole; then one byte flipped in place (same size) is caught too.
+    await c.uploadFirmware({ image: Readable.from([image]), version: '3.0.0', hardware: ['rpi4'] });
+    expect(c.firmware.integrityOf(sha).status).toBe('verified');
+    expect(Buffer.from(await (await get(url)).arrayBuffer()).equals(image)).toBe(true);
+    const altered = Buffer.from(image);
+    altered[70_000] = altered[70_000]! ^ 0xff;
+    writeFileSync(path, altered);
+    expect((await get(url)).status).toBe(500);
+    expect(c.firmware.integrityOf(sha).reason).toMatch(/sha256 is/);
+    expect((await api(c, 'POST', '/v1/deployments', { firmwareVersion: '3.0.0', target: { hardwareModels: ['rpi4'] } })).status).toBe(409);
+    expect(c.counters.get('artifacts.damaged')).toBe(2);
+    expect(c.counters.get('artifacts.refused-damaged')).toBe(2);
+  });
+
+  it('checks every stored image in the background at start-up', async () => {
+    await c.stop();
+    truncateSync(join(dir, 'artifacts', sha), 10);
+    c = await startCoordinator(dir, { config: { http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 1 } } });
+    await waitFor(() => c.firmware.integrityOf(sha).status === 'damaged', 'the start-up check to find the damaged image');
+    expect(c.auditLog.list({ subject: sha }).map((e) => e.action)).toContain('artifact.damaged');
+  });
+
   it('answers 404 for unknown and malformed ids', async () => {
-    expect((await fetch(`${c.httpUrl}/artifacts/${'0'.repeat(64)}`)).status).toBe(404);
-    expect((await fetch(`${c.httpUrl}/artifacts/../fleet.db`)).status).toBe(404);
+    expect((await get(`${c.httpUrl}/artifacts/${'0'.repeat(64)}`)).status).toBe(404);
+    expect((await get(`${c.httpUrl}/artifacts/../fleet.db`)).status).toBe(404);
   });
 
   it.each([

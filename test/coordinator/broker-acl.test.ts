@@ -187,3 +187,47 @@ describe('acl rules (pure)', () => {
     expect(authorizeDeviceSubscribe(unknown, `fleet/v1/rollout/any/${(bucketOf('dev-1') + 1) % 1024}`).ok).toBe(false);
   });
 });
+
+describe('acknowledgement', () => {
+  it('sends a QoS 1 PUBACK only after the ingest handler has acknowledged the message', async () => {
+    let release: (() => void) | undefined;
+    const handled = new Promise<void>((resolve) => {
+      broker.onMessage((m) => {
+        release = () => m.ack();
+        resolve();
+      });
+    });
+    const { id, client } = await device();
+    let acked = false;
+    const puback = new Promise<void>((resolve, reject) =>
+      client.publish(deviceTopic(id, 'status'), '{}', { qos: 1 }, (err) => {
+        acked = true;
+        if (err) reject(err);
+        else resolve();
+      }),
+    );
+    await handled;
+    // Held by the handler: no PUBACK may arrive (Aedes' own order would have sent it already).
+    await new Promise((r) => setTimeout(r, 300));
+    expect(acked).toBe(false);
+    release!();
+    await puback;
+  });
+
+  it('closes the connection unacknowledged when the handler fails, and the device sends the message again', async () => {
+    const seen: string[] = [];
+    broker.onMessage((m) => {
+      seen.push(m.topic);
+      m.ack(seen.length === 1 ? new Error('store unavailable') : undefined);
+    });
+    const id = uniqueId('dev');
+    const { secret } = await credentials.provision(id);
+    const client = await mqtt.connectAsync(broker.url, { clientId: id, username: id, password: secret, clean: false, reconnectPeriod: 100, connectTimeout: 5000 });
+    clients.push(client);
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    const sent = client.publishAsync(deviceTopic(id, 'status'), '{}', { qos: 1 });
+    await closed;
+    await sent;
+    expect(seen).toEqual([deviceTopic(id, 'status'), deviceTopic(id, 'status')]);
+  });
+});

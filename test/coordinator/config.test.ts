@@ -12,7 +12,8 @@ afterEach(() => {
   while (cleanups.length) cleanups.pop()!();
 });
 
-const prodBase = { signingKeyPath: '/keys/release.key', adminToken: 'a-long-operator-token-123' };
+// A token as `openssl rand -base64 32` makes one.
+const prodBase = { signingKeyPath: '/keys/release.key', adminToken: 'q3Vx9LrT0m+8kZ2pWc5yHs7eJf1uGd4aNb6oXi3tEwY=' };
 
 describe('coordinator config', () => {
   it('defaults to development on 127.0.0.1 and reads FLEET_* variables', () => {
@@ -31,12 +32,45 @@ describe('coordinator config', () => {
     expect(() => loadConfig({}, { FLEET_BROKER_URL: 'http://x' })).toThrow(/mqtt:\/\//);
   });
 
-  it.each(['staging', 'production'])('%s refuses anonymous devices, a missing key or token, and the development key', (env) => {
+  it.each(['staging', 'production'])('%s refuses anonymous devices and a missing key or token', (env) => {
     expect(() => loadConfig({ ...prodBase, allowAnonymousDevices: true }, { APP_ENV: env })).toThrow(/anonymous/);
     expect(() => loadConfig({ adminToken: prodBase.adminToken }, { APP_ENV: env })).toThrow(/signing key/);
     expect(() => loadConfig({ signingKeyPath: prodBase.signingKeyPath }, { APP_ENV: env })).toThrow(/FLEET_ADMIN_TOKEN/);
-    expect(() => loadConfig({ ...prodBase, signingKeyPath: '/data/keys/dev-signing.key' }, { APP_ENV: env })).toThrow(ConfigError);
     expect(loadConfig(prodBase, { APP_ENV: env }).env).toBe(env);
+  });
+
+  it.each(['staging', 'production'])('%s refuses a guessable operator token', (env) => {
+    const refuse = (adminToken: string, why: RegExp) =>
+      expect(() => loadConfig({ ...prodBase, adminToken }, { APP_ENV: env })).toThrow(why);
+    refuse('a'.repeat(16), /fewer than 32.*openssl rand -base64 32/);
+    refuse('a'.repeat(40), /about 0 bits.*fewer than 128/);
+    refuse('abcdefghijklmnopqrstuvwxyzABCDEFGHIJ', /bits of entropy/);
+    refuse('changeme-changeme-changeme-changeme', /bits of entropy/);
+    expect(() => loadConfig({ adminToken: 'a'.repeat(16) }, {})).not.toThrow();
+  });
+
+  it.each(['staging', 'production'])('%s refuses plaintext listeners beyond loopback and names the fix', (env) => {
+    const at = (over: Record<string, unknown>) => () => loadConfig({ ...prodBase, ...over }, { APP_ENV: env });
+    expect(at({ mqtt: { host: '0.0.0.0' } })).toThrow(/plaintext MQTT on 0\.0\.0\.0:1883: set FLEET_TLS_CERT and FLEET_TLS_KEY/);
+    expect(at({ http: { host: '::' } })).toThrow(/plaintext HTTP on :::8080.*FLEET_HTTP_TLS_CERT/);
+    expect(at({ http: { host: '10.0.0.5' } })).toThrow(ConfigError);
+    expect(at({ mqtt: { brokerUrl: 'mqtt://broker.example.com:1883' } })).toThrow(/mqtts:\/\//);
+    expect(at({ http: { publicUrl: 'http://fw.example.com/' } })).toThrow(/FLEET_PUBLIC_URL an https:\/\/ URL/);
+    // TLS configured, loopback, or an https public URL: accepted.
+    const tls = { tlsCert: '/tls/cert.pem', tlsKey: '/tls/key.pem' };
+    expect(at({ mqtt: { host: '0.0.0.0', ...tls }, http: { host: '0.0.0.0', ...tls, publicUrl: 'https://fw.example.com/' } })).not.toThrow();
+    expect(at({ mqtt: { host: '127.0.0.2' }, http: { host: 'localhost', publicUrl: 'https://fw.example.com/' } })).not.toThrow();
+    expect(at({ mqtt: { brokerUrl: 'mqtt://127.0.0.1:1883' } })).not.toThrow();
+    // Development keeps its plaintext convenience.
+    expect(() => loadConfig({ mqtt: { host: '0.0.0.0' }, http: { host: '0.0.0.0' } }, {})).not.toThrow();
+  });
+
+  it('reads the TLS files from the environment and wants certificate and key together', () => {
+    const c = loadConfig({}, { FLEET_HTTP_TLS_CERT: '/h.pem', FLEET_HTTP_TLS_KEY: '/h.key', FLEET_TLS_CERT: '/m.pem', FLEET_TLS_KEY: '/m.key', FLEET_TLS_CLIENT_CA: '/ca.pem' });
+    expect(c.http).toMatchObject({ tlsCert: '/h.pem', tlsKey: '/h.key' });
+    expect(c.mqtt).toMatchObject({ tlsCert: '/m.pem', tlsKey: '/m.key', tlsClientCa: '/ca.pem' });
+    expect(() => loadConfig({}, { FLEET_HTTP_TLS_CERT: '/h.pem' })).toThrow(/FLEET_HTTP_TLS_CERT and FLEET_HTTP_TLS_KEY/);
+    expect(() => loadConfig({}, { FLEET_TLS_CLIENT_CA: '/ca.pem' })).toThrow(/FLEET_TLS_CLIENT_CA/);
   });
 
   it('production refuses cheap device secret hashing', () => {

@@ -1,6 +1,7 @@
 /**
  * A coordinator in its own process, for tests that kill it with SIGKILL. Argument: the data dir.
- * Prints one JSON line {mqttUrl, httpUrl, token, trustDir} when it is up, then runs until killed.
+ * `CHILD_HTTP_CONFIG` (JSON) overrides http options (download limits). Prints one JSON line
+ * {mqttUrl, httpUrl, token, trustDir} when it is up, then runs until killed.
  */
 import { pino } from 'pino';
 import { Coordinator } from '../../coordinator/index.js';
@@ -8,6 +9,7 @@ import { hardGatesAnalyzer } from '../../coordinator/gate/hard-gates.js';
 
 const dataDir = process.argv[2];
 if (!dataDir) throw new Error('usage: coordinator-child.ts <data-dir>');
+const httpOverrides = JSON.parse(process.env['CHILD_HTTP_CONFIG'] ?? '{}') as Record<string, unknown>;
 const c = await Coordinator.create({
   // Hard gates only: the test's soaks are far too short for the statistical judge's exposure needs.
   analyzers: [hardGatesAnalyzer],
@@ -15,8 +17,9 @@ const c = await Coordinator.create({
   config: {
     env: 'development',
     dataDir,
-    mqtt: { port: 0, host: '127.0.0.1' },
-    http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 64 },
+    // `auto`: a restart on the same data dir comes back on the same ports (agents and manifests know them).
+    mqtt: { port: 'auto', host: '127.0.0.1' },
+    http: { port: 'auto', host: '127.0.0.1', maxConcurrentDownloads: 64, ...httpOverrides },
     allowAnonymousDevices: false,
     credentialCost: 4,
     telemetry: { flushIntervalMs: 20, maxBatch: 2000, rollupSlotMs: 60_000, rawRetentionMs: 48 * 3600_000, silentAfterMs: 5 * 60_000 },

@@ -27,6 +27,7 @@ let sink: CoordinatorEffectSink;
 let counters: Counters;
 const models = new Map<string, string>();
 const T = 1_800_000_000_000;
+let commandSeq = 0;
 
 beforeEach(async () => {
   db = openDatabase(':memory:');
@@ -36,7 +37,7 @@ beforeEach(async () => {
   broker.onMessage((m) => m.ack());
   await broker.start();
   publisher = new Publisher(db, broker, () => T);
-  sink = new CoordinatorEffectSink({ publisher, key: generateSigningKey(), auditLog: new AuditLog(db), logger: silentLogger, counters, now: () => T });
+  sink = new CoordinatorEffectSink({ publisher, key: generateSigningKey(), auditLog: new AuditLog(db), logger: silentLogger, counters, now: () => T, commandSeq: () => ++commandSeq });
 });
 
 afterEach(async () => {

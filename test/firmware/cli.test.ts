@@ -42,6 +42,22 @@ describe('fleet firmware keygen | sign | verify', () => {
     await expect(run('firmware', 'keygen', '--out', keys)).rejects.toThrow(/already exists/);
   });
 
+  it('signs a rollback only bound to a deployment and the versions it undoes, for 24 hours; verify checks freshness', async () => {
+    const key = join(keys, 'signing.key');
+    const base = ['firmware', 'sign', image, '--version', '1.5.0', '--hardware', 'rpi4', '--key', key, '--url', 'http://127.0.0.1/a.img', '--rollback'];
+    await expect(run(...base)).rejects.toThrow(/bound to one deployment/);
+    await expect(run(...base, '--deployment', 'rb-1')).rejects.toThrow(/versions it undoes/);
+    const out = join(dir, 'rollback.manifest.json');
+    await run(...base, '--deployment', 'rb-1', '--installable-over', '>=1.6.0 <1.7.0', '--metadata-version', '4242', '--out', out);
+    const m = (JSON.parse(readFileSync(out, 'utf8')) as { signed: { metadataVersion: number; issuedAt: string; expiresAt: string; deploymentId: string } }).signed;
+    expect(m).toMatchObject({ metadataVersion: 4242, deploymentId: 'rb-1' });
+    expect(Date.parse(m.expiresAt) - Date.parse(m.issuedAt)).toBe(24 * 3600_000);
+    const device = ['--trust', trust, '--current-version', '1.6.1', '--json'];
+    expect(JSON.parse((await run('firmware', 'verify', out, ...device, '--deployment', 'rb-1')).out)).toMatchObject({ ok: true });
+    expect(JSON.parse((await run('firmware', 'verify', out, ...device, '--deployment', 'rb-2')).out)).toMatchObject({ ok: false, reason: 'malformed' });
+    expect(JSON.parse((await run('firmware', 'verify', out, ...device, '--metadata-floor', '5000')).out)).toMatchObject({ ok: false, reason: 'stale-manifest' });
+  });
+
   it('signs an image and verifies manifest and image like a device', async () => {
     const signed = await run('firmware', 'sign', image, '--version', '1.5.0', '--hardware', 'rpi4,rpi5', '--key', join(keys, 'signing.key'), '--url', 'http://127.0.0.1/a.img');
     expect(signed.out).toMatch(/signed app-1\.5\.0\.img 1\.5\.0 \(4096 bytes/);

@@ -97,9 +97,10 @@ describe('manifest verification', () => {
   });
 
   it('refuses a downgrade below the security floor even when signed as a rollback', () => {
-    const r = verifyManifest(sign([k1], { firmwareVersion: '1.3.0', rollback: true, securityVersion: 1 }), trust1, device);
+    const bound = { firmwareVersion: '1.3.0', rollback: true, deploymentId: 'd-rb', installableOver: '>1.3.0' };
+    const r = verifyManifest(sign([k1], { ...bound, securityVersion: 1 }), trust1, device);
     expect(!r.ok && r.reason).toBe('below-security-floor');
-    const ok = verifyManifest(sign([k1], { firmwareVersion: '1.3.0', rollback: true, securityVersion: 2 }), trust1, device);
+    const ok = verifyManifest(sign([k1], { ...bound, securityVersion: 2 }), trust1, device);
     expect(ok.ok).toBe(true);
   });
 
@@ -145,17 +146,106 @@ describe('command verification', () => {
   const cmd = (over: Partial<Parameters<typeof buildCommand>[0]> = {}) =>
     signCommand(buildCommand({ commandId: 'c-1', deviceId: 'pi-1', action: 'rollback', deploymentId: 'd1', issuedAt: NOW, ...over }), [k1]);
 
-  it('accepts a command for this device', () => {
-    expect(verifyCommand(cmd(), trust1, { now: NOW, deviceId: 'pi-1' }).ok).toBe(true);
+  const at = (lastSeq = 0) => ({ now: NOW, deviceId: 'pi-1', lastSeq });
+
+  it('accepts a command for this device whose seq is above the newest executed', () => {
+    expect(verifyCommand(cmd(), trust1, at()).ok).toBe(true);
+    expect(verifyCommand(cmd({ seq: 11 }), trust1, at(10)).ok).toBe(true);
+    expect(cmd().signed.seq).toBe(NOW); // default: the signing time in ms
   });
 
   it('refuses another device, replays, expiry, tampering and a manifest posing as a command', () => {
-    expect(verifyCommand(cmd(), trust1, { now: NOW, deviceId: 'pi-2' })).toMatchObject({ ok: false, reason: 'wrong-device' });
-    expect(verifyCommand(cmd(), trust1, { now: NOW, deviceId: 'pi-1', seen: (id) => id === 'c-1' })).toMatchObject({ ok: false, reason: 'replayed' });
-    expect(verifyCommand(cmd({ ttlMs: 1000 }), trust1, { now: NOW + 3600_000, deviceId: 'pi-1' })).toMatchObject({ ok: false, reason: 'expired' });
+    expect(verifyCommand(cmd(), trust1, { ...at(), deviceId: 'pi-2' })).toMatchObject({ ok: false, reason: 'wrong-device' });
+    expect(verifyCommand(cmd({ ttlMs: 1000 }), trust1, { ...at(), now: NOW + 3600_000 })).toMatchObject({ ok: false, reason: 'expired' });
     const t = clone(cmd());
     (t.signed as { action: string }).action = 'reboot';
-    expect(verifyCommand(t, trust1, { now: NOW, deviceId: 'pi-1' })).toMatchObject({ ok: false, reason: 'bad-signature' });
-    expect(verifyCommand(sign([k1]), trust1, { now: NOW, deviceId: 'pi-1' })).toMatchObject({ ok: false, reason: 'malformed' });
+    expect(verifyCommand(t, trust1, at())).toMatchObject({ ok: false, reason: 'bad-signature' });
+    expect(verifyCommand(sign([k1]), trust1, at())).toMatchObject({ ok: false, reason: 'malformed' });
+  });
+
+  it.each([
+    { name: 'seq equal to the newest executed', seq: 10, lastSeq: 10, reason: 'replayed' },
+    { name: 'seq below the newest executed', seq: 9, lastSeq: 10, reason: 'replayed' },
+    { name: 'a command replayed after 260 others', seq: 5, lastSeq: 265, reason: 'replayed' },
+    { name: 'seq above', seq: 11, lastSeq: 10, reason: undefined },
+  ])('sequence: $name', ({ seq, lastSeq, reason }) => {
+    const r = verifyCommand(cmd({ seq }), trust1, at(lastSeq));
+    if (reason === undefined) expect(r.ok).toBe(true);
+    else expect(r).toMatchObject({ ok: false, reason });
+  });
+
+  it('refuses a command without a seq (signed by an older tool): it cannot be told from a replay', () => {
+    const unsequenced = clone(cmd());
+    delete (unsequenced.signed as { seq?: number }).seq;
+    const resigned = signCommand(unsequenced.signed, [k1]);
+    const r = verifyCommand(resigned, trust1, at());
+    expect(r).toMatchObject({ ok: false, reason: 'malformed' });
+    expect(!r.ok && r.detail).toMatch(/no seq/);
+  });
+});
+
+describe('manifest freshness and rollback binding', () => {
+  const at = (metadataVersion: number, deploymentId?: string) => ({ ...device, deploymentId: 'd-new', freshness: { metadataVersion, deploymentId } });
+
+  it.each([
+    { name: 'above the newest accepted', mv: 101, accepted: at(100, 'd-old'), offered: 'd-new', reason: undefined },
+    { name: 'equal, under the same deployment (its retained manifest again)', mv: 100, accepted: at(100, 'd-new'), offered: 'd-new', reason: undefined },
+    { name: 'equal, under another deployment (a replay under a new id)', mv: 100, accepted: at(100, 'd-old'), offered: 'd-new', reason: 'stale-manifest' },
+    { name: 'below the newest accepted', mv: 99, accepted: at(100, 'd-old'), offered: 'd-new', reason: 'stale-manifest' },
+    { name: 'a fresh device (nothing accepted yet)', mv: 1, accepted: at(0), offered: 'd-new', reason: undefined },
+  ])('metadataVersion $name', ({ mv, accepted, offered, reason }) => {
+    const r = verifyManifest(sign([k1], { metadataVersion: mv }), trust1, { ...accepted, deploymentId: offered });
+    if (reason === undefined) expect(r.ok).toBe(true);
+    else {
+      expect(r).toMatchObject({ ok: false, reason });
+      expect(!r.ok && r.detail).toMatch(/metadataVersion/);
+    }
+  });
+
+  it('refuses a manifest without a metadataVersion (signed by an older tool)', () => {
+    const old = manifest();
+    delete (old as { metadataVersion?: number }).metadataVersion;
+    expect(verifyManifest(signManifest(old, [k1]), trust1, at(0))).toMatchObject({ ok: false, reason: 'stale-manifest' });
+    // `fleet firmware verify` without a device's freshness does not check it.
+    expect(verifyManifest(signManifest(old, [k1]), trust1, device).ok).toBe(true);
+  });
+
+  it('defaults the metadataVersion to the signing time and honours an explicit one', () => {
+    expect(manifest().metadataVersion).toBe(NOW - 60_000);
+    expect(manifest({ metadataVersion: 7 }).metadataVersion).toBe(7);
+  });
+
+  it('refuses a bound manifest offered under another deployment', () => {
+    const r = verifyManifest(sign([k1], { deploymentId: 'd-1' }), trust1, { ...device, deploymentId: 'd-2' });
+    expect(r).toMatchObject({ ok: false, reason: 'malformed' });
+    expect(!r.ok && r.detail).toMatch(/signed for deployment d-1/);
+  });
+
+  const rollback = { firmwareVersion: '1.3.0', rollback: true, securityVersion: 2 };
+  it.each([
+    { name: 'bound to its deployment and the versions it undoes', over: { deploymentId: 'd-rb', installableOver: '>=1.4.0 <1.5.0' }, problem: null },
+    { name: 'without a deployment', over: { installableOver: '>=1.4.0' }, problem: /bound to one deployment/ },
+    { name: 'installable over anything', over: { deploymentId: 'd-rb', installableOver: '*' }, problem: /versions it undoes/ },
+    { name: 'installable over its own version', over: { deploymentId: 'd-rb', installableOver: '>=1.0.0' }, problem: /versions it undoes/ },
+  ])('a rollback manifest $name', ({ over, problem }) => {
+    if (problem === null) {
+      expect(verifyManifest(sign([k1], { ...rollback, ...over }), trust1, { ...device, deploymentId: 'd-rb' }).ok).toBe(true);
+      expect(manifest({ ...rollback, ...over }).expiresAt).toBe(new Date(NOW - 60_000 + 24 * 3600_000).toISOString());
+      return;
+    }
+    // buildManifest refuses to sign it; a device refuses one signed by other tools.
+    expect(() => manifest({ ...rollback, ...over })).toThrow(problem);
+    const forged = { ...manifest({ installableOver: '>=1.0.0 <2.0.0' }), ...rollback, ...over };
+    if (!('deploymentId' in over)) delete (forged as { deploymentId?: string }).deploymentId;
+    const r = verifyManifest(signManifest(forged, [k1]), trust1, device);
+    expect(r).toMatchObject({ ok: false, reason: 'unbound-rollback' });
+    expect(!r.ok && r.detail).toMatch(problem);
+  });
+
+  it('defaults lifetimes short: 7 days for a manifest, 24 hours for a rollback manifest and a command', () => {
+    const m = buildManifest({ firmwareVersion: '1.5.0', hardware: ['rpi4'], artifact: { url: 'http://127.0.0.1/a', size: 1, sha256: 'ab'.repeat(32) }, issuedAt: NOW });
+    expect(Date.parse(m.expiresAt) - NOW).toBe(7 * 24 * 3600_000);
+    const c = buildCommand({ commandId: 'c', deviceId: 'pi-1', action: 'reboot', issuedAt: NOW });
+    expect(Date.parse(c.expiresAt) - NOW).toBe(24 * 3600_000);
   });
 });

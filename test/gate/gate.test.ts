@@ -16,7 +16,8 @@ import {
 } from '../../coordinator/gate/hard-gates.js';
 import { combineOutcomes, type NamedOutcome } from '../../coordinator/gate/combine.js';
 import { inputsDigest, runGate } from '../../coordinator/gate/run-gate.js';
-import { fisherGreater, logFactorial } from '../../coordinator/gate/fisher.js';
+import { fisherExact, fisherGreater } from '../../coordinator/stats/counts.js';
+import { lgamma } from '../../coordinator/stats/special.js';
 import { GatePolicySchema } from '../../coordinator/gate/policy.js';
 import { DecisionRecordSchema } from '../../coordinator/gate/decision.js';
 import { createStatAnalyzer } from '../../coordinator/canary/stat-judge.js';
@@ -146,8 +147,10 @@ describe("Fisher's exact test", () => {
     // R: fisher.test(matrix(c(5,0,0,5),2), alternative="greater")$p.value = 0.003968254
     expect(fisherGreater(5, 0, 0, 5)).toBeCloseTo(0.003968254, 8);
     expect(fisherGreater(0, 10, 5, 5)).toBeCloseTo(1, 10);
-    expect(logFactorial(10)).toBeCloseTo(Math.log(3628800), 10);
-    expect(logFactorial(20000)).toBeCloseTo(178075.6217371987, 6); // lgamma(20001)
+    expect(lgamma(11)).toBeCloseTo(Math.log(3628800), 10);
+    expect(lgamma(20001)).toBeCloseTo(178075.6217371987, 6);
+    // One definition: the hard gate's one-sided p is the judge's.
+    expect(fisherGreater(12, 88, 40, 960)).toBe(fisherExact(12, 88, 40, 960).pGreater);
   });
 });
 
@@ -256,7 +259,7 @@ describe('runGate', () => {
     expect(healthy.final.rule).toContain('hard-gates=Proceed');
     expect(healthy.analyzers.find((a) => a.name === 'stat')).toMatchObject({ ok: false, role: 'statistical', error: { code: 'no-control' } });
     expect(healthy.analyzers.find((a) => a.name === 'stat')!.verdict).toBeUndefined();
-    expect(healthy.final.issues).toContain('stat failed (no-control): no devices left on the old firmware to compare against; the hard limits decide this gate');
+    expect(healthy.final.issues).toContain('stat abstained (no-control): no devices left on the old firmware to compare against; the hard limits decide this gate');
     // A hard limit still aborts the last wave.
     const bad = await runGate({ snapshot: snap([dev(1), dev(2), dev(3, { update: { state: 'rolled-back', reason: 'trial-boot-failed' } })]), analyzers, policy, clock, id: 'last-bad', attempt: 1 });
     expect(bad.final.recommendation).toBe('Abort');

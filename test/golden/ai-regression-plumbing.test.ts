@@ -3,7 +3,9 @@
  * knows the labels passes, one that errs or answers garbage fails, errors count as misses, and
  * `fleet canary eval` reports and enforces the threshold.
  */
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_GATE_POLICY } from '../../coordinator/gate/analyzer.js';
@@ -11,11 +13,18 @@ import { createAiAnalyzer } from '../../coordinator/canary/ai-scorer.js';
 import { loadLabelledCases, runRegression, scoreResults } from '../../coordinator/canary/ai-regression.js';
 import { registerCanaryCommands } from '../../coordinator/canary/cli.js';
 import { FakeOpenAiServer, type FakeBehaviour, type RecordedRequest } from '../canary/fake-openai-server.js';
+import { writeGoldenSet } from './generate.js';
 
-const dir = fileURLToPath(new URL('./snapshots', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'fleet-golden-ai-'));
 const server = new FakeOpenAiServer();
-beforeAll(() => server.start());
-afterAll(() => server.stop());
+beforeAll(async () => {
+  writeGoldenSet(dir);
+  await server.start();
+}, 120_000);
+afterAll(async () => {
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
 const saved = { ...process.env };
 afterEach(() => {
   process.env = { ...saved };
@@ -25,7 +34,7 @@ const RISK = { Proceed: 'Low', Monitor: 'Medium', Abort: 'High' } as const;
 /** An "oracle" model: reads the deployment id (golden-<name>) from the evidence and answers the label. */
 function oracle(labels: Record<string, string>, wrongFor: ReadonlySet<string> = new Set(), garbageFor: ReadonlySet<string> = new Set()) {
   return (req: RecordedRequest): FakeBehaviour => {
-    const name = /"deploymentId":"golden-([a-z-]+)"/.exec(req.body.messages[1]!.content)?.[1] ?? '';
+    const name = /"deploymentId":"golden-([a-z0-9-]+)"/.exec(req.body.messages[1]!.content)?.[1] ?? '';
     if (garbageFor.has(name)) return { kind: 'content', content: '{"riskLevel": "Low"' };
     let rec = labels[name] as 'Proceed' | 'Monitor' | 'Abort';
     if (wrongFor.has(name)) rec = rec === 'Proceed' ? 'Monitor' : 'Proceed';
@@ -44,13 +53,13 @@ describe('AI regression plumbing', () => {
     expect(good).toMatchObject({ score: 1, errors: 0, unsafe: 0, passed: true });
     expect(good.cases[0]!.meta).toMatchObject({ model: 'oracle', promptId: 'risk-stable-v1' });
 
-    server.behaviour = oracle(labels, new Set(['crash-spike', 'memory-leak', 'boot-loop']), new Set(['healthy', 'noisy-but-fine']));
+    server.behaviour = oracle(labels, new Set(['crash-x5', 'leak-onset-midway', 'trial-failures', 'cpu-improvement']), new Set(['healthy-mixed', 'noisy-mixed']));
     const bad = await runRegression(analyzer, cases, DEFAULT_GATE_POLICY, 0.75);
     expect(bad.errors).toBe(2);
     expect(bad.unsafe).toBe(3);
-    expect(bad.agreed).toBe(cases.length - 5);
+    expect(bad.agreed).toBe(cases.length - 6);
     expect(bad.passed).toBe(false);
-    expect(bad.cases.find((c) => c.name === 'healthy')?.error?.code).toBe('ai-invalid-json');
+    expect(bad.cases.find((c) => c.name === 'healthy-mixed')?.error?.code).toBe('ai-invalid-json');
   });
 
   it('an empty run never passes', () => {
@@ -59,7 +68,7 @@ describe('AI regression plumbing', () => {
 
   it('fleet canary eval reports and enforces the threshold', async () => {
     const cases = await loadLabelledCases(dir);
-    server.behaviour = oracle(Object.fromEntries(cases.map((c) => [c.name, c.label])), new Set(['healthy']));
+    server.behaviour = oracle(Object.fromEntries(cases.map((c) => [c.name, c.label])), new Set(['healthy-mixed']));
     process.env['FLEET_AI_BASE_URL'] = server.baseURL;
     process.env['FLEET_AI_MODEL'] = 'oracle';
     const run = async (...args: string[]) => {
@@ -75,9 +84,9 @@ describe('AI regression plumbing', () => {
       return lines.join('\n');
     };
     const text = await run('--min-score', '0.9');
-    expect(text).toContain('MISS healthy: label Proceed, got Monitor');
+    expect(text).toContain('MISS healthy-mixed: label Proceed, got Monitor');
     await expect(run('--min-score', '0.99')).rejects.toThrow(/below 0.99/);
-    // The statistical judge passes its own golden set completely.
-    expect(await run('--analyzer', 'stat', '--min-score', '1')).toMatch(/agree \(score 1\.00/);
+    // The statistical judge against the rubric's labels (the golden test lists its disagreements).
+    expect(await run('--analyzer', 'stat', '--min-score', '0.9')).toMatch(/agree \(score 0\.9\d/);
   });
 });

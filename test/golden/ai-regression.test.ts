@@ -4,11 +4,14 @@
  * FLEET_AI_API_KEY, FLEET_AI_PROMPT, FLEET_AI_TIMEOUT_MS, FLEET_AI_MIN_SCORE, default 0.75); otherwise
  * it is skipped with a message. CI runs it against nothing but 127.0.0.1 unless an endpoint is set.
  */
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_GATE_POLICY } from '../../coordinator/gate/analyzer.js';
 import { aiConfigFromEnv, createAiAnalyzer } from '../../coordinator/canary/ai-scorer.js';
 import { loadLabelledCases, runRegression } from '../../coordinator/canary/ai-regression.js';
+import { writeGoldenSet } from './generate.js';
 
 const config = aiConfigFromEnv(process.env);
 const threshold = Number(process.env['FLEET_AI_MIN_SCORE'] ?? '0.75');
@@ -19,7 +22,10 @@ if (!config) {
 
 describe.skipIf(!config)('AI regression gate (configured endpoint)', () => {
   it(`agrees with the golden labels on at least ${threshold * 100}% of snapshots`, async () => {
-    const cases = await loadLabelledCases(fileURLToPath(new URL('./snapshots', import.meta.url)));
+    const dir = mkdtempSync(join(tmpdir(), 'fleet-golden-ai-'));
+    writeGoldenSet(dir);
+    const cases = await loadLabelledCases(dir);
+    rmSync(dir, { recursive: true, force: true });
     const report = await runRegression(createAiAnalyzer({ config: { timeoutMs: 120_000, ...config! } }), cases, DEFAULT_GATE_POLICY, threshold);
     for (const c of report.cases) console.info(`${c.got === c.label ? 'ok  ' : 'MISS'} ${c.name}: label ${c.label}, got ${c.got ?? `error ${c.error?.code}`}`);
     console.info(`AI score ${report.score.toFixed(2)} (${report.agreed}/${report.cases.length}), ${report.errors} errors, ${report.unsafe} unsafe`);

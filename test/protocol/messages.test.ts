@@ -15,6 +15,7 @@ import {
   TelemetryMessageSchema,
 } from '../../protocol/messages.js';
 import { encodeMessage, parsePayload, parseValue } from '../../protocol/parse.js';
+import { CommandSchema, ManifestSchema } from '../../protocol/signed.js';
 import { UnsupportedVersionError, ValidationError } from '../../protocol/errors.js';
 
 const dir = join(import.meta.dirname, '../fixtures/messages/v1');
@@ -74,6 +75,35 @@ describe('golden v1 fixtures (old agents must keep parsing)', () => {
   });
 });
 
+describe('freshness fields (metadataVersion, command seq) keep older agents parsing', () => {
+  // The signed parts as an agent built before the fields knew them: zod drops unknown keys, and the
+  // signature covers the canonical JSON of the unparsed `signed`, so the fields travel untouched.
+  const OldManifestSchema = ManifestSchema.omit({ metadataVersion: true });
+  const OldCommandSchema = CommandSchema.omit({ seq: true });
+
+  it('an older agent parses a manifest with metadataVersion and a command with seq', () => {
+    const rollout = fixture('rollout-fresh.json') as { manifest: { signed: unknown } };
+    const command = fixture('command-sequenced.json') as { command: { signed: unknown } };
+    expect(OldManifestSchema.safeParse(rollout.manifest.signed).success).toBe(true);
+    expect(OldCommandSchema.safeParse(command.command.signed).success).toBe(true);
+  });
+
+  it('a current agent reads the fields, and still parses documents without them', () => {
+    const rollout = fixture('rollout-fresh.json') as { manifest: { signed: unknown } };
+    const command = fixture('command-sequenced.json') as { command: { signed: unknown } };
+    expect(ManifestSchema.parse(rollout.manifest.signed).metadataVersion).toBe(1795694400002);
+    expect(CommandSchema.parse(command.command.signed).seq).toBe(1795694400001);
+    const old = fixture('rollout.json') as { manifest: { signed: unknown } };
+    expect(ManifestSchema.parse(old.manifest.signed).metadataVersion).toBeUndefined();
+    expect(CommandSchema.parse((fixture('command.json') as { command: { signed: unknown } }).command.signed).seq).toBeUndefined();
+  });
+
+  it('statuses carry the new reasons (stale-manifest, a rollback refused below the floor)', () => {
+    expect(StatusMessageSchema.parse(fixture('status-stale-manifest.json')).reason).toBe('stale-manifest');
+    expect(StatusMessageSchema.parse(fixture('status-rollback-refused.json'))).toMatchObject({ state: 'committed', reason: 'below-security-floor' });
+  });
+});
+
 describe('bad inputs get precise errors, never throws', () => {
   it('refuses a payload that is not JSON', () => {
     const r = parsePayload(StatusMessageSchema, Buffer.from('{"v":1,'), 'status');
@@ -100,6 +130,11 @@ describe('bad inputs get precise errors, never throws', () => {
     ['telemetry.json', { logs: new Array(21).fill('x') }, 'logs'],
     ['telemetry.json', { logs: ['x'.repeat(513)] }, 'logs.0'],
     ['telemetry.json', { custom: { 'bad key!': 1 } }, 'custom'],
+    ['telemetry.json', { custom: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`m${i}`, i])) }, 'custom: at most 64 custom metrics'],
+    ['telemetry.json', { custom: { big: 1.5e15 } }, 'custom.big'],
+    ['telemetry.json', { custom: { small: -1.5e15 } }, 'custom.small'],
+    ['telemetry.json', { custom: { s: '1' } }, 'custom.s'],
+    ['telemetry.json', { custom: [1, 2] }, 'custom'],
     ['presence.json', { state: 'asleep' }, 'state'],
     ['rollout.json', { manifest: { signed: {}, signatures: [] } }, 'manifest.signatures'],
     ['flags.json', { version: 1.5 }, 'version'],
@@ -108,6 +143,12 @@ describe('bad inputs get precise errors, never throws', () => {
     const r = parseValue(schemaByKind[kind], { ...fixture(file), ...patch }, kind);
     expect(r.ok).toBe(false);
     expect(!r.ok && (r.error as ValidationError).issues.some((i) => i.startsWith(path))).toBe(true);
+  });
+
+  it('accepts custom metrics at their bounds: 64 of them, values of +-1e15', () => {
+    const custom = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`m.${i}`, i % 2 ? 1e15 : -1e15]));
+    const r = parseValue(TelemetryMessageSchema, { ...fixture('telemetry.json'), custom }, 'telemetry');
+    expect(r.ok && Object.keys(r.value.custom)).toHaveLength(64);
   });
 
   it('refuses a message of another kind in a union', () => {

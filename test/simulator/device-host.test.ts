@@ -32,6 +32,11 @@ afterEach(async () => {
 async function world(behaviour: Behaviour, faults: Partial<ReturnType<typeof FaultSpecSchema.parse>> = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'fleet-devhost-'));
   const aedes = await Aedes.createBroker();
+  // What the device published, for the tests that read its hello and telemetry.
+  const published: { topic: string; payload: Buffer }[] = [];
+  aedes.on('publish', (packet, client) => {
+    if (client) published.push({ topic: packet.topic, payload: Buffer.from(packet.payload) });
+  });
   const broker: Server = createNetServer(aedes.handle);
   await new Promise<void>((r) => broker.listen(0, '127.0.0.1', r));
   const brokerUrl = `mqtt://127.0.0.1:${(broker.address() as AddressInfo).port}`;
@@ -86,7 +91,7 @@ async function world(behaviour: Behaviour, faults: Partial<ReturnType<typeof Fau
     const payload = Buffer.from(JSON.stringify({ v: 1, kind: 'rollout', deploymentId: 'dep-1', wave: 0, manifest }));
     return new Promise<void>((r) => aedes.publish({ cmd: 'publish', topic: rolloutTopic(spec!.hardwareModel, bucketOf(spec!.deviceId)), payload, qos: 1, retain: true, dup: false }, () => r()));
   };
-  return { host, publishRollout, faultCounts };
+  return { host, publishRollout, faultCounts, published };
 }
 
 async function until(cond: () => boolean, ms = 10_000): Promise<void> {
@@ -173,4 +178,24 @@ describe('simulated device host: power loss around the trial of a good release',
       expect(host.slots.calls.arms).toBeLessThanOrEqual(2);
     },
   );
+});
+
+describe('simulated device host: what its counters count', () => {
+  it('a dropped connection is no agent restart and no crash; the update\'s reboot is a reboot', async () => {
+    const { host, publishRollout, published } = await world({ kind: 'healthy' });
+    const of = (channel: string) => published.filter((p) => p.topic.endsWith(`/${host.deviceId}/${channel}`)).map((p) => JSON.parse(p.payload.toString('utf8')) as Record<string, unknown>);
+    await host.start();
+    await until(() => of('hello').length >= 1);
+    for (let i = 0; i < 3; i++) {
+      // A hello per connection (one not yet acknowledged when the connection dropped comes again: QoS 1).
+      const hellos = of('hello').length;
+      host.dropConnection();
+      await until(() => of('hello').length > hellos);
+    }
+    await publishRollout();
+    await until(() => host.slots.primary === 'B' && !host.slots.trial && host.connected, 20_000);
+    await host.sendTelemetry();
+    await until(() => of('telemetry').length > 0);
+    expect(of('telemetry').at(-1)!['counters']).toMatchObject({ crashes: 0, agentRestarts: 0, reboots: 1 });
+  });
 });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SlotName } from '../../protocol/update-state.js';
 import type { BootState, SlotBackend, VerifiedImage } from '../../agent/slots/slot-backend.js';
-import { SlotError } from '../../agent/slots/slot-backend.js';
+import { DURABLE_MAX_BYTES, SlotError } from '../../agent/slots/slot-backend.js';
 
 export interface SlotDevice {
   /** A new backend instance, as the agent builds one after each boot. */
@@ -238,6 +238,33 @@ export function slotBackendConformance(harness: SlotHarness): void {
         expect(sha256(await bootedContent())).toBe(sha256(v2));
       });
     }
+
+    it('keeps the durable record in the boot environment across boots, power losses and updates', async () => {
+      expect(await (await device.backend()).readDurable()).toBeNull();
+      // Opaque to the backend: one line of JSON, as the agent writes it (durable-record.ts).
+      const first = JSON.stringify({ v: 1, gen: 1, securityFloor: 2, note: 'quotes " spaces = and {braces}' });
+      await (await device.backend()).writeDurable(first);
+      expect(await (await device.backend()).readDurable()).toBe(first);
+      const large = JSON.stringify({ v: 1, gen: 2, pad: 'x'.repeat(DURABLE_MAX_BYTES - 40) });
+      expect(Buffer.byteLength(large)).toBeLessThanOrEqual(DURABLE_MAX_BYTES);
+      await (await device.backend()).writeDurable(large);
+      await device.boot(); // power loss
+      expect(await (await device.backend()).readDurable()).toBe(large);
+      // An update, its trial and its commit leave the record alone.
+      await installAndReboot();
+      await (await device.backend()).markGood();
+      await healthyBoot();
+      expect(await (await device.backend()).readDurable()).toBe(large);
+      const third = JSON.stringify({ v: 1, gen: 3 });
+      await (await device.backend()).writeDurable(third);
+      await device.boot();
+      expect(await (await device.backend()).readDurable()).toBe(third);
+      // What no boot environment can hold is refused, and the record stays as it was.
+      const b = await device.backend();
+      await expect(b.writeDurable('two\nlines')).rejects.toBeInstanceOf(SlotError);
+      await expect(b.writeDurable('x'.repeat(DURABLE_MAX_BYTES + 1))).rejects.toBeInstanceOf(SlotError);
+      expect(await (await device.backend()).readDurable()).toBe(third);
+    });
 
     it('an image that fails read-back is refused and never armed', async () => {
       const bad: VerifiedImage = { ...v2Image, sha256: sha256(Buffer.from('not this image')) };

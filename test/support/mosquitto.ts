@@ -40,9 +40,7 @@ export class Mosquitto {
   /** Starts a broker on a free 127.0.0.1 port; resolves once it listens. */
   static async start(options: MosquittoOptions = {}): Promise<Mosquitto> {
     const dir = mkdtempSync(join(tmpdir(), 'fleet-mosquitto-'));
-    const port = await freePort();
     const lines = [
-      `listener ${port} 127.0.0.1`,
       `allow_anonymous ${options.allowAnonymous ? 'true' : 'false'}`,
       // Run as whoever starts it (root in CI would otherwise drop to the mosquitto user, who cannot
       // write the temporary data dir).
@@ -70,10 +68,18 @@ export class Mosquitto {
     }
     lines.push(...(options.extra ?? []));
     const configPath = join(dir, 'mosquitto.conf');
-    writeFileSync(configPath, lines.join('\n') + '\n');
-    const broker = new Mosquitto(port, dir, configPath);
-    await broker.run();
-    return broker;
+    // freePort() says a port was free a moment ago: another process may bind it first. Try another.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      writeFileSync(configPath, [`listener ${port} 127.0.0.1`, ...lines].join('\n') + '\n');
+      const broker = new Mosquitto(port, dir, configPath);
+      try {
+        await broker.run();
+        return broker;
+      } catch (err) {
+        if (attempt >= 3 || !broker.output().includes('Address already in use')) throw err;
+      }
+    }
   }
 
   get url(): string {
@@ -93,7 +99,8 @@ export class Mosquitto {
     const p = spawnProcess(MOSQUITTO, ['-c', this.configPath]);
     this.process = p;
     await Promise.race([
-      p.waitForLine(/Opening ipv4 listen socket on port/, 15_000),
+      // Printed once every listener is bound ("Opening … listen socket" comes before the bind).
+      p.waitForLine(/mosquitto version \S+ running/, 15_000),
       p.exited.then((e) => {
         throw new Error(`mosquitto exited at start (${JSON.stringify(e)}):\n${p.output()}`);
       }),

@@ -1,0 +1,109 @@
+/**
+ * Replays telemetry and statuses through the real telemetry store and snapshot builder into a canary
+ * snapshot, in process on an in-memory `telemetry.db`: the path a gate's snapshot takes in the
+ * coordinator, without a broker. The golden set and the judge's calibration study are built this way,
+ * so they test the pipeline's data model rather than assume it. Shell helper (SQLite in memory).
+ */
+import type { CanarySnapshot } from '../../protocol/canary.js';
+import type { StatusMessage, TelemetryMessage } from '../../protocol/messages.js';
+import type { UpdateState } from '../../protocol/update-state.js';
+import { closeDatabase } from '../store/db.js';
+import { openTelemetryDatabase } from '../telemetry/telemetry-schema.js';
+import { TelemetryStore, type TelemetryStoreOptions } from '../telemetry/telemetry-store.js';
+import { SnapshotBuilder, type CanaryDeviceInput, type ControlDeviceInput } from '../telemetry/snapshot-builder.js';
+import { definedProps } from '../../firmware/defined-props.js';
+
+export interface ReplayDevice {
+  deviceId: string;
+  hardwareModel: string;
+  cohort: 'canary' | 'control';
+}
+
+export interface ReplayRequest {
+  deploymentId: string;
+  wave: number;
+  toVersion: string;
+  window: { from: number; to: number };
+  devices: readonly ReplayDevice[];
+  /** Telemetry in receive order, each with its receive time. */
+  telemetry: Iterable<{ msg: TelemetryMessage; at: number }>;
+  /** The canaries' update statuses (their `at` is taken as the receive time). */
+  statuses: readonly StatusMessage[];
+  /** Store options; defaults are the coordinator's (1-minute rollups, 5-minute gap cap). */
+  store?: Partial<TelemetryStoreOptions>;
+  silentAfterMs?: number;
+  warmUpMs?: number;
+  slots?: number;
+}
+
+/** Statuses whose time is when the device began running the new image (as gate-snapshots.ts reads them). */
+const RUNNING_NEW: ReadonlySet<UpdateState> = new Set(['trial', 'committed']);
+const INSTALLED: ReadonlySet<UpdateState> = new Set(['rebooting', 'trial', 'committed', 'rolling-back', 'rolled-back']);
+
+/** Runs the replay and returns the snapshot the gate would judge at `window.to`. */
+export function snapshotFromTelemetry(req: ReplayRequest): CanarySnapshot {
+  const options: TelemetryStoreOptions = { rollupSlotMs: 60_000, rawRetentionMs: 48 * 3_600_000, maxExposureGapMs: 5 * 60_000, ...req.store };
+  const db = openTelemetryDatabase(':memory:');
+  try {
+    const store = new TelemetryStore(db, options);
+    const lastSeen = new Map<string, number>();
+    const versions = new Map<string, string>();
+    for (const { msg, at } of req.telemetry) {
+      if (at > req.window.to) continue;
+      store.add(msg, at);
+      lastSeen.set(msg.deviceId, at);
+      versions.set(msg.deviceId, msg.firmwareVersion);
+      if (store.pending >= 20_000) store.flush();
+    }
+    store.flush();
+    const last = new Map<string, StatusMessage>();
+    for (const s of req.statuses) {
+      if (s.at > req.window.to) continue;
+      const prev = last.get(s.deviceId);
+      if (!prev || s.seq > prev.seq) last.set(s.deviceId, s);
+    }
+    const canary: CanaryDeviceInput[] = [];
+    const control: ControlDeviceInput[] = [];
+    const fromVersions = new Set<string>();
+    for (const d of req.devices) {
+      const seen = lastSeen.get(d.deviceId);
+      if (d.cohort === 'control') {
+        const v = versions.get(d.deviceId);
+        if (v === undefined) continue;
+        fromVersions.add(v);
+        control.push({ deviceId: d.deviceId, hardwareModel: d.hardwareModel, firmwareVersion: v, ...definedProps({ lastSeen: seen }) });
+        continue;
+      }
+      const s = last.get(d.deviceId);
+      const from = s ? (s.state === 'rolled-back' ? s.toVersion : s.fromVersion) : undefined;
+      if (from !== undefined) fromVersions.add(from);
+      canary.push({
+        deviceId: d.deviceId,
+        hardwareModel: d.hardwareModel,
+        state: s?.state ?? 'idle',
+        ...(s?.reason !== undefined ? { reason: s.reason } : {}),
+        ...(s && INSTALLED.has(s.state) ? { installedAt: s.at } : {}),
+        ...(s && RUNNING_NEW.has(s.state) ? { runningSince: s.at } : {}),
+        ...(seen !== undefined || s ? { lastSeen: Math.max(seen ?? 0, s?.at ?? 0) } : {}),
+        ...definedProps({ fromVersion: from }),
+      });
+    }
+    const snapshot = new SnapshotBuilder(db, options.rollupSlotMs).build({
+      deploymentId: req.deploymentId,
+      wave: req.wave,
+      fromVersions: [...fromVersions].sort(),
+      toVersion: req.toVersion,
+      window: req.window,
+      takenAt: req.window.to,
+      canary,
+      control,
+      silentAfterMs: req.silentAfterMs ?? options.maxExposureGapMs,
+      ...definedProps({ warmUpMs: req.warmUpMs, slots: req.slots }),
+    });
+    // A canary that never reported carries no update state (the gate reads that as no report).
+    for (const d of snapshot.devices) if (d.cohort === 'canary' && d.update?.state === 'idle') delete d.update;
+    return snapshot;
+  } finally {
+    closeDatabase(db);
+  }
+}
