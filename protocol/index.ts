@@ -10,3 +10,4 @@ export * from './messages.js';
 export * from './parse.js';
 export * from './clock.js';
 export * from './canary.js';
+export * from './webhooks.js';
