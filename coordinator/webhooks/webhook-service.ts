@@ -40,7 +40,7 @@ export interface WebhookView {
   createdAt: number;
   createdBy: string;
   deliveries: Record<DeliveryRecord['status'], number>;
-  lastDelivery: Omit<DeliveryView, 'attempts'> | null;
+  lastDelivery: Omit<DeliveryView, 'attemptLog'> | null;
 }
 
 export interface DeliveryView {
