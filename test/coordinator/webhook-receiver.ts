@@ -26,7 +26,7 @@ export interface Receiver {
 /** `nowMs`: the receiver's clock for the timestamp check (default real time). */
 export async function startReceiver(secret: () => string, nowMs: () => number = () => Date.now(), path = '/hook'): Promise<Receiver> {
   const hanging: (() => void)[] = [];
-  const receiver: Receiver = { url: '', received: [], answer: () => 200, close: async () => undefined };
+  const receiver: Receiver = { url: '', received: [], answer: () => 200, close: () => Promise.resolve() };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
