@@ -64,8 +64,10 @@ import { coordinatorMetricSources } from './prometheus/metric-sources.js';
 import { registerMetricsRoute } from './prometheus/metrics-route.js';
 import { createWebhooks, type Webhooks } from './webhooks/create-webhooks.js';
 import { registerWebhookRoutes } from './webhooks/webhook-routes.js';
+import { packageVersion } from '../firmware/package-version.js';
 
-export const COORDINATOR_VERSION = '0.1.0';
+/** Reported by /v1/health: the version in package.json. */
+export const COORDINATOR_VERSION = packageVersion(import.meta.url);
 
 export interface CoordinatorOptions {
   /** Configuration (merged over FLEET_* variables from `env`); `dataDir` is required unless FLEET_DATA_DIR is set. */

@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import { FleetError } from '../../protocol/errors.js';
+import { definedProps } from '../../firmware/defined-props.js';
 import { SUBSCRIBABLE_EVENTS } from '../../protocol/webhooks.js';
 import { AdminClient, type ConnectionOptions } from '../cli/admin-client.js';
 import { addConnectionOptions } from '../cli/device-commands.js';
@@ -49,9 +50,7 @@ export function registerWebhookCommands(program: Command): Command {
     if (opts.secretStdin && !secret) throw new FleetError('invalid-input', '--secret-stdin read nothing: pipe the secret in, e.g. printf %s "$SECRET" | fleet webhooks add …');
     const res = await client(opts).post<{ webhook: WebhookView; secret: string }>('/v1/webhooks', {
       url,
-      ...(opts.events ? { events: opts.events } : {}),
-      ...(secret !== undefined ? { secret } : {}),
-      ...(opts.description !== undefined ? { description: opts.description } : {}),
+      ...definedProps({ events: opts.events, secret, description: opts.description }),
     });
     if (opts.json) return console.log(JSON.stringify(secret !== undefined ? { webhook: res.webhook } : res, null, 2));
     console.log(`added webhook ${res.webhook.id}: ${res.webhook.url} (${res.webhook.events.join(', ')})`);

@@ -3,6 +3,7 @@
  * real-time timers and configuration. Composition helper for coordinator.ts.
  */
 import type { Logger } from 'pino';
+import { definedProps } from '../../firmware/defined-props.js';
 import type { Clock } from '../../protocol/clock.js';
 import type { CoordinatorConfig } from '../config.js';
 import type { Db } from '../store/db.js';
@@ -32,8 +33,7 @@ export function createWebhooks(o: {
     timers: o.timers,
     logger: o.logger,
     limits: o.config.webhooks,
-    ...(o.onAttempt ? { onAttempt: o.onAttempt } : {}),
-    ...(o.random ? { random: o.random } : {}),
+    ...definedProps({ onAttempt: o.onAttempt, random: o.random }),
   });
   const service = new WebhookService({ store, dispatcher, env: o.config.env, now: o.now, audit: o.audit, logger: o.logger });
   return { service, dispatcher };

@@ -9,7 +9,9 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { FleetError } from '../../protocol/errors.js';
 import { SUBSCRIBABLE_EVENTS, WebhookEventTypeSchema, type WebhookEvent } from '../../protocol/webhooks.js';
-import type { AppEnv } from '../config.js';
+import type { CoordinatorConfig } from '../config.js';
+
+type AppEnv = CoordinatorConfig['env'];
 import type { DecisionRecord } from '../gate/decision.js';
 import type { AuditEntry } from '../engine/types.js';
 import type { AttemptResult, WebhookDispatcher } from './webhook-dispatcher.js';
