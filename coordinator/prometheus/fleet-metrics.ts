@@ -7,7 +7,7 @@
  * latency: http-metrics.ts, on the same registry). Labels are bounded: never a device id; deployment
  * ids only for the deployments the engine holds live. I/O shell (prom-client).
  */
-import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DecisionRecord } from '../gate/decision.js';
 import { mapCounters, COUNTER_FAMILIES, type CounterFamily } from './counter-map.js';
 import { BoundedLabel, cleanLabel, ruleFamily } from './bounded-labels.js';
@@ -42,7 +42,7 @@ export interface FleetMetricsOptions {
   sources: MetricSources;
   /** Every phase a deployment can be in: each is exported, 0 when no deployment is in it. */
   phases: readonly string[];
-  /** Also export Node's process metrics (CPU, memory, event loop, GC). Default true. */
+  /** Also export Node's process metrics (CPU, memory, event loop, GC; one set per process). Default true. */
   processMetrics?: boolean;
 }
 
@@ -146,8 +146,7 @@ export class FleetMetrics {
     const webhookLatency = new Histogram({ name: 'fleet_webhook_delivery_duration_seconds', help: 'Webhook delivery attempts, until the receiver answered or failed.', buckets: WEBHOOK_BUCKETS, registers });
     for (const event of ['started', 'finished']) rollbacks.inc({ event }, 0);
     for (const outcome of ['delivered', 'retry', 'failed']) webhooks.inc({ outcome }, 0);
-    if (o.processMetrics !== false) collectDefaultMetrics({ register: registry });
-    return new FleetMetrics(registry, decisions, verdicts, analyzerLatency, gateLatency, rollbacks, webhooks, webhookLatency, {
+    return new FleetMetrics(o.processMetrics === false ? registry : Registry.merge([registry, processRegistry()]), decisions, verdicts, analyzerLatency, gateLatency, rollbacks, webhooks, webhookLatency, {
       rule: new BoundedLabel(200),
       analyzer: new BoundedLabel(20),
     });
@@ -187,6 +186,20 @@ export class FleetMetrics {
   names(): string[] {
     return this.registry.getMetricsAsArray().map((m) => m.name);
   }
+}
+
+let processMetrics: Registry | undefined;
+
+/**
+ * Node's process metrics, collected once per process and shared by every coordinator in it: each
+ * collection installs a GC observer and an event-loop monitor that live as long as the process.
+ */
+function processRegistry(): Registry {
+  if (!processMetrics) {
+    processMetrics = new Registry();
+    collectDefaultMetrics({ register: processMetrics });
+  }
+  return processMetrics;
 }
 
 /** The counter families of counter-map.ts, each set from the counters at scrape time. */

@@ -87,9 +87,11 @@ function parseSample(line: string, where: string): Sample {
       pos = re.lastIndex;
     }
   }
+  // Prometheus reads values with Go's ParseFloat: NaN and Inf in any case (prom-client writes `Nan`).
   const raw = m[3]!;
-  const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : raw === 'NaN' ? NaN : Number(raw);
-  if (Number.isNaN(value) && raw !== 'NaN') throw new Error(`bad value, ${where}`);
+  const special = /^([+-]?)(inf|infinity|nan)$/i.exec(raw);
+  const value = special ? (special[2]!.toLowerCase() === 'nan' ? NaN : special[1] === '-' ? -Infinity : Infinity) : Number(raw);
+  if (!special && (Number.isNaN(value) || !/^[+-]?(\d|\.\d)/.test(raw))) throw new Error(`bad value, ${where}`);
   return { name: m[1]!, labels, value };
 }
 
