@@ -1,12 +1,16 @@
 /**
- * Webhook delivery against a real HTTP receiver on 127.0.0.1, with a real SQLite store and a manual
+ * The webhook body's golden fixtures; webhook delivery against a real HTTP receiver on 127.0.0.1, with a real SQLite store and a manual
  * clock for the backoff: every delivery signed and verified by the receiver, retries after 500s at
  * growing intervals, given up after the attempt limit, timeouts, pending deliveries surviving a
  * restart, every attempt recorded. Then a real coordinator with real agents: a rollout and its
  * rollback reach the receiver as gate.decided, deployment.completed, deployment.aborted,
  * rollback.started and rollback.finished.
  */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WEBHOOK_EVENT_TYPES, WebhookEventSchema } from '../../protocol/webhooks.js';
+import { repoRoot } from '../support/processes.js';
 import { ManualClock } from '../../protocol/clock.js';
 import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
 import { ALL_MIGRATIONS } from '../../coordinator/store/migration-list.js';
@@ -43,6 +47,18 @@ async function rig(limits: DeliveryLimits = LIMITS, db?: Db): Promise<{ db: Db; 
 }
 
 const aborted = (id: string, at: number) => ({ at, actor: 'operator', action: 'deployment.aborted', deploymentId: id, detail: { reason: 'bad canary', rollback: true } });
+
+describe('webhook events', () => {
+  it('parses the golden v1 body of every event type', () => {
+    const dir = join(repoRoot, 'test/fixtures/webhooks/v1');
+    const types = readdirSync(dir).map((f) => {
+      const parsed = WebhookEventSchema.safeParse(JSON.parse(readFileSync(join(dir, f), 'utf8')) as unknown);
+      expect(parsed.success, `${f}: ${parsed.success ? '' : parsed.error.message}`).toBe(true);
+      return parsed.success ? parsed.data.type : '';
+    });
+    expect(types.sort()).toEqual([...WEBHOOK_EVENT_TYPES].sort());
+  });
+});
 
 describe('webhook signatures', () => {
   it('verifies what it signed, and refuses a changed body, another secret, an old or future timestamp', () => {
