@@ -1,7 +1,12 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+// Workspace packages (`@fleet/protocol/…`) resolve to their TypeScript sources, never a stale dist/.
+const conditions = ['@fleet/source', 'node', 'import', 'default'];
+
 export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: ['@fleet/source'] } },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
