@@ -4,9 +4,9 @@
  * ref'd handle, exit codes — is protocol/daemon.ts. I/O shell.
  */
 import type { Logger } from 'pino';
-import type { DaemonControl } from '../protocol/daemon.js';
+import type { DaemonControl } from '@fleet/runtime/daemon';
 import type { AgentConfig } from './config.js';
-import { errorMessage } from '../protocol/errors.js';
+import { errorMessage } from '@fleet/protocol/errors';
 
 /** Starts the agent; resolves with its clean stop once it runs. Throws on a fatal local error. */
 export async function startAgent(config: AgentConfig, logger: Logger, control: DaemonControl): Promise<() => Promise<void>> {

@@ -7,8 +7,8 @@
  */
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../protocol/errors.js';
-import { formatIssues } from '../protocol/parse.js';
+import { ConfigError } from '@fleet/protocol/errors';
+import { formatIssues } from '@fleet/protocol/parse';
 import { plaintextPaths } from './listener-security.js';
 import { MIN_TOKEN_LENGTH, TOKEN_ADVICE, weakTokenReason } from './token-strength.js';
 

@@ -7,8 +7,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { z } from 'zod';
-import { FleetError, ValidationError, errorMessage } from '../../protocol/errors.js';
-import { formatIssues } from '../../protocol/parse.js';
+import { FleetError, ValidationError, errorMessage } from '@fleet/protocol/errors';
+import { formatIssues } from '@fleet/protocol/parse';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 

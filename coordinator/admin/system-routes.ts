@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { AuditLog } from '../store/audit-log.js';
 import type { Router } from './router.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface SystemRouteDeps {
   env: string;

@@ -6,7 +6,7 @@
  * Its tables come from engine-migrations.ts (versions 100–199, listed in coordinator/store/migration-list.ts).
  */
 import type Database from 'better-sqlite3';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError } from '@fleet/protocol/errors';
 import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';
 import { shardDevices } from './device-progress.js';
 import {

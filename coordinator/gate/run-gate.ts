@@ -4,9 +4,9 @@
  * snapshot's digest. Shell-side helper: the clock is injected, nothing else is touched.
  */
 import { createHash } from 'node:crypto';
-import type { CanarySnapshot } from '../../protocol/canary.js';
-import type { Clock } from '../../protocol/clock.js';
-import { canonicalize } from '../../firmware/canonical-json.js';
+import type { CanarySnapshot } from '@fleet/protocol/canary';
+import type { Clock } from '@fleet/protocol/clock';
+import { canonicalize } from '@fleet/firmware/canonical-json';
 import type { AnalyzerOutcome, GateAnalyzer, GatePolicy } from './analyzer.js';
 import { combineOutcomes, defaultRole, type NamedOutcome } from './combine.js';
 import type { DecisionRecord, DecisionSource } from './decision.js';

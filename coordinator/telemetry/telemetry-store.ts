@@ -17,8 +17,8 @@
  * unknown part of the rest). Charging a whole offline stretch's events to a capped few minutes made
  * devices that were offline look many times as crash-prone as they are.
  */
-import type { TelemetryMessage } from '../../protocol/messages.js';
-import type { ContinuousMetric } from '../../protocol/canary.js';
+import type { TelemetryMessage } from '@fleet/protocol/messages';
+import type { ContinuousMetric } from '@fleet/protocol/canary';
 import type { Db } from '../store/db.js';
 import { SampleChunk } from './sample-chunks.js';
 import {

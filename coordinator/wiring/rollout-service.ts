@@ -6,13 +6,13 @@
  * never reach the engine: their hellos are left out and their statuses recorded as anomalies. I/O shell.
  */
 import type { Logger } from 'pino';
-import type { Clock } from '../../protocol/clock.js';
-import type { CanarySnapshot } from '../../protocol/canary.js';
-import type { HelloMessage, StatusMessage } from '../../protocol/messages.js';
-import type { SigningKey } from '../../firmware/keys.js';
+import type { Clock } from '@fleet/protocol/clock';
+import type { CanarySnapshot } from '@fleet/protocol/canary';
+import type { HelloMessage, StatusMessage } from '@fleet/protocol/messages';
+import type { SigningKey } from '@fleet/firmware/keys';
 import { EngineRunner } from '../engine/engine-runner.js';
-import { BUCKET_COUNT } from '../../protocol/bucket.js';
-import { FleetError } from '../../protocol/errors.js';
+import { BUCKET_COUNT } from '@fleet/protocol/bucket';
+import { FleetError } from '@fleet/protocol/errors';
 import { SqliteDeploymentRepository } from '../engine/deployment-repo-sqlite.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';

@@ -11,8 +11,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { FleetError, errorMessage } from '../protocol/errors.js';
-import { parsePayload } from '../protocol/parse.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
+import { parsePayload } from '@fleet/protocol/parse';
 
 const PackageJsonSchema = z.object({ version: z.string().min(1).max(64) });
 

@@ -3,7 +3,7 @@
  * never a stack trace (set FLEET_DEBUG=1 for one). FleetErrors carry their code and advice; a file
  * that cannot be read names the file; anything else is labelled unexpected. Pure.
  */
-import { FleetError, errorMessage } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
 
 /** What Node's fs and net errors carry (`ENOENT`, `open`, the path; `EADDRINUSE`, the port). */
 interface SystemErrorLike {
