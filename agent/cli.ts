@@ -21,8 +21,13 @@ export interface AgentCommandDeps {
   devEnroller?: DevEnroller;
 }
 
+/** `fleet agent ...`: the agent's commands as a group of the `fleet` executable. */
 export function registerAgentCommands(program: Command, deps: AgentCommandDeps = {}): void {
-  const agent = program.command('agent').description('the device daemon: verified A/B updates and telemetry');
+  addAgentCommands(program.command('agent').description('the device daemon: verified A/B updates and telemetry'), deps);
+}
+
+/** Adds the agent's commands (`start`, `validate-config`, `status`, the tools) to `agent`: a group, or the `fleet-agent` program itself. */
+export function addAgentCommands(agent: Command, deps: AgentCommandDeps = {}): void {
 
   agent
     .command('start')
