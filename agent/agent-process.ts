@@ -1,7 +1,7 @@
 /**
  * The agent as the device's process (`fleet agent start`): builds the agent for the configured slot
  * backend, starts it, and returns how to stop it. The process lifetime around it — signals, the
- * ref'd handle, exit codes — is protocol/daemon.ts. I/O shell.
+ * ref'd handle, exit codes — is runDaemon (runtime/daemon.ts). I/O shell.
  */
 import type { Logger } from 'pino';
 import type { DaemonControl } from '@fleet/runtime/daemon';

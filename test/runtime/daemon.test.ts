@@ -1,5 +1,5 @@
 /**
- * The daemon lifetime (protocol/daemon.ts) in real processes: alive on nothing but unref'd timers
+ * The daemon lifetime (runtime/daemon.ts) in real processes: alive on nothing but unref'd timers
  * until a signal, exit codes for signals, the service's own shutdown, fatal errors, a hung stop, a
  * leaked handle and a failed start.
  */
