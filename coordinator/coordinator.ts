@@ -27,6 +27,7 @@ import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBroker } from './broker/external-broker.js';
 import type { Transport } from './broker/transport.js';
 import { DeviceIngest } from './ingest/device-ingest.js';
+import { BadMessages } from './ingest/bad-messages.js';
 import { StatusInbox } from './ingest/status-inbox.js';
 import { DeviceRegistry, type DeviceRecord } from './registry/device-registry.js';
 import { AnomalyLog } from './registry/anomaly-log.js';
@@ -171,21 +172,23 @@ export class Coordinator {
     const credentials = new CredentialStore(db, config.credentialCost, now);
     const auditLog = new AuditLog(db);
     // Handlers call into the coordinator built below; devices cannot connect before it exists.
-    const ingest = new DeviceIngest(
-      {
+    const badMessages = new BadMessages(counters, logger.child({ module: 'ingest' }));
+    const ingest = new DeviceIngest({
+      handlers: {
         hello: (m) => c.onHello(m),
         status: (m) => c.onStatus(m),
         telemetry: (deviceId, payload) => c.onTelemetry(deviceId, payload),
         presence: (m) => c.onPresence(m),
       },
       counters,
-      logger.child({ module: 'ingest' }),
-      {
+      logger: logger.child({ module: 'ingest' }),
+      bad: badMessages,
+      limits: {
         ...config.deviceLimits,
         now,
         onShed: (deviceId, channel) => anomalies.record(deviceId, 'rate-limited', `${channel} messages past ${config.deviceLimits[channel].perSecond}/s (burst ${config.deviceLimits[channel].burst}) shed`),
       },
-    );
+    });
     let telemetry: TelemetryWriter;
     try {
       telemetry = await startTelemetryWriter(config, {
@@ -195,7 +198,7 @@ export class Coordinator {
         onVersions: (notes) => {
           for (const n of notes) registry.noteVersion(n.deviceId, n.firmwareVersion, n.slot);
         },
-        onBad: (bad, count) => ingest.reportBad('telemetry', bad, count),
+        bad: badMessages,
       });
     } catch (err) {
       closeDatabase(telemetryDb);
