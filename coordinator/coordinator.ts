@@ -49,11 +49,11 @@ import { registerDeviceRoutes } from './admin/device-routes.js';
 import { registerFirmwareRoutes } from './admin/firmware-routes.js';
 import { registerSystemRoutes } from './admin/system-routes.js';
 import { loadCoordinatorKey } from './signing.js';
-import { Publisher } from './wiring/publisher.js';
-import { RolloutService } from './wiring/rollout-service.js';
+import { Publisher } from './broker/publisher.js';
+import { DeploymentService } from './deployments/deployment-service.js';
 import { registerDeploymentRoutes } from './admin/deployment-routes.js';
 import { DeploymentRequestSchema, OperatorActionSchema, type AuditEntry, type DeploymentRequestInput, type OperatorActionInput } from './engine/types.js';
-import type { DeploymentView } from './wiring/rollout-service.js';
+import type { DeploymentView } from './deployments/deployment-service.js';
 import { ValidationError } from '../protocol/errors.js';
 import { formatIssues } from '../protocol/parse.js';
 
@@ -119,7 +119,7 @@ export class Coordinator {
     readonly auditLog: AuditLog,
     private readonly transport: Transport,
     private readonly http: HttpServer,
-    readonly rollouts: RolloutService,
+    readonly rollouts: DeploymentService,
     private readonly publisher: Publisher,
     private readonly inbox: StatusInbox,
     readonly signingKey: SigningKey,
@@ -287,7 +287,7 @@ export class Coordinator {
     const fixedAnalyzers = options.analyzers;
 
     const events = new EventEmitter<CoordinatorEvents>();
-    const rollouts = await RolloutService.create({
+    const rollouts = await DeploymentService.create({
       db,
       clock,
       logger: logger.child({ module: 'engine' }),

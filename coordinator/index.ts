@@ -12,7 +12,7 @@ export {
   type CoordinatorConfig,
   type CoordinatorConfigInput,
 } from './config.js';
-export { deploymentView, type DeploymentView } from './wiring/rollout-service.js';
+export { deploymentView, type DeploymentView } from './deployments/deployment-service.js';
 export type { DeviceRecord } from './registry/device-registry.js';
 export type { ArtifactRecord } from './artifacts/artifact-store.js';
 export type { ProvisionedDevice } from './broker/credentials.js';

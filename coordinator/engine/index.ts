@@ -1,7 +1,7 @@
 /**
  * The rollout engine's public entry: the pure engine (step, createDeployment, reconcile), its types
- * and schemas, the spec builder, the maintenance-window matcher, the SQLite repository with its
- * migrations, and the runner the coordinator shell wires in.
+ * and schemas, the spec builder, the maintenance-window matcher, and the runner the coordinator shell
+ * wires in (its SQLite repository lives with the rest of deployment persistence in coordinator/deployments/).
  */
 export * from './types.js';
 export { createDeployment, initialState, nextWakeAt, reconcile, step, gatePolicyFor } from './engine.js';
@@ -10,8 +10,6 @@ export { activeWindow, isInsideWindow, isValidCron, nextWindowStart, parseCron }
 export { bucketsOfWave, matchesTarget, startedBuckets, waveOfDevice } from './wave-plan.js';
 export { allDevices, categoryOf, needsRollback, recount, shardDevices, type DeviceCategory } from './device-progress.js';
 export { canaryDevices, snapshotFromProgress } from './snapshot.js';
-export { ENGINE_MIGRATIONS } from './engine-migrations.js';
-export { CorruptRecordError, RevisionConflictError, SqliteDeploymentRepository } from './deployment-repo-sqlite.js';
 export {
   DeploymentActionError,
   DeploymentConflictError,

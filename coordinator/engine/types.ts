@@ -106,7 +106,7 @@ export const RollbackStateSchema = z.object({
   unreachable: z.number().int().nonnegative(),
   /**
    * Devices that refused the rollback because it would cross their security floor: they committed an
-   * image that raised it, and stay on it (floor-warnings.ts). Absent in older records: none.
+   * image that raised it, and stay on it (deployments/creation-warnings.ts). Absent in older records: none.
    */
   refused: z.number().int().nonnegative().default(0),
   completedAt: z.number().int().optional(),

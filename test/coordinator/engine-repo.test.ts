@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
-import { RevisionConflictError, SqliteDeploymentRepository } from '../../coordinator/engine/deployment-repo-sqlite.js';
+import { RevisionConflictError, SqliteDeploymentRepository } from '../../coordinator/deployments/deployment-repo-sqlite.js';
 import { allDevices, recount } from '../../coordinator/engine/device-progress.js';
 import { createDeployment, reconcile, step } from '../../coordinator/engine/engine.js';
 import type { DeploymentState, EngineEvent } from '../../coordinator/engine/types.js';

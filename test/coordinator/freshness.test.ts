@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { FreshnessCounters } from '../../coordinator/deployments/freshness-counters.js';
-import { floorWarnings } from '../../coordinator/deployments/floor-warnings.js';
+import { floorWarnings } from '../../coordinator/deployments/creation-warnings.js';
 import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
 import type { Coordinator } from '../../coordinator/index.js';
 import { buildManifest, signManifest } from '../../firmware/manifest.js';

@@ -13,7 +13,7 @@ import type { SigningKey } from '../../firmware/keys.js';
 import { EngineRunner } from '../engine/engine-runner.js';
 import { BUCKET_COUNT } from '../../protocol/bucket.js';
 import { FleetError } from '../../protocol/errors.js';
-import { SqliteDeploymentRepository } from '../engine/deployment-repo-sqlite.js';
+import { SqliteDeploymentRepository } from './deployment-repo-sqlite.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';
 import { hardGatesAnalyzer } from '../gate/hard-gates.js';
@@ -36,14 +36,14 @@ import type { Counters } from '../metrics.js';
 import type { DeviceRegistry } from '../registry/device-registry.js';
 import type { FirmwareService } from '../artifacts/firmware-service.js';
 import type { SnapshotBuilder } from '../telemetry/snapshot-builder.js';
-import { prepareDeployment } from '../deployments/deployment-factory.js';
-import { floorWarnings } from '../deployments/floor-warnings.js';
-import type { FreshnessCounters } from '../deployments/freshness-counters.js';
+import { prepareDeployment } from './deployment-factory.js';
+import { floorWarnings } from './creation-warnings.js';
+import type { FreshnessCounters } from './freshness-counters.js';
 import { matchesTarget } from '../registry/device-registry.js';
 import { CoordinatorEffectSink } from './effect-sink.js';
 import { RegistryWaveDirectory } from './wave-directory.js';
 import { GateSnapshots } from './gate-snapshots.js';
-import type { Publisher } from './publisher.js';
+import type { Publisher } from '../broker/publisher.js';
 import type { AnomalyLog } from '../registry/anomaly-log.js';
 
 /** A deployment whose target matches no known device. */
@@ -53,7 +53,7 @@ export class NoEligibleDevicesError extends FleetError {
   }
 }
 
-export interface RolloutServiceDeps {
+export interface DeploymentServiceDeps {
   db: Db;
   clock: Clock;
   logger: Logger;
@@ -116,7 +116,7 @@ export interface DeploymentView {
   decisions?: DecisionRecord[];
   /**
    * At creation only: canary waves too small to judge (wave-plan.ts smallWaveWarnings), what the
-   * firmware does to the devices' security floors (floor-warnings.ts), an offline-signed manifest
+   * firmware does to the devices' security floors (creation-warnings.ts), an offline-signed manifest
    * that devices may refuse as stale.
    */
   warnings?: string[];
@@ -166,14 +166,14 @@ export function deploymentView(core: DeploymentCore, decisions?: DecisionRecord[
   };
 }
 
-export class RolloutService {
+export class DeploymentService {
   private constructor(
-    private readonly deps: RolloutServiceDeps,
+    private readonly deps: DeploymentServiceDeps,
     readonly repo: SqliteDeploymentRepository,
     readonly runner: EngineRunner,
   ) {}
 
-  static create(deps: RolloutServiceDeps): Promise<RolloutService> {
+  static create(deps: DeploymentServiceDeps): Promise<DeploymentService> {
     const repo = new SqliteDeploymentRepository(deps.db);
     const sink = new CoordinatorEffectSink({
       publisher: deps.publisher,
@@ -209,7 +209,7 @@ export class RolloutService {
         return snapshot;
       },
     });
-    return Promise.resolve(new RolloutService(deps, repo, runner));
+    return Promise.resolve(new DeploymentService(deps, repo, runner));
   }
 
   /** Loads and resumes every live deployment. */
@@ -246,7 +246,7 @@ export class RolloutService {
     return { ...deploymentView(core), ...(warnings.length ? { warnings } : {}) };
   }
 
-  /** What the firmware does to the known target devices' security floors (floor-warnings.ts). */
+  /** What the firmware does to the known target devices' security floors (creation-warnings.ts). */
   private floorWarnings(spec: DeploymentSpec): string[] {
     const securityVersion = spec.manifest.signed['securityVersion'];
     if (typeof securityVersion !== 'number') return [];

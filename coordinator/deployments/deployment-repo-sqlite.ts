@@ -3,13 +3,13 @@
  * as JSON plus queryable columns), their waves, per-device progress and gate decisions. `save` writes a
  * step's changes in one transaction, guarded by the core's revision. I/O adapter.
  *
- * Its tables come from engine-migrations.ts (versions 100–199, listed in coordinator/store/migration-list.ts).
+ * Its tables come from deployment-migrations.ts (versions 100–199, listed in coordinator/store/migration-list.ts)
+ * and, for gate snapshots, the store's migration 6.
  */
 import type Database from 'better-sqlite3';
 import { FleetError } from '../../protocol/errors.js';
 import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';
-export { ENGINE_MIGRATIONS } from './engine-migrations.js';
-import { shardDevices } from './device-progress.js';
+import { shardDevices } from '../engine/device-progress.js';
 import {
   DeploymentCoreSchema,
   DeviceProgressSchema,
@@ -20,7 +20,7 @@ import {
   type DeploymentRepository,
   type DeploymentState,
   type DeviceProgress,
-} from './types.js';
+} from '../engine/types.js';
 
 /** Someone else saved this deployment in between (two coordinators on one database, or a bug). */
 export class RevisionConflictError extends FleetError {
