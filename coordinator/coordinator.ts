@@ -287,7 +287,7 @@ export class Coordinator {
     const fixedAnalyzers = options.analyzers;
 
     const events = new EventEmitter<CoordinatorEvents>();
-    const rollouts = await DeploymentService.create({
+    const rollouts = DeploymentService.create({
       db,
       clock,
       logger: logger.child({ module: 'engine' }),

@@ -1,12 +1,93 @@
 /**
- * What a deployment means for the devices' anti-rollback floors, said at creation. Pure.
+ * What the operator hears when a deployment is created, all in one place: a deployment that matches no
+ * known device is refused; canary waves too small to judge, a soak too short to see a regression, and
+ * what the firmware does to the devices' anti-rollback floors are warned about. The rules are pure
+ * functions; `creationWarnings` applies them to the registry as it is now.
  *
- * A device raises its floor to an image's securityVersion when it commits it, never before (a failed
- * trial falls back to the old image), and no path boots an image below the floor afterwards. So a
- * deployment that raises the floor cannot be rolled back on a device once the device committed it:
+ * Floors. A device raises its floor to an image's securityVersion when it commits it, never before (a
+ * failed trial falls back to the old image), and no path boots an image below the floor afterwards. So
+ * a deployment that raises the floor cannot be rolled back on a device once the device committed it:
  * the rollback command is refused (the device reports `below-security-floor` and stays), and the
  * rollback records it as refused. Devices whose floor is already above the image refuse the manifest.
  */
+import { BUCKET_COUNT } from '../../protocol/bucket.js';
+import { FleetError } from '../../protocol/errors.js';
+import type { DeploymentSpec } from '../engine/types.js';
+import { waveOfBucketIn } from '../engine/wave-plan.js';
+import { planWarnings } from '../canary/soak-planner.js';
+import { matchesTarget, type DeviceRegistry } from '../registry/device-registry.js';
+import { RegistryWaveDirectory } from './wave-directory.js';
+
+/** A deployment whose target matches no known device. */
+export class NoEligibleDevicesError extends FleetError {
+  constructor(message: string) {
+    super('no-eligible-devices', message);
+  }
+}
+
+/** What creation warns about, by kind: small canary waves (and soak power), and everything else. */
+export interface CreationWarnings {
+  /** Canary waves too small to judge, soaks too short for the regression the judge must see. */
+  smallWaves: string[];
+  /** Security floors, and whatever the manifest's signer should hear. */
+  other: string[];
+}
+
+/**
+ * The warnings for a new deployment against the devices the registry knows now; throws
+ * NoEligibleDevicesError when it matches none of them. A device is known once it has said hello (its
+ * version decides whether it is in the target): a deployment that matches no known device would pass
+ * every wave as empty and leave its manifest retained for whoever connects later, judged by no canary.
+ */
+export function creationWarnings(spec: DeploymentSpec, registry: DeviceRegistry): CreationWarnings {
+  const known = new RegistryWaveDirectory(registry).members(spec, Array.from({ length: BUCKET_COUNT }, (_, b) => b));
+  if (known.length === 0) {
+    throw new NoEligibleDevicesError(
+      `no known device matches the target (models ${spec.target.hardwareModels.join(', ')}, versions ${spec.target.versionRange}` +
+        `${spec.target.tags.length ? `, tags ${spec.target.tags.join(', ')}` : ''}); devices become known when they are provisioned, connect and say hello: ` +
+        'provision them, start their agents (`fleet devices list` shows who is known; ghosts, devices without credentials, never count), then create the deployment',
+    );
+  }
+  // Each known device counted in its own wave: one pass over the registry, not one per wave.
+  const sizes = spec.waves.map(() => 0);
+  for (const m of known) {
+    const wave = waveOfBucketIn(spec, m.bucket);
+    if (wave >= 0) sizes[wave]!++;
+  }
+  const securityVersion = spec.manifest.signed['securityVersion'];
+  const floors: number[] = [];
+  if (typeof securityVersion === 'number') {
+    const target = { hardware: spec.target.hardwareModels, versionRange: spec.target.versionRange, tags: spec.target.tags };
+    for (const d of registry.all()) if (matchesTarget(d, target)) floors.push(d.securityFloor);
+  }
+  return {
+    smallWaves: [...smallWaveWarnings(spec, sizes, known.length), ...planWarnings(spec, sizes, known.length)],
+    other: typeof securityVersion === 'number' ? floorWarnings(spec.firmwareVersion, securityVersion, floors) : [],
+  };
+}
+
+/**
+ * Warnings at creation for canary waves (every wave but the last) too small to judge: `sizes[i]` is
+ * how many of the `known` devices in the target (said hello, match it) wave i covers now. With fewer
+ * than the wave's `minDevicesReporting` its gate judges on a handful of devices, where one noisy device
+ * decides; with none it passes empty and the next wave is the first real canary. Devices that connect
+ * later join their bucket's wave, so these are warnings, not refusals. Pure.
+ */
+export function smallWaveWarnings(spec: DeploymentSpec, sizes: readonly number[], known: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < spec.waves.length - 1; i++) {
+    const wave = spec.waves[i]!;
+    const size = sizes[i] ?? 0;
+    if (size >= wave.minDevicesReporting) continue;
+    const what = `wave ${i + 1} (${wave.percent} %) covers ${size === 0 ? 'none' : size} of the ${known} known devices in the target`;
+    out.push(
+      size === 0
+        ? `${what}: it will pass empty and wave ${i + 2} will be the first canary; give it a larger share (--waves)`
+        : `${what}, fewer than the ${wave.minDevicesReporting} it needs reporting: its gate will judge on ${size} device${size === 1 ? '' : 's'}; give it a larger share (--waves) or lower --min-devices`,
+    );
+  }
+  return out;
+}
 
 /** Warnings for a firmware of `securityVersion` sent to devices with these floors. */
 export function floorWarnings(firmwareVersion: string, securityVersion: number, floors: readonly number[]): string[] {

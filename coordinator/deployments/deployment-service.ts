@@ -1,9 +1,11 @@
 /**
- * The coordinator's rollout service: the engine runner wired to the shell — SQLite repository, the
- * effect sink (retained manifests, signed commands, audit), the registry as wave directory, gate
- * snapshots built from telemetry (each stored by the digest its decision records) — plus the views the
- * admin API and embedders read. Ghosts (devices never provisioned where provisioning is required)
- * never reach the engine: their hellos are left out and their statuses recorded as anomalies. I/O shell.
+ * Deployments for the coordinator: the engine runner wired to its shell — the SQLite repository (all
+ * of deployment persistence), the effect sink (retained manifests, signed commands, audit), the
+ * registry as wave directory, gate snapshots built from telemetry (each stored by the digest its
+ * decision records) — creation (factory, creation warnings), device traffic for the engine, and the
+ * views the admin API and embedders read. Ghosts (devices never provisioned where provisioning is
+ * required) never reach the engine: their hellos are left out and their statuses recorded as
+ * anomalies. I/O shell.
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../../protocol/clock.js';
@@ -11,47 +13,31 @@ import type { CanarySnapshot } from '../../protocol/canary.js';
 import type { HelloMessage, StatusMessage } from '../../protocol/messages.js';
 import type { SigningKey } from '../../firmware/keys.js';
 import { EngineRunner } from '../engine/engine-runner.js';
-import { BUCKET_COUNT } from '../../protocol/bucket.js';
-import { FleetError } from '../../protocol/errors.js';
-import { SqliteDeploymentRepository } from './deployment-repo-sqlite.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';
 import { hardGatesAnalyzer } from '../gate/hard-gates.js';
 import { inputsDigest } from '../gate/run-gate.js';
 import { allDevices } from '../engine/device-progress.js';
-import { smallWaveWarnings, waveOfBucketIn } from '../engine/wave-plan.js';
-import { planWarnings } from '../canary/soak-planner.js';
-import type {
-  AuditEntry,
-  DeploymentCore,
-  DeploymentRequest,
-  DeploymentSpec,
-  DeploymentState,
-  DeviceProgress,
-  OperatorAction,
-} from '../engine/types.js';
+import type { AuditEntry, DeploymentRequest, DeploymentState, DeviceProgress, OperatorAction } from '../engine/types.js';
 import type { Db } from '../store/db.js';
 import type { AuditLog } from '../store/audit-log.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceRegistry } from '../registry/device-registry.js';
+import type { AnomalyLog } from '../registry/anomaly-log.js';
 import type { FirmwareService } from '../artifacts/firmware-service.js';
 import type { SnapshotBuilder } from '../telemetry/snapshot-builder.js';
+import type { Publisher } from '../broker/publisher.js';
 import { prepareDeployment } from './deployment-factory.js';
-import { floorWarnings } from './creation-warnings.js';
+import { creationWarnings } from './creation-warnings.js';
 import type { FreshnessCounters } from './freshness-counters.js';
-import { matchesTarget } from '../registry/device-registry.js';
+import { SqliteDeploymentRepository } from './deployment-repo-sqlite.js';
 import { CoordinatorEffectSink } from './effect-sink.js';
 import { RegistryWaveDirectory } from './wave-directory.js';
 import { GateSnapshots } from './gate-snapshots.js';
-import type { Publisher } from '../broker/publisher.js';
-import type { AnomalyLog } from '../registry/anomaly-log.js';
+import { deploymentView, type DeploymentView } from './deployment-view.js';
 
-/** A deployment whose target matches no known device. */
-export class NoEligibleDevicesError extends FleetError {
-  constructor(message: string) {
-    super('no-eligible-devices', message);
-  }
-}
+export { NoEligibleDevicesError } from './creation-warnings.js';
+export { deploymentView, type DeploymentView } from './deployment-view.js';
 
 export interface DeploymentServiceDeps {
   db: Db;
@@ -77,95 +63,6 @@ export interface DeploymentServiceDeps {
   anomalies?: Pick<AnomalyLog, 'record'>;
 }
 
-/** A deployment as the admin API shows it (the CLI's DeploymentView). */
-export interface DeploymentView {
-  id: string;
-  firmwareVersion: string;
-  description?: string;
-  phase: DeploymentCore['phase'];
-  current: number;
-  paused: boolean;
-  pause?: DeploymentCore['pause'];
-  waitingFor: DeploymentCore['waitingFor'];
-  target: DeploymentCore['spec']['target'];
-  artifact: DeploymentCore['spec']['artifact'];
-  bucketOffset: number;
-  waves: {
-    index: number;
-    percent: number;
-    status: string;
-    soakMs: number;
-    deadlineMs: number;
-    requiresApproval: boolean;
-    approved: boolean;
-    startedAt?: number;
-    deadlineAt?: number;
-    completedAt?: number;
-    soakEndsAt?: number;
-    verdict?: string;
-    decisionId?: string;
-    monitorCount: number;
-    counts: Record<string, number>;
-  }[];
-  rollback?: DeploymentCore['rollback'];
-  abortReason?: string;
-  createdAt: number;
-  createdBy?: string;
-  updatedAt: number;
-  revision: number;
-  decisions?: DecisionRecord[];
-  /**
-   * At creation only: canary waves too small to judge (wave-plan.ts smallWaveWarnings), what the
-   * firmware does to the devices' security floors (creation-warnings.ts), an offline-signed manifest
-   * that devices may refuse as stale.
-   */
-  warnings?: string[];
-}
-
-export function deploymentView(core: DeploymentCore, decisions?: DecisionRecord[]): DeploymentView {
-  const spec = core.spec;
-  return {
-    id: spec.id,
-    firmwareVersion: spec.firmwareVersion,
-    ...(spec.description !== undefined ? { description: spec.description } : {}),
-    phase: core.phase,
-    current: core.current,
-    paused: core.pause !== undefined,
-    ...(core.pause ? { pause: core.pause } : {}),
-    waitingFor: core.waitingFor,
-    target: spec.target,
-    artifact: spec.artifact,
-    bucketOffset: spec.bucketOffset,
-    waves: core.waves.map((w) => {
-      const ws = spec.waves[w.index]!;
-      return {
-        index: w.index,
-        percent: ws.percent,
-        status: w.status,
-        soakMs: ws.soakMs,
-        deadlineMs: ws.deadlineMs,
-        requiresApproval: ws.requiresApproval,
-        approved: w.approvedBy !== undefined || core.approvals.includes(w.index),
-        ...(w.startedAt !== undefined ? { startedAt: w.startedAt } : {}),
-        ...(w.deadlineAt !== undefined ? { deadlineAt: w.deadlineAt } : {}),
-        ...(w.completedAt !== undefined ? { completedAt: w.completedAt } : {}),
-        ...(w.soakEndsAt !== undefined ? { soakEndsAt: w.soakEndsAt } : {}),
-        ...(w.verdict !== undefined ? { verdict: w.verdict } : {}),
-        ...(w.decisionId !== undefined ? { decisionId: w.decisionId } : {}),
-        monitorCount: w.monitorCount,
-        counts: { ...w.counts },
-      };
-    }),
-    ...(core.rollback ? { rollback: core.rollback } : {}),
-    ...(core.abortReason !== undefined ? { abortReason: core.abortReason } : {}),
-    createdAt: spec.createdAt,
-    ...(spec.createdBy !== undefined ? { createdBy: spec.createdBy } : {}),
-    updatedAt: core.updatedAt,
-    revision: core.revision,
-    ...(decisions ? { decisions } : {}),
-  };
-}
-
 export class DeploymentService {
   private constructor(
     private readonly deps: DeploymentServiceDeps,
@@ -173,7 +70,8 @@ export class DeploymentService {
     readonly runner: EngineRunner,
   ) {}
 
-  static create(deps: DeploymentServiceDeps): Promise<DeploymentService> {
+  /** Builds the repository, the effect sink, gate snapshots and the runner (not started: `start()`). */
+  static create(deps: DeploymentServiceDeps): DeploymentService {
     const repo = new SqliteDeploymentRepository(deps.db);
     const sink = new CoordinatorEffectSink({
       publisher: deps.publisher,
@@ -192,9 +90,6 @@ export class DeploymentService {
       silentAfterMs: deps.silentAfterMs,
       ...(deps.warmUpMs !== undefined ? { warmUpMs: deps.warmUpMs } : {}),
     });
-    const saveSnapshot = deps.db.prepare(
-      'INSERT OR IGNORE INTO gate_snapshots (digest, deployment_id, wave, taken_at, snapshot_json) VALUES (?, ?, ?, ?, ?)',
-    );
     const analyzersFor = deps.analyzersFor ?? ((): readonly GateAnalyzer[] => [hardGatesAnalyzer]);
     const runner = new EngineRunner({
       repo,
@@ -205,11 +100,11 @@ export class DeploymentService {
       analyzersFor: (spec, wave) => analyzersFor(spec, wave),
       snapshotFor: (state: DeploymentState, wave: number, now: number): CanarySnapshot => {
         const snapshot = gateSnapshots.build(state, wave, now, allDevices(state));
-        saveSnapshot.run(inputsDigest(snapshot), state.core.spec.id, wave, now, JSON.stringify(snapshot));
+        repo.saveSnapshot(inputsDigest(snapshot), state.core.spec.id, wave, now, snapshot);
         return snapshot;
       },
     });
-    return Promise.resolve(new DeploymentService(deps, repo, runner));
+    return new DeploymentService(deps, repo, runner);
   }
 
   /** Loads and resumes every live deployment. */
@@ -227,59 +122,14 @@ export class DeploymentService {
     // A damaged image (truncated or altered on disk) is never deployed: it would fail on every device.
     await this.deps.firmware.requireIntact(request.firmwareVersion);
     const now = this.deps.clock.now();
-    const { spec, warnings: manifestWarnings } = prepareDeployment(
-      request,
-      {
-        firmware: this.deps.firmware,
-        now: () => now,
-        random: this.deps.random,
-        newId: (version) => `d-${new Date(now).toISOString().slice(0, 10).replace(/-/g, '')}-${version.replace(/[^A-Za-z0-9.-]/g, '')}-${Math.floor(this.deps.random() * 0xffffff).toString(16).padStart(6, '0')}`,
-      },
-      actor,
-    );
-    const small = this.checkTargetDevices(spec);
-    const other = [...manifestWarnings, ...this.floorWarnings(spec)];
+    const { spec, warnings: manifestWarnings } = prepareDeployment(request, { firmware: this.deps.firmware, now: () => now, random: this.deps.random }, actor);
+    const { smallWaves, other: floors } = creationWarnings(spec, this.deps.registry);
+    const other = [...manifestWarnings, ...floors];
     const core = await this.runner.create(spec, actor);
-    for (const warning of small) this.deps.logger.warn({ deploymentId: spec.id, warning }, 'deployment created with a small canary wave');
+    for (const warning of smallWaves) this.deps.logger.warn({ deploymentId: spec.id, warning }, 'deployment created with a small canary wave');
     for (const warning of other) this.deps.logger.warn({ deploymentId: spec.id, warning }, 'deployment created: read this warning');
-    const warnings = [...small, ...other];
+    const warnings = [...smallWaves, ...other];
     return { ...deploymentView(core), ...(warnings.length ? { warnings } : {}) };
-  }
-
-  /** What the firmware does to the known target devices' security floors (creation-warnings.ts). */
-  private floorWarnings(spec: DeploymentSpec): string[] {
-    const securityVersion = spec.manifest.signed['securityVersion'];
-    if (typeof securityVersion !== 'number') return [];
-    const target = { hardware: spec.target.hardwareModels, versionRange: spec.target.versionRange, tags: spec.target.tags };
-    const floors: number[] = [];
-    for (const d of this.deps.registry.all()) if (matchesTarget(d, target)) floors.push(d.securityFloor);
-    return floorWarnings(spec.firmwareVersion, securityVersion, floors);
-  }
-
-  /**
-   * A deployment that matches no known device would pass every wave as empty and leave its manifest
-   * retained for whoever connects later, judged by no canary at all: refuse it. A device is known once
-   * it has said hello (its version decides whether it is in the target). Canary waves too small to
-   * judge are warned about.
-   */
-  private checkTargetDevices(spec: DeploymentSpec): string[] {
-    const directory = new RegistryWaveDirectory(this.deps.registry);
-    const everyBucket = Array.from({ length: BUCKET_COUNT }, (_, b) => b);
-    const known = directory.members(spec, everyBucket);
-    if (known.length > 0) {
-      // Each known device counted in its own wave: one pass over the registry, not one per wave.
-      const sizes = spec.waves.map(() => 0);
-      for (const m of known) {
-        const wave = waveOfBucketIn(spec, m.bucket);
-        if (wave >= 0) sizes[wave]!++;
-      }
-      return [...smallWaveWarnings(spec, sizes, known.length), ...planWarnings(spec, sizes, known.length)];
-    }
-    throw new NoEligibleDevicesError(
-      `no known device matches the target (models ${spec.target.hardwareModels.join(', ')}, versions ${spec.target.versionRange}` +
-        `${spec.target.tags.length ? `, tags ${spec.target.tags.join(', ')}` : ''}); devices become known when they are provisioned, connect and say hello: ` +
-        'provision them, start their agents (`fleet devices list` shows who is known; ghosts, devices without credentials, never count), then create the deployment',
-    );
   }
 
   async act(deploymentId: string, action: OperatorAction, actor: string): Promise<DeploymentView> {
@@ -368,16 +218,12 @@ export class DeploymentService {
 
   /** The canary snapshot a decision judged, by the decision's inputs digest. */
   snapshot(digest: string): CanarySnapshot | undefined {
-    const row = this.deps.db.prepare('SELECT snapshot_json FROM gate_snapshots WHERE digest = ?').get(digest) as { snapshot_json: string } | undefined;
-    return row ? (JSON.parse(row.snapshot_json) as CanarySnapshot) : undefined;
+    return this.repo.snapshot(digest);
   }
 
   /** One device's progress in every deployment that tracked it, newest first. */
   deviceHistory(deviceId: string): (DeviceProgress & { deploymentId: string })[] {
-    const rows = this.deps.db
-      .prepare('SELECT deployment_id, progress_json FROM deployment_devices WHERE device_id = ? ORDER BY updated_at DESC LIMIT 50')
-      .all(deviceId) as { deployment_id: string; progress_json: string }[];
-    return rows.map((r) => ({ ...(JSON.parse(r.progress_json) as DeviceProgress), deploymentId: r.deployment_id }));
+    return this.repo.deviceHistory(deviceId);
   }
 
   /** Resolves when every queued engine event and gate has been handled (tests, the simulator). */

@@ -46,29 +46,6 @@ export function matchesTarget(spec: DeploymentSpec, d: DeviceFacts): boolean {
   return spec.target.tags.every((t) => tags.has(t));
 }
 
-/**
- * Warnings at creation for canary waves (every wave but the last) too small to judge: `sizes[i]` is
- * how many of the `known` devices in the target (said hello, match it) wave i covers now. With fewer
- * than the wave's `minDevicesReporting` its gate judges on a handful of devices, where one noisy device
- * decides; with none it passes empty and the next wave is the first real canary. Devices that connect
- * later join their bucket's wave, so these are warnings, not refusals. Pure.
- */
-export function smallWaveWarnings(spec: DeploymentSpec, sizes: readonly number[], known: number): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < spec.waves.length - 1; i++) {
-    const wave = spec.waves[i]!;
-    const size = sizes[i] ?? 0;
-    if (size >= wave.minDevicesReporting) continue;
-    const what = `wave ${i + 1} (${wave.percent} %) covers ${size === 0 ? 'none' : size} of the ${known} known devices in the target`;
-    out.push(
-      size === 0
-        ? `${what}: it will pass empty and wave ${i + 2} will be the first canary; give it a larger share (--waves)`
-        : `${what}, fewer than the ${wave.minDevicesReporting} it needs reporting: its gate will judge on ${size} device${size === 1 ? '' : 's'}; give it a larger share (--waves) or lower --min-devices`,
-    );
-  }
-  return out;
-}
-
 /** True when the range parses (used to validate requests before signing anything). */
 export function isValidVersionRange(range: string): boolean {
   return semver.validRange(range) !== null;

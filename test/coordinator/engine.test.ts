@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { bucketsOfWave, smallWaveWarnings } from '../../coordinator/engine/wave-plan.js';
+import { bucketsOfWave } from '../../coordinator/engine/wave-plan.js';
+import { smallWaveWarnings } from '../../coordinator/deployments/creation-warnings.js';
 import { defaultWaves } from '../../coordinator/engine/deployment-spec.js';
 import { createDeployment, nextWakeAt, reconcile, step } from '../../coordinator/engine/engine.js';
 import { recount } from '../../coordinator/engine/device-progress.js';
