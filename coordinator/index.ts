@@ -2,7 +2,7 @@
  * coordinator/: the public entry. The simulator and integration tests embed the coordinator through
  * these exports only.
  */
-export { Coordinator, COORDINATOR_VERSION, type CoordinatorEvents, type CoordinatorOptions } from './coordinator.js';
+export { createCoordinator, COORDINATOR_VERSION, type Coordinator, type CoordinatorEvents, type CoordinatorMetrics, type CoordinatorOptions, type FirmwareUpload } from './coordinator.js';
 export { readAdminFile, type AdminFile } from './data-dir.js';
 export {
   loadConfig,

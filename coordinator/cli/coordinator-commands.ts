@@ -34,7 +34,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       mqttTlsCert?: string; mqttTlsKey?: string; mqttClientCa?: string; httpTlsCert?: string; httpTlsKey?: string;
       allowAnonymous?: boolean; maxPacketBytes?: string;
     }) => {
-      const { Coordinator } = await import('../coordinator.js');
+      const { createCoordinator } = await import('../coordinator.js');
       const { pino } = await import('pino');
       const logger = pino({ level: opts.logLevel });
       const config: Partial<CoordinatorConfigInput> = {
@@ -65,7 +65,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       await runDaemon({
         logger,
         start: async () => {
-          const c = await Coordinator.create({ config, env: process.env, logger });
+          const c = await createCoordinator({ config, env: process.env, logger });
           console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
           if (c.config.env === 'development') {
             console.error(`operator token written to ${c.config.dataDir}/admin.json; \`fleet … --data-dir ${c.config.dataDir}\` finds it`);

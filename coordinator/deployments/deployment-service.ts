@@ -66,8 +66,8 @@ export interface DeploymentServiceDeps {
 export class DeploymentService {
   private constructor(
     private readonly deps: DeploymentServiceDeps,
-    readonly repo: SqliteDeploymentRepository,
-    readonly runner: EngineRunner,
+    private readonly repo: SqliteDeploymentRepository,
+    private readonly runner: EngineRunner,
   ) {}
 
   /** Builds the repository, the effect sink, gate snapshots and the runner (not started: `start()`). */

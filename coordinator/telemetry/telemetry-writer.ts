@@ -3,7 +3,7 @@
  * (telemetry-batch.ts); every few tens of milliseconds, or as soon as a batch is full, the batch moves
  * to the telemetry thread (telemetry-worker.ts), which parses and aggregates it at once and commits it
  * to telemetry.db within `flushIntervalMs`. So neither JSON parsing nor SQLite ever runs on the thread
- * that reads the devices' sockets. `ingest.telemetry` counts messages parsed; `written`, those stored.
+ * that reads the devices' sockets. `ingest.telemetry` counts messages parsed; `telemetry.written`, those stored.
  *
  * Bounded: past `maxQueue` messages waiting or in flight, telemetry is dropped and counted
  * (`telemetry.dropped`). If the thread dies, the batches it held are counted as lost
@@ -210,6 +210,7 @@ export class TelemetryWriter {
         break;
       case 'stored':
         this.written += m.written;
+        this.options.counters.inc('telemetry.written', m.written);
         this.settle(m.upTo);
         break;
       case 'failed':

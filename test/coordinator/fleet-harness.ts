@@ -47,7 +47,7 @@ export function inProcess(c: Coordinator): FleetTarget {
     mqttUrl: c.mqttUrl,
     trustDir: c.trustDir,
     provision: (ids) => c.provisionDevices(ids, { hardwareModel: 'rpi4' }),
-    registered: () => Promise.resolve(c.registry.list({ online: true }).filter((d) => d.firmwareVersion !== undefined).length),
+    registered: () => Promise.resolve(c.devices({ online: true }).filter((d) => d.firmwareVersion !== undefined).length),
   };
 }
 
