@@ -47,7 +47,7 @@ export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactor
   }
   const id = req.id ?? bound ?? newDeploymentId(req.firmwareVersion, deps.now(), deps.random);
   if (req.waves && req.waves.length === 0) throw new ValidationError('deployment', ['waves: give at least one wave']);
-  const { envelope, artifact, warnings } = deps.firmware.deploymentManifest({
+  const { envelope, artifact, offlineSigned, warnings } = deps.firmware.deploymentManifest({
     deploymentId: id,
     firmwareVersion: req.firmwareVersion,
     hardwareModels: req.target.hardwareModels,
@@ -59,6 +59,7 @@ export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactor
     id,
     bucketOffset: Math.floor(deps.random() * BUCKET_COUNT) % BUCKET_COUNT,
     manifest: envelope,
+    manifestOrigin: offlineSigned ? 'offline' : 'coordinator',
     artifact: { sha256: artifact.sha256, size: artifact.size, url: deps.firmware.artifactUrl(artifact.sha256) },
     createdAt: deps.now(),
     createdBy,

@@ -18,6 +18,7 @@ import type { GateAnalyzer } from '../gate/analyzer.js';
 import { hardGatesAnalyzer } from '../gate/hard-gates.js';
 import { inputsDigest } from '../gate/run-gate.js';
 import { allDevices } from '../engine/device-progress.js';
+import { currentManifest } from '../engine/manifest-renewal.js';
 import type { AuditEntry, DeploymentRequest, DeploymentState, DeviceProgress, OperatorAction } from '../engine/types.js';
 import type { Db } from '../store/db.js';
 import type { AuditLog } from '../store/audit-log.js';
@@ -98,6 +99,7 @@ export class DeploymentService {
       directory: new RegistryWaveDirectory(deps.registry),
       logger: deps.logger,
       analyzersFor: (spec, wave) => analyzersFor(spec, wave),
+      renewManifest: (core) => deps.firmware.renewDeploymentManifest(currentManifest(core), core.spec.id),
       snapshotFor: (state: DeploymentState, wave: number, now: number): CanarySnapshot => {
         const snapshot = gateSnapshots.build(state, wave, now, allDevices(state));
         repo.saveSnapshot(inputsDigest(snapshot), state.core.spec.id, wave, now, snapshot);

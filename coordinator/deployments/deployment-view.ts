@@ -5,8 +5,9 @@
 import { ManifestSchema } from '../../protocol/signed.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { DeploymentCore } from '../engine/types.js';
+import { currentManifest } from '../engine/manifest-renewal.js';
 
-/** The signed manifest the deployment publishes, in brief. */
+/** The signed manifest the deployment publishes now (renewed during a long rollout), in brief. */
 export interface ManifestSummary {
   /** The deployment it is bound to (absent: an offline-signed manifest for any deployment). */
   deploymentId?: string;
@@ -110,7 +111,7 @@ export function deploymentView(core: DeploymentCore, decisions?: DecisionRecord[
 }
 
 function optionalManifest(core: DeploymentCore): { manifest?: ManifestSummary } {
-  const parsed = ManifestSchema.safeParse(core.spec.manifest.signed);
+  const parsed = ManifestSchema.safeParse(currentManifest(core).signed);
   if (!parsed.success) return {};
   const m = parsed.data;
   return {
