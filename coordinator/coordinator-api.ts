@@ -84,8 +84,6 @@ export interface Coordinator {
 
   /** Stores queued telemetry and devices' last-seen times; resolves with telemetry messages written. */
   flush(): Promise<number>;
-  /** Resolves when every queued deployment event and running gate has been handled. */
-  idle(): Promise<void>;
   /**
    * Stops and restarts the MQTT side (fault injection for the simulator): every device is
    * disconnected, must reconnect, and retained manifests are re-published from the store.

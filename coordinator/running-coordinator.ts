@@ -163,10 +163,6 @@ export class RunningCoordinator implements Coordinator {
     return this.p.telemetry.flush();
   }
 
-  idle(): Promise<void> {
-    return this.p.deployments.idle();
-  }
-
   async restartBroker(): Promise<void> {
     const { transport, registry, clock } = this.p;
     await transport.stop();
