@@ -61,6 +61,12 @@ interface Queued {
   options: PublishOptions;
 }
 
+/** A connection the peer closed with a reset rather than a FIN (ECONNRESET, EPIPE). */
+function isConnectionReset(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ECONNRESET' || code === 'EPIPE';
+}
+
 /** Full-jitter backoff: uniform in [0, min(max, min · 2^attempt)]. Pure. */
 export function reconnectDelay(attempt: number, minMs: number, maxMs: number, random: number): number {
   const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 30));
@@ -97,7 +103,7 @@ export class MqttSession {
    * failed, whether the broker had closed the last connection cleanly soon after accepting it, and
    * whether the offline queue overflowed.
    */
-  private outage: { since: number; failures: number; closedCleanlyAfterMs?: number; dropped: boolean } | null = null;
+  private outage: { since: number; failures: number; closedSoonAfterMs?: number; dropped: boolean } | null = null;
   /** What ended the last connection or connect attempt, for the log line that follows it. */
   private lastError: Error | null = null;
   /** Messages dropped from the full offline queue. */
@@ -168,11 +174,11 @@ export class MqttSession {
     const outage = this.outage;
     if (!outage) {
       o.logger.info({ clientId: o.clientId }, 'mqtt connected');
-    } else if (outage.closedCleanlyAfterMs !== undefined && outage.failures === 0) {
+    } else if (outage.closedSoonAfterMs !== undefined && outage.failures === 0) {
       // The broker dropped a fresh connection without an error and took us back at once: it stayed
       // up, so what closed us was most likely another client connecting with our client id.
       o.logger.warn(
-        { attempt: this.attempt, offlineMs: now - outage.since, previousConnectedMs: outage.closedCleanlyAfterMs, clientId: o.clientId },
+        { attempt: this.attempt, offlineMs: now - outage.since, previousConnectedMs: outage.closedSoonAfterMs, clientId: o.clientId },
         "mqtt reconnected; another client may have taken over this device's session (the broker closed it soon after accepting it, while staying up); backing off",
       );
     } else {
@@ -194,7 +200,9 @@ export class MqttSession {
     const outageBegins = this.outage === null;
     const outage = (this.outage ??= { since: now, failures: 0, dropped: false });
     if (upMs === null) outage.failures++;
-    else if (upMs < o.reconnectMaxMs && !err) outage.closedCleanlyAfterMs = upMs;
+    // Closed by the other side soon after it accepted us: a FIN, or a reset when the broker closed the
+    // socket with our bytes still unread (what a takeover looks like under load).
+    else if (upMs < o.reconnectMaxMs && (!err || isConnectionReset(err))) outage.closedSoonAfterMs = upMs;
     // Only a connection that held for a full backoff period starts the backoff over: one taken away
     // soon after it was accepted (another client with our id, a broker refusing us) keeps it growing.
     if (upMs !== null && upMs >= o.reconnectMaxMs) this.attempt = 0;

@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../protocol/clock.js';
 import type { SigningKey } from '../firmware/keys.js';
-import type { TrustStore } from '../firmware/trust-store.js';
+import { definedProps } from '../firmware/defined-props.js';
 import { FLAGS_TOPIC } from '../protocol/topics.js';
 import { encodeMessage } from '../protocol/parse.js';
 import type { CoordinatorConfig } from './config.js';
@@ -39,7 +39,7 @@ import { ArtifactStore } from './artifacts/artifact-store.js';
 import { ArtifactServer } from './artifacts/artifact-server.js';
 import { ArtifactIntegrity } from './artifacts/artifact-integrity.js';
 import { DownloadAuth } from './artifacts/download-auth.js';
-import { FirmwareService } from './artifacts/firmware-service.js';
+import { FirmwareService, type TrustSource } from './artifacts/firmware-service.js';
 import { FreshnessCounters } from './deployments/freshness-counters.js';
 import { DeploymentService } from './deployments/deployment-service.js';
 import { createCanaryServices, type CanaryServices } from './canary/canary-services.js';
@@ -61,6 +61,9 @@ export interface Basics {
   clock: Clock;
   /** Real-time timers for batching and housekeeping cadence. */
   timers: Clock;
+  /** The embedder's logger: every module's child comes from it (a child of a child repeats `module` in JSON). */
+  root: Logger;
+  /** The coordinator's own child of `root`. */
   logger: Logger;
   lock: DataDirLock;
   /** Ports of the previous run on this data directory (reused when the config says `auto`). */
@@ -99,7 +102,7 @@ export async function openStores(b: Basics): Promise<Stores> {
   const now = (): number => b.clock.now();
   // With the embedded broker every device has credentials: one never provisioned is a ghost.
   const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined });
-  const anomalies = AnomalyLog.load({ db, now, counters, logger: logger.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
+  const anomalies = AnomalyLog.load({ db, now, counters, logger: b.root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
   const events = new EventEmitter<CoordinatorEvents>();
   registry.subscribe((d, change) => events.emit('device', d, change));
   return {
@@ -124,10 +127,10 @@ export interface Telemetry {
 
 /** The telemetry thread: versions it sees go to the registry, messages it cannot parse to the bad-message account. */
 export async function startTelemetry(b: Basics, s: Stores): Promise<Telemetry> {
-  const bad = new BadMessages(s.counters, b.logger.child({ module: 'ingest' }));
+  const bad = new BadMessages(s.counters, b.root.child({ module: 'ingest' }));
   const writer = await startTelemetryWriter(b.config, {
     timers: b.timers,
-    logger: b.logger,
+    logger: b.root,
     counters: s.counters,
     onVersions: (notes) => {
       for (const n of notes) s.registry.noteVersion(n.deviceId, n.firmwareVersion, n.slot);
@@ -143,7 +146,8 @@ export interface Artifacts {
   downloads: ArtifactServer;
   firmware: FirmwareService;
   freshness: FreshnessCounters;
-  trust: TrustStore;
+  /** The keys offline-signed manifests must verify against, read at each upload. */
+  trust: TrustSource;
   router: Router;
   http: HttpServer;
   /** The operator bearer token for the admin API. */
@@ -151,13 +155,13 @@ export interface Artifacts {
 }
 
 /** Firmware images and their downloads, the manifest signer, and the HTTP listener they share with the admin API. */
-export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
+export function buildArtifacts(b: Basics, s: Stores): Artifacts {
   const { config, logger } = b;
   const now = (): number => b.clock.now();
   const artifacts = new ArtifactStore(s.db, config.dataDir);
   const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
   const router = new Router({ token: adminToken, onError: (err) => logger.error({ err }, 'admin API error') });
-  const artifactLog = logger.child({ module: 'artifacts' });
+  const artifactLog = b.root.child({ module: 'artifacts' });
   const integrity = new ArtifactIntegrity({
     store: artifacts,
     counters: s.counters,
@@ -165,7 +169,7 @@ export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
     now,
     onChange: (sha256, v) => {
       const versions = artifacts.list().filter((a) => a.sha256 === sha256).map((a) => a.firmwareVersion);
-      s.auditLog.append(now(), 'coordinator', v.status === 'damaged' ? 'artifact.damaged' : 'artifact.repaired', sha256, { versions, ...(v.reason !== undefined ? { reason: v.reason } : {}) });
+      s.auditLog.append(now(), 'coordinator', v.status === 'damaged' ? 'artifact.damaged' : 'artifact.repaired', sha256, { versions, ...definedProps({ reason: v.reason }) });
     },
   });
   // Downloads authenticate like the broker does: anonymous exactly when anonymous devices are allowed.
@@ -187,7 +191,7 @@ export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
   });
   const tls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
   const http = new HttpServer(router, downloads, config.http.host, choosePort(config.http.port, b.previousPorts.http), tls);
-  const trust = await coordinatorTrust(s.key, s.trustDir);
+  const trust: TrustSource = { dir: resolve(s.trustDir), load: () => coordinatorTrust(s.key, s.trustDir) };
   const freshness = new FreshnessCounters(s.db, now);
   const firmware = new FirmwareService(artifacts, s.key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
   return { artifacts, integrity, downloads, firmware, freshness, trust, router, http, adminToken };
@@ -195,15 +199,14 @@ export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
 
 /** Where devices connect: the embedded broker, or a client of an external one. */
 export function buildTransport(b: Basics, s: Stores): Transport {
-  const { config, logger } = b;
+  const { config } = b;
   if (config.mqtt.brokerUrl) {
     return new ExternalBroker({
       url: config.mqtt.brokerUrl,
       // Stable per data directory, so the persistent session (queued QoS 1 statuses) survives a restart.
       clientId: `fleet-coordinator-${createHash('sha256').update(resolve(config.dataDir)).digest('hex').slice(0, 12)}`,
-      logger: logger.child({ module: 'broker' }),
-      ...(config.mqtt.brokerUsername !== undefined ? { username: config.mqtt.brokerUsername } : {}),
-      ...(config.mqtt.brokerPassword !== undefined ? { password: config.mqtt.brokerPassword } : {}),
+      logger: b.root.child({ module: 'broker' }),
+      ...definedProps({ username: config.mqtt.brokerUsername, password: config.mqtt.brokerPassword }),
     });
   }
   return new EmbeddedBroker({
@@ -215,7 +218,7 @@ export function buildTransport(b: Basics, s: Stores): Transport {
     credentials: s.credentials,
     allowAnonymous: config.allowAnonymousDevices,
     hardwareModelOf: (id) => s.registry.hardwareModelOf(id),
-    logger: logger.child({ module: 'broker' }),
+    logger: b.root.child({ module: 'broker' }),
     counters: s.counters,
     maxPacketBytes: config.mqtt.maxPacketBytes,
     connectTimeoutMs: config.mqtt.connectTimeoutMs,
@@ -258,7 +261,7 @@ export function buildDeployments(
   const deployments = DeploymentService.create({
     db: s.db,
     clock: b.clock,
-    logger: logger.child({ module: 'engine' }),
+    logger: b.root.child({ module: 'engine' }),
     registry: s.registry,
     publisher,
     key: s.key,
@@ -284,7 +287,7 @@ export function connectIngest(b: Basics, s: Stores, t: Telemetry, d: Deployments
   const ingest = new DeviceIngest({
     handlers,
     counters: s.counters,
-    logger: b.logger.child({ module: 'ingest' }),
+    logger: b.root.child({ module: 'ingest' }),
     bad: t.bad,
     limits: {
       ...config.deviceLimits,

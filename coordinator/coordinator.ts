@@ -11,6 +11,7 @@ import { pino, type Logger } from 'pino';
 import { systemClock, type Clock } from '../protocol/clock.js';
 import { FLAGS_TOPIC } from '../protocol/topics.js';
 import { encodeMessage } from '../protocol/parse.js';
+import { packageVersion } from '../firmware/package-version.js';
 import { loadConfig, type CoordinatorConfigInput } from './config.js';
 import type { Coordinator } from './coordinator-api.js';
 import { portOf, readPorts, writeAdminFile, writePorts } from './data-dir.js';
@@ -30,14 +31,13 @@ import {
   openStores,
   startTelemetry,
   type Basics,
-  type CoordinatorEvents,
 } from './coordinator-parts.js';
 import { RunningCoordinator, coordinatorMetrics, type CoordinatorParts } from './running-coordinator.js';
 
-export const COORDINATOR_VERSION = '0.1.0';
+/** Reported by /v1/health: the version in package.json. */
+export const COORDINATOR_VERSION = packageVersion(import.meta.url);
 
-export type { CoordinatorEvents };
-export type { Coordinator, CoordinatorMetrics, FirmwareUpload } from './coordinator-api.js';
+export type { Coordinator } from './coordinator-api.js';
 
 export interface CoordinatorOptions {
   /** Configuration (merged over FLEET_* variables from `env`); `dataDir` is required unless FLEET_DATA_DIR is set. */
@@ -70,11 +70,13 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
   // Before anything in the directory is read or written: a second coordinator would resume the same
   // deployments and overwrite admin.json.
   const lock = DataDirLock.acquire(config.dataDir, timers.now());
+  const root = options.logger ?? pino({ level: 'info' });
   const basics: Basics = {
     config,
     clock: options.clock ?? systemClock,
     timers,
-    logger: (options.logger ?? pino({ level: 'info' })).child({ module: 'coordinator' }),
+    root,
+    logger: root.child({ module: 'coordinator' }),
     lock,
     previousPorts: readPorts(config.dataDir),
     env: options.env ?? {},
@@ -87,7 +89,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
     opened.push(() => closeDatabase(stores.db), () => closeDatabase(stores.telemetryDb));
     const telemetry = await startTelemetry(basics, stores);
     opened.push(() => telemetry.writer.stop());
-    const artifacts = await buildArtifacts(basics, stores);
+    const artifacts = buildArtifacts(basics, stores);
     opened.push(() => artifacts.http.stop());
     const transport = buildTransport(basics, stores);
     opened.push(() => transport.stop());

@@ -5,6 +5,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { publicKeyPem } from '../firmware/keys.js';
+import { definedProps } from '../firmware/defined-props.js';
 import { ValidationError } from '../protocol/errors.js';
 import { formatIssues } from '../protocol/parse.js';
 import type { Transport } from './broker/transport.js';
@@ -89,10 +90,7 @@ export class RunningCoordinator implements Coordinator {
     const out = await this.p.credentials.provisionMany(deviceIds, info.rotate ? { rotate: true } : {});
     const now = this.p.clock.now();
     for (const d of out) {
-      this.p.registry.provisioned(d.deviceId, now, {
-        ...(info.hardwareModel !== undefined ? { hardwareModel: info.hardwareModel } : {}),
-        ...(info.tags !== undefined ? { tags: info.tags } : {}),
-      });
+      this.p.registry.provisioned(d.deviceId, now, definedProps({ hardwareModel: info.hardwareModel, tags: info.tags }));
     }
     this.p.auditLog.append(now, 'operator', 'devices.provisioned', `${deviceIds.length} devices`, { count: deviceIds.length });
     return out;

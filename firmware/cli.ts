@@ -12,6 +12,7 @@ import { loadSigningKey, writeKeyPair } from './keys.js';
 import { buildManifest, signManifest, verifyManifest } from './manifest.js';
 import { loadTrustStore } from './trust-store.js';
 import { parseDuration } from './duration.js';
+import { definedProps } from './defined-props.js';
 
 const list = (value: string, previous: string[] = []): string[] => [
   ...previous,
@@ -39,7 +40,7 @@ export function registerFirmwareCommands(program: Command): Command {
     .requiredOption('--version <semver>', 'firmware version of the image')
     .requiredOption('--hardware <models>', 'compatible hardware models (comma-separated or repeated)', list)
     .requiredOption('--key <file>', 'private signing key (repeat for threshold signing)', (v: string, p: string[] = []) => [...p, v])
-    .requiredOption('--url <url>', 'URL devices download the image from')
+    .requiredOption('--url <url>', 'URL devices download the image from; {sha256} in it becomes the image\'s digest (e.g. http://127.0.0.1:8080/artifacts/{sha256}, where a coordinator serves an uploaded image)')
     .option('--installable-over <range>', 'semver range of device versions it may replace', '*')
     .option('--security-version <n>', 'anti-rollback security version', (v) => Number.parseInt(v, 10), 0)
     .option('--tags <tags>', 'tags a device must carry', list)
@@ -58,7 +59,7 @@ export function registerFirmwareCommands(program: Command): Command {
       const manifest = buildManifest({
         firmwareVersion: opts.version,
         hardware: opts.hardware,
-        artifact: { url: opts.url, size, sha256 },
+        artifact: { url: opts.url.replaceAll('{sha256}', sha256), size, sha256 },
         installableOver: opts.installableOver,
         securityVersion: opts.securityVersion,
         ...(opts.tags ? { tags: opts.tags } : {}),
@@ -66,7 +67,7 @@ export function registerFirmwareCommands(program: Command): Command {
         ...(opts.deployment ? { deploymentId: opts.deployment } : {}),
         issuedAt: Date.now(),
         ...(opts.ttl !== undefined ? { ttlMs: parseDuration(opts.ttl) } : {}),
-        ...(opts.metadataVersion !== undefined ? { metadataVersion: opts.metadataVersion } : {}),
+        ...definedProps({ metadataVersion: opts.metadataVersion }),
       });
       const envelope = signManifest(manifest, keys);
       const out = opts.out ?? `${image}.manifest.json`;
@@ -107,7 +108,7 @@ export function registerFirmwareCommands(program: Command): Command {
         currentVersion: opts.currentVersion ?? '0.0.0',
         securityFloor: opts.securityFloor,
         tags: opts.tags ?? ((parsed.value.signed['tags'] as string[] | undefined) ?? []),
-        ...(opts.deployment !== undefined ? { deploymentId: opts.deployment } : {}),
+        ...definedProps({ deploymentId: opts.deployment }),
         ...(opts.metadataFloor !== undefined ? { freshness: { metadataVersion: opts.metadataFloor } } : {}),
       });
       if (!result.ok) return report(false, result.reason, result.detail);

@@ -6,15 +6,20 @@
 import { z } from 'zod';
 import { HardwareModelSchema, SemverSchema, TagSchema } from '../../protocol/ids.js';
 import { ValidationError } from '../../protocol/errors.js';
+import { EnvelopeSchema, ManifestSchema } from '../../protocol/signed.js';
+import { headCheck, type ArtifactUrlCheck } from './artifact-url-check.js';
 import type { ArtifactRecord, ArtifactStore } from '../artifacts/artifact-store.js';
 import type { FirmwareService } from '../artifacts/firmware-service.js';
 import type { IntegrityView } from '../artifacts/artifact-integrity.js';
 import { NotFoundError, reply, type Router } from './router.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface FirmwareRouteDeps {
   store: ArtifactStore;
   firmware: FirmwareService;
   audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => void;
+  /** Whether an offline manifest's artifact URL serves its image. Default: one HEAD request (artifact-url-check.ts). */
+  checkUrl?: ArtifactUrlCheck;
 }
 
 const csv = (item: z.ZodType<string>) =>
@@ -33,7 +38,17 @@ const UploadQuery = z.object({
   installableOver: z.string().max(256).optional(),
   securityVersion: z.coerce.number().int().min(0).optional(),
   tags: csv(TagSchema).optional(),
+  /** Accept an offline manifest whose artifact URL the coordinator cannot reach (only devices can). */
+  allowUnreachableUrl: z.enum(['true', 'false']).optional(),
 });
+
+/** The artifact an offline manifest names, if it parses (the service reports a malformed one). */
+function offlineArtifact(value: unknown): { url: string; size: number; sha256: string } | undefined {
+  const env = EnvelopeSchema.safeParse(value);
+  if (!env.success) return undefined;
+  const m = ManifestSchema.safeParse(env.data.signed);
+  return m.success ? m.data.artifact : undefined;
+}
 
 /** An artifact as the API shows it, with what is known about its image on disk. */
 export function artifactView(a: ArtifactRecord, url: string, integrity: IntegrityView): Record<string, unknown> {
@@ -77,14 +92,30 @@ export function registerFirmwareRoutes(router: Router, deps: FirmwareRouteDeps):
         throw new ValidationError('x-fleet-manifest header', ['must be base64 of the manifest JSON']);
       }
     }
+    const artifact = offlineManifest !== undefined && q.data.allowUnreachableUrl !== 'true' ? offlineArtifact(offlineManifest) : undefined;
+    const own = artifact ? deps.firmware.artifactUrl(artifact.sha256) : undefined;
+    if (artifact && artifact.url !== own) {
+      const problem = await (deps.checkUrl ?? headCheck())(artifact.url, artifact.size);
+      if (problem !== undefined) {
+        // Read the image the client is sending before answering, so it gets the answer, not a reset.
+        for await (const _chunk of req) void _chunk;
+        throw new ValidationError('offline manifest', [
+          `its artifact URL ${artifact.url} is not served by this coordinator and ${problem}, so devices could not download the image; ` +
+            `sign it with --url ${deps.firmware.artifactUrl('{sha256}')} (this coordinator serves the image there once uploaded), ` +
+            'serve the image at that URL, or upload with --allow-unreachable-url if only the devices can reach it',
+        ]);
+      }
+    }
     const record = await deps.firmware.upload({
       source: req,
       version: q.data.version,
       hardware: q.data.hardware,
-      ...(q.data.installableOver !== undefined ? { installableOver: q.data.installableOver } : {}),
-      ...(q.data.securityVersion !== undefined ? { securityVersion: q.data.securityVersion } : {}),
-      ...(q.data.tags !== undefined ? { tags: q.data.tags } : {}),
-      ...(offlineManifest !== undefined ? { offlineManifest } : {}),
+      ...definedProps({
+        installableOver: q.data.installableOver,
+        securityVersion: q.data.securityVersion,
+        tags: q.data.tags,
+        offlineManifest,
+      }),
     });
     deps.audit(actor, 'firmware.uploaded', record.firmwareVersion, { sha256: record.sha256, size: record.size, offlineSigned: record.offlineSigned });
     return reply(201, view(record));

@@ -39,11 +39,17 @@ export interface DeploymentManifestRequest {
   ttlMs: number;
 }
 
+/** The keys offline-signed manifests must verify against: the trust directory, read at each upload. */
+export interface TrustSource {
+  dir: string;
+  load(): Promise<TrustStore>;
+}
+
 export class FirmwareService {
   constructor(
     private readonly store: ArtifactStore,
     private readonly key: SigningKey,
-    private readonly trust: TrustStore,
+    private readonly trust: TrustSource,
     private readonly publicUrl: () => string,
     private readonly now: () => number,
     private readonly freshness: FreshnessCounters,
@@ -77,7 +83,9 @@ export class FirmwareService {
     }
     try {
       if (req.offlineManifest !== undefined) {
-        const { envelope, manifest } = this.checkOffline(req.offlineManifest, size, sha256, req.version);
+        // Read now, not at start: a public key just added to the trust directory counts without a restart.
+        const trust = await this.trust.load();
+        const { envelope, manifest } = this.checkOffline(req.offlineManifest, size, sha256, req.version, trust);
         return this.store.record({ manifest: envelope, signed: manifest, offlineSigned: true, uploadedAt: this.now() });
       }
       const manifest = buildManifest({
@@ -99,15 +107,15 @@ export class FirmwareService {
     }
   }
 
-  private checkOffline(value: unknown, size: number, sha256: string, version: string): { envelope: Envelope; manifest: Manifest } {
+  private checkOffline(value: unknown, size: number, sha256: string, version: string, trust: TrustStore): { envelope: Envelope; manifest: Manifest } {
     const env = EnvelopeSchema.safeParse(value);
     if (!env.success) throw new ValidationError('offline manifest', formatIssues(env.error));
     const m = ManifestSchema.safeParse(env.data.signed);
     if (!m.success) throw new ValidationError('offline manifest', formatIssues(m.error));
-    const sigs = checkSignatures(env.data.signed, env.data.signatures, this.trust);
+    const sigs = checkSignatures(env.data.signed, env.data.signatures, trust);
     if (!sigs.ok) {
       throw new ValidationError('offline manifest', [
-        `${sigs.reason}: ${sigs.detail}; put the signer's public key in the coordinator's trust directory`,
+        `${sigs.reason}: ${sigs.detail}; copy the signer's public key (*.pub) into ${this.trust.dir} and upload again (it is read at each upload, no restart needed)`,
       ]);
     }
     const manifest = m.data;

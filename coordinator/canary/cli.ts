@@ -12,7 +12,7 @@ import { CANARY_SNAPSHOT_VERSIONS, CanarySnapshotSchema, type Verdict } from '..
 import { ConfigError, FleetError } from '../../protocol/errors.js';
 import { parsePayload } from '../../protocol/parse.js';
 import { DEFAULT_GATE_POLICY, type GateAnalyzer, type GatePolicy } from '../gate/analyzer.js';
-import { combineOutcomes, defaultRole, type NamedOutcome } from '../gate/combine.js';
+import { abstained, combineOutcomes, defaultRole, type NamedOutcome } from '../gate/combine.js';
 import { GatePolicySchema } from '../gate/policy.js';
 import { aiConfigFromEnv, createAiAnalyzer } from './ai-scorer.js';
 import { aiUnavailable } from './analyzers-for.js';
@@ -77,10 +77,10 @@ export function registerCanaryCommands(program: Command): Command {
       if (opts.json) {
         console.log(JSON.stringify({ deploymentId: snapshot.deploymentId, wave: snapshot.wave, final, analyzers: records }, null, 2));
       } else {
-        console.log(`snapshot ${snapshot.deploymentId} wave ${snapshot.wave}: ${snapshot.devices.filter((d) => d.cohort === 'canary').length} canary vs ${snapshot.devices.filter((d) => d.cohort === 'control').length} control devices`);
+        console.log(`snapshot ${snapshot.deploymentId} wave ${snapshot.wave + 1}: ${snapshot.devices.filter((d) => d.cohort === 'canary').length} canary vs ${snapshot.devices.filter((d) => d.cohort === 'control').length} control devices`);
         for (const r of records) {
           if (r.verdict) printVerdict(r.name, r.verdict);
-          else console.log(`${r.name}: error ${r.error?.code ?? '?'} — ${r.error?.message ?? ''} (no verdict)`);
+          else console.log(`${r.name}: ${abstained(r.error?.code ?? '') ? 'abstained' : 'error'} ${r.error?.code ?? '?'} — ${r.error?.message ?? ''} (no verdict)`);
           if (r.meta && r.name === 'ai') console.log(`  model ${String(r.meta['model'])}, prompt ${String(r.meta['promptId'])} (${String(r.meta['promptHash']).slice(0, 12)}), input ${String(r.meta['inputDigest']).slice(0, 12)}`);
         }
         console.log(`final: ${final.recommendation} (risk ${final.riskLevel}) — ${final.rule}`);

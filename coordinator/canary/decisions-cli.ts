@@ -13,6 +13,7 @@ import { formatIssues } from '../../protocol/parse.js';
 import { AdminClient, type ConnectionOptions } from '../cli/admin-client.js';
 import { addConnectionOptions } from '../cli/device-commands.js';
 import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';
+import { abstained } from '../gate/combine.js';
 
 const DecisionsResponseSchema = z.union([
   z.object({ decisions: z.array(DecisionRecordSchema) }).transform((r) => r.decisions),
@@ -23,8 +24,9 @@ const DecisionsResponseSchema = z.union([
 export function formatDecisions(decisions: readonly DecisionRecord[], opts: { evidence?: boolean } = {}): string {
   const out: string[] = [];
   for (const d of decisions) {
-    out.push(`${new Date(d.at).toISOString()}  wave ${d.wave}${d.attempt ? ` attempt ${d.attempt}` : ''}  [${d.source}]  ${d.final.recommendation} (risk ${d.final.riskLevel})`);
-    out.push(`  rule: ${d.final.rule}`);
+    // Waves are numbered from 1 here, as in `fleet deploy status` (the API's `wave` is the 0-based index).
+    out.push(`${new Date(d.at).toISOString()}  wave ${d.wave + 1}${d.attempt ? ` attempt ${d.attempt}` : ''}  [${d.source}]  ${d.final.recommendation} (risk ${d.final.riskLevel})`);
+    out.push(`  id ${d.id}; rule: ${d.final.rule}`);
     for (const i of d.final.issues.slice(0, 10)) out.push(`  - ${i}`);
     for (const a of d.analyzers) {
       const head = `  ${a.name} (${a.role}, ${Math.round(a.latencyMs)} ms)`;
@@ -38,7 +40,8 @@ export function formatDecisions(decisions: readonly DecisionRecord[], opts: { ev
           }
         }
       } else {
-        out.push(`${head}: ERROR ${a.error?.code ?? '?'} — ${a.error?.message ?? ''} (not a verdict)`);
+        const code = a.error?.code ?? '?';
+        out.push(`${head}: ${abstained(code) ? 'abstained' : 'ERROR'} ${code} — ${a.error?.message ?? ''} (not a verdict)`);
       }
       const m = a.meta ?? {};
       const s = (k: string, dflt = '-'): string => (typeof m[k] === 'string' ? m[k] : dflt);

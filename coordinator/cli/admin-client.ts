@@ -1,17 +1,13 @@
 /**
- * The CLI's client for the admin API. Finds the coordinator from `--url`/FLEET_URL and
- * `--token`/FLEET_TOKEN, or from the file a development coordinator writes into its data directory
- * (`--data-dir`, FLEET_DATA_DIR, default `.fleet`). Errors say what to do. I/O shell (fetch).
+ * The CLI's client for the admin API. Which coordinator and token it uses is resolved by
+ * connection.ts (flags, environment, the local data dir's admin.json); errors name the source to fix.
+ * I/O shell (fetch).
  */
-import { readFileSync } from 'node:fs';
-import { FleetError } from '../../protocol/errors.js';
-import { adminFilePath, DEFAULT_DATA_DIR } from '../config.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
+import { definedProps } from '../../firmware/defined-props.js';
+import { resolveConnection, unauthorizedMessage, type Connection, type ConnectionOptions } from './connection.js';
 
-export interface ConnectionOptions {
-  url?: string;
-  token?: string;
-  dataDir?: string;
-}
+export type { ConnectionOptions } from './connection.js';
 
 export class AdminApiError extends FleetError {
   readonly status: number;
@@ -26,29 +22,14 @@ export class AdminClient {
   constructor(
     readonly baseUrl: string,
     private readonly token: string | undefined,
+    /** Where the URL and token came from, for error messages; default: given in code. */
+    readonly origin: Pick<Connection, 'tokenFrom' | 'dataDir'> = { tokenFrom: token === undefined ? undefined : 'the caller', dataDir: undefined },
   ) {}
 
   /** Resolves the URL and token from options, environment and the data-dir file, in that order. */
   static resolve(opts: ConnectionOptions, env: Record<string, string | undefined> = process.env): AdminClient {
-    let url = opts.url ?? env['FLEET_URL'];
-    let token = opts.token ?? env['FLEET_TOKEN'];
-    if (url === undefined || token === undefined) {
-      const dataDir = opts.dataDir ?? env['FLEET_DATA_DIR'] ?? DEFAULT_DATA_DIR;
-      try {
-        const file = JSON.parse(readFileSync(adminFilePath(dataDir), 'utf8')) as { url?: string; token?: string };
-        url ??= file.url;
-        token ??= file.token;
-      } catch {
-        // No local coordinator file: fine when --url/--token are given.
-      }
-    }
-    if (url === undefined) {
-      throw new FleetError(
-        'no-coordinator',
-        'no coordinator to talk to: start one with `fleet coordinator start`, or pass --url (FLEET_URL) and --token (FLEET_TOKEN), or --data-dir of a local coordinator',
-      );
-    }
-    return new AdminClient(url.replace(/\/$/, ''), token);
+    const c = resolveConnection(opts, env);
+    return new AdminClient(c.url, c.token, { tokenFrom: c.tokenFrom, dataDir: c.dataDir });
   }
 
   async request<T>(method: string, path: string, body?: unknown, init: { headers?: Record<string, string>; raw?: NonNullable<RequestInit['body']>; duplex?: boolean } = {}): Promise<T> {
@@ -64,11 +45,11 @@ export class AdminClient {
       res = await fetch(`${this.baseUrl}${path}`, {
         method,
         headers,
-        ...(payload !== undefined ? { body: payload } : {}),
+        ...definedProps({ body: payload }),
         ...(init.duplex ? { duplex: 'half' } : {}),
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? errorMessage(err);
       throw new FleetError('unreachable', `cannot reach the coordinator at ${this.baseUrl} (${cause}); is it running? start it with \`fleet coordinator start\` or check --url`);
     }
     const text = await res.text();
@@ -83,7 +64,7 @@ export class AdminClient {
     if (!res.ok) {
       const e = (data as { error?: { code?: string; message?: string } } | undefined)?.error;
       if (res.status === 401) {
-        throw new AdminApiError(401, 'unauthorized', e?.message ?? 'operator token missing or wrong: set FLEET_TOKEN or pass --token');
+        throw new AdminApiError(401, 'unauthorized', unauthorizedMessage({ url: this.baseUrl, tokenFrom: this.origin.tokenFrom }));
       }
       throw new AdminApiError(res.status, e?.code ?? `http-${res.status}`, e?.message ?? `the coordinator answered ${res.status} ${res.statusText}`);
     }

@@ -1,12 +1,17 @@
 /**
  * `fleet coordinator start`: runs the coordinator in the foreground until SIGINT/SIGTERM (then exits 0).
+ * `fleet coordinator status`: asks a running one where it listens (and waits for it to come up).
  * `fleet coordinator metrics`: its counters, since this start and over every run (admin API).
  */
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { CoordinatorConfigInput } from '../config.js';
+import { ConfigError, FleetError } from '../../protocol/errors.js';
+import { parseDuration } from '../../firmware/duration.js';
+import { DEFAULT_DATA_DIR, type CoordinatorConfigInput } from '../config.js';
+import type { ConnectionOptions } from './connection.js';
 import { addConnectionOptions, client } from './device-commands.js';
-import type { ConnectionOptions } from './admin-client.js';
-import { ago, table } from './format.js';
+import { cliLogger, type LogFormat } from './cli-logger.js';
+import { ago, remaining, table } from './format.js';
 
 export function registerCoordinatorServiceCommands(program: Command): void {
   const coordinator = program.command('coordinator').description('the fleet coordinator service (broker, store, artifacts, admin API)');
@@ -29,14 +34,15 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .option('--allow-anonymous', 'development only, loopback only: accept devices without credentials (ghosts: never in a wave, no rollouts)')
     .option('--max-packet-bytes <n>', 'largest MQTT packet a device may send (default 131072)')
     .option('--log-level <level>', 'pino log level', 'info')
+    .option('--log-format <format>', 'json, pretty, or auto: pretty on a terminal when pino-pretty is installed', 'auto')
     .action(async (opts: {
-      dataDir?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; publicUrl?: string; signingKey?: string; logLevel: string;
+      dataDir?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; publicUrl?: string; signingKey?: string; logLevel: string; logFormat: string;
       mqttTlsCert?: string; mqttTlsKey?: string; mqttClientCa?: string; httpTlsCert?: string; httpTlsKey?: string;
       allowAnonymous?: boolean; maxPacketBytes?: string;
     }) => {
       const { createCoordinator } = await import('../coordinator.js');
-      const { pino } = await import('pino');
-      const logger = pino({ level: opts.logLevel });
+      if (!['json', 'pretty', 'auto'].includes(opts.logFormat)) throw new ConfigError(`--log-format must be json, pretty or auto, not ${opts.logFormat}`);
+      const logger = await cliLogger(opts.logLevel, opts.logFormat as LogFormat);
       const config: Partial<CoordinatorConfigInput> = {
         ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
         ...(opts.signingKey ? { signingKeyPath: opts.signingKey } : {}),
@@ -68,7 +74,9 @@ export function registerCoordinatorServiceCommands(program: Command): void {
           const c = await createCoordinator({ config, env: process.env, logger });
           console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
           if (c.config.env === 'development') {
-            console.error(`operator token written to ${c.config.dataDir}/admin.json; \`fleet … --data-dir ${c.config.dataDir}\` finds it`);
+            const dir = resolve(c.config.dataDir);
+            const found = dir === resolve(DEFAULT_DATA_DIR) ? 'from this directory, or' : 'with --data-dir, or from';
+            console.error(`operator token written to ${join(dir, 'admin.json')}; \`fleet\` commands find it ${found} anywhere after \`export FLEET_DATA_DIR=${dir}\``);
           }
           return () => c.stop();
         },
@@ -87,6 +95,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     if (unclean > 0) console.log(`${unclean} earlier run(s) ended without a clean stop: telemetry they had not stored yet was lost without being counted`);
     if (m.downloads) console.log(`downloads in progress: ${m.downloads.active}`);
   });
+  registerCoordinatorStatusCommand(coordinator);
 }
 
 interface MetricsView {
@@ -95,4 +104,46 @@ interface MetricsView {
   totals?: Record<string, number>;
   totalsSince?: number | null;
   downloads?: { active: number };
+}
+
+interface InfoView {
+  env: string;
+  version: string;
+  startedAt: number;
+  now: number;
+  mqttUrl: string;
+  httpUrl: string;
+}
+
+/** `fleet coordinator status [--wait 30s]`: is the coordinator up, and where; waits for it to come up. */
+function registerCoordinatorStatusCommand(coordinator: Command): void {
+  addConnectionOptions(
+    coordinator
+      .command('status')
+      .description('whether the coordinator answers, its endpoints and fleet size; --wait polls until it does')
+      .option('--wait <duration>', 'keep trying this long while it is starting (e.g. 30s)')
+      .option('--json', 'machine-readable output'),
+  ).action(async (opts: ConnectionOptions & { wait?: string; json?: boolean }) => {
+    const deadline = Date.now() + (opts.wait !== undefined ? parseDuration(opts.wait) : 0);
+    const [info, metrics] = await retryWhileStarting(deadline, async () => {
+      const api = client(opts);
+      return [await api.get<InfoView>('/v1/info'), await api.get<{ devices: { known: number; connected: number | null } }>('/v1/metrics')] as const;
+    });
+    if (opts.json) return console.log(JSON.stringify({ ...info, devices: metrics.devices }, null, 2));
+    console.log(`coordinator ${info.version} (${info.env}) up ${remaining(info.now - info.startedAt)}: admin API ${info.httpUrl}, MQTT ${info.mqttUrl}`);
+    console.log(`devices: ${metrics.devices.known} known, ${metrics.devices.connected ?? '?'} connected`);
+  });
+}
+
+/** Runs `attempt` until it succeeds; while the coordinator is not up yet (no admin file, refused) retries until `deadline`. */
+export async function retryWhileStarting<T>(deadline: number, attempt: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const starting = err instanceof FleetError && (err.code === 'no-coordinator' || err.code === 'unreachable');
+      if (!starting || Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }

@@ -1,8 +1,11 @@
-/** `fleet devices list|show|provision|revoke|anomalies` over the admin API. */
-import { writeFile } from 'node:fs/promises';
+/** `fleet devices list|show|provision|wait|revoke|anomalies` over the admin API. */
+import { chmod, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { AdminClient, type ConnectionOptions } from './admin-client.js';
+import { AdminApiError, AdminClient, type ConnectionOptions } from './admin-client.js';
+import { FleetError } from '../../protocol/errors.js';
+import { parseDuration } from '../../firmware/duration.js';
 import { ago, list, table } from './format.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 interface DeviceView {
   deviceId: string;
@@ -21,7 +24,7 @@ interface DeviceView {
   /** Never provisioned: connected without credentials (development); in no wave. */
   ghost?: boolean;
   hasCredentials?: boolean;
-  update?: { deploymentId: string; state: string } | null;
+  update?: { deploymentId: string; state: string; toVersion?: string } | null;
   deployments?: unknown[];
   anomalies?: AnomalyView[];
 }
@@ -106,7 +109,7 @@ export function registerDeviceCommands(program: Command): void {
         ['state', d.online ? 'online' : 'offline'],
         ['last seen', ago(d.lastSeen)],
         ['credentials', d.hasCredentials ? 'provisioned' : d.ghost ? 'none: a ghost (connected without credentials), in no wave' : 'none'],
-        ['update', d.update ? `${d.update.deploymentId}: ${d.update.state}` : '-'],
+        ['update', d.update ? `${d.update.deploymentId}: ${d.update.state}${d.update.toVersion ? ` (${d.update.toVersion})` : ''}` : '-'],
       ];
       console.log(table(['field', 'value'], rows));
       const deps = (d.deployments ?? []) as { deploymentId: string; wave: number; state: string; reason?: string }[];
@@ -140,27 +143,71 @@ export function registerDeviceCommands(program: Command): void {
       .option('--model <model>', 'hardware model the devices are')
       .option('--tags <tags>', 'tags to record (comma-separated)', list)
       .option('--rotate', 'issue new secrets for devices that already have credentials')
-      .option('--out <file>', 'also write {deviceId: secret} JSON to this file (mode 0600)')
-      .option('--json', 'machine-readable output'),
-  ).action(async (ids: string[], opts: ConnectionOptions & { model?: string; tags?: string[]; rotate?: boolean; out?: string; json?: boolean }) => {
+      .option('--out <file>', 'write {deviceId: secret} JSON to this file (mode 0600) instead of printing the secrets')
+      .option('--reason <text>', 'why (recorded in the audit log)')
+      .option('--json', 'machine-readable output (with the secrets, unless --out)'),
+  ).action(async (ids: string[], opts: ConnectionOptions & { model?: string; tags?: string[]; rotate?: boolean; out?: string; reason?: string; json?: boolean }) => {
     const res = await client(opts).post<{ devices: { deviceId: string; secret: string }[] }>('/v1/devices/provision', {
       deviceIds: ids,
       ...(opts.model ? { hardwareModel: opts.model } : {}),
       ...(opts.tags ? { tags: opts.tags } : {}),
+      ...definedProps({ reason: opts.reason }),
       rotate: opts.rotate ?? false,
     });
     if (opts.out) {
+      // The secrets go to the file only: a terminal's scrollback and CI logs keep what is printed.
       await writeFile(opts.out, JSON.stringify(Object.fromEntries(res.devices.map((d) => [d.deviceId, d.secret])), null, 2) + '\n', { mode: 0o600 });
+      await chmod(opts.out, 0o600);
+      if (opts.json) return console.log(JSON.stringify({ devices: res.devices.map((d) => ({ deviceId: d.deviceId })), out: opts.out }, null, 2));
+      console.log(`provisioned ${res.devices.map((d) => d.deviceId).join(', ')}; secrets written to ${opts.out} (mode 0600), shown nowhere else`);
+      console.log('Configure each agent with broker.username = device id and broker.passwordFile holding its secret.');
+      return;
     }
     if (opts.json) return console.log(JSON.stringify(res, null, 2));
     console.log(table(['device', 'username', 'password (shown once)'], res.devices.map((d) => [d.deviceId, d.deviceId, d.secret])));
     console.log('Configure each agent with broker.username = device id and broker.password (or passwordFile) = the secret.');
   });
 
-  addConnectionOptions(devices.command('revoke <id>').description("revoke a device's credentials (it can no longer connect)")).action(
-    async (id: string, opts: ConnectionOptions) => {
-      await client(opts).request('DELETE', `/v1/devices/${encodeURIComponent(id)}/credentials`);
+  addConnectionOptions(
+    devices
+      .command('wait <ids...>')
+      .description('wait until devices are online (connected and said hello), e.g. after starting their agents')
+      .option('--timeout <duration>', 'give up after this long', '60s')
+      .option('--version <semver>', 'also wait until each runs this firmware version'),
+  ).action(async (ids: string[], opts: ConnectionOptions & { timeout: string; version?: string }) => {
+    const api = client(opts);
+    const deadline = Date.now() + parseDuration(opts.timeout);
+    for (const id of ids) {
+      const d = await waitForDevice(api, id, deadline, (v) => v.online && v.firmwareVersion !== null && (opts.version === undefined || v.firmwareVersion === opts.version));
+      if (!d) {
+        const want = opts.version !== undefined ? `online on ${opts.version}` : 'online';
+        throw new FleetError('timeout', `${id} is not ${want} after ${opts.timeout}: is its agent running and pointed at this coordinator? (\`fleet devices show ${id}\`)`);
+      }
+      console.log(`${d.deviceId} online: ${d.hardwareModel ?? '?'} ${d.firmwareVersion ?? '?'} on slot ${d.activeSlot ?? '?'}`);
+    }
+  });
+
+  addConnectionOptions(
+    devices.command('revoke <id>').description("revoke a device's credentials (it can no longer connect)").option('--reason <text>', 'why (recorded in the audit log)'),
+  ).action(
+    async (id: string, opts: ConnectionOptions & { reason?: string }) => {
+      const q = opts.reason !== undefined ? `?${new URLSearchParams({ reason: opts.reason }).toString()}` : '';
+      await client(opts).request('DELETE', `/v1/devices/${encodeURIComponent(id)}/credentials${q}`);
       console.log(`revoked credentials of ${id}`);
     },
   );
+}
+
+/** Polls one device until `ready` holds (an unknown device is not an error yet); undefined at the deadline. */
+async function waitForDevice(api: AdminClient, id: string, deadline: number, ready: (d: DeviceView) => boolean): Promise<DeviceView | undefined> {
+  for (;;) {
+    try {
+      const d = await api.get<DeviceView>(`/v1/devices/${encodeURIComponent(id)}`);
+      if (ready(d)) return d;
+    } catch (err) {
+      if (!(err instanceof AdminApiError && err.status === 404)) throw err;
+    }
+    if (Date.now() >= deadline) return undefined;
+    await new Promise((r) => setTimeout(r, 300));
+  }
 }

@@ -34,9 +34,10 @@ export function addFirmwareAdminCommands(firmware: Command): void {
       .option('--security-version <n>', 'anti-rollback security version', '0')
       .option('--tags <tags>', 'tags a device must carry', list)
       .option('--manifest <file>', 'use this offline-signed manifest (`fleet firmware sign`) instead of signing on the coordinator')
+      .option('--allow-unreachable-url', "accept a --manifest whose artifact URL the coordinator cannot reach (only the devices can)")
       .option('--json', 'machine-readable output'),
   ).action(async (image: string, opts: ConnectionOptions & {
-    version: string; hardware: string[]; installableOver: string; securityVersion: string; tags?: string[]; manifest?: string; json?: boolean;
+    version: string; hardware: string[]; installableOver: string; securityVersion: string; tags?: string[]; manifest?: string; allowUnreachableUrl?: boolean; json?: boolean;
   }) => {
     let size: number;
     try {
@@ -51,6 +52,7 @@ export function addFirmwareAdminCommands(firmware: Command): void {
       securityVersion: opts.securityVersion,
     });
     if (opts.tags?.length) q.set('tags', opts.tags.join(','));
+    if (opts.allowUnreachableUrl) q.set('allowUnreachableUrl', 'true');
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'content-length': String(size) };
     if (opts.manifest) headers['x-fleet-manifest'] = (await readFile(opts.manifest)).toString('base64');
     const body = Readable.toWeb(createReadStream(image)) as unknown as NonNullable<RequestInit['body']>;

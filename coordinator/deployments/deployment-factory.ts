@@ -47,6 +47,14 @@ export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactor
   }
   const id = req.id ?? bound ?? newDeploymentId(req.firmwareVersion, deps.now(), deps.random);
   if (req.waves && req.waves.length === 0) throw new ValidationError('deployment', ['waves: give at least one wave']);
+  // A rollout that stops part-way would report `completed` with most of the target never updated.
+  // (Checked here, for new deployments: the engine still runs a stored one whose waves stop short.)
+  const last = req.waves?.[req.waves.length - 1]?.percent;
+  if (last !== undefined && last !== 100) {
+    throw new ValidationError('deployment', [
+      `waves: the last wave must reach 100 %, not ${last} %: waves are cumulative shares of the target, and a deployment is complete only when all of it is updated; to stop before a wave, require approval for it`,
+    ]);
+  }
   const { envelope, artifact, offlineSigned, warnings } = deps.firmware.deploymentManifest({
     deploymentId: id,
     firmwareVersion: req.firmwareVersion,

@@ -12,6 +12,7 @@ import type { Clock } from '../../protocol/clock.js';
 import type { CanarySnapshot } from '../../protocol/canary.js';
 import type { HelloMessage, StatusMessage } from '../../protocol/messages.js';
 import type { SigningKey } from '../../firmware/keys.js';
+import { definedProps } from '../../firmware/defined-props.js';
 import { EngineRunner } from '../engine/engine-runner.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';
@@ -37,8 +38,7 @@ import { RegistryWaveDirectory } from './wave-directory.js';
 import { GateSnapshots } from './gate-snapshots.js';
 import { deploymentView, type DeploymentView } from './deployment-view.js';
 
-export { NoEligibleDevicesError } from './creation-warnings.js';
-export { deploymentView, type DeploymentView } from './deployment-view.js';
+export type { DeploymentView } from './deployment-view.js';
 
 export interface DeploymentServiceDeps {
   db: Db;
@@ -82,14 +82,13 @@ export class DeploymentService {
       counters: deps.counters,
       now: () => deps.clock.now(),
       commandSeq: () => deps.freshness.next('command'),
-      ...(deps.onAudit ? { onAudit: deps.onAudit } : {}),
-      ...(deps.anomalies ? { anomalies: deps.anomalies } : {}),
+      ...definedProps({ onAudit: deps.onAudit, anomalies: deps.anomalies }),
     });
     const gateSnapshots = new GateSnapshots({
       registry: deps.registry,
       builder: deps.snapshots,
       silentAfterMs: deps.silentAfterMs,
-      ...(deps.warmUpMs !== undefined ? { warmUpMs: deps.warmUpMs } : {}),
+      ...definedProps({ warmUpMs: deps.warmUpMs }),
     });
     const analyzersFor = deps.analyzersFor ?? ((): readonly GateAnalyzer[] => [hardGatesAnalyzer]);
     const runner = new EngineRunner({

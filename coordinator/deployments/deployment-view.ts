@@ -3,6 +3,7 @@
  * reading, with its decisions when asked for. Pure.
  */
 import { ManifestSchema } from '../../protocol/signed.js';
+import { definedProps } from '../../firmware/defined-props.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { DeploymentCore } from '../engine/types.js';
 import { currentManifest } from '../engine/manifest-renewal.js';
@@ -33,6 +34,8 @@ export interface DeploymentView {
   manifest?: ManifestSummary;
   /** The deployment's own judge settings (warm-up, slots, the regression its soak is planned for). */
   judge?: DeploymentCore['spec']['judge'];
+  /** When its waves may start (cron, duration, time zone); none: any time. */
+  maintenanceWindows: DeploymentCore['spec']['maintenanceWindows'];
   waves: {
     index: number;
     percent: number;
@@ -69,7 +72,7 @@ export function deploymentView(core: DeploymentCore, decisions?: DecisionRecord[
   return {
     id: spec.id,
     firmwareVersion: spec.firmwareVersion,
-    ...(spec.description !== undefined ? { description: spec.description } : {}),
+    ...definedProps({ description: spec.description }),
     phase: core.phase,
     current: core.current,
     paused: core.pause !== undefined,
@@ -79,7 +82,8 @@ export function deploymentView(core: DeploymentCore, decisions?: DecisionRecord[
     artifact: spec.artifact,
     bucketOffset: spec.bucketOffset,
     ...optionalManifest(core),
-    ...(spec.judge !== undefined ? { judge: spec.judge } : {}),
+    ...definedProps({ judge: spec.judge }),
+    maintenanceWindows: spec.maintenanceWindows,
     waves: core.waves.map((w) => {
       const ws = spec.waves[w.index]!;
       return {
@@ -90,20 +94,15 @@ export function deploymentView(core: DeploymentCore, decisions?: DecisionRecord[
         deadlineMs: ws.deadlineMs,
         requiresApproval: ws.requiresApproval,
         approved: w.approvedBy !== undefined || core.approvals.includes(w.index),
-        ...(w.startedAt !== undefined ? { startedAt: w.startedAt } : {}),
-        ...(w.deadlineAt !== undefined ? { deadlineAt: w.deadlineAt } : {}),
-        ...(w.completedAt !== undefined ? { completedAt: w.completedAt } : {}),
-        ...(w.soakEndsAt !== undefined ? { soakEndsAt: w.soakEndsAt } : {}),
-        ...(w.verdict !== undefined ? { verdict: w.verdict } : {}),
-        ...(w.decisionId !== undefined ? { decisionId: w.decisionId } : {}),
+        ...definedProps({ startedAt: w.startedAt, deadlineAt: w.deadlineAt, completedAt: w.completedAt, soakEndsAt: w.soakEndsAt, verdict: w.verdict, decisionId: w.decisionId }),
         monitorCount: w.monitorCount,
         counts: { ...w.counts },
       };
     }),
     ...(core.rollback ? { rollback: core.rollback } : {}),
-    ...(core.abortReason !== undefined ? { abortReason: core.abortReason } : {}),
+    ...definedProps({ abortReason: core.abortReason }),
     createdAt: spec.createdAt,
-    ...(spec.createdBy !== undefined ? { createdBy: spec.createdBy } : {}),
+    ...definedProps({ createdBy: spec.createdBy }),
     updatedAt: core.updatedAt,
     revision: core.revision,
     ...(decisions ? { decisions } : {}),
@@ -116,8 +115,7 @@ function optionalManifest(core: DeploymentCore): { manifest?: ManifestSummary } 
   const m = parsed.data;
   return {
     manifest: {
-      ...(m.deploymentId !== undefined ? { deploymentId: m.deploymentId } : {}),
-      ...(m.metadataVersion !== undefined ? { metadataVersion: m.metadataVersion } : {}),
+      ...definedProps({ deploymentId: m.deploymentId, metadataVersion: m.metadataVersion }),
       securityVersion: m.securityVersion,
       issuedAt: m.issuedAt,
       expiresAt: m.expiresAt,

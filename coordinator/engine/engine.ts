@@ -29,6 +29,7 @@ import {
   type OperatorAction,
   type StepResult,
 } from './types.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export { gatePolicyFor };
 
@@ -51,7 +52,7 @@ export function initialState(spec: DeploymentSpec, now: number): DeploymentState
 export function createDeployment(spec: DeploymentSpec, now: number, actor: string): StepResult {
   const state = initialState(spec, now);
   const ctx: Ctx = { d: new Draft(state), now, effects: [] };
-  audit(ctx, actor, 'deployment.created', { firmwareVersion: spec.firmwareVersion, waves: spec.waves.map((w) => w.percent), draft: spec.draft });
+  audit(ctx, actor, 'deployment.created', { firmwareVersion: spec.firmwareVersion, waves: spec.waves.map((w) => w.percent), draft: spec.draft, ...definedProps({ description: spec.description }) });
   if (!spec.draft) start(ctx, actor);
   return finish(ctx, state);
 }
@@ -188,6 +189,16 @@ const ACTIVE_RUN = ['scheduled', 'pending', 'rolling', 'soaking', 'gating'] as c
 const inRun = (phase: string): boolean => (ACTIVE_RUN as readonly string[]).includes(phase);
 
 function onOperator(ctx: Ctx, action: OperatorAction, actor: string): void {
+  const first = ctx.effects.length;
+  applyOperator(ctx, action, actor);
+  // The operator's reason is recorded with every audit entry the action caused.
+  if (action.reason === undefined) return;
+  for (const e of ctx.effects.slice(first)) {
+    if (e.type === 'audit' && e.entry.detail['reason'] === undefined) e.entry.detail = { ...e.entry.detail, reason: action.reason };
+  }
+}
+
+function applyOperator(ctx: Ctx, action: OperatorAction, actor: string): void {
   const core = ctx.d.core;
   const phase = core.phase;
   const who = `operator:${actor}`;
@@ -199,7 +210,7 @@ function onOperator(ctx: Ctx, action: OperatorAction, actor: string): void {
     case 'pause':
       if (!inRun(phase)) return reject(ctx, 'invalid-action', `deployment ${core.spec.id} is ${phase}; only a running deployment can be paused`);
       if (core.pause) return reject(ctx, 'already-paused', `deployment ${core.spec.id} is already paused (${core.pause.cause}); resume, promote or abort it`);
-      core.pause = { at: ctx.now, by: who, cause: 'operator', ...(action.reason !== undefined ? { reason: action.reason } : {}) };
+      core.pause = { at: ctx.now, by: who, cause: 'operator', ...definedProps({ reason: action.reason }) };
       audit(ctx, who, 'deployment.paused', { reason: action.reason ?? null });
       return;
     case 'resume':

@@ -8,10 +8,10 @@ import { z } from 'zod';
 import { DeviceIdSchema, HardwareModelSchema, SemverSchema } from '../../protocol/ids.js';
 import { DeploymentSpecSchema, type DeploymentSpec } from './spec-schema.js';
 import type { HelloMessage, RolloutMessage, StatusMessage } from '../../protocol/messages.js';
-import { UpdateReasonSchema, type UpdateReason } from '../../protocol/reasons.js';
+import { UpdateReasonSchema } from '../../protocol/reasons.js';
 import { UpdateStateSchema } from '../../protocol/update-state.js';
 import { EnvelopeSchema, type Envelope } from '../../protocol/signed.js';
-import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';
+import type { DecisionRecord } from '../gate/decision.js';
 
 export * from './spec-schema.js';
 
@@ -39,7 +39,6 @@ export const ACTIVE_PHASES: readonly DeploymentPhase[] = ['draft', 'scheduled', 
 export const FINAL_PHASES: readonly DeploymentPhase[] = ['aborted', 'rolled-back'];
 
 export const WaveStatusSchema = z.enum(['pending', 'rolling', 'soaking', 'gating', 'passed', 'aborted', 'skipped']);
-export type WaveStatus = z.infer<typeof WaveStatusSchema>;
 
 /** Per-wave device counts, kept incrementally by the engine (devices count toward their bucket's wave). */
 export const WaveCountsSchema = z.object({
@@ -94,7 +93,6 @@ export const PauseSchema = z.object({
   cause: z.enum(['operator', 'monitor-limit']),
   reason: z.string().max(500).optional(),
 });
-export type Pause = z.infer<typeof PauseSchema>;
 
 export const RollbackStateSchema = z.object({
   startedAt: z.number().int(),
@@ -112,7 +110,6 @@ export const RollbackStateSchema = z.object({
   refused: z.number().int().nonnegative().default(0),
   completedAt: z.number().int().optional(),
 });
-export type RollbackState = z.infer<typeof RollbackStateSchema>;
 
 /** The deployment's own state, without its devices (one row; small). */
 export const DeploymentCoreSchema = z.object({
@@ -143,7 +140,6 @@ export type DeploymentCore = z.infer<typeof DeploymentCoreSchema>;
 
 /** `waiting` device states the engine adds to the wire's UpdateState. */
 export const DeviceTrackStateSchema = z.union([UpdateStateSchema, z.enum(['pending'])]);
-export type DeviceTrackState = z.infer<typeof DeviceTrackStateSchema>;
 
 export const DeviceRollbackSchema = z.object({
   /** `refused`: the device reported the rollback below its security floor and stays on the new image. */
@@ -153,7 +149,6 @@ export const DeviceRollbackSchema = z.object({
   sentAt: z.number().int(),
   confirmedAt: z.number().int().optional(),
 });
-export type DeviceRollback = z.infer<typeof DeviceRollbackSchema>;
 
 /** One device's progress in one deployment. */
 export const DeviceProgressSchema = z.object({
@@ -196,22 +191,24 @@ export interface DeploymentState {
 // ---------------------------------------------------------------------------------------------
 // Operator actions (admin API → engine)
 
+/** Every operator action may say why; the reason goes into each audit entry the action causes. */
+const Reason = z.string().max(500).optional();
+
 export const OperatorActionSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('start') }),
-  z.object({ type: z.literal('pause'), reason: z.string().max(500).optional() }),
-  z.object({ type: z.literal('resume') }),
+  z.object({ type: z.literal('start'), reason: Reason }),
+  z.object({ type: z.literal('pause'), reason: Reason }),
+  z.object({ type: z.literal('resume'), reason: Reason }),
   /** Stop the rollout; exposed devices are rolled back unless `rollback: false`. */
-  z.object({ type: z.literal('abort'), reason: z.string().max(500).optional(), rollback: z.boolean().default(true) }),
+  z.object({ type: z.literal('abort'), reason: Reason, rollback: z.boolean().default(true) }),
   /** Roll back every exposed device (also after completion or an abort without rollback). */
-  z.object({ type: z.literal('rollback'), reason: z.string().max(500).optional() }),
+  z.object({ type: z.literal('rollback'), reason: Reason }),
   /** Skip what the current wave waits for (stragglers, the rest of the soak, a window, a Monitor hold). */
-  z.object({ type: z.literal('promote') }),
+  z.object({ type: z.literal('promote'), reason: Reason }),
   /** Approve a wave that requires approval; default: the next wave that needs it. */
-  z.object({ type: z.literal('approve'), wave: z.number().int().nonnegative().optional() }),
+  z.object({ type: z.literal('approve'), reason: Reason, wave: z.number().int().nonnegative().optional() }),
 ]);
 export type OperatorAction = z.infer<typeof OperatorActionSchema>;
 export type OperatorActionInput = z.input<typeof OperatorActionSchema>;
-export type OperatorActionType = OperatorAction['type'];
 
 // ---------------------------------------------------------------------------------------------
 // Events (inputs to step)
@@ -271,8 +268,6 @@ export type EngineEffect =
    * never fed to a gate. Changes no state (a step with only these persists nothing).
    */
   | { type: 'device-anomaly'; deviceId: string; kind: 'unoffered-status'; detail: string };
-
-export type EngineEffectType = EngineEffect['type'];
 
 export interface CommandRequest {
   /** Deterministic per (deployment, device, attempt): a re-send after a crash is the same command. */
@@ -345,5 +340,4 @@ export interface WaveDirectory {
   members(spec: DeploymentSpec, buckets: readonly number[]): readonly WaveMember[] | Promise<readonly WaveMember[]>;
 }
 
-export { DecisionRecordSchema };
-export type { DecisionRecord, UpdateReason };
+export type { DecisionRecord };

@@ -29,7 +29,8 @@ export function parseVariant(spec: string, previous: FlagVariant[] = []): FlagVa
   return [...previous, { name: m[1]!, weight: Number(m[2]), payload }];
 }
 
-const state = (f: StoredFlag): string => (f.enabled ? 'on' : 'OFF (killed)');
+/** On; off by default (a well-known flag nobody changed); or killed (the kill switch, or --off). */
+const state = (f: StoredFlag & { stored?: boolean }): string => (f.enabled ? 'on' : f.stored === false ? 'off (default)' : 'OFF (killed)');
 const variants = (f: StoredFlag): string => f.variants.map((v) => `${v.name}:${v.weight}${Object.keys(v.payload).length ? ` ${Object.entries(v.payload).map(([k, x]) => `${k}=${x}`).join(',')}` : ''}`).join('\n') || '-';
 
 function printFlag(f: StoredFlag): void {
@@ -64,8 +65,9 @@ export function registerFlagCommands(program: Command): Command {
       .option('--scope <scope>', 'coordinator or device (device flags are published to agents)')
       .option('--group <id>', 'bucketing group id (default: the flag name)')
       .option('--description <text>', 'what the flag does')
+      .option('--reason <text>', 'why (recorded in the audit log)')
       .option('--json', 'machine-readable output'),
-  ).action(async (name: string, opts: ConnectionOptions & { on?: boolean; off?: boolean; rollout?: number; variant?: FlagVariant[] | false; variants?: boolean; scope?: string; group?: string; description?: string; json?: boolean }) => {
+  ).action(async (name: string, opts: ConnectionOptions & { on?: boolean; off?: boolean; rollout?: number; variant?: FlagVariant[] | false; variants?: boolean; scope?: string; group?: string; description?: string; reason?: string; json?: boolean }) => {
     if (opts.on && opts.off) throw new ConfigError('--on and --off contradict each other');
     if (opts.rollout !== undefined && !(opts.rollout >= 0 && opts.rollout <= 100)) throw new ConfigError('--rollout must be a number from 0 to 100');
     const body: Record<string, unknown> = {};
@@ -78,14 +80,17 @@ export function registerFlagCommands(program: Command): Command {
     if (opts.group !== undefined) body['groupId'] = opts.group;
     if (opts.description !== undefined) body['description'] = opts.description;
     if (!Object.keys(body).length) throw new ConfigError('nothing to change: pass --on/--off, --rollout, --variant, --scope, --group or --description');
+    if (opts.reason !== undefined) body['reason'] = opts.reason;
     const f = await client(opts).request<StoredFlag>('PUT', `/v1/flags/${encodeURIComponent(name)}`, body);
     if (opts.json) return console.log(JSON.stringify(f, null, 2));
     printFlag(f);
   });
 
-  addConnectionOptions(flags.command('kill <name>').description('kill switch: turn the flag off for everyone now').option('--json', 'machine-readable output'))
-    .action(async (name: string, opts: ConnectionOptions & { json?: boolean }) => {
-      const f = await client(opts).post<StoredFlag>(`/v1/flags/${encodeURIComponent(name)}/kill`);
+  addConnectionOptions(
+    flags.command('kill <name>').description('kill switch: turn the flag off for everyone now').option('--reason <text>', 'why (recorded in the audit log)').option('--json', 'machine-readable output'),
+  )
+    .action(async (name: string, opts: ConnectionOptions & { reason?: string; json?: boolean }) => {
+      const f = await client(opts).post<StoredFlag>(`/v1/flags/${encodeURIComponent(name)}/kill`, opts.reason !== undefined ? { reason: opts.reason } : {});
       if (opts.json) return console.log(JSON.stringify(f, null, 2));
       printFlag(f);
     });
@@ -114,9 +119,10 @@ export function registerFlagCommands(program: Command): Command {
     console.log(`${e.name} for ${opts.key}: ${e.enabled ? 'on' : 'off'} [${e.reason}]${e.variant ? `, variant ${e.variant.name}${payload}` : ''}`);
   });
 
-  addConnectionOptions(flags.command('delete <name>').description('delete a stored flag (a well-known flag returns to its default)'))
-    .action(async (name: string, opts: ConnectionOptions) => {
-      await client(opts).request('DELETE', `/v1/flags/${encodeURIComponent(name)}`);
+  addConnectionOptions(flags.command('delete <name>').description('delete a stored flag (a well-known flag returns to its default)').option('--reason <text>', 'why (recorded in the audit log)'))
+    .action(async (name: string, opts: ConnectionOptions & { reason?: string }) => {
+      const q = opts.reason !== undefined ? `?${new URLSearchParams({ reason: opts.reason }).toString()}` : '';
+      await client(opts).request('DELETE', `/v1/flags/${encodeURIComponent(name)}${q}`);
       console.log(`deleted ${name}`);
     });
 

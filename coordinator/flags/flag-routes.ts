@@ -23,8 +23,11 @@ export const FlagPatchSchema = z.object({
   scope: FlagScopeSchema.optional(),
   groupId: z.string().min(1).max(128).optional(),
   variants: z.array(FlagVariantSchema).max(20).optional(),
+  /** Why (recorded in the audit log, not in the flag). */
+  reason: z.string().max(500).optional(),
 }).strict();
-export type FlagPatch = z.infer<typeof FlagPatchSchema>;
+
+const ReasonBodySchema = z.object({ reason: z.string().max(500).optional() });
 
 export interface FlagRouteDeps {
   flags: FlagStore;
@@ -45,18 +48,19 @@ export function registerFlagRoutes(router: Router, deps: FlagRouteDeps): void {
   router.get('/v1/flags/:name', {}, ({ params }) => must(params['name']!));
 
   router.put('/v1/flags/:name', { body: FlagPatchSchema }, ({ params, body, actor }) => {
-    const patch = Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined));
-    return flags.set(params['name']!, patch, actor);
+    const { reason, ...fields } = body;
+    const patch = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+    return flags.set(params['name']!, patch, actor, reason);
   });
 
-  router.post('/v1/flags/:name/kill', {}, ({ params, actor }) => {
+  router.post('/v1/flags/:name/kill', { body: ReasonBodySchema }, ({ params, body, actor }) => {
     must(params['name']!);
-    return flags.kill(params['name']!, actor);
+    return flags.kill(params['name']!, actor, body.reason);
   });
 
-  router.delete('/v1/flags/:name', {}, ({ params, actor }) => {
+  router.delete('/v1/flags/:name', { query: ReasonBodySchema }, ({ params, query, actor }) => {
     if (!flags.get(params['name']!)) throw new NotFoundError(`no stored flag named ${params['name']!}`);
-    flags.delete(params['name']!, actor);
+    flags.delete(params['name']!, actor, query.reason);
     return undefined;
   });
 

@@ -18,6 +18,7 @@ import {
   type StoredFlag,
 } from './flag-model.js';
 import { buildFlagsMessage } from './flags-message.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export class FlagNotFoundError extends FleetError {
   constructor(name: string) {
@@ -109,24 +110,24 @@ export class FlagStore {
    * Creates or updates a flag. `patch` fields override the current (or default) definition; a new flag
    * needs at least `enabled`. Validated as a whole before anything is written.
    */
-  set(name: string, patch: Partial<FlagDefinitionInput>, actor: string): StoredFlag {
+  set(name: string, patch: Partial<FlagDefinitionInput>, actor: string, reason?: string): StoredFlag {
     const before = this.effective(name);
     const base: Record<string, unknown> = before ? stripMeta(before) : {};
     const merged = { ...base, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)), name };
     const parsed = parseValue(FlagDefinitionSchema, merged, `flag ${name}`);
     if (!parsed.ok) throw parsed.error;
-    return this.write(name, parsed.value, 'set', actor, before ? stripMeta(before) : null);
+    return this.write(name, parsed.value, 'set', actor, before ? stripMeta(before) : null, reason);
   }
 
   /** The kill switch: turns the flag off for everyone (its rollout and variants are kept). */
-  kill(name: string, actor: string): StoredFlag {
+  kill(name: string, actor: string, reason?: string): StoredFlag {
     const before = this.effective(name);
     if (!before) throw new FlagNotFoundError(name);
-    return this.write(name, { ...stripMeta(before), enabled: false }, 'kill', actor, stripMeta(before));
+    return this.write(name, { ...stripMeta(before), enabled: false }, 'kill', actor, stripMeta(before), reason);
   }
 
   /** Deletes a stored flag (a well-known flag falls back to its default). */
-  delete(name: string, actor: string): void {
+  delete(name: string, actor: string, reason?: string): void {
     const before = this.get(name);
     if (!before) throw new FlagNotFoundError(name);
     const { db, now } = this.options;
@@ -134,7 +135,7 @@ export class FlagStore {
     let change: FlagChange | undefined;
     db.transaction(() => {
       db.prepare('DELETE FROM flags WHERE name = ?').run(name);
-      change = this.record(at, actor, name, 'delete', stripMeta(before), null);
+      change = this.record(at, actor, name, 'delete', stripMeta(before), null, reason);
     })();
     if (change) this.options.onChange?.(change);
   }
@@ -163,12 +164,12 @@ export class FlagStore {
     return buildFlagsMessage(this.list(), this.version(), this.options.now());
   }
 
-  private write(name: string, def: FlagDefinition, action: 'set' | 'kill', actor: string, before: FlagDefinition | null): StoredFlag {
+  private write(name: string, def: FlagDefinition, action: 'set' | 'kill', actor: string, before: FlagDefinition | null, reason?: string): StoredFlag {
     const { db, now } = this.options;
     const at = now();
     let change: FlagChange | undefined;
     db.transaction(() => {
-      change = this.record(at, actor, name, action, before, def);
+      change = this.record(at, actor, name, action, before, def, reason);
       db.prepare(
         `INSERT INTO flags (name, definition_json, version, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT(name) DO UPDATE SET definition_json = excluded.definition_json, version = excluded.version,
@@ -179,11 +180,12 @@ export class FlagStore {
     return { ...def, version: change!.id, updatedAt: at, updatedBy: actor };
   }
 
-  private record(at: number, actor: string, name: string, action: FlagChange['action'], before: FlagDefinition | null, after: FlagDefinition | null): FlagChange {
+  /** One history row, and an audit entry that also carries the operator's reason. */
+  private record(at: number, actor: string, name: string, action: FlagChange['action'], before: FlagDefinition | null, after: FlagDefinition | null, reason?: string): FlagChange {
     const info = this.options.db
       .prepare('INSERT INTO flag_changes (at, actor, name, action, before_json, after_json) VALUES (?, ?, ?, ?, ?, ?)')
       .run(at, actor, name, action, before ? JSON.stringify(before) : null, after ? JSON.stringify(after) : null);
-    this.options.audit?.append(at, actor, `flag.${action}`, `flag:${name}`, { before, after });
+    this.options.audit?.append(at, actor, `flag.${action}`, `flag:${name}`, { before, after, ...definedProps({ reason }) });
     return { id: Number(info.lastInsertRowid), at, actor, name, action, before, after };
   }
 }

@@ -28,6 +28,16 @@ export function defaultRole(name: string, role?: AnalyzerRole): AnalyzerRole {
   return role ?? (name === 'ai' || name.startsWith('ai-') ? 'advisory' : 'statistical');
 }
 
+/**
+ * Error codes that mean an analyzer declined to judge by design rather than broke: the statistical
+ * judge with no control devices left (the last wave). Still an error record, never a verdict.
+ */
+const ABSTENTIONS: ReadonlySet<string> = new Set(['no-control']);
+
+export function abstained(code: string): boolean {
+  return ABSTENTIONS.has(code);
+}
+
 /** What an advisory recommendation may contribute under the policy. */
 export function capAdvisory(rec: Recommendation, policy: Pick<GatePolicy, 'aiMayAbort'>): Recommendation {
   if (rec === 'Abort' && !policy.aiMayAbort) return 'Monitor';
@@ -49,7 +59,7 @@ export function combineOutcomes(
     const base = { name, role, ok: outcome.ok, latencyMs: outcome.latencyMs, ...(outcome.meta ? { meta: outcome.meta } : {}) };
     if (!outcome.ok) {
       records.push({ ...base, error: outcome.error });
-      issues.push(`${name} failed (${outcome.error.code}): ${outcome.error.message}`);
+      issues.push(`${name} ${abstained(outcome.error.code) ? 'abstained' : 'failed'} (${outcome.error.code}): ${outcome.error.message}`);
       continue;
     }
     const v = outcome.verdict;

@@ -57,6 +57,7 @@ export function deviceMessages(d: DeviceMessagesDeps): DeviceMessages {
       registry.seen(m.deviceId, now);
       // Both terminal reports name the version now running in toVersion (a rollback goes "to" the old one).
       if (m.state === 'committed' || m.state === 'rolled-back') registry.noteVersion(m.deviceId, m.toVersion);
+      registry.noteUpdate(m.deviceId, { deploymentId: m.deploymentId, state: m.state, toVersion: m.toVersion });
       return deployments.status(m);
     },
 

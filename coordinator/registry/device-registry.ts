@@ -16,6 +16,7 @@ import { bucketOf } from '../../protocol/bucket.js';
 import type { HelloMessage } from '../../protocol/messages.js';
 import type { SlotName, UpdateState } from '../../protocol/update-state.js';
 import type { Db } from '../store/db.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface DeviceRecord {
   deviceId: string;
@@ -291,6 +292,19 @@ export class DeviceRegistry {
     if (!d || (d.firmwareVersion === version && (slot === undefined || d.activeSlot === slot))) return;
     d.firmwareVersion = version;
     if (slot !== undefined) d.activeSlot = slot;
+    this.save(d);
+  }
+
+  /**
+   * Records what a status says about the device's update, so the record shows its latest state (a
+   * committed or rolled-back update), not the one its last hello carried.
+   */
+  noteUpdate(deviceId: string, update: NonNullable<DeviceRecord['update']>): void {
+    const d = this.devices.get(deviceId);
+    if (!d) return;
+    const u = d.update;
+    if (u?.deploymentId === update.deploymentId && u.state === update.state && u.toVersion === update.toVersion) return;
+    d.update = { deploymentId: update.deploymentId, state: update.state, ...definedProps({ toVersion: update.toVersion }) };
     this.save(d);
   }
 

@@ -8,6 +8,7 @@ import { registerAgentCommands } from '../../agent/cli.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { FileStateStore } from '../../agent/state-store.js';
 import { initialAgentState } from '../../agent/agent-state.js';
+import { writeKeyPair } from '../../firmware/keys.js';
 
 let dir: string;
 let out: string[];
@@ -40,11 +41,27 @@ async function config(extra: Record<string, unknown> = {}): Promise<string> {
 
 describe('fleet agent', () => {
   it('validate-config accepts a good config and names the bad field of a bad one', async () => {
+    await writeKeyPair(join(dir, 'trust'), 'release');
     const path = await config();
     await fleet('agent', 'validate-config', '-c', path);
     expect(out.join('\n')).toContain('is valid: device pi-7 (rpi4)');
     const bad = await config({ telemetry: { interval: 'often' } });
     await expect(fleet('agent', 'validate-config', '-c', bad)).rejects.toThrow(/telemetry\.interval/);
+  });
+
+  it('validate-config names what this machine lacks to run a well-formed config, unless --syntax-only', async () => {
+    // A production template on a laptop: its files do not exist here, and its trust store is empty.
+    const path = await config({
+      broker: { url: 'mqtts://fleet.example.com:8883', username: 'pi-7', passwordFile: '/nonexistent/fleet/broker-password' },
+      health: { checks: [{ name: 'app', command: ['no-such-program-fleet-test'] }] },
+    });
+    const refused = fleet('agent', 'validate-config', '-c', path);
+    await expect(refused).rejects.toThrow(/is well-formed, but this machine cannot run it/);
+    await expect(fleet('agent', 'validate-config', '-c', path)).rejects.toThrow(/broker\.passwordFile: cannot read \/nonexistent\/fleet\/broker-password/);
+    await expect(fleet('agent', 'validate-config', '-c', path)).rejects.toThrow(/trustStoreDir: cannot read trust store/);
+    await expect(fleet('agent', 'validate-config', '-c', path)).rejects.toThrow(/health\.checks\[0\] \(app\): no-such-program-fleet-test is not on PATH/);
+    await fleet('agent', 'validate-config', '-c', path, '--syntax-only');
+    expect(out.join('\n')).toContain('is valid: device pi-7 (rpi4)');
   });
 
   it('topics prints the bucket and the three subscriptions', async () => {

@@ -81,3 +81,22 @@ describe('device registry: operator and reported tags', () => {
     expect(reg.get('said-hello')).toMatchObject({ operatorTags: [], reportedTags: ['own'], tags: ['own'] });
   });
 });
+
+describe('device registry: the update a device last reported', () => {
+  it('follows its statuses after the hello, and keeps the latest across a reload', () => {
+    const path = dbPath();
+    const db = openDatabase(path);
+    cleanups.push(() => closeDatabase(db));
+    const reg = DeviceRegistry.load(db);
+    const id = uniqueId('dev');
+    reg.applyHello({ ...hello(id, []), update: { deploymentId: 'dep-1', state: 'trial', toVersion: '1.1.0' } }, T);
+    expect(reg.get(id)?.update).toMatchObject({ deploymentId: 'dep-1', state: 'trial' });
+    reg.noteUpdate(id, { deploymentId: 'dep-1', state: 'committed', toVersion: '1.1.0' });
+    reg.noteUpdate(id, { deploymentId: 'dep-1', state: 'rolled-back', toVersion: '1.0.0' });
+    expect(reg.get(id)?.update).toEqual({ deploymentId: 'dep-1', state: 'rolled-back', toVersion: '1.0.0' });
+    expect(DeviceRegistry.load(db).get(id)?.update).toEqual({ deploymentId: 'dep-1', state: 'rolled-back', toVersion: '1.0.0' });
+    // A status from a device the registry does not know changes nothing.
+    reg.noteUpdate('unknown-device', { deploymentId: 'dep-1', state: 'committed' });
+    expect(reg.get('unknown-device')).toBeUndefined();
+  });
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { bucketsOfWave } from '../../coordinator/engine/wave-plan.js';
-import { smallWaveWarnings } from '../../coordinator/deployments/creation-warnings.js';
+import { explainNoMatch, smallWaveWarnings } from '../../coordinator/deployments/creation-warnings.js';
 import { defaultWaves } from '../../coordinator/engine/deployment-spec.js';
 import { createDeployment, nextWakeAt, reconcile, step } from '../../coordinator/engine/engine.js';
 import { recount } from '../../coordinator/engine/device-progress.js';
@@ -19,11 +19,48 @@ describe('deployment creation: canary waves too small to judge', () => {
     const spec = makeSpec({ waves: defaultWaves([1, 5, 100], 30 * MIN, { minDevicesReporting: 20, deadlineMs: HOUR }) });
     const warnings = smallWaveWarnings(spec, [0, 12, 3], 300);
     expect(warnings).toHaveLength(2);
-    expect(warnings[0]).toMatch(/^wave 1 \(1 %\) covers none of the 300 known devices in the target: it will pass empty and wave 2 will be the first canary/);
+    expect(warnings[0]).toMatch(/^wave 1 \(1 %\) covers none of the 300 known devices in the target: it passes empty and wave 2 \(5 %\) will be the first canary/);
     expect(warnings[1]).toMatch(/^wave 2 \(5 %\) covers 12 of the 300 known devices in the target, fewer than the 20 it needs reporting: its gate will judge on 12 devices/);
     expect(smallWaveWarnings(spec, [20, 40], 300)).toEqual([]);
     // A wave that needs no devices reporting is never too small.
     expect(smallWaveWarnings(makeSpec({ waves: defaultWaves([1, 100], 0, { minDevicesReporting: 0, deadlineMs: HOUR }) }), [0], 5)).toEqual([]);
+  });
+
+  it('names the first wave with devices as the first canary only when no earlier wave has one', () => {
+    const spec = makeSpec({ waves: defaultWaves([1, 5, 25, 100], 30 * MIN, { minDevicesReporting: 1, deadlineMs: HOUR }) });
+    // Wave 2 holds the only device: wave 3 being empty says nothing about who is judged first.
+    expect(smallWaveWarnings(spec, [0, 1, 0, 0], 1)).toEqual([
+      'wave 1 (1 %) covers none of the 1 known device in the target: it passes empty and wave 2 (5 %) will be the first canary; give the first wave a larger share (--waves)',
+    ]);
+    // Every canary wave empty: the last wave reaches the device with no canary first.
+    expect(smallWaveWarnings(spec, [0, 0, 0, 1], 1)).toEqual([
+      'wave 1 (1 %) covers none of the 1 known device in the target: it passes empty and no canary wave has a device, so wave 4 (100 %) reaches them all without a canary judging the release first; give the first wave a larger share (--waves)',
+    ]);
+  });
+
+  it('warns that a single 100 % wave has no canary', () => {
+    const spec = makeSpec({ waves: defaultWaves([100], 30 * MIN, { minDevicesReporting: 1, deadlineMs: HOUR }) });
+    expect(smallWaveWarnings(spec, [3], 3)).toEqual([
+      'a single 100 % wave has no canary: every device in the target (3 known devices now) gets the firmware at once, and only the hard limits judge it afterwards; with more devices use canary waves (--waves 1,5,25,100)',
+    ]);
+  });
+});
+
+describe('deployment creation: a target that matches no known device', () => {
+  const spec = { firmwareVersion: '1.1.0', target: { hardwareModels: ['rpi4'], versionRange: '>=2.0.0', tags: ['lab'] } };
+  const device = (deviceId: string, hardwareModel: string, firmwareVersion: string, tags: string[] = []) => ({ deviceId, hardwareModel, firmwareVersion, tags });
+
+  it('says no device has connected yet when none is known', () => {
+    expect(explainNoMatch(spec, [])).toMatch(/^no device has connected yet, so none matches the target \(models rpi4, versions >=2\.0\.0, tags lab\); .*start their agents/);
+  });
+
+  it('counts the known devices by the option that excludes them, instead of advising to provision', () => {
+    const message = explainNoMatch(spec, [device('a', 'cm4', '2.0.0'), device('b', 'rpi4', '1.0.0'), device('c', 'rpi4', '1.2.0'), device('d', 'rpi4', '2.1.0')]);
+    expect(message).toBe(
+      'no known device matches the target (models rpi4, versions >=2.0.0, tags lab): of the 4 known, 1 is another hardware model (--target), ' +
+        "2 run a version outside >=2.0.0 (--from), 1 lacks the tags lab (--tags); change the target (`fleet devices list` shows each device's model, version and tags)",
+    );
+    expect(message).not.toMatch(/provision/);
   });
 });
 

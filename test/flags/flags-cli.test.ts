@@ -59,7 +59,7 @@ describe('fleet flags', () => {
   });
 
   it('lists, sets variants, kills and shows history; every change is audited', async () => {
-    expect(await fleet('flags', 'list')).toMatch(/canary\.ai[\s\S]*OFF/);
+    expect(await fleet('flags', 'list')).toMatch(/canary\.ai[\s\S]*off \(default\)/);
     const set = await fleet('flags', 'set', 'canary.ai', '--on', '--rollout', '100', '--variant', 'stable:1:promptId=risk-stable-v1', '--variant', 'exp:1:promptId=risk-experimental-v2,model=m2');
     expect(set).toContain('canary.ai [coordinator] on, rollout 100%');
     expect(store.effective('canary.ai')?.variants).toHaveLength(2);

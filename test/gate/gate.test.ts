@@ -259,7 +259,7 @@ describe('runGate', () => {
     expect(healthy.final.rule).toContain('hard-gates=Proceed');
     expect(healthy.analyzers.find((a) => a.name === 'stat')).toMatchObject({ ok: false, role: 'statistical', error: { code: 'no-control' } });
     expect(healthy.analyzers.find((a) => a.name === 'stat')!.verdict).toBeUndefined();
-    expect(healthy.final.issues).toContain('stat failed (no-control): no devices left on the old firmware to compare against; the hard limits decide this gate');
+    expect(healthy.final.issues).toContain('stat abstained (no-control): no devices left on the old firmware to compare against; the hard limits decide this gate');
     // A hard limit still aborts the last wave.
     const bad = await runGate({ snapshot: snap([dev(1), dev(2), dev(3, { update: { state: 'rolled-back', reason: 'trial-boot-failed' } })]), analyzers, policy, clock, id: 'last-bad', attempt: 1 });
     expect(bad.final.recommendation).toBe('Abort');

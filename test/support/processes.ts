@@ -39,6 +39,11 @@ export interface SpawnOptions {
   cwd?: string;
   /** Added to a minimal environment (PATH only), so the host's FLEET_* never leak into a test. */
   env?: Record<string, string>;
+  /**
+   * Start it as the leader of a new process group, so a test can end it together with everything it
+   * started in the background: `process.kill(-pid, 'SIGKILL')`.
+   */
+  detached?: boolean;
 }
 
 /** Starts `command args` and follows its output. */
@@ -47,6 +52,7 @@ export function spawnProcess(command: string, args: readonly string[], options: 
     cwd: options.cwd ?? repoRoot,
     env: { PATH: process.env['PATH'] ?? '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.detached ? { detached: true } : {}),
   });
   const lines: string[] = [];
   const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
