@@ -1,6 +1,7 @@
 /**
  * The coordinator's parts, each group built by one function from the groups before it — stores,
- * telemetry, artifacts and the admin listener, the broker, deployments, device ingest — so every
+ * telemetry, artifacts and the admin listener, the broker, deployments, device ingest, metrics and
+ * webhooks — so every
  * callback a part is given points at a part that already exists. `createCoordinator`
  * (coordinator.ts) calls them in this order. I/O shell (composition).
  */
@@ -8,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
 import type { Clock } from '../protocol/clock.js';
 import type { SigningKey } from '../firmware/keys.js';
 import { definedProps } from '../firmware/defined-props.js';
@@ -44,13 +46,20 @@ import { FreshnessCounters } from './deployments/freshness-counters.js';
 import { DeploymentService } from './deployments/deployment-service.js';
 import { createCanaryServices, type CanaryServices } from './canary/canary-services.js';
 import type { GateAnalyzer } from './gate/analyzer.js';
-import type { AuditEntry } from './engine/types.js';
+import { DEPLOYMENT_PHASES, type AuditEntry } from './engine/types.js';
+import type { DecisionRecord } from './gate/decision.js';
+import { HttpRequestMetrics } from './prometheus/http-metrics.js';
+import { FleetMetrics } from './prometheus/fleet-metrics.js';
+import { coordinatorMetricSources } from './prometheus/metric-sources.js';
+import { createWebhooks, type Webhooks } from './webhooks/create-webhooks.js';
 import { Router } from './admin/router.js';
 import { HttpServer } from './admin/http-server.js';
 
 /** What the coordinator announces (for the simulator, dashboards and tests). */
 export interface CoordinatorEvents {
   audit: [AuditEntry];
+  /** A decision the engine recorded (gate, early hard limit, Monitor limit, empty wave, operator). */
+  decision: [DecisionRecord];
   device: [DeviceRecord, 'hello' | 'online' | 'offline' | 'provisioned'];
 }
 
@@ -84,6 +93,8 @@ export interface Stores {
   anomalies: AnomalyLog;
   credentials: CredentialStore;
   auditLog: AuditLog;
+  /** Appends an operator's or the coordinator's own action to the audit log and logs it. */
+  audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => void;
   events: EventEmitter<CoordinatorEvents>;
 }
 
@@ -105,6 +116,7 @@ export async function openStores(b: Basics): Promise<Stores> {
   const anomalies = AnomalyLog.load({ db, now, counters, logger: b.root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
   const events = new EventEmitter<CoordinatorEvents>();
   registry.subscribe((d, change) => events.emit('device', d, change));
+  const auditLog = new AuditLog(db);
   return {
     key,
     trustDir,
@@ -115,7 +127,11 @@ export async function openStores(b: Basics): Promise<Stores> {
     registry,
     anomalies,
     credentials: new CredentialStore(db, config.credentialCost, now),
-    auditLog: new AuditLog(db),
+    auditLog,
+    audit: (actor, action, subject, detail = {}) => {
+      auditLog.append(now(), actor, action, subject, detail);
+      logger.info({ actor, action, subject, ...detail }, action);
+    },
     events,
   };
 }
@@ -149,6 +165,9 @@ export interface Artifacts {
   /** The keys offline-signed manifests must verify against, read at each upload. */
   trust: TrustSource;
   router: Router;
+  /** One Prometheus registry per coordinator (several may run in one process). */
+  promRegistry: Registry;
+  requestMetrics: HttpRequestMetrics;
   http: HttpServer;
   /** The operator bearer token for the admin API. */
   adminToken: string;
@@ -160,7 +179,9 @@ export function buildArtifacts(b: Basics, s: Stores): Artifacts {
   const now = (): number => b.clock.now();
   const artifacts = new ArtifactStore(s.db, config.dataDir);
   const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
-  const router = new Router({ token: adminToken, onError: (err) => logger.error({ err }, 'admin API error') });
+  const promRegistry = new Registry();
+  const requestMetrics = HttpRequestMetrics.create(promRegistry);
+  const router = new Router({ token: adminToken, onError: (err) => logger.error({ err }, 'admin API error'), onMatch: requestMetrics.matched });
   const artifactLog = b.root.child({ module: 'artifacts' });
   const integrity = new ArtifactIntegrity({
     store: artifacts,
@@ -190,11 +211,11 @@ export function buildArtifacts(b: Basics, s: Stores): Artifacts {
     },
   });
   const tls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
-  const http = new HttpServer(router, downloads, config.http.host, choosePort(config.http.port, b.previousPorts.http), tls);
+  const http = new HttpServer(router, downloads, config.http.host, choosePort(config.http.port, b.previousPorts.http), tls, requestMetrics);
   const trust: TrustSource = { dir: resolve(s.trustDir), load: () => coordinatorTrust(s.key, s.trustDir) };
   const freshness = new FreshnessCounters(s.db, now);
   const firmware = new FirmwareService(artifacts, s.key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
-  return { artifacts, integrity, downloads, firmware, freshness, trust, router, http, adminToken };
+  return { artifacts, integrity, downloads, firmware, freshness, trust, router, promRegistry, requestMetrics, http, adminToken };
 }
 
 /** Where devices connect: the embedded broker, or a client of an external one. */
@@ -275,6 +296,7 @@ export function buildDeployments(
     random: options.random ?? Math.random,
     freshness: a.freshness,
     onAudit: (e) => s.events.emit('audit', e),
+    onDecision: (d) => s.events.emit('decision', d),
     anomalies: s.anomalies,
   });
   return { publisher, inbox: new StatusInbox(s.db), canary, deployments };
@@ -297,4 +319,62 @@ export function connectIngest(b: Basics, s: Stores, t: Telemetry, d: Deployments
   });
   transport.onMessage(ingest.handle);
   transport.onConnection({ onDisconnect: (id) => handlers.disconnected(id) });
+}
+
+export interface Observers {
+  metrics: FleetMetrics;
+  webhooks: Webhooks;
+}
+
+/**
+ * Prometheus metrics and signed webhooks, fed by the coordinator's events: decisions and rollbacks as
+ * they happen, everything else read at each scrape.
+ */
+export function buildObservers(b: Basics, s: Stores, a: Artifacts, t: Telemetry, d: Deployments, transport: Transport): Observers {
+  const metrics = FleetMetrics.create({
+    registry: a.promRegistry,
+    phases: DEPLOYMENT_PHASES,
+    sources: coordinatorMetricSources({
+      db: s.db,
+      counters: s.counters,
+      connectedDevices: () => transport.connectedDevices(),
+      devices: () => s.registry.all(),
+      devicesWithAnomalies: () => s.anomalies.devices,
+      telemetry: t.writer,
+      downloads: a.downloads,
+      liveDeployments: () => d.deployments.liveDeployments(),
+      engineCounters: () => d.deployments.engineCounters(),
+    }),
+  });
+  const webhooks = createWebhooks({
+    db: s.db,
+    config: b.config,
+    timers: b.timers,
+    now: () => b.clock.now(),
+    logger: b.root.child({ module: 'webhooks' }),
+    audit: s.audit,
+    onAttempt: (outcome, seconds) => metrics.observeWebhook(outcome, seconds),
+  });
+  // Listeners run inside the engine's effects: the guard keeps their failures out of it.
+  const guarded = (event: string, run: () => void): void => {
+    try {
+      run();
+    } catch (err) {
+      b.logger.error({ err, event }, 'metrics or webhook listener failed');
+    }
+  };
+  s.events.on('decision', (decision) =>
+    guarded('decision', () => {
+      metrics.observeDecision(decision);
+      webhooks.service.onDecision(decision);
+    }),
+  );
+  s.events.on('audit', (e) =>
+    guarded('audit', () => {
+      if (e.action === 'deployment.rollback-started') metrics.observeRollback('started');
+      if (e.action === 'deployment.rolled-back') metrics.observeRollback('finished');
+      webhooks.service.onAudit(e);
+    }),
+  );
+  return { metrics, webhooks };
 }

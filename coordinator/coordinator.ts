@@ -23,9 +23,12 @@ import { registerDeviceRoutes } from './admin/device-routes.js';
 import { registerFirmwareRoutes } from './admin/firmware-routes.js';
 import { registerSystemRoutes } from './admin/system-routes.js';
 import { registerDeploymentRoutes } from './admin/deployment-routes.js';
+import { registerMetricsRoute } from './prometheus/metrics-route.js';
+import { registerWebhookRoutes } from './webhooks/webhook-routes.js';
 import {
   buildArtifacts,
   buildDeployments,
+  buildObservers,
   buildTransport,
   connectIngest,
   openStores,
@@ -96,11 +99,14 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
     const deployments = buildDeployments(basics, stores, artifacts, transport, { analyzers: options.analyzers, random: options.random });
     opened.push(() => deployments.deployments.stop());
     connectIngest(basics, stores, telemetry, deployments, transport);
+    const observers = buildObservers(basics, stores, artifacts, telemetry, deployments, transport);
+    opened.push(() => observers.webhooks.dispatcher.stop());
     const parts: CoordinatorParts = {
       ...basics,
       ...stores,
       ...artifacts,
       ...deployments,
+      ...observers,
       telemetry: telemetry.writer,
       transport,
       housekeeping: new Housekeeping({
@@ -122,14 +128,10 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
   }
 }
 
-/** The admin API: system, devices, firmware, deployments, flags and canary analysis. */
+/** The admin API: system, devices, firmware, deployments, flags and canary analysis, metrics, webhooks. */
 function registerRoutes(p: CoordinatorParts): void {
-  const { router, clock, logger } = p;
+  const { router, clock, audit } = p;
   const now = (): number => clock.now();
-  const audit = (actor: string, action: string, subject: string, detail: Record<string, unknown> = {}): void => {
-    p.auditLog.append(clock.now(), actor, action, subject, detail);
-    logger.info({ actor, action, subject, ...detail }, action);
-  };
   registerSystemRoutes(router, {
     env: p.config.env,
     version: COORDINATOR_VERSION,
@@ -143,6 +145,8 @@ function registerRoutes(p: CoordinatorParts): void {
   registerFirmwareRoutes(router, { store: p.artifacts, firmware: p.firmware, audit });
   registerDeploymentRoutes(router, { rollouts: p.deployments });
   p.canary.registerRoutes(router);
+  registerMetricsRoute(router, { metrics: p.metrics, public: p.config.metricsPublic });
+  registerWebhookRoutes(router, { webhooks: p.webhooks.service });
 }
 
 /**
@@ -167,6 +171,8 @@ async function serve(p: CoordinatorParts): Promise<void> {
   p.lock.announce({ adminUrl: http.url, mqttUrl: transport.url });
   p.housekeeping.start();
   p.integrity.startScan();
+  p.webhooks.dispatcher.start();
+  if (config.metricsPublic) logger.warn({ path: '/metrics' }, 'metrics are served without a token (FLEET_METRICS_PUBLIC)');
   if (config.allowAnonymousDevices) {
     logger.warn({ mqttUrl: transport.url }, 'devices without credentials are accepted (development, loopback only): they are ghosts, in no wave; provision real devices');
   }

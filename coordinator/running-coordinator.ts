@@ -19,11 +19,11 @@ import type { DeviceAnomaly } from './registry/anomaly-log.js';
 import type { ArtifactRecord } from './artifacts/artifact-store.js';
 import { DeploymentRequestSchema, OperatorActionSchema, type DeploymentRequestInput, type DeviceProgress, type OperatorActionInput } from './engine/types.js';
 import type { DeploymentView } from './deployments/deployment-view.js';
-import type { Artifacts, Basics, Deployments, Stores } from './coordinator-parts.js';
+import type { Artifacts, Basics, Deployments, Observers, Stores } from './coordinator-parts.js';
 import type { Coordinator, CoordinatorMetrics, FirmwareUpload } from './coordinator-api.js';
 
 /** Every part of a running coordinator. */
-export interface CoordinatorParts extends Basics, Stores, Artifacts, Deployments {
+export interface CoordinatorParts extends Basics, Stores, Artifacts, Deployments, Observers {
   telemetry: TelemetryWriter;
   transport: Transport;
   housekeeping: Housekeeping;
@@ -175,6 +175,7 @@ export class RunningCoordinator implements Coordinator {
     this.stopped = true;
     const p = this.p;
     await p.deployments.stop();
+    await p.webhooks.dispatcher.stop();
     await p.http.stop();
     await p.integrity.stop();
     await p.transport.stop();

@@ -20,7 +20,7 @@ import { hardGatesAnalyzer } from '../gate/hard-gates.js';
 import { inputsDigest } from '../gate/run-gate.js';
 import { allDevices } from '../engine/device-progress.js';
 import { currentManifest } from '../engine/manifest-renewal.js';
-import type { AuditEntry, DeploymentRequest, DeploymentState, DeviceProgress, OperatorAction } from '../engine/types.js';
+import type { AuditEntry, DeploymentCore, DeploymentRequest, DeploymentState, DeviceProgress, OperatorAction } from '../engine/types.js';
 import type { Db } from '../store/db.js';
 import type { AuditLog } from '../store/audit-log.js';
 import type { Counters } from '../metrics.js';
@@ -60,6 +60,8 @@ export interface DeploymentServiceDeps {
   /** Issues the seq of every signed command. */
   freshness: FreshnessCounters;
   onAudit?: (entry: AuditEntry) => void;
+  /** Called after each recorded decision. */
+  onDecision?: (decision: DecisionRecord) => void;
   /** Where statuses for updates a device was never offered are recorded. */
   anomalies?: Pick<AnomalyLog, 'record'>;
 }
@@ -82,7 +84,7 @@ export class DeploymentService {
       counters: deps.counters,
       now: () => deps.clock.now(),
       commandSeq: () => deps.freshness.next('command'),
-      ...definedProps({ onAudit: deps.onAudit, anomalies: deps.anomalies }),
+      ...definedProps({ onAudit: deps.onAudit, onDecision: deps.onDecision, anomalies: deps.anomalies }),
     });
     const gateSnapshots = new GateSnapshots({
       registry: deps.registry,
@@ -230,6 +232,16 @@ export class DeploymentService {
   /** Resolves when every queued engine event and gate has been handled (tests, the simulator). */
   idle(): Promise<void> {
     return this.runner.idle();
+  }
+
+  /** Deployments held in memory (active, and the newest completed one per model). */
+  liveDeployments(): DeploymentCore[] {
+    return this.runner.liveDeployments();
+  }
+
+  /** The engine runner's own counters (steps, gate runs, effect failures, statuses for unknown deployments). */
+  engineCounters(): EngineRunner['counters'] {
+    return this.runner.counters;
   }
 
   summary(): Record<string, unknown> {

@@ -319,7 +319,9 @@ export class EngineRunner {
         this.o.sink.anomaly?.(e.deviceId, e.kind, e.detail);
         return;
       case 'record-decision':
-        return; // persisted with the state
+        // Persisted with the state; listeners hear of it now.
+        this.o.sink.decision?.(e.decision);
+        return;
       case 'schedule-wake':
         this.arm(id, e.at);
         return;
