@@ -4,7 +4,7 @@
  * the runner answers the request at once and keeps renewing across days of a manual clock.
  */
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../protocol/clock.js';
+import { ManualClock } from '../support/manual-clock.js';
 import { ManifestSchema, type Envelope } from '../../protocol/signed.js';
 import type { RolloutMessage } from '../../protocol/messages.js';
 import { buildManifest, DEFAULT_MANIFEST_TTL_MS, signManifest } from '../../firmware/manifest.js';
