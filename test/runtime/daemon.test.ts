@@ -6,6 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnProcess, tsLoader, type RunningProcess } from '../support/processes.js';
+import { waitFor } from '../support/wait-for.js';
 
 const child = fileURLToPath(new URL('./daemon-child.ts', import.meta.url));
 const running: RunningProcess[] = [];
@@ -29,7 +30,7 @@ describe('runDaemon', () => {
     // Several rounds of the unref'd "backoff" after the start: the process did not fall out of its loop.
     const retries = () => messages(p).filter((m) => m === 'retrying').length;
     await p.waitForLine(/"msg":"retrying"/);
-    while (retries() < 5) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => retries() >= 5, 'five rounds of the unref\'d backoff');
     expect(p.exit).toBeUndefined();
     expect(await p.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(messages(p).slice(-3)).toEqual(['stopping', 'service stopped', 'stopped']);
