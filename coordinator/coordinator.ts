@@ -55,6 +55,10 @@ import { DeploymentRequestSchema, OperatorActionSchema, type AuditEntry, type De
 import type { DeploymentView } from './wiring/rollout-service.js';
 import { ValidationError } from '../protocol/errors.js';
 import { formatIssues } from '../protocol/parse.js';
+import type { DecisionRecord } from './gate/decision.js';
+import type { RegistryChange } from './registry/device-registry.js';
+import { StaticConsole } from './console/static-console.js';
+import { mountConsole } from './console/mount-console.js';
 
 export const COORDINATOR_VERSION = '0.1.0';
 
@@ -88,12 +92,18 @@ interface Upkeep {
   timers: Clock;
   /** Real time this process started. */
   startedAt: number;
+  /** The console's live event stream. */
+  consoleFeed: { stop(): void };
 }
 
 /** What the coordinator announces (for the simulator, dashboards and tests). */
 export interface CoordinatorEvents {
   audit: [AuditEntry];
-  device: [DeviceRecord, 'hello' | 'online' | 'offline' | 'provisioned'];
+  device: [DeviceRecord, RegistryChange];
+  /** A deployment after any change (without its decisions). */
+  deployment: [DeploymentView];
+  /** A decision, once recorded. */
+  decision: [DecisionRecord];
 }
 
 export class Coordinator {
@@ -158,6 +168,7 @@ export class Coordinator {
     // Every module's child comes from the root: a child of a child repeats the `module` key in JSON.
     const logger = root.child({ module: 'coordinator' });
     const { key, trustDir } = await loadCoordinatorKey(config);
+    const consolePage = await StaticConsole.load(config.http.consoleDir);
     const { db, telemetryDb } = openDataStores(config.dataDir, logger);
     const counters = new Counters();
     const counterTotals = new CounterTotals(db, counters, () => timers.now());
@@ -303,12 +314,18 @@ export class Coordinator {
       random: options.random ?? Math.random,
       freshness,
       onAudit: (e) => events.emit('audit', e),
+      onChange: (view, decisions) => {
+        events.emit('deployment', view);
+        for (const d of decisions) events.emit('decision', d);
+      },
       anomalies,
     });
+    const consoleFeed = mountConsole({ router, page: consolePage, events, auditLog, registry, anomalies, deployments: rollouts, telemetryDb,
+      rollupSlotMs: config.telemetry.rollupSlotMs, timers, now, logger: root.child({ module: 'console' }) });
 
     const c = new Coordinator(config, logger, clock, timers, db, counters, registry, credentials, telemetry, telemetryDb, artifacts, firmware,
       auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken, anomalies,
-      { lock, counterTotals, integrity, downloads: artifactServer, timers, startedAt: timers.now() });
+      { lock, counterTotals, integrity, downloads: artifactServer, timers, startedAt: timers.now(), consoleFeed });
     (c as { events: EventEmitter<CoordinatorEvents> }).events = events;
     const audit = (actor: string, action: string, subject: string, detail: Record<string, unknown> = {}): void => {
       auditLog.append(clock.now(), actor, action, subject, detail);
@@ -358,6 +375,7 @@ export class Coordinator {
     } catch (err) {
       // A port in use, a broker unreachable: release what was opened so the caller can retry.
       await rollouts.stop().catch(() => undefined);
+      consoleFeed.stop();
       await transport.stop().catch(() => undefined);
       await http.stop().catch(() => undefined);
       await telemetry.stop().catch(() => undefined);
@@ -524,6 +542,7 @@ export class Coordinator {
     if (this.stopped) return;
     this.stopped = true;
     await this.rollouts.stop();
+    this.upkeep.consoleFeed.stop();
     await this.http.stop();
     await this.upkeep.integrity.stop();
     await this.transport.stop();

@@ -66,6 +66,8 @@ export interface EngineRunnerOptions {
   logger?: Logger;
   /** Per-analyzer time limit (default 60 s). */
   analyzerTimeoutMs?: number;
+  /** Told of every new state once it is stored, with the decisions recorded in that step (live views). */
+  onCommitted?: (core: DeploymentCore, decisions: readonly DecisionRecord[]) => void;
 }
 
 type Counter = 'statusUnknownDeployment' | 'effectFailures' | 'gateRuns' | 'steps';
@@ -277,6 +279,12 @@ export class EngineRunner {
     // Persist first: if we crash after this, reconcile() on restart redoes the effects.
     this.o.repo.save({ core: result.state.core, devices: result.changedDevices, decisions });
     this.live.set(id, result.state);
+    try {
+      this.o.onCommitted?.(result.state.core, decisions);
+    } catch (err) {
+      // A listener (a dashboard feed) never stops a rollout.
+      this.log('error', { deploymentId: id, err }, 'deployment change listener failed');
+    }
     if (before && before.core.phase !== result.state.core.phase) {
       this.log('info', { deploymentId: id, wave: result.state.core.current, from: before.core.phase, to: result.state.core.phase }, 'deployment phase changed');
     }

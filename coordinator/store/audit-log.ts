@@ -12,13 +12,23 @@ export interface AuditRecord {
 
 export class AuditLog {
   private readonly insert;
+  private readonly listeners = new Set<(record: AuditRecord) => void>();
 
   constructor(private readonly db: Db) {
     this.insert = db.prepare('INSERT INTO audit_log (at, actor, action, subject, detail_json) VALUES (?, ?, ?, ?, ?)');
   }
 
   append(at: number, actor: string, action: string, subject: string | undefined, detail: Record<string, unknown> = {}): void {
-    this.insert.run(at, actor, action, subject ?? null, JSON.stringify(detail));
+    const { lastInsertRowid } = this.insert.run(at, actor, action, subject ?? null, JSON.stringify(detail));
+    if (this.listeners.size === 0) return;
+    const record: AuditRecord = { id: Number(lastInsertRowid), at, actor, action, subject: subject ?? null, detail };
+    for (const l of this.listeners) l(record);
+  }
+
+  /** Told of every entry once it is stored (the console's live feed); returns the unsubscribe. */
+  subscribe(listener: (record: AuditRecord) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   list(options: { limit?: number; subject?: string } = {}): AuditRecord[] {

@@ -73,6 +73,8 @@ export interface RolloutServiceDeps {
   /** Issues the seq of every signed command. */
   freshness: FreshnessCounters;
   onAudit?: (entry: AuditEntry) => void;
+  /** Every change of a deployment, as the API shows it, with the decisions recorded with it. */
+  onChange?: (view: DeploymentView, decisions: readonly DecisionRecord[]) => void;
   /** Where statuses for updates a device was never offered are recorded. */
   anomalies?: Pick<AnomalyLog, 'record'>;
 }
@@ -203,6 +205,7 @@ export class RolloutService {
       directory: new RegistryWaveDirectory(deps.registry),
       logger: deps.logger,
       analyzersFor: (spec, wave) => analyzersFor(spec, wave),
+      ...(deps.onChange ? { onCommitted: (core: DeploymentCore, decisions: readonly DecisionRecord[]) => deps.onChange!(deploymentView(core), decisions) } : {}),
       snapshotFor: (state: DeploymentState, wave: number, now: number): CanarySnapshot => {
         const snapshot = gateSnapshots.build(state, wave, now, allDevices(state));
         saveSnapshot.run(inputsDigest(snapshot), state.core.spec.id, wave, now, JSON.stringify(snapshot));
