@@ -6,6 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ValidationError } from '../protocol/errors.js';
 import type { Scenario } from './scenario.js';
+import type { CoordinatorHandle } from './coordinator-handle.js';
 
 interface SimulateFlags {
   devices?: string;
@@ -84,6 +85,12 @@ export function registerSimulatorCommands(program: Command): void {
       process.exitCode = await runAndReport({
         scenario,
         devices: Math.round(devices),
+        onCoordinator: (c) => {
+          if (!c.dashboard) return;
+          // The token travels in the fragment, which the browser never sends to the server.
+          console.log(`Watch it in the browser: ${c.dashboard.url}#token=${encodeURIComponent(c.dashboard.token)}`);
+          console.log(`(the operator console; or open ${c.dashboard.url} and log in with the token ${c.dashboard.token})\n`);
+        },
         ...(flags.report !== undefined ? { reportPath: flags.report } : {}),
         json: false,
         quiet: false,
@@ -100,6 +107,8 @@ interface RunRequest {
   reportPath?: string;
   json: boolean;
   quiet: boolean;
+  /** Told of the coordinator once it is up (the demo prints its dashboard). */
+  onCoordinator?: (c: CoordinatorHandle) => void;
 }
 
 /** Runs the simulation, prints progress and the summary, writes the report; returns the exit code. */
@@ -114,7 +123,11 @@ async function runAndReport(req: RunRequest): Promise<number> {
     ...(req.devices !== undefined ? { devices: req.devices } : {}),
     ...(req.timeScale !== undefined ? { timeScale: req.timeScale } : {}),
     ...(req.seed !== undefined ? { seed: req.seed } : {}),
-    coordinator: broker ? () => remoteCoordinator(broker) : (ctx) => embeddedCoordinator(ctx),
+    coordinator: async (ctx) => {
+      const c = broker ? await remoteCoordinator(broker) : await embeddedCoordinator(ctx);
+      req.onCoordinator?.(c);
+      return c;
+    },
     ...(req.quiet ? {} : { onEvent: progressPrinter((line) => console.log(line)) }),
   });
   if (req.reportPath !== undefined) await writeFile(req.reportPath, JSON.stringify(report, null, 2) + '\n');
