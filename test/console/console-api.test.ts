@@ -9,7 +9,9 @@ import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
 import { CohortSeriesSchema, DeviceTelemetrySchema, FleetSummarySchema } from '../../protocol/console.js';
-import { api, startCoordinator, tempDir, uniqueId, waitFor } from '../coordinator/helpers.js';
+import { systemClock } from '../../protocol/clock.js';
+import { embeddedCoordinator } from '../../simulator/coordinator-handles.js';
+import { api, silentLogger, startCoordinator, tempDir, uniqueId, waitFor } from '../coordinator/helpers.js';
 import { fastWaves, startFleet, uploadImage } from '../coordinator/fleet-harness.js';
 import { openSse } from './sse-client.js';
 
@@ -110,6 +112,22 @@ describe('console API', () => {
     const res = await fetch(`${c.httpUrl}/`);
     expect(res.status).toBe(503);
     expect(await res.text()).toMatch(/npm run build/);
+  });
+});
+
+describe('the demo\'s dashboard', () => {
+  it('is named by the simulator\'s embedded coordinator, with a token that the API accepts', async () => {
+    const { dir, cleanup } = tempDir();
+    stops.push(cleanup);
+    const h = await embeddedCoordinator({ clock: systemClock, dataDir: dir, logger: silentLogger });
+    stops.push(() => h.stop());
+    expect(h.dashboard!.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const page = await fetch(h.dashboard!.url);
+    // 503 with directions where this checkout has no build yet; either way the console's page.
+    expect([200, 503]).toContain(page.status);
+    expect(page.headers.get('content-security-policy')).toMatch(/default-src 'self'/);
+    const summary = await fetch(`${h.dashboard!.url}v1/fleet/summary`, { headers: { authorization: `Bearer ${h.dashboard!.token}` } });
+    expect(summary.status).toBe(200);
   });
 });
 

@@ -11,13 +11,11 @@ import type { CohortSeries, DecisionRecord } from '../types.js';
 import { Badge, Card, Empty, ErrorBox, Loading, VerdictBadge, useFetch } from '../ui/common.js';
 import { CANARY, CONTROL, Chart, type ChartSeries } from '../ui/chart.js';
 
-function CohortCharts(props: { cohorts: CohortSeries }) {
+/** Event rates, then metrics; whatever the decision's rule names (`critical:crashes`) comes first. */
+function CohortCharts(props: { cohorts: CohortSeries; rule: string }) {
   const c = props.cohorts;
   const charts = useMemo(() => {
     const out: { key: string; title: string; series: ChartSeries[] }[] = [];
-    for (const [m, v] of Object.entries(c.metrics)) {
-      out.push({ key: m, title: metricLabel(m), series: [{ label: 'canary', values: v.canary, color: CANARY }, { label: 'control', values: v.control, color: CONTROL, dash: [6, 4] }] });
-    }
     for (const [e, v] of Object.entries(c.events)) {
       out.push({
         key: e,
@@ -25,8 +23,12 @@ function CohortCharts(props: { cohorts: CohortSeries }) {
         series: [{ label: 'canary', values: v.canary, color: CANARY, steps: true }, { label: 'control', values: v.control, color: CONTROL, dash: [6, 4], steps: true }],
       });
     }
-    return out;
-  }, [c]);
+    for (const [m, v] of Object.entries(c.metrics)) {
+      out.push({ key: m, title: metricLabel(m), series: [{ label: 'canary', values: v.canary, color: CANARY }, { label: 'control', values: v.control, color: CONTROL, dash: [6, 4] }] });
+    }
+    const named = (key: string): number => (new RegExp(`\\b${key}\\b`).test(props.rule) ? 0 : 1);
+    return out.map((x, i) => ({ x, i })).sort((a, b) => named(a.x.key) - named(b.x.key) || a.i - b.i).map(({ x }) => x);
+  }, [c, props.rule]);
   if (c.t.length === 0) return <Empty>This snapshot has no time slots (format 1): the totals above are what the gate compared.</Empty>;
   return (
     <div class="charts">
@@ -189,7 +191,7 @@ export function DecisionPage(props: { id: string; decisionId: string }) {
               {cohorts.data.slotMs ? ` in ${cohorts.data.t.length} slots of ${duration(cohorts.data.slotMs)}` : ''}
             </p>
             <Totals cohorts={cohorts.data} />
-            <CohortCharts cohorts={cohorts.data} />
+            <CohortCharts cohorts={cohorts.data} rule={f.rule} />
           </>
         ) : cohorts.error instanceof ApiError && cohorts.error.status === 404 ? (
           <Empty>{cohorts.error.message}</Empty>
