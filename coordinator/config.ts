@@ -13,7 +13,6 @@ import { plaintextPaths } from './listener-security.js';
 import { MIN_TOKEN_LENGTH, TOKEN_ADVICE, weakTokenReason } from './token-strength.js';
 
 export const AppEnvSchema = z.enum(['development', 'staging', 'production']);
-export type AppEnv = z.infer<typeof AppEnvSchema>;
 
 const PortSchema = z.coerce.number().int().min(0).max(65535);
 

@@ -59,8 +59,10 @@ import type { DecisionRecord } from './gate/decision.js';
 import type { RegistryChange } from './registry/device-registry.js';
 import { StaticConsole } from './console/static-console.js';
 import { mountConsole } from './console/mount-console.js';
+import { packageVersion } from '../firmware/package-version.js';
 
-export const COORDINATOR_VERSION = '0.1.0';
+/** Reported by /v1/health: the version in package.json. */
+export const COORDINATOR_VERSION = packageVersion(import.meta.url);
 
 export interface CoordinatorOptions {
   /** Configuration (merged over FLEET_* variables from `env`); `dataDir` is required unless FLEET_DATA_DIR is set. */

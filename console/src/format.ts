@@ -39,10 +39,6 @@ export function num(n: number | null | undefined, digits = 2): string {
   return n.toLocaleString('en', { maximumFractionDigits: digits });
 }
 
-export function pct(part: number, whole: number): string {
-  return whole > 0 ? `${Math.round((100 * part) / whole)} %` : '–';
-}
-
 const METRIC_LABELS: Record<string, string> = {
   cpuPct: 'CPU %',
   memUsedMb: 'Memory MB',

@@ -3,7 +3,6 @@
  * the older routes' answers are described here as far as the pages use them.
  */
 export type { CohortSeries, DeviceTelemetry, FleetSummary } from '../../protocol/console.js';
-export type { Evidence, Recommendation } from '../../protocol/canary.js';
 
 export type Role = 'viewer' | 'operator' | 'admin';
 

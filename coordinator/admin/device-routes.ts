@@ -5,6 +5,7 @@ import type { CredentialStore } from '../broker/credentials.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/device-registry.js';
 import { AnomalyKindSchema, type AnomalyLog } from '../registry/anomaly-log.js';
 import { NotFoundError, reply, type Router } from './router.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface DeviceRouteDeps {
   registry: DeviceRegistry;
@@ -70,10 +71,9 @@ export function deviceView(d: DeviceRecord, credentials?: CredentialStore): Reco
 export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): void {
   router.get('/v1/devices', { query: ListQuery }, ({ query }) => {
     const all = deps.registry.list({
-      ...(query.model !== undefined ? { hardwareModel: query.model } : {}),
-      ...(query.version !== undefined ? { firmwareVersion: query.version } : {}),
+      ...definedProps({ hardwareModel: query.model, firmwareVersion: query.version }),
       ...(query.online !== undefined ? { online: query.online === 'true' } : {}),
-      ...(query.tag !== undefined ? { tag: query.tag } : {}),
+      ...definedProps({ tag: query.tag }),
     });
     return {
       total: all.length,
@@ -95,8 +95,7 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
   router.get('/v1/anomalies', { query: AnomalyQuery }, ({ query }) => {
     const anomalies = deps.anomalies?.list({
       limit: query.limit,
-      ...(query.kind !== undefined ? { kind: query.kind } : {}),
-      ...(query.device !== undefined ? { deviceId: query.device } : {}),
+      ...definedProps({ kind: query.kind, deviceId: query.device }),
     }) ?? [];
     return { anomalies };
   });
@@ -106,14 +105,13 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
     const now = deps.now();
     for (const p of provisioned) {
       deps.registry.provisioned(p.deviceId, now, {
-        ...(body.hardwareModel !== undefined ? { hardwareModel: body.hardwareModel } : {}),
-        ...(body.tags !== undefined ? { tags: body.tags } : {}),
+        ...definedProps({ hardwareModel: body.hardwareModel, tags: body.tags }),
       });
     }
     deps.audit(actor, 'devices.provisioned', body.deviceIds.length === 1 ? body.deviceIds[0]! : `${body.deviceIds.length} devices`, {
       count: body.deviceIds.length,
       rotate: body.rotate,
-      ...(body.reason !== undefined ? { reason: body.reason } : {}),
+      ...definedProps({ reason: body.reason }),
     });
     return reply(201, { devices: provisioned });
   });

@@ -12,6 +12,7 @@ import type { ArtifactRecord, ArtifactStore } from '../artifacts/artifact-store.
 import type { FirmwareService } from '../artifacts/firmware-service.js';
 import type { IntegrityView } from '../artifacts/artifact-integrity.js';
 import { NotFoundError, reply, type Router } from './router.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface FirmwareRouteDeps {
   store: ArtifactStore;
@@ -109,10 +110,12 @@ export function registerFirmwareRoutes(router: Router, deps: FirmwareRouteDeps):
       source: req,
       version: q.data.version,
       hardware: q.data.hardware,
-      ...(q.data.installableOver !== undefined ? { installableOver: q.data.installableOver } : {}),
-      ...(q.data.securityVersion !== undefined ? { securityVersion: q.data.securityVersion } : {}),
-      ...(q.data.tags !== undefined ? { tags: q.data.tags } : {}),
-      ...(offlineManifest !== undefined ? { offlineManifest } : {}),
+      ...definedProps({
+        installableOver: q.data.installableOver,
+        securityVersion: q.data.securityVersion,
+        tags: q.data.tags,
+        offlineManifest,
+      }),
     });
     deps.audit(actor, 'firmware.uploaded', record.firmwareVersion, { sha256: record.sha256, size: record.size, offlineSigned: record.offlineSigned });
     return reply(201, view(record));

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 import type { ArtifactServer } from '../artifacts/artifact-server.js';
 import type { Router } from './router.js';
 
@@ -62,7 +62,7 @@ export class HttpServer {
       try {
         return readFileSync(path);
       } catch (err) {
-        throw new FleetError('http-tls', `cannot read the HTTPS ${what} ${path}: ${(err as Error).message}; check FLEET_HTTP_TLS_CERT and FLEET_HTTP_TLS_KEY`, { cause: err });
+        throw new FleetError('http-tls', `cannot read the HTTPS ${what} ${path}: ${errorMessage(err)}; check FLEET_HTTP_TLS_CERT and FLEET_HTTP_TLS_KEY`, { cause: err });
       }
     };
     const cert = read(tls.certPath, 'certificate');
@@ -70,7 +70,7 @@ export class HttpServer {
     try {
       return createHttpsServer({ cert, key }, listener);
     } catch (err) {
-      throw new FleetError('http-tls', `HTTPS certificate ${tls.certPath} and key ${tls.keyPath} are unusable: ${(err as Error).message}; they must be PEM and belong together (docs/tls.md)`, { cause: err });
+      throw new FleetError('http-tls', `HTTPS certificate ${tls.certPath} and key ${tls.keyPath} are unusable: ${errorMessage(err)}; they must be PEM and belong together (docs/tls.md)`, { cause: err });
     }
   }
 

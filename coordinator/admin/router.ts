@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { z } from 'zod';
-import { FleetError, ValidationError } from '../../protocol/errors.js';
+import { FleetError, ValidationError, errorMessage } from '../../protocol/errors.js';
 import { formatIssues } from '../../protocol/parse.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -25,12 +25,6 @@ export class HttpError extends FleetError {
 export class NotFoundError extends HttpError {
   constructor(message: string) {
     super(404, 'not-found', message);
-  }
-}
-
-export class ConflictError extends HttpError {
-  constructor(message: string, code = 'conflict') {
-    super(409, code, message);
   }
 }
 
@@ -79,13 +73,13 @@ type Infer<S> = S extends z.ZodType ? z.infer<S> : undefined;
  * What a handler returns: a JSON value (status 200), `{status, body}` for another status, or
  * `undefined` when the handler wrote the response itself (streams, long polls).
  */
-export type HandlerResult = unknown;
+type HandlerResult = unknown;
 
 interface Route {
   method: HttpMethod;
   parts: string[];
   spec: RouteSpec<z.ZodType | undefined, z.ZodType | undefined>;
-  handler: (ctx: RequestContext<unknown, unknown>) => unknown;
+  handler: (ctx: RequestContext<unknown, unknown>) => HandlerResult;
 }
 
 export interface RouterOptions {
@@ -159,7 +153,7 @@ export class Router {
   delete<Q extends z.ZodType | undefined = undefined>(
     pattern: string,
     spec: RouteSpec<undefined, Q>,
-    handler: (ctx: RequestContext<undefined, Infer<Q>>) => unknown,
+    handler: (ctx: RequestContext<undefined, Infer<Q>>) => HandlerResult,
   ): void {
     this.add('DELETE', pattern, spec, handler);
   }
@@ -281,7 +275,7 @@ async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   } catch (err) {
-    throw new ValidationError('request body', [`not JSON: ${(err as Error).message}`]);
+    throw new ValidationError('request body', [`not JSON: ${errorMessage(err)}`]);
   }
 }
 

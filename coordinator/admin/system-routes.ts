@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { AuditLog } from '../store/audit-log.js';
 import type { Router } from './router.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface SystemRouteDeps {
   env: string;
@@ -30,7 +31,7 @@ export function registerSystemRoutes(router: Router, deps: SystemRouteDeps): voi
     '/v1/audit',
     { query: z.object({ limit: z.coerce.number().int().min(1).max(10_000).default(100), subject: z.string().max(128).optional() }) },
     ({ query }) => ({
-      entries: deps.auditLog.list({ limit: query.limit, ...(query.subject !== undefined ? { subject: query.subject } : {}) }),
+      entries: deps.auditLog.list({ limit: query.limit, ...definedProps({ subject: query.subject }) }),
     }),
   );
 }
