@@ -3,7 +3,7 @@
  * (re)connect reloads the lists the store holds, since events missed while disconnected are not
  * replayed; EventSource reconnects by itself after a network error.
  */
-import { call } from './api.js';
+import { call, currentSession } from './api.js';
 import { changed, putAudit, putClock, putDecision, putDeployment, putDevice, state } from './store.js';
 import type { AuditRecord, DecisionRecord, DeploymentView, DeviceView, FleetSummary } from './types.js';
 
@@ -59,6 +59,20 @@ export function connect(): void {
   es.addEventListener('error', () => {
     state.live = es.readyState === EventSource.CLOSED ? 'off' : 'reconnecting';
     changed();
+    // EventSource gives up on an answer that is not a stream (401: the session ended; 503: busy).
+    if (es.readyState === EventSource.CLOSED && source === es) {
+      currentSession().then(
+        (session) => {
+          if (source !== es) return;
+          if (!session) {
+            state.session = null;
+            disconnect();
+            changed();
+          } else setTimeout(() => source === es && connect(), 10_000);
+        },
+        () => setTimeout(() => source === es && connect(), 10_000),
+      );
+    }
   });
   on<DeploymentView>('deployment', putDeployment);
   on<DecisionRecord>('decision', putDecision);

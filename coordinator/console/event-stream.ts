@@ -4,8 +4,10 @@
  * happen; device records are coalesced to at most one per device per second; a `clock` event gives the
  * coordinator's time at connect and every few seconds, and a `: ping` comment keeps proxies from
  * closing an idle stream. `handle` takes Node's raw request and response, so any router can mount it
- * (authentication is the router's job). A client that stops reading is dropped once its backlog passes
- * a bound; EventSource reconnects and the page reloads what it shows. I/O shell (node:http).
+ * (authentication is the router's job). A client that stops reading — its socket does not drain for
+ * `stallMs`, or its backlog passes a hard bound — is dropped; EventSource reconnects and the page
+ * reloads what it shows. A burst (every device going offline with the broker) only backs a reading
+ * client up for a moment. I/O shell (node:http).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -27,7 +29,9 @@ export interface EventStreamOptions {
   deviceIntervalMs?: number;
   /** Connected clients at most; more get 503. Default 64. */
   maxClients?: number;
-  /** A client whose unsent backlog passes this is dropped. Default 1 MiB. */
+  /** A client whose socket has not drained for this long (real time) is dropped. Default 15 s. */
+  stallMs?: number;
+  /** A client whose unsent backlog passes this is dropped at once. Default 16 MiB. */
   maxBacklogBytes?: number;
 }
 
@@ -37,6 +41,8 @@ const RETRY_MS = 3000;
 interface Client {
   res: ServerResponse;
   who: string;
+  /** Real time since which a write has waited for the socket to drain. */
+  blockedSince: number | undefined;
 }
 
 export class EventStream {
@@ -83,7 +89,7 @@ export class EventStream {
       // Reverse proxies (nginx) buffer responses unless told not to.
       'x-accel-buffering': 'no',
     });
-    const client: Client = { res, who };
+    const client: Client = { res, who, blockedSince: undefined };
     this.clients.add(client);
     res.write(`retry: ${RETRY_MS}\n\n`);
     this.write(client, this.frame('clock', { now: this.o.now() }));
@@ -116,10 +122,15 @@ export class EventStream {
 
   private write(c: Client, text: string): void {
     if (c.res.writableEnded || c.res.destroyed) return;
-    c.res.write(text);
-    if (c.res.writableLength > (this.o.maxBacklogBytes ?? 1024 * 1024)) {
+    const now = this.o.timers.now();
+    if (!c.res.write(text) && c.blockedSince === undefined) {
+      c.blockedSince = now;
+      c.res.once('drain', () => (c.blockedSince = undefined));
+    }
+    const stalled = c.blockedSince !== undefined && now - c.blockedSince > (this.o.stallMs ?? 15_000);
+    if (stalled || c.res.writableLength > (this.o.maxBacklogBytes ?? 16 * 1024 * 1024)) {
       this.dropped++;
-      this.o.logger?.warn({ who: c.who, backlogBytes: c.res.writableLength }, 'event stream client is not reading: dropped (it reconnects and reloads)');
+      this.o.logger?.warn({ who: c.who, backlogBytes: c.res.writableLength, stalled }, 'event stream client is not reading: dropped (it reconnects and reloads)');
       this.clients.delete(c);
       c.res.destroy();
       if (this.clients.size === 0) this.idle();
