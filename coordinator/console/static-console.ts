@@ -98,6 +98,12 @@ export class StaticConsole {
     return this.files.has('/index.html');
   }
 
+  /** Whether `serve` answers `path` (without a build, `/` and `/index.html` explain how to make one). */
+  has(path: string): boolean {
+    if (!this.built) return path === '/' || path === '/index.html';
+    return this.files.has(path === '/' ? '/index.html' : path);
+  }
+
   /** Serves `path` (`/` is index.html); false when there is no such file (the caller answers 404). */
   serve(req: IncomingMessage, res: ServerResponse, path: string): boolean {
     if (!this.built) {
