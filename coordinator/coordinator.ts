@@ -55,7 +55,15 @@ import { DeploymentRequestSchema, OperatorActionSchema, type AuditEntry, type De
 import type { DeploymentView } from './wiring/rollout-service.js';
 import { ValidationError } from '../protocol/errors.js';
 import { formatIssues } from '../protocol/parse.js';
+import { Registry } from 'prom-client';
+import { DEPLOYMENT_PHASES } from './engine/types.js';
 import type { DecisionRecord } from './gate/decision.js';
+import { HttpRequestMetrics } from './prometheus/http-metrics.js';
+import { FleetMetrics } from './prometheus/fleet-metrics.js';
+import { coordinatorMetricSources } from './prometheus/metric-sources.js';
+import { registerMetricsRoute } from './prometheus/metrics-route.js';
+import { createWebhooks, type Webhooks } from './webhooks/create-webhooks.js';
+import { registerWebhookRoutes } from './webhooks/webhook-routes.js';
 import type { RegistryChange } from './registry/device-registry.js';
 import { StaticConsole } from './console/static-console.js';
 import { mountConsole } from './console/mount-console.js';
@@ -90,6 +98,7 @@ interface Upkeep {
   counterTotals: CounterTotals;
   integrity: ArtifactIntegrity;
   downloads: ArtifactServer;
+  webhooks: Webhooks;
   /** Real-time timers and time (the clock may run faster in a simulation). */
   timers: Clock;
   /** Real time this process started. */
@@ -101,11 +110,11 @@ interface Upkeep {
 /** What the coordinator announces (for the simulator, dashboards and tests). */
 export interface CoordinatorEvents {
   audit: [AuditEntry];
+  /** A decision the engine recorded (gate, early hard limit, Monitor limit, empty wave, operator). */
+  decision: [DecisionRecord];
   device: [DeviceRecord, RegistryChange];
   /** A deployment after any change (without its decisions). */
   deployment: [DeploymentView];
-  /** A decision, once recorded. */
-  decision: [DecisionRecord];
 }
 
 export class Coordinator {
@@ -221,7 +230,10 @@ export class Coordinator {
 
     const previous = readPorts(config.dataDir);
     const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
-    const router = new Router({ token: adminToken, onError: (err) => logger.error({ err }, 'admin API error') });
+    // One Prometheus registry per coordinator (several may run in one process).
+    const promRegistry = new Registry();
+    const requestMetrics = HttpRequestMetrics.create(promRegistry);
+    const router = new Router({ token: adminToken, onError: (err) => logger.error({ err }, 'admin API error'), onMatch: requestMetrics.matched });
     const artifactLog = root.child({ module: 'artifacts' });
     const integrity = new ArtifactIntegrity({
       store: artifacts,
@@ -252,7 +264,7 @@ export class Coordinator {
       },
     });
     const httpTls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
-    const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls);
+    const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls, requestMetrics);
     const trust = { dir: resolve(trustDir), load: () => coordinatorTrust(key, trustDir) };
     const freshness = new FreshnessCounters(db, now);
     const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
@@ -316,23 +328,62 @@ export class Coordinator {
       random: options.random ?? Math.random,
       freshness,
       onAudit: (e) => events.emit('audit', e),
-      onChange: (view, decisions) => {
-        events.emit('deployment', view);
-        for (const d of decisions) events.emit('decision', d);
-      },
+      onDecision: (d) => events.emit('decision', d),
+      onChange: (view) => events.emit('deployment', view),
       anomalies,
     });
     const consoleFeed = mountConsole({ router, page: consolePage, events, auditLog, registry, anomalies, deployments: rollouts, telemetryDb,
       rollupSlotMs: config.telemetry.rollupSlotMs, timers, now, logger: root.child({ module: 'console' }) });
-
-    const c = new Coordinator(config, logger, clock, timers, db, counters, registry, credentials, telemetry, telemetryDb, artifacts, firmware,
-      auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken, anomalies,
-      { lock, counterTotals, integrity, downloads: artifactServer, timers, startedAt: timers.now(), consoleFeed });
-    (c as { events: EventEmitter<CoordinatorEvents> }).events = events;
     const audit = (actor: string, action: string, subject: string, detail: Record<string, unknown> = {}): void => {
       auditLog.append(clock.now(), actor, action, subject, detail);
       logger.info({ actor, action, subject, ...detail }, action);
     };
+    const metrics = FleetMetrics.create({
+      registry: promRegistry,
+      phases: DEPLOYMENT_PHASES,
+      sources: coordinatorMetricSources({
+        db,
+        counters,
+        connectedDevices: () => transport.connectedDevices(),
+        devices: () => registry.all(),
+        devicesWithAnomalies: () => anomalies.devices,
+        telemetry,
+        downloads: artifactServer,
+        liveDeployments: () => rollouts.runner.liveDeployments(),
+        engineCounters: () => rollouts.runner.counters,
+      }),
+    });
+    const webhooks = createWebhooks({
+      db,
+      config,
+      timers,
+      now,
+      logger: root.child({ module: 'webhooks' }),
+      audit,
+      onAttempt: (outcome, seconds) => metrics.observeWebhook(outcome, seconds),
+    });
+    // Listeners run inside the engine's effects: the guard keeps their failures out of it.
+    const guarded = (event: string, run: () => void): void => {
+      try {
+        run();
+      } catch (err) {
+        logger.error({ err, event }, 'metrics or webhook listener failed');
+      }
+    };
+    events.on('decision', (d) => guarded('decision', () => {
+      metrics.observeDecision(d);
+      webhooks.service.onDecision(d);
+    }));
+    events.on('audit', (e) => guarded('audit', () => {
+      if (e.action === 'deployment.rollback-started') metrics.observeRollback('started');
+      if (e.action === 'deployment.rolled-back') metrics.observeRollback('finished');
+      webhooks.service.onAudit(e);
+    }));
+
+    const c = new Coordinator(config, logger, clock, timers, db, counters, registry, credentials, telemetry, telemetryDb, artifacts, firmware,
+      auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken, anomalies,
+      { lock, counterTotals, integrity, downloads: artifactServer, webhooks, timers, startedAt: timers.now(), consoleFeed });
+    (c as { events: EventEmitter<CoordinatorEvents> }).events = events;
     registerSystemRoutes(router, {
       env: config.env,
       version: COORDINATOR_VERSION,
@@ -346,6 +397,8 @@ export class Coordinator {
     registerFirmwareRoutes(router, { store: artifacts, firmware, audit });
     registerDeploymentRoutes(router, { rollouts });
     canary.registerRoutes(router);
+    registerMetricsRoute(router, { metrics, public: config.metricsPublic });
+    registerWebhookRoutes(router, { webhooks: webhooks.service });
     registry.subscribe((d, change) => events.emit('device', d, change));
 
     transport.onMessage(ingest.handle);
@@ -387,6 +440,8 @@ export class Coordinator {
     }
     c.housekeeping.start();
     integrity.startScan();
+    webhooks.dispatcher.start();
+    if (config.metricsPublic) logger.warn({ path: '/metrics' }, 'metrics are served without a token (FLEET_METRICS_PUBLIC)');
     if (config.allowAnonymousDevices) {
       logger.warn({ mqttUrl: transport.url }, 'devices without credentials are accepted (development, loopback only): they are ghosts, in no wave; provision real devices');
     }
@@ -545,6 +600,7 @@ export class Coordinator {
     this.stopped = true;
     await this.rollouts.stop();
     this.upkeep.consoleFeed.stop();
+    await this.upkeep.webhooks.dispatcher.stop();
     await this.http.stop();
     await this.upkeep.integrity.stop();
     await this.transport.stop();

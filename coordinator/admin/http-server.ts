@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { FleetError, errorMessage } from '../../protocol/errors.js';
 import type { ArtifactServer } from '../artifacts/artifact-server.js';
 import type { Router } from './router.js';
+import type { HttpRequestMetrics } from '../prometheus/http-metrics.js';
 
 /** PEM files for HTTPS. The certificate file may hold the chain (leaf first). */
 export interface HttpTlsFiles {
@@ -27,6 +28,8 @@ export class HttpServer {
     private readonly host: string,
     private readonly port: number,
     private readonly tls?: HttpTlsFiles,
+    /** Request latency by route (Prometheus); none when absent. */
+    private readonly requests?: HttpRequestMetrics,
   ) {}
 
   get url(): string {
@@ -41,7 +44,9 @@ export class HttpServer {
   async start(): Promise<void> {
     if (this.server) return;
     const listener = (req: IncomingMessage, res: ServerResponse): void => {
-      if (!this.artifacts.handle(req, res)) this.router.handle(req, res);
+      this.requests?.track(req, res);
+      if (this.artifacts.handle(req, res)) this.requests?.matched(req, '/artifacts/:sha256');
+      else this.router.handle(req, res);
     };
     const server = this.tls ? this.createHttps(this.tls, listener) : createServer(listener);
     // Long downloads on slow links: no overall request timeout, but idle sockets are dropped.

@@ -77,6 +77,7 @@ type HandlerResult = unknown;
 
 interface Route {
   method: HttpMethod;
+  pattern: string;
   parts: string[];
   spec: RouteSpec<z.ZodType | undefined, z.ZodType | undefined>;
   handler: (ctx: RequestContext<unknown, unknown>) => HandlerResult;
@@ -89,6 +90,8 @@ export interface RouterOptions {
   maxBodyBytes?: number;
   /** Called for unexpected (non-FleetError) errors, e.g. to log them. */
   onError?: (err: unknown, req: IncomingMessage) => void;
+  /** Called with the pattern of the route a request matched (request metrics label by it). */
+  onMatch?: (req: IncomingMessage, pattern: string) => void;
 }
 
 /** A JSON reply with a status other than 200. */
@@ -105,11 +108,13 @@ export class Router {
   private readonly tokenDigest: Buffer;
   private readonly maxBodyBytes: number;
   private readonly onError: ((err: unknown, req: IncomingMessage) => void) | undefined;
+  private readonly onMatch: ((req: IncomingMessage, pattern: string) => void) | undefined;
 
   constructor(options: RouterOptions) {
     this.tokenDigest = createHash('sha256').update(options.token).digest();
     this.maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
     this.onError = options.onError;
+    this.onMatch = options.onMatch;
   }
 
   add<B extends z.ZodType | undefined = undefined, Q extends z.ZodType | undefined = undefined>(
@@ -120,6 +125,7 @@ export class Router {
   ): void {
     this.routes.push({
       method,
+      pattern,
       parts: pattern.split('/').filter(Boolean),
       spec,
       handler: handler as Route['handler'],
@@ -172,6 +178,7 @@ export class Router {
       if (!params) continue;
       pathMatched = true;
       if (route.method !== req.method) continue;
+      this.onMatch?.(req, route.pattern);
       if (route.spec.auth !== false) this.authenticate(req);
       const query = route.spec.query
         ? parseWith(route.spec.query, Object.fromEntries(url.searchParams), 'query string')

@@ -1,6 +1,6 @@
 /**
  * Registers the coordinator's operator commands: `fleet coordinator`, `fleet deploy`, `fleet devices`,
- * and `upload`/`list` inside the existing `fleet firmware` group (created by firmware/cli.ts, so call
+ * `fleet webhooks`, and `upload`/`list` inside the existing `fleet firmware` group (created by firmware/cli.ts, so call
  * this after registerFirmwareCommands). Heavy modules load inside actions only.
  */
 import type { Command } from 'commander';
@@ -8,6 +8,7 @@ import { registerCoordinatorServiceCommands } from './coordinator-commands.js';
 import { registerDeployCommands } from './deploy-commands.js';
 import { registerDeviceCommands } from './device-commands.js';
 import { addFirmwareAdminCommands } from './firmware-commands.js';
+import { registerWebhookCommands } from '../webhooks/cli.js';
 
 export function registerCoordinatorCommands(program: Command): void {
   // Without positional options the program's own `--version` swallows the subcommands' `--version
@@ -16,6 +17,7 @@ export function registerCoordinatorCommands(program: Command): void {
   registerCoordinatorServiceCommands(program);
   registerDeployCommands(program);
   registerDeviceCommands(program);
+  registerWebhookCommands(program);
   const firmware = program.commands.find((c) => c.name() === 'firmware') ?? program.command('firmware').description('firmware artifacts');
   addFirmwareAdminCommands(firmware);
 }

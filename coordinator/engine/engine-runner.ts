@@ -67,8 +67,8 @@ export interface EngineRunnerOptions {
   logger?: Logger;
   /** Per-analyzer time limit (default 60 s). */
   analyzerTimeoutMs?: number;
-  /** Told of every new state once it is stored, with the decisions recorded in that step (live views). */
-  onCommitted?: (core: DeploymentCore, decisions: readonly DecisionRecord[]) => void;
+  /** Told of every new state once it is stored (live views). */
+  onCommitted?: (core: DeploymentCore) => void;
 }
 
 type Counter = 'statusUnknownDeployment' | 'effectFailures' | 'gateRuns' | 'steps';
@@ -281,7 +281,7 @@ export class EngineRunner {
     this.o.repo.save({ core: result.state.core, devices: result.changedDevices, decisions });
     this.live.set(id, result.state);
     try {
-      this.o.onCommitted?.(result.state.core, decisions);
+      this.o.onCommitted?.(result.state.core);
     } catch (err) {
       // A listener (a dashboard feed) never stops a rollout.
       this.log('error', { deploymentId: id, err }, 'deployment change listener failed');
@@ -321,7 +321,9 @@ export class EngineRunner {
         this.o.sink.anomaly?.(e.deviceId, e.kind, e.detail);
         return;
       case 'record-decision':
-        return; // persisted with the state
+        // Persisted with the state; listeners hear of it now.
+        this.o.sink.decision?.(e.decision);
+        return;
       case 'schedule-wake':
         this.arm(id, e.at);
         return;

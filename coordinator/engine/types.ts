@@ -299,6 +299,8 @@ export interface EffectSink {
   sendCommand(command: CommandRequest): Promise<void>;
   /** Append to the audit log and log it (pino, child `engine`). */
   audit(entry: AuditEntry): void;
+  /** A decision was recorded (already persisted with the state): for listeners (metrics, webhooks). */
+  decision?(record: DecisionRecord): void;
   /** Record a device anomaly (the registry's anomaly log); optional for sinks that keep none. */
   anomaly?(deviceId: string, kind: 'unoffered-status', detail: string): void;
 }

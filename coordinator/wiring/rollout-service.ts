@@ -73,8 +73,10 @@ export interface RolloutServiceDeps {
   /** Issues the seq of every signed command. */
   freshness: FreshnessCounters;
   onAudit?: (entry: AuditEntry) => void;
-  /** Every change of a deployment, as the API shows it, with the decisions recorded with it. */
-  onChange?: (view: DeploymentView, decisions: readonly DecisionRecord[]) => void;
+  /** Called after each recorded decision. */
+  onDecision?: (decision: DecisionRecord) => void;
+  /** Every change of a deployment, as the API shows it (the console's live feed). */
+  onChange?: (view: DeploymentView) => void;
   /** Where statuses for updates a device was never offered are recorded. */
   anomalies?: Pick<AnomalyLog, 'record'>;
 }
@@ -186,6 +188,7 @@ export class RolloutService {
       now: () => deps.clock.now(),
       commandSeq: () => deps.freshness.next('command'),
       ...(deps.onAudit ? { onAudit: deps.onAudit } : {}),
+      ...(deps.onDecision ? { onDecision: deps.onDecision } : {}),
       ...(deps.anomalies ? { anomalies: deps.anomalies } : {}),
     });
     const gateSnapshots = new GateSnapshots({
@@ -205,7 +208,7 @@ export class RolloutService {
       directory: new RegistryWaveDirectory(deps.registry),
       logger: deps.logger,
       analyzersFor: (spec, wave) => analyzersFor(spec, wave),
-      ...(deps.onChange ? { onCommitted: (core: DeploymentCore, decisions: readonly DecisionRecord[]) => deps.onChange!(deploymentView(core), decisions) } : {}),
+      ...(deps.onChange ? { onCommitted: (core: DeploymentCore) => deps.onChange!(deploymentView(core)) } : {}),
       snapshotFor: (state: DeploymentState, wave: number, now: number): CanarySnapshot => {
         const snapshot = gateSnapshots.build(state, wave, now, allDevices(state));
         saveSnapshot.run(inputsDigest(snapshot), state.core.spec.id, wave, now, JSON.stringify(snapshot));
