@@ -55,3 +55,8 @@ const METRIC_LABELS: Record<string, string> = {
 export function metricLabel(name: string): string {
   return METRIC_LABELS[name] ?? name;
 }
+
+/** Who did it: the engine records a person's action as `operator:alice`; the person is what matters. */
+export function who(actor: string | undefined): string {
+  return (actor ?? '').replace(/^(operator:)+/, '') || 'operator';
+}

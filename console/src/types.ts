@@ -128,8 +128,13 @@ export interface AuditRecord {
   id: number;
   at: number;
   actor: string;
+  /** The signed-in user behind the entry, their role and address (absent from older coordinators). */
+  user?: string | null;
+  role?: string | null;
+  source?: string | null;
   action: string;
   subject: string | null;
+  reason?: string | null;
   detail: Record<string, unknown>;
 }
 

@@ -1,7 +1,7 @@
 /** The audit log, newest first, live: who did what to what, when, and why. */
 import { href } from '../router.js';
 import { useStore } from '../store.js';
-import { ago, dateTime } from '../format.js';
+import { ago, dateTime, who } from '../format.js';
 import type { AuditRecord } from '../types.js';
 import { Card, Empty, useTicker } from '../ui/common.js';
 
@@ -20,14 +20,15 @@ export function AuditList(props: { entries: AuditRecord[]; compact?: boolean }) 
     <ul class={`audit ${props.compact ? 'compact' : ''}`}>
       {props.entries.map((e) => {
         const link = subjectLink(e);
-        const reason = typeof e.detail['reason'] === 'string' ? e.detail['reason'] : undefined;
+        const reason = e.reason ?? (typeof e.detail['reason'] === 'string' ? e.detail['reason'] : undefined);
         return (
           <li key={e.id} data-action={e.action}>
             <span class="audit-when" title={dateTime(e.at)}>
               {ago(e.at)}
             </span>
             <span class="audit-what">
-              <b>{e.actor}</b> <span class="mono">{e.action}</span>{' '}
+              <b title={e.source ? `from ${e.source}` : undefined}>{e.user ?? who(e.actor)}</b>
+              {e.role ? <span class="muted small"> ({e.role})</span> : null} <span class="mono">{e.action}</span>{' '}
               {e.subject ? link ? <a href={link}>{e.subject}</a> : <span>{e.subject}</span> : null}
               {reason ? <span class="reason">“{reason}”</span> : null}
             </span>

@@ -6,7 +6,7 @@ import { useMemo } from 'preact/hooks';
 import { ApiError, call, enc } from '../api.js';
 import { href } from '../router.js';
 import { putDecision, useStore } from '../store.js';
-import { clockTime, dateTime, duration, metricLabel, num } from '../format.js';
+import { clockTime, dateTime, duration, metricLabel, num, who } from '../format.js';
 import type { CohortSeries, DecisionRecord } from '../types.js';
 import { Badge, Card, Empty, ErrorBox, Loading, VerdictBadge, useFetch } from '../ui/common.js';
 import { CANARY, CONTROL, Chart, type ChartSeries } from '../ui/chart.js';
@@ -166,7 +166,7 @@ export function DecisionPage(props: { id: string; decisionId: string }) {
       </h1>
       <p class="muted">
         {decision.source} · attempt {decision.attempt} · {dateTime(decision.at)} · risk {f.riskLevel}
-        {decision.actor ? ` · by ${decision.actor}` : ''}
+        {decision.actor ? ` · by ${who(decision.actor)}` : ''}
       </p>
       <Card title="Verdict">
         <p>

@@ -7,7 +7,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { call, enc } from '../api.js';
 import { href } from '../router.js';
 import { canOperate, putDecision, putDeployment, serverNow, useStore } from '../store.js';
-import { ago, clockTime, dateTime, duration } from '../format.js';
+import { ago, clockTime, dateTime, duration, who } from '../format.js';
 import type { DecisionRecord, DeploymentView, DeviceProgress, WaveView } from '../types.js';
 import { StackedBar } from '../ui/bar.js';
 import { Badge, Card, Empty, ErrorBox, Loading, PhaseBadge, VerdictBadge, useFetch, useTicker } from '../ui/common.js';
@@ -211,12 +211,12 @@ export function DeploymentPage(props: { id: string }) {
         {d.description ? <>{d.description} · </> : null}
         {d.target.hardwareModels.join(', ')}
         {d.target.versionRange && d.target.versionRange !== '*' ? ` from ${d.target.versionRange}` : ''} · created {dateTime(d.createdAt)}
-        {d.createdBy ? ` by ${d.createdBy}` : ''} · updated {ago(d.updatedAt)}
+        {d.createdBy ? ` by ${who(d.createdBy)}` : ''} · updated {ago(d.updatedAt)}
       </p>
       {d.waitingFor.length ? <p class="notice">Waiting for {d.waitingFor.join(' and ')}.</p> : null}
       {d.pause ? (
         <p class="notice">
-          Paused by {d.pause.by} ({d.pause.cause}) {d.pause.reason ? `: “${d.pause.reason}”` : ''}
+          Paused by {who(d.pause.by)} ({d.pause.cause}) {d.pause.reason ? `: “${d.pause.reason}”` : ''}
         </p>
       ) : null}
       {d.abortReason ? <p class="notice bad">Aborted: {d.abortReason}</p> : null}
@@ -249,7 +249,7 @@ export function DeploymentPage(props: { id: string }) {
             ]}
           />
           <p class="small muted">
-            Started {clockTime(d.rollback.startedAt)} by {d.rollback.by}: “{d.rollback.reason}”
+            Started {clockTime(d.rollback.startedAt)} by {who(d.rollback.by)}: “{d.rollback.reason}”
             {d.rollback.completedAt !== undefined ? ` · done ${clockTime(d.rollback.completedAt)}` : ''}
           </p>
         </Card>
