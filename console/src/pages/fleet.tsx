@@ -1,12 +1,13 @@
 /** The fleet at a glance: counts, models and versions, update states, anomalies, live deployments, activity. */
 import { useEffect } from 'preact/hooks';
+import { call } from '../api.js';
 import { refreshSummary } from '../live.js';
 import { href } from '../router.js';
 import { useStore } from '../store.js';
 import { ago, metricLabel, num } from '../format.js';
 import type { DeploymentView } from '../types.js';
 import { StackedBar } from '../ui/bar.js';
-import { Badge, Card, Empty, Kpi, Loading, PhaseBadge, useTicker } from '../ui/common.js';
+import { Badge, Card, Empty, Kpi, Loading, PhaseBadge, useFetch, useTicker } from '../ui/common.js';
 import { AuditList } from './audit.js';
 
 const VERSION_TONES = ['v0', 'v1', 'v2', 'v3', 'v4', 'v5'];
@@ -29,6 +30,11 @@ export function FleetPage() {
   const sum = s.summary;
   const live = [...s.deployments.values()].filter((d) => !FINISHED.has(d.phase)).sort((a, b) => b.createdAt - a.createdAt);
   const recent = [...s.deployments.values()].sort((a, b) => b.updatedAt - a.updatedAt).slice(0, 5);
+  // The latest anomalies, reloaded when the count of devices with one changes.
+  const anomalyKey = sum ? `${sum.devices.withAnomalies}:${Object.values(sum.anomalies).join(',')}` : null;
+  const anomalies = useFetch(anomalyKey, () =>
+    call<{ anomalies: { deviceId: string; kind: string; count: number; lastAt: number; detail: string }[] }>('GET', '/v1/anomalies?limit=6'),
+  );
   const versionTone = new Map((sum?.versions ?? []).map((v, i) => [v.version, VERSION_TONES[i % VERSION_TONES.length]!]));
 
   return (
@@ -83,13 +89,23 @@ export function FleetPage() {
               {Object.keys(sum.anomalies).length === 0 ? (
                 <Empty>No device has misbehaved.</Empty>
               ) : (
-                <div class="chips">
-                  {Object.entries(sum.anomalies).map(([kind, n]) => (
-                    <Badge tone="bad" key={kind}>
-                      {metricLabel(kind)} · {n} {n === 1 ? 'device' : 'devices'}
-                    </Badge>
-                  ))}
-                </div>
+                <>
+                  <div class="chips">
+                    {Object.entries(sum.anomalies).map(([kind, n]) => (
+                      <Badge tone="bad" key={kind}>
+                        {metricLabel(kind)} · {n} {n === 1 ? 'device' : 'devices'}
+                      </Badge>
+                    ))}
+                  </div>
+                  <ul class="anomalies recent">
+                    {(anomalies.data?.anomalies ?? []).map((a) => (
+                      <li key={`${a.deviceId}:${a.kind}`}>
+                        <a href={href.device(a.deviceId)}>{a.deviceId}</a> <span class="mono small">{a.kind}</span> ×{a.count} · {ago(a.lastAt)}
+                        <div class="small muted">{a.detail}</div>
+                      </li>
+                    ))}
+                  </ul>
+                </>
               )}
               {sum.devices.ghosts > 0 ? <p class="warn-text">{sum.devices.ghosts} connected without being provisioned (ghosts: in no wave).</p> : null}
             </Card>
