@@ -1,6 +1,6 @@
 /** The console's pure parts: coalescing, fleet counts, telemetry slots, canary against control. */
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../protocol/clock.js';
+import { ManualClock } from '../support/manual-clock.js';
 import { CanarySnapshotSchema, type CanarySnapshotInput } from '../../protocol/canary.js';
 import { CohortSeriesSchema, DeviceTelemetrySchema, FleetSummarySchema } from '../../protocol/console.js';
 import { Coalescer } from '../../coordinator/console/coalescer.js';
