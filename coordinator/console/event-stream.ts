@@ -4,9 +4,10 @@
  * happen; device records are coalesced to at most one per device per second; a `clock` event gives the
  * coordinator's time at connect and every few seconds, and a `: ping` comment keeps proxies from
  * closing an idle stream. `handle` takes Node's raw request and response, so any router can mount it
- * (authentication is the router's job). A client that stops reading — its socket does not drain for
- * `stallMs`, or its backlog passes a hard bound — is dropped; EventSource reconnects and the page
- * reloads what it shows. A burst (every device going offline with the broker) only backs a reading
+ * (authentication is the router's job; it may hand a re-check, run at every ping, that ends the stream
+ * once its credentials have: a logout, a removed user, a new token). A client that stops reading — its
+ * socket does not drain for `stallMs`, or its backlog passes a hard bound — is dropped; EventSource
+ * reconnects and the page reloads what it shows. A burst (every device going offline with the broker) only backs a reading
  * client up for a moment. I/O shell (node:http).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -41,6 +42,8 @@ const RETRY_MS = 3000;
 interface Client {
   res: ServerResponse;
   who: string;
+  /** False once the client's credentials no longer hold. */
+  stillAllowed: (() => boolean) | undefined;
   /** Real time since which a write has waited for the socket to drain. */
   blockedSince: number | undefined;
 }
@@ -73,8 +76,11 @@ export class EventStream {
     if (this.clients.size > 0) this.devices.push(deviceId, record);
   }
 
-  /** Serves one client until it disconnects. `who` names it in logs. */
-  handle(req: IncomingMessage, res: ServerResponse, who = 'unknown'): void {
+  /**
+   * Serves one client until it disconnects. `who` names it in logs; `stillAllowed`, asked at every
+   * ping, ends the stream when it says no (EventSource reconnects and is refused: the page logs out).
+   */
+  handle(req: IncomingMessage, res: ServerResponse, who = 'unknown', stillAllowed?: () => boolean): void {
     if (this.stopped || this.clients.size >= (this.o.maxClients ?? 64)) {
       res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '10' });
       res.end(JSON.stringify({ error: { code: 'busy', message: 'too many live event streams open; close a dashboard tab or retry later' } }));
@@ -89,7 +95,7 @@ export class EventStream {
       // Reverse proxies (nginx) buffer responses unless told not to.
       'x-accel-buffering': 'no',
     });
-    const client: Client = { res, who, blockedSince: undefined };
+    const client: Client = { res, who, stillAllowed, blockedSince: undefined };
     this.clients.add(client);
     res.write(`retry: ${RETRY_MS}\n\n`);
     this.write(client, this.frame('clock', { now: this.o.now() }));
@@ -137,20 +143,33 @@ export class EventStream {
     }
   }
 
+  private end(c: Client, why: string): void {
+    this.o.logger?.info({ who: c.who }, `event stream ended: ${why}`);
+    this.clients.delete(c);
+    c.res.end();
+    if (this.clients.size === 0) this.idle();
+  }
+
   /** Timers run only while someone listens. */
   private arm(): void {
     const t = this.o.timers;
     if (!this.pingTimer) {
       const ping = (): void => {
-        for (const c of [...this.clients]) this.write(c, ': ping\n\n');
-        this.pingTimer = t.setTimeout(ping, this.o.pingMs ?? 15_000);
+        this.pingTimer = undefined;
+        for (const c of [...this.clients]) {
+          if (c.stillAllowed?.() === false) this.end(c, 'credentials no longer valid');
+          else this.write(c, ': ping\n\n');
+        }
+        // The last client may just have been dropped or ended: then the timers rest until the next.
+        if (this.clients.size > 0) this.pingTimer = t.setTimeout(ping, this.o.pingMs ?? 15_000);
       };
       this.pingTimer = t.setTimeout(ping, this.o.pingMs ?? 15_000);
     }
     if (!this.clockTimer) {
       const tick = (): void => {
+        this.clockTimer = undefined;
         this.broadcast('clock', { now: this.o.now() });
-        this.clockTimer = t.setTimeout(tick, this.o.clockMs ?? 5000);
+        if (this.clients.size > 0) this.clockTimer = t.setTimeout(tick, this.o.clockMs ?? 5000);
       };
       this.clockTimer = t.setTimeout(tick, this.o.clockMs ?? 5000);
     }

@@ -1,6 +1,7 @@
 /**
  * The event stream on a real HTTP server on 127.0.0.1: frames as EventSource reads them, the client
- * limit, a client that stops reading dropped at its backlog bound, and stop() ending every stream.
+ * limit, a client that stops reading dropped at its backlog bound, a stream ended once its credentials
+ * are, and stop() ending every stream.
  */
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
@@ -16,10 +17,13 @@ afterEach(async () => {
   while (stops.length) await stops.pop()!();
 });
 
-async function serve(options: Partial<ConstructorParameters<typeof EventStream>[0]> = {}): Promise<{ feed: EventStream; url: string }> {
+async function serve(
+  options: Partial<ConstructorParameters<typeof EventStream>[0]> = {},
+  stillAllowed?: () => boolean,
+): Promise<{ feed: EventStream; url: string }> {
   let now = 1_000_000;
   const feed = new EventStream({ timers: systemClock, now: () => (now += 1000), ...options });
-  const server: Server = createServer((req, res) => feed.handle(req, res, 'test'));
+  const server: Server = createServer((req, res) => feed.handle(req, res, 'test', stillAllowed));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   stops.push(() => new Promise<void>((resolve) => {
     feed.stop();
@@ -86,6 +90,23 @@ describe('EventStream', () => {
     expect(feed.clientCount).toBe(1);
     feed.publish('deployment', { id: 'after' });
     await good.waitFor((e) => e.event === 'deployment', 'the reading client still served');
+  });
+
+  it('ends a stream at the first ping after its credentials stop holding', async () => {
+    let allowed = true;
+    const { feed, url } = await serve({ pingMs: 100 }, () => allowed);
+    const s = await openSse(url, {});
+    stops.push(() => s.close());
+    await waitFor(() => s.comments.includes(': ping'), 'a ping while allowed', 5000);
+    expect(feed.clientCount).toBe(1);
+    allowed = false;
+    await s.ended;
+    expect(feed.clientCount).toBe(0);
+    // The feed rests without clients, and serves the next one.
+    allowed = true;
+    const next = await openSse(url, {});
+    stops.push(() => next.close());
+    await waitFor(() => next.comments.includes(': ping'), 'a ping for the next client', 5000);
   });
 
   it('stop() ends every stream and refuses new ones', async () => {

@@ -12,6 +12,8 @@ export interface SseStream {
   /** Resolves with the first event (seen or still to come) that `match` accepts; throws after `timeoutMs`. */
   waitFor(match: (e: SseEvent) => boolean, what: string, timeoutMs?: number): Promise<SseEvent>;
   close(): void;
+  /** Resolves when the server ends the stream (or it is closed here). */
+  ended: Promise<void>;
   response: Response;
 }
 
@@ -21,9 +23,10 @@ export async function openSse(url: string, headers: Record<string, string>): Pro
   const events: SseEvent[] = [];
   const comments: string[] = [];
   const waiters: { match: (e: SseEvent) => boolean; resolve: (e: SseEvent) => void }[] = [];
+  let ended: Promise<void> = Promise.resolve();
   if (response.ok && response.body) {
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    void (async () => {
+    ended = (async () => {
       let buffer = '';
       try {
         for (;;) {
@@ -63,6 +66,7 @@ export async function openSse(url: string, headers: Record<string, string>): Pro
     events,
     comments,
     response,
+    ended,
     waitFor(match, what, timeoutMs = 30_000) {
       const seen = events.find(match);
       if (seen) return Promise.resolve(seen);
