@@ -49,7 +49,7 @@ describe('console API', () => {
       target: { hardwareModels: ['rpi4'] },
       waves: [...fastWaves([50], 1500), { percent: 100, requiresApproval: true, soakMs: 300, deadlineMs: 30_000, minDevicesReporting: 1 }],
       gatePolicy: { minReportingDevices: 1 },
-      bucketOffset: c.registry.get(fleet.devices[0]!.id)!.bucket,
+      bucketOffset: c.device(fleet.devices[0]!.id)!.bucket,
     });
     await waitFor(() => c.deployment(d.id)?.waitingFor.includes('approval'), 'second wave waiting for approval', 60_000, 50);
     const phases = (): string[] =>
@@ -87,9 +87,11 @@ describe('console API', () => {
     expect(Object.values(summary.updateStates).reduce((s, n) => s + n, 0)).toBe(6);
 
     // One device's telemetry over time.
-    await waitFor(() => (c.telemetryDb.prepare('SELECT COUNT(*) AS n FROM telemetry_rollup WHERE device_id = ?').get(canary) as { n: number }).n > 0, 'telemetry stored');
-    const tele = DeviceTelemetrySchema.parse((await api(c, 'GET', `/v1/devices/${canary}/telemetry`)).body);
-    expect(tele.samples.reduce((s, n) => s + n, 0)).toBeGreaterThan(0);
+    const tele = await waitFor(async () => {
+      await c.flush();
+      const read = DeviceTelemetrySchema.parse((await api(c, 'GET', `/v1/devices/${canary}/telemetry`)).body);
+      return read.samples.reduce((s, n) => s + n, 0) > 0 ? read : undefined;
+    }, 'telemetry stored', 10_000, 200);
     expect(tele.t).toHaveLength(tele.samples.length);
     expect(tele.versions.length).toBeGreaterThan(0);
     const windowed = DeviceTelemetrySchema.parse((await api(c, 'GET', `/v1/devices/${canary}/telemetry?from=${tele.from}&to=${tele.to}&slots=10`)).body);
