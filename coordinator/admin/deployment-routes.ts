@@ -1,11 +1,11 @@
 /** Admin API: deployments — create, list, status, operator actions, decisions, devices, snapshots. */
 import { z } from 'zod';
 import { DeploymentRequestSchema, OperatorActionSchema } from '../engine/types.js';
-import type { RolloutService } from '../wiring/rollout-service.js';
+import type { DeploymentService } from '../deployments/deployment-service.js';
 import { NotFoundError, reply, type Router } from './router.js';
 
 export interface DeploymentRouteDeps {
-  rollouts: RolloutService;
+  rollouts: DeploymentService;
 }
 
 export function registerDeploymentRoutes(router: Router, deps: DeploymentRouteDeps): void {
