@@ -127,6 +127,8 @@ export const DeploymentCoreSchema = z.object({
   approvals: z.array(z.number().int().nonnegative()).default([]),
   rollback: RollbackStateSchema.optional(),
   abortReason: z.string().max(500).optional(),
+  /** Who aborted it: `operator:<user>`, or `gate` when a gate decision did. */
+  abortedBy: z.string().max(128).optional(),
   updatedAt: z.number().int(),
   /** Bumped on every persisted change (optimistic concurrency in the repository). */
   revision: z.number().int().nonnegative(),

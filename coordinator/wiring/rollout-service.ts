@@ -98,6 +98,8 @@ export interface DeploymentView {
     deadlineMs: number;
     requiresApproval: boolean;
     approved: boolean;
+    /** Who approved it: `operator:<user>`. */
+    approvedBy?: string;
     startedAt?: number;
     deadlineAt?: number;
     completedAt?: number;
@@ -109,6 +111,8 @@ export interface DeploymentView {
   }[];
   rollback?: DeploymentCore['rollback'];
   abortReason?: string;
+  /** Who aborted it: `operator:<user>`, or `gate`. */
+  abortedBy?: string;
   createdAt: number;
   createdBy?: string;
   updatedAt: number;
@@ -146,6 +150,7 @@ export function deploymentView(core: DeploymentCore, decisions?: DecisionRecord[
         deadlineMs: ws.deadlineMs,
         requiresApproval: ws.requiresApproval,
         approved: w.approvedBy !== undefined || core.approvals.includes(w.index),
+        ...(w.approvedBy !== undefined ? { approvedBy: w.approvedBy } : {}),
         ...(w.startedAt !== undefined ? { startedAt: w.startedAt } : {}),
         ...(w.deadlineAt !== undefined ? { deadlineAt: w.deadlineAt } : {}),
         ...(w.completedAt !== undefined ? { completedAt: w.completedAt } : {}),
@@ -158,6 +163,7 @@ export function deploymentView(core: DeploymentCore, decisions?: DecisionRecord[
     }),
     ...(core.rollback ? { rollback: core.rollback } : {}),
     ...(core.abortReason !== undefined ? { abortReason: core.abortReason } : {}),
+    ...(core.abortedBy !== undefined ? { abortedBy: core.abortedBy } : {}),
     createdAt: spec.createdAt,
     ...(spec.createdBy !== undefined ? { createdBy: spec.createdBy } : {}),
     updatedAt: core.updatedAt,
