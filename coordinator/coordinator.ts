@@ -47,6 +47,11 @@ import { HttpServer } from './admin/http-server.js';
 import { registerDeviceRoutes } from './admin/device-routes.js';
 import { registerFirmwareRoutes } from './admin/firmware-routes.js';
 import { registerSystemRoutes } from './admin/system-routes.js';
+import { registerSessionRoutes } from './admin/session-routes.js';
+import { registerUserRoutes } from './admin/user-routes.js';
+import { Access } from './users/access.js';
+import { SessionStore } from './users/session-store.js';
+import { UserStore } from './users/user-store.js';
 import { loadCoordinatorKey } from './signing.js';
 import { Publisher } from './wiring/publisher.js';
 import { RolloutService } from './wiring/rollout-service.js';
@@ -208,7 +213,11 @@ export class Coordinator {
 
     const previous = readPorts(config.dataDir);
     const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
-    const router = new Router({ token: adminToken, onError: (err) => logger.error({ err }, 'admin API error') });
+    const users = new UserStore({ db, adminToken, now, scryptLogN: config.credentialCost });
+    const sessions = new SessionStore(db, now, config.sessions);
+    // Staging and production serve the console over HTTPS, here or at a TLS proxy on loopback.
+    const access = new Access({ users, sessions, now, counters, secureCookies: config.http.tlsCert !== undefined || config.env !== 'development' });
+    const router = new Router({ authenticator: access, onError: (err) => logger.error({ err }, 'admin API error') });
     const artifactLog = root.child({ module: 'artifacts' });
     const integrity = new ArtifactIntegrity({
       store: artifacts,
@@ -326,6 +335,8 @@ export class Coordinator {
     registerDeviceRoutes(router, { registry, credentials, now, audit, deviceDeployments: (id) => rollouts.deviceHistory(id), anomalies });
     registerFirmwareRoutes(router, { store: artifacts, firmware, audit });
     registerDeploymentRoutes(router, { rollouts });
+    registerSessionRoutes(router, { access, auditLog, now });
+    registerUserRoutes(router, { users, sessions, audit });
     canary.registerRoutes(router);
     registry.subscribe((d, change) => events.emit('device', d, change));
 

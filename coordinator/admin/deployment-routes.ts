@@ -20,12 +20,13 @@ export function registerDeploymentRoutes(router: Router, deps: DeploymentRouteDe
     deployments: rollouts.list(query.limit),
   }));
 
-  router.post('/v1/deployments', { body: DeploymentRequestSchema }, async ({ body, actor }) => reply(201, await rollouts.create(body, `operator:${actor}`)));
+  router.post('/v1/deployments', { body: DeploymentRequestSchema, role: 'operator' }, async ({ body, actor }) => reply(201, await rollouts.create(body, `operator:${actor}`)));
 
   router.get('/v1/deployments/:id', {}, ({ params }) => find(params['id']!));
 
-  router.post('/v1/deployments/:id/actions', { body: OperatorActionSchema }, async ({ params, body, actor }) => {
-    const view = await rollouts.act(params['id']!, body, `operator:${actor}`);
+  // The engine records the actor of an operator action as `operator:<actor>`.
+  router.post('/v1/deployments/:id/actions', { body: OperatorActionSchema, role: 'operator' }, async ({ params, body, actor }) => {
+    const view = await rollouts.act(params['id']!, body, actor);
     return { ...view, decisions: rollouts.decisions(view.id) };
   });
 

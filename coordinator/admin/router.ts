@@ -1,60 +1,22 @@
 /**
  * A tiny HTTP router for the admin API. Route modules export `registerXRoutes(router, deps)` and add
  * routes with `router.get/post/put/delete(pattern, spec, handler)`. The router authenticates the
- * operator bearer token, parses JSON bodies and query strings with zod, and turns errors into
- * `{error: {code, message}}` with a matching HTTP status. I/O shell (node:http).
+ * caller (access.ts), checks the route's role, parses JSON bodies and query strings with zod, runs the
+ * handler as that user for the audit log, and turns errors into `{error: {code, message}}` with a
+ * matching HTTP status. I/O shell (node:http).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { timingSafeEqual, createHash } from 'node:crypto';
 import type { z } from 'zod';
-import { FleetError, ValidationError } from '../../protocol/errors.js';
+import { ValidationError, type FleetError } from '../../protocol/errors.js';
 import { formatIssues } from '../../protocol/parse.js';
+import { auditContext } from '../store/audit-context.js';
+import { authorize, tokenAuthenticator, type Authenticator } from '../users/access.js';
+import type { Principal, Role } from '../users/roles.js';
+import { HttpError, NotFoundError, statusOf } from './http-errors.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
-/** An error with an HTTP status; route handlers throw these (or any FleetError). */
-export class HttpError extends FleetError {
-  readonly status: number;
-
-  constructor(status: number, code: string, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-    this.status = status;
-  }
-}
-
-export class NotFoundError extends HttpError {
-  constructor(message: string) {
-    super(404, 'not-found', message);
-  }
-}
-
-export class ConflictError extends HttpError {
-  constructor(message: string, code = 'conflict') {
-    super(409, code, message);
-  }
-}
-
-/** Maps FleetError codes that are not HttpErrors to statuses. */
-const STATUS_BY_CODE: Record<string, number> = {
-  'invalid-input': 400,
-  'unsupported-version': 400,
-  'invalid-topic': 400,
-  'not-found': 404,
-  conflict: 409,
-  'no-eligible-devices': 409,
-  'artifact-exists': 409,
-  'artifact-damaged': 409,
-  'credentials-exist': 409,
-  'invalid-action': 409,
-  'already-paused': 409,
-  'not-paused': 409,
-  paused: 409,
-  'nothing-to-approve': 409,
-  stopped: 503,
-  'invalid-transition': 409,
-  unauthorized: 401,
-  forbidden: 403,
-};
+export { HttpError, NotFoundError, ConflictError } from './http-errors.js';
 
 export interface RequestContext<B, Q> {
   params: Record<string, string>;
@@ -62,15 +24,21 @@ export interface RequestContext<B, Q> {
   body: B;
   req: IncomingMessage;
   res: ServerResponse;
-  /** Who made the request, for the audit log (`operator` for a token holder). */
+  /** Who made the request: the user's name (the built-in admin is `admin`), for the audit log. */
   actor: string;
+  /** The authenticated caller; `undefined` only on public routes. */
+  principal: Principal | undefined;
+  /** The request's remote address. */
+  source: string;
 }
 
 export interface RouteSpec<B extends z.ZodType | undefined, Q extends z.ZodType | undefined> {
   body?: B;
   query?: Q;
-  /** Default true. Public routes (health) set false. */
+  /** Default true. Public routes (health, login) set false. */
   auth?: boolean;
+  /** The role needed. Default: viewer for GET, admin for anything else. */
+  role?: Role;
 }
 
 type Infer<S> = S extends z.ZodType ? z.infer<S> : undefined;
@@ -89,31 +57,41 @@ interface Route {
 }
 
 export interface RouterOptions {
-  /** The operator bearer token; requests without it get 401. */
-  token: string;
+  /** Who is calling (users, sessions, the admin token). */
+  authenticator?: Authenticator;
+  /** Without an authenticator: the one token accepted, as the built-in admin. */
+  token?: string;
   /** Largest accepted JSON body in bytes. Default 1 MiB. */
   maxBodyBytes?: number;
   /** Called for unexpected (non-FleetError) errors, e.g. to log them. */
   onError?: (err: unknown, req: IncomingMessage) => void;
 }
 
-/** A JSON reply with a status other than 200. */
-export function reply(status: number, body: unknown): { __reply: true; status: number; body: unknown } {
-  return { __reply: true, status, body };
+interface Reply {
+  __reply: true;
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
 }
 
-function isReply(v: unknown): v is { __reply: true; status: number; body: unknown } {
+/** A JSON reply with a status other than 200, or with headers (Set-Cookie). */
+export function reply(status: number, body: unknown, headers?: Record<string, string>): Reply {
+  return { __reply: true, status, body, ...(headers ? { headers } : {}) };
+}
+
+function isReply(v: unknown): v is Reply {
   return typeof v === 'object' && v !== null && (v as { __reply?: unknown }).__reply === true;
 }
 
 export class Router {
   private readonly routes: Route[] = [];
-  private readonly tokenDigest: Buffer;
+  private readonly authenticator: Authenticator;
   private readonly maxBodyBytes: number;
   private readonly onError: ((err: unknown, req: IncomingMessage) => void) | undefined;
 
   constructor(options: RouterOptions) {
-    this.tokenDigest = createHash('sha256').update(options.token).digest();
+    if (!options.authenticator && options.token === undefined) throw new TypeError('Router needs an authenticator or a token');
+    this.authenticator = options.authenticator ?? tokenAuthenticator(options.token!);
     this.maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
     this.onError = options.onError;
   }
@@ -178,14 +156,21 @@ export class Router {
       if (!params) continue;
       pathMatched = true;
       if (route.method !== req.method) continue;
-      if (route.spec.auth !== false) this.authenticate(req);
+      const source = remoteAddress(req);
+      let principal: Principal | undefined;
+      if (route.spec.auth !== false) {
+        principal = this.authenticator.authenticate({ method: req.method, headers: req.headers, source });
+        authorize(principal, route.spec.role ?? (route.method === 'GET' ? 'viewer' : 'admin'), `${route.method} /${route.parts.join('/')}`);
+      }
       const query = route.spec.query
         ? parseWith(route.spec.query, Object.fromEntries(url.searchParams), 'query string')
         : undefined;
       const body = route.spec.body ? parseWith(route.spec.body, await readJson(req, this.maxBodyBytes), 'request body') : undefined;
-      const result = await route.handler({ params, query, body, req, res, actor: 'operator' });
+      const ctx = { params, query, body, req, res, actor: principal?.name ?? 'anonymous', principal, source };
+      const run = (): unknown => route.handler(ctx);
+      const result: unknown = await (principal ? auditContext.run({ user: principal.name, role: principal.role, source }, run) : run());
       if (res.headersSent || res.writableEnded) return;
-      if (isReply(result)) sendJson(res, result.status, result.body);
+      if (isReply(result)) sendJson(res, result.status, result.body, result.headers);
       else if (result === undefined) sendJson(res, 204, undefined);
       else sendJson(res, 200, result);
       return;
@@ -194,39 +179,25 @@ export class Router {
     throw new NotFoundError(`no admin API route ${req.method ?? '?'} ${url.pathname}; see the admin API reference in README.md`);
   }
 
-  private authenticate(req: IncomingMessage): void {
-    const header = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(.+)$/i.exec(header);
-    if (!m) {
-      throw new HttpError(401, 'unauthorized', 'missing operator token: pass --token, set FLEET_TOKEN, or run the CLI on the coordinator machine');
-    }
-    const given = createHash('sha256').update(m[1]!.trim()).digest();
-    if (!timingSafeEqual(given, this.tokenDigest)) {
-      throw new HttpError(401, 'unauthorized', 'operator token rejected: check FLEET_TOKEN against the coordinator\'s admin token');
-    }
-  }
-
   private sendError(res: ServerResponse, err: unknown, req: IncomingMessage): void {
-    let status = 500;
-    let code = 'internal';
-    let message = 'internal error; see the coordinator log';
-    if (err instanceof HttpError) {
-      status = err.status;
-      code = err.code;
-      message = err.message;
-    } else if (err instanceof FleetError) {
-      status = STATUS_BY_CODE[err.code] ?? 400;
-      code = err.code;
-      message = err.message;
-    } else {
-      this.onError?.(err, req);
-    }
+    const status = statusOf(err);
+    if (status === undefined) this.onError?.(err, req);
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    sendJson(res, status, { error: { code, message } });
+    if (status === undefined) {
+      sendJson(res, 500, { error: { code: 'internal', message: 'internal error; see the coordinator log' } });
+      return;
+    }
+    const e = err as FleetError;
+    sendJson(res, status, { error: { code: e.code, message: e.message } }, err instanceof HttpError ? err.headers : {});
   }
+}
+
+/** The request's remote address (IPv4-mapped IPv6 written as IPv4). */
+export function remoteAddress(req: IncomingMessage): string {
+  return (req.socket.remoteAddress ?? 'unknown').replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
 }
 
 /** The request's URL; a request target that is not a URL path is the client's mistake (400). */
@@ -285,12 +256,12 @@ async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
   }
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
   if (body === undefined) {
-    res.writeHead(status).end();
+    res.writeHead(status, headers).end();
     return;
   }
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

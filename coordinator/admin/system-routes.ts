@@ -13,6 +13,16 @@ export interface SystemRouteDeps {
   endpoints: () => { mqttUrl: string; httpUrl: string };
 }
 
+const AuditQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(10_000).default(100),
+  /** Entries about one subject: a deployment id, a device, a user, a flag. */
+  subject: z.string().max(128).optional(),
+  /** Entries made by one signed-in user. */
+  user: z.string().max(64).optional(),
+  /** Entries older than this entry id (paging). */
+  before: z.coerce.number().int().positive().optional(),
+});
+
 export function registerSystemRoutes(router: Router, deps: SystemRouteDeps): void {
   router.get('/v1/health', { auth: false }, () => ({ ok: true, env: deps.env, version: deps.version }));
 
@@ -26,11 +36,12 @@ export function registerSystemRoutes(router: Router, deps: SystemRouteDeps): voi
 
   router.get('/v1/metrics', {}, () => deps.metrics());
 
-  router.get(
-    '/v1/audit',
-    { query: z.object({ limit: z.coerce.number().int().min(1).max(10_000).default(100), subject: z.string().max(128).optional() }) },
-    ({ query }) => ({
-      entries: deps.auditLog.list({ limit: query.limit, ...(query.subject !== undefined ? { subject: query.subject } : {}) }),
+  router.get('/v1/audit', { query: AuditQuerySchema }, ({ query }) => ({
+    entries: deps.auditLog.list({
+      limit: query.limit,
+      ...(query.subject !== undefined ? { subject: query.subject } : {}),
+      ...(query.user !== undefined ? { user: query.user } : {}),
+      ...(query.before !== undefined ? { beforeId: query.before } : {}),
     }),
-  );
+  }));
 }

@@ -67,7 +67,11 @@ describe('fleet flags', () => {
     const killed = JSON.parse(await fleet('flags', 'kill', 'canary.ai', '--json')) as { enabled: boolean };
     expect(killed.enabled).toBe(false);
     expect(await fleet('flags', 'history', 'canary.ai')).toMatch(/kill[\s\S]*set/);
-    expect(audit.list().map((e) => [e.action, e.actor])).toEqual([['flag.kill', 'operator'], ['flag.set', 'operator']]);
+    // The token is the coordinator's admin token: the built-in admin, named in every entry.
+    expect(audit.list().map((e) => [e.action, e.actor, e.user, e.role, e.source])).toEqual([
+      ['flag.kill', 'admin', 'admin', 'admin', '127.0.0.1'],
+      ['flag.set', 'admin', 'admin', 'admin', '127.0.0.1'],
+    ]);
     await expect(fleet('flags', 'set', 'canary.ai')).rejects.toThrow(/nothing to change/);
     await expect(fleet('flags', 'set', 'new.flag', '--rollout', '10')).rejects.toThrow(/enabled/);
   });
