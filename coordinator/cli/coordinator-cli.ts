@@ -1,5 +1,6 @@
 /**
  * Registers the coordinator's operator commands: `fleet coordinator`, `fleet deploy`, `fleet devices`,
+ * `fleet users`, `fleet audit`,
  * and `upload`/`list` inside the existing `fleet firmware` group (created by firmware/cli.ts, so call
  * this after registerFirmwareCommands). Heavy modules load inside actions only.
  */
@@ -8,6 +9,7 @@ import { registerCoordinatorServiceCommands } from './coordinator-commands.js';
 import { registerDeployCommands } from './deploy-commands.js';
 import { registerDeviceCommands } from './device-commands.js';
 import { addFirmwareAdminCommands } from './firmware-commands.js';
+import { registerUserCommands } from './user-commands.js';
 
 export function registerCoordinatorCommands(program: Command): void {
   // Without positional options the program's own `--version` swallows the subcommands' `--version
@@ -16,6 +18,7 @@ export function registerCoordinatorCommands(program: Command): void {
   registerCoordinatorServiceCommands(program);
   registerDeployCommands(program);
   registerDeviceCommands(program);
+  registerUserCommands(program);
   const firmware = program.commands.find((c) => c.name() === 'firmware') ?? program.command('firmware').description('firmware artifacts');
   addFirmwareAdminCommands(firmware);
 }
