@@ -42,7 +42,7 @@ import { FirmwareService } from './artifacts/firmware-service.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { CounterTotals } from './counter-totals.js';
 import { FreshnessCounters } from './deployments/freshness-counters.js';
-import { Router } from './admin/router.js';
+import { createAdminApi } from './admin/admin-api.js';
 import { HttpServer } from './admin/http-server.js';
 import { registerDeviceRoutes } from './admin/device-routes.js';
 import { registerFirmwareRoutes } from './admin/firmware-routes.js';
@@ -217,7 +217,7 @@ export class Coordinator {
     const sessions = new SessionStore(db, now, config.sessions);
     // Staging and production serve the console over HTTPS, here or at a TLS proxy on loopback.
     const access = new Access({ users, sessions, now, counters, secureCookies: config.http.tlsCert !== undefined || config.env !== 'development' });
-    const router = new Router({ authenticator: access, onError: (err) => logger.error({ err }, 'admin API error') });
+    const api = await createAdminApi({ authenticator: access, version: COORDINATOR_VERSION, onError: (err) => logger.error({ err }, 'admin API error') });
     const artifactLog = root.child({ module: 'artifacts' });
     const integrity = new ArtifactIntegrity({
       store: artifacts,
@@ -248,7 +248,7 @@ export class Coordinator {
       },
     });
     const httpTls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
-    const http = new HttpServer(router, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls);
+    const http = new HttpServer(api, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls);
     const trust = { dir: resolve(trustDir), load: () => coordinatorTrust(key, trustDir) };
     const freshness = new FreshnessCounters(db, now);
     const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
@@ -323,7 +323,7 @@ export class Coordinator {
       auditLog.append(clock.now(), actor, action, subject, detail);
       logger.info({ actor, action, subject, ...detail }, action);
     };
-    registerSystemRoutes(router, {
+    registerSystemRoutes(api, {
       env: config.env,
       version: COORDINATOR_VERSION,
       startedAt: clock.now(),
@@ -332,12 +332,12 @@ export class Coordinator {
       auditLog,
       endpoints: () => ({ mqttUrl: transport.url, httpUrl: http.url }),
     });
-    registerDeviceRoutes(router, { registry, credentials, now, audit, deviceDeployments: (id) => rollouts.deviceHistory(id), anomalies });
-    registerFirmwareRoutes(router, { store: artifacts, firmware, audit });
-    registerDeploymentRoutes(router, { rollouts });
-    registerSessionRoutes(router, { access, auditLog, now });
-    registerUserRoutes(router, { users, sessions, audit });
-    canary.registerRoutes(router);
+    registerDeviceRoutes(api, { registry, credentials, now, audit, deviceDeployments: (id) => rollouts.deviceHistory(id), anomalies });
+    registerFirmwareRoutes(api, { store: artifacts, firmware, audit });
+    registerDeploymentRoutes(api, { rollouts });
+    registerSessionRoutes(api, { access, auditLog, now });
+    registerUserRoutes(api, { users, sessions, audit });
+    canary.registerRoutes(api);
     registry.subscribe((d, change) => events.emit('device', d, change));
 
     transport.onMessage(ingest.handle);

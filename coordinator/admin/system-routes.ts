@@ -1,7 +1,7 @@
-/** Admin API: health (no token), counters and the audit log. */
+/** Admin API: health (no token), the coordinator's endpoints, counters and the audit log. */
 import { z } from 'zod';
 import type { AuditLog } from '../store/audit-log.js';
-import type { Router } from './router.js';
+import type { AdminApi } from './admin-api.js';
 
 export interface SystemRouteDeps {
   env: string;
@@ -23,10 +23,10 @@ const AuditQuerySchema = z.object({
   before: z.coerce.number().int().positive().optional(),
 });
 
-export function registerSystemRoutes(router: Router, deps: SystemRouteDeps): void {
-  router.get('/v1/health', { auth: false }, () => ({ ok: true, env: deps.env, version: deps.version }));
+export function registerSystemRoutes(api: AdminApi, deps: SystemRouteDeps): void {
+  api.get('/v1/health', { config: { public: true }, schema: { summary: 'liveness, without credentials' } }, () => ({ ok: true, env: deps.env, version: deps.version }));
 
-  router.get('/v1/info', {}, () => ({
+  api.get('/v1/info', { schema: { summary: "the coordinator's version and endpoints" } }, () => ({
     env: deps.env,
     version: deps.version,
     startedAt: deps.startedAt,
@@ -34,9 +34,9 @@ export function registerSystemRoutes(router: Router, deps: SystemRouteDeps): voi
     ...deps.endpoints(),
   }));
 
-  router.get('/v1/metrics', {}, () => deps.metrics());
+  api.get('/v1/metrics', { schema: { summary: 'counters since this start and over every run' } }, () => deps.metrics());
 
-  router.get('/v1/audit', { query: AuditQuerySchema }, ({ query }) => ({
+  api.get('/v1/audit', { schema: { summary: 'the audit log, newest first', querystring: AuditQuerySchema } }, ({ query }) => ({
     entries: deps.auditLog.list({
       limit: query.limit,
       ...(query.subject !== undefined ? { subject: query.subject } : {}),

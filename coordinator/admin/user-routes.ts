@@ -7,12 +7,13 @@
  *   POST   /v1/users/:name/token     issue a new API token (the old one stops working)
  *   PUT    /v1/users/:name/password  set a password for the web login
  */
+import { z } from 'zod';
 import type { SessionStore } from '../users/session-store.js';
 import { authorize } from '../users/access.js';
-import { NewUserSchema, PasswordChangeSchema, ReasonSchema } from '../users/user-schemas.js';
+import { IssuedTokenSchema, NewUserSchema, PasswordChangeSchema, ReasonSchema, UserViewSchema } from '../users/user-schemas.js';
 import type { UserStore } from '../users/user-store.js';
+import { actorOf, sourceOf, type AdminApi } from './admin-api.js';
 import { ForbiddenError } from './http-errors.js';
-import { reply, type Router } from './router.js';
 
 export interface UserRouteDeps {
   users: UserStore;
@@ -21,46 +22,59 @@ export interface UserRouteDeps {
 }
 
 const withReason = (reason: string | undefined): Record<string, unknown> => (reason !== undefined ? { reason } : {});
+const NameParams = z.object({ name: z.string() });
 
-export function registerUserRoutes(router: Router, deps: UserRouteDeps): void {
+export function registerUserRoutes(api: AdminApi, deps: UserRouteDeps): void {
   const { users, sessions } = deps;
 
-  router.get('/v1/users', {}, () => ({ users: users.list() }));
+  api.get('/v1/users', { schema: { summary: 'users, their roles and credentials (never a secret)', response: { 200: z.object({ users: z.array(UserViewSchema) }) } } }, () => ({
+    users: users.list(),
+  }));
 
-  router.post('/v1/users', { body: NewUserSchema }, async ({ body, actor }) => {
-    const issued = await users.add(body, actor);
-    deps.audit(actor, 'users.added', body.name, { role: body.role, password: body.password !== undefined, ...withReason(body.reason) });
-    return reply(201, issued);
+  api.post('/v1/users', { schema: { summary: 'add a user; answers their API token, shown once', body: NewUserSchema, response: { 201: IssuedTokenSchema } } }, async (request, reply) => {
+    const { body } = request;
+    const issued = await users.add(body, actorOf(request));
+    deps.audit(actorOf(request), 'users.added', body.name, { role: body.role, password: body.password !== undefined, ...withReason(body.reason) });
+    return reply.code(201).send(issued);
   });
 
-  router.delete('/v1/users/:name', { query: ReasonSchema }, ({ params, query, actor }) => {
-    const name = params['name']!;
+  api.delete('/v1/users/:name', { schema: { summary: 'remove a user: their token and sessions stop working', params: NameParams, querystring: ReasonSchema } }, (request, reply) => {
+    const { name } = request.params;
     users.remove(name);
     const ended = sessions.revokeUser(name);
-    deps.audit(actor, 'users.removed', name, { sessionsEnded: ended, ...withReason(query.reason) });
-    return undefined;
+    deps.audit(actorOf(request), 'users.removed', name, { sessionsEnded: ended, ...withReason(request.query.reason) });
+    return reply.code(204).send();
   });
 
-  router.post('/v1/users/:name/token', { body: ReasonSchema }, ({ params, body, actor }) => {
-    const issued = users.issueToken(params['name']!);
-    deps.audit(actor, 'users.token-issued', params['name']!, withReason(body.reason));
-    return issued;
-  });
+  api.post(
+    '/v1/users/:name/token',
+    { schema: { summary: 'issue a new API token (shown once); the old one stops working', params: NameParams, body: ReasonSchema, response: { 200: IssuedTokenSchema } } },
+    (request) => {
+      const issued = users.issueToken(request.params.name);
+      deps.audit(actorOf(request), 'users.token-issued', request.params.name, withReason(request.body.reason));
+      return issued;
+    },
+  );
 
   // Any signed-in user for their own password; an admin for anyone's.
-  router.put('/v1/users/:name/password', { body: PasswordChangeSchema, role: 'viewer' }, async ({ params, body, actor, principal, source }) => {
-    const name = params['name']!;
-    const self = principal!.name === name;
-    if (!self) authorize(principal!, 'admin', `setting ${name}'s password`);
-    if (self && principal!.via === 'session' && users.view(name)?.hasPassword) {
-      // A session left open on a shared screen must not be enough to take the account over.
-      if (body.currentPassword === undefined || !(await users.checkPassword(name, body.currentPassword, source))) {
-        throw new ForbiddenError('changing your own password from a web session needs your current password (currentPassword)');
+  api.put(
+    '/v1/users/:name/password',
+    { config: { role: 'viewer' }, schema: { summary: "set a user's password for the web login (your own, or anyone's as an admin)", params: NameParams, body: PasswordChangeSchema } },
+    async (request, reply) => {
+      const { name } = request.params;
+      const principal = request.principal!;
+      const self = principal.name === name;
+      if (!self) authorize(principal, 'admin', `setting ${name}'s password`);
+      if (self && principal.via === 'session' && users.view(name)?.hasPassword) {
+        // A session left open on a shared screen must not be enough to take the account over.
+        if (request.body.currentPassword === undefined || !(await users.checkPassword(name, request.body.currentPassword, sourceOf(request.raw)))) {
+          throw new ForbiddenError('changing your own password from a web session needs your current password (currentPassword)');
+        }
       }
-    }
-    await users.setPassword(name, body.password);
-    const ended = sessions.revokeUser(name, principal!.sessionHash);
-    deps.audit(actor, 'users.password-changed', name, { sessionsEnded: ended, ...withReason(body.reason) });
-    return undefined;
-  });
+      await users.setPassword(name, request.body.password);
+      const ended = sessions.revokeUser(name, principal.sessionHash);
+      deps.audit(actorOf(request), 'users.password-changed', name, { sessionsEnded: ended, ...withReason(request.body.reason) });
+      return reply.code(204).send();
+    },
+  );
 }
