@@ -216,7 +216,7 @@ export class Coordinator {
     const users = new UserStore({ db, adminToken, now, scryptLogN: config.credentialCost });
     const sessions = new SessionStore(db, now, config.sessions);
     // Staging and production serve the console over HTTPS, here or at a TLS proxy on loopback.
-    const access = new Access({ users, sessions, now, counters, secureCookies: config.http.tlsCert !== undefined || config.env !== 'development' });
+    const access = new Access({ users, sessions, now, counters, logger: root.child({ module: 'access' }), secureCookies: config.http.tlsCert !== undefined || config.env !== 'development' });
     const api = await createAdminApi({ authenticator: access, version: COORDINATOR_VERSION, onError: (err) => logger.error({ err }, 'admin API error') });
     const artifactLog = root.child({ module: 'artifacts' });
     const integrity = new ArtifactIntegrity({

@@ -9,7 +9,8 @@
  *     bodies parsed as JSON whatever their content type (an empty one is `{}`), 413 past the body
  *     limit, 400 `bad-url` for a malformed percent-escape, 404 and 405 for unknown routes.
  * Routes mount with `api.get/post/put/delete(url, {schema, config}, handler)`; raw Node handlers
- * (artifact downloads, event streams, the console's files) take over with `reply.hijack()`.
+ * (event streams, the console's files, Prometheus text) with {@link mountRaw}. Artifact downloads
+ * never reach Fastify (http-server.ts serves them first).
  * I/O shell (Fastify).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -32,6 +33,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated caller; undefined on public routes. */
     principal: Principal | undefined;
+  }
+  interface FastifyInstance {
+    /** Reports an unexpected error (the options' onError), for handlers that answer themselves. */
+    reportError(err: unknown, req: IncomingMessage): void;
   }
 }
 
@@ -74,6 +79,7 @@ export async function createAdminApi(o: AdminApiOptions): Promise<AdminApi> {
   api.setValidatorCompiler(validatorCompiler);
   api.setSerializerCompiler(serializerCompiler);
   api.decorateRequest('principal', undefined);
+  api.decorate('reportError', (err: unknown, req: IncomingMessage) => o.onError?.(err, req));
 
   const routes: { method: string; parts: string[] }[] = [];
   api.addHook('onRoute', (route) => {
@@ -116,7 +122,7 @@ export async function createAdminApi(o: AdminApiOptions): Promise<AdminApi> {
 
   api.setErrorHandler((err: FastifyError, request, reply) => {
     const known = describeError(err, maxBodyBytes);
-    if (!known) o.onError?.(err, request.raw);
+    if (!known) api.reportError(err, request.raw);
     sendError(reply, known ?? new HttpError(500, 'internal', 'internal error; see the coordinator log'));
   });
 
@@ -152,6 +158,47 @@ export async function createAdminApi(o: AdminApiOptions): Promise<AdminApi> {
   });
   api.get('/v1/openapi.json', { config: { public: true }, schema: { hide: true } }, () => api.swagger());
   return api;
+}
+
+/** A handler that answers with Node's own objects: an event stream, static files, Prometheus text. */
+export type RawHandler = (req: IncomingMessage, res: ServerResponse, principal: Principal | undefined) => void | Promise<void>;
+
+export interface RawRoute {
+  method: 'GET' | 'HEAD' | 'POST';
+  /** A Fastify path: `/v1/events`, `/assets/*`. */
+  url: string;
+  /** The role needed (default as for any route), or `public: true`. */
+  config?: { role?: Role; public?: boolean };
+  /** One line for the OpenAPI document. */
+  summary: string;
+}
+
+/**
+ * Mounts a raw handler: authentication, the role check and the audit context run as for any route,
+ * then the handler owns the response (`reply.hijack()`: Fastify neither serializes nor ends it). A
+ * handler that throws before answering gets the usual JSON error; after, the connection is closed.
+ */
+export function mountRaw(api: AdminApi, route: RawRoute, handler: RawHandler): void {
+  api.route({
+    method: route.method,
+    url: route.url,
+    config: route.config ?? {},
+    schema: { summary: route.summary },
+    handler: async (request, reply) => {
+      reply.hijack();
+      const res = reply.raw;
+      try {
+        await handler(request.raw, res, request.principal);
+      } catch (err) {
+        const known = err instanceof FleetError ? err : undefined;
+        if (!known) api.reportError(err, request.raw);
+        if (res.headersSent) return void res.destroy();
+        const status = (known && statusOf(known)) ?? 500;
+        const body = JSON.stringify({ error: known ? { code: known.code, message: known.message } : { code: 'internal', message: 'internal error; see the coordinator log' } });
+        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
+      }
+    },
+  });
 }
 
 /** Tags, the role needed and public routes' empty security, from each route's own config. */

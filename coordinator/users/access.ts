@@ -11,6 +11,8 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { parse as parseCookie, serialize as serializeCookie } from 'cookie';
 import { HttpError, UnauthorizedError, ForbiddenError } from '../admin/http-errors.js';
 import { DEFAULT_LOGIN_THROTTLE, LoginThrottle } from '../broker/login-throttle.js';
+import type { Logger } from 'pino';
+import { LogLimiter } from '../log-limiter.js';
 import type { Counters } from '../metrics.js';
 import { roleAllows, type Principal, type Role } from './roles.js';
 import type { SessionStore } from './session-store.js';
@@ -59,13 +61,24 @@ export interface AccessOptions {
   secureCookies: boolean;
   throttle?: LoginThrottle;
   counters?: Counters;
+  /** Refused logins and credentials are logged here with who and from where, once per address per 10 s. */
+  logger?: Logger;
 }
 
 export class Access implements Authenticator {
   private readonly throttle: LoginThrottle;
+  private readonly logLimit: LogLimiter;
 
   constructor(private readonly o: AccessOptions) {
     this.throttle = o.throttle ?? new LoginThrottle(DEFAULT_LOGIN_THROTTLE);
+    this.logLimit = new LogLimiter(10_000, o.now);
+  }
+
+  /** Counts a refusal and logs it (rate-limited per source address and kind). */
+  private refused(counter: string, fields: { source: string; user?: string }, msg: string): void {
+    this.o.counters?.inc(counter);
+    const held = this.logLimit.admit(`${counter} ${fields.source}`);
+    if (held !== undefined) this.o.logger?.warn({ ...fields, counter, heldBack: held }, msg);
   }
 
   authenticate(req: AccessRequest): Principal {
@@ -73,7 +86,7 @@ export class Access implements Authenticator {
     if (token !== undefined) {
       const user = this.o.users.byToken(token);
       if (!user) {
-        this.o.counters?.inc('admin.auth.refused');
+        this.refused('admin.auth.refused', { source: req.source }, 'admin API request with an unknown token refused');
         throw new UnauthorizedError(TOKEN_REJECTED);
       }
       return { ...user, via: 'token' };
@@ -87,7 +100,7 @@ export class Access implements Authenticator {
       throw new UnauthorizedError('your session has ended (expired, logged out, or the user was removed or changed their password): log in again');
     }
     if (req.method !== 'GET' && req.method !== 'HEAD' && req.headers[CSRF_HEADER] !== session.csrfToken) {
-      this.o.counters?.inc('admin.csrf.refused');
+      this.refused('admin.csrf.refused', { source: req.source, user: user.name }, 'admin API change with the session cookie but without its CSRF token refused');
       throw new HttpError(403, 'csrf', `a request made with the session cookie must carry the ${CSRF_HEADER} header that POST or GET /v1/session answered with`);
     }
     return { ...user, via: 'session', sessionHash: session.idHash, csrfToken: session.csrfToken, sessionExpiresAt: session.expiresAt };
@@ -101,7 +114,7 @@ export class Access implements Authenticator {
     const key = 'username' in body ? `user:${body.username}` : `token@${source}`;
     const verdict = this.throttle.check(key, source, this.o.now());
     if (verdict.throttled) {
-      this.o.counters?.inc('admin.login.throttled');
+      this.refused('admin.login.throttled', { source, ...('username' in body ? { user: body.username } : {}) }, 'login throttled after failed attempts');
       const seconds = Math.ceil(verdict.retryInMs / 1000);
       const who = verdict.by === 'client' && 'username' in body ? `for ${body.username}` : `from ${source}`;
       throw new HttpError(429, 'throttled', `too many failed logins ${who}; retry in ${seconds} s`, { headers: { 'retry-after': String(seconds) } });
@@ -109,7 +122,7 @@ export class Access implements Authenticator {
     const user = 'username' in body ? await this.o.users.checkPassword(body.username, body.password, source) : this.o.users.byToken(body.token);
     if (!user) {
       this.throttle.failed(key, source, this.o.now());
-      this.o.counters?.inc('admin.login.failed');
+      this.refused('admin.login.failed', { source, ...('username' in body ? { user: body.username } : {}) }, 'login refused: wrong user name, password or token');
       throw new UnauthorizedError('username' in body ? 'wrong user name or password' : 'that token is not a current API token');
     }
     this.throttle.succeeded(key);

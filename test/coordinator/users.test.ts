@@ -3,14 +3,15 @@
  * stored hashed, the built-in admin, session idle and absolute ends, CSRF, login throttling and the
  * session cookie's attributes.
  */
-import { beforeEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { beforeEach, describe, expect, it, onTestFinished } from 'vitest';
+import { Counters } from '../../coordinator/metrics.js';
 import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
 import { Access, authorize, SESSION_COOKIE } from '../../coordinator/users/access.js';
 import { roleAllows, type Principal, type Role } from '../../coordinator/users/roles.js';
 import { SessionStore } from '../../coordinator/users/session-store.js';
 import { NewUserSchema } from '../../coordinator/users/user-schemas.js';
 import { sha256Hex, UserStore } from '../../coordinator/users/user-store.js';
-import { onTestFinished } from 'vitest';
 
 const ADMIN_TOKEN = 'the-configured-admin-token-0123456789';
 let db: Db;
@@ -161,13 +162,24 @@ describe('access', () => {
 
   it('throttles failed logins per user name and per address, before checking any password', async () => {
     await users.add({ name: 'hank', role: 'viewer', password: 'hank password 1' }, 'admin');
-    const a = access();
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const counters = new Counters();
+    const a = new Access({ users, sessions, now: () => now, secureCookies: false, logger, counters });
     for (let i = 0; i < 3; i++) await expect(a.login({ username: 'hank', password: 'nope' }, '10.0.0.1')).rejects.toMatchObject({ code: 'unauthorized' });
     await expect(a.login({ username: 'hank', password: 'nope' }, '10.0.0.2')).rejects.toMatchObject({ code: 'unauthorized' });
     // Blocked now: even the right password waits, from any address.
     const blocked = a.login({ username: 'hank', password: 'hank password 1' }, '10.0.0.3');
     await expect(blocked).rejects.toMatchObject({ code: 'throttled', status: 429, headers: { 'retry-after': '1' } });
     await expect(blocked).rejects.toThrow(/too many failed logins for hank; retry in 1 s/);
+    // Counted every time, logged with who and from where once per address and kind per 10 s.
+    expect(counters.get('admin.login.failed')).toBe(4);
+    expect(counters.get('admin.login.throttled')).toBe(1);
+    expect(lines.map((l) => [l['msg'], l['user'], l['source']])).toEqual([
+      ['login refused: wrong user name, password or token', 'hank', '10.0.0.1'],
+      ['login refused: wrong user name, password or token', 'hank', '10.0.0.2'],
+      ['login throttled after failed attempts', 'hank', '10.0.0.3'],
+    ]);
     now += 1_001;
     expect((await a.login({ username: 'hank', password: 'hank password 1' }, '10.0.0.3')).view.user.name).toBe('hank');
     // An address that keeps guessing tokens is blocked; other addresses are not.
