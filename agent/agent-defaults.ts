@@ -5,13 +5,14 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { IClientOptions } from 'mqtt';
-import { ConfigError } from '../protocol/errors.js';
+import { ConfigError, errorMessage } from '../protocol/errors.js';
 import type { AgentConfig } from './config.js';
 import { HttpDownloader, type HttpDownloaderOptions } from './downloader.js';
 import { combineCollectors, type TelemetryCollector } from './telemetry/collector.js';
 import { LinuxCollector } from './telemetry/linux-collector.js';
 import { LogExcerptCollector } from './telemetry/log-excerpt.js';
 import { ScriptMetricsCollector } from './telemetry/custom-metrics.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 /** The kernel's id of this boot (changes on every boot). */
 export async function systemBootId(): Promise<string | undefined> {
@@ -45,7 +46,7 @@ async function brokerFile(field: string, path: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (err) {
-    throw new ConfigError(`broker.${field} ${path} cannot be read: ${(err as Error).message}`);
+    throw new ConfigError(`broker.${field} ${path} cannot be read: ${errorMessage(err)}`);
   }
 }
 
@@ -75,15 +76,14 @@ export function defaultTelemetry(cfg: AgentConfig, now: () => number, logger: Lo
   if (t.logFile !== undefined || t.journalUnit !== undefined) {
     collectors.push(
       new LogExcerptCollector({
-        ...(t.logFile !== undefined ? { file: t.logFile } : {}),
-        ...(t.journalUnit !== undefined ? { journalUnit: t.journalUnit } : {}),
+        ...definedProps({ file: t.logFile, journalUnit: t.journalUnit }),
         pattern: t.logPattern,
         maxLines: t.maxLogLines,
         now,
       }),
     );
   }
-  return combineCollectors(collectors, (err) => logger.warn({ err: (err as Error).message }, 'telemetry collector failed'));
+  return combineCollectors(collectors, (err) => logger.warn({ err: errorMessage(err) }, 'telemetry collector failed'));
 }
 
 /**

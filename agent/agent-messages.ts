@@ -15,6 +15,7 @@ import { currentVersion, reportedState, type AgentState } from './agent-state.js
 import type { UpdateEffect } from './update-machine.js';
 import type { TelemetrySample } from './telemetry/collector.js';
 import { boundLines } from './telemetry/log-excerpt.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 export interface DeviceIdentity {
   deviceId: string;
@@ -38,8 +39,8 @@ export function helloMessage(id: DeviceIdentity, state: AgentState, at: number, 
     bucket: id.bucket,
     tags: [...id.tags],
     securityFloor: state.securityFloor,
-    ...(job ? { update: { deploymentId: job.deploymentId, state: reportedState(job), toVersion: job.toVersion, ...(job.reason !== undefined ? { reason: job.reason } : {}) } } : {}),
-    ...(bootCount !== undefined ? { bootCount } : {}),
+    ...(job ? { update: { deploymentId: job.deploymentId, state: reportedState(job), toVersion: job.toVersion, ...definedProps({ reason: job.reason }) } } : {}),
+    ...definedProps({ bootCount }),
     at,
   };
 }
@@ -54,7 +55,7 @@ export function statusMessage(deviceId: string, e: Extract<UpdateEffect, { type:
     fromVersion: e.fromVersion,
     toVersion: e.toVersion,
     ...(e.progress ? { progress: e.progress } : {}),
-    ...(e.reason !== undefined ? { reason: e.reason } : {}),
+    ...definedProps({ reason: e.reason }),
     ...(e.detail !== undefined ? { detail: e.detail.slice(0, 512) } : {}),
     seq: e.seq,
     at,
@@ -62,7 +63,7 @@ export function statusMessage(deviceId: string, e: Extract<UpdateEffect, { type:
 }
 
 export function presenceMessage(deviceId: string, online: boolean, at?: number): PresenceMessage {
-  return { v: PROTOCOL_VERSION, kind: 'presence', deviceId, state: online ? 'online' : 'offline', ...(at !== undefined ? { at } : {}) };
+  return { v: PROTOCOL_VERSION, kind: 'presence', deviceId, state: online ? 'online' : 'offline', ...definedProps({ at }) };
 }
 
 const RANGES: Record<string, [number, number]> = {

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { DaemonControl } from '../protocol/daemon.js';
 import type { AgentConfig } from './config.js';
+import { errorMessage } from '../protocol/errors.js';
 
 /** Starts the agent; resolves with its clean stop once it runs. Throws on a fatal local error. */
 export async function startAgent(config: AgentConfig, logger: Logger, control: DaemonControl): Promise<() => Promise<void>> {
@@ -20,7 +21,7 @@ export async function startAgent(config: AgentConfig, logger: Logger, control: D
       logger,
       // A boot that cannot start its agent (its state or slots unreadable) is a fatal local error:
       // exit non-zero, and the supervisor's restart is the next power-on.
-      onBootFailed: (err) => control.shutdown(1, `the simulated device could not boot its agent: ${err instanceof Error ? err.message : String(err)}`),
+      onBootFailed: (err) => control.shutdown(1, `the simulated device could not boot its agent: ${errorMessage(err)}`),
     });
     await device.start();
     return () => device.stop();
@@ -30,7 +31,7 @@ export async function startAgent(config: AgentConfig, logger: Logger, control: D
     config,
     logger,
     // systemd (Restart=always) starts us again; the new agent re-arms and retries the reboot.
-    onRebootFailed: (err) => control.shutdown(1, `the reboot failed: ${err instanceof Error ? err.message : String(err)}`),
+    onRebootFailed: (err) => control.shutdown(1, `the reboot failed: ${errorMessage(err)}`),
   });
   await agent.start();
   return () => agent.stop();

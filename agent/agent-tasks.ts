@@ -7,6 +7,8 @@ import { SlotError, type SlotBackend } from './slots/slot-backend.js';
 import type { Downloader } from './downloader.js';
 import type { HealthCheck, HealthCheckRunner } from './health-checks.js';
 import type { UpdateEvent } from './update-types.js';
+import { errorMessage } from '../protocol/errors.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 /**
  * One download attempt. Progress goes to `onProgress` once per tenth of the image (the machine
@@ -37,7 +39,7 @@ export async function downloadTask(
     );
   } catch (err) {
     if (signal.aborted) return null;
-    return { type: 'download-failed', deploymentId, reason: 'download-failed', detail: (err as Error).message, retryable: true };
+    return { type: 'download-failed', deploymentId, reason: 'download-failed', detail: errorMessage(err), retryable: true };
   }
   if (signal.aborted) return null;
   if (outcome.ok) return { type: 'download-finished', deploymentId };
@@ -48,7 +50,7 @@ export async function downloadTask(
     detail: outcome.detail,
     retryable: outcome.retryable,
     ...(outcome.busy ? { busy: true } : {}),
-    ...(outcome.retryAfterMs !== undefined ? { retryAfterMs: outcome.retryAfterMs } : {}),
+    ...definedProps({ retryAfterMs: outcome.retryAfterMs }),
   };
 }
 
@@ -76,7 +78,7 @@ export async function trialHealthTask(
     return { type: 'health-failed', deploymentId, reason: 'health-check-failed', detail: result.detail };
   } catch (err) {
     if (signal.aborted) return null;
-    return { type: 'health-failed', deploymentId, reason: 'health-check-failed', detail: `health check runner failed: ${(err as Error).message}` };
+    return { type: 'health-failed', deploymentId, reason: 'health-check-failed', detail: `health check runner failed: ${errorMessage(err)}` };
   }
 }
 
@@ -88,7 +90,7 @@ export async function verifyTask(downloader: Downloader, deploymentId: string, a
     const detail = `file on disk has ${d.size} bytes, sha256 ${d.sha256}; the manifest says ${artifact.size}, ${artifact.sha256}`;
     return { type: 'verify-done', deploymentId, ok: false, detail };
   } catch (err) {
-    return { type: 'verify-done', deploymentId, ok: false, detail: `cannot read the download: ${(err as Error).message}` };
+    return { type: 'verify-done', deploymentId, ok: false, detail: `cannot read the download: ${errorMessage(err)}` };
   }
 }
 
@@ -99,6 +101,6 @@ export async function writeSlotTask(slots: SlotBackend, deploymentId: string, ar
     return { type: 'slot-written', deploymentId };
   } catch (err) {
     const reason = err instanceof SlotError && (err.code === 'write-failed' || err.code === 'readback-failed') ? err.code : 'write-failed';
-    return { type: 'slot-failed', deploymentId, reason, detail: (err as Error).message.slice(0, 500) };
+    return { type: 'slot-failed', deploymentId, reason, detail: errorMessage(err).slice(0, 500) };
   }
 }

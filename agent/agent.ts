@@ -41,8 +41,12 @@ import { downloadTask, trialHealthTask, verifyTask, writeSlotTask } from './agen
 import { classifyInbound } from './agent-inbox.js';
 import { brokerClientOptions, defaultDownloader, defaultTelemetry, systemBootId } from './agent-defaults.js';
 import { helloMessage, presenceMessage, statusMessage, telemetryMessage, type DeviceIdentity } from './agent-messages.js';
+import { errorMessage } from '../protocol/errors.js';
+import { definedProps } from '../firmware/defined-props.js';
+import { packageVersion } from '../firmware/package-version.js';
 
-export const AGENT_VERSION = '0.1.0';
+/** Sent in every hello as `agentVersion`: the version in package.json. */
+export const AGENT_VERSION = packageVersion(import.meta.url);
 /** Telemetry sequence numbers reserved per state write (so seq stays monotonic across restarts). */
 const TELEMETRY_SEQ_BLOCK = 10_000;
 /** Download progress is logged at most this often (each is still reported to the coordinator). */
@@ -192,7 +196,7 @@ export class Agent {
       random: this.random,
       // From the root logger: a child of `this.log` would repeat the `module` key.
       logger: (this.options.logger ?? this.log).child({ module: 'mqtt', deviceId: cfg.deviceId }),
-      ...(this.options.connect ? { connect: this.options.connect } : {}),
+      ...definedProps({ connect: this.options.connect }),
       onConnect: () => this.onConnect(),
       onMessage: (topic, payload) => this.onMessage(topic, payload),
     });
@@ -222,7 +226,7 @@ export class Agent {
       try {
         this.st = await this.save(this.st);
       } catch (err) {
-        this.log.error({ err: (err as Error).message }, 'cannot save state on stop');
+        this.log.error({ err: errorMessage(err) }, 'cannot save state on stop');
       }
     }
   }
@@ -255,7 +259,7 @@ export class Agent {
   private enqueue(fn: () => Promise<void>): void {
     this.queue = this.queue.then(fn).catch((err: unknown) => {
       this.st = { ...this.st, counters: { ...this.st.counters, errors: this.st.counters.errors + 1 } };
-      this.log.error({ err: (err as Error).message, stack: (err as Error).stack }, 'agent event handling failed');
+      this.log.error({ err: errorMessage(err), stack: err instanceof Error ? err.stack : undefined }, 'agent event handling failed');
     });
   }
 
@@ -313,13 +317,13 @@ export class Agent {
         await this.runEffect(e);
       } catch (err) {
         this.bumpErrors();
-        this.log.error({ err: (err as Error).message, effect: e.type }, 'effect failed');
+        this.log.error({ err: errorMessage(err), effect: e.type }, 'effect failed');
         // mark-bad is belt and braces: an uncommitted trial falls back on the reboot by itself.
         if (e.type === 'mark-bad') continue;
         // Any other failed boot-path effect (arm, mark-good) must not be followed by the rest (the reboot).
         const job = this.st.job;
         if (job && (e.type === 'arm-trial' || e.type === 'mark-good')) {
-          this.dispatch({ type: 'slot-failed', deploymentId: job.deploymentId, reason: 'internal-error', detail: `${e.type}: ${(err as Error).message}` });
+          this.dispatch({ type: 'slot-failed', deploymentId: job.deploymentId, reason: 'internal-error', detail: `${e.type}: ${errorMessage(err)}` });
         }
         return;
       }
@@ -439,7 +443,7 @@ export class Agent {
       case 'report-now':
         this.sendHello();
         // Not awaited: sendTelemetry itself waits for this queue to persist its counters.
-        this.sendTelemetry().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'telemetry failed'));
+        this.sendTelemetry().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'telemetry failed'));
         return;
       case 'log':
         this.log[e.level](e.fields ?? {}, e.msg);
@@ -499,7 +503,7 @@ export class Agent {
     try {
       await this.slots.reboot();
     } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'reboot failed; the agent stops so that its supervisor restarts it');
+      this.log.error({ err: errorMessage(err) }, 'reboot failed; the agent stops so that its supervisor restarts it');
       this.stopped = true;
       await this.options.onRebootFailed?.(err);
       return;
@@ -587,7 +591,7 @@ export class Agent {
     this.telemetryTimer = this.clock.setTimeout(() => {
       this.telemetryTimer = null;
       this.sendTelemetry()
-        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'telemetry failed'))
+        .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'telemetry failed'))
         .finally(() => this.scheduleTelemetry());
     }, this.cfg.telemetry.interval);
   }

@@ -12,6 +12,7 @@ import { EnvelopeSchema, CommandActionSchema } from '../protocol/signed.js';
 import { encodeMessage, parsePayload } from '../protocol/parse.js';
 import { DeploymentIdSchema } from '../protocol/ids.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 interface BrokerOpts {
   config: string;
@@ -26,8 +27,7 @@ async function publish(cfg: AgentConfig, opts: BrokerOpts, topic: string, payloa
     clientId: `fleet-cli-${randomUUID().slice(0, 8)}`,
     reconnectPeriod: 0,
     connectTimeout: 10_000,
-    ...(opts.username !== undefined ? { username: opts.username } : {}),
-    ...(opts.password !== undefined ? { password: opts.password } : {}),
+    ...definedProps({ username: opts.username, password: opts.password }),
     ...(cfg.broker.caFile !== undefined ? { ca: await readFile(cfg.broker.caFile) } : {}),
   });
   try {
@@ -102,7 +102,7 @@ export function registerAgentToolCommands(agent: Command): void {
         action: action.data,
         issuedAt: Date.now(),
         ttlMs: 3600_000,
-        ...(opts.deployment !== undefined ? { deploymentId: opts.deployment } : {}),
+        ...definedProps({ deploymentId: opts.deployment }),
       });
       await publish(cfg, opts, deviceTopic(cfg.deviceId, 'commands'), encodeMessage({ v: 1, kind: 'command', command: signCommand(command, keys) }), false);
       console.log(`sent ${action.data} (${command.commandId}) to ${cfg.deviceId}`);

@@ -9,6 +9,7 @@ import { access, stat } from 'node:fs/promises';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { loadTrustStore } from '../firmware/trust-store.js';
 import type { AgentConfig } from './config.js';
+import { errorMessage } from '../protocol/errors.js';
 
 async function can(path: string, mode: number): Promise<boolean> {
   try {
@@ -59,7 +60,7 @@ export async function checkAgentEnvironment(cfg: AgentConfig, env: NodeJS.Proces
   try {
     await loadTrustStore(cfg.trustStoreDir);
   } catch (err) {
-    out.push(`trustStoreDir: ${(err as Error).message}`);
+    out.push(`trustStoreDir: ${errorMessage(err)}`);
   }
   await writableDir('dataDir', cfg.dataDir, out);
   if (cfg.slots.kind === 'file') await writableDir('slots.dir', cfg.slots.dir, out);

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../protocol/errors.js';
+import { ConfigError, errorMessage } from '../protocol/errors.js';
 import { DeviceIdSchema, HardwareModelSchema, SemverSchema, TagSchema } from '../protocol/ids.js';
 import { formatIssues } from '../protocol/parse.js';
 import { parseDuration } from '../firmware/duration.js';
@@ -153,7 +153,7 @@ export function parseAgentConfig(value: unknown, source = 'agent config'): Agent
   try {
     new RegExp(cfg.telemetry.logPattern, 'i');
   } catch (err) {
-    throw new ConfigError(`${source} is invalid:\n  telemetry.logPattern: ${(err as Error).message}`);
+    throw new ConfigError(`${source} is invalid:\n  telemetry.logPattern: ${errorMessage(err)}`);
   }
   return cfg;
 }
@@ -218,13 +218,13 @@ export async function loadAgentConfig(path: string): Promise<AgentConfig> {
   try {
     raw = await readFile(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read agent config ${path}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot read agent config ${path}: ${errorMessage(err)}`);
   }
   let value: unknown;
   try {
     value = JSON.parse(raw);
   } catch (err) {
-    throw new ConfigError(`agent config ${path} is not JSON: ${(err as Error).message}`);
+    throw new ConfigError(`agent config ${path} is not JSON: ${errorMessage(err)}`);
   }
   return resolvePaths(parseAgentConfig(value, `agent config ${path}`), dirname(resolve(path)));
 }

@@ -19,6 +19,7 @@ import { dirname } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import type { UpdateReason } from '../protocol/reasons.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 export interface DownloadRequest {
   url: string;
@@ -202,7 +203,7 @@ export class HttpDownloader implements Downloader {
       if (from > 0) headers['range'] = `bytes=${from}-`;
       const authorization = this.authOrigins.has(url.origin) ? this.authorization(url) : undefined;
       if (authorization !== undefined) headers['authorization'] = authorization;
-      const request = lib.get(url, { headers, ...(this.options.ca !== undefined ? { ca: this.options.ca } : {}) }, (res) => {
+      const request = lib.get(url, { headers, ...definedProps({ ca: this.options.ca }) }, (res) => {
         const status = res.statusCode ?? 0;
         if (status === 401) {
           res.resume();
@@ -236,7 +237,7 @@ export class HttpDownloader implements Downloader {
             detail: `server busy: HTTP ${status} for ${url.pathname}`,
             retryable: true,
             busy: true,
-            ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+            ...definedProps({ retryAfterMs }),
           });
           return;
         }

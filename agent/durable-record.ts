@@ -11,6 +11,8 @@ import { DeploymentIdSchema, SemverSchema } from '../protocol/ids.js';
 import { parseValue } from '../protocol/parse.js';
 import type { SlotName } from '../protocol/update-state.js';
 import { HANDLED_LIMIT, initialAgentState, remember, type AgentState } from './agent-state.js';
+import { errorMessage } from '../protocol/errors.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 export const DURABLE_RECORD_VERSION = 1;
 /**
@@ -32,7 +34,6 @@ export const DurableSlotSchema = z.object({
   securityVersion: z.number().int().min(0).optional(),
   deploymentId: DeploymentIdSchema.optional(),
 });
-export type DurableSlot = z.infer<typeof DurableSlotSchema>;
 
 export const DurableRecordSchema = z.object({
   v: z.literal(DURABLE_RECORD_VERSION),
@@ -58,14 +59,14 @@ export function durableOf(state: AgentState, gen = 0): DurableRecord {
     if (version === undefined) continue;
     const security = state.slotSecurity[slot];
     const deploymentId = state.slotDeployments[slot];
-    slots[slot] = { version, ...(security !== undefined ? { securityVersion: security } : {}), ...(deploymentId !== undefined ? { deploymentId } : {}) };
+    slots[slot] = { version, ...definedProps({ securityVersion: security, deploymentId }) };
   }
   return {
     v: DURABLE_RECORD_VERSION,
     gen,
     securityFloor: state.securityFloor,
     manifestVersion: state.manifestVersion,
-    ...(state.manifestDeployment !== undefined ? { manifestDeployment: state.manifestDeployment } : {}),
+    ...definedProps({ manifestDeployment: state.manifestDeployment }),
     seqReserved: state.seqReserved,
     commandSeq: state.commandSeq,
     handled: state.handled.slice(-DURABLE_HANDLED_LIMIT),
@@ -90,7 +91,7 @@ export function decodeDurable(text: string | null, what: string): { record: Dura
   try {
     value = JSON.parse(text);
   } catch (err) {
-    return { record: null, problem: `${what} is not JSON: ${(err as Error).message}` };
+    return { record: null, problem: `${what} is not JSON: ${errorMessage(err)}` };
   }
   const parsed = parseValue(DurableRecordSchema, value, what);
   return parsed.ok ? { record: parsed.value } : { record: null, problem: parsed.error.message };
@@ -112,7 +113,7 @@ export function mergeDurable(records: readonly (DurableRecord | null)[]): Durabl
     gen: newest.gen,
     securityFloor: max((r) => r.securityFloor),
     manifestVersion: freshest.manifestVersion,
-    ...(freshest.manifestDeployment !== undefined ? { manifestDeployment: freshest.manifestDeployment } : {}),
+    ...definedProps({ manifestDeployment: freshest.manifestDeployment }),
     seqReserved: max((r) => r.seqReserved),
     commandSeq: max((r) => r.commandSeq),
     handled: newest.handled,
@@ -164,7 +165,7 @@ export function rebuildState(factory: FactoryFacts, booted: SlotName, record: Du
     securityFloor: Math.max(factory.securityFloor, record.securityFloor),
     handled: [...record.handled],
     manifestVersion: record.manifestVersion,
-    ...(record.manifestDeployment !== undefined ? { manifestDeployment: record.manifestDeployment } : {}),
+    ...definedProps({ manifestDeployment: record.manifestDeployment }),
     commandSeq: record.commandSeq,
   };
   return { state, notes };

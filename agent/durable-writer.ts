@@ -12,6 +12,7 @@ import type { AgentState } from './agent-state.js';
 import { decodeDurable, durableOf, encodeDurable, mergeDurable, sameDurable, type DurableRecord } from './durable-record.js';
 import type { SlotBackend } from './slots/slot-backend.js';
 import type { StateStore } from './state-store.js';
+import { errorMessage } from '../protocol/errors.js';
 
 export class DurableWriter {
   private last: DurableRecord | null = null;
@@ -31,7 +32,7 @@ export class DurableWriter {
     try {
       fromSlots = decodeDurable(await this.slots.readDurable(), `the ${this.slots.kind} boot environment's durable record`);
     } catch (err) {
-      fromSlots = { record: null, problem: (err as Error).message };
+      fromSlots = { record: null, problem: errorMessage(err) };
     }
     for (const copy of [fromStore, fromSlots]) {
       if (copy.problem !== undefined) this.logger.warn({ problem: copy.problem }, 'a copy of the durable record is unreadable; using the other');
@@ -55,7 +56,7 @@ export class DurableWriter {
       this.slotsBehind = false;
     } catch (err) {
       this.slotsBehind = true;
-      this.logger.error({ err: (err as Error).message }, 'cannot write the durable record to the boot environment; the data directory copy holds it, retrying at the next save');
+      this.logger.error({ err: errorMessage(err) }, 'cannot write the durable record to the boot environment; the data directory copy holds it, retrying at the next save');
     }
   }
 }

@@ -13,6 +13,7 @@
 import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
 import type { BootState, SlotBackend } from './slots/slot-backend.js';
 import { Agent, type AgentOptions } from './agent.js';
+import { errorMessage } from '../protocol/errors.js';
 
 /** A slot backend whose bootloader can be powered on by the harness (the file backend, the simulator's). */
 export interface PowerableSlotBackend extends SlotBackend {
@@ -156,7 +157,7 @@ export class SimulatedDevice {
 
   private bootFailed(err: unknown): void {
     if (this.options.onBootFailed) this.options.onBootFailed(err);
-    else this.options.logger?.error({ err: err instanceof Error ? err.message : String(err) }, 'power cycle failed; the device stays down');
+    else this.options.logger?.error({ err: errorMessage(err) }, 'power cycle failed; the device stays down');
   }
 
   private disarmWatchdog(): void {

@@ -10,7 +10,7 @@
  */
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { FleetError } from '../protocol/errors.js';
+import { FleetError, errorMessage } from '../protocol/errors.js';
 import { parsePayload } from '../protocol/parse.js';
 import { AgentStateSchema, type AgentState } from './agent-state.js';
 
@@ -70,7 +70,7 @@ export class FileStateStore implements StateStore {
       raw = await readFile(this.path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new StateStoreError(`cannot read agent state ${this.path}: ${(err as Error).message}`, { cause: err });
+      throw new StateStoreError(`cannot read agent state ${this.path}: ${errorMessage(err)}`, { cause: err });
     }
     const parsed = parsePayload(AgentStateSchema, raw, this.path);
     if (!parsed.ok) {
@@ -90,7 +90,7 @@ export class FileStateStore implements StateStore {
       return await readFile(this.durablePath, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new StateStoreError(`cannot read the durable record ${this.durablePath}: ${(err as Error).message}`, { cause: err });
+      throw new StateStoreError(`cannot read the durable record ${this.durablePath}: ${errorMessage(err)}`, { cause: err });
     }
   }
 

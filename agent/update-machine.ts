@@ -30,8 +30,8 @@ import {
 import { onBoot } from './update-resume.js';
 import { onAbort, onCommand, onRollout } from './update-requests.js';
 
-export type { BootInfo, MachineConfig, StepResult, UpdateEffect, UpdateEvent } from './update-types.js';
-export { MAX_BUSY_RETRIES, MAX_REBOOT_RETRIES, MAX_TRIAL_RETRIES, retryDelay } from './update-transitions.js';
+export type { MachineConfig, StepResult, UpdateEffect, UpdateEvent } from './update-types.js';
+export { MAX_BUSY_RETRIES, MAX_REBOOT_RETRIES, MAX_TRIAL_RETRIES } from './update-transitions.js';
 
 /**
  * One decision of the update machine. Pure: the caller persists `state` before carrying out

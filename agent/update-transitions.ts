@@ -6,6 +6,7 @@ import type { UpdateReason } from '../protocol/reasons.js';
 import type { UpdateState } from '../protocol/update-state.js';
 import { HANDLED_LIMIT, remember, reportedState, type AgentState, type Job } from './agent-state.js';
 import type { MachineConfig, StepResult, UpdateEffect } from './update-types.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 /** Restarts on the same boot in the `rebooting` stage before the agent gives the trial up. */
 export const MAX_REBOOT_RETRIES = 3;
@@ -55,8 +56,7 @@ export function transition(
     fromVersion: next.fromVersion,
     toVersion: next.toVersion,
     seq,
-    ...(next.reason !== undefined ? { reason: next.reason } : {}),
-    ...(next.detail !== undefined ? { detail: next.detail } : {}),
+    ...definedProps({ reason: next.reason, detail: next.detail }),
     ...(progress ? { progress } : {}),
   };
   return { state: s, effects: [report] };
@@ -125,8 +125,7 @@ export function reReport(state: AgentState, job: Job): UpdateEffect {
     fromVersion: job.fromVersion,
     toVersion: job.toVersion,
     seq: state.seq,
-    ...(job.reason !== undefined ? { reason: job.reason } : {}),
-    ...(job.detail !== undefined ? { detail: job.detail } : {}),
+    ...definedProps({ reason: job.reason, detail: job.detail }),
   };
 }
 

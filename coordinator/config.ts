@@ -13,7 +13,6 @@ import { plaintextPaths } from './listener-security.js';
 import { MIN_TOKEN_LENGTH, TOKEN_ADVICE, weakTokenReason } from './token-strength.js';
 
 export const AppEnvSchema = z.enum(['development', 'staging', 'production']);
-export type AppEnv = z.infer<typeof AppEnvSchema>;
 
 const PortSchema = z.coerce.number().int().min(0).max(65535);
 
@@ -115,6 +114,26 @@ export const CoordinatorConfigSchema = z.object({
       control: z.object({ perSecond: z.number().positive(), burst: z.number().int().positive() }).default(DEFAULT_CONTROL_LIMIT),
     })
     .default({ telemetry: DEFAULT_TELEMETRY_LIMIT, control: DEFAULT_CONTROL_LIMIT }),
+  /**
+   * Serve GET /metrics without a token (FLEET_METRICS_PUBLIC=1), for a scraper that cannot hold one.
+   * Default false: Prometheus sends the operator token as a bearer token.
+   */
+  metricsPublic: z.boolean().default(false),
+  /** Webhook deliveries (coordinator/webhooks/): bounded attempts, exponential backoff with jitter. */
+  webhooks: z
+    .object({
+      /** Attempts per event and webhook before it is given up (and recorded as failed). Default 10. */
+      maxAttempts: z.number().int().min(1).max(50).default(10),
+      /** Wait before the first retry; doubled per attempt, with jitter. Default 5 s. */
+      backoffMs: z.number().int().positive().default(5_000),
+      /** Longest wait between attempts. Default 30 minutes. */
+      backoffMaxMs: z.number().int().positive().default(30 * 60_000),
+      /** A receiver that has not answered within this is a failed attempt. Default 10 s. */
+      timeoutMs: z.number().int().positive().default(10_000),
+      /** Deliveries in flight at once, over every webhook. Default 4. */
+      concurrency: z.number().int().min(1).max(64).default(4),
+    })
+    .default({ maxAttempts: 10, backoffMs: 5_000, backoffMaxMs: 30 * 60_000, timeoutMs: 10_000, concurrency: 4 }),
   /** Ed25519 private key (PEM). In development a key is generated in the data dir when absent. */
   signingKeyPath: z.string().optional(),
   /**
@@ -207,6 +226,7 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_SESSION_IDLE_MS']) sessions['idleMs'] = env['FLEET_SESSION_IDLE_MS'];
   if (env['FLEET_SESSION_MAX_MS']) sessions['maxMs'] = env['FLEET_SESSION_MAX_MS'];
   if (Object.keys(sessions).length) out['sessions'] = sessions;
+  if (env['FLEET_METRICS_PUBLIC']) out['metricsPublic'] = env['FLEET_METRICS_PUBLIC'] === 'true' || env['FLEET_METRICS_PUBLIC'] === '1';
   if (env['FLEET_ALLOW_ANONYMOUS']) out['allowAnonymousDevices'] = env['FLEET_ALLOW_ANONYMOUS'] === 'true' || env['FLEET_ALLOW_ANONYMOUS'] === '1';
   return out;
 }

@@ -60,8 +60,19 @@ import { DeploymentRequestSchema, OperatorActionSchema, type AuditEntry, type De
 import type { DeploymentView } from './wiring/rollout-service.js';
 import { ValidationError } from '../protocol/errors.js';
 import { formatIssues } from '../protocol/parse.js';
+import { Registry } from 'prom-client';
+import { DEPLOYMENT_PHASES } from './engine/types.js';
+import type { DecisionRecord } from './gate/decision.js';
+import { HttpRequestMetrics } from './prometheus/http-metrics.js';
+import { FleetMetrics } from './prometheus/fleet-metrics.js';
+import { coordinatorMetricSources } from './prometheus/metric-sources.js';
+import { registerMetricsRoute } from './prometheus/metrics-route.js';
+import { createWebhooks, type Webhooks } from './webhooks/create-webhooks.js';
+import { registerWebhookRoutes } from './webhooks/webhook-routes.js';
+import { packageVersion } from '../firmware/package-version.js';
 
-export const COORDINATOR_VERSION = '0.1.0';
+/** Reported by /v1/health: the version in package.json. */
+export const COORDINATOR_VERSION = packageVersion(import.meta.url);
 
 export interface CoordinatorOptions {
   /** Configuration (merged over FLEET_* variables from `env`); `dataDir` is required unless FLEET_DATA_DIR is set. */
@@ -89,6 +100,7 @@ interface Upkeep {
   counterTotals: CounterTotals;
   integrity: ArtifactIntegrity;
   downloads: ArtifactServer;
+  webhooks: Webhooks;
   /** Real-time timers and time (the clock may run faster in a simulation). */
   timers: Clock;
   /** Real time this process started. */
@@ -98,6 +110,8 @@ interface Upkeep {
 /** What the coordinator announces (for the simulator, dashboards and tests). */
 export interface CoordinatorEvents {
   audit: [AuditEntry];
+  /** A decision the engine recorded (gate, early hard limit, Monitor limit, empty wave, operator). */
+  decision: [DecisionRecord];
   device: [DeviceRecord, 'hello' | 'online' | 'offline' | 'provisioned'];
 }
 
@@ -213,11 +227,19 @@ export class Coordinator {
 
     const previous = readPorts(config.dataDir);
     const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
+    // One Prometheus registry per coordinator (several may run in one process).
+    const promRegistry = new Registry();
+    const requestMetrics = HttpRequestMetrics.create(promRegistry);
     const users = new UserStore({ db, adminToken, now, scryptLogN: config.credentialCost });
     const sessions = new SessionStore(db, now, config.sessions);
     // Staging and production serve the console over HTTPS, here or at a TLS proxy on loopback.
     const access = new Access({ users, sessions, now, counters, logger: root.child({ module: 'access' }), secureCookies: config.http.tlsCert !== undefined || config.env !== 'development' });
-    const api = await createAdminApi({ authenticator: access, version: COORDINATOR_VERSION, onError: (err) => logger.error({ err }, 'admin API error') });
+    const api = await createAdminApi({
+      authenticator: access,
+      version: COORDINATOR_VERSION,
+      onError: (err) => logger.error({ err }, 'admin API error'),
+      onMatch: requestMetrics.matched,
+    });
     const artifactLog = root.child({ module: 'artifacts' });
     const integrity = new ArtifactIntegrity({
       store: artifacts,
@@ -248,7 +270,7 @@ export class Coordinator {
       },
     });
     const httpTls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
-    const http = new HttpServer(api, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls);
+    const http = new HttpServer(api, artifactServer, config.http.host, choosePort(config.http.port, previous.http), httpTls, requestMetrics);
     const trust = { dir: resolve(trustDir), load: () => coordinatorTrust(key, trustDir) };
     const freshness = new FreshnessCounters(db, now);
     const firmware = new FirmwareService(artifacts, key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
@@ -312,17 +334,59 @@ export class Coordinator {
       random: options.random ?? Math.random,
       freshness,
       onAudit: (e) => events.emit('audit', e),
+      onDecision: (d) => events.emit('decision', d),
       anomalies,
     });
-
-    const c = new Coordinator(config, logger, clock, timers, db, counters, registry, credentials, telemetry, telemetryDb, artifacts, firmware,
-      auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken, anomalies,
-      { lock, counterTotals, integrity, downloads: artifactServer, timers, startedAt: timers.now() });
-    (c as { events: EventEmitter<CoordinatorEvents> }).events = events;
     const audit = (actor: string, action: string, subject: string, detail: Record<string, unknown> = {}): void => {
       auditLog.append(clock.now(), actor, action, subject, detail);
       logger.info({ actor, action, subject, ...detail }, action);
     };
+    const metrics = FleetMetrics.create({
+      registry: promRegistry,
+      phases: DEPLOYMENT_PHASES,
+      sources: coordinatorMetricSources({
+        db,
+        counters,
+        connectedDevices: () => transport.connectedDevices(),
+        devices: () => registry.all(),
+        devicesWithAnomalies: () => anomalies.devices,
+        telemetry,
+        downloads: artifactServer,
+        liveDeployments: () => rollouts.runner.liveDeployments(),
+        engineCounters: () => rollouts.runner.counters,
+      }),
+    });
+    const webhooks = createWebhooks({
+      db,
+      config,
+      timers,
+      now,
+      logger: root.child({ module: 'webhooks' }),
+      audit,
+      onAttempt: (outcome, seconds) => metrics.observeWebhook(outcome, seconds),
+    });
+    // Listeners run inside the engine's effects: the guard keeps their failures out of it.
+    const guarded = (event: string, run: () => void): void => {
+      try {
+        run();
+      } catch (err) {
+        logger.error({ err, event }, 'metrics or webhook listener failed');
+      }
+    };
+    events.on('decision', (d) => guarded('decision', () => {
+      metrics.observeDecision(d);
+      webhooks.service.onDecision(d);
+    }));
+    events.on('audit', (e) => guarded('audit', () => {
+      if (e.action === 'deployment.rollback-started') metrics.observeRollback('started');
+      if (e.action === 'deployment.rolled-back') metrics.observeRollback('finished');
+      webhooks.service.onAudit(e);
+    }));
+
+    const c = new Coordinator(config, logger, clock, timers, db, counters, registry, credentials, telemetry, telemetryDb, artifacts, firmware,
+      auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken, anomalies,
+      { lock, counterTotals, integrity, downloads: artifactServer, webhooks, timers, startedAt: timers.now() });
+    (c as { events: EventEmitter<CoordinatorEvents> }).events = events;
     registerSystemRoutes(api, {
       env: config.env,
       version: COORDINATOR_VERSION,
@@ -338,6 +402,8 @@ export class Coordinator {
     registerSessionRoutes(api, { access, auditLog, now });
     registerUserRoutes(api, { users, sessions, audit });
     canary.registerRoutes(api);
+    registerMetricsRoute(api, { metrics, public: config.metricsPublic });
+    registerWebhookRoutes(api, { webhooks: webhooks.service });
     registry.subscribe((d, change) => events.emit('device', d, change));
 
     transport.onMessage(ingest.handle);
@@ -378,6 +444,8 @@ export class Coordinator {
     }
     c.housekeeping.start();
     integrity.startScan();
+    webhooks.dispatcher.start();
+    if (config.metricsPublic) logger.warn({ path: '/metrics' }, 'metrics are served without a token (FLEET_METRICS_PUBLIC)');
     if (config.allowAnonymousDevices) {
       logger.warn({ mqttUrl: transport.url }, 'devices without credentials are accepted (development, loopback only): they are ghosts, in no wave; provision real devices');
     }
@@ -535,6 +603,7 @@ export class Coordinator {
     if (this.stopped) return;
     this.stopped = true;
     await this.rollouts.stop();
+    await this.upkeep.webhooks.dispatcher.stop();
     await this.http.stop();
     await this.upkeep.integrity.stop();
     await this.transport.stop();

@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
-import { FleetError } from '../protocol/errors.js';
+import { FleetError, errorMessage } from '../protocol/errors.js';
 
 const OwnerSchema = z.object({
   pid: z.number().int(),
@@ -88,7 +88,7 @@ export class DataDirLock {
     } catch (err) {
       db.close();
       if (isBusy(err)) throw new DataDirInUseError(dataDir, readOwner(dataDir));
-      throw new FleetError('data-dir-lock', `cannot lock data directory ${dataDir}: ${(err as Error).message}; check its permissions`, { cause: err });
+      throw new FleetError('data-dir-lock', `cannot lock data directory ${dataDir}: ${errorMessage(err)}; check its permissions`, { cause: err });
     }
     const previous = readOwner(dataDir);
     const owner: DataDirOwner = { pid: process.pid, host: hostname(), startedAt: now };
@@ -97,7 +97,7 @@ export class DataDirLock {
       writeOwner(dataDir, owner);
     } catch (err) {
       lock.release();
-      throw new FleetError('data-dir-lock', `cannot write ${ownerPath(dataDir)}: ${(err as Error).message}; check the data directory's permissions`, { cause: err });
+      throw new FleetError('data-dir-lock', `cannot write ${ownerPath(dataDir)}: ${errorMessage(err)}; check the data directory's permissions`, { cause: err });
     }
     return lock;
   }

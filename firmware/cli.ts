@@ -12,6 +12,7 @@ import { loadSigningKey, writeKeyPair } from './keys.js';
 import { buildManifest, signManifest, verifyManifest } from './manifest.js';
 import { loadTrustStore } from './trust-store.js';
 import { parseDuration } from './duration.js';
+import { definedProps } from './defined-props.js';
 
 const list = (value: string, previous: string[] = []): string[] => [
   ...previous,
@@ -66,7 +67,7 @@ export function registerFirmwareCommands(program: Command): Command {
         ...(opts.deployment ? { deploymentId: opts.deployment } : {}),
         issuedAt: Date.now(),
         ...(opts.ttl !== undefined ? { ttlMs: parseDuration(opts.ttl) } : {}),
-        ...(opts.metadataVersion !== undefined ? { metadataVersion: opts.metadataVersion } : {}),
+        ...definedProps({ metadataVersion: opts.metadataVersion }),
       });
       const envelope = signManifest(manifest, keys);
       const out = opts.out ?? `${image}.manifest.json`;
@@ -107,7 +108,7 @@ export function registerFirmwareCommands(program: Command): Command {
         currentVersion: opts.currentVersion ?? '0.0.0',
         securityFloor: opts.securityFloor,
         tags: opts.tags ?? ((parsed.value.signed['tags'] as string[] | undefined) ?? []),
-        ...(opts.deployment !== undefined ? { deploymentId: opts.deployment } : {}),
+        ...definedProps({ deploymentId: opts.deployment }),
         ...(opts.metadataFloor !== undefined ? { freshness: { metadataVersion: opts.metadataFloor } } : {}),
       });
       if (!result.ok) return report(false, result.reason, result.detail);

@@ -10,6 +10,7 @@ import type { VerifyReason } from '../protocol/reasons.js';
 import { canonicalBytes } from './canonical-json.js';
 import type { SigningKey } from './keys.js';
 import type { TrustStore } from './trust-store.js';
+import { errorMessage } from '../protocol/errors.js';
 
 export function signDocument<T extends object>(signed: T, keys: readonly SigningKey[]): SignedEnvelope<T> {
   const bytes = canonicalBytes(signed);
@@ -36,7 +37,7 @@ export function checkSignatures(signed: unknown, signatures: readonly Signature[
   try {
     bytes = canonicalBytes(signed);
   } catch (err) {
-    return { ok: false, reason: 'malformed', detail: (err as Error).message };
+    return { ok: false, reason: 'malformed', detail: errorMessage(err) };
   }
   const valid = new Set<string>();
   let known = 0;

@@ -5,7 +5,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FleetError } from '../protocol/errors.js';
+import { FleetError, errorMessage } from '../protocol/errors.js';
 
 export class KeyError extends FleetError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -71,7 +71,7 @@ export async function loadSigningKey(path: string): Promise<SigningKey> {
   try {
     pem = await readFile(path);
   } catch (err) {
-    throw new KeyError(`cannot read signing key ${path}: ${(err as Error).message}`, { cause: err });
+    throw new KeyError(`cannot read signing key ${path}: ${errorMessage(err)}`, { cause: err });
   }
   return signingKeyFromPem(pem);
 }

@@ -27,6 +27,7 @@ import { ValidationError } from '../protocol/errors.js';
 import { checkSignatures, signDocument } from './envelope.js';
 import type { SigningKey } from './keys.js';
 import type { TrustStore } from './trust-store.js';
+import { definedProps } from './defined-props.js';
 
 /** How far a device's clock may be off before time checks fail (5 minutes). */
 export const DEFAULT_CLOCK_SKEW_MS = 5 * 60_000;
@@ -95,7 +96,7 @@ export function buildManifest(input: BuildManifestInput): Manifest {
   const candidate = {
     _type: 'manifest',
     v: PROTOCOL_VERSION,
-    ...(input.deploymentId !== undefined ? { deploymentId: input.deploymentId } : {}),
+    ...definedProps({ deploymentId: input.deploymentId }),
     firmwareVersion: input.firmwareVersion,
     hardware: input.hardware,
     installableOver: range,
@@ -233,7 +234,7 @@ export function buildCommand(input: BuildCommandInput): Command {
     commandId: input.commandId,
     deviceId: input.deviceId,
     action: input.action,
-    ...(input.deploymentId !== undefined ? { deploymentId: input.deploymentId } : {}),
+    ...definedProps({ deploymentId: input.deploymentId }),
     issuedAt: new Date(input.issuedAt).toISOString(),
     expiresAt: new Date(input.issuedAt + (input.ttlMs ?? DEFAULT_COMMAND_TTL_MS)).toISOString(),
     seq: input.seq ?? Math.max(1, Math.floor(input.issuedAt)),

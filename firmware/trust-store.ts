@@ -7,7 +7,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError } from '../protocol/errors.js';
+import { ConfigError, errorMessage } from '../protocol/errors.js';
 import { parsePayload } from '../protocol/parse.js';
 import { TrustPolicySchema } from '../protocol/signed.js';
 import { publicKeyFromPem, type PublicKey } from './keys.js';
@@ -30,7 +30,7 @@ export async function loadTrustStore(dir: string): Promise<TrustStore> {
   try {
     names = await readdir(dir);
   } catch (err) {
-    throw new ConfigError(`cannot read trust store ${dir}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot read trust store ${dir}: ${errorMessage(err)}`);
   }
   const keys: PublicKey[] = [];
   for (const name of names.filter((n) => n.endsWith('.pub')).sort()) {

@@ -160,7 +160,3 @@ export const VerdictSchema = z.object({
   evidence: z.array(EvidenceSchema).default([]),
 });
 export type Verdict = z.infer<typeof VerdictSchema>;
-
-export function moreCautious(a: Recommendation, b: Recommendation): Recommendation {
-  return RECOMMENDATION_ORDER.indexOf(a) >= RECOMMENDATION_ORDER.indexOf(b) ? a : b;
-}

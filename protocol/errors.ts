@@ -12,6 +12,15 @@ export class FleetError extends Error {
   }
 }
 
+/**
+ * The message of anything caught: an Error's message, or the thrown value as text (libraries and
+ * workers sometimes throw strings). What every package puts into its own FleetError messages, API
+ * error bodies and device failure details.
+ */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** Input from outside (a payload, a file, a CLI argument) did not match its schema. */
 export class ValidationError extends FleetError {
   readonly issues: readonly string[];

@@ -3,7 +3,7 @@
  */
 import type { z } from 'zod';
 import type { FleetError} from './errors.js';
-import { UnsupportedVersionError, ValidationError } from './errors.js';
+import { UnsupportedVersionError, ValidationError, errorMessage } from './errors.js';
 import { PROTOCOL_VERSION } from './signed.js';
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: FleetError };
@@ -40,7 +40,7 @@ export function parsePayload<S extends z.ZodType>(
     const text = typeof payload === 'string' ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8');
     value = JSON.parse(text);
   } catch (err) {
-    return { ok: false, error: new ValidationError(what, [`not JSON: ${(err as Error).message}`]) };
+    return { ok: false, error: new ValidationError(what, [`not JSON: ${errorMessage(err)}`]) };
   }
   return parseValue(schema, value, what, versions);
 }

@@ -11,6 +11,7 @@ import { loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
 import { Coordinator, AdminClient, hardGatesAnalyzer, type DecisionRecord, type DeviceProgress, type GateAnalyzer } from '../coordinator/index.js';
 import type { CoordinatorHandle, CreateDeploymentInput, DeploymentView } from './coordinator-handle.js';
 import type { DecisionView, ProgressView, WaveRecord } from './report.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 interface CoordinatorDeploymentView {
   id: string;
@@ -27,9 +28,7 @@ function toView(v: CoordinatorDeploymentView): DeploymentView {
     index: w.index,
     percent: w.percent,
     status: w.status,
-    ...(w.startedAt !== undefined ? { startedAt: w.startedAt } : {}),
-    ...(w.completedAt !== undefined ? { completedAt: w.completedAt } : {}),
-    ...(w.verdict !== undefined ? { verdict: w.verdict } : {}),
+    ...definedProps({ startedAt: w.startedAt, completedAt: w.completedAt, verdict: w.verdict }),
     counts: {
       tracked: w.counts['tracked'] ?? 0,
       committed: w.counts['committed'] ?? 0,
@@ -45,10 +44,10 @@ function toView(v: CoordinatorDeploymentView): DeploymentView {
     id: v.id,
     phase: v.phase,
     current: v.current,
-    paused: v.pause ? { cause: v.pause.cause, ...(v.pause.reason !== undefined ? { reason: v.pause.reason } : {}) } : null,
-    ...(v.abortReason !== undefined ? { abortReason: v.abortReason } : {}),
+    paused: v.pause ? { cause: v.pause.cause, ...definedProps({ reason: v.pause.reason }) } : null,
+    ...definedProps({ abortReason: v.abortReason }),
     waves,
-    ...(v.rollback ? { rollback: { startedAt: v.rollback.startedAt, exposed: v.rollback.exposed, confirmed: v.rollback.confirmed, unreachable: v.rollback.unreachable, ...(v.rollback.completedAt !== undefined ? { completedAt: v.rollback.completedAt } : {}) } } : {}),
+    ...(v.rollback ? { rollback: { startedAt: v.rollback.startedAt, exposed: v.rollback.exposed, confirmed: v.rollback.confirmed, unreachable: v.rollback.unreachable, ...definedProps({ completedAt: v.rollback.completedAt }) } } : {}),
   };
 }
 
@@ -76,8 +75,7 @@ function toProgress(p: DeviceProgress): ProgressView {
     wave: p.wave,
     state: p.state,
     timedOut: p.timedOut,
-    ...(p.reason !== undefined ? { reason: p.reason } : {}),
-    ...(p.detail !== undefined ? { detail: p.detail } : {}),
+    ...definedProps({ reason: p.reason, detail: p.detail }),
     ...(p.rollback ? { rollback: { status: p.rollback.status } } : {}),
   };
 }

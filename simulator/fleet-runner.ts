@@ -21,6 +21,7 @@ import { FaultInjector } from './fault-injector.js';
 import { releaseReport, type DecisionView, type ReleaseReport, type SimulationReport } from './report.js';
 import type { CoordinatorHandle, DeploymentView } from './coordinator-handle.js';
 import { boundedEach } from './concurrency.js';
+import { definedProps } from '../firmware/defined-props.js';
 
 /** Progress events, for the CLI's live output. */
 export type SimEvent =
@@ -171,7 +172,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
             startedAt,
             endedAt,
             phase: final.phase,
-            ...(final.abortReason !== undefined ? { abortReason: final.abortReason } : {}),
+            ...definedProps({ abortReason: final.abortReason }),
             waves: final.waves,
             decisions: await coordinator.decisions(id),
             progress: await coordinator.progress(id),

@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { SlotError, checkDurableRecord, type BootState, type SlotBackend, type VerifiedImage } from '../agent/index.js';
 import type { SlotName } from '../protocol/update-state.js';
 import { otherSlot } from '../protocol/update-state.js';
+import { errorMessage } from '../protocol/errors.js';
 
 /** What a slot holds. `intact: false` after a write was cut off by power loss. */
 export interface SlotContent {
@@ -96,7 +97,7 @@ export class MemorySlotBackend implements SlotBackend {
       bytes = await (this.options.readImage ?? ((i: VerifiedImage) => readFile(i.path)))(image);
     } catch (err) {
       if (gen === this.writeGen) this.writing = null;
-      throw new SlotError('write-failed', `writing slot ${target} failed: ${(err as Error).message}`, { cause: err });
+      throw new SlotError('write-failed', `writing slot ${target} failed: ${errorMessage(err)}`, { cause: err });
     }
     if (gen !== this.writeGen) {
       // Power was lost mid-write; the slot stays marked as not intact.

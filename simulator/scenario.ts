@@ -7,7 +7,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { FleetError } from '../protocol/errors.js';
+import { FleetError, errorMessage } from '../protocol/errors.js';
 import { HardwareModelSchema, SemverSchema } from '../protocol/ids.js';
 import { formatIssues } from '../protocol/parse.js';
 import { parseDuration } from '../firmware/duration.js';
@@ -51,7 +51,6 @@ export const BehaviourSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('noisy'), factor: z.number().min(1).default(3) }),
 ]);
 export type Behaviour = z.infer<typeof BehaviourSchema>;
-export type BehaviourKind = Behaviour['kind'];
 
 /** Baseline of a hardware model; each device draws its own around it. */
 export const HardwareProfileSchema = z.object({
@@ -121,7 +120,6 @@ export const RolloutSpecSchema = z.object({
   /** Exposed devices not back by then are marked unreachable (a bricked device never comes back). */
   rollbackDeadline: DurationSchema.default('2h'),
 });
-export type RolloutSpec = z.infer<typeof RolloutSpecSchema>;
 
 export const FaultSpecSchema = z.object({
   /** MQTT connection drops per device-hour (the agent reconnects by itself). */
@@ -207,7 +205,7 @@ export async function loadScenario(nameOrPath: string): Promise<Scenario> {
     try {
       value = JSON.parse(text);
     } catch (err) {
-      throw new ScenarioError(`${file} is not JSON: ${(err as Error).message}`, { cause: err });
+      throw new ScenarioError(`${file} is not JSON: ${errorMessage(err)}`, { cause: err });
     }
     return parseScenario(value, file);
   }

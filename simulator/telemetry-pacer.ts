@@ -1,7 +1,8 @@
 /**
  * Telemetry pacing: one ticker for the whole fleet instead of one timer per agent. Each device gets a
- * fixed phase within the interval, so messages arrive evenly spread (an overloaded Aedes drops QoS 0,
- * see the machine limits), and the number of messages per tick is bounded. I/O shell (a real timer).
+ * fixed phase within the interval, so messages arrive evenly spread (a broker offered bursts faster
+ * than it delivers loses QoS 0 telemetry; BENCHMARKS.md §2 shows the rates), and the number of
+ * messages per tick is bounded. I/O shell (a real timer).
  */
 import type { Clock } from '../protocol/clock.js';
 

@@ -11,6 +11,7 @@
  */
 import { open, readFile } from 'node:fs/promises';
 import { SlotError } from './slot-backend.js';
+import { errorMessage } from '../../protocol/errors.js';
 
 /** Lines per section, in file order; keys outside any section go under '' . */
 export interface Autoboot {
@@ -98,7 +99,7 @@ export async function writeAutoboot(path: string, text: string): Promise<void> {
       if (back.equals(bytes)) return;
       lastError = 'read back different bytes';
     } catch (err) {
-      lastError = (err as Error).message;
+      lastError = errorMessage(err);
     }
   }
   throw new SlotError('bootloader-error', `could not rewrite ${path} (${lastError}); check the boot partition is mounted read-write and healthy`);
@@ -111,7 +112,7 @@ export async function readDtInteger(path: string): Promise<number | undefined> {
     bytes = await readFile(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new SlotError('bootloader-error', `cannot read ${path}: ${(err as Error).message}`);
+    throw new SlotError('bootloader-error', `cannot read ${path}: ${errorMessage(err)}`);
   }
   if (bytes.length !== 4) throw new SlotError('bootloader-error', `${path} has ${bytes.length} bytes, expected a 4-byte big-endian integer`);
   return bytes.readUInt32BE(0);

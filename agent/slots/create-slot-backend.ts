@@ -6,7 +6,7 @@
  * and parses its own settings.
  */
 import type { Logger } from 'pino';
-import { ConfigError } from '../../protocol/errors.js';
+import { ConfigError, errorMessage } from '../../protocol/errors.js';
 import type { AgentConfig } from '../config.js';
 import { FileSlotBackend } from './slot-backend-file.js';
 import type { SlotBackend } from './slot-backend.js';
@@ -28,7 +28,7 @@ export async function createSlotBackend(slots: AgentConfig['slots'], logger: Log
   try {
     mod = (await import(entry.module)) as Record<string, unknown>;
   } catch (err) {
-    throw new ConfigError(`slot backend ${slots.kind} is not available in this build: ${(err as Error).message}`);
+    throw new ConfigError(`slot backend ${slots.kind} is not available in this build: ${errorMessage(err)}`);
   }
   const factory = mod[entry.factory];
   if (typeof factory !== 'function') throw new ConfigError(`slot backend module for ${slots.kind} exports no ${entry.factory}`);

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { SlotError } from './slot-backend.js';
+import { errorMessage } from '../../protocol/errors.js';
 
 interface Copy {
   gen: number;
@@ -31,7 +32,7 @@ async function readCopy(path: string): Promise<Copy | null> {
     text = await readFile(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new SlotError('bootloader-error', `cannot read the durable record ${path}: ${(err as Error).message}`, { cause: err });
+    throw new SlotError('bootloader-error', `cannot read the durable record ${path}: ${errorMessage(err)}`, { cause: err });
   }
   return parseCopy(text);
 }
@@ -74,7 +75,7 @@ export class DurableCopies {
         await fh.close();
       }
     } catch (err) {
-      throw new SlotError('bootloader-error', `cannot write the durable record ${path}: ${(err as Error).message}`, { cause: err });
+      throw new SlotError('bootloader-error', `cannot write the durable record ${path}: ${errorMessage(err)}`, { cause: err });
     }
     const back = await readCopy(path);
     if (back?.record !== record) throw new SlotError('bootloader-error', `the durable record ${path} did not read back as written; check the storage`);

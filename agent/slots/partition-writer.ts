@@ -8,6 +8,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { CommandRunner } from './command-runner.js';
 import type { VerifiedImage } from './slot-backend.js';
 import { SlotError } from './slot-backend.js';
+import { errorMessage } from '../../protocol/errors.js';
 
 const CHUNK = 1024 * 1024;
 
@@ -45,7 +46,7 @@ export async function writeAndVerify(device: string, image: VerifiedImage, runne
   } catch (err) {
     throw new SlotError(
       'write-failed',
-      `writing ${image.path} to ${device} failed (${(err as Error).message}); the booted slot is untouched — check the partition device and its size`,
+      `writing ${image.path} to ${device} failed (${errorMessage(err)}); the booted slot is untouched — check the partition device and its size`,
       { cause: err },
     );
   } finally {
@@ -61,7 +62,7 @@ export async function writeAndVerify(device: string, image: VerifiedImage, runne
     }
   }
   const actual = await sha256Prefix(device, image.size).catch((err: unknown) => {
-    throw new SlotError('readback-failed', `reading ${device} back failed (${(err as Error).message})`, { cause: err });
+    throw new SlotError('readback-failed', `reading ${device} back failed (${errorMessage(err)})`, { cause: err });
   });
   if (actual !== image.sha256.toLowerCase()) {
     throw new SlotError(

@@ -10,6 +10,8 @@ import { parsePayload } from '../../protocol/parse.js';
 import type { CommandRunner } from './command-runner.js';
 import { describeFailure } from './command-runner.js';
 import { SlotError } from './slot-backend.js';
+import { errorMessage } from '../../protocol/errors.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 const RaucSlotSchema = z.looseObject({
   class: z.string(),
@@ -82,7 +84,7 @@ export class RaucClient {
 
   private async cli(args: string[], timeoutMs = this.o.commandTimeoutMs, onOutput?: (chunk: string) => void): Promise<string> {
     const full = [...(this.o.systemConf ? ['-c', this.o.systemConf] : []), ...args];
-    const result = await this.o.runner(this.o.rauc, full, { env: this.env, timeoutMs, ...(onOutput ? { onOutput } : {}) });
+    const result = await this.o.runner(this.o.rauc, full, { env: this.env, timeoutMs, ...definedProps({ onOutput }) });
     if (result.code !== 0) throw new SlotError('bootloader-error', `RAUC failed: ${describeFailure(this.o.rauc, full, result)}`);
     return result.stdout;
   }
@@ -99,7 +101,7 @@ export class RaucClient {
   /** Verifies the bundle's signature against RAUC's keyring and lists its images. */
   async info(bundle: string): Promise<RaucBundleInfo> {
     const out = await this.cli(['info', '--output-format=json', bundle]).catch((err: unknown) => {
-      throw new SlotError('write-failed', `RAUC refused bundle ${bundle} (signature, keyring or format): ${(err as Error).message}`, { cause: err });
+      throw new SlotError('write-failed', `RAUC refused bundle ${bundle} (signature, keyring or format): ${errorMessage(err)}`, { cause: err });
     });
     const parsed = parsePayload(RaucBundleInfoSchema, out.slice(out.indexOf('{')), 'rauc info output');
     if (!parsed.ok) throw new SlotError('write-failed', parsed.error.message);
@@ -129,7 +131,7 @@ export class RaucClient {
           if (m) onProgress({ percent: Number(m[1]), message: m[2]!.trim() });
         }
       }).catch((err: unknown) => {
-        throw new SlotError('write-failed', `RAUC install of ${bundle} failed: ${(err as Error).message}`, { cause: err });
+        throw new SlotError('write-failed', `RAUC install of ${bundle} failed: ${errorMessage(err)}`, { cause: err });
       });
       return;
     }
@@ -160,7 +162,7 @@ export class RaucClient {
         }
       } catch (err) {
         if (err instanceof SlotError) throw err;
-        throw new SlotError('write-failed', `RAUC install of ${bundle} failed: ${(err as Error).message}`, { cause: err });
+        throw new SlotError('write-failed', `RAUC install of ${bundle} failed: ${errorMessage(err)}`, { cause: err });
       } finally {
         if (timer.handle) this.o.clock.clearTimeout(timer.handle);
         props.removeListener('PropertiesChanged', onChanged);
@@ -197,7 +199,7 @@ export class RaucClient {
       return await fn(obj.getInterface('de.pengutronix.rauc.Installer'), obj.getInterface('org.freedesktop.DBus.Properties'), guard);
     } catch (err) {
       if (err instanceof SlotError) throw err;
-      throw new SlotError('bootloader-error', `RAUC's D-Bus service is unreachable (${(err as Error).message}); is rauc.service running?`, { cause: err });
+      throw new SlotError('bootloader-error', `RAUC's D-Bus service is unreachable (${errorMessage(err)}); is rauc.service running?`, { cause: err });
     } finally {
       for (const t of timers) this.o.clock.clearTimeout(t);
       bus.disconnect();

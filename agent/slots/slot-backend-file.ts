@@ -22,6 +22,7 @@ import { parsePayload } from '../../protocol/parse.js';
 import { writeFileAtomic } from '../state-store.js';
 import { SlotError, checkDurableRecord, type BootState, type SlotBackend, type VerifiedImage } from './slot-backend.js';
 import { DurableCopies } from './durable-copies.js';
+import { errorMessage } from '../../protocol/errors.js';
 
 const SlotContentSchema = z.object({ size: z.number().int().nonnegative(), sha256: Sha256HexSchema }).nullable();
 
@@ -119,7 +120,7 @@ export class FileSlotBackend implements SlotBackend {
       raw = await readFile(this.statePath);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new SlotError('bootloader-error', `cannot read ${this.statePath}: ${(err as Error).message}`, { cause: err });
+      throw new SlotError('bootloader-error', `cannot read ${this.statePath}: ${errorMessage(err)}`, { cause: err });
     }
     const parsed = parsePayload(BootloaderStateSchema, raw, this.statePath);
     if (!parsed.ok) throw new SlotError('bootloader-error', parsed.error.message);
@@ -152,7 +153,7 @@ export class FileSlotBackend implements SlotBackend {
     try {
       await this.copyUnlessPowerLost(image.path, path, epoch);
     } catch (err) {
-      throw new SlotError('write-failed', `writing slot ${target} (${path}) failed: ${(err as Error).message}`, { cause: err });
+      throw new SlotError('write-failed', `writing slot ${target} (${path}) failed: ${errorMessage(err)}`, { cause: err });
     }
     const back = await sha256File(path);
     if (back.size !== image.size || back.sha256 !== image.sha256) {

@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import type { Clock } from '../../protocol/clock.js';
 import { systemClock } from '../../protocol/clock.js';
-import { ConfigError } from '../../protocol/errors.js';
+import { ConfigError, errorMessage } from '../../protocol/errors.js';
 import { parsePayload, parseValue } from '../../protocol/parse.js';
 import type { SlotName } from '../../protocol/update-state.js';
 import { SlotNameSchema, otherSlot } from '../../protocol/update-state.js';
@@ -111,7 +111,7 @@ export class RaucSlotBackend implements SlotBackend {
     }
     if (armed) await this.disarm(state.booted);
     const actual = await sha256File(image.path).catch((err: unknown) => {
-      throw new SlotError('write-failed', `cannot read bundle ${image.path}: ${(err as Error).message}`, { cause: err });
+      throw new SlotError('write-failed', `cannot read bundle ${image.path}: ${errorMessage(err)}`, { cause: err });
     });
     if (actual !== image.sha256.toLowerCase()) {
       throw new SlotError('readback-failed', `bundle ${image.path} has sha256 ${actual}, but the signed manifest says ${image.sha256}; it changed after verification — download it again`);
@@ -239,7 +239,7 @@ export class RaucSlotBackend implements SlotBackend {
         }
         if (slot.type === 'raw') {
           const back = await sha256Prefix(slot.device, image.size).catch((err: unknown) => {
-            throw new SlotError('readback-failed', `reading ${slot.device} back failed: ${(err as Error).message}`, { cause: err });
+            throw new SlotError('readback-failed', `reading ${slot.device} back failed: ${errorMessage(err)}`, { cause: err });
           });
           if (back !== image.checksum) throw new SlotError('readback-failed', `${slot.device} reads back as ${back}, expected ${image.checksum}; the slot was not armed`);
         }
@@ -253,7 +253,7 @@ export class RaucSlotBackend implements SlotBackend {
       raw = await readFile(this.config.stateFile);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new SlotError('bootloader-error', `cannot read ${this.config.stateFile}: ${(err as Error).message}`);
+      throw new SlotError('bootloader-error', `cannot read ${this.config.stateFile}: ${errorMessage(err)}`);
     }
     const parsed = parsePayload(TrialStateSchema, raw, this.config.stateFile);
     if (!parsed.ok) throw new SlotError('bootloader-error', `${parsed.error.message}; delete the file only when no update is in flight`);

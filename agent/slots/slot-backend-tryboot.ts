@@ -7,7 +7,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../../protocol/errors.js';
+import { ConfigError, errorMessage } from '../../protocol/errors.js';
 import { parseValue } from '../../protocol/parse.js';
 import type { SlotName } from '../../protocol/update-state.js';
 import { otherSlot } from '../../protocol/update-state.js';
@@ -146,7 +146,7 @@ export class TrybootSlotBackend implements SlotBackend {
 
   private async readAutoboot(): Promise<ReturnType<typeof parseAutoboot>> {
     const text = await readFile(this.autobootPath, 'utf8').catch((err: unknown) => {
-      throw new SlotError('bootloader-error', `cannot read ${this.autobootPath} (${(err as Error).message}); mount the boot partition and create it (see agent/slots/README.md)`);
+      throw new SlotError('bootloader-error', `cannot read ${this.autobootPath} (${errorMessage(err)}); mount the boot partition and create it (see agent/slots/README.md)`);
     });
     return parseAutoboot(text);
   }

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { ConfigError } from '../../protocol/errors.js';
+import { ConfigError, errorMessage } from '../../protocol/errors.js';
 import { parseValue } from '../../protocol/parse.js';
 import type { SlotName } from '../../protocol/update-state.js';
 import { otherSlot } from '../../protocol/update-state.js';
@@ -198,7 +198,7 @@ export class UbootSlotBackend implements SlotBackend {
     };
     if (markers.A === undefined || markers.B === undefined) return undefined;
     const words = (await readFile(this.config.procCmdline, 'utf8').catch((err: unknown) => {
-      throw new SlotError('bootloader-error', `cannot read ${this.config.procCmdline} to learn the booted slot: ${(err as Error).message}`);
+      throw new SlotError('bootloader-error', `cannot read ${this.config.procCmdline} to learn the booted slot: ${errorMessage(err)}`);
     })).split(/\s+/);
     if (words.includes(markers.A)) return 'A';
     if (words.includes(markers.B)) return 'B';

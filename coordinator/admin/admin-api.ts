@@ -50,6 +50,8 @@ export interface AdminApiOptions {
   version?: string;
   /** Called with unexpected (non-Fleet) errors, e.g. to log them; the caller gets a 500. */
   onError?: (err: unknown, req: IncomingMessage) => void;
+  /** Called with the pattern of the route a request matched, before authentication (request metrics label by it). */
+  onMatch?: (req: IncomingMessage, pattern: string) => void;
 }
 
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -90,6 +92,7 @@ export async function createAdminApi(o: AdminApiOptions): Promise<AdminApi> {
 
   // Before the body is read: a caller without the right credentials never gets a body parsed.
   api.addHook('onRequest', (request, _reply, done) => {
+    if (!request.is404 && request.routeOptions.url !== undefined) o.onMatch?.(request.raw, request.routeOptions.url);
     if (request.is404 || request.routeOptions.config.public) return done();
     try {
       const principal = o.authenticator.authenticate({ method: request.method, headers: request.headers, source: sourceOf(request.raw) });

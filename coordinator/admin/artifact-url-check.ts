@@ -5,6 +5,7 @@
  * A manifest signed with a placeholder such as `https://updates.example.com/…` would otherwise be
  * accepted, and every device would then fail to download it for minutes. I/O shell (fetch).
  */
+import { errorMessage } from '../../protocol/errors.js';
 
 /** Says what is wrong with `url` as a download of `size` bytes, or undefined when it serves them. */
 export type ArtifactUrlCheck = (url: string, size: number) => Promise<string | undefined>;
@@ -17,7 +18,7 @@ export function headCheck(timeoutMs = 5_000): ArtifactUrlCheck {
       res = await fetch(url, { method: 'HEAD', redirect: 'follow', signal: AbortSignal.timeout(timeoutMs) });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      return `it did not answer (${cause?.code ?? cause?.message ?? (err as Error).message})`;
+      return `it did not answer (${cause?.code ?? cause?.message ?? errorMessage(err)})`;
     }
     // A server that refuses HEAD may still serve GET: nothing to conclude from that.
     if (res.status === 405 || res.status === 501) return undefined;

@@ -6,6 +6,7 @@ import type { DeviceRecord, DeviceRegistry } from '../registry/device-registry.j
 import { AnomalyKindSchema, type AnomalyLog } from '../registry/anomaly-log.js';
 import { actorOf, type AdminApi } from './admin-api.js';
 import { NotFoundError } from './http-errors.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface DeviceRouteDeps {
   registry: DeviceRegistry;
@@ -73,10 +74,9 @@ const IdParams = z.object({ id: z.string() });
 export function registerDeviceRoutes(api: AdminApi, deps: DeviceRouteDeps): void {
   api.get('/v1/devices', { schema: { summary: 'devices, filtered', querystring: ListQuery } }, ({ query }) => {
     const all = deps.registry.list({
-      ...(query.model !== undefined ? { hardwareModel: query.model } : {}),
-      ...(query.version !== undefined ? { firmwareVersion: query.version } : {}),
+      ...definedProps({ hardwareModel: query.model, firmwareVersion: query.version }),
       ...(query.online !== undefined ? { online: query.online === 'true' } : {}),
-      ...(query.tag !== undefined ? { tag: query.tag } : {}),
+      ...definedProps({ tag: query.tag }),
     });
     return {
       total: all.length,
@@ -98,8 +98,7 @@ export function registerDeviceRoutes(api: AdminApi, deps: DeviceRouteDeps): void
   api.get('/v1/anomalies', { schema: { summary: 'what devices did that was refused or shed', querystring: AnomalyQuery } }, ({ query }) => {
     const anomalies = deps.anomalies?.list({
       limit: query.limit,
-      ...(query.kind !== undefined ? { kind: query.kind } : {}),
-      ...(query.device !== undefined ? { deviceId: query.device } : {}),
+      ...definedProps({ kind: query.kind, deviceId: query.device }),
     }) ?? [];
     return { anomalies };
   });
@@ -110,14 +109,13 @@ export function registerDeviceRoutes(api: AdminApi, deps: DeviceRouteDeps): void
     const now = deps.now();
     for (const p of provisioned) {
       deps.registry.provisioned(p.deviceId, now, {
-        ...(body.hardwareModel !== undefined ? { hardwareModel: body.hardwareModel } : {}),
-        ...(body.tags !== undefined ? { tags: body.tags } : {}),
+        ...definedProps({ hardwareModel: body.hardwareModel, tags: body.tags }),
       });
     }
     deps.audit(actorOf(request), 'devices.provisioned', body.deviceIds.length === 1 ? body.deviceIds[0]! : `${body.deviceIds.length} devices`, {
       count: body.deviceIds.length,
       rotate: body.rotate,
-      ...(body.reason !== undefined ? { reason: body.reason } : {}),
+      ...definedProps({ reason: body.reason }),
     });
     return reply.code(201).send({ devices: provisioned });
   });
@@ -125,7 +123,7 @@ export function registerDeviceRoutes(api: AdminApi, deps: DeviceRouteDeps): void
   api.delete('/v1/devices/:id/credentials', { schema: { summary: "revoke a device's credentials", params: IdParams, querystring: ReasonQuery } }, (request) => {
     const id = request.params.id;
     if (!deps.credentials.revoke(id)) throw new NotFoundError(`device ${id} has no credentials`);
-    deps.audit(actorOf(request), 'devices.revoked', id, request.query.reason !== undefined ? { reason: request.query.reason } : {});
+    deps.audit(actorOf(request), 'devices.revoked', id, definedProps({ reason: request.query.reason }));
     return { deviceId: id, revoked: true };
   });
 }

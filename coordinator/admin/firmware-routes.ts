@@ -14,6 +14,7 @@ import type { FirmwareService } from '../artifacts/firmware-service.js';
 import type { IntegrityView } from '../artifacts/artifact-integrity.js';
 import { actorOf, type AdminApi } from './admin-api.js';
 import { NotFoundError } from './http-errors.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface FirmwareRouteDeps {
   store: ArtifactStore;
@@ -125,10 +126,7 @@ export function registerFirmwareRoutes(api: AdminApi, deps: FirmwareRouteDeps): 
       source: req,
       version: q.version,
       hardware: q.hardware,
-      ...(q.installableOver !== undefined ? { installableOver: q.installableOver } : {}),
-      ...(q.securityVersion !== undefined ? { securityVersion: q.securityVersion } : {}),
-      ...(q.tags !== undefined ? { tags: q.tags } : {}),
-      ...(offlineManifest !== undefined ? { offlineManifest } : {}),
+      ...definedProps({ installableOver: q.installableOver, securityVersion: q.securityVersion, tags: q.tags, offlineManifest }),
     });
     deps.audit(actor, 'firmware.uploaded', record.firmwareVersion, { sha256: record.sha256, size: record.size, offlineSigned: record.offlineSigned });
     return record;

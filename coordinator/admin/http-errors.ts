@@ -24,12 +24,6 @@ export class NotFoundError extends HttpError {
   }
 }
 
-export class ConflictError extends HttpError {
-  constructor(message: string, code = 'conflict') {
-    super(409, code, message);
-  }
-}
-
 /** No credentials, or credentials that name nobody: 401. */
 export class UnauthorizedError extends HttpError {
   constructor(message: string) {

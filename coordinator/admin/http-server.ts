@@ -8,8 +8,9 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 import type { ArtifactServer } from '../artifacts/artifact-server.js';
+import type { HttpRequestMetrics } from '../prometheus/http-metrics.js';
 
 /** What the listener needs of the admin API: Fastify's request handler, once it is ready. */
 export interface ApiHandler {
@@ -35,6 +36,8 @@ export class HttpServer {
     private readonly host: string,
     private readonly port: number,
     private readonly tls?: HttpTlsFiles,
+    /** Request latency by route (Prometheus); none when absent. */
+    private readonly requests?: HttpRequestMetrics,
   ) {}
 
   get url(): string {
@@ -50,7 +53,9 @@ export class HttpServer {
     if (this.server) return;
     await this.api.ready();
     const listener = (req: IncomingMessage, res: ServerResponse): void => {
-      if (!this.artifacts.handle(req, res)) this.api.routing(req, res);
+      this.requests?.track(req, res);
+      if (this.artifacts.handle(req, res)) this.requests?.matched(req, '/artifacts/:sha256');
+      else this.api.routing(req, res);
     };
     const server = this.tls ? this.createHttps(this.tls, listener) : createServer(listener);
     // Long downloads on slow links: no overall request timeout, but idle sockets are dropped.
@@ -71,7 +76,7 @@ export class HttpServer {
       try {
         return readFileSync(path);
       } catch (err) {
-        throw new FleetError('http-tls', `cannot read the HTTPS ${what} ${path}: ${(err as Error).message}; check FLEET_HTTP_TLS_CERT and FLEET_HTTP_TLS_KEY`, { cause: err });
+        throw new FleetError('http-tls', `cannot read the HTTPS ${what} ${path}: ${errorMessage(err)}; check FLEET_HTTP_TLS_CERT and FLEET_HTTP_TLS_KEY`, { cause: err });
       }
     };
     const cert = read(tls.certPath, 'certificate');
@@ -79,7 +84,7 @@ export class HttpServer {
     try {
       return createHttpsServer({ cert, key }, listener);
     } catch (err) {
-      throw new FleetError('http-tls', `HTTPS certificate ${tls.certPath} and key ${tls.keyPath} are unusable: ${(err as Error).message}; they must be PEM and belong together (docs/tls.md)`, { cause: err });
+      throw new FleetError('http-tls', `HTTPS certificate ${tls.certPath} and key ${tls.keyPath} are unusable: ${errorMessage(err)}; they must be PEM and belong together (docs/tls.md)`, { cause: err });
     }
   }
 

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import type { AuditLog } from '../store/audit-log.js';
 import type { AdminApi } from './admin-api.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface SystemRouteDeps {
   env: string;
@@ -39,9 +40,7 @@ export function registerSystemRoutes(api: AdminApi, deps: SystemRouteDeps): void
   api.get('/v1/audit', { schema: { summary: 'the audit log, newest first', querystring: AuditQuerySchema } }, ({ query }) => ({
     entries: deps.auditLog.list({
       limit: query.limit,
-      ...(query.subject !== undefined ? { subject: query.subject } : {}),
-      ...(query.user !== undefined ? { user: query.user } : {}),
-      ...(query.before !== undefined ? { beforeId: query.before } : {}),
+      ...definedProps({ subject: query.subject, user: query.user, beforeId: query.before }),
     }),
   }));
 }

@@ -14,6 +14,7 @@ import { IssuedTokenSchema, NewUserSchema, PasswordChangeSchema, ReasonSchema, U
 import type { UserStore } from '../users/user-store.js';
 import { actorOf, sourceOf, type AdminApi } from './admin-api.js';
 import { ForbiddenError } from './http-errors.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface UserRouteDeps {
   users: UserStore;
@@ -21,7 +22,6 @@ export interface UserRouteDeps {
   audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => void;
 }
 
-const withReason = (reason: string | undefined): Record<string, unknown> => (reason !== undefined ? { reason } : {});
 const NameParams = z.object({ name: z.string() });
 
 export function registerUserRoutes(api: AdminApi, deps: UserRouteDeps): void {
@@ -34,7 +34,7 @@ export function registerUserRoutes(api: AdminApi, deps: UserRouteDeps): void {
   api.post('/v1/users', { schema: { summary: 'add a user; answers their API token, shown once', body: NewUserSchema, response: { 201: IssuedTokenSchema } } }, async (request, reply) => {
     const { body } = request;
     const issued = await users.add(body, actorOf(request));
-    deps.audit(actorOf(request), 'users.added', body.name, { role: body.role, password: body.password !== undefined, ...withReason(body.reason) });
+    deps.audit(actorOf(request), 'users.added', body.name, { role: body.role, password: body.password !== undefined, ...definedProps({ reason: body.reason }) });
     return reply.code(201).send(issued);
   });
 
@@ -42,7 +42,7 @@ export function registerUserRoutes(api: AdminApi, deps: UserRouteDeps): void {
     const { name } = request.params;
     users.remove(name);
     const ended = sessions.revokeUser(name);
-    deps.audit(actorOf(request), 'users.removed', name, { sessionsEnded: ended, ...withReason(request.query.reason) });
+    deps.audit(actorOf(request), 'users.removed', name, { sessionsEnded: ended, ...definedProps({ reason: request.query.reason }) });
     return reply.code(204).send();
   });
 
@@ -51,7 +51,7 @@ export function registerUserRoutes(api: AdminApi, deps: UserRouteDeps): void {
     { schema: { summary: 'issue a new API token (shown once); the old one stops working', params: NameParams, body: ReasonSchema, response: { 200: IssuedTokenSchema } } },
     (request) => {
       const issued = users.issueToken(request.params.name);
-      deps.audit(actorOf(request), 'users.token-issued', request.params.name, withReason(request.body.reason));
+      deps.audit(actorOf(request), 'users.token-issued', request.params.name, definedProps({ reason: request.body.reason }));
       return issued;
     },
   );
@@ -73,7 +73,7 @@ export function registerUserRoutes(api: AdminApi, deps: UserRouteDeps): void {
       }
       await users.setPassword(name, request.body.password);
       const ended = sessions.revokeUser(name, principal.sessionHash);
-      deps.audit(actorOf(request), 'users.password-changed', name, { sessionsEnded: ended, ...withReason(request.body.reason) });
+      deps.audit(actorOf(request), 'users.password-changed', name, { sessionsEnded: ended, ...definedProps({ reason: request.body.reason }) });
       return reply.code(204).send();
     },
   );

@@ -11,9 +11,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 import type { Counters } from '../metrics.js';
 import type { ArtifactStore } from './artifact-store.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export type IntegrityStatus = 'unchecked' | 'verified' | 'damaged';
 
@@ -71,7 +72,7 @@ export class ArtifactIntegrity {
   view(sha256: string): IntegrityView {
     const e = this.entries.get(sha256);
     if (!e) return { status: 'unchecked' };
-    return { status: e.status, ...(e.reason !== undefined ? { reason: e.reason } : {}), ...(e.checkedAt !== undefined ? { checkedAt: e.checkedAt } : {}) };
+    return { status: e.status, ...definedProps({ reason: e.reason, checkedAt: e.checkedAt }) };
   }
 
   /**
@@ -132,7 +133,7 @@ export class ArtifactIntegrity {
       }
     } catch (err) {
       if (this.abort.signal.aborted) return this.view(sha256);
-      return this.settle(sha256, { status: 'damaged', reason: `the image file cannot be read: ${(err as Error).message}` });
+      return this.settle(sha256, { status: 'damaged', reason: `the image file cannot be read: ${errorMessage(err)}` });
     }
     const actual = hash.digest('hex');
     if (bytes !== size) return this.settle(sha256, { status: 'damaged', reason: `the image file has ${bytes} bytes, not ${size}` }, file);

@@ -202,6 +202,7 @@ export class ArtifactServer {
       logger.debug({ err, deviceId: t.deviceId, sha256: t.id, bytes: watch.bytes }, 'download ended early');
     } finally {
       watch.stop();
+      counters.inc('artifacts.bytes', watch.bytes);
     }
   }
 

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { createServer, TLSSocket, type Server, type TlsOptions } from 'node:tls';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 
 /** PEM files for the MQTT listener. */
 export interface BrokerTlsFiles {
@@ -23,7 +23,7 @@ function readPem(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new FleetError('mqtt-tls', `cannot read the MQTT TLS ${what} ${path}: ${(err as Error).message}; check FLEET_TLS_CERT, FLEET_TLS_KEY and FLEET_TLS_CLIENT_CA`, { cause: err });
+    throw new FleetError('mqtt-tls', `cannot read the MQTT TLS ${what} ${path}: ${errorMessage(err)}; check FLEET_TLS_CERT, FLEET_TLS_KEY and FLEET_TLS_CLIENT_CA`, { cause: err });
   }
 }
 
@@ -33,7 +33,7 @@ export function createBrokerTlsServer(files: BrokerTlsFiles, onConnection: (sock
   try {
     return createServer(options, onConnection);
   } catch (err) {
-    throw new FleetError('mqtt-tls', `MQTT TLS certificate ${files.certPath}, key ${files.keyPath}${files.clientCaPath !== undefined ? ` or client CA ${files.clientCaPath}` : ''} unusable: ${(err as Error).message}; they must be PEM and the key must belong to the certificate (docs/tls.md)`, { cause: err });
+    throw new FleetError('mqtt-tls', `MQTT TLS certificate ${files.certPath}, key ${files.keyPath}${files.clientCaPath !== undefined ? ` or client CA ${files.clientCaPath}` : ''} unusable: ${errorMessage(err)}; they must be PEM and the key must belong to the certificate (docs/tls.md)`, { cause: err });
   }
 }
 

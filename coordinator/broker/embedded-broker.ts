@@ -22,6 +22,7 @@ import type { LoginThrottle } from './login-throttle.js';
 import { CONNECT_PACKET_LIMIT, limitPacketSize } from './packet-limit.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export type { BrokerAnomalyKind };
 
@@ -88,8 +89,7 @@ export class EmbeddedBroker implements Transport {
       logger: options.logger,
       counters: options.counters,
       timers,
-      ...(options.loginThrottle ? { throttle: options.loginThrottle } : {}),
-      ...(options.onAnomaly ? { onAnomaly: options.onAnomaly } : {}),
+      ...definedProps({ throttle: options.loginThrottle, onAnomaly: options.onAnomaly }),
     });
   }
 

@@ -14,9 +14,10 @@
  */
 import type { Logger } from 'pino';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 import { ALL_DEVICES_FILTER, parseTopic } from '../../protocol/topics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface ExternalBrokerOptions {
   url: string;
@@ -68,8 +69,7 @@ export class ExternalBroker implements Transport {
       reconnectPeriod: 1000,
       // The hook below must be in place before the first byte arrives.
       manualConnect: true,
-      ...(o.username !== undefined ? { username: o.username } : {}),
-      ...(o.password !== undefined ? { password: o.password } : {}),
+      ...definedProps({ username: o.username, password: o.password }),
     };
     const client = connect(o.url, clientOptions);
     (client as unknown as { handleMessage: HandleMessage }).handleMessage = (packet, done) => this.receive(client, packet, done);
@@ -91,7 +91,7 @@ export class ExternalBroker implements Transport {
       await client.subscribeAsync(ALL_DEVICES_FILTER, { qos: 1 });
     } catch (err) {
       await client.endAsync(true).catch(() => undefined);
-      throw new FleetError('broker-unreachable', `cannot connect to ${o.url}: ${(err as Error).message}; check --broker and its credentials`);
+      throw new FleetError('broker-unreachable', `cannot connect to ${o.url}: ${errorMessage(err)}; check --broker and its credentials`);
     }
     this.client = client;
     o.logger.info({ url: o.url }, 'connected to external broker');

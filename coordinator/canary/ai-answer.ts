@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { RecommendationSchema, RiskLevelSchema, type Verdict } from '../../protocol/canary.js';
+import { errorMessage } from '../../protocol/errors.js';
 
 /** The structured output asked of the model. Every field required (OpenAI strict mode). */
 export const AiAssessmentSchema = z.object({
@@ -39,7 +40,7 @@ export function validateAnswer(content: string | null, refusal: string | null, p
     const fenced = /^```(?:json)?\s*([\s\S]*?)\s*```$/.exec(content.trim());
     json = JSON.parse(fenced ? fenced[1]! : content);
   } catch (err) {
-    return { ok: false, code: 'ai-invalid-json', message: `answer is not JSON: ${(err as Error).message}`, raw: clip(content) };
+    return { ok: false, code: 'ai-invalid-json', message: `answer is not JSON: ${errorMessage(err)}`, raw: clip(content) };
   }
   const parsed = AiAssessmentSchema.safeParse(json);
   if (!parsed.success) {

@@ -15,6 +15,7 @@ import type { AnalyzerContext, AnalyzerOutcome, GateAnalyzer } from '../gate/ana
 import { AiAssessmentSchema, validateAnswer } from './ai-answer.js';
 import { buildMessages, DEFAULT_AI_INPUT_LIMITS, type AiInputLimits } from './ai-input.js';
 import { DEFAULT_PROMPT_ID, getPrompt, UnknownPromptError } from './ai-prompts.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface AiScorerConfig {
   /** OpenAI-compatible base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1. */
@@ -51,7 +52,7 @@ export function aiConfigFromEnv(env: Record<string, string | undefined>): AiScor
     baseURL,
     apiKey: env['FLEET_AI_API_KEY'] || env['OPENAI_API_KEY'] || 'unused',
     model,
-    ...(timeout !== undefined ? { timeoutMs: timeout } : {}),
+    ...definedProps({ timeoutMs: timeout }),
     ...(env['FLEET_AI_PROMPT'] ? { promptId: env['FLEET_AI_PROMPT'] } : {}),
   };
 }
@@ -114,7 +115,7 @@ export function createAiAnalyzer(options: AiAnalyzerOptions): GateAnalyzer {
             ],
             ...(config.structuredOutput === false ? {} : { response_format: zodResponseFormat(AiAssessmentSchema, 'risk_assessment') }),
           },
-          { ...(ctx.signal ? { signal: ctx.signal } : {}), timeout: timeoutMs },
+          { ...definedProps({ signal: ctx.signal }), timeout: timeoutMs },
         );
         const choice = completion.choices[0];
         meta['servedModel'] = completion.model;

@@ -15,6 +15,7 @@ import { createAnalyzersFor } from './analyzers-for.js';
 import { aiConfigFromEnv, type AiScorerConfig } from './ai-scorer.js';
 import type { JudgeConfig } from './judge-config.js';
 import type { JudgeSettings } from './judge-settings.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface CanaryServicesOptions {
   db: Db;
@@ -45,7 +46,7 @@ export function createCanaryServices(o: CanaryServicesOptions): CanaryServices {
   const flags: FlagStore = new FlagStore({
     db: o.db,
     now: o.now,
-    ...(o.audit ? { audit: o.audit } : {}),
+    ...definedProps({ audit: o.audit }),
     onChange: (change) => {
       if (change.before?.scope === 'device' || change.after?.scope === 'device') o.publishDeviceFlags?.(flags.deviceFlagsMessage());
     },
@@ -53,7 +54,7 @@ export function createCanaryServices(o: CanaryServicesOptions): CanaryServices {
   return {
     flags,
     ai,
-    analyzersFor: createAnalyzersFor({ flags, ai, ...(o.judgeConfig ? { judgeConfig: o.judgeConfig } : {}) }),
+    analyzersFor: createAnalyzersFor({ flags, ai, ...definedProps({ judgeConfig: o.judgeConfig }) }),
     registerRoutes: (api) => registerFlagRoutes(api, { flags }),
     deviceFlagsMessage: () => flags.deviceFlagsMessage(),
   };

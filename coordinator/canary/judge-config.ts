@@ -1,7 +1,7 @@
 /**
  * Thresholds of the statistical judge: which continuous metrics are compared and how (direction of
  * harm, effect measure, allowed and critical bounds), how rare counts are tested, strata, time slots,
- * scoring groups and verdict bands. Pure data with defaults from the canary-judging reference
+ * scoring groups and verdict bands. Pure data with the defaults docs/canary-judge.md explains
  * (Kayenta's confidence 0.98 and tolerance 0.25; alpha 0.01, abort alpha 0.001; score ≥ 95 Proceed,
  * ≥ 75 Monitor). Rate thresholds are compared with the lower confidence bound of the rate ratio, not
  * its point estimate, so a verdict does not turn on the third decimal of a noisy ratio.

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_JUDGE_CONFIG, type JudgeConfig } from './judge-config.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 const HOUR = 3_600_000;
 
@@ -48,20 +49,21 @@ export const JudgeSettingsSchema = z
     }
   });
 export type JudgeSettings = z.infer<typeof JudgeSettingsSchema>;
-export type JudgeSettingsInput = z.input<typeof JudgeSettingsSchema>;
 
 /** The judge's configuration for a deployment: `base` with the deployment's settings applied. */
 export function judgeConfigFor(settings: JudgeSettings | undefined, base: JudgeConfig = DEFAULT_JUDGE_CONFIG): JudgeConfig {
   if (!settings) return base;
   return {
     ...base,
-    ...(settings.minExpectedEvents !== undefined ? { minExpectedEvents: settings.minExpectedEvents } : {}),
-    ...(settings.alpha !== undefined ? { alpha: settings.alpha } : {}),
-    ...(settings.abortAlpha !== undefined ? { abortAlpha: settings.abortAlpha } : {}),
-    ...(settings.minSlopeHours !== undefined ? { minSlopeHours: settings.minSlopeHours } : {}),
+    ...definedProps({
+      minExpectedEvents: settings.minExpectedEvents,
+      alpha: settings.alpha,
+      abortAlpha: settings.abortAlpha,
+      minSlopeHours: settings.minSlopeHours,
+    }),
     counters: base.counters.map((c) => ({
       ...c,
-      ...(settings.highRatio !== undefined ? { highRatio: settings.highRatio } : {}),
+      ...definedProps({ highRatio: settings.highRatio }),
       ...(settings.criticalRatio !== undefined ? { criticalRatio: Math.max(settings.criticalRatio, settings.highRatio ?? c.highRatio) } : {}),
     })),
   };

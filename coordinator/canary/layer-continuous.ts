@@ -15,6 +15,7 @@ import type { JudgeConfig, MetricCheck } from './judge-config.js';
 import { classifyMetric, type CheckResult } from './kayenta-classifier.js';
 import { strataOf, type Stratum } from './strata.js';
 import { onsetSegments, segmentMetric, type Segment } from './series.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface MetricResult {
   check: MetricCheck;
@@ -135,7 +136,7 @@ export function continuousLayer(snapshot: CanarySnapshot, cfg: JudgeConfig): Met
     }
     const results = runs.map((r) => {
       const c = classifyMetric(r.a, r.b, check, opts(r.confidence));
-      const values = { ...c.values, ...(r.stratum !== undefined ? { stratum: r.stratum } : {}), ...(r.segment ? { segment: r.segment.name, segmentStartsAtH: Number(r.segment.startsAtH.toPrecision(4)) } : {}), ...(multi && !r.stratum ? { normalisedByStratum: true } : {}) };
+      const values = { ...c.values, ...definedProps({ stratum: r.stratum }), ...(r.segment ? { segment: r.segment.name, segmentStartsAtH: Number(r.segment.startsAtH.toPrecision(4)) } : {}), ...(multi && !r.stratum ? { normalisedByStratum: true } : {}) };
       const evidence: Evidence = { check: r.name, result: c.result, values, ...(c.note ? { note: c.note } : {}) };
       return { run: r, result: c.result, evidence };
     });

@@ -4,6 +4,7 @@
  * them. Pure.
  */
 import type { CanarySnapshot, ContinuousMetric, DeviceSummary, EventCounter } from '../../protocol/canary.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface Segment {
   /** `last-50%` */
@@ -76,5 +77,5 @@ export function segmentMetric(d: DeviceSummary, metric: ContinuousMetric, from: 
   if (w === 0) return {};
   const den = w * stt - st * st;
   const slope = used >= 3 && Math.abs(den) > 1e-12 ? (w * sty - st * sw) / den : undefined;
-  return { mean: sw / w, ...(slope !== undefined ? { slopePerH: slope } : {}) };
+  return { mean: sw / w, ...definedProps({ slopePerH: slope }) };
 }

@@ -19,6 +19,7 @@ import { hardLimitsLayer, reportingSufficiency } from './layer-hard-limits.js';
 import { countsLayer, type CounterResult } from './layer-counts.js';
 import { continuousLayer, type MetricResult } from './layer-continuous.js';
 import { lostMetricsLayer } from './layer-lost-metrics.js';
+import { errorMessage } from '../../protocol/errors.js';
 
 interface Modifier {
   rule: string;
@@ -244,7 +245,7 @@ export function createStatAnalyzer(options: StatAnalyzerOptions = {}): GateAnaly
         const verdict = judgeSnapshot(snapshot, ctx.policy, cfg);
         return Promise.resolve({ ok: true, verdict, latencyMs: mono() - t0 });
       } catch (err) {
-        return Promise.resolve({ ok: false, error: { code: 'stat-internal', message: (err as Error).message }, latencyMs: mono() - t0 });
+        return Promise.resolve({ ok: false, error: { code: 'stat-internal', message: errorMessage(err) }, latencyMs: mono() - t0 });
       }
     },
   };

@@ -4,6 +4,7 @@
  * from-version is among them. Each stratum's canaries are compared with its own control. Pure.
  */
 import type { CanarySnapshot, DeviceSummary } from '../../protocol/canary.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface Stratum {
   /** `rpi4`, or `rpi4@1.2.0` when split by from-version. */
@@ -36,7 +37,7 @@ export function strataOf(snapshot: CanarySnapshot, byFromVersion: boolean, devic
       const version = split ? baseVersion(d) ?? '?' : undefined;
       const key = version !== undefined ? `${model}@${version}` : model;
       let g = groups.get(key);
-      if (!g) groups.set(key, (g = { key, model, ...(version !== undefined ? { version } : {}), canary: [], control: [] }));
+      if (!g) groups.set(key, (g = { key, model, ...definedProps({ version }), canary: [], control: [] }));
       (d.cohort === 'canary' ? g.canary : g.control).push(d);
     }
     out.push(...groups.values());

@@ -11,6 +11,7 @@ import { closeDatabase } from '../store/db.js';
 import { openTelemetryDatabase } from '../telemetry/telemetry-schema.js';
 import { TelemetryStore, type TelemetryStoreOptions } from '../telemetry/telemetry-store.js';
 import { SnapshotBuilder, type CanaryDeviceInput, type ControlDeviceInput } from '../telemetry/snapshot-builder.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface ReplayDevice {
   deviceId: string;
@@ -70,7 +71,7 @@ export function snapshotFromTelemetry(req: ReplayRequest): CanarySnapshot {
         const v = versions.get(d.deviceId);
         if (v === undefined) continue;
         fromVersions.add(v);
-        control.push({ deviceId: d.deviceId, hardwareModel: d.hardwareModel, firmwareVersion: v, ...(seen !== undefined ? { lastSeen: seen } : {}) });
+        control.push({ deviceId: d.deviceId, hardwareModel: d.hardwareModel, firmwareVersion: v, ...definedProps({ lastSeen: seen }) });
         continue;
       }
       const s = last.get(d.deviceId);
@@ -84,7 +85,7 @@ export function snapshotFromTelemetry(req: ReplayRequest): CanarySnapshot {
         ...(s && INSTALLED.has(s.state) ? { installedAt: s.at } : {}),
         ...(s && RUNNING_NEW.has(s.state) ? { runningSince: s.at } : {}),
         ...(seen !== undefined || s ? { lastSeen: Math.max(seen ?? 0, s?.at ?? 0) } : {}),
-        ...(from !== undefined ? { fromVersion: from } : {}),
+        ...definedProps({ fromVersion: from }),
       });
     }
     const snapshot = new SnapshotBuilder(db, options.rollupSlotMs).build({
@@ -97,8 +98,7 @@ export function snapshotFromTelemetry(req: ReplayRequest): CanarySnapshot {
       canary,
       control,
       silentAfterMs: req.silentAfterMs ?? options.maxExposureGapMs,
-      ...(req.warmUpMs !== undefined ? { warmUpMs: req.warmUpMs } : {}),
-      ...(req.slots !== undefined ? { slots: req.slots } : {}),
+      ...definedProps({ warmUpMs: req.warmUpMs, slots: req.slots }),
     });
     // A canary that never reported carries no update state (the gate reads that as no report).
     for (const d of snapshot.devices) if (d.cohort === 'canary' && d.update?.state === 'idle') delete d.update;

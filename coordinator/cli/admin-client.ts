@@ -3,7 +3,8 @@
  * connection.ts (flags, environment, the local data dir's admin.json); errors name the source to fix.
  * I/O shell (fetch).
  */
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
+import { definedProps } from '../../firmware/defined-props.js';
 import { resolveConnection, unauthorizedMessage, type Connection, type ConnectionOptions } from './connection.js';
 
 export type { ConnectionOptions } from './connection.js';
@@ -44,11 +45,11 @@ export class AdminClient {
       res = await fetch(`${this.baseUrl}${path}`, {
         method,
         headers,
-        ...(payload !== undefined ? { body: payload } : {}),
+        ...definedProps({ body: payload }),
         ...(init.duplex ? { duplex: 'half' } : {}),
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? errorMessage(err);
       throw new FleetError('unreachable', `cannot reach the coordinator at ${this.baseUrl} (${cause}); is it running? start it with \`fleet coordinator start\` or check --url`);
     }
     const text = await res.text();

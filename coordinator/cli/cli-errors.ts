@@ -3,7 +3,7 @@
  * never a stack trace (set FLEET_DEBUG=1 for one). FleetErrors carry their code and advice; a file
  * that cannot be read names the file; anything else is labelled unexpected. Pure.
  */
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 
 /** What Node's fs and net errors carry (`ENOENT`, `open`, the path; `EADDRINUSE`, the port). */
 interface SystemErrorLike {
@@ -51,6 +51,6 @@ export function describeCliError(err: unknown, debug = false): string {
   if (typeof sys.code === 'string' && /^E[A-Z]+$/.test(sys.code)) {
     return `error [${sys.code}]: ${describeSystemError(sys, sys.code)}${stack}`;
   }
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   return `error: ${message.split('\n')[0] ?? message} (unexpected; rerun with FLEET_DEBUG=1 for the stack trace)${stack}`;
 }

@@ -10,8 +10,6 @@ import type { ConnectionOptions } from './admin-client.js';
 import { ago, list, table } from './format.js';
 import { renderStatus, watch, type DeploymentView } from './deploy-status.js';
 
-export type { DeploymentView } from './deploy-status.js';
-
 type CreateOpts = ConnectionOptions & {
   firmware: string;
   waves?: string;
@@ -24,6 +22,7 @@ type CreateOpts = ConnectionOptions & {
   approve?: string[];
   window?: string;
   windowDuration?: string;
+  windowTz?: string;
   draft?: boolean;
   id?: string;
   description?: string;
@@ -50,8 +49,9 @@ export function registerDeployCommands(program: Command): void {
       .option('--from <range>', 'semver range of current versions to update', '*')
       .option('--tags <tags>', 'only devices with all these tags', list)
       .option('--approve <waves>', 'wave numbers (1-based) that need `fleet deploy approve` before they start', list)
-      .option('--window <cron>', 'maintenance window start times (cron, UTC) in which waves may start')
+      .option('--window <cron>', 'maintenance window start times (cron, e.g. "0 2 * * *") in which waves may start')
       .option('--window-duration <duration>', 'length of each maintenance window', '4h')
+      .option('--window-tz <zone>', 'IANA time zone the --window cron is read in, e.g. Europe/Berlin (daylight saving followed)', 'UTC')
       .option('--draft', 'create without starting; start with `fleet deploy start <id>`')
       .option('--id <id>', 'deployment id (default: generated)')
       .option('--description <text>', 'free text for operators')
@@ -85,7 +85,7 @@ export function registerDeployCommands(program: Command): void {
       firmwareVersion: opts.firmware,
       target: { hardwareModels: models, versionRange: opts.from ?? '*', tags: opts.tags ?? [] },
       waves: percents.map((percent, i) => ({ percent, soakMs, deadlineMs, minDevicesReporting, requiresApproval: approve.has(i) })),
-      maintenanceWindows: opts.window ? [{ cron: opts.window, durationMs: parseDuration(opts.windowDuration ?? '4h') }] : [],
+      maintenanceWindows: opts.window ? [{ cron: opts.window, durationMs: parseDuration(opts.windowDuration ?? '4h'), timeZone: opts.windowTz ?? 'UTC' }] : [],
       draft: opts.draft ?? false,
       ...(opts.id ? { id: opts.id } : {}),
       ...(opts.description ? { description: opts.description } : {}),

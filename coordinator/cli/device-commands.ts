@@ -5,6 +5,7 @@ import { AdminApiError, AdminClient, type ConnectionOptions } from './admin-clie
 import { FleetError } from '../../protocol/errors.js';
 import { parseDuration } from '../../firmware/duration.js';
 import { ago, list, table } from './format.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 interface DeviceView {
   deviceId: string;
@@ -150,7 +151,7 @@ export function registerDeviceCommands(program: Command): void {
       deviceIds: ids,
       ...(opts.model ? { hardwareModel: opts.model } : {}),
       ...(opts.tags ? { tags: opts.tags } : {}),
-      ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
+      ...definedProps({ reason: opts.reason }),
       rotate: opts.rotate ?? false,
     });
     if (opts.out) {

@@ -5,6 +5,7 @@
  * loads only what the agent needs.
  */
 import { Command } from 'commander';
+import { packageVersion } from '../../firmware/package-version.js';
 import { registerFirmwareCommands } from '../../firmware/cli.js';
 import { registerAgentCommands } from '../../agent/cli.js';
 import { registerCoordinatorCommands } from './coordinator-cli.js';
@@ -15,7 +16,7 @@ import { registerSimulatorCommands } from '../../simulator/cli.js';
 
 const program = new Command('fleet')
   .description('safe, signed, wave-based firmware rollouts for IoT fleets')
-  .version('0.1.0')
+  .version(packageVersion(import.meta.url))
   .showHelpAfterError('(run with --help for usage)');
 
 registerFirmwareCommands(program);

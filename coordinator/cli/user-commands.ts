@@ -7,6 +7,7 @@ import { ago, table } from './format.js';
 import { addConnectionOptions, client } from './device-commands.js';
 import type { ConnectionOptions } from './admin-client.js';
 import { readNewPassword } from './secret-input.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 interface UserView {
   name: string;
@@ -34,7 +35,6 @@ interface AuditEntry {
 
 const ROLES = 'viewer (reads), operator (deploys and steers rollouts) or admin (also users, devices, flags, firmware)';
 
-const withReason = (reason: string | undefined): Record<string, string> => (reason !== undefined ? { reason } : {});
 
 function printToken(name: string, token: string): void {
   console.log(`API token for ${name} (shown once; only its hash is kept — give it to ${name} for FLEET_TOKEN or the console's login):`);
@@ -54,7 +54,7 @@ export function registerUserCommands(program: Command): void {
       .option('--json', 'machine-readable output'),
   ).action(async (name: string, opts: ConnectionOptions & { role: string; passwordStdin?: boolean; reason?: string; json?: boolean }) => {
     const password = opts.passwordStdin ? await readNewPassword(true) : undefined;
-    const res = await client(opts).post<{ user: UserView; token: string }>('/v1/users', { name, role: opts.role, ...(password !== undefined ? { password } : {}), ...withReason(opts.reason) });
+    const res = await client(opts).post<{ user: UserView; token: string }>('/v1/users', { name, role: opts.role, ...definedProps({ password, reason: opts.reason }) });
     if (opts.json) return console.log(JSON.stringify(res, null, 2));
     console.log(`added ${res.user.name} (${res.user.role})${res.user.hasPassword ? ' with a password for the web login' : ''}`);
     printToken(res.user.name, res.token);
@@ -95,7 +95,7 @@ export function registerUserCommands(program: Command): void {
       .option('--reason <text>', 'why (recorded in the audit log)')
       .option('--json', 'machine-readable output'),
   ).action(async (name: string, opts: ConnectionOptions & { reason?: string; json?: boolean }) => {
-    const res = await client(opts).post<{ user: UserView; token: string }>(`/v1/users/${encodeURIComponent(name)}/token`, withReason(opts.reason));
+    const res = await client(opts).post<{ user: UserView; token: string }>(`/v1/users/${encodeURIComponent(name)}/token`, definedProps({ reason: opts.reason }));
     if (opts.json) return console.log(JSON.stringify(res, null, 2));
     printToken(res.user.name, res.token);
   });
@@ -108,7 +108,7 @@ export function registerUserCommands(program: Command): void {
       .option('--reason <text>', 'why (recorded in the audit log)'),
   ).action(async (name: string, opts: ConnectionOptions & { passwordStdin?: boolean; reason?: string }) => {
     const password = await readNewPassword(Boolean(opts.passwordStdin));
-    await client(opts).request('PUT', `/v1/users/${encodeURIComponent(name)}/password`, { password, ...withReason(opts.reason) });
+    await client(opts).request('PUT', `/v1/users/${encodeURIComponent(name)}/password`, { password, ...definedProps({ reason: opts.reason }) });
     console.log(`password of ${name} set; their other web sessions have ended`);
   });
 

@@ -8,7 +8,6 @@
 import type Database from 'better-sqlite3';
 import { FleetError } from '../../protocol/errors.js';
 import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';
-export { ENGINE_MIGRATIONS } from './engine-migrations.js';
 import { shardDevices } from './device-progress.js';
 import {
   DeploymentCoreSchema,

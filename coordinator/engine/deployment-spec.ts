@@ -6,7 +6,7 @@
 import { ValidationError } from '../../protocol/errors.js';
 import type { Envelope } from '../../protocol/signed.js';
 import { formatIssues } from '../../protocol/parse.js';
-import { parseCron, windowNeverOpens } from './maintenance-window.js';
+import { isTimeZone, windowNeverOpens } from './maintenance-window.js';
 import { isValidVersionRange } from './wave-plan.js';
 import {
   DEFAULT_SOAK_MS,
@@ -35,17 +35,21 @@ export interface SpecContext {
 }
 
 /**
- * Checks the parts of a spec zod cannot: cron syntax, that each maintenance window can open (after
+ * Checks the parts of a spec zod cannot: cron syntax and time zone, that each maintenance window can open (after
  * `now`, when given), and the semver range. Throws ValidationError.
  */
 export function checkSpecSemantics(spec: Pick<DeploymentSpec, 'maintenanceWindows' | 'target'>, now?: number): void {
   const issues: string[] = [];
   spec.maintenanceWindows.forEach((w, i) => {
+    if (w.timeZone !== undefined && !isTimeZone(w.timeZone)) {
+      issues.push(`maintenanceWindows.${i}.timeZone: ${JSON.stringify(w.timeZone)} is not a time zone this coordinator knows; give an IANA name such as Europe/Berlin (default UTC)`);
+      return;
+    }
     try {
-      const never = windowNeverOpens(parseCron(w.cron), now);
+      const never = windowNeverOpens(w, now);
       if (never !== undefined) issues.push(`maintenanceWindows.${i}.cron: ${JSON.stringify(w.cron)} never opens: ${never}; choose start times that occur`);
     } catch (err) {
-      issues.push(`maintenanceWindows.${i}.cron: ${(err as ValidationError).issues?.join('; ') ?? (err as Error).message}`);
+      issues.push(`maintenanceWindows.${i}.cron: ${err instanceof ValidationError ? err.issues.join('; ') : String(err)}`);
     }
   });
   if (!isValidVersionRange(spec.target.versionRange)) {

@@ -33,10 +33,6 @@ export function waveSpec(ctx: Ctx, index: number): WaveSpec {
   return ctx.d.core.spec.waves[index]!;
 }
 
-export function waveState(ctx: Ctx, index: number): WaveState {
-  return ctx.d.core.waves[index]!;
-}
-
 export function currentWave(ctx: Ctx): WaveState {
   return ctx.d.core.waves[ctx.d.core.current]!;
 }

@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import type { CanarySnapshot } from '../../protocol/canary.js';
 import type { Clock, TimerHandle } from '../../protocol/clock.js';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 import type { DeviceMessage, HelloMessage, StatusMessage } from '../../protocol/messages.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';
 import { combineOutcomes } from '../gate/combine.js';
@@ -32,6 +32,7 @@ import {
   type StepResult,
   type WaveDirectory,
 } from './types.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 /** Longest single timer: far wake-ups (next week's window) are re-armed in steps of a day. */
 const MAX_TIMER_MS = 24 * 3600_000;
@@ -215,7 +216,7 @@ export class EngineRunner {
       // A late report for a finished deployment (e.g. an unreachable device coming back) is recorded.
       this.live.set(status.deploymentId, stored);
     }
-    this.feed(status.deploymentId, { type: 'device-status', status, ...(hardwareModel !== undefined ? { hardwareModel } : {}) });
+    this.feed(status.deploymentId, { type: 'device-status', status, ...definedProps({ hardwareModel }) });
     return 1;
   }
 
@@ -312,7 +313,9 @@ export class EngineRunner {
         this.o.sink.anomaly?.(e.deviceId, e.kind, e.detail);
         return;
       case 'record-decision':
-        return; // persisted with the state
+        // Persisted with the state; listeners hear of it now.
+        this.o.sink.decision?.(e.decision);
+        return;
       case 'schedule-wake':
         this.arm(id, e.at);
         return;
@@ -354,11 +357,11 @@ export class EngineRunner {
         clock: this.o.clock,
         id: decisionId,
         attempt,
-        ...(this.o.analyzerTimeoutMs !== undefined ? { timeoutMs: this.o.analyzerTimeoutMs } : {}),
+        ...definedProps({ timeoutMs: this.o.analyzerTimeoutMs }),
       });
     } catch (err) {
       // No snapshot, no judgement: recorded as an error, and the gate holds at Monitor.
-      const error = { code: err instanceof FleetError ? err.code : 'snapshot-failed', message: (err as Error).message };
+      const error = { code: err instanceof FleetError ? err.code : 'snapshot-failed', message: errorMessage(err) };
       const { records, final } = combineOutcomes([{ name: 'snapshot', role: 'hard', outcome: { ok: false, error, latencyMs: 0 } }], policy);
       decision = {
         id: decisionId,

@@ -26,6 +26,7 @@ import {
   type OperatorAction,
   type StepResult,
 } from './types.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export { gatePolicyFor };
 
@@ -48,7 +49,7 @@ export function initialState(spec: DeploymentSpec, now: number): DeploymentState
 export function createDeployment(spec: DeploymentSpec, now: number, actor: string): StepResult {
   const state = initialState(spec, now);
   const ctx: Ctx = { d: new Draft(state), now, effects: [] };
-  audit(ctx, actor, 'deployment.created', { firmwareVersion: spec.firmwareVersion, waves: spec.waves.map((w) => w.percent), draft: spec.draft, ...(spec.description !== undefined ? { description: spec.description } : {}) });
+  audit(ctx, actor, 'deployment.created', { firmwareVersion: spec.firmwareVersion, waves: spec.waves.map((w) => w.percent), draft: spec.draft, ...definedProps({ description: spec.description }) });
   if (!spec.draft) start(ctx, actor);
   return finish(ctx, state);
 }
@@ -197,7 +198,7 @@ function applyOperator(ctx: Ctx, action: OperatorAction, actor: string): void {
     case 'pause':
       if (!inRun(phase)) return reject(ctx, 'invalid-action', `deployment ${core.spec.id} is ${phase}; only a running deployment can be paused`);
       if (core.pause) return reject(ctx, 'already-paused', `deployment ${core.spec.id} is already paused (${core.pause.cause}); resume, promote or abort it`);
-      core.pause = { at: ctx.now, by: who, cause: 'operator', ...(action.reason !== undefined ? { reason: action.reason } : {}) };
+      core.pause = { at: ctx.now, by: who, cause: 'operator', ...definedProps({ reason: action.reason }) };
       audit(ctx, who, 'deployment.paused', { reason: action.reason ?? null });
       return;
     case 'resume':

@@ -6,6 +6,7 @@
 import { CanarySnapshotSchema, type CanarySnapshot, type DeviceSummary } from '../../protocol/canary.js';
 import { allDevices } from './device-progress.js';
 import type { DeploymentState, DeviceProgress } from './types.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 /**
  * Canary devices of a gate: every tracked device in waves 0..wave (cumulative). Members that never
@@ -26,7 +27,7 @@ export function deviceSummary(state: DeploymentState, d: DeviceProgress): Device
     samples: 0,
     events: { crashes: 0, errors: 0, reboots: 0, agentRestarts: 0 },
     metrics: {},
-    ...(d.state !== 'pending' ? { update: { state: d.state, ...(d.reason !== undefined ? { reason: d.reason } : {}) } } : {}),
+    ...(d.state !== 'pending' ? { update: { state: d.state, ...definedProps({ reason: d.reason }) } } : {}),
     // Silent past the deadline without finishing: failure for the gate.
     silent: d.timedOut && (d.state === 'pending' || !['committed', 'failed', 'rejected', 'rolled-back', 'already-installed'].includes(d.state)),
     errorSignatures: [],

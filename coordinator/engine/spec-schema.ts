@@ -47,16 +47,21 @@ export const TargetSpecSchema = z.object({
   /** Devices must carry all of these tags. */
   tags: z.array(TagSchema).max(32).default([]),
 });
-export type TargetSpec = z.infer<typeof TargetSpecSchema>;
 
 /**
  * A window in which waves may START (a started wave runs on after it closes). `cron` is a 5-field
  * (minute hour day-of-month month day-of-week) or 6-field (with leading seconds) expression giving the
- * window's start times, evaluated in UTC; the window lasts `durationMs` from each start.
+ * window's start times, read in `timeZone` (UTC by default); the window lasts `durationMs` of real time
+ * from each start.
  */
 export const MaintenanceWindowSchema = z.object({
-  cron: z.string().min(9).max(200),
+  cron: z.string().min(1).max(200),
   durationMs: z.number().int().positive(),
+  /**
+   * IANA time zone the cron is read in, e.g. `Europe/Berlin`; absent means UTC (and windows stored
+   * before the field existed stay UTC). Checked against the host's zone data when a deployment is created.
+   */
+  timeZone: z.string().min(1).max(64).regex(/^[A-Za-z0-9_+\-/]+$/, 'an IANA time zone name such as Europe/Berlin').optional(),
   /** Free text for operators, e.g. `weeknights`. */
   name: z.string().max(64).optional(),
 });
@@ -70,7 +75,6 @@ export const MonitorPolicySchema = z.object({
   /** At the limit: hold for an operator (`pause`, default) or abort. */
   onLimit: z.enum(['pause', 'abort']).default('pause'),
 });
-export type MonitorPolicy = z.infer<typeof MonitorPolicySchema>;
 
 export const RollbackPolicySchema = z.object({
   /** Roll back exposed devices automatically when the gate aborts. Default true. */
@@ -80,7 +84,6 @@ export const RollbackPolicySchema = z.object({
   /** Rollback commands sent to one device at most (re-sent when it reconnects still on the new version). */
   maxCommandAttempts: z.number().int().min(1).max(20).default(5),
 });
-export type RollbackPolicy = z.infer<typeof RollbackPolicySchema>;
 
 /**
  * What the admin API accepts to create a deployment (`fleet deploy create`). The shell turns it into a
@@ -150,5 +153,4 @@ export const DeploymentSpecSchema = z
     }
   });
 export type DeploymentSpec = z.infer<typeof DeploymentSpecSchema>;
-export type DeploymentSpecInput = z.input<typeof DeploymentSpecSchema>;
 

@@ -8,9 +8,9 @@ import { z } from 'zod';
 import { DeviceIdSchema, HardwareModelSchema, SemverSchema } from '../../protocol/ids.js';
 import { DeploymentSpecSchema, type DeploymentSpec } from './spec-schema.js';
 import type { HelloMessage, RolloutMessage, StatusMessage } from '../../protocol/messages.js';
-import { UpdateReasonSchema, type UpdateReason } from '../../protocol/reasons.js';
+import { UpdateReasonSchema } from '../../protocol/reasons.js';
 import { UpdateStateSchema } from '../../protocol/update-state.js';
-import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';
+import type { DecisionRecord } from '../gate/decision.js';
 
 export * from './spec-schema.js';
 
@@ -38,7 +38,6 @@ export const ACTIVE_PHASES: readonly DeploymentPhase[] = ['draft', 'scheduled', 
 export const FINAL_PHASES: readonly DeploymentPhase[] = ['aborted', 'rolled-back'];
 
 export const WaveStatusSchema = z.enum(['pending', 'rolling', 'soaking', 'gating', 'passed', 'aborted', 'skipped']);
-export type WaveStatus = z.infer<typeof WaveStatusSchema>;
 
 /** Per-wave device counts, kept incrementally by the engine (devices count toward their bucket's wave). */
 export const WaveCountsSchema = z.object({
@@ -93,7 +92,6 @@ export const PauseSchema = z.object({
   cause: z.enum(['operator', 'monitor-limit']),
   reason: z.string().max(500).optional(),
 });
-export type Pause = z.infer<typeof PauseSchema>;
 
 export const RollbackStateSchema = z.object({
   startedAt: z.number().int(),
@@ -111,7 +109,6 @@ export const RollbackStateSchema = z.object({
   refused: z.number().int().nonnegative().default(0),
   completedAt: z.number().int().optional(),
 });
-export type RollbackState = z.infer<typeof RollbackStateSchema>;
 
 /** The deployment's own state, without its devices (one row; small). */
 export const DeploymentCoreSchema = z.object({
@@ -137,7 +134,6 @@ export type DeploymentCore = z.infer<typeof DeploymentCoreSchema>;
 
 /** `waiting` device states the engine adds to the wire's UpdateState. */
 export const DeviceTrackStateSchema = z.union([UpdateStateSchema, z.enum(['pending'])]);
-export type DeviceTrackState = z.infer<typeof DeviceTrackStateSchema>;
 
 export const DeviceRollbackSchema = z.object({
   /** `refused`: the device reported the rollback below its security floor and stays on the new image. */
@@ -147,7 +143,6 @@ export const DeviceRollbackSchema = z.object({
   sentAt: z.number().int(),
   confirmedAt: z.number().int().optional(),
 });
-export type DeviceRollback = z.infer<typeof DeviceRollbackSchema>;
 
 /** One device's progress in one deployment. */
 export const DeviceProgressSchema = z.object({
@@ -208,7 +203,6 @@ export const OperatorActionSchema = z.discriminatedUnion('type', [
 ]);
 export type OperatorAction = z.infer<typeof OperatorActionSchema>;
 export type OperatorActionInput = z.input<typeof OperatorActionSchema>;
-export type OperatorActionType = OperatorAction['type'];
 
 // ---------------------------------------------------------------------------------------------
 // Events (inputs to step)
@@ -261,8 +255,6 @@ export type EngineEffect =
    */
   | { type: 'device-anomaly'; deviceId: string; kind: 'unoffered-status'; detail: string };
 
-export type EngineEffectType = EngineEffect['type'];
-
 export interface CommandRequest {
   /** Deterministic per (deployment, device, attempt): a re-send after a crash is the same command. */
   commandId: string;
@@ -309,6 +301,8 @@ export interface EffectSink {
   sendCommand(command: CommandRequest): Promise<void>;
   /** Append to the audit log and log it (pino, child `engine`). */
   audit(entry: AuditEntry): void;
+  /** A decision was recorded (already persisted with the state): for listeners (metrics, webhooks). */
+  decision?(record: DecisionRecord): void;
   /** Record a device anomaly (the registry's anomaly log); optional for sinks that keep none. */
   anomaly?(deviceId: string, kind: 'unoffered-status', detail: string): void;
 }
@@ -334,5 +328,4 @@ export interface WaveDirectory {
   members(spec: DeploymentSpec, buckets: readonly number[]): readonly WaveMember[] | Promise<readonly WaveMember[]>;
 }
 
-export { DecisionRecordSchema };
-export type { DecisionRecord, UpdateReason };
+export type { DecisionRecord };

@@ -22,7 +22,6 @@ export const FlagVariantSchema = z.object({
 export type FlagVariant = z.infer<typeof FlagVariantSchema>;
 
 export const FlagScopeSchema = z.enum(['coordinator', 'device']);
-export type FlagScope = z.infer<typeof FlagScopeSchema>;
 
 export const FlagDefinitionSchema = z.object({
   name: FlagNameSchema,

@@ -28,7 +28,6 @@ export const FlagPatchSchema = z.object({
 }).strict();
 
 const ReasonBodySchema = z.object({ reason: z.string().max(500).optional() });
-export type FlagPatch = z.infer<typeof FlagPatchSchema>;
 
 export interface FlagRouteDeps {
   flags: FlagStore;

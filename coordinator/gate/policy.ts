@@ -15,4 +15,3 @@ export const GatePolicySchema = z.object({
   minReportingDevices: z.number().int().nonnegative().default(d.minReportingDevices),
   aiMayAbort: z.boolean().default(d.aiMayAbort),
 }) satisfies z.ZodType<GatePolicy, unknown>;
-export type GatePolicyInput = z.input<typeof GatePolicySchema>;

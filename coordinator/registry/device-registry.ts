@@ -16,6 +16,7 @@ import { bucketOf } from '../../protocol/bucket.js';
 import type { HelloMessage } from '../../protocol/messages.js';
 import type { SlotName, UpdateState } from '../../protocol/update-state.js';
 import type { Db } from '../store/db.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface DeviceRecord {
   deviceId: string;
@@ -303,7 +304,7 @@ export class DeviceRegistry {
     if (!d) return;
     const u = d.update;
     if (u?.deploymentId === update.deploymentId && u.state === update.state && u.toVersion === update.toVersion) return;
-    d.update = { deploymentId: update.deploymentId, state: update.state, ...(update.toVersion !== undefined ? { toVersion: update.toVersion } : {}) };
+    d.update = { deploymentId: update.deploymentId, state: update.state, ...definedProps({ toVersion: update.toVersion }) };
     this.save(d);
   }
 

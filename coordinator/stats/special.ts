@@ -40,24 +40,9 @@ export function incompleteGamma(x: number, s: number, upper = false): number {
   return gammainc(x, s, true, upper);
 }
 
-/** ln(Σ exp(xs)) without overflow; −∞ for an empty list. */
-export function logSumExp(xs: readonly number[]): number {
-  let max = -Infinity;
-  for (const x of xs) if (x > max) max = x;
-  if (max === -Infinity) return -Infinity;
-  let s = 0;
-  for (const x of xs) s += Math.exp(x - max);
-  return max + Math.log(s);
-}
-
 /** Standard normal CDF Φ(x). */
 export function pnorm(x: number): number {
   return normalCdf(x, 0, 1);
-}
-
-/** Upper tail 1 − Φ(x), accurate for large x. */
-export function pnormUpper(x: number): number {
-  return normalCdf(-x, 0, 1);
 }
 
 /**

@@ -8,7 +8,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 import { applyMigrations, type Migration } from './migrations.js';
 import { ALL_MIGRATIONS } from './migration-list.js';
 
@@ -51,7 +51,7 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
     if (path !== ':memory:' && !options.readonly) restrictFileModes(path);
     db = new Database(path, { readonly: options.readonly ?? false });
   } catch (err) {
-    throw new StoreError(`cannot open database ${path}: ${(err as Error).message}; check the data directory's permissions`, { cause: err });
+    throw new StoreError(`cannot open database ${path}: ${errorMessage(err)}; check the data directory's permissions`, { cause: err });
   }
   if (!options.readonly) {
     db.pragma('journal_mode = WAL');

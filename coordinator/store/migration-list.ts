@@ -8,6 +8,7 @@
  *   300–399  coordinator/deployments (freshness counters for signed manifests and commands)
  *   400–499  coordinator/registry (device anomalies)
  *   500–599  coordinator/users (named users, API tokens, web sessions)
+ *   700–799  coordinator/webhooks (webhooks, deliveries, attempts)
  */
 import type { Migration } from './migrations.js';
 import { STORE_MIGRATIONS } from './schema.js';
@@ -17,7 +18,17 @@ import { COUNTER_MIGRATIONS } from '../counter-totals.js';
 import { FRESHNESS_MIGRATIONS } from '../deployments/freshness-counters.js';
 import { REGISTRY_MIGRATIONS } from '../registry/registry-migrations.js';
 import { USER_MIGRATIONS } from '../users/user-migrations.js';
+import { WEBHOOK_MIGRATIONS } from '../webhooks/webhook-store.js';
 
-export const ALL_MIGRATIONS: readonly Migration[] = [...STORE_MIGRATIONS, ...COUNTER_MIGRATIONS, ...ENGINE_MIGRATIONS, ...FLAG_MIGRATIONS, ...FRESHNESS_MIGRATIONS, ...REGISTRY_MIGRATIONS, ...USER_MIGRATIONS].sort(
+export const ALL_MIGRATIONS: readonly Migration[] = [
+  ...STORE_MIGRATIONS,
+  ...COUNTER_MIGRATIONS,
+  ...ENGINE_MIGRATIONS,
+  ...FLAG_MIGRATIONS,
+  ...FRESHNESS_MIGRATIONS,
+  ...REGISTRY_MIGRATIONS,
+  ...USER_MIGRATIONS,
+  ...WEBHOOK_MIGRATIONS,
+].sort(
   (a, b) => a.version - b.version,
 );

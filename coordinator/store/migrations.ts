@@ -5,7 +5,7 @@
  * at the last complete version.
  */
 import type Database from 'better-sqlite3';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '../../protocol/errors.js';
 
 export interface Migration {
   /** Strictly increasing across the whole list; never reuse or renumber a shipped version. */
@@ -74,7 +74,7 @@ export function applyMigrations(db: Database.Database, list: readonly Migration[
     try {
       run();
     } catch (err) {
-      throw new MigrationError(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, { cause: err });
+      throw new MigrationError(`migration ${m.version} (${m.name}) failed: ${errorMessage(err)}`, { cause: err });
     }
     done.push(m.version);
   }

@@ -8,6 +8,7 @@ import type { TelemetryMessage } from '../../protocol/messages.js';
 import type { Db } from '../store/db.js';
 import { decodeBatch, type BadTelemetry, type TelemetryBatch, type VersionNote } from './telemetry-batch.js';
 import { TelemetryStore, type TelemetryStoreOptions } from './telemetry-store.js';
+import { errorMessage } from '../../protocol/errors.js';
 
 /** At most this many bad messages are described per batch; the rest are only counted. */
 const MAX_BAD_REPORTED = 20;
@@ -85,7 +86,7 @@ export class TelemetryThread {
     try {
       return { type: 'stored', upTo, written: this.store.flush() };
     } catch (err) {
-      return { type: 'failed', upTo, lost: queued, message: (err as Error).message };
+      return { type: 'failed', upTo, lost: queued, message: errorMessage(err) };
     }
   }
 
@@ -93,7 +94,7 @@ export class TelemetryThread {
     try {
       return { type: 'pruned', id, rows: this.store.prune(now) };
     } catch (err) {
-      return { type: 'prune-failed', id, message: (err as Error).message };
+      return { type: 'prune-failed', id, message: errorMessage(err) };
     }
   }
 }

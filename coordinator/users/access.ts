@@ -14,6 +14,7 @@ import { DEFAULT_LOGIN_THROTTLE, LoginThrottle } from '../broker/login-throttle.
 import type { Logger } from 'pino';
 import { LogLimiter } from '../log-limiter.js';
 import type { Counters } from '../metrics.js';
+import { definedProps } from '../../firmware/defined-props.js';
 import { roleAllows, type Principal, type Role } from './roles.js';
 import type { SessionStore } from './session-store.js';
 import type { Login, SessionView } from './user-schemas.js';
@@ -162,8 +163,7 @@ export class Access implements Authenticator {
 export function sessionView(p: Principal): SessionView {
   return {
     user: { name: p.name, role: p.role },
-    ...(p.csrfToken !== undefined ? { csrfToken: p.csrfToken } : {}),
-    ...(p.sessionExpiresAt !== undefined ? { expiresAt: p.sessionExpiresAt } : {}),
+    ...definedProps({ csrfToken: p.csrfToken, expiresAt: p.sessionExpiresAt }),
   };
 }
 

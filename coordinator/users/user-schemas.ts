@@ -30,7 +30,6 @@ export const NewUserSchema = z.object({
   password: PasswordSchema.optional(),
   reason: Reason,
 });
-export type NewUser = z.infer<typeof NewUserSchema>;
 
 export const PasswordChangeSchema = z.object({
   password: PasswordSchema,

@@ -15,6 +15,7 @@ import type { AuditLog } from '../store/audit-log.js';
 import type { Counters } from '../metrics.js';
 import type { Publisher } from './publisher.js';
 import type { AnomalyLog } from '../registry/anomaly-log.js';
+import type { DecisionRecord } from '../gate/decision.js';
 
 export interface CoordinatorEffectSinkOptions {
   publisher: Publisher;
@@ -32,6 +33,8 @@ export interface CoordinatorEffectSinkOptions {
   commandTtlMs?: number;
   /** Called after each audit entry (the coordinator's event stream). */
   onAudit?: (entry: AuditEntry) => void;
+  /** Called after each recorded decision (metrics, webhooks, the event stream). */
+  onDecision?: (decision: DecisionRecord) => void;
   /** Device anomalies the engine reports (statuses for updates never offered). */
   anomalies?: Pick<AnomalyLog, 'record'>;
 }
@@ -97,6 +100,10 @@ export class CoordinatorEffectSink implements EffectSink {
     await this.o.publisher.send(deviceTopic(command.deviceId, 'commands'), encodeMessage(message), 1);
     this.o.counters.inc(`commands.${command.action}`);
     this.o.logger.info({ deviceId: command.deviceId, deploymentId: command.deploymentId, commandId: command.commandId, action: command.action, seq: signed.signed.seq }, 'command sent');
+  }
+
+  decision(record: DecisionRecord): void {
+    this.o.onDecision?.(record);
   }
 
   anomaly(deviceId: string, kind: 'unoffered-status', detail: string): void {

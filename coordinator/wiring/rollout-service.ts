@@ -73,6 +73,8 @@ export interface RolloutServiceDeps {
   /** Issues the seq of every signed command. */
   freshness: FreshnessCounters;
   onAudit?: (entry: AuditEntry) => void;
+  /** Called after each recorded decision. */
+  onDecision?: (decision: DecisionRecord) => void;
   /** Where statuses for updates a device was never offered are recorded. */
   anomalies?: Pick<AnomalyLog, 'record'>;
 }
@@ -190,6 +192,7 @@ export class RolloutService {
       now: () => deps.clock.now(),
       commandSeq: () => deps.freshness.next('command'),
       ...(deps.onAudit ? { onAudit: deps.onAudit } : {}),
+      ...(deps.onDecision ? { onDecision: deps.onDecision } : {}),
       ...(deps.anomalies ? { anomalies: deps.anomalies } : {}),
     });
     const gateSnapshots = new GateSnapshots({

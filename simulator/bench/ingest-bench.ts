@@ -8,6 +8,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { startChild } from './child.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface IngestPoint {
   offered: number;
@@ -119,7 +120,7 @@ export async function bareIngest(rates: readonly number[], seconds: number, publ
   try {
     const counts = async (): Promise<ReceiverCounts> => {
       const s = await child.request<{ received: number; receivedAt: number; cpuUs: number; mainCpuUs?: number }>({ cmd: 'stats' }, 'stats');
-      return { handled: s.received, handledAt: s.receivedAt, cpuUs: s.cpuUs, ...(s.mainCpuUs !== undefined ? { mainCpuUs: s.mainCpuUs } : {}) };
+      return { handled: s.received, handledAt: s.receivedAt, cpuUs: s.cpuUs, ...definedProps({ mainCpuUs: s.mainCpuUs }) };
     };
     return await sweep(`mqtt://127.0.0.1:${String(ready['port'])}`, counts, rates, seconds, publishers, 'ingb', log);
   } finally {
@@ -140,7 +141,7 @@ export async function coordinatorIngest(rates: readonly number[], seconds: numbe
     const stats = (): Promise<Stats> => child.request<Stats>({ cmd: 'stats' }, 'stats');
     const counts = async (): Promise<ReceiverCounts> => {
       const s = await stats();
-      return { handled: s.received, handledAt: s.receivedAt, cpuUs: s.cpuUs, stored: s.written, storedAt: s.writtenAt, ...(s.mainCpuUs !== undefined ? { mainCpuUs: s.mainCpuUs } : {}) };
+      return { handled: s.received, handledAt: s.receivedAt, cpuUs: s.cpuUs, stored: s.written, storedAt: s.writtenAt, ...definedProps({ mainCpuUs: s.mainCpuUs }) };
     };
     const ids = Array.from({ length: publishers }, (_, i) => `ingc-${String(i).padStart(5, '0')}`);
     const { secrets } = await child.request<{ secrets: Record<string, string> }>({ cmd: 'provision', ids, model: 'bench' }, 'provisioned', 300_000);

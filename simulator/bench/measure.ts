@@ -17,12 +17,3 @@ export async function settledMemory(): Promise<{ rss: number; heapUsed: number }
   return { rss: m.rss, heapUsed: m.heapUsed };
 }
 
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-export const KiB = 1024;
-export const MiB = 1024 * 1024;
-export const fmt = (v: number, digits = 1): string => v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadAgentConfig, parseAgentConfig } from '../../agent/config.js';
-import { ConfigError } from '../../protocol/errors.js';
+import { ConfigError, errorMessage } from '../../protocol/errors.js';
 import { readFileSync } from 'node:fs';
 
 const minimal = {
@@ -22,7 +22,7 @@ function errorOf(value: unknown): string {
     parseAgentConfig(value);
   } catch (err) {
     expect(err).toBeInstanceOf(ConfigError);
-    return (err as Error).message;
+    return errorMessage(err);
   }
   throw new Error('expected a ConfigError');
 }
@@ -102,7 +102,7 @@ describe('slot backend from config', () => {
       // A settings object that skipped parseAgentConfig still gets its backend's own check.
       const err = await createSlotBackend({ kind: 'tryboot' } as unknown as Parameters<typeof createSlotBackend>[0], pino({ level: 'silent' })).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConfigError);
-      expect((err as Error).message).toMatch(/slots/);
+      expect(errorMessage(err)).toMatch(/slots/);
       await expect(createSlotBackend({ kind: 'memory' }, pino({ level: 'silent' }))).rejects.toThrow(/host injects the backend/);
     } finally {
       await rm(dir, { recursive: true, force: true });

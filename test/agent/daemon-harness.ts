@@ -21,6 +21,7 @@ import type { StatusMessage, TelemetryMessage } from '../../protocol/messages.js
 import type { AgentState } from '../../agent/agent-state.js';
 import { spawnFleet, type Exit, type RunningProcess } from '../support/processes.js';
 import { waitFor } from './harness.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export { waitFor };
 
@@ -153,7 +154,7 @@ export async function writeAgentConfig(
         reconnectMin: broker.reconnectMin ?? '100ms',
         reconnectMax: broker.reconnectMax ?? '1s',
         connectTimeout: '5s',
-        ...(broker.username !== undefined ? { username: broker.username } : {}),
+        ...definedProps({ username: broker.username }),
         ...(broker.password !== undefined ? { passwordFile } : {}),
       },
       trustStoreDir: trustDir,

@@ -24,6 +24,7 @@ import type { StatusMessage } from '../../protocol/messages.js';
 import type { Command, CommandAction, SignedEnvelope } from '../../protocol/signed.js';
 import { FileSlotBackend } from '../../agent/slots/slot-backend-file.js';
 import { SimulatedDevice, type SimulatedDeviceOptions } from '../../agent/simulated-device.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -333,7 +334,7 @@ export async function clearRollout(f: Fixture, deviceId: string): Promise<void> 
 
 /** Signs and sends a command (its seq: the signing time in ms); returns the envelope, for replays. */
 export async function sendCommand(f: Fixture, deviceId: string, action: CommandAction, deploymentId?: string, commandId = uniqueId('cmd')): Promise<SignedEnvelope<Command>> {
-  const c = buildCommand({ commandId, deviceId, action, issuedAt: Date.now(), ...(deploymentId !== undefined ? { deploymentId } : {}) });
+  const c = buildCommand({ commandId, deviceId, action, issuedAt: Date.now(), ...definedProps({ deploymentId }) });
   const envelope = signCommand(c, [f.key]);
   await publishCommand(f, deviceId, envelope);
   return envelope;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileStateStore, MemoryStateStore, StateStoreError, writeFileAtomic } from '../../agent/state-store.js';
 import { initialAgentState } from '../../agent/agent-state.js';
+import { errorMessage } from '../../protocol/errors.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -48,7 +49,7 @@ describe('state stores', () => {
     await writeFile(path, '{"v":1,"seq":"x"}');
     const err = await new FileStateStore(path).load().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StateStoreError);
-    expect((err as Error).message).toMatch(/seq/);
-    expect((err as Error).message).toMatch(/Move the file aside/);
+    expect(errorMessage(err)).toMatch(/seq/);
+    expect(errorMessage(err)).toMatch(/Move the file aside/);
   });
 });

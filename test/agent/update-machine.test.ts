@@ -8,6 +8,7 @@ import { initialAgentState, type AgentState, type Job } from '../../agent/agent-
 import { step, MAX_BUSY_RETRIES, MAX_REBOOT_RETRIES, MAX_TRIAL_RETRIES, type UpdateEvent } from '../../agent/update-machine.js';
 import type { Command } from '../../protocol/signed.js';
 import { CFG, newWorld, run } from './machine-world.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 const manifest = buildManifest({
   firmwareVersion: '1.1.0',
@@ -49,7 +50,7 @@ const command = (action: Command['action'], deploymentId?: string): Command => (
   commandId: `c-${action}`,
   deviceId: 'dev',
   action,
-  ...(deploymentId !== undefined ? { deploymentId } : {}),
+  ...definedProps({ deploymentId }),
   issuedAt: '2026-01-01T00:00:00Z',
   expiresAt: '2026-01-02T00:00:00Z',
   seq: 100,
@@ -498,7 +499,7 @@ describe('update machine transitions', () => {
       detail: '503',
       retryable: true,
       busy: true,
-      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      ...definedProps({ retryAfterMs }),
     });
     const first = step(withJob(job('downloading', { attempts: 1 })), busy(5000), 0, CFG);
     expect(first.state.job).toMatchObject({ attempts: 1, busyRetries: 1, retryAt: 5000 });

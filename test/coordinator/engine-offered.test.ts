@@ -11,11 +11,12 @@ import { devicesInWave, hello, HOUR, makeSpec, members, MIN, ofType, status, T0 
 import { Drive, rolling, W0 } from './engine-phases.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { waveOfBucketIn } from '../../coordinator/engine/wave-plan.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 const statusEvent = (s: ReturnType<typeof status>, hardwareModel?: string): EngineEvent => ({
   type: 'device-status',
   status: s,
-  ...(hardwareModel !== undefined ? { hardwareModel } : {}),
+  ...definedProps({ hardwareModel }),
 });
 
 /** A device id whose bucket is in no wave of a deployment whose waves stop short of 100 %. */

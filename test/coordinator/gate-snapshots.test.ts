@@ -13,6 +13,7 @@ import { hello, HOUR, MIN, T0 } from './engine-fixtures.js';
 import { rolling, W0, type Drive } from './engine-phases.js';
 import { TelemetryStore } from '../../coordinator/telemetry/telemetry-store.js';
 import type { TelemetryMessage } from '../../protocol/messages.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 const dbs: Db[] = [];
 afterEach(() => {
@@ -24,7 +25,7 @@ function snapshots(warmUpMs?: number): { gate: GateSnapshots; registry: DeviceRe
   const tdb = openTelemetryDatabase(':memory:');
   dbs.push(db, tdb);
   const registry = DeviceRegistry.load(db);
-  const gate = new GateSnapshots({ registry, builder: new SnapshotBuilder(tdb, MIN), silentAfterMs: 15 * MIN, ...(warmUpMs !== undefined ? { warmUpMs } : {}) });
+  const gate = new GateSnapshots({ registry, builder: new SnapshotBuilder(tdb, MIN), silentAfterMs: 15 * MIN, ...definedProps({ warmUpMs }) });
   const telemetry = new TelemetryStore(tdb, { rollupSlotMs: MIN, rawRetentionMs: 48 * HOUR, maxExposureGapMs: 5 * MIN });
   return { gate, registry, telemetry };
 }

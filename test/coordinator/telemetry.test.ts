@@ -22,6 +22,7 @@ import { TELEMETRY_MIGRATIONS } from '../../coordinator/telemetry/telemetry-sche
 import { rollupFromRow, type RollupRow } from '../../coordinator/telemetry/telemetry-store.js';
 import { CanarySnapshotSchema } from '../../protocol/canary.js';
 import type { TelemetryMessage } from '../../protocol/messages.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 const H = 3_600_000;
 const T0 = 1_800_000_000_000;
@@ -316,7 +317,7 @@ describe('snapshot builder: warm-up after the commit', () => {
     canary: [{ deviceId: 'warm-1', hardwareModel: 'rpi4', state: 'committed' as const, installedAt: T0, runningSince: T0 + 3 * 60_000, lastSeen: T0 + H }],
     control: [],
     silentAfterMs: 5 * 60_000,
-    ...(warmUpMs !== undefined ? { warmUpMs } : {}),
+    ...definedProps({ warmUpMs }),
   });
 
   it.each([

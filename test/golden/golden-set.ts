@@ -9,6 +9,7 @@
 import type { CanarySnapshot, Recommendation } from '../../protocol/canary.js';
 import { snapshotFromTelemetry } from '../../coordinator/canary/telemetry-replay.js';
 import { generateFleet, type FleetSpec } from '../../simulator/bench/calibration/canary-fleet.js';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface GoldenCase {
   label: Recommendation;
@@ -59,7 +60,7 @@ export const GOLDEN: Record<string, GoldenCase> = {
 export function caseSpec(name: string, seed?: number): FleetSpec {
   const c = GOLDEN[name];
   if (!c) throw new RangeError(`unknown golden case ${name}`);
-  return { ...BASE, ...c.spec, ...(seed !== undefined ? { seed } : {}) };
+  return { ...BASE, ...c.spec, ...definedProps({ seed }) };
 }
 
 /** Builds a case's snapshot through the real telemetry store and snapshot builder. */

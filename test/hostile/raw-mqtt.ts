@@ -5,6 +5,7 @@
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import mqttPacket from 'mqtt-packet';
+import { definedProps } from '../../firmware/defined-props.js';
 
 export interface RawConnect {
   port: number;
@@ -40,7 +41,7 @@ export function connectPacket(o: Pick<RawConnect, 'clientId' | 'username' | 'pas
     clean: true,
     clientId: o.clientId,
     keepalive: 60,
-    ...(o.username !== undefined ? { username: o.username } : {}),
+    ...definedProps({ username: o.username }),
     ...(o.password !== undefined ? { password: Buffer.from(o.password) } : {}),
   });
 }

@@ -4,6 +4,7 @@
  */
 import { pino } from 'pino';
 import { runDaemon } from '../../protocol/daemon.js';
+import { errorMessage } from '../../protocol/errors.js';
 
 const mode = process.argv[2] ?? 'idle';
 const logger = pino({ level: 'info' });
@@ -37,6 +38,6 @@ try {
     },
   });
 } catch (err) {
-  console.error(`error: ${(err as Error).message}`);
+  console.error(`error: ${errorMessage(err)}`);
   process.exitCode = 2;
 }

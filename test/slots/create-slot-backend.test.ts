@@ -9,7 +9,7 @@ import { createSlotBackend } from '../../agent/slots/create-slot-backend.js';
 import { RaucSlotBackend } from '../../agent/slots/slot-backend-rauc.js';
 import { TrybootSlotBackend } from '../../agent/slots/slot-backend-tryboot.js';
 import { UbootSlotBackend } from '../../agent/slots/slot-backend-uboot.js';
-import { ConfigError } from '../../protocol/errors.js';
+import { ConfigError, errorMessage } from '../../protocol/errors.js';
 
 const logger = pino({ level: 'silent' });
 const base = {
@@ -46,6 +46,6 @@ describe('createSlotBackend with the hardware backends', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(ConfigError);
-    expect((err as Error).message).toMatch(/slots\.slots\.B/);
+    expect(errorMessage(err)).toMatch(/slots\.slots\.B/);
   });
 });

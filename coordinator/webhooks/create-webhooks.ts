@@ -1,0 +1,40 @@
+/**
+ * Builds the webhook parts in order (store, dispatcher, service) from the coordinator's database,
+ * real-time timers and configuration. Composition helper for coordinator.ts.
+ */
+import type { Logger } from 'pino';
+import { definedProps } from '../../firmware/defined-props.js';
+import type { Clock } from '../../protocol/clock.js';
+import type { CoordinatorConfig } from '../config.js';
+import type { Db } from '../store/db.js';
+import { WebhookDispatcher, type AttemptOutcome } from './webhook-dispatcher.js';
+import { WebhookService } from './webhook-service.js';
+import { WebhookStore } from './webhook-store.js';
+
+export interface Webhooks {
+  service: WebhookService;
+  dispatcher: WebhookDispatcher;
+}
+
+export function createWebhooks(o: {
+  db: Db;
+  config: Pick<CoordinatorConfig, 'env' | 'webhooks'>;
+  /** Real-time timers: attempts and backoff run in real time even when the coordinator's clock is scaled. */
+  timers: Clock;
+  now: () => number;
+  logger: Logger;
+  audit: (actor: string, action: string, subject: string, detail: Record<string, unknown>) => void;
+  onAttempt?: (outcome: AttemptOutcome, seconds: number) => void;
+  random?: () => number;
+}): Webhooks {
+  const store = new WebhookStore(o.db);
+  const dispatcher = new WebhookDispatcher({
+    store,
+    timers: o.timers,
+    logger: o.logger,
+    limits: o.config.webhooks,
+    ...definedProps({ onAttempt: o.onAttempt, random: o.random }),
+  });
+  const service = new WebhookService({ store, dispatcher, env: o.config.env, now: o.now, audit: o.audit, logger: o.logger });
+  return { service, dispatcher };
+}

@@ -1,0 +1,39 @@
+/**
+ * The version of the package a module belongs to, read from the nearest package.json above it at
+ * run time: package.json is the one place a release sets its version, and it ships with every
+ * install (the repository, `dist/` beside it, `/opt/fleet` on a device, each package once the tree is
+ * split into workspaces). I/O: one small synchronous read per call.
+ *
+ * Generic, not firmware's own: it lives here because firmware/ is the one package that agent/,
+ * coordinator/ and simulator/ all depend on, and protocol/ holds only the wire contract.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { FleetError, errorMessage } from '../protocol/errors.js';
+import { parsePayload } from '../protocol/parse.js';
+
+const PackageJsonSchema = z.object({ version: z.string().min(1).max(64) });
+
+/** The `version` of the nearest package.json above `moduleUrl` (pass `import.meta.url`). */
+export function packageVersion(moduleUrl: string): string {
+  let dir = dirname(fileURLToPath(moduleUrl));
+  for (;;) {
+    const file = join(dir, 'package.json');
+    let text: string | undefined;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new FleetError('package-version', `cannot read ${file}: ${errorMessage(err)}; check its permissions`, { cause: err });
+    }
+    if (text !== undefined) {
+      const parsed = parsePayload(PackageJsonSchema, text, file);
+      if (!parsed.ok) throw new FleetError('package-version', `${parsed.error.message}; reinstall fleet`, { cause: parsed.error });
+      return parsed.value.version;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) throw new FleetError('package-version', `no package.json above ${fileURLToPath(moduleUrl)}; install fleet with its package.json`);
+    dir = parent;
+  }
+}
