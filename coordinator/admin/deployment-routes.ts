@@ -1,12 +1,12 @@
 /** Admin API: deployments — create, list, status, operator actions, decisions, devices, snapshots. */
 import { z } from 'zod';
 import { DeploymentRequestSchema, OperatorActionSchema } from '../engine/types.js';
-import type { RolloutService } from '../wiring/rollout-service.js';
+import type { DeploymentService } from '../deployments/deployment-service.js';
 import { actorOf, type AdminApi } from './admin-api.js';
 import { NotFoundError } from './http-errors.js';
 
 export interface DeploymentRouteDeps {
-  rollouts: RolloutService;
+  rollouts: DeploymentService;
 }
 
 const IdParams = z.object({ id: z.string() });

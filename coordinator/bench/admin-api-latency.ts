@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { Coordinator } from '../coordinator.js';
+import { createCoordinator } from '../coordinator.js';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -65,7 +65,7 @@ async function bareServer(): Promise<Server> {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-api-latency-'));
   const bare = await bareServer();
-  const c = await Coordinator.create({
+  const c = await createCoordinator({
     logger: pino({ level: 'silent' }),
     config: { env: 'development', dataDir: dir, mqtt: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1' }, credentialCost: 4 },
   });

@@ -9,8 +9,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
-import { bucketOf } from '../../protocol/bucket.js';
-import { api, startCoordinator, tempDir } from './helpers.js';
+import { api, knownDevices, startCoordinator, tempDir } from './helpers.js';
 
 let c: Coordinator;
 let cleanup: () => void;
@@ -43,11 +42,7 @@ async function deployable(): Promise<void> {
     body: Buffer.alloc(4096, 2),
   });
   expect(up.status).toBe(201);
-  await c.provisionDevices(['roles-dev-1'], { hardwareModel: 'rpi4' });
-  c.registry.applyHello(
-    { v: 1, kind: 'hello', deviceId: 'roles-dev-1', hardwareModel: 'rpi4', firmwareVersion: '1.0.0', activeSlot: 'A', agentVersion: 'test', bucket: bucketOf('roles-dev-1'), tags: [], securityFloor: 0, at: Date.now() },
-    Date.now(),
-  );
+  await knownDevices(c, ['roles-dev-1'], 'rpi4', { firmwareVersion: '1.0.0' });
 }
 
 const as = (token: string) => ({ httpUrl: c.httpUrl, adminToken: token });
@@ -208,8 +203,8 @@ describe('web sessions', () => {
     expect(throttled.status).toBe(429);
     expect(throttled.body.error.code).toBe('throttled');
     expect(Number(throttled.retryAfter)).toBeGreaterThan(0);
-    expect(c.counters.get('admin.login.failed')).toBe(4);
-    expect(c.counters.get('admin.login.throttled')).toBe(1);
+    expect(c.counter('admin.login.failed')).toBe(4);
+    expect(c.counter('admin.login.throttled')).toBe(1);
   });
 });
 
