@@ -13,6 +13,7 @@ import { Registry } from 'prom-client';
 import type { Clock } from '../protocol/clock.js';
 import type { SigningKey } from '../firmware/keys.js';
 import { definedProps } from '../firmware/defined-props.js';
+import { packageVersion } from '../firmware/package-version.js';
 import { FLAGS_TOPIC } from '../protocol/topics.js';
 import { encodeMessage } from '../protocol/parse.js';
 import type { CoordinatorConfig } from './config.js';
@@ -52,8 +53,11 @@ import { HttpRequestMetrics } from './prometheus/http-metrics.js';
 import { FleetMetrics } from './prometheus/fleet-metrics.js';
 import { coordinatorMetricSources } from './prometheus/metric-sources.js';
 import { createWebhooks, type Webhooks } from './webhooks/create-webhooks.js';
-import { Router } from './admin/router.js';
+import { createAdminApi, type AdminApi } from './admin/admin-api.js';
 import { HttpServer } from './admin/http-server.js';
+import { Access } from './users/access.js';
+import { SessionStore } from './users/session-store.js';
+import { UserStore } from './users/user-store.js';
 
 /** What the coordinator announces (for the simulator, dashboards and tests). */
 export interface CoordinatorEvents {
@@ -166,7 +170,12 @@ export interface Artifacts {
   freshness: FreshnessCounters;
   /** The keys offline-signed manifests must verify against, read at each upload. */
   trust: TrustSource;
-  router: Router;
+  /** The admin API's routes (Fastify); the listener below serves it. */
+  api: AdminApi;
+  users: UserStore;
+  sessions: SessionStore;
+  /** Who a request is: bearer tokens, session cookies and their CSRF tokens, login throttling. */
+  access: Access;
   /** One Prometheus registry per coordinator (several may run in one process). */
   promRegistry: Registry;
   requestMetrics: HttpRequestMetrics;
@@ -176,14 +185,24 @@ export interface Artifacts {
 }
 
 /** Firmware images and their downloads, the manifest signer, and the HTTP listener they share with the admin API. */
-export function buildArtifacts(b: Basics, s: Stores): Artifacts {
+export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
   const { config, logger } = b;
   const now = (): number => b.clock.now();
   const artifacts = new ArtifactStore(s.db, config.dataDir);
   const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
   const promRegistry = new Registry();
   const requestMetrics = HttpRequestMetrics.create(promRegistry);
-  const router = new Router({ token: adminToken, onError: (err) => logger.error({ err }, 'admin API error'), onMatch: requestMetrics.matched });
+  const users = new UserStore({ db: s.db, adminToken, now, scryptLogN: config.credentialCost });
+  const sessions = new SessionStore(s.db, now, config.sessions);
+  // Staging and production serve the console over HTTPS, here or at a TLS proxy on loopback.
+  const secureCookies = config.http.tlsCert !== undefined || config.env !== 'development';
+  const access = new Access({ users, sessions, now, counters: s.counters, logger: b.root.child({ module: 'access' }), secureCookies });
+  const api = await createAdminApi({
+    authenticator: access,
+    version: packageVersion(import.meta.url),
+    onError: (err) => logger.error({ err }, 'admin API error'),
+    onMatch: requestMetrics.matched,
+  });
   const artifactLog = b.root.child({ module: 'artifacts' });
   const integrity = new ArtifactIntegrity({
     store: artifacts,
@@ -213,11 +232,11 @@ export function buildArtifacts(b: Basics, s: Stores): Artifacts {
     },
   });
   const tls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
-  const http = new HttpServer(router, downloads, config.http.host, choosePort(config.http.port, b.previousPorts.http), tls, requestMetrics);
+  const http = new HttpServer(api, downloads, config.http.host, choosePort(config.http.port, b.previousPorts.http), tls, requestMetrics);
   const trust: TrustSource = { dir: resolve(s.trustDir), load: () => coordinatorTrust(s.key, s.trustDir) };
   const freshness = new FreshnessCounters(s.db, now);
   const firmware = new FirmwareService(artifacts, s.key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
-  return { artifacts, integrity, downloads, firmware, freshness, trust, router, promRegistry, requestMetrics, http, adminToken };
+  return { artifacts, integrity, downloads, firmware, freshness, trust, api, users, sessions, access, promRegistry, requestMetrics, http, adminToken };
 }
 
 /** Where devices connect: the embedded broker, or a client of an external one. */

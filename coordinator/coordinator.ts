@@ -23,6 +23,8 @@ import { registerDeviceRoutes } from './admin/device-routes.js';
 import { registerFirmwareRoutes } from './admin/firmware-routes.js';
 import { registerSystemRoutes } from './admin/system-routes.js';
 import { registerDeploymentRoutes } from './admin/deployment-routes.js';
+import { registerSessionRoutes } from './admin/session-routes.js';
+import { registerUserRoutes } from './admin/user-routes.js';
 import { registerMetricsRoute } from './prometheus/metrics-route.js';
 import { registerWebhookRoutes } from './webhooks/webhook-routes.js';
 import { StaticConsole } from './console/static-console.js';
@@ -95,7 +97,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
     opened.push(() => closeDatabase(stores.db), () => closeDatabase(stores.telemetryDb));
     const telemetry = await startTelemetry(basics, stores);
     opened.push(() => telemetry.writer.stop());
-    const artifacts = buildArtifacts(basics, stores);
+    const artifacts = await buildArtifacts(basics, stores);
     opened.push(() => artifacts.http.stop());
     const transport = buildTransport(basics, stores);
     opened.push(() => transport.stop());
@@ -147,11 +149,11 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
   }
 }
 
-/** The admin API: system, devices, firmware, deployments, flags and canary analysis, metrics, webhooks. */
+/** The admin API: system, devices, firmware, deployments, sessions, users, flags and canary analysis, metrics, webhooks. */
 function registerRoutes(p: CoordinatorParts): void {
-  const { router, clock, audit } = p;
+  const { api, clock, audit } = p;
   const now = (): number => clock.now();
-  registerSystemRoutes(router, {
+  registerSystemRoutes(api, {
     env: p.config.env,
     version: COORDINATOR_VERSION,
     startedAt: clock.now(),
@@ -160,12 +162,14 @@ function registerRoutes(p: CoordinatorParts): void {
     auditLog: p.auditLog,
     endpoints: () => ({ mqttUrl: p.transport.url, httpUrl: p.http.url }),
   });
-  registerDeviceRoutes(router, { registry: p.registry, credentials: p.credentials, now, audit, deviceDeployments: (id) => p.deployments.deviceHistory(id), anomalies: p.anomalies });
-  registerFirmwareRoutes(router, { store: p.artifacts, firmware: p.firmware, audit });
-  registerDeploymentRoutes(router, { rollouts: p.deployments });
-  p.canary.registerRoutes(router);
-  registerMetricsRoute(router, { metrics: p.metrics, public: p.config.metricsPublic });
-  registerWebhookRoutes(router, { webhooks: p.webhooks.service });
+  registerDeviceRoutes(api, { registry: p.registry, credentials: p.credentials, now, audit, deviceDeployments: (id) => p.deployments.deviceHistory(id), anomalies: p.anomalies });
+  registerFirmwareRoutes(api, { store: p.artifacts, firmware: p.firmware, audit });
+  registerDeploymentRoutes(api, { rollouts: p.deployments });
+  registerSessionRoutes(api, { access: p.access, auditLog: p.auditLog, now });
+  registerUserRoutes(api, { users: p.users, sessions: p.sessions, audit });
+  p.canary.registerRoutes(api);
+  registerMetricsRoute(api, { metrics: p.metrics, public: p.config.metricsPublic });
+  registerWebhookRoutes(api, { webhooks: p.webhooks.service });
 }
 
 /**
