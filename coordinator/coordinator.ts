@@ -107,7 +107,8 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
     const observers = buildObservers(basics, stores, artifacts, telemetry, deployments, transport);
     opened.push(() => observers.webhooks.dispatcher.stop());
     const consoleFeed = mountConsole({
-      router: artifacts.router,
+      api: artifacts.api,
+      authenticator: artifacts.access,
       page: consolePage,
       events: stores.events,
       auditLog: stores.auditLog,

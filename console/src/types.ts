@@ -8,7 +8,10 @@ export type Role = 'viewer' | 'operator' | 'admin';
 
 export interface Session {
   user: { name: string; role: Role };
-  csrfToken: string;
+  /** Sent as `x-csrf-token` with every change (a cookie session always has one). */
+  csrfToken?: string;
+  /** When the session ends unless used again. */
+  expiresAt?: number;
 }
 
 export type DeploymentPhase =

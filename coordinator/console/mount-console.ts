@@ -1,13 +1,13 @@
 /**
  * Wires the operator console into a coordinator: the live event stream fed from the coordinator's
  * events (deployments, decisions, devices) and its audit log, and the console's routes on the admin
- * router. Returns what the coordinator stops.
+ * API. Returns what the coordinator stops.
  */
 import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Clock } from '../../protocol/clock.js';
 import { deviceView } from '../admin/device-routes.js';
-import type { Router } from '../admin/router.js';
+import type { AdminApi } from '../admin/admin-api.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { DeviceRecord } from '../registry/device-registry.js';
 import type { AuditLog } from '../store/audit-log.js';
@@ -18,7 +18,8 @@ import { EventStream } from './event-stream.js';
 import type { StaticConsole } from './static-console.js';
 
 export interface MountConsoleDeps {
-  router: Router;
+  api: AdminApi;
+  authenticator: ConsoleRouteDeps['authenticator'];
   page: StaticConsole;
   /** The coordinator's events (CoordinatorEvents): `deployment`, `decision` and `device` are followed. */
   events: Pick<EventEmitter, 'on' | 'off'>;
@@ -42,9 +43,10 @@ export function mountConsole(deps: MountConsoleDeps): { feed: EventStream; stop:
   deps.events.on('decision', onDecision);
   deps.events.on('device', onDevice);
   const unsubscribeAudit = deps.auditLog.subscribe((entry) => feed.publish('audit', entry));
-  registerConsoleRoutes(deps.router, {
+  registerConsoleRoutes(deps.api, {
     page: deps.page,
     events: feed,
+    authenticator: deps.authenticator,
     devices: deps.registry,
     anomalies: deps.anomalies,
     telemetry: new DeviceTelemetryReader(deps.telemetryDb, deps.rollupSlotMs),

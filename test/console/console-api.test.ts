@@ -107,6 +107,30 @@ describe('console API', () => {
     }
   });
 
+  it("follows a viewer's session: the web login's cookie opens the stream, and logging out ends it", async () => {
+    const { c } = await coordinator();
+    expect((await api(c, 'POST', '/v1/users', { name: 'vera', role: 'viewer', password: 'a viewer password' })).status).toBe(201);
+    const login = await fetch(`${c.httpUrl}/v1/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'vera', password: 'a viewer password' }),
+    });
+    expect(login.status).toBe(200);
+    const { csrfToken } = (await login.json()) as { csrfToken: string };
+    const cookie = login.headers.getSetCookie()[0]!.split(';')[0]!;
+    const stream = await openSse(`${c.httpUrl}/v1/events`, { cookie });
+    stops.push(() => stream.close());
+    expect(stream.response.status).toBe(200);
+    await stream.waitFor((e) => e.event === 'clock', 'the clock');
+
+    expect((await fetch(`${c.httpUrl}/v1/session`, { method: 'DELETE', headers: { cookie, 'x-csrf-token': csrfToken } })).status).toBe(204);
+    // Ended at the next ping (every 15 s); EventSource then reconnects and is refused.
+    await stream.ended;
+    const again = await openSse(`${c.httpUrl}/v1/events`, { cookie });
+    stops.push(() => again.close());
+    expect(again.response.status).toBe(401);
+  }, 60_000);
+
   it('says how to build the console when there is no build', async () => {
     const { dir, cleanup } = tempDir();
     stops.push(cleanup);
@@ -155,6 +179,10 @@ describe('the built console', () => {
     const etag = index.headers.get('etag')!;
     expect(etag).toMatch(/^"[\w-]+"$/);
     expect((await fetch(`${c.httpUrl}/`, { headers: { 'if-none-match': etag } })).status).toBe(304);
+    const head = await fetch(`${c.httpUrl}/index.html`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('etag')).toBe(etag);
+    expect(await head.text()).toBe('');
 
     // Raw bytes (no automatic decompression): node:http through a plain request.
     const { request } = await import('node:http');

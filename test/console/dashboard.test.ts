@@ -174,8 +174,8 @@ describe.skipIf(skip)('the dashboard in a real browser', () => {
     const view = await api<{ phase: string; abortReason?: string; rollback: { exposed: number; confirmed: number } }>('GET', `/v1/deployments/${id}`);
     expect(view).toMatchObject({ phase: 'rolled-back', rollback: { exposed: firstWave, confirmed: firstWave } });
     // The audit log names the operator and the reason.
-    const audit = await api<{ entries: { actor: string; action: string; detail: Record<string, unknown> }[] }>('GET', `/v1/audit?subject=${id}&limit=100`);
-    expect(audit.entries.some((e) => e.actor.includes('alice') && JSON.stringify(e.detail).includes('console test: not this one'))).toBe(true);
+    const audit = await api<{ entries: { user: string | null; role: string | null; action: string; reason: string | null }[] }>('GET', `/v1/audit?subject=${id}&limit=100`);
+    expect(audit.entries).toContainEqual(expect.objectContaining({ user: 'alice', role: 'operator', reason: 'console test: not this one' }));
     await waitFor(async () => (await api<{ devices: { firmwareVersion: string }[] }>('GET', '/v1/devices')).devices.every((d) => d.firmwareVersion === '1.0.0'), 'every device back on 1.0.0', 30_000);
 
     // A viewer, on a phone: sees the same deployment, no action, and the server refuses one anyway.
