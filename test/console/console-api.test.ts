@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
+import { CanarySnapshotSchema } from '../../protocol/canary.js';
 import { CohortSeriesSchema, DeviceTelemetrySchema, FleetSummarySchema } from '../../protocol/console.js';
 import { systemClock } from '../../protocol/clock.js';
 import { embeddedCoordinator } from '../../simulator/coordinator-handles.js';
@@ -72,10 +73,16 @@ describe('console API', () => {
     const cohorts = await api(c, 'GET', `/v1/deployments/${d.id}/decisions/${gate.id}/cohorts`);
     expect(cohorts.status).toBe(200);
     const series = CohortSeriesSchema.parse(cohorts.body);
-    expect(series.totals.canary.devices).toBeGreaterThan(0);
-    expect(series.totals.control.devices).toBeGreaterThan(0);
-    expect(series.t.length).toBeGreaterThan(0);
+    // Exactly what the stored snapshot holds (which devices had telemetry in a 1.5 s soak is the
+    // machine's business): each cohort's devices, and one column entry per slot.
+    const snapshot = CanarySnapshotSchema.parse((await api(c, 'GET', `/v1/deployments/${d.id}/decisions/${gate.id}/snapshot`)).body);
+    expect(snapshot.v).toBe(2);
+    expect(series.totals.canary.devices).toBe(snapshot.devices.filter((x) => x.cohort === 'canary').length);
+    expect(series.totals.control.devices).toBe(snapshot.devices.filter((x) => x.cohort === 'control').length);
+    expect(series.window).toEqual(snapshot.window);
+    expect(series.t).toHaveLength(snapshot.slots!.count);
     expect(series.events.crashes.canary).toHaveLength(series.t.length);
+    expect(series.events.crashes.control).toHaveLength(series.t.length);
     expect((await api(c, 'GET', `/v1/deployments/${d.id}/decisions/nope/cohorts`)).status).toBe(404);
     expect((await api(c, 'GET', `/v1/deployments/nope/decisions/${gate.id}/cohorts`)).status).toBe(404);
 
