@@ -86,6 +86,8 @@ export const CoordinatorConfigSchema = z.object({
        */
       downloadMinBytesPerSecond: z.coerce.number().int().nonnegative().default(1024),
       downloadRateWindowMs: z.coerce.number().int().positive().default(60_000),
+      /** The built operator console served at `/`; default dist/console of this package (`npm run build`). */
+      consoleDir: z.string().optional(),
     })
     .default({
       port: 8080,
@@ -219,6 +221,7 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_DOWNLOAD_IDLE_TIMEOUT_MS']) http['downloadIdleTimeoutMs'] = env['FLEET_DOWNLOAD_IDLE_TIMEOUT_MS'];
   if (env['FLEET_DOWNLOAD_MIN_BYTES_PER_S']) http['downloadMinBytesPerSecond'] = env['FLEET_DOWNLOAD_MIN_BYTES_PER_S'];
   if (env['FLEET_DOWNLOAD_RATE_WINDOW_MS']) http['downloadRateWindowMs'] = env['FLEET_DOWNLOAD_RATE_WINDOW_MS'];
+  if (env['FLEET_CONSOLE_DIR']) http['consoleDir'] = env['FLEET_CONSOLE_DIR'];
   if (Object.keys(http).length) out['http'] = http;
   if (env['FLEET_SIGNING_KEY']) out['signingKeyPath'] = env['FLEET_SIGNING_KEY'];
   if (env['FLEET_ADMIN_TOKEN']) out['adminToken'] = env['FLEET_ADMIN_TOKEN'];

@@ -30,7 +30,7 @@ import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBroker } from './broker/external-broker.js';
 import { Publisher } from './broker/publisher.js';
 import type { Transport } from './broker/transport.js';
-import { DeviceRegistry, type DeviceRecord } from './registry/device-registry.js';
+import { DeviceRegistry, type DeviceRecord, type RegistryChange } from './registry/device-registry.js';
 import { AnomalyLog } from './registry/anomaly-log.js';
 import { BadMessages } from './ingest/bad-messages.js';
 import { DeviceIngest } from './ingest/device-ingest.js';
@@ -44,7 +44,7 @@ import { ArtifactIntegrity } from './artifacts/artifact-integrity.js';
 import { DownloadAuth } from './artifacts/download-auth.js';
 import { FirmwareService, type TrustSource } from './artifacts/firmware-service.js';
 import { FreshnessCounters } from './deployments/freshness-counters.js';
-import { DeploymentService } from './deployments/deployment-service.js';
+import { DeploymentService, type DeploymentView } from './deployments/deployment-service.js';
 import { createCanaryServices, type CanaryServices } from './canary/canary-services.js';
 import type { GateAnalyzer } from './gate/analyzer.js';
 import { DEPLOYMENT_PHASES, type AuditEntry } from './engine/types.js';
@@ -64,7 +64,9 @@ export interface CoordinatorEvents {
   audit: [AuditEntry];
   /** A decision the engine recorded (gate, early hard limit, Monitor limit, empty wave, operator). */
   decision: [DecisionRecord];
-  device: [DeviceRecord, 'hello' | 'online' | 'offline' | 'provisioned'];
+  device: [DeviceRecord, RegistryChange];
+  /** A deployment after any change (without its decisions). */
+  deployment: [DeploymentView];
 }
 
 /** What every group is built with: configuration, time, logging, and the lock on the data directory. */
@@ -316,6 +318,7 @@ export function buildDeployments(
     freshness: a.freshness,
     onAudit: (e) => s.events.emit('audit', e),
     onDecision: (d) => s.events.emit('decision', d),
+    onChange: (view) => s.events.emit('deployment', view),
     anomalies: s.anomalies,
   });
   return { publisher, inbox: new StatusInbox(s.db), canary, deployments };

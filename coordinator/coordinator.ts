@@ -27,6 +27,8 @@ import { registerSessionRoutes } from './admin/session-routes.js';
 import { registerUserRoutes } from './admin/user-routes.js';
 import { registerMetricsRoute } from './prometheus/metrics-route.js';
 import { registerWebhookRoutes } from './webhooks/webhook-routes.js';
+import { StaticConsole } from './console/static-console.js';
+import { mountConsole } from './console/mount-console.js';
 import {
   buildArtifacts,
   buildDeployments,
@@ -90,6 +92,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
   // so the caller can retry.
   const opened: (() => unknown)[] = [() => lock.release({ stoppedAt: timers.now() })];
   try {
+    const consolePage = await StaticConsole.load(config.http.consoleDir);
     const stores = await openStores(basics);
     opened.push(() => closeDatabase(stores.db), () => closeDatabase(stores.telemetryDb));
     const telemetry = await startTelemetry(basics, stores);
@@ -103,6 +106,22 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
     connectIngest(basics, stores, telemetry, deployments, transport);
     const observers = buildObservers(basics, stores, artifacts, telemetry, deployments, transport);
     opened.push(() => observers.webhooks.dispatcher.stop());
+    const consoleFeed = mountConsole({
+      api: artifacts.api,
+      authenticator: artifacts.access,
+      page: consolePage,
+      events: stores.events,
+      auditLog: stores.auditLog,
+      registry: stores.registry,
+      anomalies: stores.anomalies,
+      deployments: deployments.deployments,
+      telemetryDb: stores.telemetryDb,
+      rollupSlotMs: config.telemetry.rollupSlotMs,
+      timers,
+      now: () => basics.clock.now(),
+      logger: root.child({ module: 'console' }),
+    });
+    opened.push(() => consoleFeed.stop());
     const parts: CoordinatorParts = {
       ...basics,
       ...stores,
@@ -119,6 +138,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
         timers,
         logger: basics.logger,
       }),
+      console: consoleFeed,
       startedAt: timers.now(),
     };
     registerRoutes(parts);

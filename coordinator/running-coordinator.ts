@@ -27,6 +27,8 @@ export interface CoordinatorParts extends Basics, Stores, Artifacts, Deployments
   telemetry: TelemetryWriter;
   transport: Transport;
   housekeeping: Housekeeping;
+  /** The operator console's live feed (console/mount-console.ts). */
+  console: { stop(): void };
   /** Real time this process started. */
   startedAt: number;
 }
@@ -175,6 +177,7 @@ export class RunningCoordinator implements Coordinator {
     this.stopped = true;
     const p = this.p;
     await p.deployments.stop();
+    p.console.stop();
     await p.webhooks.dispatcher.stop();
     await p.http.stop();
     await p.integrity.stop();

@@ -174,6 +174,8 @@ export interface RawRoute {
   config?: { role?: Role; public?: boolean };
   /** One line for the OpenAPI document. */
   summary: string;
+  /** Left out of the OpenAPI document (the console's files: not part of the API). */
+  hide?: boolean;
 }
 
 /**
@@ -186,7 +188,7 @@ export function mountRaw(api: AdminApi, route: RawRoute, handler: RawHandler): v
     method: route.method,
     url: route.url,
     config: route.config ?? {},
-    schema: { summary: route.summary },
+    schema: { summary: route.summary, ...(route.hide ? { hide: true } : {}) },
     handler: async (request, reply) => {
       reply.hijack();
       const res = reply.raw;

@@ -73,6 +73,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
         start: async () => {
           const c = await createCoordinator({ config, env: process.env, logger });
           console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
+          console.error(`dashboard ${c.httpUrl}/ — log in with a user's password or API token`);
           if (c.config.env === 'development') {
             const dir = resolve(c.config.dataDir);
             const found = dir === resolve(DEFAULT_DATA_DIR) ? 'from this directory, or' : 'with --data-dir, or from';
