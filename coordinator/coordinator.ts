@@ -25,6 +25,8 @@ import { Counters } from './metrics.js';
 import { CredentialStore, type ProvisionedDevice } from './broker/credentials.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBroker } from './broker/external-broker.js';
+import { createBrokerAccounts, withBrokerLogin } from './broker/broker-login.js';
+import { DeviceAccounts } from './broker/device-accounts.js';
 import type { Transport } from './broker/transport.js';
 import { DeviceIngest } from './ingest/device-ingest.js';
 import { StatusInbox } from './ingest/status-inbox.js';
@@ -96,6 +98,8 @@ interface Upkeep {
   integrity: ArtifactIntegrity;
   downloads: ArtifactServer;
   webhooks: Webhooks;
+  /** Devices' credentials in the store and on the broker together (provision, rotate, revoke). */
+  accounts: DeviceAccounts;
   /** Real-time timers and time (the clock may run faster in a simulation). */
   timers: Clock;
   /** Real time this process started. */
@@ -152,7 +156,7 @@ export class Coordinator {
    * (DataDirInUseError) when another coordinator runs on the same data directory.
    */
   static async create(options: CoordinatorOptions = {}): Promise<Coordinator> {
-    const config = loadConfig(options.config ?? {}, options.env ?? {});
+    const config = withBrokerLogin(loadConfig(options.config ?? {}, options.env ?? {}));
     const clock = options.clock ?? systemClock;
     const timers = options.timers ?? systemClock;
     const root = options.logger ?? pino({ level: 'info' });
@@ -182,7 +186,7 @@ export class Coordinator {
     }
     const now = (): number => clock.now();
     // With the embedded broker every device has credentials: one never provisioned is a ghost.
-    const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined });
+    const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined || config.mqtt.brokerAccounts === 'mosquitto-dynsec' });
     const anomalies = AnomalyLog.load({ db, now, counters, logger: root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
     const credentials = new CredentialStore(db, config.credentialCost, now);
     const auditLog = new AuditLog(db);
@@ -286,6 +290,14 @@ export class Coordinator {
           timers,
           onAnomaly: (id, kind, detail) => anomalies.record(id, kind, detail),
         });
+    const accounts = new DeviceAccounts({
+      credentials,
+      registry,
+      broker: createBrokerAccounts(config, transport, root.child({ module: 'broker-accounts' }), timers),
+      now,
+      counters,
+      logger: root.child({ module: 'broker-accounts' }),
+    });
     const publisher = new Publisher(db, transport, now);
     const snapshots = new SnapshotBuilder(telemetryDb, config.telemetry.rollupSlotMs);
     const inbox = new StatusInbox(db);
@@ -371,7 +383,7 @@ export class Coordinator {
 
     const c = new Coordinator(config, logger, clock, timers, db, counters, registry, credentials, telemetry, telemetryDb, artifacts, firmware,
       auditLog, transport, http, rollouts, publisher, inbox, key, trustDir, adminToken, anomalies,
-      { lock, counterTotals, integrity, downloads: artifactServer, webhooks, timers, startedAt: timers.now() });
+      { lock, counterTotals, integrity, downloads: artifactServer, webhooks, accounts, timers, startedAt: timers.now() });
     (c as { events: EventEmitter<CoordinatorEvents> }).events = events;
     registerSystemRoutes(router, {
       env: config.env,
@@ -382,7 +394,7 @@ export class Coordinator {
       auditLog,
       endpoints: () => ({ mqttUrl: transport.url, httpUrl: http.url }),
     });
-    registerDeviceRoutes(router, { registry, credentials, now, audit, deviceDeployments: (id) => rollouts.deviceHistory(id), anomalies });
+    registerDeviceRoutes(router, { registry, credentials, accounts, now, audit, deviceDeployments: (id) => rollouts.deviceHistory(id), anomalies });
     registerFirmwareRoutes(router, { store: artifacts, firmware, audit });
     registerDeploymentRoutes(router, { rollouts });
     canary.registerRoutes(router);
@@ -402,6 +414,8 @@ export class Coordinator {
     let replayed: StatusMessage[];
     try {
       await http.start();
+      // Devices' broker accounts match the store before the coordinator subscribes there.
+      await accounts.start();
       // Restore retained manifests and resume deployments before devices can connect: they then see
       // the state once, as retained messages, instead of a second live copy of a manifest they hold.
       await transport.prepare();
@@ -419,6 +433,7 @@ export class Coordinator {
     } catch (err) {
       // A port in use, a broker unreachable: release what was opened so the caller can retry.
       await rollouts.stop().catch(() => undefined);
+      await accounts.stop().catch(() => undefined);
       await transport.stop().catch(() => undefined);
       await http.stop().catch(() => undefined);
       await telemetry.stop().catch(() => undefined);
@@ -504,14 +519,8 @@ export class Coordinator {
 
   /** Provisions devices and returns their secrets (shown once). Fast with a low `credentialCost`. */
   async provisionDevices(deviceIds: readonly string[], info: { hardwareModel?: string; tags?: string[]; rotate?: boolean } = {}): Promise<ProvisionedDevice[]> {
-    const out = await this.credentials.provisionMany(deviceIds, info.rotate ? { rotate: true } : {});
+    const out = await this.upkeep.accounts.provision(deviceIds, info);
     const now = this.clock.now();
-    for (const p of out) {
-      this.registry.provisioned(p.deviceId, now, {
-        ...(info.hardwareModel !== undefined ? { hardwareModel: info.hardwareModel } : {}),
-        ...(info.tags !== undefined ? { tags: info.tags } : {}),
-      });
-    }
     this.auditLog.append(now, 'operator', 'devices.provisioned', `${deviceIds.length} devices`, { count: deviceIds.length });
     return out;
   }
@@ -590,6 +599,7 @@ export class Coordinator {
     await this.upkeep.webhooks.dispatcher.stop();
     await this.http.stop();
     await this.upkeep.integrity.stop();
+    await this.upkeep.accounts.stop();
     await this.transport.stop();
     this.housekeeping.stop();
     await this.telemetry.stop();

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { DeviceIdSchema, HardwareModelSchema, TagSchema } from '../../protocol/ids.js';
 import type { CredentialStore } from '../broker/credentials.js';
+import type { DeviceAccounts } from '../broker/device-accounts.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/device-registry.js';
 import { AnomalyKindSchema, type AnomalyLog } from '../registry/anomaly-log.js';
 import { NotFoundError, reply, type Router } from './router.js';
@@ -10,6 +11,8 @@ import { definedProps } from '../../firmware/defined-props.js';
 export interface DeviceRouteDeps {
   registry: DeviceRegistry;
   credentials: CredentialStore;
+  /** Provisioning, rotation and revocation, in the store and on the broker. */
+  accounts: Pick<DeviceAccounts, 'provision' | 'revoke'>;
   now: () => number;
   audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => void;
   /** Per-deployment progress of one device, newest first (from the engine's repository). */
@@ -101,13 +104,7 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
   });
 
   router.post('/v1/devices/provision', { body: ProvisionBody }, async ({ body, actor }) => {
-    const provisioned = await deps.credentials.provisionMany(body.deviceIds, { rotate: body.rotate });
-    const now = deps.now();
-    for (const p of provisioned) {
-      deps.registry.provisioned(p.deviceId, now, {
-        ...definedProps({ hardwareModel: body.hardwareModel, tags: body.tags }),
-      });
-    }
+    const provisioned = await deps.accounts.provision(body.deviceIds, { rotate: body.rotate, ...definedProps({ hardwareModel: body.hardwareModel, tags: body.tags }) });
     deps.audit(actor, 'devices.provisioned', body.deviceIds.length === 1 ? body.deviceIds[0]! : `${body.deviceIds.length} devices`, {
       count: body.deviceIds.length,
       rotate: body.rotate,
@@ -116,10 +113,12 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
     return reply(201, { devices: provisioned });
   });
 
-  router.delete('/v1/devices/:id/credentials', { query: ReasonQuery }, ({ params, query, actor }) => {
+  router.delete('/v1/devices/:id/credentials', { query: ReasonQuery }, async ({ params, query, actor }) => {
     const id = params['id']!;
-    if (!deps.credentials.revoke(id)) throw new NotFoundError(`device ${id} has no credentials`);
+    const { found, brokerError } = await deps.accounts.revoke(id);
+    if (!found) throw new NotFoundError(`device ${id} has no credentials`);
     deps.audit(actor, 'devices.revoked', id, query.reason !== undefined ? { reason: query.reason } : {});
+    if (brokerError) throw brokerError;
     return { deviceId: id, revoked: true };
   });
 }

@@ -45,6 +45,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   paused: 409,
   'nothing-to-approve': 409,
   stopped: 503,
+  'broker-accounts': 502,
+  'broker-unreachable': 503,
   'invalid-transition': 409,
   unauthorized: 401,
   forbidden: 403,

@@ -41,6 +41,11 @@ export class ExternalBroker implements Transport {
     return this.options.url;
   }
 
+  /** The persistent session's client id (stable per data directory). */
+  get clientId(): string {
+    return this.options.clientId;
+  }
+
   onMessage(handler: (message: InboundMessage) => void): void {
     this.handler = handler;
   }
