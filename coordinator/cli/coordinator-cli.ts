@@ -1,6 +1,6 @@
 /**
  * Registers the coordinator's operator commands: `fleet coordinator`, `fleet deploy`, `fleet devices`,
- * `fleet webhooks`, and `upload`/`list` inside the existing `fleet firmware` group (created by firmware/cli.ts, so call
+ * `fleet webhooks`, `fleet broker`, and `upload`/`list` inside the existing `fleet firmware` group (created by firmware/cli.ts, so call
  * this after registerFirmwareCommands). Heavy modules load inside actions only.
  */
 import type { Command } from 'commander';
@@ -9,6 +9,7 @@ import { registerDeployCommands } from './deploy-commands.js';
 import { registerDeviceCommands } from './device-commands.js';
 import { addFirmwareAdminCommands } from './firmware-commands.js';
 import { registerWebhookCommands } from '../webhooks/cli.js';
+import { registerBrokerCommands } from './broker-commands.js';
 
 export function registerCoordinatorCommands(program: Command): void {
   // Without positional options the program's own `--version` swallows the subcommands' `--version
@@ -18,6 +19,7 @@ export function registerCoordinatorCommands(program: Command): void {
   registerDeployCommands(program);
   registerDeviceCommands(program);
   registerWebhookCommands(program);
+  registerBrokerCommands(program);
   const firmware = program.commands.find((c) => c.name() === 'firmware') ?? program.command('firmware').description('firmware artifacts');
   addFirmwareAdminCommands(firmware);
 }
