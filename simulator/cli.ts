@@ -2,10 +2,16 @@
  * `fleet simulate` and `fleet demo`. Heavy modules (the coordinator with its broker and database, the
  * agents) are imported inside the actions.
  */
-import { writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { z } from 'zod';
 import { ValidationError } from '../protocol/errors.js';
+import { DeviceIdSchema } from '../protocol/ids.js';
+import { formatIssues } from '../protocol/parse.js';
 import type { Scenario } from './scenario.js';
+import { SimulationError } from './errors.js';
+import { parseDuration } from '../firmware/duration.js';
 
 interface SimulateFlags {
   devices?: string;
@@ -14,12 +20,46 @@ interface SimulateFlags {
   url?: string;
   token?: string;
   trust?: string;
+  secrets?: string;
+  minOnline?: string;
+  onlineTimeout?: string;
   seed?: string;
   timeScale?: string;
+  fixedScale?: boolean;
   report?: string;
   json?: boolean;
   quiet?: boolean;
   list?: boolean;
+}
+
+/** `fleet devices provision --out` writes {deviceId: secret}. */
+const SecretsFileSchema = z.record(DeviceIdSchema, z.string().min(1));
+
+async function readSecrets(file: string): Promise<Map<string, string>> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new ValidationError(`--secrets ${file}`, [`cannot read it as JSON (${(err as Error).message}); write it with \`fleet devices provision <ids…> --out ${file}\``]);
+  }
+  const parsed = SecretsFileSchema.safeParse(value);
+  if (!parsed.success) throw new ValidationError(`--secrets ${file}`, formatIssues(parsed.error));
+  return new Map(Object.entries(parsed.data));
+}
+
+function share(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!(n > 0 && n <= 1)) throw new ValidationError(flag, [`${JSON.stringify(value)} must be a share above 0 and at most 1, e.g. 0.95`]);
+  return n;
+}
+
+function durationFlag(flag: string, value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    throw new ValidationError(flag, [(err as Error).message]);
+  }
 }
 
 function positiveNumber(flag: string, value: string | undefined): number | undefined {
@@ -39,8 +79,12 @@ export function registerSimulatorCommands(program: Command): void {
     .option('--url <url>', 'admin API of the running coordinator (with --broker)')
     .option('--token <token>', 'operator token of the running coordinator (with --broker)')
     .option('--trust <dir>', 'trust store for the devices: the running coordinator\'s public key directory, <data-dir>/trust (with --broker)')
+    .option('--secrets <file>', 'devices and their secrets from `fleet devices provision --out` (with --broker): used as they are, never rotated, e.g. for a broker that already knows them')
+    .option('--min-online <share>', 'share of the fleet that must be online at the coordinator before the first release (default 1)')
+    .option('--online-timeout <duration>', 'how long to wait for that share, e.g. 2m (default), after which the run stops without a rollout')
     .option('--seed <seed>', 'seed: the same seed gives the same fleet and the same faults')
-    .option('--time-scale <k>', 'simulated seconds per real second (default: the scenario\'s, 300)')
+    .option('--time-scale <k>', 'simulated seconds per real second (default: the scenario\'s, 300; slower while the machine cannot keep up); a running coordinator (--broker) keeps real time, so only 1 is accepted there')
+    .option('--fixed-scale', 'keep the time scale fixed whatever the load (verdicts may then depend on how busy the machine is)')
     .option('--report <file>', 'write the JSON report here')
     .option('--json', 'print the JSON report instead of the summary')
     .option('--quiet', 'no live progress')
@@ -57,12 +101,26 @@ export function registerSimulatorCommands(program: Command): void {
       const scenario = await loadScenario(flags.scenario);
       const devices = positiveNumber('--devices', flags.devices);
       const timeScale = positiveNumber('--time-scale', flags.timeScale);
+      const minOnlineShare = share('--min-online', flags.minOnline);
+      const onlineTimeoutMs = flags.onlineTimeout !== undefined ? durationFlag('--online-timeout', flags.onlineTimeout) : undefined;
+      if (flags.secrets !== undefined && flags.broker === undefined) {
+        throw new SimulationError('invalid-input', '--secrets needs --broker: an embedded coordinator provisions its own devices');
+      }
+      if (flags.broker !== undefined && timeScale !== undefined && timeScale !== 1) {
+        throw new SimulationError('time-scale', `--time-scale ${timeScale} cannot run against a running coordinator (--broker): it keeps real time, so its soaks and deadlines would not speed up with the devices; leave --time-scale out`);
+      }
+      const secrets = flags.secrets !== undefined ? await readSecrets(flags.secrets) : undefined;
       const code = await runAndReport({
         scenario,
         ...(devices !== undefined ? { devices: Math.round(devices) } : {}),
         ...(timeScale !== undefined ? { timeScale } : {}),
+        ...(minOnlineShare !== undefined ? { minOnlineShare } : {}),
+        ...(onlineTimeoutMs !== undefined ? { onlineTimeoutMs } : {}),
+        ...(flags.fixedScale ? { fixedScale: true } : {}),
         ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
-        ...(flags.broker !== undefined ? { broker: { url: flags.broker, adminUrl: flags.url ?? process.env['FLEET_URL'], token: flags.token ?? process.env['FLEET_TOKEN'], trustDir: flags.trust } } : {}),
+        ...(flags.broker !== undefined
+          ? { broker: { url: flags.broker, adminUrl: flags.url ?? process.env['FLEET_URL'], token: flags.token ?? process.env['FLEET_TOKEN'], trustDir: flags.trust, ...(secrets ? { secrets } : {}) } }
+          : {}),
         ...(flags.report !== undefined ? { reportPath: flags.report } : {}),
         json: flags.json === true,
         quiet: flags.quiet === true || flags.json === true,
@@ -80,7 +138,7 @@ export function registerSimulatorCommands(program: Command): void {
       const scenario = await loadScenario('demo');
       const devices = positiveNumber('--devices', flags.devices) ?? 1000;
       console.log('fleet demo: an embedded coordinator (MQTT broker, SQLite, artifact server) and simulated devices running the real agent.');
-      console.log(`Simulated time runs ${scenario.rollout.timeScale}× faster: each 30-minute soak takes a few seconds.\n`);
+      console.log(`Simulated time runs up to ${scenario.rollout.timeScale}× faster, each 30-minute soak in a few seconds — slower while the machine cannot keep up, so that a busy CPU never decides a verdict.\n`);
       process.exitCode = await runAndReport({
         scenario,
         devices: Math.round(devices),
@@ -95,8 +153,11 @@ interface RunRequest {
   scenario: Scenario;
   devices?: number;
   timeScale?: number;
+  minOnlineShare?: number;
+  onlineTimeoutMs?: number;
+  fixedScale?: boolean;
   seed?: string;
-  broker?: { url: string; adminUrl: string | undefined; token: string | undefined; trustDir: string | undefined };
+  broker?: { url: string; adminUrl: string | undefined; token: string | undefined; trustDir: string | undefined; secrets?: Map<string, string> };
   reportPath?: string;
   json: boolean;
   quiet: boolean;
@@ -109,11 +170,17 @@ async function runAndReport(req: RunRequest): Promise<number> {
   const { progressPrinter } = await import('./progress-printer.js');
   const { embeddedCoordinator, remoteCoordinator } = await import('./coordinator-handles.js');
   const broker = req.broker;
+  // Against a shared coordinator: fresh device ids, and a tag the run's deployments target alone.
+  const runId = broker ? `sim${randomBytes(3).toString('hex')}` : undefined;
   const report = await simulate({
     scenario: req.scenario,
     ...(req.devices !== undefined ? { devices: req.devices } : {}),
     ...(req.timeScale !== undefined ? { timeScale: req.timeScale } : {}),
+    ...(req.minOnlineShare !== undefined ? { minOnlineShare: req.minOnlineShare } : {}),
+    ...(req.onlineTimeoutMs !== undefined ? { onlineTimeoutMs: req.onlineTimeoutMs } : {}),
+    ...(req.fixedScale ? { pacing: false } : {}),
     ...(req.seed !== undefined ? { seed: req.seed } : {}),
+    ...(broker && runId ? { realTime: true, runId, targetTag: runId, ...(broker.secrets ? { secrets: broker.secrets } : {}) } : {}),
     coordinator: broker ? () => remoteCoordinator(broker) : (ctx) => embeddedCoordinator(ctx),
     ...(req.quiet ? {} : { onEvent: progressPrinter((line) => console.log(line)) }),
   });

@@ -24,6 +24,8 @@ export interface CreateDeploymentInput {
   description: string;
   onMonitorLimit: 'abort' | 'pause';
   rollbackDeadlineMs: number;
+  /** Devices must carry every one of these tags (empty: no tag needed). */
+  tags: string[];
 }
 
 export interface CoordinatorHandle {
@@ -44,8 +46,10 @@ export interface CoordinatorHandle {
   progress(id: string): Promise<ProgressView[]>;
   /** Operator abort (with rollback): the simulator ends a rollout that is held for an operator. */
   abort(id: string, reason: string): Promise<void>;
-  /** Devices the registry knows as online. */
-  onlineDevices(): Promise<number>;
+  /** How many of `ids` the registry knows as online. */
+  onlineDevices(ids: ReadonlySet<string>): Promise<number>;
+  /** The hardware model the registry holds for each of `ids` it knows one for. */
+  hardwareModels(ids: readonly string[]): Promise<Map<string, string>>;
   /** Fault injection; may throw `not-supported` for an external coordinator. */
   restartBroker(): Promise<void>;
   restartCoordinator(): Promise<void>;

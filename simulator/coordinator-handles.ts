@@ -3,6 +3,7 @@
  * broker, SQLite store and artifact server in a fresh data directory, on the run's accelerated clock),
  * or a running one over its admin API (`--broker` with `--url`/`--token`). I/O shell.
  */
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Clock } from '../protocol/clock.js';
@@ -11,6 +12,7 @@ import { loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
 import { Coordinator, AdminClient, hardGatesAnalyzer, type DecisionRecord, type DeviceProgress, type GateAnalyzer } from '../coordinator/index.js';
 import type { CoordinatorHandle, CreateDeploymentInput, DeploymentView } from './coordinator-handle.js';
 import type { DecisionView, ProgressView, WaveRecord } from './report.js';
+import { SimulationError } from './errors.js';
 import { definedProps } from '../firmware/defined-props.js';
 
 interface CoordinatorDeploymentView {
@@ -83,7 +85,7 @@ function toProgress(p: DeviceProgress): ProgressView {
 function deploymentRequest(input: CreateDeploymentInput) {
   return {
     firmwareVersion: input.firmwareVersion,
-    target: { hardwareModels: input.hardwareModels, versionRange: '*', tags: [] },
+    target: { hardwareModels: input.hardwareModels, versionRange: '*', tags: input.tags },
     waves: input.waves.map((w) => ({ percent: w.percent, soakMs: w.soakMs, deadlineMs: w.deadlineMs, minDevicesReporting: w.minDevicesReporting, requiresApproval: false })),
     bucketOffset: input.bucketOffset,
     description: input.description,
@@ -177,11 +179,20 @@ export async function embeddedCoordinator(
     async abort(id, reason) {
       await (await current()).rollouts.act(id, { type: 'abort', reason, rollback: true }, 'simulator');
     },
-    async onlineDevices() {
+    async onlineDevices(ids) {
       const co = await current();
       let n = 0;
-      for (const d of co.registry.all()) if (d.online) n++;
+      for (const d of co.registry.all()) if (d.online && ids.has(d.deviceId)) n++;
       return n;
+    },
+    async hardwareModels(ids) {
+      const co = await current();
+      const out = new Map<string, string>();
+      for (const id of ids) {
+        const model = co.registry.get(id)?.hardwareModel;
+        if (model !== undefined) out.set(id, model);
+      }
+      return out;
     },
     restartBroker() {
       return Promise.reject(new NotSupportedError('the embedded coordinator cannot restart its broker alone'));
@@ -213,11 +224,25 @@ export async function remoteCoordinator(opts: { url: string; adminUrl: string | 
     throw new NotSupportedError('--broker needs the coordinator\'s admin API too: pass --url and --token (or set FLEET_URL and FLEET_TOKEN)');
   }
   if (!opts.trustDir) {
-    throw new NotSupportedError('--broker needs --trust <dir>: the directory holding the coordinator\'s public key (<data-dir>/keys), as on real devices');
+    throw new NotSupportedError('--broker needs --trust <dir>: the directory holding the coordinator\'s public key (<data-dir>/trust), as on real devices');
   }
   const trust = await loadTrustStore(opts.trustDir);
   const api = new AdminClient(opts.adminUrl.replace(/\/$/, ''), opts.token);
   return remoteHandle(api, opts.url, opts.adminUrl, trust);
+}
+
+/** Every device the registry lists (paged), with an optional query such as `online=true`. */
+async function listDevices(api: AdminClient, query: string): Promise<{ deviceId: string; hardwareModel: string | null }[]> {
+  const out: { deviceId: string; hardwareModel: string | null }[] = [];
+  const limit = 10_000;
+  for (let offset = 0; ; offset += limit) {
+    const page = await api.request<{ total: number; devices: { deviceId: string; hardwareModel: string | null }[] }>(
+      'GET',
+      `/v1/devices?${query ? `${query}&` : ''}limit=${limit}&offset=${offset}`,
+    );
+    out.push(...page.devices);
+    if (page.devices.length < limit || offset + limit >= page.total) return out;
+  }
 }
 
 function remoteHandle(api: AdminClient, brokerUrl: string, adminUrl: string, trust: TrustStore): CoordinatorHandle {
@@ -244,11 +269,23 @@ function remoteHandle(api: AdminClient, brokerUrl: string, adminUrl: string, tru
     },
     async uploadFirmware(version, bytes, hardware) {
       const q = new URLSearchParams({ version, hardware: hardware.join(',') });
-      const r = await api.request<{ sha256: string; size: number }>('POST', `/v1/firmware?${q.toString()}`, undefined, {
-        raw: bytes,
-        headers: { 'content-type': 'application/octet-stream' },
-      });
-      return { sha256: r.sha256, size: r.size };
+      try {
+        const r = await api.request<{ sha256: string; size: number }>('POST', `/v1/firmware?${q.toString()}`, undefined, {
+          raw: bytes,
+          headers: { 'content-type': 'application/octet-stream' },
+        });
+        return { sha256: r.sha256, size: r.size };
+      } catch (err) {
+        if (!(err instanceof FleetError) || err.code !== 'artifact-exists') throw err;
+        // Versions are immutable. An earlier run of the same scenario and seed built the same image
+        // (images are derived from both): use it. Anything else is not this scenario's release.
+        const existing = await get<{ sha256: string; size: number }>(`/v1/firmware/${encodeURIComponent(version)}`);
+        const ours = createHash('sha256').update(bytes).digest('hex');
+        if (existing.sha256 !== ours) {
+          throw new SimulationError('artifact-exists', `firmware ${version} is already on the coordinator with another image; the scenario's releases cannot reuse that version: run it with another --seed, or rename its versions`);
+        }
+        return { sha256: existing.sha256, size: existing.size };
+      }
     },
     async createDeployment(input) {
       const v = await api.request<{ id: string; warnings?: string[] }>('POST', '/v1/deployments', deploymentRequest(input));
@@ -267,8 +304,16 @@ function remoteHandle(api: AdminClient, brokerUrl: string, adminUrl: string, tru
     async abort(id, reason) {
       await api.request('POST', `/v1/deployments/${id}/actions`, { type: 'abort', reason, rollback: true });
     },
-    async onlineDevices() {
-      return (await get<{ online: number }>('/v1/devices?online=true&limit=1')).online;
+    async onlineDevices(ids) {
+      let n = 0;
+      for (const d of await listDevices(api, 'online=true')) if (ids.has(d.deviceId)) n++;
+      return n;
+    },
+    async hardwareModels(ids) {
+      const wanted = new Set(ids);
+      const out = new Map<string, string>();
+      for (const d of await listDevices(api, '')) if (wanted.has(d.deviceId) && d.hardwareModel) out.set(d.deviceId, d.hardwareModel);
+      return out;
     },
     restartBroker: () => Promise.reject(new NotSupportedError('cannot restart a remote broker')),
     restartCoordinator: () => Promise.reject(new NotSupportedError('cannot restart a remote coordinator')),

@@ -7,7 +7,6 @@
  */
 import type { Logger } from 'pino';
 import mqtt, { type MqttClient } from 'mqtt';
-import type { Clock } from '../protocol/clock.js';
 import { DeviceIdSchema, HardwareModelSchema } from '../protocol/ids.js';
 import type { TrustStore } from '../firmware/trust-store.js';
 import {
@@ -29,6 +28,7 @@ import type { DeviceTruth } from './report.js';
 import type { DownloadFault, DownloadFaultProxy } from './download-faults.js';
 import type { FaultSpec } from './scenario.js';
 import { Rng } from './rng.js';
+import type { SimClock } from './paced-clock.js';
 
 
 /** A sample covers at most this many telemetry intervals (the simulator's coordinator counts 20 minutes of exposure per gap at most). */
@@ -41,7 +41,8 @@ export interface FirmwareImage {
 
 export interface DeviceHostOptions {
   spec: SimDeviceSpec;
-  clock: Clock;
+  /** The run's clock; real work (downloads, connects) is tracked on it so that deadlines wait for it. */
+  clock: SimClock;
   logger: Logger;
   /** The agent configuration the fleet shares (fleetAgentConfig): broker, telemetry interval, timings. */
   agentConfig: AgentConfig;
@@ -70,12 +71,14 @@ const PASSING_HEALTH: HealthCheckRunner = { run: () => Promise.resolve({ ok: tru
  * identity, data directory and credentials go on a copy (deviceConfig). Frozen, so an agent that wrote
  * to its configuration would fail loudly instead of changing its neighbours'.
  */
-export function fleetAgentConfig(brokerUrl: string, firmwareVersion: string, telemetryIntervalMs: number): AgentConfig {
+export function fleetAgentConfig(brokerUrl: string, firmwareVersion: string, telemetryIntervalMs: number, tags: readonly string[] = []): AgentConfig {
   const config = AgentConfigSchema.parse({
     // Placeholders: deviceConfig() puts in each device's own.
     deviceId: 'device',
     hardwareModel: 'model',
     firmwareVersion,
+    // Reported in every hello: against a shared coordinator the run's deployments target this tag alone.
+    tags,
     broker: {
       url: brokerUrl,
       keepalive: 60_000,
@@ -196,7 +199,12 @@ export class DeviceHost {
     // With the device's credentials: the coordinator authenticates every download.
     const http = new HttpDownloader({ idleTimeoutMs: 30_000, ...(await downloadCredentials(config)) });
     const downloader: Downloader = {
-      download: (req, opts) => http.download({ ...req, url: this.downloadUrl(req.url) }, opts),
+      download: (req, opts) => {
+        const { url, fault } = this.downloadFault(req.url);
+        const transfer = http.download({ ...req, url }, opts);
+        // A throttled transfer runs on simulated time (a slow link), so it is not real work to wait for.
+        return fault.kind === 'throttle' ? transfer : o.clock.track(transfer);
+      },
       digest: (path) => http.digest(path),
       discard: (path) => http.discard(path),
     };
@@ -208,6 +216,7 @@ export class DeviceHost {
       connect: (options) => {
         const c = mqtt.connect(options);
         this.client = c;
+        this.trackConnects(c);
         return c;
       },
       telemetry: collector,
@@ -287,10 +296,29 @@ export class DeviceHost {
     }
   }
 
-  /** The artifact URL this attempt should use: direct, or through the fault proxy. */
-  private downloadUrl(url: string): string {
+  /**
+   * Each connect attempt (CONNECT to CONNACK, with the broker's password check) is real work in
+   * flight until it connects or fails; the session's reconnects reuse the client.
+   */
+  private trackConnects(c: MqttClient): void {
+    let end: (() => void) | null = this.o.clock.begin();
+    const done = (): void => {
+      end?.();
+      end = null;
+    };
+    c.on('connect', done);
+    c.on('close', done);
+    c.on('end', done);
+    c.on('reconnect', () => {
+      done();
+      end = this.o.clock.begin();
+    });
+  }
+
+  /** The artifact URL this attempt should use (direct, or through the fault proxy) and its fault. */
+  private downloadFault(url: string): { url: string; fault: DownloadFault } {
     const proxy = this.o.proxy;
-    if (!proxy) return url;
+    if (!proxy) return { url, fault: { kind: 'pass' } };
     const attempt = (this.downloadAttempts.get(url) ?? 0) + 1;
     this.downloadAttempts.set(url, attempt);
     const r = this.rng.fork(`download/${url}/${attempt}`);
@@ -301,7 +329,7 @@ export class DeviceHost {
     else if (this.o.spec.slowLinkKiBps !== null) fault = { kind: 'throttle', kibps: this.o.spec.slowLinkKiBps };
     if (fault.kind === 'corrupt') this.corruptedSent = true;
     if (fault.kind !== 'pass') this.o.faultCounts[`download-${fault.kind}`] = (this.o.faultCounts[`download-${fault.kind}`] ?? 0) + 1;
-    return proxy.urlFor(url, fault);
+    return { url: proxy.urlFor(url, fault), fault };
   }
 
   /** Resolves once the agent's MQTT connection is up (false after `timeoutMs` real milliseconds). */

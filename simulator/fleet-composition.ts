@@ -55,19 +55,31 @@ function drawBaseline(profile: HardwareProfile, spread: number, rng: Rng): Devic
   };
 }
 
-/** Builds `count` devices for a fleet spec. */
-export function composeFleet(spec: FleetSpec, count: number, seed: string | number, runId: string): SimDeviceSpec[] {
+/** A device that exists already (provisioned by an operator): its id, and its model where known. */
+export interface DeviceIdentity {
+  deviceId: string;
+  hardwareModel?: string;
+}
+
+/**
+ * Builds `count` devices for a fleet spec. With `identities`, device i takes identity i: its id, and
+ * its known hardware model (with that model's profile when the spec has one).
+ */
+export function composeFleet(spec: FleetSpec, count: number, seed: string | number, runId: string, identities?: readonly DeviceIdentity[]): SimDeviceSpec[] {
   const root = new Rng(seed).fork('fleet');
   const returnAt = spec.offlineReturnAfter !== undefined ? parseDuration(spec.offlineReturnAfter) : null;
   const devices: SimDeviceSpec[] = [];
   for (let index = 0; index < count; index++) {
     const rng = root.fork(`device-${index}`);
-    const profile = rng.weighted(spec.hardware, (h) => h.share);
+    const drawn = rng.weighted(spec.hardware, (h) => h.share);
+    const identity = identities?.[index];
+    const known = identity?.hardwareModel;
+    const profile = known === undefined ? drawn : spec.hardware.find((h) => h.model === known) ?? { ...drawn, model: known };
     const offline = rng.chance(spec.offlineShare) ? { returnAtMs: returnAt } : null;
     const slow = rng.chance(spec.slowLinkShare) ? spec.slowLinkKiBps : null;
     devices.push({
       index,
-      deviceId: deviceIdFor(runId, index),
+      deviceId: identity?.deviceId ?? deviceIdFor(runId, index),
       hardwareModel: profile.model,
       baseline: drawBaseline(profile, spec.deviceSpread, rng),
       offline,

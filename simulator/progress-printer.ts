@@ -13,7 +13,7 @@ export function progressPrinter(write: (line: string) => void, wallStart = perfo
         write(`${stamp()} starting ${e.devices} simulated devices (${e.offline} offline for now), each with its own MQTT connection and credentials`);
         break;
       case 'fleet-ready':
-        write(`${stamp()} ${e.connected} devices online in ${(e.ms / 1000).toFixed(1)} s`);
+        write(`${stamp()} ${e.connected}${e.connected < e.expected ? ` of ${e.expected}` : ''} devices online in ${(e.ms / 1000).toFixed(1)} s`);
         break;
       case 'release-start':
         write(`${stamp()} rolling out ${e.version} (simulated behaviour: ${e.behaviour.kind}) as deployment ${e.deploymentId}`);
@@ -33,6 +33,9 @@ export function progressPrinter(write: (line: string) => void, wallStart = perfo
         break;
       case 'fault':
         write(`${stamp()} fault: ${e.kind}${e.detail ? ` (${e.detail})` : ''}`);
+        break;
+      case 'note':
+        write(`${stamp()} ${e.text}`);
         break;
     }
   };

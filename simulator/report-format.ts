@@ -4,6 +4,7 @@
  */
 import Table from 'cli-table3';
 import type { ReleaseReport, SimulationReport } from './report.js';
+import type { ClockStats } from './paced-clock.js';
 import { formatDuration } from '../firmware/duration.js';
 
 /** A simulated duration, rounded for people: `4m 30s`, `1h 12m`. */
@@ -61,6 +62,10 @@ export function formatRelease(r: ReleaseReport): string {
   lines.push(`${mark} ${r.previousVersion} → ${r.version}  [${behaviourText(r)}; expected ${r.expect === 'abort' ? 'an early abort' : 'a complete rollout'}]  outcome: ${r.outcome}`);
   lines.push(waveTable(r));
   for (const w of r.warnings) lines.push(`  coordinator warning at creation: ${w}`);
+  for (const w of r.waves) {
+    const why = Object.entries(w.failures).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+    if (why) lines.push(`  wave ${w.index + 1} failures: ${why}`);
+  }
   if (r.expect === 'abort' || r.outcome !== 'completed') {
     lines.push(`  exposure: ${r.exposure} device(s) ran ${r.version}${r.exposureBound !== null ? ` (bound: ${r.exposureBound} = first wave + devices still installing when the abort fired)` : ''}`);
     lines.push(`  time to detect: ${humanDuration(r.timeToDetectMs)}   time to full rollback: ${humanDuration(r.timeToFullRollbackMs)}`);
@@ -77,6 +82,17 @@ export function formatRelease(r: ReleaseReport): string {
   return lines.join('\n');
 }
 
+/** How simulated time ran: the scale it reached, and how much the load slowed it. */
+export function clockLine(c: ClockStats): string {
+  const scale = (k: number): string => `×${k >= 10 ? Math.round(k) : k.toFixed(1)}`;
+  if (!c.paced) return `clock: fixed ${scale(c.scale)}; event-loop lag p99 ${Math.round(c.lagMs.p99)} ms, max ${Math.round(c.lagMs.max)} ms`;
+  const causes = Object.entries(c.slowedBy).sort((a, b) => b[1] - a[1]);
+  const most = causes[0] && causes[0][1] > 0 ? `, mostly for ${causes[0][0] === 'work' ? 'real work in flight' : causes[0][0] === 'lag' ? 'event-loop lag' : 'a saturated event loop'}` : '';
+  const slowed = c.slowedShare > 0.005 ? `, slowed ${Math.round(c.slowedShare * 100)}% of the time (lowest ${scale(c.lowestScale)}${most})` : '';
+  const stalls = c.uncreditedMs >= 1000 ? `; ${(c.uncreditedMs / 1000).toFixed(1)} s of stalls not counted` : '';
+  return `clock: paced, ${scale(c.effectiveScale)} effective of ${scale(c.scale)}${slowed}; event-loop lag p99 ${Math.round(c.lagMs.p99)} ms, max ${Math.round(c.lagMs.max)} ms${stalls}`;
+}
+
 /** The whole summary. */
 export function formatReport(report: SimulationReport): string {
   const models = Object.entries(report.fleet.models).map(([m, n]) => `${n} ${m}`).join(', ');
@@ -85,6 +101,7 @@ export function formatReport(report: SimulationReport): string {
     `scenario ${report.scenario}: ${report.description}`,
     `${report.devices} devices (${models}; ${report.fleet.offline} offline at start, ${report.fleet.slowLinks} on slow links), seed ${String(report.seed)}, time ×${report.timeScale}, broker ${report.broker}`,
     `simulated ${humanDuration(report.simulatedMs)} in ${formatDuration(Math.round(report.wallMs / 1000) * 1000)} wall time${faults ? `; faults injected: ${faults}` : ''}`,
+    clockLine(report.clock),
   ];
   const body = report.releases.map(formatRelease);
   const tail = report.ok ? 'RESULT: every release handled as expected' : 'RESULT: FAILED — see the problems above';

@@ -5,6 +5,7 @@
  * coordinator's records with the simulator's ground truth.
  */
 import type { Behaviour, Release } from './scenario.js';
+import type { ClockStats } from './paced-clock.js';
 
 /** What the simulator knows for certain about one device (from its simulated hardware). */
 export interface DeviceTruth {
@@ -91,6 +92,8 @@ export interface WaveReport {
   fellBack: number;
   rolledBack: number;
   silent: number;
+  /** Members that failed, by why (`state:reason`, or `timed-out` for silence past the wave deadline). */
+  failures: Record<string, number>;
   verdict: string | null;
   decision: { recommendation: string; rule: string; issues: string[] } | null;
 }
@@ -134,7 +137,10 @@ export interface SimulationReport {
   seed: string | number;
   devices: number;
   fleet: { models: Record<string, number>; offline: number; slowLinks: number };
+  /** Target time scale. */
   timeScale: number;
+  /** How simulated time really ran: effective scale, how far it was slowed, event-loop lag. */
+  clock: ClockStats;
   broker: string;
   startedAt: string;
   wallMs: number;
@@ -146,6 +152,25 @@ export interface SimulationReport {
 }
 
 const ABORT_PHASES = new Set(['aborted', 'rolling-back', 'rolled-back']);
+/** Refusals that say a manifest was not meant for the device: neither success nor failure. */
+const INELIGIBLE = new Set(['wrong-hardware', 'version-not-installable', 'missing-tags', 'below-security-floor', 'superseded', 'busy']);
+/** Final device states that say the update failed on the device (a coordinator-ordered rollback does not). */
+const FAILED_STATES = new Set(['failed', 'rejected', 'rolled-back', 'rolling-back']);
+
+/**
+ * Why members of a wave failed, counted: the first place to look when a gate saw install failures.
+ * A refusal for ineligibility or a coordinator-ordered rollback is not a failure and is not counted.
+ */
+export function failureReasons(members: readonly ProgressView[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of members) {
+    let key: string | null = null;
+    if (m.timedOut && !FAILED_STATES.has(m.state)) key = `timed-out in ${m.state}`;
+    else if (FAILED_STATES.has(m.state) && m.reason !== undefined && m.reason !== 'rollback-command' && !INELIGIBLE.has(m.reason)) key = `${m.state}:${m.reason}`;
+    if (key !== null) out[key] = (out[key] ?? 0) + 1;
+  }
+  return out;
+}
 
 /** Builds one release's report from the coordinator's records and the devices' ground truth. */
 export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): ReleaseReport {
@@ -173,6 +198,7 @@ export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): R
       fellBack: w.counts.trialFailures,
       rolledBack: members.filter((m) => m.rollback?.status === 'confirmed' || m.state === 'rolled-back').length,
       silent: w.counts.timedOut,
+      failures: failureReasons(members),
       verdict: w.verdict ?? null,
       decision: decision ? { recommendation: decision.recommendation, rule: decision.rule, issues: decision.issues.slice(0, 5) } : null,
     };

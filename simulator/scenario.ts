@@ -156,7 +156,6 @@ export const ScenarioSchema = z.object({
   faults: FaultSpecSchema.default(FaultSpecSchema.parse({})),
 });
 export type Scenario = z.infer<typeof ScenarioSchema>;
-export type ScenarioInput = z.input<typeof ScenarioSchema>;
 
 export class ScenarioError extends FleetError {
   constructor(message: string, options?: { cause?: unknown }) {

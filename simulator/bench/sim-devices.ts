@@ -7,7 +7,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { scaledClock } from '../../protocol/clock.js';
 import { generateSigningKey } from '../../firmware/keys.js';
 import { createTrustStore } from '../../firmware/trust-store.js';
 import { DeviceHost, fleetAgentConfig, type FirmwareImage } from '../device-host.js';
@@ -15,6 +14,7 @@ import { composeFleet } from '../fleet-composition.js';
 import { FaultSpecSchema, FleetSpecSchema } from '../scenario.js';
 import { digest, imageBytes } from '../firmware-images.js';
 import { boundedEach, settledMemory } from './measure.js';
+import { PacedClock } from '../paced-clock.js';
 import { timed, type ConnectResult } from './bare-clients.js';
 
 export async function connectSimulated(
@@ -25,7 +25,9 @@ export async function connectSimulated(
   secrets?: ReadonlyMap<string, string>,
 ): Promise<{ result: ConnectResult; stop: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'fleet-bench-'));
-  const clock = scaledClock(1);
+  // Real time: connecting is what is measured, and nothing here waits on a simulated deadline.
+  const clock = new PacedClock({ scale: 1, pacing: false });
+  clock.start();
   const logger = pino({ level: 'silent' });
   const key = generateSigningKey();
   const trust = createTrustStore([key]);
@@ -56,6 +58,7 @@ export async function connectSimulated(
     result: { n, ms, cpuMs, bytesPerConnection: (after.rss - before.rss) / n, heapPerConnection: (after.heapUsed - before.heapUsed) / n },
     stop: async () => {
       await boundedEach(n, 500, (i) => hosts[i]!.stop());
+      clock.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };

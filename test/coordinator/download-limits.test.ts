@@ -5,7 +5,7 @@
  */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../protocol/clock.js';
+import { ManualClock } from '../support/manual-clock.js';
 import { DownloadSlots } from '../../coordinator/artifacts/download-slots.js';
 import { TransferWatch, type DropReason } from '../../coordinator/artifacts/transfer-watch.js';
 import { DownloadAuth, parseBasic } from '../../coordinator/artifacts/download-auth.js';

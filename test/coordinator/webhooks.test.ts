@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WEBHOOK_EVENT_TYPES, WebhookEventSchema } from '../../protocol/webhooks.js';
 import { repoRoot } from '../support/processes.js';
-import { ManualClock } from '../../protocol/clock.js';
+import { ManualClock } from '../support/manual-clock.js';
 import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
 import { ALL_MIGRATIONS } from '../../coordinator/store/migration-list.js';
 import { WebhookStore } from '../../coordinator/webhooks/webhook-store.js';

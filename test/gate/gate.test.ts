@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock } from '../../protocol/clock.js';
+import { ManualClock } from '../support/manual-clock.js';
 import type { CanarySnapshot, DeviceSummary, Verdict } from '../../protocol/canary.js';
 import { DEFAULT_GATE_POLICY, type GateAnalyzer } from '../../coordinator/gate/analyzer.js';
 import {

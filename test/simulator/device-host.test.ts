@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { Aedes } from 'aedes';
-import { scaledClock } from '../../protocol/clock.js';
+import { PacedClock } from '../../simulator/paced-clock.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { rolloutTopic } from '../../protocol/topics.js';
 import { generateSigningKey } from '../../firmware/keys.js';
@@ -49,11 +49,13 @@ async function world(behaviour: Behaviour, faults: Partial<ReturnType<typeof Fau
   });
   await new Promise<void>((r) => artifacts.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(artifacts.address() as AddressInfo).port}/artifacts/1.1.0`;
-  const clock = scaledClock(200);
+  const clock = new PacedClock({ scale: 200 });
+  clock.start();
   const proxy = new DownloadFaultProxy(clock);
   await proxy.start();
   cleanups.push(async () => {
     await proxy.stop();
+    clock.stop();
     await new Promise<void>((r) => aedes.close(() => r()));
     await new Promise<void>((r) => broker.close(() => r()));
     await new Promise<void>((r) => artifacts.close(() => r()));

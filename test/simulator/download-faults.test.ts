@@ -3,12 +3,13 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { DownloadFaultProxy } from '../../simulator/download-faults.js';
-import { scaledClock } from '../../protocol/clock.js';
+import { PacedClock } from '../../simulator/paced-clock.js';
 
 const image = randomBytes(256 * 1024);
 let origin: http.Server;
 let originUrl = '';
-const proxy = new DownloadFaultProxy(scaledClock(1000));
+const clock = new PacedClock({ scale: 1000 });
+const proxy = new DownloadFaultProxy(clock);
 
 beforeAll(async () => {
   origin = http.createServer((req, res) => {
@@ -19,11 +20,13 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
   originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/artifacts/x.img`;
+  clock.start();
   await proxy.start();
 });
 afterAll(async () => {
   await proxy.stop();
   await proxy.stop();
+  clock.stop();
   await new Promise<void>((r) => origin.close(() => r()));
 });
 

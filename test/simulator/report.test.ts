@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { releaseReport, type DeviceTruth, type ReleaseRun } from '../../simulator/report.js';
-import { formatRelease, humanDuration } from '../../simulator/report-format.js';
+import { failureReasons, releaseReport, type DeviceTruth, type ReleaseRun } from '../../simulator/report.js';
+import { clockLine, formatRelease, humanDuration } from '../../simulator/report-format.js';
 import { ReleaseSchema } from '../../simulator/scenario.js';
 
 const truth = (id: string, over: Partial<DeviceTruth> = {}): DeviceTruth => ({
@@ -124,5 +124,39 @@ describe('simulation report', () => {
     expect(humanDuration(45_000)).toBe('45s');
     expect(humanDuration(270_000)).toBe('4m 30s');
     expect(humanDuration(4_320_000)).toBe('1h 12m');
+  });
+});
+
+describe('failure reasons per wave', () => {
+  it('counts why members failed, leaving out refusals for ineligibility and ordered rollbacks', () => {
+    expect(
+      failureReasons([
+        { deviceId: 'a', wave: 0, state: 'failed', reason: 'download-failed', timedOut: false },
+        { deviceId: 'b', wave: 0, state: 'failed', reason: 'download-failed', timedOut: false },
+        { deviceId: 'c', wave: 0, state: 'downloading', timedOut: true },
+        { deviceId: 'd', wave: 0, state: 'rolled-back', reason: 'trial-boot-failed', timedOut: false },
+        { deviceId: 'e', wave: 0, state: 'rolled-back', reason: 'rollback-command', timedOut: false },
+        { deviceId: 'f', wave: 0, state: 'rejected', reason: 'wrong-hardware', timedOut: false },
+        { deviceId: 'g', wave: 0, state: 'committed', timedOut: false },
+      ]),
+    ).toEqual({ 'failed:download-failed': 2, 'timed-out in downloading': 1, 'rolled-back:trial-boot-failed': 1 });
+  });
+});
+
+describe('clock line', () => {
+  const base = {
+    scale: 300, paced: true, realMs: 100_000, simulatedMs: 15_000_000, effectiveScale: 150, lowestScale: 3.2, slowedShare: 0.4,
+    slowedBy: { lag: 10_000, saturation: 25_000, work: 5_000 }, uncreditedMs: 12_300, lagMs: { p50: 3, p99: 120, max: 2400 },
+    work: { tracked: 10, longestMs: 900, stuck: 0 },
+  };
+
+  it('says how far the load slowed a paced clock, and why', () => {
+    expect(clockLine(base)).toBe(
+      'clock: paced, ×150 effective of ×300, slowed 40% of the time (lowest ×3.2, mostly for a saturated event loop); event-loop lag p99 120 ms, max 2400 ms; 12.3 s of stalls not counted',
+    );
+  });
+
+  it('says a fixed clock is fixed', () => {
+    expect(clockLine({ ...base, paced: false, scale: 1, slowedShare: 0, uncreditedMs: 0 })).toBe('clock: fixed ×1.0; event-loop lag p99 120 ms, max 2400 ms');
   });
 });
