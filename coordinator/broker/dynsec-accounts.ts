@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { accountsAdminAcls, coordinatorAcls, ACCOUNTS_ADMIN_ROLE, COORDINATOR_ROLE, DEFAULT_ACL_ACCESS, deviceRoleName } from './dynsec-acls.js';
-import { requireAnswered, type DynsecAnswer, type DynsecControl } from './dynsec-control.js';
+import { DynsecConnectionLostError, requireAnswered, type DynsecAnswer, type DynsecControl } from './dynsec-control.js';
 import { planDevice, planReconcile, type BrokerAccountState, type DeviceAccount } from './dynsec-plan.js';
 import {
   ClientListSchema,
@@ -31,6 +31,10 @@ export interface DynsecAccountsOptions {
 }
 
 const PAGE = 1_000;
+/** Rounds of fixing the coordinator's own roles before giving up (each may end in a disconnection). */
+const OWN_ACCOUNT_ATTEMPTS = 3;
+/** How long to wait for the connection to come back after the plugin closed it. */
+const RECONNECT_MS = 30_000;
 
 /** "Client not found" / "Role not found": the thing is absent, which is an answer, not a failure. */
 const notFound = (a: DynsecAnswer): boolean => /not found/i.test(a.response.error ?? '');
@@ -86,13 +90,13 @@ export class DynsecAccounts implements BrokerAccounts {
 
   async reconcile(devices: readonly DeviceAccount[]): Promise<ReconcileReport> {
     const control = this.options.control;
-    const own = await this.ownAccountCommands();
+    const ownChanges = await this.fixOwnAccount();
     const defaults = dataOf((await control.run([{ command: 'getDefaultACLAccess' }]))[0], (d) => DefaultAclSchema.parse(d).acls);
     const defaultAccessFixed = DEFAULT_ACL_ACCESS.some((want) => defaults.find((h) => h.acltype === want.acltype)?.allow !== want.allow);
     const fixes: DynsecCommand[] = defaultAccessFixed ? [{ command: 'setDefaultACLAccess', acls: DEFAULT_ACL_ACCESS.map((a) => ({ ...a })) }] : [];
     const [clients, roles] = [await this.listClients(), await this.listRoles()];
     const plan = planReconcile(devices, clients, roles);
-    const commands = [...fixes, ...own, ...plan.commands];
+    const commands = [...fixes, ...plan.commands];
     requireAnswered(await control.run(commands));
     return {
       devices: devices.length,
@@ -101,8 +105,35 @@ export class DynsecAccounts implements BrokerAccounts {
       corrected: plan.corrected,
       unknownDisabled: plan.unknownDisabled,
       defaultAccessFixed,
-      changes: commands.length,
+      changes: ownChanges + commands.length,
     };
+  }
+
+  /**
+   * The coordinator's own roles and account, alone and first: the plugin disconnects every client
+   * holding a role or account that a command changes before it answers, this connection included.
+   * So a lost connection is expected here; the fixes are read back once it is up again.
+   */
+  private async fixOwnAccount(): Promise<number> {
+    const control = this.options.control;
+    let changes = 0;
+    for (let attempt = 1; ; attempt++) {
+      const fixes = await this.ownAccountCommands();
+      if (fixes.length === 0) return changes;
+      if (attempt > OWN_ACCOUNT_ATTEMPTS) {
+        throw new BrokerAccountsError(
+          `the coordinator's own roles on the broker (${COORDINATOR_ROLE}, ${ACCOUNTS_ADMIN_ROLE}) still lack ${fixes.length} rule(s) after ${OWN_ACCOUNT_ATTEMPTS} attempts: check them with \`mosquitto_ctrl dynsec getRole\` (docs/mosquitto.md)`,
+        );
+      }
+      changes += fixes.length;
+      try {
+        requireAnswered(await control.run(fixes));
+      } catch (err) {
+        if (!(err instanceof DynsecConnectionLostError)) throw err;
+        this.options.logger.info({ commands: fixes.length }, 'the broker disconnected the coordinator while changing its own roles, as it does; checking them again once reconnected');
+        await control.whenReady(RECONNECT_MS);
+      }
+    }
   }
 
   /** The coordinator's roles hold exactly their rules, and its own account holds the traffic role. */

@@ -44,6 +44,17 @@ export class BrokerAccountsError extends FleetError {
   }
 }
 
+/**
+ * The connection closed before the answers came. Mosquitto 2.0's plugin disconnects every client that
+ * holds a role or account a command changes before it sends the answers, the sender included: changes
+ * to the coordinator's own roles end this way, and are checked by reading them back once reconnected.
+ */
+export class DynsecConnectionLostError extends FleetError {
+  constructor(url: string) {
+    super('broker-unreachable', `the connection to ${url} closed before the dynamic-security plugin answered; the change may or may not have been made`);
+  }
+}
+
 /** One command's answer, with the command it answers. */
 export interface DynsecAnswer {
   command: DynsecCommand;
@@ -64,6 +75,9 @@ export class DynsecControl {
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private reconnected: (() => void) | undefined;
+  /** Connected and subscribed to the answers. */
+  private ready = false;
+  private readonly readyWaiters = new Set<() => void>();
 
   constructor(private readonly options: DynsecControlOptions) {}
 
@@ -89,12 +103,20 @@ export class DynsecControl {
     client.on('message', (topic, payload) => this.answer(topic, payload));
     client.on('error', (err) => o.logger.warn({ err: err.message }, 'broker accounts connection error'));
     let connects = 0;
+    client.on('close', () => {
+      this.ready = false;
+    });
     client.on('connect', () => {
       connects++;
       // Subscribed again on every connect: the session is clean.
       client.subscribe(DYNSEC_RESPONSE_TOPIC, { qos: 1 }, (err) => {
-        if (err) o.logger.error({ err: err.message, role: ACCOUNTS_ADMIN_ROLE }, 'cannot read the dynamic-security answers: the broker account needs the accounts-admin role');
-        else if (connects > 1) this.reconnected?.();
+        if (err) {
+          o.logger.error({ err: err.message, role: ACCOUNTS_ADMIN_ROLE }, 'cannot read the dynamic-security answers: the broker account needs the accounts-admin role');
+          return;
+        }
+        this.ready = true;
+        for (const w of [...this.readyWaiters]) w();
+        if (connects > 1) this.reconnected?.();
       });
     });
     try {
@@ -112,6 +134,24 @@ export class DynsecControl {
       );
     }
     this.client = client;
+    this.ready = client.connected;
+  }
+
+  /** Resolves once connected and subscribed to the answers again; rejects after `timeoutMs`. */
+  whenReady(timeoutMs: number): Promise<void> {
+    if (this.ready && this.client?.connected) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        this.options.timers.clearTimeout(timer);
+        this.readyWaiters.delete(done);
+        resolve();
+      };
+      const timer = this.options.timers.setTimeout(() => {
+        this.readyWaiters.delete(done);
+        reject(new FleetError('broker-unreachable', `not connected to ${this.options.url} again within ${Math.round(timeoutMs / 1000)} s`));
+      }, timeoutMs);
+      this.readyWaiters.add(done);
+    });
   }
 
   /**
@@ -158,7 +198,10 @@ export class DynsecControl {
     const changes = batch.filter((c) => !READ_COMMANDS.has(c.command)).length;
     const timeoutMs = (this.options.timeoutMs ?? 10_000) + changes * (this.options.perChangeMs ?? 2_000);
     let timer: ReturnType<Clock['setTimeout']> | undefined;
+    let onClose: (() => void) | undefined;
     const timedOut = new Promise<never>((_, reject) => {
+      onClose = () => reject(new DynsecConnectionLostError(this.options.url));
+      client.once('close', onClose);
       timer = this.options.timers.setTimeout(() => {
         reject(
           new BrokerAccountsError(
@@ -170,6 +213,7 @@ export class DynsecControl {
     try {
       const payload = JSON.stringify({ commands: tagged.map(({ command, correlationData }) => ({ ...command, correlationData })) });
       await Promise.race([client.publishAsync(DYNSEC_TOPIC, payload, { qos: 1 }), timedOut]).catch((err: unknown) => {
+        if (err instanceof FleetError) throw err;
         // MQTT 5: a publish the ACL refuses comes back as PUBACK 0x87.
         throw new BrokerAccountsError(`the broker refused a dynamic-security command (${errorMessage(err)}): the coordinator's broker account needs the ${ACCOUNTS_ADMIN_ROLE} role (docs/mosquitto.md)`);
       });
@@ -177,6 +221,7 @@ export class DynsecControl {
       return tagged.map(({ command }, i) => ({ command, response: responses[i]! }));
     } finally {
       if (timer) this.options.timers.clearTimeout(timer);
+      if (onClose) client.removeListener('close', onClose);
       for (const { correlationData } of tagged) this.waiting.delete(correlationData);
     }
   }

@@ -13,6 +13,12 @@ const PLUGIN = debianPluginPath();
 /** True where Mosquitto and its dynamic-security plugin are installed. */
 export const hasDynsec = hasMosquitto && existsSync(PLUGIN);
 
+/** Where devices connect: the coordinator's embedded Aedes, or a Mosquitto it manages through dynsec. */
+export type BrokerKind = 'embedded' | 'mosquitto';
+
+/** Every broker this machine can run, for `describe.each(BROKERS)`: Mosquitto where it and its plugin are installed. */
+export const BROKERS: readonly BrokerKind[] = hasDynsec ? ['embedded', 'mosquitto'] : ['embedded'];
+
 export interface DynsecMosquitto {
   broker: Mosquitto;
   url: string;
