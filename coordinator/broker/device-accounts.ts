@@ -4,8 +4,8 @@
  * and `fleet agent dev` take. Order matters and differs on purpose:
  *
  * - provision / rotate: new secrets are issued, the broker is told first (an external broker that
- *   does not confirm leaves nothing stored and no secret shown), then the hashes are stored, then
- *   connections that held the old secret are closed;
+ *   does not confirm leaves nothing stored and no secret shown), then the hashes and the registry
+ *   record are stored, then connections that held the old secret (or none) are closed;
  * - revoke: the store first (downloads and embedded logins are refused at once), then the broker;
  *   if the broker does not confirm, the operator is told and the next reconciliation disables it.
  *
@@ -85,7 +85,6 @@ export class DeviceAccounts {
       throw new BrokerAccountsError(`nothing was provisioned: the broker did not take the accounts of ${describe(deviceIds)} (${errorMessage(err)})`);
     }
     credentials.commit(issued);
-    broker.enforce(accounts);
     const now = this.deps.now();
     for (const a of accounts) {
       registry.provisioned(a.deviceId, now, {
@@ -95,6 +94,8 @@ export class DeviceAccounts {
       if (a.hardwareModel === undefined) this.unmodelled.add(a.deviceId);
       else this.unmodelled.delete(a.deviceId);
     }
+    // Last: a session it closes may be flagged on the device, which the registry must know by then.
+    broker.enforce(accounts);
     return issued.map(({ deviceId, secret }) => ({ deviceId, secret }));
   }
 

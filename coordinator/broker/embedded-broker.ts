@@ -112,13 +112,17 @@ export class EmbeddedBroker implements Transport {
   }
 
   /**
-   * Closes a device's connection (its secret was rotated or revoked: the session must not outlive
-   * it). False when it is not connected.
+   * Closes a device's connection (its secret was issued, rotated or revoked: the session must not
+   * outlive it). A session without credentials holding an id just provisioned is an impostor: flagged
+   * on the device. False when it is not connected.
    */
   disconnectDevice(deviceId: string): boolean {
     const client = this.clients.get(deviceId);
     if (!client) return false;
     this.clients.delete(deviceId);
+    if ((client as FleetClient)[ANONYMOUS] && this.options.credentials.isProvisioned(deviceId)) {
+      this.options.onAnomaly?.(deviceId, 'spoofed-identity', `a session without credentials from ${remoteAddressOf(client)} held the id when it was provisioned; disconnected`);
+    }
     client.close();
     return true;
   }
