@@ -403,11 +403,18 @@ export class Coordinator {
     registry.subscribe((d, change) => events.emit('device', d, change));
 
     transport.onMessage(ingest.handle);
-    transport.onConnection({
-      onDisconnect: (id) => {
-        registry.setOnline(id, false, clock.now());
-        rollouts.presence(id, false);
-      },
+    const offline = (id: string): void => {
+      registry.setOnline(id, false, clock.now());
+      rollouts.presence(id, false);
+    };
+    transport.onConnection({ onDisconnect: offline });
+    // A restarted external broker dropped every device, and a killed one sent no last wills: devices
+    // not heard from since it started are offline (their hellos bring them back).
+    accounts.onBrokerRestart((uptimeMs) => {
+      const startedAt = clock.now() - uptimeMs;
+      const gone = [...registry.all()].filter((d) => d.online && (d.lastSeen ?? 0) < startedAt);
+      for (const d of gone) offline(d.deviceId);
+      logger.warn({ uptimeMs, offline: gone.length }, 'the broker restarted: devices not heard from since are offline until they say hello');
     });
 
     let restored: number;

@@ -41,6 +41,11 @@ export interface BrokerAccounts {
   reconcile(devices: readonly DeviceAccount[]): Promise<ReconcileReport>;
   /** Called whenever the broker is back after a loss (it may have missed changes meanwhile). */
   onReturn(listener: () => void): void;
+  /**
+   * Called when the broker restarted (with how long ago, ms): every device was disconnected then,
+   * and a killed broker sends no last wills. Never for the embedded broker (its disconnects are seen).
+   */
+  onRestart(listener: (uptimeMs: number) => void): void;
   stop(): Promise<void>;
 }
 
@@ -78,6 +83,10 @@ export class StoreOnlyAccounts implements BrokerAccounts {
 
   onReturn(): void {
     // In-process: never away.
+  }
+
+  onRestart(): void {
+    // In-process: its restarts are the coordinator's own.
   }
 
   stop(): Promise<void> {

@@ -67,6 +67,11 @@ export class DeviceAccounts {
     return this.reconcile();
   }
 
+  /** Called when an external broker restarted `uptimeMs` ago (from its `$SYS` uptime). */
+  onBrokerRestart(listener: (uptimeMs: number) => void): void {
+    this.deps.broker.onRestart(listener);
+  }
+
   /** Issues secrets and makes the broker and the store hold them; returns them (shown once). */
   async provision(deviceIds: readonly string[], info: ProvisionInfo = {}): Promise<ProvisionedDevice[]> {
     const { credentials, registry, broker } = this.deps;

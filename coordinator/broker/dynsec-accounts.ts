@@ -66,6 +66,10 @@ export class DynsecAccounts implements BrokerAccounts {
     this.options.control.onReconnect(listener);
   }
 
+  onRestart(listener: (uptimeMs: number) => void): void {
+    this.options.control.onRestart(listener);
+  }
+
   enforce(): void {
     // The plugin closes a client's connection itself when its password changes or it is disabled.
   }

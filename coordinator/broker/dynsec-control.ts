@@ -62,6 +62,7 @@ export interface DynsecAnswer {
 }
 
 const MAX_BATCH_BYTES = 64 * 1024;
+const UPTIME_TOPIC = '$SYS/broker/uptime';
 
 interface Waiter {
   command: DynsecCommand;
@@ -75,6 +76,9 @@ export class DynsecControl {
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private reconnected: (() => void) | undefined;
+  private restarted: ((uptimeMs: number) => void) | undefined;
+  /** When the connection was lost (real time, ms), until the broker's uptime says whether it restarted. */
+  private lostAt: number | undefined;
   /** Connected and subscribed to the answers. */
   private ready = false;
   private readonly readyWaiters = new Set<() => void>();
@@ -84,6 +88,14 @@ export class DynsecControl {
   /** Called each time the connection comes back after a loss (the broker may have restarted). */
   onReconnect(listener: () => void): void {
     this.reconnected = listener;
+  }
+
+  /**
+   * Called when the broker's `$SYS/broker/uptime` says it started again since it was last heard
+   * (with its uptime): it lost every connection then, and a broker killed sends no last wills.
+   */
+  onRestart(listener: (uptimeMs: number) => void): void {
+    this.restarted = listener;
   }
 
   /** Connects and subscribes to the answers; throws `broker-unreachable` naming the URL. */
@@ -105,6 +117,7 @@ export class DynsecControl {
     let connects = 0;
     client.on('close', () => {
       this.ready = false;
+      this.lostAt ??= o.timers.now();
     });
     client.on('connect', () => {
       connects++;
@@ -116,6 +129,8 @@ export class DynsecControl {
         }
         this.ready = true;
         for (const w of [...this.readyWaiters]) w();
+        // Liveness only: a broker without $SYS (or an account without the rule) just never says.
+        client.subscribe(UPTIME_TOPIC, { qos: 0 }, () => undefined);
         if (connects > 1) this.reconnected?.();
       });
     });
@@ -227,6 +242,7 @@ export class DynsecControl {
   }
 
   private answer(topic: string, payload: Buffer): void {
+    if (topic === UPTIME_TOPIC) return this.uptime(payload);
     if (topic !== DYNSEC_RESPONSE_TOPIC) return;
     let json: unknown;
     try {
@@ -249,6 +265,26 @@ export class DynsecControl {
         continue;
       }
       w.resolve(r);
+    }
+  }
+
+  /**
+   * `$SYS/broker/uptime` is "<n> seconds", every `sys_interval` and retained (never persisted). The
+   * first one after a lost connection says whether the broker started since: its uptime is then no
+   * longer than the time since the loss. Reported rounded up to the next second, so that a device
+   * heard just after the start is never taken for one that was not.
+   */
+  private uptime(payload: Buffer): void {
+    const m = /^(\d+) seconds$/.exec(payload.toString('utf8').trim());
+    if (!m || this.lostAt === undefined) return;
+    const uptimeMs = (Number(m[1]) + 1) * 1000;
+    const sinceLoss = this.options.timers.now() - this.lostAt;
+    this.lostAt = undefined;
+    if (uptimeMs > sinceLoss + 1000) return;
+    try {
+      this.restarted?.(uptimeMs);
+    } catch (err) {
+      this.options.logger.error({ err: errorMessage(err) }, 'handling a broker restart failed');
     }
   }
 
