@@ -4,7 +4,7 @@
  * I/O shell.
  */
 import type { Db } from '../store/db.js';
-import type { Transport } from '../broker/transport.js';
+import type { Transport } from './transport.js';
 
 export class Publisher {
   private readonly put;
