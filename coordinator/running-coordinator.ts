@@ -5,7 +5,6 @@
  */
 import { createReadStream } from 'node:fs';
 import { publicKeyPem } from '../firmware/keys.js';
-import { definedProps } from '../firmware/defined-props.js';
 import { ValidationError } from '../protocol/errors.js';
 import { formatIssues } from '../protocol/parse.js';
 import type { Transport } from './broker/transport.js';
