@@ -50,6 +50,17 @@ export const CoordinatorConfigSchema = z.object({
       brokerUsername: z.string().optional(),
       brokerPassword: z.string().optional(),
       /**
+       * A JSON file `{username, password, accounts?}` with the coordinator's broker account, as
+       * `fleet broker mosquitto-config` writes it (`coordinator-account.json`); read at start.
+       */
+      brokerCredentialsFile: z.string().optional(),
+      /**
+       * Who keeps devices' broker accounts: `mosquitto-dynsec`, the coordinator through Mosquitto's
+       * dynamic-security plugin (docs/mosquitto.md); `none`, the operator (another broker). Default: what
+       * the credentials file says, else `none`. The embedded broker reads the store itself.
+       */
+      brokerAccounts: z.enum(['none', 'mosquitto-dynsec']).optional(),
+      /**
        * Largest MQTT packet a device may send, in bytes, checked from the packet's fixed header before
        * its body is read (embedded broker). The largest device message, telemetry with 20 log lines of
        * 512 characters, is under 64 KiB. Default 128 KiB.
@@ -207,6 +218,8 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_BROKER_URL']) mqtt['brokerUrl'] = env['FLEET_BROKER_URL'];
   if (env['FLEET_BROKER_USERNAME']) mqtt['brokerUsername'] = env['FLEET_BROKER_USERNAME'];
   if (env['FLEET_BROKER_PASSWORD']) mqtt['brokerPassword'] = env['FLEET_BROKER_PASSWORD'];
+  if (env['FLEET_BROKER_CREDENTIALS']) mqtt['brokerCredentialsFile'] = env['FLEET_BROKER_CREDENTIALS'];
+  if (env['FLEET_BROKER_ACCOUNTS']) mqtt['brokerAccounts'] = env['FLEET_BROKER_ACCOUNTS'];
   if (env['FLEET_MQTT_MAX_PACKET_BYTES']) mqtt['maxPacketBytes'] = Number(env['FLEET_MQTT_MAX_PACKET_BYTES']);
   if (Object.keys(mqtt).length) out['mqtt'] = mqtt;
   const http: Record<string, unknown> = {};
@@ -276,6 +289,9 @@ export function checkEnvironmentRules(config: CoordinatorConfig): void {
   }
   if (config.mqtt.tlsClientCa !== undefined && (config.mqtt.tlsCert === undefined || config.mqtt.brokerUrl !== undefined)) {
     throw new ConfigError('FLEET_TLS_CLIENT_CA (device certificates) needs the embedded broker over TLS: set FLEET_TLS_CERT and FLEET_TLS_KEY, without FLEET_BROKER_URL');
+  }
+  if ((config.mqtt.brokerAccounts === 'mosquitto-dynsec' || config.mqtt.brokerCredentialsFile !== undefined) && config.mqtt.brokerUrl === undefined) {
+    throw new ConfigError('broker accounts and credentials are for an external broker: give its URL with --broker (FLEET_BROKER_URL), or drop them to use the embedded broker');
   }
   if (config.allowAnonymousDevices) {
     if (config.mqtt.brokerUrl !== undefined) {

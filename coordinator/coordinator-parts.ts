@@ -26,6 +26,8 @@ import { CounterTotals } from './counter-totals.js';
 import { openDataStores, startTelemetryWriter } from './data-stores.js';
 import { loadCoordinatorKey } from './signing.js';
 import { CredentialStore } from './broker/credentials.js';
+import { createBrokerAccounts } from './broker/broker-login.js';
+import { DeviceAccounts } from './broker/device-accounts.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBroker } from './broker/external-broker.js';
 import { Publisher } from './broker/publisher.js';
@@ -117,8 +119,9 @@ export async function openStores(b: Basics): Promise<Stores> {
     logger.warn({ dataDir: config.dataDir }, 'the previous coordinator on this data directory did not stop cleanly (crash or kill): telemetry it had not stored yet is lost and not counted');
   }
   const now = (): number => b.clock.now();
-  // With the embedded broker every device has credentials: one never provisioned is a ghost.
-  const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined });
+  // With the embedded broker, or a Mosquitto whose accounts the coordinator keeps, every device has
+  // credentials: one never provisioned is a ghost.
+  const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined || config.mqtt.brokerAccounts === 'mosquitto-dynsec' });
   const anomalies = AnomalyLog.load({ db, now, counters, logger: b.root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
   const events = new EventEmitter<CoordinatorEvents>();
   registry.subscribe((d, change) => events.emit('device', d, change));
@@ -324,8 +327,21 @@ export function buildDeployments(
   return { publisher, inbox: new StatusInbox(s.db), canary, deployments };
 }
 
+/** Devices' credentials in the store and their accounts on the broker, together (provision, rotate, revoke). */
+export function buildAccounts(b: Basics, s: Stores, transport: Transport): DeviceAccounts {
+  const logger = b.root.child({ module: 'broker-accounts' });
+  return new DeviceAccounts({
+    credentials: s.credentials,
+    registry: s.registry,
+    broker: createBrokerAccounts(b.config, transport, logger, b.timers),
+    now: () => b.clock.now(),
+    counters: s.counters,
+    logger,
+  });
+}
+
 /** Device messages from the broker: admitted and parsed by ingest, then handled by the parts above. */
-export function connectIngest(b: Basics, s: Stores, t: Telemetry, d: Deployments, transport: Transport): void {
+export function connectIngest(b: Basics, s: Stores, t: Telemetry, d: Deployments, transport: Transport, accounts: DeviceAccounts): void {
   const { config } = b;
   const handlers = deviceMessages({ registry: s.registry, anomalies: s.anomalies, inbox: d.inbox, telemetry: t.writer, deployments: d.deployments, counters: s.counters, clock: b.clock });
   const ingest = new DeviceIngest({
@@ -341,6 +357,14 @@ export function connectIngest(b: Basics, s: Stores, t: Telemetry, d: Deployments
   });
   transport.onMessage(ingest.handle);
   transport.onConnection({ onDisconnect: (id) => handlers.disconnected(id) });
+  // A restarted external broker dropped every device, and a killed one sent no last wills: devices
+  // not heard from since it started are offline (their hellos bring them back).
+  accounts.onBrokerRestart((uptimeMs) => {
+    const startedAt = b.clock.now() - uptimeMs;
+    const gone = [...s.registry.all()].filter((dev) => dev.online && (dev.lastSeen ?? 0) < startedAt);
+    for (const dev of gone) handlers.disconnected(dev.deviceId);
+    b.logger.warn({ uptimeMs, offline: gone.length }, 'the broker restarted: devices not heard from since are offline until they say hello');
+  });
 }
 
 export interface Observers {

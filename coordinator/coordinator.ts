@@ -13,6 +13,7 @@ import { FLAGS_TOPIC } from '../protocol/topics.js';
 import { encodeMessage } from '../protocol/parse.js';
 import { packageVersion } from '../firmware/package-version.js';
 import { loadConfig, type CoordinatorConfigInput } from './config.js';
+import { withBrokerLogin } from './broker/broker-login.js';
 import type { Coordinator } from './coordinator-api.js';
 import { portOf, readPorts, writeAdminFile, writePorts } from './data-dir.js';
 import { DataDirLock } from './data-dir-lock.js';
@@ -30,6 +31,7 @@ import { registerWebhookRoutes } from './webhooks/webhook-routes.js';
 import { StaticConsole } from './console/static-console.js';
 import { mountConsole } from './console/mount-console.js';
 import {
+  buildAccounts,
   buildArtifacts,
   buildDeployments,
   buildObservers,
@@ -71,7 +73,7 @@ export interface CoordinatorOptions {
  * (DataDirInUseError) when another coordinator runs on the same data directory.
  */
 export async function createCoordinator(options: CoordinatorOptions = {}): Promise<Coordinator> {
-  const config = loadConfig(options.config ?? {}, options.env ?? {});
+  const config = withBrokerLogin(loadConfig(options.config ?? {}, options.env ?? {}));
   const timers = options.timers ?? systemClock;
   mkdirSync(config.dataDir, { recursive: true });
   // Before anything in the directory is read or written: a second coordinator would resume the same
@@ -103,7 +105,9 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
     opened.push(() => transport.stop());
     const deployments = buildDeployments(basics, stores, artifacts, transport, { analyzers: options.analyzers, random: options.random });
     opened.push(() => deployments.deployments.stop());
-    connectIngest(basics, stores, telemetry, deployments, transport);
+    const accounts = buildAccounts(basics, stores, transport);
+    opened.push(() => accounts.stop());
+    connectIngest(basics, stores, telemetry, deployments, transport, accounts);
     const observers = buildObservers(basics, stores, artifacts, telemetry, deployments, transport);
     opened.push(() => observers.webhooks.dispatcher.stop());
     const consoleFeed = mountConsole({
@@ -130,6 +134,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
       ...observers,
       telemetry: telemetry.writer,
       transport,
+      accounts,
       housekeeping: new Housekeeping({
         ...stores,
         inbox: deployments.inbox,
@@ -163,7 +168,7 @@ function registerRoutes(p: CoordinatorParts): void {
     auditLog: p.auditLog,
     endpoints: () => ({ mqttUrl: p.transport.url, httpUrl: p.http.url }),
   });
-  registerDeviceRoutes(api, { registry: p.registry, credentials: p.credentials, now, audit, deviceDeployments: (id) => p.deployments.deviceHistory(id), anomalies: p.anomalies });
+  registerDeviceRoutes(api, { registry: p.registry, credentials: p.credentials, accounts: p.accounts, now, audit, deviceDeployments: (id) => p.deployments.deviceHistory(id), anomalies: p.anomalies });
   registerFirmwareRoutes(api, { store: p.artifacts, firmware: p.firmware, audit });
   registerDeploymentRoutes(api, { rollouts: p.deployments });
   registerSessionRoutes(api, { access: p.access, auditLog: p.auditLog, now });
@@ -181,6 +186,8 @@ function registerRoutes(p: CoordinatorParts): void {
 async function serve(p: CoordinatorParts): Promise<void> {
   const { config, transport, http, deployments, logger } = p;
   await http.start();
+  // Devices' broker accounts match the store before the coordinator subscribes there.
+  await p.accounts.start();
   await transport.prepare();
   const restored = config.mqtt.brokerUrl ? 0 : await p.publisher.restore();
   await p.publisher.retain(FLAGS_TOPIC, encodeMessage(p.canary.deviceFlagsMessage()));

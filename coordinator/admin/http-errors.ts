@@ -58,6 +58,8 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   'nothing-to-approve': 409,
   stopped: 503,
   busy: 503,
+  'broker-accounts': 502,
+  'broker-unreachable': 503,
   'invalid-transition': 409,
   unauthorized: 401,
   forbidden: 403,
