@@ -27,6 +27,9 @@ import { scheduleFleetFaults } from './fleet-faults.js';
 import { SimulationError } from './errors.js';
 import { definedProps } from '../firmware/defined-props.js';
 
+/** Devices each wave's gate needs reporting: fewer, and the coordinator warns that it cannot judge. */
+const MIN_DEVICES_REPORTING = 20;
+
 /** Progress events, for the CLI's live output. */
 export type SimEvent =
   | { type: 'fleet-starting'; devices: number; offline: number }
@@ -201,7 +204,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
           percent,
           soakMs: parseDuration(scenario.rollout.soak),
           deadlineMs: 2 * 3_600_000,
-          minDevicesReporting: 20,
+          minDevicesReporting: MIN_DEVICES_REPORTING,
         })),
         bucketOffset,
         description: `simulation ${scenario.name}: ${release.version} (${release.behaviour.kind})`,
@@ -229,6 +232,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
             previousVersion: fleetVersion,
             deploymentId: id,
             bucketOffset,
+            minDevicesReporting: MIN_DEVICES_REPORTING,
             warnings,
             startedAt,
             endedAt,
