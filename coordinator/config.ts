@@ -50,6 +50,17 @@ export const CoordinatorConfigSchema = z.object({
       brokerUsername: z.string().optional(),
       brokerPassword: z.string().optional(),
       /**
+       * A JSON file `{username, password, accounts?}` with the coordinator's broker account, as
+       * `fleet broker mosquitto-config` writes it (`coordinator-account.json`); read at start.
+       */
+      brokerCredentialsFile: z.string().optional(),
+      /**
+       * Who keeps devices' broker accounts: `mosquitto-dynsec`, the coordinator through Mosquitto's
+       * dynamic-security plugin (docs/mosquitto.md); `none`, the operator (another broker). Default: what
+       * the credentials file says, else `none`. The embedded broker reads the store itself.
+       */
+      brokerAccounts: z.enum(['none', 'mosquitto-dynsec']).optional(),
+      /**
        * Largest MQTT packet a device may send, in bytes, checked from the packet's fixed header before
        * its body is read (embedded broker). The largest device message, telemetry with 20 log lines of
        * 512 characters, is under 64 KiB. Default 128 KiB.
@@ -86,6 +97,8 @@ export const CoordinatorConfigSchema = z.object({
        */
       downloadMinBytesPerSecond: z.coerce.number().int().nonnegative().default(1024),
       downloadRateWindowMs: z.coerce.number().int().positive().default(60_000),
+      /** The built operator console served at `/`; default dist/console-app of this package (`npm run build`). */
+      consoleDir: z.string().optional(),
     })
     .default({
       port: 8080,
@@ -141,8 +154,12 @@ export const CoordinatorConfigSchema = z.object({
    * production need 32+ characters and 128+ estimated bits (token-strength.ts).
    */
   adminToken: z.string().min(16, `admin token must be at least 16 characters (${MIN_TOKEN_LENGTH} in staging and production)`).optional(),
-  /** log2 of scrypt N for device secrets. Production requires >= 14. */
+  /** log2 of scrypt N for device secrets and user passwords. Production requires >= 14. */
   credentialCost: z.number().int().min(4).max(20).default(14),
+  /** Web console sessions: end after `idleMs` unused (default 1 h), `maxMs` after login at the latest (default 12 h). */
+  sessions: z
+    .object({ idleMs: z.coerce.number().int().positive().default(3_600_000), maxMs: z.coerce.number().int().positive().default(12 * 3_600_000) })
+    .default({ idleMs: 3_600_000, maxMs: 12 * 3_600_000 }),
   telemetry: z
     .object({
       /**
@@ -201,6 +218,8 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_BROKER_URL']) mqtt['brokerUrl'] = env['FLEET_BROKER_URL'];
   if (env['FLEET_BROKER_USERNAME']) mqtt['brokerUsername'] = env['FLEET_BROKER_USERNAME'];
   if (env['FLEET_BROKER_PASSWORD']) mqtt['brokerPassword'] = env['FLEET_BROKER_PASSWORD'];
+  if (env['FLEET_BROKER_CREDENTIALS']) mqtt['brokerCredentialsFile'] = env['FLEET_BROKER_CREDENTIALS'];
+  if (env['FLEET_BROKER_ACCOUNTS']) mqtt['brokerAccounts'] = env['FLEET_BROKER_ACCOUNTS'];
   if (env['FLEET_MQTT_MAX_PACKET_BYTES']) mqtt['maxPacketBytes'] = Number(env['FLEET_MQTT_MAX_PACKET_BYTES']);
   if (Object.keys(mqtt).length) out['mqtt'] = mqtt;
   const http: Record<string, unknown> = {};
@@ -215,9 +234,14 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_DOWNLOAD_IDLE_TIMEOUT_MS']) http['downloadIdleTimeoutMs'] = env['FLEET_DOWNLOAD_IDLE_TIMEOUT_MS'];
   if (env['FLEET_DOWNLOAD_MIN_BYTES_PER_S']) http['downloadMinBytesPerSecond'] = env['FLEET_DOWNLOAD_MIN_BYTES_PER_S'];
   if (env['FLEET_DOWNLOAD_RATE_WINDOW_MS']) http['downloadRateWindowMs'] = env['FLEET_DOWNLOAD_RATE_WINDOW_MS'];
+  if (env['FLEET_CONSOLE_DIR']) http['consoleDir'] = env['FLEET_CONSOLE_DIR'];
   if (Object.keys(http).length) out['http'] = http;
   if (env['FLEET_SIGNING_KEY']) out['signingKeyPath'] = env['FLEET_SIGNING_KEY'];
   if (env['FLEET_ADMIN_TOKEN']) out['adminToken'] = env['FLEET_ADMIN_TOKEN'];
+  const sessions: Record<string, unknown> = {};
+  if (env['FLEET_SESSION_IDLE_MS']) sessions['idleMs'] = env['FLEET_SESSION_IDLE_MS'];
+  if (env['FLEET_SESSION_MAX_MS']) sessions['maxMs'] = env['FLEET_SESSION_MAX_MS'];
+  if (Object.keys(sessions).length) out['sessions'] = sessions;
   if (env['FLEET_METRICS_PUBLIC']) out['metricsPublic'] = env['FLEET_METRICS_PUBLIC'] === 'true' || env['FLEET_METRICS_PUBLIC'] === '1';
   if (env['FLEET_ALLOW_ANONYMOUS']) out['allowAnonymousDevices'] = env['FLEET_ALLOW_ANONYMOUS'] === 'true' || env['FLEET_ALLOW_ANONYMOUS'] === '1';
   return out;
@@ -265,6 +289,9 @@ export function checkEnvironmentRules(config: CoordinatorConfig): void {
   }
   if (config.mqtt.tlsClientCa !== undefined && (config.mqtt.tlsCert === undefined || config.mqtt.brokerUrl !== undefined)) {
     throw new ConfigError('FLEET_TLS_CLIENT_CA (device certificates) needs the embedded broker over TLS: set FLEET_TLS_CERT and FLEET_TLS_KEY, without FLEET_BROKER_URL');
+  }
+  if ((config.mqtt.brokerAccounts === 'mosquitto-dynsec' || config.mqtt.brokerCredentialsFile !== undefined) && config.mqtt.brokerUrl === undefined) {
+    throw new ConfigError('broker accounts and credentials are for an external broker: give its URL with --broker (FLEET_BROKER_URL), or drop them to use the embedded broker');
   }
   if (config.allowAnonymousDevices) {
     if (config.mqtt.brokerUrl !== undefined) {

@@ -13,6 +13,7 @@ import { Registry } from 'prom-client';
 import type { Clock } from '@fleet/protocol/clock';
 import type { SigningKey } from '@fleet/firmware/keys';
 import { definedProps } from '@fleet/firmware/defined-props';
+import { packageVersion } from '@fleet/runtime/package-version';
 import { FLAGS_TOPIC } from '@fleet/protocol/topics';
 import { encodeMessage } from '@fleet/protocol/parse';
 import type { CoordinatorConfig } from './config.js';
@@ -25,11 +26,13 @@ import { CounterTotals } from './counter-totals.js';
 import { openDataStores, startTelemetryWriter } from './data-stores.js';
 import { loadCoordinatorKey } from './signing.js';
 import { CredentialStore } from './broker/credentials.js';
+import { createBrokerAccounts } from './broker/broker-login.js';
+import { DeviceAccounts } from './broker/device-accounts.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBroker } from './broker/external-broker.js';
 import { Publisher } from './broker/publisher.js';
 import type { Transport } from './broker/transport.js';
-import { DeviceRegistry, type DeviceRecord } from './registry/device-registry.js';
+import { DeviceRegistry, type DeviceRecord, type RegistryChange } from './registry/device-registry.js';
 import { AnomalyLog } from './registry/anomaly-log.js';
 import { BadMessages } from './ingest/bad-messages.js';
 import { DeviceIngest } from './ingest/device-ingest.js';
@@ -43,7 +46,7 @@ import { ArtifactIntegrity } from './artifacts/artifact-integrity.js';
 import { DownloadAuth } from './artifacts/download-auth.js';
 import { FirmwareService, type TrustSource } from './artifacts/firmware-service.js';
 import { FreshnessCounters } from './deployments/freshness-counters.js';
-import { DeploymentService } from './deployments/deployment-service.js';
+import { DeploymentService, type DeploymentView } from './deployments/deployment-service.js';
 import { createCanaryServices, type CanaryServices } from './canary/canary-services.js';
 import type { GateAnalyzer } from './gate/analyzer.js';
 import { DEPLOYMENT_PHASES, type AuditEntry } from './engine/types.js';
@@ -52,15 +55,20 @@ import { HttpRequestMetrics } from './prometheus/http-metrics.js';
 import { FleetMetrics } from './prometheus/fleet-metrics.js';
 import { coordinatorMetricSources } from './prometheus/metric-sources.js';
 import { createWebhooks, type Webhooks } from './webhooks/create-webhooks.js';
-import { Router } from './admin/router.js';
+import { createAdminApi, type AdminApi } from './admin/admin-api.js';
 import { HttpServer } from './admin/http-server.js';
+import { Access } from './users/access.js';
+import { SessionStore } from './users/session-store.js';
+import { UserStore } from './users/user-store.js';
 
 /** What the coordinator announces (for the simulator, dashboards and tests). */
 export interface CoordinatorEvents {
   audit: [AuditEntry];
   /** A decision the engine recorded (gate, early hard limit, Monitor limit, empty wave, operator). */
   decision: [DecisionRecord];
-  device: [DeviceRecord, 'hello' | 'online' | 'offline' | 'provisioned'];
+  device: [DeviceRecord, RegistryChange];
+  /** A deployment after any change (without its decisions). */
+  deployment: [DeploymentView];
 }
 
 /** What every group is built with: configuration, time, logging, and the lock on the data directory. */
@@ -111,8 +119,9 @@ export async function openStores(b: Basics): Promise<Stores> {
     logger.warn({ dataDir: config.dataDir }, 'the previous coordinator on this data directory did not stop cleanly (crash or kill): telemetry it had not stored yet is lost and not counted');
   }
   const now = (): number => b.clock.now();
-  // With the embedded broker every device has credentials: one never provisioned is a ghost.
-  const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined });
+  // With the embedded broker, or a Mosquitto whose accounts the coordinator keeps, every device has
+  // credentials: one never provisioned is a ghost.
+  const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined || config.mqtt.brokerAccounts === 'mosquitto-dynsec' });
   const anomalies = AnomalyLog.load({ db, now, counters, logger: b.root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
   const events = new EventEmitter<CoordinatorEvents>();
   registry.subscribe((d, change) => events.emit('device', d, change));
@@ -164,7 +173,12 @@ export interface Artifacts {
   freshness: FreshnessCounters;
   /** The keys offline-signed manifests must verify against, read at each upload. */
   trust: TrustSource;
-  router: Router;
+  /** The admin API's routes (Fastify); the listener below serves it. */
+  api: AdminApi;
+  users: UserStore;
+  sessions: SessionStore;
+  /** Who a request is: bearer tokens, session cookies and their CSRF tokens, login throttling. */
+  access: Access;
   /** One Prometheus registry per coordinator (several may run in one process). */
   promRegistry: Registry;
   requestMetrics: HttpRequestMetrics;
@@ -174,14 +188,24 @@ export interface Artifacts {
 }
 
 /** Firmware images and their downloads, the manifest signer, and the HTTP listener they share with the admin API. */
-export function buildArtifacts(b: Basics, s: Stores): Artifacts {
+export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
   const { config, logger } = b;
   const now = (): number => b.clock.now();
   const artifacts = new ArtifactStore(s.db, config.dataDir);
   const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
   const promRegistry = new Registry();
   const requestMetrics = HttpRequestMetrics.create(promRegistry);
-  const router = new Router({ token: adminToken, onError: (err) => logger.error({ err }, 'admin API error'), onMatch: requestMetrics.matched });
+  const users = new UserStore({ db: s.db, adminToken, now, scryptLogN: config.credentialCost });
+  const sessions = new SessionStore(s.db, now, config.sessions);
+  // Staging and production serve the console over HTTPS, here or at a TLS proxy on loopback.
+  const secureCookies = config.http.tlsCert !== undefined || config.env !== 'development';
+  const access = new Access({ users, sessions, now, counters: s.counters, logger: b.root.child({ module: 'access' }), secureCookies });
+  const api = await createAdminApi({
+    authenticator: access,
+    version: packageVersion(import.meta.url),
+    onError: (err) => logger.error({ err }, 'admin API error'),
+    onMatch: requestMetrics.matched,
+  });
   const artifactLog = b.root.child({ module: 'artifacts' });
   const integrity = new ArtifactIntegrity({
     store: artifacts,
@@ -211,11 +235,11 @@ export function buildArtifacts(b: Basics, s: Stores): Artifacts {
     },
   });
   const tls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
-  const http = new HttpServer(router, downloads, config.http.host, choosePort(config.http.port, b.previousPorts.http), tls, requestMetrics);
+  const http = new HttpServer(api, downloads, config.http.host, choosePort(config.http.port, b.previousPorts.http), tls, requestMetrics);
   const trust: TrustSource = { dir: resolve(s.trustDir), load: () => coordinatorTrust(s.key, s.trustDir) };
   const freshness = new FreshnessCounters(s.db, now);
   const firmware = new FirmwareService(artifacts, s.key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
-  return { artifacts, integrity, downloads, firmware, freshness, trust, router, promRegistry, requestMetrics, http, adminToken };
+  return { artifacts, integrity, downloads, firmware, freshness, trust, api, users, sessions, access, promRegistry, requestMetrics, http, adminToken };
 }
 
 /** Where devices connect: the embedded broker, or a client of an external one. */
@@ -297,13 +321,27 @@ export function buildDeployments(
     freshness: a.freshness,
     onAudit: (e) => s.events.emit('audit', e),
     onDecision: (d) => s.events.emit('decision', d),
+    onChange: (view) => s.events.emit('deployment', view),
     anomalies: s.anomalies,
   });
   return { publisher, inbox: new StatusInbox(s.db), canary, deployments };
 }
 
+/** Devices' credentials in the store and their accounts on the broker, together (provision, rotate, revoke). */
+export function buildAccounts(b: Basics, s: Stores, transport: Transport): DeviceAccounts {
+  const logger = b.root.child({ module: 'broker-accounts' });
+  return new DeviceAccounts({
+    credentials: s.credentials,
+    registry: s.registry,
+    broker: createBrokerAccounts(b.config, transport, logger, b.timers),
+    now: () => b.clock.now(),
+    counters: s.counters,
+    logger,
+  });
+}
+
 /** Device messages from the broker: admitted and parsed by ingest, then handled by the parts above. */
-export function connectIngest(b: Basics, s: Stores, t: Telemetry, d: Deployments, transport: Transport): void {
+export function connectIngest(b: Basics, s: Stores, t: Telemetry, d: Deployments, transport: Transport, accounts: DeviceAccounts): void {
   const { config } = b;
   const handlers = deviceMessages({ registry: s.registry, anomalies: s.anomalies, inbox: d.inbox, telemetry: t.writer, deployments: d.deployments, counters: s.counters, clock: b.clock });
   const ingest = new DeviceIngest({
@@ -319,6 +357,14 @@ export function connectIngest(b: Basics, s: Stores, t: Telemetry, d: Deployments
   });
   transport.onMessage(ingest.handle);
   transport.onConnection({ onDisconnect: (id) => handlers.disconnected(id) });
+  // A restarted external broker dropped every device, and a killed one sent no last wills: devices
+  // not heard from since it started are offline (their hellos bring them back).
+  accounts.onBrokerRestart((uptimeMs) => {
+    const startedAt = b.clock.now() - uptimeMs;
+    const gone = [...s.registry.all()].filter((dev) => dev.online && (dev.lastSeen ?? 0) < startedAt);
+    for (const dev of gone) handlers.disconnected(dev.deviceId);
+    b.logger.warn({ uptimeMs, offline: gone.length }, 'the broker restarted: devices not heard from since are offline until they say hello');
+  });
 }
 
 export interface Observers {

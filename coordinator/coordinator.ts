@@ -13,6 +13,7 @@ import { FLAGS_TOPIC } from '@fleet/protocol/topics';
 import { encodeMessage } from '@fleet/protocol/parse';
 import { packageVersion } from '@fleet/runtime/package-version';
 import { loadConfig, type CoordinatorConfigInput } from './config.js';
+import { withBrokerLogin } from './broker/broker-login.js';
 import type { Coordinator } from './coordinator-api.js';
 import { portOf, readPorts, writeAdminFile, writePorts } from './data-dir.js';
 import { DataDirLock } from './data-dir-lock.js';
@@ -23,9 +24,14 @@ import { registerDeviceRoutes } from './admin/device-routes.js';
 import { registerFirmwareRoutes } from './admin/firmware-routes.js';
 import { registerSystemRoutes } from './admin/system-routes.js';
 import { registerDeploymentRoutes } from './admin/deployment-routes.js';
+import { registerSessionRoutes } from './admin/session-routes.js';
+import { registerUserRoutes } from './admin/user-routes.js';
 import { registerMetricsRoute } from './prometheus/metrics-route.js';
 import { registerWebhookRoutes } from './webhooks/webhook-routes.js';
+import { StaticConsole } from './console/static-console.js';
+import { mountConsole } from './console/mount-console.js';
 import {
+  buildAccounts,
   buildArtifacts,
   buildDeployments,
   buildObservers,
@@ -67,7 +73,7 @@ export interface CoordinatorOptions {
  * (DataDirInUseError) when another coordinator runs on the same data directory.
  */
 export async function createCoordinator(options: CoordinatorOptions = {}): Promise<Coordinator> {
-  const config = loadConfig(options.config ?? {}, options.env ?? {});
+  const config = withBrokerLogin(loadConfig(options.config ?? {}, options.env ?? {}));
   const timers = options.timers ?? systemClock;
   mkdirSync(config.dataDir, { recursive: true });
   // Before anything in the directory is read or written: a second coordinator would resume the same
@@ -88,19 +94,38 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
   // so the caller can retry.
   const opened: (() => unknown)[] = [() => lock.release({ stoppedAt: timers.now() })];
   try {
+    const consolePage = await StaticConsole.load(config.http.consoleDir);
     const stores = await openStores(basics);
     opened.push(() => closeDatabase(stores.db), () => closeDatabase(stores.telemetryDb));
     const telemetry = await startTelemetry(basics, stores);
     opened.push(() => telemetry.writer.stop());
-    const artifacts = buildArtifacts(basics, stores);
+    const artifacts = await buildArtifacts(basics, stores);
     opened.push(() => artifacts.http.stop());
     const transport = buildTransport(basics, stores);
     opened.push(() => transport.stop());
     const deployments = buildDeployments(basics, stores, artifacts, transport, { analyzers: options.analyzers, random: options.random });
     opened.push(() => deployments.deployments.stop());
-    connectIngest(basics, stores, telemetry, deployments, transport);
+    const accounts = buildAccounts(basics, stores, transport);
+    opened.push(() => accounts.stop());
+    connectIngest(basics, stores, telemetry, deployments, transport, accounts);
     const observers = buildObservers(basics, stores, artifacts, telemetry, deployments, transport);
     opened.push(() => observers.webhooks.dispatcher.stop());
+    const consoleFeed = mountConsole({
+      api: artifacts.api,
+      authenticator: artifacts.access,
+      page: consolePage,
+      events: stores.events,
+      auditLog: stores.auditLog,
+      registry: stores.registry,
+      anomalies: stores.anomalies,
+      deployments: deployments.deployments,
+      telemetryDb: stores.telemetryDb,
+      rollupSlotMs: config.telemetry.rollupSlotMs,
+      timers,
+      now: () => basics.clock.now(),
+      logger: root.child({ module: 'console' }),
+    });
+    opened.push(() => consoleFeed.stop());
     const parts: CoordinatorParts = {
       ...basics,
       ...stores,
@@ -109,6 +134,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
       ...observers,
       telemetry: telemetry.writer,
       transport,
+      accounts,
       housekeeping: new Housekeeping({
         ...stores,
         inbox: deployments.inbox,
@@ -117,6 +143,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
         timers,
         logger: basics.logger,
       }),
+      console: consoleFeed,
       startedAt: timers.now(),
     };
     registerRoutes(parts);
@@ -128,11 +155,11 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
   }
 }
 
-/** The admin API: system, devices, firmware, deployments, flags and canary analysis, metrics, webhooks. */
+/** The admin API: system, devices, firmware, deployments, sessions, users, flags and canary analysis, metrics, webhooks. */
 function registerRoutes(p: CoordinatorParts): void {
-  const { router, clock, audit } = p;
+  const { api, clock, audit } = p;
   const now = (): number => clock.now();
-  registerSystemRoutes(router, {
+  registerSystemRoutes(api, {
     env: p.config.env,
     version: COORDINATOR_VERSION,
     startedAt: clock.now(),
@@ -141,12 +168,14 @@ function registerRoutes(p: CoordinatorParts): void {
     auditLog: p.auditLog,
     endpoints: () => ({ mqttUrl: p.transport.url, httpUrl: p.http.url }),
   });
-  registerDeviceRoutes(router, { registry: p.registry, credentials: p.credentials, now, audit, deviceDeployments: (id) => p.deployments.deviceHistory(id), anomalies: p.anomalies });
-  registerFirmwareRoutes(router, { store: p.artifacts, firmware: p.firmware, audit });
-  registerDeploymentRoutes(router, { rollouts: p.deployments });
-  p.canary.registerRoutes(router);
-  registerMetricsRoute(router, { metrics: p.metrics, public: p.config.metricsPublic });
-  registerWebhookRoutes(router, { webhooks: p.webhooks.service });
+  registerDeviceRoutes(api, { registry: p.registry, credentials: p.credentials, accounts: p.accounts, now, audit, deviceDeployments: (id) => p.deployments.deviceHistory(id), anomalies: p.anomalies });
+  registerFirmwareRoutes(api, { store: p.artifacts, firmware: p.firmware, audit });
+  registerDeploymentRoutes(api, { rollouts: p.deployments });
+  registerSessionRoutes(api, { access: p.access, auditLog: p.auditLog, now });
+  registerUserRoutes(api, { users: p.users, sessions: p.sessions, audit });
+  p.canary.registerRoutes(api);
+  registerMetricsRoute(api, { metrics: p.metrics, public: p.config.metricsPublic });
+  registerWebhookRoutes(api, { webhooks: p.webhooks.service });
 }
 
 /**
@@ -157,6 +186,8 @@ function registerRoutes(p: CoordinatorParts): void {
 async function serve(p: CoordinatorParts): Promise<void> {
   const { config, transport, http, deployments, logger } = p;
   await http.start();
+  // Devices' broker accounts match the store before the coordinator subscribes there.
+  await p.accounts.start();
   await transport.prepare();
   const restored = config.mqtt.brokerUrl ? 0 : await p.publisher.restore();
   await p.publisher.retain(FLAGS_TOPIC, encodeMessage(p.canary.deviceFlagsMessage()));

@@ -146,6 +146,8 @@ export async function embeddedCoordinator(
   return {
     brokerUrl: c.mqttUrl,
     description: 'embedded',
+    // A restart keeps the port (`auto`) and the token (admin.json): the dashboard stays where it was.
+    dashboard: { url: `${c.httpUrl}/`, token: c.adminToken },
     trust: async () => loadTrustStore((await current()).trustDir),
     async provision(ids, hardwareModelOf) {
       const co = await current();

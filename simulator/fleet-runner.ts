@@ -27,6 +27,9 @@ import { scheduleFleetFaults } from './fleet-faults.js';
 import { SimulationError } from './errors.js';
 import { definedProps } from '@fleet/firmware/defined-props';
 
+/** Devices each wave's gate needs reporting: fewer, and the coordinator warns that it cannot judge. */
+const MIN_DEVICES_REPORTING = 20;
+
 /** Progress events, for the CLI's live output. */
 export type SimEvent =
   | { type: 'fleet-starting'; devices: number; offline: number }
@@ -193,6 +196,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
     let fleetVersion = scenario.fleet.baseVersion;
     for (const release of scenario.releases) {
       const startedAt = clock.now();
+      const bucketOffset = rng.fork(`offset/${release.version}`).int(0, 1023);
       const { id, warnings } = await coordinator.createDeployment({
         firmwareVersion: release.version,
         hardwareModels: models,
@@ -200,9 +204,9 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
           percent,
           soakMs: parseDuration(scenario.rollout.soak),
           deadlineMs: 2 * 3_600_000,
-          minDevicesReporting: 20,
+          minDevicesReporting: MIN_DEVICES_REPORTING,
         })),
-        bucketOffset: rng.fork(`offset/${release.version}`).int(0, 1023),
+        bucketOffset,
         description: `simulation ${scenario.name}: ${release.version} (${release.behaviour.kind})`,
         onMonitorLimit: scenario.rollout.onMonitorLimit,
         rollbackDeadlineMs: parseDuration(scenario.rollout.rollbackDeadline),
@@ -227,6 +231,8 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
             release,
             previousVersion: fleetVersion,
             deploymentId: id,
+            bucketOffset,
+            minDevicesReporting: MIN_DEVICES_REPORTING,
             warnings,
             startedAt,
             endedAt,

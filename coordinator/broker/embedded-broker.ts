@@ -76,6 +76,8 @@ export class EmbeddedBroker implements Transport {
   private handler: ((m: InboundMessage) => void) | undefined;
   private events: DeviceConnectionEvents = {};
   private readonly connected = new Set<string>();
+  /** The connection of each authenticated device, to close when its credentials change. */
+  private readonly clients = new Map<string, Client>();
   private boundUrl = '';
   private readonly logLimit: LogLimiter;
   private readonly auth: DeviceAuthenticator;
@@ -107,6 +109,22 @@ export class EmbeddedBroker implements Transport {
 
   connectedDevices(): ReadonlySet<string> {
     return this.connected;
+  }
+
+  /**
+   * Closes a device's connection (its secret was issued, rotated or revoked: the session must not
+   * outlive it). A session without credentials holding an id just provisioned is an impostor: flagged
+   * on the device. False when it is not connected.
+   */
+  disconnectDevice(deviceId: string): boolean {
+    const client = this.clients.get(deviceId);
+    if (!client) return false;
+    this.clients.delete(deviceId);
+    if ((client as FleetClient)[ANONYMOUS] && this.options.credentials.isProvisioned(deviceId)) {
+      this.options.onAnomaly?.(deviceId, 'spoofed-identity', `a session without credentials from ${remoteAddressOf(client)} held the id when it was provisioned; disconnected`);
+    }
+    client.close();
+    return true;
   }
 
   async prepare(): Promise<void> {
@@ -182,12 +200,14 @@ export class EmbeddedBroker implements Transport {
       const id = (client as FleetClient)[DEVICE_ID];
       if (!id) return;
       this.connected.add(id);
+      this.clients.set(id, client);
       this.events.onConnect?.(id);
     });
     aedes.on('clientDisconnect', (client) => {
       const id = (client as FleetClient)[DEVICE_ID];
       if (!id) return;
       this.connected.delete(id);
+      if (this.clients.get(id) === client) this.clients.delete(id);
       this.events.onDisconnect?.(id);
     });
     aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'mqtt client error'));
@@ -278,5 +298,6 @@ export class EmbeddedBroker implements Transport {
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     this.connected.clear();
+    this.clients.clear();
   }
 }

@@ -62,6 +62,8 @@ export interface DeploymentServiceDeps {
   onAudit?: (entry: AuditEntry) => void;
   /** Called after each recorded decision. */
   onDecision?: (decision: DecisionRecord) => void;
+  /** Every change of a deployment, as the API shows it (the console's live feed). */
+  onChange?: (view: DeploymentView) => void;
   /** Where statuses for updates a device was never offered are recorded. */
   anomalies?: Pick<AnomalyLog, 'record'>;
 }
@@ -101,6 +103,7 @@ export class DeploymentService {
       logger: deps.logger,
       analyzersFor: (spec, wave) => analyzersFor(spec, wave),
       renewManifest: (core) => deps.firmware.renewDeploymentManifest(currentManifest(core), core.spec.id),
+      ...(deps.onChange ? { onCommitted: (core: DeploymentCore) => deps.onChange!(deploymentView(core)) } : {}),
       snapshotFor: (state: DeploymentState, wave: number, now: number): CanarySnapshot => {
         const snapshot = gateSnapshots.build(state, wave, now, allDevices(state));
         repo.saveSnapshot(inputsDigest(snapshot), state.core.spec.id, wave, now, snapshot);

@@ -44,6 +44,8 @@ export interface DeploymentView {
     deadlineMs: number;
     requiresApproval: boolean;
     approved: boolean;
+    /** Who approved it: `operator:<user>`. */
+    approvedBy?: string;
     startedAt?: number;
     deadlineAt?: number;
     completedAt?: number;
@@ -55,6 +57,8 @@ export interface DeploymentView {
   }[];
   rollback?: DeploymentCore['rollback'];
   abortReason?: string;
+  /** Who aborted it: `operator:<user>`, or `gate`. */
+  abortedBy?: string;
   createdAt: number;
   createdBy?: string;
   updatedAt: number;
@@ -94,13 +98,13 @@ export function deploymentView(core: DeploymentCore, decisions?: DecisionRecord[
         deadlineMs: ws.deadlineMs,
         requiresApproval: ws.requiresApproval,
         approved: w.approvedBy !== undefined || core.approvals.includes(w.index),
-        ...definedProps({ startedAt: w.startedAt, deadlineAt: w.deadlineAt, completedAt: w.completedAt, soakEndsAt: w.soakEndsAt, verdict: w.verdict, decisionId: w.decisionId }),
+        ...definedProps({ approvedBy: w.approvedBy, startedAt: w.startedAt, deadlineAt: w.deadlineAt, completedAt: w.completedAt, soakEndsAt: w.soakEndsAt, verdict: w.verdict, decisionId: w.decisionId }),
         monitorCount: w.monitorCount,
         counts: { ...w.counts },
       };
     }),
     ...(core.rollback ? { rollback: core.rollback } : {}),
-    ...definedProps({ abortReason: core.abortReason }),
+    ...definedProps({ abortReason: core.abortReason, abortedBy: core.abortedBy }),
     createdAt: spec.createdAt,
     ...definedProps({ createdBy: spec.createdBy }),
     updatedAt: core.updatedAt,

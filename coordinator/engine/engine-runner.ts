@@ -73,6 +73,8 @@ export interface EngineRunnerOptions {
    * it every renewal fails, is recorded, and the current manifest lives out its lifetime.
    */
   renewManifest?: (core: DeploymentCore) => Envelope | Promise<Envelope>;
+  /** Told of every new state once it is stored (live views). */
+  onCommitted?: (core: DeploymentCore) => void;
 }
 
 type Counter = 'statusUnknownDeployment' | 'effectFailures' | 'gateRuns' | 'steps';
@@ -284,6 +286,12 @@ export class EngineRunner {
     // Persist first: if we crash after this, reconcile() on restart redoes the effects.
     this.o.repo.save({ core: result.state.core, devices: result.changedDevices, decisions });
     this.live.set(id, result.state);
+    try {
+      this.o.onCommitted?.(result.state.core);
+    } catch (err) {
+      // A listener (a dashboard feed) never stops a rollout.
+      this.log('error', { deploymentId: id, err }, 'deployment change listener failed');
+    }
     if (before && before.core.phase !== result.state.core.phase) {
       this.log('info', { deploymentId: id, wave: result.state.core.current, from: before.core.phase, to: result.state.core.phase }, 'deployment phase changed');
     }

@@ -258,6 +258,7 @@ export function abortDeployment(ctx: Ctx, actor: string, reason: string, rollbac
   delete core.pause;
   core.waitingFor = [];
   core.abortReason = reason;
+  core.abortedBy = actor;
   clearPublished(ctx);
   audit(ctx, actor, 'deployment.aborted', { reason, rollback });
   // Nothing was ever published: nothing to roll back.

@@ -125,6 +125,8 @@ export const DeploymentCoreSchema = z.object({
   approvals: z.array(z.number().int().nonnegative()).default([]),
   rollback: RollbackStateSchema.optional(),
   abortReason: z.string().max(500).optional(),
+  /** Who aborted it: `operator:<user>`, or `gate` when a gate decision did. */
+  abortedBy: z.string().max(128).optional(),
   /**
    * The manifest as last renewed (manifest-renewal.ts): same deployment and image, a later
    * metadataVersion and expiry. Absent until the first renewal: spec.manifest, as signed at creation.

@@ -127,7 +127,8 @@ function fromRow(r: Row, requireProvisioning: boolean): DeviceRecord {
   };
 }
 
-export type RegistryListener = (device: DeviceRecord, change: 'hello' | 'online' | 'offline' | 'provisioned') => void;
+export type RegistryChange = 'hello' | 'online' | 'offline' | 'provisioned' | 'version' | 'update';
+export type RegistryListener = (device: DeviceRecord, change: RegistryChange) => void;
 
 export class DeviceRegistry {
   private readonly devices = new Map<string, DeviceRecord>();
@@ -293,6 +294,7 @@ export class DeviceRegistry {
     d.firmwareVersion = version;
     if (slot !== undefined) d.activeSlot = slot;
     this.save(d);
+    this.emit(d, 'version');
   }
 
   /**
@@ -306,6 +308,7 @@ export class DeviceRegistry {
     if (u?.deploymentId === update.deploymentId && u.state === update.state && u.toVersion === update.toVersion) return;
     d.update = { deploymentId: update.deploymentId, state: update.state, ...definedProps({ toVersion: update.toVersion }) };
     this.save(d);
+    this.emit(d, 'update');
   }
 
   setOnline(deviceId: string, online: boolean, now: number): void {

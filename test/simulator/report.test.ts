@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { bucketOf } from '../../protocol/bucket.js';
 import { failureReasons, releaseReport, type DeviceTruth, type ReleaseRun } from '../../simulator/report.js';
 import { clockLine, formatRelease, humanDuration } from '../../simulator/report-format.js';
 import { ReleaseSchema } from '../../simulator/scenario.js';
@@ -32,6 +33,9 @@ function badRun(): { run: ReleaseRun; devices: DeviceTruth[] } {
     release: ReleaseSchema.parse({ version: '1.1.0', expect: 'abort', behaviour: { kind: 'boot-loop', share: 1 } }),
     previousVersion: '1.0.0',
     deploymentId: 'dep',
+    // d3's bucket half-way round the ring: in the last wave, not the first.
+    bucketOffset: (bucketOf('d3') + 512) % 1024,
+    minDevicesReporting: 2,
     warnings: [],
     startedAt: 0,
     endedAt: 5000,
@@ -63,6 +67,56 @@ describe('simulation report', () => {
     expect(r.waves[0]).toMatchObject({ targeted: 2, installed: 2, fellBack: 2, rolledBack: 2, verdict: 'Abort' });
     expect(r.waves[1]).toMatchObject({ installed: 1, rolledBack: 1 });
     expect(formatRelease(r)).toMatch(/exposure: 3 device\(s\).*bound: 3/s);
+  });
+
+  it('counts a wide first wave by its buckets, not by the members the coordinator had heard from', () => {
+    // One 100 % wave: all 12 devices boot the release within moments; the abort fires on the first
+    // trial failure, when the coordinator tracks one of them. All 12 were the first wave's to expose.
+    const ids = Array.from({ length: 12 }, (_, i) => `w${i}`);
+    const devices = ids.map((id, i) => truth(id, { ranAt: { '1.0.0': 0, '1.1.0': 500 + i }, leftAt: { '1.1.0': 2000 }, updateStartedAt: { dep: 100 } }));
+    const { run } = badRun();
+    const wide: ReleaseRun = {
+      ...run,
+      waves: [{ index: 0, percent: 100, status: 'aborted', verdict: 'Abort', counts: { ...counts, tracked: 1, failed: 1, trialFailures: 1 } }],
+      decisions: [{ ...run.decisions[0]!, at: 600 }],
+      progress: [{ deviceId: 'w0', wave: 0, state: 'rolled-back', timedOut: false }],
+    };
+    const r = releaseReport(wide, devices);
+    expect(r.exposure).toBe(12);
+    expect(r.exposureBound).toBe(12);
+    expect(r.problems).toEqual([]);
+  });
+
+  it('widens the bound to the first wave large enough to judge, as the creation warning said', () => {
+    // 300 devices: a 5 % wave of 3 here (the gate needs 20) cannot tell a crash-rate shift from chance;
+    // the abort comes in the 25 % wave. Devices of a third wave that booted before it are still over.
+    const small = ['s0', 's1', 's2'];
+    const next = Array.from({ length: 25 }, (_, i) => `n${i}`);
+    const late = ['l0'];
+    const ran = (id: string): DeviceTruth => truth(id, { ranAt: { '1.0.0': 0, '1.1.0': 500 }, leftAt: { '1.1.0': 3000 }, updateStartedAt: { dep: 100 } });
+    const devices = [...small, ...next, ...late].map(ran);
+    const { run } = badRun();
+    const r = releaseReport(
+      {
+        ...run,
+        minDevicesReporting: 20,
+        waves: [
+          { index: 0, percent: 5, status: 'passed', verdict: 'Proceed', counts: { ...counts, tracked: 3, committed: 3 } },
+          { index: 1, percent: 25, status: 'aborted', verdict: 'Abort', counts: { ...counts, tracked: 25 } },
+          { index: 2, percent: 100, status: 'pending', counts: { ...counts, tracked: 1 } },
+        ],
+        decisions: [{ ...run.decisions[0]!, wave: 1, at: 2000 }],
+        progress: [
+          ...small.map((deviceId) => ({ deviceId, wave: 0, state: 'rolled-back', timedOut: false })),
+          ...next.map((deviceId) => ({ deviceId, wave: 1, state: 'rolled-back', timedOut: false })),
+          ...late.map((deviceId) => ({ deviceId, wave: 2, state: 'rolled-back', timedOut: false })),
+        ],
+      },
+      devices,
+    );
+    expect(r.exposure).toBe(29);
+    expect(r.exposureBound).toBe(28);
+    expect(r.problems).toEqual(['exposure 29 exceeds the bound 28 (the first wave large enough to judge + devices still installing when the abort fired)']);
   });
 
   it("carries the coordinator's warnings at creation into the report and its summary", () => {
