@@ -1,6 +1,6 @@
 /**
- * Builds the operator console (console/src, Preact + uPlot) into dist/console, which the coordinator
- * serves at `/`. Hashed file names (cached for a year), nothing inlined (the page's CSP allows only
+ * Builds the operator console (console/src, Preact + uPlot) into coordinator/dist/console-app, beside
+ * the coordinator package that serves it at `/`. Hashed file names (cached for a year), nothing inlined (the page's CSP allows only
  * this origin's files), and a size check against the budget in build/budget.ts.
  */
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,7 @@ function budget(outDir: string): Plugin {
 }
 
 export default ({ mode }: ConfigEnv): UserConfig => {
-  const outDir = process.env['FLEET_CONSOLE_OUT'] ?? fileURLToPath(new URL('../dist/console', import.meta.url));
+  const outDir = process.env['FLEET_CONSOLE_OUT'] ?? fileURLToPath(new URL('../coordinator/dist/console-app', import.meta.url));
   return {
     root,
     base: '/',

@@ -7,8 +7,8 @@
  */
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../protocol/errors.js';
-import { formatIssues } from '../protocol/parse.js';
+import { ConfigError } from '@fleet/protocol/errors';
+import { formatIssues } from '@fleet/protocol/parse';
 import { plaintextPaths } from './listener-security.js';
 import { MIN_TOKEN_LENGTH, TOKEN_ADVICE, weakTokenReason } from './token-strength.js';
 
@@ -97,7 +97,7 @@ export const CoordinatorConfigSchema = z.object({
        */
       downloadMinBytesPerSecond: z.coerce.number().int().nonnegative().default(1024),
       downloadRateWindowMs: z.coerce.number().int().positive().default(60_000),
-      /** The built operator console served at `/`; default dist/console of this package (`npm run build`). */
+      /** The built operator console served at `/`; default dist/console-app of this package (`npm run build`). */
       consoleDir: z.string().optional(),
     })
     .default({

@@ -8,10 +8,10 @@
  */
 import { mkdirSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import { systemClock, type Clock } from '../protocol/clock.js';
-import { FLAGS_TOPIC } from '../protocol/topics.js';
-import { encodeMessage } from '../protocol/parse.js';
-import { packageVersion } from '../firmware/package-version.js';
+import { systemClock, type Clock } from '@fleet/protocol/clock';
+import { FLAGS_TOPIC } from '@fleet/protocol/topics';
+import { encodeMessage } from '@fleet/protocol/parse';
+import { packageVersion } from '@fleet/runtime/package-version';
 import { loadConfig, type CoordinatorConfigInput } from './config.js';
 import { withBrokerLogin } from './broker/broker-login.js';
 import type { Coordinator } from './coordinator-api.js';

@@ -4,9 +4,9 @@
  * by then. I/O shell.
  */
 import { createReadStream } from 'node:fs';
-import { publicKeyPem } from '../firmware/keys.js';
-import { ValidationError } from '../protocol/errors.js';
-import { formatIssues } from '../protocol/parse.js';
+import { publicKeyPem } from '@fleet/firmware/keys';
+import { ValidationError } from '@fleet/protocol/errors';
+import { formatIssues } from '@fleet/protocol/parse';
 import type { Transport } from './broker/transport.js';
 import type { DeviceAccounts } from './broker/device-accounts.js';
 import type { Housekeeping } from './housekeeping.js';

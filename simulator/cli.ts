@@ -6,13 +6,13 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { ValidationError } from '../protocol/errors.js';
-import { DeviceIdSchema } from '../protocol/ids.js';
-import { formatIssues } from '../protocol/parse.js';
+import { ValidationError } from '@fleet/protocol/errors';
+import { DeviceIdSchema } from '@fleet/protocol/ids';
+import { formatIssues } from '@fleet/protocol/parse';
 import type { Scenario } from './scenario.js';
 import type { CoordinatorHandle } from './coordinator-handle.js';
 import { SimulationError } from './errors.js';
-import { parseDuration } from '../firmware/duration.js';
+import { parseDuration } from '@fleet/firmware/duration';
 
 interface SimulateFlags {
   devices?: string;

@@ -2,7 +2,7 @@
  * What the simulator needs from a coordinator, whichever way it runs (embedded in this process, or a
  * separate one reached over its admin API). Pure interface.
  */
-import type { TrustStore } from '../firmware/trust-store.js';
+import type { TrustStore } from '@fleet/firmware/trust-store';
 import type { DecisionView, ProgressView, WaveRecord } from './report.js';
 
 export interface DeploymentView {

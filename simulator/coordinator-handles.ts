@@ -6,14 +6,14 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Clock } from '../protocol/clock.js';
-import { FleetError } from '../protocol/errors.js';
-import { loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
-import { createCoordinator, AdminClient, hardGatesAnalyzer, type Coordinator, type DecisionRecord, type DeviceProgress, type GateAnalyzer } from '../coordinator/index.js';
+import type { Clock } from '@fleet/protocol/clock';
+import { FleetError } from '@fleet/protocol/errors';
+import { loadTrustStore, type TrustStore } from '@fleet/firmware/trust-store';
+import { createCoordinator, AdminClient, hardGatesAnalyzer, type Coordinator, type DecisionRecord, type DeviceProgress, type GateAnalyzer } from '@fleet/coordinator';
 import type { CoordinatorHandle, CreateDeploymentInput, DeploymentView } from './coordinator-handle.js';
 import type { DecisionView, ProgressView, WaveRecord } from './report.js';
 import { SimulationError } from './errors.js';
-import { definedProps } from '../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 interface CoordinatorDeploymentView {
   id: string;

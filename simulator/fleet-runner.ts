@@ -8,8 +8,8 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import type { Clock } from '../protocol/clock.js';
-import { parseDuration } from '../firmware/duration.js';
+import type { Clock } from '@fleet/protocol/clock';
+import { parseDuration } from '@fleet/firmware/duration';
 import type { Behaviour, Scenario } from './scenario.js';
 import { Rng } from './rng.js';
 import { composeFleet, fleetSummary, type DeviceIdentity } from './fleet-composition.js';
@@ -25,7 +25,7 @@ import { PacedClock } from './paced-clock.js';
 import { followDeployment, sleepReal } from './deployment-follower.js';
 import { scheduleFleetFaults } from './fleet-faults.js';
 import { SimulationError } from './errors.js';
-import { definedProps } from '../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 /** Devices each wave's gate needs reporting: fewer, and the coordinator warns that it cannot judge. */
 const MIN_DEVICES_REPORTING = 20;

@@ -5,7 +5,7 @@
 import Table from 'cli-table3';
 import { BOUND_TEXT, type ReleaseReport, type SimulationReport } from './report.js';
 import type { ClockStats } from './paced-clock.js';
-import { formatDuration } from '../firmware/duration.js';
+import { formatDuration } from '@fleet/firmware/duration';
 
 /** A simulated duration, rounded for people: `4m 30s`, `1h 12m`. */
 export function humanDuration(ms: number | null): string {

@@ -4,7 +4,7 @@
  * bricked devices (by the firmware model versus by the system), false aborts. Pure: it combines the
  * coordinator's records with the simulator's ground truth.
  */
-import { bucketOf, waveOfBucket } from '../protocol/bucket.js';
+import { bucketOf, waveOfBucket } from '@fleet/protocol/bucket';
 import type { Behaviour, Release } from './scenario.js';
 import type { ClockStats } from './paced-clock.js';
 

@@ -17,7 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RawServerDefault, type RouteOptions } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
-import { FleetError, ValidationError } from '../../protocol/errors.js';
+import { FleetError, ValidationError } from '@fleet/protocol/errors';
 import { auditContext } from '../store/audit-context.js';
 import { authorize, CSRF_HEADER, SESSION_COOKIE, type Authenticator } from '../users/access.js';
 import type { Principal, Role } from '../users/roles.js';

@@ -1,13 +1,13 @@
 /** Admin API: the device registry, device credentials and device anomalies. */
 import { z } from 'zod';
-import { DeviceIdSchema, HardwareModelSchema, TagSchema } from '../../protocol/ids.js';
+import { DeviceIdSchema, HardwareModelSchema, TagSchema } from '@fleet/protocol/ids';
 import type { CredentialStore } from '../broker/credentials.js';
 import type { DeviceAccounts } from '../broker/device-accounts.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/device-registry.js';
 import { AnomalyKindSchema, type AnomalyLog } from '../registry/anomaly-log.js';
 import { actorOf, type AdminApi } from './admin-api.js';
 import { NotFoundError } from './http-errors.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface DeviceRouteDeps {
   registry: DeviceRegistry;

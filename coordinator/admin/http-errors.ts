@@ -3,7 +3,7 @@
  * throws one of these (or any FleetError); the server turns it into `{error: {code, message}}` with
  * the status from {@link statusOf}. Pure.
  */
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError } from '@fleet/protocol/errors';
 
 /** An error with an HTTP status; route handlers throw these (or any FleetError). */
 export class HttpError extends FleetError {

@@ -4,11 +4,11 @@
  * into the configuration, and the BrokerAccounts that fit the broker. I/O shell (one file read).
  */
 import { readFileSync } from 'node:fs';
-import type { Clock } from '../../protocol/clock.js';
+import type { Clock } from '@fleet/protocol/clock';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { ConfigError, errorMessage } from '../../protocol/errors.js';
-import { formatIssues } from '../../protocol/parse.js';
+import { ConfigError, errorMessage } from '@fleet/protocol/errors';
+import { formatIssues } from '@fleet/protocol/parse';
 import type { CoordinatorConfig } from '../config.js';
 import { StoreOnlyAccounts, type BrokerAccounts } from './broker-accounts.js';
 import { DynsecAccounts } from './dynsec-accounts.js';

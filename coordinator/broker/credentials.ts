@@ -9,8 +9,8 @@
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../store/db.js';
-import { DeviceIdSchema } from '../../protocol/ids.js';
-import { FleetError, ValidationError } from '../../protocol/errors.js';
+import { DeviceIdSchema } from '@fleet/protocol/ids';
+import { FleetError, ValidationError } from '@fleet/protocol/errors';
 import { BusyError, FairQueue, type FairQueueOptions } from './fair-queue.js';
 
 /** log2 of scrypt's N. 14 (16,384) is the production floor; tests and the simulator may go lower. */

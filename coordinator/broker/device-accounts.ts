@@ -13,7 +13,7 @@
  * I/O shell.
  */
 import type { Logger } from 'pino';
-import { errorMessage } from '../../protocol/errors.js';
+import { errorMessage } from '@fleet/protocol/errors';
 import type { Counters } from '../metrics.js';
 import type { DeviceRegistry } from '../registry/device-registry.js';
 import type { BrokerAccounts, DeviceAccount, ReconcileReport } from './broker-accounts.js';

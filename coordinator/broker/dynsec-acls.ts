@@ -18,8 +18,8 @@
  *
  * Names use `:`, which no device id can contain, so a device can never be named like the coordinator.
  */
-import { bucketOf } from '../../protocol/bucket.js';
-import { ALL_DEVICES_FILTER, DEVICE_PUBLISH_CHANNELS, FLAGS_TOPIC, TOPIC_ROOT, deviceTopic, rolloutTopic } from '../../protocol/topics.js';
+import { bucketOf } from '@fleet/protocol/bucket';
+import { ALL_DEVICES_FILTER, DEVICE_PUBLISH_CHANNELS, FLAGS_TOPIC, TOPIC_ROOT, deviceTopic, rolloutTopic } from '@fleet/protocol/topics';
 import { DYNSEC_RESPONSE_TOPIC, DYNSEC_TOPIC, type DynsecAcl } from './dynsec-schema.js';
 
 /** The coordinator's broker account (both of its connections log in with it). */

@@ -11,11 +11,11 @@
  */
 import type { Logger } from 'pino';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import type { Clock } from '../../protocol/clock.js';
-import { FleetError, errorMessage } from '../../protocol/errors.js';
+import type { Clock } from '@fleet/protocol/clock';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
 import { ACCOUNTS_ADMIN_ROLE } from './dynsec-acls.js';
-import { formatIssues } from '../../protocol/parse.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { formatIssues } from '@fleet/protocol/parse';
+import { definedProps } from '@fleet/firmware/defined-props';
 import { DYNSEC_RESPONSE_TOPIC, DYNSEC_TOPIC, DynsecResponsesSchema, READ_COMMANDS, commandSubject, type DynsecCommand, type DynsecResponse } from './dynsec-schema.js';
 
 export interface DynsecControlOptions {

@@ -11,8 +11,8 @@
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Aedes, Client } from 'aedes';
-import { systemClock, type Clock } from '../../protocol/clock.js';
-import { FleetError } from '../../protocol/errors.js';
+import { systemClock, type Clock } from '@fleet/protocol/clock';
+import { FleetError } from '@fleet/protocol/errors';
 import { LogLimiter } from '../log-limiter.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe } from './acl.js';
 import { certificateMismatch, createBrokerTlsServer, type BrokerTlsFiles } from './client-certificate.js';
@@ -22,7 +22,7 @@ import type { LoginThrottle } from './login-throttle.js';
 import { CONNECT_PACKET_LIMIT, limitPacketSize } from './packet-limit.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export type { BrokerAnomalyKind };
 

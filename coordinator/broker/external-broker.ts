@@ -15,10 +15,10 @@
  */
 import type { Logger } from 'pino';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { FleetError, errorMessage } from '../../protocol/errors.js';
-import { ALL_DEVICES_FILTER, parseTopic } from '../../protocol/topics.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
+import { ALL_DEVICES_FILTER, parseTopic } from '@fleet/protocol/topics';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface ExternalBrokerOptions {
   url: string;

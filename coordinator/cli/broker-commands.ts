@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError } from '../../protocol/errors.js';
+import { ConfigError } from '@fleet/protocol/errors';
 import { isLoopbackHost } from '../listener-security.js';
 import {
   ACCOUNT_FILE,

@@ -5,8 +5,8 @@
  */
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError, FleetError } from '../../protocol/errors.js';
-import { parseDuration } from '../../firmware/duration.js';
+import { ConfigError, FleetError } from '@fleet/protocol/errors';
+import { parseDuration } from '@fleet/firmware/duration';
 import { DEFAULT_DATA_DIR, type CoordinatorConfigInput } from '../config.js';
 import type { ConnectionOptions } from './connection.js';
 import { addConnectionOptions, client } from './device-commands.js';
@@ -69,7 +69,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (opts.httpTlsKey !== undefined) http['tlsKey'] = opts.httpTlsKey;
       if (Object.keys(mqtt).length) (config as Record<string, unknown>)['mqtt'] = mqtt;
       if (Object.keys(http).length) (config as Record<string, unknown>)['http'] = http;
-      const { runDaemon } = await import('../../protocol/daemon.js');
+      const { runDaemon } = await import('@fleet/runtime/daemon');
       // The signal handlers are in place before start(), so before the banner: a supervisor that waits
       // for the banner may signal at once (and a signal during the start stops it once it is up).
       await runDaemon({

@@ -4,7 +4,7 @@
  * change many times a second in a busy rollout; a dashboard needs the latest state, not every step.
  * Timers from the injected clock; one timer at a time.
  */
-import type { Clock, TimerHandle } from '../../protocol/clock.js';
+import type { Clock, TimerHandle } from '@fleet/protocol/clock';
 
 export class Coalescer<T> {
   private readonly lastSent = new Map<string, number>();

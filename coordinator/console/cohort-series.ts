@@ -10,8 +10,8 @@ import {
   type Cohort,
   type ContinuousMetric,
   type EventCounter,
-} from '../../protocol/canary.js';
-import type { CohortSeries } from '../../protocol/console.js';
+} from '@fleet/protocol/canary';
+import type { CohortSeries } from '@fleet/protocol/console';
 
 type Totals = CohortSeries['totals']['canary'];
 

@@ -7,8 +7,8 @@
  * schemas of protocol/console.ts.
  */
 import { z } from 'zod';
-import type { CanarySnapshot } from '../../protocol/canary.js';
-import { CohortSeriesSchema, DeviceTelemetrySchema, FleetSummarySchema, MAX_SERIES_SLOTS } from '../../protocol/console.js';
+import type { CanarySnapshot } from '@fleet/protocol/canary';
+import { CohortSeriesSchema, DeviceTelemetrySchema, FleetSummarySchema, MAX_SERIES_SLOTS } from '@fleet/protocol/console';
 import { mountRaw, sourceOf, type AdminApi } from '../admin/admin-api.js';
 import { NotFoundError } from '../admin/http-errors.js';
 import type { Authenticator } from '../users/access.js';

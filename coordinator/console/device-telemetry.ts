@@ -3,8 +3,8 @@
  * window, merged into at most MAX_SERIES_SLOTS slots, with the firmware it ran when and its latest
  * error log excerpt. `seriesFromRollups` is pure; `DeviceTelemetryReader` reads telemetry.db.
  */
-import { CONTINUOUS_METRICS, EVENT_COUNTERS, type ContinuousMetric, type EventCounter } from '../../protocol/canary.js';
-import { MAX_SERIES_SLOTS, type DeviceTelemetry } from '../../protocol/console.js';
+import { CONTINUOUS_METRICS, EVENT_COUNTERS, type ContinuousMetric, type EventCounter } from '@fleet/protocol/canary';
+import { MAX_SERIES_SLOTS, type DeviceTelemetry } from '@fleet/protocol/console';
 import type { Db } from '../store/db.js';
 import { rollupFromRow, type RollupAcc, type RollupRow } from '../telemetry/telemetry-store.js';
 

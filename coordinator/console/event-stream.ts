@@ -12,8 +12,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Clock, TimerHandle } from '../../protocol/clock.js';
-import type { ConsoleEventType } from '../../protocol/console.js';
+import type { Clock, TimerHandle } from '@fleet/protocol/clock';
+import type { ConsoleEventType } from '@fleet/protocol/console';
 import { Coalescer } from './coalescer.js';
 
 export interface EventStreamOptions {

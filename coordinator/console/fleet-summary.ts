@@ -1,6 +1,6 @@
 /** The fleet's counts by hardware model, firmware version, update state and anomaly kind. Pure. */
 import semver from 'semver';
-import type { FleetSummary } from '../../protocol/console.js';
+import type { FleetSummary } from '@fleet/protocol/console';
 
 /** What a summary needs of a device record. */
 export interface SummaryDevice {

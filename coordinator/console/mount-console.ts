@@ -5,7 +5,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { Clock } from '../../protocol/clock.js';
+import type { Clock } from '@fleet/protocol/clock';
 import { deviceView } from '../admin/device-routes.js';
 import type { AdminApi } from '../admin/admin-api.js';
 import type { DecisionRecord } from '../gate/decision.js';

@@ -1,5 +1,5 @@
 /**
- * Serves the built console (`npm run build` writes it to dist/console/): index.html at `/` and the
+ * Serves the built console (`npm run build` writes it to coordinator/dist/console-app/): index.html at `/` and the
  * hashed bundles under `/assets/`, from memory, gzipped when the client accepts it, with strong ETags.
  * Hashed assets are cached for a year (their name changes with their content); index.html is
  * revalidated every time, so a new build is picked up at the next load. Every answer carries a
@@ -48,13 +48,13 @@ interface StaticFile {
 }
 
 /**
- * Where the build lives when nothing says otherwise: `dist/console` of the package this module belongs
- * to (from the sources, coordinator/console/ is two levels down; from the build, three).
+ * Where the build lives when nothing says otherwise: `dist/console-app` of the package this module
+ * belongs to (coordinator/; `dist/console` there holds this folder's compiled modules).
  */
 export function defaultConsoleDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json'))) return join(dir, 'dist', 'console');
+    if (existsSync(join(dir, 'package.json'))) return join(dir, 'dist', 'console-app');
     dir = dirname(dir);
   }
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'console');

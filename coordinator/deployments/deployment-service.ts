@@ -8,11 +8,11 @@
  * anomalies. I/O shell.
  */
 import type { Logger } from 'pino';
-import type { Clock } from '../../protocol/clock.js';
-import type { CanarySnapshot } from '../../protocol/canary.js';
-import type { HelloMessage, StatusMessage } from '../../protocol/messages.js';
-import type { SigningKey } from '../../firmware/keys.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import type { Clock } from '@fleet/protocol/clock';
+import type { CanarySnapshot } from '@fleet/protocol/canary';
+import type { HelloMessage, StatusMessage } from '@fleet/protocol/messages';
+import type { SigningKey } from '@fleet/firmware/keys';
+import { definedProps } from '@fleet/firmware/defined-props';
 import { EngineRunner } from '../engine/engine-runner.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';

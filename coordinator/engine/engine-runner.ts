@@ -8,11 +8,11 @@
  * Events for one deployment are processed strictly in order (one queue per deployment).
  */
 import type { Logger } from 'pino';
-import type { CanarySnapshot } from '../../protocol/canary.js';
-import type { Clock, TimerHandle } from '../../protocol/clock.js';
-import { FleetError, errorMessage } from '../../protocol/errors.js';
-import type { DeviceMessage, HelloMessage, StatusMessage } from '../../protocol/messages.js';
-import type { Envelope } from '../../protocol/signed.js';
+import type { CanarySnapshot } from '@fleet/protocol/canary';
+import type { Clock, TimerHandle } from '@fleet/protocol/clock';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
+import type { DeviceMessage, HelloMessage, StatusMessage } from '@fleet/protocol/messages';
+import type { Envelope } from '@fleet/protocol/signed';
 import type { GateAnalyzer } from '../gate/analyzer.js';
 import { combineOutcomes } from '../gate/combine.js';
 import type { DecisionRecord } from '../gate/decision.js';
@@ -33,7 +33,7 @@ import {
   type StepResult,
   type WaveDirectory,
 } from './types.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 /** Longest single timer: far wake-ups (next week's window) are re-armed in steps of a day. */
 const MAX_TIMER_MS = 24 * 3600_000;

@@ -4,7 +4,7 @@
  * milliseconds later; a crash in that gap would otherwise lose an acknowledged status. Entries are
  * kept for a bounded time. I/O shell (SQLite).
  */
-import { StatusMessageSchema, type StatusMessage } from '../../protocol/messages.js';
+import { StatusMessageSchema, type StatusMessage } from '@fleet/protocol/messages';
 import type { Db } from '../store/db.js';
 
 /** How long (clock time) entries are kept for replay. Default 10 minutes. */

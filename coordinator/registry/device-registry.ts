@@ -12,11 +12,11 @@
  * and shown, never a member of a wave. I/O shell (SQLite).
  */
 import semver from 'semver';
-import { bucketOf } from '../../protocol/bucket.js';
-import type { HelloMessage } from '../../protocol/messages.js';
-import type { SlotName, UpdateState } from '../../protocol/update-state.js';
+import { bucketOf } from '@fleet/protocol/bucket';
+import type { HelloMessage } from '@fleet/protocol/messages';
+import type { SlotName, UpdateState } from '@fleet/protocol/update-state';
 import type { Db } from '../store/db.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface DeviceRecord {
   deviceId: string;

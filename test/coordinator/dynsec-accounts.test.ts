@@ -14,7 +14,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic, FLAGS_TOPIC, rolloutTopic } from '../../protocol/topics.js';
 import { hasDynsec } from '../support/mosquitto-dynsec.js';
-import { connackCode, sayHello, startCoordinatorProcess, subscribeCode, waitUntil, type CoordinatorProcess } from '../hostile/hostile-harness.js';
+import { connackCode, sayHello, startCoordinatorProcess, subscribeCode, waitFor, type CoordinatorProcess } from '../hostile/hostile-harness.js';
 import { spawnFleet } from '../support/processes.js';
 
 /** `fleet devices provision … --out` and the secrets it wrote. */
@@ -129,7 +129,7 @@ describe.skipIf(!hasDynsec)('broker accounts on Mosquitto (dynamic security)', (
         await x.endAsync(true);
       }
     };
-    await waitUntil(async () => (await fresh(rolloutTopic('cm4', bucket))) === 128, 'the role narrowed to rpi4');
+    await waitFor(async () => (await fresh(rolloutTopic('cm4', bucket))) === 128, 'the role narrowed to rpi4');
     expect(await fresh(rolloutTopic('rpi4', bucket))).toBe(1);
   });
 
@@ -150,7 +150,7 @@ describe.skipIf(!hasDynsec)('broker accounts on Mosquitto (dynamic security)', (
 
     const reconciled = (await c.counters())['broker.accounts.reconciled'] ?? 0;
     await c.mosquitto!.broker.restart();
-    await waitUntil(async () => ((await c.counters())['broker.accounts.reconciled'] ?? 0) > reconciled, 'reconciled when the broker came back', 60_000);
+    await waitFor(async () => ((await c.counters())['broker.accounts.reconciled'] ?? 0) > reconciled, 'reconciled when the broker came back', 60_000);
     expect((await c.counters())['broker.accounts.disabled']).toBe(1);
     expect(await connackCode(c.mqttUrl, { clientId: 'pi-d1', username: 'pi-d1', password: s['pi-d1']! })).toBe(5);
   });

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { deviceTopic } from '../../protocol/topics.js';
 import { hasDynsec } from '../support/mosquitto-dynsec.js';
-import { helloPayload, sayHello, startCoordinatorProcess, waitUntil, type CoordinatorProcess } from '../hostile/hostile-harness.js';
+import { helloPayload, sayHello, startCoordinatorProcess, waitFor, type CoordinatorProcess } from '../hostile/hostile-harness.js';
 
 const online = async (c: CoordinatorProcess, id: string): Promise<boolean> => (await c.api<{ online: boolean }>('GET', `/v1/devices/${id}`)).body.online;
 
@@ -32,7 +32,7 @@ describe.skipIf(!hasDynsec)('liveness with Mosquitto', () => {
 
     // The connection drops without a DISCONNECT: Mosquitto publishes the will.
     devices.get('pi-l1')!.stream.destroy();
-    await waitUntil(async () => !(await online(c, 'pi-l1')), 'pi-l1 offline from its last will');
+    await waitFor(async () => !(await online(c, 'pi-l1')), 'pi-l1 offline from its last will');
     expect(await online(c, 'pi-l2')).toBe(true);
 
     // The broker is killed: no wills. pi-l2 never comes back; pi-l3 does and says hello.
@@ -44,11 +44,11 @@ describe.skipIf(!hasDynsec)('liveness with Mosquitto', () => {
     expect(await online(c, 'pi-l2')).toBe(false);
     // An agent says hello at every connect; until the coordinator's session is back it may not hear
     // one (a SIGKILL loses what the broker had not saved), so the device reconnects until it is heard.
-    await waitUntil(async () => {
+    await waitFor(async () => {
       const back = await c.device('pi-l3', secrets.get('pi-l3')!, will('pi-l3'));
       await back.publishAsync(deviceTopic('pi-l3', 'hello'), helloPayload('pi-l3', 'rpi4', '1.0.1'), { qos: 1 });
       try {
-        return await waitUntil(async () => online(c, 'pi-l3'), 'pi-l3 heard', 3_000);
+        return await waitFor(async () => online(c, 'pi-l3'), 'pi-l3 heard', 3_000);
       } catch {
         return false;
       }

@@ -15,6 +15,9 @@ import { onTestFinished } from 'vitest';
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic } from '../../protocol/topics.js';
 import { freePort, spawnFleet, type RunningProcess } from '../support/processes.js';
+import { waitFor } from '../support/wait-for.js';
+
+export { waitFor };
 import { startDynsecMosquitto, type BrokerKind, type DynsecMosquitto } from '../support/mosquitto-dynsec.js';
 
 export { BROKERS, type BrokerKind } from '../support/mosquitto-dynsec.js';
@@ -128,18 +131,7 @@ export function helloPayload(deviceId: string, hardwareModel: string, firmwareVe
 /** Publishes a hello and waits until the registry shows the device with `firmwareVersion`. */
 export async function sayHello(c: CoordinatorProcess, client: MqttClient, deviceId: string, hardwareModel: string, firmwareVersion = '1.0.0'): Promise<void> {
   await client.publishAsync(deviceTopic(deviceId, 'hello'), helloPayload(deviceId, hardwareModel, firmwareVersion), { qos: 1 });
-  await waitUntil(async () => (await c.api<{ firmwareVersion: string | null }>('GET', `/v1/devices/${deviceId}`)).body?.firmwareVersion === firmwareVersion, `hello of ${deviceId}`);
-}
-
-/** Polls until `check` is truthy (bounded, generous: the machine may be busy). */
-export async function waitUntil<T>(check: () => T | Promise<T>, what: string, timeoutMs = 30_000, intervalMs = 50): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+  await waitFor(async () => (await c.api<{ firmwareVersion: string | null }>('GET', `/v1/devices/${deviceId}`)).body?.firmwareVersion === firmwareVersion, `hello of ${deviceId}`);
 }
 
 /** The SUBACK code mqtt.js reports for one topic (128: refused). */

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic, rolloutTopic } from '../../protocol/topics.js';
 import { spawnFleet } from '../support/processes.js';
-import { BROKERS, connackCode, helloPayload, sayHello, startCoordinatorProcess, subscribeCode, waitUntil, type BrokerKind, type CoordinatorProcess } from './hostile-harness.js';
+import { BROKERS, connackCode, helloPayload, sayHello, startCoordinatorProcess, subscribeCode, waitFor, type BrokerKind, type CoordinatorProcess } from './hostile-harness.js';
 
 interface DeviceView {
   deviceId: string;
@@ -47,7 +47,7 @@ describe.each(BROKERS)('hostile: identities on the %s broker', (broker) => {
     if (broker === 'embedded') {
       // Mosquitto logs its refusals itself; the embedded broker counts and logs them.
       expect((await c.counters())['mqtt.auth.refused']).toBeGreaterThanOrEqual(2);
-      await waitUntil(() => c.logs().some((l) => l['msg'] === 'device connection refused' && l['clientId'] === 'pi-1' && l['address'] === '127.0.0.1'), 'refusal logged with the client id and address');
+      await waitFor(() => c.logs().some((l) => l['msg'] === 'device connection refused' && l['clientId'] === 'pi-1' && l['address'] === '127.0.0.1'), 'refusal logged with the client id and address');
     }
     expect(await device(c, 'pi-1')).toEqual(before);
     expect((await c.api('GET', '/v1/devices/ghost-1')).status).toBe(404);
@@ -70,8 +70,8 @@ describe.each(BROKERS)('hostile: identities on the %s broker', (broker) => {
     await a.publishAsync(deviceTopic('pi-b', 'hello'), helloPayload('pi-b', 'cm4', '9.9.9'), { qos: 0 });
     if (broker === 'embedded') {
       // Aedes closes the connection; the refusal is counted and logged with the offender.
-      await waitUntil(async () => ((await c.counters())['mqtt.acl.publish.refused'] ?? 0) >= 1, 'publish refused');
-      await waitUntil(() => c.logs().some((l) => l['msg'] === 'device publish refused' && l['deviceId'] === 'pi-a'), 'refusal logged with the offender');
+      await waitFor(async () => ((await c.counters())['mqtt.acl.publish.refused'] ?? 0) >= 1, 'publish refused');
+      await waitFor(() => c.logs().some((l) => l['msg'] === 'device publish refused' && l['deviceId'] === 'pi-a'), 'refusal logged with the offender');
     } else {
       // Mosquitto drops it and keeps the connection: pi-a's own hello, sent after, arrives alone.
       await sayHello(c, a, 'pi-a', 'rpi4', '1.0.0');
@@ -91,7 +91,7 @@ describe('hostile: identities on the embedded broker', () => {
 
     // A provisioned id is never a device without credentials: refused, flagged on that device.
     expect(await connackCode(c.mqttUrl, { clientId: 'pi-2' })).toBe(5);
-    await waitUntil(async () => (await device(c, 'pi-2')).anomalies.some((a) => a.kind === 'spoofed-identity'), 'spoofed-identity anomaly on pi-2');
+    await waitFor(async () => (await device(c, 'pi-2')).anomalies.some((a) => a.kind === 'spoofed-identity'), 'spoofed-identity anomaly on pi-2');
     expect(pi.connected).toBe(true);
 
     // A new id connects as a ghost, logged at every connect with its id.
@@ -100,10 +100,10 @@ describe('hostile: identities on the embedded broker', () => {
     const ghost = await mqtt.default.connectAsync(c.mqttUrl, { clientId: 'ghost-2', reconnectPeriod: 0 });
     try {
       const connects = (): number => c.logs().filter((l) => l['deviceId'] === 'ghost-2' && String(l['msg']).startsWith('device connected without credentials')).length;
-      await waitUntil(() => connects() === 2, 'a log line per anonymous connect');
+      await waitFor(() => connects() === 2, 'a log line per anonymous connect');
       expect((await c.counters())['mqtt.anonymous.connects']).toBe(2);
       await ghost.publishAsync(deviceTopic('ghost-2', 'hello'), helloPayload('ghost-2', 'rpi4', '1.0.0'), { qos: 1 });
-      await waitUntil(async () => (await c.api<DeviceView>('GET', '/v1/devices/ghost-2')).body?.firmwareVersion === '1.0.0', 'ghost hello recorded');
+      await waitFor(async () => (await c.api<DeviceView>('GET', '/v1/devices/ghost-2')).body?.firmwareVersion === '1.0.0', 'ghost hello recorded');
       expect((await device(c, 'ghost-2')).ghost).toBe(true);
       const list = await c.cli(['devices', 'list']);
       expect(list.output).toMatch(/ghost-2 .*\(ghost\)/);
@@ -123,11 +123,11 @@ describe('hostile: identities on the embedded broker', () => {
       expect(created.status).toBe(201);
       const id = created.body.id;
       const members = async (): Promise<string[]> => (await c.api<{ devices: { deviceId: string }[] }>('GET', `/v1/deployments/${id}/devices`)).body.devices.map((d) => d.deviceId);
-      await waitUntil(async () => (await members()).includes('pi-2'), 'pi-2 a member');
+      await waitFor(async () => (await members()).includes('pi-2'), 'pi-2 a member');
       // The ghost claims a trial-boot failure: an anomaly on the ghost, never an input to the gate.
       const status = { v: 1, kind: 'status', deviceId: 'ghost-2', deploymentId: id, state: 'rolled-back', fromVersion: '1.1.0', toVersion: '1.0.0', reason: 'trial-boot-failed', seq: 1, at: Date.now() };
       await ghost.publishAsync(deviceTopic('ghost-2', 'status'), JSON.stringify(status), { qos: 1 });
-      await waitUntil(async () => (await device(c, 'ghost-2')).anomalies.some((a) => a.kind === 'unoffered-status'), 'unoffered-status anomaly on the ghost');
+      await waitFor(async () => (await device(c, 'ghost-2')).anomalies.some((a) => a.kind === 'unoffered-status'), 'unoffered-status anomaly on the ghost');
       const view = (await c.api<{ phase: string; waves: { counts: Record<string, number> }[] }>('GET', `/v1/deployments/${id}`)).body;
       expect(view.phase).toBe('rolling');
       expect(view.waves[0]!.counts['trialFailures']).toBe(0);
@@ -146,7 +146,7 @@ describe('hostile: identities on the embedded broker', () => {
     await c.provision(['late-1']);
     squatter.publish(deviceTopic('late-1', 'hello'), helloPayload('late-1', 'rpi4', '6.6.6'), { qos: 0 });
     await closed;
-    await waitUntil(async () => (await device(c, 'late-1')).anomalies.some((a) => a.kind === 'spoofed-identity'), 'spoofed-identity anomaly on late-1');
+    await waitFor(async () => (await device(c, 'late-1')).anomalies.some((a) => a.kind === 'spoofed-identity'), 'spoofed-identity anomaly on late-1');
     expect(await device(c, 'late-1')).toMatchObject({ ghost: false, firmwareVersion: null });
     await squatter.endAsync(true);
     expect((await c.api('GET', '/v1/health')).status).toBe(200);

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { deviceTopic } from '../../protocol/topics.js';
 import { startCoordinator, tempDir } from '../coordinator/helpers.js';
 import { declaredHeader, openSocket, streamDeclaredPacket } from './raw-mqtt.js';
-import { BROKERS, connackCode, startCoordinatorProcess, waitUntil } from './hostile-harness.js';
+import { BROKERS, connackCode, startCoordinatorProcess, waitFor } from './hostile-harness.js';
 
 const MB = 1_000_000;
 
@@ -28,8 +28,8 @@ describe.each(BROKERS)('hostile: packet sizes (%s broker)', (broker) => {
     // Without the limit this grew by ~580 MB (the bodies were buffered); allow for GC noise only.
     expect(c.brokerRssMb() - rssBefore).toBeLessThan(100);
     if (broker === 'embedded') {
-      await waitUntil(async () => ((await c.counters())['mqtt.packets.oversize'] ?? 0) >= 5, 'oversize counted');
-      await waitUntil(() => c.logs().some((l) => l['msg'] === 'oversized MQTT packet refused; connection closed' && l['address'] === '127.0.0.20' && l['declared'] === 200 * MB), 'logged with the address');
+      await waitFor(async () => ((await c.counters())['mqtt.packets.oversize'] ?? 0) >= 5, 'oversize counted');
+      await waitFor(() => c.logs().some((l) => l['msg'] === 'oversized MQTT packet refused; connection closed' && l['address'] === '127.0.0.20' && l['declared'] === 200 * MB), 'logged with the address');
     }
     // The coordinator is alive and a device still connects.
     const secrets = await c.provision(['pi-p1']);
@@ -50,18 +50,18 @@ describe.each(BROKERS)('hostile: packet sizes (%s broker)', (broker) => {
     for (let i = 0; i < 64; i++) dev.stream.write(Buffer.alloc(64 * 1024));
     let wasClosed = false;
     void closed.then(() => (wasClosed = true));
-    await waitUntil(() => wasClosed, 'the connection closed by the broker');
+    await waitFor(() => wasClosed, 'the connection closed by the broker');
     expect(c.brokerRssMb() - rssBefore).toBeLessThan(100);
     if (broker === 'embedded') {
       // Mosquitto logs it itself ("disconnected due to oversize packet"); the coordinator never sees it.
-      const anomaly = await waitUntil(
+      const anomaly = await waitFor(
         async () => (await c.api<{ anomalies: { kind: string; detail: string }[] }>('GET', '/v1/devices/pi-p2')).body.anomalies.find((a) => a.kind === 'oversized-packet'),
         'oversized-packet anomaly on the device',
       );
       expect(anomaly.detail).toMatch(/publish of 64000000 bytes \(limit 131072\)/);
-      await waitUntil(() => c.logs().some((l) => l['deviceId'] === 'pi-p2' && l['msg'] === 'oversized MQTT packet refused; connection closed'), 'logged with the device id');
+      await waitFor(() => c.logs().some((l) => l['deviceId'] === 'pi-p2' && l['msg'] === 'oversized MQTT packet refused; connection closed'), 'logged with the device id');
     } else {
-      await waitUntil(() => /pi-p2 .*oversize/i.test(c.mosquitto!.broker.output()), 'Mosquitto logged the oversize packet');
+      await waitFor(() => /pi-p2 .*oversize/i.test(c.mosquitto!.broker.output()), 'Mosquitto logged the oversize packet');
     }
     // Nobody else's connection was touched; the device may come back.
     expect(other.connected).toBe(true);

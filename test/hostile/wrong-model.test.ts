@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic, rolloutTopic } from '../../protocol/topics.js';
-import { BROKERS, helloPayload, sayHello, startCoordinatorProcess, subscribeCode, waitUntil } from './hostile-harness.js';
+import { BROKERS, helloPayload, sayHello, startCoordinatorProcess, subscribeCode, waitFor } from './hostile-harness.js';
 
 interface DeviceView {
   hardwareModel: string | null;
@@ -28,7 +28,7 @@ describe.each(BROKERS)('hostile: wrong hardware model (%s broker)', (broker) => 
 
     await pi.publishAsync(deviceTopic('pi-m1', 'hello'), helloPayload('pi-m1', 'cm4', '7.7.7'), { qos: 1 });
     const show = (id: string): Promise<DeviceView> => c.api<DeviceView>('GET', `/v1/devices/${id}`).then((r) => r.body);
-    const flagged = await waitUntil(async () => (await show('pi-m1')).anomalies.find((a) => a.kind === 'wrong-model'), 'wrong-model anomaly');
+    const flagged = await waitFor(async () => (await show('pi-m1')).anomalies.find((a) => a.kind === 'wrong-model'), 'wrong-model anomaly');
     expect(flagged).toMatchObject({ count: 1, detail: 'said hello as cm4; registered as rpi4' });
     expect(await show('pi-m1')).toMatchObject({ hardwareModel: 'rpi4', firmwareVersion: '1.0.0' });
 
@@ -39,7 +39,7 @@ describe.each(BROKERS)('hostile: wrong hardware model (%s broker)', (broker) => 
     const counters = await c.counters();
     expect(counters['ingest.hello.refused']).toBe(1);
     expect(counters['anomalies.wrong-model']).toBe(1);
-    await waitUntil(() => c.logs().some((l) => l['msg'] === 'device anomaly' && l['deviceId'] === 'pi-m1' && l['anomaly'] === 'wrong-model'), 'anomaly logged with the device id');
+    await waitFor(() => c.logs().some((l) => l['msg'] === 'device anomaly' && l['deviceId'] === 'pi-m1' && l['anomaly'] === 'wrong-model'), 'anomaly logged with the device id');
 
     // Operators see it in the CLI.
     const out = await c.cli(['devices', 'show', 'pi-m1']);
@@ -52,10 +52,10 @@ describe.each(BROKERS)('hostile: wrong hardware model (%s broker)', (broker) => 
     const m2 = await c.device('pi-m2', unmodelled.body.devices[0]!.secret);
     await sayHello(c, m2, 'pi-m2', 'rpi4', '1.0.0');
     await m2.publishAsync(deviceTopic('pi-m2', 'hello'), helloPayload('pi-m2', 'cm4', '1.0.0'), { qos: 1 });
-    await waitUntil(async () => (await show('pi-m2')).anomalies.some((a) => a.kind === 'wrong-model'), 'pi-m2 flagged');
+    await waitFor(async () => (await show('pi-m2')).anomalies.some((a) => a.kind === 'wrong-model'), 'pi-m2 flagged');
     expect((await show('pi-m2')).hardwareModel).toBe('rpi4');
     // (On Mosquitto the role is narrowed in the background after the first hello.)
-    await waitUntil(async () => (await subscribeCode(m2, rolloutTopic('cm4', bucketOf('pi-m2')))) === 128, 'pi-m2 refused cm4');
+    await waitFor(async () => (await subscribeCode(m2, rolloutTopic('cm4', bucketOf('pi-m2')))) === 128, 'pi-m2 refused cm4');
     expect(await subscribeCode(m2, rolloutTopic('rpi4', bucketOf('pi-m2')))).toBe(1);
     expect((await c.api('GET', '/v1/health')).status).toBe(200);
   });
