@@ -252,28 +252,30 @@ describe('acknowledgement on the embedded broker (Mosquitto: external-broker.tes
   });
 
   it('sends a QoS 1 PUBACK only after the ingest handler has acknowledged the message', async () => {
-    let release: (() => void) | undefined;
-    const handled = new Promise<void>((resolve) => {
-      broker.embedded!.onMessage((m) => {
-        release = () => m.ack();
-        resolve();
-      });
+    // A slow store: the handler acknowledges only after another device's message has made a full
+    // round trip through the broker — long after Aedes' own order would have sent the PUBACK.
+    const events: string[] = [];
+    const other = await device();
+    const otherTopic = deviceTopic(other.id, 'status');
+    let held: { ack(err?: Error): void } | undefined;
+    broker.embedded!.onMessage((m) => {
+      if (m.topic === otherTopic) {
+        events.push('other-delivered');
+        m.ack();
+        if (held) {
+          events.push('handler-ack');
+          held.ack();
+        }
+        return;
+      }
+      events.push('handler-got');
+      held = m;
+      other.client.publish(otherTopic, '{}', { qos: 1 });
     });
     const { id, client } = await device();
-    let acked = false;
-    const puback = new Promise<void>((resolve, reject) =>
-      client.publish(deviceTopic(id, 'status'), '{}', { qos: 1 }, (err) => {
-        acked = true;
-        if (err) reject(err);
-        else resolve();
-      }),
-    );
-    await handled;
-    // Held by the handler: no PUBACK may arrive (Aedes' own order would have sent it already).
-    await new Promise((r) => setTimeout(r, 300));
-    expect(acked).toBe(false);
-    release!();
-    await puback;
+    await client.publishAsync(deviceTopic(id, 'status'), '{}', { qos: 1 });
+    events.push('puback');
+    expect(events).toEqual(['handler-got', 'other-delivered', 'handler-ack', 'puback']);
   });
 
   it('closes the connection unacknowledged when the handler fails, and the device sends the message again', async () => {

@@ -63,12 +63,17 @@ async function mqttRelay(target: () => string): Promise<{ url: string; cut(): vo
   };
 }
 
-/** An HTTP relay to the artifact server that sends the first `first` bytes of a body, then stalls. */
-async function slowArtifacts(target: () => string, first: number): Promise<{ url: string; bytes: () => number; release(): void; close(): Promise<void> }> {
+/**
+ * An HTTP relay to the artifact server that sends the first `first` bytes of a body, then stalls;
+ * `release()` sends the rest and resolves once every response it held has ended or been closed.
+ */
+async function slowArtifacts(target: () => string, first: number): Promise<{ url: string; bytes: () => number; release(): Promise<void>; close(): Promise<void> }> {
   let sentTotal = 0;
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
+  const responses: Promise<void>[] = [];
   const server = createHttpServer((req, res) => {
+    responses.push(new Promise((r) => res.once('close', () => r())));
     const u = new URL(req.url ?? '/', target());
     const up = httpRequest(u, { method: req.method, headers: { ...req.headers, host: u.host } }, (ur) => {
       res.writeHead(ur.statusCode ?? 502, ur.headers);
@@ -99,7 +104,10 @@ async function slowArtifacts(target: () => string, first: number): Promise<{ url
   return {
     url: `http://127.0.0.1:${port}`,
     bytes: () => sentTotal,
-    release,
+    release: async () => {
+      release();
+      await Promise.all(responses);
+    },
     close: () => {
       release();
       server.closeAllConnections();
@@ -179,13 +187,14 @@ describe('abort while a device is offline', () => {
     await waitFor(() => dev.agent?.state.job?.stage === 'done', 'agent abandoned the update', 10_000);
     expect(dev.agent!.state.job).toMatchObject({ deploymentId: d.id, result: 'failed', reason: 'aborted' });
     // The rest of the artifact arriving now changes nothing.
-    artifacts.release();
+    await artifacts.release();
     await waitFor(
       () => coordinator.deploymentDevices(d.id).find((p) => p.deviceId === deviceId)?.state === 'failed',
       'coordinator heard the failed/aborted report',
     );
     expect(coordinator.deploymentDevices(d.id).find((p) => p.deviceId === deviceId)).toMatchObject({ state: 'failed', reason: 'aborted' });
-    await new Promise((r) => setTimeout(r, 300));
+    // Every byte delivered (or the connection closed) and every event it caused handled: nothing more.
+    await dev.agent!.idle();
     expect(stages.has('trial')).toBe(false);
     expect(stages.has('rebooting')).toBe(false);
     expect(dev.agent!.state.booted).toBe('A');
