@@ -2,7 +2,7 @@
  * Latency of simple admin API GETs against a bare node:http server answering the same kind of JSON in
  * the same run (a shared machine's noise then weighs on both sides of the ratio). Sequential requests
  * over one keep-alive connection; rounds interleave the targets and the best round of each counts.
- * Run: `npm run build && node dist/coordinator/bench/admin-api-latency.js [--requests 4000] [--rounds 3]`.
+ * Run: `npm run build && node coordinator/dist/bench/admin-api-latency.js [--requests 4000] [--rounds 3]`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';

@@ -4,7 +4,7 @@
  *   2. thread — TelemetryThread: raw payload batches (as the broker's thread hands them over) → zod
  *               parse → store, i.e. everything the telemetry thread does per message
  * The end-to-end figure against a bare broker is `npm run bench -- --only ingest` (simulator/bench).
- * Run: `npm run build && node dist/coordinator/bench/ingest-bench.js [--devices 1000] [--batch 2000]`.
+ * Run: `npm run build && node coordinator/dist/bench/ingest-bench.js [--devices 1000] [--batch 2000]`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
