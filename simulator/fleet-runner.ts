@@ -26,6 +26,7 @@ import { followDeployment, sleepReal } from './deployment-follower.js';
 import { scheduleFleetFaults } from './fleet-faults.js';
 import { SimulationError } from './errors.js';
 import { definedProps } from '../firmware/defined-props.js';
+import type { AgentState } from '../agent/index.js';
 
 /** Progress events, for the CLI's live output. */
 export type SimEvent =
@@ -82,6 +83,8 @@ export interface SimulateOptions {
   onEvent?: (event: SimEvent) => void;
   /** Real-time poll interval for deployment progress (default 200 ms). */
   pollMs?: number;
+  /** Every persisted state change of every simulated device's agent (benchmark traces). */
+  onDeviceState?: (deviceId: string, state: AgentState) => void;
 }
 
 /** The run's time scale: the scenario's, or real time against a coordinator that keeps real time. */
@@ -165,6 +168,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
         faults: scenario.faults,
         proxy,
         faultCounts,
+        ...definedProps({ onState: options.onDeviceState }),
       }));
     }
 

@@ -26,6 +26,7 @@ import { measureConnect, type ConnectMeasurement } from './connect-bench.js';
 import { bareIngest, coordinatorIngest, type IngestResult } from './ingest-bench.js';
 import { fanoutBench, type FanoutResult } from './fanout-bench.js';
 import { rolloutBench, type RolloutResult } from './rollout-bench.js';
+import { breakdownTable } from './rollout-trace.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -180,6 +181,8 @@ function markdown(r: Results): string {
     lines.push('|---|---|');
     lines.push(`| downloads alone (${r.rollout.imageKiB} KiB × ${r.rollout.n}, all at once) | ${(r.rollout.downloadsMs / 1000).toFixed(1)} s |`);
     lines.push(`| full rollout (waves, installs, reboots, commits, gates) | ${(r.rollout.rolloutMs / 1000).toFixed(1)} s (${ratio(r.rollout.rolloutMs, r.rollout.downloadsMs)}×) |`);
+    lines.push('');
+    lines.push(breakdownTable(r.rollout.breakdown));
   }
   return lines.join('\n');
 }

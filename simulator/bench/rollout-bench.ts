@@ -15,6 +15,7 @@ import { simulate } from '../fleet-runner.js';
 import { parseScenario } from '../scenario.js';
 import { embeddedCoordinator } from '../coordinator-handles.js';
 import { imageBytes } from '../firmware-images.js';
+import { RolloutTrace, type RolloutBreakdown } from './rollout-trace.js';
 
 export interface RolloutResult {
   n: number;
@@ -22,6 +23,8 @@ export interface RolloutResult {
   rolloutMs: number;
   downloadsMs: number;
   completed: boolean;
+  /** Where the rollout's time went, wave by wave. */
+  breakdown: RolloutBreakdown;
 }
 
 async function downloadsAlone(n: number, imageKiB: number): Promise<number> {
@@ -71,18 +74,23 @@ export async function rolloutBench(n: number, imageKiB: number): Promise<Rollout
   });
   let rolloutMs = 0;
   let started = 0;
+  const trace = new RolloutTrace(scenario.rollout.timeScale);
   const report = await simulate({
     scenario,
     devices: n,
     runId: 'bro',
-    coordinator: (ctx) => embeddedCoordinator(ctx, { statJudge: false }),
+    coordinator: (ctx) => embeddedCoordinator(ctx, { statJudge: false, onStart: (c) => c.events.on('audit', (e) => trace.audit(e, c.clock.now())) }),
+    onDeviceState: (deviceId, state) => trace.deviceState(deviceId, state),
     // Wall time is the figure: a fixed scale, so the clock does not slow for the load being measured.
     pacing: false,
     onEvent: (e) => {
       if (e.type === 'release-start') started = performance.now();
-      if (e.type === 'release-end') rolloutMs = performance.now() - started;
+      if (e.type === 'release-end') {
+        rolloutMs = performance.now() - started;
+        trace.end();
+      }
     },
     pollMs: 50,
   });
-  return { n, imageKiB, rolloutMs, downloadsMs, completed: report.releases[0]?.outcome === 'completed' };
+  return { n, imageKiB, rolloutMs, downloadsMs, completed: report.releases[0]?.outcome === 'completed', breakdown: trace.breakdown() };
 }
