@@ -469,12 +469,15 @@ export class Coordinator {
   private onStatus(m: StatusMessage): Promise<void> {
     const now = this.clock.now();
     // Stored before the PUBACK (which waits for this handler): an acknowledged status survives a crash.
-    this.inbox.record(m, now);
+    // The commit is shared with the turn's other statuses; the engine hears the status at once, in its
+    // order with hellos and presence (a status whose commit fails is sent again and ignored as a duplicate).
+    const stored = this.inbox.record(m, now);
     this.registry.seen(m.deviceId, now);
     // Both terminal reports name the version now running in toVersion (a rollback goes "to" the old one).
     if (m.state === 'committed' || m.state === 'rolled-back') this.registry.noteVersion(m.deviceId, m.toVersion);
     this.registry.noteUpdate(m.deviceId, { deploymentId: m.deploymentId, state: m.state, toVersion: m.toVersion });
-    return this.rollouts.status(m);
+    const fed = this.rollouts.status(m);
+    return Promise.all([stored, fed]).then(() => undefined);
   }
 
   private onTelemetry(deviceId: string, payload: Buffer): void {
