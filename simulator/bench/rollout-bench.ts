@@ -22,12 +22,20 @@ export interface RolloutResult {
   imageKiB: number;
   rolloutMs: number;
   downloadsMs: number;
+  /** Process CPU time (all threads) of each, ms. */
+  rolloutCpuMs: number;
+  downloadsCpuMs: number;
   completed: boolean;
   /** Where the rollout's time went, wave by wave. */
   breakdown: RolloutBreakdown;
 }
 
-async function downloadsAlone(n: number, imageKiB: number): Promise<number> {
+const cpuSince = (start: NodeJS.CpuUsage): number => {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1000;
+};
+
+async function downloadsAlone(n: number, imageKiB: number): Promise<{ ms: number; cpuMs: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'fleet-bench-dl-'));
   const c = await Coordinator.create({
     config: { env: 'development', dataDir: join(dir, 'coord'), mqtt: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 256 }, credentialCost: 4 },
@@ -42,6 +50,7 @@ async function downloadsAlone(n: number, imageKiB: number): Promise<number> {
     const devices = await c.provisionDevices(Array.from({ length: n }, (_, i) => `bench-dl-${i}`), { hardwareModel: 'bench' });
     await Promise.all(devices.map((d) => c.credentials.verify(d.deviceId, d.secret)));
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     await Promise.all(
       devices.map(async ({ deviceId, secret }, i) => {
         const dl = new HttpDownloader({ idleTimeoutMs: 60_000, credentials: { username: deviceId, password: secret }, plainHttpCredentials: true });
@@ -54,7 +63,7 @@ async function downloadsAlone(n: number, imageKiB: number): Promise<number> {
         throw new Error(`download ${i} kept failing`);
       }),
     );
-    return performance.now() - t0;
+    return { ms: performance.now() - t0, cpuMs: cpuSince(cpu0) };
   } finally {
     await c.stop();
     await rm(dir, { recursive: true, force: true });
@@ -62,7 +71,7 @@ async function downloadsAlone(n: number, imageKiB: number): Promise<number> {
 }
 
 export async function rolloutBench(n: number, imageKiB: number): Promise<RolloutResult> {
-  const downloadsMs = await downloadsAlone(n, imageKiB);
+  const downloads = await downloadsAlone(n, imageKiB);
   const scenario = parseScenario({
     name: 'bench-rollout',
     description: 'full rollout, zero soak',
@@ -73,7 +82,9 @@ export async function rolloutBench(n: number, imageKiB: number): Promise<Rollout
     rollout: { waves: [1, 5, 25, 100], soak: '0s', telemetryInterval: '60s', timeScale: 10, deadline: '4h' },
   });
   let rolloutMs = 0;
+  let rolloutCpuMs = 0;
   let started = 0;
+  let cpu0 = process.cpuUsage();
   const trace = new RolloutTrace(scenario.rollout.timeScale);
   const report = await simulate({
     scenario,
@@ -84,13 +95,17 @@ export async function rolloutBench(n: number, imageKiB: number): Promise<Rollout
     // Wall time is the figure: a fixed scale, so the clock does not slow for the load being measured.
     pacing: false,
     onEvent: (e) => {
-      if (e.type === 'release-start') started = performance.now();
+      if (e.type === 'release-start') {
+        started = performance.now();
+        cpu0 = process.cpuUsage();
+      }
       if (e.type === 'release-end') {
         rolloutMs = performance.now() - started;
+        rolloutCpuMs = cpuSince(cpu0);
         trace.end();
       }
     },
     pollMs: 50,
   });
-  return { n, imageKiB, rolloutMs, downloadsMs, completed: report.releases[0]?.outcome === 'completed', breakdown: trace.breakdown() };
+  return { n, imageKiB, rolloutMs, downloadsMs: downloads.ms, rolloutCpuMs, downloadsCpuMs: downloads.cpuMs, completed: report.releases[0]?.outcome === 'completed', breakdown: trace.breakdown() };
 }

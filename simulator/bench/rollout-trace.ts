@@ -25,6 +25,8 @@ interface WaveMarks {
   gated?: number;
   eluStart?: EventLoopUtilization;
   eluEnd?: EventLoopUtilization;
+  cpuStart?: NodeJS.CpuUsage;
+  cpuEnd?: NodeJS.CpuUsage;
 }
 
 /** One wave's wall time, split along its critical path (ms, real time). */
@@ -59,6 +61,8 @@ export interface WaveBreakdown {
   };
   /** Share of the wave's wall time the process's event loop was busy (0–1). */
   eventLoopBusy: number;
+  /** CPU time of the process (all threads, user + system) over the wave, ms: less noisy than wall time on a shared machine. */
+  cpuMs: number;
 }
 
 export interface RolloutBreakdown {
@@ -112,8 +116,12 @@ export class RolloutTrace {
       marks.published ??= performance.now();
       // Utilisation from when the start was heard: close enough over a wave of seconds.
       marks.eluStart ??= performance.eventLoopUtilization();
+      marks.cpuStart ??= process.cpuUsage();
       const prev = this.waves.get(w - 1);
-      if (prev) prev.eluEnd ??= marks.eluStart;
+      if (prev) {
+        prev.eluEnd ??= marks.eluStart;
+        prev.cpuEnd ??= marks.cpuStart;
+      }
     } else if (entry.action === 'deployment.wave-completed') marks.completed ??= now;
     else if (entry.action === 'deployment.gate-decided') marks.gated ??= now;
   }
@@ -123,7 +131,10 @@ export class RolloutTrace {
     this.endedAt ??= performance.now();
     const last = Math.max(-1, ...this.waves.keys());
     const marks = this.waves.get(last);
-    if (marks) marks.eluEnd ??= performance.eventLoopUtilization();
+    if (marks) {
+      marks.eluEnd ??= performance.eventLoopUtilization();
+      marks.cpuEnd ??= process.cpuUsage();
+    }
   }
 
   breakdown(): RolloutBreakdown {
@@ -169,6 +180,7 @@ export class RolloutTrace {
           busyRetries: devs.reduce((n, d) => n + d.busyRetries, 0),
         },
         eventLoopBusy: elu,
+        cpuMs: marks.cpuStart && marks.cpuEnd ? (marks.cpuEnd.user - marks.cpuStart.user + marks.cpuEnd.system - marks.cpuStart.system) / 1000 : 0,
       });
     }
     const tailMs = this.endedAt !== undefined && this.completedAt !== undefined ? this.endedAt - this.completedAt : 0;
@@ -202,6 +214,7 @@ export function breakdownTable(b: RolloutBreakdown): string {
     ['median download / reboot / trial', (w) => `${s(w.spread.downloadMedianMs)} / ${s(w.spread.rebootMedianMs)} / ${s(w.spread.trialMedianMs)}`],
     ['busy (503) retries', (w) => String(w.spread.busyRetries)],
     ['event loop busy', (w) => `${Math.round(w.eventLoopBusy * 100)} %`],
+    ['process CPU (all threads)', (w) => s(w.cpuMs)],
   ];
   const lines = [`| seconds | ${b.waves.map((w) => `wave ${w.wave + 1}`).join(' | ')} |`, `|---|${b.waves.map(() => '---|').join('')}`];
   for (const [label, f] of rows) lines.push(`| ${label} | ${b.waves.map(f).join(' | ')} |`);
