@@ -77,7 +77,7 @@ export class Agent {
   private lastReportLog: { deploymentId: string; state: string; at: number } | null = null;
   private readonly startedAt: number;
   /** Inputs from outside that failed to parse or verify (for tests and logs). */
-  readonly counts = { badMessages: 0, rejectedCommands: 0, rejectedManifests: 0 };
+  readonly counts = { badMessages: 0, acceptedCommands: 0, rejectedCommands: 0, rejectedManifests: 0 };
 
   private constructor(
     private readonly options: AgentOptions,
@@ -564,6 +564,7 @@ export class Agent {
             this.log.warn({ reason: verified.reason, detail: verified.detail, commandSeq: this.st.commandSeq, ...claimed(envelope.signed, ['commandId', 'action', 'deploymentId', 'seq']) }, 'command refused');
             return;
           }
+          this.counts.acceptedCommands++;
           this.log.info({ commandId: verified.value.commandId, action: verified.value.action, seq: verified.value.seq }, 'command accepted');
           await this.handle({ type: 'command', command: verified.value });
         });

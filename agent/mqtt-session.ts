@@ -16,7 +16,7 @@
  */
 import mqtt, { ReasonCodes, type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import type { Clock, TimerHandle } from '../protocol/clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
 
 /** The MQTT connect seam: tests and the simulator may pass their own. Default: mqtt.connect. */
 export type MqttConnect = (options: IClientOptions) => MqttClient;
@@ -291,7 +291,8 @@ export class MqttSession {
     if (!client) return;
     // A broker that stops answering must not hold the agent up: every wait here is bounded, and the
     // bound is cleared when the broker does answer (a pending timer would delay the process's exit).
-    const clock = this.options.clock;
+    // The bound is wall time: a socket flush takes real milliseconds, however fast a simulated clock runs.
+    const clock = systemClock;
     const bounded = (p: Promise<unknown>): Promise<unknown> => {
       let timer: TimerHandle | undefined;
       const timeout = new Promise<void>((resolve) => (timer = clock.setTimeout(resolve, STOP_TIMEOUT_MS)));

@@ -141,8 +141,12 @@ export const CoordinatorConfigSchema = z.object({
    * production need 32+ characters and 128+ estimated bits (token-strength.ts).
    */
   adminToken: z.string().min(16, `admin token must be at least 16 characters (${MIN_TOKEN_LENGTH} in staging and production)`).optional(),
-  /** log2 of scrypt N for device secrets. Production requires >= 14. */
+  /** log2 of scrypt N for device secrets and user passwords. Production requires >= 14. */
   credentialCost: z.number().int().min(4).max(20).default(14),
+  /** Web console sessions: end after `idleMs` unused (default 1 h), `maxMs` after login at the latest (default 12 h). */
+  sessions: z
+    .object({ idleMs: z.coerce.number().int().positive().default(3_600_000), maxMs: z.coerce.number().int().positive().default(12 * 3_600_000) })
+    .default({ idleMs: 3_600_000, maxMs: 12 * 3_600_000 }),
   telemetry: z
     .object({
       /**
@@ -218,6 +222,10 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (Object.keys(http).length) out['http'] = http;
   if (env['FLEET_SIGNING_KEY']) out['signingKeyPath'] = env['FLEET_SIGNING_KEY'];
   if (env['FLEET_ADMIN_TOKEN']) out['adminToken'] = env['FLEET_ADMIN_TOKEN'];
+  const sessions: Record<string, unknown> = {};
+  if (env['FLEET_SESSION_IDLE_MS']) sessions['idleMs'] = env['FLEET_SESSION_IDLE_MS'];
+  if (env['FLEET_SESSION_MAX_MS']) sessions['maxMs'] = env['FLEET_SESSION_MAX_MS'];
+  if (Object.keys(sessions).length) out['sessions'] = sessions;
   if (env['FLEET_METRICS_PUBLIC']) out['metricsPublic'] = env['FLEET_METRICS_PUBLIC'] === 'true' || env['FLEET_METRICS_PUBLIC'] === '1';
   if (env['FLEET_ALLOW_ANONYMOUS']) out['allowAnonymousDevices'] = env['FLEET_ALLOW_ANONYMOUS'] === 'true' || env['FLEET_ALLOW_ANONYMOUS'] === '1';
   return out;

@@ -39,7 +39,7 @@ export function openDataStores(dataDir: string, logger: Logger): DataStores {
 /** Starts the telemetry thread on the data directory's telemetry.db with the configured bounds. */
 export function startTelemetryWriter(
   config: CoordinatorConfig,
-  deps: { timers: Clock; logger: Logger; counters: Counters } & Pick<TelemetryWriterOptions, 'onVersions' | 'onBad'>,
+  deps: { timers: Clock; logger: Logger; counters: Counters } & Pick<TelemetryWriterOptions, 'onVersions' | 'bad'>,
 ): Promise<TelemetryWriter> {
   const t = config.telemetry;
   return TelemetryWriter.start({

@@ -2,7 +2,7 @@
  * coordinator/: the public entry. The simulator and integration tests embed the coordinator through
  * these exports only.
  */
-export { Coordinator, type CoordinatorOptions } from './coordinator.js';
+export { createCoordinator, type Coordinator, type CoordinatorOptions } from './coordinator.js';
 export type { DeviceProgress } from './engine/types.js';
 export type { DecisionRecord } from './gate/decision.js';
 export type { GateAnalyzer } from './gate/analyzer.js';

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../protocol/clock.js';
 import { FleetError } from '../protocol/errors.js';
 import { loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
-import { Coordinator, AdminClient, hardGatesAnalyzer, type DecisionRecord, type DeviceProgress, type GateAnalyzer } from '../coordinator/index.js';
+import { createCoordinator, AdminClient, hardGatesAnalyzer, type Coordinator, type DecisionRecord, type DeviceProgress, type GateAnalyzer } from '../coordinator/index.js';
 import type { CoordinatorHandle, CreateDeploymentInput, DeploymentView } from './coordinator-handle.js';
 import type { DecisionView, ProgressView, WaveRecord } from './report.js';
 import { SimulationError } from './errors.js';
@@ -119,7 +119,7 @@ export async function embeddedCoordinator(
 ): Promise<CoordinatorHandle> {
   const pinned = gateAnalyzers(options.statJudge !== false);
   const make = (): Promise<Coordinator> =>
-    Coordinator.create({
+    createCoordinator({
       config: {
         env: 'development',
         dataDir: ctx.dataDir,
@@ -165,34 +165,33 @@ export async function embeddedCoordinator(
       return { sha256: r.sha256, size: r.size };
     },
     async createDeployment(input) {
-      const v = await (await current()).rollouts.create(deploymentRequest(input), 'simulator');
+      const v = await (await current()).createDeployment(deploymentRequest(input), 'simulator');
       return { id: v.id, warnings: v.warnings ?? [] };
     },
     async deployment(id) {
-      const v = (await current()).rollouts.view(id);
+      const v = (await current()).deployment(id);
       if (!v) throw new FleetError('not-found', `deployment ${id} is not known`);
       return toView(v);
     },
     async decisions(id) {
-      return (await current()).rollouts.decisions(id).map(toDecision);
+      return ((await current()).deployment(id)?.decisions ?? []).map(toDecision);
     },
     async progress(id) {
-      return (await current()).rollouts.devices(id).map(toProgress);
+      return (await current()).deploymentDevices(id).map(toProgress);
     },
     async abort(id, reason) {
-      await (await current()).rollouts.act(id, { type: 'abort', reason, rollback: true }, 'simulator');
+      await (await current()).act(id, { type: 'abort', reason, rollback: true }, 'simulator');
     },
     async onlineDevices(ids) {
-      const co = await current();
       let n = 0;
-      for (const d of co.registry.all()) if (d.online && ids.has(d.deviceId)) n++;
+      for (const d of (await current()).devices({ online: true })) if (ids.has(d.deviceId)) n++;
       return n;
     },
     async hardwareModels(ids) {
       const co = await current();
       const out = new Map<string, string>();
       for (const id of ids) {
-        const model = co.registry.get(id)?.hardwareModel;
+        const model = co.device(id)?.hardwareModel;
         if (model !== undefined) out.set(id, model);
       }
       return out;

@@ -197,6 +197,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
     let fleetVersion = scenario.fleet.baseVersion;
     for (const release of scenario.releases) {
       const startedAt = clock.now();
+      const bucketOffset = rng.fork(`offset/${release.version}`).int(0, 1023);
       const { id, warnings } = await coordinator.createDeployment({
         firmwareVersion: release.version,
         hardwareModels: models,
@@ -206,7 +207,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
           deadlineMs: 2 * 3_600_000,
           minDevicesReporting: 20,
         })),
-        bucketOffset: rng.fork(`offset/${release.version}`).int(0, 1023),
+        bucketOffset,
         description: `simulation ${scenario.name}: ${release.version} (${release.behaviour.kind})`,
         onMonitorLimit: scenario.rollout.onMonitorLimit,
         rollbackDeadlineMs: parseDuration(scenario.rollout.rollbackDeadline),
@@ -231,6 +232,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
             release,
             previousVersion: fleetVersion,
             deploymentId: id,
+            bucketOffset,
             warnings,
             startedAt,
             endedAt,

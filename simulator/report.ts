@@ -4,6 +4,7 @@
  * bricked devices (by the firmware model versus by the system), false aborts. Pure: it combines the
  * coordinator's records with the simulator's ground truth.
  */
+import { bucketOf, waveOfBucket } from '../protocol/bucket.js';
 import type { Behaviour, Release } from './scenario.js';
 import type { ClockStats } from './paced-clock.js';
 
@@ -70,6 +71,8 @@ export interface ReleaseRun {
   /** The version devices ran before (the base or the previous release). */
   previousVersion: string;
   deploymentId: string;
+  /** The deployment's bucket offset: which devices each wave covers. */
+  bucketOffset: number;
   /** The coordinator's warnings when the deployment was created (canary waves too small to judge). */
   warnings: string[];
   startedAt: number;
@@ -214,8 +217,16 @@ export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): R
     // The first wave that had members (a small fleet's 1% wave can be empty and pass at once), plus the
     // devices of later waves that were still installing when the abort fired: started, but not yet
     // running the new version. A later wave that had already booted the release is over the bound.
+    // The first wave's members are the devices its buckets cover that took the update, not only those
+    // the coordinator had heard from when the abort fired: in a wide wave every member installs at once.
     const firstIndex = [...byWave.keys()].filter((i) => (byWave.get(i) ?? []).length > 0).sort((a, b) => a - b)[0];
     const firstWave = new Set((firstIndex === undefined ? [] : byWave.get(firstIndex) ?? []).map((p) => p.deviceId));
+    if (firstIndex !== undefined) {
+      const percents = run.waves.map((w) => w.percent);
+      for (const t of truth) {
+        if (t.updateStartedAt[run.deploymentId] !== undefined && waveOfBucket(bucketOf(t.deviceId), run.bucketOffset, percents) === firstIndex) firstWave.add(t.deviceId);
+      }
+    }
     const stillInstalling = truth.filter((t) => {
       const at = t.updateStartedAt[run.deploymentId];
       const ran = t.ranAt[version];

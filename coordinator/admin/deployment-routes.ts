@@ -1,14 +1,17 @@
 /** Admin API: deployments — create, list, status, operator actions, decisions, devices, snapshots. */
 import { z } from 'zod';
 import { DeploymentRequestSchema, OperatorActionSchema } from '../engine/types.js';
-import type { RolloutService } from '../wiring/rollout-service.js';
-import { NotFoundError, reply, type Router } from './router.js';
+import type { DeploymentService } from '../deployments/deployment-service.js';
+import { actorOf, type AdminApi } from './admin-api.js';
+import { NotFoundError } from './http-errors.js';
 
 export interface DeploymentRouteDeps {
-  rollouts: RolloutService;
+  rollouts: DeploymentService;
 }
 
-export function registerDeploymentRoutes(router: Router, deps: DeploymentRouteDeps): void {
+const IdParams = z.object({ id: z.string() });
+
+export function registerDeploymentRoutes(api: AdminApi, deps: DeploymentRouteDeps): void {
   const { rollouts } = deps;
   const find = (id: string) => {
     const v = rollouts.view(id);
@@ -16,35 +19,52 @@ export function registerDeploymentRoutes(router: Router, deps: DeploymentRouteDe
     return v;
   };
 
-  router.get('/v1/deployments', { query: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }) }, ({ query }) => ({
-    deployments: rollouts.list(query.limit),
-  }));
+  api.get(
+    '/v1/deployments',
+    { schema: { summary: 'deployments, newest first', querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }) } },
+    ({ query }) => ({ deployments: rollouts.list(query.limit) }),
+  );
 
-  router.post('/v1/deployments', { body: DeploymentRequestSchema }, async ({ body, actor }) => reply(201, await rollouts.create(body, `operator:${actor}`)));
+  api.post(
+    '/v1/deployments',
+    { config: { role: 'operator' }, schema: { summary: 'create a deployment (started unless a draft)', body: DeploymentRequestSchema } },
+    async (request, reply) => reply.code(201).send(await rollouts.create(request.body, `operator:${actorOf(request)}`)),
+  );
 
-  router.get('/v1/deployments/:id', {}, ({ params }) => find(params['id']!));
+  api.get('/v1/deployments/:id', { schema: { summary: 'a deployment with its waves and decisions', params: IdParams } }, ({ params }) => find(params.id));
 
-  router.post('/v1/deployments/:id/actions', { body: OperatorActionSchema }, async ({ params, body, actor }) => {
-    const view = await rollouts.act(params['id']!, body, `operator:${actor}`);
-    return { ...view, decisions: rollouts.decisions(view.id) };
-  });
-
-  router.get('/v1/deployments/:id/decisions', {}, ({ params }) => ({ decisions: find(params['id']!).decisions ?? [] }));
-
-  router.get(
-    '/v1/deployments/:id/devices',
-    { query: z.object({ wave: z.coerce.number().int().min(1).optional() }) },
-    ({ params, query }) => {
-      find(params['id']!);
-      return { devices: rollouts.devices(params['id']!, query.wave !== undefined ? query.wave - 1 : undefined) };
+  // The engine records the actor of an operator action as `operator:<actor>`.
+  api.post(
+    '/v1/deployments/:id/actions',
+    { config: { role: 'operator' }, schema: { summary: 'start, pause, resume, promote, approve, abort or roll back', params: IdParams, body: OperatorActionSchema } },
+    async (request) => {
+      const view = await rollouts.act(request.params.id, request.body, actorOf(request));
+      return { ...view, decisions: rollouts.decisions(view.id) };
     },
   );
 
-  router.get('/v1/deployments/:id/decisions/:decisionId/snapshot', {}, ({ params }) => {
-    const decision = find(params['id']!).decisions?.find((d) => d.id === params['decisionId']);
-    if (!decision) throw new NotFoundError(`deployment ${params['id']} has no decision ${params['decisionId']}`);
-    const snapshot = rollouts.snapshot(decision.inputsDigest);
-    if (!snapshot) throw new NotFoundError(`decision ${decision.id} was not made from a stored canary snapshot (source ${decision.source})`);
-    return snapshot;
-  });
+  api.get('/v1/deployments/:id/decisions', { schema: { summary: "the deployment's gate decisions", params: IdParams } }, ({ params }) => ({
+    decisions: find(params.id).decisions ?? [],
+  }));
+
+  api.get(
+    '/v1/deployments/:id/devices',
+    { schema: { summary: "the deployment's devices and their progress", params: IdParams, querystring: z.object({ wave: z.coerce.number().int().min(1).optional() }) } },
+    ({ params, query }) => {
+      find(params.id);
+      return { devices: rollouts.devices(params.id, query.wave !== undefined ? query.wave - 1 : undefined) };
+    },
+  );
+
+  api.get(
+    '/v1/deployments/:id/decisions/:decisionId/snapshot',
+    { schema: { summary: 'the canary snapshot a gate decision was made from', params: z.object({ id: z.string(), decisionId: z.string() }) } },
+    ({ params }) => {
+      const decision = find(params.id).decisions?.find((d) => d.id === params.decisionId);
+      if (!decision) throw new NotFoundError(`deployment ${params.id} has no decision ${params.decisionId}`);
+      const snapshot = rollouts.snapshot(decision.inputsDigest);
+      if (!snapshot) throw new NotFoundError(`decision ${decision.id} was not made from a stored canary snapshot (source ${decision.source})`);
+      return snapshot;
+    },
+  );
 }

@@ -4,7 +4,8 @@ import { DeviceIdSchema, HardwareModelSchema, TagSchema } from '../../protocol/i
 import type { CredentialStore } from '../broker/credentials.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/device-registry.js';
 import { AnomalyKindSchema, type AnomalyLog } from '../registry/anomaly-log.js';
-import { NotFoundError, reply, type Router } from './router.js';
+import { actorOf, type AdminApi } from './admin-api.js';
+import { NotFoundError } from './http-errors.js';
 import { definedProps } from '../../firmware/defined-props.js';
 
 export interface DeviceRouteDeps {
@@ -68,8 +69,10 @@ export function deviceView(d: DeviceRecord, credentials?: CredentialStore): Reco
   };
 }
 
-export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): void {
-  router.get('/v1/devices', { query: ListQuery }, ({ query }) => {
+const IdParams = z.object({ id: z.string() });
+
+export function registerDeviceRoutes(api: AdminApi, deps: DeviceRouteDeps): void {
+  api.get('/v1/devices', { schema: { summary: 'devices, filtered', querystring: ListQuery } }, ({ query }) => {
     const all = deps.registry.list({
       ...definedProps({ hardwareModel: query.model, firmwareVersion: query.version }),
       ...(query.online !== undefined ? { online: query.online === 'true' } : {}),
@@ -82,9 +85,9 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
     };
   });
 
-  router.get('/v1/devices/:id', {}, ({ params }) => {
-    const d = deps.registry.get(params['id']!);
-    if (!d) throw new NotFoundError(`no device ${params['id']}; list devices with \`fleet devices list\``);
+  api.get('/v1/devices/:id', { schema: { summary: 'a device with its deployments and anomalies', params: IdParams } }, ({ params }) => {
+    const d = deps.registry.get(params.id);
+    if (!d) throw new NotFoundError(`no device ${params.id}; list devices with \`fleet devices list\``);
     return {
       ...deviceView(d, deps.credentials),
       deployments: deps.deviceDeployments?.(d.deviceId) ?? [],
@@ -92,7 +95,7 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
     };
   });
 
-  router.get('/v1/anomalies', { query: AnomalyQuery }, ({ query }) => {
+  api.get('/v1/anomalies', { schema: { summary: 'what devices did that was refused or shed', querystring: AnomalyQuery } }, ({ query }) => {
     const anomalies = deps.anomalies?.list({
       limit: query.limit,
       ...definedProps({ kind: query.kind, deviceId: query.device }),
@@ -100,7 +103,8 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
     return { anomalies };
   });
 
-  router.post('/v1/devices/provision', { body: ProvisionBody }, async ({ body, actor }) => {
+  api.post('/v1/devices/provision', { schema: { summary: 'create device credentials (secrets shown once)', body: ProvisionBody } }, async (request, reply) => {
+    const { body } = request;
     const provisioned = await deps.credentials.provisionMany(body.deviceIds, { rotate: body.rotate });
     const now = deps.now();
     for (const p of provisioned) {
@@ -108,18 +112,18 @@ export function registerDeviceRoutes(router: Router, deps: DeviceRouteDeps): voi
         ...definedProps({ hardwareModel: body.hardwareModel, tags: body.tags }),
       });
     }
-    deps.audit(actor, 'devices.provisioned', body.deviceIds.length === 1 ? body.deviceIds[0]! : `${body.deviceIds.length} devices`, {
+    deps.audit(actorOf(request), 'devices.provisioned', body.deviceIds.length === 1 ? body.deviceIds[0]! : `${body.deviceIds.length} devices`, {
       count: body.deviceIds.length,
       rotate: body.rotate,
       ...definedProps({ reason: body.reason }),
     });
-    return reply(201, { devices: provisioned });
+    return reply.code(201).send({ devices: provisioned });
   });
 
-  router.delete('/v1/devices/:id/credentials', { query: ReasonQuery }, ({ params, query, actor }) => {
-    const id = params['id']!;
+  api.delete('/v1/devices/:id/credentials', { schema: { summary: "revoke a device's credentials", params: IdParams, querystring: ReasonQuery } }, (request) => {
+    const id = request.params.id;
     if (!deps.credentials.revoke(id)) throw new NotFoundError(`device ${id} has no credentials`);
-    deps.audit(actor, 'devices.revoked', id, query.reason !== undefined ? { reason: query.reason } : {});
+    deps.audit(actorOf(request), 'devices.revoked', id, definedProps({ reason: request.query.reason }));
     return { deviceId: id, revoked: true };
   });
 }

@@ -3,6 +3,7 @@
  * (`application/octet-stream`) with the version and hardware in the query string; an offline-signed
  * manifest travels base64-encoded in the `x-fleet-manifest` header.
  */
+import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { HardwareModelSchema, SemverSchema, TagSchema } from '../../protocol/ids.js';
 import { ValidationError } from '../../protocol/errors.js';
@@ -11,7 +12,8 @@ import { headCheck, type ArtifactUrlCheck } from './artifact-url-check.js';
 import type { ArtifactRecord, ArtifactStore } from '../artifacts/artifact-store.js';
 import type { FirmwareService } from '../artifacts/firmware-service.js';
 import type { IntegrityView } from '../artifacts/artifact-integrity.js';
-import { NotFoundError, reply, type Router } from './router.js';
+import { actorOf, type AdminApi } from './admin-api.js';
+import { NotFoundError } from './http-errors.js';
 import { definedProps } from '../../firmware/defined-props.js';
 
 export interface FirmwareRouteDeps {
@@ -65,24 +67,38 @@ export function artifactView(a: ArtifactRecord, url: string, integrity: Integrit
   };
 }
 
-export function registerFirmwareRoutes(router: Router, deps: FirmwareRouteDeps): void {
+export function registerFirmwareRoutes(api: AdminApi, deps: FirmwareRouteDeps): void {
   const view = (a: ArtifactRecord): Record<string, unknown> => artifactView(a, deps.firmware.artifactUrl(a.sha256), deps.firmware.integrityOf(a.sha256));
 
-  router.get('/v1/firmware', {}, () => ({
+  api.get('/v1/firmware', { schema: { summary: 'uploaded firmware and the state of each image' } }, () => ({
     firmware: deps.store.list().map(view),
   }));
 
-  router.get('/v1/firmware/:version', {}, ({ params }) => {
-    const a = deps.store.get(params['version']!);
-    if (!a) throw new NotFoundError(`no firmware ${params['version']}; see \`fleet firmware list\``);
+  api.get('/v1/firmware/:version', { schema: { summary: 'one firmware version with its signed manifest', params: z.object({ version: z.string() }) } }, ({ params }) => {
+    const a = deps.store.get(params.version);
+    if (!a) throw new NotFoundError(`no firmware ${params.version}; see \`fleet firmware list\``);
     return { ...view(a), manifest: a.manifest };
   });
 
-  // The body is the image itself, so the router must not parse it: the query is parsed here.
-  router.add('POST', '/v1/firmware', {}, async ({ req, actor }) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const q = UploadQuery.safeParse(Object.fromEntries(url.searchParams));
-    if (!q.success) throw new ValidationError('upload', q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  // The body is the image itself, streamed to the store: in its own scope, no parser reads it.
+  void api.register((upload: AdminApi, _options, done) => {
+    upload.removeAllContentTypeParsers();
+    upload.addContentTypeParser('*', (_request, _payload, done) => done(null));
+    upload.post(
+      '/v1/firmware',
+      {
+        schema: {
+          summary: 'upload and sign an image (the body is the image, application/octet-stream)',
+          querystring: UploadQuery,
+          headers: z.looseObject({ 'x-fleet-manifest': z.string().optional().describe('an offline-signed manifest, base64 of its JSON') }),
+        },
+      },
+      async (request, reply) => reply.code(201).send(view(await uploadImage(request.raw, request.query, actorOf(request)))),
+    );
+    done();
+  });
+
+  async function uploadImage(req: IncomingMessage, q: z.infer<typeof UploadQuery>, actor: string): Promise<ArtifactRecord> {
     let offlineManifest: unknown;
     const header = req.headers['x-fleet-manifest'];
     if (typeof header === 'string' && header.length > 0) {
@@ -92,7 +108,7 @@ export function registerFirmwareRoutes(router: Router, deps: FirmwareRouteDeps):
         throw new ValidationError('x-fleet-manifest header', ['must be base64 of the manifest JSON']);
       }
     }
-    const artifact = offlineManifest !== undefined && q.data.allowUnreachableUrl !== 'true' ? offlineArtifact(offlineManifest) : undefined;
+    const artifact = offlineManifest !== undefined && q.allowUnreachableUrl !== 'true' ? offlineArtifact(offlineManifest) : undefined;
     const own = artifact ? deps.firmware.artifactUrl(artifact.sha256) : undefined;
     if (artifact && artifact.url !== own) {
       const problem = await (deps.checkUrl ?? headCheck())(artifact.url, artifact.size);
@@ -108,16 +124,11 @@ export function registerFirmwareRoutes(router: Router, deps: FirmwareRouteDeps):
     }
     const record = await deps.firmware.upload({
       source: req,
-      version: q.data.version,
-      hardware: q.data.hardware,
-      ...definedProps({
-        installableOver: q.data.installableOver,
-        securityVersion: q.data.securityVersion,
-        tags: q.data.tags,
-        offlineManifest,
-      }),
+      version: q.version,
+      hardware: q.hardware,
+      ...definedProps({ installableOver: q.installableOver, securityVersion: q.securityVersion, tags: q.tags, offlineManifest }),
     });
     deps.audit(actor, 'firmware.uploaded', record.firmwareVersion, { sha256: record.sha256, size: record.size, offlineSigned: record.offlineSigned });
-    return reply(201, view(record));
-  });
+    return record;
+  }
 }

@@ -1,7 +1,8 @@
 /**
- * The coordinator's one HTTP listener: artifact downloads under /artifacts/, the admin API under /v1/.
- * HTTPS when a certificate and key are given (both paths then travel encrypted: the operator token
- * and the images). I/O shell (node:http, node:https).
+ * The coordinator's one HTTP listener: artifact downloads under /artifacts/ (served raw, before the
+ * framework sees the request: their auth, slots and timeouts are artifact-server.ts's own), the admin
+ * API (admin-api.ts, Fastify) for everything else. HTTPS when a certificate and key are given (both
+ * paths then travel encrypted: the operator tokens and the images). I/O shell (node:http, node:https).
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -9,8 +10,14 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { FleetError, errorMessage } from '../../protocol/errors.js';
 import type { ArtifactServer } from '../artifacts/artifact-server.js';
-import type { Router } from './router.js';
 import type { HttpRequestMetrics } from '../prometheus/http-metrics.js';
+
+/** What the listener needs of the admin API: Fastify's request handler, once it is ready. */
+export interface ApiHandler {
+  ready(): PromiseLike<unknown>;
+  routing(req: IncomingMessage, res: ServerResponse): void;
+  close(): PromiseLike<unknown>;
+}
 
 /** PEM files for HTTPS. The certificate file may hold the chain (leaf first). */
 export interface HttpTlsFiles {
@@ -20,10 +27,11 @@ export interface HttpTlsFiles {
 
 export class HttpServer {
   private server: Server | undefined;
+  private stopped = false;
   private boundPort = 0;
 
   constructor(
-    private readonly router: Router,
+    private readonly api: ApiHandler,
     private readonly artifacts: ArtifactServer,
     private readonly host: string,
     private readonly port: number,
@@ -43,10 +51,11 @@ export class HttpServer {
 
   async start(): Promise<void> {
     if (this.server) return;
+    await this.api.ready();
     const listener = (req: IncomingMessage, res: ServerResponse): void => {
       this.requests?.track(req, res);
       if (this.artifacts.handle(req, res)) this.requests?.matched(req, '/artifacts/:sha256');
-      else this.router.handle(req, res);
+      else this.api.routing(req, res);
     };
     const server = this.tls ? this.createHttps(this.tls, listener) : createServer(listener);
     // Long downloads on slow links: no overall request timeout, but idle sockets are dropped.
@@ -80,10 +89,14 @@ export class HttpServer {
   }
 
   async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
     const server = this.server;
     this.server = undefined;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (server) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    await this.api.close();
   }
 }

@@ -135,10 +135,10 @@ export class FirmwareService {
    * The manifest a deployment publishes: an offline-signed one as is (its signer decided its scope),
    * otherwise a fresh one bound to the deployment and narrowed to its target.
    */
-  deploymentManifest(req: DeploymentManifestRequest): { envelope: Envelope; manifest: Manifest; artifact: ArtifactRecord; warnings: string[] } {
+  deploymentManifest(req: DeploymentManifestRequest): { envelope: Envelope; manifest: Manifest; artifact: ArtifactRecord; offlineSigned: boolean; warnings: string[] } {
     const artifact = this.store.require(req.firmwareVersion);
     const base = ManifestSchema.parse(artifact.manifest.signed);
-    if (artifact.offlineSigned) return { envelope: artifact.manifest, manifest: base, artifact, warnings: this.offlineFreshness(base) };
+    if (artifact.offlineSigned) return { envelope: artifact.manifest, manifest: base, artifact, offlineSigned: true, warnings: this.offlineFreshness(base) };
     const hardware = req.hardwareModels.filter((h) => base.hardware.includes(h));
     if (hardware.length === 0) {
       throw new ValidationError('deployment', [
@@ -157,7 +157,32 @@ export class FirmwareService {
       ttlMs: req.ttlMs,
       metadataVersion: this.freshness.next('manifest'),
     });
-    return { envelope: signManifest(manifest, [this.key]), manifest, artifact, warnings: [] };
+    return { envelope: signManifest(manifest, [this.key]), manifest, artifact, offlineSigned: false, warnings: [] };
+  }
+
+  /**
+   * A deployment's manifest signed afresh for a long rollout: every field as before but the next
+   * metadataVersion and a new lifetime of the same length from now. Only the coordinator's own
+   * manifests, bound to the deployment: an offline signer's scope and lifetime are its own.
+   */
+  renewDeploymentManifest(current: Envelope, deploymentId: string): Envelope {
+    const m = ManifestSchema.parse(current.signed);
+    if (m.deploymentId !== deploymentId || m.rollback) {
+      throw new ValidationError('manifest renewal', [`the manifest of deployment ${deploymentId} was not signed by this coordinator for it; it keeps its own lifetime`]);
+    }
+    const renewed = buildManifest({
+      firmwareVersion: m.firmwareVersion,
+      hardware: m.hardware,
+      artifact: m.artifact,
+      installableOver: m.installableOver,
+      tags: m.tags,
+      securityVersion: m.securityVersion,
+      deploymentId,
+      issuedAt: this.now(),
+      ttlMs: Date.parse(m.expiresAt) - Date.parse(m.issuedAt),
+      metadataVersion: this.freshness.next('manifest'),
+    });
+    return signManifest(renewed, [this.key]);
   }
 
   /**

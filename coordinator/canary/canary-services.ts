@@ -5,7 +5,7 @@
  * FLEET_AI_* variables. Shell-side (holds the store); everything it wires is tested on its own.
  */
 import type { FlagsMessage } from '../../protocol/messages.js';
-import type { Router } from '../admin/router.js';
+import type { AdminApi } from '../admin/admin-api.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';
 import type { AuditLog } from '../store/audit-log.js';
 import type { Db } from '../store/db.js';
@@ -35,7 +35,7 @@ export interface CanaryServices {
   ai: AiScorerConfig | undefined;
   /** The deployment's judge settings, when it has any, shape its statistical judge. */
   analyzersFor: (deployment: { id: string; judge?: JudgeSettings | undefined }, wave: number) => GateAnalyzer[];
-  registerRoutes(router: Router): void;
+  registerRoutes(api: AdminApi): void;
   /** The current device-flags message (publish it retained at startup). */
   deviceFlagsMessage(): FlagsMessage;
 }
@@ -55,7 +55,7 @@ export function createCanaryServices(o: CanaryServicesOptions): CanaryServices {
     flags,
     ai,
     analyzersFor: createAnalyzersFor({ flags, ai, ...definedProps({ judgeConfig: o.judgeConfig }) }),
-    registerRoutes: (router) => registerFlagRoutes(router, { flags }),
+    registerRoutes: (api) => registerFlagRoutes(api, { flags }),
     deviceFlagsMessage: () => flags.deviceFlagsMessage(),
   };
 }

@@ -104,7 +104,8 @@ export function resolveConnection(opts: ConnectionOptions, env: Record<string, s
 
 /** The message for a 401: which token was refused, where it came from, and where the right one is. */
 export function unauthorizedMessage(c: Pick<Connection, 'url' | 'tokenFrom'>): string {
-  const where = 'the token the coordinator was started with (FLEET_ADMIN_TOKEN on its host, or "token" in its <data-dir>/admin.json)';
+  const where =
+    'the token the coordinator was started with (FLEET_ADMIN_TOKEN on its host, or "token" in its <data-dir>/admin.json), or your own API token (an admin issues one with `fleet users token <name>`)';
   if (c.tokenFrom === undefined) return `the coordinator at ${c.url} needs an operator token: pass --token or set FLEET_TOKEN to ${where}`;
   return `the coordinator at ${c.url} refused the operator token from ${c.tokenFrom}: use ${where}`;
 }

@@ -1,13 +1,15 @@
 /**
  * Registers the coordinator's operator commands: `fleet coordinator`, `fleet deploy`, `fleet devices`,
- * `fleet webhooks`, and `upload`/`list` inside the existing `fleet firmware` group (created by firmware/cli.ts, so call
- * this after registerFirmwareCommands). Heavy modules load inside actions only.
+ * `fleet users`, `fleet audit`, `fleet webhooks`, and `upload`/`list` inside the existing `fleet firmware`
+ * group (created by firmware/cli.ts, so call this after registerFirmwareCommands). Heavy modules load
+ * inside actions only.
  */
 import type { Command } from 'commander';
 import { registerCoordinatorServiceCommands } from './coordinator-commands.js';
 import { registerDeployCommands } from './deploy-commands.js';
 import { registerDeviceCommands } from './device-commands.js';
 import { addFirmwareAdminCommands } from './firmware-commands.js';
+import { registerUserCommands } from './user-commands.js';
 import { registerWebhookCommands } from '../webhooks/cli.js';
 
 export function registerCoordinatorCommands(program: Command): void {
@@ -17,6 +19,7 @@ export function registerCoordinatorCommands(program: Command): void {
   registerCoordinatorServiceCommands(program);
   registerDeployCommands(program);
   registerDeviceCommands(program);
+  registerUserCommands(program);
   registerWebhookCommands(program);
   const firmware = program.commands.find((c) => c.name() === 'firmware') ?? program.command('firmware').description('firmware artifacts');
   addFirmwareAdminCommands(firmware);

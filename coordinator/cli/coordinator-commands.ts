@@ -40,7 +40,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       mqttTlsCert?: string; mqttTlsKey?: string; mqttClientCa?: string; httpTlsCert?: string; httpTlsKey?: string;
       allowAnonymous?: boolean; maxPacketBytes?: string;
     }) => {
-      const { Coordinator } = await import('../coordinator.js');
+      const { createCoordinator } = await import('../coordinator.js');
       if (!['json', 'pretty', 'auto'].includes(opts.logFormat)) throw new ConfigError(`--log-format must be json, pretty or auto, not ${opts.logFormat}`);
       const logger = await cliLogger(opts.logLevel, opts.logFormat as LogFormat);
       const config: Partial<CoordinatorConfigInput> = {
@@ -71,7 +71,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       await runDaemon({
         logger,
         start: async () => {
-          const c = await Coordinator.create({ config, env: process.env, logger });
+          const c = await createCoordinator({ config, env: process.env, logger });
           console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
           if (c.config.env === 'development') {
             const dir = resolve(c.config.dataDir);

@@ -27,10 +27,14 @@ export interface DeploymentView {
     startedAt?: number;
     soakEndsAt?: number;
     verdict?: string;
+    /** `operator:<user>` */
+    approvedBy?: string;
     counts: Record<string, number>;
   }[];
   rollback?: { exposed: number; confirmed: number; unreachable: number; refused?: number; completedAt?: number };
   abortReason?: string;
+  /** `operator:<user>` or `gate`. */
+  abortedBy?: string;
   createdAt: number;
   updatedAt: number;
   decisions?: Decision[];
@@ -64,7 +68,7 @@ export function expected(c: Record<string, number>): number {
 function waveStatus(w: Wave, now: number): string {
   let s = w.status;
   if (w.status === 'soaking' && w.soakEndsAt !== undefined) s += ` (${remaining(w.soakEndsAt - now)} left)`;
-  if (w.requiresApproval && w.status === 'pending') s += ' [approval]';
+  if (w.requiresApproval && w.status === 'pending') s += w.approvedBy !== undefined ? ` [approved by ${personOf(w.approvedBy)}]` : ' [approval]';
   return s;
 }
 
@@ -83,8 +87,14 @@ export function decisionLines(dec: Decision, now: number, width: number): string
   return [head, fit(`  - ${issues[0]}${issues.length > 1 ? ` (+${issues.length - 1} more: fleet deploy decisions)` : ''}`, width)];
 }
 
+/** `operator:alice` → `alice`: the engine's actor for a person's action. */
+function personOf(actor: string): string {
+  return actor.replace(/^operator:/, '');
+}
+
 export function phaseLine(d: DeploymentView): string {
-  let phase = `phase ${d.phase}${d.paused ? ' (PAUSED' + (d.pause?.reason ? `: ${d.pause.reason}` : '') + ')' : ''}`;
+  const by = d.pause?.by !== undefined ? ` by ${personOf(d.pause.by)}` : '';
+  let phase = `phase ${d.phase}${d.paused ? ` (PAUSED${by}${d.pause?.reason ? `: ${d.pause.reason}` : ''})` : ''}`;
   if (d.waitingFor.length) phase += `, waiting for ${d.waitingFor.join(' and ')}`;
   return phase;
 }
@@ -100,7 +110,7 @@ export function renderStatus(d: DeploymentView, now = Date.now(), width = output
   const tags = d.target.tags.length ? `, tags ${d.target.tags.join(',')}` : '';
   lines.push(fit(`deployment ${d.id}: firmware ${d.firmwareVersion} → ${d.target.hardwareModels.join(',')} (${d.target.versionRange}${tags})`, width));
   lines.push(fit(phaseLine(d), width));
-  if (d.abortReason) lines.push(fit(`abort reason: ${d.abortReason}`, width));
+  if (d.abortReason) lines.push(fit(`aborted${d.abortedBy !== undefined ? ` by ${personOf(d.abortedBy)}` : ''}: ${d.abortReason}`, width));
   lines.push(
     table(
       ['wave', 'status', 'progress', 'ok', 'failed', 'busy', 'wait', 'verdict'],
@@ -116,6 +126,8 @@ export function renderStatus(d: DeploymentView, now = Date.now(), width = output
       ]),
     ),
   );
+  const approvals = d.waves.filter((w) => w.approvedBy !== undefined).map((w) => `wave ${w.index + 1} by ${personOf(w.approvedBy!)}`);
+  if (approvals.length) lines.push(fit(`approved: ${approvals.join(', ')}`, width));
   if (d.rollback) lines.push(rollbackLine(d.rollback));
   for (const dec of d.decisions?.slice(-5) ?? []) lines.push(...decisionLines(dec, now, width));
   return lines.join('\n');

@@ -1,7 +1,8 @@
 /**
- * Shell half of creating a deployment: picks the id and bucket offset, signs the deployment's
- * manifest for its target, then lets the engine's pure `buildDeploymentSpec` apply defaults and
- * validate. Ids and randomness are injected.
+ * Shell half of creating a deployment: picks the id (`d-<date>-<version>-<random>` unless the request
+ * or an offline-signed manifest names one) and the bucket offset, signs the deployment's manifest for
+ * its target, then lets the engine's pure `buildDeploymentSpec` apply defaults and validate. Time and
+ * randomness are injected.
  */
 import { ValidationError } from '../../protocol/errors.js';
 import { BUCKET_COUNT } from '../../protocol/bucket.js';
@@ -13,10 +14,8 @@ import type { FirmwareService } from '../artifacts/firmware-service.js';
 export interface DeploymentFactoryDeps {
   firmware: FirmwareService;
   now: () => number;
-  /** Uniform in [0, 1): picks the bucket offset so that each deployment has different canaries. */
+  /** Uniform in [0, 1): picks the bucket offset so that each deployment has different canaries, and the id's suffix. */
   random: () => number;
-  /** Unique id source. */
-  newId: (firmwareVersion: string) => string;
   /**
    * Manifest lifetime. Default DEFAULT_MANIFEST_TTL_MS (7 days): a rollout with nightly windows and
    * approvals fits; a device offline for longer than that never takes it (`expired`).
@@ -30,6 +29,13 @@ export interface PreparedDeployment {
   warnings: string[];
 }
 
+/** A new deployment id: the UTC day, the version (id characters only) and 24 random bits. */
+export function newDeploymentId(firmwareVersion: string, now: number, random: () => number): string {
+  const day = new Date(now).toISOString().slice(0, 10).replace(/-/g, '');
+  const suffix = Math.floor(random() * 0xffffff).toString(16).padStart(6, '0');
+  return `d-${day}-${firmwareVersion.replace(/[^A-Za-z0-9.-]/g, '')}-${suffix}`;
+}
+
 export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactoryDeps, createdBy: string): PreparedDeployment {
   // Check what can be checked before signing anything.
   checkSpecSemantics({ maintenanceWindows: req.maintenanceWindows, target: req.target }, deps.now());
@@ -39,7 +45,7 @@ export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactor
   if (bound !== undefined && req.id !== undefined && req.id !== bound) {
     throw new ValidationError('deployment', [`the manifest of ${req.firmwareVersion} was signed for deployment ${bound}; create it with that id (or none), or sign a manifest for ${req.id}`]);
   }
-  const id = req.id ?? bound ?? deps.newId(req.firmwareVersion);
+  const id = req.id ?? bound ?? newDeploymentId(req.firmwareVersion, deps.now(), deps.random);
   if (req.waves && req.waves.length === 0) throw new ValidationError('deployment', ['waves: give at least one wave']);
   // A rollout that stops part-way would report `completed` with most of the target never updated.
   // (Checked here, for new deployments: the engine still runs a stored one whose waves stop short.)
@@ -49,7 +55,7 @@ export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactor
       `waves: the last wave must reach 100 %, not ${last} %: waves are cumulative shares of the target, and a deployment is complete only when all of it is updated; to stop before a wave, require approval for it`,
     ]);
   }
-  const { envelope, artifact, warnings } = deps.firmware.deploymentManifest({
+  const { envelope, artifact, offlineSigned, warnings } = deps.firmware.deploymentManifest({
     deploymentId: id,
     firmwareVersion: req.firmwareVersion,
     hardwareModels: req.target.hardwareModels,
@@ -61,6 +67,7 @@ export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactor
     id,
     bucketOffset: Math.floor(deps.random() * BUCKET_COUNT) % BUCKET_COUNT,
     manifest: envelope,
+    manifestOrigin: offlineSigned ? 'offline' : 'coordinator',
     artifact: { sha256: artifact.sha256, size: artifact.size, url: deps.firmware.artifactUrl(artifact.sha256) },
     createdAt: deps.now(),
     createdBy,

@@ -29,6 +29,8 @@ export interface SpecContext {
   bucketOffset: number;
   /** The signed manifest for this deployment (deploymentId inside the signed part). */
   manifest: Envelope;
+  /** Who signed it (the coordinator renews only its own). */
+  manifestOrigin?: 'coordinator' | 'offline';
   artifact: { sha256: string; size: number; url?: string };
   createdAt: number;
   createdBy?: string;
@@ -65,6 +67,7 @@ export function buildDeploymentSpec(request: DeploymentRequest, ctx: SpecContext
     firmwareVersion: request.firmwareVersion,
     artifact: ctx.artifact,
     manifest: ctx.manifest,
+    ...(ctx.manifestOrigin !== undefined ? { manifestOrigin: ctx.manifestOrigin } : {}),
     target: request.target,
     waves: request.waves ?? defaultWaves(),
     bucketOffset: request.bucketOffset ?? ctx.bucketOffset,

@@ -4,7 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { Draft } from './device-progress.js';
-import type { AuditEntry, EngineEffect, WaveSpec, WaveState } from './types.js';
+import type { Envelope } from '../../protocol/signed.js';
+import type { AuditEntry, DeploymentCore, EngineEffect, WaveSpec, WaveState } from './types.js';
 
 export interface Ctx {
   readonly d: Draft;
@@ -23,6 +24,11 @@ export function audit(ctx: Ctx, actor: string, action: string, detail: Record<st
 /** A device reported on an update it was never offered: recorded on the device, never counted. */
 export function unofferedStatus(ctx: Ctx, deviceId: string, detail: string): void {
   ctx.effects.push({ type: 'device-anomaly', deviceId, kind: 'unoffered-status', detail });
+}
+
+/** The manifest the deployment publishes now: the latest renewal (manifest-renewal.ts), else the one signed at creation. */
+export function currentManifest(core: DeploymentCore): Envelope {
+  return core.manifest ?? core.spec.manifest;
 }
 
 export function reject(ctx: Ctx, code: string, message: string): void {

@@ -16,6 +16,7 @@ import type { CanarySnapshot } from '../../protocol/canary.js';
 import type { Clock, TimerHandle } from '../../protocol/clock.js';
 import { FleetError, errorMessage } from '../../protocol/errors.js';
 import type { DeviceMessage, HelloMessage, StatusMessage } from '../../protocol/messages.js';
+import type { Envelope } from '../../protocol/signed.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';
 import { combineOutcomes } from '../gate/combine.js';
 import type { DecisionRecord } from '../gate/decision.js';
@@ -71,6 +72,11 @@ export interface EngineRunnerOptions {
   logger?: Logger;
   /** Per-analyzer time limit (default 60 s). */
   analyzerTimeoutMs?: number;
+  /**
+   * Signs the deployment's current manifest afresh (`renew-manifest`; manifest-renewal.ts). Without
+   * it every renewal fails, is recorded, and the current manifest lives out its lifetime.
+   */
+  renewManifest?: (core: DeploymentCore) => Envelope | Promise<Envelope>;
 }
 
 type Counter = 'statusUnknownDeployment' | 'effectFailures' | 'gateRuns' | 'steps';
@@ -380,7 +386,27 @@ export class EngineRunner {
       case 'run-gate':
         this.track(this.gate(id, e.wave, e.attempt));
         return;
+      case 'renew-manifest':
+        return this.renew(id);
     }
+  }
+
+  /**
+   * Signs the renewed manifest and steps its answer at once, inside this deployment's queue: no other
+   * event sees the deployment between the request and the answer, so it is asked for once.
+   */
+  private async renew(id: string): Promise<void> {
+    const state = this.live.get(id);
+    if (!state || this.stopped) return;
+    let answer: EngineEvent;
+    try {
+      if (!this.o.renewManifest) throw new FleetError('not-supported', 'this engine runner has no manifest signer');
+      answer = { type: 'manifest-renewed', manifest: await this.o.renewManifest(state.core) };
+    } catch (err) {
+      this.log('error', { deploymentId: id, err }, 'renewing the deployment manifest failed; the current one stays until the retry');
+      answer = { type: 'manifest-renewal-failed', error: errorMessage(err) };
+    }
+    await this.apply(id, answer);
   }
 
   private track(p: Promise<unknown>): void {

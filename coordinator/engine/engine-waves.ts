@@ -13,7 +13,7 @@ import {
 } from '../gate/hard-gates.js';
 import { inputsDigest } from '../gate/run-gate.js';
 import { categoryOf, needsRollback } from './device-progress.js';
-import { audit, currentWave, engineDecisionId, rollbackCommandId, waveSpec, type Ctx } from './engine-context.js';
+import { audit, currentManifest, currentWave, engineDecisionId, rollbackCommandId, waveSpec, type Ctx } from './engine-context.js';
 import { isInsideWindow } from './maintenance-window.js';
 import { bucketsOfWave, startedBuckets } from './wave-plan.js';
 import type { RolloutMessage } from '../../protocol/messages.js';
@@ -37,17 +37,17 @@ export function computeWaitingFor(core: DeploymentCore, now: number): Deployment
   return out;
 }
 
-function rolloutMessage(spec: DeploymentSpec, wave: number): RolloutMessage {
-  return { v: 1, kind: 'rollout', deploymentId: spec.id, wave, manifest: spec.manifest };
+function rolloutMessage(core: DeploymentCore, wave: number): RolloutMessage {
+  return { v: 1, kind: 'rollout', deploymentId: core.spec.id, wave, manifest: currentManifest(core) };
 }
 
-/** Publishes a wave's manifest on its buckets for every targeted model. */
+/** Publishes a wave's (current) manifest on its buckets for every targeted model. */
 export function publishWave(ctx: Ctx, index: number): void {
-  const spec = ctx.d.core.spec;
-  const buckets = bucketsOfWave(spec, index);
+  const core = ctx.d.core;
+  const buckets = bucketsOfWave(core.spec, index);
   if (buckets.length === 0) return;
-  for (const model of spec.target.hardwareModels) {
-    ctx.effects.push({ type: 'publish-rollout', hardwareModel: model, buckets, message: rolloutMessage(spec, index) });
+  for (const model of core.spec.target.hardwareModels) {
+    ctx.effects.push({ type: 'publish-rollout', hardwareModel: model, buckets, message: rolloutMessage(core, index) });
   }
 }
 
@@ -258,6 +258,7 @@ export function abortDeployment(ctx: Ctx, actor: string, reason: string, rollbac
   delete core.pause;
   core.waitingFor = [];
   core.abortReason = reason;
+  core.abortedBy = actor;
   clearPublished(ctx);
   audit(ctx, actor, 'deployment.aborted', { reason, rollback });
   // Nothing was ever published: nothing to roll back.

@@ -7,9 +7,12 @@
  *                                    ─Monitor→ soaking (extended, up to the limit, then held)
  *                                    ─Abort→ rolling-back ─all confirmed or deadline→ rolled-back
  *   operator: start, pause, resume, abort, rollback, promote, approve (any time they make sense).
+ *   while it runs (draft … gating): its manifest is signed afresh half-way through each lifetime
+ *   (manifest-renewal.ts) and re-published on the topics its waves reached.
  */
 import { computeWaitingFor, enterPending, tryStartPending, completeWave, beginGate, applyDecision, abortDeployment, startRollback, expireRollback, checkWaveComplete, publishWave, clearPublished, gatePolicyFor } from './engine-waves.js';
 import { onHello, onMembers, onPresence, onStatus } from './engine-devices.js';
+import { manifestRenewAt, onManifestRenewalFailed, onManifestRenewed, requestRenewalIfDue } from './manifest-renewal.js';
 import { audit, currentWave, reject, type Ctx } from './engine-context.js';
 import { Draft, emptyCounts } from './device-progress.js';
 import { nextWindowStart } from './maintenance-window.js';
@@ -96,14 +99,23 @@ export function step(state: DeploymentState, event: EngineEvent, now: number): S
     case 'operator':
       onOperator(ctx, event.action, event.actor);
       break;
+    case 'manifest-renewed':
+      onManifestRenewed(ctx, event.manifest);
+      break;
+    case 'manifest-renewal-failed':
+      onManifestRenewalFailed(ctx, event.error);
+      break;
   }
   if (ctx.rejected) return { state, effects: [], changedDevices: [], rejected: ctx.rejected };
   return finish(ctx, state);
 }
 
-/** Bumps the revision when anything changed, and schedules the next wake-up. */
+/** Asks for a manifest renewal when one is due, bumps the revision when anything changed, and schedules the next wake-up. */
 function finish(ctx: Ctx, before: DeploymentState): StepResult {
   const core = ctx.d.core;
+  // After every other effect of the step: a wave it started publishes the current manifest first,
+  // and the renewal then replaces it on every published topic.
+  requestRenewalIfDue(ctx);
   // Anomalies change nothing: the state (and its revision) stays, so a device repeating an unoffered
   // status costs no write of the deployment.
   if (ctx.effects.every((e) => e.type === 'device-anomaly') && ctx.d.changed.size === 0 && sameCore(core, before.core)) {
@@ -120,10 +132,10 @@ function finish(ctx: Ctx, before: DeploymentState): StepResult {
   return { state, effects, changedDevices: [...ctx.d.changed.values()] };
 }
 
-/** Equal apart from the (shared, immutable) spec. */
+/** Equal apart from the (shared, immutable) spec and manifest. */
 function sameCore(a: DeploymentCore, b: DeploymentCore): boolean {
-  const strip = (c: DeploymentCore) => JSON.stringify({ ...c, spec: undefined });
-  return a.spec === b.spec && strip(a) === strip(b);
+  const strip = (c: DeploymentCore) => JSON.stringify({ ...c, spec: undefined, manifest: undefined });
+  return a.spec === b.spec && a.manifest === b.manifest && strip(a) === strip(b);
 }
 
 function onTick(ctx: Ctx): void {
@@ -317,7 +329,14 @@ function approve(ctx: Ctx, who: string, wave: number | undefined): void {
 
 /** When the engine next needs a `tick` (undefined: only events move it). */
 export function nextWakeAt(state: DeploymentState, now: number): number | undefined {
-  const core = state.core;
+  const phase = phaseWakeAt(state.core, now);
+  const renew = manifestRenewAt(state.core);
+  if (renew === undefined) return phase;
+  return phase === undefined ? renew : Math.min(phase, renew);
+}
+
+/** When the phase's own deadline, soak, window or start time needs a `tick`. */
+function phaseWakeAt(core: DeploymentCore, now: number): number | undefined {
   if (core.phase === 'rolling-back') return core.rollback?.deadlineAt;
   if (core.pause) return undefined;
   const w = core.waves[core.current];

@@ -124,8 +124,13 @@ export const DeploymentSpecSchema = z
     id: DeploymentIdSchema,
     firmwareVersion: SemverSchema,
     artifact: ArtifactSummarySchema,
-    /** The signed manifest envelope published retained on each wave bucket's topic. */
+    /** The signed manifest envelope published retained on each wave bucket's topic (as signed at creation). */
     manifest: EnvelopeSchema,
+    /**
+     * Who signed it: the coordinator renews only its own manifests (manifest-renewal.ts). Absent in
+     * deployments created before renewal existed: judged from the manifest.
+     */
+    manifestOrigin: z.enum(['coordinator', 'offline']).optional(),
     target: TargetSpecSchema,
     waves: z.array(WaveSpecSchema).min(1).max(20),
     bucketOffset: z.number().int().min(0).max(1023),

@@ -10,6 +10,7 @@ import { DeploymentSpecSchema, type DeploymentSpec } from './spec-schema.js';
 import type { HelloMessage, RolloutMessage, StatusMessage } from '../../protocol/messages.js';
 import { UpdateReasonSchema } from '../../protocol/reasons.js';
 import { UpdateStateSchema } from '../../protocol/update-state.js';
+import { EnvelopeSchema, type Envelope } from '../../protocol/signed.js';
 import type { DecisionRecord } from '../gate/decision.js';
 
 export * from './spec-schema.js';
@@ -104,7 +105,7 @@ export const RollbackStateSchema = z.object({
   unreachable: z.number().int().nonnegative(),
   /**
    * Devices that refused the rollback because it would cross their security floor: they committed an
-   * image that raised it, and stay on it (floor-warnings.ts). Absent in older records: none.
+   * image that raised it, and stay on it (deployments/creation-warnings.ts). Absent in older records: none.
    */
   refused: z.number().int().nonnegative().default(0),
   completedAt: z.number().int().optional(),
@@ -124,6 +125,15 @@ export const DeploymentCoreSchema = z.object({
   approvals: z.array(z.number().int().nonnegative()).default([]),
   rollback: RollbackStateSchema.optional(),
   abortReason: z.string().max(500).optional(),
+  /** Who aborted it: `operator:<user>`, or `gate` when a gate decision did. */
+  abortedBy: z.string().max(128).optional(),
+  /**
+   * The manifest as last renewed (manifest-renewal.ts): same deployment and image, a later
+   * metadataVersion and expiry. Absent until the first renewal: spec.manifest, as signed at creation.
+   */
+  manifest: EnvelopeSchema.optional(),
+  /** Set while renewals fail: when the next attempt is due, and why the last one failed. */
+  manifestRenewal: z.object({ failures: z.number().int().positive(), retryAt: z.number().int(), error: z.string().max(500) }).optional(),
   updatedAt: z.number().int(),
   /** Bumped on every persisted change (optimistic concurrency in the repository). */
   revision: z.number().int().nonnegative(),
@@ -225,6 +235,9 @@ export type EngineEvent =
   | { type: 'wave-members'; wave: number; members: readonly WaveMember[] }
   /** Answer to a `run-gate` effect: the combined decision. */
   | { type: 'gate-result'; wave: number; attempt: number; decision: DecisionRecord }
+  /** Answer to a `renew-manifest` effect: the manifest signed afresh, or why it could not be. */
+  | { type: 'manifest-renewed'; manifest: Envelope }
+  | { type: 'manifest-renewal-failed'; error: string }
   | { type: 'operator'; action: OperatorAction; actor: string };
 
 // ---------------------------------------------------------------------------------------------
@@ -243,6 +256,11 @@ export type EngineEffect =
   | { type: 'run-gate'; wave: number; attempt: number }
   /** Persist the decision (in the same transaction as the state). */
   | { type: 'record-decision'; decision: DecisionRecord }
+  /**
+   * Sign the deployment's manifest afresh (same deployment and image, the next metadataVersion, a new
+   * lifetime) and answer with `manifest-renewed` or `manifest-renewal-failed` before any other event.
+   */
+  | { type: 'renew-manifest' }
   /** Wake the engine with a `tick` at this time (the runner keeps one timer per deployment). */
   | { type: 'schedule-wake'; at: number }
   /** An audit-log entry / structured log line. */

@@ -11,8 +11,8 @@
  *   GET    /v1/flags-message              the retained device-flags message as published
  */
 import { z } from 'zod';
-import type { Router } from '../admin/router.js';
-import { NotFoundError } from '../admin/router.js';
+import { actorOf, type AdminApi } from '../admin/admin-api.js';
+import { NotFoundError } from '../admin/http-errors.js';
 import { FlagScopeSchema, FlagVariantSchema } from './flag-model.js';
 import type { FlagStore } from './flag-store.js';
 
@@ -33,7 +33,9 @@ export interface FlagRouteDeps {
   flags: FlagStore;
 }
 
-export function registerFlagRoutes(router: Router, deps: FlagRouteDeps): void {
+const NameParams = z.object({ name: z.string() });
+
+export function registerFlagRoutes(api: AdminApi, deps: FlagRouteDeps): void {
   const { flags } = deps;
   const must = (name: string) => {
     const f = flags.effective(name);
@@ -41,37 +43,41 @@ export function registerFlagRoutes(router: Router, deps: FlagRouteDeps): void {
     return f;
   };
 
-  router.get('/v1/flags', {}, () => ({ version: flags.version(), flags: flags.list() }));
+  api.get('/v1/flags', { schema: { summary: 'every flag and the store version' } }, () => ({ version: flags.version(), flags: flags.list() }));
 
-  router.get('/v1/flags-message', {}, () => flags.deviceFlagsMessage());
+  api.get('/v1/flags-message', { schema: { summary: 'the retained device-flags message as published' } }, () => flags.deviceFlagsMessage());
 
-  router.get('/v1/flags/:name', {}, ({ params }) => must(params['name']!));
+  api.get('/v1/flags/:name', { schema: { summary: 'one flag', params: NameParams } }, ({ params }) => must(params.name));
 
-  router.put('/v1/flags/:name', { body: FlagPatchSchema }, ({ params, body, actor }) => {
-    const { reason, ...fields } = body;
+  api.put('/v1/flags/:name', { schema: { summary: 'create or update a flag', params: NameParams, body: FlagPatchSchema } }, (request) => {
+    const { reason, ...fields } = request.body;
     const patch = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
-    return flags.set(params['name']!, patch, actor, reason);
+    return flags.set(request.params.name, patch, actorOf(request), reason);
   });
 
-  router.post('/v1/flags/:name/kill', { body: ReasonBodySchema }, ({ params, body, actor }) => {
-    must(params['name']!);
-    return flags.kill(params['name']!, actor, body.reason);
+  api.post('/v1/flags/:name/kill', { schema: { summary: 'the kill switch', params: NameParams, body: ReasonBodySchema } }, (request) => {
+    must(request.params.name);
+    return flags.kill(request.params.name, actorOf(request), request.body.reason);
   });
 
-  router.delete('/v1/flags/:name', { query: ReasonBodySchema }, ({ params, query, actor }) => {
-    if (!flags.get(params['name']!)) throw new NotFoundError(`no stored flag named ${params['name']!}`);
-    flags.delete(params['name']!, actor, query.reason);
-    return undefined;
+  api.delete('/v1/flags/:name', { schema: { summary: 'delete a stored flag', params: NameParams, querystring: ReasonBodySchema } }, (request, reply) => {
+    if (!flags.get(request.params.name)) throw new NotFoundError(`no stored flag named ${request.params.name}`);
+    flags.delete(request.params.name, actorOf(request), request.query.reason);
+    return reply.code(204).send();
   });
 
-  router.get(
+  api.get(
     '/v1/flags/:name/history',
-    { query: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) }) },
-    ({ params, query }) => ({ changes: flags.history({ name: params['name']!, limit: query.limit }) }),
+    { schema: { summary: "a flag's changes, newest first", params: NameParams, querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) }) } },
+    ({ params, query }) => ({ changes: flags.history({ name: params.name, limit: query.limit }) }),
   );
 
-  router.get('/v1/flags/:name/evaluate', { query: z.object({ key: z.string().min(1).max(256) }) }, ({ params, query }) => {
-    must(params['name']!);
-    return flags.evaluate(params['name']!, query.key);
-  });
+  api.get(
+    '/v1/flags/:name/evaluate',
+    { schema: { summary: 'evaluate a flag for a key (a device id, or deployment:wave)', params: NameParams, querystring: z.object({ key: z.string().min(1).max(256) }) } },
+    ({ params, query }) => {
+      must(params.name);
+      return flags.evaluate(params.name, query.key);
+    },
+  );
 }

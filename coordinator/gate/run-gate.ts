@@ -1,11 +1,16 @@
 /**
  * Runs a wave gate: every analyzer on the same snapshot, concurrently, each bounded by a timeout; a
  * throw or timeout becomes an error record. Combines them (combine.ts) into a DecisionRecord with the
- * snapshot's digest. Shell-side helper: the clock is injected, nothing else is touched.
+ * snapshot's digest. Shell-side helper: the clocks are injected, nothing else is touched.
+ *
+ * Two clocks: the decision is stamped in the rollout's time (`clock`, simulated in the simulator), but an
+ * analyzer's call is bounded and timed in wall time (`deadlineClock`): an AI answer takes real seconds
+ * however fast simulated time runs, and a 60 s limit on a clock running 100× would turn a slow but good
+ * answer into a timeout — a verdict that changes with the machine's load.
  */
 import { createHash } from 'node:crypto';
 import type { CanarySnapshot } from '../../protocol/canary.js';
-import type { Clock } from '../../protocol/clock.js';
+import { systemClock, type Clock } from '../../protocol/clock.js';
 import { canonicalize } from '../../firmware/canonical-json.js';
 import type { AnalyzerOutcome, GateAnalyzer, GatePolicy } from './analyzer.js';
 import { combineOutcomes, defaultRole, type NamedOutcome } from './combine.js';
@@ -29,27 +34,30 @@ export interface RunGateOptions {
   attempt: number;
   source?: DecisionSource;
   timeoutMs?: number;
+  /** Bounds and times each analyzer's call; default wall time (tests pass their manual clock). */
+  deadlineClock?: Clock;
 }
 
 async function runOne(a: GateAnalyzer, o: RunGateOptions): Promise<NamedOutcome> {
   const role = defaultRole(a.name, a.role);
-  const started = o.clock.now();
+  const deadlines = o.deadlineClock ?? systemClock;
+  const started = deadlines.now();
   const controller = new AbortController();
   const timeoutMs = o.timeoutMs ?? DEFAULT_ANALYZER_TIMEOUT_MS;
   let timer: ReturnType<Clock['setTimeout']> | undefined;
   const timeout = new Promise<AnalyzerOutcome>((resolve) => {
-    timer = o.clock.setTimeout(() => {
+    timer = deadlines.setTimeout(() => {
       controller.abort();
       resolve({ ok: false, error: { code: 'timeout', message: `no answer within ${timeoutMs} ms` }, latencyMs: timeoutMs });
     }, timeoutMs);
   });
   try {
     const outcome = await Promise.race([
-      a.analyze(o.snapshot, { policy: o.policy, now: started, signal: controller.signal }),
+      a.analyze(o.snapshot, { policy: o.policy, now: o.clock.now(), signal: controller.signal }),
       timeout,
     ]);
-    // Latency as measured here (on the injected clock), whatever the analyzer reports of itself.
-    return { name: a.name, role, outcome: { ...outcome, latencyMs: Math.max(0, o.clock.now() - started) } };
+    // Latency as measured here (wall time), whatever the analyzer reports of itself.
+    return { name: a.name, role, outcome: { ...outcome, latencyMs: Math.max(0, deadlines.now() - started) } };
   } catch (err) {
     const e = err as { code?: unknown; message?: unknown };
     return {
@@ -58,11 +66,11 @@ async function runOne(a: GateAnalyzer, o: RunGateOptions): Promise<NamedOutcome>
       outcome: {
         ok: false,
         error: { code: typeof e.code === 'string' ? e.code : 'analyzer-error', message: String(e.message ?? err) },
-        latencyMs: Math.max(0, o.clock.now() - started),
+        latencyMs: Math.max(0, deadlines.now() - started),
       },
     };
   } finally {
-    if (timer) o.clock.clearTimeout(timer);
+    if (timer) deadlines.clearTimeout(timer);
   }
 }
 

@@ -2,8 +2,8 @@
  * The edge for everything devices publish: topic → channel, payload parsed with the protocol/ schema
  * for that channel, the device id in the payload checked against the topic's, then handed to the
  * handlers. Telemetry, the high-volume channel, is handed on unparsed: the telemetry thread parses it
- * with the same schema and reports the bad ones back through `reportBad`. A bad message is counted,
- * logged (rate-limited) and dropped; it never throws into the broker.
+ * with the same schema and reports the bad ones to the same account (bad-messages.ts). A bad message
+ * is counted, logged (rate-limited) and dropped; it never throws into the broker.
  *
  * Each device has its own token buckets, one for telemetry and a looser one for hello, status and
  * presence together, taken before anything is parsed: a device flooding past its rate has its own
@@ -12,7 +12,7 @@
  */
 import type { Logger } from 'pino';
 import { parsePayload } from '../../protocol/parse.js';
-import { deviceTopic, parseTopic } from '../../protocol/topics.js';
+import { parseTopic } from '../../protocol/topics.js';
 import {
   HelloMessageSchema,
   PresenceMessageSchema,
@@ -24,6 +24,7 @@ import {
 import type { Counters } from '../metrics.js';
 import type { InboundMessage } from '../broker/transport.js';
 import { TokenBuckets, type RateLimit } from './token-buckets.js';
+import type { BadMessages } from './bad-messages.js';
 
 export interface IngestHandlers {
   hello(msg: HelloMessage): void;
@@ -40,9 +41,6 @@ const SCHEMAS = {
   presence: PresenceMessageSchema,
 } as const;
 
-/** Logs the first bad messages in full, then one in every 1,000, so a broken fleet cannot flood logs. */
-const LOG_FIRST = 100;
-
 export interface IngestLimits {
   telemetry: RateLimit;
   /** Hello, status and presence together. */
@@ -53,20 +51,33 @@ export interface IngestLimits {
   onShed?: (deviceId: string, channel: 'telemetry' | 'control') => void;
 }
 
+export interface DeviceIngestOptions {
+  handlers: IngestHandlers;
+  counters: Counters;
+  logger: Logger;
+  /** Where bad messages are counted and logged (the telemetry thread reports its own there too). */
+  bad: BadMessages;
+  /** Per-device rates; without them nothing is shed. */
+  limits?: IngestLimits;
+}
+
 export class DeviceIngest {
-  private badLogged = 0;
+  private readonly handlers: IngestHandlers;
+  private readonly counters: Counters;
+  private readonly logger: Logger;
+  private readonly badMessages: BadMessages;
+  private readonly limits: IngestLimits | undefined;
   private readonly telemetryBuckets: TokenBuckets | undefined;
   private readonly controlBuckets: TokenBuckets | undefined;
 
-  /** Without `limits`, nothing is shed. */
-  constructor(
-    private readonly handlers: IngestHandlers,
-    private readonly counters: Counters,
-    private readonly logger: Logger,
-    private readonly limits?: IngestLimits,
-  ) {
-    this.telemetryBuckets = limits ? new TokenBuckets(limits.telemetry, limits.now) : undefined;
-    this.controlBuckets = limits ? new TokenBuckets(limits.control, limits.now) : undefined;
+  constructor(o: DeviceIngestOptions) {
+    this.handlers = o.handlers;
+    this.counters = o.counters;
+    this.logger = o.logger;
+    this.badMessages = o.bad;
+    this.limits = o.limits;
+    this.telemetryBuckets = o.limits ? new TokenBuckets(o.limits.telemetry, o.limits.now) : undefined;
+    this.controlBuckets = o.limits ? new TokenBuckets(o.limits.control, o.limits.now) : undefined;
   }
 
   readonly handle = (m: InboundMessage): void => {
@@ -144,17 +155,6 @@ export class DeviceIngest {
     return false;
   }
 
-  /** Counts telemetry that failed to parse downstream: `bad` described, `count` in all. */
-  reportBad(channel: 'telemetry', bad: readonly { deviceId: string; reason: string }[], count: number): void {
-    for (const b of bad) this.bad(channel, deviceTopic(b.deviceId, channel), b.deviceId, b.reason);
-    const undescribed = count - bad.length;
-    if (undescribed > 0) {
-      this.counters.inc(`ingest.bad.${channel}`, undescribed);
-      this.counters.inc('ingest.bad', undescribed);
-      this.badLogged += undescribed;
-    }
-  }
-
   /** Runs a handler; a handler bug is counted and logged, never thrown into the broker. */
   private guard(deviceId: string, channel: string, run: () => void): void {
     try {
@@ -170,9 +170,6 @@ export class DeviceIngest {
   }
 
   private bad(channel: string, topic: string, deviceId: string | undefined, reason: string): void {
-    this.counters.inc(`ingest.bad.${channel}`);
-    this.counters.inc('ingest.bad');
-    const n = this.badLogged++;
-    if (n < LOG_FIRST || n % 1000 === 0) this.logger.warn({ deviceId, topic, reason, dropped: n + 1 }, 'bad device message dropped');
+    this.badMessages.record(channel, topic, deviceId, reason);
   }
 }

@@ -5,13 +5,13 @@
  * `FLEET_METRICS_PUBLIC=1` for a scraper that cannot hold a secret: the series carry counts,
  * deployment ids and firmware versions, never a device id or a secret. I/O shell.
  */
-import type { Router } from '../admin/router.js';
+import { mountRaw, type AdminApi } from '../admin/admin-api.js';
 import type { FleetMetrics } from './fleet-metrics.js';
 
 export const METRICS_PATH = '/metrics';
 
-export function registerMetricsRoute(router: Router, deps: { metrics: FleetMetrics; public: boolean }): void {
-  router.get(METRICS_PATH, { auth: !deps.public }, async ({ res }) => {
+export function registerMetricsRoute(api: AdminApi, deps: { metrics: FleetMetrics; public: boolean }): void {
+  mountRaw(api, { method: 'GET', url: METRICS_PATH, config: { public: deps.public }, summary: 'Prometheus exposition of the coordinator and fleet metrics' }, async (_req, res) => {
     const { contentType, body } = await deps.metrics.scrape();
     res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
     res.end(body);

@@ -3,21 +3,32 @@
  * Version ranges by owner (keep them apart so parallel work never collides):
  *   1–99     coordinator/store (devices, credentials, artifacts, telemetry, audit, retained messages);
  *            60–69 of them: counter totals (coordinator/counter-totals.ts)
- *   100–199  coordinator/engine (deployments, waves, device progress, decisions)
+ *   100–199  coordinator/deployments (deployments, waves, device progress, decisions)
  *   200–299  coordinator/flags and coordinator/canary
  *   300–399  coordinator/deployments (freshness counters for signed manifests and commands)
  *   400–499  coordinator/registry (device anomalies)
+ *   500–599  coordinator/users (named users, API tokens, web sessions)
  *   700–799  coordinator/webhooks (webhooks, deliveries, attempts)
  */
 import type { Migration } from './migrations.js';
 import { STORE_MIGRATIONS } from './schema.js';
-import { ENGINE_MIGRATIONS } from '../engine/engine-migrations.js';
+import { DEPLOYMENT_MIGRATIONS } from '../deployments/deployment-migrations.js';
 import { FLAG_MIGRATIONS } from '../flags/flag-migrations.js';
 import { COUNTER_MIGRATIONS } from '../counter-totals.js';
 import { FRESHNESS_MIGRATIONS } from '../deployments/freshness-counters.js';
 import { REGISTRY_MIGRATIONS } from '../registry/registry-migrations.js';
+import { USER_MIGRATIONS } from '../users/user-migrations.js';
 import { WEBHOOK_MIGRATIONS } from '../webhooks/webhook-store.js';
 
-export const ALL_MIGRATIONS: readonly Migration[] = [...STORE_MIGRATIONS, ...COUNTER_MIGRATIONS, ...ENGINE_MIGRATIONS, ...FLAG_MIGRATIONS, ...FRESHNESS_MIGRATIONS, ...REGISTRY_MIGRATIONS, ...WEBHOOK_MIGRATIONS].sort(
+export const ALL_MIGRATIONS: readonly Migration[] = [
+  ...STORE_MIGRATIONS,
+  ...COUNTER_MIGRATIONS,
+  ...DEPLOYMENT_MIGRATIONS,
+  ...FLAG_MIGRATIONS,
+  ...FRESHNESS_MIGRATIONS,
+  ...REGISTRY_MIGRATIONS,
+  ...USER_MIGRATIONS,
+  ...WEBHOOK_MIGRATIONS,
+].sort(
   (a, b) => a.version - b.version,
 );

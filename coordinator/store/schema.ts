@@ -198,4 +198,20 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 10,
+    name: 'audit-who',
+    up(db) {
+      // Who acted (the signed-in user, their role, the source address) and the reason they gave; empty
+      // for entries the coordinator itself made (gate, engine) and for entries older than named users.
+      db.exec(`
+        ALTER TABLE audit_log ADD COLUMN user TEXT;
+        ALTER TABLE audit_log ADD COLUMN role TEXT;
+        ALTER TABLE audit_log ADD COLUMN source TEXT;
+        ALTER TABLE audit_log ADD COLUMN reason TEXT;
+        CREATE INDEX audit_log_subject ON audit_log (subject, id);
+        CREATE INDEX audit_log_user ON audit_log (user, id);
+      `);
+    },
+  },
 ];

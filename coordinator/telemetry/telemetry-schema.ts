@@ -1,6 +1,6 @@
 /**
  * The telemetry database (`telemetry.db`, beside `fleet.db`): per-device rollups, packed sample chunks
- * and the last cumulative counters. It is a file of its own so that the ingest thread that owns it
+ * and each device's last reading (cumulative counters, its own clock and boot count). It is a file of its own so that the ingest thread that owns it
  * never holds a write lock the control plane (statuses, deployments) waits on. Its own migration list.
  */
 import type { Migration } from '../store/migrations.js';
@@ -62,6 +62,19 @@ export const TELEMETRY_MIGRATIONS: readonly Migration[] = [
       const put = db.prepare('UPDATE telemetry_rollup SET metrics = ? WHERE rowid = ?');
       for (const r of rows) put.run(packSums(sumsFromJson(r.metrics_json)), r.rowid);
       db.exec('ALTER TABLE telemetry_rollup DROP COLUMN metrics_json');
+    },
+  },
+  {
+    version: 3,
+    name: 'device-clock',
+    // The device's own time and boot count at its last reading: what charges the first offline gap
+    // after a coordinator restart with the time the device ran in it (telemetry-store.ts), as every
+    // later gap is. NULL for rows written before: that one gap falls back to the capped receive gap.
+    up(db) {
+      db.exec(`
+        ALTER TABLE device_counters ADD COLUMN device_at INTEGER;
+        ALTER TABLE device_counters ADD COLUMN boot_count INTEGER;
+      `);
     },
   },
 ];

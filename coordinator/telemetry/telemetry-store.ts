@@ -15,7 +15,8 @@
  * the two samples (messages it queued while offline arrive together but carry their own times) when
  * it did not boot in between, and its uptime plus `maxExposureGapMs` when it did (it was off for an
  * unknown part of the rest). Charging a whole offline stretch's events to a capped few minutes made
- * devices that were offline look many times as crash-prone as they are.
+ * devices that were offline look many times as crash-prone as they are. The device's clock and boot
+ * count are stored with its counters, so a coordinator restart in the middle of a gap changes nothing.
  */
 import type { TelemetryMessage } from '../../protocol/messages.js';
 import type { ContinuousMetric } from '../../protocol/canary.js';
@@ -58,7 +59,7 @@ class CounterState implements CounterValues {
     public errors: number,
     public reboots: number,
     public agentRestarts: number,
-    /** The device's own time and boot count at that reading (undefined when loaded from an older row). */
+    /** The device's own time and boot count at that reading (stored with it; undefined in rows written before they were). */
     public deviceAt: number | undefined,
     public bootCount: number | undefined,
   ) {}
@@ -148,10 +149,11 @@ export class TelemetryStore {
     this.stmts = {
       putSamples: db.prepare('INSERT INTO telemetry_samples (device_id, firmware_version, first_at, last_at, n, data) VALUES (?, ?, ?, ?, ?, ?)'),
       getCounters: db.prepare('SELECT * FROM device_counters WHERE device_id = ?'),
-      putCounters: db.prepare(`INSERT INTO device_counters (device_id, at, seq, firmware_version, crashes, errors, reboots, agent_restarts)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      putCounters: db.prepare(`INSERT INTO device_counters (device_id, at, seq, firmware_version, crashes, errors, reboots, agent_restarts, device_at, boot_count)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(device_id) DO UPDATE SET at = excluded.at, seq = excluded.seq, firmware_version = excluded.firmware_version,
-        crashes = excluded.crashes, errors = excluded.errors, reboots = excluded.reboots, agent_restarts = excluded.agent_restarts`),
+        crashes = excluded.crashes, errors = excluded.errors, reboots = excluded.reboots, agent_restarts = excluded.agent_restarts,
+        device_at = excluded.device_at, boot_count = excluded.boot_count`),
       getRollup: db.prepare('SELECT * FROM telemetry_rollup WHERE device_id = ? AND slot_start = ? AND firmware_version = ?'),
       // An upsert updates the row in place; INSERT OR REPLACE would delete and re-insert it.
       putRollup: db.prepare(`INSERT INTO telemetry_rollup (device_id, slot_start, firmware_version, samples, first_at, last_at,
@@ -190,7 +192,7 @@ export class TelemetryStore {
       for (const c of this.chunks) this.stmts.putSamples.run(c.deviceId, c.firmwareVersion, c.firstAt, c.lastAt, c.length, c.pack());
       for (const d of this.dirtyDevices) {
         const c = d.counters!;
-        this.stmts.putCounters.run(d.deviceId, c.at, c.seq, c.version, c.crashes, c.errors, c.reboots, c.agentRestarts);
+        this.stmts.putCounters.run(d.deviceId, c.at, c.seq, c.version, c.crashes, c.errors, c.reboots, c.agentRestarts, c.deviceAt ?? null, c.bootCount ?? null);
       }
     });
     try {
@@ -212,10 +214,9 @@ export class TelemetryStore {
   private device(deviceId: string): DeviceState {
     let d = this.devices.get(deviceId);
     if (d) return d;
-    const row = this.stmts.getCounters.get(deviceId) as
-      | { at: number; seq: number; firmware_version: string; crashes: number; errors: number; reboots: number; agent_restarts: number }
-      | undefined;
-    const counters = row && new CounterState(row.at, row.seq, row.firmware_version, row.crashes, row.errors, row.reboots, row.agent_restarts, undefined, undefined);
+    const row = this.stmts.getCounters.get(deviceId) as CountersRow | undefined;
+    const counters =
+      row && new CounterState(row.at, row.seq, row.firmware_version, row.crashes, row.errors, row.reboots, row.agent_restarts, row.device_at ?? undefined, row.boot_count ?? undefined);
     d = { deviceId, counters, rollup: undefined, chunk: undefined, dirty: false };
     this.devices.set(deviceId, d);
     return d;
@@ -327,6 +328,19 @@ export class TelemetryStore {
   prune(now: number): number {
     return this.stmts.pruneSamples.run(now - this.options.rawRetentionMs).changes;
   }
+}
+
+/** A device's stored last reading (device_counters). */
+interface CountersRow {
+  at: number;
+  seq: number;
+  firmware_version: string;
+  crashes: number;
+  errors: number;
+  reboots: number;
+  agent_restarts: number;
+  device_at: number | null;
+  boot_count: number | null;
 }
 
 export interface RollupRow {

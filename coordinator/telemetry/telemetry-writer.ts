@@ -3,7 +3,7 @@
  * (telemetry-batch.ts); every few tens of milliseconds, or as soon as a batch is full, the batch moves
  * to the telemetry thread (telemetry-worker.ts), which parses and aggregates it at once and commits it
  * to telemetry.db within `flushIntervalMs`. So neither JSON parsing nor SQLite ever runs on the thread
- * that reads the devices' sockets. `ingest.telemetry` counts messages parsed; `written`, those stored.
+ * that reads the devices' sockets. `ingest.telemetry` counts messages parsed; `telemetry.written`, those stored.
  *
  * Bounded: past `maxQueue` messages waiting or in flight, telemetry is dropped and counted
  * (`telemetry.dropped`). If the thread dies, the batches it held are counted as lost
@@ -14,7 +14,8 @@ import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../../protocol/clock.js';
 import type { Counters } from '../metrics.js';
 import { StoreError } from '../store/db.js';
-import { BatchBuilder, type BadTelemetry, type VersionNote } from './telemetry-batch.js';
+import { BatchBuilder, type VersionNote } from './telemetry-batch.js';
+import type { BadMessages } from '../ingest/bad-messages.js';
 import type { TelemetryStoreOptions } from './telemetry-store.js';
 import type { FromTelemetryThread, ToTelemetryThread } from './telemetry-thread.js';
 import type { TelemetryWorkerData } from './telemetry-worker.js';
@@ -34,8 +35,8 @@ export interface TelemetryWriterOptions {
   counters: Counters;
   /** Firmware versions (and slots) devices reported that differ from the last ones seen. */
   onVersions(notes: VersionNote[]): void;
-  /** Telemetry that failed to parse: up to 20 described, `count` in all. */
-  onBad(bad: BadTelemetry[], count: number): void;
+  /** The account of bad device messages: telemetry that failed to parse (up to 20 described per batch). */
+  bad: Pick<BadMessages, 'telemetry'>;
   /** The thread's entry module; default telemetry-worker.js beside this file. */
   workerUrl?: URL;
 }
@@ -205,10 +206,11 @@ export class TelemetryWriter {
       case 'parsed':
         this.options.counters.inc('ingest.telemetry', m.parsed);
         if (m.notes.length) this.options.onVersions(m.notes);
-        if (m.badCount) this.options.onBad(m.bad, m.badCount);
+        if (m.badCount) this.options.bad.telemetry(m.bad, m.badCount);
         break;
       case 'stored':
         this.written += m.written;
+        this.options.counters.inc('telemetry.written', m.written);
         this.settle(m.upTo);
         break;
       case 'failed':

@@ -1,5 +1,5 @@
 /**
- * Admin API routes for webhooks (the admin role once roles exist; every change audited):
+ * Admin API routes for webhooks (admin role; every change audited):
  *
  *   GET    /v1/webhooks                          every webhook with its last delivery and delivery counts
  *   POST   /v1/webhooks                          add {url, events?, secret?, description?} → 201 {webhook, secret}
@@ -9,22 +9,28 @@
  *   GET    /v1/webhooks/:id/deliveries?limit=    newest deliveries with every attempt
  */
 import { z } from 'zod';
-import { reply, type Router } from '../admin/router.js';
+import { actorOf, type AdminApi } from '../admin/admin-api.js';
 import { WebhookRequestSchema, type WebhookService } from './webhook-service.js';
 
-export function registerWebhookRoutes(router: Router, deps: { webhooks: WebhookService }): void {
+const IdParams = z.object({ id: z.string() });
+
+export function registerWebhookRoutes(api: AdminApi, deps: { webhooks: WebhookService }): void {
   const { webhooks } = deps;
-  router.get('/v1/webhooks', {}, () => ({ webhooks: webhooks.list() }));
-  router.post('/v1/webhooks', { body: WebhookRequestSchema }, ({ body, actor }) => reply(201, webhooks.add(body, actor)));
-  router.get('/v1/webhooks/:id', {}, ({ params }) => webhooks.get(params['id']!));
-  router.delete('/v1/webhooks/:id', {}, ({ params, actor }) => {
-    webhooks.remove(params['id']!, actor);
-    return undefined;
+  api.get('/v1/webhooks', { schema: { summary: 'webhooks with their last delivery and counts' } }, () => ({ webhooks: webhooks.list() }));
+  api.post('/v1/webhooks', { schema: { summary: 'add a webhook; answers its signing secret, shown once', body: WebhookRequestSchema } }, (request, reply) =>
+    reply.code(201).send(webhooks.add(request.body, actorOf(request))),
+  );
+  api.get('/v1/webhooks/:id', { schema: { summary: 'one webhook', params: IdParams } }, ({ params }) => webhooks.get(params.id));
+  api.delete('/v1/webhooks/:id', { schema: { summary: 'remove a webhook and its deliveries', params: IdParams } }, (request, reply) => {
+    webhooks.remove(request.params.id, actorOf(request));
+    return reply.code(204).send();
   });
-  router.post('/v1/webhooks/:id/test', {}, async ({ params, actor }) => ({ result: await webhooks.test(params['id']!, actor) }));
-  router.get(
+  api.post('/v1/webhooks/:id/test', { schema: { summary: 'send a webhook.test event now, once', params: IdParams } }, async (request) => ({
+    result: await webhooks.test(request.params.id, actorOf(request)),
+  }));
+  api.get(
     '/v1/webhooks/:id/deliveries',
-    { query: z.object({ limit: z.coerce.number().int().min(1).max(500).default(20) }) },
-    ({ params, query }) => ({ deliveries: webhooks.deliveries(params['id']!, query.limit) }),
+    { schema: { summary: 'newest deliveries with every attempt', params: IdParams, querystring: z.object({ limit: z.coerce.number().int().min(1).max(500).default(20) }) } },
+    ({ params, query }) => ({ deliveries: webhooks.deliveries(params.id, query.limit) }),
   );
 }

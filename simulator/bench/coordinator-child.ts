@@ -17,18 +17,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import pino from 'pino';
-import { Coordinator } from '../../coordinator/index.js';
+import { createCoordinator } from '../../coordinator/index.js';
 import { imageBytes } from '../firmware-images.js';
 import { cpuMicros, mainThreadCpuMicros, watchCount } from './count-watch.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'fleet-bench-coord-'));
-const c = await Coordinator.create({
+const c = await createCoordinator({
   config: { env: 'development', dataDir: dir, mqtt: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 64 }, credentialCost: 4,
     deviceLimits: { telemetry: { perSecond: 1e6, burst: 1e6 }, control: { perSecond: 1e6, burst: 1e6 } } },
   logger: pino({ level: 'error' }),
 });
-const received = watchCount(() => c.counters.get('ingest.telemetry'));
-const written = watchCount(() => c.telemetry.written);
+const received = watchCount(() => c.counter('ingest.telemetry'));
+const written = watchCount(() => c.counter('telemetry.written'));
 process.send?.({ type: 'ready', mqttUrl: c.mqttUrl });
 
 process.on('message', (msg: { cmd: string; version?: string; models?: string[]; ids?: string[]; model?: string }) => {
@@ -39,8 +39,8 @@ process.on('message', (msg: { cmd: string; version?: string; models?: string[]; 
     } else if (msg.cmd === 'stats') {
       process.send?.({
         type: 'stats',
-        received: c.counters.get('ingest.telemetry'),
-        written: c.telemetry.written,
+        received: c.counter('ingest.telemetry'),
+        written: c.counter('telemetry.written'),
         receivedAt: received.lastChangeAt(),
         writtenAt: written.lastChangeAt(),
         cpuUs: cpuMicros(),
@@ -52,7 +52,7 @@ process.on('message', (msg: { cmd: string; version?: string; models?: string[]; 
       const models = msg.models ?? ['bench'];
       await c.uploadFirmware({ image: Readable.from([imageBytes(`bench/${version}`, 64)]), version, hardware: models });
       const at = Date.now();
-      await c.rollouts.create({
+      await c.createDeployment({
         firmwareVersion: version,
         target: { hardwareModels: models, versionRange: '*', tags: [] },
         waves: [{ percent: 100, soakMs: 0, deadlineMs: 3_600_000, minDevicesReporting: 0, requiresApproval: false }],

@@ -47,14 +47,14 @@ describe('downloads from an authenticating artifact server', () => {
     const dl = new HttpDownloader({ credentials, plainHttpCredentials: true });
     const first = await dl.download({ url, size: image.length, sha256, dest: dest('a.img') }, { signal });
     expect(first).toMatchObject({ ok: true, sha256, resumedFrom: 0 });
-    expect(c.counters.get('artifacts.auth.missing')).toBe(1);
+    expect(c.counter('artifacts.auth.missing')).toBe(1);
 
     mkdirSync(join(dir, 'downloads'), { recursive: true });
     writeFileSync(dest('b.img'), image.subarray(0, 120_000));
     const resumed = await dl.download({ url, size: image.length, sha256, dest: dest('b.img') }, { signal });
     expect(resumed).toMatchObject({ ok: true, sha256, resumedFrom: 120_000 });
-    expect(c.counters.get('artifacts.auth.missing')).toBe(1); // no second challenge
-    expect(c.counters.get('artifacts.completed')).toBe(2);
+    expect(c.counter('artifacts.auth.missing')).toBe(1); // no second challenge
+    expect(c.counter('artifacts.completed')).toBe(2);
   });
 
   it('fails for good, saying why, on refused credentials or credentials it may not send over http', async () => {
@@ -70,8 +70,8 @@ describe('downloads from an authenticating artifact server', () => {
       retryable: false,
       detail: expect.stringContaining('only over https') as unknown,
     });
-    expect(c.counters.get('artifacts.auth.refused')).toBe(1);
-    expect(c.counters.get('artifacts.auth.missing')).toBe(2);
+    expect(c.counter('artifacts.auth.refused')).toBe(1);
+    expect(c.counter('artifacts.auth.missing')).toBe(2);
   });
 
   it('never sends the credentials to a server that does not ask for them', async () => {

@@ -433,6 +433,21 @@ describe('update machine transitions', () => {
     expect(r.state.seq).toBe(7);
   });
 
+  it.each([
+    ['downloading it', withJob(job('downloading'))],
+    ['writing it', withJob(job('installing'))],
+    ['in its trial', withJob(job('trial'), { booted: 'B' })],
+    ['committed to it', withJob(job('done', { result: 'committed' }), { booted: 'B', handled: ['d1'] })],
+    ['having refused it', withJob(job('done', { result: 'rejected', reason: 'version-not-installable' }), { handled: ['d1'] })],
+  ])('takes a renewed manifest of the deployment it is %s as the same update: nothing happens', (_what, state) => {
+    // The coordinator re-signs a long rollout's manifest: same deployment, a later metadataVersion and expiry.
+    const renewed = { ...manifest, metadataVersion: manifest.metadataVersion! + 1, expiresAt: '2030-01-01T00:00:00.000Z' };
+    const r = step({ ...state, manifestVersion: manifest.metadataVersion!, manifestDeployment: 'd1' }, { ...ok, verified: { ok: true, value: renewed, keyIds: ['k'] } }, 1, CFG);
+    expect(r.effects).toEqual([]);
+    expect(r.state.job).toEqual(state.job);
+    expect(r.state.seq).toBe(state.seq);
+  });
+
   it('records a command seq before its effect (replay protection survives a crash)', () => {
     const r = step(base(), { type: 'command', command: command('reboot') }, 1, CFG);
     expect(r.state.commandSeq).toBe(command('reboot').seq);

@@ -6,9 +6,8 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
-import { bucketOf } from '../../protocol/bucket.js';
 import { spawnFleet } from '../support/processes.js';
-import { startCoordinator, tempDir, uniqueId } from '../coordinator/helpers.js';
+import { knownDevices, startCoordinator, tempDir, uniqueId } from '../coordinator/helpers.js';
 
 const stops: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -30,10 +29,7 @@ describe('deploy create with judge settings', () => {
     const dd = ['--data-dir', c.config.dataDir];
     // 300 known devices (provisioned, said hello); the first wave (5 %) holds about 15 of them.
     const ids = Array.from({ length: 300 }, (_, i) => uniqueId(`plan-${i}`));
-    await c.provisionDevices(ids, { hardwareModel: 'rpi4' });
-    for (const id of ids) {
-      c.registry.applyHello({ v: 1, kind: 'hello', deviceId: id, hardwareModel: 'rpi4', firmwareVersion: '1.0.0', activeSlot: 'A', agentVersion: 'test', bucket: bucketOf(id), tags: [], securityFloor: 0, at: Date.now() }, Date.now());
-    }
+    await knownDevices(c, ids);
     const img = join(dir, 'fw.img');
     const { writeFileSync } = await import('node:fs');
     writeFileSync(img, Buffer.alloc(10_000, 7));
@@ -42,8 +38,7 @@ describe('deploy create with judge settings', () => {
     const created = await run(['deploy', 'create', '--firmware', '1.5.0', '--waves', '5,100', '--soak', '30m', '--detect', '2x', '--baseline', '0.24', '--warm-up', '10m', '--draft', ...dd]);
     expect(created.code, created.out).toBe(0);
     expect(created.out).toMatch(/warning: wave 1 \(\d+ canary devices, 0.5 h soak\) would roll back a ×2 regression of 0.24\/device-day with only \d+ % probability \(planned 80 %\): it needs a soak of/);
-    const spec = c.rollouts.repo.list({ limit: 10 })[0]!.spec;
-    expect(spec.judge).toEqual({ warmUpMs: 600_000, plan: { ratio: 2, baselinePerDeviceDay: 0.24, power: 0.8 } });
+    expect(c.deployments(10)[0]!.judge).toEqual({ warmUpMs: 600_000, plan: { ratio: 2, baselinePerDeviceDay: 0.24, power: 0.8 } });
 
     const unsafe = await run(['deploy', 'create', '--firmware', '1.5.0', '--min-expected-events', '500', '--draft', ...dd]);
     expect(unsafe.code).not.toBe(0);

@@ -1,10 +1,10 @@
 /** The admin API against a real coordinator: auth, errors as JSON, devices, firmware, deployments. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bucketOf } from '../../protocol/bucket.js';
+import { publicKeyFromPem } from '../../firmware/keys.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
-import { api, startCoordinator, tempDir, uniqueId } from './helpers.js';
+import { api, knownDevices, sayHello, startCoordinator, tempDir, uniqueId } from './helpers.js';
 
 let c: Coordinator;
 let cleanup: () => void;
@@ -12,7 +12,8 @@ let dir: string;
 
 beforeEach(async () => {
   ({ dir, cleanup } = tempDir());
-  c = await startCoordinator(dir);
+  // Anonymous devices (ghosts) allowed, as in development: they must never count.
+  c = await startCoordinator(dir, { config: { allowAnonymousDevices: true } });
 });
 
 afterEach(async () => {
@@ -72,7 +73,7 @@ describe('admin API', () => {
     expect(res.status).toBe(201);
     const body = (await res.json()) as { sha256: string; size: number; url: string; keyIds: string[] };
     expect(body.size).toBe(4096);
-    expect(body.keyIds).toEqual([c.signingKey.keyid]);
+    expect(body.keyIds).toEqual([publicKeyFromPem(c.publicKeyPem).keyid]);
     expect(body.url).toBe(`${c.httpUrl}/artifacts/${body.sha256}`);
     expect((await upload('1.1.0')).status).toBe(409);
     const list = await api<{ firmware: { firmwareVersion: string }[] }>(c, 'GET', '/v1/firmware');
@@ -92,12 +93,11 @@ describe('admin API', () => {
     expect(empty.body.error.code).toBe('no-eligible-devices');
     expect(empty.body.error.message).toMatch(/says hello/);
     // A ghost (never provisioned: connected without credentials) never counts.
-    const hello = (id: string) => ({ v: 1 as const, kind: 'hello' as const, deviceId: id, hardwareModel: 'rpi4', firmwareVersion: '1.0.0', activeSlot: 'A' as const, agentVersion: 'test', bucket: bucketOf(id), tags: [], securityFloor: 0, at: Date.now() });
-    c.registry.applyHello(hello('api-ghost-1'), Date.now());
+    await sayHello(c, [{ deviceId: 'api-ghost-1' }]);
+    expect(c.device('api-ghost-1')?.ghost).toBe(true);
     expect((await api(c, 'POST', '/v1/deployments', { firmwareVersion: '2.0.0', target: { hardwareModels: ['rpi4'] } })).status).toBe(409);
-    // A device is known once it is provisioned and has said hello (as the broker's ingest would record it).
-    await c.provisionDevices(['api-dev-1'], { hardwareModel: 'rpi4' });
-    c.registry.applyHello(hello('api-dev-1'), Date.now());
+    // A device is known once it is provisioned and has said hello.
+    await knownDevices(c, ['api-dev-1']);
     // Waves that stop short of 100 % would "complete" with most of the target never updated.
     const partial = await api<{ error: { code: string; message: string } }>(c, 'POST', '/v1/deployments', {
       firmwareVersion: '2.0.0',

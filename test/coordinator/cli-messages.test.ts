@@ -10,9 +10,8 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
-import { bucketOf } from '../../protocol/bucket.js';
 import { freePort, spawnFleet } from '../support/processes.js';
-import { startCoordinator, tempDir, uniqueId } from './helpers.js';
+import { knownDevices, sayHello, startCoordinator, tempDir, uniqueId } from './helpers.js';
 
 interface Run {
   code: number | null;
@@ -44,10 +43,9 @@ async function coordinator(): Promise<{ c: Coordinator; dir: string; dd: string[
   return { c, dir, dd: ['--data-dir', c.config.dataDir] };
 }
 
-/** A provisioned device that has said hello, as the broker's ingest records it (a ghost would never count). */
+/** A provisioned device that has said hello over MQTT (a ghost would never count). */
 async function hello(c: Coordinator, deviceId: string, firmwareVersion = '1.0.0'): Promise<void> {
-  await c.provisionDevices([deviceId], { hardwareModel: 'rpi4' });
-  c.registry.applyHello({ v: 1, kind: 'hello', deviceId, hardwareModel: 'rpi4', firmwareVersion, activeSlot: 'A', agentVersion: 'test', bucket: bucketOf(deviceId), tags: [], securityFloor: 0, at: Date.now() }, Date.now());
+  await knownDevices(c, [deviceId], 'rpi4', { firmwareVersion });
 }
 
 /** Exactly one line of output, an `error [code]:` line, and no stack frame. */
@@ -104,7 +102,7 @@ describe('fleet CLI: deployments', () => {
       const run = await fleet(['deploy', action, 'dep-reason', '--reason', reason, ...dd]);
       expect(run.code, run.out).toBe(0);
     }
-    const entries = c.auditLog.list({ limit: 100, subject: 'dep-reason' });
+    const entries = c.auditEntries({ limit: 100, subject: 'dep-reason' });
     const reasons = Object.fromEntries(entries.map((e) => [e.action, (e.detail as { reason?: unknown }).reason]));
     expect(reasons).toMatchObject({ 'deployment.paused': 'hold on', 'deployment.resumed': 'go on', 'deployment.wave-approved': 'looks fine' });
   });
@@ -117,11 +115,12 @@ describe('fleet CLI: devices and flags', () => {
     const run = await fleet(['devices', 'provision', 'pi-secret-1', '--model', 'rpi4', '--out', out, '--reason', 'lab bench', ...dd]);
     expect(run.code, run.out).toBe(0);
     const secret = (JSON.parse(readFileSync(out, 'utf8')) as Record<string, string>)['pi-secret-1']!;
-    expect(await c.credentials.verify('pi-secret-1', secret)).toBe(true);
+    // The secret in the file is the device's: its agent connects with it and says hello.
+    await sayHello(c, [{ deviceId: 'pi-secret-1', secret }]);
     expect(statSync(out).mode & 0o777).toBe(0o600);
     expect(run.out).not.toContain(secret);
     expect(run.out).toContain(`secrets written to ${out}`);
-    const audit = c.auditLog.list({ limit: 20 }).find((e) => e.action === 'devices.provisioned');
+    const audit = c.auditEntries({ limit: 20 }).find((e) => e.action === 'devices.provisioned');
     expect(audit?.detail).toMatchObject({ reason: 'lab bench' });
   });
 
@@ -133,7 +132,7 @@ describe('fleet CLI: devices and flags', () => {
     const kill = await fleet(['flags', 'kill', 'canary.ai', '--reason', 'model outage', ...dd]);
     expect(kill.code, kill.out).toBe(0);
     expect(kill.out).toMatch(/canary\.ai \[coordinator\] OFF \(killed\)/);
-    expect(c.auditLog.list({ limit: 20 }).find((e) => e.action === 'flag.kill')?.detail).toMatchObject({ reason: 'model outage' });
+    expect(c.auditEntries({ limit: 20 }).find((e) => e.action === 'flag.kill')?.detail).toMatchObject({ reason: 'model outage' });
   });
 });
 

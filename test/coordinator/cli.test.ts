@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
-import { bucketOf } from '../../protocol/bucket.js';
-import { startCoordinator, tempDir, uniqueId, waitFor } from './helpers.js';
+import { sayHello, startCoordinator, tempDir, uniqueId, waitFor } from './helpers.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const loader = fileURLToPath(new URL('../support/register-ts.js', import.meta.url));
@@ -49,7 +48,6 @@ describe('fleet CLI', () => {
     expect(prov.code).toBe(0);
     const secret = (JSON.parse(prov.stdout) as { devices: { deviceId: string; secret: string }[] }).devices[0]!;
     expect(secret.deviceId).toBe(id);
-    expect(await c.credentials.verify(id, secret.secret)).toBe(true);
 
     const table = await fleet(['devices', 'list', ...dd]);
     expect(table.code).toBe(0);
@@ -67,11 +65,12 @@ describe('fleet CLI', () => {
     const fw = JSON.parse((await fleet(['firmware', 'list', '--json', ...dd])).stdout) as { firmware: { firmwareVersion: string; size: number }[] };
     expect(fw.firmware).toMatchObject([{ firmwareVersion: '1.5.0', size: 10_000 }]);
 
-    // A deployment needs a known device: one that said hello (as the broker's ingest records it).
+    // A deployment needs a known device: one that said hello.
     const refused = await fleet(['deploy', 'create', '--firmware', '1.5.0', ...dd]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/no-eligible-devices/);
-    c.registry.applyHello({ v: 1, kind: 'hello', deviceId: id, hardwareModel: 'rpi4', firmwareVersion: '1.0.0', activeSlot: 'A', agentVersion: 'test', bucket: bucketOf(id), tags: [], securityFloor: 0, at: Date.now() }, Date.now());
+    // The secret the CLI printed is the device's: its agent connects with it and says hello.
+    await sayHello(c, [{ deviceId: id, secret: secret.secret }]);
     // The first wave needs approval, so the deployment waits.
     const created = await fleet(['deploy', 'create', '--firmware', '1.5.0', '--waves', '50,100', '--soak', '10m', '--approve', '1', '--json', ...dd]);
     expect(created.code).toBe(0);

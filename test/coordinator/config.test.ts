@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../coordinator/config.js';
 import { ConfigError } from '../../protocol/errors.js';
 import { writeKeyPair } from '../../firmware/keys.js';
-import { Coordinator } from '../../coordinator/index.js';
+import { createCoordinator } from '../../coordinator/index.js';
 import { silentLogger, tempDir } from './helpers.js';
 
 const cleanups: (() => void)[] = [];
@@ -81,18 +81,18 @@ describe('coordinator config', () => {
     const t = tempDir();
     cleanups.push(t.cleanup);
     const dataDir = join(t.dir, 'data');
-    const dev = await Coordinator.create({ logger: silentLogger, config: { dataDir, mqtt: { port: 0 }, http: { port: 0 }, credentialCost: 4 } });
+    const dev = await createCoordinator({ logger: silentLogger, config: { dataDir, mqtt: { port: 0 }, http: { port: 0 }, credentialCost: 4 } });
     await dev.stop();
     // Copy the dev key under an innocent name.
     const { readFileSync, writeFileSync } = await import('node:fs');
     const copied = join(t.dir, 'release.key');
     writeFileSync(copied, readFileSync(join(dataDir, 'keys', 'dev-signing.key')));
     await expect(
-      Coordinator.create({ logger: silentLogger, env: { APP_ENV: 'production' }, config: { dataDir, signingKeyPath: copied, adminToken: prodBase.adminToken, mqtt: { port: 0 }, http: { port: 0 } } }),
+      createCoordinator({ logger: silentLogger, env: { APP_ENV: 'production' }, config: { dataDir, signingKeyPath: copied, adminToken: prodBase.adminToken, mqtt: { port: 0 }, http: { port: 0 } } }),
     ).rejects.toThrow(/development signing key/);
     // A real release key is accepted.
     const { privatePath } = await writeKeyPair(join(t.dir, 'release'), 'release');
-    const prod = await Coordinator.create({
+    const prod = await createCoordinator({
       logger: silentLogger,
       env: { APP_ENV: 'production' },
       config: { dataDir, signingKeyPath: privatePath, adminToken: prodBase.adminToken, mqtt: { port: 0 }, http: { port: 0 } },
@@ -112,10 +112,10 @@ describe('start-up failures', () => {
     const port = (blocker.address() as { port: number }).port;
     const dataDir = join(t.dir, 'data');
     await expect(
-      Coordinator.create({ logger: silentLogger, config: { dataDir, mqtt: { port }, http: { port: 0 }, credentialCost: 4 } }),
+      createCoordinator({ logger: silentLogger, config: { dataDir, mqtt: { port }, http: { port: 0 }, credentialCost: 4 } }),
     ).rejects.toThrow(/choose another --mqtt-port/);
     await new Promise<void>((resolve) => blocker.close(() => resolve()));
-    const c = await Coordinator.create({ logger: silentLogger, config: { dataDir, mqtt: { port: 0 }, http: { port: 0 }, credentialCost: 4 } });
+    const c = await createCoordinator({ logger: silentLogger, config: { dataDir, mqtt: { port: 0 }, http: { port: 0 }, credentialCost: 4 } });
     await c.stop();
   });
 });

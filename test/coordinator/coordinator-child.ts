@@ -4,13 +4,13 @@
  * {mqttUrl, httpUrl, token, trustDir} when it is up, then runs until killed.
  */
 import { pino } from 'pino';
-import { Coordinator } from '../../coordinator/index.js';
+import { createCoordinator } from '../../coordinator/index.js';
 import { hardGatesAnalyzer } from '../../coordinator/gate/hard-gates.js';
 
 const dataDir = process.argv[2];
 if (!dataDir) throw new Error('usage: coordinator-child.ts <data-dir>');
 const httpOverrides = JSON.parse(process.env['CHILD_HTTP_CONFIG'] ?? '{}') as Record<string, unknown>;
-const c = await Coordinator.create({
+const c = await createCoordinator({
   // Hard gates only: the test's soaks are far too short for the statistical judge's exposure needs.
   analyzers: [hardGatesAnalyzer],
   logger: pino({ level: process.env['CHILD_LOG_LEVEL'] ?? 'silent' }, pino.destination(2)),

@@ -7,9 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
-import { bucketOf } from '../../protocol/bucket.js';
 import { spawnFleet } from '../support/processes.js';
-import { startCoordinator, tempDir, uniqueId } from './helpers.js';
+import { knownDevices, startCoordinator, tempDir, uniqueId } from './helpers.js';
 
 const stops: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -37,8 +36,7 @@ describe('deploy create --window-tz', () => {
     stops.push(() => c.stop());
     const dd = ['--data-dir', c.config.dataDir];
     const id = uniqueId('tz');
-    await c.provisionDevices([id], { hardwareModel: 'rpi4' });
-    c.registry.applyHello({ v: 1, kind: 'hello', deviceId: id, hardwareModel: 'rpi4', firmwareVersion: '1.0.0', activeSlot: 'A', agentVersion: 'test', bucket: bucketOf(id), tags: [], securityFloor: 0, at: Date.now() }, Date.now());
+    await knownDevices(c, [id]);
     const img = join(dir, 'fw.img');
     writeFileSync(img, Buffer.alloc(10_000, 7));
     expect((await run(['firmware', 'upload', img, '--version', '1.5.0', '--hardware', 'rpi4', ...dd])).code).toBe(0);
@@ -54,8 +52,7 @@ describe('deploy create --window-tz', () => {
     const view = JSON.parse(berlin.out.slice(berlin.out.indexOf('{'))) as { id: string; phase: string; waitingFor: string[] };
     expect(view.waitingFor).not.toContain('window');
     expect(view.phase).toBe('rolling');
-    const spec = c.rollouts.repo.list({ limit: 10 }).find((d) => d.spec.id === view.id)!.spec;
-    expect(spec.maintenanceWindows).toEqual([{ cron, durationMs: 3_600_000, timeZone: 'Europe/Berlin' }]);
+    expect(c.deployment(view.id)!.maintenanceWindows).toEqual([{ cron, durationMs: 3_600_000, timeZone: 'Europe/Berlin' }]);
 
     expect((await run(['deploy', 'abort', view.id, '--no-rollback', ...dd])).code).toBe(0);
 
@@ -63,7 +60,7 @@ describe('deploy create --window-tz', () => {
     const utc = await run(['deploy', 'create', '--firmware', '1.5.0', '--window', cron, '--window-duration', '1h', '--draft', '--json', ...dd]);
     expect(utc.code, utc.out).toBe(0);
     const draft = JSON.parse(utc.out.slice(utc.out.indexOf('{'))) as { id: string };
-    expect(c.rollouts.repo.list({ limit: 10 }).find((d) => d.spec.id === draft.id)!.spec.maintenanceWindows).toEqual([{ cron, durationMs: 3_600_000, timeZone: 'UTC' }]);
+    expect(c.deployment(draft.id)!.maintenanceWindows).toEqual([{ cron, durationMs: 3_600_000, timeZone: 'UTC' }]);
     const started = await run(['deploy', 'start', draft.id, '--json', ...dd]);
     expect(started.code, started.out).toBe(0);
     expect(JSON.parse(started.out.slice(started.out.indexOf('{')))).toMatchObject({ phase: 'pending', waitingFor: ['window'] });

@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
-import { coreJson, RevisionConflictError, SqliteDeploymentRepository } from '../../coordinator/engine/deployment-repo-sqlite.js';
+import { coreJson, RevisionConflictError, SqliteDeploymentRepository } from '../../coordinator/deployments/deployment-repo-sqlite.js';
 import { allDevices, recount } from '../../coordinator/engine/device-progress.js';
 import { createDeployment, reconcile, step } from '../../coordinator/engine/engine.js';
+import { snapshotFromProgress } from '../../coordinator/engine/snapshot.js';
 import type { DeploymentState, EngineEvent } from '../../coordinator/engine/types.js';
 import { HOUR, makeSpec, T0 } from './engine-fixtures.js';
 import { decision, opEvent, PHASE_BUILDERS } from './engine-phases.js';
@@ -67,6 +68,20 @@ describe('SQLite deployment repository', () => {
     expect(next.spec).toBe(d.state.core.spec);
     for (const core of [d.state.core, next]) expect(JSON.parse(coreJson(core))).toEqual(JSON.parse(JSON.stringify(core)));
     expect(coreJson(next)).not.toBe(coreJson(d.state.core));
+  });
+
+  it('keeps each gate snapshot under its digest and a device\'s progress across deployments', () => {
+    const d = PHASE_BUILDERS.gating!();
+    saveWhole(repo, d.state);
+    const snapshot = snapshotFromProgress(d.state, 0, d.now);
+    repo.saveSnapshot('digest-1', 'dep-1', 0, d.now, snapshot);
+    repo.saveSnapshot('digest-1', 'dep-1', 0, d.now + 1, { ...snapshot, takenAt: d.now + 1 }); // once per digest
+    const device = allDevices(d.state)[0]!;
+    const reopened = reopen();
+    expect(reopened.snapshot('digest-1')).toEqual(snapshot);
+    expect(reopened.snapshot('nope')).toBeUndefined();
+    expect(reopened.deviceHistory(device.deviceId)).toEqual([{ ...device, deploymentId: 'dep-1' }]);
+    expect(reopened.deviceHistory('nobody')).toEqual([]);
   });
 
   it('refuses a save that does not advance the revision', () => {

@@ -9,7 +9,7 @@ import type { RolloutMessage, StatusMessage } from '../../protocol/messages.js';
 import type { UpdateReason } from '../../protocol/reasons.js';
 import type { UpdateState } from '../../protocol/update-state.js';
 import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
-import { SqliteDeploymentRepository } from '../../coordinator/engine/deployment-repo-sqlite.js';
+import { SqliteDeploymentRepository } from '../../coordinator/deployments/deployment-repo-sqlite.js';
 import { DeploymentActionError, DeploymentConflictError, DeploymentNotFoundError, EFFECT_RETRY_MS, EngineRunner } from '../../coordinator/engine/engine-runner.js';
 import { defaultWaves } from '../../coordinator/engine/deployment-spec.js';
 import { bucketsOfWave } from '../../coordinator/engine/wave-plan.js';

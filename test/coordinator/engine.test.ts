@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { bucketsOfWave, explainNoMatch, smallWaveWarnings } from '../../coordinator/engine/wave-plan.js';
+import { bucketsOfWave } from '../../coordinator/engine/wave-plan.js';
+import { explainNoMatch, smallWaveWarnings } from '../../coordinator/deployments/creation-warnings.js';
 import { defaultWaves } from '../../coordinator/engine/deployment-spec.js';
 import { createDeployment, nextWakeAt, reconcile, step } from '../../coordinator/engine/engine.js';
 import { recount } from '../../coordinator/engine/device-progress.js';
@@ -338,7 +339,8 @@ describe('engine: gate decisions', () => {
     expect(d.phase).toBe('soaking');
     expect(d.state.core.pause).toMatchObject({ cause: 'monitor-limit' });
     expect(d.state.core.waves[0]!.monitorCount).toBe(d.spec.monitor.maxExtensions + 1);
-    expect(nextWakeAt(d.state, d.now)).toBeUndefined();
+    // Held: only its manifest's renewal (half-way through the manifest's 7 days) wakes it.
+    expect(nextWakeAt(d.state, d.now)).toBe(T0 + 3.5 * 24 * HOUR);
     expect(d.ev({ type: 'tick' }).state.core.phase).toBe('soaking');
     // promote = an operator Proceed, recorded as a decision
     const r = d.op({ type: 'promote' });
@@ -544,7 +546,8 @@ describe('engine: pause and resume', () => {
   it('pause freezes the wave deadline and resume shifts it by the paused time', () => {
     const d = rolling();
     d.at(T0 + 10 * MIN).op({ type: 'pause', reason: 'looking' });
-    expect(nextWakeAt(d.state, d.now)).toBeUndefined();
+    // Paused: only its manifest's renewal wakes it.
+    expect(nextWakeAt(d.state, d.now)).toBe(T0 + 3.5 * 24 * HOUR);
     expect(d.at(T0 + 2 * HOUR).ev({ type: 'tick' }).state.core.phase).toBe('rolling');
     d.op({ type: 'resume' });
     expect(d.state.core.waves[0]!.deadlineAt).toBe(T0 + HOUR + (2 * HOUR - 10 * MIN));

@@ -50,7 +50,7 @@ describe.skipIf(!hasMosquitto)('external broker (Mosquitto)', () => {
     const id = uniqueId('ext');
     const d = await device(m.url, id);
     await d.publishAsync(deviceTopic(id, 'hello'), hello(id), { qos: 1 });
-    await waitFor(() => c.registry.get(id)?.firmwareVersion === '1.0.0', 'hello through the external broker');
+    await waitFor(() => c.device(id)?.firmwareVersion === '1.0.0', 'hello through the external broker');
 
     await c.uploadFirmware({ image: Readable.from([Buffer.alloc(2000, 9)]), version: '1.1.0', hardware: ['rpi4'] });
     const got = new Promise<string>((resolve) => d.on('message', (_t, payload) => resolve(payload.toString('utf8'))));

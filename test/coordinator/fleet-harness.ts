@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { FileSlotBackend, SimulatedDevice, parseAgentConfig, type BootOutcome } from '../../agent/index.js';
 import type { BootState } from '../../agent/index.js';
 import type { Coordinator } from '../../coordinator/index.js';
+import type { Clock } from '../../protocol/clock.js';
 import { silentLogger, uniqueId, waitFor } from './helpers.js';
 
 export interface FleetDevice {
@@ -38,8 +39,8 @@ export interface FleetTarget {
   mqttUrl: string;
   trustDir: string;
   provision(ids: string[]): Promise<{ deviceId: string; secret: string }[]>;
-  /** Devices the registry knows online with a version (from their hello). */
-  registered(): Promise<number>;
+  /** Which of `ids` the registry knows online with a version (from their hello). */
+  registered(ids: readonly string[]): Promise<number>;
 }
 
 export function inProcess(c: Coordinator): FleetTarget {
@@ -47,7 +48,7 @@ export function inProcess(c: Coordinator): FleetTarget {
     mqttUrl: c.mqttUrl,
     trustDir: c.trustDir,
     provision: (ids) => c.provisionDevices(ids, { hardwareModel: 'rpi4' }),
-    registered: () => Promise.resolve(c.registry.list({ online: true }).filter((d) => d.firmwareVersion !== undefined).length),
+    registered: (ids) => Promise.resolve(ids.filter((id) => c.device(id)?.online === true && c.device(id)?.firmwareVersion !== undefined).length),
   };
 }
 
@@ -64,7 +65,10 @@ export function overApi(a: { mqttUrl: string; trustDir: string; httpUrl: string;
     mqttUrl: a.mqttUrl,
     trustDir: a.trustDir,
     provision: async (ids) => (await call<{ devices: { deviceId: string; secret: string }[] }>('POST', '/v1/devices/provision', { deviceIds: ids, hardwareModel: 'rpi4' })).devices,
-    registered: async () => (await call<{ devices: { firmwareVersion: string | null }[] }>('GET', '/v1/devices?online=true')).devices.filter((d) => d.firmwareVersion !== null).length,
+    registered: async (ids) => {
+      const online = (await call<{ devices: { deviceId: string; firmwareVersion: string | null }[] }>('GET', '/v1/devices?online=true&limit=10000')).devices;
+      return online.filter((d) => ids.includes(d.deviceId) && d.firmwareVersion !== null).length;
+    },
   };
 }
 
@@ -73,7 +77,7 @@ export async function startFleet(
   c: Coordinator | FleetTarget,
   dir: string,
   n: number,
-  options: { bootOutcome?: (id: string, boot: BootState) => BootOutcome; telemetryMs?: number } = {},
+  options: { bootOutcome?: (id: string, boot: BootState) => BootOutcome; telemetryMs?: number; clock?: Clock } = {},
 ): Promise<Fleet> {
   const target = 'provision' in c ? c : inProcess(c);
   const ids = Array.from({ length: n }, () => uniqueId('d'));
@@ -104,6 +108,7 @@ export async function startFleet(
         config,
         slots,
         logger: silentLogger,
+        ...(options.clock ? { clock: options.clock } : {}),
         ...(outcome ? { bootOutcome: (boot: BootState) => outcome(deviceId, boot) } : {}),
       });
       await dev.start();
@@ -111,7 +116,7 @@ export async function startFleet(
     }),
   );
   await waitFor(() => devices.every((d) => d.dev.agent?.connected === true), 'every agent connected');
-  await waitFor(async () => (await target.registered()) === n, 'every hello registered');
+  await waitFor(async () => (await target.registered(ids)) === n, 'every hello registered');
   return {
     devices,
     stop: async () => {

@@ -9,15 +9,13 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { FreshnessCounters } from '../../coordinator/deployments/freshness-counters.js';
-import { floorWarnings } from '../../coordinator/deployments/floor-warnings.js';
+import { floorWarnings } from '../../coordinator/deployments/creation-warnings.js';
 import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
 import type { Coordinator } from '../../coordinator/index.js';
 import { buildManifest, signManifest } from '../../firmware/manifest.js';
 import { generateSigningKey, publicKeyPem } from '../../firmware/keys.js';
 import { digestFile } from '../../firmware/image.js';
-import { ManifestSchema } from '../../protocol/signed.js';
-import { bucketOf } from '../../protocol/bucket.js';
-import { startCoordinator, tempDbPath, tempDir, uniqueId } from './helpers.js';
+import { knownDevices, startCoordinator, tempDbPath, tempDir, uniqueId } from './helpers.js';
 
 describe('freshness counters', () => {
   it('issue max(last + 1, now): monotonic through a clock that goes back, and across a reopen', () => {
@@ -75,15 +73,11 @@ describe('a coordinator signing fresh manifests', () => {
   /** A provisioned device that has said hello (a device never provisioned is a ghost, in no wave). */
   const known = async (c: Coordinator, model: string, securityFloor = 0): Promise<string> => {
     const id = uniqueId('dev');
-    await c.provisionDevices([id], { hardwareModel: model });
-    c.registry.applyHello(
-      { v: 1, kind: 'hello', deviceId: id, hardwareModel: model, firmwareVersion: '1.0.0', activeSlot: 'A', agentVersion: 'test', bucket: bucketOf(id), tags: [], securityFloor, at: Date.now() },
-      Date.now(),
-    );
+    await knownDevices(c, [id], model, { securityFloor });
     return id;
   };
   const waves = [{ percent: 100, soakMs: 1000 }];
-  const manifestOf = (c: Coordinator, id: string) => ManifestSchema.parse(c.rollouts.runner.get(id)!.core.spec.manifest.signed);
+  const manifestOf = (c: Coordinator, id: string) => c.deployment(id)!.manifest!;
 
   it('gives each deployment manifest the next metadataVersion, and warns when a release raises the floor', async () => {
     const c = await coordinator();

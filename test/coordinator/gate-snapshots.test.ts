@@ -5,7 +5,7 @@ import type { Db } from '../../coordinator/store/db.js';
 import { DeviceRegistry } from '../../coordinator/registry/device-registry.js';
 import { SnapshotBuilder } from '../../coordinator/telemetry/snapshot-builder.js';
 import { openTelemetryDatabase } from '../../coordinator/telemetry/telemetry-schema.js';
-import { GateSnapshots } from '../../coordinator/wiring/gate-snapshots.js';
+import { GateSnapshots } from '../../coordinator/deployments/gate-snapshots.js';
 import { allDevices } from '../../coordinator/engine/device-progress.js';
 import { countSnapshot, hardGateVerdict } from '../../coordinator/gate/hard-gates.js';
 import { DEFAULT_GATE_POLICY } from '../../coordinator/gate/analyzer.js';

@@ -1,12 +1,20 @@
-/** Shared helpers for coordinator tests: temp dirs, silent logger, bounded waiting. */
+/**
+ * Shared helpers for coordinator tests: temp dirs, silent logger, bounded waiting, a coordinator on
+ * loopback, devices saying hello over MQTT as their agents would, and read-only views of a data
+ * directory's databases.
+ */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import { pino, type Logger } from 'pino';
 import { onTestFinished } from 'vitest';
-import { Coordinator, type CoordinatorOptions } from '../../coordinator/index.js';
+import { createCoordinator, type Coordinator, type CoordinatorOptions } from '../../coordinator/index.js';
 import { hardGatesAnalyzer } from '../../coordinator/gate/hard-gates.js';
-import type { TelemetryMessage } from '../../protocol/messages.js';
+import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
+import type { HelloMessage, TelemetryMessage } from '../../protocol/messages.js';
+import { bucketOf } from '../../protocol/bucket.js';
+import { deviceTopic } from '../../protocol/topics.js';
 
 export function tempDir(prefix = 'fleet-coord-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -51,7 +59,7 @@ export async function startCoordinator(
   options: Omit<CoordinatorOptions, 'config'> & { config?: CoordinatorOptions['config'] } = {},
 ): Promise<Coordinator> {
   const { config, ...rest } = options;
-  return Coordinator.create({
+  return createCoordinator({
     logger: silentLogger,
     analyzers: [hardGatesAnalyzer],
     ...rest,
@@ -109,4 +117,50 @@ export function telemetryPayload(deviceId: string, seq: number, over: Partial<Te
       ...over,
     }),
   );
+}
+
+/** A v1 hello of a device on 1.0.0, slot A, model rpi4 (`over` replaces fields). */
+export function helloMessage(deviceId: string, over: Partial<HelloMessage> = {}): HelloMessage {
+  return { v: 1, kind: 'hello', deviceId, hardwareModel: 'rpi4', firmwareVersion: '1.0.0', activeSlot: 'A', agentVersion: 'test', bucket: bucketOf(deviceId), tags: [], securityFloor: 0, at: Date.now(), ...over };
+}
+
+/**
+ * Each device connects to the coordinator's broker — with its secret, or without credentials where
+ * the coordinator accepts anonymous devices (a ghost) — publishes its hello as an agent would, and
+ * disconnects once the registry has it. What a test needs before a deployment: known devices.
+ */
+export async function sayHello(c: Coordinator, devices: readonly { deviceId: string; secret?: string; hello?: Partial<HelloMessage> }[]): Promise<void> {
+  await Promise.all(
+    devices.map(async (d) => {
+      const client = await mqtt.connectAsync(c.mqttUrl, {
+        clientId: d.deviceId,
+        reconnectPeriod: 0,
+        ...(d.secret !== undefined ? { username: d.deviceId, password: d.secret } : {}),
+      });
+      try {
+        const hello = helloMessage(d.deviceId, d.hello);
+        await client.publishAsync(deviceTopic(d.deviceId, 'hello'), JSON.stringify(hello), { qos: 1 });
+        await waitFor(() => c.device(d.deviceId)?.firmwareVersion === hello.firmwareVersion, `the hello of ${d.deviceId}`);
+      } finally {
+        await client.endAsync();
+      }
+    }),
+  );
+}
+
+/** Provisions devices of `hardwareModel` and has each say hello (`hello` fields apply to all). */
+export async function knownDevices(c: Coordinator, ids: readonly string[], hardwareModel = 'rpi4', hello: Partial<HelloMessage> = {}): Promise<void> {
+  const provisioned = await c.provisionDevices(ids, { hardwareModel });
+  await sayHello(c, provisioned.map((p) => ({ deviceId: p.deviceId, secret: p.secret, hello: { hardwareModel, ...hello } })));
+}
+
+/**
+ * One of a data directory's databases (`fleet.db` or `telemetry.db`), opened read-only beside the
+ * running coordinator and closed when the test finishes.
+ */
+export function readDatabase(dataDir: string, name: 'fleet' | 'telemetry'): Db {
+  const db = openDatabase(join(dataDir, `${name}.db`), { readonly: true });
+  db.pragma('busy_timeout = 5000');
+  onTestFinished(() => closeDatabase(db));
+  return db;
 }

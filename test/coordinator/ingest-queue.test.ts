@@ -7,7 +7,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
 import { deviceTopic } from '../../protocol/topics.js';
-import { startCoordinator, telemetryPayload, tempDir, uniqueId, waitFor } from './helpers.js';
+import { readDatabase, startCoordinator, telemetryPayload, tempDir, uniqueId, waitFor } from './helpers.js';
 
 let c: Coordinator | undefined;
 let cleanup: (() => void) | undefined;
@@ -45,11 +45,11 @@ describe('telemetry queue', () => {
     const co = await start(3, 100);
     const { id, client } = await device(co);
     for (let seq = 1; seq <= 3; seq++) await client.publishAsync(deviceTopic(id, 'telemetry'), telemetryPayload(id, seq), { qos: 1 });
-    await waitFor(() => co.telemetry.written >= 3, 'batch committed', 5_000);
-    expect(co.telemetry.written).toBe(3);
-    expect(co.telemetry.pending).toBe(0);
-    expect(co.counters.get('ingest.telemetry')).toBe(3);
-    expect(co.counters.get('telemetry.dropped')).toBe(0);
+    await waitFor(() => co.counter('telemetry.written') >= 3, 'batch committed', 5_000);
+    expect(co.counter('telemetry.written')).toBe(3);
+    expect(co.metrics().telemetry.pending).toBe(0);
+    expect(co.counter('ingest.telemetry')).toBe(3);
+    expect(co.counter('telemetry.dropped')).toBe(0);
   });
 
   it('drops and counts telemetry past maxQueue, keeps the queued rest and stores it on flush', async () => {
@@ -57,16 +57,16 @@ describe('telemetry queue', () => {
     const { id, client } = await device(co);
     // QoS 1: each PUBACK comes after the broker hook ran, so every message has been queued or dropped.
     for (let seq = 1; seq <= 5; seq++) await client.publishAsync(deviceTopic(id, 'telemetry'), telemetryPayload(id, seq), { qos: 1 });
-    expect(co.counters.get('telemetry.dropped')).toBe(2);
-    expect(co.telemetry.pending).toBe(3);
+    expect(co.counter('telemetry.dropped')).toBe(2);
+    expect(co.metrics().telemetry.pending).toBe(3);
     expect(await co.flush()).toBe(3);
-    expect(co.counters.get('ingest.telemetry')).toBe(3);
-    const raw = co.telemetryDb.prepare('SELECT SUM(n) AS n FROM telemetry_samples WHERE device_id = ?').get(id) as { n: number };
+    expect(co.counter('ingest.telemetry')).toBe(3);
+    const raw = readDatabase(co.config.dataDir, 'telemetry').prepare('SELECT SUM(n) AS n FROM telemetry_samples WHERE device_id = ?').get(id) as { n: number };
     expect(raw.n).toBe(3);
     // The queue drained: new telemetry is accepted again.
     await client.publishAsync(deviceTopic(id, 'telemetry'), telemetryPayload(id, 6), { qos: 1 });
-    expect(co.telemetry.pending).toBe(1);
-    expect(co.counters.get('telemetry.dropped')).toBe(2);
+    expect(co.metrics().telemetry.pending).toBe(1);
+    expect(co.counter('telemetry.dropped')).toBe(2);
     expect(await co.flush()).toBe(1);
   });
 });

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic } from '../../protocol/topics.js';
-import { startCoordinator, telemetryPayload, tempDir, uniqueId, waitFor } from './helpers.js';
+import { readDatabase, startCoordinator, telemetryPayload, tempDir, uniqueId, waitFor } from './helpers.js';
 
 let c: Coordinator;
 let cleanup: () => void;
@@ -53,14 +53,14 @@ describe('device ingest', () => {
   it('registers a device from its hello and tracks online/offline', async () => {
     const { id, client } = await connectDevice();
     await client.publishAsync(deviceTopic(id, 'hello'), JSON.stringify(hello(id)), { qos: 1 });
-    await waitFor(() => c.registry.get(id)?.firmwareVersion === '1.0.0', 'hello registered');
-    expect(c.registry.get(id)).toMatchObject({ hardwareModel: 'rpi4', activeSlot: 'A', agentVersion: '0.1.0', tags: ['lab'], online: true, bucket: bucketOf(id) });
+    await waitFor(() => c.device(id)?.firmwareVersion === '1.0.0', 'hello registered');
+    expect(c.device(id)).toMatchObject({ hardwareModel: 'rpi4', activeSlot: 'A', agentVersion: '0.1.0', tags: ['lab'], online: true, bucket: bucketOf(id) });
     await client.publishAsync(deviceTopic(id, 'presence'), JSON.stringify({ v: 1, kind: 'presence', deviceId: id, state: 'offline' }), { qos: 1 });
-    await waitFor(() => c.registry.get(id)?.online === false, 'offline from presence');
+    await waitFor(() => c.device(id)?.online === false, 'offline from presence');
     await client.publishAsync(deviceTopic(id, 'hello'), JSON.stringify(hello(id)), { qos: 1 });
-    await waitFor(() => c.registry.get(id)?.online === true, 'online again');
+    await waitFor(() => c.device(id)?.online === true, 'online again');
     await client.endAsync(true);
-    await waitFor(() => c.registry.get(id)?.online === false, 'offline after disconnect');
+    await waitFor(() => c.device(id)?.online === false, 'offline after disconnect');
   });
 
   it('drops and counts bad payloads and keeps going', async () => {
@@ -74,15 +74,15 @@ describe('device ingest', () => {
       [deviceTopic(id, 'presence'), JSON.stringify({ v: 1, kind: 'presence', deviceId: id, state: 'sideways' })],
     ];
     for (const [topic, payload] of bad) await client.publishAsync(topic, payload, { qos: 1 });
-    await waitFor(() => c.counters.get('ingest.bad') === bad.length, 'bad messages counted');
-    expect(c.counters.get('ingest.bad.status')).toBe(1);
-    expect(c.counters.get('ingest.bad.telemetry')).toBe(1);
-    expect(c.counters.get('ingest.bad.hello')).toBe(2);
-    expect(c.counters.get('ingest.bad.presence')).toBe(1);
-    expect(c.registry.get(other)).toBeUndefined();
+    await waitFor(() => c.counter('ingest.bad') === bad.length, 'bad messages counted');
+    expect(c.counter('ingest.bad.status')).toBe(1);
+    expect(c.counter('ingest.bad.telemetry')).toBe(1);
+    expect(c.counter('ingest.bad.hello')).toBe(2);
+    expect(c.counter('ingest.bad.presence')).toBe(1);
+    expect(c.device(other)).toBeUndefined();
     // Still alive: a good message goes through on the same connection.
     await client.publishAsync(deviceTopic(id, 'hello'), JSON.stringify(hello(id)), { qos: 1 });
-    await waitFor(() => c.registry.get(id)?.firmwareVersion === '1.0.0', 'good hello after bad ones');
+    await waitFor(() => c.device(id)?.firmwareVersion === '1.0.0', 'good hello after bad ones');
     const metrics = (await (await fetch(`${c.httpUrl}/v1/metrics`, { headers: { authorization: `Bearer ${c.adminToken}` } })).json()) as { counters: Record<string, number> };
     expect(metrics.counters['ingest.bad']).toBe(bad.length);
   });
@@ -94,10 +94,11 @@ describe('device ingest', () => {
     await client.publishAsync(deviceTopic(id, 'telemetry'), telemetryPayload(id, 2, { counters: { crashes: 3, agentRestarts: 0, errors: 9, reboots: 1 } }), { qos: 1 });
     // A counter reset (wiped data dir): everything it shows now is new.
     await client.publishAsync(deviceTopic(id, 'telemetry'), telemetryPayload(id, 3, { counters: { crashes: 1, agentRestarts: 0, errors: 0, reboots: 0 } }), { qos: 1 });
-    await waitFor(() => c.telemetry.written >= 3, 'telemetry flushed');
-    const raw = c.telemetryDb.prepare('SELECT SUM(n) AS n FROM telemetry_samples WHERE device_id = ?').get(id) as { n: number };
+    await waitFor(() => c.counter('telemetry.written') >= 3, 'telemetry flushed');
+    const telemetryDb = readDatabase(c.config.dataDir, 'telemetry');
+    const raw = telemetryDb.prepare('SELECT SUM(n) AS n FROM telemetry_samples WHERE device_id = ?').get(id) as { n: number };
     expect(raw.n).toBe(3);
-    const sums = c.telemetryDb.prepare('SELECT SUM(samples) AS s, SUM(crashes) AS crashes, SUM(errors) AS errors FROM telemetry_rollup WHERE device_id = ?').get(id) as {
+    const sums = telemetryDb.prepare('SELECT SUM(samples) AS s, SUM(crashes) AS crashes, SUM(errors) AS errors FROM telemetry_rollup WHERE device_id = ?').get(id) as {
       s: number;
       crashes: number;
       errors: number;
@@ -111,14 +112,14 @@ describe('status inbox', () => {
   it('replays an acknowledged status the engine had not stored when the coordinator died', async () => {
     const { id, client } = await connectDevice();
     await client.publishAsync(deviceTopic(id, 'hello'), JSON.stringify(hello(id)), { qos: 1 });
-    await waitFor(() => c.registry.get(id)?.firmwareVersion === '1.0.0', 'hello registered');
+    await waitFor(() => c.device(id)?.firmwareVersion === '1.0.0', 'hello registered');
     await c.uploadFirmware({ image: Readable.from([Buffer.alloc(1000, 1)]), version: '1.1.0', hardware: ['rpi4'] });
     const d = await c.createDeployment({
       firmwareVersion: '1.1.0',
       target: { hardwareModels: ['rpi4'] },
       waves: [{ percent: 100, soakMs: 60_000, deadlineMs: 600_000, minDevicesReporting: 1 }],
     });
-    await waitFor(() => c.rollouts.devices(d.id).some((p) => p.deviceId === id), 'device is a member');
+    await waitFor(() => c.deploymentDevices(d.id).some((p) => p.deviceId === id), 'device is a member');
     await client.endAsync(true);
     clients.length = 0;
     const dataDir = c.config.dataDir;
@@ -130,6 +131,6 @@ describe('status inbox', () => {
     db.prepare('INSERT INTO status_inbox (device_id, deployment_id, seq, received_at, message_json) VALUES (?, ?, ?, ?, ?)').run(id, d.id, 1, Date.now(), JSON.stringify(status));
     db.close();
     c = await startCoordinator(dataDir);
-    expect(c.rollouts.devices(d.id).find((p) => p.deviceId === id)?.state).toBe('downloading');
+    expect(c.deploymentDevices(d.id).find((p) => p.deviceId === id)?.state).toBe('downloading');
   });
 });

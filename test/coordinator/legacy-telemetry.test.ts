@@ -9,7 +9,7 @@ import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
 import { ALL_MIGRATIONS } from '../../coordinator/store/migration-list.js';
 import { SnapshotBuilder } from '../../coordinator/telemetry/snapshot-builder.js';
 import type { Coordinator } from '../../coordinator/index.js';
-import { startCoordinator, tempDir } from './helpers.js';
+import { readDatabase, startCoordinator, tempDir } from './helpers.js';
 
 const T0 = 1_800_000_000_000;
 let c: Coordinator | undefined;
@@ -40,12 +40,13 @@ describe('telemetry kept in fleet.db by an older coordinator', () => {
   it('moves to telemetry.db once, and the gates read it as before', async () => {
     const dir = legacyDataDir();
     c = await startCoordinator(dir);
-    const tables = c.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('telemetry_raw', 'telemetry_rollup', 'device_counters')").all();
+    const telemetryDb = readDatabase(dir, 'telemetry');
+    const tables = readDatabase(dir, 'fleet').prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('telemetry_raw', 'telemetry_rollup', 'device_counters')").all();
     expect(tables).toEqual([]);
-    expect(c.telemetryDb.prepare('SELECT device_id, at, seq, firmware_version, crashes FROM device_counters').all()).toEqual([
+    expect(telemetryDb.prepare('SELECT device_id, at, seq, firmware_version, crashes FROM device_counters').all()).toEqual([
       { device_id: 'old-1', at: T0 + 120_000, seq: 3, firmware_version: '2.0.0', crashes: 4 },
     ]);
-    const summary = new SnapshotBuilder(c.telemetryDb, 60_000).summarizeDevice('old-1', '2.0.0', T0, T0 + 180_000).summary;
+    const summary = new SnapshotBuilder(telemetryDb, 60_000).summarizeDevice('old-1', '2.0.0', T0, T0 + 180_000).summary;
     expect(summary.samples).toBe(3);
     expect(summary.events).toEqual({ crashes: 1, errors: 2, reboots: 0, agentRestarts: 0 });
     expect(summary.errorSignatures).toEqual(['boom at <hex>']);
@@ -55,7 +56,8 @@ describe('telemetry kept in fleet.db by an older coordinator', () => {
     // A second start moves nothing again.
     await c.stop();
     c = await startCoordinator(dir);
-    expect(c.telemetryDb.prepare('SELECT COUNT(*) AS n FROM telemetry_rollup').get()).toEqual({ n: 1 });
-    expect(c.telemetryDb.prepare('SELECT SUM(n) AS n FROM telemetry_samples').get()).toEqual({ n: 3 });
+    const again = readDatabase(dir, 'telemetry');
+    expect(again.prepare('SELECT COUNT(*) AS n FROM telemetry_rollup').get()).toEqual({ n: 1 });
+    expect(again.prepare('SELECT SUM(n) AS n FROM telemetry_samples').get()).toEqual({ n: 3 });
   });
 });

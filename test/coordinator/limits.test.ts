@@ -10,6 +10,7 @@ import { BusyError, FairQueue } from '../../coordinator/broker/fair-queue.js';
 import { TokenBuckets } from '../../coordinator/ingest/token-buckets.js';
 import { LogLimiter } from '../../coordinator/log-limiter.js';
 import { DeviceIngest } from '../../coordinator/ingest/device-ingest.js';
+import { BadMessages } from '../../coordinator/ingest/bad-messages.js';
 import { Counters } from '../../coordinator/metrics.js';
 import type { InboundMessage } from '../../coordinator/broker/transport.js';
 import { deviceTopic } from '../../protocol/topics.js';
@@ -133,17 +134,18 @@ describe('ingest: per-device buckets before parsing', () => {
     const counters = new Counters();
     const shed: string[] = [];
     const got = { telemetry: 0, hello: 0, status: 0 };
-    const ingest = new DeviceIngest(
-      {
+    const ingest = new DeviceIngest({
+      handlers: {
         hello: () => void got.hello++,
         status: () => void got.status++,
         telemetry: () => void got.telemetry++,
         presence: () => undefined,
       },
       counters,
-      silentLogger,
-      { telemetry: { perSecond: 1, burst: 3 }, control: { perSecond: 1, burst: 5 }, now: () => now, onShed: (id, ch) => shed.push(`${id}:${ch}`) },
-    );
+      logger: silentLogger,
+      bad: new BadMessages(counters, silentLogger),
+      limits: { telemetry: { perSecond: 1, burst: 3 }, control: { perSecond: 1, burst: 5 }, now: () => now, onShed: (id, ch) => shed.push(`${id}:${ch}`) },
+    });
     let acks = 0;
     const msg = (deviceId: string, channel: 'telemetry' | 'hello' | 'status', payload: Buffer): InboundMessage => ({
       topic: deviceTopic(deviceId, channel), payload, clientDeviceId: deviceId, ack: () => void acks++,
@@ -169,7 +171,9 @@ describe('ingest: a status the handler could not store', () => {
     const payload = readFileSync(new URL('../fixtures/messages/v1/status-failed.json', import.meta.url));
     const id = (JSON.parse(payload.toString()) as { deviceId: string }).deviceId;
     const ackOf = (status: () => Promise<void> | void): Promise<Error | undefined> => {
-      const ingest = new DeviceIngest({ hello: () => undefined, status, telemetry: () => undefined, presence: () => undefined }, new Counters(), silentLogger);
+      const counters = new Counters();
+      const handlers = { hello: () => undefined, status, telemetry: () => undefined, presence: () => undefined };
+      const ingest = new DeviceIngest({ handlers, counters, logger: silentLogger, bad: new BadMessages(counters, silentLogger) });
       return new Promise((resolve) => ingest.handle({ topic: deviceTopic(id, 'status'), payload, clientDeviceId: id, ack: resolve }));
     };
     const thrown = await ackOf(() => {
@@ -178,5 +182,17 @@ describe('ingest: a status the handler could not store', () => {
     const rejected = await ackOf(() => Promise.reject(new Error('disk I/O error')));
     const stored = await ackOf(() => undefined);
     expect([thrown?.message, rejected?.message, stored]).toEqual(['disk I/O error', 'disk I/O error', undefined]);
+  });
+});
+
+describe('bad-message accounting: one account for the edge and the telemetry thread', () => {
+  it('counts what the edge refuses and what the telemetry thread could not parse under the same names', () => {
+    const counters = new Counters();
+    const bad = new BadMessages(counters, silentLogger);
+    const ingest = new DeviceIngest({ handlers: { hello: () => undefined, status: () => undefined, telemetry: () => undefined, presence: () => undefined }, counters, logger: silentLogger, bad });
+    ingest.handle({ topic: deviceTopic('pi-1', 'hello'), payload: Buffer.from('{'), clientDeviceId: 'pi-1', ack: () => undefined });
+    // A batch with 25 unparsable messages, 2 of them described (the thread describes a bounded number).
+    bad.telemetry([{ deviceId: 'pi-2', reason: 'not JSON' }, { deviceId: 'pi-3', reason: 'not JSON' }], 25);
+    expect(counters.snapshot()).toMatchObject({ 'ingest.bad': 26, 'ingest.bad.hello': 1, 'ingest.bad.telemetry': 25 });
   });
 });

@@ -148,7 +148,7 @@ describe('abort while a device is offline', () => {
     });
     await dev.start();
     stops.push(() => dev.stop());
-    await waitFor(() => coordinator.registry.get(deviceId)?.firmwareVersion === '1.0.0', 'hello registered');
+    await waitFor(() => coordinator.device(deviceId)?.firmwareVersion === '1.0.0', 'hello registered');
 
     // Every stage the agent's job passes through, sampled on each state change and by polling.
     const stages = new Set<string>();
@@ -181,10 +181,10 @@ describe('abort while a device is offline', () => {
     // The rest of the artifact arriving now changes nothing.
     artifacts.release();
     await waitFor(
-      () => coordinator.rollouts.devices(d.id).find((p) => p.deviceId === deviceId)?.state === 'failed',
+      () => coordinator.deploymentDevices(d.id).find((p) => p.deviceId === deviceId)?.state === 'failed',
       'coordinator heard the failed/aborted report',
     );
-    expect(coordinator.rollouts.devices(d.id).find((p) => p.deviceId === deviceId)).toMatchObject({ state: 'failed', reason: 'aborted' });
+    expect(coordinator.deploymentDevices(d.id).find((p) => p.deviceId === deviceId)).toMatchObject({ state: 'failed', reason: 'aborted' });
     await new Promise((r) => setTimeout(r, 300));
     expect(stages.has('trial')).toBe(false);
     expect(stages.has('rebooting')).toBe(false);

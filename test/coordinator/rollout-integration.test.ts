@@ -45,7 +45,7 @@ describe('rollouts with real agents', () => {
     const decided = view.decisions!.filter((x) => x.source === 'gate' || x.source === 'empty-wave');
     expect(decided.map((x) => [x.wave, x.final.recommendation])).toEqual([[0, 'Proceed'], [1, 'Proceed'], [2, 'Proceed']]);
     for (const x of decided) expect(x.source).toBe(view.waves[x.wave]!.counts['tracked'] === 0 ? 'empty-wave' : 'gate');
-    await waitFor(() => c.registry.list().every((r) => r.firmwareVersion === '1.1.0'), 'registry shows 1.1.0 everywhere', 10_000);
+    await waitFor(() => c.devices().every((r) => r.firmwareVersion === '1.1.0'), 'registry shows 1.1.0 everywhere', 10_000);
     for (const dev of fleet.devices) expect(dev.dev.bricked).toBe(false);
   });
 
@@ -66,9 +66,9 @@ describe('rollouts with real agents', () => {
     await waitFor(() => phaseOf(c, d.id) === 'rolled-back', 'rolled back', 60_000, 50);
     const view = c.deployment(d.id)!;
     expect(view.rollback).toMatchObject({ exposed, confirmed: exposed, unreachable: 0 });
-    await waitFor(() => c.registry.list().every((r) => r.firmwareVersion === '1.0.0'), 'every device back on 1.0.0', 20_000);
+    await waitFor(() => c.devices().every((r) => r.firmwareVersion === '1.0.0'), 'every device back on 1.0.0', 20_000);
     // The rollout topics now carry a retained cancel: no manifest for a late device to pick up.
-    expect(c.auditLog.list({ subject: d.id, limit: 500 }).map((e) => e.action)).toContain('deployment.rollback-started');
+    expect(c.auditEntries({ subject: d.id, limit: 500 }).map((e) => e.action)).toContain('deployment.rollback-started');
   });
 
   it('stops a bad image at its first wave: trial failures abort, the rest of the fleet is never touched', async () => {
@@ -91,9 +91,9 @@ describe('rollouts with real agents', () => {
     expect(abortDecision).toBeDefined();
     expect(view.waves[0]!.counts['trialFailures']).toBeGreaterThan(0);
     for (const dev of fleet.devices) expect(dev.dev.bricked).toBe(false);
-    await waitFor(() => c.registry.list().every((r) => r.firmwareVersion === '1.0.0'), 'every device on 1.0.0', 20_000);
+    await waitFor(() => c.devices().every((r) => r.firmwareVersion === '1.0.0'), 'every device on 1.0.0', 20_000);
     // Devices outside the first wave never saw the image: they never reported for this deployment.
-    const touched = new Set(c.rollouts.devices(d.id).filter((p) => p.state !== 'pending').map((p) => p.deviceId));
+    const touched = new Set(c.deploymentDevices(d.id).filter((p) => p.state !== 'pending').map((p) => p.deviceId));
     const untouched = fleet.devices.filter((x) => !touched.has(x.id));
     expect(untouched.length).toBeGreaterThan(0);
     expect(touched.has(first)).toBe(true);

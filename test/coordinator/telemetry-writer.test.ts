@@ -48,7 +48,7 @@ async function rig(over: Partial<TelemetryWriterOptions> = {}): Promise<Rig> {
     logger: pino({ level: 'silent' }),
     counters,
     onVersions: (n) => notes.push(...n),
-    onBad: (b, count) => bad.push({ bad: b, count }),
+    bad: { telemetry: (b, count) => void bad.push({ bad: [...b], count }) },
     ...over,
   });
   cleanups.push(() => writer.stop());
@@ -148,7 +148,7 @@ describe('telemetry writer', () => {
         path: t.dir, // a directory, not a database file
         store: { rollupSlotMs: 60_000, rawRetentionMs: 3_600_000, maxExposureGapMs: 300_000 },
         flushIntervalMs: 100, maxBatch: 10, maxQueue: 10, timers: systemClock, logger: pino({ level: 'silent' }), counters: new Counters(),
-        onVersions: () => undefined, onBad: () => undefined,
+        onVersions: () => undefined, bad: { telemetry: () => undefined },
       }),
     ).rejects.toThrow(/cannot start telemetry storage .*check the data directory/);
   });

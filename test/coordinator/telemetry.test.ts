@@ -23,6 +23,7 @@ import { rollupFromRow, type RollupRow } from '../../coordinator/telemetry/telem
 import { CanarySnapshotSchema } from '../../protocol/canary.js';
 import type { TelemetryMessage } from '../../protocol/messages.js';
 import { definedProps } from '../../firmware/defined-props.js';
+import { tempDbPath } from './helpers.js';
 
 const H = 3_600_000;
 const T0 = 1_800_000_000_000;
@@ -127,7 +128,7 @@ describe('packed rollup sums', () => {
       db.prepare(`INSERT INTO telemetry_rollup (device_id, slot_start, firmware_version, samples, first_at, last_at, exposure_ms, crashes,
         errors, reboots, agent_restarts, metrics_json, error_lines) VALUES ('d1', ?, '1.0.0', 3, ?, ?, 60000, 0, 1, 0, 0, ?, '["oops"]')`)
         .run(T0, T0, T0 + 60_000, JSON.stringify({ cpuPct: cpu, memUsedMb: mem }));
-      expect(applyMigrations(db, TELEMETRY_MIGRATIONS)).toEqual([2]);
+      expect(applyMigrations(db, TELEMETRY_MIGRATIONS)).toEqual([2, 3]);
       const row = db.prepare('SELECT * FROM telemetry_rollup').get() as RollupRow & { metrics_json?: string };
       expect(row.metrics_json).toBeUndefined();
       const r = rollupFromRow(row);
@@ -292,6 +293,71 @@ describe('telemetry store: counters across a firmware-version change', () => {
     store.flush();
     const sum = db.prepare('SELECT firmware_version AS v, SUM(crashes) AS c, SUM(reboots) AS r FROM telemetry_rollup GROUP BY firmware_version ORDER BY v').all();
     expect(sum).toEqual([{ v: '1.0.0', c: 1, r: 0 }, { v: '2.0.0', c: 3, r: 0 }]);
+  });
+});
+
+describe('telemetry store: an offline gap across a coordinator restart', () => {
+  const OPTS = { rollupSlotMs: 10 * 60_000, rawRetentionMs: 48 * H, maxExposureGapMs: 5 * 60_000 };
+  /** Minutes 0..10, offline until minute 130, then minutes 130..140; `boot` describes the return. */
+  const messages = (id: string, boot?: { bootCount: number; uptimeS: number }): [TelemetryMessage, number][] => {
+    const out: [TelemetryMessage, number][] = [];
+    for (const i of [...Array.from({ length: 11 }, (_, k) => k), ...Array.from({ length: 11 }, (_, k) => 130 + k)]) {
+      const m = msg(id, '1.0.0', i, 20, { crashes: i >= 130 ? 3 : 0 });
+      out.push([i >= 130 && boot ? { ...m, bootCount: boot.bootCount, uptimeS: boot.uptimeS + (i - 130) * 60 } : m, T0 + i * 60_000]);
+    }
+    return out;
+  };
+  const exposureMs = (db: ReturnType<typeof openTelemetryDatabase>, id: string): number =>
+    (db.prepare('SELECT SUM(exposure_ms) AS e FROM telemetry_rollup WHERE device_id = ?').get(id) as { e: number }).e;
+
+  it.each([
+    ['ran through the gap', undefined, 140],
+    // Booted in the gap, up 30 minutes when it came back: the rest of the gap is charged with the cap.
+    ['rebooted in the gap', { bootCount: 2, uptimeS: 30 * 60 }, 10 + 30 + 5 + 10],
+  ] as const)('charges the gap the same whether or not the coordinator restarted in it (%s)', (_what, boot, minutes) => {
+    const id = 'gap-1';
+    const all = messages(id, boot);
+    // One store throughout.
+    const steady = openTelemetryDatabase(':memory:');
+    const store = new TelemetryStore(steady, OPTS);
+    for (const [m, at] of all) store.add(m, at);
+    store.flush();
+    // The same messages with the telemetry database closed and reopened by a new store in the gap.
+    const path = tempDbPath().replace(/fleet\.db$/, 'telemetry.db');
+    const before = openTelemetryDatabase(path);
+    const first = new TelemetryStore(before, OPTS);
+    for (const [m, at] of all.slice(0, 11)) first.add(m, at);
+    first.flush();
+    closeDatabase(before);
+    const reopened = openTelemetryDatabase(path);
+    try {
+      const second = new TelemetryStore(reopened, OPTS);
+      for (const [m, at] of all.slice(11)) second.add(m, at);
+      second.flush();
+      expect(exposureMs(steady, id)).toBe(minutes * 60_000);
+      const rows = (db: ReturnType<typeof openTelemetryDatabase>) => db.prepare('SELECT * FROM telemetry_rollup ORDER BY slot_start').all();
+      expect(rows(reopened)).toEqual(rows(steady));
+      expect(reopened.prepare('SELECT device_at, boot_count FROM device_counters').get()).toEqual({ device_at: all.at(-1)![0].at, boot_count: boot?.bootCount ?? 1 });
+    } finally {
+      closeDatabase(reopened);
+      closeDatabase(steady);
+    }
+  });
+
+  it('falls back to the capped gap once for a reading stored before the device clock was', () => {
+    const db = openDatabase(':memory:', { migrations: TELEMETRY_MIGRATIONS.filter((m) => m.version < 3) });
+    try {
+      db.prepare(`INSERT INTO device_counters (device_id, at, seq, firmware_version, crashes, errors, reboots, agent_restarts)
+        VALUES ('old-2', ?, 10, '1.0.0', 0, 0, 0, 0)`).run(T0 + 10 * 60_000);
+      expect(applyMigrations(db, TELEMETRY_MIGRATIONS)).toEqual([3]);
+      const store = new TelemetryStore(db, OPTS);
+      for (const [m, at] of messages('old-2').slice(11)) store.add(m, at);
+      store.flush();
+      // 5 minutes for the gap (the cap), then 10 minutes of steady reports.
+      expect(exposureMs(db, 'old-2')).toBe(15 * 60_000);
+    } finally {
+      closeDatabase(db);
+    }
   });
 });
 

@@ -30,7 +30,7 @@ describe('TLS', () => {
     const client = await mqtt.connectAsync(c.mqttUrl, { clientId: id, username: id, password: cred!.secret, ca: readFileSync(cert), reconnectPeriod: 0 });
     stops.push(() => client.endAsync(true));
     await client.publishAsync(deviceTopic(id, 'presence'), JSON.stringify({ v: 1, kind: 'presence', deviceId: id, state: 'online' }), { qos: 1 });
-    await waitFor(() => c.counters.get('ingest.presence') === 1, 'presence over TLS');
+    await waitFor(() => c.counter('ingest.presence') === 1, 'presence over TLS');
     await expect(mqtt.connectAsync(c.mqttUrl, { clientId: id, username: id, password: 'wrong', ca: readFileSync(cert), reconnectPeriod: 0 })).rejects.toThrow();
     // A plain-TCP client gets nowhere.
     const plain = mqtt.connect(c.mqttUrl.replace('mqtts', 'mqtt'), { clientId: uniqueId('plain'), reconnectPeriod: 0, connectTimeout: 2000 });

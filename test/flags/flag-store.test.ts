@@ -1,13 +1,12 @@
 /** The SQLite flag store, its audit trail, the device flags message and the admin API routes. */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FlagsMessageSchema } from '../../protocol/messages.js';
 import { normalizedValue } from '../../protocol/flag-bucketing.js';
 import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
 import { STORE_MIGRATIONS } from '../../coordinator/store/schema.js';
 import { AuditLog } from '../../coordinator/store/audit-log.js';
-import { Router } from '../../coordinator/admin/router.js';
+import { createAdminApi, type AdminApi } from '../../coordinator/admin/admin-api.js';
+import { tokenAuthenticator } from '../../coordinator/users/access.js';
 import { FLAG_MIGRATIONS } from '../../coordinator/flags/flag-migrations.js';
 import { FlagStore, type FlagChange } from '../../coordinator/flags/flag-store.js';
 import { CANARY_AI_FLAG, evaluateFlag, waveKey } from '../../coordinator/flags/flag-model.js';
@@ -88,18 +87,16 @@ describe('FlagStore', () => {
 });
 
 describe('flag admin routes', () => {
-  let server: Server;
+  let api: AdminApi;
   let base: string;
   const token = 'test-token-0123456789abcdef';
   beforeEach(async () => {
-    const router = new Router({ token });
-    registerFlagRoutes(router, { flags: store });
-    server = createServer(router.handle);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    api = await createAdminApi({ authenticator: tokenAuthenticator(token) });
+    registerFlagRoutes(api, { flags: store });
+    base = await api.listen({ port: 0, host: '127.0.0.1' });
   });
   afterEach(async () => {
-    await new Promise<void>((r) => server.close(() => r()));
+    await api.close();
   });
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(base + path, {

@@ -3,14 +3,13 @@
  * 127.0.0.1), and the flag-driven analyzer selection the gate uses: per-wave variants choose the AI's
  * prompt and model, and one kill turns the AI off for every wave.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
 import { STORE_MIGRATIONS } from '../../coordinator/store/schema.js';
 import { AuditLog } from '../../coordinator/store/audit-log.js';
-import { Router } from '../../coordinator/admin/router.js';
+import { createAdminApi, type AdminApi } from '../../coordinator/admin/admin-api.js';
+import { tokenAuthenticator } from '../../coordinator/users/access.js';
 import { FLAG_MIGRATIONS } from '../../coordinator/flags/flag-migrations.js';
 import { FlagStore } from '../../coordinator/flags/flag-store.js';
 import { registerFlagRoutes } from '../../coordinator/flags/flag-routes.js';
@@ -21,21 +20,19 @@ const token = 'flags-cli-token-0123456789';
 let db: Db;
 let store: FlagStore;
 let audit: AuditLog;
-let server: Server;
+let api: AdminApi;
 let url: string;
 
 beforeEach(async () => {
   db = openDatabase(':memory:', { migrations: [...STORE_MIGRATIONS, ...FLAG_MIGRATIONS] });
   audit = new AuditLog(db);
   store = new FlagStore({ db, now: () => 1_800_000_000_000, audit });
-  const router = new Router({ token });
-  registerFlagRoutes(router, { flags: store });
-  server = createServer(router.handle);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  api = await createAdminApi({ authenticator: tokenAuthenticator(token) });
+  registerFlagRoutes(api, { flags: store });
+  url = await api.listen({ port: 0, host: '127.0.0.1' });
 });
 afterEach(async () => {
-  await new Promise<void>((r) => server.close(() => r()));
+  await api.close();
   closeDatabase(db);
 });
 
@@ -67,7 +64,11 @@ describe('fleet flags', () => {
     const killed = JSON.parse(await fleet('flags', 'kill', 'canary.ai', '--json')) as { enabled: boolean };
     expect(killed.enabled).toBe(false);
     expect(await fleet('flags', 'history', 'canary.ai')).toMatch(/kill[\s\S]*set/);
-    expect(audit.list().map((e) => [e.action, e.actor])).toEqual([['flag.kill', 'operator'], ['flag.set', 'operator']]);
+    // The token is the coordinator's admin token: the built-in admin, named in every entry.
+    expect(audit.list().map((e) => [e.action, e.actor, e.user, e.role, e.source])).toEqual([
+      ['flag.kill', 'admin', 'admin', 'admin', '127.0.0.1'],
+      ['flag.set', 'admin', 'admin', 'admin', '127.0.0.1'],
+    ]);
     await expect(fleet('flags', 'set', 'canary.ai')).rejects.toThrow(/nothing to change/);
     await expect(fleet('flags', 'set', 'new.flag', '--rollout', '10')).rejects.toThrow(/enabled/);
   });

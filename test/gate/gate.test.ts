@@ -225,7 +225,7 @@ describe('runGate', () => {
         return { ok: true, verdict: verdict('Monitor'), latencyMs: 1 };
       },
     };
-    const p = runGate({ snapshot, analyzers: [slowStat, hardGatesAnalyzer], policy, clock, id: 'dec-1', attempt: 1 });
+    const p = runGate({ snapshot, analyzers: [slowStat, hardGatesAnalyzer], policy, clock, deadlineClock: clock, id: 'dec-1', attempt: 1 });
     await Promise.resolve();
     clock.advance(250);
     const d = await p;
@@ -241,13 +241,34 @@ describe('runGate', () => {
     const clock = new ManualClock(0);
     const thrower: GateAnalyzer = { name: 'stat', analyze: () => Promise.reject(new Error('boom')) };
     const hang: GateAnalyzer = { name: 'ai', analyze: () => new Promise(() => {}) };
-    const p = runGate({ snapshot, analyzers: [hardGatesAnalyzer, thrower, hang], policy, clock, id: 'd', attempt: 1, timeoutMs: 1000 });
+    const p = runGate({ snapshot, analyzers: [hardGatesAnalyzer, thrower, hang], policy, clock, deadlineClock: clock, id: 'd', attempt: 1, timeoutMs: 1000 });
     await Promise.resolve();
     clock.advance(1000);
     const d = await p;
     expect(d.analyzers.find((a) => a.name === 'stat')).toMatchObject({ ok: false, error: { message: 'boom' } });
     expect(d.analyzers.find((a) => a.name === 'ai')).toMatchObject({ ok: false, role: 'advisory', error: { code: 'timeout' } });
     expect(d.final.recommendation).toBe('Proceed');
+  });
+
+  it('bounds an analyzer in wall time: simulated time racing past the limit times nothing out', async () => {
+    // The rollout's clock runs far ahead (as the simulator's does) while a real answer is on its way.
+    const clock = new ManualClock(0);
+    let answer!: () => void;
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    const ai: GateAnalyzer = {
+      name: 'ai',
+      analyze: async () => {
+        await answered;
+        return { ok: true, verdict: verdict('Proceed'), latencyMs: 0 };
+      },
+    };
+    const p = runGate({ snapshot, analyzers: [hardGatesAnalyzer, ai], policy, clock, id: 'wall', attempt: 1, timeoutMs: 60_000 });
+    await Promise.resolve();
+    clock.advance(10 * 60_000);
+    answer();
+    const d = await p;
+    expect(d.analyzers.find((a) => a.name === 'ai')).toMatchObject({ ok: true });
+    expect(d.at).toBe(10 * 60_000);
   });
 
   it('the last wave (no control cohort): the judge abstains and the hard gates decide, both ways', async () => {

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { deviceTopic } from '../../protocol/topics.js';
-import { startCoordinator, telemetryPayload, tempDir, waitFor } from '../coordinator/helpers.js';
+import { readDatabase, startCoordinator, telemetryPayload, tempDir, waitFor } from '../coordinator/helpers.js';
 import { helloPayload } from './hostile-harness.js';
 import { publishPacket } from './raw-mqtt.js';
 
@@ -34,7 +34,7 @@ describe('hostile: telemetry flood', () => {
         await cl.publishAsync(deviceTopic(id, 'hello'), helloPayload(id, 'rpi4'), { qos: 1 });
       }
       const [flooder, honest] = clients as [mqtt.MqttClient, mqtt.MqttClient];
-      await waitFor(() => c.registry.get('honest')?.firmwareVersion === '1.0.0' && c.registry.get('flooder')?.firmwareVersion === '1.0.0', 'both registered');
+      await waitFor(() => c.device('honest')?.firmwareVersion === '1.0.0' && c.device('flooder')?.firmwareVersion === '1.0.0', 'both registered');
 
       // The flooder writes valid telemetry PUBLISH packets straight to its socket, 200 per write.
       const packet = publishPacket(deviceTopic('flooder', 'telemetry'), telemetryPayload('flooder', 1));
@@ -54,19 +54,20 @@ describe('hostile: telemetry flood', () => {
       }
       const started = Date.now() - FLOOD_MS;
       await flood;
-      const stored = (id: string): number => (c.telemetryDb.prepare('SELECT SUM(n) AS n FROM telemetry_samples WHERE device_id = ?').get(id) as { n: number | null }).n ?? 0;
+      const telemetryDb = readDatabase(c.config.dataDir, 'telemetry');
+      const stored = (id: string): number => (telemetryDb.prepare('SELECT SUM(n) AS n FROM telemetry_samples WHERE device_id = ?').get(id) as { n: number | null }).n ?? 0;
       await waitFor(async () => (await c.flush()) >= 0 && stored('honest') === 40, 'all 40 honest messages stored', 30_000, 100);
       // Every flooded message was either shed or parsed (with the honest device's 40 and both hellos' none).
-      await waitFor(() => c.counters.get('ingest.shed.telemetry') + c.counters.get('ingest.telemetry') === flooded + 40, 'every flooded message handled', 30_000, 100);
-      const shed = c.counters.get('ingest.shed.telemetry');
+      await waitFor(() => c.counter('ingest.shed.telemetry') + c.counter('ingest.telemetry') === flooded + 40, 'every flooded message handled', 30_000, 100);
+      const shed = c.counter('ingest.shed.telemetry');
       const elapsedS = (Date.now() - started) / 1000;
       expect(flooded).toBeGreaterThan(5_000);
-      expect(c.counters.get('telemetry.dropped')).toBe(0);
+      expect(c.counter('telemetry.dropped')).toBe(0);
       // The flooder got its burst and its rate, no more: 100 + 5/s while it flooded.
       expect(flooded - shed).toBeLessThanOrEqual(100 + 5 * elapsedS);
-      const anomaly = c.anomalies.forDevice('flooder').find((a) => a.kind === 'rate-limited');
+      const anomaly = c.anomalies('flooder').find((a) => a.kind === 'rate-limited');
       expect(anomaly?.count).toBe(shed);
-      expect(c.anomalies.forDevice('honest')).toEqual([]);
+      expect(c.anomalies('honest')).toEqual([]);
       // Logged with the flooder's id, a line per 10 s, not one per message.
       const logged = lines.filter((l) => l['msg'] === 'device anomaly' && l['deviceId'] === 'flooder');
       expect(logged.length).toBeGreaterThanOrEqual(1);

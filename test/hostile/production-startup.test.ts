@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { writeKeyPair } from '../../firmware/keys.js';
-import { Coordinator } from '../../coordinator/index.js';
+import { createCoordinator } from '../../coordinator/index.js';
 import { freePort, spawnFleet } from '../support/processes.js';
 import { silentLogger, tempDir } from '../coordinator/helpers.js';
 import { makePki, type TestPki } from './pki.js';
@@ -27,7 +27,7 @@ beforeAll(async () => {
   releaseKey = (await writeKeyPair(join(dir, 'release'), 'release')).privatePath;
   // A development coordinator generates its key in its own data dir; the operator copies it under an
   // innocent name for production, whose data dir never saw it.
-  const dev = await Coordinator.create({ logger: silentLogger, config: { dataDir: join(dir, 'dev-data'), mqtt: { port: 0 }, http: { port: 0 }, credentialCost: 4 } });
+  const dev = await createCoordinator({ logger: silentLogger, config: { dataDir: join(dir, 'dev-data'), mqtt: { port: 0 }, http: { port: 0 }, credentialCost: 4 } });
   await dev.stop();
   copiedDevKey = join(dir, 'release', 'fleet-release.key');
   copyFileSync(join(dir, 'dev-data', 'keys', 'dev-signing.key'), copiedDevKey);

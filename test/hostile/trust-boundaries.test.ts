@@ -81,7 +81,7 @@ describe('custom telemetry metrics', () => {
 
     await send(1, metrics(64));
     await send(2, { 'disk.bytes': 4e12, 'temp.delta': -1e15 });
-    await waitFor(async () => (await c.flush(), c.counters.get('ingest.telemetry') === 2), 'the two messages within bounds');
+    await waitFor(async () => (await c.flush(), c.counter('ingest.telemetry') === 2), 'the two messages within bounds');
 
     await send(3, metrics(65));
     // 5,000 fit in one MQTT packet (~75 KB); a message far larger is closed at the packet limit
@@ -89,8 +89,8 @@ describe('custom telemetry metrics', () => {
     await send(4, metrics(5_000));
     await send(5, { huge: 1e16 });
     await send(6, { 'bad name': 1 });
-    await waitFor(async () => (await c.flush(), c.counters.get('ingest.bad.telemetry') === 4), 'four refused messages');
-    expect(c.counters.get('ingest.telemetry')).toBe(2);
+    await waitFor(async () => (await c.flush(), c.counter('ingest.bad.telemetry') === 4), 'four refused messages');
+    expect(c.counter('ingest.telemetry')).toBe(2);
     const refusals = log.filter((l) => l['msg'] === 'bad device message dropped' && l['deviceId'] === id).map((l) => String(l['reason']));
     expect(refusals.filter((r) => r.includes('at most 64 custom metrics'))).toHaveLength(2);
     expect(refusals.some((r) => /custom\.huge/.test(r))).toBe(true);

@@ -31,7 +31,7 @@ describe('hostile: statuses for updates never offered', () => {
     const client = await mqtt.connectAsync(c.mqttUrl, { clientId: rogue, username: rogue, password: cred!.secret, reconnectPeriod: 0 });
     try {
       await client.publishAsync(deviceTopic(rogue, 'hello'), helloPayload(rogue, 'rpi4', '1.0.0'), { qos: 1 });
-      await waitFor(() => c.registry.get(rogue)?.firmwareVersion === '1.0.0', 'rogue registered');
+      await waitFor(() => c.device(rogue)?.firmwareVersion === '1.0.0', 'rogue registered');
       await uploadImage(c, '1.1.0');
       const d = await c.createDeployment({
         firmwareVersion: '1.1.0',
@@ -45,7 +45,7 @@ describe('hostile: statuses for updates never offered', () => {
       // While wave 1 runs: a trial-boot failure, twice.
       await client.publishAsync(deviceTopic(rogue, 'status'), status('rolled-back', 1, { reason: 'trial-boot-failed' }), { qos: 1 });
       await client.publishAsync(deviceTopic(rogue, 'status'), status('rolled-back', 2, { reason: 'trial-boot-failed' }), { qos: 1 });
-      await waitFor(() => c.anomalies.forDevice(rogue).find((a) => a.kind === 'unoffered-status' && a.count === 2), 'two unoffered-status anomalies on the rogue');
+      await waitFor(() => c.anomalies(rogue).find((a) => a.kind === 'unoffered-status' && a.count === 2), 'two unoffered-status anomalies on the rogue');
 
       // Wave 1 passes its gate and waits for approval: the rogue's claims fed nothing.
       await waitFor(() => c.deployment(d.id)?.waitingFor.includes('approval'), 'wave 2 waiting for approval', 90_000, 50);
@@ -53,8 +53,8 @@ describe('hostile: statuses for updates never offered', () => {
       expect(view.phase).toBe('pending');
       expect(view.waves[0]!.verdict).toBe('Proceed');
       expect(view.waves.map((w) => w.counts['trialFailures'] ?? 0)).toEqual([0, 0]);
-      expect(c.rollouts.devices(d.id).find((p) => p.deviceId === rogue)).toBeUndefined();
-      expect(c.counters.get('anomalies.unoffered-status')).toBe(2);
+      expect(c.deploymentDevices(d.id).find((p) => p.deviceId === rogue)).toBeUndefined();
+      expect(c.counter('anomalies.unoffered-status')).toBe(2);
 
       // Operators see it: the CLI, as a process, against this coordinator.
       const cli = spawnFleet(['devices', 'anomalies', '--kind', 'unoffered-status', '--data-dir', c.config.dataDir]);
@@ -64,13 +64,13 @@ describe('hostile: statuses for updates never offered', () => {
 
       // Its wave starts: the rogue's bucket is published, so now its reports count.
       await c.act(d.id, { type: 'approve' });
-      await waitFor(() => c.rollouts.devices(d.id).some((p) => p.deviceId === rogue), 'rogue a member of wave 2', 30_000);
+      await waitFor(() => c.deploymentDevices(d.id).some((p) => p.deviceId === rogue), 'rogue a member of wave 2', 30_000);
       await client.publishAsync(deviceTopic(rogue, 'status'), JSON.stringify({ v: 1, kind: 'status', deviceId: rogue, deploymentId: d.id, fromVersion: '1.0.0', toVersion: '1.1.0', state: 'committed', seq: 3, at: Date.now() }), { qos: 1 });
       await waitFor(() => c.deployment(d.id)?.phase === 'completed', 'deployment completed', 90_000, 50);
-      expect(c.rollouts.devices(d.id).find((p) => p.deviceId === rogue)?.state).toBe('committed');
-      expect(c.anomalies.forDevice(rogue).find((a) => a.kind === 'unoffered-status')?.count).toBe(2);
+      expect(c.deploymentDevices(d.id).find((p) => p.deviceId === rogue)?.state).toBe('committed');
+      expect(c.anomalies(rogue).find((a) => a.kind === 'unoffered-status')?.count).toBe(2);
       // Nobody else was touched: every real agent committed 1.1.0, none rolled back.
-      await waitFor(() => fleet.devices.every((x) => c.registry.get(x.id)?.firmwareVersion === '1.1.0'), 'every agent on 1.1.0', 30_000);
+      await waitFor(() => fleet.devices.every((x) => c.device(x.id)?.firmwareVersion === '1.1.0'), 'every agent on 1.1.0', 30_000);
       expect(c.deployment(d.id)!.decisions!.some((x) => x.final.recommendation === 'Abort')).toBe(false);
     } finally {
       await client.endAsync(true);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { bucketOf } from '../../protocol/bucket.js';
 import { failureReasons, releaseReport, type DeviceTruth, type ReleaseRun } from '../../simulator/report.js';
 import { clockLine, formatRelease, humanDuration } from '../../simulator/report-format.js';
 import { ReleaseSchema } from '../../simulator/scenario.js';
@@ -32,6 +33,8 @@ function badRun(): { run: ReleaseRun; devices: DeviceTruth[] } {
     release: ReleaseSchema.parse({ version: '1.1.0', expect: 'abort', behaviour: { kind: 'boot-loop', share: 1 } }),
     previousVersion: '1.0.0',
     deploymentId: 'dep',
+    // d3's bucket half-way round the ring: in the last wave, not the first.
+    bucketOffset: (bucketOf('d3') + 512) % 1024,
     warnings: [],
     startedAt: 0,
     endedAt: 5000,
@@ -63,6 +66,24 @@ describe('simulation report', () => {
     expect(r.waves[0]).toMatchObject({ targeted: 2, installed: 2, fellBack: 2, rolledBack: 2, verdict: 'Abort' });
     expect(r.waves[1]).toMatchObject({ installed: 1, rolledBack: 1 });
     expect(formatRelease(r)).toMatch(/exposure: 3 device\(s\).*bound: 3/s);
+  });
+
+  it('counts a wide first wave by its buckets, not by the members the coordinator had heard from', () => {
+    // One 100 % wave: all 12 devices boot the release within moments; the abort fires on the first
+    // trial failure, when the coordinator tracks one of them. All 12 were the first wave's to expose.
+    const ids = Array.from({ length: 12 }, (_, i) => `w${i}`);
+    const devices = ids.map((id, i) => truth(id, { ranAt: { '1.0.0': 0, '1.1.0': 500 + i }, leftAt: { '1.1.0': 2000 }, updateStartedAt: { dep: 100 } }));
+    const { run } = badRun();
+    const wide: ReleaseRun = {
+      ...run,
+      waves: [{ index: 0, percent: 100, status: 'aborted', verdict: 'Abort', counts: { ...counts, tracked: 1, failed: 1, trialFailures: 1 } }],
+      decisions: [{ ...run.decisions[0]!, at: 600 }],
+      progress: [{ deviceId: 'w0', wave: 0, state: 'rolled-back', timedOut: false }],
+    };
+    const r = releaseReport(wide, devices);
+    expect(r.exposure).toBe(12);
+    expect(r.exposureBound).toBe(12);
+    expect(r.problems).toEqual([]);
   });
 
   it("carries the coordinator's warnings at creation into the report and its summary", () => {

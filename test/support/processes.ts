@@ -4,7 +4,8 @@
  * line, a bounded wait for a line, and a kill that a test registers for cleanup. Also a free loopback
  * port for daemons that must come back on the same port after a restart.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +45,8 @@ export interface SpawnOptions {
    * started in the background: `process.kill(-pid, 'SIGKILL')`.
    */
   detached?: boolean;
+  /** Written to the process's stdin, which is then closed (default: stdin is /dev/null). */
+  input?: string;
 }
 
 /** Starts `command args` and follows its output. */
@@ -51,9 +54,14 @@ export function spawnProcess(command: string, args: readonly string[], options: 
   const child = spawn(command, args, {
     cwd: options.cwd ?? repoRoot,
     env: { PATH: process.env['PATH'] ?? '', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [options.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     ...(options.detached ? { detached: true } : {}),
-  });
+  }) as ChildProcessByStdio<Writable | null, Readable, Readable>;
+  if (options.input !== undefined) {
+    // A child that exits without reading its input is the test's business, not an EPIPE crash.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(options.input);
+  }
   const lines: string[] = [];
   const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
   const onLine = (line: string): void => {

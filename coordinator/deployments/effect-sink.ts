@@ -13,7 +13,7 @@ import type { SigningKey } from '../../firmware/keys.js';
 import type { AuditEntry, CommandRequest, EffectSink } from '../engine/types.js';
 import type { AuditLog } from '../store/audit-log.js';
 import type { Counters } from '../metrics.js';
-import type { Publisher } from './publisher.js';
+import type { Publisher } from '../broker/publisher.js';
 import type { AnomalyLog } from '../registry/anomaly-log.js';
 import type { DecisionRecord } from '../gate/decision.js';
 

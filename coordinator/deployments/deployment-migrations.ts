@@ -1,10 +1,10 @@
 /**
- * The rollout engine's tables (schema versions 100–199): deployments, their waves, per-device progress
+ * Deployment persistence's tables (schema versions 100–199): deployments, their waves, per-device progress
  * and gate decisions. Listed in coordinator/store/migration-list.ts. Pure data (SQL run by the store).
  */
 import type { Migration } from '../store/migrations.js';
 
-export const ENGINE_MIGRATIONS: readonly Migration[] = [
+export const DEPLOYMENT_MIGRATIONS: readonly Migration[] = [
   {
     version: 100,
     name: 'deployments',

@@ -6,7 +6,7 @@
  * first while the first devices' downloads held the event loop). I/O shell.
  */
 import type { Db } from '../store/db.js';
-import type { Transport } from '../broker/transport.js';
+import type { Transport } from './transport.js';
 
 /** Publishes in flight at once for a batch: every bucket topic of a wave, bounded for an external broker's client. */
 export const PUBLISH_CONCURRENCY = 256;

@@ -1,14 +1,17 @@
 /**
  * The SQLite DeploymentRepository (better-sqlite3, synchronous): deployments (the engine's core state
- * as JSON plus queryable columns), their waves, per-device progress and gate decisions. `save` writes a
- * step's changes in one transaction, guarded by the core's revision. I/O adapter.
+ * as JSON plus queryable columns), their waves, per-device progress, gate decisions and the canary
+ * snapshot each gate judged. `save` writes a step's changes in one transaction, guarded by the core's
+ * revision. All of deployment persistence's SQL is here. I/O adapter.
  *
- * Its tables come from engine-migrations.ts (versions 100–199, listed in coordinator/store/migration-list.ts).
+ * Its tables come from deployment-migrations.ts (versions 100–199, listed in coordinator/store/migration-list.ts)
+ * and, for gate snapshots, the store's migration 6.
  */
 import type Database from 'better-sqlite3';
 import { FleetError } from '../../protocol/errors.js';
+import type { CanarySnapshot } from '../../protocol/canary.js';
 import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';
-import { shardDevices } from './device-progress.js';
+import { shardDevices } from '../engine/device-progress.js';
 import {
   DeploymentCoreSchema,
   DeviceProgressSchema,
@@ -19,7 +22,7 @@ import {
   type DeploymentRepository,
   type DeploymentState,
   type DeviceProgress,
-} from './types.js';
+} from '../engine/types.js';
 
 /** Someone else saved this deployment in between (two coordinators on one database, or a bug). */
 export class RevisionConflictError extends FleetError {
@@ -98,6 +101,13 @@ export class SqliteDeploymentRepository implements DeploymentRepository {
         `SELECT id, core_json FROM deployments WHERE phase = 'rolled-back' AND json_extract(core_json, '$.rollback.unreachable') > 0`,
       ),
       decisions: db.prepare<[string], { record_json: string }>('SELECT record_json FROM decisions WHERE deployment_id = ? ORDER BY at, rowid'),
+      putSnapshot: db.prepare<[string, string, number, number, string]>(
+        'INSERT OR IGNORE INTO gate_snapshots (digest, deployment_id, wave, taken_at, snapshot_json) VALUES (?, ?, ?, ?, ?)',
+      ),
+      snapshot: db.prepare<[string], { snapshot_json: string }>('SELECT snapshot_json FROM gate_snapshots WHERE digest = ?'),
+      deviceHistory: db.prepare<[string, number], { deployment_id: string; progress_json: string }>(
+        'SELECT deployment_id, progress_json FROM deployment_devices WHERE device_id = ? ORDER BY updated_at DESC LIMIT ?',
+      ),
     };
     this.saveTx = db.transaction((change: Parameters<DeploymentRepository['save']>[0]) => this.saveInner(change));
   }
@@ -225,5 +235,25 @@ export class SqliteDeploymentRepository implements DeploymentRepository {
     const rows = wave === undefined ? this.stmts.devices.all(deploymentId) : this.stmts.devicesOfWave.all(deploymentId, wave);
     const out = this.parseDevices(rows, deploymentId);
     return wave === undefined ? out.sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0)) : out;
+  }
+
+  /** Stores the canary snapshot a gate judged under the digest its decision records (once per digest). */
+  saveSnapshot(digest: string, deploymentId: string, wave: number, takenAt: number, snapshot: CanarySnapshot): void {
+    this.stmts.putSnapshot.run(digest, deploymentId, wave, takenAt, JSON.stringify(snapshot));
+  }
+
+  /** The canary snapshot stored under a decision's inputs digest. */
+  snapshot(digest: string): CanarySnapshot | undefined {
+    const row = this.stmts.snapshot.get(digest);
+    return row ? (JSON.parse(row.snapshot_json) as CanarySnapshot) : undefined;
+  }
+
+  /** One device's progress in every deployment that tracked it, newest first (at most `limit`). */
+  deviceHistory(deviceId: string, limit = 50): (DeviceProgress & { deploymentId: string })[] {
+    return this.stmts.deviceHistory.all(deviceId, limit).map((r) => {
+      const parsed = DeviceProgressSchema.safeParse(JSON.parse(r.progress_json));
+      if (!parsed.success) throw new CorruptRecordError(`device ${deviceId} in deployment ${r.deployment_id}`, parsed.error.issues[0]?.message ?? 'schema mismatch');
+      return { ...parsed.data, deploymentId: r.deployment_id };
+    });
   }
 }

@@ -1,0 +1,399 @@
+/**
+ * The coordinator's parts, each group built by one function from the groups before it — stores,
+ * telemetry, artifacts and the admin listener, the broker, deployments, device ingest, metrics and
+ * webhooks — so every
+ * callback a part is given points at a part that already exists. `createCoordinator`
+ * (coordinator.ts) calls them in this order. I/O shell (composition).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import type { Clock } from '../protocol/clock.js';
+import type { SigningKey } from '../firmware/keys.js';
+import { definedProps } from '../firmware/defined-props.js';
+import { packageVersion } from '../firmware/package-version.js';
+import { FLAGS_TOPIC } from '../protocol/topics.js';
+import { encodeMessage } from '../protocol/parse.js';
+import type { CoordinatorConfig } from './config.js';
+import { choosePort, coordinatorTrust, readAdminFile, type PortsFile } from './data-dir.js';
+import type { DataDirLock } from './data-dir-lock.js';
+import type { Db } from './store/db.js';
+import { AuditLog } from './store/audit-log.js';
+import { Counters } from './metrics.js';
+import { CounterTotals } from './counter-totals.js';
+import { openDataStores, startTelemetryWriter } from './data-stores.js';
+import { loadCoordinatorKey } from './signing.js';
+import { CredentialStore } from './broker/credentials.js';
+import { EmbeddedBroker } from './broker/embedded-broker.js';
+import { ExternalBroker } from './broker/external-broker.js';
+import { Publisher } from './broker/publisher.js';
+import type { Transport } from './broker/transport.js';
+import { DeviceRegistry, type DeviceRecord } from './registry/device-registry.js';
+import { AnomalyLog } from './registry/anomaly-log.js';
+import { BadMessages } from './ingest/bad-messages.js';
+import { DeviceIngest } from './ingest/device-ingest.js';
+import { deviceMessages } from './ingest/device-messages.js';
+import { StatusInbox } from './ingest/status-inbox.js';
+import type { TelemetryWriter } from './telemetry/telemetry-writer.js';
+import { SnapshotBuilder } from './telemetry/snapshot-builder.js';
+import { ArtifactStore } from './artifacts/artifact-store.js';
+import { ArtifactServer } from './artifacts/artifact-server.js';
+import { ArtifactIntegrity } from './artifacts/artifact-integrity.js';
+import { DownloadAuth } from './artifacts/download-auth.js';
+import { FirmwareService, type TrustSource } from './artifacts/firmware-service.js';
+import { FreshnessCounters } from './deployments/freshness-counters.js';
+import { DeploymentService } from './deployments/deployment-service.js';
+import { createCanaryServices, type CanaryServices } from './canary/canary-services.js';
+import type { GateAnalyzer } from './gate/analyzer.js';
+import { DEPLOYMENT_PHASES, type AuditEntry } from './engine/types.js';
+import type { DecisionRecord } from './gate/decision.js';
+import { HttpRequestMetrics } from './prometheus/http-metrics.js';
+import { FleetMetrics } from './prometheus/fleet-metrics.js';
+import { coordinatorMetricSources } from './prometheus/metric-sources.js';
+import { createWebhooks, type Webhooks } from './webhooks/create-webhooks.js';
+import { createAdminApi, type AdminApi } from './admin/admin-api.js';
+import { HttpServer } from './admin/http-server.js';
+import { Access } from './users/access.js';
+import { SessionStore } from './users/session-store.js';
+import { UserStore } from './users/user-store.js';
+
+/** What the coordinator announces (for the simulator, dashboards and tests). */
+export interface CoordinatorEvents {
+  audit: [AuditEntry];
+  /** A decision the engine recorded (gate, early hard limit, Monitor limit, empty wave, operator). */
+  decision: [DecisionRecord];
+  device: [DeviceRecord, 'hello' | 'online' | 'offline' | 'provisioned'];
+}
+
+/** What every group is built with: configuration, time, logging, and the lock on the data directory. */
+export interface Basics {
+  config: CoordinatorConfig;
+  /** Time for every timestamp, deadline and soak (a simulation may run it faster). */
+  clock: Clock;
+  /** Real-time timers for batching and housekeeping cadence. */
+  timers: Clock;
+  /** The embedder's logger: every module's child comes from it (a child of a child repeats `module` in JSON). */
+  root: Logger;
+  /** The coordinator's own child of `root`. */
+  logger: Logger;
+  lock: DataDirLock;
+  /** Ports of the previous run on this data directory (reused when the config says `auto`). */
+  previousPorts: PortsFile;
+  env: Record<string, string | undefined>;
+}
+
+export interface Stores {
+  key: SigningKey;
+  /** Directory holding the coordinator's public key: a trust store for agents. */
+  trustDir: string;
+  db: Db;
+  /** A read connection to telemetry.db (rollups, samples); the telemetry thread writes it. */
+  telemetryDb: Db;
+  counters: Counters;
+  counterTotals: CounterTotals;
+  registry: DeviceRegistry;
+  anomalies: AnomalyLog;
+  credentials: CredentialStore;
+  auditLog: AuditLog;
+  /** Appends an operator's or the coordinator's own action to the audit log and logs it. */
+  audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => void;
+  events: EventEmitter<CoordinatorEvents>;
+}
+
+/** Opens the key, both databases and what lives in them. */
+export async function openStores(b: Basics): Promise<Stores> {
+  const { config, logger } = b;
+  const { key, trustDir } = await loadCoordinatorKey(config);
+  const { db, telemetryDb } = openDataStores(config.dataDir, logger);
+  const counters = new Counters();
+  const counterTotals = new CounterTotals(db, counters, () => b.timers.now());
+  counters.inc('coordinator.starts');
+  if (b.lock.previousUnclean) {
+    counters.inc('coordinator.unclean-stops');
+    logger.warn({ dataDir: config.dataDir }, 'the previous coordinator on this data directory did not stop cleanly (crash or kill): telemetry it had not stored yet is lost and not counted');
+  }
+  const now = (): number => b.clock.now();
+  // With the embedded broker every device has credentials: one never provisioned is a ghost.
+  const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined });
+  const anomalies = AnomalyLog.load({ db, now, counters, logger: b.root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
+  const events = new EventEmitter<CoordinatorEvents>();
+  registry.subscribe((d, change) => events.emit('device', d, change));
+  const auditLog = new AuditLog(db);
+  return {
+    key,
+    trustDir,
+    db,
+    telemetryDb,
+    counters,
+    counterTotals,
+    registry,
+    anomalies,
+    credentials: new CredentialStore(db, config.credentialCost, now),
+    auditLog,
+    audit: (actor, action, subject, detail = {}) => {
+      auditLog.append(now(), actor, action, subject, detail);
+      logger.info({ actor, action, subject, ...detail }, action);
+    },
+    events,
+  };
+}
+
+export interface Telemetry {
+  bad: BadMessages;
+  writer: TelemetryWriter;
+}
+
+/** The telemetry thread: versions it sees go to the registry, messages it cannot parse to the bad-message account. */
+export async function startTelemetry(b: Basics, s: Stores): Promise<Telemetry> {
+  const bad = new BadMessages(s.counters, b.root.child({ module: 'ingest' }));
+  const writer = await startTelemetryWriter(b.config, {
+    timers: b.timers,
+    logger: b.root,
+    counters: s.counters,
+    onVersions: (notes) => {
+      for (const n of notes) s.registry.noteVersion(n.deviceId, n.firmwareVersion, n.slot);
+    },
+    bad,
+  });
+  return { bad, writer };
+}
+
+export interface Artifacts {
+  artifacts: ArtifactStore;
+  integrity: ArtifactIntegrity;
+  downloads: ArtifactServer;
+  firmware: FirmwareService;
+  freshness: FreshnessCounters;
+  /** The keys offline-signed manifests must verify against, read at each upload. */
+  trust: TrustSource;
+  /** The admin API's routes (Fastify); the listener below serves it. */
+  api: AdminApi;
+  users: UserStore;
+  sessions: SessionStore;
+  /** Who a request is: bearer tokens, session cookies and their CSRF tokens, login throttling. */
+  access: Access;
+  /** One Prometheus registry per coordinator (several may run in one process). */
+  promRegistry: Registry;
+  requestMetrics: HttpRequestMetrics;
+  http: HttpServer;
+  /** The operator bearer token for the admin API. */
+  adminToken: string;
+}
+
+/** Firmware images and their downloads, the manifest signer, and the HTTP listener they share with the admin API. */
+export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
+  const { config, logger } = b;
+  const now = (): number => b.clock.now();
+  const artifacts = new ArtifactStore(s.db, config.dataDir);
+  const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
+  const promRegistry = new Registry();
+  const requestMetrics = HttpRequestMetrics.create(promRegistry);
+  const users = new UserStore({ db: s.db, adminToken, now, scryptLogN: config.credentialCost });
+  const sessions = new SessionStore(s.db, now, config.sessions);
+  // Staging and production serve the console over HTTPS, here or at a TLS proxy on loopback.
+  const secureCookies = config.http.tlsCert !== undefined || config.env !== 'development';
+  const access = new Access({ users, sessions, now, counters: s.counters, logger: b.root.child({ module: 'access' }), secureCookies });
+  const api = await createAdminApi({
+    authenticator: access,
+    version: packageVersion(import.meta.url),
+    onError: (err) => logger.error({ err }, 'admin API error'),
+    onMatch: requestMetrics.matched,
+  });
+  const artifactLog = b.root.child({ module: 'artifacts' });
+  const integrity = new ArtifactIntegrity({
+    store: artifacts,
+    counters: s.counters,
+    logger: artifactLog,
+    now,
+    onChange: (sha256, v) => {
+      const versions = artifacts.list().filter((a) => a.sha256 === sha256).map((a) => a.firmwareVersion);
+      s.auditLog.append(now(), 'coordinator', v.status === 'damaged' ? 'artifact.damaged' : 'artifact.repaired', sha256, { versions, ...definedProps({ reason: v.reason }) });
+    },
+  });
+  // Downloads authenticate like the broker does: anonymous exactly when anonymous devices are allowed.
+  const downloads = new ArtifactServer({
+    store: artifacts,
+    integrity,
+    auth: new DownloadAuth({ allowAnonymous: config.allowAnonymousDevices, verify: (id, secret, lane) => s.credentials.verify(id, secret, lane), now: () => b.timers.now() }),
+    hardwareModelOf: (id) => s.registry.hardwareModelOf(id),
+    counters: s.counters,
+    logger: artifactLog,
+    timers: b.timers,
+    options: {
+      maxConcurrent: config.http.maxConcurrentDownloads,
+      maxPerDevice: config.http.maxDownloadsPerDevice,
+      idleTimeoutMs: config.http.downloadIdleTimeoutMs,
+      minBytesPerSecond: config.http.downloadMinBytesPerSecond,
+      rateWindowMs: config.http.downloadRateWindowMs,
+    },
+  });
+  const tls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
+  const http = new HttpServer(api, downloads, config.http.host, choosePort(config.http.port, b.previousPorts.http), tls, requestMetrics);
+  const trust: TrustSource = { dir: resolve(s.trustDir), load: () => coordinatorTrust(s.key, s.trustDir) };
+  const freshness = new FreshnessCounters(s.db, now);
+  const firmware = new FirmwareService(artifacts, s.key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
+  return { artifacts, integrity, downloads, firmware, freshness, trust, api, users, sessions, access, promRegistry, requestMetrics, http, adminToken };
+}
+
+/** Where devices connect: the embedded broker, or a client of an external one. */
+export function buildTransport(b: Basics, s: Stores): Transport {
+  const { config } = b;
+  if (config.mqtt.brokerUrl) {
+    return new ExternalBroker({
+      url: config.mqtt.brokerUrl,
+      // Stable per data directory, so the persistent session (queued QoS 1 statuses) survives a restart.
+      clientId: `fleet-coordinator-${createHash('sha256').update(resolve(config.dataDir)).digest('hex').slice(0, 12)}`,
+      logger: b.root.child({ module: 'broker' }),
+      ...definedProps({ username: config.mqtt.brokerUsername, password: config.mqtt.brokerPassword }),
+    });
+  }
+  return new EmbeddedBroker({
+    port: choosePort(config.mqtt.port, b.previousPorts.mqtt),
+    host: config.mqtt.host,
+    ...(config.mqtt.tlsCert && config.mqtt.tlsKey
+      ? { tls: { certPath: config.mqtt.tlsCert, keyPath: config.mqtt.tlsKey, ...(config.mqtt.tlsClientCa ? { clientCaPath: config.mqtt.tlsClientCa } : {}) } }
+      : {}),
+    credentials: s.credentials,
+    allowAnonymous: config.allowAnonymousDevices,
+    hardwareModelOf: (id) => s.registry.hardwareModelOf(id),
+    logger: b.root.child({ module: 'broker' }),
+    counters: s.counters,
+    maxPacketBytes: config.mqtt.maxPacketBytes,
+    connectTimeoutMs: config.mqtt.connectTimeoutMs,
+    timers: b.timers,
+    onAnomaly: (id, kind, detail) => s.anomalies.record(id, kind, detail),
+  });
+}
+
+export interface Deployments {
+  publisher: Publisher;
+  inbox: StatusInbox;
+  canary: CanaryServices;
+  deployments: DeploymentService;
+}
+
+/**
+ * Deployments and what they judge with: retained publishing, the status inbox, flags and canary
+ * analysis (device flags go out retained on the flags topic), and the deployment service.
+ */
+export function buildDeployments(
+  b: Basics,
+  s: Stores,
+  a: Artifacts,
+  transport: Transport,
+  options: { analyzers?: readonly GateAnalyzer[] | undefined; random?: (() => number) | undefined },
+): Deployments {
+  const { config, logger } = b;
+  const now = (): number => b.clock.now();
+  const publisher = new Publisher(s.db, transport, now);
+  const canary = createCanaryServices({
+    db: s.db,
+    now,
+    audit: s.auditLog,
+    env: b.env,
+    publishDeviceFlags: (message) => {
+      publisher.retain(FLAGS_TOPIC, encodeMessage(message)).catch((err: unknown) => logger.error({ err }, 'publishing device flags failed'));
+    },
+  });
+  const fixed = options.analyzers;
+  const deployments = DeploymentService.create({
+    db: s.db,
+    clock: b.clock,
+    logger: b.root.child({ module: 'engine' }),
+    registry: s.registry,
+    publisher,
+    key: s.key,
+    auditLog: s.auditLog,
+    counters: s.counters,
+    firmware: a.firmware,
+    snapshots: new SnapshotBuilder(s.telemetryDb, config.telemetry.rollupSlotMs),
+    silentAfterMs: config.telemetry.silentAfterMs,
+    warmUpMs: config.telemetry.warmUpMs,
+    analyzersFor: fixed ? () => fixed : (spec, wave) => canary.analyzersFor(spec, wave),
+    random: options.random ?? Math.random,
+    freshness: a.freshness,
+    onAudit: (e) => s.events.emit('audit', e),
+    onDecision: (d) => s.events.emit('decision', d),
+    anomalies: s.anomalies,
+  });
+  return { publisher, inbox: new StatusInbox(s.db), canary, deployments };
+}
+
+/** Device messages from the broker: admitted and parsed by ingest, then handled by the parts above. */
+export function connectIngest(b: Basics, s: Stores, t: Telemetry, d: Deployments, transport: Transport): void {
+  const { config } = b;
+  const handlers = deviceMessages({ registry: s.registry, anomalies: s.anomalies, inbox: d.inbox, telemetry: t.writer, deployments: d.deployments, counters: s.counters, clock: b.clock });
+  const ingest = new DeviceIngest({
+    handlers,
+    counters: s.counters,
+    logger: b.root.child({ module: 'ingest' }),
+    bad: t.bad,
+    limits: {
+      ...config.deviceLimits,
+      now: () => b.clock.now(),
+      onShed: (deviceId, channel) => s.anomalies.record(deviceId, 'rate-limited', `${channel} messages past ${config.deviceLimits[channel].perSecond}/s (burst ${config.deviceLimits[channel].burst}) shed`),
+    },
+  });
+  transport.onMessage(ingest.handle);
+  transport.onConnection({ onDisconnect: (id) => handlers.disconnected(id) });
+}
+
+export interface Observers {
+  metrics: FleetMetrics;
+  webhooks: Webhooks;
+}
+
+/**
+ * Prometheus metrics and signed webhooks, fed by the coordinator's events: decisions and rollbacks as
+ * they happen, everything else read at each scrape.
+ */
+export function buildObservers(b: Basics, s: Stores, a: Artifacts, t: Telemetry, d: Deployments, transport: Transport): Observers {
+  const metrics = FleetMetrics.create({
+    registry: a.promRegistry,
+    phases: DEPLOYMENT_PHASES,
+    sources: coordinatorMetricSources({
+      db: s.db,
+      counters: s.counters,
+      connectedDevices: () => transport.connectedDevices(),
+      devices: () => s.registry.all(),
+      devicesWithAnomalies: () => s.anomalies.devices,
+      telemetry: t.writer,
+      downloads: a.downloads,
+      liveDeployments: () => d.deployments.liveDeployments(),
+      engineCounters: () => d.deployments.engineCounters(),
+    }),
+  });
+  const webhooks = createWebhooks({
+    db: s.db,
+    config: b.config,
+    timers: b.timers,
+    now: () => b.clock.now(),
+    logger: b.root.child({ module: 'webhooks' }),
+    audit: s.audit,
+    onAttempt: (outcome, seconds) => metrics.observeWebhook(outcome, seconds),
+  });
+  // Listeners run inside the engine's effects: the guard keeps their failures out of it.
+  const guarded = (event: string, run: () => void): void => {
+    try {
+      run();
+    } catch (err) {
+      b.logger.error({ err, event }, 'metrics or webhook listener failed');
+    }
+  };
+  s.events.on('decision', (decision) =>
+    guarded('decision', () => {
+      metrics.observeDecision(decision);
+      webhooks.service.onDecision(decision);
+    }),
+  );
+  s.events.on('audit', (e) =>
+    guarded('audit', () => {
+      if (e.action === 'deployment.rollback-started') metrics.observeRollback('started');
+      if (e.action === 'deployment.rolled-back') metrics.observeRollback('finished');
+      webhooks.service.onAudit(e);
+    }),
+  );
+  return { metrics, webhooks };
+}

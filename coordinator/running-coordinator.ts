@@ -1,0 +1,191 @@
+/**
+ * The object `createCoordinator` returns: the coordinator's commands and queries over its parts,
+ * and the order in which it stops them. Its constructor only takes the parts, all built and started
+ * by then. I/O shell.
+ */
+import { createReadStream } from 'node:fs';
+import { publicKeyPem } from '../firmware/keys.js';
+import { definedProps } from '../firmware/defined-props.js';
+import { ValidationError } from '../protocol/errors.js';
+import { formatIssues } from '../protocol/parse.js';
+import type { Transport } from './broker/transport.js';
+import type { Housekeeping } from './housekeeping.js';
+import type { TelemetryWriter } from './telemetry/telemetry-writer.js';
+import { closeDatabase } from './store/db.js';
+import type { AuditRecord } from './store/audit-log.js';
+import type { ProvisionedDevice } from './broker/credentials.js';
+import type { DeviceFilter, DeviceRecord } from './registry/device-registry.js';
+import type { DeviceAnomaly } from './registry/anomaly-log.js';
+import type { ArtifactRecord } from './artifacts/artifact-store.js';
+import { DeploymentRequestSchema, OperatorActionSchema, type DeploymentRequestInput, type DeviceProgress, type OperatorActionInput } from './engine/types.js';
+import type { DeploymentView } from './deployments/deployment-view.js';
+import type { Artifacts, Basics, Deployments, Observers, Stores } from './coordinator-parts.js';
+import type { Coordinator, CoordinatorMetrics, FirmwareUpload } from './coordinator-api.js';
+
+/** Every part of a running coordinator. */
+export interface CoordinatorParts extends Basics, Stores, Artifacts, Deployments, Observers {
+  telemetry: TelemetryWriter;
+  transport: Transport;
+  housekeeping: Housekeeping;
+  /** Real time this process started. */
+  startedAt: number;
+}
+
+/**
+ * `counters` count since this process started (`startedAt`); `totals` over every run on this data
+ * directory since `totalsSince` (stored every few seconds and at stop, so a crash loses at most the
+ * last few seconds of increments).
+ */
+export function coordinatorMetrics(p: CoordinatorParts): CoordinatorMetrics {
+  const connected = p.transport.connectedDevices();
+  const { totals, since } = p.counterTotals.totals();
+  return {
+    startedAt: p.startedAt,
+    counters: p.counters.snapshot(),
+    totalsSince: since,
+    totals,
+    downloads: { active: p.downloads.activeDownloads },
+    devices: { known: p.registry.size, connected: connected?.size ?? null, withAnomalies: p.anomalies.devices },
+    telemetry: { pending: p.telemetry.pending, written: p.telemetry.written },
+    deployments: p.deployments.summary(),
+  };
+}
+
+export class RunningCoordinator implements Coordinator {
+  private stopped = false;
+
+  constructor(private readonly p: CoordinatorParts) {}
+
+  get config(): Coordinator['config'] {
+    return this.p.config;
+  }
+
+  get events(): Coordinator['events'] {
+    return this.p.events;
+  }
+
+  get mqttUrl(): string {
+    return this.p.transport.url;
+  }
+
+  get httpUrl(): string {
+    return this.p.http.url;
+  }
+
+  get adminToken(): string {
+    return this.p.adminToken;
+  }
+
+  get trustDir(): string {
+    return this.p.trustDir;
+  }
+
+  get publicKeyPem(): string {
+    return publicKeyPem(this.p.key);
+  }
+
+  // ---- commands --------------------------------------------------------------------------------
+
+  async provisionDevices(deviceIds: readonly string[], info: { hardwareModel?: string; tags?: string[]; rotate?: boolean } = {}): Promise<ProvisionedDevice[]> {
+    const out = await this.p.credentials.provisionMany(deviceIds, info.rotate ? { rotate: true } : {});
+    const now = this.p.clock.now();
+    for (const d of out) {
+      this.p.registry.provisioned(d.deviceId, now, definedProps({ hardwareModel: info.hardwareModel, tags: info.tags }));
+    }
+    this.p.auditLog.append(now, 'operator', 'devices.provisioned', `${deviceIds.length} devices`, { count: deviceIds.length });
+    return out;
+  }
+
+  async uploadFirmware(input: FirmwareUpload): Promise<ArtifactRecord> {
+    const { image, ...rest } = input;
+    const record = await this.p.firmware.upload({ source: typeof image === 'string' ? createReadStream(image) : image, ...rest });
+    this.p.auditLog.append(this.p.clock.now(), 'operator', 'firmware.uploaded', record.firmwareVersion, { sha256: record.sha256, size: record.size });
+    return record;
+  }
+
+  async createDeployment(request: DeploymentRequestInput, actor = 'operator'): Promise<DeploymentView> {
+    const parsed = DeploymentRequestSchema.safeParse(request);
+    if (!parsed.success) throw new ValidationError('deployment', formatIssues(parsed.error));
+    return this.p.deployments.create(parsed.data, actor);
+  }
+
+  async act(deploymentId: string, action: OperatorActionInput, actor = 'operator'): Promise<DeploymentView> {
+    const parsed = OperatorActionSchema.safeParse(action);
+    if (!parsed.success) throw new ValidationError('operator action', formatIssues(parsed.error));
+    return this.p.deployments.act(deploymentId, parsed.data, actor);
+  }
+
+  // ---- queries ---------------------------------------------------------------------------------
+
+  deployment(deploymentId: string): DeploymentView | undefined {
+    return this.p.deployments.view(deploymentId);
+  }
+
+  deployments(limit?: number): DeploymentView[] {
+    return this.p.deployments.list(limit);
+  }
+
+  deploymentDevices(deploymentId: string, wave?: number): DeviceProgress[] {
+    return this.p.deployments.devices(deploymentId, wave);
+  }
+
+  device(deviceId: string): DeviceRecord | undefined {
+    return this.p.registry.get(deviceId);
+  }
+
+  devices(filter?: DeviceFilter): DeviceRecord[] {
+    return this.p.registry.list(filter);
+  }
+
+  anomalies(deviceId: string): DeviceAnomaly[] {
+    return this.p.anomalies.forDevice(deviceId);
+  }
+
+  auditEntries(filter: { subject?: string; limit?: number } = {}): AuditRecord[] {
+    return this.p.auditLog.list(filter);
+  }
+
+  counter(name: string): number {
+    return this.p.counters.get(name);
+  }
+
+  metrics(): CoordinatorMetrics {
+    return coordinatorMetrics(this.p);
+  }
+
+  // ---- upkeep ----------------------------------------------------------------------------------
+
+  async flush(): Promise<number> {
+    if (this.stopped) return 0;
+    this.p.housekeeping.flushSeen();
+    return this.p.telemetry.flush();
+  }
+
+  async restartBroker(): Promise<void> {
+    const { transport, registry, clock } = this.p;
+    await transport.stop();
+    for (const d of registry.all()) if (d.online) registry.setOnline(d.deviceId, false, clock.now());
+    await transport.prepare();
+    if (!this.p.config.mqtt.brokerUrl) await this.p.publisher.restore();
+    await transport.start();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const p = this.p;
+    await p.deployments.stop();
+    await p.webhooks.dispatcher.stop();
+    await p.http.stop();
+    await p.integrity.stop();
+    await p.transport.stop();
+    p.housekeeping.stop();
+    await p.telemetry.stop();
+    p.housekeeping.flushCounters();
+    closeDatabase(p.telemetryDb);
+    closeDatabase(p.db);
+    p.lock.release({ stoppedAt: p.timers.now() });
+    p.events.removeAllListeners();
+    p.logger.info('coordinator stopped');
+  }
+}
