@@ -253,7 +253,9 @@ export class EngineRunner {
 
   /**
    * Queues a device or internal event. It joins the batch still waiting at the end of the queue, if
-   * any: nothing else was queued after that batch, so the order of events is unchanged.
+   * any: nothing else was queued after that batch, so the order of events is unchanged. A batch waits
+   * for the end of the event-loop turn it was started in, so that a free queue still gathers the
+   * turn's statuses into one save (each status's PUBACK waits for the status inbox, not for this).
    */
   private feed(id: string, event: EngineEvent): void {
     const waiting = this.batches.get(id);
@@ -263,6 +265,8 @@ export class EngineRunner {
     }
     const batch = [event];
     void this.enqueue(id, async () => {
+      // One turn of the event loop first: the statuses of the devices heard in the same turn join.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       if (this.batches.get(id) === batch) this.batches.delete(id);
       await this.applyAll(id, batch);
     });
