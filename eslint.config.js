@@ -4,6 +4,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 
+// The import picture: protocol → runtime, firmware → agent ∥ coordinator → simulator → cli. Each
+// package's package.json lists the packages it may import and its exports map what they may reach;
+// this rule names the arrows that must never exist, with the reason.
 const boundary = (folder, forbidden) => ({
   files: [`${folder}/**/*.ts`],
   rules: {
@@ -11,7 +14,7 @@ const boundary = (folder, forbidden) => ({
       'error',
       {
         patterns: forbidden.map((f) => ({
-          group: [`**/${f}/*`, `**/${f}/**`],
+          group: [`@fleet/${f}`, `@fleet/${f}/*`],
           message: `${folder}/ must not depend on ${f}/ (see the layout in README.md).`,
         })),
       },
@@ -20,7 +23,7 @@ const boundary = (folder, forbidden) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', 'coverage/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -39,11 +42,14 @@ export default tseslint.config(
     },
   },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
-  boundary('protocol', ['firmware', 'agent', 'coordinator', 'simulator']),
-  boundary('firmware', ['agent', 'coordinator', 'simulator']),
-  boundary('agent', ['coordinator', 'simulator']),
-  // The fleet executable (coordinator/cli/fleet.ts) is the one composition root and may load every domain.
-  { ...boundary('coordinator', ['agent', 'simulator']), ignores: ['coordinator/cli/fleet.ts'] },
+  // A package reaches another through its name and exports map, never a relative path into its folder.
+  { files: ['{protocol,runtime,firmware,agent,coordinator,simulator,cli}/**/*.ts'], rules: { 'import-x/no-relative-packages': 'error' } },
+  boundary('protocol', ['runtime', 'firmware', 'agent', 'coordinator', 'simulator', 'cli']),
+  boundary('runtime', ['firmware', 'agent', 'coordinator', 'simulator', 'cli']),
+  boundary('firmware', ['runtime', 'agent', 'coordinator', 'simulator', 'cli']),
+  boundary('agent', ['coordinator', 'simulator', 'cli']),
+  boundary('coordinator', ['agent', 'simulator', 'cli']),
+  boundary('simulator', ['cli']),
   {
     files: ['test/**/*.ts'],
     rules: {

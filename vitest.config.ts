@@ -1,9 +1,35 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+// Workspace packages (`@fleet/protocol/…`) resolve to their TypeScript sources, never a stale dist/.
+const conditions = ['@fleet/source', 'node', 'import', 'default'];
+
+/**
+ * Test tiers (`npm test` runs all three; `npm run test:unit|test:integration|test:e2e` one):
+ * - unit: pure code with a manual clock, no broker, database, socket or process — seconds, the inner loop;
+ * - integration: real Aedes/Mosquitto on 127.0.0.1, real SQLite, daemons as processes, slot tools;
+ * - e2e: fleets of simulated devices end to end, the README walk-through, the packed agent installed.
+ * A new test file is an integration test unless it is listed here.
+ */
+const UNIT = [
+  'test/protocol/**/*.test.ts',
+  'test/firmware/**/*.test.ts',
+  'test/gate/**/*.test.ts',
+  'test/flags/bucketing.test.ts',
+  'test/support/manual-clock.test.ts',
+  'test/agent/{durable-record,state-store,update-machine}.test.ts',
+  'test/canary/{judge-v2-layers,stat-analyzer-no-control,stat-judge,stats,stratified-rates}.test.ts',
+  'test/coordinator/{counter-map,engine,engine-offered,engine-window}.test.ts',
+  'test/simulator/{fleet-model,pace-controller,paced-clock,publish-packet,report,scenario,timer-heap}.test.ts',
+  'test/slots/file-conformance.test.ts',
+];
+const E2E = ['test/e2e/**/*.test.ts', 'test/docs/**/*.test.ts', 'test/simulator/remote-simulate.test.ts', 'test/agent/slim-install.test.ts'];
+
 export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: ['@fleet/source'] } },
   test: {
-    include: ['test/**/*.test.ts'],
+    // No `include` here: a project that extends this config would add its files to it.
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // Network tests bind 127.0.0.1 port 0 and use unique ids, so files may run in parallel.
@@ -11,5 +37,10 @@ export default defineConfig({
     // Worker threads (the coordinator's telemetry thread) load their entry with Node itself, not
     // through vitest: this loader lets them run the TypeScript sources.
     execArgv: ['--import', fileURLToPath(new URL('./test/support/register-ts.js', import.meta.url))],
+    projects: [
+      { extends: true, test: { name: 'unit', include: UNIT } },
+      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: [...UNIT, ...E2E] } },
+      { extends: true, test: { name: 'e2e', include: E2E } },
+    ],
   },
 });

@@ -5,14 +5,14 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { IClientOptions } from 'mqtt';
-import { ConfigError, errorMessage } from '../protocol/errors.js';
+import { ConfigError, errorMessage } from '@fleet/protocol/errors';
 import type { AgentConfig } from './config.js';
 import { HttpDownloader, type HttpDownloaderOptions } from './downloader.js';
 import { combineCollectors, type TelemetryCollector } from './telemetry/collector.js';
 import { LinuxCollector } from './telemetry/linux-collector.js';
 import { LogExcerptCollector } from './telemetry/log-excerpt.js';
 import { ScriptMetricsCollector } from './telemetry/custom-metrics.js';
-import { definedProps } from '../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 /** The kernel's id of this boot (changes on every boot). */
 export async function systemBootId(): Promise<string | undefined> {

@@ -10,9 +10,9 @@ import {
   type FlagsMessage,
   type RolloutCancelMessage,
   type RolloutMessage,
-} from '../protocol/messages.js';
-import { parsePayload } from '../protocol/parse.js';
-import { FLAGS_TOPIC } from '../protocol/topics.js';
+} from '@fleet/protocol/messages';
+import { parsePayload } from '@fleet/protocol/parse';
+import { FLAGS_TOPIC } from '@fleet/protocol/topics';
 
 export type Inbound =
   /** Empty retained payload on the wave topic: the coordinator cleared the wave (abort). */

@@ -1,7 +1,7 @@
 /**
  * Builds the messages the agent publishes (hello, status, telemetry, presence). Pure.
  */
-import { PROTOCOL_VERSION } from '../protocol/signed.js';
+import { PROTOCOL_VERSION } from '@fleet/protocol/signed';
 import {
   CUSTOM_METRIC_NAME,
   MAX_CUSTOM_METRICS,
@@ -10,12 +10,12 @@ import {
   type PresenceMessage,
   type StatusMessage,
   type TelemetryMessage,
-} from '../protocol/messages.js';
+} from '@fleet/protocol/messages';
 import { currentVersion, reportedState, type AgentState } from './agent-state.js';
 import type { UpdateEffect } from './update-machine.js';
 import type { TelemetrySample } from './telemetry/collector.js';
 import { boundLines } from './telemetry/log-excerpt.js';
-import { definedProps } from '../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface DeviceIdentity {
   deviceId: string;

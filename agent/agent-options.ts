@@ -2,9 +2,9 @@
  * The Agent's options: its config and every injectable seam, each with a real default. Pure.
  */
 import type { Logger } from 'pino';
-import type { Clock } from '../protocol/clock.js';
-import type { RolloutMessage } from '../protocol/messages.js';
-import type { TrustStore } from '../firmware/trust-store.js';
+import type { Clock } from '@fleet/protocol/clock';
+import type { RolloutMessage } from '@fleet/protocol/messages';
+import type { TrustStore } from '@fleet/firmware/trust-store';
 import type { AgentConfig } from './config.js';
 import type { AgentState } from './agent-state.js';
 import type { Downloader } from './downloader.js';

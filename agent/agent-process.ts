@@ -1,12 +1,12 @@
 /**
  * The agent as the device's process (`fleet agent start`): builds the agent for the configured slot
  * backend, starts it, and returns how to stop it. The process lifetime around it — signals, the
- * ref'd handle, exit codes — is protocol/daemon.ts. I/O shell.
+ * ref'd handle, exit codes — is runDaemon (runtime/daemon.ts). I/O shell.
  */
 import type { Logger } from 'pino';
-import type { DaemonControl } from '../protocol/daemon.js';
+import type { DaemonControl } from '@fleet/runtime/daemon';
 import type { AgentConfig } from './config.js';
-import { errorMessage } from '../protocol/errors.js';
+import { errorMessage } from '@fleet/protocol/errors';
 
 /** Starts the agent; resolves with its clean stop once it runs. Throws on a fatal local error. */
 export async function startAgent(config: AgentConfig, logger: Logger, control: DaemonControl): Promise<() => Promise<void>> {

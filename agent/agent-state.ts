@@ -7,9 +7,9 @@
  * recorded yet.
  */
 import { z } from 'zod';
-import { DeploymentIdSchema, SemverSchema, Sha256HexSchema } from '../protocol/ids.js';
-import { UpdateReasonSchema } from '../protocol/reasons.js';
-import { SlotNameSchema, UpdateStateSchema, type SlotName, type UpdateState } from '../protocol/update-state.js';
+import { DeploymentIdSchema, SemverSchema, Sha256HexSchema } from '@fleet/protocol/ids';
+import { UpdateReasonSchema } from '@fleet/protocol/reasons';
+import { SlotNameSchema, UpdateStateSchema, type SlotName, type UpdateState } from '@fleet/protocol/update-state';
 
 export const AGENT_STATE_VERSION = 1;
 /** Deployments remembered as handled (retained rollouts are redelivered on every reconnect). */

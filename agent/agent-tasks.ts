@@ -7,8 +7,8 @@ import { SlotError, type SlotBackend } from './slots/slot-backend.js';
 import type { Downloader } from './downloader.js';
 import type { HealthCheck, HealthCheckRunner } from './health-checks.js';
 import type { UpdateEvent } from './update-types.js';
-import { errorMessage } from '../protocol/errors.js';
-import { definedProps } from '../firmware/defined-props.js';
+import { errorMessage } from '@fleet/protocol/errors';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 /**
  * One download attempt. Progress goes to `onProgress` once per tenth of the image (the machine

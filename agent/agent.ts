@@ -14,14 +14,14 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
-import { deviceSubscriptions, deviceTopic, rolloutTopic } from '../protocol/topics.js';
-import { bucketOf } from '../protocol/bucket.js';
-import { evaluateDeviceFlag } from '../protocol/flag-bucketing.js';
-import type { FlagsMessage, RolloutMessage } from '../protocol/messages.js';
-import { encodeMessage } from '../protocol/parse.js';
-import { verifyCommand, verifyManifest } from '../firmware/manifest.js';
-import { loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
+import { systemClock, type Clock, type TimerHandle } from '@fleet/protocol/clock';
+import { deviceSubscriptions, deviceTopic, rolloutTopic } from '@fleet/protocol/topics';
+import { bucketOf } from '@fleet/protocol/bucket';
+import { evaluateDeviceFlag } from '@fleet/protocol/flag-bucketing';
+import type { FlagsMessage, RolloutMessage } from '@fleet/protocol/messages';
+import { encodeMessage } from '@fleet/protocol/parse';
+import { verifyCommand, verifyManifest } from '@fleet/firmware/manifest';
+import { loadTrustStore, type TrustStore } from '@fleet/firmware/trust-store';
 import type { SlotBackend } from './slots/slot-backend.js';
 import { createSlotBackend } from './slots/create-slot-backend.js';
 import type { AgentConfig } from './config.js';
@@ -41,9 +41,9 @@ import { downloadTask, trialHealthTask, verifyTask, writeSlotTask } from './agen
 import { classifyInbound } from './agent-inbox.js';
 import { brokerClientOptions, defaultDownloader, defaultTelemetry, systemBootId } from './agent-defaults.js';
 import { helloMessage, presenceMessage, statusMessage, telemetryMessage, type DeviceIdentity } from './agent-messages.js';
-import { errorMessage } from '../protocol/errors.js';
-import { definedProps } from '../firmware/defined-props.js';
-import { packageVersion } from '../firmware/package-version.js';
+import { errorMessage } from '@fleet/protocol/errors';
+import { definedProps } from '@fleet/firmware/defined-props';
+import { packageVersion } from '@fleet/runtime/package-version';
 
 /** Sent in every hello as `agentVersion`: the version in package.json. */
 export const AGENT_VERSION = packageVersion(import.meta.url);

@@ -5,14 +5,14 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { ConfigError } from '../protocol/errors.js';
-import { bucketOf } from '../protocol/bucket.js';
-import { deviceSubscriptions, deviceTopic, rolloutTopic } from '../protocol/topics.js';
-import { EnvelopeSchema, CommandActionSchema } from '../protocol/signed.js';
-import { encodeMessage, parsePayload } from '../protocol/parse.js';
-import { DeploymentIdSchema } from '../protocol/ids.js';
+import { ConfigError } from '@fleet/protocol/errors';
+import { bucketOf } from '@fleet/protocol/bucket';
+import { deviceSubscriptions, deviceTopic, rolloutTopic } from '@fleet/protocol/topics';
+import { EnvelopeSchema, CommandActionSchema } from '@fleet/protocol/signed';
+import { encodeMessage, parsePayload } from '@fleet/protocol/parse';
+import { DeploymentIdSchema } from '@fleet/protocol/ids';
 import { loadAgentConfig, type AgentConfig } from './config.js';
-import { definedProps } from '../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 interface BrokerOpts {
   config: string;
@@ -93,8 +93,8 @@ export function registerAgentToolCommands(agent: Command): void {
       const cfg = await loadAgentConfig(opts.config);
       const action = CommandActionSchema.safeParse(opts.action);
       if (!action.success) throw new ConfigError(`--action must be one of ${CommandActionSchema.options.join(', ')}`);
-      const { buildCommand, signCommand } = await import('../firmware/manifest.js');
-      const { loadSigningKey } = await import('../firmware/keys.js');
+      const { buildCommand, signCommand } = await import('@fleet/firmware/manifest');
+      const { loadSigningKey } = await import('@fleet/firmware/keys');
       const keys = await Promise.all(opts.key.map((k) => loadSigningKey(k)));
       const command = buildCommand({
         commandId: `cli-${randomUUID().slice(0, 12)}`,

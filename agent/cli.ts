@@ -5,9 +5,9 @@
  */
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError, FleetError } from '../protocol/errors.js';
-import { parseDuration } from '../firmware/duration.js';
-import { UpdateStateSchema } from '../protocol/update-state.js';
+import { ConfigError, FleetError } from '@fleet/protocol/errors';
+import { parseDuration } from '@fleet/firmware/duration';
+import { UpdateStateSchema } from '@fleet/protocol/update-state';
 import { loadAgentConfig } from './config.js';
 import { FileStateStore } from './state-store.js';
 import { reportedState } from './agent-state.js';
@@ -21,8 +21,13 @@ export interface AgentCommandDeps {
   devEnroller?: DevEnroller;
 }
 
+/** `fleet agent ...`: the agent's commands as a group of the `fleet` executable. */
 export function registerAgentCommands(program: Command, deps: AgentCommandDeps = {}): void {
-  const agent = program.command('agent').description('the device daemon: verified A/B updates and telemetry');
+  addAgentCommands(program.command('agent').description('the device daemon: verified A/B updates and telemetry'), deps);
+}
+
+/** Adds the agent's commands (`start`, `validate-config`, `status`, the tools) to `agent`: a group, or the `fleet-agent` program itself. */
+export function addAgentCommands(agent: Command, deps: AgentCommandDeps = {}): void {
 
   agent
     .command('start')
@@ -97,7 +102,7 @@ export function registerAgentCommands(program: Command, deps: AgentCommandDeps =
 export async function runAgent(configPath: string): Promise<void> {
   const config = await loadAgentConfig(configPath);
   const { default: pino } = await import('pino');
-  const { runDaemon } = await import('../protocol/daemon.js');
+  const { runDaemon } = await import('@fleet/runtime/daemon');
   const logger = pino({ level: config.logLevel });
   // Losing the broker is never fatal (the session reconnects by itself); only a signal, or a
   // local failure the agent cannot get past, ends the process.

@@ -7,9 +7,9 @@
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { delimiter, dirname, isAbsolute, join } from 'node:path';
-import { loadTrustStore } from '../firmware/trust-store.js';
+import { loadTrustStore } from '@fleet/firmware/trust-store';
 import type { AgentConfig } from './config.js';
-import { errorMessage } from '../protocol/errors.js';
+import { errorMessage } from '@fleet/protocol/errors';
 
 async function can(path: string, mode: number): Promise<boolean> {
   try {

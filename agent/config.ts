@@ -7,10 +7,10 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, errorMessage } from '../protocol/errors.js';
-import { DeviceIdSchema, HardwareModelSchema, SemverSchema, TagSchema } from '../protocol/ids.js';
-import { formatIssues } from '../protocol/parse.js';
-import { parseDuration } from '../firmware/duration.js';
+import { ConfigError, errorMessage } from '@fleet/protocol/errors';
+import { DeviceIdSchema, HardwareModelSchema, SemverSchema, TagSchema } from '@fleet/protocol/ids';
+import { formatIssues } from '@fleet/protocol/parse';
+import { parseDuration } from '@fleet/firmware/duration';
 import { RaucBackendConfigSchema } from './slots/slot-backend-rauc.js';
 import { TrybootBackendConfigSchema } from './slots/slot-backend-tryboot.js';
 import { UbootBackendConfigSchema } from './slots/slot-backend-uboot.js';

@@ -8,9 +8,9 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError } from '../protocol/errors.js';
-import { DeviceIdSchema, HardwareModelSchema, SemverSchema } from '../protocol/ids.js';
-import { parseDuration } from '../firmware/duration.js';
+import { ConfigError } from '@fleet/protocol/errors';
+import { DeviceIdSchema, HardwareModelSchema, SemverSchema } from '@fleet/protocol/ids';
+import { parseDuration } from '@fleet/firmware/duration';
 import type { AgentConfigInput } from './config.js';
 
 /** What the coordinator gives a device it provisioned: where to connect, as whom, and whom to trust. */

@@ -18,8 +18,8 @@ import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
-import type { UpdateReason } from '../protocol/reasons.js';
-import { definedProps } from '../firmware/defined-props.js';
+import type { UpdateReason } from '@fleet/protocol/reasons';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface DownloadRequest {
   url: string;

@@ -7,12 +7,12 @@
  * values (docs/freshness.md). A zod schema (it is a file format) and pure functions.
  */
 import { z } from 'zod';
-import { DeploymentIdSchema, SemverSchema } from '../protocol/ids.js';
-import { parseValue } from '../protocol/parse.js';
-import type { SlotName } from '../protocol/update-state.js';
+import { DeploymentIdSchema, SemverSchema } from '@fleet/protocol/ids';
+import { parseValue } from '@fleet/protocol/parse';
+import type { SlotName } from '@fleet/protocol/update-state';
 import { HANDLED_LIMIT, initialAgentState, remember, type AgentState } from './agent-state.js';
-import { errorMessage } from '../protocol/errors.js';
-import { definedProps } from '../firmware/defined-props.js';
+import { errorMessage } from '@fleet/protocol/errors';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export const DURABLE_RECORD_VERSION = 1;
 /**

@@ -12,7 +12,7 @@ import type { AgentState } from './agent-state.js';
 import { decodeDurable, durableOf, encodeDurable, mergeDurable, sameDurable, type DurableRecord } from './durable-record.js';
 import type { SlotBackend } from './slots/slot-backend.js';
 import type { StateStore } from './state-store.js';
-import { errorMessage } from '../protocol/errors.js';
+import { errorMessage } from '@fleet/protocol/errors';
 
 export class DurableWriter {
   private last: DurableRecord | null = null;

@@ -16,7 +16,7 @@
  */
 import mqtt, { ReasonCodes, type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
+import { systemClock, type Clock, type TimerHandle } from '@fleet/protocol/clock';
 
 /** The MQTT connect seam: tests and the simulator may pass their own. Default: mqtt.connect. */
 export type MqttConnect = (options: IClientOptions) => MqttClient;

@@ -10,10 +10,10 @@
  * booted firmware comes up (a bricked or boot-looping image resets before the agent runs, and the
  * bootloader decides again), and a new Agent is created on the same store and started.
  */
-import { systemClock, type Clock, type TimerHandle } from '../protocol/clock.js';
+import { systemClock, type Clock, type TimerHandle } from '@fleet/protocol/clock';
 import type { BootState, SlotBackend } from './slots/slot-backend.js';
 import { Agent, type AgentOptions } from './agent.js';
-import { errorMessage } from '../protocol/errors.js';
+import { errorMessage } from '@fleet/protocol/errors';
 
 /** A slot backend whose bootloader can be powered on by the harness (the file backend, the simulator's). */
 export interface PowerableSlotBackend extends SlotBackend {

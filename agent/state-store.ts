@@ -10,8 +10,8 @@
  */
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { FleetError, errorMessage } from '../protocol/errors.js';
-import { parsePayload } from '../protocol/parse.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
+import { parsePayload } from '@fleet/protocol/parse';
 import { AgentStateSchema, type AgentState } from './agent-state.js';
 
 export interface StateStore {

@@ -2,9 +2,9 @@
  * What arrives from outside the device's own progress: a rollout (verified by the shell), the wave
  * being cleared (abort), and signed commands (rollback, reboot, report-now). Pure.
  */
-import type { Command } from '../protocol/signed.js';
-import { otherSlot } from '../protocol/update-state.js';
-import { freshnessProblem } from '../firmware/manifest.js';
+import type { Command } from '@fleet/protocol/signed';
+import { otherSlot } from '@fleet/protocol/update-state';
+import { freshnessProblem } from '@fleet/firmware/manifest';
 import { currentVersion, isBusy, isPreReboot, type AgentState, type Job } from './agent-state.js';
 import type { StepResult, UpdateEvent } from './update-types.js';
 import { finish, log, none, rolledBack, toRebooting, toReverting, transition } from './update-transitions.js';

@@ -2,11 +2,11 @@
  * The building blocks of the update machine's transitions: record a new job stage with its status
  * report, finish a job, go to the reboot or back to the old slot, commit. Pure.
  */
-import type { UpdateReason } from '../protocol/reasons.js';
-import type { UpdateState } from '../protocol/update-state.js';
+import type { UpdateReason } from '@fleet/protocol/reasons';
+import type { UpdateState } from '@fleet/protocol/update-state';
 import { HANDLED_LIMIT, remember, reportedState, type AgentState, type Job } from './agent-state.js';
 import type { MachineConfig, StepResult, UpdateEffect } from './update-types.js';
-import { definedProps } from '../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 /** Restarts on the same boot in the `rebooting` stage before the agent gives the trial up. */
 export const MAX_REBOOT_RETRIES = 3;

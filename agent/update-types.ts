@@ -1,10 +1,10 @@
 /**
  * Events, effects and configuration of the agent's update state machine (update-machine.ts). Pure types.
  */
-import type { Command, Manifest } from '../protocol/signed.js';
-import type { UpdateReason } from '../protocol/reasons.js';
-import type { SlotName, UpdateState } from '../protocol/update-state.js';
-import type { Verified } from '../firmware/manifest.js';
+import type { Command, Manifest } from '@fleet/protocol/signed';
+import type { UpdateReason } from '@fleet/protocol/reasons';
+import type { SlotName, UpdateState } from '@fleet/protocol/update-state';
+import type { Verified } from '@fleet/firmware/manifest';
 import type { AgentState, Artifact } from './agent-state.js';
 
 /** What the bootloader says about the boot the agent runs in (plus a boot id to tell boots apart). */

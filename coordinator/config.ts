@@ -7,8 +7,8 @@
  */
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../protocol/errors.js';
-import { formatIssues } from '../protocol/parse.js';
+import { ConfigError } from '@fleet/protocol/errors';
+import { formatIssues } from '@fleet/protocol/parse';
 import { plaintextPaths } from './listener-security.js';
 import { MIN_TOKEN_LENGTH, TOKEN_ADVICE, weakTokenReason } from './token-strength.js';
 
@@ -50,6 +50,17 @@ export const CoordinatorConfigSchema = z.object({
       brokerUsername: z.string().optional(),
       brokerPassword: z.string().optional(),
       /**
+       * A JSON file `{username, password, accounts?}` with the coordinator's broker account, as
+       * `fleet broker mosquitto-config` writes it (`coordinator-account.json`); read at start.
+       */
+      brokerCredentialsFile: z.string().optional(),
+      /**
+       * Who keeps devices' broker accounts: `mosquitto-dynsec`, the coordinator through Mosquitto's
+       * dynamic-security plugin (docs/mosquitto.md); `none`, the operator (another broker). Default: what
+       * the credentials file says, else `none`. The embedded broker reads the store itself.
+       */
+      brokerAccounts: z.enum(['none', 'mosquitto-dynsec']).optional(),
+      /**
        * Largest MQTT packet a device may send, in bytes, checked from the packet's fixed header before
        * its body is read (embedded broker). The largest device message, telemetry with 20 log lines of
        * 512 characters, is under 64 KiB. Default 128 KiB.
@@ -86,6 +97,8 @@ export const CoordinatorConfigSchema = z.object({
        */
       downloadMinBytesPerSecond: z.coerce.number().int().nonnegative().default(1024),
       downloadRateWindowMs: z.coerce.number().int().positive().default(60_000),
+      /** The built operator console served at `/`; default dist/console-app of this package (`npm run build`). */
+      consoleDir: z.string().optional(),
     })
     .default({
       port: 8080,
@@ -205,6 +218,8 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_BROKER_URL']) mqtt['brokerUrl'] = env['FLEET_BROKER_URL'];
   if (env['FLEET_BROKER_USERNAME']) mqtt['brokerUsername'] = env['FLEET_BROKER_USERNAME'];
   if (env['FLEET_BROKER_PASSWORD']) mqtt['brokerPassword'] = env['FLEET_BROKER_PASSWORD'];
+  if (env['FLEET_BROKER_CREDENTIALS']) mqtt['brokerCredentialsFile'] = env['FLEET_BROKER_CREDENTIALS'];
+  if (env['FLEET_BROKER_ACCOUNTS']) mqtt['brokerAccounts'] = env['FLEET_BROKER_ACCOUNTS'];
   if (env['FLEET_MQTT_MAX_PACKET_BYTES']) mqtt['maxPacketBytes'] = Number(env['FLEET_MQTT_MAX_PACKET_BYTES']);
   if (Object.keys(mqtt).length) out['mqtt'] = mqtt;
   const http: Record<string, unknown> = {};
@@ -219,6 +234,7 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_DOWNLOAD_IDLE_TIMEOUT_MS']) http['downloadIdleTimeoutMs'] = env['FLEET_DOWNLOAD_IDLE_TIMEOUT_MS'];
   if (env['FLEET_DOWNLOAD_MIN_BYTES_PER_S']) http['downloadMinBytesPerSecond'] = env['FLEET_DOWNLOAD_MIN_BYTES_PER_S'];
   if (env['FLEET_DOWNLOAD_RATE_WINDOW_MS']) http['downloadRateWindowMs'] = env['FLEET_DOWNLOAD_RATE_WINDOW_MS'];
+  if (env['FLEET_CONSOLE_DIR']) http['consoleDir'] = env['FLEET_CONSOLE_DIR'];
   if (Object.keys(http).length) out['http'] = http;
   if (env['FLEET_SIGNING_KEY']) out['signingKeyPath'] = env['FLEET_SIGNING_KEY'];
   if (env['FLEET_ADMIN_TOKEN']) out['adminToken'] = env['FLEET_ADMIN_TOKEN'];
@@ -273,6 +289,9 @@ export function checkEnvironmentRules(config: CoordinatorConfig): void {
   }
   if (config.mqtt.tlsClientCa !== undefined && (config.mqtt.tlsCert === undefined || config.mqtt.brokerUrl !== undefined)) {
     throw new ConfigError('FLEET_TLS_CLIENT_CA (device certificates) needs the embedded broker over TLS: set FLEET_TLS_CERT and FLEET_TLS_KEY, without FLEET_BROKER_URL');
+  }
+  if ((config.mqtt.brokerAccounts === 'mosquitto-dynsec' || config.mqtt.brokerCredentialsFile !== undefined) && config.mqtt.brokerUrl === undefined) {
+    throw new ConfigError('broker accounts and credentials are for an external broker: give its URL with --broker (FLEET_BROKER_URL), or drop them to use the embedded broker');
   }
   if (config.allowAnonymousDevices) {
     if (config.mqtt.brokerUrl !== undefined) {

@@ -10,12 +10,12 @@ import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import type { Clock } from '../protocol/clock.js';
-import type { SigningKey } from '../firmware/keys.js';
-import { definedProps } from '../firmware/defined-props.js';
-import { packageVersion } from '../firmware/package-version.js';
-import { FLAGS_TOPIC } from '../protocol/topics.js';
-import { encodeMessage } from '../protocol/parse.js';
+import type { Clock } from '@fleet/protocol/clock';
+import type { SigningKey } from '@fleet/firmware/keys';
+import { definedProps } from '@fleet/firmware/defined-props';
+import { packageVersion } from '@fleet/runtime/package-version';
+import { FLAGS_TOPIC } from '@fleet/protocol/topics';
+import { encodeMessage } from '@fleet/protocol/parse';
 import type { CoordinatorConfig } from './config.js';
 import { choosePort, coordinatorTrust, readAdminFile, type PortsFile } from './data-dir.js';
 import type { DataDirLock } from './data-dir-lock.js';
@@ -26,11 +26,13 @@ import { CounterTotals } from './counter-totals.js';
 import { openDataStores, startTelemetryWriter } from './data-stores.js';
 import { loadCoordinatorKey } from './signing.js';
 import { CredentialStore } from './broker/credentials.js';
+import { createBrokerAccounts } from './broker/broker-login.js';
+import { DeviceAccounts } from './broker/device-accounts.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBroker } from './broker/external-broker.js';
 import { Publisher } from './broker/publisher.js';
 import type { Transport } from './broker/transport.js';
-import { DeviceRegistry, type DeviceRecord } from './registry/device-registry.js';
+import { DeviceRegistry, type DeviceRecord, type RegistryChange } from './registry/device-registry.js';
 import { AnomalyLog } from './registry/anomaly-log.js';
 import { BadMessages } from './ingest/bad-messages.js';
 import { DeviceIngest } from './ingest/device-ingest.js';
@@ -44,7 +46,7 @@ import { ArtifactIntegrity } from './artifacts/artifact-integrity.js';
 import { DownloadAuth } from './artifacts/download-auth.js';
 import { FirmwareService, type TrustSource } from './artifacts/firmware-service.js';
 import { FreshnessCounters } from './deployments/freshness-counters.js';
-import { DeploymentService } from './deployments/deployment-service.js';
+import { DeploymentService, type DeploymentView } from './deployments/deployment-service.js';
 import { createCanaryServices, type CanaryServices } from './canary/canary-services.js';
 import type { GateAnalyzer } from './gate/analyzer.js';
 import { DEPLOYMENT_PHASES, type AuditEntry } from './engine/types.js';
@@ -64,7 +66,9 @@ export interface CoordinatorEvents {
   audit: [AuditEntry];
   /** A decision the engine recorded (gate, early hard limit, Monitor limit, empty wave, operator). */
   decision: [DecisionRecord];
-  device: [DeviceRecord, 'hello' | 'online' | 'offline' | 'provisioned'];
+  device: [DeviceRecord, RegistryChange];
+  /** A deployment after any change (without its decisions). */
+  deployment: [DeploymentView];
 }
 
 /** What every group is built with: configuration, time, logging, and the lock on the data directory. */
@@ -115,8 +119,9 @@ export async function openStores(b: Basics): Promise<Stores> {
     logger.warn({ dataDir: config.dataDir }, 'the previous coordinator on this data directory did not stop cleanly (crash or kill): telemetry it had not stored yet is lost and not counted');
   }
   const now = (): number => b.clock.now();
-  // With the embedded broker every device has credentials: one never provisioned is a ghost.
-  const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined });
+  // With the embedded broker, or a Mosquitto whose accounts the coordinator keeps, every device has
+  // credentials: one never provisioned is a ghost.
+  const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined || config.mqtt.brokerAccounts === 'mosquitto-dynsec' });
   const anomalies = AnomalyLog.load({ db, now, counters, logger: b.root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
   const events = new EventEmitter<CoordinatorEvents>();
   registry.subscribe((d, change) => events.emit('device', d, change));
@@ -316,13 +321,27 @@ export function buildDeployments(
     freshness: a.freshness,
     onAudit: (e) => s.events.emit('audit', e),
     onDecision: (d) => s.events.emit('decision', d),
+    onChange: (view) => s.events.emit('deployment', view),
     anomalies: s.anomalies,
   });
   return { publisher, inbox: new StatusInbox(s.db), canary, deployments };
 }
 
+/** Devices' credentials in the store and their accounts on the broker, together (provision, rotate, revoke). */
+export function buildAccounts(b: Basics, s: Stores, transport: Transport): DeviceAccounts {
+  const logger = b.root.child({ module: 'broker-accounts' });
+  return new DeviceAccounts({
+    credentials: s.credentials,
+    registry: s.registry,
+    broker: createBrokerAccounts(b.config, transport, logger, b.timers),
+    now: () => b.clock.now(),
+    counters: s.counters,
+    logger,
+  });
+}
+
 /** Device messages from the broker: admitted and parsed by ingest, then handled by the parts above. */
-export function connectIngest(b: Basics, s: Stores, t: Telemetry, d: Deployments, transport: Transport): void {
+export function connectIngest(b: Basics, s: Stores, t: Telemetry, d: Deployments, transport: Transport, accounts: DeviceAccounts): void {
   const { config } = b;
   const handlers = deviceMessages({ registry: s.registry, anomalies: s.anomalies, inbox: d.inbox, telemetry: t.writer, deployments: d.deployments, counters: s.counters, clock: b.clock });
   const ingest = new DeviceIngest({
@@ -338,6 +357,14 @@ export function connectIngest(b: Basics, s: Stores, t: Telemetry, d: Deployments
   });
   transport.onMessage(ingest.handle);
   transport.onConnection({ onDisconnect: (id) => handlers.disconnected(id) });
+  // A restarted external broker dropped every device, and a killed one sent no last wills: devices
+  // not heard from since it started are offline (their hellos bring them back).
+  accounts.onBrokerRestart((uptimeMs) => {
+    const startedAt = b.clock.now() - uptimeMs;
+    const gone = [...s.registry.all()].filter((dev) => dev.online && (dev.lastSeen ?? 0) < startedAt);
+    for (const dev of gone) handlers.disconnected(dev.deviceId);
+    b.logger.warn({ uptimeMs, offline: gone.length }, 'the broker restarted: devices not heard from since are offline until they say hello');
+  });
 }
 
 export interface Observers {

@@ -8,11 +8,12 @@
  */
 import { mkdirSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import { systemClock, type Clock } from '../protocol/clock.js';
-import { FLAGS_TOPIC } from '../protocol/topics.js';
-import { encodeMessage } from '../protocol/parse.js';
-import { packageVersion } from '../firmware/package-version.js';
+import { systemClock, type Clock } from '@fleet/protocol/clock';
+import { FLAGS_TOPIC } from '@fleet/protocol/topics';
+import { encodeMessage } from '@fleet/protocol/parse';
+import { packageVersion } from '@fleet/runtime/package-version';
 import { loadConfig, type CoordinatorConfigInput } from './config.js';
+import { withBrokerLogin } from './broker/broker-login.js';
 import type { Coordinator } from './coordinator-api.js';
 import { portOf, readPorts, writeAdminFile, writePorts } from './data-dir.js';
 import { DataDirLock } from './data-dir-lock.js';
@@ -27,7 +28,10 @@ import { registerSessionRoutes } from './admin/session-routes.js';
 import { registerUserRoutes } from './admin/user-routes.js';
 import { registerMetricsRoute } from './prometheus/metrics-route.js';
 import { registerWebhookRoutes } from './webhooks/webhook-routes.js';
+import { StaticConsole } from './console/static-console.js';
+import { mountConsole } from './console/mount-console.js';
 import {
+  buildAccounts,
   buildArtifacts,
   buildDeployments,
   buildObservers,
@@ -69,7 +73,7 @@ export interface CoordinatorOptions {
  * (DataDirInUseError) when another coordinator runs on the same data directory.
  */
 export async function createCoordinator(options: CoordinatorOptions = {}): Promise<Coordinator> {
-  const config = loadConfig(options.config ?? {}, options.env ?? {});
+  const config = withBrokerLogin(loadConfig(options.config ?? {}, options.env ?? {}));
   const timers = options.timers ?? systemClock;
   mkdirSync(config.dataDir, { recursive: true });
   // Before anything in the directory is read or written: a second coordinator would resume the same
@@ -90,6 +94,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
   // so the caller can retry.
   const opened: (() => unknown)[] = [() => lock.release({ stoppedAt: timers.now() })];
   try {
+    const consolePage = await StaticConsole.load(config.http.consoleDir);
     const stores = await openStores(basics);
     opened.push(() => closeDatabase(stores.db), () => closeDatabase(stores.telemetryDb));
     const telemetry = await startTelemetry(basics, stores);
@@ -100,9 +105,27 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
     opened.push(() => transport.stop());
     const deployments = buildDeployments(basics, stores, artifacts, transport, { analyzers: options.analyzers, random: options.random });
     opened.push(() => deployments.deployments.stop());
-    connectIngest(basics, stores, telemetry, deployments, transport);
+    const accounts = buildAccounts(basics, stores, transport);
+    opened.push(() => accounts.stop());
+    connectIngest(basics, stores, telemetry, deployments, transport, accounts);
     const observers = buildObservers(basics, stores, artifacts, telemetry, deployments, transport);
     opened.push(() => observers.webhooks.dispatcher.stop());
+    const consoleFeed = mountConsole({
+      api: artifacts.api,
+      authenticator: artifacts.access,
+      page: consolePage,
+      events: stores.events,
+      auditLog: stores.auditLog,
+      registry: stores.registry,
+      anomalies: stores.anomalies,
+      deployments: deployments.deployments,
+      telemetryDb: stores.telemetryDb,
+      rollupSlotMs: config.telemetry.rollupSlotMs,
+      timers,
+      now: () => basics.clock.now(),
+      logger: root.child({ module: 'console' }),
+    });
+    opened.push(() => consoleFeed.stop());
     const parts: CoordinatorParts = {
       ...basics,
       ...stores,
@@ -111,6 +134,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
       ...observers,
       telemetry: telemetry.writer,
       transport,
+      accounts,
       housekeeping: new Housekeeping({
         ...stores,
         inbox: deployments.inbox,
@@ -119,6 +143,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
         timers,
         logger: basics.logger,
       }),
+      console: consoleFeed,
       startedAt: timers.now(),
     };
     registerRoutes(parts);
@@ -143,7 +168,7 @@ function registerRoutes(p: CoordinatorParts): void {
     auditLog: p.auditLog,
     endpoints: () => ({ mqttUrl: p.transport.url, httpUrl: p.http.url }),
   });
-  registerDeviceRoutes(api, { registry: p.registry, credentials: p.credentials, now, audit, deviceDeployments: (id) => p.deployments.deviceHistory(id), anomalies: p.anomalies });
+  registerDeviceRoutes(api, { registry: p.registry, credentials: p.credentials, accounts: p.accounts, now, audit, deviceDeployments: (id) => p.deployments.deviceHistory(id), anomalies: p.anomalies });
   registerFirmwareRoutes(api, { store: p.artifacts, firmware: p.firmware, audit });
   registerDeploymentRoutes(api, { rollouts: p.deployments });
   registerSessionRoutes(api, { access: p.access, auditLog: p.auditLog, now });
@@ -161,6 +186,8 @@ function registerRoutes(p: CoordinatorParts): void {
 async function serve(p: CoordinatorParts): Promise<void> {
   const { config, transport, http, deployments, logger } = p;
   await http.start();
+  // Devices' broker accounts match the store before the coordinator subscribes there.
+  await p.accounts.start();
   await transport.prepare();
   const restored = config.mqtt.brokerUrl ? 0 : await p.publisher.restore();
   await p.publisher.retain(FLAGS_TOPIC, encodeMessage(p.canary.deviceFlagsMessage()));

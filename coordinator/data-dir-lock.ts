@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { z } from 'zod';
-import { FleetError, errorMessage } from '../protocol/errors.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
 
 const OwnerSchema = z.object({
   pid: z.number().int(),

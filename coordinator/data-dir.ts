@@ -8,8 +8,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import type { SigningKey } from '../firmware/keys.js';
-import { createTrustStore, loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
+import type { SigningKey } from '@fleet/firmware/keys';
+import { createTrustStore, loadTrustStore, type TrustStore } from '@fleet/firmware/trust-store';
 import { adminFilePath, type ListenPort } from './config.js';
 
 const PortNumberSchema = z.number().int().min(1).max(65535);

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Clock } from '../protocol/clock.js';
+import type { Clock } from '@fleet/protocol/clock';
 import type { CoordinatorConfig } from './config.js';
 import type { Counters } from './metrics.js';
 import { closeDatabase, openDatabase, type Db } from './store/db.js';

@@ -4,7 +4,7 @@
  * retention. Real-time timers from the injected `timers`; `stop()` is safe twice. I/O shell.
  */
 import type { Logger } from 'pino';
-import type { Clock, TimerHandle } from '../protocol/clock.js';
+import type { Clock, TimerHandle } from '@fleet/protocol/clock';
 import type { Counters } from './metrics.js';
 import type { CounterTotals } from './counter-totals.js';
 import type { Db } from './store/db.js';

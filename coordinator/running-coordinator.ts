@@ -4,11 +4,11 @@
  * by then. I/O shell.
  */
 import { createReadStream } from 'node:fs';
-import { publicKeyPem } from '../firmware/keys.js';
-import { definedProps } from '../firmware/defined-props.js';
-import { ValidationError } from '../protocol/errors.js';
-import { formatIssues } from '../protocol/parse.js';
+import { publicKeyPem } from '@fleet/firmware/keys';
+import { ValidationError } from '@fleet/protocol/errors';
+import { formatIssues } from '@fleet/protocol/parse';
 import type { Transport } from './broker/transport.js';
+import type { DeviceAccounts } from './broker/device-accounts.js';
 import type { Housekeeping } from './housekeeping.js';
 import type { TelemetryWriter } from './telemetry/telemetry-writer.js';
 import { closeDatabase } from './store/db.js';
@@ -26,7 +26,11 @@ import type { Coordinator, CoordinatorMetrics, FirmwareUpload } from './coordina
 export interface CoordinatorParts extends Basics, Stores, Artifacts, Deployments, Observers {
   telemetry: TelemetryWriter;
   transport: Transport;
+  /** Devices' credentials in the store and on the broker together (provision, rotate, revoke). */
+  accounts: DeviceAccounts;
   housekeeping: Housekeeping;
+  /** The operator console's live feed (console/mount-console.ts). */
+  console: { stop(): void };
   /** Real time this process started. */
   startedAt: number;
 }
@@ -87,11 +91,8 @@ export class RunningCoordinator implements Coordinator {
   // ---- commands --------------------------------------------------------------------------------
 
   async provisionDevices(deviceIds: readonly string[], info: { hardwareModel?: string; tags?: string[]; rotate?: boolean } = {}): Promise<ProvisionedDevice[]> {
-    const out = await this.p.credentials.provisionMany(deviceIds, info.rotate ? { rotate: true } : {});
+    const out = await this.p.accounts.provision(deviceIds, info);
     const now = this.p.clock.now();
-    for (const d of out) {
-      this.p.registry.provisioned(d.deviceId, now, definedProps({ hardwareModel: info.hardwareModel, tags: info.tags }));
-    }
     this.p.auditLog.append(now, 'operator', 'devices.provisioned', `${deviceIds.length} devices`, { count: deviceIds.length });
     return out;
   }
@@ -175,9 +176,11 @@ export class RunningCoordinator implements Coordinator {
     this.stopped = true;
     const p = this.p;
     await p.deployments.stop();
+    p.console.stop();
     await p.webhooks.dispatcher.stop();
     await p.http.stop();
     await p.integrity.stop();
+    await p.accounts.stop();
     await p.transport.stop();
     p.housekeeping.stop();
     await p.telemetry.stop();

@@ -13,8 +13,8 @@ import { createHmac, createPrivateKey, createPublicKey, randomBytes, timingSafeE
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError } from '../protocol/errors.js';
-import { keyIdOf, loadSigningKey, publicKeyPem, writeKeyPair, type SigningKey } from '../firmware/keys.js';
+import { ConfigError } from '@fleet/protocol/errors';
+import { keyIdOf, loadSigningKey, publicKeyPem, writeKeyPair, type SigningKey } from '@fleet/firmware/keys';
 import { devSigningKeyPath, type CoordinatorConfig } from './config.js';
 
 const DEV_KEYS_FILE = 'dev-keys.json';

@@ -6,7 +6,7 @@
  * - Numbers serialised by ECMAScript Number-to-String (RFC 8785 §3.2.2.3, what JSON.stringify does);
  *   NaN and ±Infinity are refused, as are undefined values, functions, symbols and bigints.
  */
-import { FleetError } from '../protocol/errors.js';
+import { FleetError } from '@fleet/protocol/errors';
 
 export class CanonicalJsonError extends FleetError {
   constructor(message: string) {

@@ -5,8 +5,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { parsePayload } from '../protocol/parse.js';
-import { EnvelopeSchema } from '../protocol/signed.js';
+import { parsePayload } from '@fleet/protocol/parse';
+import { EnvelopeSchema } from '@fleet/protocol/signed';
 import { digestFile } from './image.js';
 import { loadSigningKey, writeKeyPair } from './keys.js';
 import { buildManifest, signManifest, verifyManifest } from './manifest.js';

@@ -1,5 +1,5 @@
 /** Durations such as `30m`, `12h`, `7d`, `45s`, `500ms` (or plain milliseconds). Pure. */
-import { ValidationError } from '../protocol/errors.js';
+import { ValidationError } from '@fleet/protocol/errors';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 

@@ -5,12 +5,12 @@
  * signatures from distinct keys in the trust store and compares them with the threshold.
  */
 import { sign as edSign, verify as edVerify } from 'node:crypto';
-import type { SignedEnvelope, Signature } from '../protocol/signed.js';
-import type { VerifyReason } from '../protocol/reasons.js';
+import type { SignedEnvelope, Signature } from '@fleet/protocol/signed';
+import type { VerifyReason } from '@fleet/protocol/reasons';
 import { canonicalBytes } from './canonical-json.js';
 import type { SigningKey } from './keys.js';
 import type { TrustStore } from './trust-store.js';
-import { errorMessage } from '../protocol/errors.js';
+import { errorMessage } from '@fleet/protocol/errors';
 
 export function signDocument<T extends object>(signed: T, keys: readonly SigningKey[]): SignedEnvelope<T> {
   const bytes = canonicalBytes(signed);

@@ -5,7 +5,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FleetError, errorMessage } from '../protocol/errors.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
 
 export class KeyError extends FleetError {
   constructor(message: string, options?: { cause?: unknown }) {

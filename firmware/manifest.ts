@@ -20,10 +20,10 @@ import {
   type CommandAction,
   type Manifest,
   type SignedEnvelope,
-} from '../protocol/signed.js';
-import type { VerifyReason } from '../protocol/reasons.js';
-import { formatIssues } from '../protocol/parse.js';
-import { ValidationError } from '../protocol/errors.js';
+} from '@fleet/protocol/signed';
+import type { VerifyReason } from '@fleet/protocol/reasons';
+import { formatIssues } from '@fleet/protocol/parse';
+import { ValidationError } from '@fleet/protocol/errors';
 import { checkSignatures, signDocument } from './envelope.js';
 import type { SigningKey } from './keys.js';
 import type { TrustStore } from './trust-store.js';

@@ -7,9 +7,9 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError, errorMessage } from '../protocol/errors.js';
-import { parsePayload } from '../protocol/parse.js';
-import { TrustPolicySchema } from '../protocol/signed.js';
+import { ConfigError, errorMessage } from '@fleet/protocol/errors';
+import { parsePayload } from '@fleet/protocol/parse';
+import { TrustPolicySchema } from '@fleet/protocol/signed';
 import { publicKeyFromPem, type PublicKey } from './keys.js';
 
 export interface TrustStore {

@@ -6,12 +6,13 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { ValidationError } from '../protocol/errors.js';
-import { DeviceIdSchema } from '../protocol/ids.js';
-import { formatIssues } from '../protocol/parse.js';
+import { ValidationError } from '@fleet/protocol/errors';
+import { DeviceIdSchema } from '@fleet/protocol/ids';
+import { formatIssues } from '@fleet/protocol/parse';
 import type { Scenario } from './scenario.js';
+import type { CoordinatorHandle } from './coordinator-handle.js';
 import { SimulationError } from './errors.js';
-import { parseDuration } from '../firmware/duration.js';
+import { parseDuration } from '@fleet/firmware/duration';
 
 interface SimulateFlags {
   devices?: string;
@@ -142,6 +143,12 @@ export function registerSimulatorCommands(program: Command): void {
       process.exitCode = await runAndReport({
         scenario,
         devices: Math.round(devices),
+        onCoordinator: (c) => {
+          if (!c.dashboard) return;
+          // The token travels in the fragment, which the browser never sends to the server.
+          console.log(`Watch it in the browser: ${c.dashboard.url}#token=${encodeURIComponent(c.dashboard.token)}`);
+          console.log(`(the operator console; or open ${c.dashboard.url} and log in with the token ${c.dashboard.token})\n`);
+        },
         ...(flags.report !== undefined ? { reportPath: flags.report } : {}),
         json: false,
         quiet: false,
@@ -161,6 +168,8 @@ interface RunRequest {
   reportPath?: string;
   json: boolean;
   quiet: boolean;
+  /** Told of the coordinator once it is up (the demo prints its dashboard). */
+  onCoordinator?: (c: CoordinatorHandle) => void;
 }
 
 /** Runs the simulation, prints progress and the summary, writes the report; returns the exit code. */
@@ -181,7 +190,11 @@ async function runAndReport(req: RunRequest): Promise<number> {
     ...(req.fixedScale ? { pacing: false } : {}),
     ...(req.seed !== undefined ? { seed: req.seed } : {}),
     ...(broker && runId ? { realTime: true, runId, targetTag: runId, ...(broker.secrets ? { secrets: broker.secrets } : {}) } : {}),
-    coordinator: broker ? () => remoteCoordinator(broker) : (ctx) => embeddedCoordinator(ctx),
+    coordinator: async (ctx) => {
+      const c = broker ? await remoteCoordinator(broker) : await embeddedCoordinator(ctx);
+      req.onCoordinator?.(c);
+      return c;
+    },
     ...(req.quiet ? {} : { onEvent: progressPrinter((line) => console.log(line)) }),
   });
   if (req.reportPath !== undefined) await writeFile(req.reportPath, JSON.stringify(report, null, 2) + '\n');

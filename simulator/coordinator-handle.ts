@@ -2,7 +2,7 @@
  * What the simulator needs from a coordinator, whichever way it runs (embedded in this process, or a
  * separate one reached over its admin API). Pure interface.
  */
-import type { TrustStore } from '../firmware/trust-store.js';
+import type { TrustStore } from '@fleet/firmware/trust-store';
 import type { DecisionView, ProgressView, WaveRecord } from './report.js';
 
 export interface DeploymentView {
@@ -33,6 +33,8 @@ export interface CoordinatorHandle {
   readonly brokerUrl: string;
   /** A short description for the report, e.g. `embedded` or the URL. */
   readonly description: string;
+  /** Where the operator console is and the token that logs in to it (an embedded coordinator's). */
+  readonly dashboard?: { url: string; token: string };
   /** Trust store holding the coordinator's manifest/command signing key. */
   trust(): Promise<TrustStore>;
   /** Credentials for each device (secrets returned once). */

@@ -6,14 +6,14 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Clock } from '../protocol/clock.js';
-import { FleetError } from '../protocol/errors.js';
-import { loadTrustStore, type TrustStore } from '../firmware/trust-store.js';
-import { createCoordinator, AdminClient, hardGatesAnalyzer, type Coordinator, type DecisionRecord, type DeviceProgress, type GateAnalyzer } from '../coordinator/index.js';
+import type { Clock } from '@fleet/protocol/clock';
+import { FleetError } from '@fleet/protocol/errors';
+import { loadTrustStore, type TrustStore } from '@fleet/firmware/trust-store';
+import { createCoordinator, AdminClient, hardGatesAnalyzer, type Coordinator, type DecisionRecord, type DeviceProgress, type GateAnalyzer } from '@fleet/coordinator';
 import type { CoordinatorHandle, CreateDeploymentInput, DeploymentView } from './coordinator-handle.js';
 import type { DecisionView, ProgressView, WaveRecord } from './report.js';
 import { SimulationError } from './errors.js';
-import { definedProps } from '../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 interface CoordinatorDeploymentView {
   id: string;
@@ -149,6 +149,8 @@ export async function embeddedCoordinator(
   return {
     brokerUrl: c.mqttUrl,
     description: 'embedded',
+    // A restart keeps the port (`auto`) and the token (admin.json): the dashboard stays where it was.
+    dashboard: { url: `${c.httpUrl}/`, token: c.adminToken },
     trust: async () => loadTrustStore((await current()).trustDir),
     async provision(ids, hardwareModelOf) {
       const co = await current();

@@ -3,7 +3,7 @@
  * progress and gate decisions, and ends a rollout that is held for an operator (or out of its
  * simulated time) by aborting it as an operator would — nobody comes in a simulation. I/O shell.
  */
-import type { Clock } from '../protocol/clock.js';
+import type { Clock } from '@fleet/protocol/clock';
 import type { CoordinatorHandle, DeploymentView } from './coordinator-handle.js';
 import type { DeviceHost } from './device-host.js';
 import type { SimEvent } from './fleet-runner.js';

@@ -7,8 +7,8 @@
  */
 import type { Logger } from 'pino';
 import mqtt, { type MqttClient } from 'mqtt';
-import { DeviceIdSchema, HardwareModelSchema } from '../protocol/ids.js';
-import type { TrustStore } from '../firmware/trust-store.js';
+import { DeviceIdSchema, HardwareModelSchema } from '@fleet/protocol/ids';
+import type { TrustStore } from '@fleet/firmware/trust-store';
 import {
   AgentConfigSchema,
   type AgentConfig,
@@ -20,7 +20,7 @@ import {
   type Downloader,
   type HealthCheckRunner,
   type TelemetryCollector,
-} from '../agent/index.js';
+} from '@fleet/agent';
 import { MemorySlotBackend } from './memory-slot-backend.js';
 import { bootOutcome, DeviceBehaviourModel, type BehaviourTable } from './behaviour.js';
 import type { SimDeviceSpec } from './fleet-composition.js';

@@ -7,7 +7,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Clock } from '../protocol/clock.js';
+import type { Clock } from '@fleet/protocol/clock';
 
 export type DownloadFault =
   | { kind: 'pass' }

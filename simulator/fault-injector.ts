@@ -3,7 +3,7 @@
  * devices that are up, offline devices returning, and broker or coordinator restarts at set times.
  * Device-level faults (power loss, faulty downloads) live in device-host.ts. I/O shell (clock timers).
  */
-import type { Clock, TimerHandle } from '../protocol/clock.js';
+import type { Clock, TimerHandle } from '@fleet/protocol/clock';
 import type { Rng } from './rng.js';
 
 export interface Droppable {

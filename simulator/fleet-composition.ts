@@ -4,7 +4,7 @@
  */
 import type { FleetSpec, HardwareProfile } from './scenario.js';
 import { Rng } from './rng.js';
-import { parseDuration } from '../firmware/duration.js';
+import { parseDuration } from '@fleet/firmware/duration';
 
 /** One device's own baseline, drawn around its hardware model's. */
 export interface DeviceBaseline {

@@ -2,7 +2,7 @@
  * The scenario's fleet-wide faults, scheduled in simulated time: connection drops, a broker restart,
  * a coordinator restart (real work the clock waits for), offline devices returning. I/O shell.
  */
-import { parseDuration } from '../firmware/duration.js';
+import { parseDuration } from '@fleet/firmware/duration';
 import type { CoordinatorHandle } from './coordinator-handle.js';
 import type { DeviceHost } from './device-host.js';
 import type { FaultInjector } from './fault-injector.js';

@@ -8,8 +8,8 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import type { Clock } from '../protocol/clock.js';
-import { parseDuration } from '../firmware/duration.js';
+import type { Clock } from '@fleet/protocol/clock';
+import { parseDuration } from '@fleet/firmware/duration';
 import type { Behaviour, Scenario } from './scenario.js';
 import { Rng } from './rng.js';
 import { composeFleet, fleetSummary, type DeviceIdentity } from './fleet-composition.js';
@@ -25,8 +25,11 @@ import { PacedClock } from './paced-clock.js';
 import { followDeployment, sleepReal } from './deployment-follower.js';
 import { scheduleFleetFaults } from './fleet-faults.js';
 import { SimulationError } from './errors.js';
-import { definedProps } from '../firmware/defined-props.js';
-import type { AgentState } from '../agent/index.js';
+import { definedProps } from '@fleet/firmware/defined-props';
+import type { AgentState } from '@fleet/agent';
+
+/** Devices each wave's gate needs reporting: fewer, and the coordinator warns that it cannot judge. */
+const MIN_DEVICES_REPORTING = 20;
 
 /** Progress events, for the CLI's live output. */
 export type SimEvent =
@@ -205,7 +208,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
           percent,
           soakMs: parseDuration(scenario.rollout.soak),
           deadlineMs: 2 * 3_600_000,
-          minDevicesReporting: 20,
+          minDevicesReporting: MIN_DEVICES_REPORTING,
         })),
         bucketOffset,
         description: `simulation ${scenario.name}: ${release.version} (${release.behaviour.kind})`,
@@ -233,6 +236,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
             previousVersion: fleetVersion,
             deploymentId: id,
             bucketOffset,
+            minDevicesReporting: MIN_DEVICES_REPORTING,
             warnings,
             startedAt,
             endedAt,

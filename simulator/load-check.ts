@@ -21,8 +21,8 @@ import type { SimulationReport } from './report.js';
 import { clockLine } from './report-format.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** The CLI beside this module (dist/coordinator/cli/fleet.js when built). */
-const fleetCli = join(here, '..', 'coordinator', 'cli', 'fleet.js');
+/** The built `fleet` executable of the repository this check runs in (cli/dist/fleet.js): started by path, never imported. */
+const fleetCli = join(here, '..', '..', 'cli', 'dist', 'fleet.js');
 const E2E_SCENARIOS = ['good-releases', 'bad-releases', 'coordinator-restart'];
 const DEFAULT_SCENARIOS = ['demo', ...E2E_SCENARIOS];
 

@@ -10,10 +10,10 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { SlotError, checkDurableRecord, type BootState, type SlotBackend, type VerifiedImage } from '../agent/index.js';
-import type { SlotName } from '../protocol/update-state.js';
-import { otherSlot } from '../protocol/update-state.js';
-import { errorMessage } from '../protocol/errors.js';
+import { SlotError, checkDurableRecord, type BootState, type SlotBackend, type VerifiedImage } from '@fleet/agent';
+import type { SlotName } from '@fleet/protocol/update-state';
+import { otherSlot } from '@fleet/protocol/update-state';
+import { errorMessage } from '@fleet/protocol/errors';
 
 /** What a slot holds. `intact: false` after a write was cut off by power loss. */
 export interface SlotContent {

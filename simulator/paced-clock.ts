@@ -19,7 +19,7 @@
  * still waits on the clock (a bounded shutdown) hangs.
  */
 import { createHistogram, performance, type EventLoopUtilization } from 'node:perf_hooks';
-import type { Clock, TimerHandle } from '../protocol/clock.js';
+import type { Clock, TimerHandle } from '@fleet/protocol/clock';
 import { TimerHeap, type HeapTimer } from './timer-heap.js';
 import { DEFAULT_PACE_TUNING, floorPace, nextPaceOf, type PaceCause, type PaceTuning } from './pace-controller.js';
 

@@ -3,9 +3,9 @@
  * Pure: returns text.
  */
 import Table from 'cli-table3';
-import type { ReleaseReport, SimulationReport } from './report.js';
+import { BOUND_TEXT, type ReleaseReport, type SimulationReport } from './report.js';
 import type { ClockStats } from './paced-clock.js';
-import { formatDuration } from '../firmware/duration.js';
+import { formatDuration } from '@fleet/firmware/duration';
 
 /** A simulated duration, rounded for people: `4m 30s`, `1h 12m`. */
 export function humanDuration(ms: number | null): string {
@@ -67,7 +67,7 @@ export function formatRelease(r: ReleaseReport): string {
     if (why) lines.push(`  wave ${w.index + 1} failures: ${why}`);
   }
   if (r.expect === 'abort' || r.outcome !== 'completed') {
-    lines.push(`  exposure: ${r.exposure} device(s) ran ${r.version}${r.exposureBound !== null ? ` (bound: ${r.exposureBound} = first wave + devices still installing when the abort fired)` : ''}`);
+    lines.push(`  exposure: ${r.exposure} device(s) ran ${r.version}${r.exposureBound !== null ? ` (bound: ${r.exposureBound} = ${BOUND_TEXT})` : ''}`);
     lines.push(`  time to detect: ${humanDuration(r.timeToDetectMs)}   time to full rollback: ${humanDuration(r.timeToFullRollbackMs)}`);
   }
   lines.push(`  reach: ${r.reach.onVersion}/${r.reach.online} online devices on ${r.version}   bricked by the firmware model: ${r.bricked.byFirmware}   by the system: ${r.bricked.bySystem}`);

@@ -4,7 +4,7 @@
  * bricked devices (by the firmware model versus by the system), false aborts. Pure: it combines the
  * coordinator's records with the simulator's ground truth.
  */
-import { bucketOf, waveOfBucket } from '../protocol/bucket.js';
+import { bucketOf, waveOfBucket } from '@fleet/protocol/bucket';
 import type { Behaviour, Release } from './scenario.js';
 import type { ClockStats } from './paced-clock.js';
 
@@ -73,6 +73,8 @@ export interface ReleaseRun {
   deploymentId: string;
   /** The deployment's bucket offset: which devices each wave covers. */
   bucketOffset: number;
+  /** Devices a wave's gate needs reporting to judge (the waves' `minDevicesReporting`). */
+  minDevicesReporting: number;
   /** The coordinator's warnings when the deployment was created (canary waves too small to judge). */
   warnings: string[];
   startedAt: number;
@@ -119,7 +121,10 @@ export interface ReleaseReport {
   exposure: number;
   /** What stopped the rollout: `gate` (an Abort decision), `monitor-limit`, or null. */
   detectedBy: 'gate' | 'monitor-limit' | null;
-  /** For aborted releases: first non-empty wave + later-wave devices still installing when the abort fired. */
+  /**
+   * For aborted releases: the devices of the waves up to the first that had enough members to judge
+   * (usually the first non-empty one), plus later-wave devices still installing when the abort fired.
+   */
   exposureBound: number | null;
   timeToDetectMs: number | null;
   timeToFullRollbackMs: number | null;
@@ -153,6 +158,9 @@ export interface SimulationReport {
   releases: ReleaseReport[];
   ok: boolean;
 }
+
+/** What the exposure bound counts, in the words the report prints. */
+export const BOUND_TEXT = 'the first wave large enough to judge + devices still installing when the abort fired';
 
 const ABORT_PHASES = new Set(['aborted', 'rolling-back', 'rolled-back']);
 /** Refusals that say a manifest was not meant for the device: neither success nor failure. */
@@ -214,25 +222,34 @@ export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): R
   const abortDecision = run.decisions.find((d) => d.recommendation === 'Abort') ?? null;
   let exposureBound: number | null = null;
   if (abortDecision) {
-    // The first wave that had members (a small fleet's 1% wave can be empty and pass at once), plus the
-    // devices of later waves that were still installing when the abort fired: started, but not yet
-    // running the new version. A later wave that had already booted the release is over the bound.
-    // The first wave's members are the devices its buckets cover that took the update, not only those
-    // the coordinator had heard from when the abort fired: in a wide wave every member installs at once.
-    const firstIndex = [...byWave.keys()].filter((i) => (byWave.get(i) ?? []).length > 0).sort((a, b) => a - b)[0];
-    const firstWave = new Set((firstIndex === undefined ? [] : byWave.get(firstIndex) ?? []).map((p) => p.deviceId));
-    if (firstIndex !== undefined) {
-      const percents = run.waves.map((w) => w.percent);
-      for (const t of truth) {
-        if (t.updateStartedAt[run.deploymentId] !== undefined && waveOfBucket(bucketOf(t.deviceId), run.bucketOffset, percents) === firstIndex) firstWave.add(t.deviceId);
-      }
+    // A wave's members are the devices its buckets cover that took the update, and those the
+    // coordinator tracked in it: in a wide wave every member installs at once, before most have spoken.
+    const percents = run.waves.map((w) => w.percent);
+    const waveOf = new Map<string, number>(run.progress.map((p) => [p.deviceId, p.wave] as const));
+    for (const t of truth) {
+      if (t.updateStartedAt[run.deploymentId] !== undefined && !waveOf.has(t.deviceId)) waveOf.set(t.deviceId, waveOfBucket(bucketOf(t.deviceId), run.bucketOffset, percents));
     }
+    // The expected exposure: the first wave that had members (a small fleet's 1 % wave can be empty and
+    // pass at once) — or, where it was too small to judge (the coordinator warned at creation), every
+    // wave up to the first whose members reach that size. Plus the devices of later waves that were
+    // still installing when the abort fired: started, but not yet running the new version. A later wave
+    // that had already booted the release is over the bound.
+    const sizes = new Map<number, number>();
+    for (const w of waveOf.values()) if (w >= 0) sizes.set(w, (sizes.get(w) ?? 0) + 1);
+    let judgedAt = -1;
+    let members = 0;
+    for (const i of [...sizes.keys()].sort((a, b) => a - b)) {
+      members += sizes.get(i)!;
+      judgedAt = i;
+      if (members >= run.minDevicesReporting) break;
+    }
+    const expected = new Set([...waveOf].filter(([, w]) => w >= 0 && w <= judgedAt).map(([id]) => id));
     const stillInstalling = truth.filter((t) => {
       const at = t.updateStartedAt[run.deploymentId];
       const ran = t.ranAt[version];
-      return !firstWave.has(t.deviceId) && at !== undefined && at <= abortDecision.at && (ran === undefined || ran > abortDecision.at);
+      return !expected.has(t.deviceId) && at !== undefined && at <= abortDecision.at && (ran === undefined || ran > abortDecision.at);
     }).length;
-    exposureBound = firstWave.size + stillInstalling;
+    exposureBound = expected.size + stillInstalling;
   }
   const notBack = exposed
     .filter((t) => !t.brickedByFirmware && t.finalVersion !== run.previousVersion)
@@ -274,7 +291,7 @@ export function releaseReport(run: ReleaseRun, truth: readonly DeviceTruth[]): R
   } else {
     if (!aborted) problems.push(`bad release not aborted (phase ${run.phase})`);
     if (exposureBound !== null && exposed.length > exposureBound) {
-      problems.push(`exposure ${exposed.length} exceeds the bound ${exposureBound} (first wave + devices still installing when the abort fired)`);
+      problems.push(`exposure ${exposed.length} exceeds the bound ${exposureBound} (${BOUND_TEXT})`);
     }
     if (notBack.length) problems.push(`${notBack.length} exposed device(s) not back on ${run.previousVersion}`);
   }

@@ -7,10 +7,10 @@ import { readFile, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { FleetError, errorMessage } from '../protocol/errors.js';
-import { HardwareModelSchema, SemverSchema } from '../protocol/ids.js';
-import { formatIssues } from '../protocol/parse.js';
-import { parseDuration } from '../firmware/duration.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
+import { HardwareModelSchema, SemverSchema } from '@fleet/protocol/ids';
+import { formatIssues } from '@fleet/protocol/parse';
+import { parseDuration } from '@fleet/firmware/duration';
 
 const DurationSchema = z.string().refine((s) => {
   try {
@@ -163,10 +163,10 @@ export class ScenarioError extends FleetError {
   }
 }
 
-/** The bundled scenario library. Works from sources and from dist/ (the JSON files are copied next to it or read from the sources). */
+/** The bundled scenario library: simulator/scenarios, beside the sources and beside dist/. */
 export function scenarioDirs(): string[] {
   const here = dirname(fileURLToPath(import.meta.url));
-  return [join(here, 'scenarios'), join(here, '..', '..', 'simulator', 'scenarios')];
+  return [join(here, 'scenarios'), join(here, '..', 'scenarios')];
 }
 
 /** Parses a scenario already decoded from JSON; throws ScenarioError naming every bad field. */

@@ -4,7 +4,7 @@
  * than it delivers loses QoS 0 telemetry; BENCHMARKS.md §2 shows the rates), and the number of
  * messages per tick is bounded. I/O shell (a real timer).
  */
-import type { Clock } from '../protocol/clock.js';
+import type { Clock } from '@fleet/protocol/clock';
 
 export interface PacedDevice {
   readonly alive: boolean;

@@ -11,7 +11,7 @@
  */
 import { open, readFile } from 'node:fs/promises';
 import { SlotError } from './slot-backend.js';
-import { errorMessage } from '../../protocol/errors.js';
+import { errorMessage } from '@fleet/protocol/errors';
 
 /** Lines per section, in file order; keys outside any section go under '' . */
 export interface Autoboot {

@@ -6,7 +6,7 @@
  * and parses its own settings.
  */
 import type { Logger } from 'pino';
-import { ConfigError, errorMessage } from '../../protocol/errors.js';
+import { ConfigError, errorMessage } from '@fleet/protocol/errors';
 import type { AgentConfig } from '../config.js';
 import { FileSlotBackend } from './slot-backend-file.js';
 import type { SlotBackend } from './slot-backend.js';

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { SlotError } from './slot-backend.js';
-import { errorMessage } from '../../protocol/errors.js';
+import { errorMessage } from '@fleet/protocol/errors';
 
 interface Copy {
   gen: number;

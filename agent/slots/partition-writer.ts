@@ -8,7 +8,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { CommandRunner } from './command-runner.js';
 import type { VerifiedImage } from './slot-backend.js';
 import { SlotError } from './slot-backend.js';
-import { errorMessage } from '../../protocol/errors.js';
+import { errorMessage } from '@fleet/protocol/errors';
 
 const CHUNK = 1024 * 1024;
 

@@ -5,13 +5,13 @@
  */
 import type { ClientInterface, Variant } from 'dbus-next';
 import { z } from 'zod';
-import type { Clock } from '../../protocol/clock.js';
-import { parsePayload } from '../../protocol/parse.js';
+import type { Clock } from '@fleet/protocol/clock';
+import { parsePayload } from '@fleet/protocol/parse';
 import type { CommandRunner } from './command-runner.js';
 import { describeFailure } from './command-runner.js';
 import { SlotError } from './slot-backend.js';
-import { errorMessage } from '../../protocol/errors.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { errorMessage } from '@fleet/protocol/errors';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 const RaucSlotSchema = z.looseObject({
   class: z.string(),

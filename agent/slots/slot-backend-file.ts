@@ -16,13 +16,13 @@ import { copyFile, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { SlotNameSchema, otherSlot, type SlotName } from '../../protocol/update-state.js';
-import { Sha256HexSchema } from '../../protocol/ids.js';
-import { parsePayload } from '../../protocol/parse.js';
+import { SlotNameSchema, otherSlot, type SlotName } from '@fleet/protocol/update-state';
+import { Sha256HexSchema } from '@fleet/protocol/ids';
+import { parsePayload } from '@fleet/protocol/parse';
 import { writeFileAtomic } from '../state-store.js';
 import { SlotError, checkDurableRecord, type BootState, type SlotBackend, type VerifiedImage } from './slot-backend.js';
 import { DurableCopies } from './durable-copies.js';
-import { errorMessage } from '../../protocol/errors.js';
+import { errorMessage } from '@fleet/protocol/errors';
 
 const SlotContentSchema = z.object({ size: z.number().int().nonnegative(), sha256: Sha256HexSchema }).nullable();
 

@@ -7,10 +7,10 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, errorMessage } from '../../protocol/errors.js';
-import { parseValue } from '../../protocol/parse.js';
-import type { SlotName } from '../../protocol/update-state.js';
-import { otherSlot } from '../../protocol/update-state.js';
+import { ConfigError, errorMessage } from '@fleet/protocol/errors';
+import { parseValue } from '@fleet/protocol/parse';
+import type { SlotName } from '@fleet/protocol/update-state';
+import { otherSlot } from '@fleet/protocol/update-state';
 import { autobootValue, parseAutoboot, readDtInteger, renderAutoboot, withPartitions, writeAutoboot } from './autoboot-txt.js';
 import type { CommandRunner, SlotBackendDeps } from './command-runner.js';
 import { describeFailure, spawnRunner } from './command-runner.js';

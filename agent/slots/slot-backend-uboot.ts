@@ -5,10 +5,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { ConfigError, errorMessage } from '../../protocol/errors.js';
-import { parseValue } from '../../protocol/parse.js';
-import type { SlotName } from '../../protocol/update-state.js';
-import { otherSlot } from '../../protocol/update-state.js';
+import { ConfigError, errorMessage } from '@fleet/protocol/errors';
+import { parseValue } from '@fleet/protocol/parse';
+import type { SlotName } from '@fleet/protocol/update-state';
+import { otherSlot } from '@fleet/protocol/update-state';
 import type { CommandRunner, SlotBackendDeps } from './command-runner.js';
 import { describeFailure, spawnRunner } from './command-runner.js';
 import { writeAndVerify } from './partition-writer.js';

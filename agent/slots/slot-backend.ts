@@ -15,8 +15,8 @@
  *   counters, what each slot holds) in the boot environment, apart from the agent's data directory;
  *   `readDurable` returns the last line written, whole, or null — never a torn mix.
  */
-import type { SlotName } from '../../protocol/update-state.js';
-import { FleetError } from '../../protocol/errors.js';
+import type { SlotName } from '@fleet/protocol/update-state';
+import { FleetError } from '@fleet/protocol/errors';
 
 export type SlotBackendKind = 'file' | 'memory' | 'uboot' | 'rauc' | 'tryboot';
 

@@ -10,8 +10,8 @@
  *   slot with attempts left and decrements them. RAUC has no notion of an uncommitted trial, so we add
  *   one variable (`fleet_trial`, the slot on trial) that only Linux reads.
  */
-import type { SlotName } from '../../protocol/update-state.js';
-import { otherSlot } from '../../protocol/update-state.js';
+import type { SlotName } from '@fleet/protocol/update-state';
+import { otherSlot } from '@fleet/protocol/update-state';
 import type { BootState } from './slot-backend.js';
 import { SlotError } from './slot-backend.js';
 import type { UbootVars } from './uboot-env.js';

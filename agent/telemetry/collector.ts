@@ -5,7 +5,7 @@
  * simulator injects behaviour-model collectors. A metric the device cannot measure is left out,
  * never reported as zero.
  */
-import type { TelemetryMessage } from '../../protocol/messages.js';
+import type { TelemetryMessage } from '@fleet/protocol/messages';
 
 export type TelemetryMetrics = TelemetryMessage['metrics'];
 

@@ -17,7 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type RawServerDefault, type RouteOptions } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
-import { FleetError, ValidationError } from '../../protocol/errors.js';
+import { FleetError, ValidationError } from '@fleet/protocol/errors';
 import { auditContext } from '../store/audit-context.js';
 import { authorize, CSRF_HEADER, SESSION_COOKIE, type Authenticator } from '../users/access.js';
 import type { Principal, Role } from '../users/roles.js';
@@ -174,6 +174,8 @@ export interface RawRoute {
   config?: { role?: Role; public?: boolean };
   /** One line for the OpenAPI document. */
   summary: string;
+  /** Left out of the OpenAPI document (the console's files: not part of the API). */
+  hide?: boolean;
 }
 
 /**
@@ -186,7 +188,7 @@ export function mountRaw(api: AdminApi, route: RawRoute, handler: RawHandler): v
     method: route.method,
     url: route.url,
     config: route.config ?? {},
-    schema: { summary: route.summary },
+    schema: { summary: route.summary, ...(route.hide ? { hide: true } : {}) },
     handler: async (request, reply) => {
       reply.hijack();
       const res = reply.raw;

@@ -5,7 +5,7 @@
  * A manifest signed with a placeholder such as `https://updates.example.com/…` would otherwise be
  * accepted, and every device would then fail to download it for minutes. I/O shell (fetch).
  */
-import { errorMessage } from '../../protocol/errors.js';
+import { errorMessage } from '@fleet/protocol/errors';
 
 /** Says what is wrong with `url` as a download of `size` bytes, or undefined when it serves them. */
 export type ArtifactUrlCheck = (url: string, size: number) => Promise<string | undefined>;

@@ -1,16 +1,19 @@
 /** Admin API: the device registry, device credentials and device anomalies. */
 import { z } from 'zod';
-import { DeviceIdSchema, HardwareModelSchema, TagSchema } from '../../protocol/ids.js';
+import { DeviceIdSchema, HardwareModelSchema, TagSchema } from '@fleet/protocol/ids';
 import type { CredentialStore } from '../broker/credentials.js';
+import type { DeviceAccounts } from '../broker/device-accounts.js';
 import type { DeviceRecord, DeviceRegistry } from '../registry/device-registry.js';
 import { AnomalyKindSchema, type AnomalyLog } from '../registry/anomaly-log.js';
 import { actorOf, type AdminApi } from './admin-api.js';
 import { NotFoundError } from './http-errors.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface DeviceRouteDeps {
   registry: DeviceRegistry;
   credentials: CredentialStore;
+  /** Provisioning, rotation and revocation, in the store and on the broker. */
+  accounts: Pick<DeviceAccounts, 'provision' | 'revoke'>;
   now: () => number;
   audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => void;
   /** Per-deployment progress of one device, newest first (from the engine's repository). */
@@ -105,13 +108,8 @@ export function registerDeviceRoutes(api: AdminApi, deps: DeviceRouteDeps): void
 
   api.post('/v1/devices/provision', { schema: { summary: 'create device credentials (secrets shown once)', body: ProvisionBody } }, async (request, reply) => {
     const { body } = request;
-    const provisioned = await deps.credentials.provisionMany(body.deviceIds, { rotate: body.rotate });
-    const now = deps.now();
-    for (const p of provisioned) {
-      deps.registry.provisioned(p.deviceId, now, {
-        ...definedProps({ hardwareModel: body.hardwareModel, tags: body.tags }),
-      });
-    }
+    // The store and the broker together (an external broker's accounts too): device-accounts.ts.
+    const provisioned = await deps.accounts.provision(body.deviceIds, { rotate: body.rotate, ...definedProps({ hardwareModel: body.hardwareModel, tags: body.tags }) });
     deps.audit(actorOf(request), 'devices.provisioned', body.deviceIds.length === 1 ? body.deviceIds[0]! : `${body.deviceIds.length} devices`, {
       count: body.deviceIds.length,
       rotate: body.rotate,
@@ -120,10 +118,12 @@ export function registerDeviceRoutes(api: AdminApi, deps: DeviceRouteDeps): void
     return reply.code(201).send({ devices: provisioned });
   });
 
-  api.delete('/v1/devices/:id/credentials', { schema: { summary: "revoke a device's credentials", params: IdParams, querystring: ReasonQuery } }, (request) => {
+  api.delete('/v1/devices/:id/credentials', { schema: { summary: "revoke a device's credentials", params: IdParams, querystring: ReasonQuery } }, async (request) => {
     const id = request.params.id;
-    if (!deps.credentials.revoke(id)) throw new NotFoundError(`device ${id} has no credentials`);
+    const { found, brokerError } = await deps.accounts.revoke(id);
+    if (!found) throw new NotFoundError(`device ${id} has no credentials`);
     deps.audit(actorOf(request), 'devices.revoked', id, definedProps({ reason: request.query.reason }));
+    if (brokerError) throw brokerError;
     return { deviceId: id, revoked: true };
   });
 }

@@ -5,16 +5,16 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
-import { HardwareModelSchema, SemverSchema, TagSchema } from '../../protocol/ids.js';
-import { ValidationError } from '../../protocol/errors.js';
-import { EnvelopeSchema, ManifestSchema } from '../../protocol/signed.js';
+import { HardwareModelSchema, SemverSchema, TagSchema } from '@fleet/protocol/ids';
+import { ValidationError } from '@fleet/protocol/errors';
+import { EnvelopeSchema, ManifestSchema } from '@fleet/protocol/signed';
 import { headCheck, type ArtifactUrlCheck } from './artifact-url-check.js';
 import type { ArtifactRecord, ArtifactStore } from '../artifacts/artifact-store.js';
 import type { FirmwareService } from '../artifacts/firmware-service.js';
 import type { IntegrityView } from '../artifacts/artifact-integrity.js';
 import { actorOf, type AdminApi } from './admin-api.js';
 import { NotFoundError } from './http-errors.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface FirmwareRouteDeps {
   store: ArtifactStore;

@@ -3,7 +3,7 @@
  * throws one of these (or any FleetError); the server turns it into `{error: {code, message}}` with
  * the status from {@link statusOf}. Pure.
  */
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError } from '@fleet/protocol/errors';
 
 /** An error with an HTTP status; route handlers throw these (or any FleetError). */
 export class HttpError extends FleetError {
@@ -58,6 +58,8 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   'nothing-to-approve': 409,
   stopped: 503,
   busy: 503,
+  'broker-accounts': 502,
+  'broker-unreachable': 503,
   'invalid-transition': 409,
   unauthorized: 401,
   forbidden: 403,

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { FleetError, errorMessage } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
 import type { ArtifactServer } from '../artifacts/artifact-server.js';
 import type { HttpRequestMetrics } from '../prometheus/http-metrics.js';
 

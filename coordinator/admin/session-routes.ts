@@ -5,7 +5,7 @@
  *   GET    /v1/session   the caller (and, with the cookie, the CSRF token): 401 when not logged in
  *   DELETE /v1/session   ends the session and clears the cookie
  */
-import { ValidationError } from '../../protocol/errors.js';
+import { ValidationError } from '@fleet/protocol/errors';
 import type { AuditLog } from '../store/audit-log.js';
 import { sessionView, type Access } from '../users/access.js';
 import { LoginSchema, SessionViewSchema } from '../users/user-schemas.js';

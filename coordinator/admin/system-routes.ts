@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import type { AuditLog } from '../store/audit-log.js';
 import type { AdminApi } from './admin-api.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface SystemRouteDeps {
   env: string;

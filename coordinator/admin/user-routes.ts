@@ -14,7 +14,7 @@ import { IssuedTokenSchema, NewUserSchema, PasswordChangeSchema, ReasonSchema, U
 import type { UserStore } from '../users/user-store.js';
 import { actorOf, sourceOf, type AdminApi } from './admin-api.js';
 import { ForbiddenError } from './http-errors.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface UserRouteDeps {
   users: UserStore;

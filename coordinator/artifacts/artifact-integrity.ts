@@ -11,10 +11,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { FleetError, errorMessage } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
 import type { Counters } from '../metrics.js';
 import type { ArtifactStore } from './artifact-store.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export type IntegrityStatus = 'unchecked' | 'verified' | 'damaged';
 

@@ -15,7 +15,7 @@ import { createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
-import type { Clock } from '../../protocol/clock.js';
+import type { Clock } from '@fleet/protocol/clock';
 import type { Counters } from '../metrics.js';
 import type { ArtifactStore } from './artifact-store.js';
 import type { ArtifactIntegrity } from './artifact-integrity.js';

@@ -10,9 +10,9 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform, type Readable } from 'node:stream';
-import { FleetError, ValidationError } from '../../protocol/errors.js';
-import { SemverSchema, HardwareModelSchema } from '../../protocol/ids.js';
-import type { Envelope, Manifest } from '../../protocol/signed.js';
+import { FleetError, ValidationError } from '@fleet/protocol/errors';
+import { SemverSchema, HardwareModelSchema } from '@fleet/protocol/ids';
+import type { Envelope, Manifest } from '@fleet/protocol/signed';
 import type { Db } from '../store/db.js';
 
 export interface ArtifactRecord {

@@ -8,7 +8,7 @@
  * as anonymous. I/O shell around an injected verifier.
  */
 import { createHash } from 'node:crypto';
-import { isValidId } from '../../protocol/ids.js';
+import { isValidId } from '@fleet/protocol/ids';
 
 /** The challenge a 401 carries; agents answer it with the device's credentials. */
 export const DOWNLOAD_AUTH_CHALLENGE = 'Basic realm="fleet-artifacts", charset="UTF-8"';

@@ -7,13 +7,13 @@
  */
 import type { Readable } from 'node:stream';
 import { rm } from 'node:fs/promises';
-import { ValidationError } from '../../protocol/errors.js';
-import { formatIssues } from '../../protocol/parse.js';
-import { EnvelopeSchema, ManifestSchema, type Envelope, type Manifest } from '../../protocol/signed.js';
-import { checkSignatures } from '../../firmware/envelope.js';
-import { buildManifest, rollbackBindingProblem, signManifest } from '../../firmware/manifest.js';
-import type { SigningKey } from '../../firmware/keys.js';
-import type { TrustStore } from '../../firmware/trust-store.js';
+import { ValidationError } from '@fleet/protocol/errors';
+import { formatIssues } from '@fleet/protocol/parse';
+import { EnvelopeSchema, ManifestSchema, type Envelope, type Manifest } from '@fleet/protocol/signed';
+import { checkSignatures } from '@fleet/firmware/envelope';
+import { buildManifest, rollbackBindingProblem, signManifest } from '@fleet/firmware/manifest';
+import type { SigningKey } from '@fleet/firmware/keys';
+import type { TrustStore } from '@fleet/firmware/trust-store';
 import type { ArtifactRecord, ArtifactStore } from './artifact-store.js';
 import { ARTIFACT_PATH_PREFIX } from './artifact-server.js';
 import { ArtifactDamagedError, type ArtifactIntegrity, type IntegrityView } from './artifact-integrity.js';

@@ -9,8 +9,8 @@
  * injected real-time timers).
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import type { Clock, TimerHandle } from '../../protocol/clock.js';
-import { FleetError } from '../../protocol/errors.js';
+import type { Clock, TimerHandle } from '@fleet/protocol/clock';
+import { FleetError } from '@fleet/protocol/errors';
 
 export interface TransferLimits {
   /** Drop a client that accepts no bytes for this long. */

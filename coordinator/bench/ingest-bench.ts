@@ -14,7 +14,7 @@ import { openTelemetryDatabase } from '../telemetry/telemetry-schema.js';
 import { TelemetryStore } from '../telemetry/telemetry-store.js';
 import { TelemetryThread } from '../telemetry/telemetry-thread.js';
 import { BatchBuilder } from '../telemetry/telemetry-batch.js';
-import type { TelemetryMessage } from '../../protocol/messages.js';
+import type { TelemetryMessage } from '@fleet/protocol/messages';
 
 const arg = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`);

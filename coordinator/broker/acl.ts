@@ -6,8 +6,8 @@
  * only in development) never reads a rollout topic: it is in no wave, so nothing would track an
  * install.
  */
-import { bucketOf } from '../../protocol/bucket.js';
-import { DEVICE_PUBLISH_CHANNELS, FLAGS_TOPIC, deviceTopic, parseTopic, rolloutTopic } from '../../protocol/topics.js';
+import { bucketOf } from '@fleet/protocol/bucket';
+import { DEVICE_PUBLISH_CHANNELS, FLAGS_TOPIC, deviceTopic, parseTopic, rolloutTopic } from '@fleet/protocol/topics';
 
 export interface DeviceIdentity {
   deviceId: string;

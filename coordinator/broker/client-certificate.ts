@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { createServer, TLSSocket, type Server, type TlsOptions } from 'node:tls';
-import { FleetError, errorMessage } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
 
 /** PEM files for the MQTT listener. */
 export interface BrokerTlsFiles {

@@ -9,8 +9,8 @@
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../store/db.js';
-import { DeviceIdSchema } from '../../protocol/ids.js';
-import { FleetError, ValidationError } from '../../protocol/errors.js';
+import { DeviceIdSchema } from '@fleet/protocol/ids';
+import { FleetError, ValidationError } from '@fleet/protocol/errors';
 import { BusyError, FairQueue, type FairQueueOptions } from './fair-queue.js';
 
 /** log2 of scrypt's N. 14 (16,384) is the production floor; tests and the simulator may go lower. */
@@ -60,6 +60,11 @@ export interface ProvisionedDevice {
   secret: string;
 }
 
+/** A secret issued and not stored yet (CredentialStore.issue, then commit). */
+export interface IssuedCredential extends ProvisionedDevice {
+  hash: string;
+}
+
 export class CredentialStore {
   private readonly verified = new Map<string, string>();
   private readonly checks: FairQueue;
@@ -78,32 +83,60 @@ export class CredentialStore {
    * recovered later.
    */
   async provision(deviceId: string, options: { rotate?: boolean } = {}): Promise<ProvisionedDevice> {
-    const id = DeviceIdSchema.safeParse(deviceId);
-    if (!id.success) throw new ValidationError('device id', [id.error.issues[0]?.message ?? 'invalid']);
-    const existing = this.db.prepare('SELECT revoked FROM device_credentials WHERE device_id = ?').get(deviceId) as { revoked: number } | undefined;
-    if (existing && existing.revoked === 0 && !options.rotate) {
-      throw new CredentialExistsError(deviceId);
-    }
-    const secret = randomBytes(24).toString('base64url');
-    const hash = await this.checks.run(PROVISIONING_LANE, () => hashSecret(secret, this.logN), false);
-    this.db
-      .prepare(`INSERT INTO device_credentials (device_id, secret_hash, created_at, revoked) VALUES (?, ?, ?, 0)
-                ON CONFLICT(device_id) DO UPDATE SET secret_hash = excluded.secret_hash, created_at = excluded.created_at, revoked = 0`)
-      .run(deviceId, hash, this.now());
-    this.verified.delete(deviceId);
-    return { deviceId, secret };
+    const [p] = await this.provisionMany([deviceId], options);
+    return p!;
   }
 
   /** Provisions many devices; hashing runs on libuv's thread pool, a few at a time. */
   async provisionMany(deviceIds: readonly string[], options: { rotate?: boolean } = {}): Promise<ProvisionedDevice[]> {
-    // Refuse before creating any, so that no secret is issued and then lost with the error.
-    if (!options.rotate) for (const id of deviceIds) if (this.has(id)) throw new CredentialExistsError(id);
-    const out: ProvisionedDevice[] = [];
+    const issued = await this.issue(deviceIds, options);
+    this.commit(issued);
+    return issued.map(({ deviceId, secret }) => ({ deviceId, secret }));
+  }
+
+  /**
+   * New secrets and their hashes, stored by nothing yet: `commit` stores them, so that a broker that
+   * must learn them first (broker-accounts.ts) can refuse before any is stored. Refuses an id with
+   * credentials unless `rotate`, before issuing any, so that no secret is issued and then lost with
+   * the error.
+   */
+  async issue(deviceIds: readonly string[], options: { rotate?: boolean } = {}): Promise<IssuedCredential[]> {
+    for (const deviceId of deviceIds) {
+      const id = DeviceIdSchema.safeParse(deviceId);
+      if (!id.success) throw new ValidationError('device id', [id.error.issues[0]?.message ?? 'invalid']);
+      if (!options.rotate && this.has(deviceId)) throw new CredentialExistsError(deviceId);
+    }
+    const out: IssuedCredential[] = [];
     const width = 8;
     for (let i = 0; i < deviceIds.length; i += width) {
-      out.push(...(await Promise.all(deviceIds.slice(i, i + width).map((id) => this.provision(id, options)))));
+      out.push(
+        ...(await Promise.all(
+          deviceIds.slice(i, i + width).map(async (deviceId) => {
+            const secret = randomBytes(24).toString('base64url');
+            const hash = await this.checks.run(PROVISIONING_LANE, () => hashSecret(secret, this.logN), false);
+            return { deviceId, secret, hash };
+          }),
+        )),
+      );
     }
     return out;
+  }
+
+  /** Stores issued credentials (replacing and un-revoking what each device had), in one transaction. */
+  commit(issued: readonly IssuedCredential[]): void {
+    const upsert = this.db.prepare(`INSERT INTO device_credentials (device_id, secret_hash, created_at, revoked) VALUES (?, ?, ?, 0)
+                ON CONFLICT(device_id) DO UPDATE SET secret_hash = excluded.secret_hash, created_at = excluded.created_at, revoked = 0`);
+    const now = this.now();
+    this.db.transaction(() => {
+      for (const c of issued) upsert.run(c.deviceId, c.hash, now);
+    })();
+    for (const c of issued) this.verified.delete(c.deviceId);
+  }
+
+  /** Every device ever provisioned, with whether it is revoked (for the broker's accounts). */
+  all(): { deviceId: string; revoked: boolean }[] {
+    const rows = this.db.prepare('SELECT device_id, revoked FROM device_credentials ORDER BY device_id').all() as { device_id: string; revoked: number }[];
+    return rows.map((r) => ({ deviceId: r.device_id, revoked: r.revoked !== 0 }));
   }
 
   revoke(deviceId: string): boolean {

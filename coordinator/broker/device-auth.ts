@@ -9,8 +9,8 @@
  * connect. I/O shell (timers from the injected clock).
  */
 import type { Logger } from 'pino';
-import { systemClock, type Clock, type TimerHandle } from '../../protocol/clock.js';
-import { isValidId } from '../../protocol/ids.js';
+import { systemClock, type Clock, type TimerHandle } from '@fleet/protocol/clock';
+import { isValidId } from '@fleet/protocol/ids';
 import { isLoopbackHost } from '../config.js';
 import type { Counters } from '../metrics.js';
 import type { CredentialStore } from './credentials.js';

@@ -11,8 +11,8 @@
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Aedes, Client } from 'aedes';
-import { systemClock, type Clock } from '../../protocol/clock.js';
-import { FleetError } from '../../protocol/errors.js';
+import { systemClock, type Clock } from '@fleet/protocol/clock';
+import { FleetError } from '@fleet/protocol/errors';
 import { LogLimiter } from '../log-limiter.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe } from './acl.js';
 import { certificateMismatch, createBrokerTlsServer, type BrokerTlsFiles } from './client-certificate.js';
@@ -23,7 +23,7 @@ import { CONNECT_PACKET_LIMIT, limitPacketSize } from './packet-limit.js';
 import { indexedMemoryPersistence } from './retained-index.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export type { BrokerAnomalyKind };
 
@@ -77,6 +77,8 @@ export class EmbeddedBroker implements Transport {
   private handler: ((m: InboundMessage) => void) | undefined;
   private events: DeviceConnectionEvents = {};
   private readonly connected = new Set<string>();
+  /** The connection of each authenticated device, to close when its credentials change. */
+  private readonly clients = new Map<string, Client>();
   private boundUrl = '';
   private readonly logLimit: LogLimiter;
   private readonly auth: DeviceAuthenticator;
@@ -108,6 +110,22 @@ export class EmbeddedBroker implements Transport {
 
   connectedDevices(): ReadonlySet<string> {
     return this.connected;
+  }
+
+  /**
+   * Closes a device's connection (its secret was issued, rotated or revoked: the session must not
+   * outlive it). A session without credentials holding an id just provisioned is an impostor: flagged
+   * on the device. False when it is not connected.
+   */
+  disconnectDevice(deviceId: string): boolean {
+    const client = this.clients.get(deviceId);
+    if (!client) return false;
+    this.clients.delete(deviceId);
+    if ((client as FleetClient)[ANONYMOUS] && this.options.credentials.isProvisioned(deviceId)) {
+      this.options.onAnomaly?.(deviceId, 'spoofed-identity', `a session without credentials from ${remoteAddressOf(client)} held the id when it was provisioned; disconnected`);
+    }
+    client.close();
+    return true;
   }
 
   async prepare(): Promise<void> {
@@ -185,12 +203,14 @@ export class EmbeddedBroker implements Transport {
       const id = (client as FleetClient)[DEVICE_ID];
       if (!id) return;
       this.connected.add(id);
+      this.clients.set(id, client);
       this.events.onConnect?.(id);
     });
     aedes.on('clientDisconnect', (client) => {
       const id = (client as FleetClient)[DEVICE_ID];
       if (!id) return;
       this.connected.delete(id);
+      if (this.clients.get(id) === client) this.clients.delete(id);
       this.events.onDisconnect?.(id);
     });
     aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'mqtt client error'));
@@ -281,5 +301,6 @@ export class EmbeddedBroker implements Transport {
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     this.connected.clear();
+    this.clients.clear();
   }
 }

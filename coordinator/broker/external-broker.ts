@@ -2,7 +2,8 @@
  * `--broker mqtt://…`: the coordinator as a client of an existing broker (Mosquitto, EMQX, HiveMQ) for
  * fleets that outgrow one machine. It subscribes to every device topic and publishes manifests and
  * commands like the embedded broker does. Device authentication and ACLs are then the broker's job:
- * configure it with the same rules as acl.ts (see README). I/O shell (mqtt.js).
+ * a Mosquitto with dynamic security has them kept by the coordinator (dynsec-accounts.ts,
+ * docs/mosquitto.md); another broker needs acl.ts's rules configured by hand. I/O shell (mqtt.js).
  *
  * No acknowledged status is lost: the session is persistent (`clean: false`), so the broker keeps
  * QoS 1 statuses for the coordinator while it is down and sends them again when it reconnects. Every
@@ -14,10 +15,10 @@
  */
 import type { Logger } from 'pino';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { FleetError, errorMessage } from '../../protocol/errors.js';
-import { ALL_DEVICES_FILTER, parseTopic } from '../../protocol/topics.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
+import { ALL_DEVICES_FILTER, parseTopic } from '@fleet/protocol/topics';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface ExternalBrokerOptions {
   url: string;
@@ -39,6 +40,11 @@ export class ExternalBroker implements Transport {
 
   get url(): string {
     return this.options.url;
+  }
+
+  /** The persistent session's client id (stable per data directory). */
+  get clientId(): string {
+    return this.options.clientId;
   }
 
   onMessage(handler: (message: InboundMessage) => void): void {

@@ -5,7 +5,7 @@
  * at most one check per running slot. A lane (or the whole queue) that is full refuses at once with
  * BusyError instead of growing. Pure apart from the tasks it runs.
  */
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError } from '@fleet/protocol/errors';
 
 export class BusyError extends FleetError {
   constructor(message: string) {

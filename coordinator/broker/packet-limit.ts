@@ -7,7 +7,7 @@
  * buffered. Until the client has authenticated the limit is the (much smaller) CONNECT limit.
  * I/O shell (patches one Aedes client's parser instance).
  */
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError } from '@fleet/protocol/errors';
 
 /**
  * A CONNECT carries a client id, user name and secret (each ≤ 64 characters) and the presence will:

@@ -4,8 +4,8 @@
  * never verdicts. Pure.
  */
 import { z } from 'zod';
-import { RecommendationSchema, RiskLevelSchema, type Verdict } from '../../protocol/canary.js';
-import { errorMessage } from '../../protocol/errors.js';
+import { RecommendationSchema, RiskLevelSchema, type Verdict } from '@fleet/protocol/canary';
+import { errorMessage } from '@fleet/protocol/errors';
 
 /** The structured output asked of the model. Every field required (OpenAI strict mode). */
 export const AiAssessmentSchema = z.object({

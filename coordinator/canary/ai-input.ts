@@ -8,8 +8,8 @@
  * of the sample (so a device cannot forge the closing marker). Pure.
  */
 import { createHash } from 'node:crypto';
-import { CONTINUOUS_METRICS, EVENT_COUNTERS, type CanarySnapshot, type DeviceSummary } from '../../protocol/canary.js';
-import { canonicalize } from '../../firmware/canonical-json.js';
+import { CONTINUOUS_METRICS, EVENT_COUNTERS, type CanarySnapshot, type DeviceSummary } from '@fleet/protocol/canary';
+import { canonicalize } from '@fleet/firmware/canonical-json';
 import { classifyUpdate } from '../gate/hard-gates.js';
 import { DEFAULT_JUDGE_CONFIG } from './judge-config.js';
 import { countedEvents } from './layer-counts.js';

@@ -3,7 +3,7 @@
  * never a silent fallback to another prompt. Pure.
  */
 import { createHash } from 'node:crypto';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError } from '@fleet/protocol/errors';
 import { RISK_EXPERIMENTAL_V2 } from './prompts/risk-experimental-v2.js';
 import { RISK_STABLE_V1 } from './prompts/risk-stable-v1.js';
 

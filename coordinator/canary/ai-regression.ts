@@ -7,8 +7,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { CANARY_SNAPSHOT_VERSIONS, CanarySnapshotSchema, RecommendationSchema, type CanarySnapshot, type Recommendation } from '../../protocol/canary.js';
-import { parsePayload } from '../../protocol/parse.js';
+import { CANARY_SNAPSHOT_VERSIONS, CanarySnapshotSchema, RecommendationSchema, type CanarySnapshot, type Recommendation } from '@fleet/protocol/canary';
+import { parsePayload } from '@fleet/protocol/parse';
 import type { GateAnalyzer, GatePolicy } from '../gate/analyzer.js';
 
 export interface LabelledCase {

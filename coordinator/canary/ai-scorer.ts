@@ -9,13 +9,13 @@
  * record, never a verdict; the gate caps the AI at Monitor unless policy allows Abort. Every outcome
  * records model, prompt id, prompt hash, flag variant and input digest.
  */
-import type { CanarySnapshot } from '../../protocol/canary.js';
-import { ConfigError } from '../../protocol/errors.js';
+import type { CanarySnapshot } from '@fleet/protocol/canary';
+import { ConfigError } from '@fleet/protocol/errors';
 import type { AnalyzerContext, AnalyzerOutcome, GateAnalyzer } from '../gate/analyzer.js';
 import { AiAssessmentSchema, validateAnswer } from './ai-answer.js';
 import { buildMessages, DEFAULT_AI_INPUT_LIMITS, type AiInputLimits } from './ai-input.js';
 import { DEFAULT_PROMPT_ID, getPrompt, UnknownPromptError } from './ai-prompts.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface AiScorerConfig {
   /** OpenAI-compatible base URL, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1. */

@@ -4,7 +4,7 @@
  * flag-driven `analyzersFor(deployment, wave)` for the engine runner, with the AI endpoint from
  * FLEET_AI_* variables. Shell-side (holds the store); everything it wires is tested on its own.
  */
-import type { FlagsMessage } from '../../protocol/messages.js';
+import type { FlagsMessage } from '@fleet/protocol/messages';
 import type { AdminApi } from '../admin/admin-api.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';
 import type { AuditLog } from '../store/audit-log.js';
@@ -15,7 +15,7 @@ import { createAnalyzersFor } from './analyzers-for.js';
 import { aiConfigFromEnv, type AiScorerConfig } from './ai-scorer.js';
 import type { JudgeConfig } from './judge-config.js';
 import type { JudgeSettings } from './judge-settings.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface CanaryServicesOptions {
   db: Db;

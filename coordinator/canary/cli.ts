@@ -8,16 +8,16 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { CANARY_SNAPSHOT_VERSIONS, CanarySnapshotSchema, type Verdict } from '../../protocol/canary.js';
-import { ConfigError, FleetError } from '../../protocol/errors.js';
-import { parsePayload } from '../../protocol/parse.js';
+import { CANARY_SNAPSHOT_VERSIONS, CanarySnapshotSchema, type Verdict } from '@fleet/protocol/canary';
+import { ConfigError, FleetError } from '@fleet/protocol/errors';
+import { parsePayload } from '@fleet/protocol/parse';
 import { DEFAULT_GATE_POLICY, type GateAnalyzer, type GatePolicy } from '../gate/analyzer.js';
 import { abstained, combineOutcomes, defaultRole, type NamedOutcome } from '../gate/combine.js';
 import { GatePolicySchema } from '../gate/policy.js';
 import { aiConfigFromEnv, createAiAnalyzer } from './ai-scorer.js';
 import { aiUnavailable } from './analyzers-for.js';
 import { canariesNeeded, planPower, soakNeeded } from './soak-planner.js';
-import { parseDuration, formatDuration } from '../../firmware/duration.js';
+import { parseDuration, formatDuration } from '@fleet/firmware/duration';
 import { PROMPTS } from './ai-prompts.js';
 import { createStatAnalyzer } from './stat-judge.js';
 import { loadLabelledCases, runRegression } from './ai-regression.js';

@@ -7,9 +7,9 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { CanarySnapshotSchema } from '../../protocol/canary.js';
-import { ValidationError } from '../../protocol/errors.js';
-import { formatIssues } from '../../protocol/parse.js';
+import { CanarySnapshotSchema } from '@fleet/protocol/canary';
+import { ValidationError } from '@fleet/protocol/errors';
+import { formatIssues } from '@fleet/protocol/parse';
 import { AdminClient, type ConnectionOptions } from '../cli/admin-client.js';
 import { addConnectionOptions } from '../cli/device-commands.js';
 import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';

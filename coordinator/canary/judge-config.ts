@@ -6,7 +6,7 @@
  * ≥ 75 Monitor). Rate thresholds are compared with the lower confidence bound of the rate ratio, not
  * its point estimate, so a verdict does not turn on the third decimal of a noisy ratio.
  */
-import type { ContinuousMetric, EventCounter } from '../../protocol/canary.js';
+import type { ContinuousMetric, EventCounter } from '@fleet/protocol/canary';
 
 /** Which per-device summary a check compares. `drain` is the negated slope (battery). */
 export type MetricStat = 'mean' | 'p99' | 'slope' | 'drain';

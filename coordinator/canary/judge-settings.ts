@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_JUDGE_CONFIG, type JudgeConfig } from './judge-config.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 const HOUR = 3_600_000;
 

@@ -8,7 +8,7 @@
  * (Low is the mirror). Only the direction of harm counts against the canary: a change the other way is
  * a Pass recorded as an improvement. Critical when the effect passes the critical bound.
  */
-import type { Evidence } from '../../protocol/canary.js';
+import type { Evidence } from '@fleet/protocol/canary';
 import type { MetricCheck } from './judge-config.js';
 import { mannWhitney } from '../stats/mann-whitney.js';
 

@@ -10,12 +10,12 @@
  * mean, slope and drain checks are also run on the window's last slots (onset: a leak that began
  * half-way has its full slope there, not half of it), again at a corrected confidence.
  */
-import type { CanarySnapshot, DeviceSummary, Evidence } from '../../protocol/canary.js';
+import type { CanarySnapshot, DeviceSummary, Evidence } from '@fleet/protocol/canary';
 import type { JudgeConfig, MetricCheck } from './judge-config.js';
 import { classifyMetric, type CheckResult } from './kayenta-classifier.js';
 import { strataOf, type Stratum } from './strata.js';
 import { onsetSegments, segmentMetric, type Segment } from './series.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface MetricResult {
   check: MetricCheck;

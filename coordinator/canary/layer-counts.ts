@@ -17,7 +17,7 @@
  * control rate above the counter's SLO marks a fleet-wide incident (Monitor, never Abort, unless the
  * canary is significantly worse than that control).
  */
-import type { CanarySnapshot, DeviceSummary, EventCounter, Evidence } from '../../protocol/canary.js';
+import type { CanarySnapshot, DeviceSummary, EventCounter, Evidence } from '@fleet/protocol/canary';
 import type { CounterCheck, JudgeConfig } from './judge-config.js';
 import { fisherExact, poissonUpperTail } from '../stats/counts.js';
 import { compareStratifiedRates, logStratifiedEValue, ratioBounds, ratioPValue, type RateStratum } from '../stats/stratified-rates.js';

@@ -6,7 +6,7 @@
  * Fisher's exact test), reused here so there is exactly one definition; this layer adds which devices
  * fired each rule, so the verdict names them.
  */
-import type { CanarySnapshot, DeviceSummary, Evidence } from '../../protocol/canary.js';
+import type { CanarySnapshot, DeviceSummary, Evidence } from '@fleet/protocol/canary';
 import type { GatePolicy } from '../gate/analyzer.js';
 import {
   checkInstallFailures,

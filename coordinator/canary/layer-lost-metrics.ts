@@ -8,7 +8,7 @@
  * control devices report it, canaries report it on at most half that share, and Fisher's exact test
  * says the canaries lack it more often than control does (p < alpha).
  */
-import { CONTINUOUS_METRICS, type CanarySnapshot, type ContinuousMetric, type DeviceSummary, type Evidence } from '../../protocol/canary.js';
+import { CONTINUOUS_METRICS, type CanarySnapshot, type ContinuousMetric, type DeviceSummary, type Evidence } from '@fleet/protocol/canary';
 import { fisherExact } from '../stats/counts.js';
 import type { JudgeConfig } from './judge-config.js';
 import { strataOf } from './strata.js';

@@ -3,8 +3,8 @@
  * fraction), a device's exposure and events over a range of slots, and its metric mean and slope over
  * them. Pure.
  */
-import type { CanarySnapshot, ContinuousMetric, DeviceSummary, EventCounter } from '../../protocol/canary.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import type { CanarySnapshot, ContinuousMetric, DeviceSummary, EventCounter } from '@fleet/protocol/canary';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface Segment {
   /** `last-50%` */

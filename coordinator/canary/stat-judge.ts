@@ -12,14 +12,14 @@
  * incident holds the wave instead of rolling the canary back), a new error signature on several canary
  * devices only — which escalates a significant crash excess on the same devices to Abort.
  */
-import type { CanarySnapshot, Evidence, Recommendation, RiskLevel, Verdict } from '../../protocol/canary.js';
+import type { CanarySnapshot, Evidence, Recommendation, RiskLevel, Verdict } from '@fleet/protocol/canary';
 import type { AnalyzerContext, AnalyzerOutcome, GateAnalyzer, GatePolicy } from '../gate/analyzer.js';
 import { DEFAULT_JUDGE_CONFIG, type JudgeConfig } from './judge-config.js';
 import { hardLimitsLayer, reportingSufficiency } from './layer-hard-limits.js';
 import { countsLayer, type CounterResult } from './layer-counts.js';
 import { continuousLayer, type MetricResult } from './layer-continuous.js';
 import { lostMetricsLayer } from './layer-lost-metrics.js';
-import { errorMessage } from '../../protocol/errors.js';
+import { errorMessage } from '@fleet/protocol/errors';
 
 interface Modifier {
   rule: string;

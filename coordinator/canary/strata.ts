@@ -3,8 +3,8 @@
  * or updated from (canary) where a model's control runs several versions and every canary's
  * from-version is among them. Each stratum's canaries are compared with its own control. Pure.
  */
-import type { CanarySnapshot, DeviceSummary } from '../../protocol/canary.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import type { CanarySnapshot, DeviceSummary } from '@fleet/protocol/canary';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface Stratum {
   /** `rpi4`, or `rpi4@1.2.0` when split by from-version. */

@@ -4,14 +4,14 @@
  * coordinator, without a broker. The golden set and the judge's calibration study are built this way,
  * so they test the pipeline's data model rather than assume it. Shell helper (SQLite in memory).
  */
-import type { CanarySnapshot } from '../../protocol/canary.js';
-import type { StatusMessage, TelemetryMessage } from '../../protocol/messages.js';
-import type { UpdateState } from '../../protocol/update-state.js';
+import type { CanarySnapshot } from '@fleet/protocol/canary';
+import type { StatusMessage, TelemetryMessage } from '@fleet/protocol/messages';
+import type { UpdateState } from '@fleet/protocol/update-state';
 import { closeDatabase } from '../store/db.js';
 import { openTelemetryDatabase } from '../telemetry/telemetry-schema.js';
 import { TelemetryStore, type TelemetryStoreOptions } from '../telemetry/telemetry-store.js';
 import { SnapshotBuilder, type CanaryDeviceInput, type ControlDeviceInput } from '../telemetry/snapshot-builder.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface ReplayDevice {
   deviceId: string;

@@ -3,8 +3,8 @@
  * connection.ts (flags, environment, the local data dir's admin.json); errors name the source to fix.
  * I/O shell (fetch).
  */
-import { FleetError, errorMessage } from '../../protocol/errors.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
+import { definedProps } from '@fleet/firmware/defined-props';
 import { resolveConnection, unauthorizedMessage, type Connection, type ConnectionOptions } from './connection.js';
 
 export type { ConnectionOptions } from './connection.js';

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError } from '@fleet/protocol/errors';
 import { adminFilePath, DEFAULT_DATA_DIR } from '../config.js';
 
 export interface ConnectionOptions {

@@ -1,8 +1,8 @@
 /**
  * Registers the coordinator's operator commands: `fleet coordinator`, `fleet deploy`, `fleet devices`,
- * `fleet users`, `fleet audit`, `fleet webhooks`, and `upload`/`list` inside the existing `fleet firmware`
- * group (created by firmware/cli.ts, so call this after registerFirmwareCommands). Heavy modules load
- * inside actions only.
+ * `fleet users`, `fleet audit`, `fleet webhooks`, `fleet broker`, and `upload`/`list` inside the existing
+ * `fleet firmware` group (created by firmware/cli.ts, so call this after registerFirmwareCommands).
+ * Heavy modules load inside actions only.
  */
 import type { Command } from 'commander';
 import { registerCoordinatorServiceCommands } from './coordinator-commands.js';
@@ -11,6 +11,7 @@ import { registerDeviceCommands } from './device-commands.js';
 import { addFirmwareAdminCommands } from './firmware-commands.js';
 import { registerUserCommands } from './user-commands.js';
 import { registerWebhookCommands } from '../webhooks/cli.js';
+import { registerBrokerCommands } from './broker-commands.js';
 
 export function registerCoordinatorCommands(program: Command): void {
   // Without positional options the program's own `--version` swallows the subcommands' `--version
@@ -21,6 +22,7 @@ export function registerCoordinatorCommands(program: Command): void {
   registerDeviceCommands(program);
   registerUserCommands(program);
   registerWebhookCommands(program);
+  registerBrokerCommands(program);
   const firmware = program.commands.find((c) => c.name() === 'firmware') ?? program.command('firmware').description('firmware artifacts');
   addFirmwareAdminCommands(firmware);
 }

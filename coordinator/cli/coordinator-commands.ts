@@ -5,8 +5,8 @@
  */
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError, FleetError } from '../../protocol/errors.js';
-import { parseDuration } from '../../firmware/duration.js';
+import { ConfigError, FleetError } from '@fleet/protocol/errors';
+import { parseDuration } from '@fleet/firmware/duration';
 import { DEFAULT_DATA_DIR, type CoordinatorConfigInput } from '../config.js';
 import type { ConnectionOptions } from './connection.js';
 import { addConnectionOptions, client } from './device-commands.js';
@@ -24,6 +24,8 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .option('--http-port <n>', 'admin API and artifact port; 0 = any free port, auto = the previous run\'s (default 8080)')
     .option('--host <addr>', 'address to listen on (default 127.0.0.1; 0.0.0.0 for devices on the network)')
     .option('--broker <url>', 'use an existing broker (mqtt://… or mqtts://…) instead of the embedded one')
+    .option('--broker-credentials <file>', 'the coordinator\'s account on that broker, from `fleet broker mosquitto-config` (FLEET_BROKER_CREDENTIALS)')
+    .option('--broker-accounts <kind>', 'who keeps devices\' accounts on that broker: mosquitto-dynsec (the coordinator) or none (default: what the credentials file says)')
     .option('--public-url <url>', 'base URL devices download artifacts from')
     .option('--signing-key <file>', 'Ed25519 signing key (PEM); generated in development when absent')
     .option('--mqtt-tls-cert <file>', 'PEM certificate (chain) for MQTT over TLS (FLEET_TLS_CERT)')
@@ -36,7 +38,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--log-format <format>', 'json, pretty, or auto: pretty on a terminal when pino-pretty is installed', 'auto')
     .action(async (opts: {
-      dataDir?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; publicUrl?: string; signingKey?: string; logLevel: string; logFormat: string;
+      dataDir?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; brokerCredentials?: string; brokerAccounts?: string; publicUrl?: string; signingKey?: string; logLevel: string; logFormat: string;
       mqttTlsCert?: string; mqttTlsKey?: string; mqttClientCa?: string; httpTlsCert?: string; httpTlsKey?: string;
       allowAnonymous?: boolean; maxPacketBytes?: string;
     }) => {
@@ -53,6 +55,8 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (opts.mqttPort !== undefined) mqtt['port'] = opts.mqttPort;
       if (opts.host !== undefined) mqtt['host'] = opts.host;
       if (opts.broker !== undefined) mqtt['brokerUrl'] = opts.broker;
+      if (opts.brokerCredentials !== undefined) mqtt['brokerCredentialsFile'] = opts.brokerCredentials;
+      if (opts.brokerAccounts !== undefined) mqtt['brokerAccounts'] = opts.brokerAccounts;
       if (opts.mqttTlsCert !== undefined) mqtt['tlsCert'] = opts.mqttTlsCert;
       if (opts.mqttTlsKey !== undefined) mqtt['tlsKey'] = opts.mqttTlsKey;
       if (opts.mqttClientCa !== undefined) mqtt['tlsClientCa'] = opts.mqttClientCa;
@@ -65,7 +69,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (opts.httpTlsKey !== undefined) http['tlsKey'] = opts.httpTlsKey;
       if (Object.keys(mqtt).length) (config as Record<string, unknown>)['mqtt'] = mqtt;
       if (Object.keys(http).length) (config as Record<string, unknown>)['http'] = http;
-      const { runDaemon } = await import('../../protocol/daemon.js');
+      const { runDaemon } = await import('@fleet/runtime/daemon');
       // The signal handlers are in place before start(), so before the banner: a supervisor that waits
       // for the banner may signal at once (and a signal during the start stops it once it is up).
       await runDaemon({
@@ -73,6 +77,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
         start: async () => {
           const c = await createCoordinator({ config, env: process.env, logger });
           console.error(`fleet coordinator (${c.config.env}) — MQTT ${c.mqttUrl}, admin API ${c.httpUrl}, data ${c.config.dataDir}`);
+          console.error(`dashboard ${c.httpUrl}/ — log in with a user's password or API token`);
           if (c.config.env === 'development') {
             const dir = resolve(c.config.dataDir);
             const found = dir === resolve(DEFAULT_DATA_DIR) ? 'from this directory, or' : 'with --data-dir, or from';

@@ -3,8 +3,8 @@
  * API; how a deployment is shown (and `status --watch`) lives in deploy-status.ts.
  */
 import type { Command } from 'commander';
-import { parseDuration } from '../../firmware/duration.js';
-import { FleetError } from '../../protocol/errors.js';
+import { parseDuration } from '@fleet/firmware/duration';
+import { FleetError } from '@fleet/protocol/errors';
 import { addConnectionOptions, client } from './device-commands.js';
 import type { ConnectionOptions } from './admin-client.js';
 import { ago, list, table } from './format.js';

@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError } from '../../protocol/errors.js';
+import { ConfigError } from '@fleet/protocol/errors';
 import type { ConnectionOptions } from './connection.js';
 import { addConnectionOptions, client } from './device-commands.js';
 

@@ -2,10 +2,10 @@
 import { chmod, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { AdminApiError, AdminClient, type ConnectionOptions } from './admin-client.js';
-import { FleetError } from '../../protocol/errors.js';
-import { parseDuration } from '../../firmware/duration.js';
+import { FleetError } from '@fleet/protocol/errors';
+import { parseDuration } from '@fleet/firmware/duration';
 import { ago, list, table } from './format.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 interface DeviceView {
   deviceId: string;

@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { Command } from 'commander';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError } from '@fleet/protocol/errors';
 import { addConnectionOptions, client } from './device-commands.js';
 import type { ConnectionOptions } from './admin-client.js';
 import { ago, bytes, list, table } from './format.js';

@@ -3,7 +3,7 @@
  * history would keep it): all of stdin when it is a pipe or a file (`--password-stdin`), or typed at
  * a terminal with echo off. I/O shell (process.stdin).
  */
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError } from '@fleet/protocol/errors';
 
 /** Everything on stdin, without one trailing newline (as `echo` and `printf '%s\n'` add). */
 export async function readStdin(stdin: NodeJS.ReadStream = process.stdin): Promise<string> {

@@ -7,7 +7,7 @@ import { ago, table } from './format.js';
 import { addConnectionOptions, client } from './device-commands.js';
 import type { ConnectionOptions } from './admin-client.js';
 import { readNewPassword } from './secret-input.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 interface UserView {
   name: string;

@@ -11,8 +11,8 @@
  * rollback records it as refused. Devices whose floor is already above the image refuse the manifest.
  */
 import semver from 'semver';
-import { BUCKET_COUNT } from '../../protocol/bucket.js';
-import { FleetError } from '../../protocol/errors.js';
+import { BUCKET_COUNT } from '@fleet/protocol/bucket';
+import { FleetError } from '@fleet/protocol/errors';
 import type { DeploymentSpec } from '../engine/types.js';
 import { waveOfBucketIn, type DeviceFacts } from '../engine/wave-plan.js';
 import { planWarnings } from '../canary/soak-planner.js';

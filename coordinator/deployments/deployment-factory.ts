@@ -4,9 +4,9 @@
  * its target, then lets the engine's pure `buildDeploymentSpec` apply defaults and validate. Time and
  * randomness are injected.
  */
-import { ValidationError } from '../../protocol/errors.js';
-import { BUCKET_COUNT } from '../../protocol/bucket.js';
-import { DEFAULT_MANIFEST_TTL_MS } from '../../firmware/manifest.js';
+import { ValidationError } from '@fleet/protocol/errors';
+import { BUCKET_COUNT } from '@fleet/protocol/bucket';
+import { DEFAULT_MANIFEST_TTL_MS } from '@fleet/firmware/manifest';
 import type { DeploymentRequest, DeploymentSpec } from '../engine/types.js';
 import { buildDeploymentSpec, checkSpecSemantics } from '../engine/deployment-spec.js';
 import type { FirmwareService } from '../artifacts/firmware-service.js';

@@ -8,8 +8,8 @@
  * and, for gate snapshots, the store's migration 6.
  */
 import type Database from 'better-sqlite3';
-import { FleetError } from '../../protocol/errors.js';
-import type { CanarySnapshot } from '../../protocol/canary.js';
+import { FleetError } from '@fleet/protocol/errors';
+import type { CanarySnapshot } from '@fleet/protocol/canary';
 import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';
 import { shardDevices } from '../engine/device-progress.js';
 import {

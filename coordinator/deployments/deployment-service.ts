@@ -8,11 +8,11 @@
  * anomalies. I/O shell.
  */
 import type { Logger } from 'pino';
-import type { Clock } from '../../protocol/clock.js';
-import type { CanarySnapshot } from '../../protocol/canary.js';
-import type { HelloMessage, StatusMessage } from '../../protocol/messages.js';
-import type { SigningKey } from '../../firmware/keys.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import type { Clock } from '@fleet/protocol/clock';
+import type { CanarySnapshot } from '@fleet/protocol/canary';
+import type { HelloMessage, StatusMessage } from '@fleet/protocol/messages';
+import type { SigningKey } from '@fleet/firmware/keys';
+import { definedProps } from '@fleet/firmware/defined-props';
 import { EngineRunner } from '../engine/engine-runner.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';
@@ -62,6 +62,8 @@ export interface DeploymentServiceDeps {
   onAudit?: (entry: AuditEntry) => void;
   /** Called after each recorded decision. */
   onDecision?: (decision: DecisionRecord) => void;
+  /** Every change of a deployment, as the API shows it (the console's live feed). */
+  onChange?: (view: DeploymentView) => void;
   /** Where statuses for updates a device was never offered are recorded. */
   anomalies?: Pick<AnomalyLog, 'record'>;
 }
@@ -101,6 +103,7 @@ export class DeploymentService {
       logger: deps.logger,
       analyzersFor: (spec, wave) => analyzersFor(spec, wave),
       renewManifest: (core) => deps.firmware.renewDeploymentManifest(currentManifest(core), core.spec.id),
+      ...(deps.onChange ? { onCommitted: (core: DeploymentCore) => deps.onChange!(deploymentView(core)) } : {}),
       snapshotFor: (state: DeploymentState, wave: number, now: number): CanarySnapshot => {
         const snapshot = gateSnapshots.build(state, wave, now, allDevices(state));
         repo.saveSnapshot(inputsDigest(snapshot), state.core.spec.id, wave, now, snapshot);

@@ -2,8 +2,8 @@
  * A deployment as the admin API, the CLI and embedders see it: the engine's core state flattened for
  * reading, with its decisions when asked for. Pure.
  */
-import { ManifestSchema } from '../../protocol/signed.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { ManifestSchema } from '@fleet/protocol/signed';
+import { definedProps } from '@fleet/firmware/defined-props';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { DeploymentCore } from '../engine/types.js';
 import { currentManifest } from '../engine/manifest-renewal.js';

@@ -4,12 +4,12 @@
  * id), so the runner may retry after a crash. I/O shell.
  */
 import type { Logger } from 'pino';
-import { encodeMessage, parsePayload } from '../../protocol/parse.js';
-import { PROTOCOL_VERSION, type Envelope } from '../../protocol/signed.js';
-import { RolloutTopicMessageSchema, type RolloutCancelMessage, type RolloutMessage } from '../../protocol/messages.js';
-import { deviceTopic, rolloutTopic } from '../../protocol/topics.js';
-import { DEFAULT_COMMAND_TTL_MS, buildCommand, signCommand } from '../../firmware/manifest.js';
-import type { SigningKey } from '../../firmware/keys.js';
+import { encodeMessage, parsePayload } from '@fleet/protocol/parse';
+import { PROTOCOL_VERSION, type Envelope } from '@fleet/protocol/signed';
+import { RolloutTopicMessageSchema, type RolloutCancelMessage, type RolloutMessage } from '@fleet/protocol/messages';
+import { deviceTopic, rolloutTopic } from '@fleet/protocol/topics';
+import { DEFAULT_COMMAND_TTL_MS, buildCommand, signCommand } from '@fleet/firmware/manifest';
+import type { SigningKey } from '@fleet/firmware/keys';
 import type { AuditEntry, CommandRequest, EffectSink } from '../engine/types.js';
 import type { AuditLog } from '../store/audit-log.js';
 import type { Counters } from '../metrics.js';

@@ -8,7 +8,7 @@
  */
 import type { Db } from '../store/db.js';
 import type { Migration } from '../store/migrations.js';
-import { nextFreshness } from '../../firmware/manifest.js';
+import { nextFreshness } from '@fleet/firmware/manifest';
 
 /** Schema versions 300–399 (listed in coordinator/store/migration-list.ts). */
 export const FRESHNESS_MIGRATIONS: readonly Migration[] = [

@@ -5,11 +5,11 @@
  * in waves not yet started, on their current version, over the same window. I/O shell (reads).
  */
 import { createHash } from 'node:crypto';
-import type { CanarySnapshot } from '../../protocol/canary.js';
+import type { CanarySnapshot } from '@fleet/protocol/canary';
 import type { DeploymentState, DeviceProgress } from '../engine/types.js';
 import { matchesTarget, type DeviceRegistry } from '../registry/device-registry.js';
 import type { CanaryDeviceInput, ControlDeviceInput, SnapshotBuilder } from '../telemetry/snapshot-builder.js';
-import { waveOfBucket } from '../../protocol/bucket.js';
+import { waveOfBucket } from '@fleet/protocol/bucket';
 
 export interface GateSnapshotOptions {
   registry: DeviceRegistry;

@@ -3,9 +3,9 @@
  * waves (1, 5, 25, 100 %), default policies, and checks a schema cannot express (cron windows, the
  * semver range). Pure: the shell supplies the id, the bucket offset and the signed manifest.
  */
-import { ValidationError } from '../../protocol/errors.js';
-import type { Envelope } from '../../protocol/signed.js';
-import { formatIssues } from '../../protocol/parse.js';
+import { ValidationError } from '@fleet/protocol/errors';
+import type { Envelope } from '@fleet/protocol/signed';
+import { formatIssues } from '@fleet/protocol/parse';
 import { isTimeZone, windowNeverOpens } from './maintenance-window.js';
 import { isValidVersionRange } from './wave-plan.js';
 import {

@@ -3,7 +3,7 @@
  * to the bucket-sharded device table with incremental wave counts. Pure.
  */
 import { classifyUpdate } from '../gate/hard-gates.js';
-import type { UpdateState } from '../../protocol/update-state.js';
+import type { UpdateState } from '@fleet/protocol/update-state';
 import type { DeploymentCore, DeploymentState, DeviceProgress, WaveCounts } from './types.js';
 
 export type DeviceCategory = 'offline' | 'waiting' | 'inProgress' | 'committed' | 'failed' | 'timedOut' | 'ineligible';

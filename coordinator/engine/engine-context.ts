@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Draft } from './device-progress.js';
-import type { Envelope } from '../../protocol/signed.js';
+import type { Envelope } from '@fleet/protocol/signed';
 import type { AuditEntry, DeploymentCore, EngineEffect, WaveSpec, WaveState } from './types.js';
 
 export interface Ctx {

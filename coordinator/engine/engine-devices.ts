@@ -10,9 +10,9 @@
  * when their wave started still count (their bucket was published; the manifest waits retained), and
  * so do devices whose wave started before a coordinator restart (the wave's start is in the state).
  */
-import type { HelloMessage, StatusMessage } from '../../protocol/messages.js';
-import { bucketOf } from '../../protocol/bucket.js';
-import { isTerminalUpdateState, type UpdateState } from '../../protocol/update-state.js';
+import type { HelloMessage, StatusMessage } from '@fleet/protocol/messages';
+import { bucketOf } from '@fleet/protocol/bucket';
+import { isTerminalUpdateState, type UpdateState } from '@fleet/protocol/update-state';
 import { needsRollback } from './device-progress.js';
 import { classifyUpdate } from '../gate/hard-gates.js';
 import { audit, unofferedStatus, type Ctx } from './engine-context.js';

@@ -12,11 +12,11 @@
  * devices' own work needed. Each status is durable in the status inbox before it is acknowledged.
  */
 import type { Logger } from 'pino';
-import type { CanarySnapshot } from '../../protocol/canary.js';
-import type { Clock, TimerHandle } from '../../protocol/clock.js';
-import { FleetError, errorMessage } from '../../protocol/errors.js';
-import type { DeviceMessage, HelloMessage, StatusMessage } from '../../protocol/messages.js';
-import type { Envelope } from '../../protocol/signed.js';
+import type { CanarySnapshot } from '@fleet/protocol/canary';
+import type { Clock, TimerHandle } from '@fleet/protocol/clock';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
+import type { DeviceMessage, HelloMessage, StatusMessage } from '@fleet/protocol/messages';
+import type { Envelope } from '@fleet/protocol/signed';
 import type { GateAnalyzer } from '../gate/analyzer.js';
 import { combineOutcomes } from '../gate/combine.js';
 import type { DecisionRecord } from '../gate/decision.js';
@@ -37,7 +37,7 @@ import {
   type StepResult,
   type WaveDirectory,
 } from './types.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 /** Longest single timer: far wake-ups (next week's window) are re-armed in steps of a day. */
 const MAX_TIMER_MS = 24 * 3600_000;
@@ -77,6 +77,8 @@ export interface EngineRunnerOptions {
    * it every renewal fails, is recorded, and the current manifest lives out its lifetime.
    */
   renewManifest?: (core: DeploymentCore) => Envelope | Promise<Envelope>;
+  /** Told of every new state once it is stored (live views). */
+  onCommitted?: (core: DeploymentCore) => void;
 }
 
 type Counter = 'statusUnknownDeployment' | 'effectFailures' | 'gateRuns' | 'steps';
@@ -337,6 +339,12 @@ export class EngineRunner {
     // Persist first: if we crash after this, reconcile() on restart redoes the effects.
     this.o.repo.save({ core: result.state.core, devices: result.changedDevices, decisions });
     this.live.set(id, result.state);
+    try {
+      this.o.onCommitted?.(result.state.core);
+    } catch (err) {
+      // A listener (a dashboard feed) never stops a rollout.
+      this.log('error', { deploymentId: id, err }, 'deployment change listener failed');
+    }
     if (before && before.core.phase !== result.state.core.phase) {
       this.log('info', { deploymentId: id, wave: result.state.core.current, from: before.core.phase, to: result.state.core.phase }, 'deployment phase changed');
     }

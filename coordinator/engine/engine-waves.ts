@@ -3,7 +3,7 @@
  * completing it (deadline: silent devices time out), soaking, gating, acting on a gate decision,
  * aborting and rolling back. Pure: every outward action is an effect pushed on the context.
  */
-import type { Recommendation } from '../../protocol/canary.js';
+import type { Recommendation } from '@fleet/protocol/canary';
 import type { GatePolicy } from '../gate/analyzer.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import {
@@ -16,7 +16,7 @@ import { categoryOf, needsRollback } from './device-progress.js';
 import { audit, currentManifest, currentWave, engineDecisionId, rollbackCommandId, waveSpec, type Ctx } from './engine-context.js';
 import { isInsideWindow } from './maintenance-window.js';
 import { bucketsOfWave, startedBuckets } from './wave-plan.js';
-import type { RolloutMessage } from '../../protocol/messages.js';
+import type { RolloutMessage } from '@fleet/protocol/messages';
 import type { DeploymentCore, DeploymentSpec, DeviceProgress } from './types.js';
 
 /** The policy the gate applies to a wave: the deployment's, with the wave's own minimum of reporters. */

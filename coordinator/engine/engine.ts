@@ -18,7 +18,7 @@ import { Draft, emptyCounts } from './device-progress.js';
 import { nextWindowStart } from './maintenance-window.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import { bucketsOfWave } from './wave-plan.js';
-import { bucketOf } from '../../protocol/bucket.js';
+import { bucketOf } from '@fleet/protocol/bucket';
 import {
   FINAL_PHASES,
   type DeploymentCore,
@@ -29,7 +29,7 @@ import {
   type OperatorAction,
   type StepResult,
 } from './types.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export { gatePolicyFor };
 

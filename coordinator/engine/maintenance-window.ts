@@ -9,7 +9,7 @@
  * the night the clocks go back closes at 05:00 by the new wall clock.
  */
 import { Cron, CronPattern } from 'croner';
-import { ValidationError, errorMessage } from '../../protocol/errors.js';
+import { ValidationError, errorMessage } from '@fleet/protocol/errors';
 import type { MaintenanceWindow } from './types.js';
 
 /** When a window opens: a cron expression and the time zone it is read in. */

@@ -12,7 +12,7 @@
  * signer gave it), and only while the deployment runs: never once it completed, was aborted or is
  * rolling back. Pure: the shell signs (`renew-manifest` effect) and answers with an event.
  */
-import { ManifestSchema, type Envelope } from '../../protocol/signed.js';
+import { ManifestSchema, type Envelope } from '@fleet/protocol/signed';
 import { audit, currentManifest, type Ctx } from './engine-context.js';
 import { publishWave } from './engine-waves.js';
 import type { DeploymentCore, DeploymentPhase, DeploymentSpec } from './types.js';

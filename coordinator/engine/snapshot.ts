@@ -3,10 +3,10 @@
  * wave deadline. The shell's snapshot provider enriches it with telemetry and the control cohort;
  * without one the hard gates judge this. Pure.
  */
-import { CanarySnapshotSchema, type CanarySnapshot, type DeviceSummary } from '../../protocol/canary.js';
+import { CanarySnapshotSchema, type CanarySnapshot, type DeviceSummary } from '@fleet/protocol/canary';
 import { allDevices } from './device-progress.js';
 import type { DeploymentState, DeviceProgress } from './types.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 /**
  * Canary devices of a gate: every tracked device in waves 0..wave (cumulative). Members that never

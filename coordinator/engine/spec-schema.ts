@@ -4,8 +4,8 @@
  * as zod schemas. Re-exported by types.ts. Pure.
  */
 import { z } from 'zod';
-import { DeploymentIdSchema, HardwareModelSchema, SemverSchema, TagSchema } from '../../protocol/ids.js';
-import { EnvelopeSchema } from '../../protocol/signed.js';
+import { DeploymentIdSchema, HardwareModelSchema, SemverSchema, TagSchema } from '@fleet/protocol/ids';
+import { EnvelopeSchema } from '@fleet/protocol/signed';
 import { GatePolicySchema } from '../gate/policy.js';
 import { JudgeSettingsSchema } from '../canary/judge-settings.js';
 

@@ -5,12 +5,12 @@
  * DeploymentRepository, WaveDirectory). Pure: types and schemas only.
  */
 import { z } from 'zod';
-import { DeviceIdSchema, HardwareModelSchema, SemverSchema } from '../../protocol/ids.js';
+import { DeviceIdSchema, HardwareModelSchema, SemverSchema } from '@fleet/protocol/ids';
 import { DeploymentSpecSchema, type DeploymentSpec } from './spec-schema.js';
-import type { HelloMessage, RolloutMessage, StatusMessage } from '../../protocol/messages.js';
-import { UpdateReasonSchema } from '../../protocol/reasons.js';
-import { UpdateStateSchema } from '../../protocol/update-state.js';
-import { EnvelopeSchema, type Envelope } from '../../protocol/signed.js';
+import type { HelloMessage, RolloutMessage, StatusMessage } from '@fleet/protocol/messages';
+import { UpdateReasonSchema } from '@fleet/protocol/reasons';
+import { UpdateStateSchema } from '@fleet/protocol/update-state';
+import { EnvelopeSchema, type Envelope } from '@fleet/protocol/signed';
 import type { DecisionRecord } from '../gate/decision.js';
 
 export * from './spec-schema.js';

@@ -3,7 +3,7 @@
  * deployment's target. Pure (semver is pure JS).
  */
 import semver from 'semver';
-import { bucketOf, waveBuckets, waveOfBucket } from '../../protocol/bucket.js';
+import { bucketOf, waveBuckets, waveOfBucket } from '@fleet/protocol/bucket';
 import type { DeploymentCore, DeploymentSpec } from './types.js';
 
 /** The buckets wave `index` adds (cumulative percentages; rank order). */

@@ -7,7 +7,7 @@
  *     --variant stable:90:promptId=risk-stable-v1 --variant exp:10:promptId=risk-experimental-v2,model=gpt-4o-mini
  */
 import type { Command } from 'commander';
-import { ConfigError } from '../../protocol/errors.js';
+import { ConfigError } from '@fleet/protocol/errors';
 import { AdminClient, type ConnectionOptions } from '../cli/admin-client.js';
 import { addConnectionOptions } from '../cli/device-commands.js';
 import { ago, table } from '../cli/format.js';

@@ -8,7 +8,7 @@
  * to agents in the retained FlagsMessage and bucketed on the device id.
  */
 import { z } from 'zod';
-import { inRollout, selectVariant } from '../../protocol/flag-bucketing.js';
+import { inRollout, selectVariant } from '@fleet/protocol/flag-bucketing';
 
 export const FLAG_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 export const FlagNameSchema = z.string().regex(FLAG_NAME_PATTERN, { message: "flag names are 1-64 letters, digits, '.', '_' or '-'" });

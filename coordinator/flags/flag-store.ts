@@ -3,9 +3,9 @@
  * written in one transaction per change. Reads are synchronous and cheap (the gate reads flags when it
  * picks analyzers). I/O shell around the pure model in flag-model.ts.
  */
-import { FleetError } from '../../protocol/errors.js';
-import type { FlagsMessage } from '../../protocol/messages.js';
-import { parseValue } from '../../protocol/parse.js';
+import { FleetError } from '@fleet/protocol/errors';
+import type { FlagsMessage } from '@fleet/protocol/messages';
+import { parseValue } from '@fleet/protocol/parse';
 import type { Db } from '../store/db.js';
 import type { AuditLog } from '../store/audit-log.js';
 import {
@@ -18,7 +18,7 @@ import {
   type StoredFlag,
 } from './flag-model.js';
 import { buildFlagsMessage } from './flags-message.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export class FlagNotFoundError extends FleetError {
   constructor(name: string) {

@@ -3,8 +3,8 @@
  * flags only, with enabled (the kill switch), rollout and variant weights, which agents bucket on their
  * own device id with protocol/flag-bucketing.ts. The shell publishes it retained at QoS 1. Pure.
  */
-import { PROTOCOL_VERSION } from '../../protocol/signed.js';
-import { FlagsMessageSchema, type FlagsMessage } from '../../protocol/messages.js';
+import { PROTOCOL_VERSION } from '@fleet/protocol/signed';
+import { FlagsMessageSchema, type FlagsMessage } from '@fleet/protocol/messages';
 import type { FlagDefinition } from './flag-model.js';
 
 /** The FlagsMessage for these flags at store version `version`. */

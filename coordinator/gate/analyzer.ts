@@ -3,7 +3,7 @@
  * scorer) takes the same canary snapshot and returns a verdict; the gate combines them so that no
  * analyzer can relax another's caution. Pure interface.
  */
-import type { CanarySnapshot, Verdict } from '../../protocol/canary.js';
+import type { CanarySnapshot, Verdict } from '@fleet/protocol/canary';
 
 export interface GatePolicy {
   /** Share of wave devices whose install failed (failed, trial failures) that aborts. Default 0.1. */

@@ -8,7 +8,7 @@
  * - An analyzer error is recorded, never a verdict. With no hard or statistical verdict at all the gate
  *   holds at Monitor: nothing may Proceed unjudged.
  */
-import { RECOMMENDATION_ORDER, type Recommendation, type RiskLevel } from '../../protocol/canary.js';
+import { RECOMMENDATION_ORDER, type Recommendation, type RiskLevel } from '@fleet/protocol/canary';
 import type { AnalyzerOutcome, GatePolicy } from './analyzer.js';
 import type { AnalyzerRecord, AnalyzerRole, DecisionRecord } from './decision.js';
 

@@ -4,8 +4,8 @@
  * the final verdict and the rule that produced it. Pure.
  */
 import { z } from 'zod';
-import { DeploymentIdSchema } from '../../protocol/ids.js';
-import { RecommendationSchema, RiskLevelSchema, VerdictSchema } from '../../protocol/canary.js';
+import { DeploymentIdSchema } from '@fleet/protocol/ids';
+import { RecommendationSchema, RiskLevelSchema, VerdictSchema } from '@fleet/protocol/canary';
 
 export const AnalyzerRoleSchema = z.enum(['hard', 'statistical', 'advisory']);
 export type AnalyzerRole = z.infer<typeof AnalyzerRoleSchema>;

@@ -7,9 +7,9 @@
  * statistical judge (its layer 1) reuse exactly these rules. See
  * docs/canary-judge.md, layers 1 and 2.
  */
-import type { CanarySnapshot, DeviceSummary, Evidence, Recommendation, Verdict } from '../../protocol/canary.js';
-import type { UpdateReason } from '../../protocol/reasons.js';
-import type { UpdateState } from '../../protocol/update-state.js';
+import type { CanarySnapshot, DeviceSummary, Evidence, Recommendation, Verdict } from '@fleet/protocol/canary';
+import type { UpdateReason } from '@fleet/protocol/reasons';
+import type { UpdateState } from '@fleet/protocol/update-state';
 import type { AnalyzerContext, AnalyzerOutcome, GateAnalyzer, GatePolicy } from './analyzer.js';
 import { fisherGreater } from '../stats/counts.js';
 

@@ -9,9 +9,9 @@
  * answer into a timeout — a verdict that changes with the machine's load.
  */
 import { createHash } from 'node:crypto';
-import type { CanarySnapshot } from '../../protocol/canary.js';
-import { systemClock, type Clock } from '../../protocol/clock.js';
-import { canonicalize } from '../../firmware/canonical-json.js';
+import type { CanarySnapshot } from '@fleet/protocol/canary';
+import { systemClock, type Clock } from '@fleet/protocol/clock';
+import { canonicalize } from '@fleet/firmware/canonical-json';
 import type { AnalyzerOutcome, GateAnalyzer, GatePolicy } from './analyzer.js';
 import { combineOutcomes, defaultRole, type NamedOutcome } from './combine.js';
 import type { DecisionRecord, DecisionSource } from './decision.js';

@@ -7,7 +7,7 @@
  * I/O shell (counters and logging only).
  */
 import type { Logger } from 'pino';
-import { deviceTopic } from '../../protocol/topics.js';
+import { deviceTopic } from '@fleet/protocol/topics';
 import type { Counters } from '../metrics.js';
 
 /** Logged in full before the log thins out to one line in every LOG_EVERY. */

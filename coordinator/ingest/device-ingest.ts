@@ -11,8 +11,8 @@
  * shared telemetry queue stays free for everyone else's. I/O shell (logging only).
  */
 import type { Logger } from 'pino';
-import { parsePayload } from '../../protocol/parse.js';
-import { parseTopic } from '../../protocol/topics.js';
+import { parsePayload } from '@fleet/protocol/parse';
+import { parseTopic } from '@fleet/protocol/topics';
 import {
   HelloMessageSchema,
   PresenceMessageSchema,
@@ -20,7 +20,7 @@ import {
   type HelloMessage,
   type PresenceMessage,
   type StatusMessage,
-} from '../../protocol/messages.js';
+} from '@fleet/protocol/messages';
 import type { Counters } from '../metrics.js';
 import type { InboundMessage } from '../broker/transport.js';
 import { TokenBuckets, type RateLimit } from './token-buckets.js';

@@ -5,8 +5,8 @@
  * statuses and presence. Built from parts that already exist, so no handler reaches for an object
  * that is not there yet. I/O shell.
  */
-import type { Clock } from '../../protocol/clock.js';
-import type { HelloMessage, PresenceMessage, StatusMessage } from '../../protocol/messages.js';
+import type { Clock } from '@fleet/protocol/clock';
+import type { HelloMessage, PresenceMessage, StatusMessage } from '@fleet/protocol/messages';
 import type { Counters } from '../metrics.js';
 import type { DeviceRegistry } from '../registry/device-registry.js';
 import type { AnomalyLog } from '../registry/anomaly-log.js';

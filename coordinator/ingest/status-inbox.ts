@@ -7,7 +7,7 @@
  * the end of the turn), and each `record` resolves once its row is committed: a wave of devices
  * reporting at once paid a commit per status. I/O shell (SQLite).
  */
-import { StatusMessageSchema, type StatusMessage } from '../../protocol/messages.js';
+import { StatusMessageSchema, type StatusMessage } from '@fleet/protocol/messages';
 import type { Db } from '../store/db.js';
 
 /** How long (clock time) entries are kept for replay. Default 10 minutes. */

@@ -11,7 +11,7 @@
  */
 import { z } from 'zod';
 import type { Logger } from 'pino';
-import { DeviceIdSchema } from '../../protocol/ids.js';
+import { DeviceIdSchema } from '@fleet/protocol/ids';
 import type { Db } from '../store/db.js';
 import type { Counters } from '../metrics.js';
 import { LogLimiter } from '../log-limiter.js';

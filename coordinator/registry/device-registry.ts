@@ -12,11 +12,11 @@
  * and shown, never a member of a wave. I/O shell (SQLite).
  */
 import semver from 'semver';
-import { bucketOf } from '../../protocol/bucket.js';
-import type { HelloMessage } from '../../protocol/messages.js';
-import type { SlotName, UpdateState } from '../../protocol/update-state.js';
+import { bucketOf } from '@fleet/protocol/bucket';
+import type { HelloMessage } from '@fleet/protocol/messages';
+import type { SlotName, UpdateState } from '@fleet/protocol/update-state';
 import type { Db } from '../store/db.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface DeviceRecord {
   deviceId: string;
@@ -127,7 +127,8 @@ function fromRow(r: Row, requireProvisioning: boolean): DeviceRecord {
   };
 }
 
-export type RegistryListener = (device: DeviceRecord, change: 'hello' | 'online' | 'offline' | 'provisioned') => void;
+export type RegistryChange = 'hello' | 'online' | 'offline' | 'provisioned' | 'version' | 'update';
+export type RegistryListener = (device: DeviceRecord, change: RegistryChange) => void;
 
 export class DeviceRegistry {
   private readonly devices = new Map<string, DeviceRecord>();
@@ -293,6 +294,7 @@ export class DeviceRegistry {
     d.firmwareVersion = version;
     if (slot !== undefined) d.activeSlot = slot;
     this.save(d);
+    this.emit(d, 'version');
   }
 
   /**
@@ -306,6 +308,7 @@ export class DeviceRegistry {
     if (u?.deploymentId === update.deploymentId && u.state === update.state && u.toVersion === update.toVersion) return;
     d.update = { deploymentId: update.deploymentId, state: update.state, ...definedProps({ toVersion: update.toVersion }) };
     this.save(d);
+    this.emit(d, 'update');
   }
 
   setOnline(deviceId: string, online: boolean, now: number): void {

@@ -8,7 +8,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { FleetError, errorMessage } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
 import { applyMigrations, type Migration } from './migrations.js';
 import { ALL_MIGRATIONS } from './migration-list.js';
 

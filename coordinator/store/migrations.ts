@@ -5,7 +5,7 @@
  * at the last complete version.
  */
 import type Database from 'better-sqlite3';
-import { FleetError, errorMessage } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
 
 export interface Migration {
   /** Strictly increasing across the whole list; never reuse or renumber a shipped version. */

@@ -2,7 +2,7 @@
  * Per-device telemetry arithmetic: counter deltas from cumulative counters (with resets), running
  * metric sums for mean and least-squares slope, percentiles, error signatures. Pure.
  */
-import { CONTINUOUS_METRICS, type ContinuousMetric, type EventCounter, type MetricSummary } from '../../protocol/canary.js';
+import { CONTINUOUS_METRICS, type ContinuousMetric, type EventCounter, type MetricSummary } from '@fleet/protocol/canary';
 
 export type CounterValues = Record<EventCounter, number>;
 

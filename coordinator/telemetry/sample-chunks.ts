@@ -3,7 +3,7 @@
  * metrics as little-endian float64 (NaN where the device did not report the metric), samples one after
  * another. The samples serve tails (p99) and warm-up cut-offs; rollups carry everything else. Pure.
  */
-import { CONTINUOUS_METRICS, type ContinuousMetric } from '../../protocol/canary.js';
+import { CONTINUOUS_METRICS, type ContinuousMetric } from '@fleet/protocol/canary';
 
 /** Values per sample: `at`, then CONTINUOUS_METRICS in order. */
 const WIDTH = 1 + CONTINUOUS_METRICS.length;

@@ -14,9 +14,9 @@ import {
   type DeviceSummary,
   type MetricSummary,
   type SnapshotSlots,
-} from '../../protocol/canary.js';
-import type { UpdateReason } from '../../protocol/reasons.js';
-import type { UpdateState } from '../../protocol/update-state.js';
+} from '@fleet/protocol/canary';
+import type { UpdateReason } from '@fleet/protocol/reasons';
+import type { UpdateState } from '@fleet/protocol/update-state';
 import type { Db } from '../store/db.js';
 import { CONTINUOUS_METRICS, addSample, emptySums, errorSignature, mergeSums, summarize, type MetricSums } from './rollup-math.js';
 import { rollupFromRow, type RollupAcc, type RollupRow } from './telemetry-store.js';

@@ -5,9 +5,9 @@
  * than the parse itself. The telemetry thread parses with the protocol/ schema and reports back what
  * the registry needs (firmware versions seen) and what the edge counts (bad messages). Pure.
  */
-import { parsePayload } from '../../protocol/parse.js';
-import { TelemetryMessageSchema, type TelemetryMessage } from '../../protocol/messages.js';
-import type { SlotName } from '../../protocol/update-state.js';
+import { parsePayload } from '@fleet/protocol/parse';
+import { TelemetryMessageSchema, type TelemetryMessage } from '@fleet/protocol/messages';
+import type { SlotName } from '@fleet/protocol/update-state';
 
 /** Messages as they crossed the broker: device (from the topic), receive time, payload bytes. */
 export interface TelemetryBatch {

@@ -5,7 +5,7 @@
  */
 import type { Migration } from '../store/migrations.js';
 import { openDatabase, type Db } from '../store/db.js';
-import type { ContinuousMetric } from '../../protocol/canary.js';
+import type { ContinuousMetric } from '@fleet/protocol/canary';
 import { packSums, type MetricSums } from './rollup-math.js';
 
 export const TELEMETRY_MIGRATIONS: readonly Migration[] = [

@@ -18,8 +18,8 @@
  * devices that were offline look many times as crash-prone as they are. The device's clock and boot
  * count are stored with its counters, so a coordinator restart in the middle of a gap changes nothing.
  */
-import type { TelemetryMessage } from '../../protocol/messages.js';
-import type { ContinuousMetric } from '../../protocol/canary.js';
+import type { TelemetryMessage } from '@fleet/protocol/messages';
+import type { ContinuousMetric } from '@fleet/protocol/canary';
 import type { Db } from '../store/db.js';
 import { SampleChunk } from './sample-chunks.js';
 import {

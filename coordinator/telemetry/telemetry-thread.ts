@@ -4,11 +4,11 @@
  * prune. The worker entry (telemetry-worker.ts) only wires this to its message port and a timer, so
  * every behaviour here runs in tests without a thread. I/O shell (SQLite through TelemetryStore).
  */
-import type { TelemetryMessage } from '../../protocol/messages.js';
+import type { TelemetryMessage } from '@fleet/protocol/messages';
 import type { Db } from '../store/db.js';
 import { decodeBatch, type BadTelemetry, type TelemetryBatch, type VersionNote } from './telemetry-batch.js';
 import { TelemetryStore, type TelemetryStoreOptions } from './telemetry-store.js';
-import { errorMessage } from '../../protocol/errors.js';
+import { errorMessage } from '@fleet/protocol/errors';
 
 /** At most this many bad messages are described per batch; the rest are only counted. */
 const MAX_BAD_REPORTED = 20;

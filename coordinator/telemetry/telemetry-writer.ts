@@ -11,7 +11,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { Clock, TimerHandle } from '../../protocol/clock.js';
+import type { Clock, TimerHandle } from '@fleet/protocol/clock';
 import type { Counters } from '../metrics.js';
 import { StoreError } from '../store/db.js';
 import { BatchBuilder, type VersionNote } from './telemetry-batch.js';

@@ -14,7 +14,7 @@ import { DEFAULT_LOGIN_THROTTLE, LoginThrottle } from '../broker/login-throttle.
 import type { Logger } from 'pino';
 import { LogLimiter } from '../log-limiter.js';
 import type { Counters } from '../metrics.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 import { roleAllows, type Principal, type Role } from './roles.js';
 import type { SessionStore } from './session-store.js';
 import type { Login, SessionView } from './user-schemas.js';

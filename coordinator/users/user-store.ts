@@ -8,7 +8,7 @@
  * (SQLite, node:crypto).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { FleetError } from '../../protocol/errors.js';
+import { FleetError } from '@fleet/protocol/errors';
 import { hashSecret, verifySecret } from '../broker/credentials.js';
 import { FairQueue } from '../broker/fair-queue.js';
 import type { Db } from '../store/db.js';

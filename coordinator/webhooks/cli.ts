@@ -6,9 +6,9 @@
  *   fleet webhooks test wh-1a2b3c4d5e          # sends a test event now; exit 2 when it was not delivered
  */
 import type { Command } from 'commander';
-import { FleetError } from '../../protocol/errors.js';
-import { definedProps } from '../../firmware/defined-props.js';
-import { SUBSCRIBABLE_EVENTS } from '../../protocol/webhooks.js';
+import { FleetError } from '@fleet/protocol/errors';
+import { definedProps } from '@fleet/firmware/defined-props';
+import { SUBSCRIBABLE_EVENTS } from '@fleet/protocol/webhooks';
 import { AdminClient, type ConnectionOptions } from '../cli/admin-client.js';
 import { addConnectionOptions } from '../cli/device-commands.js';
 import { ago, list, table } from '../cli/format.js';

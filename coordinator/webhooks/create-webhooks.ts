@@ -3,8 +3,8 @@
  * real-time timers and configuration. Composition helper for coordinator.ts.
  */
 import type { Logger } from 'pino';
-import { definedProps } from '../../firmware/defined-props.js';
-import type { Clock } from '../../protocol/clock.js';
+import { definedProps } from '@fleet/firmware/defined-props';
+import type { Clock } from '@fleet/protocol/clock';
 import type { CoordinatorConfig } from '../config.js';
 import type { Db } from '../store/db.js';
 import { WebhookDispatcher, type AttemptOutcome } from './webhook-dispatcher.js';

@@ -8,9 +8,9 @@
  */
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Clock, TimerHandle } from '../../protocol/clock.js';
-import { WEBHOOK_HEADERS, WebhookEventSchema, type WebhookEvent } from '../../protocol/webhooks.js';
-import { formatIssues } from '../../protocol/parse.js';
+import type { Clock, TimerHandle } from '@fleet/protocol/clock';
+import { WEBHOOK_HEADERS, WebhookEventSchema, type WebhookEvent } from '@fleet/protocol/webhooks';
+import { formatIssues } from '@fleet/protocol/parse';
 import { signWebhook } from './webhook-signature.js';
 import type { DeliveryRecord, WebhookStore } from './webhook-store.js';
 

@@ -3,7 +3,7 @@
  * engine's audit entries for an abort, a completion and a rollback's start and end become their
  * events. Everything else the engine audits is not a webhook event. Pure.
  */
-import type { WebhookEvent } from '../../protocol/webhooks.js';
+import type { WebhookEvent } from '@fleet/protocol/webhooks';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { AuditEntry } from '../engine/types.js';
 

@@ -7,8 +7,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { FleetError } from '../../protocol/errors.js';
-import { SUBSCRIBABLE_EVENTS, WebhookEventTypeSchema, type WebhookEvent } from '../../protocol/webhooks.js';
+import { FleetError } from '@fleet/protocol/errors';
+import { SUBSCRIBABLE_EVENTS, WebhookEventTypeSchema, type WebhookEvent } from '@fleet/protocol/webhooks';
 import type { CoordinatorConfig } from '../config.js';
 
 type AppEnv = CoordinatorConfig['env'];

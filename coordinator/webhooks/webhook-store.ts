@@ -8,7 +8,7 @@
  */
 import type { Db } from '../store/db.js';
 import type { Migration } from '../store/migrations.js';
-import type { WebhookEventType } from '../../protocol/webhooks.js';
+import type { WebhookEventType } from '@fleet/protocol/webhooks';
 
 export const WEBHOOK_MIGRATIONS: Migration[] = [
   {

@@ -10,8 +10,8 @@
  * {cmd:'stop'} to disconnect and exit.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { bucketOf } from '../../protocol/bucket.js';
-import { deviceSubscriptions, deviceTopic } from '../../protocol/topics.js';
+import { bucketOf } from '@fleet/protocol/bucket';
+import { deviceSubscriptions, deviceTopic } from '@fleet/protocol/topics';
 import { boundedEach, settledMemory } from './measure.js';
 import { connectBare, closeAll, timed, type ConnectResult } from './bare-clients.js';
 import { connectSimulated } from './sim-devices.js';

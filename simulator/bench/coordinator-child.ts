@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import pino from 'pino';
-import { createCoordinator } from '../../coordinator/index.js';
+import { createCoordinator } from '@fleet/coordinator';
 import { imageBytes } from '../firmware-images.js';
 import { cpuMicros, mainThreadCpuMicros, watchCount } from './count-watch.js';
 

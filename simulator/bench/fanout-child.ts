@@ -6,8 +6,8 @@
  * {type:'received', count, lastAt (epoch ms of the last first-arrival)}; {cmd:'stop'}.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { bucketOf } from '../../protocol/bucket.js';
-import { deviceTopic, rolloutTopic } from '../../protocol/topics.js';
+import { bucketOf } from '@fleet/protocol/bucket';
+import { deviceTopic, rolloutTopic } from '@fleet/protocol/topics';
 import { boundedEach } from './measure.js';
 
 let clients: MqttClient[] = [];

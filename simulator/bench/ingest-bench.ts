@@ -8,7 +8,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { startChild } from './child.js';
-import { definedProps } from '../../firmware/defined-props.js';
+import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface IngestPoint {
   offered: number;

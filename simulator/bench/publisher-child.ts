@@ -14,8 +14,8 @@
  *      {cmd:'stop'} exits.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { bucketOf } from '../../protocol/bucket.js';
-import { deviceTopic } from '../../protocol/topics.js';
+import { bucketOf } from '@fleet/protocol/bucket';
+import { deviceTopic } from '@fleet/protocol/topics';
 import { boundedEach } from './measure.js';
 import { cpuMicros } from './count-watch.js';
 import { qos0Publish } from './publish-packet.js';

@@ -5,7 +5,7 @@
  * loop's utilisation over each wave. Collecting is I/O-free; `breakdown()` is pure over the marks.
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import type { AgentState } from '../../agent/index.js';
+import type { AgentState } from '@fleet/agent';
 
 /** The agent's install stages, as the trace records them (`committed`: the job's end). */
 type Stage = 'downloading' | 'verifying' | 'installing' | 'rebooting' | 'trial' | 'committed';

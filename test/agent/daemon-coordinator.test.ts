@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort, spawnFleet, type RunningProcess } from '../support/processes.js';
 import { image } from './harness.js';
-import { AgentDaemon, eventually, startWorld, uniqueDeviceId, waitFor, writeAgentConfig, type World } from './daemon-harness.js';
+import { AgentDaemon, startWorld, uniqueDeviceId, waitFor, writeAgentConfig, type World } from './daemon-harness.js';
 
 let world: World;
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -58,7 +58,7 @@ describe('fleet coordinator start with a fleet agent start', () => {
     cleanups.push(() => agent.stop('SIGKILL'));
     await agent.waitForLog('mqtt connected');
     const device = (): Promise<{ online: boolean; firmwareVersion: string | null }> => api('GET', `/v1/devices/${id}`);
-    await eventually(async () => (await device()).online, 'the coordinator to see the device online', 20_000);
+    await waitFor(async () => (await device()).online, 'the coordinator to see the device online', 20_000);
 
     const created = await api<{ id: string }>('POST', '/v1/deployments', {
       firmwareVersion: '1.1.0',
@@ -81,7 +81,7 @@ describe('fleet coordinator start with a fleet agent start', () => {
     await agent.waitForState('committed', 60_000);
     // The coordinator records the commit in the deployment it resumed after its restart.
     const deployment = (): Promise<{ phase: string; waves: { counts: Record<string, number> }[] }> => api('GET', `/v1/deployments/${created.id}`);
-    await eventually(async () => (await deployment()).waves[0]!.counts['committed'] === 1, `the coordinator to count the commit in ${created.id}`, 30_000).catch(
+    await waitFor(async () => (await deployment()).waves[0]!.counts['committed'] === 1, `the coordinator to count the commit in ${created.id}`, 30_000).catch(
       async (err: Error) => {
         throw new Error(`${err.message}: ${JSON.stringify(await deployment())}\n${coordinator.output().slice(-4000)}`);
       },

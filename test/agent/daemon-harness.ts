@@ -25,14 +25,6 @@ import { definedProps } from '../../firmware/defined-props.js';
 
 export { waitFor };
 
-/** Polls an asynchronous condition every 50 ms; fails after `timeoutMs` with `what`. */
-export async function eventually(cond: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** An image server whose responses can be held back: the update stays in its download until release(). */
 export interface HeldArtifacts {

@@ -25,6 +25,7 @@ import type { Command, CommandAction, SignedEnvelope } from '../../protocol/sign
 import { FileSlotBackend } from '../../agent/slots/slot-backend-file.js';
 import { SimulatedDevice, type SimulatedDeviceOptions } from '../../agent/simulated-device.js';
 import { definedProps } from '../../firmware/defined-props.js';
+import { waitFor } from '../support/wait-for.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -177,14 +178,7 @@ export class Observer {
   }
 }
 
-/** Polls `cond` every 10 ms; fails after `timeoutMs` with `what`. */
-export async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+export { waitFor };
 
 export interface Fixture {
   dir: string;

@@ -1,102 +1,209 @@
 /**
- * Broker authentication and ACLs against the real embedded Aedes on 127.0.0.1 port 0 with real
- * mqtt.js clients: a device may publish only its own hello/status/telemetry/presence and subscribe only
- * to its rollout topic, its command topic and the flags topic.
+ * Broker authentication and ACLs, the same tests against both brokers devices may connect to: the
+ * embedded Aedes, and Debian's Mosquitto whose dynamic-security accounts the coordinator keeps
+ * (acl-brokers.ts), each on 127.0.0.1 with real mqtt.js clients. A device may publish only its own
+ * hello/status/telemetry/presence and subscribe only to its rollout topic, its command topic and the
+ * flags topic; a forbidden subscription is refused with SUBACK 0x80 on both, not merely filtered.
+ * Where the brokers differ in how they refuse a publish (Aedes closes the connection, Mosquitto drops
+ * the message, or answers PUBACK 0x87 to an MQTT 5 client), the tests prove what matters on both:
+ * nothing forged reaches the coordinator or another device.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import mqtt, { type MqttClient } from 'mqtt';
-import { openDatabase, closeDatabase, type Db } from '../../coordinator/store/db.js';
+import mqtt, { type MqttClient, type Packet } from 'mqtt';
+import { openDatabase, closeDatabase } from '../../coordinator/store/db.js';
 import { CredentialStore } from '../../coordinator/broker/credentials.js';
-import { EmbeddedBroker } from '../../coordinator/broker/embedded-broker.js';
-import { Counters } from '../../coordinator/metrics.js';
-import type { InboundMessage } from '../../coordinator/broker/transport.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic, FLAGS_TOPIC, rolloutTopic } from '../../protocol/topics.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe } from '../../coordinator/broker/acl.js';
-import { silentLogger, uniqueId, waitFor } from './helpers.js';
+import { BROKERS } from '../support/mosquitto-dynsec.js';
+import { startAclBroker, type AclBroker } from './acl-brokers.js';
+import { uniqueId, waitFor } from './helpers.js';
 
-let db: Db;
-let broker: EmbeddedBroker;
-let counters: Counters;
-let credentials: CredentialStore;
-let received: InboundMessage[];
+let broker: AclBroker;
 const clients: MqttClient[] = [];
-const models = new Map<string, string>();
 
-beforeEach(async () => {
-  db = openDatabase(':memory:');
-  counters = new Counters();
-  credentials = new CredentialStore(db, 4);
-  received = [];
-  broker = new EmbeddedBroker({
-    port: 0,
-    host: '127.0.0.1',
-    credentials,
-    allowAnonymous: false,
-    hardwareModelOf: (id) => models.get(id),
-    logger: silentLogger,
-    counters,
-  });
-  broker.onMessage((m) => {
-    received.push(m);
-    m.ack();
-  });
-  await broker.start();
-});
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
-  await broker.stop();
-  await broker.stop(); // safe twice
-  closeDatabase(db);
-});
-
-async function connect(deviceId: string, password: string | undefined, clientId = deviceId): Promise<MqttClient> {
+async function connect(deviceId: string, password: string | undefined, clientId = deviceId, options: mqtt.IClientOptions = {}): Promise<MqttClient> {
   const c = await mqtt.connectAsync(broker.url, {
     clientId,
     ...(password !== undefined ? { username: deviceId, password } : {}),
     reconnectPeriod: 0,
-    connectTimeout: 5000,
+    connectTimeout: 10_000,
+    ...options,
   });
   clients.push(c);
   return c;
 }
 
-/** The SUBACK return codes, one per topic (mqtt.js rejects the promise API on any 128). */
-function grantedQos(client: MqttClient, topics: string[]): Promise<number[]> {
-  return Promise.all(
-    topics.map(
-      (t) =>
-        new Promise<number>((resolve) => {
-          client.subscribe(t, { qos: 1 }, (err, granted) => resolve(err ? 128 : (granted?.[0]?.qos ?? 128)));
-        }),
-    ),
-  );
+/** The return codes of the broker's SUBACK packets as they came off the wire, one topic per SUBSCRIBE. */
+async function grantedQos(client: MqttClient, topics: string[]): Promise<number[]> {
+  const codes: number[] = [];
+  for (const t of topics) {
+    codes.push(
+      await new Promise<number>((resolve) => {
+        const onPacket = (p: Packet): void => {
+          if (p.cmd !== 'suback') return;
+          client.off('packetreceive', onPacket);
+          resolve(Number(p.granted[0]));
+        };
+        client.on('packetreceive', onPacket);
+        client.subscribe(t, { qos: 1 }, () => undefined);
+      }),
+    );
+  }
+  return codes;
 }
 
-async function device(): Promise<{ id: string; client: MqttClient }> {
+async function device(model: string | null = 'rpi4'): Promise<{ id: string; secret: string; client: MqttClient }> {
   const id = uniqueId('dev');
-  const { secret } = await credentials.provision(id);
-  models.set(id, 'rpi4');
-  return { id, client: await connect(id, secret) };
+  const secret = await broker.provision(id, model);
+  return { id, secret, client: await connect(id, secret) };
 }
 
-describe('device authentication', () => {
-  it('accepts a provisioned device and refuses a wrong secret, an unknown device and anonymous clients', async () => {
-    const { id } = await device();
-    await expect(connect(id, 'wrong-secret', `${id}`)).rejects.toThrow(/Bad username or password|Not authorized/i);
-    await expect(connect(uniqueId('ghost'), 'whatever')).rejects.toThrow(/Bad username or password|Not authorized/i);
-    await expect(connect(uniqueId('anon'), undefined)).rejects.toThrow(/Bad username or password|Not authorized/i);
-    expect(counters.get('mqtt.auth.refused')).toBe(3);
+/**
+ * Publishes where the device may not, then proves it went nowhere: either the broker closed the
+ * connection (Aedes), or the device's own next message reached the coordinator without it (Mosquitto,
+ * which passes on one connection's messages in order).
+ */
+async function refusedPublish(d: { id: string; client: MqttClient }, topic: string, retain = false): Promise<void> {
+  const marker = JSON.stringify({ marker: uniqueId('m') });
+  d.client.publish(topic, '{"forged":true}', { qos: 1, retain });
+  d.client.publish(deviceTopic(d.id, 'status'), marker, { qos: 1 });
+  await waitFor(() => !d.client.connected || broker.received.some((m) => m.payload === marker), `${topic} refused`);
+  expect(broker.received.filter((m) => m.payload.includes('forged'))).toEqual([]);
+}
+
+const BAD_LOGIN = /Bad username or password|Not authorized/i;
+
+describe.each(BROKERS)('on the %s broker', (kind) => {
+  beforeEach(async () => {
+    broker = await startAclBroker(kind);
   });
 
-  it('refuses a client id that is not the device id (no session takeover)', async () => {
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+    await broker.stop();
+  });
+
+  describe('device authentication', () => {
+    it('accepts a provisioned device and refuses a wrong secret, an unknown device and anonymous clients', async () => {
+      const { id } = await device();
+      await expect(connect(id, 'wrong-secret', `${id}`)).rejects.toThrow(BAD_LOGIN);
+      await expect(connect(uniqueId('ghost'), 'whatever')).rejects.toThrow(BAD_LOGIN);
+      await expect(connect(uniqueId('anon'), undefined)).rejects.toThrow(BAD_LOGIN);
+      if (broker.counters) expect(broker.counters.get('mqtt.auth.refused')).toBe(3);
+    });
+
+    it('refuses a client id that is not the device id (no session takeover)', async () => {
+      const { id, secret, client } = await device();
+      await expect(connect(id, secret, uniqueId('other'))).rejects.toThrow(/Identifier rejected|Not authorized/i);
+      expect(client.connected).toBe(true);
+    });
+  });
+
+  describe('device ACLs', () => {
+    it('delivers a device publishing its own hello, status, telemetry and presence', async () => {
+      const { id, client } = await device();
+      for (const channel of ['hello', 'status', 'telemetry', 'presence'] as const) await client.publishAsync(deviceTopic(id, channel), '{}', { qos: 1 });
+      await waitFor(() => broker.received.length >= 4, 'own messages');
+      expect(broker.received.map((m) => m.topic)).toEqual(['hello', 'status', 'telemetry', 'presence'].map((c) => deviceTopic(id, c as 'hello')));
+    });
+
+    it("refuses a device publishing another device's status", async () => {
+      const a = await device();
+      const b = await device();
+      await refusedPublish(a, deviceTopic(b.id, 'status'));
+      if (broker.counters) expect(broker.counters.get('mqtt.acl.publish.refused')).toBe(1);
+      // b's own traffic still flows.
+      await b.client.publishAsync(deviceTopic(b.id, 'status'), '{"own":true}', { qos: 1 });
+      await waitFor(() => broker.received.find((m) => m.payload === '{"own":true}'), "b's own status");
+    });
+
+    it('refuses a device publishing a manifest, a command or flags, and retains nothing', async () => {
+      const forger = await device();
+      const bucket = bucketOf(forger.id);
+      await refusedPublish(forger, rolloutTopic('rpi4', bucket), true);
+      await refusedPublish(await device(), deviceTopic(forger.id, 'commands'));
+      await refusedPublish(await device(), FLAGS_TOPIC, true);
+      if (broker.counters) expect(broker.counters.get('mqtt.acl.publish.refused')).toBe(3);
+      // A device that reads those topics gets nothing: nothing was passed on or retained. (The
+      // coordinator's publish after the subscriptions arrives; a forged message would have come first.)
+      const watcher = await device();
+      const got: string[] = [];
+      watcher.client.on('message', (topic, payload) => got.push(`${topic} ${payload.toString('utf8')}`));
+      expect(await grantedQos(watcher.client, [rolloutTopic('rpi4', bucketOf(watcher.id)), FLAGS_TOPIC, deviceTopic(watcher.id, 'commands')])).toEqual([1, 1, 1]);
+      await broker.publish(deviceTopic(watcher.id, 'commands'), '{"real":true}');
+      await waitFor(() => got.length > 0, 'the real command');
+      expect(got).toEqual([`${deviceTopic(watcher.id, 'commands')} {"real":true}`]);
+    });
+
+    it('grants the rollout, command and flags topics and refuses #, +, other devices and $SYS with SUBACK 0x80', async () => {
+      const { id, client } = await device();
+      const other = uniqueId('dev');
+      expect(await grantedQos(client, [rolloutTopic('rpi4', bucketOf(id)), deviceTopic(id, 'commands'), FLAGS_TOPIC])).toEqual([1, 1, 1]);
+      const refused = await grantedQos(client, [
+        '#',
+        'fleet/v1/devices/+/status',
+        deviceTopic(other, 'commands'),
+        deviceTopic(id, 'status'),
+        rolloutTopic('other-model', bucketOf(id)),
+        rolloutTopic('rpi4', (bucketOf(id) + 1) % 1024),
+        `fleet/v1/rollout/+/${bucketOf(id)}`,
+        'fleet/v1/rollout/#',
+        '$SYS/#',
+      ]);
+      expect(refused).toEqual([128, 128, 128, 128, 128, 128, 128, 128, 128]);
+      if (broker.counters) expect(broker.counters.get('mqtt.acl.subscribe.refused')).toBe(9);
+      // The refused filters deliver nothing: the coordinator's command to the other device never arrives here.
+      const got: string[] = [];
+      client.on('message', (topic) => got.push(topic));
+      await broker.publish(deviceTopic(other, 'commands'), '{}');
+      await broker.publish(deviceTopic(id, 'commands'), '{}');
+      await waitFor(() => got.length > 0, 'own command');
+      expect(got).toEqual([deviceTopic(id, 'commands')]);
+    });
+
+    it('lets a device whose model is not known yet read its own bucket of any model, never a wildcard', async () => {
+      const { id, client } = await device(null);
+      const bucket = bucketOf(id);
+      expect(await grantedQos(client, [rolloutTopic('rpi4', bucket), rolloutTopic('cm4', bucket)])).toEqual([1, 1]);
+      expect(await grantedQos(client, [`fleet/v1/rollout/+/${bucket}`, rolloutTopic('cm4', (bucket + 1) % 1024), 'fleet/v1/rollout/#'])).toEqual([128, 128, 128]);
+    });
+
+    it('receives what the coordinator publishes on granted topics', async () => {
+      const { id, client } = await device();
+      await client.subscribeAsync(deviceTopic(id, 'commands'), { qos: 1 });
+      const got = new Promise<string>((resolve) => client.once('message', (topic) => resolve(topic)));
+      await broker.publish(deviceTopic(id, 'commands'), '{}');
+      expect(await got).toBe(deviceTopic(id, 'commands'));
+    });
+  });
+});
+
+describe.skipIf(!BROKERS.includes('mosquitto'))('Mosquitto refusing an MQTT 5 publish', () => {
+  beforeEach(async () => {
+    broker = await startAclBroker('mosquitto');
+  });
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+    await broker.stop();
+  });
+
+  it('answers PUBACK 0x87 (not authorized) and SUBACK 0x87, and keeps the connection', async () => {
     const id = uniqueId('dev');
-    const { secret } = await credentials.provision(id);
-    await expect(connect(id, secret, uniqueId('other'))).rejects.toThrow(/Identifier rejected|Not authorized/i);
+    const secret = await broker.provision(id);
+    const client = await connect(id, secret, id, { protocolVersion: 5 });
+    await expect(client.publishAsync(FLAGS_TOPIC, '{}', { qos: 1 })).rejects.toMatchObject({ code: 0x87 });
+    expect(await grantedQos(client, ['#', FLAGS_TOPIC])).toEqual([0x87, 1]);
+    await client.publishAsync(deviceTopic(id, 'status'), '{}', { qos: 1 });
+    expect(client.connected).toBe(true);
   });
+});
 
+describe('credential store', () => {
   it('stores only a scrypt hash of the secret', async () => {
+    const db = openDatabase(':memory:');
+    const credentials = new CredentialStore(db, 4);
     const id = uniqueId('dev');
     const { secret } = await credentials.provision(id);
     const row = db.prepare('SELECT secret_hash FROM device_credentials WHERE device_id = ?').get(id) as { secret_hash: string };
@@ -106,61 +213,7 @@ describe('device authentication', () => {
     expect(await credentials.verify(id, secret + 'x')).toBe(false);
     credentials.revoke(id);
     expect(await credentials.verify(id, secret)).toBe(false);
-  });
-});
-
-describe('device ACLs', () => {
-  it('delivers a device publishing its own status', async () => {
-    const { id, client } = await device();
-    await client.publishAsync(deviceTopic(id, 'status'), '{}', { qos: 1 });
-    await waitFor(() => received.find((m) => m.topic === deviceTopic(id, 'status')), 'own status');
-    expect(received[0]!.clientDeviceId).toBe(id);
-  });
-
-  it("refuses a device publishing another device's status", async () => {
-    const a = await device();
-    const b = await device();
-    a.client.publish(deviceTopic(b.id, 'status'), '{}', { qos: 0 });
-    await waitFor(() => counters.get('mqtt.acl.publish.refused') >= 1, 'refusal counted');
-    // b's own traffic still flows; a's forged one never arrived.
-    await b.client.publishAsync(deviceTopic(b.id, 'status'), '{"own":true}', { qos: 1 });
-    await waitFor(() => received.find((m) => m.topic === deviceTopic(b.id, 'status')), "b's own status");
-    expect(received.filter((m) => m.topic === deviceTopic(b.id, 'status')).map((m) => m.clientDeviceId)).toEqual([b.id]);
-  });
-
-  it('refuses a device publishing a manifest, a command or flags', async () => {
-    const { id, client } = await device();
-    client.publish(rolloutTopic('rpi4', bucketOf(id)), '{"kind":"rollout"}', { qos: 0, retain: true });
-    await waitFor(() => counters.get('mqtt.acl.publish.refused') >= 1, 'manifest refusal');
-    const again = await device();
-    again.client.publish(deviceTopic(again.id, 'commands'), '{}', { qos: 0 });
-    await waitFor(() => counters.get('mqtt.acl.publish.refused') >= 2, 'command refusal');
-    const third = await device();
-    third.client.publish(FLAGS_TOPIC, '{}', { qos: 0 });
-    await waitFor(() => counters.get('mqtt.acl.publish.refused') >= 3, 'flags refusal');
-    expect(received).toHaveLength(0);
-    // Nothing reached a subscriber of the rollout topic either: nothing was retained.
-    const watcher = await device();
-    expect(await grantedQos(watcher.client, [rolloutTopic('rpi4', bucketOf(watcher.id))])).toEqual([1]);
-  });
-
-  it('grants the rollout, command and flags topics and refuses #, + and other devices', async () => {
-    const { id, client } = await device();
-    const other = uniqueId('dev');
-    expect(await grantedQos(client, [rolloutTopic('rpi4', bucketOf(id)), deviceTopic(id, 'commands'), FLAGS_TOPIC])).toEqual([1, 1, 1]);
-    const refused = await grantedQos(client, 
-      ['#', 'fleet/v1/devices/+/status', deviceTopic(other, 'commands'), deviceTopic(id, 'status'), rolloutTopic('other-model', bucketOf(id)), rolloutTopic('rpi4', (bucketOf(id) + 1) % 1024), '$SYS/#'],
-    );
-    expect(refused).toEqual([128, 128, 128, 128, 128, 128, 128]);
-    expect(counters.get('mqtt.acl.subscribe.refused')).toBe(7);
-  });
-
-  it('receives what the coordinator publishes in-process on granted topics only', async () => {
-    const { id, client } = await device();
-    await client.subscribeAsync(deviceTopic(id, 'commands'), { qos: 1 });
-    const got = new Promise<string>((resolve) => client.once('message', (topic) => resolve(topic)));
-    await broker.publish(deviceTopic(id, 'commands'), Buffer.from('{}'), { qos: 1, retain: false });
-    expect(await got).toBe(deviceTopic(id, 'commands'));
+    closeDatabase(db);
   });
 });
 
@@ -188,11 +241,20 @@ describe('acl rules (pure)', () => {
   });
 });
 
-describe('acknowledgement', () => {
+describe('acknowledgement on the embedded broker (Mosquitto: external-broker.test.ts)', () => {
+  beforeEach(async () => {
+    broker = await startAclBroker('embedded');
+  });
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+    await broker.stop();
+  });
+
   it('sends a QoS 1 PUBACK only after the ingest handler has acknowledged the message', async () => {
     let release: (() => void) | undefined;
     const handled = new Promise<void>((resolve) => {
-      broker.onMessage((m) => {
+      broker.embedded!.onMessage((m) => {
         release = () => m.ack();
         resolve();
       });
@@ -216,12 +278,12 @@ describe('acknowledgement', () => {
 
   it('closes the connection unacknowledged when the handler fails, and the device sends the message again', async () => {
     const seen: string[] = [];
-    broker.onMessage((m) => {
+    broker.embedded!.onMessage((m) => {
       seen.push(m.topic);
       m.ack(seen.length === 1 ? new Error('store unavailable') : undefined);
     });
     const id = uniqueId('dev');
-    const { secret } = await credentials.provision(id);
+    const secret = await broker.provision(id);
     const client = await mqtt.connectAsync(broker.url, { clientId: id, username: id, password: secret, clean: false, reconnectPeriod: 100, connectTimeout: 5000 });
     clients.push(client);
     const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));

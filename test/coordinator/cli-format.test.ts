@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { changedLines, renderStatus, type DeploymentView } from '../../coordinator/cli/deploy-status.js';
-import { describeCliError, exitCodeOf } from '../../coordinator/cli/cli-errors.js';
+import { describeCliError, exitCodeOf } from '../../runtime/cli-errors.js';
 import { fit, remaining } from '../../coordinator/cli/format.js';
 import { formatDecisions } from '../../coordinator/canary/decisions-cli.js';
 import { ConfigError } from '../../protocol/errors.js';

@@ -1,5 +1,5 @@
 /**
- * The operator CLI (`coordinator/cli/fleet.ts`, run as a child process) against a real coordinator:
+ * The operator CLI (`cli/fleet.ts`, run as a child process) against a real coordinator:
  * it finds the coordinator through the data-dir file, prints tables and `--json`, and its errors say
  * what to do. Also `fleet coordinator start` itself.
  */
@@ -13,7 +13,7 @@ import { sayHello, startCoordinator, tempDir, uniqueId, waitFor } from './helper
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const loader = fileURLToPath(new URL('../support/register-ts.js', import.meta.url));
-const fleetTs = join(root, 'coordinator/cli/fleet.ts');
+const fleetTs = join(root, 'cli/fleet.ts');
 
 function fleet(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

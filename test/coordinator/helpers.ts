@@ -15,6 +15,7 @@ import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db
 import type { HelloMessage, TelemetryMessage } from '../../protocol/messages.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic } from '../../protocol/topics.js';
+import { waitFor } from '../support/wait-for.js';
 
 export function tempDir(prefix = 'fleet-coord-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -37,16 +38,7 @@ export function uniqueId(prefix: string): string {
   return `${prefix}-${process.pid}-${seq}-${Math.floor(Math.random() * 1e6)}`;
 }
 
-/** Polls `check` until it returns a truthy value or the time runs out (bounded). */
-export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000, intervalMs = 20): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
+export { waitFor };
 
 
 /**

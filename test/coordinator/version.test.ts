@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { packageVersion } from '../../firmware/package-version.js';
+import { packageVersion } from '../../runtime/package-version.js';
 import type { Coordinator } from '../../coordinator/index.js';
 import { repoRoot, spawnFleet } from '../support/processes.js';
 import { api, startCoordinator, tempDir } from './helpers.js';

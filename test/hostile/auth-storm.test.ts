@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { repoRoot, spawnProcess, tsLoader } from '../support/processes.js';
-import { startCoordinatorProcess, waitUntil } from './hostile-harness.js';
+import { startCoordinatorProcess, waitFor } from './hostile-harness.js';
 
 describe('hostile: authentication storm', () => {
   it('keeps a first connect from elsewhere working under 64 wrong-password loops', { timeout: 180_000 }, async () => {
@@ -24,7 +24,7 @@ describe('hostile: authentication storm', () => {
     const storm = spawnProcess(process.execPath, ['--import', tsLoader, join(repoRoot, 'test/hostile/auth-storm-child.ts'), String(c.port), 'victim', '64', '2', '4']);
     try {
       const progress = (): { attempts: number; outcomes: Record<string, number> } => JSON.parse(storm.lines.filter((l) => l.startsWith('{')).at(-1) ?? '{"attempts":0,"outcomes":{}}') as never;
-      await waitUntil(() => progress().attempts >= 200, 'the storm under way', 60_000);
+      await waitFor(() => progress().attempts >= 200, 'the storm under way', 60_000);
 
       const times: number[] = [];
       for (const id of ['first-1', 'first-2', 'victim']) {

@@ -2,7 +2,10 @@
  * The hostile suite's coordinator: `fleet coordinator start` as a real process on loopback (its own
  * data dir, a free MQTT port, pino JSON logs captured line by line), with helpers for its admin API,
  * its metrics, the operator CLI against it, its log lines, its memory, and device clients that
- * connect as provisioned devices. Stopped when the test finishes.
+ * connect as provisioned devices. With `broker: 'mosquitto'` devices connect to Debian's Mosquitto
+ * configured as `fleet broker mosquitto-config` configures it, whose accounts the coordinator manages
+ * (`--broker … --broker-credentials …`): the suites run against both brokers. Stopped when the test
+ * finishes.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,9 +15,19 @@ import { onTestFinished } from 'vitest';
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic } from '../../protocol/topics.js';
 import { freePort, spawnFleet, type RunningProcess } from '../support/processes.js';
+import { waitFor } from '../support/wait-for.js';
+
+export { waitFor };
+import { startDynsecMosquitto, type BrokerKind, type DynsecMosquitto } from '../support/mosquitto-dynsec.js';
+
+export { BROKERS, type BrokerKind } from '../support/mosquitto-dynsec.js';
 
 export interface CoordinatorProcess {
   proc: RunningProcess;
+  broker: BrokerKind;
+  /** The Mosquitto devices connect to (`broker: 'mosquitto'`). */
+  mosquitto: DynsecMosquitto | undefined;
+  /** The MQTT port devices connect to. */
   port: number;
   mqttUrl: string;
   dataDir: string;
@@ -26,20 +39,26 @@ export interface CoordinatorProcess {
   logs(): Record<string, unknown>[];
   /** Resident memory of the coordinator process, MB (Linux). */
   rssMb(): number;
+  /** Resident memory of the process that holds device connections (the coordinator, or Mosquitto), MB. */
+  brokerRssMb(): number;
   provision(ids: readonly string[], model?: string): Promise<Map<string, string>>;
   /** Connects as a provisioned device (closed when the test finishes). */
   device(id: string, secret: string, options?: mqtt.IClientOptions): Promise<MqttClient>;
   stop(): Promise<void>;
 }
 
-export async function startCoordinatorProcess(args: readonly string[] = []): Promise<CoordinatorProcess> {
+export async function startCoordinatorProcess(args: readonly string[] = [], options: { broker?: BrokerKind } = {}): Promise<CoordinatorProcess> {
+  const broker = options.broker ?? 'embedded';
   const dataDir = mkdtempSync(join(tmpdir(), 'fleet-hostile-'));
-  const port = await freePort();
-  const proc = spawnFleet(['coordinator', 'start', '--data-dir', dataDir, '--mqtt-port', String(port), '--http-port', '0', '--log-level', 'info', ...args]);
+  const mosquitto = broker === 'mosquitto' ? await startDynsecMosquitto() : undefined;
+  const port = mosquitto?.broker.port ?? (await freePort());
+  const brokerArgs = mosquitto ? ['--broker', mosquitto.url, '--broker-credentials', mosquitto.accountFile] : ['--mqtt-port', String(port)];
+  const proc = spawnFleet(['coordinator', 'start', '--data-dir', dataDir, ...brokerArgs, '--http-port', '0', '--log-level', 'info', ...args]);
   const clients: MqttClient[] = [];
   const stop = async (): Promise<void> => {
     await Promise.all(clients.splice(0).map((c) => c.endAsync(true).catch(() => undefined)));
     await proc.stop();
+    await mosquitto?.close();
     rmSync(dataDir, { recursive: true, force: true });
   };
   onTestFinished(stop);
@@ -59,8 +78,14 @@ export async function startCoordinatorProcess(args: readonly string[] = []): Pro
     return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
   };
   const mqttUrl = `mqtt://127.0.0.1:${port}`;
+  const rssOf = (pid: number): number => {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  };
   return {
     proc,
+    broker,
+    mosquitto,
     port,
     mqttUrl,
     dataDir,
@@ -80,10 +105,8 @@ export async function startCoordinatorProcess(args: readonly string[] = []): Pro
           return [];
         }
       }),
-    rssMb() {
-      const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
-      return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-    },
+    rssMb: () => rssOf(proc.pid),
+    brokerRssMb: () => rssOf(mosquitto?.broker.pid ?? proc.pid),
     async provision(ids, model = 'rpi4') {
       const res = await api<{ devices: { deviceId: string; secret: string }[] }>('POST', '/v1/devices/provision', { deviceIds: ids, hardwareModel: model });
       if (res.status !== 201) throw new Error(`provisioning failed: ${JSON.stringify(res.body)}`);
@@ -108,18 +131,7 @@ export function helloPayload(deviceId: string, hardwareModel: string, firmwareVe
 /** Publishes a hello and waits until the registry shows the device with `firmwareVersion`. */
 export async function sayHello(c: CoordinatorProcess, client: MqttClient, deviceId: string, hardwareModel: string, firmwareVersion = '1.0.0'): Promise<void> {
   await client.publishAsync(deviceTopic(deviceId, 'hello'), helloPayload(deviceId, hardwareModel, firmwareVersion), { qos: 1 });
-  await waitUntil(async () => (await c.api<{ firmwareVersion: string | null }>('GET', `/v1/devices/${deviceId}`)).body?.firmwareVersion === firmwareVersion, `hello of ${deviceId}`);
-}
-
-/** Polls until `check` is truthy (bounded, generous: the machine may be busy). */
-export async function waitUntil<T>(check: () => T | Promise<T>, what: string, timeoutMs = 30_000, intervalMs = 50): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+  await waitFor(async () => (await c.api<{ firmwareVersion: string | null }>('GET', `/v1/devices/${deviceId}`)).body?.firmwareVersion === firmwareVersion, `hello of ${deviceId}`);
 }
 
 /** The SUBACK code mqtt.js reports for one topic (128: refused). */

@@ -20,19 +20,13 @@ import { buildCommand, signCommand } from '../../firmware/manifest.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic, rolloutTopic } from '../../protocol/topics.js';
 import type { RolloutMessage, StatusMessage, TelemetryMessage } from '../../protocol/messages.js';
+import { waitFor as waitForShared } from '../support/wait-for.js';
 
 const MODEL = 'rpi4';
 const SLOW = 120_000;
 
-async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 60_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Updates through real agent processes take longer than most waits here: a minute by default. */
+const waitFor = <T>(check: () => T | Promise<T>, what: string, timeoutMs = 60_000): Promise<NonNullable<T>> => waitForShared(check, what, timeoutMs);
 
 interface Device {
   id: string;

@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import pino from 'pino';
 import { Aedes } from 'aedes';
 import { PacedClock } from '../../simulator/paced-clock.js';
+import { waitFor } from '../support/wait-for.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { rolloutTopic } from '../../protocol/topics.js';
 import { generateSigningKey } from '../../firmware/keys.js';
@@ -94,21 +95,14 @@ async function world(behaviour: Behaviour, faults: Partial<ReturnType<typeof Fau
   return { host, publishRollout, faultCounts, published };
 }
 
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('simulated device host', () => {
   it('installs and commits a healthy release, with ground truth of what booted', async () => {
     const { host, publishRollout } = await world({ kind: 'healthy' });
     await host.start();
-    await until(() => host.connected);
+    await waitFor(() => host.connected, 'host.connected');
     await publishRollout();
-    await until(() => host.slots.primary === 'B' && !host.slots.trial);
+    await waitFor(() => host.slots.primary === 'B' && !host.slots.trial, 'host.slots.primary === "B" && !host.slots.trial');
     expect(host.truth.finalVersion).toBe('1.1.0');
     expect(host.truth.ranAt['1.1.0']).toBeGreaterThan(0);
     expect(host.truth.updateStartedAt['dep-1']).toBeDefined();
@@ -119,9 +113,9 @@ describe('simulated device host', () => {
   it('falls back from a boot-looping release to the previous version', async () => {
     const { host, publishRollout } = await world({ kind: 'boot-loop', share: 1 });
     await host.start();
-    await until(() => host.connected);
+    await waitFor(() => host.connected, 'host.connected');
     await publishRollout();
-    await until(() => host.truth.leftAt['1.1.0'] !== undefined && host.connected);
+    await waitFor(() => host.truth.leftAt['1.1.0'] !== undefined && host.connected, 'host.truth.leftAt["1.1.0"] !== undefined && host.connected');
     expect(host.truth.ranAt['1.1.0']).toBeDefined();
     expect(host.truth.finalVersion).toBe('1.0.0');
     expect(host.slots.primary).toBe('A');
@@ -131,9 +125,9 @@ describe('simulated device host', () => {
   it('a bricking release kills the device, and that is the firmware, not the system', async () => {
     const { host, publishRollout } = await world({ kind: 'brick', share: 1 });
     await host.start();
-    await until(() => host.connected);
+    await waitFor(() => host.connected, 'host.connected');
     await publishRollout();
-    await until(() => !host.alive);
+    await waitFor(() => !host.alive, '!host.alive');
     expect(host.truth.brickedByFirmware).toMatchObject({ version: '1.1.0' });
     expect(host.truth.brickedBySystem).toBeNull();
     expect(host.truth.finalVersion).toBeNull();
@@ -142,9 +136,9 @@ describe('simulated device host', () => {
   it('a corrupted download never reaches a slot: the device refuses it and keeps its version', async () => {
     const { host, publishRollout, faultCounts } = await world({ kind: 'healthy' }, { corruptedDownloadShare: 1 });
     await host.start();
-    await until(() => host.connected);
+    await waitFor(() => host.connected, 'host.connected');
     await publishRollout();
-    await until(() => host.corruptedRefused, 10_000);
+    await waitFor(() => host.corruptedRefused, 'host.corruptedRefused', 10_000);
     expect(faultCounts['download-corrupt']).toBe(1);
     expect(host.slots.calls.writes).toBe(0);
     expect(host.slots.calls.arms).toBe(0);
@@ -155,9 +149,9 @@ describe('simulated device host', () => {
   it('a download cut off part-way resumes and installs', async () => {
     const { host, publishRollout, faultCounts } = await world({ kind: 'healthy' }, { interruptedDownloadShare: 1 });
     await host.start();
-    await until(() => host.connected);
+    await waitFor(() => host.connected, 'host.connected');
     await publishRollout();
-    await until(() => host.slots.primary === 'B' && !host.slots.trial, 20_000);
+    await waitFor(() => host.slots.primary === 'B' && !host.slots.trial, 'host.slots.primary === "B" && !host.slots.trial', 20_000);
     expect(faultCounts['download-cut']).toBe(1);
   });
 });
@@ -168,9 +162,9 @@ describe('simulated device host: power loss around the trial of a good release',
     async (stage) => {
       const { host, publishRollout, faultCounts } = await world({ kind: 'healthy' }, { powerLossShare: 1, powerLossStages: [stage] });
       await host.start();
-      await until(() => host.connected);
+      await waitFor(() => host.connected, 'host.connected');
       await publishRollout();
-      await until(() => host.slots.primary === 'B' && !host.slots.trial && host.connected, 20_000);
+      await waitFor(() => host.slots.primary === 'B' && !host.slots.trial && host.connected, 'host.slots.primary === "B" && !host.slots.trial && host.connected', 20_000);
       expect(faultCounts['power-losses']).toBe(1);
       expect(host.truth.finalVersion).toBe('1.1.0');
       expect(host.truth.brickedBySystem).toBeNull();
@@ -185,17 +179,17 @@ describe('simulated device host: what its counters count', () => {
     const { host, publishRollout, published } = await world({ kind: 'healthy' });
     const of = (channel: string) => published.filter((p) => p.topic.endsWith(`/${host.deviceId}/${channel}`)).map((p) => JSON.parse(p.payload.toString('utf8')) as Record<string, unknown>);
     await host.start();
-    await until(() => of('hello').length >= 1);
+    await waitFor(() => of('hello').length >= 1, 'of("hello").length >= 1');
     for (let i = 0; i < 3; i++) {
       // A hello per connection (one not yet acknowledged when the connection dropped comes again: QoS 1).
       const hellos = of('hello').length;
       host.dropConnection();
-      await until(() => of('hello').length > hellos);
+      await waitFor(() => of('hello').length > hellos, 'of("hello").length > hellos');
     }
     await publishRollout();
-    await until(() => host.slots.primary === 'B' && !host.slots.trial && host.connected, 20_000);
+    await waitFor(() => host.slots.primary === 'B' && !host.slots.trial && host.connected, 'host.slots.primary === "B" && !host.slots.trial && host.connected', 20_000);
     await host.sendTelemetry();
-    await until(() => of('telemetry').length > 0);
+    await waitFor(() => of('telemetry').length > 0, 'of("telemetry").length > 0');
     expect(of('telemetry').at(-1)!['counters']).toMatchObject({ crashes: 0, agentRestarts: 0, reboots: 1 });
   });
 });

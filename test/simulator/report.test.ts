@@ -35,6 +35,7 @@ function badRun(): { run: ReleaseRun; devices: DeviceTruth[] } {
     deploymentId: 'dep',
     // d3's bucket half-way round the ring: in the last wave, not the first.
     bucketOffset: (bucketOf('d3') + 512) % 1024,
+    minDevicesReporting: 2,
     warnings: [],
     startedAt: 0,
     endedAt: 5000,
@@ -84,6 +85,38 @@ describe('simulation report', () => {
     expect(r.exposure).toBe(12);
     expect(r.exposureBound).toBe(12);
     expect(r.problems).toEqual([]);
+  });
+
+  it('widens the bound to the first wave large enough to judge, as the creation warning said', () => {
+    // 300 devices: a 5 % wave of 3 here (the gate needs 20) cannot tell a crash-rate shift from chance;
+    // the abort comes in the 25 % wave. Devices of a third wave that booted before it are still over.
+    const small = ['s0', 's1', 's2'];
+    const next = Array.from({ length: 25 }, (_, i) => `n${i}`);
+    const late = ['l0'];
+    const ran = (id: string): DeviceTruth => truth(id, { ranAt: { '1.0.0': 0, '1.1.0': 500 }, leftAt: { '1.1.0': 3000 }, updateStartedAt: { dep: 100 } });
+    const devices = [...small, ...next, ...late].map(ran);
+    const { run } = badRun();
+    const r = releaseReport(
+      {
+        ...run,
+        minDevicesReporting: 20,
+        waves: [
+          { index: 0, percent: 5, status: 'passed', verdict: 'Proceed', counts: { ...counts, tracked: 3, committed: 3 } },
+          { index: 1, percent: 25, status: 'aborted', verdict: 'Abort', counts: { ...counts, tracked: 25 } },
+          { index: 2, percent: 100, status: 'pending', counts: { ...counts, tracked: 1 } },
+        ],
+        decisions: [{ ...run.decisions[0]!, wave: 1, at: 2000 }],
+        progress: [
+          ...small.map((deviceId) => ({ deviceId, wave: 0, state: 'rolled-back', timedOut: false })),
+          ...next.map((deviceId) => ({ deviceId, wave: 1, state: 'rolled-back', timedOut: false })),
+          ...late.map((deviceId) => ({ deviceId, wave: 2, state: 'rolled-back', timedOut: false })),
+        ],
+      },
+      devices,
+    );
+    expect(r.exposure).toBe(29);
+    expect(r.exposureBound).toBe(28);
+    expect(r.problems).toEqual(['exposure 29 exceeds the bound 28 (the first wave large enough to judge + devices still installing when the abort fired)']);
   });
 
   it("carries the coordinator's warnings at creation into the report and its summary", () => {

@@ -18,6 +18,7 @@ import { createRaucBackend } from '../../agent/slots/slot-backend-rauc.js';
 import type { VerifiedImage } from '../../agent/slots/slot-backend.js';
 import type { SlotName } from '../../protocol/update-state.js';
 import type { SlotDevice } from './conformance.js';
+import { waitFor } from '../support/wait-for.js';
 import type { RecordingRunner } from './helpers.js';
 import { TEST_REBOOT, hasTool, makeSlotFiles, recordingRunner } from './helpers.js';
 
@@ -103,15 +104,6 @@ export async function killAllStarted(): Promise<void> {
   await Promise.all([...started].map((c) => stop(c)));
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (let i = 0; i < 400; i++) {
-    if (await check()) return;
-    if (Date.now() > deadline) break;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function stop(child: ChildProcess | undefined): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
@@ -188,10 +180,10 @@ export async function createRaucDevice(pki: RaucPki, dir: string, initial: Buffe
     const slot = await pickSlot();
     boots.push(slot);
     service = track(spawn('rauc', ['-c', systemConf, 'service', `--override-boot-slot=${slot}`], { env, stdio: 'ignore' }));
-    await waitFor('rauc service on the private bus', raucStatusOk);
+    await waitFor(raucStatusOk, 'rauc service on the private bus');
   };
   try {
-    await waitFor('dbus-daemon socket', () => Promise.resolve(existsSync(socket)));
+    await waitFor(() => existsSync(socket), 'dbus-daemon socket');
     await boot();
   } catch (err) {
     await dispose();

@@ -2,7 +2,8 @@
  * Debian's Mosquitto 2 as a real broker in tests: its own config, data dir and loopback port, run in
  * the foreground; stopped (SIGTERM: it saves its persistence file), killed (SIGKILL) and started
  * again on the same port with the same sessions. Skip a suite with `describe.skipIf(!hasMosquitto)`
- * where the machine lacks it (CI installs it through .ci/apt-packages.txt).
+ * where the machine lacks it (CI installs it through .ci/apt-packages.txt). `config` runs it on a whole
+ * configuration of the caller's instead (a generated one: test/support/mosquitto-dynsec.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,6 +27,12 @@ export interface MosquittoOptions {
   autosaveIntervalS?: number;
   /** More config lines. */
   extra?: readonly string[];
+  /**
+   * The whole configuration for the chosen port and the broker's directory, instead of the lines the
+   * options above make (they are then ignored). It must listen on 127.0.0.1:`port` and may write
+   * files into `dir` (called again with another port when the first was taken).
+   */
+  config?: (port: number, dir: string) => string;
 }
 
 export class Mosquitto {
@@ -71,7 +78,7 @@ export class Mosquitto {
     // freePort() says a port was free a moment ago: another process may bind it first. Try another.
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      writeFileSync(configPath, [`listener ${port} 127.0.0.1`, ...lines].join('\n') + '\n');
+      writeFileSync(configPath, options.config ? options.config(port, dir) : [`listener ${port} 127.0.0.1`, ...lines].join('\n') + '\n');
       const broker = new Mosquitto(port, dir, configPath);
       try {
         await broker.run();
@@ -84,6 +91,11 @@ export class Mosquitto {
 
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
+  }
+
+  /** The broker's process id while it runs (undefined when stopped). */
+  get pid(): number | undefined {
+    return this.running ? this.process?.pid : undefined;
   }
 
   get running(): boolean {

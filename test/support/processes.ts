@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const tsLoader = fileURLToPath(new URL('./register-ts.js', import.meta.url));
-export const fleetEntry = join(repoRoot, 'coordinator/cli/fleet.ts');
+export const fleetEntry = join(repoRoot, 'cli/fleet.ts');
 
 export interface Exit {
   code: number | null;

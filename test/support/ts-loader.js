@@ -2,7 +2,8 @@
 // (the coordinator killed with SIGKILL in the restart test, the telemetry thread). `.js` imports and
 // entry points resolve to the `.ts` file beside them when no `.js` file exists;
 // `.ts` files are transpiled with the project's TypeScript (types are not checked here), and the
-// output is cached by content hash so a restarted child starts quickly.
+// output is cached by content hash so a restarted child starts quickly. Workspace packages
+// (`@fleet/protocol/…`) resolve to their sources through the `@fleet/source` export condition.
 import { createHash } from 'node:crypto';
 import { readFile, writeFile, mkdir, rename } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -21,6 +22,7 @@ export async function resolve(specifier, context, next) {
     const tsUrl = new URL(url.href.replace(/\.js$/, '.ts'));
     if (!existsSync(fileURLToPath(url)) && existsSync(fileURLToPath(tsUrl))) return { url: tsUrl.href, shortCircuit: true };
   }
+  if (specifier.startsWith('@fleet/')) return next(specifier, { ...context, conditions: ['@fleet/source', ...context.conditions] });
   return next(specifier, context);
 }
 

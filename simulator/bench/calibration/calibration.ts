@@ -11,7 +11,7 @@
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { DEFAULT_GATE_POLICY, judgeSnapshot, planPower, snapshotFromTelemetry } from '../../../coordinator/index.js';
+import { DEFAULT_GATE_POLICY, judgeSnapshot, planPower, snapshotFromTelemetry } from '@fleet/coordinator';
 import { generateFleet, MODELS, type FleetSpec } from './canary-fleet.js';
 import { powerChart } from './svg-plot.js';
 import { Rng } from '../../rng.js';

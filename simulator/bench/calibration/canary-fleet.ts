@@ -7,8 +7,8 @@
  * (queuing their telemetry, or powered off), a pathological device, a fleet-wide incident, failed trials.
  * Pure: the same spec gives the same messages.
  */
-import type { ContinuousMetric, EventCounter } from '../../../protocol/canary.js';
-import type { StatusMessage, TelemetryMessage } from '../../../protocol/messages.js';
+import type { ContinuousMetric, EventCounter } from '@fleet/protocol/canary';
+import type { StatusMessage, TelemetryMessage } from '@fleet/protocol/messages';
 import { Rng } from '../../rng.js';
 
 const H = 3_600_000;

@@ -1,11 +1,12 @@
 /**
- * The daemon lifetime (protocol/daemon.ts) in real processes: alive on nothing but unref'd timers
+ * The daemon lifetime (runtime/daemon.ts) in real processes: alive on nothing but unref'd timers
  * until a signal, exit codes for signals, the service's own shutdown, fatal errors, a hung stop, a
  * leaked handle and a failed start.
  */
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnProcess, tsLoader, type RunningProcess } from '../support/processes.js';
+import { waitFor } from '../support/wait-for.js';
 
 const child = fileURLToPath(new URL('./daemon-child.ts', import.meta.url));
 const running: RunningProcess[] = [];
@@ -29,7 +30,7 @@ describe('runDaemon', () => {
     // Several rounds of the unref'd "backoff" after the start: the process did not fall out of its loop.
     const retries = () => messages(p).filter((m) => m === 'retrying').length;
     await p.waitForLine(/"msg":"retrying"/);
-    while (retries() < 5) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => retries() >= 5, 'five rounds of the unref\'d backoff');
     expect(p.exit).toBeUndefined();
     expect(await p.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(messages(p).slice(-3)).toEqual(['stopping', 'service stopped', 'stopped']);

@@ -1,9 +1,9 @@
 /**
- * How the `fleet` executable reports a failed command: one line on stderr that says what went wrong,
+ * How the `fleet` and `fleet-agent` executables report a failed command: one line on stderr that says what went wrong,
  * never a stack trace (set FLEET_DEBUG=1 for one). FleetErrors carry their code and advice; a file
  * that cannot be read names the file; anything else is labelled unexpected. Pure.
  */
-import { FleetError, errorMessage } from '../../protocol/errors.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
 
 /** What Node's fs and net errors carry (`ENOENT`, `open`, the path; `EADDRINUSE`, the port). */
 interface SystemErrorLike {

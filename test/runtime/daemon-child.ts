@@ -3,7 +3,7 @@
  * service does (see daemon.test.ts). Logs pino JSON on stdout.
  */
 import { pino } from 'pino';
-import { runDaemon } from '../../protocol/daemon.js';
+import { runDaemon } from '../../runtime/daemon.js';
 import { errorMessage } from '../../protocol/errors.js';
 
 const mode = process.argv[2] ?? 'idle';

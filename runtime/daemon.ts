@@ -1,7 +1,7 @@
 /**
  * The process lifetime of a fleet daemon (`fleet agent start`, `fleet coordinator start`): it runs
  * until SIGTERM or SIGINT, then stops cleanly and exits 0. I/O shell over Node's `process`; it lives
- * in protocol/ beside the clock seam because every domain's entry point uses it.
+ * in runtime/, the process shell the agent's and the coordinator's executables share.
  *
  * - The daemon holds one ref'd handle for its whole life. Services schedule their own timers on the
  *   clock, which unrefs them (a pending timer must not hold a test or a tool open by itself); without

@@ -5,14 +5,12 @@
  * loads only what the agent needs.
  */
 import { Command } from 'commander';
-import { packageVersion } from '../../firmware/package-version.js';
-import { registerFirmwareCommands } from '../../firmware/cli.js';
-import { registerAgentCommands } from '../../agent/cli.js';
-import { registerCoordinatorCommands } from './coordinator-cli.js';
-import { describeCliError, exitCodeOf } from './cli-errors.js';
-import { devEnroller } from './dev-enroller.js';
-import { registerCanaryCommands, registerDecisionCommands, registerFlagCommands } from '../canary/register-cli.js';
-import { registerSimulatorCommands } from '../../simulator/cli.js';
+import { packageVersion } from '@fleet/runtime/package-version';
+import { registerFirmwareCommands } from '@fleet/firmware/cli';
+import { registerAgentCommands } from '@fleet/agent/cli';
+import { describeCliError, exitCodeOf } from '@fleet/runtime/cli-errors';
+import { devEnroller, registerCanaryCommands, registerCoordinatorCommands, registerDecisionCommands, registerFlagCommands } from '@fleet/coordinator/cli';
+import { registerSimulatorCommands } from '@fleet/simulator/cli';
 
 const program = new Command('fleet')
   .description('safe, signed, wave-based firmware rollouts for IoT fleets')

@@ -1,18 +1,15 @@
 /**
  * The version of the package a module belongs to, read from the nearest package.json above it at
  * run time: package.json is the one place a release sets its version, and it ships with every
- * install (the repository, `dist/` beside it, `/opt/fleet` on a device, each package once the tree is
- * split into workspaces). I/O: one small synchronous read per call.
- *
- * Generic, not firmware's own: it lives here because firmware/ is the one package that agent/,
- * coordinator/ and simulator/ all depend on, and protocol/ holds only the wire contract.
+ * install (each workspace package has its own, `dist/` beside it; the packed agent in
+ * /opt/fleet-agent on a device). I/O: one small synchronous read per call.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { FleetError, errorMessage } from '../protocol/errors.js';
-import { parsePayload } from '../protocol/parse.js';
+import { FleetError, errorMessage } from '@fleet/protocol/errors';
+import { parsePayload } from '@fleet/protocol/parse';
 
 const PackageJsonSchema = z.object({ version: z.string().min(1).max(64) });
 
