@@ -115,7 +115,7 @@ export class NotSupportedError extends FleetError {
 /** An embedded coordinator on the run's clock, in `dataDir`. Restartable on the same directory. */
 export async function embeddedCoordinator(
   ctx: { clock: Clock; dataDir: string; logger: Logger },
-  options: { statJudge?: boolean } = {},
+  options: { statJudge?: boolean; onStart?: (c: Coordinator) => void } = {},
 ): Promise<CoordinatorHandle> {
   const pinned = gateAnalyzers(options.statJudge !== false);
   const make = (): Promise<Coordinator> =>
@@ -136,6 +136,9 @@ export async function embeddedCoordinator(
       clock: ctx.clock,
       logger: ctx.logger,
       ...(pinned ? { analyzers: pinned } : {}),
+    }).then((co) => {
+      options.onStart?.(co);
+      return co;
     });
   let c = await make();
   let restarting: Promise<void> | null = null;

@@ -60,6 +60,8 @@ export interface DeviceHostOptions {
   proxy: DownloadFaultProxy | null;
   /** Counts of injected faults, shared by the fleet. */
   faultCounts: Record<string, number>;
+  /** Every persisted state change of the agent (benchmark traces). */
+  onState?: (deviceId: string, state: AgentState) => void;
 }
 
 /** A health-check runner with no checks to run: the firmware model decides at boot whether the trial comes up. */
@@ -278,6 +280,7 @@ export class DeviceHost {
   }
 
   private onState(state: AgentState): void {
+    this.o.onState?.(this.o.spec.deviceId, state);
     const job = state.job;
     if (!job) return;
     if (this.corruptedSent && job.stage === 'done' && job.result === 'failed' && job.reason === 'hash-mismatch') {

@@ -26,6 +26,7 @@ import { followDeployment, sleepReal } from './deployment-follower.js';
 import { scheduleFleetFaults } from './fleet-faults.js';
 import { SimulationError } from './errors.js';
 import { definedProps } from '@fleet/firmware/defined-props';
+import type { AgentState } from '@fleet/agent';
 
 /** Devices each wave's gate needs reporting: fewer, and the coordinator warns that it cannot judge. */
 const MIN_DEVICES_REPORTING = 20;
@@ -85,6 +86,8 @@ export interface SimulateOptions {
   onEvent?: (event: SimEvent) => void;
   /** Real-time poll interval for deployment progress (default 200 ms). */
   pollMs?: number;
+  /** Every persisted state change of every simulated device's agent (benchmark traces). */
+  onDeviceState?: (deviceId: string, state: AgentState) => void;
 }
 
 /** The run's time scale: the scenario's, or real time against a coordinator that keeps real time. */
@@ -168,6 +171,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
         faults: scenario.faults,
         proxy,
         faultCounts,
+        ...definedProps({ onState: options.onDeviceState }),
       }));
     }
 

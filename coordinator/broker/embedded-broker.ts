@@ -20,6 +20,7 @@ import type { CredentialStore } from './credentials.js';
 import { AuthRefusal, DeviceAuthenticator, type BrokerAnomalyKind } from './device-auth.js';
 import type { LoginThrottle } from './login-throttle.js';
 import { CONNECT_PACKET_LIMIT, limitPacketSize } from './packet-limit.js';
+import { indexedMemoryPersistence } from './retained-index.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
 import { definedProps } from '@fleet/firmware/defined-props';
@@ -133,6 +134,8 @@ export class EmbeddedBroker implements Transport {
     const log = this.options.logger;
     const counters = this.options.counters;
     const aedes = await Aedes.createBroker({
+      // Retained manifests looked up by topic on SUBSCRIBE, not matched against every bucket's.
+      persistence: indexedMemoryPersistence(),
       connectTimeout: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       authenticate: (client, username, password, done) => {
         // With device certificates (mTLS), checked before the (deliberately slow) secret: the

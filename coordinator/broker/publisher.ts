@@ -1,10 +1,15 @@
 /**
  * Publishing for the coordinator: retained publishes are recorded in SQLite and re-published after a
  * restart (the embedded broker's retained store lives in memory); an empty payload clears a topic.
- * I/O shell.
+ * A wave's manifests go out together: recorded in one transaction, then published concurrently (one
+ * at a time, each waiting for the broker, the last bucket of a 100 % wave waited seconds behind the
+ * first while the first devices' downloads held the event loop). I/O shell.
  */
 import type { Db } from '../store/db.js';
 import type { Transport } from './transport.js';
+
+/** Publishes in flight at once for a batch: every bucket topic of a wave, bounded for an external broker's client. */
+export const PUBLISH_CONCURRENCY = 256;
 
 export class Publisher {
   private readonly put;
@@ -33,6 +38,42 @@ export class Publisher {
     await this.transport.publish(topic, payload, { qos: 1, retain: true });
   }
 
+  /**
+   * Publishes several retained messages (QoS 1) and remembers them: all recorded in one transaction
+   * first (a crash in between re-publishes them all), then published concurrently. Resolves when the
+   * broker took every one; rejects with the first failure once none is in flight.
+   */
+  async retainMany(messages: readonly { topic: string; payload: Buffer }[]): Promise<void> {
+    const now = this.now();
+    this.db.transaction(() => {
+      for (const m of messages) this.put.run(m.topic, m.payload, 1, now);
+    })();
+    await this.publishAll(messages.map((m) => ({ topic: m.topic, payload: m.payload })));
+  }
+
+  /** Clears several retained topics: forgotten in one transaction, then cleared concurrently. */
+  async clearMany(topics: readonly string[]): Promise<void> {
+    this.db.transaction(() => {
+      for (const t of topics) this.del.run(t);
+    })();
+    const empty = Buffer.alloc(0);
+    await this.publishAll(topics.map((topic) => ({ topic, payload: empty })));
+  }
+
+  /** Retained QoS 1 publishes, at most PUBLISH_CONCURRENCY in flight. */
+  private async publishAll(messages: readonly { topic: string; payload: Buffer }[]): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < messages.length) {
+        const m = messages[next++]!;
+        await this.transport.publish(m.topic, m.payload, { qos: 1, retain: true });
+      }
+    };
+    const results = await Promise.allSettled(Array.from({ length: Math.min(PUBLISH_CONCURRENCY, messages.length) }, worker));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
   /** Clears a retained topic (empty retained payload). */
   async clear(topic: string): Promise<void> {
     this.del.run(topic);
@@ -46,7 +87,7 @@ export class Publisher {
   /** Re-publishes every recorded retained message (after start). Returns how many. */
   async restore(): Promise<number> {
     const rows = this.db.prepare('SELECT topic, payload FROM retained_messages').all() as { topic: string; payload: Buffer }[];
-    for (const r of rows) await this.transport.publish(r.topic, r.payload, { qos: 1, retain: true });
+    await this.publishAll(rows);
     return rows.length;
   }
 

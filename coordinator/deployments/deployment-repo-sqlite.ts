@@ -43,6 +43,24 @@ export class CorruptRecordError extends FleetError {
 
 const NON_LIVE: readonly DeploymentPhase[] = FINAL_PHASES;
 
+/**
+ * The spec is immutable once created and shared by every state of its deployment (device-progress.ts
+ * cloneCore), and it is most of the core (the signed manifest): serialised once, not at every save.
+ */
+const specJson = new WeakMap<DeploymentCore['spec'], string>();
+
+/** JSON of the core, its spec serialised once per deployment. Parses to the same object as JSON.stringify(core). */
+export function coreJson(core: DeploymentCore): string {
+  const { spec, ...rest } = core;
+  let json = specJson.get(spec);
+  if (json === undefined) {
+    json = JSON.stringify(spec);
+    specJson.set(spec, json);
+  }
+  const others = JSON.stringify(rest);
+  return others === '{}' ? `{"spec":${json}}` : `{"spec":${json},${others.slice(1)}`;
+}
+
 export class SqliteDeploymentRepository implements DeploymentRepository {
   private readonly stmts;
 
@@ -113,7 +131,7 @@ export class SqliteDeploymentRepository implements DeploymentRepository {
       revision: core.revision,
       created_at: core.spec.createdAt,
       updated_at: core.updatedAt,
-      core_json: JSON.stringify(core),
+      core_json: coreJson(core),
     });
     for (const w of core.waves) {
       this.stmts.upsertWave.run({

@@ -44,7 +44,7 @@ export class CoordinatorEffectSink implements EffectSink {
 
   async publishRollout(hardwareModel: string, buckets: readonly number[], message: RolloutMessage): Promise<void> {
     const payload = encodeMessage(message);
-    for (const b of buckets) await this.o.publisher.retain(rolloutTopic(hardwareModel, b), payload);
+    await this.o.publisher.retainMany(buckets.map((b) => ({ topic: rolloutTopic(hardwareModel, b), payload })));
     this.o.counters.inc('rollout.topics.published', buckets.length);
   }
 
@@ -55,20 +55,18 @@ export class CoordinatorEffectSink implements EffectSink {
    */
   async clearRollout(hardwareModel: string, buckets: readonly number[], deploymentId?: string): Promise<void> {
     if (deploymentId === undefined) {
-      for (const b of buckets) await this.o.publisher.clear(rolloutTopic(hardwareModel, b));
+      await this.o.publisher.clearMany(buckets.map((b) => rolloutTopic(hardwareModel, b)));
       this.o.counters.inc('rollout.topics.cleared', buckets.length);
       return;
     }
     const cancel: RolloutCancelMessage = { v: PROTOCOL_VERSION, kind: 'rollout-cancel', deploymentId, at: this.o.now() };
     const payload = encodeMessage(cancel);
-    let published = 0;
-    for (const b of buckets) {
-      const topic = rolloutTopic(hardwareModel, b);
+    const mine = buckets.map((b) => rolloutTopic(hardwareModel, b)).filter((topic) => {
       const owner = this.ownerOf(topic);
-      if (owner !== undefined && owner !== deploymentId) continue;
-      await this.o.publisher.retain(topic, payload);
-      published++;
-    }
+      return owner === undefined || owner === deploymentId;
+    });
+    await this.o.publisher.retainMany(mine.map((topic) => ({ topic, payload })));
+    const published = mine.length;
     this.o.counters.inc('rollout.topics.cancelled', published);
     if (published < buckets.length) {
       this.o.logger.info({ deploymentId, hardwareModel, skipped: buckets.length - published }, 'cancel left out on topics a later deployment owns');

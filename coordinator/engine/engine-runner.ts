@@ -5,7 +5,11 @@
  * gate's analyzers and records their decisions. On start it loads every live deployment from the
  * repository and reconciles the outside world with it, so a restart resumes each where it stood.
  *
- * Events for one deployment are processed strictly in order (one queue per deployment).
+ * Events for one deployment are processed strictly in order (one queue per deployment). Device events
+ * that arrive while the queue is busy are stepped together when their turn comes and persisted in one
+ * transaction, before any of their effects: a wave's worth of statuses arriving at once cost a
+ * SQLite commit each (the whole deployment row rewritten every time), which held the event loop the
+ * devices' own work needed. Each status is durable in the status inbox before it is acknowledged.
  */
 import type { Logger } from 'pino';
 import type { CanarySnapshot } from '@fleet/protocol/canary';
@@ -82,6 +86,8 @@ type Counter = 'statusUnknownDeployment' | 'effectFailures' | 'gateRuns' | 'step
 export class EngineRunner {
   private readonly live = new Map<string, DeploymentState>();
   private readonly queues = new Map<string, Promise<void>>();
+  /** Device events waiting in a deployment's queue as one job, while it can still take more. */
+  private readonly batches = new Map<string, EngineEvent[]>();
   private readonly timers = new Map<string, { at: number; handle: TimerHandle }>();
   private readonly retryTimers = new Map<string, TimerHandle>();
   private readonly inflight = new Set<Promise<unknown>>();
@@ -247,13 +253,31 @@ export class EngineRunner {
 
   // ----- internals -------------------------------------------------------------------------
 
+  /**
+   * Queues a device or internal event. It joins the batch still waiting at the end of the queue, if
+   * any: nothing else was queued after that batch, so the order of events is unchanged. A batch waits
+   * for the end of the event-loop turn it was started in, so that a free queue still gathers the
+   * turn's statuses into one save (each status's PUBACK waits for the status inbox, not for this).
+   */
   private feed(id: string, event: EngineEvent): void {
+    const waiting = this.batches.get(id);
+    if (waiting) {
+      waiting.push(event);
+      return;
+    }
+    const batch = [event];
     void this.enqueue(id, async () => {
-      await this.apply(id, event);
+      // One turn of the event loop first: the statuses of the devices heard in the same turn join.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.batches.get(id) === batch) this.batches.delete(id);
+      await this.applyAll(id, batch);
     });
+    this.batches.set(id, batch);
   }
 
   private enqueue(id: string, job: () => Promise<void>): Promise<void> {
+    // Anything queued closes the waiting batch: later events must not overtake this job.
+    this.batches.delete(id);
     const prev = this.queues.get(id) ?? Promise.resolve();
     const next = prev.then(job).catch((err: unknown) => {
       this.log('error', { deploymentId: id, err }, 'deployment event failed');
@@ -279,6 +303,35 @@ export class EngineRunner {
     }
     await this.commit(id, state, result);
     return undefined;
+  }
+
+  /**
+   * Steps a batch of events in order, persists the outcome once (the last core, each changed device's
+   * last progress, every decision), then carries out all their effects in order.
+   */
+  private async applyAll(id: string, events: readonly EngineEvent[]): Promise<void> {
+    if (events.length === 1) {
+      await this.apply(id, events[0]!);
+      return;
+    }
+    const before = this.live.get(id);
+    if (!before) return;
+    let state = before;
+    const devices = new Map<string, StepResult['changedDevices'][number]>();
+    const effects: EngineEffect[] = [];
+    for (const event of events) {
+      const result = step(state, event, this.o.clock.now());
+      this.counters.steps++;
+      if (result.rejected) continue;
+      for (const d of result.changedDevices) devices.set(d.deviceId, d);
+      effects.push(...result.effects);
+      state = result.state;
+    }
+    if (state === before) {
+      if (effects.length) await this.carryOut(id, effects);
+      return;
+    }
+    await this.commit(id, before, { state, effects, changedDevices: [...devices.values()] });
   }
 
   private async commit(id: string, before: DeploymentState | undefined, result: StepResult): Promise<void> {

@@ -53,12 +53,15 @@ export function deviceMessages(d: DeviceMessagesDeps): DeviceMessages {
     status(m: StatusMessage): Promise<void> {
       const now = clock.now();
       // Stored before the PUBACK (which waits for this handler): an acknowledged status survives a crash.
-      d.inbox.record(m, now);
+      // The commit is shared with the turn's other statuses; the engine hears the status at once, in its
+      // order with hellos and presence (a status whose commit fails is sent again and ignored as a duplicate).
+      const stored = d.inbox.record(m, now);
       registry.seen(m.deviceId, now);
       // Both terminal reports name the version now running in toVersion (a rollback goes "to" the old one).
       if (m.state === 'committed' || m.state === 'rolled-back') registry.noteVersion(m.deviceId, m.toVersion);
       registry.noteUpdate(m.deviceId, { deploymentId: m.deploymentId, state: m.state, toVersion: m.toVersion });
-      return deployments.status(m);
+      const fed = deployments.status(m);
+      return Promise.all([stored, fed]).then(() => undefined);
     },
 
     telemetry(deviceId: string, payload: Buffer): void {

@@ -26,6 +26,7 @@ import { measureConnect, type ConnectMeasurement } from './connect-bench.js';
 import { bareIngest, coordinatorIngest, type IngestResult } from './ingest-bench.js';
 import { fanoutBench, type FanoutResult } from './fanout-bench.js';
 import { rolloutBench, type RolloutResult } from './rollout-bench.js';
+import { breakdownTable } from './rollout-trace.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -176,10 +177,13 @@ function markdown(r: Results): string {
   }
   if (r.rollout) {
     lines.push('');
-    lines.push('| Full rollout, 1,000 devices, 4 waves, zero soak | time |');
+    lines.push('| Full rollout, 1,000 devices, 4 waves, zero soak | wall time (process CPU) |');
     lines.push('|---|---|');
-    lines.push(`| downloads alone (${r.rollout.imageKiB} KiB × ${r.rollout.n}, all at once) | ${(r.rollout.downloadsMs / 1000).toFixed(1)} s |`);
-    lines.push(`| full rollout (waves, installs, reboots, commits, gates) | ${(r.rollout.rolloutMs / 1000).toFixed(1)} s (${ratio(r.rollout.rolloutMs, r.rollout.downloadsMs)}×) |`);
+    const ro = r.rollout;
+    lines.push(`| downloads alone (${ro.imageKiB} KiB × ${ro.n}, all at once) | ${(ro.downloadsMs / 1000).toFixed(1)} s (CPU ${(ro.downloadsCpuMs / 1000).toFixed(1)} s) |`);
+    lines.push(`| full rollout (waves, installs, reboots, commits, gates) | ${(ro.rolloutMs / 1000).toFixed(1)} s (${ratio(ro.rolloutMs, ro.downloadsMs)}×; CPU ${(ro.rolloutCpuMs / 1000).toFixed(1)} s, ${ratio(ro.rolloutCpuMs, ro.downloadsCpuMs)}×) |`);
+    lines.push('');
+    lines.push(breakdownTable(r.rollout.breakdown));
   }
   return lines.join('\n');
 }

@@ -15,16 +15,27 @@ import { simulate } from '../fleet-runner.js';
 import { parseScenario } from '../scenario.js';
 import { embeddedCoordinator } from '../coordinator-handles.js';
 import { imageBytes } from '../firmware-images.js';
+import { RolloutTrace, type RolloutBreakdown } from './rollout-trace.js';
 
 export interface RolloutResult {
   n: number;
   imageKiB: number;
   rolloutMs: number;
   downloadsMs: number;
+  /** Process CPU time (all threads) of each, ms. */
+  rolloutCpuMs: number;
+  downloadsCpuMs: number;
   completed: boolean;
+  /** Where the rollout's time went, wave by wave. */
+  breakdown: RolloutBreakdown;
 }
 
-async function downloadsAlone(n: number, imageKiB: number): Promise<number> {
+const cpuSince = (start: NodeJS.CpuUsage): number => {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1000;
+};
+
+async function downloadsAlone(n: number, imageKiB: number): Promise<{ ms: number; cpuMs: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'fleet-bench-dl-'));
   const c = await createCoordinator({
     config: { env: 'development', dataDir: join(dir, 'coord'), mqtt: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 256 }, credentialCost: 4 },
@@ -41,6 +52,7 @@ async function downloadsAlone(n: number, imageKiB: number): Promise<number> {
       await (await fetch(url, { headers: { authorization: `Basic ${Buffer.from(`${d.deviceId}:${d.secret}`).toString('base64')}`, range: 'bytes=0-0' } })).arrayBuffer();
     }
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     await Promise.all(
       devices.map(async ({ deviceId, secret }, i) => {
         const dl = new HttpDownloader({ idleTimeoutMs: 60_000, credentials: { username: deviceId, password: secret }, plainHttpCredentials: true });
@@ -53,7 +65,7 @@ async function downloadsAlone(n: number, imageKiB: number): Promise<number> {
         throw new Error(`download ${i} kept failing`);
       }),
     );
-    return performance.now() - t0;
+    return { ms: performance.now() - t0, cpuMs: cpuSince(cpu0) };
   } finally {
     await c.stop();
     await rm(dir, { recursive: true, force: true });
@@ -61,7 +73,7 @@ async function downloadsAlone(n: number, imageKiB: number): Promise<number> {
 }
 
 export async function rolloutBench(n: number, imageKiB: number): Promise<RolloutResult> {
-  const downloadsMs = await downloadsAlone(n, imageKiB);
+  const downloads = await downloadsAlone(n, imageKiB);
   const scenario = parseScenario({
     name: 'bench-rollout',
     description: 'full rollout, zero soak',
@@ -72,19 +84,30 @@ export async function rolloutBench(n: number, imageKiB: number): Promise<Rollout
     rollout: { waves: [1, 5, 25, 100], soak: '0s', telemetryInterval: '60s', timeScale: 10, deadline: '4h' },
   });
   let rolloutMs = 0;
+  let rolloutCpuMs = 0;
   let started = 0;
+  let cpu0 = process.cpuUsage();
+  const trace = new RolloutTrace(scenario.rollout.timeScale);
   const report = await simulate({
     scenario,
     devices: n,
     runId: 'bro',
-    coordinator: (ctx) => embeddedCoordinator(ctx, { statJudge: false }),
+    coordinator: (ctx) => embeddedCoordinator(ctx, { statJudge: false, onStart: (c) => c.events.on('audit', (e) => trace.audit(e, ctx.clock.now())) }),
+    onDeviceState: (deviceId, state) => trace.deviceState(deviceId, state),
     // Wall time is the figure: a fixed scale, so the clock does not slow for the load being measured.
     pacing: false,
     onEvent: (e) => {
-      if (e.type === 'release-start') started = performance.now();
-      if (e.type === 'release-end') rolloutMs = performance.now() - started;
+      if (e.type === 'release-start') {
+        started = performance.now();
+        cpu0 = process.cpuUsage();
+      }
+      if (e.type === 'release-end') {
+        rolloutMs = performance.now() - started;
+        rolloutCpuMs = cpuSince(cpu0);
+        trace.end();
+      }
     },
     pollMs: 50,
   });
-  return { n, imageKiB, rolloutMs, downloadsMs, completed: report.releases[0]?.outcome === 'completed' };
+  return { n, imageKiB, rolloutMs, downloadsMs: downloads.ms, rolloutCpuMs, downloadsCpuMs: downloads.cpuMs, completed: report.releases[0]?.outcome === 'completed', breakdown: trace.breakdown() };
 }

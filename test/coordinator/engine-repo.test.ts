@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
-import { RevisionConflictError, SqliteDeploymentRepository } from '../../coordinator/deployments/deployment-repo-sqlite.js';
+import { coreJson, RevisionConflictError, SqliteDeploymentRepository } from '../../coordinator/deployments/deployment-repo-sqlite.js';
 import { allDevices, recount } from '../../coordinator/engine/device-progress.js';
 import { createDeployment, reconcile, step } from '../../coordinator/engine/engine.js';
 import { snapshotFromProgress } from '../../coordinator/engine/snapshot.js';
@@ -59,6 +59,15 @@ describe('SQLite deployment repository', () => {
     ]);
     expect(repo.list().map((c) => c.spec.id)).toEqual(['dep-1']);
     expect(repo.list({ phases: ['completed'] })).toEqual([]);
+  });
+
+  it('stores the core as JSON that parses to the core, the spec serialised once and shared by later states', () => {
+    const d = PHASE_BUILDERS.gating!();
+    const dec = decision(d.spec, 0, 1, 'Proceed');
+    const next = step(d.state, { type: 'gate-result', wave: 0, attempt: 1, decision: dec }, d.now + 1).state.core;
+    expect(next.spec).toBe(d.state.core.spec);
+    for (const core of [d.state.core, next]) expect(JSON.parse(coreJson(core))).toEqual(JSON.parse(JSON.stringify(core)));
+    expect(coreJson(next)).not.toBe(coreJson(d.state.core));
   });
 
   it('keeps each gate snapshot under its digest and a device\'s progress across deployments', () => {

@@ -82,9 +82,9 @@ class Fleet implements WaveDirectory {
     d.seq++;
     return { v: 1, kind: 'status', deviceId: d.id, deploymentId, state, fromVersion: '1.0.0', toVersion: '2.0.0', ...(reason ? { reason } : {}), seq: d.seq, at: now };
   }
-  /** Every online device acts on its bucket's retained manifest and its commands. */
-  act(runner: EngineRunner, sink: MemorySink, now: number): void {
-    for (const d of this.devices) {
+  /** Every online device (of `devices`, default all) acts on its bucket's retained manifest and its commands. */
+  act(runner: EngineRunner, sink: MemorySink, now: number, devices: readonly SimDevice[] = this.devices): void {
+    for (const d of devices) {
       if (!d.online) continue;
       const m = sink.retained.get(`m1/${d.bucket}`);
       if (m && d.took !== m.deploymentId && d.version === '1.0.0') {
@@ -360,5 +360,32 @@ describe('engine runner', () => {
     clock.advance(10 * HOUR);
     await runner.idle();
     expect(new SqliteDeploymentRepository(db).load('dep-1')!.core.revision).toBe(at.revision);
+  });
+  it('statuses that arrive together are stepped in order and saved in one transaction; a queued action keeps its place', async () => {
+    const fleet = new Fleet(20);
+    const repo = new SqliteDeploymentRepository(db);
+    let saves = 0;
+    const save = repo.save.bind(repo);
+    repo.save = (change) => {
+      saves++;
+      save(change);
+    };
+    const runner = await newRunner(fleet, { repo });
+    await runner.create(spec20('dep-1', { waves: defaultWaves([100], 10 * MIN, { deadlineMs: HOUR }) }), 'alice');
+    await runner.idle();
+    saves = 0;
+    fleet.act(runner, sink, clock.now(), fleet.devices.slice(0, 10)); // 6 statuses each, fed while the queue is free: one batch
+    const paused = runner.act('dep-1', { type: 'pause', reason: 'look' }, 'bob');
+    fleet.act(runner, sink, clock.now(), fleet.devices.slice(10)); // after the action: a batch of its own
+    const atPause = await paused;
+    await runner.idle();
+    // The action saw the first ten devices' statuses and none of the others'.
+    expect(atPause.waves[0]!.counts.committed).toBe(10);
+    const core = runner.get('dep-1')!.core;
+    expect(core.waves[0]!.counts.committed).toBe(20);
+    // 120 statuses, persisted in three saves: the first batch, the pause, the second batch.
+    expect(saves).toBe(3);
+    expect(repo.devices('dep-1').filter((d) => d.state === 'committed')).toHaveLength(20);
+    expect(repo.load('dep-1')!.core).toEqual(core);
   });
 });
