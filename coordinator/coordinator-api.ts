@@ -10,6 +10,7 @@ import type { ProvisionedDevice } from './broker/credentials.js';
 import type { DeviceFilter, DeviceRecord } from './registry/device-registry.js';
 import type { DeviceAnomaly } from './registry/anomaly-log.js';
 import type { ArtifactRecord } from './artifacts/artifact-store.js';
+import type { UploadRequest } from './artifacts/firmware-service.js';
 import type { DeploymentRequestInput, DeviceProgress, OperatorActionInput } from './engine/types.js';
 import type { DeploymentView } from './deployments/deployment-view.js';
 import type { CoordinatorEvents } from './coordinator-parts.js';
@@ -30,16 +31,7 @@ export interface CoordinatorMetrics {
 }
 
 /** A firmware image to store and sign: a path or a stream, and what its manifest says. */
-export interface FirmwareUpload {
-  image: string | Readable;
-  version: string;
-  hardware: string[];
-  installableOver?: string;
-  securityVersion?: number;
-  tags?: string[];
-  /** A manifest envelope signed offline (`fleet firmware sign`); used as is when it matches the image. */
-  offlineManifest?: unknown;
-}
+export type FirmwareUpload = Omit<UploadRequest, 'source'> & { image: string | Readable };
 
 /** The running coordinator, as embedders (the CLI, the simulator, tests) see it. */
 export interface Coordinator {

@@ -7,6 +7,7 @@ import { ago, table } from './format.js';
 import { addConnectionOptions, client } from './device-commands.js';
 import type { ConnectionOptions } from './admin-client.js';
 import { readNewPassword } from './secret-input.js';
+import type { AuditRecord } from '../store/audit-log.js';
 import { definedProps } from '@fleet/firmware/defined-props';
 
 interface UserView {
@@ -21,17 +22,6 @@ interface UserView {
   lastLoginAt: number | null;
 }
 
-interface AuditEntry {
-  id: number;
-  at: number;
-  actor: string;
-  user: string | null;
-  role: string | null;
-  source: string | null;
-  action: string;
-  subject: string | null;
-  reason: string | null;
-}
 
 const ROLES = 'viewer (reads), operator (deploys and steers rollouts) or admin (also users, devices, flags, firmware)';
 
@@ -124,7 +114,7 @@ export function registerUserCommands(program: Command): void {
     const q = new URLSearchParams({ limit: opts.limit });
     if (opts.subject !== undefined) q.set('subject', opts.subject);
     if (opts.user !== undefined) q.set('user', opts.user);
-    const res = await client(opts).get<{ entries: AuditEntry[] }>(`/v1/audit?${q.toString()}`);
+    const res = await client(opts).get<{ entries: AuditRecord[] }>(`/v1/audit?${q.toString()}`);
     if (opts.json) return console.log(JSON.stringify(res, null, 2));
     console.log(
       table(

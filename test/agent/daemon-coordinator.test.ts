@@ -4,12 +4,12 @@
  * stopped with SIGTERM while the device is updating — it exits 0, promptly — and started again on the
  * same data directory and ports; the agent stays up, reconnects and the coordinator sees it commit.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { freePort, spawnFleet, type RunningProcess } from '../support/processes.js';
 import { image } from './harness.js';
 import { AgentDaemon, startWorld, uniqueDeviceId, waitFor, writeAgentConfig, type World } from './daemon-harness.js';
+import { adminApi } from '../support/admin-api.js';
 
 let world: World;
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -35,17 +35,7 @@ describe('fleet coordinator start with a fleet agent start', () => {
     const httpPort = await freePort();
     const args = ['--data-dir', dataDir, '--mqtt-port', String(mqttPort), '--http-port', String(httpPort), '--log-level', 'info'];
     let coordinator = await startCoordinator(args);
-    const admin = JSON.parse(readFileSync(join(dataDir, 'admin.json'), 'utf8')) as { url: string; token: string };
-    const api = async <T>(method: string, path: string, body?: unknown, raw?: Buffer): Promise<T> => {
-      const res = await fetch(`${admin.url}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${admin.token}`, 'content-type': raw ? 'application/octet-stream' : 'application/json' },
-        ...(raw ? { body: raw } : body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-      const json = (await res.json()) as T;
-      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-      return json;
-    };
+    const api = adminApi(dataDir);
 
     const id = uniqueDeviceId();
     const { devices } = await api<{ devices: { deviceId: string; secret: string }[] }>('POST', '/v1/devices/provision', { deviceIds: [id], hardwareModel: 'rpi4' });

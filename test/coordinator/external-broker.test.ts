@@ -4,7 +4,6 @@
  * SIGKILL mid-wave — the statuses the broker kept for it while it was down arrive right behind the
  * CONNACK, and each is stored before its PUBACK.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
@@ -16,6 +15,7 @@ import { hasMosquitto, Mosquitto } from '../support/mosquitto.js';
 import { spawnFleet, type RunningProcess } from '../support/processes.js';
 import { ExternalBroker } from '../../coordinator/broker/external-broker.js';
 import { silentLogger, startCoordinator, tempDir, uniqueId, waitFor } from './helpers.js';
+import { adminApi } from '../support/admin-api.js';
 
 const stops: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -91,17 +91,7 @@ describe.skipIf(!hasMosquitto)('external broker (Mosquitto)', () => {
       await p.waitForLine(/^fleet coordinator .* admin API/);
     };
     await startCoordinatorProcess();
-    const { url, token } = JSON.parse(readFileSync(join(dir, 'admin.json'), 'utf8')) as { url: string; token: string };
-    const api = async <T>(method: string, path: string, body?: unknown, raw?: Buffer): Promise<T> => {
-      const res = await fetch(`${url}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : raw ? { body: raw } : {}),
-      });
-      const json = (await res.json()) as T;
-      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-      return json;
-    };
+    const api = adminApi(dir);
 
     // 20 devices say hello and wait for the wave's manifest on their bucket's topic.
     const ids = Array.from({ length: 20 }, (_, i) => `ext-kill-${i}`);

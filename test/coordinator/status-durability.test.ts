@@ -4,7 +4,6 @@
  * process, `fleet coordinator start`), it is killed with SIGKILL mid-flood, and every status a device
  * got a PUBACK for is in the inbox it replays on start.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -13,6 +12,7 @@ import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic } from '../../protocol/topics.js';
 import { spawnFleet, type RunningProcess } from '../support/processes.js';
 import { tempDir, waitFor } from './helpers.js';
+import { adminApi } from '../support/admin-api.js';
 
 const stops: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -28,17 +28,7 @@ describe('status durability with group commits', () => {
     stops.push(() => coordinator.stop('SIGKILL'));
     const started = await coordinator.waitForLine(/^fleet coordinator .* admin API/);
     const brokerUrl = /MQTT (\S+),/.exec(started)![1]!;
-    const { url, token } = JSON.parse(readFileSync(join(dir, 'admin.json'), 'utf8')) as { url: string; token: string };
-    const api = async <T>(method: string, path: string, body?: unknown, raw?: Buffer): Promise<T> => {
-      const res = await fetch(`${url}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : raw ? { body: raw } : {}),
-      });
-      const json = (await res.json()) as T;
-      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-      return json;
-    };
+    const api = adminApi(dir);
     const ids = Array.from({ length: 20 }, (_, i) => `dur-${i}`);
     const { devices: secrets } = await api<{ devices: { deviceId: string; secret: string }[] }>('POST', '/v1/devices/provision', { deviceIds: ids, hardwareModel: 'rpi4' });
     const devices: MqttClient[] = [];
