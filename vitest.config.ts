@@ -37,10 +37,13 @@ export default defineConfig({
     // Worker threads (the coordinator's telemetry thread) load their entry with Node itself, not
     // through vitest: this loader lets them run the TypeScript sources.
     execArgv: ['--import', fileURLToPath(new URL('./test/support/register-ts.js', import.meta.url))],
+    // Vitest's default is one worker per core but one: a single file at a time on a 2-core machine,
+    // while most files spend their time waiting on brokers, sockets and child processes. The tiers run
+    // one after another (groupOrder); integration files three at a time, the CPU-heavy e2e fleets two.
     projects: [
-      { extends: true, test: { name: 'unit', include: UNIT } },
-      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: [...UNIT, ...E2E] } },
-      { extends: true, test: { name: 'e2e', include: E2E } },
+      { extends: true, test: { name: 'unit', include: UNIT, sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: [...UNIT, ...E2E], maxWorkers: 3, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'e2e', include: E2E, maxWorkers: 2, sequence: { groupOrder: 2 } } },
     ],
   },
 });
