@@ -100,7 +100,7 @@ export class Access implements Authenticator {
       this.o.counters?.inc('admin.auth.refused');
       throw new UnauthorizedError('your session has ended (expired, logged out, or the user was removed or changed their password): log in again');
     }
-    if (req.method !== 'GET' && req.method !== 'HEAD' && req.headers[CSRF_HEADER] !== session.csrfToken) {
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !sameSecret(req.headers[CSRF_HEADER], session.csrfToken)) {
       this.refused('admin.csrf.refused', { source: req.source, user: user.name }, 'admin API change with the session cookie but without its CSRF token refused');
       throw new HttpError(403, 'csrf', `a request made with the session cookie must carry the ${CSRF_HEADER} header that POST or GET /v1/session answered with`);
     }
@@ -179,4 +179,10 @@ export function tokenAuthenticator(token: string): Authenticator {
       return { name: 'admin', role: 'admin', via: 'token' };
     },
   };
+}
+
+/** A header against a secret, in constant time (hashed first, so lengths do not leak either). */
+function sameSecret(given: string | string[] | undefined, secret: string): boolean {
+  const digest = (v: string): Buffer => createHash('sha256').update(v).digest();
+  return typeof given === 'string' && timingSafeEqual(digest(given), digest(secret));
 }
