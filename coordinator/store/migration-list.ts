@@ -10,6 +10,7 @@
  *   500–599  coordinator/users (named users, API tokens, web sessions)
  *   700–799  coordinator/webhooks (webhooks, deliveries, attempts)
  *   800–899  coordinator/telemetry (PostgreSQL only: SQLite keeps telemetry in its own file)
+ *   900–999  coordinator/cluster (PostgreSQL only: leadership of replicated coordinators, notifications)
  */
 import type { Migration, PostgresMigration } from './migrations.js';
 import { STORE_POSTGRES_MIGRATIONS } from './schema-postgres.js';
@@ -21,6 +22,7 @@ import { FRESHNESS_MIGRATIONS } from '../deployments/freshness-counters.js';
 import { REGISTRY_MIGRATIONS } from '../registry/registry-migrations.js';
 import { USER_MIGRATIONS } from '../users/user-migrations.js';
 import { WEBHOOK_MIGRATIONS } from '../webhooks/webhook-store.js';
+import { LEADERSHIP_POSTGRES_MIGRATIONS } from '../cluster/leadership-migrations.js';
 
 export const ALL_MIGRATIONS: readonly Migration[] = [
   ...STORE_MIGRATIONS,
@@ -39,4 +41,4 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
  * PostgreSQL's list (same version ranges by owner): each module's tables as they are today, then any
  * later change in both lists.
  */
-export const ALL_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [...STORE_POSTGRES_MIGRATIONS].sort((a, b) => a.version - b.version);
+export const ALL_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [...STORE_POSTGRES_MIGRATIONS, ...LEADERSHIP_POSTGRES_MIGRATIONS].sort((a, b) => a.version - b.version);
