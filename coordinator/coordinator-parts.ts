@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Clock } from '@fleet/protocol/clock';
@@ -34,6 +34,7 @@ import { DeviceAccounts } from './broker/device-accounts.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBroker } from './broker/external-broker.js';
 import { Publisher } from './broker/publisher.js';
+import { replicaSubscriptions } from './cluster/replica-subscriptions.js';
 import type { Transport } from './broker/transport.js';
 import { DeviceRegistry, type DeviceRecord, type RegistryChange } from './registry/device-registry.js';
 import { AnomalyLog } from './registry/anomaly-log.js';
@@ -49,7 +50,7 @@ import { ArtifactIntegrity } from './artifacts/artifact-integrity.js';
 import { DownloadAuth } from './artifacts/download-auth.js';
 import { FirmwareService, type TrustSource } from './artifacts/firmware-service.js';
 import { FreshnessCounters } from './deployments/freshness-counters.js';
-import { DeploymentService, type DeploymentView } from './deployments/deployment-service.js';
+import { DeploymentService, type DeploymentServiceDeps, type DeploymentView } from './deployments/deployment-service.js';
 import { createCanaryServices, type CanaryServices } from './canary/canary-services.js';
 import type { GateAnalyzer } from './gate/analyzer.js';
 import { DEPLOYMENT_PHASES, type AuditEntry } from './engine/types.js';
@@ -206,7 +207,7 @@ export interface Artifacts {
 export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
   const { config, logger } = b;
   const now = (): number => b.clock.now();
-  const artifacts = new ArtifactStore(s.db, config.dataDir);
+  const artifacts = new ArtifactStore(s.db, config.artifactsDir ?? join(config.dataDir, 'artifacts'));
   const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
   const promRegistry = new Registry();
   const requestMetrics = HttpRequestMetrics.create(promRegistry);
@@ -266,6 +267,8 @@ export function buildTransport(b: Basics, s: Stores): Transport {
       // Stable per data directory, so the persistent session (queued QoS 1 statuses) survives a restart.
       clientId: `fleet-coordinator-${createHash('sha256').update(resolve(config.dataDir)).digest('hex').slice(0, 12)}`,
       logger: b.root.child({ module: 'broker' }),
+      // Replicas (a PostgreSQL store) share telemetry through a shared subscription.
+      subscriptions: replicaSubscriptions(isPostgresUrl(config.store) ? config.cluster.shareGroup : undefined),
       ...definedProps({ username: config.mqtt.brokerUsername, password: config.mqtt.brokerPassword }),
     });
   }
@@ -303,7 +306,7 @@ export function buildDeployments(
   s: Stores,
   a: Artifacts,
   transport: Transport,
-  options: { analyzers?: readonly GateAnalyzer[] | undefined; random?: (() => number) | undefined },
+  options: { analyzers?: readonly GateAnalyzer[] | undefined; random?: (() => number) | undefined; leadership?: DeploymentServiceDeps['leadership'] | undefined },
 ): Deployments {
   const { config, logger } = b;
   const now = (): number => b.clock.now();
@@ -338,6 +341,7 @@ export function buildDeployments(
     onDecision: (d) => s.events.emit('decision', d),
     onChange: (view) => s.events.emit('deployment', view),
     anomalies: s.anomalies,
+    ...definedProps({ leadership: options.leadership }),
   });
   return { publisher, inbox: new StatusInbox(s.db), canary, deployments };
 }

@@ -21,6 +21,7 @@ import { DeploymentRequestSchema, OperatorActionSchema, type DeploymentRequestIn
 import type { DeploymentView } from './deployments/deployment-view.js';
 import type { Artifacts, Basics, Deployments, Observers, Stores } from './coordinator-parts.js';
 import type { Coordinator, CoordinatorMetrics, FirmwareUpload } from './coordinator-api.js';
+import type { Replication } from './cluster/replication.js';
 
 /** Every part of a running coordinator. */
 export interface CoordinatorParts extends Basics, Stores, Artifacts, Deployments, Observers {
@@ -31,6 +32,8 @@ export interface CoordinatorParts extends Basics, Stores, Artifacts, Deployments
   housekeeping: Housekeeping;
   /** The operator console's live feed (console/mount-console.ts). */
   console: { stop(): void };
+  /** Leadership among replicas on PostgreSQL (cluster/replication.ts); undefined on SQLite. */
+  replication: Replication | undefined;
   /** Real time this process started. */
   startedAt: number;
 }
@@ -175,6 +178,8 @@ export class RunningCoordinator implements Coordinator {
     if (this.stopped) return;
     this.stopped = true;
     const p = this.p;
+    // Leadership goes first: another replica may take over while this one stops.
+    await p.replication?.stop();
     await p.deployments.stop();
     p.console.stop();
     await p.webhooks.dispatcher.stop();

@@ -61,8 +61,9 @@ const fromRow = (r: Row): ArtifactRecord => ({
 export class ArtifactStore {
   readonly dir: string;
 
-  constructor(private readonly db: Db, dataDir: string) {
-    this.dir = join(dataDir, 'artifacts');
+  /** `dir`: where images are kept (the data directory's `artifacts`, or a directory replicas share). */
+  constructor(private readonly db: Db, dir: string) {
+    this.dir = dir;
   }
 
   /** Path of an image by its sha256 (which must be valid hex). */
