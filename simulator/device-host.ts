@@ -6,7 +6,8 @@
  * booted when, and whether a dead device was killed by its firmware or by the system. I/O shell.
  */
 import type { Logger } from 'pino';
-import mqtt, { type MqttClient } from 'mqtt';
+import { createConnection } from 'node:net';
+import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
 import { DeviceIdSchema, HardwareModelSchema } from '@fleet/protocol/ids';
 import type { TrustStore } from '@fleet/firmware/trust-store';
 import {
@@ -62,6 +63,11 @@ export interface DeviceHostOptions {
   faultCounts: Record<string, number>;
   /** Every persisted state change of the agent (benchmark traces). */
   onState?: (deviceId: string, state: AgentState) => void;
+  /**
+   * Bind the device's MQTT (plain mqtt:// only) and HTTP client sockets to this local address, e.g.
+   * 127.0.0.2: one source address has ~28,000 ephemeral ports toward one destination.
+   */
+  localAddress?: string;
 }
 
 /** A health-check runner with no checks to run: the firmware model decides at boot whether the trial comes up. */
@@ -118,6 +124,16 @@ function deviceConfig(fleet: AgentConfig, deviceId: string, hardwareModel: strin
     dataDir,
     broker: { ...fleet.broker, ...(secret !== null ? { username: deviceId, password: secret } : {}) },
   };
+}
+
+/** mqtt.connect, with the client socket bound to `localAddress` where one is given (plain TCP only). */
+function connectFrom(options: IClientOptions, localAddress: string | undefined): MqttClient {
+  const protocol = options.protocol ?? 'mqtt';
+  if (localAddress === undefined || (protocol !== 'mqtt' && protocol !== 'tcp')) return mqtt.connect(options);
+  const host = options.hostname ?? options.host ?? 'localhost';
+  const port = options.port ?? 1883;
+  // mqtt.connect's TCP stream builder takes no local address; the client accepts any stream builder.
+  return new MqttClient(() => createConnection({ host, port, localAddress }), { ...options, protocol: 'mqtt' });
 }
 
 export class DeviceHost {
@@ -199,7 +215,7 @@ export class DeviceHost {
       },
     };
     // With the device's credentials: the coordinator authenticates every download.
-    const http = new HttpDownloader({ idleTimeoutMs: 30_000, ...(await downloadCredentials(config)) });
+    const http = new HttpDownloader({ idleTimeoutMs: 30_000, ...(await downloadCredentials(config)), ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}) });
     const downloader: Downloader = {
       download: (req, opts) => {
         const { url, fault } = this.downloadFault(req.url);
@@ -216,7 +232,7 @@ export class DeviceHost {
       clock: o.clock,
       logger: o.logger,
       connect: (options) => {
-        const c = mqtt.connect(options);
+        const c = connectFrom(options, o.localAddress);
         this.client = c;
         this.trackConnects(c);
         return c;
