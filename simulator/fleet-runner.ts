@@ -265,6 +265,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
       description: scenario.description,
       seed,
       devices: specs.length,
+      deviceProcesses: processes > 0 ? Math.min(processes, specs.length) : 0,
       fleet: summary,
       timeScale,
       clock: clock.stats(),

@@ -8,7 +8,6 @@
  * and every process's real work holds the pace (docs/simulated-time.md). I/O shell.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { AgentState } from '@fleet/agent';
 import type { TrustStore } from '@fleet/firmware/trust-store';
@@ -52,13 +51,13 @@ export interface ProcessFleetOptions {
   maxOldSpaceMiB?: number;
 }
 
-/** The built device-process entry: beside this file in dist/, or in dist/ when running from source. */
+/**
+ * The device-process entry beside this module: the built .js, or the .ts source when this runs from
+ * source under a TypeScript loader, which the child inherits with this process's exec arguments.
+ */
 export function deviceProcessEntry(): string {
-  const built = fileURLToPath(new URL('./device-process.js', import.meta.url));
-  if (existsSync(built)) return built;
-  const fromSource = fileURLToPath(new URL('./dist/device-process.js', import.meta.url));
-  if (existsSync(fromSource)) return fromSource;
-  throw new SimulationError('not-built', 'device processes run the built simulator: run `npm run build` first');
+  const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
+  return fileURLToPath(new URL(`./device-process.${ext}`, import.meta.url));
 }
 
 interface Pending {
@@ -125,7 +124,7 @@ export class ProcessDeviceFleet implements DeviceFleet {
     const readies: Promise<void>[] = [];
     const keys = [...o.trust.keys.values()].map((k) => String(k.publicKey.export({ format: 'pem', type: 'spki' })));
     for (let i = 0; i < n; i++) {
-      const execArgv = o.maxOldSpaceMiB !== undefined ? [`--max-old-space-size=${o.maxOldSpaceMiB}`] : [];
+      const execArgv = [...process.execArgv, ...(o.maxOldSpaceMiB !== undefined ? [`--max-old-space-size=${o.maxOldSpaceMiB}`] : [])];
       const proc = fork(entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
       const child = new DeviceProcess(proc, i);
       children.push(child);
