@@ -21,6 +21,7 @@ import { TelemetryPacer } from './telemetry-pacer.js';
 import { FaultInjector } from './fault-injector.js';
 import { boundedEach } from './concurrency.js';
 import { Rng } from './rng.js';
+import type { ProcessUsage } from './device-process-messages.js';
 
 export interface DeviceFleet {
   /** Devices in the fleet. */
@@ -43,6 +44,8 @@ export interface DeviceFleet {
   truths(): Promise<DeviceTruth[]>;
   /** Faults injected so far, by kind (summed over processes). */
   faultCounts(): Promise<Record<string, number>>;
+  /** Each device process's CPU, memory and connected devices (none: the devices run in this process). */
+  usage(): Promise<ProcessUsage[]>;
   /** Powers every device off and releases everything. Safe twice. */
   stop(): Promise<void>;
 }
@@ -156,6 +159,10 @@ export class LocalDeviceFleet implements DeviceFleet {
 
   faultCounts(): Promise<Record<string, number>> {
     return Promise.resolve({ ...this.counts, ...(this.proxy ? { 'downloads-proxied': this.proxy.counts.proxied } : {}) });
+  }
+
+  usage(): Promise<ProcessUsage[]> {
+    return Promise.resolve([]);
   }
 
   /** Devices connected to the broker now. */

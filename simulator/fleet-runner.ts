@@ -95,6 +95,8 @@ export interface SimulateOptions {
   processes?: number;
   /** Broker URLs the devices connect to, one per device process, round-robin (default: the coordinator's). */
   brokerUrls?: readonly string[];
+  /** Told of the device fleet once it exists (benchmarks read its processes' usage). */
+  onDeviceFleet?: (fleet: DeviceFleet) => void;
   /** Loopback source addresses for the devices' sockets, one per device process, round-robin (default: the system's choice). */
   localAddresses?: readonly string[];
 }
@@ -181,6 +183,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
             ...definedProps({ localAddress: options.localAddresses?.[0], onState: onState && ((id: string, state: AgentState) => onState(id, state, performance.now())) }),
           });
     const devices = devicesFleet;
+    options.onDeviceFleet?.(devices);
 
     // Connect the online part of the fleet, a bounded number at a time.
     const online = specs.filter((s) => s.offline === null);

@@ -8,7 +8,9 @@
  * 2. Telemetry ingest: 1,000 publishers at rising offered rates into a bare Aedes with a counting
  *    in-process subscriber, and into the coordinator (parse, aggregate, store). Sustainable rates.
  * 3. Fan-out: a wave's manifest from the coordinator to 1,000 and 10,000 device subscriptions.
- * 4. A full rollout of 1,000 simulated devices with zero soak, against the downloads alone.
+ * 4. A full rollout of 1,000 simulated devices with zero soak, against the downloads alone; the
+ *    devices (and the baseline's downloads) in `--processes` child processes (default 1; 0: in the
+ *    coordinator's process).
  *
  * Connect and ingest are measured `--repeat` times (default 2), the kinds interleaved, and the best run
  * of each kind is the figure: on a shared machine noise only ever slows a run down, so the best of
@@ -41,6 +43,12 @@ const repeat = repeatIdx >= 0 ? Math.max(1, Number(args[repeatIdx + 1])) : 2;
 const onlyIdx = args.indexOf('--only');
 const only = onlyIdx >= 0 ? new Set((args[onlyIdx + 1] ?? '').split(',')) : undefined;
 const runs = (section: string): boolean => !only || only.has(section);
+const processesIdx = args.indexOf('--processes');
+/** Device processes of the rollout section (0: the devices share the coordinator's process). */
+const rolloutProcesses = processesIdx >= 0 ? Math.max(0, Number(args[processesIdx + 1])) : 1;
+const scaleIdx = args.indexOf('--rollout-scale');
+/** Time scale of the rollout section's clock (the agents' backoff and reboot timers), default ×10. */
+const rolloutScale = scaleIdx >= 0 ? Math.max(1, Number(args[scaleIdx + 1])) : 10;
 const log = (s: string): void => console.log(s);
 const kib = (b: number): string => (b / 1024).toFixed(1);
 const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '—');
@@ -122,8 +130,8 @@ async function main(): Promise<void> {
   }
 
   if (runs('rollout')) {
-    log('\n4. full rollout of 1,000 devices, zero soak');
-    results.rollout = await rolloutBench(1000, 512);
+    log(`\n4. full rollout of 1,000 devices, zero soak, devices in ${rolloutProcesses === 0 ? "the coordinator's process" : `${rolloutProcesses} process(es) of their own`}`);
+    results.rollout = await rolloutBench(1000, 512, rolloutProcesses, rolloutScale);
     log(`  rollout ${(results.rollout.rolloutMs / 1000).toFixed(1)} s (completed: ${results.rollout.completed}); downloads alone ${(results.rollout.downloadsMs / 1000).toFixed(1)} s`);
   }
 
@@ -177,7 +185,7 @@ function markdown(r: Results): string {
   }
   if (r.rollout) {
     lines.push('');
-    lines.push('| Full rollout, 1,000 devices, 4 waves, zero soak | wall time (process CPU) |');
+    lines.push(`| Full rollout, 1,000 devices, 4 waves, zero soak, devices in ${r.rollout.processes} process(es) of their own, ×${r.rollout.timeScale}, load ${r.rollout.load.map((x) => x.toFixed(1)).join(' ')} | wall time (CPU, every process) |`);
     lines.push('|---|---|');
     const ro = r.rollout;
     lines.push(`| downloads alone (${ro.imageKiB} KiB × ${ro.n}, all at once) | ${(ro.downloadsMs / 1000).toFixed(1)} s (CPU ${(ro.downloadsCpuMs / 1000).toFixed(1)} s) |`);
