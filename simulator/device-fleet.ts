@@ -165,6 +165,11 @@ export class LocalDeviceFleet implements DeviceFleet {
     return Promise.resolve([]);
   }
 
+  /** Telemetry messages sent so far. */
+  get telemetrySent(): number {
+    return this.pacer?.sent ?? 0;
+  }
+
   /** Devices connected to the broker now. */
   connectedCount(): number {
     return this.hosts.filter((h) => h.connected).length;

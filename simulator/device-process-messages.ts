@@ -80,8 +80,8 @@ export const ParentMessageSchema = z.discriminatedUnion('type', [
 ]);
 export type ParentMessage = z.infer<typeof ParentMessageSchema>;
 
-/** A device process's resources: CPU (user + system, ms), RSS (bytes), connected devices. */
-export const ProcessUsageSchema = z.object({ cpuMs: z.number(), rss: z.number(), connected: z.number().int() });
+/** A device process's resources: CPU (user + system, ms), RSS (bytes), connected devices, telemetry messages sent. */
+export const ProcessUsageSchema = z.object({ cpuMs: z.number(), rss: z.number(), connected: z.number().int(), telemetrySent: z.number().int() });
 export type ProcessUsage = z.infer<typeof ProcessUsageSchema>;
 
 export const ChildMessageSchema = z.discriminatedUnion('type', [

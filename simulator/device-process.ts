@@ -74,7 +74,7 @@ async function call(f: LocalDeviceFleet, c: DeviceProcessCall): Promise<unknown>
       return f.faultCounts();
     case 'usage': {
       const cpu = process.cpuUsage();
-      return { cpuMs: (cpu.user + cpu.system) / 1000, rss: process.memoryUsage.rss(), connected: f.connectedCount() };
+      return { cpuMs: (cpu.user + cpu.system) / 1000, rss: process.memoryUsage.rss(), connected: f.connectedCount(), telemetrySent: f.telemetrySent };
     }
     case 'stop':
       await shutdown();

@@ -137,6 +137,21 @@ export class RolloutTrace {
     }
   }
 
+  /**
+   * Per wave: its start → the last of its devices starting the job (every device that started one,
+   * committed or not: a bad release's canaries never commit). The manifest's fan-out to the wave.
+   */
+  fanout(): { wave: number; devices: number; ms: number }[] {
+    const out: { wave: number; devices: number; ms: number }[] = [];
+    for (const w of [...this.waves.keys()].sort((a, b) => a - b)) {
+      const start = this.waves.get(w)!.started;
+      if (start === undefined) continue;
+      const jobs = [...this.devices.values()].filter((d) => d.wave === w && d.at.downloading !== undefined).map((d) => d.at.downloading! - start);
+      out.push({ wave: w, devices: jobs.length, ms: jobs.length ? Math.max(...jobs) : 0 });
+    }
+    return out;
+  }
+
   breakdown(): RolloutBreakdown {
     const out: WaveBreakdown[] = [];
     const indices = [...this.waves.keys()].sort((a, b) => a - b);
