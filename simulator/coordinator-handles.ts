@@ -115,7 +115,7 @@ export class NotSupportedError extends FleetError {
 /** An embedded coordinator on the run's clock, in `dataDir`. Restartable on the same directory. */
 export async function embeddedCoordinator(
   ctx: { clock: Clock; dataDir: string; logger: Logger },
-  options: { statJudge?: boolean; onStart?: (c: Coordinator) => void } = {},
+  options: { statJudge?: boolean; onStart?: (c: Coordinator) => void; maxConcurrentDownloads?: number } = {},
 ): Promise<CoordinatorHandle> {
   const pinned = gateAnalyzers(options.statJudge !== false);
   const make = (): Promise<Coordinator> =>
@@ -125,7 +125,7 @@ export async function embeddedCoordinator(
         dataDir: ctx.dataDir,
         // `auto` picks free ports, and a restart on the same data directory reuses them (devices reconnect).
         mqtt: { port: 'auto', host: '127.0.0.1' },
-        http: { port: 'auto', host: '127.0.0.1', maxConcurrentDownloads: 256 },
+        http: { port: 'auto', host: '127.0.0.1', maxConcurrentDownloads: options.maxConcurrentDownloads ?? 256 },
         // Every device has its own credentials; a cheap scrypt keeps provisioning 10,000 of them quick.
         allowAnonymousDevices: false,
         credentialCost: 4,

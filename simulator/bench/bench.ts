@@ -70,6 +70,8 @@ const rolloutProcesses = processesIdx >= 0 ? Math.max(0, Number(args[processesId
 const scaleIdx = args.indexOf('--rollout-scale');
 /** Time scale of the rollout section's clock (the agents' backoff and reboot timers), default ×10. */
 const rolloutScale = scaleIdx >= 0 ? Math.max(1, Number(args[scaleIdx + 1])) : 10;
+/** The artifact server's concurrent-download bound in the rollout section, both sides (default 256). */
+const rolloutDownloads = Number(flag('--max-downloads') ?? 256);
 const log = (s: string): void => console.log(s);
 const kib = (b: number): string => (b / 1024).toFixed(1);
 const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '—');
@@ -154,7 +156,7 @@ async function main(): Promise<void> {
 
   if (runs('rollout')) {
     log(`\n4. full rollout of 1,000 devices, zero soak, devices in ${rolloutProcesses === 0 ? "the coordinator's process" : `${rolloutProcesses} process(es) of their own`}`);
-    results.rollout = await rolloutBench(1000, 512, rolloutProcesses, rolloutScale);
+    results.rollout = await rolloutBench(1000, 512, rolloutProcesses, rolloutScale, rolloutDownloads);
     log(`  rollout ${(results.rollout.rolloutMs / 1000).toFixed(1)} s (completed: ${results.rollout.completed}); downloads alone ${(results.rollout.downloadsMs / 1000).toFixed(1)} s`);
   }
 
@@ -217,7 +219,7 @@ function markdown(r: Results): string {
   }
   if (r.rollout) {
     lines.push('');
-    lines.push(`| Full rollout, 1,000 devices, 4 waves, zero soak, devices in ${r.rollout.processes} process(es) of their own, ×${r.rollout.timeScale}, load ${r.rollout.load.map((x) => x.toFixed(1)).join(' ')} | wall time (CPU, every process) |`);
+    lines.push(`| Full rollout, 1,000 devices, 4 waves, zero soak, devices in ${r.rollout.processes} process(es) of their own, ×${r.rollout.timeScale}, ${r.rollout.maxConcurrentDownloads} concurrent downloads, load ${r.rollout.load.map((x) => x.toFixed(1)).join(' ')} | wall time (CPU, every process) |`);
     lines.push('|---|---|');
     const ro = r.rollout;
     lines.push(`| downloads alone (${ro.imageKiB} KiB × ${ro.n}, all at once) | ${(ro.downloadsMs / 1000).toFixed(1)} s (CPU ${(ro.downloadsCpuMs / 1000).toFixed(1)} s) |`);

@@ -25,6 +25,8 @@ const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 
 export interface RolloutResult {
   n: number;
+  /** The artifact server's bound on concurrent downloads, the same on both sides (past it: 503, retried). */
+  maxConcurrentDownloads: number;
   /** Simulated ms per real ms of the run's (fixed) clock. */
   timeScale: number;
   /** Device processes (0: the devices shared the coordinator's process). */
@@ -47,10 +49,10 @@ const cpuSince = (start: NodeJS.CpuUsage): number => {
   return (d.user + d.system) / 1000;
 };
 
-async function downloadsAlone(n: number, imageKiB: number, processes: number): Promise<{ ms: number; cpuMs: number }> {
+async function downloadsAlone(n: number, imageKiB: number, processes: number, maxConcurrentDownloads: number): Promise<{ ms: number; cpuMs: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'fleet-bench-dl-'));
   const c = await createCoordinator({
-    config: { env: 'development', dataDir: join(dir, 'coord'), mqtt: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 256 }, credentialCost: 4 },
+    config: { env: 'development', dataDir: join(dir, 'coord'), mqtt: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads }, credentialCost: 4 },
     logger: pino({ level: 'error' }),
   });
   try {
@@ -115,9 +117,9 @@ const cpuOf = (usage: readonly ProcessUsage[]): number => usage.reduce((sum, u) 
  * `processes` 0: the devices share the coordinator's process (as `fleet simulate` runs by default);
  * otherwise they run in that many child processes, and so do the baseline's downloads.
  */
-export async function rolloutBench(n: number, imageKiB: number, processes = 0, timeScale = 10): Promise<RolloutResult> {
+export async function rolloutBench(n: number, imageKiB: number, processes = 0, timeScale = 10, maxConcurrentDownloads = 256): Promise<RolloutResult> {
   const load = loadavg();
-  const downloads = await downloadsAlone(n, imageKiB, processes);
+  const downloads = await downloadsAlone(n, imageKiB, processes, maxConcurrentDownloads);
   const scenario = parseScenario({
     name: 'bench-rollout',
     description: 'full rollout, zero soak',
@@ -139,7 +141,7 @@ export async function rolloutBench(n: number, imageKiB: number, processes = 0, t
     scenario,
     devices: n,
     runId: 'bro',
-    coordinator: (ctx) => embeddedCoordinator(ctx, { statJudge: false, onStart: (c) => c.events.on('audit', (e) => trace.audit(e, ctx.clock.now())) }),
+    coordinator: (ctx) => embeddedCoordinator(ctx, { statJudge: false, maxConcurrentDownloads, onStart: (c) => c.events.on('audit', (e) => trace.audit(e, ctx.clock.now())) }),
     onDeviceState: (deviceId, state, at) => trace.deviceState(deviceId, state, at),
     processes,
     onDeviceFleet: (f) => (fleet = f),
@@ -162,5 +164,5 @@ export async function rolloutBench(n: number, imageKiB: number, processes = 0, t
     pollMs: 50,
   });
   rolloutCpuMs += await fleetCpuMs;
-  return { n, timeScale, processes, load, imageKiB, rolloutMs, downloadsMs: downloads.ms, rolloutCpuMs, downloadsCpuMs: downloads.cpuMs, completed: report.releases[0]?.outcome === 'completed', breakdown: trace.breakdown() };
+  return { n, maxConcurrentDownloads, timeScale, processes, load, imageKiB, rolloutMs, downloadsMs: downloads.ms, rolloutCpuMs, downloadsCpuMs: downloads.cpuMs, completed: report.releases[0]?.outcome === 'completed', breakdown: trace.breakdown() };
 }

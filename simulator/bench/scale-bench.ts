@@ -130,7 +130,8 @@ export async function scaleBench(o: ScaleOptions): Promise<ScaleResult> {
     localAddresses: o.sourceAddresses,
     connectConcurrency: 400,
     onlineTimeoutMs: 600_000,
-    ...(remote ? { realTime: true, brokerUrls: remote.brokerUrls, ...(secrets ? { secrets } : {}) } : {}),
+    // A shared coordinator: the run's deployments target a tag only its devices report.
+    ...(remote ? { realTime: true, targetTag: 'scale-bench', brokerUrls: remote.brokerUrls, ...(secrets ? { secrets } : {}) } : {}),
     coordinator: (ctx) =>
       remote
         ? remoteCoordinator({ url: remote.brokerUrls[0]!, adminUrl: remote.adminUrl, token: remote.token, trustDir: remote.trustDir })
