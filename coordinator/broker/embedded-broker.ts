@@ -59,7 +59,7 @@ export interface EmbeddedBrokerOptions {
    * retained messages and QoS 1 queues shared; devices, authentication and ingest stay per node.
    * Absent: a broker of its own, in memory.
    */
-  cluster?: { redisUrl: string; nodeName?: string };
+  cluster?: { redisUrl: string; nodeName?: string | undefined };
 }
 
 const DEFAULT_MAX_PACKET_BYTES = 128 * 1024;
