@@ -155,6 +155,8 @@ export class EmbeddedBroker implements Transport {
    */
   onRetainedLost(handler: () => void): void {
     this.onClusterReset = handler;
+    // Only a node that can publish them again claims the reset (redis-cluster.ts).
+    this.cluster?.onReset(handler);
   }
 
   /**
@@ -182,7 +184,7 @@ export class EmbeddedBroker implements Transport {
     const cluster = clusterOptions
       ? await connectRedisCluster({ url: clusterOptions.redisUrl, logger: log, counters, ...definedProps({ nodeName: clusterOptions.nodeName }) })
       : undefined;
-    cluster?.onReset(() => this.onClusterReset?.());
+    if (this.onClusterReset) cluster?.onReset(this.onClusterReset);
     this.cluster = cluster;
     const aedes = await Aedes.createBroker({
       // Retained manifests looked up by topic on SUBSCRIBE, not matched against every bucket's; the

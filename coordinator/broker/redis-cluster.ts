@@ -56,7 +56,7 @@ export interface RedisCluster {
   readonly brokerId: string;
   readonly persistence: AedesPersistence;
   readonly mq: ClusterEmitter;
-  /** Called when Redis came back without the cluster's state (set once, before Redis can be lost). */
+  /** Called when Redis came back without the cluster's state; only a node with a handler claims it. */
   onReset(handler: () => void): void;
   /** Closes the connections (after Aedes closed); bounded even while Redis is down. Safe twice. */
   close(): Promise<void>;
@@ -106,10 +106,10 @@ export async function connectRedisCluster(options: RedisClusterOptions): Promise
     dropAll();
     throw new FleetError('cluster-redis', `cannot reach Redis at ${redactedUrl(options.url)}: ${errorMessage(err)}; start it or fix --cluster-redis`);
   }
-  // A sentinel missing after a reconnect: Redis restarted empty. The first node to set it again runs
-  // the reset handler (one restore is enough: the retained store is shared).
+  // A sentinel missing after a reconnect: Redis restarted empty. The first node with a reset handler
+  // to set it again runs it (one restore is enough: the retained store is shared).
   store.on('ready', () => {
-    if (!started || closed) return;
+    if (!started || closed || !resetHandler) return;
     store.set(SENTINEL_KEY, brokerId, 'NX').then(
       (set) => {
         if (set !== 'OK') return;
@@ -122,10 +122,10 @@ export async function connectRedisCluster(options: RedisClusterOptions): Promise
   });
   started = true;
 
-  const mq = MQEmitterRedis({ subConn, pubConn, concurrency: 100, matchEmptyLevels: true });
+  const mq = MQEmitterRedis({ subConn: observed(subConn), pubConn: observed(pubConn), concurrency: 100, matchEmptyLevels: true });
   // Unhandled, mqemitter's own error event would throw; the connections above already log and count.
   mq.state.on('error', (err) => log.debug({ err: err.message }, 'cluster emitter error'));
-  const persistence = redisPersistence({ conn: store });
+  const persistence = redisPersistence({ conn: observed(store) });
   log.info({ brokerId }, 'embedded broker clustered through Redis');
 
   return {
@@ -146,6 +146,26 @@ export async function connectRedisCluster(options: RedisClusterOptions): Promise
       for (const c of connections) c.disconnect();
     },
   };
+}
+
+/**
+ * The connection with every command's failure observed: aedes-persistence-redis leaves some commands'
+ * promises floating (a will's LREM and RPUSH, a stale key's LREM), mqemitter-redis its QUITs, and one
+ * that fails while Redis is down would be an unhandled rejection, which ends the process. A caller that awaits a command still
+ * sees its failure; the connection's error event has counted and logged the outage already.
+ */
+function observed(conn: Redis): Redis {
+  return new Proxy(conn, {
+    get(target, key, receiver) {
+      const value: unknown = Reflect.get(target, key, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]): unknown => {
+        const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (result instanceof Promise) result.catch(() => undefined);
+        return result;
+      };
+    },
+  });
 }
 
 /** The URL without its password, for logs and errors. */
