@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 // Workspace packages (`@fleet/protocol/…`) resolve to their TypeScript sources, never a stale dist/.
-const conditions = ['@fleet/source', 'node', 'import', 'default'];
+const conditions = ['@fleet/source', 'node', 'default'];
 
 /**
  * Test tiers (`npm test` runs all three; `npm run test:unit|test:integration|test:e2e` one):
@@ -23,6 +23,8 @@ const UNIT = [
   'test/simulator/{fleet-model,pace-controller,paced-clock,publish-packet,report,scenario,timer-heap}.test.ts',
   'test/slots/file-conformance.test.ts',
 ];
+/** One PostgreSQL server per tier that has stores (test/support/postgres.ts). */
+const POSTGRES = './test/support/postgres-global-setup.ts';
 const E2E = ['test/e2e/**/*.test.ts', 'test/docs/**/*.test.ts', 'test/simulator/remote-simulate.test.ts', 'test/agent/slim-install.test.ts'];
 
 export default defineConfig({
@@ -42,8 +44,8 @@ export default defineConfig({
     // one after another (groupOrder); integration files three at a time, the CPU-heavy e2e fleets two.
     projects: [
       { extends: true, test: { name: 'unit', include: UNIT, sequence: { groupOrder: 0 } } },
-      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: [...UNIT, ...E2E], maxWorkers: 3, sequence: { groupOrder: 1 } } },
-      { extends: true, test: { name: 'e2e', include: E2E, maxWorkers: 2, sequence: { groupOrder: 2 } } },
+      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: [...UNIT, ...E2E], maxWorkers: 3, sequence: { groupOrder: 1 }, globalSetup: [POSTGRES] } },
+      { extends: true, test: { name: 'e2e', include: E2E, maxWorkers: 2, sequence: { groupOrder: 2 }, globalSetup: [POSTGRES] } },
     ],
   },
 });

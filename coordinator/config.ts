@@ -32,6 +32,14 @@ const DEFAULT_CONTROL_LIMIT = { perSecond: 20, burst: 200 };
 export const CoordinatorConfigSchema = z.object({
   env: AppEnvSchema.default('development'),
   dataDir: z.string().min(1),
+  /**
+   * Where deployments, devices, users, audit and telemetry are kept: absent = SQLite files in the data
+   * directory (the default); a `postgres://user:password@host:port/database` URL = that PostgreSQL.
+   */
+  store: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/./, 'store must be a postgres:// URL (omit it for SQLite in the data directory)')
+    .optional(),
   mqtt: z
     .object({
       /** 0 picks a free port; `auto` reuses the previous run's (see ListenPortSchema). Default 1883. */
@@ -222,6 +230,7 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   const out: Record<string, unknown> = {};
   if (env['APP_ENV']) out['env'] = env['APP_ENV'];
   if (env['FLEET_DATA_DIR']) out['dataDir'] = env['FLEET_DATA_DIR'];
+  if (env['FLEET_STORE']) out['store'] = env['FLEET_STORE'];
   const mqtt: Record<string, unknown> = {};
   if (env['FLEET_MQTT_PORT']) mqtt['port'] = env['FLEET_MQTT_PORT'];
   if (env['FLEET_MQTT_HOST']) mqtt['host'] = env['FLEET_MQTT_HOST'];

@@ -19,7 +19,10 @@ import { encodeMessage } from '@fleet/protocol/parse';
 import type { CoordinatorConfig } from './config.js';
 import { choosePort, coordinatorTrust, readAdminFile, type PortsFile } from './data-dir.js';
 import type { DataDirLock } from './data-dir-lock.js';
-import type { Db } from './store/db.js';
+import { closeDatabase, type Db } from './store/db.js';
+import { isPostgresUrl, openPostgresStore } from './store/open-store.js';
+import { SqliteSql } from './store/sqlite-sql.js';
+import type { Sql } from './store/sql.js';
 import { AuditLog } from './store/audit-log.js';
 import { Counters } from './metrics.js';
 import { CounterTotals } from './counter-totals.js';
@@ -92,7 +95,10 @@ export interface Stores {
   key: SigningKey;
   /** Directory holding the coordinator's public key: a trust store for agents. */
   trustDir: string;
+  /** fleet.db's connection (SQLite only; repositories move to `sql`). */
   db: Db;
+  /** The store every repository uses: SQLite's fleet.db (the same connection as `db`) or PostgreSQL. */
+  sql: Sql;
   /** A read connection to telemetry.db (rollups, samples); the telemetry thread writes it. */
   telemetryDb: Db;
   counters: Counters;
@@ -111,6 +117,14 @@ export async function openStores(b: Basics): Promise<Stores> {
   const { config, logger } = b;
   const { key, trustDir } = await loadCoordinatorKey(config);
   const { db, telemetryDb } = openDataStores(config.dataDir, logger);
+  let sql: Sql;
+  try {
+    sql = isPostgresUrl(config.store) ? await openPostgresStore(config.store) : new SqliteSql(db);
+  } catch (err) {
+    closeDatabase(db);
+    closeDatabase(telemetryDb);
+    throw err;
+  }
   const counters = new Counters();
   const counterTotals = new CounterTotals(db, counters, () => b.timers.now());
   counters.inc('coordinator.starts');
@@ -130,6 +144,7 @@ export async function openStores(b: Basics): Promise<Stores> {
     key,
     trustDir,
     db,
+    sql,
     telemetryDb,
     counters,
     counterTotals,

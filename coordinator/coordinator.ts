@@ -97,7 +97,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
   try {
     const consolePage = await StaticConsole.load(config.http.consoleDir);
     const stores = await openStores(basics);
-    opened.push(() => closeDatabase(stores.db), () => closeDatabase(stores.telemetryDb));
+    opened.push(() => stores.sql.close(), () => closeDatabase(stores.db), () => closeDatabase(stores.telemetryDb));
     const telemetry = await startTelemetry(basics, stores);
     opened.push(() => telemetry.writer.stop());
     const artifacts = await buildArtifacts(basics, stores);

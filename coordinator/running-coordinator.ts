@@ -186,6 +186,7 @@ export class RunningCoordinator implements Coordinator {
     await p.telemetry.stop();
     p.housekeeping.flushCounters();
     closeDatabase(p.telemetryDb);
+    await p.sql.close();
     closeDatabase(p.db);
     p.lock.release({ stoppedAt: p.timers.now() });
     p.events.removeAllListeners();

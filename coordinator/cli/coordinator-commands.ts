@@ -20,6 +20,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .command('start')
     .description('run the coordinator (embedded MQTT broker, SQLite store, HTTP admin API and artifact server)')
     .option('--data-dir <dir>', 'data directory (default: FLEET_DATA_DIR or .fleet)')
+    .option('--store <url>', 'keep everything in PostgreSQL (postgres://user:password@host/db) instead of SQLite in the data dir (FLEET_STORE)')
     .option('--mqtt-port <n>', 'MQTT port; 0 = any free port, auto = the port of the previous run in this data dir (default 1883)')
     .option('--http-port <n>', 'admin API and artifact port; 0 = any free port, auto = the previous run\'s (default 8080)')
     .option('--host <addr>', 'address to listen on (default 127.0.0.1; 0.0.0.0 for devices on the network)')
@@ -39,7 +40,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--log-format <format>', 'json, pretty, or auto: pretty on a terminal when pino-pretty is installed', 'auto')
     .action(async (opts: {
-      dataDir?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; brokerCredentials?: string; brokerAccounts?: string; publicUrl?: string; signingKey?: string; logLevel: string; logFormat: string;
+      dataDir?: string; store?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; brokerCredentials?: string; brokerAccounts?: string; publicUrl?: string; signingKey?: string; logLevel: string; logFormat: string;
       mqttTlsCert?: string; mqttTlsKey?: string; mqttClientCa?: string; httpTlsCert?: string; httpTlsKey?: string;
       allowAnonymous?: boolean; maxPacketBytes?: string; clusterRedis?: string;
     }) => {
@@ -48,6 +49,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       const logger = await cliLogger(opts.logLevel, opts.logFormat as LogFormat);
       const config: Partial<CoordinatorConfigInput> = {
         ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+        ...(opts.store ? { store: opts.store } : {}),
         ...(opts.signingKey ? { signingKeyPath: opts.signingKey } : {}),
         ...(opts.allowAnonymous ? { allowAnonymousDevices: true } : {}),
       };

@@ -9,8 +9,10 @@
  *   400–499  coordinator/registry (device anomalies)
  *   500–599  coordinator/users (named users, API tokens, web sessions)
  *   700–799  coordinator/webhooks (webhooks, deliveries, attempts)
+ *   800–899  coordinator/telemetry (PostgreSQL only: SQLite keeps telemetry in its own file)
  */
-import type { Migration } from './migrations.js';
+import type { Migration, PostgresMigration } from './migrations.js';
+import { STORE_POSTGRES_MIGRATIONS } from './schema-postgres.js';
 import { STORE_MIGRATIONS } from './schema.js';
 import { DEPLOYMENT_MIGRATIONS } from '../deployments/deployment-migrations.js';
 import { FLAG_MIGRATIONS } from '../flags/flag-migrations.js';
@@ -32,3 +34,9 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
 ].sort(
   (a, b) => a.version - b.version,
 );
+
+/**
+ * PostgreSQL's list (same version ranges by owner): each module's tables as they are today, then any
+ * later change in both lists.
+ */
+export const ALL_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [...STORE_POSTGRES_MIGRATIONS].sort((a, b) => a.version - b.version);

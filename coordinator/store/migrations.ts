@@ -6,6 +6,7 @@
  */
 import type Database from 'better-sqlite3';
 import { FleetError, errorMessage } from '@fleet/protocol/errors';
+import type { Sql } from './sql.js';
 
 export interface Migration {
   /** Strictly increasing across the whole list; never reuse or renumber a shipped version. */
@@ -22,7 +23,7 @@ export class MigrationError extends FleetError {
 }
 
 /** Checks that versions are unique and ascending; throws naming the offending pair. */
-export function validateMigrations(list: readonly Migration[]): void {
+export function validateMigrations(list: readonly { version: number; name: string }[]): void {
   for (let i = 1; i < list.length; i++) {
     const prev = list[i - 1]!;
     const cur = list[i]!;
@@ -79,4 +80,48 @@ export function applyMigrations(db: Database.Database, list: readonly Migration[
     done.push(m.version);
   }
   return done;
+}
+
+/**
+ * A PostgreSQL migration: one SQL script, run in one transaction (PostgreSQL's DDL is transactional).
+ * PostgreSQL's schema starts at the SQLite schema's current shape, so a module's first PostgreSQL
+ * migration creates its tables as they are now, under the module's own version range; later changes
+ * get a migration in both lists.
+ */
+export interface PostgresMigration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Serialises migrations between coordinators starting at once on one database (any fixed key). */
+const MIGRATION_LOCK_KEY = 0x666c6565; // "flee"
+
+/** Applies every PostgreSQL migration the database lacks, in order, under an advisory lock. */
+export async function applyPostgresMigrations(store: Sql, list: readonly PostgresMigration[], now: () => number = Date.now): Promise<number[]> {
+  validateMigrations(list);
+  return store.transaction(async (tx) => {
+    await tx.run('SELECT pg_advisory_xact_lock(?)', [MIGRATION_LOCK_KEY]);
+    await tx.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+    const applied = new Set((await tx.all<{ version: number }>('SELECT version FROM schema_migrations')).map((r) => r.version));
+    const known = new Set(list.map((m) => m.version));
+    const unknown = [...applied].filter((v) => !known.has(v));
+    if (unknown.length) {
+      throw new MigrationError(
+        `database has schema version(s) ${unknown.join(', ')} this build does not know; it was written by a newer fleet — upgrade this coordinator`,
+      );
+    }
+    const done: number[] = [];
+    for (const m of list) {
+      if (applied.has(m.version)) continue;
+      try {
+        await tx.run(m.sql);
+      } catch (err) {
+        throw new MigrationError(`migration ${m.version} (${m.name}) failed on PostgreSQL: ${errorMessage(err)}`, { cause: err });
+      }
+      await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [m.version, m.name, new Date(now()).toISOString()]);
+      done.push(m.version);
+    }
+    return done;
+  });
 }
