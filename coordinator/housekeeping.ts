@@ -28,7 +28,7 @@ export interface HousekeepingDeps {
   counterTotals: CounterTotals;
   logger: Logger;
   /** Device anomalies, stored with the last-seen times. */
-  anomalies?: Pick<AnomalyLog, 'flush'>;
+  anomalies?: Pick<AnomalyLog, 'flush' | 'flushRolledBack'>;
 }
 
 const SEEN_FLUSH_ERRORS = 'registry.flush.errors';
@@ -58,6 +58,8 @@ export class Housekeeping {
         await anomalies?.flush(tx);
       });
     } catch (err) {
+      registry.flushRolledBack();
+      anomalies?.flushRolledBack();
       this.deps.counters.inc(SEEN_FLUSH_ERRORS);
       this.deps.logger.error({ err }, 'storing last-seen times failed');
     }

@@ -68,6 +68,7 @@ export class AnomalyLog {
   private readonly records = new Map<string, DeviceAnomaly>();
   private readonly dirty = new Set<string>();
   private readonly logLimit: LogLimiter;
+  private lastFlushed: string[] = [];
 
   private constructor(private readonly deps: AnomalyLogDeps) {
     this.logLimit = new LogLimiter(deps.logIntervalMs ?? 10_000, deps.now);
@@ -143,14 +144,21 @@ export class AnomalyLog {
   async flush(tx: SqlQueries): Promise<void> {
     const due = [...this.dirty];
     this.dirty.clear();
+    this.lastFlushed = due;
     try {
       for (const k of due) {
         const r = this.records.get(k);
         if (r) await tx.run(UPSERT, [r.deviceId, r.kind, r.count, r.firstAt, r.lastAt, r.detail]);
       }
     } catch (err) {
-      for (const k of due) this.dirty.add(k);
+      this.flushRolledBack();
       throw err;
     }
+  }
+
+  /** The transaction of the last flush was rolled back: what it wrote is due again. */
+  flushRolledBack(): void {
+    for (const k of this.lastFlushed) this.dirty.add(k);
+    this.lastFlushed = [];
   }
 }

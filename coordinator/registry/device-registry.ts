@@ -176,6 +176,7 @@ export class DeviceRegistry {
   private readonly dirtySeen = new Set<string>();
   private readonly listeners = new Set<RegistryListener>();
   private readonly writes = new KeyedWrites();
+  private lastFlushed: string[] = [];
 
   private constructor(
     private readonly sql: Sql,
@@ -378,15 +379,22 @@ export class DeviceRegistry {
   async flushSeen(tx: SqlQueries): Promise<void> {
     const due = [...this.dirtySeen];
     this.dirtySeen.clear();
+    this.lastFlushed = due;
     try {
       for (const id of due) {
         const d = this.devices.get(id);
         if (d?.lastSeen !== undefined) await tx.run('UPDATE devices SET last_seen = ? WHERE device_id = ?', [d.lastSeen, id]);
       }
     } catch (err) {
-      for (const id of due) this.dirtySeen.add(id);
+      this.flushRolledBack();
       throw err;
     }
+  }
+
+  /** The transaction of the last `flushSeen` was rolled back: those devices are due again. */
+  flushRolledBack(): void {
+    for (const id of this.lastFlushed) this.dirtySeen.add(id);
+    this.lastFlushed = [];
   }
 
   get(deviceId: string): DeviceRecord | undefined {
