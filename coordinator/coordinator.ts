@@ -169,8 +169,8 @@ function registerRoutes(p: CoordinatorParts): void {
     auditLog: p.auditLog,
     endpoints: () => ({ mqttUrl: p.transport.url, httpUrl: p.http.url }),
   });
-  registerDeviceRoutes(api, { registry: p.registry, credentials: p.credentials, accounts: p.accounts, now, audit, deviceDeployments: (id) => p.deployments.deviceHistory(id), anomalies: p.anomalies });
-  registerFirmwareRoutes(api, { store: p.artifacts, firmware: p.firmware, audit });
+  registerDeviceRoutes(api, { registry: p.registry, credentials: p.credentials, accounts: p.accounts, now, audit: p.auditNow, deviceDeployments: (id) => p.deployments.deviceHistory(id), anomalies: p.anomalies });
+  registerFirmwareRoutes(api, { store: p.artifacts, firmware: p.firmware, audit: p.auditNow });
   registerDeploymentRoutes(api, { rollouts: p.deployments });
   registerSessionRoutes(api, { access: p.access, auditLog: p.auditLog, now });
   registerUserRoutes(api, { users: p.users, sessions: p.sessions, audit });
