@@ -185,7 +185,7 @@ export class FlagStore {
     const info = this.options.db
       .prepare('INSERT INTO flag_changes (at, actor, name, action, before_json, after_json) VALUES (?, ?, ?, ?, ?, ?)')
       .run(at, actor, name, action, before ? JSON.stringify(before) : null, after ? JSON.stringify(after) : null);
-    this.options.audit?.append(at, actor, `flag.${action}`, `flag:${name}`, { before, after, ...definedProps({ reason }) });
+    this.options.audit?.appendLater(at, actor, `flag.${action}`, `flag:${name}`, { before, after, ...definedProps({ reason }) });
     return { id: Number(info.lastInsertRowid), at, actor, name, action, before, after };
   }
 }

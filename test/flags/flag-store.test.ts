@@ -1,4 +1,5 @@
 /** The SQLite flag store, its audit trail, the device flags message and the admin API routes. */
+import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FlagsMessageSchema } from '../../protocol/messages.js';
 import { normalizedValue } from '../../protocol/flag-bucketing.js';
@@ -21,7 +22,7 @@ let audit: AuditLog;
 beforeEach(() => {
   db = openDatabase(':memory:', { migrations: [...STORE_MIGRATIONS, ...FLAG_MIGRATIONS] });
   changes = [];
-  audit = new AuditLog(db);
+  audit = new AuditLog(new SqliteSql(db));
   store = new FlagStore({ db, now: () => now, audit, onChange: (c) => changes.push(c) });
 });
 afterEach(() => closeDatabase(db));
@@ -45,7 +46,7 @@ describe('FlagStore', () => {
     expect(store.evaluate('no.such.flag', 'k')).toMatchObject({ enabled: false, reason: 'default' });
   });
 
-  it('sets, kills and deletes with monotonic versions, history and audit entries', () => {
+  it('sets, kills and deletes with monotonic versions, history and audit entries', async () => {
     const a = store.set(CANARY_AI_FLAG, { enabled: true, rollout: 30 }, 'alice');
     expect(a).toMatchObject({ enabled: true, rollout: 30, updatedBy: 'alice' });
     expect(a.variants.map((v) => v.name)).toEqual(['stable', 'experimental']); // kept from the default
@@ -59,7 +60,7 @@ describe('FlagStore', () => {
     expect(h.map((c) => [c.action, c.actor])).toEqual([['kill', 'bob'], ['set', 'alice']]);
     expect(h[0]!.before?.enabled).toBe(true);
     expect(h[0]!.after?.enabled).toBe(false);
-    expect(audit.list().map((e) => e.action)).toEqual(['flag.kill', 'flag.set']);
+    expect((await audit.list()).map((e) => e.action)).toEqual(['flag.kill', 'flag.set']);
     expect(changes).toHaveLength(2);
     store.delete(CANARY_AI_FLAG, 'carol');
     expect(store.get(CANARY_AI_FLAG)).toBeUndefined();

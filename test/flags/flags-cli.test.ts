@@ -3,6 +3,7 @@
  * 127.0.0.1), and the flag-driven analyzer selection the gate uses: per-wave variants choose the AI's
  * prompt and model, and one kill turns the AI off for every wave.
  */
+import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
@@ -25,7 +26,7 @@ let url: string;
 
 beforeEach(async () => {
   db = openDatabase(':memory:', { migrations: [...STORE_MIGRATIONS, ...FLAG_MIGRATIONS] });
-  audit = new AuditLog(db);
+  audit = new AuditLog(new SqliteSql(db));
   store = new FlagStore({ db, now: () => 1_800_000_000_000, audit });
   api = await createAdminApi({ authenticator: tokenAuthenticator(token) });
   registerFlagRoutes(api, { flags: store });
@@ -65,7 +66,7 @@ describe('fleet flags', () => {
     expect(killed.enabled).toBe(false);
     expect(await fleet('flags', 'history', 'canary.ai')).toMatch(/kill[\s\S]*set/);
     // The token is the coordinator's admin token: the built-in admin, named in every entry.
-    expect(audit.list().map((e) => [e.action, e.actor, e.user, e.role, e.source])).toEqual([
+    expect((await audit.list()).map((e) => [e.action, e.actor, e.user, e.role, e.source])).toEqual([
       ['flag.kill', 'admin', 'admin', 'admin', '127.0.0.1'],
       ['flag.set', 'admin', 'admin', 'admin', '127.0.0.1'],
     ]);
