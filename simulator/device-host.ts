@@ -79,7 +79,7 @@ const PASSING_HEALTH: HealthCheckRunner = { run: () => Promise.resolve({ ok: tru
  * identity, data directory and credentials go on a copy (deviceConfig). Frozen, so an agent that wrote
  * to its configuration would fail loudly instead of changing its neighbours'.
  */
-export function fleetAgentConfig(brokerUrl: string, firmwareVersion: string, telemetryIntervalMs: number, tags: readonly string[] = []): AgentConfig {
+export function fleetAgentConfig(brokerUrl: string | readonly string[], firmwareVersion: string, telemetryIntervalMs: number, tags: readonly string[] = []): AgentConfig {
   const config = AgentConfigSchema.parse({
     // Placeholders: deviceConfig() puts in each device's own.
     deviceId: 'device',
@@ -88,7 +88,8 @@ export function fleetAgentConfig(brokerUrl: string, firmwareVersion: string, tel
     // Reported in every hello: against a shared coordinator the run's deployments target this tag alone.
     tags,
     broker: {
-      url: brokerUrl,
+      // Several URLs: the nodes of one cluster; each device starts at the node its id picks.
+      url: typeof brokerUrl === 'string' || brokerUrl.length !== 1 ? brokerUrl : brokerUrl[0],
       keepalive: 60_000,
       // Reconnect backoff in simulated time: a fleet after a broker restart spreads over seconds, not minutes.
       reconnectMin: 2_000,
@@ -127,13 +128,19 @@ function deviceConfig(fleet: AgentConfig, deviceId: string, hardwareModel: strin
 }
 
 /** mqtt.connect, with the client socket bound to `localAddress` where one is given (plain TCP only). */
-function connectFrom(options: IClientOptions, localAddress: string | undefined): MqttClient {
+export function connectFrom(options: IClientOptions, localAddress: string | undefined): MqttClient {
   const protocol = options.protocol ?? 'mqtt';
   if (localAddress === undefined || (protocol !== 'mqtt' && protocol !== 'tcp')) return mqtt.connect(options);
   const host = options.hostname ?? options.host ?? 'localhost';
   const port = options.port ?? 1883;
+  const servers = options.servers ?? [];
+  let attempt = 0;
   // mqtt.connect's TCP stream builder takes no local address; the client accepts any stream builder.
-  return new MqttClient(() => createConnection({ host, port, localAddress }), { ...options, protocol: 'mqtt' });
+  // Several nodes (`servers`): the next one at every connect, as mqtt.connect's own builder does.
+  return new MqttClient(() => {
+    const node = servers.length ? servers[attempt++ % servers.length] : undefined;
+    return createConnection({ host: node?.host ?? host, port: node?.port ?? port, localAddress });
+  }, { ...options, protocol: 'mqtt' });
 }
 
 export class DeviceHost {

@@ -44,7 +44,8 @@ export const DeviceProcessInitSchema = z.object({
   secrets: z.record(z.string(), z.string()),
   /** The trust store's public keys (PEM) and threshold. */
   trust: z.object({ keys: z.array(z.string()), threshold: z.number().int().positive() }),
-  agent: z.object({ brokerUrl: z.string(), baseVersion: z.string(), telemetryIntervalMs: z.number().positive(), tags: z.array(z.string()) }),
+  /** Every URL is a node of one cluster: each device starts at the node its id picks. */
+  agent: z.object({ brokerUrls: z.array(z.string()).min(1), baseVersion: z.string(), telemetryIntervalMs: z.number().positive(), tags: z.array(z.string()) }),
   devicesDir: z.string(),
   baseImage: FirmwareImageSchema,
   behaviours: z.array(z.tuple([z.string(), BehaviourSchema])),

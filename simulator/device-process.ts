@@ -37,7 +37,7 @@ function init(m: DeviceProcessInit): void {
     specs: m.specs,
     clock,
     logger,
-    agentConfig: fleetAgentConfig(m.agent.brokerUrl, m.agent.baseVersion, m.agent.telemetryIntervalMs, m.agent.tags),
+    agentConfig: fleetAgentConfig(m.agent.brokerUrls, m.agent.baseVersion, m.agent.telemetryIntervalMs, m.agent.tags),
     secrets: new Map(Object.entries(m.secrets)),
     trust,
     devicesDir: m.devicesDir,

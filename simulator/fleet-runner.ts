@@ -93,7 +93,7 @@ export interface SimulateOptions {
    * follows this process's paced clock.
    */
   processes?: number;
-  /** Broker URLs the devices connect to, one per device process, round-robin (default: the coordinator's). */
+  /** Broker URLs the devices connect to: the nodes of one cluster, each device starting at the node its id picks (default: the coordinator's). */
   brokerUrls?: readonly string[];
   /** Told of the device fleet once it exists (benchmarks read its processes' usage). */
   onDeviceFleet?: (fleet: DeviceFleet) => void;
@@ -179,7 +179,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
             ...shared,
             clock,
             logger,
-            agentConfig: fleetAgentConfig(options.brokerUrls?.[0] ?? coordinator.brokerUrl, base.version, intervalMs, tags),
+            agentConfig: fleetAgentConfig(options.brokerUrls?.length ? options.brokerUrls : coordinator.brokerUrl, base.version, intervalMs, tags),
             ...definedProps({ localAddress: options.localAddresses?.[0], onState: onState && ((id: string, state: AgentState) => onState(id, state, performance.now())) }),
           });
     const devices = devicesFleet;

@@ -2,8 +2,8 @@
  * The simulated fleet spread over child processes (device-process.ts), so that devices and the
  * coordinator each get CPU of their own as in the field, and a fleet can pass one process's socket
  * limit. Device i of the fleet lives in process ⌊i·N/size⌋; each process binds its devices' sockets
- * to its own loopback source address (round-robin over `localAddresses`) and connects to its own
- * broker URL (round-robin over `brokerUrls`). The run's paced clock stays here: every process follows
+ * to its own loopback source address (round-robin over `localAddresses`), and every device is given
+ * every broker URL (the nodes of one cluster: it starts at the node its id picks and fails over). The run's paced clock stays here: every process follows
  * it (a sync every tick) and reports its load to it, so one simulated time holds for the whole fleet
  * and every process's real work holds the pace (docs/simulated-time.md). I/O shell.
  */
@@ -30,7 +30,7 @@ export interface ProcessFleetOptions {
   processes: number;
   specs: readonly SimDeviceSpec[];
   clock: PacedClock;
-  /** Broker URLs, one per process, round-robin (devices spread over broker nodes). */
+  /** Broker URLs: the nodes of one cluster, every device spread over them by its id (the agent's rule). */
   brokerUrls: readonly string[];
   baseVersion: string;
   telemetryIntervalMs: number;
@@ -149,7 +149,7 @@ export class ProcessDeviceFleet implements DeviceFleet {
         specs: slice,
         secrets: Object.fromEntries(slice.flatMap((s) => (o.secrets.has(s.deviceId) ? [[s.deviceId, o.secrets.get(s.deviceId)!]] : []))),
         trust: { keys, threshold: o.trust.threshold },
-        agent: { brokerUrl: o.brokerUrls[i % o.brokerUrls.length]!, baseVersion: o.baseVersion, telemetryIntervalMs: o.telemetryIntervalMs, tags: [...o.tags] },
+        agent: { brokerUrls: [...o.brokerUrls], baseVersion: o.baseVersion, telemetryIntervalMs: o.telemetryIntervalMs, tags: [...o.tags] },
         devicesDir: o.devicesDir,
         baseImage: o.baseImage,
         behaviours: [...o.behaviours.entries()],
