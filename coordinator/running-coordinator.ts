@@ -185,7 +185,7 @@ export class RunningCoordinator implements Coordinator {
     p.housekeeping.stop();
     await p.telemetry.stop();
     p.housekeeping.flushCounters();
-    closeDatabase(p.telemetryDb);
+    await p.telemetrySql.close();
     await p.sql.close();
     closeDatabase(p.db);
     p.lock.release({ stoppedAt: p.timers.now() });
