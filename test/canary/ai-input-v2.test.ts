@@ -23,7 +23,7 @@ describe('AI input from a v2 snapshot', () => {
     expect(Number(last.canaryRatesPerH['crashes'])).toBeGreaterThan(3 * Number(last.controlRatesPerH['crashes']));
   });
 
-  it('leaves them out of a v1 snapshot of one model', async () => {
+  it('leaves them out of a v1 snapshot of one model', () => {
     const v1 = CanarySnapshotSchema.parse(JSON.parse(readFileSync(new URL('../golden/v1/healthy.json', import.meta.url), 'utf8')));
     const e = buildEvidenceSummary(v1);
     expect(e).not.toHaveProperty('strata');
