@@ -99,8 +99,8 @@ export interface Stores {
   db: Db;
   /** The store every repository uses: SQLite's fleet.db (the same connection as `db`) or PostgreSQL. */
   sql: Sql;
-  /** A read connection to telemetry.db (rollups, samples); the telemetry thread writes it. */
-  telemetryDb: Db;
+  /** A read handle on the telemetry tables (telemetry.db's, or `sql` on PostgreSQL); the telemetry thread writes them. */
+  telemetrySql: Sql;
   counters: Counters;
   counterTotals: CounterTotals;
   registry: DeviceRegistry;
@@ -118,27 +118,27 @@ export interface Stores {
 export async function openStores(b: Basics): Promise<Stores> {
   const { config, logger } = b;
   const { key, trustDir } = await loadCoordinatorKey(config);
-  const { db, telemetryDb } = openDataStores(config.dataDir, logger);
+  const { db, telemetry } = openDataStores(config.dataDir, logger, { postgres: isPostgresUrl(config.store) });
   let sql: Sql;
   try {
     sql = isPostgresUrl(config.store) ? await openPostgresStore(config.store) : new SqliteSql(db);
   } catch (err) {
     closeDatabase(db);
-    closeDatabase(telemetryDb);
+    await telemetry?.close();
     throw err;
   }
   try {
-    return await openRepositories(b, { key, trustDir, db, sql, telemetryDb });
+    return await openRepositories(b, { key, trustDir, db, sql, telemetrySql: telemetry ?? sql });
   } catch (err) {
     await sql.close().catch(() => undefined);
     closeDatabase(db);
-    closeDatabase(telemetryDb);
+    await telemetry?.close();
     throw err;
   }
 }
 
 /** What lives in the store, read into memory where it is kept there. */
-async function openRepositories(b: Basics, opened: Pick<Stores, 'key' | 'trustDir' | 'db' | 'sql' | 'telemetryDb'>): Promise<Stores> {
+async function openRepositories(b: Basics, opened: Pick<Stores, 'key' | 'trustDir' | 'db' | 'sql' | 'telemetrySql'>): Promise<Stores> {
   const { config, logger } = b;
   const { sql } = opened;
   const counters = new Counters();
@@ -354,7 +354,7 @@ export function buildDeployments(
     auditLog: s.auditLog,
     counters: s.counters,
     firmware: a.firmware,
-    snapshots: new SnapshotBuilder(s.telemetryDb, config.telemetry.rollupSlotMs),
+    snapshots: new SnapshotBuilder(s.telemetrySql, config.telemetry.rollupSlotMs),
     silentAfterMs: config.telemetry.silentAfterMs,
     warmUpMs: config.telemetry.warmUpMs,
     analyzersFor: fixed ? () => fixed : (spec, wave) => canary.analyzersFor(spec, wave),

@@ -97,7 +97,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
   try {
     const consolePage = await StaticConsole.load(config.http.consoleDir);
     const stores = await openStores(basics);
-    opened.push(() => stores.sql.close(), () => closeDatabase(stores.db), () => closeDatabase(stores.telemetryDb));
+    opened.push(() => stores.sql.close(), () => closeDatabase(stores.db), () => stores.telemetrySql.close());
     const telemetry = await startTelemetry(basics, stores);
     opened.push(() => telemetry.writer.stop());
     const artifacts = await buildArtifacts(basics, stores);
@@ -120,7 +120,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
       registry: stores.registry,
       anomalies: stores.anomalies,
       deployments: deployments.deployments,
-      telemetryDb: stores.telemetryDb,
+      telemetrySql: stores.telemetrySql,
       rollupSlotMs: config.telemetry.rollupSlotMs,
       timers,
       now: () => basics.clock.now(),

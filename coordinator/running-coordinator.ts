@@ -185,7 +185,7 @@ export class RunningCoordinator implements Coordinator {
     await p.housekeeping.stop();
     await p.telemetry.stop();
     await p.housekeeping.flushCounters();
-    closeDatabase(p.telemetryDb);
+    await p.telemetrySql.close();
     await p.sql.close();
     closeDatabase(p.db);
     p.lock.release({ stoppedAt: p.timers.now() });

@@ -104,8 +104,8 @@ export class DeploymentService {
       analyzersFor: (spec, wave) => analyzersFor(spec, wave),
       renewManifest: (core) => deps.firmware.renewDeploymentManifest(currentManifest(core), core.spec.id),
       ...(deps.onChange ? { onCommitted: (core: DeploymentCore) => deps.onChange!(deploymentView(core)) } : {}),
-      snapshotFor: (state: DeploymentState, wave: number, now: number): CanarySnapshot => {
-        const snapshot = gateSnapshots.build(state, wave, now, allDevices(state));
+      snapshotFor: async (state: DeploymentState, wave: number, now: number): Promise<CanarySnapshot> => {
+        const snapshot = await gateSnapshots.build(state, wave, now, allDevices(state));
         repo.saveSnapshot(inputsDigest(snapshot), state.core.spec.id, wave, now, snapshot);
         return snapshot;
       },
