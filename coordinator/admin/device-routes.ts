@@ -17,7 +17,7 @@ export interface DeviceRouteDeps {
   now: () => number;
   audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => void;
   /** Per-deployment progress of one device, newest first (from the engine's repository). */
-  deviceDeployments?: (deviceId: string) => unknown[];
+  deviceDeployments?: (deviceId: string) => Promise<unknown[]>;
   /** What devices did that was refused or shed. */
   anomalies?: Pick<AnomalyLog, 'list' | 'forDevice'>;
 }
@@ -88,12 +88,12 @@ export function registerDeviceRoutes(api: AdminApi, deps: DeviceRouteDeps): void
     };
   });
 
-  api.get('/v1/devices/:id', { schema: { summary: 'a device with its deployments and anomalies', params: IdParams } }, ({ params }) => {
+  api.get('/v1/devices/:id', { schema: { summary: 'a device with its deployments and anomalies', params: IdParams } }, async ({ params }) => {
     const d = deps.registry.get(params.id);
     if (!d) throw new NotFoundError(`no device ${params.id}; list devices with \`fleet devices list\``);
     return {
       ...deviceView(d, deps.credentials),
-      deployments: deps.deviceDeployments?.(d.deviceId) ?? [],
+      deployments: (await deps.deviceDeployments?.(d.deviceId)) ?? [],
       anomalies: deps.anomalies?.forDevice(d.deviceId) ?? [],
     };
   });
