@@ -17,7 +17,7 @@ const PUT = `INSERT INTO retained_messages (topic, payload, qos, updated_at) VAL
 export class Publisher {
   constructor(
     private readonly sql: Sql,
-    private readonly transport: Transport,
+    private readonly transport: Pick<Transport, 'publish'>,
     private readonly now: () => number,
   ) {}
 
