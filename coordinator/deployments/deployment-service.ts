@@ -171,7 +171,8 @@ export class DeploymentService {
    */
   private async noteRefusal(m: StatusMessage): Promise<void> {
     if (m.reason !== 'stale-manifest' && m.reason !== 'unbound-rollback' && m.reason !== 'below-security-floor' && m.reason !== 'replayed') return;
-    const known = this.runner.getLive(m.deploymentId) !== undefined || (await this.repo.load(m.deploymentId)) !== undefined;
+    // Only for the log and a counter: a store that cannot answer must not hold the status's PUBACK.
+    const known = this.runner.getLive(m.deploymentId) !== undefined || (await this.repo.load(m.deploymentId).catch(() => undefined)) !== undefined;
     this.deps.counters.inc(`device.refusals.${m.reason}`);
     if (!known) this.deps.counters.inc('device.refusals.unknown-deployment');
     this.deps.logger.warn(
