@@ -277,7 +277,7 @@ export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
   const tls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
   const http = new HttpServer(api, downloads, config.http.host, choosePort(config.http.port, b.previousPorts.http), tls, requestMetrics);
   const trust: TrustSource = { dir: resolve(s.trustDir), load: () => coordinatorTrust(s.key, s.trustDir) };
-  const freshness = new FreshnessCounters(s.db, now);
+  const freshness = new FreshnessCounters(s.sql, now);
   const firmware = new FirmwareService(artifacts, s.key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
   return { artifacts, integrity, downloads, firmware, freshness, trust, api, users, sessions, access, promRegistry, requestMetrics, http, adminToken };
 }
@@ -333,7 +333,7 @@ export function buildDeployments(
 ): Deployments {
   const { config, logger } = b;
   const now = (): number => b.clock.now();
-  const publisher = new Publisher(s.db, transport, now);
+  const publisher = new Publisher(s.sql, transport, now);
   const canary = createCanaryServices({
     db: s.db,
     now,
@@ -345,7 +345,7 @@ export function buildDeployments(
   });
   const fixed = options.analyzers;
   const deployments = DeploymentService.create({
-    db: s.db,
+    sql: s.sql,
     clock: b.clock,
     logger: b.root.child({ module: 'engine' }),
     registry: s.registry,
@@ -365,7 +365,7 @@ export function buildDeployments(
     onChange: (view) => s.events.emit('deployment', view),
     anomalies: s.anomalies,
   });
-  return { publisher, inbox: new StatusInbox(s.db), canary, deployments };
+  return { publisher, inbox: new StatusInbox(s.sql), canary, deployments };
 }
 
 /** Devices' credentials in the store and their accounts on the broker, together (provision, rotate, revoke). */

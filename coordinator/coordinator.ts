@@ -200,7 +200,7 @@ async function serve(p: CoordinatorParts): Promise<void> {
   await p.publisher.retain(FLAGS_TOPIC, encodeMessage(p.canary.deviceFlagsMessage()));
   await deployments.start();
   // Statuses acknowledged just before a crash may not have reached the engine's store: replay them.
-  const replayed = p.inbox.pending();
+  const replayed = await p.inbox.pending();
   for (const m of replayed) deployments.replayStatus(m);
   await deployments.idle();
   await transport.start();
