@@ -9,7 +9,7 @@
  *    in-process subscriber, and into the coordinator (parse, aggregate, store). Sustainable rates.
  * 3. Fan-out: a wave's manifest from the coordinator to 1,000 and 10,000 device subscriptions.
  * 4. A full rollout of 1,000 simulated devices with zero soak, against the downloads alone; the
- *    devices (and the baseline's downloads) in `--processes` child processes (default 1; 0: in the
+ *    devices (and the baseline's downloads) in `--processes` child processes (default 2; 0: in the
  *    coordinator's process).
  *
  * Connect and ingest are measured `--repeat` times (default 2), the kinds interleaved, and the best run
@@ -66,7 +66,7 @@ const scaleTopology = (): ScaleTopology | undefined => {
 };
 const processesIdx = args.indexOf('--processes');
 /** Device processes of the rollout section (0: the devices share the coordinator's process). */
-const rolloutProcesses = processesIdx >= 0 ? Math.max(0, Number(args[processesIdx + 1])) : 1;
+const rolloutProcesses = processesIdx >= 0 ? Math.max(0, Number(args[processesIdx + 1])) : 2;
 const scaleIdx = args.indexOf('--rollout-scale');
 /** Time scale of the rollout section's clock (the agents' backoff and reboot timers), default ×10. */
 const rolloutScale = scaleIdx >= 0 ? Math.max(1, Number(args[scaleIdx + 1])) : 10;
