@@ -210,8 +210,8 @@ export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
   const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
   const promRegistry = new Registry();
   const requestMetrics = HttpRequestMetrics.create(promRegistry);
-  const users = new UserStore({ db: s.db, adminToken, now, scryptLogN: config.credentialCost });
-  const sessions = new SessionStore(s.db, now, config.sessions);
+  const users = new UserStore({ sql: s.sql, adminToken, now, scryptLogN: config.credentialCost });
+  const sessions = new SessionStore(s.sql, now, config.sessions);
   // Staging and production serve the console over HTTPS, here or at a TLS proxy on loopback.
   const secureCookies = config.http.tlsCert !== undefined || config.env !== 'development';
   const access = new Access({ users, sessions, now, counters: s.counters, logger: b.root.child({ module: 'access' }), secureCookies });

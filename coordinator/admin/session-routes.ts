@@ -38,8 +38,8 @@ export function registerSessionRoutes(api: AdminApi, deps: SessionRouteDeps): vo
     sessionView(request.principal!),
   );
 
-  api.delete('/v1/session', { config: { role: 'viewer' }, schema: { summary: 'log out: ends the session and clears the cookie' } }, (request, reply) => {
-    const cookie = deps.access.logout(request.principal!);
+  api.delete('/v1/session', { config: { role: 'viewer' }, schema: { summary: 'log out: ends the session and clears the cookie' } }, async (request, reply) => {
+    const cookie = await deps.access.logout(request.principal!);
     if (request.principal!.via === 'session') deps.auditLog.append(deps.now(), actorOf(request), 'session.ended', actorOf(request));
     return reply.code(204).header('set-cookie', cookie).send();
   });

@@ -19,7 +19,7 @@ import { FLAG_MIGRATIONS } from '../flags/flag-migrations.js';
 import { COUNTER_MIGRATIONS } from '../counter-totals.js';
 import { FRESHNESS_MIGRATIONS } from '../deployments/freshness-counters.js';
 import { REGISTRY_MIGRATIONS } from '../registry/registry-migrations.js';
-import { USER_MIGRATIONS } from '../users/user-migrations.js';
+import { USER_MIGRATIONS, USER_POSTGRES_MIGRATIONS } from '../users/user-migrations.js';
 import { WEBHOOK_MIGRATIONS } from '../webhooks/webhook-store.js';
 
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -39,4 +39,7 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
  * PostgreSQL's list (same version ranges by owner): each module's tables as they are today, then any
  * later change in both lists.
  */
-export const ALL_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [...STORE_POSTGRES_MIGRATIONS].sort((a, b) => a.version - b.version);
+export const ALL_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  ...STORE_POSTGRES_MIGRATIONS,
+  ...USER_POSTGRES_MIGRATIONS,
+].sort((a, b) => a.version - b.version);
