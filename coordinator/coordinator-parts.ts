@@ -298,18 +298,18 @@ export interface Deployments {
  * Deployments and what they judge with: retained publishing, the status inbox, flags and canary
  * analysis (device flags go out retained on the flags topic), and the deployment service.
  */
-export function buildDeployments(
+export async function buildDeployments(
   b: Basics,
   s: Stores,
   a: Artifacts,
   transport: Transport,
   options: { analyzers?: readonly GateAnalyzer[] | undefined; random?: (() => number) | undefined },
-): Deployments {
+): Promise<Deployments> {
   const { config, logger } = b;
   const now = (): number => b.clock.now();
   const publisher = new Publisher(s.db, transport, now);
-  const canary = createCanaryServices({
-    db: s.db,
+  const canary = await createCanaryServices({
+    sql: s.sql,
     now,
     audit: s.auditLog,
     env: b.env,

@@ -8,7 +8,7 @@ import type { FlagsMessage } from '@fleet/protocol/messages';
 import type { AdminApi } from '../admin/admin-api.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';
 import type { AuditLog } from '../store/audit-log.js';
-import type { Db } from '../store/db.js';
+import type { Sql } from '../store/sql.js';
 import { FlagStore } from '../flags/flag-store.js';
 import { registerFlagRoutes } from '../flags/flag-routes.js';
 import { createAnalyzersFor } from './analyzers-for.js';
@@ -18,10 +18,11 @@ import type { JudgeSettings } from './judge-settings.js';
 import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface CanaryServicesOptions {
-  db: Db;
+  sql: Sql;
   /** The injected clock's now(). */
   now: () => number;
-  audit?: AuditLog;
+  /** Flag changes are recorded here too, inside each change's transaction. */
+  audit?: Pick<AuditLog, 'append'>;
   /** Environment for FLEET_AI_* (default: none, so the AI never runs). */
   env?: Record<string, string | undefined>;
   /** Publishes the retained `fleet/v1/flags` message (QoS 1); called on every device-flag change. */
@@ -40,13 +41,15 @@ export interface CanaryServices {
   deviceFlagsMessage(): FlagsMessage;
 }
 
-export function createCanaryServices(o: CanaryServicesOptions): CanaryServices {
+/** Loads the flags and wires what depends on them. */
+export async function createCanaryServices(o: CanaryServicesOptions): Promise<CanaryServices> {
   const ai = aiConfigFromEnv(o.env ?? {});
-  // The store is created before the callback can run (changes only happen after construction).
-  const flags: FlagStore = new FlagStore({
-    db: o.db,
+  const { audit } = o;
+  // The store is loaded before the callback can run (changes only happen after it resolves).
+  const flags: FlagStore = await FlagStore.load({
+    sql: o.sql,
     now: o.now,
-    ...definedProps({ audit: o.audit }),
+    ...(audit ? { audit: (_tx, e) => audit.append(e.at, e.actor, e.action, e.subject, e.detail) } : {}),
     onChange: (change) => {
       if (change.before?.scope === 'device' || change.after?.scope === 'device') o.publishDeviceFlags?.(flags.deviceFlagsMessage());
     },

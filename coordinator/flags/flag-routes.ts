@@ -49,27 +49,27 @@ export function registerFlagRoutes(api: AdminApi, deps: FlagRouteDeps): void {
 
   api.get('/v1/flags/:name', { schema: { summary: 'one flag', params: NameParams } }, ({ params }) => must(params.name));
 
-  api.put('/v1/flags/:name', { schema: { summary: 'create or update a flag', params: NameParams, body: FlagPatchSchema } }, (request) => {
+  api.put('/v1/flags/:name', { schema: { summary: 'create or update a flag', params: NameParams, body: FlagPatchSchema } }, async (request) => {
     const { reason, ...fields } = request.body;
     const patch = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
-    return flags.set(request.params.name, patch, actorOf(request), reason);
+    return await flags.set(request.params.name, patch, actorOf(request), reason);
   });
 
-  api.post('/v1/flags/:name/kill', { schema: { summary: 'the kill switch', params: NameParams, body: ReasonBodySchema } }, (request) => {
+  api.post('/v1/flags/:name/kill', { schema: { summary: 'the kill switch', params: NameParams, body: ReasonBodySchema } }, async (request) => {
     must(request.params.name);
-    return flags.kill(request.params.name, actorOf(request), request.body.reason);
+    return await flags.kill(request.params.name, actorOf(request), request.body.reason);
   });
 
-  api.delete('/v1/flags/:name', { schema: { summary: 'delete a stored flag', params: NameParams, querystring: ReasonBodySchema } }, (request, reply) => {
+  api.delete('/v1/flags/:name', { schema: { summary: 'delete a stored flag', params: NameParams, querystring: ReasonBodySchema } }, async (request, reply) => {
     if (!flags.get(request.params.name)) throw new NotFoundError(`no stored flag named ${request.params.name}`);
-    flags.delete(request.params.name, actorOf(request), request.query.reason);
+    await flags.delete(request.params.name, actorOf(request), request.query.reason);
     return reply.code(204).send();
   });
 
   api.get(
     '/v1/flags/:name/history',
     { schema: { summary: "a flag's changes, newest first", params: NameParams, querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(50) }) } },
-    ({ params, query }) => ({ changes: flags.history({ name: params.name, limit: query.limit }) }),
+    async ({ params, query }) => ({ changes: await flags.history({ name: params.name, limit: query.limit }) }),
   );
 
   api.get(

@@ -15,7 +15,7 @@ import type { Migration, PostgresMigration } from './migrations.js';
 import { STORE_POSTGRES_MIGRATIONS } from './schema-postgres.js';
 import { STORE_MIGRATIONS } from './schema.js';
 import { DEPLOYMENT_MIGRATIONS } from '../deployments/deployment-migrations.js';
-import { FLAG_MIGRATIONS } from '../flags/flag-migrations.js';
+import { FLAG_MIGRATIONS, FLAG_POSTGRES_MIGRATIONS } from '../flags/flag-migrations.js';
 import { COUNTER_MIGRATIONS } from '../counter-totals.js';
 import { FRESHNESS_MIGRATIONS } from '../deployments/freshness-counters.js';
 import { REGISTRY_MIGRATIONS } from '../registry/registry-migrations.js';
@@ -41,5 +41,6 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
  */
 export const ALL_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   ...STORE_POSTGRES_MIGRATIONS,
+  ...FLAG_POSTGRES_MIGRATIONS,
   ...USER_POSTGRES_MIGRATIONS,
 ].sort((a, b) => a.version - b.version);
