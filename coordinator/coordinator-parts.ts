@@ -408,7 +408,7 @@ export function buildObservers(b: Basics, s: Stores, a: Artifacts, t: Telemetry,
     }),
   });
   const webhooks = createWebhooks({
-    db: s.db,
+    sql: s.sql,
     config: b.config,
     timers: b.timers,
     now: () => b.clock.now(),

@@ -109,7 +109,11 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
     opened.push(() => accounts.stop());
     connectIngest(basics, stores, telemetry, deployments, transport, accounts);
     const observers = buildObservers(basics, stores, artifacts, telemetry, deployments, transport);
-    opened.push(() => observers.webhooks.dispatcher.stop());
+    opened.push(async () => {
+      // Events taken just before the stop are stored first: the next start sends them.
+      await observers.webhooks.service.settled();
+      await observers.webhooks.dispatcher.stop();
+    });
     const consoleFeed = mountConsole({
       api: artifacts.api,
       authenticator: artifacts.access,

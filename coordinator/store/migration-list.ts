@@ -20,7 +20,7 @@ import { COUNTER_MIGRATIONS } from '../counter-totals.js';
 import { FRESHNESS_MIGRATIONS } from '../deployments/freshness-counters.js';
 import { REGISTRY_MIGRATIONS } from '../registry/registry-migrations.js';
 import { USER_MIGRATIONS, USER_POSTGRES_MIGRATIONS } from '../users/user-migrations.js';
-import { WEBHOOK_MIGRATIONS } from '../webhooks/webhook-store.js';
+import { WEBHOOK_MIGRATIONS, WEBHOOK_POSTGRES_MIGRATIONS } from '../webhooks/webhook-store.js';
 
 export const ALL_MIGRATIONS: readonly Migration[] = [
   ...STORE_MIGRATIONS,
@@ -43,4 +43,5 @@ export const ALL_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   ...STORE_POSTGRES_MIGRATIONS,
   ...FLAG_POSTGRES_MIGRATIONS,
   ...USER_POSTGRES_MIGRATIONS,
+  ...WEBHOOK_POSTGRES_MIGRATIONS,
 ].sort((a, b) => a.version - b.version);
