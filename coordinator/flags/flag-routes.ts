@@ -9,6 +9,8 @@
  *   GET    /v1/flags/:name/history        change history, newest first
  *   GET    /v1/flags/:name/evaluate?key=  evaluation for a key (a device id, or `deployment:wave`)
  *   GET    /v1/flags-message              the retained device-flags message as published
+ *
+ * Reads load the flags from the store first: coordinators sharing one store answer alike.
  */
 import { z } from 'zod';
 import { actorOf, type AdminApi } from '../admin/admin-api.js';
@@ -37,15 +39,22 @@ const NameParams = z.object({ name: z.string() });
 
 export function registerFlagRoutes(api: AdminApi, deps: FlagRouteDeps): void {
   const { flags } = deps;
-  const must = (name: string) => {
+  const must = async (name: string) => {
+    await flags.reload();
     const f = flags.effective(name);
     if (!f) throw new NotFoundError(`no flag named ${name}; run \`fleet flags list\` to see the flags`);
     return f;
   };
 
-  api.get('/v1/flags', { schema: { summary: 'every flag and the store version' } }, () => ({ version: flags.version(), flags: flags.list() }));
+  api.get('/v1/flags', { schema: { summary: 'every flag and the store version' } }, async () => {
+    await flags.reload();
+    return { version: flags.version(), flags: flags.list() };
+  });
 
-  api.get('/v1/flags-message', { schema: { summary: 'the retained device-flags message as published' } }, () => flags.deviceFlagsMessage());
+  api.get('/v1/flags-message', { schema: { summary: 'the retained device-flags message as published' } }, async () => {
+    await flags.reload();
+    return flags.deviceFlagsMessage();
+  });
 
   api.get('/v1/flags/:name', { schema: { summary: 'one flag', params: NameParams } }, ({ params }) => must(params.name));
 
@@ -56,11 +65,12 @@ export function registerFlagRoutes(api: AdminApi, deps: FlagRouteDeps): void {
   });
 
   api.post('/v1/flags/:name/kill', { schema: { summary: 'the kill switch', params: NameParams, body: ReasonBodySchema } }, async (request) => {
-    must(request.params.name);
+    await must(request.params.name);
     return await flags.kill(request.params.name, actorOf(request), request.body.reason);
   });
 
   api.delete('/v1/flags/:name', { schema: { summary: 'delete a stored flag', params: NameParams, querystring: ReasonBodySchema } }, async (request, reply) => {
+    await flags.reload();
     if (!flags.get(request.params.name)) throw new NotFoundError(`no stored flag named ${request.params.name}`);
     await flags.delete(request.params.name, actorOf(request), request.query.reason);
     return reply.code(204).send();
@@ -75,8 +85,8 @@ export function registerFlagRoutes(api: AdminApi, deps: FlagRouteDeps): void {
   api.get(
     '/v1/flags/:name/evaluate',
     { schema: { summary: 'evaluate a flag for a key (a device id, or deployment:wave)', params: NameParams, querystring: z.object({ key: z.string().min(1).max(256) }) } },
-    ({ params, query }) => {
-      must(params.name);
+    async ({ params, query }) => {
+      await must(params.name);
       return flags.evaluate(params.name, query.key);
     },
   );
