@@ -287,6 +287,9 @@ export function buildTransport(b: Basics, s: Stores): Transport {
   });
 }
 
+/** How often a coordinator on a shared store re-reads the flags its gate uses. */
+const FLAG_REFRESH_MS = 5_000;
+
 export interface Deployments {
   publisher: Publisher;
   inbox: StatusInbox;
@@ -313,6 +316,8 @@ export async function buildDeployments(
     now,
     audit: s.auditLog,
     env: b.env,
+    // Other coordinators may change flags in a shared store: the gate re-reads them.
+    ...(s.sql.dialect === 'postgres' ? { refresh: { timers: b.timers, everyMs: FLAG_REFRESH_MS, logger } } : {}),
     publishDeviceFlags: (message) => {
       publisher.retain(FLAGS_TOPIC, encodeMessage(message)).catch((err: unknown) => logger.error({ err }, 'publishing device flags failed'));
     },

@@ -104,16 +104,13 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
     const transport = buildTransport(basics, stores);
     opened.push(() => transport.stop());
     const deployments = await buildDeployments(basics, stores, artifacts, transport, { analyzers: options.analyzers, random: options.random });
+    opened.push(() => deployments.canary.stop());
     opened.push(() => deployments.deployments.stop());
     const accounts = buildAccounts(basics, stores, transport);
     opened.push(() => accounts.stop());
     connectIngest(basics, stores, telemetry, deployments, transport, accounts);
     const observers = buildObservers(basics, stores, artifacts, telemetry, deployments, transport);
-    opened.push(async () => {
-      // Events taken just before the stop are stored first: the next start sends them.
-      await observers.webhooks.service.settled();
-      await observers.webhooks.dispatcher.stop();
-    });
+    opened.push(() => observers.webhooks.dispatcher.stop());
     const consoleFeed = mountConsole({
       api: artifacts.api,
       authenticator: artifacts.access,

@@ -3,7 +3,8 @@
  * transaction per change, the in-memory view another coordinator's changes reach by reload(), the
  * device flags message, the admin API routes and the canary services wiring.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { FlagsMessageSchema } from '../../protocol/messages.js';
 import { normalizedValue } from '../../protocol/flag-bucketing.js';
 import type { Sql } from '../../coordinator/store/sql.js';
@@ -15,6 +16,7 @@ import { FlagStore, type FlagAudit, type FlagChange } from '../../coordinator/fl
 import { CANARY_AI_FLAG, evaluateFlag, waveKey } from '../../coordinator/flags/flag-model.js';
 import { registerFlagRoutes } from '../../coordinator/flags/flag-routes.js';
 import { STORE_KINDS, openTestStore } from '../support/postgres.js';
+import { ManualClock } from '../support/manual-clock.js';
 
 /** Audit entries written with the change's own transaction, as the coordinator's audit log does. */
 const auditInTx: FlagAudit = (tx, e) =>
@@ -185,6 +187,25 @@ describe.each(STORE_KINDS)('flags on %s', (kind) => {
       expect(published).toEqual([2, 3]);
       expect(svc.ai).toBeUndefined();
       expect(svc.analyzersFor({ id: 'dep-1' }, 0).map((a) => a.name)).toEqual(['hard-gates', 'stat']);
+    });
+
+    it("re-reads the flags on a shared store, so another coordinator's kill reaches this gate", async () => {
+      const { createCanaryServices } = await import('../../coordinator/canary/canary-services.js');
+      const timers = new ManualClock(now);
+      const svc = await createCanaryServices({ sql, now: () => now, env: {}, refresh: { timers, everyMs: 5_000, logger: pino({ level: 'silent' }) } });
+      onTestFinished(() => svc.stop());
+      const names = (): string[] => svc.analyzersFor({ id: 'dep-1' }, 0).map((a) => a.name);
+      expect(names()).toEqual(['hard-gates', 'stat']);
+      const other = await FlagStore.load({ sql, now: () => now });
+      await other.set('canary.stat', { enabled: false }, 'elsewhere');
+      expect(names()).toEqual(['hard-gates', 'stat']);
+      timers.advance(5_000);
+      await vi.waitFor(() => expect(names()).toEqual(['hard-gates']));
+      // Stopped: no more re-reads (a due timer would call reload() within advance()).
+      const reload = vi.spyOn(svc.flags, 'reload');
+      svc.stop();
+      timers.advance(60_000);
+      expect(reload).not.toHaveBeenCalled();
     });
   });
 });
