@@ -69,7 +69,7 @@ export interface Coordinator {
   /** What a device did that was refused or shed. */
   anomalies(deviceId: string): DeviceAnomaly[];
   /** Audit entries, newest first; `subject` a deployment id, a device id, an image's sha256. */
-  auditEntries(filter?: { subject?: string; limit?: number }): AuditRecord[];
+  auditEntries(filter?: { subject?: string; limit?: number }): Promise<AuditRecord[]>;
   /** One counter since this process started (0 when never counted). */
   counter(name: string): number;
   metrics(): CoordinatorMetrics;

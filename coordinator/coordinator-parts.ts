@@ -107,8 +107,10 @@ export interface Stores {
   anomalies: AnomalyLog;
   credentials: CredentialStore;
   auditLog: AuditLog;
-  /** Appends an operator's or the coordinator's own action to the audit log and logs it. */
+  /** Appends an operator's or the coordinator's own action to the audit log and logs it, without waiting (a failure is counted and logged). */
   audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => void;
+  /** The same, resolved once the entry is stored: for an action whose answer follows. */
+  auditNow: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => Promise<void>;
   events: EventEmitter<CoordinatorEvents>;
 }
 
@@ -125,35 +127,58 @@ export async function openStores(b: Basics): Promise<Stores> {
     closeDatabase(telemetryDb);
     throw err;
   }
+  try {
+    return await openRepositories(b, { key, trustDir, db, sql, telemetryDb });
+  } catch (err) {
+    await sql.close().catch(() => undefined);
+    closeDatabase(db);
+    closeDatabase(telemetryDb);
+    throw err;
+  }
+}
+
+/** What lives in the store, read into memory where it is kept there. */
+async function openRepositories(b: Basics, opened: Pick<Stores, 'key' | 'trustDir' | 'db' | 'sql' | 'telemetryDb'>): Promise<Stores> {
+  const { config, logger } = b;
+  const { sql } = opened;
   const counters = new Counters();
-  const counterTotals = new CounterTotals(db, counters, () => b.timers.now());
+  const counterTotals = await CounterTotals.load(sql, counters, () => b.timers.now());
   counters.inc('coordinator.starts');
   if (b.lock.previousUnclean) {
     counters.inc('coordinator.unclean-stops');
     logger.warn({ dataDir: config.dataDir }, 'the previous coordinator on this data directory did not stop cleanly (crash or kill): telemetry it had not stored yet is lost and not counted');
   }
   const now = (): number => b.clock.now();
+  // Writes that nothing can wait for (device messages, engine audit entries) report failures here.
+  const storeFailed = (what: string) => (err: unknown, subject: string): void => {
+    counters.inc(`store.${what}.errors`);
+    logger.error({ err, subject }, `storing ${what} failed`);
+  };
   // With the embedded broker, or a Mosquitto whose accounts the coordinator keeps, every device has
   // credentials: one never provisioned is a ghost.
-  const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined || config.mqtt.brokerAccounts === 'mosquitto-dynsec' });
-  const anomalies = AnomalyLog.load({ db, now, counters, logger: b.root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
+  const registry = await DeviceRegistry.load(sql, {
+    requireProvisioning: config.mqtt.brokerUrl === undefined || config.mqtt.brokerAccounts === 'mosquitto-dynsec',
+    onWriteError: storeFailed('registry'),
+  });
+  const anomalies = await AnomalyLog.load({ sql, now, counters, logger: b.root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
   const events = new EventEmitter<CoordinatorEvents>();
   registry.subscribe((d, change) => events.emit('device', d, change));
-  const auditLog = new AuditLog(db);
+  const auditLog = new AuditLog(sql, { onError: storeFailed('audit') });
+  const credentials = await CredentialStore.load(sql, { logN: config.credentialCost, now });
   return {
-    key,
-    trustDir,
-    db,
-    sql,
-    telemetryDb,
+    ...opened,
     counters,
     counterTotals,
     registry,
     anomalies,
-    credentials: new CredentialStore(db, config.credentialCost, now),
+    credentials,
     auditLog,
     audit: (actor, action, subject, detail = {}) => {
-      auditLog.append(now(), actor, action, subject, detail);
+      auditLog.appendLater(now(), actor, action, subject, detail);
+      logger.info({ actor, action, subject, ...detail }, action);
+    },
+    auditNow: async (actor, action, subject, detail = {}) => {
+      await auditLog.append(now(), actor, action, subject, detail);
       logger.info({ actor, action, subject, ...detail }, action);
     },
     events,
@@ -206,7 +231,7 @@ export interface Artifacts {
 export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
   const { config, logger } = b;
   const now = (): number => b.clock.now();
-  const artifacts = new ArtifactStore(s.db, config.dataDir);
+  const artifacts = await ArtifactStore.load(s.sql, config.dataDir);
   const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
   const promRegistry = new Registry();
   const requestMetrics = HttpRequestMetrics.create(promRegistry);
@@ -229,7 +254,7 @@ export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
     now,
     onChange: (sha256, v) => {
       const versions = artifacts.list().filter((a) => a.sha256 === sha256).map((a) => a.firmwareVersion);
-      s.auditLog.append(now(), 'coordinator', v.status === 'damaged' ? 'artifact.damaged' : 'artifact.repaired', sha256, { versions, ...definedProps({ reason: v.reason }) });
+      s.auditLog.appendLater(now(), 'coordinator', v.status === 'damaged' ? 'artifact.damaged' : 'artifact.repaired', sha256, { versions, ...definedProps({ reason: v.reason }) });
     },
   });
   // Downloads authenticate like the broker does: anonymous exactly when anonymous devices are allowed.
@@ -282,6 +307,7 @@ export function buildTransport(b: Basics, s: Stores): Transport {
     counters: s.counters,
     maxPacketBytes: config.mqtt.maxPacketBytes,
     connectTimeoutMs: config.mqtt.connectTimeoutMs,
+    ...definedProps({ cluster: config.mqtt.cluster }),
     timers: b.timers,
     onAnomaly: (id, kind, detail) => s.anomalies.record(id, kind, detail),
   });

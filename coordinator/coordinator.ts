@@ -9,6 +9,7 @@
 import { mkdirSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { systemClock, type Clock } from '@fleet/protocol/clock';
+import { errorMessage } from '@fleet/protocol/errors';
 import { FLAGS_TOPIC } from '@fleet/protocol/topics';
 import { encodeMessage } from '@fleet/protocol/parse';
 import { packageVersion } from '@fleet/runtime/package-version';
@@ -169,8 +170,8 @@ function registerRoutes(p: CoordinatorParts): void {
     auditLog: p.auditLog,
     endpoints: () => ({ mqttUrl: p.transport.url, httpUrl: p.http.url }),
   });
-  registerDeviceRoutes(api, { registry: p.registry, credentials: p.credentials, accounts: p.accounts, now, audit, deviceDeployments: (id) => p.deployments.deviceHistory(id), anomalies: p.anomalies });
-  registerFirmwareRoutes(api, { store: p.artifacts, firmware: p.firmware, audit });
+  registerDeviceRoutes(api, { registry: p.registry, credentials: p.credentials, accounts: p.accounts, now, audit: p.auditNow, deviceDeployments: (id) => p.deployments.deviceHistory(id), anomalies: p.anomalies });
+  registerFirmwareRoutes(api, { store: p.artifacts, firmware: p.firmware, audit: p.auditNow });
   registerDeploymentRoutes(api, { rollouts: p.deployments });
   registerSessionRoutes(api, { access: p.access, auditLog: p.auditLog, now });
   registerUserRoutes(api, { users: p.users, sessions: p.sessions, audit });
@@ -191,6 +192,12 @@ async function serve(p: CoordinatorParts): Promise<void> {
   await p.accounts.start();
   await transport.prepare();
   const restored = config.mqtt.brokerUrl ? 0 : await p.publisher.restore();
+  transport.onRetainedLost?.(() => {
+    p.publisher.restore().then(
+      (n) => logger.warn({ restoredRetained: n }, 'retained messages published again after the broker lost them'),
+      (err: unknown) => logger.error({ err: errorMessage(err) }, 'cannot publish the retained messages again; they return at the next start'),
+    );
+  });
   await p.publisher.retain(FLAGS_TOPIC, encodeMessage(p.canary.deviceFlagsMessage()));
   await deployments.start();
   // Statuses acknowledged just before a crash may not have reached the engine's store: replay them.

@@ -93,14 +93,14 @@ export class RunningCoordinator implements Coordinator {
   async provisionDevices(deviceIds: readonly string[], info: { hardwareModel?: string; tags?: string[]; rotate?: boolean } = {}): Promise<ProvisionedDevice[]> {
     const out = await this.p.accounts.provision(deviceIds, info);
     const now = this.p.clock.now();
-    this.p.auditLog.append(now, 'operator', 'devices.provisioned', `${deviceIds.length} devices`, { count: deviceIds.length });
+    await this.p.auditLog.append(now, 'operator', 'devices.provisioned', `${deviceIds.length} devices`, { count: deviceIds.length });
     return out;
   }
 
   async uploadFirmware(input: FirmwareUpload): Promise<ArtifactRecord> {
     const { image, ...rest } = input;
     const record = await this.p.firmware.upload({ source: typeof image === 'string' ? createReadStream(image) : image, ...rest });
-    this.p.auditLog.append(this.p.clock.now(), 'operator', 'firmware.uploaded', record.firmwareVersion, { sha256: record.sha256, size: record.size });
+    await this.p.auditLog.append(this.p.clock.now(), 'operator', 'firmware.uploaded', record.firmwareVersion, { sha256: record.sha256, size: record.size });
     return record;
   }
 
@@ -142,7 +142,7 @@ export class RunningCoordinator implements Coordinator {
     return this.p.anomalies.forDevice(deviceId);
   }
 
-  auditEntries(filter: { subject?: string; limit?: number } = {}): AuditRecord[] {
+  auditEntries(filter: { subject?: string; limit?: number } = {}): Promise<AuditRecord[]> {
     return this.p.auditLog.list(filter);
   }
 
@@ -158,7 +158,7 @@ export class RunningCoordinator implements Coordinator {
 
   async flush(): Promise<number> {
     if (this.stopped) return 0;
-    this.p.housekeeping.flushSeen();
+    await this.p.housekeeping.flushSeen();
     return this.p.telemetry.flush();
   }
 
@@ -185,9 +185,9 @@ export class RunningCoordinator implements Coordinator {
     await p.integrity.stop();
     await p.accounts.stop();
     await p.transport.stop();
-    p.housekeeping.stop();
+    await p.housekeeping.stop();
     await p.telemetry.stop();
-    p.housekeeping.flushCounters();
+    await p.housekeeping.flushCounters();
     closeDatabase(p.telemetryDb);
     await p.sql.close();
     closeDatabase(p.db);

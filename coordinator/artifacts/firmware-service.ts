@@ -86,7 +86,7 @@ export class FirmwareService {
         // Read now, not at start: a public key just added to the trust directory counts without a restart.
         const trust = await this.trust.load();
         const { envelope, manifest } = this.checkOffline(req.offlineManifest, size, sha256, req.version, trust);
-        return this.store.record({ manifest: envelope, signed: manifest, offlineSigned: true, uploadedAt: this.now() });
+        return await this.store.record({ manifest: envelope, signed: manifest, offlineSigned: true, uploadedAt: this.now() });
       }
       const manifest = buildManifest({
         firmwareVersion: req.version,
@@ -99,7 +99,7 @@ export class FirmwareService {
         metadataVersion: this.freshness.next('manifest'),
       });
       const envelope = signManifest(manifest, [this.key]) as unknown as Envelope;
-      return this.store.record({ manifest: envelope, signed: manifest, offlineSigned: false, uploadedAt: this.now() });
+      return await this.store.record({ manifest: envelope, signed: manifest, offlineSigned: false, uploadedAt: this.now() });
     } catch (err) {
       // Keep the image only if another artifact already references these bytes.
       if (!this.store.bySha(sha256)) await rm(this.store.pathOf(sha256), { force: true });

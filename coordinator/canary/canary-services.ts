@@ -57,7 +57,8 @@ export async function createCanaryServices(o: CanaryServicesOptions): Promise<Ca
   const flags: FlagStore = await FlagStore.load({
     sql: o.sql,
     now: o.now,
-    ...(audit ? { audit: (_tx, e) => audit.append(e.at, e.actor, e.action, e.subject, e.detail) } : {}),
+    // Inside the change's transaction (who: the current request's user, as append's default).
+    ...(audit ? { audit: (tx, e) => audit.append(e.at, e.actor, e.action, e.subject, e.detail, undefined, tx) } : {}),
     onChange: (change) => {
       if (change.before?.scope === 'device' || change.after?.scope === 'device') o.publishDeviceFlags?.(flags.deviceFlagsMessage());
     },

@@ -110,7 +110,7 @@ export class CoordinatorEffectSink implements EffectSink {
 
   audit(entry: AuditEntry): void {
     const { at, actor, action, deploymentId, wave, deviceId, detail } = entry;
-    this.o.auditLog.append(at, actor, action, deploymentId, { ...detail, ...(wave !== undefined ? { wave } : {}), ...(deviceId !== undefined ? { deviceId } : {}) });
+    this.o.auditLog.appendLater(at, actor, action, deploymentId, { ...detail, ...(wave !== undefined ? { wave } : {}), ...(deviceId !== undefined ? { deviceId } : {}) });
     this.o.logger.info({ deploymentId, wave, deviceId, actor, action, ...detail }, action);
     this.o.onAudit?.(entry);
   }

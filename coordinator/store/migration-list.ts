@@ -16,9 +16,9 @@ import { STORE_POSTGRES_MIGRATIONS } from './schema-postgres.js';
 import { STORE_MIGRATIONS } from './schema.js';
 import { DEPLOYMENT_MIGRATIONS } from '../deployments/deployment-migrations.js';
 import { FLAG_MIGRATIONS, FLAG_POSTGRES_MIGRATIONS } from '../flags/flag-migrations.js';
-import { COUNTER_MIGRATIONS } from '../counter-totals.js';
+import { COUNTER_MIGRATIONS, COUNTER_POSTGRES_MIGRATIONS } from '../counter-totals.js';
 import { FRESHNESS_MIGRATIONS } from '../deployments/freshness-counters.js';
-import { REGISTRY_MIGRATIONS } from '../registry/registry-migrations.js';
+import { REGISTRY_MIGRATIONS, REGISTRY_POSTGRES_MIGRATIONS } from '../registry/registry-migrations.js';
 import { USER_MIGRATIONS, USER_POSTGRES_MIGRATIONS } from '../users/user-migrations.js';
 import { WEBHOOK_MIGRATIONS, WEBHOOK_POSTGRES_MIGRATIONS } from '../webhooks/webhook-store.js';
 
@@ -41,7 +41,9 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
  */
 export const ALL_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   ...STORE_POSTGRES_MIGRATIONS,
+  ...COUNTER_POSTGRES_MIGRATIONS,
   ...FLAG_POSTGRES_MIGRATIONS,
+  ...REGISTRY_POSTGRES_MIGRATIONS,
   ...USER_POSTGRES_MIGRATIONS,
   ...WEBHOOK_POSTGRES_MIGRATIONS,
 ].sort((a, b) => a.version - b.version);

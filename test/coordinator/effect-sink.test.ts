@@ -2,6 +2,7 @@
  * The coordinator's effect sink stops a deployment with a retained rollout-cancel, and never buries a
  * later deployment's manifest under it. Real embedded Aedes on 127.0.0.1 port 0, a real mqtt.js device.
  */
+import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
@@ -32,12 +33,12 @@ let commandSeq = 0;
 beforeEach(async () => {
   db = openDatabase(':memory:');
   counters = new Counters();
-  credentials = new CredentialStore(db, 4);
+  credentials = await CredentialStore.load(new SqliteSql(db), { logN: 4 });
   broker = new EmbeddedBroker({ port: 0, host: '127.0.0.1', credentials, allowAnonymous: false, hardwareModelOf: (id) => models.get(id), logger: silentLogger, counters });
   broker.onMessage((m) => m.ack());
   await broker.start();
   publisher = new Publisher(db, broker, () => T);
-  sink = new CoordinatorEffectSink({ publisher, key: generateSigningKey(), auditLog: new AuditLog(db), logger: silentLogger, counters, now: () => T, commandSeq: () => ++commandSeq });
+  sink = new CoordinatorEffectSink({ publisher, key: generateSigningKey(), auditLog: new AuditLog(new SqliteSql(db)), logger: silentLogger, counters, now: () => T, commandSeq: () => ++commandSeq });
 });
 
 afterEach(async () => {

@@ -1,4 +1,5 @@
 /** The gate snapshot the coordinator assembles from engine state, the registry and telemetry (SQLite in memory). */
+import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
 import type { Db } from '../../coordinator/store/db.js';
@@ -20,11 +21,11 @@ afterEach(() => {
   for (const db of dbs.splice(0)) closeDatabase(db);
 });
 
-function snapshots(warmUpMs?: number): { gate: GateSnapshots; registry: DeviceRegistry; telemetry: TelemetryStore } {
+async function snapshots(warmUpMs?: number): Promise<{ gate: GateSnapshots; registry: DeviceRegistry; telemetry: TelemetryStore }> {
   const db = openDatabase(':memory:');
   const tdb = openTelemetryDatabase(':memory:');
   dbs.push(db, tdb);
-  const registry = DeviceRegistry.load(db);
+  const registry = await DeviceRegistry.load(new SqliteSql(db));
   const gate = new GateSnapshots({ registry, builder: new SnapshotBuilder(tdb, MIN), silentAfterMs: 15 * MIN, ...definedProps({ warmUpMs }) });
   const telemetry = new TelemetryStore(tdb, { rollupSlotMs: MIN, rawRetentionMs: 48 * HOUR, maxExposureGapMs: 5 * MIN });
   return { gate, registry, telemetry };
@@ -43,8 +44,8 @@ function take(gate: GateSnapshots, d: Drive, now: number) {
 }
 
 describe('gate snapshots: members that never reported', () => {
-  it('a wave whose members never report holds at Monitor on sufficiency, not Proceed with no evidence', () => {
-    const { gate, registry } = snapshots();
+  it('a wave whose members never report holds at Monitor on sufficiency, not Proceed with no evidence', async () => {
+    const { gate, registry } = await snapshots();
     const d = rolling();
     for (const id of W0(d.spec)) registry.applyHello(hello(id, '1.0.0'), T0);
     const { snapshot, counts, verdict } = take(gate, d, T0 + 40 * MIN);
@@ -59,8 +60,8 @@ describe('gate snapshots: members that never reported', () => {
     expect(verdict.rule).toBe('sufficiency:min-reporting-devices');
   });
 
-  it('one report out of three still holds; a member past its deadline counts as silent', () => {
-    const { gate, registry } = snapshots();
+  it('one report out of three still holds; a member past its deadline counts as silent', async () => {
+    const { gate, registry } = await snapshots();
     const d = rolling();
     const ids = W0(d.spec);
     d.at(T0 + 2 * MIN).statuses(ids.slice(0, 1), 'committed');
@@ -89,8 +90,8 @@ describe('gate snapshots: warm-up after the commit', () => {
   it.each([
     [undefined, 25, 20], // default 5 minutes: minutes 15..39 after the commit at minute 10
     [0, 30, 95], // no warm-up: the boot spike is the p99
-  ])('warm-up %s ms: the CPU summary has %i samples, p99 %i', (warmUpMs, n, p99) => {
-    const { gate, registry, telemetry } = snapshots(warmUpMs);
+  ])('warm-up %s ms: the CPU summary has %i samples, p99 %i', async (warmUpMs, n, p99) => {
+    const { gate, registry, telemetry } = await snapshots(warmUpMs);
     const d = rolling();
     const [id] = W0(d.spec);
     d.at(T0 + 2 * MIN).statuses([id!], 'downloading');

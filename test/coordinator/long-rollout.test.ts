@@ -41,11 +41,11 @@ describe('a rollout longer than a manifest lives', () => {
     const reported = c.deploymentDevices(d.id).find((p) => p.deviceId === first.id)!;
     expect(reported).toMatchObject({ state: 'committed' });
 
-    const renewals = (): number => c.auditEntries({ subject: d.id, limit: 500 }).filter((e) => e.action === 'deployment.manifest-renewed').length;
+    const renewals = async (): Promise<number> => (await c.auditEntries({ subject: d.id, limit: 500 })).filter((e) => e.action === 'deployment.manifest-renewed').length;
     clock.jump(3.5 * DAY + MIN);
-    await waitFor(() => renewals() === 1, 'the renewal on day 3.5');
+    await waitFor(async () => (await renewals()) === 1, 'the renewal on day 3.5');
     clock.jump(3.5 * DAY);
-    await waitFor(() => renewals() === 2, 'the renewal on day 7');
+    await waitFor(async () => (await renewals()) === 2, 'the renewal on day 7');
     clock.jump(DAY);
     // Day 8: the manifest signed on day 0 has expired; the one the topics carry has not.
     const renewed = c.deployment(d.id)!.manifest!;

@@ -68,7 +68,7 @@ describe('rollouts with real agents', () => {
     expect(view.rollback).toMatchObject({ exposed, confirmed: exposed, unreachable: 0 });
     await waitFor(() => c.devices().every((r) => r.firmwareVersion === '1.0.0'), 'every device back on 1.0.0', 20_000);
     // The rollout topics now carry a retained cancel: no manifest for a late device to pick up.
-    expect(c.auditEntries({ subject: d.id, limit: 500 }).map((e) => e.action)).toContain('deployment.rollback-started');
+    expect((await c.auditEntries({ subject: d.id, limit: 500 })).map((e) => e.action)).toContain('deployment.rollback-started');
   });
 
   it('stops a bad image at its first wave: trial failures abort, the rest of the fleet is never touched', async () => {

@@ -8,7 +8,6 @@ import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 
 import { FlagsMessageSchema } from '../../protocol/messages.js';
 import { normalizedValue } from '../../protocol/flag-bucketing.js';
 import type { Sql } from '../../coordinator/store/sql.js';
-import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import { AuditLog } from '../../coordinator/store/audit-log.js';
 import { createAdminApi, type AdminApi } from '../../coordinator/admin/admin-api.js';
 import { tokenAuthenticator } from '../../coordinator/users/access.js';
@@ -176,14 +175,14 @@ describe.each(STORE_KINDS)('flags on %s', (kind) => {
     it('republishes the device flags on device-flag changes only, and picks analyzers from flags', async () => {
       const { createCanaryServices } = await import('../../coordinator/canary/canary-services.js');
       const published: number[] = [];
-      // The coordinator's audit log: on SQLite the same connection, so the entry joins the change's transaction.
-      const audit = new AuditLog(sql instanceof SqliteSql ? sql.db : (await openTestStore('sqlite') as SqliteSql).db);
+      // The coordinator's audit log, in the same store: each entry joins its change's transaction.
+      const audit = new AuditLog(sql);
       const svc = await createCanaryServices({ sql, now: () => now, audit, env: {}, publishDeviceFlags: (m) => published.push(m.version) });
       await svc.flags.set('coord.thing', { enabled: true }, 'ops');
       expect(published).toEqual([]);
       await svc.flags.set('agent.thing', { enabled: true, scope: 'device' }, 'ops');
       await svc.flags.kill('agent.thing', 'ops');
-      expect(audit.list().map((e) => [e.action, e.subject])).toEqual([['flag.kill', 'flag:agent.thing'], ['flag.set', 'flag:agent.thing'], ['flag.set', 'flag:coord.thing']]);
+      expect((await audit.list()).map((e) => [e.action, e.subject])).toEqual([['flag.kill', 'flag:agent.thing'], ['flag.set', 'flag:agent.thing'], ['flag.set', 'flag:coord.thing']]);
       expect(published).toEqual([2, 3]);
       expect(svc.ai).toBeUndefined();
       expect(svc.analyzersFor({ id: 'dep-1' }, 0).map((a) => a.name)).toEqual(['hard-gates', 'stat']);

@@ -5,7 +5,6 @@
  */
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import { AuditLog } from '../../coordinator/store/audit-log.js';
 import { createAdminApi, type AdminApi } from '../../coordinator/admin/admin-api.js';
 import { tokenAuthenticator } from '../../coordinator/users/access.js';
@@ -24,9 +23,9 @@ let url: string;
 describe.each(STORE_KINDS)('flags on %s', (kind) => {
   beforeEach(async () => {
     const sql = await openTestStore(kind);
-    // The coordinator's audit log (SQLite: the same connection, inside each change's transaction).
-    audit = new AuditLog((sql instanceof SqliteSql ? sql : (await openTestStore('sqlite') as SqliteSql)).db);
-    store = await FlagStore.load({ sql, now: () => 1_800_000_000_000, audit: (_tx, e) => audit.append(e.at, e.actor, e.action, e.subject, e.detail) });
+    // The coordinator's audit log in the same store, each entry inside its change's transaction.
+    audit = new AuditLog(sql);
+    store = await FlagStore.load({ sql, now: () => 1_800_000_000_000, audit: (tx, e) => audit.append(e.at, e.actor, e.action, e.subject, e.detail, undefined, tx) });
     api = await createAdminApi({ authenticator: tokenAuthenticator(token) });
     registerFlagRoutes(api, { flags: store });
     url = await api.listen({ port: 0, host: '127.0.0.1' });
@@ -64,7 +63,7 @@ describe.each(STORE_KINDS)('flags on %s', (kind) => {
       expect(killed.enabled).toBe(false);
       expect(await fleet('flags', 'history', 'canary.ai')).toMatch(/kill[\s\S]*set/);
       // The token is the coordinator's admin token: the built-in admin, named in every entry.
-      expect(audit.list().map((e) => [e.action, e.actor, e.user, e.role, e.source])).toEqual([
+      expect((await audit.list()).map((e) => [e.action, e.actor, e.user, e.role, e.source])).toEqual([
         ['flag.kill', 'admin', 'admin', 'admin', '127.0.0.1'],
         ['flag.set', 'admin', 'admin', 'admin', '127.0.0.1'],
       ]);
