@@ -99,8 +99,8 @@ export interface Stores {
   db: Db;
   /** The store every repository uses: SQLite's fleet.db (the same connection as `db`) or PostgreSQL. */
   sql: Sql;
-  /** A read connection to telemetry.db (rollups, samples); the telemetry thread writes it. */
-  telemetryDb: Db;
+  /** A read handle on the telemetry tables (telemetry.db's, or `sql` on PostgreSQL); the telemetry thread writes them. */
+  telemetrySql: Sql;
   counters: Counters;
   counterTotals: CounterTotals;
   registry: DeviceRegistry;
@@ -118,27 +118,27 @@ export interface Stores {
 export async function openStores(b: Basics): Promise<Stores> {
   const { config, logger } = b;
   const { key, trustDir } = await loadCoordinatorKey(config);
-  const { db, telemetryDb } = openDataStores(config.dataDir, logger);
+  const { db, telemetry } = openDataStores(config.dataDir, logger, { postgres: isPostgresUrl(config.store) });
   let sql: Sql;
   try {
     sql = isPostgresUrl(config.store) ? await openPostgresStore(config.store) : new SqliteSql(db);
   } catch (err) {
     closeDatabase(db);
-    closeDatabase(telemetryDb);
+    await telemetry?.close();
     throw err;
   }
   try {
-    return await openRepositories(b, { key, trustDir, db, sql, telemetryDb });
+    return await openRepositories(b, { key, trustDir, db, sql, telemetrySql: telemetry ?? sql });
   } catch (err) {
     await sql.close().catch(() => undefined);
     closeDatabase(db);
-    closeDatabase(telemetryDb);
+    await telemetry?.close();
     throw err;
   }
 }
 
 /** What lives in the store, read into memory where it is kept there. */
-async function openRepositories(b: Basics, opened: Pick<Stores, 'key' | 'trustDir' | 'db' | 'sql' | 'telemetryDb'>): Promise<Stores> {
+async function openRepositories(b: Basics, opened: Pick<Stores, 'key' | 'trustDir' | 'db' | 'sql' | 'telemetrySql'>): Promise<Stores> {
   const { config, logger } = b;
   const { sql } = opened;
   const counters = new Counters();
@@ -277,7 +277,7 @@ export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
   const tls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
   const http = new HttpServer(api, downloads, config.http.host, choosePort(config.http.port, b.previousPorts.http), tls, requestMetrics);
   const trust: TrustSource = { dir: resolve(s.trustDir), load: () => coordinatorTrust(s.key, s.trustDir) };
-  const freshness = new FreshnessCounters(s.db, now);
+  const freshness = new FreshnessCounters(s.sql, now);
   const firmware = new FirmwareService(artifacts, s.key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
   return { artifacts, integrity, downloads, firmware, freshness, trust, api, users, sessions, access, promRegistry, requestMetrics, http, adminToken };
 }
@@ -336,7 +336,7 @@ export async function buildDeployments(
 ): Promise<Deployments> {
   const { config, logger } = b;
   const now = (): number => b.clock.now();
-  const publisher = new Publisher(s.db, transport, now);
+  const publisher = new Publisher(s.sql, transport, now);
   const canary = await createCanaryServices({
     sql: s.sql,
     now,
@@ -350,7 +350,7 @@ export async function buildDeployments(
   });
   const fixed = options.analyzers;
   const deployments = DeploymentService.create({
-    db: s.db,
+    sql: s.sql,
     clock: b.clock,
     logger: b.root.child({ module: 'engine' }),
     registry: s.registry,
@@ -359,7 +359,7 @@ export async function buildDeployments(
     auditLog: s.auditLog,
     counters: s.counters,
     firmware: a.firmware,
-    snapshots: new SnapshotBuilder(s.telemetryDb, config.telemetry.rollupSlotMs),
+    snapshots: new SnapshotBuilder(s.telemetrySql, config.telemetry.rollupSlotMs),
     silentAfterMs: config.telemetry.silentAfterMs,
     warmUpMs: config.telemetry.warmUpMs,
     analyzersFor: fixed ? () => fixed : (spec, wave) => canary.analyzersFor(spec, wave),
@@ -370,7 +370,7 @@ export async function buildDeployments(
     onChange: (view) => s.events.emit('deployment', view),
     anomalies: s.anomalies,
   });
-  return { publisher, inbox: new StatusInbox(s.db), canary, deployments };
+  return { publisher, inbox: new StatusInbox(s.sql), canary, deployments };
 }
 
 /** Devices' credentials in the store and their accounts on the broker, together (provision, rotate, revoke). */

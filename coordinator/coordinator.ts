@@ -97,7 +97,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
   try {
     const consolePage = await StaticConsole.load(config.http.consoleDir);
     const stores = await openStores(basics);
-    opened.push(() => stores.sql.close(), () => closeDatabase(stores.db), () => closeDatabase(stores.telemetryDb));
+    opened.push(() => stores.sql.close(), () => closeDatabase(stores.db), () => stores.telemetrySql.close());
     const telemetry = await startTelemetry(basics, stores);
     opened.push(() => telemetry.writer.stop());
     const artifacts = await buildArtifacts(basics, stores);
@@ -121,7 +121,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
       registry: stores.registry,
       anomalies: stores.anomalies,
       deployments: deployments.deployments,
-      telemetryDb: stores.telemetryDb,
+      telemetrySql: stores.telemetrySql,
       rollupSlotMs: config.telemetry.rollupSlotMs,
       timers,
       now: () => basics.clock.now(),
@@ -201,7 +201,7 @@ async function serve(p: CoordinatorParts): Promise<void> {
   await p.publisher.retain(FLAGS_TOPIC, encodeMessage(p.canary.deviceFlagsMessage()));
   await deployments.start();
   // Statuses acknowledged just before a crash may not have reached the engine's store: replay them.
-  const replayed = p.inbox.pending();
+  const replayed = await p.inbox.pending();
   for (const m of replayed) deployments.replayStatus(m);
   await deployments.idle();
   await transport.start();

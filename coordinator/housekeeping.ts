@@ -97,11 +97,7 @@ export class Housekeeping {
     if (this.stopped) return;
     this.pruneTimer = this.deps.timers.setTimeout(() => {
       const { clock, inbox, telemetry, logger } = this.deps;
-      try {
-        inbox.prune(clock.now());
-      } catch (err) {
-        logger.error({ err }, 'status inbox prune failed');
-      }
+      inbox.prune(clock.now()).catch((err: unknown) => logger.error({ err }, 'status inbox prune failed'));
       telemetry.prune(clock.now()).then(
         (n) => {
           if (n) logger.debug({ chunks: n }, 'pruned raw telemetry');

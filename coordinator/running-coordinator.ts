@@ -118,15 +118,15 @@ export class RunningCoordinator implements Coordinator {
 
   // ---- queries ---------------------------------------------------------------------------------
 
-  deployment(deploymentId: string): DeploymentView | undefined {
+  deployment(deploymentId: string): Promise<DeploymentView | undefined> {
     return this.p.deployments.view(deploymentId);
   }
 
-  deployments(limit?: number): DeploymentView[] {
+  deployments(limit?: number): Promise<DeploymentView[]> {
     return this.p.deployments.list(limit);
   }
 
-  deploymentDevices(deploymentId: string, wave?: number): DeviceProgress[] {
+  deploymentDevices(deploymentId: string, wave?: number): Promise<DeviceProgress[]> {
     return this.p.deployments.devices(deploymentId, wave);
   }
 
@@ -188,7 +188,7 @@ export class RunningCoordinator implements Coordinator {
     await p.housekeeping.stop();
     await p.telemetry.stop();
     await p.housekeeping.flushCounters();
-    closeDatabase(p.telemetryDb);
+    await p.telemetrySql.close();
     await p.sql.close();
     closeDatabase(p.db);
     p.lock.release({ stoppedAt: p.timers.now() });

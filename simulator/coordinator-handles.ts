@@ -171,15 +171,15 @@ export async function embeddedCoordinator(
       return { id: v.id, warnings: v.warnings ?? [] };
     },
     async deployment(id) {
-      const v = (await current()).deployment(id);
+      const v = await (await current()).deployment(id);
       if (!v) throw new FleetError('not-found', `deployment ${id} is not known`);
       return toView(v);
     },
     async decisions(id) {
-      return ((await current()).deployment(id)?.decisions ?? []).map(toDecision);
+      return ((await (await current()).deployment(id))?.decisions ?? []).map(toDecision);
     },
     async progress(id) {
-      return (await current()).deploymentDevices(id).map(toProgress);
+      return (await (await current()).deploymentDevices(id)).map(toProgress);
     },
     async abort(id, reason) {
       await (await current()).act(id, { type: 'abort', reason, rollback: true }, 'simulator');

@@ -18,7 +18,7 @@ export interface DeviceRouteDeps {
   /** Records the action in the audit log; resolves once stored (the answer follows it). */
   audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => Promise<void>;
   /** Per-deployment progress of one device, newest first (from the engine's repository). */
-  deviceDeployments?: (deviceId: string) => unknown[];
+  deviceDeployments?: (deviceId: string) => Promise<unknown[]>;
   /** What devices did that was refused or shed. */
   anomalies?: Pick<AnomalyLog, 'list' | 'forDevice'>;
 }
@@ -89,12 +89,12 @@ export function registerDeviceRoutes(api: AdminApi, deps: DeviceRouteDeps): void
     };
   });
 
-  api.get('/v1/devices/:id', { schema: { summary: 'a device with its deployments and anomalies', params: IdParams } }, ({ params }) => {
+  api.get('/v1/devices/:id', { schema: { summary: 'a device with its deployments and anomalies', params: IdParams } }, async ({ params }) => {
     const d = deps.registry.get(params.id);
     if (!d) throw new NotFoundError(`no device ${params.id}; list devices with \`fleet devices list\``);
     return {
       ...deviceView(d, deps.credentials),
-      deployments: deps.deviceDeployments?.(d.deviceId) ?? [],
+      deployments: (await deps.deviceDeployments?.(d.deviceId)) ?? [],
       anomalies: deps.anomalies?.forDevice(d.deviceId) ?? [],
     };
   });

@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { deviceTopic, FLAGS_TOPIC, rolloutTopic } from '@fleet/protocol/topics';
 import { bucketOf } from '@fleet/protocol/bucket';
 import { CredentialStore } from '../broker/credentials.js';
+import { SqliteSql } from '../store/sqlite-sql.js';
 import { EmbeddedBroker } from '../broker/embedded-broker.js';
 import { Counters } from '../metrics.js';
 import { openDatabase } from '../store/db.js';
@@ -26,7 +27,7 @@ const ROUNDS = arg('rounds', 3);
 
 const logger = pino({ level: 'silent' });
 const db = openDatabase(':memory:');
-const credentials = new CredentialStore(db, 4);
+const credentials = await CredentialStore.load(new SqliteSql(db), { logN: 4 });
 const ids = Array.from({ length: DEVICES }, (_, i) => `bench-${i}`);
 const secrets = new Map<string, string>();
 

@@ -75,3 +75,8 @@ export function toPostgresPlaceholders(sql: string): string {
   if (translated.size < 10_000) translated.set(sql, out);
   return out;
 }
+
+/** `?, ?, ?` for an IN list of `count` values. */
+export function placeholders(count: number): string {
+  return Array.from({ length: count }, () => '?').join(', ');
+}

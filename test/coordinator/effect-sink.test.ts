@@ -37,8 +37,8 @@ beforeEach(async () => {
   broker = new EmbeddedBroker({ port: 0, host: '127.0.0.1', credentials, allowAnonymous: false, hardwareModelOf: (id) => models.get(id), logger: silentLogger, counters });
   broker.onMessage((m) => m.ack());
   await broker.start();
-  publisher = new Publisher(db, broker, () => T);
-  sink = new CoordinatorEffectSink({ publisher, key: generateSigningKey(), auditLog: new AuditLog(new SqliteSql(db)), logger: silentLogger, counters, now: () => T, commandSeq: () => ++commandSeq });
+  publisher = new Publisher(new SqliteSql(db), broker, () => T);
+  sink = new CoordinatorEffectSink({ publisher, key: generateSigningKey(), auditLog: new AuditLog(new SqliteSql(db)), logger: silentLogger, counters, now: () => T, commandSeq: () => Promise.resolve(++commandSeq) });
 });
 
 afterEach(async () => {
@@ -90,7 +90,7 @@ describe('effect sink: stopping a deployment', () => {
     expect(await retainedFor(dev.id, dev.secret)).toEqual({ v: 1, kind: 'rollout-cancel', deploymentId: 'dep-a', at: T });
     expect(counters.get('rollout.topics.cancelled')).toBe(1);
     // Recorded, so a restarted embedded broker gets it back.
-    expect(publisher.retained(rolloutTopic('rpi4', dev.bucket))?.length).toBeGreaterThan(0);
+    expect((await publisher.retained(rolloutTopic('rpi4', dev.bucket)))?.length).toBeGreaterThan(0);
   });
 
   it("a later deployment's manifest replaces the cancel, and a repeated cancel of the old one leaves it alone", async () => {
@@ -109,6 +109,6 @@ describe('effect sink: stopping a deployment', () => {
     await sink.publishRollout('rpi4', [dev.bucket], rollout('dep-a'));
     await sink.clearRollout('rpi4', [dev.bucket]);
     expect(await retainedFor(dev.id, dev.secret)).toBe('empty');
-    expect(publisher.retained(rolloutTopic('rpi4', dev.bucket))).toBeUndefined();
+    expect(await publisher.retained(rolloutTopic('rpi4', dev.bucket))).toBeUndefined();
   });
 });

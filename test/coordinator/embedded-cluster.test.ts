@@ -10,6 +10,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type IClientOptions, type MqttClient, type Packet } from 'mqtt';
 import { CredentialStore } from '../../coordinator/broker/credentials.js';
+import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import { EmbeddedBroker } from '../../coordinator/broker/embedded-broker.js';
 import { Counters } from '../../coordinator/metrics.js';
 import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
@@ -94,7 +95,7 @@ describe.skipIf(!hasRedis)('embedded brokers clustered through Redis', () => {
   beforeAll(async () => {
     redis = await RedisServer.start();
     db = openDatabase(':memory:');
-    credentials = new CredentialStore(db, 4);
+    credentials = await CredentialStore.load(new SqliteSql(db), { logN: 4 });
     a = await startNode('a');
     b = await startNode('b');
   });

@@ -240,9 +240,9 @@ describe('webhooks from a running coordinator', () => {
 
     await uploadImage(c, '1.1.0');
     const d = await c.createDeployment({ firmwareVersion: '1.1.0', target: { hardwareModels: ['rpi4'] }, waves: fastWaves([50, 100]), gatePolicy: { minReportingDevices: 1 } });
-    await waitFor(() => c.deployment(d.id)?.phase === 'completed', 'completed', 60_000, 50);
+    await waitFor(async () => (await c.deployment(d.id))?.phase === 'completed', 'completed', 60_000, 50);
     await c.act(d.id, { type: 'rollback', reason: 'webhook test' });
-    await waitFor(() => c.deployment(d.id)?.phase === 'rolled-back', 'rolled back', 60_000, 50);
+    await waitFor(async () => (await c.deployment(d.id))?.phase === 'rolled-back', 'rolled back', 60_000, 50);
     const types = (): string[] => [...new Set(receiver.received.filter((r) => r.event !== undefined).map((r) => r.event!.type))];
     // A rollback goes through the abort path: deployment.aborted (with rollback: true) comes too.
     await waitFor(() => types().length === 5, 'every kind of event delivered', 20_000, 50);
