@@ -235,8 +235,8 @@ export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
   const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
   const promRegistry = new Registry();
   const requestMetrics = HttpRequestMetrics.create(promRegistry);
-  const users = new UserStore({ db: s.db, adminToken, now, scryptLogN: config.credentialCost });
-  const sessions = new SessionStore(s.db, now, config.sessions);
+  const users = new UserStore({ sql: s.sql, adminToken, now, scryptLogN: config.credentialCost });
+  const sessions = new SessionStore(s.sql, now, config.sessions);
   // Staging and production serve the console over HTTPS, here or at a TLS proxy on loopback.
   const secureCookies = config.http.tlsCert !== undefined || config.env !== 'development';
   const access = new Access({ users, sessions, now, counters: s.counters, logger: b.root.child({ module: 'access' }), secureCookies });
@@ -313,6 +313,9 @@ export function buildTransport(b: Basics, s: Stores): Transport {
   });
 }
 
+/** How often a coordinator on a shared store re-reads the flags its gate uses. */
+const FLAG_REFRESH_MS = 5_000;
+
 export interface Deployments {
   publisher: Publisher;
   inbox: StatusInbox;
@@ -324,21 +327,23 @@ export interface Deployments {
  * Deployments and what they judge with: retained publishing, the status inbox, flags and canary
  * analysis (device flags go out retained on the flags topic), and the deployment service.
  */
-export function buildDeployments(
+export async function buildDeployments(
   b: Basics,
   s: Stores,
   a: Artifacts,
   transport: Transport,
   options: { analyzers?: readonly GateAnalyzer[] | undefined; random?: (() => number) | undefined },
-): Deployments {
+): Promise<Deployments> {
   const { config, logger } = b;
   const now = (): number => b.clock.now();
   const publisher = new Publisher(s.sql, transport, now);
-  const canary = createCanaryServices({
-    db: s.db,
+  const canary = await createCanaryServices({
+    sql: s.sql,
     now,
     audit: s.auditLog,
     env: b.env,
+    // Other coordinators may change flags in a shared store: the gate re-reads them.
+    ...(s.sql.dialect === 'postgres' ? { refresh: { timers: b.timers, everyMs: FLAG_REFRESH_MS, logger } } : {}),
     publishDeviceFlags: (message) => {
       publisher.retain(FLAGS_TOPIC, encodeMessage(message)).catch((err: unknown) => logger.error({ err }, 'publishing device flags failed'));
     },
@@ -434,7 +439,7 @@ export function buildObservers(b: Basics, s: Stores, a: Artifacts, t: Telemetry,
     }),
   });
   const webhooks = createWebhooks({
-    db: s.db,
+    sql: s.sql,
     config: b.config,
     timers: b.timers,
     now: () => b.clock.now(),

@@ -176,7 +176,10 @@ export class RunningCoordinator implements Coordinator {
     this.stopped = true;
     const p = this.p;
     await p.deployments.stop();
+    p.canary.stop();
     p.console.stop();
+    // Events the engine emitted last are stored before the dispatcher stops: the next start sends them.
+    await p.webhooks.service.settled();
     await p.webhooks.dispatcher.stop();
     await p.http.stop();
     await p.integrity.stop();

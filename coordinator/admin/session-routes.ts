@@ -39,7 +39,7 @@ export function registerSessionRoutes(api: AdminApi, deps: SessionRouteDeps): vo
   );
 
   api.delete('/v1/session', { config: { role: 'viewer' }, schema: { summary: 'log out: ends the session and clears the cookie' } }, async (request, reply) => {
-    const cookie = deps.access.logout(request.principal!);
+    const cookie = await deps.access.logout(request.principal!);
     if (request.principal!.via === 'session') await deps.auditLog.append(deps.now(), actorOf(request), 'session.ended', actorOf(request));
     return reply.code(204).header('set-cookie', cookie).send();
   });

@@ -53,14 +53,11 @@ export function registerConsoleRoutes(api: AdminApi, deps: ConsoleRouteDeps): vo
   }
 
   mountRaw(api, { method: 'GET', url: '/v1/events', summary: 'the live feed (Server-Sent Events): deployment, decision, device, audit, clock' }, (req, res, principal) => {
-    const stillAllowed = (): boolean => {
-      try {
-        deps.authenticator.authenticate({ method: 'GET', headers: req.headers, source: sourceOf(req) });
-        return true;
-      } catch {
-        return false;
-      }
-    };
+    const stillAllowed = (): Promise<boolean> =>
+      deps.authenticator.authenticate({ method: 'GET', headers: req.headers, source: sourceOf(req) }).then(
+        () => true,
+        () => false,
+      );
     deps.events.handle(req, res, principal?.name, stillAllowed);
   });
 
