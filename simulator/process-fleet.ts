@@ -18,7 +18,7 @@ import type { BehaviourTable } from './behaviour.js';
 import type { FaultSpec } from './scenario.js';
 import type { DeviceTruth } from './report.js';
 import type { PacedClock } from './paced-clock.js';
-import { ChildMessageSchema, ProcessUsageSchema, type DeviceProcessCall, type DeviceProcessInit, type ProcessUsage } from './device-process-messages.js';
+import { ChildMessageSchema, ProcessUsageSchema, type DeviceProcessCall, type DeviceProcessInit, type ParentMessage, type ProcessUsage } from './device-process-messages.js';
 import { SimulationError } from './errors.js';
 
 /** Real ms between the clock syncs sent to every device process (the paced clock's tick). */
@@ -83,8 +83,8 @@ class DeviceProcess {
     });
   }
 
-  send(msg: unknown): void {
-    if (!this.exited && this.proc.connected) this.proc.send(msg as object);
+  send(msg: ParentMessage): void {
+    if (!this.exited && this.proc.connected) this.proc.send(msg);
   }
 
   call(call: DeviceProcessCall): Promise<unknown> {
