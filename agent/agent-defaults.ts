@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { IClientOptions } from 'mqtt';
 import { ConfigError, errorMessage } from '@fleet/protocol/errors';
-import type { AgentConfig } from './config.js';
+import { brokerUrls, type AgentConfig } from './config.js';
 import { HttpDownloader, type HttpDownloaderOptions } from './downloader.js';
 import { combineCollectors, type TelemetryCollector } from './telemetry/collector.js';
 import { LinuxCollector } from './telemetry/linux-collector.js';
@@ -41,6 +41,9 @@ export function brokerAddress(url: string): Partial<IClientOptions> {
   return o;
 }
 
+/** The port of a broker URL without one, per scheme (what mqtt.js assumes for a single URL). */
+const DEFAULT_PORTS = { mqtt: 1883, mqtts: 8883, ws: 80, wss: 443 } as const;
+
 /** A file the broker config names; unreadable, it is a configuration error that names the field. */
 async function brokerFile(field: string, path: string): Promise<Buffer> {
   try {
@@ -56,7 +59,17 @@ async function brokerFile(field: string, path: string): Promise<Buffer> {
  */
 export async function brokerClientOptions(cfg: AgentConfig): Promise<Partial<IClientOptions>> {
   const b = cfg.broker;
-  const o = brokerAddress(b.url);
+  const urls = brokerUrls(b, cfg.deviceId);
+  const o = brokerAddress(urls[0]!);
+  // Several nodes: mqtt.js takes the next of `servers` at every (re)connect, so a refused or failed
+  // connect, or a lost connection, moves the device on to the next node (with the session's backoff).
+  if (urls.length > 1) {
+    o.servers = urls.map((url) => {
+      const a = brokerAddress(url);
+      const protocol = a.protocol as 'mqtt' | 'mqtts' | 'ws' | 'wss';
+      return { host: a.host!, port: a.port ?? DEFAULT_PORTS[protocol], protocol };
+    });
+  }
   o.keepalive = Math.max(1, Math.round(b.keepalive / 1000));
   o.connectTimeout = b.connectTimeout;
   if (b.username !== undefined) o.username = b.username;
@@ -95,8 +108,9 @@ export async function downloadCredentials(cfg: AgentConfig): Promise<Pick<HttpDo
   let password = b.password;
   if (b.passwordFile !== undefined) password = (await readFile(b.passwordFile, 'utf8')).trim();
   if (b.username === undefined || password === undefined) return {};
-  const protocol = new URL(b.url).protocol;
-  return { credentials: { username: b.username, password }, plainHttpCredentials: protocol === 'mqtt:' || protocol === 'ws:' };
+  // Plain http only when every broker link is plain too.
+  const plain = brokerUrls(b, cfg.deviceId).every((url) => ['mqtt:', 'ws:'].includes(new URL(url).protocol));
+  return { credentials: { username: b.username, password }, plainHttpCredentials: plain };
 }
 
 /** Resumable HTTP/HTTPS downloads bounded by the config's limits, with the device's credentials. */

@@ -11,7 +11,7 @@ import { deviceSubscriptions, deviceTopic, rolloutTopic } from '@fleet/protocol/
 import { EnvelopeSchema, CommandActionSchema } from '@fleet/protocol/signed';
 import { encodeMessage, parsePayload } from '@fleet/protocol/parse';
 import { DeploymentIdSchema } from '@fleet/protocol/ids';
-import { loadAgentConfig, type AgentConfig } from './config.js';
+import { brokerUrls, loadAgentConfig, type AgentConfig } from './config.js';
 import { definedProps } from '@fleet/firmware/defined-props';
 
 interface BrokerOpts {
@@ -23,7 +23,7 @@ interface BrokerOpts {
 
 async function publish(cfg: AgentConfig, opts: BrokerOpts, topic: string, payload: Buffer, retain: boolean): Promise<void> {
   const { default: mqtt } = await import('mqtt');
-  const client = await mqtt.connectAsync(opts.broker ?? cfg.broker.url, {
+  const client = await mqtt.connectAsync(opts.broker ?? brokerUrls(cfg.broker, cfg.deviceId)[0]!, {
     clientId: `fleet-cli-${randomUUID().slice(0, 8)}`,
     reconnectPeriod: 0,
     connectTimeout: 10_000,

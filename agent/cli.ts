@@ -50,7 +50,7 @@ export function addAgentCommands(agent: Command, deps: AgentCommandDeps = {}): v
         throw new ConfigError(`${opts.config} is well-formed, but this machine cannot run it (--syntax-only checks the fields alone):\n  ${problems.join('\n  ')}`);
       }
       if (opts.json) console.log(JSON.stringify({ ...config, broker: { ...config.broker, password: config.broker.password ? '***' : undefined } }, null, 2));
-      else console.log(`${opts.config} is valid: device ${config.deviceId} (${config.hardwareModel}), broker ${config.broker.url}, slots ${config.slots.kind}`);
+      else console.log(`${opts.config} is valid: device ${config.deviceId} (${config.hardwareModel}), broker ${[config.broker.url].flat().join(", ")}, slots ${config.slots.kind}`);
     });
 
   registerAgentToolCommands(agent);

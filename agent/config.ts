@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, errorMessage } from '@fleet/protocol/errors';
+import { bucketOf } from '@fleet/protocol/bucket';
 import { DeviceIdSchema, HardwareModelSchema, SemverSchema, TagSchema } from '@fleet/protocol/ids';
 import { formatIssues } from '@fleet/protocol/parse';
 import { parseDuration } from '@fleet/firmware/duration';
@@ -26,9 +27,15 @@ export const DurationSchema = z.union([z.number().int().nonnegative(), z.string(
   }
 });
 
+const BrokerUrlSchema = z.string().regex(/^(mqtts?|wss?):\/\/[^\s]+$/, { message: 'must be an mqtt://, mqtts://, ws:// or wss:// URL' });
+
 const BrokerSchema = z.object({
-  /** mqtt://host:1883 or mqtts://host:8883 (ws/wss also accepted by mqtt.js). */
-  url: z.string().regex(/^(mqtts?|wss?):\/\/[^\s]+$/, { message: 'must be an mqtt://, mqtts://, ws:// or wss:// URL' }),
+  /**
+   * mqtt://host:1883 or mqtts://host:8883 (ws/wss also accepted by mqtt.js), or a list of the nodes
+   * of one cluster: the device starts at the node its id picks (so a fleet spreads evenly) and moves
+   * to the next whenever a connection fails or ends (see brokerUrls).
+   */
+  url: z.union([BrokerUrlSchema, z.array(BrokerUrlSchema).min(1).max(32)]),
   username: z.string().min(1).optional(),
   /** Password, or better `passwordFile` (kept out of the config, mode 0600). */
   password: z.string().optional(),
@@ -136,6 +143,18 @@ export const AgentConfigSchema = z.object({
 });
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
+
+/**
+ * The broker URLs in the order this device tries them: a list rotated to start at the device's own
+ * node, `bucketOf(deviceId) mod n` (the same hash that spreads devices over rollout buckets, uniform
+ * over ids), so a fleet given one list spreads evenly over the nodes and each device always starts at
+ * the same one. Pure.
+ */
+export function brokerUrls(broker: Pick<AgentConfig['broker'], 'url'>, deviceId: string): string[] {
+  const urls = typeof broker.url === 'string' ? [broker.url] : [...broker.url];
+  const start = bucketOf(deviceId) % urls.length;
+  return [...urls.slice(start), ...urls.slice(0, start)];
+}
 
 /** Validates a config value; throws ConfigError listing every bad field as `path: problem`. */
 export function parseAgentConfig(value: unknown, source = 'agent config'): AgentConfig {

@@ -66,6 +66,8 @@ export interface HttpDownloaderOptions {
   maxBytes?: number;
   /** Extra CA certificates (PEM) for https. */
   ca?: string | Buffer;
+  /** Local address to bind the client sockets to (default: the system's choice). */
+  localAddress?: string;
   /**
    * The device's credentials (its broker user name and secret), sent over HTTP Basic to an artifact
    * server that asks for them with a 401 Basic challenge, then to that origin without asking. Never
@@ -203,7 +205,7 @@ export class HttpDownloader implements Downloader {
       if (from > 0) headers['range'] = `bytes=${from}-`;
       const authorization = this.authOrigins.has(url.origin) ? this.authorization(url) : undefined;
       if (authorization !== undefined) headers['authorization'] = authorization;
-      const request = lib.get(url, { headers, ...definedProps({ ca: this.options.ca }) }, (res) => {
+      const request = lib.get(url, { headers, ...definedProps({ ca: this.options.ca, localAddress: this.options.localAddress }) }, (res) => {
         const status = res.statusCode ?? 0;
         if (status === 401) {
           res.resume();

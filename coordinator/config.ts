@@ -94,6 +94,19 @@ export const CoordinatorConfigSchema = z.object({
       maxPacketBytes: z.number().int().min(1024).max(268_435_455).default(DEFAULT_MAX_PACKET_BYTES),
       /** A connection that has not sent a complete CONNECT within this time is closed. Default 10 s. */
       connectTimeoutMs: z.number().int().positive().default(10_000),
+      /**
+       * The embedded cluster (docs/embedded-cluster.md): this coordinator's embedded broker shares
+       * messages, sessions, retained messages and QoS 1 queues with the other nodes through one Redis.
+       * Absent: the embedded broker keeps everything in memory (the default).
+       */
+      cluster: z
+        .object({
+          /** `redis://host:port[/db]` or `rediss://…` (TLS); one Redis per cluster. */
+          redisUrl: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL'),
+          /** A readable prefix of this node's broker id in logs (a random suffix keeps ids unique). */
+          nodeName: z.string().regex(/^[A-Za-z0-9._-]{1,32}$/, 'must be 1-32 letters, digits, . _ -').optional(),
+        })
+        .optional(),
     })
     .default({ port: 1883, host: '127.0.0.1', maxPacketBytes: DEFAULT_MAX_PACKET_BYTES, connectTimeoutMs: 10_000 }),
   http: z
@@ -254,6 +267,7 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_BROKER_CREDENTIALS']) mqtt['brokerCredentialsFile'] = env['FLEET_BROKER_CREDENTIALS'];
   if (env['FLEET_BROKER_ACCOUNTS']) mqtt['brokerAccounts'] = env['FLEET_BROKER_ACCOUNTS'];
   if (env['FLEET_MQTT_MAX_PACKET_BYTES']) mqtt['maxPacketBytes'] = Number(env['FLEET_MQTT_MAX_PACKET_BYTES']);
+  if (env['FLEET_CLUSTER_REDIS']) mqtt['cluster'] = { redisUrl: env['FLEET_CLUSTER_REDIS'], ...(env['FLEET_CLUSTER_NODE'] ? { nodeName: env['FLEET_CLUSTER_NODE'] } : {}) };
   if (Object.keys(mqtt).length) out['mqtt'] = mqtt;
   const http: Record<string, unknown> = {};
   if (env['FLEET_HTTP_PORT']) http['port'] = env['FLEET_HTTP_PORT'];
@@ -326,6 +340,9 @@ export function checkEnvironmentRules(config: CoordinatorConfig): void {
   if ((config.mqtt.brokerAccounts === 'mosquitto-dynsec' || config.mqtt.brokerCredentialsFile !== undefined) && config.mqtt.brokerUrl === undefined) {
     throw new ConfigError('broker accounts and credentials are for an external broker: give its URL with --broker (FLEET_BROKER_URL), or drop them to use the embedded broker');
   }
+  if (config.mqtt.cluster !== undefined && config.mqtt.brokerUrl !== undefined) {
+    throw new ConfigError('--cluster-redis (FLEET_CLUSTER_REDIS) clusters the embedded broker; with an external broker (FLEET_BROKER_URL) drop it: that broker is shared already');
+  }
   if (config.allowAnonymousDevices) {
     if (config.mqtt.brokerUrl !== undefined) {
       throw new ConfigError('anonymous devices are an option of the embedded broker; an external broker (FLEET_BROKER_URL) decides who may connect itself');
@@ -348,6 +365,11 @@ export function checkEnvironmentRules(config: CoordinatorConfig): void {
   if (weak !== undefined) throw new ConfigError(`${env} refuses FLEET_ADMIN_TOKEN: ${weak}; ${TOKEN_ADVICE}`);
   const [plaintext] = plaintextPaths(config);
   if (plaintext !== undefined) throw new ConfigError(`${env} refuses ${plaintext}`);
+  // Every device message crosses the cluster's Redis.
+  const redis = config.mqtt.cluster?.redisUrl;
+  if (redis !== undefined && redis.startsWith('redis://') && !isLoopbackHost(new URL(redis).hostname)) {
+    throw new ConfigError(`${env} refuses a plaintext Redis beyond loopback (${new URL(redis).host}): device messages cross it; use rediss:// (Redis with TLS)`);
+  }
   if (env === 'production' && config.credentialCost < 14) {
     throw new ConfigError('production needs credentialCost >= 14 (scrypt N = 16384) for device secrets');
   }

@@ -58,18 +58,18 @@ export interface Coordinator {
   act(deploymentId: string, action: OperatorActionInput, actor?: string): Promise<DeploymentView>;
 
   /** A deployment with its decisions, or undefined. */
-  deployment(deploymentId: string): DeploymentView | undefined;
+  deployment(deploymentId: string): Promise<DeploymentView | undefined>;
   /** Deployments, newest first. */
-  deployments(limit?: number): DeploymentView[];
+  deployments(limit?: number): Promise<DeploymentView[]>;
   /** Every device a deployment tracks (or one wave's, 0-based), with its progress. */
-  deploymentDevices(deploymentId: string, wave?: number): DeviceProgress[];
+  deploymentDevices(deploymentId: string, wave?: number): Promise<DeviceProgress[]>;
   /** What the registry knows about a device. */
   device(deviceId: string): DeviceRecord | undefined;
   devices(filter?: DeviceFilter): DeviceRecord[];
   /** What a device did that was refused or shed. */
   anomalies(deviceId: string): DeviceAnomaly[];
   /** Audit entries, newest first; `subject` a deployment id, a device id, an image's sha256. */
-  auditEntries(filter?: { subject?: string; limit?: number }): AuditRecord[];
+  auditEntries(filter?: { subject?: string; limit?: number }): Promise<AuditRecord[]>;
   /** One counter since this process started (0 when never counted). */
   counter(name: string): number;
   metrics(): CoordinatorMetrics;

@@ -100,16 +100,18 @@ export interface Stores {
   db: Db;
   /** The store every repository uses: SQLite's fleet.db (the same connection as `db`) or PostgreSQL. */
   sql: Sql;
-  /** A read connection to telemetry.db (rollups, samples); the telemetry thread writes it. */
-  telemetryDb: Db;
+  /** A read handle on the telemetry tables (telemetry.db's, or `sql` on PostgreSQL); the telemetry thread writes them. */
+  telemetrySql: Sql;
   counters: Counters;
   counterTotals: CounterTotals;
   registry: DeviceRegistry;
   anomalies: AnomalyLog;
   credentials: CredentialStore;
   auditLog: AuditLog;
-  /** Appends an operator's or the coordinator's own action to the audit log and logs it. */
+  /** Appends an operator's or the coordinator's own action to the audit log and logs it, without waiting (a failure is counted and logged). */
   audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => void;
+  /** The same, resolved once the entry is stored: for an action whose answer follows. */
+  auditNow: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => Promise<void>;
   events: EventEmitter<CoordinatorEvents>;
 }
 
@@ -117,44 +119,67 @@ export interface Stores {
 export async function openStores(b: Basics): Promise<Stores> {
   const { config, logger } = b;
   const { key, trustDir } = await loadCoordinatorKey(config);
-  const { db, telemetryDb } = openDataStores(config.dataDir, logger);
+  const { db, telemetry } = openDataStores(config.dataDir, logger, { postgres: isPostgresUrl(config.store) });
   let sql: Sql;
   try {
     sql = isPostgresUrl(config.store) ? await openPostgresStore(config.store) : new SqliteSql(db);
   } catch (err) {
     closeDatabase(db);
-    closeDatabase(telemetryDb);
+    await telemetry?.close();
     throw err;
   }
+  try {
+    return await openRepositories(b, { key, trustDir, db, sql, telemetrySql: telemetry ?? sql });
+  } catch (err) {
+    await sql.close().catch(() => undefined);
+    closeDatabase(db);
+    await telemetry?.close();
+    throw err;
+  }
+}
+
+/** What lives in the store, read into memory where it is kept there. */
+async function openRepositories(b: Basics, opened: Pick<Stores, 'key' | 'trustDir' | 'db' | 'sql' | 'telemetrySql'>): Promise<Stores> {
+  const { config, logger } = b;
+  const { sql } = opened;
   const counters = new Counters();
-  const counterTotals = new CounterTotals(db, counters, () => b.timers.now());
+  const counterTotals = await CounterTotals.load(sql, counters, () => b.timers.now());
   counters.inc('coordinator.starts');
   if (b.lock.previousUnclean) {
     counters.inc('coordinator.unclean-stops');
     logger.warn({ dataDir: config.dataDir }, 'the previous coordinator on this data directory did not stop cleanly (crash or kill): telemetry it had not stored yet is lost and not counted');
   }
   const now = (): number => b.clock.now();
+  // Writes that nothing can wait for (device messages, engine audit entries) report failures here.
+  const storeFailed = (what: string) => (err: unknown, subject: string): void => {
+    counters.inc(`store.${what}.errors`);
+    logger.error({ err, subject }, `storing ${what} failed`);
+  };
   // With the embedded broker, or a Mosquitto whose accounts the coordinator keeps, every device has
   // credentials: one never provisioned is a ghost.
-  const registry = DeviceRegistry.load(db, { requireProvisioning: config.mqtt.brokerUrl === undefined || config.mqtt.brokerAccounts === 'mosquitto-dynsec' });
-  const anomalies = AnomalyLog.load({ db, now, counters, logger: b.root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
+  const registry = await DeviceRegistry.load(sql, {
+    requireProvisioning: config.mqtt.brokerUrl === undefined || config.mqtt.brokerAccounts === 'mosquitto-dynsec',
+    onWriteError: storeFailed('registry'),
+  });
+  const anomalies = await AnomalyLog.load({ sql, now, counters, logger: b.root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
   const events = new EventEmitter<CoordinatorEvents>();
   registry.subscribe((d, change) => events.emit('device', d, change));
-  const auditLog = new AuditLog(db);
+  const auditLog = new AuditLog(sql, { onError: storeFailed('audit') });
+  const credentials = await CredentialStore.load(sql, { logN: config.credentialCost, now });
   return {
-    key,
-    trustDir,
-    db,
-    sql,
-    telemetryDb,
+    ...opened,
     counters,
     counterTotals,
     registry,
     anomalies,
-    credentials: new CredentialStore(db, config.credentialCost, now),
+    credentials,
     auditLog,
     audit: (actor, action, subject, detail = {}) => {
-      auditLog.append(now(), actor, action, subject, detail);
+      auditLog.appendLater(now(), actor, action, subject, detail);
+      logger.info({ actor, action, subject, ...detail }, action);
+    },
+    auditNow: async (actor, action, subject, detail = {}) => {
+      await auditLog.append(now(), actor, action, subject, detail);
       logger.info({ actor, action, subject, ...detail }, action);
     },
     events,
@@ -207,12 +232,12 @@ export interface Artifacts {
 export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
   const { config, logger } = b;
   const now = (): number => b.clock.now();
-  const artifacts = new ArtifactStore(s.db, config.artifactsDir ?? join(config.dataDir, 'artifacts'));
+  const artifacts = await ArtifactStore.load(s.sql, config.artifactsDir ?? join(config.dataDir, 'artifacts'));
   const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
   const promRegistry = new Registry();
   const requestMetrics = HttpRequestMetrics.create(promRegistry);
-  const users = new UserStore({ db: s.db, adminToken, now, scryptLogN: config.credentialCost });
-  const sessions = new SessionStore(s.db, now, config.sessions);
+  const users = new UserStore({ sql: s.sql, adminToken, now, scryptLogN: config.credentialCost });
+  const sessions = new SessionStore(s.sql, now, config.sessions);
   // Staging and production serve the console over HTTPS, here or at a TLS proxy on loopback.
   const secureCookies = config.http.tlsCert !== undefined || config.env !== 'development';
   const access = new Access({ users, sessions, now, counters: s.counters, logger: b.root.child({ module: 'access' }), secureCookies });
@@ -230,7 +255,7 @@ export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
     now,
     onChange: (sha256, v) => {
       const versions = artifacts.list().filter((a) => a.sha256 === sha256).map((a) => a.firmwareVersion);
-      s.auditLog.append(now(), 'coordinator', v.status === 'damaged' ? 'artifact.damaged' : 'artifact.repaired', sha256, { versions, ...definedProps({ reason: v.reason }) });
+      s.auditLog.appendLater(now(), 'coordinator', v.status === 'damaged' ? 'artifact.damaged' : 'artifact.repaired', sha256, { versions, ...definedProps({ reason: v.reason }) });
     },
   });
   // Downloads authenticate like the broker does: anonymous exactly when anonymous devices are allowed.
@@ -253,7 +278,7 @@ export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
   const tls = config.http.tlsCert && config.http.tlsKey ? { certPath: config.http.tlsCert, keyPath: config.http.tlsKey } : undefined;
   const http = new HttpServer(api, downloads, config.http.host, choosePort(config.http.port, b.previousPorts.http), tls, requestMetrics);
   const trust: TrustSource = { dir: resolve(s.trustDir), load: () => coordinatorTrust(s.key, s.trustDir) };
-  const freshness = new FreshnessCounters(s.db, now);
+  const freshness = new FreshnessCounters(s.sql, now);
   const firmware = new FirmwareService(artifacts, s.key, trust, () => config.http.publicUrl ?? http.url, now, freshness, integrity);
   return { artifacts, integrity, downloads, firmware, freshness, trust, api, users, sessions, access, promRegistry, requestMetrics, http, adminToken };
 }
@@ -285,10 +310,14 @@ export function buildTransport(b: Basics, s: Stores): Transport {
     counters: s.counters,
     maxPacketBytes: config.mqtt.maxPacketBytes,
     connectTimeoutMs: config.mqtt.connectTimeoutMs,
+    ...definedProps({ cluster: config.mqtt.cluster }),
     timers: b.timers,
     onAnomaly: (id, kind, detail) => s.anomalies.record(id, kind, detail),
   });
 }
+
+/** How often a coordinator on a shared store re-reads the flags its gate uses. */
+const FLAG_REFRESH_MS = 5_000;
 
 export interface Deployments {
   publisher: Publisher;
@@ -301,28 +330,30 @@ export interface Deployments {
  * Deployments and what they judge with: retained publishing, the status inbox, flags and canary
  * analysis (device flags go out retained on the flags topic), and the deployment service.
  */
-export function buildDeployments(
+export async function buildDeployments(
   b: Basics,
   s: Stores,
   a: Artifacts,
   transport: Transport,
   options: { analyzers?: readonly GateAnalyzer[] | undefined; random?: (() => number) | undefined; leadership?: DeploymentServiceDeps['leadership'] | undefined },
-): Deployments {
+): Promise<Deployments> {
   const { config, logger } = b;
   const now = (): number => b.clock.now();
-  const publisher = new Publisher(s.db, transport, now);
-  const canary = createCanaryServices({
-    db: s.db,
+  const publisher = new Publisher(s.sql, transport, now);
+  const canary = await createCanaryServices({
+    sql: s.sql,
     now,
     audit: s.auditLog,
     env: b.env,
+    // Other coordinators may change flags in a shared store: the gate re-reads them.
+    ...(s.sql.dialect === 'postgres' ? { refresh: { timers: b.timers, everyMs: FLAG_REFRESH_MS, logger } } : {}),
     publishDeviceFlags: (message) => {
       publisher.retain(FLAGS_TOPIC, encodeMessage(message)).catch((err: unknown) => logger.error({ err }, 'publishing device flags failed'));
     },
   });
   const fixed = options.analyzers;
   const deployments = DeploymentService.create({
-    db: s.db,
+    sql: s.sql,
     clock: b.clock,
     logger: b.root.child({ module: 'engine' }),
     registry: s.registry,
@@ -331,7 +362,7 @@ export function buildDeployments(
     auditLog: s.auditLog,
     counters: s.counters,
     firmware: a.firmware,
-    snapshots: new SnapshotBuilder(s.telemetryDb, config.telemetry.rollupSlotMs),
+    snapshots: new SnapshotBuilder(s.telemetrySql, config.telemetry.rollupSlotMs),
     silentAfterMs: config.telemetry.silentAfterMs,
     warmUpMs: config.telemetry.warmUpMs,
     analyzersFor: fixed ? () => fixed : (spec, wave) => canary.analyzersFor(spec, wave),
@@ -343,7 +374,7 @@ export function buildDeployments(
     anomalies: s.anomalies,
     ...definedProps({ leadership: options.leadership }),
   });
-  return { publisher, inbox: new StatusInbox(s.db), canary, deployments };
+  return { publisher, inbox: new StatusInbox(s.sql), canary, deployments };
 }
 
 /** Devices' credentials in the store and their accounts on the broker, together (provision, rotate, revoke). */
@@ -412,7 +443,7 @@ export function buildObservers(b: Basics, s: Stores, a: Artifacts, t: Telemetry,
     }),
   });
   const webhooks = createWebhooks({
-    db: s.db,
+    sql: s.sql,
     config: b.config,
     timers: b.timers,
     now: () => b.clock.now(),

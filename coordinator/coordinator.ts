@@ -9,6 +9,7 @@
 import { mkdirSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { systemClock, type Clock } from '@fleet/protocol/clock';
+import { errorMessage } from '@fleet/protocol/errors';
 import { FLAGS_TOPIC } from '@fleet/protocol/topics';
 import { encodeMessage } from '@fleet/protocol/parse';
 import { packageVersion } from '@fleet/runtime/package-version';
@@ -97,17 +98,18 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
   try {
     const consolePage = await StaticConsole.load(config.http.consoleDir);
     const stores = await openStores(basics);
-    opened.push(() => stores.sql.close(), () => closeDatabase(stores.db), () => closeDatabase(stores.telemetryDb));
-    // On PostgreSQL, one of several replicas: the rollout engine runs only while this one leads.
-    const replication = buildReplication(basics, stores);
-    opened.push(() => replication?.stop());
+    opened.push(() => stores.sql.close(), () => closeDatabase(stores.db), () => stores.telemetrySql.close());
     const telemetry = await startTelemetry(basics, stores);
     opened.push(() => telemetry.writer.stop());
     const artifacts = await buildArtifacts(basics, stores);
     opened.push(() => artifacts.http.stop());
     const transport = buildTransport(basics, stores);
     opened.push(() => transport.stop());
-    const deployments = buildDeployments(basics, stores, artifacts, transport, { analyzers: options.analyzers, random: options.random, leadership: replication });
+    // On PostgreSQL, one of several replicas: the rollout engine runs only while this one leads.
+    const replication = buildReplication(basics, stores, artifacts);
+    opened.push(() => replication?.stop());
+    const deployments = await buildDeployments(basics, stores, artifacts, transport, { analyzers: options.analyzers, random: options.random, leadership: replication });
+    opened.push(() => deployments.canary.stop());
     opened.push(() => deployments.deployments.stop());
     const accounts = buildAccounts(basics, stores, transport);
     opened.push(() => accounts.stop());
@@ -123,7 +125,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
       registry: stores.registry,
       anomalies: stores.anomalies,
       deployments: deployments.deployments,
-      telemetryDb: stores.telemetryDb,
+      telemetrySql: stores.telemetrySql,
       rollupSlotMs: config.telemetry.rollupSlotMs,
       timers,
       now: () => basics.clock.now(),
@@ -173,8 +175,8 @@ function registerRoutes(p: CoordinatorParts): void {
     auditLog: p.auditLog,
     endpoints: () => ({ mqttUrl: p.transport.url, httpUrl: p.http.url }),
   });
-  registerDeviceRoutes(api, { registry: p.registry, credentials: p.credentials, accounts: p.accounts, now, audit, deviceDeployments: (id) => p.deployments.deviceHistory(id), anomalies: p.anomalies });
-  registerFirmwareRoutes(api, { store: p.artifacts, firmware: p.firmware, audit });
+  registerDeviceRoutes(api, { registry: p.registry, credentials: p.credentials, accounts: p.accounts, now, audit: p.auditNow, deviceDeployments: (id) => p.deployments.deviceHistory(id), anomalies: p.anomalies });
+  registerFirmwareRoutes(api, { store: p.artifacts, firmware: p.firmware, audit: p.auditNow });
   registerDeploymentRoutes(api, { rollouts: p.deployments });
   registerSessionRoutes(api, { access: p.access, auditLog: p.auditLog, now });
   registerUserRoutes(api, { users: p.users, sessions: p.sessions, audit });
@@ -196,9 +198,15 @@ async function serve(p: CoordinatorParts): Promise<void> {
   await p.accounts.start();
   await transport.prepare();
   const restored = config.mqtt.brokerUrl ? 0 : await p.publisher.restore();
+  transport.onRetainedLost?.(() => {
+    p.publisher.restore().then(
+      (n) => logger.warn({ restoredRetained: n }, 'retained messages published again after the broker lost them'),
+      (err: unknown) => logger.error({ err: errorMessage(err) }, 'cannot publish the retained messages again; they return at the next start'),
+    );
+  });
   await p.publisher.retain(FLAGS_TOPIC, encodeMessage(p.canary.deviceFlagsMessage()));
   // Replicated: the leader resumes deployments and replays the shared inbox when elected, below.
-  const replayed = p.replication ? [] : p.inbox.pending();
+  const replayed = p.replication ? [] : await p.inbox.pending();
   if (!p.replication) {
     await deployments.start();
     // Statuses acknowledged just before a crash may not have reached the engine's store: replay them.

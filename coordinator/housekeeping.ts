@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '@fleet/protocol/clock';
 import type { Counters } from './metrics.js';
 import type { CounterTotals } from './counter-totals.js';
-import type { Db } from './store/db.js';
+import type { Sql } from './store/sql.js';
 import type { DeviceRegistry } from './registry/device-registry.js';
 import type { StatusInbox } from './ingest/status-inbox.js';
 import type { TelemetryWriter } from './telemetry/telemetry-writer.js';
@@ -18,7 +18,7 @@ const SEEN_FLUSH_MS = 5_000;
 const PRUNE_MS = 60_000;
 
 export interface HousekeepingDeps {
-  db: Db;
+  sql: Sql;
   registry: DeviceRegistry;
   inbox: StatusInbox;
   telemetry: TelemetryWriter;
@@ -28,8 +28,10 @@ export interface HousekeepingDeps {
   counterTotals: CounterTotals;
   logger: Logger;
   /** Device anomalies, stored with the last-seen times. */
-  anomalies?: Pick<AnomalyLog, 'flush'>;
+  anomalies?: Pick<AnomalyLog, 'flush' | 'flushRolledBack'>;
 }
+
+const SEEN_FLUSH_ERRORS = 'registry.flush.errors';
 
 export class Housekeeping {
   private seenTimer: TimerHandle | undefined;
@@ -43,43 +45,51 @@ export class Housekeeping {
     this.schedulePrune();
   }
 
-  /** Writes devices' last-seen times (and anomalies) in one transaction; a failure is logged and counted. */
-  flushSeen(): void {
+  /**
+   * Writes devices' last-seen times (and anomalies) in one transaction, after the registry's pending
+   * writes; a failure is logged and counted (what was due stays due for the next flush). Never rejects.
+   */
+  async flushSeen(): Promise<void> {
+    const { sql, registry, anomalies } = this.deps;
     try {
-      this.deps.db.transaction(() => {
-        this.deps.registry.flushSeen();
-        this.deps.anomalies?.flush();
-      })();
+      await registry.idle();
+      await sql.transaction(async (tx) => {
+        await registry.flushSeen(tx);
+        await anomalies?.flush(tx);
+      });
     } catch (err) {
-      this.deps.counters.inc('registry.flush.errors');
+      registry.flushRolledBack();
+      anomalies?.flushRolledBack();
+      this.deps.counters.inc(SEEN_FLUSH_ERRORS);
       this.deps.logger.error({ err }, 'storing last-seen times failed');
     }
   }
 
-  /** Adds the counters' increments to their stored totals; a failure is logged and retried next time. */
-  flushCounters(): void {
+  /** Adds the counters' increments to their stored totals; a failure is logged and retried next time. Never rejects. */
+  async flushCounters(): Promise<void> {
     try {
-      this.deps.counterTotals.flush();
+      await this.deps.counterTotals.flush();
     } catch (err) {
       this.deps.logger.error({ err }, 'storing counter totals failed');
     }
   }
 
   /** Stops the timers and stores the last-seen times once more (counters: the owner's last step). */
-  stop(): void {
+  async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     if (this.seenTimer) this.deps.timers.clearTimeout(this.seenTimer);
     if (this.pruneTimer) this.deps.timers.clearTimeout(this.pruneTimer);
-    this.flushSeen();
+    await this.flushSeen();
   }
 
   private scheduleSeenFlush(): void {
     if (this.stopped) return;
     this.seenTimer = this.deps.timers.setTimeout(() => {
-      this.flushSeen();
-      this.flushCounters();
-      this.scheduleSeenFlush();
+      // The next round is scheduled once this one is stored: two never overlap on a slow store.
+      void this.flushSeen()
+        .then(() => this.flushCounters())
+        .then(() => this.scheduleSeenFlush());
     }, SEEN_FLUSH_MS);
   }
 
@@ -87,11 +97,7 @@ export class Housekeeping {
     if (this.stopped) return;
     this.pruneTimer = this.deps.timers.setTimeout(() => {
       const { clock, inbox, telemetry, logger } = this.deps;
-      try {
-        inbox.prune(clock.now());
-      } catch (err) {
-        logger.error({ err }, 'status inbox prune failed');
-      }
+      inbox.prune(clock.now()).catch((err: unknown) => logger.error({ err }, 'status inbox prune failed'));
       telemetry.prune(clock.now()).then(
         (n) => {
           if (n) logger.debug({ chunks: n }, 'pruned raw telemetry');

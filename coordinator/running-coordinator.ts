@@ -96,14 +96,14 @@ export class RunningCoordinator implements Coordinator {
   async provisionDevices(deviceIds: readonly string[], info: { hardwareModel?: string; tags?: string[]; rotate?: boolean } = {}): Promise<ProvisionedDevice[]> {
     const out = await this.p.accounts.provision(deviceIds, info);
     const now = this.p.clock.now();
-    this.p.auditLog.append(now, 'operator', 'devices.provisioned', `${deviceIds.length} devices`, { count: deviceIds.length });
+    await this.p.auditLog.append(now, 'operator', 'devices.provisioned', `${deviceIds.length} devices`, { count: deviceIds.length });
     return out;
   }
 
   async uploadFirmware(input: FirmwareUpload): Promise<ArtifactRecord> {
     const { image, ...rest } = input;
     const record = await this.p.firmware.upload({ source: typeof image === 'string' ? createReadStream(image) : image, ...rest });
-    this.p.auditLog.append(this.p.clock.now(), 'operator', 'firmware.uploaded', record.firmwareVersion, { sha256: record.sha256, size: record.size });
+    await this.p.auditLog.append(this.p.clock.now(), 'operator', 'firmware.uploaded', record.firmwareVersion, { sha256: record.sha256, size: record.size });
     return record;
   }
 
@@ -121,15 +121,15 @@ export class RunningCoordinator implements Coordinator {
 
   // ---- queries ---------------------------------------------------------------------------------
 
-  deployment(deploymentId: string): DeploymentView | undefined {
+  deployment(deploymentId: string): Promise<DeploymentView | undefined> {
     return this.p.deployments.view(deploymentId);
   }
 
-  deployments(limit?: number): DeploymentView[] {
+  deployments(limit?: number): Promise<DeploymentView[]> {
     return this.p.deployments.list(limit);
   }
 
-  deploymentDevices(deploymentId: string, wave?: number): DeviceProgress[] {
+  deploymentDevices(deploymentId: string, wave?: number): Promise<DeviceProgress[]> {
     return this.p.deployments.devices(deploymentId, wave);
   }
 
@@ -145,7 +145,7 @@ export class RunningCoordinator implements Coordinator {
     return this.p.anomalies.forDevice(deviceId);
   }
 
-  auditEntries(filter: { subject?: string; limit?: number } = {}): AuditRecord[] {
+  auditEntries(filter: { subject?: string; limit?: number } = {}): Promise<AuditRecord[]> {
     return this.p.auditLog.list(filter);
   }
 
@@ -161,7 +161,7 @@ export class RunningCoordinator implements Coordinator {
 
   async flush(): Promise<number> {
     if (this.stopped) return 0;
-    this.p.housekeeping.flushSeen();
+    await this.p.housekeeping.flushSeen();
     return this.p.telemetry.flush();
   }
 
@@ -181,16 +181,19 @@ export class RunningCoordinator implements Coordinator {
     // Leadership goes first: another replica may take over while this one stops.
     await p.replication?.stop();
     await p.deployments.stop();
+    p.canary.stop();
     p.console.stop();
+    // Events the engine emitted last are stored before the dispatcher stops: the next start sends them.
+    await p.webhooks.service.settled();
     await p.webhooks.dispatcher.stop();
     await p.http.stop();
     await p.integrity.stop();
     await p.accounts.stop();
     await p.transport.stop();
-    p.housekeeping.stop();
+    await p.housekeeping.stop();
     await p.telemetry.stop();
-    p.housekeeping.flushCounters();
-    closeDatabase(p.telemetryDb);
+    await p.housekeeping.flushCounters();
+    await p.telemetrySql.close();
     await p.sql.close();
     closeDatabase(p.db);
     p.lock.release({ stoppedAt: p.timers.now() });

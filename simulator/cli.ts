@@ -3,6 +3,7 @@
  * agents) are imported inside the actions.
  */
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -31,6 +32,8 @@ interface SimulateFlags {
   json?: boolean;
   quiet?: boolean;
   list?: boolean;
+  processes?: string;
+  sourceAddresses?: string;
 }
 
 /** `fleet devices provision --out` writes {deviceId: secret}. */
@@ -70,6 +73,19 @@ function positiveNumber(flag: string, value: string | undefined): number | undef
   return n;
 }
 
+function processCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 64) throw new ValidationError('--processes', [`${JSON.stringify(value)} must be a whole number from 0 (devices in this process) to 64`]);
+  return n;
+}
+
+function sourceAddresses(value: string): string[] {
+  const list = value.split(',').map((a) => a.trim()).filter((a) => a.length > 0);
+  const bad = list.filter((a) => isIP(a) === 0);
+  if (list.length === 0 || bad.length) throw new ValidationError('--source-addresses', [`${JSON.stringify(value)} must be IP addresses separated by commas, e.g. 127.0.0.2,127.0.0.3`]);
+  return list;
+}
+
 export function registerSimulatorCommands(program: Command): void {
   program
     .command('simulate')
@@ -85,6 +101,8 @@ export function registerSimulatorCommands(program: Command): void {
     .option('--online-timeout <duration>', 'how long to wait for that share, e.g. 2m (default), after which the run stops without a rollout')
     .option('--seed <seed>', 'seed: the same seed gives the same fleet and the same faults')
     .option('--time-scale <k>', 'simulated seconds per real second (default: the scenario\'s, 300; slower while the machine cannot keep up); a running coordinator (--broker) keeps real time, so only 1 is accepted there')
+    .option('--processes <n>', 'host the devices in n child processes, the coordinator in this one (default: the scenario\'s, 0: all in this process); each follows this process\'s simulated time')
+    .option('--source-addresses <list>', 'comma-separated loopback addresses the device processes bind their sockets to, round-robin, e.g. 127.0.0.2,127.0.0.3 (one address has ~28,000 ports toward one broker)')
     .option('--fixed-scale', 'keep the time scale fixed whatever the load (verdicts may then depend on how busy the machine is)')
     .option('--report <file>', 'write the JSON report here')
     .option('--json', 'print the JSON report instead of the summary')
@@ -111,8 +129,12 @@ export function registerSimulatorCommands(program: Command): void {
         throw new SimulationError('time-scale', `--time-scale ${timeScale} cannot run against a running coordinator (--broker): it keeps real time, so its soaks and deadlines would not speed up with the devices; leave --time-scale out`);
       }
       const secrets = flags.secrets !== undefined ? await readSecrets(flags.secrets) : undefined;
+      const processes = flags.processes !== undefined ? processCount(flags.processes) : undefined;
+      const localAddresses = flags.sourceAddresses !== undefined ? sourceAddresses(flags.sourceAddresses) : undefined;
       const code = await runAndReport({
         scenario,
+        ...(processes !== undefined ? { processes } : {}),
+        ...(localAddresses !== undefined ? { localAddresses } : {}),
         ...(devices !== undefined ? { devices: Math.round(devices) } : {}),
         ...(timeScale !== undefined ? { timeScale } : {}),
         ...(minOnlineShare !== undefined ? { minOnlineShare } : {}),
@@ -158,6 +180,8 @@ export function registerSimulatorCommands(program: Command): void {
 
 interface RunRequest {
   scenario: Scenario;
+  processes?: number;
+  localAddresses?: string[];
   devices?: number;
   timeScale?: number;
   minOnlineShare?: number;
@@ -189,6 +213,8 @@ async function runAndReport(req: RunRequest): Promise<number> {
     ...(req.onlineTimeoutMs !== undefined ? { onlineTimeoutMs: req.onlineTimeoutMs } : {}),
     ...(req.fixedScale ? { pacing: false } : {}),
     ...(req.seed !== undefined ? { seed: req.seed } : {}),
+    ...(req.processes !== undefined ? { processes: req.processes } : {}),
+    ...(req.localAddresses !== undefined ? { localAddresses: req.localAddresses } : {}),
     ...(broker && runId ? { realTime: true, runId, targetTag: runId, ...(broker.secrets ? { secrets: broker.secrets } : {}) } : {}),
     coordinator: async (ctx) => {
       const c = broker ? await remoteCoordinator(broker) : await embeddedCoordinator(ctx);

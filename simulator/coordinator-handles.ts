@@ -115,7 +115,7 @@ export class NotSupportedError extends FleetError {
 /** An embedded coordinator on the run's clock, in `dataDir`. Restartable on the same directory. */
 export async function embeddedCoordinator(
   ctx: { clock: Clock; dataDir: string; logger: Logger },
-  options: { statJudge?: boolean; onStart?: (c: Coordinator) => void } = {},
+  options: { statJudge?: boolean; onStart?: (c: Coordinator) => void; maxConcurrentDownloads?: number } = {},
 ): Promise<CoordinatorHandle> {
   const pinned = gateAnalyzers(options.statJudge !== false);
   const make = (): Promise<Coordinator> =>
@@ -125,7 +125,7 @@ export async function embeddedCoordinator(
         dataDir: ctx.dataDir,
         // `auto` picks free ports, and a restart on the same data directory reuses them (devices reconnect).
         mqtt: { port: 'auto', host: '127.0.0.1' },
-        http: { port: 'auto', host: '127.0.0.1', maxConcurrentDownloads: 256 },
+        http: { port: 'auto', host: '127.0.0.1', maxConcurrentDownloads: options.maxConcurrentDownloads ?? 256 },
         // Every device has its own credentials; a cheap scrypt keeps provisioning 10,000 of them quick.
         allowAnonymousDevices: false,
         credentialCost: 4,
@@ -171,15 +171,15 @@ export async function embeddedCoordinator(
       return { id: v.id, warnings: v.warnings ?? [] };
     },
     async deployment(id) {
-      const v = (await current()).deployment(id);
+      const v = await (await current()).deployment(id);
       if (!v) throw new FleetError('not-found', `deployment ${id} is not known`);
       return toView(v);
     },
     async decisions(id) {
-      return ((await current()).deployment(id)?.decisions ?? []).map(toDecision);
+      return ((await (await current()).deployment(id))?.decisions ?? []).map(toDecision);
     },
     async progress(id) {
-      return (await current()).deploymentDevices(id).map(toProgress);
+      return (await (await current()).deploymentDevices(id)).map(toProgress);
     },
     async abort(id, reason) {
       await (await current()).act(id, { type: 'abort', reason, rollback: true }, 'simulator');

@@ -5,7 +5,7 @@
  */
 import type { Clock } from '@fleet/protocol/clock';
 import type { CoordinatorHandle, DeploymentView } from './coordinator-handle.js';
-import type { DeviceHost } from './device-host.js';
+import type { DeviceFleet } from './device-fleet.js';
 import type { SimEvent } from './fleet-runner.js';
 import { SimulationError } from './errors.js';
 
@@ -21,7 +21,7 @@ export interface FollowOptions {
   coordinator: CoordinatorHandle;
   id: string;
   version: string;
-  hosts: readonly DeviceHost[];
+  fleet: DeviceFleet;
   clock: Clock;
   /** Simulated time the release may take. */
   deadlineMs: number;
@@ -78,7 +78,7 @@ export async function followDeployment(o: FollowOptions): Promise<DeploymentView
     }
     if (d.phase === 'completed') {
       completedAt ??= clock.now();
-      const everyone = o.hosts.filter((h) => h.alive).every((h) => h.truth.finalVersion === version);
+      const everyone = await o.fleet.everyoneOn(version);
       if (everyone || clock.now() - completedAt > STRAGGLER_GRACE_MS) return d;
     }
     if (overdue) return d;

@@ -6,7 +6,8 @@
  * booted when, and whether a dead device was killed by its firmware or by the system. I/O shell.
  */
 import type { Logger } from 'pino';
-import mqtt, { type MqttClient } from 'mqtt';
+import { createConnection } from 'node:net';
+import mqtt, { MqttClient, type IClientOptions } from 'mqtt';
 import { DeviceIdSchema, HardwareModelSchema } from '@fleet/protocol/ids';
 import type { TrustStore } from '@fleet/firmware/trust-store';
 import {
@@ -62,6 +63,11 @@ export interface DeviceHostOptions {
   faultCounts: Record<string, number>;
   /** Every persisted state change of the agent (benchmark traces). */
   onState?: (deviceId: string, state: AgentState) => void;
+  /**
+   * Bind the device's MQTT (plain mqtt:// only) and HTTP client sockets to this local address, e.g.
+   * 127.0.0.2: one source address has ~28,000 ephemeral ports toward one destination.
+   */
+  localAddress?: string;
 }
 
 /** A health-check runner with no checks to run: the firmware model decides at boot whether the trial comes up. */
@@ -73,7 +79,7 @@ const PASSING_HEALTH: HealthCheckRunner = { run: () => Promise.resolve({ ok: tru
  * identity, data directory and credentials go on a copy (deviceConfig). Frozen, so an agent that wrote
  * to its configuration would fail loudly instead of changing its neighbours'.
  */
-export function fleetAgentConfig(brokerUrl: string, firmwareVersion: string, telemetryIntervalMs: number, tags: readonly string[] = []): AgentConfig {
+export function fleetAgentConfig(brokerUrl: string | readonly string[], firmwareVersion: string, telemetryIntervalMs: number, tags: readonly string[] = []): AgentConfig {
   const config = AgentConfigSchema.parse({
     // Placeholders: deviceConfig() puts in each device's own.
     deviceId: 'device',
@@ -82,7 +88,8 @@ export function fleetAgentConfig(brokerUrl: string, firmwareVersion: string, tel
     // Reported in every hello: against a shared coordinator the run's deployments target this tag alone.
     tags,
     broker: {
-      url: brokerUrl,
+      // Several URLs: the nodes of one cluster; each device starts at the node its id picks.
+      url: typeof brokerUrl === 'string' || brokerUrl.length !== 1 ? brokerUrl : brokerUrl[0],
       keepalive: 60_000,
       // Reconnect backoff in simulated time: a fleet after a broker restart spreads over seconds, not minutes.
       reconnectMin: 2_000,
@@ -118,6 +125,22 @@ function deviceConfig(fleet: AgentConfig, deviceId: string, hardwareModel: strin
     dataDir,
     broker: { ...fleet.broker, ...(secret !== null ? { username: deviceId, password: secret } : {}) },
   };
+}
+
+/** mqtt.connect, with the client socket bound to `localAddress` where one is given (plain TCP only). */
+export function connectFrom(options: IClientOptions, localAddress: string | undefined): MqttClient {
+  const protocol = options.protocol ?? 'mqtt';
+  if (localAddress === undefined || (protocol !== 'mqtt' && protocol !== 'tcp')) return mqtt.connect(options);
+  const host = options.hostname ?? options.host ?? 'localhost';
+  const port = options.port ?? 1883;
+  const servers = options.servers ?? [];
+  let attempt = 0;
+  // mqtt.connect's TCP stream builder takes no local address; the client accepts any stream builder.
+  // Several nodes (`servers`): the next one at every connect, as mqtt.connect's own builder does.
+  return new MqttClient(() => {
+    const node = servers.length ? servers[attempt++ % servers.length] : undefined;
+    return createConnection({ host: node?.host ?? host, port: node?.port ?? port, localAddress });
+  }, { ...options, protocol: 'mqtt' });
 }
 
 export class DeviceHost {
@@ -199,7 +222,7 @@ export class DeviceHost {
       },
     };
     // With the device's credentials: the coordinator authenticates every download.
-    const http = new HttpDownloader({ idleTimeoutMs: 30_000, ...(await downloadCredentials(config)) });
+    const http = new HttpDownloader({ idleTimeoutMs: 30_000, ...(await downloadCredentials(config)), ...(o.localAddress !== undefined ? { localAddress: o.localAddress } : {}) });
     const downloader: Downloader = {
       download: (req, opts) => {
         const { url, fault } = this.downloadFault(req.url);
@@ -216,7 +239,7 @@ export class DeviceHost {
       clock: o.clock,
       logger: o.logger,
       connect: (options) => {
-        const c = mqtt.connect(options);
+        const c = connectFrom(options, o.localAddress);
         this.client = c;
         this.trackConnects(c);
         return c;

@@ -4,24 +4,26 @@
  */
 import { parseDuration } from '@fleet/firmware/duration';
 import type { CoordinatorHandle } from './coordinator-handle.js';
-import type { DeviceHost } from './device-host.js';
+import type { DeviceFleet } from './device-fleet.js';
 import type { FaultInjector } from './fault-injector.js';
 import type { SimEvent } from './fleet-runner.js';
 import type { SimClock } from './paced-clock.js';
 import type { Scenario } from './scenario.js';
-import { boundedEach } from './concurrency.js';
 
-export function scheduleFleetFaults(
+/** `offline`: devices offline at the start; `seed`: the connection drops' random stream. */
+export async function scheduleFleetFaults(
   scenario: Scenario,
-  hosts: readonly DeviceHost[],
+  fleet: DeviceFleet,
+  offline: number,
   injector: FaultInjector,
   coordinator: CoordinatorHandle,
   clock: SimClock,
   emit: (e: SimEvent) => void,
   counts: Record<string, number>,
-): void {
+  seed: number,
+): Promise<void> {
   const f = scenario.faults;
-  injector.drops(hosts, f.dropsPerDeviceH);
+  if (f.dropsPerDeviceH > 0) await fleet.startDrops(f.dropsPerDeviceH, `${String(scenario.seed)}/drops/${seed}`);
   const bump = (k: string): void => {
     counts[k] = (counts[k] ?? 0) + 1;
   };
@@ -34,7 +36,7 @@ export function scheduleFleetFaults(
       } catch {
         // The embedded broker cannot restart alone: every device connection drops at once instead,
         // which is what devices see of a broker restart (the reconnect storm), without the lost state.
-        for (const h of hosts) h.dropConnection();
+        await fleet.dropAll();
       }
     });
   }
@@ -47,13 +49,12 @@ export function scheduleFleetFaults(
       await clock.track(coordinator.restartCoordinator());
     });
   }
-  const returning = hosts.filter((h) => h.truth.offlineAtStart);
   const returnAt = scenario.fleet.offlineReturnAfter !== undefined ? parseDuration(scenario.fleet.offlineReturnAfter) : null;
-  if (returning.length && returnAt !== null) {
+  if (offline > 0 && returnAt !== null) {
     injector.at(returnAt, async () => {
-      emit({ type: 'fault', kind: 'offline-devices-return', detail: `${returning.length} devices` });
-      counts['offline-returned'] = returning.length;
-      await boundedEach(returning.length, 50, (i) => returning[i]!.start());
+      emit({ type: 'fault', kind: 'offline-devices-return', detail: `${offline} devices` });
+      // The fleet counts them (offline-returned).
+      await fleet.startReturning(50);
     });
   }
 }

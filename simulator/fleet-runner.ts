@@ -13,14 +13,13 @@ import { parseDuration } from '@fleet/firmware/duration';
 import type { Behaviour, Scenario } from './scenario.js';
 import { Rng } from './rng.js';
 import { composeFleet, fleetSummary, type DeviceIdentity } from './fleet-composition.js';
-import { DeviceHost, fleetAgentConfig, type FirmwareImage } from './device-host.js';
-import { DownloadFaultProxy } from './download-faults.js';
+import { fleetAgentConfig, type FirmwareImage } from './device-host.js';
 import { digest, imageBytes } from './firmware-images.js';
-import { TelemetryPacer } from './telemetry-pacer.js';
 import { FaultInjector } from './fault-injector.js';
+import { LocalDeviceFleet, type DeviceFleet } from './device-fleet.js';
+import { ProcessDeviceFleet } from './process-fleet.js';
 import { releaseReport, type DecisionView, type ReleaseReport, type SimulationReport } from './report.js';
 import type { CoordinatorHandle } from './coordinator-handle.js';
-import { boundedEach } from './concurrency.js';
 import { PacedClock } from './paced-clock.js';
 import { followDeployment, sleepReal } from './deployment-follower.js';
 import { scheduleFleetFaults } from './fleet-faults.js';
@@ -86,8 +85,20 @@ export interface SimulateOptions {
   onEvent?: (event: SimEvent) => void;
   /** Real-time poll interval for deployment progress (default 200 ms). */
   pollMs?: number;
-  /** Every persisted state change of every simulated device's agent (benchmark traces). */
-  onDeviceState?: (deviceId: string, state: AgentState) => void;
+  /** Every persisted state change of every simulated device's agent (benchmark traces), at real time `at` (performance.now()). */
+  onDeviceState?: (deviceId: string, state: AgentState, at: number) => void;
+  /**
+   * Host the devices in this many child processes (device-process.ts) instead of this one (default:
+   * the scenario's `fleet.processes`, 0: in-process). The coordinator stays here; every process
+   * follows this process's paced clock.
+   */
+  processes?: number;
+  /** Broker URLs the devices connect to: the nodes of one cluster, each device starting at the node its id picks (default: the coordinator's). */
+  brokerUrls?: readonly string[];
+  /** Told of the device fleet once it exists (benchmarks read its processes' usage). */
+  onDeviceFleet?: (fleet: DeviceFleet) => void;
+  /** Loopback source addresses for the devices' sockets, one per device process, round-robin (default: the system's choice). */
+  localAddresses?: readonly string[];
 }
 
 /** The run's time scale: the scenario's, or real time against a coordinator that keeps real time. */
@@ -129,12 +140,9 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
     if (ownDir) await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   }
-  const proxy = needsProxy(scenario) ? new DownloadFaultProxy(clock) : null;
   const injector = new FaultInjector(clock, rng.fork('fleet-faults'));
-  let pacer: TelemetryPacer | null = null;
-  const hosts: DeviceHost[] = [];
+  let devicesFleet: DeviceFleet | null = null;
   try {
-    await proxy?.start();
     const identities = options.secrets ? await knownIdentities(options.secrets, options.devices, coordinator) : undefined;
     const count = identities?.length ?? options.devices ?? scenario.fleet.devices;
     const specs = composeFleet(scenario.fleet, count, seed, runId, identities);
@@ -142,9 +150,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
 
     // Firmware: the factory image every device starts with; the releases' images are added (and
     // uploaded) once the fleet is online, so a run whose fleet never comes online changes nothing.
-    const images = new Map<string, FirmwareImage>();
     const base: FirmwareImage = { version: scenario.fleet.baseVersion, ...digest(imageBytes(`${scenario.name}/${String(seed)}/${scenario.fleet.baseVersion}`, 64)) };
-    images.set(base.sha256, base);
     const behaviours = new Map<string, Behaviour>(scenario.releases.map((r) => [r.version, r.behaviour]));
 
     const hardwareOf = new Map(specs.map((s) => [s.deviceId, s.hardwareModel] as const));
@@ -154,47 +160,48 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
     const devicesDir = join(dataDir, 'devices');
     await mkdir(devicesDir, { recursive: true });
     const tags = options.targetTag !== undefined ? [options.targetTag] : [];
-    const agentConfig = fleetAgentConfig(coordinator.brokerUrl, base.version, intervalMs, tags);
-    for (const spec of specs) {
-      hosts.push(new DeviceHost({
-        spec,
-        clock,
-        logger,
-        agentConfig,
-        secret: secrets.get(spec.deviceId) ?? null,
-        trust,
-        dataDir: join(devicesDir, spec.deviceId),
-        baseImage: base,
-        images,
-        behaviours,
-        sampleNoise: scenario.fleet.sampleNoise,
-        faults: scenario.faults,
-        proxy,
-        faultCounts,
-        ...definedProps({ onState: options.onDeviceState }),
-      }));
-    }
+    const shared = { specs, secrets, trust, devicesDir, baseImage: base, behaviours, sampleNoise: scenario.fleet.sampleNoise, faults: scenario.faults, proxy: needsProxy(scenario) };
+    const processes = options.processes ?? scenario.fleet.processes;
+    const onState = options.onDeviceState;
+    devicesFleet =
+      processes > 0
+        ? await ProcessDeviceFleet.create({
+            ...shared,
+            processes,
+            clock,
+            brokerUrls: options.brokerUrls?.length ? options.brokerUrls : [coordinator.brokerUrl],
+            baseVersion: base.version,
+            telemetryIntervalMs: intervalMs,
+            tags,
+            ...definedProps({ localAddresses: options.localAddresses, onState }),
+          })
+        : new LocalDeviceFleet({
+            ...shared,
+            clock,
+            logger,
+            agentConfig: fleetAgentConfig(options.brokerUrls?.length ? options.brokerUrls : coordinator.brokerUrl, base.version, intervalMs, tags),
+            ...definedProps({ localAddress: options.localAddresses?.[0], onState: onState && ((id: string, state: AgentState) => onState(id, state, performance.now())) }),
+          });
+    const devices = devicesFleet;
+    options.onDeviceFleet?.(devices);
 
     // Connect the online part of the fleet, a bounded number at a time.
-    const online = hosts.filter((h) => h.truth.offlineAtStart === false);
-    emit({ type: 'fleet-starting', devices: hosts.length, offline: hosts.length - online.length });
+    const online = specs.filter((s) => s.offline === null);
+    emit({ type: 'fleet-starting', devices: specs.length, offline: specs.length - online.length });
     const t0 = performance.now();
-    await boundedEach(online.length, options.connectConcurrency ?? 100, async (i) => {
-      await online[i]!.start();
-    });
-    await awaitOnline(coordinator, online, options.minOnlineShare ?? 1, options.onlineTimeoutMs ?? 120_000, emit, t0);
+    await devices.startOnline(options.connectConcurrency ?? 100);
+    await awaitOnline(coordinator, online.map((s) => s.deviceId), options.minOnlineShare ?? 1, options.onlineTimeoutMs ?? 120_000, emit, t0);
     for (const release of scenario.releases) {
       const bytes = imageBytes(`${scenario.name}/${String(seed)}/${release.version}`, release.imageKiB);
       const d = await coordinator.uploadFirmware(release.version, bytes, models);
-      images.set(d.sha256, { version: release.version, ...d });
+      await devices.addImage({ version: release.version, ...d });
     }
 
-    pacer = new TelemetryPacer(hosts, clock, intervalMs);
-    pacer.start();
+    await devices.startTelemetry(intervalMs);
     // Let every device report a few times before the first release, so the control cohort has data.
     await clock.sleep(3 * intervalMs);
 
-    scheduleFleetFaults(scenario, hosts, injector, coordinator, clock, emit, faultCounts);
+    await scheduleFleetFaults(scenario, devices, specs.length - online.length, injector, coordinator, clock, emit, faultCounts, rng.fork('drops').int(0, 2 ** 31));
 
     const reports: ReleaseReport[] = [];
     let fleetVersion = scenario.fleet.baseVersion;
@@ -221,7 +228,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
         coordinator,
         id,
         version: release.version,
-        hosts,
+        fleet: devices,
         clock,
         deadlineMs: parseDuration(scenario.rollout.deadline),
         emit,
@@ -247,37 +254,36 @@ export async function simulate(options: SimulateOptions): Promise<SimulationRepo
             progress: await coordinator.progress(id),
             ...(final.rollback ? { rollback: final.rollback } : {}),
           },
-          hosts.map((h) => ({ ...h.truth, onlineAtEnd: h.alive })),
+          await devices.truths(),
         ),
       );
       if (final.phase === 'completed') fleetVersion = release.version;
     }
 
-    const fleet = fleetSummary(specs);
+    const summary = fleetSummary(specs);
     return {
       v: 1,
       kind: 'simulation-report',
       scenario: scenario.name,
       description: scenario.description,
       seed,
-      devices: hosts.length,
-      fleet,
+      devices: specs.length,
+      deviceProcesses: processes > 0 ? Math.min(processes, specs.length) : 0,
+      fleet: summary,
       timeScale,
       clock: clock.stats(),
       broker: coordinator.description,
       startedAt: new Date(simStart).toISOString(),
       wallMs: performance.now() - wallStart,
       simulatedMs: clock.now() - simStart,
-      faults: { ...faultCounts, ...(proxy ? { 'downloads-proxied': proxy.counts.proxied } : {}) },
+      faults: mergeCounts(faultCounts, await devices.faultCounts()),
       releases: reports,
       ok: reports.every((r) => r.ok),
     };
   } finally {
     injector.stop();
-    pacer?.stop();
-    await boundedEach(hosts.length, 500, (i) => hosts[i]!.stop({ powerOff: true }).catch(() => undefined));
+    await devicesFleet?.stop().catch(() => undefined);
     await coordinator.stop().catch(() => undefined);
-    await proxy?.stop();
     clock.stop();
     if (ownDir) await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
   }
@@ -287,16 +293,22 @@ function needsProxy(s: Scenario): boolean {
   return s.faults.interruptedDownloadShare > 0 || s.faults.corruptedDownloadShare > 0 || s.fleet.slowLinkShare > 0;
 }
 
+function mergeCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const sum = { ...a };
+  for (const [k, v] of Object.entries(b)) sum[k] = (sum[k] ?? 0) + v;
+  return sum;
+}
+
 /** Waits (real time, bounded) until the coordinator sees the required share of the online fleet. */
 async function awaitOnline(
   coordinator: CoordinatorHandle,
-  online: readonly DeviceHost[],
+  online: readonly string[],
   share: number,
   timeoutMs: number,
   emit: (e: SimEvent) => void,
   t0: number,
 ): Promise<void> {
-  const ids = new Set(online.map((h) => h.deviceId));
+  const ids = new Set(online);
   const needed = Math.ceil(share * ids.size);
   const end = performance.now() + timeoutMs;
   let seen = 0;

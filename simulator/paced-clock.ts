@@ -76,6 +76,26 @@ export interface SimClock extends Clock {
   begin(): () => void;
 }
 
+/** What a device process that follows this clock measured over its last window (real ms). */
+export interface RemoteLoad {
+  lagMs: number;
+  utilization: number;
+  oldestWorkMs: number;
+}
+
+/**
+ * Where simulated time stands, for a clock in another process to follow: simulated time `sim` at
+ * wall-clock time `epochMs` (performance.timeOrigin + performance.now(), shared by every process of
+ * the machine), advancing at `rate` simulated ms per real ms until the next sync.
+ */
+export interface TimeSync {
+  sim: number;
+  epochMs: number;
+  rate: number;
+  /** Simulated ms the follower may extrapolate past `sim` without a newer sync (the lag budget). */
+  leadMs: number;
+}
+
 interface Timer extends HeapTimer {
   fn: () => void;
   ref: boolean;
@@ -119,6 +139,8 @@ export class PacedClock implements SimClock {
   private workTracked = 0;
   private workLongest = 0;
   private workStuck = new Set<number>();
+  /** Load reported by device processes that follow this clock, merged into the current window. */
+  private remote: RemoteLoad = { lagMs: 0, utilization: 0, oldestWorkMs: 0 };
 
   constructor(options: PacedClockOptions) {
     if (!(options.scale > 0) || !Number.isFinite(options.scale)) throw new RangeError(`time scale must be a positive number, got ${options.scale}`);
@@ -193,6 +215,23 @@ export class PacedClock implements SimClock {
 
   track<T>(work: Promise<T>): Promise<T> {
     return work.finally(this.begin());
+  }
+
+  /** Where simulated time stands now, for device processes that follow this clock. */
+  timeSync(): TimeSync {
+    const t = performance.now();
+    const sim = Math.max(this.exactAt(t), this.lastReturned);
+    const leadMs = this.tuning && this.running && !this.stopped ? this.tuning.lagBudgetSimMs : Number.MAX_SAFE_INTEGER;
+    return { sim, epochMs: performance.timeOrigin + t, rate: this.currentScale, leadMs };
+  }
+
+  /**
+   * Load measured by a device process that follows this clock: its devices' real work must hold the
+   * pace too, as if it ran here. The worst of every report in a window counts for that window.
+   */
+  noteRemoteLoad(load: RemoteLoad): void {
+    const r = this.remote;
+    this.remote = { lagMs: Math.max(r.lagMs, load.lagMs), utilization: Math.max(r.utilization, load.utilization), oldestWorkMs: Math.max(r.oldestWorkMs, load.oldestWorkMs) };
   }
 
   /** The current effective scale (simulated ms per real ms). */
@@ -321,13 +360,16 @@ export class PacedClock implements SimClock {
     this.elu = mark;
     if (this.tuning) {
       const realMs = t - this.windowStart;
-      const next = nextPaceOf(this.pace, { realMs, lagMs: this.windowLag, utilization, oldestWorkMs: this.oldestWork(t) }, this.scale, this.tuning);
+      const r = this.remote;
+      const sample = { realMs, lagMs: Math.max(this.windowLag, r.lagMs), utilization: Math.max(utilization, r.utilization), oldestWorkMs: Math.max(this.oldestWork(t), r.oldestWorkMs) };
+      const next = nextPaceOf(this.pace, sample, this.scale, this.tuning);
       this.pace = Math.max(next.pace, floorPace(this.scale, this.tuning));
       if (next.cause !== null && this.pace < 1) this.slowedBy[next.cause] += realMs;
     }
     this.lowestScale = Math.min(this.lowestScale, this.rate());
     this.windowStart = t;
     this.windowLag = 0;
+    this.remote = { lagMs: 0, utilization: 0, oldestWorkMs: 0 };
   }
 
   /** Real age of the oldest operation in flight that has not overrun the hold limit (0: none). */

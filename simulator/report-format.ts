@@ -99,7 +99,7 @@ export function formatReport(report: SimulationReport): string {
   const faults = Object.entries(report.faults).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ');
   const head = [
     `scenario ${report.scenario}: ${report.description}`,
-    `${report.devices} devices (${models}; ${report.fleet.offline} offline at start, ${report.fleet.slowLinks} on slow links), seed ${String(report.seed)}, time ×${report.timeScale}, broker ${report.broker}`,
+    `${report.devices} devices (${models}; ${report.fleet.offline} offline at start, ${report.fleet.slowLinks} on slow links), seed ${String(report.seed)}, time ×${report.timeScale}, broker ${report.broker}${report.deviceProcesses > 0 ? `, devices in ${report.deviceProcesses} processes` : ''}`,
     `simulated ${humanDuration(report.simulatedMs)} in ${formatDuration(Math.round(report.wallMs / 1000) * 1000)} wall time${faults ? `; faults injected: ${faults}` : ''}`,
     clockLine(report.clock),
   ];

@@ -144,6 +144,8 @@ export interface SimulationReport {
   description: string;
   seed: string | number;
   devices: number;
+  /** Child processes that hosted the devices (0: the simulator's own process). */
+  deviceProcesses: number;
   fleet: { models: Record<string, number>; offline: number; slowLinks: number };
   /** Target time scale. */
   timeScale: number;

@@ -89,6 +89,11 @@ export const FleetSpecSchema = z.object({
   /** Share of devices on slow links: their downloads are throttled to `slowLinkKiBps`. */
   slowLinkShare: ShareSchema.default(0),
   slowLinkKiBps: z.number().positive().default(64),
+  /**
+   * Child processes hosting the devices (0: every device in the simulator's own process); `--processes`
+   * overrides it. Past ~15,000 devices a process runs out of sockets (the open-file limit).
+   */
+  processes: z.number().int().min(0).max(64).default(0),
 });
 export type FleetSpec = z.infer<typeof FleetSpecSchema>;
 

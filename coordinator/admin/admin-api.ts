@@ -91,18 +91,13 @@ export async function createAdminApi(o: AdminApiOptions): Promise<AdminApi> {
   });
 
   // Before the body is read: a caller without the right credentials never gets a body parsed.
-  api.addHook('onRequest', (request, _reply, done) => {
+  api.addHook('onRequest', async (request) => {
     if (!request.is404 && request.routeOptions.url !== undefined) o.onMatch?.(request.raw, request.routeOptions.url);
-    if (request.is404 || request.routeOptions.config.public) return done();
-    try {
-      const principal = o.authenticator.authenticate({ method: request.method, headers: request.headers, source: sourceOf(request.raw) });
-      const safe = request.method === 'GET' || request.method === 'HEAD';
-      authorize(principal, request.routeOptions.config.role ?? (safe ? 'viewer' : 'admin'), `${request.method} ${request.routeOptions.url ?? request.url}`);
-      request.principal = principal;
-      done();
-    } catch (err) {
-      done(err as Error);
-    }
+    if (request.is404 || request.routeOptions.config.public) return;
+    const principal = await o.authenticator.authenticate({ method: request.method, headers: request.headers, source: sourceOf(request.raw) });
+    const safe = request.method === 'GET' || request.method === 'HEAD';
+    authorize(principal, request.routeOptions.config.role ?? (safe ? 'viewer' : 'admin'), `${request.method} ${request.routeOptions.url ?? request.url}`);
+    request.principal = principal;
   });
 
   // Bodies are JSON whatever their declared type (the CLI and curl users send all sorts); routes that

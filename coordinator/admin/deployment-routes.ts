@@ -13,8 +13,8 @@ const IdParams = z.object({ id: z.string() });
 
 export function registerDeploymentRoutes(api: AdminApi, deps: DeploymentRouteDeps): void {
   const { rollouts } = deps;
-  const find = (id: string) => {
-    const v = rollouts.view(id);
+  const find = async (id: string) => {
+    const v = await rollouts.view(id);
     if (!v) throw new NotFoundError(`no deployment ${id}; list them with \`fleet deploy list\``);
     return v;
   };
@@ -22,7 +22,7 @@ export function registerDeploymentRoutes(api: AdminApi, deps: DeploymentRouteDep
   api.get(
     '/v1/deployments',
     { schema: { summary: 'deployments, newest first', querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }) } },
-    ({ query }) => ({ deployments: rollouts.list(query.limit) }),
+    async ({ query }) => ({ deployments: await rollouts.list(query.limit) }),
   );
 
   api.post(
@@ -39,30 +39,30 @@ export function registerDeploymentRoutes(api: AdminApi, deps: DeploymentRouteDep
     { config: { role: 'operator' }, schema: { summary: 'start, pause, resume, promote, approve, abort or roll back', params: IdParams, body: OperatorActionSchema } },
     async (request) => {
       const view = await rollouts.act(request.params.id, request.body, actorOf(request));
-      return { ...view, decisions: rollouts.decisions(view.id) };
+      return { ...view, decisions: await rollouts.decisions(view.id) };
     },
   );
 
-  api.get('/v1/deployments/:id/decisions', { schema: { summary: "the deployment's gate decisions", params: IdParams } }, ({ params }) => ({
-    decisions: find(params.id).decisions ?? [],
+  api.get('/v1/deployments/:id/decisions', { schema: { summary: "the deployment's gate decisions", params: IdParams } }, async ({ params }) => ({
+    decisions: (await find(params.id)).decisions ?? [],
   }));
 
   api.get(
     '/v1/deployments/:id/devices',
     { schema: { summary: "the deployment's devices and their progress", params: IdParams, querystring: z.object({ wave: z.coerce.number().int().min(1).optional() }) } },
-    ({ params, query }) => {
-      find(params.id);
-      return { devices: rollouts.devices(params.id, query.wave !== undefined ? query.wave - 1 : undefined) };
+    async ({ params, query }) => {
+      await find(params.id);
+      return { devices: await rollouts.devices(params.id, query.wave !== undefined ? query.wave - 1 : undefined) };
     },
   );
 
   api.get(
     '/v1/deployments/:id/decisions/:decisionId/snapshot',
     { schema: { summary: 'the canary snapshot a gate decision was made from', params: z.object({ id: z.string(), decisionId: z.string() }) } },
-    ({ params }) => {
-      const decision = find(params.id).decisions?.find((d) => d.id === params.decisionId);
+    async ({ params }) => {
+      const decision = (await find(params.id)).decisions?.find((d) => d.id === params.decisionId);
       if (!decision) throw new NotFoundError(`deployment ${params.id} has no decision ${params.decisionId}`);
-      const snapshot = rollouts.snapshot(decision.inputsDigest);
+      const snapshot = await rollouts.snapshot(decision.inputsDigest);
       if (!snapshot) throw new NotFoundError(`decision ${decision.id} was not made from a stored canary snapshot (source ${decision.source})`);
       return snapshot;
     },

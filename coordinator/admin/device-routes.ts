@@ -15,9 +15,10 @@ export interface DeviceRouteDeps {
   /** Provisioning, rotation and revocation, in the store and on the broker. */
   accounts: Pick<DeviceAccounts, 'provision' | 'revoke'>;
   now: () => number;
-  audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => void;
+  /** Records the action in the audit log; resolves once stored (the answer follows it). */
+  audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => Promise<void>;
   /** Per-deployment progress of one device, newest first (from the engine's repository). */
-  deviceDeployments?: (deviceId: string) => unknown[];
+  deviceDeployments?: (deviceId: string) => Promise<unknown[]>;
   /** What devices did that was refused or shed. */
   anomalies?: Pick<AnomalyLog, 'list' | 'forDevice'>;
 }
@@ -88,12 +89,12 @@ export function registerDeviceRoutes(api: AdminApi, deps: DeviceRouteDeps): void
     };
   });
 
-  api.get('/v1/devices/:id', { schema: { summary: 'a device with its deployments and anomalies', params: IdParams } }, ({ params }) => {
+  api.get('/v1/devices/:id', { schema: { summary: 'a device with its deployments and anomalies', params: IdParams } }, async ({ params }) => {
     const d = deps.registry.get(params.id);
     if (!d) throw new NotFoundError(`no device ${params.id}; list devices with \`fleet devices list\``);
     return {
       ...deviceView(d, deps.credentials),
-      deployments: deps.deviceDeployments?.(d.deviceId) ?? [],
+      deployments: (await deps.deviceDeployments?.(d.deviceId)) ?? [],
       anomalies: deps.anomalies?.forDevice(d.deviceId) ?? [],
     };
   });
@@ -110,7 +111,7 @@ export function registerDeviceRoutes(api: AdminApi, deps: DeviceRouteDeps): void
     const { body } = request;
     // The store and the broker together (an external broker's accounts too): device-accounts.ts.
     const provisioned = await deps.accounts.provision(body.deviceIds, { rotate: body.rotate, ...definedProps({ hardwareModel: body.hardwareModel, tags: body.tags }) });
-    deps.audit(actorOf(request), 'devices.provisioned', body.deviceIds.length === 1 ? body.deviceIds[0]! : `${body.deviceIds.length} devices`, {
+    await deps.audit(actorOf(request), 'devices.provisioned', body.deviceIds.length === 1 ? body.deviceIds[0]! : `${body.deviceIds.length} devices`, {
       count: body.deviceIds.length,
       rotate: body.rotate,
       ...definedProps({ reason: body.reason }),
@@ -122,7 +123,7 @@ export function registerDeviceRoutes(api: AdminApi, deps: DeviceRouteDeps): void
     const id = request.params.id;
     const { found, brokerError } = await deps.accounts.revoke(id);
     if (!found) throw new NotFoundError(`device ${id} has no credentials`);
-    deps.audit(actorOf(request), 'devices.revoked', id, definedProps({ reason: request.query.reason }));
+    await deps.audit(actorOf(request), 'devices.revoked', id, definedProps({ reason: request.query.reason }));
     if (brokerError) throw brokerError;
     return { deviceId: id, revoked: true };
   });

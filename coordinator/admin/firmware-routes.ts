@@ -19,7 +19,8 @@ import { definedProps } from '@fleet/firmware/defined-props';
 export interface FirmwareRouteDeps {
   store: ArtifactStore;
   firmware: FirmwareService;
-  audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => void;
+  /** Records the action in the audit log; resolves once stored (the answer follows it). */
+  audit: (actor: string, action: string, subject: string, detail?: Record<string, unknown>) => Promise<void>;
   /** Whether an offline manifest's artifact URL serves its image. Default: one HEAD request (artifact-url-check.ts). */
   checkUrl?: ArtifactUrlCheck;
 }
@@ -128,7 +129,7 @@ export function registerFirmwareRoutes(api: AdminApi, deps: FirmwareRouteDeps): 
       hardware: q.hardware,
       ...definedProps({ installableOver: q.installableOver, securityVersion: q.securityVersion, tags: q.tags, offlineManifest }),
     });
-    deps.audit(actor, 'firmware.uploaded', record.firmwareVersion, { sha256: record.sha256, size: record.size, offlineSigned: record.offlineSigned });
+    await deps.audit(actor, 'firmware.uploaded', record.firmwareVersion, { sha256: record.sha256, size: record.size, offlineSigned: record.offlineSigned });
     return record;
   }
 }

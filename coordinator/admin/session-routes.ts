@@ -29,7 +29,7 @@ export function registerSessionRoutes(api: AdminApi, deps: SessionRouteDeps): vo
       const source = sourceOf(request.raw);
       const { principal, view, setCookie } = await deps.access.login(request.body, source);
       const via = 'username' in request.body ? 'password' : 'token';
-      deps.auditLog.append(deps.now(), principal.name, 'session.created', principal.name, { via }, { user: principal.name, role: principal.role, source });
+      await deps.auditLog.append(deps.now(), principal.name, 'session.created', principal.name, { via }, { user: principal.name, role: principal.role, source });
       return reply.header('set-cookie', setCookie).send(view);
     },
   );
@@ -38,9 +38,9 @@ export function registerSessionRoutes(api: AdminApi, deps: SessionRouteDeps): vo
     sessionView(request.principal!),
   );
 
-  api.delete('/v1/session', { config: { role: 'viewer' }, schema: { summary: 'log out: ends the session and clears the cookie' } }, (request, reply) => {
-    const cookie = deps.access.logout(request.principal!);
-    if (request.principal!.via === 'session') deps.auditLog.append(deps.now(), actorOf(request), 'session.ended', actorOf(request));
+  api.delete('/v1/session', { config: { role: 'viewer' }, schema: { summary: 'log out: ends the session and clears the cookie' } }, async (request, reply) => {
+    const cookie = await deps.access.logout(request.principal!);
+    if (request.principal!.via === 'session') await deps.auditLog.append(deps.now(), actorOf(request), 'session.ended', actorOf(request));
     return reply.code(204).header('set-cookie', cookie).send();
   });
 }

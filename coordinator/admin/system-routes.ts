@@ -37,8 +37,8 @@ export function registerSystemRoutes(api: AdminApi, deps: SystemRouteDeps): void
 
   api.get('/v1/metrics', { schema: { summary: 'counters since this start and over every run' } }, () => deps.metrics());
 
-  api.get('/v1/audit', { schema: { summary: 'the audit log, newest first', querystring: AuditQuerySchema } }, ({ query }) => ({
-    entries: deps.auditLog.list({
+  api.get('/v1/audit', { schema: { summary: 'the audit log, newest first', querystring: AuditQuerySchema } }, async ({ query }) => ({
+    entries: await deps.auditLog.list({
       limit: query.limit,
       ...definedProps({ subject: query.subject, user: query.user, beforeId: query.before }),
     }),

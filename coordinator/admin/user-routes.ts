@@ -27,8 +27,8 @@ const NameParams = z.object({ name: z.string() });
 export function registerUserRoutes(api: AdminApi, deps: UserRouteDeps): void {
   const { users, sessions } = deps;
 
-  api.get('/v1/users', { schema: { summary: 'users, their roles and credentials (never a secret)', response: { 200: z.object({ users: z.array(UserViewSchema) }) } } }, () => ({
-    users: users.list(),
+  api.get('/v1/users', { schema: { summary: 'users, their roles and credentials (never a secret)', response: { 200: z.object({ users: z.array(UserViewSchema) }) } } }, async () => ({
+    users: await users.list(),
   }));
 
   api.post('/v1/users', { schema: { summary: 'add a user; answers their API token, shown once', body: NewUserSchema, response: { 201: IssuedTokenSchema } } }, async (request, reply) => {
@@ -38,10 +38,10 @@ export function registerUserRoutes(api: AdminApi, deps: UserRouteDeps): void {
     return reply.code(201).send(issued);
   });
 
-  api.delete('/v1/users/:name', { schema: { summary: 'remove a user: their token and sessions stop working', params: NameParams, querystring: ReasonSchema } }, (request, reply) => {
+  api.delete('/v1/users/:name', { schema: { summary: 'remove a user: their token and sessions stop working', params: NameParams, querystring: ReasonSchema } }, async (request, reply) => {
     const { name } = request.params;
-    users.remove(name);
-    const ended = sessions.revokeUser(name);
+    await users.remove(name);
+    const ended = await sessions.revokeUser(name);
     deps.audit(actorOf(request), 'users.removed', name, { sessionsEnded: ended, ...definedProps({ reason: request.query.reason }) });
     return reply.code(204).send();
   });
@@ -49,8 +49,8 @@ export function registerUserRoutes(api: AdminApi, deps: UserRouteDeps): void {
   api.post(
     '/v1/users/:name/token',
     { schema: { summary: 'issue a new API token (shown once); the old one stops working', params: NameParams, body: ReasonSchema, response: { 200: IssuedTokenSchema } } },
-    (request) => {
-      const issued = users.issueToken(request.params.name);
+    async (request) => {
+      const issued = await users.issueToken(request.params.name);
       deps.audit(actorOf(request), 'users.token-issued', request.params.name, definedProps({ reason: request.body.reason }));
       return issued;
     },
@@ -65,14 +65,14 @@ export function registerUserRoutes(api: AdminApi, deps: UserRouteDeps): void {
       const principal = request.principal!;
       const self = principal.name === name;
       if (!self) authorize(principal, 'admin', `setting ${name}'s password`);
-      if (self && principal.via === 'session' && users.view(name)?.hasPassword) {
+      if (self && principal.via === 'session' && (await users.view(name))?.hasPassword) {
         // A session left open on a shared screen must not be enough to take the account over.
         if (request.body.currentPassword === undefined || !(await users.checkPassword(name, request.body.currentPassword, sourceOf(request.raw)))) {
           throw new ForbiddenError('changing your own password from a web session needs your current password (currentPassword)');
         }
       }
       await users.setPassword(name, request.body.password);
-      const ended = sessions.revokeUser(name, principal.sessionHash);
+      const ended = await sessions.revokeUser(name, principal.sessionHash);
       deps.audit(actorOf(request), 'users.password-changed', name, { sessionsEnded: ended, ...definedProps({ reason: request.body.reason }) });
       return reply.code(204).send();
     },

@@ -1,8 +1,11 @@
 /**
  * Firmware artifacts: content-addressed image files (`artifacts/<sha256>` in the data dir) and their
- * signed manifests in SQLite. An upload is streamed to a temporary file while hashed, then renamed into
- * place, so a crash never leaves a half image under a valid name; what happens to the file later is
- * artifact-integrity.ts's concern. I/O shell (fs, SQLite).
+ * signed manifests in the store (SQLite or PostgreSQL). An upload is streamed to a temporary file while
+ * hashed, then renamed into place, so a crash never leaves a half image under a valid name; what
+ * happens to the file later is artifact-integrity.ts's concern. Records are few (one per firmware
+ * version) and read on every download and deployment: they are kept in memory, read at start and
+ * written through (`record` resolves once stored). An upload on another coordinator sharing the
+ * store is seen after `reload`. I/O shell (fs, the store).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -13,7 +16,7 @@ import { Transform, type Readable } from 'node:stream';
 import { FleetError, ValidationError } from '@fleet/protocol/errors';
 import { SemverSchema, HardwareModelSchema } from '@fleet/protocol/ids';
 import type { Envelope, Manifest } from '@fleet/protocol/signed';
-import type { Db } from '../store/db.js';
+import type { Sql } from '../store/sql.js';
 
 export interface ArtifactRecord {
   sha256: string;
@@ -60,10 +63,26 @@ const fromRow = (r: Row): ArtifactRecord => ({
 
 export class ArtifactStore {
   readonly dir: string;
+  /** By firmware version. */
+  private readonly records = new Map<string, ArtifactRecord>();
 
   /** `dir`: where images are kept (the data directory's `artifacts`, or a directory replicas share). */
-  constructor(private readonly db: Db, dir: string) {
+  private constructor(private readonly sql: Sql, dir: string) {
     this.dir = dir;
+  }
+
+  /** Reads every artifact record; images live in `dir`. */
+  static async load(sql: Sql, dir: string): Promise<ArtifactStore> {
+    const store = new ArtifactStore(sql, dir);
+    await store.reload();
+    return store;
+  }
+
+  /** Reads the records again (another coordinator on the same store may have uploaded since). */
+  async reload(): Promise<void> {
+    const rows = await this.sql.all<Row>('SELECT * FROM artifacts');
+    this.records.clear();
+    for (const r of rows) this.records.set(r.firmware_version, fromRow(r));
   }
 
   /** Path of an image by its sha256 (which must be valid hex). */
@@ -98,23 +117,29 @@ export class ArtifactStore {
     }
   }
 
-  /** Records an artifact with its signed manifest. Versions are immutable. */
-  record(input: { manifest: Envelope; signed: Manifest; offlineSigned: boolean; uploadedAt: number }): ArtifactRecord {
+  /**
+   * Records an artifact with its signed manifest; resolves once stored. Versions are immutable: the
+   * store refuses a second record of a version even when another coordinator made the first.
+   */
+  async record(input: { manifest: Envelope; signed: Manifest; offlineSigned: boolean; uploadedAt: number }): Promise<ArtifactRecord> {
     const m = input.signed;
     SemverSchema.parse(m.firmwareVersion);
     for (const h of m.hardware) HardwareModelSchema.parse(h);
     if (this.get(m.firmwareVersion)) throw new ArtifactExistsError(m.firmwareVersion);
-    this.db
-      .prepare(`INSERT INTO artifacts (sha256, firmware_version, hardware, size, file_name, manifest_json, offline_signed, uploaded_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(m.artifact.sha256, m.firmwareVersion, JSON.stringify(m.hardware), m.artifact.size, m.artifact.sha256,
-        JSON.stringify(input.manifest), input.offlineSigned ? 1 : 0, input.uploadedAt);
-    return this.get(m.firmwareVersion)!;
+    const row = await this.sql.get<Row>(
+      `INSERT INTO artifacts (sha256, firmware_version, hardware, size, file_name, manifest_json, offline_signed, uploaded_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (firmware_version) DO NOTHING RETURNING *`,
+      [m.artifact.sha256, m.firmwareVersion, JSON.stringify(m.hardware), m.artifact.size, m.artifact.sha256,
+        JSON.stringify(input.manifest), input.offlineSigned ? 1 : 0, input.uploadedAt],
+    );
+    if (!row) throw new ArtifactExistsError(m.firmwareVersion);
+    const record = fromRow(row);
+    this.records.set(record.firmwareVersion, record);
+    return record;
   }
 
   get(firmwareVersion: string): ArtifactRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM artifacts WHERE firmware_version = ?').get(firmwareVersion) as Row | undefined;
-    return row ? fromRow(row) : undefined;
+    return this.records.get(firmwareVersion);
   }
 
   require(firmwareVersion: string): ArtifactRecord {
@@ -124,11 +149,12 @@ export class ArtifactStore {
   }
 
   bySha(sha256: string): ArtifactRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM artifacts WHERE sha256 = ? LIMIT 1').get(sha256) as Row | undefined;
-    return row ? fromRow(row) : undefined;
+    for (const a of this.records.values()) if (a.sha256 === sha256) return a;
+    return undefined;
   }
 
+  /** Newest upload first. */
   list(): ArtifactRecord[] {
-    return (this.db.prepare('SELECT * FROM artifacts ORDER BY uploaded_at DESC').all() as Row[]).map(fromRow);
+    return [...this.records.values()].sort((a, b) => b.uploadedAt - a.uploadedAt);
   }
 }

@@ -86,7 +86,7 @@ export class FirmwareService {
         // Read now, not at start: a public key just added to the trust directory counts without a restart.
         const trust = await this.trust.load();
         const { envelope, manifest } = this.checkOffline(req.offlineManifest, size, sha256, req.version, trust);
-        return this.store.record({ manifest: envelope, signed: manifest, offlineSigned: true, uploadedAt: this.now() });
+        return await this.store.record({ manifest: envelope, signed: manifest, offlineSigned: true, uploadedAt: this.now() });
       }
       const manifest = buildManifest({
         firmwareVersion: req.version,
@@ -96,10 +96,10 @@ export class FirmwareService {
         securityVersion: req.securityVersion ?? 0,
         ...(req.tags ? { tags: req.tags } : {}),
         issuedAt: this.now(),
-        metadataVersion: this.freshness.next('manifest'),
+        metadataVersion: await this.freshness.next('manifest'),
       });
       const envelope = signManifest(manifest, [this.key]) as unknown as Envelope;
-      return this.store.record({ manifest: envelope, signed: manifest, offlineSigned: false, uploadedAt: this.now() });
+      return await this.store.record({ manifest: envelope, signed: manifest, offlineSigned: false, uploadedAt: this.now() });
     } catch (err) {
       // Keep the image only if another artifact already references these bytes.
       if (!this.store.bySha(sha256)) await rm(this.store.pathOf(sha256), { force: true });
@@ -135,10 +135,10 @@ export class FirmwareService {
    * The manifest a deployment publishes: an offline-signed one as is (its signer decided its scope),
    * otherwise a fresh one bound to the deployment and narrowed to its target.
    */
-  deploymentManifest(req: DeploymentManifestRequest): { envelope: Envelope; manifest: Manifest; artifact: ArtifactRecord; offlineSigned: boolean; warnings: string[] } {
+  async deploymentManifest(req: DeploymentManifestRequest): Promise<{ envelope: Envelope; manifest: Manifest; artifact: ArtifactRecord; offlineSigned: boolean; warnings: string[] }> {
     const artifact = this.store.require(req.firmwareVersion);
     const base = ManifestSchema.parse(artifact.manifest.signed);
-    if (artifact.offlineSigned) return { envelope: artifact.manifest, manifest: base, artifact, offlineSigned: true, warnings: this.offlineFreshness(base) };
+    if (artifact.offlineSigned) return { envelope: artifact.manifest, manifest: base, artifact, offlineSigned: true, warnings: await this.offlineFreshness(base) };
     const hardware = req.hardwareModels.filter((h) => base.hardware.includes(h));
     if (hardware.length === 0) {
       throw new ValidationError('deployment', [
@@ -155,7 +155,7 @@ export class FirmwareService {
       deploymentId: req.deploymentId,
       issuedAt: this.now(),
       ttlMs: req.ttlMs,
-      metadataVersion: this.freshness.next('manifest'),
+      metadataVersion: await this.freshness.next('manifest'),
     });
     return { envelope: signManifest(manifest, [this.key]), manifest, artifact, offlineSigned: false, warnings: [] };
   }
@@ -165,7 +165,7 @@ export class FirmwareService {
    * metadataVersion and a new lifetime of the same length from now. Only the coordinator's own
    * manifests, bound to the deployment: an offline signer's scope and lifetime are its own.
    */
-  renewDeploymentManifest(current: Envelope, deploymentId: string): Envelope {
+  async renewDeploymentManifest(current: Envelope, deploymentId: string): Promise<Envelope> {
     const m = ManifestSchema.parse(current.signed);
     if (m.deploymentId !== deploymentId || m.rollback) {
       throw new ValidationError('manifest renewal', [`the manifest of deployment ${deploymentId} was not signed by this coordinator for it; it keeps its own lifetime`]);
@@ -180,7 +180,7 @@ export class FirmwareService {
       deploymentId,
       issuedAt: this.now(),
       ttlMs: Date.parse(m.expiresAt) - Date.parse(m.issuedAt),
-      metadataVersion: this.freshness.next('manifest'),
+      metadataVersion: await this.freshness.next('manifest'),
     });
     return signManifest(renewed, [this.key]);
   }
@@ -199,14 +199,14 @@ export class FirmwareService {
    * newer one refuses it. Refused outright without one; warned about when this coordinator has
    * issued a newer one since. Raises the counter past it, so later manifests stay above.
    */
-  private offlineFreshness(m: Manifest): string[] {
+  private async offlineFreshness(m: Manifest): Promise<string[]> {
     if (m.metadataVersion === undefined) {
       throw new ValidationError('deployment', [`the offline-signed manifest of ${m.firmwareVersion} carries no metadataVersion, so devices refuse it (stale-manifest); sign it again with a current \`fleet firmware sign\` and upload it`]);
     }
     const unbound = rollbackBindingProblem(m);
     if (unbound !== null) throw new ValidationError('deployment', [unbound]);
-    const issued = this.freshness.current('manifest');
-    this.freshness.observe('manifest', m.metadataVersion);
+    const issued = await this.freshness.current('manifest');
+    await this.freshness.observe('manifest', m.metadataVersion);
     if (m.metadataVersion > issued) return [];
     return [
       `the offline-signed manifest of ${m.firmwareVersion} has metadataVersion ${m.metadataVersion}, not above ${issued} that this coordinator has signed since: devices that accepted a newer manifest refuse it (stale-manifest); sign it again to reach them`,

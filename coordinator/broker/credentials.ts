@@ -5,10 +5,15 @@
  * 10,000 scrypt runs. Every scrypt run goes through one fair, bounded queue (fair-queue.ts): a few at
  * a time, each source address in its own lane, so a storm of wrong passwords from one place neither
  * starves libuv's thread pool nor delays a device connecting from elsewhere by more than a check or
- * two. I/O shell (SQLite, node:crypto).
+ * two.
+ *
+ * Which ids have credentials, and whether revoked, is kept in memory (the broker's publish
+ * authorisation asks synchronously); the hash itself is read from the store at each check, so a
+ * secret rotated by another coordinator on the same store counts at once. I/O shell (the store,
+ * node:crypto).
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
-import type { Db } from '../store/db.js';
+import type { Sql } from '../store/sql.js';
 import { DeviceIdSchema } from '@fleet/protocol/ids';
 import { FleetError, ValidationError } from '@fleet/protocol/errors';
 import { BusyError, FairQueue, type FairQueueOptions } from './fair-queue.js';
@@ -51,6 +56,9 @@ export async function verifySecret(secret: string, stored: string): Promise<bool
  */
 export const DEFAULT_CHECK_QUEUE: FairQueueOptions = { concurrency: 2, maxPerLane: 1_000, maxQueued: 10_000 };
 
+const UPSERT = `INSERT INTO device_credentials (device_id, secret_hash, created_at, revoked) VALUES (?, ?, ?, 0)
+  ON CONFLICT (device_id) DO UPDATE SET secret_hash = excluded.secret_hash, created_at = excluded.created_at, revoked = 0`;
+
 /** The lane of provisioning's hashing: the operator's own work, never refused, taking turns with logins. */
 const PROVISIONING_LANE = 'operator:provisioning';
 
@@ -65,17 +73,48 @@ export interface IssuedCredential extends ProvisionedDevice {
   hash: string;
 }
 
+export interface CredentialStoreOptions {
+  /** log2 of scrypt's N for new secrets. Default DEFAULT_SCRYPT_LOG_N. */
+  logN?: number;
+  /** Default Date.now. */
+  now?: () => number;
+  /** Default DEFAULT_CHECK_QUEUE. */
+  checkQueue?: FairQueueOptions;
+}
+
 export class CredentialStore {
   private readonly verified = new Map<string, string>();
+  /** Every id ever provisioned: true when revoked. */
+  private readonly known = new Map<string, boolean>();
   private readonly checks: FairQueue;
+  private readonly logN: number;
+  private readonly now: () => number;
 
-  constructor(
-    private readonly db: Db,
-    private readonly logN: number = DEFAULT_SCRYPT_LOG_N,
-    private readonly now: () => number = Date.now,
-    checkQueue: FairQueueOptions = DEFAULT_CHECK_QUEUE,
+  private constructor(
+    private readonly sql: Sql,
+    options: CredentialStoreOptions,
   ) {
-    this.checks = new FairQueue(checkQueue);
+    this.logN = options.logN ?? DEFAULT_SCRYPT_LOG_N;
+    this.now = options.now ?? Date.now;
+    this.checks = new FairQueue(options.checkQueue ?? DEFAULT_CHECK_QUEUE);
+  }
+
+  /** Reads which devices have credentials. */
+  static async load(sql: Sql, options: CredentialStoreOptions = {}): Promise<CredentialStore> {
+    const store = new CredentialStore(sql, options);
+    await store.reload();
+    return store;
+  }
+
+  /**
+   * Reads which devices have credentials again: the seam through which provisioning or revocation by
+   * another coordinator on the same store reaches this one's in-memory answers.
+   */
+  async reload(): Promise<void> {
+    const rows = await this.sql.all<{ device_id: string; revoked: number }>('SELECT device_id, revoked FROM device_credentials');
+    this.known.clear();
+    for (const r of rows) this.known.set(r.device_id, r.revoked !== 0);
+    this.verified.clear();
   }
 
   /**
@@ -90,7 +129,7 @@ export class CredentialStore {
   /** Provisions many devices; hashing runs on libuv's thread pool, a few at a time. */
   async provisionMany(deviceIds: readonly string[], options: { rotate?: boolean } = {}): Promise<ProvisionedDevice[]> {
     const issued = await this.issue(deviceIds, options);
-    this.commit(issued);
+    await this.commit(issued);
     return issued.map(({ deviceId, secret }) => ({ deviceId, secret }));
   }
 
@@ -123,34 +162,42 @@ export class CredentialStore {
   }
 
   /** Stores issued credentials (replacing and un-revoking what each device had), in one transaction. */
-  commit(issued: readonly IssuedCredential[]): void {
-    const upsert = this.db.prepare(`INSERT INTO device_credentials (device_id, secret_hash, created_at, revoked) VALUES (?, ?, ?, 0)
-                ON CONFLICT(device_id) DO UPDATE SET secret_hash = excluded.secret_hash, created_at = excluded.created_at, revoked = 0`);
+  async commit(issued: readonly IssuedCredential[]): Promise<void> {
     const now = this.now();
-    this.db.transaction(() => {
-      for (const c of issued) upsert.run(c.deviceId, c.hash, now);
-    })();
+    // Old secrets stop passing the in-memory check before the new ones are stored.
     for (const c of issued) this.verified.delete(c.deviceId);
+    await this.sql.transaction(async (tx) => {
+      for (const c of issued) await tx.run(UPSERT, [c.deviceId, c.hash, now]);
+    });
+    for (const c of issued) {
+      this.known.set(c.deviceId, false);
+      this.verified.delete(c.deviceId);
+    }
   }
 
-  /** Every device ever provisioned, with whether it is revoked (for the broker's accounts). */
+  /** Every device ever provisioned, with whether it is revoked (for the broker's accounts), by id. */
   all(): { deviceId: string; revoked: boolean }[] {
-    const rows = this.db.prepare('SELECT device_id, revoked FROM device_credentials ORDER BY device_id').all() as { device_id: string; revoked: number }[];
-    return rows.map((r) => ({ deviceId: r.device_id, revoked: r.revoked !== 0 }));
+    return [...this.known]
+      .map(([deviceId, revoked]) => ({ deviceId, revoked }))
+      .sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
   }
 
-  revoke(deviceId: string): boolean {
+  /** Revokes a device's credentials; false when it has none. Stored before it resolves. */
+  async revoke(deviceId: string): Promise<boolean> {
     this.verified.delete(deviceId);
-    return this.db.prepare('UPDATE device_credentials SET revoked = 1 WHERE device_id = ?').run(deviceId).changes > 0;
+    const { changes } = await this.sql.run('UPDATE device_credentials SET revoked = 1 WHERE device_id = ?', [deviceId]);
+    if (changes > 0) this.known.set(deviceId, true);
+    this.verified.delete(deviceId);
+    return changes > 0;
   }
 
   has(deviceId: string): boolean {
-    return this.db.prepare('SELECT 1 FROM device_credentials WHERE device_id = ? AND revoked = 0').get(deviceId) !== undefined;
+    return this.known.get(deviceId) === false;
   }
 
   /** Ever provisioned, revoked or not: such an id is never a device without credentials. */
   isProvisioned(deviceId: string): boolean {
-    return this.db.prepare('SELECT 1 FROM device_credentials WHERE device_id = ?').get(deviceId) !== undefined;
+    return this.known.has(deviceId);
   }
 
   /** True when `secret` is the one last verified for the device (no scrypt run; never a refusal). */
@@ -167,10 +214,11 @@ export class CredentialStore {
    */
   async verify(deviceId: string, secret: string, lane = 'local', stillWanted: () => boolean = () => true): Promise<boolean> {
     if (this.verifiedBefore(deviceId, secret)) return true;
-    const row = this.db.prepare('SELECT secret_hash FROM device_credentials WHERE device_id = ? AND revoked = 0').get(deviceId) as
-      | { secret_hash: string }
-      | undefined;
+    // From the store, not memory: a device provisioned or rotated by another coordinator on the same
+    // store logs in here at once.
+    const row = await this.sql.get<{ secret_hash: string }>('SELECT secret_hash FROM device_credentials WHERE device_id = ? AND revoked = 0', [deviceId]);
     if (!row) return false;
+    this.known.set(deviceId, false);
     const ok = await this.checks.run(lane, () => {
       if (!stillWanted()) return Promise.reject(new BusyError(`login from ${lane} throttled while it waited`));
       return verifySecret(secret, row.secret_hash);

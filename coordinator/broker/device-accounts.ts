@@ -89,13 +89,17 @@ export class DeviceAccounts {
       this.deps.counters.inc('broker.accounts.push.failed');
       throw new BrokerAccountsError(`nothing was provisioned: the broker did not take the accounts of ${describe(deviceIds)} (${errorMessage(err)})`);
     }
-    credentials.commit(issued);
+    await credentials.commit(issued);
     const now = this.deps.now();
+    await Promise.all(
+      accounts.map((a) =>
+        registry.provisioned(a.deviceId, now, {
+          ...(info.hardwareModel !== undefined ? { hardwareModel: info.hardwareModel } : {}),
+          ...(info.tags !== undefined ? { tags: info.tags } : {}),
+        }),
+      ),
+    );
     for (const a of accounts) {
-      registry.provisioned(a.deviceId, now, {
-        ...(info.hardwareModel !== undefined ? { hardwareModel: info.hardwareModel } : {}),
-        ...(info.tags !== undefined ? { tags: info.tags } : {}),
-      });
       if (a.hardwareModel === undefined) this.unmodelled.add(a.deviceId);
       else this.unmodelled.delete(a.deviceId);
     }
@@ -110,7 +114,7 @@ export class DeviceAccounts {
    * reports the error).
    */
   async revoke(deviceId: string): Promise<{ found: boolean; brokerError?: BrokerAccountsError }> {
-    if (!this.deps.credentials.revoke(deviceId)) return { found: false };
+    if (!(await this.deps.credentials.revoke(deviceId))) return { found: false };
     const account: DeviceAccount = { deviceId, hardwareModel: this.deps.registry.hardwareModelOf(deviceId), enabled: false };
     this.deps.broker.enforce([account]);
     try {

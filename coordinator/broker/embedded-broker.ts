@@ -8,6 +8,7 @@
  * id provisioned after it connected without credentials. Refusals are logged with the offender's id
  * or address, at most once per interval each. I/O shell.
  */
+import type { EventEmitter } from 'node:events';
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Aedes, Client } from 'aedes';
@@ -21,6 +22,7 @@ import { AuthRefusal, DeviceAuthenticator, type BrokerAnomalyKind } from './devi
 import type { LoginThrottle } from './login-throttle.js';
 import { CONNECT_PACKET_LIMIT, limitPacketSize } from './packet-limit.js';
 import { indexedMemoryPersistence } from './retained-index.js';
+import { connectRedisCluster, type RedisCluster } from './redis-cluster.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
 import { definedProps } from '@fleet/firmware/defined-props';
@@ -52,12 +54,26 @@ export interface EmbeddedBrokerOptions {
   timers?: Clock;
   /** Something a device (by its id) did that operators should see. */
   onAnomaly?: (deviceId: string, kind: BrokerAnomalyKind, detail: string) => void;
+  /**
+   * Cluster this broker with the others on one Redis (docs/embedded-cluster.md): messages, sessions,
+   * retained messages and QoS 1 queues shared; devices, authentication and ingest stay per node.
+   * Absent: a broker of its own, in memory.
+   */
+  cluster?: { redisUrl: string; nodeName?: string | undefined };
 }
 
 const DEFAULT_MAX_PACKET_BYTES = 128 * 1024;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** One log line per source address (refusals) or device (oversize) per this interval. */
 const LOG_INTERVAL_MS = 10_000;
+/**
+ * Clustered, how often a node tells the others it is alive. A node silent for three of these is
+ * dead: another node then publishes the last wills of the dead node's devices (Aedes's own rule).
+ * Aedes's default is a minute; ten seconds brings a dead node's devices' wills within a minute.
+ */
+const CLUSTER_HEARTBEAT_MS = 10_000;
+/** How long a stop waits for a clustered Aedes to close before its Redis connections are dropped. */
+const CLUSTER_CLOSE_MS = 5_000;
 
 /** The device id a client authenticated as; set in `authenticate`. */
 const DEVICE_ID = Symbol('fleetDeviceId');
@@ -71,6 +87,22 @@ function remoteAddressOf(client: Client): string {
   return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
+/**
+ * The device id of a last will that another (dead) node stored and this one publishes: Aedes stores a
+ * will with the client id and the id of the broker the client was on. Client id = device id (auth).
+ */
+function clusterWill(packet: object, ownBrokerId: string): string | undefined {
+  const p = packet as { clientId?: unknown; brokerId?: unknown };
+  return typeof p.clientId === 'string' && typeof p.brokerId === 'string' && p.brokerId !== ownBrokerId ? p.clientId : undefined;
+}
+
+/** Waits for `p`, at most `ms`; the timer is cleared either way (it must not hold the process). */
+async function boundedWait(p: Promise<void>, ms: number, timers: Clock): Promise<void> {
+  let timer: ReturnType<Clock['setTimeout']> | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = timers.setTimeout(resolve, ms)))]);
+  timers.clearTimeout(timer!);
+}
+
 export class EmbeddedBroker implements Transport {
   private aedes: Aedes | undefined;
   private server: Server | undefined;
@@ -82,9 +114,13 @@ export class EmbeddedBroker implements Transport {
   private boundUrl = '';
   private readonly logLimit: LogLimiter;
   private readonly auth: DeviceAuthenticator;
+  private cluster: RedisCluster | undefined;
+  private readonly timers: Clock;
+  private onClusterReset: (() => void) | undefined;
 
   constructor(private readonly options: EmbeddedBrokerOptions) {
     const timers = options.timers ?? systemClock;
+    this.timers = timers;
     this.logLimit = new LogLimiter(LOG_INTERVAL_MS, () => timers.now());
     this.auth = new DeviceAuthenticator({
       credentials: options.credentials,
@@ -108,8 +144,19 @@ export class EmbeddedBroker implements Transport {
     this.events = events;
   }
 
+  /** The devices connected to this node (clustered: not those on other nodes). */
   connectedDevices(): ReadonlySet<string> {
     return this.connected;
+  }
+
+  /**
+   * Clustered: called when Redis came back without the cluster's retained messages, so the caller
+   * publishes them again from its store. Never called without a cluster.
+   */
+  onRetainedLost(handler: () => void): void {
+    this.onClusterReset = handler;
+    // Only a node that can publish them again claims the reset (redis-cluster.ts).
+    this.cluster?.onReset(handler);
   }
 
   /**
@@ -133,9 +180,18 @@ export class EmbeddedBroker implements Transport {
     const { Aedes } = await import('aedes');
     const log = this.options.logger;
     const counters = this.options.counters;
+    const clusterOptions = this.options.cluster;
+    const cluster = clusterOptions
+      ? await connectRedisCluster({ url: clusterOptions.redisUrl, logger: log, counters, ...definedProps({ nodeName: clusterOptions.nodeName }) })
+      : undefined;
+    if (this.onClusterReset) cluster?.onReset(this.onClusterReset);
+    this.cluster = cluster;
     const aedes = await Aedes.createBroker({
-      // Retained manifests looked up by topic on SUBSCRIBE, not matched against every bucket's.
-      persistence: indexedMemoryPersistence(),
+      // Retained manifests looked up by topic on SUBSCRIBE, not matched against every bucket's; the
+      // Redis persistence looks an exact filter up by topic itself (one HGET).
+      ...(cluster
+        ? { id: cluster.brokerId, persistence: cluster.persistence, mq: cluster.mq, heartbeatInterval: CLUSTER_HEARTBEAT_MS }
+        : { persistence: indexedMemoryPersistence() }),
       connectTimeout: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       authenticate: (client, username, password, done) => {
         // With device certificates (mTLS), checked before the (deliberately slow) secret: the
@@ -159,7 +215,19 @@ export class EmbeddedBroker implements Transport {
         );
       },
       authorizePublish: (client, packet, done) => {
-        if (!client) return done(null); // the coordinator's own in-process publishes
+        if (!client) {
+          const will = clusterWill(packet, aedes.id);
+          // The coordinator's own in-process publishes.
+          if (will === undefined) return done(null);
+          // Clustered: the last will of a device whose node died, published by this node. Checked and
+          // ingested as the device's own publish would have been on its node; stale (the device is
+          // back, here: Aedes deletes only the will stored by the node a device connects to), routed
+          // but not ingested.
+          if (this.connected.has(will)) return done(null);
+          const decision = authorizeDevicePublish({ deviceId: will }, packet.topic);
+          if (!decision.ok) return done(new Error(`will refused: ${decision.reason}`));
+          return this.deliver(packet, { [DEVICE_ID]: will } as FleetClient, done);
+        }
         const deviceId = (client as FleetClient)[DEVICE_ID];
         let decision = deviceId
           ? authorizeDevicePublish({ deviceId }, packet.topic)
@@ -214,6 +282,13 @@ export class EmbeddedBroker implements Transport {
       this.events.onDisconnect?.(id);
     });
     aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'mqtt client error'));
+    // Aedes reports persistence failures (Redis unreachable for too long) as an error event, which
+    // would end the process unhandled (its typings leave the event out). The Redis connections log
+    // the outage itself.
+    (aedes as unknown as EventEmitter).on('error', (err: Error) => {
+      counters.inc('mqtt.broker.errors');
+      log.warn({ err: err.message }, 'broker error');
+    });
     this.aedes = aedes;
   }
 
@@ -294,11 +369,20 @@ export class EmbeddedBroker implements Transport {
   async stop(): Promise<void> {
     const aedes = this.aedes;
     const server = this.server;
+    const cluster = this.cluster;
     this.aedes = undefined;
     this.server = undefined;
+    this.cluster = undefined;
     // Aedes first: it closes every client connection, which lets the listener's close complete.
     this.auth.stop();
-    if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    if (aedes) {
+      const closed = new Promise<void>((resolve) => aedes.close(() => resolve()));
+      // Clustered, Aedes's close ends with QUITs to Redis, which a Redis that is down never answers:
+      // bounded, and the connections are dropped after it.
+      if (cluster) await boundedWait(closed, CLUSTER_CLOSE_MS, this.timers);
+      else await closed;
+    }
+    await cluster?.close();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     this.connected.clear();
     this.clients.clear();

@@ -1,40 +1,45 @@
 /**
- * Publishing for the coordinator: retained publishes are recorded in SQLite and re-published after a
+ * Publishing for the coordinator: retained publishes are recorded in the store and re-published after a
  * restart (the embedded broker's retained store lives in memory); an empty payload clears a topic.
  * A wave's manifests go out together: recorded in one transaction, then published concurrently (one
  * at a time, each waiting for the broker, the last bucket of a 100 % wave waited seconds behind the
  * first while the first devices' downloads held the event loop). I/O shell.
  */
-import type { Db } from '../store/db.js';
+import { placeholders, type Sql } from '../store/sql.js';
 import type { Transport } from './transport.js';
 
 /** Publishes in flight at once for a batch: every bucket topic of a wave, bounded for an external broker's client. */
 export const PUBLISH_CONCURRENCY = 256;
 
-export class Publisher {
-  private readonly put;
-  private readonly del;
-  private readonly get;
+const PUT = `INSERT INTO retained_messages (topic, payload, qos, updated_at) VALUES (?, ?, ?, ?)
+  ON CONFLICT (topic) DO UPDATE SET payload = excluded.payload, qos = excluded.qos, updated_at = excluded.updated_at`;
 
+export class Publisher {
   constructor(
-    private readonly db: Db,
-    private readonly transport: Transport,
+    private readonly sql: Sql,
+    private readonly transport: Pick<Transport, 'publish'>,
     private readonly now: () => number,
-  ) {
-    this.put = db.prepare(`INSERT INTO retained_messages (topic, payload, qos, updated_at) VALUES (?, ?, ?, ?)
-      ON CONFLICT(topic) DO UPDATE SET payload = excluded.payload, qos = excluded.qos, updated_at = excluded.updated_at`);
-    this.del = db.prepare('DELETE FROM retained_messages WHERE topic = ?');
-    this.get = db.prepare('SELECT payload FROM retained_messages WHERE topic = ?');
-  }
+  ) {}
 
   /** The payload last published retained on `topic` (as recorded), if any. */
-  retained(topic: string): Buffer | undefined {
-    return (this.get.get(topic) as { payload: Buffer } | undefined)?.payload;
+  async retained(topic: string): Promise<Buffer | undefined> {
+    return (await this.sql.get<{ payload: Buffer }>('SELECT payload FROM retained_messages WHERE topic = ?', [topic]))?.payload;
   }
 
-  /** Publishes retained (QoS 1) and remembers it. Recording first: a crash in between re-publishes. */
+  /** The payloads recorded for several topics at once (topics without one are left out). */
+  async retainedMany(topics: readonly string[]): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    for (let i = 0; i < topics.length; i += 500) {
+      const chunk = topics.slice(i, i + 500);
+      const rows = await this.sql.all<{ topic: string; payload: Buffer }>(`SELECT topic, payload FROM retained_messages WHERE topic IN (${placeholders(chunk.length)})`, chunk);
+      for (const r of rows) out.set(r.topic, r.payload);
+    }
+    return out;
+  }
+
+  /** Publishes retained (QoS 1) and remembers it. Recorded (committed) first: a crash in between re-publishes. */
   async retain(topic: string, payload: Buffer): Promise<void> {
-    this.put.run(topic, payload, 1, this.now());
+    await this.sql.run(PUT, [topic, payload, 1, this.now()]);
     await this.transport.publish(topic, payload, { qos: 1, retain: true });
   }
 
@@ -45,17 +50,20 @@ export class Publisher {
    */
   async retainMany(messages: readonly { topic: string; payload: Buffer }[]): Promise<void> {
     const now = this.now();
-    this.db.transaction(() => {
-      for (const m of messages) this.put.run(m.topic, m.payload, 1, now);
-    })();
+    await this.sql.transaction(async (tx) => {
+      for (const m of messages) await tx.run(PUT, [m.topic, m.payload, 1, now]);
+    });
     await this.publishAll(messages.map((m) => ({ topic: m.topic, payload: m.payload })));
   }
 
   /** Clears several retained topics: forgotten in one transaction, then cleared concurrently. */
   async clearMany(topics: readonly string[]): Promise<void> {
-    this.db.transaction(() => {
-      for (const t of topics) this.del.run(t);
-    })();
+    await this.sql.transaction(async (tx) => {
+      for (let i = 0; i < topics.length; i += 500) {
+        const chunk = topics.slice(i, i + 500);
+        await tx.run(`DELETE FROM retained_messages WHERE topic IN (${placeholders(chunk.length)})`, chunk);
+      }
+    });
     const empty = Buffer.alloc(0);
     await this.publishAll(topics.map((topic) => ({ topic, payload: empty })));
   }
@@ -76,7 +84,7 @@ export class Publisher {
 
   /** Clears a retained topic (empty retained payload). */
   async clear(topic: string): Promise<void> {
-    this.del.run(topic);
+    await this.sql.run('DELETE FROM retained_messages WHERE topic = ?', [topic]);
     await this.transport.publish(topic, Buffer.alloc(0), { qos: 1, retain: true });
   }
 
@@ -86,14 +94,15 @@ export class Publisher {
 
   /** Re-publishes every recorded retained message (after start). Returns how many. */
   async restore(): Promise<number> {
-    const rows = this.db.prepare('SELECT topic, payload FROM retained_messages').all() as { topic: string; payload: Buffer }[];
+    const rows = await this.sql.all<{ topic: string; payload: Buffer }>('SELECT topic, payload FROM retained_messages');
     await this.publishAll(rows);
     return rows.length;
   }
 
-  retainedTopics(prefix = ''): string[] {
-    return (this.db.prepare('SELECT topic FROM retained_messages WHERE topic LIKE ? ORDER BY topic').all(`${prefix}%`) as { topic: string }[]).map(
-      (r) => r.topic,
-    );
+  /** Recorded retained topics starting with `prefix`, sorted. */
+  async retainedTopics(prefix = ''): Promise<string[]> {
+    // Prefix test by substring, not LIKE: a topic's `_` and `%` are literal, and LIKE's case rules differ per dialect.
+    const rows = await this.sql.all<{ topic: string }>('SELECT topic FROM retained_messages WHERE SUBSTR(topic, 1, ?) = ? ORDER BY topic', [prefix.length, prefix]);
+    return rows.map((r) => r.topic);
   }
 }

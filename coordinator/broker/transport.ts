@@ -39,6 +39,11 @@ export interface Transport {
   /** The handler for every device message; set once before start. */
   onMessage(handler: (message: InboundMessage) => void): void;
   onConnection(events: DeviceConnectionEvents): void;
+  /**
+   * The broker lost its retained messages while running (an embedded cluster's Redis restarted
+   * empty): the handler publishes them again. Absent where that cannot happen.
+   */
+  onRetainedLost?(handler: () => void): void;
   /** Currently connected device ids (embedded broker only; external returns undefined). */
   connectedDevices(): ReadonlySet<string> | undefined;
 }

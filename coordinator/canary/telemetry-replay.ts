@@ -1,14 +1,13 @@
 /**
  * Replays telemetry and statuses through the real telemetry store and snapshot builder into a canary
- * snapshot, in process on an in-memory `telemetry.db`: the path a gate's snapshot takes in the
+ * snapshot, in process on an in-memory SQLite `telemetry.db`: the path a gate's snapshot takes in the
  * coordinator, without a broker. The golden set and the judge's calibration study are built this way,
  * so they test the pipeline's data model rather than assume it. Shell helper (SQLite in memory).
  */
 import type { CanarySnapshot } from '@fleet/protocol/canary';
 import type { StatusMessage, TelemetryMessage } from '@fleet/protocol/messages';
 import type { UpdateState } from '@fleet/protocol/update-state';
-import { closeDatabase } from '../store/db.js';
-import { openTelemetryDatabase } from '../telemetry/telemetry-schema.js';
+import { openTelemetrySqlite } from '../telemetry/telemetry-schema.js';
 import { TelemetryStore, type TelemetryStoreOptions } from '../telemetry/telemetry-store.js';
 import { SnapshotBuilder, type CanaryDeviceInput, type ControlDeviceInput } from '../telemetry/snapshot-builder.js';
 import { definedProps } from '@fleet/firmware/defined-props';
@@ -40,22 +39,32 @@ export interface ReplayRequest {
 const RUNNING_NEW: ReadonlySet<UpdateState> = new Set(['trial', 'committed']);
 const INSTALLED: ReadonlySet<UpdateState> = new Set(['rebooting', 'trial', 'committed', 'rolling-back', 'rolled-back']);
 
+/** Messages read, prepared and added to the store at a time, and written per transaction. */
+const REPLAY_BATCH = 20_000;
+
 /** Runs the replay and returns the snapshot the gate would judge at `window.to`. */
-export function snapshotFromTelemetry(req: ReplayRequest): CanarySnapshot {
+export async function snapshotFromTelemetry(req: ReplayRequest): Promise<CanarySnapshot> {
   const options: TelemetryStoreOptions = { rollupSlotMs: 60_000, rawRetentionMs: 48 * 3_600_000, maxExposureGapMs: 5 * 60_000, ...req.store };
-  const db = openTelemetryDatabase(':memory:');
+  const sql = openTelemetrySqlite(':memory:');
   try {
-    const store = new TelemetryStore(db, options);
+    const store = new TelemetryStore(sql, options);
     const lastSeen = new Map<string, number>();
     const versions = new Map<string, string>();
-    for (const { msg, at } of req.telemetry) {
-      if (at > req.window.to) continue;
-      store.add(msg, at);
-      lastSeen.set(msg.deviceId, at);
-      versions.set(msg.deviceId, msg.firmwareVersion);
-      if (store.pending >= 20_000) store.flush();
+    let batch: { msg: TelemetryMessage; at: number }[] = [];
+    const write = async (): Promise<void> => {
+      await store.prepare(batch.map((m) => m.msg.deviceId), batch.map((m) => m.at));
+      for (const { msg, at } of batch) store.add(msg, at);
+      batch = [];
+      await store.flush();
+    };
+    for (const item of req.telemetry) {
+      if (item.at > req.window.to) continue;
+      batch.push(item);
+      lastSeen.set(item.msg.deviceId, item.at);
+      versions.set(item.msg.deviceId, item.msg.firmwareVersion);
+      if (batch.length >= REPLAY_BATCH) await write();
     }
-    store.flush();
+    await write();
     const last = new Map<string, StatusMessage>();
     for (const s of req.statuses) {
       if (s.at > req.window.to) continue;
@@ -88,7 +97,7 @@ export function snapshotFromTelemetry(req: ReplayRequest): CanarySnapshot {
         ...definedProps({ fromVersion: from }),
       });
     }
-    const snapshot = new SnapshotBuilder(db, options.rollupSlotMs).build({
+    const snapshot = await new SnapshotBuilder(sql, options.rollupSlotMs).build({
       deploymentId: req.deploymentId,
       wave: req.wave,
       fromVersions: [...fromVersions].sort(),
@@ -104,6 +113,6 @@ export function snapshotFromTelemetry(req: ReplayRequest): CanarySnapshot {
     for (const d of snapshot.devices) if (d.cohort === 'canary' && d.update?.state === 'idle') delete d.update;
     return snapshot;
   } finally {
-    closeDatabase(db);
+    await sql.close();
   }
 }

@@ -38,12 +38,13 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .option('--http-tls-key <file>', 'PEM private key for HTTPS (FLEET_HTTP_TLS_KEY)')
     .option('--allow-anonymous', 'development only, loopback only: accept devices without credentials (ghosts: never in a wave, no rollouts)')
     .option('--max-packet-bytes <n>', 'largest MQTT packet a device may send (default 131072)')
+    .option('--cluster-redis <url>', 'cluster the embedded broker with other coordinators through this Redis, redis://host:port (FLEET_CLUSTER_REDIS)')
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--log-format <format>', 'json, pretty, or auto: pretty on a terminal when pino-pretty is installed', 'auto')
     .action(async (opts: {
       dataDir?: string; store?: string; artifactsDir?: string; replicaId?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; brokerCredentials?: string; brokerAccounts?: string; publicUrl?: string; signingKey?: string; logLevel: string; logFormat: string;
       mqttTlsCert?: string; mqttTlsKey?: string; mqttClientCa?: string; httpTlsCert?: string; httpTlsKey?: string;
-      allowAnonymous?: boolean; maxPacketBytes?: string;
+      allowAnonymous?: boolean; maxPacketBytes?: string; clusterRedis?: string;
     }) => {
       const { createCoordinator } = await import('../coordinator.js');
       if (!['json', 'pretty', 'auto'].includes(opts.logFormat)) throw new ConfigError(`--log-format must be json, pretty or auto, not ${opts.logFormat}`);
@@ -67,6 +68,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (opts.mqttTlsKey !== undefined) mqtt['tlsKey'] = opts.mqttTlsKey;
       if (opts.mqttClientCa !== undefined) mqtt['tlsClientCa'] = opts.mqttClientCa;
       if (opts.maxPacketBytes !== undefined) mqtt['maxPacketBytes'] = Number(opts.maxPacketBytes);
+      if (opts.clusterRedis !== undefined) mqtt['cluster'] = { redisUrl: opts.clusterRedis };
       const http: Record<string, unknown> = {};
       if (opts.httpPort !== undefined) http['port'] = opts.httpPort;
       if (opts.host !== undefined) http['host'] = opts.host;

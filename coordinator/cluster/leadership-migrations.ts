@@ -2,7 +2,8 @@
  * PostgreSQL schema of replicated coordinators (range 900–999, PostgreSQL only: a SQLite store has one
  * coordinator, which always leads). `leadership` is one row: the current term (epoch), who holds it,
  * where its admin API is, its session's backend pid and its last heartbeat in the server's clock.
- * Triggers tell every replica, through NOTIFY, that a status reached the inbox or a device changed,
+ * Triggers tell every replica, through NOTIFY, that a status reached the inbox, a device changed or an
+ * artifact was uploaded,
  * whoever wrote it (docs/replication.md). Pure data.
  */
 import type { PostgresMigration } from '../store/migrations.js';
@@ -11,6 +12,8 @@ import type { PostgresMigration } from '../store/migrations.js';
 export const INBOX_CHANNEL = 'fleet_status_inbox';
 /** NOTIFY channel: a device's row or credentials changed (payload: the device id). */
 export const DEVICE_CHANNEL = 'fleet_device_changed';
+/** NOTIFY channel: an artifact was recorded or removed (payload: its firmware version). */
+export const ARTIFACT_CHANNEL = 'fleet_artifact_changed';
 
 export const LEADERSHIP_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   {
@@ -55,6 +58,13 @@ export const LEADERSHIP_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
         FOR EACH ROW EXECUTE FUNCTION fleet_notify_device();
       CREATE TRIGGER device_credentials_notify AFTER INSERT OR UPDATE OR DELETE ON device_credentials
         FOR EACH ROW EXECUTE FUNCTION fleet_notify_device();
+      CREATE FUNCTION fleet_notify_artifact() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('${ARTIFACT_CHANNEL}', COALESCE(NEW.firmware_version, OLD.firmware_version));
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER artifacts_notify AFTER INSERT OR UPDATE OR DELETE ON artifacts
+        FOR EACH ROW EXECUTE FUNCTION fleet_notify_artifact();
     `,
   },
 ];

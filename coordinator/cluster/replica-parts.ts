@@ -6,7 +6,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { AdminApi } from '../admin/admin-api.js';
-import type { Basics, Stores } from '../coordinator-parts.js';
+import type { Artifacts, Basics, Stores } from '../coordinator-parts.js';
 import { isPostgresUrl } from '../store/open-store.js';
 import { Replication } from './replication.js';
 
@@ -16,20 +16,22 @@ export function defaultReplicaId(dataDir: string): string {
 }
 
 /** The replication of a coordinator on PostgreSQL; undefined on SQLite (one coordinator, always leading). */
-export function buildReplication(b: Basics, s: Stores): Replication | undefined {
+export function buildReplication(b: Basics, s: Stores, a: Pick<Artifacts, 'artifacts'>): Replication | undefined {
   const { config } = b;
   if (!isPostgresUrl(config.store)) return undefined;
   const logger = b.root.child({ module: 'cluster' });
-  // The registry's reload seam (DeviceRegistry.reload on the shared store).
-  const registry = s.registry as unknown as { reload?: (deviceIds: readonly string[]) => Promise<void> };
   const reloadDevice = (deviceId: string): void => {
-    registry.reload?.([deviceId]).catch((err: unknown) => logger.warn({ err, deviceId }, 'reloading a device another replica changed failed'));
+    s.registry.reload([deviceId]).catch((err: unknown) => logger.warn({ err, deviceId }, 'reloading a device another replica changed failed'));
+  };
+  const reloadArtifacts = (): void => {
+    a.artifacts.reload().catch((err: unknown) => logger.warn({ err }, 'reloading artifacts another replica uploaded failed'));
   };
   return new Replication({
     url: config.store,
     sql: s.sql,
     replicaId: config.cluster.replicaId ?? defaultReplicaId(config.dataDir),
     reloadDevice,
+    reloadArtifacts,
     logger,
     timers: b.timers,
     retryMs: config.cluster.retryMs,

@@ -10,7 +10,7 @@ import type { Clock } from '@fleet/protocol/clock';
 import type { StatusMessage } from '@fleet/protocol/messages';
 import { HttpError } from '../admin/http-errors.js';
 import type { Sql, SqlQueries } from '../store/sql.js';
-import { DEVICE_CHANNEL, INBOX_CHANNEL } from './leadership-migrations.js';
+import { ARTIFACT_CHANNEL, DEVICE_CHANNEL, INBOX_CHANNEL } from './leadership-migrations.js';
 import { currentLeader, LeaderElection, leadershipGuard, type LeaderInfo } from './leader-election.js';
 import { InboxFollower } from './inbox-follower.js';
 import { PgListener } from './pg-listener.js';
@@ -44,6 +44,8 @@ export interface ReplicationOptions {
   replicaId: string;
   /** Another replica changed this device (registry row or credentials): reload it. */
   reloadDevice: (deviceId: string) => void;
+  /** Another replica uploaded (or removed) an artifact: read the records again. */
+  reloadArtifacts: () => void;
   logger: Logger;
   timers: Clock;
   retryMs?: number;
@@ -89,16 +91,20 @@ export class Replication {
     this.inbox = inbox;
     this.listener = new PgListener({
       url: o.url,
-      channels: [INBOX_CHANNEL, DEVICE_CHANNEL],
+      channels: [INBOX_CHANNEL, DEVICE_CHANNEL, ARTIFACT_CHANNEL],
       applicationName: `fleet-listener ${o.replicaId}`,
       logger,
       timers: o.timers,
       onNotification: (channel, payload) => {
         if (channel === INBOX_CHANNEL) inbox.wake();
+        else if (channel === ARTIFACT_CHANNEL) o.reloadArtifacts();
         else if (payload) o.reloadDevice(payload);
       },
-      // Notifications sent while it was away are lost: read the inbox again.
-      onConnected: () => inbox.wake(),
+      // Notifications sent while it was away are lost: read the inbox and the artifacts again.
+      onConnected: () => {
+        inbox.wake();
+        o.reloadArtifacts();
+      },
     });
     this.election = new LeaderElection({
       url: o.url,

@@ -27,8 +27,8 @@ export interface ConsoleRouteDeps {
   anomalies: { list(filter: { limit: number }): readonly { deviceId: string; kind: string }[] } | undefined;
   telemetry: DeviceTelemetryReader;
   deployments: {
-    view(id: string): { decisions?: readonly { id: string; inputsDigest: string; source: string }[] } | undefined;
-    snapshot(digest: string): CanarySnapshot | undefined;
+    view(id: string): Promise<{ decisions?: readonly { id: string; inputsDigest: string; source: string }[] } | undefined>;
+    snapshot(digest: string): Promise<CanarySnapshot | undefined>;
   };
   now: () => number;
 }
@@ -53,14 +53,11 @@ export function registerConsoleRoutes(api: AdminApi, deps: ConsoleRouteDeps): vo
   }
 
   mountRaw(api, { method: 'GET', url: '/v1/events', summary: 'the live feed (Server-Sent Events): deployment, decision, device, audit, clock' }, (req, res, principal) => {
-    const stillAllowed = (): boolean => {
-      try {
-        deps.authenticator.authenticate({ method: 'GET', headers: req.headers, source: sourceOf(req) });
-        return true;
-      } catch {
-        return false;
-      }
-    };
+    const stillAllowed = (): Promise<boolean> =>
+      deps.authenticator.authenticate({ method: 'GET', headers: req.headers, source: sourceOf(req) }).then(
+        () => true,
+        () => false,
+      );
     deps.events.handle(req, res, principal?.name, stillAllowed);
   });
 
@@ -80,12 +77,12 @@ export function registerConsoleRoutes(api: AdminApi, deps: ConsoleRouteDeps): vo
   api.get(
     '/v1/deployments/:id/decisions/:decisionId/cohorts',
     { schema: { summary: 'canary against control over the window a gate decision judged', params: DecisionParams, response: { 200: CohortSeriesSchema } } },
-    ({ params }) => {
-      const view = deps.deployments.view(params.id);
+    async ({ params }) => {
+      const view = await deps.deployments.view(params.id);
       if (!view) throw new NotFoundError(`no deployment ${params.id}; list them with \`fleet deploy list\``);
       const decision = view.decisions?.find((d) => d.id === params.decisionId);
       if (!decision) throw new NotFoundError(`deployment ${params.id} has no decision ${params.decisionId}`);
-      const snapshot = deps.deployments.snapshot(decision.inputsDigest);
+      const snapshot = await deps.deployments.snapshot(decision.inputsDigest);
       if (!snapshot) throw new NotFoundError(`decision ${decision.id} was not made from a stored canary snapshot (source ${decision.source}): there is no canary and control to compare`);
       return cohortSeries(snapshot, decision.id);
     },

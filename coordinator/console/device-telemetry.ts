@@ -1,11 +1,11 @@
 /**
  * One device's telemetry over time for the console's charts: its rollups (telemetry-store.ts) in a
  * window, merged into at most MAX_SERIES_SLOTS slots, with the firmware it ran when and its latest
- * error log excerpt. `seriesFromRollups` is pure; `DeviceTelemetryReader` reads telemetry.db.
+ * error log excerpt. `seriesFromRollups` is pure; `DeviceTelemetryReader` reads the telemetry tables.
  */
 import { CONTINUOUS_METRICS, EVENT_COUNTERS, type ContinuousMetric, type EventCounter } from '@fleet/protocol/canary';
 import { MAX_SERIES_SLOTS, type DeviceTelemetry } from '@fleet/protocol/console';
-import type { Db } from '../store/db.js';
+import type { Sql } from '../store/sql.js';
 import { rollupFromRow, type RollupAcc, type RollupRow } from '../telemetry/telemetry-store.js';
 
 /** Default window when the request names none: the last day, cut to where the device's data starts. */
@@ -82,41 +82,34 @@ export interface TelemetryQuery {
   slots?: number | undefined;
 }
 
-/** Reads a device's rollups from telemetry.db (a read connection; the telemetry thread writes). */
+const ROLLUPS_SQL = 'SELECT * FROM telemetry_rollup WHERE device_id = ? AND slot_start >= ? AND slot_start < ? ORDER BY slot_start, first_at';
+const FIRST_SQL = 'SELECT slot_start FROM telemetry_rollup WHERE device_id = ? AND slot_start >= ? AND slot_start < ? ORDER BY slot_start LIMIT 1';
+const ERRORS_SQL =
+  "SELECT last_at, firmware_version, error_lines FROM telemetry_rollup WHERE device_id = ? AND error_lines <> '[]' ORDER BY slot_start DESC LIMIT 1";
+
+/** Reads a device's rollups (a read handle on the telemetry tables; the telemetry thread writes them). */
 export class DeviceTelemetryReader {
-  private readonly stmts;
-
   constructor(
-    db: Db,
+    private readonly sql: Sql,
     private readonly rollupSlotMs: number,
-  ) {
-    this.stmts = {
-      rollups: db.prepare<[string, number, number], RollupRow>(
-        'SELECT * FROM telemetry_rollup WHERE device_id = ? AND slot_start >= ? AND slot_start < ? ORDER BY slot_start, first_at',
-      ),
-      first: db.prepare<[string, number, number], { slot_start: number }>(
-        'SELECT slot_start FROM telemetry_rollup WHERE device_id = ? AND slot_start >= ? AND slot_start < ? ORDER BY slot_start LIMIT 1',
-      ),
-      errors: db.prepare<[string], { last_at: number; firmware_version: string; error_lines: string }>(
-        "SELECT last_at, firmware_version, error_lines FROM telemetry_rollup WHERE device_id = ? AND error_lines <> '[]' ORDER BY slot_start DESC LIMIT 1",
-      ),
-    };
-  }
+  ) {}
 
-  read(deviceId: string, query: TelemetryQuery, now: number): DeviceTelemetry {
+  async read(deviceId: string, query: TelemetryQuery, now: number): Promise<DeviceTelemetry> {
     const to = query.to ?? now;
     let from = query.from;
     if (from === undefined) {
       // No window asked for: the last day, starting where the device's data starts.
       const earliest = to - DEFAULT_WINDOW_MS;
-      from = this.stmts.first.get(deviceId, earliest, to)?.slot_start ?? earliest;
+      from = (await this.sql.get<{ slot_start: number }>(FIRST_SQL, [deviceId, earliest, to]))?.slot_start ?? earliest;
     }
     // One slot fewer than asked: aligning `from` down to a slot boundary may add one.
     const slotMs = slotLength(from, to, Math.max(1, (query.slots ?? DEFAULT_SLOTS) - 1), this.rollupSlotMs);
     const alignedFrom = Math.floor(from / slotMs) * slotMs;
-    const rows = this.stmts.rollups.all(deviceId, alignedFrom, to).map(rollupFromRow);
-    const series = seriesFromRollups(deviceId, rows, { from: alignedFrom, to: Math.max(to, alignedFrom + slotMs), slotMs }, this.rollupSlotMs);
-    const e = this.stmts.errors.get(deviceId);
+    const [rows, e] = await Promise.all([
+      this.sql.all<RollupRow>(ROLLUPS_SQL, [deviceId, alignedFrom, to]),
+      this.sql.get<{ last_at: number; firmware_version: string; error_lines: string }>(ERRORS_SQL, [deviceId]),
+    ]);
+    const series = seriesFromRollups(deviceId, rows.map(rollupFromRow), { from: alignedFrom, to: Math.max(to, alignedFrom + slotMs), slotMs }, this.rollupSlotMs);
     return { ...series, errorLog: e ? { at: e.last_at, firmwareVersion: e.firmware_version, lines: JSON.parse(e.error_lines) as string[] } : null };
   }
 }

@@ -42,8 +42,8 @@ const RETRY_MS = 3000;
 interface Client {
   res: ServerResponse;
   who: string;
-  /** False once the client's credentials no longer hold. */
-  stillAllowed: (() => boolean) | undefined;
+  /** False once the client's credentials no longer hold (asked of the store: may take a round trip). */
+  stillAllowed: (() => boolean | Promise<boolean>) | undefined;
   /** Real time since which a write has waited for the socket to drain. */
   blockedSince: number | undefined;
 }
@@ -80,7 +80,7 @@ export class EventStream {
    * Serves one client until it disconnects. `who` names it in logs; `stillAllowed`, asked at every
    * ping, ends the stream when it says no (EventSource reconnects and is refused: the page logs out).
    */
-  handle(req: IncomingMessage, res: ServerResponse, who = 'unknown', stillAllowed?: () => boolean): void {
+  handle(req: IncomingMessage, res: ServerResponse, who = 'unknown', stillAllowed?: () => boolean | Promise<boolean>): void {
     if (this.stopped || this.clients.size >= (this.o.maxClients ?? 64)) {
       res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '10' });
       res.end(JSON.stringify({ error: { code: 'busy', message: 'too many live event streams open; close a dashboard tab or retry later' } }));
@@ -143,6 +143,23 @@ export class EventStream {
     }
   }
 
+  /** Pings a client whose credentials still hold, ends one whose do not (or cannot be checked). */
+  private pingIfAllowed(c: Client): void {
+    const settle = (allowed: boolean): void => {
+      if (!this.clients.has(c)) return;
+      if (allowed) this.write(c, ': ping\n\n');
+      else this.end(c, 'credentials no longer valid');
+    };
+    let answer: boolean | Promise<boolean>;
+    try {
+      answer = c.stillAllowed?.() ?? true;
+    } catch {
+      answer = false;
+    }
+    if (typeof answer === 'boolean') settle(answer);
+    else answer.then(settle, () => settle(false));
+  }
+
   private end(c: Client, why: string): void {
     this.o.logger?.info({ who: c.who }, `event stream ended: ${why}`);
     this.clients.delete(c);
@@ -156,10 +173,7 @@ export class EventStream {
     if (!this.pingTimer) {
       const ping = (): void => {
         this.pingTimer = undefined;
-        for (const c of [...this.clients]) {
-          if (c.stillAllowed?.() === false) this.end(c, 'credentials no longer valid');
-          else this.write(c, ': ping\n\n');
-        }
+        for (const c of [...this.clients]) this.pingIfAllowed(c);
         // The last client may just have been dropped or ended: then the timers rest until the next.
         if (this.clients.size > 0) this.pingTimer = t.setTimeout(ping, this.o.pingMs ?? 15_000);
       };

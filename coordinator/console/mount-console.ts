@@ -11,7 +11,7 @@ import type { AdminApi } from '../admin/admin-api.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { DeviceRecord } from '../registry/device-registry.js';
 import type { AuditLog } from '../store/audit-log.js';
-import type { Db } from '../store/db.js';
+import type { Sql } from '../store/sql.js';
 import { registerConsoleRoutes, type ConsoleRouteDeps } from './console-routes.js';
 import { DeviceTelemetryReader } from './device-telemetry.js';
 import { EventStream } from './event-stream.js';
@@ -27,7 +27,8 @@ export interface MountConsoleDeps {
   registry: ConsoleRouteDeps['devices'];
   anomalies: ConsoleRouteDeps['anomalies'];
   deployments: ConsoleRouteDeps['deployments'];
-  telemetryDb: Db;
+  /** A read handle on the telemetry tables. */
+  telemetrySql: Sql;
   rollupSlotMs: number;
   timers: Clock;
   now: () => number;
@@ -49,7 +50,7 @@ export function mountConsole(deps: MountConsoleDeps): { feed: EventStream; stop:
     authenticator: deps.authenticator,
     devices: deps.registry,
     anomalies: deps.anomalies,
-    telemetry: new DeviceTelemetryReader(deps.telemetryDb, deps.rollupSlotMs),
+    telemetry: new DeviceTelemetryReader(deps.telemetrySql, deps.rollupSlotMs),
     deployments: deps.deployments,
     now: deps.now,
   });

@@ -36,7 +36,7 @@ export function newDeploymentId(firmwareVersion: string, now: number, random: ()
   return `d-${day}-${firmwareVersion.replace(/[^A-Za-z0-9.-]/g, '')}-${suffix}`;
 }
 
-export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactoryDeps, createdBy: string): PreparedDeployment {
+export async function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactoryDeps, createdBy: string): Promise<PreparedDeployment> {
   // Check what can be checked before signing anything.
   checkSpecSemantics({ maintenanceWindows: req.maintenanceWindows, target: req.target }, deps.now());
   // A manifest signed offline for one deployment (a rollback manifest must be) names it: the
@@ -55,7 +55,7 @@ export function prepareDeployment(req: DeploymentRequest, deps: DeploymentFactor
       `waves: the last wave must reach 100 %, not ${last} %: waves are cumulative shares of the target, and a deployment is complete only when all of it is updated; to stop before a wave, require approval for it`,
     ]);
   }
-  const { envelope, artifact, offlineSigned, warnings } = deps.firmware.deploymentManifest({
+  const { envelope, artifact, offlineSigned, warnings } = await deps.firmware.deploymentManifest({
     deploymentId: id,
     firmwareVersion: req.firmwareVersion,
     hardwareModels: req.target.hardwareModels,

@@ -1,6 +1,6 @@
 /**
- * Deployments for the coordinator: the engine runner wired to its shell — the SQLite repository (all
- * of deployment persistence), the effect sink (retained manifests, signed commands, audit), the
+ * Deployments for the coordinator: the engine runner wired to its shell — the repository on the store
+ * (all of deployment persistence, SQLite or PostgreSQL), the effect sink (retained manifests, signed commands, audit), the
  * registry as wave directory, gate snapshots built from telemetry (each stored by the digest its
  * decision records) — creation (factory, creation warnings), device traffic for the engine, and the
  * views the admin API and embedders read. Ghosts (devices never provisioned where provisioning is
@@ -21,7 +21,7 @@ import { inputsDigest } from '../gate/run-gate.js';
 import { allDevices } from '../engine/device-progress.js';
 import { currentManifest } from '../engine/manifest-renewal.js';
 import type { AuditEntry, DeploymentCore, DeploymentRequest, DeploymentState, DeviceProgress, OperatorAction } from '../engine/types.js';
-import type { Db } from '../store/db.js';
+import type { Sql, SqlQueries } from '../store/sql.js';
 import type { AuditLog } from '../store/audit-log.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceRegistry } from '../registry/device-registry.js';
@@ -32,7 +32,7 @@ import type { Publisher } from '../broker/publisher.js';
 import { prepareDeployment } from './deployment-factory.js';
 import { creationWarnings } from './creation-warnings.js';
 import type { FreshnessCounters } from './freshness-counters.js';
-import { SqliteDeploymentRepository } from './deployment-repo-sqlite.js';
+import { SqlDeploymentRepository } from './deployment-repo.js';
 import { CoordinatorEffectSink } from './effect-sink.js';
 import { RegistryWaveDirectory } from './wave-directory.js';
 import { GateSnapshots } from './gate-snapshots.js';
@@ -41,7 +41,7 @@ import { deploymentView, type DeploymentView } from './deployment-view.js';
 export type { DeploymentView } from './deployment-view.js';
 
 export interface DeploymentServiceDeps {
-  db: Db;
+  sql: Sql;
   clock: Clock;
   logger: Logger;
   registry: DeviceRegistry;
@@ -71,7 +71,7 @@ export interface DeploymentServiceDeps {
    * refused on a follower (503 naming the leader) and device traffic is not fed to its engine (the
    * leader reads it from the shared inbox). Default: this coordinator always leads.
    */
-  leadership?: { readonly isLeader: boolean; requireLeader(): Promise<void> };
+  leadership?: { readonly isLeader: boolean; requireLeader(): Promise<void>; readonly guard: (tx: SqlQueries) => Promise<void> };
 }
 
 export class DeploymentService {
@@ -79,7 +79,7 @@ export class DeploymentService {
 
   private constructor(
     private readonly deps: DeploymentServiceDeps,
-    private readonly repo: SqliteDeploymentRepository,
+    private readonly repo: SqlDeploymentRepository,
     private readonly makeRunner: () => EngineRunner,
   ) {
     this.runner = makeRunner();
@@ -87,7 +87,7 @@ export class DeploymentService {
 
   /** Builds the repository, the effect sink, gate snapshots and the runner (not started: `start()`). */
   static create(deps: DeploymentServiceDeps): DeploymentService {
-    const repo = new SqliteDeploymentRepository(deps.db);
+    const repo = new SqlDeploymentRepository(deps.sql, deps.leadership?.guard);
     const sink = new CoordinatorEffectSink({
       publisher: deps.publisher,
       key: deps.key,
@@ -114,9 +114,10 @@ export class DeploymentService {
       analyzersFor: (spec, wave) => analyzersFor(spec, wave),
       renewManifest: (core) => deps.firmware.renewDeploymentManifest(currentManifest(core), core.spec.id),
       ...(deps.onChange ? { onCommitted: (core: DeploymentCore) => deps.onChange!(deploymentView(core)) } : {}),
-      snapshotFor: (state: DeploymentState, wave: number, now: number): CanarySnapshot => {
-        const snapshot = gateSnapshots.build(state, wave, now, allDevices(state));
-        repo.saveSnapshot(inputsDigest(snapshot), state.core.spec.id, wave, now, snapshot);
+      snapshotFor: async (state: DeploymentState, wave: number, now: number): Promise<CanarySnapshot> => {
+        const snapshot = await gateSnapshots.build(state, wave, now, allDevices(state));
+        // Stored before the gate judges it: a decision's inputs digest always finds its snapshot.
+        await repo.saveSnapshot(inputsDigest(snapshot), state.core.spec.id, wave, now, snapshot);
         return snapshot;
       },
     });
@@ -153,7 +154,7 @@ export class DeploymentService {
     // A damaged image (truncated or altered on disk) is never deployed: it would fail on every device.
     await this.deps.firmware.requireIntact(request.firmwareVersion);
     const now = this.deps.clock.now();
-    const { spec, warnings: manifestWarnings } = prepareDeployment(request, { firmware: this.deps.firmware, now: () => now, random: this.deps.random }, actor);
+    const { spec, warnings: manifestWarnings } = await prepareDeployment(request, { firmware: this.deps.firmware, now: () => now, random: this.deps.random }, actor);
     const { smallWaves, other: floors } = creationWarnings(spec, this.deps.registry);
     const other = [...manifestWarnings, ...floors];
     const core = await this.runner.create(spec, actor);
@@ -184,9 +185,8 @@ export class DeploymentService {
    * start. A ghost's status is an anomaly, never an input.
    */
   status(m: StatusMessage): Promise<void> {
-    this.noteRefusal(m);
     this.feedStatus(m);
-    return Promise.resolve();
+    return this.noteRefusal(m);
   }
 
   /**
@@ -195,9 +195,10 @@ export class DeploymentService {
    * the deployment it came under. Under a deployment this coordinator never created, someone else
    * offered it (a replay on the broker).
    */
-  private noteRefusal(m: StatusMessage): void {
+  private async noteRefusal(m: StatusMessage): Promise<void> {
     if (m.reason !== 'stale-manifest' && m.reason !== 'unbound-rollback' && m.reason !== 'below-security-floor' && m.reason !== 'replayed') return;
-    const known = this.runner.get(m.deploymentId) !== undefined;
+    // Only for the log and a counter: a store that cannot answer must not hold the status's PUBACK.
+    const known = this.runner.getLive(m.deploymentId) !== undefined || (await this.repo.load(m.deploymentId).catch(() => undefined)) !== undefined;
     this.deps.counters.inc(`device.refusals.${m.reason}`);
     if (!known) this.deps.counters.inc('device.refusals.unknown-deployment');
     this.deps.logger.warn(
@@ -229,34 +230,34 @@ export class DeploymentService {
 
   // ---- queries ------------------------------------------------------------------------------
 
-  view(deploymentId: string): DeploymentView | undefined {
-    const state = this.runner.get(deploymentId);
-    return state ? deploymentView(state.core, this.repo.decisions(deploymentId)) : undefined;
+  async view(deploymentId: string): Promise<DeploymentView | undefined> {
+    const state = await this.runner.get(deploymentId);
+    return state ? deploymentView(state.core, await this.repo.decisions(deploymentId)) : undefined;
   }
 
-  list(limit = 100): DeploymentView[] {
+  async list(limit = 100): Promise<DeploymentView[]> {
     const live = new Map(this.runner.liveDeployments().map((c) => [c.spec.id, c]));
-    return this.repo.list({ limit }).map((c) => deploymentView(live.get(c.spec.id) ?? c));
+    return (await this.repo.list({ limit })).map((c) => deploymentView(live.get(c.spec.id) ?? c));
   }
 
-  decisions(deploymentId: string): DecisionRecord[] {
+  decisions(deploymentId: string): Promise<DecisionRecord[]> {
     return this.repo.decisions(deploymentId);
   }
 
-  devices(deploymentId: string, wave?: number): DeviceProgress[] {
-    const state = this.runner.get(deploymentId);
+  async devices(deploymentId: string, wave?: number): Promise<DeviceProgress[]> {
+    const state = await this.runner.get(deploymentId);
     if (!state) return [];
     const all = allDevices(state);
     return wave === undefined ? all : all.filter((d) => d.wave === wave);
   }
 
   /** The canary snapshot a decision judged, by the decision's inputs digest. */
-  snapshot(digest: string): CanarySnapshot | undefined {
+  snapshot(digest: string): Promise<CanarySnapshot | undefined> {
     return this.repo.snapshot(digest);
   }
 
   /** One device's progress in every deployment that tracked it, newest first. */
-  deviceHistory(deviceId: string): (DeviceProgress & { deploymentId: string })[] {
+  deviceHistory(deviceId: string): Promise<(DeviceProgress & { deploymentId: string })[]> {
     return this.repo.deviceHistory(deviceId);
   }
 

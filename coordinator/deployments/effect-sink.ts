@@ -28,7 +28,7 @@ export interface CoordinatorEffectSinkOptions {
    * The next command seq (replay protection; FreshnessCounters in the coordinator). Each send signs
    * a fresh command with a new seq, so a command re-sent on reconnect is never taken for a replay.
    */
-  commandSeq: () => number;
+  commandSeq: () => Promise<number>;
   /** Lifetime of a signed command. Default DEFAULT_COMMAND_TTL_MS (24 hours): every re-send is fresh. */
   commandTtlMs?: number;
   /** Called after each audit entry (the coordinator's event stream). */
@@ -61,8 +61,10 @@ export class CoordinatorEffectSink implements EffectSink {
     }
     const cancel: RolloutCancelMessage = { v: PROTOCOL_VERSION, kind: 'rollout-cancel', deploymentId, at: this.o.now() };
     const payload = encodeMessage(cancel);
-    const mine = buckets.map((b) => rolloutTopic(hardwareModel, b)).filter((topic) => {
-      const owner = this.ownerOf(topic);
+    const topics = buckets.map((b) => rolloutTopic(hardwareModel, b));
+    const recorded = await this.o.publisher.retainedMany(topics);
+    const mine = topics.filter((topic) => {
+      const owner = ownerOf(recorded.get(topic));
       return owner === undefined || owner === deploymentId;
     });
     await this.o.publisher.retainMany(mine.map((topic) => ({ topic, payload })));
@@ -71,14 +73,6 @@ export class CoordinatorEffectSink implements EffectSink {
     if (published < buckets.length) {
       this.o.logger.info({ deploymentId, hardwareModel, skipped: buckets.length - published }, 'cancel left out on topics a later deployment owns');
     }
-  }
-
-  /** The deployment whose manifest or cancel is retained on `topic`, if any. */
-  private ownerOf(topic: string): string | undefined {
-    const retained = this.o.publisher.retained(topic);
-    if (!retained || retained.length === 0) return undefined;
-    const parsed = parsePayload(RolloutTopicMessageSchema, retained, 'retained rollout message');
-    return parsed.ok ? parsed.value.deploymentId : undefined;
   }
 
   async sendCommand(command: CommandRequest): Promise<void> {
@@ -90,7 +84,7 @@ export class CoordinatorEffectSink implements EffectSink {
         deploymentId: command.deploymentId,
         issuedAt: this.o.now(),
         ttlMs: this.o.commandTtlMs ?? DEFAULT_COMMAND_TTL_MS,
-        seq: this.o.commandSeq(),
+        seq: await this.o.commandSeq(),
       }),
       [this.o.key],
     );
@@ -110,8 +104,15 @@ export class CoordinatorEffectSink implements EffectSink {
 
   audit(entry: AuditEntry): void {
     const { at, actor, action, deploymentId, wave, deviceId, detail } = entry;
-    this.o.auditLog.append(at, actor, action, deploymentId, { ...detail, ...(wave !== undefined ? { wave } : {}), ...(deviceId !== undefined ? { deviceId } : {}) });
+    this.o.auditLog.appendLater(at, actor, action, deploymentId, { ...detail, ...(wave !== undefined ? { wave } : {}), ...(deviceId !== undefined ? { deviceId } : {}) });
     this.o.logger.info({ deploymentId, wave, deviceId, actor, action, ...detail }, action);
     this.o.onAudit?.(entry);
   }
+}
+
+/** The deployment whose manifest or cancel a retained rollout payload carries, if any. */
+function ownerOf(retained: Buffer | undefined): string | undefined {
+  if (!retained || retained.length === 0) return undefined;
+  const parsed = parsePayload(RolloutTopicMessageSchema, retained, 'retained rollout message');
+  return parsed.ok ? parsed.value.deploymentId : undefined;
 }

@@ -36,7 +36,7 @@ const sampleKey = (deploymentId: string, deviceId: string): string =>
 export class GateSnapshots {
   constructor(private readonly o: GateSnapshotOptions) {}
 
-  build(state: DeploymentState, wave: number, now: number, devices: readonly DeviceProgress[]): CanarySnapshot {
+  async build(state: DeploymentState, wave: number, now: number, devices: readonly DeviceProgress[]): Promise<CanarySnapshot> {
     const core = state.core;
     const spec = core.spec;
     const started = core.waves[wave]?.startedAt ?? core.waves[0]?.startedAt ?? now;
@@ -90,7 +90,7 @@ export class GateSnapshots {
     const sampled = control.length > max
       ? control.map((c) => ({ c, k: sampleKey(spec.id, c.deviceId) })).sort((a, b) => (a.k < b.k ? -1 : 1)).slice(0, max).map((x) => x.c)
       : control;
-    const snapshot = this.o.builder.build({
+    const snapshot = await this.o.builder.build({
       deploymentId: spec.id,
       wave,
       fromVersions: [...fromVersions].sort(),

@@ -91,6 +91,8 @@ export class EngineRunner {
   private readonly timers = new Map<string, { at: number; handle: TimerHandle }>();
   private readonly retryTimers = new Map<string, TimerHandle>();
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Creations, one after another (create). */
+  private creating: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private started = false;
   readonly counters: Record<Counter, number> = { statusUnknownDeployment: 0, effectFailures: 0, gateRuns: 0, steps: 0 };
@@ -108,7 +110,7 @@ export class EngineRunner {
     if (this.started) return;
     this.started = true;
     const now = this.o.clock.now();
-    for (const state of this.o.repo.loadLive()) this.live.set(state.core.spec.id, state);
+    for (const state of await this.o.repo.loadLive()) this.live.set(state.core.spec.id, state);
     this.retireSuperseded();
     for (const [id, state] of this.live) {
       this.log('info', { deploymentId: id, phase: state.core.phase, wave: state.core.current }, 'resuming deployment');
@@ -144,8 +146,14 @@ export class EngineRunner {
 
   // ----- queries ---------------------------------------------------------------------------
 
-  get(deploymentId: string): DeploymentState | undefined {
-    return this.live.get(deploymentId) ?? this.o.repo.load(deploymentId);
+  /** A deployment: the live working copy, or else as stored. */
+  async get(deploymentId: string): Promise<DeploymentState | undefined> {
+    return this.live.get(deploymentId) ?? (await this.o.repo.load(deploymentId));
+  }
+
+  /** The live working copy only (no store read): active deployments and the newest finished per model. */
+  getLive(deploymentId: string): DeploymentState | undefined {
+    return this.live.get(deploymentId);
   }
 
   /** Deployments held in memory (active, and the newest completed one per model). */
@@ -160,8 +168,16 @@ export class EngineRunner {
    * model (they would share the model's rollout topics) and a duplicate id.
    */
   async create(spec: DeploymentSpec, actor: string): Promise<DeploymentCore> {
+    // One creation at a time: the checks below read the store, and two creations for one model (or
+    // one id) must not both pass them.
+    const created = this.creating.then(() => this.createNow(spec, actor));
+    this.creating = created.catch(() => undefined);
+    return created;
+  }
+
+  private async createNow(spec: DeploymentSpec, actor: string): Promise<DeploymentCore> {
     if (this.stopped) throw new FleetError('stopped', 'the coordinator is shutting down; retry when it is back');
-    if (this.live.has(spec.id) || this.o.repo.load(spec.id)) {
+    if (this.live.has(spec.id) || (await this.o.repo.load(spec.id))) {
       throw new DeploymentConflictError(`a deployment with id ${spec.id} already exists; choose another id`);
     }
     for (const s of this.live.values()) {
@@ -175,29 +191,38 @@ export class EngineRunner {
     }
     const id = spec.id;
     let out: DeploymentCore | undefined;
+    let failure: unknown;
     await this.enqueue(id, async () => {
       const result = createDeployment(spec, this.o.clock.now(), actor);
-      await this.commit(id, undefined, result);
+      try {
+        await this.commit(id, undefined, result);
+      } catch (err) {
+        failure = err;
+        return;
+      }
       out = result.state.core;
     });
+    if (!out) throw failure instanceof Error ? failure : new FleetError('store', `deployment ${id} was not stored; retry`);
     this.retireSuperseded();
-    return out!;
+    return out;
   }
 
   /** Applies an operator action; throws DeploymentActionError (with the engine's code) when refused. */
   async act(deploymentId: string, action: OperatorAction, actor: string): Promise<DeploymentCore> {
     if (!this.live.has(deploymentId)) {
-      const stored = this.o.repo.load(deploymentId);
+      const stored = await this.o.repo.load(deploymentId);
       if (!stored) throw new DeploymentNotFoundError(deploymentId);
       // A finished deployment (e.g. rolled back with unreachable devices) may still take a rollback.
-      this.live.set(deploymentId, stored);
+      if (!this.live.has(deploymentId)) this.live.set(deploymentId, stored);
     }
     let rejected: { code: string; message: string } | undefined;
     await this.enqueue(deploymentId, async () => {
       rejected = await this.apply(deploymentId, { type: 'operator', action, actor });
     });
     if (rejected) throw new DeploymentActionError(rejected.code, rejected.message);
-    return this.live.get(deploymentId)?.core ?? this.o.repo.load(deploymentId)!.core;
+    const after = this.live.get(deploymentId) ?? (await this.o.repo.load(deploymentId));
+    if (!after) throw new DeploymentNotFoundError(deploymentId);
+    return after.core;
   }
 
   // ----- device traffic (called by the ingest path after parsing) ---------------------------
@@ -216,22 +241,33 @@ export class EngineRunner {
     }
   }
 
-  /** `hardwareModel`: the model the registry knows the device as, for the engine's "offered" check. */
+  /**
+   * `hardwareModel`: the model the registry knows the device as, for the engine's "offered" check.
+   * A status for a deployment not in memory waits in the deployment's queue for the store's answer:
+   * a late report for a finished deployment (an unreachable device coming back) is stepped; one for
+   * a deployment the store does not know is counted and recorded as an anomaly. Returns 1 when the
+   * status was queued (the engine may still drop it), 0 when it was refused at once.
+   */
   onStatus(status: StatusMessage, hardwareModel?: string): number {
-    if (!this.live.has(status.deploymentId)) {
-      const stored = this.o.repo.load(status.deploymentId);
-      if (!stored) {
-        this.counters.statusUnknownDeployment++;
-        const detail = `status ${status.state} for unknown deployment ${status.deploymentId} ignored`;
-        if (this.o.sink.anomaly) this.o.sink.anomaly(status.deviceId, 'unoffered-status', detail);
-        else this.log('warn', { deviceId: status.deviceId, deploymentId: status.deploymentId }, 'status for an unknown deployment dropped');
-        return 0;
-      }
-      // A late report for a finished deployment (e.g. an unreachable device coming back) is recorded.
-      this.live.set(status.deploymentId, stored);
+    const id = status.deploymentId;
+    if (!this.live.has(id)) {
+      if (this.stopped) return 0;
+      void this.enqueue(id, async () => {
+        if (this.live.has(id)) return;
+        const stored = await this.o.repo.load(id);
+        if (stored) this.live.set(id, stored);
+        else this.unknownDeployment(status);
+      });
     }
-    this.feed(status.deploymentId, { type: 'device-status', status, ...definedProps({ hardwareModel }) });
+    this.feed(id, { type: 'device-status', status, ...definedProps({ hardwareModel }) });
     return 1;
+  }
+
+  private unknownDeployment(status: StatusMessage): void {
+    this.counters.statusUnknownDeployment++;
+    const detail = `status ${status.state} for unknown deployment ${status.deploymentId} ignored`;
+    if (this.o.sink.anomaly) this.o.sink.anomaly(status.deviceId, 'unoffered-status', detail);
+    else this.log('warn', { deviceId: status.deviceId, deploymentId: status.deploymentId }, 'status for an unknown deployment dropped');
   }
 
   onHello(hello: HelloMessage): number {
@@ -315,6 +351,7 @@ export class EngineRunner {
       return;
     }
     const before = this.live.get(id);
+    // Not in memory: statuses for a deployment the store does not know (counted when it said so).
     if (!before) return;
     let state = before;
     const devices = new Map<string, StepResult['changedDevices'][number]>();
@@ -337,7 +374,7 @@ export class EngineRunner {
   private async commit(id: string, before: DeploymentState | undefined, result: StepResult): Promise<void> {
     const decisions = result.effects.flatMap((e) => (e.type === 'record-decision' ? [e.decision] : []));
     // Persist first: if we crash after this, reconcile() on restart redoes the effects.
-    this.o.repo.save({ core: result.state.core, devices: result.changedDevices, decisions });
+    await this.o.repo.save({ core: result.state.core, devices: result.changedDevices, decisions });
     this.live.set(id, result.state);
     try {
       this.o.onCommitted?.(result.state.core);
@@ -374,8 +411,7 @@ export class EngineRunner {
       case 'send-command':
         return this.o.sink.sendCommand(e.command);
       case 'audit':
-        this.o.sink.audit(e.entry);
-        return;
+        return this.o.sink.audit(e.entry);
       case 'device-anomaly':
         this.o.sink.anomaly?.(e.deviceId, e.kind, e.detail);
         return;

@@ -315,28 +315,31 @@ export interface EffectSink {
   clearRollout(hardwareModel: string, buckets: readonly number[], deploymentId?: string): Promise<void>;
   /** Build, sign (coordinator key) and publish a command on the device's command topic, QoS 1. */
   sendCommand(command: CommandRequest): Promise<void>;
-  /** Append to the audit log and log it (pino, child `engine`). */
-  audit(entry: AuditEntry): void;
+  /** Append to the audit log and log it (pino, child `engine`); the runner awaits a returned promise. */
+  audit(entry: AuditEntry): void | Promise<void>;
   /** A decision was recorded (already persisted with the state): for listeners (metrics, webhooks). */
   decision?(record: DecisionRecord): void;
   /** Record a device anomaly (the registry's anomaly log); optional for sinks that keep none. */
   anomaly?(deviceId: string, kind: 'unoffered-status', detail: string): void;
 }
 
-/** Where deployments live. Synchronous (SQLite); `save` is one transaction. */
+/**
+ * Where deployments live (SQLite or PostgreSQL; deployments/deployment-repo.ts). Asynchronous: the
+ * runner awaits `save` before it carries out the step's effects; `save` is one transaction.
+ */
 export interface DeploymentRepository {
-  /** Persist the core, changed devices and decisions atomically; throws on a revision conflict. */
-  save(change: { core: DeploymentCore; devices: readonly DeviceProgress[]; decisions: readonly DecisionRecord[] }): void;
+  /** Persist the core, changed devices and decisions atomically; rejects on a revision conflict. */
+  save(change: { core: DeploymentCore; devices: readonly DeviceProgress[]; decisions: readonly DecisionRecord[] }): Promise<void>;
   /** One deployment with its devices, or undefined. */
-  load(deploymentId: string): DeploymentState | undefined;
+  load(deploymentId: string): Promise<DeploymentState | undefined>;
   /** Every deployment not in a final phase (completed ones included: they still track late devices). */
-  loadLive(): DeploymentState[];
+  loadLive(): Promise<DeploymentState[]>;
   /** Summaries, newest first. */
-  list(options?: { phases?: readonly DeploymentPhase[]; limit?: number }): DeploymentCore[];
+  list(options?: { phases?: readonly DeploymentPhase[]; limit?: number }): Promise<DeploymentCore[]>;
   /** Decisions of one deployment, oldest first. */
-  decisions(deploymentId: string): DecisionRecord[];
+  decisions(deploymentId: string): Promise<DecisionRecord[]>;
   /** Device progress of one deployment, optionally one wave. */
-  devices(deploymentId: string, wave?: number): DeviceProgress[];
+  devices(deploymentId: string, wave?: number): Promise<DeviceProgress[]>;
 }
 
 /** The registry's answer to "who is in these buckets and matches this target". */

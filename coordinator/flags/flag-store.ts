@@ -1,13 +1,14 @@
 /**
- * The SQLite flag store: current definitions, an append-only change history and audit-log entries, all
- * written in one transaction per change. Reads are synchronous and cheap (the gate reads flags when it
- * picks analyzers). I/O shell around the pure model in flag-model.ts.
+ * The flag store: current definitions, an append-only change history and audit-log entries, all
+ * written in one transaction per change (SQLite or PostgreSQL, through the Sql interface). The current
+ * definitions are also held in memory, loaded at creation and replaced after each committed change, so
+ * reads stay synchronous and cheap (the gate reads flags when it picks analyzers); `reload()` picks up
+ * changes another coordinator made to a shared store. I/O shell around the pure model in flag-model.ts.
  */
 import { FleetError } from '@fleet/protocol/errors';
 import type { FlagsMessage } from '@fleet/protocol/messages';
 import { parseValue } from '@fleet/protocol/parse';
-import type { Db } from '../store/db.js';
-import type { AuditLog } from '../store/audit-log.js';
+import type { Sql, SqlQueries } from '../store/sql.js';
 import {
   DEFAULT_FLAGS,
   evaluateFlag,
@@ -36,12 +37,26 @@ export interface FlagChange {
   after: FlagDefinition | null;
 }
 
+/** An audit entry for a flag change, written by `FlagAudit` inside the change's transaction. */
+export interface FlagAuditEntry {
+  at: number;
+  actor: string;
+  /** `flag.set`, `flag.kill`, `flag.delete`. */
+  action: string;
+  /** `flag:<name>`. */
+  subject: string;
+  detail: Record<string, unknown>;
+}
+
+/** Records a flag change for operators (`fleet audit`); `tx` is the change's transaction: a throw rolls it back. */
+export type FlagAudit = (tx: SqlQueries, entry: FlagAuditEntry) => unknown;
+
 export interface FlagStoreOptions {
-  db: Db;
+  sql: Sql;
   /** Milliseconds since the epoch (the injected clock). */
   now: () => number;
   /** Where changes are also recorded for operators (`fleet audit`). */
-  audit?: AuditLog;
+  audit?: FlagAudit;
   /** Called after each committed change (e.g. to republish the retained device flags). */
   onChange?: (change: FlagChange) => void;
 }
@@ -54,14 +69,45 @@ interface FlagRow {
   updated_by: string;
 }
 
+interface ChangeRow {
+  id: number;
+  at: number;
+  actor: string;
+  name: string;
+  action: FlagChange['action'];
+  before_json: string | null;
+  after_json: string | null;
+}
+
 /** What `list` returns: stored flags, and well-known defaults never set (`stored: false`). */
 export type ListedFlag = StoredFlag & { stored: boolean };
 
 export class FlagStore {
-  constructor(private readonly options: FlagStoreOptions) {}
+  /** The stored flags as last read or written, by name. */
+  private flags = new Map<string, StoredFlag>();
+  /** The id of the last change seen. */
+  private lastChange = 0;
+  /** Changes from this process, one at a time: each merges onto the one before. */
+  private writes: Promise<unknown> = Promise.resolve();
 
-  private row(name: string): FlagRow | undefined {
-    return this.options.db.prepare('SELECT * FROM flags WHERE name = ?').get(name) as FlagRow | undefined;
+  private constructor(private readonly options: FlagStoreOptions) {}
+
+  /** A store with the current flags loaded. */
+  static async load(options: FlagStoreOptions): Promise<FlagStore> {
+    const store = new FlagStore(options);
+    await store.reload();
+    return store;
+  }
+
+  /** Reads the flags again (changes made by another coordinator on a shared store). */
+  async reload(): Promise<void> {
+    const { sql } = this.options;
+    const [rows, last] = await Promise.all([
+      sql.all<FlagRow>('SELECT * FROM flags ORDER BY name'),
+      sql.get<{ v: number }>('SELECT COALESCE(MAX(id), 0) AS v FROM flag_changes'),
+    ]);
+    this.flags = new Map(rows.map((r) => [r.name, FlagStore.toStored(r)]));
+    this.lastChange = Math.max(this.lastChange, last?.v ?? 0);
   }
 
   private static toStored(r: FlagRow): StoredFlag {
@@ -72,8 +118,7 @@ export class FlagStore {
 
   /** The stored flag, or undefined. */
   get(name: string): StoredFlag | undefined {
-    const r = this.row(name);
-    return r ? FlagStore.toStored(r) : undefined;
+    return this.flags.get(name);
   }
 
   /** The stored flag or its well-known default (version 0), or undefined. */
@@ -86,10 +131,8 @@ export class FlagStore {
 
   /** Every stored flag plus well-known defaults, by name. */
   list(): ListedFlag[] {
-    const rows = this.options.db.prepare('SELECT * FROM flags ORDER BY name').all() as FlagRow[];
-    const stored = rows.map((r) => ({ ...FlagStore.toStored(r), stored: true }));
-    const names = new Set(stored.map((f) => f.name));
-    const defaults = DEFAULT_FLAGS.filter((f) => !names.has(f.name)).map((f) => ({ ...f, version: 0, updatedAt: 0, updatedBy: 'default', stored: false }));
+    const stored = [...this.flags.values()].map((f) => ({ ...f, stored: true }));
+    const defaults = DEFAULT_FLAGS.filter((f) => !this.flags.has(f.name)).map((f) => ({ ...f, version: 0, updatedAt: 0, updatedBy: 'default', stored: false }));
     return [...stored, ...defaults].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
@@ -102,52 +145,46 @@ export class FlagStore {
 
   /** The store-wide version: the id of the last change (monotonic, never reused). */
   version(): number {
-    const r = this.options.db.prepare('SELECT COALESCE(MAX(id), 0) AS v FROM flag_changes').get() as { v: number };
-    return r.v;
+    return this.lastChange;
   }
 
   /**
    * Creates or updates a flag. `patch` fields override the current (or default) definition; a new flag
    * needs at least `enabled`. Validated as a whole before anything is written.
    */
-  set(name: string, patch: Partial<FlagDefinitionInput>, actor: string, reason?: string): StoredFlag {
-    const before = this.effective(name);
-    const base: Record<string, unknown> = before ? stripMeta(before) : {};
-    const merged = { ...base, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)), name };
-    const parsed = parseValue(FlagDefinitionSchema, merged, `flag ${name}`);
-    if (!parsed.ok) throw parsed.error;
-    return this.write(name, parsed.value, 'set', actor, before ? stripMeta(before) : null, reason);
+  set(name: string, patch: Partial<FlagDefinitionInput>, actor: string, reason?: string): Promise<StoredFlag> {
+    return this.change(name, 'set', actor, reason, (before) => {
+      const base: Record<string, unknown> = before ? stripMeta(before) : {};
+      const merged = { ...base, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)), name };
+      const parsed = parseValue(FlagDefinitionSchema, merged, `flag ${name}`);
+      if (!parsed.ok) throw parsed.error;
+      return parsed.value;
+    });
   }
 
   /** The kill switch: turns the flag off for everyone (its rollout and variants are kept). */
-  kill(name: string, actor: string, reason?: string): StoredFlag {
-    const before = this.effective(name);
-    if (!before) throw new FlagNotFoundError(name);
-    return this.write(name, { ...stripMeta(before), enabled: false }, 'kill', actor, stripMeta(before), reason);
+  kill(name: string, actor: string, reason?: string): Promise<StoredFlag> {
+    return this.change(name, 'kill', actor, reason, (before) => {
+      if (!before) throw new FlagNotFoundError(name);
+      return { ...stripMeta(before), enabled: false };
+    });
   }
 
   /** Deletes a stored flag (a well-known flag falls back to its default). */
-  delete(name: string, actor: string, reason?: string): void {
-    const before = this.get(name);
-    if (!before) throw new FlagNotFoundError(name);
-    const { db, now } = this.options;
-    const at = now();
-    let change: FlagChange | undefined;
-    db.transaction(() => {
-      db.prepare('DELETE FROM flags WHERE name = ?').run(name);
-      change = this.record(at, actor, name, 'delete', stripMeta(before), null, reason);
-    })();
-    if (change) this.options.onChange?.(change);
+  async delete(name: string, actor: string, reason?: string): Promise<void> {
+    await this.change(name, 'delete', actor, reason, (_before, stored) => {
+      if (!stored) throw new FlagNotFoundError(name);
+      return null;
+    });
   }
 
   /** Change history, newest first. */
-  history(options: { name?: string; limit?: number } = {}): FlagChange[] {
+  async history(options: { name?: string; limit?: number } = {}): Promise<FlagChange[]> {
     const limit = options.limit ?? 100;
-    const rows = (options.name !== undefined
-      ? this.options.db.prepare('SELECT * FROM flag_changes WHERE name = ? ORDER BY id DESC LIMIT ?').all(options.name, limit)
-      : this.options.db.prepare('SELECT * FROM flag_changes ORDER BY id DESC LIMIT ?').all(limit)) as {
-      id: number; at: number; actor: string; name: string; action: FlagChange['action']; before_json: string | null; after_json: string | null;
-    }[];
+    const rows =
+      options.name !== undefined
+        ? await this.options.sql.all<ChangeRow>('SELECT * FROM flag_changes WHERE name = ? ORDER BY id DESC LIMIT ?', [options.name, limit])
+        : await this.options.sql.all<ChangeRow>('SELECT * FROM flag_changes ORDER BY id DESC LIMIT ?', [limit]);
     return rows.map((r) => ({
       id: r.id,
       at: r.at,
@@ -164,29 +201,55 @@ export class FlagStore {
     return buildFlagsMessage(this.list(), this.version(), this.options.now());
   }
 
-  private write(name: string, def: FlagDefinition, action: 'set' | 'kill', actor: string, before: FlagDefinition | null, reason?: string): StoredFlag {
-    const { db, now } = this.options;
-    const at = now();
-    let change: FlagChange | undefined;
-    db.transaction(() => {
-      change = this.record(at, actor, name, action, before, def, reason);
-      db.prepare(
-        `INSERT INTO flags (name, definition_json, version, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT(name) DO UPDATE SET definition_json = excluded.definition_json, version = excluded.version,
-           updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
-      ).run(name, JSON.stringify(def), change.id, at, actor);
-    })();
-    if (change) this.options.onChange?.(change);
-    return { ...def, version: change!.id, updatedAt: at, updatedBy: actor };
-  }
-
-  /** One history row, and an audit entry that also carries the operator's reason. */
-  private record(at: number, actor: string, name: string, action: FlagChange['action'], before: FlagDefinition | null, after: FlagDefinition | null, reason?: string): FlagChange {
-    const info = this.options.db
-      .prepare('INSERT INTO flag_changes (at, actor, name, action, before_json, after_json) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(at, actor, name, action, before ? JSON.stringify(before) : null, after ? JSON.stringify(after) : null);
-    this.options.audit?.append(at, actor, `flag.${action}`, `flag:${name}`, { before, after, ...definedProps({ reason }) });
-    return { id: Number(info.lastInsertRowid), at, actor, name, action, before, after };
+  /**
+   * One change: `next` maps the flag as it is in the store now (its effective definition, and whether
+   * it is stored) to the new definition, or null to delete it. The history row, the flag and the audit
+   * entry are written in one transaction; memory follows once it commits.
+   */
+  private change<A extends FlagChange['action']>(
+    name: string,
+    action: A,
+    actor: string,
+    reason: string | undefined,
+    next: (before: StoredFlag | undefined, stored: boolean) => A extends 'delete' ? null : FlagDefinition,
+  ): Promise<StoredFlag> {
+    const run = async (): Promise<StoredFlag> => {
+      const { sql, now } = this.options;
+      const at = now();
+      const { change, stored } = await sql.transaction(async (tx) => {
+        // Read inside the transaction: another coordinator may have changed it since memory was loaded.
+        const row = await tx.get<FlagRow>('SELECT * FROM flags WHERE name = ?', [name]);
+        const current = row ? FlagStore.toStored(row) : undefined;
+        const effective = current ?? this.effective(name);
+        const def: FlagDefinition | null = next(effective, row !== undefined);
+        const before = action === 'delete' ? (current ? stripMeta(current) : null) : effective ? stripMeta(effective) : null;
+        const inserted = await tx.get<{ id: number }>(
+          'INSERT INTO flag_changes (at, actor, name, action, before_json, after_json) VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
+          [at, actor, name, action, before ? JSON.stringify(before) : null, def ? JSON.stringify(def) : null],
+        );
+        const c: FlagChange = { id: inserted!.id, at, actor, name, action, before, after: def };
+        if (def) {
+          await tx.run(
+            `INSERT INTO flags (name, definition_json, version, updated_at, updated_by) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET definition_json = excluded.definition_json, version = excluded.version,
+               updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+            [name, JSON.stringify(def), c.id, at, actor],
+          );
+        } else {
+          await tx.run('DELETE FROM flags WHERE name = ?', [name]);
+        }
+        await this.options.audit?.(tx, { at, actor, action: `flag.${action}`, subject: `flag:${name}`, detail: { before, after: def, ...definedProps({ reason }) } });
+        return { change: c, stored: def ? { ...def, version: c.id, updatedAt: at, updatedBy: actor } : undefined };
+      });
+      if (stored) this.flags.set(name, stored);
+      else this.flags.delete(name);
+      this.lastChange = Math.max(this.lastChange, change.id);
+      this.options.onChange?.(change);
+      return stored ?? { ...change.before!, version: change.id, updatedAt: at, updatedBy: actor };
+    };
+    const result = this.writes.then(run, run);
+    this.writes = result.catch(() => undefined);
+    return result;
   }
 }
 

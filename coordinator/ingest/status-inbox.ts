@@ -4,14 +4,18 @@
  * in that gap would otherwise lose an acknowledged status. Entries are kept for a bounded time.
  *
  * Statuses that arrive in the same turn of the event loop are committed together (group commit, at
- * the end of the turn), and each `record` resolves once its row is committed: a wave of devices
- * reporting at once paid a commit per status. I/O shell (SQLite).
+ * the end of the turn, in one transaction), and each `record` resolves once its row is committed: a
+ * wave of devices reporting at once paid a commit per status. Statuses arriving while a commit is in
+ * flight (a PostgreSQL round trip) wait for it and form the next group. I/O shell (the store).
  */
 import { StatusMessageSchema, type StatusMessage } from '@fleet/protocol/messages';
-import type { Db } from '../store/db.js';
+import type { Sql, SqlValue } from '../store/sql.js';
 
 /** How long (clock time) entries are kept for replay. Default 10 minutes. */
 export const DEFAULT_INBOX_RETENTION_MS = 10 * 60_000;
+
+/** Rows per INSERT statement (a bounded number of statement shapes for SQLite's statement cache). */
+const ROWS_PER_INSERT = 100;
 
 interface Waiting {
   status: StatusMessage;
@@ -21,45 +25,51 @@ interface Waiting {
 }
 
 export class StatusInbox {
-  private readonly insert;
-  private readonly pruneStmt;
-  private readonly insertAll;
   private waiting: Waiting[] = [];
+  /** The group commit in flight, if any: the next group starts after it. */
+  private committing: Promise<void> | null = null;
 
   constructor(
-    private readonly db: Db,
+    private readonly sql: Sql,
     private readonly retentionMs = DEFAULT_INBOX_RETENTION_MS,
-  ) {
-    this.insert = db.prepare('INSERT INTO status_inbox (device_id, deployment_id, seq, received_at, message_json) VALUES (?, ?, ?, ?, ?)');
-    this.pruneStmt = db.prepare('DELETE FROM status_inbox WHERE received_at < ?');
-    this.insertAll = db.transaction((rows: readonly Waiting[]) => {
-      for (const r of rows) this.insert.run(r.status.deviceId, r.status.deploymentId, r.status.seq, r.receivedAt, JSON.stringify(r.status));
-    });
-  }
+  ) {}
 
   /** Stores a status; resolves once it is committed (rejects if the commit failed: no PUBACK then). */
   record(status: StatusMessage, receivedAt: number): Promise<void> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ status, receivedAt, resolve, reject });
-      if (this.waiting.length === 1) setImmediate(() => this.commit());
+      if (this.waiting.length === 1 && !this.committing) setImmediate(() => void this.commit());
     });
   }
 
-  private commit(): void {
+  private async commit(): Promise<void> {
     const rows = this.waiting;
     this.waiting = [];
-    try {
-      this.insertAll(rows);
-    } catch (err) {
-      for (const r of rows) r.reject(err);
-      return;
-    }
-    for (const r of rows) r.resolve();
+    const done = this.insert(rows).then(
+      () => rows.forEach((r) => r.resolve()),
+      (err: unknown) => rows.forEach((r) => r.reject(err)),
+    );
+    this.committing = done;
+    await done;
+    this.committing = null;
+    // What arrived during the commit goes out as the next group.
+    if (this.waiting.length) setImmediate(() => void this.commit());
+  }
+
+  private async insert(rows: readonly Waiting[]): Promise<void> {
+    const one = '(?, ?, ?, ?, ?)';
+    await this.sql.transaction(async (tx) => {
+      for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+        const chunk = rows.slice(i, i + ROWS_PER_INSERT);
+        const params = chunk.flatMap((r): SqlValue[] => [r.status.deviceId, r.status.deploymentId, r.status.seq, r.receivedAt, JSON.stringify(r.status)]);
+        await tx.run(`INSERT INTO status_inbox (device_id, deployment_id, seq, received_at, message_json) VALUES ${chunk.map(() => one).join(', ')}`, params);
+      }
+    });
   }
 
   /** Stored statuses in arrival order (malformed rows are skipped). */
-  pending(): StatusMessage[] {
-    const rows = this.db.prepare('SELECT message_json FROM status_inbox ORDER BY id').all() as { message_json: string }[];
+  async pending(): Promise<StatusMessage[]> {
+    const rows = await this.sql.all<{ message_json: string }>('SELECT message_json FROM status_inbox ORDER BY id');
     const out: StatusMessage[] = [];
     for (const r of rows) {
       const parsed = StatusMessageSchema.safeParse(JSON.parse(r.message_json));
@@ -68,7 +78,8 @@ export class StatusInbox {
     return out;
   }
 
-  prune(now: number): number {
-    return this.pruneStmt.run(now - this.retentionMs).changes;
+  /** Deletes entries older than the retention; returns how many. */
+  async prune(now: number): Promise<number> {
+    return (await this.sql.run('DELETE FROM status_inbox WHERE received_at < ?', [now - this.retentionMs])).changes;
   }
 }

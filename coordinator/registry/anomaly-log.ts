@@ -6,13 +6,13 @@
  * detail, so a device repeating itself a million times is still one row. Records are kept for devices
  * the registry knows; for any other id (an attacker can invent unlimited ids) the anomaly is counted
  * in metrics and logged, never stored. Every anomaly is counted (`anomalies.<kind>`) and logged with
- * the device id, at most one line per device and kind per interval. Kept in memory, written to SQLite
- * in batches (`flush`, from housekeeping). I/O shell (SQLite).
+ * the device id, at most one line per device and kind per interval. Kept in memory, written to the
+ * store in batches (`flush`, inside housekeeping's transaction). I/O shell (the store).
  */
 import { z } from 'zod';
 import type { Logger } from 'pino';
 import { DeviceIdSchema } from '@fleet/protocol/ids';
-import type { Db } from '../store/db.js';
+import type { Sql, SqlQueries } from '../store/sql.js';
 import type { Counters } from '../metrics.js';
 import { LogLimiter } from '../log-limiter.js';
 
@@ -35,7 +35,7 @@ export const DeviceAnomalySchema = z.object({
 export type DeviceAnomaly = z.infer<typeof DeviceAnomalySchema>;
 
 export interface AnomalyLogDeps {
-  db: Db;
+  sql: Sql;
   now: () => number;
   counters: Counters;
   logger: Logger;
@@ -52,6 +52,9 @@ export interface AnomalyFilter {
   limit?: number;
 }
 
+const UPSERT = `INSERT INTO device_anomalies (device_id, kind, count, first_at, last_at, detail) VALUES (?, ?, ?, ?, ?, ?)
+  ON CONFLICT (device_id, kind) DO UPDATE SET count = excluded.count, last_at = excluded.last_at, detail = excluded.detail`;
+
 const key = (deviceId: string, kind: AnomalyKind): string => `${kind}\u0000${deviceId}`;
 
 /** Control characters out, length bounded: details may quote what a device sent. */
@@ -65,25 +68,23 @@ export class AnomalyLog {
   private readonly records = new Map<string, DeviceAnomaly>();
   private readonly dirty = new Set<string>();
   private readonly logLimit: LogLimiter;
-  private readonly upsert;
+  private lastFlushed: string[] = [];
 
   private constructor(private readonly deps: AnomalyLogDeps) {
     this.logLimit = new LogLimiter(deps.logIntervalMs ?? 10_000, deps.now);
-    this.upsert = deps.db.prepare(`INSERT INTO device_anomalies (device_id, kind, count, first_at, last_at, detail) VALUES (?, ?, ?, ?, ?, ?)
-      ON CONFLICT(device_id, kind) DO UPDATE SET count = excluded.count, last_at = excluded.last_at, detail = excluded.detail`);
   }
 
   /** Loads every stored record. */
-  static load(deps: AnomalyLogDeps): AnomalyLog {
+  static async load(deps: AnomalyLogDeps): Promise<AnomalyLog> {
     const log = new AnomalyLog(deps);
-    const rows = deps.db.prepare('SELECT device_id, kind, count, first_at, last_at, detail FROM device_anomalies').all() as {
+    const rows = await deps.sql.all<{
       device_id: string;
       kind: string;
       count: number;
       first_at: number;
       last_at: number;
       detail: string;
-    }[];
+    }>('SELECT device_id, kind, count, first_at, last_at, detail FROM device_anomalies');
     for (const r of rows) {
       const parsed = DeviceAnomalySchema.safeParse({ deviceId: r.device_id, kind: r.kind, count: r.count, firstAt: r.first_at, lastAt: r.last_at, detail: r.detail });
       if (parsed.success) log.records.set(key(parsed.data.deviceId, parsed.data.kind), parsed.data);
@@ -136,12 +137,28 @@ export class AnomalyLog {
     return new Set([...this.records.values()].map((r) => r.deviceId)).size;
   }
 
-  /** Writes changed records (one statement each); call inside a transaction. */
-  flush(): void {
-    for (const k of this.dirty) {
-      const r = this.records.get(k);
-      if (r) this.upsert.run(r.deviceId, r.kind, r.count, r.firstAt, r.lastAt, r.detail);
-    }
+  /**
+   * Writes changed records (one statement each) with `tx`, housekeeping's transaction. On failure the
+   * records stay due for the next flush. Each row carries the whole count, so a retry never adds twice.
+   */
+  async flush(tx: SqlQueries): Promise<void> {
+    const due = [...this.dirty];
     this.dirty.clear();
+    this.lastFlushed = due;
+    try {
+      for (const k of due) {
+        const r = this.records.get(k);
+        if (r) await tx.run(UPSERT, [r.deviceId, r.kind, r.count, r.firstAt, r.lastAt, r.detail]);
+      }
+    } catch (err) {
+      this.flushRolledBack();
+      throw err;
+    }
+  }
+
+  /** The transaction of the last flush was rolled back: what it wrote is due again. */
+  flushRolledBack(): void {
+    for (const k of this.lastFlushed) this.dirty.add(k);
+    this.lastFlushed = [];
   }
 }

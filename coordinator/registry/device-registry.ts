@@ -9,13 +9,21 @@
  * refused (`checkHello`) and never changes it, so it never changes the device's rollout-topic ACL. With
  * `requireProvisioning` (the embedded broker, where every device has credentials) a device that was
  * never provisioned — one that connected without credentials in development — is a ghost: recorded
- * and shown, never a member of a wave. I/O shell (SQLite).
+ * and shown, never a member of a wave.
+ *
+ * Reads come from memory (CONNECT authorisation and wave membership cannot wait for a round trip);
+ * writes go through the async store (SQLite or PostgreSQL), one device at a time in order
+ * (keyed-writes.ts). `provisioned` resolves once the device is stored; changes from device messages
+ * are stored behind the handler, and a failure is reported to `onWriteError`. Another coordinator on
+ * the same PostgreSQL database changes rows this one keeps in memory: `reload` reads them again.
+ * I/O shell (the store).
  */
 import semver from 'semver';
 import { bucketOf } from '@fleet/protocol/bucket';
 import type { HelloMessage } from '@fleet/protocol/messages';
 import type { SlotName, UpdateState } from '@fleet/protocol/update-state';
-import type { Db } from '../store/db.js';
+import type { Sql, SqlQueries } from '../store/sql.js';
+import { KeyedWrites } from '../store/keyed-writes.js';
 import { definedProps } from '@fleet/firmware/defined-props';
 
 export interface DeviceRecord {
@@ -59,6 +67,8 @@ export interface RegistryOptions {
    * device, so an unprovisioned one connected without credentials). Default false.
    */
   requireProvisioning?: boolean;
+  /** Told when a change could not be stored (the record in memory keeps it; the next change retries). */
+  onWriteError?: (err: unknown, deviceId: string) => void;
 }
 
 export interface DeviceFilter {
@@ -76,7 +86,7 @@ export interface DeviceTarget {
   tags?: readonly string[];
 }
 
-interface Row {
+export interface DeviceRow {
   device_id: string;
   hardware_model: string | null;
   firmware_version: string | null;
@@ -102,7 +112,7 @@ export function unionTags(operator: readonly string[], reported: readonly string
   return [...new Set([...operator, ...reported])];
 }
 
-function fromRow(r: Row, requireProvisioning: boolean): DeviceRecord {
+function fromRow(r: DeviceRow, requireProvisioning: boolean): DeviceRecord {
   const operatorTags = JSON.parse(r.operator_tags) as string[];
   const reportedTags = JSON.parse(r.tags) as string[];
   return {
@@ -130,39 +140,81 @@ function fromRow(r: Row, requireProvisioning: boolean): DeviceRecord {
 export type RegistryChange = 'hello' | 'online' | 'offline' | 'provisioned' | 'version' | 'update';
 export type RegistryListener = (device: DeviceRecord, change: RegistryChange) => void;
 
+// The `tags` column holds the device-reported tags; `operator_tags` the operator's (migration 8).
+const UPSERT = `INSERT INTO devices (device_id, hardware_model, firmware_version, active_slot, agent_version, bucket, tags,
+    operator_tags, security_floor, online, first_seen, last_seen, last_hello, boot_count, provisioned_at, update_json)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (device_id) DO UPDATE SET hardware_model = excluded.hardware_model, firmware_version = excluded.firmware_version,
+    active_slot = excluded.active_slot, agent_version = excluded.agent_version, tags = excluded.tags, operator_tags = excluded.operator_tags,
+    security_floor = excluded.security_floor, online = excluded.online, first_seen = excluded.first_seen,
+    last_seen = excluded.last_seen, last_hello = excluded.last_hello, boot_count = excluded.boot_count,
+    provisioned_at = excluded.provisioned_at, update_json = excluded.update_json`;
+
+function rowOf(d: DeviceRecord): (string | number | null)[] {
+  return [
+    d.deviceId,
+    d.hardwareModel ?? null,
+    d.firmwareVersion ?? null,
+    d.activeSlot ?? null,
+    d.agentVersion ?? null,
+    d.bucket,
+    JSON.stringify(d.reportedTags),
+    JSON.stringify(d.operatorTags),
+    d.securityFloor,
+    d.online ? 1 : 0,
+    d.firstSeen ?? null,
+    d.lastSeen ?? null,
+    d.lastHello ?? null,
+    d.bootCount ?? null,
+    d.provisionedAt ?? null,
+    d.update ? JSON.stringify(d.update) : null,
+  ];
+}
+
 export class DeviceRegistry {
   private readonly devices = new Map<string, DeviceRecord>();
   private readonly dirtySeen = new Set<string>();
   private readonly listeners = new Set<RegistryListener>();
-  private readonly upsert;
-  private readonly updateSeen;
-  private readonly updateOnline;
+  private readonly writes = new KeyedWrites();
+  private lastFlushed: string[] = [];
 
   private constructor(
-    private readonly db: Db,
+    private readonly sql: Sql,
     private readonly requireProvisioning: boolean,
-  ) {
-    // The `tags` column holds the device-reported tags; `operator_tags` the operator's (migration 8).
-    this.upsert = db.prepare(`INSERT INTO devices (device_id, hardware_model, firmware_version, active_slot, agent_version, bucket, tags,
-        operator_tags, security_floor, online, first_seen, last_seen, last_hello, boot_count, provisioned_at, update_json)
-      VALUES (@device_id, @hardware_model, @firmware_version, @active_slot, @agent_version, @bucket, @tags, @operator_tags, @security_floor,
-        @online, @first_seen, @last_seen, @last_hello, @boot_count, @provisioned_at, @update_json)
-      ON CONFLICT(device_id) DO UPDATE SET hardware_model = excluded.hardware_model, firmware_version = excluded.firmware_version,
-        active_slot = excluded.active_slot, agent_version = excluded.agent_version, tags = excluded.tags, operator_tags = excluded.operator_tags,
-        security_floor = excluded.security_floor, online = excluded.online, first_seen = excluded.first_seen,
-        last_seen = excluded.last_seen, last_hello = excluded.last_hello, boot_count = excluded.boot_count,
-        provisioned_at = excluded.provisioned_at, update_json = excluded.update_json`);
-    this.updateSeen = db.prepare('UPDATE devices SET last_seen = ? WHERE device_id = ?');
-    this.updateOnline = db.prepare('UPDATE devices SET online = ?, last_seen = ? WHERE device_id = ?');
-  }
+    private readonly onWriteError: (err: unknown, deviceId: string) => void,
+  ) {}
 
   /** Loads every device. Devices are marked offline: connections did not survive the restart. */
-  static load(db: Db, options: RegistryOptions = {}): DeviceRegistry {
-    const requireProvisioning = options.requireProvisioning ?? false;
-    const reg = new DeviceRegistry(db, requireProvisioning);
-    db.prepare('UPDATE devices SET online = 0').run();
-    for (const row of db.prepare('SELECT * FROM devices').all() as Row[]) reg.devices.set(row.device_id, fromRow(row, requireProvisioning));
+  static async load(sql: Sql, options: RegistryOptions = {}): Promise<DeviceRegistry> {
+    const reg = new DeviceRegistry(sql, options.requireProvisioning ?? false, options.onWriteError ?? (() => {}));
+    await sql.run('UPDATE devices SET online = 0 WHERE online <> 0');
+    await reg.reload();
     return reg;
+  }
+
+  /**
+   * Reads devices from the store again (all, or the ones named), replacing what memory holds: the
+   * seam through which changes another coordinator made to the shared store become visible here.
+   * A device this process has a write pending for keeps its in-memory record.
+   */
+  async reload(deviceIds?: readonly string[]): Promise<void> {
+    const rows = deviceIds === undefined
+      ? await this.sql.all<DeviceRow>('SELECT * FROM devices')
+      : (await Promise.all(deviceIds.map((id) => this.sql.get<DeviceRow>('SELECT * FROM devices WHERE device_id = ?', [id])))).filter((r): r is DeviceRow => r !== undefined);
+    for (const row of rows) if (!this.writes.has(row.device_id)) this.applyRow(row);
+  }
+
+  /** Replaces a device's record with a row read from the store (reload, or a change notification). */
+  applyRow(row: DeviceRow): DeviceRecord {
+    const d = fromRow(row, this.requireProvisioning);
+    const current = this.devices.get(d.deviceId);
+    if (current) {
+      // One object per device: callers may hold it.
+      Object.assign(current, d);
+      return current;
+    }
+    this.devices.set(d.deviceId, d);
+    return d;
   }
 
   subscribe(listener: RegistryListener): () => void {
@@ -174,25 +226,22 @@ export class DeviceRegistry {
     for (const l of this.listeners) l(device, change);
   }
 
-  private save(d: DeviceRecord): void {
-    this.upsert.run({
-      device_id: d.deviceId,
-      hardware_model: d.hardwareModel ?? null,
-      firmware_version: d.firmwareVersion ?? null,
-      active_slot: d.activeSlot ?? null,
-      agent_version: d.agentVersion ?? null,
-      bucket: d.bucket,
-      tags: JSON.stringify(d.reportedTags),
-      operator_tags: JSON.stringify(d.operatorTags),
-      security_floor: d.securityFloor,
-      online: d.online ? 1 : 0,
-      first_seen: d.firstSeen ?? null,
-      last_seen: d.lastSeen ?? null,
-      last_hello: d.lastHello ?? null,
-      boot_count: d.bootCount ?? null,
-      provisioned_at: d.provisionedAt ?? null,
-      update_json: d.update ? JSON.stringify(d.update) : null,
+  /** Stores the device's record as it is when the write runs (after any earlier write of it). */
+  private save(deviceId: string): Promise<void> {
+    return this.writes.schedule(deviceId, async () => {
+      const d = this.devices.get(deviceId);
+      if (d) await this.sql.run(UPSERT, rowOf(d));
     });
+  }
+
+  /** Stores in the background: a failure is reported, never thrown into a message handler. */
+  private saveLater(deviceId: string): void {
+    this.save(deviceId).catch((err: unknown) => this.onWriteError(err, deviceId));
+  }
+
+  /** Resolves when every change made so far has been written (or failed and been reported). */
+  idle(): Promise<void> {
+    return this.writes.idle();
   }
 
   private blank(deviceId: string): DeviceRecord {
@@ -221,8 +270,9 @@ export class DeviceRegistry {
   /**
    * Records a provisioned device (before it ever connects, or again to rotate its secret). `tags` are
    * the operator's and replace earlier operator tags; left out, the operator tags stay as they were.
+   * Resolves once the record is stored.
    */
-  provisioned(deviceId: string, now: number, info: { hardwareModel?: string; tags?: string[] } = {}): DeviceRecord {
+  async provisioned(deviceId: string, now: number, info: { hardwareModel?: string; tags?: string[] } = {}): Promise<DeviceRecord> {
     const d = this.devices.get(deviceId) ?? this.blank(deviceId);
     d.provisionedAt = now;
     d.ghost = false;
@@ -233,7 +283,7 @@ export class DeviceRegistry {
       d.tags = unionTags(d.operatorTags, d.reportedTags);
     }
     this.devices.set(deviceId, d);
-    this.save(d);
+    await this.save(deviceId);
     this.emit(d, 'provisioned');
     return d;
   }
@@ -251,6 +301,7 @@ export class DeviceRegistry {
   /**
    * Applies a hello (the device's birth message): identity, version, slot, tags, online. A known
    * hardware model is kept whatever the hello claims (`checkHello` refuses such a hello first).
+   * In memory at once; stored behind.
    */
   applyHello(hello: HelloMessage, now: number): DeviceRecord {
     const d = this.devices.get(hello.deviceId) ?? this.blank(hello.deviceId);
@@ -273,7 +324,8 @@ export class DeviceRegistry {
       ? { deploymentId: hello.update.deploymentId, state: hello.update.state, ...(hello.update.toVersion ? { toVersion: hello.update.toVersion } : {}) }
       : undefined;
     this.devices.set(d.deviceId, d);
-    this.save(d);
+    this.dirtySeen.delete(d.deviceId);
+    this.saveLater(d.deviceId);
     this.emit(d, 'hello');
     return d;
   }
@@ -293,7 +345,7 @@ export class DeviceRegistry {
     if (!d || (d.firmwareVersion === version && (slot === undefined || d.activeSlot === slot))) return;
     d.firmwareVersion = version;
     if (slot !== undefined) d.activeSlot = slot;
-    this.save(d);
+    this.saveLater(deviceId);
     this.emit(d, 'version');
   }
 
@@ -307,7 +359,7 @@ export class DeviceRegistry {
     const u = d.update;
     if (u?.deploymentId === update.deploymentId && u.state === update.state && u.toVersion === update.toVersion) return;
     d.update = { deploymentId: update.deploymentId, state: update.state, ...definedProps({ toVersion: update.toVersion }) };
-    this.save(d);
+    this.saveLater(deviceId);
     this.emit(d, 'update');
   }
 
@@ -316,17 +368,33 @@ export class DeviceRegistry {
     if (!d || d.online === online) return;
     d.online = online;
     d.lastSeen = now;
-    this.updateOnline.run(online ? 1 : 0, now, deviceId);
+    this.saveLater(deviceId);
     this.emit(d, online ? 'online' : 'offline');
   }
 
-  /** Writes batched last-seen times; call inside the telemetry writer's transaction. */
-  flushSeen(): void {
-    for (const id of this.dirtySeen) {
-      const d = this.devices.get(id);
-      if (d?.lastSeen !== undefined) this.updateSeen.run(d.lastSeen, id);
-    }
+  /**
+   * Writes batched last-seen times with `tx` (the housekeeping transaction). On failure the devices
+   * stay due, for the next flush.
+   */
+  async flushSeen(tx: SqlQueries): Promise<void> {
+    const due = [...this.dirtySeen];
     this.dirtySeen.clear();
+    this.lastFlushed = due;
+    try {
+      for (const id of due) {
+        const d = this.devices.get(id);
+        if (d?.lastSeen !== undefined) await tx.run('UPDATE devices SET last_seen = ? WHERE device_id = ?', [d.lastSeen, id]);
+      }
+    } catch (err) {
+      this.flushRolledBack();
+      throw err;
+    }
+  }
+
+  /** The transaction of the last `flushSeen` was rolled back: those devices are due again. */
+  flushRolledBack(): void {
+    for (const id of this.lastFlushed) this.dirtySeen.add(id);
+    this.lastFlushed = [];
   }
 
   get(deviceId: string): DeviceRecord | undefined {

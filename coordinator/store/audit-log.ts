@@ -1,9 +1,11 @@
 /**
  * The audit log: who did what, when, from where, to which subject, and why (operator actions, user
  * management, engine transitions). Entries appended during an admin API request record the signed-in
- * user, role and source address (audit-context.ts). I/O shell (SQLite).
+ * user, role and source address (audit-context.ts). `append` resolves once the entry is stored:
+ * await it where the action's answer follows; where nothing can wait (an engine effect), use
+ * `appendLater`, which reports a failure instead of throwing it. I/O shell (the store).
  */
-import type { Db } from './db.js';
+import type { Sql, SqlQueries, SqlValue } from './sql.js';
 import { whoFor, type AuditWho } from './audit-context.js';
 
 export interface AuditRecord {
@@ -45,24 +47,41 @@ interface Row {
   detail_json: string;
 }
 
+// `user` is reserved in PostgreSQL: always quoted.
+const INSERT = 'INSERT INTO audit_log (at, actor, "user", role, source, action, subject, reason, detail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id';
+
+export interface AuditLogOptions {
+  /** Told when an `appendLater` entry could not be stored (count and log it). */
+  onError?: (err: unknown, action: string) => void;
+}
+
 export class AuditLog {
-  private readonly insert;
   private readonly listeners = new Set<(record: AuditRecord) => void>();
 
-  constructor(private readonly db: Db) {
-    this.insert = db.prepare('INSERT INTO audit_log (at, actor, user, role, source, action, subject, reason, detail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
-  }
+  constructor(
+    private readonly sql: Sql,
+    private readonly options: AuditLogOptions = {},
+  ) {}
 
   /**
-   * Appends an entry. `who` defaults to the current admin API request's user when `actor` is that
-   * user; the reason is taken from `detail.reason`.
+   * Appends an entry; resolves once it is stored. `who` defaults to the current admin API request's
+   * user when `actor` is that user; the reason is taken from `detail.reason`. With `tx`, inside that
+   * transaction (an entry that must commit or roll back with the change it records).
    */
-  append(at: number, actor: string, action: string, subject: string | undefined, detail: Record<string, unknown> = {}, who: AuditWho | undefined = whoFor(actor)): AuditRecord {
+  async append(
+    at: number,
+    actor: string,
+    action: string,
+    subject: string | undefined,
+    detail: Record<string, unknown> = {},
+    who: AuditWho | undefined = whoFor(actor),
+    tx: SqlQueries = this.sql,
+  ): Promise<AuditRecord> {
     const reason = typeof detail['reason'] === 'string' ? detail['reason'] : null;
     const detailJson = JSON.stringify(detail);
-    const { lastInsertRowid } = this.insert.run(at, actor, who?.user ?? null, who?.role ?? null, who?.source ?? null, action, subject ?? null, reason, detailJson);
+    const row = await tx.get<{ id: number }>(INSERT, [at, actor, who?.user ?? null, who?.role ?? null, who?.source ?? null, action, subject ?? null, reason, detailJson]);
     const record: AuditRecord = {
-      id: Number(lastInsertRowid),
+      id: Number(row?.id),
       at,
       actor,
       user: who?.user ?? null,
@@ -77,25 +96,34 @@ export class AuditLog {
     return record;
   }
 
+  /**
+   * Appends an entry without waiting for it (where nothing can wait); a failure goes to `onError`.
+   * `who` is taken now, while the request's context is current.
+   */
+  appendLater(at: number, actor: string, action: string, subject: string | undefined, detail: Record<string, unknown> = {}, who: AuditWho | undefined = whoFor(actor)): void {
+    this.append(at, actor, action, subject, detail, who).catch((err: unknown) => this.options.onError?.(err, action));
+  }
+
   /** Calls `listener` with each entry appended from now on; returns the unsubscribe function. */
   subscribe(listener: (record: AuditRecord) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
-  list(options: AuditQuery = {}): AuditRecord[] {
+  /** Entries, newest first. */
+  async list(options: AuditQuery = {}): Promise<AuditRecord[]> {
     const where: string[] = [];
-    const args: (string | number)[] = [];
+    const args: SqlValue[] = [];
     const filter = (clause: string, value: string | number | undefined): void => {
       if (value === undefined) return;
       where.push(clause);
       args.push(value);
     };
     filter('subject = ?', options.subject);
-    filter('user = ?', options.user);
+    filter('"user" = ?', options.user);
     filter('id < ?', options.beforeId);
     const sql = `SELECT * FROM audit_log ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
-    const rows = this.db.prepare(sql).all(...args, options.limit ?? 100) as Row[];
+    const rows = await this.sql.all<Row>(sql, [...args, options.limit ?? 100]);
     return rows.map((r) => ({
       id: r.id,
       at: r.at,

@@ -15,13 +15,14 @@
 import type { Migration, PostgresMigration } from './migrations.js';
 import { STORE_POSTGRES_MIGRATIONS } from './schema-postgres.js';
 import { STORE_MIGRATIONS } from './schema.js';
-import { DEPLOYMENT_MIGRATIONS } from '../deployments/deployment-migrations.js';
-import { FLAG_MIGRATIONS } from '../flags/flag-migrations.js';
-import { COUNTER_MIGRATIONS } from '../counter-totals.js';
-import { FRESHNESS_MIGRATIONS } from '../deployments/freshness-counters.js';
-import { REGISTRY_MIGRATIONS } from '../registry/registry-migrations.js';
-import { USER_MIGRATIONS } from '../users/user-migrations.js';
-import { WEBHOOK_MIGRATIONS } from '../webhooks/webhook-store.js';
+import { DEPLOYMENT_MIGRATIONS, DEPLOYMENT_POSTGRES_MIGRATIONS } from '../deployments/deployment-migrations.js';
+import { FLAG_MIGRATIONS, FLAG_POSTGRES_MIGRATIONS } from '../flags/flag-migrations.js';
+import { COUNTER_MIGRATIONS, COUNTER_POSTGRES_MIGRATIONS } from '../counter-totals.js';
+import { FRESHNESS_MIGRATIONS, FRESHNESS_POSTGRES_MIGRATIONS } from '../deployments/freshness-counters.js';
+import { REGISTRY_MIGRATIONS, REGISTRY_POSTGRES_MIGRATIONS } from '../registry/registry-migrations.js';
+import { USER_MIGRATIONS, USER_POSTGRES_MIGRATIONS } from '../users/user-migrations.js';
+import { WEBHOOK_MIGRATIONS, WEBHOOK_POSTGRES_MIGRATIONS } from '../webhooks/webhook-store.js';
+import { TELEMETRY_POSTGRES_MIGRATIONS } from '../telemetry/telemetry-schema-postgres.js';
 import { LEADERSHIP_POSTGRES_MIGRATIONS } from '../cluster/leadership-migrations.js';
 
 export const ALL_MIGRATIONS: readonly Migration[] = [
@@ -41,4 +42,15 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
  * PostgreSQL's list (same version ranges by owner): each module's tables as they are today, then any
  * later change in both lists.
  */
-export const ALL_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [...STORE_POSTGRES_MIGRATIONS, ...LEADERSHIP_POSTGRES_MIGRATIONS].sort((a, b) => a.version - b.version);
+export const ALL_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  ...STORE_POSTGRES_MIGRATIONS,
+  ...COUNTER_POSTGRES_MIGRATIONS,
+  ...DEPLOYMENT_POSTGRES_MIGRATIONS,
+  ...FLAG_POSTGRES_MIGRATIONS,
+  ...FRESHNESS_POSTGRES_MIGRATIONS,
+  ...REGISTRY_POSTGRES_MIGRATIONS,
+  ...USER_POSTGRES_MIGRATIONS,
+  ...WEBHOOK_POSTGRES_MIGRATIONS,
+  ...TELEMETRY_POSTGRES_MIGRATIONS,
+  ...LEADERSHIP_POSTGRES_MIGRATIONS,
+].sort((a, b) => a.version - b.version);

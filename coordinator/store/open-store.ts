@@ -7,7 +7,6 @@ import { applyPostgresMigrations, type Migration, type PostgresMigration } from 
 import { ALL_MIGRATIONS, ALL_POSTGRES_MIGRATIONS } from './migration-list.js';
 import { PostgresSql, type PostgresOptions } from './postgres-sql.js';
 import { SqliteSql } from './sqlite-sql.js';
-import type { Sql } from './sql.js';
 
 /** True for a `postgres://` or `postgresql://` URL (the `store` setting); anything else is SQLite's. */
 export function isPostgresUrl(store: string | undefined): store is string {
@@ -32,9 +31,4 @@ export async function openPostgresStore(
     throw err;
   }
   return store;
-}
-
-/** Either store, by the `store` setting (a PostgreSQL URL) or else the SQLite file at `sqlitePath`. */
-export async function openStore(store: string | undefined, sqlitePath: string): Promise<Sql> {
-  return isPostgresUrl(store) ? openPostgresStore(store) : openSqliteStore(sqlitePath);
 }

@@ -2,7 +2,8 @@
  * Builds the protocol/canary.ts `CanarySnapshot` (version 2) for a wave gate from telemetry rollups and
  * raw samples: one summary per device over the window and its series over the window's slots, canary
  * devices on the new version with their update state and from-version, control devices (eligible, not
- * yet updated) on their current version over the same window. Reads SQLite; no writes.
+ * yet updated) on their current version over the same window. Reads the telemetry tables (Sql); no
+ * writes.
  */
 import {
   CANARY_SNAPSHOT_VERSION,
@@ -17,7 +18,7 @@ import {
 } from '@fleet/protocol/canary';
 import type { UpdateReason } from '@fleet/protocol/reasons';
 import type { UpdateState } from '@fleet/protocol/update-state';
-import type { Db } from '../store/db.js';
+import type { Sql } from '../store/sql.js';
 import { CONTINUOUS_METRICS, addSample, emptySums, errorSignature, mergeSums, summarize, type MetricSums } from './rollup-math.js';
 import { rollupFromRow, type RollupAcc, type RollupRow } from './telemetry-store.js';
 import { unpackSamples, type Sample } from './sample-chunks.js';
@@ -77,18 +78,18 @@ export interface SnapshotRequest {
 /** States in which the new image is (or was) running on the device. */
 const INSTALLED_STATES: ReadonlySet<UpdateState> = new Set(['rebooting', 'trial', 'committed', 'rolling-back', 'rolled-back', 'already-installed']);
 
-export class SnapshotBuilder {
-  private readonly rollupStmt;
-  private readonly rawStmt;
+/**
+ * Devices summarised at once: PostgreSQL answers them over several pooled connections, but a gate of
+ * thousands of devices must not queue thousands of reads ahead of the status path's.
+ */
+const CONCURRENT_DEVICES = 4;
 
-  constructor(private readonly db: Db, private readonly rollupSlotMs: number) {
-    this.rollupStmt = db.prepare(
-      'SELECT * FROM telemetry_rollup WHERE device_id = ? AND firmware_version = ? AND slot_start >= ? AND slot_start < ? ORDER BY slot_start',
-    );
-    this.rawStmt = db.prepare(
-      'SELECT data FROM telemetry_samples WHERE device_id = ? AND last_at >= ? AND first_at <= ? AND firmware_version = ? ORDER BY first_at',
-    ).pluck();
-  }
+const ROLLUPS_SQL =
+  'SELECT * FROM telemetry_rollup WHERE device_id = ? AND firmware_version = ? AND slot_start >= ? AND slot_start < ? ORDER BY slot_start';
+const RAW_SQL = 'SELECT data FROM telemetry_samples WHERE device_id = ? AND last_at >= ? AND first_at <= ? AND firmware_version = ? ORDER BY first_at';
+
+export class SnapshotBuilder {
+  constructor(private readonly sql: Sql, private readonly rollupSlotMs: number) {}
 
   /** The slots a window is cut into: whole rollup slots, from the rollup slot the window starts in. */
   slotsFor(window: { from: number; to: number }, count = DEFAULT_SNAPSHOT_SLOTS): SnapshotSlots {
@@ -99,17 +100,16 @@ export class SnapshotBuilder {
     return { from, slotMs, count: Math.max(1, Math.min(count, Math.ceil(span / slotMs))) };
   }
 
-  build(req: SnapshotRequest): CanarySnapshot {
-    const devices: DeviceSummary[] = [];
+  async build(req: SnapshotRequest): Promise<CanarySnapshot> {
     const warmUpMs = req.warmUpMs ?? DEFAULT_WARM_UP_MS;
     const slots = this.slotsFor(req.window, req.slots);
-    for (const c of req.canary) {
+    const canary = await mapLimit(req.canary, CONCURRENT_DEVICES, async (c): Promise<DeviceSummary> => {
       const from = Math.max(req.window.from, c.installedAt ?? req.window.from);
       const metricsFrom = c.runningSince !== undefined && warmUpMs > 0 ? Math.max(from, c.runningSince + warmUpMs) : from;
-      const s = this.summarizeDevice(c.deviceId, req.toVersion, from, req.window.to, metricsFrom, slots);
+      const s = await this.summarizeDevice(c.deviceId, req.toVersion, from, req.window.to, metricsFrom, slots);
       const installed = INSTALLED_STATES.has(c.state);
       const lastHeard = Math.max(c.lastSeen ?? 0, s.lastAt ?? 0);
-      devices.push({
+      return {
         deviceId: c.deviceId,
         cohort: 'canary',
         hardwareModel: c.hardwareModel,
@@ -118,20 +118,21 @@ export class SnapshotBuilder {
         ...s.summary,
         update: { state: c.state, ...(c.reason !== undefined ? { reason: c.reason } : {}) },
         silent: installed && lastHeard < req.window.to - req.silentAfterMs,
-      });
-    }
-    for (const c of req.control) {
-      const s = this.summarizeDevice(c.deviceId, c.firmwareVersion, req.window.from, req.window.to, req.window.from, slots);
+      };
+    });
+    const control = await mapLimit(req.control, CONCURRENT_DEVICES, async (c): Promise<DeviceSummary> => {
+      const s = await this.summarizeDevice(c.deviceId, c.firmwareVersion, req.window.from, req.window.to, req.window.from, slots);
       const lastHeard = Math.max(c.lastSeen ?? 0, s.lastAt ?? 0);
-      devices.push({
+      return {
         deviceId: c.deviceId,
         cohort: 'control',
         hardwareModel: c.hardwareModel,
         firmwareVersion: c.firmwareVersion,
         ...s.summary,
         silent: lastHeard < req.window.to - req.silentAfterMs,
-      });
-    }
+      };
+    });
+    const devices = [...canary, ...control];
     return CanarySnapshotSchema.parse({
       v: CANARY_SNAPSHOT_VERSION,
       kind: 'canary-snapshot',
@@ -153,16 +154,20 @@ export class SnapshotBuilder {
    * With `slots`, also its series: each rollup lands in the snapshot slot its start falls in (the
    * warm-up's partial rollup slot stays out of the metric series).
    */
-  summarizeDevice(
+  async summarizeDevice(
     deviceId: string,
     version: string,
     from: number,
     to: number,
     metricsFrom = from,
     slots?: SnapshotSlots,
-  ): { summary: Pick<DeviceSummary, 'exposureH' | 'samples' | 'events' | 'metrics' | 'errorSignatures' | 'logSample' | 'series'>; lastAt: number | undefined } {
+  ): Promise<{ summary: Pick<DeviceSummary, 'exposureH' | 'samples' | 'events' | 'metrics' | 'errorSignatures' | 'logSample' | 'series'>; lastAt: number | undefined }> {
     const slotFrom = Math.floor(from / this.rollupSlotMs) * this.rollupSlotMs;
-    const rows = this.rollupStmt.all(deviceId, version, slotFrom, to + 1) as RollupRow[];
+    const rawFrom = Math.min(from, metricsFrom);
+    const [rows, chunks] = await Promise.all([
+      this.sql.all<RollupRow>(ROLLUPS_SQL, [deviceId, version, slotFrom, to + 1]),
+      this.sql.all<{ data: Uint8Array }>(RAW_SQL, [deviceId, rawFrom, to, version]),
+    ]);
     const events = { crashes: 0, errors: 0, reboots: 0, agentRestarts: 0 };
     const sums: Partial<Record<ContinuousMetric, MetricSums>> = {};
     let samples = 0;
@@ -170,8 +175,7 @@ export class SnapshotBuilder {
     let lastAt: number | undefined;
     const lines: string[] = [];
     const warm = metricsFrom > from;
-    const rawFrom = Math.min(from, metricsFrom);
-    const raw = (this.rawStmt.all(deviceId, rawFrom, to, version) as Buffer[]).flatMap((data) => unpackSamples(data, rawFrom, to));
+    const raw = chunks.flatMap((c) => unpackSamples(c.data, rawFrom, to));
     const series = slots ? new SeriesAcc(slots) : undefined;
     for (const row of rows) {
       const r = rollupFromRow(row);
@@ -268,4 +272,18 @@ class SeriesAcc {
     }
     return { exposureH: this.exposureMs.map((ms) => r4(ms / 3_600_000)), events: this.events, metrics };
   }
+}
+
+/** `fn` over `items` with at most `limit` running at once; results in the items' order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }

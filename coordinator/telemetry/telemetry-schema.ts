@@ -1,10 +1,13 @@
 /**
- * The telemetry database (`telemetry.db`, beside `fleet.db`): per-device rollups, packed sample chunks
- * and each device's last reading (cumulative counters, its own clock and boot count). It is a file of its own so that the ingest thread that owns it
- * never holds a write lock the control plane (statuses, deployments) waits on. Its own migration list.
+ * The telemetry tables: per-device rollups, packed sample chunks and each device's last reading
+ * (cumulative counters, its own clock and boot count). On SQLite they live in `telemetry.db`, beside
+ * `fleet.db`, a file of its own so that the ingest thread that owns it never holds a write lock the
+ * control plane (statuses, deployments) waits on; its own migration list. On PostgreSQL they live in
+ * the coordinator's database (row locks, no file lock): telemetry-schema-postgres.ts.
  */
 import type { Migration } from '../store/migrations.js';
 import { openDatabase, type Db } from '../store/db.js';
+import { SqliteSql } from '../store/sqlite-sql.js';
 import type { ContinuousMetric } from '@fleet/protocol/canary';
 import { packSums, type MetricSums } from './rollup-math.js';
 
@@ -89,4 +92,9 @@ export function sumsFromJson(text: string): Partial<Record<ContinuousMetric, Met
 /** Opens (creating and migrating) a telemetry database; `:memory:` for tests. */
 export function openTelemetryDatabase(path: string, options: { readonly?: boolean } = {}): Db {
   return openDatabase(path, { migrations: TELEMETRY_MIGRATIONS, ...(options.readonly ? { readonly: true } : {}) });
+}
+
+/** A SQLite telemetry database (opened and migrated) behind the Sql interface. */
+export function openTelemetrySqlite(path: string): SqliteSql {
+  return new SqliteSql(openTelemetryDatabase(path), path);
 }

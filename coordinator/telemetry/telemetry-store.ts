@@ -1,9 +1,15 @@
 /**
- * Telemetry into the telemetry database (telemetry-schema.ts): parsed messages are aggregated in memory
- * as they arrive and written in one transaction per batch — per-device rollups per time slot, the
- * batch's raw samples packed per device (sample-chunks.ts), the last cumulative counters. Raw samples
- * are kept for a bounded time; rollups carry events, exposure and metric sums. I/O shell (SQLite); in
+ * Telemetry into the telemetry tables (telemetry-schema.ts; SQLite's telemetry.db or the PostgreSQL
+ * database): parsed messages are aggregated in memory as they arrive and written in one transaction
+ * per batch — per-device rollups per time slot, the batch's raw samples packed per device
+ * (sample-chunks.ts), the last cumulative counters, each table in multi-row statements. Raw samples
+ * are kept for a bounded time; rollups carry events, exposure and metric sums. I/O shell (Sql); in
  * the coordinator it runs on the telemetry thread (telemetry-worker.ts).
+ *
+ * What a message needs from the store (its device's last reading, a rollup written before a restart)
+ * is read before the message is added: `prepare` loads it for a whole batch in a few queries, and
+ * `add` then runs without I/O. Only devices this store has not seen yet, and slots it no longer holds,
+ * are read; a steady stream reads nothing.
  *
  * Counters are cumulative, so a sample's events are the difference from the previous sample. When the
  * firmware version changed between the two, that difference spans the download, the install, the
@@ -20,8 +26,10 @@
  */
 import type { TelemetryMessage } from '@fleet/protocol/messages';
 import type { ContinuousMetric } from '@fleet/protocol/canary';
-import type { Db } from '../store/db.js';
+import type { Sql, SqlValue } from '../store/sql.js';
+import { placeholders } from '../store/sql.js';
 import { SampleChunk } from './sample-chunks.js';
+import { MultiRowInsert } from './row-batches.js';
 import {
   CONTINUOUS_METRICS,
   addCounterDeltas,
@@ -125,7 +133,30 @@ interface DeviceState {
   chunk: SampleChunk | undefined;
   /** Changed in this batch (counters row to write). */
   dirty: boolean;
+  /** Rollups of slots from this one on were read when the device was first seen: any not held does not exist. */
+  loadedFrom: number;
 }
+
+/** Device ids per IN list when loading (well under both databases' parameter limits). */
+const LOAD_CHUNK = 500;
+
+const PUT_SAMPLES = new MultiRowInsert('INSERT INTO telemetry_samples (device_id, firmware_version, first_at, last_at, n, data)', 6);
+const PUT_COUNTERS = new MultiRowInsert(
+  'INSERT INTO device_counters (device_id, at, seq, firmware_version, crashes, errors, reboots, agent_restarts, device_at, boot_count)',
+  10,
+  `ON CONFLICT (device_id) DO UPDATE SET at = excluded.at, seq = excluded.seq, firmware_version = excluded.firmware_version,
+  crashes = excluded.crashes, errors = excluded.errors, reboots = excluded.reboots, agent_restarts = excluded.agent_restarts,
+  device_at = excluded.device_at, boot_count = excluded.boot_count`,
+);
+// An upsert updates the row in place; a delete and re-insert would cost both.
+const PUT_ROLLUPS = new MultiRowInsert(
+  `INSERT INTO telemetry_rollup (device_id, slot_start, firmware_version, samples, first_at, last_at,
+  exposure_ms, crashes, errors, reboots, agent_restarts, metrics, error_lines)`,
+  13,
+  `ON CONFLICT (device_id, slot_start, firmware_version) DO UPDATE SET samples = excluded.samples, first_at = excluded.first_at,
+  last_at = excluded.last_at, exposure_ms = excluded.exposure_ms, crashes = excluded.crashes, errors = excluded.errors,
+  reboots = excluded.reboots, agent_restarts = excluded.agent_restarts, metrics = excluded.metrics, error_lines = excluded.error_lines`,
+);
 
 export class TelemetryStore {
   /** Messages added since the last flush, and the latest receive time among them. */
@@ -137,38 +168,108 @@ export class TelemetryStore {
   private dirtyRollups: LiveRollup[] = [];
   private dirtyDevices: DeviceState[] = [];
   private chunks: SampleChunk[] = [];
-  private readonly stmts;
   private lastEvictedHorizon: number | undefined;
+  /** Rollups of slots before this were dropped from memory (they are stored). */
+  private evictedBelow = Number.NEGATIVE_INFINITY;
+  /** device|slot pairs read back since the last eviction (slots before a device's `loadedFrom`, or evicted). */
+  private readonly reloaded = new Set<string>();
+  /** The write in flight (flushes are written one after another, in order); never rejects. */
+  private writing: Promise<void> = Promise.resolve();
   /** Version-change spans since start: their events are on neither cohort's side of a comparison. */
   readonly transitions: TransitionStats = { spans: 0, events: { crashes: 0, errors: 0, reboots: 0, agentRestarts: 0 } };
 
   constructor(
-    private readonly db: Db,
+    private readonly sql: Sql,
     private readonly options: TelemetryStoreOptions,
-  ) {
-    this.stmts = {
-      putSamples: db.prepare('INSERT INTO telemetry_samples (device_id, firmware_version, first_at, last_at, n, data) VALUES (?, ?, ?, ?, ?, ?)'),
-      getCounters: db.prepare('SELECT * FROM device_counters WHERE device_id = ?'),
-      putCounters: db.prepare(`INSERT INTO device_counters (device_id, at, seq, firmware_version, crashes, errors, reboots, agent_restarts, device_at, boot_count)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT(device_id) DO UPDATE SET at = excluded.at, seq = excluded.seq, firmware_version = excluded.firmware_version,
-        crashes = excluded.crashes, errors = excluded.errors, reboots = excluded.reboots, agent_restarts = excluded.agent_restarts,
-        device_at = excluded.device_at, boot_count = excluded.boot_count`),
-      getRollup: db.prepare('SELECT * FROM telemetry_rollup WHERE device_id = ? AND slot_start = ? AND firmware_version = ?'),
-      // An upsert updates the row in place; INSERT OR REPLACE would delete and re-insert it.
-      putRollup: db.prepare(`INSERT INTO telemetry_rollup (device_id, slot_start, firmware_version, samples, first_at, last_at,
-        exposure_ms, crashes, errors, reboots, agent_restarts, metrics, error_lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (device_id, slot_start, firmware_version) DO UPDATE SET samples = excluded.samples, first_at = excluded.first_at,
-        last_at = excluded.last_at, exposure_ms = excluded.exposure_ms, crashes = excluded.crashes, errors = excluded.errors,
-        reboots = excluded.reboots, agent_restarts = excluded.agent_restarts, metrics = excluded.metrics, error_lines = excluded.error_lines`),
-      pruneSamples: db.prepare('DELETE FROM telemetry_samples WHERE last_at < ?'),
-    };
+  ) {}
+
+  private slotOf(at: number): number {
+    return Math.floor(at / this.options.rollupSlotMs) * this.options.rollupSlotMs;
+  }
+
+  /**
+   * Reads what messages with these keys need and the store does not hold: the last reading and recent
+   * rollups of devices not seen yet (a few IN-list queries per batch), and rollups of slots no longer
+   * held in memory (rare: a message older than the slots in memory). Resolves at once when there is
+   * nothing to read. Call it before `add`ing those messages (message i: `deviceIds[i]`, received at
+   * `ats[i]`), and add them in the same order.
+   */
+  prepare(deviceIds: readonly string[], ats: ArrayLike<number>): Promise<void> {
+    let fresh: Map<string, number> | undefined;
+    let old: Map<string, { deviceId: string; slot: number }> | undefined;
+    for (let i = 0; i < deviceIds.length; i++) {
+      const deviceId = deviceIds[i]!;
+      const slot = this.slotOf(ats[i]!);
+      const d = this.devices.get(deviceId);
+      if (!d) {
+        fresh ??= new Map();
+        const first = fresh.get(deviceId);
+        if (first === undefined || slot < first) fresh.set(deviceId, slot);
+      } else if (slot < d.loadedFrom || slot < this.evictedBelow) {
+        const key = `${deviceId}|${slot}`;
+        if (!this.reloaded.has(key)) (old ??= new Map()).set(key, { deviceId, slot });
+      }
+    }
+    if (!fresh && !old) return Promise.resolve();
+    return this.load(fresh, old);
+  }
+
+  /** `prepare` then `add`, for one message (tests, replays). */
+  async ingest(msg: TelemetryMessage, at: number): Promise<void> {
+    await this.prepare([msg.deviceId], [at]);
+    this.add(msg, at);
+  }
+
+  private async load(fresh: Map<string, number> | undefined, old: Map<string, { deviceId: string; slot: number }> | undefined): Promise<void> {
+    if (fresh) {
+      const ids = [...fresh.keys()];
+      let from = Number.POSITIVE_INFINITY;
+      for (const slot of fresh.values()) if (slot < from) from = slot;
+      for (let i = 0; i < ids.length; i += LOAD_CHUNK) {
+        const chunk = ids.slice(i, i + LOAD_CHUNK);
+        const list = placeholders(chunk.length);
+        const [counters, rollups] = await Promise.all([
+          this.sql.all<CountersRow>(`SELECT * FROM device_counters WHERE device_id IN (${list})`, chunk),
+          this.sql.all<RollupRow>(`SELECT * FROM telemetry_rollup WHERE device_id IN (${list}) AND slot_start >= ?`, [...chunk, from]),
+        ]);
+        const byId = new Map(counters.map((row) => [row.device_id, row]));
+        for (const id of chunk) {
+          if (this.devices.has(id)) continue;
+          const row = byId.get(id);
+          const state =
+            row && new CounterState(row.at, row.seq, row.firmware_version, row.crashes, row.errors, row.reboots, row.agent_restarts, row.device_at ?? undefined, row.boot_count ?? undefined);
+          this.devices.set(id, { deviceId: id, counters: state, rollup: undefined, chunk: undefined, dirty: false, loadedFrom: from });
+        }
+        for (const row of rollups) this.hold(row);
+      }
+    }
+    if (old) {
+      // Those rows may be in the write in flight: read them after it.
+      await this.writing;
+      for (const [key, { deviceId, slot }] of old) {
+        const rows = await this.sql.all<RollupRow>('SELECT * FROM telemetry_rollup WHERE device_id = ? AND slot_start = ?', [deviceId, slot]);
+        for (const row of rows) this.hold(row);
+        this.reloaded.add(key);
+      }
+    }
+  }
+
+  /**
+   * Keeps a stored rollup in memory unless one for its key is held already (the held one is newer). The
+   * device's own latest rollup may have been evicted but still be in use: that object, not a copy.
+   */
+  private hold(row: RollupRow): void {
+    const key = `${row.device_id}|${row.slot_start}|${row.firmware_version}`;
+    if (this.rollups.has(key)) return;
+    const own = this.devices.get(row.device_id)?.rollup;
+    const same = own !== undefined && own.slotStart === row.slot_start && own.firmwareVersion === row.firmware_version;
+    this.rollups.set(key, same ? own : { ...rollupFromRow(row), dirty: false });
   }
 
   /**
    * Aggregates a parsed message into the device's in-memory rollup, counters and sample chunk at once;
-   * the next flush writes them. `at` is the coordinator's receive time (the device's clock may be
-   * off). Aggregating on arrival rather than at the commit lets the parsed message die young: held
+   * the next flush writes them. `prepare` must have covered its device and `at` (the coordinator's
+   * receive time; the device's clock may be off). Aggregating on arrival rather than at the commit lets the parsed message die young: held
    * until the commit, every message survived a scavenge or two and was copied with it.
    */
   add(msg: TelemetryMessage, at: number): void {
@@ -181,44 +282,57 @@ export class TelemetryStore {
     return this.unwritten;
   }
 
-  /** Writes what the messages since the last flush changed, in one transaction. Returns their number. */
-  flush(): number {
+  /**
+   * Writes what the messages since the last flush changed, in one transaction. The rows are taken at
+   * the call (messages added meanwhile go to the next flush); flushes are written in call order.
+   * Resolves with the number of messages written; rejects when the transaction failed (those messages'
+   * rows are lost, though the next flush of the same rollup or device writes its totals again).
+   */
+  flush(): Promise<number> {
     const count = this.unwritten;
-    if (count === 0) return 0;
+    // Nothing new: resolves after the writes in flight, so flushes still resolve in call order.
+    if (count === 0) return this.writing.then(() => 0);
     this.unwritten = 0;
-    const run = this.db.transaction(() => {
-      // One rollup row, one samples row and one counters row per device per batch, not per message.
-      for (const r of this.dirtyRollups) this.writeRollup(r);
-      for (const c of this.chunks) this.stmts.putSamples.run(c.deviceId, c.firmwareVersion, c.firstAt, c.lastAt, c.length, c.pack());
-      for (const d of this.dirtyDevices) {
-        const c = d.counters!;
-        this.stmts.putCounters.run(d.deviceId, c.at, c.seq, c.version, c.crashes, c.errors, c.reboots, c.agentRestarts, c.deviceAt ?? null, c.bootCount ?? null);
-      }
-    });
-    try {
-      run();
-    } finally {
-      for (const r of this.dirtyRollups) r.dirty = false;
-      for (const d of this.dirtyDevices) {
-        d.dirty = false;
-        d.chunk = undefined;
-      }
-      this.dirtyRollups = [];
-      this.dirtyDevices = [];
-      this.chunks = [];
+    // One rollup row, one samples row and one counters row per device per batch, not per message.
+    const rollups: SqlValue[] = [];
+    for (const a of this.dirtyRollups) {
+      rollups.push(a.deviceId, a.slotStart, a.firmwareVersion, a.samples, a.firstAt, a.lastAt, Math.round(a.exposureMs),
+        a.events.crashes, a.events.errors, a.events.reboots, a.events.agentRestarts, packSums(a.metrics), JSON.stringify(a.errorLines));
+      a.dirty = false;
     }
+    const samples: SqlValue[] = [];
+    for (const c of this.chunks) samples.push(c.deviceId, c.firmwareVersion, c.firstAt, c.lastAt, c.length, c.pack());
+    const counters: SqlValue[] = [];
+    for (const d of this.dirtyDevices) {
+      const c = d.counters!;
+      counters.push(d.deviceId, c.at, c.seq, c.version, c.crashes, c.errors, c.reboots, c.agentRestarts, c.deviceAt ?? null, c.bootCount ?? null);
+      d.dirty = false;
+      d.chunk = undefined;
+    }
+    this.dirtyRollups = [];
+    this.dirtyDevices = [];
+    this.chunks = [];
+    // Safe before the write ends: what is evicted is in `rollups` above, and reading it back waits for the write.
     this.evictOldRollups(this.latestAt);
-    return count;
+    const write = this.writing.then(() =>
+      this.sql.transaction(async (tx) => {
+        await PUT_ROLLUPS.run(tx, rollups);
+        await PUT_SAMPLES.run(tx, samples);
+        await PUT_COUNTERS.run(tx, counters);
+      }),
+    );
+    this.writing = write.catch(() => undefined);
+    return write.then(() => count);
+  }
+
+  /** Resolves when every flush called so far is written (or failed). */
+  settled(): Promise<void> {
+    return this.writing;
   }
 
   private device(deviceId: string): DeviceState {
-    let d = this.devices.get(deviceId);
-    if (d) return d;
-    const row = this.stmts.getCounters.get(deviceId) as CountersRow | undefined;
-    const counters =
-      row && new CounterState(row.at, row.seq, row.firmware_version, row.crashes, row.errors, row.reboots, row.agent_restarts, row.device_at ?? undefined, row.boot_count ?? undefined);
-    d = { deviceId, counters, rollup: undefined, chunk: undefined, dirty: false };
-    this.devices.set(deviceId, d);
+    const d = this.devices.get(deviceId);
+    if (!d) throw new Error(`telemetry of ${deviceId} added before TelemetryStore.prepare read its device`);
     return d;
   }
 
@@ -226,22 +340,20 @@ export class TelemetryStore {
     const key = `${deviceId}|${slotStart}|${version}`;
     let acc = this.rollups.get(key);
     if (!acc) {
-      const row = this.stmts.getRollup.get(deviceId, slotStart, version) as RollupRow | undefined;
-      acc = row
-        ? { ...rollupFromRow(row), dirty: false }
-        : {
-            deviceId,
-            slotStart,
-            firmwareVersion: version,
-            samples: 0,
-            firstAt: at,
-            lastAt: at,
-            exposureMs: 0,
-            events: { crashes: 0, errors: 0, reboots: 0, agentRestarts: 0 },
-            metrics: {},
-            errorLines: [],
-            dirty: false,
-          };
+      // Not held: not stored either (`prepare` read whatever was).
+      acc = {
+        deviceId,
+        slotStart,
+        firmwareVersion: version,
+        samples: 0,
+        firstAt: at,
+        lastAt: at,
+        exposureMs: 0,
+        events: { crashes: 0, errors: 0, reboots: 0, agentRestarts: 0 },
+        metrics: {},
+        errorLines: [],
+        dirty: false,
+      };
       this.rollups.set(key, acc);
     }
     return acc;
@@ -255,7 +367,7 @@ export class TelemetryStore {
     // MQTT keeps one connection's messages in order, so receive order is the order; the same seq
     // twice is a redelivery. (seq may restart with the agent, so it is not compared for order.)
     if (prev && msg.seq === prev.seq && at - prev.at < this.options.maxExposureGapMs) return;
-    const slotStart = Math.floor(at / this.options.rollupSlotMs) * this.options.rollupSlotMs;
+    const slotStart = this.slotOf(at);
     let acc = d.rollup;
     if (!acc || acc.slotStart !== slotStart || acc.firmwareVersion !== version) acc = d.rollup = this.rollupFor(id, slotStart, version, at);
     if (!acc.dirty) {
@@ -308,30 +420,28 @@ export class TelemetryStore {
     chunk.add(at, m);
   }
 
-  private writeRollup(a: RollupAcc): void {
-    this.stmts.putRollup.run(a.deviceId, a.slotStart, a.firmwareVersion, a.samples, a.firstAt, a.lastAt, Math.round(a.exposureMs),
-      a.events.crashes, a.events.errors, a.events.reboots, a.events.agentRestarts, packSums(a.metrics), JSON.stringify(a.errorLines));
-  }
-
   /**
-   * Drops in-memory rollups of slots that ended (they are in SQLite) so memory stays bounded. A
+   * Drops in-memory rollups of slots that ended (they are stored) so memory stays bounded. A
    * device's own `rollup` may still point at its last one until its next message replaces it.
    */
   private evictOldRollups(latestAt: number): void {
     const horizon = latestAt - 2 * this.options.rollupSlotMs;
     if (this.lastEvictedHorizon !== undefined && horizon - this.lastEvictedHorizon < this.options.rollupSlotMs) return;
     this.lastEvictedHorizon = horizon;
+    if (horizon > this.evictedBelow) this.evictedBelow = horizon;
+    this.reloaded.clear();
     for (const [key, acc] of this.rollups) if (acc.slotStart < horizon) this.rollups.delete(key);
   }
 
   /** Deletes raw sample chunks whose newest sample is past retention. Returns chunks deleted. */
-  prune(now: number): number {
-    return this.stmts.pruneSamples.run(now - this.options.rawRetentionMs).changes;
+  async prune(now: number): Promise<number> {
+    return (await this.sql.run('DELETE FROM telemetry_samples WHERE last_at < ?', [now - this.options.rawRetentionMs])).changes;
   }
 }
 
 /** A device's stored last reading (device_counters). */
 interface CountersRow {
+  device_id: string;
   at: number;
   seq: number;
   firmware_version: string;

@@ -2,11 +2,11 @@
  * What the telemetry thread does with what it is sent: parse batches (telemetry-batch.ts) and aggregate
  * them in the TelemetryStore (reporting at once what was parsed), commit on its cadence or on request,
  * prune. The worker entry (telemetry-worker.ts) only wires this to its message port and a timer, so
- * every behaviour here runs in tests without a thread. I/O shell (SQLite through TelemetryStore).
+ * every behaviour here runs in tests without a thread. I/O shell (Sql through TelemetryStore).
  */
 import type { TelemetryMessage } from '@fleet/protocol/messages';
-import type { Db } from '../store/db.js';
-import { decodeBatch, type BadTelemetry, type TelemetryBatch, type VersionNote } from './telemetry-batch.js';
+import type { Sql } from '../store/sql.js';
+import { batchDeviceIds, decodeBatch, type BadTelemetry, type TelemetryBatch, type VersionNote } from './telemetry-batch.js';
 import { TelemetryStore, type TelemetryStoreOptions } from './telemetry-store.js';
 import { errorMessage } from '@fleet/protocol/errors';
 
@@ -29,6 +29,9 @@ export interface ParsedReport {
   badCount: number;
   bad: BadTelemetry[];
   notes: VersionNote[];
+  /** Messages dropped because what they need could not be read from the store (`lostReason` says why). */
+  lost: number;
+  lostReason?: string;
 }
 
 export type CommitReport =
@@ -51,20 +54,32 @@ export class TelemetryThread {
   private lastId = 0;
   private committedId = 0;
 
-  constructor(db: Db, options: TelemetryStoreOptions) {
-    this.store = new TelemetryStore(db, options);
+  constructor(sql: Sql, options: TelemetryStoreOptions) {
+    this.store = new TelemetryStore(sql, options);
   }
 
   private readonly add = (msg: TelemetryMessage, at: number): void => this.store.add(msg, at);
+  private readonly drop = (): void => {};
 
   /** Parsed messages waiting for the next commit. */
   get queued(): number {
     return this.store.pending;
   }
 
-  /** Parses a batch and aggregates its messages; the next commit writes them. */
-  receive(id: number, batch: TelemetryBatch): ParsedReport {
-    const decoded = decodeBatch(batch, this.lastVersions, this.add);
+  /**
+   * Reads what the batch's devices need from the store (usually nothing), parses the batch and
+   * aggregates its messages; the next commit writes them. Calls must not overlap: batches are added
+   * in the order they were received. When the store cannot be read, the batch is parsed (its bad
+   * messages and versions still count) and its messages are reported lost.
+   */
+  async receive(id: number, batch: TelemetryBatch): Promise<ParsedReport> {
+    let lostReason: string | undefined;
+    try {
+      await this.store.prepare(batchDeviceIds(batch), batch.ats);
+    } catch (err) {
+      lostReason = errorMessage(err);
+    }
+    const decoded = decodeBatch(batch, this.lastVersions, lostReason === undefined ? this.add : this.drop);
     this.lastId = id;
     return {
       type: 'parsed',
@@ -74,27 +89,37 @@ export class TelemetryThread {
       badCount: decoded.bad.length,
       bad: decoded.bad.slice(0, MAX_BAD_REPORTED),
       notes: decoded.notes,
+      lost: lostReason === undefined ? 0 : decoded.parsed,
+      ...(lostReason !== undefined ? { lostReason } : {}),
     };
   }
 
-  /** Writes everything received since the last commit; undefined when nothing was received since. */
-  commit(): CommitReport | undefined {
+  /**
+   * Writes everything received since the last commit; undefined when nothing was received since. The
+   * rows are taken at the call; reports resolve in call order (a failed write is a `failed` report).
+   */
+  commit(): Promise<CommitReport> | undefined {
     if (this.lastId === this.committedId) return undefined;
     const upTo = this.lastId;
     this.committedId = upTo;
     const queued = this.store.pending;
-    try {
-      return { type: 'stored', upTo, written: this.store.flush() };
-    } catch (err) {
-      return { type: 'failed', upTo, lost: queued, message: errorMessage(err) };
-    }
+    return this.store.flush().then(
+      (written): CommitReport => ({ type: 'stored', upTo, written }),
+      (err: unknown): CommitReport => ({ type: 'failed', upTo, lost: queued, message: errorMessage(err) }),
+    );
   }
 
-  prune(id: number, now: number): FromTelemetryThread {
+  /** Resolves when every commit so far is written (or failed). */
+  settled(): Promise<void> {
+    return this.store.settled();
+  }
+
+  async prune(id: number, now: number): Promise<FromTelemetryThread> {
     try {
-      return { type: 'pruned', id, rows: this.store.prune(now) };
+      return { type: 'pruned', id, rows: await this.store.prune(now) };
     } catch (err) {
       return { type: 'prune-failed', id, message: errorMessage(err) };
     }
   }
 }
+

@@ -2,8 +2,8 @@
  * The broker thread's side of telemetry storage. The broker hook appends raw telemetry to a batch
  * (telemetry-batch.ts); every few tens of milliseconds, or as soon as a batch is full, the batch moves
  * to the telemetry thread (telemetry-worker.ts), which parses and aggregates it at once and commits it
- * to telemetry.db within `flushIntervalMs`. So neither JSON parsing nor SQLite ever runs on the thread
- * that reads the devices' sockets. `ingest.telemetry` counts messages parsed; `telemetry.written`, those stored.
+ * to the store (telemetry.db, or PostgreSQL) within `flushIntervalMs`. So neither JSON parsing nor the
+ * store ever runs on the thread that reads the devices' sockets. `ingest.telemetry` counts messages parsed; `telemetry.written`, those stored.
  *
  * Bounded: past `maxQueue` messages waiting or in flight, telemetry is dropped and counted
  * (`telemetry.dropped`). If the thread dies, the batches it held are counted as lost
@@ -14,6 +14,8 @@ import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '@fleet/protocol/clock';
 import type { Counters } from '../metrics.js';
 import { StoreError } from '../store/db.js';
+import { redactUrl } from '../store/postgres-sql.js';
+import { isPostgresUrl } from '../store/open-store.js';
 import { BatchBuilder, type VersionNote } from './telemetry-batch.js';
 import type { BadMessages } from '../ingest/bad-messages.js';
 import type { TelemetryStoreOptions } from './telemetry-store.js';
@@ -21,8 +23,8 @@ import type { FromTelemetryThread, ToTelemetryThread } from './telemetry-thread.
 import type { TelemetryWorkerData } from './telemetry-worker.js';
 
 export interface TelemetryWriterOptions {
-  /** The telemetry database file. */
-  path: string;
+  /** The telemetry database file, or the coordinator's PostgreSQL URL (already migrated). */
+  location: string;
   store: TelemetryStoreOptions;
   /** Telemetry is committed at most this long (real time) after it arrived. */
   flushIntervalMs: number;
@@ -42,6 +44,8 @@ export interface TelemetryWriterOptions {
 }
 
 const RESTART_DELAY_MS = 1_000;
+/** The store's location for an operator: a path, or the PostgreSQL URL without its password. */
+const where = (location: string): string => (isPostgresUrl(location) ? redactUrl(location) : location);
 /** How long raw telemetry waits on this thread before it moves: short, the move is cheap. */
 const HANDOFF_MS = 25;
 const YOUNG_GENERATION_MB = 96;
@@ -167,7 +171,7 @@ export class TelemetryWriter {
   private spawn(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const data: TelemetryWorkerData = {
-        path: this.options.path,
+        location: this.options.location,
         store: this.options.store,
         commitIntervalMs: this.options.flushIntervalMs,
         maxBatch: this.options.maxBatch,
@@ -182,7 +186,7 @@ export class TelemetryWriter {
         if (gone) return;
         gone = true;
         if (!ready) {
-          reject(new StoreError(`cannot start telemetry storage (${this.options.path}): ${err.message}; check the data directory's permissions and free space`, { cause: err }));
+          reject(new StoreError(`cannot start telemetry storage (${where(this.options.location)}): ${err.message}; check the data directory's permissions and free space, or that PostgreSQL is reachable`, { cause: err }));
         } else if (!this.stopping) {
           this.crashed(worker, err);
         }
@@ -207,6 +211,10 @@ export class TelemetryWriter {
         this.options.counters.inc('ingest.telemetry', m.parsed);
         if (m.notes.length) this.options.onVersions(m.notes);
         if (m.badCount) this.options.bad.telemetry(m.bad, m.badCount);
+        if (m.lost) {
+          this.options.counters.inc('telemetry.lost', m.lost);
+          this.options.logger.error({ lost: m.lost, err: m.lostReason }, 'telemetry could not be stored: its devices could not be read from the store');
+        }
         break;
       case 'stored':
         this.written += m.written;

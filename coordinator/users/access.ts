@@ -31,9 +31,9 @@ export interface AccessRequest {
   source: string;
 }
 
-/** Resolves a request's caller or throws 401 (no or unknown credentials) or 403 (`csrf`). */
+/** Resolves a request's caller or rejects with 401 (no or unknown credentials) or 403 (`csrf`). */
 export interface Authenticator {
-  authenticate(req: AccessRequest): Principal;
+  authenticate(req: AccessRequest): Promise<Principal>;
 }
 
 export const MISSING_TOKEN = 'missing operator token: pass --token, set FLEET_TOKEN, or run the CLI on the coordinator machine';
@@ -82,10 +82,10 @@ export class Access implements Authenticator {
     if (held !== undefined) this.o.logger?.warn({ ...fields, counter, heldBack: held }, msg);
   }
 
-  authenticate(req: AccessRequest): Principal {
+  async authenticate(req: AccessRequest): Promise<Principal> {
     const token = bearerOf(req.headers);
     if (token !== undefined) {
-      const user = this.o.users.byToken(token);
+      const user = await this.o.users.byToken(token);
       if (!user) {
         this.refused('admin.auth.refused', { source: req.source }, 'admin API request with an unknown token refused');
         throw new UnauthorizedError(TOKEN_REJECTED);
@@ -94,8 +94,8 @@ export class Access implements Authenticator {
     }
     const id = this.sessionIdOf(req.headers);
     if (id === undefined) throw new UnauthorizedError(MISSING_TOKEN);
-    const session = this.o.sessions.lookup(id);
-    const user = session && this.o.users.identity(session.userName);
+    const session = await this.o.sessions.lookup(id);
+    const user = session && (await this.o.users.identity(session.userName));
     if (!session || !user) {
       this.o.counters?.inc('admin.auth.refused');
       throw new UnauthorizedError('your session has ended (expired, logged out, or the user was removed or changed their password): log in again');
@@ -120,7 +120,7 @@ export class Access implements Authenticator {
       const who = verdict.by === 'client' && 'username' in body ? `for ${body.username}` : `from ${source}`;
       throw new HttpError(429, 'throttled', `too many failed logins ${who}; retry in ${seconds} s`, { headers: { 'retry-after': String(seconds) } });
     }
-    const user = 'username' in body ? await this.o.users.checkPassword(body.username, body.password, source) : this.o.users.byToken(body.token);
+    const user = 'username' in body ? await this.o.users.checkPassword(body.username, body.password, source) : await this.o.users.byToken(body.token);
     if (!user) {
       this.throttle.failed(key, source, this.o.now());
       this.refused('admin.login.failed', { source, ...('username' in body ? { user: body.username } : {}) }, 'login refused: wrong user name, password or token');
@@ -128,15 +128,15 @@ export class Access implements Authenticator {
     }
     this.throttle.succeeded(key);
     this.o.counters?.inc('admin.login.ok');
-    this.o.users.noteLogin(user.name);
-    const { id, session } = this.o.sessions.create(user.name, source);
+    await this.o.users.noteLogin(user.name);
+    const { id, session } = await this.o.sessions.create(user.name, source);
     const principal: Principal = { ...user, via: 'session', sessionHash: session.idHash, csrfToken: session.csrfToken, sessionExpiresAt: session.expiresAt };
     return { principal, view: sessionView(principal), setCookie: this.cookie(id, session.endsAt) };
   }
 
   /** Ends the caller's session (a no-op for a bearer token); returns the Set-Cookie that clears the cookie. */
-  logout(p: Principal): string {
-    if (p.sessionHash !== undefined) this.o.sessions.revoke(p.sessionHash);
+  async logout(p: Principal): Promise<string> {
+    if (p.sessionHash !== undefined) await this.o.sessions.revoke(p.sessionHash);
     return serializeCookie(SESSION_COOKIE, '', { httpOnly: true, sameSite: 'strict', path: '/', secure: this.o.secureCookies, maxAge: 0 });
   }
 
@@ -173,10 +173,13 @@ export function tokenAuthenticator(token: string): Authenticator {
   const digest = sha256(token);
   return {
     authenticate(req) {
-      const given = bearerOf(req.headers);
-      if (given === undefined) throw new UnauthorizedError(MISSING_TOKEN);
-      if (!timingSafeEqual(sha256(given), digest)) throw new UnauthorizedError(TOKEN_REJECTED);
-      return { name: 'admin', role: 'admin', via: 'token' };
+      // bearerOf throws for another scheme: inside the promise, as a rejection.
+      return Promise.resolve().then(() => {
+        const given = bearerOf(req.headers);
+        if (given === undefined) throw new UnauthorizedError(MISSING_TOKEN);
+        if (!timingSafeEqual(sha256(given), digest)) throw new UnauthorizedError(TOKEN_REJECTED);
+        return { name: 'admin', role: 'admin', via: 'token' };
+      });
     },
   };
 }

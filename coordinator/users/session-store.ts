@@ -2,10 +2,11 @@
  * Web sessions: a random id in an HttpOnly cookie, stored as its sha256, ending after `idleMs` without
  * a request or `maxMs` after login, whichever comes first. The CSRF token a session's page must echo
  * is derived from the id (a keyed hash the page cannot compute without the cookie it cannot read), so
- * nothing more is stored. Sessions survive a coordinator restart. I/O shell (SQLite, node:crypto).
+ * nothing more is stored. Sessions survive a coordinator restart, and any coordinator sharing the store
+ * knows them. I/O shell (the Sql store, node:crypto).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Db } from '../store/db.js';
+import type { Sql } from '../store/sql.js';
 import { sha256Hex } from './user-store.js';
 
 export interface SessionOptions {
@@ -46,46 +47,48 @@ export function csrfTokenFor(sessionId: string): string {
 
 export class SessionStore {
   constructor(
-    private readonly db: Db,
+    private readonly sql: Sql,
     private readonly now: () => number,
     private readonly o: SessionOptions = DEFAULT_SESSION_OPTIONS,
   ) {}
 
-  /** Starts a session; returns its id (for the cookie, never stored) and the session. */
-  create(userName: string, source: string): { id: string; session: Session } {
+  /** Starts a session (ended ones are swept first); returns its id (for the cookie, never stored) and the session. */
+  async create(userName: string, source: string): Promise<{ id: string; session: Session }> {
     const now = this.now();
-    this.db.prepare('DELETE FROM user_sessions WHERE expires_at <= ? OR last_seen_at <= ?').run(now, now - this.o.idleMs);
     const id = randomBytes(32).toString('base64url');
     const idHash = sha256Hex(id);
     const expiresAt = now + this.o.maxMs;
-    this.db.prepare('INSERT INTO user_sessions (id_hash, user_name, created_at, last_seen_at, expires_at, source) VALUES (?, ?, ?, ?, ?, ?)').run(idHash, userName, now, now, expiresAt, source);
+    await this.sql.transaction(async (tx) => {
+      await tx.run('DELETE FROM user_sessions WHERE expires_at <= ? OR last_seen_at <= ?', [now, now - this.o.idleMs]);
+      await tx.run('INSERT INTO user_sessions (id_hash, user_name, created_at, last_seen_at, expires_at, source) VALUES (?, ?, ?, ?, ?, ?)', [idHash, userName, now, now, expiresAt, source]);
+    });
     return { id, session: { idHash, userName, createdAt: now, expiresAt: Math.min(expiresAt, now + this.o.idleMs), endsAt: expiresAt, csrfToken: csrfTokenFor(id) } };
   }
 
   /** The live session with this id, its last use noted; undefined when unknown, idle too long or past its end. */
-  lookup(id: string): Session | undefined {
+  async lookup(id: string): Promise<Session | undefined> {
     const idHash = sha256Hex(id);
-    const row = this.db.prepare('SELECT * FROM user_sessions WHERE id_hash = ?').get(idHash) as Row | undefined;
+    const row = await this.sql.get<Row>('SELECT * FROM user_sessions WHERE id_hash = ?', [idHash]);
     if (!row) return undefined;
     const now = this.now();
     if (now >= row.expires_at || now - row.last_seen_at >= this.o.idleMs) {
-      this.revoke(idHash);
+      await this.revoke(idHash);
       return undefined;
     }
     let lastSeen = row.last_seen_at;
     if (now - lastSeen >= TOUCH_EVERY_MS) {
-      this.db.prepare('UPDATE user_sessions SET last_seen_at = ? WHERE id_hash = ?').run(now, idHash);
+      await this.sql.run('UPDATE user_sessions SET last_seen_at = ? WHERE id_hash = ?', [now, idHash]);
       lastSeen = now;
     }
     return { idHash, userName: row.user_name, createdAt: row.created_at, expiresAt: Math.min(row.expires_at, lastSeen + this.o.idleMs), endsAt: row.expires_at, csrfToken: csrfTokenFor(id) };
   }
 
-  revoke(idHash: string): void {
-    this.db.prepare('DELETE FROM user_sessions WHERE id_hash = ?').run(idHash);
+  async revoke(idHash: string): Promise<void> {
+    await this.sql.run('DELETE FROM user_sessions WHERE id_hash = ?', [idHash]);
   }
 
   /** Ends every session of a user (removed, or their password changed), but `keep`. Returns how many ended. */
-  revokeUser(userName: string, keep?: string): number {
-    return this.db.prepare('DELETE FROM user_sessions WHERE user_name = ? AND id_hash != ?').run(userName, keep ?? '').changes;
+  async revokeUser(userName: string, keep?: string): Promise<number> {
+    return (await this.sql.run('DELETE FROM user_sessions WHERE user_name = ? AND id_hash != ?', [userName, keep ?? ''])).changes;
   }
 }

@@ -4,14 +4,15 @@
  * its sha256: a token that long cannot be guessed, so a fast hash is enough to keep it out of a
  * leaked database). The coordinator's configured admin token is the built-in first admin, `admin`,
  * with no row of its own. Password checks run one at a time through a fair queue, each source
- * address in its own lane, so a burst of logins cannot occupy libuv's thread pool. I/O shell
- * (SQLite, node:crypto).
+ * address in its own lane, so a burst of logins cannot occupy libuv's thread pool. Every read goes
+ * to the store (a removal or new role applies at once, on every coordinator sharing it). I/O shell
+ * (the Sql store, node:crypto).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { FleetError } from '@fleet/protocol/errors';
 import { hashSecret, verifySecret } from '../broker/credentials.js';
 import { FairQueue } from '../broker/fair-queue.js';
-import type { Db } from '../store/db.js';
+import type { Sql } from '../store/sql.js';
 import { BUILTIN_ADMIN, RoleSchema, type Role } from './roles.js';
 import type { UserView } from './user-schemas.js';
 
@@ -55,7 +56,7 @@ interface Row {
 }
 
 export interface UserStoreOptions {
-  db: Db;
+  sql: Sql;
   /** The coordinator's admin token: the built-in admin's. */
   adminToken: string;
   now: () => number;
@@ -78,73 +79,71 @@ export class UserStore {
     this.adminDigest = createHash('sha256').update(o.adminToken).digest();
   }
 
-  list(): UserView[] {
-    const rows = this.o.db.prepare('SELECT * FROM users ORDER BY name').all() as Row[];
+  async list(): Promise<UserView[]> {
+    const rows = await this.o.sql.all<Row>('SELECT * FROM users ORDER BY name');
     return [this.builtinView(), ...rows.map((r) => view(r))];
   }
 
   /** One user's view (the built-in admin included), or undefined. */
-  view(name: string): UserView | undefined {
+  async view(name: string): Promise<UserView | undefined> {
     if (name === BUILTIN_ADMIN) return this.builtinView();
-    const row = this.row(name);
+    const row = await this.row(name);
     return row ? view(row) : undefined;
   }
 
   /** Name and role of a user (the built-in admin included), or undefined: read at every request, so a removal or new role applies at once. */
-  identity(name: string): UserIdentity | undefined {
+  async identity(name: string): Promise<UserIdentity | undefined> {
     if (name === BUILTIN_ADMIN) return { name, role: 'admin' };
-    const row = this.row(name);
+    const row = await this.row(name);
     return row ? { name: row.name, role: RoleSchema.parse(row.role) } : undefined;
   }
 
   /** Adds a user and issues their first API token (returned once). */
   async add(user: { name: string; role: Role; password?: string | undefined }, by: string): Promise<{ user: UserView; token: string }> {
     if (user.name === BUILTIN_ADMIN) throw new BuiltinUserError('be added again');
-    if (this.row(user.name)) throw new UserExistsError(user.name);
+    if (await this.row(user.name)) throw new UserExistsError(user.name);
     const passwordHash = user.password !== undefined ? await this.hash(user.password) : null;
     const token = newToken();
     const now = this.o.now();
-    try {
-      this.o.db
-        .prepare('INSERT INTO users (name, role, password_hash, token_hash, token_issued_at, created_at, created_by, password_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(user.name, user.role, passwordHash, sha256Hex(token), now, now, by, passwordHash !== null ? now : null);
-    } catch (err) {
-      // Added by a concurrent request while the password was being hashed.
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new UserExistsError(user.name);
-      throw err;
-    }
-    return { user: view(this.row(user.name)!), token };
+    // DO NOTHING: added by a concurrent request (or another coordinator) while the password was hashed.
+    const inserted = await this.o.sql.get<Row>(
+      `INSERT INTO users (name, role, password_hash, token_hash, token_issued_at, created_at, created_by, password_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (name) DO NOTHING RETURNING *`,
+      [user.name, user.role, passwordHash, sha256Hex(token), now, now, by, passwordHash !== null ? now : null],
+    );
+    if (!inserted) throw new UserExistsError(user.name);
+    return { user: view(inserted), token };
   }
 
   /** Removes a user (their sessions are the session store's to end). */
-  remove(name: string): void {
+  async remove(name: string): Promise<void> {
     if (name === BUILTIN_ADMIN) throw new BuiltinUserError('be removed');
-    if (this.o.db.prepare('DELETE FROM users WHERE name = ?').run(name).changes === 0) throw new UnknownUserError(name);
+    if ((await this.o.sql.run('DELETE FROM users WHERE name = ?', [name])).changes === 0) throw new UnknownUserError(name);
   }
 
   /** Issues a new API token; the previous one stops working. */
-  issueToken(name: string): { user: UserView; token: string } {
+  async issueToken(name: string): Promise<{ user: UserView; token: string }> {
     if (name === BUILTIN_ADMIN) throw new BuiltinUserError('be issued another token');
     const token = newToken();
-    const changed = this.o.db.prepare('UPDATE users SET token_hash = ?, token_issued_at = ? WHERE name = ?').run(sha256Hex(token), this.o.now(), name).changes;
-    if (changed === 0) throw new UnknownUserError(name);
-    return { user: view(this.row(name)!), token };
+    const row = await this.o.sql.get<Row>('UPDATE users SET token_hash = ?, token_issued_at = ? WHERE name = ? RETURNING *', [sha256Hex(token), this.o.now(), name]);
+    if (!row) throw new UnknownUserError(name);
+    return { user: view(row), token };
   }
 
   async setPassword(name: string, password: string): Promise<void> {
     if (name === BUILTIN_ADMIN) throw new BuiltinUserError('have a password');
-    if (!this.row(name)) throw new UnknownUserError(name);
+    if (!(await this.row(name))) throw new UnknownUserError(name);
     const hash = await this.hash(password);
-    if (this.o.db.prepare('UPDATE users SET password_hash = ?, password_changed_at = ? WHERE name = ?').run(hash, this.o.now(), name).changes === 0) {
+    if ((await this.o.sql.run('UPDATE users SET password_hash = ?, password_changed_at = ? WHERE name = ?', [hash, this.o.now(), name])).changes === 0) {
       throw new UnknownUserError(name);
     }
   }
 
   /** The user a bearer token belongs to: the built-in admin's, or a user's current token. */
-  byToken(token: string): UserIdentity | undefined {
+  async byToken(token: string): Promise<UserIdentity | undefined> {
     const digest = createHash('sha256').update(token).digest();
     if (timingSafeEqual(digest, this.adminDigest)) return { name: BUILTIN_ADMIN, role: 'admin' };
-    const row = this.o.db.prepare('SELECT * FROM users WHERE token_hash = ?').get(digest.toString('hex')) as Row | undefined;
+    const row = await this.o.sql.get<Row>('SELECT * FROM users WHERE token_hash = ?', [digest.toString('hex')]);
     return row ? { name: row.name, role: RoleSchema.parse(row.role) } : undefined;
   }
 
@@ -153,18 +152,18 @@ export class UserStore {
    * against a decoy hash all the same. `lane`: the source address (fair queue; BusyError when full).
    */
   async checkPassword(name: string, password: string, lane: string): Promise<UserIdentity | undefined> {
-    const row = name === BUILTIN_ADMIN ? undefined : this.row(name);
+    const row = name === BUILTIN_ADMIN ? undefined : await this.row(name);
     const stored = row?.password_hash ?? (await this.decoyHash());
     const ok = await this.checks.run(lane, () => verifySecret(password, stored));
     return ok && row?.password_hash ? { name: row.name, role: RoleSchema.parse(row.role) } : undefined;
   }
 
-  noteLogin(name: string): void {
-    this.o.db.prepare('UPDATE users SET last_login_at = ? WHERE name = ?').run(this.o.now(), name);
+  async noteLogin(name: string): Promise<void> {
+    await this.o.sql.run('UPDATE users SET last_login_at = ? WHERE name = ?', [this.o.now(), name]);
   }
 
-  private row(name: string): Row | undefined {
-    return this.o.db.prepare('SELECT * FROM users WHERE name = ?').get(name) as Row | undefined;
+  private row(name: string): Promise<Row | undefined> {
+    return this.o.sql.get<Row>('SELECT * FROM users WHERE name = ?', [name]);
   }
 
   private hash(password: string): Promise<string> {

@@ -1,12 +1,12 @@
 /**
- * Builds the webhook parts in order (store, dispatcher, service) from the coordinator's database,
+ * Builds the webhook parts in order (store, dispatcher, service) from the coordinator's store,
  * real-time timers and configuration. Composition helper for coordinator.ts.
  */
 import type { Logger } from 'pino';
 import { definedProps } from '@fleet/firmware/defined-props';
 import type { Clock } from '@fleet/protocol/clock';
 import type { CoordinatorConfig } from '../config.js';
-import type { Db } from '../store/db.js';
+import type { Sql } from '../store/sql.js';
 import { WebhookDispatcher, type AttemptOutcome } from './webhook-dispatcher.js';
 import { WebhookService } from './webhook-service.js';
 import { WebhookStore } from './webhook-store.js';
@@ -17,7 +17,7 @@ export interface Webhooks {
 }
 
 export function createWebhooks(o: {
-  db: Db;
+  sql: Sql;
   config: Pick<CoordinatorConfig, 'env' | 'webhooks'>;
   /** Real-time timers: attempts and backoff run in real time even when the coordinator's clock is scaled. */
   timers: Clock;
@@ -27,7 +27,7 @@ export function createWebhooks(o: {
   onAttempt?: (outcome: AttemptOutcome, seconds: number) => void;
   random?: () => number;
 }): Webhooks {
-  const store = new WebhookStore(o.db);
+  const store = new WebhookStore(o.sql);
   const dispatcher = new WebhookDispatcher({
     store,
     timers: o.timers,

@@ -4,7 +4,9 @@
  * backoff with jitter, on the injected clock; a receiver's Retry-After is honoured up to the longest
  * wait). Every attempt is recorded (HTTP status, latency, error). Nothing here blocks the caller:
  * `publish` stores the deliveries and returns; sending runs beside the engine, a few at a time. A
- * delivery pending at a stop is sent after the next start. I/O shell (fetch, SQLite).
+ * delivery pending at a stop is sent after the next start. Each attempt takes its delivery with a
+ * conditional lease, so coordinators sharing one store never send a delivery twice at once. I/O shell
+ * (fetch, the Sql store).
  */
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -84,6 +86,9 @@ export class WebhookDispatcher {
   private timer: { at: number; handle: TimerHandle } | undefined;
   private started = false;
   private stopped = false;
+  /** A pump is reading the store; another asked for meanwhile runs when it ends. */
+  private pumping = false;
+  private pumpAgain = false;
 
   constructor(private readonly o: WebhookDispatcherOptions) {}
 
@@ -105,10 +110,11 @@ export class WebhookDispatcher {
   }
 
   /**
-   * Stores `event` as a delivery to each of `webhookIds` and returns their ids. Never throws. With
-   * `queue: false` the deliveries are not sent by the queue: the caller sends them with sendOnce.
+   * Stores `event` as a delivery to each of `webhookIds` and resolves with their ids. Never rejects
+   * (none stored: logged, and no ids). With `queue: false` the deliveries are not sent by the queue:
+   * the caller sends them with sendOnce.
    */
-  publish(event: WebhookEvent, webhookIds: readonly string[], options: { queue?: boolean } = {}): number[] {
+  async publish(event: WebhookEvent, webhookIds: readonly string[], options: { queue?: boolean } = {}): Promise<number[]> {
     if (webhookIds.length === 0) return [];
     const parsed = WebhookEventSchema.safeParse(event);
     if (!parsed.success) {
@@ -118,7 +124,7 @@ export class WebhookDispatcher {
     }
     try {
       const now = this.o.timers.now();
-      const ids = this.o.store.enqueue(webhookIds, { id: event.id, type: event.type, body: JSON.stringify(parsed.data) }, now, options.queue === false ? null : now);
+      const ids = await this.o.store.enqueue(webhookIds, { id: event.id, type: event.type, body: JSON.stringify(parsed.data) }, now, options.queue === false ? null : now);
       this.pump();
       return ids;
     } catch (err) {
@@ -129,7 +135,7 @@ export class WebhookDispatcher {
 
   /** Sends one stored delivery now, once, outside the queue (`fleet webhooks test`); resolves with the attempt. */
   async sendOnce(deliveryId: number): Promise<AttemptResult> {
-    const d = this.o.store.delivery(deliveryId);
+    const d = await this.o.store.delivery(deliveryId);
     if (!d) throw new Error(`no webhook delivery ${deliveryId}`);
     return this.track(this.attempt(d, 1));
   }
@@ -139,19 +145,48 @@ export class WebhookDispatcher {
     while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
 
+  /**
+   * Starts what is due and arms the timer for what is next. One pump reads the store at a time (two
+   * would start the same deliveries); the pump's own promise is tracked until the next one is, so
+   * idle() and stop() wait for it.
+   */
   private pump(): void {
     if (!this.started || this.stopped) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    void this.track(
+      this.pumpOnce()
+        .catch((err: unknown) => this.o.logger.error({ err }, 'webhook deliveries could not be read; retried at the next event or attempt'))
+        .finally(() => {
+          this.pumping = false;
+          if (this.pumpAgain) {
+            this.pumpAgain = false;
+            this.pump();
+          }
+        }),
+    );
+  }
+
+  private async pumpOnce(): Promise<void> {
     const now = this.o.timers.now();
     const free = this.o.limits.concurrency - this.inflight.size;
     if (free > 0) {
-      for (const d of this.o.store.due(now, free)) this.begin(d, now);
+      for (const d of await this.o.store.due(now, free)) {
+        if (this.stopped) return;
+        if (!this.inflight.has(d.id)) await this.begin(d, now);
+      }
     }
-    this.arm(now);
+    await this.arm();
   }
 
   /** One timer, at the earliest pending delivery; none while every slot is busy (a finish pumps). */
-  private arm(now: number): void {
-    const at = this.inflight.size < this.o.limits.concurrency ? this.o.store.nextDueAt() : undefined;
+  private async arm(): Promise<void> {
+    const at = this.inflight.size < this.o.limits.concurrency ? await this.o.store.nextDueAt() : undefined;
+    if (this.stopped) return;
+    const now = this.o.timers.now();
     if (this.timer && this.timer.at === at) return;
     if (this.timer) this.o.timers.clearTimeout(this.timer.handle);
     this.timer = undefined;
@@ -163,16 +198,25 @@ export class WebhookDispatcher {
     this.timer = { at, handle };
   }
 
-  private begin(d: DeliveryRecord, now: number): void {
-    this.o.store.lease(d.id, now + this.o.limits.timeoutMs + LEASE_MARGIN_MS);
-    const max = d.eventType === 'webhook.test' ? 1 : this.o.limits.maxAttempts;
+  private async begin(d: DeliveryRecord, now: number): Promise<void> {
     this.inflight.add(d.id);
-    void this.track(this.attempt(d, max))
-      .catch((err: unknown) => this.o.logger.error({ err, deliveryId: d.id, webhookId: d.webhookId }, 'webhook attempt failed unexpectedly'))
-      .finally(() => {
-        this.inflight.delete(d.id);
-        this.pump();
-      });
+    let leased = false;
+    try {
+      leased = await this.o.store.lease(d.id, now, now + this.o.limits.timeoutMs + LEASE_MARGIN_MS);
+    } finally {
+      if (!leased || this.stopped) this.inflight.delete(d.id);
+    }
+    if (!leased || this.stopped) return;
+    const max = d.eventType === 'webhook.test' ? 1 : this.o.limits.maxAttempts;
+    // The next pump is asked for inside the tracked promise, so idle() never sees a gap between them.
+    void this.track(
+      this.attempt(d, max)
+        .catch((err: unknown) => this.o.logger.error({ err, deliveryId: d.id, webhookId: d.webhookId }, 'webhook attempt failed unexpectedly'))
+        .finally(() => {
+          this.inflight.delete(d.id);
+          this.pump();
+        }),
+    );
   }
 
   private track<T>(p: Promise<T>): Promise<T> {
@@ -183,7 +227,7 @@ export class WebhookDispatcher {
 
   /** One attempt: sign, POST, record, and decide what comes next. */
   private async attempt(d: DeliveryRecord, maxAttempts: number): Promise<AttemptResult> {
-    const hook = this.o.store.webhook(d.webhookId);
+    const hook = await this.o.store.webhook(d.webhookId);
     const attempt = d.attempts + 1;
     const started = this.o.timers.now();
     let status: number | null = null;
@@ -234,7 +278,7 @@ export class WebhookDispatcher {
     const givingUp = !delivered && (attempt >= maxAttempts || !hook);
     const nextAttemptAt = delivered || givingUp ? null : end + retryDelay(attempt, this.o.limits, this.o.random ?? Math.random, retryAfter);
     const state = delivered ? 'delivered' : givingUp ? 'failed' : 'pending';
-    if (hook) this.o.store.recordAttempt(d, { attempt, at: started, status, latencyMs, error }, { status: state, nextAttemptAt });
+    if (hook) await this.o.store.recordAttempt(d, { attempt, at: started, status, latencyMs, error }, { status: state, nextAttemptAt });
     this.o.onAttempt?.(delivered ? 'delivered' : givingUp ? 'failed' : 'retry', latencyMs / 1000);
     const fields = { webhookId: d.webhookId, deliveryId: d.id, eventType: d.eventType, attempt, status, latencyMs };
     if (delivered) this.o.logger.debug(fields, 'webhook delivered');

@@ -114,15 +114,18 @@ export class WebhookNotFoundError extends FleetError {
 }
 
 export class WebhookService {
+  /** Events from the engine, stored one after another in the order they came. */
+  private intake: Promise<void> = Promise.resolve();
+
   constructor(private readonly deps: WebhookServiceDeps) {}
 
   private newId(): string {
     return this.deps.newId?.() ?? randomUUID();
   }
 
-  add(request: WebhookRequest, actor: string): { webhook: WebhookView; secret: string } {
+  async add(request: WebhookRequest, actor: string): Promise<{ webhook: WebhookView; secret: string }> {
     const url = checkWebhookUrl(request.url, this.deps.env);
-    if (this.deps.store.webhooks().length >= MAX_WEBHOOKS) {
+    if ((await this.deps.store.webhooks()).length >= MAX_WEBHOOKS) {
       throw new FleetError('conflict', `at most ${MAX_WEBHOOKS} webhooks; remove one with \`fleet webhooks remove <id>\``);
     }
     const secret = request.secret ?? `whsec_${randomBytes(24).toString('base64url')}`;
@@ -135,76 +138,85 @@ export class WebhookService {
       createdAt: this.deps.now(),
       createdBy: actor,
     };
-    this.deps.store.addWebhook(record);
+    await this.deps.store.addWebhook(record);
     this.deps.audit(actor, 'webhook.added', record.id, { url: maskUrl(url), events: record.events });
-    return { webhook: this.view(record), secret };
+    return { webhook: await this.view(record), secret };
   }
 
-  list(): WebhookView[] {
-    return this.deps.store.webhooks().map((w) => this.view(w));
+  async list(): Promise<WebhookView[]> {
+    return Promise.all((await this.deps.store.webhooks()).map((w) => this.view(w)));
   }
 
-  get(id: string): WebhookView {
-    return this.view(this.must(id));
+  async get(id: string): Promise<WebhookView> {
+    return this.view(await this.must(id));
   }
 
-  remove(id: string, actor: string): void {
-    const w = this.must(id);
-    this.deps.store.removeWebhook(id);
+  async remove(id: string, actor: string): Promise<void> {
+    const w = await this.must(id);
+    await this.deps.store.removeWebhook(id);
     this.deps.audit(actor, 'webhook.removed', id, { url: maskUrl(w.url) });
   }
 
   /** Sends a `webhook.test` event now, once, and answers with what the receiver did. */
   async test(id: string, actor: string): Promise<AttemptResult> {
-    const w = this.must(id);
+    const w = await this.must(id);
     const event: WebhookEvent = { v: 1, id: this.newId(), at: this.deps.now(), type: 'webhook.test', webhookId: w.id, message: `test event from the fleet coordinator, sent by ${actor}` };
-    const [deliveryId] = this.deps.dispatcher.publish(event, [w.id], { queue: false });
+    const [deliveryId] = await this.deps.dispatcher.publish(event, [w.id], { queue: false });
     if (deliveryId === undefined) throw new FleetError('internal', 'the test event could not be stored; see the coordinator log');
     const result = await this.deps.dispatcher.sendOnce(deliveryId);
     this.deps.audit(actor, 'webhook.tested', id, { delivered: result.delivered, status: result.status, error: result.error });
     return result;
   }
 
-  deliveries(id: string, limit: number): DeliveryView[] {
-    this.must(id);
-    return this.deps.store.recent(id, limit).map((d) => ({ ...deliveryView(d), attemptLog: this.deps.store.attempts(d.id) }));
+  async deliveries(id: string, limit: number): Promise<DeliveryView[]> {
+    await this.must(id);
+    const recent = await this.deps.store.recent(id, limit);
+    return Promise.all(recent.map(async (d) => ({ ...deliveryView(d), attemptLog: await this.deps.store.attempts(d.id) })));
   }
 
   /** A decision the engine recorded: `gate.decided` to its subscribers. Never throws. */
   onDecision(d: DecisionRecord): void {
-    this.guard(() => this.publish(decisionEvent(d, this.newId())));
+    this.enqueue(() => decisionEvent(d, this.newId()));
   }
 
   /** An engine audit entry: an abort, completion or rollback to their subscribers. Never throws. */
   onAudit(e: AuditEntry): void {
-    this.guard(() => {
-      const event = auditEvent(e, this.newId());
-      if (event) this.publish(event);
-    });
+    this.enqueue(() => auditEvent(e, this.newId()));
   }
 
-  private publish(event: WebhookEvent): void {
-    const ids = this.deps.store.webhooks().filter((w) => w.events.includes(event.type)).map((w) => w.id);
-    this.deps.dispatcher.publish(event, ids);
+  /** Resolves when every event taken so far is stored as deliveries (tests, and an orderly stop). */
+  settled(): Promise<void> {
+    return this.intake;
   }
 
-  /** The engine calls in from its effects: a failure here is logged, never thrown back into it. */
-  private guard(run: () => void): void {
+  /**
+   * The engine calls in from its effects: the event is built now, stored after the ones before it, and
+   * a failure is logged, never thrown back into the engine.
+   */
+  private enqueue(build: () => WebhookEvent | undefined): void {
+    let event: WebhookEvent | undefined;
     try {
-      run();
+      event = build();
     } catch (err) {
       this.deps.logger.error({ err }, 'webhook event not queued');
+      return;
     }
+    if (!event) return;
+    const publish = async (e: WebhookEvent): Promise<void> => {
+      const ids = (await this.deps.store.webhooks()).filter((w) => w.events.includes(e.type)).map((w) => w.id);
+      await this.deps.dispatcher.publish(e, ids);
+    };
+    this.intake = this.intake.then(() => publish(event)).catch((err: unknown) => this.deps.logger.error({ err, eventType: event.type }, 'webhook event not queued'));
   }
 
-  private must(id: string): WebhookRecord {
-    const w = this.deps.store.webhook(id);
+  private async must(id: string): Promise<WebhookRecord> {
+    const w = await this.deps.store.webhook(id);
     if (!w) throw new WebhookNotFoundError(id);
     return w;
   }
 
-  private view(w: WebhookRecord): WebhookView {
-    const [last] = this.deps.store.recent(w.id, 1);
+  private async view(w: WebhookRecord): Promise<WebhookView> {
+    const [[last], deliveries] = await Promise.all([this.deps.store.recent(w.id, 1), this.deps.store.counts(w.id)]);
     return {
       id: w.id,
       url: maskUrl(w.url),
@@ -212,7 +224,7 @@ export class WebhookService {
       description: w.description,
       createdAt: w.createdAt,
       createdBy: w.createdBy,
-      deliveries: this.deps.store.counts(w.id),
+      deliveries,
       lastDelivery: last ? deliveryView(last) : null,
     };
   }

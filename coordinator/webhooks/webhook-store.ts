@@ -4,10 +4,10 @@
  * each webhook as a delivery with the exact body sent on every attempt, its state (pending, delivered,
  * failed), when it is next due, and every attempt (HTTP status, latency, error). A pending delivery
  * survives a restart and is sent again. Finished deliveries beyond the newest
- * `KEEP_DELIVERIES` per webhook are deleted. I/O shell (SQLite).
+ * `KEEP_DELIVERIES` per webhook are deleted. I/O shell (the Sql store: SQLite or PostgreSQL).
  */
-import type { Db } from '../store/db.js';
-import type { Migration } from '../store/migrations.js';
+import type { Migration, PostgresMigration } from '../store/migrations.js';
+import type { Sql } from '../store/sql.js';
 import type { WebhookEventType } from '@fleet/protocol/webhooks';
 
 export const WEBHOOK_MIGRATIONS: Migration[] = [
@@ -52,6 +52,51 @@ export const WEBHOOK_MIGRATIONS: Migration[] = [
           PRIMARY KEY (delivery_id, attempt)
         )`);
     },
+  },
+];
+
+/** The same tables on PostgreSQL, at today's shape. */
+export const WEBHOOK_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    version: 700,
+    name: 'webhooks',
+    sql: `
+      CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        events_json TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        description TEXT,
+        created_at BIGINT NOT NULL,
+        created_by TEXT NOT NULL
+      );
+      CREATE TABLE webhook_deliveries (
+        id BIGSERIAL PRIMARY KEY,
+        webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+        event_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        next_attempt_at BIGINT,
+        created_at BIGINT NOT NULL,
+        finished_at BIGINT,
+        last_status BIGINT,
+        last_error TEXT,
+        last_latency_ms BIGINT
+      );
+      CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+      CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (webhook_id, id);
+      CREATE TABLE webhook_attempts (
+        delivery_id BIGINT NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
+        attempt BIGINT NOT NULL,
+        at BIGINT NOT NULL,
+        status BIGINT,
+        latency_ms BIGINT NOT NULL,
+        error TEXT,
+        PRIMARY KEY (delivery_id, attempt)
+      );
+    `,
   },
 ];
 
@@ -147,85 +192,77 @@ const toWebhook = (r: WebhookRow): WebhookRecord => ({
 });
 
 export class WebhookStore {
-  private readonly s;
+  constructor(private readonly sql: Sql) {}
 
-  constructor(private readonly db: Db) {
-    this.s = {
-      insertHook: db.prepare('INSERT INTO webhooks (id, url, events_json, secret, description, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      hook: db.prepare<[string], WebhookRow>('SELECT * FROM webhooks WHERE id = ?'),
-      hooks: db.prepare<[], WebhookRow>('SELECT * FROM webhooks ORDER BY created_at, id'),
-      deleteHook: db.prepare('DELETE FROM webhooks WHERE id = ?'),
-      insertDelivery: db.prepare(
-        `INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, body, status, attempts, next_attempt_at, created_at)
-         VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)`,
-      ),
-      delivery: db.prepare<[number], DeliveryRow>('SELECT * FROM webhook_deliveries WHERE id = ?'),
-      due: db.prepare<[number, number], DeliveryRow>(
-        "SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-      ),
-      nextDue: db.prepare<[], { at: number | null }>("SELECT MIN(next_attempt_at) AS at FROM webhook_deliveries WHERE status = 'pending'"),
-      lease: db.prepare('UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ?'),
-      attempted: db.prepare(
-        `UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, finished_at = ?, last_status = ?, last_error = ?, last_latency_ms = ?
-         WHERE id = ?`,
-      ),
-      insertAttempt: db.prepare('INSERT OR REPLACE INTO webhook_attempts (delivery_id, attempt, at, status, latency_ms, error) VALUES (?, ?, ?, ?, ?, ?)'),
-      attempts: db.prepare<[number], { attempt: number; at: number; status: number | null; latency_ms: number; error: string | null }>(
-        'SELECT attempt, at, status, latency_ms, error FROM webhook_attempts WHERE delivery_id = ? ORDER BY attempt',
-      ),
-      recent: db.prepare<[string, number], DeliveryRow>('SELECT * FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT ?'),
-      counts: db.prepare<[string], { status: DeliveryStatus; n: number }>('SELECT status, COUNT(*) AS n FROM webhook_deliveries WHERE webhook_id = ? GROUP BY status'),
-      prune: db.prepare(
-        `DELETE FROM webhook_deliveries WHERE webhook_id = ? AND status != 'pending' AND id <= (
-           SELECT id FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
-      ),
-    };
+  async addWebhook(w: WebhookRecord): Promise<void> {
+    await this.sql.run('INSERT INTO webhooks (id, url, events_json, secret, description, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+      w.id,
+      w.url,
+      JSON.stringify(w.events),
+      w.secret,
+      w.description,
+      w.createdAt,
+      w.createdBy,
+    ]);
   }
 
-  addWebhook(w: WebhookRecord): void {
-    this.s.insertHook.run(w.id, w.url, JSON.stringify(w.events), w.secret, w.description, w.createdAt, w.createdBy);
-  }
-
-  webhook(id: string): WebhookRecord | undefined {
-    const r = this.s.hook.get(id);
+  async webhook(id: string): Promise<WebhookRecord | undefined> {
+    const r = await this.sql.get<WebhookRow>('SELECT * FROM webhooks WHERE id = ?', [id]);
     return r ? toWebhook(r) : undefined;
   }
 
-  webhooks(): WebhookRecord[] {
-    return this.s.hooks.all().map(toWebhook);
+  async webhooks(): Promise<WebhookRecord[]> {
+    return (await this.sql.all<WebhookRow>('SELECT * FROM webhooks ORDER BY created_at, id')).map(toWebhook);
   }
 
   /** Removes a webhook with its deliveries; false when there was none. */
-  removeWebhook(id: string): boolean {
-    return this.s.deleteHook.run(id).changes > 0;
+  async removeWebhook(id: string): Promise<boolean> {
+    return (await this.sql.run('DELETE FROM webhooks WHERE id = ?', [id])).changes > 0;
   }
 
   /** Stores one event for each webhook given, due at `dueAt` (null: never by the queue). Returns the delivery ids. */
-  enqueue(webhookIds: readonly string[], event: { id: string; type: string; body: string }, now: number, dueAt: number | null): number[] {
-    return this.db.transaction(() => webhookIds.map((w) => Number(this.s.insertDelivery.run(w, event.id, event.type, event.body, dueAt, now).lastInsertRowid)))();
+  enqueue(webhookIds: readonly string[], event: { id: string; type: string; body: string }, now: number, dueAt: number | null): Promise<number[]> {
+    return this.sql.transaction(async (tx) => {
+      const ids: number[] = [];
+      for (const w of webhookIds) {
+        const row = await tx.get<{ id: number }>(
+          `INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, body, status, attempts, next_attempt_at, created_at)
+           VALUES (?, ?, ?, ?, 'pending', 0, ?, ?) RETURNING id`,
+          [w, event.id, event.type, event.body, dueAt, now],
+        );
+        ids.push(row!.id);
+      }
+      return ids;
+    });
   }
 
-  delivery(id: number): DeliveryRecord | undefined {
-    const r = this.s.delivery.get(id);
+  async delivery(id: number): Promise<DeliveryRecord | undefined> {
+    const r = await this.sql.get<DeliveryRow>('SELECT * FROM webhook_deliveries WHERE id = ?', [id]);
     return r ? toDelivery(r) : undefined;
   }
 
   /** Pending deliveries due at `now`, oldest first. */
-  due(now: number, limit: number): DeliveryRecord[] {
-    return this.s.due.all(now, limit).map(toDelivery);
+  async due(now: number, limit: number): Promise<DeliveryRecord[]> {
+    const rows = await this.sql.all<DeliveryRow>(
+      "SELECT * FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+      [now, limit],
+    );
+    return rows.map(toDelivery);
   }
 
   /** The earliest time a pending delivery is due, if any. */
-  nextDueAt(): number | undefined {
-    return this.s.nextDue.get()?.at ?? undefined;
+  async nextDueAt(): Promise<number | undefined> {
+    return (await this.sql.get<{ at: number | null }>("SELECT MIN(next_attempt_at) AS at FROM webhook_deliveries WHERE status = 'pending'"))?.at ?? undefined;
   }
 
   /**
-   * Takes a delivery for an attempt until `until`: it is not due again before then, so a pump does not
-   * start it twice, and a coordinator that dies mid-attempt sends it again after a restart.
+   * Takes a due delivery for an attempt until `until`: it is not due again before then, so a pump does
+   * not start it twice, and a coordinator that dies mid-attempt sends it again after a restart. False
+   * when it is no longer due at `now` (another coordinator on the same store took it first).
    */
-  lease(id: number, until: number): void {
-    this.s.lease.run(until, id);
+  async lease(id: number, now: number, until: number): Promise<boolean> {
+    const taken = await this.sql.run("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ? AND status = 'pending' AND next_attempt_at <= ?", [until, id, now]);
+    return taken.changes === 1;
   }
 
   /** Records an attempt and the delivery's new state, in one transaction. */
@@ -233,27 +270,47 @@ export class WebhookStore {
     d: Pick<DeliveryRecord, 'id' | 'webhookId'>,
     a: AttemptRecord,
     next: { status: DeliveryStatus; nextAttemptAt: number | null },
-  ): void {
-    this.db.transaction(() => {
-      this.s.insertAttempt.run(d.id, a.attempt, a.at, a.status, a.latencyMs, a.error);
+  ): Promise<void> {
+    return this.sql.transaction(async (tx) => {
+      await tx.run(
+        `INSERT INTO webhook_attempts (delivery_id, attempt, at, status, latency_ms, error) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (delivery_id, attempt) DO UPDATE SET at = excluded.at, status = excluded.status, latency_ms = excluded.latency_ms, error = excluded.error`,
+        [d.id, a.attempt, a.at, a.status, a.latencyMs, a.error],
+      );
       const finishedAt = next.status === 'pending' ? null : a.at + a.latencyMs;
-      this.s.attempted.run(next.status, a.attempt, next.nextAttemptAt, finishedAt, a.status, a.error, a.latencyMs, d.id);
-      if (next.status !== 'pending') this.s.prune.run(d.webhookId, d.webhookId, KEEP_DELIVERIES);
-    })();
+      await tx.run(
+        `UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, finished_at = ?, last_status = ?, last_error = ?, last_latency_ms = ?
+         WHERE id = ?`,
+        [next.status, a.attempt, next.nextAttemptAt, finishedAt, a.status, a.error, a.latencyMs, d.id],
+      );
+      if (next.status !== 'pending') {
+        await tx.run(
+          `DELETE FROM webhook_deliveries WHERE webhook_id = ? AND status != 'pending' AND id <= (
+             SELECT id FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
+          [d.webhookId, d.webhookId, KEEP_DELIVERIES],
+        );
+      }
+    });
   }
 
-  attempts(deliveryId: number): AttemptRecord[] {
-    return this.s.attempts.all(deliveryId).map((r) => ({ attempt: r.attempt, at: r.at, status: r.status, latencyMs: r.latency_ms, error: r.error }));
+  async attempts(deliveryId: number): Promise<AttemptRecord[]> {
+    const rows = await this.sql.all<{ attempt: number; at: number; status: number | null; latency_ms: number; error: string | null }>(
+      'SELECT attempt, at, status, latency_ms, error FROM webhook_attempts WHERE delivery_id = ? ORDER BY attempt',
+      [deliveryId],
+    );
+    return rows.map((r) => ({ attempt: r.attempt, at: r.at, status: r.status, latencyMs: r.latency_ms, error: r.error }));
   }
 
   /** The newest deliveries of a webhook, newest first. */
-  recent(webhookId: string, limit: number): DeliveryRecord[] {
-    return this.s.recent.all(webhookId, limit).map(toDelivery);
+  async recent(webhookId: string, limit: number): Promise<DeliveryRecord[]> {
+    return (await this.sql.all<DeliveryRow>('SELECT * FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT ?', [webhookId, limit])).map(toDelivery);
   }
 
-  counts(webhookId: string): Record<DeliveryStatus, number> {
+  async counts(webhookId: string): Promise<Record<DeliveryStatus, number>> {
     const out: Record<DeliveryStatus, number> = { pending: 0, delivered: 0, failed: 0 };
-    for (const r of this.s.counts.all(webhookId)) out[r.status] = r.n;
+    for (const r of await this.sql.all<{ status: DeliveryStatus; n: number }>('SELECT status, COUNT(*) AS n FROM webhook_deliveries WHERE webhook_id = ? GROUP BY status', [webhookId])) {
+      out[r.status] = r.n;
+    }
     return out;
   }
 }

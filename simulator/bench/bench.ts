@@ -8,7 +8,9 @@
  * 2. Telemetry ingest: 1,000 publishers at rising offered rates into a bare Aedes with a counting
  *    in-process subscriber, and into the coordinator (parse, aggregate, store). Sustainable rates.
  * 3. Fan-out: a wave's manifest from the coordinator to 1,000 and 10,000 device subscriptions.
- * 4. A full rollout of 1,000 simulated devices with zero soak, against the downloads alone.
+ * 4. A full rollout of 1,000 simulated devices with zero soak, against the downloads alone; the
+ *    devices (and the baseline's downloads) in `--processes` child processes (default 2; 0: in the
+ *    coordinator's process).
  *
  * Connect and ingest are measured `--repeat` times (default 2), the kinds interleaved, and the best run
  * of each kind is the figure: on a shared machine noise only ever slows a run down, so the best of
@@ -27,6 +29,7 @@ import { bareIngest, coordinatorIngest, type IngestResult } from './ingest-bench
 import { fanoutBench, type FanoutResult } from './fanout-bench.js';
 import { rolloutBench, type RolloutResult } from './rollout-bench.js';
 import { breakdownTable } from './rollout-trace.js';
+import { scaleBench, type ScaleResult, type ScaleTopology } from './scale-bench.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -40,7 +43,35 @@ const repeatIdx = args.indexOf('--repeat');
 const repeat = repeatIdx >= 0 ? Math.max(1, Number(args[repeatIdx + 1])) : 2;
 const onlyIdx = args.indexOf('--only');
 const only = onlyIdx >= 0 ? new Set((args[onlyIdx + 1] ?? '').split(',')) : undefined;
-const runs = (section: string): boolean => !only || only.has(section);
+// The scale section runs only when asked for (`--only scale`): it takes the machine for minutes.
+const runs = (section: string): boolean => (only ? only.has(section) : section !== 'scale');
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const scaleDevices = Number(flag('--devices') ?? 10_000);
+/** Device processes of the scale section: ~5,000 devices each unless told. */
+const scaleProcesses = Number(flag('--scale-processes') ?? Math.max(1, Math.ceil(scaleDevices / 5000)));
+/** Loopback source addresses, one per device process by default (127.0.0.2, 127.0.0.3, …). */
+const scaleAddresses = (flag('--source-addresses') ?? Array.from({ length: scaleProcesses }, (_, i) => `127.0.0.${i + 2}`).join(',')).split(',');
+const scaleTopology = (): ScaleTopology | undefined => {
+  const brokers = flag('--brokers');
+  if (brokers === undefined) return undefined;
+  const adminUrl = flag('--admin') ?? process.env['FLEET_URL'];
+  const token = flag('--token') ?? process.env['FLEET_TOKEN'];
+  const trustDir = flag('--trust');
+  if (!adminUrl || !token || !trustDir) throw new Error('--brokers needs --admin <url>, --token <token> (or FLEET_URL/FLEET_TOKEN) and --trust <dir>');
+  const secretsFile = flag('--secrets');
+  return { brokerUrls: brokers.split(','), adminUrl, token, trustDir, ...(secretsFile !== undefined ? { secretsFile } : {}) };
+};
+const processesIdx = args.indexOf('--processes');
+/** Device processes of the rollout section (0: the devices share the coordinator's process). */
+const rolloutProcesses = processesIdx >= 0 ? Math.max(0, Number(args[processesIdx + 1])) : 2;
+const scaleIdx = args.indexOf('--rollout-scale');
+/** Time scale of the rollout section's clock (the agents' backoff and reboot timers), default ×10. */
+const rolloutScale = scaleIdx >= 0 ? Math.max(1, Number(args[scaleIdx + 1])) : 10;
+/** The artifact server's concurrent-download bound in the rollout section, both sides (default 256). */
+const rolloutDownloads = Number(flag('--max-downloads') ?? 256);
 const log = (s: string): void => console.log(s);
 const kib = (b: number): string => (b / 1024).toFixed(1);
 const ratio = (a: number, b: number): string => (b > 0 ? (a / b).toFixed(2) : '—');
@@ -57,6 +88,7 @@ interface Results {
   ingestRuns: IngestPair[];
   fanout: FanoutResult[];
   rollout: RolloutResult | null;
+  scale: ScaleResult | null;
 }
 
 async function main(): Promise<void> {
@@ -75,6 +107,7 @@ async function main(): Promise<void> {
     ingestRuns: [],
     fanout: [],
     rollout: null,
+    scale: null,
   };
   log(`fleet benchmark on ${String(results.machine['cpus'])} × ${String(results.machine['cpu'])}, ${process.version}`);
 
@@ -122,14 +155,23 @@ async function main(): Promise<void> {
   }
 
   if (runs('rollout')) {
-    log('\n4. full rollout of 1,000 devices, zero soak');
-    results.rollout = await rolloutBench(1000, 512);
+    log(`\n4. full rollout of 1,000 devices, zero soak, devices in ${rolloutProcesses === 0 ? "the coordinator's process" : `${rolloutProcesses} process(es) of their own`}`);
+    results.rollout = await rolloutBench(1000, 512, rolloutProcesses, rolloutScale, rolloutDownloads);
     log(`  rollout ${(results.rollout.rolloutMs / 1000).toFixed(1)} s (completed: ${results.rollout.completed}); downloads alone ${(results.rollout.downloadsMs / 1000).toFixed(1)} s`);
+  }
+
+  if (runs('scale')) {
+    log(`\n5. ${scaleDevices.toLocaleString('en-US')} devices in ${scaleProcesses} processes from ${scaleAddresses.join(', ')}, a bad release caught and rolled back`);
+    results.scale = await scaleBench({ devices: scaleDevices, processes: scaleProcesses, sourceAddresses: scaleAddresses, ...definedTopology(scaleTopology()), log });
   }
 
   await writeFile(out, JSON.stringify(results, null, 2) + '\n');
   log(`\nresults written to ${out}\n`);
   log(markdown(results));
+}
+
+function definedTopology(t: ScaleTopology | undefined): { topology?: ScaleTopology } {
+  return t ? { topology: t } : {};
 }
 
 function connectLine(m: ConnectMeasurement): string {
@@ -177,7 +219,7 @@ function markdown(r: Results): string {
   }
   if (r.rollout) {
     lines.push('');
-    lines.push('| Full rollout, 1,000 devices, 4 waves, zero soak | wall time (process CPU) |');
+    lines.push(`| Full rollout, 1,000 devices, 4 waves, zero soak, devices in ${r.rollout.processes} process(es) of their own, ×${r.rollout.timeScale}, ${r.rollout.maxConcurrentDownloads} concurrent downloads, load ${r.rollout.load.map((x) => x.toFixed(1)).join(' ')} | wall time (CPU, every process) |`);
     lines.push('|---|---|');
     const ro = r.rollout;
     lines.push(`| downloads alone (${ro.imageKiB} KiB × ${ro.n}, all at once) | ${(ro.downloadsMs / 1000).toFixed(1)} s (CPU ${(ro.downloadsCpuMs / 1000).toFixed(1)} s) |`);
@@ -185,6 +227,25 @@ function markdown(r: Results): string {
     lines.push('');
     lines.push(breakdownTable(r.rollout.breakdown));
   }
+  if (r.scale) lines.push('', scaleTable(r.scale));
+  return lines.join('\n');
+}
+
+function scaleTable(x: ScaleResult): string {
+  const sim = x.simulated;
+  const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+  const lines = [
+    `${x.devices.toLocaleString('en-US')} devices in ${x.processes} processes from ${x.sourceAddresses.join(', ')}; ${x.topology}; load ${x.load.map((l) => l.toFixed(1)).join(' ')}`,
+    '',
+    '| | bare (same run) | simulated devices | ratio |',
+    '|---|---|---|---|',
+    `| connect (all online) | ${s(x.bare.connectMs)} (${x.bare.brokers} bare Aedes) | ${s(sim.connectMs)} (the coordinator sees them) | ${ratio(sim.connectMs, x.bare.connectMs)}× |`,
+    `| memory per device (client processes' RSS) | ${kib(x.bare.clientBytesPerConnection)} KiB | ${kib(sim.bytesPerDevice)} KiB | ${ratio(sim.bytesPerDevice, x.bare.clientBytesPerConnection)}× |`,
+    `| telemetry sent during the rollout | — | ${Math.round(sim.telemetryPerS).toLocaleString('en-US')} msg/s | |`,
+    ...sim.fanoutMs.map((f) => `| wave ${f.wave + 1} (${f.devices} devices): start → last device's job | — | ${s(f.ms)} | |`),
+    '',
+    `Release: ${sim.outcome} (${sim.ok ? 'as expected' : 'NOT as expected'}); exposed ${sim.exposure}, not back ${sim.notBack}, bricked by the system ${sim.bricked}; run ${s(sim.wallMs)} wall.`,
+  ];
   return lines.join('\n');
 }
 

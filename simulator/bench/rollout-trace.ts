@@ -82,11 +82,11 @@ export class RolloutTrace {
   /** `scale`: simulated ms per real ms of the run's (fixed-scale) clock, to place audit entries in real time. */
   constructor(private readonly scale: number) {}
 
-  /** A device's agent persisted a new state. */
-  deviceState(deviceId: string, state: AgentState): void {
+  /** A device's agent persisted a new state, at real time `at` (performance.now(); a device process's, converted). */
+  deviceState(deviceId: string, state: AgentState, at = performance.now()): void {
     const job = state.job;
     if (!job || job.kind !== 'install' || job.deploymentId !== (this.deploymentId ??= job.deploymentId)) return;
-    const now = performance.now();
+    const now = at;
     let d = this.devices.get(deviceId);
     if (!d) {
       d = { wave: job.wave ?? -1, at: {}, busyRetries: 0, attempts: 0 };
@@ -135,6 +135,21 @@ export class RolloutTrace {
       marks.eluEnd ??= performance.eventLoopUtilization();
       marks.cpuEnd ??= process.cpuUsage();
     }
+  }
+
+  /**
+   * Per wave: its start → the last of its devices starting the job (every device that started one,
+   * committed or not: a bad release's canaries never commit). The manifest's fan-out to the wave.
+   */
+  fanout(): { wave: number; devices: number; ms: number }[] {
+    const out: { wave: number; devices: number; ms: number }[] = [];
+    for (const w of [...this.waves.keys()].sort((a, b) => a - b)) {
+      const start = this.waves.get(w)!.started;
+      if (start === undefined) continue;
+      const jobs = [...this.devices.values()].filter((d) => d.wave === w && d.at.downloading !== undefined).map((d) => d.at.downloading! - start);
+      out.push({ wave: w, devices: jobs.length, ms: jobs.length ? Math.max(...jobs) : 0 });
+    }
+    return out;
   }
 
   breakdown(): RolloutBreakdown {
@@ -213,8 +228,8 @@ export function breakdownTable(b: RolloutBreakdown): string {
     ['downloads ended (first – last)', (w) => `${s(w.spread.firstDownloadEndMs)} – ${s(w.spread.lastDownloadEndMs)}`],
     ['median download / reboot / trial', (w) => `${s(w.spread.downloadMedianMs)} / ${s(w.spread.rebootMedianMs)} / ${s(w.spread.trialMedianMs)}`],
     ['busy (503) retries', (w) => String(w.spread.busyRetries)],
-    ['event loop busy', (w) => `${Math.round(w.eventLoopBusy * 100)} %`],
-    ['process CPU (all threads)', (w) => s(w.cpuMs)],
+    ['coordinator process: event loop busy', (w) => `${Math.round(w.eventLoopBusy * 100)} %`],
+    ['coordinator process: CPU (all threads)', (w) => s(w.cpuMs)],
   ];
   const lines = [`| seconds | ${b.waves.map((w) => `wave ${w.wave + 1}`).join(' | ')} |`, `|---|${b.waves.map(() => '---|').join('')}`];
   for (const [label, f] of rows) lines.push(`| ${label} | ${b.waves.map(f).join(' | ')} |`);

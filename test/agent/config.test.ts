@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadAgentConfig, parseAgentConfig } from '../../agent/config.js';
+import { brokerUrls, loadAgentConfig, parseAgentConfig } from '../../agent/config.js';
+import { brokerClientOptions, downloadCredentials } from '../../agent/agent-defaults.js';
 import { ConfigError, errorMessage } from '../../protocol/errors.js';
 import { readFileSync } from 'node:fs';
 
@@ -80,6 +81,32 @@ describe('agent config', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('takes several broker URLs and spreads a fleet evenly over them, each device always starting at the same', async () => {
+    const urls = ['mqtt://10.0.0.1:1883', 'mqtt://10.0.0.2:1883', 'mqtt://10.0.0.3'];
+    const starts = new Map<string, number>();
+    for (let i = 0; i < 3000; i++) {
+      const order = brokerUrls({ url: urls }, `pi-${i}`);
+      expect([...order].sort()).toEqual([...urls].sort());
+      // A rotation of the list: the next node after a failure is the next in the operator's order.
+      expect(order.join(' ')).toBe([...urls.slice(urls.indexOf(order[0]!)), ...urls.slice(0, urls.indexOf(order[0]!))].join(' '));
+      expect(brokerUrls({ url: urls }, `pi-${i}`)).toEqual(order);
+      starts.set(order[0]!, (starts.get(order[0]!) ?? 0) + 1);
+    }
+    for (const url of urls) expect(starts.get(url)).toBeGreaterThan(900);
+    expect(brokerUrls({ url: urls[0]! }, 'pi-1')).toEqual([urls[0]]);
+    // mqtt.js gets the order as its `servers` (default ports filled in), the device's own node first.
+    const cfg = parseAgentConfig({ ...minimal, broker: { url: urls, username: 'pi-1', password: 'x' } });
+    const options = await brokerClientOptions(cfg);
+    const order = brokerUrls(cfg.broker, 'pi-1');
+    expect(options.servers?.map((s) => `${s.protocol}://${s.host}:${s.port}`)).toEqual(order.map((u) => (u.endsWith(':1883') ? u : `${u}:1883`)));
+    expect(`mqtt://${options.host}${options.port ? `:${options.port}` : ''}`).toBe(order[0]);
+    expect((await downloadCredentials(cfg)).plainHttpCredentials).toBe(true);
+    const mixed = parseAgentConfig({ ...minimal, broker: { url: [urls[0], 'mqtts://10.0.0.2'], username: 'pi-1', password: 'x' } });
+    expect((await downloadCredentials(mixed)).plainHttpCredentials).toBe(false);
+    expect(errorOf({ ...minimal, broker: { url: [] } })).toMatch(/broker\.url/);
+    expect(errorOf({ ...minimal, broker: { url: ['mqtt://a', 'http://b'] } })).toMatch(/broker\.url\.1.*mqtt:\/\//);
   });
 
   it('the shipped example config is valid', () => {

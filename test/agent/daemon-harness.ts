@@ -126,7 +126,7 @@ export interface AgentFiles {
 export async function writeAgentConfig(
   dir: string,
   deviceId: string,
-  broker: { url: string; username?: string; password?: string; reconnectMin?: string; reconnectMax?: string },
+  broker: { url: string | string[]; username?: string; password?: string; reconnectMin?: string; reconnectMax?: string },
   trustDir: string,
   overrides: Record<string, unknown> = {},
 ): Promise<AgentFiles> {

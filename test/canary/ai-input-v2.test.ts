@@ -6,19 +6,19 @@ import { buildEvidenceSummary, buildMessages } from '../../coordinator/canary/ai
 
 import { buildCase } from '../golden/golden-set.js';
 
-const golden = (name: string) => CanarySnapshotSchema.parse(JSON.parse(JSON.stringify(buildCase(name))));
+const golden = async (name: string) => CanarySnapshotSchema.parse(JSON.parse(JSON.stringify(await buildCase(name))));
 
 describe('AI input from a v2 snapshot', () => {
-  it('has per-stratum rates, the last slots and the metrics canaries stopped reporting', () => {
-    const e = buildEvidenceSummary(golden('battery-telemetry-lost'));
+  it('has per-stratum rates, the last slots and the metrics canaries stopped reporting', async () => {
+    const e = buildEvidenceSummary(await golden('battery-telemetry-lost'));
     expect(e.strata?.map((s) => s.stratum)).toEqual(expect.arrayContaining(['sensor-v2@2.0.3', 'gateway-x@2.0.3']));
     expect(e.lastSlots?.map((s) => s.segment)).toEqual(['last-50%', 'last-25%', 'last-8%']);
     expect(e.metricsCanariesStoppedReporting?.map((m) => m.metric)).toContain('batteryPct');
-    expect(buildMessages('prompt', golden('battery-telemetry-lost')).user).toContain('metricsCanariesStoppedReporting');
+    expect(buildMessages('prompt', await golden('battery-telemetry-lost')).user).toContain('metricsCanariesStoppedReporting');
   });
 
-  it('shows the storm in the last slots', () => {
-    const e = buildEvidenceSummary(golden('crash-storm-last-hours'));
+  it('shows the storm in the last slots', async () => {
+    const e = buildEvidenceSummary(await golden('crash-storm-last-hours'));
     const last = e.lastSlots!.at(-1)!;
     expect(Number(last.canaryRatesPerH['crashes'])).toBeGreaterThan(3 * Number(last.controlRatesPerH['crashes']));
   });

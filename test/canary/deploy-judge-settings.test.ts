@@ -38,7 +38,7 @@ describe('deploy create with judge settings', () => {
     const created = await run(['deploy', 'create', '--firmware', '1.5.0', '--waves', '5,100', '--soak', '30m', '--detect', '2x', '--baseline', '0.24', '--warm-up', '10m', '--draft', ...dd]);
     expect(created.code, created.out).toBe(0);
     expect(created.out).toMatch(/warning: wave 1 \(\d+ canary devices, 0.5 h soak\) would roll back a ×2 regression of 0.24\/device-day with only \d+ % probability \(planned 80 %\): it needs a soak of/);
-    expect(c.deployments(10)[0]!.judge).toEqual({ warmUpMs: 600_000, plan: { ratio: 2, baselinePerDeviceDay: 0.24, power: 0.8 } });
+    expect((await c.deployments(10))[0]!.judge).toEqual({ warmUpMs: 600_000, plan: { ratio: 2, baselinePerDeviceDay: 0.24, power: 0.8 } });
 
     const unsafe = await run(['deploy', 'create', '--firmware', '1.5.0', '--min-expected-events', '500', '--draft', ...dd]);
     expect(unsafe.code).not.toBe(0);

@@ -90,7 +90,7 @@ describe('fleet canary judge', () => {
   it('judges a v2 snapshot from the golden set with its strata and slots', async () => {
     const goldenDir = mkdtempSync(join(tmpdir(), 'fleet-golden-'));
     onTestFinished(() => rmSync(goldenDir, { recursive: true, force: true }));
-    writeGoldenSet(goldenDir, ['crash-x4-one-model']);
+    await writeGoldenSet(goldenDir, ['crash-x4-one-model']);
     const input = join(goldenDir, 'crash-x4-one-model.json');
     const out = JSON.parse(await run(registerCanaryCommands, ['canary', 'judge', '--input', input, '--json'])) as { final: { recommendation: string }; analyzers: { verdict: { evidence: { check: string }[] } }[] };
     expect(out.final.recommendation).toBe('Abort');

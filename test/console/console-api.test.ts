@@ -52,12 +52,12 @@ describe('console API', () => {
       gatePolicy: { minReportingDevices: 1 },
       bucketOffset: c.device(fleet.devices[0]!.id)!.bucket,
     });
-    await waitFor(() => c.deployment(d.id)?.waitingFor.includes('approval'), 'second wave waiting for approval', 60_000, 50);
+    await waitFor(async () => (await c.deployment(d.id))?.waitingFor.includes('approval'), 'second wave waiting for approval', 60_000, 50);
     const phases = (): string[] =>
       stream.events.filter((e) => e.event === 'deployment').map((e) => JSON.parse(e.data) as { id: string; phase: string }).filter((v) => v.id === d.id).map((v) => v.phase);
     await waitFor(() => phases().includes('pending'), 'a pending deployment event');
     expect(phases()).toEqual(expect.arrayContaining(['rolling', 'soaking', 'gating']));
-    const gate = c.deployment(d.id)!.decisions!.find((x) => x.source === 'gate')!;
+    const gate = (await c.deployment(d.id))!.decisions!.find((x) => x.source === 'gate')!;
     const decisionEvent = await stream.waitFor((e) => e.event === 'decision' && (JSON.parse(e.data) as { id: string }).id === gate.id, 'the gate decision');
     expect(JSON.parse(decisionEvent.data)).toMatchObject({ deploymentId: d.id, wave: 0, final: { recommendation: 'Proceed' } });
     // The canary's update states arrive as device events (at most one per device per second).

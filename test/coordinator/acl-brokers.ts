@@ -6,6 +6,7 @@
  * coordinator's side sees device messages as the coordinator does: in-process for Aedes, through the
  * coordinator's broker account subscribed to every device topic for Mosquitto.
  */
+import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import { randomBytes } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { CredentialStore } from '../../coordinator/broker/credentials.js';
@@ -48,7 +49,7 @@ export async function startAclBroker(kind: BrokerKind): Promise<AclBroker> {
 async function startEmbedded(): Promise<AclBroker> {
   const db = openDatabase(':memory:');
   const counters = new Counters();
-  const credentials = new CredentialStore(db, 4);
+  const credentials = await CredentialStore.load(new SqliteSql(db), { logN: 4 });
   const models = new Map<string, string>();
   const received: Received[] = [];
   const broker = new EmbeddedBroker({

@@ -15,8 +15,8 @@ import type { Principal } from '../../coordinator/users/roles.js';
 const authenticator: Authenticator = {
   authenticate({ headers }) {
     const role = /^Bearer (viewer|operator|admin)$/.exec(headers.authorization ?? '')?.[1] as Principal['role'] | undefined;
-    if (!role) throw new UnauthorizedError('missing operator token: pass --token, set FLEET_TOKEN');
-    return { name: `${role}-user`, role, via: 'token' };
+    if (!role) return Promise.reject(new UnauthorizedError('missing operator token: pass --token, set FLEET_TOKEN'));
+    return Promise.resolve({ name: `${role}-user`, role, via: 'token' });
   },
 };
 

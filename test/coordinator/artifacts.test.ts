@@ -131,7 +131,7 @@ describe('artifact server', () => {
     await expect(c.createDeployment({ firmwareVersion: '3.0.0', target: { hardwareModels: ['rpi4'] } })).rejects.toMatchObject({ code: 'artifact-damaged' });
     const listed = await api<{ firmware: { integrity: { status: string } }[] }>(c, 'GET', '/v1/firmware');
     expect(listed.body.firmware[0]!.integrity.status).toBe('damaged');
-    expect(c.auditEntries({ subject: sha }).map((e) => e.action)).toContain('artifact.damaged');
+    expect((await c.auditEntries({ subject: sha })).map((e) => e.action)).toContain('artifact.damaged');
 
     // The same bytes again make it whole; then one byte flipped in place (same size) is caught too.
     await c.uploadFirmware({ image: Readable.from([image]), version: '3.0.0', hardware: ['rpi4'] });
@@ -152,7 +152,7 @@ describe('artifact server', () => {
     truncateSync(join(dir, 'artifacts', sha), 10);
     c = await startCoordinator(dir, { config: { http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 1 } } });
     await waitFor(async () => (await integrity()).status === 'damaged', 'the start-up check to find the damaged image');
-    expect(c.auditEntries({ subject: sha }).map((e) => e.action)).toContain('artifact.damaged');
+    expect((await c.auditEntries({ subject: sha })).map((e) => e.action)).toContain('artifact.damaged');
   });
 
   it('answers 404 for unknown and malformed ids', async () => {

@@ -8,9 +8,9 @@
  * the message, or answers PUBACK 0x87 to an MQTT 5 client), the tests prove what matters on both:
  * nothing forged reaches the coordinator or another device.
  */
+import { STORE_KINDS, openTestStore } from '../support/postgres.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient, type Packet } from 'mqtt';
-import { openDatabase, closeDatabase } from '../../coordinator/store/db.js';
 import { CredentialStore } from '../../coordinator/broker/credentials.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic, FLAGS_TOPIC, rolloutTopic } from '../../protocol/topics.js';
@@ -200,20 +200,40 @@ describe.skipIf(!BROKERS.includes('mosquitto'))('Mosquitto refusing an MQTT 5 pu
   });
 });
 
-describe('credential store', () => {
-  it('stores only a scrypt hash of the secret', async () => {
-    const db = openDatabase(':memory:');
-    const credentials = new CredentialStore(db, 4);
+describe.each(STORE_KINDS)('credential store on %s', (kind) => {
+  it('stores only a scrypt hash of the secret; rotation and revocation take effect at once', async () => {
+    const sql = await openTestStore(kind);
+    const credentials = await CredentialStore.load(sql, { logN: 4 });
     const id = uniqueId('dev');
     const { secret } = await credentials.provision(id);
-    const row = db.prepare('SELECT secret_hash FROM device_credentials WHERE device_id = ?').get(id) as { secret_hash: string };
-    expect(row.secret_hash.startsWith('scrypt$')).toBe(true);
-    expect(row.secret_hash).not.toContain(secret);
+    const row = await sql.get<{ secret_hash: string }>('SELECT secret_hash FROM device_credentials WHERE device_id = ?', [id]);
+    expect(row!.secret_hash.startsWith('scrypt$')).toBe(true);
+    expect(row!.secret_hash).not.toContain(secret);
     expect(await credentials.verify(id, secret)).toBe(true);
     expect(await credentials.verify(id, secret + 'x')).toBe(false);
-    credentials.revoke(id);
+    expect([credentials.has(id), credentials.isProvisioned(id)]).toEqual([true, true]);
+    await expect(credentials.provision(id)).rejects.toThrow(/already has credentials/);
+    const rotated = await credentials.provision(id, { rotate: true });
     expect(await credentials.verify(id, secret)).toBe(false);
-    closeDatabase(db);
+    expect(await credentials.verify(id, rotated.secret)).toBe(true);
+    expect(await credentials.revoke(id)).toBe(true);
+    expect(await credentials.verify(id, rotated.secret)).toBe(false);
+    expect([credentials.has(id), credentials.isProvisioned(id)]).toEqual([false, true]);
+    expect(credentials.all()).toEqual([{ deviceId: id, revoked: true }]);
+    expect(await credentials.revoke('never-provisioned')).toBe(false);
+  });
+
+  it('a second coordinator on the same store: logins read the store, the id index on reload', async () => {
+    const sql = await openTestStore(kind);
+    const here = await CredentialStore.load(sql, { logN: 4 });
+    const there = await CredentialStore.load(sql, { logN: 4 });
+    const id = uniqueId('dev');
+    const { secret } = await there.provision(id);
+    expect(await here.verify(id, secret)).toBe(true);
+    await there.revoke(id);
+    await here.reload();
+    expect(await here.verify(id, secret)).toBe(false);
+    expect([here.has(id), here.isProvisioned(id)]).toEqual([false, true]);
   });
 });
 

@@ -102,7 +102,7 @@ describe('fleet CLI: deployments', () => {
       const run = await fleet(['deploy', action, 'dep-reason', '--reason', reason, ...dd]);
       expect(run.code, run.out).toBe(0);
     }
-    const entries = c.auditEntries({ limit: 100, subject: 'dep-reason' });
+    const entries = await c.auditEntries({ limit: 100, subject: 'dep-reason' });
     const reasons = Object.fromEntries(entries.map((e) => [e.action, (e.detail as { reason?: unknown }).reason]));
     expect(reasons).toMatchObject({ 'deployment.paused': 'hold on', 'deployment.resumed': 'go on', 'deployment.wave-approved': 'looks fine' });
   });
@@ -120,7 +120,7 @@ describe('fleet CLI: devices and flags', () => {
     expect(statSync(out).mode & 0o777).toBe(0o600);
     expect(run.out).not.toContain(secret);
     expect(run.out).toContain(`secrets written to ${out}`);
-    const audit = c.auditEntries({ limit: 20 }).find((e) => e.action === 'devices.provisioned');
+    const audit = (await c.auditEntries({ limit: 20 })).find((e) => e.action === 'devices.provisioned');
     expect(audit?.detail).toMatchObject({ reason: 'lab bench' });
   });
 
@@ -132,7 +132,7 @@ describe('fleet CLI: devices and flags', () => {
     const kill = await fleet(['flags', 'kill', 'canary.ai', '--reason', 'model outage', ...dd]);
     expect(kill.code, kill.out).toBe(0);
     expect(kill.out).toMatch(/canary\.ai \[coordinator\] OFF \(killed\)/);
-    expect(c.auditEntries({ limit: 20 }).find((e) => e.action === 'flag.kill')?.detail).toMatchObject({ reason: 'model outage' });
+    expect((await c.auditEntries({ limit: 20 })).find((e) => e.action === 'flag.kill')?.detail).toMatchObject({ reason: 'model outage' });
   });
 });
 

@@ -65,6 +65,17 @@ describe('coordinator config', () => {
     expect(() => loadConfig({ mqtt: { host: '0.0.0.0' }, http: { host: '0.0.0.0' } }, {})).not.toThrow();
   });
 
+  it('reads the embedded cluster from the environment and refuses it with an external broker or plaintext Redis beyond loopback', () => {
+    expect(loadConfig({}, {}).mqtt.cluster).toBeUndefined();
+    expect(loadConfig({}, { FLEET_CLUSTER_REDIS: 'redis://127.0.0.1:6379', FLEET_CLUSTER_NODE: 'n1' }).mqtt.cluster).toEqual({ redisUrl: 'redis://127.0.0.1:6379', nodeName: 'n1' });
+    expect(() => loadConfig({}, { FLEET_CLUSTER_REDIS: 'http://x' })).toThrow(/mqtt\.cluster\.redisUrl.*redis:\/\//);
+    expect(() => loadConfig({}, { FLEET_CLUSTER_REDIS: 'redis://127.0.0.1:6379', FLEET_BROKER_URL: 'mqtt://broker:1883' })).toThrow(/external broker/);
+    const prodTls = { ...prodBase, mqtt: { host: '0.0.0.0', tlsCert: '/c.pem', tlsKey: '/k.pem' }, http: { host: '127.0.0.1' } };
+    expect(() => loadConfig(prodTls, { APP_ENV: 'production', FLEET_CLUSTER_REDIS: 'redis://redis.internal:6379' })).toThrow(/rediss:\/\//);
+    expect(loadConfig(prodTls, { APP_ENV: 'production', FLEET_CLUSTER_REDIS: 'rediss://redis.internal:6379' }).mqtt.cluster?.redisUrl).toBe('rediss://redis.internal:6379');
+    expect(loadConfig(prodTls, { APP_ENV: 'production', FLEET_CLUSTER_REDIS: 'redis://127.0.0.1:6379' }).mqtt.cluster?.redisUrl).toBe('redis://127.0.0.1:6379');
+  });
+
   it('reads the TLS files from the environment and wants certificate and key together', () => {
     const c = loadConfig({}, { FLEET_HTTP_TLS_CERT: '/h.pem', FLEET_HTTP_TLS_KEY: '/h.key', FLEET_TLS_CERT: '/m.pem', FLEET_TLS_KEY: '/m.key', FLEET_TLS_CLIENT_CA: '/ca.pem' });
     expect(c.http).toMatchObject({ tlsCert: '/h.pem', tlsKey: '/h.key' });

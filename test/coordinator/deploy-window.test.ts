@@ -52,7 +52,7 @@ describe('deploy create --window-tz', () => {
     const view = JSON.parse(berlin.out.slice(berlin.out.indexOf('{'))) as { id: string; phase: string; waitingFor: string[] };
     expect(view.waitingFor).not.toContain('window');
     expect(view.phase).toBe('rolling');
-    expect(c.deployment(view.id)!.maintenanceWindows).toEqual([{ cron, durationMs: 3_600_000, timeZone: 'Europe/Berlin' }]);
+    expect((await c.deployment(view.id))!.maintenanceWindows).toEqual([{ cron, durationMs: 3_600_000, timeZone: 'Europe/Berlin' }]);
 
     expect((await run(['deploy', 'abort', view.id, '--no-rollback', ...dd])).code).toBe(0);
 
@@ -60,7 +60,7 @@ describe('deploy create --window-tz', () => {
     const utc = await run(['deploy', 'create', '--firmware', '1.5.0', '--window', cron, '--window-duration', '1h', '--draft', '--json', ...dd]);
     expect(utc.code, utc.out).toBe(0);
     const draft = JSON.parse(utc.out.slice(utc.out.indexOf('{'))) as { id: string };
-    expect(c.deployment(draft.id)!.maintenanceWindows).toEqual([{ cron, durationMs: 3_600_000, timeZone: 'UTC' }]);
+    expect((await c.deployment(draft.id))!.maintenanceWindows).toEqual([{ cron, durationMs: 3_600_000, timeZone: 'UTC' }]);
     const started = await run(['deploy', 'start', draft.id, '--json', ...dd]);
     expect(started.code, started.out).toBe(0);
     expect(JSON.parse(started.out.slice(started.out.indexOf('{')))).toMatchObject({ phase: 'pending', waitingFor: ['window'] });

@@ -1,10 +1,16 @@
-/** The device registry keeps operator-assigned tags apart from the ones a device reports (SQLite file). */
+/**
+ * The device registry on both stores: operator-assigned tags kept apart from the ones a device reports,
+ * the update a device last reported, what survives a restart, last-seen times flushed in a
+ * transaction, writes of one device landing in order, and another coordinator's changes read back.
+ */
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
 import { ALL_MIGRATIONS } from '../../coordinator/store/migration-list.js';
+import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import { DeviceRegistry, matchesTarget } from '../../coordinator/registry/device-registry.js';
 import type { HelloMessage } from '../../protocol/messages.js';
 import { bucketOf } from '../../protocol/bucket.js';
+import { STORE_KINDS, openTestStore } from '../support/postgres.js';
 import { tempDbPath as dbPath, uniqueId } from './helpers.js';
 
 const cleanups: (() => void)[] = [];
@@ -21,13 +27,11 @@ function hello(deviceId: string, tags: string[]): HelloMessage {
 
 const T = 1_800_000_000_000;
 
-describe('device registry: operator and reported tags', () => {
-  it('a hello does not overwrite the tags set at provisioning; targeting sees the union', () => {
-    const db = openDatabase(dbPath());
-    cleanups.push(() => closeDatabase(db));
-    const reg = DeviceRegistry.load(db);
+describe.each(STORE_KINDS)('device registry on %s', (kind) => {
+  it('a hello does not overwrite the tags set at provisioning; targeting sees the union', async () => {
+    const reg = await DeviceRegistry.load(await openTestStore(kind));
     const id = uniqueId('dev');
-    reg.provisioned(id, T, { hardwareModel: 'rpi4', tags: ['site-berlin', 'beta'] });
+    await reg.provisioned(id, T, { hardwareModel: 'rpi4', tags: ['site-berlin', 'beta'] });
     const d = reg.applyHello(hello(id, ['lte', 'beta']), T + 1);
     expect(d.operatorTags).toEqual(['site-berlin', 'beta']);
     expect(d.reportedTags).toEqual(['lte', 'beta']);
@@ -40,34 +44,93 @@ describe('device registry: operator and reported tags', () => {
     const again = reg.applyHello(hello(id, []), T + 2);
     expect(again.tags).toEqual(['site-berlin', 'beta']);
     expect(again.reportedTags).toEqual([]);
+    await reg.idle();
   });
 
-  it('rotating credentials without tags keeps the operator tags; with tags replaces them', () => {
-    const db = openDatabase(dbPath());
-    cleanups.push(() => closeDatabase(db));
-    const reg = DeviceRegistry.load(db);
+  it('rotating credentials without tags keeps the operator tags; with tags replaces them', async () => {
+    const reg = await DeviceRegistry.load(await openTestStore(kind));
     const id = uniqueId('dev');
-    reg.provisioned(id, T, { tags: ['a'] });
+    await reg.provisioned(id, T, { tags: ['a'] });
     reg.applyHello(hello(id, ['own']), T + 1);
-    expect(reg.provisioned(id, T + 2).tags).toEqual(['a', 'own']);
-    expect(reg.provisioned(id, T + 3, { tags: ['b'] }).tags).toEqual(['b', 'own']);
+    expect((await reg.provisioned(id, T + 2)).tags).toEqual(['a', 'own']);
+    expect((await reg.provisioned(id, T + 3, { tags: ['b'] })).tags).toEqual(['b', 'own']);
   });
 
-  it('both survive a restart', () => {
-    const path = dbPath();
-    const db = openDatabase(path);
+  it('tags, the reported update and last-seen times survive a restart; devices come back offline', async () => {
+    const store = await openTestStore(kind);
     const id = uniqueId('dev');
-    const reg = DeviceRegistry.load(db);
-    reg.provisioned(id, T, { hardwareModel: 'rpi4', tags: ['fleet-a'] });
-    reg.applyHello(hello(id, ['wifi']), T + 1);
-    closeDatabase(db);
-    const db2 = openDatabase(path);
-    cleanups.push(() => closeDatabase(db2));
-    const d = DeviceRegistry.load(db2).get(id)!;
-    expect(d).toMatchObject({ operatorTags: ['fleet-a'], reportedTags: ['wifi'], tags: ['fleet-a', 'wifi'] });
+    const reg = await DeviceRegistry.load(store);
+    await reg.provisioned(id, T, { hardwareModel: 'rpi4', tags: ['fleet-a'] });
+    reg.applyHello({ ...hello(id, ['wifi']), update: { deploymentId: 'dep-1', state: 'trial', toVersion: '1.1.0' } }, T + 1);
+    expect(reg.get(id)?.update).toMatchObject({ deploymentId: 'dep-1', state: 'trial' });
+    reg.noteUpdate(id, { deploymentId: 'dep-1', state: 'committed', toVersion: '1.1.0' });
+    reg.noteUpdate(id, { deploymentId: 'dep-1', state: 'rolled-back', toVersion: '1.0.0' });
+    reg.noteVersion(id, '1.0.0', 'B');
+    reg.seen(id, T + 50);
+    await reg.idle();
+    await store.transaction((tx) => reg.flushSeen(tx));
+    // A status from a device the registry does not know changes nothing.
+    reg.noteUpdate('unknown-device', { deploymentId: 'dep-1', state: 'committed' });
+    expect(reg.get('unknown-device')).toBeUndefined();
+
+    const d = (await DeviceRegistry.load(store)).get(id)!;
+    expect(d).toMatchObject({
+      operatorTags: ['fleet-a'], reportedTags: ['wifi'], tags: ['fleet-a', 'wifi'], online: false, lastSeen: T + 50, firstSeen: T + 1,
+      firmwareVersion: '1.0.0', activeSlot: 'B', provisionedAt: T, hardwareModel: 'rpi4',
+    });
+    expect(d.update).toEqual({ deploymentId: 'dep-1', state: 'rolled-back', toVersion: '1.0.0' });
   });
 
-  it('the migration moves the provisioning tags of devices that never said hello to the operator tags', () => {
+  it("writes one device's changes in order, the last one winning, however many are in flight", async () => {
+    const store = await openTestStore(kind);
+    const reg = await DeviceRegistry.load(store);
+    const ids = Array.from({ length: 20 }, () => uniqueId('dev'));
+    for (let round = 0; round < 30; round++) {
+      for (const id of ids) {
+        reg.applyHello(hello(id, [`r${round}`]), T + round);
+        reg.setOnline(id, round % 2 === 0, T + round);
+      }
+    }
+    await reg.idle();
+    const rows = await store.all<{ device_id: string; tags: string; online: number; last_seen: number }>('SELECT device_id, tags, online, last_seen FROM devices');
+    expect(rows).toHaveLength(ids.length);
+    for (const r of rows) expect([r.tags, r.online, r.last_seen]).toEqual(['["r29"]', 0, T + 29]);
+  });
+
+  it('a failed write is reported, not thrown, and the next change stores the record', async () => {
+    const store = await openTestStore(kind);
+    const failures: string[] = [];
+    const reg = await DeviceRegistry.load(store, { onWriteError: (_err, id) => failures.push(id) });
+    const id = uniqueId('dev');
+    await store.run('ALTER TABLE devices RENAME TO devices_away');
+    reg.applyHello(hello(id, []), T);
+    await reg.idle();
+    expect(failures).toEqual([id]);
+    await store.run('ALTER TABLE devices_away RENAME TO devices');
+    reg.noteVersion(id, '2.0.0');
+    await reg.idle();
+    expect(await store.get('SELECT firmware_version FROM devices WHERE device_id = ?', [id])).toEqual({ firmware_version: '2.0.0' });
+  });
+
+  it("reads another coordinator's changes on reload", async () => {
+    const store = await openTestStore(kind);
+    const here = await DeviceRegistry.load(store, { requireProvisioning: true });
+    const there = await DeviceRegistry.load(store, { requireProvisioning: true });
+    const id = uniqueId('dev');
+    await there.provisioned(id, T, { hardwareModel: 'cm4', tags: ['x'] });
+    expect(here.get(id)).toBeUndefined();
+    await here.reload([id]);
+    expect(here.get(id)).toMatchObject({ hardwareModel: 'cm4', operatorTags: ['x'], ghost: false });
+    await there.provisioned(id, T + 1, { tags: ['y'] });
+    const held = here.get(id)!;
+    await here.reload();
+    // The same object, updated: whoever holds it sees the change.
+    expect(held.operatorTags).toEqual(['y']);
+  });
+});
+
+describe('device registry: SQLite migrations', () => {
+  it('the migration moves the provisioning tags of devices that never said hello to the operator tags', async () => {
     const path = dbPath();
     // A database from before migration 8: provisioning tags and hello tags shared one column.
     const old = openDatabase(path, { migrations: ALL_MIGRATIONS.filter((m) => m.version < 8) });
@@ -76,27 +139,8 @@ describe('device registry: operator and reported tags', () => {
     closeDatabase(old);
     const db = openDatabase(path);
     cleanups.push(() => closeDatabase(db));
-    const reg = DeviceRegistry.load(db);
+    const reg = await DeviceRegistry.load(new SqliteSql(db));
     expect(reg.get('never-hello')).toMatchObject({ operatorTags: ['lab'], reportedTags: [], tags: ['lab'] });
     expect(reg.get('said-hello')).toMatchObject({ operatorTags: [], reportedTags: ['own'], tags: ['own'] });
-  });
-});
-
-describe('device registry: the update a device last reported', () => {
-  it('follows its statuses after the hello, and keeps the latest across a reload', () => {
-    const path = dbPath();
-    const db = openDatabase(path);
-    cleanups.push(() => closeDatabase(db));
-    const reg = DeviceRegistry.load(db);
-    const id = uniqueId('dev');
-    reg.applyHello({ ...hello(id, []), update: { deploymentId: 'dep-1', state: 'trial', toVersion: '1.1.0' } }, T);
-    expect(reg.get(id)?.update).toMatchObject({ deploymentId: 'dep-1', state: 'trial' });
-    reg.noteUpdate(id, { deploymentId: 'dep-1', state: 'committed', toVersion: '1.1.0' });
-    reg.noteUpdate(id, { deploymentId: 'dep-1', state: 'rolled-back', toVersion: '1.0.0' });
-    expect(reg.get(id)?.update).toEqual({ deploymentId: 'dep-1', state: 'rolled-back', toVersion: '1.0.0' });
-    expect(DeviceRegistry.load(db).get(id)?.update).toEqual({ deploymentId: 'dep-1', state: 'rolled-back', toVersion: '1.0.0' });
-    // A status from a device the registry does not know changes nothing.
-    reg.noteUpdate('unknown-device', { deploymentId: 'dep-1', state: 'committed' });
-    expect(reg.get('unknown-device')).toBeUndefined();
   });
 });

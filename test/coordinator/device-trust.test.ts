@@ -1,75 +1,70 @@
 /**
- * The registry belongs to the operator (real SQLite): the provisioned model is authoritative, ghosts
+ * The registry belongs to the operator (SQLite and PostgreSQL): the provisioned model is authoritative, ghosts
  * never match a target, anomalies are counted, stored for known devices only and survive a restart;
  * anonymous devices are an explicit, loopback-only opt-in.
  */
 import { describe, expect, it } from 'vitest';
-import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
 import { DeviceRegistry, matchesTarget } from '../../coordinator/registry/device-registry.js';
 import { AnomalyLog } from '../../coordinator/registry/anomaly-log.js';
 import { Counters } from '../../coordinator/metrics.js';
 import { isLoopbackHost, loadConfig } from '../../coordinator/config.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import type { HelloMessage } from '../../protocol/messages.js';
-import { silentLogger, tempDbPath } from './helpers.js';
+import { STORE_KINDS, openTestStore } from '../support/postgres.js';
+import { silentLogger } from './helpers.js';
 
 const T = Date.UTC(2026, 0, 5);
 const hello = (deviceId: string, hardwareModel: string, firmwareVersion = '1.0.0'): HelloMessage => ({
   v: 1, kind: 'hello', deviceId, hardwareModel, firmwareVersion, activeSlot: 'A', agentVersion: 't', bucket: bucketOf(deviceId), tags: [], securityFloor: 0, at: T,
 });
 
-describe('registry: the operator decides', () => {
-  it('refuses a hello claiming another model than the provisioned one, and never changes the model', () => {
-    const db = openDatabase(tempDbPath());
-    const reg = DeviceRegistry.load(db, { requireProvisioning: true });
-    reg.provisioned('pi-1', T, { hardwareModel: 'rpi4' });
+describe.each(STORE_KINDS)('registry on %s: the operator decides', (kind) => {
+  it('refuses a hello claiming another model than the provisioned one, and never changes the model', async () => {
+    const reg = await DeviceRegistry.load(await openTestStore(kind), { requireProvisioning: true });
+    await reg.provisioned('pi-1', T, { hardwareModel: 'rpi4' });
     expect(reg.checkHello(hello('pi-1', 'rpi4'))).toBeUndefined();
     expect(reg.checkHello(hello('pi-1', 'cm4'))).toEqual({ kind: 'wrong-model', detail: 'said hello as cm4; registered as rpi4' });
     // Even applied directly, a hello never changes a known model.
     reg.applyHello(hello('pi-1', 'cm4', '9.9.9'), T + 1);
     expect(reg.hardwareModelOf('pi-1')).toBe('rpi4');
     // Provisioned without a model: the first hello's model sticks.
-    reg.provisioned('pi-2', T);
+    await reg.provisioned('pi-2', T);
     reg.applyHello(hello('pi-2', 'rpi4'), T + 1);
     expect(reg.checkHello(hello('pi-2', 'cm4'))?.detail).toBe('said hello as cm4; registered as rpi4');
     // The operator may re-provision with another model.
-    reg.provisioned('pi-2', T + 2, { hardwareModel: 'cm4' });
+    await reg.provisioned('pi-2', T + 2, { hardwareModel: 'cm4' });
     expect(reg.checkHello(hello('pi-2', 'cm4'))).toBeUndefined();
-    closeDatabase(db);
+    await reg.idle();
   });
 
-  it('a device never provisioned is a ghost where provisioning is required: never in a target, until provisioned', () => {
-    const path = tempDbPath();
-    const db = openDatabase(path);
-    const reg = DeviceRegistry.load(db, { requireProvisioning: true });
+  it('a device never provisioned is a ghost where provisioning is required: never in a target, until provisioned', async () => {
+    const store = await openTestStore(kind);
+    const reg = await DeviceRegistry.load(store, { requireProvisioning: true });
     const target = { hardware: ['rpi4'] };
     const ghost = reg.applyHello(hello('ghost-1', 'rpi4'), T);
     expect(ghost.ghost).toBe(true);
     expect(matchesTarget(ghost, target)).toBe(false);
     expect(reg.matching(target)).toEqual([]);
     expect(reg.isTracked('ghost-1')).toBe(false);
-    closeDatabase(db);
+    await reg.idle();
     // After a restart it is still a ghost; once provisioned it is not.
-    const db2 = openDatabase(path);
-    const again = DeviceRegistry.load(db2, { requireProvisioning: true });
+    const again = await DeviceRegistry.load(store, { requireProvisioning: true });
     expect(again.get('ghost-1')?.ghost).toBe(true);
-    again.provisioned('ghost-1', T + 1);
+    await again.provisioned('ghost-1', T + 1);
     expect(again.isTracked('ghost-1')).toBe(true);
     expect(again.matching(target).map((d) => d.deviceId)).toEqual(['ghost-1']);
     // Where the broker is someone else's (external), devices known by hello take part.
-    expect(DeviceRegistry.load(db2).get('ghost-1')?.ghost).toBe(false);
-    closeDatabase(db2);
+    expect((await DeviceRegistry.load(store)).get('ghost-1')?.ghost).toBe(false);
   });
 });
 
-describe('anomaly log', () => {
-  it('aggregates per device and kind, counts every one, stores known devices only, survives a restart', () => {
-    const path = tempDbPath();
-    const db = openDatabase(path);
+describe.each(STORE_KINDS)('anomaly log on %s', (kind) => {
+  it('aggregates per device and kind, counts every one, stores known devices only, survives a restart', async () => {
+    const sql = await openTestStore(kind);
     let now = T;
     const counters = new Counters();
     const known = new Set(['pi-1']);
-    const log = AnomalyLog.load({ db, now: () => now, counters, logger: silentLogger, isKnown: (id) => known.has(id) });
+    const log = await AnomalyLog.load({ sql, now: () => now, counters, logger: silentLogger, isKnown: (id) => known.has(id) });
     log.record('pi-1', 'wrong-model', 'said hello as cm4; provisioned as rpi4');
     now += 1000;
     log.record('pi-1', 'wrong-model', 'said hello as cm5\u0000; provisioned as rpi4');
@@ -81,12 +76,18 @@ describe('anomaly log', () => {
     expect(rows[0]).toMatchObject({ firstAt: T, lastAt: T + 1000, detail: 'said hello as cm5 ; provisioned as rpi4' });
     expect(rows[1]!.detail.length).toBeLessThanOrEqual(300);
     expect(log.list({ kind: 'login-throttled' })).toEqual([]);
-    db.transaction(() => log.flush())();
-    closeDatabase(db);
-    const db2 = openDatabase(path);
-    const reloaded = AnomalyLog.load({ db: db2, now: () => now, counters: new Counters(), logger: silentLogger, isKnown: () => true });
-    expect(reloaded.list().map((r) => [r.deviceId, r.kind, r.count])).toEqual([['pi-1', 'wrong-model', 2], ['pi-1', 'rate-limited', 5]]);
-    closeDatabase(db2);
+    await sql.transaction((tx) => log.flush(tx));
+    // A flush that fails keeps what was due; the next one stores it, with the whole count.
+    log.record('pi-1', 'wrong-model', 'again');
+    await expect(sql.transaction(async (tx) => {
+      await log.flush(tx);
+      throw new Error('rolled back');
+    })).rejects.toThrow('rolled back');
+    log.flushRolledBack();
+    await sql.transaction((tx) => log.flush(tx));
+    const reloaded = await AnomalyLog.load({ sql, now: () => now, counters: new Counters(), logger: silentLogger, isKnown: () => true });
+    // Rows come back in the store's order: compare by kind.
+    expect(reloaded.list().map((r) => [r.deviceId, r.kind, r.count]).sort()).toEqual([['pi-1', 'rate-limited', 5], ['pi-1', 'wrong-model', 3]]);
   });
 });
 

@@ -2,6 +2,7 @@
  * The coordinator's effect sink stops a deployment with a retained rollout-cancel, and never buries a
  * later deployment's manifest under it. Real embedded Aedes on 127.0.0.1 port 0, a real mqtt.js device.
  */
+import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
@@ -32,12 +33,12 @@ let commandSeq = 0;
 beforeEach(async () => {
   db = openDatabase(':memory:');
   counters = new Counters();
-  credentials = new CredentialStore(db, 4);
+  credentials = await CredentialStore.load(new SqliteSql(db), { logN: 4 });
   broker = new EmbeddedBroker({ port: 0, host: '127.0.0.1', credentials, allowAnonymous: false, hardwareModelOf: (id) => models.get(id), logger: silentLogger, counters });
   broker.onMessage((m) => m.ack());
   await broker.start();
-  publisher = new Publisher(db, broker, () => T);
-  sink = new CoordinatorEffectSink({ publisher, key: generateSigningKey(), auditLog: new AuditLog(db), logger: silentLogger, counters, now: () => T, commandSeq: () => ++commandSeq });
+  publisher = new Publisher(new SqliteSql(db), broker, () => T);
+  sink = new CoordinatorEffectSink({ publisher, key: generateSigningKey(), auditLog: new AuditLog(new SqliteSql(db)), logger: silentLogger, counters, now: () => T, commandSeq: () => Promise.resolve(++commandSeq) });
 });
 
 afterEach(async () => {
@@ -89,7 +90,7 @@ describe('effect sink: stopping a deployment', () => {
     expect(await retainedFor(dev.id, dev.secret)).toEqual({ v: 1, kind: 'rollout-cancel', deploymentId: 'dep-a', at: T });
     expect(counters.get('rollout.topics.cancelled')).toBe(1);
     // Recorded, so a restarted embedded broker gets it back.
-    expect(publisher.retained(rolloutTopic('rpi4', dev.bucket))?.length).toBeGreaterThan(0);
+    expect((await publisher.retained(rolloutTopic('rpi4', dev.bucket)))?.length).toBeGreaterThan(0);
   });
 
   it("a later deployment's manifest replaces the cancel, and a repeated cancel of the old one leaves it alone", async () => {
@@ -108,6 +109,6 @@ describe('effect sink: stopping a deployment', () => {
     await sink.publishRollout('rpi4', [dev.bucket], rollout('dep-a'));
     await sink.clearRollout('rpi4', [dev.bucket]);
     expect(await retainedFor(dev.id, dev.secret)).toBe('empty');
-    expect(publisher.retained(rolloutTopic('rpi4', dev.bucket))).toBeUndefined();
+    expect(await publisher.retained(rolloutTopic('rpi4', dev.bucket))).toBeUndefined();
   });
 });

@@ -1,64 +1,77 @@
+/**
+ * The deployment repository on both stores: round trips through a real file or a real PostgreSQL
+ * database (closed and opened again), the revision guard, live deployments, and a restart in every
+ * state of the engine resuming exactly.
+ */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
-import { coreJson, RevisionConflictError, SqliteDeploymentRepository } from '../../coordinator/deployments/deployment-repo-sqlite.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { coreJson, RevisionConflictError, SqlDeploymentRepository } from '../../coordinator/deployments/deployment-repo.js';
 import { allDevices, recount } from '../../coordinator/engine/device-progress.js';
 import { createDeployment, reconcile, step } from '../../coordinator/engine/engine.js';
 import { snapshotFromProgress } from '../../coordinator/engine/snapshot.js';
 import type { DeploymentState, EngineEvent } from '../../coordinator/engine/types.js';
+import { openPostgresStore, openSqliteStore } from '../../coordinator/store/open-store.js';
+import type { Sql } from '../../coordinator/store/sql.js';
+import { freshPostgresUrl, STORE_KINDS, type StoreKind } from '../support/postgres.js';
 import { HOUR, makeSpec, T0 } from './engine-fixtures.js';
 import { decision, opEvent, PHASE_BUILDERS } from './engine-phases.js';
 
-let dir: string;
-let db: Db;
-let repo: SqliteDeploymentRepository;
-const path = () => join(dir, 'fleet.db');
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'fleet-engine-repo-'));
-  db = openDatabase(path());
-  repo = new SqliteDeploymentRepository(db);
-});
-afterEach(() => {
-  closeDatabase(db);
-  rmSync(dir, { recursive: true, force: true });
-});
-
-function saveWhole(r: SqliteDeploymentRepository, state: DeploymentState): void {
-  r.save({ core: state.core, devices: allDevices(state), decisions: [] });
+/** A repository on a durable store of `kind`, and a way to close and open that store again. */
+async function durableRepo(kind: StoreKind): Promise<{ repo: SqlDeploymentRepository; sql: () => Sql; reopen: () => Promise<SqlDeploymentRepository> }> {
+  let open: () => Promise<Sql>;
+  if (kind === 'sqlite') {
+    const dir = mkdtempSync(join(tmpdir(), 'fleet-engine-repo-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    open = () => Promise.resolve(openSqliteStore(join(dir, 'fleet.db')));
+  } else {
+    const url = await freshPostgresUrl();
+    open = () => openPostgresStore(url);
+  }
+  let current = await open();
+  onTestFinished(() => current.close());
+  return {
+    repo: new SqlDeploymentRepository(current),
+    sql: () => current,
+    reopen: async () => {
+      await current.close();
+      current = await open();
+      return new SqlDeploymentRepository(current);
+    },
+  };
 }
 
-function reopen(): SqliteDeploymentRepository {
-  closeDatabase(db);
-  db = openDatabase(path());
-  repo = new SqliteDeploymentRepository(db);
-  return repo;
+async function saveWhole(r: SqlDeploymentRepository, state: DeploymentState): Promise<void> {
+  await r.save({ core: state.core, devices: allDevices(state), decisions: [] });
 }
 
-describe('SQLite deployment repository', () => {
-  it('round-trips a deployment with its devices, waves and decisions through a real file', () => {
+describe.each(STORE_KINDS)('deployment repository on %s', (kind) => {
+  it('round-trips a deployment with its devices, waves and decisions through the store, closed and opened again', async () => {
+    const store = await durableRepo(kind);
+    let repo = store.repo;
+    const { sql, reopen } = store;
     const d = PHASE_BUILDERS.gating!();
-    saveWhole(repo, d.state);
+    await saveWhole(repo, d.state);
     const dec = decision(d.spec, 0, 1, 'Proceed');
     const next = step(d.state, { type: 'gate-result', wave: 0, attempt: 1, decision: dec }, d.now + 1);
-    repo.save({ core: next.state.core, devices: next.changedDevices, decisions: [dec] });
-    const loaded = reopen().load('dep-1')!;
+    await repo.save({ core: next.state.core, devices: next.changedDevices, decisions: [dec] });
+    repo = await reopen();
+    const loaded = (await repo.load('dep-1'))!;
     expect(loaded.core).toEqual(next.state.core);
     expect(allDevices(loaded).sort((a, b) => a.deviceId.localeCompare(b.deviceId))).toEqual(
       allDevices(next.state).sort((a, b) => a.deviceId.localeCompare(b.deviceId)),
     );
-    expect(repo.decisions('dep-1')).toEqual([dec]);
-    expect(repo.devices('dep-1', 0)).toHaveLength(3);
-    const waves = db.prepare('SELECT wave_index, status, verdict FROM deployment_waves WHERE deployment_id = ? ORDER BY wave_index').all('dep-1');
+    expect(await repo.decisions('dep-1')).toEqual([dec]);
+    expect(await repo.devices('dep-1', 0)).toHaveLength(3);
+    const waves = await sql().all('SELECT wave_index, status, verdict FROM deployment_waves WHERE deployment_id = ? ORDER BY wave_index', ['dep-1']);
     expect(waves).toEqual([
       { wave_index: 0, status: 'passed', verdict: 'Proceed' },
       { wave_index: 1, status: 'rolling', verdict: null },
       { wave_index: 2, status: 'pending', verdict: null },
     ]);
-    expect(repo.list().map((c) => c.spec.id)).toEqual(['dep-1']);
-    expect(repo.list({ phases: ['completed'] })).toEqual([]);
+    expect((await repo.list()).map((c) => c.spec.id)).toEqual(['dep-1']);
+    expect(await repo.list({ phases: ['completed'] })).toEqual([]);
   });
 
   it('stores the core as JSON that parses to the core, the spec serialised once and shared by later states', () => {
@@ -70,50 +83,54 @@ describe('SQLite deployment repository', () => {
     expect(coreJson(next)).not.toBe(coreJson(d.state.core));
   });
 
-  it('keeps each gate snapshot under its digest and a device\'s progress across deployments', () => {
+  it('keeps each gate snapshot under its digest and a device\'s progress across deployments', async () => {
+    const { repo, reopen } = await durableRepo(kind);
     const d = PHASE_BUILDERS.gating!();
-    saveWhole(repo, d.state);
+    await saveWhole(repo, d.state);
     const snapshot = snapshotFromProgress(d.state, 0, d.now);
-    repo.saveSnapshot('digest-1', 'dep-1', 0, d.now, snapshot);
-    repo.saveSnapshot('digest-1', 'dep-1', 0, d.now + 1, { ...snapshot, takenAt: d.now + 1 }); // once per digest
+    await repo.saveSnapshot('digest-1', 'dep-1', 0, d.now, snapshot);
+    await repo.saveSnapshot('digest-1', 'dep-1', 0, d.now + 1, { ...snapshot, takenAt: d.now + 1 }); // once per digest
     const device = allDevices(d.state)[0]!;
-    const reopened = reopen();
-    expect(reopened.snapshot('digest-1')).toEqual(snapshot);
-    expect(reopened.snapshot('nope')).toBeUndefined();
-    expect(reopened.deviceHistory(device.deviceId)).toEqual([{ ...device, deploymentId: 'dep-1' }]);
-    expect(reopened.deviceHistory('nobody')).toEqual([]);
+    const reopened = await reopen();
+    expect(await reopened.snapshot('digest-1')).toEqual(snapshot);
+    expect(await reopened.snapshot('nope')).toBeUndefined();
+    expect(await reopened.deviceHistory(device.deviceId)).toEqual([{ ...device, deploymentId: 'dep-1' }]);
+    expect(await reopened.deviceHistory('nobody')).toEqual([]);
   });
 
-  it('refuses a save that does not advance the revision', () => {
+  it('refuses a save that does not advance the revision', async () => {
+    const { repo } = await durableRepo(kind);
     const r = createDeployment(makeSpec(), T0, 'alice');
-    repo.save({ core: r.state.core, devices: [], decisions: [] });
-    expect(() => repo.save({ core: r.state.core, devices: [], decisions: [] })).toThrow(RevisionConflictError);
+    await repo.save({ core: r.state.core, devices: [], decisions: [] });
+    await expect(repo.save({ core: r.state.core, devices: [], decisions: [] })).rejects.toThrow(RevisionConflictError);
   });
 
-  it('loads active deployments and the newest finished one per model, not older or final ones', () => {
+  it('loads active deployments and the newest finished one per model, not older or final ones', async () => {
+    const { repo } = await durableRepo(kind);
     const old = createDeployment(makeSpec({}, 'old'), T0, 'a').state;
-    saveWhole(repo, { ...old, core: { ...old.core, phase: 'completed' } });
+    await saveWhole(repo, { ...old, core: { ...old.core, phase: 'completed' } });
     const gone = createDeployment(makeSpec({}, 'gone'), T0 + 1, 'a').state;
-    saveWhole(repo, { ...gone, core: { ...gone.core, spec: { ...gone.core.spec, createdAt: T0 + 1 }, phase: 'aborted' } });
+    await saveWhole(repo, { ...gone, core: { ...gone.core, spec: { ...gone.core.spec, createdAt: T0 + 1 }, phase: 'aborted' } });
     const newer = createDeployment(makeSpec({}, 'newer'), T0 + 2, 'a').state;
-    saveWhole(repo, { ...newer, core: { ...newer.core, spec: { ...newer.core.spec, createdAt: T0 + 2 }, phase: 'completed' } });
+    await saveWhole(repo, { ...newer, core: { ...newer.core, spec: { ...newer.core.spec, createdAt: T0 + 2 }, phase: 'completed' } });
     const other = createDeployment(makeSpec({ target: { hardwareModels: ['m2'] } }, 'other'), T0 + 3, 'a').state;
-    saveWhole(repo, { ...other, core: { ...other.core, spec: { ...other.core.spec, createdAt: T0 + 3 } } });
-    expect(repo.loadLive().map((s) => s.core.spec.id)).toEqual(['newer', 'other']);
+    await saveWhole(repo, { ...other, core: { ...other.core, spec: { ...other.core.spec, createdAt: T0 + 3 } } });
+    expect((await repo.loadLive()).map((s) => s.core.spec.id)).toEqual(['newer', 'other']);
   });
 });
 
-describe('restart in every state (persisted state resumes exactly)', () => {
+describe.each(STORE_KINDS)('restart in every state on %s (persisted state resumes exactly)', (kind) => {
   const probes: [string, (s: DeploymentState) => EngineEvent][] = [
     ['a tick far in the future', () => ({ type: 'tick' })],
     ['an abort', () => opEvent({ type: 'abort', rollback: true })],
     ['a promote', () => opEvent({ type: 'promote' })],
   ];
   for (const [name, build] of Object.entries(PHASE_BUILDERS)) {
-    it(`${name}: the reloaded state equals the live one and steps identically`, () => {
+    it(`${name}: the reloaded state equals the live one and steps identically`, async () => {
+      const { repo, reopen } = await durableRepo(kind);
       const d = build();
-      saveWhole(repo, d.state);
-      const loaded = reopen().load('dep-1')!;
+      await saveWhole(repo, d.state);
+      const loaded = (await (await reopen()).load('dep-1'))!;
       expect(loaded.core).toEqual(d.state.core);
       expect(recount(loaded.core, allDevices(loaded))).toEqual(loaded.core.waves.map((w) => w.counts));
       expect(reconcile(loaded, d.now + 1)).toEqual(reconcile(d.state, d.now + 1));

@@ -8,8 +8,10 @@ import { ManualClock } from '../support/manual-clock.js';
 import type { RolloutMessage, StatusMessage } from '../../protocol/messages.js';
 import type { UpdateReason } from '../../protocol/reasons.js';
 import type { UpdateState } from '../../protocol/update-state.js';
-import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
-import { SqliteDeploymentRepository } from '../../coordinator/deployments/deployment-repo-sqlite.js';
+import { SqlDeploymentRepository } from '../../coordinator/deployments/deployment-repo.js';
+import { openPostgresStore, openSqliteStore } from '../../coordinator/store/open-store.js';
+import type { Sql } from '../../coordinator/store/sql.js';
+import { freshPostgresUrl, STORE_KINDS, type StoreKind } from '../support/postgres.js';
 import { DeploymentActionError, DeploymentConflictError, DeploymentNotFoundError, EFFECT_RETRY_MS, EngineRunner } from '../../coordinator/engine/engine-runner.js';
 import { defaultWaves } from '../../coordinator/engine/deployment-spec.js';
 import { bucketsOfWave } from '../../coordinator/engine/wave-plan.js';
@@ -116,25 +118,36 @@ class Fleet implements WaveDirectory {
 }
 
 let dir: string;
-let db: Db;
+let store: Sql;
+/** Opens the test's store again (a new process on the same file or database). */
+let openAgain: () => Promise<Sql>;
 let clock: ManualClock;
 let sink: MemorySink;
 const runners: EngineRunner[] = [];
 
-beforeEach(() => {
+async function openStoreOf(kind: StoreKind): Promise<void> {
   dir = mkdtempSync(join(tmpdir(), 'fleet-engine-runner-'));
-  db = openDatabase(join(dir, 'fleet.db'));
+  if (kind === 'sqlite') {
+    openAgain = () => Promise.resolve(openSqliteStore(join(dir, 'fleet.db')));
+  } else {
+    const url = await freshPostgresUrl({ keep: true });
+    openAgain = () => openPostgresStore(url);
+  }
+  store = await openAgain();
   clock = new ManualClock(T0);
   sink = new MemorySink();
-});
+}
+
 afterEach(async () => {
   for (const r of runners.splice(0)) await r.stop();
-  closeDatabase(db);
+  await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
+const repoOf = (): SqlDeploymentRepository => new SqlDeploymentRepository(store);
+
 async function newRunner(fleet: Fleet, extra: Partial<Parameters<typeof EngineRunner.create>[0]> = {}): Promise<EngineRunner> {
-  const r = await EngineRunner.create({ repo: new SqliteDeploymentRepository(db), sink, clock, directory: fleet, ...extra });
+  const r = await EngineRunner.create({ repo: repoOf(), sink, clock, directory: fleet, ...extra });
   runners.push(r);
   return r;
 }
@@ -148,25 +161,27 @@ async function run(runner: EngineRunner, fleet: Fleet, id: string, until: Deploy
     await runner.idle();
     fleet.act(runner, sink, clock.now());
     await runner.idle();
-    const phase = runner.get(id)!.core.phase;
+    const phase = (await runner.get(id))!.core.phase;
     if (until.includes(phase)) return phase;
     clock.advance(stepMs);
   }
-  return runner.get(id)!.core.phase;
+  return (await runner.get(id))!.core.phase;
 }
 
-describe('engine runner', () => {
+describe.each(STORE_KINDS)('engine runner on %s', (kind) => {
+  beforeEach(() => openStoreOf(kind));
+
   it('rolls a 20-device fleet to 100 % through every wave gate, recording each decision', async () => {
     const fleet = new Fleet(20);
     const runner = await newRunner(fleet);
     await runner.create(spec20(), 'alice');
     expect(await run(runner, fleet, 'dep-1', ['completed', 'rolled-back', 'aborted'])).toBe('completed');
     expect(fleet.devices.every((d) => d.version === '2.0.0')).toBe(true);
-    const repo = new SqliteDeploymentRepository(db);
-    const decisions = repo.decisions('dep-1');
+    const repo = repoOf();
+    const decisions = await repo.decisions('dep-1');
     expect(decisions.map((d) => [d.wave, d.final.recommendation])).toEqual([[0, 'Proceed'], [1, 'Proceed'], [2, 'Proceed'], [3, 'Proceed']]);
     expect(decisions[3]!.analyzers.map((a) => a.name)).toEqual(['hard-gates']);
-    expect(repo.devices('dep-1').filter((d) => d.state === 'committed')).toHaveLength(20);
+    expect((await repo.devices('dep-1')).filter((d) => d.state === 'committed')).toHaveLength(20);
     // Retained manifests stay after completion, so devices that join later still get the image.
     expect(sink.retained.size).toBe(1024);
   });
@@ -177,14 +192,14 @@ describe('engine runner', () => {
     await first.create(spec20(), 'alice');
     const phase = await run(first, fleet, 'dep-1', ['soaking'], MIN);
     expect(phase).toBe('soaking');
-    const before = first.get('dep-1')!.core;
+    const before = (await first.get('dep-1'))!.core;
     await first.stop();
     // A new process: new repository object on the same database file, same clock moving on.
-    closeDatabase(db);
-    db = openDatabase(join(dir, 'fleet.db'));
+    await store.close();
+    store = await openAgain();
     sink.retained.clear(); // the broker lost its retained messages too: reconcile must republish
     const second = await newRunner(fleet);
-    expect(second.get('dep-1')!.core).toEqual(before);
+    expect((await second.get('dep-1'))!.core).toEqual(before);
     expect(sink.retained.size).toBeGreaterThan(0);
     expect(await run(second, fleet, 'dep-1', ['completed', 'rolled-back'])).toBe('completed');
     expect(fleet.devices.every((d) => d.version === '2.0.0')).toBe(true);
@@ -200,14 +215,14 @@ describe('engine runner', () => {
     const runner = await newRunner(fleet);
     await runner.create(spec, 'alice');
     expect(await run(runner, fleet, 'dep-1', ['rolled-back'])).toBe('rolled-back');
-    const core = runner.get('dep-1')!.core;
+    const core = (await runner.get('dep-1'))!.core;
     expect(core.rollback!.exposed).toBeGreaterThan(0);
     expect(core.rollback).toMatchObject({ unreachable: 0 });
     expect(core.rollback!.confirmed).toBe(core.rollback!.exposed);
     expect(core.waves[1]!.startedAt).toBeUndefined(); // the 100 % wave never started
     expect(fleet.devices.every((d) => d.version === '1.0.0')).toBe(true);
     expect(sink.retained.size).toBe(0);
-    const decisions = new SqliteDeploymentRepository(db).decisions('dep-1');
+    const decisions = (await repoOf().decisions('dep-1'));
     expect(decisions.at(-1)).toMatchObject({ source: 'early-hard-limit', final: { recommendation: 'Abort' } });
   });
 
@@ -216,14 +231,14 @@ describe('engine runner', () => {
     const runner = await newRunner(fleet);
     await runner.create(spec20('dep-1', { waves: defaultWaves([50, 100], 10 * MIN, { deadlineMs: HOUR }), rollback: { deadlineMs: 2 * HOUR } }), 'alice');
     expect(await run(runner, fleet, 'dep-1', ['rolling-back', 'rolled-back'])).toBe('rolling-back');
-    const core = runner.get('dep-1')!.core;
+    const core = (await runner.get('dep-1'))!.core;
     expect(core.waves[0]!.counts.timedOut).toBeGreaterThanOrEqual(2);
-    const gate = new SqliteDeploymentRepository(db).decisions('dep-1').at(-1)!;
+    const gate = (await repoOf().decisions('dep-1')).at(-1)!;
     expect(gate).toMatchObject({ source: 'gate', final: { recommendation: 'Abort' } });
     expect(gate.final.rule).toMatch(/hard-limit:(install-failures|silent-after-install)/);
     // The silent devices never answer; after the rollback deadline they are unreachable.
     expect(await run(runner, fleet, 'dep-1', ['rolled-back'], 30 * MIN)).toBe('rolled-back');
-    const rb = runner.get('dep-1')!.core.rollback!;
+    const rb = (await runner.get('dep-1'))!.core.rollback!;
     expect(rb.unreachable).toBe(core.waves[0]!.counts.timedOut);
     expect(rb.confirmed + rb.unreachable).toBe(rb.exposed);
     // One comes back later on the new image: it is sent the command again.
@@ -232,7 +247,7 @@ describe('engine runner', () => {
     runner.onHello(hello(ghost.id, '2.0.0'));
     await runner.idle();
     expect(sink.commands.length).toBe(sent + 1);
-    expect(runner.get('dep-1')!.core.phase).toBe('rolling-back');
+    expect((await runner.get('dep-1'))!.core.phase).toBe('rolling-back');
   });
 
   it('operator actions: refused ones throw with a code, unknown ids and model conflicts are errors', async () => {
@@ -266,7 +281,7 @@ describe('engine runner', () => {
     const runner = await newRunner(fleet, { analyzersFor: () => [hardGatesAnalyzer, ai] });
     await runner.create(spec20('dep-1', { waves: defaultWaves([50, 100], 10 * MIN, { deadlineMs: HOUR }) }), 'alice');
     expect(await run(runner, fleet, 'dep-1', ['completed', 'rolling-back', 'rolled-back'])).toBe('completed');
-    const decisions = new SqliteDeploymentRepository(db).decisions('dep-1');
+    const decisions = (await repoOf().decisions('dep-1'));
     // The AI's Abort was capped at Monitor (policy: aiMayAbort false): the soak was extended.
     expect(decisions[0]).toMatchObject({ wave: 0, final: { recommendation: 'Monitor' } });
     expect(decisions[0]!.analyzers.map((a) => [a.name, a.role, a.applied])).toEqual([
@@ -297,7 +312,7 @@ describe('engine runner', () => {
     const runner = await newRunner(fleet, { analyzersFor, snapshotFor });
     await runner.create(spec20('dep-1', { waves: defaultWaves([50, 100], 10 * MIN, { deadlineMs: HOUR }) }), 'alice');
     expect(await run(runner, fleet, 'dep-1', ['completed', 'rolling-back', 'rolled-back', 'aborted'])).toBe('completed');
-    const decisions = new SqliteDeploymentRepository(db).decisions('dep-1');
+    const decisions = (await repoOf().decisions('dep-1'));
     expect(decisions.map((d) => [d.wave, d.final.recommendation])).toEqual([[0, 'Proceed'], [1, 'Proceed']]);
     // Wave 0 had a control: the judge gave a verdict.
     expect(decisions[0]!.analyzers.find((a) => a.name === 'stat')).toMatchObject({ ok: true, applied: 'Proceed' });
@@ -343,32 +358,32 @@ describe('engine runner', () => {
     const runner = await newRunner(fleet);
     await runner.create(spec20('dep-1', { startAt: T0 + 3 * 24 * HOUR }), 'alice');
     await runner.idle();
-    expect(runner.get('dep-1')!.core.phase).toBe('scheduled');
+    expect((await runner.get('dep-1'))!.core.phase).toBe('scheduled');
     for (let day = 0; day < 3; day++) {
       clock.advance(24 * HOUR);
       await runner.idle();
     }
-    expect(runner.get('dep-1')!.core.phase).toBe('rolling');
+    expect((await runner.get('dep-1'))!.core.phase).toBe('rolling');
   });
 
   it('stop is safe twice and clears its timers', async () => {
     const runner = await newRunner(new Fleet(3));
     await runner.create(spec20(), 'alice');
     await runner.stop();
-    const at = new SqliteDeploymentRepository(db).load('dep-1')!.core;
+    const at = (await repoOf().load('dep-1'))!.core;
     await runner.stop();
     clock.advance(10 * HOUR);
     await runner.idle();
-    expect(new SqliteDeploymentRepository(db).load('dep-1')!.core.revision).toBe(at.revision);
+    expect((await repoOf().load('dep-1'))!.core.revision).toBe(at.revision);
   });
   it('statuses that arrive together are stepped in order and saved in one transaction; a queued action keeps its place', async () => {
     const fleet = new Fleet(20);
-    const repo = new SqliteDeploymentRepository(db);
+    const repo = repoOf();
     let saves = 0;
     const save = repo.save.bind(repo);
-    repo.save = (change) => {
+    repo.save = async (change) => {
       saves++;
-      save(change);
+      await save(change);
     };
     const runner = await newRunner(fleet, { repo });
     await runner.create(spec20('dep-1', { waves: defaultWaves([100], 10 * MIN, { deadlineMs: HOUR }) }), 'alice');
@@ -381,11 +396,11 @@ describe('engine runner', () => {
     await runner.idle();
     // The action saw the first ten devices' statuses and none of the others'.
     expect(atPause.waves[0]!.counts.committed).toBe(10);
-    const core = runner.get('dep-1')!.core;
+    const core = (await runner.get('dep-1'))!.core;
     expect(core.waves[0]!.counts.committed).toBe(20);
     // 120 statuses, persisted in three saves: the first batch, the pause, the second batch.
     expect(saves).toBe(3);
-    expect(repo.devices('dep-1').filter((d) => d.state === 'committed')).toHaveLength(20);
-    expect(repo.load('dep-1')!.core).toEqual(core);
+    expect((await repo.devices('dep-1')).filter((d) => d.state === 'committed')).toHaveLength(20);
+    expect((await repo.load('dep-1'))!.core).toEqual(core);
   });
 });

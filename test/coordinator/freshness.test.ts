@@ -1,5 +1,5 @@
 /**
- * The coordinator's side of freshness: its counters in SQLite (monotonic through restarts and a clock
+ * The coordinator's side of freshness: its counters in the store, SQLite and PostgreSQL (monotonic through restarts and a clock
  * that goes back), the metadataVersion of every manifest it signs, offline-signed manifests checked
  * at upload and bound deployments, and what a deployment says at creation about security floors. A
  * real coordinator on 127.0.0.1; devices made known through the registry as the broker ingest does.
@@ -10,36 +10,47 @@ import { Readable } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { FreshnessCounters } from '../../coordinator/deployments/freshness-counters.js';
 import { floorWarnings } from '../../coordinator/deployments/creation-warnings.js';
-import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
+import { openPostgresStore, openSqliteStore } from '../../coordinator/store/open-store.js';
+import { freshPostgresUrl, openTestStore, STORE_KINDS } from '../support/postgres.js';
 import type { Coordinator } from '../../coordinator/index.js';
 import { buildManifest, signManifest } from '../../firmware/manifest.js';
 import { generateSigningKey, publicKeyPem } from '../../firmware/keys.js';
 import { digestFile } from '../../firmware/image.js';
 import { knownDevices, startCoordinator, tempDbPath, tempDir, uniqueId } from './helpers.js';
 
-describe('freshness counters', () => {
-  it('issue max(last + 1, now): monotonic through a clock that goes back, and across a reopen', () => {
-    const path = tempDbPath();
+describe.each(STORE_KINDS)('freshness counters on %s', (kind) => {
+  it('issue max(last + 1, now): monotonic through a clock that goes back, and across a reopen', async () => {
+    const reopen = kind === 'sqlite' ? ((path) => () => Promise.resolve(openSqliteStore(path)))(tempDbPath()) : ((url) => () => openPostgresStore(url))(await freshPostgresUrl());
     let now = 5_000;
-    let db = openDatabase(path);
-    let counters = new FreshnessCounters(db, () => now);
-    expect(counters.current('manifest')).toBe(0);
-    expect(counters.next('manifest')).toBe(5_000);
-    expect(counters.next('manifest')).toBe(5_001);
+    let store = await reopen();
+    let counters = new FreshnessCounters(store, () => now);
+    expect(await counters.current('manifest')).toBe(0);
+    expect(await counters.next('manifest')).toBe(5_000);
+    expect(await counters.next('manifest')).toBe(5_001);
     now = 1_000; // the clock stepped back
-    expect(counters.next('manifest')).toBe(5_002);
+    expect(await counters.next('manifest')).toBe(5_002);
     now = 9_000;
-    expect(counters.next('manifest')).toBe(9_000);
+    expect(await counters.next('manifest')).toBe(9_000);
     // Independent kinds.
-    expect(counters.next('command')).toBe(9_000);
-    counters.observe('manifest', 20_000); // an offline-signed manifest was deployed
-    counters.observe('manifest', 10); // never lowers it
-    closeDatabase(db);
-    db = openDatabase(path);
-    onTestFinished(() => closeDatabase(db));
-    counters = new FreshnessCounters(db, () => now);
-    expect(counters.next('manifest')).toBe(20_001);
-    expect(counters.next('command')).toBe(9_001);
+    expect(await counters.next('command')).toBe(9_000);
+    await counters.observe('manifest', 20_000); // an offline-signed manifest was deployed
+    await counters.observe('manifest', 10); // never lowers it
+    await store.close();
+    store = await reopen();
+    onTestFinished(() => store.close());
+    counters = new FreshnessCounters(store, () => now);
+    expect(await counters.next('manifest')).toBe(20_001);
+    expect(await counters.next('command')).toBe(9_001);
+  });
+
+  it('never issue one value twice, also to issuers racing on one store', async () => {
+    const store = await openTestStore(kind);
+    // Two coordinators on one store (replicas on PostgreSQL), with a clock that stands still.
+    const a = new FreshnessCounters(store, () => 7_000);
+    const b = new FreshnessCounters(store, () => 7_000);
+    const values = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).next('command')));
+    expect(new Set(values).size).toBe(40);
+    expect(Math.max(...values)).toBe(7_039);
   });
 });
 
@@ -77,7 +88,7 @@ describe('a coordinator signing fresh manifests', () => {
     return id;
   };
   const waves = [{ percent: 100, soakMs: 1000 }];
-  const manifestOf = (c: Coordinator, id: string) => c.deployment(id)!.manifest!;
+  const manifestOf = async (c: Coordinator, id: string) => (await c.deployment(id))!.manifest!;
 
   it('gives each deployment manifest the next metadataVersion, and warns when a release raises the floor', async () => {
     const c = await coordinator();
@@ -87,8 +98,8 @@ describe('a coordinator signing fresh manifests', () => {
     await known(c, 'm2');
     const first = await c.createDeployment({ firmwareVersion: '2.0.0', target: { hardwareModels: ['m1'] }, waves });
     const second = await c.createDeployment({ firmwareVersion: '2.0.0', target: { hardwareModels: ['m2'] }, waves });
-    const a = manifestOf(c, first.id);
-    const b = manifestOf(c, second.id);
+    const a = await manifestOf(c, first.id);
+    const b = await manifestOf(c, second.id);
     expect(a).toMatchObject({ deploymentId: first.id, securityVersion: 3 });
     expect(b.metadataVersion!).toBeGreaterThan(a.metadataVersion!);
     // Short-lived: 7 days.

@@ -1,10 +1,11 @@
 /** The gate snapshot the coordinator assembles from engine state, the registry and telemetry (SQLite in memory). */
+import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
 import type { Db } from '../../coordinator/store/db.js';
 import { DeviceRegistry } from '../../coordinator/registry/device-registry.js';
 import { SnapshotBuilder } from '../../coordinator/telemetry/snapshot-builder.js';
-import { openTelemetryDatabase } from '../../coordinator/telemetry/telemetry-schema.js';
+import { openTelemetrySqlite } from '../../coordinator/telemetry/telemetry-schema.js';
 import { GateSnapshots } from '../../coordinator/deployments/gate-snapshots.js';
 import { allDevices } from '../../coordinator/engine/device-progress.js';
 import { countSnapshot, hardGateVerdict } from '../../coordinator/gate/hard-gates.js';
@@ -20,11 +21,11 @@ afterEach(() => {
   for (const db of dbs.splice(0)) closeDatabase(db);
 });
 
-function snapshots(warmUpMs?: number): { gate: GateSnapshots; registry: DeviceRegistry; telemetry: TelemetryStore } {
+async function snapshots(warmUpMs?: number): Promise<{ gate: GateSnapshots; registry: DeviceRegistry; telemetry: TelemetryStore }> {
   const db = openDatabase(':memory:');
-  const tdb = openTelemetryDatabase(':memory:');
-  dbs.push(db, tdb);
-  const registry = DeviceRegistry.load(db);
+  const tdb = openTelemetrySqlite(':memory:');
+  dbs.push(db, tdb.db);
+  const registry = await DeviceRegistry.load(new SqliteSql(db));
   const gate = new GateSnapshots({ registry, builder: new SnapshotBuilder(tdb, MIN), silentAfterMs: 15 * MIN, ...definedProps({ warmUpMs }) });
   const telemetry = new TelemetryStore(tdb, { rollupSlotMs: MIN, rawRetentionMs: 48 * HOUR, maxExposureGapMs: 5 * MIN });
   return { gate, registry, telemetry };
@@ -37,17 +38,17 @@ function cpu(deviceId: string, seq: number, at: number, cpuPct: number): Telemet
   };
 }
 
-function take(gate: GateSnapshots, d: Drive, now: number) {
-  const snapshot = gate.build(d.state, 0, now, allDevices(d.state));
+async function take(gate: GateSnapshots, d: Drive, now: number) {
+  const snapshot = await gate.build(d.state, 0, now, allDevices(d.state));
   return { snapshot, counts: countSnapshot(snapshot), verdict: hardGateVerdict(countSnapshot(snapshot), DEFAULT_GATE_POLICY) };
 }
 
 describe('gate snapshots: members that never reported', () => {
-  it('a wave whose members never report holds at Monitor on sufficiency, not Proceed with no evidence', () => {
-    const { gate, registry } = snapshots();
+  it('a wave whose members never report holds at Monitor on sufficiency, not Proceed with no evidence', async () => {
+    const { gate, registry } = await snapshots();
     const d = rolling();
     for (const id of W0(d.spec)) registry.applyHello(hello(id, '1.0.0'), T0);
-    const { snapshot, counts, verdict } = take(gate, d, T0 + 40 * MIN);
+    const { snapshot, counts, verdict } = await take(gate, d, T0 + 40 * MIN);
     const canary = snapshot.devices.filter((x) => x.cohort === 'canary');
     expect(canary.map((x) => x.deviceId).sort()).toEqual([...W0(d.spec)].sort());
     for (const x of canary) {
@@ -59,13 +60,13 @@ describe('gate snapshots: members that never reported', () => {
     expect(verdict.rule).toBe('sufficiency:min-reporting-devices');
   });
 
-  it('one report out of three still holds; a member past its deadline counts as silent', () => {
-    const { gate, registry } = snapshots();
+  it('one report out of three still holds; a member past its deadline counts as silent', async () => {
+    const { gate, registry } = await snapshots();
     const d = rolling();
     const ids = W0(d.spec);
     d.at(T0 + 2 * MIN).statuses(ids.slice(0, 1), 'committed');
     registry.applyHello(hello(ids[0]!, '2.0.0'), T0 + 39 * MIN); // heard from recently: not silent
-    const early = take(gate, d, T0 + 40 * MIN);
+    const early = await take(gate, d, T0 + 40 * MIN);
     expect(early.counts).toMatchObject({ canary: 3, reporting: 1 });
     expect(early.verdict.recommendation).toBe('Monitor');
     expect(early.snapshot.devices.find((x) => x.deviceId === ids[0])!.update).toEqual({ state: 'committed' });
@@ -75,7 +76,7 @@ describe('gate snapshots: members that never reported', () => {
     const quiet = allDevices(d.state).filter((x) => x.timedOut);
     expect(quiet.map((x) => x.deviceId).sort()).toEqual(ids.slice(1).sort());
     registry.seen(ids[0]!, T0 + 2 * HOUR - MIN);
-    const late = take(gate, d, T0 + 2 * HOUR);
+    const late = await take(gate, d, T0 + 2 * HOUR);
     for (const id of ids.slice(1)) {
       const x = late.snapshot.devices.find((y) => y.deviceId === id)!;
       expect(x).toMatchObject({ cohort: 'canary', silent: true });
@@ -89,17 +90,17 @@ describe('gate snapshots: warm-up after the commit', () => {
   it.each([
     [undefined, 25, 20], // default 5 minutes: minutes 15..39 after the commit at minute 10
     [0, 30, 95], // no warm-up: the boot spike is the p99
-  ])('warm-up %s ms: the CPU summary has %i samples, p99 %i', (warmUpMs, n, p99) => {
-    const { gate, registry, telemetry } = snapshots(warmUpMs);
+  ])('warm-up %s ms: the CPU summary has %i samples, p99 %i', async (warmUpMs, n, p99) => {
+    const { gate, registry, telemetry } = await snapshots(warmUpMs);
     const d = rolling();
     const [id] = W0(d.spec);
     d.at(T0 + 2 * MIN).statuses([id!], 'downloading');
     d.at(T0 + 10 * MIN).statuses([id!], 'committed');
     // One sample a minute from the commit on; the first 3 minutes after the reboot at 95 % CPU.
-    for (let i = 0; i < 30; i++) telemetry.add(cpu(id!, i, T0 + (10 + i) * MIN, i < 3 ? 95 : 20), T0 + (10 + i) * MIN);
-    telemetry.flush();
+    for (let i = 0; i < 30; i++) await telemetry.ingest(cpu(id!, i, T0 + (10 + i) * MIN, i < 3 ? 95 : 20), T0 + (10 + i) * MIN);
+    await telemetry.flush();
     registry.applyHello(hello(id!, '2.0.0'), T0 + 39 * MIN);
-    const x = take(gate, d, T0 + 40 * MIN).snapshot.devices.find((y) => y.deviceId === id)!;
+    const x = (await take(gate, d, T0 + 40 * MIN)).snapshot.devices.find((y) => y.deviceId === id)!;
     expect(x.metrics.cpuPct).toMatchObject({ n, p99 });
     expect(x.samples).toBe(30); // exposure and counters are not warmed up
   });

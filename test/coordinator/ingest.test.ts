@@ -119,7 +119,7 @@ describe('status inbox', () => {
       target: { hardwareModels: ['rpi4'] },
       waves: [{ percent: 100, soakMs: 60_000, deadlineMs: 600_000, minDevicesReporting: 1 }],
     });
-    await waitFor(() => c.deploymentDevices(d.id).some((p) => p.deviceId === id), 'device is a member');
+    await waitFor(async () => (await c.deploymentDevices(d.id)).some((p) => p.deviceId === id), 'device is a member');
     await client.endAsync(true);
     clients.length = 0;
     const dataDir = c.config.dataDir;
@@ -131,6 +131,6 @@ describe('status inbox', () => {
     db.prepare('INSERT INTO status_inbox (device_id, deployment_id, seq, received_at, message_json) VALUES (?, ?, ?, ?, ?)').run(id, d.id, 1, Date.now(), JSON.stringify(status));
     db.close();
     c = await startCoordinator(dataDir);
-    expect(c.deploymentDevices(d.id).find((p) => p.deviceId === id)?.state).toBe('downloading');
+    expect((await c.deploymentDevices(d.id)).find((p) => p.deviceId === id)?.state).toBe('downloading');
   });
 });

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
 import { ALL_MIGRATIONS } from '../../coordinator/store/migration-list.js';
 import { SnapshotBuilder } from '../../coordinator/telemetry/snapshot-builder.js';
+import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import type { Coordinator } from '../../coordinator/index.js';
 import { readDatabase, startCoordinator, tempDir } from './helpers.js';
 
@@ -46,7 +47,7 @@ describe('telemetry kept in fleet.db by an older coordinator', () => {
     expect(telemetryDb.prepare('SELECT device_id, at, seq, firmware_version, crashes FROM device_counters').all()).toEqual([
       { device_id: 'old-1', at: T0 + 120_000, seq: 3, firmware_version: '2.0.0', crashes: 4 },
     ]);
-    const summary = new SnapshotBuilder(telemetryDb, 60_000).summarizeDevice('old-1', '2.0.0', T0, T0 + 180_000).summary;
+    const summary = (await new SnapshotBuilder(new SqliteSql(telemetryDb), 60_000).summarizeDevice('old-1', '2.0.0', T0, T0 + 180_000)).summary;
     expect(summary.samples).toBe(3);
     expect(summary.events).toEqual({ crashes: 1, errors: 2, reboots: 0, agentRestarts: 0 });
     expect(summary.errorSignatures).toEqual(['boom at <hex>']);

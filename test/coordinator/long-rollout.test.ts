@@ -33,22 +33,22 @@ describe('a rollout longer than a manifest lives', () => {
       target: { hardwareModels: ['rpi4'] },
       waves: [{ percent: 100, soakMs: 9 * DAY, deadlineMs: 10 * DAY, minDevicesReporting: 1 }],
     });
-    await waitFor(() => c.deployment(d.id)?.phase === 'soaking', 'the day-0 device committed and the wave soaking', 60_000);
-    const signed = c.deployment(d.id)!.manifest!;
+    await waitFor(async () => (await c.deployment(d.id))?.phase === 'soaking', 'the day-0 device committed and the wave soaking', 60_000);
+    const signed = (await c.deployment(d.id))!.manifest!;
     expect(Date.parse(signed.expiresAt) - Date.parse(signed.issuedAt)).toBe(7 * DAY);
     const downloads = c.counter('artifacts.completed');
     const powerOns = first.dev.powerOns;
-    const reported = c.deploymentDevices(d.id).find((p) => p.deviceId === first.id)!;
+    const reported = (await c.deploymentDevices(d.id)).find((p) => p.deviceId === first.id)!;
     expect(reported).toMatchObject({ state: 'committed' });
 
-    const renewals = (): number => c.auditEntries({ subject: d.id, limit: 500 }).filter((e) => e.action === 'deployment.manifest-renewed').length;
+    const renewals = async (): Promise<number> => (await c.auditEntries({ subject: d.id, limit: 500 })).filter((e) => e.action === 'deployment.manifest-renewed').length;
     clock.jump(3.5 * DAY + MIN);
-    await waitFor(() => renewals() === 1, 'the renewal on day 3.5');
+    await waitFor(async () => (await renewals()) === 1, 'the renewal on day 3.5');
     clock.jump(3.5 * DAY);
-    await waitFor(() => renewals() === 2, 'the renewal on day 7');
+    await waitFor(async () => (await renewals()) === 2, 'the renewal on day 7');
     clock.jump(DAY);
     // Day 8: the manifest signed on day 0 has expired; the one the topics carry has not.
-    const renewed = c.deployment(d.id)!.manifest!;
+    const renewed = (await c.deployment(d.id))!.manifest!;
     expect(Date.parse(signed.expiresAt)).toBeLessThan(clock.now());
     expect(Date.parse(renewed.expiresAt)).toBeGreaterThan(clock.now() + 5 * DAY);
     expect(renewed.metadataVersion!).toBeGreaterThan(signed.metadataVersion!);
@@ -57,14 +57,14 @@ describe('a rollout longer than a manifest lives', () => {
     const late = await startFleet(c, join(t.dir, 'late'), 1, { clock });
     onTestFinished(() => late.stop());
     const newcomer = late.devices[0]!.id;
-    await waitFor(() => c.deploymentDevices(d.id).find((p) => p.deviceId === newcomer)?.state === 'committed', 'the day-8 device installed and committed', 60_000);
+    await waitFor(async () => (await c.deploymentDevices(d.id)).find((p) => p.deviceId === newcomer)?.state === 'committed', 'the day-8 device installed and committed', 60_000);
     await waitFor(() => c.device(newcomer)?.firmwareVersion === '1.1.0', 'the day-8 device runs 1.1.0');
-    expect(c.deployment(d.id)!.phase).toBe('soaking');
-    expect(c.deploymentDevices(d.id).find((p) => p.deviceId === newcomer)).toMatchObject({ late: true });
+    expect((await c.deployment(d.id))!.phase).toBe('soaking');
+    expect((await c.deploymentDevices(d.id)).find((p) => p.deviceId === newcomer)).toMatchObject({ late: true });
     // The day-0 device took both renewals as the update it already has: no download, no reboot, no status.
     expect(c.counter('artifacts.completed')).toBe(downloads + 1);
     expect(first.dev.powerOns).toBe(powerOns);
-    expect(c.deploymentDevices(d.id).find((p) => p.deviceId === first.id)).toEqual(reported);
+    expect((await c.deploymentDevices(d.id)).find((p) => p.deviceId === first.id)).toEqual(reported);
     expect(c.counter('device.refusals.stale-manifest')).toBe(0);
   });
 });

@@ -13,8 +13,8 @@ import { nextWakeAt, step } from '../../coordinator/engine/engine.js';
 import { currentManifest, manifestRenewAt, RENEWAL_RETRY_MS } from '../../coordinator/engine/manifest-renewal.js';
 import { bucketsOfWave } from '../../coordinator/engine/wave-plan.js';
 import { EngineRunner } from '../../coordinator/engine/engine-runner.js';
-import { SqliteDeploymentRepository } from '../../coordinator/deployments/deployment-repo-sqlite.js';
-import { openDatabase } from '../../coordinator/store/db.js';
+import { SqlDeploymentRepository } from '../../coordinator/deployments/deployment-repo.js';
+import { openTestStore, STORE_KINDS } from '../support/postgres.js';
 import type { AuditEntry, DeploymentCore, DeploymentSpec, EffectSink, EngineEffect } from '../../coordinator/engine/types.js';
 import { devicesInWave, HOUR, makeSpec, members, MIN, T0 } from './engine-fixtures.js';
 import { decision, Drive, PHASE_BUILDERS, soaking } from './engine-phases.js';
@@ -177,11 +177,11 @@ class MemorySink implements EffectSink {
   }
 }
 
-describe('manifest renewal in the runner (manual clock)', () => {
+describe.each(STORE_KINDS)('manifest renewal in the runner on %s (manual clock)', (kind) => {
   it('keeps every published topic within its manifest lifetime for days, and stops once the deployment is aborted', async () => {
     const clock = new ManualClock(T0);
     const sink = new MemorySink();
-    const repo = new SqliteDeploymentRepository(openDatabase(':memory:'));
+    const repo = new SqlDeploymentRepository(await openTestStore(kind));
     const signed: number[] = [];
     const ids = devicesInWave(makeSpec(), 0, 2);
     const runner = new EngineRunner({
@@ -210,7 +210,7 @@ describe('manifest renewal in the runner (manual clock)', () => {
       expect(expires!).toBeGreaterThan(clock.now());
     }
     expect(signed).toEqual([T0 + HALF_LIFE, T0 + 2 * HALF_LIFE]);
-    expect(runner.get('dep-1')!.core.phase).toBe('rolling');
+    expect((await runner.get('dep-1'))!.core.phase).toBe('rolling');
     await runner.act('dep-1', { type: 'abort', reason: 'done', rollback: false }, 'alice');
     clock.advance(20 * DAY);
     await runner.idle();
@@ -222,7 +222,7 @@ describe('manifest renewal in the runner (manual clock)', () => {
   it('records a failure and retries when the runner has no signer', async () => {
     const clock = new ManualClock(T0);
     const sink = new MemorySink();
-    const runner = new EngineRunner({ repo: new SqliteDeploymentRepository(openDatabase(':memory:')), sink, clock, directory: { members: () => [] } });
+    const runner = new EngineRunner({ repo: new SqlDeploymentRepository(await openTestStore(kind)), sink, clock, directory: { members: () => [] } });
     await runner.start();
     await runner.create(makeSpec({ draft: true }), 'alice');
     for (const by of [HALF_LIFE, RENEWAL_RETRY_MS, RENEWAL_RETRY_MS]) {

@@ -175,7 +175,7 @@ describe('abort while a device is offline', () => {
     await waitFor(() => dev.agent?.connected === false, 'agent offline');
     // No rollback commands: only the retained cancel can stop this device (nothing of it is exposed).
     await coordinator.act(d.id, { type: 'abort', reason: 'bad build', rollback: false });
-    await waitFor(() => coordinator.deployment(d.id)?.phase === 'aborted', 'deployment aborted');
+    await waitFor(async () => (await coordinator.deployment(d.id))?.phase === 'aborted', 'deployment aborted');
     // The embedded broker keeps sessions in memory: a restart loses what it queued for the offline
     // device, so only the retained message (restored from the coordinator's database) can tell it.
     await coordinator.stop();
@@ -189,10 +189,10 @@ describe('abort while a device is offline', () => {
     // The rest of the artifact arriving now changes nothing.
     await artifacts.release();
     await waitFor(
-      () => coordinator.deploymentDevices(d.id).find((p) => p.deviceId === deviceId)?.state === 'failed',
+      async () => (await coordinator.deploymentDevices(d.id)).find((p) => p.deviceId === deviceId)?.state === 'failed',
       'coordinator heard the failed/aborted report',
     );
-    expect(coordinator.deploymentDevices(d.id).find((p) => p.deviceId === deviceId)).toMatchObject({ state: 'failed', reason: 'aborted' });
+    expect((await coordinator.deploymentDevices(d.id)).find((p) => p.deviceId === deviceId)).toMatchObject({ state: 'failed', reason: 'aborted' });
     // Every byte delivered (or the connection closed) and every event it caused handled: nothing more.
     await dev.agent!.idle();
     expect(stages.has('trial')).toBe(false);

@@ -24,7 +24,7 @@ async function setup(n: number, options: Parameters<typeof startFleet>[3] = {}):
   return { c, fleet, dir };
 }
 
-const phaseOf = (c: Coordinator, id: string): string | undefined => c.deployment(id)?.phase;
+const phaseOf = async (c: Coordinator, id: string): Promise<string | undefined> => (await c.deployment(id))?.phase;
 
 describe('rollouts with real agents', () => {
   it('rolls a 20-device fleet to 100 % through every wave', async () => {
@@ -36,8 +36,8 @@ describe('rollouts with real agents', () => {
       waves: fastWaves([10, 50, 100]),
       gatePolicy: { minReportingDevices: 1 },
     });
-    await waitFor(() => phaseOf(c, d.id) === 'completed', 'deployment completed', 60_000, 50);
-    const view = c.deployment(d.id)!;
+    await waitFor(async () => (await phaseOf(c, d.id)) === 'completed', 'deployment completed', 60_000, 50);
+    const view = (await c.deployment(d.id))!;
     expect(view.waves.map((w) => w.status)).toEqual(['passed', 'passed', 'passed']);
     expect(view.waves.reduce((s, w) => s + (w.counts['committed'] ?? 0), 0)).toBe(20);
     // One Proceed per wave: the gate's, or an empty-wave decision where the random bucket offset left a
@@ -59,16 +59,16 @@ describe('rollouts with real agents', () => {
       gatePolicy: { minReportingDevices: 1 },
     });
     // Wave 1 passes its gate, then wave 2 waits for approval: abort there.
-    await waitFor(() => c.deployment(d.id)?.waitingFor.includes('approval'), 'second wave waiting for approval', 60_000, 50);
-    const exposed = c.deployment(d.id)!.waves[0]!.counts['committed']!;
+    await waitFor(async () => (await c.deployment(d.id))?.waitingFor.includes('approval'), 'second wave waiting for approval', 60_000, 50);
+    const exposed = (await c.deployment(d.id))!.waves[0]!.counts['committed']!;
     expect(exposed).toBeGreaterThan(0);
     await c.act(d.id, { type: 'abort', reason: 'operator test' });
-    await waitFor(() => phaseOf(c, d.id) === 'rolled-back', 'rolled back', 60_000, 50);
-    const view = c.deployment(d.id)!;
+    await waitFor(async () => (await phaseOf(c, d.id)) === 'rolled-back', 'rolled back', 60_000, 50);
+    const view = (await c.deployment(d.id))!;
     expect(view.rollback).toMatchObject({ exposed, confirmed: exposed, unreachable: 0 });
     await waitFor(() => c.devices().every((r) => r.firmwareVersion === '1.0.0'), 'every device back on 1.0.0', 20_000);
     // The rollout topics now carry a retained cancel: no manifest for a late device to pick up.
-    expect(c.auditEntries({ subject: d.id, limit: 500 }).map((e) => e.action)).toContain('deployment.rollback-started');
+    expect((await c.auditEntries({ subject: d.id, limit: 500 })).map((e) => e.action)).toContain('deployment.rollback-started');
   });
 
   it('stops a bad image at its first wave: trial failures abort, the rest of the fleet is never touched', async () => {
@@ -83,8 +83,8 @@ describe('rollouts with real agents', () => {
       waves: fastWaves([25, 100]),
       gatePolicy: { minReportingDevices: 1 },
     });
-    await waitFor(() => ['rolled-back', 'aborted'].includes(phaseOf(c, d.id) ?? ''), 'aborted', 60_000, 50);
-    const view = c.deployment(d.id)!;
+    await waitFor(async () => ['rolled-back', 'aborted'].includes((await phaseOf(c, d.id)) ?? ''), 'aborted', 60_000, 50);
+    const view = (await c.deployment(d.id))!;
     expect(view.waves[1]!.status).not.toBe('passed');
     expect(view.waves[1]!.startedAt).toBeUndefined();
     const abortDecision = view.decisions!.find((x) => x.final.recommendation === 'Abort');
@@ -93,7 +93,7 @@ describe('rollouts with real agents', () => {
     for (const dev of fleet.devices) expect(dev.dev.bricked).toBe(false);
     await waitFor(() => c.devices().every((r) => r.firmwareVersion === '1.0.0'), 'every device on 1.0.0', 20_000);
     // Devices outside the first wave never saw the image: they never reported for this deployment.
-    const touched = new Set(c.deploymentDevices(d.id).filter((p) => p.state !== 'pending').map((p) => p.deviceId));
+    const touched = new Set((await c.deploymentDevices(d.id)).filter((p) => p.state !== 'pending').map((p) => p.deviceId));
     const untouched = fleet.devices.filter((x) => !touched.has(x.id));
     expect(untouched.length).toBeGreaterThan(0);
     expect(touched.has(first)).toBe(true);

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { BatchBuilder, batchDeviceIds, decodeBatch, type TelemetryBatch, type VersionNote } from '../../coordinator/telemetry/telemetry-batch.js';
 import { TelemetryThread } from '../../coordinator/telemetry/telemetry-thread.js';
 import { SampleChunk, unpackSamples } from '../../coordinator/telemetry/sample-chunks.js';
-import { openTelemetryDatabase } from '../../coordinator/telemetry/telemetry-schema.js';
+import { STORE_KINDS } from '../support/postgres.js';
+import { openTelemetryTestStore } from '../support/telemetry-stores.js';
 import type { TelemetryMessage } from '../../protocol/messages.js';
 
 const T0 = 1_800_000_000_000;
@@ -99,43 +100,60 @@ describe('sample chunks', () => {
   });
 });
 
-describe('telemetry thread', () => {
-  it('reports parsed batches at once and commits them together, once', () => {
-    const db = openTelemetryDatabase(':memory:');
+describe.each(STORE_KINDS)('telemetry thread on %s', (kind) => {
+  it('reports parsed batches at once and commits them together, once', async () => {
+    const db = (await openTelemetryTestStore(kind)).sql;
     const thread = new TelemetryThread(db, OPTS);
     const b = new BatchBuilder();
     b.add('dev-1', bytes(msg('dev-1', 1)), T0);
     b.add('dev-1', bytes('nope'), T0);
-    const r1 = thread.receive(1, b.take());
-    expect(r1).toMatchObject({ type: 'parsed', id: 1, received: 2, parsed: 1, badCount: 1 });
+    const r1 = await thread.receive(1, b.take());
+    expect(r1).toMatchObject({ type: 'parsed', id: 1, received: 2, parsed: 1, badCount: 1, lost: 0 });
     b.add('dev-1', bytes(msg('dev-1', 2)), T0 + 1_000);
-    thread.receive(2, b.take());
+    await thread.receive(2, b.take());
     expect(thread.queued).toBe(2);
-    expect(thread.commit()).toEqual({ type: 'stored', upTo: 2, written: 2 });
+    expect(await thread.commit()).toEqual({ type: 'stored', upTo: 2, written: 2 });
     expect(thread.commit()).toBeUndefined();
-    expect(db.prepare('SELECT SUM(n) AS n FROM telemetry_samples').get()).toEqual({ n: 2 });
-    expect(db.prepare('SELECT samples, errors FROM telemetry_rollup').get()).toEqual({ samples: 2, errors: 1 });
+    expect(await db.get('SELECT SUM(n) AS n FROM telemetry_samples')).toEqual({ n: 2 });
+    expect(await db.get('SELECT samples, errors FROM telemetry_rollup')).toEqual({ samples: 2, errors: 1 });
   });
 
-  it('caps the bad messages it describes, counting all of them', () => {
-    const thread = new TelemetryThread(openTelemetryDatabase(':memory:'), OPTS);
+  it('caps the bad messages it describes, counting all of them', async () => {
+    const thread = new TelemetryThread((await openTelemetryTestStore(kind)).sql, OPTS);
     const b = new BatchBuilder();
     for (let i = 0; i < 50; i++) b.add('dev-1', bytes('x'), T0);
-    const r = thread.receive(1, b.take());
+    const r = await thread.receive(1, b.take());
     expect([r.badCount, r.bad.length]).toEqual([50, 20]);
   });
 
-  it('reports a failed commit with the messages it lost', () => {
-    const db = openTelemetryDatabase(':memory:');
+  it('reports a failed commit with the messages it lost', async () => {
+    const db = (await openTelemetryTestStore(kind)).sql;
     const thread = new TelemetryThread(db, OPTS);
     const b = new BatchBuilder();
     b.add('dev-1', bytes(msg('dev-1', 1)), T0);
     b.add('dev-2', bytes(msg('dev-2', 1)), T0);
-    thread.receive(7, b.take());
-    db.exec('DROP TABLE telemetry_samples');
-    const report = thread.commit();
+    await thread.receive(7, b.take());
+    await db.run('DROP TABLE telemetry_samples');
+    const report = await thread.commit();
     expect(report).toMatchObject({ type: 'failed', upTo: 7, lost: 2 });
     expect(report?.type === 'failed' && report.message).toMatch(/telemetry_samples/);
     expect(thread.queued).toBe(0);
+  });
+
+  it('reports a batch lost when its devices cannot be read, and goes on with the next', async () => {
+    const db = (await openTelemetryTestStore(kind)).sql;
+    const thread = new TelemetryThread(db, OPTS);
+    const b = new BatchBuilder();
+    await db.run('ALTER TABLE device_counters RENAME TO device_counters_gone');
+    b.add('dev-1', bytes(msg('dev-1', 1)), T0);
+    b.add('dev-1', bytes('nope'), T0);
+    const lost = await thread.receive(1, b.take());
+    expect(lost).toMatchObject({ parsed: 1, badCount: 1, lost: 1 });
+    expect(lost.lostReason).toMatch(/device_counters/);
+    await db.run('ALTER TABLE device_counters_gone RENAME TO device_counters');
+    b.add('dev-1', bytes(msg('dev-1', 2)), T0 + 1_000);
+    expect(await thread.receive(2, b.take())).toMatchObject({ parsed: 1, lost: 0 });
+    expect(await thread.commit()).toEqual({ type: 'stored', upTo: 2, written: 1 });
+    expect(await db.get('SELECT SUM(n) AS n FROM telemetry_samples')).toEqual({ n: 1 });
   });
 });

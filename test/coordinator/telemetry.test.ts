@@ -1,6 +1,6 @@
 /** Telemetry rollup arithmetic and the canary snapshot builder (SQLite in memory, fixed times). */
 import { describe, expect, it } from 'vitest';
-import { openTelemetryDatabase } from '../../coordinator/telemetry/telemetry-schema.js';
+import { openTelemetrySqlite } from '../../coordinator/telemetry/telemetry-schema.js';
 import { TelemetryStore } from '../../coordinator/telemetry/telemetry-store.js';
 import { SnapshotBuilder } from '../../coordinator/telemetry/snapshot-builder.js';
 import {
@@ -17,13 +17,16 @@ import {
   PACKED_SUMS_BYTES,
 } from '../../coordinator/telemetry/rollup-math.js';
 import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
+import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
+import type { Sql } from '../../coordinator/store/sql.js';
+import { STORE_KINDS } from '../support/postgres.js';
+import { openTelemetryTestStore } from '../support/telemetry-stores.js';
 import { applyMigrations } from '../../coordinator/store/migrations.js';
 import { TELEMETRY_MIGRATIONS } from '../../coordinator/telemetry/telemetry-schema.js';
 import { rollupFromRow, type RollupRow } from '../../coordinator/telemetry/telemetry-store.js';
 import { CanarySnapshotSchema } from '../../protocol/canary.js';
 import type { TelemetryMessage } from '../../protocol/messages.js';
 import { definedProps } from '../../firmware/defined-props.js';
-import { tempDbPath } from './helpers.js';
 
 const H = 3_600_000;
 const T0 = 1_800_000_000_000;
@@ -41,12 +44,13 @@ describe('rollup math', () => {
     expect(into.crashes).toBe(2 * want.crashes);
   });
 
-  it("counts nothing before a device's first reading (its counters are the baseline)", () => {
-    const db = openTelemetryDatabase(':memory:');
+  it("counts nothing before a device's first reading (its counters are the baseline)", async () => {
+    const db = openTelemetrySqlite(':memory:');
     const store = new TelemetryStore(db, { rollupSlotMs: 60_000, rawRetentionMs: H, maxExposureGapMs: 5 * 60_000 });
-    store.add(msg('first-1', '1.0.0', 0, 5, { crashes: 5, errors: 1 }), T0);
-    store.flush();
-    expect(db.prepare('SELECT crashes, errors, reboots, agent_restarts FROM telemetry_rollup').get()).toEqual({ crashes: 0, errors: 0, reboots: 0, agent_restarts: 0 });
+    await store.ingest(msg('first-1', '1.0.0', 0, 5, { crashes: 5, errors: 1 }), T0);
+    await store.flush();
+    expect(await db.get('SELECT crashes, errors, reboots, agent_restarts FROM telemetry_rollup')).toEqual({ crashes: 0, errors: 0, reboots: 0, agent_restarts: 0 });
+    await db.close();
   });
 
   it('computes an exact least-squares slope, also when sums are merged across slots', () => {
@@ -140,19 +144,19 @@ describe('packed rollup sums', () => {
   });
 });
 
-describe('telemetry store and snapshot builder', () => {
-  it('summarises canary and control devices over the same window', () => {
-    const db = openTelemetryDatabase(':memory:');
+describe.each(STORE_KINDS)('telemetry store and snapshot builder on %s', (kind) => {
+  it('summarises canary and control devices over the same window', async () => {
+    const db = (await openTelemetryTestStore(kind)).sql;
     const store = new TelemetryStore(db, { rollupSlotMs: 10 * 60_000, rawRetentionMs: 48 * H, maxExposureGapMs: 5 * 60_000 });
     // One sample a minute for 2 hours; the canary crashes twice and leaks memory, the control is calm.
     for (let i = 0; i <= 120; i++) {
       const at = T0 + i * 60_000;
-      store.add(msg('canary-1', '2.0.0', i, i === 120 ? 99 : 20, { crashes: i >= 60 ? (i >= 90 ? 2 : 1) : 0 }, i === 61 ? ['segfault at 0x1234 pid 77'] : []), at);
-      store.add(msg('control-1', '1.0.0', i, 10), at);
+      await store.ingest(msg('canary-1', '2.0.0', i, i === 120 ? 99 : 20, { crashes: i >= 60 ? (i >= 90 ? 2 : 1) : 0 }, i === 61 ? ['segfault at 0x1234 pid 77'] : []), at);
+      await store.ingest(msg('control-1', '1.0.0', i, 10), at);
     }
-    expect(store.flush()).toBe(242);
+    expect(await store.flush()).toBe(242);
     const builder = new SnapshotBuilder(db, 10 * 60_000);
-    const snapshot = builder.build({
+    const snapshot = await builder.build({
       deploymentId: 'd-1',
       wave: 0,
       fromVersions: ['1.0.0'],
@@ -181,15 +185,15 @@ describe('telemetry store and snapshot builder', () => {
     expect(control.metrics.cpuPct!.mean).toBe(10);
   });
 
-  it('marks a canary silent when it stopped reporting after installing, and prunes raw samples', () => {
-    const db = openTelemetryDatabase(':memory:');
+  it('marks a canary silent when it stopped reporting after installing, and prunes raw samples', async () => {
+    const db = (await openTelemetryTestStore(kind)).sql;
     const store = new TelemetryStore(db, { rollupSlotMs: 60_000, rawRetentionMs: H, maxExposureGapMs: 5 * 60_000 });
     // One commit per minute, as a quiet fleet's telemetry arrives: one sample chunk each.
     for (let i = 0; i <= 10; i++) {
-      store.add(msg('quiet-1', '2.0.0', i, 5), T0 + i * 60_000);
-      store.flush();
+      await store.ingest(msg('quiet-1', '2.0.0', i, 5), T0 + i * 60_000);
+      await store.flush();
     }
-    const snapshot = new SnapshotBuilder(db, 60_000).build({
+    const snapshot = await new SnapshotBuilder(db, 60_000).build({
       deploymentId: 'd-2',
       wave: 0,
       fromVersions: ['1.0.0'],
@@ -202,25 +206,25 @@ describe('telemetry store and snapshot builder', () => {
     });
     expect(snapshot.devices[0]!.silent).toBe(true);
     // Retention 1 h at T0 + 65 min: the chunks whose newest sample is before T0 + 5 min (minutes 0..4) go.
-    expect(store.prune(T0 + H + 5 * 60_000)).toBe(5);
-    const left = db.prepare('SELECT SUM(n) AS n, MIN(first_at) AS first FROM telemetry_samples').get();
+    expect(await store.prune(T0 + H + 5 * 60_000)).toBe(5);
+    const left = await db.get('SELECT SUM(n) AS n, MIN(first_at) AS first FROM telemetry_samples');
     expect(left).toEqual({ n: 6, first: T0 + 5 * 60_000 });
   });
 
-  it('keeps a chunk that straddles the retention cut until its newest sample is past it', () => {
-    const db = openTelemetryDatabase(':memory:');
+  it('keeps a chunk that straddles the retention cut until its newest sample is past it', async () => {
+    const db = (await openTelemetryTestStore(kind)).sql;
     const store = new TelemetryStore(db, { rollupSlotMs: 60_000, rawRetentionMs: H, maxExposureGapMs: 5 * 60_000 });
-    for (let i = 0; i <= 10; i++) store.add(msg('busy-1', '2.0.0', i, 5), T0 + i * 60_000);
-    store.flush();
-    expect(store.prune(T0 + H + 5 * 60_000)).toBe(0);
-    expect(store.prune(T0 + H + 11 * 60_000)).toBe(1);
+    for (let i = 0; i <= 10; i++) await store.ingest(msg('busy-1', '2.0.0', i, 5), T0 + i * 60_000);
+    await store.flush();
+    expect(await store.prune(T0 + H + 5 * 60_000)).toBe(0);
+    expect(await store.prune(T0 + H + 11 * 60_000)).toBe(1);
   });
 });
 
-describe('telemetry store: counters across a firmware-version change', () => {
+describe.each(STORE_KINDS)('telemetry store: counters across a firmware-version change on %s', (kind) => {
   const OPTS = { rollupSlotMs: 10 * 60_000, rawRetentionMs: 48 * H, maxExposureGapMs: 5 * 60_000 };
-  const canaryEvents = (db: ReturnType<typeof openTelemetryDatabase>, deviceId: string) =>
-    new SnapshotBuilder(db, OPTS.rollupSlotMs).build({
+  const canaryEvents = async (db: Sql, deviceId: string) =>
+    (await new SnapshotBuilder(db, OPTS.rollupSlotMs).build({
       deploymentId: 'd-x',
       wave: 0,
       fromVersions: ['1.0.0'],
@@ -230,73 +234,73 @@ describe('telemetry store: counters across a firmware-version change', () => {
       canary: [{ deviceId, hardwareModel: 'rpi4', state: 'committed', installedAt: T0, lastSeen: T0 + H }],
       control: [],
       silentAfterMs: 5 * 60_000,
-    }).devices[0]!;
+    })).devices[0]!;
 
   /**
    * Minutes 0..9 on 1.0.0; a power loss during the install (a crash, an agent restart and a reboot) and
    * the update's own reboot land between minute 9 (last 1.0.0 sample) and minute 12 (first 2.0.0
    * sample); on 2.0.0 the device crashes once at minute 20 and once at minute 30.
    */
-  function feed(store: TelemetryStore): void {
+  async function feed(store: TelemetryStore): Promise<void> {
     const install = { crashes: 1, agentRestarts: 1, reboots: 2 };
     for (let i = 0; i <= 40; i++) {
       if (i > 9 && i < 12) continue; // downloading/installing/rebooting: no samples
       const after = i >= 12;
       const crashes = (after ? install.crashes : 0) + (i >= 20 ? 1 : 0) + (i >= 30 ? 1 : 0);
-      store.add(msg('flip-1', after ? '2.0.0' : '1.0.0', i, 20, {
+      await store.ingest(msg('flip-1', after ? '2.0.0' : '1.0.0', i, 20, {
         crashes,
         agentRestarts: after ? install.agentRestarts : 0,
         reboots: after ? install.reboots : 0,
       }), T0 + i * 60_000);
     }
-    store.flush();
+    await store.flush();
   }
 
-  it('attributes the span over the install to neither version, and later events to the new one', () => {
-    const db = openTelemetryDatabase(':memory:');
+  it('attributes the span over the install to neither version, and later events to the new one', async () => {
+    const db = (await openTelemetryTestStore(kind)).sql;
     const store = new TelemetryStore(db, OPTS);
-    feed(store);
-    const d = canaryEvents(db, 'flip-1');
+    await feed(store);
+    const d = await canaryEvents(db, 'flip-1');
     // The crash, agent restart and both reboots during the install are not the new version's.
     expect(d.events).toEqual({ crashes: 2, errors: 0, reboots: 0, agentRestarts: 0 });
     expect(store.transitions).toEqual({ spans: 1, events: { crashes: 1, errors: 0, reboots: 2, agentRestarts: 1 } });
     // Nor the old version's: its rollups have no events.
-    const old = db.prepare('SELECT SUM(crashes) AS c, SUM(reboots) AS r FROM telemetry_rollup WHERE firmware_version = ?').get('1.0.0');
+    const old = await db.get('SELECT SUM(crashes) AS c, SUM(reboots) AS r FROM telemetry_rollup WHERE firmware_version = ?', ['1.0.0']);
     expect(old).toEqual({ c: 0, r: 0 });
     // Exposure on 2.0.0 starts at its first sample: minutes 12..40.
     expect(d.exposureH).toBeCloseTo(28 / 60, 6);
   });
 
-  it('re-baselines the same way when the coordinator restarted in between (version from the stored counters)', () => {
-    const db = openTelemetryDatabase(':memory:');
+  it('re-baselines the same way when the coordinator restarted in between (version from the stored counters)', async () => {
+    const db = (await openTelemetryTestStore(kind)).sql;
     const first = new TelemetryStore(db, OPTS);
     // Minutes 0..9 through the first store, then a new store (a coordinator restart) takes over.
-    for (let i = 0; i <= 9; i++) first.add(msg('flip-2', '1.0.0', i, 20), T0 + i * 60_000);
-    first.flush();
+    for (let i = 0; i <= 9; i++) await first.ingest(msg('flip-2', '1.0.0', i, 20), T0 + i * 60_000);
+    await first.flush();
     const second = new TelemetryStore(db, OPTS);
     for (let i = 12; i <= 40; i++) {
-      second.add(msg('flip-2', '2.0.0', i, 20, { crashes: 1 + (i >= 20 ? 1 : 0), reboots: 2, agentRestarts: 1 }), T0 + i * 60_000);
+      await second.ingest(msg('flip-2', '2.0.0', i, 20, { crashes: 1 + (i >= 20 ? 1 : 0), reboots: 2, agentRestarts: 1 }), T0 + i * 60_000);
     }
-    second.flush();
-    expect(canaryEvents(db, 'flip-2').events).toEqual({ crashes: 1, errors: 0, reboots: 0, agentRestarts: 0 });
+    await second.flush();
+    expect((await canaryEvents(db, 'flip-2')).events).toEqual({ crashes: 1, errors: 0, reboots: 0, agentRestarts: 0 });
     expect(second.transitions.spans).toBe(1);
     // Without a version change a restart keeps attributing: the crash at minute 20 counted above.
   });
 
-  it('still counts a rollback\'s later events on the old version, not the span back', () => {
-    const db = openTelemetryDatabase(':memory:');
+  it('still counts a rollback\'s later events on the old version, not the span back', async () => {
+    const db = (await openTelemetryTestStore(kind)).sql;
     const store = new TelemetryStore(db, OPTS);
-    store.add(msg('back-1', '2.0.0', 0, 20), T0);
-    store.add(msg('back-1', '2.0.0', 1, 20, { crashes: 3 }), T0 + 60_000);
-    store.add(msg('back-1', '1.0.0', 2, 20, { crashes: 4, reboots: 1 }), T0 + 2 * 60_000);
-    store.add(msg('back-1', '1.0.0', 3, 20, { crashes: 5, reboots: 1 }), T0 + 3 * 60_000);
-    store.flush();
-    const sum = db.prepare('SELECT firmware_version AS v, SUM(crashes) AS c, SUM(reboots) AS r FROM telemetry_rollup GROUP BY firmware_version ORDER BY v').all();
+    await store.ingest(msg('back-1', '2.0.0', 0, 20), T0);
+    await store.ingest(msg('back-1', '2.0.0', 1, 20, { crashes: 3 }), T0 + 60_000);
+    await store.ingest(msg('back-1', '1.0.0', 2, 20, { crashes: 4, reboots: 1 }), T0 + 2 * 60_000);
+    await store.ingest(msg('back-1', '1.0.0', 3, 20, { crashes: 5, reboots: 1 }), T0 + 3 * 60_000);
+    await store.flush();
+    const sum = await db.all('SELECT firmware_version AS v, SUM(crashes) AS c, SUM(reboots) AS r FROM telemetry_rollup GROUP BY firmware_version ORDER BY v');
     expect(sum).toEqual([{ v: '1.0.0', c: 1, r: 0 }, { v: '2.0.0', c: 3, r: 0 }]);
   });
 });
 
-describe('telemetry store: an offline gap across a coordinator restart', () => {
+describe.each(STORE_KINDS)('telemetry store: an offline gap across a coordinator restart on %s', (kind) => {
   const OPTS = { rollupSlotMs: 10 * 60_000, rawRetentionMs: 48 * H, maxExposureGapMs: 5 * 60_000 };
   /** Minutes 0..10, offline until minute 130, then minutes 130..140; `boot` describes the return. */
   const messages = (id: string, boot?: { bootCount: number; uptimeS: number }): [TelemetryMessage, number][] => {
@@ -307,70 +311,64 @@ describe('telemetry store: an offline gap across a coordinator restart', () => {
     }
     return out;
   };
-  const exposureMs = (db: ReturnType<typeof openTelemetryDatabase>, id: string): number =>
-    (db.prepare('SELECT SUM(exposure_ms) AS e FROM telemetry_rollup WHERE device_id = ?').get(id) as { e: number }).e;
+  const exposureMs = async (db: Sql, id: string): Promise<number> =>
+    (await db.get<{ e: number }>('SELECT SUM(exposure_ms) AS e FROM telemetry_rollup WHERE device_id = ?', [id]))!.e;
 
   it.each([
     ['ran through the gap', undefined, 140],
     // Booted in the gap, up 30 minutes when it came back: the rest of the gap is charged with the cap.
     ['rebooted in the gap', { bootCount: 2, uptimeS: 30 * 60 }, 10 + 30 + 5 + 10],
-  ] as const)('charges the gap the same whether or not the coordinator restarted in it (%s)', (_what, boot, minutes) => {
+  ] as const)('charges the gap the same whether or not the coordinator restarted in it (%s)', async (_what, boot, minutes) => {
     const id = 'gap-1';
     const all = messages(id, boot);
     // One store throughout.
-    const steady = openTelemetryDatabase(':memory:');
+    const steady = (await openTelemetryTestStore(kind)).sql;
     const store = new TelemetryStore(steady, OPTS);
-    for (const [m, at] of all) store.add(m, at);
-    store.flush();
-    // The same messages with the telemetry database closed and reopened by a new store in the gap.
-    const path = tempDbPath().replace(/fleet\.db$/, 'telemetry.db');
-    const before = openTelemetryDatabase(path);
-    const first = new TelemetryStore(before, OPTS);
-    for (const [m, at] of all.slice(0, 11)) first.add(m, at);
-    first.flush();
-    closeDatabase(before);
-    const reopened = openTelemetryDatabase(path);
-    try {
-      const second = new TelemetryStore(reopened, OPTS);
-      for (const [m, at] of all.slice(11)) second.add(m, at);
-      second.flush();
-      expect(exposureMs(steady, id)).toBe(minutes * 60_000);
-      const rows = (db: ReturnType<typeof openTelemetryDatabase>) => db.prepare('SELECT * FROM telemetry_rollup ORDER BY slot_start').all();
-      expect(rows(reopened)).toEqual(rows(steady));
-      expect(reopened.prepare('SELECT device_at, boot_count FROM device_counters').get()).toEqual({ device_at: all.at(-1)![0].at, boot_count: boot?.bootCount ?? 1 });
-    } finally {
-      closeDatabase(reopened);
-      closeDatabase(steady);
-    }
+    for (const [m, at] of all) await store.ingest(m, at);
+    await store.flush();
+    // The same messages with the telemetry store closed and reopened by a new TelemetryStore in the gap.
+    const restarted = await openTelemetryTestStore(kind);
+    const first = new TelemetryStore(restarted.sql, OPTS);
+    for (const [m, at] of all.slice(0, 11)) await first.ingest(m, at);
+    await first.flush();
+    const reopened = await restarted.reopen();
+    const second = new TelemetryStore(reopened, OPTS);
+    for (const [m, at] of all.slice(11)) await second.ingest(m, at);
+    await second.flush();
+    expect(await exposureMs(steady, id)).toBe(minutes * 60_000);
+    const rows = (db: Sql) => db.all('SELECT * FROM telemetry_rollup ORDER BY slot_start');
+    expect(await rows(reopened)).toEqual(await rows(steady));
+    expect(await reopened.get('SELECT device_at, boot_count FROM device_counters')).toEqual({ device_at: all.at(-1)![0].at, boot_count: boot?.bootCount ?? 1 });
   });
 
-  it('falls back to the capped gap once for a reading stored before the device clock was', () => {
+  it.runIf(kind === 'sqlite')('falls back to the capped gap once for a reading stored before the device clock was', async () => {
     const db = openDatabase(':memory:', { migrations: TELEMETRY_MIGRATIONS.filter((m) => m.version < 3) });
     try {
       db.prepare(`INSERT INTO device_counters (device_id, at, seq, firmware_version, crashes, errors, reboots, agent_restarts)
         VALUES ('old-2', ?, 10, '1.0.0', 0, 0, 0, 0)`).run(T0 + 10 * 60_000);
       expect(applyMigrations(db, TELEMETRY_MIGRATIONS)).toEqual([3]);
-      const store = new TelemetryStore(db, OPTS);
-      for (const [m, at] of messages('old-2').slice(11)) store.add(m, at);
-      store.flush();
+      const sql = new SqliteSql(db);
+      const store = new TelemetryStore(sql, OPTS);
+      for (const [m, at] of messages('old-2').slice(11)) await store.ingest(m, at);
+      await store.flush();
       // 5 minutes for the gap (the cap), then 10 minutes of steady reports.
-      expect(exposureMs(db, 'old-2')).toBe(15 * 60_000);
+      expect(await exposureMs(sql, 'old-2')).toBe(15 * 60_000);
     } finally {
       closeDatabase(db);
     }
   });
 });
 
-describe('snapshot builder: warm-up after the commit', () => {
+describe.each(STORE_KINDS)('snapshot builder: warm-up after the commit on %s', (kind) => {
   /** A canary that committed at T0 + 3 min: 90 % CPU (and a crash) for 4 minutes after it, then 20 %. */
-  function seed(rollupSlotMs: number): SnapshotBuilder {
-    const db = openTelemetryDatabase(':memory:');
+  async function seed(rollupSlotMs: number): Promise<SnapshotBuilder> {
+    const db = (await openTelemetryTestStore(kind)).sql;
     const store = new TelemetryStore(db, { rollupSlotMs, rawRetentionMs: 48 * H, maxExposureGapMs: 5 * 60_000 });
     for (let i = 0; i <= 60; i++) {
       const boot = i >= 3 && i < 7;
-      store.add(msg('warm-1', '2.0.0', i, boot ? 90 : 20, { crashes: i >= 4 ? 1 : 0 }), T0 + i * 60_000);
+      await store.ingest(msg('warm-1', '2.0.0', i, boot ? 90 : 20, { crashes: i >= 4 ? 1 : 0 }), T0 + i * 60_000);
     }
-    store.flush();
+    await store.flush();
     return new SnapshotBuilder(db, rollupSlotMs);
   }
   const request = (warmUpMs?: number) => ({
@@ -389,8 +387,8 @@ describe('snapshot builder: warm-up after the commit', () => {
   it.each([
     ['slots aligned with the warm-up', 60_000],
     ['a slot straddling the end of the warm-up (raw samples fill it)', 10 * 60_000],
-  ])('leaves the boot spike out of the CPU by default: %s', (_name, slotMs) => {
-    const d = seed(slotMs).build(request()).devices[0]!;
+  ])('leaves the boot spike out of the CPU by default: %s', async (_name, slotMs) => {
+    const d = (await (await seed(slotMs)).build(request())).devices[0]!;
     // Warm-up ends at T0 + 8 min: samples at minutes 8..60 count, all at 20 %.
     expect(d.metrics.cpuPct).toMatchObject({ n: 53, mean: 20, p99: 20 });
     // Event counters are not warmed up: the crash during it counts, and so does the exposure.
@@ -399,14 +397,14 @@ describe('snapshot builder: warm-up after the commit', () => {
     expect(d.silent).toBe(false);
   });
 
-  it('a warm-up of 0 keeps every sample, spike included', () => {
-    const d = seed(60_000).build(request(0)).devices[0]!;
+  it('a warm-up of 0 keeps every sample, spike included', async () => {
+    const d = (await (await seed(60_000)).build(request(0))).devices[0]!;
     expect(d.metrics.cpuPct!.n).toBe(61);
     expect(d.metrics.cpuPct!.p99).toBe(90);
   });
 
-  it('a longer warm-up skips more', () => {
-    const d = seed(10 * 60_000).build(request(30 * 60_000)).devices[0]!;
+  it('a longer warm-up skips more', async () => {
+    const d = (await (await seed(10 * 60_000)).build(request(30 * 60_000))).devices[0]!;
     expect(d.metrics.cpuPct).toMatchObject({ n: 28, mean: 20 }); // minutes 33..60
   });
 });

@@ -1,6 +1,6 @@
 /**
- * The webhook body's golden fixtures; webhook delivery against a real HTTP receiver on 127.0.0.1, with a real SQLite store and a manual
- * clock for the backoff: every delivery signed and verified by the receiver, retries after 500s at
+ * The webhook body's golden fixtures; webhook delivery against a real HTTP receiver on 127.0.0.1, with
+ * a real store (SQLite and PostgreSQL alike) and a manual clock for the backoff: every delivery signed and verified by the receiver, retries after 500s at
  * growing intervals, given up after the attempt limit, timeouts, pending deliveries surviving a
  * restart, every attempt recorded. Then a real coordinator with real agents: a rollout and its
  * rollback reach the receiver as gate.decided, deployment.completed, deployment.aborted,
@@ -12,14 +12,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WEBHOOK_EVENT_TYPES, WebhookEventSchema } from '../../protocol/webhooks.js';
 import { repoRoot } from '../support/processes.js';
 import { ManualClock } from '../support/manual-clock.js';
-import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
-import { ALL_MIGRATIONS } from '../../coordinator/store/migration-list.js';
+import type { Sql } from '../../coordinator/store/sql.js';
+import { STORE_KINDS, openTestStore, type StoreKind } from '../support/postgres.js';
 import { WebhookStore } from '../../coordinator/webhooks/webhook-store.js';
 import { WebhookDispatcher, retryDelay, type DeliveryLimits } from '../../coordinator/webhooks/webhook-dispatcher.js';
 import { WebhookService, checkWebhookUrl, maskUrl } from '../../coordinator/webhooks/webhook-service.js';
 import { signWebhook, verifyWebhook } from '../../coordinator/webhooks/webhook-signature.js';
 import type { Coordinator } from '../../coordinator/index.js';
-import { api, silentLogger, startCoordinator, tempDbPath, tempDir, waitFor } from './helpers.js';
+import { api, silentLogger, startCoordinator, tempDir, waitFor } from './helpers.js';
 import { fastWaves, startFleet, uploadImage } from './fleet-harness.js';
 import { startReceiver, type Receiver } from './webhook-receiver.js';
 
@@ -31,9 +31,8 @@ afterEach(async () => {
 const SECRET = 'webhook-test-secret-0123456789';
 const LIMITS: DeliveryLimits = { maxAttempts: 4, backoffMs: 1_000, backoffMaxMs: 60_000, timeoutMs: 2_000, concurrency: 2 };
 
-async function rig(limits: DeliveryLimits = LIMITS, db?: Db): Promise<{ db: Db; clock: ManualClock; store: WebhookStore; dispatcher: WebhookDispatcher; service: WebhookService; receiver: Receiver; audits: string[] }> {
-  const database = db ?? openDatabase(tempDbPath(), { migrations: ALL_MIGRATIONS });
-  if (!db) stops.push(() => closeDatabase(database));
+async function rig(kind: StoreKind, limits: DeliveryLimits = LIMITS, db?: Sql): Promise<{ db: Sql; clock: ManualClock; store: WebhookStore; dispatcher: WebhookDispatcher; service: WebhookService; receiver: Receiver; audits: string[] }> {
+  const database = db ?? (await openTestStore(kind));
   const clock = new ManualClock(1_800_000_000_000);
   const store = new WebhookStore(database);
   // random = 1: no jitter taken off, so the waits are exactly the backoff.
@@ -95,10 +94,10 @@ describe('webhook signatures', () => {
   });
 });
 
-describe('webhook delivery', () => {
+describe.each(STORE_KINDS)('webhook delivery on %s', (kind) => {
   it('signs each delivery; retries after 500s at growing intervals; records every attempt', async () => {
-    const { clock, store, dispatcher, service, receiver, audits } = await rig();
-    const { webhook } = service.add({ url: receiver.url, secret: SECRET }, 'alice');
+    const { clock, store, dispatcher, service, receiver, audits } = await rig(kind);
+    const { webhook } = await service.add({ url: receiver.url, secret: SECRET }, 'alice');
     expect(audits).toEqual(['alice webhook.added']);
     dispatcher.start();
     let calls = 0;
@@ -132,17 +131,17 @@ describe('webhook delivery', () => {
     expect(new Set(receiver.received.map((r) => r.body)).size).toBe(1);
     expect(new Set(receiver.received.map((r) => r.headers['x-fleet-delivery'])).size).toBe(1);
 
-    const [d] = store.recent(webhook.id, 10);
+    const [d] = await store.recent(webhook.id, 10);
     expect(d).toMatchObject({ status: 'delivered', attempts: 3, lastStatus: 200, lastError: null, nextAttemptAt: null });
-    const attempts = store.attempts(d!.id);
+    const attempts = await store.attempts(d!.id);
     expect(attempts.map((a) => [a.attempt, a.status, a.at - start])).toEqual([[1, 500, 0], [2, 500, 1_000], [3, 200, 3_000]]);
     expect(attempts[0]!.error).toBe('HTTP 500: receiver says 500');
-    expect(service.list()[0]).toMatchObject({ id: webhook.id, deliveries: { delivered: 1, pending: 0, failed: 0 }, lastDelivery: { status: 'delivered', attempts: 3 } });
+    expect((await service.list())[0]).toMatchObject({ id: webhook.id, deliveries: { delivered: 1, pending: 0, failed: 0 }, lastDelivery: { status: 'delivered', attempts: 3 } });
   });
 
   it('gives up after the attempt limit, and counts a receiver that never answers as a failed attempt', async () => {
-    const { clock, store, dispatcher, service, receiver } = await rig({ ...LIMITS, maxAttempts: 3 });
-    const { webhook } = service.add({ url: receiver.url, secret: SECRET, events: ['deployment.aborted'] }, 'alice');
+    const { clock, store, dispatcher, service, receiver } = await rig(kind, { ...LIMITS, maxAttempts: 3 });
+    const { webhook } = await service.add({ url: receiver.url, secret: SECRET, events: ['deployment.aborted'] }, 'alice');
     dispatcher.start();
     let calls = 0;
     receiver.answer = () => (++calls === 2 ? 'hang' : 503);
@@ -159,36 +158,50 @@ describe('webhook delivery', () => {
     clock.advance(3_600_000);
     await dispatcher.idle();
     expect(receiver.received).toHaveLength(3);
-    const [d] = store.recent(webhook.id, 1);
+    const [d] = await store.recent(webhook.id, 1);
     expect(d).toMatchObject({ status: 'failed', attempts: 3, lastStatus: 503, nextAttemptAt: null });
-    expect(store.attempts(d!.id).map((a) => a.error)).toEqual(['HTTP 503: receiver says 503', `no answer within ${LIMITS.timeoutMs} ms`, 'HTTP 503: receiver says 503']);
+    expect((await store.attempts(d!.id)).map((a) => a.error)).toEqual(['HTTP 503: receiver says 503', `no answer within ${LIMITS.timeoutMs} ms`, 'HTTP 503: receiver says 503']);
   });
 
   it('keeps a pending delivery across a restart and sends it after the next start', async () => {
-    const first = await rig();
-    const { webhook } = first.service.add({ url: first.receiver.url, secret: SECRET }, 'alice');
+    const first = await rig(kind);
+    const { webhook } = await first.service.add({ url: first.receiver.url, secret: SECRET }, 'alice');
     first.receiver.answer = () => 500;
     first.dispatcher.start();
     first.service.onAudit(aborted('dep-3', first.clock.now()));
     await waitFor(() => first.receiver.received.length === 1, 'first attempt');
     await first.dispatcher.idle();
     await first.dispatcher.stop();
-    expect(first.store.recent(webhook.id, 1)[0]).toMatchObject({ status: 'pending', attempts: 1 });
+    expect((await first.store.recent(webhook.id, 1))[0]).toMatchObject({ status: 'pending', attempts: 1 });
 
-    const second = await rig(LIMITS, first.db);
-    second.service.add({ url: second.receiver.url, secret: SECRET, events: ['rollback.started'] }, 'bob');
+    const second = await rig(kind, LIMITS, first.db);
+    await second.service.add({ url: second.receiver.url, secret: SECRET, events: ['rollback.started'] }, 'bob');
     first.receiver.answer = () => 200;
     second.clock.advance(1_000);
     second.dispatcher.start();
     await waitFor(() => first.receiver.received.length === 2, 'sent again after the restart');
     await second.dispatcher.idle();
-    expect(second.store.recent(webhook.id, 1)[0]).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect((await second.store.recent(webhook.id, 1))[0]).toMatchObject({ status: 'delivered', attempts: 2 });
     expect(second.receiver.received).toHaveLength(0);
   });
 
+  it('sends a delivery once when two coordinators share the store', async () => {
+    const first = await rig(kind);
+    const second = await rig(kind, LIMITS, first.db);
+    const { webhook } = await first.service.add({ url: first.receiver.url, secret: SECRET }, 'alice');
+    for (let i = 0; i < 4; i++) first.service.onAudit(aborted(`dep-${i}`, first.clock.now()));
+    await first.service.settled();
+    first.dispatcher.start();
+    second.dispatcher.start();
+    await waitFor(() => first.receiver.received.length >= 4, 'every event delivered');
+    await Promise.all([first.dispatcher.idle(), second.dispatcher.idle()]);
+    expect(first.receiver.received.map((r) => r.headers['x-fleet-delivery']).sort()).toEqual((await first.store.recent(webhook.id, 10)).map((d) => String(d.id)).sort());
+    expect(await first.store.counts(webhook.id)).toEqual({ pending: 0, delivered: 4, failed: 0 });
+  });
+
   it('tests a webhook once, now, and says what the receiver answered', async () => {
-    const { dispatcher, service, receiver, audits } = await rig();
-    const { webhook } = service.add({ url: receiver.url, secret: SECRET }, 'alice');
+    const { dispatcher, service, receiver, audits, store } = await rig(kind);
+    const { webhook } = await service.add({ url: receiver.url, secret: SECRET }, 'alice');
     dispatcher.start();
     const ok = await service.test(webhook.id, 'alice');
     expect(ok).toMatchObject({ delivered: true, status: 200, state: 'delivered', attempt: 1 });
@@ -197,9 +210,10 @@ describe('webhook delivery', () => {
     const bad = await service.test(webhook.id, 'alice');
     expect(bad).toMatchObject({ delivered: false, status: 500, state: 'failed', error: 'HTTP 500: receiver says 500' });
     expect(audits).toEqual(['alice webhook.added', 'alice webhook.tested', 'alice webhook.tested']);
-    expect(() => service.remove('wh-none', 'alice')).toThrow(/no webhook "wh-none"/);
-    service.remove(webhook.id, 'alice');
-    expect(service.list()).toEqual([]);
+    await expect(service.remove('wh-none', 'alice')).rejects.toThrow(/no webhook "wh-none"/);
+    await service.remove(webhook.id, 'alice');
+    expect(await service.list()).toEqual([]);
+    expect(await store.webhooks()).toEqual([]);
   });
 });
 
@@ -226,9 +240,9 @@ describe('webhooks from a running coordinator', () => {
 
     await uploadImage(c, '1.1.0');
     const d = await c.createDeployment({ firmwareVersion: '1.1.0', target: { hardwareModels: ['rpi4'] }, waves: fastWaves([50, 100]), gatePolicy: { minReportingDevices: 1 } });
-    await waitFor(() => c.deployment(d.id)?.phase === 'completed', 'completed', 60_000, 50);
+    await waitFor(async () => (await c.deployment(d.id))?.phase === 'completed', 'completed', 60_000, 50);
     await c.act(d.id, { type: 'rollback', reason: 'webhook test' });
-    await waitFor(() => c.deployment(d.id)?.phase === 'rolled-back', 'rolled back', 60_000, 50);
+    await waitFor(async () => (await c.deployment(d.id))?.phase === 'rolled-back', 'rolled back', 60_000, 50);
     const types = (): string[] => [...new Set(receiver.received.filter((r) => r.event !== undefined).map((r) => r.event!.type))];
     // A rollback goes through the abort path: deployment.aborted (with rollback: true) comes too.
     await waitFor(() => types().length === 5, 'every kind of event delivered', 20_000, 50);

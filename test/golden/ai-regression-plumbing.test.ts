@@ -18,7 +18,7 @@ import { writeGoldenSet } from './generate.js';
 const dir = mkdtempSync(join(tmpdir(), 'fleet-golden-ai-'));
 const server = new FakeOpenAiServer();
 beforeAll(async () => {
-  writeGoldenSet(dir);
+  await writeGoldenSet(dir);
   await server.start();
 }, 120_000);
 afterAll(async () => {

@@ -23,7 +23,7 @@ if (!config) {
 describe.skipIf(!config)('AI regression gate (configured endpoint)', () => {
   it(`agrees with the golden labels on at least ${threshold * 100}% of snapshots`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fleet-golden-ai-'));
-    writeGoldenSet(dir);
+    await writeGoldenSet(dir);
     const cases = await loadLabelledCases(dir);
     rmSync(dir, { recursive: true, force: true });
     const report = await runRegression(createAiAnalyzer({ config: { timeoutMs: 120_000, ...config! } }), cases, DEFAULT_GATE_POLICY, threshold);

@@ -14,13 +14,13 @@ import { GOLDEN, buildCase } from './golden-set.js';
 export const DEFAULT_SNAPSHOT_DIR = join(dirname(fileURLToPath(import.meta.url)), 'snapshots');
 
 /** The files of the golden set, by name, as text. */
-export function goldenFiles(names: readonly string[] = Object.keys(GOLDEN)): Record<string, string> {
+export async function goldenFiles(names: readonly string[] = Object.keys(GOLDEN)): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
   const labels: Record<string, { label: string; rubric: string[]; description: string }> = {};
   for (const name of names) {
     const c = GOLDEN[name];
     if (!c) throw new Error(`no golden case ${name}`);
-    files[`${name}.json`] = `${JSON.stringify(buildCase(name))}\n`;
+    files[`${name}.json`] = `${JSON.stringify(await buildCase(name))}\n`;
     labels[name] = { label: c.label, rubric: c.rubric, description: c.description };
   }
   files['labels.json'] = `${JSON.stringify(labels, null, 2)}\n`;
@@ -28,8 +28,8 @@ export function goldenFiles(names: readonly string[] = Object.keys(GOLDEN)): Rec
 }
 
 /** Writes the golden set (or the named cases) into `dir`; returns the files written. */
-export function writeGoldenSet(dir: string, names?: readonly string[]): string[] {
-  const files = goldenFiles(names);
+export async function writeGoldenSet(dir: string, names?: readonly string[]): Promise<string[]> {
+  const files = await goldenFiles(names);
   mkdirSync(dir, { recursive: true });
   for (const [file, text] of Object.entries(files)) writeFileSync(join(dir, file), text);
   return Object.keys(files);
@@ -38,5 +38,5 @@ export function writeGoldenSet(dir: string, names?: readonly string[]): string[]
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const at = process.argv.indexOf('--out');
   const dir = at >= 0 && process.argv[at + 1] ? resolve(process.argv[at + 1]!) : DEFAULT_SNAPSHOT_DIR;
-  console.log(`wrote ${writeGoldenSet(dir).length} files in ${dir}`);
+  console.log(`wrote ${(await writeGoldenSet(dir)).length} files in ${dir}`);
 }

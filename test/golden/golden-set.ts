@@ -64,7 +64,7 @@ export function caseSpec(name: string, seed?: number): FleetSpec {
 }
 
 /** Builds a case's snapshot through the real telemetry store and snapshot builder. */
-export function buildCase(name: string, seed?: number): CanarySnapshot {
+export function buildCase(name: string, seed?: number): Promise<CanarySnapshot> {
   const spec = caseSpec(name, seed);
   const fleet = generateFleet(spec);
   const gapMs = 4 * spec.intervalMin * 60_000;

@@ -30,9 +30,9 @@ function load(dir: string, name: string): CanarySnapshot {
 
 describe('golden set (through the real telemetry pipeline)', () => {
   let dir: string;
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'fleet-golden-'));
-    expect(writeGoldenSet(dir)).toHaveLength(Object.keys(GOLDEN).length + 1);
+    expect(await writeGoldenSet(dir)).toHaveLength(Object.keys(GOLDEN).length + 1);
   }, 120_000);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

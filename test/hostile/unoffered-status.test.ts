@@ -48,12 +48,12 @@ describe('hostile: statuses for updates never offered', () => {
       await waitFor(() => c.anomalies(rogue).find((a) => a.kind === 'unoffered-status' && a.count === 2), 'two unoffered-status anomalies on the rogue');
 
       // Wave 1 passes its gate and waits for approval: the rogue's claims fed nothing.
-      await waitFor(() => c.deployment(d.id)?.waitingFor.includes('approval'), 'wave 2 waiting for approval', 90_000, 50);
-      const view = c.deployment(d.id)!;
+      await waitFor(async () => (await c.deployment(d.id))?.waitingFor.includes('approval'), 'wave 2 waiting for approval', 90_000, 50);
+      const view = (await c.deployment(d.id))!;
       expect(view.phase).toBe('pending');
       expect(view.waves[0]!.verdict).toBe('Proceed');
       expect(view.waves.map((w) => w.counts['trialFailures'] ?? 0)).toEqual([0, 0]);
-      expect(c.deploymentDevices(d.id).find((p) => p.deviceId === rogue)).toBeUndefined();
+      expect((await c.deploymentDevices(d.id)).find((p) => p.deviceId === rogue)).toBeUndefined();
       expect(c.counter('anomalies.unoffered-status')).toBe(2);
 
       // Operators see it: the CLI, as a process, against this coordinator.
@@ -64,14 +64,14 @@ describe('hostile: statuses for updates never offered', () => {
 
       // Its wave starts: the rogue's bucket is published, so now its reports count.
       await c.act(d.id, { type: 'approve' });
-      await waitFor(() => c.deploymentDevices(d.id).some((p) => p.deviceId === rogue), 'rogue a member of wave 2', 30_000);
+      await waitFor(async () => (await c.deploymentDevices(d.id)).some((p) => p.deviceId === rogue), 'rogue a member of wave 2', 30_000);
       await client.publishAsync(deviceTopic(rogue, 'status'), JSON.stringify({ v: 1, kind: 'status', deviceId: rogue, deploymentId: d.id, fromVersion: '1.0.0', toVersion: '1.1.0', state: 'committed', seq: 3, at: Date.now() }), { qos: 1 });
-      await waitFor(() => c.deployment(d.id)?.phase === 'completed', 'deployment completed', 90_000, 50);
-      expect(c.deploymentDevices(d.id).find((p) => p.deviceId === rogue)?.state).toBe('committed');
+      await waitFor(async () => (await c.deployment(d.id))?.phase === 'completed', 'deployment completed', 90_000, 50);
+      expect((await c.deploymentDevices(d.id)).find((p) => p.deviceId === rogue)?.state).toBe('committed');
       expect(c.anomalies(rogue).find((a) => a.kind === 'unoffered-status')?.count).toBe(2);
       // Nobody else was touched: every real agent committed 1.1.0, none rolled back.
       await waitFor(() => fleet.devices.every((x) => c.device(x.id)?.firmwareVersion === '1.1.0'), 'every agent on 1.1.0', 30_000);
-      expect(c.deployment(d.id)!.decisions!.some((x) => x.final.recommendation === 'Abort')).toBe(false);
+      expect((await c.deployment(d.id))!.decisions!.some((x) => x.final.recommendation === 'Abort')).toBe(false);
     } finally {
       await client.endAsync(true);
       await fleet.stop();

@@ -39,10 +39,10 @@ const FROM: Record<string, number>[] = [{ '2.0.3': 7, '2.0.1': 3 }, { '2.0.3': 1
 type Verdict = 'Proceed' | 'Monitor' | 'Abort';
 
 /** One gate: a fleet through the pipeline, judged. */
-function gate(spec: FleetSpec): { verdict: Verdict; rule: string } {
+async function gate(spec: FleetSpec): Promise<{ verdict: Verdict; rule: string }> {
   const fleet = generateFleet(spec);
   const gapMs = 4 * spec.intervalMin * 60_000;
-  const snapshot = snapshotFromTelemetry({
+  const snapshot = await snapshotFromTelemetry({
     deploymentId: 'calibration',
     wave: 0,
     toVersion: fleet.toVersion,
@@ -87,7 +87,7 @@ const healthy = { runs: 0, Proceed: 0, Monitor: 0, Abort: 0, byCell: {} as Recor
 for (let i = 0; i < HEALTHY_SEEDS; i++) {
   const size = SIZES[i % 3]!;
   const soak = SOAKS[Math.floor(i / 3) % 3]!;
-  const { verdict, rule } = gate(baseSpec(`healthy-${i}`, size, soak));
+  const { verdict, rule } = await gate(baseSpec(`healthy-${i}`, size, soak));
   healthy.runs++;
   healthy[verdict]++;
   const cell = (healthy.byCell[`${size}/${soak}`] ??= { Proceed: 0, Monitor: 0, Abort: 0 });
@@ -107,7 +107,7 @@ for (const ratio of RATIOS) {
       let planned = 0;
       for (let j = 0; j < POWER_SEEDS; j++) {
         const spec = { ...baseSpec(`power-${ratio}-${canaries}-${soakH}-${j}`, canaries, soakH), effect: { rates: { crashes: ratio } } };
-        const { verdict } = gate(spec);
+        const { verdict } = await gate(spec);
         cell.runs++;
         if (verdict === 'Abort') cell.abort++;
         if (verdict !== 'Proceed') cell.hold++;

@@ -1,0 +1,188 @@
+/**
+ * What clusters embedded brokers through one Redis: the Aedes project's own `mqemitter-redis` (every
+ * message fanned out to every node, which delivers it to its own clients) and `aedes-persistence-redis`
+ * (sessions, subscriptions, retained messages, QoS 1 queues and last wills, shared by every node).
+ * I/O adapter.
+ *
+ * We open the three Redis connections ourselves so that an outage is ours to see: each connection
+ * logs (once per outage) and counts its errors, and reconnects with ioredis's backoff. Meanwhile the
+ * nodes keep their own clients and still ingest what those clients send (ingest runs before any Redis
+ * call), but routing waits: commands queue in ioredis and fail after `maxRetriesPerRequest` reconnect
+ * attempts (about ten seconds), which fails the publish or the session lookup that needed them.
+ * A Redis that comes back empty (restarted without persistence) has lost every retained manifest;
+ * the first node to notice runs `onReset` so that the coordinator publishes them again from its store.
+ */
+import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import type { AedesPersistence } from 'aedes-persistence';
+import { errorMessage, FleetError } from '@fleet/protocol/errors';
+import type { Counters } from '../metrics.js';
+
+const require = createRequire(import.meta.url);
+/** CommonJS factories (the persistence ships no typings of its own). */
+const redisPersistence = require('aedes-persistence-redis') as (options: { conn: Redis }) => AedesPersistence;
+const MQEmitterRedis = require('mqemitter-redis') as (options: Record<string, unknown>) => ClusterEmitter;
+
+/** What Aedes and we use of mqemitter-redis. */
+interface ClusterEmitter {
+  state: { on(event: 'error', listener: (err: Error) => void): void };
+  close(cb: () => void): void;
+}
+
+/** Present in Redis while it holds the cluster's state; gone after Redis lost its data. */
+const SENTINEL_KEY = 'fleet:cluster:sentinel';
+/** How long start waits for Redis before it refuses to run. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** How long a stop waits for Redis to answer QUIT before it drops the connections. */
+const CLOSE_TIMEOUT_MS = 3_000;
+
+export interface RedisClusterOptions {
+  /** `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS). One Redis per cluster. */
+  url: string;
+  /** A readable prefix for this node's broker id (default `node`); a random suffix keeps it unique. */
+  nodeName?: string;
+  logger: Logger;
+  counters: Counters;
+}
+
+export interface RedisCluster {
+  /**
+   * This node's Aedes id: unique per process run. Aedes numbers its packets from 0 at every start and
+   * stores queued messages under id + number, so an id reused after a restart would overwrite messages
+   * still queued for offline devices.
+   */
+  readonly brokerId: string;
+  readonly persistence: AedesPersistence;
+  readonly mq: ClusterEmitter;
+  /** Called when Redis came back without the cluster's state; only a node with a handler claims it. */
+  onReset(handler: () => void): void;
+  /** Closes the connections (after Aedes closed); bounded even while Redis is down. Safe twice. */
+  close(): Promise<void>;
+}
+
+/** Connects to Redis and builds the shared persistence and emitter. Refuses to start without Redis. */
+export async function connectRedisCluster(options: RedisClusterOptions): Promise<RedisCluster> {
+  const log = options.logger.child({ redis: redactedUrl(options.url) });
+  const counters = options.counters;
+  const brokerId = `${options.nodeName ?? 'node'}-${randomUUID().slice(0, 8)}`;
+  const connections: Redis[] = [];
+  let resetHandler: (() => void) | undefined;
+  let started = false;
+  let closed = false;
+
+  const open = (role: 'store' | 'publish' | 'subscribe'): Redis => {
+    const redisOptions: RedisOptions = { connectionName: `fleet-${brokerId}-${role}`, lazyConnect: true };
+    const conn = new Redis(options.url, redisOptions);
+    let down = false;
+    conn.on('error', (err: Error) => {
+      counters.inc('cluster.redis.errors');
+      if (down || closed) return;
+      down = true;
+      log.error({ role, err: errorMessage(err) }, 'lost Redis: routing between nodes waits, local devices stay connected; reconnecting');
+    });
+    conn.on('reconnecting', () => counters.inc('cluster.redis.reconnects'));
+    conn.on('ready', () => {
+      if (!down) return;
+      down = false;
+      log.warn({ role }, 'Redis is back');
+    });
+    connections.push(conn);
+    return conn;
+  };
+
+  const store = open('store');
+  const pubConn = open('publish');
+  const subConn = open('subscribe');
+  const dropAll = (): void => {
+    closed = true;
+    for (const c of connections) c.disconnect();
+  };
+  try {
+    await withTimeout(Promise.all(connections.map((c) => c.connect())), CONNECT_TIMEOUT_MS);
+    await store.set(SENTINEL_KEY, brokerId, 'NX');
+  } catch (err) {
+    dropAll();
+    throw new FleetError('cluster-redis', `cannot reach Redis at ${redactedUrl(options.url)}: ${errorMessage(err)}; start it or fix --cluster-redis`);
+  }
+  // A sentinel missing after a reconnect: Redis restarted empty. The first node with a reset handler
+  // to set it again runs it (one restore is enough: the retained store is shared).
+  store.on('ready', () => {
+    if (!started || closed || !resetHandler) return;
+    store.set(SENTINEL_KEY, brokerId, 'NX').then(
+      (set) => {
+        if (set !== 'OK') return;
+        counters.inc('cluster.redis.resets');
+        log.warn({}, 'Redis came back without the cluster state (restarted without persistence): publishing retained messages again');
+        resetHandler?.();
+      },
+      (err: unknown) => log.warn({ err: errorMessage(err) }, 'cannot check Redis for lost state'),
+    );
+  });
+  started = true;
+
+  const mq = MQEmitterRedis({ subConn: observed(subConn), pubConn: observed(pubConn), concurrency: 100, matchEmptyLevels: true });
+  // Unhandled, mqemitter's own error event would throw; the connections above already log and count.
+  mq.state.on('error', (err) => log.debug({ err: err.message }, 'cluster emitter error'));
+  const persistence = redisPersistence({ conn: observed(store) });
+  log.info({ brokerId }, 'embedded broker clustered through Redis');
+
+  return {
+    brokerId,
+    persistence,
+    mq,
+    onReset(handler) {
+      resetHandler = handler;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      // The persistence unsubscribes from the emitter and disconnects its connection; the emitter's
+      // connections were quit by Aedes's close. Bounded: a Redis that is down never answers.
+      await withTimeout((persistence as unknown as { destroy(): Promise<void> }).destroy(), CLOSE_TIMEOUT_MS).catch((err: unknown) =>
+        log.debug({ err: errorMessage(err) }, 'cluster persistence closed uncleanly'),
+      );
+      for (const c of connections) c.disconnect();
+    },
+  };
+}
+
+/**
+ * The connection with every command's failure observed: aedes-persistence-redis leaves some commands'
+ * promises floating (a will's LREM and RPUSH, a stale key's LREM), mqemitter-redis its QUITs, and one
+ * that fails while Redis is down would be an unhandled rejection, which ends the process. A caller that awaits a command still
+ * sees its failure; the connection's error event has counted and logged the outage already.
+ */
+function observed(conn: Redis): Redis {
+  return new Proxy(conn, {
+    get(target, key, receiver) {
+      const value: unknown = Reflect.get(target, key, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]): unknown => {
+        const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (result instanceof Promise) result.catch(() => undefined);
+        return result;
+      };
+    },
+  });
+}
+
+/** The URL without its password, for logs and errors. */
+export function redactedUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return 'an unparsable URL';
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
