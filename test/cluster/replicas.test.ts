@@ -44,7 +44,7 @@ function start(dir: string, name: string, store: string, broker: DynsecMosquitto
 }
 
 describe.skipIf(!hasDynsec)('replicated coordinators', () => {
-  it('elect one leader, refuse changes on the follower, and fail over on kill -9', async () => {
+  it('elect one leader, refuse changes on the follower, and fail over on kill -9', { timeout: 120_000 }, async () => {
     const broker = await startDynsecMosquitto();
     stops.push(() => broker.close());
     const store = await freshPostgresUrl({ keep: true });
