@@ -19,9 +19,6 @@ import { encodeMessage } from '@fleet/protocol/parse';
 import type { CoordinatorConfig } from './config.js';
 import { choosePort, coordinatorTrust, readAdminFile, type PortsFile } from './data-dir.js';
 import type { DataDirLock } from './data-dir-lock.js';
-import { closeDatabase, type Db } from './store/db.js';
-import { isPostgresUrl, openPostgresStore } from './store/open-store.js';
-import { SqliteSql } from './store/sqlite-sql.js';
 import type { Sql } from './store/sql.js';
 import { AuditLog } from './store/audit-log.js';
 import { Counters } from './metrics.js';
@@ -96,9 +93,7 @@ export interface Stores {
   key: SigningKey;
   /** Directory holding the coordinator's public key: a trust store for agents. */
   trustDir: string;
-  /** fleet.db's connection (SQLite only; repositories move to `sql`). */
-  db: Db;
-  /** The store every repository uses: SQLite's fleet.db (the same connection as `db`) or PostgreSQL. */
+  /** The store every repository uses: SQLite's fleet.db, or PostgreSQL. */
   sql: Sql;
   /** A read handle on the telemetry tables (telemetry.db's, or `sql` on PostgreSQL); the telemetry thread writes them. */
   telemetrySql: Sql;
@@ -119,27 +114,18 @@ export interface Stores {
 export async function openStores(b: Basics): Promise<Stores> {
   const { config, logger } = b;
   const { key, trustDir } = await loadCoordinatorKey(config);
-  const { db, telemetry } = openDataStores(config.dataDir, logger, { postgres: isPostgresUrl(config.store) });
-  let sql: Sql;
+  const opened = await openDataStores(config.dataDir, config.store, logger);
   try {
-    sql = isPostgresUrl(config.store) ? await openPostgresStore(config.store) : new SqliteSql(db);
+    return await openRepositories(b, { key, trustDir, ...opened });
   } catch (err) {
-    closeDatabase(db);
-    await telemetry?.close();
-    throw err;
-  }
-  try {
-    return await openRepositories(b, { key, trustDir, db, sql, telemetrySql: telemetry ?? sql });
-  } catch (err) {
-    await sql.close().catch(() => undefined);
-    closeDatabase(db);
-    await telemetry?.close();
+    await opened.sql.close().catch(() => undefined);
+    await opened.telemetrySql.close().catch(() => undefined);
     throw err;
   }
 }
 
 /** What lives in the store, read into memory where it is kept there. */
-async function openRepositories(b: Basics, opened: Pick<Stores, 'key' | 'trustDir' | 'db' | 'sql' | 'telemetrySql'>): Promise<Stores> {
+async function openRepositories(b: Basics, opened: Pick<Stores, 'key' | 'trustDir' | 'sql' | 'telemetrySql'>): Promise<Stores> {
   const { config, logger } = b;
   const { sql } = opened;
   const counters = new Counters();
@@ -431,7 +417,7 @@ export function buildObservers(b: Basics, s: Stores, a: Artifacts, t: Telemetry,
     registry: a.promRegistry,
     phases: DEPLOYMENT_PHASES,
     sources: coordinatorMetricSources({
-      db: s.db,
+      sql: s.sql,
       counters: s.counters,
       connectedDevices: () => transport.connectedDevices(),
       devices: () => s.registry.all(),

@@ -18,7 +18,6 @@ import { withBrokerLogin } from './broker/broker-login.js';
 import type { Coordinator } from './coordinator-api.js';
 import { portOf, readPorts, writeAdminFile, writePorts } from './data-dir.js';
 import { DataDirLock } from './data-dir-lock.js';
-import { closeDatabase } from './store/db.js';
 import type { GateAnalyzer } from './gate/analyzer.js';
 import { Housekeeping } from './housekeeping.js';
 import { registerDeviceRoutes } from './admin/device-routes.js';
@@ -98,7 +97,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
   try {
     const consolePage = await StaticConsole.load(config.http.consoleDir);
     const stores = await openStores(basics);
-    opened.push(() => stores.sql.close(), () => closeDatabase(stores.db), () => stores.telemetrySql.close());
+    opened.push(() => stores.sql.close(), () => stores.telemetrySql.close());
     const telemetry = await startTelemetry(basics, stores);
     opened.push(() => telemetry.writer.stop());
     const artifacts = await buildArtifacts(basics, stores);

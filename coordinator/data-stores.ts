@@ -1,18 +1,19 @@
 /**
- * Opening the coordinator's two SQLite databases in the data directory: telemetry.db (its read
- * connection here; the telemetry thread writes it) and fleet.db (everything else). telemetry.db comes
- * first, so telemetry an older coordinator kept in fleet.db moves there before fleet.db's migration 9
- * drops it. With a PostgreSQL store the telemetry tables are in that database and telemetry.db is not
- * opened. I/O shell (SQLite, worker thread).
+ * Opening the coordinator's store. SQLite (the default): two databases in the data directory,
+ * telemetry.db (its read connection here; the telemetry thread writes it) and fleet.db (everything
+ * else); telemetry.db comes first, so telemetry an older coordinator kept in fleet.db moves there before
+ * fleet.db's migration 9 drops it. PostgreSQL: one database holds every table, telemetry's too.
+ * I/O shell (SQLite, PostgreSQL, worker thread).
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '@fleet/protocol/clock';
 import type { CoordinatorConfig } from './config.js';
 import type { Counters } from './metrics.js';
-import { closeDatabase, openDatabase, type Db } from './store/db.js';
-import { isPostgresUrl } from './store/open-store.js';
+import { closeDatabase } from './store/db.js';
+import { isPostgresUrl, openPostgresStore, openSqliteStore } from './store/open-store.js';
 import { SqliteSql } from './store/sqlite-sql.js';
+import type { Sql } from './store/sql.js';
 import { importLegacyTelemetry } from './telemetry/legacy-import.js';
 import { openTelemetryDatabase } from './telemetry/telemetry-schema.js';
 import { TelemetryWriter, type TelemetryWriterOptions } from './telemetry/telemetry-writer.js';
@@ -21,20 +22,24 @@ import { TelemetryWriter, type TelemetryWriterOptions } from './telemetry/teleme
 const telemetryDbPath = (dataDir: string): string => join(dataDir, 'telemetry.db');
 
 export interface DataStores {
-  db: Db;
-  /** telemetry.db's read connection; undefined with a PostgreSQL store (its telemetry tables are there). */
-  telemetry: SqliteSql | undefined;
+  /** Everything the coordinator keeps: fleet.db, or the PostgreSQL database. */
+  sql: Sql;
+  /** A read handle on the telemetry tables: telemetry.db's, or `sql` itself on PostgreSQL. */
+  telemetrySql: Sql;
 }
 
-/** Opens the databases (migrated); on failure nothing stays open. */
-export function openDataStores(dataDir: string, logger: Logger, options: { postgres: boolean }): DataStores {
+/** Opens the store (migrated): PostgreSQL when `store` is its URL, else the data directory's SQLite files. On failure nothing stays open. */
+export async function openDataStores(dataDir: string, store: string | undefined, logger: Logger): Promise<DataStores> {
+  if (isPostgresUrl(store)) {
+    const sql = await openPostgresStore(store);
+    return { sql, telemetrySql: sql };
+  }
   const fleetPath = join(dataDir, 'fleet.db');
-  if (options.postgres) return { db: openDatabase(fleetPath), telemetry: undefined };
   const telemetryDb = openTelemetryDatabase(telemetryDbPath(dataDir));
   try {
     const moved = importLegacyTelemetry(telemetryDb, fleetPath);
     if (moved.rollups + moved.samples + moved.counters > 0) logger.info(moved, 'moved telemetry from fleet.db to telemetry.db');
-    return { db: openDatabase(fleetPath), telemetry: new SqliteSql(telemetryDb) };
+    return { sql: openSqliteStore(fleetPath), telemetrySql: new SqliteSql(telemetryDb) };
   } catch (err) {
     closeDatabase(telemetryDb);
     throw err;

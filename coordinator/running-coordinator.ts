@@ -11,7 +11,6 @@ import type { Transport } from './broker/transport.js';
 import type { DeviceAccounts } from './broker/device-accounts.js';
 import type { Housekeeping } from './housekeeping.js';
 import type { TelemetryWriter } from './telemetry/telemetry-writer.js';
-import { closeDatabase } from './store/db.js';
 import type { AuditRecord } from './store/audit-log.js';
 import type { ProvisionedDevice } from './broker/credentials.js';
 import type { DeviceFilter, DeviceRecord } from './registry/device-registry.js';
@@ -195,7 +194,6 @@ export class RunningCoordinator implements Coordinator {
     await p.housekeeping.flushCounters();
     await p.telemetrySql.close();
     await p.sql.close();
-    closeDatabase(p.db);
     p.lock.release({ stoppedAt: p.timers.now() });
     p.events.removeAllListeners();
     p.logger.info('coordinator stopped');

@@ -29,10 +29,11 @@ export interface MetricSources {
   devices(): { known: number; online: number; withAnomalies: number; byVersion: readonly { model: string; version: string; count: number }[] };
   telemetry(): { pending: number; written: number };
   activeDownloads(): number;
-  deploymentsByPhase(): Readonly<Record<string, number>>;
+  /** Read from the store at each scrape (every deployment, not only live ones). */
+  deploymentsByPhase(): Promise<Readonly<Record<string, number>>>;
   liveDeployments(): readonly LiveDeploymentSample[];
   /** Devices over every rollback so far, by outcome (exposed, confirmed, unreachable, refused). */
-  rollbackDevices(): Readonly<Record<string, number>>;
+  rollbackDevices(): Promise<Readonly<Record<string, number>>>;
   engine(): Readonly<Record<string, number>>;
 }
 
@@ -83,8 +84,8 @@ export class FleetMetrics {
     gauge(registry, 'fleet_telemetry_queue', 'Telemetry messages waiting to be stored.', [], (g) => g.set(src.telemetry().pending));
     counter(registry, 'fleet_telemetry_stored_total', 'Telemetry messages stored in telemetry.db.', [], (c) => c.inc(src.telemetry().written));
     gauge(registry, 'fleet_artifact_downloads_active', 'Artifact downloads in progress.', [], (g) => g.set(src.activeDownloads()));
-    gauge(registry, 'fleet_deployments', 'Deployments by phase (every deployment this data directory holds).', ['phase'], (g) => {
-      const by = src.deploymentsByPhase();
+    gauge(registry, 'fleet_deployments', 'Deployments by phase (every deployment the store holds).', ['phase'], async (g) => {
+      const by = await src.deploymentsByPhase();
       for (const phase of o.phases) g.set({ phase }, by[phase] ?? 0);
     });
     gauge(registry, 'fleet_deployment_current_wave', 'The wave a live deployment is at (1-based), with its phase.', ['deployment', 'phase'], (g) => {
@@ -104,8 +105,8 @@ export class FleetMetrics {
         }
       },
     );
-    gauge(registry, 'fleet_rollback_devices', 'Devices over every rollback, by outcome: exposed (sent a rollback), confirmed, unreachable, refused.', ['outcome'], (g) => {
-      for (const [outcome, n] of Object.entries(src.rollbackDevices())) g.set({ outcome }, n);
+    gauge(registry, 'fleet_rollback_devices', 'Devices over every rollback, by outcome: exposed (sent a rollback), confirmed, unreachable, refused.', ['outcome'], async (g) => {
+      for (const [outcome, n] of Object.entries(await src.rollbackDevices())) g.set({ outcome }, n);
     });
     counter(registry, 'fleet_engine_steps_total', 'Events the rollout engine stepped.', [], (c) => c.inc(src.engine()['steps'] ?? 0));
     counter(registry, 'fleet_engine_effect_failures_total', 'Engine effects that failed (a broker down) and were retried by reconciling.', [], (c) => c.inc(src.engine()['effectFailures'] ?? 0));
@@ -223,15 +224,16 @@ function cleanLabels(labels: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, cleanLabel(v)]));
 }
 
-function gauge<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[], set: (g: Gauge<L>) => void): void {
+/** A gauge set at each scrape; a setter that reads the store is awaited (prom-client awaits collect). */
+function gauge<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[], set: (g: Gauge<L>) => void | Promise<void>): void {
   new Gauge({
     name,
     help,
     labelNames,
     registers: [registry],
-    collect() {
+    async collect() {
       this.reset();
-      set(this);
+      await set(this);
     },
   });
 }

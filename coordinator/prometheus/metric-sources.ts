@@ -6,7 +6,7 @@
  */
 import type { Counters } from '../metrics.js';
 import type { DeploymentCore } from '../engine/types.js';
-import type { Db } from '../store/db.js';
+import type { Sql } from '../store/sql.js';
 import { DeploymentStats } from './deployment-stats.js';
 import type { LiveDeploymentSample, MetricSources } from './fleet-metrics.js';
 
@@ -14,7 +14,7 @@ import type { LiveDeploymentSample, MetricSources } from './fleet-metrics.js';
 const MAX_VERSION_SERIES = 200;
 
 export interface MetricSourceParts {
-  db: Db;
+  sql: Sql;
   counters: Counters;
   connectedDevices: () => ReadonlySet<string> | undefined;
   devices: () => Iterable<{ hardwareModel: string | undefined; firmwareVersion: string | undefined; online: boolean }>;
@@ -26,7 +26,7 @@ export interface MetricSourceParts {
 }
 
 export function coordinatorMetricSources(p: MetricSourceParts): MetricSources {
-  const stats = new DeploymentStats(p.db);
+  const stats = new DeploymentStats(p.sql);
   return {
     counters: () => p.counters.snapshot(),
     connections: () => p.connectedDevices()?.size,
