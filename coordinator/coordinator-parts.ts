@@ -20,6 +20,7 @@ import type { CoordinatorConfig } from './config.js';
 import { choosePort, coordinatorTrust, readAdminFile, type PortsFile } from './data-dir.js';
 import type { DataDirLock } from './data-dir-lock.js';
 import type { Sql } from './store/sql.js';
+import { isPostgresUrl } from './store/open-store.js';
 import { AuditLog } from './store/audit-log.js';
 import { Counters } from './metrics.js';
 import { CounterTotals } from './counter-totals.js';

@@ -12,7 +12,7 @@ import type { CanarySnapshot } from '@fleet/protocol/canary';
 import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';
 import { shardDevices } from '../engine/device-progress.js';
 import { MultiRowInsert } from '../store/multi-row-insert.js';
-import { placeholders, type Sql, type SqlValue } from '../store/sql.js';
+import { placeholders, type Sql, type SqlQueries, type SqlValue } from '../store/sql.js';
 import {
   DeploymentCoreSchema,
   DeviceProgressSchema,
