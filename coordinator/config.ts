@@ -285,6 +285,8 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (Object.keys(http).length) out['http'] = http;
   if (env['FLEET_SIGNING_KEY']) out['signingKeyPath'] = env['FLEET_SIGNING_KEY'];
   if (env['FLEET_ADMIN_TOKEN']) out['adminToken'] = env['FLEET_ADMIN_TOKEN'];
+  // Load tests and development provision tens of thousands of devices; production refuses below 14.
+  if (env['FLEET_CREDENTIAL_COST']) out['credentialCost'] = Number(env['FLEET_CREDENTIAL_COST']);
   const sessions: Record<string, unknown> = {};
   if (env['FLEET_SESSION_IDLE_MS']) sessions['idleMs'] = env['FLEET_SESSION_IDLE_MS'];
   if (env['FLEET_SESSION_MAX_MS']) sessions['maxMs'] = env['FLEET_SESSION_MAX_MS'];
