@@ -5,14 +5,16 @@
  * at a time, each waiting for the broker, the last bucket of a 100 % wave waited seconds behind the
  * first while the first devices' downloads held the event loop). I/O shell.
  */
+import { MultiRowInsert } from '../store/multi-row-insert.js';
 import { placeholders, type Sql } from '../store/sql.js';
 import type { Transport } from './transport.js';
 
 /** Publishes in flight at once for a batch: every bucket topic of a wave, bounded for an external broker's client. */
 export const PUBLISH_CONCURRENCY = 256;
 
-const PUT = `INSERT INTO retained_messages (topic, payload, qos, updated_at) VALUES (?, ?, ?, ?)
-  ON CONFLICT (topic) DO UPDATE SET payload = excluded.payload, qos = excluded.qos, updated_at = excluded.updated_at`;
+const UPSERT = 'ON CONFLICT (topic) DO UPDATE SET payload = excluded.payload, qos = excluded.qos, updated_at = excluded.updated_at';
+const PUT = `INSERT INTO retained_messages (topic, payload, qos, updated_at) VALUES (?, ?, ?, ?) ${UPSERT}`;
+const PUT_MANY = new MultiRowInsert('INSERT INTO retained_messages (topic, payload, qos, updated_at)', 4, UPSERT);
 
 export class Publisher {
   constructor(
@@ -50,9 +52,9 @@ export class Publisher {
    */
   async retainMany(messages: readonly { topic: string; payload: Buffer }[]): Promise<void> {
     const now = this.now();
-    await this.sql.transaction(async (tx) => {
-      for (const m of messages) await tx.run(PUT, [m.topic, m.payload, 1, now]);
-    });
+    // One row per topic (the last payload wins): an upsert statement may not touch a row twice.
+    const latest = new Map(messages.map((m) => [m.topic, m.payload]));
+    await this.sql.transaction((tx) => PUT_MANY.run(tx, [...latest].flatMap(([topic, payload]) => [topic, payload, 1, now])));
     await this.publishAll(messages.map((m) => ({ topic: m.topic, payload: m.payload })));
   }
 

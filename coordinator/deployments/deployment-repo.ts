@@ -11,7 +11,8 @@ import { FleetError } from '@fleet/protocol/errors';
 import type { CanarySnapshot } from '@fleet/protocol/canary';
 import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';
 import { shardDevices } from '../engine/device-progress.js';
-import { placeholders, type Sql, type SqlQueries, type SqlValue } from '../store/sql.js';
+import { MultiRowInsert } from '../store/multi-row-insert.js';
+import { placeholders, type Sql, type SqlValue } from '../store/sql.js';
 import {
   DeploymentCoreSchema,
   DeviceProgressSchema,
@@ -61,20 +62,9 @@ export function coreJson(core: DeploymentCore): string {
   return others === '{}' ? `{"spec":${json}}` : `{"spec":${json},${others.slice(1)}`;
 }
 
-/**
- * Rows per multi-row INSERT: a wave's device changes cost a few statements, not one each (a round
- * trip each on PostgreSQL), and SQLite caches at most this many statement shapes per table.
- */
-const ROWS_PER_INSERT = 100;
-
-/** `INSERT INTO table (cols) VALUES (…), (…) <tail>` in chunks of ROWS_PER_INSERT. */
-async function insertRows(tx: SqlQueries, table: string, columns: readonly string[], rows: readonly SqlValue[][], tail: string): Promise<void> {
-  const one = `(${placeholders(columns.length)})`;
-  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
-    const chunk = rows.slice(i, i + ROWS_PER_INSERT);
-    await tx.run(`INSERT INTO ${table} (${columns.join(', ')}) VALUES ${chunk.map(() => one).join(', ')} ${tail}`, chunk.flat());
-  }
-}
+/** `INSERT INTO table (cols) VALUES (…), (…) <tail>`, a few statements for any number of rows. */
+const upsert = (table: string, columns: readonly string[], tail: string): MultiRowInsert =>
+  new MultiRowInsert(`INSERT INTO ${table} (${columns.join(', ')})`, columns.length, tail);
 
 const DEVICE_COLUMNS = ['deployment_id', 'device_id', 'bucket', 'wave', 'state', 'reason', 'timed_out', 'rollback_status', 'updated_at', 'progress_json'];
 const DEVICE_UPSERT = `ON CONFLICT (deployment_id, device_id) DO UPDATE SET state = excluded.state, reason = excluded.reason, timed_out = excluded.timed_out,
@@ -86,6 +76,9 @@ const DECISION_COLUMNS = ['id', 'deployment_id', 'wave', 'attempt', 'at', 'sourc
 const DECISION_UPSERT = `ON CONFLICT (id) DO UPDATE SET deployment_id = excluded.deployment_id, wave = excluded.wave, attempt = excluded.attempt,
   at = excluded.at, source = excluded.source, recommendation = excluded.recommendation, rule = excluded.rule,
   inputs_digest = excluded.inputs_digest, record_json = excluded.record_json`;
+const PUT_DEVICES = upsert('deployment_devices', DEVICE_COLUMNS, DEVICE_UPSERT);
+const PUT_WAVES = upsert('deployment_waves', WAVE_COLUMNS, WAVE_UPSERT);
+const PUT_DECISIONS = upsert('decisions', DECISION_COLUMNS, DECISION_UPSERT);
 
 export class SqlDeploymentRepository implements DeploymentRepository {
   /** Insertion order of decisions (SQLite's rowid; PostgreSQL's `seq` column), for ties in `at`. */
@@ -127,7 +120,7 @@ export class SqlDeploymentRepository implements DeploymentRepository {
         w.verdict ?? null,
         JSON.stringify(w.counts),
       ]);
-      await insertRows(tx, 'deployment_waves', WAVE_COLUMNS, waves, WAVE_UPSERT);
+      await PUT_WAVES.run(tx, waves.flat());
       const rows = devices.map((d): SqlValue[] => [
         id,
         d.deviceId,
@@ -140,7 +133,7 @@ export class SqlDeploymentRepository implements DeploymentRepository {
         core.updatedAt,
         JSON.stringify(d),
       ]);
-      await insertRows(tx, 'deployment_devices', DEVICE_COLUMNS, rows, DEVICE_UPSERT);
+      await PUT_DEVICES.run(tx, rows.flat());
       const records = decisions.map((r): SqlValue[] => [
         r.id,
         r.deploymentId,
@@ -153,7 +146,7 @@ export class SqlDeploymentRepository implements DeploymentRepository {
         r.inputsDigest,
         JSON.stringify(r),
       ]);
-      await insertRows(tx, 'decisions', DECISION_COLUMNS, records, DECISION_UPSERT);
+      await PUT_DECISIONS.run(tx, records.flat());
     });
   }
 

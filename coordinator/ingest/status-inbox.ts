@@ -9,13 +9,13 @@
  * flight (a PostgreSQL round trip) wait for it and form the next group. I/O shell (the store).
  */
 import { StatusMessageSchema, type StatusMessage } from '@fleet/protocol/messages';
+import { MultiRowInsert } from '../store/multi-row-insert.js';
 import type { Sql, SqlValue } from '../store/sql.js';
 
 /** How long (clock time) entries are kept for replay. Default 10 minutes. */
 export const DEFAULT_INBOX_RETENTION_MS = 10 * 60_000;
 
-/** Rows per INSERT statement (a bounded number of statement shapes for SQLite's statement cache). */
-const ROWS_PER_INSERT = 100;
+const PUT = new MultiRowInsert('INSERT INTO status_inbox (device_id, deployment_id, seq, received_at, message_json)', 5);
 
 interface Waiting {
   status: StatusMessage;
@@ -57,14 +57,8 @@ export class StatusInbox {
   }
 
   private async insert(rows: readonly Waiting[]): Promise<void> {
-    const one = '(?, ?, ?, ?, ?)';
-    await this.sql.transaction(async (tx) => {
-      for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
-        const chunk = rows.slice(i, i + ROWS_PER_INSERT);
-        const params = chunk.flatMap((r): SqlValue[] => [r.status.deviceId, r.status.deploymentId, r.status.seq, r.receivedAt, JSON.stringify(r.status)]);
-        await tx.run(`INSERT INTO status_inbox (device_id, deployment_id, seq, received_at, message_json) VALUES ${chunk.map(() => one).join(', ')}`, params);
-      }
-    });
+    const params = rows.flatMap((r): SqlValue[] => [r.status.deviceId, r.status.deploymentId, r.status.seq, r.receivedAt, JSON.stringify(r.status)]);
+    await this.sql.transaction((tx) => PUT.run(tx, params));
   }
 
   /** Stored statuses in arrival order (malformed rows are skipped). */

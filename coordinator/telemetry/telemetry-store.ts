@@ -29,7 +29,7 @@ import type { ContinuousMetric } from '@fleet/protocol/canary';
 import type { Sql, SqlValue } from '../store/sql.js';
 import { placeholders } from '../store/sql.js';
 import { SampleChunk } from './sample-chunks.js';
-import { MultiRowInsert } from './row-batches.js';
+import { MultiRowInsert } from '../store/multi-row-insert.js';
 import {
   CONTINUOUS_METRICS,
   addCounterDeltas,

@@ -1,6 +1,7 @@
 /**
  * A coordinator in its own process, for tests that kill it with SIGKILL. Argument: the data dir.
- * `CHILD_HTTP_CONFIG` (JSON) overrides http options (download limits). Prints one JSON line
+ * `CHILD_HTTP_CONFIG` (JSON) overrides http options (download limits); `CHILD_STORE` is a PostgreSQL URL
+ * to keep everything in (default: SQLite in the data dir). Prints one JSON line
  * {mqttUrl, httpUrl, token, trustDir} when it is up, then runs until killed.
  */
 import { pino } from 'pino';
@@ -17,6 +18,7 @@ const c = await createCoordinator({
   config: {
     env: 'development',
     dataDir,
+    ...(process.env['CHILD_STORE'] ? { store: process.env['CHILD_STORE'] } : {}),
     // `auto`: a restart on the same data dir comes back on the same ports (agents and manifests know them).
     mqtt: { port: 'auto', host: '127.0.0.1' },
     http: { port: 'auto', host: '127.0.0.1', maxConcurrentDownloads: 64, ...httpOverrides },

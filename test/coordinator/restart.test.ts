@@ -1,6 +1,6 @@
 /**
  * A coordinator process killed with SIGKILL in the middle of a wave (during its soak) and restarted on the same data
- * directory resumes the deployment and finishes the rollout with real agents (which keep their
+ * directory (and the same store: SQLite there, or PostgreSQL) resumes the deployment and finishes the rollout with real agents (which keep their
  * statuses queued while it is down).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir, waitFor } from './helpers.js';
 import { fastWaves, firmwareImage, overApi, startFleet } from './fleet-harness.js';
+import { STORE_KINDS, freshPostgresUrl } from '../support/postgres.js';
 
 interface ChildInfo {
   mqttUrl: string;
@@ -27,9 +28,10 @@ afterEach(async () => {
   children.clear();
 });
 
-async function spawnCoordinator(dataDir: string): Promise<{ child: ChildProcess; info: ChildInfo }> {
+async function spawnCoordinator(dataDir: string, store: string | undefined): Promise<{ child: ChildProcess; info: ChildInfo }> {
   const child = spawn(process.execPath, ['--import', here('../support/register-ts.js'), here('./coordinator-child.ts'), dataDir], {
     stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...(store ? { CHILD_STORE: store } : {}) },
   });
   children.add(child);
   const lines = createInterface({ input: child.stdout });
@@ -61,11 +63,12 @@ interface View {
   waves: { status: string; counts: Record<string, number> }[];
 }
 
-describe('coordinator restart', () => {
+describe.each(STORE_KINDS)('coordinator restart, %s store', (kind) => {
   it('finishes a rollout after being killed mid-wave', { timeout: 120_000 }, async () => {
     const { dir, cleanup } = tempDir();
     stops.push(cleanup);
-    let { child, info } = await spawnCoordinator(`${dir}/coordinator`);
+    const store = kind === 'postgres' ? await freshPostgresUrl() : undefined;
+    let { child, info } = await spawnCoordinator(`${dir}/coordinator`, store);
     const fleet = await startFleet(overApi(info), dir, 12);
     stops.push(() => fleet.stop());
     const up = await fetch(`${info.httpUrl}/v1/firmware?version=1.4.0&hardware=rpi4`, {
@@ -92,7 +95,7 @@ describe('coordinator restart', () => {
     children.delete(child);
 
     const before = info;
-    ({ child, info } = await spawnCoordinator(`${dir}/coordinator`));
+    ({ child, info } = await spawnCoordinator(`${dir}/coordinator`, store));
     // Same ports and token: agents reconnect to the URL they know, manifests still point at it.
     expect(info.mqttUrl).toBe(before.mqttUrl);
     expect(info.httpUrl).toBe(before.httpUrl);

@@ -1,23 +1,23 @@
 /**
- * End to end with real agents on 127.0.0.1: a 20-device fleet rolled to 100 %, an aborted wave
- * rolled back, a bad image stopped at its first wave, and a coordinator killed mid-wave and restarted
- * that finishes the rollout.
+ * End to end with real agents on 127.0.0.1, on SQLite and on PostgreSQL: a 20-device fleet rolled to
+ * 100 %, an aborted wave rolled back, a bad image stopped at its first wave.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { startCoordinator, tempDir, waitFor } from './helpers.js';
 import { fastWaves, startFleet, uploadImage, type Fleet } from './fleet-harness.js';
+import { STORE_KINDS, freshPostgresUrl, type StoreKind } from '../support/postgres.js';
 
 const stops: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   while (stops.length) await stops.pop()!();
 });
 
-async function setup(n: number, options: Parameters<typeof startFleet>[3] = {}): Promise<{ c: Coordinator; fleet: Fleet; dir: string }> {
+async function setup(kind: StoreKind, n: number, options: Parameters<typeof startFleet>[3] = {}): Promise<{ c: Coordinator; fleet: Fleet; dir: string }> {
   const { dir, cleanup } = tempDir();
   stops.push(cleanup);
-  const c = await startCoordinator(dir);
+  const c = await startCoordinator(dir, kind === 'postgres' ? { config: { dataDir: dir, store: await freshPostgresUrl() } } : {});
   stops.push(() => c.stop());
   const fleet = await startFleet(c, dir, n, options);
   stops.push(() => fleet.stop());
@@ -26,9 +26,9 @@ async function setup(n: number, options: Parameters<typeof startFleet>[3] = {}):
 
 const phaseOf = async (c: Coordinator, id: string): Promise<string | undefined> => (await c.deployment(id))?.phase;
 
-describe('rollouts with real agents', () => {
+describe.each(STORE_KINDS)('rollouts with real agents, %s store', (kind) => {
   it('rolls a 20-device fleet to 100 % through every wave', async () => {
-    const { c, fleet } = await setup(20);
+    const { c, fleet } = await setup(kind, 20);
     await uploadImage(c, '1.1.0');
     const d = await c.createDeployment({
       firmwareVersion: '1.1.0',
@@ -50,7 +50,7 @@ describe('rollouts with real agents', () => {
   });
 
   it('rolls back every exposed device when the operator aborts after the first wave', async () => {
-    const { c } = await setup(12);
+    const { c } = await setup(kind, 12);
     await uploadImage(c, '1.2.0');
     const d = await c.createDeployment({
       firmwareVersion: '1.2.0',
@@ -72,7 +72,7 @@ describe('rollouts with real agents', () => {
   });
 
   it('stops a bad image at its first wave: trial failures abort, the rest of the fleet is never touched', async () => {
-    const { c, fleet } = await setup(16, { bootOutcome: (_id, boot) => (boot.trial ? 'reset' : 'up') });
+    const { c, fleet } = await setup(kind, 16, { bootOutcome: (_id, boot) => (boot.trial ? 'reset' : 'up') });
     await uploadImage(c, '1.3.0');
     // Anchor the first wave at a known device so it is never empty (the offset is random otherwise).
     const first = fleet.devices[0]!.id;

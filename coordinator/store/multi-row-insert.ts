@@ -1,11 +1,13 @@
 /**
- * Multi-row INSERT statements for the telemetry flush: one statement per up to 256 rows instead of one
- * per row. On PostgreSQL every statement is a round trip, so a flush of 1,000 devices' rows (a rollup, a
- * sample chunk and a counters row each) costs a handful of round trips instead of 3,000. Batches are
+ * Multi-row INSERT statements: one statement per up to 256 rows instead of one per row, for every write
+ * of many rows at once (a telemetry flush, a wave's device progress, a turn's statuses, a wave's
+ * retained manifests). On PostgreSQL every statement is a round trip, so a flush of 1,000 devices' rows
+ * costs a handful of round trips instead of thousands. Rows of one statement must not share a conflict
+ * key when the tail is an upsert (PostgreSQL refuses to update one row twice in a statement). Batches are
  * cut into power-of-two sizes so a table has at most nine statement texts (prepared once each by
  * SQLite's statement cache), whatever the number of rows. Pure SQL building plus one I/O helper.
  */
-import type { SqlQueries, SqlValue } from '../store/sql.js';
+import type { SqlQueries, SqlValue } from './sql.js';
 
 const MAX_ROWS = 256;
 
