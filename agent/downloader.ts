@@ -15,7 +15,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
 import { dirname } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
@@ -100,25 +99,14 @@ async function fileSize(path: string): Promise<number> {
   }
 }
 
-/** Flushes the file to storage; its identity then (inode, size, change times) for `digest`. */
-async function syncFile(path: string): Promise<BigIntStats> {
+async function syncFile(path: string): Promise<void> {
   const fh = await open(path, 'r+');
   try {
     await fh.sync();
-    return await fh.stat({ bigint: true });
   } finally {
     await fh.close();
   }
 }
-
-/** A file this downloader hashed byte for byte as it wrote it, and how it looked when done. */
-interface HashedFile {
-  sha256: string;
-  stat: BigIntStats;
-}
-
-const sameFile = (a: BigIntStats, b: BigIntStats): boolean =>
-  a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 
 const fail = (reason: 'download-failed' | 'size-mismatch' | 'hash-mismatch', detail: string, retryable: boolean): DownloadOutcome => ({
   ok: false,
@@ -141,44 +129,24 @@ export class HttpDownloader implements Downloader {
   private readonly maxBytes: number;
   /** Origins that asked for credentials: they get them up front from then on. */
   private readonly authOrigins = new Set<string>();
-  /** Downloads finished by this instance, by path: their hash is already known (see `digest`). */
-  private readonly hashed = new Map<string, HashedFile>();
 
   constructor(private readonly options: HttpDownloaderOptions = {}) {
     this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
     this.maxBytes = options.maxBytes ?? 4 * 1024 ** 3;
   }
 
-  /**
-   * Size and sha256 of the file at `path`. A file this instance just downloaded was hashed as every
-   * byte was written (a resumed one: its kept prefix read back from disk, then the rest); unless it
-   * changed since it was flushed — another inode, size, modification or change time — that hash is
-   * the answer and the file is not read a second time. Anything else (a restarted agent, a file
-   * touched by anyone since, as far as file times in clock ticks of a few ms can tell) is read and
-   * hashed in full. Either way the slot backend reads the slot back
-   * against the signed sha256 after writing it, so the bytes installed are checked whatever happens
-   * to the file in between; this pass only keeps a bad file from erasing the inactive slot.
-   */
   async digest(path: string): Promise<{ size: number; sha256: string }> {
-    const known = this.hashed.get(path);
-    if (known) {
-      this.hashed.delete(path);
-      const now = await stat(path, { bigint: true }).catch(() => undefined);
-      if (now && sameFile(known.stat, now)) return { size: Number(now.size), sha256: known.sha256 };
-    }
     const hash = createHash('sha256');
     const size = await hashPrefix(path, hash);
     return { size, sha256: hash.digest('hex') };
   }
 
   async discard(path: string): Promise<void> {
-    this.hashed.delete(path);
     await rm(path, { force: true });
   }
 
   async download(req: DownloadRequest, options: DownloadOptions): Promise<DownloadOutcome> {
     if (req.size > this.maxBytes) return fail('size-mismatch', `image of ${req.size} bytes exceeds the device limit of ${this.maxBytes}`, false);
-    this.hashed.delete(req.dest);
     await mkdir(dirname(req.dest), { recursive: true });
     let have = await fileSize(req.dest);
     if (have > req.size) {
@@ -204,9 +172,7 @@ export class HttpDownloader implements Downloader {
       }
       return fail('hash-mismatch', `sha256 of the download is ${sha256}, the signed manifest says ${req.sha256}`, false);
     }
-    const st = await syncFile(req.dest);
-    // Remembered with the file's identity as flushed: any later write to it shows there (digest).
-    if (st.size === BigInt(size)) this.hashed.set(req.dest, { sha256, stat: st });
+    await syncFile(req.dest);
     return { ok: true, size, sha256, resumedFrom };
   }
 
