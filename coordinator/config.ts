@@ -40,6 +40,24 @@ export const CoordinatorConfigSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\/./, 'store must be a postgres:// URL (omit it for SQLite in the data directory)')
     .optional(),
+  /**
+   * Firmware images. Replicated coordinators share one directory (a shared volume): any replica serves
+   * any download, an upload through one is seen by all. Default: `artifacts` in the data directory.
+   */
+  artifactsDir: z.string().min(1).optional(),
+  /** Replicated coordinators (a PostgreSQL store and an external broker): docs/replication.md. */
+  cluster: z
+    .object({
+      /** This replica's name in the leadership row and logs. Default: host name and data directory. */
+      replicaId: z.string().min(1).max(200).optional(),
+      /** The shared-subscription group that splits device telemetry between replicas. */
+      shareGroup: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'share group must be 1–64 letters, digits, _ or -').default('fleet-coordinators'),
+      /** A follower tries to become leader this often (ms). Default 1000. */
+      retryMs: z.coerce.number().int().min(50).default(1000),
+      /** A leader whose heartbeat is older than this (ms) is taken over. Default 10000. */
+      leaseMs: z.coerce.number().int().min(1000).default(10_000),
+    })
+    .default({ shareGroup: 'fleet-coordinators', retryMs: 1000, leaseMs: 10_000 }),
   mqtt: z
     .object({
       /** 0 picks a free port; `auto` reuses the previous run's (see ListenPortSchema). Default 1883. */
@@ -240,6 +258,12 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['APP_ENV']) out['env'] = env['APP_ENV'];
   if (env['FLEET_DATA_DIR']) out['dataDir'] = env['FLEET_DATA_DIR'];
   if (env['FLEET_STORE']) out['store'] = env['FLEET_STORE'];
+  if (env['FLEET_ARTIFACTS_DIR']) out['artifactsDir'] = env['FLEET_ARTIFACTS_DIR'];
+  const cluster: Record<string, unknown> = {};
+  if (env['FLEET_REPLICA_ID']) cluster['replicaId'] = env['FLEET_REPLICA_ID'];
+  if (env['FLEET_LEADER_LEASE_MS']) cluster['leaseMs'] = env['FLEET_LEADER_LEASE_MS'];
+  if (env['FLEET_LEADER_RETRY_MS']) cluster['retryMs'] = env['FLEET_LEADER_RETRY_MS'];
+  if (Object.keys(cluster).length) out['cluster'] = cluster;
   const mqtt: Record<string, unknown> = {};
   if (env['FLEET_MQTT_PORT']) mqtt['port'] = env['FLEET_MQTT_PORT'];
   if (env['FLEET_MQTT_HOST']) mqtt['host'] = env['FLEET_MQTT_HOST'];

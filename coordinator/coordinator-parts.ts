@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Clock } from '@fleet/protocol/clock';
@@ -20,6 +20,7 @@ import type { CoordinatorConfig } from './config.js';
 import { choosePort, coordinatorTrust, readAdminFile, type PortsFile } from './data-dir.js';
 import type { DataDirLock } from './data-dir-lock.js';
 import type { Sql } from './store/sql.js';
+import { isPostgresUrl } from './store/open-store.js';
 import { AuditLog } from './store/audit-log.js';
 import { Counters } from './metrics.js';
 import { CounterTotals } from './counter-totals.js';
@@ -31,6 +32,7 @@ import { DeviceAccounts } from './broker/device-accounts.js';
 import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBroker } from './broker/external-broker.js';
 import { Publisher } from './broker/publisher.js';
+import { replicaSubscriptions } from './cluster/replica-subscriptions.js';
 import type { Transport } from './broker/transport.js';
 import { DeviceRegistry, type DeviceRecord, type RegistryChange } from './registry/device-registry.js';
 import { AnomalyLog } from './registry/anomaly-log.js';
@@ -46,7 +48,7 @@ import { ArtifactIntegrity } from './artifacts/artifact-integrity.js';
 import { DownloadAuth } from './artifacts/download-auth.js';
 import { FirmwareService, type TrustSource } from './artifacts/firmware-service.js';
 import { FreshnessCounters } from './deployments/freshness-counters.js';
-import { DeploymentService, type DeploymentView } from './deployments/deployment-service.js';
+import { DeploymentService, type DeploymentServiceDeps, type DeploymentView } from './deployments/deployment-service.js';
 import { createCanaryServices, type CanaryServices } from './canary/canary-services.js';
 import type { GateAnalyzer } from './gate/analyzer.js';
 import { DEPLOYMENT_PHASES, type AuditEntry } from './engine/types.js';
@@ -217,7 +219,7 @@ export interface Artifacts {
 export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
   const { config, logger } = b;
   const now = (): number => b.clock.now();
-  const artifacts = await ArtifactStore.load(s.sql, config.dataDir);
+  const artifacts = await ArtifactStore.load(s.sql, config.artifactsDir ?? join(config.dataDir, 'artifacts'));
   const adminToken = config.adminToken ?? readAdminFile(config.dataDir)?.token ?? randomBytes(24).toString('base64url');
   const promRegistry = new Registry();
   const requestMetrics = HttpRequestMetrics.create(promRegistry);
@@ -279,6 +281,8 @@ export function buildTransport(b: Basics, s: Stores): Transport {
       // Stable per data directory, so the persistent session (queued QoS 1 statuses) survives a restart.
       clientId: `fleet-coordinator-${createHash('sha256').update(resolve(config.dataDir)).digest('hex').slice(0, 12)}`,
       logger: b.root.child({ module: 'broker' }),
+      // Replicas (a PostgreSQL store) share telemetry through a shared subscription.
+      subscriptions: replicaSubscriptions(isPostgresUrl(config.store) ? config.cluster.shareGroup : undefined),
       ...definedProps({ username: config.mqtt.brokerUsername, password: config.mqtt.brokerPassword }),
     });
   }
@@ -320,7 +324,7 @@ export async function buildDeployments(
   s: Stores,
   a: Artifacts,
   transport: Transport,
-  options: { analyzers?: readonly GateAnalyzer[] | undefined; random?: (() => number) | undefined },
+  options: { analyzers?: readonly GateAnalyzer[] | undefined; random?: (() => number) | undefined; leadership?: DeploymentServiceDeps['leadership'] | undefined },
 ): Promise<Deployments> {
   const { config, logger } = b;
   const now = (): number => b.clock.now();
@@ -357,6 +361,7 @@ export async function buildDeployments(
     onDecision: (d) => s.events.emit('decision', d),
     onChange: (view) => s.events.emit('deployment', view),
     anomalies: s.anomalies,
+    ...definedProps({ leadership: options.leadership }),
   });
   return { publisher, inbox: new StatusInbox(s.sql), canary, deployments };
 }

@@ -42,6 +42,7 @@ import {
   type Basics,
 } from './coordinator-parts.js';
 import { RunningCoordinator, coordinatorMetrics, type CoordinatorParts } from './running-coordinator.js';
+import { buildReplication, defaultReplicaId, registerClusterRoutes } from './cluster/replica-parts.js';
 
 /** Reported by /v1/health: the version in package.json. */
 export const COORDINATOR_VERSION = packageVersion(import.meta.url);
@@ -103,7 +104,10 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
     opened.push(() => artifacts.http.stop());
     const transport = buildTransport(basics, stores);
     opened.push(() => transport.stop());
-    const deployments = await buildDeployments(basics, stores, artifacts, transport, { analyzers: options.analyzers, random: options.random });
+    // On PostgreSQL, one of several replicas: the rollout engine runs only while this one leads.
+    const replication = buildReplication(basics, stores, artifacts);
+    opened.push(() => replication?.stop());
+    const deployments = await buildDeployments(basics, stores, artifacts, transport, { analyzers: options.analyzers, random: options.random, leadership: replication });
     opened.push(() => deployments.canary.stop());
     opened.push(() => deployments.deployments.stop());
     const accounts = buildAccounts(basics, stores, transport);
@@ -145,6 +149,7 @@ export async function createCoordinator(options: CoordinatorOptions = {}): Promi
         logger: basics.logger,
       }),
       console: consoleFeed,
+      replication,
       startedAt: timers.now(),
     };
     registerRoutes(parts);
@@ -177,6 +182,7 @@ function registerRoutes(p: CoordinatorParts): void {
   p.canary.registerRoutes(api);
   registerMetricsRoute(api, { metrics: p.metrics, public: p.config.metricsPublic });
   registerWebhookRoutes(api, { webhooks: p.webhooks.service });
+  registerClusterRoutes(api, { replication: p.replication, replicaId: p.config.cluster.replicaId ?? defaultReplicaId(p.config.dataDir) });
 }
 
 /**
@@ -198,11 +204,14 @@ async function serve(p: CoordinatorParts): Promise<void> {
     );
   });
   await p.publisher.retain(FLAGS_TOPIC, encodeMessage(p.canary.deviceFlagsMessage()));
-  await deployments.start();
-  // Statuses acknowledged just before a crash may not have reached the engine's store: replay them.
-  const replayed = await p.inbox.pending();
-  for (const m of replayed) deployments.replayStatus(m);
-  await deployments.idle();
+  // Replicated: the leader resumes deployments and replays the shared inbox when elected, below.
+  const replayed = p.replication ? [] : await p.inbox.pending();
+  if (!p.replication) {
+    await deployments.start();
+    // Statuses acknowledged just before a crash may not have reached the engine's store: replay them.
+    for (const m of replayed) deployments.replayStatus(m);
+    await deployments.idle();
+  }
   await transport.start();
   writePorts(config.dataDir, { mqtt: portOf(transport.url), http: http.portNumber });
   if (config.env === 'development') await writeAdminFile(config.dataDir, { url: http.url, token: p.adminToken, mqttUrl: transport.url });
@@ -210,6 +219,11 @@ async function serve(p: CoordinatorParts): Promise<void> {
   p.housekeeping.start();
   p.integrity.startScan();
   p.webhooks.dispatcher.start();
+  await p.replication?.start({
+    work: { start: () => deployments.start(), stop: () => deployments.stopEngine() },
+    feedStatus: (m) => deployments.replayStatus(m),
+    adminUrl: () => http.url,
+  });
   if (config.metricsPublic) logger.warn({ path: '/metrics' }, 'metrics are served without a token (FLEET_METRICS_PUBLIC)');
   if (config.allowAnonymousDevices) {
     logger.warn({ mqttUrl: transport.url }, 'devices without credentials are accepted (development, loopback only): they are ghosts, in no wave; provision real devices');

@@ -20,6 +20,7 @@ import { DeploymentRequestSchema, OperatorActionSchema, type DeploymentRequestIn
 import type { DeploymentView } from './deployments/deployment-view.js';
 import type { Artifacts, Basics, Deployments, Observers, Stores } from './coordinator-parts.js';
 import type { Coordinator, CoordinatorMetrics, FirmwareUpload } from './coordinator-api.js';
+import type { Replication } from './cluster/replication.js';
 
 /** Every part of a running coordinator. */
 export interface CoordinatorParts extends Basics, Stores, Artifacts, Deployments, Observers {
@@ -30,6 +31,8 @@ export interface CoordinatorParts extends Basics, Stores, Artifacts, Deployments
   housekeeping: Housekeeping;
   /** The operator console's live feed (console/mount-console.ts). */
   console: { stop(): void };
+  /** Leadership among replicas on PostgreSQL (cluster/replication.ts); undefined on SQLite. */
+  replication: Replication | undefined;
   /** Real time this process started. */
   startedAt: number;
 }
@@ -174,6 +177,8 @@ export class RunningCoordinator implements Coordinator {
     if (this.stopped) return;
     this.stopped = true;
     const p = this.p;
+    // Leadership goes first: another replica may take over while this one stops.
+    await p.replication?.stop();
     await p.deployments.stop();
     p.canary.stop();
     p.console.stop();

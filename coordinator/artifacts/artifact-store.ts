@@ -66,13 +66,14 @@ export class ArtifactStore {
   /** By firmware version. */
   private readonly records = new Map<string, ArtifactRecord>();
 
-  private constructor(private readonly sql: Sql, dataDir: string) {
-    this.dir = join(dataDir, 'artifacts');
+  /** `dir`: where images are kept (the data directory's `artifacts`, or a directory replicas share). */
+  private constructor(private readonly sql: Sql, dir: string) {
+    this.dir = dir;
   }
 
-  /** Reads every artifact record; images live under `<dataDir>/artifacts`. */
-  static async load(sql: Sql, dataDir: string): Promise<ArtifactStore> {
-    const store = new ArtifactStore(sql, dataDir);
+  /** Reads every artifact record; images live in `dir`. */
+  static async load(sql: Sql, dir: string): Promise<ArtifactStore> {
+    const store = new ArtifactStore(sql, dir);
     await store.reload();
     return store;
   }

@@ -26,6 +26,8 @@ export interface ExternalBrokerOptions {
   password?: string;
   clientId: string;
   logger: Logger;
+  /** Topic filters to subscribe to (replicas share telemetry: cluster/replica-subscriptions.ts). Default: every device topic. */
+  subscriptions?: readonly string[];
 }
 
 /** mqtt.js's hook: called for every inbound PUBLISH; its PUBACK (QoS 1) waits for `done`. */
@@ -94,7 +96,11 @@ export class ExternalBroker implements Transport {
         client.once('error', onError);
         client.connect();
       });
-      await client.subscribeAsync(ALL_DEVICES_FILTER, { qos: 1 });
+      const filters = o.subscriptions ?? [ALL_DEVICES_FILTER];
+      const granted = await client.subscribeAsync([...filters], { qos: 1 });
+      // 128 (MQTT 3.1.1's 0x80): the broker refused a filter, e.g. an ACL without `$share/…`.
+      const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
+      if (refused.length) throw new Error(`the broker refused the subscription(s) ${refused.join(', ')}`);
     } catch (err) {
       await client.endAsync(true).catch(() => undefined);
       throw new FleetError('broker-unreachable', `cannot connect to ${o.url}: ${errorMessage(err)}; check --broker and its credentials`);

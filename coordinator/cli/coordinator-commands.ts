@@ -25,6 +25,8 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .option('--http-port <n>', 'admin API and artifact port; 0 = any free port, auto = the previous run\'s (default 8080)')
     .option('--host <addr>', 'address to listen on (default 127.0.0.1; 0.0.0.0 for devices on the network)')
     .option('--broker <url>', 'use an existing broker (mqtt://… or mqtts://…) instead of the embedded one')
+    .option('--artifacts-dir <dir>', 'firmware images; one directory every replica shares (default: artifacts in the data dir; FLEET_ARTIFACTS_DIR)')
+    .option('--replica-id <name>', 'this replica\'s name among coordinators on one PostgreSQL (default: host and data dir; FLEET_REPLICA_ID)')
     .option('--broker-credentials <file>', 'the coordinator\'s account on that broker, from `fleet broker mosquitto-config` (FLEET_BROKER_CREDENTIALS)')
     .option('--broker-accounts <kind>', 'who keeps devices\' accounts on that broker: mosquitto-dynsec (the coordinator) or none (default: what the credentials file says)')
     .option('--public-url <url>', 'base URL devices download artifacts from')
@@ -40,7 +42,7 @@ export function registerCoordinatorServiceCommands(program: Command): void {
     .option('--log-level <level>', 'pino log level', 'info')
     .option('--log-format <format>', 'json, pretty, or auto: pretty on a terminal when pino-pretty is installed', 'auto')
     .action(async (opts: {
-      dataDir?: string; store?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; brokerCredentials?: string; brokerAccounts?: string; publicUrl?: string; signingKey?: string; logLevel: string; logFormat: string;
+      dataDir?: string; store?: string; artifactsDir?: string; replicaId?: string; mqttPort?: string; httpPort?: string; host?: string; broker?: string; brokerCredentials?: string; brokerAccounts?: string; publicUrl?: string; signingKey?: string; logLevel: string; logFormat: string;
       mqttTlsCert?: string; mqttTlsKey?: string; mqttClientCa?: string; httpTlsCert?: string; httpTlsKey?: string;
       allowAnonymous?: boolean; maxPacketBytes?: string; clusterRedis?: string;
     }) => {
@@ -50,6 +52,8 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       const config: Partial<CoordinatorConfigInput> = {
         ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
         ...(opts.store ? { store: opts.store } : {}),
+        ...(opts.artifactsDir ? { artifactsDir: opts.artifactsDir } : {}),
+        ...(opts.replicaId ? { cluster: { replicaId: opts.replicaId } } : {}),
         ...(opts.signingKey ? { signingKeyPath: opts.signingKey } : {}),
         ...(opts.allowAnonymous ? { allowAnonymousDevices: true } : {}),
       };

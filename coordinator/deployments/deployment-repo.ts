@@ -12,7 +12,7 @@ import type { CanarySnapshot } from '@fleet/protocol/canary';
 import { DecisionRecordSchema, type DecisionRecord } from '../gate/decision.js';
 import { shardDevices } from '../engine/device-progress.js';
 import { MultiRowInsert } from '../store/multi-row-insert.js';
-import { placeholders, type Sql, type SqlValue } from '../store/sql.js';
+import { placeholders, type Sql, type SqlQueries, type SqlValue } from '../store/sql.js';
 import {
   DeploymentCoreSchema,
   DeviceProgressSchema,
@@ -86,7 +86,14 @@ export class SqlDeploymentRepository implements DeploymentRepository {
   /** Rolled-back deployments that left devices unreachable (JSON in SQL differs per dialect). */
   private readonly unreachableSql: string;
 
-  constructor(private readonly sql: Sql) {
+  /**
+   * `guard` runs first in every save's transaction and throws to refuse it: replicated coordinators
+   * fence a stale leader's writes with it (cluster/leader-election.ts).
+   */
+  constructor(
+    private readonly sql: Sql,
+    private readonly guard?: (tx: SqlQueries) => Promise<void>,
+  ) {
     this.decisionOrder = sql.dialect === 'postgres' ? 'at, seq' : 'at, rowid';
     const unreachable =
       sql.dialect === 'postgres'
@@ -101,6 +108,7 @@ export class SqlDeploymentRepository implements DeploymentRepository {
     devices = [...new Map(devices.map((d) => [d.deviceId, d])).values()];
     decisions = [...new Map(decisions.map((r) => [r.id, r])).values()];
     await this.sql.transaction(async (tx) => {
+      await this.guard?.(tx);
       const row = await tx.get<{ revision: number }>('SELECT revision FROM deployments WHERE id = ?', [id]);
       if (row && row.revision >= core.revision) throw new RevisionConflictError(id, core.revision - 1, row.revision);
       await tx.run(

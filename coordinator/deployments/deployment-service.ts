@@ -21,7 +21,7 @@ import { inputsDigest } from '../gate/run-gate.js';
 import { allDevices } from '../engine/device-progress.js';
 import { currentManifest } from '../engine/manifest-renewal.js';
 import type { AuditEntry, DeploymentCore, DeploymentRequest, DeploymentState, DeviceProgress, OperatorAction } from '../engine/types.js';
-import type { Sql } from '../store/sql.js';
+import type { Sql, SqlQueries } from '../store/sql.js';
 import type { AuditLog } from '../store/audit-log.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceRegistry } from '../registry/device-registry.js';
@@ -66,18 +66,28 @@ export interface DeploymentServiceDeps {
   onChange?: (view: DeploymentView) => void;
   /** Where statuses for updates a device was never offered are recorded. */
   anomalies?: Pick<AnomalyLog, 'record'>;
+  /**
+   * Replicated coordinators (cluster/replication.ts): only the leader runs the engine. Commands are
+   * refused on a follower (503 naming the leader) and device traffic is not fed to its engine (the
+   * leader reads it from the shared inbox). Default: this coordinator always leads.
+   */
+  leadership?: { readonly isLeader: boolean; requireLeader(): Promise<void>; readonly guard: (tx: SqlQueries) => Promise<void> };
 }
 
 export class DeploymentService {
+  private runner: EngineRunner;
+
   private constructor(
     private readonly deps: DeploymentServiceDeps,
     private readonly repo: SqlDeploymentRepository,
-    private readonly runner: EngineRunner,
-  ) {}
+    private readonly makeRunner: () => EngineRunner,
+  ) {
+    this.runner = makeRunner();
+  }
 
   /** Builds the repository, the effect sink, gate snapshots and the runner (not started: `start()`). */
   static create(deps: DeploymentServiceDeps): DeploymentService {
-    const repo = new SqlDeploymentRepository(deps.sql);
+    const repo = new SqlDeploymentRepository(deps.sql, deps.leadership?.guard);
     const sink = new CoordinatorEffectSink({
       publisher: deps.publisher,
       key: deps.key,
@@ -95,7 +105,7 @@ export class DeploymentService {
       ...definedProps({ warmUpMs: deps.warmUpMs }),
     });
     const analyzersFor = deps.analyzersFor ?? ((): readonly GateAnalyzer[] => [hardGatesAnalyzer]);
-    const runner = new EngineRunner({
+    const makeRunner = (): EngineRunner => new EngineRunner({
       repo,
       sink,
       clock: deps.clock,
@@ -111,7 +121,7 @@ export class DeploymentService {
         return snapshot;
       },
     });
-    return new DeploymentService(deps, repo, runner);
+    return new DeploymentService(deps, repo, makeRunner);
   }
 
   /** Loads and resumes every live deployment. */
@@ -123,9 +133,24 @@ export class DeploymentService {
     return this.runner.stop();
   }
 
+  /**
+   * A replica that stopped leading: its engine stops (timers, queued work) and a fresh one, not
+   * started, answers reads from the store until `start()` when this replica leads again.
+   */
+  async stopEngine(): Promise<void> {
+    const old = this.runner;
+    this.runner = this.makeRunner();
+    await old.stop();
+  }
+
+  private get following(): boolean {
+    return this.deps.leadership !== undefined && !this.deps.leadership.isLeader;
+  }
+
   // ---- commands ---------------------------------------------------------------------------
 
   async create(request: DeploymentRequest, actor: string): Promise<DeploymentView> {
+    await this.deps.leadership?.requireLeader();
     // A damaged image (truncated or altered on disk) is never deployed: it would fail on every device.
     await this.deps.firmware.requireIntact(request.firmwareVersion);
     const now = this.deps.clock.now();
@@ -140,6 +165,7 @@ export class DeploymentService {
   }
 
   async act(deploymentId: string, action: OperatorAction, actor: string): Promise<DeploymentView> {
+    await this.deps.leadership?.requireLeader();
     const core = await this.runner.act(deploymentId, action, actor);
     return deploymentView(core);
   }
@@ -148,7 +174,7 @@ export class DeploymentService {
 
   /** Feeds a hello to the engine (not a ghost's: it is in no wave). */
   hello(m: HelloMessage): void {
-    if (!this.deps.registry.isTracked(m.deviceId)) return;
+    if (this.following || !this.deps.registry.isTracked(m.deviceId)) return;
     this.runner.onHello(m);
   }
 
@@ -187,6 +213,7 @@ export class DeploymentService {
   }
 
   private feedStatus(m: StatusMessage): void {
+    if (this.following) return;
     const registry = this.deps.registry;
     if (!registry.isTracked(m.deviceId)) {
       const known = registry.get(m.deviceId) !== undefined;
@@ -197,6 +224,7 @@ export class DeploymentService {
   }
 
   presence(deviceId: string, online: boolean): void {
+    if (this.following) return;
     this.runner.onPresence(deviceId, online);
   }
 

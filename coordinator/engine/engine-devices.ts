@@ -168,7 +168,10 @@ export function onHello(ctx: Ctx, hello: HelloMessage): void {
   // (a fallen-back trial would read as an ordered rollback): its status, which has the reason, follows.
   const reasonless = mine !== undefined && mine.reason === undefined && (mine.state === 'rolled-back' || mine.state === 'failed')
     && classifyUpdate(next.state === 'pending' ? undefined : next.state, next.reason) === 'in-progress';
-  if (mine && !reasonless && (mine.state !== next.state || (mine.reason !== undefined && mine.reason !== next.reason))) {
+  // A hello older than the last status applied (it reached this engine late: another replica stored the
+  // statuses that followed it first) must not take a finished update back to the state it summarised.
+  const stale = base.lastStatusAt !== undefined && hello.at < base.lastStatusAt && (next.state === 'committed' || next.state === 'failed' || next.state === 'rolled-back');
+  if (mine && !reasonless && !stale && (mine.state !== next.state || (mine.reason !== undefined && mine.reason !== next.reason))) {
     next.state = mine.state;
     if (mine.reason !== undefined) next.reason = mine.reason;
     else delete next.reason;

@@ -10,6 +10,7 @@
  *   500–599  coordinator/users (named users, API tokens, web sessions)
  *   700–799  coordinator/webhooks (webhooks, deliveries, attempts)
  *   800–899  coordinator/telemetry (PostgreSQL only: SQLite keeps telemetry in its own file)
+ *   900–999  coordinator/cluster (PostgreSQL only: leadership of replicated coordinators, notifications)
  */
 import type { Migration, PostgresMigration } from './migrations.js';
 import { STORE_POSTGRES_MIGRATIONS } from './schema-postgres.js';
@@ -22,6 +23,7 @@ import { REGISTRY_MIGRATIONS, REGISTRY_POSTGRES_MIGRATIONS } from '../registry/r
 import { USER_MIGRATIONS, USER_POSTGRES_MIGRATIONS } from '../users/user-migrations.js';
 import { WEBHOOK_MIGRATIONS, WEBHOOK_POSTGRES_MIGRATIONS } from '../webhooks/webhook-store.js';
 import { TELEMETRY_POSTGRES_MIGRATIONS } from '../telemetry/telemetry-schema-postgres.js';
+import { LEADERSHIP_POSTGRES_MIGRATIONS } from '../cluster/leadership-migrations.js';
 
 export const ALL_MIGRATIONS: readonly Migration[] = [
   ...STORE_MIGRATIONS,
@@ -50,4 +52,5 @@ export const ALL_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   ...USER_POSTGRES_MIGRATIONS,
   ...WEBHOOK_POSTGRES_MIGRATIONS,
   ...TELEMETRY_POSTGRES_MIGRATIONS,
+  ...LEADERSHIP_POSTGRES_MIGRATIONS,
 ].sort((a, b) => a.version - b.version);

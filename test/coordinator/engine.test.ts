@@ -422,6 +422,15 @@ describe('engine: early hard limits', () => {
     expect(ofType(r.effects, 'record-decision')[0]!.decision).toMatchObject({ source: 'early-hard-limit', final: { rule: 'hard-limit:trial-failures (early)' } });
   });
 
+  it('a hello older than the committed status it preceded (delivered late) leaves the device committed', () => {
+    const d = rolling();
+    const ids = W0(d.spec);
+    d.at(T0 + MIN).statuses(ids, 'committed');
+    // Sent before the commit (device clock T0), read after it: replicas store and deliver by different paths.
+    const r = d.ev({ type: 'device-hello', hello: hello(ids[0]!, '2.0.0', { deploymentId: d.spec.id, state: 'trial', toVersion: '2.0.0' }) });
+    expect(r.state.core.waves[0]!.counts).toMatchObject({ committed: ids.length, inProgress: 0 });
+  });
+
   it('a reasonless hello (an older agent) does not turn an update in progress into an outcome; the status decides', () => {
     const d = rolling();
     const ids = W0(d.spec);

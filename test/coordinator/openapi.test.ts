@@ -18,6 +18,7 @@ const ROUTES = [
   'GET /v1/info',
   'GET /v1/metrics',
   'GET /v1/audit',
+  'GET /v1/cluster',
   'GET /v1/devices',
   'GET /v1/devices/{id}',
   'GET /v1/anomalies',

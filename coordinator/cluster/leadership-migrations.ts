@@ -1,0 +1,70 @@
+/**
+ * PostgreSQL schema of replicated coordinators (range 900–999, PostgreSQL only: a SQLite store has one
+ * coordinator, which always leads). `leadership` is one row: the current term (epoch), who holds it,
+ * where its admin API is, its session's backend pid and its last heartbeat in the server's clock.
+ * Triggers tell every replica, through NOTIFY, that a status reached the inbox, a device changed or an
+ * artifact was uploaded,
+ * whoever wrote it (docs/replication.md). Pure data.
+ */
+import type { PostgresMigration } from '../store/migrations.js';
+
+/** NOTIFY channel: a status was stored in the inbox (payload empty). */
+export const INBOX_CHANNEL = 'fleet_status_inbox';
+/** NOTIFY channel: a device's row or credentials changed (payload: the device id). */
+export const DEVICE_CHANNEL = 'fleet_device_changed';
+/** NOTIFY channel: an artifact was recorded or removed (payload: its firmware version). */
+export const ARTIFACT_CHANNEL = 'fleet_artifact_changed';
+
+export const LEADERSHIP_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    version: 900,
+    name: 'leadership',
+    sql: `
+      CREATE TABLE leadership (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        epoch BIGINT NOT NULL,
+        leader_id TEXT,
+        admin_url TEXT,
+        backend_pid INTEGER,
+        renewed_at BIGINT
+      );
+      INSERT INTO leadership (id, epoch) VALUES (1, 0);
+    `,
+  },
+  {
+    version: 901,
+    name: 'replica notifications',
+    sql: `
+      CREATE FUNCTION fleet_notify_inbox() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('${INBOX_CHANNEL}', '');
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER status_inbox_notify AFTER INSERT ON status_inbox
+        FOR EACH STATEMENT EXECUTE FUNCTION fleet_notify_inbox();
+      CREATE FUNCTION fleet_notify_device() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP = 'DELETE' THEN
+          PERFORM pg_notify('${DEVICE_CHANNEL}', OLD.device_id);
+        ELSIF TG_OP = 'UPDATE' AND (to_jsonb(OLD) - 'last_seen') = (to_jsonb(NEW) - 'last_seen') THEN
+          -- Only last_seen moved (every device message does that): nothing a replica caches.
+          NULL;
+        ELSE
+          PERFORM pg_notify('${DEVICE_CHANNEL}', NEW.device_id);
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER devices_notify AFTER INSERT OR UPDATE OR DELETE ON devices
+        FOR EACH ROW EXECUTE FUNCTION fleet_notify_device();
+      CREATE TRIGGER device_credentials_notify AFTER INSERT OR UPDATE OR DELETE ON device_credentials
+        FOR EACH ROW EXECUTE FUNCTION fleet_notify_device();
+      CREATE FUNCTION fleet_notify_artifact() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('${ARTIFACT_CHANNEL}', COALESCE(NEW.firmware_version, OLD.firmware_version));
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER artifacts_notify AFTER INSERT OR UPDATE OR DELETE ON artifacts
+        FOR EACH ROW EXECUTE FUNCTION fleet_notify_artifact();
+    `,
+  },
+];

@@ -1,0 +1,50 @@
+/**
+ * Replication in the coordinator's composition: built when the store is PostgreSQL (a store other
+ * coordinators may share), with the admin route that says who leads. A single coordinator on
+ * PostgreSQL is a fleet of one replica: it wins the first election at once. I/O shell (composition).
+ */
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import type { AdminApi } from '../admin/admin-api.js';
+import type { Artifacts, Basics, Stores } from '../coordinator-parts.js';
+import { isPostgresUrl } from '../store/open-store.js';
+import { Replication } from './replication.js';
+
+/** This replica's default name: the host and the data directory (unique per running coordinator). */
+export function defaultReplicaId(dataDir: string): string {
+  return `${hostname()}:${resolve(dataDir)}`;
+}
+
+/** The replication of a coordinator on PostgreSQL; undefined on SQLite (one coordinator, always leading). */
+export function buildReplication(b: Basics, s: Stores, a: Pick<Artifacts, 'artifacts'>): Replication | undefined {
+  const { config } = b;
+  if (!isPostgresUrl(config.store)) return undefined;
+  const logger = b.root.child({ module: 'cluster' });
+  const reloadDevice = (deviceId: string): void => {
+    s.registry.reload([deviceId]).catch((err: unknown) => logger.warn({ err, deviceId }, 'reloading a device another replica changed failed'));
+  };
+  const reloadArtifacts = (): void => {
+    a.artifacts.reload().catch((err: unknown) => logger.warn({ err }, 'reloading artifacts another replica uploaded failed'));
+  };
+  return new Replication({
+    url: config.store,
+    sql: s.sql,
+    replicaId: config.cluster.replicaId ?? defaultReplicaId(config.dataDir),
+    reloadDevice,
+    reloadArtifacts,
+    logger,
+    timers: b.timers,
+    retryMs: config.cluster.retryMs,
+    leaseMs: config.cluster.leaseMs,
+  });
+}
+
+/** `GET /v1/cluster`: this replica's role and who leads (any replica answers from the store). */
+export function registerClusterRoutes(api: AdminApi, deps: { replication: Replication | undefined; replicaId: string }): void {
+  api.get('/v1/cluster', { schema: { summary: "this coordinator's role among its replicas, and the leader" } }, async () => {
+    const r = deps.replication;
+    if (!r) return { replicated: false, replicaId: deps.replicaId, role: 'leader' as const };
+    const leader = await r.leader();
+    return { replicated: true, replicaId: deps.replicaId, role: r.isLeader ? ('leader' as const) : ('follower' as const), term: r.term ?? null, leader: leader ?? null };
+  });
+}
