@@ -12,15 +12,16 @@
  *   largest event-loop lag, the loop's utilisation and the age of the oldest real operation still in
  *   flight (`track`: downloads, connects, a coordinator restart).
  * - Timers are a heap in simulated time, fired in due order, never before their due time, with the
- *   promise jobs of one callback run before the next (as Node does).
+ *   promise jobs of one callback run before the next (as Node does): heap-clock.ts, shared with the
+ *   follower clock of a device process.
  *
  * I/O shell: real timers and perf_hooks. `start()` begins the driver; `stop()` (safe twice) ends it,
  * after which pending and new timers run on plain real timers at the full scale, so nothing that
  * still waits on the clock (a bounded shutdown) hangs.
  */
 import { createHistogram, performance, type EventLoopUtilization } from 'node:perf_hooks';
-import type { Clock, TimerHandle } from '@fleet/protocol/clock';
-import { TimerHeap, type HeapTimer } from './timer-heap.js';
+import type { Clock } from '@fleet/protocol/clock';
+import { HeapClock } from './heap-clock.js';
 import { DEFAULT_PACE_TUNING, floorPace, nextPaceOf, type PaceCause, type PaceTuning } from './pace-controller.js';
 
 export interface PacedClockOptions {
@@ -96,15 +97,9 @@ export interface TimeSync {
   leadMs: number;
 }
 
-interface Timer extends HeapTimer {
-  fn: () => void;
-  ref: boolean;
-}
-
-export class PacedClock implements SimClock {
+export class PacedClock extends HeapClock implements SimClock {
   private readonly scale: number;
   private readonly tuning: PaceTuning | null;
-  private readonly tickMs: number;
   private readonly windowMs: number;
   private readonly workHoldMaxMs: number;
   private pace = 1;
@@ -112,19 +107,11 @@ export class PacedClock implements SimClock {
   private base: number;
   private baseReal = 0;
   private lastTick = 0;
-  private wakeAt = 0;
   private lastReturned: number;
   private readonly simStart: number;
   private realStart = 0;
-  private driver: NodeJS.Timeout | undefined;
   private running = false;
-  /** Due timers are being fired, one per turn. */
-  private draining = false;
-  private stopped = false;
   private stoppedAt: number | undefined;
-  private readonly heap = new TimerHeap<Timer>();
-  private seq = 0;
-  private refs = 0;
   // Measurements.
   private readonly lag = createHistogram();
   private windowStart = 0;
@@ -144,9 +131,9 @@ export class PacedClock implements SimClock {
 
   constructor(options: PacedClockOptions) {
     if (!(options.scale > 0) || !Number.isFinite(options.scale)) throw new RangeError(`time scale must be a positive number, got ${options.scale}`);
+    super(options.tickMs ?? 20);
     this.scale = options.scale;
     this.tuning = options.pacing === false ? null : { ...DEFAULT_PACE_TUNING, ...options.pacing };
-    this.tickMs = options.tickMs ?? 20;
     this.windowMs = options.windowMs ?? 100;
     this.workHoldMaxMs = options.workHoldMaxMs ?? 10_000;
     this.base = this.simStart = this.lastReturned = options.start ?? Date.now();
@@ -171,34 +158,14 @@ export class PacedClock implements SimClock {
       this.base = Math.max(this.exactAt(t), this.lastReturned);
       this.baseReal = t;
     }
-    this.stopped = true;
     this.stoppedAt = t;
-    if (this.driver) clearTimeout(this.driver);
-    this.driver = undefined;
-    for (const timer of this.heap.drain()) this.detach(timer);
+    this.stopDriver();
   }
 
-  now(): number {
+  override now(): number {
     const exact = this.exactAt(performance.now());
     if (exact > this.lastReturned) this.lastReturned = exact;
     return Math.floor(this.lastReturned);
-  }
-
-  setTimeout(fn: () => void, ms: number): TimerHandle {
-    return { _timer: this.add(fn, ms, false) };
-  }
-
-  clearTimeout(handle: TimerHandle): void {
-    const timer = handle._timer as Timer | undefined;
-    if (!timer || timer.state !== 'pending') return;
-    timer.state = 'done';
-    if (timer.ref) this.unref();
-    this.heap.noteCleared();
-  }
-
-  /** Unlike a timer, a pending sleep keeps the process alive. */
-  sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => this.add(resolve, ms, true));
   }
 
   begin(): () => void {
@@ -276,68 +243,20 @@ export class PacedClock implements SimClock {
     return this.tuning ? this.tuning.lagBudgetSimMs / this.rate() : Number.POSITIVE_INFINITY;
   }
 
-  private add(fn: () => void, ms: number, ref: boolean): Timer {
-    // Whole milliseconds, rounded up: `now()` in fn is never before the due time.
-    const timer: Timer = { due: this.now() + Math.ceil(Math.max(0, ms)), seq: this.seq++, fn, ref, state: 'pending' };
-    if (ref) this.addRef();
-    if (this.stopped) {
-      this.detach(timer);
-      return timer;
-    }
-    this.heap.push(timer);
-    if (this.running) {
-      // Wake sooner if this timer is due before the planned wake-up.
-      const t = performance.now();
-      const realDue = t + (timer.due - this.exactAt(t)) / this.rate();
-      if (realDue < this.wakeAt - 1) this.schedule(t);
-    }
-    return timer;
+  protected override realMsUntil(due: number, t: number): number {
+    return (due - this.exactAt(t)) / this.currentScale;
   }
 
-  private detach(timer: Timer): void {
-    const delay = Math.max(0, (timer.due - this.exactAt(performance.now())) / this.scale);
-    const real = setTimeout(() => this.fire(timer), Math.ceil(delay));
-    if (!timer.ref) real.unref();
+  protected override mayWakeSooner(): boolean {
+    return this.running;
   }
 
-  private fire(timer: Timer): void {
-    if (timer.state !== 'pending') return;
-    timer.state = 'done';
-    if (timer.ref) this.unref();
-    try {
-      timer.fn();
-    } catch (err) {
-      // As a throwing timer callback would: reported, without breaking the other timers of this wake-up.
-      queueMicrotask(() => {
-        throw err;
-      });
-    }
+  protected override firingTime(): number {
+    return Math.floor(this.exactAt(performance.now()));
   }
 
-  private addRef(): void {
-    if (this.refs++ === 0) this.driver?.ref();
-  }
-
-  private unref(): void {
-    if (--this.refs === 0) this.driver?.unref();
-  }
-
-  /** Plans the next wake-up: the next due timer at the current pace, or one tick. */
-  private schedule(t: number): void {
-    if (this.driver) clearTimeout(this.driver);
-    let delay = this.tickMs;
-    const next = this.heap.peek();
-    if (next) delay = Math.min(delay, Math.max(0, (next.due - this.exactAt(t)) / this.rate()));
-    delay = Math.ceil(delay);
-    this.wakeAt = t + delay;
-    this.driver = setTimeout(() => this.wake(), delay);
-    if (this.refs === 0) this.driver.unref();
-  }
-
-  private wake(): void {
-    this.driver = undefined;
-    if (this.stopped) return;
-    const t = performance.now();
+  /** Credits the simulated time since the last wake-up, and closes a control window when one is over. */
+  protected override onWake(t: number): void {
     const dt = Math.max(0, t - this.lastTick);
     const asked = Math.max(0, this.wakeAt - this.lastTick);
     const late = Math.max(0, t - this.wakeAt);
@@ -350,8 +269,6 @@ export class PacedClock implements SimClock {
     this.lag.record(Math.max(1, Math.round(late)));
     this.windowLag = Math.max(this.windowLag, late);
     if (t - this.windowStart >= this.windowMs) this.control(t);
-    if (!this.draining) this.fireDue();
-    if (!this.stopped) this.schedule(performance.now());
   }
 
   private control(t: number): void {
@@ -381,23 +298,5 @@ export class PacedClock implements SimClock {
       this.workStuck.add(id);
     }
     return 0;
-  }
-
-  /**
-   * Fires the timers due now, in due order, one per turn: as with Node's timers, the promise jobs a
-   * callback queued (an `await clock.sleep()` going on) run before the next timer fires. Timers set
-   * meanwhile wait for the next wake-up.
-   */
-  private fireDue(now = Math.floor(this.exactAt(performance.now())), limit = this.seq): void {
-    const due = (x: Timer | undefined): x is Timer => x !== undefined && x.due <= now && x.seq < limit;
-    const top = this.heap.peek();
-    this.draining = false;
-    if (this.stopped || !due(top)) return;
-    this.heap.pop();
-    this.fire(top);
-    if (!this.stopped && due(this.heap.peek())) {
-      this.draining = true;
-      setImmediate(() => this.fireDue(now, limit));
-    }
   }
 }
