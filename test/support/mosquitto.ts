@@ -6,10 +6,10 @@
  * configuration of the caller's instead (a generated one: test/support/mosquitto-dynsec.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, spawnProcess, type Exit, type RunningProcess } from './processes.js';
+import { LoopbackDaemon, type DaemonCommand } from './loopback-daemon.js';
 
 const MOSQUITTO = '/usr/sbin/mosquitto';
 
@@ -35,14 +35,15 @@ export interface MosquittoOptions {
   config?: (port: number, dir: string) => string;
 }
 
-export class Mosquitto {
-  private process: RunningProcess | undefined;
-
+/** `stop()` saves its sessions and retained messages, which `restart()` brings back. */
+export class Mosquitto extends LoopbackDaemon {
   private constructor(
-    readonly port: number,
-    readonly dir: string,
+    port: number,
+    dir: string,
     private readonly configPath: string,
-  ) {}
+  ) {
+    super(port, dir);
+  }
 
   /** Starts a broker on a free 127.0.0.1 port; resolves once it listens. */
   static async start(options: MosquittoOptions = {}): Promise<Mosquitto> {
@@ -75,73 +76,18 @@ export class Mosquitto {
     }
     lines.push(...(options.extra ?? []));
     const configPath = join(dir, 'mosquitto.conf');
-    // freePort() says a port was free a moment ago: another process may bind it first. Try another.
-    for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
+    return LoopbackDaemon.onFreePort((port) => {
       writeFileSync(configPath, options.config ? options.config(port, dir) : [`listener ${port} 127.0.0.1`, ...lines].join('\n') + '\n');
-      const broker = new Mosquitto(port, dir, configPath);
-      try {
-        await broker.run();
-        return broker;
-      } catch (err) {
-        if (attempt >= 3 || !broker.output().includes('Address already in use')) throw err;
-      }
-    }
+      return new Mosquitto(port, dir, configPath);
+    });
   }
 
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
   }
 
-  /** The broker's process id while it runs (undefined when stopped). */
-  get pid(): number | undefined {
-    return this.running ? this.process?.pid : undefined;
-  }
-
-  get running(): boolean {
-    return this.process !== undefined && this.process.exit === undefined;
-  }
-
-  /** The broker's log so far (its current run). */
-  output(): string {
-    return this.process?.output() ?? '';
-  }
-
-  private async run(): Promise<void> {
-    const p = spawnProcess(MOSQUITTO, ['-c', this.configPath]);
-    this.process = p;
-    await Promise.race([
-      // Printed once every listener is bound ("Opening … listen socket" comes before the bind).
-      p.waitForLine(/mosquitto version \S+ running/, 15_000),
-      p.exited.then((e) => {
-        throw new Error(`mosquitto exited at start (${JSON.stringify(e)}):\n${p.output()}`);
-      }),
-    ]);
-  }
-
-  /** Stops the broker cleanly (it saves its sessions and retained messages). */
-  async stop(): Promise<Exit | undefined> {
-    const p = this.process;
-    this.process = undefined;
-    return p?.stop('SIGTERM');
-  }
-
-  /** Kills the broker as a crash would. */
-  async kill(): Promise<Exit | undefined> {
-    const p = this.process;
-    this.process = undefined;
-    return p?.stop('SIGKILL');
-  }
-
-  /** Starts it again on the same port, with the sessions it saved. */
-  async restart(): Promise<void> {
-    if (this.running) await this.stop();
-    await this.run();
-  }
-
-  /** Stops it and removes its directory. Safe twice. */
-  async close(): Promise<void> {
-    await this.stop();
-    rmSync(this.dir, { recursive: true, force: true });
+  protected override command(): DaemonCommand {
+    // Printed once every listener is bound ("Opening … listen socket" comes before the bind).
+    return { name: 'mosquitto', file: MOSQUITTO, args: ['-c', this.configPath], ready: /mosquitto version \S+ running/ };
   }
 }
