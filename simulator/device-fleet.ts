@@ -50,11 +50,9 @@ export interface DeviceFleet {
   stop(): Promise<void>;
 }
 
-export interface LocalFleetOptions {
+/** What the devices of a fleet are made of, in this process or in device processes. */
+export interface FleetDeviceOptions {
   specs: readonly SimDeviceSpec[];
-  clock: SimClock;
-  logger: Logger;
-  agentConfig: AgentConfig;
   /** Device id → secret (absent: anonymous). */
   secrets: ReadonlyMap<string, string>;
   trust: TrustStore;
@@ -66,6 +64,12 @@ export interface LocalFleetOptions {
   faults: FaultSpec;
   /** Run downloads through a fault proxy (faulty or slow downloads in the scenario). */
   proxy: boolean;
+}
+
+export interface LocalFleetOptions extends FleetDeviceOptions {
+  clock: SimClock;
+  logger: Logger;
+  agentConfig: AgentConfig;
   /** Bind the devices' client sockets (MQTT, HTTP) to this local address, e.g. 127.0.0.2. */
   localAddress?: string;
   onState?: (deviceId: string, state: AgentState) => void;

@@ -10,12 +10,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { AgentState } from '@fleet/agent';
-import type { TrustStore } from '@fleet/firmware/trust-store';
-import type { DeviceFleet } from './device-fleet.js';
+import type { DeviceFleet, FleetDeviceOptions } from './device-fleet.js';
 import type { FirmwareImage } from './device-host.js';
-import type { SimDeviceSpec } from './fleet-composition.js';
-import type { BehaviourTable } from './behaviour.js';
-import type { FaultSpec } from './scenario.js';
 import type { DeviceTruth } from './report.js';
 import type { PacedClock } from './paced-clock.js';
 import { ChildMessageSchema, ProcessUsageSchema, type DeviceProcessCall, type DeviceProcessInit, type ParentMessage, type ProcessUsage } from './device-process-messages.js';
@@ -26,23 +22,14 @@ const SYNC_MS = 20;
 /** Real ms a device process may take to answer a call before the run gives up on it. */
 const CALL_TIMEOUT_MS = 10 * 60_000;
 
-export interface ProcessFleetOptions {
+export interface ProcessFleetOptions extends FleetDeviceOptions {
   processes: number;
-  specs: readonly SimDeviceSpec[];
   clock: PacedClock;
   /** Broker URLs: the nodes of one cluster, every device spread over them by its id (the agent's rule). */
   brokerUrls: readonly string[];
   baseVersion: string;
   telemetryIntervalMs: number;
   tags: readonly string[];
-  secrets: ReadonlyMap<string, string>;
-  trust: TrustStore;
-  devicesDir: string;
-  baseImage: FirmwareImage;
-  behaviours: BehaviourTable;
-  sampleNoise: number;
-  faults: FaultSpec;
-  proxy: boolean;
   /** Source addresses for the processes' client sockets, round-robin (none: the system's choice). */
   localAddresses?: readonly string[];
   /** Every persisted agent state, with the real time (this process's performance.now()) it happened. */
