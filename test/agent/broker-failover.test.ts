@@ -3,22 +3,14 @@
  * starts at the node its id picks, and when that node is down or refuses it, moves on to the next and
  * comes back round when the other one goes. Plain Aedes brokers on loopback stand in for the nodes.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { brokerUrls } from '../../agent/config.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { freePort } from '../support/processes.js';
-import { AgentDaemon, PlainAedes, startWorld, uniqueDeviceId, waitFor, writeAgentConfig, type World } from './daemon-harness.js';
+import { AgentDaemon, PlainAedes, uniqueDeviceId, waitFor, writeAgentConfig, type World, worldPerTest } from './daemon-harness.js';
 
 let world: World;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-beforeEach(async () => {
-  world = await startWorld();
-});
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
-  await world.close();
-});
+const cleanups = worldPerTest((w) => (world = w));
 
 /** A device id whose first node, of two, is the first URL of the list. */
 function idStartingAtFirstOfTwo(): string {

@@ -4,23 +4,19 @@
  * the update that was in flight; SIGTERM then ends it with 0.
  */
 import mqtt from 'mqtt';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { freePort } from '../support/processes.js';
 import { image } from './harness.js';
-import { AgentDaemon, PlainAedes, signedRollout, startHeldArtifacts, startWorld, uniqueDeviceId, waitFor, writeAgentConfig, type HeldArtifacts, type World } from './daemon-harness.js';
+import { AgentDaemon, PlainAedes, signedRollout, startHeldArtifacts, uniqueDeviceId, waitFor, writeAgentConfig, type HeldArtifacts, type World, worldPerTest } from './daemon-harness.js';
 
 let world: World;
 let artifacts: HeldArtifacts;
-const cleanups: Array<() => Promise<unknown>> = [];
+const cleanups = worldPerTest((w) => (world = w));
 
 beforeEach(async () => {
-  world = await startWorld();
   artifacts = await startHeldArtifacts();
-});
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
-  await artifacts.close();
-  await world.close();
+  // Pushed first, so it closes after everything a test started, before the world goes.
+  cleanups.push(() => artifacts.close());
 });
 
 function track(agent: AgentDaemon): AgentDaemon {

@@ -5,21 +5,14 @@
  * same data directory and ports; the agent stays up, reconnects and the coordinator sees it commit.
  */
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort, spawnFleet, type RunningProcess } from '../support/processes.js';
 import { image } from './harness.js';
-import { AgentDaemon, startWorld, uniqueDeviceId, waitFor, writeAgentConfig, type World } from './daemon-harness.js';
+import { AgentDaemon, uniqueDeviceId, waitFor, writeAgentConfig, type World, worldPerTest } from './daemon-harness.js';
 import { adminApi } from '../support/admin-api.js';
 
 let world: World;
-const cleanups: Array<() => Promise<unknown>> = [];
-beforeEach(async () => {
-  world = await startWorld();
-});
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
-  await world.close();
-});
+const cleanups = worldPerTest((w) => (world = w));
 
 async function startCoordinator(args: string[]): Promise<RunningProcess> {
   const p = spawnFleet(['coordinator', 'start', ...args], { env: { APP_ENV: 'development' } });

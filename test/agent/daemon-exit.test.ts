@@ -6,22 +6,15 @@
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort, spawnFleet, type RunningProcess } from '../support/processes.js';
 import { INITIAL_AUTOBOOT } from '../slots/tryboot-harness.js';
 import { makeSlotFiles } from '../slots/helpers.js';
 import { image } from './harness.js';
-import { AgentDaemon, PlainAedes, signedRollout, startHeldArtifacts, startSilentBroker, startWorld, uniqueDeviceId, writeAgentConfig, type World } from './daemon-harness.js';
+import { AgentDaemon, PlainAedes, signedRollout, startHeldArtifacts, startSilentBroker, uniqueDeviceId, writeAgentConfig, type World, worldPerTest } from './daemon-harness.js';
 
 let world: World;
-const cleanups: Array<() => Promise<unknown>> = [];
-beforeEach(async () => {
-  world = await startWorld();
-});
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
-  await world.close();
-});
+const cleanups = worldPerTest((w) => (world = w));
 
 async function fails(config: string): Promise<RunningProcess> {
   const p = spawnFleet(['agent', 'start', '-c', config]);

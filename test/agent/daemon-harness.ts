@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Aedes, type AuthenticateError } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
+import { afterEach, beforeEach } from 'vitest';
 import { generateSigningKey, publicKeyPem, type SigningKey } from '../../firmware/keys.js';
 import { buildManifest, signManifest } from '../../firmware/manifest.js';
 import { bucketOf } from '../../protocol/bucket.js';
@@ -106,6 +107,28 @@ export async function startWorld(): Promise<World> {
   await mkdir(trustDir, { recursive: true });
   await writeFile(join(trustDir, 'release.pub'), publicKeyPem(key));
   return { dir, key, trustDir, close: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** What a test pushes to be undone after it: a daemon to kill, a broker to close. */
+export type Cleanups = Array<() => Promise<unknown>>;
+
+/**
+ * Registers the hooks of a daemon test file: a fresh World before each test (handed to `onWorld`),
+ * and after it the cleanups pushed meanwhile, last first (a failure ignored: the process may be gone
+ * already), then the world's removal. Returns the list the tests push to.
+ */
+export function worldPerTest(onWorld: (world: World) => void): Cleanups {
+  const cleanups: Cleanups = [];
+  let world: World | undefined;
+  beforeEach(async () => {
+    world = await startWorld();
+    onWorld(world);
+  });
+  afterEach(async () => {
+    while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
+    await world?.close();
+  });
+  return cleanups;
 }
 
 let counter = 0;

@@ -7,14 +7,13 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { hasMosquitto, Mosquitto } from '../support/mosquitto.js';
 import { image } from './harness.js';
 import {
   AgentDaemon,
   signedRollout,
   startHeldArtifacts,
-  startWorld,
   statusesOf,
   telemetryOf,
   uniqueDeviceId,
@@ -23,22 +22,19 @@ import {
   writeAgentConfig,
   type HeldArtifacts,
   type World,
+  worldPerTest,
 } from './daemon-harness.js';
 
 const COORD = { username: 'coord', password: 'coord-secret' };
 
 let world: World;
 let artifacts: HeldArtifacts;
-const cleanups: Array<() => Promise<unknown>> = [];
+const cleanups = worldPerTest((w) => (world = w));
 
 beforeEach(async () => {
-  world = await startWorld();
   artifacts = await startHeldArtifacts();
-});
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!().catch(() => undefined);
-  await artifacts.close();
-  await world.close();
+  // Pushed first, so it closes after everything a test started, before the world goes.
+  cleanups.push(() => artifacts.close());
 });
 
 /** Mosquitto with the device's and the coordinator's users; QoS 0 is queued for a watcher that is away. */
