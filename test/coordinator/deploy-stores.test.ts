@@ -4,28 +4,17 @@
  * process: a status's `record` resolves (and its PUBACK may go) only once its row is committed; a
  * retained message is committed before the broker is asked to publish it.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { StatusMessageSchema, type StatusMessage } from '../../protocol/messages.js';
 import { StatusInbox } from '../../coordinator/ingest/status-inbox.js';
 import { Publisher } from '../../coordinator/broker/publisher.js';
-import { openPostgresStore, openSqliteStore } from '../../coordinator/store/open-store.js';
 import type { Sql } from '../../coordinator/store/sql.js';
-import { freshPostgresUrl, STORE_KINDS, type StoreKind } from '../support/postgres.js';
+import { durableStoreOpener, STORE_KINDS, type StoreKind } from '../support/postgres.js';
 
 /** The store under test and a second connection to the same data (another process's view). */
 async function twoConnections(kind: StoreKind): Promise<{ store: Sql; observer: Sql }> {
-  let open: () => Promise<Sql>;
-  if (kind === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'fleet-deploy-stores-'));
-    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    open = () => Promise.resolve(openSqliteStore(join(dir, 'fleet.db')));
-  } else {
-    const url = await freshPostgresUrl();
-    open = () => openPostgresStore(url);
-  }
+  const open = await durableStoreOpener(kind);
   const store = await open();
   const observer = await open();
   onTestFinished(async () => {

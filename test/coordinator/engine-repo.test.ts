@@ -3,32 +3,20 @@
  * database (closed and opened again), the revision guard, live deployments, and a restart in every
  * state of the engine resuming exactly.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { coreJson, RevisionConflictError, SqlDeploymentRepository } from '../../coordinator/deployments/deployment-repo.js';
 import { allDevices, recount } from '../../coordinator/engine/device-progress.js';
 import { createDeployment, reconcile, step } from '../../coordinator/engine/engine.js';
 import { snapshotFromProgress } from '../../coordinator/engine/snapshot.js';
 import type { DeploymentState, EngineEvent } from '../../coordinator/engine/types.js';
-import { openPostgresStore, openSqliteStore } from '../../coordinator/store/open-store.js';
 import type { Sql } from '../../coordinator/store/sql.js';
-import { freshPostgresUrl, STORE_KINDS, type StoreKind } from '../support/postgres.js';
+import { durableStoreOpener, STORE_KINDS, type StoreKind } from '../support/postgres.js';
 import { HOUR, makeSpec, T0 } from './engine-fixtures.js';
 import { decision, opEvent, PHASE_BUILDERS } from './engine-phases.js';
 
 /** A repository on a durable store of `kind`, and a way to close and open that store again. */
 async function durableRepo(kind: StoreKind): Promise<{ repo: SqlDeploymentRepository; sql: () => Sql; reopen: () => Promise<SqlDeploymentRepository> }> {
-  let open: () => Promise<Sql>;
-  if (kind === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'fleet-engine-repo-'));
-    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    open = () => Promise.resolve(openSqliteStore(join(dir, 'fleet.db')));
-  } else {
-    const url = await freshPostgresUrl();
-    open = () => openPostgresStore(url);
-  }
+  const open = await durableStoreOpener(kind);
   let current = await open();
   onTestFinished(() => current.close());
   return {

@@ -4,6 +4,9 @@
  * (`describe.each(STORE_KINDS)('… on %s', (kind) => …)`).
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { inject, onTestFinished } from 'vitest';
 import type { Sql } from '../../coordinator/store/sql.js';
@@ -48,4 +51,19 @@ export async function openTestStore(kind: StoreKind): Promise<Sql> {
   const store = kind === 'sqlite' ? openSqliteStore(':memory:') : await openPostgresStore(await freshPostgresUrl());
   onTestFinished(() => store.close());
   return store;
+}
+
+/**
+ * Opens a durable store of `kind` (a file in a new directory, or a new database), as often as called:
+ * every call a new connection to the same data, as another process or a restart sees it. The
+ * directory or database goes when the current test finishes; the connections are the caller's.
+ */
+export async function durableStoreOpener(kind: StoreKind): Promise<() => Promise<Sql>> {
+  if (kind === 'postgres') {
+    const url = await freshPostgresUrl();
+    return () => openPostgresStore(url);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-store-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  return () => Promise.resolve(openSqliteStore(join(dir, 'fleet.db')));
 }
