@@ -10,14 +10,14 @@
  */
 import { STORE_KINDS, openTestStore } from '../support/postgres.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import mqtt, { type MqttClient, type Packet } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { CredentialStore } from '../../coordinator/broker/credentials.js';
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic, FLAGS_TOPIC, rolloutTopic } from '../../protocol/topics.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe } from '../../coordinator/broker/acl.js';
 import { BROKERS } from '../support/mosquitto-dynsec.js';
 import { startAclBroker, type AclBroker } from './acl-brokers.js';
-import { uniqueId, waitFor } from './helpers.js';
+import { subackCode, uniqueId, waitFor } from './helpers.js';
 
 let broker: AclBroker;
 const clients: MqttClient[] = [];
@@ -37,19 +37,7 @@ async function connect(deviceId: string, password: string | undefined, clientId 
 /** The return codes of the broker's SUBACK packets as they came off the wire, one topic per SUBSCRIBE. */
 async function grantedQos(client: MqttClient, topics: string[]): Promise<number[]> {
   const codes: number[] = [];
-  for (const t of topics) {
-    codes.push(
-      await new Promise<number>((resolve) => {
-        const onPacket = (p: Packet): void => {
-          if (p.cmd !== 'suback') return;
-          client.off('packetreceive', onPacket);
-          resolve(Number(p.granted[0]));
-        };
-        client.on('packetreceive', onPacket);
-        client.subscribe(t, { qos: 1 }, () => undefined);
-      }),
-    );
-  }
+  for (const t of topics) codes.push(await subackCode(client, t));
   return codes;
 }
 

@@ -8,7 +8,7 @@
  * one database.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import mqtt, { type IClientOptions, type MqttClient, type Packet } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { CredentialStore } from '../../coordinator/broker/credentials.js';
 import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import { EmbeddedBroker } from '../../coordinator/broker/embedded-broker.js';
@@ -17,7 +17,7 @@ import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db
 import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic, FLAGS_TOPIC, rolloutTopic } from '../../protocol/topics.js';
 import { hasRedis, RedisServer } from '../support/redis.js';
-import { silentLogger, uniqueId, waitFor } from './helpers.js';
+import { silentLogger, subackCode, uniqueId, waitFor } from './helpers.js';
 
 interface Node {
   broker: EmbeddedBroker;
@@ -75,19 +75,6 @@ function messages(c: MqttClient): string[] {
   return got;
 }
 
-/** The SUBACK return code of one SUBSCRIBE, as it came off the wire. */
-function granted(c: MqttClient, topic: string): Promise<number> {
-  return new Promise((resolve) => {
-    const onPacket = (p: Packet): void => {
-      if (p.cmd !== 'suback') return;
-      c.off('packetreceive', onPacket);
-      resolve(Number(p.granted[0]));
-    };
-    c.on('packetreceive', onPacket);
-    c.subscribe(topic, { qos: 1 }, () => undefined);
-  });
-}
-
 describe.skipIf(!hasRedis)('embedded brokers clustered through Redis', () => {
   let a: Node;
   let b: Node;
@@ -133,14 +120,14 @@ describe.skipIf(!hasRedis)('embedded brokers clustered through Redis', () => {
     await a.broker.publish(topic, Buffer.from(`{"manifest":"${d.id}"}`), { qos: 1, retain: true });
     const device = await connect(b, d);
     const got = messages(device);
-    expect(await granted(device, topic)).toBe(1);
+    expect(await subackCode(device, topic)).toBe(1);
     await waitFor(() => got.length > 0, 'the retained manifest on node b');
     expect(got).toEqual([`${topic} {"manifest":"${d.id}"}`]);
     // Cleared on one node (an empty retained payload), gone for a device on the other.
     await b.broker.publish(topic, Buffer.alloc(0), { qos: 1, retain: true });
     const again = await connect(a, d);
     const after = messages(again);
-    expect(await granted(again, topic)).toBe(1);
+    expect(await subackCode(again, topic)).toBe(1);
     await a.broker.publish(deviceTopic(d.id, 'commands'), Buffer.from('{"marker":true}'), { qos: 1, retain: false });
     await again.subscribeAsync(deviceTopic(d.id, 'commands'), { qos: 1 });
     await a.broker.publish(deviceTopic(d.id, 'commands'), Buffer.from('{"marker":2}'), { qos: 1, retain: false });
@@ -169,10 +156,10 @@ describe.skipIf(!hasRedis)('embedded brokers clustered through Redis', () => {
     const other = await provision();
     for (const node of [a, b]) {
       const c = await connect(node, d);
-      expect(await granted(c, rolloutTopic('rpi4', bucketOf(d.id)))).toBe(1);
-      expect(await granted(c, FLAGS_TOPIC)).toBe(1);
+      expect(await subackCode(c, rolloutTopic('rpi4', bucketOf(d.id)))).toBe(1);
+      expect(await subackCode(c, FLAGS_TOPIC)).toBe(1);
       for (const forbidden of ['#', deviceTopic(other.id, 'commands'), rolloutTopic('rpi4', (bucketOf(d.id) + 1) % 1024), '$SYS/#']) {
-        expect(await granted(c, forbidden), `${forbidden} on node ${nodes.indexOf(node)}`).toBe(0x80);
+        expect(await subackCode(c, forbidden), `${forbidden} on node ${nodes.indexOf(node)}`).toBe(0x80);
       }
       // Another device's status: the broker closes the connection, nothing is ingested.
       c.publish(deviceTopic(other.id, 'status'), '{"forged":true}', { qos: 1 });
@@ -223,7 +210,7 @@ describe.skipIf(!hasRedis)('embedded brokers clustered through Redis', () => {
     await b.broker.publish(topic, Buffer.from('{"restored":true}'), { qos: 1, retain: true });
     const late = await connect(a, d);
     const lateGot = messages(late);
-    expect(await granted(late, topic)).toBe(1);
+    expect(await subackCode(late, topic)).toBe(1);
     await waitFor(() => lateGot.length > 0, 'the retained manifest after the restart');
     expect(lateGot[0]).toBe(`${topic} {"restored":true}`);
   }, 60_000);

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt from 'mqtt';
+import mqtt, { type MqttClient, type Packet } from 'mqtt';
 import { pino, type Logger } from 'pino';
 import { onTestFinished } from 'vitest';
 import { createCoordinator, type Coordinator, type CoordinatorOptions } from '../../coordinator/index.js';
@@ -155,4 +155,20 @@ export function readDatabase(dataDir: string, name: 'fleet' | 'telemetry'): Db {
   db.pragma('busy_timeout = 5000');
   onTestFinished(() => closeDatabase(db));
   return db;
+}
+
+/**
+ * The SUBACK return code of one SUBSCRIBE (QoS 1), as it came off the wire: mqtt.js's callback does
+ * not tell a refusal (0x80) from a grant.
+ */
+export function subackCode(client: MqttClient, topic: string): Promise<number> {
+  return new Promise((resolve) => {
+    const onPacket = (p: Packet): void => {
+      if (p.cmd !== 'suback') return;
+      client.off('packetreceive', onPacket);
+      resolve(Number(p.granted[0]));
+    };
+    client.on('packetreceive', onPacket);
+    client.subscribe(topic, { qos: 1 }, () => undefined);
+  });
 }
