@@ -195,7 +195,8 @@ describe.skipIf(!hasRedis)('the embedded cluster: replicas with clustered embedd
     expect(takeoverMs).toBeLessThan(TAKEOVER_BOUND_MS);
     // The killed node's devices fail over: the survivor holds the whole fleet.
     await waitFor(async () => (await connectionsOn(next)) === DEVICES, 'every device on the surviving node', 60_000, 100);
-    console.log(`mid-wave: killed ${killed.name} with ${onKilled} devices (${JSON.stringify(at.waves[0]?.counts)}); ${next.name} led after ${takeoverMs} ms`);
+    const movedMs = Date.now() - killedAt;
+    console.log(`mid-wave: killed ${killed.name} with ${onKilled} devices (${JSON.stringify(at.waves[0]?.counts)}); ${next.name} led after ${takeoverMs} ms, held every device after ${movedMs} ms`);
     const r = await finished(run, report);
     expect(r.releases.map((x) => [x.version, x.outcome, x.ok])).toEqual([['1.2.0', 'completed', true]]);
     expect(r.releases[0]!.reach).toMatchObject({ onVersion: DEVICES });
@@ -220,6 +221,7 @@ describe.skipIf(!hasRedis)('the embedded cluster: replicas with clustered embedd
     expect(d.phase).toBe('rolled-back');
     expect(d.rollback!.exposed).toBeGreaterThan(0);
     expect(d.rollback).toMatchObject({ confirmed: d.rollback!.exposed, unreachable: 0 });
+    console.log(`bad release: rolled back, ${JSON.stringify(d.rollback)}`);
     const devices = (await api<{ devices: { deviceId: string; runningVersion?: string }[] }>(proxy.url, `/v1/deployments/${d.id}/devices`)).devices;
     expect(devices.filter((x) => x.runningVersion === '1.3.0').map((x) => x.deviceId)).toEqual([]);
   });
