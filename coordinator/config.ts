@@ -119,8 +119,15 @@ export const CoordinatorConfigSchema = z.object({
       /** PEM files; when both are set the admin API and artifact downloads are served over HTTPS. */
       tlsCert: z.string().optional(),
       tlsKey: z.string().optional(),
-      /** Concurrent artifact downloads served; the rest get 503 + Retry-After. Default 64. */
+      /** Concurrent artifact downloads served; the rest wait in the queue below. Default 64. */
       maxConcurrentDownloads: z.coerce.number().int().positive().default(64),
+      /**
+       * Download requests that may wait, first come first served, for a slot; beyond it 503 +
+       * Retry-After. 0 refuses at once when every slot is taken. Default 1024.
+       */
+      maxQueuedDownloads: z.coerce.number().int().nonnegative().default(1024),
+      /** Longest wait for a slot, then 503 + Retry-After; keep it below the agents' idle timeout. Default 20 s. */
+      downloadQueueWaitMs: z.coerce.number().int().positive().default(20_000),
       /** Concurrent downloads one authenticated device may hold; the rest get 429 + Retry-After. Default 2. */
       maxDownloadsPerDevice: z.coerce.number().int().positive().default(2),
       /**
@@ -143,6 +150,8 @@ export const CoordinatorConfigSchema = z.object({
       port: 8080,
       host: '127.0.0.1',
       maxConcurrentDownloads: 64,
+      maxQueuedDownloads: 1024,
+      downloadQueueWaitMs: 20_000,
       maxDownloadsPerDevice: 2,
       downloadIdleTimeoutMs: 30_000,
       downloadMinBytesPerSecond: 1024,
@@ -285,6 +294,8 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (Object.keys(http).length) out['http'] = http;
   if (env['FLEET_SIGNING_KEY']) out['signingKeyPath'] = env['FLEET_SIGNING_KEY'];
   if (env['FLEET_ADMIN_TOKEN']) out['adminToken'] = env['FLEET_ADMIN_TOKEN'];
+  // Load tests and development provision tens of thousands of devices; production refuses below 14.
+  if (env['FLEET_CREDENTIAL_COST']) out['credentialCost'] = Number(env['FLEET_CREDENTIAL_COST']);
   const sessions: Record<string, unknown> = {};
   if (env['FLEET_SESSION_IDLE_MS']) sessions['idleMs'] = env['FLEET_SESSION_IDLE_MS'];
   if (env['FLEET_SESSION_MAX_MS']) sessions['maxMs'] = env['FLEET_SESSION_MAX_MS'];

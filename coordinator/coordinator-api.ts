@@ -24,7 +24,8 @@ export interface CoordinatorMetrics {
   /** Counters over every run on this data directory since `totalsSince` (stored every few seconds and at stop). */
   totalsSince: number | null;
   totals: Record<string, number>;
-  downloads: { active: number };
+  /** Downloads holding a slot, and waiting for one. */
+  downloads: { active: number; queued: number };
   devices: { known: number; connected: number | null; withAnomalies: number };
   telemetry: { pending: number; written: number };
   deployments: Record<string, unknown>;

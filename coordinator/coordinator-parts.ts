@@ -256,6 +256,8 @@ export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
     timers: b.timers,
     options: {
       maxConcurrent: config.http.maxConcurrentDownloads,
+      maxQueued: config.http.maxQueuedDownloads,
+      queueWaitMs: config.http.downloadQueueWaitMs,
       maxPerDevice: config.http.maxDownloadsPerDevice,
       idleTimeoutMs: config.http.downloadIdleTimeoutMs,
       minBytesPerSecond: config.http.downloadMinBytesPerSecond,

@@ -50,7 +50,7 @@ export function coordinatorMetrics(p: CoordinatorParts): CoordinatorMetrics {
     counters: p.counters.snapshot(),
     totalsSince: since,
     totals,
-    downloads: { active: p.downloads.activeDownloads },
+    downloads: { active: p.downloads.activeDownloads, queued: p.downloads.queuedDownloads },
     devices: { known: p.registry.size, connected: connected?.size ?? null, withAnomalies: p.anomalies.devices },
     telemetry: { pending: p.telemetry.pending, written: p.telemetry.written },
     deployments: p.deployments.summary(),

@@ -4,8 +4,9 @@
  * download resumes only against the same bytes.
  *
  * Downloads are bounded so that the server never wedges: each device authenticates (download-auth.ts)
- * and may hold `maxPerDevice` downloads (429 beyond), all devices together `maxConcurrent` (503 with
- * Retry-After beyond, which agents treat as "retry later"); a client that stops reading for
+ * and may hold `maxPerDevice` downloads (429 beyond), all devices together `maxConcurrent`; beyond that
+ * up to `maxQueued` requests wait, first come first served, for at most `queueWaitMs`, and the rest
+ * get 503 with Retry-After, which agents treat as "retry later"; a client that stops reading for
  * `idleTimeoutMs`, or reads slower than `minBytesPerSecond` over a window, is dropped (transfer-watch.ts).
  * A slot is taken only after every asynchronous step (credentials, integrity check) and released on
  * every way out — finished, failed, or a client gone at any point. Only whole images are served
@@ -20,14 +21,21 @@ import type { Counters } from '../metrics.js';
 import type { ArtifactStore } from './artifact-store.js';
 import type { ArtifactIntegrity } from './artifact-integrity.js';
 import { DOWNLOAD_AUTH_CHALLENGE, type DownloadAuth } from './download-auth.js';
-import { DownloadSlots } from './download-slots.js';
+import { DownloadSlots, type Release } from './download-slots.js';
 import { TransferWatch, type TransferLimits } from './transfer-watch.js';
 
 export const ARTIFACT_PATH_PREFIX = '/artifacts/';
 
 export interface ArtifactServerOptions extends TransferLimits {
-  /** Downloads served at once; the rest get 503 + Retry-After. */
+  /** Downloads served at once; the rest wait in the queue, or get 503 + Retry-After when it is full. */
   maxConcurrent: number;
+  /** Requests that may wait, first come first served, for a download slot. Default 0 (refuse at once). */
+  maxQueued?: number;
+  /**
+   * Longest wait for a slot before a 503 + Retry-After (ms; real time). Keep it below the agents'
+   * download idle timeout (no byte arrives while waiting). Default 20 s.
+   */
+  queueWaitMs?: number;
   /** Downloads one authenticated device may hold at once; the rest get 429 + Retry-After. */
   maxPerDevice: number;
   /** Seconds a refused client should wait. Default 5. */
@@ -80,11 +88,16 @@ export class ArtifactServer {
   private logged = 0;
 
   constructor(private readonly deps: ArtifactServerDeps) {
-    this.slots = new DownloadSlots({ global: deps.options.maxConcurrent, perDevice: deps.options.maxPerDevice });
+    this.slots = new DownloadSlots({ global: deps.options.maxConcurrent, perDevice: deps.options.maxPerDevice, queue: deps.options.maxQueued ?? 0 });
   }
 
   get activeDownloads(): number {
     return this.slots.activeCount;
+  }
+
+  /** Downloads waiting for a slot. */
+  get queuedDownloads(): number {
+    return this.slots.queuedCount;
   }
 
   /** Handles the request if it is for an artifact; returns false otherwise. */
@@ -156,22 +169,62 @@ export class ArtifactServer {
       return;
     }
 
-    const slot = this.slots.acquire(deviceId);
-    if (!slot.ok) {
-      const retryAfter = { 'retry-after': String(options.retryAfterS ?? 5) };
-      if (slot.scope === 'device') {
-        counters.inc('artifacts.refused-device-busy');
-        this.refusal(req, deviceId, id, `already holds ${options.maxPerDevice} downloads`);
-        return text(res, 429, `this device already has ${options.maxPerDevice} downloads in progress; retry later`, retryAfter);
-      }
-      counters.inc('artifacts.refused-busy');
-      return text(res, 503, 'too many downloads in progress; retry later', retryAfter);
-    }
+    const release = await this.slot(req, res, deviceId, id);
+    if (release === undefined) return;
     // Attached before anything else can happen; a connection that closed already releases at once.
-    res.once('close', slot.release);
-    if (gone(res)) return slot.release();
+    res.once('close', release);
+    if (gone(res)) return release();
     counters.inc('artifacts.downloads');
     await this.send(req, res, { id, deviceId, start: range?.start ?? 0, end: range?.end ?? size - 1, size, partial: range !== undefined, common });
+  }
+
+  /**
+   * A download slot: at once, after a wait in the queue, or none (the refusal is answered here, and
+   * undefined returned, as when the client leaves while waiting).
+   */
+  private slot(req: IncomingMessage, res: ServerResponse, deviceId: string | undefined, sha256: string): Promise<Release | undefined> {
+    const { counters, options, timers } = this.deps;
+    const retryAfter = { 'retry-after': String(options.retryAfterS ?? 5) };
+    return new Promise((resolve) => {
+      let leave = (): void => undefined;
+      const r = this.slots.request(deviceId, (release) => {
+        leave();
+        resolve(release);
+      });
+      if (r.kind === 'granted') return resolve(r.release);
+      if (r.kind === 'refused') {
+        if (r.scope === 'device') {
+          counters.inc('artifacts.refused-device-busy');
+          this.refusal(req, deviceId, sha256, `already holds ${options.maxPerDevice} downloads`);
+          text(res, 429, `this device already has ${options.maxPerDevice} downloads in progress; retry later`, retryAfter);
+        } else {
+          counters.inc('artifacts.refused-busy');
+          text(res, 503, 'too many downloads in progress; retry later', retryAfter);
+        }
+        return resolve(undefined);
+      }
+      counters.inc('artifacts.queued');
+      const waitMs = options.queueWaitMs ?? 20_000;
+      const timer = timers.setTimeout(() => {
+        res.off('close', onClose);
+        r.cancel();
+        counters.inc('artifacts.refused-busy');
+        counters.inc('artifacts.queue-timeouts');
+        text(res, 503, `no download slot free within ${waitMs} ms; retry later`, retryAfter);
+        resolve(undefined);
+      }, waitMs);
+      // A client that leaves while waiting gives its place up at once.
+      const onClose = (): void => {
+        timers.clearTimeout(timer);
+        r.cancel();
+        resolve(undefined);
+      };
+      res.once('close', onClose);
+      leave = () => {
+        timers.clearTimeout(timer);
+        res.off('close', onClose);
+      };
+    });
   }
 
   private async send(

@@ -31,7 +31,7 @@ const get = (u: string, init: RequestInit & { headers?: Record<string, string> }
 
 beforeEach(async () => {
   ({ dir, cleanup } = tempDir());
-  c = await startCoordinator(dir, { config: { http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 1 } } });
+  c = await startCoordinator(dir, { config: { http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads: 1, maxQueuedDownloads: 1, downloadQueueWaitMs: 2000 } } });
   const a = await c.uploadFirmware({ image: Readable.from([image]), version: '3.0.0', hardware: ['rpi4'] });
   sha = a.sha256;
   manifest = a.manifest;
@@ -86,18 +86,63 @@ describe('artifact server', () => {
     expect(beyond.headers.get('content-range')).toBe(`bytes */${image.length}`);
   });
 
-  it('refuses downloads beyond the concurrency bound with 503 and Retry-After', async () => {
+  it('queues a download beyond the concurrency bound and refuses one past the queue with 503 and Retry-After', async () => {
     // Large enough that the first body cannot fit in socket buffers while nobody reads it.
     const big = Buffer.alloc(16 * 1024 * 1024, 7);
     const a = await c.uploadFirmware({ image: Readable.from([big]), version: '3.1.0', hardware: ['rpi4'] });
     const bigUrl = `${c.httpUrl}/artifacts/${a.sha256}`;
     const first = await get(bigUrl); // headers received: the body is still being streamed
-    const second = await get(bigUrl);
-    expect(second.status).toBe(503);
-    expect(second.headers.get('retry-after')).toBe('5');
-    expect((await first.arrayBuffer()).byteLength).toBe(big.length);
-    await second.text();
+    const second = get(bigUrl);
+    await waitFor(() => c.counter('artifacts.queued') === 1, 'the second download waiting for the slot');
+    // Another device: this one already holds its cap of two (one download, one place in the queue).
+    expect((await get(bigUrl)).status).toBe(429);
+    const [other] = await c.provisionDevices(['dl-dev-2'], { hardwareModel: 'rpi4' });
+    const third = await fetch(bigUrl, { headers: basic(other!.deviceId, other!.secret) });
+    expect(third.status).toBe(503);
+    expect(third.headers.get('retry-after')).toBe('5');
+    await third.text();
     expect(c.counter('artifacts.refused-busy')).toBe(1);
+    // The slot passes to the waiting download as soon as the first one ends.
+    expect((await first.arrayBuffer()).byteLength).toBe(big.length);
+    const served = await second;
+    expect(served.status).toBe(200);
+    expect((await served.arrayBuffer()).byteLength).toBe(big.length);
+    expect(c.counter('artifacts.downloads')).toBe(2);
+  });
+
+  it('answers 503 with Retry-After to a download that waited its longest for a slot', async () => {
+    const big = Buffer.alloc(16 * 1024 * 1024, 7);
+    const a = await c.uploadFirmware({ image: Readable.from([big]), version: '3.1.0', hardware: ['rpi4'] });
+    const bigUrl = `${c.httpUrl}/artifacts/${a.sha256}`;
+    const first = await get(bigUrl);
+    const waited = await get(bigUrl); // nobody reads the first: the slot stays taken past the wait
+    expect(waited.status).toBe(503);
+    expect(waited.headers.get('retry-after')).toBe('5');
+    expect(await waited.text()).toMatch(/no download slot free within 2000 ms/);
+    expect([c.counter('artifacts.queued'), c.counter('artifacts.queue-timeouts')]).toEqual([1, 1]);
+    await first.body?.cancel();
+    await waitFor(async () => (await get(url)).status === 200, 'the slot free again once the first client left');
+  });
+
+  it('gives up the place of a client that leaves while waiting', async () => {
+    const big = Buffer.alloc(16 * 1024 * 1024, 7);
+    const a = await c.uploadFirmware({ image: Readable.from([big]), version: '3.1.0', hardware: ['rpi4'] });
+    const bigUrl = `${c.httpUrl}/artifacts/${a.sha256}`;
+    const first = await get(bigUrl);
+    const leaving = new AbortController();
+    const left = get(bigUrl, { signal: leaving.signal }).catch((err: unknown) => err);
+    await waitFor(() => c.counter('artifacts.queued') === 1, 'the second download waiting');
+    leaving.abort();
+    await left;
+    const queued = async (): Promise<number> => (await api<{ downloads: { queued: number } }>(c, 'GET', '/v1/metrics')).body.downloads.queued;
+    await waitFor(async () => (await queued()) === 0, 'the place given up');
+    // The queue's one place is free again: another device waits in it instead of being refused.
+    const [other] = await c.provisionDevices(['dl-dev-3'], { hardwareModel: 'rpi4' });
+    const next = fetch(bigUrl, { headers: basic(other!.deviceId, other!.secret) });
+    await waitFor(async () => (await queued()) === 1, 'the next device waiting in the freed place');
+    await first.arrayBuffer();
+    expect((await next).status).toBe(200);
+    expect(c.counter('artifacts.refused-busy')).toBe(0);
   });
 
   it('asks for credentials, refuses bad ones and images built for another model, counting each', async () => {

@@ -31,6 +31,70 @@ describe('download slots', () => {
     anon.release();
     expect(slots.activeCount).toBe(2);
   });
+
+  it('queues beyond the global bound, first come first served, and refuses past the queue', () => {
+    const slots = new DownloadSlots({ global: 1, perDevice: 2, queue: 2 });
+    const granted: string[] = [];
+    const releases = new Map<string, () => void>();
+    const ask = (id: string) =>
+      slots.request(id, (release) => {
+        granted.push(id);
+        releases.set(id, release);
+      });
+    const first = ask('a');
+    if (first.kind !== 'granted') throw new Error('the first request must get the free slot');
+    expect(ask('b').kind).toBe('queued');
+    expect(ask('c').kind).toBe('queued');
+    expect(ask('d')).toEqual({ kind: 'refused', scope: 'global' });
+    expect(slots.queuedCount).toBe(2);
+    first.release();
+    first.release();
+    expect(granted).toEqual(['b']);
+    expect(slots.activeCount).toBe(1);
+    // A free slot is never taken past the queue.
+    expect(ask('e').kind).toBe('queued');
+    expect(slots.acquire('f')).toEqual({ ok: false, scope: 'global' });
+    releases.get('b')!();
+    releases.get('c')!();
+    expect(granted).toEqual(['b', 'c', 'e']);
+    releases.get('e')!();
+    expect([slots.activeCount, slots.queuedCount]).toEqual([0, 0]);
+  });
+
+  it('a cancelled place is given up at once and never granted; queued places count per device', () => {
+    const slots = new DownloadSlots({ global: 1, perDevice: 2, queue: 10 });
+    const granted: string[] = [];
+    const ask = (id: string, tag = id) => slots.request(id, () => granted.push(tag));
+    const held = ask('a');
+    const b = ask('b');
+    ask('c');
+    // Device a holds one slot and one place: its third request is refused whatever the queue has.
+    expect(ask('a', 'a2').kind).toBe('queued');
+    expect(ask('a', 'a3')).toEqual({ kind: 'refused', scope: 'device' });
+    if (held.kind !== 'granted' || b.kind !== 'queued') throw new Error('unreachable');
+    b.cancel();
+    b.cancel();
+    expect(slots.queuedCount).toBe(2);
+    expect(slots.activeFor('b')).toBe(0);
+    held.release();
+    expect(granted).toEqual(['c']);
+    expect(slots.activeFor('a')).toBe(1);
+  });
+
+  it('sweeps cancelled places that churn behind a long-waiting head', () => {
+    const slots = new DownloadSlots({ global: 1, perDevice: 1, queue: 4 });
+    const held = slots.request('holder', () => undefined);
+    slots.request('head', () => undefined);
+    for (let i = 0; i < 10_000; i++) {
+      const r = slots.request(`churn-${i}`, () => undefined);
+      if (r.kind !== 'queued') throw new Error(`request ${i} was ${r.kind}`);
+      r.cancel();
+    }
+    expect(slots.queuedCount).toBe(1);
+    expect((slots as unknown as { waiting: unknown[] }).waiting.length).toBeLessThan(100);
+    if (held.kind === 'granted') held.release();
+    expect([slots.activeCount, slots.queuedCount]).toEqual([1, 0]);
+  });
 });
 
 /** Lets piped chunks move through the streams (they flow on later turns of the event loop). */

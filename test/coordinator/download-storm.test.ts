@@ -163,8 +163,8 @@ describe('download storms', () => {
     await waitFor(async () => (await counter('artifacts.refused-device-busy')) === 8, 'the per-device cap refusing 8');
     expect(await download('storm-1')).toBe(200);
 
-    // Six more devices fill the global bound: a real download is then refused busy (503, flow
-    // control) until the stalled ones are dropped, and then it succeeds.
+    // Six more devices fill the global bound: a real download then waits in the queue (or, past
+    // its bounded wait, is refused busy: 503, flow control) until the stalled ones are dropped.
     await Promise.all(Array.from({ length: 6 }, (_, i) => neverRead(`storm-${i + 2}`)));
     await waitFor(async () => (await metrics()).downloads.active === 8, 'every slot held');
     expect([200, 503]).toContain(await download('storm-9'));
