@@ -169,6 +169,8 @@ describe.skipIf(!hasRedis)('the embedded cluster: replicas with clustered embedd
     const d = (await deploymentOf(proxy.url, '1.1.0'))!;
     expect(d.phase).toBe('completed');
     expectEveryStatusSeen(d);
+    // Any node serves any image from the shared artifacts directory: the balancer used both.
+    expect(proxy.downloads.size).toBe(2);
   });
 
   it('finishes a rollout whose leader process was killed mid-wave', { timeout: 120_000 }, async () => {
