@@ -86,13 +86,21 @@ function sourceAddresses(value: string): string[] {
   return list;
 }
 
+/** `--broker`: one URL, or the nodes of an embedded cluster separated by commas. */
+function brokerUrls(value: string): string[] {
+  const list = value.split(',').map((u) => u.trim()).filter((u) => u.length > 0);
+  const bad = list.filter((u) => !URL.canParse(u) || !/^(mqtts?|wss?):$/.test(new URL(u).protocol));
+  if (list.length === 0 || bad.length) throw new ValidationError('--broker', [`${JSON.stringify(value)} must be mqtt://, mqtts://, ws:// or wss:// URLs separated by commas, e.g. mqtt://a:1883,mqtt://b:1883`]);
+  return list;
+}
+
 export function registerSimulatorCommands(program: Command): void {
   program
     .command('simulate')
     .description('simulate a fleet of real agents against a coordinator and report how a rollout went')
     .option('--scenario <name|file>', 'bundled scenario name or a scenario .json file (see --list)', 'good-release')
     .option('--devices <n>', 'number of simulated devices (default: the scenario\'s, 1000)')
-    .option('--broker <url>', 'use a running coordinator\'s broker (mqtt://…) instead of an embedded one; needs --url and --token or FLEET_URL/FLEET_TOKEN')
+    .option('--broker <url>', 'use a running coordinator\'s broker (mqtt://…) instead of an embedded one; needs --url and --token or FLEET_URL/FLEET_TOKEN. A comma-separated list names the nodes of an embedded cluster: every device is given them all and starts at the node its id picks')
     .option('--url <url>', 'admin API of the running coordinator (with --broker)')
     .option('--token <token>', 'operator token of the running coordinator (with --broker)')
     .option('--trust <dir>', 'trust store for the devices: the running coordinator\'s public key directory, <data-dir>/trust (with --broker)')
@@ -142,7 +150,7 @@ export function registerSimulatorCommands(program: Command): void {
         ...(flags.fixedScale ? { fixedScale: true } : {}),
         ...(flags.seed !== undefined ? { seed: flags.seed } : {}),
         ...(flags.broker !== undefined
-          ? { broker: { url: flags.broker, adminUrl: flags.url ?? process.env['FLEET_URL'], token: flags.token ?? process.env['FLEET_TOKEN'], trustDir: flags.trust, ...(secrets ? { secrets } : {}) } }
+          ? { broker: { urls: brokerUrls(flags.broker), adminUrl: flags.url ?? process.env['FLEET_URL'], token: flags.token ?? process.env['FLEET_TOKEN'], trustDir: flags.trust, ...(secrets ? { secrets } : {}) } }
           : {}),
         ...(flags.report !== undefined ? { reportPath: flags.report } : {}),
         json: flags.json === true,
@@ -188,7 +196,7 @@ interface RunRequest {
   onlineTimeoutMs?: number;
   fixedScale?: boolean;
   seed?: string;
-  broker?: { url: string; adminUrl: string | undefined; token: string | undefined; trustDir: string | undefined; secrets?: Map<string, string> };
+  broker?: { urls: string[]; adminUrl: string | undefined; token: string | undefined; trustDir: string | undefined; secrets?: Map<string, string> };
   reportPath?: string;
   json: boolean;
   quiet: boolean;
@@ -215,9 +223,9 @@ async function runAndReport(req: RunRequest): Promise<number> {
     ...(req.seed !== undefined ? { seed: req.seed } : {}),
     ...(req.processes !== undefined ? { processes: req.processes } : {}),
     ...(req.localAddresses !== undefined ? { localAddresses: req.localAddresses } : {}),
-    ...(broker && runId ? { realTime: true, runId, targetTag: runId, ...(broker.secrets ? { secrets: broker.secrets } : {}) } : {}),
+    ...(broker && runId ? { realTime: true, runId, targetTag: runId, brokerUrls: broker.urls, ...(broker.secrets ? { secrets: broker.secrets } : {}) } : {}),
     coordinator: async (ctx) => {
-      const c = broker ? await remoteCoordinator(broker) : await embeddedCoordinator(ctx);
+      const c = broker ? await remoteCoordinator({ ...broker, url: broker.urls[0]! }) : await embeddedCoordinator(ctx);
       req.onCoordinator?.(c);
       return c;
     },

@@ -125,7 +125,7 @@ export async function connectRedisCluster(options: RedisClusterOptions): Promise
   const mq = MQEmitterRedis({ subConn: observed(subConn), pubConn: observed(pubConn), concurrency: 100, matchEmptyLevels: true });
   // Unhandled, mqemitter's own error event would throw; the connections above already log and count.
   mq.state.on('error', (err) => log.debug({ err: err.message }, 'cluster emitter error'));
-  const persistence = redisPersistence({ conn: observed(store) });
+  const persistence = oneStorePerSubscribe(redisPersistence({ conn: observed(store) }));
   log.info({ brokerId }, 'embedded broker clustered through Redis');
 
   return {
@@ -146,6 +146,29 @@ export async function connectRedisCluster(options: RedisClusterOptions): Promise
       for (const c of connections) c.disconnect();
     },
   };
+}
+
+/**
+ * The persistence with one store per SUBSCRIBE packet. Aedes (1.2) calls `addSubscriptions(client,
+ * packet.subscriptions)` once per topic of the packet, concurrently, each time with the whole list;
+ * aedes-persistence-redis then waits for its own `$SYS/sub/add` broadcast to come back, keyed by
+ * client and first topic, one waiter per key: every call but the last waits forever, so a SUBSCRIBE
+ * of several topics (an agent's rollout, commands and flags) never got its SUBACK and most of its
+ * topics never reached the node's routing. Concurrent calls with the same list share the first one.
+ */
+function oneStorePerSubscribe(persistence: AedesPersistence): AedesPersistence {
+  // The typings describe the callback interface; Aedes 1.x and this persistence use promises.
+  const p = persistence as unknown as { addSubscriptions(client: unknown, subs: object): Promise<void> };
+  const store = p.addSubscriptions.bind(p);
+  const inFlight = new WeakMap<object, Promise<void>>();
+  p.addSubscriptions = (client, subs) => {
+    const running = inFlight.get(subs);
+    if (running) return running;
+    const stored = store(client, subs).finally(() => inFlight.delete(subs));
+    inFlight.set(subs, stored);
+    return stored;
+  };
+  return persistence;
 }
 
 /**

@@ -114,6 +114,25 @@ describe.skipIf(!hasRedis)('embedded brokers clustered through Redis', () => {
     expect(got).toEqual([`${deviceTopic(d.id, 'commands')} {"n":1}`, `${deviceTopic(d.id, 'commands')} {"n":2}`]);
   });
 
+  it('delivers live publishes to every device of a node whose persistent sessions subscribe several topics at once', async () => {
+    // As agents do: a persistent session, its rollout, commands and flags topics in one SUBSCRIBE.
+    const devices = await Promise.all(Array.from({ length: 6 }, () => provision()));
+    const got = new Map<string, string[]>();
+    await Promise.all(
+      devices.map(async (d) => {
+        const c = await connect(b, d, { clean: false });
+        got.set(d.id, messages(c));
+        await c.subscribeAsync([rolloutTopic('rpi4', bucketOf(d.id)), deviceTopic(d.id, 'commands'), FLAGS_TOPIC], { qos: 1 });
+      }),
+    );
+    for (const d of devices) await a.broker.publish(deviceTopic(d.id, 'commands'), Buffer.from(`{"to":"${d.id}"}`), { qos: 1, retain: false });
+    for (const d of devices) await a.broker.publish(rolloutTopic('rpi4', bucketOf(d.id)), Buffer.from(`{"manifest":"${d.id}"}`), { qos: 1, retain: false });
+    for (const d of devices) {
+      await waitFor(() => got.get(d.id)!.length >= 2, `both messages for ${d.id}`, 10_000);
+      expect(got.get(d.id)).toEqual([`${deviceTopic(d.id, 'commands')} {"to":"${d.id}"}`, `${rolloutTopic('rpi4', bucketOf(d.id))} {"manifest":"${d.id}"}`]);
+    }
+  });
+
   it('gives a device subscribing on another node later the retained manifest', async () => {
     const d = await provision();
     const topic = rolloutTopic('rpi4', bucketOf(d.id));

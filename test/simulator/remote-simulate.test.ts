@@ -106,6 +106,13 @@ describe.skipIf(!hasMosquitto)('fleet simulate against a running coordinator', (
     expect(run.out).toMatch(/^error \[time-scale\]: --time-scale 300 cannot run against a running coordinator/);
   });
 
+  it('refuses a broker list that is not MQTT URLs with one clear line', async () => {
+    const run = await fleet(['simulate', '--scenario', scenarioFile(), '--broker', `${broker.url},http://127.0.0.1:1`, '--url', adminUrl, '--token', TOKEN]);
+    expect(run.code).toBe(2);
+    expect(run.out.trim().split('\n')).toHaveLength(1);
+    expect(run.out).toMatch(/--broker.*mqtt:\/\/, mqtts:\/\/, ws:\/\/ or wss:\/\/ URLs separated by commas/);
+  });
+
   it('stops before any rollout when too little of the fleet comes online', { timeout: 60_000 }, async () => {
     const count = async (): Promise<number> => {
       const res = await fetch(`${adminUrl}/v1/deployments`, { headers: { authorization: `Bearer ${TOKEN}` } });
