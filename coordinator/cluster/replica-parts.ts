@@ -20,8 +20,30 @@ export function buildReplication(b: Basics, s: Stores, a: Pick<Artifacts, 'artif
   const { config } = b;
   if (!isPostgresUrl(config.store)) return undefined;
   const logger = b.root.child({ module: 'cluster' });
+  // Another replica's device changes arrive one notification per device — thousands a second in a
+  // connect storm. They are gathered and read back together, one read at a time: a read per
+  // notification queued tens of thousands of statements for the pool and starved the writes behind them.
+  let changed = new Set<string>();
+  let reading = false;
+  const readChanged = (): void => {
+    if (reading || changed.size === 0) return;
+    const ids = [...changed];
+    changed = new Set();
+    reading = true;
+    s.registry
+      .reload(ids)
+      .catch((err: unknown) => {
+        s.counters.inc('cluster.device-reload.errors');
+        logger.warn({ err, devices: ids.length }, 'reloading devices another replica changed failed');
+      })
+      .finally(() => {
+        reading = false;
+        readChanged();
+      });
+  };
   const reloadDevice = (deviceId: string): void => {
-    s.registry.reload([deviceId]).catch((err: unknown) => logger.warn({ err, deviceId }, 'reloading a device another replica changed failed'));
+    changed.add(deviceId);
+    if (changed.size === 1) setImmediate(readChanged);
   };
   const reloadArtifacts = (): void => {
     a.artifacts.reload().catch((err: unknown) => logger.warn({ err }, 'reloading artifacts another replica uploaded failed'));

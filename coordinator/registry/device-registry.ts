@@ -22,7 +22,7 @@ import semver from 'semver';
 import { bucketOf } from '@fleet/protocol/bucket';
 import type { HelloMessage } from '@fleet/protocol/messages';
 import type { SlotName, UpdateState } from '@fleet/protocol/update-state';
-import type { Sql, SqlQueries } from '../store/sql.js';
+import { placeholders, type Sql, type SqlQueries } from '../store/sql.js';
 import { KeyedWrites } from '../store/keyed-writes.js';
 import { definedProps } from '@fleet/firmware/defined-props';
 
@@ -198,9 +198,16 @@ export class DeviceRegistry {
    * A device this process has a write pending for keeps its in-memory record.
    */
   async reload(deviceIds?: readonly string[]): Promise<void> {
-    const rows = deviceIds === undefined
-      ? await this.sql.all<DeviceRow>('SELECT * FROM devices')
-      : (await Promise.all(deviceIds.map((id) => this.sql.get<DeviceRow>('SELECT * FROM devices WHERE device_id = ?', [id])))).filter((r): r is DeviceRow => r !== undefined);
+    let rows: DeviceRow[];
+    if (deviceIds === undefined) rows = await this.sql.all<DeviceRow>('SELECT * FROM devices');
+    else {
+      // A few statements for any number of devices (a connect storm notifies thousands at once).
+      rows = [];
+      for (let i = 0; i < deviceIds.length; i += 500) {
+        const chunk = deviceIds.slice(i, i + 500);
+        rows.push(...(await this.sql.all<DeviceRow>(`SELECT * FROM devices WHERE device_id IN (${placeholders(chunk.length)})`, chunk)));
+      }
+    }
     for (const row of rows) if (!this.writes.has(row.device_id)) this.applyRow(row);
   }
 

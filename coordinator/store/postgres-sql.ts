@@ -68,7 +68,8 @@ export class PostgresSql implements Sql {
       max: options.maxConnections ?? 10,
       statement_timeout: options.statementTimeoutMs ?? 30_000,
       application_name: options.applicationName ?? 'fleet-coordinator',
-      connectionTimeoutMillis: 10_000,
+      // Also how long a statement waits for a free pooled connection: as long as a statement may run.
+      connectionTimeoutMillis: options.statementTimeoutMs ?? 30_000,
       types,
     });
     // An idle connection the server dropped emits here; the pool replaces it on next use.
