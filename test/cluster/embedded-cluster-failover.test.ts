@@ -173,6 +173,28 @@ describe.skipIf(!hasRedis)('the embedded cluster: replicas with clustered embedd
     expect(proxy.downloads.size).toBe(2);
   });
 
+  it('catches a bad release on the cluster and brings every exposed device back', { timeout: 120_000 }, async () => {
+    const report = join(dir, 'bad.json');
+    const run = simulate(scenario('cluster-bad', { version: '1.3.0', behaviour: { kind: 'boot-loop', share: 1 }, expect: 'abort' }), report);
+    await waitFor(async () => {
+      const counts = await Promise.all([...nodes.values()].map((n) => connectionsOn(n)));
+      return counts.every((c) => c > 0);
+    }, 'devices on both nodes', 60_000, 100);
+    const r = await finished(run, report);
+    expect(r.releases.map((x) => [x.version, x.outcome, x.ok])).toEqual([['1.3.0', 'rolled-back', true]]);
+    expect(r.releases[0]!.notBack).toEqual([]);
+    const d = (await deploymentOf(proxy.url, '1.3.0'))!;
+    expect(d.phase).toBe('rolled-back');
+    expect(d.rollback!.exposed).toBeGreaterThan(0);
+    expect(d.rollback).toMatchObject({ confirmed: d.rollback!.exposed, unreachable: 0 });
+    console.log(`bad release: rolled back, ${JSON.stringify(d.rollback)}`);
+    const devices = (await api<{ devices: { deviceId: string; runningVersion?: string }[] }>(proxy.url, `/v1/deployments/${d.id}/devices`)).devices;
+    expect(devices.filter((x) => x.runningVersion === '1.3.0').map((x) => x.deviceId)).toEqual([]);
+  });
+
+  // Last: after this case the killed node runs again under a new broker id, and a fleet that then
+  // reconnects with the same device ids can stall on the dead node's sessions and wills (noted in
+  // docs/embedded-cluster.md); the cases before it run on a cluster no node of which has died.
   it('finishes a rollout whose leader process was killed mid-wave', { timeout: 120_000 }, async () => {
     const report = join(dir, 'mid-wave.json');
     const run = simulate(scenario('cluster-mid-wave', { version: '1.2.0', behaviour: { kind: 'healthy' }, expect: 'complete' }), report);
@@ -207,24 +229,5 @@ describe.skipIf(!hasRedis)('the embedded cluster: replicas with clustered embedd
     expectEveryStatusSeen(d);
     // The killed node returns as a follower, on a new port.
     await startNode(killed.name);
-  });
-
-  it('catches a bad release on the cluster and brings every exposed device back', { timeout: 120_000 }, async () => {
-    const report = join(dir, 'bad.json');
-    const run = simulate(scenario('cluster-bad', { version: '1.3.0', behaviour: { kind: 'boot-loop', share: 1 }, expect: 'abort' }), report);
-    await waitFor(async () => {
-      const counts = await Promise.all([...nodes.values()].map((n) => connectionsOn(n)));
-      return counts.every((c) => c > 0);
-    }, 'devices on both nodes', 60_000, 100);
-    const r = await finished(run, report);
-    expect(r.releases.map((x) => [x.version, x.outcome, x.ok])).toEqual([['1.3.0', 'rolled-back', true]]);
-    expect(r.releases[0]!.notBack).toEqual([]);
-    const d = (await deploymentOf(proxy.url, '1.3.0'))!;
-    expect(d.phase).toBe('rolled-back');
-    expect(d.rollback!.exposed).toBeGreaterThan(0);
-    expect(d.rollback).toMatchObject({ confirmed: d.rollback!.exposed, unreachable: 0 });
-    console.log(`bad release: rolled back, ${JSON.stringify(d.rollback)}`);
-    const devices = (await api<{ devices: { deviceId: string; runningVersion?: string }[] }>(proxy.url, `/v1/deployments/${d.id}/devices`)).devices;
-    expect(devices.filter((x) => x.runningVersion === '1.3.0').map((x) => x.deviceId)).toEqual([]);
   });
 });
