@@ -12,10 +12,9 @@ import type { CoordinatorConfig } from './config.js';
 import type { Counters } from './metrics.js';
 import { closeDatabase } from './store/db.js';
 import { isPostgresUrl, openPostgresStore, openSqliteStore } from './store/open-store.js';
-import { SqliteSql } from './store/sqlite-sql.js';
 import type { Sql } from './store/sql.js';
 import { importLegacyTelemetry } from './telemetry/legacy-import.js';
-import { openTelemetryDatabase } from './telemetry/telemetry-schema.js';
+import { openTelemetrySqlite } from './telemetry/telemetry-schema.js';
 import { TelemetryWriter, type TelemetryWriterOptions } from './telemetry/telemetry-writer.js';
 
 /** telemetry.db in a data directory: opened here, written by the telemetry thread. */
@@ -35,13 +34,13 @@ export async function openDataStores(dataDir: string, store: string | undefined,
     return { sql, telemetrySql: sql };
   }
   const fleetPath = join(dataDir, 'fleet.db');
-  const telemetryDb = openTelemetryDatabase(telemetryDbPath(dataDir));
+  const telemetrySql = openTelemetrySqlite(telemetryDbPath(dataDir));
   try {
-    const moved = importLegacyTelemetry(telemetryDb, fleetPath);
+    const moved = importLegacyTelemetry(telemetrySql.db, fleetPath);
     if (moved.rollups + moved.samples + moved.counters > 0) logger.info(moved, 'moved telemetry from fleet.db to telemetry.db');
-    return { sql: openSqliteStore(fleetPath), telemetrySql: new SqliteSql(telemetryDb) };
+    return { sql: openSqliteStore(fleetPath), telemetrySql };
   } catch (err) {
-    closeDatabase(telemetryDb);
+    closeDatabase(telemetrySql.db);
     throw err;
   }
 }
