@@ -264,6 +264,13 @@ export class EmbeddedBroker implements Transport {
         // A null subscription makes Aedes answer SUBACK 0x80 (failure) for this topic.
         done(null, null);
       },
+      // Nothing reaches a device before its CONNACK. Aedes restores a persistent session's subscriptions
+      // before it writes the CONNACK, so a message published meanwhile (a command, a manifest, a retained
+      // message of a restored topic) went out first; mqtt.js then queues that message's PUBACK until it
+      // is connected and reads no further packet until the PUBACK is out, so the CONNACK sat unread until
+      // the connect timeout (30 s) closed the connection, at the next node again. A QoS 1 message held
+      // back here is in the session's queue, which Aedes sends right after the CONNACK.
+      authorizeForward: (client, packet) => ((client as Client & { connackSent?: boolean }).connackSent ? packet : null),
       // Device messages were handed to ingest in authorizePublish; the broker only routes them on.
       published: (_packet, _client, done) => done(null),
     });
