@@ -33,6 +33,7 @@ import { EmbeddedBroker } from './broker/embedded-broker.js';
 import { ExternalBroker } from './broker/external-broker.js';
 import { Publisher } from './broker/publisher.js';
 import { replicaSubscriptions } from './cluster/replica-subscriptions.js';
+import { defaultReplicaId } from './cluster/replica-parts.js';
 import type { Transport } from './broker/transport.js';
 import { DeviceRegistry, type DeviceRecord, type RegistryChange } from './registry/device-registry.js';
 import { AnomalyLog } from './registry/anomaly-log.js';
@@ -148,6 +149,8 @@ async function openRepositories(b: Basics, opened: Pick<Stores, 'key' | 'trustDi
   const registry = await DeviceRegistry.load(sql, {
     requireProvisioning: config.mqtt.brokerUrl === undefined || config.mqtt.brokerAccounts === 'mosquitto-dynsec',
     onWriteError: storeFailed('registry'),
+    // Only an embedded broker of its own took every connection down with this process.
+    presenceOutlivesProcess: config.mqtt.brokerUrl !== undefined || config.mqtt.cluster !== undefined,
   });
   const anomalies = await AnomalyLog.load({ sql, now, counters, logger: b.root.child({ module: 'anomalies' }), isKnown: (id) => registry.get(id) !== undefined });
   const events = new EventEmitter<CoordinatorEvents>();
@@ -311,7 +314,8 @@ export function buildTransport(b: Basics, s: Stores): Transport {
     counters: s.counters,
     maxPacketBytes: config.mqtt.maxPacketBytes,
     connectTimeoutMs: config.mqtt.connectTimeoutMs,
-    ...definedProps({ cluster: config.mqtt.cluster }),
+    // Clustered, the node is known across restarts by its replica id: its previous run's devices are its own to report gone.
+    ...definedProps({ cluster: config.mqtt.cluster && { ...config.mqtt.cluster, nodeKey: config.cluster.replicaId ?? defaultReplicaId(config.dataDir) } }),
     timers: b.timers,
     onAnomaly: (id, kind, detail) => s.anomalies.record(id, kind, detail),
   });
@@ -409,12 +413,15 @@ export function connectIngest(b: Basics, s: Stores, t: Telemetry, d: Deployments
   transport.onMessage(ingest.handle);
   transport.onConnection({ onDisconnect: (id) => handlers.disconnected(id) });
   // A restarted external broker dropped every device, and a killed one sent no last wills: devices
-  // not heard from since it started are offline (their hellos bring them back).
-  accounts.onBrokerRestart((uptimeMs) => {
+  // not heard from since it started are offline (their hellos bring them back). The broker's first
+  // uptime after this coordinator started asks the same of the presence stored before: the broker
+  // may have restarted while no coordinator was running.
+  accounts.onBrokerRestart((uptimeMs, seen) => {
     const startedAt = b.clock.now() - uptimeMs;
     const gone = [...s.registry.all()].filter((dev) => dev.online && (dev.lastSeen ?? 0) < startedAt);
     for (const dev of gone) handlers.disconnected(dev.deviceId);
-    b.logger.warn({ uptimeMs, offline: gone.length }, 'the broker restarted: devices not heard from since are offline until they say hello');
+    if (seen === 'restarted') b.logger.warn({ uptimeMs, offline: gone.length }, 'the broker restarted: devices not heard from since are offline until they say hello');
+    else b.logger[gone.length > 0 ? 'warn' : 'info']({ uptimeMs, offline: gone.length }, "stored presence checked against the broker's uptime: devices not heard from since it started are offline until they say hello");
   });
 }
 

@@ -5,6 +5,7 @@
  * dynamic-security plugin (dynsec-accounts.ts). Interface and the embedded implementation.
  */
 import type { DeviceAccount } from './dynsec-plan.js';
+import type { BrokerUptimeListener } from './dynsec-control.js';
 
 export type { DeviceAccount };
 
@@ -43,9 +44,10 @@ export interface BrokerAccounts {
   onReturn(listener: () => void): void;
   /**
    * Called when the broker restarted (with how long ago, ms): every device was disconnected then,
-   * and a killed broker sends no last wills. Never for the embedded broker (its disconnects are seen).
+   * and a killed broker sends no last wills; and with the first uptime this process hears. Never for
+   * the embedded broker (its disconnects are seen).
    */
-  onRestart(listener: (uptimeMs: number) => void): void;
+  onRestart(listener: BrokerUptimeListener): void;
   stop(): Promise<void>;
 }
 

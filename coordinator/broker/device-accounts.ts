@@ -18,7 +18,7 @@ import type { Counters } from '../metrics.js';
 import type { DeviceRegistry } from '../registry/device-registry.js';
 import type { BrokerAccounts, DeviceAccount, ReconcileReport } from './broker-accounts.js';
 import type { CredentialStore, ProvisionedDevice } from './credentials.js';
-import { BrokerAccountsError } from './dynsec-control.js';
+import { BrokerAccountsError, type BrokerUptimeListener } from './dynsec-control.js';
 
 export interface DeviceAccountsDeps {
   credentials: CredentialStore;
@@ -67,8 +67,8 @@ export class DeviceAccounts {
     return this.reconcile();
   }
 
-  /** Called when an external broker restarted `uptimeMs` ago (from its `$SYS` uptime). */
-  onBrokerRestart(listener: (uptimeMs: number) => void): void {
+  /** Called when an external broker restarted `uptimeMs` ago, and at its first uptime (`$SYS`). */
+  onBrokerRestart(listener: BrokerUptimeListener): void {
     this.deps.broker.onRestart(listener);
   }
 

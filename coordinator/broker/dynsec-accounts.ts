@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import { accountsAdminAcls, coordinatorAcls, ACCOUNTS_ADMIN_ROLE, COORDINATOR_ROLE, DEFAULT_ACL_ACCESS, deviceRoleName } from './dynsec-acls.js';
-import { DynsecConnectionLostError, requireAnswered, type DynsecAnswer, type DynsecControl } from './dynsec-control.js';
+import { DynsecConnectionLostError, requireAnswered, type BrokerUptimeListener, type DynsecAnswer, type DynsecControl } from './dynsec-control.js';
 import { planDevice, planReconcile, type BrokerAccountState, type DeviceAccount } from './dynsec-plan.js';
 import {
   ClientListSchema,
@@ -66,7 +66,7 @@ export class DynsecAccounts implements BrokerAccounts {
     this.options.control.onReconnect(listener);
   }
 
-  onRestart(listener: (uptimeMs: number) => void): void {
+  onRestart(listener: BrokerUptimeListener): void {
     this.options.control.onRestart(listener);
   }
 

@@ -64,6 +64,13 @@ export interface DynsecAnswer {
 const MAX_BATCH_BYTES = 64 * 1024;
 const UPTIME_TOPIC = '$SYS/broker/uptime';
 
+/**
+ * Told the broker's uptime (ms) when it started since it was last heard (`restarted`: it lost every
+ * connection then, and a broker killed sends no last wills), and at the first uptime this process
+ * hears (`first`: presence stored before the start may predate a restart while no coordinator ran).
+ */
+export type BrokerUptimeListener = (uptimeMs: number, seen: 'restarted' | 'first') => void;
+
 interface Waiter {
   command: DynsecCommand;
   resolve: (r: DynsecResponse) => void;
@@ -76,9 +83,11 @@ export class DynsecControl {
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private reconnected: (() => void) | undefined;
-  private restarted: ((uptimeMs: number) => void) | undefined;
+  private restarted: BrokerUptimeListener | undefined;
   /** When the connection was lost (real time, ms), until the broker's uptime says whether it restarted. */
   private lostAt: number | undefined;
+  /** No uptime heard yet by this process. */
+  private firstUptime = true;
   /** Connected and subscribed to the answers. */
   private ready = false;
   private readonly readyWaiters = new Set<() => void>();
@@ -92,9 +101,9 @@ export class DynsecControl {
 
   /**
    * Called when the broker's `$SYS/broker/uptime` says it started again since it was last heard
-   * (with its uptime): it lost every connection then, and a broker killed sends no last wills.
+   * (with its uptime), and with the first uptime this process hears (see BrokerUptimeListener).
    */
-  onRestart(listener: (uptimeMs: number) => void): void {
+  onRestart(listener: BrokerUptimeListener): void {
     this.restarted = listener;
   }
 
@@ -271,18 +280,25 @@ export class DynsecControl {
   /**
    * `$SYS/broker/uptime` is "<n> seconds", every `sys_interval` and retained (never persisted). The
    * first one after a lost connection says whether the broker started since: its uptime is then no
-   * longer than the time since the loss. Reported rounded up to the next second, so that a device
-   * heard just after the start is never taken for one that was not.
+   * longer than the time since the loss. The first one this process hears is always reported: what
+   * the store says of presence may be older than the broker. Reported rounded up to the next second,
+   * so that a device heard just after the start is never taken for one that was not.
    */
   private uptime(payload: Buffer): void {
     const m = /^(\d+) seconds$/.exec(payload.toString('utf8').trim());
-    if (!m || this.lostAt === undefined) return;
+    if (!m) return;
     const uptimeMs = (Number(m[1]) + 1) * 1000;
-    const sinceLoss = this.options.timers.now() - this.lostAt;
+    const first = this.firstUptime;
+    this.firstUptime = false;
+    if (!first) {
+      if (this.lostAt === undefined) return;
+      const sinceLoss = this.options.timers.now() - this.lostAt;
+      this.lostAt = undefined;
+      if (uptimeMs > sinceLoss + 1000) return;
+    }
     this.lostAt = undefined;
-    if (uptimeMs > sinceLoss + 1000) return;
     try {
-      this.restarted?.(uptimeMs);
+      this.restarted?.(uptimeMs, first ? 'first' : 'restarted');
     } catch (err) {
       this.options.logger.error({ err: errorMessage(err) }, 'handling a broker restart failed');
     }

@@ -62,6 +62,8 @@ export interface EmbeddedBrokerOptions {
   cluster?: {
     redisUrl: string;
     nodeName?: string | undefined;
+    /** What names this node across restarts (redis-cluster.ts `nodeKey`): its previous run's devices are reported gone. */
+    nodeKey?: string | undefined;
     /** How often this node says it is alive (default 10 s); a node silent for three is dead. */
     heartbeatMs?: number;
   };
@@ -178,8 +180,10 @@ export class EmbeddedBroker implements Transport {
     const counters = this.options.counters;
     const clusterOptions = this.options.cluster;
     const cluster = clusterOptions
-      ? await connectRedisCluster({ url: clusterOptions.redisUrl, logger: log, counters, ...definedProps({ nodeName: clusterOptions.nodeName }) })
+      ? await connectRedisCluster({ url: clusterOptions.redisUrl, logger: log, counters, ...definedProps({ nodeName: clusterOptions.nodeName, nodeKey: clusterOptions.nodeKey }) })
       : undefined;
+    // The previous run of this node crashed holding these devices: they are gone (not the other nodes' devices).
+    for (const id of cluster?.orphaned ?? []) this.events.onDisconnect?.(id);
     if (this.onClusterReset) cluster?.onReset(this.onClusterReset);
     this.cluster = cluster;
     /** Wills whose device was looked up already (the second pass through authorizePublish). */

@@ -13,7 +13,9 @@
  * the first node to notice runs `onReset` so that the coordinator publishes them again from its store.
  *
  * Redis also holds which node each device is connected to (`holderOf`), so that a last will never
- * reports a device offline that is connected now on another node (see `connectionRegistry`).
+ * reports a device offline that is connected now on another node (see `connectionRegistry`), and the
+ * broker id each node ran under last, so that a node restarted after a crash knows which devices its
+ * previous run held (`orphaned`).
  */
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -42,6 +44,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const CLOSE_TIMEOUT_MS = 3_000;
 /** Hash: device (client) id → the broker id of the node it is connected to now. */
 const CONNECTIONS_KEY = 'fleet:cluster:connections';
+/** Hash: a node's stable key (its replica id) → the broker id of its latest run. */
+const NODES_KEY = 'fleet:cluster:nodes';
 /** Deletes a device's entry only if it still names this node (a newer connection elsewhere stays). */
 const RELEASE_SCRIPT = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0";
 
@@ -50,6 +54,11 @@ export interface RedisClusterOptions {
   url: string;
   /** A readable prefix for this node's broker id (default `node`); a random suffix keeps it unique. */
   nodeName?: string;
+  /**
+   * What names this node across its restarts, unique in the cluster (the coordinator's replica id).
+   * Without it, a restarted node does not know which devices its previous run held.
+   */
+  nodeKey?: string;
   logger: Logger;
   counters: Counters;
 }
@@ -61,6 +70,12 @@ export interface RedisCluster {
    * still queued for offline devices.
    */
   readonly brokerId: string;
+  /**
+   * Devices the previous run of this node (same `nodeKey`) held when it ended without closing them (a
+   * crash or kill) and that have connected nowhere since: their connections are gone. Their entries
+   * are removed from the connection registry. Empty after a clean stop, which released them.
+   */
+  readonly orphaned: readonly string[];
   readonly persistence: AedesPersistence;
   readonly mq: ClusterEmitter;
   /**
@@ -134,6 +149,7 @@ export async function connectRedisCluster(options: RedisClusterOptions): Promise
     );
   });
   started = true;
+  const orphaned = options.nodeKey === undefined ? [] : await claimPreviousRun(store, options.nodeKey, brokerId, log);
 
   const mq = MQEmitterRedis({ subConn: observed(subConn), pubConn: observed(pubConn), concurrency: 100, matchEmptyLevels: true });
   // Unhandled, mqemitter's own error event would throw; the connections above already log and count.
@@ -151,6 +167,7 @@ export async function connectRedisCluster(options: RedisClusterOptions): Promise
 
   return {
     brokerId,
+    orphaned,
     persistence,
     mq,
     holderOf,
@@ -168,6 +185,31 @@ export async function connectRedisCluster(options: RedisClusterOptions): Promise
       for (const c of connections) c.disconnect();
     },
   };
+}
+
+/**
+ * Records this run's broker id under the node's key, and releases the connections the previous run
+ * left in the registry: an entry naming that broker id is a device whose connection ended with it
+ * and that has connected nowhere since (a reconnect elsewhere rewrites the entry). On a Redis error
+ * nothing is claimed: the cluster's will check reports those devices offline within a minute.
+ */
+async function claimPreviousRun(store: Redis, nodeKey: string, brokerId: string, log: Logger): Promise<string[]> {
+  try {
+    const previous = await store.hget(NODES_KEY, nodeKey);
+    await store.hset(NODES_KEY, nodeKey, brokerId);
+    if (previous === null || previous === brokerId) return [];
+    const held = Object.entries(await store.hgetall(CONNECTIONS_KEY)).filter(([, holder]) => holder === previous).map(([deviceId]) => deviceId);
+    // One round trip for the lot (a node may have held tens of thousands).
+    const pipeline = store.pipeline();
+    for (const deviceId of held) pipeline.eval(RELEASE_SCRIPT, 1, CONNECTIONS_KEY, deviceId, previous);
+    const results = held.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+    const released = held.filter((_, i) => results[i]?.[0] === null && results[i]?.[1] === 1);
+    if (released.length > 0) log.warn({ previousBrokerId: previous, devices: released.length }, "devices connected to this node's previous run (it ended without closing them) are offline until they reconnect");
+    return released;
+  } catch (err) {
+    log.warn({ err: errorMessage(err) }, "cannot read which devices this node's previous run held; the cluster's last wills report them");
+    return [];
+  }
 }
 
 /**

@@ -69,6 +69,13 @@ export interface RegistryOptions {
   requireProvisioning?: boolean;
   /** Told when a change could not be stored (the record in memory keeps it; the next change retries). */
   onWriteError?: (err: unknown, deviceId: string) => void;
+  /**
+   * Presence outlives this process: its devices are connected to a broker that is not its own (an
+   * external broker, or the other nodes of an embedded cluster), so the stored online/offline stands
+   * and the broker corrects it (last wills, `$SYS` uptime, the cluster's connection registry). Default
+   * false: this process's embedded broker held every connection, and they ended with it.
+   */
+  presenceOutlivesProcess?: boolean;
 }
 
 export interface DeviceFilter {
@@ -184,10 +191,13 @@ export class DeviceRegistry {
     private readonly onWriteError: (err: unknown, deviceId: string) => void,
   ) {}
 
-  /** Loads every device. Devices are marked offline: connections did not survive the restart. */
+  /**
+   * Loads every device. Unless presence outlives the process, devices are marked offline: the
+   * connections to its own broker did not survive the restart (docs/replication.md, Presence).
+   */
   static async load(sql: Sql, options: RegistryOptions = {}): Promise<DeviceRegistry> {
     const reg = new DeviceRegistry(sql, options.requireProvisioning ?? false, options.onWriteError ?? (() => {}));
-    await sql.run('UPDATE devices SET online = 0 WHERE online <> 0');
+    if (options.presenceOutlivesProcess !== true) await sql.run('UPDATE devices SET online = 0 WHERE online <> 0');
     await reg.reload();
     return reg;
   }

@@ -1,6 +1,6 @@
 /**
  * The device registry on both stores: operator-assigned tags kept apart from the ones a device reports,
- * the update a device last reported, what survives a restart, last-seen times flushed in a
+ * the update a device last reported, what survives a restart (presence only where it outlives the process), last-seen times flushed in a
  * transaction, writes of one device landing in order, and another coordinator's changes read back.
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -79,6 +79,20 @@ describe.each(STORE_KINDS)('device registry on %s', (kind) => {
       firmwareVersion: '1.0.0', activeSlot: 'B', provisionedAt: T, hardwareModel: 'rpi4',
     });
     expect(d.update).toEqual({ deploymentId: 'dep-1', state: 'rolled-back', toVersion: '1.0.0' });
+  });
+
+  it('keeps the stored presence when it outlives the process (a broker not its own), and only then', async () => {
+    const store = await openTestStore(kind);
+    const [up, down] = [uniqueId('dev'), uniqueId('dev')];
+    const reg = await DeviceRegistry.load(store);
+    reg.applyHello(hello(up, []), T);
+    reg.applyHello(hello(down, []), T);
+    reg.setOnline(down, false, T + 1);
+    await reg.idle();
+    const kept = await DeviceRegistry.load(store, { presenceOutlivesProcess: true });
+    expect([kept.get(up)?.online, kept.get(down)?.online]).toEqual([true, false]);
+    const reset = await DeviceRegistry.load(store);
+    expect([reset.get(up)?.online, reset.get(down)?.online]).toEqual([false, false]);
   });
 
   it("writes one device's changes in order, the last one winning, however many are in flight", async () => {
