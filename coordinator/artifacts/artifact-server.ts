@@ -122,7 +122,11 @@ export class ArtifactServer {
     if (gone(res)) return;
     if (!auth.ok) {
       counters.inc(auth.why === 'busy' ? 'artifacts.auth.busy' : `artifacts.auth.${auth.why}`);
-      this.refusal(req, auth.deviceId, id, `credentials ${auth.why}`);
+      // No credentials is the first step of HTTP Basic, not a refusal: an agent never sends its
+      // secret unasked (agent/downloader.ts), so its first download from an origin gets the
+      // challenge and comes back with them. Counted; logged only at debug.
+      if (auth.why === 'missing') this.deps.logger.debug({ remote: req.socket.remoteAddress, sha256: id }, 'artifact download without credentials: answered with the Basic challenge');
+      else this.refusal(req, auth.deviceId, id, `credentials ${auth.why}`);
       if (auth.status === 503) return text(res, 503, 'too many credential checks in progress; retry later', { 'retry-after': String(options.retryAfterS ?? 5) });
       return text(res, 401, "downloads need the device's credentials (HTTP Basic: device id and secret)", { 'www-authenticate': DOWNLOAD_AUTH_CHALLENGE });
     }

@@ -1,7 +1,7 @@
 /**
  * The agent's downloader against the coordinator's authenticated artifact server (real coordinator,
  * real HTTP on 127.0.0.1): it answers the Basic challenge with the device's credentials and sends
- * them up front from then on, resumes with Range, says clearly why when it may not or must not send
+ * them up front from then on (the challenge is not logged as a refusal), resumes with Range, says clearly why when it may not or must not send
  * them, and never shows them to a server that does not ask (a third-party URL in an offline-signed
  * manifest).
  */
@@ -11,6 +11,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HttpDownloader } from '../../agent/index.js';
 import type { Coordinator } from '../../coordinator/index.js';
@@ -25,10 +26,14 @@ let cleanup: () => void;
 let url: string;
 let credentials: { username: string; password: string };
 const signal = new AbortController().signal;
+/** The coordinator's warnings and errors (pino JSON lines). */
+let warnings: { msg: string; reason?: string }[];
 
 beforeEach(async () => {
   ({ dir, cleanup } = tempDir('fleet-dl-auth-'));
-  c = await startCoordinator(join(dir, 'coordinator'));
+  warnings = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line) as { msg: string; reason?: string }) });
+  c = await startCoordinator(join(dir, 'coordinator'), { logger });
   await c.uploadFirmware({ image: Readable.from([image]), version: '2.0.0', hardware: ['rpi4'] });
   url = `${c.httpUrl}/artifacts/${sha256}`;
   const [dev] = await c.provisionDevices(['agent-dl-1'], { hardwareModel: 'rpi4' });
@@ -55,6 +60,8 @@ describe('downloads from an authenticating artifact server', () => {
     expect(resumed).toMatchObject({ ok: true, sha256, resumedFrom: 120_000 });
     expect(c.counter('artifacts.auth.missing')).toBe(1); // no second challenge
     expect(c.counter('artifacts.completed')).toBe(2);
+    // The challenge is how every agent's first download starts: no refusal in the log.
+    expect(warnings.filter((w) => /download refused/.test(w.msg))).toEqual([]);
   });
 
   it('fails for good, saying why, on refused credentials or credentials it may not send over http', async () => {
@@ -72,6 +79,8 @@ describe('downloads from an authenticating artifact server', () => {
     });
     expect(c.counter('artifacts.auth.refused')).toBe(1);
     expect(c.counter('artifacts.auth.missing')).toBe(2);
+    // A secret refused is a refusal the operator sees.
+    expect(warnings.filter((w) => /download refused/.test(w.msg)).map((w) => w.reason)).toEqual(['credentials refused']);
   });
 
   it('never sends the credentials to a server that does not ask for them', async () => {

@@ -157,7 +157,7 @@ describe.skipIf(!hasDynsec)('presence across a restart: one coordinator on Mosqu
     expect((await p.stop('SIGTERM')).code).toBe(0);
     await broker.broker.kill();
     await broker.broker.restart();
-    ({ p, checked } = await start());
+    ({ checked } = await start());
     expect({ checked: checked.offline, online: await online() }).toEqual({ checked: 2, online: [] });
   });
 });
