@@ -413,15 +413,15 @@ export function connectIngest(b: Basics, s: Stores, t: Telemetry, d: Deployments
   transport.onMessage(ingest.handle);
   transport.onConnection({ onDisconnect: (id) => handlers.disconnected(id) });
   // A restarted external broker dropped every device, and a killed one sent no last wills: devices
-  // not heard from since it started are offline (their hellos bring them back). The broker's first
-  // uptime after this coordinator started asks the same of the presence stored before: the broker
-  // may have restarted while no coordinator was running.
-  accounts.onBrokerRestart((uptimeMs, seen) => {
-    const startedAt = b.clock.now() - uptimeMs;
-    const gone = [...s.registry.all()].filter((dev) => dev.online && (dev.lastSeen ?? 0) < startedAt);
+  // not heard from since the connection to it was lost are offline (their hellos bring them back).
+  // The broker's first live uptime after this coordinator started asks the same of the presence
+  // stored before, from the broker's start: it may have restarted while no coordinator was running.
+  accounts.onBrokerRestart((sinceMs, seen) => {
+    const cutoff = b.clock.now() - sinceMs;
+    const gone = [...s.registry.all()].filter((dev) => dev.online && (dev.lastSeen ?? 0) < cutoff);
     for (const dev of gone) handlers.disconnected(dev.deviceId);
-    if (seen === 'restarted') b.logger.warn({ uptimeMs, offline: gone.length }, 'the broker restarted: devices not heard from since are offline until they say hello');
-    else b.logger[gone.length > 0 ? 'warn' : 'info']({ uptimeMs, offline: gone.length }, "stored presence checked against the broker's uptime: devices not heard from since it started are offline until they say hello");
+    if (seen === 'restarted') b.logger.warn({ sinceMs, offline: gone.length }, 'the broker restarted: devices not heard from since are offline until they say hello');
+    else b.logger[gone.length > 0 ? 'warn' : 'info']({ uptimeMs: sinceMs, offline: gone.length }, "stored presence checked against the broker's uptime: devices not heard from since it started are offline until they say hello");
   });
 }
 

@@ -67,7 +67,7 @@ export class DeviceAccounts {
     return this.reconcile();
   }
 
-  /** Called when an external broker restarted `uptimeMs` ago, and at its first uptime (`$SYS`). */
+  /** Called when an external broker restarted, and at its first uptime (`$SYS`; see BrokerUptimeListener). */
   onBrokerRestart(listener: BrokerUptimeListener): void {
     this.deps.broker.onRestart(listener);
   }

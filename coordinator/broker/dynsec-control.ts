@@ -65,11 +65,13 @@ const MAX_BATCH_BYTES = 64 * 1024;
 const UPTIME_TOPIC = '$SYS/broker/uptime';
 
 /**
- * Told the broker's uptime (ms) when it started since it was last heard (`restarted`: it lost every
- * connection then, and a broker killed sends no last wills), and at the first uptime this process
- * hears (`first`: presence stored before the start may predate a restart while no coordinator ran).
+ * Told that every connection the broker held `sinceMs` ago has ended (a device not heard from since
+ * is gone): when the broker started since it was last heard (`restarted`: `sinceMs` is the time since
+ * the connection to it was lost; a broker killed sends no last wills), and at the first live uptime
+ * this process hears (`first`: `sinceMs` is the uptime rounded up; presence stored before this
+ * process started may predate a restart while no coordinator ran).
  */
-export type BrokerUptimeListener = (uptimeMs: number, seen: 'restarted' | 'first') => void;
+export type BrokerUptimeListener = (sinceMs: number, seen: 'restarted' | 'first') => void;
 
 interface Waiter {
   command: DynsecCommand;
@@ -121,7 +123,7 @@ export class DynsecControl {
       ...definedProps({ username: o.username, password: o.password }),
     };
     const client = connect(o.url, clientOptions);
-    client.on('message', (topic, payload) => this.answer(topic, payload));
+    client.on('message', (topic, payload, packet) => this.answer(topic, payload, packet.retain));
     client.on('error', (err) => o.logger.warn({ err: err.message }, 'broker accounts connection error'));
     let connects = 0;
     client.on('close', () => {
@@ -250,8 +252,8 @@ export class DynsecControl {
     }
   }
 
-  private answer(topic: string, payload: Buffer): void {
-    if (topic === UPTIME_TOPIC) return this.uptime(payload);
+  private answer(topic: string, payload: Buffer, retained: boolean): void {
+    if (topic === UPTIME_TOPIC) return this.uptime(payload, retained);
     if (topic !== DYNSEC_RESPONSE_TOPIC) return;
     let json: unknown;
     try {
@@ -279,26 +281,34 @@ export class DynsecControl {
 
   /**
    * `$SYS/broker/uptime` is "<n> seconds", every `sys_interval` and retained (never persisted). The
-   * first one after a lost connection says whether the broker started since: its uptime is then no
-   * longer than the time since the loss. The first one this process hears is always reported: what
-   * the store says of presence may be older than the broker. Reported rounded up to the next second,
-   * so that a device heard just after the start is never taken for one that was not.
+   * first one after a lost connection (the retained copy the subscription gets) says whether the
+   * broker started since: its uptime is then no longer than the time since the loss, and every device
+   * not heard from since the loss is gone. The first live one this process hears is reported too,
+   * with the uptime rounded up to the next second, so that a device heard just after the start is
+   * never taken for one that was not; not the retained copy, which is up to `sys_interval` old and
+   * would put the start that much too late.
    */
-  private uptime(payload: Buffer): void {
+  private uptime(payload: Buffer, retained: boolean): void {
     const m = /^(\d+) seconds$/.exec(payload.toString('utf8').trim());
     if (!m) return;
     const uptimeMs = (Number(m[1]) + 1) * 1000;
-    const first = this.firstUptime;
-    this.firstUptime = false;
-    if (!first) {
-      if (this.lostAt === undefined) return;
-      const sinceLoss = this.options.timers.now() - this.lostAt;
-      this.lostAt = undefined;
-      if (uptimeMs > sinceLoss + 1000) return;
-    }
+    const lostAt = this.lostAt;
     this.lostAt = undefined;
+    if (lostAt !== undefined) {
+      const sinceLoss = this.options.timers.now() - lostAt;
+      if (uptimeMs <= sinceLoss + 1000) {
+        this.firstUptime = false;
+        return this.report(sinceLoss, 'restarted');
+      }
+    }
+    if (!this.firstUptime || retained) return;
+    this.firstUptime = false;
+    this.report(uptimeMs, 'first');
+  }
+
+  private report(sinceMs: number, seen: 'restarted' | 'first'): void {
     try {
-      this.restarted?.(uptimeMs, first ? 'first' : 'restarted');
+      this.restarted?.(sinceMs, seen);
     } catch (err) {
       this.options.logger.error({ err: errorMessage(err) }, 'handling a broker restart failed');
     }
