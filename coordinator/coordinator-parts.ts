@@ -299,7 +299,7 @@ export function buildTransport(b: Basics, s: Stores): Transport {
     counters: s.counters,
     maxPacketBytes: config.mqtt.maxPacketBytes,
     connectTimeoutMs: config.mqtt.connectTimeoutMs,
-    ...definedProps({ cluster: config.mqtt.cluster }),
+    ...definedProps({ cluster: config.mqtt.cluster, admission: config.mqtt.admission }),
     timers: b.timers,
     onAnomaly: (id, kind, detail) => s.anomalies.record(id, kind, detail),
   });
