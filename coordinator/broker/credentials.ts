@@ -8,12 +8,14 @@
  * two.
  *
  * Which ids have credentials, and whether revoked, is kept in memory (the broker's publish
- * authorisation asks synchronously); the hash itself is read from the store at each check, so a
- * secret rotated by another coordinator on the same store counts at once. I/O shell (the store,
- * node:crypto).
+ * authorisation asks synchronously); the hash itself is read from the store at each uncached check.
+ * A remembered secret is dropped the moment its device's credentials change: here (provision, rotate,
+ * revoke, before the change is stored), and on another coordinator of the same store through
+ * `refresh`, which the `fleet_device_changed` notification calls (it compares the stored hash the
+ * secret was verified against). I/O shell (the store, node:crypto).
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
-import type { Sql } from '../store/sql.js';
+import { placeholders, type Sql } from '../store/sql.js';
 import { DeviceIdSchema } from '@fleet/protocol/ids';
 import { FleetError, ValidationError } from '@fleet/protocol/errors';
 import { BusyError, FairQueue, type FairQueueOptions } from './fair-queue.js';
@@ -82,8 +84,22 @@ export interface CredentialStoreOptions {
   checkQueue?: FairQueueOptions;
 }
 
+/** A secret that passed its check: its sha256, and the stored hash it was checked against. */
+interface Verified {
+  secret: string;
+  storedHash: string;
+}
+
+const sha256 = (secret: string): string => createHash('sha256').update(secret).digest('hex');
+
 export class CredentialStore {
-  private readonly verified = new Map<string, string>();
+  private readonly verified = new Map<string, Verified>();
+  /**
+   * Bumped whenever a device's credentials change: a check that read the stored hash before the change
+   * and ends after it must not remember the secret (it may be the old one).
+   */
+  private changes = 0;
+  private readonly changeListeners = new Set<(deviceIds: readonly string[]) => void>();
   /** Every id ever provisioned: true when revoked. */
   private readonly known = new Map<string, boolean>();
   private readonly checks: FairQueue;
@@ -115,6 +131,50 @@ export class CredentialStore {
     this.known.clear();
     for (const r of rows) this.known.set(r.device_id, r.revoked !== 0);
     this.verified.clear();
+    this.changes++;
+  }
+
+  /**
+   * Reads these devices' credentials again (another coordinator of the same store changed them, or may
+   * have): a remembered secret whose stored hash changed, or whose device was revoked, is forgotten,
+   * and those devices are reported to `onChange` listeners (the broker closes their sessions). A few
+   * statements for any number of devices.
+   */
+  async refresh(deviceIds: readonly string[]): Promise<string[]> {
+    const rows = new Map<string, { secret_hash: string; revoked: number }>();
+    for (let i = 0; i < deviceIds.length; i += 500) {
+      const chunk = deviceIds.slice(i, i + 500);
+      const got = await this.sql.all<{ device_id: string; secret_hash: string; revoked: number }>(
+        `SELECT device_id, secret_hash, revoked FROM device_credentials WHERE device_id IN (${placeholders(chunk.length)})`,
+        chunk,
+      );
+      for (const r of got) rows.set(r.device_id, r);
+    }
+    const changed: string[] = [];
+    for (const id of deviceIds) {
+      const row = rows.get(id);
+      const wasActive = this.known.get(id) === false;
+      const active = row !== undefined && row.revoked === 0;
+      if (row) this.known.set(id, row.revoked !== 0);
+      else this.known.delete(id);
+      const v = this.verified.get(id);
+      const stale = v !== undefined && (!active || row.secret_hash !== v.storedHash);
+      if (stale) this.verified.delete(id);
+      if (stale || (wasActive && !active)) changed.push(id);
+    }
+    if (changed.length) this.changed(changed);
+    return changed;
+  }
+
+  /** Told which devices' remembered secrets `refresh` dropped (their credentials changed elsewhere). */
+  onChange(listener: (deviceIds: readonly string[]) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  private changed(deviceIds: readonly string[]): void {
+    this.changes++;
+    for (const l of this.changeListeners) l(deviceIds);
   }
 
   /**
@@ -166,6 +226,7 @@ export class CredentialStore {
     const now = this.now();
     // Old secrets stop passing the in-memory check before the new ones are stored.
     for (const c of issued) this.verified.delete(c.deviceId);
+    this.changes++;
     await this.sql.transaction(async (tx) => {
       for (const c of issued) await tx.run(UPSERT, [c.deviceId, c.hash, now]);
     });
@@ -185,6 +246,7 @@ export class CredentialStore {
   /** Revokes a device's credentials; false when it has none. Stored before it resolves. */
   async revoke(deviceId: string): Promise<boolean> {
     this.verified.delete(deviceId);
+    this.changes++;
     const { changes } = await this.sql.run('UPDATE device_credentials SET revoked = 1 WHERE device_id = ?', [deviceId]);
     if (changes > 0) this.known.set(deviceId, true);
     this.verified.delete(deviceId);
@@ -203,7 +265,7 @@ export class CredentialStore {
   /** True when `secret` is the one last verified for the device (no scrypt run; never a refusal). */
   verifiedBefore(deviceId: string, secret: string): boolean {
     const known = this.verified.get(deviceId);
-    return known !== undefined && known === createHash('sha256').update(secret).digest('hex');
+    return known !== undefined && known.secret === sha256(secret);
   }
 
   /**
@@ -214,6 +276,7 @@ export class CredentialStore {
    */
   async verify(deviceId: string, secret: string, lane = 'local', stillWanted: () => boolean = () => true): Promise<boolean> {
     if (this.verifiedBefore(deviceId, secret)) return true;
+    const changesBefore = this.changes;
     // From the store, not memory: a device provisioned or rotated by another coordinator on the same
     // store logs in here at once.
     const row = await this.sql.get<{ secret_hash: string }>('SELECT secret_hash FROM device_credentials WHERE device_id = ? AND revoked = 0', [deviceId]);
@@ -223,7 +286,8 @@ export class CredentialStore {
       if (!stillWanted()) return Promise.reject(new BusyError(`login from ${lane} throttled while it waited`));
       return verifySecret(secret, row.secret_hash);
     });
-    if (ok) this.verified.set(deviceId, createHash('sha256').update(secret).digest('hex'));
+    // Remembered only if no credentials changed while it was checked: the hash read may be stale.
+    if (ok && this.changes === changesBefore) this.verified.set(deviceId, { secret: sha256(secret), storedHash: row.secret_hash });
     return ok;
   }
 

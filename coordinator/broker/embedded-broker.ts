@@ -126,6 +126,7 @@ export class EmbeddedBroker implements Transport {
   private cluster: RedisCluster | undefined;
   private readonly timers: Clock;
   private onClusterReset: (() => void) | undefined;
+  private stopCredentialWatch: (() => void) | undefined;
 
   constructor(private readonly options: EmbeddedBrokerOptions) {
     const timers = options.timers ?? systemClock;
@@ -288,6 +289,10 @@ export class EmbeddedBroker implements Transport {
       // Device messages were handed to ingest in authorizePublish; the broker only routes them on.
       published: (_packet, _client, done) => done(null),
     });
+    // Credentials changed by another coordinator of the same store: the session must not outlive them.
+    this.stopCredentialWatch = this.options.credentials.onChange((ids) => {
+      for (const id of ids) this.disconnectDevice(id);
+    });
     aedes.on('clientReady', (client) => {
       this.released(client);
       const id = (client as FleetClient)[DEVICE_ID];
@@ -407,6 +412,8 @@ export class EmbeddedBroker implements Transport {
     this.cluster = undefined;
     // Aedes first: it closes every client connection, which lets the listener's close complete.
     this.auth.stop();
+    this.stopCredentialWatch?.();
+    this.stopCredentialWatch = undefined;
     if (aedes) {
       const closed = new Promise<void>((resolve) => aedes.close(() => resolve()));
       // Clustered, Aedes's close ends with QUITs to Redis, which a Redis that is down never answers:

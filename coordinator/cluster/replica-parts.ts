@@ -30,8 +30,8 @@ export function buildReplication(b: Basics, s: Stores, a: Pick<Artifacts, 'artif
     const ids = [...changed];
     changed = new Set();
     reading = true;
-    s.registry
-      .reload(ids)
+    // Credentials too: a secret another replica rotated or revoked stops passing this one's cache.
+    Promise.all([s.registry.reload(ids), s.credentials.refresh(ids)])
       .catch((err: unknown) => {
         s.counters.inc('cluster.device-reload.errors');
         logger.warn({ err, devices: ids.length }, 'reloading devices another replica changed failed');
