@@ -8,11 +8,12 @@
  * two.
  *
  * Which ids have credentials, and whether revoked, is kept in memory (the broker's publish
- * authorisation asks synchronously); the hash itself is read from the store at each uncached check.
- * A remembered secret is dropped the moment its device's credentials change: here (provision, rotate,
- * revoke, before the change is stored), and on another coordinator of the same store through
- * `refresh`, which the `fleet_device_changed` notification calls (it compares the stored hash the
- * secret was verified against). I/O shell (the store, node:crypto).
+ * authorisation asks synchronously); the hash itself is read from the store at each check, so a
+ * secret rotated by another coordinator on the same store counts at once. A secret remembered as
+ * verified is forgotten when the device's credentials change — here (`commit`, `revoke`) or through
+ * another coordinator on the same store (`forget`, `reloadDevices`, told by its change notification)
+ * — and a check that was under way meanwhile is not remembered, so a revoked or rotated-out secret
+ * never stays accepted. I/O shell (the store, node:crypto).
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { placeholders, type Sql } from '../store/sql.js';
@@ -84,22 +85,16 @@ export interface CredentialStoreOptions {
   checkQueue?: FairQueueOptions;
 }
 
-/** A secret that passed its check: its sha256, and the stored hash it was checked against. */
-interface Verified {
-  secret: string;
-  storedHash: string;
+/** A check under way; a change to the device's credentials meanwhile makes its answer stale. */
+interface Check {
+  stale: boolean;
 }
 
-const sha256 = (secret: string): string => createHash('sha256').update(secret).digest('hex');
-
 export class CredentialStore {
-  private readonly verified = new Map<string, Verified>();
-  /**
-   * Bumped whenever a device's credentials change: a check that read the stored hash before the change
-   * and ends after it must not remember the secret (it may be the old one).
-   */
-  private changes = 0;
-  private readonly changeListeners = new Set<(deviceIds: readonly string[]) => void>();
+  private readonly verified = new Map<string, string>();
+  /** Checks under way, by device. */
+  private readonly checking = new Map<string, Set<Check>>();
+  private readonly elsewhere = new Set<(deviceId: string) => void>();
   /** Every id ever provisioned: true when revoked. */
   private readonly known = new Map<string, boolean>();
   private readonly checks: FairQueue;
@@ -131,50 +126,51 @@ export class CredentialStore {
     this.known.clear();
     for (const r of rows) this.known.set(r.device_id, r.revoked !== 0);
     this.verified.clear();
-    this.changes++;
+    for (const checks of this.checking.values()) for (const c of checks) c.stale = true;
   }
 
   /**
-   * Reads these devices' credentials again (another coordinator of the same store changed them, or may
-   * have): a remembered secret whose stored hash changed, or whose device was revoked, is forgotten,
-   * and those devices are reported to `onChange` listeners (the broker closes their sessions). A few
-   * statements for any number of devices.
+   * The device's credentials changed (rotated or revoked, perhaps by another coordinator on the same
+   * store): a secret verified before is checked against the store again, and a check already under
+   * way is not remembered.
    */
-  async refresh(deviceIds: readonly string[]): Promise<string[]> {
-    const rows = new Map<string, { secret_hash: string; revoked: number }>();
+  forget(deviceId: string): void {
+    this.verified.delete(deviceId);
+    for (const c of this.checking.get(deviceId) ?? []) c.stale = true;
+  }
+
+  /**
+   * Another coordinator of the same store changed the device's credentials (its change notification):
+   * forgets the secret, and tells the listeners (the broker closes the device's session: it must not
+   * outlive its secret on any node).
+   */
+  changedElsewhere(deviceId: string): void {
+    this.forget(deviceId);
+    for (const l of this.elsewhere) l(deviceId);
+  }
+
+  /** Told of each `changedElsewhere`; returns the unsubscribe. */
+  onChangedElsewhere(listener: (deviceId: string) => void): () => void {
+    this.elsewhere.add(listener);
+    return () => this.elsewhere.delete(listener);
+  }
+
+  /** Forgets these devices' verified secrets and reads whether each has credentials, and whether revoked. */
+  async reloadDevices(deviceIds: readonly string[]): Promise<void> {
+    for (const id of deviceIds) this.forget(id);
     for (let i = 0; i < deviceIds.length; i += 500) {
       const chunk = deviceIds.slice(i, i + 500);
-      const got = await this.sql.all<{ device_id: string; secret_hash: string; revoked: number }>(
-        `SELECT device_id, secret_hash, revoked FROM device_credentials WHERE device_id IN (${placeholders(chunk.length)})`,
+      const rows = await this.sql.all<{ device_id: string; revoked: number }>(
+        `SELECT device_id, revoked FROM device_credentials WHERE device_id IN (${placeholders(chunk.length)})`,
         chunk,
       );
-      for (const r of got) rows.set(r.device_id, r);
+      const found = new Map(rows.map((r) => [r.device_id, r.revoked !== 0]));
+      for (const id of chunk) {
+        const revoked = found.get(id);
+        if (revoked === undefined) this.known.delete(id);
+        else this.known.set(id, revoked);
+      }
     }
-    const changed: string[] = [];
-    for (const id of deviceIds) {
-      const row = rows.get(id);
-      const wasActive = this.known.get(id) === false;
-      const active = row !== undefined && row.revoked === 0;
-      if (row) this.known.set(id, row.revoked !== 0);
-      else this.known.delete(id);
-      const v = this.verified.get(id);
-      const stale = v !== undefined && (!active || row.secret_hash !== v.storedHash);
-      if (stale) this.verified.delete(id);
-      if (stale || (wasActive && !active)) changed.push(id);
-    }
-    if (changed.length) this.changed(changed);
-    return changed;
-  }
-
-  /** Told which devices' remembered secrets `refresh` dropped (their credentials changed elsewhere). */
-  onChange(listener: (deviceIds: readonly string[]) => void): () => void {
-    this.changeListeners.add(listener);
-    return () => this.changeListeners.delete(listener);
-  }
-
-  private changed(deviceIds: readonly string[]): void {
-    this.changes++;
-    for (const l of this.changeListeners) l(deviceIds);
   }
 
   /**
@@ -225,14 +221,13 @@ export class CredentialStore {
   async commit(issued: readonly IssuedCredential[]): Promise<void> {
     const now = this.now();
     // Old secrets stop passing the in-memory check before the new ones are stored.
-    for (const c of issued) this.verified.delete(c.deviceId);
-    this.changes++;
+    for (const c of issued) this.forget(c.deviceId);
     await this.sql.transaction(async (tx) => {
       for (const c of issued) await tx.run(UPSERT, [c.deviceId, c.hash, now]);
     });
     for (const c of issued) {
       this.known.set(c.deviceId, false);
-      this.verified.delete(c.deviceId);
+      this.forget(c.deviceId);
     }
   }
 
@@ -245,11 +240,10 @@ export class CredentialStore {
 
   /** Revokes a device's credentials; false when it has none. Stored before it resolves. */
   async revoke(deviceId: string): Promise<boolean> {
-    this.verified.delete(deviceId);
-    this.changes++;
+    this.forget(deviceId);
     const { changes } = await this.sql.run('UPDATE device_credentials SET revoked = 1 WHERE device_id = ?', [deviceId]);
     if (changes > 0) this.known.set(deviceId, true);
-    this.verified.delete(deviceId);
+    this.forget(deviceId);
     return changes > 0;
   }
 
@@ -265,7 +259,7 @@ export class CredentialStore {
   /** True when `secret` is the one last verified for the device (no scrypt run; never a refusal). */
   verifiedBefore(deviceId: string, secret: string): boolean {
     const known = this.verified.get(deviceId);
-    return known !== undefined && known.secret === sha256(secret);
+    return known !== undefined && known === createHash('sha256').update(secret).digest('hex');
   }
 
   /**
@@ -276,19 +270,28 @@ export class CredentialStore {
    */
   async verify(deviceId: string, secret: string, lane = 'local', stillWanted: () => boolean = () => true): Promise<boolean> {
     if (this.verifiedBefore(deviceId, secret)) return true;
-    const changesBefore = this.changes;
-    // From the store, not memory: a device provisioned or rotated by another coordinator on the same
-    // store logs in here at once.
-    const row = await this.sql.get<{ secret_hash: string }>('SELECT secret_hash FROM device_credentials WHERE device_id = ? AND revoked = 0', [deviceId]);
-    if (!row) return false;
-    this.known.set(deviceId, false);
-    const ok = await this.checks.run(lane, () => {
-      if (!stillWanted()) return Promise.reject(new BusyError(`login from ${lane} throttled while it waited`));
-      return verifySecret(secret, row.secret_hash);
-    });
-    // Remembered only if no credentials changed while it was checked: the hash read may be stale.
-    if (ok && this.changes === changesBefore) this.verified.set(deviceId, { secret: sha256(secret), storedHash: row.secret_hash });
-    return ok;
+    const check: Check = { stale: false };
+    let checks = this.checking.get(deviceId);
+    if (!checks) this.checking.set(deviceId, (checks = new Set()));
+    checks.add(check);
+    try {
+      // From the store, not memory: a device provisioned or rotated by another coordinator on the same
+      // store logs in here at once.
+      const row = await this.sql.get<{ secret_hash: string }>('SELECT secret_hash FROM device_credentials WHERE device_id = ? AND revoked = 0', [deviceId]);
+      if (!row) return false;
+      if (!check.stale) this.known.set(deviceId, false);
+      const ok = await this.checks.run(lane, () => {
+        if (!stillWanted()) return Promise.reject(new BusyError(`login from ${lane} throttled while it waited`));
+        return verifySecret(secret, row.secret_hash);
+      });
+      // The hash it was checked against may have been replaced or revoked meanwhile: answer this
+      // check, remember nothing.
+      if (ok && !check.stale) this.verified.set(deviceId, createHash('sha256').update(secret).digest('hex'));
+      return ok;
+    } finally {
+      checks.delete(check);
+      if (checks.size === 0) this.checking.delete(deviceId);
+    }
   }
 
   /** Password checks waiting for a slot (metrics). */
