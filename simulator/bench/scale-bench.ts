@@ -131,7 +131,9 @@ export async function scaleBench(o: ScaleOptions): Promise<ScaleResult> {
     processes: o.processes,
     localAddresses: o.sourceAddresses,
     connectConcurrency: 400,
-    onlineTimeoutMs: 600_000,
+    // Ten minutes, or 20 ms a device: 50,000 on a loaded two-core machine took 8.7 minutes, and more
+    // when other work took the cores.
+    onlineTimeoutMs: Math.max(600_000, o.devices * 20),
     // A shared coordinator: the run's deployments target a tag only its devices report.
     ...(remote ? { realTime: true, targetTag: 'scale-bench', brokerUrls: remote.brokerUrls, ...(secrets ? { secrets } : {}) } : {}),
     coordinator: (ctx) =>
