@@ -16,6 +16,7 @@ import type { DeviceTruth } from './report.js';
 import type { PacedClock } from './paced-clock.js';
 import { ChildMessageSchema, ProcessUsageSchema, type DeviceProcessCall, type DeviceProcessInit, type ParentMessage, type ProcessUsage } from './device-process-messages.js';
 import { SimulationError } from './errors.js';
+import { cpuProfileArgv } from './cpu-profile.js';
 
 /** Real ms between the clock syncs sent to every device process (the paced clock's tick). */
 const SYNC_MS = 20;
@@ -111,7 +112,7 @@ export class ProcessDeviceFleet implements DeviceFleet {
     const readies: Promise<void>[] = [];
     const keys = [...o.trust.keys.values()].map((k) => String(k.publicKey.export({ format: 'pem', type: 'spki' })));
     for (let i = 0; i < n; i++) {
-      const execArgv = [...process.execArgv, ...(o.maxOldSpaceMiB !== undefined ? [`--max-old-space-size=${o.maxOldSpaceMiB}`] : [])];
+      const execArgv = [...process.execArgv, ...cpuProfileArgv(process.execArgv), ...(o.maxOldSpaceMiB !== undefined ? [`--max-old-space-size=${o.maxOldSpaceMiB}`] : [])];
       const proc = fork(entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
       const child = new DeviceProcess(proc, i);
       children.push(child);
