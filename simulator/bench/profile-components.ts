@@ -1,12 +1,18 @@
 /**
  * Attributes the CPU samples of a profiled benchmark run (`FLEET_CPU_PROF_DIR`, see
  * simulator/cpu-profile.ts) to components, per process role and per window of the run
- * (marks.json: the downloads alone, the rollout). Two views per role:
+ * (marks.json: the downloads alone, the rollout). Three views per role:
  *
+ * - component: the table BENCHMARKS.md §4 shows (COMPONENTS below: the owner, except that every
+ *   sha256 sample is counted as hashing, whoever asked for it);
  * - owner: the innermost frame of the project's own code (agent/, coordinator/, simulator/) on the
  *   sample's stack, so a library's time is charged to the module that called it (zod parsing under
- *   the status ingest counts as the ingest); with none on the stack, the outermost library frame;
+ *   the status ingest counts as the ingest); with none on the stack, the package whose callback it
+ *   is (the broker, the MQTT clients), else node's HTTP, else node's other I/O;
  * - leaf: where the sample itself was (a package, a node internal, a native function).
+ *
+ * Each sample counts as one 1 ms interval: on a loaded machine the gaps between samples include time
+ * the process was not running, so shares are the figure to read, not absolute times.
  *
  * Usage: node simulator/dist/bench/profile-components.js DIR [--top N]. Pure over the files it reads.
  */
@@ -25,7 +31,6 @@ interface ProfileNode {
 interface Profile {
   nodes: ProfileNode[];
   startTime: number;
-  endTime: number;
   samples: number[];
   timeDeltas: number[];
 }
@@ -36,6 +41,30 @@ interface Marks {
 
 const OWN = /\/(agent|coordinator|simulator)\/dist\/(.+)\.js$/;
 const PKG = /node_modules\/((?:@[^/]+\/)?[^/]+)\//;
+const NO_OWN = '(no own frame) ';
+
+/** Components by owner, first match wins. */
+const COMPONENTS: readonly [RegExp, string][] = [
+  [/^\(garbage collector\)$/, 'garbage collection'],
+  [/^\(program\)$/, 'V8 / node (program)'],
+  [/^agent\/(downloader|agent-tasks)$/, 'download: HTTP client, file write'],
+  [/^simulator\/memory-slot-backend$/, 'slot write (simulated flash: read the file)'],
+  [/^(agent\/mqtt-session|\(no own frame\) (mqtt|mqtt-packet|bl|readable-stream|debug))$/, 'MQTT client'],
+  [/^agent\/(state-store|durable-record|durable-writer)$/, 'agent: state and durable record saves, state load'],
+  [/^agent\//, 'agent: update flow, statuses, reboot into a new agent'],
+  [/^coordinator\/artifacts\/|^\(no own frame\) node http$/, 'HTTP: artifact server / node http'],
+  [/^coordinator\/broker\/|^\(no own frame\) (aedes|mqtt-packet|qlobber|mqemitter|bl|aedes-packet|aedes-persistence)$/, 'broker: Aedes, ACL, retained index, publisher'],
+  [/^coordinator\/store\/|^\(no own frame\) better-sqlite3$/, 'SQLite statements and commits'],
+  [/^coordinator\/ingest\//, 'ingest: statuses, hellos, telemetry, inbox'],
+  [/^coordinator\/(engine|deployments)\//, 'engine and deployment state'],
+  [/^coordinator\/(gate|telemetry|canary)\//, 'gates and telemetry snapshots'],
+  [/^coordinator\/registry\//, 'registry'],
+  [/^coordinator\/(admin|prometheus)\//, 'admin API and metrics (the run polls them)'],
+  [/^coordinator\//, 'coordinator: other'],
+  [/^simulator\//, 'simulator harness: clock, IPC, traces'],
+  [/^\(no own frame\) node i\/o$/, 'node I/O callbacks: sockets, streams, fs'],
+];
+const HASHING = 'sha256 (download stream, verify pass, slot read-back)';
 
 /** The project's own module a frame is in (e.g. `agent/downloader`), or null. */
 function ownModule(url: string): string | null {
@@ -48,10 +77,10 @@ function library(f: CallFrame): string {
   if (f.url === '') return f.functionName.startsWith('(') ? f.functionName : `native ${f.functionName}`;
   const pkg = PKG.exec(f.url);
   if (pkg) return pkg[1]!;
-  const own = /\/(protocol|firmware|runtime)\/dist\/(.+)\.js$/.exec(f.url);
-  if (own) return `${own[1]}/${own[2]}`;
-  const o = ownModule(f.url);
-  if (o) return o;
+  const shared = /\/(protocol|firmware|runtime)\/dist\/(.+)\.js$/.exec(f.url);
+  if (shared) return `${shared[1]}/${shared[2]}`;
+  const own = ownModule(f.url);
+  if (own) return own;
   if (f.url.startsWith('node:')) return f.url.replace(/^node:(internal\/)?/, 'node:');
   return f.url;
 }
@@ -65,9 +94,18 @@ function role(file: string, p: Profile, marks: Marks): string {
 }
 
 type Tally = Map<string, number>;
-const add = (t: Tally, k: string, v: number): void => void t.set(k, (t.get(k) ?? 0) + v);
+interface Views {
+  component: Tally;
+  owner: Tally;
+  leaf: Tally;
+  total: number;
+  processes: number;
+}
+const add = (t: Tally, k: string): void => void t.set(k, (t.get(k) ?? 0) + 1);
+const componentOf = (owner: string): string => COMPONENTS.find(([re]) => re.test(owner))?.[1] ?? 'other';
 
-function tally(p: Profile, from: number, to: number, owner: Tally, leaf: Tally): number {
+/** Adds the samples of `p` between `from` and `to` (µs) to `v`; returns how many there were. */
+function tally(p: Profile, from: number, to: number, v: Views): number {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -75,7 +113,8 @@ function tally(p: Profile, from: number, to: number, owner: Tally, leaf: Tally):
   const ownerFor = (id: number): string => {
     const cached = ownerOf.get(id);
     if (cached !== undefined) return cached;
-    let outerLib: string | null = null;
+    let pkg: string | null = null;
+    let http = false;
     let found: string | null = null;
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
       const f = byId.get(cur)!.callFrame;
@@ -84,28 +123,38 @@ function tally(p: Profile, from: number, to: number, owner: Tally, leaf: Tally):
         found = own;
         break;
       }
-      if (f.url !== '' || !f.functionName.startsWith('(root')) outerLib = library(f);
+      pkg ??= PKG.exec(f.url)?.[1] ?? null;
+      if (f.url.startsWith('node:_http_')) http = true;
     }
-    const r = found ?? `(no own frame) ${outerLib ?? '?'}`;
+    const r = found ?? `${NO_OWN}${pkg ?? (http ? 'node http' : 'node i/o')}`;
     ownerOf.set(id, r);
     return r;
   };
   let t = p.startTime;
-  let total = 0;
+  let n = 0;
   for (let i = 0; i < p.samples.length; i++) {
-    const dt = p.timeDeltas[i] ?? 0;
-    t += dt;
+    t += p.timeDeltas[i] ?? 0;
     if (t < from || t > to) continue;
-    // A sample stands for the interval up to the next one.
-    const weight = (p.timeDeltas[i + 1] ?? dt) / 1000;
     const id = p.samples[i]!;
     const f = byId.get(id)!.callFrame;
     const special = f.url === '' && f.functionName.startsWith('(') ? f.functionName : null;
-    add(owner, special ?? ownerFor(id), weight);
-    add(leaf, library(f), weight);
-    total += weight;
+    const owner = special ?? ownerFor(id);
+    const lib = library(f);
+    add(v.owner, owner);
+    add(v.leaf, lib);
+    if (owner !== '(idle)') add(v.component, lib === 'node:crypto/hash' ? HASHING : componentOf(owner));
+    n++;
   }
-  return total;
+  return n;
+}
+
+function table(title: string, t: Tally, busy: number, top: number): string[] {
+  const rows = [...t.entries()].filter(([k]) => k !== '(idle)').sort((a, b) => b[1] - a[1]);
+  const out = [`\n| ${title} | samples | share |`, '|---|---|---|'];
+  for (const [k, v] of rows.slice(0, top)) out.push(`| ${k} | ${v} | ${((100 * v) / busy).toFixed(1)} % |`);
+  const rest = rows.slice(top).reduce((s, [, v]) => s + v, 0);
+  if (rest > 0) out.push(`| (${rows.length - top} more) | ${rest} | ${((100 * rest) / busy).toFixed(1)} % |`);
+  return out;
 }
 
 function main(): void {
@@ -114,33 +163,29 @@ function main(): void {
   const topIdx = process.argv.indexOf('--top');
   const top = topIdx >= 0 ? Number(process.argv[topIdx + 1]) : 25;
   const marks = JSON.parse(readFileSync(join(dir, 'marks.json'), 'utf8')) as Marks;
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
-  const profiles = files.map((f) => ({ f, p: JSON.parse(readFileSync(join(dir, f), 'utf8')) as Profile }));
+  const profiles = readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => ({ f, p: JSON.parse(readFileSync(join(dir, f), 'utf8')) as Profile }));
+  const out: string[] = [];
   for (const [name, [from, to]] of Object.entries(marks.windows)) {
-    console.log(`\n## window: ${name} (${((to - from) / 1e6).toFixed(2)} s wall)`);
-    const roles = new Map<string, { owner: Tally; leaf: Tally; total: number; n: number }>();
-    const blank = (): { owner: Tally; leaf: Tally; total: number; n: number } => ({ owner: new Map<string, number>(), leaf: new Map<string, number>(), total: 0, n: 0 });
+    out.push(`\n## window: ${name} (${((to - from) / 1e6).toFixed(2)} s wall)`);
+    const roles = new Map<string, Views>();
     for (const { f, p } of profiles) {
       const r = role(f, p, marks);
-      const acc = roles.get(r) ?? blank();
-      const ms = tally(p, from, to, acc.owner, acc.leaf);
-      if (ms > 0) acc.n++;
-      acc.total += ms;
-      roles.set(r, acc);
+      const v = roles.get(r) ?? { component: new Map<string, number>(), owner: new Map<string, number>(), leaf: new Map<string, number>(), total: 0, processes: 0 };
+      const n = tally(p, from, to, v);
+      if (n > 0) v.processes++;
+      v.total += n;
+      roles.set(r, v);
     }
-    for (const [r, acc] of roles) {
-      if (acc.total === 0) continue;
-      const busy = acc.total - (acc.owner.get('(idle)') ?? 0);
-      console.log(`\n### ${r}: ${acc.n} process(es), ${(busy / 1000).toFixed(2)} s on the main thread (idle excluded)`);
-      for (const [title, t] of [['owner', acc.owner], ['leaf', acc.leaf]] as const) {
-        console.log(`\n| ${title} | ms | share of busy |\n|---|---|---|`);
-        const rows = [...t.entries()].filter(([k]) => k !== '(idle)').sort((a, b) => b[1] - a[1]);
-        for (const [k, v] of rows.slice(0, top)) console.log(`| ${k} | ${v.toFixed(0)} | ${((100 * v) / busy).toFixed(1)} % |`);
-        const rest = rows.slice(top).reduce((s, [, v]) => s + v, 0);
-        if (rest > 0) console.log(`| (${rows.length - top} more) | ${rest.toFixed(0)} | ${((100 * rest) / busy).toFixed(1)} % |`);
-      }
+    for (const [r, v] of roles) {
+      const busy = v.total - (v.owner.get('(idle)') ?? 0);
+      if (busy <= 0) continue;
+      out.push(`\n### ${r}: ${v.processes} process(es), ${busy} busy main-thread samples (~1 ms each; idle left out)`);
+      out.push(...table('component', v.component, busy, top), ...table('owner', v.owner, busy, top), ...table('leaf', v.leaf, busy, top));
     }
   }
+  console.log(out.join('\n'));
 }
 
 main();

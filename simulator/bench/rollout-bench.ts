@@ -40,6 +40,12 @@ export interface RolloutResult {
   /** CPU time (all threads) of each, ms: the coordinator's process plus the device processes. */
   rolloutCpuMs: number;
   downloadsCpuMs: number;
+  /**
+   * The same CPU by side, ms: the coordinator's process (the artifact server alone in the baseline;
+   * broker, engine, store, ingest, gates and the server in the rollout) and the device side (the
+   * baseline's download clients; the device processes). Only with devices in processes of their own.
+   */
+  cpuBySide?: { downloadsServerMs: number; downloadsClientsMs: number; rolloutCoordinatorMs: number; rolloutDevicesMs: number };
   completed: boolean;
   /** Where the rollout's time went, wave by wave. */
   breakdown: RolloutBreakdown;
@@ -50,7 +56,7 @@ const cpuSince = (start: NodeJS.CpuUsage): number => {
   return (d.user + d.system) / 1000;
 };
 
-async function downloadsAlone(n: number, imageKiB: number, processes: number, maxConcurrentDownloads: number, prof: SelfProfile): Promise<{ ms: number; cpuMs: number }> {
+async function downloadsAlone(n: number, imageKiB: number, processes: number, maxConcurrentDownloads: number, prof: SelfProfile): Promise<{ ms: number; cpuMs: number; serverCpuMs?: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'fleet-bench-dl-'));
   const c = await createCoordinator({
     config: { env: 'development', dataDir: join(dir, 'coord'), mqtt: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads }, credentialCost: 4 },
@@ -95,7 +101,7 @@ async function downloadsInChildren(
   processes: number,
   job: { url: string; size: number; sha256: string; dir: string; devices: { deviceId: string; secret: string }[] },
   prof: SelfProfile,
-): Promise<{ ms: number; cpuMs: number }> {
+): Promise<{ ms: number; cpuMs: number; serverCpuMs?: number }> {
   const children = await Promise.all(Array.from({ length: processes }, () => startChild(here('./download-child.js'))));
   try {
     const cpu0 = process.cpuUsage();
@@ -111,7 +117,8 @@ async function downloadsInChildren(
     prof.end('downloads');
     const failed = replies.find((r) => r.error !== undefined);
     if (failed) throw new Error(`downloads alone: ${failed.error}`);
-    return { ms, cpuMs: cpuSince(cpu0) + replies.reduce((sum, r) => sum + (r.cpuMs ?? 0), 0) };
+    const serverCpuMs = cpuSince(cpu0);
+    return { ms, cpuMs: serverCpuMs + replies.reduce((sum, r) => sum + (r.cpuMs ?? 0), 0), serverCpuMs };
   } finally {
     await Promise.all(children.map(({ child }) => child.stop()));
   }
@@ -172,7 +179,13 @@ export async function rolloutBench(n: number, imageKiB: number, processes = 0, t
     },
     pollMs: 50,
   });
-  rolloutCpuMs += await fleetCpuMs;
+  const devicesCpuMs = await fleetCpuMs;
+  const coordinatorCpuMs = rolloutCpuMs;
+  rolloutCpuMs += devicesCpuMs;
   await prof.stop();
-  return { n, maxConcurrentDownloads, timeScale, processes, load, imageKiB, rolloutMs, downloadsMs: downloads.ms, rolloutCpuMs, downloadsCpuMs: downloads.cpuMs, completed: report.releases[0]?.outcome === 'completed', breakdown: trace.breakdown() };
+  return { n, maxConcurrentDownloads, timeScale, processes, load, imageKiB, rolloutMs, downloadsMs: downloads.ms, rolloutCpuMs, downloadsCpuMs: downloads.cpuMs,
+    ...(processes > 0 && downloads.serverCpuMs !== undefined
+      ? { cpuBySide: { downloadsServerMs: downloads.serverCpuMs, downloadsClientsMs: downloads.cpuMs - downloads.serverCpuMs, rolloutCoordinatorMs: coordinatorCpuMs, rolloutDevicesMs: devicesCpuMs } }
+      : {}),
+    completed: report.releases[0]?.outcome === 'completed', breakdown: trace.breakdown() };
 }
