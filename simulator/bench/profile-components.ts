@@ -3,8 +3,8 @@
  * simulator/cpu-profile.ts) to components, per process role and per window of the run
  * (marks.json: the downloads alone, the rollout). Three views per role:
  *
- * - component: the table BENCHMARKS.md §4 shows (COMPONENTS below: the owner, except that every
- *   sha256 sample is counted as hashing, whoever asked for it);
+ * - component: the table BENCHMARKS.md §4 shows (the owner grouped by the rules below, except that
+ *   every sha256 sample is counted as hashing, whoever asked for it);
  * - owner: the innermost frame of the project's own code (agent/, coordinator/, simulator/) on the
  *   sample's stack, so a library's time is charged to the module that called it (zod parsing under
  *   the status ingest counts as the ingest); with none on the stack, the package whose callback it
@@ -43,17 +43,25 @@ const OWN = /\/(agent|coordinator|simulator)\/dist\/(.+)\.js$/;
 const PKG = /node_modules\/((?:@[^/]+\/)?[^/]+)\//;
 const NO_OWN = '(no own frame) ';
 
-/** Components by owner, first match wins. */
-const COMPONENTS: readonly [RegExp, string][] = [
+/** Components by owner, first match wins: a device's process, then the coordinator's. */
+const COMMON: readonly [RegExp, string][] = [
   [/^\(garbage collector\)$/, 'garbage collection'],
   [/^\(program\)$/, 'V8 / node (program)'],
-  [/^agent\/(downloader|agent-tasks)$/, 'download: HTTP client, file write'],
+];
+const DEVICE_COMPONENTS: readonly [RegExp, string][] = [
+  ...COMMON,
+  [/^agent\/(downloader|agent-tasks)$|^\(no own frame\) node http$/, 'download: HTTP client, file write'],
   [/^simulator\/memory-slot-backend$/, 'slot write (simulated flash: read the file)'],
   [/^(agent\/mqtt-session|\(no own frame\) (mqtt|mqtt-packet|bl|readable-stream|debug))$/, 'MQTT client'],
   [/^agent\/(state-store|durable-record|durable-writer)$/, 'agent: state and durable record saves, state load'],
   [/^agent\//, 'agent: update flow, statuses, reboot into a new agent'],
-  [/^coordinator\/artifacts\/|^\(no own frame\) node http$/, 'HTTP: artifact server / node http'],
-  [/^coordinator\/broker\/|^\(no own frame\) (aedes|mqtt-packet|qlobber|mqemitter|bl|aedes-packet|aedes-persistence)$/, 'broker: Aedes, ACL, retained index, publisher'],
+  [/^simulator\//, 'simulator harness: clock, IPC, traces'],
+  [/^\(no own frame\) node i\/o$/, 'node I/O callbacks: sockets, streams, fs'],
+];
+const COORDINATOR_COMPONENTS: readonly [RegExp, string][] = [
+  ...COMMON,
+  [/^coordinator\/artifacts\/|^\(no own frame\) node http$/, 'artifact server (HTTP)'],
+  [/^coordinator\/broker\/|^\(no own frame\) (aedes|mqtt-packet|qlobber|mqemitter|bl|readable-stream|aedes-packet|aedes-persistence|debug)$/, 'broker: Aedes, ACL, retained index, publisher'],
   [/^coordinator\/store\/|^\(no own frame\) better-sqlite3$/, 'SQLite statements and commits'],
   [/^coordinator\/ingest\//, 'ingest: statuses, hellos, telemetry, inbox'],
   [/^coordinator\/(engine|deployments)\//, 'engine and deployment state'],
@@ -61,7 +69,7 @@ const COMPONENTS: readonly [RegExp, string][] = [
   [/^coordinator\/registry\//, 'registry'],
   [/^coordinator\/(admin|prometheus)\//, 'admin API and metrics (the run polls them)'],
   [/^coordinator\//, 'coordinator: other'],
-  [/^simulator\//, 'simulator harness: clock, IPC, traces'],
+  [/^simulator\//, 'simulator driver: paced clock, device-process IPC, trace'],
   [/^\(no own frame\) node i\/o$/, 'node I/O callbacks: sockets, streams, fs'],
 ];
 const HASHING = 'sha256 (download stream, verify pass, slot read-back)';
@@ -102,10 +110,10 @@ interface Views {
   processes: number;
 }
 const add = (t: Tally, k: string): void => void t.set(k, (t.get(k) ?? 0) + 1);
-const componentOf = (owner: string): string => COMPONENTS.find(([re]) => re.test(owner))?.[1] ?? 'other';
+const componentOf = (rules: readonly [RegExp, string][], owner: string): string => rules.find(([re]) => re.test(owner))?.[1] ?? 'other';
 
 /** Adds the samples of `p` between `from` and `to` (µs) to `v`; returns how many there were. */
-function tally(p: Profile, from: number, to: number, v: Views): number {
+function tally(p: Profile, from: number, to: number, v: Views, rules: readonly [RegExp, string][]): number {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -142,7 +150,7 @@ function tally(p: Profile, from: number, to: number, v: Views): number {
     const lib = library(f);
     add(v.owner, owner);
     add(v.leaf, lib);
-    if (owner !== '(idle)') add(v.component, lib === 'node:crypto/hash' ? HASHING : componentOf(owner));
+    if (owner !== '(idle)') add(v.component, lib === 'node:crypto/hash' ? HASHING : componentOf(rules, owner));
     n++;
   }
   return n;
@@ -173,7 +181,7 @@ function main(): void {
     for (const { f, p } of profiles) {
       const r = role(f, p, marks);
       const v = roles.get(r) ?? { component: new Map<string, number>(), owner: new Map<string, number>(), leaf: new Map<string, number>(), total: 0, processes: 0 };
-      const n = tally(p, from, to, v);
+      const n = tally(p, from, to, v, r.startsWith('coordinator') ? COORDINATOR_COMPONENTS : DEVICE_COMPONENTS);
       if (n > 0) v.processes++;
       v.total += n;
       roles.set(r, v);
