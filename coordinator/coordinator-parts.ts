@@ -44,7 +44,8 @@ import type { TelemetryWriter } from './telemetry/telemetry-writer.js';
 import { SnapshotBuilder } from './telemetry/snapshot-builder.js';
 import { ArtifactStore } from './artifacts/artifact-store.js';
 import { ArtifactServer } from './artifacts/artifact-server.js';
-import { ArtifactIntegrity } from './artifacts/artifact-integrity.js';
+import { ArtifactIntegrity, type IntegrityView } from './artifacts/artifact-integrity.js';
+import { IntegrityFindings } from './artifacts/integrity-findings.js';
 import { DownloadAuth } from './artifacts/download-auth.js';
 import { FirmwareService, type TrustSource } from './artifacts/firmware-service.js';
 import { FreshnessCounters } from './deployments/freshness-counters.js';
@@ -235,15 +236,26 @@ export async function buildArtifacts(b: Basics, s: Stores): Promise<Artifacts> {
     onMatch: requestMetrics.matched,
   });
   const artifactLog = b.root.child({ module: 'artifacts' });
+  // Every replica (and every restart) finds a damaged image; the store records the finding once.
+  const findings = new IntegrityFindings(s.sql);
+  const recordFinding = (sha256: string, v: IntegrityView): void => {
+    const versions = artifacts.list().filter((a) => a.sha256 === sha256).map((a) => a.firmwareVersion);
+    const action = v.status === 'damaged' ? 'artifact.damaged' : 'artifact.repaired';
+    const at = now();
+    findings.record(sha256, v, at, (tx) => s.auditLog.append(at, 'coordinator', action, sha256, { versions, ...definedProps({ reason: v.reason }) }, undefined, tx)).then(
+      (recorded) => artifactLog.info({ sha256, status: v.status, recorded }, recorded ? 'integrity finding recorded in the audit log' : 'integrity finding already recorded'),
+      (err: unknown) => {
+        s.counters.inc('store.audit.errors');
+        artifactLog.error({ err, sha256, action }, 'cannot record an integrity finding in the audit log');
+      },
+    );
+  };
   const integrity = new ArtifactIntegrity({
     store: artifacts,
     counters: s.counters,
     logger: artifactLog,
     now,
-    onChange: (sha256, v) => {
-      const versions = artifacts.list().filter((a) => a.sha256 === sha256).map((a) => a.firmwareVersion);
-      s.auditLog.appendLater(now(), 'coordinator', v.status === 'damaged' ? 'artifact.damaged' : 'artifact.repaired', sha256, { versions, ...definedProps({ reason: v.reason }) });
-    },
+    onChange: (sha256, v) => recordFinding(sha256, v),
   });
   // Downloads authenticate like the broker does: anonymous exactly when anonymous devices are allowed.
   const downloads = new ArtifactServer({

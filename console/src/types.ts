@@ -1,8 +1,10 @@
 /**
- * The admin API as the console reads it. The console's own answers come from protocol/console.ts;
- * the older routes' answers are described here as far as the pages use them.
+ * The admin API as the console reads it. The console's own answers come from protocol/console.ts and
+ * deployments from protocol/deployment-view.ts (the schemas the coordinator answers to); the other
+ * routes' answers are described here as far as the pages use them.
  */
 export type { CohortSeries, DeviceTelemetry, FleetSummary } from '../../protocol/console.js';
+export type { DeploymentView, WaveView } from '../../protocol/deployment-view.js';
 
 export type Role = 'viewer' | 'operator' | 'admin';
 
@@ -12,59 +14,6 @@ export interface Session {
   csrfToken?: string;
   /** When the session ends unless used again. */
   expiresAt?: number;
-}
-
-export type DeploymentPhase =
-  | 'draft' | 'scheduled' | 'pending' | 'rolling' | 'soaking' | 'gating' | 'completed' | 'aborted' | 'rolling-back' | 'rolled-back';
-
-export interface WaveCounts {
-  tracked: number;
-  offline: number;
-  waiting: number;
-  inProgress: number;
-  committed: number;
-  failed: number;
-  trialFailures: number;
-  timedOut: number;
-  ineligible: number;
-  reporting: number;
-}
-
-export interface WaveView {
-  index: number;
-  percent: number;
-  status: 'pending' | 'rolling' | 'soaking' | 'gating' | 'passed' | 'aborted' | 'skipped';
-  soakMs: number;
-  deadlineMs: number;
-  requiresApproval: boolean;
-  approved: boolean;
-  startedAt?: number;
-  deadlineAt?: number;
-  completedAt?: number;
-  soakEndsAt?: number;
-  verdict?: string;
-  decisionId?: string;
-  monitorCount: number;
-  counts: Partial<WaveCounts>;
-}
-
-export interface DeploymentView {
-  id: string;
-  firmwareVersion: string;
-  description?: string;
-  phase: DeploymentPhase;
-  current: number;
-  paused: boolean;
-  pause?: { at: number; by: string; cause: 'operator' | 'monitor-limit'; reason?: string };
-  waitingFor: ('approval' | 'window' | 'start-time' | 'operator')[];
-  target: { hardwareModels: string[]; versionRange?: string; tags?: string[] };
-  waves: WaveView[];
-  rollback?: { startedAt: number; deadlineAt: number; by: string; reason: string; exposed: number; confirmed: number; unreachable: number; refused?: number; completedAt?: number };
-  abortReason?: string;
-  createdAt: number;
-  createdBy?: string;
-  updatedAt: number;
-  revision: number;
 }
 
 export interface AnalyzerRecord {

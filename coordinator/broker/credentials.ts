@@ -9,11 +9,14 @@
  *
  * Which ids have credentials, and whether revoked, is kept in memory (the broker's publish
  * authorisation asks synchronously); the hash itself is read from the store at each check, so a
- * secret rotated by another coordinator on the same store counts at once. I/O shell (the store,
- * node:crypto).
+ * secret rotated by another coordinator on the same store counts at once. A secret remembered as
+ * verified is forgotten when the device's credentials change — here (`commit`, `revoke`) or through
+ * another coordinator on the same store (`forget`, `reloadDevices`, told by its change notification)
+ * — and a check that was under way meanwhile is not remembered, so a revoked or rotated-out secret
+ * never stays accepted. I/O shell (the store, node:crypto).
  */
 import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
-import type { Sql } from '../store/sql.js';
+import { placeholders, type Sql } from '../store/sql.js';
 import { DeviceIdSchema } from '@fleet/protocol/ids';
 import { FleetError, ValidationError } from '@fleet/protocol/errors';
 import { BusyError, FairQueue, type FairQueueOptions } from './fair-queue.js';
@@ -82,8 +85,15 @@ export interface CredentialStoreOptions {
   checkQueue?: FairQueueOptions;
 }
 
+/** A check under way; a change to the device's credentials meanwhile makes its answer stale. */
+interface Check {
+  stale: boolean;
+}
+
 export class CredentialStore {
   private readonly verified = new Map<string, string>();
+  /** Checks under way, by device. */
+  private readonly checking = new Map<string, Set<Check>>();
   /** Every id ever provisioned: true when revoked. */
   private readonly known = new Map<string, boolean>();
   private readonly checks: FairQueue;
@@ -115,6 +125,35 @@ export class CredentialStore {
     this.known.clear();
     for (const r of rows) this.known.set(r.device_id, r.revoked !== 0);
     this.verified.clear();
+    for (const checks of this.checking.values()) for (const c of checks) c.stale = true;
+  }
+
+  /**
+   * The device's credentials changed (rotated or revoked, perhaps by another coordinator on the same
+   * store): a secret verified before is checked against the store again, and a check already under
+   * way is not remembered.
+   */
+  forget(deviceId: string): void {
+    this.verified.delete(deviceId);
+    for (const c of this.checking.get(deviceId) ?? []) c.stale = true;
+  }
+
+  /** Forgets these devices' verified secrets and reads whether each has credentials, and whether revoked. */
+  async reloadDevices(deviceIds: readonly string[]): Promise<void> {
+    for (const id of deviceIds) this.forget(id);
+    for (let i = 0; i < deviceIds.length; i += 500) {
+      const chunk = deviceIds.slice(i, i + 500);
+      const rows = await this.sql.all<{ device_id: string; revoked: number }>(
+        `SELECT device_id, revoked FROM device_credentials WHERE device_id IN (${placeholders(chunk.length)})`,
+        chunk,
+      );
+      const found = new Map(rows.map((r) => [r.device_id, r.revoked !== 0]));
+      for (const id of chunk) {
+        const revoked = found.get(id);
+        if (revoked === undefined) this.known.delete(id);
+        else this.known.set(id, revoked);
+      }
+    }
   }
 
   /**
@@ -165,13 +204,13 @@ export class CredentialStore {
   async commit(issued: readonly IssuedCredential[]): Promise<void> {
     const now = this.now();
     // Old secrets stop passing the in-memory check before the new ones are stored.
-    for (const c of issued) this.verified.delete(c.deviceId);
+    for (const c of issued) this.forget(c.deviceId);
     await this.sql.transaction(async (tx) => {
       for (const c of issued) await tx.run(UPSERT, [c.deviceId, c.hash, now]);
     });
     for (const c of issued) {
       this.known.set(c.deviceId, false);
-      this.verified.delete(c.deviceId);
+      this.forget(c.deviceId);
     }
   }
 
@@ -184,10 +223,10 @@ export class CredentialStore {
 
   /** Revokes a device's credentials; false when it has none. Stored before it resolves. */
   async revoke(deviceId: string): Promise<boolean> {
-    this.verified.delete(deviceId);
+    this.forget(deviceId);
     const { changes } = await this.sql.run('UPDATE device_credentials SET revoked = 1 WHERE device_id = ?', [deviceId]);
     if (changes > 0) this.known.set(deviceId, true);
-    this.verified.delete(deviceId);
+    this.forget(deviceId);
     return changes > 0;
   }
 
@@ -214,17 +253,28 @@ export class CredentialStore {
    */
   async verify(deviceId: string, secret: string, lane = 'local', stillWanted: () => boolean = () => true): Promise<boolean> {
     if (this.verifiedBefore(deviceId, secret)) return true;
-    // From the store, not memory: a device provisioned or rotated by another coordinator on the same
-    // store logs in here at once.
-    const row = await this.sql.get<{ secret_hash: string }>('SELECT secret_hash FROM device_credentials WHERE device_id = ? AND revoked = 0', [deviceId]);
-    if (!row) return false;
-    this.known.set(deviceId, false);
-    const ok = await this.checks.run(lane, () => {
-      if (!stillWanted()) return Promise.reject(new BusyError(`login from ${lane} throttled while it waited`));
-      return verifySecret(secret, row.secret_hash);
-    });
-    if (ok) this.verified.set(deviceId, createHash('sha256').update(secret).digest('hex'));
-    return ok;
+    const check: Check = { stale: false };
+    let checks = this.checking.get(deviceId);
+    if (!checks) this.checking.set(deviceId, (checks = new Set()));
+    checks.add(check);
+    try {
+      // From the store, not memory: a device provisioned or rotated by another coordinator on the same
+      // store logs in here at once.
+      const row = await this.sql.get<{ secret_hash: string }>('SELECT secret_hash FROM device_credentials WHERE device_id = ? AND revoked = 0', [deviceId]);
+      if (!row) return false;
+      if (!check.stale) this.known.set(deviceId, false);
+      const ok = await this.checks.run(lane, () => {
+        if (!stillWanted()) return Promise.reject(new BusyError(`login from ${lane} throttled while it waited`));
+        return verifySecret(secret, row.secret_hash);
+      });
+      // The hash it was checked against may have been replaced or revoked meanwhile: answer this
+      // check, remember nothing.
+      if (ok && !check.stale) this.verified.set(deviceId, createHash('sha256').update(secret).digest('hex'));
+      return ok;
+    } finally {
+      checks.delete(check);
+      if (checks.size === 0) this.checking.delete(deviceId);
+    }
   }
 
   /** Password checks waiting for a slot (metrics). */

@@ -7,40 +7,13 @@
  */
 import { ago, bar, fit, remaining, table } from './format.js';
 import type { AdminClient } from './admin-client.js';
+import type { DeploymentView as ProtocolDeploymentView } from '@fleet/protocol/deployment-view';
 
-/** What the admin API returns for a deployment (see admin/deployment-routes.ts). */
-export interface DeploymentView {
-  id: string;
-  firmwareVersion: string;
-  phase: string;
-  current: number;
-  paused: boolean;
-  pause?: { by: string; cause: string; reason?: string };
-  waitingFor: string[];
-  target: { hardwareModels: string[]; versionRange: string; tags: string[] };
-  waves: {
-    index: number;
-    percent: number;
-    status: string;
-    soakMs: number;
-    requiresApproval: boolean;
-    startedAt?: number;
-    soakEndsAt?: number;
-    verdict?: string;
-    /** `operator:<user>` */
-    approvedBy?: string;
-    counts: Record<string, number>;
-  }[];
-  rollback?: { exposed: number; confirmed: number; unreachable: number; refused?: number; completedAt?: number };
-  abortReason?: string;
-  /** `operator:<user>` or `gate`. */
-  abortedBy?: string;
-  createdAt: number;
-  updatedAt: number;
-  decisions?: Decision[];
-  /** At creation: canary waves too small to judge. */
-  warnings?: string[];
-}
+/**
+ * What the admin API returns for a deployment: the protocol's view, with the gate's decisions when
+ * asked for (only the parts shown here are described).
+ */
+export type DeploymentView = ProtocolDeploymentView & { decisions?: Decision[] };
 
 type Decision = { id: string; wave: number; at: number; final: { recommendation: string; rule?: string; issues?: string[] } };
 type Wave = DeploymentView['waves'][number];

@@ -2,16 +2,17 @@
  * PostgreSQL schema of replicated coordinators (range 900–999, PostgreSQL only: a SQLite store has one
  * coordinator, which always leads). `leadership` is one row: the current term (epoch), who holds it,
  * where its admin API is, its session's backend pid and its last heartbeat in the server's clock.
- * Triggers tell every replica, through NOTIFY, that a status reached the inbox, a device changed or an
- * artifact was uploaded,
- * whoever wrote it (docs/replication.md). Pure data.
+ * Triggers tell every replica, through NOTIFY, that a status reached the inbox, a device or its
+ * credentials changed, or an artifact was uploaded, whoever wrote it (docs/replication.md). Pure data.
  */
 import type { PostgresMigration } from '../store/migrations.js';
 
 /** NOTIFY channel: a status was stored in the inbox (payload empty). */
 export const INBOX_CHANNEL = 'fleet_status_inbox';
-/** NOTIFY channel: a device's row or credentials changed (payload: the device id). */
+/** NOTIFY channel: a device's row changed (payload: the device id). */
 export const DEVICE_CHANNEL = 'fleet_device_changed';
+/** NOTIFY channel: a device's credentials were provisioned, rotated or revoked (payload: the device id). */
+export const CREDENTIALS_CHANNEL = 'fleet_credentials_changed';
 /** NOTIFY channel: an artifact was recorded or removed (payload: its firmware version). */
 export const ARTIFACT_CHANNEL = 'fleet_artifact_changed';
 
@@ -65,6 +66,22 @@ export const LEADERSHIP_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       END $$;
       CREATE TRIGGER artifacts_notify AFTER INSERT OR UPDATE OR DELETE ON artifacts
         FOR EACH ROW EXECUTE FUNCTION fleet_notify_artifact();
+    `,
+  },
+  {
+    version: 902,
+    name: 'credential notifications',
+    // Credentials get their own channel: a replica forgets the secrets it verified for a device on a
+    // credential change only, not on every hello or presence change of its row.
+    sql: `
+      DROP TRIGGER device_credentials_notify ON device_credentials;
+      CREATE FUNCTION fleet_notify_credentials() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('${CREDENTIALS_CHANNEL}', COALESCE(NEW.device_id, OLD.device_id));
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER device_credentials_notify AFTER INSERT OR UPDATE OR DELETE ON device_credentials
+        FOR EACH ROW EXECUTE FUNCTION fleet_notify_credentials();
     `,
   },
 ];

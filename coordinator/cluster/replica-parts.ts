@@ -20,30 +20,23 @@ export function buildReplication(b: Basics, s: Stores, a: Pick<Artifacts, 'artif
   const { config } = b;
   if (!isPostgresUrl(config.store)) return undefined;
   const logger = b.root.child({ module: 'cluster' });
-  // Another replica's device changes arrive one notification per device — thousands a second in a
-  // connect storm. They are gathered and read back together, one read at a time: a read per
-  // notification queued tens of thousands of statements for the pool and starved the writes behind them.
-  let changed = new Set<string>();
-  let reading = false;
-  const readChanged = (): void => {
-    if (reading || changed.size === 0) return;
-    const ids = [...changed];
-    changed = new Set();
-    reading = true;
-    s.registry
-      .reload(ids)
-      .catch((err: unknown) => {
-        s.counters.inc('cluster.device-reload.errors');
-        logger.warn({ err, devices: ids.length }, 'reloading devices another replica changed failed');
-      })
-      .finally(() => {
-        reading = false;
-        readChanged();
-      });
+  const reloadDevices = gathered((ids) => s.registry.reload(ids), (err, ids) => {
+    s.counters.inc('cluster.device-reload.errors');
+    logger.warn({ err, devices: ids.length }, 'reloading devices another replica changed failed');
+  });
+  const credentialsFailed = (err: unknown, ids: readonly string[]): void => {
+    s.counters.inc('cluster.credentials-reload.errors');
+    logger.warn({ err, devices: ids.length }, "reading devices' changed credentials failed");
   };
-  const reloadDevice = (deviceId: string): void => {
-    changed.add(deviceId);
-    if (changed.size === 1) setImmediate(readChanged);
+  const reloadCredentialsOf = gathered((ids) => s.credentials.reloadDevices(ids), credentialsFailed);
+  const reloadCredentials = (deviceId: string | undefined): void => {
+    if (deviceId === undefined) {
+      s.credentials.reload().catch((err: unknown) => credentialsFailed(err, []));
+      return;
+    }
+    // At once, not with the gathered read: from here on a secret verified before is checked again.
+    s.credentials.forget(deviceId);
+    reloadCredentialsOf(deviceId);
   };
   const reloadArtifacts = (): void => {
     a.artifacts.reload().catch((err: unknown) => logger.warn({ err }, 'reloading artifacts another replica uploaded failed'));
@@ -52,13 +45,41 @@ export function buildReplication(b: Basics, s: Stores, a: Pick<Artifacts, 'artif
     url: config.store,
     sql: s.sql,
     replicaId: config.cluster.replicaId ?? defaultReplicaId(config.dataDir),
-    reloadDevice,
+    reloadDevice: reloadDevices,
+    reloadCredentials,
     reloadArtifacts,
     logger,
     timers: b.timers,
     retryMs: config.cluster.retryMs,
     leaseMs: config.cluster.leaseMs,
   });
+}
+
+/**
+ * Another replica's device changes arrive one notification per device — thousands a second in a
+ * connect storm or a bulk provisioning. They are gathered and read back together, one read at a time:
+ * a read per notification queued tens of thousands of statements for the pool and starved the writes
+ * behind them.
+ */
+function gathered(read: (ids: string[]) => Promise<void>, failed: (err: unknown, ids: string[]) => void): (id: string) => void {
+  let changed = new Set<string>();
+  let reading = false;
+  const readChanged = (): void => {
+    if (reading || changed.size === 0) return;
+    const ids = [...changed];
+    changed = new Set();
+    reading = true;
+    read(ids)
+      .catch((err: unknown) => failed(err, ids))
+      .finally(() => {
+        reading = false;
+        readChanged();
+      });
+  };
+  return (id) => {
+    changed.add(id);
+    if (changed.size === 1) setImmediate(readChanged);
+  };
 }
 
 /** `GET /v1/cluster`: this replica's role and who leads (any replica answers from the store). */

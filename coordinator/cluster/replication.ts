@@ -10,7 +10,7 @@ import type { Clock } from '@fleet/protocol/clock';
 import type { StatusMessage } from '@fleet/protocol/messages';
 import { HttpError } from '../admin/http-errors.js';
 import type { Sql, SqlQueries } from '../store/sql.js';
-import { ARTIFACT_CHANNEL, DEVICE_CHANNEL, INBOX_CHANNEL } from './leadership-migrations.js';
+import { ARTIFACT_CHANNEL, CREDENTIALS_CHANNEL, DEVICE_CHANNEL, INBOX_CHANNEL } from './leadership-migrations.js';
 import { currentLeader, LeaderElection, leadershipGuard, type LeaderInfo } from './leader-election.js';
 import { InboxFollower } from './inbox-follower.js';
 import { PgListener } from './pg-listener.js';
@@ -42,8 +42,13 @@ export interface ReplicationOptions {
   url: string;
   sql: Sql;
   replicaId: string;
-  /** Another replica changed this device (registry row or credentials): reload it. */
+  /** Another replica changed this device's registry row: reload it. */
   reloadDevice: (deviceId: string) => void;
+  /**
+   * A device's credentials changed (through any replica): forget the secrets verified for it and read
+   * them again; undefined: every device's (notifications may have been lost).
+   */
+  reloadCredentials: (deviceId: string | undefined) => void;
   /** Another replica uploaded (or removed) an artifact: read the records again. */
   reloadArtifacts: () => void;
   logger: Logger;
@@ -91,19 +96,22 @@ export class Replication {
     this.inbox = inbox;
     this.listener = new PgListener({
       url: o.url,
-      channels: [INBOX_CHANNEL, DEVICE_CHANNEL, ARTIFACT_CHANNEL],
+      channels: [INBOX_CHANNEL, DEVICE_CHANNEL, CREDENTIALS_CHANNEL, ARTIFACT_CHANNEL],
       applicationName: `fleet-listener ${o.replicaId}`,
       logger,
       timers: o.timers,
       onNotification: (channel, payload) => {
         if (channel === INBOX_CHANNEL) inbox.wake();
         else if (channel === ARTIFACT_CHANNEL) o.reloadArtifacts();
+        else if (channel === CREDENTIALS_CHANNEL) o.reloadCredentials(payload || undefined);
         else if (payload) o.reloadDevice(payload);
       },
-      // Notifications sent while it was away are lost: read the inbox and the artifacts again.
+      // Notifications sent while it was away are lost: read the inbox, the artifacts and every
+      // device's credentials again (a secret revoked meanwhile must not stay remembered).
       onConnected: () => {
         inbox.wake();
         o.reloadArtifacts();
+        o.reloadCredentials(undefined);
       },
     });
     this.election = new LeaderElection({

@@ -6,70 +6,18 @@ import { ManifestSchema } from '@fleet/protocol/signed';
 import { definedProps } from '@fleet/firmware/defined-props';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { DeploymentCore } from '../engine/types.js';
+import type { DeploymentView as ProtocolDeploymentView, ManifestSummary } from '@fleet/protocol/deployment-view';
 import { currentManifest } from '../engine/manifest-renewal.js';
 
-/** The signed manifest the deployment publishes now (renewed during a long rollout), in brief. */
-export interface ManifestSummary {
-  /** The deployment it is bound to (absent: an offline-signed manifest for any deployment). */
-  deploymentId?: string;
-  metadataVersion?: number;
-  securityVersion: number;
-  issuedAt: string;
-  expiresAt: string;
-}
-
-/** A deployment as the admin API shows it (the CLI's DeploymentView). */
-export interface DeploymentView {
-  id: string;
-  firmwareVersion: string;
-  description?: string;
-  phase: DeploymentCore['phase'];
-  current: number;
-  paused: boolean;
-  pause?: DeploymentCore['pause'];
-  waitingFor: DeploymentCore['waitingFor'];
-  target: DeploymentCore['spec']['target'];
-  artifact: DeploymentCore['spec']['artifact'];
-  bucketOffset: number;
-  manifest?: ManifestSummary;
+/**
+ * A deployment as the admin API shows it: protocol/deployment-view.ts's schema (the one definition its
+ * readers share), with the judge's settings and the gate's decisions, whose schemas are the coordinator's.
+ */
+export type DeploymentView = ProtocolDeploymentView & {
   /** The deployment's own judge settings (warm-up, slots, the regression its soak is planned for). */
   judge?: DeploymentCore['spec']['judge'];
-  /** When its waves may start (cron, duration, time zone); none: any time. */
-  maintenanceWindows: DeploymentCore['spec']['maintenanceWindows'];
-  waves: {
-    index: number;
-    percent: number;
-    status: string;
-    soakMs: number;
-    deadlineMs: number;
-    requiresApproval: boolean;
-    approved: boolean;
-    /** Who approved it: `operator:<user>`. */
-    approvedBy?: string;
-    startedAt?: number;
-    deadlineAt?: number;
-    completedAt?: number;
-    soakEndsAt?: number;
-    verdict?: string;
-    decisionId?: string;
-    monitorCount: number;
-    counts: Record<string, number>;
-  }[];
-  rollback?: DeploymentCore['rollback'];
-  abortReason?: string;
-  /** Who aborted it: `operator:<user>`, or `gate`. */
-  abortedBy?: string;
-  createdAt: number;
-  createdBy?: string;
-  updatedAt: number;
-  revision: number;
   decisions?: DecisionRecord[];
-  /**
-   * At creation only (creation-warnings.ts): canary waves too small to judge, what the firmware does
-   * to the devices' security floors, an offline-signed manifest that devices may refuse as stale.
-   */
-  warnings?: string[];
-}
+};
 
 export function deploymentView(core: DeploymentCore, decisions?: DecisionRecord[]): DeploymentView {
   const spec = core.spec;

@@ -4,8 +4,9 @@
  * as zod schemas. Re-exported by types.ts. Pure.
  */
 import { z } from 'zod';
-import { DeploymentIdSchema, HardwareModelSchema, SemverSchema, TagSchema } from '@fleet/protocol/ids';
+import { DeploymentIdSchema, SemverSchema } from '@fleet/protocol/ids';
 import { EnvelopeSchema } from '@fleet/protocol/signed';
+import { ArtifactSummarySchema, MaintenanceWindowSchema, TargetSpecSchema } from '@fleet/protocol/deployment-view';
 import { GatePolicySchema } from '../gate/policy.js';
 import { JudgeSettingsSchema } from '../canary/judge-settings.js';
 
@@ -40,32 +41,10 @@ export const WaveSpecSchema = z.object({
 export type WaveSpec = z.infer<typeof WaveSpecSchema>;
 export type WaveSpecInput = z.input<typeof WaveSpecSchema>;
 
-export const TargetSpecSchema = z.object({
-  hardwareModels: z.array(HardwareModelSchema).min(1),
-  /** semver range of current device versions, e.g. `>=1.0.0 <2.0.0`; `*` for any. */
-  versionRange: z.string().min(1).max(256).default('*'),
-  /** Devices must carry all of these tags. */
-  tags: z.array(TagSchema).max(32).default([]),
-});
-
-/**
- * A window in which waves may START (a started wave runs on after it closes). `cron` is a 5-field
- * (minute hour day-of-month month day-of-week) or 6-field (with leading seconds) expression giving the
- * window's start times, read in `timeZone` (UTC by default); the window lasts `durationMs` of real time
- * from each start.
- */
-export const MaintenanceWindowSchema = z.object({
-  cron: z.string().min(1).max(200),
-  durationMs: z.number().int().positive(),
-  /**
-   * IANA time zone the cron is read in, e.g. `Europe/Berlin`; absent means UTC (and windows stored
-   * before the field existed stay UTC). Checked against the host's zone data when a deployment is created.
-   */
-  timeZone: z.string().min(1).max(64).regex(/^[A-Za-z0-9_+\-/]+$/, 'an IANA time zone name such as Europe/Berlin').optional(),
-  /** Free text for operators, e.g. `weeknights`. */
-  name: z.string().max(64).optional(),
-});
-export type MaintenanceWindow = z.infer<typeof MaintenanceWindowSchema>;
+// Target, maintenance windows and the artifact are shown by the admin API as they are: they are defined
+// with the deployment view in protocol/deployment-view.ts.
+export { MaintenanceWindowSchema } from '@fleet/protocol/deployment-view';
+export type { MaintenanceWindow } from '@fleet/protocol/deployment-view';
 
 export const MonitorPolicySchema = z.object({
   /** How long a Monitor verdict extends the soak; default: the wave's own soak (at least 1 minute). */
@@ -111,12 +90,6 @@ export const DeploymentRequestSchema = z.object({
 });
 export type DeploymentRequest = z.infer<typeof DeploymentRequestSchema>;
 export type DeploymentRequestInput = z.input<typeof DeploymentRequestSchema>;
-
-export const ArtifactSummarySchema = z.object({
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  size: z.number().int().positive(),
-  url: z.string().optional(),
-});
 
 /** A deployment as persisted: everything the engine needs, immutable once created. */
 export const DeploymentSpecSchema = z

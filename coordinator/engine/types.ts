@@ -11,6 +11,7 @@ import type { HelloMessage, RolloutMessage, StatusMessage } from '@fleet/protoco
 import { UpdateReasonSchema } from '@fleet/protocol/reasons';
 import { UpdateStateSchema } from '@fleet/protocol/update-state';
 import { EnvelopeSchema, type Envelope } from '@fleet/protocol/signed';
+import { DeploymentPhaseSchema, PauseSchema, RollbackStateSchema, WaitingForSchema, WaveCountsSchema, WaveStatusSchema, type DeploymentPhase } from '@fleet/protocol/deployment-view';
 import type { DecisionRecord } from '../gate/decision.js';
 
 export * from './spec-schema.js';
@@ -18,51 +19,15 @@ export * from './spec-schema.js';
 // ---------------------------------------------------------------------------------------------
 // State
 
-export const DEPLOYMENT_PHASES = [
-  'draft', // created, waits for `start`
-  'scheduled', // waits for spec.startAt
-  'pending', // wave `current` waits for approval and/or a maintenance window
-  'rolling', // wave `current`'s manifest is published; devices are updating
-  'soaking', // wave `current` finished; soaking before its gate
-  'gating', // the gate is running for wave `current`
-  'completed', // every wave passed its gate (late devices are still tracked)
-  'aborted', // stopped without a rollback (nothing exposed, or the operator chose so)
-  'rolling-back', // rollback commands sent; waiting for exposed devices to report their old version
-  'rolled-back', // every exposed device reported its old version back or was marked unreachable
-] as const;
-export const DeploymentPhaseSchema = z.enum(DEPLOYMENT_PHASES);
-export type DeploymentPhase = z.infer<typeof DeploymentPhaseSchema>;
+// Phases, wave statuses and counts, pause and rollback are shown by the admin API as they are: they are
+// defined with the deployment view in protocol/deployment-view.ts.
+export { DEPLOYMENT_PHASES } from '@fleet/protocol/deployment-view';
+export type { DeploymentPhase, WaveCounts } from '@fleet/protocol/deployment-view';
 
 /** Phases in which a deployment holds its hardware models (one active deployment per model). */
 export const ACTIVE_PHASES: readonly DeploymentPhase[] = ['draft', 'scheduled', 'pending', 'rolling', 'soaking', 'gating', 'rolling-back'];
 /** Phases in which nothing more happens to the deployment. */
 export const FINAL_PHASES: readonly DeploymentPhase[] = ['aborted', 'rolled-back'];
-
-export const WaveStatusSchema = z.enum(['pending', 'rolling', 'soaking', 'gating', 'passed', 'aborted', 'skipped']);
-
-/** Per-wave device counts, kept incrementally by the engine (devices count toward their bucket's wave). */
-export const WaveCountsSchema = z.object({
-  /** Known to be in the wave (membership at start, late arrivals, reporters). */
-  tracked: z.number().int().nonnegative(),
-  /** Tracked devices that were offline and never came online: not expected to report. */
-  offline: z.number().int().nonnegative(),
-  /** Online, expected, not reported yet. */
-  waiting: z.number().int().nonnegative(),
-  /** Reported, still working (downloading … trial). */
-  inProgress: z.number().int().nonnegative(),
-  committed: z.number().int().nonnegative(),
-  /** Failed or rolled back by themselves (install failures, trial failures, refused signatures). */
-  failed: z.number().int().nonnegative(),
-  /** Of `failed`: trial boot failures and fall-backs. */
-  trialFailures: z.number().int().nonnegative(),
-  /** Silent past the wave deadline: count as failed for the gate. */
-  timedOut: z.number().int().nonnegative(),
-  /** Not eligible (wrong version/hardware/tags) or already on the version: neither success nor failure. */
-  ineligible: z.number().int().nonnegative(),
-  /** Devices that sent at least one status for this deployment. */
-  reporting: z.number().int().nonnegative(),
-});
-export type WaveCounts = z.infer<typeof WaveCountsSchema>;
 
 export const WaveStateSchema = z.object({
   index: z.number().int().nonnegative(),
@@ -86,31 +51,6 @@ export const WaveStateSchema = z.object({
 });
 export type WaveState = z.infer<typeof WaveStateSchema>;
 
-export const PauseSchema = z.object({
-  at: z.number().int(),
-  by: z.string().max(128),
-  /** `operator`, or `monitor-limit` when the gate kept saying Monitor. */
-  cause: z.enum(['operator', 'monitor-limit']),
-  reason: z.string().max(500).optional(),
-});
-
-export const RollbackStateSchema = z.object({
-  startedAt: z.number().int(),
-  deadlineAt: z.number().int(),
-  by: z.string().max(128),
-  reason: z.string().max(500),
-  /** Exposed devices that must report their old version. */
-  exposed: z.number().int().nonnegative(),
-  confirmed: z.number().int().nonnegative(),
-  unreachable: z.number().int().nonnegative(),
-  /**
-   * Devices that refused the rollback because it would cross their security floor: they committed an
-   * image that raised it, and stay on it (deployments/creation-warnings.ts). Absent in older records: none.
-   */
-  refused: z.number().int().nonnegative().default(0),
-  completedAt: z.number().int().optional(),
-});
-
 /** The deployment's own state, without its devices (one row; small). */
 export const DeploymentCoreSchema = z.object({
   spec: DeploymentSpecSchema,
@@ -120,7 +60,7 @@ export const DeploymentCoreSchema = z.object({
   waves: z.array(WaveStateSchema),
   pause: PauseSchema.optional(),
   /** What the pending wave is waiting for (derived on each step; shown to operators). */
-  waitingFor: z.array(z.enum(['approval', 'window', 'start-time', 'operator'])).default([]),
+  waitingFor: z.array(WaitingForSchema).default([]),
   /** Wave indices approved ahead of time. */
   approvals: z.array(z.number().int().nonnegative()).default([]),
   rollback: RollbackStateSchema.optional(),

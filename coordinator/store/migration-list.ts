@@ -2,6 +2,7 @@
  * The one ordered list of every schema migration. Modules export their migrations; add them here.
  * Version ranges by owner (keep them apart so parallel work never collides):
  *   1–99     coordinator/store (devices, credentials, artifacts, telemetry, audit, retained messages);
+ *            20–29 of them: artifact integrity findings (coordinator/artifacts/integrity-findings.ts);
  *            60–69 of them: counter totals (coordinator/counter-totals.ts)
  *   100–199  coordinator/deployments (deployments, waves, device progress, decisions)
  *   200–299  coordinator/flags and coordinator/canary
@@ -24,9 +25,11 @@ import { USER_MIGRATIONS, USER_POSTGRES_MIGRATIONS } from '../users/user-migrati
 import { WEBHOOK_MIGRATIONS, WEBHOOK_POSTGRES_MIGRATIONS } from '../webhooks/webhook-store.js';
 import { TELEMETRY_POSTGRES_MIGRATIONS } from '../telemetry/telemetry-schema-postgres.js';
 import { LEADERSHIP_POSTGRES_MIGRATIONS } from '../cluster/leadership-migrations.js';
+import { FINDING_MIGRATIONS, FINDING_POSTGRES_MIGRATIONS } from '../artifacts/integrity-findings.js';
 
 export const ALL_MIGRATIONS: readonly Migration[] = [
   ...STORE_MIGRATIONS,
+  ...FINDING_MIGRATIONS,
   ...COUNTER_MIGRATIONS,
   ...DEPLOYMENT_MIGRATIONS,
   ...FLAG_MIGRATIONS,
@@ -44,6 +47,7 @@ export const ALL_MIGRATIONS: readonly Migration[] = [
  */
 export const ALL_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
   ...STORE_POSTGRES_MIGRATIONS,
+  ...FINDING_POSTGRES_MIGRATIONS,
   ...COUNTER_POSTGRES_MIGRATIONS,
   ...DEPLOYMENT_POSTGRES_MIGRATIONS,
   ...FLAG_POSTGRES_MIGRATIONS,

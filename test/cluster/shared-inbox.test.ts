@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { systemClock } from '@fleet/protocol/clock';
 import type { StatusMessage } from '@fleet/protocol/messages';
 import { InboxFollower } from '../../coordinator/cluster/inbox-follower.js';
-import { DEVICE_CHANNEL, INBOX_CHANNEL } from '../../coordinator/cluster/leadership-migrations.js';
+import { CREDENTIALS_CHANNEL, DEVICE_CHANNEL, INBOX_CHANNEL } from '../../coordinator/cluster/leadership-migrations.js';
 import { PgListener } from '../../coordinator/cluster/pg-listener.js';
 import { openPostgresStore } from '../../coordinator/store/open-store.js';
 import type { Sql, SqlQueries } from '../../coordinator/store/sql.js';
@@ -42,7 +42,7 @@ async function setup(pollMs: number): Promise<{ url: string; sql: Sql; fed: Stat
   const listening = new Promise<void>((resolve) => (connected = resolve));
   const listener = new PgListener({
     url,
-    channels: [INBOX_CHANNEL, DEVICE_CHANNEL],
+    channels: [INBOX_CHANNEL, DEVICE_CHANNEL, CREDENTIALS_CHANNEL],
     logger,
     timers: systemClock,
     onNotification: (channel, payload) => {
@@ -101,15 +101,21 @@ describe('shared status inbox on PostgreSQL', () => {
     expect(fed.map((s) => s.deviceId)).toEqual(['fast', 'slow']);
   });
 
-  it('announces a device change to every replica, but not a last-seen update', async () => {
+  it('announces a device change to every replica, but not a last-seen update; credentials on their own channel', async () => {
     const { sql, notes } = await setup(10 * 60_000);
+    const on = (channel: string): string[] => notes.filter(([c]) => c === channel).map(([, id]) => id);
     await sql.run("INSERT INTO devices (device_id, bucket, hardware_model) VALUES ('d-1', 1, 'rpi4'), ('d-2', 2, 'rpi4')");
-    await waitFor(() => notes.filter(([c]) => c === DEVICE_CHANNEL).length === 2, 'inserts announced');
+    await waitFor(() => on(DEVICE_CHANNEL).length === 2, 'inserts announced');
     await sql.run("UPDATE devices SET last_seen = 5 WHERE device_id = 'd-1'");
     await sql.run("UPDATE devices SET online = 1 WHERE device_id = 'd-2'");
     await sql.run("INSERT INTO device_credentials (device_id, secret_hash, created_at) VALUES ('d-1', 'x', 1)");
+    await sql.run("UPDATE device_credentials SET revoked = 1 WHERE device_id = 'd-1'");
+    await sql.run("DELETE FROM device_credentials WHERE device_id = 'd-1'");
+    await sql.run("UPDATE devices SET online = 1 WHERE device_id = 'd-1'");
     // Notifications arrive in commit order: d-1's last-seen update, had it been sent, would come first.
-    await waitFor(() => notes.filter(([c]) => c === DEVICE_CHANNEL).length === 4, 'changes announced');
-    expect(notes.filter(([c]) => c === DEVICE_CHANNEL).map(([, id]) => id)).toEqual(['d-1', 'd-2', 'd-2', 'd-1']);
+    await waitFor(() => on(DEVICE_CHANNEL).length === 4 && on(CREDENTIALS_CHANNEL).length === 3, 'changes announced');
+    expect(on(DEVICE_CHANNEL)).toEqual(['d-1', 'd-2', 'd-2', 'd-1']);
+    // A credential change is not a registry change: replicas forget the device's verified secrets.
+    expect(on(CREDENTIALS_CHANNEL)).toEqual(['d-1', 'd-1', 'd-1']);
   });
 });

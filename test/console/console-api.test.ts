@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Coordinator } from '../../coordinator/index.js';
 import { CanarySnapshotSchema } from '../../protocol/canary.js';
 import { CohortSeriesSchema, DeviceTelemetrySchema, FleetSummarySchema } from '../../protocol/console.js';
+import { DeploymentViewSchema } from '../../protocol/deployment-view.js';
 import { systemClock } from '../../protocol/clock.js';
 import { embeddedCoordinator } from '../../simulator/coordinator-handles.js';
 import { api, silentLogger, startCoordinator, tempDir, uniqueId, waitFor } from '../coordinator/helpers.js';
@@ -68,6 +69,10 @@ describe('console API', () => {
     await c.act(d.id, { type: 'abort', reason: 'console test' }, 'operator:alice');
     await stream.waitFor((e) => e.event === 'audit' && (JSON.parse(e.data) as { action: string; subject: string }).subject === d.id, 'an audit entry for the deployment');
     await waitFor(() => phases().includes('rolled-back'), 'a rolled-back deployment event', 60_000);
+    // Every deployment the console was sent, and the routes' answers, are the shape its types come from.
+    for (const e of stream.events.filter((x) => x.event === 'deployment')) DeploymentViewSchema.parse(JSON.parse(e.data));
+    expect(DeploymentViewSchema.parse((await api(c, 'GET', `/v1/deployments/${d.id}`)).body)).toMatchObject({ id: d.id, phase: 'rolled-back' });
+    for (const view of (await api<{ deployments: unknown[] }>(c, 'GET', '/v1/deployments')).body.deployments) DeploymentViewSchema.parse(view);
 
     // The canary against the control, slot by slot, from the snapshot the gate judged.
     const cohorts = await api(c, 'GET', `/v1/deployments/${d.id}/decisions/${gate.id}/cohorts`);

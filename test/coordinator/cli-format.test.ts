@@ -9,10 +9,12 @@ import { describeCliError, exitCodeOf } from '../../runtime/cli-errors.js';
 import { fit, remaining } from '../../coordinator/cli/format.js';
 import { formatDecisions } from '../../coordinator/canary/decisions-cli.js';
 import { ConfigError } from '../../protocol/errors.js';
+import type { WaveCounts, WaveView } from '../../protocol/deployment-view.js';
 import { DecisionRecordSchema } from '../../coordinator/gate/decision.js';
 
 const NOW = 1_800_000_000_000;
-const counts = (over: Record<string, number> = {}): Record<string, number> => ({ tracked: 0, offline: 0, committed: 0, failed: 0, timedOut: 0, inProgress: 0, waiting: 0, ...over });
+const counts = (over: Partial<WaveCounts> = {}): WaveCounts => ({ tracked: 0, offline: 0, waiting: 0, inProgress: 0, committed: 0, failed: 0, trialFailures: 0, timedOut: 0, ineligible: 0, reporting: 0, ...over });
+const wave = (w: Pick<WaveView, 'index' | 'percent' | 'status' | 'requiresApproval' | 'counts'> & Partial<WaveView>): WaveView => ({ soakMs: 1_800_000, deadlineMs: 3_600_000, approved: !w.requiresApproval, monitorCount: 0, ...w });
 
 function view(over: Partial<DeploymentView> = {}): DeploymentView {
   return {
@@ -21,16 +23,20 @@ function view(over: Partial<DeploymentView> = {}): DeploymentView {
     phase: 'soaking',
     current: 1,
     paused: false,
-    waitingFor: ['soak'],
+    waitingFor: [],
     target: { hardwareModels: ['rpi4', 'cm4'], versionRange: '>=1.0.0 <2.0.0', tags: ['lab'] },
+    artifact: { sha256: 'a'.repeat(64), size: 1024 },
+    bucketOffset: 0,
+    maintenanceWindows: [],
     waves: [
-      { index: 0, percent: 1, status: 'passed', soakMs: 1_800_000, requiresApproval: false, startedAt: NOW - 3_600_000, verdict: 'Proceed', counts: counts({ tracked: 12, committed: 11, timedOut: 1 }) },
-      { index: 1, percent: 5, status: 'soaking', soakMs: 1_800_000, requiresApproval: false, startedAt: NOW - 600_000, soakEndsAt: NOW + 1_799_000, counts: counts({ tracked: 52, committed: 52 }) },
-      { index: 2, percent: 25, status: 'pending', soakMs: 1_800_000, requiresApproval: true, counts: counts() },
-      { index: 3, percent: 100, status: 'pending', soakMs: 1_800_000, requiresApproval: false, counts: counts() },
+      wave({ index: 0, percent: 1, status: 'passed', requiresApproval: false, startedAt: NOW - 3_600_000, verdict: 'Proceed', counts: counts({ tracked: 12, committed: 11, timedOut: 1 }) }),
+      wave({ index: 1, percent: 5, status: 'soaking', requiresApproval: false, startedAt: NOW - 600_000, soakEndsAt: NOW + 1_799_000, counts: counts({ tracked: 52, committed: 52 }) }),
+      wave({ index: 2, percent: 25, status: 'pending', requiresApproval: true, counts: counts() }),
+      wave({ index: 3, percent: 100, status: 'pending', requiresApproval: false, counts: counts() }),
     ],
     createdAt: NOW - 7_200_000,
     updatedAt: NOW,
+    revision: 7,
     decisions: [
       {
         id: 'd-20260101-1.1.0-abcdef.w0.gate.a1',
@@ -62,7 +68,7 @@ describe('deploy status', () => {
   it('piped --watch prints only what changed since the last poll, and each decision once', () => {
     const seen = new Map<string, string>();
     const first = changedLines(view(), seen, NOW, 100);
-    expect(first[0]).toBe('phase soaking, waiting for soak');
+    expect(first[0]).toBe('phase soaking');
     expect(first.filter((l) => l.startsWith('wave 2 (5%)'))).toEqual(['wave 2 (5%): soaking, 52/52 finished, ok 52, failed 0']);
     expect(first.some((l) => l.startsWith('wave 1 gate'))).toBe(true);
     // The same state a poll later (the soak's countdown moved on): nothing to print.

@@ -56,11 +56,13 @@ async function retainedFor(deviceId: string, secret: string): Promise<RolloutTop
   // The broker's ACL wants the device id as client id; a clean session sees only what is retained.
   const client = await mqtt.connectAsync(broker.url, { clientId: deviceId, username: deviceId, password: secret, reconnectPeriod: 0, clean: true });
   const topic = rolloutTopic('rpi4', bucketOf(deviceId));
+  // The broker sends what is retained right after the SUBACK; a live message published after the
+  // SUBACK follows it on the same connection. Nothing before that marker: nothing is retained.
+  const marker = Buffer.from(`marker-${uniqueId('m')}`);
   const got = new Promise<RolloutTopicMessage | 'empty'>((resolve, reject) => {
-    const timer = setTimeout(() => resolve('empty'), 500);
     client.on('message', (t, payload) => {
       if (t !== topic) return;
-      clearTimeout(timer);
+      if (payload.equals(marker)) return resolve('empty');
       const parsed = parsePayload(RolloutTopicMessageSchema, payload, 'retained');
       if (parsed.ok) resolve(parsed.value);
       else reject(parsed.error);
@@ -68,6 +70,7 @@ async function retainedFor(deviceId: string, secret: string): Promise<RolloutTop
   });
   try {
     await client.subscribeAsync(topic, { qos: 1 });
+    await broker.publish(topic, marker, { qos: 1, retain: false });
     return await got;
   } finally {
     await client.endAsync(true);

@@ -1,9 +1,11 @@
 /**
- * Artifact records, counter totals and the audit log on both stores: written through, read back after
- * a restart (a second instance on the same store), versions immutable across coordinators.
+ * Artifact records, integrity findings, counter totals and the audit log on both stores: written
+ * through, read back after a restart (a second instance on the same store), versions immutable and
+ * findings recorded once across coordinators.
  */
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { ArtifactExistsError, ArtifactStore } from '../../coordinator/artifacts/artifact-store.js';
+import { IntegrityFindings } from '../../coordinator/artifacts/integrity-findings.js';
 import { CounterTotals } from '../../coordinator/counter-totals.js';
 import { Counters } from '../../coordinator/metrics.js';
 import { AuditLog } from '../../coordinator/store/audit-log.js';
@@ -38,6 +40,27 @@ describe.each(STORE_KINDS)('repositories on %s', (kind) => {
     await there.reload();
     expect(there.require('1.0.0')).toEqual(rec);
     expect((await ArtifactStore.load(sql, dir)).list()).toHaveLength(2);
+  });
+
+  it('integrity findings: each recorded once over coordinators, with its audit entry; a new finding again', async () => {
+    const sql = await openTestStore(kind);
+    const audit = new AuditLog(sql);
+    const here = new IntegrityFindings(sql);
+    const there = new IntegrityFindings(sql);
+    const entry = (action: string) => (tx: Parameters<Parameters<IntegrityFindings['record']>[3]>[0]) => audit.append(T, 'coordinator', action, SHA, {}, undefined, tx);
+    const damaged = { status: 'damaged' as const, reason: 'the image file has 5 bytes, not 10' };
+    const both = await Promise.all([here.record(SHA, damaged, T, entry('artifact.damaged')), there.record(SHA, damaged, T + 1, entry('artifact.damaged'))]);
+    expect(both.filter(Boolean)).toHaveLength(1);
+    expect(await there.record(SHA, damaged, T + 2, entry('artifact.damaged'))).toBe(false);
+    // Damaged another way, whole again, whole again elsewhere, damaged again: each change once.
+    expect(await there.record(SHA, { status: 'damaged', reason: "the image file's sha256 is 00" }, T + 3, entry('artifact.damaged'))).toBe(true);
+    expect(await here.record(SHA, { status: 'verified' }, T + 4, entry('artifact.repaired'))).toBe(true);
+    expect(await there.record(SHA, { status: 'verified' }, T + 5, entry('artifact.repaired'))).toBe(false);
+    expect(await there.record(SHA, damaged, T + 6, entry('artifact.damaged'))).toBe(true);
+    expect((await audit.list({ subject: SHA })).map((e) => e.action).reverse()).toEqual(['artifact.damaged', 'artifact.damaged', 'artifact.repaired', 'artifact.damaged']);
+    // An entry that cannot be written leaves the finding unrecorded, for the next one to record.
+    await expect(here.record(SHA, { status: 'verified' }, T + 7, () => Promise.reject(new Error('disk full')))).rejects.toThrow('disk full');
+    expect(await there.record(SHA, { status: 'verified' }, T + 8, entry('artifact.repaired'))).toBe(true);
   });
 
   it('counter totals: increments add up over restarts; a failed flush keeps them pending', async () => {
