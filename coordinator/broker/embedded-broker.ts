@@ -22,7 +22,7 @@ import { AuthRefusal, DeviceAuthenticator, type BrokerAnomalyKind } from './devi
 import type { LoginThrottle } from './login-throttle.js';
 import { CONNECT_PACKET_LIMIT, limitPacketSize } from './packet-limit.js';
 import { indexedMemoryPersistence } from './retained-index.js';
-import { connectRedisCluster, type RedisCluster } from './redis-cluster.js';
+import { connectRedisCluster, willOrigin, type RedisCluster } from './redis-cluster.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
 import { definedProps } from '@fleet/firmware/defined-props';
@@ -59,7 +59,12 @@ export interface EmbeddedBrokerOptions {
    * retained messages and QoS 1 queues shared; devices, authentication and ingest stay per node.
    * Absent: a broker of its own, in memory.
    */
-  cluster?: { redisUrl: string; nodeName?: string | undefined };
+  cluster?: {
+    redisUrl: string;
+    nodeName?: string | undefined;
+    /** How often this node says it is alive (default 10 s); a node silent for three is dead. */
+    heartbeatMs?: number;
+  };
 }
 
 const DEFAULT_MAX_PACKET_BYTES = 128 * 1024;
@@ -85,15 +90,6 @@ type FleetClient = Client & { [DEVICE_ID]?: string; [ANONYMOUS]?: boolean };
 function remoteAddressOf(client: Client): string {
   const address = (client.conn as Partial<Socket>).remoteAddress ?? 'unknown';
   return address.startsWith('::ffff:') ? address.slice(7) : address;
-}
-
-/**
- * The device id of a last will that another (dead) node stored and this one publishes: Aedes stores a
- * will with the client id and the id of the broker the client was on. Client id = device id (auth).
- */
-function clusterWill(packet: object, ownBrokerId: string): string | undefined {
-  const p = packet as { clientId?: unknown; brokerId?: unknown };
-  return typeof p.clientId === 'string' && typeof p.brokerId === 'string' && p.brokerId !== ownBrokerId ? p.clientId : undefined;
 }
 
 /** Waits for `p`, at most `ms`; the timer is cleared either way (it must not hold the process). */
@@ -186,11 +182,13 @@ export class EmbeddedBroker implements Transport {
       : undefined;
     if (this.onClusterReset) cluster?.onReset(this.onClusterReset);
     this.cluster = cluster;
+    /** Wills whose device was looked up already (the second pass through authorizePublish). */
+    const willsChecked = new WeakSet<object>();
     const aedes = await Aedes.createBroker({
       // Retained manifests looked up by topic on SUBSCRIBE, not matched against every bucket's; the
       // Redis persistence looks an exact filter up by topic itself (one HGET).
       ...(cluster
-        ? { id: cluster.brokerId, persistence: cluster.persistence, mq: cluster.mq, heartbeatInterval: CLUSTER_HEARTBEAT_MS }
+        ? { id: cluster.brokerId, persistence: cluster.persistence, mq: cluster.mq, heartbeatInterval: clusterOptions?.heartbeatMs ?? CLUSTER_HEARTBEAT_MS }
         : { persistence: indexedMemoryPersistence() }),
       connectTimeout: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       authenticate: (client, username, password, done) => {
@@ -215,18 +213,25 @@ export class EmbeddedBroker implements Transport {
         );
       },
       authorizePublish: (client, packet, done) => {
+        // Clustered, a last will is first checked against where its device is now (staleWill).
+        const will = cluster ? willOrigin(packet) : undefined;
+        if (cluster && will && !willsChecked.has(packet)) {
+          void cluster.holderOf(will.clientId).then((holder) => {
+            const stale = this.staleWill(aedes.id, will, holder);
+            if (stale) return done(stale === 'refuse' ? new Error('stale will: the device is connected on another node') : null);
+            willsChecked.add(packet);
+            aedes.authorizePublish(client, packet, done);
+          });
+          return;
+        }
         if (!client) {
-          const will = clusterWill(packet, aedes.id);
           // The coordinator's own in-process publishes.
           if (will === undefined) return done(null);
-          // Clustered: the last will of a device whose node died, published by this node. Checked and
-          // ingested as the device's own publish would have been on its node; stale (the device is
-          // back, here: Aedes deletes only the will stored by the node a device connects to), routed
-          // but not ingested.
-          if (this.connected.has(will)) return done(null);
-          const decision = authorizeDevicePublish({ deviceId: will }, packet.topic);
+          // The last will of a device whose node died, published by this node: checked and ingested as
+          // the device's own publish would have been on its node.
+          const decision = authorizeDevicePublish({ deviceId: will.clientId }, packet.topic);
           if (!decision.ok) return done(new Error(`will refused: ${decision.reason}`));
-          return this.deliver(packet, { [DEVICE_ID]: will } as FleetClient, done);
+          return this.deliver(packet, { [DEVICE_ID]: will.clientId } as FleetClient, done);
         }
         const deviceId = (client as FleetClient)[DEVICE_ID];
         let decision = deviceId
@@ -264,6 +269,13 @@ export class EmbeddedBroker implements Transport {
         // A null subscription makes Aedes answer SUBACK 0x80 (failure) for this topic.
         done(null, null);
       },
+      // Nothing reaches a device before its CONNACK. Aedes restores a persistent session's subscriptions
+      // before it writes the CONNACK, so a message published meanwhile (a command, a manifest, a retained
+      // message of a restored topic) went out first; mqtt.js then queues that message's PUBACK until it
+      // is connected and reads no further packet until the PUBACK is out, so the CONNACK sat unread until
+      // the connect timeout (30 s) closed the connection, at the next node again. A QoS 1 message held
+      // back here is in the session's queue, which Aedes sends right after the CONNACK.
+      authorizeForward: (client, packet) => ((client as Client & { connackSent?: boolean }).connackSent ? packet : null),
       // Device messages were handed to ingest in authorizePublish; the broker only routes them on.
       published: (_packet, _client, done) => done(null),
     });
@@ -279,7 +291,13 @@ export class EmbeddedBroker implements Transport {
       if (!id) return;
       this.connected.delete(id);
       if (this.clients.get(id) === client) this.clients.delete(id);
-      this.events.onDisconnect?.(id);
+      if (!cluster) return this.events.onDisconnect?.(id);
+      // Clustered, a connection closed because the device connected to another node (which told
+      // this one to drop it) is no disconnect: the device is online there.
+      void cluster.holderOf(id).then((holder) => {
+        if (holder === undefined || holder === aedes.id) return this.events.onDisconnect?.(id);
+        this.options.counters.inc('cluster.disconnects.moved');
+      });
     });
     aedes.on('clientError', (client, err) => log.debug({ clientId: client.id, err: err.message }, 'mqtt client error'));
     // Aedes reports persistence failures (Redis unreachable for too long) as an error event, which
@@ -335,6 +353,22 @@ export class EmbeddedBroker implements Transport {
         if (deviceId !== undefined) this.options.onAnomaly?.(deviceId, 'oversized-packet', `${cmd ?? 'packet'} of ${declared} bytes (limit ${limit}) from ${address}`);
       },
     });
+  }
+
+  /**
+   * Clustered, whether a last will is stale: its device is connected now under another broker id
+   * (`holder`, from the cluster's connection registry). A will is this node's own (the device's
+   * connection here just ended) or a dead node's (Aedes on a surviving node publishes those); a stale
+   * one must report nothing. This node's own is refused (Aedes then neither routes nor keeps it); a
+   * dead node's, which Aedes publishes in a batch that one refusal would end, is let through but not
+   * ingested (the will stream drops those before they get here, redis-cluster.ts: this covers a
+   * device that connected in between).
+   */
+  private staleWill(ownId: string, will: { clientId: string; brokerId: string }, holder: string | undefined): 'refuse' | 'skip' | undefined {
+    if (holder === undefined || holder === will.brokerId) return undefined;
+    this.options.counters.inc('cluster.wills.stale');
+    this.options.logger.info({ deviceId: will.clientId, willOf: will.brokerId, connectedTo: holder }, 'last will of a device connected on another node not ingested');
+    return will.brokerId === ownId ? 'refuse' : 'skip';
   }
 
   private deliver(packet: { topic: string; payload: Buffer | string }, client: FleetClient, done: (err?: Error | null) => void): void {

@@ -11,6 +11,9 @@
  * attempts (about ten seconds), which fails the publish or the session lookup that needed them.
  * A Redis that comes back empty (restarted without persistence) has lost every retained manifest;
  * the first node to notice runs `onReset` so that the coordinator publishes them again from its store.
+ *
+ * Redis also holds which node each device is connected to (`holderOf`), so that a last will never
+ * reports a device offline that is connected now on another node (see `connectionRegistry`).
  */
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -37,6 +40,10 @@ const SENTINEL_KEY = 'fleet:cluster:sentinel';
 const CONNECT_TIMEOUT_MS = 10_000;
 /** How long a stop waits for Redis to answer QUIT before it drops the connections. */
 const CLOSE_TIMEOUT_MS = 3_000;
+/** Hash: device (client) id → the broker id of the node it is connected to now. */
+const CONNECTIONS_KEY = 'fleet:cluster:connections';
+/** Deletes a device's entry only if it still names this node (a newer connection elsewhere stays). */
+const RELEASE_SCRIPT = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end return 0";
 
 export interface RedisClusterOptions {
   /** `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS). One Redis per cluster. */
@@ -56,6 +63,12 @@ export interface RedisCluster {
   readonly brokerId: string;
   readonly persistence: AedesPersistence;
   readonly mq: ClusterEmitter;
+  /**
+   * The broker id of the node `clientId` is connected to now, per the cluster's connection registry;
+   * undefined when it is connected nowhere (or Redis cannot say). A last will stored by any other
+   * broker id is stale: the device came back since.
+   */
+  holderOf(clientId: string): Promise<string | undefined>;
   /** Called when Redis came back without the cluster's state; only a node with a handler claims it. */
   onReset(handler: () => void): void;
   /** Closes the connections (after Aedes closed); bounded even while Redis is down. Safe twice. */
@@ -125,13 +138,22 @@ export async function connectRedisCluster(options: RedisClusterOptions): Promise
   const mq = MQEmitterRedis({ subConn: observed(subConn), pubConn: observed(pubConn), concurrency: 100, matchEmptyLevels: true });
   // Unhandled, mqemitter's own error event would throw; the connections above already log and count.
   mq.state.on('error', (err) => log.debug({ err: err.message }, 'cluster emitter error'));
-  const persistence = oneStorePerSubscribe(redisPersistence({ conn: observed(store) }));
+  const holderOf = async (clientId: string): Promise<string | undefined> => {
+    try {
+      return (await store.hget(CONNECTIONS_KEY, clientId)) ?? undefined;
+    } catch (err) {
+      log.debug({ clientId, err: errorMessage(err) }, 'cannot read the connection registry');
+      return undefined;
+    }
+  };
+  const persistence = connectionRegistry(oneStorePerSubscribe(redisPersistence({ conn: observed(store) })), { store: observed(store), holderOf, log, counters });
   log.info({ brokerId }, 'embedded broker clustered through Redis');
 
   return {
     brokerId,
     persistence,
     mq,
+    holderOf,
     onReset(handler) {
       resetHandler = handler;
     },
@@ -168,6 +190,76 @@ function oneStorePerSubscribe(persistence: AedesPersistence): AedesPersistence {
     inFlight.set(subs, stored);
     return stored;
   };
+  return persistence;
+}
+
+interface WillPacket {
+  clientId: string;
+  brokerId: string;
+}
+
+/** The will's device and the broker that stored it (aedes-persistence-redis adds both), if it is one. */
+export function willOrigin(packet: object): WillPacket | undefined {
+  const p = packet as Partial<Record<keyof WillPacket, unknown>>;
+  return typeof p.clientId === 'string' && typeof p.brokerId === 'string' ? { clientId: p.clientId, brokerId: p.brokerId } : undefined;
+}
+
+/** The subset of Aedes the registry uses. */
+interface BrokerEvents {
+  id: string;
+  on(event: 'client' | 'clientDisconnect', listener: (client: { id: string }) => void): void;
+  publish(packet: { topic: string; payload: Buffer }, done: (err?: Error) => void): void;
+}
+
+/**
+ * The persistence with a cluster-wide registry of connections, and with the last wills of devices
+ * that reconnected elsewhere dropped unpublished.
+ *
+ * Aedes stores a will under the broker the device is on, and deletes on CONNECT only the will of the
+ * node the device connects to. A device whose node died and that reconnected to another node
+ * therefore leaves its old will behind, and once the dead node is missed (three heartbeats) a
+ * surviving node publishes it: the device, online on its new node, is reported offline until it
+ * speaks again. Each node records its devices in one Redis hash
+ * when Aedes registers them (before it tells other nodes to drop an older connection of the same id)
+ * and removes them when they go, only if the entry still names it. The will stream skips, and
+ * deletes, every will whose device is connected now under another broker id.
+ */
+function connectionRegistry(
+  persistence: AedesPersistence,
+  o: { store: Redis; holderOf(clientId: string): Promise<string | undefined>; log: Logger; counters: Counters },
+): AedesPersistence {
+  const p = persistence as unknown as {
+    setup(broker: BrokerEvents): Promise<void>;
+    streamWill(brokers: object): AsyncIterable<object>;
+    delWill(client: { id: string; brokerId: string }): Promise<unknown>;
+  };
+  const setup = p.setup.bind(p);
+  const streamWill = p.streamWill.bind(p);
+  // Aedes checks that setup is an async function (its constructor's name).
+  p.setup = async (broker) => {
+    await setup(broker);
+    // Aedes counts a node alive from its first heartbeat, a full interval after it starts (its birth
+    // message does not count): until then a surviving node's will check took every will the new
+    // node stored for a device connecting to it for a dead node's, and published it. Said at once.
+    broker.publish({ topic: `$SYS/${broker.id}/heartbeat`, payload: Buffer.from(broker.id, 'utf8') }, () => undefined);
+    broker.on('client', (client) => void o.store.hset(CONNECTIONS_KEY, client.id, broker.id));
+    broker.on('clientDisconnect', (client) => void o.store.eval(RELEASE_SCRIPT, 1, CONNECTIONS_KEY, client.id, broker.id));
+  };
+  p.streamWill = (brokers) =>
+    (async function* current(): AsyncGenerator<object> {
+      for await (const will of streamWill(brokers)) {
+        const origin = willOrigin(will);
+        const holder = origin && (await o.holderOf(origin.clientId));
+        if (!origin || holder === undefined || holder === origin.brokerId) {
+          yield will;
+          continue;
+        }
+        o.counters.inc('cluster.wills.stale');
+        o.log.info({ deviceId: origin.clientId, willOf: origin.brokerId, connectedTo: holder }, 'last will of a device connected on another node dropped');
+        await p.delWill({ id: origin.clientId, brokerId: origin.brokerId });
+      }
+      o.counters.inc('cluster.wills.checks');
+    })();
   return persistence;
 }
 

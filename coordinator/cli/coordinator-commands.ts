@@ -68,7 +68,9 @@ export function registerCoordinatorServiceCommands(program: Command): void {
       if (opts.mqttTlsKey !== undefined) mqtt['tlsKey'] = opts.mqttTlsKey;
       if (opts.mqttClientCa !== undefined) mqtt['tlsClientCa'] = opts.mqttClientCa;
       if (opts.maxPacketBytes !== undefined) mqtt['maxPacketBytes'] = Number(opts.maxPacketBytes);
-      if (opts.clusterRedis !== undefined) mqtt['cluster'] = { redisUrl: opts.clusterRedis };
+      // FLEET_CLUSTER_NODE still names the node (it would be lost with the environment's cluster object).
+      const node = process.env['FLEET_CLUSTER_NODE'];
+      if (opts.clusterRedis !== undefined) mqtt['cluster'] = { redisUrl: opts.clusterRedis, ...(node ? { nodeName: node } : {}) };
       const http: Record<string, unknown> = {};
       if (opts.httpPort !== undefined) http['port'] = opts.httpPort;
       if (opts.host !== undefined) http['host'] = opts.host;

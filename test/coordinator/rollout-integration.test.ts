@@ -60,7 +60,7 @@ describe.each(STORE_KINDS)('rollouts with real agents, %s store', (kind) => {
     });
     // Wave 1 passes its gate, then wave 2 waits for approval: abort there.
     await waitFor(async () => (await c.deployment(d.id))?.waitingFor.includes('approval'), 'second wave waiting for approval', 60_000, 50);
-    const exposed = (await c.deployment(d.id))!.waves[0]!.counts['committed']!;
+    const exposed = (await c.deployment(d.id))!.waves[0]!.counts.committed;
     expect(exposed).toBeGreaterThan(0);
     await c.act(d.id, { type: 'abort', reason: 'operator test' });
     await waitFor(async () => (await phaseOf(c, d.id)) === 'rolled-back', 'rolled back', 60_000, 50);
