@@ -5,7 +5,7 @@
  * µs of profile timestamps. `profile-components.ts` reads the directory. I/O shell.
  */
 import { Session } from 'node:inspector/promises';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cpuProfileDir } from '../cpu-profile.js';
 
@@ -22,6 +22,7 @@ export class SelfProfile {
   static async start(): Promise<SelfProfile> {
     const p = new SelfProfile(cpuProfileDir());
     if (p.dir === undefined) return p;
+    await mkdir(p.dir, { recursive: true });
     p.session = new Session();
     p.session.connect();
     await p.session.post('Profiler.enable');
