@@ -11,7 +11,7 @@
 import type { EventEmitter } from 'node:events';
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { Aedes, Client } from 'aedes';
+import type { Aedes, AuthorizeForwardHandler, Client } from 'aedes';
 import { systemClock, type Clock } from '@fleet/protocol/clock';
 import { FleetError } from '@fleet/protocol/errors';
 import { LogLimiter } from '../log-limiter.js';
@@ -291,13 +291,16 @@ export class EmbeddedBroker implements Transport {
         // A null subscription makes Aedes answer SUBACK 0x80 (failure) for this topic.
         done(null, null);
       },
-      // Nothing reaches a device before its CONNACK. Aedes restores a persistent session's subscriptions
-      // before it writes the CONNACK, so a message published meanwhile (a command, a manifest, a retained
-      // message of a restored topic) went out first; mqtt.js then queues that message's PUBACK until it
-      // is connected and reads no further packet until the PUBACK is out, so the CONNACK sat unread until
+      // Clustered, nothing reaches a device before its CONNACK. Aedes restores a persistent session's
+      // subscriptions from Redis before it writes the CONNACK, so a message published meanwhile (a
+      // command, a manifest) went out first; mqtt.js then queues that message's PUBACK until it is
+      // connected and reads no further packet until the PUBACK is out, so the CONNACK sat unread until
       // the connect timeout (30 s) closed the connection, at the next node again. A QoS 1 message held
-      // back here is in the session's queue, which Aedes sends right after the CONNACK.
-      authorizeForward: (client, packet) => ((client as Client & { connackSent?: boolean }).connackSent ? packet : null),
+      // back here stays in the session's queue in Redis, which Aedes sends right after the CONNACK. Not
+      // in memory: there the restore and the CONNACK leave no such window, and the memory persistence
+      // answers a refused message by dropping the session's first unsent queued one
+      // (test/coordinator/session-queue.test.ts).
+      ...(cluster ? { authorizeForward: ((client, packet) => ((client as Client & { connackSent?: boolean }).connackSent ? packet : null)) satisfies AuthorizeForwardHandler } : {}),
       // Device messages were handed to ingest in authorizePublish; the broker only routes them on.
       published: (_packet, _client, done) => done(null),
     });

@@ -1,0 +1,66 @@
+/**
+ * A persistent session's QoS 1 messages on the embedded broker (in memory, the default): a device that
+ * reconnects while commands for it keep coming gets its CONNACK first and every command, live or from
+ * its session's queue. The clustered broker holds messages back until the CONNACK; the in-memory one
+ * must not (its persistence answers a held-back message by dropping the first queued one).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import mqtt from 'mqtt';
+import { CredentialStore } from '../../coordinator/broker/credentials.js';
+import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
+import { EmbeddedBroker } from '../../coordinator/broker/embedded-broker.js';
+import { Counters } from '../../coordinator/metrics.js';
+import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
+import { deviceTopic } from '../../protocol/topics.js';
+import { silentLogger, uniqueId, waitFor } from './helpers.js';
+
+describe('a persistent session on the embedded broker', () => {
+  let db: Db;
+  let broker: EmbeddedBroker;
+  let credentials: CredentialStore;
+
+  beforeAll(async () => {
+    db = openDatabase(':memory:');
+    credentials = await CredentialStore.load(new SqliteSql(db), { logN: 4 });
+    broker = new EmbeddedBroker({ port: 0, host: '127.0.0.1', credentials, allowAnonymous: false, hardwareModelOf: () => 'rpi4', logger: silentLogger, counters: new Counters() });
+    broker.onMessage((m) => m.ack());
+    await broker.start();
+  });
+
+  afterAll(async () => {
+    await broker?.stop();
+    if (db) closeDatabase(db);
+  });
+
+  it('answers each reconnect with its CONNACK first and loses no command published meanwhile', async () => {
+    const id = uniqueId('dev');
+    const { secret } = await credentials.provision(id);
+    const topic = deviceTopic(id, 'commands');
+    const options = { clientId: id, username: id, password: secret, clean: false, reconnectPeriod: 0, connectTimeout: 10_000 };
+    const first = await mqtt.connectAsync(broker.url, options);
+    await first.subscribeAsync(topic, { qos: 1 });
+    await first.endAsync();
+    let sent = 0;
+    const got = new Set<string>();
+    const firstPackets: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const flow = setInterval(() => void broker.publish(topic, Buffer.from(String(++sent)), { qos: 1, retain: false }), 1);
+      const c = mqtt.connect(broker.url, options);
+      const firstPacket = new Promise<string>((resolve) => c.once('packetreceive', (p) => resolve(p.cmd)));
+      c.on('message', (_t, payload) => got.add(payload.toString('utf8')));
+      c.on('error', () => undefined);
+      const outcome = await new Promise<string>((resolve) => {
+        c.once('connect', () => resolve('connected'));
+        c.once('close', () => resolve('closed'));
+      });
+      clearInterval(flow);
+      expect(outcome).toBe('connected');
+      firstPackets.push(await firstPacket);
+      const last = String(sent);
+      await waitFor(() => got.has(last), `command ${last}`, 10_000);
+      await c.endAsync();
+    }
+    expect(firstPackets.filter((p) => p !== 'connack')).toEqual([]);
+    expect(Array.from({ length: sent }, (_, n) => String(n + 1)).filter((n) => !got.has(n))).toEqual([]);
+  }, 60_000);
+});
