@@ -62,5 +62,6 @@ export function machineConfigOf(cfg: AgentConfig): MachineConfig {
     retryBaseMs: cfg.download.retryBase,
     retryMaxMs: cfg.download.retryMax,
     trialWindowMs: cfg.health.trialWindow,
+    progressIntervalMs: cfg.download.progressInterval,
   };
 }

@@ -12,7 +12,8 @@ import { definedProps } from '@fleet/firmware/defined-props';
 
 /**
  * One download attempt. Progress goes to `onProgress` once per tenth of the image (the machine
- * reports at most ~10 progress messages); the result is `download-finished` or `download-failed`.
+ * reports a tenth only when `download.progressInterval` has passed); the result is
+ * `download-finished` or `download-failed`.
  */
 export async function downloadTask(
   downloader: Downloader,

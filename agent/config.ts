@@ -126,6 +126,11 @@ export const AgentConfigSchema = z.object({
       maxAttempts: z.number().int().min(1).max(100).default(6),
       retryBase: DurationSchema.default(5_000),
       retryMax: DurationSchema.default(600_000),
+      /**
+       * A download reports its progress at most this often, and at most once per tenth of the image:
+       * a slow download is still followed, a fast one (the usual case) reports only its stages.
+       */
+      progressInterval: DurationSchema.default(30_000),
       /** A connection with no data for this long is dropped (and resumed). */
       idleTimeout: DurationSchema.default(60_000),
       /** Largest image accepted, whatever the manifest says. */

@@ -7,7 +7,9 @@
  *   would make a whole fleet reconnect in lock-step after a broker restart). Losing the broker is
  *   never fatal: the session retries for as long as it runs. The backoff starts over only after a
  *   connection has lasted `reconnectMaxMs`, so two clients taking the same client id from each other
- *   back off instead of fighting; a refused login retries at the long end of the backoff.
+ *   back off instead of fighting; a refused login retries at the long end of the backoff. A broker
+ *   that says it is busy (CONNACK 3, server unavailable: a node's CONNECT admission in a connect storm)
+ *   is retried with the same growing, jittered backoff, at the next node when there are several.
  * - Unacknowledged QoS 1 messages (a status sent just before the connection dropped) survive the
  *   reconnect and are sent again.
  * - A bounded queue for messages published while offline, flushed on reconnect; when it is full the
@@ -87,6 +89,18 @@ const REFUSED_CODES = new Set([2, 4, 5, 133, 134, 135, 138]);
 function refusalCode(err: Error): number | null {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'number' && REFUSED_CODES.has(code) ? code : null;
+}
+
+/**
+ * CONNACK codes that say the broker is busy, not that this client is unwelcome (3.1.1: 3 server
+ * unavailable; 5: 0x88 server unavailable, 0x89 server busy, 0x97 quota exceeded, 0x9F connection rate
+ * exceeded): back off and try again, elsewhere when there is an elsewhere.
+ */
+const BUSY_CODES = new Set([3, 136, 137, 151, 159]);
+
+function busyCode(err: Error): number | null {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'number' && BUSY_CODES.has(code) ? code : null;
 }
 
 export class MqttSession {
@@ -207,11 +221,16 @@ export class MqttSession {
     // soon after it was accepted (another client with our id, a broker refusing us) keeps it growing.
     if (upMs !== null && upMs >= o.reconnectMaxMs) this.attempt = 0;
     const refused = err ? refusalCode(err) : null;
+    const busy = err ? busyCode(err) : null;
     const attempt = ++this.attempt;
     const delayMs = refused !== null ? refusedDelay(o.reconnectMaxMs, o.random()) : reconnectDelay(attempt - 1, o.reconnectMinMs, o.reconnectMaxMs, o.random());
     const fields = { attempt, delayMs, ...(err ? { err: err.message } : {}) };
     if (refused !== null) {
       o.logger.error({ ...fields, code: refused, refusal: (ReasonCodes as Record<number, string>)[refused] }, "the broker refused this client; check broker.username and the password, or the device's credentials on the broker; retrying with the long backoff");
+    } else if (busy !== null) {
+      // Expected in a connect storm: logged once per outage, then quietly.
+      if (outage.failures === 1) o.logger.warn({ ...fields, code: busy }, 'the broker is busy (server unavailable); backing off and retrying');
+      else o.logger.info({ ...fields, code: busy }, 'the broker is still busy; backing off');
     } else if (upMs !== null) {
       o.logger.warn({ ...fields, connectedMs: upMs }, 'mqtt connection lost; reconnecting');
     } else if (outageBegins) {

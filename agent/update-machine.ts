@@ -50,7 +50,10 @@ export function step(state: AgentState, event: UpdateEvent, now: number, cfg: Ma
       if (!job?.artifact) return none(state);
       const total = job.artifact.size;
       const tenths = Math.min(10, Math.floor((event.bytes * 10) / total));
-      if (tenths <= job.reportedTenths) return none({ ...state, job: { ...job, bytes: event.bytes } });
+      // Reported once per tenth, not sooner than progressIntervalMs after the job's last report or
+      // change, and never at 100 % (the `verifying` report follows). Anything else changes nothing:
+      // no state write and no status for bytes the file on disk already records.
+      if (tenths <= job.reportedTenths || tenths >= 10 || now - job.updatedAt < cfg.progressIntervalMs) return none(state);
       return transition(state, { ...job, bytes: event.bytes, reportedTenths: tenths }, now, {}, { bytes: event.bytes, total });
     }
     case 'download-finished': {

@@ -21,6 +21,8 @@ export interface MachineConfig {
   retryBaseMs: number;
   retryMaxMs: number;
   trialWindowMs: number;
+  /** Least time between two progress reports of one download (and after the job's last change). */
+  progressIntervalMs: number;
 }
 
 export type UpdateEvent =

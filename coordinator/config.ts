@@ -95,6 +95,18 @@ export const CoordinatorConfigSchema = z.object({
       /** A connection that has not sent a complete CONNECT within this time is closed. Default 10 s. */
       connectTimeoutMs: z.number().int().positive().default(10_000),
       /**
+       * CONNECT admission (embedded broker, docs/embedded-cluster.md): at most `maxConnecting` CONNECTs
+       * in progress at once and, when `perSecond` > 0, that many new ones a second; the rest are refused
+       * at once with CONNACK 3 (server unavailable), before any credential or session work, and the
+       * devices back off and retry. Default 1,000 at once, no rate limit.
+       */
+      admission: z
+        .object({
+          maxConnecting: z.coerce.number().int().min(1).default(1_000),
+          perSecond: z.coerce.number().min(0).default(0),
+        })
+        .optional(),
+      /**
        * The embedded cluster (docs/embedded-cluster.md): this coordinator's embedded broker shares
        * messages, sessions, retained messages and QoS 1 queues with the other nodes through one Redis.
        * Absent: the embedded broker keeps everything in memory (the default).
@@ -276,6 +288,10 @@ export function configFromEnv(env: Record<string, string | undefined>): Partial<
   if (env['FLEET_BROKER_CREDENTIALS']) mqtt['brokerCredentialsFile'] = env['FLEET_BROKER_CREDENTIALS'];
   if (env['FLEET_BROKER_ACCOUNTS']) mqtt['brokerAccounts'] = env['FLEET_BROKER_ACCOUNTS'];
   if (env['FLEET_MQTT_MAX_PACKET_BYTES']) mqtt['maxPacketBytes'] = Number(env['FLEET_MQTT_MAX_PACKET_BYTES']);
+  const admission: Record<string, string> = {};
+  if (env['FLEET_MQTT_MAX_CONNECTING']) admission['maxConnecting'] = env['FLEET_MQTT_MAX_CONNECTING'];
+  if (env['FLEET_MQTT_CONNECTS_PER_SECOND']) admission['perSecond'] = env['FLEET_MQTT_CONNECTS_PER_SECOND'];
+  if (Object.keys(admission).length) mqtt['admission'] = admission;
   if (env['FLEET_CLUSTER_REDIS']) mqtt['cluster'] = { redisUrl: env['FLEET_CLUSTER_REDIS'], ...(env['FLEET_CLUSTER_NODE'] ? { nodeName: env['FLEET_CLUSTER_NODE'] } : {}) };
   if (Object.keys(mqtt).length) out['mqtt'] = mqtt;
   const http: Record<string, unknown> = {};

@@ -315,7 +315,7 @@ export function buildTransport(b: Basics, s: Stores): Transport {
     maxPacketBytes: config.mqtt.maxPacketBytes,
     connectTimeoutMs: config.mqtt.connectTimeoutMs,
     // Clustered, the node is known across restarts by its replica id: its previous run's devices are its own to report gone.
-    ...definedProps({ cluster: config.mqtt.cluster && { ...config.mqtt.cluster, nodeKey: config.cluster.replicaId ?? defaultReplicaId(config.dataDir) } }),
+    ...definedProps({ cluster: config.mqtt.cluster && { ...config.mqtt.cluster, nodeKey: config.cluster.replicaId ?? defaultReplicaId(config.dataDir) }, admission: config.mqtt.admission }),
     timers: b.timers,
     onAnomaly: (id, kind, detail) => s.anomalies.record(id, kind, detail),
   });

@@ -3,6 +3,7 @@
  * device-process.ts): zod schemas, parsed on arrival at both ends. Pure.
  */
 import { z } from 'zod';
+import type { AgentState } from '@fleet/agent';
 import { BehaviourSchema, FaultSpecSchema } from './scenario.js';
 
 export const TimeSyncSchema = z.object({
@@ -85,11 +86,31 @@ export type ParentMessage = z.infer<typeof ParentMessageSchema>;
 export const ProcessUsageSchema = z.object({ cpuMs: z.number(), rss: z.number(), connected: z.number().int(), telemetrySent: z.number().int() });
 export type ProcessUsage = z.infer<typeof ProcessUsageSchema>;
 
+type Job = NonNullable<AgentState['job']>;
+
+/**
+ * What a benchmark trace reads of an agent's persisted state (rollout-trace.ts): its job's stage and
+ * counters. A device process sends this, not the whole state, and only when it changed.
+ */
+export interface TracedState {
+  job: Pick<Job, 'kind' | 'deploymentId' | 'wave' | 'stage' | 'result' | 'busyRetries' | 'attempts'> | null;
+}
+
+export function tracedState(state: TracedState): TracedState {
+  const j = state.job;
+  if (!j) return { job: null };
+  const job: TracedState['job'] = { kind: j.kind, deploymentId: j.deploymentId, stage: j.stage, attempts: j.attempts };
+  if (j.wave !== undefined) job.wave = j.wave;
+  if (j.result !== undefined) job.result = j.result;
+  if (j.busyRetries !== undefined) job.busyRetries = j.busyRetries;
+  return { job };
+}
+
 export const ChildMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ready') }),
   z.object({ type: z.literal('reply'), id: z.number().int(), ok: z.boolean(), value: z.unknown().optional(), error: z.string().optional() }),
   z.object({ type: z.literal('load'), lagMs: z.number(), utilization: z.number(), oldestWorkMs: z.number() }),
-  /** An agent's persisted state (benchmark traces), at wall-clock `epochMs`. */
+  /** What a trace reads of an agent's persisted state (TracedState), at wall-clock `epochMs`. */
   z.object({ type: z.literal('state'), deviceId: z.string(), state: z.unknown(), epochMs: z.number() }),
 ]);
 export type ChildMessage = z.infer<typeof ChildMessageSchema>;

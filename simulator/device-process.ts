@@ -5,6 +5,7 @@
  * I/O shell; run as `node simulator/dist/device-process.js` by `fork`.
  */
 import pino from 'pino';
+import type { AgentState } from '@fleet/agent';
 import { publicKeyFromPem } from '@fleet/firmware/keys';
 import { createTrustStore } from '@fleet/firmware/trust-store';
 import { errorMessage } from '@fleet/protocol/errors';
@@ -12,7 +13,7 @@ import { formatIssues } from '@fleet/protocol/parse';
 import { fleetAgentConfig } from './device-host.js';
 import { LocalDeviceFleet } from './device-fleet.js';
 import { FollowerClock } from './follower-clock.js';
-import { ParentMessageSchema, type ChildMessage, type DeviceProcessCall, type DeviceProcessInit } from './device-process-messages.js';
+import { ParentMessageSchema, tracedState, type ChildMessage, type DeviceProcessCall, type DeviceProcessInit } from './device-process-messages.js';
 
 /** Real ms between load reports: the parent's pace controller's window. */
 const LOAD_REPORT_MS = 100;
@@ -20,6 +21,8 @@ const LOAD_REPORT_MS = 100;
 let fleet: LocalDeviceFleet | null = null;
 let clock: FollowerClock | null = null;
 let loadTimer: NodeJS.Timeout | null = null;
+/** The last traced state sent per device (JSON): unchanged ones are not sent again. */
+const lastTraced = new Map<string, string>();
 const logger = pino({ level: process.env['FLEET_SIM_LOG_LEVEL'] ?? 'silent' }).child({ module: 'device-process', pid: process.pid });
 
 const send = (msg: ChildMessage): void => {
@@ -47,9 +50,18 @@ function init(m: DeviceProcessInit): void {
     faults: m.faults,
     proxy: m.proxy,
     ...(m.localAddress !== undefined ? { localAddress: m.localAddress } : {}),
-    ...(m.traceStates ? { onState: (deviceId, state) => send({ type: 'state', deviceId, state, epochMs: performance.timeOrigin + performance.now() }) } : {}),
+    ...(m.traceStates ? { onState: (deviceId, state) => traceState(deviceId, state) } : {}),
   });
   send({ type: 'ready' });
+}
+
+function traceState(deviceId: string, full: AgentState): void {
+  const epochMs = performance.timeOrigin + performance.now();
+  const state = tracedState(full);
+  const json = JSON.stringify(state);
+  if (lastTraced.get(deviceId) === json) return;
+  lastTraced.set(deviceId, json);
+  send({ type: 'state', deviceId, state, epochMs });
 }
 
 async function call(f: LocalDeviceFleet, c: DeviceProcessCall): Promise<unknown> {

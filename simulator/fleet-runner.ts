@@ -26,6 +26,7 @@ import { scheduleFleetFaults } from './fleet-faults.js';
 import { SimulationError } from './errors.js';
 import { definedProps } from '@fleet/firmware/defined-props';
 import type { AgentState } from '@fleet/agent';
+import type { TracedState } from './device-process-messages.js';
 
 /** Devices each wave's gate needs reporting: fewer, and the coordinator warns that it cannot judge. */
 const MIN_DEVICES_REPORTING = 20;
@@ -86,7 +87,7 @@ export interface SimulateOptions {
   /** Real-time poll interval for deployment progress (default 200 ms). */
   pollMs?: number;
   /** Every persisted state change of every simulated device's agent (benchmark traces), at real time `at` (performance.now()). */
-  onDeviceState?: (deviceId: string, state: AgentState, at: number) => void;
+  onDeviceState?: (deviceId: string, state: TracedState, at: number) => void;
   /**
    * Host the devices in this many child processes (device-process.ts) instead of this one (default:
    * the scenario's `fleet.processes`, 0: in-process). The coordinator stays here; every process

@@ -9,13 +9,13 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { AgentState } from '@fleet/agent';
 import type { DeviceFleet, FleetDeviceOptions } from './device-fleet.js';
 import type { FirmwareImage } from './device-host.js';
 import type { DeviceTruth } from './report.js';
 import type { PacedClock } from './paced-clock.js';
-import { ChildMessageSchema, ProcessUsageSchema, type DeviceProcessCall, type DeviceProcessInit, type ParentMessage, type ProcessUsage } from './device-process-messages.js';
+import { ChildMessageSchema, ProcessUsageSchema, type DeviceProcessCall, type DeviceProcessInit, type ParentMessage, type ProcessUsage, type TracedState } from './device-process-messages.js';
 import { SimulationError } from './errors.js';
+import { cpuProfileArgv } from './cpu-profile.js';
 
 /** Real ms between the clock syncs sent to every device process (the paced clock's tick). */
 const SYNC_MS = 20;
@@ -33,7 +33,7 @@ export interface ProcessFleetOptions extends FleetDeviceOptions {
   /** Source addresses for the processes' client sockets, round-robin (none: the system's choice). */
   localAddresses?: readonly string[];
   /** Every persisted agent state, with the real time (this process's performance.now()) it happened. */
-  onState?: (deviceId: string, state: AgentState, at: number) => void;
+  onState?: (deviceId: string, state: TracedState, at: number) => void;
   /** Heap limit of each device process, MiB (default: Node's). */
   maxOldSpaceMiB?: number;
 }
@@ -111,7 +111,7 @@ export class ProcessDeviceFleet implements DeviceFleet {
     const readies: Promise<void>[] = [];
     const keys = [...o.trust.keys.values()].map((k) => String(k.publicKey.export({ format: 'pem', type: 'spki' })));
     for (let i = 0; i < n; i++) {
-      const execArgv = [...process.execArgv, ...(o.maxOldSpaceMiB !== undefined ? [`--max-old-space-size=${o.maxOldSpaceMiB}`] : [])];
+      const execArgv = [...process.execArgv, ...cpuProfileArgv(process.execArgv), ...(o.maxOldSpaceMiB !== undefined ? [`--max-old-space-size=${o.maxOldSpaceMiB}`] : [])];
       const proc = fork(entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
       const child = new DeviceProcess(proc, i);
       children.push(child);
@@ -127,7 +127,7 @@ export class ProcessDeviceFleet implements DeviceFleet {
             if (m.type === 'ready') resolve();
             else if (m.type === 'reply') child.settle(m.id, m.ok, m.value, m.error);
             else if (m.type === 'load') o.clock.noteRemoteLoad(m);
-            else o.onState?.(m.deviceId, m.state as AgentState, m.epochMs - performance.timeOrigin);
+            else o.onState?.(m.deviceId, m.state as TracedState, m.epochMs - performance.timeOrigin);
           });
         }),
       );

@@ -94,6 +94,7 @@ export class CredentialStore {
   private readonly verified = new Map<string, string>();
   /** Checks under way, by device. */
   private readonly checking = new Map<string, Set<Check>>();
+  private readonly elsewhere = new Set<(deviceId: string) => void>();
   /** Every id ever provisioned: true when revoked. */
   private readonly known = new Map<string, boolean>();
   private readonly checks: FairQueue;
@@ -136,6 +137,22 @@ export class CredentialStore {
   forget(deviceId: string): void {
     this.verified.delete(deviceId);
     for (const c of this.checking.get(deviceId) ?? []) c.stale = true;
+  }
+
+  /**
+   * Another coordinator of the same store changed the device's credentials (its change notification):
+   * forgets the secret, and tells the listeners (the broker closes the device's session: it must not
+   * outlive its secret on any node).
+   */
+  changedElsewhere(deviceId: string): void {
+    this.forget(deviceId);
+    for (const l of this.elsewhere) l(deviceId);
+  }
+
+  /** Told of each `changedElsewhere`; returns the unsubscribe. */
+  onChangedElsewhere(listener: (deviceId: string) => void): () => void {
+    this.elsewhere.add(listener);
+    return () => this.elsewhere.delete(listener);
   }
 
   /** Forgets these devices' verified secrets and reads whether each has credentials, and whether revoked. */

@@ -68,8 +68,12 @@ export class DeviceAuthenticator {
     this.timers = o.timers ?? systemClock;
   }
 
-  /** Resolves with who the client is, or rejects with an AuthRefusal. */
-  async authenticate(clientId: string, address: string, username: string | undefined, password: Buffer | undefined): Promise<Authenticated> {
+  /**
+   * Resolves with who the client is, or rejects with an AuthRefusal. `decided` is called when a refusal
+   * is known and only its held-back answer remains (no more work on this login: the broker's CONNECT
+   * admission frees its slot then, so held-back answers never crowd out devices waiting to connect).
+   */
+  async authenticate(clientId: string, address: string, username: string | undefined, password: Buffer | undefined, decided: () => void = () => undefined): Promise<Authenticated> {
     if (username === undefined || password === undefined) return this.anonymous(clientId, address);
     if (!isValidId(username)) throw new AuthRefusal(4, 'user name is not a device id');
     // The client id must be the device id: otherwise one device could take over another's session.
@@ -85,6 +89,7 @@ export class DeviceAuthenticator {
       counters.inc('mqtt.auth.throttled');
       const retry = Math.ceil(verdict.retryInMs / 1000);
       this.o.onAnomaly?.(username, 'login-throttled', `failed logins ${verdict.by === 'client' ? 'for this id' : `from ${address}`}; refused for ${retry} s`);
+      decided();
       await this.holdBack(verdict.retryInMs);
       throw new AuthRefusal(3, `too many failed logins ${verdict.by === 'client' ? 'for this device id' : 'from this address'}; retry in ${retry} s`);
     }
@@ -96,6 +101,7 @@ export class DeviceAuthenticator {
       if (!(err instanceof BusyError)) throw err;
       // Throttled while it waited in the queue, or the queue was full.
       counters.inc(this.throttle.check(clientId, address, now()).throttled ? 'mqtt.auth.throttled' : 'mqtt.auth.busy');
+      decided();
       await this.holdBack(HOLD_MS);
       throw new AuthRefusal(3, 'too many logins being checked from this address; retry later');
     }

@@ -17,6 +17,7 @@ import { FleetError } from '@fleet/protocol/errors';
 import { LogLimiter } from '../log-limiter.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe } from './acl.js';
 import { certificateMismatch, createBrokerTlsServer, type BrokerTlsFiles } from './client-certificate.js';
+import { ConnectAdmission, DEFAULT_CONNECT_ADMISSION, type ConnectAdmissionOptions } from './connect-admission.js';
 import type { CredentialStore } from './credentials.js';
 import { AuthRefusal, DeviceAuthenticator, type BrokerAnomalyKind } from './device-auth.js';
 import type { LoginThrottle } from './login-throttle.js';
@@ -50,6 +51,11 @@ export interface EmbeddedBrokerOptions {
   connectTimeoutMs?: number;
   /** Failed-login throttling; default LoginThrottle's defaults. */
   loginThrottle?: LoginThrottle;
+  /**
+   * How many CONNECTs this node takes at once and per second; the rest are refused early with CONNACK 3
+   * (connect-admission.ts). Default DEFAULT_CONNECT_ADMISSION.
+   */
+  admission?: ConnectAdmissionOptions;
   /** Real time for throttling, held-back refusals and log limits. Default: the system clock. */
   timers?: Clock;
   /** Something a device (by its id) did that operators should see. */
@@ -86,7 +92,9 @@ const CLUSTER_CLOSE_MS = 5_000;
 const DEVICE_ID = Symbol('fleetDeviceId');
 /** Set when the device connected without credentials. */
 const ANONYMOUS = Symbol('fleetAnonymous');
-type FleetClient = Client & { [DEVICE_ID]?: string; [ANONYMOUS]?: boolean };
+/** Set while the client's CONNECT holds an admission slot; cleared when it gives the slot back. */
+const ADMITTED = Symbol('fleetAdmitted');
+type FleetClient = Client & { [DEVICE_ID]?: string; [ANONYMOUS]?: boolean; [ADMITTED]?: boolean };
 
 /** The peer's address, IPv4-mapped addresses as plain IPv4. */
 function remoteAddressOf(client: Client): string {
@@ -112,14 +120,17 @@ export class EmbeddedBroker implements Transport {
   private boundUrl = '';
   private readonly logLimit: LogLimiter;
   private readonly auth: DeviceAuthenticator;
+  private readonly admission: ConnectAdmission;
   private cluster: RedisCluster | undefined;
   private readonly timers: Clock;
   private onClusterReset: (() => void) | undefined;
+  private stopCredentialWatch: (() => void) | undefined;
 
   constructor(private readonly options: EmbeddedBrokerOptions) {
     const timers = options.timers ?? systemClock;
     this.timers = timers;
     this.logLimit = new LogLimiter(LOG_INTERVAL_MS, () => timers.now());
+    this.admission = new ConnectAdmission(options.admission ?? DEFAULT_CONNECT_ADMISSION);
     this.auth = new DeviceAuthenticator({
       credentials: options.credentials,
       allowAnonymous: options.allowAnonymous,
@@ -196,10 +207,20 @@ export class EmbeddedBroker implements Transport {
         : { persistence: indexedMemoryPersistence() }),
       connectTimeout: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       authenticate: (client, username, password, done) => {
+        // Admission first: a node past what it can answer refuses here, before any store, scrypt or
+        // Redis work, with CONNACK 3 (server unavailable) that clients back off from.
+        const verdict = this.admission.admit(this.timers.now());
+        if (!verdict.admitted) {
+          counters.inc('mqtt.connect.overloaded');
+          const held = this.logLimit.admit('overloaded');
+          if (held !== undefined) log.warn({ by: verdict.by, connecting: this.admission.connecting, refusedSinceLastLine: held }, 'broker busy: CONNECT refused (server unavailable); the client backs off and retries');
+          return done(new AuthRefusal(3, 'server busy; retry later'), false);
+        }
+        (client as FleetClient)[ADMITTED] = true;
         // With device certificates (mTLS), checked before the (deliberately slow) secret: the
         // certificate must be the claimed device's.
         const mismatch = this.options.tls?.clientCaPath !== undefined ? certificateMismatch(client.conn, username ?? client.id) : undefined;
-        const who = mismatch !== undefined ? Promise.reject(new AuthRefusal(5, mismatch)) : this.auth.authenticate(client.id, remoteAddressOf(client), username, password);
+        const who = mismatch !== undefined ? Promise.reject(new AuthRefusal(5, mismatch)) : this.auth.authenticate(client.id, remoteAddressOf(client), username, password, () => this.released(client));
         who.then(
           ({ deviceId, anonymous }) => {
             (client as FleetClient)[DEVICE_ID] = deviceId;
@@ -207,6 +228,7 @@ export class EmbeddedBroker implements Transport {
             done(null, true);
           },
           (err: AuthRefusal) => {
+            this.released(client);
             counters.inc('mqtt.auth.refused');
             const address = remoteAddressOf(client);
             // One line per source address per interval: a wrong-password loop must not flood the log.
@@ -286,7 +308,10 @@ export class EmbeddedBroker implements Transport {
       // Device messages were handed to ingest in authorizePublish; the broker only routes them on.
       published: (_packet, _client, done) => done(null),
     });
+    // Credentials changed by another coordinator of the same store: the session must not outlive them.
+    this.stopCredentialWatch = this.options.credentials.onChangedElsewhere((id) => this.disconnectDevice(id));
     aedes.on('clientReady', (client) => {
+      this.released(client);
       const id = (client as FleetClient)[DEVICE_ID];
       if (!id) return;
       this.connected.add(id);
@@ -342,9 +367,19 @@ export class EmbeddedBroker implements Transport {
     log.info({ url: this.boundUrl }, 'embedded broker listening');
   }
 
+  /** A CONNECT in progress ended (session ready, refused, or connection gone): its admission slot is free. */
+  private released(client: Client): void {
+    const c = client as FleetClient;
+    if (!c[ADMITTED]) return;
+    c[ADMITTED] = false;
+    this.admission.release();
+  }
+
   /** Hands a new socket to Aedes with the packet-size limit on its parser. */
   private accept(aedes: Aedes, socket: Socket): void {
     const client = aedes.handle(socket) as FleetClient;
+    // Whatever ends a CONNECT before its session is ready (refused, timed out, dropped) closes the socket.
+    socket.once('close', () => this.released(client));
     const max = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
     const beforeAuth = Math.min(CONNECT_PACKET_LIMIT, max);
     limitPacketSize(client, {
@@ -416,6 +451,8 @@ export class EmbeddedBroker implements Transport {
     this.cluster = undefined;
     // Aedes first: it closes every client connection, which lets the listener's close complete.
     this.auth.stop();
+    this.stopCredentialWatch?.();
+    this.stopCredentialWatch = undefined;
     if (aedes) {
       const closed = new Promise<void>((resolve) => aedes.close(() => resolve()));
       // Clustered, Aedes's close ends with QUITs to Redis, which a Redis that is down never answers:

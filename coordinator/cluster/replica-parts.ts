@@ -34,8 +34,9 @@ export function buildReplication(b: Basics, s: Stores, a: Pick<Artifacts, 'artif
       s.credentials.reload().catch((err: unknown) => credentialsFailed(err, []));
       return;
     }
-    // At once, not with the gathered read: from here on a secret verified before is checked again.
-    s.credentials.forget(deviceId);
+    // At once, not with the gathered read: from here on a secret verified before is checked again, and
+    // a session that logged in with it here is closed.
+    s.credentials.changedElsewhere(deviceId);
     reloadCredentialsOf(deviceId);
   };
   const reloadArtifacts = (): void => {

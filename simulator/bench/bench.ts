@@ -224,6 +224,12 @@ function markdown(r: Results): string {
     const ro = r.rollout;
     lines.push(`| downloads alone (${ro.imageKiB} KiB × ${ro.n}, all at once) | ${(ro.downloadsMs / 1000).toFixed(1)} s (CPU ${(ro.downloadsCpuMs / 1000).toFixed(1)} s) |`);
     lines.push(`| full rollout (waves, installs, reboots, commits, gates) | ${(ro.rolloutMs / 1000).toFixed(1)} s (${ratio(ro.rolloutMs, ro.downloadsMs)}×; CPU ${(ro.rolloutCpuMs / 1000).toFixed(1)} s, ${ratio(ro.rolloutCpuMs, ro.downloadsCpuMs)}×) |`);
+    const side = ro.cpuBySide;
+    if (side) {
+      const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+      lines.push(`| CPU by side: coordinator's process (baseline: the artifact server alone) | ${s(side.downloadsServerMs)} → ${s(side.rolloutCoordinatorMs)} (${ratio(side.rolloutCoordinatorMs, side.downloadsServerMs)}×) |`);
+      lines.push(`| CPU by side: devices (baseline: the download clients) | ${s(side.downloadsClientsMs)} → ${s(side.rolloutDevicesMs)} (${ratio(side.rolloutDevicesMs, side.downloadsClientsMs)}×) |`);
+    }
     lines.push('');
     lines.push(breakdownTable(r.rollout.breakdown));
   }

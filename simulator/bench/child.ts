@@ -2,6 +2,7 @@
  * Starting and talking to a benchmark child process over IPC. I/O shell.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { cpuProfileArgv } from '../cpu-profile.js';
 
 export interface Child {
   proc: ChildProcess;
@@ -12,7 +13,7 @@ export interface Child {
 
 /** Forks `modulePath` (a compiled .js file) and waits for its `{type:'ready'}` message. */
 export async function startChild(modulePath: string, args: string[] = [], timeoutMs = 60_000): Promise<{ child: Child; ready: Record<string, unknown> }> {
-  const proc = fork(modulePath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc'] });
+  const proc = fork(modulePath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc', ...cpuProfileArgv()] });
   const waitFor = <T>(type: string, ms: number): Promise<T> =>
     new Promise((resolve, reject) => {
       const done = (): void => {

@@ -7,9 +7,13 @@
 #
 #   bash simulator/bench/cluster-topology.sh            # REPLICAS=4 BASE_PORT=18800 by default
 #   npm run bench -- --only scale --devices 50000 <the printed flags>
+#
+# NODE_ARGS are given to each coordinator's node (e.g. "--cpu-prof --cpu-prof-dir /tmp/prof");
+# FLEET_MQTT_MAX_CONNECTING and FLEET_MQTT_CONNECTS_PER_SECOND (each node's CONNECT admission) pass through.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPLICAS=${REPLICAS:-4}
+read -r -a node_args <<<"${NODE_ARGS:-}"
 BASE_PORT=${BASE_PORT:-18800}
 TOKEN=${FLEET_ADMIN_TOKEN:-cluster-bench-operator-token-$(openssl rand -hex 8)}
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
@@ -38,7 +42,7 @@ node cli/dist/fleet.js firmware keygen --out "$DIR/keys" --name fleet >/dev/null
 brokers=()
 for i in $(seq 1 "$REPLICAS"); do
   mqtt=$((BASE_PORT + 10 + i)); http=$((BASE_PORT + 30 + i))
-  FLEET_ADMIN_TOKEN=$TOKEN FLEET_CREDENTIAL_COST=${FLEET_CREDENTIAL_COST:-4} node cli/dist/fleet.js coordinator start \
+  FLEET_ADMIN_TOKEN=$TOKEN FLEET_CREDENTIAL_COST=${FLEET_CREDENTIAL_COST:-4} node "${node_args[@]}" cli/dist/fleet.js coordinator start \
     --data-dir "$DIR/r$i" --replica-id "r$i" --store "$STORE" --cluster-redis "redis://127.0.0.1:$redis_port" \
     --mqtt-port "$mqtt" --http-port "$http" --signing-key "$DIR/keys/fleet.key" --artifacts-dir "$DIR/artifacts" \
     --public-url "http://127.0.0.1:$((BASE_PORT + 31))" --log-format json --log-level warn >"$DIR/r$i.log" 2>&1 &

@@ -18,6 +18,7 @@ import { embeddedCoordinator } from '../coordinator-handles.js';
 import { imageBytes } from '../firmware-images.js';
 import { RolloutTrace, type RolloutBreakdown } from './rollout-trace.js';
 import { startChild } from './child.js';
+import { SelfProfile } from './self-profile.js';
 import type { DeviceFleet } from '../device-fleet.js';
 import type { ProcessUsage } from '../device-process-messages.js';
 
@@ -39,6 +40,12 @@ export interface RolloutResult {
   /** CPU time (all threads) of each, ms: the coordinator's process plus the device processes. */
   rolloutCpuMs: number;
   downloadsCpuMs: number;
+  /**
+   * The same CPU by side, ms: the coordinator's process (the artifact server alone in the baseline;
+   * broker, engine, store, ingest, gates and the server in the rollout) and the device side (the
+   * baseline's download clients; the device processes). Only with devices in processes of their own.
+   */
+  cpuBySide?: { downloadsServerMs: number; downloadsClientsMs: number; rolloutCoordinatorMs: number; rolloutDevicesMs: number };
   completed: boolean;
   /** Where the rollout's time went, wave by wave. */
   breakdown: RolloutBreakdown;
@@ -49,7 +56,7 @@ const cpuSince = (start: NodeJS.CpuUsage): number => {
   return (d.user + d.system) / 1000;
 };
 
-async function downloadsAlone(n: number, imageKiB: number, processes: number, maxConcurrentDownloads: number): Promise<{ ms: number; cpuMs: number }> {
+async function downloadsAlone(n: number, imageKiB: number, processes: number, maxConcurrentDownloads: number, prof: SelfProfile): Promise<{ ms: number; cpuMs: number; serverCpuMs?: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'fleet-bench-dl-'));
   const c = await createCoordinator({
     config: { env: 'development', dataDir: join(dir, 'coord'), mqtt: { port: 0, host: '127.0.0.1' }, http: { port: 0, host: '127.0.0.1', maxConcurrentDownloads }, credentialCost: 4 },
@@ -65,7 +72,8 @@ async function downloadsAlone(n: number, imageKiB: number, processes: number, ma
     for (const d of devices) {
       await (await fetch(url, { headers: { authorization: `Basic ${Buffer.from(`${d.deviceId}:${d.secret}`).toString('base64')}`, range: 'bytes=0-0' } })).arrayBuffer();
     }
-    if (processes > 0) return await downloadsInChildren(processes, { url, size: rec.size, sha256: rec.sha256, dir: join(dir, 'dl'), devices });
+    if (processes > 0) return await downloadsInChildren(processes, { url, size: rec.size, sha256: rec.sha256, dir: join(dir, 'dl'), devices }, prof);
+    prof.begin('downloads');
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     await Promise.all(
@@ -80,6 +88,7 @@ async function downloadsAlone(n: number, imageKiB: number, processes: number, ma
         throw new Error(`download ${i} kept failing`);
       }),
     );
+    prof.end('downloads');
     return { ms: performance.now() - t0, cpuMs: cpuSince(cpu0) };
   } finally {
     await c.stop();
@@ -91,10 +100,12 @@ async function downloadsAlone(n: number, imageKiB: number, processes: number, ma
 async function downloadsInChildren(
   processes: number,
   job: { url: string; size: number; sha256: string; dir: string; devices: { deviceId: string; secret: string }[] },
-): Promise<{ ms: number; cpuMs: number }> {
+  prof: SelfProfile,
+): Promise<{ ms: number; cpuMs: number; serverCpuMs?: number }> {
   const children = await Promise.all(Array.from({ length: processes }, () => startChild(here('./download-child.js'))));
   try {
     const cpu0 = process.cpuUsage();
+    prof.begin('downloads');
     const t0 = performance.now();
     const replies = await Promise.all(
       children.map(({ child }, i) => {
@@ -103,9 +114,11 @@ async function downloadsInChildren(
       }),
     );
     const ms = performance.now() - t0;
+    prof.end('downloads');
     const failed = replies.find((r) => r.error !== undefined);
     if (failed) throw new Error(`downloads alone: ${failed.error}`);
-    return { ms, cpuMs: cpuSince(cpu0) + replies.reduce((sum, r) => sum + (r.cpuMs ?? 0), 0) };
+    const serverCpuMs = cpuSince(cpu0);
+    return { ms, cpuMs: serverCpuMs + replies.reduce((sum, r) => sum + (r.cpuMs ?? 0), 0), serverCpuMs };
   } finally {
     await Promise.all(children.map(({ child }) => child.stop()));
   }
@@ -119,7 +132,8 @@ const cpuOf = (usage: readonly ProcessUsage[]): number => usage.reduce((sum, u) 
  */
 export async function rolloutBench(n: number, imageKiB: number, processes = 0, timeScale = 10, maxConcurrentDownloads = 256): Promise<RolloutResult> {
   const load = loadavg();
-  const downloads = await downloadsAlone(n, imageKiB, processes, maxConcurrentDownloads);
+  const prof = await SelfProfile.start();
+  const downloads = await downloadsAlone(n, imageKiB, processes, maxConcurrentDownloads, prof);
   const scenario = parseScenario({
     name: 'bench-rollout',
     description: 'full rollout, zero soak',
@@ -149,11 +163,13 @@ export async function rolloutBench(n: number, imageKiB: number, processes = 0, t
     pacing: false,
     onEvent: (e) => {
       if (e.type === 'release-start') {
+        prof.begin('rollout');
         started = performance.now();
         cpu0 = process.cpuUsage();
         fleetCpu0 = fleet ? fleet.usage().then(cpuOf) : Promise.resolve(0);
       }
       if (e.type === 'release-end') {
+        prof.end('rollout');
         rolloutMs = performance.now() - started;
         rolloutCpuMs = cpuSince(cpu0);
         const at = fleet ? fleet.usage().then(cpuOf) : Promise.resolve(0);
@@ -163,6 +179,13 @@ export async function rolloutBench(n: number, imageKiB: number, processes = 0, t
     },
     pollMs: 50,
   });
-  rolloutCpuMs += await fleetCpuMs;
-  return { n, maxConcurrentDownloads, timeScale, processes, load, imageKiB, rolloutMs, downloadsMs: downloads.ms, rolloutCpuMs, downloadsCpuMs: downloads.cpuMs, completed: report.releases[0]?.outcome === 'completed', breakdown: trace.breakdown() };
+  const devicesCpuMs = await fleetCpuMs;
+  const coordinatorCpuMs = rolloutCpuMs;
+  rolloutCpuMs += devicesCpuMs;
+  await prof.stop();
+  return { n, maxConcurrentDownloads, timeScale, processes, load, imageKiB, rolloutMs, downloadsMs: downloads.ms, rolloutCpuMs, downloadsCpuMs: downloads.cpuMs,
+    ...(processes > 0 && downloads.serverCpuMs !== undefined
+      ? { cpuBySide: { downloadsServerMs: downloads.serverCpuMs, downloadsClientsMs: downloads.cpuMs - downloads.serverCpuMs, rolloutCoordinatorMs: coordinatorCpuMs, rolloutDevicesMs: devicesCpuMs } }
+      : {}),
+    completed: report.releases[0]?.outcome === 'completed', breakdown: trace.breakdown() };
 }

@@ -5,7 +5,7 @@
  * loop's utilisation over each wave. Collecting is I/O-free; `breakdown()` is pure over the marks.
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import type { AgentState } from '@fleet/agent';
+import type { TracedState } from '../device-process-messages.js';
 
 /** The agent's install stages, as the trace records them (`committed`: the job's end). */
 type Stage = 'downloading' | 'verifying' | 'installing' | 'rebooting' | 'trial' | 'committed';
@@ -83,7 +83,7 @@ export class RolloutTrace {
   constructor(private readonly scale: number) {}
 
   /** A device's agent persisted a new state, at real time `at` (performance.now(); a device process's, converted). */
-  deviceState(deviceId: string, state: AgentState, at = performance.now()): void {
+  deviceState(deviceId: string, state: TracedState, at = performance.now()): void {
     const job = state.job;
     if (!job || job.kind !== 'install' || job.deploymentId !== (this.deploymentId ??= job.deploymentId)) return;
     const now = at;

@@ -121,6 +121,8 @@ export async function scaleBench(o: ScaleOptions): Promise<ScaleResult> {
   let rolloutStart = 0;
   let rolloutEnd = 0;
   const trace = new RolloutTrace(scenario.rollout.timeScale);
+  /** The run's deployment: a running coordinator's waves are marked under its id, as the devices' jobs are. */
+  let deploymentId = '';
   const t0 = performance.now();
   const report = await simulate({
     scenario,
@@ -129,7 +131,9 @@ export async function scaleBench(o: ScaleOptions): Promise<ScaleResult> {
     processes: o.processes,
     localAddresses: o.sourceAddresses,
     connectConcurrency: 400,
-    onlineTimeoutMs: 600_000,
+    // Ten minutes, or 20 ms a device: 50,000 on a loaded two-core machine took 8.7 minutes, and more
+    // when other work took the cores.
+    onlineTimeoutMs: Math.max(600_000, o.devices * 20),
     // A shared coordinator: the run's deployments target a tag only its devices report.
     ...(remote ? { realTime: true, targetTag: 'scale-bench', brokerUrls: remote.brokerUrls, ...(secrets ? { secrets } : {}) } : {}),
     coordinator: (ctx) =>
@@ -149,11 +153,12 @@ export async function scaleBench(o: ScaleOptions): Promise<ScaleResult> {
         o.log(`  simulated: ${e.connected}/${e.expected} online at the coordinator in ${(e.ms / 1000).toFixed(1)} s`);
       }
       if (e.type === 'release-start') {
+        deploymentId = e.deploymentId;
         rolloutStart = performance.now();
         first = fleet ? fleet.usage() : first;
       }
       // A running coordinator's waves are seen by polling (within 200 ms).
-      if (remote && e.type === 'wave') trace.audit({ action: 'deployment.wave-started', deploymentId: 'scale', wave: e.wave, at: 0 }, 0);
+      if (remote && e.type === 'wave') trace.audit({ action: 'deployment.wave-started', deploymentId, wave: e.wave, at: 0 }, 0);
       if (e.type === 'decision') o.log(`  gate after wave ${e.decision.wave + 1}: ${e.decision.recommendation} (${e.decision.rule})`);
       if (e.type === 'release-end') {
         rolloutEnd = performance.now();

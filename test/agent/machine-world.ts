@@ -9,7 +9,7 @@ import type { Manifest } from '../../protocol/signed.js';
 import { initialAgentState, type AgentState } from '../../agent/agent-state.js';
 import { step, type MachineConfig, type UpdateEffect, type UpdateEvent } from '../../agent/update-machine.js';
 
-export const CFG: MachineConfig = { maxDownloadAttempts: 3, retryBaseMs: 1000, retryMaxMs: 8000, trialWindowMs: 60_000 };
+export const CFG: MachineConfig = { maxDownloadAttempts: 3, retryBaseMs: 1000, retryMaxMs: 8000, trialWindowMs: 60_000, progressIntervalMs: 5_000 };
 
 export interface World {
   primary: SlotName;

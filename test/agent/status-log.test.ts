@@ -1,7 +1,8 @@
 /**
  * What the agent logs about an update: every change of state, but a download's progress reports
- * (about ten per image, each still sent to the coordinator) at most every 10 s — a 1 MiB image on a
- * fast link logs one "downloading" line, not eleven. A real agent, Aedes and HTTP on 127.0.0.1.
+ * (here one per tenth of the image, each still sent to the coordinator: the report interval is set
+ * to 0) at most every 10 s — a 1 MiB image on a fast link logs one "downloading" line, not ten. A
+ * real agent, Aedes and HTTP on 127.0.0.1.
  */
 import { Writable } from 'node:stream';
 import pino from 'pino';
@@ -24,7 +25,7 @@ describe('agent status log', () => {
       },
     });
     const id = uniqueId('dev');
-    const { dev } = await startDevice(f, id, {}, { logger: pino({ level: 'info' }, sink) });
+    const { dev } = await startDevice(f, id, { download: { progressInterval: 0 } }, { logger: pino({ level: 'info' }, sink) });
     f.devices.push(dev);
     const artifact = serveImage(f, `${id}.img`, 'progress', 1024 * 1024);
     await publishRollout(f, id, uniqueId('dep'), { artifact });

@@ -107,6 +107,14 @@ const rows: Row[] = [
   { name: 'new deployment waits while in trial', state: withJob(job('trial', { deploymentId: 'd0' })), event: ok, stage: 'trial', effects: ['log'] },
   { name: 'progress below the next tenth → no report', state: withJob(job('downloading')), event: { type: 'download-progress', deploymentId: 'd1', bytes: 50 }, stage: 'downloading', effects: [] },
   { name: 'progress crossing a tenth → report', state: withJob(job('downloading')), event: { type: 'download-progress', deploymentId: 'd1', bytes: 500 }, stage: 'downloading', effects: ['report'] },
+  {
+    name: 'progress crossing a tenth sooner than the interval after the last report → no report',
+    state: withJob(job('downloading', { updatedAt: 10_000 - CFG.progressIntervalMs + 1 })),
+    event: { type: 'download-progress', deploymentId: 'd1', bytes: 500 },
+    stage: 'downloading',
+    effects: [],
+  },
+  { name: 'progress at 100 % → no report (verifying follows)', state: withJob(job('downloading', { reportedTenths: 9 })), event: { type: 'download-progress', deploymentId: 'd1', bytes: 1000 }, stage: 'downloading', effects: [] },
   { name: 'download finished → verifying', state: withJob(job('downloading')), event: { type: 'download-finished', deploymentId: 'd1' }, stage: 'verifying', effects: ['report', 'verify'] },
   {
     name: 'retryable failure → backoff',

@@ -18,6 +18,7 @@ describe('counter map', () => {
     ['mqtt.acl.publish.refused', 'fleet_messages_refused_total{"reason":"acl-publish"} 1'],
     ['mqtt.auth.refused', 'fleet_mqtt_logins_refused_total{"reason":"bad-credentials"} 1'],
     ['mqtt.auth.throttled', 'fleet_mqtt_logins_refused_total{"reason":"throttled"} 1'],
+    ['mqtt.connect.overloaded', 'fleet_mqtt_logins_refused_total{"reason":"overloaded"} 1'],
     ['telemetry.dropped', 'fleet_telemetry_dropped_total{"reason":"queue-full"} 1'],
     ['telemetry.lost', 'fleet_telemetry_dropped_total{"reason":"lost"} 1'],
     ['device.refusals.stale-manifest', 'fleet_device_refusals_total{"reason":"stale-manifest"} 1'],
