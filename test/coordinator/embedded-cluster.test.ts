@@ -18,6 +18,7 @@ import { bucketOf } from '../../protocol/bucket.js';
 import { deviceTopic, FLAGS_TOPIC, rolloutTopic } from '../../protocol/topics.js';
 import { hasRedis, RedisServer } from '../support/redis.js';
 import { silentLogger, subackCode, uniqueId, waitFor } from './helpers.js';
+import { reconnectWhileCommandsFlow } from './reconnect-probe.js';
 
 interface Node {
   broker: EmbeddedBroker;
@@ -174,30 +175,18 @@ describe.skipIf(!hasRedis)('embedded brokers clustered through Redis', () => {
     // mqtt.js reads nothing after a QoS 1 message that arrives before its CONNACK until it is connected:
     // the device then sat out its connect timeout (30 s) instead of coming back.
     const d = await provision();
-    const topic = deviceTopic(d.id, 'commands');
-    const first = await connect(a, d, { clean: false });
-    await first.subscribeAsync(topic, { qos: 1 });
-    await first.endAsync();
-    let sent = 0;
-    const got = new Set<string>();
-    for (let i = 0; i < 10; i++) {
-      // Commands published on node a, through Redis, while the device reconnects on node b.
-      const flow = setInterval(() => void a.broker.publish(topic, Buffer.from(String(++sent)), { qos: 1, retain: false }), 2);
-      const c = mqtt.connect(b.broker.url, { clientId: d.id, username: d.id, password: d.secret, clean: false, reconnectPeriod: 0, connectTimeout: 5_000 });
-      const firstPacket = new Promise<string>((resolve) => c.once('packetreceive', (p) => resolve(p.cmd)));
-      c.on('message', (_t, payload) => got.add(payload.toString('utf8')));
-      c.on('error', () => undefined);
-      const outcome = await new Promise<string>((resolve) => {
-        c.once('connect', () => resolve('connected'));
-        c.once('close', () => resolve('closed'));
-      });
-      clearInterval(flow);
-      expect([outcome, await firstPacket]).toEqual(['connected', 'connack']);
-      // Every command published so far reaches the device (live, or from its session's queue).
-      const last = String(sent);
-      await waitFor(() => got.has(last), `command ${last}`, 10_000);
-      await c.endAsync();
-    }
+    // Commands published on node a, through Redis, while the device reconnects on node b; every one
+    // reaches the device (live, or from its session's queue).
+    const { sent, got } = await reconnectWhileCommandsFlow({
+      device: d,
+      firstUrl: a.broker.url,
+      url: b.broker.url,
+      publish: (topic, payload) => a.broker.publish(topic, payload, { qos: 1, retain: false }),
+      rounds: 10,
+      everyMs: 2,
+      connectTimeoutMs: 5_000,
+      onReconnect: (outcome, firstPacket) => expect([outcome, firstPacket]).toEqual(['connected', 'connack']),
+    });
     expect(Array.from({ length: sent }, (_, i) => String(i + 1)).filter((n) => !got.has(n))).toEqual([]);
   }, 60_000);
 

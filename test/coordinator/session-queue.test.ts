@@ -9,14 +9,13 @@
  * latest command of each reconnect arrives, not every one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import mqtt from 'mqtt';
 import { CredentialStore } from '../../coordinator/broker/credentials.js';
 import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import { EmbeddedBroker } from '../../coordinator/broker/embedded-broker.js';
 import { Counters } from '../../coordinator/metrics.js';
 import { closeDatabase, openDatabase, type Db } from '../../coordinator/store/db.js';
-import { deviceTopic } from '../../protocol/topics.js';
-import { silentLogger, uniqueId, waitFor } from './helpers.js';
+import { silentLogger, uniqueId } from './helpers.js';
+import { reconnectWhileCommandsFlow } from './reconnect-probe.js';
 
 describe('a persistent session on the embedded broker', () => {
   let db: Db;
@@ -39,31 +38,20 @@ describe('a persistent session on the embedded broker', () => {
   it('answers each reconnect with its CONNACK first and delivers the commands published meanwhile', async () => {
     const id = uniqueId('dev');
     const { secret } = await credentials.provision(id);
-    const topic = deviceTopic(id, 'commands');
-    const options = { clientId: id, username: id, password: secret, clean: false, reconnectPeriod: 0, connectTimeout: 10_000 };
-    const first = await mqtt.connectAsync(broker.url, options);
-    await first.subscribeAsync(topic, { qos: 1 });
-    await first.endAsync();
-    let sent = 0;
-    const got = new Set<string>();
     const firstPackets: string[] = [];
-    for (let i = 0; i < 30; i++) {
-      const flow = setInterval(() => void broker.publish(topic, Buffer.from(String(++sent)), { qos: 1, retain: false }), 1);
-      const c = mqtt.connect(broker.url, options);
-      const firstPacket = new Promise<string>((resolve) => c.once('packetreceive', (p) => resolve(p.cmd)));
-      c.on('message', (_t, payload) => got.add(payload.toString('utf8')));
-      c.on('error', () => undefined);
-      const outcome = await new Promise<string>((resolve) => {
-        c.once('connect', () => resolve('connected'));
-        c.once('close', () => resolve('closed'));
-      });
-      clearInterval(flow);
-      expect(outcome).toBe('connected');
-      firstPackets.push(await firstPacket);
-      const last = String(sent);
-      await waitFor(() => got.has(last), `command ${last}`, 10_000);
-      await c.endAsync();
-    }
+    await reconnectWhileCommandsFlow({
+      device: { id, secret },
+      firstUrl: broker.url,
+      url: broker.url,
+      publish: (topic, payload) => broker.publish(topic, payload, { qos: 1, retain: false }),
+      rounds: 30,
+      everyMs: 1,
+      connectTimeoutMs: 10_000,
+      onReconnect: (outcome, firstPacket) => {
+        expect(outcome).toBe('connected');
+        firstPackets.push(firstPacket);
+      },
+    });
     expect(firstPackets.filter((p) => p !== 'connack')).toEqual([]);
   }, 60_000);
 });
