@@ -12,8 +12,9 @@
  * and shown, never a member of a wave.
  *
  * Reads come from memory (CONNECT authorisation and wave membership cannot wait for a round trip);
- * writes go through the async store (SQLite or PostgreSQL), one device at a time in order
- * (keyed-writes.ts). `provisioned` resolves once the device is stored; changes from device messages
+ * writes go through the async store (SQLite or PostgreSQL): the devices changed in a turn are stored
+ * together, one batch at a time, so a device's writes land in order (turn-batch.ts). `provisioned`
+ * resolves once the device is stored; changes from device messages
  * are stored behind the handler, and a failure is reported to `onWriteError`. Another coordinator on
  * the same PostgreSQL database changes rows this one keeps in memory: `reload` reads them again.
  * I/O shell (the store).
@@ -23,7 +24,6 @@ import { bucketOf } from '@fleet/protocol/bucket';
 import type { HelloMessage } from '@fleet/protocol/messages';
 import type { SlotName, UpdateState } from '@fleet/protocol/update-state';
 import { placeholders, type Sql, type SqlQueries } from '../store/sql.js';
-import { KeyedWrites } from '../store/keyed-writes.js';
 import { MultiRowInsert } from '../store/multi-row-insert.js';
 import { TurnBatch } from '../store/turn-batch.js';
 import { definedProps } from '@fleet/firmware/defined-props';
@@ -186,10 +186,9 @@ export class DeviceRegistry {
   private readonly devices = new Map<string, DeviceRecord>();
   private readonly dirtySeen = new Set<string>();
   private readonly listeners = new Set<RegistryListener>();
-  private readonly writes = new KeyedWrites();
   /**
-   * The devices whose writes run in this turn, stored together: a wave's statuses and reconnects
-   * change hundreds of devices a second, and a transaction each was most of the store's time.
+   * The devices changed in this turn, stored together: a wave's statuses and reconnects change
+   * hundreds of devices a second, and a transaction each was most of the store's time.
    */
   private readonly batch = new TurnBatch<string>((ids) => this.store(ids));
   private lastFlushed: string[] = [];
@@ -227,7 +226,7 @@ export class DeviceRegistry {
         rows.push(...(await this.sql.all<DeviceRow>(`SELECT * FROM devices WHERE device_id IN (${placeholders(chunk.length)})`, chunk)));
       }
     }
-    for (const row of rows) if (!this.writes.has(row.device_id)) this.applyRow(row);
+    for (const row of rows) if (!this.batch.has(row.device_id)) this.applyRow(row);
   }
 
   /** Replaces a device's record with a row read from the store (reload, or a change notification). */
@@ -252,9 +251,9 @@ export class DeviceRegistry {
     for (const l of this.listeners) l(device, change);
   }
 
-  /** Stores the device's record as it is when the write runs (after any earlier write of it). */
+  /** Stores the device's record as it is when its batch runs (after any earlier batch). */
   private save(deviceId: string): Promise<void> {
-    return this.writes.schedule(deviceId, () => this.batch.add(deviceId));
+    return this.batch.add(deviceId);
   }
 
   /** Writes the records of `ids` (distinct) as they are now, in one transaction. */
@@ -273,7 +272,7 @@ export class DeviceRegistry {
 
   /** Resolves when every change made so far has been written (or failed and been reported). */
   idle(): Promise<void> {
-    return this.writes.idle();
+    return this.batch.idle();
   }
 
   private blank(deviceId: string): DeviceRecord {
