@@ -191,6 +191,8 @@ export class DeviceRegistry {
    * hundreds of devices a second, and a transaction each was most of the store's time.
    */
   private readonly batch = new TurnBatch<string>((ids) => this.store(ids));
+  /** Per reload running: the devices whose batch settled since it began (their rows may predate it). */
+  private readonly reads = new Set<Set<string>>();
   private lastFlushed: string[] = [];
 
   private constructor(
@@ -213,20 +215,30 @@ export class DeviceRegistry {
   /**
    * Reads devices from the store again (all, or the ones named), replacing what memory holds: the
    * seam through which changes another coordinator made to the shared store become visible here.
-   * A device this process has a write pending for keeps its in-memory record.
+   * A device this process has a write pending for, or stored while the rows were read, keeps its
+   * in-memory record: its row may have been read before that write.
    */
   async reload(deviceIds?: readonly string[]): Promise<void> {
+    const stored = new Set<string>();
+    this.reads.add(stored);
     let rows: DeviceRow[];
-    if (deviceIds === undefined) rows = await this.sql.all<DeviceRow>('SELECT * FROM devices');
-    else {
-      // A few statements for any number of devices (a connect storm notifies thousands at once).
-      rows = [];
-      for (let i = 0; i < deviceIds.length; i += 500) {
-        const chunk = deviceIds.slice(i, i + 500);
-        rows.push(...(await this.sql.all<DeviceRow>(`SELECT * FROM devices WHERE device_id IN (${placeholders(chunk.length)})`, chunk)));
-      }
+    try {
+      rows = await this.read(deviceIds);
+    } finally {
+      this.reads.delete(stored);
     }
-    for (const row of rows) if (!this.batch.has(row.device_id)) this.applyRow(row);
+    for (const row of rows) if (!stored.has(row.device_id) && !this.batch.has(row.device_id)) this.applyRow(row);
+  }
+
+  private async read(deviceIds: readonly string[] | undefined): Promise<DeviceRow[]> {
+    if (deviceIds === undefined) return this.sql.all<DeviceRow>('SELECT * FROM devices');
+    // A few statements for any number of devices (a connect storm notifies thousands at once).
+    const rows: DeviceRow[] = [];
+    for (let i = 0; i < deviceIds.length; i += 500) {
+      const chunk = deviceIds.slice(i, i + 500);
+      rows.push(...(await this.sql.all<DeviceRow>(`SELECT * FROM devices WHERE device_id IN (${placeholders(chunk.length)})`, chunk)));
+    }
+    return rows;
   }
 
   /** Replaces a device's record with a row read from the store (reload, or a change notification). */
@@ -262,7 +274,12 @@ export class DeviceRegistry {
       const d = this.devices.get(id);
       return d ? rowOf(d) : [];
     });
-    if (params.length > 0) await this.sql.transaction((tx) => UPSERT.run(tx, params));
+    try {
+      if (params.length > 0) await this.sql.transaction((tx) => UPSERT.run(tx, params));
+    } finally {
+      // Before the batch leaves `has`: a reload sees these devices as pending or as stored.
+      for (const stored of this.reads) for (const id of ids) stored.add(id);
+    }
   }
 
   /** Stores in the background: a failure is reported, never thrown into a message handler. */
