@@ -14,9 +14,9 @@
  * Reads come from memory (CONNECT authorisation and wave membership cannot wait for a round trip);
  * writes go through the async store (SQLite or PostgreSQL): the devices changed in a turn are stored
  * together, one batch at a time, so a device's writes land in order (turn-batch.ts). `provisioned`
- * resolves once the device is stored; changes from device messages
- * are stored behind the handler, and a failure is reported to `onWriteError`. Another coordinator on
- * the same PostgreSQL database changes rows this one keeps in memory: `reload` reads them again.
+ * resolves once the device is stored; changes from device messages are stored behind the handler, and
+ * a failure is reported to `onWriteError`. Another coordinator on the same PostgreSQL database
+ * changes rows this one keeps in memory: `reload` reads them again.
  * I/O shell (the store).
  */
 import semver from 'semver';
