@@ -25,6 +25,8 @@ const UNIT = [
 ];
 /** One PostgreSQL server per tier that has stores (test/support/postgres.ts). */
 const POSTGRES = './test/support/postgres-global-setup.ts';
+/** A scratch directory the integration files of one run share (test/support/run-dir-global-setup.ts). */
+const RUN_DIR = './test/support/run-dir-global-setup.ts';
 const E2E = ['test/e2e/**/*.test.ts', 'test/docs/**/*.test.ts', 'test/simulator/remote-simulate.test.ts', 'test/agent/slim-install.test.ts'];
 
 export default defineConfig({
@@ -44,7 +46,7 @@ export default defineConfig({
     // one after another (groupOrder); integration files three at a time, the CPU-heavy e2e fleets two.
     projects: [
       { extends: true, test: { name: 'unit', include: UNIT, sequence: { groupOrder: 0 } } },
-      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: [...UNIT, ...E2E], maxWorkers: 3, sequence: { groupOrder: 1 }, globalSetup: [POSTGRES] } },
+      { extends: true, test: { name: 'integration', include: ['test/**/*.test.ts'], exclude: [...UNIT, ...E2E], maxWorkers: 3, sequence: { groupOrder: 1 }, globalSetup: [POSTGRES, RUN_DIR] } },
       { extends: true, test: { name: 'e2e', include: E2E, maxWorkers: 2, sequence: { groupOrder: 2 }, globalSetup: [POSTGRES] } },
     ],
   },
