@@ -12,6 +12,7 @@ import type { EventEmitter } from 'node:events';
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Aedes, AuthorizeForwardHandler, Client } from 'aedes';
+import type { AedesPersistence } from 'aedes-persistence';
 import { systemClock, type Clock } from '@fleet/protocol/clock';
 import { FleetError } from '@fleet/protocol/errors';
 import { LogLimiter } from '../log-limiter.js';
@@ -24,6 +25,7 @@ import type { LoginThrottle } from './login-throttle.js';
 import { CONNECT_PACKET_LIMIT, limitPacketSize } from './packet-limit.js';
 import { indexedMemoryPersistence } from './retained-index.js';
 import { connectRedisCluster, willOrigin, type RedisCluster } from './redis-cluster.js';
+import { withSessionQueues } from './session-queue.js';
 import type { Counters } from '../metrics.js';
 import type { DeviceConnectionEvents, InboundMessage, PublishOptions, Transport } from './transport.js';
 import { definedProps } from '@fleet/firmware/defined-props';
@@ -107,6 +109,28 @@ async function boundedWait(p: Promise<void>, ms: number, timers: Clock): Promise
   let timer: ReturnType<Clock['setTimeout']> | undefined;
   await Promise.race([p, new Promise<void>((resolve) => (timer = timers.setTimeout(resolve, ms)))]);
   timers.clearTimeout(timer!);
+}
+
+/**
+ * Clustered, nothing reaches a device before its CONNACK. Aedes restores a persistent session's
+ * subscriptions from Redis before it writes the CONNACK, so a message published meanwhile (a command,
+ * a manifest) went out first; mqtt.js then queues that message's PUBACK until it is connected and
+ * reads no further packet until the PUBACK is out, so the CONNACK sat unread until the connect timeout
+ * (30 s) closed the connection, at the next node again. A QoS 1 message held back here stays in the
+ * session's queue in Redis, which Aedes sends right after the CONNACK. Not in memory: there the
+ * restore and the CONNACK leave no such window (test/coordinator/session-queue.test.ts).
+ */
+const afterConnack: AuthorizeForwardHandler = (client, packet) => ((client as Client & { connackSent?: boolean }).connackSent ? packet : null);
+
+/**
+ * The in-memory broker's storage: retained manifests looked up by topic on SUBSCRIBE, not matched
+ * against every bucket's (retained-index.ts; the Redis persistence looks an exact filter up by topic
+ * itself, one HGET), and persistent sessions' queues that hold up while a device reconnects with
+ * messages flowing (session-queue.ts): the replay after a CONNACK skips what the device has already.
+ */
+function inMemory(): { persistence: AedesPersistence; authorizeForward: AuthorizeForwardHandler } {
+  const queues = withSessionQueues(indexedMemoryPersistence());
+  return { persistence: queues.persistence, authorizeForward: (_client, packet) => (queues.unsent(packet) ? null : packet) };
 }
 
 export class EmbeddedBroker implements Transport {
@@ -200,11 +224,9 @@ export class EmbeddedBroker implements Transport {
     /** Wills whose device was looked up already (the second pass through authorizePublish). */
     const willsChecked = new WeakSet<object>();
     const aedes = await Aedes.createBroker({
-      // Retained manifests looked up by topic on SUBSCRIBE, not matched against every bucket's; the
-      // Redis persistence looks an exact filter up by topic itself (one HGET).
       ...(cluster
-        ? { id: cluster.brokerId, persistence: cluster.persistence, mq: cluster.mq, heartbeatInterval: clusterOptions?.heartbeatMs ?? CLUSTER_HEARTBEAT_MS }
-        : { persistence: indexedMemoryPersistence() }),
+        ? { id: cluster.brokerId, persistence: cluster.persistence, mq: cluster.mq, heartbeatInterval: clusterOptions?.heartbeatMs ?? CLUSTER_HEARTBEAT_MS, authorizeForward: afterConnack }
+        : inMemory()),
       connectTimeout: this.options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       authenticate: (client, username, password, done) => {
         // Admission first: a node past what it can answer refuses here, before any store, scrypt or
@@ -295,16 +317,6 @@ export class EmbeddedBroker implements Transport {
         // A null subscription makes Aedes answer SUBACK 0x80 (failure) for this topic.
         done(null, null);
       },
-      // Clustered, nothing reaches a device before its CONNACK. Aedes restores a persistent session's
-      // subscriptions from Redis before it writes the CONNACK, so a message published meanwhile (a
-      // command, a manifest) went out first; mqtt.js then queues that message's PUBACK until it is
-      // connected and reads no further packet until the PUBACK is out, so the CONNACK sat unread until
-      // the connect timeout (30 s) closed the connection, at the next node again. A QoS 1 message held
-      // back here stays in the session's queue in Redis, which Aedes sends right after the CONNACK. Not
-      // in memory: there the restore and the CONNACK leave no such window, and the memory persistence
-      // answers a refused message by dropping the session's first unsent queued one
-      // (test/coordinator/session-queue.test.ts).
-      ...(cluster ? { authorizeForward: ((client, packet) => ((client as Client & { connackSent?: boolean }).connackSent ? packet : null)) satisfies AuthorizeForwardHandler } : {}),
       // Device messages were handed to ingest in authorizePublish; the broker only routes them on.
       published: (_packet, _client, done) => done(null),
     });
