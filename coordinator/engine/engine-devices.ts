@@ -170,7 +170,9 @@ export function onHello(ctx: Ctx, hello: HelloMessage): void {
     && classifyUpdate(next.state === 'pending' ? undefined : next.state, next.reason) === 'in-progress';
   // A hello older than the last status applied (it reached this engine late: another replica stored the
   // statuses that followed it first) must not take a finished update back to the state it summarised.
-  const stale = base.lastStatusAt !== undefined && hello.at < base.lastStatusAt && (next.state === 'committed' || next.state === 'failed' || next.state === 'rolled-back');
+  // One stamped in the same millisecond is no newer: a device clock can stand still between the hello
+  // and the status that followed it, and only the status carries a sequence number.
+  const stale = base.lastStatusAt !== undefined && hello.at <= base.lastStatusAt && (next.state === 'committed' || next.state === 'failed' || next.state === 'rolled-back');
   if (mine && !reasonless && !stale && (mine.state !== next.state || (mine.reason !== undefined && mine.reason !== next.reason))) {
     next.state = mine.state;
     if (mine.reason !== undefined) next.reason = mine.reason;

@@ -431,6 +431,17 @@ describe('engine: early hard limits', () => {
     expect(r.state.core.waves[0]!.counts).toMatchObject({ committed: ids.length, inProgress: 0 });
   });
 
+  it('a hello stamped in the same millisecond as the committed status (a clock that stood still) leaves the device committed', () => {
+    const d = rolling();
+    const ids = W0(d.spec);
+    d.at(T0 + MIN).statuses(ids, 'committed');
+    // The agent said hello while committing (reported as trial), then committed; its clock had not moved
+    // between the two. The hello carries no sequence number: it cannot be told newer than the status.
+    const r = d.ev({ type: 'device-hello', hello: { ...hello(ids[0]!, '2.0.0', { deploymentId: d.spec.id, state: 'trial', toVersion: '2.0.0' }), at: T0 + MIN } });
+    expect(r.state.core.waves[0]!.counts).toMatchObject({ committed: ids.length, inProgress: 0 });
+    expect(r.state.core.phase).toBe('soaking');
+  });
+
   it('a reasonless hello (an older agent) does not turn an update in progress into an outcome; the status decides', () => {
     const d = rolling();
     const ids = W0(d.spec);
