@@ -27,16 +27,30 @@ async function leaderOf(replicas: readonly string[], token: string): Promise<str
   return undefined;
 }
 
+/**
+ * Sends the request to `target` and pipes its answer back; false when it did not answer (the next
+ * replica may). A replica that dies in the middle of an answer (a download, killed by the test) has the
+ * caller's connection reset, as a real balancer does: piping alone would leave the caller waiting for
+ * the rest of a body that never comes (an agent until its idle timeout, fetch for 300 s).
+ */
 function forward(target: string, req: IncomingMessage, body: Buffer, res: ServerResponse): Promise<boolean> {
   return new Promise((resolve) => {
     const u = new URL(req.url ?? '/', target);
+    let answered = false;
     const out = request(u, { method: req.method, headers: { ...req.headers, host: u.host } }, (up) => {
+      answered = true;
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.pipe(res);
-      up.on('end', () => resolve(true));
-      up.on('error', () => resolve(true));
+      up.on('error', () => undefined);
+      up.on('close', () => {
+        if (!up.complete) res.destroy();
+        resolve(true);
+      });
     });
-    out.on('error', () => resolve(false));
+    out.on('error', () => {
+      if (answered) res.destroy();
+      resolve(answered);
+    });
     out.end(body);
   });
 }
