@@ -4,8 +4,9 @@
  * verified secrets, so a download costs no store read once the device has connected. Refused secrets
  * are remembered for a minute, and at most `maxPendingChecks` uncached checks run at once (the rest
  * are told to come back), so a client guessing secrets cannot tie up the store, nor the thread pool
- * that also reads images with the scrypt checks of secrets stored before the fast form. With anonymous devices allowed (development), a request without credentials is served
- * as anonymous. I/O shell around an injected verifier.
+ * that also reads images with the scrypt checks of secrets stored before the fast form. With anonymous
+ * devices allowed (development), a request without credentials is served as anonymous. I/O shell
+ * around an injected verifier.
  */
 import { createHash } from 'node:crypto';
 import { isValidId } from '@fleet/protocol/ids';
