@@ -12,10 +12,11 @@
  * and shown, never a member of a wave.
  *
  * Reads come from memory (CONNECT authorisation and wave membership cannot wait for a round trip);
- * writes go through the async store (SQLite or PostgreSQL), one device at a time in order
- * (keyed-writes.ts). `provisioned` resolves once the device is stored; changes from device messages
- * are stored behind the handler, and a failure is reported to `onWriteError`. Another coordinator on
- * the same PostgreSQL database changes rows this one keeps in memory: `reload` reads them again.
+ * writes go through the async store (SQLite or PostgreSQL): the devices changed in a turn are stored
+ * together, one batch at a time, so a device's writes land in order (turn-batch.ts). `provisioned`
+ * resolves once the device is stored; changes from device messages are stored behind the handler, and
+ * a failure is reported to `onWriteError`. Another coordinator on the same PostgreSQL database
+ * changes rows this one keeps in memory: `reload` reads them again.
  * I/O shell (the store).
  */
 import semver from 'semver';
@@ -23,7 +24,6 @@ import { bucketOf } from '@fleet/protocol/bucket';
 import type { HelloMessage } from '@fleet/protocol/messages';
 import type { SlotName, UpdateState } from '@fleet/protocol/update-state';
 import { placeholders, type Sql, type SqlQueries } from '../store/sql.js';
-import { KeyedWrites } from '../store/keyed-writes.js';
 import { MultiRowInsert } from '../store/multi-row-insert.js';
 import { TurnBatch } from '../store/turn-batch.js';
 import { definedProps } from '@fleet/firmware/defined-props';
@@ -186,12 +186,13 @@ export class DeviceRegistry {
   private readonly devices = new Map<string, DeviceRecord>();
   private readonly dirtySeen = new Set<string>();
   private readonly listeners = new Set<RegistryListener>();
-  private readonly writes = new KeyedWrites();
   /**
-   * The devices whose writes run in this turn, stored together: a wave's statuses and reconnects
-   * change hundreds of devices a second, and a transaction each was most of the store's time.
+   * The devices changed in this turn, stored together: a wave's statuses and reconnects change
+   * hundreds of devices a second, and a transaction each was most of the store's time.
    */
   private readonly batch = new TurnBatch<string>((ids) => this.store(ids));
+  /** Per reload running: the devices whose batch settled since it began (their rows may predate it). */
+  private readonly reads = new Set<Set<string>>();
   private lastFlushed: string[] = [];
 
   private constructor(
@@ -214,20 +215,30 @@ export class DeviceRegistry {
   /**
    * Reads devices from the store again (all, or the ones named), replacing what memory holds: the
    * seam through which changes another coordinator made to the shared store become visible here.
-   * A device this process has a write pending for keeps its in-memory record.
+   * A device this process has a write pending for, or stored while the rows were read, keeps its
+   * in-memory record: its row may have been read before that write.
    */
   async reload(deviceIds?: readonly string[]): Promise<void> {
+    const stored = new Set<string>();
+    this.reads.add(stored);
     let rows: DeviceRow[];
-    if (deviceIds === undefined) rows = await this.sql.all<DeviceRow>('SELECT * FROM devices');
-    else {
-      // A few statements for any number of devices (a connect storm notifies thousands at once).
-      rows = [];
-      for (let i = 0; i < deviceIds.length; i += 500) {
-        const chunk = deviceIds.slice(i, i + 500);
-        rows.push(...(await this.sql.all<DeviceRow>(`SELECT * FROM devices WHERE device_id IN (${placeholders(chunk.length)})`, chunk)));
-      }
+    try {
+      rows = await this.read(deviceIds);
+    } finally {
+      this.reads.delete(stored);
     }
-    for (const row of rows) if (!this.writes.has(row.device_id)) this.applyRow(row);
+    for (const row of rows) if (!stored.has(row.device_id) && !this.batch.has(row.device_id)) this.applyRow(row);
+  }
+
+  private async read(deviceIds: readonly string[] | undefined): Promise<DeviceRow[]> {
+    if (deviceIds === undefined) return this.sql.all<DeviceRow>('SELECT * FROM devices');
+    // A few statements for any number of devices (a connect storm notifies thousands at once).
+    const rows: DeviceRow[] = [];
+    for (let i = 0; i < deviceIds.length; i += 500) {
+      const chunk = deviceIds.slice(i, i + 500);
+      rows.push(...(await this.sql.all<DeviceRow>(`SELECT * FROM devices WHERE device_id IN (${placeholders(chunk.length)})`, chunk)));
+    }
+    return rows;
   }
 
   /** Replaces a device's record with a row read from the store (reload, or a change notification). */
@@ -252,9 +263,9 @@ export class DeviceRegistry {
     for (const l of this.listeners) l(device, change);
   }
 
-  /** Stores the device's record as it is when the write runs (after any earlier write of it). */
+  /** Stores the device's record as it is when its batch runs (after any earlier batch). */
   private save(deviceId: string): Promise<void> {
-    return this.writes.schedule(deviceId, () => this.batch.add(deviceId));
+    return this.batch.add(deviceId);
   }
 
   /** Writes the records of `ids` (distinct) as they are now, in one transaction. */
@@ -263,7 +274,12 @@ export class DeviceRegistry {
       const d = this.devices.get(id);
       return d ? rowOf(d) : [];
     });
-    if (params.length > 0) await this.sql.transaction((tx) => UPSERT.run(tx, params));
+    try {
+      if (params.length > 0) await this.sql.transaction((tx) => UPSERT.run(tx, params));
+    } finally {
+      // Before the batch leaves `has`: a reload sees these devices as pending or as stored.
+      for (const stored of this.reads) for (const id of ids) stored.add(id);
+    }
   }
 
   /** Stores in the background: a failure is reported, never thrown into a message handler. */
@@ -273,7 +289,7 @@ export class DeviceRegistry {
 
   /** Resolves when every change made so far has been written (or failed and been reported). */
   idle(): Promise<void> {
-    return this.writes.idle();
+    return this.batch.idle();
   }
 
   private blank(deviceId: string): DeviceRecord {

@@ -1,7 +1,8 @@
 /**
  * The device registry on both stores: operator-assigned tags kept apart from the ones a device reports,
  * the update a device last reported, what survives a restart (presence only where it outlives the process), last-seen times flushed in a
- * transaction, writes of one device landing in order, and another coordinator's changes read back.
+ * transaction (due again when it rolls back), writes of one device landing in order, and another coordinator's changes read back
+ * without losing a change made here while the rows were read.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeDatabase, openDatabase } from '../../coordinator/store/db.js';
@@ -10,6 +11,7 @@ import { SqliteSql } from '../../coordinator/store/sqlite-sql.js';
 import { DeviceRegistry, matchesTarget } from '../../coordinator/registry/device-registry.js';
 import type { HelloMessage } from '../../protocol/messages.js';
 import { bucketOf } from '../../protocol/bucket.js';
+import type { Sql, SqlParams } from '../../coordinator/store/sql.js';
 import { STORE_KINDS, openTestStore } from '../support/postgres.js';
 import { tempDbPath as dbPath, uniqueId } from './helpers.js';
 
@@ -26,6 +28,27 @@ function hello(deviceId: string, tags: string[]): HelloMessage {
 }
 
 const T = 1_800_000_000_000;
+
+/** `store`, with the rows of every read held back until `release` (a read slower than the writes around it). */
+function heldReads(store: Sql): { sql: Sql; hold: () => void; release: () => void } {
+  let gate: Promise<void> | undefined;
+  let open = (): void => {};
+  const all = async <T>(query: string, params?: SqlParams): Promise<T[]> => {
+    const rows = await store.all<T>(query, params);
+    await gate;
+    return rows;
+  };
+  const sql = new Proxy(store, {
+    get: (target, prop) => (prop === 'all' ? all : (Reflect.get(target, prop, target) as unknown)),
+  });
+  return {
+    sql,
+    hold: () => {
+      gate = new Promise<void>((resolve) => (open = resolve));
+    },
+    release: () => open(),
+  };
+}
 
 describe.each(STORE_KINDS)('device registry on %s', (kind) => {
   it('a hello does not overwrite the tags set at provisioning; targeting sees the union', async () => {
@@ -124,6 +147,49 @@ describe.each(STORE_KINDS)('device registry on %s', (kind) => {
     reg.noteVersion(id, '2.0.0');
     await reg.idle();
     expect(await store.get('SELECT firmware_version FROM devices WHERE device_id = ?', [id])).toEqual({ firmware_version: '2.0.0' });
+  });
+
+  it('a rolled-back last-seen flush leaves those devices due: the next flush stores them', async () => {
+    const store = await openTestStore(kind);
+    const reg = await DeviceRegistry.load(store);
+    const id = uniqueId('dev');
+    reg.applyHello(hello(id, []), T);
+    await reg.idle();
+    reg.seen(id, T + 40);
+    await expect(store.transaction(async (tx) => {
+      await reg.flushSeen(tx);
+      throw new Error('rolled back');
+    })).rejects.toThrow('rolled back');
+    reg.flushRolledBack();
+    expect(await store.get('SELECT last_seen FROM devices WHERE device_id = ?', [id])).toEqual({ last_seen: T });
+    await store.transaction((tx) => reg.flushSeen(tx));
+    expect(await store.get('SELECT last_seen FROM devices WHERE device_id = ?', [id])).toEqual({ last_seen: T + 40 });
+  });
+
+  it('a reload keeps the record of a device changed here while its row was read (the row may predate the change)', async () => {
+    const store = await openTestStore(kind);
+    const reads = heldReads(store);
+    const here = await DeviceRegistry.load(reads.sql);
+    const there = await DeviceRegistry.load(store);
+    const [before, during] = [uniqueId('dev'), uniqueId('dev')];
+    for (const id of [before, during]) await there.provisioned(id, T, { tags: ['old'] });
+    await here.reload();
+    // One device changed just before the read, stored while it runs; the other changed and stored while it runs.
+    here.applyHello(hello(before, ['new']), T + 1);
+    reads.hold();
+    const reload = here.reload();
+    here.applyHello(hello(during, ['new']), T + 2);
+    await here.idle();
+    reads.release();
+    await reload;
+    for (const id of [before, during]) {
+      expect(here.get(id)?.reportedTags).toEqual(['new']);
+      expect(await store.get('SELECT tags FROM devices WHERE device_id = ?', [id])).toEqual({ tags: '["new"]' });
+    }
+    // Once nothing is pending, a reload reads the store again.
+    await there.provisioned(during, T + 3, { tags: ['op'] });
+    await here.reload([during]);
+    expect(here.get(during)?.operatorTags).toEqual(['op']);
   });
 
   it("reads another coordinator's changes on reload", async () => {
