@@ -5,7 +5,7 @@
  * listener included, to close them), and after a restart the same secrets are accepted from the new
  * form and a wrong one is refused.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -15,7 +15,7 @@ import { openPostgresStore, openSqliteStore } from '../../coordinator/store/open
 import type { Sql } from '../../coordinator/store/sql.js';
 import { adminApi } from '../support/admin-api.js';
 import { STORE_KINDS, freshPostgresUrl } from '../support/postgres.js';
-import { freePort, spawnFleet, type RunningProcess } from '../support/processes.js';
+import { spawnFleet, type RunningProcess } from '../support/processes.js';
 import { waitFor } from '../support/wait-for.js';
 
 const TOKEN = 'credential-upgrade-test-token-8d3f1a6c9e';
@@ -53,16 +53,17 @@ describe.each(STORE_KINDS)('device secrets an earlier coordinator stored as scry
     stops.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
     const dataDir = join(dir, 'coordinator');
     const store = kind === 'postgres' ? await freshPostgresUrl() : undefined;
-    const port = await freePort();
-    const mqttUrl = `mqtt://127.0.0.1:${port}`;
     const openStore = (): Promise<Sql> => (store ? openPostgresStore(store) : Promise.resolve(openSqliteStore(join(dataDir, 'fleet.db'))));
+    // Where this start listens (ports are picked at each start).
+    let mqttUrl = '';
     const start = async (): Promise<RunningProcess> => {
       const p = spawnFleet(
-        ['coordinator', 'start', '--data-dir', dataDir, '--mqtt-port', String(port), '--http-port', '0', '--log-format', 'json', ...(store ? ['--store', store] : [])],
+        ['coordinator', 'start', '--data-dir', dataDir, '--mqtt-port', '0', '--http-port', '0', '--log-format', 'json', ...(store ? ['--store', store] : [])],
         { env: { FLEET_ADMIN_TOKEN: TOKEN } },
       );
       stops.push(() => p.stop('SIGKILL'));
       await p.waitForLine(/coordinator started/, 60_000);
+      mqttUrl = (JSON.parse(readFileSync(join(dataDir, 'admin.json'), 'utf8')) as { mqttUrl: string }).mqttUrl;
       return p;
     };
 
