@@ -275,8 +275,10 @@ export class CredentialStore {
             if (!stillWanted()) return Promise.reject(new BusyError(`login from ${lane} throttled while it waited`));
             return verifyScrypt(secret, stored);
           });
-          // Only a secret of the generated shape: one a person set stays scrypt.
-          if (ok && !check.stale && isGeneratedSecret(secret)) this.upgrade(deviceId, { from: stored, to: fastHash(secret) });
+          // Only a secret of the generated shape: one a person set stays scrypt. Even when the check
+          // went stale (a reload, a change elsewhere): the upgrade applies only over the very hash
+          // checked, unrevoked, so a real change meanwhile makes it a no-op.
+          if (ok && isGeneratedSecret(secret)) this.upgrade(deviceId, { from: stored, to: fastHash(secret) });
           break;
         case 'unknown':
           ok = decoyCheck(secret);

@@ -98,7 +98,10 @@ describe.each(STORE_KINDS)('device secrets an earlier coordinator stored as scry
     await waitFor(async () => {
       for (const id of [...DEVICES, 'marker']) if ((await hashOf(id)) !== fastHash(secrets.get(id)!)) return false;
       return true;
-    }, 'every row stored as sha256 of its secret', 60_000, 100);
+    }, 'every row stored as sha256 of its secret', 60_000, 100).catch((err: unknown) => {
+      console.error(coordinator.output().slice(-4000));
+      throw err;
+    });
 
     if (kind === 'postgres') {
       // Revoked behind the coordinator's back, as another replica would: its notification closes the

@@ -79,6 +79,18 @@ describe.each(STORE_KINDS)('device secrets stored as scrypt, on %s', (kind) => {
     expect(await hashOf(sql, 'chosen-1')).toBe(legacy);
   });
 
+  it('a reload while the scrypt check runs (a replica reconnecting to its notifications) still upgrades', async () => {
+    const sql = await openTestStore(kind);
+    const here = await CredentialStore.load(sql);
+    const { secret } = await here.provision('reloaded-1');
+    await storeLegacy(sql, 'reloaded-1', await scryptHash(secret, 4));
+    const checking = here.verify('reloaded-1', secret);
+    await here.reload();
+    expect(await checking).toBe(true);
+    await here.settled();
+    expect(await hashOf(sql, 'reloaded-1')).toBe(fastHash(secret));
+  });
+
   it('an upgrade never overwrites a rotation or revocation made while its check ran', async () => {
     const sql = await openTestStore(kind);
     const here = await CredentialStore.load(sql);
