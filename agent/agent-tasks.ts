@@ -5,6 +5,7 @@
 import type { Artifact } from './agent-state.js';
 import { SlotError, type SlotBackend } from './slots/slot-backend.js';
 import type { Downloader } from './downloader.js';
+import type { StreamedDownloads } from './streamed-downloads.js';
 import type { HealthCheck, HealthCheckRunner } from './health-checks.js';
 import type { UpdateEvent } from './update-types.js';
 import { errorMessage } from '@fleet/protocol/errors';
@@ -22,6 +23,7 @@ export async function downloadTask(
   dest: string,
   signal: AbortSignal,
   onProgress: (event: UpdateEvent) => void,
+  streamed?: StreamedDownloads,
 ): Promise<UpdateEvent | null> {
   let lastTenth = -1;
   let outcome;
@@ -43,6 +45,7 @@ export async function downloadTask(
     return { type: 'download-failed', deploymentId, reason: 'download-failed', detail: errorMessage(err), retryable: true };
   }
   if (signal.aborted) return null;
+  streamed?.record(dest, artifact, outcome);
   if (outcome.ok) return { type: 'download-finished', deploymentId };
   return {
     type: 'download-failed',
@@ -83,8 +86,12 @@ export async function trialHealthTask(
   }
 }
 
-/** The verifying stage: the file on disk must have exactly the signed size and sha256. */
-export async function verifyTask(downloader: Downloader, deploymentId: string, artifact: Artifact, path: string): Promise<UpdateEvent> {
+/**
+ * The verifying stage: the file on disk must have exactly the signed size and sha256. A file this
+ * process streamed whole with that digest (`streamed`, streamed-downloads.ts) is not read again.
+ */
+export async function verifyTask(downloader: Downloader, deploymentId: string, artifact: Artifact, path: string, streamed?: StreamedDownloads): Promise<UpdateEvent> {
+  if (streamed?.take(path, artifact)) return { type: 'verify-done', deploymentId, ok: true };
   try {
     const d = await downloader.digest(path);
     if (d.size === artifact.size && d.sha256 === artifact.sha256) return { type: 'verify-done', deploymentId, ok: true };

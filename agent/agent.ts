@@ -38,6 +38,7 @@ import { CommandHealthCheckRunner, type HealthCheckRunner } from './health-check
 import { MqttSession } from './mqtt-session.js';
 import type { TelemetryCollector } from './telemetry/collector.js';
 import { downloadTask, trialHealthTask, verifyTask, writeSlotTask } from './agent-tasks.js';
+import { StreamedDownloads } from './streamed-downloads.js';
 import { classifyInbound } from './agent-inbox.js';
 import { brokerClientOptions, defaultDownloader, defaultTelemetry, systemBootId } from './agent-defaults.js';
 import { helloMessage, presenceMessage, statusMessage, telemetryMessage, type DeviceIdentity } from './agent-messages.js';
@@ -67,6 +68,8 @@ export class Agent {
   /** After the reboot effect: the system is going down; nothing more is done. */
   private halted = false;
   private download: { deploymentId: string; controller: AbortController } | null = null;
+  /** Downloads this process hashed whole while streaming: their verify pass is not repeated. */
+  private readonly streamed = new StreamedDownloads();
   private retryTimer: TimerHandle | null = null;
   private trialTimer: TimerHandle | null = null;
   private trialAbort: AbortController | null = null;
@@ -410,9 +413,10 @@ export class Agent {
         return;
       }
       case 'verify':
-        this.later(verifyTask(this.downloader, e.deploymentId, e.artifact, this.downloadPath(e.deploymentId)));
+        this.later(verifyTask(this.downloader, e.deploymentId, e.artifact, this.downloadPath(e.deploymentId), this.streamed));
         return;
       case 'discard-download':
+        this.streamed.forget(this.downloadPath(e.deploymentId));
         await this.downloader.discard(this.downloadPath(e.deploymentId)).catch(() => undefined);
         return;
       case 'write-slot':
@@ -463,8 +467,9 @@ export class Agent {
     const controller = new AbortController();
     this.download = { deploymentId, controller };
     const dest = this.downloadPath(deploymentId);
+    this.streamed.forget(dest);
     this.later(
-      downloadTask(this.downloader, deploymentId, artifact, dest, controller.signal, (e) => this.dispatch(e)).finally(() => {
+      downloadTask(this.downloader, deploymentId, artifact, dest, controller.signal, (e) => this.dispatch(e), this.streamed).finally(() => {
         if (this.download?.controller === controller) this.download = null;
       }),
     );

@@ -13,13 +13,14 @@
  *   server does) gets the device's own, and that origin gets them with every later request.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import type { UpdateReason } from '@fleet/protocol/reasons';
 import { definedProps } from '@fleet/firmware/defined-props';
+import { FILE_PASS_CHUNK, readChunks, sha256OfFile } from './file-passes.js';
 
 export interface DownloadRequest {
   url: string;
@@ -82,13 +83,8 @@ export interface HttpDownloaderOptions {
   plainHttpCredentials?: boolean;
 }
 
-async function hashPrefix(path: string, hash: Hash): Promise<number> {
-  let size = 0;
-  for await (const chunk of createReadStream(path)) {
-    size += (chunk as Buffer).length;
-    hash.update(chunk as Buffer);
-  }
-  return size;
+function hashPrefix(path: string, hash: Hash): Promise<number> {
+  return readChunks(path, (chunk) => hash.update(chunk));
 }
 
 async function fileSize(path: string): Promise<number> {
@@ -135,10 +131,8 @@ export class HttpDownloader implements Downloader {
     this.maxBytes = options.maxBytes ?? 4 * 1024 ** 3;
   }
 
-  async digest(path: string): Promise<{ size: number; sha256: string }> {
-    const hash = createHash('sha256');
-    const size = await hashPrefix(path, hash);
-    return { size, sha256: hash.digest('hex') };
+  digest(path: string): Promise<{ size: number; sha256: string }> {
+    return sha256OfFile(path);
   }
 
   async discard(path: string): Promise<void> {
@@ -264,7 +258,9 @@ export class HttpDownloader implements Downloader {
             return;
           }
         }
-        const out = createWriteStream(req.dest, { flags });
+        // Buffered up to a chunk before asking the socket to pause (the default 16 KiB paused it at
+        // every socket read).
+        const out = createWriteStream(req.dest, { flags, highWaterMark: FILE_PASS_CHUNK });
         let bytes = offset;
         let overflow = false;
         res.on('data', (chunk: Buffer) => {

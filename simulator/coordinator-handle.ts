@@ -44,6 +44,12 @@ export interface CoordinatorHandle {
   /** Creates and starts a deployment; `warnings` are the coordinator's (canary waves too small to judge). */
   createDeployment(input: CreateDeploymentInput): Promise<{ id: string; warnings: string[] }>;
   deployment(id: string): Promise<DeploymentView>;
+  /**
+   * Calls `onChange` whenever the deployment changes (an engine commit or a decision), from the
+   * coordinator's own events; returns the unsubscribe. Only where the coordinator offers them (the
+   * embedded one): without it a follower polls.
+   */
+  watch?(id: string, onChange: () => void): () => void;
   decisions(id: string): Promise<DecisionView[]>;
   progress(id: string): Promise<ProgressView[]>;
   /** Operator abort (with rollback): the simulator ends a rollout that is held for an operator. */

@@ -118,6 +118,11 @@ export async function embeddedCoordinator(
   options: { statJudge?: boolean; onStart?: (c: Coordinator) => void; maxConcurrentDownloads?: number } = {},
 ): Promise<CoordinatorHandle> {
   const pinned = gateAnalyzers(options.statJudge !== false);
+  // Watchers outlive a restart: each new coordinator's events reach them.
+  const watchers = new Set<(deploymentId: string) => void>();
+  const tell = (deploymentId: string): void => {
+    for (const w of watchers) w(deploymentId);
+  };
   const make = (): Promise<Coordinator> =>
     createCoordinator({
       config: {
@@ -137,6 +142,8 @@ export async function embeddedCoordinator(
       logger: ctx.logger,
       ...(pinned ? { analyzers: pinned } : {}),
     }).then((co) => {
+      co.events.on('deployment', (v) => tell(v.id));
+      co.events.on('decision', (d) => tell(d.deploymentId));
       options.onStart?.(co);
       return co;
     });
@@ -177,6 +184,13 @@ export async function embeddedCoordinator(
     },
     async decisions(id) {
       return ((await (await current()).deployment(id))?.decisions ?? []).map(toDecision);
+    },
+    watch(id, onChange) {
+      const watcher = (deploymentId: string): void => {
+        if (deploymentId === id) onChange();
+      };
+      watchers.add(watcher);
+      return () => watchers.delete(watcher);
     },
     async progress(id) {
       return (await (await current()).deploymentDevices(id)).map(toProgress);

@@ -1,5 +1,6 @@
 /**
- * Following one deployment of a simulation to its end: polls the coordinator (real time), emits wave
+ * Following one deployment of a simulation to its end: reads the deployment from the coordinator when
+ * it changed (its events, where the coordinator offers them; else a real-time poll), emits wave
  * progress and gate decisions, and ends a rollout that is held for an operator (or out of its
  * simulated time) by aborting it as an operator would — nobody comes in a simulation. I/O shell.
  */
@@ -14,6 +15,11 @@ const FINAL = new Set(['aborted', 'rolled-back']);
 const UNREACHABLE_LIMIT_MS = 5 * 60_000;
 /** Simulated grace after the last wave for stragglers (reconnecting, slow links). */
 const STRAGGLER_GRACE_MS = 30 * 60_000;
+/**
+ * With the coordinator's change events, the real time between reads when nothing changed: a missed
+ * event (a coordinator restart) and the run's simulated deadline are noticed this late at most.
+ */
+const IDLE_READ_MS = 500;
 
 export const sleepReal = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -26,20 +32,58 @@ export interface FollowOptions {
   /** Simulated time the release may take. */
   deadlineMs: number;
   emit: (e: SimEvent) => void;
-  /** Real-time poll interval. */
+  /** Real time between reads: the poll interval, or with change events the shortest gap between reads. */
   pollMs: number;
 }
 
-/** Polls the deployment until it is final (or complete with every live device on the version). */
+/** Change notifications turned into a wait: `next` resolves once a change came since the last call. */
+class ChangeSignal {
+  private changed = true;
+  private wake: (() => void) | null = null;
+
+  readonly notify = (): void => {
+    this.changed = true;
+    this.wake?.();
+  };
+
+  /** Resolves when a change arrived since the last call (at once if one did), or after `maxMs`. */
+  async next(maxMs: number): Promise<void> {
+    if (!this.changed) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        timer = setTimeout(resolve, maxMs);
+      });
+      clearTimeout(timer);
+      this.wake = null;
+    }
+    this.changed = false;
+  }
+}
+
+/** Follows the deployment until it is final (or complete with every live device on the version). */
 export async function followDeployment(o: FollowOptions): Promise<DeploymentView> {
+  const changes = o.coordinator.watch ? new ChangeSignal() : undefined;
+  const unwatch = changes ? o.coordinator.watch?.(o.id, changes.notify) : undefined;
+  try {
+    return await follow(o, changes);
+  } finally {
+    unwatch?.();
+  }
+}
+
+async function follow(o: FollowOptions, changes: ChangeSignal | undefined): Promise<DeploymentView> {
   const { coordinator, id, version, clock, emit } = o;
   const start = clock.now();
   const seenWave = new Map<number, string>();
   const seenDecisions = new Set<string>();
   let completedAt: number | null = null;
   let answeredAt = performance.now();
+  // A completed deployment waits for its stragglers, whom the fleet reports, not the coordinator.
+  let waitingForFleet = false;
   for (;;) {
     await sleepReal(o.pollMs);
+    if (changes && !waitingForFleet) await changes.next(Math.max(0, IDLE_READ_MS - o.pollMs));
     let d: DeploymentView;
     try {
       d = await coordinator.deployment(id);
@@ -77,6 +121,7 @@ export async function followDeployment(o: FollowOptions): Promise<DeploymentView
       return { ...d, phase: stuck };
     }
     if (d.phase === 'completed') {
+      waitingForFleet = true;
       completedAt ??= clock.now();
       const everyone = await o.fleet.everyoneOn(version);
       if (everyone || clock.now() - completedAt > STRAGGLER_GRACE_MS) return d;

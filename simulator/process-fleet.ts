@@ -39,6 +39,15 @@ export interface ProcessFleetOptions extends FleetDeviceOptions {
 }
 
 /**
+ * The device processes' young generation: 64 MiB semi-spaces instead of V8's 16 MiB. A process hosting
+ * hundreds of agents allocates fast (messages, states, buffers) and spent ~9 % of its samples in GC,
+ * mostly scavenges of short-lived objects; bigger semi-spaces scavenge less often and promote less.
+ * It costs up to ~150 MiB more per process (the young generation's spaces) — a setting of this load-testing
+ * tool, not of the agent: a device runs one agent in a process of its own with Node's defaults.
+ */
+const DEVICE_SEMI_SPACE_MIB = 64;
+
+/**
  * The device-process entry beside this module: the built .js, or the .ts source when this runs from
  * source under a TypeScript loader, which the child inherits with this process's exec arguments.
  */
@@ -111,7 +120,12 @@ export class ProcessDeviceFleet implements DeviceFleet {
     const readies: Promise<void>[] = [];
     const keys = [...o.trust.keys.values()].map((k) => String(k.publicKey.export({ format: 'pem', type: 'spki' })));
     for (let i = 0; i < n; i++) {
-      const execArgv = [...process.execArgv, ...cpuProfileArgv(process.execArgv), ...(o.maxOldSpaceMiB !== undefined ? [`--max-old-space-size=${o.maxOldSpaceMiB}`] : [])];
+      const execArgv = [
+        ...process.execArgv,
+        ...cpuProfileArgv(process.execArgv),
+        `--max-semi-space-size=${DEVICE_SEMI_SPACE_MIB}`,
+        ...(o.maxOldSpaceMiB !== undefined ? [`--max-old-space-size=${o.maxOldSpaceMiB}`] : []),
+      ];
       const proc = fork(entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
       const child = new DeviceProcess(proc, i);
       children.push(child);

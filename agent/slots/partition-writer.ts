@@ -9,8 +9,9 @@ import type { CommandRunner } from './command-runner.js';
 import type { VerifiedImage } from './slot-backend.js';
 import { SlotError } from './slot-backend.js';
 import { errorMessage } from '@fleet/protocol/errors';
+import { FILE_PASS_CHUNK } from '../file-passes.js';
 
-const CHUNK = 1024 * 1024;
+const CHUNK = FILE_PASS_CHUNK;
 
 /**
  * Copies `image` onto `device` from offset 0, fsyncs, then reads `image.size` bytes back and compares

@@ -11,13 +11,13 @@
  * and calls `onReboot`. The harness (SimulatedDevice, a test, the simulator) stops the agent, calls
  * `powerOn()` — the bootloader picking a slot — and starts a new agent on the same data directory.
  */
-import { createHash } from 'node:crypto';
 import { copyFile, mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { SlotNameSchema, otherSlot, type SlotName } from '@fleet/protocol/update-state';
 import { Sha256HexSchema } from '@fleet/protocol/ids';
+import { FILE_PASS_CHUNK, sha256OfFile } from '../file-passes.js';
 import { parsePayload } from '@fleet/protocol/parse';
 import { writeFileAtomic } from '../state-store.js';
 import { SlotError, checkDurableRecord, type BootState, type SlotBackend, type VerifiedImage } from './slot-backend.js';
@@ -48,16 +48,6 @@ export interface FileSlotBackendOptions {
   trialBoots?: number;
   /** Called after `reboot()` recorded the shutdown; the harness powers the device on again. */
   onReboot?: () => void | Promise<void>;
-}
-
-async function sha256File(path: string): Promise<{ size: number; sha256: string }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(path)) {
-    size += (chunk as Buffer).length;
-    hash.update(chunk as Buffer);
-  }
-  return { size, sha256: hash.digest('hex') };
 }
 
 export class FileSlotBackend implements SlotBackend {
@@ -92,7 +82,7 @@ export class FileSlotBackend implements SlotBackend {
       // empty placeholder file, so a later rollback to it can be armed.
       if (options.factoryImage !== undefined) await copyFile(options.factoryImage, backend.slotPath('A'));
       else await writeFile(backend.slotPath('A'), '');
-      const content = await sha256File(backend.slotPath('A'));
+      const content = await sha256OfFile(backend.slotPath('A'));
       await backend.writeState({
         primary: 'A',
         booted: 'A',
@@ -155,7 +145,7 @@ export class FileSlotBackend implements SlotBackend {
     } catch (err) {
       throw new SlotError('write-failed', `writing slot ${target} (${path}) failed: ${errorMessage(err)}`, { cause: err });
     }
-    const back = await sha256File(path);
+    const back = await sha256OfFile(path);
     if (back.size !== image.size || back.sha256 !== image.sha256) {
       throw new SlotError('readback-failed', `slot ${target} read back ${back.size} bytes with sha256 ${back.sha256}, expected ${image.size} with ${image.sha256}`);
     }
@@ -172,7 +162,7 @@ export class FileSlotBackend implements SlotBackend {
     const out = await open(to, 'w');
     try {
       let position = 0;
-      for await (const chunk of createReadStream(from, { highWaterMark: 256 * 1024 })) {
+      for await (const chunk of createReadStream(from, { highWaterMark: FILE_PASS_CHUNK })) {
         if (epoch !== this.epoch) throw new Error('power lost during the write');
         const buf = chunk as Buffer;
         await out.write(buf, 0, buf.length, position);

@@ -8,8 +8,6 @@
  * which is on trial. system.conf must say `activate-installed=false`, so an install never changes the
  * boot order by itself (the backend restores it, with a warning, if RAUC did).
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -20,6 +18,7 @@ import { parsePayload, parseValue } from '@fleet/protocol/parse';
 import type { SlotName } from '@fleet/protocol/update-state';
 import { SlotNameSchema, otherSlot } from '@fleet/protocol/update-state';
 import { writeFileAtomic } from '../state-store.js';
+import { sha256OfFile } from '../file-passes.js';
 import type { SlotBackendDeps } from './command-runner.js';
 import { describeFailure, spawnRunner } from './command-runner.js';
 import { sha256Prefix } from './partition-writer.js';
@@ -69,12 +68,6 @@ export interface RaucBackendDeps extends SlotBackendDeps {
   onProgress?: (progress: RaucProgress) => void;
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 export class RaucSlotBackend implements SlotBackend {
   readonly kind = 'rauc' as const;
   private readonly client: RaucClient;
@@ -110,7 +103,7 @@ export class RaucSlotBackend implements SlotBackend {
       throw new SlotError('bootloader-error', `slot ${state.booted} is on an uncommitted trial; its fallback ${state.primary} must not be overwritten — commit or mark the trial bad first`);
     }
     if (armed) await this.disarm(state.booted);
-    const actual = await sha256File(image.path).catch((err: unknown) => {
+    const { sha256: actual } = await sha256OfFile(image.path).catch((err: unknown) => {
       throw new SlotError('write-failed', `cannot read bundle ${image.path}: ${errorMessage(err)}`, { cause: err });
     });
     if (actual !== image.sha256.toLowerCase()) {

@@ -17,7 +17,6 @@ import { EngineRunner } from '../engine/engine-runner.js';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { GateAnalyzer } from '../gate/analyzer.js';
 import { hardGatesAnalyzer } from '../gate/hard-gates.js';
-import { inputsDigest } from '../gate/run-gate.js';
 import { allDevices } from '../engine/device-progress.js';
 import { currentManifest } from '../engine/manifest-renewal.js';
 import type { AuditEntry, DeploymentCore, DeploymentRequest, DeploymentState, DeviceProgress, OperatorAction } from '../engine/types.js';
@@ -114,12 +113,8 @@ export class DeploymentService {
       analyzersFor: (spec, wave) => analyzersFor(spec, wave),
       renewManifest: (core) => deps.firmware.renewDeploymentManifest(currentManifest(core), core.spec.id),
       ...(deps.onChange ? { onCommitted: (core: DeploymentCore) => deps.onChange!(deploymentView(core)) } : {}),
-      snapshotFor: async (state: DeploymentState, wave: number, now: number): Promise<CanarySnapshot> => {
-        const snapshot = await gateSnapshots.build(state, wave, now, allDevices(state));
-        // Stored before the gate judges it: a decision's inputs digest always finds its snapshot.
-        await repo.saveSnapshot(inputsDigest(snapshot), state.core.spec.id, wave, now, snapshot);
-        return snapshot;
-      },
+      snapshotFor: (state: DeploymentState, wave: number, now: number): Promise<CanarySnapshot> => gateSnapshots.build(state, wave, now, allDevices(state)),
+      keepSnapshot: (s) => repo.saveSnapshot(s.digest, s.deploymentId, s.wave, s.takenAt, s.snapshot),
     });
     return new DeploymentService(deps, repo, makeRunner);
   }

@@ -2,7 +2,7 @@
  * A deployment as the admin API, the CLI and embedders see it: the engine's core state flattened for
  * reading, with its decisions when asked for. Pure.
  */
-import { ManifestSchema } from '@fleet/protocol/signed';
+import { ManifestSchema, type Envelope } from '@fleet/protocol/signed';
 import { definedProps } from '@fleet/firmware/defined-props';
 import type { DecisionRecord } from '../gate/decision.js';
 import type { DeploymentCore } from '../engine/types.js';
@@ -61,16 +61,33 @@ export function deploymentView(core: DeploymentCore, decisions?: DecisionRecord[
   };
 }
 
+/**
+ * A manifest's summary by the envelope it was read from. A deployment's envelope is one object from
+ * its creation (or renewal) on, and the view is rebuilt at every engine commit: a thousand devices'
+ * statuses would re-parse the same signed manifest a thousand times. Weak: a finished deployment's
+ * envelope goes with it. `null` remembers an envelope that is not a manifest.
+ */
+const summaries = new WeakMap<Envelope, ManifestSummary | null>();
+
 function optionalManifest(core: DeploymentCore): { manifest?: ManifestSummary } {
-  const parsed = ManifestSchema.safeParse(currentManifest(core).signed);
-  if (!parsed.success) return {};
+  const envelope = currentManifest(core);
+  let summary = summaries.get(envelope);
+  if (summary === undefined) {
+    summary = manifestSummary(envelope);
+    summaries.set(envelope, summary);
+  }
+  // A copy: a listener that edits its view must not edit the next one.
+  return summary ? { manifest: { ...summary } } : {};
+}
+
+function manifestSummary(envelope: Envelope): ManifestSummary | null {
+  const parsed = ManifestSchema.safeParse(envelope.signed);
+  if (!parsed.success) return null;
   const m = parsed.data;
   return {
-    manifest: {
-      ...definedProps({ deploymentId: m.deploymentId, metadataVersion: m.metadataVersion }),
-      securityVersion: m.securityVersion,
-      issuedAt: m.issuedAt,
-      expiresAt: m.expiresAt,
-    },
+    ...definedProps({ deploymentId: m.deploymentId, metadataVersion: m.metadataVersion }),
+    securityVersion: m.securityVersion,
+    issuedAt: m.issuedAt,
+    expiresAt: m.expiresAt,
   };
 }

@@ -69,6 +69,11 @@ export interface EngineRunnerOptions {
   analyzersFor?: (spec: DeploymentSpec, wave: number) => readonly GateAnalyzer[];
   /** The canary snapshot for a gate (telemetry, control cohort); default: snapshotFromProgress. */
   snapshotFor?: (state: DeploymentState, wave: number, now: number) => CanarySnapshot | Promise<CanarySnapshot>;
+  /**
+   * Stores a gate's snapshot under its inputs digest before the gate judges it, so that a decision's
+   * digest always finds its snapshot. The runner takes the digest once for both.
+   */
+  keepSnapshot?: (snapshot: { deploymentId: string; wave: number; takenAt: number; digest: string; snapshot: CanarySnapshot }) => Promise<void>;
   logger?: Logger;
   /** Per-analyzer time limit (default 60 s). */
   analyzerTimeoutMs?: number;
@@ -471,10 +476,15 @@ export class EngineRunner {
     const decisionId = `${id}.w${wave}.gate.a${attempt}`;
     let decision: DecisionRecord;
     try {
-      const snapshot = await (this.o.snapshotFor ?? snapshotFromProgress)(state, wave, this.o.clock.now());
+      const takenAt = this.o.clock.now();
+      const snapshot = await (this.o.snapshotFor ?? snapshotFromProgress)(state, wave, takenAt);
+      // One canonical JSON of the snapshot (a thousand devices' worth): its digest files and stamps it.
+      const digest = inputsDigest(snapshot);
+      await this.o.keepSnapshot?.({ deploymentId: id, wave, takenAt, digest, snapshot });
       const analyzers = this.o.analyzersFor?.(spec, wave) ?? [hardGatesAnalyzer];
       decision = await runGate({
         snapshot,
+        inputsDigest: digest,
         analyzers,
         policy,
         clock: this.o.clock,

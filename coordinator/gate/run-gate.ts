@@ -26,6 +26,8 @@ export function inputsDigest(value: unknown): string {
 
 export interface RunGateOptions {
   snapshot: CanarySnapshot;
+  /** The snapshot's inputs digest when the caller already took it (to store the snapshot under it). */
+  inputsDigest?: string;
   analyzers: readonly GateAnalyzer[];
   policy: GatePolicy;
   clock: Clock;
@@ -87,7 +89,7 @@ export async function runGate(o: RunGateOptions): Promise<DecisionRecord> {
     attempt: o.attempt,
     at: o.clock.now(),
     source: o.source ?? 'gate',
-    inputsDigest: inputsDigest(o.snapshot),
+    inputsDigest: o.inputsDigest ?? inputsDigest(o.snapshot),
     policy: { ...o.policy },
     analyzers: records,
     final,
