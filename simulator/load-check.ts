@@ -23,7 +23,7 @@ import { clockLine } from './report-format.js';
 const here = dirname(fileURLToPath(import.meta.url));
 /** The built `fleet` executable of the repository this check runs in (cli/dist/fleet.js): started by path, never imported. */
 const fleetCli = join(here, '..', '..', 'cli', 'dist', 'fleet.js');
-const E2E_SCENARIOS = ['good-releases', 'bad-releases', 'coordinator-restart'];
+const E2E_SCENARIOS = ['good-releases', 'bad-releases-metrics', 'bad-releases-subtle', 'bad-releases-boot', 'coordinator-restart'];
 const DEFAULT_SCENARIOS = ['demo', ...E2E_SCENARIOS];
 
 /** A bundled name stays a name; an end-to-end one becomes its file (from dist/ or from the sources). */

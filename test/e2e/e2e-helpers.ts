@@ -3,7 +3,7 @@
  * data directory, unique device ids) and 1,000 simulated devices running the real agent, plus the
  * assertions every rollout must satisfy.
  */
-import { expect } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { simulate } from '../../simulator/fleet-runner.js';
@@ -64,4 +64,25 @@ export function expectCaughtEarly(r: ReleaseReport): void {
   expect(r.bricked.bySystem).toBe(0);
   expect(r.timeToDetectMs).not.toBeNull();
   expect(r.timeToFullRollbackMs).not.toBeNull();
+}
+
+/**
+ * The bad-release suite of one scenario, one case per release: the scenario rolls out exactly `kinds`
+ * in that order, and each is caught early and rolled back. Returns the report for further cases.
+ */
+export function badReleaseCases(scenario: string, kinds: readonly string[]): () => SimulationReport {
+  let report: SimulationReport | undefined;
+  beforeAll(async () => {
+    report = await runScenario(scenario);
+  }, E2E_TIMEOUT_MS);
+
+  it('rolls out every behaviour, in order', () => {
+    expect(report!.releases.map((r) => r.behaviour.kind)).toEqual([...kinds]);
+  });
+
+  it.each(kinds.map((kind, i) => [kind, i] as const))('%s is caught early and rolled back', (_kind, i) => {
+    expectCaughtEarly(report!.releases[i]!);
+    expect(report!.releases[i]!.ok).toBe(true);
+  });
+  return () => report!;
 }

@@ -3,9 +3,6 @@
  * knows the labels passes, one that errs or answers garbage fails, errors count as misses, and
  * `fleet canary eval` reports and enforces the threshold.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_GATE_POLICY } from '../../coordinator/gate/analyzer.js';
@@ -13,17 +10,16 @@ import { createAiAnalyzer } from '../../coordinator/canary/ai-scorer.js';
 import { loadLabelledCases, runRegression, scoreResults } from '../../coordinator/canary/ai-regression.js';
 import { registerCanaryCommands } from '../../coordinator/canary/cli.js';
 import { FakeOpenAiServer, type FakeBehaviour, type RecordedRequest } from '../canary/fake-openai-server.js';
-import { writeGoldenSet } from './generate.js';
+import { sharedGoldenSet } from './shared-golden-set.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'fleet-golden-ai-'));
+let dir: string;
 const server = new FakeOpenAiServer();
 beforeAll(async () => {
-  await writeGoldenSet(dir);
+  dir = await sharedGoldenSet();
   await server.start();
 }, 120_000);
 afterAll(async () => {
   await server.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 const saved = { ...process.env };
 afterEach(() => {

@@ -7,18 +7,17 @@
  * and agree exactly on every hard-limit case. Disagreements are listed. The version 1 fixtures (v1/,
  * snapshots of the first format) must still parse and get their labels.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { CANARY_SNAPSHOT_VERSIONS, CanarySnapshotSchema, RecommendationSchema, type CanarySnapshot, type Verdict } from '../../protocol/canary.js';
 import { parseValue } from '../../protocol/parse.js';
 import { DEFAULT_GATE_POLICY } from '../../coordinator/gate/analyzer.js';
 import { judgeSnapshot } from '../../coordinator/canary/stat-judge.js';
 import { GOLDEN } from './golden-set.js';
-import { writeGoldenSet } from './generate.js';
+import { sharedGoldenSet } from './shared-golden-set.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -31,10 +30,9 @@ function load(dir: string, name: string): CanarySnapshot {
 describe('golden set (through the real telemetry pipeline)', () => {
   let dir: string;
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'fleet-golden-'));
-    expect(await writeGoldenSet(dir)).toHaveLength(Object.keys(GOLDEN).length + 1);
+    dir = await sharedGoldenSet();
+    expect(readdirSync(dir).sort()).toEqual([...Object.keys(GOLDEN).map((n) => `${n}.json`), 'labels.json'].sort());
   }, 120_000);
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   const verdicts = new Map<string, Verdict>();
   for (const [name, c] of Object.entries(GOLDEN)) {
