@@ -19,7 +19,7 @@ const UNIT = [
   'test/support/manual-clock.test.ts',
   'test/agent/{durable-record,state-store,update-machine}.test.ts',
   'test/canary/{judge-v2-layers,stat-analyzer-no-control,stat-judge,stats,stratified-rates}.test.ts',
-  'test/coordinator/{connect-admission,counter-map,engine,engine-offered,engine-window,turn-batch}.test.ts',
+  'test/coordinator/{connect-admission,counter-map,engine,engine-offered,engine-window,secret-hash,turn-batch}.test.ts',
   'test/simulator/{fleet-model,pace-controller,paced-clock,publish-packet,report,scenario,timer-heap}.test.ts',
   'test/slots/file-conformance.test.ts',
 ];

@@ -214,7 +214,11 @@ export const CoordinatorConfigSchema = z.object({
    * production need 32+ characters and 128+ estimated bits (token-strength.ts).
    */
   adminToken: z.string().min(16, `admin token must be at least 16 characters (${MIN_TOKEN_LENGTH} in staging and production)`).optional(),
-  /** log2 of scrypt N for device secrets and user passwords. Production requires >= 14. */
+  /**
+   * log2 of scrypt's N for user passwords (people choose them). Device secrets are generated (192
+   * random bits) and stored as SHA-256, whatever this says; one still stored as scrypt from before is
+   * checked at the cost it was stored with, once. Production requires >= 14.
+   */
   credentialCost: z.number().int().min(4).max(20).default(14),
   /** Web console sessions: end after `idleMs` unused (default 1 h), `maxMs` after login at the latest (default 12 h). */
   sessions: z
@@ -398,6 +402,6 @@ export function checkEnvironmentRules(config: CoordinatorConfig): void {
     throw new ConfigError(`${env} refuses a plaintext Redis beyond loopback (${new URL(redis).host}): device messages cross it; use rediss:// (Redis with TLS)`);
   }
   if (env === 'production' && config.credentialCost < 14) {
-    throw new ConfigError('production needs credentialCost >= 14 (scrypt N = 16384) for device secrets');
+    throw new ConfigError(`production needs credentialCost >= 14 (scrypt N = 16384) for user passwords, not ${config.credentialCost}: raise FLEET_CREDENTIAL_COST (or credentialCost in the configuration file) to 14 or more, or leave it unset`);
   }
 }

@@ -156,7 +156,11 @@ async function openRepositories(b: Basics, opened: Pick<Stores, 'key' | 'trustDi
   const events = new EventEmitter<CoordinatorEvents>();
   registry.subscribe((d, change) => events.emit('device', d, change));
   const auditLog = new AuditLog(sql, { onError: storeFailed('audit') });
-  const credentials = await CredentialStore.load(sql, { logN: config.credentialCost, now });
+  const credentials = await CredentialStore.load(sql, {
+    now,
+    onUpgraded: (n) => counters.inc('credentials.upgraded', n),
+    onUpgradeError: (err, ids) => storeFailed('credentials')(err, `${ids.length} devices' secrets in the fast form`),
+  });
   return {
     ...opened,
     counters,

@@ -189,6 +189,8 @@ export class RunningCoordinator implements Coordinator {
     await p.integrity.stop();
     await p.accounts.stop();
     await p.transport.stop();
+    // No login comes any more: store the secrets' fast forms still waiting.
+    await p.credentials.settled();
     await p.housekeeping.stop();
     await p.telemetry.stop();
     await p.housekeeping.flushCounters();

@@ -131,7 +131,7 @@ export async function embeddedCoordinator(
         // `auto` picks free ports, and a restart on the same data directory reuses them (devices reconnect).
         mqtt: { port: 'auto', host: '127.0.0.1' },
         http: { port: 'auto', host: '127.0.0.1', maxConcurrentDownloads: options.maxConcurrentDownloads ?? 256 },
-        // Every device has its own credentials; a cheap scrypt keeps provisioning 10,000 of them quick.
+        // Every device has its own credentials (sha256, quick to issue); cheap scrypt for user passwords.
         allowAnonymousDevices: false,
         credentialCost: 4,
         // Silence is judged on the run's clock, but reconnecting after a reboot takes real time: at

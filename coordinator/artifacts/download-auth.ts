@@ -1,11 +1,12 @@
 /**
  * Who is downloading: each device authenticates its downloads with its own broker credentials over
  * HTTP Basic (user = device id, password = its secret), answered from the credential store's cache of
- * verified secrets, so a download costs no scrypt once the device has connected. Refused secrets are
- * remembered for a minute, and at most `maxPendingChecks` uncached checks run at once (the rest are
- * told to come back), so a client guessing secrets cannot tie up the thread pool that also reads
- * images. With anonymous devices allowed (development), a request without credentials is served
- * as anonymous. I/O shell around an injected verifier.
+ * verified secrets, so a download costs no store read once the device has connected. Refused secrets
+ * are remembered for a minute, and at most `maxPendingChecks` uncached checks run at once (the rest
+ * are told to come back), so a client guessing secrets cannot tie up the store, nor the thread pool
+ * that also reads images with the scrypt checks of secrets stored before the fast form. With anonymous
+ * devices allowed (development), a request without credentials is served as anonymous. I/O shell
+ * around an injected verifier.
  */
 import { createHash } from 'node:crypto';
 import { isValidId } from '@fleet/protocol/ids';

@@ -27,7 +27,7 @@ const ROUNDS = arg('rounds', 3);
 
 const logger = pino({ level: 'silent' });
 const db = openDatabase(':memory:');
-const credentials = await CredentialStore.load(new SqliteSql(db), { logN: 4 });
+const credentials = await CredentialStore.load(new SqliteSql(db));
 const ids = Array.from({ length: DEVICES }, (_, i) => `bench-${i}`);
 const secrets = new Map<string, string>();
 

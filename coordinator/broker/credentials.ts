@@ -1,11 +1,15 @@
 /**
- * Per-device MQTT credentials. `provision` creates a random secret and stores only its scrypt hash;
- * `verify` checks a presented secret in constant time. Successful checks are remembered in memory by a
- * sha256 of the secret so that a reconnect storm (10,000 devices after a broker restart) does not cost
- * 10,000 scrypt runs. Every scrypt run goes through one fair, bounded queue (fair-queue.ts): a few at
- * a time, each source address in its own lane, so a storm of wrong passwords from one place neither
- * starves libuv's thread pool nor delays a device connecting from elsewhere by more than a check or
- * two.
+ * Per-device MQTT credentials. `provision` creates a random secret (192 bits) and stores only its
+ * SHA-256 (secret-hash.ts: a secret that long needs no slow hash, and its check costs microseconds, so
+ * a cold cluster's reconnect storm is not held up by our own hashing — docs/credential-hashing.md);
+ * `verify` checks a presented secret in constant time. A device whose secret is still stored as
+ * scrypt (from before) is checked with scrypt once, and its hash is then replaced by the fast form,
+ * written in batches behind the login. Those scrypt runs go through one fair, bounded queue
+ * (fair-queue.ts): a few at a time, each source address in its own lane, so a storm of wrong
+ * passwords from one place neither starves libuv's thread pool nor delays a device connecting from
+ * elsewhere by more than a check or two. An unknown device costs the same hash and compare as a wrong
+ * secret. Successful checks are remembered in memory (by a sha256 of the secret), so a reconnect costs
+ * no store read.
  *
  * Which ids have credentials, and whether revoked, is kept in memory (the broker's publish
  * authorisation asks synchronously); the hash itself is read from the store at each check, so a
@@ -13,57 +17,36 @@
  * verified is forgotten when the device's credentials change — here (`commit`, `revoke`) or through
  * another coordinator on the same store (`forget`, `reloadDevices`, told by its change notification)
  * — and a check that was under way meanwhile is not remembered, so a revoked or rotated-out secret
- * never stays accepted. I/O shell (the store, node:crypto).
+ * never stays accepted. Replacing a scrypt hash by the fast form of the same secret is no change: no
+ * other coordinator is told (the PostgreSQL trigger leaves it out, leadership-migrations.ts), and no
+ * session is closed for it. I/O shell (the store, node:crypto).
  */
-import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { placeholders, type Sql } from '../store/sql.js';
 import { DeviceIdSchema } from '@fleet/protocol/ids';
 import { FleetError, ValidationError } from '@fleet/protocol/errors';
 import { BusyError, FairQueue, type FairQueueOptions } from './fair-queue.js';
-
-/** log2 of scrypt's N. 14 (16,384) is the production floor; tests and the simulator may go lower. */
-export const DEFAULT_SCRYPT_LOG_N = 14;
-
-function scryptAsync(secret: string, salt: Buffer, logN: number): Promise<Buffer> {
-  const N = 2 ** logN;
-  return new Promise((resolve, reject) => {
-    scrypt(secret, salt, 32, { N, r: 8, p: 1, maxmem: 256 * N * 8 + 1024 * 1024 }, (err, key) => {
-      if (err) reject(err);
-      else resolve(key);
-    });
-  });
-}
-
-/** Formats `scrypt$logN$r$p$salt$hash`. */
-export async function hashSecret(secret: string, logN = DEFAULT_SCRYPT_LOG_N): Promise<string> {
-  const salt = randomBytes(16);
-  const key = await scryptAsync(secret, salt, logN);
-  return `scrypt$${logN}$8$1$${salt.toString('base64')}$${key.toString('base64')}`;
-}
-
-export async function verifySecret(secret: string, stored: string): Promise<boolean> {
-  const parts = stored.split('$');
-  if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
-  const logN = Number(parts[1]);
-  if (!Number.isInteger(logN) || logN < 1 || logN > 20) return false;
-  const salt = Buffer.from(parts[4]!, 'base64');
-  const expected = Buffer.from(parts[5]!, 'base64');
-  const key = await scryptAsync(secret, salt, logN);
-  return key.length === expected.length && timingSafeEqual(key, expected);
-}
+import { decoyCheck, fastHash, isGeneratedSecret, newDeviceSecret, storedForm, verifyFast, verifyScrypt } from './secret-hash.js';
 
 /**
- * Two scrypt runs at once (libuv's pool has four threads, shared with file I/O); a source address may
- * have 1,000 checks waiting (a NAT'd fleet reconnecting after a restart), all sources together 10,000;
- * past that a login is refused as busy.
+ * For the scrypt checks of secrets stored before the fast form: two runs at once (libuv's pool has
+ * four threads, shared with file I/O); a source address may have 1,000 checks waiting (a NAT'd fleet
+ * reconnecting after a restart), all sources together 10,000; past that a login is refused as busy.
  */
 export const DEFAULT_CHECK_QUEUE: FairQueueOptions = { concurrency: 2, maxPerLane: 1_000, maxQueued: 10_000 };
 
 const UPSERT = `INSERT INTO device_credentials (device_id, secret_hash, created_at, revoked) VALUES (?, ?, ?, 0)
   ON CONFLICT (device_id) DO UPDATE SET secret_hash = excluded.secret_hash, created_at = excluded.created_at, revoked = 0`;
 
-/** The lane of provisioning's hashing: the operator's own work, never refused, taking turns with logins. */
-const PROVISIONING_LANE = 'operator:provisioning';
+/**
+ * The same secret in its fast form, only over the hash it was checked against (a rotation or
+ * revocation meanwhile wins). The setting tells PostgreSQL's change trigger that this is no change
+ * (leadership-migrations.ts); it lasts to the end of the transaction.
+ */
+const UPGRADE = 'UPDATE device_credentials SET secret_hash = ? WHERE device_id = ? AND secret_hash = ? AND revoked = 0';
+const MARK_UPGRADE = "SELECT set_config('fleet.credential_upgrade', 'on', true)";
+/** Rows per upgrade transaction. */
+const UPGRADE_BATCH = 500;
 
 export interface ProvisionedDevice {
   deviceId: string;
@@ -77,12 +60,20 @@ export interface IssuedCredential extends ProvisionedDevice {
 }
 
 export interface CredentialStoreOptions {
-  /** log2 of scrypt's N for new secrets. Default DEFAULT_SCRYPT_LOG_N. */
-  logN?: number;
   /** Default Date.now. */
   now?: () => number;
-  /** Default DEFAULT_CHECK_QUEUE. */
+  /** For scrypt checks of secrets stored before the fast form. Default DEFAULT_CHECK_QUEUE. */
   checkQueue?: FairQueueOptions;
+  /** Scrypt hashes replaced by the fast form, per batch stored. */
+  onUpgraded?: (count: number) => void;
+  /** Storing a batch of replaced hashes failed (the devices stay on scrypt and are upgraded at a later login). */
+  onUpgradeError?: (err: unknown, deviceIds: readonly string[]) => void;
+}
+
+/** A scrypt hash verified, to be replaced by the fast form of the same secret. */
+interface Upgrade {
+  from: string;
+  to: string;
 }
 
 /** A check under way; a change to the device's credentials meanwhile makes its answer stale. */
@@ -98,14 +89,16 @@ export class CredentialStore {
   /** Every id ever provisioned: true when revoked. */
   private readonly known = new Map<string, boolean>();
   private readonly checks: FairQueue;
-  private readonly logN: number;
   private readonly now: () => number;
+  /** Upgrades not stored yet, by device. */
+  private readonly upgrades = new Map<string, Upgrade>();
+  /** The loop storing upgrades, while it runs. */
+  private storing: Promise<void> | undefined;
 
   private constructor(
     private readonly sql: Sql,
-    options: CredentialStoreOptions,
+    private readonly options: CredentialStoreOptions,
   ) {
-    this.logN = options.logN ?? DEFAULT_SCRYPT_LOG_N;
     this.now = options.now ?? Date.now;
     this.checks = new FairQueue(options.checkQueue ?? DEFAULT_CHECK_QUEUE);
   }
@@ -182,9 +175,9 @@ export class CredentialStore {
     return p!;
   }
 
-  /** Provisions many devices; hashing runs on libuv's thread pool, a few at a time. */
+  /** Provisions many devices. */
   async provisionMany(deviceIds: readonly string[], options: { rotate?: boolean } = {}): Promise<ProvisionedDevice[]> {
-    const issued = await this.issue(deviceIds, options);
+    const issued = this.issue(deviceIds, options);
     await this.commit(issued);
     return issued.map(({ deviceId, secret }) => ({ deviceId, secret }));
   }
@@ -195,26 +188,16 @@ export class CredentialStore {
    * credentials unless `rotate`, before issuing any, so that no secret is issued and then lost with
    * the error.
    */
-  async issue(deviceIds: readonly string[], options: { rotate?: boolean } = {}): Promise<IssuedCredential[]> {
+  issue(deviceIds: readonly string[], options: { rotate?: boolean } = {}): IssuedCredential[] {
     for (const deviceId of deviceIds) {
       const id = DeviceIdSchema.safeParse(deviceId);
       if (!id.success) throw new ValidationError('device id', [id.error.issues[0]?.message ?? 'invalid']);
       if (!options.rotate && this.has(deviceId)) throw new CredentialExistsError(deviceId);
     }
-    const out: IssuedCredential[] = [];
-    const width = 8;
-    for (let i = 0; i < deviceIds.length; i += width) {
-      out.push(
-        ...(await Promise.all(
-          deviceIds.slice(i, i + width).map(async (deviceId) => {
-            const secret = randomBytes(24).toString('base64url');
-            const hash = await this.checks.run(PROVISIONING_LANE, () => hashSecret(secret, this.logN), false);
-            return { deviceId, secret, hash };
-          }),
-        )),
-      );
-    }
-    return out;
+    return deviceIds.map((deviceId) => {
+      const secret = newDeviceSecret();
+      return { deviceId, secret, hash: fastHash(secret) };
+    });
   }
 
   /** Stores issued credentials (replacing and un-revoking what each device had), in one transaction. */
@@ -256,15 +239,16 @@ export class CredentialStore {
     return this.known.has(deviceId);
   }
 
-  /** True when `secret` is the one last verified for the device (no scrypt run; never a refusal). */
+  /** True when `secret` is the one last verified for the device (no store read; never a refusal). */
   verifiedBefore(deviceId: string, secret: string): boolean {
     const known = this.verified.get(deviceId);
     return known !== undefined && known === createHash('sha256').update(secret).digest('hex');
   }
 
   /**
-   * Checks a device's secret. `lane` is who asks (the source address): checks run a few at a time,
-   * lanes in turn. Rejects with BusyError when that lane already has its share waiting, or when
+   * Checks a device's secret. A fast-form hash is checked at once; a scrypt one (stored before the
+   * fast form) waits its turn in the fair queue, where `lane` is who asks (the source address) and
+   * lanes take turns. Rejects with BusyError when that lane already has its share waiting, or when
    * `stillWanted` says no once the check's turn comes (its sender was throttled while it waited: a
    * queue of a storm's attempts is dropped, not run).
    */
@@ -278,12 +262,28 @@ export class CredentialStore {
       // From the store, not memory: a device provisioned or rotated by another coordinator on the same
       // store logs in here at once.
       const row = await this.sql.get<{ secret_hash: string }>('SELECT secret_hash FROM device_credentials WHERE device_id = ? AND revoked = 0', [deviceId]);
-      if (!row) return false;
+      if (!row) return decoyCheck(secret);
       if (!check.stale) this.known.set(deviceId, false);
-      const ok = await this.checks.run(lane, () => {
-        if (!stillWanted()) return Promise.reject(new BusyError(`login from ${lane} throttled while it waited`));
-        return verifySecret(secret, row.secret_hash);
-      });
+      const stored = row.secret_hash;
+      let ok: boolean;
+      switch (storedForm(stored)) {
+        case 'sha256':
+          ok = verifyFast(secret, stored);
+          break;
+        case 'scrypt':
+          ok = await this.checks.run(lane, () => {
+            if (!stillWanted()) return Promise.reject(new BusyError(`login from ${lane} throttled while it waited`));
+            return verifyScrypt(secret, stored);
+          });
+          // Only a secret of the generated shape: one a person set stays scrypt. Even when the check
+          // went stale (a reload, a change elsewhere): the upgrade applies only over the very hash
+          // checked, unrevoked, so a real change meanwhile makes it a no-op.
+          if (ok && isGeneratedSecret(secret)) this.upgrade(deviceId, { from: stored, to: fastHash(secret) });
+          break;
+        case 'unknown':
+          ok = decoyCheck(secret);
+          break;
+      }
       // The hash it was checked against may have been replaced or revoked meanwhile: answer this
       // check, remember nothing.
       if (ok && !check.stale) this.verified.set(deviceId, createHash('sha256').update(secret).digest('hex'));
@@ -292,6 +292,44 @@ export class CredentialStore {
       checks.delete(check);
       if (checks.size === 0) this.checking.delete(deviceId);
     }
+  }
+
+  /** Resolves when every upgrade asked for so far is stored (or its failure reported): before the store closes. */
+  async settled(): Promise<void> {
+    while (this.storing) await this.storing;
+  }
+
+  /**
+   * Queues a scrypt hash's replacement. One loop stores them, a batch per transaction, so a storm of
+   * first logins after the upgrade costs a few transactions, not one per device, and never delays an
+   * answer.
+   */
+  private upgrade(deviceId: string, change: Upgrade): void {
+    this.upgrades.set(deviceId, change);
+    this.storing ??= this.storeUpgrades();
+  }
+
+  private async storeUpgrades(): Promise<void> {
+    // Let the logins of this turn join the first batch.
+    await Promise.resolve();
+    while (this.upgrades.size > 0) {
+      const batch = [...this.upgrades].slice(0, UPGRADE_BATCH);
+      for (const [id] of batch) this.upgrades.delete(id);
+      try {
+        const stored = await this.sql.transaction(async (tx) => {
+          if (tx.dialect === 'postgres') await tx.get(MARK_UPGRADE);
+          let changes = 0;
+          for (const [id, u] of batch) changes += (await tx.run(UPGRADE, [u.to, id, u.from])).changes;
+          return changes;
+        });
+        if (stored > 0) this.options.onUpgraded?.(stored);
+      } catch (err) {
+        this.options.onUpgradeError?.(err, batch.map(([id]) => id));
+      }
+    }
+    // Cleared with nothing left to store and no await since the check: an upgrade asked for from
+    // here on starts a new loop.
+    this.storing = undefined;
   }
 
   /** Password checks waiting for a slot (metrics). */

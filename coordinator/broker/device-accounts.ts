@@ -75,7 +75,7 @@ export class DeviceAccounts {
   /** Issues secrets and makes the broker and the store hold them; returns them (shown once). */
   async provision(deviceIds: readonly string[], info: ProvisionInfo = {}): Promise<ProvisionedDevice[]> {
     const { credentials, registry, broker } = this.deps;
-    const issued = await credentials.issue(deviceIds, info.rotate ? { rotate: true } : {});
+    const issued = credentials.issue(deviceIds, info.rotate ? { rotate: true } : {});
     const accounts: DeviceAccount[] = issued.map((p) => ({
       deviceId: p.deviceId,
       // The operator's model replaces any known before (re-provisioning changes the role).

@@ -3,8 +3,10 @@
  * secret. Failed logins are throttled per client id and per source address (login-throttle.ts): a
  * throttled login is refused without a password check — unless it presents the secret that device
  * last proved — and its answer is held back up to a second, so a loop that waits for each answer runs
- * at our pace. Password checks run through the credential store's fair, bounded queue, and are dropped
- * if their sender gets throttled while they wait. Devices without credentials are accepted only when
+ * at our pace: a secret's check costs microseconds now (credentials.ts), so the throttle, not the hash,
+ * is what holds back a wrong-secret loop. A scrypt check (a secret stored before the fast form) runs
+ * through the credential store's fair, bounded queue, and is dropped if its sender gets throttled
+ * while it waits. Devices without credentials are accepted only when
  * allowed, from a loopback address, never for an id that was ever provisioned, and are logged at every
  * connect. I/O shell (timers from the injected clock).
  */
@@ -83,8 +85,8 @@ export class DeviceAuthenticator {
     const now = (): number => this.timers.now();
     const verdict = this.throttle.check(clientId, address, now());
     if (verdict.throttled) {
-      // A device that proved this very secret before costs no scrypt run: someone else's failures
-      // under its id or from its network never lock it out.
+      // A device that proved this very secret before is let in: someone else's failures under its id
+      // or from its network never lock it out.
       if (credentials.verifiedBefore(username, secret)) return { deviceId: username, anonymous: false };
       counters.inc('mqtt.auth.throttled');
       const retry = Math.ceil(verdict.retryInMs / 1000);

@@ -3,7 +3,8 @@
  * coordinator, which always leads). `leadership` is one row: the current term (epoch), who holds it,
  * where its admin API is, its session's backend pid and its last heartbeat in the server's clock.
  * Triggers tell every replica, through NOTIFY, that a status reached the inbox, a device or its
- * credentials changed, or an artifact was uploaded, whoever wrote it (docs/replication.md). Pure data.
+ * credentials changed (not a secret's hash moved to its fast form), or an artifact was uploaded,
+ * whoever wrote it (docs/replication.md). Pure data.
  */
 import type { PostgresMigration } from '../store/migrations.js';
 
@@ -82,6 +83,24 @@ export const LEADERSHIP_POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       END $$;
       CREATE TRIGGER device_credentials_notify AFTER INSERT OR UPDATE OR DELETE ON device_credentials
         FOR EACH ROW EXECUTE FUNCTION fleet_notify_credentials();
+    `,
+  },
+  {
+    version: 903,
+    name: 'credential upgrades are no change',
+    // A scrypt hash replaced by the fast form of the same secret (credentials.ts, which marks its
+    // transaction with fleet.credential_upgrade) changes nothing a replica caches: told, every replica
+    // would close the device's session — the one that just logged in among them.
+    sql: `
+      CREATE OR REPLACE FUNCTION fleet_notify_credentials() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF TG_OP = 'UPDATE' AND current_setting('fleet.credential_upgrade', true) = 'on'
+          AND (to_jsonb(OLD) - 'secret_hash') = (to_jsonb(NEW) - 'secret_hash') THEN
+          RETURN NULL;
+        END IF;
+        PERFORM pg_notify('${CREDENTIALS_CHANNEL}', COALESCE(NEW.device_id, OLD.device_id));
+        RETURN NULL;
+      END $$;
     `,
   },
 ];

@@ -50,6 +50,7 @@ export const COUNTER_FAMILIES = {
   bytes: family('fleet_artifact_bytes_sent_total', 'Artifact bytes passed to the network.'),
   damaged: family('fleet_artifacts_damaged_total', 'Stored images found truncated or altered.'),
   registryFlushErrors: family('fleet_registry_flush_errors_total', 'Failed writes of devices\' last-seen times.'),
+  secretsUpgraded: family('fleet_device_secrets_upgraded_total', 'Device secrets stored as scrypt by an earlier version, replaced by their sha256 after a login (docs/credential-hashing.md).'),
   uncleanStops: family('fleet_coordinator_unclean_stops_total', '1 when this start followed a coordinator that did not stop cleanly on the same data directory.'),
   unmapped: family('fleet_unmapped_events_total', 'Coordinator counters without a metric of their own, by counter name.', 'counter'),
 } as const;
@@ -91,6 +92,7 @@ const RULES: readonly Rule[] = [
   { match: /^artifacts\.bytes$/, family: COUNTER_FAMILIES.bytes, labels: () => ({}) },
   { match: /^artifacts\.damaged$/, family: COUNTER_FAMILIES.damaged, labels: () => ({}) },
   { match: /^registry\.flush\.errors$/, family: COUNTER_FAMILIES.registryFlushErrors, labels: () => ({}) },
+  { match: /^credentials\.upgraded$/, family: COUNTER_FAMILIES.secretsUpgraded, labels: () => ({}) },
   { match: /^coordinator\.unclean-stops$/, family: COUNTER_FAMILIES.uncleanStops, labels: () => ({}) },
 ];
 

@@ -1,16 +1,17 @@
 /**
- * Named users of the admin API and the console: a role, an optional password (scrypt, as device
- * secrets are hashed) for the web login, and one API token (32 random bytes, shown once, stored as
- * its sha256: a token that long cannot be guessed, so a fast hash is enough to keep it out of a
- * leaked database). The coordinator's configured admin token is the built-in first admin, `admin`,
- * with no row of its own. Password checks run one at a time through a fair queue, each source
+ * Named users of the admin API and the console: a role, an optional password for the web login
+ * (scrypt at `credentialCost`: a person chose it, so it gets a slow hash), and one API token (32
+ * random bytes, shown once, stored as its sha256: a token that long cannot be guessed, so a fast hash
+ * is enough to keep it out of a leaked database, as with device secrets; docs/credential-hashing.md).
+ * The coordinator's configured admin token is the built-in first admin, `admin`, with no row of its
+ * own. Password checks run one at a time through a fair queue, each source
  * address in its own lane, so a burst of logins cannot occupy libuv's thread pool. Every read goes
  * to the store (a removal or new role applies at once, on every coordinator sharing it). I/O shell
  * (the Sql store, node:crypto).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { FleetError } from '@fleet/protocol/errors';
-import { hashSecret, verifySecret } from '../broker/credentials.js';
+import { scryptHash, verifyScrypt } from '../broker/secret-hash.js';
 import { FairQueue } from '../broker/fair-queue.js';
 import type { Sql } from '../store/sql.js';
 import { BUILTIN_ADMIN, RoleSchema, type Role } from './roles.js';
@@ -154,7 +155,7 @@ export class UserStore {
   async checkPassword(name: string, password: string, lane: string): Promise<UserIdentity | undefined> {
     const row = name === BUILTIN_ADMIN ? undefined : await this.row(name);
     const stored = row?.password_hash ?? (await this.decoyHash());
-    const ok = await this.checks.run(lane, () => verifySecret(password, stored));
+    const ok = await this.checks.run(lane, () => verifyScrypt(password, stored));
     return ok && row?.password_hash ? { name: row.name, role: RoleSchema.parse(row.role) } : undefined;
   }
 
@@ -168,11 +169,11 @@ export class UserStore {
 
   private hash(password: string): Promise<string> {
     // The admin's own work: waits its turn with logins instead of being refused.
-    return this.checks.run('operator:users', () => hashSecret(password, this.o.scryptLogN), false);
+    return this.checks.run('operator:users', () => scryptHash(password, this.o.scryptLogN), false);
   }
 
   private decoyHash(): Promise<string> {
-    this.decoy ??= hashSecret(newToken(), this.o.scryptLogN);
+    this.decoy ??= scryptHash(newToken(), this.o.scryptLogN);
     return this.decoy;
   }
 

@@ -1,7 +1,7 @@
 /**
  * Benchmark child process: the real coordinator (embedded broker, SQLite, ingest) in a fresh data
  * directory, so that publishers and subscribers in other processes measure its ingest and its wave
- * fan-out. They connect as provisioned devices (cheap scrypt). The per-device message rates are
+ * fan-out. They connect as provisioned devices. The per-device message rates are
  * lifted: the ingest sweep offers each of its 1,000 devices up to 140 messages a second to measure
  * the ingest path, which the default rate limit (5/s per device) would otherwise shed.
  *

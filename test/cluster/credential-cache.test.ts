@@ -1,7 +1,7 @@
 /**
  * The broker's cache of verified device secrets across replicas: two `fleet coordinator start`
  * processes on one PostgreSQL, each with its own embedded broker. A device logs in on B (B now answers
- * its reconnects without a store read or scrypt run); its secret rotated through A, B closes its
+ * its reconnects without a store read); its secret rotated through A, B closes its
  * session and refuses the old secret at once, and takes the new one; revoked through A, B refuses it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -49,7 +49,7 @@ export async function startAclBroker(kind: BrokerKind): Promise<AclBroker> {
 async function startEmbedded(): Promise<AclBroker> {
   const db = openDatabase(':memory:');
   const counters = new Counters();
-  const credentials = await CredentialStore.load(new SqliteSql(db), { logN: 4 });
+  const credentials = await CredentialStore.load(new SqliteSql(db));
   const models = new Map<string, string>();
   const received: Received[] = [];
   const broker = new EmbeddedBroker({

@@ -14,7 +14,7 @@ import { openDatabase } from '../../coordinator/store/db.js';
 
 const [redisUrl, dbPath, nodeName, heartbeat] = process.argv.slice(2);
 if (!redisUrl || !dbPath || !nodeName) throw new Error('usage: cluster-node-child.ts <redis-url> <credentials-db> <node-name> <heartbeat-ms>');
-const credentials = await CredentialStore.load(new SqliteSql(openDatabase(dbPath)), { logN: 4 });
+const credentials = await CredentialStore.load(new SqliteSql(openDatabase(dbPath)));
 const broker = new EmbeddedBroker({
   port: 0,
   host: '127.0.0.1',

@@ -11,8 +11,8 @@ import { STORE_KINDS, openTestStore } from '../support/postgres.js';
 describe.each(STORE_KINDS)('credential changes between coordinators on %s', (kind) => {
   it('a remembered secret rotated or revoked elsewhere is refused once told; the new one is accepted', async () => {
     const sql = await openTestStore(kind);
-    const here = await CredentialStore.load(sql, { logN: 4 });
-    const there = await CredentialStore.load(sql, { logN: 4 });
+    const here = await CredentialStore.load(sql);
+    const there = await CredentialStore.load(sql);
     const { secret: old } = await here.provision('cred-a');
     expect(await there.verify('cred-a', old)).toBe(true);
     expect(there.verifiedBefore('cred-a', old)).toBe(true);
@@ -35,8 +35,8 @@ describe.each(STORE_KINDS)('credential changes between coordinators on %s', (kin
 
   it('a check under way when the credentials change is answered, not remembered', async () => {
     const sql = await openTestStore(kind);
-    const here = await CredentialStore.load(sql, { logN: 4 });
-    const there = await CredentialStore.load(sql, { logN: 4 });
+    const here = await CredentialStore.load(sql);
+    const there = await CredentialStore.load(sql);
     const { secret } = await here.provision('cred-b');
     // On SQLite the hash is read at once, so this check runs against the secret revoked below.
     const checking = there.verify('cred-b', secret);
@@ -49,8 +49,8 @@ describe.each(STORE_KINDS)('credential changes between coordinators on %s', (kin
 
   it('reload forgets every remembered secret', async () => {
     const sql = await openTestStore(kind);
-    const here = await CredentialStore.load(sql, { logN: 4 });
-    const there = await CredentialStore.load(sql, { logN: 4 });
+    const here = await CredentialStore.load(sql);
+    const there = await CredentialStore.load(sql);
     const { secret } = await here.provision('cred-c');
     expect(await there.verify('cred-c', secret)).toBe(true);
     await here.revoke('cred-c');

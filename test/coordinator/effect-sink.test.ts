@@ -33,7 +33,7 @@ let commandSeq = 0;
 beforeEach(async () => {
   db = openDatabase(':memory:');
   counters = new Counters();
-  credentials = await CredentialStore.load(new SqliteSql(db), { logN: 4 });
+  credentials = await CredentialStore.load(new SqliteSql(db));
   broker = new EmbeddedBroker({ port: 0, host: '127.0.0.1', credentials, allowAnonymous: false, hardwareModelOf: (id) => models.get(id), logger: silentLogger, counters });
   broker.onMessage((m) => m.ack());
   await broker.start();

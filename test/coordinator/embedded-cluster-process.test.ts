@@ -55,7 +55,7 @@ describe.skipIf(!hasRedis)('fleet coordinator start --cluster-redis', () => {
     // The other node: its own devices' credentials (one store per node here; replicas share theirs).
     const db = openDatabase(':memory:');
     cleanups.push(() => closeDatabase(db));
-    const credentials = await CredentialStore.load(new SqliteSql(db), { logN: 4 });
+    const credentials = await CredentialStore.load(new SqliteSql(db));
     const node = new EmbeddedBroker({ port: 0, host: '127.0.0.1', credentials, allowAnonymous: false, hardwareModelOf: () => 'rpi4', logger: silentLogger, counters: new Counters(), cluster: { redisUrl: redis.url, nodeName: 'other' } });
     cleanups.push(() => node.stop());
     await node.start();

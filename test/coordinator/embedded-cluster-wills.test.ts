@@ -112,7 +112,7 @@ describe.skipIf(!hasRedis)('last wills in the embedded cluster', () => {
     raw = new Redis(redis.url);
     dir = mkdtempSync(join(tmpdir(), 'fleet-cluster-wills-'));
     db = openDatabase(join(dir, 'credentials.db'));
-    credentials = await CredentialStore.load(new SqliteSql(db), { logN: 4 });
+    credentials = await CredentialStore.load(new SqliteSql(db));
   });
 
   afterEach(async () => {

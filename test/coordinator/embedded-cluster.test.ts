@@ -83,7 +83,7 @@ describe.skipIf(!hasRedis)('embedded brokers clustered through Redis', () => {
   beforeAll(async () => {
     redis = await RedisServer.start();
     db = openDatabase(':memory:');
-    credentials = await CredentialStore.load(new SqliteSql(db), { logN: 4 });
+    credentials = await CredentialStore.load(new SqliteSql(db));
     a = await startNode('a');
     b = await startNode('b');
   });

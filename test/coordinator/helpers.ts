@@ -42,7 +42,7 @@ export { waitFor };
 
 
 /**
- * A development coordinator on 127.0.0.1 ephemeral ports in a fresh data dir (cheap scrypt). Gates run
+ * A development coordinator on 127.0.0.1 ephemeral ports in a fresh data dir (cheap password scrypt). Gates run
  * the hard gates only: these tests soak for fractions of a second, far too little exposure for the
  * statistical judge (which then rightly says Monitor).
  */

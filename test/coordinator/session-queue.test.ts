@@ -26,7 +26,7 @@ describe('a persistent session on the embedded broker', () => {
 
   beforeAll(async () => {
     db = openDatabase(':memory:');
-    credentials = await CredentialStore.load(new SqliteSql(db), { logN: 4 });
+    credentials = await CredentialStore.load(new SqliteSql(db));
     broker = new EmbeddedBroker({ port: 0, host: '127.0.0.1', credentials, allowAnonymous: false, hardwareModelOf: () => 'rpi4', logger: silentLogger, counters: new Counters() });
     broker.onMessage((m) => m.ack());
     await broker.start();

@@ -1,9 +1,10 @@
 /**
  * Hostile: an authentication storm — 64 parallel wrong-password loops against a provisioned device,
  * from other source addresses, in another process — against `fleet coordinator start` (production
- * scrypt cost). Failed logins are throttled per client id and per address without a password check,
- * checks run a few at a time and fairly per address, so a device connecting for the first time from
- * elsewhere still gets in, and so does the attacked device itself with the secret it used before.
+ * credential cost). Device secrets are checked as sha256 (microseconds), so the throttle is what
+ * slows the loops: failed logins are throttled per client id and per address without a check, and a
+ * device connecting for the first time from elsewhere still gets in, and so does the attacked device
+ * itself with the secret it used before.
  * Timing is printed (the machine may be busy); the figures are in the hostile suite's README.
  */
 import { join } from 'node:path';
