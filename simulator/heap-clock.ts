@@ -102,7 +102,12 @@ export abstract class HeapClock {
 
   private detach(timer: Timer): void {
     const delay = Math.max(0, this.realMsUntil(timer.due, performance.now()));
-    const real = setTimeout(() => this.fire(timer), Math.ceil(delay));
+    const real = setTimeout(() => {
+      // Node's timers count from the event loop's cached time, so one may fire up to a millisecond
+      // early by performance.now() — a whole second of simulated time at ×1000: wait out the rest.
+      if (timer.state === 'pending' && this.realMsUntil(timer.due, performance.now()) > 0) this.detach(timer);
+      else this.fire(timer);
+    }, Math.ceil(delay));
     if (!timer.ref) real.unref();
   }
 
