@@ -25,6 +25,7 @@ import { createHash } from 'node:crypto';
 import { placeholders, type Sql } from '../store/sql.js';
 import { DeviceIdSchema } from '@fleet/protocol/ids';
 import { FleetError, ValidationError } from '@fleet/protocol/errors';
+import { TurnBatch } from '../store/turn-batch.js';
 import { BusyError, FairQueue, type FairQueueOptions } from './fair-queue.js';
 import { decoyCheck, fastHash, isGeneratedSecret, newDeviceSecret, storedForm, verifyFast, verifyScrypt } from './secret-hash.js';
 
@@ -92,8 +93,8 @@ export class CredentialStore {
   private readonly now: () => number;
   /** Upgrades not stored yet, by device. */
   private readonly upgrades = new Map<string, Upgrade>();
-  /** The loop storing upgrades, while it runs. */
-  private storing: Promise<void> | undefined;
+  /** The devices upgraded in a turn, stored together (one store write at a time). */
+  private readonly upgradeBatch = new TurnBatch<string>((ids) => this.storeUpgrades(ids));
 
   private constructor(
     private readonly sql: Sql,
@@ -296,7 +297,7 @@ export class CredentialStore {
 
   /** Resolves when every upgrade asked for so far is stored (or its failure reported): before the store closes. */
   async settled(): Promise<void> {
-    while (this.storing) await this.storing;
+    await this.upgradeBatch.idle();
   }
 
   /**
@@ -306,15 +307,20 @@ export class CredentialStore {
    */
   private upgrade(deviceId: string, change: Upgrade): void {
     this.upgrades.set(deviceId, change);
-    this.storing ??= this.storeUpgrades();
+    // storeUpgrades reports its own failures (onUpgradeError); nothing is thrown to a login.
+    void this.upgradeBatch.add(deviceId);
   }
 
-  private async storeUpgrades(): Promise<void> {
-    // Let the logins of this turn join the first batch.
-    await Promise.resolve();
-    while (this.upgrades.size > 0) {
-      const batch = [...this.upgrades].slice(0, UPGRADE_BATCH);
-      for (const [id] of batch) this.upgrades.delete(id);
+  /** Stores the upgrades of `ids` as they stand now, UPGRADE_BATCH rows a transaction; never throws. */
+  private async storeUpgrades(ids: readonly string[]): Promise<void> {
+    const pending: [string, Upgrade][] = [];
+    for (const id of ids) {
+      const u = this.upgrades.get(id);
+      this.upgrades.delete(id);
+      if (u) pending.push([id, u]);
+    }
+    for (let i = 0; i < pending.length; i += UPGRADE_BATCH) {
+      const batch = pending.slice(i, i + UPGRADE_BATCH);
       try {
         const stored = await this.sql.transaction(async (tx) => {
           if (tx.dialect === 'postgres') await tx.get(MARK_UPGRADE);
@@ -327,9 +333,6 @@ export class CredentialStore {
         this.options.onUpgradeError?.(err, batch.map(([id]) => id));
       }
     }
-    // Cleared with nothing left to store and no await since the check: an upgrade asked for from
-    // here on starts a new loop.
-    this.storing = undefined;
   }
 
   /** Password checks waiting for a slot (metrics). */
